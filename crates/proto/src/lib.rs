@@ -1,0 +1,38 @@
+//! libvirt's RPC protocol in our own words: the packet header, program numbers, procedure
+//! tables and argument/return types, and the `remote_error` payload.
+//!
+//! One module per API family: [`remote`] holds the connect and domain calls served today.
+
+pub mod error;
+pub mod header;
+pub mod remote;
+
+pub use error::RemoteError;
+pub use header::{Header, MessageType, Status, HEADER_LEN};
+
+/// The libvirt main API program.
+pub const REMOTE_PROGRAM: u32 = 0x2000_8086;
+pub const REMOTE_VERSION: u32 = 1;
+/// Keepalive program ("keep").
+pub const KEEPALIVE_PROGRAM: u32 = 0x6b65_6570;
+pub const KEEPALIVE_VERSION: u32 = 1;
+pub const KEEPALIVE_PING: i32 = 1;
+pub const KEEPALIVE_PONG: i32 = 2;
+/// Admin program, on the admin socket.
+pub const ADMIN_PROGRAM: u32 = 0x0690_0690;
+
+/// Largest frame body (length word excluded), libvirt's `VIR_NET_MESSAGE_MAX`.
+pub const MESSAGE_MAX: usize = 32 * 1024 * 1024;
+/// Stream data chunk size libvirt uses in both directions.
+pub const STREAM_CHUNK: usize = 262_120;
+/// Maximum fds in one message.
+pub const NUM_FDS_MAX: usize = 32;
+
+/// `CONNECT_SUPPORTS_FEATURE` numbers that the remote layer answers itself.
+pub mod feature {
+    pub const FD_PASSING: i32 = 8;
+    pub const TYPED_PARAM_STRING: i32 = 9;
+    pub const PROGRAM_KEEPALIVE: i32 = 10;
+    pub const REMOTE_EVENT_CALLBACK: i32 = 14;
+    pub const REMOTE_CLOSE_CALLBACK: i32 = 15;
+}

@@ -1,0 +1,288 @@
+//! REMOTE_PROGRAM: procedure numbers and the argument / return / event types of the calls
+//! Vireo serves. Numbers and field orders are libvirt's (they are the wire contract); the
+//! Rust spelling is ours. `XxxArgs` is what a CALL carries, `XxxRet` what its REPLY carries;
+//! a procedure with neither takes or returns nothing.
+
+use vireo_xdr::{xdr_struct, Array, CharArray, FixedChars};
+
+pub type Uuid = [u8; 16];
+
+/// libvirt's list maxima.
+pub const DOMAIN_LIST_MAX: usize = 16384;
+pub const AUTH_TYPE_LIST_MAX: usize = 20;
+pub const DOMAIN_MESSAGES_MAX: usize = 2048;
+pub const SECURITY_LABEL_MAX: usize = 4097;
+pub const SECURITY_MODEL_MAX: usize = 257;
+pub const SECURITY_DOI_MAX: usize = 257;
+
+xdr_struct! {
+    /// A domain handle (`remote_nonnull_domain`). `id` is -1 when the domain is not running.
+    pub struct Domain {
+        pub name: String,
+        pub uuid: Uuid,
+        pub id: i32,
+    }
+}
+
+xdr_struct! {
+    /// A network handle (`remote_nonnull_network`).
+    pub struct Network {
+        pub name: String,
+        pub uuid: Uuid,
+    }
+}
+
+/// Declares the procedure numbers of one program, with a name table for logs and tools.
+macro_rules! procedures {
+    ($($name:ident = $num:expr),* $(,)?) => {
+        pub mod procs {
+            $(pub const $name: i32 = $num;)*
+        }
+        /// libvirt's name of a procedure (without the `REMOTE_PROC_` prefix).
+        pub fn proc_name(p: i32) -> Option<&'static str> {
+            match p {
+                $($num => Some(stringify!($name)),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+procedures! {
+    CONNECT_OPEN = 1,
+    CONNECT_CLOSE = 2,
+    CONNECT_GET_TYPE = 3,
+    CONNECT_GET_VERSION = 4,
+    CONNECT_GET_MAX_VCPUS = 5,
+    NODE_GET_INFO = 6,
+    CONNECT_GET_CAPABILITIES = 7,
+    DOMAIN_CREATE = 9,
+    DOMAIN_CREATE_XML = 10,
+    DOMAIN_DEFINE_XML = 11,
+    DOMAIN_DESTROY = 12,
+    DOMAIN_GET_XML_DESC = 14,
+    DOMAIN_GET_AUTOSTART = 15,
+    DOMAIN_GET_INFO = 16,
+    DOMAIN_GET_MAX_MEMORY = 17,
+    DOMAIN_GET_MAX_VCPUS = 18,
+    DOMAIN_GET_OS_TYPE = 19,
+    CONNECT_LIST_DEFINED_DOMAINS = 21,
+    DOMAIN_LOOKUP_BY_ID = 22,
+    DOMAIN_LOOKUP_BY_NAME = 23,
+    DOMAIN_LOOKUP_BY_UUID = 24,
+    CONNECT_NUM_OF_DEFINED_DOMAINS = 25,
+    DOMAIN_SET_AUTOSTART = 29,
+    DOMAIN_UNDEFINE = 35,
+    CONNECT_LIST_DOMAINS = 37,
+    CONNECT_NUM_OF_DOMAINS = 51,
+    CONNECT_GET_HOSTNAME = 59,
+    CONNECT_SUPPORTS_FEATURE = 60,
+    AUTH_LIST = 66,
+    CONNECT_DOMAIN_EVENT_REGISTER = 105,
+    CONNECT_DOMAIN_EVENT_DEREGISTER = 106,
+    DOMAIN_EVENT_LIFECYCLE = 107,
+    CONNECT_GET_URI = 110,
+    DOMAIN_GET_SECURITY_LABEL = 121,
+    NODE_GET_SECURITY_MODEL = 122,
+    CONNECT_IS_SECURE = 149,
+    DOMAIN_IS_ACTIVE = 150,
+    DOMAIN_IS_PERSISTENT = 151,
+    CONNECT_GET_LIB_VERSION = 157,
+    CONNECT_DOMAIN_EVENT_REGISTER_ANY = 167,
+    CONNECT_DOMAIN_EVENT_DEREGISTER_ANY = 168,
+    DOMAIN_HAS_MANAGED_SAVE_IMAGE = 183,
+    DOMAIN_SNAPSHOT_NUM = 187,
+    DOMAIN_GET_VCPUS_FLAGS = 200,
+    DOMAIN_IS_UPDATED = 202,
+    DOMAIN_GET_STATE = 212,
+    DOMAIN_UNDEFINE_FLAGS = 231,
+    DOMAIN_GET_METADATA = 265,
+    CONNECT_LIST_ALL_DOMAINS = 273,
+    CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY = 316,
+    CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY = 317,
+    DOMAIN_EVENT_CALLBACK_LIFECYCLE = 318,
+    DOMAIN_DEFINE_XML_FLAGS = 350,
+    CONNECT_REGISTER_CLOSE_CALLBACK = 360,
+    CONNECT_UNREGISTER_CLOSE_CALLBACK = 361,
+    DOMAIN_GET_MESSAGES = 426,
+}
+
+/// Procedures a read-only connection may call. Everything else needs a read-write socket
+/// (libvirt checks this in its public API entry points; we check it once, before dispatch).
+pub fn allowed_read_only(p: i32) -> bool {
+    use procs::*;
+    !matches!(
+        p,
+        DOMAIN_CREATE
+            | DOMAIN_CREATE_XML
+            | DOMAIN_DEFINE_XML
+            | DOMAIN_DEFINE_XML_FLAGS
+            | DOMAIN_DESTROY
+            | DOMAIN_SET_AUTOSTART
+            | DOMAIN_UNDEFINE
+            | DOMAIN_UNDEFINE_FLAGS
+            | DOMAIN_GET_SECURITY_LABEL
+    )
+}
+
+/// `CONNECT_OPEN` flag: read-only connection.
+pub const CONNECT_RO: u32 = 1;
+
+/// `CONNECT_LIST_ALL_DOMAINS` filter flags.
+pub mod list_flags {
+    pub const ACTIVE: u32 = 1;
+    pub const INACTIVE: u32 = 2;
+    pub const PERSISTENT: u32 = 4;
+    pub const TRANSIENT: u32 = 8;
+    pub const RUNNING: u32 = 16;
+    pub const PAUSED: u32 = 32;
+    pub const SHUTOFF: u32 = 64;
+    pub const OTHER: u32 = 128;
+    pub const MANAGEDSAVE: u32 = 256;
+    pub const NO_MANAGEDSAVE: u32 = 512;
+    pub const AUTOSTART: u32 = 1024;
+    pub const NO_AUTOSTART: u32 = 2048;
+    pub const HAS_SNAPSHOT: u32 = 4096;
+    pub const NO_SNAPSHOT: u32 = 8192;
+    pub const HAS_CHECKPOINT: u32 = 16384;
+    pub const NO_CHECKPOINT: u32 = 32768;
+}
+
+/// Domain lifecycle event numbers (`virDomainEventType`).
+pub mod event {
+    pub const ID_LIFECYCLE: i32 = 0;
+    pub const DEFINED: i32 = 0;
+    pub const UNDEFINED: i32 = 1;
+    pub const STARTED: i32 = 2;
+    pub const SUSPENDED: i32 = 3;
+    pub const RESUMED: i32 = 4;
+    pub const STOPPED: i32 = 5;
+    pub const SHUTDOWN: i32 = 6;
+    pub const DEFINED_ADDED: i32 = 0;
+    pub const DEFINED_UPDATED: i32 = 1;
+    pub const UNDEFINED_REMOVED: i32 = 0;
+}
+
+xdr_struct! { pub struct ConnectOpenArgs { pub name: Option<String>, pub flags: u32 } }
+xdr_struct! { pub struct ConnectGetTypeRet { pub type_: String } }
+xdr_struct! { pub struct ConnectGetVersionRet { pub hv_ver: u64 } }
+xdr_struct! { pub struct ConnectGetLibVersionRet { pub lib_ver: u64 } }
+xdr_struct! { pub struct ConnectGetMaxVcpusArgs { pub type_: Option<String> } }
+xdr_struct! { pub struct ConnectGetMaxVcpusRet { pub max_vcpus: i32 } }
+xdr_struct! { pub struct ConnectGetHostnameRet { pub hostname: String } }
+xdr_struct! { pub struct ConnectGetUriRet { pub uri: String } }
+xdr_struct! { pub struct ConnectGetCapabilitiesRet { pub capabilities: String } }
+xdr_struct! { pub struct ConnectSupportsFeatureArgs { pub feature: i32 } }
+xdr_struct! { pub struct ConnectSupportsFeatureRet { pub supported: i32 } }
+xdr_struct! { pub struct ConnectIsSecureRet { pub secure: i32 } }
+xdr_struct! { pub struct AuthListRet { pub types: Array<i32, AUTH_TYPE_LIST_MAX> } }
+xdr_struct! {
+    pub struct NodeGetInfoRet {
+        pub model: FixedChars<32>,
+        pub memory: u64,
+        pub cpus: i32,
+        pub mhz: i32,
+        pub nodes: i32,
+        pub sockets: i32,
+        pub cores: i32,
+        pub threads: i32,
+    }
+}
+xdr_struct! {
+    pub struct NodeGetSecurityModelRet {
+        pub model: CharArray<SECURITY_MODEL_MAX>,
+        pub doi: CharArray<SECURITY_DOI_MAX>,
+    }
+}
+
+xdr_struct! { pub struct ConnectNumOfDomainsRet { pub num: i32 } }
+xdr_struct! { pub struct ConnectListDomainsArgs { pub maxids: i32 } }
+xdr_struct! { pub struct ConnectListDomainsRet { pub ids: Array<i32, DOMAIN_LIST_MAX> } }
+xdr_struct! { pub struct ConnectListDefinedDomainsArgs { pub maxnames: i32 } }
+xdr_struct! { pub struct ConnectListDefinedDomainsRet { pub names: Array<String, DOMAIN_LIST_MAX> } }
+xdr_struct! { pub struct ConnectListAllDomainsArgs { pub need_results: i32, pub flags: u32 } }
+xdr_struct! {
+    pub struct ConnectListAllDomainsRet {
+        pub domains: Array<Domain, DOMAIN_LIST_MAX>,
+        pub ret: u32,
+    }
+}
+
+xdr_struct! {
+/// Arguments that are just a domain handle (`remote_domain_get_info_args` and its many twins).
+pub struct DomainArgs { pub dom: Domain } }
+xdr_struct! {
+/// Arguments that are a domain handle and flags.
+pub struct DomainFlagsArgs { pub dom: Domain, pub flags: u32 } }
+xdr_struct! {
+/// Returns that are just a domain handle.
+pub struct DomainRet { pub dom: Domain } }
+
+xdr_struct! { pub struct DomainDefineXmlArgs { pub xml: String } }
+xdr_struct! { pub struct DomainDefineXmlFlagsArgs { pub xml: String, pub flags: u32 } }
+xdr_struct! { pub struct DomainLookupByNameArgs { pub name: String } }
+xdr_struct! { pub struct DomainLookupByUuidArgs { pub uuid: Uuid } }
+xdr_struct! { pub struct DomainLookupByIdArgs { pub id: i32 } }
+xdr_struct! { pub struct DomainGetXmlDescRet { pub xml: String } }
+xdr_struct! {
+    pub struct DomainGetInfoRet {
+        pub state: u32,
+        pub max_mem: u64,
+        pub memory: u64,
+        pub nr_virt_cpu: u32,
+        pub cpu_time: u64,
+    }
+}
+xdr_struct! { pub struct DomainGetStateRet { pub state: i32, pub reason: i32 } }
+xdr_struct! { pub struct DomainGetAutostartRet { pub autostart: i32 } }
+xdr_struct! { pub struct DomainSetAutostartArgs { pub dom: Domain, pub autostart: i32 } }
+xdr_struct! { pub struct DomainIsActiveRet { pub active: i32 } }
+xdr_struct! { pub struct DomainIsPersistentRet { pub persistent: i32 } }
+xdr_struct! { pub struct DomainIsUpdatedRet { pub updated: i32 } }
+xdr_struct! { pub struct DomainGetOsTypeRet { pub type_: String } }
+xdr_struct! { pub struct DomainGetMaxMemoryRet { pub memory: u64 } }
+xdr_struct! { pub struct DomainGetMaxVcpusRet { pub num: i32 } }
+xdr_struct! { pub struct DomainGetVcpusFlagsRet { pub num: i32 } }
+xdr_struct! { pub struct DomainHasManagedSaveImageRet { pub result: i32 } }
+xdr_struct! { pub struct DomainSnapshotNumRet { pub num: i32 } }
+xdr_struct! {
+    pub struct DomainGetSecurityLabelRet {
+        pub label: CharArray<SECURITY_LABEL_MAX>,
+        pub enforcing: i32,
+    }
+}
+xdr_struct! { pub struct DomainGetMessagesRet { pub msgs: Array<String, DOMAIN_MESSAGES_MAX> } }
+xdr_struct! {
+    pub struct DomainGetMetadataArgs {
+        pub dom: Domain,
+        pub type_: i32,
+        pub uri: Option<String>,
+        pub flags: u32,
+    }
+}
+xdr_struct! { pub struct DomainGetMetadataRet { pub metadata: String } }
+
+xdr_struct! { pub struct EventRegisterAnyArgs { pub event_id: i32 } }
+xdr_struct! {
+    pub struct EventCallbackRegisterAnyArgs {
+        pub event_id: i32,
+        pub dom: Option<Domain>,
+    }
+}
+xdr_struct! { pub struct EventCallbackRegisterAnyRet { pub callback_id: i32 } }
+xdr_struct! { pub struct EventCallbackDeregisterAnyArgs { pub callback_id: i32 } }
+xdr_struct! {
+    /// Legacy lifecycle event message (procedure 107).
+    pub struct DomainEventLifecycleMsg {
+        pub dom: Domain,
+        pub event: i32,
+        pub detail: i32,
+    }
+}
+xdr_struct! {
+    /// Lifecycle event for a callback registered with procedure 316 (procedure 318).
+    pub struct DomainEventCallbackLifecycleMsg {
+        pub callback_id: i32,
+        pub msg: DomainEventLifecycleMsg,
+    }
+}

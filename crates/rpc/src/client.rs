@@ -1,0 +1,221 @@
+//! The client side of one connection: serial numbers, replies matched to calls (they may
+//! arrive in any order), event messages handed to a channel, keepalive answered.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::UnixStream;
+use tokio::sync::{mpsc, oneshot};
+use vireo_proto::header::{frame_into, Header};
+use vireo_proto::{
+    MessageType, RemoteError, Status, KEEPALIVE_PING, KEEPALIVE_PONG, KEEPALIVE_PROGRAM,
+    KEEPALIVE_VERSION, REMOTE_PROGRAM, REMOTE_VERSION,
+};
+use vireo_xdr::{Xdr, XdrError};
+
+use crate::frame::{read_frame, Frame};
+
+#[derive(Debug, Error)]
+pub enum CallError {
+    #[error("{0}")]
+    Remote(RemoteError),
+    #[error("connection to the daemon was lost")]
+    Closed,
+    #[error("cannot decode the daemon's reply: {0}")]
+    Decode(#[from] XdrError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+type Pending = Mutex<HashMap<u32, oneshot::Sender<Result<Vec<u8>, CallError>>>>;
+
+struct Shared {
+    pending: Pending,
+    events: Mutex<Option<mpsc::UnboundedSender<Frame>>>,
+    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+}
+
+/// One connection to a daemon.
+pub struct Connection {
+    shared: Arc<Shared>,
+    serial: AtomicU32,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl Connection {
+    pub async fn connect(path: &Path) -> std::io::Result<Connection> {
+        let stream = UnixStream::connect(path).await?;
+        Ok(Self::from_stream(stream))
+    }
+
+    pub fn from_stream(stream: UnixStream) -> Connection {
+        let (mut rd, wr) = stream.into_split();
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(HashMap::new()),
+            events: Mutex::new(None),
+            writer: tokio::sync::Mutex::new(wr),
+        });
+        let sh = Arc::clone(&shared);
+        let reader = tokio::spawn(async move {
+            while let Ok(f) = read_frame(&mut rd).await {
+                sh.on_frame(f).await;
+            }
+            // Connection gone: fail everything still waiting.
+            if let Ok(mut p) = sh.pending.lock() {
+                for (_, tx) in p.drain() {
+                    let _ = tx.send(Err(CallError::Closed));
+                }
+            }
+            if let Ok(mut e) = sh.events.lock() {
+                e.take();
+            }
+        });
+        Connection {
+            shared,
+            serial: AtomicU32::new(0),
+            reader,
+        }
+    }
+
+    /// Takes the stream of MESSAGE frames (events) the daemon sends on this connection.
+    pub fn events(&self) -> mpsc::UnboundedReceiver<Frame> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut e) = self.shared.events.lock() {
+            *e = Some(tx);
+        }
+        rx
+    }
+
+    /// Sends a CALL with an encoded payload and waits for its reply payload.
+    pub async fn call_raw(
+        &self,
+        prog: u32,
+        vers: u32,
+        proc_: i32,
+        args: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<Vec<u8>, CallError> {
+        let serial = self.serial.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.insert(serial, tx);
+        }
+        let mut buf = Vec::with_capacity(64);
+        let h = Header::new(prog, vers, proc_, MessageType::Call, serial, Status::Ok);
+        frame_into(&mut buf, &h, args);
+        let written = self.shared.writer.lock().await.write_all(&buf).await;
+        if let Err(e) = written {
+            if let Ok(mut p) = self.shared.pending.lock() {
+                p.remove(&serial);
+            }
+            return Err(e.into());
+        }
+        rx.await.map_err(|_| CallError::Closed)?
+    }
+
+    /// A typed call on the REMOTE program.
+    pub async fn call<A: Xdr, R: Xdr>(&self, proc_: i32, args: &A) -> Result<R, CallError> {
+        let p = self
+            .call_raw(REMOTE_PROGRAM, REMOTE_VERSION, proc_, |o| args.encode(o))
+            .await?;
+        Ok(vireo_xdr::from_bytes(&p)?)
+    }
+
+    /// Sends a keepalive PING now.
+    pub async fn ping(&self) -> std::io::Result<()> {
+        self.shared.send_keepalive(KEEPALIVE_PING).await
+    }
+
+    /// Pings the daemon after `interval` of silence; gives up the connection when `count`
+    /// pings in a row go unanswered (as libvirt's client does).
+    pub fn start_keepalive(self: &Arc<Self>, interval: Duration, count: u32) {
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut missed = 0;
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(c) = me.upgrade() else { return };
+                if c.reader.is_finished() {
+                    return;
+                }
+                missed += 1;
+                if missed > count {
+                    c.reader.abort();
+                    return;
+                }
+                if c.ping().await.is_err() {
+                    return;
+                }
+                missed = 0;
+            }
+        });
+    }
+
+    pub fn is_open(&self) -> bool {
+        !self.reader.is_finished()
+    }
+}
+
+impl Shared {
+    async fn on_frame(&self, f: Frame) {
+        let h = f.header;
+        if h.prog == KEEPALIVE_PROGRAM {
+            if h.proc_ == KEEPALIVE_PING {
+                let _ = self.send_keepalive(KEEPALIVE_PONG).await;
+            }
+            return;
+        }
+        match h.message_type() {
+            Some(MessageType::Reply) | Some(MessageType::ReplyWithFds) => {
+                let tx = self
+                    .pending
+                    .lock()
+                    .ok()
+                    .and_then(|mut p| p.remove(&h.serial));
+                let Some(tx) = tx else { return };
+                let r = if h.status == Status::Ok as i32 {
+                    Ok(f.payload)
+                } else {
+                    match vireo_xdr::from_bytes::<RemoteError>(&f.payload) {
+                        Ok(e) => Err(CallError::Remote(e)),
+                        Err(e) => Err(CallError::Decode(e)),
+                    }
+                };
+                let _ = tx.send(r);
+            }
+            Some(MessageType::Message) => {
+                if let Ok(e) = self.events.lock() {
+                    if let Some(tx) = e.as_ref() {
+                        let _ = tx.send(f);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn send_keepalive(&self, proc_: i32) -> std::io::Result<()> {
+        let h = Header::new(
+            KEEPALIVE_PROGRAM,
+            KEEPALIVE_VERSION,
+            proc_,
+            MessageType::Message,
+            0,
+            Status::Ok,
+        );
+        let mut buf = Vec::new();
+        frame_into(&mut buf, &h, |_| {});
+        self.writer.lock().await.write_all(&buf).await
+    }
+}
