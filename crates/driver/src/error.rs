@@ -1,0 +1,78 @@
+//! Driver errors, and the one place they become libvirt's `remote_error`.
+
+use thiserror::Error;
+use vireo_proto::error::{code, domain};
+use vireo_proto::RemoteError;
+
+#[derive(Debug, Error)]
+pub enum DriverError {
+    #[error("Domain not found: {0}")]
+    NoDomain(String),
+    #[error("operation failed: {0}")]
+    DomainExists(String),
+    /// Malformed XML; the message says where.
+    #[error("XML error: {0}")]
+    XmlSyntax(String),
+    /// Well-formed XML that does not describe a valid object.
+    #[error("XML error: {0}")]
+    XmlInvalid(String),
+    #[error("unsupported configuration: {0}")]
+    ConfigUnsupported(String),
+    #[error("invalid argument: {0}")]
+    InvalidArg(String),
+    #[error("Requested operation is not valid: {0}")]
+    OperationInvalid(String),
+    #[error("operation forbidden: {0}")]
+    OperationDenied(String),
+    #[error("this function is not supported by the connection driver: {0}")]
+    NoSupport(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error("{what}: {err}")]
+    Io {
+        what: String,
+        #[source]
+        err: std::io::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, DriverError>;
+
+impl DriverError {
+    pub fn io(what: impl Into<String>, err: std::io::Error) -> Self {
+        DriverError::Io {
+            what: what.into(),
+            err,
+        }
+    }
+
+    /// libvirt's (error code, error domain) for this error.
+    pub fn libvirt_code(&self) -> (i32, i32) {
+        match self {
+            DriverError::NoDomain(_) => (code::NO_DOMAIN, domain::QEMU),
+            DriverError::DomainExists(_) => (code::OPERATION_FAILED, domain::QEMU),
+            DriverError::XmlSyntax(_) => (code::XML_DETAIL, domain::DOMAIN),
+            DriverError::XmlInvalid(_) => (code::XML_ERROR, domain::DOMAIN),
+            DriverError::ConfigUnsupported(_) => (code::CONFIG_UNSUPPORTED, domain::DOMAIN),
+            DriverError::InvalidArg(_) => (code::INVALID_ARG, domain::QEMU),
+            DriverError::OperationInvalid(_) => (code::OPERATION_INVALID, domain::QEMU),
+            DriverError::OperationDenied(_) => (code::OPERATION_DENIED, domain::NONE),
+            DriverError::NoSupport(_) => (code::NO_SUPPORT, domain::QEMU),
+            DriverError::Internal(_) => (code::INTERNAL_ERROR, domain::QEMU),
+            DriverError::Io { .. } => (code::SYSTEM_ERROR, domain::QEMU),
+        }
+    }
+}
+
+impl From<DriverError> for RemoteError {
+    fn from(e: DriverError) -> RemoteError {
+        let (c, d) = e.libvirt_code();
+        let mut r = RemoteError::new(c, d, e.to_string());
+        // libvirtd sends the format in str1 and the bare detail in str2.
+        if let DriverError::NoDomain(detail) = &e {
+            r.str1 = Some("Domain not found: %s".into());
+            r.str2 = Some(detail.clone());
+        }
+        r
+    }
+}
