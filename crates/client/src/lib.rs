@@ -1,0 +1,324 @@
+//! The Rust client: parse a libvirt URI, find the daemon's socket, open the connection the
+//! way libvirt's remote driver does, and make typed calls.
+
+pub mod uri;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use vireo_proto::error::code;
+use vireo_proto::remote::*;
+use vireo_proto::RemoteError;
+use vireo_rpc::client::{CallError, Connection};
+use vireo_xdr::Xdr;
+
+pub use uri::Uri;
+pub use vireo_proto::remote::Domain;
+
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Uri(String),
+    #[error("cannot connect to {daemon} at {path}: {err}; is the daemon running? start it with `{daemon}`")]
+    Connect {
+        daemon: String,
+        path: PathBuf,
+        err: std::io::Error,
+    },
+    #[error("{0}")]
+    Remote(RemoteError),
+    #[error("{0}")]
+    Call(CallError),
+}
+
+impl From<CallError> for ClientError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Remote(r) => ClientError::Remote(r),
+            e => ClientError::Call(e),
+        }
+    }
+}
+
+impl ClientError {
+    /// libvirt's error code, when the daemon sent one. "unknown procedure" becomes
+    /// NO_SUPPORT, as libvirt's client does.
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            ClientError::Remote(r)
+                if r.code == code::RPC && r.text().starts_with("unknown procedure") =>
+            {
+                Some(code::NO_SUPPORT)
+            }
+            ClientError::Remote(r) => Some(r.code),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// An open connection to a Vireo (or libvirt) daemon.
+pub struct Connect {
+    conn: Arc<Connection>,
+    uri: Uri,
+}
+
+impl Connect {
+    /// Connects and performs libvirt's open sequence (AUTH_LIST, CONNECT_OPEN).
+    pub async fn open(uri: &str, readonly: bool) -> Result<Connect> {
+        let uri = Uri::parse(uri)?;
+        let path = uri.socket_path(readonly)?;
+        let conn = Connection::connect(&path)
+            .await
+            .map_err(|err| ClientError::Connect {
+                daemon: uri.daemon_name(),
+                path: path.clone(),
+                err,
+            })?;
+        let c = Connect {
+            conn: Arc::new(conn),
+            uri,
+        };
+        // Old servers without AUTH_LIST are fine (libvirt treats that as "no auth").
+        match c.call::<(), AuthListRet>(procs::AUTH_LIST, &()).await {
+            Ok(r) if r.types.0.first().is_some_and(|&t| t != 0) => {
+                return Err(ClientError::Uri(
+                    "the daemon requires authentication, which this client does not support".into(),
+                ))
+            }
+            _ => {}
+        }
+        let flags = if readonly { CONNECT_RO } else { 0 };
+        c.call::<_, ()>(
+            procs::CONNECT_OPEN,
+            &ConnectOpenArgs {
+                name: Some(c.uri.open_name()),
+                flags,
+            },
+        )
+        .await?;
+        Ok(c)
+    }
+
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// The underlying RPC connection (events, raw calls).
+    pub fn connection(&self) -> &Arc<Connection> {
+        &self.conn
+    }
+
+    /// Pings the daemon when idle and drops the connection if it stops answering.
+    pub fn set_keepalive(&self, interval: Duration, count: u32) {
+        self.conn.start_keepalive(interval, count);
+    }
+
+    pub async fn call<A: Xdr, R: Xdr>(&self, proc_: i32, args: &A) -> Result<R> {
+        Ok(self.conn.call(proc_, args).await?)
+    }
+
+    pub async fn close(self) -> Result<()> {
+        self.call::<(), ()>(procs::CONNECT_CLOSE, &()).await
+    }
+
+    pub async fn get_type(&self) -> Result<String> {
+        Ok(self
+            .call::<(), ConnectGetTypeRet>(procs::CONNECT_GET_TYPE, &())
+            .await?
+            .type_)
+    }
+
+    pub async fn get_version(&self) -> Result<u64> {
+        Ok(self
+            .call::<(), ConnectGetVersionRet>(procs::CONNECT_GET_VERSION, &())
+            .await?
+            .hv_ver)
+    }
+
+    pub async fn get_lib_version(&self) -> Result<u64> {
+        Ok(self
+            .call::<(), ConnectGetLibVersionRet>(procs::CONNECT_GET_LIB_VERSION, &())
+            .await?
+            .lib_ver)
+    }
+
+    pub async fn get_hostname(&self) -> Result<String> {
+        Ok(self
+            .call::<(), ConnectGetHostnameRet>(procs::CONNECT_GET_HOSTNAME, &())
+            .await?
+            .hostname)
+    }
+
+    pub async fn get_capabilities(&self) -> Result<String> {
+        Ok(self
+            .call::<(), ConnectGetCapabilitiesRet>(procs::CONNECT_GET_CAPABILITIES, &())
+            .await?
+            .capabilities)
+    }
+
+    pub async fn node_info(&self) -> Result<NodeGetInfoRet> {
+        self.call(procs::NODE_GET_INFO, &()).await
+    }
+
+    pub async fn list_all_domains(&self, flags: u32) -> Result<Vec<Domain>> {
+        let r: ConnectListAllDomainsRet = self
+            .call(
+                procs::CONNECT_LIST_ALL_DOMAINS,
+                &ConnectListAllDomainsArgs {
+                    need_results: 1,
+                    flags,
+                },
+            )
+            .await?;
+        Ok(r.domains.0)
+    }
+
+    pub async fn define_xml(&self, xml: &str) -> Result<Domain> {
+        let r: DomainRet = self
+            .call(
+                procs::DOMAIN_DEFINE_XML,
+                &DomainDefineXmlArgs { xml: xml.into() },
+            )
+            .await?;
+        Ok(r.dom)
+    }
+
+    pub async fn undefine(&self, dom: &Domain) -> Result<()> {
+        self.call(
+            procs::DOMAIN_UNDEFINE_FLAGS,
+            &DomainFlagsArgs {
+                dom: dom.clone(),
+                flags: 0,
+            },
+        )
+        .await
+    }
+
+    pub async fn lookup_by_name(&self, name: &str) -> Result<Domain> {
+        let r: DomainRet = self
+            .call(
+                procs::DOMAIN_LOOKUP_BY_NAME,
+                &DomainLookupByNameArgs { name: name.into() },
+            )
+            .await?;
+        Ok(r.dom)
+    }
+
+    pub async fn lookup_by_uuid(&self, uuid: &Uuid) -> Result<Domain> {
+        let r: DomainRet = self
+            .call(
+                procs::DOMAIN_LOOKUP_BY_UUID,
+                &DomainLookupByUuidArgs { uuid: *uuid },
+            )
+            .await?;
+        Ok(r.dom)
+    }
+
+    pub async fn lookup_by_id(&self, id: i32) -> Result<Domain> {
+        let r: DomainRet = self
+            .call(procs::DOMAIN_LOOKUP_BY_ID, &DomainLookupByIdArgs { id })
+            .await?;
+        Ok(r.dom)
+    }
+
+    /// Finds a domain the way virsh does: by id, then UUID, then name.
+    pub async fn lookup(&self, key: &str) -> Result<Domain> {
+        if let Ok(id) = key.parse::<i32>() {
+            if id >= 0 {
+                if let Ok(d) = self.lookup_by_id(id).await {
+                    return Ok(d);
+                }
+            }
+        }
+        if let Some(u) = uri::parse_uuid(key) {
+            if let Ok(d) = self.lookup_by_uuid(&u).await {
+                return Ok(d);
+            }
+        }
+        self.lookup_by_name(key).await
+    }
+
+    pub async fn xml_desc(&self, dom: &Domain, flags: u32) -> Result<String> {
+        let r: DomainGetXmlDescRet = self
+            .call(
+                procs::DOMAIN_GET_XML_DESC,
+                &DomainFlagsArgs {
+                    dom: dom.clone(),
+                    flags,
+                },
+            )
+            .await?;
+        Ok(r.xml)
+    }
+
+    pub async fn info(&self, dom: &Domain) -> Result<DomainGetInfoRet> {
+        self.call(procs::DOMAIN_GET_INFO, &DomainArgs { dom: dom.clone() })
+            .await
+    }
+
+    pub async fn state(&self, dom: &Domain) -> Result<(i32, i32)> {
+        let r: DomainGetStateRet = self
+            .call(
+                procs::DOMAIN_GET_STATE,
+                &DomainFlagsArgs {
+                    dom: dom.clone(),
+                    flags: 0,
+                },
+            )
+            .await?;
+        Ok((r.state, r.reason))
+    }
+
+    pub async fn os_type(&self, dom: &Domain) -> Result<String> {
+        let r: DomainGetOsTypeRet = self
+            .call(procs::DOMAIN_GET_OS_TYPE, &DomainArgs { dom: dom.clone() })
+            .await?;
+        Ok(r.type_)
+    }
+
+    pub async fn autostart(&self, dom: &Domain) -> Result<bool> {
+        let r: DomainGetAutostartRet = self
+            .call(
+                procs::DOMAIN_GET_AUTOSTART,
+                &DomainArgs { dom: dom.clone() },
+            )
+            .await?;
+        Ok(r.autostart != 0)
+    }
+
+    pub async fn set_autostart(&self, dom: &Domain, on: bool) -> Result<()> {
+        self.call(
+            procs::DOMAIN_SET_AUTOSTART,
+            &DomainSetAutostartArgs {
+                dom: dom.clone(),
+                autostart: on as i32,
+            },
+        )
+        .await
+    }
+
+    pub async fn is_persistent(&self, dom: &Domain) -> Result<bool> {
+        let r: DomainIsPersistentRet = self
+            .call(
+                procs::DOMAIN_IS_PERSISTENT,
+                &DomainArgs { dom: dom.clone() },
+            )
+            .await?;
+        Ok(r.persistent != 0)
+    }
+
+    pub async fn is_active(&self, dom: &Domain) -> Result<bool> {
+        let r: DomainIsActiveRet = self
+            .call(procs::DOMAIN_IS_ACTIVE, &DomainArgs { dom: dom.clone() })
+            .await?;
+        Ok(r.active != 0)
+    }
+
+    pub async fn security_model(&self) -> Result<NodeGetSecurityModelRet> {
+        self.call(procs::NODE_GET_SECURITY_MODEL, &()).await
+    }
+}
