@@ -1,0 +1,309 @@
+//! The commands, each printing what virsh prints for it.
+
+use anyhow::{anyhow, bail, Context, Result};
+use vireo_client::uri::format_uuid;
+use vireo_client::{Connect, Domain};
+use vireo_proto::remote::list_flags;
+
+pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
+    let (cmd, rest) = args.split_first().ok_or_else(|| anyhow!("no command"))?;
+    let (flags, pos): (Vec<&str>, Vec<&str>) = rest
+        .iter()
+        .map(String::as_str)
+        .partition(|a| a.starts_with("--"));
+    let known = |allowed: &[&str]| -> Result<()> {
+        for f in &flags {
+            if !allowed.contains(f) {
+                bail!("command '{cmd}' doesn't support option {f}");
+            }
+        }
+        Ok(())
+    };
+    let one = |what: &str| -> Result<&str> {
+        match pos.as_slice() {
+            [x] => Ok(*x),
+            [] => Err(anyhow!("command '{cmd}' requires <{what}> option")),
+            _ => Err(anyhow!("unexpected data '{}'", pos[1])),
+        }
+    };
+    let none = || -> Result<()> {
+        match pos.first() {
+            Some(x) => Err(anyhow!("unexpected data '{x}'")),
+            None => Ok(()),
+        }
+    };
+    match cmd.as_str() {
+        "version" | "uri" | "hostname" | "nodeinfo" | "capabilities" => {
+            known(&[])?;
+            none()?
+        }
+        "list" => {
+            known(&["--all", "--inactive", "--name", "--uuid"])?;
+            none()?
+        }
+        "autostart" => known(&["--disable"])?,
+        "domstate" => known(&["--reason"])?,
+        "define" | "undefine" | "dumpxml" | "dominfo" | "domuuid" | "domid" | "domname" => {
+            known(&[])?
+        }
+        other => bail!("unknown command: '{other}'"),
+    }
+    let c = Connect::open(uri, readonly)
+        .await
+        .context("failed to connect to the hypervisor")?;
+    let has = |f: &str| flags.contains(&f);
+    match cmd.as_str() {
+        "version" => {
+            let lib = c.get_lib_version().await?;
+            let ty = c.get_type().await?;
+            let hv = c.get_version().await?;
+            println!(
+                "Compiled against library: vireo {}",
+                env!("CARGO_PKG_VERSION")
+            );
+            println!("Using library: vireo {}", env!("CARGO_PKG_VERSION"));
+            println!("Using API: {ty} {}", version(lib));
+            println!("Running hypervisor: {ty} {}", version(hv));
+            println!();
+        }
+        "uri" => {
+            let u = c.uri();
+            println!("{}\n", u.open_name());
+        }
+        "hostname" => println!("{}", c.get_hostname().await?),
+        "capabilities" => print!("{}", c.get_capabilities().await?),
+        "nodeinfo" => {
+            let n = c.node_info().await?;
+            println!("{:<21}{}", "CPU model:", n.model.0);
+            println!("{:<21}{}", "CPU(s):", n.cpus);
+            println!("{:<21}{} MHz", "CPU frequency:", n.mhz);
+            println!("{:<21}{}", "CPU socket(s):", n.sockets);
+            println!("{:<21}{}", "Core(s) per socket:", n.cores);
+            println!("{:<21}{}", "Thread(s) per core:", n.threads);
+            println!("{:<21}{}", "NUMA cell(s):", n.nodes);
+            println!("{:<21}{} KiB\n", "Memory size:", n.memory);
+        }
+        "list" => {
+            list(
+                &c,
+                has("--all"),
+                has("--inactive"),
+                has("--name"),
+                has("--uuid"),
+            )
+            .await?
+        }
+        "define" => {
+            let file = one("file")?;
+            let xml = std::fs::read_to_string(file)
+                .with_context(|| format!("Failed to open file '{file}'"))?;
+            let d = c
+                .define_xml(&xml)
+                .await
+                .with_context(|| format!("Failed to define domain from {file}"))?;
+            println!("Domain '{}' defined from {file}\n", d.name);
+        }
+        "undefine" => {
+            let d = get_domain(&c, one("domain")?).await?;
+            c.undefine(&d)
+                .await
+                .with_context(|| format!("Failed to undefine domain '{}'", d.name))?;
+            println!("Domain '{}' has been undefined\n", d.name);
+        }
+        "dumpxml" => {
+            let d = get_domain(&c, one("domain")?).await?;
+            print!("{}", c.xml_desc(&d, 0).await?);
+        }
+        "dominfo" => dominfo(&c, &get_domain(&c, one("domain")?).await?).await?,
+        "domstate" => {
+            let d = get_domain(&c, one("domain")?).await?;
+            let (st, reason) = c.state(&d).await?;
+            if has("--reason") {
+                println!("{} ({})\n", state_name(st), reason_name(st, reason));
+            } else {
+                println!("{}\n", state_name(st));
+            }
+        }
+        "domuuid" => {
+            let d = get_domain(&c, one("domain")?).await?;
+            println!("{}\n", format_uuid(&d.uuid));
+        }
+        "domid" => {
+            let d = get_domain(&c, one("domain")?).await?;
+            println!("{}\n", id_text(&d));
+        }
+        "domname" => {
+            let d = get_domain(&c, one("domain")?).await?;
+            println!("{}\n", d.name);
+        }
+        "autostart" => {
+            let d = get_domain(&c, one("domain")?).await?;
+            let on = !has("--disable");
+            c.set_autostart(&d, on).await.with_context(|| {
+                format!(
+                    "Failed to {}mark domain '{}' as autostarted",
+                    if on { "" } else { "un" },
+                    d.name
+                )
+            })?;
+            if on {
+                println!("Domain '{}' marked as autostarted\n", d.name);
+            } else {
+                println!("Domain '{}' unmarked as autostarted\n", d.name);
+            }
+        }
+        _ => unreachable!("checked above"),
+    }
+    let _ = c.close().await;
+    Ok(())
+}
+
+async fn get_domain(c: &Connect, key: &str) -> Result<Domain> {
+    c.lookup(key)
+        .await
+        .with_context(|| format!("failed to get domain '{key}'"))
+}
+
+fn version(v: u64) -> String {
+    format!("{}.{}.{}", v / 1_000_000, (v / 1000) % 1000, v % 1000)
+}
+
+fn id_text(d: &Domain) -> String {
+    if d.id < 0 {
+        "-".into()
+    } else {
+        d.id.to_string()
+    }
+}
+
+pub fn state_name(s: i32) -> &'static str {
+    match s {
+        1 => "running",
+        2 => "idle",
+        3 => "paused",
+        4 => "in shutdown",
+        5 => "shut off",
+        6 => "crashed",
+        7 => "pmsuspended",
+        _ => "no state",
+    }
+}
+
+fn reason_name(state: i32, reason: i32) -> &'static str {
+    match (state, reason) {
+        (1, 1) => "booted",
+        (1, 2) => "migrated",
+        (1, 3) => "restored",
+        (1, 4) => "from snapshot",
+        (1, 5) => "unpaused",
+        (3, 1) => "user",
+        (5, 1) => "shutdown",
+        (5, 2) => "destroyed",
+        (5, 3) => "crashed",
+        (5, 4) => "migrated",
+        (5, 5) => "saved",
+        (5, 6) => "failed",
+        (5, 7) => "from snapshot",
+        _ => "unknown",
+    }
+}
+
+async fn list(
+    c: &Connect,
+    all: bool,
+    inactive: bool,
+    name_only: bool,
+    uuid_only: bool,
+) -> Result<()> {
+    let flags = if all {
+        list_flags::ACTIVE | list_flags::INACTIVE
+    } else if inactive {
+        list_flags::INACTIVE
+    } else {
+        list_flags::ACTIVE
+    };
+    let mut doms = c
+        .list_all_domains(flags)
+        .await
+        .context("failed to list domains")?;
+    // virsh: running domains by id first, then the rest by name.
+    doms.sort_by(|a, b| match (a.id >= 0, b.id >= 0) {
+        (true, true) => a.id.cmp(&b.id),
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        (false, false) => a.name.cmp(&b.name),
+    });
+    if name_only || uuid_only {
+        for d in &doms {
+            match (name_only, uuid_only) {
+                (true, true) => println!("{}  {}", format_uuid(&d.uuid), d.name),
+                (true, false) => println!("{}", d.name),
+                _ => println!("{}", format_uuid(&d.uuid)),
+            }
+        }
+        println!();
+        return Ok(());
+    }
+    let mut rows = vec![["Id".to_string(), "Name".to_string(), "State".to_string()]];
+    for d in &doms {
+        let (st, _) = c.state(d).await?;
+        rows.push([id_text(d), d.name.clone(), state_name(st).to_string()]);
+    }
+    print_table(&rows);
+    Ok(())
+}
+
+/// virsh's table layout: a leading space, columns separated by three spaces, a dash rule.
+fn print_table(rows: &[[String; 3]]) {
+    let mut w = [0usize; 3];
+    for r in rows {
+        for (i, cell) in r.iter().enumerate() {
+            w[i] = w[i].max(cell.chars().count());
+        }
+    }
+    let line = |r: &[String; 3]| {
+        let s = format!(
+            " {:<w0$}   {:<w1$}   {}",
+            r[0],
+            r[1],
+            r[2],
+            w0 = w[0],
+            w1 = w[1]
+        );
+        s.trim_end().to_string()
+    };
+    println!("{}", line(&rows[0]));
+    println!("{}", "-".repeat(w[0] + w[1] + w[2] + 10));
+    for r in &rows[1..] {
+        println!("{}", line(r));
+    }
+    println!();
+}
+
+async fn dominfo(c: &Connect, d: &Domain) -> Result<()> {
+    let os = c.os_type(d).await?;
+    let info = c.info(d).await?;
+    let persistent = c.is_persistent(d).await?;
+    let autostart = c.autostart(d).await?;
+    let row = |k: &str, v: &str| println!("{:<16}{v}", format!("{k}:"));
+    row("Id", &id_text(d));
+    row("Name", &d.name);
+    row("UUID", &format_uuid(&d.uuid));
+    row("OS Type", &os);
+    row("State", state_name(info.state as i32));
+    row("CPU(s)", &info.nr_virt_cpu.to_string());
+    if info.state == 1 {
+        row("CPU time", &format!("{:.1}s", info.cpu_time as f64 / 1e9));
+    }
+    row("Max memory", &format!("{} KiB", info.max_mem));
+    row("Used memory", &format!("{} KiB", info.memory));
+    row("Persistent", if persistent { "yes" } else { "no" });
+    row("Autostart", if autostart { "enable" } else { "disable" });
+    row("Managed save", "no");
+    if let Ok(m) = c.security_model().await {
+        row("Security model", &m.model.0);
+        row("Security DOI", &m.doi.0);
+    }
+    println!();
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! `vireo`: a virsh-compatible command line for Vireo (and libvirt) daemons.
+
+mod commands;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: vireo [-c URI] [-r] COMMAND [ARGS...]
+
+  -c, --connect URI   connect to URI (default: $VIREO_DEFAULT_URI, $LIBVIRT_DEFAULT_URI,
+                      or qemu:///system as root, qemu:///session otherwise)
+  -r, --readonly      connect read-only
+
+Commands:
+  version                  versions of the library and the hypervisor
+  uri                      the connection URI
+  hostname                 the host's name
+  nodeinfo                 the host's CPUs and memory
+  capabilities             the capabilities XML
+  list [--all] [--inactive] [--name] [--uuid]
+                           list domains
+  define FILE              define a domain from an XML file
+  undefine DOMAIN          remove a domain's definition
+  dumpxml DOMAIN           the domain's XML
+  dominfo DOMAIN           information about a domain
+  domstate [--reason] DOMAIN
+                           the domain's state
+  domuuid DOMAIN           the domain's UUID
+  domid DOMAIN             the domain's id
+  domname DOMAIN           the domain's name
+  autostart [--disable] DOMAIN
+                           start (or not) the domain when the daemon starts
+DOMAIN is a name, a UUID or an id.";
+
+fn main() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut uri: Option<String> = None;
+    let mut readonly = false;
+    while let Some(a) = args.first().cloned() {
+        match a.as_str() {
+            "-c" | "--connect" => {
+                args.remove(0);
+                if args.is_empty() {
+                    eprintln!("error: option '{a}' requires an argument");
+                    return ExitCode::FAILURE;
+                }
+                uri = Some(args.remove(0));
+            }
+            s if s.starts_with("--connect=") => {
+                uri = Some(s["--connect=".len()..].to_string());
+                args.remove(0);
+            }
+            "-r" | "--readonly" => {
+                readonly = true;
+                args.remove(0);
+            }
+            "-h" | "--help" | "help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            "-v" | "--version" => {
+                println!("{}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
+            _ => break,
+        }
+    }
+    if args.is_empty() {
+        eprintln!("{USAGE}");
+        return ExitCode::FAILURE;
+    }
+    let uri = uri
+        .or_else(|| std::env::var("VIREO_DEFAULT_URI").ok())
+        .or_else(|| std::env::var("LIBVIRT_DEFAULT_URI").ok())
+        .unwrap_or_else(default_uri);
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(commands::run(&uri, readonly, &args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // virsh prints the failed action, then the daemon's reason, each on a line.
+            for cause in e.chain() {
+                eprintln!("error: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn default_uri() -> String {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let root = unsafe { libc::getuid() } == 0;
+    if root {
+        "qemu:///system".into()
+    } else {
+        "qemu:///session".into()
+    }
+}
