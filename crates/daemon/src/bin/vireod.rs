@@ -1,0 +1,74 @@
+//! `vireod`: the monolithic daemon, every driver in one process.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use vireo_daemon::paths::Paths;
+use vireo_daemon::run::{run, Options};
+use vireo_rpc::server::ServerConfig;
+
+const USAGE: &str = "usage: vireod [--root DIR] [--max-clients N]
+
+Runs the Vireo daemon in the foreground.
+  --root DIR        keep sockets, configuration and state under DIR
+                    (DIR/run/vireo, DIR/etc/vireo, DIR/var/lib/vireo)
+  --max-clients N   refuse connections beyond N clients (default 5000)
+Without --root: system paths as root, XDG paths otherwise.";
+
+fn main() -> ExitCode {
+    let mut root: Option<PathBuf> = None;
+    let mut server = ServerConfig::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--root" => match args.next() {
+                Some(d) => root = Some(PathBuf::from(d)),
+                None => return usage("--root needs a directory"),
+            },
+            "--max-clients" => match args.next().and_then(|n| n.parse().ok()) {
+                Some(n) => server.max_clients = n,
+                None => return usage("--max-clients needs a number"),
+            },
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            "-V" | "--version" => {
+                println!("vireod {}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
+            other => return usage(&format!("unknown option '{other}'")),
+        }
+    }
+    let paths = match root {
+        Some(r) => Paths::under_root(&r),
+        None => Paths::default_for_user(),
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vireod: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let opts = Options {
+        name: "vireod".into(),
+        paths,
+        server,
+    };
+    match rt.block_on(run(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vireod: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage(msg: &str) -> ExitCode {
+    eprintln!("vireod: {msg}\n{USAGE}");
+    ExitCode::from(2)
+}

@@ -1,0 +1,7 @@
+//! The daemon runtime: where things live on disk ([`paths`]), how a daemon starts and stops
+//! ([`run`]), and the REMOTE program served over the sockets ([`remote`]: one module per API
+//! family — `remote/connect.rs`, `remote/domain.rs`, `remote/events.rs`).
+
+pub mod paths;
+pub mod remote;
+pub mod run;

@@ -1,0 +1,126 @@
+//! Connection-level calls: open/close, auth, features, versions, host facts, capabilities.
+
+use std::sync::Arc;
+
+use vireo_proto::error::{code, domain as errdom};
+use vireo_proto::feature;
+use vireo_proto::remote::*;
+use vireo_proto::RemoteError;
+use vireo_xdr::{Array, CharArray, FixedChars};
+
+use super::{args, ret, void, ProcResult, RemoteClient, RemoteService};
+
+/// The libvirt API level Vireo answers for `getLibVersion` (libvirt 9.0.0's encoding).
+pub const LIB_VERSION: u64 = 9_000_000;
+
+pub(super) fn dispatch(
+    s: &RemoteService,
+    client: &Arc<RemoteClient>,
+    p: i32,
+    payload: &[u8],
+) -> Option<ProcResult> {
+    Some(match p {
+        procs::AUTH_LIST => ret(AuthListRet {
+            types: Array(vec![0]),
+        }),
+        procs::CONNECT_SUPPORTS_FEATURE => {
+            let a: ConnectSupportsFeatureArgs = match args(payload) {
+                Ok(a) => a,
+                Err(e) => return Some(Err(e)),
+            };
+            let supported = match a.feature {
+                feature::PROGRAM_KEEPALIVE => {
+                    client.enable_keepalive();
+                    1
+                }
+                feature::REMOTE_EVENT_CALLBACK
+                | feature::REMOTE_CLOSE_CALLBACK
+                | feature::TYPED_PARAM_STRING => 1,
+                _ => 0,
+            };
+            ret(ConnectSupportsFeatureRet { supported })
+        }
+        procs::CONNECT_OPEN => open(s, client, payload),
+        procs::CONNECT_CLOSE => {
+            let mut st = client.data.lock();
+            st.open = false;
+            st.close_callback = false;
+            void()
+        }
+        procs::CONNECT_REGISTER_CLOSE_CALLBACK => {
+            client.data.lock().close_callback = true;
+            void()
+        }
+        procs::CONNECT_UNREGISTER_CLOSE_CALLBACK => {
+            client.data.lock().close_callback = false;
+            void()
+        }
+        procs::CONNECT_GET_TYPE => ret(ConnectGetTypeRet {
+            type_: "QEMU".into(),
+        }),
+        procs::CONNECT_GET_VERSION => ret(ConnectGetVersionRet {
+            hv_ver: s.qemu.hypervisor_version(),
+        }),
+        procs::CONNECT_GET_LIB_VERSION => ret(ConnectGetLibVersionRet {
+            lib_ver: LIB_VERSION,
+        }),
+        procs::CONNECT_GET_HOSTNAME => ret(ConnectGetHostnameRet {
+            hostname: vireo_driver::host::hostname(),
+        }),
+        procs::CONNECT_GET_URI => {
+            let uri = client.data.lock().uri.clone();
+            ret(ConnectGetUriRet {
+                uri: uri.unwrap_or_else(|| s.paths.default_uri("qemu")),
+            })
+        }
+        procs::CONNECT_IS_SECURE => ret(ConnectIsSecureRet { secure: 1 }),
+        procs::CONNECT_GET_MAX_VCPUS => {
+            if let Err(e) = args::<ConnectGetMaxVcpusArgs>(payload) {
+                return Some(Err(e));
+            }
+            ret(ConnectGetMaxVcpusRet { max_vcpus: 255 })
+        }
+        procs::CONNECT_GET_CAPABILITIES => ret(ConnectGetCapabilitiesRet {
+            capabilities: s.qemu.capabilities_xml(),
+        }),
+        procs::NODE_GET_INFO => {
+            let n = vireo_driver::host::node_info();
+            ret(NodeGetInfoRet {
+                model: FixedChars(n.model),
+                memory: n.memory_kib,
+                cpus: n.cpus as i32,
+                mhz: n.mhz as i32,
+                nodes: n.nodes as i32,
+                sockets: n.sockets as i32,
+                cores: n.cores as i32,
+                threads: n.threads as i32,
+            })
+        }
+        procs::NODE_GET_SECURITY_MODEL => ret(NodeGetSecurityModelRet {
+            model: CharArray("none".into()),
+            doi: CharArray("0".into()),
+        }),
+        _ => return None,
+    })
+}
+
+fn open(s: &RemoteService, client: &Arc<RemoteClient>, payload: &[u8]) -> ProcResult {
+    let a: ConnectOpenArgs = args(payload)?;
+    let uri = match a.name.as_deref() {
+        None | Some("") => s.paths.default_uri("qemu"),
+        Some(u) => u.to_string(),
+    };
+    let scheme = uri.split("://").next().unwrap_or("");
+    if !matches!(scheme, "qemu" | "vireo") {
+        return Err(RemoteError::new(
+            code::NO_CONNECT,
+            errdom::REMOTE,
+            format!("no connection driver available for {uri}"),
+        ));
+    }
+    let mut st = client.data.lock();
+    st.open = true;
+    st.readonly = client.readonly || a.flags & CONNECT_RO != 0;
+    st.uri = Some(uri);
+    void()
+}

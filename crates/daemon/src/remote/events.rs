@@ -1,0 +1,213 @@
+//! Event registration (callback-style 316/317 and legacy 167/168) and delivery to clients.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinHandle;
+use vireo_driver::events::LifecycleEvent;
+use vireo_driver::DriverError;
+use vireo_proto::remote::*;
+use vireo_proto::{RemoteError, REMOTE_PROGRAM, REMOTE_VERSION};
+
+use super::{args, ret, void, ProcResult, RemoteClient, RemoteService};
+
+/// libvirt sends every event MESSAGE with serial 1.
+const EVENT_SERIAL: u32 = 1;
+/// Highest domain event id libvirt 9.0 defines (`VIR_DOMAIN_EVENT_ID_LAST - 1`).
+const MAX_EVENT_ID: i32 = 27;
+
+struct Callback {
+    id: i32,
+    event_id: i32,
+    filter: Option<Uuid>,
+    /// Registered through the legacy procedure (no callback id on the wire).
+    legacy: bool,
+}
+
+/// One client's event registrations and the task that delivers to it.
+#[derive(Default)]
+pub struct Callbacks {
+    list: Vec<Callback>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Drop for Callbacks {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+pub(super) fn dispatch(
+    s: &RemoteService,
+    client: &Arc<RemoteClient>,
+    p: i32,
+    payload: &[u8],
+) -> Option<ProcResult> {
+    Some(match p {
+        procs::CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY => (|| {
+            let a: EventCallbackRegisterAnyArgs = args(payload)?;
+            check_event_id(a.event_id)?;
+            let id = s.next_callback_id.fetch_add(1, Ordering::Relaxed);
+            register(
+                s,
+                client,
+                Callback {
+                    id,
+                    event_id: a.event_id,
+                    filter: a.dom.map(|d| d.uuid),
+                    legacy: false,
+                },
+            );
+            ret(EventCallbackRegisterAnyRet { callback_id: id })
+        })(),
+        procs::CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY => (|| {
+            let a: EventCallbackDeregisterAnyArgs = args(payload)?;
+            let mut st = client.data.lock();
+            let before = st.callbacks.list.len();
+            st.callbacks
+                .list
+                .retain(|c| c.legacy || c.id != a.callback_id);
+            if st.callbacks.list.len() == before {
+                return Err(DriverError::InvalidArg(format!(
+                    "callback ID {} not registered",
+                    a.callback_id
+                ))
+                .into());
+            }
+            stop_if_idle(&mut st.callbacks);
+            void()
+        })(),
+        procs::CONNECT_DOMAIN_EVENT_REGISTER_ANY => (|| {
+            let a: EventRegisterAnyArgs = args(payload)?;
+            check_event_id(a.event_id)?;
+            let dup = client
+                .data
+                .lock()
+                .callbacks
+                .list
+                .iter()
+                .any(|c| c.legacy && c.event_id == a.event_id);
+            if dup {
+                return Err(DriverError::InvalidArg(format!(
+                    "domain event {} already registered",
+                    a.event_id
+                ))
+                .into());
+            }
+            let id = s.next_callback_id.fetch_add(1, Ordering::Relaxed);
+            register(
+                s,
+                client,
+                Callback {
+                    id,
+                    event_id: a.event_id,
+                    filter: None,
+                    legacy: true,
+                },
+            );
+            void()
+        })(),
+        procs::CONNECT_DOMAIN_EVENT_DEREGISTER_ANY => (|| {
+            let a: EventRegisterAnyArgs = args(payload)?;
+            let mut st = client.data.lock();
+            let before = st.callbacks.list.len();
+            st.callbacks
+                .list
+                .retain(|c| !(c.legacy && c.event_id == a.event_id));
+            if st.callbacks.list.len() == before {
+                return Err(DriverError::InvalidArg(format!(
+                    "domain event {} not registered",
+                    a.event_id
+                ))
+                .into());
+            }
+            stop_if_idle(&mut st.callbacks);
+            void()
+        })(),
+        _ => return None,
+    })
+}
+
+fn check_event_id(id: i32) -> Result<(), RemoteError> {
+    if !(0..=MAX_EVENT_ID).contains(&id) {
+        return Err(DriverError::InvalidArg(format!("unsupported event ID {id}")).into());
+    }
+    Ok(())
+}
+
+fn register(s: &RemoteService, client: &Arc<RemoteClient>, cb: Callback) {
+    let mut st = client.data.lock();
+    st.callbacks.list.push(cb);
+    if st.callbacks.task.is_none() {
+        // Subscribe before replying, so no event after the reply can be missed.
+        let mut rx = s.events.subscribe();
+        let c = Arc::clone(client);
+        st.callbacks.task = Some(tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(ev) => deliver(&c, &ev),
+                    Err(RecvError::Lagged(n)) => {
+                        eprintln!("vireo: client {} missed {n} events", c.id)
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        }));
+    }
+}
+
+fn stop_if_idle(cbs: &mut Callbacks) {
+    if cbs.list.is_empty() {
+        if let Some(t) = cbs.task.take() {
+            t.abort();
+        }
+    }
+}
+
+fn deliver(client: &RemoteClient, ev: &LifecycleEvent) {
+    let msgs: Vec<(i32, Vec<u8>)> = {
+        let st = client.data.lock();
+        st.callbacks
+            .list
+            .iter()
+            .filter(|c| c.event_id == event::ID_LIFECYCLE)
+            .filter(|c| c.filter.is_none_or(|u| u == ev.dom.uuid))
+            .map(|c| {
+                let msg = DomainEventLifecycleMsg {
+                    dom: ev.dom.clone(),
+                    event: ev.event,
+                    detail: ev.detail,
+                };
+                if c.legacy {
+                    (procs::DOMAIN_EVENT_LIFECYCLE, vireo_xdr::to_bytes(&msg))
+                } else {
+                    (
+                        procs::DOMAIN_EVENT_CALLBACK_LIFECYCLE,
+                        vireo_xdr::to_bytes(&DomainEventCallbackLifecycleMsg {
+                            callback_id: c.id,
+                            msg,
+                        }),
+                    )
+                }
+            })
+            .collect()
+    };
+    for (proc_, payload) in msgs {
+        client.send_message(
+            REMOTE_PROGRAM,
+            REMOTE_VERSION,
+            proc_,
+            EVENT_SERIAL,
+            &payload,
+        );
+    }
+}
+
+/// Drops a departing client's registrations (and so its delivery task).
+pub(super) fn disconnect(client: &Arc<RemoteClient>) {
+    let mut st = client.data.lock();
+    st.callbacks = Callbacks::default();
+}

@@ -1,0 +1,153 @@
+//! The REMOTE program: every libvirt API call arrives here and is sent to the module of its
+//! family. `connect.rs` serves connection-level calls, `domain.rs` the domain calls,
+//! `events.rs` event registration and delivery.
+
+mod connect;
+mod domain;
+mod events;
+
+use std::sync::atomic::AtomicI32;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use vireo_driver::events::EventBus;
+use vireo_proto::error::{code, domain as errdom};
+use vireo_proto::remote::{allowed_read_only, proc_name, procs};
+use vireo_proto::{Header, RemoteError, REMOTE_PROGRAM, REMOTE_VERSION};
+use vireo_qemu::QemuDriver;
+use vireo_rpc::server::{BoxFuture, Client, Outcome, Service};
+use vireo_xdr::{Decoder, Xdr};
+
+use crate::paths::Paths;
+
+pub use events::Callbacks;
+
+/// What one client's connection has done so far.
+#[derive(Default)]
+pub struct ConnState {
+    /// CONNECT_OPEN succeeded (and CONNECT_CLOSE not yet called).
+    pub open: bool,
+    /// The URI the client opened.
+    pub uri: Option<String>,
+    /// Opened read-only (or connected through a read-only socket).
+    pub readonly: bool,
+    pub close_callback: bool,
+    pub callbacks: Callbacks,
+}
+
+#[derive(Default)]
+pub struct ClientData {
+    state: Mutex<ConnState>,
+}
+
+impl ClientData {
+    pub fn lock(&self) -> MutexGuard<'_, ConnState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub type RemoteClient = Client<ClientData>;
+
+/// The daemon-wide state behind the REMOTE program.
+pub struct RemoteService {
+    pub paths: Paths,
+    pub qemu: QemuDriver,
+    pub events: EventBus,
+    next_callback_id: AtomicI32,
+}
+
+impl RemoteService {
+    pub fn new(paths: Paths, qemu: QemuDriver, events: EventBus) -> Self {
+        RemoteService {
+            paths,
+            qemu,
+            events,
+            next_callback_id: AtomicI32::new(0),
+        }
+    }
+
+    fn dispatch(&self, client: &Arc<RemoteClient>, h: &Header, payload: &[u8]) -> Outcome {
+        let p = h.proc_;
+        let (open, readonly) = {
+            let st = client.data.lock();
+            (st.open, st.readonly || client.readonly)
+        };
+        // Calls allowed before CONNECT_OPEN, as in libvirtd.
+        let pre_open = matches!(
+            p,
+            procs::AUTH_LIST | procs::CONNECT_OPEN | procs::CONNECT_SUPPORTS_FEATURE
+        );
+        if proc_name(p).is_none() {
+            return Outcome::Error(RemoteError::unknown_procedure(p));
+        }
+        if !open && !pre_open {
+            return Outcome::Error(RemoteError::new(
+                code::INTERNAL_ERROR,
+                errdom::RPC,
+                "internal error: hypervisor connection not open",
+            ));
+        }
+        if readonly && !allowed_read_only(p) {
+            return Outcome::Error(RemoteError::new(
+                code::OPERATION_DENIED,
+                errdom::DOMAIN,
+                format!(
+                    "operation forbidden: read only access prevents {}",
+                    proc_name(p).unwrap_or("this call")
+                ),
+            ));
+        }
+        let r = connect::dispatch(self, client, p, payload)
+            .or_else(|| events::dispatch(self, client, p, payload))
+            .unwrap_or_else(|| domain::dispatch(self, p, payload));
+        match r {
+            Ok(bytes) => Outcome::Reply(bytes),
+            Err(e) => Outcome::Error(e),
+        }
+    }
+}
+
+impl Service for RemoteService {
+    type ClientData = ClientData;
+
+    fn knows_program(&self, prog: u32, vers: u32) -> bool {
+        prog == REMOTE_PROGRAM && vers == REMOTE_VERSION
+    }
+
+    fn call(
+        self: Arc<Self>,
+        client: Arc<RemoteClient>,
+        header: Header,
+        payload: Vec<u8>,
+    ) -> BoxFuture<Outcome> {
+        // Every call served today is quick and in memory (or one small file write), so it
+        // runs right here in the call's task.
+        Box::pin(async move { self.dispatch(&client, &header, &payload) })
+    }
+
+    fn disconnected(&self, client: &Arc<RemoteClient>) {
+        events::disconnect(client);
+    }
+}
+
+/// The result of one procedure: the encoded reply, or the error.
+pub(crate) type ProcResult = Result<Vec<u8>, RemoteError>;
+
+/// Decodes a call's arguments; the whole payload must be used.
+pub(crate) fn args<T: Xdr>(payload: &[u8]) -> Result<T, RemoteError> {
+    let mut d = Decoder::new(payload);
+    let v = T::decode(&mut d).map_err(bad_payload)?;
+    d.finish().map_err(bad_payload)?;
+    Ok(v)
+}
+
+fn bad_payload(e: vireo_xdr::XdrError) -> RemoteError {
+    RemoteError::rpc(format!("Unable to decode message payload: {e}"))
+}
+
+pub(crate) fn ret<T: Xdr>(v: T) -> ProcResult {
+    Ok(vireo_xdr::to_bytes(&v))
+}
+
+pub(crate) fn void() -> ProcResult {
+    Ok(Vec::new())
+}

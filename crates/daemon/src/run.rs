@@ -1,0 +1,89 @@
+//! Starting and stopping a daemon: bind its sockets, serve, tell systemd it is ready, and
+//! shut down cleanly on SIGTERM/SIGINT.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::signal::unix::{signal, SignalKind};
+use vireo_driver::events::EventBus;
+use vireo_qemu::{QemuConfig, QemuDriver};
+use vireo_rpc::server::{bind_unix, Server, ServerConfig};
+
+use crate::paths::Paths;
+use crate::remote::RemoteService;
+
+/// Socket permissions libvirt uses by default.
+const RW_PERMS: u32 = 0o700;
+const RO_PERMS: u32 = 0o777;
+
+pub struct Options {
+    pub name: String,
+    pub paths: Paths,
+    pub server: ServerConfig,
+}
+
+/// Runs a daemon hosting the QEMU driver until SIGTERM or SIGINT.
+pub async fn run(opts: Options) -> anyhow::Result<()> {
+    let paths = opts.paths;
+    for d in [&paths.run_dir, &paths.config_dir, &paths.state_dir] {
+        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
+    let events = EventBus::default();
+    let qemu = QemuDriver::open(
+        QemuConfig::new(paths.config_dir.join("qemu")),
+        events.clone(),
+    )
+    .context("cannot load domain definitions")?;
+    let rw_path = paths.socket(&opts.name);
+    let ro_path = paths.socket_ro(&opts.name);
+    let rw = bind_unix(&rw_path, RW_PERMS)
+        .with_context(|| format!("cannot listen on {}", rw_path.display()))?;
+    let ro = bind_unix(&ro_path, RO_PERMS)
+        .with_context(|| format!("cannot listen on {}", ro_path.display()))?;
+    let service = Arc::new(RemoteService::new(paths.clone(), qemu, events));
+    let server = Server::new(service, opts.server);
+    let s1 = Arc::clone(&server);
+    let s2 = Arc::clone(&server);
+    let t1 = tokio::spawn(async move { s1.serve(rw, false).await });
+    let t2 = tokio::spawn(async move { s2.serve(ro, true).await });
+    notify_ready();
+    eprintln!("{}: listening on {}", opts.name, rw_path.display());
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    eprintln!("{}: shutting down", opts.name);
+    server.shutdown();
+    let _ = t1.await;
+    let _ = t2.await;
+    for p in [rw_path, ro_path] {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}
+
+/// Sends `READY=1` to systemd when it asked for notification.
+fn notify_ready() {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let sock = match std::os::unix::net::UnixDatagram::unbound() {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    let bytes = path.as_encoded_bytes();
+    let r = if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name)
+            .and_then(|a| sock.send_to_addr(b"READY=1", &a))
+    } else {
+        sock.send_to(b"READY=1", PathBuf::from(path))
+    };
+    if let Err(e) = r {
+        eprintln!("vireo: cannot notify systemd: {e}");
+    }
+}

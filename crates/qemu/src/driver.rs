@@ -1,0 +1,536 @@
+//! Domain definitions: the registry of domains by name, UUID and id, their persistent XML
+//! files, autostart links, and the answers to the domain API calls that need no running VM.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use vireo_driver::events::{EventBus, LifecycleEvent};
+use vireo_driver::store;
+use vireo_driver::{DriverError, Result};
+use vireo_proto::remote::{event, list_flags, Domain as Handle, Uuid};
+use vireo_xml::{format_uuid, Domain, XmlError};
+
+use crate::caps::QemuCaps;
+
+/// `virDomainState` values.
+pub mod state {
+    pub const RUNNING: i32 = 1;
+    pub const PAUSED: i32 = 3;
+    pub const SHUTOFF: i32 = 5;
+    /// `VIR_DOMAIN_SHUTOFF_UNKNOWN`.
+    pub const SHUTOFF_UNKNOWN: i32 = 0;
+}
+
+#[derive(Debug, Clone)]
+pub struct QemuConfig {
+    /// Where persistent definitions live (`<config>/qemu`).
+    pub config_dir: PathBuf,
+    pub emulator: PathBuf,
+}
+
+impl QemuConfig {
+    pub fn new(config_dir: PathBuf) -> Self {
+        QemuConfig {
+            config_dir,
+            emulator: find_emulator(),
+        }
+    }
+
+    fn autostart_dir(&self) -> PathBuf {
+        self.config_dir.join("autostart")
+    }
+}
+
+fn find_emulator() -> PathBuf {
+    let name = "qemu-system-x86_64";
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(name))
+                .find(|c| c.is_file())
+        })
+        .unwrap_or_else(|| PathBuf::from("/usr/bin").join(name))
+}
+
+/// `virDomainInfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainInfo {
+    pub state: i32,
+    pub max_mem_kib: u64,
+    pub memory_kib: u64,
+    pub vcpus: u32,
+    pub cpu_time_ns: u64,
+}
+
+struct DomainObj {
+    def: Domain,
+    uuid: Uuid,
+    persistent: bool,
+    autostart: bool,
+    /// Set while running (a later issue starts VMs).
+    id: Option<i32>,
+}
+
+impl DomainObj {
+    fn handle(&self) -> Handle {
+        Handle {
+            name: self.def.name.clone(),
+            uuid: self.uuid,
+            id: self.id.unwrap_or(-1),
+        }
+    }
+
+    fn active(&self) -> bool {
+        self.id.is_some()
+    }
+}
+
+#[derive(Default)]
+struct Registry {
+    by_uuid: HashMap<Uuid, DomainObj>,
+    by_name: HashMap<String, Uuid>,
+}
+
+pub struct QemuDriver {
+    cfg: QemuConfig,
+    reg: RwLock<Registry>,
+    events: EventBus,
+    caps: OnceLock<QemuCaps>,
+}
+
+impl QemuDriver {
+    /// Loads every persistent definition from the config dir.
+    pub fn open(cfg: QemuConfig, events: EventBus) -> Result<QemuDriver> {
+        let d = QemuDriver {
+            cfg,
+            reg: RwLock::new(Registry::default()),
+            events,
+            caps: OnceLock::new(),
+        };
+        d.load()?;
+        Ok(d)
+    }
+
+    fn load(&self) -> Result<()> {
+        let mut reg = self.write();
+        for path in store::list_xml(&self.cfg.config_dir)? {
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("vireo-qemu: skipping {}: {e}", path.display());
+                    continue;
+                }
+            };
+            let def = match Domain::parse(&text) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("vireo-qemu: skipping {}: {e}", path.display());
+                    continue;
+                }
+            };
+            let Some(uuid) = def.uuid else {
+                eprintln!("vireo-qemu: skipping {}: no uuid", path.display());
+                continue;
+            };
+            if reg.by_uuid.contains_key(&uuid) || reg.by_name.contains_key(&def.name) {
+                eprintln!("vireo-qemu: skipping {}: duplicate domain", path.display());
+                continue;
+            }
+            let autostart = self.autostart_link(&def.name).exists();
+            reg.by_name.insert(def.name.clone(), uuid);
+            reg.by_uuid.insert(
+                uuid,
+                DomainObj {
+                    def,
+                    uuid,
+                    persistent: true,
+                    autostart,
+                    id: None,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Registry> {
+        self.reg.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Registry> {
+        self.reg.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// QEMU's capabilities, probed once.
+    pub fn caps(&self) -> &QemuCaps {
+        self.caps
+            .get_or_init(|| QemuCaps::probe(&self.cfg.emulator))
+    }
+
+    pub fn capabilities_xml(&self) -> String {
+        let node = vireo_driver::host::node_info();
+        self.caps()
+            .capabilities_xml(&crate::caps::host_uuid(), &node)
+    }
+
+    pub fn hypervisor_version(&self) -> u64 {
+        self.caps().version
+    }
+
+    fn config_file(&self, name: &str) -> PathBuf {
+        self.cfg.config_dir.join(format!("{name}.xml"))
+    }
+
+    fn autostart_link(&self, name: &str) -> PathBuf {
+        self.cfg.autostart_dir().join(format!("{name}.xml"))
+    }
+
+    /// Parses and checks a definition, filling what libvirt fills (UUID, machine, emulator).
+    fn prepare(&self, xml: &str) -> Result<Domain> {
+        let mut def = Domain::parse(xml).map_err(|e| match e {
+            // Shaped like libvirt's libxml2 messages: "(domain_definition):LINE: what".
+            XmlError::Syntax { line, col, msg } => {
+                DriverError::XmlSyntax(format!("(domain_definition):{line}:{col}: {msg}"))
+            }
+            XmlError::Invalid(m) => DriverError::XmlInvalid(m),
+            XmlError::Unsupported(m) => DriverError::ConfigUnsupported(m),
+        })?;
+        if def.name.is_empty() {
+            return Err(DriverError::XmlInvalid("missing domain name".into()));
+        }
+        if def.name.contains('/') {
+            return Err(DriverError::XmlInvalid(format!(
+                "name '{}' cannot contain '/'",
+                def.name
+            )));
+        }
+        match def.dom_type.as_str() {
+            "qemu" | "kvm" => {}
+            other => {
+                return Err(DriverError::ConfigUnsupported(format!(
+                    "virtualization type '{other}' is not supported by the QEMU driver; use 'kvm' or 'qemu'"
+                )))
+            }
+        }
+        if def.os.os_type != "hvm" {
+            return Err(DriverError::ConfigUnsupported(format!(
+                "os type '{}' is not supported; only 'hvm'",
+                def.os.os_type
+            )));
+        }
+        if def.memory_kib == 0 {
+            return Err(DriverError::XmlInvalid(
+                "Memory size must be specified via <memory> or in the <numa> configuration".into(),
+            ));
+        }
+        if def.uuid.is_none() {
+            def.uuid = Some(*uuid::Uuid::new_v4().as_bytes());
+        }
+        self.fill_defaults(&mut def);
+        Ok(def)
+    }
+
+    fn fill_defaults(&self, def: &mut Domain) {
+        if def.os.arch.is_empty() {
+            def.os.arch = "x86_64".into();
+        }
+        let caps = self.caps();
+        let machine = def.os.machine.clone().unwrap_or_else(|| "pc".into());
+        if let Some(c) = caps.canonical_machine(&machine) {
+            def.os.machine = Some(c);
+        } else {
+            def.os.machine = Some(machine);
+        }
+        if def.devices.emulator.is_none() {
+            def.devices.emulator = Some(caps.emulator.to_string_lossy().into_owned());
+        }
+    }
+
+    /// Defines (or redefines) a persistent domain.
+    pub fn define_xml(&self, xml: &str) -> Result<Handle> {
+        let def = self.prepare(xml)?;
+        let uuid = def.uuid.unwrap_or_default();
+        let mut reg = self.write();
+        if let Some(other) = reg.by_name.get(&def.name) {
+            if *other != uuid {
+                return Err(DriverError::DomainExists(format!(
+                    "domain '{}' is already defined with uuid {}",
+                    def.name,
+                    format_uuid(other)
+                )));
+            }
+        }
+        let existing_name = reg.by_uuid.get(&uuid).map(|o| o.def.name.clone());
+        if let Some(old) = &existing_name {
+            if *old != def.name {
+                return Err(DriverError::DomainExists(format!(
+                    "domain '{old}' already exists with uuid {}",
+                    format_uuid(&uuid)
+                )));
+            }
+        }
+        store::write_atomic(&self.config_file(&def.name), def.format().as_bytes())?;
+        let detail = if existing_name.is_some() {
+            event::DEFINED_UPDATED
+        } else {
+            event::DEFINED_ADDED
+        };
+        let handle = match reg.by_uuid.get_mut(&uuid) {
+            Some(obj) => {
+                obj.def = def;
+                obj.persistent = true;
+                obj.handle()
+            }
+            None => {
+                reg.by_name.insert(def.name.clone(), uuid);
+                let obj = DomainObj {
+                    def,
+                    uuid,
+                    persistent: true,
+                    autostart: false,
+                    id: None,
+                };
+                let h = obj.handle();
+                reg.by_uuid.insert(uuid, obj);
+                h
+            }
+        };
+        drop(reg);
+        self.events.publish(LifecycleEvent {
+            dom: handle.clone(),
+            event: event::DEFINED,
+            detail,
+        });
+        Ok(handle)
+    }
+
+    /// Removes a domain's persistent definition. A running domain would become transient.
+    pub fn undefine(&self, h: &Handle) -> Result<()> {
+        let mut reg = self.write();
+        let obj = reg
+            .by_uuid
+            .get(&h.uuid)
+            .ok_or_else(|| no_domain_uuid(&h.uuid, &h.name))?;
+        if !obj.persistent {
+            return Err(DriverError::OperationInvalid(
+                "cannot undefine transient domain".into(),
+            ));
+        }
+        let name = obj.def.name.clone();
+        let active = obj.active();
+        store::remove_durable(&self.autostart_link(&name))?;
+        store::remove_durable(&self.config_file(&name))?;
+        let handle = obj.handle();
+        if active {
+            if let Some(o) = reg.by_uuid.get_mut(&h.uuid) {
+                o.persistent = false;
+                o.autostart = false;
+            }
+        } else {
+            reg.by_uuid.remove(&h.uuid);
+            reg.by_name.remove(&name);
+        }
+        drop(reg);
+        self.events.publish(LifecycleEvent {
+            dom: handle,
+            event: event::UNDEFINED,
+            detail: event::UNDEFINED_REMOVED,
+        });
+        Ok(())
+    }
+
+    pub fn lookup_by_name(&self, name: &str) -> Result<Handle> {
+        let reg = self.read();
+        reg.by_name
+            .get(name)
+            .and_then(|u| reg.by_uuid.get(u))
+            .map(DomainObj::handle)
+            .ok_or_else(|| DriverError::NoDomain(format!("no domain with matching name '{name}'")))
+    }
+
+    pub fn lookup_by_uuid(&self, uuid: &Uuid) -> Result<Handle> {
+        self.read()
+            .by_uuid
+            .get(uuid)
+            .map(DomainObj::handle)
+            .ok_or_else(|| {
+                DriverError::NoDomain(format!(
+                    "no domain with matching uuid '{}'",
+                    format_uuid(uuid)
+                ))
+            })
+    }
+
+    pub fn lookup_by_id(&self, id: i32) -> Result<Handle> {
+        self.read()
+            .by_uuid
+            .values()
+            .find(|o| o.id == Some(id))
+            .map(DomainObj::handle)
+            .ok_or_else(|| DriverError::NoDomain(format!("no domain with matching id {id}")))
+    }
+
+    fn with<T>(&self, h: &Handle, f: impl FnOnce(&DomainObj) -> T) -> Result<T> {
+        let reg = self.read();
+        reg.by_uuid
+            .get(&h.uuid)
+            .map(f)
+            .ok_or_else(|| no_domain_uuid(&h.uuid, &h.name))
+    }
+
+    /// `virConnectListAllDomains` with libvirt's filter flags.
+    pub fn list_all(&self, flags: u32) -> Vec<Handle> {
+        let reg = self.read();
+        let mut v: Vec<Handle> = reg
+            .by_uuid
+            .values()
+            .filter(|o| matches_filter(o, flags))
+            .map(DomainObj::handle)
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    pub fn active_ids(&self) -> Vec<i32> {
+        let mut ids: Vec<i32> = self.read().by_uuid.values().filter_map(|o| o.id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    pub fn inactive_names(&self) -> Vec<String> {
+        let mut n: Vec<String> = self
+            .read()
+            .by_uuid
+            .values()
+            .filter(|o| !o.active())
+            .map(|o| o.def.name.clone())
+            .collect();
+        n.sort();
+        n
+    }
+
+    pub fn xml_desc(&self, h: &Handle) -> Result<String> {
+        self.with(h, |o| o.def.format_with_id(o.id))
+    }
+
+    pub fn info(&self, h: &Handle) -> Result<DomainInfo> {
+        self.with(h, |o| DomainInfo {
+            state: if o.active() {
+                state::RUNNING
+            } else {
+                state::SHUTOFF
+            },
+            max_mem_kib: o.def.max_memory_kib(),
+            memory_kib: o.def.current_memory_kib,
+            vcpus: o.def.vcpus,
+            cpu_time_ns: 0,
+        })
+    }
+
+    /// (state, reason)
+    pub fn state(&self, h: &Handle) -> Result<(i32, i32)> {
+        self.with(h, |o| {
+            if o.active() {
+                (state::RUNNING, 1)
+            } else {
+                (state::SHUTOFF, state::SHUTOFF_UNKNOWN)
+            }
+        })
+    }
+
+    pub fn os_type(&self, h: &Handle) -> Result<String> {
+        self.with(h, |o| o.def.os.os_type.clone())
+    }
+
+    pub fn max_memory(&self, h: &Handle) -> Result<u64> {
+        self.with(h, |o| o.def.max_memory_kib())
+    }
+
+    pub fn vcpus(&self, h: &Handle) -> Result<u32> {
+        self.with(h, |o| o.def.vcpus)
+    }
+
+    pub fn is_active(&self, h: &Handle) -> Result<bool> {
+        self.with(h, DomainObj::active)
+    }
+
+    pub fn is_persistent(&self, h: &Handle) -> Result<bool> {
+        self.with(h, |o| o.persistent)
+    }
+
+    pub fn autostart(&self, h: &Handle) -> Result<bool> {
+        self.with(h, |o| o.autostart)
+    }
+
+    pub fn set_autostart(&self, h: &Handle, on: bool) -> Result<()> {
+        let mut reg = self.write();
+        let obj = reg
+            .by_uuid
+            .get_mut(&h.uuid)
+            .ok_or_else(|| no_domain_uuid(&h.uuid, &h.name))?;
+        if !obj.persistent {
+            return Err(DriverError::OperationInvalid(
+                "cannot set autostart for transient domain".into(),
+            ));
+        }
+        if obj.autostart == on {
+            return Ok(());
+        }
+        let link = self.autostart_link(&obj.def.name);
+        if on {
+            let dir = self.cfg.autostart_dir();
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| DriverError::io(format!("cannot create {}", dir.display()), e))?;
+            let target = Path::new("..").join(format!("{}.xml", obj.def.name));
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(&target, &link).map_err(|e| {
+                DriverError::io(
+                    format!("cannot create autostart link {}", link.display()),
+                    e,
+                )
+            })?;
+        } else {
+            store::remove_durable(&link)?;
+        }
+        obj.autostart = on;
+        Ok(())
+    }
+
+    /// Number of domains (for benchmarks and admin).
+    pub fn count(&self) -> usize {
+        self.read().by_uuid.len()
+    }
+}
+
+fn no_domain_uuid(uuid: &Uuid, name: &str) -> DriverError {
+    DriverError::NoDomain(format!(
+        "no domain with matching uuid '{}' ({name})",
+        format_uuid(uuid)
+    ))
+}
+
+fn matches_filter(o: &DomainObj, flags: u32) -> bool {
+    use list_flags::*;
+    let pair = |a: u32, b: u32, has_a: bool| {
+        let want = flags & (a | b);
+        want == 0 || want == (a | b) || (want == a && has_a) || (want == b && !has_a)
+    };
+    let running = o.active();
+    pair(ACTIVE, INACTIVE, running)
+        && pair(PERSISTENT, TRANSIENT, o.persistent)
+        && pair(AUTOSTART, NO_AUTOSTART, o.autostart)
+        // Nothing has a managed save image, snapshot or checkpoint yet.
+        && pair(MANAGEDSAVE, NO_MANAGEDSAVE, false)
+        && pair(HAS_SNAPSHOT, NO_SNAPSHOT, false)
+        && pair(HAS_CHECKPOINT, NO_CHECKPOINT, false)
+        && {
+            let st = flags & (RUNNING | PAUSED | SHUTOFF | OTHER);
+            st == 0
+                || (running && st & RUNNING != 0)
+                || (!running && st & SHUTOFF != 0)
+        }
+}

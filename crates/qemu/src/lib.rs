@@ -1,0 +1,7 @@
+//! The QEMU driver: owns the domain definitions (persistent XML under the config dir),
+//! answers lookups and listings, and describes the host's QEMU (capabilities, version).
+
+pub mod caps;
+pub mod driver;
+
+pub use driver::{DomainInfo, QemuConfig, QemuDriver};
