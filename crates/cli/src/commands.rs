@@ -66,12 +66,9 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
             println!("Running hypervisor: {ty} {}", version(hv));
             println!();
         }
-        "uri" => {
-            let u = c.uri();
-            println!("{}\n", u.open_name());
-        }
-        "hostname" => println!("{}", c.get_hostname().await?),
-        "capabilities" => print!("{}", c.get_capabilities().await?),
+        "uri" => println!("{}\n", c.uri_text()),
+        "hostname" => println!("{}\n", c.get_hostname().await?),
+        "capabilities" => println!("{}", c.get_capabilities().await?),
         "nodeinfo" => {
             let n = c.node_info().await?;
             println!("{:<21}{}", "CPU model:", n.model.0);
@@ -112,7 +109,7 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
         }
         "dumpxml" => {
             let d = get_domain(&c, one("domain")?).await?;
-            print!("{}", c.xml_desc(&d, 0).await?);
+            println!("{}", c.xml_desc(&d, 0).await?);
         }
         "dominfo" => dominfo(&c, &get_domain(&c, one("domain")?).await?).await?,
         "domstate" => {
@@ -273,7 +270,7 @@ fn print_table(rows: &[[String; 3]]) {
         s.trim_end().to_string()
     };
     println!("{}", line(&rows[0]));
-    println!("{}", "-".repeat(w[0] + w[1] + w[2] + 10));
+    println!("{}", "-".repeat(w[0] + w[1] + w[2] + 9));
     for r in &rows[1..] {
         println!("{}", line(r));
     }

@@ -64,12 +64,13 @@ pub type Result<T> = std::result::Result<T, ClientError>;
 pub struct Connect {
     conn: Arc<Connection>,
     uri: Uri,
+    uri_text: String,
 }
 
 impl Connect {
     /// Connects and performs libvirt's open sequence (AUTH_LIST, CONNECT_OPEN).
-    pub async fn open(uri: &str, readonly: bool) -> Result<Connect> {
-        let uri = Uri::parse(uri)?;
+    pub async fn open(uri_text: &str, readonly: bool) -> Result<Connect> {
+        let uri = Uri::parse(uri_text)?;
         let path = uri.socket_path(readonly)?;
         let conn = Connection::connect(&path)
             .await
@@ -81,6 +82,7 @@ impl Connect {
         let c = Connect {
             conn: Arc::new(conn),
             uri,
+            uri_text: uri_text.to_string(),
         };
         // Old servers without AUTH_LIST are fine (libvirt treats that as "no auth").
         match c.call::<(), AuthListRet>(procs::AUTH_LIST, &()).await {
@@ -105,6 +107,11 @@ impl Connect {
 
     pub fn uri(&self) -> &Uri {
         &self.uri
+    }
+
+    /// The URI as the caller gave it (what `virsh uri` prints).
+    pub fn uri_text(&self) -> &str {
+        &self.uri_text
     }
 
     /// The underlying RPC connection (events, raw calls).
