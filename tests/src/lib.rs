@@ -1,0 +1,242 @@
+//! Helpers for end-to-end tests: start a real `vireod` under a temp root, wait for its
+//! readiness signal (sd_notify, no sleeps), run real clients against it.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// Directory holding the workspace's built binaries (`target/debug` or `target/release`).
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("VIREO_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    // Test executables live in target/<profile>/deps.
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut d = exe.parent().expect("deps dir").to_path_buf();
+    if d.ends_with("deps") {
+        d.pop();
+    }
+    d
+}
+
+/// Path of a workspace binary; tells how to build it when missing.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace --bins` before the tests",
+        p.display()
+    );
+    p
+}
+
+/// The repository's `tests/` directory.
+pub fn tests_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A `vireod` running under a private root.
+pub struct Daemon {
+    pub root: PathBuf,
+    child: Option<Child>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Daemon {
+    /// Starts `vireod --root <new temp dir>` and waits until it is ready.
+    pub fn start() -> Daemon {
+        let tmp = tempfile::Builder::new()
+            .prefix("vireo-test")
+            .tempdir()
+            .expect("tempdir");
+        let root = tmp.path().to_path_buf();
+        let mut d = Daemon {
+            root,
+            child: None,
+            _tmp: Some(tmp),
+        };
+        d.restart();
+        d
+    }
+
+    /// Starts a daemon on an existing root (after a kill, to test recovery).
+    pub fn restart(&mut self) {
+        self.start_with(&[]);
+    }
+
+    pub fn start_with(&mut self, extra: &[&str]) {
+        assert!(self.child.is_none(), "daemon already running");
+        let notify_path = self.root.join(format!("notify-{}", std::process::id()));
+        let _ = std::fs::remove_file(&notify_path);
+        let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
+        notify
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join("vireod.log"))
+            .expect("log file");
+        let child = Command::new(bin("vireod"))
+            .arg("--root")
+            .arg(&self.root)
+            .args(extra)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn vireod");
+        self.child = Some(child);
+        let mut buf = [0u8; 256];
+        let n = notify
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("vireod did not become ready: {e}; log:\n{}", self.log()));
+        assert!(
+            std::str::from_utf8(&buf[..n])
+                .unwrap_or("")
+                .contains("READY=1"),
+            "unexpected notification"
+        );
+        let _ = std::fs::remove_file(&notify_path);
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("vireod.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("running")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.root.join("run/vireo/vireod-sock")
+    }
+
+    pub fn socket_ro(&self) -> PathBuf {
+        self.root.join("run/vireo/vireod-sock-ro")
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.root.join("etc/vireo")
+    }
+
+    /// The URI clients use for this daemon.
+    pub fn uri(&self) -> String {
+        format!("qemu+unix:///system?socket={}", self.socket().display())
+    }
+
+    pub fn uri_ro(&self) -> String {
+        format!("qemu+unix:///system?socket={}", self.socket_ro().display())
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        // SAFETY: kill with a valid pid of our own child and a valid signal number.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        c.wait().expect("wait")
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => c.try_wait().ok().flatten().is_none(),
+            None => false,
+        }
+    }
+
+    /// Runs the real `virsh -c <uri> args…`.
+    pub fn virsh(&self, args: &[&str]) -> Output {
+        run_cmd("virsh", &[&["-c", &self.uri()], args].concat())
+    }
+
+    /// Runs our `vireo -c <uri> args…`.
+    pub fn vireo(&self, args: &[&str]) -> Output {
+        let b = bin("vireo");
+        run_cmd(
+            b.to_str().expect("utf-8 path"),
+            &[&["-c", &self.uri()], args].concat(),
+        )
+    }
+
+    /// Runs a python3-libvirt script from `tests/python` with argv: read-write URI, read-only
+    /// URI, test data dir, then `args`.
+    pub fn python(&self, script: &str, args: &[&str]) -> Output {
+        let path = tests_dir().join("python").join(script);
+        let p = path.to_str().expect("utf-8 path");
+        let data = tests_dir().join("data");
+        let d = data.to_str().expect("utf-8 path");
+        run_cmd(
+            "/usr/bin/python3",
+            &[&[p, &self.uri(), &self.uri_ro(), d], args].concat(),
+        )
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self.terminate();
+        }
+    }
+}
+
+pub fn run_cmd(cmd: &str, args: &[&str]) -> Output {
+    Command::new(cmd)
+        .args(args)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e} (is it installed?)"))
+}
+
+/// Asserts success and returns stdout.
+#[track_caller]
+pub fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "command failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Asserts failure and returns stderr.
+#[track_caller]
+pub fn fails(o: &Output) -> String {
+    assert!(
+        !o.status.success(),
+        "command should have failed:\nstdout:\n{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Test data file path.
+pub fn data(name: &str) -> PathBuf {
+    tests_dir().join("data").join(name)
+}
+
+/// Validates an XML document with libvirt's own `virt-xml-validate`.
+#[track_caller]
+pub fn validate(xml: &str, schema: &str, dir: &Path) {
+    let f = dir.join(format!("validate-{schema}.xml"));
+    std::fs::write(&f, xml).expect("write xml");
+    let o = run_cmd("virt-xml-validate", &[f.to_str().expect("utf-8"), schema]);
+    assert!(
+        o.status.success(),
+        "virt-xml-validate rejected our {schema} XML:\n{}\n{}\n{xml}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

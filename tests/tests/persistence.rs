@@ -1,0 +1,91 @@
+//! Definitions survive a crash of the daemon, and a crash in the middle of a define leaves
+//! the old or the new definition, never a broken one.
+
+use vireo_tests::{data, ok, Daemon};
+
+#[test]
+fn definitions_survive_kill_9() {
+    let mut d = Daemon::start();
+    ok(&d.virsh(&["define", data("minimal.xml").to_str().unwrap()]));
+    ok(&d.virsh(&["define", data("full.xml").to_str().unwrap()]));
+    ok(&d.virsh(&["autostart", "vec1"]));
+    let before = ok(&d.virsh(&["dumpxml", "full"]));
+    d.kill9();
+    d.restart();
+    assert_eq!(ok(&d.virsh(&["list", "--all", "--name"])), "full\nvec1\n\n");
+    assert_eq!(ok(&d.virsh(&["dumpxml", "full"])), before);
+    assert!(ok(&d.virsh(&["dominfo", "vec1"])).contains("Autostart:      enable"));
+    // no temp files left behind, every stored file is a whole definition
+    for e in std::fs::read_dir(d.config_dir().join("qemu")).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert!(!name.starts_with('.'), "leftover {name}");
+        if name.ends_with(".xml") {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            assert!(
+                text.trim_end().ends_with("</domain>"),
+                "{name} is cut short"
+            );
+        }
+    }
+    ok(&d.virsh(&["undefine", "vec1"]));
+    d.kill9();
+    d.restart();
+    assert_eq!(ok(&d.virsh(&["list", "--all", "--name"])), "full\n\n");
+}
+
+/// Redefines one domain over and over, alternating two versions, while the daemon is
+/// killed at arbitrary moments. After every restart the domain is one of the two versions.
+#[test]
+fn crash_during_define_leaves_old_or_new() {
+    let mut d = Daemon::start();
+    let a = std::fs::read_to_string(data("minimal.xml")).unwrap();
+    let b = a.replace("<vcpu>1</vcpu>", "<vcpu>2</vcpu>");
+    let fa = d.root.join("a.xml");
+    let fb = d.root.join("b.xml");
+    std::fs::write(&fa, &a).unwrap();
+    std::fs::write(&fb, &b).unwrap();
+    ok(&d.virsh(&["define", fa.to_str().unwrap()]));
+    let script = vireo_tests::tests_dir().join("python/redefine_loop.py");
+    for round in 0..8 {
+        let mut child = std::process::Command::new("/usr/bin/python3")
+            .arg(&script)
+            .arg(d.uri())
+            .arg(&fa)
+            .arg(&fb)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait until the loop has done some redefinitions (it prints a line per define).
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        for _ in 0..(5 + round * 7) {
+            if lines.next().is_none() {
+                break;
+            }
+        }
+        d.kill9();
+        let _ = child.kill();
+        let _ = child.wait();
+        let dir = d.config_dir().join("qemu");
+        let stored = std::fs::read_to_string(dir.join("vec1.xml")).unwrap();
+        assert!(
+            stored.contains("<vcpu placement='static'>1</vcpu>")
+                || stored.contains("<vcpu placement='static'>2</vcpu>"),
+            "round {round}: stored definition is neither version:\n{stored}"
+        );
+        assert!(stored.trim_end().ends_with("</domain>"));
+        d.restart();
+        let info = ok(&d.virsh(&["dominfo", "vec1"]));
+        assert!(
+            info.contains("CPU(s):         1") || info.contains("CPU(s):         2"),
+            "{info}"
+        );
+        // leftover temp files were cleaned at start
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let n = e.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(!n.contains(".tmp"), "leftover temp file {n}");
+        }
+    }
+}
