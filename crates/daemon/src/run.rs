@@ -26,6 +26,9 @@ pub struct Options {
 /// Runs a daemon hosting the QEMU driver until SIGTERM or SIGINT.
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let paths = opts.paths;
+    // Catch the signals before announcing readiness, so an early SIGTERM is a clean stop.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     for d in [&paths.run_dir, &paths.config_dir, &paths.state_dir] {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
     }
@@ -50,8 +53,6 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     notify_ready();
     eprintln!("{}: listening on {}", opts.name, rw_path.display());
 
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}

@@ -7,12 +7,18 @@ use vireo_daemon::paths::Paths;
 use vireo_daemon::run::{run, Options};
 use vireo_rpc::server::ServerConfig;
 
-const USAGE: &str = "usage: vireod [--root DIR] [--max-clients N]
+const USAGE: &str = "usage: vireod [--root DIR] [--max-clients N] [--keepalive-interval SECS]
+              [--keepalive-count N]
 
 Runs the Vireo daemon in the foreground.
   --root DIR        keep sockets, configuration and state under DIR
                     (DIR/run/vireo, DIR/etc/vireo, DIR/var/lib/vireo)
   --max-clients N   refuse connections beyond N clients (default 5000)
+  --keepalive-interval SECS
+                    ping a client that asked for keepalive after SECS idle
+                    (default 5; 0 disables)
+  --keepalive-count N
+                    drop it after N unanswered pings (default 5)
 Without --root: system paths as root, XDG paths otherwise.";
 
 fn main() -> ExitCode {
@@ -28,6 +34,14 @@ fn main() -> ExitCode {
             "--max-clients" => match args.next().and_then(|n| n.parse().ok()) {
                 Some(n) => server.max_clients = n,
                 None => return usage("--max-clients needs a number"),
+            },
+            "--keepalive-interval" => match args.next().and_then(|n| n.parse().ok()) {
+                Some(n) => server.keepalive_interval = std::time::Duration::from_secs(n),
+                None => return usage("--keepalive-interval needs a number of seconds"),
+            },
+            "--keepalive-count" => match args.next().and_then(|n| n.parse().ok()) {
+                Some(n) => server.keepalive_count = n,
+                None => return usage("--keepalive-count needs a number"),
             },
             "-h" | "--help" => {
                 println!("{USAGE}");
