@@ -1,0 +1,1182 @@
+//! The top level of a domain definition: identity, memory, vCPUs, OS boot
+//! configuration, features, CPU model, clock and lifecycle actions.
+
+use std::collections::HashSet;
+
+use roxmltree::{Document, Node, ParsingOptions};
+
+use crate::devices::Devices;
+use crate::util::{
+    attr, attr_enum, attr_int, attr_on_off, attr_one_of, attr_positive, attr_yes_no, child,
+    child_text, child_text_trim, children, is_el, missing, parse_int, precheck, str_enum, text,
+    Writer, MAX_GENERIC_DEPTH,
+};
+use crate::{format_uuid, parse_uuid, to_kib, unit_multiplier, XmlError};
+
+/// Hypervisor types libvirt knows for `<domain type=...>`.
+pub const DOMAIN_TYPES: &[&str] = &[
+    "none",
+    "qemu",
+    "kqemu",
+    "kvm",
+    "xen",
+    "lxc",
+    "uml",
+    "openvz",
+    "test",
+    "vmware",
+    "hyperv",
+    "vbox",
+    "phyp",
+    "parallels",
+    "bhyve",
+    "vz",
+    "ch",
+    "hvf",
+];
+
+/// Children of `<features>` that are kept; any other child is dropped on
+/// parse (unknown elements are not carried over, as in libvirt).
+pub const KNOWN_FEATURES: &[&str] = &[
+    "acpi",
+    "apic",
+    "pae",
+    "hap",
+    "hyperv",
+    "viridian",
+    "kvm",
+    "xen",
+    "privnet",
+    "pvspinlock",
+    "capabilities",
+    "pmu",
+    "vmport",
+    "gic",
+    "smm",
+    "ioapic",
+    "hpt",
+    "vmcoreinfo",
+    "htm",
+    "nested-hv",
+    "msrs",
+    "ccf-assist",
+    "cfpc",
+    "sbbc",
+    "ibs",
+    "tcg",
+    "async-teardown",
+    "ras",
+    "ps2",
+];
+
+/// OS types accepted in `<os><type>`.
+pub const OS_TYPES: &[&str] = &["hvm", "xen", "linux", "xenpvh", "exe", "uml"];
+
+str_enum! {
+    /// Action taken on guest power-off, reboot or crash.
+    LifecycleAction, "lifecycle action" {
+        Destroy => "destroy",
+        Restart => "restart",
+        Preserve => "preserve",
+        RenameRestart => "rename-restart",
+        CoredumpDestroy => "coredump-destroy",
+        CoredumpRestart => "coredump-restart",
+    }
+}
+
+str_enum! {
+    /// `<vcpu placement=...>`.
+    VcpuPlacement, "vcpu placement" {
+        Static => "static",
+        Auto => "auto",
+    }
+}
+
+str_enum! {
+    /// `<boot dev=...>` inside `<os>`.
+    BootDev, "boot device" {
+        Hd => "hd",
+        Fd => "fd",
+        Cdrom => "cdrom",
+        Network => "network",
+    }
+}
+
+str_enum! {
+    /// `<os firmware=...>`.
+    OsFirmware, "os firmware" {
+        Bios => "bios",
+        Efi => "efi",
+    }
+}
+
+str_enum! {
+    /// `<loader type=...>`.
+    LoaderType, "loader type" {
+        Rom => "rom",
+        Pflash => "pflash",
+    }
+}
+
+str_enum! {
+    /// `<cpu mode=...>`.
+    CpuMode, "cpu mode" {
+        Custom => "custom",
+        HostModel => "host-model",
+        HostPassthrough => "host-passthrough",
+        Maximum => "maximum",
+    }
+}
+
+str_enum! {
+    /// `<cpu match=...>`.
+    CpuMatch, "cpu match" {
+        Minimum => "minimum",
+        Exact => "exact",
+        Strict => "strict",
+    }
+}
+
+str_enum! {
+    /// `<cpu check=...>`.
+    CpuCheck, "cpu check" {
+        None => "none",
+        Partial => "partial",
+        Full => "full",
+    }
+}
+
+str_enum! {
+    /// `<cpu><model fallback=...>`.
+    CpuFallback, "cpu model fallback" {
+        Allow => "allow",
+        Forbid => "forbid",
+    }
+}
+
+str_enum! {
+    /// `<cpu><feature policy=...>`.
+    CpuFeaturePolicy, "cpu feature policy" {
+        Force => "force",
+        Require => "require",
+        Optional => "optional",
+        Disable => "disable",
+        Forbid => "forbid",
+    }
+}
+
+str_enum! {
+    /// `<clock offset=...>`.
+    ClockOffset, "clock offset" {
+        Utc => "utc",
+        Localtime => "localtime",
+        Timezone => "timezone",
+        Variable => "variable",
+        Absolute => "absolute",
+    }
+}
+
+str_enum! {
+    /// `<timer name=...>`.
+    TimerName, "timer name" {
+        Platform => "platform",
+        Rtc => "rtc",
+        Tsc => "tsc",
+        Hpet => "hpet",
+        Pit => "pit",
+        Kvmclock => "kvmclock",
+        Hypervclock => "hypervclock",
+        Armvtimer => "armvtimer",
+    }
+}
+
+str_enum! {
+    /// `<timer tickpolicy=...>`.
+    TickPolicy, "timer tickpolicy" {
+        Delay => "delay",
+        Catchup => "catchup",
+        Merge => "merge",
+        Discard => "discard",
+    }
+}
+
+/// A complete domain definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain {
+    /// `<domain type=...>`: hypervisor type, e.g. `kvm` or `qemu`.
+    pub dom_type: String,
+    pub name: String,
+    /// `None` when the definition has no `<uuid>` (the daemon fills one).
+    pub uuid: Option<[u8; 16]>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// Inner XML of `<metadata>`, kept verbatim. Each top-level child
+    /// carries the namespace declarations it needs. `Some("")` for an
+    /// empty `<metadata/>`.
+    pub metadata: Option<String>,
+    /// `<memory>`: maximum memory of the guest at boot, in KiB.
+    pub memory_kib: u64,
+    /// `<currentMemory>` in KiB; equals `memory_kib` when absent, and is
+    /// clamped to it like libvirt does.
+    pub current_memory_kib: u64,
+    /// `<vcpu>`: maximum number of vCPUs (default 1).
+    pub vcpus: u32,
+    /// `<vcpu current=...>`: vCPUs online at boot, when fewer than `vcpus`.
+    pub vcpu_current: Option<u32>,
+    /// `<vcpu placement=...>` (default static, always emitted).
+    pub vcpu_placement: VcpuPlacement,
+    /// `<vcpu cpuset=...>`.
+    pub vcpu_cpuset: Option<String>,
+    pub os: Os,
+    /// Children of `<features>`, in document order.
+    pub features: Vec<Feature>,
+    pub cpu: Option<Cpu>,
+    pub clock: Option<Clock>,
+    pub on_poweroff: LifecycleAction,
+    pub on_reboot: LifecycleAction,
+    pub on_crash: LifecycleAction,
+    pub devices: Devices,
+}
+
+impl Default for Domain {
+    fn default() -> Self {
+        Domain {
+            dom_type: "qemu".to_string(),
+            name: String::new(),
+            uuid: None,
+            title: None,
+            description: None,
+            metadata: None,
+            memory_kib: 0,
+            current_memory_kib: 0,
+            vcpus: 1,
+            vcpu_current: None,
+            vcpu_placement: VcpuPlacement::Static,
+            vcpu_cpuset: None,
+            os: Os::default(),
+            features: Vec::new(),
+            cpu: None,
+            clock: None,
+            on_poweroff: LifecycleAction::Destroy,
+            on_reboot: LifecycleAction::Restart,
+            on_crash: LifecycleAction::Destroy,
+            devices: Devices::default(),
+        }
+    }
+}
+
+/// `<os>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Os {
+    /// `<type>` text, e.g. `hvm`.
+    pub os_type: String,
+    /// `<type arch=...>`; `x86_64` when not given.
+    pub arch: String,
+    /// `<type machine=...>`.
+    pub machine: Option<String>,
+    /// `<os firmware=...>`.
+    pub firmware: Option<OsFirmware>,
+    pub loader: Option<Loader>,
+    pub nvram: Option<Nvram>,
+    /// `<boot dev=...>` elements, order kept.
+    pub boot_devs: Vec<BootDev>,
+    pub kernel: Option<String>,
+    pub initrd: Option<String>,
+    pub cmdline: Option<String>,
+    pub dtb: Option<String>,
+    pub bootmenu: Option<BootMenu>,
+}
+
+impl Default for Os {
+    fn default() -> Self {
+        Os {
+            os_type: "hvm".to_string(),
+            arch: "x86_64".to_string(),
+            machine: None,
+            firmware: None,
+            loader: None,
+            nvram: None,
+            boot_devs: Vec::new(),
+            kernel: None,
+            initrd: None,
+            cmdline: None,
+            dtb: None,
+            bootmenu: None,
+        }
+    }
+}
+
+/// `<os><loader>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loader {
+    pub path: Option<String>,
+    pub readonly: Option<bool>,
+    pub secure: Option<bool>,
+    pub loader_type: Option<LoaderType>,
+}
+
+/// `<os><nvram>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Nvram {
+    pub path: Option<String>,
+    pub template: Option<String>,
+}
+
+/// `<os><bootmenu>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootMenu {
+    pub enable: bool,
+    pub timeout: Option<u32>,
+}
+
+/// One child of `<features>`, kept generically: its name, attributes (in
+/// order), child elements and text. Flag features such as `<acpi/>` have
+/// only a name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Feature {
+    pub name: String,
+    pub attrs: Vec<(String, String)>,
+    pub children: Vec<Feature>,
+    /// Trimmed text content, when the element has no child elements.
+    pub text: Option<String>,
+}
+
+impl Feature {
+    /// A flag feature such as `acpi`.
+    pub fn flag(name: &str) -> Feature {
+        Feature {
+            name: name.to_string(),
+            ..Feature::default()
+        }
+    }
+
+    /// Value of attribute `key`.
+    pub fn attr(&self, key: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `<cpu>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cpu {
+    pub mode: Option<CpuMode>,
+    pub match_mode: Option<CpuMatch>,
+    pub check: Option<CpuCheck>,
+    /// `migratable` (on/off).
+    pub migratable: Option<bool>,
+    pub model: Option<CpuModel>,
+    pub vendor: Option<String>,
+    pub topology: Option<CpuTopology>,
+    pub features: Vec<CpuFeature>,
+}
+
+/// `<cpu><model>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CpuModel {
+    /// Model name (element text); may be empty.
+    pub name: String,
+    pub fallback: Option<CpuFallback>,
+    pub vendor_id: Option<String>,
+}
+
+/// `<cpu><topology>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuTopology {
+    pub sockets: u32,
+    pub dies: Option<u32>,
+    pub cores: u32,
+    pub threads: u32,
+}
+
+/// `<cpu><feature>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuFeature {
+    pub policy: CpuFeaturePolicy,
+    pub name: String,
+}
+
+/// `<clock>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clock {
+    /// `offset` (default utc).
+    pub offset: ClockOffset,
+    /// `timezone` for `offset='timezone'`.
+    pub timezone: Option<String>,
+    /// `adjustment` (seconds, or `reset`).
+    pub adjustment: Option<String>,
+    /// `basis` for `offset='variable'`.
+    pub basis: Option<String>,
+    /// `start` for `offset='absolute'`.
+    pub start: Option<u64>,
+    pub timers: Vec<Timer>,
+}
+
+/// `<clock><timer>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timer {
+    pub name: TimerName,
+    pub tickpolicy: Option<TickPolicy>,
+    pub present: Option<bool>,
+    /// `track` (boot, guest, wall, realtime).
+    pub track: Option<String>,
+    /// `frequency` (tsc).
+    pub frequency: Option<u64>,
+    /// `mode` (tsc: auto, native, emulate, paravirt, smpsafe).
+    pub mode: Option<String>,
+}
+
+impl Domain {
+    /// Parse a domain definition.
+    pub fn parse(xml: &str) -> Result<Domain, XmlError> {
+        precheck(xml)?;
+        let opts = ParsingOptions {
+            allow_dtd: false,
+            nodes_limit: u32::MAX,
+        };
+        let doc = Document::parse_with_options(xml, opts).map_err(|e| syntax_error(xml, &e))?;
+        let root = doc.root_element();
+        if !is_el(&root, "domain") {
+            return Err(XmlError::Invalid(format!(
+                "expected root element <domain>, found <{}>",
+                root.tag_name().name()
+            )));
+        }
+        Domain::from_node(root, xml)
+    }
+
+    /// Format as libvirt-style XML (no `id` attribute).
+    pub fn format(&self) -> String {
+        self.format_with_id(None)
+    }
+
+    /// Format as libvirt-style XML, putting `id='N'` on the root element
+    /// when `id` is given (running domains).
+    pub fn format_with_id(&self, id: Option<i32>) -> String {
+        let mut w = Writer::new();
+        w.elem("domain")
+            .attr("type", &self.dom_type)
+            .opt("id", id)
+            .open();
+        w.text_elem("name", &self.name);
+        if let Some(u) = &self.uuid {
+            w.text_elem("uuid", &format_uuid(u));
+        }
+        if let Some(t) = &self.title {
+            w.text_elem("title", t);
+        }
+        if let Some(d) = &self.description {
+            w.text_elem("description", d);
+        }
+        if let Some(m) = &self.metadata {
+            if m.trim().is_empty() {
+                w.elem("metadata").empty();
+            } else {
+                w.elem("metadata").open();
+                w.raw(m);
+                w.close("metadata");
+            }
+        }
+        w.elem("memory")
+            .attr("unit", "KiB")
+            .text(&self.memory_kib.to_string());
+        w.elem("currentMemory")
+            .attr("unit", "KiB")
+            .text(&self.current_memory_kib.to_string());
+        w.elem("vcpu")
+            .attr("placement", self.vcpu_placement)
+            .opt("cpuset", self.vcpu_cpuset.as_deref())
+            .opt("current", self.vcpu_current)
+            .text(&self.vcpus.to_string());
+        self.os.write(&mut w);
+        if !self.features.is_empty() {
+            w.elem("features").open();
+            for f in &self.features {
+                write_feature(&mut w, f);
+            }
+            w.close("features");
+        }
+        if let Some(cpu) = &self.cpu {
+            cpu.write(&mut w);
+        }
+        if let Some(clock) = &self.clock {
+            clock.write(&mut w);
+        }
+        w.text_elem("on_poweroff", self.on_poweroff.as_str());
+        w.text_elem("on_reboot", self.on_reboot.as_str());
+        w.text_elem("on_crash", self.on_crash.as_str());
+        self.devices.write(&mut w);
+        w.close("domain");
+        w.finish()
+    }
+
+    /// Maximum memory of the guest in KiB (the `<memory>` value), as
+    /// reported by `virDomainGetInfo`'s `maxMem`.
+    pub fn max_memory_kib(&self) -> u64 {
+        self.memory_kib
+    }
+
+    /// Number of vCPUs online at boot.
+    pub fn current_vcpus(&self) -> u32 {
+        self.vcpu_current.unwrap_or(self.vcpus)
+    }
+
+    /// Whether `<features>` contains an element called `name`.
+    pub fn has_feature(&self, name: &str) -> bool {
+        self.features.iter().any(|f| f.name == name)
+    }
+
+    fn from_node(root: Node, input: &str) -> Result<Domain, XmlError> {
+        let dom_type = root
+            .attribute("type")
+            .ok_or_else(|| XmlError::Invalid("missing 'type' attribute on <domain>".into()))?;
+        if !DOMAIN_TYPES.contains(&dom_type) {
+            return Err(XmlError::Invalid(format!(
+                "unknown domain type '{dom_type}'"
+            )));
+        }
+
+        let name = child_text(root, "name").unwrap_or_default();
+        if name.trim().is_empty() {
+            return Err(missing("<name>", "domain"));
+        }
+        if name.contains('/') {
+            return Err(XmlError::Invalid("domain name must not contain '/'".into()));
+        }
+
+        let uuid = match child_text(root, "uuid") {
+            None => None,
+            Some(s) => Some(
+                parse_uuid(&s).ok_or_else(|| XmlError::Invalid(format!("invalid uuid '{s}'")))?,
+            ),
+        };
+
+        let title = child_text(root, "title");
+        if let Some(t) = &title {
+            if t.contains('\n') {
+                return Err(XmlError::Invalid(
+                    "domain title must not contain newlines".into(),
+                ));
+            }
+        }
+        let description = child_text(root, "description");
+        let metadata = child(root, "metadata").map(|m| metadata_inner(m, input));
+
+        let memory_kib = match child(root, "memory") {
+            Some(n) => parse_scaled_kib(n, "memory")?,
+            None => return Err(missing("<memory>", "domain")),
+        };
+        if memory_kib == 0 {
+            return Err(XmlError::Invalid(
+                "invalid value '0' for <memory>: must be greater than zero".into(),
+            ));
+        }
+        let mut current_memory_kib = match child(root, "currentMemory") {
+            Some(n) => parse_scaled_kib(n, "currentMemory")?,
+            None => memory_kib,
+        };
+        if current_memory_kib == 0 || current_memory_kib > memory_kib {
+            current_memory_kib = memory_kib;
+        }
+
+        let mut vcpus = 1u32;
+        let mut vcpu_current = None;
+        let mut vcpu_placement = VcpuPlacement::Static;
+        let mut vcpu_cpuset = None;
+        if let Some(v) = child(root, "vcpu") {
+            vcpus = parse_int(&text(v), "<vcpu>")?;
+            if vcpus == 0 {
+                return Err(XmlError::Invalid(
+                    "invalid value '0' for <vcpu>: must be at least 1".into(),
+                ));
+            }
+            vcpu_current = attr_int::<u32>(v, "current")?;
+            match vcpu_current {
+                Some(0) => {
+                    return Err(XmlError::Invalid(
+                        "invalid value '0' for attribute 'current' of <vcpu>: must be at least 1"
+                            .into(),
+                    ))
+                }
+                Some(c) if c > vcpus => {
+                    return Err(XmlError::Invalid(format!(
+                        "current vcpus ({c}) must not exceed maximum vcpus ({vcpus})"
+                    )))
+                }
+                Some(c) if c == vcpus => vcpu_current = None,
+                _ => {}
+            }
+            if let Some(p) = attr_enum(v, "placement")? {
+                vcpu_placement = p;
+            }
+            vcpu_cpuset = attr(v, "cpuset");
+        }
+
+        let os = match child(root, "os") {
+            Some(n) => Os::parse(n)?,
+            None => return Err(missing("<os>", "domain")),
+        };
+
+        let features = match child(root, "features") {
+            Some(f) => parse_features(f, 0)?
+                .into_iter()
+                .filter(|f| KNOWN_FEATURES.contains(&f.name.as_str()))
+                .collect(),
+            None => Vec::new(),
+        };
+
+        let cpu = child(root, "cpu").map(Cpu::parse).transpose()?;
+        let clock = child(root, "clock").map(Clock::parse).transpose()?;
+
+        let on_poweroff = lifecycle(root, "on_poweroff", LifecycleAction::Destroy, false)?;
+        let on_reboot = lifecycle(root, "on_reboot", LifecycleAction::Restart, false)?;
+        let on_crash = lifecycle(root, "on_crash", LifecycleAction::Destroy, true)?;
+
+        let devices = match child(root, "devices") {
+            Some(d) => Devices::parse(d)?,
+            None => Devices::default(),
+        };
+
+        let boot_orders = devices.boot_orders();
+        if !boot_orders.is_empty() && !os.boot_devs.is_empty() {
+            return Err(XmlError::Unsupported(
+                "per-device boot elements cannot be used together with os/boot elements".into(),
+            ));
+        }
+        let mut seen = HashSet::new();
+        for o in boot_orders {
+            if !seen.insert(o) {
+                return Err(XmlError::Invalid(format!(
+                    "boot order {o} is already used by another device"
+                )));
+            }
+        }
+
+        Ok(Domain {
+            dom_type: dom_type.to_string(),
+            name,
+            uuid,
+            title,
+            description,
+            metadata,
+            memory_kib,
+            current_memory_kib,
+            vcpus,
+            vcpu_current,
+            vcpu_placement,
+            vcpu_cpuset,
+            os,
+            features,
+            cpu,
+            clock,
+            on_poweroff,
+            on_reboot,
+            on_crash,
+            devices,
+        })
+    }
+}
+
+/// Turn a roxmltree error into [`XmlError::Syntax`], with a useful position
+/// even for errors that roxmltree reports without one (end of input).
+fn syntax_error(input: &str, e: &roxmltree::Error) -> XmlError {
+    use roxmltree::Error as E;
+    let (line, col, msg) = match e {
+        E::UnexpectedEndOfStream | E::UnclosedRootNode | E::NoRootNode => {
+            let (l, c) = end_position(input);
+            let msg = match e {
+                E::UnclosedRootNode => "unexpected end of stream: root element is not closed",
+                E::NoRootNode => "no root element",
+                _ => "unexpected end of stream",
+            };
+            (l, c, msg.to_string())
+        }
+        E::DtdDetected => (1, 1, "DTD is not allowed".to_string()),
+        _ => {
+            let pos = e.pos();
+            let full = e.to_string();
+            let msg = full.replace(&format!(" at {pos}"), "");
+            (pos.row, pos.col, msg)
+        }
+    };
+    XmlError::Syntax { line, col, msg }
+}
+
+fn end_position(input: &str) -> (u32, u32) {
+    crate::util::line_col(input, input.len())
+}
+
+/// Parse a libvirt scaled integer (`unit` attribute, default KiB) into KiB.
+fn parse_scaled_kib(n: Node, elem: &str) -> Result<u64, XmlError> {
+    let raw = text(n);
+    let value: u64 = parse_int(&raw, &format!("<{elem}>"))?;
+    let unit = n.attribute("unit").unwrap_or("KiB");
+    if unit_multiplier(unit).is_none() {
+        return Err(XmlError::Invalid(format!(
+            "unknown unit '{unit}' for <{elem}>"
+        )));
+    }
+    to_kib(value, unit).ok_or_else(|| {
+        XmlError::Invalid(format!(
+            "invalid value '{}' for <{elem}>: too large",
+            raw.trim()
+        ))
+    })
+}
+
+fn lifecycle(
+    root: Node,
+    name: &str,
+    default: LifecycleAction,
+    crash: bool,
+) -> Result<LifecycleAction, XmlError> {
+    let Some(s) = child_text(root, name) else {
+        return Ok(default);
+    };
+    let s = s.trim();
+    let bad = || XmlError::Invalid(format!("unknown <{name}> action '{s}'"));
+    let action: LifecycleAction = s.parse().map_err(|_| bad())?;
+    if !crash
+        && matches!(
+            action,
+            LifecycleAction::CoredumpDestroy | LifecycleAction::CoredumpRestart
+        )
+    {
+        return Err(bad());
+    }
+    Ok(action)
+}
+
+/// Extract the inner XML of `<metadata>` verbatim. Namespace declarations
+/// that a top-level child relies on but inherits from an ancestor are
+/// added to that child's start tag so the text stands on its own.
+fn metadata_inner(m: Node, input: &str) -> String {
+    let content: Vec<Node> = m
+        .children()
+        .filter(|c| !(c.is_text() && c.text().is_some_and(|t| t.trim().is_empty())))
+        .collect();
+    let (Some(first), Some(last)) = (content.first(), content.last()) else {
+        return String::new();
+    };
+    let (mut start, mut end) = (first.range().start, last.range().end);
+    // Leading/trailing text belongs to the content but its surrounding
+    // whitespace is layout, not data.
+    if let Some(raw) = input.get(start..end) {
+        start += raw.len() - raw.trim_start().len();
+        end -= raw.len() - raw.trim_end().len();
+    }
+    let Some(slice) = input.get(start..end) else {
+        return String::new();
+    };
+
+    let inherited: Vec<(Option<String>, String)> = m
+        .namespaces()
+        .filter(|ns| ns.name() != Some("xml"))
+        .map(|ns| (ns.name().map(str::to_string), ns.uri().to_string()))
+        .collect();
+
+    let mut inserts: Vec<(usize, String)> = Vec::new();
+    for el in content.iter().filter(|c| c.is_element()) {
+        let el_start = el.range().start;
+        let Some(tag) = input.get(el_start..el.range().end) else {
+            continue;
+        };
+        let (name_end, declared) = start_tag_info(tag);
+        let used = used_namespaces(*el);
+        let mut extra = String::new();
+        for (prefix, uri) in &inherited {
+            let attr_name = match prefix {
+                Some(p) => format!("xmlns:{p}"),
+                None => "xmlns".to_string(),
+            };
+            if declared.contains(&attr_name) || !used.contains(uri.as_str()) {
+                continue;
+            }
+            extra.push(' ');
+            extra.push_str(&attr_name);
+            extra.push_str("='");
+            extra.push_str(&crate::escape(uri));
+            extra.push('\'');
+        }
+        if !extra.is_empty() {
+            inserts.push((el_start - start + name_end, extra));
+        }
+    }
+
+    let mut out = String::with_capacity(slice.len() + 64);
+    let mut pos = 0usize;
+    for (at, extra) in inserts {
+        if let Some(piece) = slice.get(pos..at) {
+            out.push_str(piece);
+        }
+        out.push_str(&extra);
+        pos = at;
+    }
+    if let Some(rest) = slice.get(pos..) {
+        out.push_str(rest);
+    }
+    out
+}
+
+/// For the text of an element starting with its start tag, return the byte
+/// offset just past the qualified name and the attribute names written in
+/// the start tag.
+fn start_tag_info(tag: &str) -> (usize, Vec<String>) {
+    let b = tag.as_bytes();
+    let mut i = 1usize; // past '<'
+    while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'/' && b[i] != b'>' {
+        i += 1;
+    }
+    let name_end = i;
+    let mut names = Vec::new();
+    loop {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= b.len() || b[i] == b'/' || b[i] == b'>' {
+            break;
+        }
+        let s = i;
+        while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'=' {
+            i += 1;
+        }
+        if let Some(n) = tag.get(s..i) {
+            names.push(n.to_string());
+        }
+        while i < b.len() && b[i] != b'\'' && b[i] != b'"' {
+            i += 1;
+        }
+        let Some(&q) = b.get(i) else { break };
+        i += 1;
+        while i < b.len() && b[i] != q {
+            i += 1;
+        }
+        i += 1;
+    }
+    (name_end, names)
+}
+
+/// Namespace URIs used by elements and attributes in the subtree of `el`.
+fn used_namespaces<'a>(el: Node<'a, '_>) -> HashSet<&'a str> {
+    let mut used = HashSet::new();
+    for d in el.descendants().filter(|d| d.is_element()) {
+        if let Some(ns) = d.tag_name().namespace() {
+            used.insert(ns);
+        }
+        for a in d.attributes() {
+            if let Some(ns) = a.namespace() {
+                used.insert(ns);
+            }
+        }
+    }
+    used
+}
+
+fn parse_features(n: Node, depth: usize) -> Result<Vec<Feature>, XmlError> {
+    if depth > MAX_GENERIC_DEPTH {
+        return Err(XmlError::Invalid(
+            "elements inside <features> are nested too deeply".into(),
+        ));
+    }
+    let mut out = Vec::new();
+    for c in n
+        .children()
+        .filter(|c| c.is_element() && c.tag_name().namespace().is_none())
+    {
+        let children = parse_features(c, depth + 1)?;
+        let t = text(c);
+        let t = t.trim();
+        out.push(Feature {
+            name: c.tag_name().name().to_string(),
+            attrs: crate::util::attr_list(c, &[]),
+            text: if children.is_empty() && !t.is_empty() {
+                Some(t.to_string())
+            } else {
+                None
+            },
+            children,
+        });
+    }
+    Ok(out)
+}
+
+fn write_feature(w: &mut Writer, f: &Feature) {
+    let e = w.elem(&f.name).attrs(&f.attrs);
+    if !f.children.is_empty() {
+        e.open();
+        for c in &f.children {
+            write_feature(w, c);
+        }
+        w.close(&f.name);
+    } else if let Some(t) = &f.text {
+        e.text(t);
+    } else {
+        e.empty();
+    }
+}
+
+impl Os {
+    fn parse(n: Node) -> Result<Os, XmlError> {
+        let t = child(n, "type").ok_or_else(|| missing("<type>", "<os>"))?;
+        let os_type = text(t).trim().to_string();
+        if os_type.is_empty() {
+            return Err(missing("<type>", "<os>"));
+        }
+        if !OS_TYPES.contains(&os_type.as_str()) {
+            return Err(XmlError::Invalid(format!("unknown OS type '{os_type}'")));
+        }
+        let loader = match child(n, "loader") {
+            None => None,
+            Some(l) => Some(Loader {
+                path: Some(text(l).trim().to_string()).filter(|s| !s.is_empty()),
+                readonly: attr_yes_no(l, "readonly")?,
+                secure: attr_yes_no(l, "secure")?,
+                loader_type: attr_enum(l, "type")?,
+            }),
+        };
+        let nvram = child(n, "nvram").map(|v| Nvram {
+            path: Some(text(v).trim().to_string()).filter(|s| !s.is_empty()),
+            template: attr(v, "template"),
+        });
+        let mut boot_devs = Vec::new();
+        for b in children(n, "boot") {
+            let dev = b
+                .attribute("dev")
+                .ok_or_else(|| XmlError::Invalid("missing 'dev' attribute on <boot>".into()))?;
+            boot_devs.push(dev.parse()?);
+        }
+        let bootmenu = match child(n, "bootmenu") {
+            None => None,
+            Some(b) => Some(BootMenu {
+                enable: attr_yes_no(b, "enable")?.ok_or_else(|| {
+                    XmlError::Invalid("missing 'enable' attribute on <bootmenu>".into())
+                })?,
+                timeout: attr_int(b, "timeout")?,
+            }),
+        };
+        Ok(Os {
+            os_type,
+            arch: attr(t, "arch").unwrap_or_else(|| "x86_64".to_string()),
+            machine: attr(t, "machine"),
+            firmware: attr_enum(n, "firmware")?,
+            loader,
+            nvram,
+            boot_devs,
+            kernel: child_text_trim(n, "kernel"),
+            initrd: child_text_trim(n, "initrd"),
+            cmdline: child_text(n, "cmdline"),
+            dtb: child_text_trim(n, "dtb"),
+            bootmenu,
+        })
+    }
+
+    fn write(&self, w: &mut Writer) {
+        w.elem("os").opt("firmware", self.firmware).open();
+        w.elem("type")
+            .attr("arch", &self.arch)
+            .opt("machine", self.machine.as_deref())
+            .text(&self.os_type);
+        if let Some(l) = &self.loader {
+            let e = w
+                .elem("loader")
+                .yes_no("readonly", l.readonly)
+                .yes_no("secure", l.secure)
+                .opt("type", l.loader_type);
+            match &l.path {
+                Some(p) => e.text(p),
+                None => e.empty(),
+            }
+        }
+        if let Some(v) = &self.nvram {
+            let e = w.elem("nvram").opt("template", v.template.as_deref());
+            match &v.path {
+                Some(p) => e.text(p),
+                None => e.empty(),
+            }
+        }
+        if let Some(k) = &self.kernel {
+            w.text_elem("kernel", k);
+        }
+        if let Some(i) = &self.initrd {
+            w.text_elem("initrd", i);
+        }
+        if let Some(c) = &self.cmdline {
+            w.text_elem("cmdline", c);
+        }
+        if let Some(d) = &self.dtb {
+            w.text_elem("dtb", d);
+        }
+        for b in &self.boot_devs {
+            w.elem("boot").attr("dev", b).empty();
+        }
+        if let Some(m) = &self.bootmenu {
+            w.elem("bootmenu")
+                .attr("enable", if m.enable { "yes" } else { "no" })
+                .opt("timeout", m.timeout)
+                .empty();
+        }
+        w.close("os");
+    }
+}
+
+impl Cpu {
+    fn parse(n: Node) -> Result<Cpu, XmlError> {
+        let model = match child(n, "model") {
+            None => None,
+            Some(m) => Some(CpuModel {
+                name: text(m).trim().to_string(),
+                fallback: attr_enum(m, "fallback")?,
+                vendor_id: attr(m, "vendor_id"),
+            }),
+        };
+        let topology = match child(n, "topology") {
+            None => None,
+            Some(t) => {
+                let req = |name: &str| -> Result<u32, XmlError> {
+                    attr_positive(t, name)?.ok_or_else(|| {
+                        XmlError::Invalid(format!("missing '{name}' attribute on <topology>"))
+                    })
+                };
+                Some(CpuTopology {
+                    sockets: req("sockets")?,
+                    dies: attr_positive(t, "dies")?,
+                    cores: req("cores")?,
+                    threads: req("threads")?,
+                })
+            }
+        };
+        let mut features = Vec::new();
+        for f in children(n, "feature") {
+            let name = attr(f, "name").ok_or_else(|| {
+                XmlError::Invalid("missing 'name' attribute on cpu <feature>".into())
+            })?;
+            features.push(CpuFeature {
+                // libvirt defaults the policy to 'require' for guest CPUs.
+                policy: attr_enum(f, "policy")?.unwrap_or(CpuFeaturePolicy::Require),
+                name,
+            });
+        }
+        Ok(Cpu {
+            mode: attr_enum(n, "mode")?,
+            match_mode: attr_enum(n, "match")?,
+            check: attr_enum(n, "check")?,
+            migratable: attr_on_off(n, "migratable")?,
+            model,
+            vendor: child_text_trim(n, "vendor"),
+            topology,
+            features,
+        })
+    }
+
+    fn write(&self, w: &mut Writer) {
+        let e = w
+            .elem("cpu")
+            .opt("mode", self.mode)
+            .opt("match", self.match_mode)
+            .opt("check", self.check)
+            .on_off("migratable", self.migratable);
+        if self.model.is_none()
+            && self.vendor.is_none()
+            && self.topology.is_none()
+            && self.features.is_empty()
+        {
+            e.empty();
+            return;
+        }
+        e.open();
+        if let Some(m) = &self.model {
+            let e = w
+                .elem("model")
+                .opt("fallback", m.fallback)
+                .opt("vendor_id", m.vendor_id.as_deref());
+            if m.name.is_empty() {
+                e.empty();
+            } else {
+                e.text(&m.name);
+            }
+        }
+        if let Some(v) = &self.vendor {
+            w.text_elem("vendor", v);
+        }
+        if let Some(t) = &self.topology {
+            w.elem("topology")
+                .attr("sockets", t.sockets)
+                .opt("dies", t.dies)
+                .attr("cores", t.cores)
+                .attr("threads", t.threads)
+                .empty();
+        }
+        for f in &self.features {
+            w.elem("feature")
+                .attr("policy", f.policy)
+                .attr("name", &f.name)
+                .empty();
+        }
+        w.close("cpu");
+    }
+}
+
+impl Clock {
+    fn parse(n: Node) -> Result<Clock, XmlError> {
+        let mut timers = Vec::new();
+        for t in children(n, "timer") {
+            let name = t
+                .attribute("name")
+                .ok_or_else(|| XmlError::Invalid("missing 'name' attribute on <timer>".into()))?;
+            timers.push(Timer {
+                name: name.parse()?,
+                tickpolicy: attr_enum(t, "tickpolicy")?,
+                present: attr_yes_no(t, "present")?,
+                track: attr_one_of(
+                    t,
+                    "track",
+                    &["boot", "guest", "wall", "realtime"],
+                    "timer track",
+                )?,
+                frequency: attr_int(t, "frequency")?,
+                mode: attr_one_of(
+                    t,
+                    "mode",
+                    &["auto", "native", "emulate", "paravirt", "smpsafe"],
+                    "timer mode",
+                )?,
+            });
+        }
+        Ok(Clock {
+            offset: attr_enum(n, "offset")?.unwrap_or(ClockOffset::Utc),
+            timezone: attr(n, "timezone"),
+            adjustment: attr(n, "adjustment"),
+            basis: attr_one_of(n, "basis", &["utc", "localtime"], "clock basis")?,
+            start: attr_int(n, "start")?,
+            timers,
+        })
+    }
+
+    fn write(&self, w: &mut Writer) {
+        let e = w
+            .elem("clock")
+            .attr("offset", self.offset)
+            .opt("timezone", self.timezone.as_deref())
+            .opt("adjustment", self.adjustment.as_deref())
+            .opt("basis", self.basis.as_deref())
+            .opt("start", self.start);
+        if self.timers.is_empty() {
+            e.empty();
+            return;
+        }
+        e.open();
+        for t in &self.timers {
+            w.elem("timer")
+                .attr("name", t.name)
+                .opt("track", t.track.as_deref())
+                .opt("tickpolicy", t.tickpolicy)
+                .opt("frequency", t.frequency)
+                .opt("mode", t.mode.as_deref())
+                .yes_no("present", t.present)
+                .empty();
+        }
+        w.close("clock");
+    }
+}
