@@ -28,7 +28,7 @@ pub enum ClientError {
         err: std::io::Error,
     },
     #[error("{0}")]
-    Remote(RemoteError),
+    Remote(Box<RemoteError>),
     #[error("{0}")]
     Call(CallError),
 }
@@ -36,7 +36,7 @@ pub enum ClientError {
 impl From<CallError> for ClientError {
     fn from(e: CallError) -> Self {
         match e {
-            CallError::Remote(r) => ClientError::Remote(r),
+            CallError::Remote(r) => ClientError::Remote(Box::new(r)),
             e => ClientError::Call(e),
         }
     }
