@@ -53,7 +53,12 @@ fn main() {
         for t in tasks {
             t.await.expect("task");
         }
-        report_rate("getLibVersion, 4 connections", n / 4 * 4, t.elapsed(), "calls/s");
+        report_rate(
+            "getLibVersion, 4 connections",
+            n / 4 * 4,
+            t.elapsed(),
+            "calls/s",
+        );
 
         // Open and close as python-libvirt does: AUTH_LIST, OPEN, two feature probes, CLOSE.
         let m = 2000 / scale;
@@ -61,9 +66,15 @@ fn main() {
         for _ in 0..m {
             let t = Instant::now();
             let cc = Connect::open(&uri, false).await.expect("open");
-            for f in [feature::REMOTE_EVENT_CALLBACK, feature::REMOTE_CLOSE_CALLBACK] {
+            for f in [
+                feature::REMOTE_EVENT_CALLBACK,
+                feature::REMOTE_CLOSE_CALLBACK,
+            ] {
                 let _: ConnectSupportsFeatureRet = cc
-                    .call(procs::CONNECT_SUPPORTS_FEATURE, &ConnectSupportsFeatureArgs { feature: f })
+                    .call(
+                        procs::CONNECT_SUPPORTS_FEATURE,
+                        &ConnectSupportsFeatureArgs { feature: f },
+                    )
                     .await
                     .expect("feature");
             }
