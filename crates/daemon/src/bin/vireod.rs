@@ -8,7 +8,7 @@ use vireo_daemon::run::{run, Options};
 use vireo_rpc::server::ServerConfig;
 
 const USAGE: &str = "usage: vireod [--root DIR] [--max-clients N] [--keepalive-interval SECS]
-              [--keepalive-count N]
+              [--keepalive-count N] [--busy-poll-us N]
 
 Runs the Vireo daemon in the foreground.
   --root DIR        keep sockets, configuration and state under DIR
@@ -19,6 +19,8 @@ Runs the Vireo daemon in the foreground.
                     (default 5; 0 disables)
   --keepalive-count N
                     drop it after N unanswered pings (default 5)
+  --busy-poll-us N  after answering a client that calls back-to-back, poll its
+                    socket N microseconds before sleeping (default 50; 0 = off)
 Without --root: system paths as root, XDG paths otherwise.";
 
 fn main() -> ExitCode {
@@ -38,6 +40,10 @@ fn main() -> ExitCode {
             "--keepalive-interval" => match args.next().and_then(|n| n.parse().ok()) {
                 Some(n) => server.keepalive_interval = std::time::Duration::from_secs(n),
                 None => return usage("--keepalive-interval needs a number of seconds"),
+            },
+            "--busy-poll-us" => match args.next().and_then(|n| n.parse().ok()) {
+                Some(n) => server.busy_poll = std::time::Duration::from_micros(n),
+                None => return usage("--busy-poll-us needs a number of microseconds"),
             },
             "--keepalive-count" => match args.next().and_then(|n| n.parse().ok()) {
                 Some(n) => server.keepalive_count = n,

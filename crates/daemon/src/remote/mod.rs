@@ -14,7 +14,7 @@ use vireo_proto::error::{code, domain as errdom};
 use vireo_proto::remote::{allowed_read_only, proc_name, procs};
 use vireo_proto::{Header, RemoteError, REMOTE_PROGRAM, REMOTE_VERSION};
 use vireo_qemu::QemuDriver;
-use vireo_rpc::server::{BoxFuture, Client, Outcome, Service};
+use vireo_rpc::server::{Client, Dispatch, Outcome, Service};
 use vireo_xdr::{Decoder, Xdr};
 
 use crate::paths::Paths;
@@ -115,18 +115,38 @@ impl Service for RemoteService {
 
     fn call(
         self: Arc<Self>,
-        client: Arc<RemoteClient>,
+        client: &Arc<RemoteClient>,
         header: Header,
-        payload: Vec<u8>,
-    ) -> BoxFuture<Outcome> {
-        // Every call served today is quick and in memory (or one small file write), so it
-        // runs right here in the call's task.
-        Box::pin(async move { self.dispatch(&client, &header, &payload) })
+        payload: &[u8],
+    ) -> Dispatch {
+        if !blocks(header.proc_) {
+            return Dispatch::Now(self.dispatch(client, &header, payload));
+        }
+        // Disk writes and probing QEMU may block this thread for a while: the runtime moves
+        // its other tasks to another thread meanwhile. Calls of one connection are answered
+        // in order anyway, so nothing waits that would not have waited.
+        Dispatch::Now(tokio::task::block_in_place(|| {
+            self.dispatch(client, &header, payload)
+        }))
     }
 
     fn disconnected(&self, client: &Arc<RemoteClient>) {
         events::disconnect(client);
     }
+}
+
+/// Procedures that may wait on the disk or on a child process.
+fn blocks(p: i32) -> bool {
+    matches!(
+        p,
+        procs::DOMAIN_DEFINE_XML
+            | procs::DOMAIN_DEFINE_XML_FLAGS
+            | procs::DOMAIN_UNDEFINE
+            | procs::DOMAIN_UNDEFINE_FLAGS
+            | procs::DOMAIN_SET_AUTOSTART
+            | procs::CONNECT_GET_CAPABILITIES
+            | procs::CONNECT_GET_VERSION
+    )
 }
 
 /// The result of one procedure: the encoded reply, or the error.
