@@ -1,6 +1,7 @@
 //! Persistent objects as files, written atomically: a temp file in the same directory,
-//! fsync, rename over the old file, fsync the directory. A crash at any point leaves the old
-//! file or the new one, never a mix.
+//! fdatasync (the data and size are on disk before the name points at them), rename over the
+//! old file, fsync the directory (the new name is on disk before the caller hears "done").
+//! A crash at any point leaves the old file or the new one, never a mix.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -23,9 +24,8 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let res = (|| -> std::io::Result<()> {
         let mut f = File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        f.sync_data()?;
+        fs::rename(&tmp, path)
     })();
     if let Err(e) = res {
         let _ = fs::remove_file(&tmp);
@@ -37,24 +37,17 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Removes `path` and makes the removal durable. A missing file is not an error.
-pub fn remove_durable(path: &Path) -> Result<()> {
+/// Removes `path`. A missing file is not an error. Like libvirt, the removal is not synced:
+/// after a power loss (not a crash) a just-removed definition may come back, whole.
+pub fn remove(path: &Path) -> Result<()> {
     match fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => {
-            return Err(DriverError::io(
-                format!("cannot remove {}", path.display()),
-                e,
-            ))
-        }
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(DriverError::io(
+            format!("cannot remove {}", path.display()),
+            e,
+        )),
     }
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
 }
 
 /// The `*.xml` files of a directory, sorted; leftover temp files from a crash are removed.
@@ -93,8 +86,8 @@ mod tests {
         let l = list_xml(&d.path().join("sub")).unwrap();
         assert_eq!(l, vec![p.clone()]);
         assert!(!d.path().join("sub/.b.xml.tmp99").exists());
-        remove_durable(&p).unwrap();
-        remove_durable(&p).unwrap();
+        remove(&p).unwrap();
+        remove(&p).unwrap();
         assert!(list_xml(&d.path().join("sub")).unwrap().is_empty());
     }
 }

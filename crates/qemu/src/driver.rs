@@ -322,8 +322,10 @@ impl QemuDriver {
         }
         let name = obj.def.name.clone();
         let active = obj.active();
-        store::remove_durable(&self.autostart_link(&name))?;
-        store::remove_durable(&self.config_file(&name))?;
+        if obj.autostart {
+            store::remove(&self.autostart_link(&name))?;
+        }
+        store::remove(&self.config_file(&name))?;
         let handle = obj.handle();
         if active {
             if let Some(o) = reg.by_uuid.get_mut(&h.uuid) {
@@ -494,7 +496,7 @@ impl QemuDriver {
                 )
             })?;
         } else {
-            store::remove_durable(&link)?;
+            store::remove(&link)?;
         }
         obj.autostart = on;
         Ok(())
