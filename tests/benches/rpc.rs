@@ -18,8 +18,8 @@ fn main() {
     let scale = if quick { 10 } else { 1 };
     let d = Daemon::start();
     let uri = d.uri();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // A single-threaded client, as virsh and python are.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
