@@ -101,9 +101,24 @@ except libvirt.libvirtError as e:
     assert e.get_error_code() == libvirt.VIR_ERR_OPERATION_DENIED, e.get_error_code()
 ro.close()
 
+# graphics passwords only with the secure flag, and never to read-only clients
+gx = conn.defineXML(XML.replace("py1", "gfx").replace("22222222", "44444444").replace(
+    "</os>", "</os><devices><graphics type='vnc' port='-1' autoport='yes' passwd='s3cret'/></devices>"))
+assert "s3cret" not in gx.XMLDesc(0)
+assert "passwd='s3cret'" in gx.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE)
+ro = libvirt.openReadOnly(URI_RO)
+try:
+    ro.lookupByName("gfx").XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE)
+    raise AssertionError("read-only client got the secure XML")
+except libvirt.libvirtError as e:
+    assert e.get_error_code() == libvirt.VIR_ERR_OPERATION_DENIED, e.get_error_code()
+assert "s3cret" not in ro.lookupByName("gfx").XMLDesc(0)
+ro.close()
+gx.undefine()
+
 d.undefine()
 dom2.undefine()
 assert conn.listAllDomains(0) == []
-del d, dom, dom2, auto
+del d, dom, dom2, auto, gx
 conn.close()
 print("python ok")

@@ -415,8 +415,18 @@ impl QemuDriver {
         n
     }
 
-    pub fn xml_desc(&self, h: &Handle) -> Result<String> {
-        self.with(h, |o| o.def.format_with_id(o.id))
+    /// The domain's XML. Passwords (graphics `passwd`) only with `secure`, as in libvirt.
+    pub fn xml_desc(&self, h: &Handle, secure: bool) -> Result<String> {
+        self.with(h, |o| {
+            if secure || o.def.devices.graphics.iter().all(|g| g.passwd.is_none()) {
+                return o.def.format_with_id(o.id);
+            }
+            let mut def = o.def.clone();
+            for g in &mut def.devices.graphics {
+                g.passwd = None;
+            }
+            def.format_with_id(o.id)
+        })
     }
 
     pub fn info(&self, h: &Handle) -> Result<DomainInfo> {

@@ -1,13 +1,17 @@
 //! Domain calls: define/undefine, lookups, listings, XML, info, state, autostart.
 
+use vireo_driver::DriverError;
 use vireo_proto::remote::*;
 use vireo_proto::RemoteError;
 use vireo_xdr::{Array, CharArray};
 
+/// `VIR_DOMAIN_XML_SECURE`.
+const XML_SECURE: u32 = 1;
+
 use super::{args, ret, void, ProcResult, RemoteService};
 
 /// Serves a domain call; any procedure not served anywhere ends here as "unknown procedure".
-pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult {
+pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8], readonly: bool) -> ProcResult {
     let q = &s.qemu;
     // Each arm decodes its arguments, asks the driver, and encodes the reply.
     match p {
@@ -100,11 +104,18 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult 
         }
         procs::DOMAIN_GET_XML_DESC => {
             let a: DomainFlagsArgs = args(payload)?;
-            // SECURE 1, INACTIVE 2, UPDATE_CPU 4, MIGRATABLE 8: with no running VM and no
-            // secrets in the XML, all of them give the stored definition.
+            // SECURE 1 adds passwords; INACTIVE 2, UPDATE_CPU 4 and MIGRATABLE 8 all give
+            // the stored definition while no VM runs.
             check_flags(a.flags, 0xf)?;
+            let secure = a.flags & XML_SECURE != 0;
+            if secure && readonly {
+                return Err(DriverError::OperationDenied(
+                    "virDomainGetXMLDesc with secure flag".into(),
+                )
+                .into());
+            }
             ret(DomainGetXmlDescRet {
-                xml: q.xml_desc(&a.dom)?,
+                xml: q.xml_desc(&a.dom, secure)?,
             })
         }
         procs::DOMAIN_GET_INFO => {
@@ -208,11 +219,9 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult 
 /// libvirt rejects flags it does not know with VIR_ERR_INVALID_ARG.
 fn check_flags(flags: u32, known: u32) -> Result<(), RemoteError> {
     if flags & !known != 0 {
-        return Err(vireo_driver::DriverError::InvalidArg(format!(
-            "unsupported flags (0x{:x})",
-            flags & !known
-        ))
-        .into());
+        return Err(
+            DriverError::InvalidArg(format!("unsupported flags (0x{:x})", flags & !known)).into(),
+        );
     }
     Ok(())
 }
