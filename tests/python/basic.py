@@ -84,6 +84,20 @@ except libvirt.libvirtError as e:
     assert e.get_error_code() == libvirt.VIR_ERR_OPERATION_FAILED, e.get_error_code()
     assert "already defined" in str(e), str(e)
 
+# ... and so is the same uuid under another name
+try:
+    conn.defineXML(XML.replace("py1", "py1-renamed"))
+    raise AssertionError("duplicate uuid accepted")
+except libvirt.libvirtError as e:
+    assert e.get_error_code() == libvirt.VIR_ERR_OPERATION_FAILED, e.get_error_code()
+    assert "already exists with uuid" in str(e), str(e)
+
+# elements we do not model are dropped, as libvirt drops unknown elements
+weird = conn.defineXML(XML.replace("py1", "weird").replace("22222222", "55555555").replace(
+    "</os>", "</os><frobnicator level='11'/>"))
+assert "frobnicator" not in weird.XMLDesc(0)
+weird.undefine()
+
 try:
     conn.lookupByName("no-such")
     raise AssertionError("found a domain that does not exist")
@@ -119,6 +133,6 @@ gx.undefine()
 d.undefine()
 dom2.undefine()
 assert conn.listAllDomains(0) == []
-del d, dom, dom2, auto, gx
+del d, dom, dom2, auto, gx, weird
 conn.close()
 print("python ok")

@@ -65,20 +65,11 @@ pub(super) fn dispatch(
         })(),
         procs::CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY => (|| {
             let a: EventCallbackDeregisterAnyArgs = args(payload)?;
-            let mut st = client.data.lock();
-            let before = st.callbacks.list.len();
-            st.callbacks
-                .list
-                .retain(|c| c.legacy || c.id != a.callback_id);
-            if st.callbacks.list.len() == before {
-                return Err(DriverError::InvalidArg(format!(
-                    "callback ID {} not registered",
-                    a.callback_id
-                ))
-                .into());
-            }
-            stop_if_idle(&mut st.callbacks);
-            void()
+            deregister(
+                client,
+                |c| !c.legacy && c.id == a.callback_id,
+                || format!("callback ID {} not registered", a.callback_id),
+            )
         })(),
         procs::CONNECT_DOMAIN_EVENT_REGISTER_ANY => (|| {
             let a: EventRegisterAnyArgs = args(payload)?;
@@ -112,20 +103,11 @@ pub(super) fn dispatch(
         })(),
         procs::CONNECT_DOMAIN_EVENT_DEREGISTER_ANY => (|| {
             let a: EventRegisterAnyArgs = args(payload)?;
-            let mut st = client.data.lock();
-            let before = st.callbacks.list.len();
-            st.callbacks
-                .list
-                .retain(|c| !(c.legacy && c.event_id == a.event_id));
-            if st.callbacks.list.len() == before {
-                return Err(DriverError::InvalidArg(format!(
-                    "domain event {} not registered",
-                    a.event_id
-                ))
-                .into());
-            }
-            stop_if_idle(&mut st.callbacks);
-            void()
+            deregister(
+                client,
+                |c| c.legacy && c.event_id == a.event_id,
+                || format!("domain event {} not registered", a.event_id),
+            )
         })(),
         _ => return None,
     })
@@ -159,12 +141,26 @@ fn register(s: &RemoteService, client: &Arc<RemoteClient>, cb: Callback) {
     }
 }
 
-fn stop_if_idle(cbs: &mut Callbacks) {
+/// Removes the registrations `matches` selects (an error if there are none), and stops
+/// delivery when none are left.
+fn deregister(
+    client: &RemoteClient,
+    matches: impl Fn(&Callback) -> bool,
+    missing: impl FnOnce() -> String,
+) -> ProcResult {
+    let mut st = client.data.lock();
+    let cbs = &mut st.callbacks;
+    let before = cbs.list.len();
+    cbs.list.retain(|c| !matches(c));
+    if cbs.list.len() == before {
+        return Err(DriverError::InvalidArg(missing()).into());
+    }
     if cbs.list.is_empty() {
         if let Some(t) = cbs.task.take() {
             t.abort();
         }
     }
+    void()
 }
 
 fn deliver(client: &RemoteClient, ev: &LifecycleEvent) {
