@@ -2,6 +2,7 @@
 //! answers lookups and listings, and describes the host's QEMU (capabilities, version).
 
 pub mod caps;
+pub mod cmdline;
 pub mod driver;
 
 pub use driver::{DomainInfo, QemuConfig, QemuDriver};

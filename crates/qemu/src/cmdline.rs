@@ -1,0 +1,1 @@
+//! Domain XML to QEMU command line (being written).
