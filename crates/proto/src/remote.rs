@@ -71,7 +71,11 @@ procedures! {
     DOMAIN_LOOKUP_BY_NAME = 23,
     DOMAIN_LOOKUP_BY_UUID = 24,
     CONNECT_NUM_OF_DEFINED_DOMAINS = 25,
+    DOMAIN_REBOOT = 27,
+    DOMAIN_RESUME = 28,
     DOMAIN_SET_AUTOSTART = 29,
+    DOMAIN_SHUTDOWN = 33,
+    DOMAIN_SUSPEND = 34,
     DOMAIN_UNDEFINE = 35,
     CONNECT_LIST_DOMAINS = 37,
     CONNECT_NUM_OF_DOMAINS = 51,
@@ -92,10 +96,15 @@ procedures! {
     CONNECT_DOMAIN_EVENT_DEREGISTER_ANY = 168,
     DOMAIN_HAS_MANAGED_SAVE_IMAGE = 183,
     DOMAIN_SNAPSHOT_NUM = 187,
+    DOMAIN_CREATE_WITH_FLAGS = 196,
     DOMAIN_GET_VCPUS_FLAGS = 200,
+    DOMAIN_OPEN_CONSOLE = 201,
     DOMAIN_IS_UPDATED = 202,
     DOMAIN_GET_STATE = 212,
     DOMAIN_UNDEFINE_FLAGS = 231,
+    DOMAIN_DESTROY_FLAGS = 234,
+    DOMAIN_RESET = 245,
+    DOMAIN_SHUTDOWN_FLAGS = 258,
     DOMAIN_GET_METADATA = 265,
     CONNECT_LIST_ALL_DOMAINS = 273,
     CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY = 316,
@@ -114,7 +123,16 @@ pub fn allowed_read_only(p: i32) -> bool {
     !matches!(
         p,
         DOMAIN_CREATE
+            | DOMAIN_CREATE_WITH_FLAGS
             | DOMAIN_CREATE_XML
+            | DOMAIN_SHUTDOWN
+            | DOMAIN_SHUTDOWN_FLAGS
+            | DOMAIN_DESTROY_FLAGS
+            | DOMAIN_REBOOT
+            | DOMAIN_RESET
+            | DOMAIN_SUSPEND
+            | DOMAIN_RESUME
+            | DOMAIN_OPEN_CONSOLE
             | DOMAIN_DEFINE_XML
             | DOMAIN_DEFINE_XML_FLAGS
             | DOMAIN_DESTROY
@@ -158,9 +176,39 @@ pub mod event {
     pub const RESUMED: i32 = 4;
     pub const STOPPED: i32 = 5;
     pub const SHUTDOWN: i32 = 6;
+    pub const CRASHED: i32 = 8;
     pub const DEFINED_ADDED: i32 = 0;
     pub const DEFINED_UPDATED: i32 = 1;
     pub const UNDEFINED_REMOVED: i32 = 0;
+    pub const STARTED_BOOTED: i32 = 0;
+    pub const SUSPENDED_PAUSED: i32 = 0;
+    pub const RESUMED_UNPAUSED: i32 = 0;
+    pub const STOPPED_SHUTDOWN: i32 = 0;
+    pub const STOPPED_DESTROYED: i32 = 1;
+    pub const STOPPED_FAILED: i32 = 5;
+    pub const SHUTDOWN_FINISHED: i32 = 0;
+    pub const SHUTDOWN_GUEST: i32 = 1;
+    pub const SHUTDOWN_HOST: i32 = 2;
+}
+
+/// `virDomainState` and the reasons Vireo reports with it.
+pub mod state {
+    pub const NOSTATE: i32 = 0;
+    pub const RUNNING: i32 = 1;
+    pub const PAUSED: i32 = 3;
+    pub const SHUTDOWN: i32 = 4;
+    pub const SHUTOFF: i32 = 5;
+    pub const CRASHED: i32 = 6;
+    pub const RUNNING_BOOTED: i32 = 1;
+    pub const RUNNING_UNPAUSED: i32 = 5;
+    pub const PAUSED_UNKNOWN: i32 = 0;
+    pub const PAUSED_USER: i32 = 1;
+    pub const PAUSED_SHUTTING_DOWN: i32 = 8;
+    pub const SHUTDOWN_USER: i32 = 1;
+    pub const SHUTOFF_UNKNOWN: i32 = 0;
+    pub const SHUTOFF_SHUTDOWN: i32 = 1;
+    pub const SHUTOFF_DESTROYED: i32 = 2;
+    pub const SHUTOFF_CRASHED: i32 = 3;
 }
 
 xdr_struct! { pub struct ConnectOpenArgs { pub name: Option<String>, pub flags: u32 } }
@@ -220,6 +268,14 @@ pub struct DomainRet { pub dom: Domain } }
 
 xdr_struct! { pub struct DomainDefineXmlArgs { pub xml: String } }
 xdr_struct! { pub struct DomainDefineXmlFlagsArgs { pub xml: String, pub flags: u32 } }
+xdr_struct! { pub struct DomainCreateXmlArgs { pub xml: String, pub flags: u32 } }
+xdr_struct! {
+    pub struct DomainOpenConsoleArgs {
+        pub dom: Domain,
+        pub dev_name: Option<String>,
+        pub flags: u32,
+    }
+}
 xdr_struct! { pub struct DomainLookupByNameArgs { pub name: String } }
 xdr_struct! { pub struct DomainLookupByUuidArgs { pub uuid: Uuid } }
 xdr_struct! { pub struct DomainLookupByIdArgs { pub id: i32 } }

@@ -35,10 +35,16 @@ pub enum CallError {
 
 type Pending = Mutex<HashMap<u32, oneshot::Sender<Result<Vec<u8>, CallError>>>>;
 
+type MessageHandler = Arc<dyn Fn(Frame) + Send + Sync>;
+
 struct Shared {
     pending: Pending,
     events: Mutex<Option<mpsc::UnboundedSender<Frame>>>,
+    /// Called for each MESSAGE before any later frame is looked at, so the effect of an
+    /// event is visible by the time the reply that followed it is delivered.
+    handler: Mutex<Option<MessageHandler>>,
     writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    closed: tokio::sync::watch::Sender<bool>,
 }
 
 /// One connection to a daemon.
@@ -65,7 +71,9 @@ impl Connection {
         let shared = Arc::new(Shared {
             pending: Mutex::new(HashMap::new()),
             events: Mutex::new(None),
+            handler: Mutex::new(None),
             writer: tokio::sync::Mutex::new(wr),
+            closed: tokio::sync::watch::channel(false).0,
         });
         let sh = Arc::clone(&shared);
         let reader = tokio::spawn(async move {
@@ -81,6 +89,7 @@ impl Connection {
             if let Ok(mut e) = sh.events.lock() {
                 e.take();
             }
+            let _ = sh.closed.send(true);
         });
         Connection {
             shared,
@@ -96,6 +105,20 @@ impl Connection {
             *e = Some(tx);
         }
         rx
+    }
+
+    /// Handles MESSAGE frames (events) synchronously, in order with replies: instead of
+    /// [`Connection::events`].
+    pub fn on_message(&self, f: impl Fn(Frame) + Send + Sync + 'static) {
+        if let Ok(mut h) = self.shared.handler.lock() {
+            *h = Some(Arc::new(f));
+        }
+    }
+
+    /// Resolves once the connection is gone.
+    pub async fn closed(&self) {
+        let mut rx = self.shared.closed.subscribe();
+        let _ = rx.wait_for(|c| *c).await;
     }
 
     /// Sends a CALL with an encoded payload and waits for its reply payload.
@@ -195,6 +218,11 @@ impl Shared {
                 let _ = tx.send(r);
             }
             Some(MessageType::Message) => {
+                let handler = self.handler.lock().ok().and_then(|h| h.clone());
+                if let Some(h) = handler {
+                    h(f);
+                    return;
+                }
                 if let Ok(e) = self.events.lock() {
                     if let Some(tx) = e.as_ref() {
                         let _ = tx.send(f);

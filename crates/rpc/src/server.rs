@@ -29,6 +29,9 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub enum Outcome {
     /// Successful reply with this (already encoded) payload.
     Reply(Vec<u8>),
+    /// Successful reply, then this task (e.g. the pump of a stream the call opened: its
+    /// packets must follow the reply).
+    ReplyThen(Vec<u8>, BoxFuture<()>),
     /// Failed reply.
     Error(RemoteError),
 }
@@ -132,9 +135,91 @@ pub struct Client<D> {
     last_rx: Mutex<Instant>,
     close: Notify,
     closed: AtomicBool,
+    /// Open streams by the serial of the call that opened them.
+    streams: Mutex<HashMap<u32, mpsc::Sender<StreamPacket>>>,
+}
+
+/// A stream packet from the client: status CONTINUE with data, OK (finish) or ERROR (abort).
+#[derive(Debug)]
+pub struct StreamPacket {
+    pub status: Status,
+    pub data: Vec<u8>,
+}
+
+/// Sends a stream's packets to its client.
+pub struct StreamSender {
+    out: mpsc::Sender<Vec<u8>>,
+    header: Header,
+}
+
+impl StreamSender {
+    /// Sends data (split into libvirt's chunk size); false once the client is gone.
+    pub async fn data(&self, bytes: &[u8]) -> bool {
+        for chunk in bytes.chunks(vireo_proto::STREAM_CHUNK) {
+            if !self.packet(Status::Continue, chunk).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Ends the stream: OK (finish or confirm), or ERROR with a libvirt error.
+    pub async fn finish(&self, err: Option<&RemoteError>) -> bool {
+        match err {
+            None => self.packet(Status::Ok, &[]).await,
+            Some(e) => {
+                let h = Header {
+                    status: Status::Error as i32,
+                    ..self.header
+                };
+                let mut f = Vec::new();
+                frame_into(&mut f, &h, |o| e.encode(o));
+                self.out.send(f).await.is_ok()
+            }
+        }
+    }
+
+    async fn packet(&self, status: Status, data: &[u8]) -> bool {
+        let h = Header {
+            status: status as i32,
+            ..self.header
+        };
+        self.out.send(encode_frame(&h, data)).await.is_ok()
+    }
 }
 
 impl<D> Client<D> {
+    /// Opens a stream for the call `call` (register it before replying to that call):
+    /// returns the sender for our packets and the receiver of the client's.
+    pub fn open_stream(&self, call: &Header) -> (StreamSender, mpsc::Receiver<StreamPacket>) {
+        let (tx, rx) = mpsc::channel(64);
+        if let Ok(mut m) = self.streams.lock() {
+            m.insert(call.serial, tx);
+        }
+        let header = Header::new(
+            call.prog,
+            call.vers,
+            call.proc_,
+            MessageType::Stream,
+            call.serial,
+            Status::Continue,
+        );
+        (
+            StreamSender {
+                out: self.out.clone(),
+                header,
+            },
+            rx,
+        )
+    }
+
+    /// Forgets a stream (its packets are then dropped, as libvirtd drops them).
+    pub fn close_stream(&self, serial: u32) {
+        if let Ok(mut m) = self.streams.lock() {
+            m.remove(&serial);
+        }
+    }
+
     /// Queues a MESSAGE (event) frame. Drops it if the client does not keep up: a slow
     /// reader must not make the daemon hold unbounded memory.
     pub fn send_message(
@@ -178,6 +263,8 @@ pub struct Server<S: Service> {
     shutdown: watch::Sender<bool>,
     /// A connection is busy-polling its socket.
     polling: AtomicBool,
+    /// Connections whose task has not finished yet.
+    live: watch::Sender<usize>,
 }
 
 impl<S: Service> Server<S> {
@@ -190,6 +277,7 @@ impl<S: Service> Server<S> {
             next_id: AtomicU64::new(1),
             shutdown: watch::channel(false).0,
             polling: AtomicBool::new(false),
+            live: watch::channel(0).0,
         })
     }
 
@@ -217,6 +305,13 @@ impl<S: Service> Server<S> {
         }
     }
 
+    /// Resolves once every connection task has finished (after [`Server::shutdown`], every
+    /// queued frame has then been written).
+    pub async fn wait_idle(&self) {
+        let mut rx = self.live.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+
     /// Accepts clients on `listener` until shutdown.
     pub async fn serve(self: &Arc<Self>, listener: UnixListener, readonly: bool) {
         let mut stop = self.shutdown.subscribe();
@@ -226,7 +321,11 @@ impl<S: Service> Server<S> {
                 r = listener.accept() => match r {
                     Ok((stream, _)) => {
                         let me = Arc::clone(self);
-                        tokio::spawn(async move { me.handle(stream, readonly).await });
+                        self.live.send_modify(|n| *n += 1);
+                        tokio::spawn(async move {
+                            Arc::clone(&me).handle(stream, readonly).await;
+                            me.live.send_modify(|n| *n -= 1);
+                        });
                     }
                     Err(e) => {
                         // Out of fds and the like: back off briefly instead of spinning.
@@ -267,6 +366,7 @@ impl<S: Service> Server<S> {
             last_rx: Mutex::new(Instant::now()),
             close: Notify::new(),
             closed: AtomicBool::new(false),
+            streams: Mutex::new(HashMap::new()),
         });
         if let Ok(mut m) = self.clients.lock() {
             m.insert(client.id, Arc::clone(&client));
@@ -363,6 +463,9 @@ impl<S: Service> Server<S> {
             }
         }
         client.closed.store(true, Ordering::Relaxed);
+        if let Ok(mut m) = client.streams.lock() {
+            m.clear();
+        }
         pinger.abort();
         if let Ok(mut m) = self.clients.lock() {
             m.remove(&client.id);
@@ -444,7 +547,29 @@ impl<S: Service> Server<S> {
                 return false;
             }
             // Stream packets for streams we do not have are dropped, as libvirtd does.
-            Some(MessageType::Stream | MessageType::StreamHole) => return true,
+            Some(MessageType::Stream) => {
+                let tx = client
+                    .streams
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&h.serial).cloned());
+                if let (Some(tx), Some(status)) = (tx, h.status()) {
+                    let done = status != Status::Continue;
+                    // Waiting here is the back pressure: a client that types faster than
+                    // the stream drains waits, and only its own connection does.
+                    let _ = tx
+                        .send(StreamPacket {
+                            status,
+                            data: payload.to_vec(),
+                        })
+                        .await;
+                    if done {
+                        client.close_stream(h.serial);
+                    }
+                }
+                return true;
+            }
+            Some(MessageType::StreamHole) => return true,
             Some(MessageType::Reply | MessageType::Message | MessageType::ReplyWithFds) => {
                 return true
             }
@@ -474,9 +599,21 @@ impl<S: Service> Server<S> {
                 let c = Arc::clone(client);
                 tokio::spawn(async move {
                     let mut frame = Vec::new();
-                    outcome_into(&mut frame, &h, fut.await);
+                    let then = match fut.await {
+                        Outcome::ReplyThen(p, then) => {
+                            outcome_into(&mut frame, &h, Outcome::Reply(p));
+                            Some(then)
+                        }
+                        o => {
+                            outcome_into(&mut frame, &h, o);
+                            None
+                        }
+                    };
                     c.send(frame).await;
                     drop(permit);
+                    if let Some(then) = then {
+                        then.await;
+                    }
                 });
             }
         }
@@ -528,9 +665,15 @@ fn split_frame(buf: &[u8]) -> Result<Option<(Header, usize)>, FrameError> {
     Ok(Some((Header::decode(&hdr), total)))
 }
 
+/// Appends the reply; a continuation is started now, and since anything it sends goes
+/// through the client's queue, which is drained after `out` is written, it follows the reply.
 fn outcome_into(out: &mut Vec<u8>, call: &Header, o: Outcome) {
     match o {
         Outcome::Reply(p) => frame_into(out, &call.reply(Status::Ok), |o| o.extend_from_slice(&p)),
+        Outcome::ReplyThen(p, then) => {
+            frame_into(out, &call.reply(Status::Ok), |o| o.extend_from_slice(&p));
+            tokio::spawn(then);
+        }
         Outcome::Error(e) => error_into(out, call, &e),
     }
 }
