@@ -1,0 +1,1010 @@
+//! Domain definition → QEMU command line.
+//!
+//! * `golden`: every `tests/data/cmdline/NAME.xml` must translate to `NAME.args` (one
+//!   argument per line). `VIREO_BLESS=1 cargo test -p vireo-qemu --test cmdline` rewrites
+//!   the `.args` files instead.
+//! * `check_rejects`: what `check` refuses, and with which message.
+//! * `qemu_accepts_golden_cases`: starts the real `qemu-system-x86_64` (paused by `-S`) on
+//!   every golden case, completes the QMP handshake and quits, so that option syntax QEMU
+//!   does not accept fails here. Paths under `/VIREO_TESTDIR` are redirected to a temporary
+//!   directory holding small images made for the run. KVM cases run under TCG (nested KVM
+//!   is unreliable on test hosts) unless `VIREO_QEMU_KVM=1`.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vireo_qemu::caps::{Machine, QemuCaps};
+use vireo_qemu::cmdline::{self, LaunchConfig};
+use vireo_xml::Domain;
+
+const QEMU: &str = "/usr/bin/qemu-system-x86_64";
+const PLACEHOLDER: &str = "/VIREO_TESTDIR";
+
+fn caps() -> QemuCaps {
+    let m = |name: &str, canonical: Option<&str>, max_cpus| Machine {
+        name: name.into(),
+        canonical: canonical.map(Into::into),
+        max_cpus,
+    };
+    QemuCaps {
+        emulator: QEMU.into(),
+        version: 7_002_000,
+        machines: vec![
+            m("pc", Some("pc-i440fx-7.2"), 255),
+            m("pc-i440fx-7.2", None, 255),
+            m("q35", Some("pc-q35-7.2"), 288),
+            m("pc-q35-7.2", None, 288),
+        ],
+        kvm: true,
+    }
+}
+
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cmdline")
+}
+
+/// `(name, xml text)` of every golden case, sorted by name.
+fn cases() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(data_dir()).expect("tests/data/cmdline") {
+        let path = entry.expect("directory entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("xml") {
+            continue;
+        }
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("utf-8 file name")
+            .to_string();
+        out.push((name, fs::read_to_string(&path).expect("readable xml")));
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn golden() {
+    let bless = std::env::var("VIREO_BLESS").is_ok_and(|v| v == "1");
+    let caps = caps();
+    let cases = cases();
+    assert!(cases.len() >= 4, "golden cases are missing");
+    let mut failures = Vec::new();
+    for (name, xml) in &cases {
+        let def = Domain::parse(xml).unwrap_or_else(|e| panic!("{name}.xml: {e}"));
+        if let Err(e) = cmdline::check(&def, &caps) {
+            failures.push(format!("{name}: check failed: {e}"));
+            continue;
+        }
+        let cfg = LaunchConfig {
+            monitor_fd: 3,
+            run_dir: format!("/run/vireo/qemu/{name}").into(),
+        };
+        let args = match cmdline::build(&def, &caps, &cfg) {
+            Ok(a) => a,
+            Err(e) => {
+                failures.push(format!("{name}: build failed: {e}"));
+                continue;
+            }
+        };
+        assert!(
+            args.iter().all(|a| !a.contains('\n')),
+            "{name}: an argument contains a newline"
+        );
+        let text = args.join("\n") + "\n";
+        let args_path = data_dir().join(format!("{name}.args"));
+        if bless {
+            fs::write(&args_path, &text).expect("write .args");
+            continue;
+        }
+        let expected = fs::read_to_string(&args_path).unwrap_or_default();
+        if expected != text {
+            let mut diff = String::new();
+            let (e, g): (Vec<&str>, Vec<&str>) =
+                (expected.lines().collect(), text.lines().collect());
+            for i in 0..e.len().max(g.len()) {
+                let (a, b) = (e.get(i).copied(), g.get(i).copied());
+                if a != b {
+                    diff.push_str(&format!(
+                        "  line {}: expected {:?}\n           got      {:?}\n",
+                        i + 1,
+                        a.unwrap_or("<none>"),
+                        b.unwrap_or("<none>")
+                    ));
+                }
+            }
+            failures.push(format!(
+                "{name}: arguments differ from {name}.args (VIREO_BLESS=1 rewrites it)\n{diff}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// ---------------------------------------------------------------------------
+// check
+// ---------------------------------------------------------------------------
+
+/// A small valid domain; `os`, `top` (features, cpu, clock, lifecycle) and `devices` are
+/// pasted in.
+fn domain(dom_type: &str, os: &str, top: &str, devices: &str) -> String {
+    format!(
+        "<domain type='{dom_type}'><name>t</name>\
+         <uuid>11111111-2222-3333-4444-555555555555</uuid>\
+         <memory unit='MiB'>64</memory><vcpu>1</vcpu>\
+         <os>{os}</os>{top}<devices>{devices}</devices></domain>"
+    )
+}
+
+const PC: &str = "<type arch='x86_64' machine='pc'>hvm</type>";
+const Q35: &str = "<type arch='x86_64' machine='q35'>hvm</type>";
+
+fn check_xml(xml: &str) -> Result<(), String> {
+    check_with(xml, &caps())
+}
+
+fn check_with(xml: &str, caps: &QemuCaps) -> Result<(), String> {
+    let def = Domain::parse(xml).map_err(|e| format!("parse: {e}"))?;
+    cmdline::check(&def, caps).map_err(|e| e.to_string())
+}
+
+#[test]
+fn check_accepts_the_base_domain() {
+    check_xml(&domain("qemu", PC, "", "")).expect("base domain");
+    check_xml(&domain("kvm", Q35, "", "")).expect("base domain on q35");
+}
+
+#[test]
+fn check_rejects() {
+    let disk = |attrs: &str, inner: &str| format!("<disk {attrs}>{inner}</disk>");
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "network interface",
+            domain(
+                "qemu",
+                PC,
+                "",
+                "<interface type='network'><mac address='52:54:00:00:00:01'/>\
+                 <source network='default'/></interface>",
+            ),
+            "<interface type='network'> needs the network daemon (not yet available)",
+        ),
+        (
+            "bridge interface",
+            domain(
+                "qemu",
+                PC,
+                "",
+                "<interface type='bridge'><mac address='52:54:00:00:00:01'/>\
+                 <source bridge='br0'/></interface>",
+            ),
+            "<interface type='bridge'> needs the network daemon",
+        ),
+        (
+            "interface without MAC",
+            domain("qemu", PC, "", "<interface type='user'><model type='virtio'/></interface>"),
+            "interface without MAC",
+        ),
+        (
+            "vhost on user networking",
+            domain(
+                "qemu",
+                PC,
+                "",
+                "<interface type='user'><mac address='52:54:00:00:00:01'/>\
+                 <driver name='vhost'/></interface>",
+            ),
+            "<driver name='vhost'>",
+        ),
+        (
+            "spice",
+            domain("qemu", PC, "", "<graphics type='spice' autoport='yes'/>"),
+            "<graphics type='spice'> is not supported (only vnc)",
+        ),
+        (
+            "two graphics",
+            domain("qemu", PC, "", "<graphics type='vnc'/><graphics type='vnc'/>"),
+            "more than one <graphics>",
+        ),
+        (
+            "vnc password",
+            domain("qemu", PC, "", "<graphics type='vnc' passwd='secret'/>"),
+            "VNC passwords",
+        ),
+        (
+            "vnc port below 5900",
+            domain("qemu", PC, "", "<graphics type='vnc' port='80' autoport='no'/>"),
+            "the port must be 5900 to 65535",
+        ),
+        (
+            "host-passthrough under tcg",
+            domain("qemu", PC, "<cpu mode='host-passthrough'/>", ""),
+            "<cpu mode='host-passthrough'> needs KVM",
+        ),
+        (
+            "optional cpu feature",
+            domain(
+                "qemu",
+                PC,
+                "<cpu><model>qemu64</model><feature policy='optional' name='x2apic'/></cpu>",
+                "",
+            ),
+            "policy='optional'",
+        ),
+        (
+            "topology mismatch",
+            domain(
+                "qemu",
+                PC,
+                "<cpu><topology sockets='2' cores='1' threads='1'/></cpu>",
+                "",
+            ),
+            "differs from the maximum vCPU count 1",
+        ),
+        (
+            "loader",
+            domain("qemu", &format!("{PC}<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE.fd</loader>"), "", ""),
+            "<os><loader> (custom firmware) is not supported yet",
+        ),
+        (
+            "nvram",
+            domain("qemu", &format!("{PC}<nvram>/var/lib/nvram.fd</nvram>"), "", ""),
+            "<os><nvram>",
+        ),
+        (
+            "efi firmware",
+            "<domain type='qemu'><name>t</name><uuid>11111111-2222-3333-4444-555555555555</uuid>\
+             <memory>65536</memory><os firmware='efi'><type machine='q35'>hvm</type></os></domain>"
+                .to_string(),
+            "UEFI",
+        ),
+        (
+            "initrd without kernel",
+            domain("qemu", &format!("{PC}<initrd>/boot/initrd</initrd>"), "", ""),
+            "need a <kernel>",
+        ),
+        (
+            "scsi disk",
+            domain(
+                "qemu",
+                PC,
+                "",
+                &disk("type='file' device='disk'", "<source file='/a.img'/><target dev='sda' bus='scsi'/>"),
+            ),
+            "bus 'scsi' is not supported yet",
+        ),
+        (
+            "sd disk without a bus is scsi, as in libvirt",
+            domain(
+                "qemu",
+                PC,
+                "",
+                &disk("type='file' device='disk'", "<source file='/a.img'/><target dev='sda'/>"),
+            ),
+            "bus 'scsi'",
+        ),
+        (
+            "floppy",
+            domain(
+                "qemu",
+                PC,
+                "",
+                &disk("type='file' device='floppy'", "<source file='/a.img'/><target dev='fda' bus='fdc'/>"),
+            ),
+            "device='floppy' is not supported",
+        ),
+        (
+            "network disk",
+            domain(
+                "qemu",
+                PC,
+                "",
+                &disk(
+                    "type='network' device='disk'",
+                    "<source protocol='nbd' name='x'><host name='h' port='10809'/></source>\
+                     <target dev='vda' bus='virtio'/>",
+                ),
+            ),
+            "type 'network' is not supported yet",
+        ),
+        (
+            "vmdk image",
+            domain(
+                "qemu",
+                PC,
+                "",
+                &disk(
+                    "type='file' device='disk'",
+                    "<driver name='qemu' type='vmdk'/><source file='/a.vmdk'/><target dev='vda' bus='virtio'/>",
+                ),
+            ),
+            "image format 'vmdk' is not supported",
+        ),
+        (
+            "disk without source",
+            domain(
+                "qemu",
+                PC,
+                "",
+                &disk("type='file' device='disk'", "<target dev='vda' bus='virtio'/>"),
+            ),
+            "no <source>",
+        ),
+        (
+            "io native without O_DIRECT",
+            domain(
+                "qemu",
+                PC,
+                "",
+                &disk(
+                    "type='file' device='disk'",
+                    "<driver name='qemu' type='raw' io='native'/><source file='/a.img'/>\
+                     <target dev='vda' bus='virtio'/>",
+                ),
+            ),
+            "io='native' needs cache='none' or 'directsync'",
+        ),
+        (
+            "ide disk on q35",
+            domain(
+                "qemu",
+                Q35,
+                "",
+                &disk("type='file' device='disk'", "<source file='/a.img'/><target dev='hda' bus='ide'/>"),
+            ),
+            "q35 machines have no IDE bus",
+        ),
+        (
+            "read-only sata disk",
+            domain(
+                "qemu",
+                Q35,
+                "",
+                &disk(
+                    "type='file' device='disk'",
+                    "<source file='/a.img'/><target dev='sda' bus='sata'/><readonly/>",
+                ),
+            ),
+            "a read-only disk needs bus='virtio'",
+        ),
+        (
+            "virtio cdrom",
+            domain(
+                "qemu",
+                PC,
+                "",
+                &disk("type='file' device='cdrom'", "<target dev='vda' bus='virtio'/>"),
+            ),
+            "a cdrom cannot be on the virtio bus",
+        ),
+        (
+            "fifth ide disk",
+            domain(
+                "qemu",
+                PC,
+                "",
+                &disk("type='file' device='disk'", "<source file='/a.img'/><target dev='hde' bus='ide'/>"),
+            ),
+            "only 4 units",
+        ),
+        (
+            "shareable qcow2",
+            domain(
+                "qemu",
+                PC,
+                "",
+                &disk(
+                    "type='file' device='disk'",
+                    "<driver name='qemu' type='qcow2'/><source file='/a.qcow2'/>\
+                     <target dev='vda' bus='virtio'/><shareable/>",
+                ),
+            ),
+            "a shareable disk must be raw",
+        ),
+        (
+            "two disks with one target",
+            domain(
+                "qemu",
+                PC,
+                "",
+                &format!(
+                    "{0}{0}",
+                    disk("type='file' device='disk'", "<source file='/a.img'/><target dev='vda' bus='virtio'/>")
+                ),
+            ),
+            "target dev used by two disks",
+        ),
+        (
+            "pci address on another bus",
+            domain(
+                "qemu",
+                Q35,
+                "",
+                "<memballoon model='virtio'><address type='pci' domain='0x0000' bus='0x02' \
+                 slot='0x00' function='0x0'/></memballoon>",
+            ),
+            "only the root bus 0 is available",
+        ),
+        (
+            "pci address used twice",
+            domain(
+                "qemu",
+                PC,
+                "",
+                "<memballoon model='virtio'><address type='pci' bus='0' slot='0x05'/></memballoon>\
+                 <rng model='virtio'><backend model='random'>/dev/urandom</backend>\
+                 <address type='pci' bus='0' slot='0x05'/></rng>",
+            ),
+            "PCI address 0x05.0 is already in use",
+        ),
+        (
+            "pci address of the PIIX3 bridge",
+            domain(
+                "qemu",
+                PC,
+                "",
+                "<memballoon model='virtio'><address type='pci' bus='0' slot='0x01' function='0x0'/></memballoon>",
+            ),
+            "already in use",
+        ),
+        (
+            "pcie-root-port",
+            domain(
+                "qemu",
+                Q35,
+                "",
+                "<controller type='pci' index='1' model='pcie-root-port'/>",
+            ),
+            "<controller type='pci' model='pcie-root-port'> is not supported",
+        ),
+        (
+            "pci-root on q35",
+            domain("qemu", Q35, "", "<controller type='pci' index='0' model='pci-root'/>"),
+            "<controller type='pci' model='pci-root'> is not supported (only pcie-root",
+        ),
+        (
+            "scsi controller",
+            domain("qemu", PC, "", "<controller type='scsi' index='0' model='virtio-scsi'/>"),
+            "<controller type='scsi'> is not supported yet",
+        ),
+        (
+            "ide controller on q35",
+            domain("qemu", Q35, "", "<controller type='ide' index='0'/>"),
+            "q35 machines have no IDE controller",
+        ),
+        (
+            "usb tablet without usb",
+            domain(
+                "qemu",
+                PC,
+                "",
+                "<controller type='usb' index='0' model='none'/><input type='tablet' bus='usb'/>",
+            ),
+            "USB input devices need a USB controller",
+        ),
+        (
+            "ehci usb controller",
+            domain("qemu", PC, "", "<controller type='usb' index='0' model='ich9-ehci1'/>"),
+            "model='ich9-ehci1'> is not supported",
+        ),
+        (
+            "ps2 tablet",
+            domain("qemu", PC, "", "<input type='tablet' bus='ps2'/>"),
+            "does not exist",
+        ),
+        (
+            "evdev input",
+            domain("qemu", PC, "", "<input type='evdev'><source dev='/dev/input/event1'/></input>"),
+            "host input passthrough",
+        ),
+        (
+            "tcp serial",
+            domain(
+                "qemu",
+                PC,
+                "",
+                "<serial type='tcp'><source mode='bind' host='127.0.0.1' service='4555'/>\
+                 <protocol type='raw'/></serial>",
+            ),
+            "<protocol> is only for tcp",
+        ),
+        (
+            "udp serial",
+            domain(
+                "qemu",
+                PC,
+                "",
+                "<serial type='udp'><source mode='connect' host='127.0.0.1' service='4555'/></serial>",
+            ),
+            "character device type 'udp' is not supported",
+        ),
+        (
+            "spicevmc channel",
+            domain(
+                "qemu",
+                PC,
+                "",
+                "<channel type='spicevmc'><target type='virtio' name='com.redhat.spice.0'/></channel>",
+            ),
+            "needs SPICE",
+        ),
+        (
+            "guestfwd channel",
+            domain(
+                "qemu",
+                PC,
+                "",
+                "<channel type='pty'><target type='guestfwd' address='10.0.2.1' port='4600'/></channel>",
+            ),
+            "target type 'guestfwd' is not supported",
+        ),
+        (
+            "unix connect without path",
+            domain(
+                "qemu",
+                PC,
+                "",
+                "<serial type='unix'><source mode='connect'/></serial>",
+            ),
+            "mode='connect' needs <source path=...>",
+        ),
+        (
+            "console that differs from the serial",
+            domain(
+                "qemu",
+                PC,
+                "",
+                "<serial type='pty'/><console type='file'><source path='/tmp/x'/>\
+                 <target type='serial'/></console>",
+            ),
+            "differs from the <serial type='pty'>",
+        ),
+        (
+            "egd rng",
+            domain(
+                "qemu",
+                PC,
+                "",
+                "<rng model='virtio'><backend model='egd' type='pty'/></rng>",
+            ),
+            "the egd backend is not supported",
+        ),
+        (
+            "rng from a file",
+            domain(
+                "qemu",
+                PC,
+                "",
+                "<rng model='virtio'><backend model='random'>/tmp/entropy</backend></rng>",
+            ),
+            "backend '/tmp/entropy' is not allowed",
+        ),
+        (
+            "balloon stats",
+            domain("qemu", PC, "", "<memballoon model='virtio'><stats period='5'/></memballoon>"),
+            "<stats period=...>",
+        ),
+        (
+            "vmvga video",
+            domain("qemu", PC, "", "<video><model type='vmvga'/></video>"),
+            "<video><model type='vmvga'> is not supported",
+        ),
+        (
+            "two videos",
+            domain(
+                "qemu",
+                PC,
+                "",
+                "<video><model type='vga'/></video><video><model type='qxl'/></video>",
+            ),
+            "more than one <video>",
+        ),
+        (
+            "pit tick policy under tcg",
+            domain("qemu", PC, "<clock offset='utc'><timer name='pit' tickpolicy='delay'/></clock>", ""),
+            "needs KVM",
+        ),
+        (
+            "variable clock",
+            domain("qemu", PC, "<clock offset='variable' adjustment='10' basis='utc'/>", ""),
+            "<clock offset='variable'> is not supported yet",
+        ),
+        (
+            "tsc timer",
+            domain("qemu", PC, "<clock offset='utc'><timer name='tsc' frequency='3000000000'/></clock>", ""),
+            "<timer name='tsc'>",
+        ),
+        (
+            "hyperv",
+            domain("kvm", PC, "<features><acpi/><hyperv mode='custom'><relaxed state='on'/></hyperv></features>", ""),
+            "<features><hyperv> (Hyper-V enlightenments) is not supported yet",
+        ),
+        (
+            "apic eoi",
+            domain("kvm", PC, "<features><apic eoi='on'/></features>", ""),
+            "<features><apic eoi=...>",
+        ),
+        (
+            "gic on x86",
+            domain("qemu", PC, "<features><gic version='3'/></features>", ""),
+            "does not apply to x86",
+        ),
+        (
+            "on_reboot preserve",
+            domain("qemu", PC, "<on_reboot>preserve</on_reboot>", ""),
+            "<on_reboot>preserve</on_reboot> is not supported",
+        ),
+        (
+            "on_crash coredump",
+            domain("qemu", PC, "<on_crash>coredump-destroy</on_crash>", ""),
+            "<on_crash>coredump-destroy</on_crash> is not supported",
+        ),
+        (
+            "memory balloon at start",
+            "<domain type='qemu'><name>t</name><uuid>11111111-2222-3333-4444-555555555555</uuid>\
+             <memory unit='MiB'>128</memory><currentMemory unit='MiB'>64</currentMemory>\
+             <os><type machine='pc'>hvm</type></os></domain>"
+                .to_string(),
+            "<currentMemory> (65536 KiB) smaller than <memory> (131072 KiB)",
+        ),
+        (
+            "vcpu pinning",
+            "<domain type='qemu'><name>t</name><uuid>11111111-2222-3333-4444-555555555555</uuid>\
+             <memory>65536</memory><vcpu cpuset='0-1'>2</vcpu>\
+             <os><type machine='pc'>hvm</type></os></domain>"
+                .to_string(),
+            "vCPU pinning",
+        ),
+        (
+            "too many vcpus",
+            "<domain type='qemu'><name>t</name><uuid>11111111-2222-3333-4444-555555555555</uuid>\
+             <memory>65536</memory><vcpu>300</vcpu>\
+             <os><type machine='q35'>hvm</type></os></domain>"
+                .to_string(),
+            "300 vCPUs exceed the maximum of 288",
+        ),
+        (
+            "unknown machine",
+            domain("qemu", "<type machine='microvm'>hvm</type>", "", ""),
+            "machine type 'microvm' is not offered by /usr/bin/qemu-system-x86_64",
+        ),
+        (
+            "other architecture",
+            domain("qemu", "<type arch='aarch64' machine='virt'>hvm</type>", "", ""),
+            "architecture 'aarch64' is not supported",
+        ),
+        (
+            "missing uuid",
+            "<domain type='qemu'><name>t</name><memory>65536</memory>\
+             <os><type machine='pc'>hvm</type></os></domain>"
+                .to_string(),
+            "the domain has no UUID",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, xml, expected) in &cases {
+        match check_xml(xml) {
+            Ok(()) => failures.push(format!("{what}: accepted")),
+            Err(e) if e.starts_with("unsupported configuration: ") && e.contains(expected) => {}
+            Err(e) => failures.push(format!(
+                "{what}: got '{e}', expected it to contain '{expected}'"
+            )),
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn check_rejects_kvm_without_kvm() {
+    let mut caps = caps();
+    caps.kvm = false;
+    let err = check_with(&domain("kvm", PC, "", ""), &caps).expect_err("kvm without /dev/kvm");
+    assert_eq!(
+        err,
+        "unsupported configuration: KVM is not available on this host"
+    );
+    check_with(&domain("qemu", PC, "", ""), &caps).expect("tcg is always there");
+}
+
+#[test]
+fn check_rejects_old_qemu() {
+    let mut caps = caps();
+    caps.version = 6_002_000;
+    let err = check_with(&domain("qemu", PC, "", ""), &caps).expect_err("old QEMU");
+    assert!(err.contains("QEMU 6.2.0 is too old"), "{err}");
+    // An unknown version (missing emulator at define time) is not held against the domain.
+    caps.version = 0;
+    check_with(&domain("qemu", PC, "", ""), &caps).expect("unknown version");
+}
+
+#[test]
+fn block_devices_and_paths() {
+    let xml = domain(
+        "qemu",
+        PC,
+        "",
+        "<disk type='block' device='disk'><source dev='/dev/vg/guest'/>\
+         <target dev='vda' bus='virtio'/></disk>\
+         <disk type='block' device='cdrom'><source dev='/dev/sr0'/>\
+         <target dev='hdc' bus='ide'/></disk>\
+         <serial type='unix'><source mode='bind'/></serial>\
+         <channel type='unix'><source mode='bind'/><target type='virtio' name='../evil'/></channel>",
+    );
+    let def = Domain::parse(&xml).expect("parse");
+    let cfg = LaunchConfig {
+        monitor_fd: 7,
+        run_dir: "/run/x,y".into(),
+    };
+    let args = cmdline::build(&def, &caps(), &cfg).expect("build");
+    let has = |s: &str| args.iter().any(|a| a == s);
+    assert!(
+        has(
+            r#"{"driver":"host_device","filename":"/dev/vg/guest","node-name":"libvirt-2-storage","auto-read-only":true,"discard":"unmap"}"#
+        ),
+        "{args:#?}"
+    );
+    assert!(
+        has(
+            r#"{"driver":"host_cdrom","filename":"/dev/sr0","node-name":"libvirt-1-storage","auto-read-only":true,"discard":"unmap"}"#
+        ),
+        "{args:#?}"
+    );
+    assert!(
+        has("socket,id=charmonitor,fd=7,server=on,wait=off"),
+        "{args:#?}"
+    );
+    // Sockets without a path go under the run directory (commas escaped); a channel name
+    // that is not a plain file name is not used as one.
+    assert!(
+        has("socket,id=charserial0,path=/run/x,,y/serial0.sock,server=on,wait=off"),
+        "{args:#?}"
+    );
+    assert!(
+        has("socket,id=charchannel0,path=/run/x,,y/channel0.sock,server=on,wait=off"),
+        "{args:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The real QEMU
+// ---------------------------------------------------------------------------
+
+/// Kills and reaps QEMU whatever happens to the test.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A multiboot image QEMU can load with `-kernel` (it never runs: CPUs stay stopped).
+fn fake_kernel() -> Vec<u8> {
+    let magic: u32 = 0x1bad_b002;
+    let flags: u32 = 0x0001_0000; // load addresses given in the header
+    let header = [
+        magic,
+        flags,
+        0u32.wrapping_sub(magic.wrapping_add(flags)),
+        0x0010_0000, // header_addr
+        0x0010_0000, // load_addr
+        0,           // load_end_addr: whole file
+        0,           // bss_end_addr
+        0x0010_0020, // entry_addr
+    ];
+    let mut image: Vec<u8> = header.iter().flat_map(|w| w.to_le_bytes()).collect();
+    image.extend_from_slice(&[0xf4, 0xeb, 0xfd]); // hlt; jmp back
+    image.resize(4096, 0);
+    image
+}
+
+/// Makes the files a case refers to under the placeholder directory. Returns the
+/// listeners for `*.listen.sock` (QEMU connects to them); other `*.sock` are QEMU's own.
+fn prepare_files(xml: &str, dir: &Path) -> Vec<UnixListener> {
+    let mut listeners = Vec::new();
+    let mut rest = xml;
+    while let Some(at) = rest.find(PLACEHOLDER) {
+        let after = &rest[at + PLACEHOLDER.len()..];
+        let end = after
+            .find(|c: char| c == '\'' || c == '"' || c == '<' || c.is_whitespace())
+            .unwrap_or(after.len());
+        let name = after[..end].trim_start_matches('/');
+        rest = &after[end..];
+        let path = dir.join(name);
+        if path.exists() {
+            continue;
+        }
+        if name.ends_with(".listen.sock") {
+            listeners.push(UnixListener::bind(&path).expect("bind test socket"));
+        } else if name.ends_with(".sock") || name.ends_with(".log") {
+            // Created by QEMU.
+        } else if name.ends_with(".qcow2") {
+            let st = Command::new("qemu-img")
+                .args(["create", "-q", "-f", "qcow2"])
+                .arg(&path)
+                .arg("64M")
+                .status()
+                .expect("run qemu-img");
+            assert!(st.success(), "qemu-img create {}", path.display());
+        } else if name.starts_with("vmlinuz") {
+            fs::write(&path, fake_kernel()).expect("write kernel");
+        } else {
+            fs::write(&path, vec![0u8; 1 << 20]).expect("write image");
+        }
+    }
+    listeners
+}
+
+/// Nested KVM is unreliable on test machines (vCPU setup can abort even with -S), so KVM
+/// cases run under TCG unless VIREO_QEMU_KVM=1; only `-accel` and `-cpu host` change.
+fn maybe_tcg(args: Vec<String>) -> Vec<String> {
+    if std::env::var("VIREO_QEMU_KVM").is_ok_and(|v| v == "1") {
+        return args;
+    }
+    let mut out = Vec::with_capacity(args.len());
+    let mut prev = String::new();
+    for a in args {
+        let a = match prev.as_str() {
+            "-accel" if a == "kvm" => "tcg".to_string(),
+            "-cpu" if a == "host" || a.starts_with("host,") => format!("max{}", &a[4..]),
+            _ => a,
+        };
+        prev.clone_from(&a);
+        out.push(a);
+    }
+    out
+}
+
+fn read_reply(r: &mut impl BufRead, what: &str) -> Result<serde_json::Value, String> {
+    loop {
+        let mut line = String::new();
+        match r.read_line(&mut line) {
+            Ok(0) => return Err(format!("monitor closed while waiting for {what}")),
+            Ok(_) => {}
+            Err(e) => return Err(format!("reading {what}: {e}")),
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(&line).map_err(|e| format!("{what}: bad JSON {line:?}: {e}"))?;
+        if v.get("event").is_some() {
+            continue;
+        }
+        if let Some(err) = v.get("error") {
+            return Err(format!("{what}: {err}"));
+        }
+        return Ok(v);
+    }
+}
+
+/// Runs QEMU with `args`, talks QMP, quits. `Err` carries what went wrong and QEMU's stderr.
+fn run_qemu(args: &[String], dir: &Path) -> Result<String, String> {
+    let mon_path = dir.join("monitor.sock");
+    let listener = UnixListener::bind(&mon_path).map_err(|e| format!("bind monitor: {e}"))?;
+    let fd = listener.as_raw_fd();
+    let mut cmd = Command::new(QEMU);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe calls (fcntl, dup2) on fds open in the child run
+    // between fork and exec. The listener becomes fd 3 without FD_CLOEXEC.
+    unsafe {
+        cmd.pre_exec(move || {
+            if fd == 3 {
+                let flags = libc::fcntl(3, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = KillOnDrop(cmd.spawn().map_err(|e| format!("spawn QEMU: {e}"))?);
+    // Only QEMU holds the listening socket now: if it dies, connecting or reading fails
+    // instead of hanging.
+    drop(listener);
+    let mut stderr = child.0.stderr.take().ok_or("no stderr pipe")?;
+    let stderr_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+
+    let talk = || -> Result<(), String> {
+        let stream = UnixStream::connect(&mon_path).map_err(|e| format!("connect: {e}"))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .map_err(|e| e.to_string())?;
+        let mut w = stream.try_clone().map_err(|e| e.to_string())?;
+        let mut r = BufReader::new(stream);
+        let greeting = read_reply(&mut r, "greeting")?;
+        if greeting.get("QMP").is_none() {
+            return Err(format!("unexpected greeting {greeting}"));
+        }
+        let mut cmd = |c: &str| -> Result<serde_json::Value, String> {
+            writeln!(w, "{{\"execute\":\"{c}\"}}").map_err(|e| format!("send {c}: {e}"))?;
+            read_reply(&mut r, c)
+        };
+        cmd("qmp_capabilities")?;
+        let status = cmd("query-status")?;
+        if status["return"]["status"] != "prelaunch" {
+            return Err(format!("not paused before launch: {status}"));
+        }
+        cmd("quit")?;
+        Ok(())
+    };
+    let talked = talk();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        match child.0.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => break None,
+        }
+    };
+    if status.is_none() {
+        let _ = child.0.kill();
+    }
+    drop(child);
+    let err_text = stderr_reader.join().unwrap_or_default();
+    match (talked, status) {
+        (Ok(()), Some(st)) if st.success() => Ok(err_text),
+        (Ok(()), st) => Err(format!("QEMU did not exit cleanly ({st:?})\n{err_text}")),
+        (Err(e), st) => Err(format!("{e} (exit: {st:?})\n{err_text}")),
+    }
+}
+
+#[test]
+fn qemu_accepts_golden_cases() {
+    if !Path::new(QEMU).exists() {
+        eprintln!("skipping: {QEMU} is not installed");
+        return;
+    }
+    let caps = caps();
+    let mut failures = Vec::new();
+    for (name, xml) in cases() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        let dir_str = dir.to_str().expect("utf-8 temp dir");
+        let _listeners = prepare_files(&xml, dir);
+        let xml = xml.replace(PLACEHOLDER, dir_str);
+        let def = Domain::parse(&xml).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let run_dir = dir.join("run");
+        fs::create_dir_all(&run_dir).expect("run dir");
+        let cfg = LaunchConfig {
+            monitor_fd: 3,
+            run_dir,
+        };
+        let args = match cmdline::build(&def, &caps, &cfg) {
+            Ok(a) => maybe_tcg(a),
+            Err(e) => {
+                failures.push(format!("{name}: build: {e}"));
+                continue;
+            }
+        };
+        match run_qemu(&args, dir) {
+            Ok(stderr) => {
+                // A clean start prints nothing: warnings (deprecated options, missing
+                // CPU features, ...) count as failures. The one expected line is QEMU
+                // saying which display `-vnc ...,to=N` settled on.
+                let unexpected: Vec<&str> = stderr
+                    .lines()
+                    .filter(|l| !l.trim().is_empty() && !l.starts_with("VNC server running on "))
+                    .collect();
+                if !unexpected.is_empty() {
+                    failures.push(format!("{name}: QEMU warned:\n{stderr}\nargs: {args:?}"));
+                }
+            }
+            Err(e) => failures.push(format!("{name}: {e}\nargs: {args:?}")),
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
