@@ -24,6 +24,8 @@ pub enum DriverError {
     OperationInvalid(String),
     #[error("operation forbidden: {0}")]
     OperationDenied(String),
+    #[error("operation failed: {0}")]
+    OperationFailed(String),
     #[error("this function is not supported by the connection driver: {0}")]
     NoSupport(String),
     #[error("internal error: {0}")]
@@ -57,6 +59,7 @@ impl DriverError {
             DriverError::InvalidArg(_) => (code::INVALID_ARG, domain::QEMU),
             DriverError::OperationInvalid(_) => (code::OPERATION_INVALID, domain::QEMU),
             DriverError::OperationDenied(_) => (code::OPERATION_DENIED, domain::NONE),
+            DriverError::OperationFailed(_) => (code::OPERATION_FAILED, domain::QEMU),
             DriverError::NoSupport(_) => (code::NO_SUPPORT, domain::QEMU),
             DriverError::Internal(_) => (code::INTERNAL_ERROR, domain::QEMU),
             DriverError::Io { .. } => (code::SYSTEM_ERROR, domain::QEMU),

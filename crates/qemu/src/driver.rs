@@ -3,43 +3,57 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::AtomicI32;
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use vireo_driver::events::{EventBus, LifecycleEvent};
 use vireo_driver::store;
 use vireo_driver::{DriverError, Result};
-use vireo_proto::remote::{event, list_flags, Domain as Handle, Uuid};
+use vireo_proto::remote::{event, list_flags, state, Domain as Handle, Uuid};
+use vireo_rpc::client::Connection;
 use vireo_xml::{format_uuid, Domain, XmlError};
 
 use crate::caps::QemuCaps;
-
-/// `virDomainState` values.
-pub mod state {
-    pub const RUNNING: i32 = 1;
-    pub const PAUSED: i32 = 3;
-    pub const SHUTOFF: i32 = 5;
-    /// `VIR_DOMAIN_SHUTOFF_UNKNOWN`.
-    pub const SHUTOFF_UNKNOWN: i32 = 0;
-}
 
 #[derive(Debug, Clone)]
 pub struct QemuConfig {
     /// Where persistent definitions live (`<config>/qemu`).
     pub config_dir: PathBuf,
+    /// The daemon's runtime directory (`<run>`): shims put their sockets in `shim/`.
+    pub run_dir: PathBuf,
+    /// Where each domain's log (`NAME.log`: shim and QEMU messages) goes.
+    pub log_dir: PathBuf,
     pub emulator: PathBuf,
+    /// The `vireo-shim` binary.
+    pub shim: PathBuf,
 }
 
 impl QemuConfig {
-    pub fn new(config_dir: PathBuf) -> Self {
+    pub fn new(config_dir: PathBuf, run_dir: PathBuf, log_dir: PathBuf) -> Self {
         QemuConfig {
             config_dir,
+            run_dir,
+            log_dir,
             emulator: find_emulator(),
+            shim: find_shim(),
         }
     }
 
     fn autostart_dir(&self) -> PathBuf {
         self.config_dir.join("autostart")
     }
+}
+
+/// `$VIREO_SHIM`, else `vireo-shim` next to the running daemon, else on `PATH`.
+fn find_shim() -> PathBuf {
+    if let Some(p) = std::env::var_os("VIREO_SHIM") {
+        return PathBuf::from(p);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("vireo-shim")))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("vireo-shim"))
 }
 
 fn find_emulator() -> PathBuf {
@@ -63,17 +77,37 @@ pub struct DomainInfo {
     pub cpu_time_ns: u64,
 }
 
-struct DomainObj {
-    def: Domain,
-    uuid: Uuid,
-    persistent: bool,
-    autostart: bool,
-    /// Set while running (a later issue starts VMs).
-    id: Option<i32>,
+pub(crate) struct DomainObj {
+    /// The persistent definition (or, for a transient domain, the one it runs with).
+    pub(crate) def: Domain,
+    pub(crate) uuid: Uuid,
+    pub(crate) persistent: bool,
+    pub(crate) autostart: bool,
+    /// Set while running.
+    pub(crate) id: Option<i32>,
+    /// (state, reason), kept up to date by the shim's events.
+    pub(crate) state: (i32, i32),
+    /// The connection to the running VM's shim.
+    pub(crate) shim: Option<Arc<Connection>>,
+    /// A start is in progress.
+    pub(crate) starting: bool,
 }
 
 impl DomainObj {
-    fn handle(&self) -> Handle {
+    pub(crate) fn new(def: Domain, uuid: Uuid, persistent: bool) -> Self {
+        DomainObj {
+            def,
+            uuid,
+            persistent,
+            autostart: false,
+            id: None,
+            state: (state::SHUTOFF, state::SHUTOFF_UNKNOWN),
+            shim: None,
+            starting: false,
+        }
+    }
+
+    pub(crate) fn handle(&self) -> Handle {
         Handle {
             name: self.def.name.clone(),
             uuid: self.uuid,
@@ -81,22 +115,24 @@ impl DomainObj {
         }
     }
 
-    fn active(&self) -> bool {
+    pub(crate) fn active(&self) -> bool {
         self.id.is_some()
     }
 }
 
 #[derive(Default)]
-struct Registry {
-    by_uuid: HashMap<Uuid, DomainObj>,
-    by_name: HashMap<String, Uuid>,
+pub(crate) struct Registry {
+    pub(crate) by_uuid: HashMap<Uuid, DomainObj>,
+    pub(crate) by_name: HashMap<String, Uuid>,
 }
 
 pub struct QemuDriver {
-    cfg: QemuConfig,
-    reg: RwLock<Registry>,
-    events: EventBus,
+    pub(crate) cfg: QemuConfig,
+    pub(crate) reg: RwLock<Registry>,
+    pub(crate) events: EventBus,
     caps: OnceLock<QemuCaps>,
+    /// The id the next started domain gets.
+    pub(crate) next_id: AtomicI32,
 }
 
 impl QemuDriver {
@@ -107,6 +143,7 @@ impl QemuDriver {
             reg: RwLock::new(Registry::default()),
             events,
             caps: OnceLock::new(),
+            next_id: AtomicI32::new(1),
         };
         d.load()?;
         Ok(d)
@@ -139,25 +176,18 @@ impl QemuDriver {
             }
             let autostart = self.autostart_link(&def.name).exists();
             reg.by_name.insert(def.name.clone(), uuid);
-            reg.by_uuid.insert(
-                uuid,
-                DomainObj {
-                    def,
-                    uuid,
-                    persistent: true,
-                    autostart,
-                    id: None,
-                },
-            );
+            let mut obj = DomainObj::new(def, uuid, true);
+            obj.autostart = autostart;
+            reg.by_uuid.insert(uuid, obj);
         }
         Ok(())
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, Registry> {
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Registry> {
         self.reg.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Registry> {
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Registry> {
         self.reg.write().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -190,7 +220,7 @@ impl QemuDriver {
     }
 
     /// Parses and checks a definition, filling what libvirt fills (UUID, machine, emulator).
-    fn prepare(&self, xml: &str) -> Result<Domain> {
+    pub(crate) fn prepare(&self, xml: &str) -> Result<Domain> {
         let mut def = Domain::parse(xml).map_err(|e| match e {
             // Shaped like libvirt's libxml2 messages: "(domain_definition):LINE: what".
             XmlError::Syntax { line, col, msg } => {
@@ -248,6 +278,17 @@ impl QemuDriver {
         if def.devices.emulator.is_none() {
             def.devices.emulator = Some(caps.emulator.to_string_lossy().into_owned());
         }
+        // libvirt gives every NIC a MAC in QEMU's locally administered range.
+        for nic in def
+            .devices
+            .interfaces
+            .iter_mut()
+            .filter(|n| n.mac.is_none())
+        {
+            let r = uuid::Uuid::new_v4();
+            let b = r.as_bytes();
+            nic.mac = Some(vireo_xml::format_mac(&[0x52, 0x54, 0x00, b[0], b[1], b[2]]));
+        }
     }
 
     /// Defines (or redefines) a persistent domain.
@@ -287,13 +328,7 @@ impl QemuDriver {
             }
             None => {
                 reg.by_name.insert(def.name.clone(), uuid);
-                let obj = DomainObj {
-                    def,
-                    uuid,
-                    persistent: true,
-                    autostart: false,
-                    id: None,
-                };
+                let obj = DomainObj::new(def, uuid, true);
                 let h = obj.handle();
                 reg.by_uuid.insert(uuid, obj);
                 h
@@ -376,7 +411,7 @@ impl QemuDriver {
             .ok_or_else(|| DriverError::NoDomain(format!("no domain with matching id {id}")))
     }
 
-    fn with<T>(&self, h: &Handle, f: impl FnOnce(&DomainObj) -> T) -> Result<T> {
+    pub(crate) fn with<T>(&self, h: &Handle, f: impl FnOnce(&DomainObj) -> T) -> Result<T> {
         let reg = self.read();
         reg.by_uuid
             .get(&h.uuid)
@@ -431,11 +466,7 @@ impl QemuDriver {
 
     pub fn info(&self, h: &Handle) -> Result<DomainInfo> {
         self.with(h, |o| DomainInfo {
-            state: if o.active() {
-                state::RUNNING
-            } else {
-                state::SHUTOFF
-            },
+            state: o.state.0,
             max_mem_kib: o.def.max_memory_kib(),
             memory_kib: o.def.current_memory_kib,
             vcpus: o.def.vcpus,
@@ -445,13 +476,7 @@ impl QemuDriver {
 
     /// (state, reason)
     pub fn state(&self, h: &Handle) -> Result<(i32, i32)> {
-        self.with(h, |o| {
-            if o.active() {
-                (state::RUNNING, 1)
-            } else {
-                (state::SHUTOFF, state::SHUTOFF_UNKNOWN)
-            }
-        })
+        self.with(h, |o| o.state)
     }
 
     pub fn os_type(&self, h: &Handle) -> Result<String> {
@@ -518,7 +543,7 @@ impl QemuDriver {
     }
 }
 
-fn no_domain_uuid(uuid: &Uuid, name: &str) -> DriverError {
+pub(crate) fn no_domain_uuid(uuid: &Uuid, name: &str) -> DriverError {
     DriverError::NoDomain(format!(
         "no domain with matching uuid '{}' ({name})",
         format_uuid(uuid)
@@ -541,8 +566,11 @@ fn matches_filter(o: &DomainObj, flags: u32) -> bool {
         && pair(HAS_CHECKPOINT, NO_CHECKPOINT, false)
         && {
             let st = flags & (RUNNING | PAUSED | SHUTOFF | OTHER);
+            let s = o.state.0;
             st == 0
-                || (running && st & RUNNING != 0)
-                || (!running && st & SHUTOFF != 0)
+                || (s == state::RUNNING && st & RUNNING != 0)
+                || (s == state::PAUSED && st & PAUSED != 0)
+                || (s == state::SHUTOFF && st & SHUTOFF != 0)
+                || (![state::RUNNING, state::PAUSED, state::SHUTOFF].contains(&s) && st & OTHER != 0)
         }
 }

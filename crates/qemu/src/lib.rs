@@ -4,5 +4,6 @@
 pub mod caps;
 pub mod cmdline;
 pub mod driver;
+pub mod lifecycle;
 
 pub use driver::{DomainInfo, QemuConfig, QemuDriver};

@@ -1,0 +1,459 @@
+//! Running domains: starting a `vireo-shim` per VM, forwarding calls to it unchanged,
+//! following its lifecycle events, and finding every shim again after a restart.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use vireo_driver::events::LifecycleEvent;
+use vireo_driver::{store, DriverError, Result};
+use vireo_proto::remote::{
+    event, procs, state, Domain as Handle, DomainEventLifecycleMsg, DomainFlagsArgs,
+    DomainGetStateRet, DomainGetXmlDescRet, DomainLookupByUuidArgs, DomainRet,
+};
+use vireo_proto::{RemoteError, REMOTE_PROGRAM, REMOTE_VERSION};
+use vireo_rpc::client::{CallError, Connection};
+use vireo_rpc::Frame;
+use vireo_xml::{format_uuid, Domain};
+
+use crate::driver::{no_domain_uuid, DomainObj, QemuDriver};
+
+/// `VIR_DOMAIN_START_PAUSED`.
+pub const START_PAUSED: u32 = 1;
+
+impl QemuDriver {
+    fn shim_dir(&self) -> PathBuf {
+        self.cfg.run_dir.join("shim")
+    }
+
+    fn shim_socket(&self, uuid: &[u8; 16]) -> PathBuf {
+        self.shim_dir().join(format!("{}.sock", format_uuid(uuid)))
+    }
+
+    /// Starts a defined domain.
+    pub async fn start(self: &Arc<Self>, h: &Handle, flags: u32) -> Result<Handle> {
+        let def = {
+            let mut reg = self.write();
+            let obj = reg
+                .by_uuid
+                .get_mut(&h.uuid)
+                .ok_or_else(|| no_domain_uuid(&h.uuid, &h.name))?;
+            if obj.active() || obj.starting {
+                return Err(DriverError::OperationInvalid(
+                    "domain is already running".into(),
+                ));
+            }
+            obj.starting = true;
+            obj.def.clone()
+        };
+        let r = self.launch(def, flags).await;
+        let mut reg = self.write();
+        if let Some(o) = reg.by_uuid.get_mut(&h.uuid) {
+            o.starting = false;
+        }
+        drop(reg);
+        r
+    }
+
+    /// Starts a transient domain from XML.
+    pub async fn create_xml(self: &Arc<Self>, xml: &str, flags: u32) -> Result<Handle> {
+        let def = self.prepare(xml)?;
+        let uuid = def.uuid.unwrap_or_default();
+        {
+            let mut reg = self.write();
+            if let Some(o) = reg.by_uuid.get(&uuid) {
+                if o.active() || o.starting || o.def.name != def.name {
+                    return Err(DriverError::DomainExists(format!(
+                        "domain '{}' already exists with uuid {}",
+                        o.def.name,
+                        format_uuid(&uuid)
+                    )));
+                }
+            }
+            if let Some(other) = reg.by_name.get(&def.name) {
+                if *other != uuid {
+                    return Err(DriverError::DomainExists(format!(
+                        "domain '{}' is already defined with uuid {}",
+                        def.name,
+                        format_uuid(other)
+                    )));
+                }
+            }
+            // A defined domain of the same name and uuid runs with the new definition, as
+            // in libvirt; otherwise the domain is transient.
+            let obj = reg
+                .by_uuid
+                .entry(uuid)
+                .or_insert_with(|| DomainObj::new(def.clone(), uuid, false));
+            obj.starting = true;
+            reg.by_name.insert(def.name.clone(), uuid);
+        }
+        let r = self.launch(def, flags).await;
+        let mut reg = self.write();
+        if let Some(o) = reg.by_uuid.get_mut(&uuid) {
+            o.starting = false;
+            if r.is_err() && !o.persistent {
+                let name = o.def.name.clone();
+                reg.by_uuid.remove(&uuid);
+                reg.by_name.remove(&name);
+            }
+        }
+        r
+    }
+
+    /// Spawns the shim and waits for its `READY` line.
+    async fn launch(self: &Arc<Self>, def: Domain, flags: u32) -> Result<Handle> {
+        crate::cmdline::check(&def, self.caps()).map_err(|e| {
+            DriverError::ConfigUnsupported(e.to_string().replace("unsupported configuration: ", ""))
+        })?;
+        let uuid = def.uuid.unwrap_or_default();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let dir = self.shim_dir();
+        let def_path = dir.join(format!("{}.xml", format_uuid(&uuid)));
+        store::write_atomic(&def_path, def.format().as_bytes())?;
+        std::fs::create_dir_all(&self.cfg.log_dir).map_err(|e| {
+            DriverError::io(format!("cannot create {}", self.cfg.log_dir.display()), e)
+        })?;
+        let log_path = self.cfg.log_dir.join(format!("{}.log", def.name));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| DriverError::io(format!("cannot open {}", log_path.display()), e))?;
+        let mut cmd = tokio::process::Command::new(&self.cfg.shim);
+        cmd.arg("--run-dir")
+            .arg(&self.cfg.run_dir)
+            .arg("--def")
+            .arg(&def_path)
+            .arg("--id")
+            .arg(id.to_string())
+            .arg("--hv-version")
+            .arg(self.hypervisor_version().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        if flags & START_PAUSED != 0 {
+            cmd.arg("--paused");
+        }
+        // SAFETY: setsid is async-signal-safe; it detaches the shim from our session so
+        // that it outlives this daemon.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            DriverError::Internal(format!("cannot run {}: {e}", self.cfg.shim.display()))
+        })?;
+        let line = match child.stdout.take() {
+            Some(out) => {
+                let mut l = String::new();
+                let _ = BufReader::new(out).read_line(&mut l).await;
+                l
+            }
+            None => String::new(),
+        };
+        // Reap the shim whenever it ends (if this daemon is gone by then, init does).
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        let line = line.trim_end();
+        if let Some(msg) = line.strip_prefix("ERROR ") {
+            let _ = std::fs::remove_file(&def_path);
+            return Err(DriverError::Internal(format!(
+                "failed to start domain '{}': {msg}",
+                def.name
+            )));
+        }
+        if !line.starts_with("READY") {
+            let _ = std::fs::remove_file(&def_path);
+            return Err(DriverError::Internal(format!(
+                "vireo-shim for '{}' exited without starting it; see {}",
+                def.name,
+                log_path.display()
+            )));
+        }
+        let conn = Connection::connect(&self.shim_socket(&uuid))
+            .await
+            .map_err(|e| DriverError::Internal(format!("cannot reach the shim: {e}")))?;
+        let conn = Arc::new(conn);
+        let paused = flags & START_PAUSED != 0;
+        let handle = {
+            let mut reg = self.write();
+            let obj = reg
+                .by_uuid
+                .get_mut(&uuid)
+                .ok_or_else(|| no_domain_uuid(&uuid, &def.name))?;
+            obj.id = Some(id);
+            obj.state = if paused {
+                (state::PAUSED, state::PAUSED_USER)
+            } else {
+                (state::RUNNING, state::RUNNING_BOOTED)
+            };
+            obj.shim = Some(Arc::clone(&conn));
+            obj.handle()
+        };
+        self.follow(uuid, &conn);
+        if !paused {
+            self.publish(&handle, event::RESUMED, event::RESUMED_UNPAUSED);
+        }
+        self.publish(&handle, event::STARTED, event::STARTED_BOOTED);
+        if paused {
+            self.publish(&handle, event::SUSPENDED, event::SUSPENDED_PAUSED);
+        }
+        Ok(handle)
+    }
+
+    fn publish(&self, dom: &Handle, ev: i32, detail: i32) {
+        self.events.publish(LifecycleEvent {
+            dom: dom.clone(),
+            event: ev,
+            detail,
+        });
+    }
+
+    /// Follows a shim: its events update the domain and go to our clients; when the shim
+    /// goes away, the domain is stopped.
+    fn follow(self: &Arc<Self>, uuid: [u8; 16], conn: &Arc<Connection>) {
+        let me: Weak<Self> = Arc::downgrade(self);
+        conn.on_message(move |f: Frame| {
+            if f.header.proc_ != procs::DOMAIN_EVENT_LIFECYCLE {
+                return;
+            }
+            let Ok(m) = vireo_xdr::from_bytes::<DomainEventLifecycleMsg>(&f.payload) else {
+                return;
+            };
+            if let Some(d) = me.upgrade() {
+                d.on_shim_event(uuid, m.event, m.detail);
+            }
+        });
+        let me = Arc::downgrade(self);
+        let c = Arc::clone(conn);
+        tokio::spawn(async move {
+            c.closed().await;
+            if let Some(d) = me.upgrade() {
+                d.shim_gone(uuid, &c);
+            }
+        });
+    }
+
+    fn on_shim_event(&self, uuid: [u8; 16], ev: i32, detail: i32) {
+        let handle = {
+            let mut reg = self.write();
+            let Some(o) = reg.by_uuid.get_mut(&uuid) else {
+                return;
+            };
+            o.state = match (ev, detail) {
+                (event::SUSPENDED, _) => (state::PAUSED, state::PAUSED_USER),
+                (event::RESUMED, _) => (state::RUNNING, state::RUNNING_UNPAUSED),
+                (event::SHUTDOWN, _) => (state::SHUTDOWN, state::SHUTDOWN_USER),
+                (event::STOPPED, event::STOPPED_DESTROYED) => {
+                    (state::SHUTOFF, state::SHUTOFF_DESTROYED)
+                }
+                (event::STOPPED, event::STOPPED_SHUTDOWN) => {
+                    (state::SHUTOFF, state::SHUTOFF_SHUTDOWN)
+                }
+                (event::STOPPED, _) => (state::SHUTOFF, state::SHUTOFF_CRASHED),
+                _ => o.state,
+            };
+            let h = o.handle();
+            if ev == event::STOPPED {
+                self.stopped(&mut reg, uuid);
+            }
+            h
+        };
+        self.publish(&handle, ev, detail);
+    }
+
+    /// Forgets the running part of a domain (and a transient domain altogether).
+    fn stopped(&self, reg: &mut crate::driver::Registry, uuid: [u8; 16]) {
+        let Some(o) = reg.by_uuid.get_mut(&uuid) else {
+            return;
+        };
+        o.id = None;
+        o.shim = None;
+        if o.state.0 != state::SHUTOFF {
+            o.state = (state::SHUTOFF, state::SHUTOFF_UNKNOWN);
+        }
+        let _ = std::fs::remove_file(self.shim_dir().join(format!("{}.xml", format_uuid(&uuid))));
+        if !o.persistent {
+            let name = o.def.name.clone();
+            reg.by_uuid.remove(&uuid);
+            reg.by_name.remove(&name);
+        }
+    }
+
+    /// The shim's connection closed. If the domain still looks alive, the shim died: the
+    /// domain is crashed.
+    fn shim_gone(&self, uuid: [u8; 16], conn: &Arc<Connection>) {
+        let handle = {
+            let mut reg = self.write();
+            let Some(o) = reg.by_uuid.get_mut(&uuid) else {
+                return;
+            };
+            let same = o.shim.as_ref().is_some_and(|s| Arc::ptr_eq(s, conn));
+            if !same || !o.active() {
+                return;
+            }
+            o.state = (state::SHUTOFF, state::SHUTOFF_CRASHED);
+            let h = o.handle();
+            self.stopped(&mut reg, uuid);
+            h
+        };
+        self.publish(&handle, event::STOPPED, event::STOPPED_FAILED);
+    }
+
+    fn shim_of(&self, h: &Handle) -> Result<Arc<Connection>> {
+        let reg = self.read();
+        let o = reg
+            .by_uuid
+            .get(&h.uuid)
+            .ok_or_else(|| no_domain_uuid(&h.uuid, &h.name))?;
+        o.shim
+            .clone()
+            .ok_or_else(|| DriverError::OperationInvalid("domain is not running".into()))
+    }
+
+    /// Sends a call to the domain's shim as it came (payload untouched) and returns the
+    /// shim's reply payload.
+    pub async fn forward(
+        &self,
+        h: &Handle,
+        proc_: i32,
+        payload: &[u8],
+    ) -> std::result::Result<Vec<u8>, RemoteError> {
+        let conn = self.shim_of(h)?;
+        match conn
+            .call_raw(REMOTE_PROGRAM, REMOTE_VERSION, proc_, |o| {
+                o.extend_from_slice(payload)
+            })
+            .await
+        {
+            Ok(p) => Ok(p),
+            Err(CallError::Remote(e)) => Err(e),
+            // The shim went away while answering a destroy: that is what was asked.
+            Err(CallError::Closed)
+                if matches!(proc_, procs::DOMAIN_DESTROY | procs::DOMAIN_DESTROY_FLAGS) =>
+            {
+                Ok(Vec::new())
+            }
+            Err(e) => Err(DriverError::OperationFailed(format!("domain's shim: {e}")).into()),
+        }
+    }
+
+    /// Finds the shims of VMs that kept running while no daemon was there, and follows
+    /// them again; then starts the autostart domains that are not running.
+    pub async fn recover(self: &Arc<Self>) {
+        let dir = self.shim_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(_) => return self.autostart_all().await,
+        };
+        let mut max_id = 0;
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.extension().is_none_or(|x| x != "sock") {
+                continue;
+            }
+            match self.reattach(&path).await {
+                Ok(id) => max_id = max_id.max(id),
+                Err(err) => {
+                    eprintln!("vireo-qemu: {}: {err}; removing", path.display());
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        let _ = self.next_id.fetch_max(max_id + 1, Ordering::Relaxed);
+        self.autostart_all().await;
+    }
+
+    async fn reattach(self: &Arc<Self>, sock: &Path) -> std::result::Result<i32, String> {
+        // Connecting is the test: a stale socket file has nobody behind it.
+        let conn = Arc::new(Connection::connect(sock).await.map_err(|e| e.to_string())?);
+        let stem = sock
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let uuid = vireo_xml::parse_uuid(&stem).ok_or("not a domain socket")?;
+        let lookup: DomainRet = conn
+            .call(
+                procs::DOMAIN_LOOKUP_BY_UUID,
+                &DomainLookupByUuidArgs { uuid },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let dom = lookup.dom;
+        let st: DomainGetStateRet = conn
+            .call(
+                procs::DOMAIN_GET_STATE,
+                &DomainFlagsArgs {
+                    dom: dom.clone(),
+                    flags: 0,
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if st.state == state::SHUTOFF || dom.id < 0 {
+            return Err("the VM has stopped".into());
+        }
+        let xml: DomainGetXmlDescRet = conn
+            .call(
+                procs::DOMAIN_GET_XML_DESC,
+                &DomainFlagsArgs {
+                    dom: dom.clone(),
+                    flags: 0,
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let live = Domain::parse(&xml.xml).map_err(|e| e.to_string())?;
+        {
+            let mut reg = self.write();
+            let obj = reg
+                .by_uuid
+                .entry(uuid)
+                .or_insert_with(|| DomainObj::new(live, uuid, false));
+            obj.id = Some(dom.id);
+            obj.state = (st.state, st.reason);
+            obj.shim = Some(Arc::clone(&conn));
+            let name = obj.def.name.clone();
+            reg.by_name.insert(name, uuid);
+        }
+        self.follow(uuid, &conn);
+        Ok(dom.id)
+    }
+
+    async fn autostart_all(self: &Arc<Self>) {
+        let todo: Vec<Handle> = {
+            let reg = self.read();
+            reg.by_uuid
+                .values()
+                .filter(|o| o.autostart && !o.active())
+                .map(DomainObj::handle)
+                .collect()
+        };
+        for h in todo {
+            if let Err(e) = self.start(&h, 0).await {
+                eprintln!("vireo-qemu: autostart of '{}' failed: {e}", h.name);
+            }
+        }
+    }
+
+    /// Asks the shim for the live XML of a running domain.
+    pub async fn live_xml(&self, h: &Handle) -> std::result::Result<Vec<u8>, RemoteError> {
+        let args = DomainFlagsArgs {
+            dom: h.clone(),
+            flags: 0,
+        };
+        self.forward(h, procs::DOMAIN_GET_XML_DESC, &vireo_xdr::to_bytes(&args))
+            .await
+    }
+
+    /// Whether a domain is running (has a shim).
+    pub fn is_running(&self, h: &Handle) -> Result<bool> {
+        self.with(h, |o| o.shim.is_some())
+    }
+}
