@@ -1,0 +1,129 @@
+//! `vireo-shim`: one per running VM. Started by the QEMU driver, it execs QEMU, completes the
+//! QMP handshake (the readiness signal), starts the CPUs, reports `READY <pid>` on stdout,
+//! and then serves this VM's domain API over libvirt's RPC protocol on
+//! `<run>/shim/<uuid>.sock` until QEMU exits. It outlives any daemon.
+
+mod serve;
+mod vm;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use vireo_rpc::server::{bind_unix, Server, ServerConfig};
+use vireo_xml::{format_uuid, Domain};
+
+pub struct Args {
+    run_dir: PathBuf,
+    def: PathBuf,
+    id: i32,
+    hv_version: u64,
+    paused: bool,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut run_dir = None;
+    let mut def = None;
+    let mut id = None;
+    let mut hv_version = 0;
+    let mut paused = false;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--run-dir" => run_dir = it.next().map(PathBuf::from),
+            "--def" => def = it.next().map(PathBuf::from),
+            "--id" => id = it.next().and_then(|v| v.parse().ok()),
+            "--hv-version" => hv_version = it.next().and_then(|v| v.parse().ok()).unwrap_or(0),
+            "--paused" => paused = true,
+            other => bail!("unknown argument '{other}'"),
+        }
+    }
+    Ok(Args {
+        run_dir: run_dir.context("--run-dir is required")?,
+        def: def.context("--def is required")?,
+        id: id.context("--id is required")?,
+        hv_version,
+        paused,
+    })
+}
+
+fn main() -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return report_error(&format!("cannot start runtime: {e}")),
+    };
+    match rt.block_on(run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report_error(&format!("{e:#}")),
+    }
+}
+
+/// Tells the starting daemon what went wrong (it reads our stdout), and logs it.
+fn report_error(msg: &str) -> ExitCode {
+    eprintln!("vireo-shim: {msg}");
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "ERROR {}", msg.replace('\n', " "));
+    let _ = out.flush();
+    ExitCode::FAILURE
+}
+
+async fn run() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let text = std::fs::read_to_string(&args.def)
+        .with_context(|| format!("cannot read {}", args.def.display()))?;
+    let def = Domain::parse(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let uuid = def.uuid.context("definition has no uuid")?;
+    let sock_path = args
+        .run_dir
+        .join("shim")
+        .join(format!("{}.sock", format_uuid(&uuid)));
+    let listener = bind_unix(&sock_path, 0o700)
+        .with_context(|| format!("cannot listen on {}", sock_path.display()))?;
+
+    let vm = match vm::Vm::launch(def, &args).await {
+        Ok(vm) => vm,
+        Err(e) => {
+            let _ = std::fs::remove_file(&sock_path);
+            return Err(e);
+        }
+    };
+    let config = ServerConfig {
+        // The daemon and a few tools talk to a shim; nothing polls it back-to-back.
+        busy_poll: std::time::Duration::ZERO,
+        ..ServerConfig::default()
+    };
+    let server = Server::new(Arc::new(serve::ShimService::new(Arc::clone(&vm))), config);
+    let s = Arc::clone(&server);
+    let accept = tokio::spawn(async move { s.serve(listener, false).await });
+
+    // Ready: the daemon is waiting for this line.
+    println!("READY {}", vm.qemu_pid());
+    let _ = std::io::stdout().flush();
+    detach_stdout();
+
+    let vm2 = Arc::clone(&vm);
+    let srv = Arc::clone(&server);
+    vm.run(move |ev| serve::broadcast(&srv, &vm2, ev)).await;
+
+    // QEMU is gone and the last events are queued: let them out, then leave.
+    server.shutdown();
+    let _ = accept.await;
+    server.wait_idle().await;
+    let _ = std::fs::remove_file(&sock_path);
+    Ok(())
+}
+
+/// After READY nobody reads our stdout any more; point it at /dev/null so a later write
+/// cannot fail with EPIPE.
+fn detach_stdout() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: both fds are valid and open; dup2 replaces fd 1 atomically.
+        unsafe { libc::dup2(null.as_raw_fd(), 1) };
+    }
+}

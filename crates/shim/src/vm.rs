@@ -1,0 +1,547 @@
+//! One QEMU process: launch, the QMP monitor, the lifecycle state machine, and the
+//! operations the shim serves.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::Value;
+use tokio::process::Child;
+use tokio::sync::watch;
+use vireo_proto::remote::{event, state};
+use vireo_qemu::caps::{Machine, QemuCaps};
+use vireo_qemu::cmdline::{self, LaunchConfig};
+use vireo_qmp::{Event, Qmp};
+use vireo_xml::{format_uuid, Domain};
+
+use crate::Args;
+
+/// How long QEMU may take to greet us.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a destroy waits for QEMU to exit after SIGTERM before SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(10);
+
+/// A lifecycle event (`virDomainEventType`, detail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifecycle {
+    pub event: i32,
+    pub detail: i32,
+}
+
+/// What the shim itself asked QEMU to do, so that what follows is read correctly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Intent {
+    None,
+    /// destroy: SIGTERM (then SIGKILL).
+    Destroy,
+    /// The guest powered off and on_poweroff said destroy.
+    PowerOff,
+    /// reboot: an ACPI power-down that we turn into a reset.
+    FakeReboot,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Status {
+    state: i32,
+    reason: i32,
+    intent: Intent,
+    /// A stop or cont we sent is in flight: its STOP/RESUME event is ours, not news.
+    pausing: bool,
+}
+
+pub struct Vm {
+    pub def: Domain,
+    pub uuid: [u8; 16],
+    pub id: i32,
+    pid: u32,
+    qmp: Qmp,
+    status: Mutex<Status>,
+    /// Chardev label → pty path, from query-chardev.
+    ptys: Vec<(String, String)>,
+    vnc_port: Option<i32>,
+    child: tokio::sync::Mutex<Option<Child>>,
+    events: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Event>>>,
+    exited: watch::Sender<bool>,
+    emit: OnceLock<Box<dyn Fn(Lifecycle) + Send + Sync>>,
+}
+
+impl Vm {
+    /// Execs QEMU paused, completes the QMP handshake and starts the CPUs.
+    pub async fn launch(def: Domain, args: &Args) -> anyhow::Result<Arc<Vm>> {
+        let uuid = def.uuid.context("definition has no uuid")?;
+        let dir = args.run_dir.join("qemu").join(format_uuid(&uuid));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let mon_path = dir.join("monitor.sock");
+        let _ = std::fs::remove_file(&mon_path);
+        let mon = std::os::unix::net::UnixListener::bind(&mon_path)
+            .with_context(|| format!("cannot listen on {}", mon_path.display()))?;
+        let caps = caps_for(&def, args.hv_version);
+        cmdline::check(&def, &caps).map_err(|e| anyhow!("{e}"))?;
+        let argv = cmdline::build(
+            &def,
+            &caps,
+            &LaunchConfig {
+                monitor_fd: 3,
+                run_dir: dir.clone(),
+            },
+        )
+        .map_err(|e| anyhow!("{e}"))?;
+        // QEMU writes to our log (stderr), never to stdout, which the daemon reads.
+        let log: OwnedFd = std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("cannot duplicate the log fd")?;
+        let mut cmd = tokio::process::Command::new(&caps.emulator);
+        cmd.args(&argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .kill_on_drop(false);
+        let mon_fd = mon.as_raw_fd();
+        // SAFETY: between fork and exec only async-signal-safe calls are made (dup2, fcntl)
+        // on fds that are open in the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                if mon_fd == 3 {
+                    let flags = libc::fcntl(3, libc::F_GETFD);
+                    if flags < 0 || libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(mon_fd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot run {}", caps.emulator.display()))?;
+        let pid = child.id().unwrap_or(0);
+        // The listening socket exists already, so this connect waits in its backlog until
+        // QEMU accepts: the greeting is the readiness signal, no polling.
+        let stream = tokio::net::UnixStream::connect(&mon_path)
+            .await
+            .context("cannot connect to the QEMU monitor")?;
+        drop(mon);
+        let handshake = tokio::select! {
+            r = Qmp::handshake(stream, HANDSHAKE_TIMEOUT) => r,
+            st = child.wait() => {
+                let st = st.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                bail!("QEMU exited during startup ({st}); see the domain log for its message");
+            }
+        };
+        let (qmp, _greeting, events) = match handshake {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                bail!("QEMU monitor handshake failed: {e}");
+            }
+        };
+        let ptys = query_ptys(&qmp).await;
+        let vnc_port = if def.devices.graphics.is_empty() {
+            None
+        } else {
+            query_vnc_port(&qmp).await
+        };
+        let (state0, reason0) = if args.paused {
+            (state::PAUSED, state::PAUSED_USER)
+        } else {
+            if let Err(e) = qmp.execute("cont", None).await {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                bail!("cannot start the CPUs: {e}");
+            }
+            (state::RUNNING, state::RUNNING_BOOTED)
+        };
+        Ok(Arc::new(Vm {
+            def,
+            uuid,
+            id: args.id,
+            pid,
+            qmp,
+            status: Mutex::new(Status {
+                state: state0,
+                reason: reason0,
+                intent: Intent::None,
+                pausing: false,
+            }),
+            ptys,
+            vnc_port,
+            child: tokio::sync::Mutex::new(Some(child)),
+            events: Mutex::new(Some(events)),
+            exited: watch::channel(false).0,
+            emit: OnceLock::new(),
+        }))
+    }
+
+    pub fn qemu_pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn status(&self) -> std::sync::MutexGuard<'_, Status> {
+        self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// (state, reason)
+    pub fn state(&self) -> (i32, i32) {
+        let s = self.status();
+        (s.state, s.reason)
+    }
+
+    fn set(&self, st: i32, reason: i32, ev: Option<Lifecycle>) {
+        {
+            let mut s = self.status();
+            s.state = st;
+            s.reason = reason;
+        }
+        if let (Some(ev), Some(emit)) = (ev, self.emit.get()) {
+            emit(ev);
+        }
+    }
+
+    /// CPU time used by QEMU, in nanoseconds.
+    pub fn cpu_time_ns(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+        // Fields after the command name (which may contain spaces) end with ')'.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after ')'.
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        (ticks(11) + ticks(12)) * (1_000_000_000 / hz)
+    }
+
+    /// The live definition: id, pty paths and the VNC port filled in.
+    pub fn live_xml(&self) -> String {
+        let mut def = self.def.clone();
+        let pty = |label: &str| {
+            self.ptys
+                .iter()
+                .find(|(l, _)| l == label)
+                .map(|(_, p)| p.clone())
+        };
+        for (i, s) in def.devices.serials.iter_mut().enumerate() {
+            if let Some(p) = pty(&format!("charserial{i}")) {
+                s.tty = Some(p.clone());
+                set_source_path(s, p);
+            }
+        }
+        let serial0 = def.devices.serials.first().and_then(|s| s.tty.clone());
+        for c in def.devices.consoles.iter_mut() {
+            if let Some(p) = serial0.clone() {
+                c.tty = Some(p.clone());
+                set_source_path(c, p);
+            }
+        }
+        if let (Some(port), Some(g)) = (self.vnc_port, def.devices.graphics.first_mut()) {
+            g.port = Some(port);
+        }
+        def.format_with_id(Some(self.id))
+    }
+
+    fn require(&self, ok: &[i32], what: &str) -> anyhow::Result<()> {
+        let st = self.status().state;
+        if ok.contains(&st) {
+            Ok(())
+        } else {
+            Err(anyhow!(OpInvalid(format!("domain is not {what}"))))
+        }
+    }
+
+    /// Runs stop or cont with the matching QMP event marked as expected.
+    async fn pause_cmd(&self, cmd: &str) -> anyhow::Result<()> {
+        self.status().pausing = true;
+        let r = self.qmp.execute(cmd, None).await;
+        self.status().pausing = false;
+        r?;
+        Ok(())
+    }
+
+    pub async fn suspend(&self) -> anyhow::Result<()> {
+        self.require(&[state::RUNNING], "running")?;
+        self.pause_cmd("stop").await?;
+        self.set(
+            state::PAUSED,
+            state::PAUSED_USER,
+            Some(Lifecycle {
+                event: event::SUSPENDED,
+                detail: event::SUSPENDED_PAUSED,
+            }),
+        );
+        Ok(())
+    }
+
+    pub async fn resume(&self) -> anyhow::Result<()> {
+        self.require(&[state::PAUSED], "paused")?;
+        self.pause_cmd("cont").await?;
+        self.set(
+            state::RUNNING,
+            state::RUNNING_UNPAUSED,
+            Some(Lifecycle {
+                event: event::RESUMED,
+                detail: event::RESUMED_UNPAUSED,
+            }),
+        );
+        Ok(())
+    }
+
+    /// ACPI power button; the guest decides.
+    pub async fn shutdown(&self) -> anyhow::Result<()> {
+        self.require(&[state::RUNNING], "running")?;
+        self.qmp.execute("system_powerdown", None).await?;
+        Ok(())
+    }
+
+    /// A graceful reboot: ACPI power-down, turned into a reset when the guest powers off.
+    pub async fn reboot(&self) -> anyhow::Result<()> {
+        self.require(&[state::RUNNING], "running")?;
+        self.status().intent = Intent::FakeReboot;
+        self.qmp.execute("system_powerdown", None).await?;
+        Ok(())
+    }
+
+    pub async fn reset(&self) -> anyhow::Result<()> {
+        self.require(&[state::RUNNING, state::PAUSED], "running")?;
+        self.qmp.execute("system_reset", None).await?;
+        Ok(())
+    }
+
+    /// Stops QEMU: SIGTERM, and SIGKILL if it has not exited after a grace period (unless
+    /// `graceful`). Returns once the process is gone.
+    pub async fn destroy(&self, graceful: bool) -> anyhow::Result<()> {
+        {
+            let mut s = self.status();
+            if s.intent != Intent::PowerOff {
+                s.intent = Intent::Destroy;
+            }
+        }
+        self.signal(libc::SIGTERM);
+        let mut exited = self.exited.subscribe();
+        let done = tokio::time::timeout(TERM_GRACE, exited.wait_for(|e| *e))
+            .await
+            .is_ok();
+        if !done {
+            if graceful {
+                bail!(OpFailed("QEMU did not exit after SIGTERM".into()));
+            }
+            self.signal(libc::SIGKILL);
+            let _ = exited.wait_for(|e| *e).await;
+        }
+        Ok(())
+    }
+
+    fn signal(&self, sig: i32) {
+        if self.pid > 0 && !*self.exited.borrow() {
+            // SAFETY: kill with our own child's pid; it is not reaped before `exited` is set.
+            unsafe { libc::kill(self.pid as i32, sig) };
+        }
+    }
+
+    /// Serves QMP events and watches QEMU until it exits; `emit` sends lifecycle events to
+    /// every connected client.
+    pub async fn run(self: &Arc<Self>, emit: impl Fn(Lifecycle) + Send + Sync + 'static) {
+        let _ = self.emit.set(Box::new(emit));
+        let mut events = self.events.lock().ok().and_then(|mut e| e.take());
+        let mut child = self.child.lock().await.take();
+        loop {
+            tokio::select! {
+                ev = async {
+                    match events.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => match ev {
+                    Some(ev) => self.on_event(ev).await,
+                    None => events = None,
+                },
+                _ = async {
+                    match child.as_mut() {
+                        Some(c) => { let _ = c.wait().await; }
+                        None => std::future::pending::<()>().await,
+                    }
+                } => break,
+            }
+        }
+        let intent = self.status().intent;
+        let (reason, detail) = match intent {
+            Intent::Destroy => (state::SHUTOFF_DESTROYED, event::STOPPED_DESTROYED),
+            Intent::PowerOff => (state::SHUTOFF_SHUTDOWN, event::STOPPED_SHUTDOWN),
+            Intent::None | Intent::FakeReboot => (state::SHUTOFF_CRASHED, event::STOPPED_FAILED),
+        };
+        self.set(
+            state::SHUTOFF,
+            reason,
+            Some(Lifecycle {
+                event: event::STOPPED,
+                detail,
+            }),
+        );
+        let _ = self.exited.send(true);
+    }
+
+    async fn on_event(&self, ev: Event) {
+        match ev.name.as_str() {
+            "SHUTDOWN" => {
+                let guest = ev
+                    .data
+                    .get("guest")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                let (intent, st) = {
+                    let s = self.status();
+                    (s.intent, s.state)
+                };
+                // Killing QEMU after the guest powered off brings a second SHUTDOWN.
+                if st == state::SHUTDOWN {
+                    return;
+                }
+                if intent == Intent::FakeReboot && guest {
+                    self.status().intent = Intent::None;
+                    let _ = self.qmp.execute("system_reset", None).await;
+                    let _ = self.qmp.execute("cont", None).await;
+                    self.set(state::RUNNING, state::RUNNING_BOOTED, None);
+                    return;
+                }
+                let detail = if guest {
+                    event::SHUTDOWN_GUEST
+                } else {
+                    event::SHUTDOWN_HOST
+                };
+                self.set(
+                    state::SHUTDOWN,
+                    state::SHUTDOWN_USER,
+                    Some(Lifecycle {
+                        event: event::SHUTDOWN,
+                        detail,
+                    }),
+                );
+                if intent == Intent::Destroy {
+                    return;
+                }
+                // The guest powered off (QEMU stays, stopped, thanks to -no-shutdown).
+                match self.def.on_poweroff.as_str() {
+                    "restart" => {
+                        let _ = self.qmp.execute("system_reset", None).await;
+                        let _ = self.qmp.execute("cont", None).await;
+                        self.set(state::RUNNING, state::RUNNING_BOOTED, None);
+                    }
+                    "preserve" => self.set(state::PAUSED, state::PAUSED_SHUTTING_DOWN, None),
+                    _ => {
+                        self.status().intent = Intent::PowerOff;
+                        self.signal(libc::SIGTERM);
+                    }
+                }
+            }
+            "STOP" => {
+                let (st, ours) = {
+                    let s = self.status();
+                    (s.state, s.pausing)
+                };
+                if st == state::RUNNING && !ours {
+                    self.set(
+                        state::PAUSED,
+                        state::PAUSED_UNKNOWN,
+                        Some(Lifecycle {
+                            event: event::SUSPENDED,
+                            detail: event::SUSPENDED_PAUSED,
+                        }),
+                    );
+                }
+            }
+            "RESUME" => {
+                let (st, ours) = {
+                    let s = self.status();
+                    (s.state, s.pausing)
+                };
+                if st == state::PAUSED && !ours {
+                    self.set(
+                        state::RUNNING,
+                        state::RUNNING_UNPAUSED,
+                        Some(Lifecycle {
+                            event: event::RESUMED,
+                            detail: event::RESUMED_UNPAUSED,
+                        }),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The operation is not valid in the domain's state.
+#[derive(Debug)]
+pub struct OpInvalid(pub String);
+impl std::fmt::Display for OpInvalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Requested operation is not valid: {}", self.0)
+    }
+}
+impl std::error::Error for OpInvalid {}
+
+/// The operation failed.
+#[derive(Debug)]
+pub struct OpFailed(pub String);
+impl std::fmt::Display for OpFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "operation failed: {}", self.0)
+    }
+}
+impl std::error::Error for OpFailed {}
+
+fn set_source_path(c: &mut vireo_xml::Chardev, p: String) {
+    match c.sources.first_mut() {
+        Some(s) => s.path = Some(p),
+        None => c.sources.push(vireo_xml::ChardevSource {
+            path: Some(p),
+            ..Default::default()
+        }),
+    }
+}
+
+/// What the shim needs of QEMU's capabilities: the daemon already checked the rest.
+fn caps_for(def: &Domain, version: u64) -> QemuCaps {
+    let emulator = def
+        .devices
+        .emulator
+        .clone()
+        .unwrap_or_else(|| "/usr/bin/qemu-system-x86_64".into());
+    let machine = def.os.machine.clone().unwrap_or_else(|| "pc".into());
+    QemuCaps {
+        emulator: emulator.into(),
+        version,
+        machines: vec![Machine {
+            name: machine,
+            canonical: None,
+            max_cpus: 255,
+        }],
+        kvm: std::path::Path::new("/dev/kvm").exists(),
+    }
+}
+
+async fn query_ptys(qmp: &Qmp) -> Vec<(String, String)> {
+    let Ok(v) = qmp.execute("query-chardev", None).await else {
+        return Vec::new();
+    };
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| {
+                    let label = c.get("label")?.as_str()?;
+                    let file = c.get("filename")?.as_str()?;
+                    let pty = file.strip_prefix("pty:")?;
+                    Some((label.to_string(), pty.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn query_vnc_port(qmp: &Qmp) -> Option<i32> {
+    let v = qmp.execute("query-vnc", None).await.ok()?;
+    v.get("service")?.as_str()?.parse().ok()
+}
