@@ -33,11 +33,16 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
     }
     let events = EventBus::default();
-    let qemu = QemuDriver::open(
-        QemuConfig::new(paths.config_dir.join("qemu")),
-        events.clone(),
-    )
-    .context("cannot load domain definitions")?;
+    let qemu_cfg = QemuConfig::new(
+        paths.config_dir.join("qemu"),
+        paths.run_dir.clone(),
+        paths.state_dir.join("log/qemu"),
+    );
+    let qemu = Arc::new(
+        QemuDriver::open(qemu_cfg, events.clone()).context("cannot load domain definitions")?,
+    );
+    // VMs that kept running while no daemon was there, then autostart.
+    qemu.recover().await;
     let rw_path = paths.socket(&opts.name);
     let ro_path = paths.socket_ro(&opts.name);
     let rw = bind_unix(&rw_path, RW_PERMS)

@@ -3,8 +3,10 @@
 //! `events.rs` event registration and delivery.
 
 mod connect;
+mod console;
 mod domain;
 mod events;
+mod running;
 
 use std::sync::atomic::AtomicI32;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -50,13 +52,13 @@ pub type RemoteClient = Client<ClientData>;
 /// The daemon-wide state behind the REMOTE program.
 pub struct RemoteService {
     pub paths: Paths,
-    pub qemu: QemuDriver,
+    pub qemu: Arc<QemuDriver>,
     pub events: EventBus,
     next_callback_id: AtomicI32,
 }
 
 impl RemoteService {
-    pub fn new(paths: Paths, qemu: QemuDriver, events: EventBus) -> Self {
+    pub fn new(paths: Paths, qemu: Arc<QemuDriver>, events: EventBus) -> Self {
         RemoteService {
             paths,
             qemu,
@@ -65,8 +67,8 @@ impl RemoteService {
         }
     }
 
-    fn dispatch(&self, client: &Arc<RemoteClient>, h: &Header, payload: &[u8]) -> Outcome {
-        let p = h.proc_;
+    /// Refuses what this connection may not call at all; Ok(readonly) otherwise.
+    fn admit(&self, client: &Arc<RemoteClient>, p: i32) -> Result<bool, RemoteError> {
         let (open, readonly) = {
             let st = client.data.lock();
             (st.open, st.readonly || client.readonly)
@@ -77,17 +79,17 @@ impl RemoteService {
             procs::AUTH_LIST | procs::CONNECT_OPEN | procs::CONNECT_SUPPORTS_FEATURE
         );
         if proc_name(p).is_none() {
-            return Outcome::Error(RemoteError::unknown_procedure(p));
+            return Err(RemoteError::unknown_procedure(p));
         }
         if !open && !pre_open {
-            return Outcome::Error(RemoteError::new(
+            return Err(RemoteError::new(
                 code::INTERNAL_ERROR,
                 errdom::RPC,
                 "internal error: hypervisor connection not open",
             ));
         }
         if readonly && !allowed_read_only(p) {
-            return Outcome::Error(RemoteError::new(
+            return Err(RemoteError::new(
                 code::OPERATION_DENIED,
                 errdom::DOMAIN,
                 format!(
@@ -96,6 +98,16 @@ impl RemoteService {
                 ),
             ));
         }
+        Ok(readonly)
+    }
+
+    fn dispatch(
+        &self,
+        client: &Arc<RemoteClient>,
+        p: i32,
+        payload: &[u8],
+        readonly: bool,
+    ) -> Outcome {
         let r = connect::dispatch(self, client, p, payload)
             .or_else(|| events::dispatch(self, client, p, payload))
             .unwrap_or_else(|| domain::dispatch(self, p, payload, readonly));
@@ -119,14 +131,27 @@ impl Service for RemoteService {
         header: Header,
         payload: &[u8],
     ) -> Dispatch {
-        if !blocks(header.proc_) {
-            return Dispatch::Now(self.dispatch(client, &header, payload));
+        let p = header.proc_;
+        let readonly = match self.admit(client, p) {
+            Ok(r) => r,
+            Err(e) => return Dispatch::Now(Outcome::Error(e)),
+        };
+        // Calls about running VMs go to their shims, asynchronously.
+        if p == procs::DOMAIN_OPEN_CONSOLE {
+            let c = Arc::clone(client);
+            return Dispatch::Later(console::open(self, c, header, payload.to_vec()));
+        }
+        if let Some(fut) = running::dispatch(&self, p, payload) {
+            return Dispatch::Later(fut);
+        }
+        if !blocks(p) {
+            return Dispatch::Now(self.dispatch(client, p, payload, readonly));
         }
         // Disk writes and probing QEMU may block this thread for a while: the runtime moves
         // its other tasks to another thread meanwhile. Calls of one connection are answered
         // in order anyway, so nothing waits that would not have waited.
         Dispatch::Now(tokio::task::block_in_place(|| {
-            self.dispatch(client, &header, payload)
+            self.dispatch(client, p, payload, readonly)
         }))
     }
 

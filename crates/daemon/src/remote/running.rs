@@ -1,0 +1,103 @@
+//! Domain calls that need a running VM (or start one): answered asynchronously, mostly by
+//! forwarding the call, untouched, to the VM's shim.
+
+use std::sync::Arc;
+
+use vireo_proto::remote::*;
+use vireo_proto::RemoteError;
+use vireo_rpc::server::{BoxFuture, Outcome};
+use vireo_xdr::{Decoder, Xdr};
+
+use super::{args, ret, void, ProcResult, RemoteService};
+
+/// `VIR_DOMAIN_XML_INACTIVE`.
+const XML_INACTIVE: u32 = 2;
+
+/// Some(future) when `p` is served here for this payload; None sends it to the ordinary
+/// (synchronous) path.
+pub(super) fn dispatch(
+    s: &Arc<RemoteService>,
+    p: i32,
+    payload: &[u8],
+) -> Option<BoxFuture<Outcome>> {
+    let forward = match p {
+        procs::DOMAIN_CREATE | procs::DOMAIN_CREATE_WITH_FLAGS | procs::DOMAIN_CREATE_XML => false,
+        procs::DOMAIN_SHUTDOWN
+        | procs::DOMAIN_SHUTDOWN_FLAGS
+        | procs::DOMAIN_DESTROY
+        | procs::DOMAIN_DESTROY_FLAGS
+        | procs::DOMAIN_REBOOT
+        | procs::DOMAIN_RESET
+        | procs::DOMAIN_SUSPEND
+        | procs::DOMAIN_RESUME => true,
+        // Live answers only while running; the definition otherwise.
+        procs::DOMAIN_GET_INFO if running(s, payload) => true,
+        procs::DOMAIN_GET_XML_DESC
+            if running(s, payload) && flags_after_dom(payload) & XML_INACTIVE == 0 =>
+        {
+            true
+        }
+        _ => return None,
+    };
+    let s = Arc::clone(s);
+    let payload = payload.to_vec();
+    Some(Box::pin(async move {
+        let r = if forward {
+            forward_call(&s, p, &payload).await
+        } else {
+            start(&s, p, &payload).await
+        };
+        match r {
+            Ok(b) => Outcome::Reply(b),
+            Err(e) => Outcome::Error(e),
+        }
+    }))
+}
+
+async fn start(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult {
+    match p {
+        procs::DOMAIN_CREATE => {
+            let a: DomainArgs = args(payload)?;
+            s.qemu.start(&a.dom, 0).await?;
+            void()
+        }
+        procs::DOMAIN_CREATE_WITH_FLAGS => {
+            let a: DomainFlagsArgs = args(payload)?;
+            ret(DomainRet {
+                dom: s.qemu.start(&a.dom, a.flags).await?,
+            })
+        }
+        _ => {
+            let a: DomainCreateXmlArgs = args(payload)?;
+            ret(DomainRet {
+                dom: s.qemu.create_xml(&a.xml, a.flags).await?,
+            })
+        }
+    }
+}
+
+async fn forward_call(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult {
+    let dom = first_dom(payload)?;
+    s.qemu.forward(&dom, p, payload).await
+}
+
+/// The domain handle every one of these calls starts with.
+fn first_dom(payload: &[u8]) -> Result<Domain, RemoteError> {
+    Domain::decode(&mut Decoder::new(payload))
+        .map_err(|e| RemoteError::rpc(format!("Unable to decode message payload: {e}")))
+}
+
+fn running(s: &RemoteService, payload: &[u8]) -> bool {
+    first_dom(payload)
+        .ok()
+        .and_then(|d| s.qemu.is_running(&d).ok())
+        .unwrap_or(false)
+}
+
+fn flags_after_dom(payload: &[u8]) -> u32 {
+    let mut d = Decoder::new(payload);
+    match Domain::decode(&mut d) {
+        Ok(_) => u32::decode(&mut d).unwrap_or(0),
+        Err(_) => 0,
+    }
+}
