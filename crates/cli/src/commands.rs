@@ -42,6 +42,9 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
             none()?
         }
         "autostart" => known(&["--disable"])?,
+        "start" => known(&["--paused"])?,
+        "create" => known(&["--paused"])?,
+        "destroy" | "shutdown" | "suspend" | "resume" | "reboot" | "reset" => known(&[])?,
         "domstate" => known(&["--reason"])?,
         "define" | "undefine" | "dumpxml" | "dominfo" | "domuuid" | "domid" | "domname" => {
             known(&[])?
@@ -132,6 +135,36 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
         "domname" => {
             let d = get_domain(&c, one("domain")?).await?;
             println!("{}\n", d.name);
+        }
+        "start" => {
+            let d = get_domain(&c, one("domain")?).await?;
+            c.start(&d, has("--paused") as u32)
+                .await
+                .with_context(|| format!("Failed to start domain '{}'", d.name))?;
+            println!("Domain '{}' started\n", d.name);
+        }
+        "create" => {
+            let file = one("file")?;
+            let xml = std::fs::read_to_string(file)
+                .with_context(|| format!("Failed to open file '{file}'"))?;
+            let d = c
+                .create_xml(&xml, has("--paused") as u32)
+                .await
+                .with_context(|| format!("Failed to create domain from {file}"))?;
+            println!("Domain '{}' created from {file}\n", d.name);
+        }
+        "destroy" | "shutdown" | "suspend" | "resume" | "reboot" | "reset" => {
+            let d = get_domain(&c, one("domain")?).await?;
+            let (r, failed, done) = match cmd.as_str() {
+                "destroy" => (c.destroy(&d).await, "destroy", "destroyed"),
+                "shutdown" => (c.shutdown(&d).await, "shutdown", "is being shutdown"),
+                "suspend" => (c.suspend(&d).await, "suspend", "suspended"),
+                "resume" => (c.resume(&d).await, "resume", "resumed"),
+                "reboot" => (c.reboot(&d).await, "reboot", "is being rebooted"),
+                _ => (c.reset(&d).await, "reset", "was reset"),
+            };
+            r.with_context(|| format!("Failed to {failed} domain '{}'", d.name))?;
+            println!("Domain '{}' {done}\n", d.name);
         }
         "autostart" => {
             let d = get_domain(&c, one("domain")?).await?;

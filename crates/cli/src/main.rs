@@ -29,6 +29,14 @@ Commands:
   domname DOMAIN           the domain's name
   autostart [--disable] DOMAIN
                            start (or not) the domain when the daemon starts
+  start [--paused] DOMAIN  start a defined domain
+  create [--paused] FILE   start a transient domain from an XML file
+  shutdown DOMAIN          ask the guest to power off (ACPI)
+  destroy DOMAIN           stop the domain at once
+  suspend DOMAIN / resume DOMAIN
+                           pause and continue the CPUs
+  reboot DOMAIN / reset DOMAIN
+                           graceful reboot / hard reset
 DOMAIN is a name, a UUID or an id.";
 
 fn main() -> ExitCode {

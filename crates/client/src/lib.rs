@@ -325,6 +325,78 @@ impl Connect {
         Ok(r.active != 0)
     }
 
+    /// Starts a defined domain (`flags`: 1 = paused); returns the handle with its id.
+    pub async fn start(&self, dom: &Domain, flags: u32) -> Result<Domain> {
+        let r: DomainRet = self
+            .call(
+                procs::DOMAIN_CREATE_WITH_FLAGS,
+                &DomainFlagsArgs {
+                    dom: dom.clone(),
+                    flags,
+                },
+            )
+            .await?;
+        Ok(r.dom)
+    }
+
+    /// Starts a transient domain.
+    pub async fn create_xml(&self, xml: &str, flags: u32) -> Result<Domain> {
+        let r: DomainRet = self
+            .call(
+                procs::DOMAIN_CREATE_XML,
+                &DomainCreateXmlArgs {
+                    xml: xml.into(),
+                    flags,
+                },
+            )
+            .await?;
+        Ok(r.dom)
+    }
+
+    /// A lifecycle call whose only argument is the domain (destroy, shutdown, suspend,
+    /// resume).
+    async fn dom_call(&self, proc_: i32, dom: &Domain) -> Result<()> {
+        self.call(proc_, &DomainArgs { dom: dom.clone() }).await
+    }
+
+    pub async fn destroy(&self, dom: &Domain) -> Result<()> {
+        self.dom_call(procs::DOMAIN_DESTROY, dom).await
+    }
+
+    pub async fn shutdown(&self, dom: &Domain) -> Result<()> {
+        self.dom_call(procs::DOMAIN_SHUTDOWN, dom).await
+    }
+
+    pub async fn suspend(&self, dom: &Domain) -> Result<()> {
+        self.dom_call(procs::DOMAIN_SUSPEND, dom).await
+    }
+
+    pub async fn resume(&self, dom: &Domain) -> Result<()> {
+        self.dom_call(procs::DOMAIN_RESUME, dom).await
+    }
+
+    pub async fn reboot(&self, dom: &Domain) -> Result<()> {
+        self.call(
+            procs::DOMAIN_REBOOT,
+            &DomainFlagsArgs {
+                dom: dom.clone(),
+                flags: 0,
+            },
+        )
+        .await
+    }
+
+    pub async fn reset(&self, dom: &Domain) -> Result<()> {
+        self.call(
+            procs::DOMAIN_RESET,
+            &DomainFlagsArgs {
+                dom: dom.clone(),
+                flags: 0,
+            },
+        )
+        .await
+    }
+
     pub async fn security_model(&self) -> Result<NodeGetSecurityModelRet> {
         self.call(procs::NODE_GET_SECURITY_MODEL, &()).await
     }
