@@ -186,6 +186,42 @@ impl Drop for Daemon {
         if self.child.is_some() {
             let _ = self.terminate();
         }
+        // VMs outlive daemons by design; a test's VMs must not outlive the test.
+        kill_shims_under(&self.root);
+    }
+}
+
+/// Kills every `vireo-shim` started for `root`, its QEMU first.
+fn kill_shims_under(root: &Path) {
+    let Some(root) = root.to_str() else { return };
+    let procs: Vec<(i32, i32, String)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((pid, ppid, String::from_utf8_lossy(&cmd).replace('\0', " ")))
+        })
+        .collect();
+    let shims = procs
+        .iter()
+        .filter(|(_, _, c)| c.contains("vireo-shim") && c.contains(root));
+    for (shim, _, _) in shims {
+        for (child, _, _) in procs.iter().filter(|(_, ppid, _)| ppid == shim) {
+            // SAFETY: kill with a pid read from /proc and a valid signal.
+            unsafe { libc::kill(*child, libc::SIGKILL) };
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(*shim, libc::SIGKILL) };
     }
 }
 
@@ -239,4 +275,115 @@ pub fn validate(xml: &str, schema: &str, dir: &Path) {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// The test guest (kernel, initrd), built once from Debian packages by
+/// `scripts/build-test-guest` and cached outside the tree.
+pub fn guest() -> (PathBuf, PathBuf) {
+    static GUEST: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    GUEST
+        .get_or_init(|| {
+            let script = tests_dir().join("../scripts/build-test-guest");
+            let o = Command::new("bash")
+                .arg(&script)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run build-test-guest");
+            assert!(
+                o.status.success(),
+                "build-test-guest failed:\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let out = String::from_utf8_lossy(&o.stdout);
+            let dir = PathBuf::from(out.lines().last().expect("guest dir").trim());
+            (dir.join("vmlinuz"), dir.join("initrd.img"))
+        })
+        .clone()
+}
+
+/// A definition of the test guest (TCG) named `name`.
+pub fn guest_xml(name: &str) -> String {
+    let (kernel, initrd) = guest();
+    std::fs::read_to_string(data("guest.xml"))
+        .expect("guest.xml")
+        .replace("@NAME@", name)
+        .replace("@KERNEL@", kernel.to_str().expect("utf-8"))
+        .replace("@INITRD@", initrd.to_str().expect("utf-8"))
+}
+
+/// Lifecycle events as a python-libvirt client sees them ("NAME EVENT DETAIL" lines).
+pub struct EventLog {
+    child: Child,
+    rx: std::sync::mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl EventLog {
+    pub fn start(d: &Daemon) -> EventLog {
+        let script = tests_dir().join("python/events_listen.py");
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(d.uri())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("events listener");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut log = EventLog {
+            child,
+            rx,
+            seen: Vec::new(),
+        };
+        log.wait_for("LISTENING");
+        log.seen.clear();
+        log
+    }
+
+    /// Waits (up to two minutes) until `line` has been seen; returns everything so far.
+    pub fn wait_for(&mut self, line: &str) -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while !self.seen.iter().any(|l| l == line) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(l) => self.seen.push(l),
+                Err(_) => panic!("no event {line:?}; saw {:?}", self.seen),
+            }
+        }
+        self.seen.clone()
+    }
+}
+
+impl Drop for EventLog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Pid of the QEMU process running domain `name`, from /proc.
+pub fn qemu_pid(name: &str) -> Option<i32> {
+    let needle = format!("guest={name},");
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd);
+        if cmd.contains("qemu-system") && cmd.contains(&needle) {
+            return Some(pid);
+        }
+    }
+    None
 }

@@ -12,9 +12,19 @@ fn definitions_survive_kill_9() {
     let before = ok(&d.virsh(&["dumpxml", "full"]));
     d.kill9();
     d.restart();
-    assert_eq!(ok(&d.virsh(&["list", "--all", "--name"])), "full\nvec1\n\n");
+    let mut names: Vec<String> = ok(&d.virsh(&["list", "--all", "--name"]))
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["full", "vec1"]);
     assert_eq!(ok(&d.virsh(&["dumpxml", "full"])), before);
-    assert!(ok(&d.virsh(&["dominfo", "vec1"])).contains("Autostart:      enable"));
+    // vec1 is marked autostart, so the new daemon started it.
+    let info = ok(&d.virsh(&["dominfo", "vec1"]));
+    assert!(info.contains("Autostart:      enable"), "{info}");
+    assert!(info.contains("State:          running"), "{info}");
+    ok(&d.virsh(&["destroy", "vec1"]));
     // no temp files left behind, every stored file is a whole definition
     for e in std::fs::read_dir(d.config_dir().join("qemu")).unwrap() {
         let e = e.unwrap();

@@ -1,0 +1,224 @@
+//! Real VMs: the test guest boots under TCG through vireod and its per-VM shim, driven by
+//! the real virsh and watched by a python-libvirt event listener.
+
+use vireo_tests::{fails, guest_xml, ok, qemu_pid, run_cmd, Daemon, EventLog};
+
+fn define(d: &Daemon, name: &str) {
+    let f = d.root.join(format!("{name}.xml"));
+    std::fs::write(&f, guest_xml(name)).unwrap();
+    ok(&d.virsh(&["define", f.to_str().unwrap()]));
+}
+
+#[test]
+fn lifecycle_with_virsh_console_and_events() {
+    let d = Daemon::start();
+    let mut ev = EventLog::start(&d);
+    define(&d, "vm1");
+    ev.wait_for("vm1 0 0");
+
+    // Start paused, so the console is attached before the guest prints its first line.
+    let out = ok(&d.virsh(&["start", "--paused", "vm1"]));
+    assert!(out.contains("Domain 'vm1' started"), "{out}");
+    ev.wait_for("vm1 3 0");
+    let list = ok(&d.virsh(&["list"]));
+    assert!(list.contains(" 1    vm1    paused"), "{list}");
+
+    let console = vireo_tests::tests_dir().join("python/console.py");
+    let c = run_cmd(
+        "/usr/bin/python3",
+        &[console.to_str().unwrap(), &d.uri(), "vm1", "--resume"],
+    );
+    let seen = ok(&c);
+    assert!(seen.contains("VIREO-GUEST-READY"), "{seen}");
+    ev.wait_for("vm1 4 0");
+
+    let list = ok(&d.virsh(&["list"]));
+    assert!(list.contains(" 1    vm1    running"), "{list}");
+    let info = ok(&d.virsh(&["dominfo", "vm1"]));
+    assert!(info.contains("Id:             1"), "{info}");
+    assert!(info.contains("State:          running"), "{info}");
+    assert_eq!(ok(&d.virsh(&["domid", "vm1"])).trim(), "1");
+
+    ok(&d.virsh(&["suspend", "vm1"]));
+    assert_eq!(
+        ok(&d.virsh(&["domstate", "--reason", "vm1"])).trim(),
+        "paused (user)"
+    );
+    ok(&d.virsh(&["resume", "vm1"]));
+    assert_eq!(
+        ok(&d.virsh(&["domstate", "--reason", "vm1"])).trim(),
+        "running (unpaused)"
+    );
+
+    // A graceful shutdown: the guest powers itself off, on_poweroff=destroy applies.
+    ok(&d.virsh(&["shutdown", "vm1"]));
+    ev.wait_for("vm1 5 0");
+    assert_eq!(
+        ok(&d.virsh(&["domstate", "--reason", "vm1"])).trim(),
+        "shut off (shutdown)"
+    );
+    assert!(
+        qemu_pid("vm1").is_none(),
+        "QEMU still running after shutdown"
+    );
+
+    ok(&d.virsh(&["start", "vm1"]));
+    ev.wait_for("vm1 2 0");
+    let info = ok(&d.virsh(&["dominfo", "vm1"]));
+    assert!(info.contains("Id:             2"), "{info}");
+    ok(&d.virsh(&["destroy", "vm1"]));
+    let all = ev.wait_for("vm1 5 1");
+    assert_eq!(
+        ok(&d.virsh(&["domstate", "--reason", "vm1"])).trim(),
+        "shut off (destroyed)"
+    );
+    assert!(
+        qemu_pid("vm1").is_none(),
+        "QEMU still running after destroy"
+    );
+    assert_eq!(
+        all,
+        [
+            "vm1 0 0", // defined, added
+            "vm1 2 0", // started, booted
+            "vm1 3 0", // suspended (start --paused)
+            "vm1 4 0", // resumed, unpaused (by the console script)
+            "vm1 3 0", // suspend
+            "vm1 4 0", // resume
+            "vm1 6 1", // shutdown, guest finished
+            "vm1 5 0", // stopped, shutdown
+            "vm1 4 0", // start: resumed, unpaused
+            "vm1 2 0", // start: started, booted
+            "vm1 6 2", // destroy: shutdown by the host
+            "vm1 5 1", // stopped, destroyed
+        ]
+    );
+}
+
+#[test]
+fn vms_survive_a_daemon_crash() {
+    let mut d = Daemon::start();
+    define(&d, "keep1");
+    define(&d, "keep2");
+    ok(&d.virsh(&["start", "keep1"]));
+    ok(&d.virsh(&["start", "keep2"]));
+    let before = ok(&d.virsh(&["list"]));
+    let p1 = qemu_pid("keep1").expect("keep1 runs");
+    let p2 = qemu_pid("keep2").expect("keep2 runs");
+    d.kill9();
+    // Still running, same processes.
+    assert_eq!(qemu_pid("keep1"), Some(p1));
+    assert_eq!(qemu_pid("keep2"), Some(p2));
+    d.restart();
+    assert_eq!(ok(&d.virsh(&["list"])), before);
+    assert!(before.contains(" 1    keep1   running"), "{before}");
+    assert!(before.contains(" 2    keep2   running"), "{before}");
+    // The next VM gets a new id, not a reused one.
+    ok(&d.virsh(&["destroy", "keep1"]));
+    ok(&d.virsh(&["start", "keep1"]));
+    assert_eq!(ok(&d.virsh(&["domid", "keep1"])).trim(), "3");
+    ok(&d.virsh(&["destroy", "keep1"]));
+    ok(&d.virsh(&["destroy", "keep2"]));
+    assert!(qemu_pid("keep1").is_none() && qemu_pid("keep2").is_none());
+}
+
+#[test]
+fn qemu_crash_is_seen_as_crashed() {
+    let d = Daemon::start();
+    let mut ev = EventLog::start(&d);
+    define(&d, "crashy");
+    ok(&d.virsh(&["start", "crashy"]));
+    ev.wait_for("crashy 2 0");
+    let pid = qemu_pid("crashy").expect("running");
+    // SAFETY: kill with a pid we just read and a valid signal.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    ev.wait_for("crashy 5 5");
+    assert_eq!(
+        ok(&d.virsh(&["domstate", "--reason", "crashy"])).trim(),
+        "shut off (crashed)"
+    );
+    // The shim is gone too: its socket was removed.
+    let shims: Vec<_> = std::fs::read_dir(d.root.join("run/vireo/shim"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "sock"))
+        .collect();
+    assert!(shims.is_empty(), "shim socket left: {shims:?}");
+    // And it starts again.
+    ok(&d.virsh(&["start", "crashy"]));
+    ok(&d.virsh(&["destroy", "crashy"]));
+}
+
+#[test]
+fn transient_domains_and_unsupported_devices() {
+    let d = Daemon::start();
+    let f = d.root.join("t.xml");
+    std::fs::write(&f, guest_xml("transient1")).unwrap();
+    let out = ok(&d.virsh(&["create", f.to_str().unwrap()]));
+    assert!(out.contains("Domain 'transient1' created"), "{out}");
+    let info = ok(&d.virsh(&["dominfo", "transient1"]));
+    assert!(info.contains("Persistent:     no"), "{info}");
+    assert!(info.contains("State:          running"), "{info}");
+    ok(&d.virsh(&["destroy", "transient1"]));
+    // A transient domain is gone once stopped.
+    fails(&d.virsh(&["dominfo", "transient1"]));
+    assert!(!ok(&d.virsh(&["list", "--all"])).contains("transient1"));
+
+    // Something QEMU could run but we cannot set up yet: a clear error, nothing started.
+    let bad = guest_xml("bridged").replace(
+        "<memballoon model='none'/>",
+        "<interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br0'/><model type='virtio'/></interface><memballoon model='none'/>",
+    );
+    let f = d.root.join("bad.xml");
+    std::fs::write(&f, bad).unwrap();
+    let err = fails(&d.virsh(&["create", f.to_str().unwrap()]));
+    assert!(err.contains("unsupported configuration"), "{err}");
+    assert!(qemu_pid("bridged").is_none());
+    assert!(!ok(&d.virsh(&["list", "--all"])).contains("bridged"));
+}
+
+#[test]
+fn vireo_cli_lifecycle() {
+    let d = Daemon::start();
+    let f = d.root.join("c.xml");
+    std::fs::write(&f, guest_xml("cli1")).unwrap();
+    ok(&d.vireo(&["define", f.to_str().unwrap()]));
+    assert_eq!(
+        ok(&d.vireo(&["start", "cli1"])),
+        "Domain 'cli1' started\n\n"
+    );
+    assert_eq!(ok(&d.vireo(&["list"])), ok(&d.virsh(&["list"])));
+    assert_eq!(
+        ok(&d.vireo(&["suspend", "cli1"])),
+        "Domain 'cli1' suspended\n\n"
+    );
+    assert_eq!(
+        ok(&d.vireo(&["domstate", "--reason", "cli1"])),
+        "paused (user)\n\n"
+    );
+    assert_eq!(
+        ok(&d.vireo(&["resume", "cli1"])),
+        "Domain 'cli1' resumed\n\n"
+    );
+    assert_eq!(
+        ok(&d.vireo(&["reset", "cli1"])),
+        "Domain 'cli1' was reset\n\n"
+    );
+    let err = fails(&d.vireo(&["start", "cli1"]));
+    assert!(err.contains("already running"), "{err}");
+    assert_eq!(
+        ok(&d.vireo(&["destroy", "cli1"])),
+        "Domain 'cli1' destroyed\n\n"
+    );
+    let err = fails(&d.vireo(&["suspend", "cli1"]));
+    assert!(err.contains("not running"), "{err}");
+    // Same name, no uuid: a new domain clashing with the defined one, as in libvirt.
+    let err = fails(&d.vireo(&["create", f.to_str().unwrap()]));
+    assert!(err.contains("already defined with uuid"), "{err}");
+    let t = d.root.join("t.xml");
+    std::fs::write(&t, guest_xml("cli2")).unwrap();
+    let out = ok(&d.vireo(&["create", t.to_str().unwrap()]));
+    assert!(out.starts_with("Domain 'cli2' created from"), "{out}");
+    ok(&d.vireo(&["destroy", "cli2"]));
+    assert!(qemu_pid("cli1").is_none() && qemu_pid("cli2").is_none());
+}
