@@ -387,3 +387,39 @@ pub fn qemu_pid(name: &str) -> Option<i32> {
     }
     None
 }
+
+/// Waits (at most `timeout`) for process `pid` to exit, on its pidfd: no polling loop.
+pub fn wait_exit(pid: i32, timeout: Duration) -> bool {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    if fd < 0 {
+        // Already gone (ESRCH).
+        return true;
+    }
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: p is a valid pollfd for the duration of the call; fd is ours to close.
+    let r = unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) };
+    // SAFETY: fd was returned by pidfd_open above and is closed once.
+    unsafe { libc::close(fd) };
+    r == 1
+}
+
+/// Pid of the `vireo-shim` serving domain `name` under daemon root `root`.
+pub fn shim_pid(root: &Path, name: &str) -> Option<i32> {
+    let qemu = qemu_pid(name)?;
+    let stat = std::fs::read_to_string(format!("/proc/{qemu}/stat")).ok()?;
+    let ppid: i32 = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    let cmd = std::fs::read(format!("/proc/{ppid}/cmdline")).ok()?;
+    let cmd = String::from_utf8_lossy(&cmd);
+    (cmd.contains("vireo-shim") && cmd.contains(root.to_str()?)).then_some(ppid)
+}

@@ -130,6 +130,7 @@ fn qemu_crash_is_seen_as_crashed() {
     ok(&d.virsh(&["start", "crashy"]));
     ev.wait_for("crashy 2 0");
     let pid = qemu_pid("crashy").expect("running");
+    let shim = vireo_tests::shim_pid(&d.root, "crashy").expect("its shim");
     // SAFETY: kill with a pid we just read and a valid signal.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     ev.wait_for("crashy 5 5");
@@ -144,6 +145,10 @@ fn qemu_crash_is_seen_as_crashed() {
         .filter(|e| e.path().extension().is_some_and(|x| x == "sock"))
         .collect();
     assert!(shims.is_empty(), "shim socket left: {shims:?}");
+    assert!(
+        vireo_tests::wait_exit(shim, std::time::Duration::from_secs(30)),
+        "the shim did not exit"
+    );
     // And it starts again.
     ok(&d.virsh(&["start", "crashy"]));
     ok(&d.virsh(&["destroy", "crashy"]));
@@ -221,4 +226,64 @@ fn vireo_cli_lifecycle() {
     assert!(out.starts_with("Domain 'cli2' created from"), "{out}");
     ok(&d.vireo(&["destroy", "cli2"]));
     assert!(qemu_pid("cli1").is_none() && qemu_pid("cli2").is_none());
+}
+
+#[test]
+fn guest_power_off_reaches_every_event_client() {
+    let d = Daemon::start();
+    let mut ev1 = EventLog::start(&d);
+    let mut ev2 = EventLog::start(&d);
+    define(&d, "selfoff");
+    let out = ok(&d.python("guest_ops.py", &["selfoff", "poweroff"]));
+    assert!(out.contains("ok poweroff"), "{out}");
+    for ev in [&mut ev1, &mut ev2] {
+        let all = ev.wait_for("selfoff 5 0");
+        assert_eq!(
+            all,
+            [
+                "selfoff 0 0", // defined
+                "selfoff 2 0", // started (paused)
+                "selfoff 3 0", // suspended
+                "selfoff 4 0", // resumed
+                "selfoff 6 1", // shutdown by the guest
+                "selfoff 5 0", // stopped, shutdown
+            ]
+        );
+    }
+    assert_eq!(
+        ok(&d.virsh(&["domstate", "--reason", "selfoff"])).trim(),
+        "shut off (shutdown)"
+    );
+}
+
+#[test]
+fn reboot_boots_the_guest_again() {
+    let d = Daemon::start();
+    let mut ev = EventLog::start(&d);
+    define(&d, "rebooter");
+    let out = ok(&d.python("guest_ops.py", &["rebooter", "reboot"]));
+    assert!(out.contains("ok reboot"), "{out}");
+    assert_eq!(ok(&d.virsh(&["domstate", "rebooter"])).trim(), "running");
+    ok(&d.virsh(&["destroy", "rebooter"]));
+    // A reboot is no stop: the only STOPPED is the destroy's.
+    let all = ev.wait_for("rebooter 5 1");
+    assert_eq!(
+        all.iter().filter(|l| l.starts_with("rebooter 5")).count(),
+        1,
+        "{all:?}"
+    );
+}
+
+#[test]
+fn undefining_a_running_domain_makes_it_transient() {
+    let d = Daemon::start();
+    define(&d, "goner");
+    ok(&d.virsh(&["start", "goner"]));
+    ok(&d.virsh(&["undefine", "goner"]));
+    let info = ok(&d.virsh(&["dominfo", "goner"]));
+    assert!(info.contains("Persistent:     no"), "{info}");
+    assert!(info.contains("State:          running"), "{info}");
+    assert!(!d.config_dir().join("qemu/goner.xml").exists());
+    ok(&d.virsh(&["destroy", "goner"]));
+    fails(&d.virsh(&["dominfo", "goner"]));
 }

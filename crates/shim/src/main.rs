@@ -114,7 +114,6 @@ async fn run() -> anyhow::Result<()> {
     server.shutdown();
     let _ = accept.await;
     server.wait_idle().await;
-    let _ = std::fs::remove_file(&sock_path);
     Ok(())
 }
 

@@ -65,6 +65,8 @@ pub struct Vm {
     events: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Event>>>,
     exited: watch::Sender<bool>,
     emit: OnceLock<Box<dyn Fn(Lifecycle) + Send + Sync>>,
+    /// `<run>/shim/<uuid>.status`: this VM's runtime status for anyone to read.
+    status_file: std::path::PathBuf,
 }
 
 impl Vm {
@@ -174,7 +176,12 @@ impl Vm {
             events: Mutex::new(Some(events)),
             exited: watch::channel(false).0,
             emit: OnceLock::new(),
-        }))
+            status_file: args
+                .run_dir
+                .join("shim")
+                .join(format!("{}.status", format_uuid(&uuid))),
+        })
+        .with_status_written())
     }
 
     pub fn qemu_pid(&self) -> u32 {
@@ -191,11 +198,44 @@ impl Vm {
         (s.state, s.reason)
     }
 
+    fn with_status_written(self: Arc<Self>) -> Arc<Self> {
+        self.write_status();
+        self
+    }
+
+    /// Rewrites the status file (temp file and rename, so readers see a whole one).
+    fn write_status(&self) {
+        let (st, reason) = self.state();
+        let text = serde_json::json!({
+            "shim_pid": std::process::id(),
+            "qemu_pid": self.pid,
+            "id": self.id,
+            "name": self.def.name,
+            "state": st,
+            "reason": reason,
+        })
+        .to_string();
+        let tmp = self.status_file.with_extension("status.tmp");
+        if std::fs::write(&tmp, text).is_ok() {
+            let _ = std::fs::rename(&tmp, &self.status_file);
+        }
+    }
+
+    /// Removes the status file (QEMU is gone).
+    fn remove_status(&self) {
+        let _ = std::fs::remove_file(&self.status_file);
+    }
+
     fn set(&self, st: i32, reason: i32, ev: Option<Lifecycle>) {
         {
             let mut s = self.status();
             s.state = st;
             s.reason = reason;
+        }
+        if st == state::SHUTOFF {
+            self.remove_status();
+        } else {
+            self.write_status();
         }
         if let (Some(ev), Some(emit)) = (ev, self.emit.get()) {
             emit(ev);
@@ -366,6 +406,9 @@ impl Vm {
                 } => break,
             }
         }
+        // No new client should find a shim whose VM is gone: the files go before the last
+        // event, so whoever sees that event sees them gone.
+        let _ = std::fs::remove_file(self.status_file.with_extension("sock"));
         let intent = self.status().intent;
         let (reason, detail) = match intent {
             Intent::Destroy => (state::SHUTOFF_DESTROYED, event::STOPPED_DESTROYED),

@@ -1,0 +1,43 @@
+#!/usr/bin/python3
+"""Boots the test guest with python-libvirt's console stream attached, then does OP.
+
+argv: URI RO-URI DATA NAME OP, OP one of:
+  poweroff  the guest is told on its console to power itself off
+  reboot    virDomainReboot; the guest must boot again (its ready line comes back)
+Prints 'ok OP' on success.
+"""
+import sys
+
+import libvirt
+
+uri, name, op = sys.argv[1], sys.argv[4], sys.argv[5]
+conn = libvirt.open(uri)
+dom = conn.lookupByName(name)
+dom.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED)
+st = conn.newStream(0)
+dom.openConsole(None, st, 0)
+dom.resume()
+seen = b""
+
+
+def wait_for(marker, count=1):
+    global seen
+    while seen.count(marker) < count:
+        data = st.recv(4096)
+        if not data:
+            sys.exit(f"console ended before {marker!r}; saw {seen!r}")
+        seen += data
+
+
+wait_for(b"VIREO-GUEST-READY")
+if op == "poweroff":
+    st.send(b"poweroff\r")
+    wait_for(b"VIREO-GUEST-POWEROFF")
+elif op == "reboot":
+    dom.reboot(0)
+    wait_for(b"VIREO-GUEST-READY", 2)
+    assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING, dom.state()
+    st.finish()
+else:
+    sys.exit(f"unknown op {op}")
+print("ok", op, flush=True)
