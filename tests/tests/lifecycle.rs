@@ -287,3 +287,27 @@ fn undefining_a_running_domain_makes_it_transient() {
     ok(&d.virsh(&["destroy", "goner"]));
     fails(&d.virsh(&["dominfo", "goner"]));
 }
+
+#[test]
+fn a_dead_shim_takes_its_vm_along() {
+    let d = Daemon::start();
+    let mut ev = EventLog::start(&d);
+    define(&d, "orphan");
+    ok(&d.virsh(&["start", "orphan"]));
+    let qemu = qemu_pid("orphan").expect("running");
+    let shim = vireo_tests::shim_pid(&d.root, "orphan").expect("its shim");
+    // SAFETY: kill with a pid we just read and a valid signal.
+    unsafe { libc::kill(shim, libc::SIGKILL) };
+    ev.wait_for("orphan 5 5");
+    assert!(vireo_tests::wait_exit(
+        qemu,
+        std::time::Duration::from_secs(30)
+    ));
+    assert_eq!(
+        ok(&d.virsh(&["domstate", "--reason", "orphan"])).trim(),
+        "shut off (crashed)"
+    );
+    // The dead shim's socket file is stale; a new start does not mind.
+    ok(&d.virsh(&["start", "orphan"]));
+    ok(&d.virsh(&["destroy", "orphan"]));
+}

@@ -102,10 +102,15 @@ impl Vm {
             .stdout(Stdio::from(log))
             .kill_on_drop(false);
         let mon_fd = mon.as_raw_fd();
-        // SAFETY: between fork and exec only async-signal-safe calls are made (dup2, fcntl)
-        // on fds that are open in the child.
+        // SAFETY: between fork and exec only async-signal-safe calls are made (prctl, dup2,
+        // fcntl) on fds that are open in the child.
         unsafe {
             cmd.pre_exec(move || {
+                // A VM whose shim is gone has no owner: it goes too (the daemon reports it
+                // crashed). The shim forks from its only thread, so this is its lifetime.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 if mon_fd == 3 {
                     let flags = libc::fcntl(3, libc::F_GETFD);
                     if flags < 0 || libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
