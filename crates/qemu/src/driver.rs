@@ -126,6 +126,26 @@ pub(crate) struct Registry {
     pub(crate) by_name: HashMap<String, Uuid>,
 }
 
+impl Registry {
+    /// Refuses a name that another UUID has, and a UUID that another name has.
+    pub(crate) fn check_identity(&self, name: &str, uuid: &Uuid) -> Result<()> {
+        if let Some(other) = self.by_name.get(name).filter(|u| *u != uuid) {
+            return Err(DriverError::DomainExists(format!(
+                "domain '{name}' is already defined with uuid {}",
+                format_uuid(other)
+            )));
+        }
+        if let Some(o) = self.by_uuid.get(uuid).filter(|o| o.def.name != name) {
+            return Err(DriverError::DomainExists(format!(
+                "domain '{}' already exists with uuid {}",
+                o.def.name,
+                format_uuid(uuid)
+            )));
+        }
+        Ok(())
+    }
+}
+
 pub struct QemuDriver {
     pub(crate) cfg: QemuConfig,
     pub(crate) reg: RwLock<Registry>,
@@ -296,26 +316,10 @@ impl QemuDriver {
         let def = self.prepare(xml)?;
         let uuid = def.uuid.unwrap_or_default();
         let mut reg = self.write();
-        if let Some(other) = reg.by_name.get(&def.name) {
-            if *other != uuid {
-                return Err(DriverError::DomainExists(format!(
-                    "domain '{}' is already defined with uuid {}",
-                    def.name,
-                    format_uuid(other)
-                )));
-            }
-        }
-        let existing_name = reg.by_uuid.get(&uuid).map(|o| o.def.name.clone());
-        if let Some(old) = &existing_name {
-            if *old != def.name {
-                return Err(DriverError::DomainExists(format!(
-                    "domain '{old}' already exists with uuid {}",
-                    format_uuid(&uuid)
-                )));
-            }
-        }
+        reg.check_identity(&def.name, &uuid)?;
+        let existed = reg.by_uuid.contains_key(&uuid);
         store::write_atomic(&self.config_file(&def.name), def.format().as_bytes())?;
-        let detail = if existing_name.is_some() {
+        let detail = if existed {
             event::DEFINED_UPDATED
         } else {
             event::DEFINED_ADDED

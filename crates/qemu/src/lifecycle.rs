@@ -63,23 +63,16 @@ impl QemuDriver {
         let uuid = def.uuid.unwrap_or_default();
         {
             let mut reg = self.write();
-            if let Some(o) = reg.by_uuid.get(&uuid) {
-                if o.active() || o.starting || o.def.name != def.name {
-                    return Err(DriverError::DomainExists(format!(
-                        "domain '{}' already exists with uuid {}",
-                        o.def.name,
-                        format_uuid(&uuid)
-                    )));
-                }
-            }
-            if let Some(other) = reg.by_name.get(&def.name) {
-                if *other != uuid {
-                    return Err(DriverError::DomainExists(format!(
-                        "domain '{}' is already defined with uuid {}",
-                        def.name,
-                        format_uuid(other)
-                    )));
-                }
+            reg.check_identity(&def.name, &uuid)?;
+            if reg
+                .by_uuid
+                .get(&uuid)
+                .is_some_and(|o| o.active() || o.starting)
+            {
+                return Err(DriverError::OperationInvalid(format!(
+                    "domain '{}' is already active",
+                    def.name
+                )));
             }
             // A defined domain of the same name and uuid runs with the new definition, as
             // in libvirt; otherwise the domain is transient.

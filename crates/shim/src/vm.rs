@@ -297,41 +297,42 @@ impl Vm {
         }
     }
 
-    /// Runs stop or cont with the matching QMP event marked as expected.
-    async fn pause_cmd(&self, cmd: &str) -> anyhow::Result<()> {
+    /// Runs stop or cont (with the QMP event it causes marked as ours), then records the
+    /// new state and tells the clients.
+    async fn pause_cmd(
+        &self,
+        cmd: &str,
+        from: (i32, &str),
+        to: (i32, i32),
+        ev: Lifecycle,
+    ) -> anyhow::Result<()> {
+        self.require(&[from.0], from.1)?;
         self.status().pausing = true;
         let r = self.qmp.execute(cmd, None).await;
         self.status().pausing = false;
         r?;
+        self.set(to.0, to.1, Some(ev));
         Ok(())
     }
 
     pub async fn suspend(&self) -> anyhow::Result<()> {
-        self.require(&[state::RUNNING], "running")?;
-        self.pause_cmd("stop").await?;
-        self.set(
-            state::PAUSED,
-            state::PAUSED_USER,
-            Some(Lifecycle {
-                event: event::SUSPENDED,
-                detail: event::SUSPENDED_PAUSED,
-            }),
-        );
-        Ok(())
+        let ev = Lifecycle {
+            event: event::SUSPENDED,
+            detail: event::SUSPENDED_PAUSED,
+        };
+        let to = (state::PAUSED, state::PAUSED_USER);
+        self.pause_cmd("stop", (state::RUNNING, "running"), to, ev)
+            .await
     }
 
     pub async fn resume(&self) -> anyhow::Result<()> {
-        self.require(&[state::PAUSED], "paused")?;
-        self.pause_cmd("cont").await?;
-        self.set(
-            state::RUNNING,
-            state::RUNNING_UNPAUSED,
-            Some(Lifecycle {
-                event: event::RESUMED,
-                detail: event::RESUMED_UNPAUSED,
-            }),
-        );
-        Ok(())
+        let ev = Lifecycle {
+            event: event::RESUMED,
+            detail: event::RESUMED_UNPAUSED,
+        };
+        let to = (state::RUNNING, state::RUNNING_UNPAUSED);
+        self.pause_cmd("cont", (state::PAUSED, "paused"), to, ev)
+            .await
     }
 
     /// ACPI power button; the guest decides.
