@@ -4,8 +4,10 @@
 //! One module per API family: [`remote`] holds the connect and domain calls served today.
 
 pub mod error;
+pub mod family;
 pub mod header;
 pub mod remote;
+pub mod typed;
 
 pub use error::RemoteError;
 pub use header::{Header, MessageType, Status, HEADER_LEN};

@@ -113,6 +113,7 @@ procedures! {
     DOMAIN_DEFINE_XML_FLAGS = 350,
     CONNECT_REGISTER_CLOSE_CALLBACK = 360,
     CONNECT_UNREGISTER_CLOSE_CALLBACK = 361,
+    CONNECT_SET_IDENTITY = 419,
     DOMAIN_GET_MESSAGES = 426,
 }
 
@@ -268,6 +269,14 @@ pub struct DomainRet { pub dom: Domain } }
 
 xdr_struct! { pub struct DomainDefineXmlArgs { pub xml: String } }
 xdr_struct! { pub struct DomainDefineXmlFlagsArgs { pub xml: String, pub flags: u32 } }
+/// libvirt's `REMOTE_CONNECT_IDENTITY_PARAMS_MAX`.
+pub const IDENTITY_PARAMS_MAX: usize = 20;
+xdr_struct! {
+    pub struct ConnectSetIdentityArgs {
+        pub params: Array<crate::typed::TypedParam, IDENTITY_PARAMS_MAX>,
+        pub flags: u32,
+    }
+}
 xdr_struct! { pub struct DomainCreateXmlArgs { pub xml: String, pub flags: u32 } }
 xdr_struct! {
     pub struct DomainOpenConsoleArgs {
