@@ -137,6 +137,8 @@ pub struct Client<D> {
     closed: AtomicBool,
     /// Open streams by the serial of the call that opened them.
     streams: Mutex<HashMap<u32, mpsc::Sender<StreamPacket>>>,
+    /// The identity another daemon vouched for (CONNECT_SET_IDENTITY), if any.
+    forwarded: Mutex<Option<Identity>>,
 }
 
 /// A stream packet from the client: status CONTINUE with data, OK (finish) or ERROR (abort).
@@ -189,6 +191,23 @@ impl StreamSender {
 }
 
 impl<D> Client<D> {
+    /// Who the client acts for: the identity a trusted daemon forwarded, else the peer's
+    /// own credentials.
+    pub fn effective_identity(&self) -> Identity {
+        self.forwarded
+            .lock()
+            .ok()
+            .and_then(|f| *f)
+            .unwrap_or(self.identity)
+    }
+
+    /// Records the identity a trusted daemon forwarded for this client.
+    pub fn set_forwarded_identity(&self, id: Identity) {
+        if let Ok(mut f) = self.forwarded.lock() {
+            *f = Some(id);
+        }
+    }
+
     /// Opens a stream for the call `call` (register it before replying to that call):
     /// returns the sender for our packets and the receiver of the client's.
     pub fn open_stream(&self, call: &Header) -> (StreamSender, mpsc::Receiver<StreamPacket>) {
@@ -367,6 +386,7 @@ impl<S: Service> Server<S> {
             close: Notify::new(),
             closed: AtomicBool::new(false),
             streams: Mutex::new(HashMap::new()),
+            forwarded: Mutex::new(None),
         });
         if let Ok(mut m) = self.clients.lock() {
             m.insert(client.id, Arc::clone(&client));
