@@ -71,14 +71,24 @@ impl Connect {
     /// Connects and performs libvirt's open sequence (AUTH_LIST, CONNECT_OPEN).
     pub async fn open(uri_text: &str, readonly: bool) -> Result<Connect> {
         let uri = Uri::parse(uri_text)?;
-        let path = uri.socket_path(readonly)?;
-        let conn = Connection::connect(&path)
-            .await
-            .map_err(|err| ClientError::Connect {
-                daemon: uri.daemon_name(),
-                path: path.clone(),
-                err,
-            })?;
+        let mut first_err = None;
+        let mut conn = None;
+        for (daemon, path) in uri.sockets(readonly)? {
+            match Connection::connect(&path).await {
+                Ok(c) => {
+                    conn = Some(c);
+                    break;
+                }
+                Err(err) => {
+                    first_err.get_or_insert(ClientError::Connect { daemon, path, err });
+                }
+            }
+        }
+        let conn = match (conn, first_err) {
+            (Some(c), _) => c,
+            (None, Some(e)) => return Err(e),
+            (None, None) => return Err(ClientError::Uri("no socket to connect to".into())),
+        };
         let c = Connect {
             conn: Arc::new(conn),
             uri,

@@ -77,13 +77,47 @@ impl Uri {
         format!("{}://{host}{}", self.driver, self.path)
     }
 
-    /// The daemon that serves this URI (monolithic `vireod` today).
+    /// The daemon that serves this URI's driver in the modular setup.
     pub fn daemon_name(&self) -> String {
-        "vireod".into()
+        let d = match self.driver.as_str() {
+            "qemu" | "kvm" => "vireo-qemud",
+            "network" => "vireo-networkd",
+            "nwfilter" => "vireo-nwfilterd",
+            "storage" => "vireo-storaged",
+            "secret" => "vireo-secretd",
+            "nodedev" => "vireo-nodedevd",
+            "interface" => "vireo-interfaced",
+            _ => "vireod",
+        };
+        d.into()
     }
 
-    /// The UNIX socket to connect to.
-    pub fn socket_path(&self, readonly: bool) -> Result<PathBuf, ClientError> {
+    /// How to find the daemon: `mode=` in the URI, else `remote_mode` in the client
+    /// configuration, else auto.
+    pub fn mode(&self) -> Result<Mode, ClientError> {
+        let from_conf;
+        let m = match self.param("mode") {
+            Some(m) => m,
+            None => {
+                from_conf = config_mode();
+                from_conf.as_deref().unwrap_or("auto")
+            }
+        };
+        match m {
+            "auto" => Ok(Mode::Auto),
+            "direct" => Ok(Mode::Direct),
+            "legacy" => Ok(Mode::Legacy),
+            other => Err(ClientError::Uri(format!(
+                "unknown remote mode '{other}'; use auto, direct or legacy"
+            ))),
+        }
+    }
+
+    /// The sockets to try, in order, each with the daemon expected behind it. In auto
+    /// mode the driver's own daemon comes first, then the legacy socket (monolithic
+    /// `vireod` or `vireo-proxyd`); which one is used is decided by connecting, not by
+    /// looking for socket files (a stale file proves nothing).
+    pub fn sockets(&self, readonly: bool) -> Result<Vec<(String, PathBuf)>, ClientError> {
         match self.transport.as_deref() {
             None | Some("unix") => {}
             Some(t) => {
@@ -98,21 +132,67 @@ impl Uri {
             ));
         }
         if let Some(s) = self.param("socket") {
-            return Ok(PathBuf::from(s));
+            return Ok(vec![(self.daemon_name(), PathBuf::from(s))]);
         }
-        let daemon = self.daemon_name();
         let suffix = if readonly { "-sock-ro" } else { "-sock" };
-        let dir = match self.path.as_str() {
-            "/system" => PathBuf::from("/run/vireo"),
-            "/session" => session_run_dir(),
-            p => {
-                return Err(ClientError::Uri(format!(
-                    "unexpected path '{p}' in URI; use /system or /session"
-                )))
-            }
+        let dir = match std::env::var_os("VIREO_RUN_DIR") {
+            Some(d) if !d.is_empty() => PathBuf::from(d),
+            _ => match self.path.as_str() {
+                "/system" => PathBuf::from("/run/vireo"),
+                "/session" => session_run_dir(),
+                p => {
+                    return Err(ClientError::Uri(format!(
+                        "unexpected path '{p}' in URI; use /system or /session"
+                    )))
+                }
+            },
         };
-        Ok(dir.join(format!("{daemon}{suffix}")))
+        let at = |d: &str| (d.to_string(), dir.join(format!("{d}{suffix}")));
+        let direct = self.daemon_name();
+        Ok(match self.mode()? {
+            Mode::Direct => vec![at(&direct)],
+            Mode::Legacy => vec![at("vireod")],
+            Mode::Auto if direct == "vireod" => vec![at("vireod")],
+            Mode::Auto => vec![at(&direct), at("vireod")],
+        })
     }
+}
+
+/// Where a client looks for its daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The driver's own daemon if it answers, else the legacy socket.
+    Auto,
+    /// Only the driver's own daemon.
+    Direct,
+    /// Only the legacy socket (monolithic vireod or vireo-proxyd).
+    Legacy,
+}
+
+/// `remote_mode` from the client configuration (`$VIREO_CLIENT_CONF`, else
+/// `/etc/vireo/vireo.conf` as root, `$XDG_CONFIG_HOME/vireo/vireo.conf` otherwise).
+fn config_mode() -> Option<String> {
+    let path = match std::env::var_os("VIREO_CLIENT_CONF") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            // SAFETY: getuid has no preconditions and cannot fail.
+            if unsafe { libc::getuid() } == 0 {
+                PathBuf::from("/etc/vireo/vireo.conf")
+            } else {
+                std::env::var_os("XDG_CONFIG_HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?
+                    .join("vireo/vireo.conf")
+            }
+        }
+    };
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().find_map(|l| {
+        let l = l.split('#').next()?.trim();
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == "remote_mode")
+            .then(|| v.trim().trim_matches('"').trim_matches('\'').to_string())
+    })
 }
 
 fn session_run_dir() -> PathBuf {
@@ -186,24 +266,35 @@ mod tests {
         assert_eq!(u.param("mode"), Some("direct"));
         assert_eq!(u.open_name(), "qemu:///system");
         assert_eq!(
-            u.socket_path(false).unwrap(),
+            u.sockets(false).unwrap()[0].1,
             PathBuf::from("/tmp/x y/sock")
         );
         let u = Uri::parse("qemu:///system").unwrap();
+        let s = u.sockets(true).unwrap();
+        assert_eq!(s[0].1, PathBuf::from("/run/vireo/vireo-qemud-sock-ro"));
+        assert_eq!(s[1].1, PathBuf::from("/run/vireo/vireod-sock-ro"));
+        let u = Uri::parse("network:///system?mode=direct").unwrap();
+        let s = u.sockets(false).unwrap();
         assert_eq!(
-            u.socket_path(true).unwrap(),
-            PathBuf::from("/run/vireo/vireod-sock-ro")
+            s,
+            [(
+                "vireo-networkd".to_string(),
+                PathBuf::from("/run/vireo/vireo-networkd-sock")
+            )]
         );
+        let u = Uri::parse("qemu:///system?mode=legacy").unwrap();
+        assert_eq!(u.sockets(false).unwrap()[0].0, "vireod");
+        assert!(Uri::parse("qemu:///system?mode=odd")
+            .unwrap()
+            .sockets(false)
+            .is_err());
         let u = Uri::parse("qemu+ssh://root@host:2222/system").unwrap();
         assert_eq!(u.user.as_deref(), Some("root"));
         assert_eq!(u.host.as_deref(), Some("host"));
         assert_eq!(u.port, Some(2222));
-        assert!(u.socket_path(false).is_err());
+        assert!(u.sockets(false).is_err());
         assert!(Uri::parse("nonsense").is_err());
-        assert!(Uri::parse("qemu:///bogus")
-            .unwrap()
-            .socket_path(false)
-            .is_err());
+        assert!(Uri::parse("qemu:///bogus").unwrap().sockets(false).is_err());
     }
 
     #[test]
