@@ -2,6 +2,10 @@
 //! ([`run`]), and the REMOTE program served over the sockets ([`remote`]: one module per API
 //! family — `remote/connect.rs`, `remote/domain.rs`, `remote/events.rs`).
 
+pub mod cmdline;
+pub mod identity;
 pub mod paths;
+pub mod proxy;
 pub mod remote;
+pub mod role;
 pub mod run;

@@ -5,8 +5,12 @@ use std::sync::Arc;
 use vireo_proto::error::{code, domain as errdom};
 use vireo_proto::feature;
 use vireo_proto::remote::*;
+use vireo_proto::typed::{find, TypedValue};
 use vireo_proto::RemoteError;
+use vireo_rpc::server::Identity;
 use vireo_xdr::{Array, CharArray, FixedChars};
+
+use crate::identity::{token_matches, TOKEN_PARAM};
 
 use super::{args, ret, void, ProcResult, RemoteClient, RemoteService};
 
@@ -41,6 +45,7 @@ pub(super) fn dispatch(
             ret(ConnectSupportsFeatureRet { supported })
         }
         procs::CONNECT_OPEN => open(s, client, payload),
+        procs::CONNECT_SET_IDENTITY => set_identity(s, client, payload),
         procs::CONNECT_CLOSE => {
             let mut st = client.data.lock();
             st.open = false;
@@ -58,8 +63,10 @@ pub(super) fn dispatch(
         procs::CONNECT_GET_TYPE => ret(ConnectGetTypeRet {
             type_: "QEMU".into(),
         }),
-        procs::CONNECT_GET_VERSION => ret(ConnectGetVersionRet {
-            hv_ver: s.qemu.hypervisor_version(),
+        procs::CONNECT_GET_VERSION => s.hv().and_then(|q| {
+            ret(ConnectGetVersionRet {
+                hv_ver: q.hypervisor_version(),
+            })
         }),
         procs::CONNECT_GET_LIB_VERSION => ret(ConnectGetLibVersionRet {
             lib_ver: LIB_VERSION,
@@ -80,8 +87,10 @@ pub(super) fn dispatch(
             }
             ret(ConnectGetMaxVcpusRet { max_vcpus: 255 })
         }
-        procs::CONNECT_GET_CAPABILITIES => ret(ConnectGetCapabilitiesRet {
-            capabilities: s.qemu.capabilities_xml(),
+        procs::CONNECT_GET_CAPABILITIES => s.hv().and_then(|q| {
+            ret(ConnectGetCapabilitiesRet {
+                capabilities: q.capabilities_xml(),
+            })
         }),
         procs::NODE_GET_INFO => {
             let n = vireo_driver::host::node_info();
@@ -111,7 +120,7 @@ fn open(s: &RemoteService, client: &Arc<RemoteClient>, payload: &[u8]) -> ProcRe
         Some(u) => u.to_string(),
     };
     let scheme = uri.split("://").next().unwrap_or("");
-    if !matches!(scheme, "qemu" | "vireo") {
+    if !s.role.accepts_scheme(scheme) {
         return Err(RemoteError::new(
             code::NO_CONNECT,
             errdom::REMOTE,
@@ -122,5 +131,44 @@ fn open(s: &RemoteService, client: &Arc<RemoteClient>, payload: &[u8]) -> ProcRe
     st.open = true;
     st.readonly = client.readonly || a.flags & CONNECT_RO != 0;
     st.uri = Some(uri);
+    void()
+}
+
+/// Another Vireo daemon vouches for the client it forwards: accepted only with the shared
+/// token, and only before the connection is opened.
+fn set_identity(s: &RemoteService, client: &Arc<RemoteClient>, payload: &[u8]) -> ProcResult {
+    let a: ConnectSetIdentityArgs = args(payload)?;
+    let denied = |why: &str| {
+        RemoteError::new(
+            code::OPERATION_DENIED,
+            errdom::RPC,
+            format!("operation forbidden: {why}"),
+        )
+    };
+    if client.data.lock().open {
+        return Err(denied(
+            "identity can only be set before the connection is opened",
+        ));
+    }
+    let token = match find(&a.params.0, TOKEN_PARAM) {
+        Some(TypedValue::String(t)) => t,
+        _ => return Err(denied("forged identity: no token")),
+    };
+    if !token_matches(token, &s.token) {
+        return Err(denied("forged identity: wrong token"));
+    }
+    let num = |f: &str| match find(&a.params.0, f) {
+        Some(TypedValue::ULLong(v)) => Some(*v as i64),
+        Some(TypedValue::LLong(v)) => Some(*v),
+        Some(TypedValue::UInt(v)) => Some(*v as i64),
+        Some(TypedValue::Int(v)) => Some(*v as i64),
+        _ => None,
+    };
+    let peer = client.identity;
+    client.set_forwarded_identity(Identity {
+        uid: num("unix-user-id").map(|v| v as u32).unwrap_or(peer.uid),
+        gid: num("unix-group-id").map(|v| v as u32).unwrap_or(peer.gid),
+        pid: num("process-id").map(|v| v as i32),
+    });
     void()
 }

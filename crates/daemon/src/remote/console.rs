@@ -43,10 +43,10 @@ pub(super) fn open(
 
 async fn prepare(s: &RemoteService, payload: &[u8]) -> Result<AsyncFd<File>, RemoteError> {
     let a: DomainOpenConsoleArgs = args(payload)?;
-    if !s.qemu.is_running(&a.dom)? {
+    if !s.hv()?.is_running(&a.dom)? {
         return Err(DriverError::OperationInvalid("domain is not running".into()).into());
     }
-    let xml: DomainGetXmlDescRet = vireo_xdr::from_bytes(&s.qemu.live_xml(&a.dom).await?)
+    let xml: DomainGetXmlDescRet = vireo_xdr::from_bytes(&s.hv()?.live_xml(&a.dom).await?)
         .map_err(|e| RemoteError::rpc(format!("bad reply from the shim: {e}")))?;
     let def = Def::parse(&xml.xml)
         .map_err(|e| DriverError::Internal(format!("bad live XML from the shim: {e}")))?;

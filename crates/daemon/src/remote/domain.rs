@@ -12,7 +12,7 @@ use super::{args, ret, void, ProcResult, RemoteService};
 
 /// Serves a domain call; any procedure not served anywhere ends here as "unknown procedure".
 pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8], readonly: bool) -> ProcResult {
-    let q = &s.qemu;
+    let q = s.hv()?;
     // Each arm decodes its arguments, asks the driver, and encodes the reply.
     match p {
         procs::DOMAIN_DEFINE_XML => {

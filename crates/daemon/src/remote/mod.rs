@@ -7,6 +7,7 @@ mod console;
 mod domain;
 mod events;
 mod running;
+mod secondary;
 
 use std::sync::atomic::AtomicI32;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,6 +21,8 @@ use vireo_rpc::server::{Client, Dispatch, Outcome, Service};
 use vireo_xdr::{Decoder, Xdr};
 
 use crate::paths::Paths;
+use crate::role::Role;
+use vireo_proto::family::{family_of, Family};
 
 pub use events::Callbacks;
 
@@ -39,6 +42,8 @@ pub struct ConnState {
 #[derive(Default)]
 pub struct ClientData {
     state: Mutex<ConnState>,
+    /// Connections to other drivers' daemons made on this client's behalf.
+    peers: secondary::Peers,
 }
 
 impl ClientData {
@@ -51,20 +56,39 @@ pub type RemoteClient = Client<ClientData>;
 
 /// The daemon-wide state behind the REMOTE program.
 pub struct RemoteService {
+    pub role: Role,
     pub paths: Paths,
-    pub qemu: Arc<QemuDriver>,
+    /// The QEMU driver, when this daemon hosts it.
+    pub qemu: Option<Arc<QemuDriver>>,
     pub events: EventBus,
+    /// Shared secret that makes a forwarded identity trustworthy.
+    pub token: String,
     next_callback_id: AtomicI32,
 }
 
 impl RemoteService {
-    pub fn new(paths: Paths, qemu: Arc<QemuDriver>, events: EventBus) -> Self {
+    pub fn new(
+        role: Role,
+        paths: Paths,
+        qemu: Option<Arc<QemuDriver>>,
+        events: EventBus,
+        token: String,
+    ) -> Self {
         RemoteService {
+            role,
             paths,
             qemu,
             events,
+            token,
             next_callback_id: AtomicI32::new(0),
         }
+    }
+
+    /// The QEMU driver, or libvirt's "not supported" where this daemon does not host it.
+    pub(crate) fn hv(&self) -> Result<&Arc<QemuDriver>, RemoteError> {
+        self.qemu
+            .as_ref()
+            .ok_or_else(|| not_supported(self.role, Family::Hypervisor))
     }
 
     /// Refuses what this connection may not call at all; Ok(readonly) otherwise.
@@ -76,9 +100,13 @@ impl RemoteService {
         // Calls allowed before CONNECT_OPEN, as in libvirtd.
         let pre_open = matches!(
             p,
-            procs::AUTH_LIST | procs::CONNECT_OPEN | procs::CONNECT_SUPPORTS_FEATURE
+            procs::AUTH_LIST
+                | procs::CONNECT_OPEN
+                | procs::CONNECT_SUPPORTS_FEATURE
+                | procs::CONNECT_SET_IDENTITY
         );
-        if proc_name(p).is_none() {
+        // Other drivers' procedures are judged by their own daemons.
+        if proc_name(p).is_none() && family_of(p) == Family::Hypervisor {
             return Err(RemoteError::unknown_procedure(p));
         }
         if !open && !pre_open {
@@ -136,6 +164,20 @@ impl Service for RemoteService {
             Ok(r) => r,
             Err(e) => return Dispatch::Now(Outcome::Error(e)),
         };
+        let fam = family_of(p);
+        if !self.role.hosts(fam) {
+            // vireo-qemud reaches the other drivers on its clients' behalf, as libvirt's
+            // hypervisor daemons open secondary drivers.
+            if self.role == Role::Driver(Family::Hypervisor) {
+                let c = Arc::clone(client);
+                return Dispatch::Later(secondary::forward(self, c, fam, header, payload.to_vec()));
+            }
+            return Dispatch::Now(Outcome::Error(not_supported(self.role, fam)));
+        }
+        if fam != Family::Hypervisor {
+            // Hosted here, but that driver is not written yet.
+            return Dispatch::Now(Outcome::Error(not_supported(self.role, fam)));
+        }
         // Calls about running VMs go to their shims, asynchronously.
         if p == procs::DOMAIN_OPEN_CONSOLE {
             let c = Arc::clone(client);
@@ -157,7 +199,22 @@ impl Service for RemoteService {
 
     fn disconnected(&self, client: &Arc<RemoteClient>) {
         events::disconnect(client);
+        client.data.peers.clear();
     }
+}
+
+/// libvirt's "this function is not supported by the connection driver" for an API family
+/// this daemon does not serve.
+pub(crate) fn not_supported(role: Role, fam: Family) -> RemoteError {
+    RemoteError::new(
+        code::NO_SUPPORT,
+        errdom::NONE,
+        format!(
+            "this function is not supported by the connection driver: {} calls are not served by {}",
+            fam.api(),
+            role.name()
+        ),
+    )
 }
 
 /// Procedures that may wait on the disk or on a child process.

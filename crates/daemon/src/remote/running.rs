@@ -58,19 +58,19 @@ async fn start(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult {
     match p {
         procs::DOMAIN_CREATE => {
             let a: DomainArgs = args(payload)?;
-            s.qemu.start(&a.dom, 0).await?;
+            s.hv()?.start(&a.dom, 0).await?;
             void()
         }
         procs::DOMAIN_CREATE_WITH_FLAGS => {
             let a: DomainFlagsArgs = args(payload)?;
             ret(DomainRet {
-                dom: s.qemu.start(&a.dom, a.flags).await?,
+                dom: s.hv()?.start(&a.dom, a.flags).await?,
             })
         }
         _ => {
             let a: DomainCreateXmlArgs = args(payload)?;
             ret(DomainRet {
-                dom: s.qemu.create_xml(&a.xml, a.flags).await?,
+                dom: s.hv()?.create_xml(&a.xml, a.flags).await?,
             })
         }
     }
@@ -78,7 +78,7 @@ async fn start(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult {
 
 async fn forward_call(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult {
     let dom = first_dom(payload)?;
-    s.qemu.forward(&dom, p, payload).await
+    s.hv()?.forward(&dom, p, payload).await
 }
 
 /// The domain handle every one of these calls starts with.
@@ -90,7 +90,7 @@ fn first_dom(payload: &[u8]) -> Result<Domain, RemoteError> {
 fn running(s: &RemoteService, payload: &[u8]) -> bool {
     first_dom(payload)
         .ok()
-        .and_then(|d| s.qemu.is_running(&d).ok())
+        .and_then(|d| s.hv().ok()?.is_running(&d).ok())
         .unwrap_or(false)
 }
 

@@ -1,0 +1,6 @@
+//! `vireo-qemud`: the daemon of one driver.
+fn main() -> std::process::ExitCode {
+    vireo_daemon::cmdline::main(vireo_daemon::role::Role::Driver(
+        vireo_proto::family::Family::Hypervisor,
+    ))
+}

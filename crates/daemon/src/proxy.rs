@@ -1,0 +1,429 @@
+//! `vireo-proxyd`: the one legacy socket (`vireod-sock`). Each client's calls go, frame by
+//! frame and payload untouched, to the daemon that serves their API family; replies,
+//! events and stream packets come back the same way. The proxy keeps no state beyond the
+//! connections of its current clients.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use vireo_proto::error::{code, domain as errdom};
+use vireo_proto::family::{family_of, Family};
+use vireo_proto::feature;
+use vireo_proto::header::{encode_frame, frame_into, Header};
+use vireo_proto::remote::*;
+use vireo_proto::typed::{TypedParam, TypedValue};
+use vireo_proto::{
+    MessageType, RemoteError, Status, KEEPALIVE_PING, KEEPALIVE_PONG, KEEPALIVE_PROGRAM,
+    KEEPALIVE_VERSION, REMOTE_PROGRAM, REMOTE_VERSION,
+};
+use vireo_rpc::frame::{read_frame, Frame};
+use vireo_rpc::server::Identity;
+use vireo_xdr::{Array, Xdr};
+
+use crate::identity::TOKEN_PARAM;
+use crate::paths::Paths;
+
+/// Serials the proxy uses for its own calls on a backend (identity, opening secondaries);
+/// clients count up from 0, so the two never meet in practice.
+const OWN_SERIAL_BASE: u32 = 0xC000_0000;
+
+/// Procedures that open a stream: its packets follow the daemon that answered the call.
+const STREAM_PROCS: &[i32] = &[148, 201, 208, 209, 211, 215, 296];
+
+pub struct Proxy {
+    pub paths: Paths,
+    pub token: String,
+    /// Connections still being served.
+    pub live: watch::Sender<usize>,
+}
+
+impl Proxy {
+    pub fn new(paths: Paths, token: String) -> Arc<Proxy> {
+        Arc::new(Proxy {
+            paths,
+            token,
+            live: watch::channel(0).0,
+        })
+    }
+
+    /// Accepts clients until `stop` turns true.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: UnixListener,
+        readonly: bool,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                r = listener.accept() => if let Ok((s, _)) = r {
+                    let me = Arc::clone(&self);
+                    let stop = stop.clone();
+                    self.live.send_modify(|n| *n += 1);
+                    tokio::spawn(async move {
+                        Client::run(&me, s, readonly, stop).await;
+                        me.live.send_modify(|n| *n -= 1);
+                    });
+                },
+            }
+        }
+    }
+}
+
+/// A daemon behind the proxy, for one client.
+struct Backend {
+    tx: mpsc::Sender<Vec<u8>>,
+    pending: Arc<Mutex<HashMap<u32, oneshot::Sender<Frame>>>>,
+}
+
+impl Backend {
+    /// Connects; everything the daemon sends goes to the client except replies to the
+    /// proxy's own calls and keepalive, which the proxy answers itself.
+    async fn connect(
+        path: &std::path::Path,
+        to_client: mpsc::Sender<Vec<u8>>,
+    ) -> std::io::Result<Backend> {
+        let s = UnixStream::connect(path).await?;
+        let (mut rd, wr) = s.into_split();
+        let (tx, rx) = mpsc::channel::<Vec<u8>>(256);
+        tokio::spawn(write_loop(wr, rx));
+        let pending: Arc<Mutex<HashMap<u32, oneshot::Sender<Frame>>>> = Arc::default();
+        let p2 = Arc::clone(&pending);
+        let tx2 = tx.clone();
+        tokio::spawn(async move {
+            while let Ok(f) = read_frame(&mut rd).await {
+                let h = f.header;
+                if h.prog == KEEPALIVE_PROGRAM {
+                    if h.proc_ == KEEPALIVE_PING {
+                        let _ = tx2.send(keepalive(KEEPALIVE_PONG)).await;
+                    }
+                    continue;
+                }
+                if h.serial >= OWN_SERIAL_BASE && h.mtype == MessageType::Reply as i32 {
+                    let w = p2.lock().ok().and_then(|mut m| m.remove(&h.serial));
+                    if let Some(w) = w {
+                        let _ = w.send(f);
+                    }
+                    continue;
+                }
+                if to_client.send(encode_frame(&h, &f.payload)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Backend { tx, pending })
+    }
+
+    async fn call<A: Xdr>(&self, serial: u32, proc_: i32, args: &A) -> Result<(), RemoteError> {
+        let (w, r) = oneshot::channel();
+        if let Ok(mut m) = self.pending.lock() {
+            m.insert(serial, w);
+        }
+        let h = Header::new(
+            REMOTE_PROGRAM,
+            REMOTE_VERSION,
+            proc_,
+            MessageType::Call,
+            serial,
+            Status::Ok,
+        );
+        let mut f = Vec::new();
+        frame_into(&mut f, &h, |o| args.encode(o));
+        if self.tx.send(f).await.is_err() {
+            return Err(RemoteError::rpc("the daemon closed the connection"));
+        }
+        let reply = r
+            .await
+            .map_err(|_| RemoteError::rpc("the daemon closed the connection"))?;
+        if reply.header.status == Status::Ok as i32 {
+            Ok(())
+        } else {
+            Err(vireo_xdr::from_bytes(&reply.payload)
+                .unwrap_or_else(|_| RemoteError::rpc("malformed error from the daemon")))
+        }
+    }
+}
+
+struct Client<'a> {
+    proxy: &'a Proxy,
+    identity: Identity,
+    readonly: bool,
+    out: mpsc::Sender<Vec<u8>>,
+    backends: HashMap<Family, Backend>,
+    primary: Option<Family>,
+    mode: &'static str,
+    streams: HashMap<u32, Family>,
+    own_serial: AtomicU32,
+}
+
+impl<'a> Client<'a> {
+    async fn run(
+        proxy: &'a Proxy,
+        stream: UnixStream,
+        readonly: bool,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let Ok(cred) = stream.peer_cred() else { return };
+        let (mut rd, wr) = stream.into_split();
+        let (out, rx) = mpsc::channel(1024);
+        tokio::spawn(write_loop(wr, rx));
+        let mut c = Client {
+            proxy,
+            identity: Identity {
+                uid: cred.uid(),
+                gid: cred.gid(),
+                pid: cred.pid(),
+            },
+            readonly,
+            out,
+            backends: HashMap::new(),
+            primary: None,
+            mode: if proxy.paths.privileged {
+                "system"
+            } else {
+                "session"
+            },
+            streams: HashMap::new(),
+            own_serial: AtomicU32::new(OWN_SERIAL_BASE),
+        };
+        loop {
+            let f = tokio::select! {
+                _ = stop.changed() => return,
+                f = read_frame(&mut rd) => match f {
+                    Ok(f) => f,
+                    Err(_) => return,
+                },
+            };
+            if !c.on_frame(f).await {
+                return;
+            }
+        }
+    }
+
+    async fn on_frame(&mut self, f: Frame) -> bool {
+        let h = f.header;
+        if h.prog == KEEPALIVE_PROGRAM {
+            if h.proc_ == KEEPALIVE_PING {
+                let _ = self.out.send(keepalive(KEEPALIVE_PONG)).await;
+            }
+            return true;
+        }
+        match h.message_type() {
+            Some(MessageType::Call) => self.on_call(f).await,
+            Some(MessageType::Stream | MessageType::StreamHole) => {
+                if let Some(fam) = self.streams.get(&h.serial).copied() {
+                    if h.status != Status::Continue as i32 {
+                        self.streams.remove(&h.serial);
+                    }
+                    if let Some(b) = self.backends.get(&fam) {
+                        let _ = b.tx.send(encode_frame(&h, &f.payload)).await;
+                    }
+                }
+                true
+            }
+            // File descriptors would follow the frame; nothing here can pass them on.
+            Some(MessageType::CallWithFds) => false,
+            _ => true,
+        }
+    }
+
+    async fn on_call(&mut self, f: Frame) -> bool {
+        let h = f.header;
+        if h.prog != REMOTE_PROGRAM || h.vers != REMOTE_VERSION {
+            let e = RemoteError::rpc(format!("Cannot find program {} version {}", h.prog, h.vers));
+            return self.reply_error(&h, &e).await;
+        }
+        let Some(primary) = self.primary else {
+            return self.before_open(f).await;
+        };
+        let fam = match family_of(h.proc_) {
+            Family::Hypervisor => primary,
+            other => other,
+        };
+        if let Err(e) = self.ensure(fam, None).await {
+            return self.reply_error(&h, &e).await;
+        }
+        if STREAM_PROCS.contains(&h.proc_) {
+            self.streams.insert(h.serial, fam);
+        }
+        if let Some(b) = self.backends.get(&fam) {
+            let _ = b.tx.send(encode_frame(&h, &f.payload)).await;
+        }
+        true
+    }
+
+    /// AUTH_LIST and feature probes are answered here; CONNECT_OPEN picks the primary
+    /// daemon from the URI and is passed on to it.
+    async fn before_open(&mut self, f: Frame) -> bool {
+        let h = f.header;
+        match h.proc_ {
+            procs::AUTH_LIST => {
+                self.reply(
+                    &h,
+                    &AuthListRet {
+                        types: Array(vec![0]),
+                    },
+                )
+                .await
+            }
+            procs::CONNECT_SUPPORTS_FEATURE => {
+                let supported =
+                    match vireo_xdr::from_bytes::<ConnectSupportsFeatureArgs>(&f.payload) {
+                        Ok(a) => matches!(
+                            a.feature,
+                            feature::PROGRAM_KEEPALIVE
+                                | feature::REMOTE_EVENT_CALLBACK
+                                | feature::REMOTE_CLOSE_CALLBACK
+                                | feature::TYPED_PARAM_STRING
+                        ) as i32,
+                        Err(_) => 0,
+                    };
+                self.reply(&h, &ConnectSupportsFeatureRet { supported })
+                    .await
+            }
+            procs::CONNECT_OPEN => {
+                let name = vireo_xdr::from_bytes::<ConnectOpenArgs>(&f.payload)
+                    .ok()
+                    .and_then(|a| a.name)
+                    .filter(|n| !n.is_empty());
+                let scheme = name
+                    .as_deref()
+                    .and_then(|n| n.split("://").next())
+                    .unwrap_or("qemu");
+                let Some(fam) = Family::from_scheme(scheme) else {
+                    let e = RemoteError::new(
+                        code::NO_CONNECT,
+                        errdom::REMOTE,
+                        format!(
+                            "no connection driver available for {}",
+                            name.unwrap_or_default()
+                        ),
+                    );
+                    return self.reply_error(&h, &e).await;
+                };
+                // The client's own OPEN goes to its daemon; the reply comes back from there.
+                if let Err(e) = self.ensure(fam, Some(&f)).await {
+                    return self.reply_error(&h, &e).await;
+                }
+                self.primary = Some(fam);
+                true
+            }
+            _ => {
+                let e = RemoteError::new(
+                    code::INTERNAL_ERROR,
+                    errdom::RPC,
+                    "internal error: hypervisor connection not open",
+                );
+                self.reply_error(&h, &e).await
+            }
+        }
+    }
+
+    /// Makes sure the daemon for `fam` is connected: vouch for the client, then open
+    /// (with the client's own OPEN frame for the primary, or one of ours otherwise).
+    async fn ensure(&mut self, fam: Family, open: Option<&Frame>) -> Result<(), RemoteError> {
+        if self.backends.contains_key(&fam) {
+            return Ok(());
+        }
+        let daemon = fam.daemon();
+        let p = &self.proxy.paths;
+        let path = if self.readonly {
+            p.socket_ro(daemon)
+        } else {
+            p.socket(daemon)
+        };
+        let b = Backend::connect(&path, self.out.clone())
+            .await
+            .map_err(|e| {
+                RemoteError::new(
+                    code::SYSTEM_ERROR,
+                    errdom::RPC,
+                    format!(
+                    "cannot reach {daemon} at {} ({e}); is it running? start it with `{daemon}`",
+                    path.display()
+                ),
+                )
+            })?;
+        let id = self.identity;
+        let mut params = vec![
+            TypedParam::new(TOKEN_PARAM, TypedValue::String(self.proxy.token.clone())),
+            TypedParam::new("unix-user-id", TypedValue::ULLong(id.uid as u64)),
+            TypedParam::new("unix-group-id", TypedValue::ULLong(id.gid as u64)),
+        ];
+        if let Some(pid) = id.pid {
+            params.push(TypedParam::new("process-id", TypedValue::LLong(pid as i64)));
+        }
+        let serial = self.own_serial.fetch_add(1, Ordering::Relaxed);
+        b.call(
+            serial,
+            procs::CONNECT_SET_IDENTITY,
+            &ConnectSetIdentityArgs {
+                params: Array(params),
+                flags: 0,
+            },
+        )
+        .await?;
+        match open {
+            Some(f) => {
+                let _ = b.tx.send(encode_frame(&f.header, &f.payload)).await;
+            }
+            None => {
+                let serial = self.own_serial.fetch_add(1, Ordering::Relaxed);
+                let args = ConnectOpenArgs {
+                    name: Some(format!("{}:///{}", fam.scheme(), self.mode)),
+                    flags: if self.readonly { CONNECT_RO } else { 0 },
+                };
+                b.call(serial, procs::CONNECT_OPEN, &args).await?;
+            }
+        }
+        self.backends.insert(fam, b);
+        Ok(())
+    }
+
+    async fn reply<T: Xdr>(&self, call: &Header, v: &T) -> bool {
+        let mut f = Vec::new();
+        frame_into(&mut f, &call.reply(Status::Ok), |o| v.encode(o));
+        self.out.send(f).await.is_ok()
+    }
+
+    async fn reply_error(&self, call: &Header, e: &RemoteError) -> bool {
+        self.out
+            .send(vireo_rpc::server::error_frame(call, e))
+            .await
+            .is_ok()
+    }
+}
+
+fn keepalive(proc_: i32) -> Vec<u8> {
+    let h = Header::new(
+        KEEPALIVE_PROGRAM,
+        KEEPALIVE_VERSION,
+        proc_,
+        MessageType::Message,
+        0,
+        Status::Ok,
+    );
+    encode_frame(&h, &[])
+}
+
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+    let mut buf = Vec::new();
+    while let Some(f) = rx.recv().await {
+        buf.clear();
+        buf.extend_from_slice(&f);
+        while buf.len() < 256 * 1024 {
+            match rx.try_recv() {
+                Ok(f) => buf.extend_from_slice(&f),
+                Err(_) => break,
+            }
+        }
+        if wr.write_all(&buf).await.is_err() {
+            return;
+        }
+    }
+}
