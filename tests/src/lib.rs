@@ -36,16 +36,88 @@ pub fn tests_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A `vireod` running under a private root.
+/// How the daemons are laid out for a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `vireod`, every driver in one process.
+    Monolithic,
+    /// One daemon per driver; clients talk to `vireo-qemud`.
+    Modular,
+    /// One daemon per driver behind `vireo-proxyd` on the legacy socket.
+    Proxied,
+}
+
+/// The driver daemons of the modular layout, in start order.
+pub const DRIVER_DAEMONS: [&str; 7] = [
+    "vireo-networkd",
+    "vireo-nwfilterd",
+    "vireo-storaged",
+    "vireo-secretd",
+    "vireo-nodedevd",
+    "vireo-interfaced",
+    "vireo-qemud",
+];
+
+impl Layout {
+    fn daemons(self) -> Vec<&'static str> {
+        match self {
+            Layout::Monolithic => vec!["vireod"],
+            Layout::Modular => DRIVER_DAEMONS.to_vec(),
+            Layout::Proxied => {
+                let mut v = DRIVER_DAEMONS.to_vec();
+                v.push("vireo-proxyd");
+                v
+            }
+        }
+    }
+
+    /// The socket name clients of this layout use.
+    fn front(self) -> &'static str {
+        match self {
+            Layout::Modular => "vireo-qemud",
+            _ => "vireod",
+        }
+    }
+}
+
+/// Runs a test once per layout: `in_every_layout!(name)` makes `name::monolithic`,
+/// `name::modular` and `name::proxied` from `fn name(layout: Layout)`.
+#[macro_export]
+macro_rules! in_every_layout {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn monolithic() {
+                super::$name($crate::Layout::Monolithic)
+            }
+            #[test]
+            fn modular() {
+                super::$name($crate::Layout::Modular)
+            }
+            #[test]
+            fn proxied() {
+                super::$name($crate::Layout::Proxied)
+            }
+        }
+    )*};
+}
+
+/// Vireo's daemons running under a private root.
 pub struct Daemon {
     pub root: PathBuf,
-    child: Option<Child>,
+    pub layout: Layout,
+    children: Vec<(&'static str, Child)>,
     _tmp: Option<tempfile::TempDir>,
 }
 
 impl Daemon {
     /// Starts `vireod --root <new temp dir>` and waits until it is ready.
     pub fn start() -> Daemon {
+        Daemon::start_in(Layout::Monolithic)
+    }
+
+    /// Starts the daemons of `layout` under a new temp root, each waited for.
+    pub fn start_in(layout: Layout) -> Daemon {
         let tmp = tempfile::Builder::new()
             .prefix("vireo-test")
             .tempdir()
@@ -53,21 +125,29 @@ impl Daemon {
         let root = tmp.path().to_path_buf();
         let mut d = Daemon {
             root,
-            child: None,
+            layout,
+            children: Vec::new(),
             _tmp: Some(tmp),
         };
         d.restart();
         d
     }
 
-    /// Starts a daemon on an existing root (after a kill, to test recovery).
+    /// Starts the layout's daemons on an existing root (after a kill, to test recovery).
     pub fn restart(&mut self) {
         self.start_with(&[]);
     }
 
     pub fn start_with(&mut self, extra: &[&str]) {
-        assert!(self.child.is_none(), "daemon already running");
-        let notify_path = self.root.join(format!("notify-{}", std::process::id()));
+        assert!(self.children.is_empty(), "daemons already running");
+        for name in self.layout.daemons() {
+            self.start_one(name, extra);
+        }
+    }
+
+    /// Starts one daemon and waits for its READY notification.
+    pub fn start_one(&mut self, name: &'static str, extra: &[&str]) {
+        let notify_path = self.root.join(format!("notify-{name}"));
         let _ = std::fs::remove_file(&notify_path);
         let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
         notify
@@ -78,7 +158,7 @@ impl Daemon {
             .append(true)
             .open(self.root.join("vireod.log"))
             .expect("log file");
-        let child = Command::new(bin("vireod"))
+        let child = Command::new(bin(name))
             .arg("--root")
             .arg(&self.root)
             .args(extra)
@@ -86,12 +166,12 @@ impl Daemon {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("spawn vireod");
-        self.child = Some(child);
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        self.children.push((name, child));
         let mut buf = [0u8; 256];
         let n = notify
             .recv(&mut buf)
-            .unwrap_or_else(|e| panic!("vireod did not become ready: {e}; log:\n{}", self.log()));
+            .unwrap_or_else(|e| panic!("{name} did not become ready: {e}; log:\n{}", self.log()));
         assert!(
             std::str::from_utf8(&buf[..n])
                 .unwrap_or("")
@@ -101,24 +181,45 @@ impl Daemon {
         let _ = std::fs::remove_file(&notify_path);
     }
 
+    /// Stops one daemon (SIGTERM) and waits for it.
+    pub fn stop_one(&mut self, name: &str) {
+        if let Some(i) = self.children.iter().position(|(n, _)| *n == name) {
+            let (_, mut c) = self.children.remove(i);
+            // SAFETY: kill with a valid pid of our own child and a valid signal number.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.root.join("vireod.log")).unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).expect("running")
+        self.children.first().map(|(_, c)| c.id()).expect("running")
     }
 
     pub fn socket(&self) -> PathBuf {
-        self.root.join("run/vireo/vireod-sock")
+        self.root
+            .join(format!("run/vireo/{}-sock", self.layout.front()))
     }
 
     pub fn socket_ro(&self) -> PathBuf {
-        self.root.join("run/vireo/vireod-sock-ro")
+        self.root
+            .join(format!("run/vireo/{}-sock-ro", self.layout.front()))
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        self.root.join("run/vireo")
     }
 
     pub fn config_dir(&self) -> PathBuf {
         self.root.join("etc/vireo")
+    }
+
+    /// Pid of the QEMU running domain `name` for these daemons.
+    pub fn qemu_pid(&self, name: &str) -> Option<i32> {
+        qemu_pid_under(&self.root, name)
     }
 
     /// The URI clients use for this daemon.
@@ -130,27 +231,30 @@ impl Daemon {
         format!("qemu+unix:///system?socket={}", self.socket_ro().display())
     }
 
-    /// SIGKILL, as a crash would.
+    /// SIGKILL to every daemon, as a crash would.
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
+        for (_, mut c) in self.children.drain(..) {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
-    /// SIGTERM and wait; returns the exit status.
+    /// SIGTERM to every daemon and wait; returns the exit status of the first.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut c = self.child.take().expect("running");
-        // SAFETY: kill with a valid pid of our own child and a valid signal number.
-        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-        c.wait().expect("wait")
+        let mut first = None;
+        for (_, mut c) in self.children.drain(..).rev() {
+            // SAFETY: kill with a valid pid of our own child and a valid signal number.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let st = c.wait().expect("wait");
+            first = Some(st);
+        }
+        first.expect("running")
     }
 
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => c.try_wait().ok().flatten().is_none(),
-            None => false,
-        }
+        self.children
+            .iter_mut()
+            .all(|(_, c)| c.try_wait().ok().flatten().is_none())
     }
 
     /// Runs the real `virsh -c <uri> args…`.
@@ -183,7 +287,7 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if self.child.is_some() {
+        if !self.children.is_empty() {
             let _ = self.terminate();
         }
         // VMs outlive daemons by design; a test's VMs must not outlive the test.
@@ -370,9 +474,11 @@ impl Drop for EventLog {
     }
 }
 
-/// Pid of the QEMU process running domain `name`, from /proc.
-pub fn qemu_pid(name: &str) -> Option<i32> {
+/// Pid of the QEMU process running domain `name` for the daemons under `root` (its parent
+/// is a shim started for that root), from /proc.
+pub fn qemu_pid_under(root: &Path, name: &str) -> Option<i32> {
     let needle = format!("guest={name},");
+    let root = root.to_str()?;
     for e in std::fs::read_dir("/proc").ok()?.flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
             continue;
@@ -381,7 +487,24 @@ pub fn qemu_pid(name: &str) -> Option<i32> {
             continue;
         };
         let cmd = String::from_utf8_lossy(&cmd);
-        if cmd.contains("qemu-system") && cmd.contains(&needle) {
+        if !(cmd.contains("qemu-system") && cmd.contains(&needle)) {
+            continue;
+        }
+        let parent = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|st| {
+                st.rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse::<i32>()
+                    .ok()
+            });
+        let owner = parent
+            .and_then(|pp| std::fs::read(format!("/proc/{pp}/cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).into_owned())
+            .unwrap_or_default();
+        if owner.contains(root) {
             return Some(pid);
         }
     }
@@ -410,7 +533,7 @@ pub fn wait_exit(pid: i32, timeout: Duration) -> bool {
 
 /// Pid of the `vireo-shim` serving domain `name` under daemon root `root`.
 pub fn shim_pid(root: &Path, name: &str) -> Option<i32> {
-    let qemu = qemu_pid(name)?;
+    let qemu = qemu_pid_under(root, name)?;
     let stat = std::fs::read_to_string(format!("/proc/{qemu}/stat")).ok()?;
     let ppid: i32 = stat
         .rsplit_once(')')?

@@ -1,11 +1,10 @@
 //! Our own `vireo` command against `vireod`: the same scenario as with virsh, and the same
 //! output for the commands both have.
 
-use vireo_tests::{data, fails, ok, Daemon};
+use vireo_tests::{data, fails, ok, Daemon, Layout};
 
-#[test]
-fn vireo_cli_scenario() {
-    let d = Daemon::start();
+fn vireo_cli_scenario(layout: Layout) {
+    let d = Daemon::start_in(layout);
     let v = ok(&d.vireo(&["version"]));
     assert!(v.contains("Using API: QEMU 9.0.0"), "{v}");
     assert_eq!(ok(&d.vireo(&["uri"])).trim(), d.uri());
@@ -94,3 +93,5 @@ fn vireo_cli_read_only_and_bad_usage() {
     ));
     assert!(err.contains("is the daemon running?"), "{err}");
 }
+
+vireo_tests::in_every_layout!(vireo_cli_scenario,);

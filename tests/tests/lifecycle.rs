@@ -1,7 +1,7 @@
 //! Real VMs: the test guest boots under TCG through vireod and its per-VM shim, driven by
 //! the real virsh and watched by a python-libvirt event listener.
 
-use vireo_tests::{fails, guest_xml, ok, qemu_pid, run_cmd, Daemon, EventLog};
+use vireo_tests::{fails, guest_xml, ok, run_cmd, Daemon, EventLog, Layout};
 
 fn define(d: &Daemon, name: &str) {
     let f = d.root.join(format!("{name}.xml"));
@@ -9,9 +9,8 @@ fn define(d: &Daemon, name: &str) {
     ok(&d.virsh(&["define", f.to_str().unwrap()]));
 }
 
-#[test]
-fn lifecycle_with_virsh_console_and_events() {
-    let d = Daemon::start();
+fn lifecycle_with_virsh_console_and_events(layout: Layout) {
+    let d = Daemon::start_in(layout);
     let mut ev = EventLog::start(&d);
     define(&d, "vm1");
     ev.wait_for("vm1 0 0");
@@ -58,7 +57,7 @@ fn lifecycle_with_virsh_console_and_events() {
         "shut off (shutdown)"
     );
     assert!(
-        qemu_pid("vm1").is_none(),
+        d.qemu_pid("vm1").is_none(),
         "QEMU still running after shutdown"
     );
 
@@ -73,7 +72,7 @@ fn lifecycle_with_virsh_console_and_events() {
         "shut off (destroyed)"
     );
     assert!(
-        qemu_pid("vm1").is_none(),
+        d.qemu_pid("vm1").is_none(),
         "QEMU still running after destroy"
     );
     assert_eq!(
@@ -95,20 +94,19 @@ fn lifecycle_with_virsh_console_and_events() {
     );
 }
 
-#[test]
-fn vms_survive_a_daemon_crash() {
-    let mut d = Daemon::start();
+fn vms_survive_a_daemon_crash(layout: Layout) {
+    let mut d = Daemon::start_in(layout);
     define(&d, "keep1");
     define(&d, "keep2");
     ok(&d.virsh(&["start", "keep1"]));
     ok(&d.virsh(&["start", "keep2"]));
     let before = ok(&d.virsh(&["list"]));
-    let p1 = qemu_pid("keep1").expect("keep1 runs");
-    let p2 = qemu_pid("keep2").expect("keep2 runs");
+    let p1 = d.qemu_pid("keep1").expect("keep1 runs");
+    let p2 = d.qemu_pid("keep2").expect("keep2 runs");
     d.kill9();
     // Still running, same processes.
-    assert_eq!(qemu_pid("keep1"), Some(p1));
-    assert_eq!(qemu_pid("keep2"), Some(p2));
+    assert_eq!(d.qemu_pid("keep1"), Some(p1));
+    assert_eq!(d.qemu_pid("keep2"), Some(p2));
     d.restart();
     assert_eq!(ok(&d.virsh(&["list"])), before);
     assert!(before.contains(" 1    keep1   running"), "{before}");
@@ -119,7 +117,7 @@ fn vms_survive_a_daemon_crash() {
     assert_eq!(ok(&d.virsh(&["domid", "keep1"])).trim(), "3");
     ok(&d.virsh(&["destroy", "keep1"]));
     ok(&d.virsh(&["destroy", "keep2"]));
-    assert!(qemu_pid("keep1").is_none() && qemu_pid("keep2").is_none());
+    assert!(d.qemu_pid("keep1").is_none() && d.qemu_pid("keep2").is_none());
 }
 
 #[test]
@@ -129,7 +127,7 @@ fn qemu_crash_is_seen_as_crashed() {
     define(&d, "crashy");
     ok(&d.virsh(&["start", "crashy"]));
     ev.wait_for("crashy 2 0");
-    let pid = qemu_pid("crashy").expect("running");
+    let pid = d.qemu_pid("crashy").expect("running");
     let shim = vireo_tests::shim_pid(&d.root, "crashy").expect("its shim");
     // SAFETY: kill with a pid we just read and a valid signal.
     unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -154,9 +152,8 @@ fn qemu_crash_is_seen_as_crashed() {
     ok(&d.virsh(&["destroy", "crashy"]));
 }
 
-#[test]
-fn transient_domains_and_unsupported_devices() {
-    let d = Daemon::start();
+fn transient_domains_and_unsupported_devices(layout: Layout) {
+    let d = Daemon::start_in(layout);
     let f = d.root.join("t.xml");
     std::fs::write(&f, guest_xml("transient1")).unwrap();
     let out = ok(&d.virsh(&["create", f.to_str().unwrap()]));
@@ -178,7 +175,7 @@ fn transient_domains_and_unsupported_devices() {
     std::fs::write(&f, bad).unwrap();
     let err = fails(&d.virsh(&["create", f.to_str().unwrap()]));
     assert!(err.contains("unsupported configuration"), "{err}");
-    assert!(qemu_pid("bridged").is_none());
+    assert!(d.qemu_pid("bridged").is_none());
     assert!(!ok(&d.virsh(&["list", "--all"])).contains("bridged"));
 }
 
@@ -225,7 +222,7 @@ fn vireo_cli_lifecycle() {
     let out = ok(&d.vireo(&["create", t.to_str().unwrap()]));
     assert!(out.starts_with("Domain 'cli2' created from"), "{out}");
     ok(&d.vireo(&["destroy", "cli2"]));
-    assert!(qemu_pid("cli1").is_none() && qemu_pid("cli2").is_none());
+    assert!(d.qemu_pid("cli1").is_none() && d.qemu_pid("cli2").is_none());
 }
 
 #[test]
@@ -294,7 +291,7 @@ fn a_dead_shim_takes_its_vm_along() {
     let mut ev = EventLog::start(&d);
     define(&d, "orphan");
     ok(&d.virsh(&["start", "orphan"]));
-    let qemu = qemu_pid("orphan").expect("running");
+    let qemu = d.qemu_pid("orphan").expect("running");
     let shim = vireo_tests::shim_pid(&d.root, "orphan").expect("its shim");
     // SAFETY: kill with a pid we just read and a valid signal.
     unsafe { libc::kill(shim, libc::SIGKILL) };
@@ -311,3 +308,9 @@ fn a_dead_shim_takes_its_vm_along() {
     ok(&d.virsh(&["start", "orphan"]));
     ok(&d.virsh(&["destroy", "orphan"]));
 }
+
+vireo_tests::in_every_layout!(
+    lifecycle_with_virsh_console_and_events,
+    vms_survive_a_daemon_crash,
+    transient_domains_and_unsupported_devices,
+);

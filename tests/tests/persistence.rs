@@ -1,11 +1,10 @@
 //! Definitions survive a crash of the daemon, and a crash in the middle of a define leaves
 //! the old or the new definition, never a broken one.
 
-use vireo_tests::{data, ok, Daemon};
+use vireo_tests::{data, ok, Daemon, Layout};
 
-#[test]
-fn definitions_survive_kill_9() {
-    let mut d = Daemon::start();
+fn definitions_survive_kill_9(layout: Layout) {
+    let mut d = Daemon::start_in(layout);
     ok(&d.virsh(&["define", data("minimal.xml").to_str().unwrap()]));
     ok(&d.virsh(&["define", data("full.xml").to_str().unwrap()]));
     ok(&d.virsh(&["autostart", "vec1"]));
@@ -99,3 +98,5 @@ fn crash_during_define_leaves_old_or_new() {
         }
     }
 }
+
+vireo_tests::in_every_layout!(definitions_survive_kill_9,);

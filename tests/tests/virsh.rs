@@ -1,10 +1,9 @@
 //! The unmodified `virsh` (libvirt-clients) against `vireod`.
 
-use vireo_tests::{data, fails, ok, run_cmd, validate, Daemon};
+use vireo_tests::{data, fails, ok, run_cmd, validate, Daemon, Layout};
 
-#[test]
-fn connection_commands() {
-    let d = Daemon::start();
+fn connection_commands(layout: Layout) {
+    let d = Daemon::start_in(layout);
     let v = ok(&d.virsh(&["version"]));
     assert!(v.contains("Using API: QEMU 9.0.0"), "{v}");
     assert!(v.contains("Running hypervisor: QEMU"), "{v}");
@@ -23,9 +22,8 @@ fn connection_commands() {
     validate(&caps, "capability", &d.root);
 }
 
-#[test]
-fn domain_configuration_lifecycle() {
-    let d = Daemon::start();
+fn domain_configuration_lifecycle(layout: Layout) {
+    let d = Daemon::start_in(layout);
     let minimal = data("minimal.xml");
     let empty = ok(&d.virsh(&["list", "--all"]));
     assert_eq!(empty, " Id   Name   State\n--------------------\n\n");
@@ -92,9 +90,8 @@ fn domain_configuration_lifecycle() {
     assert!(err.contains("failed to get domain 'vec1'"), "{err}");
 }
 
-#[test]
-fn dumpxml_round_trips_every_modelled_field() {
-    let d = Daemon::start();
+fn dumpxml_round_trips_every_modelled_field(layout: Layout) {
+    let d = Daemon::start_in(layout);
     let full = data("full.xml");
     ok(&d.virsh(&["define", full.to_str().unwrap()]));
     let xml = ok(&d.virsh(&["dumpxml", "full"]));
@@ -116,9 +113,8 @@ fn dumpxml_round_trips_every_modelled_field() {
     assert_eq!(ok(&d.virsh(&["dumpxml", "full"])), xml);
 }
 
-#[test]
-fn invalid_xml_gets_a_readable_error() {
-    let d = Daemon::start();
+fn invalid_xml_gets_a_readable_error(layout: Layout) {
+    let d = Daemon::start_in(layout);
     let bad = d.root.join("bad.xml");
     std::fs::write(
         &bad,
@@ -152,9 +148,8 @@ fn invalid_xml_gets_a_readable_error() {
     assert!(ok(&d.virsh(&["list", "--all", "--name"])).trim().is_empty());
 }
 
-#[test]
-fn read_only_socket_lists_but_cannot_define() {
-    let d = Daemon::start();
+fn read_only_socket_lists_but_cannot_define(layout: Layout) {
+    let d = Daemon::start_in(layout);
     ok(&d.virsh(&["define", data("minimal.xml").to_str().unwrap()]));
     let ro = d.uri_ro();
     let list = ok(&run_cmd("virsh", &["-c", &ro, "list", "--all", "--name"]));
@@ -172,9 +167,8 @@ fn read_only_socket_lists_but_cannot_define() {
     assert!(err.contains("read only"), "{err}");
 }
 
-#[test]
-fn unknown_domain_error() {
-    let d = Daemon::start();
+fn unknown_domain_error(layout: Layout) {
+    let d = Daemon::start_in(layout);
     let err = fails(&d.virsh(&["dominfo", "nosuchdom"]));
     assert!(err.contains("failed to get domain 'nosuchdom'"), "{err}");
 }
@@ -186,3 +180,12 @@ fn tests_python(script: &str) -> String {
         .to_string_lossy()
         .into_owned()
 }
+
+vireo_tests::in_every_layout!(
+    connection_commands,
+    domain_configuration_lifecycle,
+    dumpxml_round_trips_every_modelled_field,
+    invalid_xml_gets_a_readable_error,
+    read_only_socket_lists_but_cannot_define,
+    unknown_domain_error,
+);
