@@ -3,6 +3,7 @@
 //!
 //! One module per API family: [`remote`] holds the connect and domain calls served today.
 
+pub mod admin;
 pub mod error;
 pub mod family;
 pub mod header;

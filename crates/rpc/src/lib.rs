@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod frame;
+pub mod inspect;
 pub mod server;
 
 pub use frame::{Frame, FrameError};

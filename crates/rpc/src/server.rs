@@ -324,6 +324,11 @@ impl<S: Service> Server<S> {
         }
     }
 
+    /// The number of connected clients, as it changes.
+    pub fn live(&self) -> watch::Receiver<usize> {
+        self.live.subscribe()
+    }
+
     /// Resolves once every connection task has finished (after [`Server::shutdown`], every
     /// queued frame has then been written).
     pub async fn wait_idle(&self) {
