@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use vireo_conf::DaemonConfig;
 use vireo_rpc::server::ServerConfig;
 
 use crate::paths::Paths;
@@ -13,6 +14,11 @@ use crate::run::{run, Options};
 const OPTIONS: &str = "Runs the daemon in the foreground.
   --root DIR        keep sockets, configuration and state under DIR
                     (DIR/run/vireo, DIR/etc/vireo, DIR/var/lib/vireo)
+  --config FILE     settings in libvirt's .conf syntax (default: NAME.conf in the
+                    configuration directory, if it exists)
+  --timeout SECS    exit after SECS with no client connected and no VM running
+                    (for socket activation)
+The options below override the .conf.
   --max-clients N   refuse connections beyond N clients (default 5000)
   --keepalive-interval SECS
                     ping a client that asked for keepalive after SECS idle
@@ -25,16 +31,20 @@ Without --root: system paths as root, XDG paths otherwise.";
 
 /// `main` of the daemon binary for `role`.
 pub fn main(role: Role) -> ExitCode {
+    // First, while fds from 3 on are still systemd's.
+    let inherited = crate::activation::take();
     let name = role.name();
     let usage = format!(
-        "usage: {name} [--root DIR] [--max-clients N] [--keepalive-interval SECS]\n       [--keepalive-count N] [--busy-poll-us N]\n\n{OPTIONS}"
+        "usage: {name} [--root DIR] [--config FILE] [--timeout SECS] [--max-clients N]\n       [--keepalive-interval SECS] [--keepalive-count N] [--busy-poll-us N]\n\n{OPTIONS}"
     );
     let fail = |msg: &str| {
         eprintln!("{name}: {msg}\n{usage}");
         ExitCode::from(2)
     };
     let mut root: Option<PathBuf> = None;
-    let mut server = ServerConfig::default();
+    let mut config: Option<PathBuf> = None;
+    let mut timeout = None;
+    let mut over = Overrides::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut num = |what: &str| -> Result<u64, ExitCode> {
@@ -47,20 +57,28 @@ pub fn main(role: Role) -> ExitCode {
                 Some(d) => root = Some(PathBuf::from(d)),
                 None => return fail("--root needs a directory"),
             },
+            "--config" => match args.next() {
+                Some(f) => config = Some(PathBuf::from(f)),
+                None => return fail("--config needs a file"),
+            },
+            "--timeout" => match num("a number of seconds") {
+                Ok(n) => timeout = Some(Duration::from_secs(n)),
+                Err(c) => return c,
+            },
             "--max-clients" => match num("a number") {
-                Ok(n) => server.max_clients = n as usize,
+                Ok(n) => over.max_clients = Some(n as usize),
                 Err(c) => return c,
             },
             "--keepalive-interval" => match num("a number of seconds") {
-                Ok(n) => server.keepalive_interval = Duration::from_secs(n),
+                Ok(n) => over.keepalive_interval = Some(Duration::from_secs(n)),
                 Err(c) => return c,
             },
             "--keepalive-count" => match num("a number") {
-                Ok(n) => server.keepalive_count = n as u32,
+                Ok(n) => over.keepalive_count = Some(n as u32),
                 Err(c) => return c,
             },
             "--busy-poll-us" => match num("a number of microseconds") {
-                Ok(n) => server.busy_poll = Duration::from_micros(n),
+                Ok(n) => over.busy_poll = Some(Duration::from_micros(n)),
                 Err(c) => return c,
             },
             "-h" | "--help" => {
@@ -78,6 +96,20 @@ pub fn main(role: Role) -> ExitCode {
         Some(r) => Paths::under_root(&r),
         None => Paths::default_for_user(),
     };
+    let conf_path = config.unwrap_or_else(|| paths.config_dir.join(format!("{name}.conf")));
+    let conf = match DaemonConfig::load(&conf_path) {
+        Ok((conf, warnings)) => {
+            for w in warnings {
+                eprintln!("{name}: warning: {w}");
+            }
+            conf
+        }
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = over.apply(server_config(&conf));
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -88,15 +120,58 @@ pub fn main(role: Role) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(Options {
+    let opts = Options {
         role,
         paths,
         server,
-    })) {
+        conf,
+        timeout,
+        inherited,
+    };
+    match rt.block_on(run(opts)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{name}: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Command-line settings, which win over the .conf.
+#[derive(Default)]
+struct Overrides {
+    max_clients: Option<usize>,
+    keepalive_interval: Option<Duration>,
+    keepalive_count: Option<u32>,
+    busy_poll: Option<Duration>,
+}
+
+impl Overrides {
+    fn apply(self, mut s: ServerConfig) -> ServerConfig {
+        if let Some(v) = self.max_clients {
+            s.max_clients = v;
+        }
+        if let Some(v) = self.keepalive_interval {
+            s.keepalive_interval = v;
+        }
+        if let Some(v) = self.keepalive_count {
+            s.keepalive_count = v;
+        }
+        if let Some(v) = self.busy_poll {
+            s.busy_poll = v;
+        }
+        s
+    }
+}
+
+/// The server settings a .conf gives.
+fn server_config(c: &DaemonConfig) -> ServerConfig {
+    ServerConfig {
+        max_clients: c.max_clients,
+        max_client_requests: c.max_client_requests.max(1),
+        // libvirt: an interval of 0 or less sends no keepalives.
+        keepalive_interval: Duration::from_secs(c.keepalive_interval.max(0) as u64),
+        keepalive_count: c.keepalive_count,
+        ..ServerConfig::default()
     }
 }

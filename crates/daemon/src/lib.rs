@@ -2,6 +2,8 @@
 //! ([`run`]), and the REMOTE program served over the sockets ([`remote`]: one module per API
 //! family — `remote/connect.rs`, `remote/domain.rs`, `remote/events.rs`).
 
+pub mod activation;
+pub mod admin;
 pub mod cmdline;
 pub mod identity;
 pub mod paths;

@@ -1,37 +1,149 @@
-//! Starting and stopping a daemon: bind its sockets, serve, tell systemd it is ready, and
-//! shut down cleanly on SIGTERM/SIGINT.
+//! Starting and stopping a daemon: take its sockets (from systemd or by binding them with
+//! the .conf's permissions), serve, tell systemd it is ready, leave when idle if asked to,
+//! and shut down cleanly on SIGTERM/SIGINT.
 
-use std::path::PathBuf;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use vireo_conf::DaemonConfig;
 use vireo_driver::events::EventBus;
+use vireo_proto::family::Family;
 use vireo_qemu::{QemuConfig, QemuDriver};
 use vireo_rpc::server::{bind_unix, Server, ServerConfig};
 
+use crate::activation::Kind;
+use crate::admin::{serve_admin, LogSettings};
 use crate::identity;
 use crate::paths::Paths;
 use crate::proxy::Proxy;
 use crate::remote::RemoteService;
 use crate::role::Role;
-use tokio::sync::watch;
-use vireo_proto::family::Family;
-
-/// Socket permissions libvirt uses by default.
-const RW_PERMS: u32 = 0o700;
-const RO_PERMS: u32 = 0o777;
+use vireo_rpc::inspect::{Named, ServerInfo};
 
 pub struct Options {
     pub role: Role,
     pub paths: Paths,
     pub server: ServerConfig,
+    /// The daemon's .conf settings (socket permissions, group, directory, logging).
+    pub conf: DaemonConfig,
+    /// Leave after this long with no client and no running VM.
+    pub timeout: Option<Duration>,
+    /// Sockets systemd passed (see [`activation::take`]).
+    pub inherited: Vec<(Kind, OwnedFd)>,
 }
 
-/// Runs a daemon until SIGTERM or SIGINT.
+/// The daemon's listening sockets.
+struct Sockets {
+    rw: UnixListener,
+    ro: UnixListener,
+    /// Files to remove at exit (none when systemd owns the sockets).
+    ours: Vec<PathBuf>,
+}
+
+/// Takes the sockets from systemd if it passed them, else binds them as the .conf says.
+fn sockets(
+    role: Role,
+    paths: &Paths,
+    conf: &DaemonConfig,
+    inherited: Vec<(Kind, OwnedFd)>,
+) -> anyhow::Result<Sockets> {
+    let dir = conf
+        .unix_sock_dir
+        .clone()
+        .unwrap_or_else(|| paths.run_dir.clone());
+    let name = role.socket_name();
+    if !inherited.is_empty() {
+        let pick = |k: Kind| -> Option<OwnedFd> {
+            inherited
+                .iter()
+                .find(|(kind, _)| *kind == k)
+                .and_then(|(_, fd)| fd.try_clone().ok())
+        };
+        let customised = conf.unix_sock_group.is_some()
+            || conf.unix_sock_dir.is_some()
+            || conf.unix_sock_rw_perms != DaemonConfig::default().unix_sock_rw_perms
+            || conf.unix_sock_ro_perms != DaemonConfig::default().unix_sock_ro_perms;
+        if customised {
+            eprintln!(
+                "{}: sockets come from systemd; unix_sock_group/dir/perms in the .conf are overridden by the socket units",
+                role.name()
+            );
+        }
+        let listener = |fd: OwnedFd| -> anyhow::Result<UnixListener> {
+            let l = std::os::unix::net::UnixListener::from(fd);
+            l.set_nonblocking(true)?;
+            Ok(UnixListener::from_std(l)?)
+        };
+        let rw = pick(Kind::ReadWrite).context("systemd passed no read-write socket")?;
+        let ro = match pick(Kind::ReadOnly) {
+            Some(fd) => listener(fd)?,
+            None => bind(
+                &dir.join(format!("{name}-sock-ro")),
+                conf.unix_sock_ro_perms,
+                conf,
+            )?,
+        };
+        return Ok(Sockets {
+            rw: listener(rw)?,
+            ro,
+            ours: Vec::new(),
+        });
+    }
+    let rw_path = dir.join(format!("{name}-sock"));
+    let ro_path = dir.join(format!("{name}-sock-ro"));
+    Ok(Sockets {
+        rw: bind(&rw_path, conf.unix_sock_rw_perms, conf)?,
+        ro: bind(&ro_path, conf.unix_sock_ro_perms, conf)?,
+        ours: vec![rw_path, ro_path],
+    })
+}
+
+fn bind(path: &Path, perms: u32, conf: &DaemonConfig) -> anyhow::Result<UnixListener> {
+    let l =
+        bind_unix(path, perms).with_context(|| format!("cannot listen on {}", path.display()))?;
+    if let Some(group) = &conf.unix_sock_group {
+        chgrp(path, group)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(perms))?;
+    }
+    Ok(l)
+}
+
+fn chgrp(path: &Path, group: &str) -> anyhow::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let cgroup = std::ffi::CString::new(group)?;
+    let cpath = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: getgrnam gets a valid C string and its result is only read before the next
+    // call; chown gets a valid path and ids (-1 keeps the owner).
+    unsafe {
+        let gr = libc::getgrnam(cgroup.as_ptr());
+        if gr.is_null() {
+            anyhow::bail!("unix_sock_group: no group named '{group}'");
+        }
+        if libc::chown(cpath.as_ptr(), u32::MAX, (*gr).gr_gid) != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("cannot give {} to group {group}", path.display()));
+        }
+    }
+    Ok(())
+}
+
+/// Runs a daemon until SIGTERM or SIGINT (or, with a timeout, until it has been idle).
 pub async fn run(opts: Options) -> anyhow::Result<()> {
-    let paths = opts.paths;
-    let role = opts.role;
+    let Options {
+        role,
+        paths,
+        server: server_cfg,
+        conf,
+        timeout,
+        inherited,
+    } = opts;
     let name = role.name();
     // Catch the signals before announcing readiness, so an early SIGTERM is a clean stop.
     let mut term = signal(SignalKind::terminate())?;
@@ -41,31 +153,40 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     }
     let token = identity::load_or_create(&paths.config_dir)
         .context("cannot read or create the identity token")?;
-    let rw_path = paths.socket(role.socket_name());
-    let ro_path = paths.socket_ro(role.socket_name());
+    let log = Arc::new(
+        LogSettings::new(
+            conf.log_filters.as_deref().unwrap_or(""),
+            conf.log_outputs.as_deref().unwrap_or(""),
+        )
+        .map_err(|e| anyhow::anyhow!("log_filters/log_outputs: {e}"))?,
+    );
+    let admin_path = conf
+        .unix_sock_dir
+        .clone()
+        .unwrap_or_else(|| paths.run_dir.clone())
+        .join(format!("{name}-admin-sock"));
 
     if role == Role::Proxy {
-        let rw = bind_unix(&rw_path, RW_PERMS)
-            .with_context(|| format!("cannot listen on {}", rw_path.display()))?;
-        let ro = bind_unix(&ro_path, RO_PERMS)
-            .with_context(|| format!("cannot listen on {}", ro_path.display()))?;
+        let socks = sockets(role, &paths, &conf, inherited)?;
         let proxy = Proxy::new(paths.clone(), token);
         let (stop_tx, stop) = watch::channel(false);
-        let t1 = tokio::spawn(Arc::clone(&proxy).serve(rw, false, stop.clone()));
-        let t2 = tokio::spawn(Arc::clone(&proxy).serve(ro, true, stop));
+        let t1 = tokio::spawn(Arc::clone(&proxy).serve(socks.rw, false, stop.clone()));
+        let t2 = tokio::spawn(Arc::clone(&proxy).serve(socks.ro, true, stop));
         notify_ready();
-        eprintln!("{name}: listening on {}", rw_path.display());
+        eprintln!("{name}: ready");
+        let admin = serve_admin(&admin_path, Vec::new(), Arc::clone(&log))?;
+        set_perms(&admin_path, conf.unix_sock_admin_perms)?;
+        let live = proxy.live.subscribe();
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
+            _ = idle(live, timeout, || true) => eprintln!("{name}: idle, leaving"),
         }
-        eprintln!("{name}: shutting down");
         let _ = stop_tx.send(true);
+        admin.shutdown().await;
         let _ = t1.await;
         let _ = t2.await;
-        for p in [rw_path, ro_path] {
-            let _ = std::fs::remove_file(p);
-        }
+        remove_all(&socks.ours);
         return Ok(());
     }
 
@@ -85,31 +206,75 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     } else {
         None
     };
-    let rw = bind_unix(&rw_path, RW_PERMS)
-        .with_context(|| format!("cannot listen on {}", rw_path.display()))?;
-    let ro = bind_unix(&ro_path, RO_PERMS)
-        .with_context(|| format!("cannot listen on {}", ro_path.display()))?;
-    let service = Arc::new(RemoteService::new(role, paths.clone(), qemu, events, token));
-    let server = Server::new(service, opts.server);
+    let socks = sockets(role, &paths, &conf, inherited)?;
+    let service = Arc::new(RemoteService::new(
+        role,
+        paths.clone(),
+        qemu.clone(),
+        events,
+        token,
+    ));
+    let server = Server::new(service, server_cfg);
+    let listed: Vec<Arc<dyn ServerInfo>> = vec![Arc::new(Named::new(name, &server))];
+    let admin = serve_admin(&admin_path, listed, log)?;
+    set_perms(&admin_path, conf.unix_sock_admin_perms)?;
     let s1 = Arc::clone(&server);
     let s2 = Arc::clone(&server);
-    let t1 = tokio::spawn(async move { s1.serve(rw, false).await });
-    let t2 = tokio::spawn(async move { s2.serve(ro, true).await });
+    let t1 = tokio::spawn(async move { s1.serve(socks.rw, false).await });
+    let t2 = tokio::spawn(async move { s2.serve(socks.ro, true).await });
     notify_ready();
-    eprintln!("{name}: listening on {}", rw_path.display());
+    eprintln!("{name}: ready");
 
+    let no_vms = move || qemu.as_ref().is_none_or(|q| q.active_ids().is_empty());
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+        _ = idle(server.live(), timeout, no_vms) => eprintln!("{name}: idle, leaving"),
     }
     eprintln!("{name}: shutting down");
     server.shutdown();
+    admin.shutdown().await;
     let _ = t1.await;
     let _ = t2.await;
-    for p in [rw_path, ro_path] {
+    remove_all(&socks.ours);
+    Ok(())
+}
+
+/// Resolves once no client has been connected for `timeout` and `quiet()` holds (no VM
+/// runs); never without a timeout.
+async fn idle(
+    mut live: watch::Receiver<usize>,
+    timeout: Option<Duration>,
+    quiet: impl Fn() -> bool,
+) {
+    let Some(timeout) = timeout else {
+        return std::future::pending().await;
+    };
+    loop {
+        // Wait for the last client to leave, then give it `timeout` to stay that way.
+        if live.wait_for(|n| *n == 0).await.is_err() {
+            return std::future::pending().await;
+        }
+        tokio::select! {
+            _ = live.wait_for(|n| *n > 0) => continue,
+            _ = tokio::time::sleep(timeout) => {}
+        }
+        if quiet() {
+            return;
+        }
+        // A VM runs: look again after another period.
+    }
+}
+
+fn set_perms(path: &Path, mode: u32) -> anyhow::Result<()> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set the permissions of {}", path.display()))
+}
+
+fn remove_all(paths: &[PathBuf]) {
+    for p in paths {
         let _ = std::fs::remove_file(p);
     }
-    Ok(())
 }
 
 /// Sends `READY=1` to systemd when it asked for notification.

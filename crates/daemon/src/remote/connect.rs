@@ -17,6 +17,24 @@ use super::{args, ret, void, ProcResult, RemoteClient, RemoteService};
 /// The libvirt API level Vireo answers for `getLibVersion` (libvirt 9.0.0's encoding).
 pub const LIB_VERSION: u64 = 9_000_000;
 
+/// The connection-level calls every daemon answers itself, whatever drivers it hosts.
+pub(super) fn serves(p: i32) -> bool {
+    matches!(
+        p,
+        procs::AUTH_LIST
+            | procs::CONNECT_SUPPORTS_FEATURE
+            | procs::CONNECT_OPEN
+            | procs::CONNECT_SET_IDENTITY
+            | procs::CONNECT_CLOSE
+            | procs::CONNECT_REGISTER_CLOSE_CALLBACK
+            | procs::CONNECT_UNREGISTER_CLOSE_CALLBACK
+            | procs::CONNECT_GET_LIB_VERSION
+            | procs::CONNECT_GET_HOSTNAME
+            | procs::CONNECT_GET_URI
+            | procs::CONNECT_IS_SECURE
+    )
+}
+
 pub(super) fn dispatch(
     s: &RemoteService,
     client: &Arc<RemoteClient>,

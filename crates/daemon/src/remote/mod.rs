@@ -165,6 +165,9 @@ impl Service for RemoteService {
             Err(e) => return Dispatch::Now(Outcome::Error(e)),
         };
         let fam = family_of(p);
+        if connect::serves(p) {
+            return Dispatch::Now(self.dispatch(client, p, payload, readonly));
+        }
         if !self.role.hosts(fam) {
             // vireo-qemud reaches the other drivers on its clients' behalf, as libvirt's
             // hypervisor daemons open secondary drivers.
@@ -203,17 +206,27 @@ impl Service for RemoteService {
     }
 }
 
-/// libvirt's "this function is not supported by the connection driver" for an API family
-/// this daemon does not serve.
+/// libvirt's "this function is not supported by the connection driver", saying which
+/// daemon serves (or will serve) the family.
 pub(crate) fn not_supported(role: Role, fam: Family) -> RemoteError {
+    let why = if role.hosts(fam) {
+        format!(
+            "the {} driver of {} is not implemented yet",
+            fam.api(),
+            role.name()
+        )
+    } else {
+        format!(
+            "{} calls are served by {}, not {}",
+            fam.api(),
+            fam.daemon(),
+            role.name()
+        )
+    };
     RemoteError::new(
         code::NO_SUPPORT,
         errdom::NONE,
-        format!(
-            "this function is not supported by the connection driver: {} calls are not served by {}",
-            fam.api(),
-            role.name()
-        ),
+        format!("this function is not supported by the connection driver: {why}"),
     )
 }
 
