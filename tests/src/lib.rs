@@ -195,6 +195,11 @@ impl Daemon {
         std::fs::read_to_string(self.root.join("vireod.log")).unwrap_or_default()
     }
 
+    /// Pids of every daemon running.
+    pub fn pids(&self) -> Vec<i32> {
+        self.children.iter().map(|(_, c)| c.id() as i32).collect()
+    }
+
     pub fn pid(&self) -> u32 {
         self.children.first().map(|(_, c)| c.id()).expect("running")
     }

@@ -461,7 +461,8 @@ impl Service for AdminService {
 pub struct AdminServer {
     server: Arc<RpcServer<AdminService>>,
     task: tokio::task::JoinHandle<()>,
-    path: PathBuf,
+    /// The socket file to remove at shutdown (None when systemd owns it).
+    path: Option<PathBuf>,
 }
 
 impl AdminServer {
@@ -473,7 +474,9 @@ impl AdminServer {
     pub async fn shutdown(self) {
         self.server.shutdown();
         let _ = self.task.await;
-        let _ = std::fs::remove_file(&self.path);
+        if let Some(p) = &self.path {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
@@ -495,16 +498,28 @@ pub fn serve_admin(
 ) -> anyhow::Result<AdminServer> {
     let listener = bind_unix(path, ADMIN_PERMS)
         .with_context(|| format!("cannot listen on {}", path.display()))?;
+    Ok(serve_admin_on(
+        listener,
+        Some(path.to_path_buf()),
+        servers,
+        log,
+    ))
+}
+
+/// Serves the ADMIN program on a listener already open (e.g. passed by systemd); `path`
+/// is removed at shutdown when given.
+pub fn serve_admin_on(
+    listener: tokio::net::UnixListener,
+    path: Option<PathBuf>,
+    servers: Vec<Arc<dyn ServerInfo>>,
+    log: Arc<LogSettings>,
+) -> AdminServer {
     let service = Arc::new(AdminService::new(servers, log));
     let server = RpcServer::new(Arc::clone(&service), admin_server_config());
     service.add_own_server(Arc::new(Named::weak(ADMIN_SERVER_NAME, &server)));
     let s = Arc::clone(&server);
     let task = tokio::spawn(async move { s.serve(listener, false).await });
-    Ok(AdminServer {
-        server,
-        task,
-        path: path.to_path_buf(),
-    })
+    AdminServer { server, task, path }
 }
 
 /// What the worker pool looks like now. The daemon runs on one tokio multi-thread runtime

@@ -10,6 +10,7 @@ use vireo_rpc::server::ServerConfig;
 use crate::paths::Paths;
 use crate::role::Role;
 use crate::run::{run, Options};
+use vireo_proto::family::Family;
 
 const OPTIONS: &str = "Runs the daemon in the foreground.
   --root DIR        keep sockets, configuration and state under DIR
@@ -29,10 +30,19 @@ The options below override the .conf.
                     socket N microseconds before sleeping (default 50; 0 = off)
 Without --root: system paths as root, XDG paths otherwise.";
 
-/// `main` of the daemon binary for `role`.
+/// `main` of the daemon binary for `role`. Every daemon binary is also a multi-call
+/// binary: started under another daemon's name (a hard or symbolic link, as the install
+/// command makes them), it becomes that daemon, so one executable's pages serve them all.
 pub fn main(role: Role) -> ExitCode {
     // First, while fds from 3 on are still systemd's.
     let inherited = crate::activation::take();
+    let role = std::env::args_os()
+        .next()
+        .and_then(|a| {
+            let p = std::path::PathBuf::from(a);
+            Role::from_name(&p.file_name()?.to_string_lossy())
+        })
+        .unwrap_or(role);
     let name = role.name();
     let usage = format!(
         "usage: {name} [--root DIR] [--config FILE] [--timeout SECS] [--max-clients N]\n       [--keepalive-interval SECS] [--keepalive-count N] [--busy-poll-us N]\n\n{OPTIONS}"
@@ -110,10 +120,20 @@ pub fn main(role: Role) -> ExitCode {
         }
     };
     let server = over.apply(server_config(&conf));
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The hypervisor daemons run VMs and slow calls side by side: a worker per CPU. The
+    // others (and the proxy) do little at a time: one thread keeps them small and, with no
+    // thread hand-offs, quick.
+    let rt = match role {
+        Role::Monolithic | Role::Driver(Family::Hypervisor) => {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+        }
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    };
+    let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("{name}: cannot start runtime: {e}");

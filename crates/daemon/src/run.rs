@@ -19,7 +19,7 @@ use vireo_qemu::{QemuConfig, QemuDriver};
 use vireo_rpc::server::{bind_unix, Server, ServerConfig};
 
 use crate::activation::Kind;
-use crate::admin::{serve_admin, LogSettings};
+use crate::admin::{serve_admin, serve_admin_on, AdminServer, LogSettings};
 use crate::identity;
 use crate::paths::Paths;
 use crate::proxy::Proxy;
@@ -43,6 +43,8 @@ pub struct Options {
 struct Sockets {
     rw: UnixListener,
     ro: UnixListener,
+    /// The admin socket, when systemd passed it.
+    admin: Option<UnixListener>,
     /// Files to remove at exit (none when systemd owns the sockets).
     ours: Vec<PathBuf>,
 }
@@ -90,9 +92,11 @@ fn sockets(
                 conf,
             )?,
         };
+        let admin = pick(Kind::Admin).map(listener).transpose()?;
         return Ok(Sockets {
             rw: listener(rw)?,
             ro,
+            admin,
             ours: Vec::new(),
         });
     }
@@ -101,6 +105,7 @@ fn sockets(
     Ok(Sockets {
         rw: bind(&rw_path, conf.unix_sock_rw_perms, conf)?,
         ro: bind(&ro_path, conf.unix_sock_ro_perms, conf)?,
+        admin: None,
         ours: vec![rw_path, ro_path],
     })
 }
@@ -167,15 +172,14 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .join(format!("{name}-admin-sock"));
 
     if role == Role::Proxy {
-        let socks = sockets(role, &paths, &conf, inherited)?;
+        let mut socks = sockets(role, &paths, &conf, inherited)?;
+        let admin = admin_on(&mut socks, &admin_path, Vec::new(), Arc::clone(&log), &conf)?;
         let proxy = Proxy::new(paths.clone(), token);
         let (stop_tx, stop) = watch::channel(false);
         let t1 = tokio::spawn(Arc::clone(&proxy).serve(socks.rw, false, stop.clone()));
         let t2 = tokio::spawn(Arc::clone(&proxy).serve(socks.ro, true, stop));
         notify_ready();
         eprintln!("{name}: ready");
-        let admin = serve_admin(&admin_path, Vec::new(), Arc::clone(&log))?;
-        set_perms(&admin_path, conf.unix_sock_admin_perms)?;
         let live = proxy.live.subscribe();
         tokio::select! {
             _ = term.recv() => {}
@@ -206,7 +210,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     } else {
         None
     };
-    let socks = sockets(role, &paths, &conf, inherited)?;
+    let mut socks = sockets(role, &paths, &conf, inherited)?;
     let service = Arc::new(RemoteService::new(
         role,
         paths.clone(),
@@ -216,8 +220,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     ));
     let server = Server::new(service, server_cfg);
     let listed: Vec<Arc<dyn ServerInfo>> = vec![Arc::new(Named::new(name, &server))];
-    let admin = serve_admin(&admin_path, listed, log)?;
-    set_perms(&admin_path, conf.unix_sock_admin_perms)?;
+    let admin = admin_on(&mut socks, &admin_path, listed, log, &conf)?;
     let s1 = Arc::clone(&server);
     let s2 = Arc::clone(&server);
     let t1 = tokio::spawn(async move { s1.serve(socks.rw, false).await });
@@ -264,6 +267,22 @@ async fn idle(
         }
         // A VM runs: look again after another period.
     }
+}
+
+/// The admin socket: systemd's if it passed one, else bound at `path`.
+fn admin_on(
+    socks: &mut Sockets,
+    path: &Path,
+    listed: Vec<Arc<dyn ServerInfo>>,
+    log: Arc<LogSettings>,
+    conf: &DaemonConfig,
+) -> anyhow::Result<AdminServer> {
+    if let Some(l) = socks.admin.take() {
+        return Ok(serve_admin_on(l, None, listed, log));
+    }
+    let admin = serve_admin(path, listed, log)?;
+    set_perms(path, conf.unix_sock_admin_perms)?;
+    Ok(admin)
 }
 
 fn set_perms(path: &Path, mode: u32) -> anyhow::Result<()> {
