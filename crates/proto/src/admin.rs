@@ -22,22 +22,6 @@ pub mod transport {
     pub const TLS: u32 = 2;
 }
 
-/// Declares the procedure numbers of the program, with a name table for logs and tools.
-macro_rules! procedures {
-    ($($name:ident = $num:expr),* $(,)?) => {
-        pub mod procs {
-            $(pub const $name: i32 = $num;)*
-        }
-        /// libvirt's name of a procedure (without the `ADMIN_PROC_` prefix).
-        pub fn proc_name(p: i32) -> Option<&'static str> {
-            match p {
-                $($num => Some(stringify!($name)),)*
-                _ => None,
-            }
-        }
-    };
-}
-
 procedures! {
     CONNECT_OPEN = 1,
     CONNECT_CLOSE = 2,

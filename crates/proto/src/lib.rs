@@ -3,6 +3,23 @@
 //!
 //! One module per API family: [`remote`] holds the connect and domain calls served today.
 
+/// Declares the procedure numbers of one program (`procs::NAME`), with `proc_name`, the
+/// name table for logs and tools (libvirt's names without the program's `*_PROC_` prefix).
+macro_rules! procedures {
+    ($($name:ident = $num:expr),* $(,)?) => {
+        pub mod procs {
+            $(pub const $name: i32 = $num;)*
+        }
+        /// libvirt's name of a procedure of this program.
+        pub fn proc_name(p: i32) -> Option<&'static str> {
+            match p {
+                $($num => Some(stringify!($name)),)*
+                _ => None,
+            }
+        }
+    };
+}
+
 pub mod admin;
 pub mod error;
 pub mod family;

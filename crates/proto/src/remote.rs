@@ -32,22 +32,6 @@ xdr_struct! {
     }
 }
 
-/// Declares the procedure numbers of one program, with a name table for logs and tools.
-macro_rules! procedures {
-    ($($name:ident = $num:expr),* $(,)?) => {
-        pub mod procs {
-            $(pub const $name: i32 = $num;)*
-        }
-        /// libvirt's name of a procedure (without the `REMOTE_PROC_` prefix).
-        pub fn proc_name(p: i32) -> Option<&'static str> {
-            match p {
-                $($num => Some(stringify!($name)),)*
-                _ => None,
-            }
-        }
-    };
-}
-
 procedures! {
     CONNECT_OPEN = 1,
     CONNECT_CLOSE = 2,
