@@ -14,12 +14,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use vireo_proto::error::{code, domain as errdom};
 use vireo_proto::family::{family_of, Family};
 use vireo_proto::feature;
-use vireo_proto::header::{encode_frame, frame_into, Header};
+use vireo_proto::header::{encode_frame, frame_into, keepalive_frame, Header};
 use vireo_proto::remote::*;
 use vireo_proto::typed::{TypedParam, TypedValue};
 use vireo_proto::{
     MessageType, RemoteError, Status, KEEPALIVE_PING, KEEPALIVE_PONG, KEEPALIVE_PROGRAM,
-    KEEPALIVE_VERSION, REMOTE_PROGRAM, REMOTE_VERSION,
+    REMOTE_PROGRAM, REMOTE_VERSION,
 };
 use vireo_rpc::frame::{read_frame, Frame};
 use vireo_rpc::server::Identity;
@@ -100,7 +100,7 @@ impl Backend {
                 let h = f.header;
                 if h.prog == KEEPALIVE_PROGRAM {
                     if h.proc_ == KEEPALIVE_PING {
-                        let _ = tx2.send(keepalive(KEEPALIVE_PONG)).await;
+                        let _ = tx2.send(keepalive_frame(KEEPALIVE_PONG)).await;
                     }
                     continue;
                 }
@@ -209,7 +209,7 @@ impl<'a> Client<'a> {
         let h = f.header;
         if h.prog == KEEPALIVE_PROGRAM {
             if h.proc_ == KEEPALIVE_PING {
-                let _ = self.out.send(keepalive(KEEPALIVE_PONG)).await;
+                let _ = self.out.send(keepalive_frame(KEEPALIVE_PONG)).await;
             }
             return true;
         }
@@ -397,18 +397,6 @@ impl<'a> Client<'a> {
             .await
             .is_ok()
     }
-}
-
-fn keepalive(proc_: i32) -> Vec<u8> {
-    let h = Header::new(
-        KEEPALIVE_PROGRAM,
-        KEEPALIVE_VERSION,
-        proc_,
-        MessageType::Message,
-        0,
-        Status::Ok,
-    );
-    encode_frame(&h, &[])
 }
 
 async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {

@@ -137,3 +137,17 @@ pub fn frame_into(out: &mut Vec<u8>, h: &Header, body: impl FnOnce(&mut Vec<u8>)
     let len = (out.len() - start) as u32;
     out[start..start + 4].copy_from_slice(&len.to_be_bytes());
 }
+
+/// A keepalive PING or PONG (`proc_` is `KEEPALIVE_PING` or `KEEPALIVE_PONG`): a 28-byte
+/// MESSAGE with serial 0 and no payload.
+pub fn keepalive_frame(proc_: i32) -> Vec<u8> {
+    let h = Header::new(
+        crate::KEEPALIVE_PROGRAM,
+        crate::KEEPALIVE_VERSION,
+        proc_,
+        MessageType::Message,
+        0,
+        Status::Ok,
+    );
+    encode_frame(&h, &[])
+}

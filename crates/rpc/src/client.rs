@@ -12,10 +12,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
-use vireo_proto::header::{frame_into, Header};
+use vireo_proto::header::{frame_into, keepalive_frame, Header};
 use vireo_proto::{
     MessageType, RemoteError, Status, KEEPALIVE_PING, KEEPALIVE_PONG, KEEPALIVE_PROGRAM,
-    KEEPALIVE_VERSION, REMOTE_PROGRAM, REMOTE_VERSION,
+    REMOTE_PROGRAM, REMOTE_VERSION,
 };
 use vireo_xdr::{Xdr, XdrError};
 
@@ -234,16 +234,7 @@ impl Shared {
     }
 
     async fn send_keepalive(&self, proc_: i32) -> std::io::Result<()> {
-        let h = Header::new(
-            KEEPALIVE_PROGRAM,
-            KEEPALIVE_VERSION,
-            proc_,
-            MessageType::Message,
-            0,
-            Status::Ok,
-        );
-        let mut buf = Vec::new();
-        frame_into(&mut buf, &h, |_| {});
+        let buf = keepalive_frame(proc_);
         self.writer.lock().await.write_all(&buf).await
     }
 }

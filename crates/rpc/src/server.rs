@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
-use vireo_proto::header::{encode_frame, frame_into, Header, HEADER_LEN};
+use vireo_proto::header::{encode_frame, frame_into, keepalive_frame, Header, HEADER_LEN};
 use vireo_proto::{
     MessageType, RemoteError, Status, KEEPALIVE_PING, KEEPALIVE_PONG, KEEPALIVE_PROGRAM,
     KEEPALIVE_VERSION, MESSAGE_MAX,
@@ -549,15 +549,7 @@ impl<S: Service> Server<S> {
                 && h.mtype == MessageType::Message as i32
                 && h.proc_ == KEEPALIVE_PING
             {
-                let pong = Header::new(
-                    KEEPALIVE_PROGRAM,
-                    KEEPALIVE_VERSION,
-                    KEEPALIVE_PONG,
-                    MessageType::Message,
-                    0,
-                    Status::Ok,
-                );
-                frame_into(out, &pong, |_| {});
+                out.extend_from_slice(&keepalive_frame(KEEPALIVE_PONG));
             }
             // A PONG (or anything else on this program) only proves the peer is alive.
             return true;
@@ -742,15 +734,7 @@ async fn keepalive_loop<D>(client: Arc<Client<D>>, interval: Duration, count: u3
             return;
         }
         unanswered += 1;
-        let ping = Header::new(
-            KEEPALIVE_PROGRAM,
-            KEEPALIVE_VERSION,
-            KEEPALIVE_PING,
-            MessageType::Message,
-            0,
-            Status::Ok,
-        );
-        let _ = client.out.try_send(encode_frame(&ping, &[]));
+        let _ = client.out.try_send(keepalive_frame(KEEPALIVE_PING));
     }
 }
 
