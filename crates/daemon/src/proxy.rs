@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::os::fd::AsFd;
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
@@ -22,6 +23,7 @@ use vireo_proto::{
     REMOTE_PROGRAM, REMOTE_VERSION,
 };
 use vireo_rpc::frame::{read_frame, Frame};
+use vireo_rpc::handoff;
 use vireo_rpc::server::Identity;
 use vireo_xdr::{Array, Xdr};
 
@@ -169,6 +171,16 @@ impl<'a> Client<'a> {
         mut stop: watch::Receiver<bool>,
     ) {
         let Ok(cred) = stream.peer_cred() else { return };
+        let mut stream = stream;
+        let pending = match hand_over(proxy, &mut stream, readonly, &mut stop).await {
+            None => return,
+            Some(p) => p,
+        };
+        // The daemon could not take the connection: pass its frames on one by one.
+        let stream = match stream.into_std().and_then(UnixStream::from_std) {
+            Ok(s) => s,
+            Err(_) => return,
+        };
         let (mut rd, wr) = stream.into_split();
         let (out, rx) = mpsc::channel(1024);
         tokio::spawn(write_loop(wr, rx));
@@ -191,6 +203,11 @@ impl<'a> Client<'a> {
             streams: HashMap::new(),
             own_serial: AtomicU32::new(OWN_SERIAL_BASE),
         };
+        for f in pending {
+            if !c.on_frame(f).await {
+                return;
+            }
+        }
         loop {
             let f = tokio::select! {
                 _ = stop.changed() => return,
@@ -396,6 +413,96 @@ impl<'a> Client<'a> {
             .send(vireo_rpc::server::error_frame(call, e))
             .await
             .is_ok()
+    }
+}
+
+/// Answers what comes before CONNECT_OPEN, then hands the whole connection to the daemon
+/// the URI names, which serves it from then on (its calls no longer pass through here).
+/// None: done (handed over, or the client left). Some(frames): the daemon could not take
+/// it; these frames (starting with the OPEN) go the frame-by-frame way.
+async fn hand_over(
+    proxy: &Proxy,
+    stream: &mut UnixStream,
+    readonly: bool,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<Vec<Frame>> {
+    let mut keepalive = false;
+    loop {
+        let f = tokio::select! {
+            _ = stop.changed() => return None,
+            f = read_frame(stream) => f.ok()?,
+        };
+        let h = f.header;
+        let reply = |v: &dyn Fn(&mut Vec<u8>)| {
+            let mut out = Vec::new();
+            frame_into(&mut out, &h.reply(Status::Ok), |o| v(o));
+            out
+        };
+        let out = if h.prog == KEEPALIVE_PROGRAM {
+            if h.proc_ != KEEPALIVE_PING {
+                continue;
+            }
+            keepalive_frame(KEEPALIVE_PONG)
+        } else if h.prog != REMOTE_PROGRAM || h.mtype != MessageType::Call as i32 {
+            return Some(vec![f]);
+        } else if h.proc_ == procs::AUTH_LIST {
+            reply(&|o| {
+                AuthListRet {
+                    types: Array(vec![0]),
+                }
+                .encode(o)
+            })
+        } else if h.proc_ == procs::CONNECT_SUPPORTS_FEATURE {
+            let feat = vireo_xdr::from_bytes::<ConnectSupportsFeatureArgs>(&f.payload)
+                .map(|a| a.feature)
+                .unwrap_or(-1);
+            let supported = matches!(
+                feat,
+                feature::PROGRAM_KEEPALIVE
+                    | feature::REMOTE_EVENT_CALLBACK
+                    | feature::REMOTE_CLOSE_CALLBACK
+                    | feature::TYPED_PARAM_STRING
+            );
+            keepalive |= feat == feature::PROGRAM_KEEPALIVE;
+            reply(&|o| {
+                ConnectSupportsFeatureRet {
+                    supported: supported as i32,
+                }
+                .encode(o)
+            })
+        } else if h.proc_ == procs::CONNECT_OPEN {
+            let name = vireo_xdr::from_bytes::<ConnectOpenArgs>(&f.payload)
+                .ok()
+                .and_then(|a| a.name)
+                .filter(|n| !n.is_empty());
+            let scheme = name
+                .as_deref()
+                .and_then(|n| n.split("://").next())
+                .unwrap_or("qemu");
+            let Some(fam) = Family::from_scheme(scheme) else {
+                return Some(vec![f]);
+            };
+            let path = proxy
+                .paths
+                .run_dir
+                .join(format!("{}-handoff-sock", fam.daemon()));
+            let initial = encode_frame(&h, &f.payload);
+            let conn = match stream.as_fd().try_clone_to_owned() {
+                Ok(fd) => std::os::unix::net::UnixStream::from(fd),
+                Err(_) => return Some(vec![f]),
+            };
+            let sent = tokio::task::spawn_blocking(move || {
+                handoff::send(&path, &conn, readonly, keepalive, &initial)
+            })
+            .await;
+            return match sent {
+                Ok(Ok(())) => None,
+                _ => Some(vec![f]),
+            };
+        } else {
+            return Some(vec![f]);
+        };
+        stream.write_all(&out).await.ok()?;
     }
 }
 

@@ -9,13 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::UnixListener;
+use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use vireo_conf::DaemonConfig;
 use vireo_driver::events::EventBus;
 use vireo_proto::family::Family;
 use vireo_qemu::{QemuConfig, QemuDriver};
+use vireo_rpc::handoff;
 use vireo_rpc::server::{bind_unix, Server, ServerConfig};
 
 use crate::activation::Kind;
@@ -221,6 +222,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let server = Server::new(service, server_cfg);
     let listed: Vec<Arc<dyn ServerInfo>> = vec![Arc::new(Named::new(name, &server))];
     let admin = admin_on(&mut socks, &admin_path, listed, log, &conf)?;
+    let handoff_path = admin_path.with_file_name(format!("{name}-handoff-sock"));
+    let handoff = bind_unix(&handoff_path, 0o700)
+        .with_context(|| format!("cannot listen on {}", handoff_path.display()))?;
+    let t0 = tokio::spawn(take_handoffs(handoff, Arc::clone(&server)));
     let s1 = Arc::clone(&server);
     let s2 = Arc::clone(&server);
     let t1 = tokio::spawn(async move { s1.serve(socks.rw, false).await });
@@ -237,10 +242,45 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     eprintln!("{name}: shutting down");
     server.shutdown();
     admin.shutdown().await;
+    t0.abort();
     let _ = t1.await;
     let _ = t2.await;
     remove_all(&socks.ours);
+    let _ = std::fs::remove_file(&handoff_path);
     Ok(())
+}
+
+/// Takes over the connections `vireo-proxyd` hands us (only from our own user: root for
+/// the system daemons) and serves them like our own.
+async fn take_handoffs<S: vireo_rpc::server::Service>(
+    listener: UnixListener,
+    server: Arc<Server<S>>,
+) {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    while let Ok((chan, _)) = listener.accept().await {
+        let ok = chan.peer_cred().map(|c| c.uid() == me).unwrap_or(false);
+        let Ok(chan) = chan.into_std() else { continue };
+        if !ok || chan.set_nonblocking(false).is_err() {
+            continue;
+        }
+        let server = Arc::clone(&server);
+        tokio::spawn(async move {
+            let got = tokio::task::spawn_blocking(move || {
+                // Bounded: a peer that sends half a message does not hold a thread forever.
+                let _ = chan.set_read_timeout(Some(Duration::from_secs(5)));
+                handoff::receive(&chan)
+            })
+            .await;
+            let Ok(Ok(h)) = got else { return };
+            if h.stream.set_nonblocking(true).is_err() {
+                return;
+            }
+            if let Ok(stream) = UnixStream::from_std(h.stream) {
+                server.adopt(stream, h.readonly, h.initial, h.keepalive);
+            }
+        });
+    }
 }
 
 /// Resolves once no client has been connected for `timeout` and `quiet()` holds (no VM

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod frame;
+pub mod handoff;
 pub mod inspect;
 pub mod server;
 

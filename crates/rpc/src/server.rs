@@ -361,7 +361,36 @@ impl<S: Service> Server<S> {
         }
     }
 
-    async fn handle(self: Arc<Self>, mut stream: UnixStream, readonly: bool) {
+    /// Serves a connection accepted elsewhere (handed over by `vireo-proxyd`): `initial`
+    /// holds bytes already read from it, `keepalive` whether it asked for pings.
+    pub fn adopt(
+        self: &Arc<Self>,
+        stream: UnixStream,
+        readonly: bool,
+        initial: Vec<u8>,
+        keepalive: bool,
+    ) {
+        let me = Arc::clone(self);
+        self.live.send_modify(|n| *n += 1);
+        tokio::spawn(async move {
+            Arc::clone(&me)
+                .handle_with(stream, readonly, initial, keepalive)
+                .await;
+            me.live.send_modify(|n| *n -= 1);
+        });
+    }
+
+    async fn handle(self: Arc<Self>, stream: UnixStream, readonly: bool) {
+        self.handle_with(stream, readonly, Vec::new(), false).await
+    }
+
+    async fn handle_with(
+        self: Arc<Self>,
+        mut stream: UnixStream,
+        readonly: bool,
+        initial: Vec<u8>,
+        keepalive: bool,
+    ) {
         if self.nclients.fetch_add(1, Ordering::SeqCst) >= self.config.max_clients {
             self.nclients.fetch_sub(1, Ordering::SeqCst);
             // Over the limit: hang up at once, as libvirtd does.
@@ -406,7 +435,11 @@ impl<S: Service> Server<S> {
 
         // One task per connection reads, answers quick calls in place and writes; only slow
         // calls get a task of their own. Replies from those, and events, arrive on `rx`.
-        let mut rbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+        if keepalive {
+            client.enable_keepalive();
+        }
+        let mut rbuf: Vec<u8> = initial;
+        rbuf.reserve(READ_CHUNK);
         let mut start = 0usize;
         let mut wbuf: Vec<u8> = Vec::new();
         let mut open = !*stop.borrow();
