@@ -334,8 +334,11 @@ fn kill_shims_under(root: &Path) {
     }
 }
 
+/// Runs a command to completion; one that hangs is killed after two minutes, so a test
+/// fails instead of stalling the suite.
 pub fn run_cmd(cmd: &str, args: &[&str]) -> Output {
-    Command::new(cmd)
+    Command::new("timeout")
+        .args(["--kill-after=5", "120", cmd])
         .args(args)
         .env("LC_ALL", "C")
         .stdin(Stdio::null())

@@ -342,3 +342,16 @@ fn forwarded_calls_carry_the_callers_uid() {
     drop(held.stdin.take());
     let _ = held.wait();
 }
+
+#[test]
+fn proxy_falls_back_to_forwarding_frames() {
+    let d = Daemon::start_in(Layout::Proxied);
+    ok(&d.virsh(&["define", vireo_tests::data("minimal.xml").to_str().unwrap()]));
+    // Without vireo-qemud's handoff socket the proxy passes every frame on itself.
+    std::fs::remove_file(d.run_dir().join("vireo-qemud-handoff-sock")).unwrap();
+    let list = ok(&d.virsh(&["list", "--all"]));
+    assert!(list.contains("vec1"), "{list}");
+    assert!(ok(&d.virsh(&["dominfo", "vec1"])).contains("shut off"));
+    let err = fails(&d.virsh(&["net-list", "--all"]));
+    assert!(err.contains("network driver of vireo-networkd"), "{err}");
+}

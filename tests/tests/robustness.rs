@@ -78,7 +78,8 @@ fn malformed_frames_hurt_only_their_sender() {
     for n in [0u32, 3, 20] {
         let mut s = connect(&d);
         s.write_all(&n.to_be_bytes()).unwrap();
-        s.write_all(&[0u8; 24]).unwrap();
+        // The daemon may already have hung up after the length word.
+        let _ = s.write_all(&[0u8; 24]);
         expect_closed(&mut s);
         still_serving(&d);
     }
