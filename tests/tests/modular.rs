@@ -355,3 +355,36 @@ fn proxy_falls_back_to_forwarding_frames() {
     let err = fails(&d.virsh(&["net-list", "--all"]));
     assert!(err.contains("network driver of vireo-networkd"), "{err}");
 }
+
+#[test]
+fn log_filters_and_outputs_set_live_steer_the_log() {
+    let d = Daemon::start_in(Layout::Monolithic);
+    let admin = format!(
+        "vireod:///system?socket={}",
+        d.run_dir().join("vireod-admin-sock").display()
+    );
+    let file = d.root.join("debug.log");
+    let out = format!("1:file:{}", file.display());
+    ok(&run_cmd(
+        "virt-admin",
+        &["-c", &admin, "daemon-log-outputs", "--outputs", &out],
+    ));
+    ok(&run_cmd(
+        "virt-admin",
+        &["-c", &admin, "daemon-log-filters", "--filters", "1:rpc"],
+    ));
+    ok(&d.virsh(&["list", "--all"]));
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(text.contains("DEBUG: vireo_rpc::server: client"), "{text}");
+    // Raised to errors only: connections are no longer logged.
+    ok(&run_cmd(
+        "virt-admin",
+        &["-c", &admin, "daemon-log-filters", "--filters", "4:rpc"],
+    ));
+    let before = std::fs::read_to_string(&file).unwrap_or_default().len();
+    ok(&d.virsh(&["list", "--all"]));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap_or_default().len(),
+        before
+    );
+}

@@ -84,6 +84,12 @@ impl LogSettings {
     }
 
     /// The filters and how many there are.
+    /// The filters and outputs, one entry each (for the logger).
+    pub fn parts(&self) -> (Vec<String>, Vec<String>) {
+        let st = self.lock();
+        (st.filters.clone(), st.outputs.clone())
+    }
+
     pub fn filters(&self) -> (String, usize) {
         let st = self.lock();
         (st.filters.join(" "), st.filters.len())

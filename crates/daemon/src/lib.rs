@@ -6,6 +6,7 @@ pub mod activation;
 pub mod admin;
 pub mod cmdline;
 pub mod identity;
+pub mod logging;
 pub mod paths;
 pub mod proxy;
 pub mod remote;

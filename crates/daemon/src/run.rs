@@ -166,6 +166,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         )
         .map_err(|e| anyhow::anyhow!("log_filters/log_outputs: {e}"))?,
     );
+    crate::logging::init(name, Arc::clone(&log));
     let admin_path = conf
         .unix_sock_dir
         .clone()

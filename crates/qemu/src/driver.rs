@@ -175,23 +175,23 @@ impl QemuDriver {
             let text = match std::fs::read_to_string(&path) {
                 Ok(t) => t,
                 Err(e) => {
-                    eprintln!("vireo-qemu: skipping {}: {e}", path.display());
+                    log::warn!("skipping {}: {e}", path.display());
                     continue;
                 }
             };
             let def = match Domain::parse(&text) {
                 Ok(d) => d,
                 Err(e) => {
-                    eprintln!("vireo-qemu: skipping {}: {e}", path.display());
+                    log::warn!("skipping {}: {e}", path.display());
                     continue;
                 }
             };
             let Some(uuid) = def.uuid else {
-                eprintln!("vireo-qemu: skipping {}: no uuid", path.display());
+                log::warn!("skipping {}: no uuid", path.display());
                 continue;
             };
             if reg.by_uuid.contains_key(&uuid) || reg.by_name.contains_key(&def.name) {
-                eprintln!("vireo-qemu: skipping {}: duplicate domain", path.display());
+                log::warn!("skipping {}: duplicate domain", path.display());
                 continue;
             }
             let autostart = self.autostart_link(&def.name).exists();

@@ -354,7 +354,7 @@ impl QemuDriver {
             match self.reattach(&path).await {
                 Ok(id) => max_id = max_id.max(id),
                 Err(err) => {
-                    eprintln!("vireo-qemu: {}: {err}; removing", path.display());
+                    log::warn!("{}: {err}; removing", path.display());
                     let _ = std::fs::remove_file(&path);
                 }
             }
@@ -430,7 +430,7 @@ impl QemuDriver {
         };
         for h in todo {
             if let Err(e) = self.start(&h, 0).await {
-                eprintln!("vireo-qemu: autostart of '{}' failed: {e}", h.name);
+                log::warn!("autostart of '{}' failed: {e}", h.name);
             }
         }
     }

@@ -353,7 +353,7 @@ impl<S: Service> Server<S> {
                     }
                     Err(e) => {
                         // Out of fds and the like: back off briefly instead of spinning.
-                        eprintln!("vireo: accept failed: {e}");
+                        log::warn!("accept failed: {e}");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 },
@@ -425,6 +425,13 @@ impl<S: Service> Server<S> {
         if let Ok(mut m) = self.clients.lock() {
             m.insert(client.id, Arc::clone(&client));
         }
+        log::debug!(
+            "client {} connected (uid {}, pid {:?}{})",
+            client.id,
+            identity.uid,
+            identity.pid,
+            if readonly { ", read-only" } else { "" }
+        );
         let pinger = tokio::spawn(keepalive_loop(
             Arc::clone(&client),
             self.config.keepalive_interval,
@@ -465,7 +472,7 @@ impl<S: Service> Server<S> {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        eprintln!("vireo: client {}: {e}; closing", client.id);
+                        log::warn!("client {}: {e}; closing", client.id);
                         open = false;
                         break;
                     }
@@ -759,10 +766,7 @@ async fn keepalive_loop<D>(client: Arc<Client<D>>, interval: Duration, count: u3
             continue;
         }
         if unanswered >= count {
-            eprintln!(
-                "vireo: client {} stopped answering keepalive; closing",
-                client.id
-            );
+            log::warn!("client {} stopped answering keepalive; closing", client.id);
             client.close();
             return;
         }

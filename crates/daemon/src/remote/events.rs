@@ -132,7 +132,7 @@ fn register(s: &RemoteService, client: &Arc<RemoteClient>, cb: Callback) {
                 match rx.recv().await {
                     Ok(ev) => deliver(&c, &ev),
                     Err(RecvError::Lagged(n)) => {
-                        eprintln!("vireo: client {} missed {n} events", c.id)
+                        log::warn!("client {} missed {n} events", c.id)
                     }
                     Err(RecvError::Closed) => return,
                 }
