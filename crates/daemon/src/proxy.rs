@@ -304,15 +304,8 @@ impl<'a> Client<'a> {
                     .await
             }
             procs::CONNECT_OPEN => {
-                let name = vireo_xdr::from_bytes::<ConnectOpenArgs>(&f.payload)
-                    .ok()
-                    .and_then(|a| a.name)
-                    .filter(|n| !n.is_empty());
-                let scheme = name
-                    .as_deref()
-                    .and_then(|n| n.split("://").next())
-                    .unwrap_or("qemu");
-                let Some(fam) = Family::from_scheme(scheme) else {
+                let (name, fam) = open_target(&f.payload);
+                let Some(fam) = fam else {
                     let e = RemoteError::new(
                         code::NO_CONNECT,
                         errdom::REMOTE,
@@ -471,15 +464,7 @@ async fn hand_over(
                 .encode(o)
             })
         } else if h.proc_ == procs::CONNECT_OPEN {
-            let name = vireo_xdr::from_bytes::<ConnectOpenArgs>(&f.payload)
-                .ok()
-                .and_then(|a| a.name)
-                .filter(|n| !n.is_empty());
-            let scheme = name
-                .as_deref()
-                .and_then(|n| n.split("://").next())
-                .unwrap_or("qemu");
-            let Some(fam) = Family::from_scheme(scheme) else {
+            let Some(fam) = open_target(&f.payload).1 else {
                 return Some(vec![f]);
             };
             let path = proxy
@@ -504,6 +489,20 @@ async fn hand_over(
         };
         stream.write_all(&out).await.ok()?;
     }
+}
+
+/// The URI a CONNECT_OPEN names (none means the default, qemu) and its API family.
+fn open_target(payload: &[u8]) -> (Option<String>, Option<Family>) {
+    let name = vireo_xdr::from_bytes::<ConnectOpenArgs>(payload)
+        .ok()
+        .and_then(|a| a.name)
+        .filter(|n| !n.is_empty());
+    let scheme = name
+        .as_deref()
+        .and_then(|n| n.split("://").next())
+        .unwrap_or("qemu");
+    let fam = Family::from_scheme(scheme);
+    (name, fam)
 }
 
 async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
