@@ -188,7 +188,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             _ = int.recv() => {}
             _ = idle(live, timeout, || true) => eprintln!("{name}: idle, leaving"),
         }
-        let _ = stop_tx.send(true);
+        stop_tx.send_replace(true);
         admin.shutdown().await;
         let _ = t1.await;
         let _ = t2.await;

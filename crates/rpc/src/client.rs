@@ -89,7 +89,7 @@ impl Connection {
             if let Ok(mut e) = sh.events.lock() {
                 e.take();
             }
-            let _ = sh.closed.send(true);
+            sh.closed.send_replace(true);
         });
         Connection {
             shared,

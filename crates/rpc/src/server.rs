@@ -316,9 +316,10 @@ impl<S: Service> Server<S> {
         }
     }
 
-    /// Stops accepting and disconnects every client.
+    /// Stops accepting and disconnects every client. (`send_replace`, not `send`: the
+    /// value must stick even if no accept loop has subscribed yet.)
     pub fn shutdown(&self) {
-        let _ = self.shutdown.send(true);
+        self.shutdown.send_replace(true);
         for c in self.clients() {
             c.close();
         }
@@ -339,6 +340,9 @@ impl<S: Service> Server<S> {
     /// Accepts clients on `listener` until shutdown.
     pub async fn serve(self: &Arc<Self>, listener: UnixListener, readonly: bool) {
         let mut stop = self.shutdown.subscribe();
+        if *stop.borrow_and_update() {
+            return;
+        }
         loop {
             tokio::select! {
                 _ = stop.changed() => return,
@@ -796,4 +800,32 @@ pub fn bind_unix(path: &std::path::Path, mode: u32) -> io::Result<UnixListener> 
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     l.set_nonblocking(true)?;
     UnixListener::from_std(l)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nothing;
+    impl Service for Nothing {
+        type ClientData = ();
+        fn knows_program(&self, _: u32, _: u32) -> bool {
+            false
+        }
+        fn call(self: Arc<Self>, _: &Arc<Client<()>>, _: Header, _: &[u8]) -> Dispatch {
+            Dispatch::Now(Outcome::Reply(Vec::new()))
+        }
+    }
+
+    /// A shutdown that comes before the accept loop has started still stops it.
+    #[tokio::test]
+    async fn shutdown_before_serve_is_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = bind_unix(&dir.path().join("s"), 0o700).unwrap();
+        let server = Server::new(Arc::new(Nothing), ServerConfig::default());
+        server.shutdown();
+        tokio::time::timeout(Duration::from_secs(10), server.serve(l, false))
+            .await
+            .expect("serve returned");
+    }
 }

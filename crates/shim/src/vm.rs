@@ -429,7 +429,7 @@ impl Vm {
                 detail,
             }),
         );
-        let _ = self.exited.send(true);
+        self.exited.send_replace(true);
     }
 
     async fn on_event(&self, ev: Event) {
