@@ -20,17 +20,10 @@ fn install_writes_valid_units_for_every_daemon() {
             bin_dir().to_str().unwrap(),
         ],
     ));
-    let daemons = [
-        "vireod",
-        "vireo-qemud",
-        "vireo-networkd",
-        "vireo-nwfilterd",
-        "vireo-storaged",
-        "vireo-secretd",
-        "vireo-nodedevd",
-        "vireo-interfaced",
-        "vireo-proxyd",
-    ];
+    let daemons = vireo_tests::DRIVER_DAEMONS
+        .iter()
+        .chain(&["vireod", "vireo-proxyd"])
+        .copied();
     let mut files = Vec::new();
     for d in daemons {
         assert!(prefix.join("sbin").join(d).is_file(), "{d} not installed");

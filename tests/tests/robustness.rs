@@ -274,3 +274,38 @@ fn sigterm_shuts_down_cleanly() {
     d.restart();
     still_serving(&d);
 }
+
+#[test]
+fn event_registrations_per_client_are_bounded() {
+    use vireo_proto::remote::{EventCallbackRegisterAnyArgs, EventCallbackRegisterAnyRet};
+    let d = Daemon::start();
+    let uri = d.uri();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let c = vireo_client::Connect::open(&uri, false).await.unwrap();
+        let args = EventCallbackRegisterAnyArgs {
+            event_id: 0,
+            dom: None,
+        };
+        for _ in 0..1024 {
+            let _: EventCallbackRegisterAnyRet = c
+                .call(procs::CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY, &args)
+                .await
+                .unwrap();
+        }
+        let over = c
+            .call::<_, EventCallbackRegisterAnyRet>(
+                procs::CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY,
+                &args,
+            )
+            .await;
+        let err = over.expect_err("the 1025th registration must be refused");
+        assert!(
+            err.to_string().contains("too many event callbacks"),
+            "{err}"
+        );
+    });
+}

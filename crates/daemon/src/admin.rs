@@ -20,7 +20,7 @@ use vireo_proto::admin::*;
 use vireo_proto::error::{code, domain as errdom};
 use vireo_proto::{Header, RemoteError};
 use vireo_rpc::inspect::{ClientSummary, Named, ServerInfo};
-use vireo_rpc::server::{bind_unix, Dispatch, Outcome, Server as RpcServer, ServerConfig, Service};
+use vireo_rpc::server::{bind_unix, Dispatch, Server as RpcServer, ServerConfig, Service};
 use vireo_xdr::{Array, Decoder, Xdr};
 
 /// The libvirt API level reported to admin clients (libvirt 9.0.0's encoding), the same as
@@ -456,10 +456,7 @@ impl Service for AdminService {
         } else {
             self.dispatch(client, p, payload)
         };
-        Dispatch::Now(match r {
-            Ok(b) => Outcome::Reply(b),
-            Err(e) => Outcome::Error(e),
-        })
+        Dispatch::Now(r.into())
     }
 }
 

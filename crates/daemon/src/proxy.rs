@@ -34,6 +34,9 @@ use crate::paths::Paths;
 /// clients count up from 0, so the two never meet in practice.
 const OWN_SERIAL_BASE: u32 = 0xC000_0000;
 
+/// Streams one client may have open through the proxy.
+const MAX_STREAMS: usize = 256;
+
 /// Procedures that open a stream: its packets follow the daemon that answered the call.
 const STREAM_PROCS: &[i32] = &[148, 201, 208, 209, 211, 215, 296];
 
@@ -266,6 +269,10 @@ impl<'a> Client<'a> {
             return self.reply_error(&h, &e).await;
         }
         if STREAM_PROCS.contains(&h.proc_) {
+            if self.streams.len() >= MAX_STREAMS {
+                let e = RemoteError::rpc(format!("too many open streams (limit {MAX_STREAMS})"));
+                return self.reply_error(&h, &e).await;
+            }
             self.streams.insert(h.serial, fam);
         }
         if let Some(b) = self.backends.get(&fam) {

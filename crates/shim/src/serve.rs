@@ -97,7 +97,7 @@ impl Service for ShimService {
             | procs::DOMAIN_RESET
             | procs::DOMAIN_DESTROY
             | procs::DOMAIN_DESTROY_FLAGS => p,
-            _ => return Dispatch::Now(outcome(self.now(p, payload))),
+            _ => return Dispatch::Now(self.now(p, payload).into()),
         };
         // The first argument of all of these is the domain handle; some add flags.
         let mut d = Decoder::new(payload);
@@ -183,13 +183,6 @@ fn to_remote(e: &anyhow::Error) -> RemoteError {
         errdom::QEMU,
         format!("internal error: {e}"),
     )
-}
-
-fn outcome(r: Result<Vec<u8>, RemoteError>) -> Outcome {
-    match r {
-        Ok(p) => Outcome::Reply(p),
-        Err(e) => Outcome::Error(e),
-    }
 }
 
 fn args<T: Xdr>(payload: &[u8]) -> Result<T, RemoteError> {

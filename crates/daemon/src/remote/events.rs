@@ -60,7 +60,7 @@ pub(super) fn dispatch(
                     filter: a.dom.map(|d| d.uuid),
                     legacy: false,
                 },
-            );
+            )?;
             ret(EventCallbackRegisterAnyRet { callback_id: id })
         })(),
         procs::CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY => (|| {
@@ -98,7 +98,7 @@ pub(super) fn dispatch(
                     filter: None,
                     legacy: true,
                 },
-            );
+            )?;
             void()
         })(),
         procs::CONNECT_DOMAIN_EVENT_DEREGISTER_ANY => (|| {
@@ -120,8 +120,21 @@ fn check_event_id(id: i32) -> Result<(), RemoteError> {
     Ok(())
 }
 
-fn register(s: &RemoteService, client: &Arc<RemoteClient>, cb: Callback) {
+/// Registrations one client may hold: a client cannot make the daemon keep an endless list.
+const MAX_CALLBACKS: usize = 1024;
+
+fn register(
+    s: &RemoteService,
+    client: &Arc<RemoteClient>,
+    cb: Callback,
+) -> Result<(), RemoteError> {
     let mut st = client.data.lock();
+    if st.callbacks.list.len() >= MAX_CALLBACKS {
+        return Err(DriverError::InvalidArg(format!(
+            "too many event callbacks registered on this connection (limit {MAX_CALLBACKS})"
+        ))
+        .into());
+    }
     st.callbacks.list.push(cb);
     if st.callbacks.task.is_none() {
         // Subscribe before replying, so no event after the reply can be missed.
@@ -139,6 +152,7 @@ fn register(s: &RemoteService, client: &Arc<RemoteClient>, cb: Callback) {
             }
         }));
     }
+    Ok(())
 }
 
 /// Removes the registrations `matches` selects (an error if there are none), and stops

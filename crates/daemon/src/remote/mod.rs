@@ -139,10 +139,7 @@ impl RemoteService {
         let r = connect::dispatch(self, client, p, payload)
             .or_else(|| events::dispatch(self, client, p, payload))
             .unwrap_or_else(|| domain::dispatch(self, p, payload, readonly));
-        match r {
-            Ok(bytes) => Outcome::Reply(bytes),
-            Err(e) => Outcome::Error(e),
-        }
+        r.into()
     }
 }
 

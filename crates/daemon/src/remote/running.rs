@@ -47,10 +47,7 @@ pub(super) fn dispatch(
         } else {
             start(&s, p, &payload).await
         };
-        match r {
-            Ok(b) => Outcome::Reply(b),
-            Err(e) => Outcome::Error(e),
-        }
+        r.into()
     }))
 }
 
