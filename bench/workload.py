@@ -1,0 +1,625 @@
+#!/usr/bin/python3
+"""The measurements of `bench/compare`, run as the unprivileged benchmark user.
+
+`bench/compare` lays out a private directory (binaries, one home per daemon set), drops its
+privileges and runs `workload.py run`, which starts each daemon set in turn (libvirtd in
+session mode, monolithic vireod, the modular vireo daemons behind vireo-proxyd), drives it
+with python-libvirt, stops it, and writes every raw sample as JSON. Rounds interleave the
+daemon sets so that drift of the machine hits all of them alike. `workload.py client` and
+`workload.py events` are the helper processes for the four-connection and event rows.
+"""
+
+import argparse
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import libvirt
+
+MIB = 1024 * 1024
+WINDOW = 0.1  # seconds per call-rate sample
+
+
+def now():
+    return time.monotonic()
+
+
+def log(msg):
+    print(f"[workload] {msg}", file=sys.stderr, flush=True)
+
+
+def quiet(_ctx, _err):
+    """libvirt prints every error to stderr by default; failures here are expected or raised."""
+
+
+libvirt.registerErrorHandler(quiet, None)
+
+
+def domain_xml(name, dom_type):
+    return (
+        f"<domain type='{dom_type}'><name>{name}</name>"
+        "<memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+        "<os><type arch='x86_64'>hvm</type></os>"
+        "<devices><memballoon model='none'/></devices></domain>"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The daemon sets
+
+
+class DaemonSet:
+    """A set of daemon processes answering one URI."""
+
+    name = ""
+
+    def __init__(self, home, uri, sock):
+        self.home = home
+        self.uri = uri
+        self.sock = sock
+        self.procs = []
+
+    def spawn(self):
+        raise NotImplementedError
+
+    def start(self):
+        """Starts the daemons cold; returns seconds from exec to the first call's reply."""
+        t0 = now()
+        self.spawn()
+        deadline = t0 + 60
+        wait_socket(self.sock, deadline, self.procs)
+        while True:
+            try:
+                c = libvirt.open(self.uri)
+                c.getLibVersion()
+                took = now() - t0
+                c.close()
+                break
+            except libvirt.libvirtError:
+                if now() > deadline:
+                    raise
+                time.sleep(0.0005)
+        self.settle()
+        return took
+
+    def settle(self):
+        """Waits until every daemon of the set is up (after the first call was timed)."""
+
+    def pids(self):
+        return [p.pid for p in self.procs]
+
+    def stop(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in reversed(self.procs):
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.procs = []
+
+
+class Libvirtd(DaemonSet):
+    """libvirtd in session mode, every directory it uses under its own home."""
+
+    name = "libvirtd"
+
+    def __init__(self, base):
+        home = os.path.join(base, "lv")
+        sock = os.path.join(home, "run", "libvirt", "libvirt-sock")
+        super().__init__(home, f"qemu+unix:///session?socket={sock}", sock)
+        self.env = {
+            "HOME": home,
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG": "C.UTF-8",
+            "XDG_RUNTIME_DIR": os.path.join(home, "run"),
+            "XDG_CONFIG_HOME": os.path.join(home, "config"),
+            "XDG_CACHE_HOME": os.path.join(home, "cache"),
+            "XDG_DATA_HOME": os.path.join(home, "data"),
+            "XDG_STATE_HOME": os.path.join(home, "state"),
+        }
+        for d in ("run", "config", "cache", "data", "state"):
+            os.makedirs(os.path.join(home, d), mode=0o700, exist_ok=True)
+        self.logf = os.path.join(home, "libvirtd.log")
+
+    def pids(self):
+        """libvirtd itself: the child of the reaper."""
+        out = []
+        for p in self.procs:
+            with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
+                out.extend(int(x) for x in f.read().split())
+        return out
+
+    def spawn(self):
+        # libvirtd runs QEMU daemonized and, to destroy it, waits until the process is gone,
+        # which needs init to reap it. Where PID 1 reaps lazily (containers) that adds
+        # seconds, so a prompt reaper stands in for init here, as systemd would be.
+        with open(self.logf, "ab") as logf:
+            self.procs = [
+                subprocess.Popen(
+                    ["tini", "-s", "--", "libvirtd"],
+                    env=self.env,
+                    cwd=self.home,
+                    stdin=subprocess.DEVNULL,
+                    stdout=logf,
+                    stderr=logf,
+                    start_new_session=True,
+                )
+            ]
+
+
+class Vireo(DaemonSet):
+    """Vireo's daemons under their own --root, told apart by the names they run as."""
+
+    def __init__(self, base, name, short, daemons, bindir):
+        # Short directory names: QEMU's socket paths below must fit in sun_path.
+        home = os.path.join(base, short)
+        os.makedirs(home, mode=0o700, exist_ok=True)
+        sock = os.path.join(home, "run", "vireo", "vireod-sock")
+        super().__init__(home, f"qemu+unix:///system?socket={sock}", sock)
+        self.name = name
+        self.daemons = daemons
+        self.bindir = bindir
+        self.logf = os.path.join(home, "daemons.log")
+        self.notify_path = os.path.join(home, "notify")
+        self.notify = None
+
+    def spawn(self):
+        if self.notify is None:
+            self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.notify.bind(self.notify_path)
+        env = {
+            "HOME": self.home,
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG": "C.UTF-8",
+            "NOTIFY_SOCKET": self.notify_path,
+        }
+        with open(self.logf, "ab") as logf:
+            self.procs = [
+                subprocess.Popen(
+                    [os.path.join(self.bindir, d), "--root", self.home],
+                    env=env,
+                    cwd=self.home,
+                    stdin=subprocess.DEVNULL,
+                    stdout=logf,
+                    stderr=logf,
+                    start_new_session=True,
+                )
+                for d in self.daemons
+            ]
+
+    def settle(self):
+        ready = 0
+        self.notify.settimeout(30)
+        while ready < len(self.daemons):
+            msg = self.notify.recv(4096)
+            if b"READY=1" in msg:
+                ready += 1
+
+
+def wait_socket(path, deadline, procs):
+    """Returns once something accepts connections on `path`."""
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+            return
+        except OSError:
+            for p in procs:
+                if p.poll() is not None:
+                    raise RuntimeError(f"daemon exited with {p.returncode} before listening")
+            if now() > deadline:
+                raise RuntimeError(f"nothing listens on {path}")
+            time.sleep(0.0005)
+        finally:
+            s.close()
+
+
+def memory_mib(pids, key):
+    """Sum over `pids` of a field of smaps_rollup ("Rss:", "Pss:"), in MiB."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith(key):
+                    total += int(line.split()[1])
+    return total / 1024
+
+
+# ---------------------------------------------------------------------------------------------
+# The measurements
+
+
+def rate_windows(fn, secs):
+    """Calls `fn` for `secs` seconds; returns calls/s for each window of WINDOW seconds."""
+    rates = []
+    end = now() + secs
+    while True:
+        w0 = now()
+        if w0 >= end:
+            return rates
+        n = 0
+        while True:
+            fn()
+            n += 1
+            t = now()
+            if t - w0 >= WINDOW:
+                break
+        rates.append(n / (t - w0))
+
+
+def latencies(fn, n):
+    """Runs `fn` n times; returns each run's time in ms."""
+    out = []
+    for _ in range(n):
+        t0 = now()
+        fn()
+        out.append((now() - t0) * 1e3)
+    return out
+
+
+class Clients:
+    """Four python processes, one connection each, calling in step."""
+
+    def __init__(self, uri, n):
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "client", uri],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(n)
+        ]
+        for p in self.procs:
+            if p.stdout.readline().strip() != "ready":
+                raise RuntimeError("client did not connect")
+
+    def run(self, call, secs):
+        start = now() + 0.05
+        for p in self.procs:
+            p.stdin.write(f"{call} {start} {secs}\n")
+            p.stdin.flush()
+        counts = None
+        for p in self.procs:
+            c = json.loads(p.stdout.readline())
+            counts = c if counts is None else [a + b for a, b in zip(counts, c)]
+        return [n / WINDOW for n in counts]
+
+    def close(self):
+        for p in self.procs:
+            p.stdin.close()
+            p.wait(timeout=20)
+
+
+def client_main(uri):
+    """`workload.py client URI`: one connection; runs the calls the parent asks for."""
+    c = libvirt.open(uri)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        call, start, secs = line.split()
+        fn = getattr(c, call)
+        start, secs = float(start), float(secs)
+        windows = int(round(secs / WINDOW))
+        counts = [0] * windows
+        while now() < start:
+            pass
+        while True:
+            fn()
+            i = int((now() - start) / WINDOW)
+            if i >= windows:
+                break
+            counts[i] += 1
+        print(json.dumps(counts), flush=True)
+    c.close()
+
+
+def events_main(uri, n, dom_type):
+    """`workload.py events URI N TYPE`: define/undefine N times; ms from call to its event."""
+    libvirt.virEventRegisterDefaultImpl()
+
+    def loop():
+        while True:
+            libvirt.virEventRunDefaultImpl()
+
+    threading.Thread(target=loop, daemon=True).start()
+    c = libvirt.open(uri)
+    seen = {}
+    cond = threading.Condition()
+
+    def on_event(_conn, dom, event, _detail, _opaque):
+        t = now()
+        with cond:
+            seen[(dom.name(), event)] = t
+            cond.notify_all()
+
+    cb = c.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, on_event, None)
+
+    def wait_for(key, t0):
+        with cond:
+            if not cond.wait_for(lambda: key in seen, timeout=10):
+                raise RuntimeError(f"no {key} event")
+            return (seen.pop(key) - t0) * 1e3
+
+    out = []
+    for i in range(n):
+        name = f"bench-ev-{i}"
+        t0 = now()
+        dom = c.defineXML(domain_xml(name, dom_type))
+        out.append(wait_for((name, libvirt.VIR_DOMAIN_EVENT_DEFINED), t0))
+        t0 = now()
+        dom.undefine()
+        out.append(wait_for((name, libvirt.VIR_DOMAIN_EVENT_UNDEFINED), t0))
+    c.domainEventDeregisterAny(cb)
+    c.close()
+    print(json.dumps(out), flush=True)
+
+
+def bare_qemu(base, kvm):
+    """QEMU started paused, QMP handshake, `cont`: the floor under any start. Returns ms."""
+    path = os.path.join(base, "bare-qmp.sock")
+    if os.path.exists(path):
+        os.unlink(path)
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    # Our connection waits in the backlog until QEMU, which inherits the listener, accepts it.
+    cli = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    cli.connect(path)
+    fd = srv.fileno()
+    t0 = now()
+    p = subprocess.Popen(
+        [
+            "qemu-system-x86_64", "-S", "-nodefaults", "-no-user-config",
+            "-display", "none", "-m", "64", "-machine", "pc",
+            "-accel", "kvm" if kvm else "tcg",
+            "-chardev", f"socket,id=mon,fd={fd},server=on,wait=off",
+            "-mon", "chardev=mon,mode=control",
+        ],
+        pass_fds=(fd,),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        f = cli.makefile("rw")
+        f.readline()  # greeting
+
+        def execute(cmd):
+            f.write(json.dumps({"execute": cmd}) + "\n")
+            f.flush()
+            while True:
+                msg = json.loads(f.readline())
+                if "return" in msg:
+                    return
+                if "error" in msg:
+                    raise RuntimeError(f"QMP {cmd}: {msg['error']}")
+
+        execute("qmp_capabilities")
+        execute("cont")
+        took = (now() - t0) * 1e3
+    finally:
+        p.kill()
+        p.wait()
+        cli.close()
+        srv.close()
+    return took
+
+
+class Samples:
+    def __init__(self):
+        self.data = {}
+
+    def add(self, metric, target, values):
+        if not isinstance(values, list):
+            values = [values]
+        self.data.setdefault(metric, {}).setdefault(target, []).extend(values)
+
+
+def remove_all(conn):
+    """Destroys and undefines every domain: nothing outlives a block."""
+    for d in conn.listAllDomains(0):
+        try:
+            if d.isActive():
+                d.destroy()
+            if d.isPersistent():
+                d.undefine()
+        except libvirt.libvirtError as e:
+            log(f"cleanup of {d.name()}: {e}")
+
+
+def block(t, cfg, s):
+    """One round on one daemon set: cold start, every row, stop."""
+    log(f"{t.name}: start")
+    s.add("first_call", t.name, t.start() * 1e3)
+    # Idle: started and answered a first call, nothing else.
+    s.add("rss_idle", t.name, memory_mib(t.pids(), "Rss:"))
+    s.add("pss_idle", t.name, memory_mib(t.pids(), "Pss:"))
+    conn = libvirt.open(t.uri)
+    try:
+        conn.getLibVersion()
+
+        def connect_close():
+            libvirt.open(t.uri).close()
+
+        connect_close()
+        s.add("connect_close", t.name, latencies(connect_close, cfg.connects))
+
+        for call, metric in (("getLibVersion", "libversion"), ("getHostname", "hostname")):
+            fn = getattr(conn, call)
+            rate_windows(fn, WINDOW)  # warm-up
+            s.add(f"{metric}_1", t.name, rate_windows(fn, cfg.rate_secs))
+        clients = Clients(t.uri, 4)
+        try:
+            for call, metric in (("getLibVersion", "libversion"), ("getHostname", "hostname")):
+                clients.run(call, WINDOW)  # warm-up
+                s.add(f"{metric}_4", t.name, clients.run(call, cfg.rate_secs))
+        finally:
+            clients.close()
+
+        seq = iter(range(1 << 30))
+
+        def define_undefine():
+            conn.defineXML(domain_xml(f"bench-du-{next(seq)}", cfg.dom_type)).undefine()
+
+        rate_windows(define_undefine, WINDOW)
+        s.add("define_undefine", t.name, rate_windows(define_undefine, cfg.rate_secs))
+
+        out = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "events", t.uri,
+             str(cfg.events), cfg.dom_type],
+            check=True, capture_output=True, text=True, timeout=120,
+        )
+        s.add("event", t.name, json.loads(out.stdout))
+
+        defined = 0
+        for n in (0, 100, 1000):
+            while defined < n:
+                conn.defineXML(domain_xml(f"bench-list-{defined:04}", cfg.dom_type))
+                defined += 1
+            conn.listAllDomains(0)
+            s.add(f"list_{n}", t.name, latencies(lambda: conn.listAllDomains(0), cfg.lists))
+        s.add("rss_1000", t.name, memory_mib(t.pids(), "Rss:"))
+        remove_all(conn)
+
+        dom = conn.defineXML(domain_xml("bench-vm", cfg.dom_type))
+        try:
+            for i in range(cfg.starts + 1):
+                t0 = now()
+                dom.create()
+                t1 = now()
+                state = dom.state()[0]
+                dom.destroy()
+                t2 = now()
+                if state != libvirt.VIR_DOMAIN_RUNNING:
+                    raise RuntimeError(f"{t.name}: state {state} after start")
+                if i > 0:  # the first start of a daemon's life warms it up
+                    s.add("start", t.name, (t1 - t0) * 1e3)
+                    s.add("destroy", t.name, (t2 - t1) * 1e3)
+        finally:
+            remove_all(conn)
+    finally:
+        conn.close()
+        t.stop()
+
+
+def descendants():
+    """Every process below this one (orphans come to us: we are a subreaper)."""
+    out = []
+    todo = [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except FileNotFoundError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{task}/children") as f:
+                    kids = [int(x) for x in f.read().split()]
+            except FileNotFoundError:
+                continue
+            out.extend(kids)
+            todo.extend(kids)
+    return out
+
+
+def run_main(args):
+    # Daemons that fork away (libvirtd's virtlogd) stay ours to reap and kill at the end.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    cfg = args
+    sets = [
+        Libvirtd(args.dir),
+        Vireo(args.dir, "vireod", "mono", ["vireod"], args.bindir),
+        Vireo(
+            args.dir,
+            "vireo-modular",
+            "mod",
+            [
+                "vireo-networkd", "vireo-nwfilterd", "vireo-storaged", "vireo-secretd",
+                "vireo-nodedevd", "vireo-interfaced", "vireo-qemud", "vireo-proxyd",
+            ],
+            args.bindir,
+        ),
+    ]
+    s = Samples()
+    facts = {}
+    try:
+        # The first start of each: empty caches (libvirtd probes QEMU then).
+        for t in sets:
+            log(f"{t.name}: first start")
+            s.add("first_call_empty", t.name, t.start() * 1e3)
+            c = libvirt.open(t.uri)
+            facts[f"{t.name}_version"] = c.getLibVersion()
+            facts[f"{t.name}_hypervisor_version"] = c.getVersion()
+            c.close()
+            t.stop()
+        bare = 0
+        for r in range(args.rounds):
+            log(f"round {r + 1} of {args.rounds}")
+            k = r % len(sets)
+            for t in sets[k:] + sets[:k]:
+                block(t, cfg, s)
+            for _ in range(args.starts + (1 if r == 0 else 0)):
+                took = bare_qemu(args.dir, args.dom_type == "kvm")
+                if bare > 0:
+                    s.add("bare_qemu", "qemu", took)
+                bare += 1
+    finally:
+        for t in sets:
+            t.stop()
+        left = descendants()
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in left:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+    with open(args.out, "w") as f:
+        json.dump({"samples": s.data, "facts": facts}, f)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--dir", required=True)
+    r.add_argument("--bindir", required=True)
+    r.add_argument("--out", required=True)
+    r.add_argument("--dom-type", default="kvm")
+    r.add_argument("--rounds", type=int, default=3)
+    r.add_argument("--rate-secs", type=float, default=1.0)
+    r.add_argument("--connects", type=int, default=300)
+    r.add_argument("--events", type=int, default=100)
+    r.add_argument("--lists", type=int, default=100)
+    r.add_argument("--starts", type=int, default=5)
+    c = sub.add_parser("client")
+    c.add_argument("uri")
+    e = sub.add_parser("events")
+    e.add_argument("uri")
+    e.add_argument("n", type=int)
+    e.add_argument("dom_type")
+    args = ap.parse_args()
+    if args.cmd == "run":
+        run_main(args)
+    elif args.cmd == "client":
+        client_main(args.uri)
+    else:
+        events_main(args.uri, args.n, args.dom_type)
+
+
+if __name__ == "__main__":
+    main()
