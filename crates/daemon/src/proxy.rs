@@ -479,16 +479,9 @@ async fn hand_over(
                 .run_dir
                 .join(format!("{}-handoff-sock", fam.daemon()));
             let initial = encode_frame(&h, &f.payload);
-            let conn = match stream.as_fd().try_clone_to_owned() {
-                Ok(fd) => std::os::unix::net::UnixStream::from(fd),
-                Err(_) => return Some(vec![f]),
-            };
-            let sent = tokio::task::spawn_blocking(move || {
-                handoff::send(&path, &conn, readonly, keepalive, &initial)
-            })
-            .await;
+            let sent = handoff::send(&path, stream.as_fd(), readonly, keepalive, &initial).await;
             return match sent {
-                Ok(Ok(())) => None,
+                Ok(()) => None,
                 _ => Some(vec![f]),
             };
         } else {

@@ -259,20 +259,15 @@ async fn take_handoffs<S: vireo_rpc::server::Service>(
 ) {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
-    while let Ok((chan, _)) = listener.accept().await {
-        let ok = chan.peer_cred().map(|c| c.uid() == me).unwrap_or(false);
-        let Ok(chan) = chan.into_std() else { continue };
-        if !ok || chan.set_nonblocking(false).is_err() {
+    while let Ok((mut chan, _)) = listener.accept().await {
+        if !chan.peer_cred().map(|c| c.uid() == me).unwrap_or(false) {
             continue;
         }
         let server = Arc::clone(&server);
         tokio::spawn(async move {
-            let got = tokio::task::spawn_blocking(move || {
-                // Bounded: a peer that sends half a message does not hold a thread forever.
-                let _ = chan.set_read_timeout(Some(Duration::from_secs(5)));
-                handoff::receive(&chan)
-            })
-            .await;
+            // Bounded: a peer that sends half a message does not hold a task forever.
+            let got =
+                tokio::time::timeout(Duration::from_secs(5), handoff::receive(&mut chan)).await;
             let Ok(Ok(h)) = got else { return };
             if h.stream.set_nonblocking(true).is_err() {
                 return;

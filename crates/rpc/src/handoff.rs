@@ -5,28 +5,35 @@
 //! `<name>-handoff-sock`, with the bytes the proxy already read from it.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::net::UnixStream as StdStream;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::UnixStream;
 
 /// Most bytes that may come along with a connection (the frames read before it moved).
 pub const MAX_INITIAL: usize = 64 * 1024;
 
 const FLAG_READONLY: u8 = 1;
 const FLAG_KEEPALIVE: u8 = 2;
+/// Flags and the length of the data that follows.
+const HEAD: usize = 5;
+/// What the first read takes: the head and, nearly always, all the data (an OPEN frame).
+const FIRST_READ: usize = 4096;
 
 /// A connection handed over.
 pub struct Handed {
-    pub stream: StdStream,
+    pub stream: std::os::unix::net::UnixStream,
     pub readonly: bool,
     pub keepalive: bool,
     pub initial: Vec<u8>,
 }
 
-/// Gives `conn` to the daemon listening at `to`; waits until it has taken it.
-pub fn send(
+/// Gives `conn` to the daemon listening at `to`; resolves once that daemon has taken it.
+/// Nothing here blocks a thread: the proxy's one thread serves other clients meanwhile.
+pub async fn send(
     to: &Path,
-    conn: &StdStream,
+    conn: BorrowedFd<'_>,
     readonly: bool,
     keepalive: bool,
     initial: &[u8],
@@ -37,26 +44,32 @@ pub fn send(
             "too much pending data",
         ));
     }
-    let chan = StdStream::connect(to)?;
-    let mut msg = Vec::with_capacity(5 + initial.len());
+    let mut chan = UnixStream::connect(to).await?;
+    let mut msg = Vec::with_capacity(HEAD + initial.len());
     msg.push((readonly as u8 * FLAG_READONLY) | (keepalive as u8 * FLAG_KEEPALIVE));
     msg.extend_from_slice(&(initial.len() as u32).to_be_bytes());
     msg.extend_from_slice(initial);
-    send_with_fd(&chan, &msg, conn.as_raw_fd())?;
+    // The descriptor goes with the first bytes; the rest, if any, is plain data.
+    let sent = chan
+        .async_io(Interest::WRITABLE, || {
+            send_with_fd(chan.as_fd(), &msg, conn)
+        })
+        .await?;
+    chan.write_all(&msg[sent..]).await?;
     // One byte back: the daemon holds the connection now.
     let mut ack = [0u8; 1];
-    use std::io::Read;
-    (&chan).read_exact(&mut ack)?;
+    chan.read_exact(&mut ack).await?;
     Ok(())
 }
 
-/// Receives one handed-over connection on an accepted handoff channel (blocking; call it
-/// from a blocking context) and acknowledges it.
-pub fn receive(chan: &StdStream) -> io::Result<Handed> {
-    let mut buf = vec![0u8; 5 + MAX_INITIAL];
-    let (n, fd) = recv_with_fd(chan, &mut buf)?;
+/// Receives one handed-over connection on an accepted handoff channel and acknowledges it.
+pub async fn receive(chan: &mut UnixStream) -> io::Result<Handed> {
+    let mut buf = vec![0u8; FIRST_READ];
+    let (n, fd) = chan
+        .async_io(Interest::READABLE, || recv_with_fd(chan.as_fd(), &mut buf))
+        .await?;
     let fd = fd.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no descriptor came"))?;
-    if n < 5 {
+    if n < HEAD {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "short handoff message",
@@ -69,30 +82,29 @@ pub fn receive(chan: &StdStream) -> io::Result<Handed> {
             "handoff data too large",
         ));
     }
-    let mut got = n - 5;
-    // The rest of the data, if the first read did not bring it all.
-    while got < len {
-        use std::io::Read;
-        let m = (&*chan).read(&mut buf[5 + got..5 + len])?;
-        if m == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "handoff cut short",
-            ));
-        }
-        got += m;
+    let flags = buf[0];
+    // The first read may have brought less than the whole message, never more: the sender
+    // waits for our acknowledgement before anything else.
+    let mut initial = buf.split_off(HEAD);
+    initial.truncate(n - HEAD);
+    if initial.len() < len {
+        let got = initial.len();
+        initial.resize(len, 0);
+        chan.read_exact(&mut initial[got..]).await?;
+    } else {
+        initial.truncate(len);
     }
-    use std::io::Write;
-    (&*chan).write_all(&[1])?;
+    chan.write_all(&[1]).await?;
     Ok(Handed {
-        stream: StdStream::from(fd),
-        readonly: buf[0] & FLAG_READONLY != 0,
-        keepalive: buf[0] & FLAG_KEEPALIVE != 0,
-        initial: buf[5..5 + len].to_vec(),
+        stream: std::os::unix::net::UnixStream::from(fd),
+        readonly: flags & FLAG_READONLY != 0,
+        keepalive: flags & FLAG_KEEPALIVE != 0,
+        initial,
     })
 }
 
-fn send_with_fd(chan: &StdStream, data: &[u8], fd: i32) -> io::Result<()> {
+/// One sendmsg of `data` carrying `fd`; returns how many bytes went.
+fn send_with_fd(chan: BorrowedFd<'_>, data: &[u8], fd: BorrowedFd<'_>) -> io::Result<usize> {
     let mut iov = libc::iovec {
         iov_base: data.as_ptr() as *mut libc::c_void,
         iov_len: data.len(),
@@ -112,29 +124,17 @@ fn send_with_fd(chan: &StdStream, data: &[u8], fd: i32) -> io::Result<()> {
         (*cmsg).cmsg_level = libc::SOL_SOCKET;
         (*cmsg).cmsg_type = libc::SCM_RIGHTS;
         (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<i32>(), fd);
-        let mut sent = libc::sendmsg(chan.as_raw_fd(), &msg, libc::MSG_NOSIGNAL);
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<i32>(), fd.as_raw_fd());
+        let sent = libc::sendmsg(chan.as_raw_fd(), &msg, libc::MSG_NOSIGNAL);
         if sent < 0 {
             return Err(io::Error::last_os_error());
         }
-        // The descriptor went with the first byte; the rest is plain data.
-        while (sent as usize) < data.len() {
-            let n = libc::send(
-                chan.as_raw_fd(),
-                data.as_ptr().add(sent as usize).cast(),
-                data.len() - sent as usize,
-                libc::MSG_NOSIGNAL,
-            );
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            sent += n;
-        }
+        Ok(sent as usize)
     }
-    Ok(())
 }
 
-fn recv_with_fd(chan: &StdStream, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+/// One recvmsg into `buf`; returns the bytes read and the descriptor that came with them.
+fn recv_with_fd(chan: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -171,25 +171,49 @@ fn recv_with_fd(chan: &StdStream, buf: &mut [u8]) -> io::Result<(usize, Option<O
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_connection_moves_with_its_pending_bytes() {
+    async fn hand(initial: Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.sock");
-        let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        let (mine, mut theirs) = StdStream::pair().unwrap();
-        let t = std::thread::spawn(move || {
-            let (chan, _) = l.accept().unwrap();
-            receive(&chan).unwrap()
+        let l = tokio::net::UnixListener::bind(&path).unwrap();
+        let (mine, mut theirs) = UnixStream::pair().unwrap();
+        let t = tokio::spawn(async move {
+            let (mut chan, _) = l.accept().await.unwrap();
+            receive(&mut chan).await.unwrap()
         });
-        send(&path, &mine, true, false, b"hello").unwrap();
+        send(&path, mine.as_fd(), true, false, &initial)
+            .await
+            .unwrap();
         drop(mine);
-        let h = t.join().unwrap();
+        let h = t.await.unwrap();
         assert!(h.readonly && !h.keepalive);
-        assert_eq!(h.initial, b"hello");
-        use std::io::{Read, Write};
+        assert_eq!(h.initial, initial);
+        use std::io::Write;
         (&h.stream).write_all(b"x").unwrap();
         let mut b = [0u8; 1];
-        theirs.read_exact(&mut b).unwrap();
+        theirs.read_exact(&mut b).await.unwrap();
         assert_eq!(&b, b"x");
+    }
+
+    #[tokio::test]
+    async fn a_connection_moves_with_its_pending_bytes() {
+        hand(b"hello".to_vec()).await;
+        hand(Vec::new()).await;
+        // More than the first read takes.
+        hand((0..MAX_INITIAL).map(|i| i as u8).collect()).await;
+    }
+
+    #[tokio::test]
+    async fn too_much_data_is_refused_before_connecting() {
+        let (mine, _theirs) = UnixStream::pair().unwrap();
+        let e = send(
+            Path::new("/nonexistent/h.sock"),
+            mine.as_fd(),
+            false,
+            false,
+            &vec![0u8; MAX_INITIAL + 1],
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     }
 }
