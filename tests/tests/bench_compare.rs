@@ -90,7 +90,9 @@ fn quick_run_reports_every_row_for_every_daemon_set() {
             assert!(c["ok"].is_boolean(), "{p} for {t}: {c}");
         }
     }
-    for fact in ["libvirt", "qemu", "vireo", "cpu", "cores", "kernel", "accel"] {
+    for fact in [
+        "libvirt", "qemu", "vireo", "cpu", "cores", "kernel", "accel",
+    ] {
         assert!(
             !j["facts"][fact].is_null(),
             "fact {fact} missing: {}",
