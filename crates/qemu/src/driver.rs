@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicI32;
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use vireo_driver::events::{EventBus, LifecycleEvent};
+use vireo_driver::journal::DefStore;
 use vireo_driver::store;
 use vireo_driver::{DriverError, Result};
 use vireo_proto::remote::{event, list_flags, state, Domain as Handle, Uuid};
@@ -151,6 +152,8 @@ pub struct QemuDriver {
     pub(crate) reg: RwLock<Registry>,
     pub(crate) events: EventBus,
     caps: OnceLock<QemuCaps>,
+    /// The persistent definitions (`NAME.xml` in the config dir, journaled).
+    defs: DefStore,
     /// The id the next started domain gets.
     pub(crate) next_id: AtomicI32,
 }
@@ -158,7 +161,9 @@ pub struct QemuDriver {
 impl QemuDriver {
     /// Loads every persistent definition from the config dir.
     pub fn open(cfg: QemuConfig, events: EventBus) -> Result<QemuDriver> {
+        let defs = DefStore::open(&cfg.config_dir, &cfg.config_dir.with_extension("journal"))?;
         let d = QemuDriver {
+            defs,
             cfg,
             reg: RwLock::new(Registry::default()),
             events,
@@ -229,10 +234,6 @@ impl QemuDriver {
 
     pub fn hypervisor_version(&self) -> u64 {
         self.caps().version
-    }
-
-    fn config_file(&self, name: &str) -> PathBuf {
-        self.cfg.config_dir.join(format!("{name}.xml"))
     }
 
     fn autostart_link(&self, name: &str) -> PathBuf {
@@ -318,7 +319,7 @@ impl QemuDriver {
         let mut reg = self.write();
         reg.check_identity(&def.name, &uuid)?;
         let existed = reg.by_uuid.contains_key(&uuid);
-        store::write_atomic(&self.config_file(&def.name), def.format().as_bytes())?;
+        self.defs.put(&def.name, def.format().as_bytes())?;
         let detail = if existed {
             event::DEFINED_UPDATED
         } else {
@@ -364,7 +365,7 @@ impl QemuDriver {
         if obj.autostart {
             store::remove(&self.autostart_link(&name))?;
         }
-        store::remove(&self.config_file(&name))?;
+        self.defs.remove(&name)?;
         let handle = obj.handle();
         if active {
             if let Some(o) = reg.by_uuid.get_mut(&h.uuid) {
