@@ -225,56 +225,33 @@ impl Shared {
 
     /// The writer thread: waits for changes, lets them settle, writes the files.
     fn run(&self) {
-        let Ok(a) = self.apply() else { return };
-        let Ok(st) = self.state() else { return };
-        self.run_from(a, st)
-    }
-
-    fn run_from<'a>(&'a self, mut a: MutexGuard<'a, ()>, mut st: MutexGuard<'a, State>) {
         loop {
-            if st.pending.is_empty() {
-                if st.stop {
-                    return;
+            {
+                let Ok(mut st) = self.state() else { return };
+                while st.pending.is_empty() {
+                    if st.stop {
+                        return;
+                    }
+                    st = match self.wake.wait(st) {
+                        Ok(s) => s,
+                        Err(_) => return,
+                    };
                 }
-                drop(a);
-                st = match self.wake.wait(st) {
-                    Ok(s) => s,
-                    Err(_) => return,
-                };
-                drop(st);
-                a = match self.apply() {
-                    Ok(a) => a,
-                    Err(_) => return,
-                };
-                st = match self.state() {
-                    Ok(s) => s,
-                    Err(_) => return,
-                };
-                continue;
+                if !st.stop {
+                    drop(st);
+                    // Let more changes come (and undo each other) before touching files.
+                    std::thread::sleep(LINGER);
+                }
             }
-            if !st.stop {
-                // Let more changes come (and undo each other) before touching files.
-                drop(st);
-                drop(a);
-                std::thread::sleep(LINGER);
-                a = match self.apply() {
-                    Ok(a) => a,
-                    Err(_) => return,
-                };
-                st = match self.state() {
-                    Ok(s) => s,
-                    Err(_) => return,
-                };
-            }
-            let batch = std::mem::take(&mut st.pending);
-            drop(st);
+            // Locks in the one order used everywhere: apply, then state.
+            let Ok(_a) = self.apply() else { return };
+            let batch = match self.state() {
+                Ok(mut st) => std::mem::take(&mut st.pending),
+                Err(_) => return,
+            };
             if let Err(e) = self.write_files(batch) {
                 log::warn!("{e}");
             }
-            st = match self.state() {
-                Ok(s) => s,
-                Err(_) => return,
-            };
         }
     }
 
