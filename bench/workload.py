@@ -308,7 +308,7 @@ def client_main(uri):
         call, start, secs = line.split()
         fn = getattr(c, call)
         start, secs = float(start), float(secs)
-        windows = int(round(secs / WINDOW))
+        windows = round(secs / WINDOW)
         counts = [0] * windows
         while now() < start:
             pass
@@ -378,11 +378,22 @@ def bare_qemu(base, kvm):
     t0 = now()
     p = subprocess.Popen(
         [
-            "qemu-system-x86_64", "-S", "-nodefaults", "-no-user-config",
-            "-display", "none", "-m", "64", "-machine", "pc",
-            "-accel", "kvm" if kvm else "tcg",
-            "-chardev", f"socket,id=mon,fd={fd},server=on,wait=off",
-            "-mon", "chardev=mon,mode=control",
+            "qemu-system-x86_64",
+            "-S",
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-m",
+            "64",
+            "-machine",
+            "pc",
+            "-accel",
+            "kvm" if kvm else "tcg",
+            "-chardev",
+            f"socket,id=mon,fd={fd},server=on,wait=off",
+            "-mon",
+            "chardev=mon,mode=control",
         ],
         pass_fds=(fd,),
         stdin=subprocess.DEVNULL,
@@ -474,9 +485,18 @@ def block(t, cfg, s):
         s.add("define_undefine", t.name, rate_windows(define_undefine, cfg.rate_secs))
 
         out = subprocess.run(
-            [sys.executable, os.path.abspath(__file__), "events", t.uri,
-             str(cfg.events), cfg.dom_type],
-            check=True, capture_output=True, text=True, timeout=120,
+            [
+                sys.executable,
+                os.path.abspath(__file__),
+                "events",
+                t.uri,
+                str(cfg.events),
+                cfg.dom_type,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         s.add("event", t.name, json.loads(out.stdout))
 
@@ -545,8 +565,14 @@ def run_main(args):
             "vireo-modular",
             "mod",
             [
-                "vireo-networkd", "vireo-nwfilterd", "vireo-storaged", "vireo-secretd",
-                "vireo-nodedevd", "vireo-interfaced", "vireo-qemud", "vireo-proxyd",
+                "vireo-networkd",
+                "vireo-nwfilterd",
+                "vireo-storaged",
+                "vireo-secretd",
+                "vireo-nodedevd",
+                "vireo-interfaced",
+                "vireo-qemud",
+                "vireo-proxyd",
             ],
             args.bindir,
         ),
