@@ -43,19 +43,15 @@ const STREAM_PROCS: &[i32] = &[148, 201, 208, 209, 211, 215, 296];
 pub struct Proxy {
     pub paths: Paths,
     pub token: String,
-    /// How long to spin for a client's next message before the handoff (see
-    /// `ServerConfig::busy_poll`); zero never spins.
-    pub busy_poll: std::time::Duration,
     /// Connections still being served.
     pub live: watch::Sender<usize>,
 }
 
 impl Proxy {
-    pub fn new(paths: Paths, token: String, busy_poll: std::time::Duration) -> Arc<Proxy> {
+    pub fn new(paths: Paths, token: String) -> Arc<Proxy> {
         Arc::new(Proxy {
             paths,
             token,
-            busy_poll,
             live: watch::channel(0).0,
         })
     }
@@ -432,11 +428,6 @@ async fn hand_over(
 ) -> Option<Vec<Frame>> {
     let mut keepalive = false;
     loop {
-        // A connecting client sends its prelude back to back: waiting for it here is
-        // cheaper than sleeping and being woken for each message.
-        if !proxy.busy_poll.is_zero() {
-            vireo_rpc::server::spin_until_readable(stream.as_fd(), proxy.busy_poll);
-        }
         let f = tokio::select! {
             _ = stop.changed() => return None,
             f = read_frame(stream) => f.ok()?,

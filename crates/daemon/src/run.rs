@@ -176,7 +176,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     if role == Role::Proxy {
         let mut socks = sockets(role, &paths, &conf, inherited)?;
         let admin = admin_on(&mut socks, &admin_path, Vec::new(), Arc::clone(&log), &conf)?;
-        let proxy = Proxy::new(paths.clone(), token, server_cfg.busy_poll);
+        let proxy = Proxy::new(paths.clone(), token);
         let (stop_tx, stop) = watch::channel(false);
         let t1 = tokio::spawn(Arc::clone(&proxy).serve(socks.rw, false, stop.clone()));
         let t2 = tokio::spawn(Arc::clone(&proxy).serve(socks.ro, true, stop));

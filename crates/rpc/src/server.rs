@@ -683,37 +683,6 @@ impl<S: Service> Server<S> {
 }
 
 /// One non-blocking `recv` into the spare capacity of `buf`.
-/// Spins for up to `max` until `fd` has something to read (or is closed), without sleeping:
-/// for a peer expected to answer within microseconds, a wake-up from epoll costs more than
-/// the wait. True when something came.
-pub fn spin_until_readable(fd: BorrowedFd<'_>, max: Duration) -> bool {
-    let deadline = Instant::now() + max;
-    let mut b = [0u8; 1];
-    loop {
-        // SAFETY: recv writes at most one byte into `b`; the fd is borrowed from a live
-        // socket for the duration of the call.
-        let n = unsafe {
-            libc::recv(
-                fd.as_raw_fd(),
-                b.as_mut_ptr().cast(),
-                1,
-                libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            )
-        };
-        if n >= 0 {
-            return true;
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::hint::spin_loop();
-    }
-}
-
 fn recv_nowait(fd: BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
     let spare = buf.spare_capacity_mut();
     // SAFETY: the pointer and length describe the vector's spare capacity, which recv may
