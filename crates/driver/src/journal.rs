@@ -42,6 +42,8 @@ pub const DEFAULT_CAPACITY: u64 = 1 << 20;
 /// How long the worker waits for more changes before writing files (and so how long a
 /// define undone in that time costs no file at all).
 const LINGER: Duration = Duration::from_millis(5);
+/// How long the writer waits before trying again a file it could not write.
+const RETRY: Duration = Duration::from_secs(1);
 
 struct State {
     journal: File,
@@ -143,6 +145,7 @@ impl DefStore {
     /// Stores `data` as `name`'s definition: on disk (in the journal) when this returns,
     /// in `NAME.xml` a moment later.
     pub fn put(&self, name: &str, data: &[u8]) -> Result<()> {
+        check_name(name)?;
         let rec = record(0, PUT, name, data);
         let mut st = self.shared.state()?;
         if HEADER + rec.len() as u64 > st.capacity {
@@ -173,6 +176,7 @@ impl DefStore {
     /// Removes `name`'s definition; its file is gone when this returns. Like
     /// `store::remove`, not synced: after a power loss it may come back, whole.
     pub fn remove(&self, name: &str) -> Result<()> {
+        check_name(name)?;
         let _a = self.shared.apply()?;
         let mut st = self.shared.state()?;
         let rec = record(0, REMOVE, name, &[]);
@@ -244,51 +248,79 @@ impl Shared {
                 }
             }
             // Locks in the one order used everywhere: apply, then state.
-            let Ok(_a) = self.apply() else { return };
+            let Ok(a) = self.apply() else { return };
             let batch = match self.state() {
                 Ok(mut st) => std::mem::take(&mut st.pending),
                 Err(_) => return,
             };
             if let Err(e) = self.write_files(batch) {
+                // Kept pending (and in the journal): tried again a little later.
                 log::warn!("{e}");
+                drop(a);
+                std::thread::sleep(RETRY);
             }
         }
     }
 
     /// Writes `batch` to its files (not synced: the journal holds it). Call with `apply`.
+    /// What could not be written goes back to `pending`, to be tried again.
     fn write_files(&self, batch: HashMap<String, Vec<u8>>) -> Result<()> {
         let mut done = Vec::with_capacity(batch.len());
+        let mut failed = Vec::new();
         let mut res = Ok(());
         for (name, data) in batch {
             match write_unsynced(&self.file(&name), &data) {
                 Ok(()) => done.push(name),
-                Err(e) => res = Err(e),
+                Err(e) => {
+                    failed.push((name, data));
+                    res = Err(e);
+                }
             }
         }
         let mut st = self.state()?;
         st.written.extend(done);
+        for (name, data) in failed {
+            st.pending.entry(name).or_insert(data);
+        }
         res
     }
 
     /// Makes every file current and synced, then starts a new journal generation. Call
-    /// with `apply` held; `st` is the state.
+    /// with `apply` held; `st` is the state. On failure nothing is forgotten: the journal
+    /// still holds every change and the next checkpoint starts over.
     fn checkpoint(&self, st: &mut State) -> Result<()> {
         let batch = std::mem::take(&mut st.pending);
-        for (name, data) in &batch {
-            write_unsynced(&self.file(name), data)?;
-        }
-        let written: Vec<String> = st.written.drain().chain(batch.into_keys()).collect();
-        for name in written {
-            match File::open(self.file(&name)) {
-                Ok(f) => f.sync_data().map_err(|e| {
-                    DriverError::io(format!("cannot sync {}", self.file(&name).display()), e)
-                })?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(DriverError::io(format!("cannot open {name}"), e)),
+        let res = (|| {
+            for (name, data) in &batch {
+                write_unsynced(&self.file(name), data)?;
+            }
+            for name in st.written.iter().chain(batch.keys()) {
+                let file = self.file(name);
+                match File::open(&file) {
+                    Ok(f) => f.sync_data().map_err(|e| {
+                        DriverError::io(format!("cannot sync {}", file.display()), e)
+                    })?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(DriverError::io(
+                            format!("cannot open {}", file.display()),
+                            e,
+                        ))
+                    }
+                }
+            }
+            sync_dir(&self.dir)
+        })();
+        match res {
+            Ok(()) => {
+                st.written.clear();
+                st.new_generation(&self.dir)
+            }
+            Err(e) => {
+                st.pending = batch;
+                Err(e)
             }
         }
-        sync_dir(&self.dir)?;
-        st.new_generation(&self.dir)
     }
 }
 
@@ -315,11 +347,11 @@ impl State {
 
     /// Starts a new generation: what the journal held before no longer counts.
     fn new_generation(&mut self, what: &Path) -> Result<()> {
-        self.generation += 1;
+        let next = self.generation + 1;
         let mut h = Vec::with_capacity(24);
         h.extend_from_slice(MAGIC);
         h.extend_from_slice(&VERSION.to_be_bytes());
-        h.extend_from_slice(&self.generation.to_be_bytes());
+        h.extend_from_slice(&next.to_be_bytes());
         let crc = crc32fast::hash(&h);
         h.extend_from_slice(&crc.to_be_bytes());
         self.journal
@@ -328,9 +360,18 @@ impl State {
             .map_err(|e| {
                 DriverError::io(format!("cannot reset the journal of {}", what.display()), e)
             })?;
+        self.generation = next;
         self.pos = HEADER;
         Ok(())
     }
+}
+
+/// A name a record can hold, and a file name.
+fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > u16::MAX as usize || name.contains('/') {
+        return Err(DriverError::InvalidArg(format!("unusable name '{name}'")));
+    }
+    Ok(())
 }
 
 /// A record with its generation and CRC left blank (filled in by `append`).
@@ -339,9 +380,9 @@ fn record(generation: u64, kind: u8, name: &str, data: &[u8]) -> Vec<u8> {
     r.extend_from_slice(&REC_MAGIC.to_be_bytes());
     r.extend_from_slice(&generation.to_be_bytes());
     r.push(kind);
-    r.extend_from_slice(&(name.len().min(u16::MAX as usize) as u16).to_be_bytes());
+    r.extend_from_slice(&(name.len() as u16).to_be_bytes());
     r.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    r.extend_from_slice(&name.as_bytes()[..name.len().min(u16::MAX as usize)]);
+    r.extend_from_slice(name.as_bytes());
     r.extend_from_slice(data);
     r.extend_from_slice(&[0; 4]);
     r
@@ -517,6 +558,17 @@ mod tests {
         assert_eq!(f[0].1.len(), 3 * HEADER as usize);
         assert!(f.contains(&pair("d0.xml", "v196")));
         assert!(f.contains(&pair("d6.xml", "v195")));
+    }
+
+    #[test]
+    fn names_that_cannot_be_files_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let (dir, j) = (t.path().join("qemu"), t.path().join("qemu.journal"));
+        let s = DefStore::open_with(&dir, &j, DEFAULT_CAPACITY, false).unwrap();
+        for bad in ["", "a/b", &"x".repeat(70_000)] {
+            assert!(matches!(s.put(bad, b"x"), Err(DriverError::InvalidArg(_))));
+            assert!(matches!(s.remove(bad), Err(DriverError::InvalidArg(_))));
+        }
     }
 
     #[test]
