@@ -22,7 +22,6 @@ import time
 
 import libvirt
 
-MIB = 1024 * 1024
 WINDOW = 0.1  # seconds per call-rate sample
 
 
