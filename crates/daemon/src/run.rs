@@ -273,7 +273,10 @@ async fn take_handoffs<S: vireo_rpc::server::Service>(
                 return;
             }
             if let Ok(stream) = UnixStream::from_std(h.stream) {
-                server.adopt(stream, h.readonly, h.initial, h.keepalive);
+                // Served right here: no second task to schedule before the OPEN is answered.
+                server
+                    .serve_handed(stream, h.readonly, h.initial, h.keepalive)
+                    .await;
             }
         });
     }

@@ -2,7 +2,10 @@
 //! whose URI names one driver to that driver's daemon, which then serves it directly (its
 //! calls no longer pass through the proxy, and the daemon sees the client's own
 //! credentials). The connection travels as an SCM_RIGHTS descriptor over the daemon's
-//! `<name>-handoff-sock`, with the bytes the proxy already read from it.
+//! `<name>-handoff-sock`, with the bytes the proxy already read from it. Once sent, the
+//! proxy lets go of it: the descriptor in flight keeps the connection open until the
+//! daemon takes it (and if that daemon dies first, the client sees its connection close,
+//! as it would had the daemon died a moment later).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -29,8 +32,8 @@ pub struct Handed {
     pub initial: Vec<u8>,
 }
 
-/// Gives `conn` to the daemon listening at `to`; resolves once that daemon has taken it.
-/// Nothing here blocks a thread: the proxy's one thread serves other clients meanwhile.
+/// Gives `conn` to the daemon listening at `to`; resolves once it is on its way. Nothing
+/// here blocks a thread: the proxy's one thread serves other clients meanwhile.
 pub async fn send(
     to: &Path,
     conn: BorrowedFd<'_>,
@@ -56,13 +59,10 @@ pub async fn send(
         })
         .await?;
     chan.write_all(&msg[sent..]).await?;
-    // One byte back: the daemon holds the connection now.
-    let mut ack = [0u8; 1];
-    chan.read_exact(&mut ack).await?;
     Ok(())
 }
 
-/// Receives one handed-over connection on an accepted handoff channel and acknowledges it.
+/// Receives the connection handed over on an accepted handoff channel.
 pub async fn receive(chan: &mut UnixStream) -> io::Result<Handed> {
     let mut buf = vec![0u8; FIRST_READ];
     let (n, fd) = chan
@@ -83,8 +83,8 @@ pub async fn receive(chan: &mut UnixStream) -> io::Result<Handed> {
         ));
     }
     let flags = buf[0];
-    // The first read may have brought less than the whole message, never more: the sender
-    // waits for our acknowledgement before anything else.
+    // The first read may have brought less than the whole message, never more: a channel
+    // carries one connection.
     let mut initial = buf.split_off(HEAD);
     initial.truncate(n - HEAD);
     if initial.len() < len {
@@ -94,7 +94,6 @@ pub async fn receive(chan: &mut UnixStream) -> io::Result<Handed> {
     } else {
         initial.truncate(len);
     }
-    chan.write_all(&[1]).await?;
     Ok(Handed {
         stream: std::os::unix::net::UnixStream::from(fd),
         readonly: flags & FLAG_READONLY != 0,

@@ -365,23 +365,21 @@ impl<S: Service> Server<S> {
         }
     }
 
-    /// Serves a connection accepted elsewhere (handed over by `vireo-proxyd`): `initial`
-    /// holds bytes already read from it, `keepalive` whether it asked for pings.
-    pub fn adopt(
-        self: &Arc<Self>,
+    /// Serves a connection accepted elsewhere (handed over by `vireo-proxyd`), in the
+    /// calling task, until it ends: `initial` holds bytes already read from it, `keepalive`
+    /// whether it asked for pings.
+    pub async fn serve_handed(
+        self: Arc<Self>,
         stream: UnixStream,
         readonly: bool,
         initial: Vec<u8>,
         keepalive: bool,
     ) {
-        let me = Arc::clone(self);
         self.live.send_modify(|n| *n += 1);
-        tokio::spawn(async move {
-            Arc::clone(&me)
-                .handle_with(stream, readonly, initial, keepalive)
-                .await;
-            me.live.send_modify(|n| *n -= 1);
-        });
+        Arc::clone(&self)
+            .handle_with(stream, readonly, initial, keepalive)
+            .await;
+        self.live.send_modify(|n| *n -= 1);
     }
 
     async fn handle(self: Arc<Self>, stream: UnixStream, readonly: bool) {
