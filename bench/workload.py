@@ -563,16 +563,7 @@ def run_main(args):
             args.dir,
             "vireo-modular",
             "mod",
-            [
-                "vireo-networkd",
-                "vireo-nwfilterd",
-                "vireo-storaged",
-                "vireo-secretd",
-                "vireo-nodedevd",
-                "vireo-interfaced",
-                "vireo-qemud",
-                "vireo-proxyd",
-            ],
+            args.modular.split(","),
             args.bindir,
         ),
     ]
@@ -623,6 +614,7 @@ def main():
     r = sub.add_parser("run")
     r.add_argument("--dir", required=True)
     r.add_argument("--bindir", required=True)
+    r.add_argument("--modular", required=True, help="the modular daemons, in start order")
     r.add_argument("--out", required=True)
     r.add_argument("--dom-type", default="kvm")
     r.add_argument("--rounds", type=int, default=3)
