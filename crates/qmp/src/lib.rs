@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -214,10 +214,11 @@ impl Shared {
         let mut fd = fd;
         while progress.written < buf.len() {
             let rest = &buf[progress.written..];
-            let sock = self.stream.as_raw_fd();
             let res = self
                 .stream
-                .async_io(Interest::WRITABLE, || send_raw(sock, rest, fd))
+                .async_io(Interest::WRITABLE, || {
+                    vireo_fdpass::send(self.stream.as_fd(), rest, fd)
+                })
                 .await;
             match res {
                 Ok(0) => return Err(QmpError::Closed),
@@ -270,66 +271,6 @@ fn is_disconnect(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::NotConnected
     )
-}
-
-// SAFETY: CMSG_SPACE is plain arithmetic on its argument.
-const FD_CMSG_SPACE: usize =
-    unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) } as usize;
-
-/// Room for one control message carrying one fd, aligned for `cmsghdr`.
-#[repr(C)]
-union FdCmsgBuf {
-    _align: libc::cmsghdr,
-    bytes: [u8; FD_CMSG_SPACE],
-}
-
-/// One non-blocking `sendmsg(2)` of `data`, with `fd` as `SCM_RIGHTS` if given.
-fn send_raw(sock: RawFd, data: &[u8], fd: Option<BorrowedFd<'_>>) -> io::Result<usize> {
-    let mut iov = libc::iovec {
-        iov_base: data.as_ptr() as *mut libc::c_void,
-        iov_len: data.len(),
-    };
-    let mut cbuf = FdCmsgBuf {
-        bytes: [0; FD_CMSG_SPACE],
-    };
-    // SAFETY: msghdr is a plain C struct for which all-zero (null pointers, zero lengths)
-    // is a valid value.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    if let Some(fd) = fd {
-        msg.msg_control = std::ptr::addr_of_mut!(cbuf).cast();
-        msg.msg_controllen = FD_CMSG_SPACE as _;
-        // SAFETY: msg_control points at FD_CMSG_SPACE zeroed bytes aligned for cmsghdr,
-        // which is exactly CMSG_SPACE(sizeof(int)), so CMSG_FIRSTHDR yields a header inside
-        // `cbuf` (checked for null anyway) and CMSG_DATA points at the int-sized room after
-        // it, also inside `cbuf`. The fd is written unaligned to be safe on any ABI.
-        unsafe {
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            if cmsg.is_null() {
-                return Err(io::Error::other(
-                    "no room for the SCM_RIGHTS control message",
-                ));
-            }
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
-            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>(), fd.as_raw_fd());
-        }
-    }
-    loop {
-        // SAFETY: `msg` describes memory that lives across the call (`iov` → `data`,
-        // `msg_control` → `cbuf`), sendmsg only reads it; `sock` is the stream's open fd.
-        // MSG_NOSIGNAL: a closed peer is an EPIPE error, not a SIGPIPE.
-        let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
 }
 
 impl Qmp {

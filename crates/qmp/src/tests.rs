@@ -2,7 +2,7 @@
 
 use super::*;
 use serde_json::json;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
@@ -588,40 +588,8 @@ async fn recv_with_fds(s: &UnixStream) -> (Vec<u8>, Vec<(usize, OwnedFd)>) {
     let mut fds = Vec::new();
     while !data.contains(&b'\n') {
         let mut buf = [0u8; 4096];
-        let mut cbuf = FdCmsgBuf {
-            bytes: [0; FD_CMSG_SPACE],
-        };
         let (n, got) = within(s.async_io(Interest::READABLE, || {
-            let mut iov = libc::iovec {
-                iov_base: buf.as_mut_ptr().cast(),
-                iov_len: buf.len(),
-            };
-            // SAFETY: all-zero is a valid msghdr.
-            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = std::ptr::addr_of_mut!(cbuf).cast();
-            msg.msg_controllen = FD_CMSG_SPACE as _;
-            // SAFETY: msg points at live buffers (buf, cbuf) of the stated sizes.
-            let n = unsafe { libc::recvmsg(s.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            assert_eq!(msg.msg_flags & libc::MSG_CTRUNC, 0);
-            let mut got = Vec::new();
-            // SAFETY: the kernel filled msg_control/msg_controllen; the CMSG_* macros walk
-            // within it, and each SCM_RIGHTS fd is newly ours.
-            unsafe {
-                let mut c = libc::CMSG_FIRSTHDR(&msg);
-                while !c.is_null() {
-                    if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
-                        got.push(OwnedFd::from_raw_fd(fd));
-                    }
-                    c = libc::CMSG_NXTHDR(&msg, c);
-                }
-            }
-            Ok((n as usize, got))
+            vireo_fdpass::recv(s.as_fd(), &mut buf)
         }))
         .await
         .unwrap();

@@ -8,7 +8,7 @@
 //! as it would had the daemon died a moment later).
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
@@ -55,7 +55,7 @@ pub async fn send(
     // The descriptor goes with the first bytes; the rest, if any, is plain data.
     let sent = chan
         .async_io(Interest::WRITABLE, || {
-            send_with_fd(chan.as_fd(), &msg, conn)
+            vireo_fdpass::send(chan.as_fd(), &msg, Some(conn))
         })
         .await?;
     chan.write_all(&msg[sent..]).await?;
@@ -65,10 +65,15 @@ pub async fn send(
 /// Receives the connection handed over on an accepted handoff channel.
 pub async fn receive(chan: &mut UnixStream) -> io::Result<Handed> {
     let mut buf = vec![0u8; FIRST_READ];
-    let (n, fd) = chan
-        .async_io(Interest::READABLE, || recv_with_fd(chan.as_fd(), &mut buf))
+    let (n, fds) = chan
+        .async_io(Interest::READABLE, || {
+            vireo_fdpass::recv(chan.as_fd(), &mut buf)
+        })
         .await?;
-    let fd = fd.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no descriptor came"))?;
+    let fd = fds
+        .into_iter()
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no descriptor came"))?;
     if n < HEAD {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -100,70 +105,6 @@ pub async fn receive(chan: &mut UnixStream) -> io::Result<Handed> {
         keepalive: flags & FLAG_KEEPALIVE != 0,
         initial,
     })
-}
-
-/// One sendmsg of `data` carrying `fd`; returns how many bytes went.
-fn send_with_fd(chan: BorrowedFd<'_>, data: &[u8], fd: BorrowedFd<'_>) -> io::Result<usize> {
-    let mut iov = libc::iovec {
-        iov_base: data.as_ptr() as *mut libc::c_void,
-        iov_len: data.len(),
-    };
-    // SAFETY: CMSG_SPACE is a pure computation on a constant size.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
-    let mut cbuf = vec![0u8; space];
-    // SAFETY: msghdr is plain data; every pointer in it refers to live buffers above for
-    // the duration of sendmsg, and the cmsg header is written inside cbuf's bounds.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = space;
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<i32>(), fd.as_raw_fd());
-        let sent = libc::sendmsg(chan.as_raw_fd(), &msg, libc::MSG_NOSIGNAL);
-        if sent < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(sent as usize)
-    }
-}
-
-/// One recvmsg into `buf`; returns the bytes read and the descriptor that came with them.
-fn recv_with_fd(chan: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: CMSG_SPACE is a pure computation on a constant size.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) } as usize;
-    let mut cbuf = vec![0u8; space];
-    // SAFETY: msghdr is plain data pointing at live buffers above; recvmsg fills at most
-    // their lengths; the control data is read only inside cbuf, through the CMSG macros.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = space;
-        let n = libc::recvmsg(chan.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut fd = None;
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        if !cmsg.is_null()
-            && (*cmsg).cmsg_level == libc::SOL_SOCKET
-            && (*cmsg).cmsg_type == libc::SCM_RIGHTS
-        {
-            let raw = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<i32>());
-            fd = Some(OwnedFd::from_raw_fd(raw));
-        }
-        Ok((n as usize, fd))
-    }
 }
 
 #[cfg(test)]
