@@ -100,3 +100,47 @@ fn crash_during_define_leaves_old_or_new() {
 }
 
 vireo_tests::in_every_layout!(definitions_survive_kill_9,);
+
+/// Definitions acknowledged just before a crash are back after the restart, even when the
+/// daemon died before writing their files (they were in its journal only): the daemon is
+/// frozen the moment the last define is answered, well inside the few ms its file writer
+/// waits for more, and then killed.
+#[test]
+fn defines_just_before_kill_9_are_replayed() {
+    let mut d = Daemon::start();
+    let uri = d.uri();
+    let pids = d.pids();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let names: Vec<String> = (0..40).map(|i| format!("burst{i:02}")).collect();
+    rt.block_on(async {
+        let c = vireo_client::Connect::open(&uri, false).await.unwrap();
+        for n in &names {
+            let xml = format!(
+                "<domain type='qemu'><name>{n}</name><memory unit='MiB'>64</memory>\
+                 <os><type>hvm</type></os></domain>"
+            );
+            c.define_xml(&xml).await.unwrap();
+        }
+        for p in &pids {
+            // SAFETY: kill with our own child's pid and a valid signal number.
+            unsafe { libc::kill(*p, libc::SIGSTOP) };
+        }
+    });
+    let dir = d.config_dir().join("qemu");
+    let last = dir.join(format!("{}.xml", names[names.len() - 1]));
+    assert!(!last.exists(), "the last file was written before the crash");
+    d.kill9();
+    d.restart();
+    let listed = ok(&d.virsh(&["list", "--all", "--name"]));
+    let mut got: Vec<&str> = listed.lines().filter(|l| !l.is_empty()).collect();
+    got.sort();
+    assert_eq!(got, names);
+    for n in &names {
+        let f = d.config_dir().join(format!("qemu/{n}.xml"));
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        assert!(text.contains(&format!("<name>{n}</name>")), "{n}: {text}");
+    }
+}
