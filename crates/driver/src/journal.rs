@@ -191,7 +191,8 @@ impl DefStore {
     }
 
     /// Writes every pending file now.
-    pub fn flush(&self) -> Result<()> {
+    #[cfg(test)]
+    fn flush(&self) -> Result<()> {
         let _a = self.shared.apply()?;
         let batch = std::mem::take(&mut self.shared.state()?.pending);
         self.shared.write_files(batch)

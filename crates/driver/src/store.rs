@@ -1,7 +1,9 @@
 //! Persistent objects as files, written atomically: a temp file in the same directory,
 //! fdatasync (the data and size are on disk before the name points at them), rename over the
-//! old file, fsync the directory (the new name is on disk before the caller hears "done").
-//! A crash at any point leaves the old file or the new one, never a mix.
+//! old file. A crash at any point leaves the old file or the new one, never a mix. As with
+//! libvirt, the directory is not synced here: after a power loss (not a crash) the old file
+//! may be the one found; callers that need the name on disk sync the directory themselves
+//! (the definition journal does at every checkpoint).
 
 use std::fs::{self, File};
 use std::io::Write;
