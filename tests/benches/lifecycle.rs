@@ -60,7 +60,7 @@ async fn bare_qemu(kvm: bool) -> Duration {
     let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
     let fd = listener.as_raw_fd();
     let t = Instant::now();
-    let mut cmd = std::process::Command::new("qemu-system-x86_64");
+    let mut cmd = std::process::Command::new(vireo_hostprog::require("qemu-system-x86_64"));
     cmd.args([
         "-S",
         "-nodefaults",

@@ -284,7 +284,7 @@ impl Daemon {
         let data = tests_dir().join("data");
         let d = data.to_str().expect("utf-8 path");
         run_cmd(
-            "/usr/bin/python3",
+            python3(),
             &[&[p, &self.uri(), &self.uri_ro(), d], args].concat(),
         )
     }
@@ -334,11 +334,33 @@ fn kill_shims_under(root: &Path) {
     }
 }
 
+/// The system python with the libvirt module (Debian's python3-libvirt), checked once.
+pub fn python3() -> &'static str {
+    static CHECKED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    const PYTHON: &str = "/usr/bin/python3";
+    CHECKED.get_or_init(|| {
+        let ok = Command::new(vireo_hostprog::require(PYTHON))
+            .args(["-c", "import libvirt"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "{PYTHON} cannot import libvirt: python3-libvirt is not installed \
+             (scripts/install-deps installs it)"
+        );
+    });
+    PYTHON
+}
+
 /// Runs a command to completion; one that hangs is killed after two minutes, so a test
 /// fails instead of stalling the suite.
 pub fn run_cmd(cmd: &str, args: &[&str]) -> Output {
-    Command::new("timeout")
-        .args(["--kill-after=5", "120", cmd])
+    let program = vireo_hostprog::require(cmd);
+    Command::new(vireo_hostprog::require("timeout"))
+        .args(["--kill-after=5", "120"])
+        .arg(program)
         .args(args)
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
@@ -433,7 +455,7 @@ pub struct EventLog {
 impl EventLog {
     pub fn start(d: &Daemon) -> EventLog {
         let script = tests_dir().join("python/events_listen.py");
-        let mut child = Command::new("/usr/bin/python3")
+        let mut child = Command::new(python3())
             .arg(script)
             .arg(d.uri())
             .stdin(Stdio::null())

@@ -24,7 +24,7 @@ fn lifecycle_with_virsh_console_and_events(layout: Layout) {
 
     let console = vireo_tests::tests_dir().join("python/console.py");
     let c = run_cmd(
-        "/usr/bin/python3",
+        vireo_tests::python3(),
         &[console.to_str().unwrap(), &d.uri(), "vm1", "--resume"],
     );
     let seen = ok(&c);

@@ -296,7 +296,7 @@ fn forwarded_calls_carry_the_callers_uid() {
             "--reuid=65534",
             "--regid=65534",
             "--clear-groups",
-            "/usr/bin/python3",
+            vireo_tests::python3(),
         ])
         .arg(&script)
         .arg(d.uri_ro())

@@ -57,7 +57,7 @@ fn crash_during_define_leaves_old_or_new() {
     ok(&d.virsh(&["define", fa.to_str().unwrap()]));
     let script = vireo_tests::tests_dir().join("python/redefine_loop.py");
     for round in 0..8 {
-        let mut child = std::process::Command::new("/usr/bin/python3")
+        let mut child = std::process::Command::new(vireo_tests::python3())
             .arg(&script)
             .arg(d.uri())
             .arg(&fa)

@@ -100,7 +100,7 @@ fn dumpxml_round_trips_every_modelled_field(layout: Layout) {
     std::fs::write(&out, &xml).unwrap();
     let check = tests_python("xml_subset.py");
     let r = run_cmd(
-        "/usr/bin/python3",
+        vireo_tests::python3(),
         &[&check, full.to_str().unwrap(), out.to_str().unwrap()],
     );
     assert!(

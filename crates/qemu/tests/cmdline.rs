@@ -825,7 +825,7 @@ fn prepare_files(xml: &str, dir: &Path) -> Vec<UnixListener> {
         } else if name.ends_with(".sock") || name.ends_with(".log") {
             // Created by QEMU.
         } else if name.ends_with(".qcow2") {
-            let st = Command::new("qemu-img")
+            let st = Command::new(vireo_hostprog::require("qemu-img"))
                 .args(["create", "-q", "-f", "qcow2"])
                 .arg(&path)
                 .arg("64M")
@@ -964,10 +964,8 @@ fn run_qemu(args: &[String], dir: &Path) -> Result<String, String> {
 
 #[test]
 fn qemu_accepts_golden_cases() {
-    if !Path::new(QEMU).exists() {
-        eprintln!("skipping: {QEMU} is not installed");
-        return;
-    }
+    vireo_hostprog::require(QEMU);
+    vireo_hostprog::require("qemu-img");
     let caps = caps();
     let mut failures = Vec::new();
     for (name, xml) in cases() {

@@ -43,7 +43,7 @@ fn validate(xml: &str, label: &str) {
         let mut f = std::fs::File::create(&path).expect("create temp file");
         f.write_all(xml.as_bytes()).expect("write temp file");
     }
-    let out = Command::new("virt-xml-validate")
+    let out = Command::new(vireo_hostprog::require("virt-xml-validate"))
         .arg(&path)
         .arg("domain")
         .output()
