@@ -3,13 +3,13 @@
 
 use std::collections::HashSet;
 
-use roxmltree::{Document, Node, ParsingOptions};
+use roxmltree::Node;
 
 use crate::devices::Devices;
 use crate::util::{
     attr, attr_enum, attr_int, attr_on_off, attr_one_of, attr_positive, attr_yes_no, child,
-    child_text, child_text_trim, children, is_el, missing, parse_int, precheck, str_enum, text,
-    Writer, MAX_GENERIC_DEPTH,
+    child_text, child_text_trim, children, missing, parse_int, str_enum, text, Writer,
+    MAX_GENERIC_DEPTH,
 };
 use crate::{format_uuid, parse_uuid, to_kib, unit_multiplier, XmlError};
 
@@ -431,20 +431,7 @@ pub struct Timer {
 impl Domain {
     /// Parse a domain definition.
     pub fn parse(xml: &str) -> Result<Domain, XmlError> {
-        precheck(xml)?;
-        let opts = ParsingOptions {
-            allow_dtd: false,
-            nodes_limit: u32::MAX,
-        };
-        let doc = Document::parse_with_options(xml, opts).map_err(|e| syntax_error(xml, &e))?;
-        let root = doc.root_element();
-        if !is_el(&root, "domain") {
-            return Err(XmlError::Invalid(format!(
-                "expected root element <domain>, found <{}>",
-                root.tag_name().name()
-            )));
-        }
-        Domain::from_node(root, xml)
+        crate::model::parse_document(xml, "domain", |root| Domain::from_node(root, xml))
     }
 
     /// Format as libvirt-style XML (no `id` attribute).
@@ -677,35 +664,6 @@ impl Domain {
             devices,
         })
     }
-}
-
-/// Turn a roxmltree error into [`XmlError::Syntax`], with a useful position
-/// even for errors that roxmltree reports without one (end of input).
-fn syntax_error(input: &str, e: &roxmltree::Error) -> XmlError {
-    use roxmltree::Error as E;
-    let (line, col, msg) = match e {
-        E::UnexpectedEndOfStream | E::UnclosedRootNode | E::NoRootNode => {
-            let (l, c) = end_position(input);
-            let msg = match e {
-                E::UnclosedRootNode => "unexpected end of stream: root element is not closed",
-                E::NoRootNode => "no root element",
-                _ => "unexpected end of stream",
-            };
-            (l, c, msg.to_string())
-        }
-        E::DtdDetected => (1, 1, "DTD is not allowed".to_string()),
-        _ => {
-            let pos = e.pos();
-            let full = e.to_string();
-            let msg = full.replace(&format!(" at {pos}"), "");
-            (pos.row, pos.col, msg)
-        }
-    };
-    XmlError::Syntax { line, col, msg }
-}
-
-fn end_position(input: &str) -> (u32, u32) {
-    crate::util::line_col(input, input.len())
 }
 
 /// Parse a libvirt scaled integer (`unit` attribute, default KiB) into KiB.

@@ -19,11 +19,14 @@
 
 mod devices;
 mod domain;
-mod util;
+pub mod model;
+#[doc(hidden)]
+pub mod util;
 
 pub use devices::*;
 pub use domain::*;
-pub use util::escape;
+pub use model::{format_root, parse_root, XmlElement, XmlValue};
+pub use util::{escape, Writer};
 
 /// libvirt's `VIR_ERR_XML_ERROR`.
 pub const VIR_ERR_XML_ERROR: i32 = 27;

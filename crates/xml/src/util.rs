@@ -84,7 +84,7 @@ fn is_xml_char(c: char) -> bool {
 
 /// An indenting writer producing libvirt-style XML: two-space indentation,
 /// single-quoted attributes, one element per line.
-pub(crate) struct Writer {
+pub struct Writer {
     buf: String,
     depth: usize,
 }
@@ -106,9 +106,7 @@ impl Writer {
     /// Start an element; finish it with one of [`Elem::empty`],
     /// [`Elem::open`] or [`Elem::text`].
     pub(crate) fn elem<'w>(&'w mut self, name: &'w str) -> Elem<'w> {
-        self.indent();
-        self.buf.push('<');
-        self.buf.push_str(name);
+        self.start_tag(name);
         Elem { w: self, name }
     }
 
@@ -118,6 +116,43 @@ impl Writer {
         self.indent();
         self.buf.push_str("</");
         self.buf.push_str(name);
+        self.buf.push_str(">\n");
+    }
+
+    /// Writes `<name` at the current depth; attributes and an end follow.
+    pub(crate) fn start_tag(&mut self, name: &str) {
+        self.indent();
+        self.buf.push('<');
+        self.buf.push_str(name);
+    }
+
+    /// Writes ` key='value'` into the start tag being written.
+    pub(crate) fn attr(&mut self, key: &str, value: &str) {
+        self.buf.push(' ');
+        self.buf.push_str(key);
+        self.buf.push_str("='");
+        escape_into(&mut self.buf, value);
+        self.buf.push('\'');
+    }
+
+    /// Ends the start tag with `>`: children follow, then [`Writer::close`].
+    pub(crate) fn open_body(&mut self) -> usize {
+        self.buf.push_str(">\n");
+        self.depth += 1;
+        self.buf.len()
+    }
+
+    /// Ends the start tag with `/>`.
+    pub(crate) fn end_empty(&mut self) {
+        self.buf.push_str("/>\n");
+    }
+
+    /// Ends the start tag with `>text</tag>`.
+    pub(crate) fn end_with_text(&mut self, text: &str, tag: &str) {
+        self.buf.push('>');
+        escape_text_into(&mut self.buf, text);
+        self.buf.push_str("</");
+        self.buf.push_str(tag);
         self.buf.push_str(">\n");
     }
 
@@ -147,12 +182,7 @@ pub(crate) struct Elem<'w> {
 
 impl<'w> Elem<'w> {
     pub(crate) fn attr(self, key: &str, value: impl Display) -> Self {
-        let v = value.to_string();
-        self.w.buf.push(' ');
-        self.w.buf.push_str(key);
-        self.w.buf.push_str("='");
-        escape_into(&mut self.w.buf, &v);
-        self.w.buf.push('\'');
+        self.w.attr(key, &value.to_string());
         self
     }
 
@@ -182,22 +212,17 @@ impl<'w> Elem<'w> {
 
     /// `<name .../>`
     pub(crate) fn empty(self) {
-        self.w.buf.push_str("/>\n");
+        self.w.end_empty();
     }
 
     /// `<name ...>` followed by children; call [`Writer::close`] afterwards.
     pub(crate) fn open(self) {
-        self.w.buf.push_str(">\n");
-        self.w.depth += 1;
+        self.w.open_body();
     }
 
     /// `<name ...>text</name>`
     pub(crate) fn text(self, text: &str) {
-        self.w.buf.push('>');
-        escape_text_into(&mut self.w.buf, text);
-        self.w.buf.push_str("</");
-        self.w.buf.push_str(self.name);
-        self.w.buf.push_str(">\n");
+        self.w.end_with_text(text, self.name);
     }
 }
 
@@ -383,6 +408,15 @@ macro_rules! str_enum {
         impl ::std::fmt::Display for $name {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
+            }
+        }
+
+        impl $crate::model::XmlValue for $name {
+            fn from_xml(s: &str) -> Result<Self, String> {
+                s.parse::<$name>().map_err(|e| e.detail())
+            }
+            fn to_xml(&self) -> String {
+                self.as_str().to_string()
             }
         }
 

@@ -1,0 +1,501 @@
+//! Describe an XML element once, get its parser and its formatter from that description.
+//!
+//! ```ignore
+//! xml_element! {
+//!     /// `<usage type='volume'><volume>/path</volume></usage>`
+//!     pub struct Usage {
+//!         attr kind: UsageType = "type",
+//!         leaf_opt volume: String = "volume",
+//!     }
+//! }
+//! ```
+//!
+//! Each field line is `KIND name: Type = "xml-name"`; the kind says where the value lives
+//! and how many there are, the type how it is spelled:
+//!
+//! | kind | XML | Rust field |
+//! |---|---|---|
+//! | `attr` / `attr_opt` | an attribute | `T` / `Option<T>` (`T: XmlValue`) |
+//! | `leaf` / `leaf_opt` / `leaves` | `<name>value</name>` children | `T` / `Option<T>` / `Vec<T>` |
+//! | `child` / `child_opt` / `children` | child elements of their own model | `T` / `Option<T>` / `Vec<T>` (`T: XmlElement`) |
+//! | `flag` | an empty child `<name/>` that is there or not | `bool` |
+//! | `text` | the element's own text (`"xml-name"` is ignored) | `T` |
+//!
+//! Formatting writes attributes in the order of the description, then the children in
+//! that order, libvirt-style (two-space indentation, single quotes); an element with
+//! nothing inside is written `<name/>`. Parsing checks every value, reports a missing
+//! required attribute or child by name, and ignores elements it does not describe, as
+//! libvirt does. Checks that span fields (a name without `/`, a size within a pool)
+//! belong to the object's own `validate`, not here.
+
+use roxmltree::{Document, Node, ParsingOptions};
+
+use crate::util::{child, children, el_name, line_col, precheck, text, Writer};
+use crate::{format_uuid, parse_uuid, XmlError};
+
+/// A value that is written as an attribute or as the text of an element.
+pub trait XmlValue: Sized {
+    /// Parses the XML spelling; `Err` carries why it is not valid.
+    fn from_xml(s: &str) -> Result<Self, String>;
+    /// The XML spelling.
+    fn to_xml(&self) -> String;
+}
+
+macro_rules! value_by_fromstr {
+    ($($t:ty => $what:literal),* $(,)?) => {$(
+        impl XmlValue for $t {
+            fn from_xml(s: &str) -> Result<Self, String> {
+                s.trim().parse().map_err(|_| format!("expected {}", $what))
+            }
+            fn to_xml(&self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
+}
+
+value_by_fromstr! {
+    u8 => "an integer from 0 to 255",
+    u16 => "an integer from 0 to 65535",
+    u32 => "a non-negative integer",
+    u64 => "a non-negative integer",
+    i32 => "an integer",
+    i64 => "an integer",
+}
+
+impl XmlValue for String {
+    fn from_xml(s: &str) -> Result<Self, String> {
+        Ok(s.to_string())
+    }
+    fn to_xml(&self) -> String {
+        self.clone()
+    }
+}
+
+/// A UUID: any spelling libvirt accepts in, lowercase 8-4-4-4-12 out.
+impl XmlValue for [u8; 16] {
+    fn from_xml(s: &str) -> Result<Self, String> {
+        parse_uuid(s).ok_or_else(|| "expected a UUID".to_string())
+    }
+    fn to_xml(&self) -> String {
+        format_uuid(self)
+    }
+}
+
+/// An element with a model of its own.
+pub trait XmlElement: Sized {
+    /// Reads the element `n` (its name was matched by the caller).
+    fn from_node(n: Node) -> Result<Self, XmlError>;
+    /// Writes the element as `<name …>`.
+    fn write_to(&self, w: &mut Writer, name: &str);
+}
+
+/// Parses a whole document whose root element must be `root`.
+pub fn parse_document<T>(
+    xml: &str,
+    root: &str,
+    read: impl FnOnce(Node) -> Result<T, XmlError>,
+) -> Result<T, XmlError> {
+    precheck(xml)?;
+    let opts = ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: u32::MAX,
+    };
+    let doc = Document::parse_with_options(xml, opts).map_err(|e| syntax_error(xml, &e))?;
+    let r = doc.root_element();
+    if r.tag_name().namespace().is_some() || r.tag_name().name() != root {
+        return Err(XmlError::Invalid(format!(
+            "expected root element <{root}>, found <{}>",
+            r.tag_name().name()
+        )));
+    }
+    read(r)
+}
+
+/// Parses a document whose root element `root` is described by `T`.
+pub fn parse_root<T: XmlElement>(xml: &str, root: &str) -> Result<T, XmlError> {
+    parse_document(xml, root, T::from_node)
+}
+
+/// Formats `v` as a document with root element `root`.
+pub fn format_root<T: XmlElement>(v: &T, root: &str) -> String {
+    let mut w = Writer::new();
+    v.write_to(&mut w, root);
+    w.finish()
+}
+
+/// Turns a roxmltree error into [`XmlError::Syntax`], with a useful position even for
+/// errors that roxmltree reports without one (end of input).
+fn syntax_error(input: &str, e: &roxmltree::Error) -> XmlError {
+    use roxmltree::Error as E;
+    let (line, col, msg) = match e {
+        E::UnexpectedEndOfStream | E::UnclosedRootNode | E::NoRootNode => {
+            let (l, c) = line_col(input, input.len());
+            let msg = match e {
+                E::UnclosedRootNode => "unexpected end of stream: root element is not closed",
+                E::NoRootNode => "no root element",
+                _ => "unexpected end of stream",
+            };
+            (l, c, msg.to_string())
+        }
+        E::DtdDetected => (1, 1, "DTD is not allowed".to_string()),
+        _ => {
+            let pos = e.pos();
+            let full = e.to_string();
+            let msg = full.replace(&format!(" at {pos}"), "");
+            (pos.row, pos.col, msg)
+        }
+    };
+    XmlError::Syntax { line, col, msg }
+}
+
+// ---------------------------------------------------------------------------
+// What the macro expands to: one small function per kind, so the macro stays a table.
+// ---------------------------------------------------------------------------
+
+#[doc(hidden)]
+pub mod field {
+    use super::*;
+
+    fn bad(value: &str, whose: String, why: String) -> XmlError {
+        XmlError::Invalid(format!("invalid value '{value}' for {whose}: {why}"))
+    }
+
+    fn value<T: XmlValue>(s: &str, whose: impl FnOnce() -> String) -> Result<T, XmlError> {
+        T::from_xml(s).map_err(|why| bad(s, whose(), why))
+    }
+
+    pub fn attr_opt<T: XmlValue>(n: Node, name: &str) -> Result<Option<T>, XmlError> {
+        n.attribute(name)
+            .map(|s| value(s, || format!("attribute '{name}' of {}", el_name(n))))
+            .transpose()
+    }
+
+    pub fn attr<T: XmlValue>(n: Node, name: &str) -> Result<T, XmlError> {
+        attr_opt(n, name)?.ok_or_else(|| {
+            XmlError::Invalid(format!("missing attribute '{name}' in {}", el_name(n)))
+        })
+    }
+
+    fn leaf_value<T: XmlValue>(parent: Node, c: Node) -> Result<T, XmlError> {
+        let t = text(c);
+        value(t.trim(), || {
+            format!("{} in {}", el_name(c), el_name(parent))
+        })
+    }
+
+    pub fn leaf_opt<T: XmlValue>(n: Node, name: &str) -> Result<Option<T>, XmlError> {
+        child(n, name).map(|c| leaf_value(n, c)).transpose()
+    }
+
+    pub fn leaf<T: XmlValue>(n: Node, name: &str) -> Result<T, XmlError> {
+        leaf_opt(n, name)?.ok_or_else(|| missing_child(n, name))
+    }
+
+    pub fn leaves<T: XmlValue>(n: Node, name: &str) -> Result<Vec<T>, XmlError> {
+        children(n, name).map(|c| leaf_value(n, c)).collect()
+    }
+
+    pub fn child_opt<T: XmlElement>(n: Node, name: &str) -> Result<Option<T>, XmlError> {
+        child(n, name).map(T::from_node).transpose()
+    }
+
+    pub fn child_req<T: XmlElement>(n: Node, name: &str) -> Result<T, XmlError> {
+        child_opt(n, name)?.ok_or_else(|| missing_child(n, name))
+    }
+
+    pub fn children_of<T: XmlElement>(n: Node, name: &str) -> Result<Vec<T>, XmlError> {
+        children(n, name).map(T::from_node).collect()
+    }
+
+    pub fn flag(n: Node, name: &str) -> Result<bool, XmlError> {
+        Ok(child(n, name).is_some())
+    }
+
+    pub fn own_text<T: XmlValue>(n: Node) -> Result<T, XmlError> {
+        let t = text(n);
+        value(t.trim(), || format!("the text of {}", el_name(n)))
+    }
+
+    fn missing_child(n: Node, name: &str) -> XmlError {
+        XmlError::Invalid(format!("missing <{name}> in {}", el_name(n)))
+    }
+
+    /// An element being written: attributes first, then its text or its children.
+    pub struct Out<'w> {
+        w: &'w mut Writer,
+        tag: String,
+        text: Option<String>,
+        mark: Option<usize>,
+    }
+
+    impl<'w> Out<'w> {
+        pub fn start(w: &'w mut Writer, name: &str) -> Self {
+            w.start_tag(name);
+            Out {
+                w,
+                tag: name.to_string(),
+                text: None,
+                mark: None,
+            }
+        }
+
+        pub fn attr<T: XmlValue>(&mut self, name: &str, v: &T) {
+            self.w.attr(name, &v.to_xml());
+        }
+
+        pub fn attr_opt<T: XmlValue>(&mut self, name: &str, v: &Option<T>) {
+            if let Some(v) = v {
+                self.attr(name, v);
+            }
+        }
+
+        pub fn text<T: XmlValue>(&mut self, v: &T) {
+            self.text = Some(v.to_xml());
+        }
+
+        fn body(&mut self) -> &mut Writer {
+            if self.mark.is_none() {
+                self.mark = Some(self.w.open_body());
+            }
+            self.w
+        }
+
+        pub fn leaf<T: XmlValue>(&mut self, name: &str, v: &T) {
+            self.body().text_elem(name, &v.to_xml());
+        }
+
+        pub fn leaf_opt<T: XmlValue>(&mut self, name: &str, v: &Option<T>) {
+            if let Some(v) = v {
+                self.leaf(name, v);
+            }
+        }
+
+        pub fn leaves<T: XmlValue>(&mut self, name: &str, v: &[T]) {
+            for x in v {
+                self.leaf(name, x);
+            }
+        }
+
+        pub fn child<T: XmlElement>(&mut self, name: &str, v: &T) {
+            v.write_to(self.body(), name);
+        }
+
+        pub fn child_opt<T: XmlElement>(&mut self, name: &str, v: &Option<T>) {
+            if let Some(v) = v {
+                self.child(name, v);
+            }
+        }
+
+        pub fn children<T: XmlElement>(&mut self, name: &str, v: &[T]) {
+            for x in v {
+                self.child(name, x);
+            }
+        }
+
+        pub fn flag(&mut self, name: &str, v: bool) {
+            if v {
+                self.body().elem(name).empty();
+            }
+        }
+
+        pub fn finish(self) {
+            match (self.mark, self.text) {
+                (Some(_), _) => self.w.close(&self.tag),
+                (None, Some(t)) => self.w.end_with_text(&t, &self.tag),
+                (None, None) => self.w.end_empty(),
+            }
+        }
+    }
+}
+
+/// Declares a struct that models one XML element, and its `XmlElement` impl. See the
+/// module documentation for the field kinds.
+#[macro_export]
+macro_rules! xml_element {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $(
+                $(#[$fmeta:meta])*
+                $kind:ident $field:ident : $ty:ty = $xml:literal
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq)]
+        $vis struct $name {
+            $( $(#[$fmeta])* pub $field: $crate::xml_element!(@ty $kind $ty), )*
+        }
+
+        impl $crate::model::XmlElement for $name {
+            fn from_node(n: ::roxmltree::Node) -> Result<Self, $crate::XmlError> {
+                Ok($name {
+                    $( $field: $crate::xml_element!(@parse $kind n $ty, $xml), )*
+                })
+            }
+
+            fn write_to(&self, w: &mut $crate::util::Writer, name: &str) {
+                let mut out = $crate::model::field::Out::start(w, name);
+                $( $crate::xml_element!(@attr $kind out self.$field, $xml); )*
+                $( $crate::xml_element!(@body $kind out self.$field, $xml); )*
+                out.finish();
+            }
+        }
+    };
+
+    (@ty attr $t:ty) => { $t };
+    (@ty attr_opt $t:ty) => { Option<$t> };
+    (@ty leaf $t:ty) => { $t };
+    (@ty leaf_opt $t:ty) => { Option<$t> };
+    (@ty leaves $t:ty) => { Vec<$t> };
+    (@ty child $t:ty) => { $t };
+    (@ty child_opt $t:ty) => { Option<$t> };
+    (@ty children $t:ty) => { Vec<$t> };
+    (@ty flag $t:ty) => { $t };
+    (@ty text $t:ty) => { $t };
+
+    (@parse attr $n:ident $t:ty, $x:literal) => { $crate::model::field::attr::<$t>($n, $x)? };
+    (@parse attr_opt $n:ident $t:ty, $x:literal) => { $crate::model::field::attr_opt::<$t>($n, $x)? };
+    (@parse leaf $n:ident $t:ty, $x:literal) => { $crate::model::field::leaf::<$t>($n, $x)? };
+    (@parse leaf_opt $n:ident $t:ty, $x:literal) => { $crate::model::field::leaf_opt::<$t>($n, $x)? };
+    (@parse leaves $n:ident $t:ty, $x:literal) => { $crate::model::field::leaves::<$t>($n, $x)? };
+    (@parse child $n:ident $t:ty, $x:literal) => { $crate::model::field::child_req::<$t>($n, $x)? };
+    (@parse child_opt $n:ident $t:ty, $x:literal) => { $crate::model::field::child_opt::<$t>($n, $x)? };
+    (@parse children $n:ident $t:ty, $x:literal) => { $crate::model::field::children_of::<$t>($n, $x)? };
+    (@parse flag $n:ident $t:ty, $x:literal) => { $crate::model::field::flag($n, $x)? };
+    (@parse text $n:ident $t:ty, $x:literal) => { $crate::model::field::own_text::<$t>($n)? };
+
+    (@attr attr $o:ident $v:expr, $x:literal) => { $o.attr($x, &$v) };
+    (@attr attr_opt $o:ident $v:expr, $x:literal) => { $o.attr_opt($x, &$v) };
+    (@attr text $o:ident $v:expr, $x:literal) => { $o.text(&$v) };
+    (@attr $k:ident $o:ident $v:expr, $x:literal) => { () };
+
+    (@body leaf $o:ident $v:expr, $x:literal) => { $o.leaf($x, &$v) };
+    (@body leaf_opt $o:ident $v:expr, $x:literal) => { $o.leaf_opt($x, &$v) };
+    (@body leaves $o:ident $v:expr, $x:literal) => { $o.leaves($x, &$v) };
+    (@body child $o:ident $v:expr, $x:literal) => { $o.child($x, &$v) };
+    (@body child_opt $o:ident $v:expr, $x:literal) => { $o.child_opt($x, &$v) };
+    (@body children $o:ident $v:expr, $x:literal) => { $o.children($x, &$v) };
+    (@body flag $o:ident $v:expr, $x:literal) => { $o.flag($x, $v) };
+    (@body $k:ident $o:ident $v:expr, $x:literal) => { () };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::util::str_enum;
+
+    str_enum! {
+        Shape, "shape" {
+            Round => "round",
+            Square => "square",
+        }
+    }
+
+    xml_element! {
+        struct Size {
+            attr_opt unit: String = "unit",
+            text value: u64 = "",
+        }
+    }
+
+    xml_element! {
+        struct Part {
+            attr name: String = "name",
+        }
+    }
+
+    xml_element! {
+        struct Thing {
+            attr shape: Shape = "shape",
+            attr_opt id: u32 = "id",
+            leaf name: String = "name",
+            leaf_opt uuid: [u8; 16] = "uuid",
+            leaves tag: String = "tag",
+            child_opt size: Size = "size",
+            children part: Part = "part",
+            flag sealed: bool = "sealed",
+        }
+    }
+
+    const FULL: &str = "<thing shape='round' id='7'>
+  <name>a &amp; b</name>
+  <uuid>8e3e1c2a-6b1f-4a36-9d1e-1a2b3c4d5e6f</uuid>
+  <tag>x</tag>
+  <tag>y</tag>
+  <size unit='KiB'>12</size>
+  <part name='p1'/>
+  <part name='p2'/>
+  <sealed/>
+</thing>
+";
+
+    #[test]
+    fn formats_what_it_parsed_in_described_order() {
+        let t: Thing = parse_root(FULL, "thing").unwrap();
+        assert_eq!(t.shape, Shape::ALL[0]);
+        assert_eq!(t.id, Some(7));
+        assert_eq!(t.name, "a & b");
+        assert_eq!(t.tag, ["x", "y"]);
+        assert_eq!(t.size.as_ref().map(|s| s.value), Some(12));
+        assert_eq!(t.part.len(), 2);
+        assert!(t.sealed);
+        assert_eq!(format_root(&t, "thing"), FULL);
+    }
+
+    #[test]
+    fn an_element_with_nothing_inside_is_empty() {
+        let t: Thing = parse_root("<thing shape='square'><name>n</name></thing>", "thing").unwrap();
+        assert_eq!(
+            format_root(&t, "thing"),
+            "<thing shape='square'>\n  <name>n</name>\n</thing>\n"
+        );
+        let p = Part { name: "x".into() };
+        assert_eq!(format_root(&p, "part"), "<part name='x'/>\n");
+    }
+
+    #[test]
+    fn errors_name_what_is_wrong() {
+        let e = |xml: &str| parse_root::<Thing>(xml, "thing").unwrap_err().to_string();
+        assert_eq!(
+            e("<thing><name>n</name></thing>"),
+            "XML error: missing attribute 'shape' in <thing>"
+        );
+        assert_eq!(
+            e("<thing shape='oval'><name>n</name></thing>"),
+            "XML error: invalid value 'oval' for attribute 'shape' of <thing>: unknown shape 'oval'"
+        );
+        assert_eq!(
+            e("<thing shape='round'/>"),
+            "XML error: missing <name> in <thing>"
+        );
+        assert_eq!(
+            e("<thing shape='round' id='-1'><name>n</name></thing>"),
+            "XML error: invalid value '-1' for attribute 'id' of <thing>: expected a non-negative integer"
+        );
+        assert_eq!(
+            e("<thing shape='round'><name>n</name><size>big</size></thing>"),
+            "XML error: invalid value 'big' for the text of <size>: expected a non-negative integer"
+        );
+        assert_eq!(
+            e("<thing shape='round'><name>n</name><uuid>nope</uuid></thing>"),
+            "XML error: invalid value 'nope' for <uuid> in <thing>: expected a UUID"
+        );
+        assert_eq!(
+            e("<other/>"),
+            "XML error: expected root element <thing>, found <other>"
+        );
+        assert!(e("<thing").starts_with("XML error at line 1"));
+    }
+
+    #[test]
+    fn unknown_elements_are_ignored() {
+        let t: Thing = parse_root(
+            "<thing shape='round'><name>n</name><x:y xmlns:x='urn:x'/><junk/></thing>",
+            "thing",
+        )
+        .unwrap();
+        assert_eq!(t.name, "n");
+    }
+}
