@@ -1,7 +1,8 @@
 //! libvirt's RPC protocol in our own words: the packet header, program numbers, procedure
 //! tables and argument/return types, and the `remote_error` payload.
 //!
-//! One module per API family: [`remote`] holds the connect and domain calls served today.
+//! One module per API family: [`remote`] holds the procedure table and the connect and
+//! domain calls, [`secret`] the secret calls.
 
 /// Declares the procedure numbers of one program (`procs::NAME`), with `proc_name`, the
 /// name table for logs and tools (libvirt's names without the program's `*_PROC_` prefix).
@@ -25,6 +26,7 @@ pub mod error;
 pub mod family;
 pub mod header;
 pub mod remote;
+pub mod secret;
 pub mod typed;
 
 pub use error::RemoteError;
