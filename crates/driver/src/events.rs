@@ -16,23 +16,48 @@ pub struct LifecycleEvent {
     pub detail: i32,
 }
 
+/// An event about a network, storage pool, node device or secret. Every such event message
+/// of libvirt's is `{int callbackID; …}`: the bus carries what follows the callback id, and
+/// each registration that matches gets it with its own id in front.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectEvent {
+    /// The register procedure whose callbacks receive it (e.g. 380 for secrets).
+    pub register_proc: i32,
+    /// The event id within that family (lifecycle 0, …).
+    pub event_id: i32,
+    /// What a registration for one object names it by (UUID bytes, or a device's name).
+    pub key: Vec<u8>,
+    /// The message procedure (e.g. 382).
+    pub proc_: i32,
+    /// The XDR of the message after the callback id.
+    pub body: Vec<u8>,
+}
+
 /// Fan-out of events to every subscriber. A subscriber that lags loses the oldest events
 /// rather than making publishers wait. The channel (a few hundred KiB of slots) is made at
 /// the first subscription: daemons nobody listens to for events never pay for it, and an
 /// event published before anyone subscribed has nobody to reach anyway.
-#[derive(Clone, Default)]
-pub struct EventBus {
-    tx: Arc<OnceLock<broadcast::Sender<LifecycleEvent>>>,
+#[derive(Clone)]
+pub struct EventBus<E = LifecycleEvent> {
+    tx: Arc<OnceLock<broadcast::Sender<E>>>,
 }
 
-impl EventBus {
-    pub fn publish(&self, ev: LifecycleEvent) {
+impl<E> Default for EventBus<E> {
+    fn default() -> Self {
+        EventBus {
+            tx: Arc::new(OnceLock::new()),
+        }
+    }
+}
+
+impl<E: Clone> EventBus<E> {
+    pub fn publish(&self, ev: E) {
         if let Some(tx) = self.tx.get() {
             let _ = tx.send(ev);
         }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<LifecycleEvent> {
+    pub fn subscribe(&self) -> broadcast::Receiver<E> {
         self.tx
             .get_or_init(|| broadcast::channel(CAPACITY).0)
             .subscribe()
