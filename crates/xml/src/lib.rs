@@ -20,12 +20,14 @@
 mod devices;
 mod domain;
 pub mod model;
+mod secret;
 #[doc(hidden)]
 pub mod util;
 
 pub use devices::*;
 pub use domain::*;
-pub use model::{format_root, parse_root, XmlElement, XmlValue};
+pub use model::{format_root, parse_root, XmlElement, XmlValue, YesNo};
+pub use secret::*;
 pub use util::{escape, Writer};
 
 /// libvirt's `VIR_ERR_XML_ERROR`.

@@ -30,7 +30,7 @@
 
 use roxmltree::{Document, Node, ParsingOptions};
 
-use crate::util::{child, children, el_name, line_col, precheck, text, Writer};
+use crate::util::{child, children, el_name, line_col, precheck, str_enum, text, Writer};
 use crate::{format_uuid, parse_uuid, XmlError};
 
 /// A value that is written as an attribute or as the text of an element.
@@ -79,6 +79,24 @@ impl XmlValue for [u8; 16] {
     }
     fn to_xml(&self) -> String {
         format_uuid(self)
+    }
+}
+
+str_enum! {
+    /// A `yes`/`no` attribute.
+    YesNo, "value (expected 'yes' or 'no')" {
+        Yes => "yes",
+        No => "no",
+    }
+}
+
+impl From<bool> for YesNo {
+    fn from(b: bool) -> YesNo {
+        if b {
+            YesNo::Yes
+        } else {
+            YesNo::No
+        }
     }
 }
 
@@ -384,7 +402,6 @@ macro_rules! xml_element {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::util::str_enum;
 
     str_enum! {
         Shape, "shape" {
