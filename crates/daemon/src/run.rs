@@ -18,13 +18,14 @@ use vireo_proto::family::Family;
 use vireo_qemu::{QemuConfig, QemuDriver};
 use vireo_rpc::handoff;
 use vireo_rpc::server::{bind_unix, Server, ServerConfig};
+use vireo_secret::SecretDriver;
 
 use crate::activation::Kind;
 use crate::admin::{serve_admin, serve_admin_on, AdminServer, LogSettings};
 use crate::identity;
 use crate::paths::Paths;
 use crate::proxy::Proxy;
-use crate::remote::RemoteService;
+use crate::remote::{Drivers, RemoteService};
 use crate::role::Role;
 use vireo_rpc::inspect::{Named, ServerInfo};
 
@@ -212,14 +213,23 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     } else {
         None
     };
+    let objects = EventBus::default();
+    let secret = if role.hosts(Family::Secret) {
+        Some(Arc::new(
+            SecretDriver::open(&paths.config_dir, &paths.state_dir, objects.clone())
+                .context("cannot load secrets")?,
+        ))
+    } else {
+        None
+    };
     let mut socks = sockets(role, &paths, &conf, inherited)?;
-    let service = Arc::new(RemoteService::new(
-        role,
-        paths.clone(),
-        qemu.clone(),
+    let drivers = Drivers {
+        qemu: qemu.clone(),
+        secret: secret.clone(),
         events,
-        token,
-    ));
+        objects,
+    };
+    let service = Arc::new(RemoteService::new(role, paths.clone(), drivers, token));
     let server = Server::new(service, server_cfg);
     let listed: Vec<Arc<dyn ServerInfo>> = vec![Arc::new(Named::new(name, &server))];
     let admin = admin_on(&mut socks, &admin_path, listed, log, &conf)?;
@@ -234,7 +244,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     notify_ready();
     eprintln!("{name}: ready");
 
-    let no_vms = move || qemu.as_ref().is_none_or(|q| q.active_ids().is_empty());
+    // Running VMs, and ephemeral secrets (kept nowhere else), keep the daemon up.
+    let no_vms = move || {
+        qemu.as_ref().is_none_or(|q| q.active_ids().is_empty())
+            && secret.as_ref().is_none_or(|s| !s.has_ephemeral())
+    };
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}

@@ -183,6 +183,10 @@ fn set_identity(s: &RemoteService, client: &Arc<RemoteClient>, payload: &[u8]) -
         _ => None,
     };
     let peer = client.identity;
+    let for_user = ["unix-user-id", "unix-group-id", "process-id"]
+        .iter()
+        .any(|f| find(&a.params.0, f).is_some());
+    client.data.lock().internal = !for_user;
     client.set_forwarded_identity(Identity {
         uid: num("unix-user-id").map(|v| v as u32).unwrap_or(peer.uid),
         gid: num("unix-group-id").map(|v| v as u32).unwrap_or(peer.gid),

@@ -1,13 +1,16 @@
-//! Event registration (callback-style 316/317 and legacy 167/168) and delivery to clients.
+//! Event registration and delivery to clients: domain events (callback-style 316/317 and
+//! legacy 167/168) and the events of the other objects (secrets 380/381), which all share
+//! one shape: `{int callbackID; …}`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
-use vireo_driver::events::LifecycleEvent;
+use vireo_driver::events::{LifecycleEvent, ObjectEvent};
 use vireo_driver::DriverError;
 use vireo_proto::remote::*;
+use vireo_proto::secret::{self, ConnectSecretEventRegisterAnyArgs};
 use vireo_proto::{RemoteError, REMOTE_PROGRAM, REMOTE_VERSION};
 
 use super::{args, ret, void, ProcResult, RemoteClient, RemoteService};
@@ -25,16 +28,31 @@ struct Callback {
     legacy: bool,
 }
 
-/// One client's event registrations and the task that delivers to it.
+/// A registration for the events of networks, pools, node devices or secrets.
+struct ObjectCallback {
+    id: i32,
+    /// The register procedure it came through (its family).
+    register_proc: i32,
+    event_id: i32,
+    /// Only this object's events (its UUID or name), or all.
+    key: Option<Vec<u8>>,
+}
+
+/// One client's event registrations and the tasks that deliver to it.
 #[derive(Default)]
 pub struct Callbacks {
     list: Vec<Callback>,
     task: Option<JoinHandle<()>>,
+    objects: Vec<ObjectCallback>,
+    object_task: Option<JoinHandle<()>>,
 }
 
 impl Drop for Callbacks {
     fn drop(&mut self) {
-        if let Some(t) = self.task.take() {
+        for t in [self.task.take(), self.object_task.take()]
+            .into_iter()
+            .flatten()
+        {
             t.abort();
         }
     }
@@ -109,8 +127,110 @@ pub(super) fn dispatch(
                 || format!("domain event {} not registered", a.event_id),
             )
         })(),
+        procs::CONNECT_SECRET_EVENT_REGISTER_ANY => (|| {
+            let a: ConnectSecretEventRegisterAnyArgs = args(payload)?;
+            if !(0..=secret::event::ID_VALUE_CHANGED).contains(&a.event_id) {
+                return Err(DriverError::InvalidArg(format!(
+                    "unsupported event ID {}",
+                    a.event_id
+                ))
+                .into());
+            }
+            let id = s.next_callback_id.fetch_add(1, Ordering::Relaxed);
+            register_object(
+                s,
+                client,
+                ObjectCallback {
+                    id,
+                    register_proc: p,
+                    event_id: a.event_id,
+                    key: a.secret.map(|h| h.uuid.to_vec()),
+                },
+            )?;
+            ret(EventCallbackRegisterAnyRet { callback_id: id })
+        })(),
+        procs::CONNECT_SECRET_EVENT_DEREGISTER_ANY => (|| {
+            let a: EventCallbackDeregisterAnyArgs = args(payload)?;
+            let register = procs::CONNECT_SECRET_EVENT_REGISTER_ANY;
+            let mut st = client.data.lock();
+            let cbs = &mut st.callbacks;
+            let before = cbs.objects.len();
+            cbs.objects
+                .retain(|c| !(c.register_proc == register && c.id == a.callback_id));
+            if cbs.objects.len() == before {
+                return Err(DriverError::InvalidArg(format!(
+                    "callback ID {} not registered",
+                    a.callback_id
+                ))
+                .into());
+            }
+            if cbs.objects.is_empty() {
+                if let Some(t) = cbs.object_task.take() {
+                    t.abort();
+                }
+            }
+            void()
+        })(),
         _ => return None,
     })
+}
+
+fn register_object(
+    s: &RemoteService,
+    client: &Arc<RemoteClient>,
+    cb: ObjectCallback,
+) -> Result<(), RemoteError> {
+    let mut st = client.data.lock();
+    let cbs = &mut st.callbacks;
+    if cbs.list.len() + cbs.objects.len() >= MAX_CALLBACKS {
+        return Err(DriverError::InvalidArg(format!(
+            "too many event callbacks registered on this connection (limit {MAX_CALLBACKS})"
+        ))
+        .into());
+    }
+    cbs.objects.push(cb);
+    if cbs.object_task.is_none() {
+        // Subscribe before replying, so no event after the reply can be missed.
+        let mut rx = s.objects.subscribe();
+        let c = Arc::clone(client);
+        cbs.object_task = Some(tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(ev) => deliver_object(&c, &ev),
+                    Err(RecvError::Lagged(n)) => {
+                        log::warn!("client {} missed {n} events", c.id)
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        }));
+    }
+    Ok(())
+}
+
+fn deliver_object(client: &RemoteClient, ev: &ObjectEvent) {
+    let ids: Vec<i32> = {
+        let st = client.data.lock();
+        st.callbacks
+            .objects
+            .iter()
+            .filter(|c| c.register_proc == ev.register_proc && c.event_id == ev.event_id)
+            .filter(|c| c.key.as_ref().is_none_or(|k| *k == ev.key))
+            .map(|c| c.id)
+            .collect()
+    };
+    for id in ids {
+        let mut payload = Vec::with_capacity(4 + ev.body.len());
+        payload.extend_from_slice(&id.to_be_bytes());
+        payload.extend_from_slice(&ev.body);
+        client.send_message(
+            REMOTE_PROGRAM,
+            REMOTE_VERSION,
+            ev.proc_,
+            EVENT_SERIAL,
+            &payload,
+        );
+    }
 }
 
 fn check_event_id(id: i32) -> Result<(), RemoteError> {
@@ -129,7 +249,7 @@ fn register(
     cb: Callback,
 ) -> Result<(), RemoteError> {
     let mut st = client.data.lock();
-    if st.callbacks.list.len() >= MAX_CALLBACKS {
+    if st.callbacks.list.len() + st.callbacks.objects.len() >= MAX_CALLBACKS {
         return Err(DriverError::InvalidArg(format!(
             "too many event callbacks registered on this connection (limit {MAX_CALLBACKS})"
         ))

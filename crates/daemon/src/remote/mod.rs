@@ -1,6 +1,6 @@
 //! The REMOTE program: every libvirt API call arrives here and is sent to the module of its
 //! family. `connect.rs` serves connection-level calls, `domain.rs` the domain calls,
-//! `events.rs` event registration and delivery.
+//! `secret.rs` the secret calls, `events.rs` event registration and delivery.
 
 mod connect;
 mod console;
@@ -8,16 +8,18 @@ mod domain;
 mod events;
 mod running;
 mod secondary;
+mod secret;
 
 use std::sync::atomic::AtomicI32;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use vireo_driver::events::EventBus;
+use vireo_driver::events::{EventBus, ObjectEvent};
 use vireo_proto::error::{code, domain as errdom};
 use vireo_proto::remote::{allowed_read_only, proc_name, procs};
 use vireo_proto::{Header, RemoteError, REMOTE_PROGRAM, REMOTE_VERSION};
 use vireo_qemu::QemuDriver;
 use vireo_rpc::server::{Client, Dispatch, Outcome, Service};
+use vireo_secret::SecretDriver;
 use vireo_xdr::{Decoder, Xdr};
 
 use crate::paths::Paths;
@@ -37,6 +39,9 @@ pub struct ConnState {
     pub readonly: bool,
     pub close_callback: bool,
     pub callbacks: Callbacks,
+    /// The peer is another Vireo daemon calling for itself (it proved the token and
+    /// vouched for no user): it may read private secrets' values.
+    pub internal: bool,
 }
 
 #[derive(Default)]
@@ -54,31 +59,48 @@ impl ClientData {
 
 pub type RemoteClient = Client<ClientData>;
 
+/// The drivers a daemon hosts (`None` for those it does not), and the buses their events
+/// travel on.
+#[derive(Default)]
+pub struct Drivers {
+    pub qemu: Option<Arc<QemuDriver>>,
+    pub secret: Option<Arc<SecretDriver>>,
+    /// Domain events.
+    pub events: EventBus,
+    /// Events of the other objects (secrets, …).
+    pub objects: EventBus<ObjectEvent>,
+}
+
 /// The daemon-wide state behind the REMOTE program.
 pub struct RemoteService {
     pub role: Role,
     pub paths: Paths,
     /// The QEMU driver, when this daemon hosts it.
     pub qemu: Option<Arc<QemuDriver>>,
+    /// The secret driver, when this daemon hosts it.
+    pub secret: Option<Arc<SecretDriver>>,
     pub events: EventBus,
+    pub objects: EventBus<ObjectEvent>,
     /// Shared secret that makes a forwarded identity trustworthy.
     pub token: String,
     next_callback_id: AtomicI32,
 }
 
 impl RemoteService {
-    pub fn new(
-        role: Role,
-        paths: Paths,
-        qemu: Option<Arc<QemuDriver>>,
-        events: EventBus,
-        token: String,
-    ) -> Self {
+    pub fn new(role: Role, paths: Paths, drivers: Drivers, token: String) -> Self {
+        let Drivers {
+            qemu,
+            secret,
+            events,
+            objects,
+        } = drivers;
         RemoteService {
             role,
             paths,
             qemu,
+            secret,
             events,
+            objects,
             token,
             next_callback_id: AtomicI32::new(0),
         }
@@ -138,7 +160,10 @@ impl RemoteService {
     ) -> Outcome {
         let r = connect::dispatch(self, client, p, payload)
             .or_else(|| events::dispatch(self, client, p, payload))
-            .unwrap_or_else(|| domain::dispatch(self, p, payload, readonly));
+            .unwrap_or_else(|| match family_of(p) {
+                Family::Secret => secret::dispatch(self, client, p, payload),
+                _ => domain::dispatch(self, p, payload, readonly),
+            });
         r.into()
     }
 }
@@ -174,9 +199,16 @@ impl Service for RemoteService {
             }
             return Dispatch::Now(Outcome::Error(not_supported(self.role, fam)));
         }
-        if fam != Family::Hypervisor {
+        match fam {
+            Family::Hypervisor => {}
+            Family::Secret if !secret::blocks(p) => {
+                return Dispatch::Now(self.dispatch(client, p, payload, readonly))
+            }
+            Family::Secret => {
+                return Dispatch::Now(blocking(|| self.dispatch(client, p, payload, readonly)))
+            }
             // Hosted here, but that driver is not written yet.
-            return Dispatch::Now(Outcome::Error(not_supported(self.role, fam)));
+            _ => return Dispatch::Now(Outcome::Error(not_supported(self.role, fam))),
         }
         // Calls about running VMs go to their shims, asynchronously.
         if p == procs::DOMAIN_OPEN_CONSOLE {
@@ -192,9 +224,7 @@ impl Service for RemoteService {
         // Disk writes and probing QEMU may block this thread for a while: the runtime moves
         // its other tasks to another thread meanwhile. Calls of one connection are answered
         // in order anyway, so nothing waits that would not have waited.
-        Dispatch::Now(tokio::task::block_in_place(|| {
-            self.dispatch(client, p, payload, readonly)
-        }))
+        Dispatch::Now(blocking(|| self.dispatch(client, p, payload, readonly)))
     }
 
     fn disconnected(&self, client: &Arc<RemoteClient>) {
@@ -225,6 +255,17 @@ pub(crate) fn not_supported(role: Role, fam: Family) -> RemoteError {
         errdom::NONE,
         format!("this function is not supported by the connection driver: {why}"),
     )
+}
+
+/// Runs `f`, which may wait on the disk: on a multi-threaded runtime the runtime moves its
+/// other tasks off this thread meanwhile; the one-thread runtime of a small driver daemon
+/// simply waits (its writes are a few small synced files).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 /// Procedures that may wait on the disk or on a child process.
