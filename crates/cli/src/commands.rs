@@ -7,6 +7,9 @@ use vireo_proto::remote::list_flags;
 
 pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
     let (cmd, rest) = args.split_first().ok_or_else(|| anyhow!("no command"))?;
+    if cmd.starts_with("secret-") {
+        return crate::secret::run(uri, readonly, cmd, rest).await;
+    }
     let (flags, pos): (Vec<&str>, Vec<&str>) = rest
         .iter()
         .map(String::as_str)
@@ -274,36 +277,41 @@ async fn list(
         println!();
         return Ok(());
     }
-    let mut rows = vec![["Id".to_string(), "Name".to_string(), "State".to_string()]];
+    let mut rows = vec![vec![
+        "Id".to_string(),
+        "Name".to_string(),
+        "State".to_string(),
+    ]];
     for d in &doms {
         let (st, _) = c.state(d).await?;
-        rows.push([id_text(d), d.name.clone(), state_name(st).to_string()]);
+        rows.push(vec![id_text(d), d.name.clone(), state_name(st).to_string()]);
     }
     print_table(&rows);
     Ok(())
 }
 
-/// virsh's table layout: a leading space, columns separated by three spaces, a dash rule.
-fn print_table(rows: &[[String; 3]]) {
-    let mut w = [0usize; 3];
+/// virsh's table layout: a leading space, columns separated by three spaces, a dash rule
+/// as wide as the columns and their gaps plus three. `rows[0]` is the header.
+pub fn print_table(rows: &[Vec<String>]) {
+    let cols = rows.first().map_or(0, Vec::len);
+    let mut w = vec![0usize; cols];
     for r in rows {
-        for (i, cell) in r.iter().enumerate() {
+        for (i, cell) in r.iter().enumerate().take(cols) {
             w[i] = w[i].max(cell.chars().count());
         }
     }
-    let line = |r: &[String; 3]| {
-        let s = format!(
-            " {:<w0$}   {:<w1$}   {}",
-            r[0],
-            r[1],
-            r[2],
-            w0 = w[0],
-            w1 = w[1]
-        );
+    let line = |r: &[String]| {
+        let mut s = String::new();
+        for (i, cell) in r.iter().enumerate().take(cols) {
+            s.push_str(if i == 0 { " " } else { "   " });
+            s.push_str(cell);
+            let pad = w[i].saturating_sub(cell.chars().count());
+            s.extend(std::iter::repeat_n(' ', pad));
+        }
         s.trim_end().to_string()
     };
     println!("{}", line(&rows[0]));
-    println!("{}", "-".repeat(w[0] + w[1] + w[2] + 9));
+    println!("{}", "-".repeat(w.iter().sum::<usize>() + 3 * cols));
     for r in &rows[1..] {
         println!("{}", line(r));
     }

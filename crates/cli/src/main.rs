@@ -1,6 +1,7 @@
 //! `vireo`: a virsh-compatible command line for Vireo (and libvirt) daemons.
 
 mod commands;
+mod secret;
 
 use std::process::ExitCode;
 
@@ -37,7 +38,16 @@ Commands:
                            pause and continue the CPUs
   reboot DOMAIN / reset DOMAIN
                            graceful reboot / hard reset
-DOMAIN is a name, a UUID or an id.";
+  secret-define FILE       define or redefine a secret from an XML file
+  secret-undefine SECRET   remove a secret
+  secret-list [--ephemeral] [--no-ephemeral] [--private] [--no-private]
+                           list secrets
+  secret-dumpxml SECRET    the secret's XML
+  secret-set-value SECRET (--file FILE [--plain] | --base64 VALUE)
+                           set the secret's value (from a file: base64, or raw with --plain)
+  secret-get-value [--plain] SECRET
+                           the secret's value, base64 (or raw with --plain)
+DOMAIN is a name, a UUID or an id; SECRET is a UUID.";
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();

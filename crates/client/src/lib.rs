@@ -1,6 +1,7 @@
 //! The Rust client: parse a libvirt URI, find the daemon's socket, open the connection the
 //! way libvirt's remote driver does, and make typed calls.
 
+mod secret;
 pub mod uri;
 
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use vireo_xdr::Xdr;
 
 pub use uri::Uri;
 pub use vireo_proto::remote::Domain;
+pub use vireo_proto::secret::Secret;
 
 #[derive(Debug, Error)]
 pub enum ClientError {
