@@ -2,7 +2,7 @@
 //! tables and argument/return types, and the `remote_error` payload.
 //!
 //! One module per API family: [`remote`] holds the procedure table and the connect and
-//! domain calls, [`secret`] the secret calls.
+//! domain calls, [`secret`] the secret calls, [`storage`] the storage calls.
 
 /// Declares the procedure numbers of one program (`procs::NAME`), with `proc_name`, the
 /// name table for logs and tools (libvirt's names without the program's `*_PROC_` prefix).
@@ -27,6 +27,7 @@ pub mod family;
 pub mod header;
 pub mod remote;
 pub mod secret;
+pub mod storage;
 pub mod typed;
 
 pub use error::RemoteError;
