@@ -21,6 +21,7 @@ mod devices;
 mod domain;
 pub mod model;
 mod secret;
+mod storage;
 #[doc(hidden)]
 pub mod util;
 
@@ -28,6 +29,7 @@ pub use devices::*;
 pub use domain::*;
 pub use model::{format_root, parse_root, XmlElement, XmlValue, YesNo};
 pub use secret::*;
+pub use storage::*;
 pub use util::{escape, Writer};
 
 /// libvirt's `VIR_ERR_XML_ERROR`.
