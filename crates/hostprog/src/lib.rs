@@ -19,6 +19,17 @@ const PACKAGES: &[(&str, &str)] = &[
     ("setfacl", "acl"),
     ("timeout", "coreutils"),
     ("setpriv", "util-linux"),
+    ("blkid", "util-linux"),
+    ("losetup", "mount"),
+    ("mount", "mount"),
+    ("umount", "mount"),
+    ("mkfs.ext2", "e2fsprogs"),
+    ("mkfs.ext3", "e2fsprogs"),
+    ("mkfs.ext4", "e2fsprogs"),
+    ("mkfs.xfs", "xfsprogs"),
+    ("mkfs.vfat", "dosfstools"),
+    ("mkfs.btrfs", "btrfs-progs"),
+    ("scrub", "scrub"),
 ];
 
 /// The Debian package that carries `program`, if it is one we know.
@@ -52,7 +63,7 @@ impl fmt::Display for Missing {
 impl std::error::Error for Missing {}
 
 /// Where `program` is: itself when it names a path, else the first executable of that
-/// name on `PATH`.
+/// name on `PATH` (then in /usr/sbin and /sbin).
 pub fn find(program: &str) -> Result<PathBuf, Missing> {
     let missing = || Missing {
         program: program.to_string(),
@@ -66,7 +77,10 @@ pub fn find(program: &str) -> Result<PathBuf, Missing> {
         };
     }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    // The sbin directories too: a user's PATH often lacks them, and mkfs, mount and blkid
+    // live there.
     std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
         .map(|d| d.join(program))
         .find(|p| is_executable(p))
         .ok_or_else(missing)
