@@ -19,6 +19,7 @@ use vireo_qemu::{QemuConfig, QemuDriver};
 use vireo_rpc::handoff;
 use vireo_rpc::server::{bind_unix, Server, ServerConfig};
 use vireo_secret::SecretDriver;
+use vireo_storage::StorageDriver;
 
 use crate::activation::Kind;
 use crate::admin::{serve_admin, serve_admin_on, AdminServer, LogSettings};
@@ -222,10 +223,24 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     } else {
         None
     };
+    let storage = if role.hosts(Family::Storage) {
+        Some(Arc::new(
+            StorageDriver::open(
+                &paths.config_dir,
+                &paths.run_dir,
+                &paths.state_dir,
+                objects.clone(),
+            )
+            .context("cannot load storage pools")?,
+        ))
+    } else {
+        None
+    };
     let mut socks = sockets(role, &paths, &conf, inherited)?;
     let drivers = Drivers {
         qemu: qemu.clone(),
         secret: secret.clone(),
+        storage,
         events,
         objects,
     };

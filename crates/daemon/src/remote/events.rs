@@ -1,6 +1,6 @@
 //! Event registration and delivery to clients: domain events (callback-style 316/317 and
-//! legacy 167/168) and the events of the other objects (secrets 380/381), which all share
-//! one shape: `{int callbackID; …}`.
+//! legacy 167/168) and the events of the other objects (storage pools 368/369, secrets
+//! 380/381), which all share one shape: `{int callbackID; …}`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use vireo_driver::events::{LifecycleEvent, ObjectEvent};
 use vireo_driver::DriverError;
 use vireo_proto::remote::*;
 use vireo_proto::secret::{self, ConnectSecretEventRegisterAnyArgs};
+use vireo_proto::storage::{self, PoolEventRegisterAnyArgs};
 use vireo_proto::{RemoteError, REMOTE_PROGRAM, REMOTE_VERSION};
 
 use super::{args, ret, void, ProcResult, RemoteClient, RemoteService};
@@ -127,31 +128,44 @@ pub(super) fn dispatch(
                 || format!("domain event {} not registered", a.event_id),
             )
         })(),
-        procs::CONNECT_SECRET_EVENT_REGISTER_ANY => (|| {
-            let a: ConnectSecretEventRegisterAnyArgs = args(payload)?;
-            if !(0..=secret::event::ID_VALUE_CHANGED).contains(&a.event_id) {
-                return Err(DriverError::InvalidArg(format!(
-                    "unsupported event ID {}",
-                    a.event_id
-                ))
-                .into());
-            }
-            let id = s.next_callback_id.fetch_add(1, Ordering::Relaxed);
-            register_object(
-                s,
-                client,
-                ObjectCallback {
-                    id,
-                    register_proc: p,
-                    event_id: a.event_id,
-                    key: a.secret.map(|h| h.uuid.to_vec()),
-                },
-            )?;
-            ret(EventCallbackRegisterAnyRet { callback_id: id })
-        })(),
-        procs::CONNECT_SECRET_EVENT_DEREGISTER_ANY => (|| {
+        procs::CONNECT_SECRET_EVENT_REGISTER_ANY
+        | procs::CONNECT_STORAGE_POOL_EVENT_REGISTER_ANY => {
+            (|| {
+                // Each family: its highest event id, and the UUID of the object named.
+                let (event_id, max, key) = if p == procs::CONNECT_SECRET_EVENT_REGISTER_ANY {
+                    let a: ConnectSecretEventRegisterAnyArgs = args(payload)?;
+                    let key = a.secret.map(|h| h.uuid.to_vec());
+                    (a.event_id, secret::event::ID_VALUE_CHANGED, key)
+                } else {
+                    let a: PoolEventRegisterAnyArgs = args(payload)?;
+                    let key = a.pool.map(|h| h.uuid.to_vec());
+                    (a.event_id, storage::event::ID_REFRESH, key)
+                };
+                if !(0..=max).contains(&event_id) {
+                    return Err(DriverError::InvalidArg(format!(
+                        "unsupported event ID {event_id}"
+                    ))
+                    .into());
+                }
+                let id = s.next_callback_id.fetch_add(1, Ordering::Relaxed);
+                register_object(
+                    s,
+                    client,
+                    ObjectCallback {
+                        id,
+                        register_proc: p,
+                        event_id,
+                        key,
+                    },
+                )?;
+                ret(EventCallbackRegisterAnyRet { callback_id: id })
+            })()
+        }
+        procs::CONNECT_SECRET_EVENT_DEREGISTER_ANY
+        | procs::CONNECT_STORAGE_POOL_EVENT_DEREGISTER_ANY => (|| {
             let a: EventCallbackDeregisterAnyArgs = args(payload)?;
-            let register = procs::CONNECT_SECRET_EVENT_REGISTER_ANY;
+            // Each deregister procedure follows its register procedure.
+            let register = p - 1;
             let mut st = client.data.lock();
             let cbs = &mut st.callbacks;
             let before = cbs.objects.len();

@@ -1,6 +1,7 @@
 //! The REMOTE program: every libvirt API call arrives here and is sent to the module of its
 //! family. `connect.rs` serves connection-level calls, `domain.rs` the domain calls,
-//! `secret.rs` the secret calls, `events.rs` event registration and delivery.
+//! `secret.rs` the secret calls, `storage.rs` the pool and volume calls, `events.rs` event
+//! registration and delivery.
 
 mod connect;
 mod console;
@@ -9,6 +10,7 @@ mod events;
 mod running;
 mod secondary;
 mod secret;
+mod storage;
 
 use std::sync::atomic::AtomicI32;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,6 +22,7 @@ use vireo_proto::{Header, RemoteError, REMOTE_PROGRAM, REMOTE_VERSION};
 use vireo_qemu::QemuDriver;
 use vireo_rpc::server::{Client, Dispatch, Outcome, Service};
 use vireo_secret::SecretDriver;
+use vireo_storage::StorageDriver;
 use vireo_xdr::{Decoder, Xdr};
 
 use crate::paths::Paths;
@@ -65,6 +68,7 @@ pub type RemoteClient = Client<ClientData>;
 pub struct Drivers {
     pub qemu: Option<Arc<QemuDriver>>,
     pub secret: Option<Arc<SecretDriver>>,
+    pub storage: Option<Arc<StorageDriver>>,
     /// Domain events.
     pub events: EventBus,
     /// Events of the other objects (secrets, …).
@@ -79,6 +83,8 @@ pub struct RemoteService {
     pub qemu: Option<Arc<QemuDriver>>,
     /// The secret driver, when this daemon hosts it.
     pub secret: Option<Arc<SecretDriver>>,
+    /// The storage driver, when this daemon hosts it.
+    pub storage: Option<Arc<StorageDriver>>,
     pub events: EventBus,
     pub objects: EventBus<ObjectEvent>,
     /// Shared secret that makes a forwarded identity trustworthy.
@@ -91,6 +97,7 @@ impl RemoteService {
         let Drivers {
             qemu,
             secret,
+            storage,
             events,
             objects,
         } = drivers;
@@ -99,6 +106,7 @@ impl RemoteService {
             paths,
             qemu,
             secret,
+            storage,
             events,
             objects,
             token,
@@ -162,6 +170,7 @@ impl RemoteService {
             .or_else(|| events::dispatch(self, client, p, payload))
             .unwrap_or_else(|| match family_of(p) {
                 Family::Secret => secret::dispatch(self, client, p, payload),
+                Family::Storage => storage::dispatch(self, p, payload),
                 _ => domain::dispatch(self, p, payload, readonly),
             });
         r.into()
@@ -204,7 +213,8 @@ impl Service for RemoteService {
             Family::Secret if !secret::blocks(p) => {
                 return Dispatch::Now(self.dispatch(client, p, payload, readonly))
             }
-            Family::Secret => {
+            // Every storage call may wait on the disk or on qemu-img.
+            Family::Secret | Family::Storage => {
                 return Dispatch::Now(blocking(|| self.dispatch(client, p, payload, readonly)))
             }
             // Hosted here, but that driver is not written yet.
