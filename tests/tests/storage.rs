@@ -1,0 +1,178 @@
+//! Storage pools and volumes (`vireo-storaged`, or `vireod`) with the real virsh and
+//! python3-libvirt, in every layout.
+
+use vireo_tests::{fails, ok, validate, Daemon, Layout};
+
+/// The `default` pool a fresh daemon has, and the volume commands on it.
+fn dir_pool_volumes_with_virsh(layout: Layout) {
+    let d = Daemon::start_in(layout);
+    let images = d.root.join("var/lib/vireo/images");
+    let list = ok(&d.virsh(&["pool-list", "--all"]));
+    assert!(list.contains(" default   active   yes"), "{list}");
+    let xml = ok(&d.virsh(&["pool-dumpxml", "default"]));
+    assert!(
+        xml.contains(&format!("<path>{}</path>", images.display())),
+        "{xml}"
+    );
+    validate(&xml, "storagepool", &d.root);
+
+    // raw (sparse) base, qcow2 overlay on it, a copy, a resize, a wipe.
+    ok(&d.virsh(&[
+        "vol-create-as",
+        "default",
+        "base.img",
+        "64M",
+        "--allocation",
+        "0",
+    ]));
+    let base = images.join("base.img");
+    let out = ok(&d.virsh(&[
+        "vol-create-as",
+        "default",
+        "top.qcow2",
+        "128M",
+        "--format",
+        "qcow2",
+        "--backing-vol",
+        base.to_str().unwrap(),
+        "--backing-vol-format",
+        "raw",
+    ]));
+    assert!(out.contains("Vol top.qcow2 created"), "{out}");
+    let vx = ok(&d.virsh(&["vol-dumpxml", "top.qcow2", "--pool", "default"]));
+    assert!(vx.contains("<format type='qcow2'/>"), "{vx}");
+    assert!(
+        vx.contains(&format!("<path>{}</path>", base.display())),
+        "{vx}"
+    );
+    assert!(
+        vx.contains("<capacity unit='bytes'>134217728</capacity>"),
+        "{vx}"
+    );
+    validate(&vx, "storagevol", &d.root);
+    // The format comes from the header, not the name.
+    std::fs::write(images.join("fake.qcow2"), vec![0u8; 4096]).unwrap();
+    ok(&d.virsh(&["pool-refresh", "default"]));
+    let fx = ok(&d.virsh(&["vol-dumpxml", "fake.qcow2", "--pool", "default"]));
+    assert!(fx.contains("<format type='raw'/>"), "{fx}");
+
+    let vl = ok(&d.virsh(&["vol-list", "default"]));
+    for v in ["base.img", "top.qcow2", "fake.qcow2"] {
+        assert!(vl.contains(v), "{vl}");
+    }
+    ok(&d.virsh(&["vol-clone", "top.qcow2", "copy.qcow2", "--pool", "default"]));
+    let info = ok(&d.virsh(&["vol-info", "copy.qcow2", "--pool", "default"]));
+    assert!(info.contains("Capacity:       128.00 MiB"), "{info}");
+    let err = fails(&d.virsh(&["vol-resize", "copy.qcow2", "64M", "--pool", "default"]));
+    assert!(err.contains("shrink"), "{err}");
+    ok(&d.virsh(&["vol-resize", "copy.qcow2", "256M", "--pool", "default"]));
+    let info = ok(&d.virsh(&["vol-info", "copy.qcow2", "--pool", "default"]));
+    assert!(info.contains("Capacity:       256.00 MiB"), "{info}");
+    ok(&d.virsh(&[
+        "vol-resize",
+        "base.img",
+        "32M",
+        "--shrink",
+        "--pool",
+        "default",
+    ]));
+    ok(&d.virsh(&["vol-wipe", "copy.qcow2", "--pool", "default"]));
+    assert_eq!(
+        ok(&d.virsh(&["vol-pool", images.join("copy.qcow2").to_str().unwrap()])).trim(),
+        "default"
+    );
+
+    // Bad input: clear errors, nothing made, the daemon goes on.
+    let err = fails(&d.virsh(&["vol-create-as", "default", "../escape", "1M"]));
+    assert!(err.contains("cannot contain '/'"), "{err}");
+    let err = fails(&d.virsh(&["vol-create-as", "default", "huge", "100000T"]));
+    assert!(err.contains("Not enough space"), "{err}");
+    let err = fails(&d.virsh(&["vol-create-as", "default", "base.img", "1M"]));
+    assert!(err.contains("exists already"), "{err}");
+    let err = fails(&d.virsh(&["vol-info", "nope", "--pool", "default"]));
+    assert!(err.contains("Storage volume not found"), "{err}");
+    assert!(!images.join("../escape").exists());
+    assert!(!images.join("huge").exists());
+
+    for v in ["copy.qcow2", "top.qcow2", "base.img", "fake.qcow2"] {
+        ok(&d.virsh(&["vol-delete", v, "--pool", "default"]));
+    }
+    let vl = ok(&d.virsh(&["vol-list", "default"]));
+    assert!(!vl.contains("base.img"), "{vl}");
+}
+
+/// A pool's whole life: define, build, start, autostart, info, stop, delete, undefine;
+/// and one created transient.
+fn pool_lifecycle_with_virsh(layout: Layout) {
+    let mut d = Daemon::start_in(layout);
+    let target = d.root.join("pool-p");
+    let t = target.to_str().unwrap();
+    assert!(ok(&d.virsh(&["pool-define-as", "p", "dir", "--target", t])).contains("Pool p defined"));
+    let err = fails(&d.virsh(&["pool-start", "p"]));
+    assert!(err.contains("build the pool first"), "{err}");
+    ok(&d.virsh(&["pool-build", "p"]));
+    assert!(target.is_dir());
+    ok(&d.virsh(&["pool-start", "p"]));
+    ok(&d.virsh(&["pool-autostart", "p"]));
+    let info = ok(&d.virsh(&["pool-info", "p"]));
+    assert!(info.contains("State:          running"), "{info}");
+    assert!(info.contains("Autostart:      yes"), "{info}");
+    ok(&d.virsh(&["vol-create-as", "p", "v", "1M"]));
+    let err = fails(&d.virsh(&["pool-undefine", "p"]));
+    assert!(err.contains("still active"), "{err}");
+    // A second pool on the same directory is refused.
+    let err = fails(&d.virsh(&["pool-define-as", "q", "dir", "--target", t]));
+    assert!(err.contains("conflict"), "{err}");
+    let err = fails(&d.virsh(&[
+        "pool-define-as",
+        "r",
+        "iscsi",
+        "--source-host",
+        "h",
+        "--target",
+        "/dev/disk/by-path",
+    ]));
+    assert!(err.contains("not supported"), "{err}");
+
+    // Definitions, autostart and what was active survive a kill -9 of the daemon.
+    d.kill9();
+    d.restart();
+    let list = ok(&d.virsh(&["pool-list", "--all"]));
+    assert!(list.contains(" p         active   yes"), "{list}");
+    assert!(ok(&d.virsh(&["vol-list", "p"])).contains(" v "));
+
+    ok(&d.virsh(&["vol-delete", "v", "--pool", "p"]));
+    ok(&d.virsh(&["pool-destroy", "p"]));
+    let info = ok(&d.virsh(&["pool-info", "p"]));
+    assert!(info.contains("State:          inactive"), "{info}");
+    ok(&d.virsh(&["pool-delete", "p"]));
+    assert!(!target.exists());
+    ok(&d.virsh(&["pool-undefine", "p"]));
+    assert!(!ok(&d.virsh(&["pool-list", "--all"])).contains(" p "));
+
+    let tt = d.root.join("pool-t");
+    ok(&d.virsh(&[
+        "pool-create-as",
+        "t",
+        "dir",
+        "--target",
+        tt.to_str().unwrap(),
+        "--build",
+    ]));
+    let list = ok(&d.virsh(&["pool-list", "--transient"]));
+    assert!(list.contains(" t "), "{list}");
+    ok(&d.virsh(&["pool-destroy", "t"]));
+    assert!(!ok(&d.virsh(&["pool-list", "--all"])).contains(" t "));
+}
+
+fn storage_with_python(layout: Layout) {
+    let d = Daemon::start_in(layout);
+    let out = ok(&d.python("storage.py", &[d.root.to_str().unwrap()]));
+    assert!(out.contains("storage ok"), "{out}");
+}
+
+vireo_tests::in_every_layout!(
+    dir_pool_volumes_with_virsh,
+    pool_lifecycle_with_virsh,
+    storage_with_python,
+);
