@@ -35,6 +35,9 @@ pub enum CallError {
 
 type Pending = Mutex<HashMap<u32, oneshot::Sender<Result<Vec<u8>, CallError>>>>;
 
+/// Stream packets from the daemon one stream may have waiting for its reader.
+const STREAM_QUEUE: usize = 16;
+
 type MessageHandler = Arc<dyn Fn(Frame) + Send + Sync>;
 
 struct Shared {
@@ -45,6 +48,69 @@ struct Shared {
     handler: Mutex<Option<MessageHandler>>,
     writer: tokio::sync::Mutex<OwnedWriteHalf>,
     closed: tokio::sync::watch::Sender<bool>,
+    /// Open streams by the serial of the call that opened them.
+    streams: Mutex<HashMap<u32, mpsc::Sender<Frame>>>,
+}
+
+/// A stream opened by a call ([`Connection::call_stream`]): packets both ways, with the
+/// call's serial.
+pub struct ClientStream {
+    shared: Arc<Shared>,
+    header: Header,
+    rx: mpsc::Receiver<Frame>,
+}
+
+impl ClientStream {
+    /// The next STREAM or STREAM_HOLE frame from the daemon; `None` once the connection
+    /// is gone.
+    pub async fn recv(&mut self) -> Option<Frame> {
+        self.rx.recv().await
+    }
+
+    /// Sends a packet of this stream (data with CONTINUE, finish with OK, abort with
+    /// ERROR; a hole as STREAM_HOLE).
+    pub async fn send(
+        &self,
+        mtype: MessageType,
+        status: Status,
+        payload: &[u8],
+    ) -> Result<(), CallError> {
+        let h = Header {
+            mtype: mtype as i32,
+            status: status as i32,
+            ..self.header
+        };
+        let mut buf = Vec::with_capacity(payload.len() + 28);
+        frame_into(&mut buf, &h, |o| o.extend_from_slice(payload));
+        self.shared.writer.lock().await.write_all(&buf).await?;
+        Ok(())
+    }
+
+    /// Data, split into libvirt's chunk size.
+    pub async fn send_data(&self, data: &[u8]) -> Result<(), CallError> {
+        for chunk in data.chunks(vireo_proto::STREAM_CHUNK) {
+            self.send(MessageType::Stream, Status::Continue, chunk)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A hole of `len` bytes.
+    pub async fn send_hole(&self, len: u64) -> Result<(), CallError> {
+        let mut p = Vec::with_capacity(12);
+        p.extend_from_slice(&len.to_be_bytes());
+        p.extend_from_slice(&0u32.to_be_bytes());
+        self.send(MessageType::StreamHole, Status::Continue, &p)
+            .await
+    }
+}
+
+impl Drop for ClientStream {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.shared.streams.lock() {
+            m.remove(&self.header.serial);
+        }
+    }
 }
 
 /// One connection to a daemon.
@@ -74,6 +140,7 @@ impl Connection {
             handler: Mutex::new(None),
             writer: tokio::sync::Mutex::new(wr),
             closed: tokio::sync::watch::channel(false).0,
+            streams: Mutex::new(HashMap::new()),
         });
         let sh = Arc::clone(&shared);
         let reader = tokio::spawn(async move {
@@ -88,6 +155,9 @@ impl Connection {
             }
             if let Ok(mut e) = sh.events.lock() {
                 e.take();
+            }
+            if let Ok(mut s) = sh.streams.lock() {
+                s.clear();
             }
             sh.closed.send_replace(true);
         });
@@ -130,6 +200,17 @@ impl Connection {
         args: impl FnOnce(&mut Vec<u8>),
     ) -> Result<Vec<u8>, CallError> {
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
+        self.call_with_serial(serial, prog, vers, proc_, args).await
+    }
+
+    async fn call_with_serial(
+        &self,
+        serial: u32,
+        prog: u32,
+        vers: u32,
+        proc_: i32,
+        args: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<Vec<u8>, CallError> {
         let (tx, rx) = oneshot::channel();
         if let Ok(mut p) = self.shared.pending.lock() {
             p.insert(serial, tx);
@@ -145,6 +226,39 @@ impl Connection {
             return Err(e.into());
         }
         rx.await.map_err(|_| CallError::Closed)?
+    }
+
+    /// Sends a CALL that opens a stream; returns its reply payload and the stream (whose
+    /// packets may follow the reply at once: the stream is registered before the call is
+    /// sent).
+    pub async fn call_stream(
+        &self,
+        prog: u32,
+        vers: u32,
+        proc_: i32,
+        args: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<(Vec<u8>, ClientStream), CallError> {
+        let serial = self.serial.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+        if let Ok(mut m) = self.shared.streams.lock() {
+            m.insert(serial, tx);
+        }
+        let stream = ClientStream {
+            shared: Arc::clone(&self.shared),
+            header: Header::new(
+                prog,
+                vers,
+                proc_,
+                MessageType::Stream,
+                serial,
+                Status::Continue,
+            ),
+            rx,
+        };
+        let reply = self
+            .call_with_serial(serial, prog, vers, proc_, args)
+            .await?;
+        Ok((reply, stream))
     }
 
     /// A typed call on the REMOTE program.
@@ -216,6 +330,18 @@ impl Shared {
                     }
                 };
                 let _ = tx.send(r);
+            }
+            Some(MessageType::Stream | MessageType::StreamHole) => {
+                let tx = self
+                    .streams
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&h.serial).cloned());
+                // Waiting here is the back pressure on a daemon that sends faster than the
+                // stream's reader takes.
+                if let Some(tx) = tx {
+                    let _ = tx.send(f).await;
+                }
             }
             Some(MessageType::Message) => {
                 let handler = self.handler.lock().ok().and_then(|h| h.clone());

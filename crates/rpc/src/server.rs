@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use vireo_proto::header::{encode_frame, frame_into, keepalive_frame, Header, HEADER_LEN};
 use vireo_proto::{
     MessageType, RemoteError, Status, KEEPALIVE_PING, KEEPALIVE_PONG, KEEPALIVE_PROGRAM,
@@ -117,6 +117,27 @@ impl Default for ServerConfig {
 
 /// Frames from other tasks (slow calls, events, pings) waiting for a client's connection.
 const OUT_QUEUE: usize = 1024;
+/// Data packets one stream may have queued for its client and not yet written to the
+/// socket (each at most libvirt's 256 KiB chunk): a slow reader holds up the stream's
+/// source, not the daemon's memory.
+const STREAM_WINDOW: usize = 16;
+/// Packets from the client one stream may have waiting for its consumer.
+const STREAM_QUEUE: usize = 16;
+
+/// A frame for a client's connection, and the stream credit it holds until written.
+struct OutFrame {
+    bytes: Vec<u8>,
+    _credit: Option<OwnedSemaphorePermit>,
+}
+
+impl From<Vec<u8>> for OutFrame {
+    fn from(bytes: Vec<u8>) -> Self {
+        OutFrame {
+            bytes,
+            _credit: None,
+        }
+    }
+}
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
 /// Most bytes gathered into one write.
@@ -130,7 +151,7 @@ pub struct Client<D> {
     pub readonly: bool,
     pub connected_at: SystemTime,
     pub data: D,
-    out: mpsc::Sender<Vec<u8>>,
+    out: mpsc::Sender<OutFrame>,
     keepalive: AtomicBool,
     last_rx: Mutex<Instant>,
     close: Notify,
@@ -141,28 +162,74 @@ pub struct Client<D> {
     forwarded: Mutex<Option<Identity>>,
 }
 
-/// A stream packet from the client: status CONTINUE with data, OK (finish) or ERROR (abort).
+/// A stream packet from the client: status CONTINUE with data, OK (finish) or ERROR
+/// (abort); or a hole (a STREAM_HOLE message, status CONTINUE, `{hyper length; u32 flags}`).
 #[derive(Debug)]
 pub struct StreamPacket {
     pub status: Status,
     pub data: Vec<u8>,
+    pub hole: bool,
+}
+
+impl StreamPacket {
+    /// The length of a hole packet (`None` for other packets or a malformed one).
+    pub fn hole_len(&self) -> Option<u64> {
+        if !self.hole {
+            return None;
+        }
+        let b: [u8; 8] = self.data.get(..8)?.try_into().ok()?;
+        Some(u64::from_be_bytes(b))
+    }
 }
 
 /// Sends a stream's packets to its client.
 pub struct StreamSender {
-    out: mpsc::Sender<Vec<u8>>,
+    out: mpsc::Sender<OutFrame>,
     header: Header,
+    credit: Arc<Semaphore>,
 }
 
 impl StreamSender {
-    /// Sends data (split into libvirt's chunk size); false once the client is gone.
+    /// Sends data (split into libvirt's chunk size); false once the client is gone. Waits
+    /// while the stream has a window's worth of packets not yet written to the socket.
     pub async fn data(&self, bytes: &[u8]) -> bool {
+        if bytes.is_empty() {
+            return self.packet(Status::Continue, &[]).await;
+        }
         for chunk in bytes.chunks(vireo_proto::STREAM_CHUNK) {
             if !self.packet(Status::Continue, chunk).await {
                 return false;
             }
         }
         true
+    }
+
+    /// Sends a hole of `len` bytes (sparse streams).
+    pub async fn hole(&self, len: u64) -> bool {
+        let mut p = Vec::with_capacity(12);
+        p.extend_from_slice(&len.to_be_bytes());
+        p.extend_from_slice(&0u32.to_be_bytes());
+        self.raw(MessageType::StreamHole, Status::Continue, &p)
+            .await
+    }
+
+    /// Sends a packet as it came from elsewhere (forwarding another daemon's stream).
+    pub async fn raw(&self, mtype: MessageType, status: Status, payload: &[u8]) -> bool {
+        let Ok(permit) = Arc::clone(&self.credit).acquire_owned().await else {
+            return false;
+        };
+        let h = Header {
+            mtype: mtype as i32,
+            status: status as i32,
+            ..self.header
+        };
+        self.out
+            .send(OutFrame {
+                bytes: encode_frame(&h, payload),
+                _credit: Some(permit),
+            })
+            .await
+            .is_ok()
     }
 
     /// Ends the stream: OK (finish or confirm), or ERROR with a libvirt error.
@@ -176,17 +243,13 @@ impl StreamSender {
                 };
                 let mut f = Vec::new();
                 frame_into(&mut f, &h, |o| e.encode(o));
-                self.out.send(f).await.is_ok()
+                self.out.send(f.into()).await.is_ok()
             }
         }
     }
 
     async fn packet(&self, status: Status, data: &[u8]) -> bool {
-        let h = Header {
-            status: status as i32,
-            ..self.header
-        };
-        self.out.send(encode_frame(&h, data)).await.is_ok()
+        self.raw(MessageType::Stream, status, data).await
     }
 }
 
@@ -211,7 +274,7 @@ impl<D> Client<D> {
     /// Opens a stream for the call `call` (register it before replying to that call):
     /// returns the sender for our packets and the receiver of the client's.
     pub fn open_stream(&self, call: &Header) -> (StreamSender, mpsc::Receiver<StreamPacket>) {
-        let (tx, rx) = mpsc::channel(64);
+        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         if let Ok(mut m) = self.streams.lock() {
             m.insert(call.serial, tx);
         }
@@ -227,6 +290,7 @@ impl<D> Client<D> {
             StreamSender {
                 out: self.out.clone(),
                 header,
+                credit: Arc::new(Semaphore::new(STREAM_WINDOW)),
             },
             rx,
         )
@@ -250,7 +314,7 @@ impl<D> Client<D> {
         payload: &[u8],
     ) -> bool {
         let h = Header::new(prog, vers, proc_, MessageType::Message, serial, Status::Ok);
-        self.out.try_send(encode_frame(&h, payload)).is_ok()
+        self.out.try_send(encode_frame(&h, payload).into()).is_ok()
     }
 
     /// Starts server-side keepalive pings for this client (it asked for the feature).
@@ -269,7 +333,7 @@ impl<D> Client<D> {
     }
 
     async fn send(&self, frame: Vec<u8>) {
-        let _ = self.out.send(frame).await;
+        let _ = self.out.send(frame.into()).await;
     }
 }
 
@@ -451,6 +515,8 @@ impl<S: Service> Server<S> {
         rbuf.reserve(READ_CHUNK);
         let mut start = 0usize;
         let mut wbuf: Vec<u8> = Vec::new();
+        // Stream credit held by what is in `wbuf`, given back once it is written.
+        let mut credits: Vec<OutFrame> = Vec::new();
         let mut open = !*stop.borrow();
         // When we last answered, and whether the client's next call followed quickly.
         let mut answered_at = Instant::now();
@@ -491,6 +557,7 @@ impl<S: Service> Server<S> {
                 if stream.write_all(&wbuf).await.is_err() {
                     break;
                 }
+                credits.clear();
                 wbuf.clear();
                 wbuf.shrink_to(WRITE_BATCH);
                 answered_at = Instant::now();
@@ -513,11 +580,17 @@ impl<S: Service> Server<S> {
                 _ = client.close.notified() => break,
                 _ = stop.changed() => break,
                 f = rx.recv() => {
-                    if let Some(f) = f {
-                        wbuf.extend_from_slice(&f);
+                    if let Some(mut f) = f {
+                        wbuf.extend_from_slice(&f.bytes);
+                        f.bytes = Vec::new();
+                        credits.push(f);
                         while wbuf.len() < WRITE_BATCH {
                             match rx.try_recv() {
-                                Ok(f) => wbuf.extend_from_slice(&f),
+                                Ok(mut f) => {
+                                    wbuf.extend_from_slice(&f.bytes);
+                                    f.bytes = Vec::new();
+                                    credits.push(f);
+                                }
                                 Err(_) => break,
                             }
                         }
@@ -541,7 +614,7 @@ impl<S: Service> Server<S> {
         self.nclients.fetch_sub(1, Ordering::SeqCst);
         // Whatever is already queued still goes out (e.g. the error before a forced close).
         while let Ok(f) = rx.try_recv() {
-            wbuf.extend_from_slice(&f);
+            wbuf.extend_from_slice(&f.bytes);
         }
         if !wbuf.is_empty() {
             let _ = stream.write_all(&wbuf).await;
@@ -606,13 +679,14 @@ impl<S: Service> Server<S> {
                 return false;
             }
             // Stream packets for streams we do not have are dropped, as libvirtd does.
-            Some(MessageType::Stream) => {
+            Some(mtype @ (MessageType::Stream | MessageType::StreamHole)) => {
                 let tx = client
                     .streams
                     .lock()
                     .ok()
                     .and_then(|m| m.get(&h.serial).cloned());
                 if let (Some(tx), Some(status)) = (tx, h.status()) {
+                    let hole = mtype == MessageType::StreamHole;
                     let done = status != Status::Continue;
                     // Waiting here is the back pressure: a client that types faster than
                     // the stream drains waits, and only its own connection does.
@@ -620,6 +694,7 @@ impl<S: Service> Server<S> {
                         .send(StreamPacket {
                             status,
                             data: payload.to_vec(),
+                            hole,
                         })
                         .await;
                     if done {
@@ -628,7 +703,6 @@ impl<S: Service> Server<S> {
                 }
                 return true;
             }
-            Some(MessageType::StreamHole) => return true,
             Some(MessageType::Reply | MessageType::Message | MessageType::ReplyWithFds) => {
                 return true
             }
@@ -773,7 +847,7 @@ async fn keepalive_loop<D>(client: Arc<Client<D>>, interval: Duration, count: u3
             return;
         }
         unanswered += 1;
-        let _ = client.out.try_send(keepalive_frame(KEEPALIVE_PING));
+        let _ = client.out.try_send(keepalive_frame(KEEPALIVE_PING).into());
     }
 }
 
