@@ -37,9 +37,6 @@ const OWN_SERIAL_BASE: u32 = 0xC000_0000;
 /// Streams one client may have open through the proxy.
 const MAX_STREAMS: usize = 256;
 
-/// Procedures that open a stream: its packets follow the daemon that answered the call.
-const STREAM_PROCS: &[i32] = &[148, 201, 208, 209, 211, 215, 296];
-
 pub struct Proxy {
     pub paths: Paths,
     pub token: String,
@@ -268,7 +265,8 @@ impl<'a> Client<'a> {
         if let Err(e) = self.ensure(fam, None).await {
             return self.reply_error(&h, &e).await;
         }
-        if STREAM_PROCS.contains(&h.proc_) {
+        // A stream's packets follow the daemon that answered the call that opened it.
+        if vireo_proto::remote::opens_stream(h.proc_) {
             if self.streams.len() >= MAX_STREAMS {
                 let e = RemoteError::rpc(format!("too many open streams (limit {MAX_STREAMS})"));
                 return self.reply_error(&h, &e).await;

@@ -211,6 +211,13 @@ pub fn allowed_read_only(p: i32) -> bool {
     )
 }
 
+/// Whether procedure `p` opens a stream (libvirt's `@readstream`/`@writestream`): its
+/// packets follow the reply, with the call's serial. Migration tunnels (148, 215), console
+/// (201), volume upload and download (208, 209), screenshot (211), channel (296).
+pub fn opens_stream(p: i32) -> bool {
+    matches!(p, 148 | 201 | 208 | 209 | 211 | 215 | 296)
+}
+
 /// `CONNECT_OPEN` flag: read-only connection.
 pub const CONNECT_RO: u32 = 1;
 
