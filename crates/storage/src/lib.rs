@@ -32,6 +32,7 @@ use vireo_xml::{format_uuid, Pool as PoolDef, PoolTarget, PoolType, Size};
 
 pub use backend::Vol;
 pub use error::{Result, StorageError};
+pub use volume::Reservation;
 
 /// Pools one host may define.
 pub const MAX_POOLS: usize = vireo_proto::storage::POOL_LIST_MAX;

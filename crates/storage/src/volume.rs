@@ -2,9 +2,11 @@
 //! XML, lookups, lists, and the reservations that uploads and downloads hold.
 
 use std::fs::{self, File, OpenOptions};
+use std::ops::Deref;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use vireo_proto::storage::{
     delete_flags, resize_flags, vol_create_flags, vol_type, wipe_alg, Pool as PoolHandle,
@@ -43,9 +45,10 @@ impl Work {
 }
 
 /// A volume name held for long work; released (and the volume read again from disk) when
-/// dropped.
-pub struct Reservation<'a> {
-    driver: &'a StorageDriver,
+/// dropped. `D` is how it holds the driver: borrowed for a call, shared for a transfer
+/// that outlives it.
+pub struct Reservation<D: Deref<Target = StorageDriver>> {
+    driver: D,
     pool: PoolHandle,
     name: String,
     /// Where the volume is.
@@ -56,7 +59,7 @@ pub struct Reservation<'a> {
     pub physical: u64,
 }
 
-impl Drop for Reservation<'_> {
+impl<D: Deref<Target = StorageDriver>> Drop for Reservation<D> {
     fn drop(&mut self) {
         let mut pools = self.driver.lock();
         if let Ok(p) = find_mut(&mut pools, &self.pool) {
@@ -76,14 +79,14 @@ impl Drop for Reservation<'_> {
 impl StorageDriver {
     /// Holds `name` in pool `h` for `work`: the pool must be active and no other long work
     /// may be under way on it. `must_exist` says whether the volume must be there already.
-    fn reserve(
-        &self,
+    fn reserve<D: Deref<Target = StorageDriver>>(
+        driver: D,
         h: &PoolHandle,
         name: &str,
         work: Work,
         must_exist: bool,
-    ) -> Result<Reservation<'_>> {
-        let mut pools = self.lock();
+    ) -> Result<Reservation<D>> {
+        let mut pools = driver.lock();
         let p = find_mut(&mut pools, h)?;
         if !p.active {
             return Err(not_active(&h.name));
@@ -105,9 +108,11 @@ impl StorageDriver {
             (None, false) => (String::new(), 0),
         };
         p.busy.insert(name.to_string());
+        let pool = p.handle();
+        drop(pools);
         Ok(Reservation {
-            driver: self,
-            pool: p.handle(),
+            driver,
+            pool,
             name: name.to_string(),
             path,
             format,
@@ -243,7 +248,7 @@ impl StorageDriver {
             .transpose()?;
         let format = def.target_format().unwrap_or("raw").to_string();
         check_create(&def, &format)?;
-        let r = self.reserve(h, &def.name, Work::Created, false)?;
+        let r = Self::reserve(self, h, &def.name, Work::Created, false)?;
         self.check_space(h, allocation.unwrap_or(capacity).min(capacity), &format)?;
         let tmp = temp_path(&r.path);
         let made = (|| -> Result<()> {
@@ -308,7 +313,7 @@ impl StorageDriver {
         check_flags(flags, PREALLOC_METADATA | VALIDATE | REFLINK)?;
         let def = Volume::parse(xml)?;
         let src_pool = self.pool_of(src)?;
-        let sr = self.reserve(&src_pool, &src.name, Work::Downloaded, true)?;
+        let sr = Self::reserve(self, &src_pool, &src.name, Work::Downloaded, true)?;
         let src_info = image::probe(&sr.path)?;
         let format = def.target_format().unwrap_or(&src_info.format).to_string();
         check_create(&def, &format)?;
@@ -322,7 +327,7 @@ impl StorageDriver {
             .transpose()?
             .unwrap_or(src_info.capacity)
             .max(src_info.capacity);
-        let r = self.reserve(h, &def.name, Work::Created, false)?;
+        let r = Self::reserve(self, h, &def.name, Work::Created, false)?;
         self.check_space(h, src_info.allocation, &format)?;
         let tmp = temp_path(&r.path);
         let prealloc = if flags & PREALLOC_METADATA != 0 {
@@ -367,7 +372,7 @@ impl StorageDriver {
     pub fn vol_delete(&self, v: &VolHandle, flags: u32) -> Result<()> {
         check_flags(flags, delete_flags::ZEROED)?;
         let h = self.pool_of(v)?;
-        let r = self.reserve(&h, &v.name, Work::Deleted, true)?;
+        let r = Self::reserve(self, &h, &v.name, Work::Deleted, true)?;
         if flags & delete_flags::ZEROED != 0 {
             wipe_file(&r.path, &r.format, wipe_alg::ZERO)?;
         }
@@ -386,7 +391,7 @@ impl StorageDriver {
             )));
         }
         let h = self.pool_of(v)?;
-        let r = self.reserve(&h, &v.name, Work::Wiped, true)?;
+        let r = Self::reserve(self, &h, &v.name, Work::Wiped, true)?;
         wipe_file(&r.path, &r.format, algorithm)
     }
 
@@ -421,7 +426,7 @@ impl StorageDriver {
                 "capacity must be larger than 0".into(),
             ));
         }
-        let r = self.reserve(&h, &v.name, Work::Resized, true)?;
+        let r = Self::reserve(self, &h, &v.name, Work::Resized, true)?;
         if flags & ALLOCATE != 0 && new > cur {
             self.check_space(&h, new - cur, &r.format)?;
         }
@@ -443,15 +448,20 @@ impl StorageDriver {
         }
     }
 
-    /// Holds a volume for an upload or a download (refused while other long work runs).
-    pub fn begin_transfer(&self, v: &VolHandle, upload: bool) -> Result<Reservation<'_>> {
+    /// Holds a volume for an upload or a download (refused while other long work runs),
+    /// for as long as the returned reservation lives.
+    pub fn begin_transfer(
+        self: &Arc<Self>,
+        v: &VolHandle,
+        upload: bool,
+    ) -> Result<Reservation<Arc<StorageDriver>>> {
         let h = self.pool_of(v)?;
         let work = if upload {
             Work::Uploaded
         } else {
             Work::Downloaded
         };
-        self.reserve(&h, &v.name, work, true)
+        Self::reserve(Arc::clone(self), &h, &v.name, work, true)
     }
 
     /// Refuses an allocation larger than what the pool has free.
