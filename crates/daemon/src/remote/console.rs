@@ -121,12 +121,14 @@ async fn pump(pty: AsyncFd<File>, tx: StreamSender, mut rx: Receiver<StreamPacke
                 }
             }
             p = rx.recv() => match p {
-                Some(StreamPacket { status: Status::Continue, data }) => {
+                Some(StreamPacket { status: Status::Continue, data, hole: false }) => {
                     if write_all(&pty, &data).await.is_err() {
                         let _ = tx.finish(Some(&RemoteError::rpc("cannot write to the console"))).await;
                         return;
                     }
                 }
+                // A console has no holes.
+                Some(StreamPacket { status: Status::Continue, .. }) => {}
                 // The client finished: confirm.
                 Some(StreamPacket { status: Status::Ok, .. }) => {
                     let _ = tx.finish(None).await;

@@ -11,6 +11,7 @@ mod running;
 mod secondary;
 mod secret;
 mod storage;
+mod transfer;
 
 use std::sync::atomic::AtomicI32;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -212,6 +213,14 @@ impl Service for RemoteService {
             Family::Hypervisor => {}
             Family::Secret if !secret::blocks(p) => {
                 return Dispatch::Now(self.dispatch(client, p, payload, readonly))
+            }
+            // Uploads and downloads: a stream after the reply.
+            Family::Storage
+                if p == procs::STORAGE_VOL_UPLOAD || p == procs::STORAGE_VOL_DOWNLOAD =>
+            {
+                let c = Arc::clone(client);
+                let upload = p == procs::STORAGE_VOL_UPLOAD;
+                return Dispatch::Later(transfer::open(self, c, header, payload.to_vec(), upload));
             }
             // Every storage call may wait on the disk or on qemu-img.
             Family::Secret | Family::Storage => {

@@ -2,18 +2,22 @@
 //! device, nwfilter and interface APIs; vireo-qemud opens a connection to the daemon that
 //! serves them (per client, on first use), vouches for the caller's identity with the
 //! shared token, and forwards the calls, payload untouched. Their events come back the same
-//! way.
+//! way, and so do the packets of the streams their calls open (volume uploads and
+//! downloads).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use tokio::sync::mpsc;
 use vireo_proto::error::{code, domain as errdom};
 use vireo_proto::family::Family;
-use vireo_proto::remote::{procs, ConnectOpenArgs, ConnectSetIdentityArgs, CONNECT_RO};
+use vireo_proto::remote::{
+    opens_stream, procs, ConnectOpenArgs, ConnectSetIdentityArgs, CONNECT_RO,
+};
 use vireo_proto::typed::{TypedParam, TypedValue};
-use vireo_proto::{Header, RemoteError};
-use vireo_rpc::client::{CallError, Connection};
-use vireo_rpc::server::{BoxFuture, Outcome};
+use vireo_proto::{Header, MessageType, RemoteError, Status};
+use vireo_rpc::client::{CallError, ClientStream, Connection};
+use vireo_rpc::server::{BoxFuture, Outcome, StreamPacket, StreamSender};
 use vireo_xdr::Array;
 
 use super::{RemoteClient, RemoteService};
@@ -46,6 +50,26 @@ pub(super) fn forward(
                 Ok(c) => c,
                 Err(e) => return Outcome::Error(e),
             };
+            if opens_stream(h.proc_) {
+                match conn
+                    .call_stream(h.prog, h.vers, h.proc_, |o| o.extend_from_slice(&payload))
+                    .await
+                {
+                    Ok((reply, peer)) => {
+                        let (tx, rx) = client.open_stream(&h);
+                        let c = Arc::clone(&client);
+                        return Outcome::ReplyThen(
+                            reply,
+                            Box::pin(async move {
+                                relay(peer, tx, rx).await;
+                                c.close_stream(h.serial);
+                            }),
+                        );
+                    }
+                    Err(CallError::Remote(e)) => return Outcome::Error(e),
+                    Err(e) => return Outcome::Error(unreachable(&s, fam, &e.to_string())),
+                }
+            }
             match conn
                 .call_raw(h.prog, h.vers, h.proc_, |o| o.extend_from_slice(&payload))
                 .await
@@ -61,6 +85,46 @@ pub(super) fn forward(
         }
         Outcome::Error(unreachable(&s, fam, "connection lost"))
     })
+}
+
+/// Passes a stream's packets both ways between the client and the daemon that serves it,
+/// as they are, until the daemon ends it (confirm or error) or either side goes away.
+async fn relay(mut peer: ClientStream, tx: StreamSender, mut rx: mpsc::Receiver<StreamPacket>) {
+    let mut client_done = false;
+    loop {
+        tokio::select! {
+            p = rx.recv(), if !client_done => match p {
+                Some(p) => {
+                    let mtype = if p.hole { MessageType::StreamHole } else { MessageType::Stream };
+                    if peer.send(mtype, p.status, &p.data).await.is_err() {
+                        let _ = tx.finish(Some(&RemoteError::rpc("the storage daemon went away"))).await;
+                        return;
+                    }
+                    if p.status == Status::Error {
+                        return;
+                    }
+                    // Finished: what is left is the daemon's confirmation.
+                    client_done = p.status != Status::Continue;
+                }
+                None => return,
+            },
+            f = peer.recv() => match f {
+                Some(f) => {
+                    let h = f.header;
+                    let (Some(mtype), Some(status)) = (h.message_type(), h.status()) else {
+                        continue;
+                    };
+                    if !tx.raw(mtype, status, &f.payload).await || status != Status::Continue {
+                        return;
+                    }
+                }
+                None => {
+                    let _ = tx.finish(Some(&RemoteError::rpc("the daemon serving the stream went away"))).await;
+                    return;
+                }
+            },
+        }
+    }
 }
 
 fn unreachable(s: &RemoteService, fam: Family, why: &str) -> RemoteError {
