@@ -46,6 +46,8 @@ pub enum StorageError {
     Missing(#[from] vireo_hostprog::Missing),
     #[error("{0}")]
     Store(#[from] vireo_driver::DriverError),
+    #[error("internal error: {0}")]
+    Image(#[from] vireo_storagefile::ImageError),
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
@@ -71,7 +73,9 @@ impl From<StorageError> for RemoteError {
             StorageError::Xml(x) => x.libvirt_code(),
             StorageError::Unsupported(_) => code::CONFIG_UNSUPPORTED,
             StorageError::InvalidArg(_) => code::INVALID_ARG,
-            StorageError::Internal(_) | StorageError::Command(_) => code::INTERNAL_ERROR,
+            StorageError::Internal(_) | StorageError::Command(_) | StorageError::Image(_) => {
+                code::INTERNAL_ERROR
+            }
             StorageError::Io { .. } => code::SYSTEM_ERROR,
             StorageError::Missing(_) => code::NO_SUPPORT,
             StorageError::Store(d) => d.libvirt_code().0,
