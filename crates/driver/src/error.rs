@@ -36,6 +36,9 @@ pub enum DriverError {
         #[source]
         err: std::io::Error,
     },
+    /// An error another driver's daemon answered with, passed on as it came.
+    #[error("{}", .0.text())]
+    Peer(Box<RemoteError>),
 }
 
 pub type Result<T> = std::result::Result<T, DriverError>;
@@ -63,12 +66,16 @@ impl DriverError {
             DriverError::NoSupport(_) => (code::NO_SUPPORT, domain::QEMU),
             DriverError::Internal(_) => (code::INTERNAL_ERROR, domain::QEMU),
             DriverError::Io { .. } => (code::SYSTEM_ERROR, domain::QEMU),
+            DriverError::Peer(r) => (r.code, r.domain),
         }
     }
 }
 
 impl From<DriverError> for RemoteError {
     fn from(e: DriverError) -> RemoteError {
+        if let DriverError::Peer(r) = e {
+            return *r;
+        }
         let (c, d) = e.libvirt_code();
         let mut r = RemoteError::new(c, d, e.to_string());
         // libvirtd sends the format in str1 and the bare detail in str2.
