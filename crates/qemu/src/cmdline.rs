@@ -39,6 +39,7 @@ use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
+use vireo_storagefile::Layer;
 use vireo_xml::{
     Address, AddressType, BootDev, Chardev, ChardevType, ClockOffset, ControllerType, CpuCheck,
     CpuFeaturePolicy, CpuMatch, CpuMode, DiskBus, DiskCache, DiskDevice, DiskIo, DiskType, Domain,
@@ -1486,6 +1487,20 @@ impl<'a> Builder<'a> {
             let storage_name = format!("libvirt-{node}-storage");
             let format_name = format!("libvirt-{node}-format");
             if let Some(path) = path {
+                // Every layer of a qcow2 disk, each with the format its overlay records:
+                // QEMU is told them all and probes none. (An image that is not there yet
+                // has no chain to read; QEMU says it is missing.)
+                let backing: Vec<Layer> = if format == "qcow2" && Path::new(path).exists() {
+                    match vireo_storagefile::chain(Path::new(path), "qcow2") {
+                        Ok(mut layers) => {
+                            layers.remove(0);
+                            layers
+                        }
+                        Err(e) => return unsupported(format!("{what}: {e}")),
+                    }
+                } else {
+                    Vec::new()
+                };
                 let proto = match (disk.disk_type, cdrom) {
                     (DiskType::Block, true) => "host_cdrom",
                     (DiskType::Block, false) => "host_device",
@@ -1493,6 +1508,38 @@ impl<'a> Builder<'a> {
                 };
                 let cache_json = cache
                     .map(|(direct, no_flush, _)| json!({"direct": direct, "no-flush": no_flush}));
+                let layer_names = |k: usize| {
+                    (
+                        format!("libvirt-{node}-b{k}-storage"),
+                        format!("libvirt-{node}-b{k}-format"),
+                    )
+                };
+                // The deepest layer first: a node is defined before the one that uses it.
+                for (k, layer) in backing.iter().enumerate().rev() {
+                    let (sname, fname) = layer_names(k + 1);
+                    let lpath = layer.path.to_string_lossy();
+                    let mut storage = vec![
+                        ("driver", json!("file")),
+                        ("filename", json!(lpath)),
+                        ("node-name", json!(sname)),
+                    ];
+                    if let Some(c) = &cache_json {
+                        storage.push(("cache", c.clone()));
+                    }
+                    storage.push(("auto-read-only", json!(true)));
+                    storage.push(("discard", json!("unmap")));
+                    let mut fmt = vec![("node-name", json!(fname)), ("read-only", json!(true))];
+                    if let Some(c) = &cache_json {
+                        fmt.push(("cache", c.clone()));
+                    }
+                    fmt.push(("driver", json!(layer.format)));
+                    fmt.push(("file", json!(sname)));
+                    if k + 1 < backing.len() {
+                        fmt.push(("backing", json!(layer_names(k + 2).1)));
+                    }
+                    self.arg2("-blockdev", json_obj(&storage));
+                    self.arg2("-blockdev", json_obj(&fmt));
+                }
                 let mut storage = vec![("driver", json!(proto)), ("filename", json!(path))];
                 if let Some(a) = aio {
                     storage.push(("aio", json!(a)));
@@ -1515,6 +1562,9 @@ impl<'a> Builder<'a> {
                 }
                 fmt.push(("driver", json!(format)));
                 fmt.push(("file", json!(storage_name)));
+                if !backing.is_empty() {
+                    fmt.push(("backing", json!(layer_names(1).1)));
+                }
                 self.arg2("-blockdev", json_obj(&storage));
                 self.arg2("-blockdev", json_obj(&fmt));
             }

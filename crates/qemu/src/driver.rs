@@ -156,6 +156,8 @@ pub struct QemuDriver {
     defs: DefStore,
     /// The id the next started domain gets.
     pub(crate) next_id: AtomicI32,
+    /// The other drivers (storage, …), set once by the daemon.
+    pub(crate) peers: OnceLock<Arc<dyn crate::peers::Peers>>,
 }
 
 impl QemuDriver {
@@ -169,9 +171,15 @@ impl QemuDriver {
             events,
             caps: OnceLock::new(),
             next_id: AtomicI32::new(1),
+            peers: OnceLock::new(),
         };
         d.load()?;
         Ok(d)
+    }
+
+    /// Gives the driver its way to the other drivers (once; later calls are ignored).
+    pub fn set_peers(&self, peers: Arc<dyn crate::peers::Peers>) {
+        let _ = self.peers.set(peers);
     }
 
     fn load(&self) -> Result<()> {

@@ -5,5 +5,7 @@ pub mod caps;
 pub mod cmdline;
 pub mod driver;
 pub mod lifecycle;
+pub mod peers;
 
 pub use driver::{DomainInfo, QemuConfig, QemuDriver};
+pub use peers::{Peers, VolumeSource};

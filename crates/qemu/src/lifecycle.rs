@@ -98,6 +98,8 @@ impl QemuDriver {
 
     /// Spawns the shim and waits for its `READY` line.
     async fn launch(self: &Arc<Self>, def: Domain, flags: u32) -> Result<Handle> {
+        // Volumes become the files they are, through the storage driver's public API.
+        let def = crate::peers::resolve(&def, self.peers.get()).await?;
         crate::cmdline::check(&def, self.caps()).map_err(|e| {
             DriverError::ConfigUnsupported(e.to_string().replace("unsupported configuration: ", ""))
         })?;
@@ -338,12 +340,12 @@ impl QemuDriver {
     }
 
     /// Finds the shims of VMs that kept running while no daemon was there, and follows
-    /// them again; then starts the autostart domains that are not running.
+    /// them again. (The daemon then starts the autostart domains, [`Self::autostart_all`],
+    /// once it serves: their volumes may be resolved through its own socket.)
     pub async fn recover(self: &Arc<Self>) {
         let dir = self.shim_dir();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(_) => return self.autostart_all().await,
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
         };
         let mut max_id = 0;
         for e in entries.flatten() {
@@ -360,7 +362,6 @@ impl QemuDriver {
             }
         }
         let _ = self.next_id.fetch_max(max_id + 1, Ordering::Relaxed);
-        self.autostart_all().await;
     }
 
     async fn reattach(self: &Arc<Self>, sock: &Path) -> std::result::Result<i32, String> {
@@ -419,7 +420,7 @@ impl QemuDriver {
         Ok(dom.id)
     }
 
-    async fn autostart_all(self: &Arc<Self>) {
+    pub async fn autostart_all(self: &Arc<Self>) {
         let todo: Vec<Handle> = {
             let reg = self.read();
             reg.by_uuid

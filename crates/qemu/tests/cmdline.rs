@@ -770,6 +770,76 @@ fn block_devices_and_paths() {
     );
 }
 
+/// A qcow2 disk's backing chain is given to QEMU layer by layer, each with the format its
+/// overlay records; a backing file with no recorded format is raw, never probed.
+#[test]
+fn qcow2_backing_chains_are_explicit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = |n: &str| dir.path().join(n).to_str().expect("utf-8").to_string();
+    let img = |args: &[&str]| {
+        let st = Command::new(vireo_hostprog::require("qemu-img"))
+            .args(args)
+            .status()
+            .expect("run qemu-img");
+        assert!(st.success(), "qemu-img {args:?}");
+    };
+    // base is raw but holds a qcow2 header, as a guest could write one.
+    img(&["create", "-q", "-f", "qcow2", &p("base"), "1M"]);
+    img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-b",
+        &p("base"),
+        "-F",
+        "raw",
+        &p("top"),
+        "1M",
+    ]);
+    // Drop the recorded backing format (qemu-img no longer makes such images; old ones
+    // exist): its header extension becomes one nobody knows.
+    let mut head = fs::read(p("top")).expect("read top");
+    let at = head
+        .windows(4)
+        .position(|w| w == [0xe2, 0x79, 0x2a, 0xca])
+        .expect("backing format extension");
+    head[at..at + 4].copy_from_slice(&[0, 0, 0, 1]);
+    fs::write(p("top"), head).expect("write top");
+    let xml = domain(
+        "qemu",
+        PC,
+        "",
+        &format!(
+            "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>\
+             <source file='{}'/><target dev='vda' bus='virtio'/></disk>",
+            p("top")
+        ),
+    );
+    let def = Domain::parse(&xml).expect("parse");
+    let cfg = LaunchConfig {
+        monitor_fd: 3,
+        run_dir: dir.path().to_path_buf(),
+    };
+    let args = cmdline::build(&def, &caps(), &cfg).expect("build");
+    let has = |s: &str| args.iter().any(|a| a == s);
+    assert!(
+        has(
+            r#"{"node-name":"libvirt-1-b1-format","read-only":true,"driver":"raw","file":"libvirt-1-b1-storage"}"#
+        ),
+        "{args:#?}"
+    );
+    assert!(
+        has(
+            r#"{"node-name":"libvirt-1-format","read-only":false,"driver":"qcow2","file":"libvirt-1-storage","backing":"libvirt-1-b1-format"}"#
+        ),
+        "{args:#?}"
+    );
+    // The backing layer is defined before the overlay that uses it.
+    let at = |s: &str| args.iter().position(|a| a.contains(s)).expect(s);
+    assert!(at("libvirt-1-b1-format") < at(r#""node-name":"libvirt-1-format""#));
+}
+
 // ---------------------------------------------------------------------------
 // The real QEMU
 // ---------------------------------------------------------------------------
