@@ -8,6 +8,7 @@ pub mod cmdline;
 pub mod identity;
 pub mod logging;
 pub mod paths;
+pub mod peers;
 pub mod proxy;
 pub mod remote;
 pub mod role;

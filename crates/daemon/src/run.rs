@@ -208,7 +208,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         let q = Arc::new(
             QemuDriver::open(qemu_cfg, events.clone()).context("cannot load domain definitions")?,
         );
-        // VMs that kept running while no daemon was there, then autostart.
+        q.set_peers(Arc::new(crate::peers::DaemonPeers::new(
+            role,
+            paths.clone(),
+            token.clone(),
+        )));
+        // VMs that kept running while no daemon was there.
         q.recover().await;
         Some(q)
     } else {
@@ -256,6 +261,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let s2 = Arc::clone(&server);
     let t1 = tokio::spawn(async move { s1.serve(socks.rw, false).await });
     let t2 = tokio::spawn(async move { s2.serve(socks.ro, true).await });
+    // Serving already: an autostarted domain's volumes may be resolved through this very
+    // daemon.
+    if let Some(q) = &qemu {
+        q.autostart_all().await;
+    }
     notify_ready();
     eprintln!("{name}: ready");
 

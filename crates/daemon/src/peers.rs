@@ -1,0 +1,184 @@
+//! The QEMU driver's way to the other drivers: libvirt RPC calls to the daemon that serves
+//! each family (`vireo-storaged`, or `vireod` itself when it hosts them), as that daemon's
+//! own client. It proves it is a Vireo daemon with the identity token and vouches for no
+//! user, so the other daemon treats it as internal.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+use vireo_driver::{DriverError, Result};
+use vireo_proto::family::Family;
+use vireo_proto::remote::{procs, ConnectOpenArgs, ConnectSetIdentityArgs};
+use vireo_proto::storage::{
+    NameArgs, PoolRet, VolArgs, VolFlagsArgs, VolGetInfoRet, VolGetPathRet, VolLookupByNameArgs,
+    VolRet, XmlRet,
+};
+use vireo_proto::typed::{TypedParam, TypedValue};
+use vireo_qemu::{Peers, VolumeSource};
+use vireo_rpc::client::{CallError, Connection};
+use vireo_rpc::server::BoxFuture;
+use vireo_xdr::{Array, Xdr};
+
+use crate::identity::TOKEN_PARAM;
+use crate::paths::Paths;
+use crate::role::Role;
+
+pub struct DaemonPeers(Arc<Inner>);
+
+struct Inner {
+    role: Role,
+    paths: Paths,
+    token: String,
+    conns: Mutex<HashMap<Family, Arc<Connection>>>,
+}
+
+impl DaemonPeers {
+    pub fn new(role: Role, paths: Paths, token: String) -> Self {
+        DaemonPeers(Arc::new(Inner {
+            role,
+            paths,
+            token,
+            conns: Mutex::new(HashMap::new()),
+        }))
+    }
+}
+
+impl Inner {
+    /// The connection to the daemon serving `fam`, opened on first use and again after
+    /// that daemon restarted.
+    async fn conn(&self, fam: Family) -> Result<Arc<Connection>> {
+        let mut conns = self.conns.lock().await;
+        if let Some(c) = conns.get(&fam).filter(|c| c.is_open()) {
+            return Ok(Arc::clone(c));
+        }
+        let daemon = if self.role.hosts(fam) {
+            self.role.socket_name()
+        } else {
+            fam.daemon()
+        };
+        let path = self.paths.socket(daemon);
+        let down = |why: String| {
+            DriverError::OperationFailed(format!(
+                "cannot reach {daemon} at {} ({why}); is it running?",
+                path.display()
+            ))
+        };
+        let conn = Connection::connect(&path)
+            .await
+            .map_err(|e| down(e.to_string()))?;
+        let call_err = |e: CallError| match e {
+            CallError::Remote(r) => DriverError::Peer(Box::new(r)),
+            e => down(e.to_string()),
+        };
+        conn.call::<_, ()>(
+            procs::CONNECT_SET_IDENTITY,
+            &ConnectSetIdentityArgs {
+                params: Array(vec![TypedParam::new(
+                    TOKEN_PARAM,
+                    TypedValue::String(self.token.clone()),
+                )]),
+                flags: 0,
+            },
+        )
+        .await
+        .map_err(call_err)?;
+        let mode = if self.paths.privileged {
+            "system"
+        } else {
+            "session"
+        };
+        conn.call::<_, ()>(
+            procs::CONNECT_OPEN,
+            &ConnectOpenArgs {
+                name: Some(format!("{}:///{mode}", fam.scheme())),
+                flags: 0,
+            },
+        )
+        .await
+        .map_err(call_err)?;
+        let conn = Arc::new(conn);
+        conns.insert(fam, Arc::clone(&conn));
+        Ok(conn)
+    }
+
+    async fn call<A: Xdr, R: Xdr>(&self, fam: Family, proc_: i32, args: &A) -> Result<R> {
+        let conn = self.conn(fam).await?;
+        conn.call(proc_, args).await.map_err(|e| match e {
+            CallError::Remote(r) => DriverError::Peer(Box::new(r)),
+            e => DriverError::OperationFailed(format!("{} went away: {e}", fam.daemon())),
+        })
+    }
+
+    async fn volume(&self, pool: &str, volume: &str) -> Result<VolumeSource> {
+        let s = Family::Storage;
+        let p: PoolRet = self
+            .call(
+                s,
+                procs::STORAGE_POOL_LOOKUP_BY_NAME,
+                &NameArgs { name: pool.into() },
+            )
+            .await?;
+        let v: VolRet = self
+            .call(
+                s,
+                procs::STORAGE_VOL_LOOKUP_BY_NAME,
+                &VolLookupByNameArgs {
+                    pool: p.pool,
+                    name: volume.into(),
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                DriverError::Peer(r) if r.code == 50 => {
+                    DriverError::Peer(Box::new(vireo_proto::RemoteError::new(
+                        r.code,
+                        r.domain,
+                        format!("Storage volume not found: no volume '{volume}' in pool '{pool}'"),
+                    )))
+                }
+                e => e,
+            })?;
+        let path: VolGetPathRet = self
+            .call(
+                s,
+                procs::STORAGE_VOL_GET_PATH,
+                &VolArgs { vol: v.vol.clone() },
+            )
+            .await?;
+        let info: VolGetInfoRet = self
+            .call(
+                s,
+                procs::STORAGE_VOL_GET_INFO,
+                &VolArgs { vol: v.vol.clone() },
+            )
+            .await?;
+        let xml: XmlRet = self
+            .call(
+                s,
+                procs::STORAGE_VOL_GET_XML_DESC,
+                &VolFlagsArgs {
+                    vol: v.vol,
+                    flags: 0,
+                },
+            )
+            .await?;
+        let format = vireo_xml::Volume::parse(&xml.xml)
+            .ok()
+            .and_then(|d| d.target_format().map(str::to_string))
+            .unwrap_or_else(|| "raw".into());
+        Ok(VolumeSource {
+            path: path.name,
+            block: info.type_ == vireo_proto::storage::vol_type::BLOCK,
+            format,
+        })
+    }
+}
+
+impl Peers for DaemonPeers {
+    fn volume(&self, pool: &str, volume: &str) -> BoxFuture<Result<VolumeSource>> {
+        let me = Arc::clone(&self.0);
+        let (pool, volume) = (pool.to_string(), volume.to_string());
+        Box::pin(async move { me.volume(&pool, &volume).await })
+    }
+}
