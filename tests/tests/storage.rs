@@ -273,6 +273,77 @@ fn volume_upload_and_download(layout: Layout) {
     assert!(err.contains("Storage volume not found"), "{err}");
 }
 
+/// A TCG guest boots with a disk that is a qcow2 overlay volume on a raw base volume: the
+/// QEMU driver asks the storage driver (through its public API) where the volume is, and
+/// QEMU is told the format of both layers. The guest reads the base's bytes through the
+/// overlay. A disk naming a missing volume or pool starts nothing.
+fn guest_boots_from_a_qcow2_overlay_volume(layout: Layout) {
+    let d = Daemon::start_in(layout);
+    let images = d.root.join("var/lib/vireo/images");
+    ok(&d.virsh(&["vol-create-as", "default", "base.img", "16M"]));
+    let marker = d.root.join("marker");
+    std::fs::write(&marker, b"VIREOBASEMARKER0").unwrap();
+    ok(&d.virsh(&[
+        "vol-upload",
+        "base.img",
+        marker.to_str().unwrap(),
+        "--pool",
+        "default",
+    ]));
+    ok(&d.virsh(&[
+        "vol-create-as",
+        "default",
+        "top.qcow2",
+        "32M",
+        "--format",
+        "qcow2",
+        "--backing-vol",
+        images.join("base.img").to_str().unwrap(),
+        "--backing-vol-format",
+        "raw",
+    ]));
+    let disk = "<disk type='volume' device='disk'><source pool='default' volume='top.qcow2'/>\
+                <target dev='vda' bus='virtio'/></disk>";
+    let xml = vireo_tests::guest_xml("vm1").replace("<devices>", &format!("<devices>{disk}"));
+    let f = d.root.join("vm1.xml");
+    std::fs::write(&f, &xml).unwrap();
+    ok(&d.virsh(&["define", f.to_str().unwrap()]));
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    let console = vireo_tests::tests_dir().join("python/console.py");
+    let seen = ok(&vireo_tests::run_cmd(
+        vireo_tests::python3(),
+        &[console.to_str().unwrap(), &d.uri(), "vm1", "--resume"],
+    ));
+    assert!(
+        seen.contains("VIREO-GUEST-DISK vda 65536 VIREOBASEMARKER0"),
+        "{seen}"
+    );
+    ok(&d.virsh(&["destroy", "vm1"]));
+
+    // A disk naming a volume or a pool that is not there: a clear error, nothing runs.
+    for (name, src) in [
+        ("vm2", "<source pool='default' volume='gone.qcow2'/>"),
+        ("vm3", "<source pool='nopool' volume='top.qcow2'/>"),
+    ] {
+        let xml = vireo_tests::guest_xml(name).replace(
+            "<devices>",
+            &format!("<devices><disk type='volume' device='disk'>{src}<target dev='vda' bus='virtio'/></disk>"),
+        );
+        let f = d.root.join(format!("{name}.xml"));
+        std::fs::write(&f, &xml).unwrap();
+        ok(&d.virsh(&["define", f.to_str().unwrap()]));
+        let err = fails(&d.virsh(&["start", name]));
+        let want = if name == "vm2" {
+            "gone.qcow2"
+        } else {
+            "nopool"
+        };
+        assert!(err.contains(want), "{err}");
+        assert_eq!(ok(&d.virsh(&["domstate", name])).trim(), "shut off");
+        assert!(d.qemu_pid(name).is_none());
+    }
+}
+
 fn storage_with_python(layout: Layout) {
     let d = Daemon::start_in(layout);
     let out = ok(&d.python("storage.py", &[d.root.to_str().unwrap()]));
@@ -283,5 +354,6 @@ vireo_tests::in_every_layout!(
     dir_pool_volumes_with_virsh,
     pool_lifecycle_with_virsh,
     volume_upload_and_download,
+    guest_boots_from_a_qcow2_overlay_volume,
     storage_with_python,
 );
