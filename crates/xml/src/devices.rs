@@ -459,6 +459,8 @@ pub struct Controller {
     pub target_attrs: Vec<(String, String)>,
     /// Attributes of `<driver>`, in order.
     pub driver_attrs: Vec<(String, String)>,
+    /// `<master startport=...>`: a USB companion controller's first port on its master.
+    pub master_startport: Option<u32>,
     pub alias: Option<String>,
     pub address: Option<Address>,
 }
@@ -949,6 +951,12 @@ impl Controller {
             driver_attrs: child(n, "driver")
                 .map(|t| attr_list(t, &[]))
                 .unwrap_or_default(),
+            master_startport: match child(n, "master") {
+                Some(m) => Some(attr_int(m, "startport")?.ok_or_else(|| {
+                    XmlError::Invalid("missing 'startport' on controller <master>".into())
+                })?),
+                None => None,
+            },
             alias: parse_alias(n),
             address: parse_address(n)?,
         })
@@ -965,6 +973,7 @@ impl Controller {
         if self.model_name.is_none()
             && self.target_attrs.is_empty()
             && self.driver_attrs.is_empty()
+            && self.master_startport.is_none()
             && self.alias.is_none()
             && self.address.is_none()
         {
@@ -977,6 +986,9 @@ impl Controller {
         }
         if !self.driver_attrs.is_empty() {
             w.elem("driver").attrs(&self.driver_attrs).empty();
+        }
+        if let Some(p) = self.master_startport {
+            w.elem("master").attr("startport", p).empty();
         }
         if !self.target_attrs.is_empty() {
             w.elem("target").attrs(&self.target_attrs).empty();
