@@ -114,7 +114,11 @@ impl QemuCaps {
             "      <emulator>{}</emulator>",
             xml_escape(&self.emulator.to_string_lossy())
         );
-        for m in &self.machines {
+        for m in self
+            .machines
+            .iter()
+            .filter(|m| crate::cmdline::supported_machine(m))
+        {
             match &m.canonical {
                 Some(c) => {
                     let _ = writeln!(

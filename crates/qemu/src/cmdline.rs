@@ -234,6 +234,14 @@ enum Family {
     Q35,
 }
 
+/// Whether Vireo runs machines of this type (the pc and q35 families): only those are
+/// offered in the capabilities, so that tools pick one of them.
+pub fn supported_machine(m: &crate::caps::Machine) -> bool {
+    machine_family(&m.name)
+        .or_else(|| m.canonical.as_deref().and_then(machine_family))
+        .is_some()
+}
+
 fn machine_family(name: &str) -> Option<Family> {
     if name == "q35" || name.starts_with("pc-q35-") {
         Some(Family::Q35)
@@ -357,17 +365,23 @@ impl PciBus {
         s
     }
 
-    /// The first slot with no function in use.
-    fn next_free(&mut self, what: &str) -> Result<String> {
+    /// The first slot with no function in use (its function 0 is then taken).
+    fn free_slot(&mut self, what: &str) -> Result<u32> {
         for slot in 1..PCI_SLOTS {
             if !self.used.iter().any(|&(s, _)| s == slot) {
                 self.used.insert((slot, 0));
-                return Ok(self.format(slot, 0, false));
+                return Ok(slot);
             }
         }
         unsupported(format!(
             "{what}: no free PCI slot left on the root bus (PCI bridges are not supported yet)"
         ))
+    }
+
+    /// The first slot with no function in use.
+    fn next_free(&mut self, what: &str) -> Result<String> {
+        let slot = self.free_slot(what)?;
+        Ok(self.format(slot, 0, false))
     }
 
     /// `bus=...,addr=...` for a PCI device: its own address (reserved already) or the next
@@ -880,12 +894,18 @@ impl<'a> Builder<'a> {
                             return unsupported(format!("{what} tickpolicy='{p}' is not supported"))
                         }
                     };
-                    if policy.is_some() && !self.kvm {
-                        return unsupported(format!(
-                            "{what} with a tickpolicy needs KVM (the in-kernel PIT)"
-                        ));
-                    }
-                    pit = policy;
+                    // Without KVM the PIT is QEMU's own, which always delays lost ticks:
+                    // 'delay' needs nothing, another policy cannot be had.
+                    pit = match policy {
+                        Some("delay") if !self.kvm => None,
+                        Some(_) if !self.kvm => {
+                            return unsupported(format!(
+                                "{what} with tickpolicy other than 'delay' needs KVM (the \
+                                 in-kernel PIT)"
+                            ))
+                        }
+                        p => p,
+                    };
                 }
                 TimerName::Hpet => {
                     if t.tickpolicy.is_some() {
@@ -1090,6 +1110,8 @@ impl<'a> Builder<'a> {
         let def = self.def;
         let d = &def.devices;
         let mut usb: Option<&vireo_xml::Controller> = None;
+        // ICH9's USB 1 companions of an ich9-ehci1 (`<master startport>`), by first port.
+        let mut companions: Vec<&vireo_xml::Controller> = Vec::new();
         let mut sata: Option<&vireo_xml::Controller> = None;
         let mut vserial: Option<&vireo_xml::Controller> = None;
         for c in &d.controllers {
@@ -1120,6 +1142,10 @@ impl<'a> Builder<'a> {
             ) && c.ports.is_some()
             {
                 return unsupported(format!("{what}: ports is not supported"));
+            }
+            if c.ctl_type == ControllerType::Usb && c.master_startport.is_some() {
+                companions.push(c);
+                continue;
             }
             let slot = match c.ctl_type {
                 ControllerType::Usb => &mut usb,
@@ -1160,6 +1186,11 @@ impl<'a> Builder<'a> {
         });
         let usb_addr = usb.and_then(|c| c.address.as_ref());
         let usb_ports = usb.and_then(|c| c.ports);
+        if !companions.is_empty() && usb_model != "ich9-ehci1" {
+            return unsupported(
+                "<controller type='usb'> with <master> needs an ich9-ehci1 master controller",
+            );
+        }
         match usb_model {
             "none" => {
                 if needs_usb {
@@ -1206,10 +1237,11 @@ impl<'a> Builder<'a> {
                     .done();
                 self.arg2("-device", dev);
             }
+            "ich9-ehci1" => self.ich9_usb(usb_addr, &companions)?,
             other => {
                 return unsupported(format!(
                     "<controller type='usb' model='{other}'> is not supported (piix3-uhci, \
-                     qemu-xhci, nec-xhci or none)"
+                     qemu-xhci, nec-xhci, ich9-ehci1 with its ich9-uhci companions, or none)"
                 ))
             }
         }
@@ -1297,6 +1329,71 @@ impl<'a> Builder<'a> {
     }
 
     /// A built-in controller may carry its fixed address, and nothing else.
+    /// ICH9's USB 2 controller (function 7) and its USB 1 companions (functions 0, 1, 2,
+    /// the first multifunction) in one PCI slot, as libvirt lays them out.
+    fn ich9_usb(
+        &mut self,
+        addr: Option<&Address>,
+        companions: &[&vireo_xml::Controller],
+    ) -> Result<()> {
+        let mut seen = BTreeSet::new();
+        for c in companions {
+            let n = match c.model.as_deref() {
+                Some("ich9-uhci1") => 1,
+                Some("ich9-uhci2") => 2,
+                Some("ich9-uhci3") => 3,
+                other => {
+                    return unsupported(format!(
+                        "<controller type='usb' model='{}'> cannot be a companion of \
+                         ich9-ehci1 (ich9-uhci1, 2 or 3)",
+                        other.unwrap_or("")
+                    ))
+                }
+            };
+            if !seen.insert(n) {
+                return unsupported(format!(
+                    "<controller type='usb' model='ich9-uhci{n}'> appears twice"
+                ));
+            }
+            if c.address.is_some() {
+                return unsupported(
+                    "ich9-uhci companion controllers take their master's slot; give no address",
+                );
+            }
+        }
+        let base = match addr {
+            Some(a) if a.addr_type == AddressType::Pci => PciBus::parse(a, "USB controller")?.slot,
+            Some(a) => {
+                return unsupported(format!(
+                    "USB controller: address type '{}' is not valid for a PCI device",
+                    a.addr_type
+                ))
+            }
+            None => self.pci.free_slot("USB controller")?,
+        };
+        let ehci = Opts::new("ich9-usb-ehci1")
+            .set("id", "usb")
+            .raw(&self.pci.format(base, 7, false))
+            .done();
+        self.arg2("-device", ehci);
+        for c in companions {
+            let (n, first) = match c.model.as_deref() {
+                Some("ich9-uhci1") => (1, 0),
+                Some("ich9-uhci2") => (2, 1),
+                _ => (3, 2),
+            };
+            let dev = Opts::new(&format!("ich9-usb-uhci{n}"))
+                .set("masterbus", "usb.0")
+                .set("firstport", c.master_startport.unwrap_or(0))
+                .raw(&self.pci.format(base, first, first == 0))
+                .done();
+            self.pci.used.insert((base, first));
+            self.arg2("-device", dev);
+        }
+        self.pci.used.insert((base, 7));
+        Ok(())
+    }
+
     fn builtin_address(
         &self,
         c: &vireo_xml::Controller,

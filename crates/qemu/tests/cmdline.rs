@@ -488,9 +488,31 @@ fn check_rejects() {
             "USB input devices need a USB controller",
         ),
         (
-            "ehci usb controller",
-            domain("qemu", PC, "", "<controller type='usb' index='0' model='ich9-ehci1'/>"),
-            "model='ich9-ehci1'> is not supported",
+            "piix4 usb controller",
+            domain("qemu", PC, "", "<controller type='usb' index='0' model='piix4-uhci'/>"),
+            "model='piix4-uhci'> is not supported",
+        ),
+        (
+            "usb companion without its master",
+            domain(
+                "qemu",
+                PC,
+                "",
+                "<controller type='usb' model='ich9-uhci1'><master startport='0'/></controller>",
+            ),
+            "needs an ich9-ehci1 master",
+        ),
+        (
+            "usb companion twice",
+            domain(
+                "qemu",
+                PC,
+                "",
+                "<controller type='usb' model='ich9-ehci1'/>\
+                 <controller type='usb' model='ich9-uhci1'><master startport='0'/></controller>\
+                 <controller type='usb' model='ich9-uhci1'><master startport='2'/></controller>",
+            ),
+            "appears twice",
         ),
         (
             "ps2 tablet",
@@ -606,7 +628,7 @@ fn check_rejects() {
         ),
         (
             "pit tick policy under tcg",
-            domain("qemu", PC, "<clock offset='utc'><timer name='pit' tickpolicy='delay'/></clock>", ""),
+            domain("qemu", PC, "<clock offset='utc'><timer name='pit' tickpolicy='discard'/></clock>", ""),
             "needs KVM",
         ),
         (
