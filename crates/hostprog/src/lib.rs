@@ -30,6 +30,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("mkfs.vfat", "dosfstools"),
     ("mkfs.btrfs", "btrfs-progs"),
     ("scrub", "scrub"),
+    ("virt-install", "virtinst"),
 ];
 
 /// The Debian package that carries `program`, if it is one we know.
