@@ -344,6 +344,54 @@ fn guest_boots_from_a_qcow2_overlay_volume(layout: Layout) {
     }
 }
 
+/// virt-install (Debian's virtinst) makes the disk in pool `default` (`--disk size=1`)
+/// and the imported guest reaches running.
+fn virt_install_creates_a_volume_and_starts_the_guest(layout: Layout) {
+    let d = Daemon::start_in(layout);
+    let (kernel, initrd) = vireo_tests::guest();
+    let boot = format!(
+        "kernel={},initrd={},kernel_args=console=ttyS0 quiet",
+        kernel.display(),
+        initrd.display()
+    );
+    let out = vireo_tests::run_cmd(
+        "virt-install",
+        &[
+            "--connect",
+            &d.uri(),
+            "--name",
+            "vi1",
+            "--memory",
+            "128",
+            "--vcpus",
+            "1",
+            "--disk",
+            "size=1",
+            "--import",
+            "--boot",
+            &boot,
+            "--virt-type",
+            "qemu",
+            "--osinfo",
+            "generic",
+            "--network",
+            "none",
+            "--graphics",
+            "none",
+            "--noautoconsole",
+        ],
+    );
+    let text = ok(&out);
+    assert!(text.contains("Domain creation completed"), "{text}");
+    let list = ok(&d.virsh(&["list"]));
+    assert!(list.contains(" vi1    running"), "{list}");
+    let vols = ok(&d.virsh(&["vol-list", "default"]));
+    assert!(vols.contains("vi1.qcow2"), "{vols}");
+    let info = ok(&d.virsh(&["vol-info", "vi1.qcow2", "--pool", "default"]));
+    assert!(info.contains("Capacity:       1.00 GiB"), "{info}");
+    ok(&d.virsh(&["destroy", "vi1"]));
+}
+
 fn storage_with_python(layout: Layout) {
     let d = Daemon::start_in(layout);
     let out = ok(&d.python("storage.py", &[d.root.to_str().unwrap()]));
@@ -355,5 +403,6 @@ vireo_tests::in_every_layout!(
     pool_lifecycle_with_virsh,
     volume_upload_and_download,
     guest_boots_from_a_qcow2_overlay_volume,
+    virt_install_creates_a_volume_and_starts_the_guest,
     storage_with_python,
 );
