@@ -31,6 +31,17 @@ const PACKAGES: &[(&str, &str)] = &[
     ("mkfs.btrfs", "btrfs-progs"),
     ("scrub", "scrub"),
     ("virt-install", "virtinst"),
+    ("pvcreate", "lvm2"),
+    ("pvremove", "lvm2"),
+    ("pvs", "lvm2"),
+    ("vgcreate", "lvm2"),
+    ("vgchange", "lvm2"),
+    ("vgremove", "lvm2"),
+    ("vgs", "lvm2"),
+    ("lvcreate", "lvm2"),
+    ("lvremove", "lvm2"),
+    ("lvresize", "lvm2"),
+    ("lvs", "lvm2"),
 ];
 
 /// The Debian package that carries `program`, if it is one we know.

@@ -112,6 +112,21 @@ pub fn convert(
     qemu_img(&args)
 }
 
+/// Copies `src` (of `src_format`) into the existing raw device or file `dst`.
+pub fn convert_into(src: &Path, src_format: &str, dst: &Path) -> Result<()> {
+    qemu_img(&[
+        "convert".into(),
+        "-q".into(),
+        "-n".into(),
+        "-f".into(),
+        src_format.into(),
+        "-O".into(),
+        "raw".into(),
+        path_str(src)?.into(),
+        path_str(dst)?.into(),
+    ])
+}
+
 /// Changes an image's virtual size.
 pub fn resize(path: &Path, format: &str, size: u64, shrink: bool, allocate: bool) -> Result<()> {
     let mut args: Vec<String> = vec!["resize".into(), "-q".into(), "-f".into(), format.into()];

@@ -669,6 +669,22 @@ impl StorageDriver {
             .collect())
     }
 
+    /// `virConnectFindStoragePoolSources`: the volume groups of this host for `logical`.
+    pub fn find_pool_sources(
+        &self,
+        pool_type: &str,
+        _spec: Option<&str>,
+        flags: u32,
+    ) -> Result<String> {
+        check_flags(flags, 0)?;
+        match pool_type {
+            "logical" => backend::logical::find_sources(),
+            other => Err(StorageError::Unsupported(format!(
+                "finding the sources of '{other}' pools is not supported (logical is)"
+            ))),
+        }
+    }
+
     pub fn num_of_pools(&self, active: bool) -> usize {
         self.lock().values().filter(|p| p.active == active).count()
     }

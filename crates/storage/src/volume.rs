@@ -250,6 +250,21 @@ impl StorageDriver {
         check_create(&def, &format)?;
         let r = Self::reserve(self, h, &def.name, Work::Created, false)?;
         self.check_space(h, allocation.unwrap_or(capacity).min(capacity), &format)?;
+        if let Some(pool) = self.logical_def(h)? {
+            if format != "raw" || def.backing_store.is_some() {
+                return Err(StorageError::Unsupported(
+                    "volumes of a logical pool are raw, without a backing store".into(),
+                ));
+            }
+            backend::logical::create_volume(&pool, &def.name, capacity)?;
+            let out = VolHandle {
+                pool: h.name.clone(),
+                name: def.name.clone(),
+                key: r.path.to_string_lossy().into_owned(),
+            };
+            drop(r);
+            return Ok(out);
+        }
         let tmp = temp_path(&r.path);
         let made = (|| -> Result<()> {
             if format == "raw" {
@@ -329,6 +344,27 @@ impl StorageDriver {
             .max(src_info.capacity);
         let r = Self::reserve(self, h, &def.name, Work::Created, false)?;
         self.check_space(h, src_info.allocation, &format)?;
+        if let Some(pool) = self.logical_def(h)? {
+            // A new logical volume, then the copy into it.
+            if format != "raw" || backing.is_some() {
+                return Err(StorageError::Unsupported(
+                    "volumes of a logical pool are raw, without a backing store".into(),
+                ));
+            }
+            backend::logical::create_volume(&pool, &def.name, capacity)?;
+            if let Err(e) = image::convert_into(&sr.path, &src_info.format, &r.path) {
+                let _ = backend::logical::remove_volume(&pool, &def.name);
+                return Err(e);
+            }
+            let out = VolHandle {
+                pool: h.name.clone(),
+                name: def.name.clone(),
+                key: r.path.to_string_lossy().into_owned(),
+            };
+            drop(r);
+            drop(sr);
+            return Ok(out);
+        }
         let tmp = temp_path(&r.path);
         let prealloc = if flags & PREALLOC_METADATA != 0 {
             Prealloc::Metadata
@@ -375,6 +411,9 @@ impl StorageDriver {
         let r = Self::reserve(self, &h, &v.name, Work::Deleted, true)?;
         if flags & delete_flags::ZEROED != 0 {
             wipe_file(&r.path, &r.format, wipe_alg::ZERO)?;
+        }
+        if let Some(pool) = self.logical_def(&h)? {
+            return backend::logical::remove_volume(&pool, &v.name);
         }
         fs::remove_file(&r.path).map_err(|e| {
             StorageError::io(format!("cannot unlink file '{}'", r.path.display()), e)
@@ -430,6 +469,9 @@ impl StorageDriver {
         if flags & ALLOCATE != 0 && new > cur {
             self.check_space(&h, new - cur, &r.format)?;
         }
+        if let Some(pool) = self.logical_def(&h)? {
+            return backend::logical::resize_volume(&pool, &v.name, new);
+        }
         if r.format == "raw" {
             let f = OpenOptions::new()
                 .write(true)
@@ -462,6 +504,13 @@ impl StorageDriver {
             Work::Downloaded
         };
         Self::reserve(Arc::clone(self), &h, &v.name, work, true)
+    }
+
+    /// The definition of pool `h` when it is a logical pool (its volumes are LVs).
+    fn logical_def(&self, h: &PoolHandle) -> Result<Option<vireo_xml::Pool>> {
+        let pools = self.lock();
+        let p = find(&pools, h)?;
+        Ok((p.def.pool_type == vireo_xml::PoolType::Logical).then(|| p.def.clone()))
     }
 
     /// Refuses an allocation larger than what the pool has free.

@@ -200,12 +200,9 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult 
         }
         procs::CONNECT_FIND_STORAGE_POOL_SOURCES => {
             let a: FindPoolSourcesArgs = args(payload)?;
-            Err(RemoteError::from(vireo_storage::StorageError::Unsupported(
-                format!(
-                    "finding the sources of '{}' pools is not supported yet",
-                    a.type_
-                ),
-            )))
+            ret(XmlRet {
+                xml: d.find_pool_sources(&a.type_, a.src_spec.as_deref(), a.flags)?,
+            })
         }
         // Volumes.
         procs::STORAGE_VOL_CREATE_XML => {

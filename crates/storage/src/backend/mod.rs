@@ -1,7 +1,10 @@
 //! What each pool type does to the host: where its volumes live, how it is built, started,
 //! stopped and deleted, and how its volumes are found. `dir` pools are a directory; `fs`
 //! pools are a filesystem on a block device (or image) mounted on the target directory;
-//! both hold volumes as files. Other types are refused with a clear error.
+//! both hold volumes as files. `logical` pools are an LVM volume group ([`logical`]).
+//! Other types are refused with a clear error.
+
+pub mod logical;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -31,6 +34,7 @@ pub struct Vol {
 /// Checks that Vireo can run a pool of this definition, and that it names what it needs.
 pub fn check(def: &PoolDef) -> Result<()> {
     match def.pool_type {
+        PoolType::Logical => return logical::check(def),
         PoolType::Dir => {}
         PoolType::Fs => {
             if def.source_devices().len() != 1 {
@@ -49,7 +53,7 @@ pub fn check(def: &PoolDef) -> Result<()> {
         }
         other => {
             return Err(StorageError::Unsupported(format!(
-                "storage pools of type '{other}' are not supported by Vireo yet (dir and fs are)"
+                "storage pools of type '{other}' are not supported by Vireo yet (dir, fs and logical are)"
             )))
         }
     }
@@ -67,6 +71,9 @@ pub fn check(def: &PoolDef) -> Result<()> {
 }
 
 pub fn target(def: &PoolDef) -> PathBuf {
+    if def.pool_type == PoolType::Logical {
+        return logical::target(def);
+    }
     PathBuf::from(def.target_path().unwrap_or("/nonexistent"))
 }
 
@@ -77,6 +84,9 @@ pub fn build(def: &PoolDef, flags: u32) -> Result<()> {
         return Err(StorageError::InvalidArg(
             "OVERWRITE and NO_OVERWRITE cannot be used together".into(),
         ));
+    }
+    if def.pool_type == PoolType::Logical {
+        return logical::build(def, flags);
     }
     let t = target(def);
     fs::create_dir_all(&t)
@@ -119,8 +129,9 @@ pub fn build(def: &PoolDef, flags: u32) -> Result<()> {
     Ok(())
 }
 
-/// The filesystem on `dev`, if any (`blkid`).
-fn probe_fs(dev: &str) -> Result<Option<String>> {
+/// The filesystem (or other signature: an LVM label, a partition table) on `dev`, if any
+/// (`blkid`).
+pub(crate) fn probe_fs(dev: &str) -> Result<Option<String>> {
     let prog = vireo_hostprog::find("blkid")?;
     let out = Command::new(prog)
         .args(["-o", "value", "-s", "TYPE", dev])
@@ -135,6 +146,9 @@ fn probe_fs(dev: &str) -> Result<Option<String>> {
 /// Makes the pool usable: the target must be a directory; an `fs` pool's device is mounted
 /// on it.
 pub fn start(def: &PoolDef) -> Result<()> {
+    if def.pool_type == PoolType::Logical {
+        return logical::start(def);
+    }
     let t = target(def);
     if !t.is_dir() {
         return Err(StorageError::Invalid(format!(
@@ -158,6 +172,9 @@ pub fn start(def: &PoolDef) -> Result<()> {
 
 /// Stops the pool: an `fs` pool is unmounted.
 pub fn stop(def: &PoolDef) -> Result<()> {
+    if def.pool_type == PoolType::Logical {
+        return logical::stop(def);
+    }
     let t = target(def);
     if def.pool_type == PoolType::Fs && is_mounted(&t)? {
         run("umount", &[path_str(&t)?])?;
@@ -167,6 +184,9 @@ pub fn stop(def: &PoolDef) -> Result<()> {
 
 /// Removes what `build` made: the (empty) target directory.
 pub fn delete(def: &PoolDef) -> Result<()> {
+    if def.pool_type == PoolType::Logical {
+        return logical::delete(def);
+    }
     let t = target(def);
     match fs::remove_dir(&t) {
         Ok(()) => Ok(()),
@@ -180,6 +200,9 @@ pub fn delete(def: &PoolDef) -> Result<()> {
 
 /// The volumes in the pool: every regular file (or block device) in the target directory.
 pub fn scan(def: &PoolDef) -> Result<BTreeMap<String, Vol>> {
+    if def.pool_type == PoolType::Logical {
+        return logical::scan(def);
+    }
     let t = target(def);
     let rd = fs::read_dir(&t)
         .map_err(|e| StorageError::io(format!("cannot open directory '{}'", t.display()), e))?;
@@ -222,6 +245,9 @@ pub fn vol_at(name: &str, path: &Path) -> Result<Vol> {
 
 /// (capacity, allocation, available) of the filesystem holding the target.
 pub fn space(def: &PoolDef) -> (u64, u64, u64) {
+    if def.pool_type == PoolType::Logical {
+        return logical::space(def);
+    }
     let Ok(p) = std::ffi::CString::new(target(def).as_os_str().as_encoded_bytes()) else {
         return (0, 0, 0);
     };
