@@ -3,7 +3,7 @@
 //! volumes (`lvcreate`, `lvremove`, `lvresize`), raw block devices under `/dev/VG`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use vireo_xml::Pool as PoolDef;
@@ -39,7 +39,7 @@ pub fn check(def: &PoolDef) -> Result<()> {
         ))));
     }
     if let Some(t) = def.target_path() {
-        if PathBuf::from(t) != target(def) {
+        if target(def) != Path::new(t) {
             return Err(StorageError::Xml(vireo_xml::XmlError::Invalid(format!(
                 "a logical pool's target path is /dev/{name}, not '{t}'"
             ))));
