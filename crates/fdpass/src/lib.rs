@@ -4,6 +4,10 @@
 //!
 //! Used by the connection handoff (`vireo-rpc`: the proxy gives a client to a daemon) and
 //! by the QMP client (`vireo-qmp`: `getfd`/`add-fd` carry a descriptor to QEMU).
+//!
+//! Also here: [`pipe_with`], a pipe that holds a few bytes for a child process to read
+//! from an inherited descriptor (how passphrases reach qemu-img, the shim and QEMU without
+//! a command line or a file).
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -140,6 +144,46 @@ pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Vec<Owne
         ));
     }
     Ok((n, fds))
+}
+
+/// A pipe holding `data` with its write end closed: reading the returned end gives
+/// `data`, then end of file. `data` must fit in the pipe (64 KiB on Linux), or this fails
+/// instead of blocking. The end is close-on-exec: a child gets it only by `dup2`.
+pub fn pipe_with(data: &[u8]) -> io::Result<OwnedFd> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two fds into the array on success.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just made by pipe2 and are owned by nobody else.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let mut done = 0;
+    while done < data.len() {
+        // SAFETY: the pointer and length describe the unwritten part of `data`; the fd is
+        // open for the call.
+        let n = unsafe {
+            libc::write(
+                w.as_raw_fd(),
+                data[done..].as_ptr().cast(),
+                data.len() - done,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        done += n as usize;
+    }
+    // The reader may block as usual.
+    // SAFETY: fcntl on an open fd.
+    unsafe {
+        let fl = libc::fcntl(r.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(r.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
+    }
+    Ok(r)
 }
 
 #[cfg(test)]
