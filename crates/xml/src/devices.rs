@@ -396,6 +396,9 @@ pub struct Disk {
     pub shareable: bool,
     pub boot_order: Option<u32>,
     pub serial: Option<String>,
+    /// `<encryption format='luks'><secret type='passphrase' uuid='…'/></encryption>`, in
+    /// `<disk>` or in its `<source>`.
+    pub encryption: Option<crate::Encryption>,
     pub alias: Option<String>,
     pub address: Option<Address>,
 }
@@ -866,6 +869,10 @@ impl Disk {
             shareable: child(n, "shareable").is_some(),
             boot_order: parse_boot_order(n)?,
             serial: child_text(n, "serial"),
+            encryption: child(n, "encryption")
+                .or_else(|| child(n, "source").and_then(|s| child(s, "encryption")))
+                .map(<crate::Encryption as crate::XmlElement>::from_node)
+                .transpose()?,
             alias: parse_alias(n),
             address: parse_address(n)?,
         })
@@ -926,6 +933,9 @@ impl Disk {
         }
         if let Some(s) = &self.serial {
             w.text_elem("serial", s);
+        }
+        if let Some(e) = &self.encryption {
+            crate::XmlElement::write_to(e, w, "encryption");
         }
         write_alias_address(w, &self.alias, &self.address);
         w.close("disk");

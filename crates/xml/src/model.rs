@@ -341,7 +341,7 @@ macro_rules! xml_element {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq)]
+        #[derive(Debug, Clone, PartialEq, Eq)]
         $vis struct $name {
             $( $(#[$fmeta])* pub $field: $crate::xml_element!(@ty $kind $ty), )*
         }

@@ -482,6 +482,7 @@ fn constructed_domain_passes_virt_xml_validate() {
         shareable: false,
         boot_order: None,
         serial: None,
+        encryption: None,
         alias: None,
         address: Some(Address::pci(0, 0, 3, 0)),
     });
