@@ -1,6 +1,8 @@
 //! Making, copying and resizing disk images with `qemu-img`. What an image is (format,
 //! sizes, backing file) is read from its header by `vireo-storagefile`.
 
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -28,6 +30,10 @@ pub struct CreateOpts<'a> {
     pub compat: Option<&'a str>,
     pub cluster_size: Option<u64>,
     pub lazy_refcounts: bool,
+    /// Encrypt the contents with LUKS under this passphrase (a raw volume becomes a LUKS
+    /// image; a qcow2 one is encrypted inside). It reaches qemu-img through a pipe, never
+    /// its command line or a file.
+    pub luks_passphrase: Option<&'a [u8]>,
 }
 
 /// Formats Vireo makes volumes in.
@@ -62,7 +68,30 @@ pub fn create(
             o.push("lazy_refcounts=on".into());
         }
     }
-    let mut args: Vec<String> = vec!["create".into(), "-q".into(), "-f".into(), format.into()];
+    let image_format = match (format, opts.luks_passphrase) {
+        ("raw", Some(_)) => {
+            o.push("key-secret=sec0".into());
+            "luks"
+        }
+        (_, Some(_)) => {
+            o.push("encrypt.format=luks".into());
+            o.push("encrypt.key-secret=sec0".into());
+            format
+        }
+        _ => format,
+    };
+    let mut args: Vec<String> = vec![
+        "create".into(),
+        "-q".into(),
+        "-f".into(),
+        image_format.into(),
+    ];
+    if opts.luks_passphrase.is_some() {
+        args.extend([
+            "--object".into(),
+            format!("secret,id=sec0,file=/dev/fd/{SECRET_FD},format=raw"),
+        ]);
+    }
     if let Some((b, bf)) = opts.backing {
         args.extend(["-b".into(), b.into(), "-F".into(), bf.into()]);
     }
@@ -71,8 +100,11 @@ pub fn create(
     }
     args.push(path_str(path)?.into());
     args.push(capacity.to_string());
-    qemu_img(&args)
+    run_qemu_img(&args, opts.luks_passphrase)
 }
+
+/// The fd a passphrase reaches qemu-img on.
+const SECRET_FD: i32 = 3;
 
 /// Copies `src` (of `src_format`) into a new image at `dst` in `dst_format`, holes kept.
 /// With `backing` (path, format) the copy is an overlay on it holding what differs.
@@ -142,11 +174,35 @@ pub fn resize(path: &Path, format: &str, size: u64, shrink: bool, allocate: bool
 }
 
 fn qemu_img(args: &[String]) -> Result<()> {
+    run_qemu_img(args, None)
+}
+
+/// Runs qemu-img; a `secret` is the whole content of fd 3 (a pipe, written and closed
+/// before qemu-img runs: it is at most 64 KiB, what a pipe holds).
+fn run_qemu_img(args: &[String], secret: Option<&[u8]>) -> Result<()> {
     let prog = vireo_hostprog::find("qemu-img")?;
-    let out = Command::new(prog)
-        .args(args)
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null())
+    let mut cmd = Command::new(prog);
+    cmd.args(args).env("LC_ALL", "C").stdin(Stdio::null());
+    let _pipe_end = match secret {
+        Some(s) => {
+            let r = vireo_fdpass::pipe_with(s)
+                .map_err(|e| StorageError::io("cannot pass the passphrase to qemu-img", e))?;
+            let raw = r.as_raw_fd();
+            // SAFETY: between fork and exec only dup2 (async-signal-safe) is called on an
+            // fd open in the child; the new fd 3 does not close on exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::dup2(raw, SECRET_FD) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            Some(r)
+        }
+        None => None,
+    };
+    let out = cmd
         .output()
         .map_err(|e| StorageError::io("cannot run qemu-img", e))?;
     if !out.status.success() {

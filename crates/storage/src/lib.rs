@@ -31,6 +31,12 @@ use vireo_proto::storage::{
 use vireo_xml::{format_uuid, Pool as PoolDef, PoolTarget, PoolType, Size};
 
 pub use backend::Vol;
+
+/// Where the storage driver gets a secret's value (an encrypted volume's passphrase):
+/// the secret driver's public API, supplied by the daemon. Called from a blocking thread.
+pub trait Secrets: Send + Sync {
+    fn value(&self, uuid: &Uuid) -> Result<zeroize::Zeroizing<Vec<u8>>>;
+}
 pub use error::{Result, StorageError};
 pub use volume::Reservation;
 
@@ -83,6 +89,7 @@ pub struct StorageDriver {
     run_dir: PathBuf,
     pools: Mutex<BTreeMap<String, PoolObj>>,
     events: EventBus<ObjectEvent>,
+    secrets: std::sync::OnceLock<std::sync::Arc<dyn Secrets>>,
 }
 
 impl StorageDriver {
@@ -101,6 +108,7 @@ impl StorageDriver {
             run_dir: run_dir.join("storage"),
             pools: Mutex::new(BTreeMap::new()),
             events,
+            secrets: std::sync::OnceLock::new(),
         };
         d.load()?;
         if first_start {
@@ -116,6 +124,11 @@ impl StorageDriver {
         }
         d.autostart();
         Ok(d)
+    }
+
+    /// Gives the driver its way to secret values (once; later calls are ignored).
+    pub fn set_secrets(&self, s: std::sync::Arc<dyn Secrets>) {
+        let _ = self.secrets.set(s);
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, PoolObj>> {

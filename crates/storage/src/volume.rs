@@ -265,9 +265,19 @@ impl StorageDriver {
             drop(r);
             return Ok(out);
         }
+        let passphrase = match def.target.as_ref().and_then(|t| t.encryption.as_ref()) {
+            Some(e) => {
+                let uuid = luks_secret(e)?;
+                let src = self.secrets.get().ok_or_else(|| {
+                    StorageError::Invalid("no secret driver is reachable for the passphrase".into())
+                })?;
+                Some(src.value(&uuid)?)
+            }
+            None => None,
+        };
         let tmp = temp_path(&r.path);
         let made = (|| -> Result<()> {
-            if format == "raw" {
+            if format == "raw" && passphrase.is_none() {
                 make_raw(&tmp, capacity, allocation.unwrap_or(capacity))?;
             } else {
                 let backing = backing_of(&def)?;
@@ -285,6 +295,7 @@ impl StorageDriver {
                         .as_ref()
                         .and_then(|t| t.features.as_ref())
                         .is_some_and(|f| f.lazy_refcounts),
+                    luks_passphrase: passphrase.as_deref().map(Vec::as_slice),
                 };
                 let prealloc = if flags & PREALLOC_METADATA != 0 {
                     Prealloc::Metadata
@@ -537,10 +548,8 @@ fn check_create(def: &Volume, format: &str) -> Result<()> {
             "creating volumes of format '{format}' is not supported (use raw or qcow2)"
         )));
     }
-    if def.target.as_ref().is_some_and(|t| t.encryption.is_some()) {
-        return Err(StorageError::Unsupported(
-            "encrypted volumes are not supported yet".into(),
-        ));
+    if let Some(e) = def.target.as_ref().and_then(|t| t.encryption.as_ref()) {
+        luks_secret(e)?;
     }
     if format == "raw" && def.backing_store.is_some() {
         return Err(StorageError::Unsupported(
@@ -548,6 +557,26 @@ fn check_create(def: &Volume, format: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The passphrase secret an `<encryption>` names: LUKS, one passphrase secret by UUID.
+fn luks_secret(e: &Encryption) -> Result<[u8; 16]> {
+    if e.format != "luks" {
+        return Err(StorageError::Unsupported(format!(
+            "volume encryption format '{}' is not supported (luks)",
+            e.format
+        )));
+    }
+    match e.secret.as_slice() {
+        [s] if s.secret_type == "passphrase" => s.uuid.ok_or_else(|| {
+            StorageError::Xml(vireo_xml::XmlError::Invalid(
+                "the encryption secret needs a uuid".into(),
+            ))
+        }),
+        _ => Err(StorageError::Xml(vireo_xml::XmlError::Invalid(
+            "LUKS encryption needs exactly one <secret type='passphrase' uuid='…'/>".into(),
+        ))),
+    }
 }
 
 /// The backing file and its format: as given, or read from the backing file's header (the
@@ -660,7 +689,8 @@ fn wipe_file(path: &Path, format: &str, algorithm: u32) -> Result<()> {
             .ok_or_else(|| StorageError::InvalidArg("path is not UTF-8".into()))?;
         return backend::run("scrub", &["-f", "-p", p, path]);
     }
-    if format != "raw" {
+    // An encrypted raw volume (a LUKS image) is wiped like raw data: header and all.
+    if format != "raw" && format != "luks" {
         let info = image::probe(path)?;
         let backing = info.backing.clone();
         let opts = CreateOpts {
@@ -670,6 +700,7 @@ fn wipe_file(path: &Path, format: &str, algorithm: u32) -> Result<()> {
             compat: info.compat.as_deref(),
             cluster_size: info.cluster_size,
             lazy_refcounts: info.lazy_refcounts,
+            luks_passphrase: None,
         };
         let tmp = temp_path(path);
         image::create(&tmp, format, info.capacity, Prealloc::Off, &opts)?;
@@ -736,8 +767,13 @@ fn vol_xml(v: &Vol) -> Volume {
         physical: Some(Size::bytes(i.physical)),
         target: Some(VolTarget {
             path: Some(path),
+            // A LUKS image is a raw volume, encrypted (libvirt's spelling).
             format: Some(Format {
-                format_type: i.format.clone(),
+                format_type: if i.format == "luks" {
+                    "raw".into()
+                } else {
+                    i.format.clone()
+                },
             }),
             permissions: Some(Permissions {
                 mode: Some(format!("{:04o}", v.perms.0)),
