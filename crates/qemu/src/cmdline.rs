@@ -34,7 +34,7 @@
 //! each kind (position in the list, from 1), per-device `<boot order>` as that index;
 //! `-boot strict=on` limits firmware to those devices.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
@@ -60,6 +60,10 @@ pub struct LaunchConfig {
     /// Directory for per-VM runtime files: sockets of unix character devices that have no
     /// path of their own (`<serial type='unix'>`, a guest-agent `<channel>`), a VNC socket.
     pub run_dir: PathBuf,
+    /// The passphrases of encrypted disks, by secret UUID: the fd (inherited by QEMU, a
+    /// pipe holding the value) QEMU reads each from (`-object secret,file=/dev/fd/N`).
+    /// `None` when only checking a definition.
+    pub secret_fds: Option<BTreeMap<String, i32>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +86,7 @@ pub fn check(def: &Domain, caps: &QemuCaps) -> Result<()> {
     let cfg = LaunchConfig {
         monitor_fd: 3,
         run_dir: PathBuf::from("/run/vireo/check"),
+        secret_fds: None,
     };
     build(def, caps, &cfg).map(|_| ())
 }
@@ -440,6 +445,9 @@ struct Builder<'a> {
     net_boot: Vec<Option<u32>>,
     /// Ports taken on `virtio-serial0.0`.
     vserial_ports: BTreeSet<u32>,
+    /// Secret objects made so far, by secret UUID: each pipe can be read once, so disks
+    /// that share a passphrase share its object.
+    secret_objects: BTreeMap<String, String>,
     args: Vec<String>,
 }
 
@@ -513,6 +521,7 @@ impl<'a> Builder<'a> {
             disk_boot: vec![None; def.devices.disks.len()],
             net_boot: vec![None; def.devices.interfaces.len()],
             vserial_ports: BTreeSet::new(),
+            secret_objects: BTreeMap::new(),
             args: Vec::new(),
         })
     }
@@ -1329,6 +1338,58 @@ impl<'a> Builder<'a> {
     }
 
     /// A built-in controller may carry its fixed address, and nothing else.
+    /// The secret object holding an encrypted disk's passphrase (`-object secret`, read
+    /// from the pipe the launcher gave QEMU); returns its id.
+    fn disk_secret(
+        &mut self,
+        enc: &vireo_xml::Encryption,
+        format_node: &str,
+        what: &str,
+    ) -> Result<String> {
+        if enc.format != "luks" {
+            return unsupported(format!(
+                "{what}: encryption format '{}' is not supported (luks)",
+                enc.format
+            ));
+        }
+        let uuid = match enc.secret.as_slice() {
+            [s] if s.secret_type == "passphrase" && s.uuid.is_some() => {
+                vireo_xml::format_uuid(&s.uuid.unwrap_or_default())
+            }
+            _ => {
+                return unsupported(format!(
+                    "{what}: LUKS encryption needs one <secret type='passphrase' uuid='…'/>"
+                ))
+            }
+        };
+        if let Some(id) = self.secret_objects.get(&uuid) {
+            return Ok(id.clone());
+        }
+        let fd = match &self.cfg.secret_fds {
+            // Only checking: any fd will do.
+            None => -1,
+            Some(fds) => match fds.get(&uuid) {
+                Some(fd) => *fd,
+                None => {
+                    return unsupported(format!(
+                        "{what}: the passphrase (secret {uuid}) was not given"
+                    ))
+                }
+            },
+        };
+        let id = format!("{format_node}-encryption-secret0");
+        self.secret_objects.insert(uuid, id.clone());
+        self.arg2(
+            "-object",
+            Opts::new("secret")
+                .set("id", &id)
+                .set("file", format!("/dev/fd/{fd}"))
+                .set("format", "raw")
+                .done(),
+        );
+        Ok(id)
+    }
+
     /// ICH9's USB 2 controller (function 7) and its USB 1 companions (functions 0, 1, 2,
     /// the first multifunction) in one PCI slot, as libvirt lays them out.
     fn ich9_usb(
@@ -1657,6 +1718,19 @@ impl<'a> Builder<'a> {
                 if drv.discard == Some(vireo_xml::DiskDiscard::Unmap) {
                     fmt.push(("discard", json!("unmap")));
                 }
+                // LUKS: a raw disk is a LUKS image, a qcow2 one is encrypted inside; the
+                // passphrase is a secret object QEMU reads from a pipe.
+                let mut driver_name = format;
+                if let Some(enc) = &disk.encryption {
+                    let secret = self.disk_secret(enc, &format_name, &what)?;
+                    if format == "raw" {
+                        driver_name = "luks";
+                        fmt.push(("key-secret", json!(secret)));
+                    } else {
+                        fmt.push(("encrypt", json!({"format": "luks", "key-secret": secret})));
+                    }
+                }
+                let format = driver_name;
                 fmt.push(("driver", json!(format)));
                 fmt.push(("file", json!(storage_name)));
                 if !backing.is_empty() {

@@ -1,6 +1,7 @@
 //! Running domains: starting a `vireo-shim` per VM, forwarding calls to it unchanged,
 //! following its lifecycle events, and finding every shim again after a restart.
 
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::Ordering;
@@ -19,6 +20,9 @@ use vireo_rpc::Frame;
 use vireo_xml::{format_uuid, Domain};
 
 use crate::driver::{no_domain_uuid, DomainObj, QemuDriver};
+
+/// The fd the shim reads the disks' passphrases from (`--secrets-fd`).
+const SHIM_SECRETS_FD: i32 = 3;
 
 /// `VIR_DOMAIN_START_PAUSED`.
 pub const START_PAUSED: u32 = 1;
@@ -100,6 +104,17 @@ impl QemuDriver {
     async fn launch(self: &Arc<Self>, def: Domain, flags: u32) -> Result<Handle> {
         // Volumes become the files they are, through the storage driver's public API.
         let def = crate::peers::resolve(&def, self.peers.get()).await?;
+        // Encrypted disks' passphrases go to the shim through a pipe, never a file.
+        let secrets = crate::peers::disk_secrets(&def, self.peers.get()).await?;
+        let secrets_pipe = if secrets.is_empty() {
+            None
+        } else {
+            Some(vireo_fdpass::pipe_with(&secrets).map_err(|e| {
+                DriverError::OperationFailed(format!(
+                    "cannot hand the disks' passphrases to the shim ({e}; 64 KiB at most)"
+                ))
+            })?)
+        };
         crate::cmdline::check(&def, self.caps()).map_err(|e| {
             DriverError::ConfigUnsupported(e.to_string().replace("unsupported configuration: ", ""))
         })?;
@@ -132,17 +147,27 @@ impl QemuDriver {
         if flags & START_PAUSED != 0 {
             cmd.arg("--paused");
         }
-        // SAFETY: setsid is async-signal-safe; it detaches the shim from our session so
-        // that it outlives this daemon.
+        let secrets_fd = secrets_pipe.as_ref().map(|p| p.as_raw_fd());
+        if secrets_fd.is_some() {
+            cmd.arg("--secrets-fd").arg(SHIM_SECRETS_FD.to_string());
+        }
+        // SAFETY: setsid and dup2 are async-signal-safe; setsid detaches the shim from our
+        // session so that it outlives this daemon; dup2 gives it the passphrases' pipe.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 libc::setsid();
+                if let Some(fd) = secrets_fd {
+                    if libc::dup2(fd, SHIM_SECRETS_FD) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 Ok(())
             });
         }
         let mut child = cmd.spawn().map_err(|e| {
             DriverError::Internal(format!("cannot run {}: {e}", self.cfg.shim.display()))
         })?;
+        drop(secrets_pipe);
         let line = match child.stdout.take() {
             Some(out) => {
                 let mut l = String::new();

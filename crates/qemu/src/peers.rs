@@ -7,6 +7,7 @@ use std::sync::Arc;
 use vireo_driver::{DriverError, Result};
 use vireo_rpc::server::BoxFuture;
 use vireo_xml::{DiskType, Domain};
+use zeroize::Zeroizing;
 
 /// A storage volume as a disk uses it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub struct VolumeSource {
 pub trait Peers: Send + Sync {
     /// Resolves `<source pool='…' volume='…'/>`; an error names the missing pool or volume.
     fn volume(&self, pool: &str, volume: &str) -> BoxFuture<Result<VolumeSource>>;
+    /// A secret's value (an encrypted disk's passphrase).
+    fn secret_value(&self, uuid: [u8; 16]) -> BoxFuture<Result<Zeroizing<Vec<u8>>>>;
 }
 
 /// The definition QEMU is started from: every `<disk type='volume'>` becomes the file or
@@ -67,4 +70,79 @@ pub async fn resolve(def: &Domain, peers: Option<&Arc<dyn Peers>>) -> Result<Dom
         }
     }
     Ok(out)
+}
+
+/// The passphrases of the definition's encrypted disks, from the secret driver, packed
+/// for the shim: per secret its UUID (16 bytes), the value's length (4 bytes, big-endian)
+/// and the value. Empty when no disk is encrypted.
+pub async fn disk_secrets(
+    def: &Domain,
+    peers: Option<&Arc<dyn Peers>>,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let mut out = Zeroizing::new(Vec::new());
+    let mut seen = std::collections::BTreeSet::new();
+    for disk in &def.devices.disks {
+        let Some(enc) = &disk.encryption else {
+            continue;
+        };
+        for s in &enc.secret {
+            let Some(uuid) = s.uuid else { continue };
+            if !seen.insert(uuid) {
+                continue;
+            }
+            let peers = peers.ok_or_else(|| {
+                DriverError::OperationInvalid(format!(
+                    "disk '{}' is encrypted, but no secret driver is reachable",
+                    disk.target.dev
+                ))
+            })?;
+            let v = peers.secret_value(uuid).await?;
+            out.extend_from_slice(&uuid);
+            out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+            out.extend_from_slice(&v);
+        }
+    }
+    Ok(out)
+}
+
+/// What [`disk_secrets`] packed: secret UUID (as text) → value.
+pub fn unpack_secrets(
+    mut buf: &[u8],
+) -> std::result::Result<std::collections::BTreeMap<String, Zeroizing<Vec<u8>>>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    while !buf.is_empty() {
+        let (head, rest) = buf.split_at_checked(20).ok_or("truncated secret record")?;
+        let uuid: [u8; 16] = head[..16].try_into().map_err(|_| "bad uuid")?;
+        let len = u32::from_be_bytes(head[16..20].try_into().map_err(|_| "bad length")?) as usize;
+        let (value, rest) = rest.split_at_checked(len).ok_or("truncated secret value")?;
+        out.insert(
+            vireo_xml::format_uuid(&uuid),
+            Zeroizing::new(value.to_vec()),
+        );
+        buf = rest;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_secrets_unpack_and_truncation_is_an_error() {
+        let mut buf = Vec::new();
+        for (u, v) in [([1u8; 16], &b"abc"[..]), ([2u8; 16], &b""[..])] {
+            buf.extend_from_slice(&u);
+            buf.extend_from_slice(&(v.len() as u32).to_be_bytes());
+            buf.extend_from_slice(v);
+        }
+        let m = unpack_secrets(&buf).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(
+            &**m.get(&vireo_xml::format_uuid(&[1u8; 16])).unwrap(),
+            b"abc"
+        );
+        assert!(unpack_secrets(&buf[..buf.len() - 21]).is_err());
+        assert!(unpack_secrets(&buf[..10]).is_err());
+    }
 }

@@ -84,6 +84,7 @@ fn golden() {
         let cfg = LaunchConfig {
             monitor_fd: 3,
             run_dir: format!("/run/vireo/qemu/{name}").into(),
+            secret_fds: Some(Default::default()),
         };
         let args = match cmdline::build(&def, &caps, &cfg) {
             Ok(a) => a,
@@ -761,6 +762,7 @@ fn block_devices_and_paths() {
     let cfg = LaunchConfig {
         monitor_fd: 7,
         run_dir: "/run/x,y".into(),
+        secret_fds: Some(Default::default()),
     };
     let args = cmdline::build(&def, &caps(), &cfg).expect("build");
     let has = |s: &str| args.iter().any(|a| a == s);
@@ -842,6 +844,7 @@ fn qcow2_backing_chains_are_explicit() {
     let cfg = LaunchConfig {
         monitor_fd: 3,
         run_dir: dir.path().to_path_buf(),
+        secret_fds: Some(Default::default()),
     };
     let args = cmdline::build(&def, &caps(), &cfg).expect("build");
     let has = |s: &str| args.iter().any(|a| a == s);
@@ -1072,6 +1075,7 @@ fn qemu_accepts_golden_cases() {
         let cfg = LaunchConfig {
             monitor_fd: 3,
             run_dir,
+            secret_fds: Some(Default::default()),
         };
         let args = match cmdline::build(&def, &caps, &cfg) {
             Ok(a) => maybe_tcg(a),

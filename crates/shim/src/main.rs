@@ -6,6 +6,7 @@
 mod serve;
 mod vm;
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use vireo_rpc::server::{bind_unix, Server, ServerConfig};
 use vireo_xml::{format_uuid, Domain};
+use zeroize::Zeroizing;
 
 pub struct Args {
     run_dir: PathBuf,
@@ -21,6 +23,8 @@ pub struct Args {
     id: i32,
     hv_version: u64,
     paused: bool,
+    /// Encrypted disks' passphrases by secret UUID (from `--secrets-fd`).
+    secrets: BTreeMap<String, Zeroizing<Vec<u8>>>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -29,6 +33,7 @@ fn parse_args() -> anyhow::Result<Args> {
     let mut id = None;
     let mut hv_version = 0;
     let mut paused = false;
+    let mut secrets = BTreeMap::new();
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -37,6 +42,13 @@ fn parse_args() -> anyhow::Result<Args> {
             "--id" => id = it.next().and_then(|v| v.parse().ok()),
             "--hv-version" => hv_version = it.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             "--paused" => paused = true,
+            "--secrets-fd" => {
+                let fd: i32 = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .context("--secrets-fd needs a descriptor number")?;
+                secrets = read_secrets(fd)?;
+            }
             other => bail!("unknown argument '{other}'"),
         }
     }
@@ -46,7 +58,26 @@ fn parse_args() -> anyhow::Result<Args> {
         id: id.context("--id is required")?,
         hv_version,
         paused,
+        secrets,
     })
+}
+
+/// Reads the passphrases the daemon put in the pipe at `fd` (to its end), then closes it.
+fn read_secrets(fd: i32) -> anyhow::Result<BTreeMap<String, Zeroizing<Vec<u8>>>> {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    if fd < 3 {
+        bail!("--secrets-fd {fd} is not a pipe the daemon gave");
+    }
+    // SAFETY: the daemon made `fd` (a pipe's read end) for this process alone, with
+    // --secrets-fd naming it; nothing else here owns it, so the File may close it.
+    let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+    let mut buf = Zeroizing::new(Vec::new());
+    Read::by_ref(&mut f)
+        .take(1 << 20)
+        .read_to_end(&mut buf)
+        .context("cannot read the disks' passphrases")?;
+    vireo_qemu::peers::unpack_secrets(&buf).map_err(|e| anyhow::anyhow!("passphrases: {e}"))
 }
 
 fn main() -> ExitCode {

@@ -22,6 +22,8 @@ use crate::Args;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a destroy waits for QEMU to exit after SIGTERM before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(10);
+/// QEMU reads the first encrypted disk's passphrase here, the next at the next fd, ….
+const FIRST_SECRET_FD: i32 = 100;
 
 /// A lifecycle event (`virDomainEventType`, detail).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,15 +84,31 @@ impl Vm {
             .with_context(|| format!("cannot listen on {}", mon_path.display()))?;
         let caps = caps_for(&def, args.hv_version);
         cmdline::check(&def, &caps).map_err(|e| anyhow!("{e}"))?;
+        // Each passphrase reaches QEMU as a pipe at fd 100, 101, …, read by its secret
+        // object: never a command-line argument or a file.
+        let mut secret_pipes: Vec<(OwnedFd, i32)> = Vec::new();
+        let mut secret_fds = std::collections::BTreeMap::new();
+        for (i, (uuid, value)) in args.secrets.iter().enumerate() {
+            let target = FIRST_SECRET_FD + i as i32;
+            let pipe = vireo_fdpass::pipe_with(value)
+                .with_context(|| format!("cannot pass secret {uuid} to QEMU"))?;
+            secret_fds.insert(uuid.clone(), target);
+            secret_pipes.push((pipe, target));
+        }
         let argv = cmdline::build(
             &def,
             &caps,
             &LaunchConfig {
                 monitor_fd: 3,
                 run_dir: dir.clone(),
+                secret_fds: Some(secret_fds),
             },
         )
         .map_err(|e| anyhow!("{e}"))?;
+        let secret_dups: Vec<(i32, i32)> = secret_pipes
+            .iter()
+            .map(|(p, t)| (p.as_raw_fd(), *t))
+            .collect();
         // QEMU writes to our log (stderr), never to stdout, which the daemon reads.
         let log: OwnedFd = std::io::stderr()
             .as_fd()
@@ -119,12 +137,18 @@ impl Vm {
                 } else if libc::dup2(mon_fd, 3) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                for &(from, to) in &secret_dups {
+                    if libc::dup2(from, to) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 Ok(())
             });
         }
         let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot run {}", caps.emulator.display()))?;
+        drop(secret_pipes);
         let pid = child.id().unwrap_or(0);
         // The listening socket exists already, so this connect waits in its backlog until
         // QEMU accepts: the greeting is the readiness signal, no polling.
