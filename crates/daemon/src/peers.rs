@@ -10,6 +10,7 @@ use tokio::sync::Mutex;
 use vireo_driver::{DriverError, Result};
 use vireo_proto::family::Family;
 use vireo_proto::remote::{procs, ConnectOpenArgs, ConnectSetIdentityArgs};
+use vireo_proto::secret::{SecretFlagsArgs, SecretGetValueRet, SecretLookupByUuidArgs, SecretRet};
 use vireo_proto::storage::{
     NameArgs, PoolRet, VolArgs, VolFlagsArgs, VolGetInfoRet, VolGetPathRet, VolLookupByNameArgs,
     VolRet, XmlRet,
@@ -19,6 +20,7 @@ use vireo_qemu::{Peers, VolumeSource};
 use vireo_rpc::client::{CallError, Connection};
 use vireo_rpc::server::BoxFuture;
 use vireo_xdr::{Array, Xdr};
+use zeroize::Zeroizing;
 
 use crate::identity::TOKEN_PARAM;
 use crate::paths::Paths;
@@ -173,6 +175,29 @@ impl Inner {
             format,
         })
     }
+
+    /// A secret's value, private ones included (this connection is internal).
+    async fn secret_value(&self, uuid: [u8; 16]) -> Result<Zeroizing<Vec<u8>>> {
+        let s = Family::Secret;
+        let h: SecretRet = self
+            .call(
+                s,
+                procs::SECRET_LOOKUP_BY_UUID,
+                &SecretLookupByUuidArgs { uuid },
+            )
+            .await?;
+        let v: SecretGetValueRet = self
+            .call(
+                s,
+                procs::SECRET_GET_VALUE,
+                &SecretFlagsArgs {
+                    secret: h.secret,
+                    flags: 0,
+                },
+            )
+            .await?;
+        Ok(Zeroizing::new(v.value.0))
+    }
 }
 
 impl Peers for DaemonPeers {
@@ -180,5 +205,27 @@ impl Peers for DaemonPeers {
         let me = Arc::clone(&self.0);
         let (pool, volume) = (pool.to_string(), volume.to_string());
         Box::pin(async move { me.volume(&pool, &volume).await })
+    }
+
+    fn secret_value(&self, uuid: [u8; 16]) -> BoxFuture<Result<Zeroizing<Vec<u8>>>> {
+        let me = Arc::clone(&self.0);
+        Box::pin(async move { me.secret_value(uuid).await })
+    }
+}
+
+/// The storage driver's passphrases, from a blocking thread of a multi-threaded runtime
+/// (where storage calls run).
+impl vireo_storage::Secrets for DaemonPeers {
+    fn value(&self, uuid: &[u8; 16]) -> vireo_storage::Result<Zeroizing<Vec<u8>>> {
+        let me = Arc::clone(&self.0);
+        let uuid = *uuid;
+        tokio::runtime::Handle::current()
+            .block_on(async move { me.secret_value(uuid).await })
+            .map_err(|e| {
+                vireo_storage::StorageError::Invalid(format!(
+                    "cannot get the passphrase secret {}: {e}",
+                    vireo_xml::format_uuid(&uuid)
+                ))
+            })
     }
 }

@@ -241,6 +241,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     } else {
         None
     };
+    if let Some(s) = &storage {
+        s.set_secrets(Arc::new(crate::peers::DaemonPeers::new(
+            role,
+            paths.clone(),
+            token.clone(),
+        )));
+    }
     let mut socks = sockets(role, &paths, &conf, inherited)?;
     let drivers = Drivers {
         qemu: qemu.clone(),
