@@ -344,6 +344,111 @@ fn guest_boots_from_a_qcow2_overlay_volume(layout: Layout) {
     }
 }
 
+/// Volumes encrypted with LUKS (a raw one: a LUKS image; a qcow2 one: encrypted inside),
+/// made in the pool with a private secret's passphrase, and a TCG guest that boots with
+/// both: the QEMU driver gets the passphrase from the secret driver and hands it to QEMU
+/// through a pipe. It is in no process's command line, no file, no log.
+fn guest_boots_from_luks_volumes(layout: Layout) {
+    const PASS: &str = "pass-PHRASE-7a3f91";
+    const S: &str = "5e1c0a2b-9d8e-4f70-a1b2-c3d4e5f60789";
+    let d = Daemon::start_in(layout);
+    let sx = d.root.join("s.xml");
+    std::fs::write(
+        &sx,
+        format!("<secret private='yes'><uuid>{S}</uuid></secret>"),
+    )
+    .unwrap();
+    ok(&d.virsh(&["secret-define", sx.to_str().unwrap()]));
+    let pf = d.root.join("pass");
+    std::fs::write(&pf, PASS).unwrap();
+    ok(&d.virsh(&[
+        "secret-set-value",
+        S,
+        "--file",
+        pf.to_str().unwrap(),
+        "--plain",
+    ]));
+    std::fs::remove_file(&pf).unwrap();
+    let enc =
+        format!("<encryption format='luks'><secret type='passphrase' uuid='{S}'/></encryption>");
+    for f in ["raw", "qcow2"] {
+        let vx = d.root.join(format!("v-{f}.xml"));
+        std::fs::write(
+            &vx,
+            format!(
+                "<volume><name>enc.{f}</name><capacity unit='M'>16</capacity>\
+                 <target><format type='{f}'/>{enc}</target></volume>"
+            ),
+        )
+        .unwrap();
+        ok(&d.virsh(&["vol-create", "default", vx.to_str().unwrap()]));
+        let x = ok(&d.virsh(&["vol-dumpxml", &format!("enc.{f}"), "--pool", "default"]));
+        assert!(x.contains("<encryption format='luks'/>"), "{x}");
+        assert!(x.contains(&format!("<format type='{f}'/>")), "{x}");
+    }
+    let disks = format!(
+        "<disk type='volume' device='disk'><source pool='default' volume='enc.raw'/>\
+         <target dev='vda' bus='virtio'/>{enc}</disk>\
+         <disk type='volume' device='disk'><source pool='default' volume='enc.qcow2'/>\
+         <target dev='vdb' bus='virtio'/>{enc}</disk>"
+    );
+    let xml = vireo_tests::guest_xml("encvm").replace("<devices>", &format!("<devices>{disks}"));
+    let f = d.root.join("encvm.xml");
+    std::fs::write(&f, &xml).unwrap();
+    ok(&d.virsh(&["define", f.to_str().unwrap()]));
+    ok(&d.virsh(&["start", "--paused", "encvm"]));
+    // Nowhere on a command line: every process's, QEMU's and the shim's included.
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            assert!(
+                !cmd.windows(PASS.len()).any(|w| w == PASS.as_bytes()),
+                "the passphrase is on the command line of {}",
+                e.path().display()
+            );
+        }
+    }
+    let console = vireo_tests::tests_dir().join("python/console.py");
+    let seen = ok(&vireo_tests::run_cmd(
+        vireo_tests::python3(),
+        &[console.to_str().unwrap(), &d.uri(), "encvm", "--resume"],
+    ));
+    assert!(seen.contains("VIREO-GUEST-DISK vda 32768 "), "{seen}");
+    assert!(seen.contains("VIREO-GUEST-DISK vdb 32768 "), "{seen}");
+    ok(&d.virsh(&["destroy", "encvm"]));
+    // Nor in any file under the daemons' root (definitions, logs, runtime state).
+    fn scan(dir: &std::path::Path, pass: &str) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if m.is_dir() {
+                scan(&p, pass);
+            } else if m.is_file() && m.len() < (8 << 20) {
+                let data = std::fs::read(&p).unwrap_or_default();
+                assert!(
+                    !data.windows(pass.len()).any(|w| w == pass.as_bytes()),
+                    "the passphrase is in {}",
+                    p.display()
+                );
+            }
+        }
+    }
+    scan(&d.root, PASS);
+    // A disk whose secret does not exist starts nothing, and says which secret.
+    let bad = xml
+        .replace(S, "00000000-0000-0000-0000-00000000beef")
+        .replace("encvm", "encvm2");
+    std::fs::write(&f, &bad).unwrap();
+    ok(&d.virsh(&["define", f.to_str().unwrap()]));
+    let err = fails(&d.virsh(&["start", "encvm2"]));
+    assert!(
+        err.contains("00000000-0000-0000-0000-00000000beef"),
+        "{err}"
+    );
+    assert!(d.qemu_pid("encvm2").is_none());
+}
+
 /// virt-install (Debian's virtinst) makes the disk in pool `default` (`--disk size=1`)
 /// and the imported guest reaches running.
 fn virt_install_creates_a_volume_and_starts_the_guest(layout: Layout) {
@@ -578,6 +683,7 @@ vireo_tests::in_every_layout!(
     pool_lifecycle_with_virsh,
     volume_upload_and_download,
     guest_boots_from_a_qcow2_overlay_volume,
+    guest_boots_from_luks_volumes,
     virt_install_creates_a_volume_and_starts_the_guest,
     fs_pool_with_virsh,
     logical_pool_with_virsh,
