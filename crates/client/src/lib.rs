@@ -2,6 +2,7 @@
 //! way libvirt's remote driver does, and make typed calls.
 
 mod secret;
+mod storage;
 pub mod uri;
 
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use vireo_xdr::Xdr;
 pub use uri::Uri;
 pub use vireo_proto::remote::Domain;
 pub use vireo_proto::secret::Secret;
+pub use vireo_proto::storage::{Pool, Vol};
 
 #[derive(Debug, Error)]
 pub enum ClientError {
