@@ -10,6 +10,9 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
     if cmd.starts_with("secret-") {
         return crate::secret::run(uri, readonly, cmd, rest).await;
     }
+    if cmd.starts_with("pool-") || cmd.starts_with("vol-") {
+        return crate::storage::run(uri, readonly, cmd, rest).await;
+    }
     let (flags, pos): (Vec<&str>, Vec<&str>) = rest
         .iter()
         .map(String::as_str)

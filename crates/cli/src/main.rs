@@ -1,7 +1,9 @@
 //! `vireo`: a virsh-compatible command line for Vireo (and libvirt) daemons.
 
+mod args;
 mod commands;
 mod secret;
+mod storage;
 
 use std::process::ExitCode;
 
@@ -47,7 +49,19 @@ Commands:
                            set the secret's value (from a file: base64, or raw with --plain)
   secret-get-value [--plain] SECRET
                            the secret's value, base64 (or raw with --plain)
-DOMAIN is a name, a UUID or an id; SECRET is a UUID.";
+  pool-list [--all] [--inactive] [--name]     pool-info POOL     pool-dumpxml POOL
+  pool-define FILE / pool-create FILE / pool-define-as NAME TYPE [--target DIR]
+      [--source-dev DEV] [--source-name VG] [--source-format FMT] / pool-create-as …
+  pool-build [--overwrite] POOL / pool-start POOL / pool-destroy POOL / pool-delete POOL
+  pool-undefine POOL / pool-refresh POOL / pool-autostart [--disable] POOL
+  vol-list POOL   vol-info VOL   vol-dumpxml VOL   vol-path VOL   (VOL: --pool P NAME, or a path)
+  vol-create POOL FILE / vol-create-as POOL NAME SIZE [--format F] [--allocation SIZE]
+      [--backing-vol VOL] [--backing-vol-format F]
+  vol-clone VOL NEWNAME / vol-resize VOL SIZE [--shrink] [--delta] / vol-delete VOL
+  vol-wipe VOL [--algorithm zero|nnsa|dod|bsi|gutmann|schneier|pfitzner7|pfitzner33|random|trim]
+  vol-upload VOL FILE [--sparse] [--offset N] / vol-download VOL FILE [--sparse] [--offset N]
+      [--length N]       (a progress bar on a terminal)
+DOMAIN is a name, a UUID or an id; SECRET is a UUID; POOL a name or a UUID.";
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();

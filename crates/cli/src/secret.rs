@@ -6,89 +6,31 @@ use vireo_client::uri::format_uuid;
 use vireo_client::{Connect, Secret};
 use vireo_proto::secret::{list_flags, usage};
 
+use crate::args::Args;
 use crate::commands::print_table;
 
-/// Options that take a value; every other `--x` is a switch.
-const VALUED: &[&str] = &["--file", "--base64", "--secret"];
-
-struct Args<'a> {
-    switches: Vec<&'a str>,
-    values: Vec<(&'a str, &'a str)>,
-    pos: Vec<&'a str>,
-}
-
-impl<'a> Args<'a> {
-    fn parse(cmd: &str, rest: &'a [String], allowed: &[&str]) -> Result<Args<'a>> {
-        let mut a = Args {
-            switches: Vec::new(),
-            values: Vec::new(),
-            pos: Vec::new(),
-        };
-        let mut it = rest.iter().map(String::as_str);
-        while let Some(x) = it.next() {
-            if !x.starts_with("--") {
-                a.pos.push(x);
-                continue;
-            }
-            if !allowed.contains(&x) {
-                bail!("command '{cmd}' doesn't support option {x}");
-            }
-            if VALUED.contains(&x) {
-                let v = it
-                    .next()
-                    .ok_or_else(|| anyhow!("option '{x}' requires an argument"))?;
-                a.values.push((x, v));
-            } else {
-                a.switches.push(x);
-            }
-        }
-        Ok(a)
-    }
-
-    fn has(&self, s: &str) -> bool {
-        self.switches.contains(&s)
-    }
-
-    fn value(&self, k: &str) -> Option<&'a str> {
-        self.values.iter().find(|(n, _)| *n == k).map(|(_, v)| *v)
-    }
-
-    /// The one positional argument (or `--NAME value`).
-    fn one(&self, cmd: &str, name: &str) -> Result<&'a str> {
-        if let Some(v) = self.value(&format!("--{name}")) {
-            return match self.pos.first() {
-                Some(x) => Err(anyhow!("unexpected data '{x}'")),
-                None => Ok(v),
-            };
-        }
-        match self.pos.as_slice() {
-            [x] => Ok(*x),
-            [] => Err(anyhow!("command '{cmd}' requires <{name}> option")),
-            _ => Err(anyhow!("unexpected data '{}'", self.pos[1])),
-        }
-    }
-}
-
 pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Result<()> {
-    let allowed: &[&str] = match cmd {
-        "secret-define" | "secret-undefine" | "secret-dumpxml" => &["--secret"],
-        "secret-list" => &["--ephemeral", "--no-ephemeral", "--private", "--no-private"],
-        "secret-set-value" => &["--secret", "--file", "--plain", "--base64"],
-        "secret-get-value" => &["--secret", "--plain"],
+    let (switches, valued): (&[&str], &[&str]) = match cmd {
+        "secret-define" => (&[], &["--file"]),
+        "secret-undefine" | "secret-dumpxml" => (&[], &["--secret"]),
+        "secret-list" => (
+            &["--ephemeral", "--no-ephemeral", "--private", "--no-private"],
+            &[],
+        ),
+        "secret-set-value" => (&["--plain"], &["--secret", "--file", "--base64"]),
+        "secret-get-value" => (&["--plain"], &["--secret"]),
         other => bail!("unknown command: '{other}'"),
     };
-    let a = Args::parse(cmd, rest, allowed)?;
+    let a = Args::parse(cmd, rest, switches, valued)?;
     if cmd == "secret-list" {
-        if let Some(x) = a.pos.first() {
-            bail!("unexpected data '{x}'");
-        }
+        a.none()?;
     }
     let c = Connect::open(uri, readonly)
         .await
         .context("failed to connect to the hypervisor")?;
     match cmd {
         "secret-define" => {
-            let file = a.one(cmd, "file")?;
+            let file = a.one("file")?;
             let xml = std::fs::read_to_string(file)
                 .with_context(|| format!("Failed to open file '{file}'"))?;
             let s = c
@@ -98,7 +40,7 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
             println!("Secret {} created\n", format_uuid(&s.uuid));
         }
         "secret-undefine" => {
-            let s = get(&c, a.one(cmd, "secret")?).await?;
+            let s = get(&c, a.one("secret")?).await?;
             let u = format_uuid(&s.uuid);
             c.secret_undefine(&s)
                 .await
@@ -106,11 +48,11 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
             println!("Secret {u} deleted\n");
         }
         "secret-dumpxml" => {
-            let s = get(&c, a.one(cmd, "secret")?).await?;
+            let s = get(&c, a.one("secret")?).await?;
             println!("{}", c.secret_xml_desc(&s).await?);
         }
         "secret-set-value" => {
-            let s = get(&c, a.one(cmd, "secret")?).await?;
+            let s = get(&c, a.positionals(&["secret"], 1)?[0].unwrap_or_default()).await?;
             let value = match (a.value("--file"), a.value("--base64")) {
                 (Some(f), None) => {
                     let raw = std::fs::read(f).with_context(|| format!("failed to read '{f}'"))?;
@@ -132,7 +74,7 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
             println!("Secret value set\n");
         }
         "secret-get-value" => {
-            let s = get(&c, a.one(cmd, "secret")?).await?;
+            let s = get(&c, a.one("secret")?).await?;
             let v = c.secret_get_value(&s).await?;
             if a.has("--plain") {
                 use std::io::Write;
