@@ -672,6 +672,132 @@ fn logical_pool_with_virsh(layout: Layout) {
     ok(&d.virsh(&["pool-undefine", "lp"]));
 }
 
+/// Our `vireo` command: the pool and volume commands print what virsh prints, and
+/// vol-upload / vol-download move the same bytes, sparse.
+fn storage_with_vireo_cli(layout: Layout) {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let d = Daemon::start_in(layout);
+    let t = d.root.join("cli-pool");
+    let ts = t.to_str().unwrap();
+    assert_eq!(
+        ok(&d.vireo(&["pool-define-as", "cp", "dir", "--target", ts])),
+        "Pool cp defined\n\n"
+    );
+    assert_eq!(ok(&d.vireo(&["pool-build", "cp"])), "Pool cp built\n\n");
+    assert_eq!(ok(&d.vireo(&["pool-start", "cp"])), "Pool cp started\n\n");
+    assert_eq!(
+        ok(&d.vireo(&["vol-create-as", "cp", "a.qcow2", "64M", "--format", "qcow2"])),
+        "Vol a.qcow2 created\n\n"
+    );
+    ok(&d.vireo(&["vol-create-as", "cp", "b.img", "8M", "--allocation", "0"]));
+    assert_eq!(
+        ok(&d.vireo(&["vol-clone", "a.qcow2", "c.qcow2", "--pool", "cp"])),
+        "Vol c.qcow2 cloned from a.qcow2\n\n"
+    );
+    assert_eq!(
+        ok(&d.vireo(&["vol-resize", "b.img", "16M", "--pool", "cp"])),
+        "Size of volume 'b.img' successfully changed to 16M\n\n"
+    );
+    for cmd in [
+        &["pool-list"][..],
+        &["pool-list", "--all"],
+        &["pool-list", "--all", "--name"],
+        &["pool-info", "cp"],
+        &["pool-dumpxml", "cp"],
+        &["vol-list", "cp"],
+        &["vol-info", "a.qcow2", "--pool", "cp"],
+        &["vol-info", "b.img", "--pool", "cp"],
+        &["vol-dumpxml", "c.qcow2", "--pool", "cp"],
+        &["vol-path", "b.img", "--pool", "cp"],
+    ] {
+        // The host filesystem's free space moves while other tests run: sizes of the
+        // pool are left out of the comparison.
+        let steady = |o: String| {
+            o.lines()
+                .filter(|l| {
+                    ![
+                        "Capacity:",
+                        "Allocation:",
+                        "Available:",
+                        "<capacity",
+                        "<allocation",
+                        "<available",
+                    ]
+                    .iter()
+                    .any(|k| l.trim_start().starts_with(k))
+                        || cmd[0].starts_with("vol-")
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(
+            steady(ok(&d.vireo(cmd))),
+            steady(ok(&d.virsh(cmd))),
+            "output of {cmd:?} differs"
+        );
+    }
+    // Up and down, sparse.
+    let src = d.root.join("src.img");
+    let f = std::fs::File::create(&src).unwrap();
+    f.set_len(16 << 20).unwrap();
+    f.write_all_at(b"head", 0).unwrap();
+    f.write_all_at(&[7u8; 70_000], 9 << 20).unwrap();
+    drop(f);
+    ok(&d.vireo(&[
+        "vol-upload",
+        "b.img",
+        src.to_str().unwrap(),
+        "--pool",
+        "cp",
+        "--sparse",
+    ]));
+    let vol = t.join("b.img");
+    assert!(std::fs::read(&vol).unwrap() == std::fs::read(&src).unwrap());
+    assert!(std::fs::metadata(&vol).unwrap().blocks() * 512 < 1 << 20);
+    let back = d.root.join("back.img");
+    ok(&d.vireo(&[
+        "vol-download",
+        "b.img",
+        back.to_str().unwrap(),
+        "--pool",
+        "cp",
+        "--sparse",
+    ]));
+    assert!(std::fs::read(&back).unwrap() == std::fs::read(&src).unwrap());
+    assert!(std::fs::metadata(&back).unwrap().blocks() * 512 < 1 << 20);
+    ok(&d.vireo(&[
+        "vol-download",
+        vol.to_str().unwrap(),
+        back.to_str().unwrap(),
+    ]));
+    assert!(std::fs::read(&back).unwrap() == std::fs::read(&src).unwrap());
+    // Errors as virsh words them.
+    let err = fails(&d.vireo(&["vol-info", "nope", "--pool", "cp"]));
+    assert!(err.contains("error: failed to get vol 'nope'"), "{err}");
+    assert!(err.contains("Storage volume not found"), "{err}");
+    let err = fails(&d.vireo(&["pool-info", "nopool"]));
+    assert!(err.contains("error: failed to get pool 'nopool'"), "{err}");
+    assert_eq!(
+        ok(&d.vireo(&["vol-wipe", "b.img", "--pool", "cp"])),
+        "Vol b.img wiped\n\n"
+    );
+    for v in ["a.qcow2", "b.img", "c.qcow2"] {
+        assert_eq!(
+            ok(&d.vireo(&["vol-delete", v, "--pool", "cp"])),
+            format!("Vol {v} deleted\n\n")
+        );
+    }
+    assert_eq!(
+        ok(&d.vireo(&["pool-destroy", "cp"])),
+        "Pool cp destroyed\n\n"
+    );
+    assert_eq!(ok(&d.vireo(&["pool-delete", "cp"])), "Pool cp deleted\n\n");
+    assert_eq!(
+        ok(&d.vireo(&["pool-undefine", "cp"])),
+        "Pool cp has been undefined\n\n"
+    );
+}
+
 fn storage_with_python(layout: Layout) {
     let d = Daemon::start_in(layout);
     let out = ok(&d.python("storage.py", &[d.root.to_str().unwrap()]));
@@ -687,5 +813,6 @@ vireo_tests::in_every_layout!(
     virt_install_creates_a_volume_and_starts_the_guest,
     fs_pool_with_virsh,
     logical_pool_with_virsh,
+    storage_with_vireo_cli,
     storage_with_python,
 );
