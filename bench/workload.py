@@ -12,6 +12,7 @@ daemon sets so that drift of the machine hits all of them alike. `workload.py cl
 import argparse
 import ctypes
 import json
+import shutil
 import os
 import signal
 import socket
@@ -525,9 +526,97 @@ def block(t, cfg, s):
                     s.add("destroy", t.name, (t2 - t1) * 1e3)
         finally:
             remove_all(conn)
+        storage_rows(t, cfg, s, conn)
     finally:
         conn.close()
         t.stop()
+
+
+def make_sources(base, mib):
+    """The files the transfer rows move: `mib` MiB dense (random bytes) and `mib` MiB with
+    holes (1 MiB of data in every 16), made once per run."""
+    dense = os.path.join(base, f"src-dense-{mib}")
+    sparse = os.path.join(base, f"src-sparse-{mib}")
+    if not os.path.exists(dense):
+        with open(dense, "wb") as f:
+            chunk = os.urandom(1 << 20)
+            for _ in range(mib):
+                f.write(chunk)
+    if not os.path.exists(sparse):
+        with open(sparse, "wb") as f:
+            f.truncate(mib << 20)
+            chunk = os.urandom(1 << 20)
+            for at in range(0, mib, 16):
+                f.seek(at << 20)
+                f.write(chunk)
+    return dense, sparse
+
+
+def virsh_transfer(uri, op, pool, vol, path, sparse):
+    """Seconds `virsh vol-upload` or `vol-download` takes (libvirt's own C client: the
+    transfer rows measure the daemons, not a Python loop over chunks)."""
+    cmd = ["virsh", "-q", "-c", uri, op, "--pool", pool, vol, path]
+    if sparse:
+        cmd.append("--sparse")
+    t0 = now()
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    return now() - t0
+
+
+def storage_rows(t, cfg, s, conn):
+    """A dir pool in the run's directory: qcow2 volume creation, and the volume transfers
+    (MiB/s), dense and sparse, both ways."""
+    target = os.path.join(cfg.dir, f"pool-{t.name}")
+    shutil.rmtree(target, ignore_errors=True)
+    pool = conn.storagePoolCreateXML(
+        f"<pool type='dir'><name>bench</name><target><path>{target}</path></target></pool>",
+        libvirt.VIR_STORAGE_POOL_CREATE_WITH_BUILD,
+    )
+    try:
+        seq = iter(range(1 << 30))
+
+        def create_qcow2():
+            pool.createXML(
+                f"<volume><name>q{next(seq)}.qcow2</name><capacity unit='G'>1</capacity>"
+                "<target><format type='qcow2'/></target></volume>",
+                0,
+            )
+
+        s.add("vol_create_qcow2", t.name, latencies(create_qcow2, cfg.vols))
+        dense, sparse = make_sources(cfg.dir, cfg.transfer_mib)
+        mib = cfg.transfer_mib
+        for kind, path in (("dense", dense), ("sparse", sparse)):
+            xml = (
+                f"<volume><name>{kind}.img</name><capacity unit='M'>{mib}</capacity>"
+                "<allocation>0</allocation></volume>"
+            )
+            pool.createXML(xml, 0)
+            name, sp = f"{kind}.img", kind == "sparse"
+            took = virsh_transfer(t.uri, "vol-upload", "bench", name, path, sp)
+            s.add(f"vol_upload_{kind}", t.name, mib / took)
+            out = os.path.join(cfg.dir, f"dl-{t.name}-{kind}")
+            took = virsh_transfer(t.uri, "vol-download", "bench", name, out, sp)
+            s.add(f"vol_download_{kind}", t.name, mib / took)
+            os.unlink(out)
+    finally:
+        for v in pool.listAllVolumes(0):
+            v.delete(0)
+        pool.destroy()
+        shutil.rmtree(target, ignore_errors=True)
+
+
+def dd_floor(cfg, s):
+    """dd between two files of the same disk: the dense transfer rows' floor (MiB/s)."""
+    dense, _ = make_sources(cfg.dir, cfg.transfer_mib)
+    out = os.path.join(cfg.dir, "dd.out")
+    t0 = now()
+    subprocess.run(
+        ["dd", f"if={dense}", f"of={out}", "bs=256K", "conv=fdatasync"],
+        check=True,
+        capture_output=True,
+    )
+    s.add("dd", "dd", cfg.transfer_mib / (now() - t0))
+    os.unlink(out)
 
 
 def descendants():
@@ -585,6 +674,7 @@ def run_main(args):
             k = r % len(sets)
             for t in sets[k:] + sets[:k]:
                 block(t, cfg, s)
+            dd_floor(cfg, s)
             for _ in range(args.starts + (1 if r == 0 else 0)):
                 took = bare_qemu(args.dir, args.dom_type == "kvm")
                 if bare > 0:
@@ -623,6 +713,8 @@ def main():
     r.add_argument("--events", type=int, default=100)
     r.add_argument("--lists", type=int, default=100)
     r.add_argument("--starts", type=int, default=5)
+    r.add_argument("--vols", type=int, default=20)
+    r.add_argument("--transfer-mib", type=int, default=256)
     c = sub.add_parser("client")
     c.add_argument("uri")
     e = sub.add_parser("events")

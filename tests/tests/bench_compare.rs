@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 
 /// The rows the issue asks for (and two extra memory/start rows), by id.
-const ROWS: [&str; 17] = [
+const ROWS: [&str; 22] = [
     "connect_close",
     "libversion_1",
     "libversion_4",
@@ -26,6 +26,11 @@ const ROWS: [&str; 17] = [
     "rss_1000",
     "first_call",
     "first_call_empty",
+    "vol_create_qcow2",
+    "vol_upload_dense",
+    "vol_upload_sparse",
+    "vol_download_dense",
+    "vol_download_sparse",
 ];
 const TARGETS: [&str; 3] = ["libvirtd", "vireod", "vireo-modular"];
 const PROMISES: [&str; 7] = ["P1", "P2", "P3", "P4", "P5", "P6", "P7"];
@@ -80,6 +85,7 @@ fn quick_run_reports_every_row_for_every_daemon_set() {
         }
     }
     number(&j["floor"]["value"]["median"], "bare QEMU start");
+    number(&j["floors"][1]["value"]["median"], "dd between two files");
     let checks = j["checks"].as_array().expect("checks");
     for p in PROMISES {
         for t in ["vireod", "vireo-modular"] {
