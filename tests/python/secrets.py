@@ -55,6 +55,14 @@ except libvirt.libvirtError as e:
     assert e.get_error_code() == libvirt.VIR_ERR_INVALID_SECRET, e.get_error_code()
     assert e.get_error_domain() == libvirt.VIR_FROM_SECRET, e.get_error_domain()
 
+# A value larger than libvirt allows (64 KiB) is refused, the old one kept.
+try:
+    tls.setValue(b"x" * 65537)
+    raise SystemExit("an oversized value was taken")
+except libvirt.libvirtError:
+    pass
+assert tls.value() == b"tls-pass"
+
 names = lambda flags: sorted(s.usageID() for s in conn.listAllSecrets(flags))
 assert names(0) == ["/images/a.img", "web"], names(0)
 assert names(libvirt.VIR_CONNECT_LIST_SECRETS_EPHEMERAL) == ["web"]

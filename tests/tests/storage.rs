@@ -91,6 +91,22 @@ fn dir_pool_volumes_with_virsh(layout: Layout) {
     assert!(err.contains("exists already"), "{err}");
     let err = fails(&d.virsh(&["vol-info", "nope", "--pool", "default"]));
     assert!(err.contains("Storage volume not found"), "{err}");
+    // A target path in the volume's XML does not put it outside the pool.
+    let outside = d.root.join("outside.img");
+    let vx = d.root.join("outside.xml");
+    std::fs::write(
+        &vx,
+        format!(
+            "<volume><name>inside.img</name><capacity>1048576</capacity>\
+             <target><path>{}</path></target></volume>",
+            outside.display()
+        ),
+    )
+    .unwrap();
+    ok(&d.virsh(&["vol-create", "default", vx.to_str().unwrap()]));
+    assert!(!outside.exists());
+    assert!(images.join("inside.img").exists());
+    ok(&d.virsh(&["vol-delete", "inside.img", "--pool", "default"]));
     assert!(!images.join("../escape").exists());
     assert!(!images.join("huge").exists());
 
@@ -142,6 +158,16 @@ fn pool_lifecycle_with_virsh(layout: Layout) {
     assert!(ok(&d.virsh(&["vol-list", "p"])).contains(" v "));
 
     ok(&d.virsh(&["vol-delete", "v", "--pool", "p"]));
+    // Stopped, then a new daemon: autostart starts it again.
+    ok(&d.virsh(&["pool-destroy", "p"]));
+    d.terminate();
+    d.restart();
+    let info = ok(&d.virsh(&["pool-info", "p"]));
+    assert!(
+        info.contains("State:          running"),
+        "autostart at daemon start: {info}"
+    );
+    ok(&d.virsh(&["pool-autostart", "p", "--disable"]));
     ok(&d.virsh(&["pool-destroy", "p"]));
     let info = ok(&d.virsh(&["pool-info", "p"]));
     assert!(info.contains("State:          inactive"), "{info}");
