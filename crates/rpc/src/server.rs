@@ -142,6 +142,8 @@ impl From<Vec<u8>> for OutFrame {
 const READ_CHUNK: usize = 64 * 1024;
 /// Most bytes gathered into one write.
 const WRITE_BATCH: usize = 256 * 1024;
+/// A frame at least this big is written on its own instead of copied into a batch.
+const DIRECT_WRITE: usize = 64 * 1024;
 
 /// One connected client, as the service sees it.
 pub struct Client<D> {
@@ -581,6 +583,15 @@ impl<S: Service> Server<S> {
                 _ = stop.changed() => break,
                 f = rx.recv() => {
                     if let Some(mut f) = f {
+                        // A big frame (a stream's data) with nothing before it goes out as
+                        // it is: no copy into the batch.
+                        if wbuf.is_empty() && f.bytes.len() >= DIRECT_WRITE {
+                            if stream.write_all(&f.bytes).await.is_err() {
+                                break;
+                            }
+                            answered_at = Instant::now();
+                            continue;
+                        }
                         wbuf.extend_from_slice(&f.bytes);
                         f.bytes = Vec::new();
                         credits.push(f);
