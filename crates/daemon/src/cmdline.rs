@@ -120,11 +120,11 @@ pub fn main(role: Role) -> ExitCode {
         }
     };
     let server = over.apply(server_config(&conf));
-    // The hypervisor and storage daemons run VMs and slow calls (qemu-img, copies) side by
-    // side: a worker per CPU. The others (and the proxy) do little at a time: one thread
-    // keeps them small and, with no thread hand-offs, quick.
+    // The hypervisor daemons run VMs and slow calls side by side: a worker per CPU. The
+    // others (and the proxy) do little at a time: one thread keeps them small and, with no
+    // thread hand-offs, quick (the storage daemon's slow calls go to the blocking pool).
     let rt = match role {
-        Role::Monolithic | Role::Driver(Family::Hypervisor | Family::Storage) => {
+        Role::Monolithic | Role::Driver(Family::Hypervisor) => {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

@@ -32,6 +32,7 @@ pub mod domain {
     pub const CONF: i32 = 9;
     pub const QEMU: i32 = 10;
     pub const REMOTE: i32 = 13;
+    pub const STORAGE: i32 = 18;
     pub const DOMAIN: i32 = 20;
 }
 

@@ -222,8 +222,27 @@ impl Service for RemoteService {
                 let upload = p == procs::STORAGE_VOL_UPLOAD;
                 return Dispatch::Later(transfer::open(self, c, header, payload.to_vec(), upload));
             }
-            // Every storage call may wait on the disk or on qemu-img.
-            Family::Secret | Family::Storage => {
+            // Storage calls may take long (qemu-img, copies, wipes): each on a thread of
+            // the blocking pool (made when needed, gone when idle), so neither this
+            // connection's task nor the runtime waits for it.
+            Family::Storage => {
+                let me = Arc::clone(&self);
+                let c = Arc::clone(client);
+                let payload = payload.to_vec();
+                return Dispatch::Later(Box::pin(async move {
+                    tokio::task::spawn_blocking(move || me.dispatch(&c, p, &payload, readonly))
+                        .await
+                        .unwrap_or_else(|e| {
+                            Outcome::Error(RemoteError::new(
+                                code::INTERNAL_ERROR,
+                                errdom::STORAGE,
+                                format!("internal error: storage call failed: {e}"),
+                            ))
+                        })
+                }));
+            }
+            // Secret calls write a small file or two.
+            Family::Secret => {
                 return Dispatch::Now(blocking(|| self.dispatch(client, p, payload, readonly)))
             }
             // Hosted here, but that driver is not written yet.
