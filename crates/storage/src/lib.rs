@@ -362,17 +362,7 @@ impl StorageDriver {
     }
 
     fn start_pool(&self, h: &PoolHandle, flags: u32) -> Result<()> {
-        let def = {
-            let pools = self.lock();
-            let p = find(&pools, h)?;
-            if p.active {
-                return Err(StorageError::Invalid(format!(
-                    "storage pool '{}' is already active",
-                    h.name
-                )));
-            }
-            p.def.clone()
-        };
+        let def = self.def_when(h, false)?;
         if flags & 7 != 0 {
             // WITH_BUILD 1, WITH_BUILD_OVERWRITE 2, WITH_BUILD_NO_OVERWRITE 4: the same
             // OVERWRITE (8) and NO_OVERWRITE (4) choice as build.
@@ -399,20 +389,24 @@ impl StorageDriver {
         Ok(())
     }
 
+    /// The definition of pool `h`, which must be active (or must not be).
+    fn def_when(&self, h: &PoolHandle, active: bool) -> Result<PoolDef> {
+        let pools = self.lock();
+        let p = find(&pools, h)?;
+        match (p.active, active) {
+            (false, true) => Err(not_active(&h.name)),
+            (true, false) => Err(StorageError::Invalid(format!(
+                "storage pool '{}' is already active",
+                h.name
+            ))),
+            _ => Ok(p.def.clone()),
+        }
+    }
+
     /// `virStoragePoolBuild`.
     pub fn build(&self, h: &PoolHandle, flags: u32) -> Result<()> {
         check_flags(flags, 0xf)?;
-        let def = {
-            let pools = self.lock();
-            let p = find(&pools, h)?;
-            if p.active {
-                return Err(StorageError::Invalid(format!(
-                    "storage pool '{}' is already active",
-                    h.name
-                )));
-            }
-            p.def.clone()
-        };
+        let def = self.def_when(h, false)?;
         backend::build(&def, flags)?;
         self.lifecycle(h, event::CREATED);
         Ok(())
@@ -459,17 +453,7 @@ impl StorageDriver {
     /// `virStoragePoolDelete`: removes the pool's storage (it must be inactive).
     pub fn delete(&self, h: &PoolHandle, flags: u32) -> Result<()> {
         check_flags(flags, 1)?;
-        let def = {
-            let pools = self.lock();
-            let p = find(&pools, h)?;
-            if p.active {
-                return Err(StorageError::Invalid(format!(
-                    "storage pool '{}' is still active",
-                    h.name
-                )));
-            }
-            p.def.clone()
-        };
+        let def = self.def_when(h, false)?;
         backend::delete(&def)?;
         self.lifecycle(h, event::DELETED);
         Ok(())
@@ -503,14 +487,7 @@ impl StorageDriver {
     /// `virStoragePoolRefresh`: the volumes are read from disk again.
     pub fn refresh(&self, h: &PoolHandle, flags: u32) -> Result<()> {
         check_flags(flags, 0)?;
-        let def = {
-            let pools = self.lock();
-            let p = find(&pools, h)?;
-            if !p.active {
-                return Err(not_active(&h.name));
-            }
-            p.def.clone()
-        };
+        let def = self.def_when(h, true)?;
         let vols = backend::scan(&def)?;
         let mut pools = self.lock();
         let p = find_mut(&mut pools, h)?;

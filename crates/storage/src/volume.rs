@@ -257,11 +257,7 @@ impl StorageDriver {
                 ));
             }
             backend::logical::create_volume(&pool, &def.name, capacity)?;
-            let out = VolHandle {
-                pool: h.name.clone(),
-                name: def.name.clone(),
-                key: r.path.to_string_lossy().into_owned(),
-            };
+            let out = handle_of(h, &r);
             drop(r);
             return Ok(out);
         }
@@ -306,22 +302,10 @@ impl StorageDriver {
                 };
                 image::create(&tmp, &format, capacity, prealloc, &opts)?;
             }
-            apply_perms(
-                &tmp,
-                def.target.as_ref().and_then(|t| t.permissions.as_ref()),
-            )?;
-            fs::rename(&tmp, &r.path)
-                .map_err(|e| StorageError::io(format!("cannot create {}", r.path.display()), e))
+            Ok(())
         })();
-        if let Err(e) = made {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        let out = VolHandle {
-            pool: h.name.clone(),
-            name: def.name.clone(),
-            key: r.path.to_string_lossy().into_owned(),
-        };
+        install(made, &tmp, &r.path, &def)?;
+        let out = handle_of(h, &r);
         drop(r);
         Ok(out)
     }
@@ -367,11 +351,7 @@ impl StorageDriver {
                 let _ = backend::logical::remove_volume(&pool, &def.name);
                 return Err(e);
             }
-            let out = VolHandle {
-                pool: h.name.clone(),
-                name: def.name.clone(),
-                key: r.path.to_string_lossy().into_owned(),
-            };
+            let out = handle_of(h, &r);
             drop(r);
             drop(sr);
             return Ok(out);
@@ -394,22 +374,10 @@ impl StorageDriver {
             if capacity > src_info.capacity {
                 image::resize(&tmp, &format, capacity, false, false)?;
             }
-            apply_perms(
-                &tmp,
-                def.target.as_ref().and_then(|t| t.permissions.as_ref()),
-            )?;
-            fs::rename(&tmp, &r.path)
-                .map_err(|e| StorageError::io(format!("cannot create {}", r.path.display()), e))
+            Ok(())
         })();
-        if let Err(e) = made {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        let out = VolHandle {
-            pool: h.name.clone(),
-            name: def.name.clone(),
-            key: r.path.to_string_lossy().into_owned(),
-        };
+        install(made, &tmp, &r.path, &def)?;
+        let out = handle_of(h, &r);
         drop(r);
         drop(sr);
         Ok(out)
@@ -534,6 +502,35 @@ impl StorageDriver {
             )));
         }
         Ok(())
+    }
+}
+
+/// Puts a volume made at `tmp` in its place (with the mode and owner its XML asks for), or
+/// removes what was made when making it failed.
+fn install(made: Result<()>, tmp: &Path, path: &Path, def: &Volume) -> Result<()> {
+    let done = made
+        .and_then(|()| {
+            apply_perms(
+                tmp,
+                def.target.as_ref().and_then(|t| t.permissions.as_ref()),
+            )
+        })
+        .and_then(|()| {
+            fs::rename(tmp, path)
+                .map_err(|e| StorageError::io(format!("cannot create {}", path.display()), e))
+        });
+    if done.is_err() {
+        let _ = fs::remove_file(tmp);
+    }
+    done
+}
+
+/// The handle of the volume a reservation holds.
+fn handle_of<D: Deref<Target = StorageDriver>>(h: &PoolHandle, r: &Reservation<D>) -> VolHandle {
+    VolHandle {
+        pool: h.name.clone(),
+        name: r.name.clone(),
+        key: r.path.to_string_lossy().into_owned(),
     }
 }
 
