@@ -56,6 +56,59 @@ pub fn token_matches(given: &str, ours: &str) -> bool {
             == 0
 }
 
+/// Opens `conn` to another Vireo daemon as that daemon's client: CONNECT_SET_IDENTITY with
+/// the token and the user vouched for (`None`: the daemon calls for itself, and is then
+/// internal there), then CONNECT_OPEN of `fam`'s URI (system or session, as `paths` are).
+pub async fn open_as_peer(
+    conn: &vireo_rpc::client::Connection,
+    token: &str,
+    user: Option<vireo_rpc::server::Identity>,
+    fam: vireo_proto::family::Family,
+    paths: &crate::paths::Paths,
+    readonly: bool,
+) -> Result<(), vireo_rpc::client::CallError> {
+    use vireo_proto::remote::{procs, ConnectOpenArgs, ConnectSetIdentityArgs, CONNECT_RO};
+    use vireo_proto::typed::{TypedParam, TypedValue};
+    let mut params = vec![TypedParam::new(
+        TOKEN_PARAM,
+        TypedValue::String(token.to_string()),
+    )];
+    if let Some(id) = user {
+        params.push(TypedParam::new(
+            "unix-user-id",
+            TypedValue::ULLong(id.uid as u64),
+        ));
+        params.push(TypedParam::new(
+            "unix-group-id",
+            TypedValue::ULLong(id.gid as u64),
+        ));
+        if let Some(pid) = id.pid {
+            params.push(TypedParam::new("process-id", TypedValue::LLong(pid as i64)));
+        }
+    }
+    conn.call::<_, ()>(
+        procs::CONNECT_SET_IDENTITY,
+        &ConnectSetIdentityArgs {
+            params: vireo_xdr::Array(params),
+            flags: 0,
+        },
+    )
+    .await?;
+    let mode = if paths.privileged {
+        "system"
+    } else {
+        "session"
+    };
+    conn.call::<_, ()>(
+        procs::CONNECT_OPEN,
+        &ConnectOpenArgs {
+            name: Some(format!("{}:///{mode}", fam.scheme())),
+            flags: if readonly { CONNECT_RO } else { 0 },
+        },
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,20 +9,18 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 use vireo_driver::{DriverError, Result};
 use vireo_proto::family::Family;
-use vireo_proto::remote::{procs, ConnectOpenArgs, ConnectSetIdentityArgs};
+use vireo_proto::remote::procs;
 use vireo_proto::secret::{SecretFlagsArgs, SecretGetValueRet, SecretLookupByUuidArgs, SecretRet};
 use vireo_proto::storage::{
     NameArgs, PoolRet, VolArgs, VolFlagsArgs, VolGetInfoRet, VolGetPathRet, VolLookupByNameArgs,
     VolRet, XmlRet,
 };
-use vireo_proto::typed::{TypedParam, TypedValue};
 use vireo_qemu::{Peers, VolumeSource};
 use vireo_rpc::client::{CallError, Connection};
 use vireo_rpc::server::BoxFuture;
-use vireo_xdr::{Array, Xdr};
+use vireo_xdr::Xdr;
 use zeroize::Zeroizing;
 
-use crate::identity::TOKEN_PARAM;
 use crate::paths::Paths;
 use crate::role::Role;
 
@@ -73,32 +71,9 @@ impl Inner {
             CallError::Remote(r) => DriverError::Peer(Box::new(r)),
             e => down(e.to_string()),
         };
-        conn.call::<_, ()>(
-            procs::CONNECT_SET_IDENTITY,
-            &ConnectSetIdentityArgs {
-                params: Array(vec![TypedParam::new(
-                    TOKEN_PARAM,
-                    TypedValue::String(self.token.clone()),
-                )]),
-                flags: 0,
-            },
-        )
-        .await
-        .map_err(call_err)?;
-        let mode = if self.paths.privileged {
-            "system"
-        } else {
-            "session"
-        };
-        conn.call::<_, ()>(
-            procs::CONNECT_OPEN,
-            &ConnectOpenArgs {
-                name: Some(format!("{}:///{mode}", fam.scheme())),
-                flags: 0,
-            },
-        )
-        .await
-        .map_err(call_err)?;
+        crate::identity::open_as_peer(&conn, &self.token, None, fam, &self.paths, false)
+            .await
+            .map_err(call_err)?;
         let conn = Arc::new(conn);
         conns.insert(fam, Arc::clone(&conn));
         Ok(conn)

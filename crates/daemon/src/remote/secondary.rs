@@ -11,17 +11,12 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use vireo_proto::error::{code, domain as errdom};
 use vireo_proto::family::Family;
-use vireo_proto::remote::{
-    opens_stream, procs, ConnectOpenArgs, ConnectSetIdentityArgs, CONNECT_RO,
-};
-use vireo_proto::typed::{TypedParam, TypedValue};
+use vireo_proto::remote::opens_stream;
 use vireo_proto::{Header, MessageType, RemoteError, Status};
 use vireo_rpc::client::{CallError, ClientStream, Connection};
 use vireo_rpc::server::{BoxFuture, Outcome, StreamPacket, StreamSender};
-use vireo_xdr::Array;
 
 use super::{RemoteClient, RemoteService};
-use crate::identity::TOKEN_PARAM;
 
 /// One client's connections to other daemons.
 #[derive(Default)]
@@ -158,42 +153,19 @@ async fn peer(
     let conn = Connection::connect(&path)
         .await
         .map_err(|e| unreachable(s, fam, &e.to_string()))?;
-    let id = client.effective_identity();
-    let mut params = vec![
-        TypedParam::new(TOKEN_PARAM, TypedValue::String(s.token.clone())),
-        TypedParam::new("unix-user-id", TypedValue::ULLong(id.uid as u64)),
-        TypedParam::new("unix-group-id", TypedValue::ULLong(id.gid as u64)),
-    ];
-    if let Some(pid) = id.pid {
-        params.push(TypedParam::new("process-id", TypedValue::LLong(pid as i64)));
-    }
-    let call = |e: CallError| match e {
+    crate::identity::open_as_peer(
+        &conn,
+        &s.token,
+        Some(client.effective_identity()),
+        fam,
+        &s.paths,
+        readonly,
+    )
+    .await
+    .map_err(|e| match e {
         CallError::Remote(r) => r,
         e => unreachable(s, fam, &e.to_string()),
-    };
-    conn.call::<_, ()>(
-        procs::CONNECT_SET_IDENTITY,
-        &ConnectSetIdentityArgs {
-            params: Array(params),
-            flags: 0,
-        },
-    )
-    .await
-    .map_err(call)?;
-    let mode = if s.paths.privileged {
-        "system"
-    } else {
-        "session"
-    };
-    conn.call::<_, ()>(
-        procs::CONNECT_OPEN,
-        &ConnectOpenArgs {
-            name: Some(format!("{}:///{mode}", fam.scheme())),
-            flags: if readonly { CONNECT_RO } else { 0 },
-        },
-    )
-    .await
-    .map_err(call)?;
+    })?;
     // The other daemon's events for this client go to the client as they are.
     let weak = Arc::downgrade(client);
     conn.on_message(move |f| {
