@@ -64,6 +64,7 @@ Commands:
 DOMAIN is a name, a UUID or an id; SECRET is a UUID; POOL a name or a UUID.";
 
 fn main() -> ExitCode {
+    vireo_rpc::keep_stream_buffers();
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut uri: Option<String> = None;
     let mut readonly = false;

@@ -13,9 +13,10 @@ use vireo_xdr::Xdr;
 
 use crate::{ClientError, Connect, Result};
 
-/// One volume's data in a stream: a chunk, or a hole of that many bytes.
+/// One volume's data in a stream: a chunk (of that many bytes, in the buffer), or a hole
+/// of that many bytes.
 enum Piece {
-    Data(Vec<u8>),
+    Data(usize),
     Hole(u64),
 }
 
@@ -332,13 +333,15 @@ impl Connect {
             .map_err(|e| ClientError::Uri(format!("cannot stat the file: {e}")))?
             .len();
         let mut pos = 0u64;
+        // One buffer for the whole transfer.
+        let mut buf = vec![0u8; STREAM_CHUNK];
         while pos < len {
-            let piece = next_piece(file, pos, len, sparse)
+            let piece = next_piece(file, pos, len, sparse, &mut buf)
                 .map_err(|e| ClientError::Uri(format!("cannot read the file: {e}")))?;
             let sent = match piece {
-                Piece::Data(d) => {
-                    stream.send_data(&d).await?;
-                    d.len() as u64
+                Piece::Data(n) => {
+                    stream.send_data(&buf[..n]).await?;
+                    n as u64
                 }
                 Piece::Hole(n) => {
                     stream.send_hole(n).await?;
@@ -419,9 +422,15 @@ fn remote_error(payload: &[u8]) -> ClientError {
     }
 }
 
-/// The next piece of `file` at `pos`: data up to the next hole (at most a chunk), or the
-/// hole there when `sparse`.
-fn next_piece(file: &File, pos: u64, len: u64, sparse: bool) -> std::io::Result<Piece> {
+/// The next piece of `file` at `pos`: data up to the next hole (at most a chunk, read into
+/// `buf`), or the hole there when `sparse`.
+fn next_piece(
+    file: &File,
+    pos: u64,
+    len: u64,
+    sparse: bool,
+    buf: &mut [u8],
+) -> std::io::Result<Piece> {
     let mut end = len;
     if sparse {
         let fd = file.as_raw_fd();
@@ -437,8 +446,7 @@ fn next_piece(file: &File, pos: u64, len: u64, sparse: bool) -> std::io::Result<
             end = (hole as u64).min(len);
         }
     }
-    let n = (end - pos).min(STREAM_CHUNK as u64) as usize;
-    let mut buf = vec![0u8; n];
-    file.read_exact_at(&mut buf, pos)?;
-    Ok(Piece::Data(buf))
+    let n = (end - pos).min(buf.len() as u64) as usize;
+    file.read_exact_at(&mut buf[..n], pos)?;
+    Ok(Piece::Data(n))
 }

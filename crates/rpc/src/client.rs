@@ -80,9 +80,15 @@ impl ClientStream {
             status: status as i32,
             ..self.header
         };
-        let mut buf = Vec::with_capacity(payload.len() + 28);
-        frame_into(&mut buf, &h, |o| o.extend_from_slice(payload));
-        self.shared.writer.lock().await.write_all(&buf).await?;
+        // The header, then the payload as it is: a stream's data is not copied into a frame.
+        let mut head = Vec::with_capacity(28);
+        frame_into(&mut head, &h, |_| {});
+        let len = u32::try_from(head.len() + payload.len())
+            .map_err(|_| CallError::Io(std::io::Error::other("stream packet too large")))?;
+        head[..4].copy_from_slice(&len.to_be_bytes());
+        let mut w = self.shared.writer.lock().await;
+        w.write_all(&head).await?;
+        w.write_all(payload).await?;
         Ok(())
     }
 
