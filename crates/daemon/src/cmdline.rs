@@ -36,7 +36,6 @@ Without --root: system paths as root, XDG paths otherwise.";
 pub fn main(role: Role) -> ExitCode {
     // First, while fds from 3 on are still systemd's.
     let inherited = crate::activation::take();
-    vireo_rpc::keep_stream_buffers();
     let role = std::env::args_os()
         .next()
         .and_then(|a| {

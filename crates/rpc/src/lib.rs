@@ -12,13 +12,17 @@ pub use frame::{Frame, FrameError};
 
 /// Keeps the C allocator from handing a stream's buffers back to the kernel after each
 /// packet: a 256 KiB stream packet is then not a fresh mmap (or a brk up and down) with its
-/// pages faulted in and zeroed every time. Memory freed stays with the process up to a few
-/// MiB, and an idle process holds no more than before. Call once, early in `main`.
+/// pages faulted in and zeroed every time. Up to a few MiB freed stay with the process from
+/// then on, so a daemon calls this when it first moves a stream, not at start (its idle
+/// size stays what it was). Only the first call does anything.
 pub fn keep_stream_buffers() {
-    // SAFETY: mallopt only sets glibc malloc parameters; it is called before other
-    // threads exist.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20);
-    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: mallopt only sets glibc malloc parameters, under malloc's own lock, so
+        // it may run while other threads allocate.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20);
+        }
+    });
 }

@@ -46,6 +46,7 @@ pub(super) fn forward(
                 Err(e) => return Outcome::Error(e),
             };
             if opens_stream(h.proc_) {
+                vireo_rpc::keep_stream_buffers();
                 match conn
                     .call_stream(h.prog, h.vers, h.proc_, |o| o.extend_from_slice(&payload))
                     .await

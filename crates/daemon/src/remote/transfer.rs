@@ -33,6 +33,7 @@ pub(super) fn open(
     upload: bool,
 ) -> BoxFuture<Outcome> {
     Box::pin(async move {
+        vireo_rpc::keep_stream_buffers();
         let prepared = (|| -> Result<(Held, File, VolTransferArgs), RemoteError> {
             let a: VolTransferArgs = args(&payload)?;
             if a.flags & !SPARSE_STREAM != 0 {
