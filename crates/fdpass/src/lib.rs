@@ -146,6 +146,24 @@ pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Vec<Owne
     Ok((n, fds))
 }
 
+/// Makes `from` the child's fd `to`, kept open across exec. For `pre_exec` (between fork
+/// and exec): it makes only async-signal-safe calls. When `from` already is `to`, `dup2`
+/// would do nothing and leave it close-on-exec, so the flag is cleared instead.
+pub fn inherit_as(from: libc::c_int, to: libc::c_int) -> io::Result<()> {
+    // SAFETY: fcntl and dup2 on descriptors open in this process; no memory is touched.
+    unsafe {
+        if from == to {
+            let flags = libc::fcntl(to, libc::F_GETFD);
+            if flags < 0 || libc::fcntl(to, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        } else if libc::dup2(from, to) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// A pipe holding `data` with its write end closed: reading the returned end gives
 /// `data`, then end of file. `data` must fit in the pipe (64 KiB on Linux), or this fails
 /// instead of blocking. The end is close-on-exec: a child gets it only by `dup2`.
@@ -192,6 +210,30 @@ mod tests {
     use std::io::{Read, Write};
     use std::os::fd::AsFd;
     use std::os::unix::net::UnixStream;
+
+    /// A pipe's bytes reach a child at the fd it is given, also when the pipe already has
+    /// that number (where dup2 alone would leave it closing on exec).
+    #[test]
+    fn a_pipe_reaches_a_child_at_its_own_number_too() {
+        use std::os::unix::process::CommandExt;
+        for same in [false, true] {
+            let p = pipe_with(b"secret bytes").unwrap();
+            let raw = p.as_raw_fd();
+            let to = if same { raw } else { 37 };
+            let mut cmd = std::process::Command::new("sh");
+            cmd.arg("-c").arg(format!("cat /dev/fd/{to}"));
+            // SAFETY: only inherit_as (fcntl, dup2) runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || inherit_as(raw, to));
+            }
+            let out = cmd.output().unwrap();
+            assert_eq!(out.stdout, b"secret bytes", "same={same}: {out:?}");
+        }
+        assert!(
+            pipe_with(&vec![0u8; 1 << 20]).is_err(),
+            "more than a pipe holds"
+        );
+    }
 
     #[test]
     fn a_descriptor_travels_with_the_first_byte() {

@@ -151,15 +151,14 @@ impl QemuDriver {
         if secrets_fd.is_some() {
             cmd.arg("--secrets-fd").arg(SHIM_SECRETS_FD.to_string());
         }
-        // SAFETY: setsid and dup2 are async-signal-safe; setsid detaches the shim from our
-        // session so that it outlives this daemon; dup2 gives it the passphrases' pipe.
+        // SAFETY: setsid, fcntl and dup2 are async-signal-safe; setsid detaches the shim
+        // from our session so that it outlives this daemon; inherit_as gives it the
+        // passphrases' pipe.
         unsafe {
             cmd.pre_exec(move || {
                 libc::setsid();
                 if let Some(fd) = secrets_fd {
-                    if libc::dup2(fd, SHIM_SECRETS_FD) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
+                    vireo_fdpass::inherit_as(fd, SHIM_SECRETS_FD)?;
                 }
                 Ok(())
             });

@@ -129,18 +129,9 @@ impl Vm {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                if mon_fd == 3 {
-                    let flags = libc::fcntl(3, libc::F_GETFD);
-                    if flags < 0 || libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                } else if libc::dup2(mon_fd, 3) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+                vireo_fdpass::inherit_as(mon_fd, 3)?;
                 for &(from, to) in &secret_dups {
-                    if libc::dup2(from, to) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
+                    vireo_fdpass::inherit_as(from, to)?;
                 }
                 Ok(())
             });

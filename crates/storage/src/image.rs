@@ -188,15 +188,10 @@ fn run_qemu_img(args: &[String], secret: Option<&[u8]>) -> Result<()> {
             let r = vireo_fdpass::pipe_with(s)
                 .map_err(|e| StorageError::io("cannot pass the passphrase to qemu-img", e))?;
             let raw = r.as_raw_fd();
-            // SAFETY: between fork and exec only dup2 (async-signal-safe) is called on an
-            // fd open in the child; the new fd 3 does not close on exec.
+            // SAFETY: between fork and exec only inherit_as (async-signal-safe fcntl and
+            // dup2) runs, on an fd open in the child.
             unsafe {
-                cmd.pre_exec(move || {
-                    if libc::dup2(raw, SECRET_FD) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
+                cmd.pre_exec(move || vireo_fdpass::inherit_as(raw, SECRET_FD));
             }
             Some(r)
         }
