@@ -659,6 +659,46 @@ impl StorageDriver {
             .collect())
     }
 
+    /// `virConnectGetStoragePoolCapabilities`: which pool types run here, and the formats
+    /// their sources and volumes take.
+    pub fn capabilities(&self, flags: u32) -> Result<String> {
+        check_flags(flags, 0)?;
+        let file_vols = "    <volOptions>\n      <defaultFormat type='raw'/>\n      \
+                         <enum name='targetFormatType'>\n        <value>raw</value>\n        \
+                         <value>qcow2</value>\n      </enum>\n    </volOptions>\n";
+        let mut out = String::from("<storagepoolCapabilities>\n");
+        for t in PoolType::ALL {
+            match t {
+                PoolType::Dir => {
+                    out.push_str("  <pool type='dir' supported='yes'>\n");
+                    out.push_str(file_vols);
+                    out.push_str("  </pool>\n");
+                }
+                PoolType::Fs => {
+                    out.push_str(
+                        "  <pool type='fs' supported='yes'>\n    <poolOptions>\n      \
+                         <defaultFormat type='auto'/>\n      <enum name='sourceFormatType'>\n",
+                    );
+                    for f in backend::FS_FORMATS {
+                        out.push_str(&format!("        <value>{f}</value>\n"));
+                    }
+                    out.push_str("      </enum>\n    </poolOptions>\n");
+                    out.push_str(file_vols);
+                    out.push_str("  </pool>\n");
+                }
+                PoolType::Logical => out.push_str(
+                    "  <pool type='logical' supported='yes'>\n    <poolOptions>\n      \
+                     <defaultFormat type='lvm2'/>\n      <enum name='sourceFormatType'>\n        \
+                     <value>auto</value>\n        <value>lvm2</value>\n      </enum>\n    \
+                     </poolOptions>\n  </pool>\n",
+                ),
+                other => out.push_str(&format!("  <pool type='{other}' supported='no'/>\n")),
+            }
+        }
+        out.push_str("</storagepoolCapabilities>\n");
+        Ok(out)
+    }
+
     /// `virConnectFindStoragePoolSources`: the volume groups of this host for `logical`.
     pub fn find_pool_sources(
         &self,

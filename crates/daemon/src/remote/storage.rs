@@ -204,6 +204,12 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult 
                 xml: d.find_pool_sources(&a.type_, a.src_spec.as_deref(), a.flags)?,
             })
         }
+        procs::CONNECT_GET_STORAGE_POOL_CAPABILITIES => {
+            let a: FlagsArgs = args(payload)?;
+            ret(CapabilitiesRet {
+                capabilities: d.capabilities(a.flags)?,
+            })
+        }
         // Volumes.
         procs::STORAGE_VOL_CREATE_XML => {
             let a: VolCreateXmlArgs = args(payload)?;

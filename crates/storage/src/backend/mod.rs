@@ -19,7 +19,7 @@ use crate::image::{self, ImageInfo};
 use vireo_proto::storage::build_flags;
 
 /// Filesystems an `fs` pool may hold (what `mkfs` makes and `mount` takes).
-const FS_FORMATS: &[&str] = &["auto", "ext2", "ext3", "ext4", "xfs", "vfat", "btrfs"];
+pub const FS_FORMATS: &[&str] = &["auto", "ext2", "ext3", "ext4", "xfs", "vfat", "btrfs"];
 
 /// A volume as found on disk.
 #[derive(Debug, Clone)]
