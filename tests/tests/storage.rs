@@ -77,6 +77,35 @@ fn dir_pool_volumes_with_virsh(layout: Layout) {
         "default",
     ]));
     ok(&d.virsh(&["vol-wipe", "copy.qcow2", "--pool", "default"]));
+    // The other algorithms are scrub's patterns: the data is gone, the size kept.
+    std::fs::write(images.join("fake.qcow2"), vec![0x5au8; 4096]).unwrap();
+    ok(&d.virsh(&[
+        "vol-wipe",
+        "fake.qcow2",
+        "--pool",
+        "default",
+        "--algorithm",
+        "nnsa",
+    ]));
+    let after = std::fs::read(images.join("fake.qcow2")).unwrap();
+    assert_eq!(after.len(), 4096);
+    assert!(after != vec![0x5au8; 4096], "nnsa changed nothing");
+    let err = fails(&d.virsh(&[
+        "vol-wipe",
+        "base.img",
+        "--pool",
+        "default",
+        "--algorithm",
+        "nosuch",
+    ]));
+    assert!(err.contains("nosuch") || err.contains("algorithm"), "{err}");
+    let caps = ok(&d.virsh(&["pool-capabilities"]));
+    assert!(caps.contains("<pool type='dir' supported='yes'>"), "{caps}");
+    assert!(
+        caps.contains("<pool type='iscsi' supported='no'/>"),
+        "{caps}"
+    );
+    validate(&caps, "storagepoolcaps", &d.root);
     assert_eq!(
         ok(&d.virsh(&["vol-pool", images.join("copy.qcow2").to_str().unwrap()])).trim(),
         "default"
