@@ -194,13 +194,14 @@ impl vireo_storage::Secrets for DaemonPeers {
     fn value(&self, uuid: &[u8; 16]) -> vireo_storage::Result<Zeroizing<Vec<u8>>> {
         let me = Arc::clone(&self.0);
         let uuid = *uuid;
-        tokio::runtime::Handle::current()
-            .block_on(async move { me.secret_value(uuid).await })
-            .map_err(|e| {
-                vireo_storage::StorageError::Invalid(format!(
-                    "cannot get the passphrase secret {}: {e}",
-                    vireo_xml::format_uuid(&uuid)
-                ))
-            })
+        let failed = |e: String| {
+            vireo_storage::StorageError::Invalid(format!(
+                "cannot get the passphrase secret {}: {e}",
+                vireo_xml::format_uuid(&uuid)
+            ))
+        };
+        let rt = tokio::runtime::Handle::try_current().map_err(|e| failed(e.to_string()))?;
+        rt.block_on(async move { me.secret_value(uuid).await })
+            .map_err(|e| failed(e.to_string()))
     }
 }
