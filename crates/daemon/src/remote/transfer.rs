@@ -104,48 +104,42 @@ async fn receive(
 ) {
     let (wtx, wrx) = mpsc::channel::<Write>(PIPE);
     let disk = tokio::task::spawn_blocking(move || write_loop(file, offset, length, wrx));
-    let mut disk_failed = false;
+    // Why the stream ends here, when it is this side's doing.
+    let mut refused = None;
     while let Some(p) = rx.recv().await {
         let w = match (p.status, p.hole) {
             (Status::Continue, false) => Write::Data(p.data),
             (Status::Continue, true) => match p.hole_len() {
                 Some(n) => Write::Hole(n),
                 None => {
-                    let _ = tx
-                        .finish(Some(&RemoteError::rpc("malformed stream hole")))
-                        .await;
-                    return;
+                    refused = Some(RemoteError::rpc("malformed stream hole"));
+                    break;
                 }
             },
             (Status::Ok, _) => Write::Finish,
             // Aborted by the client: whatever was written stays, nothing is confirmed.
-            _ => return,
+            _ => break,
         };
         let finish = matches!(w, Write::Finish);
-        if wtx.send(w).await.is_err() {
-            disk_failed = true;
-            break;
-        }
-        if finish {
+        // A send fails only when the disk thread stopped on an error: it is reported below.
+        if wtx.send(w).await.is_err() || finish {
             break;
         }
     }
+    // The disk thread ends once it has no more to write; the volume is let go after it.
     drop(wtx);
     let result = disk
         .await
         .unwrap_or_else(|e| Err(StorageError::Internal(format!("upload thread: {e}"))));
     drop(held);
-    match result {
-        Ok(true) => {
-            let _ = tx.finish(None).await;
-        }
-        // The client went away before finishing.
-        Ok(false) if !disk_failed => {}
-        Ok(false) => {}
-        Err(e) => {
-            let _ = tx.finish(Some(&RemoteError::from(e))).await;
-        }
-    }
+    let err = match (refused, result) {
+        (Some(e), _) => Some(e),
+        (None, Err(e)) => Some(RemoteError::from(e)),
+        (None, Ok(true)) => None,
+        // The client went away (or aborted) before finishing: nothing to confirm.
+        (None, Ok(false)) => return,
+    };
+    let _ = tx.finish(err.as_ref()).await;
 }
 
 /// The disk side of an upload. Ok(true) once finished and synced; Ok(false) when the
