@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use vireo_xml::Pool as PoolDef;
 
@@ -100,28 +99,16 @@ pub fn delete(def: &PoolDef) -> Result<()> {
 
 /// Output lines of an LVM report, fields split on `|`.
 fn report(program: &str, args: &[&str]) -> Result<Vec<Vec<String>>> {
-    let prog = vireo_hostprog::find(program)?;
-    let out = Command::new(prog)
-        .args([
-            "--noheadings",
-            "--units",
-            "b",
-            "--nosuffix",
-            "--separator",
-            "|",
-        ])
-        .args(args)
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| StorageError::io(format!("cannot run {program}"), e))?;
-    if !out.status.success() {
-        return Err(StorageError::Command(format!(
-            "{program} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout)
+    let mut all = vec![
+        "--noheadings",
+        "--units",
+        "b",
+        "--nosuffix",
+        "--separator",
+        "|",
+    ];
+    all.extend_from_slice(args);
+    Ok(super::output(program, &all)?
         .lines()
         .map(|l| l.trim().split('|').map(|f| f.trim().to_string()).collect())
         .filter(|f: &Vec<String>| f.iter().any(|x| !x.is_empty()))

@@ -302,6 +302,12 @@ fn path_str(p: &Path) -> Result<&str> {
 
 /// Runs a host program; a failure carries what it printed.
 pub fn run(program: &str, args: &[&str]) -> Result<()> {
+    output(program, args).map(|_| ())
+}
+
+/// Runs a host program and returns what it printed on stdout; a failure carries what it
+/// printed on stderr.
+pub fn output(program: &str, args: &[&str]) -> Result<String> {
     let prog = vireo_hostprog::find(program)?;
     let out = Command::new(prog)
         .args(args)
@@ -316,5 +322,5 @@ pub fn run(program: &str, args: &[&str]) -> Result<()> {
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
