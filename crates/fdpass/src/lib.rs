@@ -211,30 +211,6 @@ mod tests {
     use std::os::fd::AsFd;
     use std::os::unix::net::UnixStream;
 
-    /// A pipe's bytes reach a child at the fd it is given, also when the pipe already has
-    /// that number (where dup2 alone would leave it closing on exec).
-    #[test]
-    fn a_pipe_reaches_a_child_at_its_own_number_too() {
-        use std::os::unix::process::CommandExt;
-        for same in [false, true] {
-            let p = pipe_with(b"secret bytes").unwrap();
-            let raw = p.as_raw_fd();
-            let to = if same { raw } else { 37 };
-            let mut cmd = std::process::Command::new("sh");
-            cmd.arg("-c").arg(format!("cat /dev/fd/{to}"));
-            // SAFETY: only inherit_as (fcntl, dup2) runs between fork and exec.
-            unsafe {
-                cmd.pre_exec(move || inherit_as(raw, to));
-            }
-            let out = cmd.output().unwrap();
-            assert_eq!(out.stdout, b"secret bytes", "same={same}: {out:?}");
-        }
-        assert!(
-            pipe_with(&vec![0u8; 1 << 20]).is_err(),
-            "more than a pipe holds"
-        );
-    }
-
     #[test]
     fn a_descriptor_travels_with_the_first_byte() {
         let (a, b) = UnixStream::pair().unwrap();
