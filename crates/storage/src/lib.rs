@@ -64,6 +64,18 @@ struct PoolObj {
 }
 
 impl PoolObj {
+    /// A pool not running, not autostarted, with no volumes known.
+    fn new(def: PoolDef, persistent: bool) -> PoolObj {
+        PoolObj {
+            def,
+            persistent,
+            active: false,
+            autostart: false,
+            vols: BTreeMap::new(),
+            busy: HashSet::new(),
+        }
+    }
+
     fn uuid(&self) -> Uuid {
         self.def.uuid.unwrap_or_default()
     }
@@ -175,29 +187,16 @@ impl StorageDriver {
             let name = def.name.clone();
             if persistent {
                 let autostart = self.autostart_path(&name).exists();
-                pools.insert(
-                    name,
-                    PoolObj {
-                        def,
-                        persistent: true,
-                        active: false,
-                        autostart,
-                        vols: BTreeMap::new(),
-                        busy: HashSet::new(),
-                    },
-                );
+                let mut obj = PoolObj::new(def, true);
+                obj.autostart = autostart;
+                pools.insert(name, obj);
                 continue;
             }
             // A state file: the pool was active when the last daemon left. It is still,
             // if its storage is there.
-            let obj = pools.entry(name.clone()).or_insert_with(|| PoolObj {
-                def: def.clone(),
-                persistent: false,
-                active: false,
-                autostart: false,
-                vols: BTreeMap::new(),
-                busy: HashSet::new(),
-            });
+            let obj = pools
+                .entry(name.clone())
+                .or_insert_with(|| PoolObj::new(def.clone(), false));
             obj.def = def;
             match backend::start(&obj.def).and_then(|_| backend::scan(&obj.def)) {
                 Ok(vols) => {
@@ -300,14 +299,9 @@ impl StorageDriver {
         def.uuid = Some(uuid);
         strip_sizes(&mut def);
         store::write_atomic(&self.def_path(&def.name), def.format().as_bytes())?;
-        let obj = pools.entry(def.name.clone()).or_insert_with(|| PoolObj {
-            def: def.clone(),
-            persistent: true,
-            active: false,
-            autostart: false,
-            vols: BTreeMap::new(),
-            busy: HashSet::new(),
-        });
+        let obj = pools
+            .entry(def.name.clone())
+            .or_insert_with(|| PoolObj::new(def.clone(), true));
         obj.persistent = true;
         if !obj.active {
             obj.def = def;
@@ -334,14 +328,7 @@ impl StorageDriver {
             let (uuid, _) = Self::admit(&pools, &def)?;
             def.uuid = Some(uuid);
             strip_sizes(&mut def);
-            let obj = PoolObj {
-                def,
-                persistent: false,
-                active: false,
-                autostart: false,
-                vols: BTreeMap::new(),
-                busy: HashSet::new(),
-            };
+            let obj = PoolObj::new(def, false);
             let h = obj.handle();
             pools.insert(h.name.clone(), obj);
             h
@@ -783,13 +770,7 @@ fn find<'a>(pools: &'a BTreeMap<String, PoolObj>, h: &PoolHandle) -> Result<&'a 
     pools
         .get(&h.name)
         .filter(|p| p.uuid() == h.uuid)
-        .ok_or_else(|| {
-            StorageError::NoPool(format!(
-                "no storage pool with matching uuid '{}' ({})",
-                format_uuid(&h.uuid),
-                h.name
-            ))
-        })
+        .ok_or_else(|| no_pool(h))
 }
 
 fn find_mut<'a>(
@@ -799,13 +780,15 @@ fn find_mut<'a>(
     pools
         .get_mut(&h.name)
         .filter(|p| p.uuid() == h.uuid)
-        .ok_or_else(|| {
-            StorageError::NoPool(format!(
-                "no storage pool with matching uuid '{}' ({})",
-                format_uuid(&h.uuid),
-                h.name
-            ))
-        })
+        .ok_or_else(|| no_pool(h))
+}
+
+fn no_pool(h: &PoolHandle) -> StorageError {
+    StorageError::NoPool(format!(
+        "no storage pool with matching uuid '{}' ({})",
+        format_uuid(&h.uuid),
+        h.name
+    ))
 }
 
 fn not_active(name: &str) -> StorageError {

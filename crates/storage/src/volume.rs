@@ -249,7 +249,7 @@ impl StorageDriver {
         let format = def.target_format().unwrap_or("raw").to_string();
         check_create(&def, &format)?;
         let r = Self::reserve(self, h, &def.name, Work::Created, false)?;
-        self.check_space(h, allocation.unwrap_or(capacity).min(capacity), &format)?;
+        self.check_space(h, allocation.unwrap_or(capacity).min(capacity))?;
         if let Some(pool) = self.logical_def(h)? {
             if format != "raw" || def.backing_store.is_some() {
                 return Err(StorageError::Unsupported(
@@ -338,7 +338,7 @@ impl StorageDriver {
             .unwrap_or(src_info.capacity)
             .max(src_info.capacity);
         let r = Self::reserve(self, h, &def.name, Work::Created, false)?;
-        self.check_space(h, src_info.allocation, &format)?;
+        self.check_space(h, src_info.allocation)?;
         if let Some(pool) = self.logical_def(h)? {
             // A new logical volume, then the copy into it.
             if format != "raw" || backing.is_some() {
@@ -446,7 +446,7 @@ impl StorageDriver {
         }
         let r = Self::reserve(self, &h, &v.name, Work::Resized, true)?;
         if flags & ALLOCATE != 0 && new > cur {
-            self.check_space(&h, new - cur, &r.format)?;
+            self.check_space(&h, new - cur)?;
         }
         if let Some(pool) = self.logical_def(&h)? {
             return backend::logical::resize_volume(&pool, &v.name, new);
@@ -493,7 +493,7 @@ impl StorageDriver {
     }
 
     /// Refuses an allocation larger than what the pool has free.
-    fn check_space(&self, h: &PoolHandle, bytes: u64, _format: &str) -> Result<()> {
+    fn check_space(&self, h: &PoolHandle, bytes: u64) -> Result<()> {
         let info = self.info(h)?;
         if bytes > info.available {
             return Err(StorageError::InvalidArg(format!(
