@@ -29,6 +29,13 @@ pub enum SecretError {
 
 pub type Result<T> = std::result::Result<T, SecretError>;
 
+impl SecretError {
+    /// A failed file operation, saying on what.
+    pub fn io(what: impl Into<String>, e: std::io::Error) -> Self {
+        SecretError::Store(vireo_driver::DriverError::io(what, e))
+    }
+}
+
 impl From<SecretError> for RemoteError {
     fn from(e: SecretError) -> RemoteError {
         let c = match &e {

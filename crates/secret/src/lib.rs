@@ -72,18 +72,10 @@ impl SecretDriver {
         let dir = config_dir.join("secrets");
         // Definitions say which volumes and hosts the secrets unlock: root's (or the
         // user's) alone, like the values.
-        fs::create_dir_all(&dir).map_err(|e| {
-            SecretError::Store(vireo_driver::DriverError::io(
-                format!("cannot create {}", dir.display()),
-                e,
-            ))
-        })?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(|e| {
-            SecretError::Store(vireo_driver::DriverError::io(
-                format!("cannot restrict {}", dir.display()),
-                e,
-            ))
-        })?;
+        fs::create_dir_all(&dir)
+            .map_err(|e| SecretError::io(format!("cannot create {}", dir.display()), e))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| SecretError::io(format!("cannot restrict {}", dir.display()), e))?;
         let vault = Vault::open(&state_dir.join("secrets/secrets-encryption-key"))?;
         let mut objs = BTreeMap::new();
         for path in store::list_xml(&dir)? {
@@ -320,12 +312,8 @@ impl SecretDriver {
 }
 
 fn load(vault: &Vault, path: &Path) -> Result<Obj> {
-    let xml = fs::read_to_string(path).map_err(|e| {
-        SecretError::Store(vireo_driver::DriverError::io(
-            format!("cannot read {}", path.display()),
-            e,
-        ))
-    })?;
+    let xml = fs::read_to_string(path)
+        .map_err(|e| SecretError::io(format!("cannot read {}", path.display()), e))?;
     let def = Secret::parse(&xml)?;
     let uuid = def
         .uuid

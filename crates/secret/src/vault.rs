@@ -28,7 +28,12 @@ impl Vault {
         let key = match fs::read(path) {
             Ok(k) => Zeroizing::new(k),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => make_key(path)?,
-            Err(e) => return Err(io(format!("cannot read {}", path.display()), e)),
+            Err(e) => {
+                return Err(SecretError::io(
+                    format!("cannot read {}", path.display()),
+                    e,
+                ))
+            }
         };
         if key.len() != KEY_LEN {
             return Err(SecretError::Internal(format!(
@@ -79,14 +84,11 @@ impl Vault {
     }
 }
 
-fn io(what: String, e: std::io::Error) -> SecretError {
-    SecretError::Store(vireo_driver::DriverError::io(what, e))
-}
-
 /// Writes a new random key: a temp file made 0600, synced, renamed, the directory synced.
 fn make_key(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| io(format!("cannot create {}", dir.display()), e))?;
+    fs::create_dir_all(dir)
+        .map_err(|e| SecretError::io(format!("cannot create {}", dir.display()), e))?;
     let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
     let key = Zeroizing::new(Aes256Gcm::generate_key(&mut OsRng).to_vec());
     let tmp: PathBuf = dir.join(format!(".secrets-key.tmp{}", std::process::id()));
@@ -103,7 +105,10 @@ fn make_key(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     })();
     if let Err(e) = res {
         let _ = fs::remove_file(&tmp);
-        return Err(io(format!("cannot write {}", path.display()), e));
+        return Err(SecretError::io(
+            format!("cannot write {}", path.display()),
+            e,
+        ));
     }
     log::info!("made a new secrets key at {}", path.display());
     Ok(key)
