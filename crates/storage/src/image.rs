@@ -100,7 +100,20 @@ pub fn create(
     }
     args.push(path_str(path)?.into());
     args.push(capacity.to_string());
-    run_qemu_img(&args, opts.luks_passphrase)
+    // Making a LUKS header times the key derivation on the CPU; on a loaded VM QEMU may
+    // find the CPU time it measured too coarse and give up. That passes: try again.
+    let mut tries = 0;
+    loop {
+        match run_qemu_img(&args, opts.luks_passphrase) {
+            Err(StorageError::Command(m))
+                if tries < 4 && m.contains("Unable to get accurate CPU usage") =>
+            {
+                tries += 1;
+                let _ = std::fs::remove_file(path);
+            }
+            r => return r,
+        }
+    }
 }
 
 /// The fd a passphrase reaches qemu-img on.
