@@ -475,20 +475,25 @@ impl<'a> Builder<'a> {
             ))
             }
         };
-        if def.os.os_type != "hvm" {
+        if def.os.os_type.name != "hvm" {
             return unsupported(format!(
                 "OS type '{}' is not supported (only 'hvm')",
-                def.os.os_type
+                def.os.os_type.name
             ));
         }
-        if def.os.arch != "x86_64" {
+        if *def.os.os_type.arch != *"x86_64" {
             return unsupported(format!(
                 "architecture '{}' is not supported (only x86_64)",
-                def.os.arch
+                &*def.os.os_type.arch
             ));
         }
         // The driver always fills the machine; "pc" is its default too.
-        let machine = def.os.machine.clone().unwrap_or_else(|| "pc".to_string());
+        let machine = def
+            .os
+            .os_type
+            .machine
+            .clone()
+            .unwrap_or_else(|| "pc".to_string());
         let Some(entry) = caps
             .machines
             .iter()
@@ -996,10 +1001,11 @@ impl<'a> Builder<'a> {
             }
         } else {
             // libvirt's default when nothing is said is booting from the first disk.
-            let order: &[BootDev] = if os.boot_devs.is_empty() {
+            let listed = os.boot_devs();
+            let order: &[BootDev] = if listed.is_empty() {
                 &[BootDev::Hd]
             } else {
-                &os.boot_devs
+                &listed
             };
             for (pos, dev) in order.iter().enumerate() {
                 let index = pos as u32 + 1;
@@ -1032,14 +1038,14 @@ impl<'a> Builder<'a> {
 
         let mut o = Opts::new("");
         if let Some(menu) = &os.bootmenu {
-            o = o.set("menu", on_off(menu.enable));
+            o = o.set("menu", on_off(menu.enable == vireo_xml::YesNo::Yes));
             if let Some(t) = menu.timeout {
                 if t > 65535 {
                     return unsupported(format!(
                         "<bootmenu timeout='{t}'>: at most 65535 milliseconds"
                     ));
                 }
-                if menu.enable {
+                if menu.enable == vireo_xml::YesNo::Yes {
                     o = o.set("splash-time", t);
                 }
             }
@@ -1790,7 +1796,7 @@ impl<'a> Builder<'a> {
             if n.source.is_some() {
                 return unsupported(format!("{what}: <source> is not supported for type='user'"));
             }
-            match n.driver_name.as_deref() {
+            match n.driver_name() {
                 None | Some("qemu") => {}
                 Some(other) => {
                     return unsupported(format!(
@@ -1798,7 +1804,11 @@ impl<'a> Builder<'a> {
                     ))
                 }
             }
-            if n.driver_queues.is_some_and(|q| q > 1) {
+            if n.driver
+                .as_ref()
+                .and_then(|d| d.queues)
+                .is_some_and(|q| q > 1)
+            {
                 return unsupported(format!("{what}: multiple queues are not supported"));
             }
             if n.link_state == Some(LinkState::Down) {

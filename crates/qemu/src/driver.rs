@@ -275,10 +275,10 @@ impl QemuDriver {
                 )))
             }
         }
-        if def.os.os_type != "hvm" {
+        if def.os.os_type.name != "hvm" {
             return Err(DriverError::ConfigUnsupported(format!(
                 "os type '{}' is not supported; only 'hvm'",
-                def.os.os_type
+                def.os.os_type.name
             )));
         }
         if def.memory_kib == 0 {
@@ -294,15 +294,17 @@ impl QemuDriver {
     }
 
     fn fill_defaults(&self, def: &mut Domain) {
-        if def.os.arch.is_empty() {
-            def.os.arch = "x86_64".into();
-        }
         let caps = self.caps();
-        let machine = def.os.machine.clone().unwrap_or_else(|| "pc".into());
+        let machine = def
+            .os
+            .os_type
+            .machine
+            .clone()
+            .unwrap_or_else(|| "pc".into());
         if let Some(c) = caps.canonical_machine(&machine) {
-            def.os.machine = Some(c);
+            def.os.os_type.machine = Some(c);
         } else {
-            def.os.machine = Some(machine);
+            def.os.os_type.machine = Some(machine);
         }
         if def.devices.emulator.is_none() {
             def.devices.emulator = Some(caps.emulator.to_string_lossy().into_owned());
@@ -493,7 +495,7 @@ impl QemuDriver {
     }
 
     pub fn os_type(&self, h: &Handle) -> Result<String> {
-        self.with(h, |o| o.def.os.os_type.clone())
+        self.with(h, |o| o.def.os.os_type.name.clone())
     }
 
     pub fn max_memory(&self, h: &Handle) -> Result<u64> {

@@ -574,7 +574,12 @@ fn caps_for(def: &Domain, version: u64) -> QemuCaps {
         .emulator
         .clone()
         .unwrap_or_else(|| "/usr/bin/qemu-system-x86_64".into());
-    let machine = def.os.machine.clone().unwrap_or_else(|| "pc".into());
+    let machine = def
+        .os
+        .os_type
+        .machine
+        .clone()
+        .unwrap_or_else(|| "pc".into());
     QemuCaps {
         emulator: emulator.into(),
         version,

@@ -6,12 +6,12 @@ use std::collections::HashSet;
 use roxmltree::Node;
 
 use crate::devices::Devices;
+use crate::model::{field, XmlElement, XmlValue, YesNo};
 use crate::util::{
-    attr, attr_enum, attr_int, attr_on_off, attr_one_of, attr_positive, attr_yes_no, child,
-    child_text, child_text_trim, children, missing, parse_int, str_enum, text, Writer,
-    MAX_GENERIC_DEPTH,
+    attr, attr_enum, attr_int, child, child_text, missing, one_of, parse_int, positive, str_enum,
+    text, Writer, MAX_GENERIC_DEPTH,
 };
-use crate::{format_uuid, parse_uuid, to_kib, unit_multiplier, XmlError};
+use crate::{format_uuid, parse_uuid, to_kib, unit_multiplier, xml_element, XmlError};
 
 /// Hypervisor types libvirt knows for `<domain type=...>`.
 pub const DOMAIN_TYPES: &[&str] = &[
@@ -156,8 +156,10 @@ str_enum! {
 
 str_enum! {
     /// `<cpu><feature policy=...>`.
+    #[derive(Default)]
     CpuFeaturePolicy, "cpu feature policy" {
         Force => "force",
+        #[default]
         Require => "require",
         Optional => "optional",
         Disable => "disable",
@@ -167,7 +169,9 @@ str_enum! {
 
 str_enum! {
     /// `<clock offset=...>`.
+    #[derive(Default)]
     ClockOffset, "clock offset" {
+        #[default]
         Utc => "utc",
         Localtime => "localtime",
         Timezone => "timezone",
@@ -265,68 +269,130 @@ impl Default for Domain {
     }
 }
 
-/// `<os>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Os {
-    /// `<type>` text, e.g. `hvm`.
-    pub os_type: String,
-    /// `<type arch=...>`; `x86_64` when not given.
-    pub arch: String,
-    /// `<type machine=...>`.
-    pub machine: Option<String>,
-    /// `<os firmware=...>`.
-    pub firmware: Option<OsFirmware>,
-    pub loader: Option<Loader>,
-    pub nvram: Option<Nvram>,
-    /// `<boot dev=...>` elements, order kept.
-    pub boot_devs: Vec<BootDev>,
-    pub kernel: Option<String>,
-    pub initrd: Option<String>,
-    pub cmdline: Option<String>,
-    pub dtb: Option<String>,
-    pub bootmenu: Option<BootMenu>,
+xml_element! {
+    /// `<os>`.
+    #[derive(Default)]
+    pub struct Os {
+        attr_opt firmware: OsFirmware = "firmware",
+        child os_type: OsType = "type",
+        child_opt loader: Loader = "loader",
+        child_opt nvram: Nvram = "nvram",
+        leaf_opt kernel: String = "kernel",
+        leaf_opt initrd: String = "initrd",
+        leaf_opt cmdline: String = "cmdline",
+        leaf_opt dtb: String = "dtb",
+        /// `<boot dev=...>` elements, order kept.
+        children boot_devs: OsBoot = "boot",
+        child_opt bootmenu: BootMenu = "bootmenu",
+    }
 }
 
-impl Default for Os {
+impl Os {
+    /// The `<boot dev=...>` devices, in order.
+    pub fn boot_devs(&self) -> Vec<BootDev> {
+        self.boot_devs.iter().map(|b| b.dev).collect()
+    }
+}
+
+xml_element! {
+    /// `<os><type arch=... machine=...>hvm</type>`.
+    pub struct OsType {
+        /// `x86_64` when not given.
+        attr_def arch: Arch = "arch",
+        attr_opt machine: String = "machine",
+        /// The OS type, e.g. `hvm`.
+        text name: String = "",
+    }
+    check OsType::check;
+}
+
+impl OsType {
+    fn check(&mut self) -> Result<(), XmlError> {
+        if self.name.is_empty() {
+            return Err(missing("<type>", "<os>"));
+        }
+        if !OS_TYPES.contains(&self.name.as_str()) {
+            return Err(XmlError::Invalid(format!(
+                "unknown OS type '{}'",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Default for OsType {
     fn default() -> Self {
-        Os {
-            os_type: "hvm".to_string(),
-            arch: "x86_64".to_string(),
+        OsType {
+            arch: Arch::default(),
             machine: None,
-            firmware: None,
-            loader: None,
-            nvram: None,
-            boot_devs: Vec::new(),
-            kernel: None,
-            initrd: None,
-            cmdline: None,
-            dtb: None,
-            bootmenu: None,
+            name: "hvm".to_string(),
         }
     }
 }
 
-/// `<os><loader>`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Loader {
-    pub path: Option<String>,
-    pub readonly: Option<bool>,
-    pub secure: Option<bool>,
-    pub loader_type: Option<LoaderType>,
-}
-
-/// `<os><nvram>`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Nvram {
-    pub path: Option<String>,
-    pub template: Option<String>,
-}
-
-/// `<os><bootmenu>`.
+/// A CPU architecture name such as `x86_64` (the default).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BootMenu {
-    pub enable: bool,
-    pub timeout: Option<u32>,
+pub struct Arch(pub String);
+
+impl Default for Arch {
+    fn default() -> Self {
+        Arch("x86_64".to_string())
+    }
+}
+
+impl std::ops::Deref for Arch {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl XmlValue for Arch {
+    fn from_xml(s: &str) -> Result<Self, String> {
+        if s.is_empty() {
+            return Err("expected an architecture name".into());
+        }
+        Ok(Arch(s.to_string()))
+    }
+    fn to_xml(&self) -> String {
+        self.0.clone()
+    }
+}
+
+xml_element! {
+    /// `<os><boot dev=...>`.
+    pub struct OsBoot {
+        attr dev: BootDev = "dev",
+    }
+}
+
+xml_element! {
+    /// `<os><loader>`.
+    #[derive(Default)]
+    pub struct Loader {
+        yes_no readonly: bool = "readonly",
+        yes_no secure: bool = "secure",
+        attr_opt loader_type: LoaderType = "type",
+        text_opt path: String = "",
+    }
+}
+
+xml_element! {
+    /// `<os><nvram>`.
+    #[derive(Default)]
+    pub struct Nvram {
+        attr_opt template: String = "template",
+        text_opt path: String = "",
+    }
+}
+
+xml_element! {
+    /// `<os><bootmenu>`.
+    pub struct BootMenu {
+        attr enable: YesNo = "enable",
+        attr_opt timeout: u32 = "timeout",
+    }
 }
 
 /// One child of `<features>`, kept generically: its name, attributes (in
@@ -359,73 +425,119 @@ impl Feature {
     }
 }
 
-/// `<cpu>`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Cpu {
-    pub mode: Option<CpuMode>,
-    pub match_mode: Option<CpuMatch>,
-    pub check: Option<CpuCheck>,
-    /// `migratable` (on/off).
-    pub migratable: Option<bool>,
-    pub model: Option<CpuModel>,
-    pub vendor: Option<String>,
-    pub topology: Option<CpuTopology>,
-    pub features: Vec<CpuFeature>,
+xml_element! {
+    /// `<cpu>`.
+    #[derive(Default)]
+    pub struct Cpu {
+        attr_opt mode: CpuMode = "mode",
+        attr_opt match_mode: CpuMatch = "match",
+        attr_opt check: CpuCheck = "check",
+        on_off migratable: bool = "migratable",
+        child_opt model: CpuModel = "model",
+        leaf_opt vendor: String = "vendor",
+        child_opt topology: CpuTopology = "topology",
+        children features: CpuFeature = "feature",
+    }
 }
 
-/// `<cpu><model>`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CpuModel {
-    /// Model name (element text); may be empty.
-    pub name: String,
-    pub fallback: Option<CpuFallback>,
-    pub vendor_id: Option<String>,
+xml_element! {
+    /// `<cpu><model>`.
+    #[derive(Default)]
+    pub struct CpuModel {
+        attr_opt fallback: CpuFallback = "fallback",
+        attr_opt vendor_id: String = "vendor_id",
+        /// Model name (element text); may be empty.
+        text name: String = "",
+    }
 }
 
-/// `<cpu><topology>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CpuTopology {
-    pub sockets: u32,
-    pub dies: Option<u32>,
-    pub cores: u32,
-    pub threads: u32,
+xml_element! {
+    /// `<cpu><topology>`.
+    pub struct CpuTopology {
+        attr sockets: u32 = "sockets",
+        attr_opt dies: u32 = "dies",
+        attr cores: u32 = "cores",
+        attr threads: u32 = "threads",
+    }
+    check CpuTopology::check;
 }
 
-/// `<cpu><feature>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CpuFeature {
-    pub policy: CpuFeaturePolicy,
-    pub name: String,
+impl CpuTopology {
+    fn check(&mut self) -> Result<(), XmlError> {
+        for (v, name) in [
+            (Some(self.sockets), "sockets"),
+            (self.dies, "dies"),
+            (Some(self.cores), "cores"),
+            (Some(self.threads), "threads"),
+        ] {
+            positive(v, &format!("attribute '{name}' of <topology>"))?;
+        }
+        Ok(())
+    }
 }
 
-/// `<clock>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Clock {
-    /// `offset` (default utc).
-    pub offset: ClockOffset,
-    /// `timezone` for `offset='timezone'`.
-    pub timezone: Option<String>,
-    /// `adjustment` (seconds, or `reset`).
-    pub adjustment: Option<String>,
-    /// `basis` for `offset='variable'`.
-    pub basis: Option<String>,
-    /// `start` for `offset='absolute'`.
-    pub start: Option<u64>,
-    pub timers: Vec<Timer>,
+xml_element! {
+    /// `<cpu><feature>`.
+    pub struct CpuFeature {
+        /// libvirt defaults the policy to `require` for guest CPUs.
+        attr_def policy: CpuFeaturePolicy = "policy",
+        attr name: String = "name",
+    }
 }
 
-/// `<clock><timer>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Timer {
-    pub name: TimerName,
-    pub tickpolicy: Option<TickPolicy>,
-    pub present: Option<bool>,
-    /// `track` (boot, guest, wall, realtime).
-    pub track: Option<String>,
-    /// `frequency` (tsc).
-    pub frequency: Option<u64>,
-    /// `mode` (tsc: auto, native, emulate, paravirt, smpsafe).
-    pub mode: Option<String>,
+xml_element! {
+    /// `<clock>`.
+    pub struct Clock {
+        /// `offset` (default utc).
+        attr_def offset: ClockOffset = "offset",
+        /// `timezone` for `offset='timezone'`.
+        attr_opt timezone: String = "timezone",
+        /// `adjustment` (seconds, or `reset`).
+        attr_opt adjustment: String = "adjustment",
+        /// `basis` for `offset='variable'`.
+        attr_opt basis: String = "basis",
+        /// `start` for `offset='absolute'`.
+        attr_opt start: u64 = "start",
+        children timers: Timer = "timer",
+    }
+    check Clock::check;
+}
+
+impl Clock {
+    fn check(&mut self) -> Result<(), XmlError> {
+        one_of(&self.basis, &["utc", "localtime"], "clock basis")
+    }
+}
+
+xml_element! {
+    /// `<clock><timer>`.
+    pub struct Timer {
+        attr name: TimerName = "name",
+        /// `track` (boot, guest, wall, realtime).
+        attr_opt track: String = "track",
+        attr_opt tickpolicy: TickPolicy = "tickpolicy",
+        /// `frequency` (tsc).
+        attr_opt frequency: u64 = "frequency",
+        /// `mode` (tsc: auto, native, emulate, paravirt, smpsafe).
+        attr_opt mode: String = "mode",
+        yes_no present: bool = "present",
+    }
+    check Timer::check;
+}
+
+impl Timer {
+    fn check(&mut self) -> Result<(), XmlError> {
+        one_of(
+            &self.track,
+            &["boot", "guest", "wall", "realtime"],
+            "timer track",
+        )?;
+        one_of(
+            &self.mode,
+            &["auto", "native", "emulate", "paravirt", "smpsafe"],
+            "timer mode",
+        )
+    }
 }
 
 impl Domain {
@@ -477,7 +589,7 @@ impl Domain {
             .opt("cpuset", self.vcpu_cpuset.as_deref())
             .opt("current", self.vcpu_current)
             .text(&self.vcpus.to_string());
-        self.os.write(&mut w);
+        self.os.write_to(&mut w, "os");
         if !self.features.is_empty() {
             w.elem("features").open();
             for f in &self.features {
@@ -486,15 +598,17 @@ impl Domain {
             w.close("features");
         }
         if let Some(cpu) = &self.cpu {
-            cpu.write(&mut w);
+            cpu.write_to(&mut w, "cpu");
         }
         if let Some(clock) = &self.clock {
-            clock.write(&mut w);
+            clock.write_to(&mut w, "clock");
         }
         w.text_elem("on_poweroff", self.on_poweroff.as_str());
         w.text_elem("on_reboot", self.on_reboot.as_str());
         w.text_elem("on_crash", self.on_crash.as_str());
-        self.devices.write(&mut w);
+        if !self.devices.is_empty() {
+            self.devices.write_to(&mut w, "devices");
+        }
         w.close("domain");
         w.finish()
     }
@@ -602,7 +716,7 @@ impl Domain {
         }
 
         let os = match child(root, "os") {
-            Some(n) => Os::parse(n)?,
+            Some(n) => Os::from_node(n)?,
             None => return Err(missing("<os>", "domain")),
         };
 
@@ -614,15 +728,15 @@ impl Domain {
             None => Vec::new(),
         };
 
-        let cpu = child(root, "cpu").map(Cpu::parse).transpose()?;
-        let clock = child(root, "clock").map(Clock::parse).transpose()?;
+        let cpu = field::child_opt(root, "cpu")?;
+        let clock = field::child_opt(root, "clock")?;
 
         let on_poweroff = lifecycle(root, "on_poweroff", LifecycleAction::Destroy, false)?;
         let on_reboot = lifecycle(root, "on_reboot", LifecycleAction::Restart, false)?;
         let on_crash = lifecycle(root, "on_crash", LifecycleAction::Destroy, true)?;
 
         let devices = match child(root, "devices") {
-            Some(d) => Devices::parse(d)?,
+            Some(d) => Devices::from_node(d)?,
             None => Devices::default(),
         };
 
@@ -872,269 +986,5 @@ fn write_feature(w: &mut Writer, f: &Feature) {
         e.text(t);
     } else {
         e.empty();
-    }
-}
-
-impl Os {
-    fn parse(n: Node) -> Result<Os, XmlError> {
-        let t = child(n, "type").ok_or_else(|| missing("<type>", "<os>"))?;
-        let os_type = text(t).trim().to_string();
-        if os_type.is_empty() {
-            return Err(missing("<type>", "<os>"));
-        }
-        if !OS_TYPES.contains(&os_type.as_str()) {
-            return Err(XmlError::Invalid(format!("unknown OS type '{os_type}'")));
-        }
-        let loader = match child(n, "loader") {
-            None => None,
-            Some(l) => Some(Loader {
-                path: Some(text(l).trim().to_string()).filter(|s| !s.is_empty()),
-                readonly: attr_yes_no(l, "readonly")?,
-                secure: attr_yes_no(l, "secure")?,
-                loader_type: attr_enum(l, "type")?,
-            }),
-        };
-        let nvram = child(n, "nvram").map(|v| Nvram {
-            path: Some(text(v).trim().to_string()).filter(|s| !s.is_empty()),
-            template: attr(v, "template"),
-        });
-        let mut boot_devs = Vec::new();
-        for b in children(n, "boot") {
-            let dev = b
-                .attribute("dev")
-                .ok_or_else(|| XmlError::Invalid("missing 'dev' attribute on <boot>".into()))?;
-            boot_devs.push(dev.parse()?);
-        }
-        let bootmenu = match child(n, "bootmenu") {
-            None => None,
-            Some(b) => Some(BootMenu {
-                enable: attr_yes_no(b, "enable")?.ok_or_else(|| {
-                    XmlError::Invalid("missing 'enable' attribute on <bootmenu>".into())
-                })?,
-                timeout: attr_int(b, "timeout")?,
-            }),
-        };
-        Ok(Os {
-            os_type,
-            arch: attr(t, "arch").unwrap_or_else(|| "x86_64".to_string()),
-            machine: attr(t, "machine"),
-            firmware: attr_enum(n, "firmware")?,
-            loader,
-            nvram,
-            boot_devs,
-            kernel: child_text_trim(n, "kernel"),
-            initrd: child_text_trim(n, "initrd"),
-            cmdline: child_text(n, "cmdline"),
-            dtb: child_text_trim(n, "dtb"),
-            bootmenu,
-        })
-    }
-
-    fn write(&self, w: &mut Writer) {
-        w.elem("os").opt("firmware", self.firmware).open();
-        w.elem("type")
-            .attr("arch", &self.arch)
-            .opt("machine", self.machine.as_deref())
-            .text(&self.os_type);
-        if let Some(l) = &self.loader {
-            let e = w
-                .elem("loader")
-                .yes_no("readonly", l.readonly)
-                .yes_no("secure", l.secure)
-                .opt("type", l.loader_type);
-            match &l.path {
-                Some(p) => e.text(p),
-                None => e.empty(),
-            }
-        }
-        if let Some(v) = &self.nvram {
-            let e = w.elem("nvram").opt("template", v.template.as_deref());
-            match &v.path {
-                Some(p) => e.text(p),
-                None => e.empty(),
-            }
-        }
-        if let Some(k) = &self.kernel {
-            w.text_elem("kernel", k);
-        }
-        if let Some(i) = &self.initrd {
-            w.text_elem("initrd", i);
-        }
-        if let Some(c) = &self.cmdline {
-            w.text_elem("cmdline", c);
-        }
-        if let Some(d) = &self.dtb {
-            w.text_elem("dtb", d);
-        }
-        for b in &self.boot_devs {
-            w.elem("boot").attr("dev", b).empty();
-        }
-        if let Some(m) = &self.bootmenu {
-            w.elem("bootmenu")
-                .attr("enable", if m.enable { "yes" } else { "no" })
-                .opt("timeout", m.timeout)
-                .empty();
-        }
-        w.close("os");
-    }
-}
-
-impl Cpu {
-    fn parse(n: Node) -> Result<Cpu, XmlError> {
-        let model = match child(n, "model") {
-            None => None,
-            Some(m) => Some(CpuModel {
-                name: text(m).trim().to_string(),
-                fallback: attr_enum(m, "fallback")?,
-                vendor_id: attr(m, "vendor_id"),
-            }),
-        };
-        let topology = match child(n, "topology") {
-            None => None,
-            Some(t) => {
-                let req = |name: &str| -> Result<u32, XmlError> {
-                    attr_positive(t, name)?.ok_or_else(|| {
-                        XmlError::Invalid(format!("missing '{name}' attribute on <topology>"))
-                    })
-                };
-                Some(CpuTopology {
-                    sockets: req("sockets")?,
-                    dies: attr_positive(t, "dies")?,
-                    cores: req("cores")?,
-                    threads: req("threads")?,
-                })
-            }
-        };
-        let mut features = Vec::new();
-        for f in children(n, "feature") {
-            let name = attr(f, "name").ok_or_else(|| {
-                XmlError::Invalid("missing 'name' attribute on cpu <feature>".into())
-            })?;
-            features.push(CpuFeature {
-                // libvirt defaults the policy to 'require' for guest CPUs.
-                policy: attr_enum(f, "policy")?.unwrap_or(CpuFeaturePolicy::Require),
-                name,
-            });
-        }
-        Ok(Cpu {
-            mode: attr_enum(n, "mode")?,
-            match_mode: attr_enum(n, "match")?,
-            check: attr_enum(n, "check")?,
-            migratable: attr_on_off(n, "migratable")?,
-            model,
-            vendor: child_text_trim(n, "vendor"),
-            topology,
-            features,
-        })
-    }
-
-    fn write(&self, w: &mut Writer) {
-        let e = w
-            .elem("cpu")
-            .opt("mode", self.mode)
-            .opt("match", self.match_mode)
-            .opt("check", self.check)
-            .on_off("migratable", self.migratable);
-        if self.model.is_none()
-            && self.vendor.is_none()
-            && self.topology.is_none()
-            && self.features.is_empty()
-        {
-            e.empty();
-            return;
-        }
-        e.open();
-        if let Some(m) = &self.model {
-            let e = w
-                .elem("model")
-                .opt("fallback", m.fallback)
-                .opt("vendor_id", m.vendor_id.as_deref());
-            if m.name.is_empty() {
-                e.empty();
-            } else {
-                e.text(&m.name);
-            }
-        }
-        if let Some(v) = &self.vendor {
-            w.text_elem("vendor", v);
-        }
-        if let Some(t) = &self.topology {
-            w.elem("topology")
-                .attr("sockets", t.sockets)
-                .opt("dies", t.dies)
-                .attr("cores", t.cores)
-                .attr("threads", t.threads)
-                .empty();
-        }
-        for f in &self.features {
-            w.elem("feature")
-                .attr("policy", f.policy)
-                .attr("name", &f.name)
-                .empty();
-        }
-        w.close("cpu");
-    }
-}
-
-impl Clock {
-    fn parse(n: Node) -> Result<Clock, XmlError> {
-        let mut timers = Vec::new();
-        for t in children(n, "timer") {
-            let name = t
-                .attribute("name")
-                .ok_or_else(|| XmlError::Invalid("missing 'name' attribute on <timer>".into()))?;
-            timers.push(Timer {
-                name: name.parse()?,
-                tickpolicy: attr_enum(t, "tickpolicy")?,
-                present: attr_yes_no(t, "present")?,
-                track: attr_one_of(
-                    t,
-                    "track",
-                    &["boot", "guest", "wall", "realtime"],
-                    "timer track",
-                )?,
-                frequency: attr_int(t, "frequency")?,
-                mode: attr_one_of(
-                    t,
-                    "mode",
-                    &["auto", "native", "emulate", "paravirt", "smpsafe"],
-                    "timer mode",
-                )?,
-            });
-        }
-        Ok(Clock {
-            offset: attr_enum(n, "offset")?.unwrap_or(ClockOffset::Utc),
-            timezone: attr(n, "timezone"),
-            adjustment: attr(n, "adjustment"),
-            basis: attr_one_of(n, "basis", &["utc", "localtime"], "clock basis")?,
-            start: attr_int(n, "start")?,
-            timers,
-        })
-    }
-
-    fn write(&self, w: &mut Writer) {
-        let e = w
-            .elem("clock")
-            .attr("offset", self.offset)
-            .opt("timezone", self.timezone.as_deref())
-            .opt("adjustment", self.adjustment.as_deref())
-            .opt("basis", self.basis.as_deref())
-            .opt("start", self.start);
-        if self.timers.is_empty() {
-            e.empty();
-            return;
-        }
-        e.open();
-        for t in &self.timers {
-            w.elem("timer")
-                .attr("name", t.name)
-                .opt("track", t.track.as_deref())
-                .opt("tickpolicy", t.tickpolicy)
-                .opt("frequency", t.frequency)
-                .opt("mode", t.mode.as_deref())
-                .yes_no("present", t.present)
-                .empty();
-        }
-        w.close("clock");
     }
 }

@@ -13,6 +13,12 @@
 //! assert_eq!(dom, again);
 //! ```
 //!
+//! Every element is described once with [`xml_element!`] (see [`model`]), which gives
+//! both its parser and its formatter. The few that are not tables are written by hand:
+//! the `<domain>` root (values normalised across elements: memory units, vCPU counts,
+//! boot orders over all devices), `<features>` (kept generically), `<metadata>` (kept
+//! verbatim) and `<address>` (its attributes depend on its type).
+//!
 //! Elements that are not modelled are dropped on format, as libvirt does
 //! with elements it does not know. Values of modelled enumerations are
 //! checked, and unknown ones are rejected with [`XmlError::Invalid`].

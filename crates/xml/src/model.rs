@@ -16,17 +16,24 @@
 //! | kind | XML | Rust field |
 //! |---|---|---|
 //! | `attr` / `attr_opt` | an attribute | `T` / `Option<T>` (`T: XmlValue`) |
+//! | `attr_def` | an attribute, `T::default()` when absent, always written | `T` |
+//! | `yes_no` / `on_off` | a `yes`/`no` or `on`/`off` attribute (the type is ignored) | `Option<bool>` |
+//! | `in_attr_opt` | `"el@attr"`: the attribute of a child `<el attr='v'/>` | `Option<T>` |
+//! | `attrs_in` | every attribute of a child `<el …/>`, in order (the type is ignored) | `Vec<(String, String)>` |
 //! | `leaf` / `leaf_opt` / `leaves` | `<name>value</name>` children | `T` / `Option<T>` / `Vec<T>` |
 //! | `child` / `child_opt` / `children` | child elements of their own model | `T` / `Option<T>` / `Vec<T>` (`T: XmlElement`) |
 //! | `flag` | an empty child `<name/>` that is there or not | `bool` |
-//! | `text` | the element's own text (`"xml-name"` is ignored) | `T` |
+//! | `text` / `text_opt` | the element's own text (`"xml-name"` is ignored) | `T` / `Option<T>` (empty is `None`) |
+//!
+//! After the fields, `check path;` names a `fn(&mut Self) -> Result<(), XmlError>` run on
+//! every parsed value: checks that span fields, and normalising (a MAC in lowercase).
 //!
 //! Formatting writes attributes in the order of the description, then the children in
 //! that order, libvirt-style (two-space indentation, single quotes); an element with
 //! nothing inside is written `<name/>`. Parsing checks every value, reports a missing
 //! required attribute or child by name, and ignores elements it does not describe, as
-//! libvirt does. Checks that span fields (a name without `/`, a size within a pool)
-//! belong to the object's own `validate`, not here.
+//! libvirt does. Checks that need the whole object (a name without `/` in a pool
+//! definition, a size within a pool) belong to the object's own `validate`.
 
 use roxmltree::{Document, Node, ParsingOptions};
 
@@ -87,6 +94,24 @@ str_enum! {
     YesNo, "value (expected 'yes' or 'no')" {
         Yes => "yes",
         No => "no",
+    }
+}
+
+str_enum! {
+    /// An `on`/`off` attribute.
+    OnOff, "value (expected 'on' or 'off')" {
+        On => "on",
+        Off => "off",
+    }
+}
+
+impl From<bool> for OnOff {
+    fn from(b: bool) -> OnOff {
+        if b {
+            OnOff::On
+        } else {
+            OnOff::Off
+        }
     }
 }
 
@@ -235,6 +260,43 @@ pub mod field {
         value(t.trim(), || format!("the text of {}", el_name(n)))
     }
 
+    pub fn own_text_opt<T: XmlValue>(n: Node) -> Result<Option<T>, XmlError> {
+        let t = text(n);
+        if t.trim().is_empty() {
+            return Ok(None);
+        }
+        own_text(n).map(Some)
+    }
+
+    pub fn attr_def<T: XmlValue + Default>(n: Node, name: &str) -> Result<T, XmlError> {
+        Ok(attr_opt(n, name)?.unwrap_or_default())
+    }
+
+    pub fn yes_no(n: Node, name: &str) -> Result<Option<bool>, XmlError> {
+        Ok(attr_opt::<YesNo>(n, name)?.map(|v| v == YesNo::Yes))
+    }
+
+    pub fn on_off(n: Node, name: &str) -> Result<Option<bool>, XmlError> {
+        Ok(attr_opt::<OnOff>(n, name)?.map(|v| v == OnOff::On))
+    }
+
+    /// Splits `"el@attr"`.
+    fn el_attr(path: &str) -> (&str, &str) {
+        path.split_once('@').unwrap_or((path, ""))
+    }
+
+    /// The attribute of a child element; when the child is there, so must be the attribute.
+    pub fn in_attr_opt<T: XmlValue>(n: Node, path: &str) -> Result<Option<T>, XmlError> {
+        let (el, a) = el_attr(path);
+        child(n, el).map(|c| attr::<T>(c, a)).transpose()
+    }
+
+    pub fn attrs_in(n: Node, name: &str) -> Result<Vec<(String, String)>, XmlError> {
+        Ok(child(n, name)
+            .map(|c| crate::util::attr_list(c, &[]))
+            .unwrap_or_default())
+    }
+
     fn missing_child(n: Node, name: &str) -> XmlError {
         XmlError::Invalid(format!("missing <{name}> in {}", el_name(n)))
     }
@@ -270,6 +332,36 @@ pub mod field {
 
         pub fn text<T: XmlValue>(&mut self, v: &T) {
             self.text = Some(v.to_xml());
+        }
+
+        pub fn text_opt<T: XmlValue>(&mut self, v: &Option<T>) {
+            if let Some(v) = v {
+                self.text(v);
+            }
+        }
+
+        pub fn yes_no(&mut self, name: &str, v: Option<bool>) {
+            self.attr_opt(name, &v.map(YesNo::from));
+        }
+
+        pub fn on_off(&mut self, name: &str, v: Option<bool>) {
+            self.attr_opt(name, &v.map(OnOff::from));
+        }
+
+        pub fn in_attr_opt<T: XmlValue>(&mut self, path: &str, v: &Option<T>) {
+            if let Some(v) = v {
+                let (el, a) = el_attr(path);
+                let w = self.body();
+                w.start_tag(el);
+                w.attr(a, &v.to_xml());
+                w.end_empty();
+            }
+        }
+
+        pub fn attrs_in(&mut self, name: &str, v: &[(String, String)]) {
+            if !v.is_empty() {
+                self.body().elem(name).attrs(v).empty();
+            }
         }
 
         fn body(&mut self) -> &mut Writer {
@@ -320,8 +412,8 @@ pub mod field {
         pub fn finish(self) {
             match (self.mark, self.text) {
                 (Some(_), _) => self.w.close(&self.tag),
-                (None, Some(t)) => self.w.end_with_text(&t, &self.tag),
-                (None, None) => self.w.end_empty(),
+                (None, Some(t)) if !t.is_empty() => self.w.end_with_text(&t, &self.tag),
+                (None, _) => self.w.end_empty(),
             }
         }
     }
@@ -339,6 +431,7 @@ macro_rules! xml_element {
                 $kind:ident $field:ident : $ty:ty = $xml:literal
             ),* $(,)?
         }
+        $(check $check:path;)?
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq)]
@@ -348,9 +441,12 @@ macro_rules! xml_element {
 
         impl $crate::model::XmlElement for $name {
             fn from_node(n: ::roxmltree::Node) -> Result<Self, $crate::XmlError> {
-                Ok($name {
+                #[allow(unused_mut)]
+                let mut v = $name {
                     $( $field: $crate::xml_element!(@parse $kind n $ty, $xml), )*
-                })
+                };
+                $( $check(&mut v)?; )?
+                Ok(v)
             }
 
             fn write_to(&self, w: &mut $crate::util::Writer, name: &str) {
@@ -364,6 +460,12 @@ macro_rules! xml_element {
 
     (@ty attr $t:ty) => { $t };
     (@ty attr_opt $t:ty) => { Option<$t> };
+    (@ty attr_def $t:ty) => { $t };
+    (@ty yes_no $t:ty) => { Option<bool> };
+    (@ty on_off $t:ty) => { Option<bool> };
+    (@ty in_attr_opt $t:ty) => { Option<$t> };
+    (@ty attrs_in $t:ty) => { Vec<(String, String)> };
+    (@ty text_opt $t:ty) => { Option<$t> };
     (@ty leaf $t:ty) => { $t };
     (@ty leaf_opt $t:ty) => { Option<$t> };
     (@ty leaves $t:ty) => { Vec<$t> };
@@ -375,6 +477,12 @@ macro_rules! xml_element {
 
     (@parse attr $n:ident $t:ty, $x:literal) => { $crate::model::field::attr::<$t>($n, $x)? };
     (@parse attr_opt $n:ident $t:ty, $x:literal) => { $crate::model::field::attr_opt::<$t>($n, $x)? };
+    (@parse attr_def $n:ident $t:ty, $x:literal) => { $crate::model::field::attr_def::<$t>($n, $x)? };
+    (@parse yes_no $n:ident $t:ty, $x:literal) => { $crate::model::field::yes_no($n, $x)? };
+    (@parse on_off $n:ident $t:ty, $x:literal) => { $crate::model::field::on_off($n, $x)? };
+    (@parse in_attr_opt $n:ident $t:ty, $x:literal) => { $crate::model::field::in_attr_opt::<$t>($n, $x)? };
+    (@parse attrs_in $n:ident $t:ty, $x:literal) => { $crate::model::field::attrs_in($n, $x)? };
+    (@parse text_opt $n:ident $t:ty, $x:literal) => { $crate::model::field::own_text_opt::<$t>($n)? };
     (@parse leaf $n:ident $t:ty, $x:literal) => { $crate::model::field::leaf::<$t>($n, $x)? };
     (@parse leaf_opt $n:ident $t:ty, $x:literal) => { $crate::model::field::leaf_opt::<$t>($n, $x)? };
     (@parse leaves $n:ident $t:ty, $x:literal) => { $crate::model::field::leaves::<$t>($n, $x)? };
@@ -386,7 +494,11 @@ macro_rules! xml_element {
 
     (@attr attr $o:ident $v:expr, $x:literal) => { $o.attr($x, &$v) };
     (@attr attr_opt $o:ident $v:expr, $x:literal) => { $o.attr_opt($x, &$v) };
+    (@attr attr_def $o:ident $v:expr, $x:literal) => { $o.attr($x, &$v) };
+    (@attr yes_no $o:ident $v:expr, $x:literal) => { $o.yes_no($x, $v) };
+    (@attr on_off $o:ident $v:expr, $x:literal) => { $o.on_off($x, $v) };
     (@attr text $o:ident $v:expr, $x:literal) => { $o.text(&$v) };
+    (@attr text_opt $o:ident $v:expr, $x:literal) => { $o.text_opt(&$v) };
     (@attr $k:ident $o:ident $v:expr, $x:literal) => { () };
 
     (@body leaf $o:ident $v:expr, $x:literal) => { $o.leaf($x, &$v) };
@@ -396,6 +508,8 @@ macro_rules! xml_element {
     (@body child_opt $o:ident $v:expr, $x:literal) => { $o.child_opt($x, &$v) };
     (@body children $o:ident $v:expr, $x:literal) => { $o.children($x, &$v) };
     (@body flag $o:ident $v:expr, $x:literal) => { $o.flag($x, $v) };
+    (@body in_attr_opt $o:ident $v:expr, $x:literal) => { $o.in_attr_opt($x, &$v) };
+    (@body attrs_in $o:ident $v:expr, $x:literal) => { $o.attrs_in($x, &$v) };
     (@body $k:ident $o:ident $v:expr, $x:literal) => { () };
 }
 
@@ -404,8 +518,10 @@ mod tests {
     use super::*;
 
     str_enum! {
+        #[derive(Default)]
         Shape, "shape" {
             Round => "round",
+            #[default]
             Square => "square",
         }
     }
@@ -504,6 +620,65 @@ mod tests {
             "XML error: expected root element <thing>, found <other>"
         );
         assert!(e("<thing").starts_with("XML error at line 1"));
+    }
+
+    xml_element! {
+        struct Gadget {
+            attr_def shape: Shape = "shape",
+            yes_no shiny: bool = "shiny",
+            on_off power: bool = "power",
+            in_attr_opt alias: String = "alias@name",
+            attrs_in target: () = "target",
+            text_opt label: String = "",
+        }
+        check Gadget::check;
+    }
+
+    impl Gadget {
+        fn check(&mut self) -> Result<(), XmlError> {
+            if self.power == Some(true) && self.shiny == Some(false) {
+                return Err(XmlError::Invalid("a powered gadget shines".into()));
+            }
+            if let Some(a) = &mut self.alias {
+                a.make_ascii_lowercase();
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn defaults_switches_child_attributes_and_checks() {
+        let g: Gadget = parse_root(
+            "<gadget shiny='yes' power='off'><alias name='UA'/><target a='1' b='2'/></gadget>",
+            "gadget",
+        )
+        .unwrap();
+        assert_eq!(g.shape, Shape::Square);
+        assert_eq!((g.shiny, g.power), (Some(true), Some(false)));
+        assert_eq!(g.alias.as_deref(), Some("ua"));
+        assert_eq!(g.target, [("a".into(), "1".into()), ("b".into(), "2".into())]);
+        assert_eq!(g.label, None);
+        assert_eq!(
+            format_root(&g, "gadget"),
+            "<gadget shape='square' shiny='yes' power='off'>\n  <alias name='ua'/>\n  <target a='1' b='2'/>\n</gadget>\n"
+        );
+        let g: Gadget = parse_root("<gadget>  text </gadget>", "gadget").unwrap();
+        assert_eq!(g.label.as_deref(), Some("text"));
+        assert_eq!(format_root(&g, "gadget"), "<gadget shape='square'>text</gadget>\n");
+
+        let e = |xml: &str| parse_root::<Gadget>(xml, "gadget").unwrap_err().to_string();
+        assert_eq!(
+            e("<gadget power='on' shiny='no'/>"),
+            "XML error: a powered gadget shines"
+        );
+        assert_eq!(
+            e("<gadget power='1'/>"),
+            "XML error: invalid value '1' for attribute 'power' of <gadget>: unknown value (expected 'on' or 'off') '1'"
+        );
+        assert_eq!(
+            e("<gadget><alias/></gadget>"),
+            "XML error: missing attribute 'name' in <alias>"
+        );
     }
 
     #[test]

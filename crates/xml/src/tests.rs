@@ -85,9 +85,9 @@ fn minimal_round_trip_and_defaults() {
     assert_eq!(d.max_memory_kib(), 65536);
     assert_eq!(d.vcpus, 1);
     assert_eq!(d.current_vcpus(), 1);
-    assert_eq!(d.os.os_type, "hvm");
-    assert_eq!(d.os.arch, "x86_64");
-    assert_eq!(d.os.machine, None);
+    assert_eq!(d.os.os_type.name, "hvm");
+    assert_eq!(&*d.os.os_type.arch, "x86_64");
+    assert_eq!(d.os.os_type.machine, None);
     assert_eq!(d.on_poweroff, LifecycleAction::Destroy);
     assert_eq!(d.on_reboot, LifecycleAction::Restart);
     assert_eq!(d.on_crash, LifecycleAction::Destroy);
@@ -136,10 +136,10 @@ fn rich_values_are_parsed() {
     assert_eq!(d.vcpu_cpuset.as_deref(), Some("0-3"));
 
     let os = &d.os;
-    assert_eq!(os.machine.as_deref(), Some("pc-q35-8.2"));
+    assert_eq!(os.os_type.machine.as_deref(), Some("pc-q35-8.2"));
     assert_eq!(os.firmware, Some(OsFirmware::Efi));
     assert_eq!(
-        os.boot_devs,
+        os.boot_devs(),
         vec![BootDev::Network, BootDev::Cdrom, BootDev::Hd]
     );
     assert_eq!(os.kernel.as_deref(), Some("/boot/vmlinuz"));
@@ -148,7 +148,7 @@ fn rich_values_are_parsed() {
     assert_eq!(
         os.bootmenu,
         Some(BootMenu {
-            enable: true,
+            enable: YesNo::Yes,
             timeout: Some(3000)
         })
     );
@@ -571,7 +571,10 @@ fn bad_values_are_invalid() {
     let msg = invalid_msg(&with(
         "<devices><disk type='file' device='floppyx'><target dev='fda'/></disk></devices>",
     ));
-    assert_eq!(msg, "unknown disk device type 'floppyx'");
+    assert_eq!(
+        msg,
+        "invalid value 'floppyx' for attribute 'device' of <disk>: unknown disk device type 'floppyx'"
+    );
 
     let msg = invalid_msg(
         "<domain type='qemu'><name>a/b</name><memory>1</memory><os><type>hvm</type></os></domain>",

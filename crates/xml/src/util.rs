@@ -193,16 +193,6 @@ impl<'w> Elem<'w> {
         }
     }
 
-    /// Optional yes/no attribute.
-    pub(crate) fn yes_no(self, key: &str, value: Option<bool>) -> Self {
-        self.opt(key, value.map(|b| if b { "yes" } else { "no" }))
-    }
-
-    /// Optional on/off attribute.
-    pub(crate) fn on_off(self, key: &str, value: Option<bool>) -> Self {
-        self.opt(key, value.map(|b| if b { "on" } else { "off" }))
-    }
-
     pub(crate) fn attrs(mut self, list: &[(String, String)]) -> Self {
         for (k, v) in list {
             self = self.attr(k, v);
@@ -266,13 +256,6 @@ pub(crate) fn child_text(n: Node, name: &str) -> Option<String> {
     child(n, name).map(text)
 }
 
-/// Text of child `name`, trimmed, `None` when absent or blank.
-pub(crate) fn child_text_trim(n: Node, name: &str) -> Option<String> {
-    child(n, name)
-        .map(|c| text(c).trim().to_string())
-        .filter(|s| !s.is_empty())
-}
-
 /// An attribute value as an owned string.
 pub(crate) fn attr(n: Node, name: &str) -> Option<String> {
     n.attribute(name).map(str::to_string)
@@ -300,64 +283,12 @@ pub(crate) fn attr_int<T: FromStr>(n: Node, name: &str) -> Result<Option<T>, Xml
     }
 }
 
-/// Optional positive (>= 1) integer attribute.
-pub(crate) fn attr_positive(n: Node, name: &str) -> Result<Option<u32>, XmlError> {
-    let v: Option<u32> = attr_int(n, name)?;
-    if v == Some(0) {
-        return Err(XmlError::Invalid(format!(
-            "invalid value '0' for attribute '{name}' of {}: must be a positive integer",
-            el_name(n)
-        )));
-    }
-    Ok(v)
-}
-
 /// Optional enum attribute.
 pub(crate) fn attr_enum<T: FromStr<Err = XmlError>>(
     n: Node,
     name: &str,
 ) -> Result<Option<T>, XmlError> {
     n.attribute(name).map(|v| v.parse::<T>()).transpose()
-}
-
-/// Optional string attribute restricted to `allowed` values.
-pub(crate) fn attr_one_of(
-    n: Node,
-    name: &str,
-    allowed: &[&str],
-    what: &str,
-) -> Result<Option<String>, XmlError> {
-    match n.attribute(name) {
-        None => Ok(None),
-        Some(v) if allowed.contains(&v) => Ok(Some(v.to_string())),
-        Some(v) => Err(XmlError::Invalid(format!("unknown {what} '{v}'"))),
-    }
-}
-
-/// Optional yes/no attribute.
-pub(crate) fn attr_yes_no(n: Node, name: &str) -> Result<Option<bool>, XmlError> {
-    match n.attribute(name) {
-        None => Ok(None),
-        Some("yes") => Ok(Some(true)),
-        Some("no") => Ok(Some(false)),
-        Some(v) => Err(XmlError::Invalid(format!(
-            "invalid value '{v}' for attribute '{name}' of {}: expected 'yes' or 'no'",
-            el_name(n)
-        ))),
-    }
-}
-
-/// Optional on/off attribute.
-pub(crate) fn attr_on_off(n: Node, name: &str) -> Result<Option<bool>, XmlError> {
-    match n.attribute(name) {
-        None => Ok(None),
-        Some("on") => Ok(Some(true)),
-        Some("off") => Ok(Some(false)),
-        Some(v) => Err(XmlError::Invalid(format!(
-            "invalid value '{v}' for attribute '{name}' of {}: expected 'on' or 'off'",
-            el_name(n)
-        ))),
-    }
 }
 
 /// All un-namespaced attributes of `n` except those listed in `skip`, in
@@ -367,6 +298,26 @@ pub(crate) fn attr_list(n: Node, skip: &[&str]) -> Vec<(String, String)> {
         .filter(|a| a.namespace().is_none() && !skip.contains(&a.name()))
         .map(|a| (a.name().to_string(), a.value().to_string()))
         .collect()
+}
+
+/// Fails unless `v` is absent or one of `allowed`; `what` names the value in the error.
+pub(crate) fn one_of(v: &Option<String>, allowed: &[&str], what: &str) -> Result<(), XmlError> {
+    match v {
+        Some(s) if !allowed.contains(&s.as_str()) => {
+            Err(XmlError::Invalid(format!("unknown {what} '{s}'")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Fails when `v` is zero; `what` names the value in the error.
+pub(crate) fn positive(v: Option<u32>, what: &str) -> Result<(), XmlError> {
+    match v {
+        Some(0) => Err(XmlError::Invalid(format!(
+            "invalid value '0' for {what}: must be greater than zero"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Error for a required element that is missing.
