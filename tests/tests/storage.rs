@@ -373,6 +373,20 @@ fn guest_boots_from_a_qcow2_overlay_volume(layout: Layout) {
         seen.contains("VIREO-GUEST-DISK vda 65536 VIREOBASEMARKER0"),
         "{seen}"
     );
+    // The live XML shows the disk as the volume it was defined as, with the format the
+    // volume has, as libvirt does; not the file it was resolved to.
+    let live = ok(&d.virsh(&["dumpxml", "vm1"]));
+    assert!(
+        live.contains("<disk type='volume' device='disk'>"),
+        "{live}"
+    );
+    assert!(
+        live.contains("<source pool='default' volume='top.qcow2'/>"),
+        "{live}"
+    );
+    assert!(live.contains("type='qcow2'"), "{live}");
+    let path = images.join("top.qcow2");
+    assert!(!live.contains(path.to_str().unwrap()), "{live}");
     ok(&d.virsh(&["destroy", "vm1"]));
 
     // A disk naming a volume or a pool that is not there: a clear error, nothing runs.

@@ -102,7 +102,9 @@ impl QemuDriver {
 
     /// Spawns the shim and waits for its `READY` line.
     async fn launch(self: &Arc<Self>, def: Domain, flags: u32) -> Result<Handle> {
-        // Volumes become the files they are, through the storage driver's public API.
+        // Volumes become the files they are, through the storage driver's public API; the
+        // shim keeps the definition as written too, to show the volumes in the live XML.
+        let defined = crate::peers::has_volumes(&def).then(|| def.clone());
         let def = crate::peers::resolve(&def, self.peers.get()).await?;
         // Encrypted disks' passphrases go to the shim through a pipe, never a file.
         let secrets = crate::peers::disk_secrets(&def, self.peers.get()).await?;
@@ -123,6 +125,10 @@ impl QemuDriver {
         let dir = self.shim_dir();
         let def_path = dir.join(format!("{}.xml", format_uuid(&uuid)));
         store::write_atomic(&def_path, def.format().as_bytes())?;
+        let defined_path = dir.join(format!("{}.defined.xml", format_uuid(&uuid)));
+        if let Some(d) = &defined {
+            store::write_atomic(&defined_path, d.format().as_bytes())?;
+        }
         std::fs::create_dir_all(&self.cfg.log_dir).map_err(|e| {
             DriverError::io(format!("cannot create {}", self.cfg.log_dir.display()), e)
         })?;
@@ -141,6 +147,8 @@ impl QemuDriver {
             .arg(id.to_string())
             .arg("--hv-version")
             .arg(self.hypervisor_version().to_string())
+            .args(defined.is_some().then_some("--defined"))
+            .args(defined.is_some().then_some(&defined_path))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
@@ -182,6 +190,7 @@ impl QemuDriver {
         let line = line.trim_end();
         if let Some(msg) = line.strip_prefix("ERROR ") {
             let _ = std::fs::remove_file(&def_path);
+            let _ = std::fs::remove_file(&defined_path);
             return Err(DriverError::Internal(format!(
                 "failed to start domain '{}': {msg}",
                 def.name
@@ -189,6 +198,7 @@ impl QemuDriver {
         }
         if !line.starts_with("READY") {
             let _ = std::fs::remove_file(&def_path);
+            let _ = std::fs::remove_file(&defined_path);
             return Err(DriverError::Internal(format!(
                 "vireo-shim for '{}' exited without starting it; see {}",
                 def.name,
@@ -297,7 +307,12 @@ impl QemuDriver {
         if o.state.0 != state::SHUTOFF {
             o.state = (state::SHUTOFF, state::SHUTOFF_UNKNOWN);
         }
-        let _ = std::fs::remove_file(self.shim_dir().join(format!("{}.xml", format_uuid(&uuid))));
+        for suffix in ["xml", "defined.xml"] {
+            let _ = std::fs::remove_file(
+                self.shim_dir()
+                    .join(format!("{}.{suffix}", format_uuid(&uuid))),
+            );
+        }
         if !o.persistent {
             let name = o.def.name.clone();
             reg.by_uuid.remove(&uuid);

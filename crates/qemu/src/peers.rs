@@ -72,6 +72,38 @@ pub async fn resolve(def: &Domain, peers: Option<&Arc<dyn Peers>>) -> Result<Dom
     Ok(out)
 }
 
+/// What the live XML shows of a disk that was defined as a volume: the volume (pool,
+/// name, mode), as libvirt shows it, not the file or block device it was resolved to.
+/// `run` is the definition QEMU was started from, `defined` the one before [`resolve`].
+pub fn show_volumes(run: &mut Domain, defined: &Domain) {
+    for disk in run.devices.disks.iter_mut() {
+        let Some(d) = defined
+            .devices
+            .disks
+            .iter()
+            .find(|d| d.target.dev == disk.target.dev && d.disk_type == DiskType::Volume)
+        else {
+            continue;
+        };
+        disk.disk_type = DiskType::Volume;
+        if let (Some(src), Some(was)) = (disk.source.as_mut(), d.source.as_ref()) {
+            src.file = None;
+            src.dev = None;
+            src.pool.clone_from(&was.pool);
+            src.volume.clone_from(&was.volume);
+            src.mode.clone_from(&was.mode);
+        }
+    }
+}
+
+/// Whether any disk of the definition is a storage volume.
+pub fn has_volumes(def: &Domain) -> bool {
+    def.devices
+        .disks
+        .iter()
+        .any(|d| d.disk_type == DiskType::Volume)
+}
+
 /// The passphrases of the definition's encrypted disks, from the secret driver, packed
 /// for the shim: per secret its UUID (16 bytes), the value's length (4 bytes, big-endian)
 /// and the value. Empty when no disk is encrypted.
@@ -144,5 +176,35 @@ mod tests {
         );
         assert!(unpack_secrets(&buf[..buf.len() - 21]).is_err());
         assert!(unpack_secrets(&buf[..10]).is_err());
+    }
+
+    #[test]
+    fn live_xml_shows_volumes_as_defined() {
+        let defined = Domain::parse(
+            "<domain type='qemu'><name>v</name><memory>1024</memory><os><type>hvm</type></os>\
+             <devices><disk type='volume'><source pool='p' volume='a.qcow2'/><target dev='vda'/></disk>\
+             <disk type='file'><source file='/x.img'/><target dev='vdb'/></disk></devices></domain>",
+        )
+        .unwrap();
+        let mut run = defined.clone();
+        let d = &mut run.devices.disks[0];
+        d.disk_type = DiskType::File;
+        let s = d.source.as_mut().unwrap();
+        (s.file, s.pool, s.volume) = (Some("/pool/a.qcow2".into()), None, None);
+        d.driver = Some(vireo_xml::DiskDriver {
+            format: Some("qcow2".into()),
+            ..Default::default()
+        });
+        show_volumes(&mut run, &defined);
+        let d = &run.devices.disks[0];
+        assert_eq!(d.disk_type, DiskType::Volume);
+        let s = d.source.as_ref().unwrap();
+        assert_eq!(
+            (s.pool.as_deref(), s.volume.as_deref()),
+            (Some("p"), Some("a.qcow2"))
+        );
+        assert_eq!(s.file, None);
+        assert_eq!(d.driver.as_ref().unwrap().format.as_deref(), Some("qcow2"));
+        assert_eq!(run.devices.disks[1], defined.devices.disks[1]);
     }
 }

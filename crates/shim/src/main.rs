@@ -20,6 +20,9 @@ use zeroize::Zeroizing;
 pub struct Args {
     run_dir: PathBuf,
     def: PathBuf,
+    /// The definition before its volumes were resolved (`--defined`), when it has any:
+    /// the live XML shows them as volumes.
+    pub defined: Option<Domain>,
     id: i32,
     hv_version: u64,
     paused: bool,
@@ -30,6 +33,7 @@ pub struct Args {
 fn parse_args() -> anyhow::Result<Args> {
     let mut run_dir = None;
     let mut def = None;
+    let mut defined = None;
     let mut id = None;
     let mut hv_version = 0;
     let mut paused = false;
@@ -39,6 +43,12 @@ fn parse_args() -> anyhow::Result<Args> {
         match a.as_str() {
             "--run-dir" => run_dir = it.next().map(PathBuf::from),
             "--def" => def = it.next().map(PathBuf::from),
+            "--defined" => {
+                let path = PathBuf::from(it.next().context("--defined needs a path")?);
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                defined = Some(Domain::parse(&text).map_err(|e| anyhow::anyhow!("{e}"))?);
+            }
             "--id" => id = it.next().and_then(|v| v.parse().ok()),
             "--hv-version" => hv_version = it.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             "--paused" => paused = true,
@@ -55,6 +65,7 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(Args {
         run_dir: run_dir.context("--run-dir is required")?,
         def: def.context("--def is required")?,
+        defined,
         id: id.context("--id is required")?,
         hv_version,
         paused,

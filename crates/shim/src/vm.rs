@@ -55,6 +55,8 @@ struct Status {
 
 pub struct Vm {
     pub def: Domain,
+    /// The definition before its volumes were resolved, when it has any.
+    defined: Option<Domain>,
     pub uuid: [u8; 16],
     pub id: i32,
     pid: u32,
@@ -180,6 +182,7 @@ impl Vm {
         };
         Ok(Arc::new(Vm {
             def,
+            defined: args.defined.clone(),
             uuid,
             id: args.id,
             pid,
@@ -299,6 +302,9 @@ impl Vm {
         }
         if let (Some(port), Some(g)) = (self.vnc_port, def.devices.graphics.first_mut()) {
             g.port = Some(port);
+        }
+        if let Some(defined) = &self.defined {
+            vireo_qemu::peers::show_volumes(&mut def, defined);
         }
         def.format_with_id(Some(self.id))
     }

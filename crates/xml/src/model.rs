@@ -656,7 +656,10 @@ mod tests {
         assert_eq!(g.shape, Shape::Square);
         assert_eq!((g.shiny, g.power), (Some(true), Some(false)));
         assert_eq!(g.alias.as_deref(), Some("ua"));
-        assert_eq!(g.target, [("a".into(), "1".into()), ("b".into(), "2".into())]);
+        assert_eq!(
+            g.target,
+            [("a".into(), "1".into()), ("b".into(), "2".into())]
+        );
         assert_eq!(g.label, None);
         assert_eq!(
             format_root(&g, "gadget"),
@@ -664,7 +667,10 @@ mod tests {
         );
         let g: Gadget = parse_root("<gadget>  text </gadget>", "gadget").unwrap();
         assert_eq!(g.label.as_deref(), Some("text"));
-        assert_eq!(format_root(&g, "gadget"), "<gadget shape='square'>text</gadget>\n");
+        assert_eq!(
+            format_root(&g, "gadget"),
+            "<gadget shape='square'>text</gadget>\n"
+        );
 
         let e = |xml: &str| parse_root::<Gadget>(xml, "gadget").unwrap_err().to_string();
         assert_eq!(
