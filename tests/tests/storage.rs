@@ -328,6 +328,74 @@ fn volume_upload_and_download(layout: Layout) {
     assert!(err.contains("Storage volume not found"), "{err}");
 }
 
+/// Flow control: a client that stops reading a download (virsh stopped with SIGSTOP) makes
+/// no daemon on the way (storaged, the proxy, vireod) buffer the volume: their memory
+/// stays put while the client sleeps, and the download completes once it wakes.
+fn a_stopped_reader_is_not_buffered_for(layout: Layout) {
+    const SIZE: u64 = 192 << 20;
+    let d = Daemon::start_in(layout);
+    let vol = d.root.join("var/lib/vireo/images/big.img");
+    ok(&d.virsh(&["vol-create-as", "default", "big.img", "192M"]));
+    std::fs::write(&vol, vec![0x5au8; SIZE as usize]).unwrap();
+    let out = d.root.join("big.out");
+    /// Kills the stopped virsh if the test fails before it is woken.
+    struct Reader(std::process::Child);
+    impl Drop for Reader {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut virsh = Reader(
+        std::process::Command::new("virsh")
+            .args(["-c", &d.uri(), "vol-download", "big.img"])
+            .arg(&out)
+            .args(["--pool", "default"])
+            .spawn()
+            .unwrap(),
+    );
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let t0 = std::time::Instant::now();
+    while size(&out) < 8 << 20 {
+        assert!(t0.elapsed().as_secs() < 60, "the download does not start");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // SAFETY: kill(2) on the pid of a child we own.
+    unsafe { libc::kill(virsh.0.id() as i32, libc::SIGSTOP) };
+    let rss = || -> u64 {
+        d.pids()
+            .iter()
+            .map(|pid| {
+                let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+                    * 1024
+            })
+            .sum()
+    };
+    let before = rss();
+    // Nothing signals "the daemons would have buffered by now": give them the time the
+    // whole volume takes to read here (well under a second), several times over.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let after = rss();
+    let written = size(&out);
+    assert!(
+        after < before + (32 << 20),
+        "the daemons grew from {before} to {after} bytes while the reader slept"
+    );
+    assert!(
+        written < SIZE,
+        "the whole volume went out to a stopped reader"
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(virsh.0.id() as i32, libc::SIGCONT) };
+    assert!(virsh.0.wait().unwrap().success());
+    assert_eq!(size(&out), SIZE);
+    assert!(std::fs::read(&out).unwrap().iter().all(|&b| b == 0x5a));
+}
+
 /// A TCG guest boots with a disk that is a qcow2 overlay volume on a raw base volume: the
 /// QEMU driver asks the storage driver (through its public API) where the volume is, and
 /// QEMU is told the format of both layers. The guest reads the base's bytes through the
@@ -877,6 +945,7 @@ vireo_tests::in_every_layout!(
     dir_pool_volumes_with_virsh,
     pool_lifecycle_with_virsh,
     volume_upload_and_download,
+    a_stopped_reader_is_not_buffered_for,
     guest_boots_from_a_qcow2_overlay_volume,
     guest_boots_from_luks_volumes,
     virt_install_creates_a_volume_and_starts_the_guest,
