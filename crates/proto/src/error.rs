@@ -33,6 +33,7 @@ pub mod domain {
     pub const QEMU: i32 = 10;
     pub const REMOTE: i32 = 13;
     pub const STORAGE: i32 = 18;
+    pub const NETWORK: i32 = 19;
     pub const DOMAIN: i32 = 20;
 }
 

@@ -71,7 +71,7 @@ impl Family {
 
 const NETWORK: &[i32] = &[
     36, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 52, 152, 153, 283, 291, 313, 314, 315,
-    341, 404, 405, 406, 407, 408, 409, 410, 432, 437,
+    341, 404, 405, 406, 407, 408, 409, 410, 432, 437, 444, 445, 446,
 ];
 const INTERFACE: &[i32] = &[
     65, 126, 127, 128, 129, 130, 131, 132, 133, 134, 137, 138, 156, 220, 221, 222, 256, 257, 284,
@@ -129,5 +129,21 @@ mod tests {
         assert_eq!(family_of(273), Family::Hypervisor);
         assert_eq!(family_of(1), Family::Hypervisor);
         assert_eq!(Family::from_scheme("nodedev"), Some(Family::NodeDev));
+    }
+
+    #[test]
+    fn network_and_nwfilter_procedures_are_named_and_routed() {
+        use crate::remote::proc_name;
+        for &p in NETWORK.iter().chain(NWFILTER) {
+            assert!(proc_name(p).is_some(), "{p} has no name");
+        }
+        for p in 1..1000 {
+            let Some(name) = proc_name(p) else { continue };
+            if name.contains("NWFILTER") {
+                assert_eq!(family_of(p), Family::NwFilter, "{name}");
+            } else if name.contains("NETWORK") {
+                assert_eq!(family_of(p), Family::Network, "{name}");
+            }
+        }
     }
 }

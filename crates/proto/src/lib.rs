@@ -2,7 +2,8 @@
 //! tables and argument/return types, and the `remote_error` payload.
 //!
 //! One module per API family: [`remote`] holds the procedure table and the connect and
-//! domain calls, [`secret`] the secret calls, [`storage`] the storage calls.
+//! domain calls, [`secret`] the secret calls, [`storage`] the storage calls, [`network`] the
+//! network and network port calls, [`nwfilter`] the network filter and filter binding calls.
 
 /// Declares the procedure numbers of one program (`procs::NAME`), with `proc_name`, the
 /// name table for logs and tools (libvirt's names without the program's `*_PROC_` prefix).
@@ -25,6 +26,8 @@ pub mod admin;
 pub mod error;
 pub mod family;
 pub mod header;
+pub mod network;
+pub mod nwfilter;
 pub mod remote;
 pub mod secret;
 pub mod storage;
