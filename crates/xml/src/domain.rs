@@ -824,7 +824,7 @@ fn lifecycle(
 /// Extract the inner XML of `<metadata>` verbatim. Namespace declarations
 /// that a top-level child relies on but inherits from an ancestor are
 /// added to that child's start tag so the text stands on its own.
-fn metadata_inner(m: Node, input: &str) -> String {
+pub(crate) fn metadata_inner(m: Node, input: &str) -> String {
     let content: Vec<Node> = m
         .children()
         .filter(|c| !(c.is_text() && c.text().is_some_and(|t| t.trim().is_empty())))

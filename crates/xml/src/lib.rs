@@ -26,6 +26,8 @@
 mod devices;
 mod domain;
 pub mod model;
+mod netport;
+mod network;
 mod secret;
 mod storage;
 #[doc(hidden)]
@@ -34,6 +36,8 @@ pub mod util;
 pub use devices::*;
 pub use domain::*;
 pub use model::{format_root, parse_root, XmlElement, XmlValue, YesNo};
+pub use netport::*;
+pub use network::*;
 pub use secret::*;
 pub use storage::*;
 pub use util::{escape, Writer};
