@@ -102,10 +102,73 @@ macro_rules! in_every_layout {
     )*};
 }
 
-/// Vireo's daemons running under a private root.
+/// A network namespace of a test's own: its daemons, their bridges, taps, dnsmasq, firewall
+/// rules and guests live there, never in the machine's. It goes away with the last process
+/// in it and this handle.
+pub struct NetNs {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl NetNs {
+    /// A new namespace with its loopback up; `None` when this process may not make one
+    /// (not root).
+    pub fn new() -> Option<NetNs> {
+        // A namespace belongs to a thread: make it on a thread of its own and keep only a
+        // descriptor of it.
+        let fd = std::thread::spawn(|| -> Option<std::os::fd::OwnedFd> {
+            // SAFETY: unshare only changes this short-lived thread's network namespace.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                return None;
+            }
+            std::fs::File::open("/proc/thread-self/ns/net")
+                .ok()
+                .map(Into::into)
+        })
+        .join()
+        .ok()??;
+        let ns = NetNs { fd };
+        let up = ns.command("ip").args(["link", "set", "lo", "up"]).status();
+        assert!(
+            up.is_ok_and(|s| s.success()),
+            "cannot bring lo up in the test's namespace"
+        );
+        Some(ns)
+    }
+
+    /// A command that runs in this namespace (and nowhere else differs).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let mut c = Command::new(program);
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: setns is async-signal-safe; the descriptor stays open in the parent
+        // while the child is spawned.
+        unsafe {
+            c.pre_exec(move || {
+                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        c
+    }
+
+    /// Runs a command in the namespace and returns its output.
+    pub fn run(&self, program: &str, args: &[&str]) -> Output {
+        self.command(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
+    }
+}
+
+/// Vireo's daemons running under a private root, in a network namespace of their own.
 pub struct Daemon {
     pub root: PathBuf,
     pub layout: Layout,
+    /// The daemons' network namespace (`None` when the tests do not run as root).
+    pub netns: Option<NetNs>,
     children: Vec<(&'static str, Child)>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -126,6 +189,7 @@ impl Daemon {
         let mut d = Daemon {
             root,
             layout,
+            netns: NetNs::new(),
             children: Vec::new(),
             _tmp: Some(tmp),
         };
@@ -158,7 +222,11 @@ impl Daemon {
             .append(true)
             .open(self.root.join("vireod.log"))
             .expect("log file");
-        let child = Command::new(bin(name))
+        let mut cmd = match &self.netns {
+            Some(ns) => ns.command(bin(name)),
+            None => Command::new(bin(name)),
+        };
+        let child = cmd
             .arg("--root")
             .arg(&self.root)
             .args(extra)
@@ -295,8 +363,9 @@ impl Drop for Daemon {
         if !self.children.is_empty() {
             let _ = self.terminate();
         }
-        // VMs outlive daemons by design; a test's VMs must not outlive the test.
+        // VMs and dnsmasq outlive daemons by design; a test's must not outlive the test.
         kill_shims_under(&self.root);
+        kill_dnsmasq_under(&self.root);
     }
 }
 
@@ -331,6 +400,24 @@ fn kill_shims_under(root: &Path) {
         }
         // SAFETY: as above.
         unsafe { libc::kill(*shim, libc::SIGKILL) };
+    }
+}
+
+/// Kills every dnsmasq started for a network under `root`.
+fn kill_dnsmasq_under(root: &Path) {
+    let Some(root) = root.to_str() else { return };
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd);
+        if (cmd.starts_with("dnsmasq") || cmd.contains("/dnsmasq\0")) && cmd.contains(root) {
+            // SAFETY: kill with a pid read from /proc and a valid signal.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
     }
 }
 
@@ -453,8 +540,18 @@ pub struct EventLog {
 }
 
 impl EventLog {
+    /// Domain lifecycle events: `NAME EVENT DETAIL` lines.
     pub fn start(d: &Daemon) -> EventLog {
-        let script = tests_dir().join("python/events_listen.py");
+        EventLog::run(d, "events_listen.py")
+    }
+
+    /// Network lifecycle events: `network NAME defined|undefined|started|stopped` lines.
+    pub fn start_networks(d: &Daemon) -> EventLog {
+        EventLog::run(d, "network_events_listen.py")
+    }
+
+    fn run(d: &Daemon, script: &str) -> EventLog {
+        let script = tests_dir().join("python").join(script);
         let mut child = Command::new(python3())
             .arg(script)
             .arg(d.uri())

@@ -12,6 +12,9 @@ pub struct Paths {
     pub state_dir: PathBuf,
     /// Whether this is the system instance (root, or `--root` as root).
     pub privileged: bool,
+    /// Under `--root` (tests, embedding): nothing of the host's is changed unasked (the
+    /// `default` network is defined, not autostarted).
+    pub embedded: bool,
 }
 
 impl Paths {
@@ -22,6 +25,7 @@ impl Paths {
             config_dir: root.join("etc/vireo"),
             state_dir: root.join("var/lib/vireo"),
             privileged: is_root(),
+            embedded: true,
         }
     }
 
@@ -33,6 +37,7 @@ impl Paths {
                 config_dir: "/etc/vireo".into(),
                 state_dir: "/var/lib/vireo".into(),
                 privileged: true,
+                embedded: false,
             };
         }
         let home = std::env::var_os("HOME")
@@ -53,6 +58,7 @@ impl Paths {
             config_dir: xdg("XDG_CONFIG_HOME", home.join(".config")).join("vireo"),
             state_dir: xdg("XDG_DATA_HOME", home.join(".local/share")).join("vireo"),
             privileged: false,
+            embedded: false,
         }
     }
 

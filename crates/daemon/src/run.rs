@@ -14,6 +14,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use vireo_conf::DaemonConfig;
 use vireo_driver::events::EventBus;
+use vireo_network::{DefaultNetwork, NetworkDriver};
 use vireo_proto::family::Family;
 use vireo_qemu::{QemuConfig, QemuDriver};
 use vireo_rpc::handoff;
@@ -248,11 +249,31 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             token.clone(),
         )));
     }
+    let network = if role.hosts(Family::Network) {
+        let default = match (paths.privileged, paths.embedded) {
+            (false, _) => DefaultNetwork::None,
+            (true, true) => DefaultNetwork::Defined,
+            (true, false) => DefaultNetwork::Autostart,
+        };
+        Some(Arc::new(
+            NetworkDriver::open(
+                &paths.config_dir,
+                &paths.run_dir,
+                &paths.state_dir,
+                objects.clone(),
+                default,
+            )
+            .context("cannot load networks")?,
+        ))
+    } else {
+        None
+    };
     let mut socks = sockets(role, &paths, &conf, inherited)?;
     let drivers = Drivers {
         qemu: qemu.clone(),
         secret: secret.clone(),
         storage,
+        network,
         events,
         objects,
     };

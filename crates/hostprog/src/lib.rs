@@ -42,6 +42,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ("lvremove", "lvm2"),
     ("lvresize", "lvm2"),
     ("lvs", "lvm2"),
+    ("ip", "iproute2"),
+    ("dnsmasq", "dnsmasq-base"),
+    ("nft", "nftables"),
+    ("busybox", "busybox"),
 ];
 
 /// The Debian package that carries `program`, if it is one we know.

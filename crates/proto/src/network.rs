@@ -165,9 +165,10 @@ xdr_struct! { pub struct XmlRet { pub xml: String } }
 xdr_struct! {
     pub struct NetworkUpdateArgs {
         pub net: Network,
-        /// `update_command`.
+        /// Named `command` in libvirt's protocol, but libvirt's clients send the
+        /// `update_section` here (its stubs swap the two alike on both sides).
         pub command: u32,
-        /// `update_section`.
+        /// Named `section`, but carries the `update_command`.
         pub section: u32,
         /// Which `<ip>` element, for the IP sections; -1 for "the first / any".
         pub parent_index: i32,

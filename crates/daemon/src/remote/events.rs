@@ -1,6 +1,6 @@
 //! Event registration and delivery to clients: domain events (callback-style 316/317 and
-//! legacy 167/168) and the events of the other objects (storage pools 368/369, secrets
-//! 380/381), which all share one shape: `{int callbackID; …}`.
+//! legacy 167/168) and the events of the other objects (networks 313/314, storage pools
+//! 368/369, secrets 380/381), which all share one shape: `{int callbackID; …}`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -129,13 +129,23 @@ pub(super) fn dispatch(
             )
         })(),
         procs::CONNECT_SECRET_EVENT_REGISTER_ANY
-        | procs::CONNECT_STORAGE_POOL_EVENT_REGISTER_ANY => {
+        | procs::CONNECT_STORAGE_POOL_EVENT_REGISTER_ANY
+        | procs::CONNECT_NETWORK_EVENT_REGISTER_ANY => {
             (|| {
                 // Each family: its highest event id, and the UUID of the object named.
                 let (event_id, max, key) = if p == procs::CONNECT_SECRET_EVENT_REGISTER_ANY {
                     let a: ConnectSecretEventRegisterAnyArgs = args(payload)?;
                     let key = a.secret.map(|h| h.uuid.to_vec());
                     (a.event_id, secret::event::ID_VALUE_CHANGED, key)
+                } else if p == procs::CONNECT_NETWORK_EVENT_REGISTER_ANY {
+                    let a: vireo_proto::network::EventRegisterAnyArgs = args(payload)?;
+                    let key = a.net.map(|h| h.uuid.to_vec());
+                    // Metadata events are never sent: Vireo has no network metadata calls.
+                    (
+                        a.event_id,
+                        vireo_proto::network::event::ID_METADATA_CHANGE,
+                        key,
+                    )
                 } else {
                     let a: PoolEventRegisterAnyArgs = args(payload)?;
                     let key = a.pool.map(|h| h.uuid.to_vec());
@@ -162,7 +172,8 @@ pub(super) fn dispatch(
             })()
         }
         procs::CONNECT_SECRET_EVENT_DEREGISTER_ANY
-        | procs::CONNECT_STORAGE_POOL_EVENT_DEREGISTER_ANY => (|| {
+        | procs::CONNECT_STORAGE_POOL_EVENT_DEREGISTER_ANY
+        | procs::CONNECT_NETWORK_EVENT_DEREGISTER_ANY => (|| {
             let a: EventCallbackDeregisterAnyArgs = args(payload)?;
             // Each deregister procedure follows its register procedure.
             let register = p - 1;

@@ -1,12 +1,13 @@
 //! The REMOTE program: every libvirt API call arrives here and is sent to the module of its
 //! family. `connect.rs` serves connection-level calls, `domain.rs` the domain calls,
-//! `secret.rs` the secret calls, `storage.rs` the pool and volume calls, `events.rs` event
-//! registration and delivery.
+//! `secret.rs` the secret calls, `storage.rs` the pool and volume calls, `network.rs` the
+//! network calls, `events.rs` event registration and delivery.
 
 mod connect;
 mod console;
 mod domain;
 mod events;
+mod network;
 mod running;
 mod secondary;
 mod secret;
@@ -17,6 +18,7 @@ use std::sync::atomic::AtomicI32;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use vireo_driver::events::{EventBus, ObjectEvent};
+use vireo_network::NetworkDriver;
 use vireo_proto::error::{code, domain as errdom};
 use vireo_proto::remote::{allowed_read_only, proc_name, procs};
 use vireo_proto::{Header, RemoteError, REMOTE_PROGRAM, REMOTE_VERSION};
@@ -70,6 +72,7 @@ pub struct Drivers {
     pub qemu: Option<Arc<QemuDriver>>,
     pub secret: Option<Arc<SecretDriver>>,
     pub storage: Option<Arc<StorageDriver>>,
+    pub network: Option<Arc<NetworkDriver>>,
     /// Domain events.
     pub events: EventBus,
     /// Events of the other objects (secrets, …).
@@ -86,6 +89,8 @@ pub struct RemoteService {
     pub secret: Option<Arc<SecretDriver>>,
     /// The storage driver, when this daemon hosts it.
     pub storage: Option<Arc<StorageDriver>>,
+    /// The network driver, when this daemon hosts it.
+    pub network: Option<Arc<NetworkDriver>>,
     pub events: EventBus,
     pub objects: EventBus<ObjectEvent>,
     /// Shared secret that makes a forwarded identity trustworthy.
@@ -99,6 +104,7 @@ impl RemoteService {
             qemu,
             secret,
             storage,
+            network,
             events,
             objects,
         } = drivers;
@@ -108,6 +114,7 @@ impl RemoteService {
             qemu,
             secret,
             storage,
+            network,
             events,
             objects,
             token,
@@ -172,6 +179,7 @@ impl RemoteService {
             .unwrap_or_else(|| match family_of(p) {
                 Family::Secret => secret::dispatch(self, client, p, payload),
                 Family::Storage => storage::dispatch(self, p, payload),
+                Family::Network => network::dispatch(self, p, payload),
                 _ => domain::dispatch(self, p, payload, readonly),
             });
         r.into()
@@ -237,6 +245,30 @@ impl Service for RemoteService {
                                 code::INTERNAL_ERROR,
                                 errdom::STORAGE,
                                 format!("internal error: storage call failed: {e}"),
+                            ))
+                        })
+                }));
+            }
+            Family::Network
+                if p == procs::CONNECT_NETWORK_EVENT_REGISTER_ANY
+                    || p == procs::CONNECT_NETWORK_EVENT_DEREGISTER_ANY =>
+            {
+                return Dispatch::Now(self.dispatch(client, p, payload, readonly))
+            }
+            // Network calls make bridges, rules and dnsmasq: host programs, on a thread
+            // of the blocking pool.
+            Family::Network => {
+                let me = Arc::clone(&self);
+                let c = Arc::clone(client);
+                let payload = payload.to_vec();
+                return Dispatch::Later(Box::pin(async move {
+                    tokio::task::spawn_blocking(move || me.dispatch(&c, p, &payload, readonly))
+                        .await
+                        .unwrap_or_else(|e| {
+                            Outcome::Error(RemoteError::new(
+                                code::INTERNAL_ERROR,
+                                errdom::NETWORK,
+                                format!("internal error: network call failed: {e}"),
                             ))
                         })
                 }));

@@ -1,0 +1,358 @@
+//! Virtual networks (`vireo-networkd`, or `vireod`) with the real virsh, inside the test's
+//! own network namespace: bridges, firewall tables, dnsmasq and DHCP clients never touch
+//! the machine's network.
+
+use vireo_tests::{fails, ok, validate, Daemon, Layout, NetNs};
+
+const NAT: &str = "<network><name>vnat</name><forward mode='nat'/>\
+    <bridge name='vbr-nat'/><domain name='vnat.test' localOnly='yes'/>\
+    <dns><host ip='10.77.0.1'><hostname>gateway</hostname></host></dns>\
+    <ip address='10.77.0.1' netmask='255.255.255.0'>\
+    <dhcp><range start='10.77.0.100' end='10.77.0.199'/></dhcp></ip></network>";
+
+fn ns(d: &Daemon) -> &NetNs {
+    d.netns
+        .as_ref()
+        .expect("network tests run as root, in a namespace of their own")
+}
+
+/// Runs `program args` in the daemons' namespace and returns its standard output.
+fn in_ns(d: &Daemon, program: &str, args: &[&str]) -> String {
+    ok(&ns(d).run(program, args))
+}
+
+fn links(d: &Daemon) -> String {
+    in_ns(d, "ip", &["-br", "link"])
+}
+
+fn ruleset(d: &Daemon) -> String {
+    in_ns(d, "nft", &["list", "ruleset"])
+}
+
+/// dnsmasq processes started for networks under this test's root.
+fn dnsmasqs(d: &Daemon) -> Vec<i32> {
+    let root = d.root.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    let c = String::from_utf8_lossy(&c);
+                    c.contains("dnsmasq") && c.contains(&root)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+fn write(d: &Daemon, name: &str, xml: &str) -> String {
+    let f = d.root.join(name);
+    std::fs::write(&f, xml).unwrap();
+    f.to_string_lossy().into_owned()
+}
+
+/// A DHCP client on a veth whose peer is in the bridge: returns the address it was given.
+fn dhcp_client(d: &Daemon, bridge: &str, dev: &str, mac: &str, hostname: &str) -> String {
+    let peer = format!("{dev}p");
+    in_ns(
+        d,
+        "ip",
+        &[
+            "link", "add", dev, "address", mac, "type", "veth", "peer", "name", &peer,
+        ],
+    );
+    in_ns(d, "ip", &["link", "set", &peer, "master", bridge, "up"]);
+    in_ns(d, "ip", &["link", "set", dev, "up"]);
+    let o = ns(d).run(
+        "busybox",
+        &[
+            "udhcpc",
+            "-i",
+            dev,
+            "-n",
+            "-q",
+            "-f",
+            "-t",
+            "10",
+            "-T",
+            "1",
+            "-s",
+            "/bin/true",
+            "-x",
+            &format!("hostname:{hostname}"),
+        ],
+    );
+    // udhcpc reports on stderr.
+    let out = String::from_utf8_lossy(&o.stderr).into_owned();
+    let addr = out
+        .lines()
+        .find_map(|l| l.split("lease of ").nth(1))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no lease for {dev}: {out}"));
+    addr.to_string()
+}
+
+/// The whole virsh round trip of a NAT network: define, start (bridge, firewall table,
+/// dnsmasq), DHCP leases, a static host added live, events, destroy (all of it gone),
+/// undefine; and a transient network.
+fn nat_network_with_virsh(layout: Layout) {
+    let d = Daemon::start_in(layout);
+    let mut events = vireo_tests::EventLog::start_networks(&d);
+    // A daemon under --root defines libvirt's `default` network, without autostart.
+    let list = ok(&d.virsh(&["net-list", "--all"]));
+    assert!(
+        list.contains(" default   inactive   no          yes"),
+        "{list}"
+    );
+
+    let f = write(&d, "vnat.xml", NAT);
+    assert_eq!(
+        ok(&d.virsh(&["net-define", &f])),
+        "Network vnat defined from ".to_string() + &f + "\n\n"
+    );
+    events.wait_for("network vnat defined");
+    let xml = ok(&d.virsh(&["net-dumpxml", "vnat"]));
+    assert!(xml.contains("<uuid>"), "{xml}");
+    assert!(
+        xml.contains("<bridge name='vbr-nat' stp='on' delay='0'/>"),
+        "{xml}"
+    );
+    assert!(xml.contains("<mac address='52:54:00:"), "{xml}");
+    validate(&xml, "network", &d.root);
+
+    ok(&d.virsh(&["net-start", "vnat"]));
+    events.wait_for("network vnat started");
+    assert!(links(&d).contains("vbr-nat"), "{}", links(&d));
+    let addrs = in_ns(&d, "ip", &["-br", "addr", "show", "dev", "vbr-nat"]);
+    assert!(addrs.contains("10.77.0.1/24"), "{addrs}");
+    let rules = ruleset(&d);
+    assert!(rules.contains("table inet vireo-vbr-nat"), "{rules}");
+    assert!(rules.contains("masquerade"), "{rules}");
+    assert_eq!(dnsmasqs(&d).len(), 1);
+    let info = ok(&d.virsh(&["net-info", "vnat"]));
+    assert!(info.contains("Active:         yes"), "{info}");
+    assert!(info.contains("Bridge:         vbr-nat"), "{info}");
+    ok(&d.virsh(&["net-autostart", "vnat"]));
+    let list = ok(&d.virsh(&["net-list"]));
+    assert!(list.contains(" vnat   active   yes         yes"), "{list}");
+
+    // A DHCP client on the bridge gets an address from the range, and its lease is listed.
+    let ip = dhcp_client(&d, "vbr-nat", "vc0", "52:54:00:aa:00:01", "client0");
+    assert!(ip.starts_with("10.77.0.1") && ip.len() == 11, "{ip}");
+    let leases = ok(&d.virsh(&["net-dhcp-leases", "vnat"]));
+    assert!(leases.contains("52:54:00:aa:00:01"), "{leases}");
+    assert!(leases.contains(&format!("{ip}/24")), "{leases}");
+    assert!(leases.contains("client0"), "{leases}");
+    let one = ok(&d.virsh(&["net-dhcp-leases", "vnat", "--mac", "52:54:00:AA:00:01"]));
+    assert!(one.contains("client0"), "{one}");
+    let none = ok(&d.virsh(&["net-dhcp-leases", "vnat", "--mac", "52:54:00:aa:00:09"]));
+    assert!(!none.contains("client0"), "{none}");
+
+    // A static host added to the running network (and its definition) is served at once.
+    let host = "<host mac='52:54:00:aa:00:02' name='fixed' ip='10.77.0.50'/>";
+    ok(&d.virsh(&[
+        "net-update",
+        "vnat",
+        "add",
+        "ip-dhcp-host",
+        host,
+        "--live",
+        "--config",
+    ]));
+    let ip = dhcp_client(&d, "vbr-nat", "vc1", "52:54:00:aa:00:02", "whatever");
+    assert_eq!(ip, "10.77.0.50");
+    for args in [
+        &["net-dumpxml", "vnat"][..],
+        &["net-dumpxml", "vnat", "--inactive"],
+    ] {
+        let flag = args.len();
+        let xml = ok(&d.virsh(args));
+        assert!(xml.contains(host.trim_end_matches("/>")), "{flag}: {xml}");
+    }
+    let err = fails(&d.virsh(&["net-update", "vnat", "add", "ip-dhcp-host", host, "--live"]));
+    assert!(err.contains("existing"), "{err}");
+    ok(&d.virsh(&[
+        "net-update",
+        "vnat",
+        "delete",
+        "ip-dhcp-host",
+        host,
+        "--config",
+    ]));
+    let xml = ok(&d.virsh(&["net-dumpxml", "vnat", "--inactive"]));
+    assert!(!xml.contains("fixed"), "{xml}");
+
+    // Destroy removes exactly what the network made.
+    ok(&d.virsh(&["net-destroy", "vnat"]));
+    events.wait_for("network vnat stopped");
+    assert!(!links(&d).contains("vbr-nat"), "{}", links(&d));
+    assert!(!ruleset(&d).contains("vireo-vbr-nat"), "{}", ruleset(&d));
+    assert!(dnsmasqs(&d).is_empty());
+    ok(&d.virsh(&["net-undefine", "vnat"]));
+    events.wait_for("network vnat undefined");
+    let err = fails(&d.virsh(&["net-info", "vnat"]));
+    assert!(err.contains("Network not found"), "{err}");
+
+    // A transient network lives while it runs.
+    let t = write(
+        &d,
+        "vtmp.xml",
+        &NAT.replace("vnat", "vtmp").replace("vbr-nat", "vbr-tmp"),
+    );
+    ok(&d.virsh(&["net-create", &t]));
+    let list = ok(&d.virsh(&["net-list", "--transient"]));
+    assert!(list.contains(" vtmp "), "{list}");
+    ok(&d.virsh(&["net-destroy", "vtmp"]));
+    assert!(!ok(&d.virsh(&["net-list", "--all"])).contains("vtmp"));
+    assert!(!links(&d).contains("vbr-tmp"));
+}
+
+/// Routed, isolated and open networks: the rules each needs, and none for open.
+fn other_forward_modes(layout: Layout) {
+    let d = Daemon::start_in(layout);
+    let nets = [
+        ("vroute", "<forward mode='route'/>", "10.78.0.1", true),
+        ("viso", "", "10.79.0.1", true),
+        ("vopen", "<forward mode='open'/>", "10.80.0.1", false),
+    ];
+    for (name, fwd, ip, has_rules) in nets {
+        let xml = format!(
+            "<network><name>{name}</name>{fwd}<bridge name='br-{name}'/>\
+             <ip address='{ip}' prefix='24'/></network>"
+        );
+        let f = write(&d, &format!("{name}.xml"), &xml);
+        ok(&d.virsh(&["net-define", &f]));
+        ok(&d.virsh(&["net-start", name]));
+        let rules = ruleset(&d);
+        assert_eq!(
+            rules.contains(&format!("vireo-br-{name}")),
+            has_rules,
+            "{name}: {rules}"
+        );
+        assert!(!rules.contains("masquerade"), "{name}: {rules}");
+        assert!(links(&d).contains(&format!("br-{name}")));
+    }
+    // Isolated: nothing is forwarded anywhere else.
+    let rules = ruleset(&d);
+    assert!(!rules.contains("saddr 10.79.0.0/24"), "{rules}");
+    assert!(rules.contains("ip daddr 10.78.0.0/24 accept"), "{rules}");
+    for (name, ..) in nets {
+        ok(&d.virsh(&["net-destroy", name]));
+    }
+    assert!(!ruleset(&d).contains("vireo-"), "{}", ruleset(&d));
+}
+
+/// Bad input: a clear error, nothing half-made, the daemon keeps serving.
+fn bad_networks_are_refused(layout: Layout) {
+    let d = Daemon::start_in(layout);
+    // A subnet an interface of the namespace already has.
+    in_ns(
+        &d,
+        "ip",
+        &[
+            "link", "add", "busy0", "type", "veth", "peer", "name", "busy0p",
+        ],
+    );
+    in_ns(&d, "ip", &["addr", "add", "10.77.0.9/24", "dev", "busy0"]);
+    in_ns(&d, "ip", &["link", "set", "busy0", "up"]);
+    let f = write(&d, "vnat.xml", NAT);
+    ok(&d.virsh(&["net-define", &f]));
+    let err = fails(&d.virsh(&["net-start", "vnat"]));
+    assert!(err.contains("already in use by interface busy0"), "{err}");
+    // A bridge of that name that is not ours.
+    in_ns(&d, "ip", &["link", "add", "notours", "type", "bridge"]);
+    let other = NAT
+        .replace("vnat", "v2")
+        .replace("vbr-nat", "notours")
+        .replace("10.77.0", "10.66.0");
+    let f2 = write(&d, "v2.xml", &other);
+    ok(&d.virsh(&["net-define", &f2]));
+    let err = fails(&d.virsh(&["net-start", "v2"]));
+    assert!(err.contains("already in use by interface notours"), "{err}");
+    // Two networks on one subnet.
+    let twin = NAT
+        .replace("vnat", "v3")
+        .replace("vbr-nat", "vbr-3")
+        .replace("10.77.0", "10.66.0");
+    let f3 = write(&d, "v3.xml", &twin);
+    ok(&d.virsh(&["net-define", &f3]));
+    in_ns(&d, "ip", &["link", "del", "notours"]);
+    ok(&d.virsh(&["net-start", "v2"]));
+    let err = fails(&d.virsh(&["net-start", "v3"]));
+    assert!(err.contains("already in use"), "{err}");
+    // Nothing of the failed starts is left.
+    let l = links(&d);
+    assert!(!l.contains("vbr-nat") && !l.contains("vbr-3"), "{l}");
+    let rules = ruleset(&d);
+    assert!(
+        !rules.contains("vireo-vbr-nat") && !rules.contains("vireo-vbr-3"),
+        "{rules}"
+    );
+    assert_eq!(dnsmasqs(&d).len(), 1);
+    ok(&d.virsh(&["net-destroy", "v2"]));
+
+    for (xml, want) in [
+        (
+            NAT.replace("10.77.0.199", "10.78.0.10"),
+            "not entirely within network",
+        ),
+        (NAT.replace("vnat", "a/b"), "'/'"),
+        ("<network><name>x</name>".to_string(), "XML"),
+        (
+            NAT.replace("<forward mode='nat'/>", "<forward mode='teleport'/>"),
+            "teleport",
+        ),
+    ] {
+        let f = write(&d, "bad.xml", &xml);
+        let err = fails(&d.virsh(&["net-define", &f]));
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    let list = ok(&d.virsh(&["net-list", "--all"]));
+    assert!(!list.contains(" x ") && !list.contains("a/b"), "{list}");
+}
+
+/// kill -9 of the daemons: the network goes on (bridge, rules, dnsmasq); the restarted
+/// daemon lists it active and adopts its dnsmasq; destroy then removes everything.
+fn restarted_daemon_adopts_active_networks(layout: Layout) {
+    let mut d = Daemon::start_in(layout);
+    let f = write(&d, "vnat.xml", NAT);
+    ok(&d.virsh(&["net-define", &f]));
+    ok(&d.virsh(&["net-start", "vnat"]));
+    let before = dnsmasqs(&d);
+    assert_eq!(before.len(), 1);
+    d.kill9();
+    assert_eq!(dnsmasqs(&d), before);
+    let ip = dhcp_client(&d, "vbr-nat", "vc0", "52:54:00:aa:00:03", "during");
+    assert!(ip.starts_with("10.77.0."), "{ip}");
+    d.restart();
+    let list = ok(&d.virsh(&["net-list"]));
+    assert!(list.contains(" vnat "), "{list}");
+    assert_eq!(
+        dnsmasqs(&d),
+        before,
+        "the running dnsmasq is adopted, not replaced"
+    );
+    let leases = ok(&d.virsh(&["net-dhcp-leases", "vnat"]));
+    assert!(leases.contains("during"), "{leases}");
+    // A dnsmasq that dies is started again.
+    // SAFETY: kill with a pid read from /proc.
+    unsafe { libc::kill(before[0], libc::SIGKILL) };
+    let t0 = std::time::Instant::now();
+    while dnsmasqs(&d).iter().all(|p| *p == before[0]) {
+        assert!(t0.elapsed().as_secs() < 30, "dnsmasq was not restarted");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    ok(&d.virsh(&["net-destroy", "vnat"]));
+    assert!(!links(&d).contains("vbr-nat"));
+    assert!(!ruleset(&d).contains("vireo-"));
+    assert!(dnsmasqs(&d).is_empty());
+}
+
+vireo_tests::in_every_layout!(
+    nat_network_with_virsh,
+    other_forward_modes,
+    bad_networks_are_refused,
+    restarted_daemon_adopts_active_networks,
+);
