@@ -21,6 +21,40 @@ use vireo_xdr::{Xdr, XdrError};
 
 use crate::frame::{read_frame, Frame};
 
+/// Reads the descriptors that follow a REPLY_WITH_FDS frame (its payload starts with their
+/// count, which is taken off), each with the byte that carries it.
+async fn recv_fds(
+    rd: &tokio::net::unix::OwnedReadHalf,
+    f: &mut Frame,
+) -> std::io::Result<Vec<std::os::fd::OwnedFd>> {
+    use std::os::fd::AsFd;
+    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
+    let n = f
+        .payload
+        .get(..4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or_else(|| bad("reply with descriptors has no count"))?;
+    if n > crate::server::MAX_FDS {
+        return Err(bad("too many descriptors in a reply"));
+    }
+    f.payload.drain(..4);
+    let sock: &UnixStream = rd.as_ref();
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        sock.readable().await?;
+        let mut byte = [0u8; 1];
+        match sock.try_io(tokio::io::Interest::READABLE, || {
+            vireo_fdpass::recv(sock.as_fd(), &mut byte)
+        }) {
+            Ok((0, _)) => return Err(bad("connection closed before the descriptors")),
+            Ok((_, fds)) => out.extend(fds),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
 #[derive(Debug, Error)]
 pub enum CallError {
     #[error("{0}")]
@@ -50,6 +84,8 @@ struct Shared {
     closed: tokio::sync::watch::Sender<bool>,
     /// Open streams by the serial of the call that opened them.
     streams: Mutex<HashMap<u32, mpsc::Sender<Frame>>>,
+    /// Descriptors of a REPLY_WITH_FDS, by serial, until its caller takes them.
+    fds: Mutex<HashMap<u32, Vec<std::os::fd::OwnedFd>>>,
 }
 
 /// A stream opened by a call ([`Connection::call_stream`]): packets both ways, with the
@@ -147,10 +183,23 @@ impl Connection {
             writer: tokio::sync::Mutex::new(wr),
             closed: tokio::sync::watch::channel(false).0,
             streams: Mutex::new(HashMap::new()),
+            fds: Mutex::new(HashMap::new()),
         });
         let sh = Arc::clone(&shared);
         let reader = tokio::spawn(async move {
-            while let Ok(f) = read_frame(&mut rd).await {
+            while let Ok(mut f) = read_frame(&mut rd).await {
+                // A reply with descriptors: they follow the frame, one per byte; read
+                // them with the bytes that carry them before anything else.
+                if f.header.message_type() == Some(MessageType::ReplyWithFds) {
+                    match recv_fds(&rd, &mut f).await {
+                        Ok(fds) => {
+                            if let Ok(mut m) = sh.fds.lock() {
+                                m.insert(f.header.serial, fds);
+                            }
+                        }
+                        Err(_) => break,
+                    }
+                }
                 sh.on_frame(f).await;
             }
             // Connection gone: fail everything still waiting.
@@ -265,6 +314,29 @@ impl Connection {
             .call_with_serial(serial, prog, vers, proc_, args)
             .await?;
         Ok((reply, stream))
+    }
+
+    /// A typed call whose reply carries descriptors (a REPLY_WITH_FDS; a plain REPLY gives
+    /// none).
+    pub async fn call_fds<A: Xdr, R: Xdr>(
+        &self,
+        prog: u32,
+        vers: u32,
+        proc_: i32,
+        args: &A,
+    ) -> Result<(R, Vec<std::os::fd::OwnedFd>), CallError> {
+        let serial = self.serial.fetch_add(1, Ordering::Relaxed);
+        let r = self
+            .call_with_serial(serial, prog, vers, proc_, |o| args.encode(o))
+            .await;
+        let fds = self
+            .shared
+            .fds
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(&serial))
+            .unwrap_or_default();
+        Ok((vireo_xdr::from_bytes(&r?)?, fds))
     }
 
     /// A typed call on the REMOTE program.

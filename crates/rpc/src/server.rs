@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,6 +32,9 @@ pub enum Outcome {
     /// Successful reply, then this task (e.g. the pump of a stream the call opened: its
     /// packets must follow the reply).
     ReplyThen(Vec<u8>, BoxFuture<()>),
+    /// Successful reply carrying file descriptors: a REPLY_WITH_FDS, whose descriptors
+    /// follow the frame on the socket one per byte (at most libvirt's 32).
+    ReplyWithFds(Vec<u8>, Vec<OwnedFd>),
     /// Failed reply.
     Error(RemoteError),
 }
@@ -128,6 +131,8 @@ const STREAM_QUEUE: usize = 16;
 struct OutFrame {
     bytes: Vec<u8>,
     _credit: Option<OwnedSemaphorePermit>,
+    /// Descriptors to send right after the frame (a REPLY_WITH_FDS).
+    fds: Vec<OwnedFd>,
 }
 
 impl From<Vec<u8>> for OutFrame {
@@ -135,8 +140,42 @@ impl From<Vec<u8>> for OutFrame {
         OutFrame {
             bytes,
             _credit: None,
+            fds: Vec::new(),
         }
     }
+}
+
+/// libvirt's `VIR_NET_MESSAGE_NUM_FDS_MAX`.
+pub const MAX_FDS: usize = 32;
+
+/// Sends each descriptor with one byte of its own after a frame, as libvirt does.
+async fn send_fds(stream: &tokio::net::UnixStream, fds: &[OwnedFd]) -> io::Result<()> {
+    for fd in fds {
+        loop {
+            stream.writable().await?;
+            match stream.try_io(tokio::io::Interest::WRITABLE, || {
+                vireo_fdpass::send(stream.as_fd(), &[0], Some(fd.as_fd()))
+            }) {
+                Ok(1) => break,
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A REPLY_WITH_FDS frame: the count of descriptors, then the payload.
+fn reply_with_fds(call: &Header, payload: &[u8], nfds: usize) -> Vec<u8> {
+    let mut h = call.reply(Status::Ok);
+    h.mtype = MessageType::ReplyWithFds as i32;
+    let mut out = Vec::with_capacity(payload.len() + 32);
+    frame_into(&mut out, &h, |o| {
+        o.extend_from_slice(&(nfds as u32).to_be_bytes());
+        o.extend_from_slice(payload);
+    });
+    out
 }
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
@@ -229,6 +268,7 @@ impl StreamSender {
             .send(OutFrame {
                 bytes: encode_frame(&h, payload),
                 _credit: Some(permit),
+                fds: Vec::new(),
             })
             .await
             .is_ok()
@@ -336,6 +376,17 @@ impl<D> Client<D> {
 
     async fn send(&self, frame: Vec<u8>) {
         let _ = self.out.send(frame.into()).await;
+    }
+
+    async fn send_with_fds(&self, frame: Vec<u8>, fds: Vec<OwnedFd>) {
+        let _ = self
+            .out
+            .send(OutFrame {
+                bytes: frame,
+                _credit: None,
+                fds,
+            })
+            .await;
     }
 }
 
@@ -583,6 +634,16 @@ impl<S: Service> Server<S> {
                 _ = stop.changed() => break,
                 f = rx.recv() => {
                     if let Some(mut f) = f {
+                        // A reply with descriptors: the frame, then each descriptor.
+                        if !f.fds.is_empty() {
+                            if stream.write_all(&f.bytes).await.is_err()
+                                || send_fds(&stream, &f.fds).await.is_err()
+                            {
+                                break;
+                            }
+                            answered_at = Instant::now();
+                            continue;
+                        }
                         // A big frame (a stream's data) with nothing before it goes out as
                         // it is: no copy into the batch.
                         if wbuf.is_empty() && f.bytes.len() >= DIRECT_WRITE {
@@ -597,13 +658,28 @@ impl<S: Service> Server<S> {
                         credits.push(f);
                         while wbuf.len() < WRITE_BATCH {
                             match rx.try_recv() {
-                                Ok(mut f) => {
+                                Ok(mut f) if f.fds.is_empty() => {
                                     wbuf.extend_from_slice(&f.bytes);
                                     f.bytes = Vec::new();
                                     credits.push(f);
                                 }
+                                // Descriptors go after what is batched so far.
+                                Ok(f) => {
+                                    wbuf.extend_from_slice(&f.bytes);
+                                    if stream.write_all(&wbuf).await.is_err()
+                                        || send_fds(&stream, &f.fds).await.is_err()
+                                    {
+                                        open = false;
+                                    }
+                                    wbuf.clear();
+                                    credits.clear();
+                                    break;
+                                }
                                 Err(_) => break,
                             }
+                        }
+                        if !open {
+                            break;
                         }
                     }
                 }
@@ -734,6 +810,13 @@ impl<S: Service> Server<S> {
             return true;
         }
         match Arc::clone(&self.service).call(client, h, payload) {
+            // Descriptors travel with their frame through the client's queue.
+            Dispatch::Now(Outcome::ReplyWithFds(p, fds)) => {
+                let fds: Vec<OwnedFd> = fds.into_iter().take(MAX_FDS).collect();
+                client
+                    .send_with_fds(reply_with_fds(&h, &p, fds.len()), fds)
+                    .await;
+            }
             Dispatch::Now(outcome) => outcome_into(out, &h, outcome),
             Dispatch::Later(fut) => {
                 let permit = match Arc::clone(slots).acquire_owned().await {
@@ -747,6 +830,13 @@ impl<S: Service> Server<S> {
                         Outcome::ReplyThen(p, then) => {
                             outcome_into(&mut frame, &h, Outcome::Reply(p));
                             Some(then)
+                        }
+                        Outcome::ReplyWithFds(p, fds) => {
+                            let fds: Vec<OwnedFd> = fds.into_iter().take(MAX_FDS).collect();
+                            c.send_with_fds(reply_with_fds(&h, &p, fds.len()), fds)
+                                .await;
+                            drop(permit);
+                            return;
                         }
                         o => {
                             outcome_into(&mut frame, &h, o);
@@ -819,6 +909,12 @@ fn outcome_into(out: &mut Vec<u8>, call: &Header, o: Outcome) {
             tokio::spawn(then);
         }
         Outcome::Error(e) => error_into(out, call, &e),
+        // Handled by the caller, which queues the descriptors with the frame.
+        Outcome::ReplyWithFds(..) => error_into(
+            out,
+            call,
+            &RemoteError::rpc("descriptors cannot be sent here"),
+        ),
     }
 }
 
@@ -910,5 +1006,58 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(10), server.serve(l, false))
             .await
             .expect("serve returned");
+    }
+
+    /// Answers procedure 1 at once and procedure 2 later, each with two pipes' read ends;
+    /// anything else with a plain reply.
+    struct Pipes;
+    impl Service for Pipes {
+        type ClientData = ();
+        fn knows_program(&self, _: u32, _: u32) -> bool {
+            true
+        }
+        fn call(self: Arc<Self>, _: &Arc<Client<()>>, h: Header, _: &[u8]) -> Dispatch {
+            let fds = || {
+                (0..2u8)
+                    .map(|i| vireo_fdpass::pipe_with(&[b'a' + i]).unwrap())
+                    .collect::<Vec<_>>()
+            };
+            match h.proc_ {
+                1 => Dispatch::Now(Outcome::ReplyWithFds(7u32.to_be_bytes().to_vec(), fds())),
+                2 => Dispatch::Later(Box::pin(async move {
+                    Outcome::ReplyWithFds(8u32.to_be_bytes().to_vec(), fds())
+                })),
+                _ => Dispatch::Now(Outcome::Reply(9u32.to_be_bytes().to_vec())),
+            }
+        }
+    }
+
+    /// Descriptors reach the client with their reply, in order, now or later, and calls
+    /// around them are unaffected.
+    #[tokio::test]
+    async fn replies_carry_descriptors() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let l = bind_unix(&path, 0o700).unwrap();
+        let server = Server::new(Arc::new(Pipes), ServerConfig::default());
+        let s = Arc::clone(&server);
+        tokio::spawn(async move { s.serve(l, false).await });
+        let c = crate::client::Connection::connect(&path).await.unwrap();
+        for (p, want) in [(1, 7u32), (3, 9), (2, 8), (1, 7)] {
+            let (v, fds): (u32, _) = c.call_fds(0x1234, 1, p, &()).await.unwrap();
+            assert_eq!(v, want);
+            if p == 3 {
+                assert!(fds.is_empty());
+                continue;
+            }
+            assert_eq!(fds.len(), 2);
+            for (i, fd) in fds.into_iter().enumerate() {
+                let mut b = [0u8; 1];
+                std::fs::File::from(fd).read_exact(&mut b).unwrap();
+                assert_eq!(b[0], b'a' + i as u8);
+            }
+        }
+        server.shutdown();
     }
 }
