@@ -350,7 +350,102 @@ fn restarted_daemon_adopts_active_networks(layout: Layout) {
     assert!(dnsmasqs(&d).is_empty());
 }
 
+/// A guest on a network: its interface definition.
+fn guest_on(d: &Daemon, name: &str, network: &str, mac: &str) -> String {
+    let iface = format!(
+        "<interface type='network'><mac address='{mac}'/><source network='{network}'/>\
+         <model type='virtio'/></interface>"
+    );
+    let xml = vireo_tests::guest_xml(name).replace("<devices>", &format!("<devices>{iface}"));
+    write(d, &format!("{name}.xml"), &xml)
+}
+
+/// Runs the guest's shell through virsh console: waits for it to be ready, then types
+/// each command and waits for what it should print. Returns all it saw.
+fn guest_shell(d: &Daemon, name: &str, pairs: &[&str]) -> String {
+    let script = vireo_tests::tests_dir().join("python/guest_shell.py");
+    ok(&vireo_tests::run_cmd(
+        vireo_tests::python3(),
+        &[&[script.to_str().unwrap(), &d.uri(), name], pairs].concat(),
+    ))
+}
+
+/// The address the guest's card got, from its `VIREO-GUEST-NET eth0 MAC IP` line.
+fn guest_ip(seen: &str, mac: &str) -> String {
+    seen.lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 4 && f[0] == "VIREO-GUEST-NET" && f[2] == mac).then(|| f[3].to_string())
+        })
+        .filter(|ip| ip != "none")
+        .unwrap_or_else(|| panic!("no address for {mac} in:\n{seen}"))
+}
+
+/// Two TCG guests on one NAT network: the QEMU driver gets each a port and its tap from
+/// the network driver (the tap as a descriptor); the guests get leases from our dnsmasq
+/// and reach each other, the gateway and the namespace's host side; a stopped guest's
+/// port is released.
+fn two_guests_on_a_nat_network(layout: Layout) {
+    let d = Daemon::start_in(layout);
+    let f = write(&d, "vnat.xml", NAT);
+    ok(&d.virsh(&["net-define", &f]));
+    ok(&d.virsh(&["net-start", "vnat"]));
+    let (mac1, mac2) = ("52:54:00:77:00:01", "52:54:00:77:00:02");
+    for (vm, mac) in [("vm1", mac1), ("vm2", mac2)] {
+        let f = guest_on(&d, vm, "vnat", mac);
+        ok(&d.virsh(&["define", &f]));
+        ok(&d.virsh(&["start", "--paused", vm]));
+    }
+    let seen1 = guest_shell(&d, "vm1", &["--resume"]);
+    let ip1 = guest_ip(&seen1, mac1);
+    let seen2 = guest_shell(
+        &d,
+        "vm2",
+        &[
+            "--resume",
+            &format!("ping -c 1 -W 5 {ip1} >/dev/null && echo PEER-$((40+2))"),
+            "PEER-42",
+            "ping -c 1 -W 5 10.77.0.1 >/dev/null && echo GW-$((40+2))",
+            "GW-42",
+        ],
+    );
+    let ip2 = guest_ip(&seen2, mac2);
+    assert!(
+        ip1.starts_with("10.77.0.1") && ip2.starts_with("10.77.0.1"),
+        "{ip1} {ip2}"
+    );
+    assert_ne!(ip1, ip2);
+    // The host side of the namespace reaches both.
+    for ip in [&ip1, &ip2] {
+        in_ns(&d, "busybox", &["ping", "-c", "1", "-W", "5", ip]);
+    }
+    let leases = ok(&d.virsh(&["net-dhcp-leases", "vnat"]));
+    assert!(leases.contains(mac1) && leases.contains(mac2), "{leases}");
+    // The live XML names the tap, the port and the bridge; the network lists the ports.
+    let live = ok(&d.virsh(&["dumpxml", "vm1"]));
+    assert!(live.contains("<target dev='vnet"), "{live}");
+    assert!(live.contains("portid='"), "{live}");
+    assert!(live.contains("bridge='vbr-nat'"), "{live}");
+    let ports = ok(&d.virsh(&["net-port-list", "vnat"]));
+    assert_eq!(ports.matches("-").count() >= 8, true, "{ports}");
+    let nports = |d: &Daemon| {
+        ok(&d.virsh(&["net-port-list", "vnat", "--uuid"]))
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count()
+    };
+    assert_eq!(nports(&d), 2);
+    ok(&d.virsh(&["destroy", "vm1"]));
+    let t0 = std::time::Instant::now();
+    while nports(&d) != 1 {
+        assert!(t0.elapsed().as_secs() < 30, "vm1's port was not released");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    ok(&d.virsh(&["destroy", "vm2"]));
+}
+
 vireo_tests::in_every_layout!(
+    two_guests_on_a_nat_network,
     nat_network_with_virsh,
     other_forward_modes,
     bad_networks_are_refused,

@@ -15,7 +15,7 @@ use vireo_proto::storage::{
     NameArgs, PoolRet, VolArgs, VolFlagsArgs, VolGetInfoRet, VolGetPathRet, VolLookupByNameArgs,
     VolRet, XmlRet,
 };
-use vireo_qemu::{Peers, VolumeSource};
+use vireo_qemu::{NetPort, Peers, VolumeSource};
 use vireo_rpc::client::{CallError, Connection};
 use vireo_rpc::server::BoxFuture;
 use vireo_xdr::Xdr;
@@ -151,6 +151,76 @@ impl Inner {
         })
     }
 
+    /// A network's handle by name.
+    async fn network(&self, name: &str) -> Result<vireo_proto::remote::Network> {
+        let r: vireo_proto::network::NetRet = self
+            .call(
+                Family::Network,
+                procs::NETWORK_LOOKUP_BY_NAME,
+                &vireo_proto::network::NameArgs { name: name.into() },
+            )
+            .await?;
+        Ok(r.net)
+    }
+
+    /// A port with its tap (Vireo's own call; the tap comes as a descriptor).
+    async fn network_port(&self, network: &str, xml: String) -> Result<NetPort> {
+        use vireo_proto::vireo::{
+            procs as vprocs, PortCreateTapArgs, PortCreateTapRet, VIREO_PROGRAM, VIREO_VERSION,
+        };
+        let net = self.network(network).await?;
+        let conn = self.conn(Family::Network).await?;
+        let (r, mut fds): (PortCreateTapRet, _) = conn
+            .call_fds(
+                VIREO_PROGRAM,
+                VIREO_VERSION,
+                vprocs::NETWORK_PORT_CREATE_TAP,
+                &PortCreateTapArgs {
+                    net: net.clone(),
+                    xml,
+                    flags: 0,
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                CallError::Remote(r) => DriverError::Peer(Box::new(r)),
+                e => DriverError::OperationFailed(format!("vireo-networkd went away: {e}")),
+            })?;
+        let port = r.port;
+        let Some(fd) = fds.pop().filter(|_| fds.is_empty()) else {
+            let _ = self.delete_port(network, port.uuid).await;
+            return Err(DriverError::OperationFailed(
+                "the network driver sent no tap device with the port".into(),
+            ));
+        };
+        let bridge: vireo_proto::network::GetBridgeNameRet = self
+            .call(
+                Family::Network,
+                procs::NETWORK_GET_BRIDGE_NAME,
+                &vireo_proto::network::NetArgs { net },
+            )
+            .await?;
+        Ok(NetPort {
+            uuid: port.uuid,
+            bridge: bridge.name,
+            ifname: r.ifname,
+            fd,
+        })
+    }
+
+    async fn delete_port(&self, network: &str, uuid: [u8; 16]) -> Result<()> {
+        let net = self.network(network).await?;
+        self.call::<_, ()>(
+            Family::Network,
+            procs::NETWORK_PORT_DELETE,
+            &vireo_proto::network::PortFlagsArgs {
+                port: vireo_proto::network::NetworkPort { net, uuid },
+                flags: 0,
+            },
+        )
+        .await
+    }
+
     /// A secret's value, private ones included (this connection is internal).
     async fn secret_value(&self, uuid: [u8; 16]) -> Result<Zeroizing<Vec<u8>>> {
         let s = Family::Secret;
@@ -185,6 +255,18 @@ impl Peers for DaemonPeers {
     fn secret_value(&self, uuid: [u8; 16]) -> BoxFuture<Result<Zeroizing<Vec<u8>>>> {
         let me = Arc::clone(&self.0);
         Box::pin(async move { me.secret_value(uuid).await })
+    }
+
+    fn network_port(&self, network: &str, xml: String) -> BoxFuture<Result<NetPort>> {
+        let me = Arc::clone(&self.0);
+        let network = network.to_string();
+        Box::pin(async move { me.network_port(&network, xml).await })
+    }
+
+    fn delete_port(&self, network: &str, port: [u8; 16]) -> BoxFuture<Result<()>> {
+        let me = Arc::clone(&self.0);
+        let network = network.to_string();
+        Box::pin(async move { me.delete_port(&network, port).await })
     }
 }
 

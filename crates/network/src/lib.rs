@@ -15,6 +15,8 @@ pub mod dnsmasq;
 mod error;
 pub mod firewall;
 pub mod host;
+mod ports;
+pub mod tap;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -59,9 +61,22 @@ struct NetObj {
     persistent: bool,
     autostart: bool,
     dnsmasq: Option<dnsmasq::Dnsmasq>,
+    /// Its ports, by UUID.
+    ports: BTreeMap<Uuid, ports::PortObj>,
 }
 
 impl NetObj {
+    fn new(def: NetworkDef, persistent: bool) -> NetObj {
+        NetObj {
+            def,
+            live: None,
+            persistent,
+            autostart: false,
+            dnsmasq: None,
+            ports: BTreeMap::new(),
+        }
+    }
+
     fn uuid(&self) -> Uuid {
         self.def.uuid.unwrap_or_default()
     }
@@ -120,7 +135,7 @@ impl NetworkDriver {
         Ok(d)
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, NetObj>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, BTreeMap<String, NetObj>> {
         self.nets.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -166,29 +181,18 @@ impl NetworkDriver {
         for path in store::list_xml(&self.cfg_dir)? {
             let Some(def) = read(&path) else { continue };
             let name = def.name.clone();
-            nets.insert(
-                name.clone(),
-                NetObj {
-                    def,
-                    live: None,
-                    persistent: true,
-                    autostart: self.autostart_path(&name).exists(),
-                    dnsmasq: None,
-                },
-            );
+            let mut obj = NetObj::new(def, true);
+            obj.autostart = self.autostart_path(&name).exists();
+            nets.insert(name.clone(), obj);
         }
         // State files: networks that were active when the last daemon left. They still
         // are if their bridge is there; what went missing of them is put back.
         for path in store::list_xml(&self.run_dir)? {
             let Some(live) = read(&path) else { continue };
             let name = live.name.clone();
-            let obj = nets.entry(name.clone()).or_insert_with(|| NetObj {
-                def: live.clone(),
-                live: None,
-                persistent: false,
-                autostart: false,
-                dnsmasq: None,
-            });
+            let obj = nets
+                .entry(name.clone())
+                .or_insert_with(|| NetObj::new(live.clone(), false));
             match self.adopt(&live) {
                 Ok(dm) => {
                     obj.live = Some(live);
@@ -204,6 +208,7 @@ impl NetworkDriver {
                 }
             }
         }
+        self.load_ports(&mut nets);
         Ok(())
     }
 
@@ -256,7 +261,10 @@ impl NetworkDriver {
     // Lookups and lists
     // -----------------------------------------------------------------------------------
 
-    fn find<'a>(nets: &'a mut BTreeMap<String, NetObj>, h: &NetHandle) -> Result<&'a mut NetObj> {
+    pub(crate) fn find<'a>(
+        nets: &'a mut BTreeMap<String, NetObj>,
+        h: &NetHandle,
+    ) -> Result<&'a mut NetObj> {
         // By name first (the usual case), else by UUID (a renamed handle).
         let key = if nets.get(&h.name).is_some_and(|o| o.uuid() == h.uuid) {
             Some(h.name.clone())
@@ -443,13 +451,9 @@ impl NetworkDriver {
         self.fill(&nets, &mut def)?;
         store::write_atomic(&self.def_path(&def.name), def.format().as_bytes())?;
         let name = def.name.clone();
-        let obj = nets.entry(name.clone()).or_insert_with(|| NetObj {
-            def: def.clone(),
-            live: None,
-            persistent: true,
-            autostart: false,
-            dnsmasq: None,
-        });
+        let obj = nets
+            .entry(name.clone())
+            .or_insert_with(|| NetObj::new(def.clone(), true));
         obj.def = def;
         obj.persistent = true;
         let h = obj.handle();
@@ -545,13 +549,7 @@ impl NetworkDriver {
                 }));
             }
             self.fill(&nets, &mut def)?;
-            let obj = NetObj {
-                def,
-                live: None,
-                persistent: false,
-                autostart: false,
-                dnsmasq: None,
-            };
+            let obj = NetObj::new(def, false);
             let h = obj.handle();
             nets.insert(h.name.clone(), obj);
             h
@@ -583,6 +581,7 @@ impl NetworkDriver {
         let o = Self::find(&mut nets, h)?;
         o.live = Some(def);
         o.dnsmasq = dm;
+        self.reattach_ports(o);
         let h = o.handle();
         drop(nets);
         self.lifecycle(&h, event::STARTED);
@@ -858,7 +857,7 @@ fn no_network(what: &str) -> NetworkError {
     NetworkError::NoNetwork(what.to_string())
 }
 
-fn check_flags(flags: u32, known: u32) -> Result<()> {
+pub(crate) fn check_flags(flags: u32, known: u32) -> Result<()> {
     if flags & !known != 0 {
         return Err(NetworkError::InvalidArg(format!(
             "unsupported flags (0x{:x})",

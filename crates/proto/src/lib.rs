@@ -32,6 +32,7 @@ pub mod remote;
 pub mod secret;
 pub mod storage;
 pub mod typed;
+pub mod vireo;
 
 pub use error::RemoteError;
 pub use header::{Header, MessageType, Status, HEADER_LEN};

@@ -64,6 +64,9 @@ pub struct LaunchConfig {
     /// pipe holding the value) QEMU reads each from (`-object secret,file=/dev/fd/N`).
     /// `None` when only checking a definition.
     pub secret_fds: Option<BTreeMap<String, i32>>,
+    /// The taps of the `<interface type='network'>`s, in interface order: the fd QEMU
+    /// inherits for each (`-netdev tap,fd=N`). `None` when only checking a definition.
+    pub tap_fds: Option<Vec<i32>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +90,7 @@ pub fn check(def: &Domain, caps: &QemuCaps) -> Result<()> {
         monitor_fd: 3,
         run_dir: PathBuf::from("/run/vireo/check"),
         secret_fds: None,
+        tap_fds: None,
     };
     build(def, caps, &cfg).map(|_| ())
 }
@@ -1770,38 +1774,59 @@ impl<'a> Builder<'a> {
 
     fn interfaces(&mut self) -> Result<()> {
         let def = self.def;
+        let mut taps = 0usize;
         for (i, n) in def.devices.interfaces.iter().enumerate() {
             let what = match &n.mac {
                 Some(m) => format!("<interface> '{m}'"),
                 None => format!("<interface> {i}"),
             };
-            match n.if_type {
-                InterfaceType::User => {}
-                t @ (InterfaceType::Network
-                | InterfaceType::Bridge
-                | InterfaceType::Ethernet
-                | InterfaceType::Direct) => {
+            // The backend: user-mode networking, or the tap the network driver made.
+            let netdev = match n.if_type {
+                InterfaceType::User => {
+                    if n.source.is_some() {
+                        return unsupported(format!(
+                            "{what}: <source> is not supported for type='user'"
+                        ));
+                    }
+                    format!("user,id=hostnet{i}")
+                }
+                InterfaceType::Network => {
+                    if n.source.as_ref().and_then(|s| s.network.as_ref()).is_none() {
+                        return unsupported(format!(
+                            "{what}: a network interface needs <source network='…'/>"
+                        ));
+                    }
+                    let fd = match &self.cfg.tap_fds {
+                        Some(fds) => match fds.get(taps) {
+                            Some(fd) => *fd,
+                            None => {
+                                return unsupported(format!(
+                                    "{what}: no tap device was made for it"
+                                ))
+                            }
+                        },
+                        None => -1,
+                    };
+                    taps += 1;
+                    format!("tap,fd={fd},id=hostnet{i}")
+                }
+                t @ (InterfaceType::Bridge | InterfaceType::Ethernet | InterfaceType::Direct) => {
                     return unsupported(format!(
-                        "<interface type='{t}'> needs the network daemon (not yet available); \
-                         use type='user'"
+                        "<interface type='{t}'> is not supported by Vireo yet; use a network \
+                         (type='network', a network in bridge mode for a host bridge) or type='user'"
                     ))
                 }
                 t => return unsupported(format!("<interface type='{t}'> is not supported")),
-            }
+            };
             let Some(mac) = &n.mac else {
                 return unsupported(
                     "interface without MAC address (the driver assigns one before starting)",
                 );
             };
-            if n.source.is_some() {
-                return unsupported(format!("{what}: <source> is not supported for type='user'"));
-            }
             match n.driver_name() {
                 None | Some("qemu") => {}
                 Some(other) => {
-                    return unsupported(format!(
-                        "{what}: <driver name='{other}'> is not supported for type='user'"
-                    ))
+                    return unsupported(format!("{what}: <driver name='{other}'> is not supported"))
                 }
             }
             if n.driver
@@ -1814,7 +1839,8 @@ impl<'a> Builder<'a> {
             if n.link_state == Some(LinkState::Down) {
                 return unsupported(format!("{what}: <link state='down'> is not supported yet"));
             }
-            // <target dev>: user-mode networking has no host device; libvirt ignores it too.
+            // <target dev>: the tap's name, which the network driver picks (a given one is
+            // ignored, as libvirt ignores it for user-mode networking).
             let model = n.model.as_deref().unwrap_or("rtl8139");
             let driver = match model {
                 "virtio" => "virtio-net-pci",
@@ -1830,7 +1856,7 @@ impl<'a> Builder<'a> {
             if n.mtu.is_some() && driver != "virtio-net-pci" {
                 return unsupported(format!("{what}: <mtu> needs model 'virtio'"));
             }
-            self.arg2("-netdev", format!("user,id=hostnet{i}"));
+            self.arg2("-netdev", netdev);
             let addr = self.pci.place(n.address.as_ref(), &what)?;
             let dev = Opts::new(driver)
                 .set("netdev", format!("hostnet{i}"))

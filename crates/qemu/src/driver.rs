@@ -92,6 +92,8 @@ pub(crate) struct DomainObj {
     pub(crate) shim: Option<Arc<Connection>>,
     /// A start is in progress.
     pub(crate) starting: bool,
+    /// While running: the ports of its interfaces on networks, as (network, port).
+    pub(crate) ports: Vec<(String, [u8; 16])>,
 }
 
 impl DomainObj {
@@ -105,6 +107,7 @@ impl DomainObj {
             state: (state::SHUTOFF, state::SHUTOFF_UNKNOWN),
             shim: None,
             starting: false,
+            ports: Vec::new(),
         }
     }
 

@@ -8,4 +8,4 @@ pub mod lifecycle;
 pub mod peers;
 
 pub use driver::{DomainInfo, QemuConfig, QemuDriver};
-pub use peers::{Peers, VolumeSource};
+pub use peers::{NetPort, Peers, VolumeSource};

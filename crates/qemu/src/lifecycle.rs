@@ -2,6 +2,7 @@
 //! following its lifecycle events, and finding every shim again after a restart.
 
 use std::os::fd::AsRawFd;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::Ordering;
@@ -23,6 +24,8 @@ use crate::driver::{no_domain_uuid, DomainObj, QemuDriver};
 
 /// The fd the shim reads the disks' passphrases from (`--secrets-fd`).
 const SHIM_SECRETS_FD: i32 = 3;
+/// Where the shim finds the taps of its interfaces on networks: fds 10, 11, …
+const SHIM_FIRST_TAP_FD: i32 = 10;
 
 /// `VIR_DOMAIN_START_PAUSED`.
 pub const START_PAUSED: u32 = 1;
@@ -120,6 +123,39 @@ impl QemuDriver {
         crate::cmdline::check(&def, self.caps()).map_err(|e| {
             DriverError::ConfigUnsupported(e.to_string().replace("unsupported configuration: ", ""))
         })?;
+        // Interfaces on networks: a port and a tap each, from the network driver; the
+        // taps reach the shim (and QEMU) as descriptors.
+        let mut def = def;
+        let ports = crate::peers::network_ports(&mut def, self.peers.get()).await?;
+        let ids: Vec<(String, [u8; 16])> = ports.iter().map(|(n, p)| (n.clone(), p.uuid)).collect();
+        let taps: Vec<OwnedFd> = ports.into_iter().map(|(_, p)| p.fd).collect();
+        match self
+            .spawn_shim(def, defined, flags, secrets_pipe, taps)
+            .await
+        {
+            Ok(h) => {
+                if let Some(o) = self.write().by_uuid.get_mut(&h.uuid) {
+                    o.ports = ids;
+                }
+                Ok(h)
+            }
+            Err(e) => {
+                crate::peers::release_ports(&ids, self.peers.get()).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts the shim for the (resolved) definition, with the passphrases' pipe and the
+    /// taps, and waits for its `READY` line.
+    async fn spawn_shim(
+        self: &Arc<Self>,
+        def: Domain,
+        defined: Option<Domain>,
+        flags: u32,
+        secrets_pipe: Option<OwnedFd>,
+        taps: Vec<OwnedFd>,
+    ) -> Result<Handle> {
         let uuid = def.uuid.unwrap_or_default();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let dir = self.shim_dir();
@@ -159,6 +195,11 @@ impl QemuDriver {
         if secrets_fd.is_some() {
             cmd.arg("--secrets-fd").arg(SHIM_SECRETS_FD.to_string());
         }
+        let tap_fds: Vec<i32> = taps.iter().map(|t| t.as_raw_fd()).collect();
+        if !tap_fds.is_empty() {
+            cmd.arg("--tap-fds")
+                .arg(format!("{SHIM_FIRST_TAP_FD}:{}", tap_fds.len()));
+        }
         // SAFETY: setsid, fcntl and dup2 are async-signal-safe; setsid detaches the shim
         // from our session so that it outlives this daemon; inherit_as gives it the
         // passphrases' pipe.
@@ -168,6 +209,9 @@ impl QemuDriver {
                 if let Some(fd) = secrets_fd {
                     vireo_fdpass::inherit_as(fd, SHIM_SECRETS_FD)?;
                 }
+                for (i, &fd) in tap_fds.iter().enumerate() {
+                    vireo_fdpass::inherit_as(fd, SHIM_FIRST_TAP_FD + i as i32)?;
+                }
                 Ok(())
             });
         }
@@ -175,6 +219,7 @@ impl QemuDriver {
             DriverError::Internal(format!("cannot run {}: {e}", self.cfg.shim.display()))
         })?;
         drop(secrets_pipe);
+        drop(taps);
         let line = match child.stdout.take() {
             Some(out) => {
                 let mut l = String::new();
@@ -304,6 +349,18 @@ impl QemuDriver {
         };
         o.id = None;
         o.shim = None;
+        // The interfaces' ports go back to their networks.
+        let ports = std::mem::take(&mut o.ports);
+        if !ports.is_empty() {
+            if let (Some(peers), Ok(rt)) = (
+                self.peers.get().cloned(),
+                tokio::runtime::Handle::try_current(),
+            ) {
+                rt.spawn(async move {
+                    crate::peers::release_ports(&ports, Some(&peers)).await;
+                });
+            }
+        }
         if o.state.0 != state::SHUTOFF {
             o.state = (state::SHUTOFF, state::SHUTOFF_UNKNOWN);
         }
@@ -443,6 +500,16 @@ impl QemuDriver {
             .await
             .map_err(|e| e.to_string())?;
         let live = Domain::parse(&xml.xml).map_err(|e| e.to_string())?;
+        // The live XML names its interfaces' ports.
+        let ports: Vec<(String, [u8; 16])> = live
+            .devices
+            .interfaces
+            .iter()
+            .filter_map(|i| {
+                let s = i.source.as_ref()?;
+                Some((s.network.clone()?, s.portid?))
+            })
+            .collect();
         {
             let mut reg = self.write();
             let obj = reg
@@ -452,6 +519,7 @@ impl QemuDriver {
             obj.id = Some(dom.id);
             obj.state = (st.state, st.reason);
             obj.shim = Some(Arc::clone(&conn));
+            obj.ports = ports;
             let name = obj.def.name.clone();
             reg.by_name.insert(name, uuid);
         }

@@ -19,12 +19,47 @@ pub struct VolumeSource {
     pub format: String,
 }
 
+/// A guest interface's port on a network, and its tap device.
+#[derive(Debug)]
+pub struct NetPort {
+    /// The port's UUID (`portid` in the live XML).
+    pub uuid: [u8; 16],
+    /// The network's bridge.
+    pub bridge: String,
+    /// The tap device's name (`<target dev>` in the live XML).
+    pub ifname: String,
+    /// The tap device: QEMU gets it as `-netdev tap,fd=N`.
+    pub fd: std::os::fd::OwnedFd,
+}
+
 /// The other drivers, seen from the QEMU driver.
 pub trait Peers: Send + Sync {
     /// Resolves `<source pool='…' volume='…'/>`; an error names the missing pool or volume.
     fn volume(&self, pool: &str, volume: &str) -> BoxFuture<Result<VolumeSource>>;
     /// A secret's value (an encrypted disk's passphrase).
     fn secret_value(&self, uuid: [u8; 16]) -> BoxFuture<Result<Zeroizing<Vec<u8>>>>;
+    /// A port on network `network` with its tap device, for the port definition `xml`.
+    fn network_port(&self, network: &str, xml: String) -> BoxFuture<Result<NetPort>>;
+    /// Releases a port (and its tap device, if still there).
+    fn delete_port(&self, network: &str, port: [u8; 16]) -> BoxFuture<Result<()>>;
+}
+
+/// The port definition for a domain's `<interface type='network'>`.
+pub fn port_xml(def: &Domain, iface: &vireo_xml::Interface) -> String {
+    let esc = vireo_xml::escape;
+    let mut x = format!(
+        "<networkport><owner><name>{}</name><uuid>{}</uuid></owner>",
+        esc(&def.name),
+        vireo_xml::format_uuid(&def.uuid.unwrap_or_default())
+    );
+    if let Some(g) = iface.source.as_ref().and_then(|s| s.portgroup.as_deref()) {
+        x.push_str(&format!("<group>{}</group>", esc(g)));
+    }
+    if let Some(m) = &iface.mac {
+        x.push_str(&format!("<mac address='{}'/>", esc(m)));
+    }
+    x.push_str("</networkport>");
+    x
 }
 
 /// The definition QEMU is started from: every `<disk type='volume'>` becomes the file or
@@ -70,6 +105,78 @@ pub async fn resolve(def: &Domain, peers: Option<&Arc<dyn Peers>>) -> Result<Dom
         }
     }
     Ok(out)
+}
+
+/// Makes a port (and tap) on its network for every `<interface type='network'>`, and
+/// writes into `def` what the live XML shows of it: the tap (`<target dev>`), the port
+/// (`portid`) and the bridge. Returns (network, port) in interface order. On failure the
+/// ports made so far are released.
+pub async fn network_ports(
+    def: &mut Domain,
+    peers: Option<&Arc<dyn Peers>>,
+) -> Result<Vec<(String, NetPort)>> {
+    let mut made: Vec<(String, NetPort)> = Vec::new();
+    let names: Vec<(usize, String)> = def
+        .devices
+        .interfaces
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.if_type == vireo_xml::InterfaceType::Network)
+        .map(|(n, i)| {
+            (
+                n,
+                i.source
+                    .as_ref()
+                    .and_then(|s| s.network.clone())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    for (n, network) in names {
+        let r = async {
+            if network.is_empty() {
+                return Err(DriverError::XmlInvalid(format!(
+                    "interface {n}: a network interface needs <source network='…'/>"
+                )));
+            }
+            let peers = peers.ok_or_else(|| {
+                DriverError::OperationInvalid(format!(
+                    "interface {n} is on network '{network}', but no network driver is reachable"
+                ))
+            })?;
+            let xml = port_xml(def, &def.devices.interfaces[n]);
+            peers.network_port(&network, xml).await
+        }
+        .await;
+        match r {
+            Ok(p) => {
+                let iface = &mut def.devices.interfaces[n];
+                iface.target_dev = Some(p.ifname.clone());
+                let src = iface.source.get_or_insert_with(Default::default);
+                src.portid = Some(p.uuid);
+                src.bridge = Some(p.bridge.clone());
+                made.push((network, p));
+            }
+            Err(e) => {
+                let ids: Vec<(String, [u8; 16])> =
+                    made.iter().map(|(n, p)| (n.clone(), p.uuid)).collect();
+                release_ports(&ids, peers).await;
+                return Err(e);
+            }
+        }
+    }
+    Ok(made)
+}
+
+/// Releases ports (errors are logged: a port whose guest is gone is released by the
+/// network driver when it next looks anyway).
+pub async fn release_ports(ports: &[(String, [u8; 16])], peers: Option<&Arc<dyn Peers>>) {
+    let Some(peers) = peers else { return };
+    for (net, uuid) in ports {
+        if let Err(e) = peers.delete_port(net, *uuid).await {
+            log::warn!("cannot release port of network '{net}': {e}");
+        }
+    }
 }
 
 /// What the live XML shows of a disk that was defined as a volume: the volume (pool,

@@ -85,6 +85,7 @@ fn golden() {
             monitor_fd: 3,
             run_dir: format!("/run/vireo/qemu/{name}").into(),
             secret_fds: Some(Default::default()),
+            tap_fds: Some(Vec::new()),
         };
         let args = match cmdline::build(&def, &caps, &cfg) {
             Ok(a) => a,
@@ -170,10 +171,9 @@ fn check_rejects() {
                 "qemu",
                 PC,
                 "",
-                "<interface type='network'><mac address='52:54:00:00:00:01'/>\
-                 <source network='default'/></interface>",
+                "<interface type='network'><mac address='52:54:00:00:00:01'/></interface>",
             ),
-            "<interface type='network'> needs the network daemon (not yet available)",
+            "a network interface needs <source network='…'/>",
         ),
         (
             "bridge interface",
@@ -184,7 +184,7 @@ fn check_rejects() {
                 "<interface type='bridge'><mac address='52:54:00:00:00:01'/>\
                  <source bridge='br0'/></interface>",
             ),
-            "<interface type='bridge'> needs the network daemon",
+            "<interface type='bridge'> is not supported by Vireo yet",
         ),
         (
             "interface without MAC",
@@ -763,6 +763,7 @@ fn block_devices_and_paths() {
         monitor_fd: 7,
         run_dir: "/run/x,y".into(),
         secret_fds: Some(Default::default()),
+        tap_fds: Some(Vec::new()),
     };
     let args = cmdline::build(&def, &caps(), &cfg).expect("build");
     let has = |s: &str| args.iter().any(|a| a == s);
@@ -792,6 +793,37 @@ fn block_devices_and_paths() {
         has("socket,id=charchannel0,path=/run/x,,y/channel0.sock,server=on,wait=off"),
         "{args:#?}"
     );
+}
+
+/// Interfaces on networks use the taps the network driver made, in interface order; a
+/// user-mode interface between them keeps its own backend.
+#[test]
+fn network_interfaces_use_their_taps() {
+    let xml = domain(
+        "qemu",
+        PC,
+        "",
+        "<interface type='network'><mac address='52:54:00:00:00:01'/>\
+         <source network='default'/><model type='virtio'/></interface>\
+         <interface type='user'><mac address='52:54:00:00:00:02'/></interface>\
+         <interface type='network'><mac address='52:54:00:00:00:03'/>\
+         <source network='other'/><model type='e1000'/></interface>",
+    );
+    let def = Domain::parse(&xml).expect("parse");
+    let mut cfg = LaunchConfig {
+        monitor_fd: 3,
+        run_dir: "/run/x".into(),
+        secret_fds: Some(Default::default()),
+        tap_fds: Some(vec![200, 201]),
+    };
+    let args = cmdline::build(&def, &caps(), &cfg).expect("build");
+    let has = |s: &str| args.iter().any(|a| a == s);
+    assert!(has("tap,fd=200,id=hostnet0"), "{args:#?}");
+    assert!(has("user,id=hostnet1"), "{args:#?}");
+    assert!(has("tap,fd=201,id=hostnet2"), "{args:#?}");
+    cfg.tap_fds = Some(vec![200]);
+    let err = cmdline::build(&def, &caps(), &cfg).unwrap_err().to_string();
+    assert!(err.contains("no tap device"), "{err}");
 }
 
 /// A qcow2 disk's backing chain is given to QEMU layer by layer, each with the format its
@@ -845,6 +877,7 @@ fn qcow2_backing_chains_are_explicit() {
         monitor_fd: 3,
         run_dir: dir.path().to_path_buf(),
         secret_fds: Some(Default::default()),
+        tap_fds: Some(Vec::new()),
     };
     let args = cmdline::build(&def, &caps(), &cfg).expect("build");
     let has = |s: &str| args.iter().any(|a| a == s);
@@ -1076,6 +1109,7 @@ fn qemu_accepts_golden_cases() {
             monitor_fd: 3,
             run_dir,
             secret_fds: Some(Default::default()),
+            tap_fds: Some(Vec::new()),
         };
         let args = match cmdline::build(&def, &caps, &cfg) {
             Ok(a) => maybe_tcg(a),

@@ -28,6 +28,8 @@ pub struct Args {
     paused: bool,
     /// Encrypted disks' passphrases by secret UUID (from `--secrets-fd`).
     secrets: BTreeMap<String, Zeroizing<Vec<u8>>>,
+    /// The taps of the interfaces on networks, in interface order (`--tap-fds FIRST:N`).
+    pub taps: Vec<std::os::fd::OwnedFd>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -38,6 +40,7 @@ fn parse_args() -> anyhow::Result<Args> {
     let mut hv_version = 0;
     let mut paused = false;
     let mut secrets = BTreeMap::new();
+    let mut taps = Vec::new();
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -52,6 +55,25 @@ fn parse_args() -> anyhow::Result<Args> {
             "--id" => id = it.next().and_then(|v| v.parse().ok()),
             "--hv-version" => hv_version = it.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             "--paused" => paused = true,
+            "--tap-fds" => {
+                let v = it.next().context("--tap-fds needs FIRST:COUNT")?;
+                let (first, n) = v
+                    .split_once(':')
+                    .and_then(|(a, b)| Some((a.parse::<i32>().ok()?, b.parse::<i32>().ok()?)))
+                    .filter(|(a, n)| *a > 2 && (0..=32).contains(n))
+                    .context("--tap-fds needs FIRST:COUNT")?;
+                for fd in first..first + n {
+                    // SAFETY: the daemon started us with these descriptors open, each a
+                    // tap device for us alone (checked below); nothing else here owns them.
+                    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+                        bail!("--tap-fds: descriptor {fd} is not open");
+                    }
+                    // SAFETY: as above: open, and owned by nobody else in this process.
+                    taps.push(unsafe {
+                        <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+                    });
+                }
+            }
             "--secrets-fd" => {
                 let fd: i32 = it
                     .next()
@@ -70,6 +92,7 @@ fn parse_args() -> anyhow::Result<Args> {
         hv_version,
         paused,
         secrets,
+        taps,
     })
 }
 

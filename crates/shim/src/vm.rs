@@ -24,6 +24,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 const TERM_GRACE: Duration = Duration::from_secs(10);
 /// QEMU reads the first encrypted disk's passphrase here, the next at the next fd, ….
 const FIRST_SECRET_FD: i32 = 100;
+/// Where QEMU finds the taps of the interfaces on networks: fds 200, 201, …
+const FIRST_TAP_FD: i32 = 200;
 
 /// A lifecycle event (`virDomainEventType`, detail).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,12 +106,23 @@ impl Vm {
                 monitor_fd: 3,
                 run_dir: dir.clone(),
                 secret_fds: Some(secret_fds),
+                tap_fds: Some(
+                    (0..args.taps.len())
+                        .map(|i| FIRST_TAP_FD + i as i32)
+                        .collect(),
+                ),
             },
         )
         .map_err(|e| anyhow!("{e}"))?;
         let secret_dups: Vec<(i32, i32)> = secret_pipes
             .iter()
             .map(|(p, t)| (p.as_raw_fd(), *t))
+            .chain(
+                args.taps
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (t.as_raw_fd(), FIRST_TAP_FD + i as i32)),
+            )
             .collect();
         // QEMU writes to our log (stderr), never to stdout, which the daemon reads.
         let log: OwnedFd = std::io::stderr()

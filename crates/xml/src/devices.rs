@@ -667,6 +667,8 @@ xml_element! {
     #[derive(Default)]
     pub struct InterfaceSource {
         attr_opt network: String = "network",
+        /// The network port of a running guest's interface (live XML).
+        attr_opt portid: [u8; 16] = "portid",
         attr_opt portgroup: String = "portgroup",
         attr_opt bridge: String = "bridge",
         attr_opt dev: String = "dev",

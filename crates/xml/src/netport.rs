@@ -116,7 +116,8 @@ xml_element! {
 xml_element! {
     /// `<networkport>`.
     pub struct NetworkPortDef {
-        leaf uuid: [u8; 16] = "uuid",
+        /// `None` when not given (the network driver makes one).
+        leaf_opt uuid: [u8; 16] = "uuid",
         child owner: PortOwner = "owner",
         /// The portgroup the port takes its settings from.
         leaf_opt group: String = "group",

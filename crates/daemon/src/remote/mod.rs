@@ -21,6 +21,7 @@ use vireo_driver::events::{EventBus, ObjectEvent};
 use vireo_network::NetworkDriver;
 use vireo_proto::error::{code, domain as errdom};
 use vireo_proto::remote::{allowed_read_only, proc_name, procs};
+use vireo_proto::vireo::{VIREO_PROGRAM, VIREO_VERSION};
 use vireo_proto::{Header, RemoteError, REMOTE_PROGRAM, REMOTE_VERSION};
 use vireo_qemu::QemuDriver;
 use vireo_rpc::server::{Client, Dispatch, Outcome, Service};
@@ -190,7 +191,8 @@ impl Service for RemoteService {
     type ClientData = ClientData;
 
     fn knows_program(&self, prog: u32, vers: u32) -> bool {
-        prog == REMOTE_PROGRAM && vers == REMOTE_VERSION
+        (prog == REMOTE_PROGRAM && vers == REMOTE_VERSION)
+            || (prog == VIREO_PROGRAM && vers == VIREO_VERSION && self.network.is_some())
     }
 
     fn call(
@@ -200,6 +202,9 @@ impl Service for RemoteService {
         payload: &[u8],
     ) -> Dispatch {
         let p = header.proc_;
+        if header.prog == VIREO_PROGRAM {
+            return self.call_vireo(client, p, payload);
+        }
         let readonly = match self.admit(client, p) {
             Ok(r) => r,
             Err(e) => return Dispatch::Now(Outcome::Error(e)),
@@ -300,6 +305,43 @@ impl Service for RemoteService {
     fn disconnected(&self, client: &Arc<RemoteClient>) {
         events::disconnect(client);
         client.data.peers.clear();
+    }
+}
+
+impl RemoteService {
+    /// A call of Vireo's own program (only daemons with the network driver know it): on
+    /// an open, read-write connection, on a thread of the blocking pool.
+    fn call_vireo(self: Arc<Self>, client: &Arc<RemoteClient>, p: i32, payload: &[u8]) -> Dispatch {
+        let (open, readonly) = {
+            let st = client.data.lock();
+            (st.open, st.readonly || client.readonly)
+        };
+        if !open {
+            return Dispatch::Now(Outcome::Error(RemoteError::new(
+                code::INTERNAL_ERROR,
+                errdom::RPC,
+                "internal error: connection not open",
+            )));
+        }
+        if readonly {
+            return Dispatch::Now(Outcome::Error(RemoteError::new(
+                code::OPERATION_DENIED,
+                errdom::NETWORK,
+                "operation forbidden: read only access prevents making a tap device",
+            )));
+        }
+        let payload = payload.to_vec();
+        Dispatch::Later(Box::pin(async move {
+            tokio::task::spawn_blocking(move || network::dispatch_vireo(&self, p, &payload))
+                .await
+                .unwrap_or_else(|e| {
+                    Outcome::Error(RemoteError::new(
+                        code::INTERNAL_ERROR,
+                        errdom::NETWORK,
+                        format!("internal error: network call failed: {e}"),
+                    ))
+                })
+        }))
     }
 }
 

@@ -1,12 +1,14 @@
 //! Network calls (procedures 36–52, 152–153, 283, 291, 341, 432, 437), served by the
 //! network driver. Event registration (313/314) is in `events.rs`, with the other object
-//! events.
+//! events. Vireo's own calls for ports with a tap are here too ([`dispatch_vireo`]).
 
 use vireo_network::NetworkDriver;
 use vireo_proto::network::*;
 use vireo_proto::remote::procs;
 use vireo_proto::RemoteError;
 use vireo_xdr::Array;
+
+use vireo_rpc::server::Outcome;
 
 use super::{args, not_supported, ret, void, ProcResult, RemoteService};
 use vireo_proto::family::Family;
@@ -171,6 +173,75 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult 
                 ret: n,
             })
         }
+        procs::NETWORK_LIST_ALL_PORTS => {
+            let a: ListAllPortsArgs = args(payload)?;
+            let all = d.port_list(&a.net, a.flags)?;
+            let n = all.len() as u32;
+            ret(ListAllPortsRet {
+                ports: Array(if a.need_results != 0 { all } else { Vec::new() }),
+                ret: n,
+            })
+        }
+        procs::NETWORK_PORT_LOOKUP_BY_UUID => {
+            let a: PortLookupByUuidArgs = args(payload)?;
+            ret(PortRet {
+                port: d.port_lookup(&a.net, &a.uuid)?,
+            })
+        }
+        procs::NETWORK_PORT_CREATE_XML => {
+            let a: PortCreateXmlArgs = args(payload)?;
+            ret(PortRet {
+                port: d.port_create(&a.net, &a.xml, a.flags)?,
+            })
+        }
+        procs::NETWORK_PORT_GET_XML_DESC => {
+            let a: PortFlagsArgs = args(payload)?;
+            ret(XmlRet {
+                xml: d.port_xml(&a.port, a.flags)?,
+            })
+        }
+        procs::NETWORK_PORT_DELETE => {
+            let a: PortFlagsArgs = args(payload)?;
+            d.port_delete(&a.port, a.flags)?;
+            void()
+        }
+        procs::NETWORK_PORT_GET_PARAMETERS => {
+            // libvirt's clients send no usable count here: every parameter comes back.
+            let a: PortGetParametersArgs = args(payload)?;
+            let params = d.port_parameters(&a.port, a.flags)?;
+            ret(PortGetParametersRet {
+                params: Array(params),
+                nparams: 0,
+            })
+        }
+        procs::NETWORK_PORT_SET_PARAMETERS => Err(vireo_network::NetworkError::Unsupported(
+            "changing a port's bandwidth is not supported by Vireo yet".into(),
+        )
+        .into()),
         _ => Err(RemoteError::unknown_procedure(p)),
+    }
+}
+
+/// Vireo's own calls (`VIREO_PROGRAM`): a port with its tap, the tap's descriptor in the
+/// reply.
+pub(super) fn dispatch_vireo(s: &RemoteService, p: i32, payload: &[u8]) -> Outcome {
+    use vireo_proto::vireo::{procs as vprocs, PortCreateTapArgs, PortCreateTapRet};
+    let r = (|| {
+        let d: &NetworkDriver = s
+            .network
+            .as_deref()
+            .ok_or_else(|| not_supported(s.role, Family::Network))?;
+        match p {
+            vprocs::NETWORK_PORT_CREATE_TAP => {
+                let a: PortCreateTapArgs = args(payload)?;
+                let (port, ifname, fd) = d.port_create_tap(&a.net, &a.xml, a.flags)?;
+                Ok((PortCreateTapRet { port, ifname }, fd))
+            }
+            _ => Err(RemoteError::unknown_procedure(p)),
+        }
+    })();
+    match r {
+        Ok((ret, fd)) => Outcome::ReplyWithFds(vireo_xdr::to_bytes(&ret), vec![fd]),
+        Err(e) => Outcome::Error(e),
     }
 }

@@ -1,0 +1,318 @@
+//! Network ports: the public port API (a guest interface's place on a network), and the
+//! Vireo extension that also makes the port's tap device and hands it over as a
+//! descriptor.
+//!
+//! Ports are runtime state: `RUN/network/ports/NET/UUID.xml`, and for a port with a tap
+//! `UUID.tap` holding the device's name. They outlive a restart of the daemon; a port whose
+//! tap is gone (its guest stopped, also while no daemon ran) is released when the driver
+//! next looks.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+
+use vireo_driver::store;
+use vireo_proto::network::{port_create_flags, port_param, NetworkPort as PortHandle};
+use vireo_proto::remote::{Network as NetHandle, Uuid};
+use vireo_proto::typed::{TypedParam, TypedValue};
+use vireo_xml::{format_uuid, NetworkPortDef, PortPlug};
+
+use crate::error::{NetworkError, Result};
+use crate::{check_flags, host, tap, NetObj, NetworkDriver};
+
+/// Ports one network may have.
+pub const MAX_PORTS: usize = vireo_proto::network::NETWORK_PORT_LIST_MAX;
+
+pub(crate) struct PortObj {
+    pub(crate) def: NetworkPortDef,
+    /// The tap device made for it, if any.
+    pub(crate) tap: Option<String>,
+}
+
+fn no_port(uuid: &Uuid) -> NetworkError {
+    NetworkError::NoPort(format!(
+        "no network port with matching uuid '{}'",
+        format_uuid(uuid)
+    ))
+}
+
+impl NetworkDriver {
+    fn ports_dir(&self, net: &str) -> PathBuf {
+        self.run_dir.join("ports").join(net)
+    }
+
+    /// Reads the ports of every network (at start), dropping those whose tap is gone.
+    pub(crate) fn load_ports(&self, nets: &mut BTreeMap<String, NetObj>) {
+        for (name, obj) in nets.iter_mut() {
+            let dir = self.ports_dir(name);
+            let Ok(paths) = store::list_xml(&dir) else {
+                continue;
+            };
+            for path in paths {
+                let def = match fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|x| NetworkPortDef::parse(&x).ok())
+                {
+                    Some(d) if d.uuid.is_some() => d,
+                    _ => {
+                        log::warn!("skipping port {}", path.display());
+                        continue;
+                    }
+                };
+                let tap = fs::read_to_string(path.with_extension("tap"))
+                    .ok()
+                    .map(|t| t.trim().to_string());
+                let uuid = def.uuid.unwrap_or_default();
+                if tap.as_deref().is_some_and(|t| !host::link_exists(t)) {
+                    log::info!(
+                        "releasing port {} of network '{name}': its tap is gone",
+                        format_uuid(&uuid)
+                    );
+                    let _ = store::remove(&path);
+                    let _ = fs::remove_file(path.with_extension("tap"));
+                    continue;
+                }
+                obj.ports.insert(uuid, PortObj { def, tap });
+            }
+        }
+    }
+
+    /// Checks and completes a port definition for an active network: its UUID, and a plug
+    /// into the network's bridge.
+    fn new_port(&self, obj: &NetObj, xml: &str, flags: u32) -> Result<NetworkPortDef> {
+        check_flags(
+            flags,
+            port_create_flags::RECLAIM | port_create_flags::VALIDATE,
+        )?;
+        let Some(live) = &obj.live else {
+            return Err(NetworkError::Invalid(format!(
+                "network '{}' is not active",
+                obj.def.name
+            )));
+        };
+        let mut def = NetworkPortDef::parse(xml)?;
+        let uuid = *def
+            .uuid
+            .get_or_insert_with(|| *uuid::Uuid::new_v4().as_bytes());
+        if obj.ports.contains_key(&uuid) && flags & port_create_flags::RECLAIM == 0 {
+            return Err(NetworkError::Exists(format!(
+                "network port {} already exists",
+                format_uuid(&uuid)
+            )));
+        }
+        if obj.ports.len() >= MAX_PORTS {
+            return Err(NetworkError::Invalid(format!(
+                "too many ports on network '{}' (at most {MAX_PORTS})",
+                obj.def.name
+            )));
+        }
+        match live.bridge_name() {
+            Some(br)
+                if live.has_own_bridge()
+                    || live.forward_mode() == Some(vireo_xml::ForwardMode::Bridge) =>
+            {
+                def.plug = Some(PortPlug::network(br));
+            }
+            _ => {
+                return Err(NetworkError::Unsupported(format!(
+                    "ports of network '{}' (forward mode '{}') are not supported by Vireo yet",
+                    obj.def.name,
+                    live.forward_mode().map_or("none", |m| m.as_str())
+                )))
+            }
+        }
+        Ok(def)
+    }
+
+    fn save_port(&self, net: &str, p: &PortObj) -> Result<()> {
+        let uuid = p.def.uuid.unwrap_or_default();
+        let path = self
+            .ports_dir(net)
+            .join(format!("{}.xml", format_uuid(&uuid)));
+        if let Some(t) = &p.tap {
+            store::write_atomic(&path.with_extension("tap"), t.as_bytes())?;
+        }
+        store::write_atomic(&path, p.def.format().as_bytes())?;
+        Ok(())
+    }
+
+    /// `NETWORK_PORT_CREATE_XML`: a port without a device (its user makes one).
+    pub fn port_create(&self, h: &NetHandle, xml: &str, flags: u32) -> Result<PortHandle> {
+        let mut nets = self.lock();
+        let obj = Self::find(&mut nets, h)?;
+        let def = self.new_port(obj, xml, flags)?;
+        let p = PortObj { def, tap: None };
+        self.save_port(&obj.def.name, &p)?;
+        let uuid = p.def.uuid.unwrap_or_default();
+        obj.ports.insert(uuid, p);
+        Ok(PortHandle {
+            net: obj.handle(),
+            uuid,
+        })
+    }
+
+    /// The Vireo extension: a port and its tap device in the network's bridge; returns the
+    /// port, the device's name and the descriptor that keeps the device.
+    pub fn port_create_tap(
+        &self,
+        h: &NetHandle,
+        xml: &str,
+        flags: u32,
+    ) -> Result<(PortHandle, String, std::os::fd::OwnedFd)> {
+        let mut nets = self.lock();
+        let obj = Self::find(&mut nets, h)?;
+        let def = self.new_port(obj, xml, flags)?;
+        let mac = def
+            .mac
+            .ok_or_else(|| NetworkError::InvalidArg("network port has no mac".into()))?;
+        let bridge = def
+            .plug
+            .as_ref()
+            .and_then(|p| p.bridge.clone())
+            .unwrap_or_default();
+        let t = tap::create(&bridge, mac.0)?;
+        let p = PortObj {
+            def,
+            tap: Some(t.name.clone()),
+        };
+        if let Err(e) = self.save_port(&obj.def.name, &p) {
+            let _ = host::delete_link(&t.name);
+            return Err(e);
+        }
+        let uuid = p.def.uuid.unwrap_or_default();
+        obj.ports.insert(uuid, p);
+        Ok((
+            PortHandle {
+                net: obj.handle(),
+                uuid,
+            },
+            t.name,
+            t.fd,
+        ))
+    }
+
+    /// Runs `f` on the port (after releasing it if its tap is gone).
+    fn with_port<T>(&self, ph: &PortHandle, f: impl FnOnce(&NetObj, &PortObj) -> T) -> Result<T> {
+        let mut nets = self.lock();
+        let obj = Self::find(&mut nets, &ph.net)?;
+        let gone = obj
+            .ports
+            .get(&ph.uuid)
+            .is_some_and(|p| p.tap.as_deref().is_some_and(|t| !host::link_exists(t)));
+        if gone {
+            self.forget_port(obj, &ph.uuid);
+        }
+        let p = obj.ports.get(&ph.uuid).ok_or_else(|| no_port(&ph.uuid))?;
+        Ok(f(obj, p))
+    }
+
+    fn forget_port(&self, obj: &mut NetObj, uuid: &Uuid) -> Option<PortObj> {
+        let p = obj.ports.remove(uuid)?;
+        let path = self
+            .ports_dir(&obj.def.name)
+            .join(format!("{}.xml", format_uuid(uuid)));
+        let _ = store::remove(&path);
+        let _ = fs::remove_file(path.with_extension("tap"));
+        Some(p)
+    }
+
+    pub fn port_lookup(&self, h: &NetHandle, uuid: &Uuid) -> Result<PortHandle> {
+        self.with_port(
+            &PortHandle {
+                net: h.clone(),
+                uuid: *uuid,
+            },
+            |o, _| PortHandle {
+                net: o.handle(),
+                uuid: *uuid,
+            },
+        )
+    }
+
+    /// The network's ports (those whose tap is gone are released first).
+    pub fn port_list(&self, h: &NetHandle, flags: u32) -> Result<Vec<PortHandle>> {
+        check_flags(flags, 0)?;
+        let mut nets = self.lock();
+        let obj = Self::find(&mut nets, h)?;
+        let gone: Vec<Uuid> = obj
+            .ports
+            .iter()
+            .filter(|(_, p)| p.tap.as_deref().is_some_and(|t| !host::link_exists(t)))
+            .map(|(u, _)| *u)
+            .collect();
+        for u in gone {
+            self.forget_port(obj, &u);
+        }
+        let net = obj.handle();
+        Ok(obj
+            .ports
+            .keys()
+            .map(|u| PortHandle {
+                net: net.clone(),
+                uuid: *u,
+            })
+            .collect())
+    }
+
+    pub fn port_xml(&self, ph: &PortHandle, flags: u32) -> Result<String> {
+        check_flags(flags, 0)?;
+        self.with_port(ph, |_, p| p.def.format())
+    }
+
+    /// `NETWORK_PORT_DELETE`: releases the port; its tap device, if it still exists (a
+    /// guest interface unplugged), goes with it.
+    pub fn port_delete(&self, ph: &PortHandle, flags: u32) -> Result<()> {
+        check_flags(flags, 0)?;
+        let mut nets = self.lock();
+        let obj = Self::find(&mut nets, &ph.net)?;
+        let p = self
+            .forget_port(obj, &ph.uuid)
+            .ok_or_else(|| no_port(&ph.uuid))?;
+        if let Some(t) = &p.tap {
+            host::delete_link(t)?;
+        }
+        Ok(())
+    }
+
+    /// `NETWORK_PORT_GET_PARAMETERS`: the port's bandwidth, every field (0 when unset).
+    pub fn port_parameters(&self, ph: &PortHandle, flags: u32) -> Result<Vec<TypedParam>> {
+        check_flags(flags, 0)?;
+        self.with_port(ph, |_, p| {
+            let bw = p.def.bandwidth.as_ref();
+            let inb = bw.and_then(|b| b.inbound.as_ref());
+            let outb = bw.and_then(|b| b.outbound.as_ref());
+            let v =
+                |x: Option<u64>| TypedValue::UInt(x.unwrap_or(0).min(u64::from(u32::MAX)) as u32);
+            vec![
+                (port_param::IN_AVERAGE, v(inb.and_then(|r| r.average))),
+                (port_param::IN_PEAK, v(inb.and_then(|r| r.peak))),
+                (port_param::IN_BURST, v(inb.and_then(|r| r.burst))),
+                (port_param::IN_FLOOR, v(inb.and_then(|r| r.floor))),
+                (port_param::OUT_AVERAGE, v(outb.and_then(|r| r.average))),
+                (port_param::OUT_PEAK, v(outb.and_then(|r| r.peak))),
+                (port_param::OUT_BURST, v(outb.and_then(|r| r.burst))),
+            ]
+            .into_iter()
+            .map(|(f, value)| TypedParam {
+                field: f.to_string(),
+                value,
+            })
+            .collect()
+        })
+    }
+
+    /// Reattaches the taps of a network's ports to its bridge (after the network was
+    /// started again while its guests ran).
+    pub(crate) fn reattach_ports(&self, obj: &NetObj) {
+        let Some(br) = obj.live.as_ref().and_then(|l| l.bridge_name()) else {
+            return;
+        };
+        for p in obj.ports.values() {
+            if let Some(t) = p.tap.as_deref().filter(|t| host::link_exists(t)) {
+                if let Err(e) = host::run("ip", &["link", "set", "dev", t, "master", br, "up"]) {
+                    log::warn!("cannot put {t} back into {br}: {e}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! `VIREO_PROGRAM` (0x76697265, "vire"), version 1: Vireo's own calls, for what libvirt's
+//! protocol has no procedure. Never in libvirt's procedure number space.
+//!
+//! | proc | name | args | reply |
+//! |---|---|---|---|
+//! | 1 | NETWORK_PORT_CREATE_TAP | [`PortCreateTapArgs`] | [`PortCreateTapRet`] + the tap's descriptor (REPLY_WITH_FDS) |
+
+use vireo_xdr::xdr_struct;
+
+use crate::network::NetworkPort;
+use crate::remote::Network;
+
+pub const VIREO_PROGRAM: u32 = 0x7669_7265;
+pub const VIREO_VERSION: u32 = 1;
+
+pub mod procs {
+    /// A network port with a tap device made for it in the network's bridge; the reply
+    /// carries the device's descriptor.
+    pub const NETWORK_PORT_CREATE_TAP: i32 = 1;
+}
+
+/// The name of a procedure of this program.
+pub fn proc_name(p: i32) -> Option<&'static str> {
+    match p {
+        procs::NETWORK_PORT_CREATE_TAP => Some("NETWORK_PORT_CREATE_TAP"),
+        _ => None,
+    }
+}
+
+xdr_struct! {
+    /// As `NETWORK_PORT_CREATE_XML`'s arguments.
+    pub struct PortCreateTapArgs {
+        pub net: Network,
+        pub xml: String,
+        pub flags: u32,
+    }
+}
+
+xdr_struct! {
+    pub struct PortCreateTapRet {
+        pub port: NetworkPort,
+        /// The tap device's name (`vnetN`).
+        pub ifname: String,
+    }
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/python3
+"""Drives a test guest's shell through the real `virsh console` (in a pseudo-terminal).
+
+argv: URI NAME [--resume] [CMD EXPECT]... With --resume, resumes the (paused) guest once
+the console is attached, so nothing it prints is missed. Waits for the guest's ready line,
+then for each pair types CMD and waits for EXPECT in what follows; leaves with Ctrl-].
+Exits 0 on success, printing everything it saw.
+"""
+import os
+import select
+import subprocess
+import sys
+import time
+
+uri, name = sys.argv[1], sys.argv[2]
+resume = len(sys.argv) > 3 and sys.argv[3] == "--resume"
+pairs = sys.argv[4:] if resume else sys.argv[3:]
+master, slave = os.openpty()
+p = subprocess.Popen(["virsh", "-c", uri, "console", name], stdin=slave, stdout=slave,
+                     stderr=slave, close_fds=True, start_new_session=True)
+os.close(slave)
+seen = b""
+
+
+def wait_for(marker, timeout, since=0):
+    global seen
+    end = time.time() + timeout
+    while marker not in seen[since:]:
+        left = end - time.time()
+        if left <= 0:
+            sys.exit(f"timed out waiting for {marker!r}; saw:\n{seen.decode(errors='replace')}")
+        r, _, _ = select.select([master], [], [], left)
+        if r:
+            try:
+                seen += os.read(master, 4096)
+            except OSError:
+                sys.exit(f"console closed; saw:\n{seen.decode(errors='replace')}")
+
+
+wait_for(b"Escape character is", 20)
+if resume:
+    subprocess.run(["virsh", "-c", uri, "resume", name], check=True, capture_output=True)
+wait_for(b"VIREO-GUEST-READY", 110)
+for cmd, expect in zip(pairs[0::2], pairs[1::2]):
+    mark = len(seen)
+    os.write(master, cmd.encode() + b"\r")
+    wait_for(expect.encode(), 60, mark)
+os.write(master, b"\x1d")
+try:
+    p.wait(timeout=20)
+except subprocess.TimeoutExpired:
+    p.kill()
+    sys.exit("virsh console did not exit on Ctrl-]")
+print(seen.decode(errors="replace"))
+sys.exit(p.returncode)
