@@ -426,8 +426,20 @@ fn two_guests_on_a_nat_network(layout: Layout) {
     assert!(live.contains("<target dev='vnet"), "{live}");
     assert!(live.contains("portid='"), "{live}");
     assert!(live.contains("bridge='vbr-nat'"), "{live}");
+    let portid = live
+        .split("portid='")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .unwrap_or_default();
     let ports = ok(&d.virsh(&["net-port-list", "vnat"]));
-    assert_eq!(ports.matches("-").count() >= 8, true, "{ports}");
+    assert!(!portid.is_empty() && ports.contains(portid), "{ports}");
+    let port = ok(&d.virsh(&["net-port-dumpxml", "vnat", portid]));
+    assert!(port.contains("<name>vm1</name>"), "{port}");
+    assert!(port.contains(&format!("<mac address='{mac1}'/>")), "{port}");
+    assert!(
+        port.contains("<plug type='network' bridge='vbr-nat'/>"),
+        "{port}"
+    );
     let nports = |d: &Daemon| {
         ok(&d.virsh(&["net-port-list", "vnat", "--uuid"]))
             .lines()
