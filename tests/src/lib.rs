@@ -259,6 +259,15 @@ impl Daemon {
         }
     }
 
+    /// Kills one daemon with SIGKILL and waits for it.
+    pub fn kill9_one(&mut self, name: &str) {
+        if let Some(i) = self.children.iter().position(|(n, _)| *n == name) {
+            let (_, mut c) = self.children.remove(i);
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.root.join("vireod.log")).unwrap_or_default()
     }

@@ -456,7 +456,76 @@ fn two_guests_on_a_nat_network(layout: Layout) {
     ok(&d.virsh(&["destroy", "vm2"]));
 }
 
+/// kill -9 of the network daemon (or of vireod) while two guests run: their traffic goes
+/// on; a guest that stopped while no network daemon ran has its port released when the
+/// daemon is back; the restarted daemon lists the network active with the other port; and
+/// destroying everything leaves no bridge, tap, firewall table or dnsmasq behind.
+fn guests_keep_their_network_when_networkd_dies(layout: Layout) {
+    let mut d = Daemon::start_in(layout);
+    let f = write(&d, "vnat.xml", NAT);
+    ok(&d.virsh(&["net-define", &f]));
+    ok(&d.virsh(&["net-start", "vnat"]));
+    let (mac1, mac2) = ("52:54:00:77:00:11", "52:54:00:77:00:12");
+    let mut ips = Vec::new();
+    for (vm, mac) in [("vm1", mac1), ("vm2", mac2)] {
+        let f = guest_on(&d, vm, "vnat", mac);
+        ok(&d.virsh(&["define", &f]));
+        ok(&d.virsh(&["start", "--paused", vm]));
+        ips.push(guest_ip(&guest_shell(&d, vm, &["--resume"]), mac));
+    }
+    let dnsmasq = dnsmasqs(&d);
+    let monolithic = layout == Layout::Monolithic;
+    if monolithic {
+        d.kill9();
+    } else {
+        d.kill9_one("vireo-networkd");
+    }
+    // Traffic goes on without the daemon.
+    for ip in &ips {
+        in_ns(&d, "busybox", &["ping", "-c", "1", "-W", "5", ip]);
+    }
+    assert_eq!(dnsmasqs(&d), dnsmasq);
+    // vm1 stops while no network daemon runs.
+    if monolithic {
+        let pid = d.qemu_pid("vm1").expect("vm1 runs");
+        // SAFETY: kill with a pid read from /proc.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        assert!(vireo_tests::wait_exit(
+            pid,
+            std::time::Duration::from_secs(30)
+        ));
+        d.restart();
+    } else {
+        ok(&d.virsh(&["destroy", "vm1"]));
+        d.start_one("vireo-networkd", &[]);
+    }
+    let list = ok(&d.virsh(&["net-list"]));
+    assert!(list.contains(" vnat "), "{list}");
+    let ports = ok(&d.virsh(&["net-port-list", "vnat", "--uuid"]));
+    assert_eq!(
+        ports.lines().filter(|l| !l.trim().is_empty()).count(),
+        1,
+        "{ports}"
+    );
+    in_ns(&d, "busybox", &["ping", "-c", "1", "-W", "5", &ips[1]]);
+    ok(&d.virsh(&["destroy", "vm2"]));
+    let t0 = std::time::Instant::now();
+    while !ok(&d.virsh(&["net-port-list", "vnat", "--uuid"]))
+        .trim()
+        .is_empty()
+    {
+        assert!(t0.elapsed().as_secs() < 30, "vm2's port was not released");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    ok(&d.virsh(&["net-destroy", "vnat"]));
+    let l = links(&d);
+    assert!(!l.contains("vbr-nat") && !l.contains("vnet"), "{l}");
+    assert!(!ruleset(&d).contains("vireo-"), "{}", ruleset(&d));
+    assert!(dnsmasqs(&d).is_empty());
+}
+
 vireo_tests::in_every_layout!(
+    guests_keep_their_network_when_networkd_dies,
     two_guests_on_a_nat_network,
     nat_network_with_virsh,
     other_forward_modes,
