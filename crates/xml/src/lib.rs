@@ -28,6 +28,7 @@ mod domain;
 pub mod model;
 mod netport;
 mod network;
+mod nwfilter;
 mod secret;
 mod storage;
 #[doc(hidden)]
@@ -38,6 +39,7 @@ pub use domain::*;
 pub use model::{format_root, parse_root, XmlElement, XmlValue, YesNo};
 pub use netport::*;
 pub use network::*;
+pub use nwfilter::*;
 pub use secret::*;
 pub use storage::*;
 pub use util::{escape, Writer};
