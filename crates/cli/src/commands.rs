@@ -13,6 +13,9 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
     if cmd.starts_with("pool-") || cmd.starts_with("vol-") {
         return crate::storage::run(uri, readonly, cmd, rest).await;
     }
+    if cmd.starts_with("net-") {
+        return crate::network::run(uri, readonly, cmd, rest).await;
+    }
     let (flags, pos): (Vec<&str>, Vec<&str>) = rest
         .iter()
         .map(String::as_str)
@@ -294,8 +297,15 @@ async fn list(
 }
 
 /// virsh's table layout: a leading space, columns separated by three spaces, a dash rule
-/// as wide as the columns and their gaps plus three. `rows[0]` is the header.
+/// as wide as the columns and their gaps plus three. `rows[0]` is the header. Then the
+/// blank line virsh ends each command with.
 pub fn print_table(rows: &[Vec<String>]) {
+    print!("{}", table_text(rows));
+    println!();
+}
+
+/// The lines of [`print_table`], each ending in a newline, without the final blank line.
+pub fn table_text(rows: &[Vec<String>]) -> String {
     let cols = rows.first().map_or(0, Vec::len);
     let mut w = vec![0usize; cols];
     for r in rows {
@@ -313,12 +323,19 @@ pub fn print_table(rows: &[Vec<String>]) {
         }
         s.trim_end().to_string()
     };
-    println!("{}", line(&rows[0]));
-    println!("{}", "-".repeat(w.iter().sum::<usize>() + 3 * cols));
-    for r in &rows[1..] {
-        println!("{}", line(r));
+    let mut out = String::new();
+    let Some((head, body)) = rows.split_first() else {
+        return out;
+    };
+    out.push_str(&line(head));
+    out.push('\n');
+    out.push_str(&"-".repeat(w.iter().sum::<usize>() + 3 * cols));
+    out.push('\n');
+    for r in body {
+        out.push_str(&line(r));
+        out.push('\n');
     }
-    println!();
+    out
 }
 
 async fn dominfo(c: &Connect, d: &Domain) -> Result<()> {

@@ -2,6 +2,7 @@
 
 mod args;
 mod commands;
+mod network;
 mod secret;
 mod storage;
 
@@ -61,7 +62,21 @@ Commands:
   vol-wipe VOL [--algorithm zero|nnsa|dod|bsi|gutmann|schneier|pfitzner7|pfitzner33|random|trim]
   vol-upload VOL FILE [--sparse] [--offset N] / vol-download VOL FILE [--sparse] [--offset N]
       [--length N]       (a progress bar on a terminal)
-DOMAIN is a name, a UUID or an id; SECRET is a UUID; POOL a name or a UUID.";
+  net-list [--all] [--inactive] [--persistent] [--transient] [--autostart]
+      [--no-autostart] [--name | --uuid | --table]
+  net-info NET / net-uuid NAME / net-name UUID / net-dumpxml [--inactive] NET
+  net-define FILE / net-create FILE (both [--validate]) / net-start NET / net-destroy NET
+  net-undefine NET / net-autostart [--disable] NET
+  net-update NET COMMAND SECTION XML [--parent-index N] [--live] [--config] [--current]
+      COMMAND: add|add-last|add-first|modify|delete; SECTION: bridge|domain|ip|
+      ip-dhcp-host|ip-dhcp-range|forward|forward-interface|forward-pf|portgroup|
+      dns-host|dns-txt|dns-srv; XML: the element (starting with '<') or a file holding it
+  net-dhcp-leases NET [--mac MAC]
+  net-port-list NET [--uuid] / net-port-create NET FILE / net-port-dumpxml NET PORT
+  net-port-delete NET PORT
+  net-event [NET] (--list | --event lifecycle [--loop] [--timeout SECS] [--timestamp])
+DOMAIN is a name, a UUID or an id; SECRET is a UUID; POOL and NET a name or a UUID;
+PORT a UUID.";
 
 fn main() -> ExitCode {
     vireo_rpc::keep_stream_buffers();
@@ -118,7 +133,11 @@ fn main() -> ExitCode {
     match rt.block_on(commands::run(&uri, readonly, &args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // virsh prints the failed action, then the daemon's reason, each on a line.
+            // virsh prints the failed action, then the daemon's reason, each on a line;
+            // some failures it reports by the exit status alone.
+            if e.downcast_ref::<network::Quiet>().is_some() {
+                return ExitCode::FAILURE;
+            }
             for cause in e.chain() {
                 eprintln!("error: {cause}");
             }

@@ -1,6 +1,7 @@
 //! The Rust client: parse a libvirt URI, find the daemon's socket, open the connection the
 //! way libvirt's remote driver does, and make typed calls.
 
+mod network;
 mod secret;
 mod storage;
 pub mod uri;
@@ -16,7 +17,9 @@ use vireo_proto::RemoteError;
 use vireo_rpc::client::{CallError, Connection};
 use vireo_xdr::Xdr;
 
+pub use network::{NetworkEvent, NetworkEvents};
 pub use uri::Uri;
+pub use vireo_proto::network::{DhcpLease, Network, NetworkPort};
 pub use vireo_proto::remote::Domain;
 pub use vireo_proto::secret::Secret;
 pub use vireo_proto::storage::{Pool, Vol};
