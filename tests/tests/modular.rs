@@ -355,8 +355,11 @@ fn proxy_falls_back_to_forwarding_frames() {
     let list = ok(&d.virsh(&["net-list", "--all"]));
     assert!(list.contains(" default "), "{list}");
     // A family whose driver is still to come says so.
-    let err = fails(&d.virsh(&["nwfilter-list"]));
-    assert!(err.contains("nwfilter driver of vireo-nwfilterd"), "{err}");
+    let err = fails(&d.virsh(&["iface-list"]));
+    assert!(
+        err.contains("interface driver of vireo-interfaced"),
+        "{err}"
+    );
 }
 
 #[test]

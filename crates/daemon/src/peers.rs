@@ -164,7 +164,12 @@ impl Inner {
     }
 
     /// A port with its tap (Vireo's own call; the tap comes as a descriptor).
-    async fn network_port(&self, network: &str, xml: String) -> Result<NetPort> {
+    async fn network_port(
+        &self,
+        network: &str,
+        xml: String,
+        filterref: Option<String>,
+    ) -> Result<NetPort> {
         use vireo_proto::vireo::{
             procs as vprocs, PortCreateTapArgs, PortCreateTapRet, VIREO_PROGRAM, VIREO_VERSION,
         };
@@ -178,6 +183,7 @@ impl Inner {
                 &PortCreateTapArgs {
                     net: net.clone(),
                     xml,
+                    filterref,
                     flags: 0,
                 },
             )
@@ -257,10 +263,15 @@ impl Peers for DaemonPeers {
         Box::pin(async move { me.secret_value(uuid).await })
     }
 
-    fn network_port(&self, network: &str, xml: String) -> BoxFuture<Result<NetPort>> {
+    fn network_port(
+        &self,
+        network: &str,
+        xml: String,
+        filterref: Option<String>,
+    ) -> BoxFuture<Result<NetPort>> {
         let me = Arc::clone(&self.0);
         let network = network.to_string();
-        Box::pin(async move { me.network_port(&network, xml).await })
+        Box::pin(async move { me.network_port(&network, xml, filterref).await })
     }
 
     fn delete_port(&self, network: &str, port: [u8; 16]) -> BoxFuture<Result<()>> {
@@ -285,5 +296,72 @@ impl vireo_storage::Secrets for DaemonPeers {
         let rt = tokio::runtime::Handle::try_current().map_err(|e| failed(e.to_string()))?;
         rt.block_on(async move { me.secret_value(uuid).await })
             .map_err(|e| failed(e.to_string()))
+    }
+}
+
+/// The network driver's way to the filter driver (bindings of its ports' taps), from a
+/// blocking thread of a multi-threaded runtime (where network calls run).
+impl vireo_network::Filters for DaemonPeers {
+    fn bind(&self, binding_xml: &str) -> vireo_network::Result<()> {
+        use vireo_proto::nwfilter::{BindingRet, XmlFlagsArgs};
+        let me = Arc::clone(&self.0);
+        let xml = binding_xml.to_string();
+        let rt = tokio::runtime::Handle::try_current()
+            .map_err(|e| vireo_network::NetworkError::Internal(e.to_string()))?;
+        rt.block_on(async move {
+            me.call::<_, BindingRet>(
+                Family::NwFilter,
+                procs::NWFILTER_BINDING_CREATE_XML,
+                &XmlFlagsArgs { xml, flags: 0 },
+            )
+            .await
+        })
+        .map(|_| ())
+        .map_err(filter_error)
+    }
+
+    fn unbind(&self, portdev: &str) -> vireo_network::Result<()> {
+        use vireo_proto::nwfilter::{BindingArgs, BindingRet, NameArgs};
+        let me = Arc::clone(&self.0);
+        let dev = portdev.to_string();
+        let rt = tokio::runtime::Handle::try_current()
+            .map_err(|e| vireo_network::NetworkError::Internal(e.to_string()))?;
+        rt.block_on(async move {
+            let b: BindingRet = match me
+                .call(
+                    Family::NwFilter,
+                    procs::NWFILTER_BINDING_LOOKUP_BY_PORT_DEV,
+                    &NameArgs { name: dev },
+                )
+                .await
+            {
+                Ok(b) => b,
+                // Gone already.
+                Err(DriverError::Peer(r)) if r.code == 101 => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            me.call::<_, ()>(
+                Family::NwFilter,
+                procs::NWFILTER_BINDING_DELETE,
+                &BindingArgs {
+                    nwfilter: b.nwfilter,
+                },
+            )
+            .await
+        })
+        .map_err(filter_error)
+    }
+}
+
+/// A filter driver's error, as the network driver reports it (the filter driver's words).
+fn filter_error(e: DriverError) -> vireo_network::NetworkError {
+    match e {
+        DriverError::Peer(r) => vireo_network::NetworkError::Invalid(format!(
+            "cannot bind the interface's filter: {}",
+            r.text()
+        )),
+        e => {
+            vireo_network::NetworkError::Invalid(format!("cannot bind the interface's filter: {e}"))
+        }
     }
 }

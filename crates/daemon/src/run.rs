@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use vireo_conf::DaemonConfig;
 use vireo_driver::events::EventBus;
 use vireo_network::{DefaultNetwork, NetworkDriver};
+use vireo_nwfilter::NwFilterDriver;
 use vireo_proto::family::Family;
 use vireo_qemu::{QemuConfig, QemuDriver};
 use vireo_rpc::handoff;
@@ -268,12 +269,28 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     } else {
         None
     };
+    if let Some(n) = &network {
+        n.set_filters(Arc::new(crate::peers::DaemonPeers::new(
+            role,
+            paths.clone(),
+            token.clone(),
+        )));
+    }
+    let nwfilter = if role.hosts(Family::NwFilter) {
+        Some(Arc::new(
+            NwFilterDriver::open(&paths.config_dir, &paths.run_dir)
+                .context("cannot load network filters")?,
+        ))
+    } else {
+        None
+    };
     let mut socks = sockets(role, &paths, &conf, inherited)?;
     let drivers = Drivers {
         qemu: qemu.clone(),
         secret: secret.clone(),
         storage,
         network,
+        nwfilter,
         events,
         objects,
     };

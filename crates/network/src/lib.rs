@@ -38,6 +38,16 @@ use vireo_xml::{
 
 pub use error::{NetworkError, Result};
 
+/// Where the network driver binds traffic filters to its ports' taps: the filter driver's
+/// public API (binding create/delete), supplied by the daemon. Called from a blocking
+/// thread.
+pub trait Filters: Send + Sync {
+    /// `NWFILTER_BINDING_CREATE_XML`.
+    fn bind(&self, binding_xml: &str) -> Result<()>;
+    /// `NWFILTER_BINDING_DELETE` of the binding of `portdev` (one that is gone is fine).
+    fn unbind(&self, portdev: &str) -> Result<()>;
+}
+
 /// Networks one host may define.
 pub const MAX_NETWORKS: usize = vireo_proto::network::NETWORK_LIST_MAX;
 
@@ -99,6 +109,9 @@ pub struct NetworkDriver {
     state_dir: PathBuf,
     nets: Mutex<BTreeMap<String, NetObj>>,
     events: EventBus<ObjectEvent>,
+    filters: std::sync::OnceLock<std::sync::Arc<dyn Filters>>,
+    /// Filter bindings of ports released before the filter driver was known.
+    stale_bindings: Mutex<Vec<String>>,
 }
 
 impl NetworkDriver {
@@ -119,6 +132,8 @@ impl NetworkDriver {
             state_dir: state_dir.join("network"),
             nets: Mutex::new(BTreeMap::new()),
             events,
+            filters: std::sync::OnceLock::new(),
+            stale_bindings: Mutex::new(Vec::new()),
         };
         for dir in [&d.cfg_dir, &d.run_dir, &d.state_dir] {
             fs::create_dir_all(dir)
@@ -133,6 +148,28 @@ impl NetworkDriver {
         }
         d.autostart();
         Ok(d)
+    }
+
+    /// Gives the driver its way to the filter driver (once; later calls are ignored).
+    pub fn set_filters(&self, f: std::sync::Arc<dyn Filters>) {
+        let _ = self.filters.set(f);
+    }
+
+    /// Removes the filter bindings of ports released while the filter driver could not be
+    /// asked (at start); from a blocking thread.
+    pub(crate) fn release_stale_bindings(&self) {
+        let Some(f) = self.filters.get() else { return };
+        let stale = std::mem::take(
+            &mut *self
+                .stale_bindings
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        for dev in stale {
+            if let Err(e) = f.unbind(&dev) {
+                log::warn!("cannot remove the filter binding of {dev}: {e}");
+            }
+        }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, BTreeMap<String, NetObj>> {

@@ -27,12 +27,48 @@ pub(crate) struct PortObj {
     pub(crate) def: NetworkPortDef,
     /// The tap device made for it, if any.
     pub(crate) tap: Option<String>,
+    /// Its tap has a filter binding (by the tap's name).
+    pub(crate) filtered: bool,
 }
 
 fn no_port(uuid: &Uuid) -> NetworkError {
     NetworkError::NoPort(format!(
         "no network port with matching uuid '{}'",
         format_uuid(uuid)
+    ))
+}
+
+/// The filter binding of a port's tap: the interface's `<filterref>`, with the guest's
+/// address as `IP` when the interface gives none and the network has a static DHCP host
+/// for its MAC address.
+fn binding_xml(obj: &NetObj, def: &NetworkPortDef, tap: &str, filterref: &str) -> Result<String> {
+    use vireo_xml::{escape, FilterParam, FilterRef};
+    let mut fr: FilterRef = vireo_xml::parse_root(filterref, "filterref")?;
+    let mac = def.mac.map(|m| m.to_string()).unwrap_or_default();
+    if !fr.parameters.iter().any(|p| p.name == "IP") {
+        let net = obj.live.as_ref().unwrap_or(&obj.def);
+        let fixed = net
+            .ips
+            .iter()
+            .flat_map(|ip| ip.dhcp_hosts())
+            .find(|h| h.mac.map(|m| m.to_string()) == Some(mac.clone()))
+            .and_then(|h| h.ip);
+        if let Some(ip) = fixed {
+            fr.parameters.push(FilterParam {
+                name: "IP".into(),
+                value: ip.to_string(),
+            });
+        }
+    }
+    let owner = &def.owner;
+    Ok(format!(
+        "<filterbinding><owner><name>{}</name><uuid>{}</uuid></owner>\
+         <portdev name='{}'/><mac address='{}'/>{}</filterbinding>",
+        escape(&owner.name),
+        format_uuid(&owner.uuid),
+        escape(tap),
+        escape(&mac),
+        vireo_xml::format_root(&fr, "filterref")
     ))
 }
 
@@ -62,6 +98,7 @@ impl NetworkDriver {
                 let tap = fs::read_to_string(path.with_extension("tap"))
                     .ok()
                     .map(|t| t.trim().to_string());
+                let filtered = path.with_extension("filtered").exists();
                 let uuid = def.uuid.unwrap_or_default();
                 if tap.as_deref().is_some_and(|t| !host::link_exists(t)) {
                     log::info!(
@@ -70,9 +107,16 @@ impl NetworkDriver {
                     );
                     let _ = store::remove(&path);
                     let _ = fs::remove_file(path.with_extension("tap"));
+                    let _ = fs::remove_file(path.with_extension("filtered"));
+                    if let (true, Some(t)) = (filtered, tap) {
+                        self.stale_bindings
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(t);
+                    }
                     continue;
                 }
-                obj.ports.insert(uuid, PortObj { def, tap });
+                obj.ports.insert(uuid, PortObj { def, tap, filtered });
             }
         }
     }
@@ -132,6 +176,9 @@ impl NetworkDriver {
         if let Some(t) = &p.tap {
             store::write_atomic(&path.with_extension("tap"), t.as_bytes())?;
         }
+        if p.filtered {
+            store::write_atomic(&path.with_extension("filtered"), b"")?;
+        }
         store::write_atomic(&path, p.def.format().as_bytes())?;
         Ok(())
     }
@@ -141,7 +188,11 @@ impl NetworkDriver {
         let mut nets = self.lock();
         let obj = Self::find(&mut nets, h)?;
         let def = self.new_port(obj, xml, flags)?;
-        let p = PortObj { def, tap: None };
+        let p = PortObj {
+            def,
+            tap: None,
+            filtered: false,
+        };
         self.save_port(&obj.def.name, &p)?;
         let uuid = p.def.uuid.unwrap_or_default();
         obj.ports.insert(uuid, p);
@@ -157,8 +208,10 @@ impl NetworkDriver {
         &self,
         h: &NetHandle,
         xml: &str,
+        filterref: Option<&str>,
         flags: u32,
     ) -> Result<(PortHandle, String, std::os::fd::OwnedFd)> {
+        self.release_stale_bindings();
         let mut nets = self.lock();
         let obj = Self::find(&mut nets, h)?;
         let def = self.new_port(obj, xml, flags)?;
@@ -171,11 +224,29 @@ impl NetworkDriver {
             .and_then(|p| p.bridge.clone())
             .unwrap_or_default();
         let t = tap::create(&bridge, mac.0)?;
+        // The interface's filter, bound to the tap before the guest can use it.
+        if let Some(fr) = filterref {
+            let bound = self
+                .filters
+                .get()
+                .ok_or_else(|| {
+                    NetworkError::Invalid(
+                        "the interface has a <filterref>, but no filter driver is reachable".into(),
+                    )
+                })
+                .and_then(|f| f.bind(&binding_xml(obj, &def, &t.name, fr)?));
+            if let Err(e) = bound {
+                let _ = host::delete_link(&t.name);
+                return Err(e);
+            }
+        }
         let p = PortObj {
             def,
             tap: Some(t.name.clone()),
+            filtered: filterref.is_some(),
         };
         if let Err(e) = self.save_port(&obj.def.name, &p) {
+            self.unbind(&p);
             let _ = host::delete_link(&t.name);
             return Err(e);
         }
@@ -208,12 +279,33 @@ impl NetworkDriver {
 
     fn forget_port(&self, obj: &mut NetObj, uuid: &Uuid) -> Option<PortObj> {
         let p = obj.ports.remove(uuid)?;
+        self.unbind(&p);
         let path = self
             .ports_dir(&obj.def.name)
             .join(format!("{}.xml", format_uuid(uuid)));
         let _ = store::remove(&path);
         let _ = fs::remove_file(path.with_extension("tap"));
+        let _ = fs::remove_file(path.with_extension("filtered"));
         Some(p)
+    }
+
+    /// Removes the filter binding of a port's tap, if it has one.
+    fn unbind(&self, p: &PortObj) {
+        let (true, Some(t)) = (p.filtered, &p.tap) else {
+            return;
+        };
+        match self.filters.get() {
+            Some(f) => {
+                if let Err(e) = f.unbind(t) {
+                    log::warn!("cannot remove the filter binding of {t}: {e}");
+                }
+            }
+            None => self
+                .stale_bindings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(t.clone()),
+        }
     }
 
     pub fn port_lookup(&self, h: &NetHandle, uuid: &Uuid) -> Result<PortHandle> {
@@ -232,6 +324,7 @@ impl NetworkDriver {
     /// The network's ports (those whose tap is gone are released first).
     pub fn port_list(&self, h: &NetHandle, flags: u32) -> Result<Vec<PortHandle>> {
         check_flags(flags, 0)?;
+        self.release_stale_bindings();
         let mut nets = self.lock();
         let obj = Self::find(&mut nets, h)?;
         let gone: Vec<Uuid> = obj
@@ -263,6 +356,7 @@ impl NetworkDriver {
     /// guest interface unplugged), goes with it.
     pub fn port_delete(&self, ph: &PortHandle, flags: u32) -> Result<()> {
         check_flags(flags, 0)?;
+        self.release_stale_bindings();
         let mut nets = self.lock();
         let obj = Self::find(&mut nets, &ph.net)?;
         let p = self

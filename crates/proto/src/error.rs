@@ -34,6 +34,7 @@ pub mod domain {
     pub const REMOTE: i32 = 13;
     pub const STORAGE: i32 = 18;
     pub const NETWORK: i32 = 19;
+    pub const NWFILTER: i32 = 33;
     pub const DOMAIN: i32 = 20;
 }
 

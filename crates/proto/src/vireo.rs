@@ -32,6 +32,9 @@ xdr_struct! {
     pub struct PortCreateTapArgs {
         pub net: Network,
         pub xml: String,
+        /// The guest interface's `<filterref>` (XML), which the network driver binds to
+        /// the tap through the filter driver.
+        pub filterref: Option<String>,
         pub flags: u32,
     }
 }

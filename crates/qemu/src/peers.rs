@@ -38,8 +38,14 @@ pub trait Peers: Send + Sync {
     fn volume(&self, pool: &str, volume: &str) -> BoxFuture<Result<VolumeSource>>;
     /// A secret's value (an encrypted disk's passphrase).
     fn secret_value(&self, uuid: [u8; 16]) -> BoxFuture<Result<Zeroizing<Vec<u8>>>>;
-    /// A port on network `network` with its tap device, for the port definition `xml`.
-    fn network_port(&self, network: &str, xml: String) -> BoxFuture<Result<NetPort>>;
+    /// A port on network `network` with its tap device, for the port definition `xml`;
+    /// with the interface's `<filterref>` (XML), bound to the tap.
+    fn network_port(
+        &self,
+        network: &str,
+        xml: String,
+        filterref: Option<String>,
+    ) -> BoxFuture<Result<NetPort>>;
     /// Releases a port (and its tap device, if still there).
     fn delete_port(&self, network: &str, port: [u8; 16]) -> BoxFuture<Result<()>>;
 }
@@ -144,8 +150,13 @@ pub async fn network_ports(
                     "interface {n} is on network '{network}', but no network driver is reachable"
                 ))
             })?;
-            let xml = port_xml(def, &def.devices.interfaces[n]);
-            peers.network_port(&network, xml).await
+            let iface = &def.devices.interfaces[n];
+            let xml = port_xml(def, iface);
+            let filterref = iface
+                .filterref
+                .as_ref()
+                .map(|f| vireo_xml::format_root(f, "filterref"));
+            peers.network_port(&network, xml, filterref).await
         }
         .await;
         match r {

@@ -620,6 +620,8 @@ xml_element! {
         /// `<model type=...>`, e.g. `virtio` or `e1000`.
         in_attr_opt model: String = "model@type",
         child_opt driver: InterfaceDriver = "driver",
+        /// The traffic filter of the interface (bound by the network driver).
+        child_opt filterref: crate::FilterRef = "filterref",
         in_attr_opt link_state: LinkState = "link@state",
         /// `<mtu size=...>`.
         in_attr_opt mtu: u32 = "mtu@size",

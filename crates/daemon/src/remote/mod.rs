@@ -8,6 +8,7 @@ mod console;
 mod domain;
 mod events;
 mod network;
+mod nwfilter;
 mod running;
 mod secondary;
 mod secret;
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use vireo_driver::events::{EventBus, ObjectEvent};
 use vireo_network::NetworkDriver;
+use vireo_nwfilter::NwFilterDriver;
 use vireo_proto::error::{code, domain as errdom};
 use vireo_proto::remote::{allowed_read_only, proc_name, procs};
 use vireo_proto::vireo::{VIREO_PROGRAM, VIREO_VERSION};
@@ -74,6 +76,7 @@ pub struct Drivers {
     pub secret: Option<Arc<SecretDriver>>,
     pub storage: Option<Arc<StorageDriver>>,
     pub network: Option<Arc<NetworkDriver>>,
+    pub nwfilter: Option<Arc<NwFilterDriver>>,
     /// Domain events.
     pub events: EventBus,
     /// Events of the other objects (secrets, …).
@@ -92,6 +95,8 @@ pub struct RemoteService {
     pub storage: Option<Arc<StorageDriver>>,
     /// The network driver, when this daemon hosts it.
     pub network: Option<Arc<NetworkDriver>>,
+    /// The network filter driver, when this daemon hosts it.
+    pub nwfilter: Option<Arc<NwFilterDriver>>,
     pub events: EventBus,
     pub objects: EventBus<ObjectEvent>,
     /// Shared secret that makes a forwarded identity trustworthy.
@@ -106,6 +111,7 @@ impl RemoteService {
             secret,
             storage,
             network,
+            nwfilter,
             events,
             objects,
         } = drivers;
@@ -116,6 +122,7 @@ impl RemoteService {
             secret,
             storage,
             network,
+            nwfilter,
             events,
             objects,
             token,
@@ -181,6 +188,7 @@ impl RemoteService {
                 Family::Secret => secret::dispatch(self, client, p, payload),
                 Family::Storage => storage::dispatch(self, p, payload),
                 Family::Network => network::dispatch(self, p, payload),
+                Family::NwFilter => nwfilter::dispatch(self, p, payload),
                 _ => domain::dispatch(self, p, payload, readonly),
             });
         r.into()
@@ -274,6 +282,23 @@ impl Service for RemoteService {
                                 code::INTERNAL_ERROR,
                                 errdom::NETWORK,
                                 format!("internal error: network call failed: {e}"),
+                            ))
+                        })
+                }));
+            }
+            // Filter calls write files and run nft: on a thread of the blocking pool.
+            Family::NwFilter => {
+                let me = Arc::clone(&self);
+                let c = Arc::clone(client);
+                let payload = payload.to_vec();
+                return Dispatch::Later(Box::pin(async move {
+                    tokio::task::spawn_blocking(move || me.dispatch(&c, p, &payload, readonly))
+                        .await
+                        .unwrap_or_else(|e| {
+                            Outcome::Error(RemoteError::new(
+                                code::INTERNAL_ERROR,
+                                errdom::NWFILTER,
+                                format!("internal error: nwfilter call failed: {e}"),
                             ))
                         })
                 }));

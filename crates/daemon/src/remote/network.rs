@@ -234,7 +234,8 @@ pub(super) fn dispatch_vireo(s: &RemoteService, p: i32, payload: &[u8]) -> Outco
         match p {
             vprocs::NETWORK_PORT_CREATE_TAP => {
                 let a: PortCreateTapArgs = args(payload)?;
-                let (port, ifname, fd) = d.port_create_tap(&a.net, &a.xml, a.flags)?;
+                let (port, ifname, fd) =
+                    d.port_create_tap(&a.net, &a.xml, a.filterref.as_deref(), a.flags)?;
                 Ok((PortCreateTapRet { port, ifname }, fd))
             }
             _ => Err(RemoteError::unknown_procedure(p)),
