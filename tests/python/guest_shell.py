@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Drives a test guest's shell through the real `virsh console` (in a pseudo-terminal).
 
-argv: URI NAME [--resume] [CMD EXPECT]... With --resume, resumes the (paused) guest once
-the console is attached, so nothing it prints is missed. Waits for the guest's ready line,
+argv: URI NAME [--resume|--running] [CMD EXPECT]... With --resume, resumes the (paused)
+guest once the console is attached, so nothing it prints is missed; with --running, the
+guest was ready before (its ready line is not waited for). Waits for the guest's ready line,
 then for each pair types CMD and waits for EXPECT in what follows; leaves with Ctrl-].
 Exits 0 on success, printing everything it saw.
 """
@@ -13,8 +14,8 @@ import sys
 import time
 
 uri, name = sys.argv[1], sys.argv[2]
-resume = len(sys.argv) > 3 and sys.argv[3] == "--resume"
-pairs = sys.argv[4:] if resume else sys.argv[3:]
+mode = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] in ("--resume", "--running") else ""
+pairs = sys.argv[4:] if mode else sys.argv[3:]
 master, slave = os.openpty()
 p = subprocess.Popen(["virsh", "-c", uri, "console", name], stdin=slave, stdout=slave,
                      stderr=slave, close_fds=True, start_new_session=True)
@@ -38,9 +39,10 @@ def wait_for(marker, timeout, since=0):
 
 
 wait_for(b"Escape character is", 20)
-if resume:
+if mode == "--resume":
     subprocess.run(["virsh", "-c", uri, "resume", name], check=True, capture_output=True)
-wait_for(b"VIREO-GUEST-READY", 110)
+if mode != "--running":
+    wait_for(b"VIREO-GUEST-READY", 110)
 for cmd, expect in zip(pairs[0::2], pairs[1::2]):
     mark = len(seen)
     os.write(master, cmd.encode() + b"\r")

@@ -403,9 +403,9 @@ fn two_guests_on_a_nat_network(layout: Layout) {
         "vm2",
         &[
             "--resume",
-            &format!("ping -c 1 -W 5 {ip1} >/dev/null && echo PEER-$((40+2))"),
+            &format!("{} && echo PEER-$((40+2))", tries(&ip1)),
             "PEER-42",
-            "ping -c 1 -W 5 10.77.0.1 >/dev/null && echo GW-$((40+2))",
+            &format!("{} && echo GW-$((40+2))", tries("10.77.0.1")),
             "GW-42",
         ],
     );
@@ -417,7 +417,7 @@ fn two_guests_on_a_nat_network(layout: Layout) {
     assert_ne!(ip1, ip2);
     // The host side of the namespace reaches both.
     for ip in [&ip1, &ip2] {
-        in_ns(&d, "busybox", &["ping", "-c", "1", "-W", "5", ip]);
+        host_ping(&d, ip);
     }
     let leases = ok(&d.virsh(&["net-dhcp-leases", "vnat"]));
     assert!(leases.contains(mac1) && leases.contains(mac2), "{leases}");
@@ -482,7 +482,7 @@ fn guests_keep_their_network_when_networkd_dies(layout: Layout) {
     }
     // Traffic goes on without the daemon.
     for ip in &ips {
-        in_ns(&d, "busybox", &["ping", "-c", "1", "-W", "5", ip]);
+        host_ping(&d, ip);
     }
     assert_eq!(dnsmasqs(&d), dnsmasq);
     // vm1 stops while no network daemon runs.
@@ -507,7 +507,7 @@ fn guests_keep_their_network_when_networkd_dies(layout: Layout) {
         1,
         "{ports}"
     );
-    in_ns(&d, "busybox", &["ping", "-c", "1", "-W", "5", &ips[1]]);
+    host_ping(&d, &ips[1]);
     ok(&d.virsh(&["destroy", "vm2"]));
     let t0 = std::time::Instant::now();
     while !ok(&d.virsh(&["net-port-list", "vnat", "--uuid"]))
@@ -524,7 +524,105 @@ fn guests_keep_their_network_when_networkd_dies(layout: Layout) {
     assert!(dnsmasqs(&d).is_empty());
 }
 
+/// Pings `ip` from the namespace's host side, up to four times, until it answers.
+fn host_ping(d: &Daemon, ip: &str) {
+    for _ in 0..3 {
+        if ns(d)
+            .run("busybox", &["ping", "-c", "1", "-W", "5", ip])
+            .status
+            .success()
+        {
+            return;
+        }
+    }
+    in_ns(d, "busybox", &["ping", "-c", "1", "-W", "5", ip]);
+}
+
+/// A guest shell command that pings `ip` up to four times, succeeding on the first answer.
+fn tries(ip: &str) -> String {
+    format!("for i in 1 2 3 4; do ping -c 1 -W 5 {ip} >/dev/null && break; done")
+}
+
+/// Two TCG guests with fixed addresses (static DHCP hosts), one with `clean-traffic`: the
+/// filtered guest that takes another IP address cannot reach the other, the unfiltered one
+/// can; the binding goes with the guest.
+fn clean_traffic_stops_a_spoofing_guest(layout: Layout) {
+    let d = Daemon::start_in(layout);
+    let (mac1, mac2) = ("52:54:00:77:00:21", "52:54:00:77:00:22");
+    let net = NAT.replace(
+        "</dhcp>",
+        &format!("<host mac='{mac1}' ip='10.77.0.21'/><host mac='{mac2}' ip='10.77.0.22'/></dhcp>"),
+    );
+    let f = write(&d, "vnat.xml", &net);
+    ok(&d.virsh(&["net-define", &f]));
+    ok(&d.virsh(&["net-start", "vnat"]));
+    let filtered = std::fs::read_to_string(guest_on(&d, "vm1", "vnat", mac1))
+        .unwrap()
+        .replace(
+            "<model type='virtio'/>",
+            "<model type='virtio'/><filterref filter='clean-traffic'/>",
+        );
+    let f1 = write(&d, "vm1.xml", &filtered);
+    let f2 = guest_on(&d, "vm2", "vnat", mac2);
+    for (vm, f) in [("vm1", &f1), ("vm2", &f2)] {
+        ok(&d.virsh(&["define", f]));
+        ok(&d.virsh(&["start", "--paused", vm]));
+    }
+    let bl = ok(&d.virsh(&["nwfilter-binding-list"]));
+    assert!(bl.contains("clean-traffic"), "{bl}");
+    let ip2 = guest_ip(&guest_shell(&d, "vm2", &["--resume"]), mac2);
+    assert_eq!(ip2, "10.77.0.22");
+    // With its own address vm1 reaches vm2; with another one it cannot; with its own
+    // again it can. (Pings that should pass get a few tries: TCG guests on a loaded
+    // machine answer slowly.)
+    let ping2 = "ping -c 2 -W 3 10.77.0.22 >/dev/null";
+    let ping2_tries = tries("10.77.0.22");
+    let seen = guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--resume",
+            &format!("{ping2_tries} && echo PEER-$((40+2))"),
+            "PEER-42",
+            &format!(
+                "ip addr flush dev eth0; ip addr add 10.77.0.99/24 dev eth0; \
+                 {ping2} && echo LEAK-$((1+1)) || echo HELD-$((2+2))"
+            ),
+            "HELD-4",
+            &format!(
+                "ip addr flush dev eth0; ip addr add 10.77.0.21/24 dev eth0; \
+                 {ping2_tries} && echo BACK-$((3+3))"
+            ),
+            "BACK-6",
+        ],
+    );
+    assert_eq!(guest_ip(&seen, mac1), "10.77.0.21");
+    // vm2, unfiltered, with another address still reaches vm1 (whose answers carry its
+    // own address).
+    guest_shell(
+        &d,
+        "vm2",
+        &[
+            "--running",
+            &format!(
+                "ip addr flush dev eth0; ip addr add 10.77.0.98/24 dev eth0; \
+                 {} && echo FREE-$((3+4))",
+                tries("10.77.0.21")
+            ),
+            "FREE-7",
+        ],
+    );
+    ok(&d.virsh(&["destroy", "vm1"]));
+    let t0 = std::time::Instant::now();
+    while ok(&d.virsh(&["nwfilter-binding-list"])).contains("clean-traffic") {
+        assert!(t0.elapsed().as_secs() < 30, "vm1's binding was not removed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    ok(&d.virsh(&["destroy", "vm2"]));
+}
+
 vireo_tests::in_every_layout!(
+    clean_traffic_stops_a_spoofing_guest,
     guests_keep_their_network_when_networkd_dies,
     two_guests_on_a_nat_network,
     nat_network_with_virsh,
