@@ -392,10 +392,38 @@ fn two_guests_on_a_nat_network(layout: Layout) {
     ok(&d.virsh(&["net-start", "vnat"]));
     let (mac1, mac2) = ("52:54:00:77:00:01", "52:54:00:77:00:02");
     for (vm, mac) in [("vm1", mac1), ("vm2", mac2)] {
-        let f = guest_on(&d, vm, "vnat", mac);
+        let mut f = guest_on(&d, vm, "vnat", mac);
+        if vm == "vm1" {
+            // vm1's interface has limits: 1000 KiB/s in (peak 2000), 500 KiB/s out.
+            let xml = std::fs::read_to_string(&f).unwrap().replace(
+                "<model type='virtio'/>",
+                "<model type='virtio'/><bandwidth><inbound average='1000' peak='2000'/>\
+                 <outbound average='500'/></bandwidth>",
+            );
+            f = write(&d, "vm1-bw.xml", &xml);
+        }
         ok(&d.virsh(&["define", &f]));
         ok(&d.virsh(&["start", "--paused", vm]));
     }
+    // The limits are on vm1's tap.
+    let live = ok(&d.virsh(&["dumpxml", "vm1"]));
+    let tap = live
+        .split("<target dev='")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .unwrap_or_default()
+        .to_string();
+    let class = in_ns(&d, "tc", &["class", "show", "dev", &tap]);
+    assert!(class.contains("rate 8Mbit ceil 16Mbit"), "{class}");
+    let limit = in_ns(
+        &d,
+        "nft",
+        &["list", "table", "netdev", &format!("vireo-bw-{tap}")],
+    );
+    assert!(
+        limit.contains("limit rate over 500 kbytes/second"),
+        "{limit}"
+    );
     let seen1 = guest_shell(&d, "vm1", &["--resume"]);
     let ip1 = guest_ip(&seen1, mac1);
     let seen2 = guest_shell(
@@ -453,6 +481,7 @@ fn two_guests_on_a_nat_network(layout: Layout) {
         assert!(t0.elapsed().as_secs() < 30, "vm1's port was not released");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    assert!(!in_ns(&d, "nft", &["list", "tables"]).contains("vireo-bw-"));
     ok(&d.virsh(&["destroy", "vm2"]));
 }
 

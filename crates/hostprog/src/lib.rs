@@ -45,7 +45,12 @@ const PACKAGES: &[(&str, &str)] = &[
     ("ip", "iproute2"),
     ("dnsmasq", "dnsmasq-base"),
     ("nft", "nftables"),
+    ("tc", "iproute2"),
     ("busybox", "busybox"),
+    // bench/compare's network rows: namespaces (unshare), and libvirtd's NAT rules.
+    ("unshare", "util-linux"),
+    ("iptables", "iptables"),
+    ("ip6tables", "iptables"),
 ];
 
 /// The Debian package that carries `program`, if it is one we know.

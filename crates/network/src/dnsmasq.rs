@@ -336,13 +336,19 @@ impl Dnsmasq {
                     return;
                 }
                 restarts.push(Instant::now());
+                // The pid's lock is held while restarting, and `wanted` read under it: a
+                // stop() either comes before (no restart) or waits and stops the new one.
+                let mut current = pid.lock().unwrap_or_else(|e| e.into_inner());
+                if !wanted.load(Ordering::SeqCst) {
+                    return;
+                }
                 log::warn!("dnsmasq of {} exited; restarting it", files.conf.display());
                 match spawn(&files).and_then(|mut c| {
                     check_started(&mut c, &files)?;
                     Ok(c)
                 }) {
                     Ok(c) => {
-                        *pid.lock().unwrap_or_else(|e| e.into_inner()) = c.id() as i32;
+                        *current = c.id() as i32;
                         child = Some(c);
                     }
                     Err(e) => {
@@ -357,6 +363,7 @@ impl Dnsmasq {
     /// Stops dnsmasq (SIGTERM, then SIGKILL after 5 s) and waits until it is gone.
     pub fn stop(&self) {
         self.wanted.store(false, Ordering::SeqCst);
+        // Waits for a restart under way (see `watch`), then stops what runs.
         let pid = self.pid();
         let Some(fd) = pidfd(pid) else { return };
         // SAFETY: signalling the process the pidfd refers to.

@@ -11,6 +11,7 @@
 //! `STATE/network/NAME.leases`. A restarted driver finds its active networks there and
 //! adopts their bridge, rules and dnsmasq (restoring what went missing).
 
+pub mod bandwidth;
 pub mod dnsmasq;
 mod error;
 pub mod firewall;

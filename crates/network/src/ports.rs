@@ -18,7 +18,7 @@ use vireo_proto::typed::{TypedParam, TypedValue};
 use vireo_xml::{format_uuid, NetworkPortDef, PortPlug};
 
 use crate::error::{NetworkError, Result};
-use crate::{check_flags, host, tap, NetObj, NetworkDriver};
+use crate::{bandwidth, check_flags, host, tap, NetObj, NetworkDriver};
 
 /// Ports one network may have.
 pub const MAX_PORTS: usize = vireo_proto::network::NETWORK_PORT_LIST_MAX;
@@ -224,6 +224,19 @@ impl NetworkDriver {
             .and_then(|p| p.bridge.clone())
             .unwrap_or_default();
         let t = tap::create(&bridge, mac.0)?;
+        // The port's bandwidth (else its portgroup's), on the tap.
+        let live = obj.live.as_ref().unwrap_or(&obj.def);
+        let bw = def.bandwidth.clone().or_else(|| {
+            live.portgroup(def.group.as_deref())
+                .and_then(|g| g.bandwidth.clone())
+        });
+        if let Some(bw) = &bw {
+            if let Err(e) = bandwidth::apply(&t.name, bw) {
+                bandwidth::remove(&t.name);
+                let _ = host::delete_link(&t.name);
+                return Err(e);
+            }
+        }
         // The interface's filter, bound to the tap before the guest can use it.
         if let Some(fr) = filterref {
             let bound = self
@@ -236,6 +249,7 @@ impl NetworkDriver {
                 })
                 .and_then(|f| f.bind(&binding_xml(obj, &def, &t.name, fr)?));
             if let Err(e) = bound {
+                bandwidth::remove(&t.name);
                 let _ = host::delete_link(&t.name);
                 return Err(e);
             }
@@ -247,6 +261,7 @@ impl NetworkDriver {
         };
         if let Err(e) = self.save_port(&obj.def.name, &p) {
             self.unbind(&p);
+            bandwidth::remove(&t.name);
             let _ = host::delete_link(&t.name);
             return Err(e);
         }
@@ -280,6 +295,9 @@ impl NetworkDriver {
     fn forget_port(&self, obj: &mut NetObj, uuid: &Uuid) -> Option<PortObj> {
         let p = obj.ports.remove(uuid)?;
         self.unbind(&p);
+        if let Some(t) = &p.tap {
+            bandwidth::remove(t);
+        }
         let path = self
             .ports_dir(&obj.def.name)
             .join(format!("{}.xml", format_uuid(uuid)));

@@ -1788,6 +1788,11 @@ impl<'a> Builder<'a> {
                             "{what}: <source> is not supported for type='user'"
                         ));
                     }
+                    if n.bandwidth.is_some() || n.filterref.is_some() {
+                        return unsupported(format!(
+                            "{what}: <bandwidth> and <filterref> need an interface on a network"
+                        ));
+                    }
                     format!("user,id=hostnet{i}")
                 }
                 InterfaceType::Network => {

@@ -64,6 +64,9 @@ pub fn port_xml(def: &Domain, iface: &vireo_xml::Interface) -> String {
     if let Some(m) = &iface.mac {
         x.push_str(&format!("<mac address='{}'/>", esc(m)));
     }
+    if let Some(bw) = &iface.bandwidth {
+        x.push_str(&vireo_xml::format_root(bw, "bandwidth"));
+    }
     x.push_str("</networkport>");
     x
 }

@@ -622,6 +622,8 @@ xml_element! {
         child_opt driver: InterfaceDriver = "driver",
         /// The traffic filter of the interface (bound by the network driver).
         child_opt filterref: crate::FilterRef = "filterref",
+        /// Inbound and outbound limits (applied by the network driver to the tap).
+        child_opt bandwidth: crate::Bandwidth = "bandwidth",
         in_attr_opt link_state: LinkState = "link@state",
         /// `<mtu size=...>`.
         in_attr_opt mtu: u32 = "mtu@size",
