@@ -3,11 +3,17 @@
 
 use anyhow::{anyhow, bail, Result};
 
+/// The valued options virsh takes as integers (the others it takes as strings): its
+/// message for a missing value names the type.
+const NUMERIC: &[&str] = &["--parent-index", "--timeout", "--offset", "--length"];
+
 pub struct Args<'a> {
     cmd: &'a str,
     switches: Vec<&'a str>,
     values: Vec<(&'a str, &'a str)>,
     pos: Vec<&'a str>,
+    /// Positionals (`None`) and valued options (`Some(name)`) in the order given.
+    order: Vec<(Option<&'a str>, &'a str)>,
 }
 
 impl<'a> Args<'a> {
@@ -23,23 +29,38 @@ impl<'a> Args<'a> {
             switches: Vec::new(),
             values: Vec::new(),
             pos: Vec::new(),
+            order: Vec::new(),
         };
+        let seen = |a: &Args, k: &str| a.has(k) || a.value(k).is_some();
         let mut it = rest.iter().map(String::as_str);
         while let Some(x) = it.next() {
             // `--option=value`, as virsh takes it too.
             if let Some((k, v)) = x.split_once('=') {
                 if k.starts_with("--") && valued.contains(&k) {
+                    if seen(&a, k) {
+                        bail!("option {k} already seen");
+                    }
                     a.values.push((k, v));
+                    a.order.push((Some(k), v));
                     continue;
                 }
             }
             if !x.starts_with("--") {
                 a.pos.push(x);
+                a.order.push((None, x));
+            } else if seen(&a, x) {
+                bail!("option {x} already seen");
             } else if valued.contains(&x) {
-                let v = it
-                    .next()
-                    .ok_or_else(|| anyhow!("option '{x}' requires an argument"))?;
+                let v = it.next().ok_or_else(|| {
+                    let kind = if NUMERIC.contains(&x) {
+                        "number"
+                    } else {
+                        "string"
+                    };
+                    anyhow!("expected syntax: {x} <{kind}>")
+                })?;
                 a.values.push((x, v));
+                a.order.push((Some(x), v));
             } else if switches.contains(&x) {
                 a.switches.push(x);
             } else {
@@ -60,28 +81,37 @@ impl<'a> Args<'a> {
     /// The positional arguments, in order, given by name (`--NAME value`) or by place:
     /// `names` lists them; the first `required` must be there.
     pub fn positionals(&self, names: &[&str], required: usize) -> Result<Vec<Option<&'a str>>> {
-        let mut pos = self.pos.iter();
-        let mut out = Vec::with_capacity(names.len());
-        let mut missing = Vec::new();
-        for (i, n) in names.iter().enumerate() {
-            let v = self
-                .value(&format!("--{n}"))
-                .or_else(|| pos.next().copied());
-            if v.is_none() && i < required {
-                missing.push(format!("command '{}' requires <{n}> option", self.cmd));
-            }
-            out.push(v);
+        // As virsh assigns them, in the order given: a positional to the first of `names`
+        // not given yet; `--NAME value` to its own, unless a positional took it before.
+        let mut out: Vec<Option<&'a str>> = vec![None; names.len()];
+        for (k, v) in &self.order {
+            let slot = match k {
+                None => out
+                    .iter()
+                    .position(Option::is_none)
+                    .ok_or_else(|| anyhow!("unexpected data '{v}'"))?,
+                Some(k) => match names.iter().position(|n| k.strip_prefix("--") == Some(n)) {
+                    Some(i) if out[i].is_some() => bail!("option {k} already seen"),
+                    Some(i) => i,
+                    None => continue,
+                },
+            };
+            out[slot] = Some(v);
         }
         // virsh names every missing option, each on a line of its own.
+        let mut missing: Vec<String> = names
+            .iter()
+            .zip(&out)
+            .take(required)
+            .filter(|(_, v)| v.is_none())
+            .map(|(n, _)| format!("command '{}' requires <{n}> option", self.cmd))
+            .collect();
         if let Some(last) = missing.pop() {
             let mut e = anyhow!(last);
             while let Some(m) = missing.pop() {
                 e = e.context(m);
             }
             return Err(e);
-        }
-        if let Some(x) = pos.next() {
-            bail!("unexpected data '{x}'");
         }
         Ok(out)
     }
@@ -115,6 +145,12 @@ mod tests {
         assert_eq!(a.value("--mac"), Some("52:54:00:00:00:01"));
         assert_eq!(a.one("network").unwrap(), "n");
         assert!(a.has("--all"));
+        let rest = strings(&["--mac"]);
+        let e = Args::parse("x", &rest, &[], &["--mac"]).err().unwrap();
+        assert_eq!(e.to_string(), "expected syntax: --mac <string>");
+        let rest = strings(&["--timeout"]);
+        let e = Args::parse("x", &rest, &[], &["--timeout"]).err().unwrap();
+        assert_eq!(e.to_string(), "expected syntax: --timeout <number>");
         let rest = strings(&["--all=yes"]);
         let e = Args::parse("x", &rest, &["--all"], &[]).err().unwrap();
         assert_eq!(
@@ -143,5 +179,28 @@ mod tests {
         let a = Args::parse("net-info", &rest, &[], &[]).unwrap();
         let e = a.positionals(&["network"], 1).err().unwrap();
         assert_eq!(e.to_string(), "unexpected data 'b'");
+    }
+
+    #[test]
+    fn options_and_positionals_fill_in_the_order_given() {
+        let names = &["network", "port"][..];
+        let rest = strings(&["--port", "p", "n"]);
+        let a = Args::parse("x", &rest, &[], &["--network", "--port"]).unwrap();
+        assert_eq!(a.positionals(names, 2).unwrap(), [Some("n"), Some("p")]);
+        let rest = strings(&["n", "--network", "m"]);
+        let a = Args::parse("x", &rest, &[], &["--network", "--port"]).unwrap();
+        let e = a.positionals(names, 2).err().unwrap();
+        assert_eq!(e.to_string(), "option --network already seen");
+        let rest = strings(&["--network", "n", "p", "q"]);
+        let a = Args::parse("x", &rest, &[], &["--network", "--port"]).unwrap();
+        let e = a.positionals(names, 2).err().unwrap();
+        assert_eq!(e.to_string(), "unexpected data 'q'");
+        for twice in [&["--all", "--all"][..], &["--mac=a", "--mac", "b"]] {
+            let rest = strings(twice);
+            let e = Args::parse("x", &rest, &["--all"], &["--mac"])
+                .err()
+                .unwrap();
+            assert!(e.to_string().ends_with("already seen"), "{e}");
+        }
     }
 }

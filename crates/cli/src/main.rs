@@ -3,6 +3,7 @@
 mod args;
 mod commands;
 mod network;
+mod nwfilter;
 mod secret;
 mod storage;
 
@@ -75,8 +76,12 @@ Commands:
   net-port-list NET [--uuid] / net-port-create NET FILE / net-port-dumpxml NET PORT
   net-port-delete NET PORT
   net-event [NET] (--list | --event lifecycle [--loop] [--timeout SECS] [--timestamp])
-DOMAIN is a name, a UUID or an id; SECRET is a UUID; POOL and NET a name or a UUID;
-PORT a UUID.";
+  nwfilter-list / nwfilter-define FILE [--validate] / nwfilter-undefine FILTER
+  nwfilter-dumpxml FILTER
+  nwfilter-binding-list / nwfilter-binding-create FILE [--validate]
+  nwfilter-binding-delete PORTDEV / nwfilter-binding-dumpxml PORTDEV
+DOMAIN is a name, a UUID or an id; SECRET is a UUID; POOL, NET and FILTER a name or a
+UUID; PORT a UUID; PORTDEV the host-side device of a guest interface (e.g. vnet0).";
 
 fn main() -> ExitCode {
     vireo_rpc::keep_stream_buffers();

@@ -30,14 +30,14 @@ impl std::error::Error for Quiet {}
 
 /// A command's switches, valued options, positional arguments (which may also be given as
 /// `--NAME value`) and how many of those are required.
-struct Spec {
-    switches: &'static [&'static str],
-    valued: &'static [&'static str],
-    positionals: &'static [&'static str],
-    required: usize,
+pub(crate) struct Spec {
+    pub(crate) switches: &'static [&'static str],
+    pub(crate) valued: &'static [&'static str],
+    pub(crate) positionals: &'static [&'static str],
+    pub(crate) required: usize,
 }
 
-fn s(
+pub(crate) fn s(
     switches: &'static [&'static str],
     valued: &'static [&'static str],
     positionals: &'static [&'static str],
@@ -134,7 +134,7 @@ async fn get(c: &Connect, key: &str) -> Result<Network> {
 }
 
 /// A file's text, or virsh's error for it.
-fn read_file(path: &str) -> Result<String> {
+pub(crate) fn read_file(path: &str) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| {
         let text = e.to_string();
         // The system's message alone, as strerror words it.

@@ -2,6 +2,7 @@
 //! way libvirt's remote driver does, and make typed calls.
 
 mod network;
+mod nwfilter;
 mod secret;
 mod storage;
 pub mod uri;
@@ -20,6 +21,7 @@ use vireo_xdr::Xdr;
 pub use network::{NetworkEvent, NetworkEvents};
 pub use uri::Uri;
 pub use vireo_proto::network::{DhcpLease, Network, NetworkPort};
+pub use vireo_proto::nwfilter::{NwFilter, NwFilterBinding};
 pub use vireo_proto::remote::Domain;
 pub use vireo_proto::secret::Secret;
 pub use vireo_proto::storage::{Pool, Vol};
@@ -72,6 +74,7 @@ pub struct Connect {
     conn: Arc<Connection>,
     uri: Uri,
     uri_text: String,
+    readonly: bool,
 }
 
 impl Connect {
@@ -100,6 +103,7 @@ impl Connect {
             conn: Arc::new(conn),
             uri,
             uri_text: uri_text.to_string(),
+            readonly,
         };
         // Old servers without AUTH_LIST are fine (libvirt treats that as "no auth").
         match c.call::<(), AuthListRet>(procs::AUTH_LIST, &()).await {
@@ -129,6 +133,25 @@ impl Connect {
     /// The URI as the caller gave it (what `virsh uri` prints).
     pub fn uri_text(&self) -> &str {
         &self.uri_text
+    }
+
+    /// Whether the connection was opened read-only.
+    pub fn is_readonly(&self) -> bool {
+        self.readonly
+    }
+
+    /// libvirt's own check before a call that changes something, made before anything is
+    /// sent: on a read-only connection, `api` (the public function's name) is refused as
+    /// libvirt refuses it, as `OPERATION_DENIED` from `domain` (an `error::domain`).
+    pub(crate) fn check_writable(&self, api: &str, domain: i32) -> Result<()> {
+        if !self.readonly {
+            return Ok(());
+        }
+        Err(ClientError::Remote(Box::new(RemoteError::new(
+            code::OPERATION_DENIED,
+            domain,
+            format!("operation forbidden: read only access prevents {api}"),
+        ))))
     }
 
     /// The underlying RPC connection (events, raw calls).
