@@ -47,6 +47,17 @@ pub(crate) fn run_with_input(program: &str, args: &[&str], input: Option<&str>) 
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The interface index of a link (a new device of a reused name has another one).
+pub fn link_index(name: &str) -> Option<u32> {
+    run("ip", &["-o", "link", "show", "dev", name])
+        .ok()?
+        .split(':')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Whether a link of that name exists.
 pub fn link_exists(name: &str) -> bool {
     run("ip", &["link", "show", "dev", name]).is_ok()

@@ -25,10 +25,21 @@ pub const MAX_PORTS: usize = vireo_proto::network::NETWORK_PORT_LIST_MAX;
 
 pub(crate) struct PortObj {
     pub(crate) def: NetworkPortDef,
-    /// The tap device made for it, if any.
+    /// The tap device made for it, if any: its name and interface index.
     pub(crate) tap: Option<String>,
+    pub(crate) tap_index: Option<u32>,
     /// Its tap has a filter binding (by the tap's name).
     pub(crate) filtered: bool,
+}
+
+/// Whether the port's tap still exists: a link of its name with its interface index.
+fn tap_alive(name: Option<&str>, index: Option<u32>) -> bool {
+    let Some(name) = name else { return false };
+    match (host::link_index(name), index) {
+        (Some(now), Some(then)) => now == then,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
 }
 
 fn no_port(uuid: &Uuid) -> NetworkError {
@@ -95,12 +106,14 @@ impl NetworkDriver {
                         continue;
                     }
                 };
-                let tap = fs::read_to_string(path.with_extension("tap"))
-                    .ok()
-                    .map(|t| t.trim().to_string());
+                // `NAME INDEX`.
+                let tapfile = fs::read_to_string(path.with_extension("tap")).ok();
+                let mut words = tapfile.as_deref().unwrap_or("").split_whitespace();
+                let tap = words.next().map(str::to_string);
+                let tap_index = words.next().and_then(|i| i.parse().ok());
                 let filtered = path.with_extension("filtered").exists();
                 let uuid = def.uuid.unwrap_or_default();
-                if tap.as_deref().is_some_and(|t| !host::link_exists(t)) {
+                if tap.is_some() && !tap_alive(tap.as_deref(), tap_index) {
                     log::info!(
                         "releasing port {} of network '{name}': its tap is gone",
                         format_uuid(&uuid)
@@ -116,7 +129,15 @@ impl NetworkDriver {
                     }
                     continue;
                 }
-                obj.ports.insert(uuid, PortObj { def, tap, filtered });
+                obj.ports.insert(
+                    uuid,
+                    PortObj {
+                        def,
+                        tap,
+                        tap_index,
+                        filtered,
+                    },
+                );
             }
         }
     }
@@ -174,7 +195,8 @@ impl NetworkDriver {
             .ports_dir(net)
             .join(format!("{}.xml", format_uuid(&uuid)));
         if let Some(t) = &p.tap {
-            store::write_atomic(&path.with_extension("tap"), t.as_bytes())?;
+            let line = format!("{t} {}", p.tap_index.unwrap_or(0));
+            store::write_atomic(&path.with_extension("tap"), line.as_bytes())?;
         }
         if p.filtered {
             store::write_atomic(&path.with_extension("filtered"), b"")?;
@@ -191,6 +213,7 @@ impl NetworkDriver {
         let p = PortObj {
             def,
             tap: None,
+            tap_index: None,
             filtered: false,
         };
         self.save_port(&obj.def.name, &p)?;
@@ -257,6 +280,7 @@ impl NetworkDriver {
         let p = PortObj {
             def,
             tap: Some(t.name.clone()),
+            tap_index: Some(t.index),
             filtered: filterref.is_some(),
         };
         if let Err(e) = self.save_port(&obj.def.name, &p) {
@@ -295,7 +319,11 @@ impl NetworkDriver {
     fn forget_port(&self, obj: &mut NetObj, uuid: &Uuid) -> Option<PortObj> {
         let p = obj.ports.remove(uuid)?;
         self.unbind(&p);
-        if let Some(t) = &p.tap {
+        if let Some(t) = p
+            .tap
+            .as_deref()
+            .filter(|_| tap_alive(p.tap.as_deref(), p.tap_index))
+        {
             bandwidth::remove(t);
         }
         let path = self
@@ -348,7 +376,7 @@ impl NetworkDriver {
         let gone: Vec<Uuid> = obj
             .ports
             .iter()
-            .filter(|(_, p)| p.tap.as_deref().is_some_and(|t| !host::link_exists(t)))
+            .filter(|(_, p)| p.tap.is_some() && !tap_alive(p.tap.as_deref(), p.tap_index))
             .map(|(u, _)| *u)
             .collect();
         for u in gone {
@@ -420,7 +448,11 @@ impl NetworkDriver {
             return;
         };
         for p in obj.ports.values() {
-            if let Some(t) = p.tap.as_deref().filter(|t| host::link_exists(t)) {
+            if let Some(t) = p
+                .tap
+                .as_deref()
+                .filter(|_| tap_alive(p.tap.as_deref(), p.tap_index))
+            {
                 if let Err(e) = host::run("ip", &["link", "set", "dev", t, "master", br, "up"]) {
                     log::warn!("cannot put {t} back into {br}: {e}");
                 }

@@ -24,6 +24,8 @@ struct IfReq {
 /// A tap device and the descriptor that keeps it.
 pub struct Tap {
     pub name: String,
+    /// Its interface index: the name may be another device's once this one is gone.
+    pub index: u32,
     pub fd: OwnedFd,
 }
 
@@ -85,9 +87,13 @@ pub fn create(bridge: &str, guest_mac: [u8; 6]) -> Result<Tap> {
             run("ip", &["link", "set", "dev", &name, "master", bridge, "up"])?;
             Ok(())
         })();
-        return match set {
-            Ok(()) => Ok(Tap { name, fd }),
-            Err(e) => Err(e),
+        let index = crate::host::link_index(&name);
+        return match (set, index) {
+            (Ok(()), Some(index)) => Ok(Tap { name, index, fd }),
+            (Err(e), _) => Err(e),
+            (Ok(()), None) => Err(NetworkError::Internal(format!(
+                "tap device {name} has no interface index"
+            ))),
         };
     }
     Err(NetworkError::io(
