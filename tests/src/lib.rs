@@ -211,9 +211,20 @@ impl Daemon {
 
     /// Starts one daemon and waits for its READY notification.
     pub fn start_one(&mut self, name: &'static str, extra: &[&str]) {
+        let root = self.root.clone();
+        self.start_as(name, &root, None, extra);
+    }
+
+    /// Starts one daemon under `root` (as `uid`, if given) and waits for it to be ready.
+    fn start_as(&mut self, name: &'static str, root: &Path, uid: Option<u32>, extra: &[&str]) {
         let notify_path = self.root.join(format!("notify-{name}"));
         let _ = std::fs::remove_file(&notify_path);
         let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
+        if uid.is_some() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&notify_path, std::fs::Permissions::from_mode(0o777))
+                .expect("notify socket mode");
+        }
         notify
             .set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
@@ -226,9 +237,25 @@ impl Daemon {
             Some(ns) => ns.command(bin(name)),
             None => Command::new(bin(name)),
         };
+        if let Some(uid) = uid {
+            use std::os::unix::process::CommandExt;
+            // After entering the namespace (which needs root): drop to the user.
+            // SAFETY: setgroups, setgid and setuid are async-signal-safe.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setgroups(0, std::ptr::null()) != 0
+                        || libc::setgid(uid) != 0
+                        || libc::setuid(uid) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let child = cmd
             .arg("--root")
-            .arg(&self.root)
+            .arg(root)
             .args(extra)
             .env("NOTIFY_SOCKET", &notify_path)
             .stdout(Stdio::null())
@@ -247,6 +274,67 @@ impl Daemon {
             "unexpected notification"
         );
         let _ = std::fs::remove_file(&notify_path);
+    }
+
+    /// The modular daemons behind `vireo-proxyd` with **vireo-qemud unprivileged**: it runs
+    /// as uid 65534 under a root of its own (`ROOT/qemud`, with the other daemons' sockets
+    /// linked into it and the identity token shared), and the network daemon's socket is
+    /// open to it (`unix_sock_rw_perms = "0777"` in its .conf). QEMU then runs as 65534 too.
+    pub fn start_with_unprivileged_qemud() -> Daemon {
+        use std::os::unix::fs::{chown, symlink, PermissionsExt};
+        const NOBODY: u32 = 65534;
+        let tmp = tempfile::Builder::new()
+            .prefix("vireo-test")
+            .tempdir()
+            .expect("tempdir");
+        let root = tmp.path().to_path_buf();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let mut d = Daemon {
+            root: root.clone(),
+            layout: Layout::Proxied,
+            netns: NetNs::new(),
+            children: Vec::new(),
+            _tmp: Some(tmp),
+        };
+        std::fs::create_dir_all(root.join("etc/vireo")).expect("etc");
+        std::fs::write(
+            root.join("etc/vireo/vireo-networkd.conf"),
+            "unix_sock_rw_perms = \"0777\"\n",
+        )
+        .expect("networkd.conf");
+        let others: Vec<&'static str> = DRIVER_DAEMONS
+            .iter()
+            .copied()
+            .filter(|n| *n != "vireo-qemud")
+            .collect();
+        for name in &others {
+            d.start_one(name, &[]);
+        }
+        let q = root.join("qemud");
+        for dir in ["", "run", "run/vireo", "etc", "etc/vireo"] {
+            let p = q.join(dir);
+            std::fs::create_dir_all(&p).expect("qemud dirs");
+            chown(&p, Some(NOBODY), Some(NOBODY)).expect("chown");
+        }
+        let token = q.join("etc/vireo/identity-token");
+        std::fs::copy(root.join("etc/vireo/identity-token"), &token).expect("token");
+        chown(&token, Some(NOBODY), Some(NOBODY)).expect("chown token");
+        for name in &others {
+            let s = format!("{name}-sock");
+            symlink(
+                root.join("run/vireo").join(&s),
+                q.join("run/vireo").join(&s),
+            )
+            .expect("link");
+        }
+        d.start_as("vireo-qemud", &q, Some(NOBODY), &[]);
+        symlink(
+            q.join("run/vireo/vireo-qemud-sock"),
+            root.join("run/vireo/vireo-qemud-sock"),
+        )
+        .expect("link qemud");
+        d.start_one("vireo-proxyd", &[]);
+        d
     }
 
     /// Stops one daemon (SIGTERM) and waits for it.

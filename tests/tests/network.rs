@@ -650,6 +650,49 @@ fn clean_traffic_stops_a_spoofing_guest(layout: Layout) {
     ok(&d.virsh(&["destroy", "vm2"]));
 }
 
+/// The heart of the split: vireo-qemud runs as an unprivileged user (uid 65534), the
+/// network daemon as root; real virsh through vireo-proxyd starts a TCG guest on a NAT
+/// network, its tap made by the network daemon and handed over as a descriptor, and the
+/// guest gets a lease. Nothing of the QEMU side runs as root.
+#[test]
+fn unprivileged_qemud_boots_a_guest_on_a_nat_network() {
+    use std::os::unix::fs::{chown, MetadataExt};
+    let d = Daemon::start_with_unprivileged_qemud();
+    let f = write(&d, "vnat.xml", NAT);
+    ok(&d.virsh(&["net-define", &f]));
+    ok(&d.virsh(&["net-start", "vnat"]));
+    // The guest's kernel where uid 65534 can read it.
+    let (kernel, initrd) = vireo_tests::guest();
+    let q = d.root.join("qemud");
+    let mut xml =
+        std::fs::read_to_string(guest_on(&d, "vm1", "vnat", "52:54:00:77:00:31")).unwrap();
+    for (from, name) in [(&kernel, "vmlinuz"), (&initrd, "initrd.img")] {
+        let to = q.join(name);
+        std::fs::copy(from, &to).unwrap();
+        chown(&to, Some(65534), Some(65534)).unwrap();
+        xml = xml.replace(from.to_str().unwrap(), to.to_str().unwrap());
+    }
+    let f = write(&d, "vm1-nobody.xml", &xml);
+    ok(&d.virsh(&["define", &f]));
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    let seen = guest_shell(&d, "vm1", &["--resume"]);
+    let ip = guest_ip(&seen, "52:54:00:77:00:31");
+    assert!(ip.starts_with("10.77.0.1"), "{ip}");
+    host_ping(&d, &ip);
+    // Who runs what: vireo-qemud and QEMU as 65534.
+    let uid = |pid: i32| std::fs::metadata(format!("/proc/{pid}")).unwrap().uid();
+    let qemu = d.qemu_pid("vm1").expect("vm1 runs");
+    assert_eq!(uid(qemu), 65534);
+    let qemud = d.pids()[DRIVER_POSITION_QEMUD];
+    assert_eq!(uid(qemud), 65534);
+    ok(&d.virsh(&["destroy", "vm1"]));
+    ok(&d.virsh(&["net-destroy", "vnat"]));
+}
+
+/// vireo-qemud's place among the daemons `start_with_unprivileged_qemud` starts (after the
+/// six other drivers).
+const DRIVER_POSITION_QEMUD: usize = 6;
+
 vireo_tests::in_every_layout!(
     clean_traffic_stops_a_spoofing_guest,
     guests_keep_their_network_when_networkd_dies,
