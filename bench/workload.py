@@ -7,15 +7,24 @@ session mode, monolithic vireod, the modular vireo daemons behind vireo-proxyd),
 with python-libvirt, stops it, and writes every raw sample as JSON. Rounds interleave the
 daemon sets so that drift of the machine hits all of them alike. `workload.py client` and
 `workload.py events` are the helper processes for the four-connection and event rows.
+
+`workload.py net`, run as root, measures the network rows: every daemon set in turn, each
+time in a network namespace made for it (`ip netns add`; libvirtd, which runs in system
+mode there, also in a mount namespace of its own whose /run, /var, /etc/libvirt, passwd and
+group are the run's), so that its bridge, dnsmasq, firewall rules, taps and guests exist
+only there; the namespace and every process in it are gone at the end of the block.
+`workload.py bare-tap` is the helper that starts bare QEMU on a ready tap inside one.
 """
 
 import argparse
 import ctypes
+import fcntl
 import json
 import shutil
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -47,6 +56,33 @@ def domain_xml(name, dom_type):
         "<memory unit='MiB'>64</memory><vcpu>1</vcpu>"
         "<os><type arch='x86_64'>hvm</type></os>"
         "<devices><memballoon model='none'/></devices></domain>"
+    )
+
+
+# The network rows' NAT network: a bridge, a dnsmasq (DHCP and DNS) and NAT firewall rules,
+# only ever made inside a namespace of the run's own.
+NET_NAME = "vbench"
+NET_BRIDGE = "vbench0"
+NET_SUBNET = "10.123.0.0/24"
+NET_XML = (
+    f"<network><name>{NET_NAME}</name><forward mode='nat'/>"
+    f"<bridge name='{NET_BRIDGE}'/>"
+    "<ip address='10.123.0.1' netmask='255.255.255.0'>"
+    "<dhcp><range start='10.123.0.100' end='10.123.0.199'/></dhcp></ip></network>"
+)
+# The NIC model is left to the daemons: rtl8139 for both (libvirt's default on x86), and
+# the bare-QEMU floor uses the same.
+NIC_MODEL = "rtl8139"
+
+
+def nic_domain_xml(name, dom_type):
+    """domain_xml with one interface on the NAT network."""
+    return (
+        f"<domain type='{dom_type}'><name>{name}</name>"
+        "<memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+        "<os><type arch='x86_64'>hvm</type></os>"
+        f"<devices><interface type='network'><source network='{NET_NAME}'/></interface>"
+        "<memballoon model='none'/></devices></domain>"
     )
 
 
@@ -159,7 +195,7 @@ class Libvirtd(DaemonSet):
 class Vireo(DaemonSet):
     """Vireo's daemons under their own --root, told apart by the names they run as."""
 
-    def __init__(self, base, name, short, daemons, bindir):
+    def __init__(self, base, name, short, daemons, bindir, netns=None):
         # Short directory names: QEMU's socket paths below must fit in sun_path.
         home = os.path.join(base, short)
         os.makedirs(home, mode=0o700, exist_ok=True)
@@ -168,6 +204,8 @@ class Vireo(DaemonSet):
         self.name = name
         self.daemons = daemons
         self.bindir = bindir
+        # A NetNs to run the daemons in (the network rows), or None.
+        self.netns = netns
         self.logf = os.path.join(home, "daemons.log")
         self.notify_path = os.path.join(home, "notify")
         self.notify = None
@@ -185,7 +223,8 @@ class Vireo(DaemonSet):
         with open(self.logf, "ab") as logf:
             self.procs = [
                 subprocess.Popen(
-                    [os.path.join(self.bindir, d), "--root", self.home],
+                    (self.netns.cmd() if self.netns else [])
+                    + [os.path.join(self.bindir, d), "--root", self.home],
                     env=env,
                     cwd=self.home,
                     stdin=subprocess.DEVNULL,
@@ -363,8 +402,9 @@ def events_main(uri, n, dom_type):
     print(json.dumps(out), flush=True)
 
 
-def bare_qemu(base, kvm):
-    """QEMU started paused, QMP handshake, `cont`: the floor under any start. Returns ms."""
+def bare_qemu(base, kvm, tap_fd=None):
+    """QEMU started paused, QMP handshake, `cont`: the floor under any start. Returns ms.
+    With `tap_fd`, QEMU also gets that ready tap as its one NIC (`-netdev tap,fd=N`)."""
     path = os.path.join(base, "bare-qmp.sock")
     if os.path.exists(path):
         os.unlink(path)
@@ -375,6 +415,14 @@ def bare_qemu(base, kvm):
     cli = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     cli.connect(path)
     fd = srv.fileno()
+    nic = []
+    if tap_fd is not None:
+        nic = [
+            "-netdev",
+            f"tap,fd={tap_fd},id=hostnet0",
+            "-device",
+            f"{NIC_MODEL},netdev=hostnet0,id=net0,mac=52:54:00:12:34:56",
+        ]
     t0 = now()
     p = subprocess.Popen(
         [
@@ -394,8 +442,9 @@ def bare_qemu(base, kvm):
             f"socket,id=mon,fd={fd},server=on,wait=off",
             "-mon",
             "chardev=mon,mode=control",
+            *nic,
         ],
-        pass_fds=(fd,),
+        pass_fds=(fd,) if tap_fd is None else (fd, tap_fd),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -619,6 +668,345 @@ def dd_floor(cfg, s):
     os.unlink(out)
 
 
+# ---------------------------------------------------------------------------------------------
+# The network rows (as root, every daemon set in namespaces of its own)
+
+
+class NetNs:
+    """A network namespace of the run's own (`ip netns add`), with only its loopback up.
+    Nothing in it reaches the machine's network: it has no link to the outside. `close`
+    kills every process still in it and deletes it, and with it every bridge, tap and
+    firewall rule made there."""
+
+    def __init__(self, name):
+        self.name = name
+        subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
+        st = os.stat(f"/run/netns/{name}")
+        self.key = (st.st_dev, st.st_ino)
+        self.run("ip", "link", "set", "lo", "up")
+
+    def cmd(self, *argv):
+        """The command line that runs `argv` in the namespace (`ip netns exec` also gives
+        it a mount namespace of its own, with /sys for that network namespace)."""
+        return ["ip", "netns", "exec", self.name, *argv]
+
+    def run(self, *argv):
+        out = subprocess.run(self.cmd(*argv), capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            raise RuntimeError(f"in {self.name}: {' '.join(argv)}: {out.stderr.strip()}")
+        return out.stdout
+
+    def pids(self):
+        out = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                st = os.stat(f"/proc/{pid}/ns/net")
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == self.key:
+                out.append(int(pid))
+        return out
+
+    def close(self):
+        for _ in range(200):
+            left = self.pids()
+            if not left:
+                break
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05)
+        else:
+            raise RuntimeError(f"processes left in {self.name}: {self.pids()}")
+        subprocess.run(["ip", "netns", "del", self.name], check=True, capture_output=True)
+
+
+def passwd_with(path, line):
+    """A copy of /etc/`path` with `line` added if its name is not there yet; None if it is."""
+    with open(f"/etc/{path}") as f:
+        text = f.read()
+    if any(row.split(":")[0] == line.split(":")[0] for row in text.splitlines()):
+        return None
+    return text + ("" if text.endswith("\n") else "\n") + line + "\n"
+
+
+class SystemLibvirtd(DaemonSet):
+    """libvirtd in system (privileged) mode, so that it manages networks, in a network
+    namespace and a mount namespace of the run's own: the run's /run and /var (tmpfs), its
+    /etc/libvirt, and passwd and group with Debian's libvirt-qemu user added (libvirtd looks
+    it up even when qemu.conf names another; only Debian's libvirt-daemon-system creates it).
+    QEMU runs as in the session-mode rows: as the daemon's user, without cgroups, a mount
+    namespace per domain or a security driver."""
+
+    name = "libvirtd"
+
+    def __init__(self, base, short, netns, cache):
+        home = os.path.join(base, short)
+        sock = os.path.join(home, "sock", "libvirt-sock")
+        super().__init__(home, f"qemu+unix:///system?socket={sock}", sock)
+        self.netns = netns
+        self.cache = cache
+        etc = os.path.join(home, "etc")
+        for d in (etc, os.path.join(home, "sock")):
+            os.makedirs(d, mode=0o700, exist_ok=True)
+        if not os.path.isdir("/etc/libvirt"):
+            raise RuntimeError("/etc/libvirt is missing (Debian's libvirt0 makes it)")
+        with open(os.path.join(etc, "libvirtd.conf"), "w") as f:
+            f.write(
+                f'unix_sock_dir = "{home}/sock"\n'
+                'unix_sock_rw_perms = "0700"\n'
+                'unix_sock_ro_perms = "0700"\n'
+                'unix_sock_admin_perms = "0700"\n'
+                'auth_unix_rw = "none"\n'
+                'auth_unix_ro = "none"\n'
+                'log_outputs = "3:stderr"\n'
+            )
+        with open(os.path.join(etc, "qemu.conf"), "w") as f:
+            f.write(
+                'user = "root"\n'
+                'group = "root"\n'
+                'security_driver = "none"\n'
+                "cgroup_controllers = [ ]\n"
+                "namespaces = [ ]\n"
+                'stdio_handler = "file"\n'
+            )
+        self.binds = [(etc, "/etc/libvirt"), (cache, "/var/cache/libvirt")]
+        for path, line in (
+            ("passwd", "libvirt-qemu:x:64055:64055::/var/lib/libvirt:/usr/sbin/nologin"),
+            ("group", "libvirt-qemu:x:64055:"),
+        ):
+            text = passwd_with(path, line)
+            if text is not None:
+                copy = os.path.join(home, path)
+                with open(copy, "w") as f:
+                    f.write(text)
+                os.chmod(copy, 0o644)
+                self.binds.append((copy, f"/etc/{path}"))
+        self.logf = os.path.join(home, "libvirtd.log")
+
+    pids = Libvirtd.pids
+
+    def spawn(self):
+        script = "\n".join(
+            [
+                "set -e",
+                # Nothing of libvirtd's is written to the machine's /run or /var.
+                "mount -t tmpfs -o mode=0755 vireo-bench /run",
+                "mount -t tmpfs -o mode=0755 vireo-bench /var",
+                "mkdir -p /run/libvirt /run/lock /var/lib/libvirt /var/cache/libvirt"
+                " /var/log/libvirt /var/tmp",
+                "chmod 1777 /var/tmp",
+                "ln -s /run /var/run",
+                "ln -s /run/lock /var/lock",
+                *(f'mount --bind "{src}" "{dst}"' for src, dst in self.binds),
+                # A prompt reaper, as in session mode (see Libvirtd.spawn).
+                "exec tini -s -- libvirtd",
+            ]
+        )
+        env = {
+            "HOME": self.home,
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG": "C.UTF-8",
+        }
+        with open(self.logf, "ab") as logf:
+            self.procs = [
+                subprocess.Popen(
+                    self.netns.cmd(
+                        "unshare", "--mount", "--propagation", "private", "sh", "-c", script
+                    ),
+                    env=env,
+                    cwd=self.home,
+                    stdin=subprocess.DEVNULL,
+                    stdout=logf,
+                    stderr=logf,
+                    start_new_session=True,
+                )
+            ]
+
+
+def processes_with(*words):
+    """Pids whose command line has every one of `words`."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if all(w.encode() in cmd for w in words):
+            out.append(int(pid))
+    return out
+
+
+def contained(ns):
+    """The started network's bridge, NAT rules and dnsmasq are in `ns`, and none outside."""
+    outside = subprocess.run(["ip", "link", "show", "dev", NET_BRIDGE], capture_output=True)
+    if outside.returncode == 0:
+        raise RuntimeError(f"{NET_BRIDGE} exists in the machine's own network namespace")
+    ns.run("ip", "link", "show", "dev", NET_BRIDGE)
+    rules = ns.run("nft", "list", "ruleset")
+    if NET_SUBNET not in rules:
+        raise RuntimeError(f"no firewall rule for {NET_SUBNET} in {ns.name}:\n{rules}")
+    inside = set(ns.pids())
+    dns = processes_with("dnsmasq", f"{NET_NAME}.conf")
+    if not dns:
+        raise RuntimeError(f"no dnsmasq for {NET_NAME}")
+    if any(p not in inside for p in dns):
+        raise RuntimeError(f"a dnsmasq for {NET_NAME} runs outside {ns.name}")
+
+
+def net_block(t, cfg, s):
+    """One round of the network rows on one daemon set, in its namespace."""
+    log(f"{t.name}: network rows in {t.netns.name}")
+    conn = net = None
+    try:
+        t.start()
+        conn = libvirt.open(t.uri)
+        net = conn.networkDefineXML(NET_XML)
+        net.create()  # and the first cycle warms the daemon up
+        contained(t.netns)
+        net.destroy()
+
+        def cycle():
+            net.create()
+            net.destroy()
+
+        s.add("net_start_destroy", t.name, latencies(cycle, cfg.net_cycles))
+        net.create()
+        doms = [
+            (conn.defineXML(domain_xml("bench-plain", cfg.dom_type)), "start_netns"),
+            (conn.defineXML(nic_domain_xml("bench-nic", cfg.dom_type)), "start_nic"),
+        ]
+        for i in range(cfg.starts + 1):
+            # A start without an interface comes between two with one: back to back, Vireo's
+            # release of the last port (after destroy returned) can delete the new tap, which
+            # reuses its vnetN name, and QEMU fails ("File descriptor in bad state").
+            for dom, metric in doms:
+                t0 = now()
+                dom.create()
+                took = now() - t0
+                state = dom.state()[0]
+                dom.destroy()
+                if state != libvirt.VIR_DOMAIN_RUNNING:
+                    raise RuntimeError(f"{t.name}: state {state} after start")
+                if i > 0:  # the first start of each warms up
+                    s.add(metric, t.name, took * 1e3)
+    finally:
+        if conn is not None:
+            remove_all(conn)
+            if net is not None:
+                try:
+                    if net.isActive():
+                        net.destroy()
+                    net.undefine()
+                except libvirt.libvirtError as e:
+                    log(f"cleanup of {NET_NAME}: {e}")
+            conn.close()
+        t.stop()
+
+
+TUNSETIFF = 0x400454CA
+IFF_TAP = 0x0002
+IFF_NO_PI = 0x1000
+
+
+def open_tap(name):
+    """A descriptor of the existing tap `name` (of this process's network namespace)."""
+    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TAP | IFF_NO_PI))
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def bare_tap_main(base, tap, n, dom_type):
+    """`workload.py bare-tap DIR TAP N TYPE` (in a namespace with the tap): bare QEMU with
+    the tap, opened before the clock starts, as its NIC; prints each start's ms."""
+    out = []
+    for _ in range(n):
+        fd = open_tap(tap)
+        try:
+            out.append(bare_qemu(base, dom_type == "kvm", tap_fd=fd))
+        finally:
+            os.close(fd)
+    print(json.dumps(out), flush=True)
+
+
+def bare_tap_floor(cfg, s, n, warm):
+    """The floor of the NIC start row: bare QEMU given a ready tap on a bridge, in a
+    namespace of its own; the first start is dropped when `warm`."""
+    ns = NetNs(f"{cfg.ns_prefix}-qemu")
+    try:
+        ns.run("ip", "link", "add", NET_BRIDGE, "type", "bridge")
+        ns.run("ip", "link", "set", NET_BRIDGE, "up")
+        ns.run("ip", "tuntap", "add", "dev", "vbtap0", "mode", "tap")
+        ns.run("ip", "link", "set", "vbtap0", "master", NET_BRIDGE, "up")
+        out = ns.run(
+            sys.executable, os.path.abspath(__file__), "bare-tap", cfg.dir, "vbtap0", str(n),
+            cfg.dom_type,
+        )
+        values = json.loads(out)
+        s.add("bare_qemu_tap", "qemu", values[1:] if warm else values)
+    finally:
+        ns.close()
+
+
+def net_main(args):
+    """`workload.py net`: the network rows, as root."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    cache = os.path.join(args.dir, "lv-cache")  # libvirtd's QEMU capabilities, probed once
+    os.makedirs(cache, mode=0o700, exist_ok=True)
+    makers = [
+        ("lv", lambda r, ns: SystemLibvirtd(args.dir, f"lv{r}", ns, cache)),
+        ("mono", lambda r, ns: Vireo(args.dir, "vireod", f"m{r}", ["vireod"], args.bindir, ns)),
+        (
+            "mod",
+            lambda r, ns: Vireo(
+                args.dir, "vireo-modular", f"d{r}", args.modular.split(","), args.bindir, ns
+            ),
+        ),
+    ]
+    s = Samples()
+    try:
+        for r in range(args.rounds):
+            log(f"network round {r + 1} of {args.rounds}")
+            k = r % len(makers)
+            for short, make in makers[k:] + makers[:k]:
+                ns = NetNs(f"{args.ns_prefix}-{short}")
+                try:
+                    net_block(make(r, ns), args, s)
+                finally:
+                    ns.close()
+            bare_tap_floor(args, s, args.starts + (1 if r == 0 else 0), r == 0)
+    finally:
+        kill_descendants()
+    with open(args.out, "w") as f:
+        json.dump({"samples": s.data}, f)
+
+
+def kill_descendants():
+    left = descendants()
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid in left:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+
 def descendants():
     """Every process below this one (orphans come to us: we are a subreaper)."""
     out = []
@@ -683,17 +1071,7 @@ def run_main(args):
     finally:
         for t in sets:
             t.stop()
-        left = descendants()
-        for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        for pid in left:
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
+        kill_descendants()
     with open(args.out, "w") as f:
         json.dump({"samples": s.data, "facts": facts}, f)
 
@@ -715,6 +1093,21 @@ def main():
     r.add_argument("--starts", type=int, default=5)
     r.add_argument("--vols", type=int, default=20)
     r.add_argument("--transfer-mib", type=int, default=256)
+    n = sub.add_parser("net", help="the network rows, as root, in namespaces of their own")
+    n.add_argument("--dir", required=True)
+    n.add_argument("--bindir", required=True)
+    n.add_argument("--modular", required=True, help="the modular daemons, in start order")
+    n.add_argument("--out", required=True)
+    n.add_argument("--dom-type", default="kvm")
+    n.add_argument("--rounds", type=int, default=3)
+    n.add_argument("--starts", type=int, default=5)
+    n.add_argument("--net-cycles", type=int, default=10)
+    n.add_argument("--ns-prefix", required=True, help="the names of the run's namespaces")
+    b = sub.add_parser("bare-tap")
+    b.add_argument("dir")
+    b.add_argument("tap")
+    b.add_argument("n", type=int)
+    b.add_argument("dom_type")
     c = sub.add_parser("client")
     c.add_argument("uri")
     e = sub.add_parser("events")
@@ -724,6 +1117,10 @@ def main():
     args = ap.parse_args()
     if args.cmd == "run":
         run_main(args)
+    elif args.cmd == "net":
+        net_main(args)
+    elif args.cmd == "bare-tap":
+        bare_tap_main(args.dir, args.tap, args.n, args.dom_type)
     elif args.cmd == "client":
         client_main(args.uri)
     else:
