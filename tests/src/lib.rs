@@ -163,6 +163,101 @@ impl NetNs {
     }
 }
 
+/// Runs `program args` in the daemons' network namespace and returns its standard output.
+#[track_caller]
+pub fn in_ns(d: &Daemon, program: &str, args: &[&str]) -> String {
+    let ns = d
+        .netns
+        .as_ref()
+        .expect("network tests run as root, in a namespace of their own");
+    ok(&ns.run(program, args))
+}
+
+/// Writes `text` to `name` under the test's root; returns the path.
+pub fn write_file(d: &Daemon, name: &str, text: &str) -> String {
+    let f = d.root.join(name);
+    std::fs::write(&f, text).expect("write under the test root");
+    f.to_string_lossy().into_owned()
+}
+
+/// A DHCP client (busybox udhcpc, reporting `hostname`) on a new veth `dev` with address
+/// `mac`, whose peer is in `bridge`, all in the daemons' namespace: returns the address it
+/// was given.
+pub fn dhcp_client(d: &Daemon, bridge: &str, dev: &str, mac: &str, hostname: &str) -> String {
+    let peer = format!("{dev}p");
+    in_ns(
+        d,
+        "ip",
+        &[
+            "link", "add", dev, "address", mac, "type", "veth", "peer", "name", &peer,
+        ],
+    );
+    in_ns(d, "ip", &["link", "set", &peer, "master", bridge, "up"]);
+    in_ns(d, "ip", &["link", "set", dev, "up"]);
+    let ns = d.netns.as_ref().expect("a namespace of the test's own");
+    let o = ns.run(
+        "busybox",
+        &[
+            "udhcpc",
+            "-i",
+            dev,
+            "-n",
+            "-q",
+            "-f",
+            "-t",
+            "10",
+            "-T",
+            "1",
+            "-s",
+            "/bin/true",
+            "-x",
+            &format!("hostname:{hostname}"),
+        ],
+    );
+    // udhcpc reports on stderr.
+    let out = String::from_utf8_lossy(&o.stderr).into_owned();
+    out.lines()
+        .find_map(|l| l.split("lease of ").nth(1))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no lease for {dev}: {out}"))
+        .to_string()
+}
+
+/// What a command said and how it ended: (stdout, stderr, exit code).
+pub fn output_parts(o: &Output) -> (String, String, Option<i32>) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+        o.status.code(),
+    )
+}
+
+/// Runs `args` through our `vireo` and then the real virsh, asserts both said exactly the
+/// same (and exited alike); returns vireo's run.
+#[track_caller]
+pub fn same_as_virsh(d: &Daemon, args: &[&str]) -> Output {
+    let ours = d.vireo(args);
+    let theirs = d.virsh(args);
+    assert_eq!(
+        output_parts(&ours),
+        output_parts(&theirs),
+        "vireo (left) and virsh (right) differ on {args:?}"
+    );
+    ours
+}
+
+/// For a command that changes something: vireo does it (and must print `want`); virsh
+/// then does the same again, which must fail exactly as vireo's own second attempt does.
+#[track_caller]
+pub fn done_then_refused(d: &Daemon, args: &[&str], want: &str) {
+    assert_eq!(ok(&d.vireo(args)), want, "{args:?}");
+    let again = same_as_virsh(d, args);
+    assert!(
+        !again.status.success(),
+        "{args:?} should fail the second time"
+    );
+}
+
 /// Vireo's daemons running under a private root, in a network namespace of their own.
 pub struct Daemon {
     pub root: PathBuf,

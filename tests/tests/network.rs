@@ -2,24 +2,13 @@
 //! own network namespace: bridges, firewall tables, dnsmasq and DHCP clients never touch
 //! the machine's network.
 
-use vireo_tests::{fails, ok, validate, Daemon, Layout, NetNs};
+use vireo_tests::{dhcp_client, fails, in_ns, ok, validate, write_file, Daemon, Layout};
 
 const NAT: &str = "<network><name>vnat</name><forward mode='nat'/>\
     <bridge name='vbr-nat'/><domain name='vnat.test' localOnly='yes'/>\
     <dns><host ip='10.77.0.1'><hostname>gateway</hostname></host></dns>\
     <ip address='10.77.0.1' netmask='255.255.255.0'>\
     <dhcp><range start='10.77.0.100' end='10.77.0.199'/></dhcp></ip></network>";
-
-fn ns(d: &Daemon) -> &NetNs {
-    d.netns
-        .as_ref()
-        .expect("network tests run as root, in a namespace of their own")
-}
-
-/// Runs `program args` in the daemons' namespace and returns its standard output.
-fn in_ns(d: &Daemon, program: &str, args: &[&str]) -> String {
-    ok(&ns(d).run(program, args))
-}
 
 fn links(d: &Daemon) -> String {
     in_ns(d, "ip", &["-br", "link"])
@@ -47,53 +36,6 @@ fn dnsmasqs(d: &Daemon) -> Vec<i32> {
         .collect()
 }
 
-fn write(d: &Daemon, name: &str, xml: &str) -> String {
-    let f = d.root.join(name);
-    std::fs::write(&f, xml).unwrap();
-    f.to_string_lossy().into_owned()
-}
-
-/// A DHCP client on a veth whose peer is in the bridge: returns the address it was given.
-fn dhcp_client(d: &Daemon, bridge: &str, dev: &str, mac: &str, hostname: &str) -> String {
-    let peer = format!("{dev}p");
-    in_ns(
-        d,
-        "ip",
-        &[
-            "link", "add", dev, "address", mac, "type", "veth", "peer", "name", &peer,
-        ],
-    );
-    in_ns(d, "ip", &["link", "set", &peer, "master", bridge, "up"]);
-    in_ns(d, "ip", &["link", "set", dev, "up"]);
-    let o = ns(d).run(
-        "busybox",
-        &[
-            "udhcpc",
-            "-i",
-            dev,
-            "-n",
-            "-q",
-            "-f",
-            "-t",
-            "10",
-            "-T",
-            "1",
-            "-s",
-            "/bin/true",
-            "-x",
-            &format!("hostname:{hostname}"),
-        ],
-    );
-    // udhcpc reports on stderr.
-    let out = String::from_utf8_lossy(&o.stderr).into_owned();
-    let addr = out
-        .lines()
-        .find_map(|l| l.split("lease of ").nth(1))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no lease for {dev}: {out}"));
-    addr.to_string()
-}
-
 /// The whole virsh round trip of a NAT network: define, start (bridge, firewall table,
 /// dnsmasq), DHCP leases, a static host added live, events, destroy (all of it gone),
 /// undefine; and a transient network.
@@ -107,7 +49,7 @@ fn nat_network_with_virsh(layout: Layout) {
         "{list}"
     );
 
-    let f = write(&d, "vnat.xml", NAT);
+    let f = write_file(&d, "vnat.xml", NAT);
     assert_eq!(
         ok(&d.virsh(&["net-define", &f])),
         "Network vnat defined from ".to_string() + &f + "\n\n"
@@ -196,7 +138,7 @@ fn nat_network_with_virsh(layout: Layout) {
     assert!(err.contains("Network not found"), "{err}");
 
     // A transient network lives while it runs.
-    let t = write(
+    let t = write_file(
         &d,
         "vtmp.xml",
         &NAT.replace("vnat", "vtmp").replace("vbr-nat", "vbr-tmp"),
@@ -222,7 +164,7 @@ fn other_forward_modes(layout: Layout) {
             "<network><name>{name}</name>{fwd}<bridge name='br-{name}'/>\
              <ip address='{ip}' prefix='24'/></network>"
         );
-        let f = write(&d, &format!("{name}.xml"), &xml);
+        let f = write_file(&d, &format!("{name}.xml"), &xml);
         ok(&d.virsh(&["net-define", &f]));
         ok(&d.virsh(&["net-start", name]));
         let rules = ruleset(&d);
@@ -257,7 +199,7 @@ fn bad_networks_are_refused(layout: Layout) {
     );
     in_ns(&d, "ip", &["addr", "add", "10.77.0.9/24", "dev", "busy0"]);
     in_ns(&d, "ip", &["link", "set", "busy0", "up"]);
-    let f = write(&d, "vnat.xml", NAT);
+    let f = write_file(&d, "vnat.xml", NAT);
     ok(&d.virsh(&["net-define", &f]));
     let err = fails(&d.virsh(&["net-start", "vnat"]));
     assert!(err.contains("already in use by interface busy0"), "{err}");
@@ -267,7 +209,7 @@ fn bad_networks_are_refused(layout: Layout) {
         .replace("vnat", "v2")
         .replace("vbr-nat", "notours")
         .replace("10.77.0", "10.66.0");
-    let f2 = write(&d, "v2.xml", &other);
+    let f2 = write_file(&d, "v2.xml", &other);
     ok(&d.virsh(&["net-define", &f2]));
     let err = fails(&d.virsh(&["net-start", "v2"]));
     assert!(err.contains("already in use by interface notours"), "{err}");
@@ -276,7 +218,7 @@ fn bad_networks_are_refused(layout: Layout) {
         .replace("vnat", "v3")
         .replace("vbr-nat", "vbr-3")
         .replace("10.77.0", "10.66.0");
-    let f3 = write(&d, "v3.xml", &twin);
+    let f3 = write_file(&d, "v3.xml", &twin);
     ok(&d.virsh(&["net-define", &f3]));
     in_ns(&d, "ip", &["link", "del", "notours"]);
     ok(&d.virsh(&["net-start", "v2"]));
@@ -305,7 +247,7 @@ fn bad_networks_are_refused(layout: Layout) {
             "teleport",
         ),
     ] {
-        let f = write(&d, "bad.xml", &xml);
+        let f = write_file(&d, "bad.xml", &xml);
         let err = fails(&d.virsh(&["net-define", &f]));
         assert!(err.contains(want), "{want}: {err}");
     }
@@ -317,7 +259,7 @@ fn bad_networks_are_refused(layout: Layout) {
 /// daemon lists it active and adopts its dnsmasq; destroy then removes everything.
 fn restarted_daemon_adopts_active_networks(layout: Layout) {
     let mut d = Daemon::start_in(layout);
-    let f = write(&d, "vnat.xml", NAT);
+    let f = write_file(&d, "vnat.xml", NAT);
     ok(&d.virsh(&["net-define", &f]));
     ok(&d.virsh(&["net-start", "vnat"]));
     let before = dnsmasqs(&d);
@@ -357,7 +299,7 @@ fn guest_on(d: &Daemon, name: &str, network: &str, mac: &str) -> String {
          <model type='virtio'/></interface>"
     );
     let xml = vireo_tests::guest_xml(name).replace("<devices>", &format!("<devices>{iface}"));
-    write(d, &format!("{name}.xml"), &xml)
+    write_file(d, &format!("{name}.xml"), &xml)
 }
 
 /// Runs the guest's shell through virsh console: waits for it to be ready, then types
@@ -387,7 +329,7 @@ fn guest_ip(seen: &str, mac: &str) -> String {
 /// port is released.
 fn two_guests_on_a_nat_network(layout: Layout) {
     let d = Daemon::start_in(layout);
-    let f = write(&d, "vnat.xml", NAT);
+    let f = write_file(&d, "vnat.xml", NAT);
     ok(&d.virsh(&["net-define", &f]));
     ok(&d.virsh(&["net-start", "vnat"]));
     let (mac1, mac2) = ("52:54:00:77:00:01", "52:54:00:77:00:02");
@@ -400,7 +342,7 @@ fn two_guests_on_a_nat_network(layout: Layout) {
                 "<model type='virtio'/><bandwidth><inbound average='1000' peak='2000'/>\
                  <outbound average='500'/></bandwidth>",
             );
-            f = write(&d, "vm1-bw.xml", &xml);
+            f = write_file(&d, "vm1-bw.xml", &xml);
         }
         ok(&d.virsh(&["define", &f]));
         ok(&d.virsh(&["start", "--paused", vm]));
@@ -415,13 +357,11 @@ fn two_guests_on_a_nat_network(layout: Layout) {
         .to_string();
     let class = in_ns(&d, "tc", &["class", "show", "dev", &tap]);
     assert!(class.contains("rate 8Mbit ceil 16Mbit"), "{class}");
-    let limit = in_ns(
-        &d,
-        "nft",
-        &["list", "table", "netdev", &format!("vireo-bw-{tap}")],
-    );
+    let limit = in_ns(&d, "nft", &["list", "ruleset", "netdev"]);
     assert!(
-        limit.contains("limit rate over 500 kbytes/second"),
+        limit.contains("table netdev vireo-bw-")
+            && limit.contains(&format!("device \"{tap}\""))
+            && limit.contains("limit rate over 500 kbytes/second"),
         "{limit}"
     );
     let seen1 = guest_shell(&d, "vm1", &["--resume"]);
@@ -491,7 +431,7 @@ fn two_guests_on_a_nat_network(layout: Layout) {
 /// destroying everything leaves no bridge, tap, firewall table or dnsmasq behind.
 fn guests_keep_their_network_when_networkd_dies(layout: Layout) {
     let mut d = Daemon::start_in(layout);
-    let f = write(&d, "vnat.xml", NAT);
+    let f = write_file(&d, "vnat.xml", NAT);
     ok(&d.virsh(&["net-define", &f]));
     ok(&d.virsh(&["net-start", "vnat"]));
     let (mac1, mac2) = ("52:54:00:77:00:11", "52:54:00:77:00:12");
@@ -556,7 +496,9 @@ fn guests_keep_their_network_when_networkd_dies(layout: Layout) {
 /// Pings `ip` from the namespace's host side, up to four times, until it answers.
 fn host_ping(d: &Daemon, ip: &str) {
     for _ in 0..3 {
-        if ns(d)
+        if d.netns
+            .as_ref()
+            .expect("a namespace of the test's own")
             .run("busybox", &["ping", "-c", "1", "-W", "5", ip])
             .status
             .success()
@@ -582,7 +524,7 @@ fn clean_traffic_stops_a_spoofing_guest(layout: Layout) {
         "</dhcp>",
         &format!("<host mac='{mac1}' ip='10.77.0.21'/><host mac='{mac2}' ip='10.77.0.22'/></dhcp>"),
     );
-    let f = write(&d, "vnat.xml", &net);
+    let f = write_file(&d, "vnat.xml", &net);
     ok(&d.virsh(&["net-define", &f]));
     ok(&d.virsh(&["net-start", "vnat"]));
     let filtered = std::fs::read_to_string(guest_on(&d, "vm1", "vnat", mac1))
@@ -591,7 +533,7 @@ fn clean_traffic_stops_a_spoofing_guest(layout: Layout) {
             "<model type='virtio'/>",
             "<model type='virtio'/><filterref filter='clean-traffic'/>",
         );
-    let f1 = write(&d, "vm1.xml", &filtered);
+    let f1 = write_file(&d, "vm1.xml", &filtered);
     let f2 = guest_on(&d, "vm2", "vnat", mac2);
     for (vm, f) in [("vm1", &f1), ("vm2", &f2)] {
         ok(&d.virsh(&["define", f]));
@@ -658,7 +600,7 @@ fn clean_traffic_stops_a_spoofing_guest(layout: Layout) {
 fn unprivileged_qemud_boots_a_guest_on_a_nat_network() {
     use std::os::unix::fs::{chown, MetadataExt};
     let d = Daemon::start_with_unprivileged_qemud();
-    let f = write(&d, "vnat.xml", NAT);
+    let f = write_file(&d, "vnat.xml", NAT);
     ok(&d.virsh(&["net-define", &f]));
     ok(&d.virsh(&["net-start", "vnat"]));
     // The guest's kernel where uid 65534 can read it.
@@ -672,7 +614,7 @@ fn unprivileged_qemud_boots_a_guest_on_a_nat_network() {
         chown(&to, Some(65534), Some(65534)).unwrap();
         xml = xml.replace(from.to_str().unwrap(), to.to_str().unwrap());
     }
-    let f = write(&d, "vm1-nobody.xml", &xml);
+    let f = write_file(&d, "vm1-nobody.xml", &xml);
     ok(&d.virsh(&["define", &f]));
     ok(&d.virsh(&["start", "--paused", "vm1"]));
     let seen = guest_shell(&d, "vm1", &["--resume"]);

@@ -1,9 +1,10 @@
 //! The `vireo` CLI's net-* commands against virsh's: the same steps through both, the same
 //! output (stdout, stderr and exit status), inside the test's own network namespace.
 
-use std::process::Output;
-
-use vireo_tests::{fails, ok, Daemon, Layout, NetNs};
+use vireo_tests::{
+    dhcp_client, done_then_refused, fails, ok, output_parts, same_as_virsh, write_file, Daemon,
+    Layout,
+};
 
 const NAT: &str = "<network><name>vnat</name><forward mode='nat'/>\
     <bridge name='vbr-nat'/><domain name='vnat.test' localOnly='yes'/>\
@@ -15,110 +16,16 @@ const PORT: &str = "<networkport><owner><name>g1</name>\
     <uuid>11111111-2222-3333-4444-555555555555</uuid></owner>\
     <mac address='52:54:00:01:02:03'/></networkport>";
 
-fn ns(d: &Daemon) -> &NetNs {
-    d.netns
-        .as_ref()
-        .expect("network tests run as root, in a namespace of their own")
-}
-
-/// Runs `program args` in the daemons' namespace and returns its standard output.
-fn in_ns(d: &Daemon, program: &str, args: &[&str]) -> String {
-    ok(&ns(d).run(program, args))
-}
-
-fn write(d: &Daemon, name: &str, xml: &str) -> String {
-    let f = d.root.join(name);
-    std::fs::write(&f, xml).unwrap();
-    f.to_string_lossy().into_owned()
-}
-
-/// A DHCP client on a veth whose peer is in the bridge: returns the address it was given.
-fn dhcp_client(d: &Daemon, bridge: &str, dev: &str, mac: &str, hostname: &str) -> String {
-    let peer = format!("{dev}p");
-    in_ns(
-        d,
-        "ip",
-        &[
-            "link", "add", dev, "address", mac, "type", "veth", "peer", "name", &peer,
-        ],
-    );
-    in_ns(d, "ip", &["link", "set", &peer, "master", bridge, "up"]);
-    in_ns(d, "ip", &["link", "set", dev, "up"]);
-    let o = ns(d).run(
-        "busybox",
-        &[
-            "udhcpc",
-            "-i",
-            dev,
-            "-n",
-            "-q",
-            "-f",
-            "-t",
-            "10",
-            "-T",
-            "1",
-            "-s",
-            "/bin/true",
-            "-x",
-            &format!("hostname:{hostname}"),
-        ],
-    );
-    // udhcpc reports on stderr.
-    let out = String::from_utf8_lossy(&o.stderr).into_owned();
-    let addr = out
-        .lines()
-        .find_map(|l| l.split("lease of ").nth(1))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no lease for {dev}: {out}"));
-    addr.to_string()
-}
-
-/// Stdout, stderr and exit code of a run.
-fn parts(o: &Output) -> (String, String, Option<i32>) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-        o.status.code(),
-    )
-}
-
-/// Runs `args` through vireo and then virsh, asserts both said exactly the same (and
-/// exited alike); returns vireo's run.
-#[track_caller]
-fn same(d: &Daemon, args: &[&str]) -> Output {
-    let ours = d.vireo(args);
-    let theirs = d.virsh(args);
-    assert_eq!(
-        parts(&ours),
-        parts(&theirs),
-        "vireo (left) and virsh (right) differ on {args:?}"
-    );
-    ours
-}
-
-/// Like [`same`] for a command that changes something: vireo does it (and must print
-/// `want`); virsh then does the same again, which must fail exactly as vireo's own second
-/// attempt does.
-#[track_caller]
-fn done_then_refused(d: &Daemon, args: &[&str], want: &str) {
-    assert_eq!(ok(&d.vireo(args)), want, "{args:?}");
-    let again = same(d, args);
-    assert!(
-        !again.status.success(),
-        "{args:?} should fail the second time"
-    );
-}
-
 fn network_with_vireo_cli(layout: Layout) {
     let d = Daemon::start_in(layout);
-    let f = write(&d, "vnat.xml", NAT);
+    let f = write_file(&d, "vnat.xml", NAT);
 
     // Define, and define again (a redefinition): the same words from both.
     assert_eq!(
         ok(&d.vireo(&["net-define", &f])),
         format!("Network vnat defined from {f}\n\n")
     );
-    same(&d, &["net-define", &f]);
+    same_as_virsh(&d, &["net-define", &f]);
     let uuid = ok(&d.vireo(&["net-uuid", "vnat"])).trim().to_string();
     assert_eq!(uuid.len(), 36, "{uuid}");
     let default_uuid = ok(&d.virsh(&["net-uuid", "default"])).trim().to_string();
@@ -145,7 +52,7 @@ fn network_with_vireo_cli(layout: Layout) {
             &["net-dumpxml", "--inactive", "vnat"],
             &["net-dumpxml", "--network", "vnat"],
         ] {
-            ok(&same(d, args));
+            ok(&same_as_virsh(d, args));
         }
     };
     reads(&d);
@@ -159,9 +66,9 @@ fn network_with_vireo_cli(layout: Layout) {
          error: Requested operation is not valid: network is already active as 'vnat'\n"
     );
     // Autostart, on and off: idempotent, so both say the same each time.
-    same(&d, &["net-autostart", "vnat"]);
+    same_as_virsh(&d, &["net-autostart", "vnat"]);
     reads(&d);
-    same(&d, &["net-autostart", "--disable", "vnat"]);
+    same_as_virsh(&d, &["net-autostart", "--disable", "vnat"]);
     assert_eq!(
         ok(&d.vireo(&["net-autostart", &uuid])),
         format!("Network {uuid} marked as autostarted\n\n")
@@ -219,7 +126,7 @@ fn network_with_vireo_cli(layout: Layout) {
         &["net-event", "--event", "lifecycle", "--timeout", "0"],
         &["nosuchcommand"],
     ] {
-        let o = same(&d, args);
+        let o = same_as_virsh(&d, args);
         assert!(!o.status.success(), "{args:?}");
     }
     let err = fails(&d.vireo(&["net-info", "nope"]));
@@ -231,15 +138,15 @@ fn network_with_vireo_cli(layout: Layout) {
 
     // A DHCP lease, listed alike (expiry in local time), also by MAC in any case.
     let ip = dhcp_client(&d, "vbr-nat", "vc0", "52:54:00:aa:00:01", "client0");
-    let leases = ok(&same(&d, &["net-dhcp-leases", "vnat"]));
+    let leases = ok(&same_as_virsh(&d, &["net-dhcp-leases", "vnat"]));
     assert!(leases.contains(&format!("{ip}/24")), "{leases}");
     assert!(leases.contains("client0"), "{leases}");
-    let one = ok(&same(
+    let one = ok(&same_as_virsh(
         &d,
         &["net-dhcp-leases", "vnat", "--mac", "52:54:00:AA:00:01"],
     ));
     assert!(one.contains("client0"), "{one}");
-    let none = ok(&same(
+    let none = ok(&same_as_virsh(
         &d,
         &["net-dhcp-leases", "--mac", "52:54:00:aa:00:09", "vnat"],
     ));
@@ -285,7 +192,7 @@ fn network_with_vireo_cli(layout: Layout) {
         "Updated network vnat live state\n",
     );
     // From a file, first in the list, in the first <ip>.
-    let hf = write(
+    let hf = write_file(
         &d,
         "host.xml",
         "<host mac='52:54:00:aa:00:03' name='other' ip='10.77.0.51'/>",
@@ -304,15 +211,15 @@ fn network_with_vireo_cli(layout: Layout) {
         ],
         "Updated network vnat live state\n",
     );
-    let live = ok(&same(&d, &["net-dumpxml", "vnat"]));
+    let live = ok(&same_as_virsh(&d, &["net-dumpxml", "vnat"]));
     assert!(live.contains("name='other'"), "{live}");
     let dns = "<host ip='10.77.0.9'><hostname>nine</hostname></host>";
     ok(&d.vireo(&["net-update", "vnat", "add", "dns-host", dns, "--live"]));
-    let live = ok(&same(&d, &["net-dumpxml", "vnat"]));
+    let live = ok(&same_as_virsh(&d, &["net-dumpxml", "vnat"]));
     assert!(live.contains("<hostname>nine</hostname>"), "{live}");
 
     // Ports: made by virsh and by vireo, listed, dumped and deleted alike.
-    let pf = write(&d, "port.xml", PORT);
+    let pf = write_file(&d, "port.xml", PORT);
     ok(&d.virsh(&["net-port-create", "vnat", &pf]));
     let made = ok(&d.vireo(&["net-port-create", "vnat", &pf]));
     let port = made
@@ -321,14 +228,14 @@ fn network_with_vireo_cli(layout: Layout) {
         .unwrap_or_else(|| panic!("{made}"))
         .to_string();
     assert_eq!(made, format!("Network port {port} created from {pf}\n\n"));
-    same(&d, &["net-port-list", "vnat"]);
-    let uuids = ok(&same(&d, &["net-port-list", "vnat", "--uuid"]));
+    same_as_virsh(&d, &["net-port-list", "vnat"]);
+    let uuids = ok(&same_as_virsh(&d, &["net-port-list", "vnat", "--uuid"]));
     assert_eq!(
         uuids.lines().filter(|l| !l.is_empty()).count(),
         2,
         "{uuids}"
     );
-    let xml = ok(&same(&d, &["net-port-dumpxml", "vnat", &port]));
+    let xml = ok(&same_as_virsh(&d, &["net-port-dumpxml", "vnat", &port]));
     assert!(xml.contains("<name>g1</name>"), "{xml}");
     assert_eq!(
         ok(&d.vireo(&["net-port-delete", "vnat", &port])),
@@ -340,17 +247,17 @@ fn network_with_vireo_cli(layout: Layout) {
         let ours = d.vireo(&[cmd, "vnat", &port]);
         let theirs = d.virsh(&[cmd, "vnat", &port]);
         let want = format!("error: failed to get network port '{port}'\n");
-        assert_eq!(parts(&theirs).1, want);
+        assert_eq!(output_parts(&theirs).1, want);
         let err = fails(&ours);
         assert!(err.starts_with(&want), "{err}");
         assert!(err.lines().count() == 2, "{err}");
         assert_eq!(ours.stdout, theirs.stdout);
     }
-    same(&d, &["net-port-list", "vnat"]);
+    same_as_virsh(&d, &["net-port-list", "vnat"]);
 
     // Events: the list, a quiet wait that times out, one lifecycle event.
-    same(&d, &["net-event", "--list"]);
-    same(
+    same_as_virsh(&d, &["net-event", "--list"]);
+    same_as_virsh(
         &d,
         &[
             "net-event",
@@ -392,7 +299,7 @@ fn network_with_vireo_cli(layout: Layout) {
     );
 
     // A transient network: created, listed, not undefinable, gone when destroyed.
-    let t = write(
+    let t = write_file(
         &d,
         "vtmp.xml",
         &NAT.replace("vnat", "vtmp")
@@ -404,24 +311,30 @@ fn network_with_vireo_cli(layout: Layout) {
         format!("Network vtmp created from {t}\n\n")
     );
     reads(&d);
-    same(&d, &["net-info", "vtmp"]);
-    assert!(!same(&d, &["net-undefine", "vtmp"]).status.success());
-    assert!(!same(&d, &["net-autostart", "vtmp"]).status.success());
+    same_as_virsh(&d, &["net-info", "vtmp"]);
+    assert!(!same_as_virsh(&d, &["net-undefine", "vtmp"])
+        .status
+        .success());
+    assert!(!same_as_virsh(&d, &["net-autostart", "vtmp"])
+        .status
+        .success());
     done_then_refused(&d, &["net-destroy", "vtmp"], "Network vtmp destroyed\n\n");
 
     // Down and away.
     done_then_refused(&d, &["net-destroy", "vnat"], "Network vnat destroyed\n\n");
     reads(&d);
-    assert!(!same(&d, &["net-dhcp-leases", "vnat"]).status.success());
+    assert!(!same_as_virsh(&d, &["net-dhcp-leases", "vnat"])
+        .status
+        .success());
     ok(&d.vireo(&["net-update", "vnat", "add", "ip-dhcp-host", host]));
-    let cfg = ok(&same(&d, &["net-dumpxml", "vnat"]));
+    let cfg = ok(&same_as_virsh(&d, &["net-dumpxml", "vnat"]));
     assert!(cfg.contains("name='fixed'"), "{cfg}");
     done_then_refused(
         &d,
         &["net-undefine", "vnat"],
         "Network vnat has been undefined\n\n",
     );
-    same(&d, &["net-list", "--all"]);
+    same_as_virsh(&d, &["net-list", "--all"]);
 }
 
 vireo_tests::in_every_layout!(network_with_vireo_cli);

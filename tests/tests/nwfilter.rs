@@ -1,28 +1,12 @@
 //! Traffic filters (`vireo-nwfilterd`, or `vireod`) with the real virsh, enforced with
 //! nftables inside the test's own network namespace.
 
-use vireo_tests::{fails, ok, validate, Daemon, Layout, NetNs};
-
-fn ns(d: &Daemon) -> &NetNs {
-    d.netns
-        .as_ref()
-        .expect("filter tests run as root, in a namespace of their own")
-}
-
-fn in_ns(d: &Daemon, program: &str, args: &[&str]) -> String {
-    ok(&ns(d).run(program, args))
-}
+use vireo_tests::{fails, in_ns, ok, validate, write_file, Daemon, Layout};
 
 /// Whether `virsh nwfilter-list` output names `name`.
 fn listed(list: &str, name: &str) -> bool {
     list.lines()
         .any(|l| l.split_whitespace().last() == Some(name))
-}
-
-fn write(d: &Daemon, name: &str, xml: &str) -> String {
-    let f = d.root.join(name);
-    std::fs::write(&f, xml).unwrap();
-    f.to_string_lossy().into_owned()
 }
 
 const BINDING: &str = "<filterbinding><owner><name>vm</name>\
@@ -58,13 +42,13 @@ fn filters_and_bindings_with_virsh(layout: Layout) {
     let own = "<filter name='no-ssh' chain='ipv4'>\
         <rule action='drop' direction='in' priority='400'><tcp dstportstart='22'/></rule>\
         <filterref filter='clean-traffic'/></filter>";
-    let f = write(&d, "own.xml", own);
+    let f = write_file(&d, "own.xml", own);
     ok(&d.virsh(&["nwfilter-define", &f]));
     assert!(listed(&ok(&d.virsh(&["nwfilter-list"])), "no-ssh"));
     // A loop: clean-traffic would reference no-ssh, which references clean-traffic.
     let looped = ok(&d.virsh(&["nwfilter-dumpxml", "clean-traffic"]))
         .replace("</filter>", "<filterref filter='no-ssh'/></filter>");
-    let f = write(&d, "loop.xml", &looped);
+    let f = write_file(&d, "loop.xml", &looped);
     let err = fails(&d.virsh(&["nwfilter-define", &f]));
     assert!(err.contains("loop"), "{err}");
 
@@ -74,7 +58,7 @@ fn filters_and_bindings_with_virsh(layout: Layout) {
         "ip",
         &["link", "add", "vf0", "type", "veth", "peer", "name", "vf0p"],
     );
-    let b = write(&d, "binding.xml", BINDING);
+    let b = write_file(&d, "binding.xml", BINDING);
     ok(&d.virsh(&["nwfilter-binding-create", &b]));
     let rules = in_ns(&d, "nft", &["list", "table", "bridge", "vireo-nwf-vf0"]);
     assert!(rules.contains("52:54:00:aa:00:01"), "{rules}");
@@ -88,7 +72,7 @@ fn filters_and_bindings_with_virsh(layout: Layout) {
     let err = fails(&d.virsh(&["nwfilter-undefine", "no-ip-spoofing"]));
     assert!(err.contains("in use"), "{err}");
     // A binding of a filter that is not there: refused, nothing made.
-    let missing = write(
+    let missing = write_file(
         &d,
         "missing.xml",
         &BINDING
@@ -116,16 +100,16 @@ fn bindings_outlive_restarts_and_follow_their_filters(layout: Layout) {
     );
     let own = "<filter name='mine' chain='ipv4'>\
         <rule action='drop' direction='in' priority='400'><tcp dstportstart='22'/></rule></filter>";
-    let f = write(&d, "own.xml", own);
+    let f = write_file(&d, "own.xml", own);
     ok(&d.virsh(&["nwfilter-define", &f]));
-    let b = write(&d, "binding.xml", &BINDING.replace("clean-traffic", "mine"));
+    let b = write_file(&d, "binding.xml", &BINDING.replace("clean-traffic", "mine"));
     ok(&d.virsh(&["nwfilter-binding-create", &b]));
     d.kill9();
     d.restart();
     assert!(ok(&d.virsh(&["nwfilter-binding-list"])).contains("vf0"));
     let rules = in_ns(&d, "nft", &["list", "table", "bridge", "vireo-nwf-vf0"]);
     assert!(rules.contains("dport 22 drop"), "{rules}");
-    let f = write(&d, "own2.xml", &own.replace("'22'", "'2222'"));
+    let f = write_file(&d, "own2.xml", &own.replace("'22'", "'2222'"));
     ok(&d.virsh(&["nwfilter-define", &f]));
     let rules = in_ns(&d, "nft", &["list", "table", "bridge", "vireo-nwf-vf0"]);
     assert!(rules.contains("dport 2222 drop"), "{rules}");

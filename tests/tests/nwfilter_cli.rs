@@ -2,9 +2,7 @@
 //! steps through both, the same output (stdout, stderr and exit status), inside the test's
 //! own network namespace.
 
-use std::process::Output;
-
-use vireo_tests::{fails, ok, Daemon, Layout, NetNs};
+use vireo_tests::{done_then_refused, fails, in_ns, ok, same_as_virsh, write_file, Daemon, Layout};
 
 const OWN: &str = "<filter name='no-ssh' chain='ipv4'>\
     <rule action='drop' direction='in' priority='400'><tcp dstportstart='22'/></rule>\
@@ -16,16 +14,6 @@ const BINDING: &str = "<filterbinding><owner><name>vm</name>\
     <filterref filter='no-ssh'><parameter name='IP' value='10.70.0.5'/></filterref>\
     </filterbinding>";
 
-fn ns(d: &Daemon) -> &NetNs {
-    d.netns
-        .as_ref()
-        .expect("filter tests run as root, in a namespace of their own")
-}
-
-fn in_ns(d: &Daemon, program: &str, args: &[&str]) -> String {
-    ok(&ns(d).run(program, args))
-}
-
 /// A veth pair in the daemons' namespace: `dev` (to bind filters to) and `{dev}p`.
 fn veth(d: &Daemon, dev: &str) {
     let peer = format!("{dev}p");
@@ -36,48 +24,10 @@ fn veth(d: &Daemon, dev: &str) {
     );
 }
 
-fn write(d: &Daemon, name: &str, xml: &str) -> String {
-    let f = d.root.join(name);
-    std::fs::write(&f, xml).unwrap();
-    f.to_string_lossy().into_owned()
-}
-
-/// Stdout, stderr and exit code of a run.
-fn parts(o: &Output) -> (String, String, Option<i32>) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-        o.status.code(),
-    )
-}
-
-/// Runs `args` through vireo and then virsh, asserts both said exactly the same (and
-/// exited alike); returns vireo's run.
-#[track_caller]
-fn same(d: &Daemon, args: &[&str]) -> Output {
-    let ours = d.vireo(args);
-    let theirs = d.virsh(args);
-    assert_eq!(
-        parts(&ours),
-        parts(&theirs),
-        "vireo (left) and virsh (right) differ on {args:?}"
-    );
-    ours
-}
-
 /// Like [`same`], for a command that must fail; returns its stderr.
 #[track_caller]
 fn same_failure(d: &Daemon, args: &[&str]) -> String {
-    fails(&same(d, args))
-}
-
-/// Like [`same`] for a command that changes something: vireo does it (and must print
-/// `want`); virsh then does the same again, which must fail exactly as vireo's own second
-/// attempt does.
-#[track_caller]
-fn done_then_refused(d: &Daemon, args: &[&str], want: &str) {
-    assert_eq!(ok(&d.vireo(args)), want, "{args:?}");
-    same_failure(d, args);
+    fails(&same_as_virsh(d, args))
 }
 
 /// The UUID `nwfilter-list` shows for `name`.
@@ -91,7 +41,7 @@ fn uuid_of(list: &str, name: &str) -> String {
 
 fn nwfilter_with_vireo_cli(layout: Layout) {
     let d = Daemon::start_in(layout);
-    let list = ok(&same(&d, &["nwfilter-list"]));
+    let list = ok(&same_as_virsh(&d, &["nwfilter-list"]));
     assert!(list.starts_with(" UUID"), "{list}");
     let clean = uuid_of(&list, "clean-traffic");
     assert_eq!(clean.len(), 36, "{clean}");
@@ -105,34 +55,34 @@ fn nwfilter_with_vireo_cli(layout: Layout) {
             &["nwfilter-dumpxml", "--nwfilter", "no-ip-spoofing"],
             &["nwfilter-dumpxml", "--nwfilter=allow-dhcp"],
         ] {
-            ok(&same(d, args));
+            ok(&same_as_virsh(d, args));
         }
     };
     reads(&d);
 
     // Define, and define again (a redefinition, also validated): the same words from both.
-    let f = write(&d, "own.xml", OWN);
+    let f = write_file(&d, "own.xml", OWN);
     assert_eq!(
         ok(&d.vireo(&["nwfilter-define", &f])),
         format!("Network filter no-ssh defined from {f}\n\n")
     );
-    ok(&same(&d, &["nwfilter-define", &f]));
-    ok(&same(&d, &["nwfilter-define", "--validate", &f]));
-    ok(&same(&d, &["nwfilter-define", "--file", &f]));
+    ok(&same_as_virsh(&d, &["nwfilter-define", &f]));
+    ok(&same_as_virsh(&d, &["nwfilter-define", "--validate", &f]));
+    ok(&same_as_virsh(&d, &["nwfilter-define", "--file", &f]));
     reads(&d);
     let own = uuid_of(&ok(&d.vireo(&["nwfilter-list"])), "no-ssh");
-    let xml = ok(&same(&d, &["nwfilter-dumpxml", "no-ssh"]));
+    let xml = ok(&same_as_virsh(&d, &["nwfilter-dumpxml", "no-ssh"]));
     assert!(xml.contains("<filterref filter='clean-traffic'/>"), "{xml}");
-    ok(&same(&d, &["nwfilter-dumpxml", &own]));
+    ok(&same_as_virsh(&d, &["nwfilter-dumpxml", &own]));
 
     // Errors, as virsh words them (and its blank line on stdout for those that ran).
-    let bad = write(&d, "bad.xml", "<filter name='bad'><rule action='nope'/>");
+    let bad = write_file(&d, "bad.xml", "<filter name='bad'><rule action='nope'/>");
     // (No name: the daemon's own check refuses it, with --validate or without.)
-    let unvalid = write(&d, "unvalid.xml", "<filter chain='ipv4'/>");
+    let unvalid = write_file(&d, "unvalid.xml", "<filter chain='ipv4'/>");
     let looped = ok(&d.vireo(&["nwfilter-dumpxml", "clean-traffic"]))
         .replace("</filter>", "<filterref filter='no-ssh'/></filter>");
-    let looped = write(&d, "loop.xml", &looped);
-    let missing = write(
+    let looped = write_file(&d, "loop.xml", &looped);
+    let missing = write_file(
         &d,
         "missing.xml",
         &BINDING
@@ -192,7 +142,7 @@ fn nwfilter_with_vireo_cli(layout: Layout) {
     // A binding on a device of the namespace: made by vireo, refused the second time
     // alike, listed and dumped alike.
     veth(&d, "vf0");
-    let b = write(&d, "binding.xml", BINDING);
+    let b = write_file(&d, "binding.xml", BINDING);
     done_then_refused(
         &d,
         &["nwfilter-binding-create", &b],
@@ -201,14 +151,17 @@ fn nwfilter_with_vireo_cli(layout: Layout) {
     let err = fails(&d.vireo(&["nwfilter-binding-create", &b]));
     assert!(err.contains("already exists"), "{err}");
     reads(&d);
-    let bl = ok(&same(&d, &["nwfilter-binding-list"]));
+    let bl = ok(&same_as_virsh(&d, &["nwfilter-binding-list"]));
     assert!(bl.contains("vf0") && bl.contains("no-ssh"), "{bl}");
-    let bx = ok(&same(&d, &["nwfilter-binding-dumpxml", "vf0"]));
+    let bx = ok(&same_as_virsh(&d, &["nwfilter-binding-dumpxml", "vf0"]));
     assert!(bx.contains("<portdev name='vf0'/>"), "{bx}");
-    ok(&same(&d, &["nwfilter-binding-dumpxml", "--binding", "vf0"]));
+    ok(&same_as_virsh(
+        &d,
+        &["nwfilter-binding-dumpxml", "--binding", "vf0"],
+    ));
     // Another, validated, by virsh: both list the two in the same order.
     veth(&d, "Vf2");
-    let b2 = write(
+    let b2 = write_file(
         &d,
         "binding2.xml",
         &BINDING
@@ -219,7 +172,7 @@ fn nwfilter_with_vireo_cli(layout: Layout) {
         ok(&d.virsh(&["nwfilter-binding-create", "--validate", &b2])),
         format!("Network filter binding on Vf2 created from {b2}\n\n")
     );
-    let bl = ok(&same(&d, &["nwfilter-binding-list"]));
+    let bl = ok(&same_as_virsh(&d, &["nwfilter-binding-list"]));
     assert_eq!(bl.lines().count(), 5, "{bl}");
 
     // Filters in use stay: the bound one, and one it references; read-only stays read-only.
@@ -236,10 +189,13 @@ fn nwfilter_with_vireo_cli(layout: Layout) {
     let err = fails(&d.vireo(&["nwfilter-undefine", "no-ssh"]));
     assert!(err.contains("in use"), "{err}");
     // Redefining a filter in use is fine (the bindings follow it).
-    ok(&same(&d, &["nwfilter-define", &f]));
-    ok(&same(&d, &["-r", "nwfilter-binding-list"]));
-    ok(&same(&d, &["-r", "nwfilter-binding-dumpxml", "Vf2"]));
-    ok(&same(&d, &["-r", "nwfilter-list"]));
+    ok(&same_as_virsh(&d, &["nwfilter-define", &f]));
+    ok(&same_as_virsh(&d, &["-r", "nwfilter-binding-list"]));
+    ok(&same_as_virsh(
+        &d,
+        &["-r", "nwfilter-binding-dumpxml", "Vf2"],
+    ));
+    ok(&same_as_virsh(&d, &["-r", "nwfilter-list"]));
 
     // Away: the bindings, then the filter (by UUID), each once.
     done_then_refused(
@@ -253,7 +209,7 @@ fn nwfilter_with_vireo_cli(layout: Layout) {
         "Network filter binding on Vf2 deleted\n\n",
     );
     assert!(!in_ns(&d, "nft", &["list", "tables"]).contains("vireo-nwf-vf0"));
-    same(&d, &["nwfilter-binding-list"]);
+    same_as_virsh(&d, &["nwfilter-binding-list"]);
     done_then_refused(
         &d,
         &["nwfilter-undefine", &own],

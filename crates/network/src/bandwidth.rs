@@ -1,7 +1,9 @@
 //! A port's `<bandwidth>` on its tap: inbound (to the guest, the tap's egress) shaped with
 //! an HTB class (`tc`, average as rate, peak as ceiling, burst), outbound (from the guest,
-//! the tap's ingress) limited with an nftables `netdev` table of the tap's own
-//! (`vireo-bw-TAP`: average as rate, burst), since this kernel has no tc police action.
+//! the tap's ingress) limited with an nftables `netdev` table of the port's own
+//! (`vireo-bw-PORT`, by the port's UUID: a tap's name may be another guest's by the time
+//! the port is released; average as rate, burst), since this kernel has no tc police
+//! action.
 //! libvirt's units: KiB/s and KiB (tc's `kbps` and `kb`).
 
 use vireo_xml::Bandwidth;
@@ -9,12 +11,13 @@ use vireo_xml::Bandwidth;
 use crate::error::Result;
 use crate::host::{run, run_with_input};
 
-fn table(tap: &str) -> String {
-    format!("vireo-bw-{tap}")
+fn table(port: &[u8; 16]) -> String {
+    let hex: String = port.iter().map(|b| format!("{b:02x}")).collect();
+    format!("vireo-bw-{hex}")
 }
 
-/// Puts the limits in place on `tap` (nothing for an empty bandwidth).
-pub fn apply(tap: &str, bw: &Bandwidth) -> Result<()> {
+/// Puts the limits of port `port` in place on `tap` (nothing for an empty bandwidth).
+pub fn apply(port: &[u8; 16], tap: &str, bw: &Bandwidth) -> Result<()> {
     if let Some(r) = bw.inbound.as_ref().and_then(|r| r.average.map(|a| (a, r))) {
         let (avg, rate) = r;
         let ceil = rate.peak.unwrap_or(avg).max(avg);
@@ -37,7 +40,7 @@ pub fn apply(tap: &str, bw: &Bandwidth) -> Result<()> {
         run("tc", &args)?;
     }
     if let Some((avg, rate)) = bw.outbound.as_ref().and_then(|r| r.average.map(|a| (a, r))) {
-        let t = table(tap);
+        let t = table(port);
         let burst = rate.burst.unwrap_or(avg).max(1);
         let script = format!(
             "table netdev {t}\ndelete table netdev {t}\ntable netdev {t} {{\n  chain ingress {{\n    \
@@ -49,9 +52,9 @@ pub fn apply(tap: &str, bw: &Bandwidth) -> Result<()> {
     Ok(())
 }
 
-/// Removes the outbound limit's table (the tap's qdiscs go with the tap).
-pub fn remove(tap: &str) {
-    let t = table(tap);
+/// Removes the port's outbound limit (the tap's qdiscs go with the tap).
+pub fn remove(port: &[u8; 16]) {
+    let t = table(port);
     let _ = run_with_input(
         "nft",
         &["-f", "-"],

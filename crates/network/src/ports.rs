@@ -253,9 +253,10 @@ impl NetworkDriver {
             live.portgroup(def.group.as_deref())
                 .and_then(|g| g.bandwidth.clone())
         });
+        let port_id = def.uuid.unwrap_or_default();
         if let Some(bw) = &bw {
-            if let Err(e) = bandwidth::apply(&t.name, bw) {
-                bandwidth::remove(&t.name);
+            if let Err(e) = bandwidth::apply(&port_id, &t.name, bw) {
+                bandwidth::remove(&port_id);
                 let _ = host::delete_link(&t.name);
                 return Err(e);
             }
@@ -272,7 +273,7 @@ impl NetworkDriver {
                 })
                 .and_then(|f| f.bind(&binding_xml(obj, &def, &t.name, fr)?));
             if let Err(e) = bound {
-                bandwidth::remove(&t.name);
+                bandwidth::remove(&port_id);
                 let _ = host::delete_link(&t.name);
                 return Err(e);
             }
@@ -285,7 +286,7 @@ impl NetworkDriver {
         };
         if let Err(e) = self.save_port(&obj.def.name, &p) {
             self.unbind(&p);
-            bandwidth::remove(&t.name);
+            bandwidth::remove(&port_id);
             let _ = host::delete_link(&t.name);
             return Err(e);
         }
@@ -319,12 +320,8 @@ impl NetworkDriver {
     fn forget_port(&self, obj: &mut NetObj, uuid: &Uuid) -> Option<PortObj> {
         let p = obj.ports.remove(uuid)?;
         self.unbind(&p);
-        if let Some(t) = p
-            .tap
-            .as_deref()
-            .filter(|_| tap_alive(p.tap.as_deref(), p.tap_index))
-        {
-            bandwidth::remove(t);
+        if p.tap.is_some() {
+            bandwidth::remove(uuid);
         }
         let path = self
             .ports_dir(&obj.def.name)

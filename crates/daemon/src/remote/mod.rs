@@ -247,20 +247,7 @@ impl Service for RemoteService {
             // the blocking pool (made when needed, gone when idle), so neither this
             // connection's task nor the runtime waits for it.
             Family::Storage => {
-                let me = Arc::clone(&self);
-                let c = Arc::clone(client);
-                let payload = payload.to_vec();
-                return Dispatch::Later(Box::pin(async move {
-                    tokio::task::spawn_blocking(move || me.dispatch(&c, p, &payload, readonly))
-                        .await
-                        .unwrap_or_else(|e| {
-                            Outcome::Error(RemoteError::new(
-                                code::INTERNAL_ERROR,
-                                errdom::STORAGE,
-                                format!("internal error: storage call failed: {e}"),
-                            ))
-                        })
-                }));
+                return self.on_blocking_pool(client, p, payload, readonly, errdom::STORAGE);
             }
             Family::Network
                 if p == procs::CONNECT_NETWORK_EVENT_REGISTER_ANY
@@ -271,37 +258,11 @@ impl Service for RemoteService {
             // Network calls make bridges, rules and dnsmasq: host programs, on a thread
             // of the blocking pool.
             Family::Network => {
-                let me = Arc::clone(&self);
-                let c = Arc::clone(client);
-                let payload = payload.to_vec();
-                return Dispatch::Later(Box::pin(async move {
-                    tokio::task::spawn_blocking(move || me.dispatch(&c, p, &payload, readonly))
-                        .await
-                        .unwrap_or_else(|e| {
-                            Outcome::Error(RemoteError::new(
-                                code::INTERNAL_ERROR,
-                                errdom::NETWORK,
-                                format!("internal error: network call failed: {e}"),
-                            ))
-                        })
-                }));
+                return self.on_blocking_pool(client, p, payload, readonly, errdom::NETWORK);
             }
             // Filter calls write files and run nft: on a thread of the blocking pool.
             Family::NwFilter => {
-                let me = Arc::clone(&self);
-                let c = Arc::clone(client);
-                let payload = payload.to_vec();
-                return Dispatch::Later(Box::pin(async move {
-                    tokio::task::spawn_blocking(move || me.dispatch(&c, p, &payload, readonly))
-                        .await
-                        .unwrap_or_else(|e| {
-                            Outcome::Error(RemoteError::new(
-                                code::INTERNAL_ERROR,
-                                errdom::NWFILTER,
-                                format!("internal error: nwfilter call failed: {e}"),
-                            ))
-                        })
-                }));
+                return self.on_blocking_pool(client, p, payload, readonly, errdom::NWFILTER);
             }
             // Secret calls write a small file or two.
             Family::Secret => {
@@ -334,6 +295,33 @@ impl Service for RemoteService {
 }
 
 impl RemoteService {
+    /// Answers the call on a thread of the blocking pool (made when needed, gone when
+    /// idle), for calls that may take long or run host programs: neither the connection's
+    /// task nor the runtime waits for it. A failure of the thread itself is reported in
+    /// `errdom`.
+    fn on_blocking_pool(
+        self: Arc<Self>,
+        client: &Arc<RemoteClient>,
+        p: i32,
+        payload: &[u8],
+        readonly: bool,
+        errdom: i32,
+    ) -> Dispatch {
+        let c = Arc::clone(client);
+        let payload = payload.to_vec();
+        Dispatch::Later(Box::pin(async move {
+            tokio::task::spawn_blocking(move || self.dispatch(&c, p, &payload, readonly))
+                .await
+                .unwrap_or_else(|e| {
+                    Outcome::Error(RemoteError::new(
+                        code::INTERNAL_ERROR,
+                        errdom,
+                        format!("internal error: call failed: {e}"),
+                    ))
+                })
+        }))
+    }
+
     /// A call of Vireo's own program (only daemons with the network driver know it): on
     /// an open, read-write connection, on a thread of the blocking pool.
     fn call_vireo(self: Arc<Self>, client: &Arc<RemoteClient>, p: i32, payload: &[u8]) -> Dispatch {
