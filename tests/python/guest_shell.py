@@ -46,7 +46,7 @@ if mode != "--running":
 for cmd, expect in zip(pairs[0::2], pairs[1::2]):
     mark = len(seen)
     os.write(master, cmd.encode() + b"\r")
-    wait_for(expect.encode(), 60, mark)
+    wait_for(expect.encode(), 100, mark)
 os.write(master, b"\x1d")
 try:
     p.wait(timeout=20)

@@ -636,9 +636,14 @@ pub fn python3() -> &'static str {
 /// Runs a command to completion; one that hangs is killed after two minutes, so a test
 /// fails instead of stalling the suite.
 pub fn run_cmd(cmd: &str, args: &[&str]) -> Output {
+    run_cmd_within(cmd, args, 120)
+}
+
+/// As [`run_cmd`], with a limit of `secs` seconds (a slow guest session, say).
+pub fn run_cmd_within(cmd: &str, args: &[&str], secs: u32) -> Output {
     let program = vireo_hostprog::require(cmd);
     Command::new(vireo_hostprog::require("timeout"))
-        .args(["--kill-after=5", "120"])
+        .args(["--kill-after=5", &secs.to_string()])
         .arg(program)
         .args(args)
         .env("LC_ALL", "C")

@@ -306,9 +306,11 @@ fn guest_on(d: &Daemon, name: &str, network: &str, mac: &str) -> String {
 /// each command and waits for what it should print. Returns all it saw.
 fn guest_shell(d: &Daemon, name: &str, pairs: &[&str]) -> String {
     let script = vireo_tests::tests_dir().join("python/guest_shell.py");
-    ok(&vireo_tests::run_cmd(
+    // TCG guests on a loaded machine: minutes, not seconds, for a whole session.
+    ok(&vireo_tests::run_cmd_within(
         vireo_tests::python3(),
         &[&[script.to_str().unwrap(), &d.uri(), name], pairs].concat(),
+        400,
     ))
 }
 
@@ -509,9 +511,9 @@ fn host_ping(d: &Daemon, ip: &str) {
     in_ns(d, "busybox", &["ping", "-c", "1", "-W", "5", ip]);
 }
 
-/// A guest shell command that pings `ip` up to four times, succeeding on the first answer.
+/// A guest shell command that pings `ip` up to eight times, succeeding on the first answer.
 fn tries(ip: &str) -> String {
-    format!("for i in 1 2 3 4; do ping -c 1 -W 5 {ip} >/dev/null && break; done")
+    format!("for i in 1 2 3 4 5 6 7 8; do ping -c 1 -W 5 {ip} >/dev/null && break; done")
 }
 
 /// Two TCG guests with fixed addresses (static DHCP hosts), one with `clean-traffic`: the
