@@ -43,6 +43,21 @@ if mode == "--resume":
     subprocess.run(["virsh", "-c", uri, "resume", name], check=True, capture_output=True)
 if mode != "--running":
     wait_for(b"VIREO-GUEST-READY", 110)
+else:
+    # The guest was ready long ago: make sure it hears us before the real commands (what
+    # is typed while the console is still being connected can be lost).
+    for _ in range(40):
+        mark = len(seen)
+        os.write(master, b"echo SYNC-$((1+1))\r")
+        try_until = time.time() + 3
+        while b"SYNC-2" not in seen[mark:] and time.time() < try_until:
+            r, _, _ = select.select([master], [], [], 0.2)
+            if r:
+                seen += os.read(master, 4096)
+        if b"SYNC-2" in seen[mark:]:
+            break
+    else:
+        sys.exit(f"the guest does not answer; saw:\n{seen.decode(errors='replace')}")
 for cmd, expect in zip(pairs[0::2], pairs[1::2]):
     mark = len(seen)
     os.write(master, cmd.encode() + b"\r")

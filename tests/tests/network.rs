@@ -545,33 +545,31 @@ fn clean_traffic_stops_a_spoofing_guest(layout: Layout) {
     assert!(bl.contains("clean-traffic"), "{bl}");
     let ip2 = guest_ip(&guest_shell(&d, "vm2", &["--resume"]), mac2);
     assert_eq!(ip2, "10.77.0.22");
-    // With its own address vm1 reaches vm2; with another one it cannot; with its own
-    // again it can. (Pings that should pass get a few tries: TCG guests on a loaded
-    // machine answer slowly.)
-    let ping2 = "ping -c 2 -W 3 10.77.0.22 >/dev/null";
-    let ping2_tries = tries("10.77.0.22");
+    // With its own address vm1 reaches vm2 and the gateway; with another one it reaches
+    // neither; with its own again it does. vm2, unfiltered, reaches vm1 and the gateway
+    // with any address. (Pings that should pass get a few tries: TCG guests on a loaded machine
+    // answer slowly.)
     let seen = guest_shell(
         &d,
         "vm1",
         &[
             "--resume",
-            &format!("{ping2_tries} && echo PEER-$((40+2))"),
+            &format!("{} && echo PEER-$((40+2))", tries("10.77.0.22")),
             "PEER-42",
-            &format!(
-                "ip addr flush dev eth0; ip addr add 10.77.0.99/24 dev eth0; \
-                 {ping2} && echo LEAK-$((1+1)) || echo HELD-$((2+2))"
-            ),
+            "ip addr flush dev eth0; ip addr add 10.77.0.99/24 dev eth0; \
+             ping -c 2 -W 3 10.77.0.1 >/dev/null && echo LEAK-$((1+1)) || echo HELD-$((2+2))",
             "HELD-4",
+            "ping -c 2 -W 3 10.77.0.22 >/dev/null && echo LEAK-$((1+2)) || echo HELD-$((2+3))",
+            "HELD-5",
             &format!(
                 "ip addr flush dev eth0; ip addr add 10.77.0.21/24 dev eth0; \
-                 {ping2_tries} && echo BACK-$((3+3))"
+                 {} && echo BACK-$((3+3))",
+                tries("10.77.0.1")
             ),
             "BACK-6",
         ],
     );
     assert_eq!(guest_ip(&seen, mac1), "10.77.0.21");
-    // vm2, unfiltered, with another address still reaches vm1 (whose answers carry its
-    // own address).
     guest_shell(
         &d,
         "vm2",
@@ -579,8 +577,9 @@ fn clean_traffic_stops_a_spoofing_guest(layout: Layout) {
             "--running",
             &format!(
                 "ip addr flush dev eth0; ip addr add 10.77.0.98/24 dev eth0; \
-                 {} && echo FREE-$((3+4))",
-                tries("10.77.0.21")
+                 {} && {} && echo FREE-$((3+4))",
+                tries("10.77.0.21"),
+                tries("10.77.0.1")
             ),
             "FREE-7",
         ],
