@@ -517,8 +517,8 @@ fn tries(ip: &str) -> String {
 }
 
 /// Two TCG guests with fixed addresses (static DHCP hosts), one with `clean-traffic`: the
-/// filtered guest that takes another IP address cannot reach the other, the unfiltered one
-/// can; the binding goes with the guest.
+/// filtered guest that takes another IP or MAC address reaches neither the other guest nor
+/// the gateway, the unfiltered one does; the binding goes with the guest.
 fn clean_traffic_stops_a_spoofing_guest(layout: Layout) {
     let d = Daemon::start_in(layout);
     let (mac1, mac2) = ("52:54:00:77:00:21", "52:54:00:77:00:22");
@@ -567,6 +567,16 @@ fn clean_traffic_stops_a_spoofing_guest(layout: Layout) {
                 tries("10.77.0.1")
             ),
             "BACK-6",
+            // Another MAC address: held as well.
+            "ip link set eth0 down; ip link set eth0 address 52:54:00:77:00:99; \
+             ip link set eth0 up; ip addr add 10.77.0.21/24 dev eth0 2>/dev/null; \
+             ping -c 2 -W 3 10.77.0.1 >/dev/null && echo LEAK-$((1+3)) || echo HELD-$((3+3))",
+            "HELD-6",
+            &format!(
+                "ip link set eth0 down; ip link set eth0 address {mac1}; ip link set eth0 up; \
+                 ip addr add 10.77.0.21/24 dev eth0 2>/dev/null; echo RESTORED-$((4+4))"
+            ),
+            "RESTORED-8",
         ],
     );
     assert_eq!(guest_ip(&seen, mac1), "10.77.0.21");
