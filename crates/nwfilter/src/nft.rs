@@ -247,7 +247,7 @@ pub fn script(dev: &str, rules: &[Rule]) -> String {
     let t = table(dev);
     let q = quote(dev);
     let mut s = format!("table bridge {t}\ndelete table bridge {t}\ntable bridge {t} {{\n");
-    for (dir, test) in [("out", "iifname"), ("in", "oifname")] {
+    for dir in ["out", "in"] {
         // Sub-chains by name, rules in priority order.
         let mut chains: BTreeMap<String, Vec<&Rule>> = BTreeMap::new();
         for r in rules
@@ -291,7 +291,6 @@ pub fn script(dev: &str, rules: &[Rule]) -> String {
             let _ = writeln!(s, "    {line}");
         }
         s.push_str("  }\n");
-        let _ = test;
     }
     for (hook, tests) in [
         ("forward", &[("iifname", "out"), ("oifname", "in")][..]),
