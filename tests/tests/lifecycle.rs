@@ -169,7 +169,7 @@ fn transient_domains_and_unsupported_devices(layout: Layout) {
     // Something QEMU could run but we cannot set up yet: a clear error, nothing started.
     let bad = guest_xml("bridged").replace(
         "<memballoon model='none'/>",
-        "<interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br0'/><model type='virtio'/></interface><memballoon model='none'/>",
+        "<interface type='ethernet'><mac address='52:54:00:00:00:01'/><model type='virtio'/></interface><memballoon model='none'/>",
     );
     let f = d.root.join("bad.xml");
     std::fs::write(&f, bad).unwrap();

@@ -603,6 +603,90 @@ fn clean_traffic_stops_a_spoofing_guest(layout: Layout) {
     ok(&d.virsh(&["destroy", "vm2"]));
 }
 
+/// A guest on a host's bridge (`<interface type='bridge'>`, no libvirt network): the
+/// network driver makes its tap in that bridge (with the interface's filter), the guest
+/// gets a lease from whatever serves that bridge (here a NAT network's dnsmasq), and the
+/// tap, its binding and its record go with the guest. A bridge that does not exist, or a
+/// device that is not a bridge: a clear error, nothing started, no tap left.
+fn guest_on_a_host_bridge(layout: Layout) {
+    let d = Daemon::start_in(layout);
+    let f = write_file(&d, "vnat.xml", NAT);
+    ok(&d.virsh(&["net-define", &f]));
+    ok(&d.virsh(&["net-start", "vnat"]));
+    let on_bridge = |name: &str, bridge: &str, mac: &str| {
+        let iface = format!(
+            "<interface type='bridge'><mac address='{mac}'/><source bridge='{bridge}'/>\
+             <model type='virtio'/><filterref filter='no-mac-spoofing'/></interface>"
+        );
+        let xml = vireo_tests::guest_xml(name).replace("<devices>", &format!("<devices>{iface}"));
+        write_file(&d, &format!("{name}.xml"), &xml)
+    };
+    let mac = "52:54:00:77:00:41";
+    ok(&d.virsh(&["define", &on_bridge("vm1", "vbr-nat", mac)]));
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    let live = ok(&d.virsh(&["dumpxml", "vm1"]));
+    assert!(live.contains("<interface type='bridge'>"), "{live}");
+    assert!(live.contains("<source bridge='vbr-nat'/>"), "{live}");
+    assert!(!live.contains("portid="), "{live}");
+    let tap = live
+        .split("<target dev='")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(tap.starts_with("vnet"), "{live}");
+    let members = in_ns(&d, "ip", &["-br", "link", "show", "master", "vbr-nat"]);
+    assert!(members.contains(&tap), "{members}");
+    // Not a port of the network; its filter is bound to the tap.
+    assert_eq!(
+        ok(&d.virsh(&["net-port-list", "vnat", "--uuid"])).trim(),
+        ""
+    );
+    let bl = ok(&d.virsh(&["nwfilter-binding-list"]));
+    assert!(bl.contains(&tap) && bl.contains("no-mac-spoofing"), "{bl}");
+    let seen = guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--resume",
+            &format!("{} && echo GW-$((40+2))", tries("10.77.0.1")),
+            "GW-42",
+        ],
+    );
+    let ip = guest_ip(&seen, mac);
+    assert!(ip.starts_with("10.77.0.1"), "{ip}");
+    host_ping(&d, &ip);
+    ok(&d.virsh(&["destroy", "vm1"]));
+    let records = d.run_dir().join("network/bridge-ports");
+    let t0 = std::time::Instant::now();
+    while ok(&d.virsh(&["nwfilter-binding-list"])).contains(&tap)
+        || std::fs::read_dir(&records).map_or(0, |r| r.count()) != 0
+    {
+        assert!(t0.elapsed().as_secs() < 30, "vm1's port was not released");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!links(&d).contains(&tap));
+    // No such bridge; a device that is not a bridge.
+    in_ns(
+        &d,
+        "ip",
+        &[
+            "link", "add", "notbr", "type", "veth", "peer", "name", "notbr1",
+        ],
+    );
+    for (vm, bridge, want) in [
+        ("vm2", "nobr", "bridge 'nobr' does not exist"),
+        ("vm3", "notbr", "'notbr' is not a bridge"),
+    ] {
+        ok(&d.virsh(&["define", &on_bridge(vm, bridge, "52:54:00:77:00:42")]));
+        let e = fails(&d.virsh(&["start", vm]));
+        assert!(e.contains(want), "{e}");
+        assert!(ok(&d.virsh(&["domstate", vm])).contains("shut off"));
+    }
+    assert!(!links(&d).contains("vnet"), "{}", links(&d));
+    ok(&d.virsh(&["net-destroy", "vnat"]));
+}
+
 /// The heart of the split: vireo-qemud runs as an unprivileged user (uid 65534), the
 /// network daemon as root; real virsh through vireo-proxyd starts a TCG guest on a NAT
 /// network, its tap made by the network daemon and handed over as a descriptor, and the
@@ -650,6 +734,7 @@ vireo_tests::in_every_layout!(
     clean_traffic_stops_a_spoofing_guest,
     guests_keep_their_network_when_networkd_dies,
     two_guests_on_a_nat_network,
+    guest_on_a_host_bridge,
     nat_network_with_virsh,
     other_forward_modes,
     bad_networks_are_refused,

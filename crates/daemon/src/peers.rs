@@ -214,6 +214,72 @@ impl Inner {
         })
     }
 
+    /// A tap in a host bridge (Vireo's own call; the tap comes as a descriptor).
+    async fn bridge_port(
+        &self,
+        bridge: &str,
+        xml: String,
+        filterref: Option<String>,
+    ) -> Result<NetPort> {
+        use vireo_proto::vireo::{
+            procs as vprocs, BridgePortCreateTapArgs, BridgePortCreateTapRet, VIREO_PROGRAM,
+            VIREO_VERSION,
+        };
+        let conn = self.conn(Family::Network).await?;
+        let (r, mut fds): (BridgePortCreateTapRet, _) = conn
+            .call_fds(
+                VIREO_PROGRAM,
+                VIREO_VERSION,
+                vprocs::BRIDGE_PORT_CREATE_TAP,
+                &BridgePortCreateTapArgs {
+                    bridge: bridge.to_string(),
+                    xml,
+                    filterref,
+                    flags: 0,
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                CallError::Remote(r) => DriverError::Peer(Box::new(r)),
+                e => DriverError::OperationFailed(format!("vireo-networkd went away: {e}")),
+            })?;
+        let Some(fd) = fds.pop().filter(|_| fds.is_empty()) else {
+            return Err(DriverError::OperationFailed(
+                "the network driver sent no tap device with the port".into(),
+            ));
+        };
+        Ok(NetPort {
+            uuid: r.port,
+            bridge: bridge.to_string(),
+            ifname: r.ifname,
+            fd,
+        })
+    }
+
+    async fn delete_bridge_port(&self, owner: [u8; 16], ifname: String) -> Result<()> {
+        use vireo_proto::vireo::{
+            procs as vprocs, BridgePortDeleteArgs, VIREO_PROGRAM, VIREO_VERSION,
+        };
+        let conn = self.conn(Family::Network).await?;
+        let ((), _) = conn
+            .call_fds(
+                VIREO_PROGRAM,
+                VIREO_VERSION,
+                vprocs::BRIDGE_PORT_DELETE,
+                &BridgePortDeleteArgs {
+                    owner,
+                    ifname,
+                    flags: 0,
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                CallError::Remote(r) => DriverError::Peer(Box::new(r)),
+                e => DriverError::OperationFailed(format!("vireo-networkd went away: {e}")),
+            })?;
+        Ok(())
+    }
+
     async fn delete_port(&self, network: &str, uuid: [u8; 16]) -> Result<()> {
         let net = self.network(network).await?;
         self.call::<_, ()>(
@@ -278,6 +344,23 @@ impl Peers for DaemonPeers {
         let me = Arc::clone(&self.0);
         let network = network.to_string();
         Box::pin(async move { me.delete_port(&network, port).await })
+    }
+
+    fn bridge_port(
+        &self,
+        bridge: &str,
+        xml: String,
+        filterref: Option<String>,
+    ) -> BoxFuture<Result<NetPort>> {
+        let me = Arc::clone(&self.0);
+        let bridge = bridge.to_string();
+        Box::pin(async move { me.bridge_port(&bridge, xml, filterref).await })
+    }
+
+    fn delete_bridge_port(&self, owner: [u8; 16], ifname: &str) -> BoxFuture<Result<()>> {
+        let me = Arc::clone(&self.0);
+        let ifname = ifname.to_string();
+        Box::pin(async move { me.delete_bridge_port(owner, ifname).await })
     }
 }
 

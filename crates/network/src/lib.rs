@@ -12,6 +12,7 @@
 //! adopts their bridge, rules and dnsmasq (restoring what went missing).
 
 pub mod bandwidth;
+mod bridge_ports;
 pub mod dnsmasq;
 mod error;
 pub mod firewall;
@@ -113,6 +114,8 @@ pub struct NetworkDriver {
     filters: std::sync::OnceLock<std::sync::Arc<dyn Filters>>,
     /// Filter bindings of ports released before the filter driver was known.
     stale_bindings: Mutex<Vec<String>>,
+    /// Ports on host bridges (`<interface type='bridge'>`), by UUID.
+    bridge_ports: Mutex<BTreeMap<Uuid, ports::PortObj>>,
 }
 
 impl NetworkDriver {
@@ -135,12 +138,14 @@ impl NetworkDriver {
             events,
             filters: std::sync::OnceLock::new(),
             stale_bindings: Mutex::new(Vec::new()),
+            bridge_ports: Mutex::new(BTreeMap::new()),
         };
         for dir in [&d.cfg_dir, &d.run_dir, &d.state_dir] {
             fs::create_dir_all(dir)
                 .map_err(|e| NetworkError::io(format!("cannot create {}", dir.display()), e))?;
         }
         d.load()?;
+        d.load_bridge_ports();
         if first_start && default != DefaultNetwork::None {
             let h = d.define_xml(DEFAULT_XML, 0)?;
             if default == DefaultNetwork::Autostart {

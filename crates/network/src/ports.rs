@@ -33,7 +33,7 @@ pub(crate) struct PortObj {
 }
 
 /// Whether the port's tap still exists: a link of its name with its interface index.
-fn tap_alive(name: Option<&str>, index: Option<u32>) -> bool {
+pub(crate) fn tap_alive(name: Option<&str>, index: Option<u32>) -> bool {
     let Some(name) = name else { return false };
     match (host::link_index(name), index) {
         (Some(now), Some(then)) => now == then,
@@ -52,11 +52,16 @@ fn no_port(uuid: &Uuid) -> NetworkError {
 /// The filter binding of a port's tap: the interface's `<filterref>`, with the guest's
 /// address as `IP` when the interface gives none and the network has a static DHCP host
 /// for its MAC address.
-fn binding_xml(obj: &NetObj, def: &NetworkPortDef, tap: &str, filterref: &str) -> Result<String> {
+fn binding_xml(
+    obj: Option<&NetObj>,
+    def: &NetworkPortDef,
+    tap: &str,
+    filterref: &str,
+) -> Result<String> {
     use vireo_xml::{escape, FilterParam, FilterRef};
     let mut fr: FilterRef = vireo_xml::parse_root(filterref, "filterref")?;
     let mac = def.mac.map(|m| m.to_string()).unwrap_or_default();
-    if !fr.parameters.iter().any(|p| p.name == "IP") {
+    if let (Some(obj), false) = (obj, fr.parameters.iter().any(|p| p.name == "IP")) {
         let net = obj.live.as_ref().unwrap_or(&obj.def);
         let fixed = net
             .ips
@@ -83,6 +88,75 @@ fn binding_xml(obj: &NetObj, def: &NetworkPortDef, tap: &str, filterref: &str) -
     ))
 }
 
+/// Writes a port's record into `dir`: `UUID.xml`, and `UUID.tap` (`NAME INDEX`) and
+/// `UUID.filtered` when it has a tap and a filter binding.
+fn save_port(dir: &std::path::Path, p: &PortObj) -> Result<()> {
+    let uuid = p.def.uuid.unwrap_or_default();
+    let path = dir.join(format!("{}.xml", format_uuid(&uuid)));
+    if let Some(t) = &p.tap {
+        let line = format!("{t} {}", p.tap_index.unwrap_or(0));
+        store::write_atomic(&path.with_extension("tap"), line.as_bytes())?;
+    }
+    if p.filtered {
+        store::write_atomic(&path.with_extension("filtered"), b"")?;
+    }
+    store::write_atomic(&path, p.def.format().as_bytes())?;
+    Ok(())
+}
+
+/// Reads the port records of `dir`; those whose tap is gone are removed and returned
+/// apart (their filter bindings, by tap name, still to be removed).
+pub(crate) fn read_ports(dir: &std::path::Path) -> (Vec<PortObj>, Vec<String>) {
+    let mut live = Vec::new();
+    let mut stale = Vec::new();
+    let Ok(paths) = store::list_xml(dir) else {
+        return (live, stale);
+    };
+    for path in paths {
+        let def = match fs::read_to_string(&path)
+            .ok()
+            .and_then(|x| NetworkPortDef::parse(&x).ok())
+        {
+            Some(d) if d.uuid.is_some() => d,
+            _ => {
+                log::warn!("skipping port {}", path.display());
+                continue;
+            }
+        };
+        // `NAME INDEX`.
+        let tapfile = fs::read_to_string(path.with_extension("tap")).ok();
+        let mut words = tapfile.as_deref().unwrap_or("").split_whitespace();
+        let tap = words.next().map(str::to_string);
+        let tap_index = words.next().and_then(|i| i.parse().ok());
+        let filtered = path.with_extension("filtered").exists();
+        if tap.is_some() && !tap_alive(tap.as_deref(), tap_index) {
+            log::info!(
+                "releasing port {} ({}): its tap is gone",
+                format_uuid(&def.uuid.unwrap_or_default()),
+                dir.display()
+            );
+            remove_port_files(&path);
+            if let (true, Some(t)) = (filtered, tap) {
+                stale.push(t);
+            }
+            continue;
+        }
+        live.push(PortObj {
+            def,
+            tap,
+            tap_index,
+            filtered,
+        });
+    }
+    (live, stale)
+}
+
+pub(crate) fn remove_port_files(xml: &std::path::Path) {
+    let _ = store::remove(xml);
+    let _ = fs::remove_file(xml.with_extension("tap"));
+    let _ = fs::remove_file(xml.with_extension("filtered"));
+}
+
 impl NetworkDriver {
     fn ports_dir(&self, net: &str) -> PathBuf {
         self.run_dir.join("ports").join(net)
@@ -91,53 +165,13 @@ impl NetworkDriver {
     /// Reads the ports of every network (at start), dropping those whose tap is gone.
     pub(crate) fn load_ports(&self, nets: &mut BTreeMap<String, NetObj>) {
         for (name, obj) in nets.iter_mut() {
-            let dir = self.ports_dir(name);
-            let Ok(paths) = store::list_xml(&dir) else {
-                continue;
-            };
-            for path in paths {
-                let def = match fs::read_to_string(&path)
-                    .ok()
-                    .and_then(|x| NetworkPortDef::parse(&x).ok())
-                {
-                    Some(d) if d.uuid.is_some() => d,
-                    _ => {
-                        log::warn!("skipping port {}", path.display());
-                        continue;
-                    }
-                };
-                // `NAME INDEX`.
-                let tapfile = fs::read_to_string(path.with_extension("tap")).ok();
-                let mut words = tapfile.as_deref().unwrap_or("").split_whitespace();
-                let tap = words.next().map(str::to_string);
-                let tap_index = words.next().and_then(|i| i.parse().ok());
-                let filtered = path.with_extension("filtered").exists();
-                let uuid = def.uuid.unwrap_or_default();
-                if tap.is_some() && !tap_alive(tap.as_deref(), tap_index) {
-                    log::info!(
-                        "releasing port {} of network '{name}': its tap is gone",
-                        format_uuid(&uuid)
-                    );
-                    let _ = store::remove(&path);
-                    let _ = fs::remove_file(path.with_extension("tap"));
-                    let _ = fs::remove_file(path.with_extension("filtered"));
-                    if let (true, Some(t)) = (filtered, tap) {
-                        self.stale_bindings
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(t);
-                    }
-                    continue;
-                }
-                obj.ports.insert(
-                    uuid,
-                    PortObj {
-                        def,
-                        tap,
-                        tap_index,
-                        filtered,
-                    },
-                );
+            let (live, stale) = read_ports(&self.ports_dir(name));
+            self.stale_bindings
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(stale);
+            for p in live {
+                obj.ports.insert(p.def.uuid.unwrap_or_default(), p);
             }
         }
     }
@@ -189,22 +223,6 @@ impl NetworkDriver {
         Ok(def)
     }
 
-    fn save_port(&self, net: &str, p: &PortObj) -> Result<()> {
-        let uuid = p.def.uuid.unwrap_or_default();
-        let path = self
-            .ports_dir(net)
-            .join(format!("{}.xml", format_uuid(&uuid)));
-        if let Some(t) = &p.tap {
-            let line = format!("{t} {}", p.tap_index.unwrap_or(0));
-            store::write_atomic(&path.with_extension("tap"), line.as_bytes())?;
-        }
-        if p.filtered {
-            store::write_atomic(&path.with_extension("filtered"), b"")?;
-        }
-        store::write_atomic(&path, p.def.format().as_bytes())?;
-        Ok(())
-    }
-
     /// `NETWORK_PORT_CREATE_XML`: a port without a device (its user makes one).
     pub fn port_create(&self, h: &NetHandle, xml: &str, flags: u32) -> Result<PortHandle> {
         let mut nets = self.lock();
@@ -216,7 +234,7 @@ impl NetworkDriver {
             tap_index: None,
             filtered: false,
         };
-        self.save_port(&obj.def.name, &p)?;
+        save_port(&self.ports_dir(&obj.def.name), &p)?;
         let uuid = p.def.uuid.unwrap_or_default();
         obj.ports.insert(uuid, p);
         Ok(PortHandle {
@@ -246,15 +264,50 @@ impl NetworkDriver {
             .as_ref()
             .and_then(|p| p.bridge.clone())
             .unwrap_or_default();
-        let t = tap::create(&bridge, mac.0)?;
         // The port's bandwidth (else its portgroup's), on the tap.
         let live = obj.live.as_ref().unwrap_or(&obj.def);
         let bw = def.bandwidth.clone().or_else(|| {
             live.portgroup(def.group.as_deref())
                 .and_then(|g| g.bandwidth.clone())
         });
+        let (p, fd) = self.plug_tap(
+            def,
+            mac,
+            &bridge,
+            bw.as_ref(),
+            filterref,
+            Some(obj),
+            &self.ports_dir(&obj.def.name),
+        )?;
+        let name = p.tap.clone().unwrap_or_default();
+        let uuid = p.def.uuid.unwrap_or_default();
+        obj.ports.insert(uuid, p);
+        Ok((
+            PortHandle {
+                net: obj.handle(),
+                uuid,
+            },
+            name,
+            fd,
+        ))
+    }
+
+    /// Makes a port's tap in `bridge`, with its bandwidth and its interface's filter, and
+    /// records it in `dir`; on failure nothing of it is left.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn plug_tap(
+        &self,
+        def: NetworkPortDef,
+        mac: vireo_xml::MacAddr,
+        bridge: &str,
+        bw: Option<&vireo_xml::Bandwidth>,
+        filterref: Option<&str>,
+        net: Option<&NetObj>,
+        dir: &std::path::Path,
+    ) -> Result<(PortObj, std::os::fd::OwnedFd)> {
+        let t = tap::create(bridge, mac.0)?;
         let port_id = def.uuid.unwrap_or_default();
-        if let Some(bw) = &bw {
+        if let Some(bw) = bw {
             if let Err(e) = bandwidth::apply(&port_id, &t.name, bw) {
                 bandwidth::remove(&port_id);
                 let _ = host::delete_link(&t.name);
@@ -271,7 +324,7 @@ impl NetworkDriver {
                         "the interface has a <filterref>, but no filter driver is reachable".into(),
                     )
                 })
-                .and_then(|f| f.bind(&binding_xml(obj, &def, &t.name, fr)?));
+                .and_then(|f| f.bind(&binding_xml(net, &def, &t.name, fr)?));
             if let Err(e) = bound {
                 bandwidth::remove(&port_id);
                 let _ = host::delete_link(&t.name);
@@ -284,22 +337,13 @@ impl NetworkDriver {
             tap_index: Some(t.index),
             filtered: filterref.is_some(),
         };
-        if let Err(e) = self.save_port(&obj.def.name, &p) {
+        if let Err(e) = save_port(dir, &p) {
             self.unbind(&p);
             bandwidth::remove(&port_id);
             let _ = host::delete_link(&t.name);
             return Err(e);
         }
-        let uuid = p.def.uuid.unwrap_or_default();
-        obj.ports.insert(uuid, p);
-        Ok((
-            PortHandle {
-                net: obj.handle(),
-                uuid,
-            },
-            t.name,
-            t.fd,
-        ))
+        Ok((p, t.fd))
     }
 
     /// Runs `f` on the port (after releasing it if its tap is gone).
@@ -323,17 +367,16 @@ impl NetworkDriver {
         if p.tap.is_some() {
             bandwidth::remove(uuid);
         }
-        let path = self
-            .ports_dir(&obj.def.name)
-            .join(format!("{}.xml", format_uuid(uuid)));
-        let _ = store::remove(&path);
-        let _ = fs::remove_file(path.with_extension("tap"));
-        let _ = fs::remove_file(path.with_extension("filtered"));
+        remove_port_files(
+            &self
+                .ports_dir(&obj.def.name)
+                .join(format!("{}.xml", format_uuid(uuid))),
+        );
         Some(p)
     }
 
     /// Removes the filter binding of a port's tap, if it has one.
-    fn unbind(&self, p: &PortObj) {
+    pub(crate) fn unbind(&self, p: &PortObj) {
         let (true, Some(t)) = (p.filtered, &p.tap) else {
             return;
         };

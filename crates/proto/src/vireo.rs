@@ -4,11 +4,13 @@
 //! | proc | name | args | reply |
 //! |---|---|---|---|
 //! | 1 | NETWORK_PORT_CREATE_TAP | [`PortCreateTapArgs`] | [`PortCreateTapRet`] + the tap's descriptor (REPLY_WITH_FDS) |
+//! | 2 | BRIDGE_PORT_CREATE_TAP | [`BridgePortCreateTapArgs`] | [`BridgePortCreateTapRet`] + the tap's descriptor (REPLY_WITH_FDS) |
+//! | 3 | BRIDGE_PORT_DELETE | [`BridgePortDeleteArgs`] | nothing |
 
 use vireo_xdr::xdr_struct;
 
 use crate::network::NetworkPort;
-use crate::remote::Network;
+use crate::remote::{Network, Uuid};
 
 pub const VIREO_PROGRAM: u32 = 0x7669_7265;
 pub const VIREO_VERSION: u32 = 1;
@@ -17,12 +19,19 @@ pub mod procs {
     /// A network port with a tap device made for it in the network's bridge; the reply
     /// carries the device's descriptor.
     pub const NETWORK_PORT_CREATE_TAP: i32 = 1;
+    /// A tap device in a bridge the host has (`<interface type='bridge'>`), made by the
+    /// network driver; the reply carries the device's descriptor.
+    pub const BRIDGE_PORT_CREATE_TAP: i32 = 2;
+    /// Releases such a port (and its tap, if it still exists).
+    pub const BRIDGE_PORT_DELETE: i32 = 3;
 }
 
 /// The name of a procedure of this program.
 pub fn proc_name(p: i32) -> Option<&'static str> {
     match p {
         procs::NETWORK_PORT_CREATE_TAP => Some("NETWORK_PORT_CREATE_TAP"),
+        procs::BRIDGE_PORT_CREATE_TAP => Some("BRIDGE_PORT_CREATE_TAP"),
+        procs::BRIDGE_PORT_DELETE => Some("BRIDGE_PORT_DELETE"),
         _ => None,
     }
 }
@@ -44,5 +53,32 @@ xdr_struct! {
         pub port: NetworkPort,
         /// The tap device's name (`vnetN`).
         pub ifname: String,
+    }
+}
+
+xdr_struct! {
+    pub struct BridgePortCreateTapArgs {
+        /// The host's bridge (`<source bridge>`).
+        pub bridge: String,
+        /// A `<networkport>` definition: owner, MAC address, bandwidth.
+        pub xml: String,
+        pub filterref: Option<String>,
+        pub flags: u32,
+    }
+}
+
+xdr_struct! {
+    pub struct BridgePortCreateTapRet {
+        pub port: Uuid,
+        pub ifname: String,
+    }
+}
+
+xdr_struct! {
+    /// The port of domain `owner` whose tap is `ifname` (as its live XML shows it).
+    pub struct BridgePortDeleteArgs {
+        pub owner: Uuid,
+        pub ifname: String,
+        pub flags: u32,
     }
 }

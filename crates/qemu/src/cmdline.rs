@@ -1795,12 +1795,21 @@ impl<'a> Builder<'a> {
                     }
                     format!("user,id=hostnet{i}")
                 }
-                InterfaceType::Network => {
-                    if n.source.as_ref().and_then(|s| s.network.as_ref()).is_none() {
+                t @ (InterfaceType::Network | InterfaceType::Bridge) => {
+                    let src = n.source.as_ref();
+                    if t == InterfaceType::Network && src.and_then(|s| s.network.as_ref()).is_none()
+                    {
                         return unsupported(format!(
                             "{what}: a network interface needs <source network='…'/>"
                         ));
                     }
+                    if t == InterfaceType::Bridge && src.and_then(|s| s.bridge.as_ref()).is_none() {
+                        return unsupported(format!(
+                            "{what}: a bridge interface needs <source bridge='…'/>"
+                        ));
+                    }
+                    // The network driver made the tap (in the network's bridge, or the
+                    // host's); QEMU gets it as a descriptor.
                     let fd = match &self.cfg.tap_fds {
                         Some(fds) => match fds.get(taps) {
                             Some(fd) => *fd,
@@ -1815,10 +1824,10 @@ impl<'a> Builder<'a> {
                     taps += 1;
                     format!("tap,fd={fd},id=hostnet{i}")
                 }
-                t @ (InterfaceType::Bridge | InterfaceType::Ethernet | InterfaceType::Direct) => {
+                t @ (InterfaceType::Ethernet | InterfaceType::Direct) => {
                     return unsupported(format!(
-                        "<interface type='{t}'> is not supported by Vireo yet; use a network \
-                         (type='network', a network in bridge mode for a host bridge) or type='user'"
+                        "<interface type='{t}'> is not supported by Vireo yet; use type='network', \
+                         'bridge' or 'user'"
                     ))
                 }
                 t => return unsupported(format!("<interface type='{t}'> is not supported")),

@@ -92,8 +92,8 @@ pub(crate) struct DomainObj {
     pub(crate) shim: Option<Arc<Connection>>,
     /// A start is in progress.
     pub(crate) starting: bool,
-    /// While running: the ports of its interfaces on networks, as (network, port).
-    pub(crate) ports: Vec<(String, [u8; 16])>,
+    /// While running: the ports of its interfaces on networks and host bridges.
+    pub(crate) ports: Vec<crate::peers::PortRef>,
 }
 
 impl DomainObj {

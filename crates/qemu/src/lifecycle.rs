@@ -127,7 +127,7 @@ impl QemuDriver {
         // taps reach the shim (and QEMU) as descriptors.
         let mut def = def;
         let ports = crate::peers::network_ports(&mut def, self.peers.get()).await?;
-        let ids: Vec<(String, [u8; 16])> = ports.iter().map(|(n, p)| (n.clone(), p.uuid)).collect();
+        let ids: Vec<crate::peers::PortRef> = ports.iter().map(|(r, _)| r.clone()).collect();
         let taps: Vec<OwnedFd> = ports.into_iter().map(|(_, p)| p.fd).collect();
         match self
             .spawn_shim(def, defined, flags, secrets_pipe, taps)
@@ -501,14 +501,11 @@ impl QemuDriver {
             .map_err(|e| e.to_string())?;
         let live = Domain::parse(&xml.xml).map_err(|e| e.to_string())?;
         // The live XML names its interfaces' ports.
-        let ports: Vec<(String, [u8; 16])> = live
+        let ports: Vec<crate::peers::PortRef> = live
             .devices
             .interfaces
             .iter()
-            .filter_map(|i| {
-                let s = i.source.as_ref()?;
-                Some((s.network.clone()?, s.portid?))
-            })
+            .filter_map(|i| crate::peers::PortRef::of_live(uuid, i))
             .collect();
         {
             let mut reg = self.write();

@@ -32,6 +32,34 @@ pub struct NetPort {
     pub fd: std::os::fd::OwnedFd,
 }
 
+/// A port the network driver keeps for a running guest's interface, as the QEMU driver
+/// releases it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortRef {
+    /// `<interface type='network'>`: port `port` of network `network`.
+    Network { network: String, port: [u8; 16] },
+    /// `<interface type='bridge'>`: the port of domain `owner` with tap `ifname`.
+    Bridge { owner: [u8; 16], ifname: String },
+}
+
+impl PortRef {
+    /// The port of a live `<interface>`, as its live XML names it.
+    pub fn of_live(owner: [u8; 16], iface: &vireo_xml::Interface) -> Option<PortRef> {
+        let s = iface.source.as_ref()?;
+        match iface.if_type {
+            vireo_xml::InterfaceType::Network => Some(PortRef::Network {
+                network: s.network.clone()?,
+                port: s.portid?,
+            }),
+            vireo_xml::InterfaceType::Bridge => Some(PortRef::Bridge {
+                owner,
+                ifname: iface.target_dev.clone()?,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// The other drivers, seen from the QEMU driver.
 pub trait Peers: Send + Sync {
     /// Resolves `<source pool='…' volume='…'/>`; an error names the missing pool or volume.
@@ -48,6 +76,16 @@ pub trait Peers: Send + Sync {
     ) -> BoxFuture<Result<NetPort>>;
     /// Releases a port (and its tap device, if still there).
     fn delete_port(&self, network: &str, port: [u8; 16]) -> BoxFuture<Result<()>>;
+    /// A tap device in the host's bridge `bridge` (`<interface type='bridge'>`), made by the
+    /// network driver, for the port definition `xml`, with the interface's `<filterref>`.
+    fn bridge_port(
+        &self,
+        bridge: &str,
+        xml: String,
+        filterref: Option<String>,
+    ) -> BoxFuture<Result<NetPort>>;
+    /// Releases the port of domain `owner` on a host bridge whose tap is `ifname`.
+    fn delete_bridge_port(&self, owner: [u8; 16], ifname: &str) -> BoxFuture<Result<()>>;
 }
 
 /// The port definition for a domain's `<interface type='network'>`.
@@ -116,64 +154,21 @@ pub async fn resolve(def: &Domain, peers: Option<&Arc<dyn Peers>>) -> Result<Dom
     Ok(out)
 }
 
-/// Makes a port (and tap) on its network for every `<interface type='network'>`, and
-/// writes into `def` what the live XML shows of it: the tap (`<target dev>`), the port
-/// (`portid`) and the bridge. Returns (network, port) in interface order. On failure the
-/// ports made so far are released.
+/// Makes a port (and tap) for every `<interface type='network'>` (on its network) and
+/// `type='bridge'` (in the host's bridge), and writes into `def` what the live XML shows of
+/// it: the tap (`<target dev>`), and for a network the port (`portid`) and the bridge.
+/// Returns the ports in interface order. On failure the ports made so far are released.
 pub async fn network_ports(
     def: &mut Domain,
     peers: Option<&Arc<dyn Peers>>,
-) -> Result<Vec<(String, NetPort)>> {
-    let mut made: Vec<(String, NetPort)> = Vec::new();
-    let names: Vec<(usize, String)> = def
-        .devices
-        .interfaces
-        .iter()
-        .enumerate()
-        .filter(|(_, i)| i.if_type == vireo_xml::InterfaceType::Network)
-        .map(|(n, i)| {
-            (
-                n,
-                i.source
-                    .as_ref()
-                    .and_then(|s| s.network.clone())
-                    .unwrap_or_default(),
-            )
-        })
-        .collect();
-    for (n, network) in names {
-        let r = async {
-            if network.is_empty() {
-                return Err(DriverError::XmlInvalid(format!(
-                    "interface {n}: a network interface needs <source network='…'/>"
-                )));
-            }
-            let peers = peers.ok_or_else(|| {
-                DriverError::OperationInvalid(format!(
-                    "interface {n} is on network '{network}', but no network driver is reachable"
-                ))
-            })?;
-            let iface = &def.devices.interfaces[n];
-            let xml = port_xml(def, iface);
-            let filterref = iface
-                .filterref
-                .as_ref()
-                .map(|f| vireo_xml::format_root(f, "filterref"));
-            peers.network_port(&network, xml, filterref).await
-        }
-        .await;
-        match r {
-            Ok(p) => {
-                let iface = &mut def.devices.interfaces[n];
-                iface.target_dev = Some(p.ifname.clone());
-                let src = iface.source.get_or_insert_with(Default::default);
-                src.portid = Some(p.uuid);
-                src.bridge = Some(p.bridge.clone());
-                made.push((network, p));
-            }
+) -> Result<Vec<(PortRef, NetPort)>> {
+    let mut made: Vec<(PortRef, NetPort)> = Vec::new();
+    for n in 0..def.devices.interfaces.len() {
+        match interface_port(def, n, peers).await {
+            Ok(None) => {}
+            Ok(Some(p)) => made.push(p),
             Err(e) => {
-                let ids: Vec<(String, [u8; 16])> =
-                    made.iter().map(|(n, p)| (n.clone(), p.uuid)).collect();
+                let ids: Vec<PortRef> = made.into_iter().map(|(r, _)| r).collect();
                 release_ports(&ids, peers).await;
                 return Err(e);
             }
@@ -182,13 +177,84 @@ pub async fn network_ports(
     Ok(made)
 }
 
+/// The port and tap of interface `n` of `def`, if it is on a network or a host bridge;
+/// what the live XML shows of it is written into `def`.
+pub async fn interface_port(
+    def: &mut Domain,
+    n: usize,
+    peers: Option<&Arc<dyn Peers>>,
+) -> Result<Option<(PortRef, NetPort)>> {
+    let iface = &def.devices.interfaces[n];
+    let src = iface.source.as_ref();
+    let (network, bridge) = match iface.if_type {
+        vireo_xml::InterfaceType::Network => {
+            let Some(net) = src.and_then(|s| s.network.clone()) else {
+                return Err(DriverError::XmlInvalid(format!(
+                    "interface {n}: a network interface needs <source network='…'/>"
+                )));
+            };
+            (Some(net), None)
+        }
+        vireo_xml::InterfaceType::Bridge => {
+            let Some(br) = src.and_then(|s| s.bridge.clone()) else {
+                return Err(DriverError::XmlInvalid(format!(
+                    "interface {n}: a bridge interface needs <source bridge='…'/>"
+                )));
+            };
+            (None, Some(br))
+        }
+        _ => return Ok(None),
+    };
+    let peers = peers.ok_or_else(|| {
+        DriverError::OperationInvalid(format!(
+            "interface {n} needs a tap device, but no network driver is reachable"
+        ))
+    })?;
+    let xml = port_xml(def, iface);
+    let filterref = iface
+        .filterref
+        .as_ref()
+        .map(|f| vireo_xml::format_root(f, "filterref"));
+    let owner = def.uuid.unwrap_or_default();
+    let iface = &mut def.devices.interfaces[n];
+    if let Some(network) = network {
+        let p = peers.network_port(&network, xml, filterref).await?;
+        iface.target_dev = Some(p.ifname.clone());
+        let src = iface.source.get_or_insert_with(Default::default);
+        src.portid = Some(p.uuid);
+        src.bridge = Some(p.bridge.clone());
+        Ok(Some((
+            PortRef::Network {
+                network,
+                port: p.uuid,
+            },
+            p,
+        )))
+    } else {
+        let bridge = bridge.unwrap_or_default();
+        let p = peers.bridge_port(&bridge, xml, filterref).await?;
+        iface.target_dev = Some(p.ifname.clone());
+        Ok(Some((
+            PortRef::Bridge {
+                owner,
+                ifname: p.ifname.clone(),
+            },
+            p,
+        )))
+    }
+}
+
 /// Releases ports (errors are logged: a port whose guest is gone is released by the
 /// network driver when it next looks anyway).
-pub async fn release_ports(ports: &[(String, [u8; 16])], peers: Option<&Arc<dyn Peers>>) {
+pub async fn release_ports(ports: &[PortRef], peers: Option<&Arc<dyn Peers>>) {
     let Some(peers) = peers else { return };
-    for (net, uuid) in ports {
-        if let Err(e) = peers.delete_port(net, *uuid).await {
-            log::warn!("cannot release port of network '{net}': {e}");
+    for p in ports {
+        let r = match p {
+            PortRef::Network { network, port } => peers.delete_port(network, *port).await,
+            PortRef::Bridge { owner, ifname } => peers.delete_bridge_port(*owner, ifname).await,
+        };
+        if let Err(e) = r {
+            log::warn!("cannot release port {p:?}: {e}");
         }
     }
 }

@@ -176,15 +176,24 @@ fn check_rejects() {
             "a network interface needs <source network='…'/>",
         ),
         (
-            "bridge interface",
+            "bridge interface without a bridge",
             domain(
                 "qemu",
                 PC,
                 "",
-                "<interface type='bridge'><mac address='52:54:00:00:00:01'/>\
-                 <source bridge='br0'/></interface>",
+                "<interface type='bridge'><mac address='52:54:00:00:00:01'/></interface>",
             ),
-            "<interface type='bridge'> is not supported by Vireo yet",
+            "a bridge interface needs <source bridge='…'/>",
+        ),
+        (
+            "ethernet interface",
+            domain(
+                "qemu",
+                PC,
+                "",
+                "<interface type='ethernet'><mac address='52:54:00:00:00:01'/></interface>",
+            ),
+            "<interface type='ethernet'> is not supported by Vireo yet",
         ),
         (
             "interface without MAC",
@@ -795,8 +804,8 @@ fn block_devices_and_paths() {
     );
 }
 
-/// Interfaces on networks use the taps the network driver made, in interface order; a
-/// user-mode interface between them keeps its own backend.
+/// Interfaces on networks and host bridges use the taps the network driver made, in
+/// interface order; a user-mode interface between them keeps its own backend.
 #[test]
 fn network_interfaces_use_their_taps() {
     let xml = domain(
@@ -807,21 +816,24 @@ fn network_interfaces_use_their_taps() {
          <source network='default'/><model type='virtio'/></interface>\
          <interface type='user'><mac address='52:54:00:00:00:02'/></interface>\
          <interface type='network'><mac address='52:54:00:00:00:03'/>\
-         <source network='other'/><model type='e1000'/></interface>",
+         <source network='other'/><model type='e1000'/></interface>\
+         <interface type='bridge'><mac address='52:54:00:00:00:04'/>\
+         <source bridge='br0'/><model type='virtio'/></interface>",
     );
     let def = Domain::parse(&xml).expect("parse");
     let mut cfg = LaunchConfig {
         monitor_fd: 3,
         run_dir: "/run/x".into(),
         secret_fds: Some(Default::default()),
-        tap_fds: Some(vec![200, 201]),
+        tap_fds: Some(vec![200, 201, 202]),
     };
     let args = cmdline::build(&def, &caps(), &cfg).expect("build");
     let has = |s: &str| args.iter().any(|a| a == s);
     assert!(has("tap,fd=200,id=hostnet0"), "{args:#?}");
     assert!(has("user,id=hostnet1"), "{args:#?}");
     assert!(has("tap,fd=201,id=hostnet2"), "{args:#?}");
-    cfg.tap_fds = Some(vec![200]);
+    assert!(has("tap,fd=202,id=hostnet3"), "{args:#?}");
+    cfg.tap_fds = Some(vec![200, 201]);
     let err = cmdline::build(&def, &caps(), &cfg).unwrap_err().to_string();
     assert!(err.contains("no tap device"), "{err}");
 }

@@ -222,27 +222,44 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult 
     }
 }
 
-/// Vireo's own calls (`VIREO_PROGRAM`): a port with its tap, the tap's descriptor in the
+/// Vireo's own calls (`VIREO_PROGRAM`): ports with their tap, the tap's descriptor in the
 /// reply.
 pub(super) fn dispatch_vireo(s: &RemoteService, p: i32, payload: &[u8]) -> Outcome {
-    use vireo_proto::vireo::{procs as vprocs, PortCreateTapArgs, PortCreateTapRet};
+    use vireo_proto::vireo::{
+        procs as vprocs, BridgePortCreateTapArgs, BridgePortCreateTapRet, BridgePortDeleteArgs,
+        PortCreateTapArgs, PortCreateTapRet,
+    };
     let r = (|| {
         let d: &NetworkDriver = s
             .network
             .as_deref()
             .ok_or_else(|| not_supported(s.role, Family::Network))?;
-        match p {
+        Ok::<_, RemoteError>(match p {
             vprocs::NETWORK_PORT_CREATE_TAP => {
                 let a: PortCreateTapArgs = args(payload)?;
                 let (port, ifname, fd) =
                     d.port_create_tap(&a.net, &a.xml, a.filterref.as_deref(), a.flags)?;
-                Ok((PortCreateTapRet { port, ifname }, fd))
+                Outcome::ReplyWithFds(
+                    vireo_xdr::to_bytes(&PortCreateTapRet { port, ifname }),
+                    vec![fd],
+                )
             }
-            _ => Err(RemoteError::unknown_procedure(p)),
-        }
+            vprocs::BRIDGE_PORT_CREATE_TAP => {
+                let a: BridgePortCreateTapArgs = args(payload)?;
+                let (port, ifname, fd) =
+                    d.bridge_port_create_tap(&a.bridge, &a.xml, a.filterref.as_deref(), a.flags)?;
+                Outcome::ReplyWithFds(
+                    vireo_xdr::to_bytes(&BridgePortCreateTapRet { port, ifname }),
+                    vec![fd],
+                )
+            }
+            vprocs::BRIDGE_PORT_DELETE => {
+                let a: BridgePortDeleteArgs = args(payload)?;
+                d.bridge_port_delete(&a.owner, &a.ifname, a.flags)?;
+                Outcome::Reply(Vec::new())
+            }
+            _ => return Err(RemoteError::unknown_procedure(p)),
+        })
     })();
-    match r {
-        Ok((ret, fd)) => Outcome::ReplyWithFds(vireo_xdr::to_bytes(&ret), vec![fd]),
-        Err(e) => Outcome::Error(e),
-    }
+    r.unwrap_or_else(Outcome::Error)
 }
