@@ -339,6 +339,59 @@ impl Connection {
         Ok((vireo_xdr::from_bytes(&r?)?, fds))
     }
 
+    /// A typed CALL_WITH_FDS: the descriptors follow the frame, each with a byte of its
+    /// own (as libvirt sends them); the reply may bring descriptors back.
+    pub async fn call_sending_fds<A: Xdr, R: Xdr>(
+        &self,
+        prog: u32,
+        vers: u32,
+        proc_: i32,
+        args: &A,
+        fds: Vec<std::os::fd::OwnedFd>,
+    ) -> Result<(R, Vec<std::os::fd::OwnedFd>), CallError> {
+        let serial = self.serial.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.insert(serial, tx);
+        }
+        let mut buf = Vec::with_capacity(64);
+        let h = Header::new(
+            prog,
+            vers,
+            proc_,
+            MessageType::CallWithFds,
+            serial,
+            Status::Ok,
+        );
+        frame_into(&mut buf, &h, |o| {
+            o.extend_from_slice(&(fds.len() as u32).to_be_bytes());
+            args.encode(o);
+        });
+        let written = {
+            // The frame and its descriptors go out together: no other call between them.
+            let mut w = self.shared.writer.lock().await;
+            match w.write_all(&buf).await {
+                Ok(()) => crate::server::send_fds(w.as_ref(), &fds).await,
+                Err(e) => Err(e),
+            }
+        };
+        if let Err(e) = written {
+            if let Ok(mut p) = self.shared.pending.lock() {
+                p.remove(&serial);
+            }
+            return Err(e.into());
+        }
+        let r = rx.await.map_err(|_| CallError::Closed)?;
+        let back = self
+            .shared
+            .fds
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(&serial))
+            .unwrap_or_default();
+        Ok((vireo_xdr::from_bytes(&r?)?, back))
+    }
+
     /// A typed call on the REMOTE program.
     pub async fn call<A: Xdr, R: Xdr>(&self, proc_: i32, args: &A) -> Result<R, CallError> {
         let p = self

@@ -89,6 +89,28 @@ pub trait Service: Send + Sync + 'static {
         payload: &[u8],
     ) -> Dispatch;
 
+    /// Whether CALL_WITH_FDS is accepted. A service that says yes gets such calls through
+    /// [`Service::call_with_fds`]; its connections read with `recvmsg` (no busy polling).
+    /// Everyone else refuses them and closes the connection (the descriptors that follow
+    /// the frame could not be skipped safely).
+    fn accepts_fds(&self) -> bool {
+        false
+    }
+
+    /// Answers a CALL_WITH_FDS: the payload without the descriptor count, and the
+    /// descriptors (ours to keep or drop).
+    fn call_with_fds(
+        self: Arc<Self>,
+        _client: &Arc<Client<Self::ClientData>>,
+        _header: Header,
+        _payload: &[u8],
+        _fds: Vec<OwnedFd>,
+    ) -> Dispatch {
+        Dispatch::Now(Outcome::Error(RemoteError::rpc(
+            "file descriptor passing is not supported",
+        )))
+    }
+
     /// A client went away (EOF, error, shutdown or kicked).
     fn disconnected(&self, _client: &Arc<Client<Self::ClientData>>) {}
 }
@@ -149,7 +171,7 @@ impl From<Vec<u8>> for OutFrame {
 pub const MAX_FDS: usize = 32;
 
 /// Sends each descriptor with one byte of its own after a frame, as libvirt does.
-async fn send_fds(stream: &tokio::net::UnixStream, fds: &[OwnedFd]) -> io::Result<()> {
+pub(crate) async fn send_fds(stream: &tokio::net::UnixStream, fds: &[OwnedFd]) -> io::Result<()> {
     for fd in fds {
         loop {
             stream.writable().await?;
@@ -574,10 +596,49 @@ impl<S: Service> Server<S> {
         // When we last answered, and whether the client's next call followed quickly.
         let mut answered_at = Instant::now();
         let mut chatty = false;
+        // Descriptors received (CALL_WITH_FDS), in order, for services that accept them.
+        let with_fds = self.service.accepts_fds();
+        let mut fdq: std::collections::VecDeque<OwnedFd> = std::collections::VecDeque::new();
         while open {
             // Answer every complete frame already received.
             loop {
                 match split_frame(&rbuf[start..]) {
+                    Ok(Some((h, len)))
+                        if with_fds && h.message_type() == Some(MessageType::CallWithFds) =>
+                    {
+                        // The count starts the payload; the descriptors follow the frame,
+                        // each with a byte of its own. Wait until all of them are here.
+                        let body = &rbuf[start + 4 + HEADER_LEN..start + len];
+                        let Some(n) = body
+                            .get(..4)
+                            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                        else {
+                            log::warn!("client {}: call with descriptors has no count", client.id);
+                            open = false;
+                            break;
+                        };
+                        if n > MAX_FDS {
+                            log::warn!("client {}: {n} descriptors in one call", client.id);
+                            open = false;
+                            break;
+                        }
+                        if rbuf.len() - start < len + n || fdq.len() < n {
+                            break;
+                        }
+                        let fds: Vec<OwnedFd> = fdq.drain(..n).collect();
+                        let payload = rbuf[start + 4 + HEADER_LEN + 4..start + len].to_vec();
+                        start += len + n;
+                        if let Ok(mut t) = client.last_rx.lock() {
+                            *t = Instant::now();
+                        }
+                        if !self
+                            .on_call_with_fds(&client, &slots, h, &payload, fds, &mut wbuf)
+                            .await
+                        {
+                            open = false;
+                            break;
+                        }
+                    }
                     Ok(Some((h, len))) => {
                         let now = Instant::now();
                         chatty = now.duration_since(answered_at) < self.config.busy_poll * 2;
@@ -621,7 +682,7 @@ impl<S: Service> Server<S> {
             if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
                 rbuf.reserve(READ_CHUNK);
             }
-            if chatty {
+            if chatty && !with_fds {
                 match self.busy_poll(&stream, &mut rbuf) {
                     Some(0) => break,
                     Some(_) => continue,
@@ -683,7 +744,7 @@ impl<S: Service> Server<S> {
                         }
                     }
                 }
-                r = stream.read_buf(&mut rbuf) => match r {
+                r = read_some(&mut stream, &mut rbuf, with_fds.then_some(&mut fdq)) => match r {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
                 },
@@ -734,6 +795,25 @@ impl<S: Service> Server<S> {
         };
         self.polling.store(false, Ordering::Release);
         r
+    }
+
+    /// Handles a CALL_WITH_FDS for a service that accepts descriptors.
+    async fn on_call_with_fds(
+        &self,
+        client: &Arc<Client<S::ClientData>>,
+        slots: &Arc<Semaphore>,
+        h: Header,
+        payload: &[u8],
+        fds: Vec<OwnedFd>,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        if !self.service.knows_program(h.prog, h.vers) {
+            let e = RemoteError::rpc(format!("Cannot find program {} version {}", h.prog, h.vers));
+            error_into(out, &h, &e);
+            return true;
+        }
+        let d = Arc::clone(&self.service).call_with_fds(client, h, payload, fds);
+        self.answer(client, slots, h, d, out).await
     }
 
     /// Handles one frame, appending any immediate answer to `out`; false closes the
@@ -809,7 +889,20 @@ impl<S: Service> Server<S> {
             error_into(out, &h, &e);
             return true;
         }
-        match Arc::clone(&self.service).call(client, h, payload) {
+        let d = Arc::clone(&self.service).call(client, h, payload);
+        self.answer(client, slots, h, d, out).await
+    }
+
+    /// Sends (or queues) the answer to a call.
+    async fn answer(
+        &self,
+        client: &Arc<Client<S::ClientData>>,
+        slots: &Arc<Semaphore>,
+        h: Header,
+        d: Dispatch,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        match d {
             // Descriptors travel with their frame through the client's queue.
             Dispatch::Now(Outcome::ReplyWithFds(p, fds)) => {
                 let fds: Vec<OwnedFd> = fds.into_iter().take(MAX_FDS).collect();
@@ -852,6 +945,40 @@ impl<S: Service> Server<S> {
             }
         }
         true
+    }
+}
+
+/// Reads what the socket has into `buf`: a plain read, or with `fdq` a `recvmsg` that
+/// keeps the descriptors that came (in order). Cancel-safe: nothing is consumed unless
+/// kept.
+async fn read_some(
+    stream: &mut UnixStream,
+    buf: &mut Vec<u8>,
+    fdq: Option<&mut std::collections::VecDeque<OwnedFd>>,
+) -> io::Result<usize> {
+    let Some(fdq) = fdq else {
+        return stream.read_buf(buf).await;
+    };
+    let mut tmp = vec![0u8; READ_CHUNK];
+    loop {
+        stream.readable().await?;
+        match stream.try_io(tokio::io::Interest::READABLE, || {
+            vireo_fdpass::recv(stream.as_fd(), &mut tmp)
+        }) {
+            Ok((n, fds)) => {
+                buf.extend_from_slice(&tmp[..n]);
+                fdq.extend(fds);
+                if fdq.len() > MAX_FDS * 4 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "too many descriptors waiting",
+                    ));
+                }
+                return Ok(n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -1058,6 +1185,81 @@ mod tests {
                 assert_eq!(b[0], b'a' + i as u8);
             }
         }
+        server.shutdown();
+    }
+
+    /// Answers a call with descriptors with its argument, the number of descriptors and
+    /// one byte read from each (an XDR array of u32); plain calls answer 99. Accepts
+    /// descriptors.
+    struct Reader;
+    impl Service for Reader {
+        type ClientData = ();
+        fn knows_program(&self, _: u32, _: u32) -> bool {
+            true
+        }
+        fn accepts_fds(&self) -> bool {
+            true
+        }
+        fn call(self: Arc<Self>, _: &Arc<Client<()>>, _: Header, _: &[u8]) -> Dispatch {
+            Dispatch::Now(Outcome::Reply(99u32.to_be_bytes().to_vec()))
+        }
+        fn call_with_fds(
+            self: Arc<Self>,
+            _: &Arc<Client<()>>,
+            _: Header,
+            payload: &[u8],
+            fds: Vec<OwnedFd>,
+        ) -> Dispatch {
+            use std::io::Read;
+            let arg: u32 = vireo_xdr::from_bytes(payload).unwrap();
+            let mut words = vec![arg, fds.len() as u32];
+            for fd in fds {
+                let mut b = [0u8; 1];
+                std::fs::File::from(fd).read_exact(&mut b).unwrap();
+                words.push(u32::from(b[0]));
+            }
+            Dispatch::Now(Outcome::ok(&vireo_xdr::Array::<u32, 64>(words)))
+        }
+    }
+
+    /// Calls with descriptors reach a service that accepts them with their descriptors in
+    /// order, between plain calls; a service that does not accept them refuses.
+    #[tokio::test]
+    async fn calls_carry_descriptors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let l = bind_unix(&path, 0o700).unwrap();
+        let server = Server::new(Arc::new(Reader), ServerConfig::default());
+        let s = Arc::clone(&server);
+        tokio::spawn(async move { s.serve(l, false).await });
+        let c = crate::client::Connection::connect(&path).await.unwrap();
+        for n in 0..4u8 {
+            let fds: Vec<OwnedFd> = (0..n)
+                .map(|i| vireo_fdpass::pipe_with(&[b'a' + i]).unwrap())
+                .collect();
+            let (words, back): (vireo_xdr::Array<u32, 64>, _) = c
+                .call_sending_fds(0x1234, 1, 5, &(7 + u32::from(n)), fds)
+                .await
+                .unwrap();
+            let mut want = vec![7 + u32::from(n), u32::from(n)];
+            want.extend((0..n).map(|i| u32::from(b'a' + i)));
+            assert_eq!(words.0, want);
+            assert!(back.is_empty());
+            let (plain, _): (u32, _) = c.call_fds(0x1234, 1, 6, &()).await.unwrap();
+            assert_eq!(plain, 99);
+        }
+        server.shutdown();
+        // A service that does not take descriptors refuses and closes.
+        let path = dir.path().join("t");
+        let l = bind_unix(&path, 0o700).unwrap();
+        let server = Server::new(Arc::new(Pipes), ServerConfig::default());
+        let s = Arc::clone(&server);
+        tokio::spawn(async move { s.serve(l, false).await });
+        let c = crate::client::Connection::connect(&path).await.unwrap();
+        let fd = vireo_fdpass::pipe_with(b"z").unwrap();
+        let r: Result<(u32, _), _> = c.call_sending_fds(0x1234, 1, 5, &1u32, vec![fd]).await;
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains("not supported"), "{e}");
         server.shutdown();
     }
 }
