@@ -30,6 +30,9 @@ pub enum DriverError {
     NoSupport(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A device a call names is not in the domain (libvirt's `VIR_ERR_DEVICE_MISSING`).
+    #[error("device not found: {0}")]
+    DeviceMissing(String),
     #[error("{what}: {err}")]
     Io {
         what: String,
@@ -65,6 +68,7 @@ impl DriverError {
             DriverError::OperationFailed(_) => (code::OPERATION_FAILED, domain::QEMU),
             DriverError::NoSupport(_) => (code::NO_SUPPORT, domain::QEMU),
             DriverError::Internal(_) => (code::INTERNAL_ERROR, domain::QEMU),
+            DriverError::DeviceMissing(_) => (code::DEVICE_MISSING, domain::DOMAIN),
             DriverError::Io { .. } => (code::SYSTEM_ERROR, domain::QEMU),
             DriverError::Peer(r) => (r.code, r.domain),
         }

@@ -16,6 +16,15 @@ pub struct LifecycleEvent {
     pub detail: i32,
 }
 
+/// A domain's device came or went: `event_id` is libvirt's `VIR_DOMAIN_EVENT_ID_*`
+/// (DEVICE_REMOVED 15, DEVICE_ADDED 19, DEVICE_REMOVAL_FAILED 22), `alias` the device's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceEvent {
+    pub dom: Domain,
+    pub event_id: i32,
+    pub alias: String,
+}
+
 /// An event about a network, storage pool, node device or secret. Every such event message
 /// of libvirt's is `{int callbackID; …}`: the bus carries what follows the callback id, and
 /// each registration that matches gets it with its own id in front.

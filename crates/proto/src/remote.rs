@@ -40,10 +40,12 @@ procedures! {
     CONNECT_GET_MAX_VCPUS = 5,
     NODE_GET_INFO = 6,
     CONNECT_GET_CAPABILITIES = 7,
+    DOMAIN_ATTACH_DEVICE = 8,
     DOMAIN_CREATE = 9,
     DOMAIN_CREATE_XML = 10,
     DOMAIN_DEFINE_XML = 11,
     DOMAIN_DESTROY = 12,
+    DOMAIN_DETACH_DEVICE = 13,
     DOMAIN_GET_XML_DESC = 14,
     DOMAIN_GET_AUTOSTART = 15,
     DOMAIN_GET_INFO = 16,
@@ -121,6 +123,10 @@ procedures! {
     CONNECT_GET_LIB_VERSION = 157,
     CONNECT_DOMAIN_EVENT_REGISTER_ANY = 167,
     CONNECT_DOMAIN_EVENT_DEREGISTER_ANY = 168,
+    DOMAIN_ATTACH_DEVICE_FLAGS = 160,
+    DOMAIN_DETACH_DEVICE_FLAGS = 161,
+    DOMAIN_UPDATE_DEVICE_FLAGS = 174,
+    DOMAIN_EVENT_DEVICE_REMOVED = 311,
     DOMAIN_HAS_MANAGED_SAVE_IMAGE = 183,
     DOMAIN_SNAPSHOT_NUM = 187,
     DOMAIN_CREATE_WITH_FLAGS = 196,
@@ -144,6 +150,9 @@ procedures! {
     CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY = 316,
     CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY = 317,
     DOMAIN_EVENT_CALLBACK_LIFECYCLE = 318,
+    DOMAIN_EVENT_CALLBACK_DEVICE_REMOVED = 333,
+    DOMAIN_EVENT_CALLBACK_DEVICE_ADDED = 354,
+    DOMAIN_EVENT_CALLBACK_DEVICE_REMOVAL_FAILED = 367,
     DOMAIN_DEFINE_XML_FLAGS = 350,
     CONNECT_REGISTER_CLOSE_CALLBACK = 360,
     CONNECT_UNREGISTER_CLOSE_CALLBACK = 361,
@@ -309,8 +318,19 @@ pub mod list_flags {
 }
 
 /// Domain lifecycle event numbers (`virDomainEventType`).
+/// `virDomainModificationImpact` and `VIR_DOMAIN_DEVICE_MODIFY_FORCE`.
+pub mod affect {
+    pub const CURRENT: u32 = 0;
+    pub const LIVE: u32 = 1;
+    pub const CONFIG: u32 = 2;
+    pub const FORCE: u32 = 4;
+}
+
 pub mod event {
     pub const ID_LIFECYCLE: i32 = 0;
+    pub const ID_DEVICE_REMOVED: i32 = 15;
+    pub const ID_DEVICE_ADDED: i32 = 19;
+    pub const ID_DEVICE_REMOVAL_FAILED: i32 = 22;
     pub const DEFINED: i32 = 0;
     pub const UNDEFINED: i32 = 1;
     pub const STARTED: i32 = 2;
@@ -490,5 +510,47 @@ xdr_struct! {
     pub struct DomainEventCallbackLifecycleMsg {
         pub callback_id: i32,
         pub msg: DomainEventLifecycleMsg,
+    }
+}
+
+xdr_struct! {
+    /// `DOMAIN_ATTACH_DEVICE` and `DOMAIN_DETACH_DEVICE`.
+    pub struct DomainDeviceArgs {
+        pub dom: Domain,
+        pub xml: String,
+    }
+}
+
+xdr_struct! {
+    /// `DOMAIN_ATTACH_DEVICE_FLAGS`, `DOMAIN_DETACH_DEVICE_FLAGS`,
+    /// `DOMAIN_UPDATE_DEVICE_FLAGS`.
+    pub struct DomainDeviceFlagsArgs {
+        pub dom: Domain,
+        pub xml: String,
+        pub flags: u32,
+    }
+}
+
+xdr_struct! {
+    /// `DOMAIN_EVENT_DEVICE_REMOVED` (a legacy registration's message).
+    pub struct DomainEventDeviceRemovedMsg {
+        pub dom: Domain,
+        pub dev_alias: String,
+    }
+}
+
+xdr_struct! {
+    pub struct DomainEventCallbackDeviceRemovedMsg {
+        pub callback_id: i32,
+        pub msg: DomainEventDeviceRemovedMsg,
+    }
+}
+
+xdr_struct! {
+    /// `DOMAIN_EVENT_CALLBACK_DEVICE_ADDED` and `…_DEVICE_REMOVAL_FAILED`.
+    pub struct DomainEventCallbackDeviceMsg {
+        pub callback_id: i32,
+        pub dom: Domain,
+        pub dev_alias: String,
     }
 }

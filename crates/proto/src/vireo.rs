@@ -6,6 +6,10 @@
 //! | 1 | NETWORK_PORT_CREATE_TAP | [`PortCreateTapArgs`] | [`PortCreateTapRet`] + the tap's descriptor (REPLY_WITH_FDS) |
 //! | 2 | BRIDGE_PORT_CREATE_TAP | [`BridgePortCreateTapArgs`] | [`BridgePortCreateTapRet`] + the tap's descriptor (REPLY_WITH_FDS) |
 //! | 3 | BRIDGE_PORT_DELETE | [`BridgePortDeleteArgs`] | nothing |
+//! | 100 | SHIM_ATTACH_DEVICE | [`ShimAttachArgs`] + the device's descriptors (CALL_WITH_FDS) | [`ShimAttachRet`] |
+//! | 101 | SHIM_DETACH_DEVICE | [`ShimDetachArgs`] | [`ShimDetachRet`] |
+//!
+//! Procedures from 100 on are between the QEMU daemon and a VM's shim only.
 
 use vireo_xdr::xdr_struct;
 
@@ -24,6 +28,11 @@ pub mod procs {
     pub const BRIDGE_PORT_CREATE_TAP: i32 = 2;
     /// Releases such a port (and its tap, if it still exists).
     pub const BRIDGE_PORT_DELETE: i32 = 3;
+    /// Hot-plugs a device the QEMU daemon has prepared (its tap made, its MAC address
+    /// given) into the running VM; the device's descriptors come with the call.
+    pub const SHIM_ATTACH_DEVICE: i32 = 100;
+    /// Asks the guest to release a device and waits a while for it.
+    pub const SHIM_DETACH_DEVICE: i32 = 101;
 }
 
 /// The name of a procedure of this program.
@@ -32,6 +41,8 @@ pub fn proc_name(p: i32) -> Option<&'static str> {
         procs::NETWORK_PORT_CREATE_TAP => Some("NETWORK_PORT_CREATE_TAP"),
         procs::BRIDGE_PORT_CREATE_TAP => Some("BRIDGE_PORT_CREATE_TAP"),
         procs::BRIDGE_PORT_DELETE => Some("BRIDGE_PORT_DELETE"),
+        procs::SHIM_ATTACH_DEVICE => Some("SHIM_ATTACH_DEVICE"),
+        procs::SHIM_DETACH_DEVICE => Some("SHIM_DETACH_DEVICE"),
         _ => None,
     }
 }
@@ -80,5 +91,36 @@ xdr_struct! {
         pub owner: Uuid,
         pub ifname: String,
         pub flags: u32,
+    }
+}
+
+xdr_struct! {
+    pub struct ShimAttachArgs {
+        /// The device's XML (`<interface>`), as the live definition is to show it.
+        pub xml: String,
+        pub flags: u32,
+    }
+}
+
+xdr_struct! {
+    pub struct ShimAttachRet {
+        /// The device's alias (its QEMU id).
+        pub alias: String,
+    }
+}
+
+xdr_struct! {
+    pub struct ShimDetachArgs {
+        pub alias: String,
+        /// How long to wait for the guest to let the device go.
+        pub wait_ms: u32,
+    }
+}
+
+xdr_struct! {
+    pub struct ShimDetachRet {
+        /// 1 when the device is gone, 0 when the guest has not let it go yet (it goes
+        /// when the guest does, with a DEVICE_REMOVED event).
+        pub removed: i32,
     }
 }
