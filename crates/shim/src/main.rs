@@ -3,6 +3,7 @@
 //! and then serves this VM's domain API over libvirt's RPC protocol on
 //! `<run>/shim/<uuid>.sock` until QEMU exits. It outlives any daemon.
 
+mod hotplug;
 mod serve;
 mod vm;
 
@@ -171,6 +172,9 @@ async fn run() -> anyhow::Result<()> {
     let _ = std::io::stdout().flush();
     detach_stdout();
 
+    let vm2 = Arc::clone(&vm);
+    let srv = Arc::clone(&server);
+    vm.set_device_emitter(move |proc_, alias| serve::broadcast_device(&srv, &vm2, proc_, alias));
     let vm2 = Arc::clone(&vm);
     let srv = Arc::clone(&server);
     vm.run(move |ev| serve::broadcast(&srv, &vm2, ev)).await;

@@ -9,7 +9,15 @@ use vireo_proto::{Header, RemoteError, REMOTE_PROGRAM, REMOTE_VERSION};
 use vireo_rpc::server::{Client, Dispatch, Outcome, Server, Service};
 use vireo_xdr::{Array, Decoder, Xdr};
 
+use crate::hotplug::Missing;
 use crate::vm::{Lifecycle, OpFailed, OpInvalid, Vm};
+use vireo_proto::vireo::{
+    procs as vprocs, ShimAttachArgs, ShimAttachRet, ShimDetachArgs, ShimDetachRet, VIREO_PROGRAM,
+    VIREO_VERSION,
+};
+
+/// The longest a detach may wait for the guest.
+const MAX_DETACH_WAIT_MS: u32 = 60_000;
 
 /// `VIR_DOMAIN_DESTROY_GRACEFUL`.
 const DESTROY_GRACEFUL: u32 = 1;
@@ -83,11 +91,38 @@ impl Service for ShimService {
     type ClientData = ();
 
     fn knows_program(&self, prog: u32, vers: u32) -> bool {
-        prog == REMOTE_PROGRAM && vers == REMOTE_VERSION
+        (prog == REMOTE_PROGRAM && vers == REMOTE_VERSION)
+            || (prog == VIREO_PROGRAM && vers == VIREO_VERSION)
+    }
+
+    fn accepts_fds(&self) -> bool {
+        true
+    }
+
+    fn call_with_fds(
+        self: Arc<Self>,
+        _client: &Arc<Client<()>>,
+        h: Header,
+        payload: &[u8],
+        fds: Vec<std::os::fd::OwnedFd>,
+    ) -> Dispatch {
+        if h.prog != VIREO_PROGRAM || h.proc_ != vprocs::SHIM_ATTACH_DEVICE {
+            return Dispatch::Now(Outcome::Error(RemoteError::rpc(
+                "this procedure takes no file descriptors",
+            )));
+        }
+        self.attach(payload, fds)
     }
 
     fn call(self: Arc<Self>, _client: &Arc<Client<()>>, h: Header, payload: &[u8]) -> Dispatch {
         let p = h.proc_;
+        if h.prog == VIREO_PROGRAM {
+            return match p {
+                vprocs::SHIM_ATTACH_DEVICE => self.attach(payload, Vec::new()),
+                vprocs::SHIM_DETACH_DEVICE => self.detach(payload),
+                _ => Dispatch::Now(Outcome::Error(RemoteError::unknown_procedure(p))),
+            };
+        }
         let op = match p {
             procs::DOMAIN_SUSPEND
             | procs::DOMAIN_RESUME
@@ -135,6 +170,78 @@ impl Service for ShimService {
     }
 }
 
+impl ShimService {
+    /// SHIM_ATTACH_DEVICE: an interface, with its tap when it has one.
+    fn attach(self: Arc<Self>, payload: &[u8], mut fds: Vec<std::os::fd::OwnedFd>) -> Dispatch {
+        let a: ShimAttachArgs = match args(payload) {
+            Ok(a) => a,
+            Err(e) => return Dispatch::Now(Outcome::Error(e)),
+        };
+        if fds.len() > 1 {
+            return Dispatch::Now(Outcome::Error(RemoteError::rpc(
+                "an interface takes one tap device",
+            )));
+        }
+        let iface: vireo_xml::Interface = match vireo_xml::parse_root(&a.xml, "interface") {
+            Ok(i) => i,
+            Err(e) => {
+                return Dispatch::Now(Outcome::Error(RemoteError::new(
+                    code::XML_ERROR,
+                    errdom::DOMAIN,
+                    format!("XML error: {e}"),
+                )))
+            }
+        };
+        Dispatch::Later(Box::pin(async move {
+            match self.vm.attach_interface(iface, fds.pop()).await {
+                Ok(alias) => Outcome::ok(&ShimAttachRet { alias }),
+                Err(e) => Outcome::Error(to_remote(&e)),
+            }
+        }))
+    }
+
+    /// SHIM_DETACH_DEVICE: asks the guest, waits a while.
+    fn detach(self: Arc<Self>, payload: &[u8]) -> Dispatch {
+        let a: ShimDetachArgs = match args(payload) {
+            Ok(a) => a,
+            Err(e) => return Dispatch::Now(Outcome::Error(e)),
+        };
+        let wait = std::time::Duration::from_millis(u64::from(a.wait_ms.min(MAX_DETACH_WAIT_MS)));
+        Dispatch::Later(Box::pin(async move {
+            match self.vm.detach(&a.alias, wait).await {
+                Ok(gone) => Outcome::ok(&ShimDetachRet {
+                    removed: i32::from(gone),
+                }),
+                Err(e) => Outcome::Error(to_remote(&e)),
+            }
+        }))
+    }
+}
+
+/// Sends a device event (DEVICE_REMOVED, DEVICE_REMOVAL_FAILED) to every client of the
+/// shim, as a callback message with callback id 0.
+pub fn broadcast_device(server: &Arc<Server<ShimService>>, vm: &Vm, proc_: i32, alias: String) {
+    let dom = handle(vm);
+    let payload = if proc_ == procs::DOMAIN_EVENT_CALLBACK_DEVICE_REMOVED {
+        vireo_xdr::to_bytes(&DomainEventCallbackDeviceRemovedMsg {
+            callback_id: 0,
+            msg: DomainEventDeviceRemovedMsg {
+                dom,
+                dev_alias: alias,
+            },
+        })
+    } else {
+        vireo_xdr::to_bytes(&DomainEventCallbackDeviceMsg {
+            callback_id: 0,
+            dom,
+            dev_alias: alias,
+        })
+    };
+    for c in server.clients() {
+        c.send_message(REMOTE_PROGRAM, REMOTE_VERSION, proc_, 1, &payload);
+    }
+}
+
 /// The handle of the shim's domain (id -1 once QEMU is gone).
 pub fn handle(vm: &Vm) -> Domain {
     let running = vm.state().0 != state::SHUTOFF;
@@ -164,6 +271,13 @@ pub fn broadcast(server: &Arc<Server<ShimService>>, vm: &Vm, ev: Lifecycle) {
 }
 
 fn to_remote(e: &anyhow::Error) -> RemoteError {
+    if let Some(Missing(m)) = e.downcast_ref() {
+        return RemoteError::new(
+            code::DEVICE_MISSING,
+            errdom::DOMAIN,
+            format!("device not found: {m}"),
+        );
+    }
     if let Some(OpInvalid(m)) = e.downcast_ref() {
         return RemoteError::new(
             code::OPERATION_INVALID,

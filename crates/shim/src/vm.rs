@@ -73,7 +73,15 @@ pub struct Vm {
     emit: OnceLock<Box<dyn Fn(Lifecycle) + Send + Sync>>,
     /// `<run>/shim/<uuid>.status`: this VM's runtime status for anyone to read.
     status_file: std::path::PathBuf,
+    /// The guest's interfaces as they are now (hotplug changes them), with their QEMU ids.
+    nics: Mutex<Vec<crate::hotplug::Nic>>,
+    /// Counts the devices the guest let go (unplugs wait on it).
+    removed: watch::Sender<u64>,
+    /// Tells the clients a device came or went: (event message procedure, alias).
+    emit_device: OnceLock<DeviceEmitter>,
 }
+
+type DeviceEmitter = Box<dyn Fn(i32, String) + Send + Sync>;
 
 impl Vm {
     /// Execs QEMU paused, completes the QMP handshake and starts the CPUs.
@@ -193,6 +201,7 @@ impl Vm {
             }
             (state::RUNNING, state::RUNNING_BOOTED)
         };
+        let nics = crate::hotplug::initial_nics(&def.devices.interfaces);
         Ok(Arc::new(Vm {
             def,
             defined: args.defined.clone(),
@@ -216,8 +225,38 @@ impl Vm {
                 .run_dir
                 .join("shim")
                 .join(format!("{}.status", format_uuid(&uuid))),
+            nics: Mutex::new(nics),
+            removed: watch::channel(0).0,
+            emit_device: OnceLock::new(),
         })
         .with_status_written())
+    }
+
+    pub(crate) fn nics(&self) -> std::sync::MutexGuard<'_, Vec<crate::hotplug::Nic>> {
+        self.nics.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn qmp(&self) -> &Qmp {
+        &self.qmp
+    }
+
+    pub(crate) fn removed_rx(&self) -> watch::Receiver<u64> {
+        self.removed.subscribe()
+    }
+
+    pub(crate) fn bump_removed(&self) {
+        self.removed.send_modify(|n| *n += 1);
+    }
+
+    /// How device events reach the clients (set once, before [`Vm::run`]).
+    pub fn set_device_emitter(&self, f: impl Fn(i32, String) + Send + Sync + 'static) {
+        let _ = self.emit_device.set(Box::new(f));
+    }
+
+    pub(crate) fn emit_device(&self, proc_: i32, alias: String) {
+        if let Some(f) = self.emit_device.get() {
+            f(proc_, alias);
+        }
     }
 
     pub fn qemu_pid(&self) -> u32 {
@@ -294,6 +333,16 @@ impl Vm {
     /// The live definition: id, pty paths and the VNC port filled in.
     pub fn live_xml(&self) -> String {
         let mut def = self.def.clone();
+        // The interfaces the guest has now, each with its alias.
+        def.devices.interfaces = self
+            .nics()
+            .iter()
+            .map(|n| {
+                let mut d = n.def.clone();
+                d.alias = Some(n.alias().to_string());
+                d
+            })
+            .collect();
         let pty = |label: &str| {
             self.ptys
                 .iter()
@@ -551,6 +600,8 @@ impl Vm {
                     );
                 }
             }
+            "DEVICE_DELETED" => self.on_device_deleted(&ev.data).await,
+            "DEVICE_UNPLUG_GUEST_ERROR" => self.on_unplug_error(&ev.data),
             _ => {}
         }
     }

@@ -1,0 +1,270 @@
+//! Devices plugged into and unplugged from the running VM. The QEMU daemon prepares a
+//! device (its tap made by the network driver, its MAC address given) and the shim adds it
+//! to QEMU; an unplug asks the guest, and the device goes when QEMU says the guest let it
+//! go (`DEVICE_DELETED`), with a DEVICE_REMOVED event to the shim's clients.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail};
+use serde_json::{json, Value};
+use vireo_proto::remote::{procs, state};
+use vireo_xml::{Interface, InterfaceType};
+
+use crate::vm::{OpFailed, OpInvalid, Vm};
+
+/// A guest interface of the running VM, with its QEMU ids.
+#[derive(Debug, Clone)]
+pub struct Nic {
+    pub def: Interface,
+    /// The device's id (`net0`, or the user's `ua-` alias).
+    pub id: String,
+    /// Its backend's id.
+    pub netdev: String,
+    /// An unplug was asked and the guest has not answered yet.
+    pub removing: bool,
+}
+
+impl Nic {
+    /// What the live XML and the events call it: the user's alias, else its id.
+    pub fn alias(&self) -> &str {
+        self.def.alias.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// A device the call names is not there.
+#[derive(Debug)]
+pub struct Missing(pub String);
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "device not found: {}", self.0)
+    }
+}
+impl std::error::Error for Missing {}
+
+/// The interfaces QEMU was started with: ids as the command line gives them.
+pub fn initial_nics(ifaces: &[Interface]) -> Vec<Nic> {
+    ifaces
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Nic {
+            def: n.clone(),
+            id: format!("net{i}"),
+            netdev: format!("hostnet{i}"),
+            removing: false,
+        })
+        .collect()
+}
+
+/// A free device id: the user's alias when it is one (`ua-…`) and free, else the first
+/// free `netN`.
+fn pick_id(nics: &[Nic], alias: Option<&str>) -> anyhow::Result<String> {
+    let taken = |id: &str| nics.iter().any(|n| n.id == id || n.alias() == id);
+    if let Some(a) = alias {
+        if !a.starts_with("ua-") {
+            bail!(OpInvalid(format!(
+                "a device alias must start with 'ua-' ('{a}' does not)"
+            )));
+        }
+        if taken(a) {
+            bail!(OpInvalid(format!("non unique alias detected: {a}")));
+        }
+        return Ok(a.to_string());
+    }
+    (0..)
+        .map(|i| format!("net{i}"))
+        .find(|id| !taken(id))
+        .ok_or_else(|| anyhow!("no free device id"))
+}
+
+impl Vm {
+    /// Hot-plugs a guest interface: its backend (user-mode, or the tap the daemon sent),
+    /// then the device. Returns its alias. On failure QEMU is left as it was.
+    pub async fn attach_interface(
+        &self,
+        iface: Interface,
+        tap: Option<OwnedFd>,
+    ) -> anyhow::Result<String> {
+        self.require_running()?;
+        let (id, netdev) = {
+            let nics = self.nics();
+            if let Some(m) = &iface.mac {
+                if nics.iter().any(|n| n.def.mac.as_ref() == Some(m)) {
+                    bail!(OpInvalid(format!(
+                        "an interface with MAC address {m} is already present"
+                    )));
+                }
+            }
+            let id = pick_id(&nics, iface.alias.as_deref())?;
+            let netdev = format!("host{id}");
+            (id, netdev)
+        };
+        let device = vireo_qemu::cmdline::interface_device(&iface, &id, &netdev)
+            .map_err(|e| anyhow!(OpInvalid(e.to_string())))?;
+        let qmp = self.qmp();
+        let mut fdname = None;
+        let backend = match (iface.if_type, tap) {
+            (InterfaceType::User, None) => json!({"type": "user", "id": netdev}),
+            (InterfaceType::Network | InterfaceType::Bridge, Some(fd)) => {
+                let name = format!("fd-{netdev}");
+                qmp.execute_with_fd("getfd", Some(json!({ "fdname": name })), fd.as_fd())
+                    .await
+                    .map_err(|e| anyhow!(OpFailed(format!("cannot pass the tap to QEMU: {e}"))))?;
+                fdname = Some(name.clone());
+                json!({"type": "tap", "id": netdev, "fd": name})
+            }
+            (t, fd) => bail!(OpInvalid(format!(
+                "cannot hot-plug an interface of type '{t}' {} a tap device",
+                if fd.is_some() { "with" } else { "without" }
+            ))),
+        };
+        if let Err(e) = qmp.execute("netdev_add", Some(backend)).await {
+            if let Some(n) = fdname {
+                let _ = qmp.execute("closefd", Some(json!({ "fdname": n }))).await;
+            }
+            bail!(OpFailed(format!("cannot add the interface's backend: {e}")));
+        }
+        if let Err(e) = qmp.execute("device_add", Some(device)).await {
+            let _ = qmp
+                .execute("netdev_del", Some(json!({ "id": netdev })))
+                .await;
+            bail!(OpFailed(format!("cannot add the interface: {e}")));
+        }
+        let nic = Nic {
+            def: iface,
+            id,
+            netdev,
+            removing: false,
+        };
+        let alias = nic.alias().to_string();
+        self.nics().push(nic);
+        Ok(alias)
+    }
+
+    /// Asks the guest to release the device with this alias and waits up to `wait` for it.
+    /// True when it is gone, false when the guest has not let go yet.
+    pub async fn detach(&self, alias: &str, wait: Duration) -> anyhow::Result<bool> {
+        self.require_running()?;
+        let id = {
+            let mut nics = self.nics();
+            let Some(n) = nics
+                .iter_mut()
+                .find(|n| n.alias() == alias || n.id == alias)
+            else {
+                bail!(Missing(format!("no device with alias '{alias}'")));
+            };
+            n.removing = true;
+            n.id.clone()
+        };
+        let mut removed = self.removed_rx();
+        if let Err(e) = self
+            .qmp()
+            .execute("device_del", Some(json!({ "id": id })))
+            .await
+        {
+            // Already on its way out (asked before) is no error.
+            if !e.to_string().contains("in the process of unplug") {
+                if let Some(n) = self.nics().iter_mut().find(|n| n.id == id) {
+                    n.removing = false;
+                }
+                bail!(OpFailed(format!("cannot detach device '{alias}': {e}")));
+            }
+        }
+        let gone = |nics: &[Nic]| !nics.iter().any(|n| n.id == id);
+        if gone(&self.nics()) {
+            return Ok(true);
+        }
+        let r = tokio::time::timeout(wait, async {
+            while removed.changed().await.is_ok() {
+                if gone(&self.nics()) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        Ok(r.unwrap_or(false))
+    }
+
+    /// QEMU's `DEVICE_DELETED`: the guest let the device go. Its backend goes too, and the
+    /// clients hear of it.
+    pub async fn on_device_deleted(&self, data: &Value) {
+        let Some(id) = data.get("device").and_then(Value::as_str) else {
+            return;
+        };
+        let nic = {
+            let mut nics = self.nics();
+            let Some(i) = nics.iter().position(|n| n.id == id) else {
+                return;
+            };
+            nics.remove(i)
+        };
+        if let Err(e) = self
+            .qmp()
+            .execute("netdev_del", Some(json!({ "id": nic.netdev })))
+            .await
+        {
+            eprintln!("vireo-shim: cannot remove backend {}: {e}", nic.netdev);
+        }
+        self.bump_removed();
+        self.emit_device(
+            procs::DOMAIN_EVENT_CALLBACK_DEVICE_REMOVED,
+            nic.alias().to_string(),
+        );
+    }
+
+    /// QEMU's `DEVICE_UNPLUG_GUEST_ERROR`: the guest refused to let the device go.
+    pub fn on_unplug_error(&self, data: &Value) {
+        let Some(id) = data.get("device").and_then(Value::as_str) else {
+            return;
+        };
+        let alias = {
+            let mut nics = self.nics();
+            let Some(n) = nics.iter_mut().find(|n| n.id == id) else {
+                return;
+            };
+            n.removing = false;
+            n.alias().to_string()
+        };
+        self.emit_device(procs::DOMAIN_EVENT_CALLBACK_DEVICE_REMOVAL_FAILED, alias);
+    }
+
+    fn require_running(&self) -> anyhow::Result<()> {
+        match self.state().0 {
+            state::RUNNING | state::PAUSED => Ok(()),
+            _ => bail!(OpInvalid("domain is not running".into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nic(id: &str, alias: Option<&str>) -> Nic {
+        let mut def: Interface =
+            vireo_xml::parse_root("<interface type='user'/>", "interface").unwrap();
+        def.alias = alias.map(str::to_string);
+        Nic {
+            def,
+            id: id.into(),
+            netdev: format!("host{id}"),
+            removing: false,
+        }
+    }
+
+    #[test]
+    fn ids_are_free_and_user_aliases_checked() {
+        let nics = vec![
+            nic("net0", None),
+            nic("net2", None),
+            nic("ua-x", Some("ua-x")),
+        ];
+        assert_eq!(pick_id(&nics, None).unwrap(), "net1");
+        assert_eq!(pick_id(&nics, Some("ua-y")).unwrap(), "ua-y");
+        assert!(pick_id(&nics, Some("ua-x")).is_err());
+        assert!(pick_id(&nics, Some("net5")).is_err());
+        assert_eq!(nics[2].alias(), "ua-x");
+        assert_eq!(nics[0].alias(), "net0");
+    }
+}
