@@ -1837,39 +1837,7 @@ impl<'a> Builder<'a> {
                     "interface without MAC address (the driver assigns one before starting)",
                 );
             };
-            match n.driver_name() {
-                None | Some("qemu") => {}
-                Some(other) => {
-                    return unsupported(format!("{what}: <driver name='{other}'> is not supported"))
-                }
-            }
-            if n.driver
-                .as_ref()
-                .and_then(|d| d.queues)
-                .is_some_and(|q| q > 1)
-            {
-                return unsupported(format!("{what}: multiple queues are not supported"));
-            }
-            if n.link_state == Some(LinkState::Down) {
-                return unsupported(format!("{what}: <link state='down'> is not supported yet"));
-            }
-            // <target dev>: the tap's name, which the network driver picks (a given one is
-            // ignored, as libvirt ignores it for user-mode networking).
-            let model = n.model.as_deref().unwrap_or("rtl8139");
-            let driver = match model {
-                "virtio" => "virtio-net-pci",
-                "e1000" => "e1000",
-                "e1000e" => "e1000e",
-                "rtl8139" => "rtl8139",
-                other => {
-                    return unsupported(format!(
-                        "{what}: model '{other}' is not supported (virtio, e1000, e1000e, rtl8139)"
-                    ))
-                }
-            };
-            if n.mtu.is_some() && driver != "virtio-net-pci" {
-                return unsupported(format!("{what}: <mtu> needs model 'virtio'"));
-            }
+            let driver = nic_driver(n, &what)?;
             self.arg2("-netdev", netdev);
             let addr = self.pci.place(n.address.as_ref(), &what)?;
             let dev = Opts::new(driver)
@@ -2622,6 +2590,69 @@ fn usb_port(a: &Address, what: &str) -> Result<String> {
         }
         _ => unsupported(format!("{what}: USB address without a valid port")),
     }
+}
+
+/// The QEMU device model of a guest interface, after the checks every interface passes.
+fn nic_driver(n: &vireo_xml::Interface, what: &str) -> Result<&'static str> {
+    match n.driver_name() {
+        None | Some("qemu") => {}
+        Some(other) => {
+            return unsupported(format!("{what}: <driver name='{other}'> is not supported"))
+        }
+    }
+    if n.driver
+        .as_ref()
+        .and_then(|d| d.queues)
+        .is_some_and(|q| q > 1)
+    {
+        return unsupported(format!("{what}: multiple queues are not supported"));
+    }
+    if n.link_state == Some(LinkState::Down) {
+        return unsupported(format!("{what}: <link state='down'> is not supported yet"));
+    }
+    let model = n.model.as_deref().unwrap_or("rtl8139");
+    let driver = match model {
+        "virtio" => "virtio-net-pci",
+        "e1000" => "e1000",
+        "e1000e" => "e1000e",
+        "rtl8139" => "rtl8139",
+        other => {
+            return unsupported(format!(
+                "{what}: model '{other}' is not supported (virtio, e1000, e1000e, rtl8139)"
+            ))
+        }
+    };
+    if n.mtu.is_some() && driver != "virtio-net-pci" {
+        return unsupported(format!("{what}: <mtu> needs model 'virtio'"));
+    }
+    Ok(driver)
+}
+
+/// The `device_add` arguments of a guest interface hot-plugged with QEMU id `id` on
+/// backend `netdev` (QEMU places it on a free slot of the main PCI bus).
+pub fn interface_device(
+    n: &vireo_xml::Interface,
+    id: &str,
+    netdev: &str,
+) -> Result<serde_json::Value> {
+    let what = match &n.mac {
+        Some(m) => format!("<interface> '{m}'"),
+        None => "<interface>".to_string(),
+    };
+    let Some(mac) = &n.mac else {
+        return unsupported("interface without MAC address");
+    };
+    let driver = nic_driver(n, &what)?;
+    if n.address.is_some() {
+        return unsupported(format!(
+            "{what}: a hot-plugged interface's <address> is not supported yet"
+        ));
+    }
+    let mut v = json!({"driver": driver, "id": id, "netdev": netdev, "mac": mac});
+    if let Some(mtu) = n.mtu {
+        v["host_mtu"] = json!(mtu);
+    }
+    Ok(v)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicI32;
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use vireo_driver::events::{EventBus, LifecycleEvent};
+use vireo_driver::events::{DeviceEvent, EventBus, LifecycleEvent};
 use vireo_driver::journal::DefStore;
 use vireo_driver::store;
 use vireo_driver::{DriverError, Result};
@@ -92,8 +92,9 @@ pub(crate) struct DomainObj {
     pub(crate) shim: Option<Arc<Connection>>,
     /// A start is in progress.
     pub(crate) starting: bool,
-    /// While running: the ports of its interfaces on networks and host bridges.
-    pub(crate) ports: Vec<crate::peers::PortRef>,
+    /// While running: the ports of its interfaces on networks and host bridges, by the
+    /// interface's alias.
+    pub(crate) ports: Vec<(String, crate::peers::PortRef)>,
 }
 
 impl DomainObj {
@@ -156,11 +157,13 @@ pub struct QemuDriver {
     pub(crate) events: EventBus,
     caps: OnceLock<QemuCaps>,
     /// The persistent definitions (`NAME.xml` in the config dir, journaled).
-    defs: DefStore,
+    pub(crate) defs: DefStore,
     /// The id the next started domain gets.
     pub(crate) next_id: AtomicI32,
     /// The other drivers (storage, …), set once by the daemon.
     pub(crate) peers: OnceLock<Arc<dyn crate::peers::Peers>>,
+    /// Devices that came and went (DEVICE_ADDED, DEVICE_REMOVED, …).
+    pub(crate) device_events: EventBus<DeviceEvent>,
 }
 
 impl QemuDriver {
@@ -175,6 +178,7 @@ impl QemuDriver {
             caps: OnceLock::new(),
             next_id: AtomicI32::new(1),
             peers: OnceLock::new(),
+            device_events: EventBus::default(),
         };
         d.load()?;
         Ok(d)
@@ -229,6 +233,11 @@ impl QemuDriver {
 
     pub fn events(&self) -> &EventBus {
         &self.events
+    }
+
+    /// The bus of device events (attach and detach).
+    pub fn device_events(&self) -> &EventBus<DeviceEvent> {
+        &self.device_events
     }
 
     /// QEMU's capabilities, probed once.

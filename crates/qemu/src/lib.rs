@@ -4,6 +4,7 @@
 pub mod caps;
 pub mod cmdline;
 pub mod driver;
+pub mod hotplug;
 pub mod lifecycle;
 pub mod peers;
 

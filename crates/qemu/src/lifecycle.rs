@@ -127,8 +127,11 @@ impl QemuDriver {
         // taps reach the shim (and QEMU) as descriptors.
         let mut def = def;
         let ports = crate::peers::network_ports(&mut def, self.peers.get()).await?;
-        let ids: Vec<crate::peers::PortRef> = ports.iter().map(|(r, _)| r.clone()).collect();
-        let taps: Vec<OwnedFd> = ports.into_iter().map(|(_, p)| p.fd).collect();
+        let ids: Vec<(String, crate::peers::PortRef)> = ports
+            .iter()
+            .map(|(a, r, _)| (a.clone(), r.clone()))
+            .collect();
+        let taps: Vec<OwnedFd> = ports.into_iter().map(|(_, _, p)| p.fd).collect();
         match self
             .spawn_shim(def, defined, flags, secrets_pipe, taps)
             .await
@@ -140,7 +143,8 @@ impl QemuDriver {
                 Ok(h)
             }
             Err(e) => {
-                crate::peers::release_ports(&ids, self.peers.get()).await;
+                let refs: Vec<_> = ids.into_iter().map(|(_, r)| r).collect();
+                crate::peers::release_ports(&refs, self.peers.get()).await;
                 Err(e)
             }
         }
@@ -294,14 +298,30 @@ impl QemuDriver {
     fn follow(self: &Arc<Self>, uuid: [u8; 16], conn: &Arc<Connection>) {
         let me: Weak<Self> = Arc::downgrade(self);
         conn.on_message(move |f: Frame| {
-            if f.header.proc_ != procs::DOMAIN_EVENT_LIFECYCLE {
-                return;
-            }
-            let Ok(m) = vireo_xdr::from_bytes::<DomainEventLifecycleMsg>(&f.payload) else {
-                return;
-            };
-            if let Some(d) = me.upgrade() {
-                d.on_shim_event(uuid, m.event, m.detail);
+            let Some(d) = me.upgrade() else { return };
+            match f.header.proc_ {
+                procs::DOMAIN_EVENT_LIFECYCLE => {
+                    if let Ok(m) = vireo_xdr::from_bytes::<DomainEventLifecycleMsg>(&f.payload) {
+                        d.on_shim_event(uuid, m.event, m.detail);
+                    }
+                }
+                procs::DOMAIN_EVENT_CALLBACK_DEVICE_REMOVED => {
+                    if let Ok(m) = vireo_xdr::from_bytes::<
+                        vireo_proto::remote::DomainEventCallbackDeviceRemovedMsg,
+                    >(&f.payload)
+                    {
+                        d.device_removed(uuid, m.msg.dev_alias);
+                    }
+                }
+                procs::DOMAIN_EVENT_CALLBACK_DEVICE_REMOVAL_FAILED => {
+                    if let Ok(m) = vireo_xdr::from_bytes::<
+                        vireo_proto::remote::DomainEventCallbackDeviceMsg,
+                    >(&f.payload)
+                    {
+                        d.publish_device(uuid, event::ID_DEVICE_REMOVAL_FAILED, m.dev_alias);
+                    }
+                }
+                _ => {}
             }
         });
         let me = Arc::downgrade(self);
@@ -350,7 +370,10 @@ impl QemuDriver {
         o.id = None;
         o.shim = None;
         // The interfaces' ports go back to their networks.
-        let ports = std::mem::take(&mut o.ports);
+        let ports: Vec<_> = std::mem::take(&mut o.ports)
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
         if !ports.is_empty() {
             if let (Some(peers), Ok(rt)) = (
                 self.peers.get().cloned(),
@@ -501,11 +524,15 @@ impl QemuDriver {
             .map_err(|e| e.to_string())?;
         let live = Domain::parse(&xml.xml).map_err(|e| e.to_string())?;
         // The live XML names its interfaces' ports.
-        let ports: Vec<crate::peers::PortRef> = live
+        let ports: Vec<(String, crate::peers::PortRef)> = live
             .devices
             .interfaces
             .iter()
-            .filter_map(|i| crate::peers::PortRef::of_live(uuid, i))
+            .enumerate()
+            .filter_map(|(n, i)| {
+                let alias = i.alias.clone().unwrap_or_else(|| format!("net{n}"));
+                Some((alias, crate::peers::PortRef::of_live(uuid, i)?))
+            })
             .collect();
         {
             let mut reg = self.write();

@@ -157,18 +157,25 @@ pub async fn resolve(def: &Domain, peers: Option<&Arc<dyn Peers>>) -> Result<Dom
 /// Makes a port (and tap) for every `<interface type='network'>` (on its network) and
 /// `type='bridge'` (in the host's bridge), and writes into `def` what the live XML shows of
 /// it: the tap (`<target dev>`), and for a network the port (`portid`) and the bridge.
-/// Returns the ports in interface order. On failure the ports made so far are released.
+/// Returns the ports in interface order, each with its interface's alias (the user's, or
+/// `netN` as the shim names it). On failure the ports made so far are released.
 pub async fn network_ports(
     def: &mut Domain,
     peers: Option<&Arc<dyn Peers>>,
-) -> Result<Vec<(PortRef, NetPort)>> {
-    let mut made: Vec<(PortRef, NetPort)> = Vec::new();
+) -> Result<Vec<(String, PortRef, NetPort)>> {
+    let mut made: Vec<(String, PortRef, NetPort)> = Vec::new();
     for n in 0..def.devices.interfaces.len() {
         match interface_port(def, n, peers).await {
             Ok(None) => {}
-            Ok(Some(p)) => made.push(p),
+            Ok(Some((r, p))) => {
+                let alias = def.devices.interfaces[n]
+                    .alias
+                    .clone()
+                    .unwrap_or_else(|| format!("net{n}"));
+                made.push((alias, r, p));
+            }
             Err(e) => {
-                let ids: Vec<PortRef> = made.into_iter().map(|(r, _)| r).collect();
+                let ids: Vec<PortRef> = made.into_iter().map(|(_, r, _)| r).collect();
                 release_ports(&ids, peers).await;
                 return Err(e);
             }

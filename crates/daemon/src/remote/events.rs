@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
-use vireo_driver::events::{LifecycleEvent, ObjectEvent};
+use vireo_driver::events::{DeviceEvent, LifecycleEvent, ObjectEvent};
 use vireo_driver::DriverError;
 use vireo_proto::remote::*;
 use vireo_proto::secret::{self, ConnectSecretEventRegisterAnyArgs};
@@ -46,13 +46,19 @@ pub struct Callbacks {
     task: Option<JoinHandle<()>>,
     objects: Vec<ObjectCallback>,
     object_task: Option<JoinHandle<()>>,
+    /// Delivers device events (added, removed, removal failed).
+    device_task: Option<JoinHandle<()>>,
 }
 
 impl Drop for Callbacks {
     fn drop(&mut self) {
-        for t in [self.task.take(), self.object_task.take()]
-            .into_iter()
-            .flatten()
+        for t in [
+            self.task.take(),
+            self.object_task.take(),
+            self.device_task.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             t.abort();
         }
@@ -280,7 +286,26 @@ fn register(
         ))
         .into());
     }
+    let device = matches!(
+        cb.event_id,
+        event::ID_DEVICE_REMOVED | event::ID_DEVICE_ADDED | event::ID_DEVICE_REMOVAL_FAILED
+    );
     st.callbacks.list.push(cb);
+    if let (true, None, Some(q)) = (device, &st.callbacks.device_task, &s.qemu) {
+        let mut rx = q.device_events().subscribe();
+        let c = Arc::clone(client);
+        st.callbacks.device_task = Some(tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(ev) => deliver_device(&c, &ev),
+                    Err(RecvError::Lagged(n)) => {
+                        log::warn!("client {} missed {n} device events", c.id)
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        }));
+    }
     if st.callbacks.task.is_none() {
         // Subscribe before replying, so no event after the reply can be missed.
         let mut rx = s.events.subscribe();
@@ -347,6 +372,63 @@ fn deliver(client: &RemoteClient, ev: &LifecycleEvent) {
                         }),
                     )
                 }
+            })
+            .collect()
+    };
+    for (proc_, payload) in msgs {
+        client.send_message(
+            REMOTE_PROGRAM,
+            REMOTE_VERSION,
+            proc_,
+            EVENT_SERIAL,
+            &payload,
+        );
+    }
+}
+
+/// Sends a device event to the client's registrations for it: the callback message (and
+/// for a legacy registration of DEVICE_REMOVED, the legacy one).
+fn deliver_device(client: &RemoteClient, ev: &DeviceEvent) {
+    let msgs: Vec<(i32, Vec<u8>)> = {
+        let st = client.data.lock();
+        st.callbacks
+            .list
+            .iter()
+            .filter(|c| c.event_id == ev.event_id)
+            .filter(|c| c.filter.is_none_or(|u| u == ev.dom.uuid))
+            .filter_map(|c| {
+                let removed = DomainEventDeviceRemovedMsg {
+                    dom: ev.dom.clone(),
+                    dev_alias: ev.alias.clone(),
+                };
+                let flat = |callback_id| DomainEventCallbackDeviceMsg {
+                    callback_id,
+                    dom: ev.dom.clone(),
+                    dev_alias: ev.alias.clone(),
+                };
+                Some(match (ev.event_id, c.legacy) {
+                    (event::ID_DEVICE_REMOVED, true) => (
+                        procs::DOMAIN_EVENT_DEVICE_REMOVED,
+                        vireo_xdr::to_bytes(&removed),
+                    ),
+                    (event::ID_DEVICE_REMOVED, false) => (
+                        procs::DOMAIN_EVENT_CALLBACK_DEVICE_REMOVED,
+                        vireo_xdr::to_bytes(&DomainEventCallbackDeviceRemovedMsg {
+                            callback_id: c.id,
+                            msg: removed,
+                        }),
+                    ),
+                    // The newer events have no legacy form.
+                    (_, true) => return None,
+                    (event::ID_DEVICE_ADDED, false) => (
+                        procs::DOMAIN_EVENT_CALLBACK_DEVICE_ADDED,
+                        vireo_xdr::to_bytes(&flat(c.id)),
+                    ),
+                    _ => (
+                        procs::DOMAIN_EVENT_CALLBACK_DEVICE_REMOVAL_FAILED,
+                        vireo_xdr::to_bytes(&flat(c.id)),
+                    ),
+                })
             })
             .collect()
     };

@@ -20,6 +20,20 @@ pub(super) fn dispatch(
     p: i32,
     payload: &[u8],
 ) -> Option<BoxFuture<Outcome>> {
+    if matches!(
+        p,
+        procs::DOMAIN_ATTACH_DEVICE
+            | procs::DOMAIN_ATTACH_DEVICE_FLAGS
+            | procs::DOMAIN_DETACH_DEVICE
+            | procs::DOMAIN_DETACH_DEVICE_FLAGS
+            | procs::DOMAIN_UPDATE_DEVICE_FLAGS
+    ) {
+        let s = Arc::clone(s);
+        let payload = payload.to_vec();
+        return Some(Box::pin(
+            async move { device(&s, p, &payload).await.into() },
+        ));
+    }
     let forward = match p {
         procs::DOMAIN_CREATE | procs::DOMAIN_CREATE_WITH_FLAGS | procs::DOMAIN_CREATE_XML => false,
         procs::DOMAIN_SHUTDOWN
@@ -71,6 +85,32 @@ async fn start(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult {
             })
         }
     }
+}
+
+/// Attach, detach and update of devices (live through the shim, config in the definition).
+async fn device(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult {
+    let (dom, xml, flags) = match p {
+        // The calls without flags have hotplug semantics: the running VM only (LIVE).
+        procs::DOMAIN_ATTACH_DEVICE | procs::DOMAIN_DETACH_DEVICE => {
+            let a: DomainDeviceArgs = args(payload)?;
+            (a.dom, a.xml, affect::LIVE)
+        }
+        _ => {
+            let a: DomainDeviceFlagsArgs = args(payload)?;
+            (a.dom, a.xml, a.flags)
+        }
+    };
+    let q = s.hv()?;
+    match p {
+        procs::DOMAIN_ATTACH_DEVICE | procs::DOMAIN_ATTACH_DEVICE_FLAGS => {
+            q.attach_device(&dom, &xml, flags).await?
+        }
+        procs::DOMAIN_DETACH_DEVICE | procs::DOMAIN_DETACH_DEVICE_FLAGS => {
+            q.detach_device(&dom, &xml, flags).await?
+        }
+        _ => q.update_device(&dom, &xml, flags).await?,
+    }
+    void()
 }
 
 async fn forward_call(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult {

@@ -1,0 +1,421 @@
+//! Devices attached to and detached from a domain: its persistent definition (CONFIG), the
+//! running VM through its shim (LIVE), or both. An interface on a network or host bridge
+//! gets its port and tap from the network driver, and the tap reaches the shim as a
+//! descriptor; a detached interface's port goes back when the guest has let it go.
+
+use std::sync::Arc;
+
+use vireo_driver::events::DeviceEvent;
+use vireo_driver::{DriverError, Result};
+use vireo_proto::remote::{
+    affect, event, procs, Domain as Handle, DomainFlagsArgs, DomainGetXmlDescRet,
+};
+use vireo_proto::vireo::{
+    procs as vprocs, ShimAttachArgs, ShimAttachRet, ShimDetachArgs, ShimDetachRet, VIREO_PROGRAM,
+    VIREO_VERSION,
+};
+use vireo_rpc::client::{CallError, Connection};
+use vireo_xml::{Domain, Interface, XmlError};
+
+use crate::driver::{no_domain_uuid, QemuDriver};
+
+/// How long a detach waits for the guest before it returns (the device still goes when the
+/// guest lets it go, with a DEVICE_REMOVED event), as libvirt waits.
+const DETACH_WAIT_MS: u32 = 5_000;
+
+/// A device as a device call gives it.
+enum Device {
+    Interface(Box<Interface>),
+}
+
+/// The element name of a device's XML (`disk`, `interface`, …).
+fn root_name(xml: &str) -> Option<&str> {
+    let mut rest = xml.trim_start();
+    // Skip an XML declaration and comments.
+    loop {
+        if let Some(r) = rest.strip_prefix("<?") {
+            rest = r.split_once("?>")?.1.trim_start();
+        } else if let Some(r) = rest.strip_prefix("<!--") {
+            rest = r.split_once("-->")?.1.trim_start();
+        } else {
+            break;
+        }
+    }
+    let r = rest.strip_prefix('<')?;
+    let end = r
+        .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
+        .unwrap_or(r.len());
+    Some(&r[..end])
+}
+
+fn xml_error(e: XmlError) -> DriverError {
+    match e {
+        XmlError::Syntax { line, col, msg } => {
+            DriverError::XmlSyntax(format!("(device_definition):{line}:{col}: {msg}"))
+        }
+        XmlError::Invalid(m) => DriverError::XmlInvalid(m),
+        XmlError::Unsupported(m) => DriverError::ConfigUnsupported(m),
+    }
+}
+
+fn parse_device(xml: &str, verb: &str) -> Result<Device> {
+    match root_name(xml) {
+        Some("interface") => Ok(Device::Interface(Box::new(
+            vireo_xml::parse_root(xml, "interface").map_err(xml_error)?,
+        ))),
+        Some(other) if !other.is_empty() => Err(DriverError::ConfigUnsupported(format!(
+            "{verb} <{other}> devices is not supported by Vireo yet"
+        ))),
+        _ => Err(DriverError::XmlInvalid(
+            "the device XML has no element".into(),
+        )),
+    }
+}
+
+/// Which definitions a call changes: (live, config), from its flags and the domain.
+fn targets(flags: u32, active: bool, persistent: bool) -> Result<(bool, bool)> {
+    let unknown = flags & !(affect::LIVE | affect::CONFIG);
+    if unknown != 0 {
+        return Err(DriverError::InvalidArg(format!(
+            "unsupported flags (0x{unknown:x})"
+        )));
+    }
+    let (mut live, mut config) = (flags & affect::LIVE != 0, flags & affect::CONFIG != 0);
+    if !live && !config {
+        live = active;
+        config = !active;
+    }
+    if live && !active {
+        return Err(DriverError::OperationInvalid(
+            "domain is not running".into(),
+        ));
+    }
+    if config && !persistent {
+        return Err(DriverError::OperationInvalid(
+            "cannot modify device on transient domain".into(),
+        ));
+    }
+    Ok((live, config))
+}
+
+/// The one interface of `ifaces` that `want` names: by MAC address and alias when it
+/// gives them (libvirt's matching).
+fn find_interface(ifaces: &[Interface], want: &Interface) -> Result<usize> {
+    let hits: Vec<usize> = ifaces
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| want.mac.is_none() || i.mac == want.mac)
+        .filter(|(_, i)| want.alias.is_none() || i.alias == want.alias)
+        .map(|(n, _)| n)
+        .collect();
+    let what = match &want.mac {
+        Some(m) => format!("MAC address {m}"),
+        None => "the given interface".into(),
+    };
+    match hits.as_slice() {
+        [n] => Ok(*n),
+        [] => Err(DriverError::DeviceMissing(format!(
+            "no device matching {what} found"
+        ))),
+        _ => Err(DriverError::OperationFailed(format!(
+            "multiple devices matching {what} found"
+        ))),
+    }
+}
+
+fn shim_error(e: CallError) -> DriverError {
+    match e {
+        CallError::Remote(r) => DriverError::Peer(Box::new(r)),
+        e => DriverError::OperationFailed(format!("domain's shim: {e}")),
+    }
+}
+
+impl QemuDriver {
+    /// The domain's (active, persistent, persistent definition).
+    fn device_target(&self, h: &Handle) -> Result<(bool, bool, Domain)> {
+        let reg = self.read();
+        let o = reg
+            .by_uuid
+            .get(&h.uuid)
+            .ok_or_else(|| no_domain_uuid(&h.uuid, &h.name))?;
+        Ok((o.active(), o.persistent, o.def.clone()))
+    }
+
+    /// Writes a changed persistent definition (checked first: it must still start).
+    fn save_config(&self, h: &Handle, def: Domain) -> Result<()> {
+        crate::cmdline::check(&def, self.caps()).map_err(|e| {
+            DriverError::ConfigUnsupported(e.to_string().replace("unsupported configuration: ", ""))
+        })?;
+        let mut reg = self.write();
+        let o = reg
+            .by_uuid
+            .get_mut(&h.uuid)
+            .ok_or_else(|| no_domain_uuid(&h.uuid, &h.name))?;
+        self.defs.put(&def.name, def.format().as_bytes())?;
+        o.def = def;
+        Ok(())
+    }
+
+    fn shim_conn(&self, h: &Handle) -> Result<Arc<Connection>> {
+        let reg = self.read();
+        reg.by_uuid
+            .get(&h.uuid)
+            .and_then(|o| o.shim.clone())
+            .ok_or_else(|| DriverError::OperationInvalid("domain is not running".into()))
+    }
+
+    /// The running VM's definition, as its shim has it now.
+    async fn live_def(&self, h: &Handle) -> Result<Domain> {
+        let conn = self.shim_conn(h)?;
+        let r: DomainGetXmlDescRet = conn
+            .call(
+                procs::DOMAIN_GET_XML_DESC,
+                &DomainFlagsArgs {
+                    dom: h.clone(),
+                    flags: 0,
+                },
+            )
+            .await
+            .map_err(shim_error)?;
+        Domain::parse(&r.xml).map_err(xml_error)
+    }
+
+    /// `virDomainAttachDeviceFlags`.
+    pub async fn attach_device(self: &Arc<Self>, h: &Handle, xml: &str, flags: u32) -> Result<()> {
+        let (active, persistent, def) = self.device_target(h)?;
+        let (live, config) = targets(flags, active, persistent)?;
+        let Device::Interface(mut iface) = parse_device(xml, "attaching")?;
+        if iface.mac.is_none() {
+            let b = *uuid::Uuid::new_v4().as_bytes();
+            iface.mac = Some(vireo_xml::format_mac(&[0x52, 0x54, 0x00, b[0], b[1], b[2]]));
+        }
+        let new_config = if config {
+            let mut d = def.clone();
+            if d.devices.interfaces.iter().any(|i| i.mac == iface.mac) {
+                return Err(DriverError::OperationInvalid(format!(
+                    "an interface with MAC address {} is already present",
+                    iface.mac.as_deref().unwrap_or_default()
+                )));
+            }
+            d.devices.interfaces.push((*iface).clone());
+            Some(d)
+        } else {
+            None
+        };
+        if live {
+            self.attach_live(h, &def, *iface).await?;
+        }
+        if let Some(d) = new_config {
+            self.save_config(h, d)?;
+        }
+        Ok(())
+    }
+
+    /// Plugs an interface into the running VM: its port and tap first (for a network or
+    /// host bridge), then the shim adds it to QEMU.
+    async fn attach_live(
+        self: &Arc<Self>,
+        h: &Handle,
+        def: &Domain,
+        iface: Interface,
+    ) -> Result<()> {
+        let conn = self.shim_conn(h)?;
+        // The port's owner is the domain; the interface alone is what is plugged.
+        let mut one = def.clone();
+        one.devices.interfaces = vec![iface];
+        let port = crate::peers::interface_port(&mut one, 0, self.peers.get()).await?;
+        let Some(iface) = one.devices.interfaces.pop() else {
+            return Err(DriverError::Internal("interface vanished".into()));
+        };
+        let (port_ref, fds) = match port {
+            Some((r, p)) => (Some(r), vec![p.fd]),
+            None => (None, Vec::new()),
+        };
+        let args = ShimAttachArgs {
+            xml: vireo_xml::format_root(&iface, "interface"),
+            flags: 0,
+        };
+        let r: std::result::Result<(ShimAttachRet, _), CallError> = if fds.is_empty() {
+            conn.call_fds(
+                VIREO_PROGRAM,
+                VIREO_VERSION,
+                vprocs::SHIM_ATTACH_DEVICE,
+                &args,
+            )
+            .await
+        } else {
+            conn.call_sending_fds(
+                VIREO_PROGRAM,
+                VIREO_VERSION,
+                vprocs::SHIM_ATTACH_DEVICE,
+                &args,
+                fds,
+            )
+            .await
+        };
+        let alias = match r {
+            Ok((ret, _)) => ret.alias,
+            Err(e) => {
+                if let Some(r) = port_ref {
+                    crate::peers::release_ports(&[r], self.peers.get()).await;
+                }
+                return Err(shim_error(e));
+            }
+        };
+        if let Some(r) = port_ref {
+            // Stopped meanwhile: the port goes back.
+            let leftover = {
+                let mut reg = self.write();
+                match reg.by_uuid.get_mut(&h.uuid).filter(|o| o.active()) {
+                    Some(o) => {
+                        o.ports.push((alias.clone(), r));
+                        None
+                    }
+                    None => Some(r),
+                }
+            };
+            if let Some(r) = leftover {
+                crate::peers::release_ports(&[r], self.peers.get()).await;
+            }
+        }
+        self.publish_device(h.uuid, event::ID_DEVICE_ADDED, alias);
+        Ok(())
+    }
+
+    /// `virDomainDetachDeviceFlags`. A live detach asks the guest and waits a while; the
+    /// device goes when the guest lets it go (DEVICE_REMOVED).
+    pub async fn detach_device(self: &Arc<Self>, h: &Handle, xml: &str, flags: u32) -> Result<()> {
+        let (active, persistent, def) = self.device_target(h)?;
+        let (live, config) = targets(flags, active, persistent)?;
+        let Device::Interface(want) = parse_device(xml, "detaching")?;
+        let new_config = if config {
+            let mut d = def;
+            let n = find_interface(&d.devices.interfaces, &want)?;
+            d.devices.interfaces.remove(n);
+            Some(d)
+        } else {
+            None
+        };
+        if live {
+            let running = self.live_def(h).await?;
+            let n = find_interface(&running.devices.interfaces, &want)?;
+            let alias = running.devices.interfaces[n]
+                .alias
+                .clone()
+                .unwrap_or_else(|| format!("net{n}"));
+            let conn = self.shim_conn(h)?;
+            let _: ShimDetachRet = conn
+                .call_fds(
+                    VIREO_PROGRAM,
+                    VIREO_VERSION,
+                    vprocs::SHIM_DETACH_DEVICE,
+                    &ShimDetachArgs {
+                        alias,
+                        wait_ms: DETACH_WAIT_MS,
+                    },
+                )
+                .await
+                .map(|(r, _)| r)
+                .map_err(shim_error)?;
+        }
+        if let Some(d) = new_config {
+            self.save_config(h, d)?;
+        }
+        Ok(())
+    }
+
+    /// `virDomainUpdateDeviceFlags`: nothing can be updated yet.
+    pub async fn update_device(self: &Arc<Self>, h: &Handle, xml: &str, flags: u32) -> Result<()> {
+        let (active, persistent, _) = self.device_target(h)?;
+        targets(flags & !affect::FORCE, active, persistent)?;
+        match root_name(xml) {
+            Some(name) if !name.is_empty() => Err(DriverError::ConfigUnsupported(format!(
+                "updating <{name}> devices is not supported by Vireo yet"
+            ))),
+            _ => Err(DriverError::XmlInvalid(
+                "the device XML has no element".into(),
+            )),
+        }
+    }
+
+    /// The shim says the guest let a device go: its port goes back, clients hear of it.
+    pub(crate) fn device_removed(&self, uuid: [u8; 16], alias: String) {
+        let port = {
+            let mut reg = self.write();
+            reg.by_uuid.get_mut(&uuid).and_then(|o| {
+                let i = o.ports.iter().position(|(a, _)| *a == alias)?;
+                Some(o.ports.remove(i).1)
+            })
+        };
+        if let (Some(port), Some(peers), Ok(rt)) = (
+            port,
+            self.peers.get().cloned(),
+            tokio::runtime::Handle::try_current(),
+        ) {
+            rt.spawn(async move {
+                crate::peers::release_ports(&[port], Some(&peers)).await;
+            });
+        }
+        self.publish_device(uuid, event::ID_DEVICE_REMOVED, alias);
+    }
+
+    pub(crate) fn publish_device(&self, uuid: [u8; 16], event_id: i32, alias: String) {
+        let dom = {
+            let reg = self.read();
+            match reg.by_uuid.get(&uuid) {
+                Some(o) => o.handle(),
+                None => return,
+            }
+        };
+        self.device_events.publish(DeviceEvent {
+            dom,
+            event_id,
+            alias,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_names() {
+        assert_eq!(root_name("<interface type='user'/>"), Some("interface"));
+        assert_eq!(
+            root_name("<?xml version='1.0'?>\n<!-- x --> <disk type='file'>"),
+            Some("disk")
+        );
+        assert_eq!(root_name("<hostdev>"), Some("hostdev"));
+        assert_eq!(root_name("nothing"), None);
+    }
+
+    #[test]
+    fn flags_pick_the_definitions() {
+        assert_eq!(targets(0, true, true).unwrap(), (true, false));
+        assert_eq!(targets(0, false, true).unwrap(), (false, true));
+        assert_eq!(targets(3, true, true).unwrap(), (true, true));
+        assert!(targets(1, false, true).is_err());
+        assert!(targets(2, true, false).is_err());
+        assert!(targets(8, true, true).is_err());
+    }
+
+    #[test]
+    fn interfaces_are_found_by_mac() {
+        let i = |mac: &str| -> Interface {
+            vireo_xml::parse_root(
+                &format!("<interface type='user'><mac address='{mac}'/></interface>"),
+                "interface",
+            )
+            .unwrap()
+        };
+        let list = vec![i("52:54:00:00:00:01"), i("52:54:00:00:00:02")];
+        assert_eq!(find_interface(&list, &i("52:54:00:00:00:02")).unwrap(), 1);
+        let e = find_interface(&list, &i("52:54:00:00:00:03")).unwrap_err();
+        assert!(matches!(e, DriverError::DeviceMissing(_)), "{e}");
+        let any: Interface =
+            vireo_xml::parse_root("<interface type='user'/>", "interface").unwrap();
+        assert!(find_interface(&list, &any).is_err());
+        assert_eq!(find_interface(&list[..1], &any).unwrap(), 0);
+    }
+}
