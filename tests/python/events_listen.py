@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Prints every domain lifecycle event as 'NAME EVENT DETAIL', one per line, until killed.
 
-argv[1] is the URI. Prints 'LISTENING' once registered, so the caller can go on.
+argv[1] is the URI; with argv[2] 'devices' it prints device events instead, as
+'NAME device-added|device-removed|device-removal-failed ALIAS'. Prints 'LISTENING' once
+registered, so the caller can go on.
 """
 import sys
 import threading
@@ -16,7 +18,22 @@ def cb(_conn, dom, event, detail, _opaque):
     print(dom.name(), event, detail, flush=True)
 
 
-conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, cb, None)
+def device_cb(what):
+    def f(_conn, dom, alias, _opaque):
+        print(dom.name(), what, alias, flush=True)
+
+    return f
+
+
+if sys.argv[2:] == ["devices"]:
+    for eid, what in [
+        (libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED, "device-added"),
+        (libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, "device-removed"),
+        (libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED, "device-removal-failed"),
+    ]:
+        conn.domainEventRegisterAny(None, eid, device_cb(what), None)
+else:
+    conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, cb, None)
 print("LISTENING", flush=True)
 while True:
     libvirt.virEventRunDefaultImpl()

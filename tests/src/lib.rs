@@ -739,19 +739,25 @@ pub struct EventLog {
 impl EventLog {
     /// Domain lifecycle events: `NAME EVENT DETAIL` lines.
     pub fn start(d: &Daemon) -> EventLog {
-        EventLog::run(d, "events_listen.py")
+        EventLog::run(d, "events_listen.py", &[])
+    }
+
+    /// Domain device events: `NAME device-added|device-removed|device-removal-failed ALIAS`.
+    pub fn start_devices(d: &Daemon) -> EventLog {
+        EventLog::run(d, "events_listen.py", &["devices"])
     }
 
     /// Network lifecycle events: `network NAME defined|undefined|started|stopped` lines.
     pub fn start_networks(d: &Daemon) -> EventLog {
-        EventLog::run(d, "network_events_listen.py")
+        EventLog::run(d, "network_events_listen.py", &[])
     }
 
-    fn run(d: &Daemon, script: &str) -> EventLog {
+    fn run(d: &Daemon, script: &str, extra: &[&str]) -> EventLog {
         let script = tests_dir().join("python").join(script);
         let mut child = Command::new(python3())
             .arg(script)
             .arg(d.uri())
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
@@ -869,4 +875,48 @@ pub fn shim_pid(root: &Path, name: &str) -> Option<i32> {
     let cmd = std::fs::read(format!("/proc/{ppid}/cmdline")).ok()?;
     let cmd = String::from_utf8_lossy(&cmd);
     (cmd.contains("vireo-shim") && cmd.contains(root.to_str()?)).then_some(ppid)
+}
+
+/// Runs the guest's shell through virsh console: waits for it to be ready, then types
+/// each command and waits for what it should print. Returns all it saw.
+pub fn guest_shell(d: &Daemon, name: &str, pairs: &[&str]) -> String {
+    let script = crate::tests_dir().join("python/guest_shell.py");
+    // TCG guests on a loaded machine: minutes, not seconds, for a whole session.
+    ok(&crate::run_cmd_within(
+        crate::python3(),
+        &[&[script.to_str().unwrap(), &d.uri(), name], pairs].concat(),
+        400,
+    ))
+}
+
+/// The address the guest's card got, from its `VIREO-GUEST-NET eth0 MAC IP` line.
+pub fn guest_ip(seen: &str, mac: &str) -> String {
+    seen.lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 4 && f[0] == "VIREO-GUEST-NET" && f[2] == mac).then(|| f[3].to_string())
+        })
+        .filter(|ip| ip != "none")
+        .unwrap_or_else(|| panic!("no address for {mac} in:\n{seen}"))
+}
+
+/// Pings `ip` from the namespace's host side, up to four times, until it answers.
+pub fn host_ping(d: &Daemon, ip: &str) {
+    for _ in 0..3 {
+        if d.netns
+            .as_ref()
+            .expect("a namespace of the test's own")
+            .run("busybox", &["ping", "-c", "1", "-W", "5", ip])
+            .status
+            .success()
+        {
+            return;
+        }
+    }
+    in_ns(d, "busybox", &["ping", "-c", "1", "-W", "5", ip]);
+}
+
+/// A guest shell command that pings `ip` up to eight times, succeeding on the first answer.
+pub fn tries(ip: &str) -> String {
+    format!("for i in 1 2 3 4 5 6 7 8; do ping -c 1 -W 5 {ip} >/dev/null && break; done")
 }

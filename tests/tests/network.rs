@@ -2,7 +2,10 @@
 //! own network namespace: bridges, firewall tables, dnsmasq and DHCP clients never touch
 //! the machine's network.
 
-use vireo_tests::{dhcp_client, fails, in_ns, ok, validate, write_file, Daemon, Layout};
+use vireo_tests::{
+    dhcp_client, fails, guest_ip, guest_shell, host_ping, in_ns, ok, tries, validate, write_file,
+    Daemon, Layout,
+};
 
 const NAT: &str = "<network><name>vnat</name><forward mode='nat'/>\
     <bridge name='vbr-nat'/><domain name='vnat.test' localOnly='yes'/>\
@@ -302,29 +305,6 @@ fn guest_on(d: &Daemon, name: &str, network: &str, mac: &str) -> String {
     write_file(d, &format!("{name}.xml"), &xml)
 }
 
-/// Runs the guest's shell through virsh console: waits for it to be ready, then types
-/// each command and waits for what it should print. Returns all it saw.
-fn guest_shell(d: &Daemon, name: &str, pairs: &[&str]) -> String {
-    let script = vireo_tests::tests_dir().join("python/guest_shell.py");
-    // TCG guests on a loaded machine: minutes, not seconds, for a whole session.
-    ok(&vireo_tests::run_cmd_within(
-        vireo_tests::python3(),
-        &[&[script.to_str().unwrap(), &d.uri(), name], pairs].concat(),
-        400,
-    ))
-}
-
-/// The address the guest's card got, from its `VIREO-GUEST-NET eth0 MAC IP` line.
-fn guest_ip(seen: &str, mac: &str) -> String {
-    seen.lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() == 4 && f[0] == "VIREO-GUEST-NET" && f[2] == mac).then(|| f[3].to_string())
-        })
-        .filter(|ip| ip != "none")
-        .unwrap_or_else(|| panic!("no address for {mac} in:\n{seen}"))
-}
-
 /// Two TCG guests on one NAT network: the QEMU driver gets each a port and its tap from
 /// the network driver (the tap as a descriptor); the guests get leases from our dnsmasq
 /// and reach each other, the gateway and the namespace's host side; a stopped guest's
@@ -493,27 +473,6 @@ fn guests_keep_their_network_when_networkd_dies(layout: Layout) {
     assert!(!l.contains("vbr-nat") && !l.contains("vnet"), "{l}");
     assert!(!ruleset(&d).contains("vireo-"), "{}", ruleset(&d));
     assert!(dnsmasqs(&d).is_empty());
-}
-
-/// Pings `ip` from the namespace's host side, up to four times, until it answers.
-fn host_ping(d: &Daemon, ip: &str) {
-    for _ in 0..3 {
-        if d.netns
-            .as_ref()
-            .expect("a namespace of the test's own")
-            .run("busybox", &["ping", "-c", "1", "-W", "5", ip])
-            .status
-            .success()
-        {
-            return;
-        }
-    }
-    in_ns(d, "busybox", &["ping", "-c", "1", "-W", "5", ip]);
-}
-
-/// A guest shell command that pings `ip` up to eight times, succeeding on the first answer.
-fn tries(ip: &str) -> String {
-    format!("for i in 1 2 3 4 5 6 7 8; do ping -c 1 -W 5 {ip} >/dev/null && break; done")
 }
 
 /// Two TCG guests with fixed addresses (static DHCP hosts), one with `clean-traffic`: the

@@ -1,0 +1,191 @@
+//! Devices attached to and detached from domains with the real virsh: interfaces on a NAT
+//! network, on a host bridge and user-mode ones, plugged into a running TCG guest (which
+//! sees them come and go) and into the definition. Inside the test's own network
+//! namespace.
+
+use vireo_tests::{
+    fails, guest_shell, host_ping, in_ns, ok, tries, write_file, Daemon, EventLog, Layout,
+};
+
+const NAT: &str = "<network><name>vnat</name><forward mode='nat'/>\
+    <bridge name='vbr-nat'/>\
+    <ip address='10.77.0.1' netmask='255.255.255.0'>\
+    <dhcp><range start='10.77.0.100' end='10.77.0.199'/></dhcp></ip></network>";
+
+/// The guest shell command that waits for card `dev` to appear, asks for an address and
+/// pings the gateway, printing `tag` when all of that worked.
+fn bring_up(dev: &str, tag: &str) -> String {
+    format!(
+        "i=0; while [ ! -e /sys/class/net/{dev} ] && [ $i -lt 120 ]; do sleep 1; i=$((i+1)); done; \
+         ip link set {dev} up; udhcpc -i {dev} -n -q -t 8 -T 2 -s /etc/udhcpc.script >/dev/null 2>&1; \
+         echo ADDR-{dev}-$(cat /run/ip.{dev}); {} && echo {tag}",
+        tries("10.77.0.1")
+    )
+}
+
+/// The address the guest printed for `dev` (`ADDR-dev-IP`).
+fn addr_of(seen: &str, dev: &str) -> String {
+    let key = format!("ADDR-{dev}-");
+    seen.lines()
+        .find_map(|l| l.trim().strip_prefix(&key).map(str::to_string))
+        .filter(|ip| !ip.is_empty())
+        .unwrap_or_else(|| panic!("no address for {dev} in:\n{seen}"))
+}
+
+fn ports(d: &Daemon) -> usize {
+    ok(&d.virsh(&["net-port-list", "vnat", "--uuid"]))
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count()
+}
+
+/// A running guest gets an interface on a NAT network, one on a host bridge (also in its
+/// definition) and a user-mode one; it sees them, gets a lease on the first two and reaches
+/// the gateway. DEVICE_ADDED for each. Detaching asks the guest: the card goes, its port and
+/// tap go back, DEVICE_REMOVED comes; a config detach changes only the definition. Bad
+/// calls are refused with libvirt's errors, nothing left behind.
+fn interfaces_come_and_go(layout: Layout) {
+    let d = Daemon::start_in(layout);
+    let f = write_file(&d, "vnat.xml", NAT);
+    ok(&d.virsh(&["net-define", &f]));
+    ok(&d.virsh(&["net-start", "vnat"]));
+    let g = write_file(&d, "vm1.xml", &vireo_tests::guest_xml("vm1"));
+    ok(&d.virsh(&["define", &g]));
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    let mut ev = EventLog::start_devices(&d);
+    guest_shell(&d, "vm1", &["--resume"]);
+
+    // On the network, live.
+    let on_net = write_file(
+        &d,
+        "if-net.xml",
+        "<interface type='network'><mac address='52:54:00:77:00:51'/>\
+         <source network='vnat'/><model type='virtio'/></interface>",
+    );
+    let out = ok(&d.virsh(&["attach-device", "vm1", &on_net, "--live"]));
+    assert!(out.contains("Device attached successfully"), "{out}");
+    ev.wait_for("vm1 device-added net0");
+    let live = ok(&d.virsh(&["dumpxml", "vm1"]));
+    assert!(live.contains("<alias name='net0'/>"), "{live}");
+    assert!(live.contains("portid='"), "{live}");
+    assert_eq!(ports(&d), 1);
+    let tap = live
+        .split("<target dev='")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(tap.starts_with("vnet"), "{live}");
+    assert!(!ok(&d.virsh(&["dumpxml", "--inactive", "vm1"])).contains("52:54:00:77:00:51"));
+
+    // On the host's bridge, live and in the definition; user-mode, live.
+    let on_bridge = write_file(
+        &d,
+        "if-br.xml",
+        "<interface type='bridge'><mac address='52:54:00:77:00:52'/>\
+         <source bridge='vbr-nat'/><model type='virtio'/></interface>",
+    );
+    ok(&d.virsh(&["attach-device", "vm1", &on_bridge, "--live", "--config"]));
+    ev.wait_for("vm1 device-added net1");
+    let user = write_file(
+        &d,
+        "if-user.xml",
+        "<interface type='user'><mac address='52:54:00:77:00:53'/><model type='virtio'/></interface>",
+    );
+    ok(&d.virsh(&["attach-device", "vm1", &user]));
+    ev.wait_for("vm1 device-added net2");
+    let inactive = ok(&d.virsh(&["dumpxml", "--inactive", "vm1"]));
+    assert!(inactive.contains("52:54:00:77:00:52"), "{inactive}");
+    assert!(!inactive.contains("52:54:00:77:00:53"), "{inactive}");
+
+    // The guest sees the cards, and the first two get leases and reach the gateway.
+    let seen = guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--running",
+            &bring_up("eth0", "HOT0-$((40+2))"),
+            "HOT0-42",
+            &bring_up("eth1", "HOT1-$((40+2))"),
+            "HOT1-42",
+            "i=0; while [ ! -e /sys/class/net/eth2 ] && [ $i -lt 120 ]; do sleep 1; i=$((i+1)); done; \
+             echo THIRD-$(cat /sys/class/net/eth2/address)",
+            "THIRD-52:54:00:77:00:53",
+        ],
+    );
+    let ip0 = addr_of(&seen, "eth0");
+    host_ping(&d, &ip0);
+    host_ping(&d, &addr_of(&seen, "eth1"));
+
+    // Detach the network card: the guest lets it go, the port and tap go back.
+    let out = ok(&d.virsh(&["detach-device", "vm1", &on_net, "--live"]));
+    assert!(out.contains("Device detached successfully"), "{out}");
+    ev.wait_for("vm1 device-removed net0");
+    let t0 = std::time::Instant::now();
+    while ports(&d) != 0 || in_ns(&d, "ip", &["-br", "link"]).contains(&format!("{tap} ")) {
+        assert!(
+            t0.elapsed().as_secs() < 30,
+            "the port or tap of net0 stayed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let live = ok(&d.virsh(&["dumpxml", "vm1"]));
+    assert!(!live.contains("52:54:00:77:00:51"), "{live}");
+    guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--running",
+            "[ -e /sys/class/net/eth0 ] || echo GONE-$((1+1))",
+            "GONE-2",
+        ],
+    );
+
+    // The bridge card from the definition only: the guest keeps it.
+    ok(&d.virsh(&["detach-device", "vm1", &on_bridge, "--config"]));
+    assert!(!ok(&d.virsh(&["dumpxml", "--inactive", "vm1"])).contains("52:54:00:77:00:52"));
+    assert!(ok(&d.virsh(&["dumpxml", "vm1"])).contains("52:54:00:77:00:52"));
+
+    // Refusals.
+    let e = fails(&d.virsh(&["detach-device", "vm1", &on_net, "--live"]));
+    assert!(
+        e.contains("device not found") && e.contains("52:54:00:77:00:51"),
+        "{e}"
+    );
+    let disk = write_file(
+        &d,
+        "disk.xml",
+        "<disk type='file'><source file='/nonexistent'/><target dev='vdb'/></disk>",
+    );
+    let e = fails(&d.virsh(&["attach-device", "vm1", &disk, "--live"]));
+    assert!(e.contains("not supported by Vireo yet"), "{e}");
+    let nowhere = write_file(
+        &d,
+        "if-nowhere.xml",
+        "<interface type='network'><source network='nowhere'/><model type='virtio'/></interface>",
+    );
+    let links = in_ns(&d, "ip", &["-br", "link"]);
+    let e = fails(&d.virsh(&["attach-device", "vm1", &nowhere, "--live"]));
+    assert!(e.contains("nowhere"), "{e}");
+    assert_eq!(in_ns(&d, "ip", &["-br", "link"]), links);
+    ok(&d.virsh(&["destroy", "vm1"]));
+    // Hotplug semantics without flags (libvirt's virDomainAttachDevice): live only.
+    let e = fails(&d.virsh(&["attach-device", "vm1", &user]));
+    assert!(e.contains("domain is not running"), "{e}");
+    // With the domain shut off, the current definition is the one changed.
+    ok(&d.virsh(&["attach-device", "vm1", &user, "--current"]));
+    assert!(ok(&d.virsh(&["dumpxml", "vm1"])).contains("52:54:00:77:00:53"));
+    let t0 = std::time::Instant::now();
+    while ok(&d.virsh(&["net-port-list", "vnat", "--uuid"])).trim() != ""
+        || in_ns(&d, "ip", &["-br", "link"]).contains("vnet")
+    {
+        assert!(
+            t0.elapsed().as_secs() < 30,
+            "a port or tap outlived the guest"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    ok(&d.virsh(&["net-destroy", "vnat"]));
+}
+
+vireo_tests::in_every_layout!(interfaces_come_and_go);
