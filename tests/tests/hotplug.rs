@@ -1,7 +1,7 @@
 //! Devices attached to and detached from domains with the real virsh: interfaces on a NAT
-//! network, on a host bridge and user-mode ones, plugged into a running TCG guest (which
-//! sees them come and go) and into the definition. Inside the test's own network
-//! namespace.
+//! network, on a host bridge and user-mode ones, and virtio disks (a file, a storage
+//! volume), plugged into a running TCG guest (which sees them come and go) and into the
+//! definition. Inside the test's own network namespace.
 
 use vireo_tests::{
     fails, guest_shell, host_ping, in_ns, ok, tries, write_file, Daemon, EventLog, Layout,
@@ -152,12 +152,8 @@ fn interfaces_come_and_go(layout: Layout) {
         e.contains("device not found") && e.contains("52:54:00:77:00:51"),
         "{e}"
     );
-    let disk = write_file(
-        &d,
-        "disk.xml",
-        "<disk type='file'><source file='/nonexistent'/><target dev='vdb'/></disk>",
-    );
-    let e = fails(&d.virsh(&["attach-device", "vm1", &disk, "--live"]));
+    let sound = write_file(&d, "sound.xml", "<sound model='ich9'/>");
+    let e = fails(&d.virsh(&["attach-device", "vm1", &sound, "--live"]));
     assert!(e.contains("not supported by Vireo yet"), "{e}");
     let nowhere = write_file(
         &d,
@@ -188,4 +184,143 @@ fn interfaces_come_and_go(layout: Layout) {
     ok(&d.virsh(&["net-destroy", "vnat"]));
 }
 
-vireo_tests::in_every_layout!(interfaces_come_and_go);
+/// The guest shell command that waits for disk `dev` and prints its first 16 bytes.
+fn read_disk(dev: &str) -> String {
+    format!(
+        "i=0; while [ ! -e /sys/block/{dev} ] && [ $i -lt 120 ]; do sleep 1; i=$((i+1)); done; \
+         echo DISK-{dev}-$(dd if=/dev/{dev} bs=16 count=1 2>/dev/null)"
+    )
+}
+
+/// Writes `marker` at the start of the image `path` (1 MiB, made if missing).
+fn mark(path: &std::path::Path, marker: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .unwrap();
+    f.write_all(marker.as_bytes()).unwrap();
+    f.set_len(1 << 20).unwrap();
+}
+
+/// A running guest gets a virtio disk from a file and one from a storage volume (the live
+/// XML shows the volume), reads them, and loses the first when it is detached (its block
+/// nodes go, DEVICE_REMOVED comes). Config attach and detach change the definition only;
+/// what cannot be hot-plugged is refused.
+fn disks_come_and_go(layout: Layout) {
+    let d = Daemon::start_in(layout);
+    let g = write_file(&d, "vm1.xml", &vireo_tests::guest_xml("vm1"));
+    ok(&d.virsh(&["define", &g]));
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    let mut ev = EventLog::start_devices(&d);
+    guest_shell(&d, "vm1", &["--resume"]);
+
+    let img = d.root.join("hot.img");
+    mark(&img, "VIREOHOTFILE0001");
+    let file_disk = write_file(
+        &d,
+        "disk-file.xml",
+        &format!(
+            "<disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+             <source file='{}'/><target dev='vdb' bus='virtio'/></disk>",
+            img.display()
+        ),
+    );
+    let out = ok(&d.virsh(&["attach-device", "vm1", &file_disk, "--live"]));
+    assert!(out.contains("Device attached successfully"), "{out}");
+    ev.wait_for("vm1 device-added virtio-disk1");
+
+    ok(&d.virsh(&["vol-create-as", "default", "hot2.img", "1M"]));
+    mark(
+        &d.root.join("var/lib/vireo/images/hot2.img"),
+        "VIREOHOTVOLUME02",
+    );
+    let vol_disk = write_file(
+        &d,
+        "disk-vol.xml",
+        "<disk type='volume' device='disk'><driver name='qemu' type='raw'/>\
+         <source pool='default' volume='hot2.img'/><target dev='vdc' bus='virtio'/></disk>",
+    );
+    ok(&d.virsh(&["attach-device", "vm1", &vol_disk, "--live", "--config"]));
+    ev.wait_for("vm1 device-added virtio-disk2");
+    let live = ok(&d.virsh(&["dumpxml", "vm1"]));
+    assert!(
+        live.contains("<source pool='default' volume='hot2.img'/>"),
+        "{live}"
+    );
+    assert!(live.contains("<alias name='virtio-disk2'/>"), "{live}");
+    let inactive = ok(&d.virsh(&["dumpxml", "--inactive", "vm1"]));
+    assert!(
+        inactive.contains("hot2.img") && !inactive.contains("hot.img'"),
+        "{inactive}"
+    );
+
+    // The guest names its disks in the order they came (it had none): vda, vdb.
+    guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--running",
+            &read_disk("vda"),
+            "DISK-vda-VIREOHOTFILE0001",
+            &read_disk("vdb"),
+            "DISK-vdb-VIREOHOTVOLUME02",
+        ],
+    );
+
+    // Detach the file disk: the guest lets it go.
+    ok(&d.virsh(&["detach-device", "vm1", &file_disk, "--live"]));
+    ev.wait_for("vm1 device-removed virtio-disk1");
+    assert!(!ok(&d.virsh(&["dumpxml", "vm1"])).contains("hot.img'"));
+    guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--running",
+            "[ -e /sys/block/vda ] || echo NO-VDA-$((1+1))",
+            "NO-VDA-2",
+        ],
+    );
+    // Attached again: the same target, new block nodes.
+    ok(&d.virsh(&["attach-device", "vm1", &file_disk, "--live"]));
+    ev.wait_for("vm1 device-added virtio-disk1");
+
+    // The volume disk from the definition only.
+    ok(&d.virsh(&["detach-device", "vm1", &vol_disk, "--config"]));
+    assert!(!ok(&d.virsh(&["dumpxml", "--inactive", "vm1"])).contains("hot2.img"));
+    assert!(ok(&d.virsh(&["dumpxml", "vm1"])).contains("hot2.img"));
+
+    // Refusals.
+    let e = fails(&d.virsh(&["attach-device", "vm1", &vol_disk, "--live"]));
+    assert!(e.contains("target vdc already exists"), "{e}");
+    let sata = write_file(
+        &d,
+        "disk-sata.xml",
+        &format!(
+            "<disk type='file' device='disk'><source file='{}'/>\
+             <target dev='sdb' bus='sata'/></disk>",
+            img.display()
+        ),
+    );
+    let e = fails(&d.virsh(&["attach-device", "vm1", &sata, "--live"]));
+    assert!(e.contains("only virtio disks can be hot-plugged"), "{e}");
+    let gone = write_file(
+        &d,
+        "disk-gone.xml",
+        "<disk type='file'><source file='/x'/><target dev='vdz'/></disk>",
+    );
+    let e = fails(&d.virsh(&["detach-device", "vm1", &gone, "--live"]));
+    assert!(e.contains("disk vdz not found"), "{e}");
+    let missing = write_file(
+        &d,
+        "disk-missing.xml",
+        "<disk type='volume'><source pool='default' volume='nope.img'/><target dev='vdd'/></disk>",
+    );
+    let e = fails(&d.virsh(&["attach-device", "vm1", &missing, "--live"]));
+    assert!(e.contains("nope.img"), "{e}");
+    ok(&d.virsh(&["destroy", "vm1"]));
+}
+
+vireo_tests::in_every_layout!(interfaces_come_and_go, disks_come_and_go);

@@ -96,8 +96,11 @@ xdr_struct! {
 
 xdr_struct! {
     pub struct ShimAttachArgs {
-        /// The device's XML (`<interface>`), as the live definition is to show it.
+        /// The device's XML (`<interface>`, `<disk>`), as QEMU is to use it.
         pub xml: String,
+        /// The device as the live definition is to show it, when that differs (a disk
+        /// given as a storage volume).
+        pub shown: Option<String>,
         pub flags: u32,
     }
 }

@@ -15,7 +15,7 @@ use vireo_proto::vireo::{
     VIREO_VERSION,
 };
 use vireo_rpc::client::{CallError, Connection};
-use vireo_xml::{Domain, Interface, XmlError};
+use vireo_xml::{Disk, DiskType, Domain, Interface, XmlError};
 
 use crate::driver::{no_domain_uuid, QemuDriver};
 
@@ -26,6 +26,7 @@ const DETACH_WAIT_MS: u32 = 5_000;
 /// A device as a device call gives it.
 enum Device {
     Interface(Box<Interface>),
+    Disk(Box<Disk>),
 }
 
 /// The element name of a device's XML (`disk`, `interface`, …).
@@ -62,6 +63,9 @@ fn parse_device(xml: &str, verb: &str) -> Result<Device> {
     match root_name(xml) {
         Some("interface") => Ok(Device::Interface(Box::new(
             vireo_xml::parse_root(xml, "interface").map_err(xml_error)?,
+        ))),
+        Some("disk") => Ok(Device::Disk(Box::new(
+            vireo_xml::parse_root(xml, "disk").map_err(xml_error)?,
         ))),
         Some(other) if !other.is_empty() => Err(DriverError::ConfigUnsupported(format!(
             "{verb} <{other}> devices is not supported by Vireo yet"
@@ -123,6 +127,14 @@ fn find_interface(ifaces: &[Interface], want: &Interface) -> Result<usize> {
     }
 }
 
+/// The disk of `disks` with `want`'s target.
+fn find_disk(disks: &[Disk], want: &Disk) -> Result<usize> {
+    disks
+        .iter()
+        .position(|d| d.target.dev == want.target.dev)
+        .ok_or_else(|| DriverError::DeviceMissing(format!("disk {} not found", want.target.dev)))
+}
+
 fn shim_error(e: CallError) -> DriverError {
     match e {
         CallError::Remote(r) => DriverError::Peer(Box::new(r)),
@@ -141,11 +153,8 @@ impl QemuDriver {
         Ok((o.active(), o.persistent, o.def.clone()))
     }
 
-    /// Writes a changed persistent definition (checked first: it must still start).
+    /// Writes a changed persistent definition (checked at start, as a defined one is).
     fn save_config(&self, h: &Handle, def: Domain) -> Result<()> {
-        crate::cmdline::check(&def, self.caps()).map_err(|e| {
-            DriverError::ConfigUnsupported(e.to_string().replace("unsupported configuration: ", ""))
-        })?;
         let mut reg = self.write();
         let o = reg
             .by_uuid
@@ -184,30 +193,89 @@ impl QemuDriver {
     pub async fn attach_device(self: &Arc<Self>, h: &Handle, xml: &str, flags: u32) -> Result<()> {
         let (active, persistent, def) = self.device_target(h)?;
         let (live, config) = targets(flags, active, persistent)?;
-        let Device::Interface(mut iface) = parse_device(xml, "attaching")?;
-        if iface.mac.is_none() {
-            let b = *uuid::Uuid::new_v4().as_bytes();
-            iface.mac = Some(vireo_xml::format_mac(&[0x52, 0x54, 0x00, b[0], b[1], b[2]]));
-        }
-        let new_config = if config {
-            let mut d = def.clone();
-            if d.devices.interfaces.iter().any(|i| i.mac == iface.mac) {
-                return Err(DriverError::OperationInvalid(format!(
-                    "an interface with MAC address {} is already present",
-                    iface.mac.as_deref().unwrap_or_default()
-                )));
+        let dev = parse_device(xml, "attaching")?;
+        let mut new_config = config.then(|| def.clone());
+        match dev {
+            Device::Interface(mut iface) => {
+                if iface.mac.is_none() {
+                    let b = *uuid::Uuid::new_v4().as_bytes();
+                    iface.mac = Some(vireo_xml::format_mac(&[0x52, 0x54, 0x00, b[0], b[1], b[2]]));
+                }
+                if let Some(d) = &mut new_config {
+                    if d.devices.interfaces.iter().any(|i| i.mac == iface.mac) {
+                        return Err(DriverError::OperationInvalid(format!(
+                            "an interface with MAC address {} is already present",
+                            iface.mac.as_deref().unwrap_or_default()
+                        )));
+                    }
+                    d.devices.interfaces.push((*iface).clone());
+                }
+                if live {
+                    self.attach_live(h, &def, *iface).await?;
+                }
             }
-            d.devices.interfaces.push((*iface).clone());
-            Some(d)
-        } else {
-            None
-        };
-        if live {
-            self.attach_live(h, &def, *iface).await?;
+            Device::Disk(disk) => {
+                if let Some(d) = &mut new_config {
+                    if d.devices
+                        .disks
+                        .iter()
+                        .any(|x| x.target.dev == disk.target.dev)
+                    {
+                        return Err(DriverError::OperationFailed(format!(
+                            "target {} already exists",
+                            disk.target.dev
+                        )));
+                    }
+                    d.devices.disks.push((*disk).clone());
+                }
+                if live {
+                    self.attach_disk_live(h, &def, *disk).await?;
+                }
+            }
         }
         if let Some(d) = new_config {
             self.save_config(h, d)?;
         }
+        Ok(())
+    }
+
+    /// Plugs a disk into the running VM: a volume becomes its file through the storage
+    /// driver, and the live XML goes on showing the volume.
+    async fn attach_disk_live(
+        self: &Arc<Self>,
+        h: &Handle,
+        def: &Domain,
+        disk: Disk,
+    ) -> Result<()> {
+        let conn = self.shim_conn(h)?;
+        if disk.encryption.is_some() {
+            return Err(DriverError::ConfigUnsupported(format!(
+                "<disk> '{}': hot-plugging an encrypted disk is not supported by Vireo yet",
+                disk.target.dev
+            )));
+        }
+        let mut one = def.clone();
+        one.devices.disks = vec![disk.clone()];
+        let resolved = crate::peers::resolve(&one, self.peers.get()).await?;
+        let Some(run) = resolved.devices.disks.into_iter().next() else {
+            return Err(DriverError::Internal("disk vanished".into()));
+        };
+        let args = ShimAttachArgs {
+            xml: vireo_xml::format_root(&run, "disk"),
+            shown: (disk.disk_type == DiskType::Volume)
+                .then(|| vireo_xml::format_root(&disk, "disk")),
+            flags: 0,
+        };
+        let (ret, _): (ShimAttachRet, _) = conn
+            .call_fds(
+                VIREO_PROGRAM,
+                VIREO_VERSION,
+                vprocs::SHIM_ATTACH_DEVICE,
+                &args,
+            )
+            .await
+            .map_err(shim_error)?;
+        self.publish_device(h.uuid, event::ID_DEVICE_ADDED, ret.alias);
         Ok(())
     }
 
@@ -233,6 +301,7 @@ impl QemuDriver {
         };
         let args = ShimAttachArgs {
             xml: vireo_xml::format_root(&iface, "interface"),
+            shown: None,
             flags: 0,
         };
         let r: std::result::Result<(ShimAttachRet, _), CallError> = if fds.is_empty() {
@@ -287,22 +356,42 @@ impl QemuDriver {
     pub async fn detach_device(self: &Arc<Self>, h: &Handle, xml: &str, flags: u32) -> Result<()> {
         let (active, persistent, def) = self.device_target(h)?;
         let (live, config) = targets(flags, active, persistent)?;
-        let Device::Interface(want) = parse_device(xml, "detaching")?;
+        let dev = parse_device(xml, "detaching")?;
         let new_config = if config {
             let mut d = def;
-            let n = find_interface(&d.devices.interfaces, &want)?;
-            d.devices.interfaces.remove(n);
+            match &dev {
+                Device::Interface(want) => {
+                    let n = find_interface(&d.devices.interfaces, want)?;
+                    d.devices.interfaces.remove(n);
+                }
+                Device::Disk(want) => {
+                    let n = find_disk(&d.devices.disks, want)?;
+                    d.devices.disks.remove(n);
+                }
+            }
             Some(d)
         } else {
             None
         };
         if live {
             let running = self.live_def(h).await?;
-            let n = find_interface(&running.devices.interfaces, &want)?;
-            let alias = running.devices.interfaces[n]
-                .alias
-                .clone()
-                .unwrap_or_else(|| format!("net{n}"));
+            let alias = match &dev {
+                Device::Interface(want) => {
+                    let n = find_interface(&running.devices.interfaces, want)?;
+                    running.devices.interfaces[n]
+                        .alias
+                        .clone()
+                        .unwrap_or_else(|| format!("net{n}"))
+                }
+                Device::Disk(want) => {
+                    let n = find_disk(&running.devices.disks, want)?;
+                    let d = &running.devices.disks[n];
+                    d.alias
+                        .clone()
+                        .or_else(|| crate::cmdline::disk_alias(d))
+                        .unwrap_or_default()
+                }
+            };
             let conn = self.shim_conn(h)?;
             let _: ShimDetachRet = conn
                 .call_fds(

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 use serde_json::{json, Value};
 use vireo_proto::remote::{procs, state};
-use vireo_xml::{Interface, InterfaceType};
+use vireo_xml::{Disk, Interface, InterfaceType};
 
 use crate::vm::{OpFailed, OpInvalid, Vm};
 
@@ -30,6 +30,40 @@ impl Nic {
     pub fn alias(&self) -> &str {
         self.def.alias.as_deref().unwrap_or(&self.id)
     }
+}
+
+/// A disk of the running VM.
+#[derive(Debug, Clone)]
+pub struct LiveDisk {
+    /// As the live XML shows it (a volume disk as its volume).
+    pub shown: Disk,
+    /// The device's id.
+    pub id: String,
+    /// Its block nodes are `libvirt-{node}-…`.
+    pub node: usize,
+    pub removing: bool,
+}
+
+impl LiveDisk {
+    pub fn alias(&self) -> &str {
+        self.shown.alias.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// The disks QEMU was started with (`shown` as the live XML shows them), with the ids and
+/// node names the command line gives them.
+pub fn initial_disks(shown: &[Disk]) -> Vec<LiveDisk> {
+    let count = shown.len();
+    shown
+        .iter()
+        .enumerate()
+        .map(|(i, d)| LiveDisk {
+            shown: d.clone(),
+            id: vireo_qemu::cmdline::disk_alias(d).unwrap_or_else(|| format!("disk{i}")),
+            node: count - i,
+            removing: false,
+        })
+        .collect()
 }
 
 /// A device the call names is not there.
@@ -141,20 +175,87 @@ impl Vm {
         Ok(alias)
     }
 
+    /// Hot-plugs a disk (`run` as QEMU opens it, `shown` as the live XML shows it): its
+    /// block nodes, then the device. Returns its alias. On failure QEMU is left as it was.
+    pub async fn attach_disk(&self, run: Disk, shown: Disk) -> anyhow::Result<String> {
+        self.require_running()?;
+        let node = {
+            let disks = self.disks();
+            if disks.iter().any(|d| d.shown.target.dev == run.target.dev) {
+                bail!(OpInvalid(format!(
+                    "target {} already exists",
+                    run.target.dev
+                )));
+            }
+            disks.iter().map(|d| d.node).max().unwrap_or(0) + 1
+        };
+        let (nodes, device, id) = vireo_qemu::cmdline::hotplug_disk(&run, node)
+            .map_err(|e| anyhow!(OpInvalid(e.to_string())))?;
+        let qmp = self.qmp();
+        let mut added: Vec<String> = Vec::new();
+        let undo = |added: Vec<String>| async move {
+            for name in added.iter().rev() {
+                let _ = qmp
+                    .execute("blockdev-del", Some(json!({ "node-name": name })))
+                    .await;
+            }
+        };
+        for n in &nodes.nodes {
+            let obj = vireo_qemu::cmdline::node_object(n);
+            let name = obj
+                .get("node-name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if let Err(e) = qmp.execute("blockdev-add", Some(obj)).await {
+                undo(added).await;
+                bail!(OpFailed(format!("cannot open the disk's image: {e}")));
+            }
+            added.push(name);
+        }
+        if let Err(e) = qmp.execute("device_add", Some(device)).await {
+            undo(added).await;
+            bail!(OpFailed(format!("cannot add the disk: {e}")));
+        }
+        let disk = LiveDisk {
+            shown,
+            id,
+            node,
+            removing: false,
+        };
+        let alias = disk.alias().to_string();
+        self.disks().push(disk);
+        Ok(alias)
+    }
+
     /// Asks the guest to release the device with this alias and waits up to `wait` for it.
     /// True when it is gone, false when the guest has not let go yet.
     pub async fn detach(&self, alias: &str, wait: Duration) -> anyhow::Result<bool> {
         self.require_running()?;
         let id = {
             let mut nics = self.nics();
-            let Some(n) = nics
+            let mut disks = self.disks();
+            if let Some(n) = nics
                 .iter_mut()
                 .find(|n| n.alias() == alias || n.id == alias)
-            else {
+            {
+                n.removing = true;
+                n.id.clone()
+            } else if let Some(d) = disks
+                .iter_mut()
+                .find(|d| d.alias() == alias || d.id == alias)
+            {
+                if !d.id.starts_with("virtio-disk") {
+                    bail!(OpInvalid(format!(
+                        "disk '{}' is not on a hot-pluggable bus",
+                        d.shown.target.dev
+                    )));
+                }
+                d.removing = true;
+                d.id.clone()
+            } else {
                 bail!(Missing(format!("no device with alias '{alias}'")));
-            };
-            n.removing = true;
-            n.id.clone()
+            }
         };
         let mut removed = self.removed_rx();
         if let Err(e) = self
@@ -167,16 +268,20 @@ impl Vm {
                 if let Some(n) = self.nics().iter_mut().find(|n| n.id == id) {
                     n.removing = false;
                 }
+                if let Some(d) = self.disks().iter_mut().find(|d| d.id == id) {
+                    d.removing = false;
+                }
                 bail!(OpFailed(format!("cannot detach device '{alias}': {e}")));
             }
         }
-        let gone = |nics: &[Nic]| !nics.iter().any(|n| n.id == id);
-        if gone(&self.nics()) {
+        let gone =
+            || !self.nics().iter().any(|n| n.id == id) && !self.disks().iter().any(|d| d.id == id);
+        if gone() {
             return Ok(true);
         }
         let r = tokio::time::timeout(wait, async {
             while removed.changed().await.is_ok() {
-                if gone(&self.nics()) {
+                if gone() {
                     return true;
                 }
             }
@@ -192,6 +297,22 @@ impl Vm {
         let Some(id) = data.get("device").and_then(Value::as_str) else {
             return;
         };
+        let disk = {
+            let mut disks = self.disks();
+            disks
+                .iter()
+                .position(|d| d.id == id)
+                .map(|i| disks.remove(i))
+        };
+        if let Some(disk) = disk {
+            self.remove_nodes(disk.node).await;
+            self.bump_removed();
+            self.emit_device(
+                procs::DOMAIN_EVENT_CALLBACK_DEVICE_REMOVED,
+                disk.alias().to_string(),
+            );
+            return;
+        }
         let nic = {
             let mut nics = self.nics();
             let Some(i) = nics.iter().position(|n| n.id == id) else {
@@ -213,6 +334,37 @@ impl Vm {
         );
     }
 
+    /// Removes a gone disk's block nodes (`libvirt-{node}-…`), top first: the image's
+    /// format and storage nodes, then each backing layer's.
+    async fn remove_nodes(&self, node: usize) {
+        let qmp = self.qmp();
+        let present: Vec<String> = match qmp.execute("query-named-block-nodes", None).await {
+            Ok(Value::Array(a)) => a
+                .iter()
+                .filter_map(|n| n.get("node-name")?.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let prefix = format!("libvirt-{node}-");
+        let mut names = vec![format!("{prefix}format"), format!("{prefix}storage")];
+        for k in 1.. {
+            let f = format!("{prefix}b{k}-format");
+            if !present.contains(&f) {
+                break;
+            }
+            names.push(f);
+            names.push(format!("{prefix}b{k}-storage"));
+        }
+        for name in names.iter().filter(|n| present.contains(n)) {
+            if let Err(e) = qmp
+                .execute("blockdev-del", Some(json!({ "node-name": name })))
+                .await
+            {
+                eprintln!("vireo-shim: cannot remove block node {name}: {e}");
+            }
+        }
+    }
+
     /// QEMU's `DEVICE_UNPLUG_GUEST_ERROR`: the guest refused to let the device go.
     pub fn on_unplug_error(&self, data: &Value) {
         let Some(id) = data.get("device").and_then(Value::as_str) else {
@@ -220,11 +372,16 @@ impl Vm {
         };
         let alias = {
             let mut nics = self.nics();
-            let Some(n) = nics.iter_mut().find(|n| n.id == id) else {
+            let mut disks = self.disks();
+            if let Some(n) = nics.iter_mut().find(|n| n.id == id) {
+                n.removing = false;
+                n.alias().to_string()
+            } else if let Some(d) = disks.iter_mut().find(|d| d.id == id) {
+                d.removing = false;
+                d.alias().to_string()
+            } else {
                 return;
-            };
-            n.removing = false;
-            n.alias().to_string()
+            }
         };
         self.emit_device(procs::DOMAIN_EVENT_CALLBACK_DEVICE_REMOVAL_FAILED, alias);
     }

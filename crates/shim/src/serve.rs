@@ -171,7 +171,7 @@ impl Service for ShimService {
 }
 
 impl ShimService {
-    /// SHIM_ATTACH_DEVICE: an interface, with its tap when it has one.
+    /// SHIM_ATTACH_DEVICE: an interface (with its tap when it has one) or a disk.
     fn attach(self: Arc<Self>, payload: &[u8], mut fds: Vec<std::os::fd::OwnedFd>) -> Dispatch {
         let a: ShimAttachArgs = match args(payload) {
             Ok(a) => a,
@@ -182,15 +182,40 @@ impl ShimService {
                 "an interface takes one tap device",
             )));
         }
+        let xml_err = |e: vireo_xml::XmlError| {
+            Dispatch::Now(Outcome::Error(RemoteError::new(
+                code::XML_ERROR,
+                errdom::DOMAIN,
+                format!("XML error: {e}"),
+            )))
+        };
+        if a.xml.trim_start().starts_with("<disk") {
+            if !fds.is_empty() {
+                return Dispatch::Now(Outcome::Error(RemoteError::rpc(
+                    "a disk takes no descriptors",
+                )));
+            }
+            let run: vireo_xml::Disk = match vireo_xml::parse_root(&a.xml, "disk") {
+                Ok(d) => d,
+                Err(e) => return xml_err(e),
+            };
+            let shown = match &a.shown {
+                Some(x) => match vireo_xml::parse_root(x, "disk") {
+                    Ok(d) => d,
+                    Err(e) => return xml_err(e),
+                },
+                None => run.clone(),
+            };
+            return Dispatch::Later(Box::pin(async move {
+                match self.vm.attach_disk(run, shown).await {
+                    Ok(alias) => Outcome::ok(&ShimAttachRet { alias }),
+                    Err(e) => Outcome::Error(to_remote(&e)),
+                }
+            }));
+        }
         let iface: vireo_xml::Interface = match vireo_xml::parse_root(&a.xml, "interface") {
             Ok(i) => i,
-            Err(e) => {
-                return Dispatch::Now(Outcome::Error(RemoteError::new(
-                    code::XML_ERROR,
-                    errdom::DOMAIN,
-                    format!("XML error: {e}"),
-                )))
-            }
+            Err(e) => return xml_err(e),
         };
         Dispatch::Later(Box::pin(async move {
             match self.vm.attach_interface(iface, fds.pop()).await {

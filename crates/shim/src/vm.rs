@@ -57,8 +57,6 @@ struct Status {
 
 pub struct Vm {
     pub def: Domain,
-    /// The definition before its volumes were resolved, when it has any.
-    defined: Option<Domain>,
     pub uuid: [u8; 16],
     pub id: i32,
     pid: u32,
@@ -75,6 +73,8 @@ pub struct Vm {
     status_file: std::path::PathBuf,
     /// The guest's interfaces as they are now (hotplug changes them), with their QEMU ids.
     nics: Mutex<Vec<crate::hotplug::Nic>>,
+    /// The guest's disks as they are now.
+    disks: Mutex<Vec<crate::hotplug::LiveDisk>>,
     /// Counts the devices the guest let go (unplugs wait on it).
     removed: watch::Sender<u64>,
     /// Tells the clients a device came or went: (event message procedure, alias).
@@ -202,9 +202,15 @@ impl Vm {
             (state::RUNNING, state::RUNNING_BOOTED)
         };
         let nics = crate::hotplug::initial_nics(&def.devices.interfaces);
+        let disks = {
+            let mut shown = def.clone();
+            if let Some(defined) = &args.defined {
+                vireo_qemu::peers::show_volumes(&mut shown, defined);
+            }
+            crate::hotplug::initial_disks(&shown.devices.disks)
+        };
         Ok(Arc::new(Vm {
             def,
-            defined: args.defined.clone(),
             uuid,
             id: args.id,
             pid,
@@ -226,6 +232,7 @@ impl Vm {
                 .join("shim")
                 .join(format!("{}.status", format_uuid(&uuid))),
             nics: Mutex::new(nics),
+            disks: Mutex::new(disks),
             removed: watch::channel(0).0,
             emit_device: OnceLock::new(),
         })
@@ -234,6 +241,10 @@ impl Vm {
 
     pub(crate) fn nics(&self) -> std::sync::MutexGuard<'_, Vec<crate::hotplug::Nic>> {
         self.nics.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn disks(&self) -> std::sync::MutexGuard<'_, Vec<crate::hotplug::LiveDisk>> {
+        self.disks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn qmp(&self) -> &Qmp {
@@ -365,9 +376,15 @@ impl Vm {
         if let (Some(port), Some(g)) = (self.vnc_port, def.devices.graphics.first_mut()) {
             g.port = Some(port);
         }
-        if let Some(defined) = &self.defined {
-            vireo_qemu::peers::show_volumes(&mut def, defined);
-        }
+        def.devices.disks = self
+            .disks()
+            .iter()
+            .map(|d| {
+                let mut s = d.shown.clone();
+                s.alias = Some(d.alias().to_string());
+                s
+            })
+            .collect();
         def.format_with_id(Some(self.id))
     }
 
