@@ -323,4 +323,89 @@ fn disks_come_and_go(layout: Layout) {
     ok(&d.virsh(&["destroy", "vm1"]));
 }
 
-vireo_tests::in_every_layout!(interfaces_come_and_go, disks_come_and_go);
+/// The images QEMU has open (its descriptors' targets).
+fn open_files(d: &Daemon, name: &str) -> String {
+    let pid = d.qemu_pid(name).expect("QEMU runs");
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|p| p.display().to_string() + "\n")
+        .collect()
+}
+
+/// A cdrom's medium changed on a running VM (QEMU closes the old image and opens the
+/// new one), ejected and inserted again, and changed in the definition only; other
+/// devices cannot be updated.
+fn cdrom_media_change(layout: Layout) {
+    let d = Daemon::start_in(layout);
+    let (a, b) = (d.root.join("a.iso"), d.root.join("b.iso"));
+    mark(&a, "ISO-A");
+    mark(&b, "ISO-B");
+    let cdrom = |src: Option<&std::path::Path>| {
+        format!(
+            "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>{}\
+             <target dev='hdc' bus='ide'/><readonly/></disk>",
+            src.map(|p| format!("<source file='{}'/>", p.display()))
+                .unwrap_or_default()
+        )
+    };
+    let xml = vireo_tests::guest_xml("vm1")
+        .replace("<devices>", &format!("<devices>{}", cdrom(Some(&a))));
+    let g = write_file(&d, "vm1.xml", &xml);
+    ok(&d.virsh(&["define", &g]));
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    assert!(open_files(&d, "vm1").contains(&format!("{}\n", a.display())));
+
+    let to_b = write_file(&d, "cd-b.xml", &cdrom(Some(&b)));
+    ok(&d.virsh(&["update-device", "vm1", &to_b, "--live"]));
+    let files = open_files(&d, "vm1");
+    assert!(
+        files.contains(&format!("{}\n", b.display()))
+            && !files.contains(&format!("{}\n", a.display())),
+        "{files}"
+    );
+    let live = ok(&d.virsh(&["dumpxml", "vm1"]));
+    assert!(
+        live.contains(&format!("<source file='{}'/>", b.display())),
+        "{live}"
+    );
+    assert!(live.contains("<alias name='ide0-1-0'/>"), "{live}");
+    assert!(ok(&d.virsh(&["dumpxml", "--inactive", "vm1"])).contains("a.iso"));
+
+    // Ejected, then A again, live and in the definition.
+    let empty = write_file(&d, "cd-empty.xml", &cdrom(None));
+    ok(&d.virsh(&["update-device", "vm1", &empty, "--live"]));
+    let files = open_files(&d, "vm1");
+    assert!(!files.contains(".iso"), "{files}");
+    assert!(!ok(&d.virsh(&["dumpxml", "vm1"])).contains(".iso"));
+    let to_a = write_file(&d, "cd-a.xml", &cdrom(Some(&a)));
+    ok(&d.virsh(&["update-device", "vm1", &to_a, "--live", "--config"]));
+    assert!(open_files(&d, "vm1").contains(&format!("{}\n", a.display())));
+    // The definition alone.
+    ok(&d.virsh(&["update-device", "vm1", &to_b, "--config"]));
+    assert!(ok(&d.virsh(&["dumpxml", "--inactive", "vm1"])).contains("b.iso"));
+    assert!(ok(&d.virsh(&["dumpxml", "vm1"])).contains("a.iso"));
+
+    // Refusals.
+    let hdd = write_file(&d, "cd-missing.xml", &cdrom(Some(&a)).replace("hdc", "hdd"));
+    let e = fails(&d.virsh(&["update-device", "vm1", &hdd, "--live"]));
+    assert!(e.contains("disk hdd not found"), "{e}");
+    let plain = write_file(
+        &d,
+        "disk-plain.xml",
+        &format!(
+            "<disk type='file' device='disk'><source file='{}'/><target dev='hdc'/></disk>",
+            a.display()
+        ),
+    );
+    let e = fails(&d.virsh(&["update-device", "vm1", &plain, "--live"]));
+    assert!(e.contains("only a cdrom's medium can be changed"), "{e}");
+    ok(&d.virsh(&["destroy", "vm1"]));
+}
+
+vireo_tests::in_every_layout!(
+    interfaces_come_and_go,
+    disks_come_and_go,
+    cdrom_media_change
+);

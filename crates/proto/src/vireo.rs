@@ -8,6 +8,7 @@
 //! | 3 | BRIDGE_PORT_DELETE | [`BridgePortDeleteArgs`] | nothing |
 //! | 100 | SHIM_ATTACH_DEVICE | [`ShimAttachArgs`] + the device's descriptors (CALL_WITH_FDS) | [`ShimAttachRet`] |
 //! | 101 | SHIM_DETACH_DEVICE | [`ShimDetachArgs`] | [`ShimDetachRet`] |
+//! | 102 | SHIM_CHANGE_MEDIA | [`ShimAttachArgs`] (the cdrom with its new source) | nothing |
 //!
 //! Procedures from 100 on are between the QEMU daemon and a VM's shim only.
 
@@ -33,6 +34,8 @@ pub mod procs {
     pub const SHIM_ATTACH_DEVICE: i32 = 100;
     /// Asks the guest to release a device and waits a while for it.
     pub const SHIM_DETACH_DEVICE: i32 = 101;
+    /// Changes (or ejects) a cdrom's medium.
+    pub const SHIM_CHANGE_MEDIA: i32 = 102;
 }
 
 /// The name of a procedure of this program.
@@ -43,6 +46,7 @@ pub fn proc_name(p: i32) -> Option<&'static str> {
         procs::BRIDGE_PORT_DELETE => Some("BRIDGE_PORT_DELETE"),
         procs::SHIM_ATTACH_DEVICE => Some("SHIM_ATTACH_DEVICE"),
         procs::SHIM_DETACH_DEVICE => Some("SHIM_DETACH_DEVICE"),
+        procs::SHIM_CHANGE_MEDIA => Some("SHIM_CHANGE_MEDIA"),
         _ => None,
     }
 }

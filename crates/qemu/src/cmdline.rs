@@ -2777,6 +2777,23 @@ pub fn hotplug_disk(disk: &vireo_xml::Disk, node: usize) -> Result<(DiskNodes, V
     Ok((nodes, device, id))
 }
 
+/// The block nodes of a cdrom's new medium, named `libvirt-{node}-…` (None: no medium).
+pub fn media_nodes(disk: &vireo_xml::Disk, node: usize) -> Result<Option<DiskNodes>> {
+    let what = format!("<disk> '{}'", disk.target.dev);
+    if disk.device != DiskDevice::Cdrom {
+        return unsupported(format!("{what}: only a cdrom's medium can be changed"));
+    }
+    if disk.encryption.is_some() {
+        return unsupported(format!("{what}: an encrypted cdrom is not supported"));
+    }
+    let bus = disk.target.bus.unwrap_or(DiskBus::Ide);
+    let set = disk_settings(disk, bus, &what)?;
+    match disk_path(disk, &what)? {
+        Some(path) => Ok(Some(disk_nodes(disk, path, node, &set, None, &what)?)),
+        None => Ok(None),
+    }
+}
+
 /// The QEMU id the command line gives a disk's device (its alias in the live XML).
 pub fn disk_alias(disk: &vireo_xml::Disk) -> Option<String> {
     let (prefix, index) = disk_name_index(&disk.target.dev)?;

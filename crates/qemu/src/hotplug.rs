@@ -413,18 +413,71 @@ impl QemuDriver {
         Ok(())
     }
 
-    /// `virDomainUpdateDeviceFlags`: nothing can be updated yet.
+    /// `virDomainUpdateDeviceFlags`: a cdrom's medium (its `<source>`), changed or ejected.
     pub async fn update_device(self: &Arc<Self>, h: &Handle, xml: &str, flags: u32) -> Result<()> {
-        let (active, persistent, _) = self.device_target(h)?;
-        targets(flags & !affect::FORCE, active, persistent)?;
-        match root_name(xml) {
-            Some(name) if !name.is_empty() => Err(DriverError::ConfigUnsupported(format!(
-                "updating <{name}> devices is not supported by Vireo yet"
-            ))),
-            _ => Err(DriverError::XmlInvalid(
-                "the device XML has no element".into(),
-            )),
+        let (active, persistent, def) = self.device_target(h)?;
+        let (live, config) = targets(flags & !affect::FORCE, active, persistent)?;
+        let disk = match parse_device(xml, "updating")? {
+            Device::Disk(d) => *d,
+            Device::Interface(_) => {
+                return Err(DriverError::ConfigUnsupported(
+                    "updating <interface> devices is not supported by Vireo yet".into(),
+                ))
+            }
+        };
+        if disk.device != vireo_xml::DiskDevice::Cdrom {
+            return Err(DriverError::ConfigUnsupported(format!(
+                "disk {}: only a cdrom's medium can be changed",
+                disk.target.dev
+            )));
         }
+        let new_config = if config {
+            let mut d = def.clone();
+            let n = find_disk(&d.devices.disks, &disk)?;
+            let old = &mut d.devices.disks[n];
+            if old.device != vireo_xml::DiskDevice::Cdrom {
+                return Err(DriverError::ConfigUnsupported(format!(
+                    "disk {} is not a cdrom",
+                    disk.target.dev
+                )));
+            }
+            old.disk_type = disk.disk_type;
+            old.source = disk.source.clone();
+            if let Some(drv) = &disk.driver {
+                old.driver = Some(drv.clone());
+            }
+            Some(d)
+        } else {
+            None
+        };
+        if live {
+            let conn = self.shim_conn(h)?;
+            let mut one = def;
+            one.devices.disks = vec![disk.clone()];
+            let resolved = crate::peers::resolve(&one, self.peers.get()).await?;
+            let Some(run) = resolved.devices.disks.into_iter().next() else {
+                return Err(DriverError::Internal("disk vanished".into()));
+            };
+            let args = ShimAttachArgs {
+                xml: vireo_xml::format_root(&run, "disk"),
+                shown: (disk.disk_type == DiskType::Volume)
+                    .then(|| vireo_xml::format_root(&disk, "disk")),
+                flags: 0,
+            };
+            let ((), _) = conn
+                .call_fds(
+                    VIREO_PROGRAM,
+                    VIREO_VERSION,
+                    vprocs::SHIM_CHANGE_MEDIA,
+                    &args,
+                )
+                .await
+                .map_err(shim_error)?;
+        }
+        if let Some(d) = new_config {
+            self.save_config(h, d)?;
+        }
+        Ok(())
     }
 
     /// The shim says the guest let a device go: its port goes back, clients hear of it.

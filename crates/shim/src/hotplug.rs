@@ -228,6 +228,88 @@ impl Vm {
         Ok(alias)
     }
 
+    /// Changes a cdrom's medium (`run` with its new source, or none to eject): the tray is
+    /// opened (forced: the guest may have locked it), the old medium removed and its block
+    /// nodes with it, the new one opened and inserted, the tray closed.
+    pub async fn change_media(&self, run: Disk, shown: Disk) -> anyhow::Result<()> {
+        self.require_running()?;
+        let (id, old, node) = {
+            let disks = self.disks();
+            let Some(d) = disks.iter().find(|d| d.shown.target.dev == run.target.dev) else {
+                bail!(Missing(format!("disk {} not found", run.target.dev)));
+            };
+            if d.shown.device != vireo_xml::DiskDevice::Cdrom {
+                bail!(OpInvalid(format!(
+                    "disk {} is not a cdrom: only a cdrom's medium can be changed",
+                    run.target.dev
+                )));
+            }
+            let next = disks.iter().map(|d| d.node).max().unwrap_or(0) + 1;
+            (d.id.clone(), d.node, next)
+        };
+        let nodes = vireo_qemu::cmdline::media_nodes(&run, node)
+            .map_err(|e| anyhow!(OpInvalid(e.to_string())))?;
+        let qmp = self.qmp();
+        qmp.execute("blockdev-open-tray", Some(json!({"id": id, "force": true})))
+            .await
+            .map_err(|e| anyhow!(OpFailed(format!("cannot open the tray: {e}"))))?;
+        qmp.execute("blockdev-remove-medium", Some(json!({ "id": id })))
+            .await
+            .map_err(|e| anyhow!(OpFailed(format!("cannot remove the medium: {e}"))))?;
+        self.remove_nodes(old).await;
+        let mut now = node;
+        if let Some(nodes) = nodes {
+            let mut added: Vec<String> = Vec::new();
+            for n in &nodes.nodes {
+                let obj = vireo_qemu::cmdline::node_object(n);
+                let name = obj
+                    .get("node-name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                if let Err(e) = qmp.execute("blockdev-add", Some(obj)).await {
+                    for name in added.iter().rev() {
+                        let _ = qmp
+                            .execute("blockdev-del", Some(json!({ "node-name": name })))
+                            .await;
+                    }
+                    self.set_medium(&run.target.dev, None, node);
+                    bail!(OpFailed(format!("cannot open the new medium: {e}")));
+                }
+                added.push(name);
+            }
+            qmp.execute(
+                "blockdev-insert-medium",
+                Some(json!({"id": id, "node-name": nodes.top})),
+            )
+            .await
+            .map_err(|e| anyhow!(OpFailed(format!("cannot insert the medium: {e}"))))?;
+        } else {
+            now = old;
+        }
+        let _ = qmp
+            .execute("blockdev-close-tray", Some(json!({ "id": id })))
+            .await;
+        self.set_medium(&run.target.dev, Some(shown), now);
+        Ok(())
+    }
+
+    /// Records a cdrom's medium: `shown` (None: empty) whose nodes are `libvirt-{node}-…`.
+    fn set_medium(&self, dev: &str, shown: Option<Disk>, node: usize) {
+        let mut disks = self.disks();
+        if let Some(d) = disks.iter_mut().find(|d| d.shown.target.dev == dev) {
+            match shown {
+                Some(mut s) => {
+                    s.alias = d.shown.alias.clone();
+                    s.address = d.shown.address.clone();
+                    d.shown = s;
+                }
+                None => d.shown.source = None,
+            }
+            d.node = node;
+        }
+    }
+
     /// Asks the guest to release the device with this alias and waits up to `wait` for it.
     /// True when it is gone, false when the guest has not let go yet.
     pub async fn detach(&self, alias: &str, wait: Duration) -> anyhow::Result<bool> {
@@ -336,7 +418,7 @@ impl Vm {
 
     /// Removes a gone disk's block nodes (`libvirt-{node}-…`), top first: the image's
     /// format and storage nodes, then each backing layer's.
-    async fn remove_nodes(&self, node: usize) {
+    pub(crate) async fn remove_nodes(&self, node: usize) {
         let qmp = self.qmp();
         let present: Vec<String> = match qmp.execute("query-named-block-nodes", None).await {
             Ok(Value::Array(a)) => a

@@ -120,6 +120,7 @@ impl Service for ShimService {
             return match p {
                 vprocs::SHIM_ATTACH_DEVICE => self.attach(payload, Vec::new()),
                 vprocs::SHIM_DETACH_DEVICE => self.detach(payload),
+                vprocs::SHIM_CHANGE_MEDIA => self.change_media(payload),
                 _ => Dispatch::Now(Outcome::Error(RemoteError::unknown_procedure(p))),
             };
         }
@@ -220,6 +221,33 @@ impl ShimService {
         Dispatch::Later(Box::pin(async move {
             match self.vm.attach_interface(iface, fds.pop()).await {
                 Ok(alias) => Outcome::ok(&ShimAttachRet { alias }),
+                Err(e) => Outcome::Error(to_remote(&e)),
+            }
+        }))
+    }
+
+    /// SHIM_CHANGE_MEDIA: a cdrom's new medium (or none).
+    fn change_media(self: Arc<Self>, payload: &[u8]) -> Dispatch {
+        let a: ShimAttachArgs = match args(payload) {
+            Ok(a) => a,
+            Err(e) => return Dispatch::Now(Outcome::Error(e)),
+        };
+        let parse = |x: &str| -> Result<vireo_xml::Disk, RemoteError> {
+            vireo_xml::parse_root(x, "disk").map_err(|e| {
+                RemoteError::new(code::XML_ERROR, errdom::DOMAIN, format!("XML error: {e}"))
+            })
+        };
+        let run = match parse(&a.xml) {
+            Ok(d) => d,
+            Err(e) => return Dispatch::Now(Outcome::Error(e)),
+        };
+        let shown = match a.shown.as_deref().map(parse).transpose() {
+            Ok(s) => s.unwrap_or_else(|| run.clone()),
+            Err(e) => return Dispatch::Now(Outcome::Error(e)),
+        };
+        Dispatch::Later(Box::pin(async move {
+            match self.vm.change_media(run, shown).await {
+                Ok(()) => Outcome::Reply(Vec::new()),
                 Err(e) => Outcome::Error(to_remote(&e)),
             }
         }))
