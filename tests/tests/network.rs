@@ -346,6 +346,38 @@ fn two_guests_on_a_nat_network(layout: Layout) {
             && limit.contains("limit rate over 500 kbytes/second"),
         "{limit}"
     );
+    // The limits change on the running port (NETWORK_PORT_SET_PARAMETERS): a new inbound
+    // rate, no outbound limit any more.
+    let portid = ok(&d.virsh(&["dumpxml", "vm1"]))
+        .split("portid='")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .unwrap_or_default()
+        .to_string();
+    let got = ok(&d.python(
+        "port_params.py",
+        &[
+            "vnat",
+            &portid,
+            "inbound.average=3000",
+            "inbound.peak=0",
+            "outbound.average=0",
+        ],
+    ));
+    assert!(
+        got.contains("inbound.average 3000") && got.contains("outbound.average 0"),
+        "{got}"
+    );
+    let class = in_ns(&d, "tc", &["class", "show", "dev", &tap]);
+    assert!(class.contains("rate 24Mbit ceil 24Mbit"), "{class}");
+    assert!(!in_ns(&d, "nft", &["list", "tables"]).contains("vireo-bw-"));
+    let port = ok(&d.virsh(&["net-port-dumpxml", "vnat", &portid]));
+    assert!(
+        port.contains("<inbound average='3000'/>") && !port.contains("<outbound"),
+        "{port}"
+    );
+    let e = fails(&d.python("port_params.py", &["vnat", &portid, "inbound.floor=10"]));
+    assert!(e.contains("floor"), "{e}");
     let seen1 = guest_shell(&d, "vm1", &["--resume"]);
     let ip1 = guest_ip(&seen1, mac1);
     let seen2 = guest_shell(

@@ -481,6 +481,84 @@ impl NetworkDriver {
         })
     }
 
+    /// `NETWORK_PORT_SET_PARAMETERS`: the port's bandwidth, field by field (0 unsets a
+    /// field; a direction left with no average has no limit), put on its tap at once.
+    pub fn port_set_parameters(
+        &self,
+        ph: &PortHandle,
+        params: &[TypedParam],
+        flags: u32,
+    ) -> Result<()> {
+        check_flags(flags, 0)?;
+        let mut nets = self.lock();
+        let obj = Self::find(&mut nets, &ph.net)?;
+        let dir = self.ports_dir(&obj.def.name);
+        let p = obj
+            .ports
+            .get_mut(&ph.uuid)
+            .ok_or_else(|| no_port(&ph.uuid))?;
+        let mut bw = p.def.bandwidth.clone().unwrap_or_default();
+        for prm in params {
+            let TypedValue::UInt(v) = prm.value else {
+                return Err(NetworkError::InvalidArg(format!(
+                    "parameter '{}' must be an unsigned int",
+                    prm.field
+                )));
+            };
+            let v = (v != 0).then_some(u64::from(v));
+            let (rate, which) = match prm.field.as_str() {
+                port_param::IN_AVERAGE => (&mut bw.inbound, 0),
+                port_param::IN_PEAK => (&mut bw.inbound, 1),
+                port_param::IN_BURST => (&mut bw.inbound, 2),
+                port_param::IN_FLOOR => (&mut bw.inbound, 3),
+                port_param::OUT_AVERAGE => (&mut bw.outbound, 0),
+                port_param::OUT_PEAK => (&mut bw.outbound, 1),
+                port_param::OUT_BURST => (&mut bw.outbound, 2),
+                other => {
+                    return Err(NetworkError::InvalidArg(format!(
+                        "unknown parameter '{other}'"
+                    )))
+                }
+            };
+            if which == 3 && v.is_some() {
+                return Err(NetworkError::Unsupported(
+                    "an inbound floor is not supported by Vireo yet".into(),
+                ));
+            }
+            let r = rate.get_or_insert_with(Default::default);
+            match which {
+                0 => r.average = v,
+                1 => r.peak = v,
+                2 => r.burst = v,
+                _ => r.floor = v,
+            }
+        }
+        for rate in [&mut bw.inbound, &mut bw.outbound] {
+            if rate
+                .as_ref()
+                .is_some_and(|r| r.average.is_none() && r.floor.is_none())
+            {
+                *rate = None;
+            }
+        }
+        let bw = (bw.inbound.is_some() || bw.outbound.is_some()).then_some(bw);
+        if let Some(t) = p
+            .tap
+            .clone()
+            .filter(|_| tap_alive(p.tap.as_deref(), p.tap_index))
+        {
+            // The old limits go, the new ones come.
+            let _ = host::run("tc", &["qdisc", "del", "dev", &t, "root"]);
+            bandwidth::remove(&ph.uuid);
+            if let Some(b) = &bw {
+                bandwidth::apply(&ph.uuid, &t, b)?;
+            }
+        }
+        p.def.bandwidth = bw;
+        save_port(&dir, p)?;
+        Ok(())
+    }
+
     /// Reattaches the taps of a network's ports to its bridge (after the network was
     /// started again while its guests ran).
     pub(crate) fn reattach_ports(&self, obj: &NetObj) {

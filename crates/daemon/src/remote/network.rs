@@ -214,10 +214,11 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult 
                 nparams: 0,
             })
         }
-        procs::NETWORK_PORT_SET_PARAMETERS => Err(vireo_network::NetworkError::Unsupported(
-            "changing a port's bandwidth is not supported by Vireo yet".into(),
-        )
-        .into()),
+        procs::NETWORK_PORT_SET_PARAMETERS => {
+            let a: PortSetParametersArgs = args(payload)?;
+            d.port_set_parameters(&a.port, &a.params.0, a.flags)?;
+            void()
+        }
         _ => Err(RemoteError::unknown_procedure(p)),
     }
 }
