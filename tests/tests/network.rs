@@ -595,9 +595,10 @@ fn clean_traffic_stops_a_spoofing_guest(layout: Layout) {
 }
 
 /// A guest on a host's bridge (`<interface type='bridge'>`, no libvirt network): the
-/// network driver makes its tap in that bridge (with the interface's filter), the guest
-/// gets a lease from whatever serves that bridge (here a NAT network's dnsmasq), and the
-/// tap, its binding and its record go with the guest. A bridge that does not exist, or a
+/// network driver makes its tap in that bridge (with the interface's `clean-traffic`), the
+/// guest gets a lease from whatever serves that bridge (here a NAT network's dnsmasq), the
+/// filter learns the leased address from the DHCP answer (so the guest gets through, and
+/// not with another address), and the tap, its binding and its record go with the guest. A bridge that does not exist, or a
 /// device that is not a bridge: a clear error, nothing started, no tap left.
 fn guest_on_a_host_bridge(layout: Layout) {
     let d = Daemon::start_in(layout);
@@ -607,7 +608,7 @@ fn guest_on_a_host_bridge(layout: Layout) {
     let on_bridge = |name: &str, bridge: &str, mac: &str| {
         let iface = format!(
             "<interface type='bridge'><mac address='{mac}'/><source bridge='{bridge}'/>\
-             <model type='virtio'/><filterref filter='no-mac-spoofing'/></interface>"
+             <model type='virtio'/><filterref filter='clean-traffic'/></interface>"
         );
         let xml = vireo_tests::guest_xml(name).replace("<devices>", &format!("<devices>{iface}"));
         write_file(&d, &format!("{name}.xml"), &xml)
@@ -634,7 +635,7 @@ fn guest_on_a_host_bridge(layout: Layout) {
         ""
     );
     let bl = ok(&d.virsh(&["nwfilter-binding-list"]));
-    assert!(bl.contains(&tap) && bl.contains("no-mac-spoofing"), "{bl}");
+    assert!(bl.contains(&tap) && bl.contains("clean-traffic"), "{bl}");
     let seen = guest_shell(
         &d,
         "vm1",
@@ -647,6 +648,20 @@ fn guest_on_a_host_bridge(layout: Layout) {
     let ip = guest_ip(&seen, mac);
     assert!(ip.starts_with("10.77.0.1"), "{ip}");
     host_ping(&d, &ip);
+    // clean-traffic without an IP: the address dnsmasq acknowledged was learned (the
+    // guest reached the gateway above); another one is held.
+    let learned = d.run_dir().join(format!("nwfilter/learned/{tap}"));
+    assert_eq!(std::fs::read_to_string(&learned).unwrap_or_default(), ip);
+    guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--running",
+            "ip addr flush dev eth0; ip addr add 10.77.0.99/24 dev eth0; \
+             ping -c 2 -W 3 10.77.0.1 >/dev/null && echo LEAK-$((1+1)) || echo HELD-$((2+2))",
+            "HELD-4",
+        ],
+    );
     ok(&d.virsh(&["destroy", "vm1"]));
     let records = d.run_dir().join("network/bridge-ports");
     let t0 = std::time::Instant::now();

@@ -10,18 +10,22 @@
 //! filterref inside a filter adds or overrides parameters for what it references. A
 //! variable with several values makes a rule once per value (variables of one iterator in
 //! step, `$V[i]` one value). A rule that uses a variable without a value is left out: with
-//! no `IP` given, `no-ip-spoofing` lets no IPv4 from the guest through but DHCP. Vireo does
-//! not learn addresses by snooping: `IP` comes from the binding (the network driver passes
-//! the address of a static DHCP host for the guest's MAC).
+//! no `IP` known, `no-ip-spoofing` lets no IPv4 from the guest through but DHCP. `IP` comes
+//! from the binding (the network driver passes the address of a static DHCP host for the
+//! guest's MAC), else it is learned from the DHCP server's acknowledgements to the guest
+//! ([`snoop`]; `CTRL_IP_LEARNING='none'` turns that off), kept in
+//! `RUN/nwfilter/learned/DEV`, and the binding's rules are put in place again with it.
 
 mod error;
 pub mod nft;
+pub mod snoop;
 pub mod wellknown;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use vireo_driver::store;
 use vireo_proto::nwfilter::{NwFilter as FilterHandle, NwFilterBinding as BindingHandle};
@@ -43,12 +47,49 @@ struct State {
     filters: BTreeMap<String, NwFilterDef>,
     /// By port device.
     bindings: BTreeMap<String, NwFilterBindingDef>,
+    /// Addresses learned by DHCP snooping, by port device.
+    learned: BTreeMap<String, Ipv4Addr>,
+}
+
+impl State {
+    /// A binding's rules, with its learned address as `IP` when it gives none.
+    fn rules(&self, b: &NwFilterBindingDef) -> Result<Vec<nft::Rule>> {
+        match self.learned.get(&b.portdev) {
+            Some(ip) if !gives_ip(b) => {
+                let mut b = b.clone();
+                b.filterref.parameters.push(vireo_xml::FilterParam {
+                    name: "IP".into(),
+                    value: ip.to_string(),
+                });
+                compile(&self.filters, &b)
+            }
+            _ => compile(&self.filters, b),
+        }
+    }
+}
+
+/// Whether the binding names the guest's address itself.
+fn gives_ip(b: &NwFilterBindingDef) -> bool {
+    b.filterref.parameters.iter().any(|p| p.name == "IP")
+}
+
+/// Whether the guest's address is to be learned: none given, learning not turned off.
+fn learns_ip(b: &NwFilterBindingDef) -> bool {
+    !gives_ip(b)
+        && !b
+            .filterref
+            .parameters
+            .iter()
+            .any(|p| p.name == "CTRL_IP_LEARNING" && p.value.eq_ignore_ascii_case("none"))
 }
 
 pub struct NwFilterDriver {
     cfg_dir: PathBuf,
     bind_dir: PathBuf,
-    state: Mutex<State>,
+    learn_dir: PathBuf,
+    state: Arc<Mutex<State>>,
+    /// DHCP snoopers, by port device.
+    snoopers: Mutex<BTreeMap<String, snoop::Snooper>>,
 }
 
 fn handle(f: &NwFilterDef) -> FilterHandle {
@@ -74,9 +115,11 @@ impl NwFilterDriver {
         let d = NwFilterDriver {
             cfg_dir,
             bind_dir: run_dir.join("nwfilter").join("bindings"),
-            state: Mutex::new(State::default()),
+            learn_dir: run_dir.join("nwfilter").join("learned"),
+            state: Arc::new(Mutex::new(State::default())),
+            snoopers: Mutex::new(BTreeMap::new()),
         };
-        for dir in [&d.cfg_dir, &d.bind_dir] {
+        for dir in [&d.cfg_dir, &d.bind_dir, &d.learn_dir] {
             fs::create_dir_all(dir)
                 .map_err(|e| NwFilterError::io(format!("cannot create {}", dir.display()), e))?;
         }
@@ -111,13 +154,71 @@ impl NwFilterDriver {
                     continue;
                 }
             };
-            if let Err(e) = compile(&st.filters, &b).and_then(|r| apply(&b.portdev, &r)) {
+            if let Some(ip) = fs::read_to_string(d.learn_dir.join(&b.portdev))
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+            {
+                st.learned.insert(b.portdev.clone(), ip);
+            }
+            if let Err(e) = st.rules(&b).and_then(|r| apply(&b.portdev, &r)) {
                 log::warn!("cannot put the rules of binding {} back: {e}", b.portdev);
             }
             st.bindings.insert(b.portdev.clone(), b);
         }
+        let learning: Vec<NwFilterBindingDef> = st
+            .bindings
+            .values()
+            .filter(|b| learns_ip(b))
+            .cloned()
+            .collect();
         drop(st);
+        for b in learning {
+            d.snoop(&b);
+        }
         Ok(d)
+    }
+
+    /// Starts learning the guest's address of a binding (a failure only costs the
+    /// learning: the binding's rules stand).
+    fn snoop(&self, b: &NwFilterBindingDef) {
+        let Ok(name) = std::ffi::CString::new(b.portdev.as_str()) else {
+            return;
+        };
+        // SAFETY: name is a valid NUL-terminated string for the call.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if ifindex == 0 {
+            log::warn!("cannot learn the address on {}: no such device", b.portdev);
+            return;
+        }
+        let (state, dev, mac, dir) = (
+            Arc::clone(&self.state),
+            b.portdev.clone(),
+            b.mac,
+            self.learn_dir.clone(),
+        );
+        let learned = move |ip: Ipv4Addr| {
+            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(b) = st.bindings.get(&dev).filter(|b| b.mac == mac).cloned() else {
+                return;
+            };
+            st.learned.insert(dev.clone(), ip);
+            if let Err(e) = store::write_atomic(&dir.join(&dev), ip.to_string().as_bytes()) {
+                log::warn!("cannot record the address learned on {dev}: {e}");
+            }
+            match st.rules(&b).and_then(|r| apply(&dev, &r)) {
+                Ok(()) => log::info!("{dev}: learned IP {ip} by DHCP"),
+                Err(e) => log::warn!("{dev}: cannot apply the learned IP {ip}: {e}"),
+            }
+        };
+        match snoop::start(ifindex, mac.0, learned) {
+            Ok(sn) => {
+                self.snoopers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(b.portdev.clone(), sn);
+            }
+            Err(e) => log::warn!("cannot learn the address on {}: {e}", b.portdev),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -249,7 +350,7 @@ impl NwFilterDriver {
     fn reapply(&self, st: &State, name: &str) -> Result<()> {
         for b in st.bindings.values() {
             if uses(&st.filters, &b.filterref.filter, name, 0) {
-                let rules = compile(&st.filters, b)?;
+                let rules = st.rules(b)?;
                 apply(&b.portdev, &rules)?;
             }
         }
@@ -294,6 +395,9 @@ impl NwFilterDriver {
                 "too many filter bindings (at most {MAX_BINDINGS})"
             )));
         }
+        // A new device of an old name learns afresh.
+        st.learned.remove(&b.portdev);
+        let _ = fs::remove_file(self.learn_dir.join(&b.portdev));
         let rules = compile(&st.filters, &b)?;
         apply(&b.portdev, &rules)?;
         if let Err(e) = store::write_atomic(&self.binding_path(&b.portdev), b.format().as_bytes()) {
@@ -301,7 +405,12 @@ impl NwFilterDriver {
             return Err(e.into());
         }
         let h = bhandle(&b);
+        let learn = learns_ip(&b).then(|| b.clone());
         st.bindings.insert(b.portdev.clone(), b);
+        drop(st);
+        if let Some(b) = learn {
+            self.snoop(&b);
+        }
         Ok(h)
     }
 
@@ -315,6 +424,13 @@ impl NwFilterDriver {
         remove(&dev)?;
         let _ = store::remove(&self.binding_path(&dev));
         st.bindings.remove(&dev);
+        st.learned.remove(&dev);
+        drop(st);
+        let _ = fs::remove_file(self.learn_dir.join(&dev));
+        self.snoopers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&dev);
         Ok(())
     }
 
