@@ -920,3 +920,12 @@ pub fn host_ping(d: &Daemon, ip: &str) {
 pub fn tries(ip: &str) -> String {
     format!("for i in 1 2 3 4 5 6 7 8; do ping -c 1 -W 5 {ip} >/dev/null && break; done")
 }
+
+/// The quoted value that follows `prefix` (e.g. `<target dev='`) in `xml`, or "".
+pub fn value_after(xml: &str, prefix: &str) -> String {
+    xml.split(prefix)
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .unwrap_or_default()
+        .to_string()
+}

@@ -69,12 +69,7 @@ fn interfaces_come_and_go(layout: Layout) {
     assert!(live.contains("<alias name='net0'/>"), "{live}");
     assert!(live.contains("portid='"), "{live}");
     assert_eq!(ports(&d), 1);
-    let tap = live
-        .split("<target dev='")
-        .nth(1)
-        .and_then(|r| r.split('\'').next())
-        .unwrap_or_default()
-        .to_string();
+    let tap = vireo_tests::value_after(&live, "<target dev='");
     assert!(tap.starts_with("vnet"), "{live}");
     assert!(!ok(&d.virsh(&["dumpxml", "--inactive", "vm1"])).contains("52:54:00:77:00:51"));
 

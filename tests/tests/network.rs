@@ -331,12 +331,7 @@ fn two_guests_on_a_nat_network(layout: Layout) {
     }
     // The limits are on vm1's tap.
     let live = ok(&d.virsh(&["dumpxml", "vm1"]));
-    let tap = live
-        .split("<target dev='")
-        .nth(1)
-        .and_then(|r| r.split('\'').next())
-        .unwrap_or_default()
-        .to_string();
+    let tap = vireo_tests::value_after(&live, "<target dev='");
     let class = in_ns(&d, "tc", &["class", "show", "dev", &tap]);
     assert!(class.contains("rate 8Mbit ceil 16Mbit"), "{class}");
     let limit = in_ns(&d, "nft", &["list", "ruleset", "netdev"]);
@@ -348,12 +343,7 @@ fn two_guests_on_a_nat_network(layout: Layout) {
     );
     // The limits change on the running port (NETWORK_PORT_SET_PARAMETERS): a new inbound
     // rate, no outbound limit any more.
-    let portid = ok(&d.virsh(&["dumpxml", "vm1"]))
-        .split("portid='")
-        .nth(1)
-        .and_then(|r| r.split('\'').next())
-        .unwrap_or_default()
-        .to_string();
+    let portid = vireo_tests::value_after(&ok(&d.virsh(&["dumpxml", "vm1"])), "portid='");
     let got = ok(&d.python(
         "port_params.py",
         &[
@@ -408,14 +398,10 @@ fn two_guests_on_a_nat_network(layout: Layout) {
     assert!(live.contains("<target dev='vnet"), "{live}");
     assert!(live.contains("portid='"), "{live}");
     assert!(live.contains("bridge='vbr-nat'"), "{live}");
-    let portid = live
-        .split("portid='")
-        .nth(1)
-        .and_then(|r| r.split('\'').next())
-        .unwrap_or_default();
+    let portid = vireo_tests::value_after(&live, "portid='");
     let ports = ok(&d.virsh(&["net-port-list", "vnat"]));
-    assert!(!portid.is_empty() && ports.contains(portid), "{ports}");
-    let port = ok(&d.virsh(&["net-port-dumpxml", "vnat", portid]));
+    assert!(!portid.is_empty() && ports.contains(&portid), "{ports}");
+    let port = ok(&d.virsh(&["net-port-dumpxml", "vnat", &portid]));
     assert!(port.contains("<name>vm1</name>"), "{port}");
     assert!(port.contains(&format!("<mac address='{mac1}'/>")), "{port}");
     assert!(
@@ -620,12 +606,7 @@ fn guest_on_a_host_bridge(layout: Layout) {
     assert!(live.contains("<interface type='bridge'>"), "{live}");
     assert!(live.contains("<source bridge='vbr-nat'/>"), "{live}");
     assert!(!live.contains("portid="), "{live}");
-    let tap = live
-        .split("<target dev='")
-        .nth(1)
-        .and_then(|r| r.split('\'').next())
-        .unwrap_or_default()
-        .to_string();
+    let tap = vireo_tests::value_after(&live, "<target dev='");
     assert!(tap.starts_with("vnet"), "{live}");
     let members = in_ns(&d, "ip", &["-br", "link", "show", "master", "vbr-nat"]);
     assert!(members.contains(&tap), "{members}");

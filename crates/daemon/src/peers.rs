@@ -87,6 +87,22 @@ impl Inner {
         })
     }
 
+    /// A call of Vireo's own program to the network daemon; the reply's descriptors too.
+    async fn call_network_vireo<A: Xdr, R: Xdr>(
+        &self,
+        proc_: i32,
+        args: &A,
+    ) -> Result<(R, Vec<std::os::fd::OwnedFd>)> {
+        use vireo_proto::vireo::{VIREO_PROGRAM, VIREO_VERSION};
+        let conn = self.conn(Family::Network).await?;
+        conn.call_fds(VIREO_PROGRAM, VIREO_VERSION, proc_, args)
+            .await
+            .map_err(|e| match e {
+                CallError::Remote(r) => DriverError::Peer(Box::new(r)),
+                e => DriverError::OperationFailed(format!("vireo-networkd went away: {e}")),
+            })
+    }
+
     async fn volume(&self, pool: &str, volume: &str) -> Result<VolumeSource> {
         let s = Family::Storage;
         let p: PoolRet = self
@@ -170,15 +186,10 @@ impl Inner {
         xml: String,
         filterref: Option<String>,
     ) -> Result<NetPort> {
-        use vireo_proto::vireo::{
-            procs as vprocs, PortCreateTapArgs, PortCreateTapRet, VIREO_PROGRAM, VIREO_VERSION,
-        };
+        use vireo_proto::vireo::{procs as vprocs, PortCreateTapArgs, PortCreateTapRet};
         let net = self.network(network).await?;
-        let conn = self.conn(Family::Network).await?;
-        let (r, mut fds): (PortCreateTapRet, _) = conn
-            .call_fds(
-                VIREO_PROGRAM,
-                VIREO_VERSION,
+        let (r, mut fds): (PortCreateTapRet, _) = self
+            .call_network_vireo(
                 vprocs::NETWORK_PORT_CREATE_TAP,
                 &PortCreateTapArgs {
                     net: net.clone(),
@@ -187,11 +198,7 @@ impl Inner {
                     flags: 0,
                 },
             )
-            .await
-            .map_err(|e| match e {
-                CallError::Remote(r) => DriverError::Peer(Box::new(r)),
-                e => DriverError::OperationFailed(format!("vireo-networkd went away: {e}")),
-            })?;
+            .await?;
         let port = r.port;
         let Some(fd) = fds.pop().filter(|_| fds.is_empty()) else {
             let _ = self.delete_port(network, port.uuid).await;
@@ -222,14 +229,10 @@ impl Inner {
         filterref: Option<String>,
     ) -> Result<NetPort> {
         use vireo_proto::vireo::{
-            procs as vprocs, BridgePortCreateTapArgs, BridgePortCreateTapRet, VIREO_PROGRAM,
-            VIREO_VERSION,
+            procs as vprocs, BridgePortCreateTapArgs, BridgePortCreateTapRet,
         };
-        let conn = self.conn(Family::Network).await?;
-        let (r, mut fds): (BridgePortCreateTapRet, _) = conn
-            .call_fds(
-                VIREO_PROGRAM,
-                VIREO_VERSION,
+        let (r, mut fds): (BridgePortCreateTapRet, _) = self
+            .call_network_vireo(
                 vprocs::BRIDGE_PORT_CREATE_TAP,
                 &BridgePortCreateTapArgs {
                     bridge: bridge.to_string(),
@@ -238,11 +241,7 @@ impl Inner {
                     flags: 0,
                 },
             )
-            .await
-            .map_err(|e| match e {
-                CallError::Remote(r) => DriverError::Peer(Box::new(r)),
-                e => DriverError::OperationFailed(format!("vireo-networkd went away: {e}")),
-            })?;
+            .await?;
         let Some(fd) = fds.pop().filter(|_| fds.is_empty()) else {
             return Err(DriverError::OperationFailed(
                 "the network driver sent no tap device with the port".into(),
@@ -257,14 +256,9 @@ impl Inner {
     }
 
     async fn delete_bridge_port(&self, owner: [u8; 16], ifname: String) -> Result<()> {
-        use vireo_proto::vireo::{
-            procs as vprocs, BridgePortDeleteArgs, VIREO_PROGRAM, VIREO_VERSION,
-        };
-        let conn = self.conn(Family::Network).await?;
-        let ((), _) = conn
-            .call_fds(
-                VIREO_PROGRAM,
-                VIREO_VERSION,
+        use vireo_proto::vireo::{procs as vprocs, BridgePortDeleteArgs};
+        let ((), _) = self
+            .call_network_vireo(
                 vprocs::BRIDGE_PORT_DELETE,
                 &BridgePortDeleteArgs {
                     owner,
@@ -272,11 +266,7 @@ impl Inner {
                     flags: 0,
                 },
             )
-            .await
-            .map_err(|e| match e {
-                CallError::Remote(r) => DriverError::Peer(Box::new(r)),
-                e => DriverError::OperationFailed(format!("vireo-networkd went away: {e}")),
-            })?;
+            .await?;
         Ok(())
     }
 

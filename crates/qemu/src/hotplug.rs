@@ -254,18 +254,7 @@ impl QemuDriver {
                 disk.target.dev
             )));
         }
-        let mut one = def.clone();
-        one.devices.disks = vec![disk.clone()];
-        let resolved = crate::peers::resolve(&one, self.peers.get()).await?;
-        let Some(run) = resolved.devices.disks.into_iter().next() else {
-            return Err(DriverError::Internal("disk vanished".into()));
-        };
-        let args = ShimAttachArgs {
-            xml: vireo_xml::format_root(&run, "disk"),
-            shown: (disk.disk_type == DiskType::Volume)
-                .then(|| vireo_xml::format_root(&disk, "disk")),
-            flags: 0,
-        };
+        let args = self.disk_args(def, &disk).await?;
         let (ret, _): (ShimAttachRet, _) = conn
             .call_fds(
                 VIREO_PROGRAM,
@@ -349,6 +338,23 @@ impl QemuDriver {
         }
         self.publish_device(h.uuid, event::ID_DEVICE_ADDED, alias);
         Ok(())
+    }
+
+    /// What the shim gets of a disk: as QEMU opens it (a volume resolved to its file
+    /// through the storage driver) and, for a volume, as the live XML shows it.
+    async fn disk_args(&self, def: &Domain, disk: &Disk) -> Result<ShimAttachArgs> {
+        let mut one = def.clone();
+        one.devices.disks = vec![disk.clone()];
+        let resolved = crate::peers::resolve(&one, self.peers.get()).await?;
+        let Some(run) = resolved.devices.disks.into_iter().next() else {
+            return Err(DriverError::Internal("disk vanished".into()));
+        };
+        Ok(ShimAttachArgs {
+            xml: vireo_xml::format_root(&run, "disk"),
+            shown: (disk.disk_type == DiskType::Volume)
+                .then(|| vireo_xml::format_root(disk, "disk")),
+            flags: 0,
+        })
     }
 
     /// `virDomainDetachDeviceFlags`. A live detach asks the guest and waits a while; the
@@ -452,18 +458,7 @@ impl QemuDriver {
         };
         if live {
             let conn = self.shim_conn(h)?;
-            let mut one = def;
-            one.devices.disks = vec![disk.clone()];
-            let resolved = crate::peers::resolve(&one, self.peers.get()).await?;
-            let Some(run) = resolved.devices.disks.into_iter().next() else {
-                return Err(DriverError::Internal("disk vanished".into()));
-            };
-            let args = ShimAttachArgs {
-                xml: vireo_xml::format_root(&run, "disk"),
-                shown: (disk.disk_type == DiskType::Volume)
-                    .then(|| vireo_xml::format_root(&disk, "disk")),
-                flags: 0,
-            };
+            let args = self.disk_args(&def, &disk).await?;
             let ((), _) = conn
                 .call_fds(
                     VIREO_PROGRAM,

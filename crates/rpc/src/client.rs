@@ -255,25 +255,49 @@ impl Connection {
         args: impl FnOnce(&mut Vec<u8>),
     ) -> Result<Vec<u8>, CallError> {
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
-        self.call_with_serial(serial, prog, vers, proc_, args).await
+        self.send_call(serial, prog, vers, proc_, args, None).await
     }
 
-    async fn call_with_serial(
+    /// Sends a CALL (a CALL_WITH_FDS with `fds`: their count starts the payload, and they
+    /// follow the frame, each with a byte of its own) and waits for its reply.
+    async fn send_call(
         &self,
         serial: u32,
         prog: u32,
         vers: u32,
         proc_: i32,
         args: impl FnOnce(&mut Vec<u8>),
+        fds: Option<Vec<std::os::fd::OwnedFd>>,
     ) -> Result<Vec<u8>, CallError> {
         let (tx, rx) = oneshot::channel();
         if let Ok(mut p) = self.shared.pending.lock() {
             p.insert(serial, tx);
         }
         let mut buf = Vec::with_capacity(64);
-        let h = Header::new(prog, vers, proc_, MessageType::Call, serial, Status::Ok);
-        frame_into(&mut buf, &h, args);
-        let written = self.shared.writer.lock().await.write_all(&buf).await;
+        let written = if let Some(fds) = fds {
+            let h = Header::new(
+                prog,
+                vers,
+                proc_,
+                MessageType::CallWithFds,
+                serial,
+                Status::Ok,
+            );
+            frame_into(&mut buf, &h, |o| {
+                o.extend_from_slice(&(fds.len() as u32).to_be_bytes());
+                args(o);
+            });
+            // The frame and its descriptors go out together: no other call between them.
+            let mut w = self.shared.writer.lock().await;
+            match w.write_all(&buf).await {
+                Ok(()) => crate::server::send_fds(w.as_ref(), &fds).await,
+                Err(e) => Err(e),
+            }
+        } else {
+            let h = Header::new(prog, vers, proc_, MessageType::Call, serial, Status::Ok);
+            frame_into(&mut buf, &h, args);
+            self.shared.writer.lock().await.write_all(&buf).await
+        };
         if let Err(e) = written {
             if let Ok(mut p) = self.shared.pending.lock() {
                 p.remove(&serial);
@@ -311,7 +335,7 @@ impl Connection {
             rx,
         };
         let reply = self
-            .call_with_serial(serial, prog, vers, proc_, args)
+            .send_call(serial, prog, vers, proc_, args, None)
             .await?;
         Ok((reply, stream))
     }
@@ -325,18 +349,7 @@ impl Connection {
         proc_: i32,
         args: &A,
     ) -> Result<(R, Vec<std::os::fd::OwnedFd>), CallError> {
-        let serial = self.serial.fetch_add(1, Ordering::Relaxed);
-        let r = self
-            .call_with_serial(serial, prog, vers, proc_, |o| args.encode(o))
-            .await;
-        let fds = self
-            .shared
-            .fds
-            .lock()
-            .ok()
-            .and_then(|mut m| m.remove(&serial))
-            .unwrap_or_default();
-        Ok((vireo_xdr::from_bytes(&r?)?, fds))
+        self.typed_call(prog, vers, proc_, args, None).await
     }
 
     /// A typed CALL_WITH_FDS: the descriptors follow the frame, each with a byte of its
@@ -349,39 +362,22 @@ impl Connection {
         args: &A,
         fds: Vec<std::os::fd::OwnedFd>,
     ) -> Result<(R, Vec<std::os::fd::OwnedFd>), CallError> {
+        self.typed_call(prog, vers, proc_, args, Some(fds)).await
+    }
+
+    /// A typed call (with descriptors, if `fds`), and the descriptors its reply brought.
+    async fn typed_call<A: Xdr, R: Xdr>(
+        &self,
+        prog: u32,
+        vers: u32,
+        proc_: i32,
+        args: &A,
+        fds: Option<Vec<std::os::fd::OwnedFd>>,
+    ) -> Result<(R, Vec<std::os::fd::OwnedFd>), CallError> {
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        if let Ok(mut p) = self.shared.pending.lock() {
-            p.insert(serial, tx);
-        }
-        let mut buf = Vec::with_capacity(64);
-        let h = Header::new(
-            prog,
-            vers,
-            proc_,
-            MessageType::CallWithFds,
-            serial,
-            Status::Ok,
-        );
-        frame_into(&mut buf, &h, |o| {
-            o.extend_from_slice(&(fds.len() as u32).to_be_bytes());
-            args.encode(o);
-        });
-        let written = {
-            // The frame and its descriptors go out together: no other call between them.
-            let mut w = self.shared.writer.lock().await;
-            match w.write_all(&buf).await {
-                Ok(()) => crate::server::send_fds(w.as_ref(), &fds).await,
-                Err(e) => Err(e),
-            }
-        };
-        if let Err(e) = written {
-            if let Ok(mut p) = self.shared.pending.lock() {
-                p.remove(&serial);
-            }
-            return Err(e.into());
-        }
-        let r = rx.await.map_err(|_| CallError::Closed)?;
+        let r = self
+            .send_call(serial, prog, vers, proc_, |o| args.encode(o), fds)
+            .await;
         let back = self
             .shared
             .fds

@@ -192,29 +192,9 @@ impl Vm {
         let (nodes, device, id) = vireo_qemu::cmdline::hotplug_disk(&run, node)
             .map_err(|e| anyhow!(OpInvalid(e.to_string())))?;
         let qmp = self.qmp();
-        let mut added: Vec<String> = Vec::new();
-        let undo = |added: Vec<String>| async move {
-            for name in added.iter().rev() {
-                let _ = qmp
-                    .execute("blockdev-del", Some(json!({ "node-name": name })))
-                    .await;
-            }
-        };
-        for n in &nodes.nodes {
-            let obj = vireo_qemu::cmdline::node_object(n);
-            let name = obj
-                .get("node-name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            if let Err(e) = qmp.execute("blockdev-add", Some(obj)).await {
-                undo(added).await;
-                bail!(OpFailed(format!("cannot open the disk's image: {e}")));
-            }
-            added.push(name);
-        }
+        let added = self.add_nodes(&nodes).await?;
         if let Err(e) = qmp.execute("device_add", Some(device)).await {
-            undo(added).await;
+            self.del_nodes(&added).await;
             bail!(OpFailed(format!("cannot add the disk: {e}")));
         }
         let disk = LiveDisk {
@@ -259,24 +239,9 @@ impl Vm {
         self.remove_nodes(old).await;
         let mut now = node;
         if let Some(nodes) = nodes {
-            let mut added: Vec<String> = Vec::new();
-            for n in &nodes.nodes {
-                let obj = vireo_qemu::cmdline::node_object(n);
-                let name = obj
-                    .get("node-name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                if let Err(e) = qmp.execute("blockdev-add", Some(obj)).await {
-                    for name in added.iter().rev() {
-                        let _ = qmp
-                            .execute("blockdev-del", Some(json!({ "node-name": name })))
-                            .await;
-                    }
-                    self.set_medium(&run.target.dev, None, node);
-                    bail!(OpFailed(format!("cannot open the new medium: {e}")));
-                }
-                added.push(name);
+            if let Err(e) = self.add_nodes(&nodes).await {
+                self.set_medium(&run.target.dev, None, node);
+                return Err(e);
             }
             qmp.execute(
                 "blockdev-insert-medium",
@@ -292,6 +257,39 @@ impl Vm {
             .await;
         self.set_medium(&run.target.dev, Some(shown), now);
         Ok(())
+    }
+
+    /// Opens a disk's block nodes (`blockdev-add`), deepest first; returns their names.
+    /// On failure those opened are closed again.
+    async fn add_nodes(
+        &self,
+        nodes: &vireo_qemu::cmdline::DiskNodes,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut added: Vec<String> = Vec::new();
+        for n in &nodes.nodes {
+            let obj = vireo_qemu::cmdline::node_object(n);
+            let name = obj
+                .get("node-name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if let Err(e) = self.qmp().execute("blockdev-add", Some(obj)).await {
+                self.del_nodes(&added).await;
+                bail!(OpFailed(format!("cannot open the disk's image: {e}")));
+            }
+            added.push(name);
+        }
+        Ok(added)
+    }
+
+    /// Closes block nodes, the last opened first.
+    async fn del_nodes(&self, names: &[String]) {
+        for name in names.iter().rev() {
+            let _ = self
+                .qmp()
+                .execute("blockdev-del", Some(json!({ "node-name": name })))
+                .await;
+        }
     }
 
     /// Records a cdrom's medium: `shown` (None: empty) whose nodes are `libvirt-{node}-…`.

@@ -291,38 +291,33 @@ fn register(
         event::ID_DEVICE_REMOVED | event::ID_DEVICE_ADDED | event::ID_DEVICE_REMOVAL_FAILED
     );
     st.callbacks.list.push(cb);
+    // Subscribe before replying, so no event after the reply can be missed.
     if let (true, None, Some(q)) = (device, &st.callbacks.device_task, &s.qemu) {
-        let mut rx = q.device_events().subscribe();
-        let c = Arc::clone(client);
-        st.callbacks.device_task = Some(tokio::spawn(async move {
-            loop {
-                match rx.recv().await {
-                    Ok(ev) => deliver_device(&c, &ev),
-                    Err(RecvError::Lagged(n)) => {
-                        log::warn!("client {} missed {n} device events", c.id)
-                    }
-                    Err(RecvError::Closed) => return,
-                }
-            }
-        }));
+        let rx = q.device_events().subscribe();
+        st.callbacks.device_task = Some(delivery(rx, Arc::clone(client), deliver_device));
     }
     if st.callbacks.task.is_none() {
-        // Subscribe before replying, so no event after the reply can be missed.
-        let mut rx = s.events.subscribe();
-        let c = Arc::clone(client);
-        st.callbacks.task = Some(tokio::spawn(async move {
-            loop {
-                match rx.recv().await {
-                    Ok(ev) => deliver(&c, &ev),
-                    Err(RecvError::Lagged(n)) => {
-                        log::warn!("client {} missed {n} events", c.id)
-                    }
-                    Err(RecvError::Closed) => return,
-                }
-            }
-        }));
+        let rx = s.events.subscribe();
+        st.callbacks.task = Some(delivery(rx, Arc::clone(client), deliver));
     }
     Ok(())
+}
+
+/// A task that hands every event of `rx` to `deliver` for the client.
+fn delivery<E: Clone + Send + 'static>(
+    mut rx: tokio::sync::broadcast::Receiver<E>,
+    c: Arc<RemoteClient>,
+    deliver: fn(&RemoteClient, &E),
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(ev) => deliver(&c, &ev),
+                Err(RecvError::Lagged(n)) => log::warn!("client {} missed {n} events", c.id),
+                Err(RecvError::Closed) => return,
+            }
+        }
+    })
 }
 
 /// Removes the registrations `matches` selects (an error if there are none), and stops
@@ -375,6 +370,11 @@ fn deliver(client: &RemoteClient, ev: &LifecycleEvent) {
             })
             .collect()
     };
+    send_all(client, msgs);
+}
+
+/// Sends event messages (procedure, payload) to the client.
+fn send_all(client: &RemoteClient, msgs: Vec<(i32, Vec<u8>)>) {
     for (proc_, payload) in msgs {
         client.send_message(
             REMOTE_PROGRAM,
@@ -432,15 +432,7 @@ fn deliver_device(client: &RemoteClient, ev: &DeviceEvent) {
             })
             .collect()
     };
-    for (proc_, payload) in msgs {
-        client.send_message(
-            REMOTE_PROGRAM,
-            REMOTE_VERSION,
-            proc_,
-            EVENT_SERIAL,
-            &payload,
-        );
-    }
+    send_all(client, msgs);
 }
 
 /// Drops a departing client's registrations (and so its delivery task).
