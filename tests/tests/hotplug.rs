@@ -399,8 +399,79 @@ fn cdrom_media_change(layout: Layout) {
     ok(&d.virsh(&["destroy", "vm1"]));
 }
 
+/// Devices plugged in before every daemon was killed (-9) are still the VM's after the
+/// restart: the live XML shows them, a disk can be unplugged from the definition, and when
+/// the VM stops the hot-plugged interfaces' ports (on a network and on a host bridge) go
+/// back to the network driver.
+fn hotplugged_devices_outlive_a_daemon_restart(layout: Layout) {
+    let mut d = Daemon::start_in(layout);
+    let f = write_file(&d, "vnat.xml", NAT);
+    ok(&d.virsh(&["net-define", &f]));
+    ok(&d.virsh(&["net-start", "vnat"]));
+    let g = write_file(&d, "vm1.xml", &vireo_tests::guest_xml("vm1"));
+    ok(&d.virsh(&["define", &g]));
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    for (name, xml) in [
+        (
+            "if-net.xml",
+            "<interface type='network'><mac address='52:54:00:77:00:61'/>\
+             <source network='vnat'/><model type='virtio'/></interface>",
+        ),
+        (
+            "if-br.xml",
+            "<interface type='bridge'><mac address='52:54:00:77:00:62'/>\
+             <source bridge='vbr-nat'/><model type='virtio'/></interface>",
+        ),
+    ] {
+        let f = write_file(&d, name, xml);
+        ok(&d.virsh(&["attach-device", "vm1", &f, "--live"]));
+    }
+    let img = d.root.join("r.img");
+    mark(&img, "VIREORESTART0001");
+    let disk = write_file(
+        &d,
+        "disk.xml",
+        &format!(
+            "<disk type='file'><driver name='qemu' type='raw'/><source file='{}'/>\
+             <target dev='vdb' bus='virtio'/></disk>",
+            img.display()
+        ),
+    );
+    ok(&d.virsh(&["attach-device", "vm1", &disk, "--live", "--config"]));
+    let taps = |d: &Daemon| {
+        in_ns(d, "ip", &["-br", "link"])
+            .lines()
+            .filter(|l| l.starts_with("vnet"))
+            .count()
+    };
+    assert_eq!(taps(&d), 2);
+    let before = ok(&d.virsh(&["dumpxml", "vm1"]));
+
+    d.kill9();
+    d.restart();
+    assert_eq!(ok(&d.virsh(&["dumpxml", "vm1"])), before);
+    assert_eq!(ports(&d), 1);
+    ok(&d.virsh(&["detach-device", "vm1", &disk, "--config"]));
+    assert!(!ok(&d.virsh(&["dumpxml", "--inactive", "vm1"])).contains("r.img"));
+    ok(&d.virsh(&["destroy", "vm1"]));
+    let records = d.run_dir().join("network/bridge-ports");
+    let t0 = std::time::Instant::now();
+    while ports(&d) != 0
+        || taps(&d) != 0
+        || std::fs::read_dir(&records).map_or(0, |r| r.count()) != 0
+    {
+        assert!(
+            t0.elapsed().as_secs() < 30,
+            "a hot-plugged port outlived the guest"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    ok(&d.virsh(&["net-destroy", "vnat"]));
+}
+
 vireo_tests::in_every_layout!(
     interfaces_come_and_go,
     disks_come_and_go,
-    cdrom_media_change
+    cdrom_media_change,
+    hotplugged_devices_outlive_a_daemon_restart,
 );
