@@ -469,7 +469,59 @@ fn hotplugged_devices_outlive_a_daemon_restart(layout: Layout) {
     ok(&d.virsh(&["net-destroy", "vnat"]));
 }
 
+/// A virtio channel (a socket the VM listens on) and a virtio keyboard come and go on a
+/// running guest: DEVICE_ADDED and DEVICE_REMOVED, the live XML and the definition follow.
+fn inputs_and_channels_come_and_go(layout: Layout) {
+    let d = Daemon::start_in(layout);
+    let xml = vireo_tests::guest_xml("vm1").replace(
+        "<memballoon",
+        "<controller type='virtio-serial' index='0'/><memballoon",
+    );
+    let g = write_file(&d, "vm1.xml", &xml);
+    ok(&d.virsh(&["define", &g]));
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    let mut ev = EventLog::start_devices(&d);
+    guest_shell(&d, "vm1", &["--resume"]);
+
+    let channel = write_file(
+        &d,
+        "channel.xml",
+        "<channel type='unix'><source mode='bind'/>\
+         <target type='virtio' name='org.vireo.test.0'/></channel>",
+    );
+    ok(&d.virsh(&["attach-device", "vm1", &channel, "--live"]));
+    ev.wait_for("vm1 device-added channel0");
+    let live = ok(&d.virsh(&["dumpxml", "vm1"]));
+    assert!(live.contains("name='org.vireo.test.0'"), "{live}");
+    assert!(live.contains("<alias name='channel0'/>"), "{live}");
+    let path = vireo_tests::value_after(&live, "<source mode='bind' path='");
+    assert!(path.ends_with("channel0.sock"), "{live}");
+    std::os::unix::net::UnixStream::connect(&path).expect("the channel's socket listens");
+
+    let keyboard = write_file(&d, "kbd.xml", "<input type='keyboard' bus='virtio'/>");
+    ok(&d.virsh(&["attach-device", "vm1", &keyboard, "--live", "--config"]));
+    ev.wait_for("vm1 device-added input0");
+    assert!(ok(&d.virsh(&["dumpxml", "--inactive", "vm1"])).contains("bus='virtio'"));
+
+    ok(&d.virsh(&["detach-device", "vm1", &channel, "--live"]));
+    ev.wait_for("vm1 device-removed channel0");
+    assert!(!ok(&d.virsh(&["dumpxml", "vm1"])).contains("org.vireo.test.0"));
+    ok(&d.virsh(&["detach-device", "vm1", &keyboard, "--live", "--config"]));
+    ev.wait_for("vm1 device-removed input0");
+    assert!(!ok(&d.virsh(&["dumpxml", "vm1"])).contains("type='keyboard' bus='virtio'"));
+    assert!(!ok(&d.virsh(&["dumpxml", "--inactive", "vm1"])).contains("bus='virtio'"));
+
+    let tablet = write_file(&d, "tablet.xml", "<input type='tablet' bus='virtio'/>");
+    let e = fails(&d.virsh(&["detach-device", "vm1", &tablet, "--live"]));
+    assert!(e.contains("matching input device not found"), "{e}");
+    let ps2 = write_file(&d, "ps2.xml", "<input type='mouse' bus='ps2'/>");
+    let e = fails(&d.virsh(&["attach-device", "vm1", &ps2, "--live"]));
+    assert!(e.contains("cannot be hot-plugged"), "{e}");
+    ok(&d.virsh(&["destroy", "vm1"]));
+}
+
 vireo_tests::in_every_layout!(
+    inputs_and_channels_come_and_go,
     interfaces_come_and_go,
     disks_come_and_go,
     cdrom_media_change,

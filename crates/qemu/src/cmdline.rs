@@ -2794,6 +2794,100 @@ pub fn media_nodes(disk: &vireo_xml::Disk, node: usize) -> Result<Option<DiskNod
     }
 }
 
+/// The `device_add` arguments of an input device hot-plugged with id `id` (USB or
+/// virtio; PS/2 devices are part of the machine).
+pub fn input_device(inp: &vireo_xml::Input, id: &str) -> Result<Value> {
+    let what = format!("<input type='{}'>", inp.input_type);
+    if matches!(inp.input_type, InputType::Passthrough | InputType::Evdev)
+        || !inp.source_attrs.is_empty()
+    {
+        return unsupported(format!("{what} (host input passthrough) is not supported"));
+    }
+    if inp.address.is_some() {
+        return unsupported(format!(
+            "{what}: a hot-plugged input's <address> is not supported yet"
+        ));
+    }
+    let bus = inp.bus.unwrap_or(match inp.input_type {
+        InputType::Tablet => InputBus::Usb,
+        _ => InputBus::Ps2,
+    });
+    let driver = match (bus, inp.input_type) {
+        (InputBus::Usb, InputType::Tablet) => "usb-tablet",
+        (InputBus::Usb, InputType::Mouse) => "usb-mouse",
+        (InputBus::Usb, _) => "usb-kbd",
+        (InputBus::Virtio, InputType::Tablet) => "virtio-tablet-pci",
+        (InputBus::Virtio, InputType::Mouse) => "virtio-mouse-pci",
+        (InputBus::Virtio, _) => "virtio-keyboard-pci",
+        (other, _) => {
+            return unsupported(format!(
+                "{what}: bus '{other}' cannot be hot-plugged (usb or virtio)"
+            ))
+        }
+    };
+    match inp.model.as_deref() {
+        None => {}
+        Some("virtio") if bus == InputBus::Virtio => {}
+        Some(m) => return unsupported(format!("{what}: model '{m}' is not supported")),
+    }
+    let mut v = json!({"driver": driver, "id": id});
+    if bus == InputBus::Usb {
+        v["bus"] = json!("usb.0");
+    }
+    Ok(v)
+}
+
+/// A virtio channel hot-plugged with ids `id` (device) and `chardev`: the `chardev-add`
+/// arguments (a UNIX socket the VM listens on: its `<source path>`, else `default_path`)
+/// and the `device_add` ones.
+pub fn channel_device(
+    ch: &Chardev,
+    id: &str,
+    chardev: &str,
+    default_path: &Path,
+) -> Result<(Value, Value)> {
+    let what = "<channel>";
+    match ch.target.as_ref().and_then(|t| t.target_type.as_deref()) {
+        Some("virtio") => {}
+        other => {
+            return unsupported(format!(
+                "{what}: target type '{}' is not supported (virtio)",
+                other.unwrap_or_default()
+            ))
+        }
+    }
+    if ch.dev_type != ChardevType::Unix {
+        return unsupported(format!(
+            "{what}: only a UNIX socket channel can be hot-plugged"
+        ));
+    }
+    let src = ch.sources.first();
+    if src
+        .and_then(|s| s.mode.as_deref())
+        .is_some_and(|m| m != "bind")
+    {
+        return unsupported(format!(
+            "{what}: a hot-plugged channel's socket is one the VM listens on (mode='bind')"
+        ));
+    }
+    let path = src
+        .and_then(|s| s.path.clone())
+        .unwrap_or_else(|| default_path.display().to_string());
+    let backend = json!({
+        "id": chardev,
+        "backend": {"type": "socket", "data": {
+            "addr": {"type": "unix", "data": {"path": path}},
+            "server": true,
+            "wait": false,
+        }},
+    });
+    let mut dev = json!({"driver": "virtserialport", "bus": "virtio-serial0.0", "chardev": chardev, "id": id});
+    if let Some(name) = ch.target.as_ref().and_then(|t| t.name.as_deref()) {
+        dev["name"] = json!(name);
+    }
+    Ok((backend, dev))
+}
+
 /// The QEMU id the command line gives a disk's device (its alias in the live XML).
 pub fn disk_alias(disk: &vireo_xml::Disk) -> Option<String> {
     let (prefix, index) = disk_name_index(&disk.target.dev)?;

@@ -15,7 +15,7 @@ use vireo_proto::vireo::{
     VIREO_VERSION,
 };
 use vireo_rpc::client::{CallError, Connection};
-use vireo_xml::{Disk, DiskType, Domain, Interface, XmlError};
+use vireo_xml::{Chardev, Disk, DiskType, Domain, Input, InputBus, InputType, Interface, XmlError};
 
 use crate::driver::{no_domain_uuid, QemuDriver};
 
@@ -27,6 +27,8 @@ const DETACH_WAIT_MS: u32 = 5_000;
 enum Device {
     Interface(Box<Interface>),
     Disk(Box<Disk>),
+    Input(Box<Input>),
+    Channel(Box<Chardev>),
 }
 
 /// The element name of a device's XML (`disk`, `interface`, …).
@@ -66,6 +68,12 @@ fn parse_device(xml: &str, verb: &str) -> Result<Device> {
         ))),
         Some("disk") => Ok(Device::Disk(Box::new(
             vireo_xml::parse_root(xml, "disk").map_err(xml_error)?,
+        ))),
+        Some("input") => Ok(Device::Input(Box::new(
+            vireo_xml::parse_root(xml, "input").map_err(xml_error)?,
+        ))),
+        Some("channel") => Ok(Device::Channel(Box::new(
+            vireo_xml::parse_root(xml, "channel").map_err(xml_error)?,
         ))),
         Some(other) if !other.is_empty() => Err(DriverError::ConfigUnsupported(format!(
             "{verb} <{other}> devices is not supported by Vireo yet"
@@ -133,6 +141,45 @@ fn find_disk(disks: &[Disk], want: &Disk) -> Result<usize> {
         .iter()
         .position(|d| d.target.dev == want.target.dev)
         .ok_or_else(|| DriverError::DeviceMissing(format!("disk {} not found", want.target.dev)))
+}
+
+/// An input device's bus, as the command line reads it when none is given.
+fn input_bus(i: &Input) -> InputBus {
+    i.bus.unwrap_or(match i.input_type {
+        InputType::Tablet => InputBus::Usb,
+        _ => InputBus::Ps2,
+    })
+}
+
+/// The input of `inputs` that `want` names: by type and bus (and alias, if given).
+fn find_input(inputs: &[Input], want: &Input) -> Result<usize> {
+    inputs
+        .iter()
+        .position(|i| {
+            i.input_type == want.input_type
+                && input_bus(i) == input_bus(want)
+                && (want.alias.is_none() || i.alias == want.alias)
+        })
+        .ok_or_else(|| {
+            DriverError::DeviceMissing(format!(
+                "matching input device not found (type '{}')",
+                want.input_type
+            ))
+        })
+}
+
+/// The channel of `channels` that `want` names: by target name (and alias, if given).
+fn find_channel(channels: &[Chardev], want: &Chardev) -> Result<usize> {
+    let name = |c: &Chardev| c.target.as_ref().and_then(|t| t.name.clone());
+    channels
+        .iter()
+        .position(|c| name(c) == name(want) && (want.alias.is_none() || c.alias == want.alias))
+        .ok_or_else(|| {
+            DriverError::DeviceMissing(format!(
+                "channel '{}' not found",
+                name(want).unwrap_or_default()
+            ))
+        })
 }
 
 fn shim_error(e: CallError) -> DriverError {
@@ -232,10 +279,56 @@ impl QemuDriver {
                     self.attach_disk_live(h, &def, *disk).await?;
                 }
             }
+            Device::Input(inp) => {
+                if let Some(d) = &mut new_config {
+                    d.devices.inputs.push((*inp).clone());
+                }
+                if live {
+                    self.attach_simple(h, vireo_xml::format_root(&*inp, "input"))
+                        .await?;
+                }
+            }
+            Device::Channel(ch) => {
+                let name = ch.target.as_ref().and_then(|t| t.name.clone());
+                if let (Some(d), Some(n)) = (&mut new_config, &name) {
+                    if find_channel(&d.devices.channels, &ch).is_ok() {
+                        return Err(DriverError::OperationFailed(format!(
+                            "a channel named '{n}' already exists"
+                        )));
+                    }
+                }
+                if let Some(d) = &mut new_config {
+                    d.devices.channels.push((*ch).clone());
+                }
+                if live {
+                    self.attach_simple(h, vireo_xml::format_root(&*ch, "channel"))
+                        .await?;
+                }
+            }
         }
         if let Some(d) = new_config {
             self.save_config(h, d)?;
         }
+        Ok(())
+    }
+
+    /// Plugs a device that needs nothing from the other drivers (an input, a channel).
+    async fn attach_simple(&self, h: &Handle, xml: String) -> Result<()> {
+        let conn = self.shim_conn(h)?;
+        let (ret, _): (ShimAttachRet, _) = conn
+            .call_fds(
+                VIREO_PROGRAM,
+                VIREO_VERSION,
+                vprocs::SHIM_ATTACH_DEVICE,
+                &ShimAttachArgs {
+                    xml,
+                    shown: None,
+                    flags: 0,
+                },
+            )
+            .await
+            .map_err(shim_error)?;
+        self.publish_device(h.uuid, event::ID_DEVICE_ADDED, ret.alias);
         Ok(())
     }
 
@@ -374,6 +467,14 @@ impl QemuDriver {
                     let n = find_disk(&d.devices.disks, want)?;
                     d.devices.disks.remove(n);
                 }
+                Device::Input(want) => {
+                    let n = find_input(&d.devices.inputs, want)?;
+                    d.devices.inputs.remove(n);
+                }
+                Device::Channel(want) => {
+                    let n = find_channel(&d.devices.channels, want)?;
+                    d.devices.channels.remove(n);
+                }
             }
             Some(d)
         } else {
@@ -395,6 +496,17 @@ impl QemuDriver {
                     d.alias
                         .clone()
                         .or_else(|| crate::cmdline::disk_alias(d))
+                        .unwrap_or_default()
+                }
+                Device::Input(want) => {
+                    let n = find_input(&running.devices.inputs, want)?;
+                    running.devices.inputs[n].alias.clone().unwrap_or_default()
+                }
+                Device::Channel(want) => {
+                    let n = find_channel(&running.devices.channels, want)?;
+                    running.devices.channels[n]
+                        .alias
+                        .clone()
                         .unwrap_or_default()
                 }
             };
@@ -425,10 +537,11 @@ impl QemuDriver {
         let (live, config) = targets(flags & !affect::FORCE, active, persistent)?;
         let disk = match parse_device(xml, "updating")? {
             Device::Disk(d) => *d,
-            Device::Interface(_) => {
-                return Err(DriverError::ConfigUnsupported(
-                    "updating <interface> devices is not supported by Vireo yet".into(),
-                ))
+            _ => {
+                return Err(DriverError::ConfigUnsupported(format!(
+                    "updating <{}> devices is not supported by Vireo yet",
+                    root_name(xml).unwrap_or_default()
+                )))
             }
         };
         if disk.device != vireo_xml::DiskDevice::Cdrom {

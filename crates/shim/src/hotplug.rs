@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 use serde_json::{json, Value};
 use vireo_proto::remote::{procs, state};
-use vireo_xml::{Disk, Interface, InterfaceType};
+use vireo_xml::{Chardev, Disk, Input, InputBus, InputType, Interface, InterfaceType};
 
 use crate::vm::{OpFailed, OpInvalid, Vm};
 
@@ -64,6 +64,60 @@ pub fn initial_disks(shown: &[Disk]) -> Vec<LiveDisk> {
             removing: false,
         })
         .collect()
+}
+
+/// An input device of the running VM (PS/2 ones belong to the machine: no id).
+#[derive(Debug, Clone)]
+pub struct LiveInput {
+    pub def: Input,
+    pub id: Option<String>,
+}
+
+/// A virtio channel of the running VM, with its device's and its backend's ids.
+#[derive(Debug, Clone)]
+pub struct LiveChannel {
+    pub def: Chardev,
+    pub id: String,
+    pub chardev: String,
+}
+
+/// The input devices QEMU was started with, with the ids the command line gives them.
+pub fn initial_inputs(inputs: &[Input]) -> Vec<LiveInput> {
+    inputs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let bus = d.bus.unwrap_or(match d.input_type {
+                InputType::Tablet => InputBus::Usb,
+                _ => InputBus::Ps2,
+            });
+            LiveInput {
+                def: d.clone(),
+                id: matches!(bus, InputBus::Usb | InputBus::Virtio).then(|| format!("input{i}")),
+            }
+        })
+        .collect()
+}
+
+/// The channels QEMU was started with.
+pub fn initial_channels(channels: &[Chardev]) -> Vec<LiveChannel> {
+    channels
+        .iter()
+        .enumerate()
+        .map(|(i, c)| LiveChannel {
+            def: c.clone(),
+            id: format!("channel{i}"),
+            chardev: format!("charchannel{i}"),
+        })
+        .collect()
+}
+
+/// The first `{prefix}N` that `taken` says is free.
+fn free_id(prefix: &str, taken: impl Fn(&str) -> bool) -> String {
+    (0..)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|id| !taken(id))
+        .unwrap_or_default()
 }
 
 /// A device the call names is not there.
@@ -308,6 +362,77 @@ impl Vm {
         }
     }
 
+    /// Hot-plugs an input device (USB or virtio). Returns its alias.
+    pub async fn attach_input(&self, inp: Input) -> anyhow::Result<String> {
+        self.require_running()?;
+        let id = {
+            let inputs = self.inputs();
+            free_id("input", |id| {
+                inputs.iter().any(|i| i.id.as_deref() == Some(id))
+            })
+        };
+        let device = vireo_qemu::cmdline::input_device(&inp, &id)
+            .map_err(|e| anyhow!(OpInvalid(e.to_string())))?;
+        self.qmp()
+            .execute("device_add", Some(device))
+            .await
+            .map_err(|e| anyhow!(OpFailed(format!("cannot add the input device: {e}"))))?;
+        let alias = inp.alias.clone().unwrap_or_else(|| id.clone());
+        self.inputs().push(LiveInput {
+            def: inp,
+            id: Some(id),
+        });
+        Ok(alias)
+    }
+
+    /// Hot-plugs a virtio channel: its socket (which the VM listens on), then its port.
+    /// Returns its alias.
+    pub async fn attach_channel(&self, mut ch: Chardev) -> anyhow::Result<String> {
+        self.require_running()?;
+        let (id, chardev) = {
+            let chans = self.channels();
+            let n = free_id("channel", |id| {
+                chans
+                    .iter()
+                    .any(|c| c.id == id || c.chardev == format!("char{id}"))
+            });
+            (n.clone(), format!("char{n}"))
+        };
+        let default_path = self.qemu_dir().join(format!("{id}.sock"));
+        let (backend, device) =
+            vireo_qemu::cmdline::channel_device(&ch, &id, &chardev, &default_path)
+                .map_err(|e| anyhow!(OpInvalid(e.to_string())))?;
+        let qmp = self.qmp();
+        qmp.execute("chardev-add", Some(backend))
+            .await
+            .map_err(|e| anyhow!(OpFailed(format!("cannot make the channel's socket: {e}"))))?;
+        if let Err(e) = qmp.execute("device_add", Some(device)).await {
+            let _ = qmp
+                .execute("chardev-remove", Some(json!({ "id": chardev })))
+                .await;
+            bail!(OpFailed(format!("cannot add the channel: {e}")));
+        }
+        // The live XML names the socket, as for a channel the VM started with.
+        if ch.sources.first().and_then(|s| s.path.as_ref()).is_none() {
+            let src = vireo_xml::ChardevSource {
+                mode: Some("bind".into()),
+                path: Some(default_path.display().to_string()),
+                ..Default::default()
+            };
+            match ch.sources.first_mut() {
+                Some(s) => *s = src,
+                None => ch.sources.push(src),
+            }
+        }
+        let alias = ch.alias.clone().unwrap_or_else(|| id.clone());
+        self.channels().push(LiveChannel {
+            def: ch,
+            id,
+            chardev,
+        });
+        Ok(alias)
+    }
+
     /// Asks the guest to release the device with this alias and waits up to `wait` for it.
     /// True when it is gone, false when the guest has not let go yet.
     pub async fn detach(&self, alias: &str, wait: Duration) -> anyhow::Result<bool> {
@@ -333,6 +458,8 @@ impl Vm {
                 }
                 d.removing = true;
                 d.id.clone()
+            } else if let Some(id) = self.other_id(alias)? {
+                id
             } else {
                 bail!(Missing(format!("no device with alias '{alias}'")));
             }
@@ -393,6 +520,11 @@ impl Vm {
             );
             return;
         }
+        if let Some(alias) = self.other_deleted(id).await {
+            self.bump_removed();
+            self.emit_device(procs::DOMAIN_EVENT_CALLBACK_DEVICE_REMOVED, alias);
+            return;
+        }
         let nic = {
             let mut nics = self.nics();
             let Some(i) = nics.iter().position(|n| n.id == id) else {
@@ -412,6 +544,58 @@ impl Vm {
             procs::DOMAIN_EVENT_CALLBACK_DEVICE_REMOVED,
             nic.alias().to_string(),
         );
+    }
+
+    /// The id of the input or channel with this alias (an input the machine has built in
+    /// cannot go).
+    fn other_id(&self, alias: &str) -> anyhow::Result<Option<String>> {
+        for i in self.inputs().iter() {
+            let id = i.id.as_deref();
+            if i.def.alias.as_deref() == Some(alias) || (i.def.alias.is_none() && id == Some(alias))
+            {
+                return match id {
+                    Some(id) => Ok(Some(id.to_string())),
+                    None => bail!(OpInvalid(format!(
+                        "input '{alias}' is part of the machine and cannot be detached"
+                    ))),
+                };
+            }
+        }
+        Ok(self
+            .channels()
+            .iter()
+            .find(|c| c.def.alias.as_deref().unwrap_or(&c.id) == alias || c.id == alias)
+            .map(|c| c.id.clone()))
+    }
+
+    /// An input or channel the guest let go: forgotten (a channel's socket closed);
+    /// returns its alias.
+    async fn other_deleted(&self, id: &str) -> Option<String> {
+        let input = {
+            let mut inputs = self.inputs();
+            inputs
+                .iter()
+                .position(|i| i.id.as_deref() == Some(id))
+                .map(|n| inputs.remove(n))
+        };
+        if let Some(i) = input {
+            return Some(i.def.alias.unwrap_or_else(|| id.to_string()));
+        }
+        let ch = {
+            let mut chans = self.channels();
+            chans
+                .iter()
+                .position(|c| c.id == id)
+                .map(|n| chans.remove(n))
+        }?;
+        if let Err(e) = self
+            .qmp()
+            .execute("chardev-remove", Some(json!({ "id": ch.chardev })))
+            .await
+        {
+            eprintln!("vireo-shim: cannot remove chardev {}: {e}", ch.chardev);
+        }
+        Some(ch.def.alias.unwrap_or(ch.id))
     }
 
     /// Removes a gone disk's block nodes (`libvirt-{node}-…`), top first: the image's

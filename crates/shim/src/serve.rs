@@ -214,6 +214,37 @@ impl ShimService {
                 }
             }));
         }
+        let x = a.xml.trim_start();
+        if x.starts_with("<input") || x.starts_with("<channel") {
+            if !fds.is_empty() {
+                return Dispatch::Now(Outcome::Error(RemoteError::rpc(
+                    "this device takes no descriptors",
+                )));
+            }
+            enum Other {
+                Input(vireo_xml::Input),
+                Channel(vireo_xml::Chardev),
+            }
+            let parsed = if x.starts_with("<input") {
+                vireo_xml::parse_root(&a.xml, "input").map(Other::Input)
+            } else {
+                vireo_xml::parse_root(&a.xml, "channel").map(Other::Channel)
+            };
+            let dev = match parsed {
+                Ok(d) => d,
+                Err(e) => return xml_err(e),
+            };
+            return Dispatch::Later(Box::pin(async move {
+                let r = match dev {
+                    Other::Input(i) => self.vm.attach_input(i).await,
+                    Other::Channel(c) => self.vm.attach_channel(c).await,
+                };
+                match r {
+                    Ok(alias) => Outcome::ok(&ShimAttachRet { alias }),
+                    Err(e) => Outcome::Error(to_remote(&e)),
+                }
+            }));
+        }
         let iface: vireo_xml::Interface = match vireo_xml::parse_root(&a.xml, "interface") {
             Ok(i) => i,
             Err(e) => return xml_err(e),

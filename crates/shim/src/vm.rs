@@ -75,6 +75,11 @@ pub struct Vm {
     nics: Mutex<Vec<crate::hotplug::Nic>>,
     /// The guest's disks as they are now.
     disks: Mutex<Vec<crate::hotplug::LiveDisk>>,
+    /// Its input devices and channels as they are now.
+    inputs: Mutex<Vec<crate::hotplug::LiveInput>>,
+    channels: Mutex<Vec<crate::hotplug::LiveChannel>>,
+    /// `<run>/qemu/<uuid>`: the VM's sockets.
+    qemu_dir: std::path::PathBuf,
     /// Counts the devices the guest let go (unplugs wait on it).
     removed: watch::Sender<u64>,
     /// Tells the clients a device came or went: (event message procedure, alias).
@@ -202,6 +207,8 @@ impl Vm {
             (state::RUNNING, state::RUNNING_BOOTED)
         };
         let nics = crate::hotplug::initial_nics(&def.devices.interfaces);
+        let inputs = crate::hotplug::initial_inputs(&def.devices.inputs);
+        let channels = crate::hotplug::initial_channels(&def.devices.channels);
         let disks = {
             let mut shown = def.clone();
             if let Some(defined) = &args.defined {
@@ -233,6 +240,9 @@ impl Vm {
                 .join(format!("{}.status", format_uuid(&uuid))),
             nics: Mutex::new(nics),
             disks: Mutex::new(disks),
+            inputs: Mutex::new(inputs),
+            channels: Mutex::new(channels),
+            qemu_dir: dir.clone(),
             removed: watch::channel(0).0,
             emit_device: OnceLock::new(),
         })
@@ -245,6 +255,18 @@ impl Vm {
 
     pub(crate) fn disks(&self) -> std::sync::MutexGuard<'_, Vec<crate::hotplug::LiveDisk>> {
         self.disks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn inputs(&self) -> std::sync::MutexGuard<'_, Vec<crate::hotplug::LiveInput>> {
+        self.inputs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn channels(&self) -> std::sync::MutexGuard<'_, Vec<crate::hotplug::LiveChannel>> {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn qemu_dir(&self) -> &std::path::Path {
+        &self.qemu_dir
     }
 
     pub(crate) fn qmp(&self) -> &Qmp {
@@ -376,6 +398,26 @@ impl Vm {
         if let (Some(port), Some(g)) = (self.vnc_port, def.devices.graphics.first_mut()) {
             g.port = Some(port);
         }
+        def.devices.inputs = self
+            .inputs()
+            .iter()
+            .map(|i| {
+                let mut d = i.def.clone();
+                if d.alias.is_none() {
+                    d.alias.clone_from(&i.id);
+                }
+                d
+            })
+            .collect();
+        def.devices.channels = self
+            .channels()
+            .iter()
+            .map(|c| {
+                let mut d = c.def.clone();
+                d.alias.get_or_insert_with(|| c.id.clone());
+                d
+            })
+            .collect();
         def.devices.disks = self
             .disks()
             .iter()
