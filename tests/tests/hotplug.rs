@@ -377,13 +377,25 @@ fn cdrom_media_change(layout: Layout) {
     let to_a = write_file(&d, "cd-a.xml", &cdrom(Some(&a)));
     ok(&d.virsh(&["update-device", "vm1", &to_a, "--live", "--config"]));
     assert!(open_files(&d, "vm1").contains(&format!("{}\n", a.display())));
+    // The vireo command says what virsh says.
+    assert_eq!(
+        ok(&d.vireo(&["update-device", "vm1", &to_b, "--live"])),
+        "Device updated successfully\n\n"
+    );
+    assert!(open_files(&d, "vm1").contains(&format!("{}\n", b.display())));
+    ok(&d.virsh(&["update-device", "vm1", &to_a, "--live"]));
+    let hdd = write_file(&d, "cd-missing.xml", &cdrom(Some(&a)).replace("hdc", "hdd"));
+    let e = fails(&d.vireo(&["update-device", "vm1", &hdd]));
+    assert!(
+        e.contains("Failed to update device from") && e.contains("disk hdd not found"),
+        "{e}"
+    );
     // The definition alone.
     ok(&d.virsh(&["update-device", "vm1", &to_b, "--config"]));
     assert!(ok(&d.virsh(&["dumpxml", "--inactive", "vm1"])).contains("b.iso"));
     assert!(ok(&d.virsh(&["dumpxml", "vm1"])).contains("a.iso"));
 
     // Refusals.
-    let hdd = write_file(&d, "cd-missing.xml", &cdrom(Some(&a)).replace("hdc", "hdd"));
     let e = fails(&d.virsh(&["update-device", "vm1", &hdd, "--live"]));
     assert!(e.contains("disk hdd not found"), "{e}");
     let plain = write_file(

@@ -2,7 +2,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use vireo_client::uri::format_uuid;
-use vireo_client::{Connect, Domain};
+use vireo_client::{Connect, DeviceOp, Domain};
 use vireo_proto::remote::list_flags;
 
 pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
@@ -58,6 +58,10 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
         "create" => known(&["--paused"])?,
         "destroy" | "shutdown" | "suspend" | "resume" | "reboot" | "reset" => known(&[])?,
         "domstate" => known(&["--reason"])?,
+        "attach-device" | "detach-device" => {
+            known(&["--live", "--config", "--current", "--persistent"])?
+        }
+        "update-device" => known(&["--live", "--config", "--current", "--persistent", "--force"])?,
         "define" | "undefine" | "dumpxml" | "dominfo" | "domuuid" | "domid" | "domname" => {
             known(&[])?
         }
@@ -177,6 +181,46 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
             };
             r.with_context(|| format!("Failed to {failed} domain '{}'", d.name))?;
             println!("Domain '{}' {done}\n", d.name);
+        }
+        "attach-device" | "detach-device" | "update-device" => {
+            let (dom, file) = match pos.as_slice() {
+                [d, f] => (*d, *f),
+                [] => bail!("command '{cmd}' requires <domain> option"),
+                [_] => bail!("command '{cmd}' requires <file> option"),
+                _ => bail!("unexpected data '{}'", pos[2]),
+            };
+            let d = get_domain(&c, dom).await?;
+            let xml = std::fs::read_to_string(file)
+                .with_context(|| format!("Failed to open file '{file}'"))?;
+            let (op, verb, done) = match cmd.as_str() {
+                "attach-device" => (DeviceOp::Attach, "attach", "attached"),
+                "detach-device" => (DeviceOp::Detach, "detach", "detached"),
+                _ => (DeviceOp::Update, "update", "updated"),
+            };
+            // As virsh: no option is the plain call (the running domain only; update has
+            // none: the current definition); --persistent is the definition, and the
+            // running domain too when it runs.
+            let mut flags = 0;
+            if has("--live") {
+                flags |= vireo_proto::remote::affect::LIVE;
+            }
+            if has("--config") {
+                flags |= vireo_proto::remote::affect::CONFIG;
+            }
+            if has("--persistent") {
+                flags |= vireo_proto::remote::affect::CONFIG;
+                if c.is_active(&d).await? {
+                    flags |= vireo_proto::remote::affect::LIVE;
+                }
+            }
+            if has("--force") {
+                flags |= vireo_proto::remote::affect::FORCE;
+            }
+            let given = flags != 0 || has("--current") || op == DeviceOp::Update;
+            c.device(op, &d, &xml, given.then_some(flags))
+                .await
+                .with_context(|| format!("Failed to {verb} device from {file}"))?;
+            println!("Device {done} successfully\n");
         }
         "autostart" => {
             let d = get_domain(&c, one("domain")?).await?;

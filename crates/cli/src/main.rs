@@ -42,6 +42,9 @@ Commands:
                            pause and continue the CPUs
   reboot DOMAIN / reset DOMAIN
                            graceful reboot / hard reset
+  attach-device / detach-device / update-device DOMAIN FILE
+      [--live] [--config] [--current] [--persistent] [--force (update)]
+                           plug, unplug or change a device (none: the running domain)
   secret-define FILE       define or redefine a secret from an XML file
   secret-undefine SECRET   remove a secret
   secret-list [--ephemeral] [--no-ephemeral] [--private] [--no-private]

@@ -393,6 +393,51 @@ impl Connect {
         Ok(r.dom)
     }
 
+    /// Attaches (`ATTACH`), detaches or updates a device: with `flags` the `…_FLAGS`
+    /// call, without the plain one (hotplug semantics, the running domain only).
+    pub async fn device(
+        &self,
+        op: DeviceOp,
+        dom: &Domain,
+        xml: &str,
+        flags: Option<u32>,
+    ) -> Result<()> {
+        let (plain, with_flags) = match op {
+            DeviceOp::Attach => (
+                Some(procs::DOMAIN_ATTACH_DEVICE),
+                procs::DOMAIN_ATTACH_DEVICE_FLAGS,
+            ),
+            DeviceOp::Detach => (
+                Some(procs::DOMAIN_DETACH_DEVICE),
+                procs::DOMAIN_DETACH_DEVICE_FLAGS,
+            ),
+            DeviceOp::Update => (None, procs::DOMAIN_UPDATE_DEVICE_FLAGS),
+        };
+        match (flags, plain) {
+            (None, Some(p)) => {
+                self.call(
+                    p,
+                    &DomainDeviceArgs {
+                        dom: dom.clone(),
+                        xml: xml.into(),
+                    },
+                )
+                .await
+            }
+            (f, _) => {
+                self.call(
+                    with_flags,
+                    &DomainDeviceFlagsArgs {
+                        dom: dom.clone(),
+                        xml: xml.into(),
+                        flags: f.unwrap_or(0),
+                    },
+                )
+                .await
+            }
+        }
+    }
+
     /// A lifecycle call whose only argument is the domain (destroy, shutdown, suspend,
     /// resume).
     async fn dom_call(&self, proc_: i32, dom: &Domain) -> Result<()> {
@@ -440,4 +485,12 @@ impl Connect {
     pub async fn security_model(&self) -> Result<NodeGetSecurityModelRet> {
         self.call(procs::NODE_GET_SECURITY_MODEL, &()).await
     }
+}
+
+/// What [`Connect::device`] does with a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceOp {
+    Attach,
+    Detach,
+    Update,
 }
