@@ -120,6 +120,21 @@ fn free_id(prefix: &str, taken: impl Fn(&str) -> bool) -> String {
         .unwrap_or_default()
 }
 
+/// A device QEMU cannot have as asked (libvirt's "unsupported configuration").
+#[derive(Debug)]
+pub struct Unsupported(pub String);
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unsupported configuration: {}", self.0)
+    }
+}
+impl std::error::Error for Unsupported {}
+
+fn unsupported(e: vireo_qemu::cmdline::CmdlineError) -> anyhow::Error {
+    let vireo_qemu::cmdline::CmdlineError::Unsupported(m) = e;
+    anyhow!(Unsupported(m))
+}
+
 /// A device the call names is not there.
 #[derive(Debug)]
 pub struct Missing(pub String);
@@ -187,8 +202,8 @@ impl Vm {
             let netdev = format!("host{id}");
             (id, netdev)
         };
-        let device = vireo_qemu::cmdline::interface_device(&iface, &id, &netdev)
-            .map_err(|e| anyhow!(OpInvalid(e.to_string())))?;
+        let device =
+            vireo_qemu::cmdline::interface_device(&iface, &id, &netdev).map_err(unsupported)?;
         let qmp = self.qmp();
         let mut fdname = None;
         let backend = match (iface.if_type, tap) {
@@ -243,8 +258,8 @@ impl Vm {
             }
             disks.iter().map(|d| d.node).max().unwrap_or(0) + 1
         };
-        let (nodes, device, id) = vireo_qemu::cmdline::hotplug_disk(&run, node)
-            .map_err(|e| anyhow!(OpInvalid(e.to_string())))?;
+        let (nodes, device, id) =
+            vireo_qemu::cmdline::hotplug_disk(&run, node).map_err(unsupported)?;
         let qmp = self.qmp();
         let added = self.add_nodes(&nodes).await?;
         if let Err(e) = qmp.execute("device_add", Some(device)).await {
@@ -281,8 +296,7 @@ impl Vm {
             let next = disks.iter().map(|d| d.node).max().unwrap_or(0) + 1;
             (d.id.clone(), d.node, next)
         };
-        let nodes = vireo_qemu::cmdline::media_nodes(&run, node)
-            .map_err(|e| anyhow!(OpInvalid(e.to_string())))?;
+        let nodes = vireo_qemu::cmdline::media_nodes(&run, node).map_err(unsupported)?;
         let qmp = self.qmp();
         qmp.execute("blockdev-open-tray", Some(json!({"id": id, "force": true})))
             .await
@@ -371,8 +385,7 @@ impl Vm {
                 inputs.iter().any(|i| i.id.as_deref() == Some(id))
             })
         };
-        let device = vireo_qemu::cmdline::input_device(&inp, &id)
-            .map_err(|e| anyhow!(OpInvalid(e.to_string())))?;
+        let device = vireo_qemu::cmdline::input_device(&inp, &id).map_err(unsupported)?;
         self.qmp()
             .execute("device_add", Some(device))
             .await
@@ -401,7 +414,7 @@ impl Vm {
         let default_path = self.qemu_dir().join(format!("{id}.sock"));
         let (backend, device) =
             vireo_qemu::cmdline::channel_device(&ch, &id, &chardev, &default_path)
-                .map_err(|e| anyhow!(OpInvalid(e.to_string())))?;
+                .map_err(unsupported)?;
         let qmp = self.qmp();
         qmp.execute("chardev-add", Some(backend))
             .await

@@ -9,7 +9,7 @@ use vireo_proto::{Header, RemoteError, REMOTE_PROGRAM, REMOTE_VERSION};
 use vireo_rpc::server::{Client, Dispatch, Outcome, Server, Service};
 use vireo_xdr::{Array, Decoder, Xdr};
 
-use crate::hotplug::Missing;
+use crate::hotplug::{Missing, Unsupported};
 use crate::vm::{Lifecycle, OpFailed, OpInvalid, Vm};
 use vireo_proto::vireo::{
     procs as vprocs, ShimAttachArgs, ShimAttachRet, ShimDetachArgs, ShimDetachRet, VIREO_PROGRAM,
@@ -355,6 +355,13 @@ pub fn broadcast(server: &Arc<Server<ShimService>>, vm: &Vm, ev: Lifecycle) {
 }
 
 fn to_remote(e: &anyhow::Error) -> RemoteError {
+    if let Some(Unsupported(m)) = e.downcast_ref() {
+        return RemoteError::new(
+            code::CONFIG_UNSUPPORTED,
+            errdom::DOMAIN,
+            format!("unsupported configuration: {m}"),
+        );
+    }
     if let Some(Missing(m)) = e.downcast_ref() {
         return RemoteError::new(
             code::DEVICE_MISSING,
