@@ -599,6 +599,12 @@ impl<S: Service> Server<S> {
         // Descriptors received (CALL_WITH_FDS), in order, for services that accept them.
         let with_fds = self.service.accepts_fds();
         let mut fdq: std::collections::VecDeque<OwnedFd> = std::collections::VecDeque::new();
+        // recvmsg's buffer for such connections (made once).
+        let mut fd_buf = if with_fds {
+            vec![0u8; READ_CHUNK]
+        } else {
+            Vec::new()
+        };
         while open {
             // Answer every complete frame already received.
             loop {
@@ -744,7 +750,7 @@ impl<S: Service> Server<S> {
                         }
                     }
                 }
-                r = read_some(&mut stream, &mut rbuf, with_fds.then_some(&mut fdq)) => match r {
+                r = read_some(&mut stream, &mut rbuf, with_fds.then_some((&mut fdq, &mut fd_buf))) => match r {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
                 },
@@ -948,22 +954,21 @@ impl<S: Service> Server<S> {
     }
 }
 
-/// Reads what the socket has into `buf`: a plain read, or with `fdq` a `recvmsg` that
-/// keeps the descriptors that came (in order). Cancel-safe: nothing is consumed unless
+/// Reads what the socket has into `buf`: a plain read, or with `fds` (the queue, and a
+/// buffer to receive into) a `recvmsg` that keeps the descriptors that came (in order). Cancel-safe: nothing is consumed unless
 /// kept.
 async fn read_some(
     stream: &mut UnixStream,
     buf: &mut Vec<u8>,
-    fdq: Option<&mut std::collections::VecDeque<OwnedFd>>,
+    fds: Option<(&mut std::collections::VecDeque<OwnedFd>, &mut Vec<u8>)>,
 ) -> io::Result<usize> {
-    let Some(fdq) = fdq else {
+    let Some((fdq, tmp)) = fds else {
         return stream.read_buf(buf).await;
     };
-    let mut tmp = vec![0u8; READ_CHUNK];
     loop {
         stream.readable().await?;
         match stream.try_io(tokio::io::Interest::READABLE, || {
-            vireo_fdpass::recv(stream.as_fd(), &mut tmp)
+            vireo_fdpass::recv(stream.as_fd(), tmp)
         }) {
             Ok((n, fds)) => {
                 buf.extend_from_slice(&tmp[..n]);
