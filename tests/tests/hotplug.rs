@@ -12,6 +12,24 @@ const NAT: &str = "<network><name>vnat</name><forward mode='nat'/>\
     <ip address='10.77.0.1' netmask='255.255.255.0'>\
     <dhcp><range start='10.77.0.100' end='10.77.0.199'/></dhcp></ip></network>";
 
+/// Defines and starts the NAT network `vnat`.
+fn nat_network(d: &Daemon) {
+    let f = write_file(d, "vnat.xml", NAT);
+    ok(&d.virsh(&["net-define", &f]));
+    ok(&d.virsh(&["net-start", "vnat"]));
+}
+
+/// Defines guest `vm1` from `xml`, starts it paused, starts listening for device events and
+/// lets the guest run until its shell is ready.
+fn boot(d: &Daemon, xml: &str) -> EventLog {
+    let g = write_file(d, "vm1.xml", xml);
+    ok(&d.virsh(&["define", &g]));
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    let ev = EventLog::start_devices(d);
+    guest_shell(d, "vm1", &["--resume"]);
+    ev
+}
+
 /// The guest shell command that waits for card `dev` to appear, asks for an address and
 /// pings the gateway, printing `tag` when all of that worked.
 fn bring_up(dev: &str, tag: &str) -> String {
@@ -46,14 +64,8 @@ fn ports(d: &Daemon) -> usize {
 /// calls are refused with libvirt's errors, nothing left behind.
 fn interfaces_come_and_go(layout: Layout) {
     let d = Daemon::start_in(layout);
-    let f = write_file(&d, "vnat.xml", NAT);
-    ok(&d.virsh(&["net-define", &f]));
-    ok(&d.virsh(&["net-start", "vnat"]));
-    let g = write_file(&d, "vm1.xml", &vireo_tests::guest_xml("vm1"));
-    ok(&d.virsh(&["define", &g]));
-    ok(&d.virsh(&["start", "--paused", "vm1"]));
-    let mut ev = EventLog::start_devices(&d);
-    guest_shell(&d, "vm1", &["--resume"]);
+    nat_network(&d);
+    let mut ev = boot(&d, &vireo_tests::guest_xml("vm1"));
 
     // On the network, live.
     let on_net = write_file(
@@ -206,11 +218,7 @@ fn mark(path: &std::path::Path, marker: &str) {
 /// what cannot be hot-plugged is refused.
 fn disks_come_and_go(layout: Layout) {
     let d = Daemon::start_in(layout);
-    let g = write_file(&d, "vm1.xml", &vireo_tests::guest_xml("vm1"));
-    ok(&d.virsh(&["define", &g]));
-    ok(&d.virsh(&["start", "--paused", "vm1"]));
-    let mut ev = EventLog::start_devices(&d);
-    guest_shell(&d, "vm1", &["--resume"]);
+    let mut ev = boot(&d, &vireo_tests::guest_xml("vm1"));
 
     let img = d.root.join("hot.img");
     mark(&img, "VIREOHOTFILE0001");
@@ -420,9 +428,7 @@ fn cdrom_media_change(layout: Layout) {
 /// back to the network driver.
 fn hotplugged_devices_outlive_a_daemon_restart(layout: Layout) {
     let mut d = Daemon::start_in(layout);
-    let f = write_file(&d, "vnat.xml", NAT);
-    ok(&d.virsh(&["net-define", &f]));
-    ok(&d.virsh(&["net-start", "vnat"]));
+    nat_network(&d);
     let g = write_file(&d, "vm1.xml", &vireo_tests::guest_xml("vm1"));
     ok(&d.virsh(&["define", &g]));
     ok(&d.virsh(&["start", "--paused", "vm1"]));
@@ -492,11 +498,7 @@ fn inputs_and_channels_come_and_go(layout: Layout) {
         "<memballoon",
         "<controller type='virtio-serial' index='0'/><memballoon",
     );
-    let g = write_file(&d, "vm1.xml", &xml);
-    ok(&d.virsh(&["define", &g]));
-    ok(&d.virsh(&["start", "--paused", "vm1"]));
-    let mut ev = EventLog::start_devices(&d);
-    guest_shell(&d, "vm1", &["--resume"]);
+    let mut ev = boot(&d, &xml);
 
     let channel = write_file(
         &d,
