@@ -92,11 +92,15 @@ except libvirt.libvirtError as e:
     assert e.get_error_code() == libvirt.VIR_ERR_OPERATION_FAILED, e.get_error_code()
     assert "already exists with uuid" in str(e), str(e)
 
-# elements we do not model are dropped, as libvirt drops unknown elements
-weird = conn.defineXML(XML.replace("py1", "weird").replace("22222222", "55555555").replace(
-    "</os>", "</os><frobnicator level='11'/>"))
-assert "frobnicator" not in weird.XMLDesc(0)
-weird.undefine()
+# elements Vireo does not model are refused by name (never dropped without a word)
+try:
+    conn.defineXML(XML.replace("py1", "weird").replace("22222222", "55555555").replace(
+        "</os>", "</os><frobnicator level='11'/>"))
+    raise AssertionError("an unknown element was accepted")
+except libvirt.libvirtError as e:
+    assert e.get_error_code() == libvirt.VIR_ERR_CONFIG_UNSUPPORTED, e.get_error_code()
+    assert "<frobnicator> in <domain> is not supported" in str(e), str(e)
+assert "weird" not in conn.listDefinedDomains()
 
 try:
     conn.lookupByName("no-such")
@@ -133,6 +137,6 @@ gx.undefine()
 d.undefine()
 dom2.undefine()
 assert conn.listAllDomains(0) == []
-del d, dom, dom2, auto, gx, weird
+del d, dom, dom2, auto, gx
 conn.close()
 print("python ok")

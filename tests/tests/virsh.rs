@@ -145,6 +145,37 @@ fn invalid_xml_gets_a_readable_error(layout: Layout) {
     .unwrap();
     let err = fails(&d.virsh(&["define", badmem.to_str().unwrap()]));
     assert!(err.contains("lots"), "{err}");
+
+    // What Vireo does not know is refused by name, never dropped without a word.
+    let unknown = [
+        (
+            "<devices><smartcard mode='passthrough' type='spicevmc'/></devices>",
+            "unsupported configuration: <smartcard> in <devices> is not supported by Vireo \
+             yet; it would be lost",
+        ),
+        (
+            "<devices><rng model='virtio' colour='red'><backend model='random'/></rng></devices>",
+            "unsupported configuration: attribute 'colour' of <rng> in <devices> is not \
+             supported by Vireo yet; it would be lost",
+        ),
+        (
+            "<features><acpi/><frobnicate/></features>",
+            "<frobnicate> in <features> is not supported",
+        ),
+    ];
+    for (i, (extra, want)) in unknown.iter().enumerate() {
+        let f = d.root.join(format!("unknown{i}.xml"));
+        std::fs::write(
+            &f,
+            format!(
+                "<domain type='qemu'><name>u{i}</name><memory unit='MiB'>64</memory>\
+                 <os><type>hvm</type></os>{extra}</domain>"
+            ),
+        )
+        .unwrap();
+        let err = fails(&d.virsh(&["define", f.to_str().unwrap()]));
+        assert!(err.contains(want), "{extra}: {err}");
+    }
     assert!(ok(&d.virsh(&["list", "--all", "--name"])).trim().is_empty());
 }
 

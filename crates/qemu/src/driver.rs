@@ -262,7 +262,7 @@ impl QemuDriver {
 
     /// Parses and checks a definition, filling what libvirt fills (UUID, machine, emulator).
     pub(crate) fn prepare(&self, xml: &str) -> Result<Domain> {
-        let mut def = Domain::parse(xml).map_err(|e| match e {
+        let mut def = Domain::parse_kept(xml).map_err(|e| match e {
             // Shaped like libvirt's libxml2 messages: "(domain_definition):LINE: what".
             XmlError::Syntax { line, col, msg } => {
                 DriverError::XmlSyntax(format!("(domain_definition):{line}:{col}: {msg}"))

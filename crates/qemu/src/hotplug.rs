@@ -61,20 +61,22 @@ fn xml_error(e: XmlError) -> DriverError {
     }
 }
 
+/// Reads the device XML of a call. What attach and update would not keep is refused;
+/// detach only matches, so its XML may say more than the model knows.
 fn parse_device(xml: &str, verb: &str) -> Result<Device> {
+    fn read<T: vireo_xml::XmlElement>(xml: &str, root: &str, verb: &str) -> Result<Box<T>> {
+        let v = if verb == "detaching" {
+            vireo_xml::parse_root(xml, root)
+        } else {
+            vireo_xml::parse_root_kept(xml, root)
+        };
+        v.map(Box::new).map_err(xml_error)
+    }
     match root_name(xml) {
-        Some("interface") => Ok(Device::Interface(Box::new(
-            vireo_xml::parse_root(xml, "interface").map_err(xml_error)?,
-        ))),
-        Some("disk") => Ok(Device::Disk(Box::new(
-            vireo_xml::parse_root(xml, "disk").map_err(xml_error)?,
-        ))),
-        Some("input") => Ok(Device::Input(Box::new(
-            vireo_xml::parse_root(xml, "input").map_err(xml_error)?,
-        ))),
-        Some("channel") => Ok(Device::Channel(Box::new(
-            vireo_xml::parse_root(xml, "channel").map_err(xml_error)?,
-        ))),
+        Some("interface") => Ok(Device::Interface(read(xml, "interface", verb)?)),
+        Some("disk") => Ok(Device::Disk(read(xml, "disk", verb)?)),
+        Some("input") => Ok(Device::Input(read(xml, "input", verb)?)),
+        Some("channel") => Ok(Device::Channel(read(xml, "channel", verb)?)),
         Some(other) if !other.is_empty() => Err(DriverError::ConfigUnsupported(format!(
             "{verb} <{other}> devices is not supported by Vireo yet"
         ))),

@@ -35,8 +35,21 @@ pub const DOMAIN_TYPES: &[&str] = &[
     "hvf",
 ];
 
-/// Children of `<features>` that are kept; any other child is dropped on
-/// parse (unknown elements are not carried over, as in libvirt).
+/// Parts of a domain definition kept as they are written.
+const DOMAIN_VERBATIM: &[&str] = &["domain/metadata"];
+
+/// What the model leaves out of a definition because it says the same another way:
+/// `<vcpu current=N>` with N the maximum; an empty `<devices/>` or `<features/>`; and the
+/// `id` of a running domain, which a definition does not carry.
+const DOMAIN_NORMALISED: &[&str] = &[
+    "domain@id",
+    "domain/vcpu@current",
+    "domain/devices",
+    "domain/features",
+];
+
+/// Children of `<features>` that are kept; any other child is refused by
+/// [`Domain::parse_kept`] (and dropped by [`Domain::parse`]).
 pub const KNOWN_FEATURES: &[&str] = &[
     "acpi",
     "apic",
@@ -239,6 +252,7 @@ pub struct Domain {
     pub on_poweroff: LifecycleAction,
     pub on_reboot: LifecycleAction,
     pub on_crash: LifecycleAction,
+    pub pm: Option<Pm>,
     pub devices: Devices,
 }
 
@@ -264,6 +278,7 @@ impl Default for Domain {
             on_poweroff: LifecycleAction::Destroy,
             on_reboot: LifecycleAction::Restart,
             on_crash: LifecycleAction::Destroy,
+            pm: None,
             devices: Devices::default(),
         }
     }
@@ -540,10 +555,28 @@ impl Timer {
     }
 }
 
+xml_element! {
+    /// `<pm>`: whether the guest may suspend to memory (S3) or to disk (S4).
+    #[derive(Default)]
+    pub struct Pm {
+        in_attr_opt suspend_to_mem: YesNo = "suspend-to-mem@enabled",
+        in_attr_opt suspend_to_disk: YesNo = "suspend-to-disk@enabled",
+    }
+}
+
 impl Domain {
     /// Parse a domain definition.
     pub fn parse(xml: &str) -> Result<Domain, XmlError> {
         crate::model::parse_document(xml, "domain", |root| Domain::from_node(root, xml))
+    }
+
+    /// Parses a definition a user gives, and refuses it when the model would not keep all
+    /// of it: an element or attribute Vireo does not know is named in an
+    /// [`XmlError::Unsupported`], never dropped without a word.
+    pub fn parse_kept(xml: &str) -> Result<Domain, XmlError> {
+        let def = Domain::parse(xml)?;
+        crate::fidelity::check_kept(xml, &def.format(), DOMAIN_VERBATIM, DOMAIN_NORMALISED)?;
+        Ok(def)
     }
 
     /// Format as libvirt-style XML (no `id` attribute).
@@ -606,6 +639,9 @@ impl Domain {
         w.text_elem("on_poweroff", self.on_poweroff.as_str());
         w.text_elem("on_reboot", self.on_reboot.as_str());
         w.text_elem("on_crash", self.on_crash.as_str());
+        if let Some(pm) = &self.pm {
+            pm.write_to(&mut w, "pm");
+        }
         if !self.devices.is_empty() {
             self.devices.write_to(&mut w, "devices");
         }
@@ -734,6 +770,7 @@ impl Domain {
         let on_poweroff = lifecycle(root, "on_poweroff", LifecycleAction::Destroy, false)?;
         let on_reboot = lifecycle(root, "on_reboot", LifecycleAction::Restart, false)?;
         let on_crash = lifecycle(root, "on_crash", LifecycleAction::Destroy, true)?;
+        let pm = field::child_opt(root, "pm")?;
 
         let devices = match child(root, "devices") {
             Some(d) => Devices::from_node(d)?,
@@ -775,6 +812,7 @@ impl Domain {
             on_poweroff,
             on_reboot,
             on_crash,
+            pm,
             devices,
         })
     }

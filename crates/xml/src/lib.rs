@@ -19,12 +19,14 @@
 //! boot orders over all devices), `<features>` (kept generically), `<metadata>` (kept
 //! verbatim) and `<address>` (its attributes depend on its type).
 //!
-//! Elements that are not modelled are dropped on format, as libvirt does
-//! with elements it does not know. Values of modelled enumerations are
+//! Elements that are not modelled are dropped by the plain parsers, as libvirt does
+//! with elements it does not know; definitions that users give go through
+//! [`Domain::parse_kept`] or [`parse_root_kept`], which refuse them instead ([`fidelity`]). Values of modelled enumerations are
 //! checked, and unknown ones are rejected with [`XmlError::Invalid`].
 
 mod devices;
 mod domain;
+pub mod fidelity;
 pub mod model;
 mod netport;
 mod network;
@@ -36,7 +38,7 @@ pub mod util;
 
 pub use devices::*;
 pub use domain::*;
-pub use model::{format_root, parse_root, XmlElement, XmlValue, YesNo};
+pub use model::{format_root, parse_root, parse_root_kept, XmlElement, XmlValue, YesNo};
 pub use netport::*;
 pub use network::*;
 pub use nwfilter::*;

@@ -160,6 +160,14 @@ pub fn parse_root<T: XmlElement>(xml: &str, root: &str) -> Result<T, XmlError> {
     parse_document(xml, root, T::from_node)
 }
 
+/// [`parse_root`] for what a user gives: refuses the document when the model would not
+/// keep every element and attribute of it (see [`crate::fidelity`]).
+pub fn parse_root_kept<T: XmlElement>(xml: &str, root: &str) -> Result<T, XmlError> {
+    let v: T = parse_root(xml, root)?;
+    crate::fidelity::check_kept(xml, &format_root(&v, root), &[], &[])?;
+    Ok(v)
+}
+
 /// Formats `v` as a document with root element `root`.
 pub fn format_root<T: XmlElement>(v: &T, root: &str) -> String {
     let mut w = Writer::new();
