@@ -613,6 +613,7 @@ impl<'a> Builder<'a> {
         if no_reboot {
             self.arg("-no-reboot");
         }
+        self.power_management();
         self.arg2("-boot", boot);
         if let Some(k) = &def.os.kernel {
             // -kernel, -initrd and -append take their value whole (no option parsing).
@@ -640,6 +641,21 @@ impl<'a> Builder<'a> {
         }
         self.arg2("-msg", "timestamp=on");
         Ok(())
+    }
+
+    /// `<pm>`: S3 and S4 are properties of the chipset's power-management device.
+    fn power_management(&mut self) {
+        let Some(pm) = &self.def.pm else { return };
+        let dev = match self.family {
+            Family::Pc => "PIIX4_PM",
+            Family::Q35 => "ICH9-LPC",
+        };
+        for (state, on) in [("s3", pm.suspend_to_mem), ("s4", pm.suspend_to_disk)] {
+            if let Some(on) = on {
+                let off = u8::from(on == vireo_xml::YesNo::No);
+                self.arg2("-global", format!("{dev}.disable_{state}={off}"));
+            }
+        }
     }
 
     // -----------------------------------------------------------------------
