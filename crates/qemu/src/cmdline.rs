@@ -25,10 +25,11 @@
 //! applies `<on_poweroff>`). `<on_reboot>destroy</on_reboot>` adds `-no-reboot`, which
 //! turns a guest reset into a `SHUTDOWN` event with reason `guest-reset`.
 //!
-//! PCI: every PCI device gets an explicit slot on the root bus (`pci.0` on pc, `pcie.0` on
-//! q35; there are no bridges or root ports yet). Addresses given in the definition are
-//! honoured; the others take the free slots in command-line order (the video device
-//! first, as in libvirt), so explicit and automatic addresses can never collide.
+//! PCI: [`crate::pci::assign`] gave every PCI device its place at define (root ports on
+//! q35, one per device; the root bus on pc), and [`build`] runs it again for a definition
+//! that has none, so every device is written with an explicit `bus=…,addr=…`: bus 0 is the
+//! machine's (`pci.0` on pc, `pcie.0` on q35), bus N the PCI controller of index N
+//! (`pci.N`), emitted before the devices on it.
 //!
 //! Boot order: `<os><boot dev=...>` is expressed as `bootindex` on the first device of
 //! each kind (position in the list, from 1), per-device `<boot order>` as that index;
@@ -49,6 +50,7 @@ use vireo_xml::{
 };
 
 use crate::caps::QemuCaps;
+use crate::pci::{machine_family, Family};
 
 /// What the launcher provides beyond the definition.
 #[derive(Debug, Clone)]
@@ -97,7 +99,13 @@ pub fn check(def: &Domain, caps: &QemuCaps) -> Result<()> {
 
 /// The arguments after the emulator path.
 pub fn build(def: &Domain, caps: &QemuCaps, cfg: &LaunchConfig) -> Result<Vec<String>> {
-    let mut b = Builder::new(def, caps, cfg)?;
+    // The driver assigned the PCI places at define; a definition from elsewhere (an
+    // older Vireo, a test) gets them the same way here.
+    let mut full = def.clone();
+    if let Some(family) = family_of(def, caps) {
+        crate::pci::assign(&mut full, family).map_err(CmdlineError::Unsupported)?;
+    }
+    let mut b = Builder::new(&full, caps, cfg)?;
     b.run()?;
     Ok(b.args)
 }
@@ -235,12 +243,17 @@ fn disk_name_index(dev: &str) -> Option<(&'static str, u32)> {
 // Machine family and PCI slots
 // ---------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Family {
-    /// i440FX + PIIX3: `pci.0`, built-in IDE with `ide.0`/`ide.1`.
-    Pc,
-    /// Q35 + ICH9: `pcie.0`, built-in AHCI with `ide.0` to `ide.5`, no IDE.
-    Q35,
+/// The chipset family of a definition's machine type (by its name or the canonical name
+/// the emulator gives it); `None` for a machine Vireo does not run.
+pub fn family_of(def: &Domain, caps: &QemuCaps) -> Option<Family> {
+    let machine = def.os.os_type.machine.as_deref().unwrap_or("pc");
+    machine_family(machine).or_else(|| {
+        caps.machines
+            .iter()
+            .find(|m| m.name == machine)
+            .and_then(|m| m.canonical.as_deref())
+            .and_then(machine_family)
+    })
 }
 
 /// Whether Vireo runs machines of this type (the pc and q35 families): only those are
@@ -251,31 +264,17 @@ pub fn supported_machine(m: &crate::caps::Machine) -> bool {
         .is_some()
 }
 
-fn machine_family(name: &str) -> Option<Family> {
-    if name == "q35" || name.starts_with("pc-q35-") {
-        Some(Family::Q35)
-    } else if name == "pc"
-        || name.starts_with("pc-i440fx-")
-        || name
-            .strip_prefix("pc-")
-            .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
-    {
-        Some(Family::Pc)
-    } else {
-        None
-    }
-}
-
-const PCI_SLOTS: u32 = 32;
-const PCI_FUNCTIONS: u32 = 8;
-
-/// Slot bookkeeping for the root PCI bus.
+/// Slot bookkeeping for the command line. [`crate::pci::assign`] has given every device
+/// of the definition its place (and checked the places); this only writes them, and finds
+/// slots on the root bus for what the command line adds on its own (a USB controller for
+/// USB inputs, an AHCI controller for SATA disks on pc).
 struct PciBus {
     root: &'static str,
-    used: BTreeSet<(u32, u32)>,
+    used: BTreeSet<(u32, u32, u32)>,
 }
 
 struct PciAddr {
+    bus: u32,
     slot: u32,
     function: u32,
     multifunction: bool,
@@ -285,18 +284,18 @@ impl PciBus {
     fn new(family: Family) -> PciBus {
         let mut used = BTreeSet::new();
         // Slot 0: the host bridge.
-        for f in 0..PCI_FUNCTIONS {
-            used.insert((0, f));
+        for f in 0..8 {
+            used.insert((0, 0, f));
         }
         let root = match family {
             Family::Pc => {
                 // PIIX3: ISA bridge, IDE, ACPI/PM. Function 2 is the USB controller's place.
-                used.extend([(1, 0), (1, 1), (1, 3)]);
+                used.extend([(0, 1, 0), (0, 1, 1), (0, 1, 3)]);
                 "pci.0"
             }
             Family::Q35 => {
                 // ICH9: LPC, AHCI, SMBus.
-                used.extend([(0x1f, 0), (0x1f, 2), (0x1f, 3)]);
+                used.extend([(0, 0x1f, 0), (0, 0x1f, 2), (0, 0x1f, 3)]);
                 "pcie.0"
             }
         };
@@ -304,48 +303,19 @@ impl PciBus {
     }
 
     fn parse(addr: &Address, what: &str) -> Result<PciAddr> {
-        let num = |key: &str, default: Option<u64>| -> Result<u64> {
-            match addr.get(key) {
-                None => default.map_or_else(
-                    || unsupported(format!("{what}: PCI address without '{key}'")),
-                    Ok,
-                ),
-                Some(raw) => addr.get_num(key).map_or_else(
-                    || unsupported(format!("{what}: invalid PCI address {key} '{raw}'")),
-                    Ok,
-                ),
-            }
-        };
-        let domain = num("domain", Some(0))?;
-        let bus = num("bus", Some(0))?;
-        if domain != 0 || bus != 0 {
-            return unsupported(format!(
-                "{what}: PCI address on domain {domain:#x} bus {bus:#x}: only the root bus 0 is \
-                 available (PCI bridges and PCIe root ports are not supported yet)"
-            ));
+        match crate::pci::parse_address(addr, what) {
+            Ok(Some((at, multifunction))) => Ok(PciAddr {
+                bus: at.bus,
+                slot: at.slot,
+                function: at.function,
+                multifunction,
+            }),
+            Ok(None) => unsupported(format!(
+                "{what}: address type '{}' is not valid for a PCI device",
+                addr.addr_type
+            )),
+            Err(e) => unsupported(e),
         }
-        let slot = num("slot", None)?;
-        let function = num("function", Some(0))?;
-        if slot == 0 || slot >= u64::from(PCI_SLOTS) {
-            return unsupported(format!(
-                "{what}: PCI slot {slot:#x} is not usable (1 to 0x1f)"
-            ));
-        }
-        if function >= u64::from(PCI_FUNCTIONS) {
-            return unsupported(format!("{what}: PCI function {function} is out of range"));
-        }
-        let multifunction = match addr.get("multifunction") {
-            None | Some("off") => false,
-            Some("on") => true,
-            Some(other) => {
-                return unsupported(format!("{what}: invalid multifunction '{other}'"));
-            }
-        };
-        Ok(PciAddr {
-            slot: slot as u32,
-            function: function as u32,
-            multifunction,
-        })
     }
 
     /// Claims an address written in the definition (before any automatic placement).
@@ -354,17 +324,23 @@ impl PciBus {
             return Ok(());
         }
         let a = Self::parse(addr, what)?;
-        if !self.used.insert((a.slot, a.function)) {
+        if !self.used.insert((a.bus, a.slot, a.function)) {
             return unsupported(format!(
-                "{what}: PCI address {:#04x}.{:x} is already in use",
-                a.slot, a.function
+                "{what}: PCI address {:#04x}:{:#04x}.{:x} is already in use",
+                a.bus, a.slot, a.function
             ));
         }
         Ok(())
     }
 
-    fn format(&self, slot: u32, function: u32, multifunction: bool) -> String {
-        let mut s = format!("bus={},addr={slot:#x}", self.root);
+    /// `bus=…,addr=…[,multifunction=on]`: bus 0 is the machine's root bus, bus N the
+    /// controller with index N (QEMU id `pci.N`).
+    fn format_at(&self, bus: u32, slot: u32, function: u32, multifunction: bool) -> String {
+        let mut s = if bus == 0 {
+            format!("bus={},addr={slot:#x}", self.root)
+        } else {
+            format!("bus=pci.{bus},addr={slot:#x}")
+        };
         if function != 0 {
             s.push_str(&format!(".{function:#x}"));
         }
@@ -374,17 +350,20 @@ impl PciBus {
         s
     }
 
-    /// The first slot with no function in use (its function 0 is then taken).
+    fn format(&self, slot: u32, function: u32, multifunction: bool) -> String {
+        self.format_at(0, slot, function, multifunction)
+    }
+
+    /// The first slot of the root bus with no function in use (its function 0 is then
+    /// taken).
     fn free_slot(&mut self, what: &str) -> Result<u32> {
-        for slot in 1..PCI_SLOTS {
-            if !self.used.iter().any(|&(s, _)| s == slot) {
-                self.used.insert((slot, 0));
+        for slot in 1..32 {
+            if !self.used.iter().any(|&(b, s, _)| b == 0 && s == slot) {
+                self.used.insert((0, slot, 0));
                 return Ok(slot);
             }
         }
-        unsupported(format!(
-            "{what}: no free PCI slot left on the root bus (PCI bridges are not supported yet)"
-        ))
+        unsupported(format!("{what}: no free PCI slot left on the root bus"))
     }
 
     /// The first slot with no function in use.
@@ -398,20 +377,16 @@ impl PciBus {
     fn place(&mut self, addr: Option<&Address>, what: &str) -> Result<String> {
         match addr {
             None => self.next_free(what),
-            Some(a) if a.addr_type == AddressType::Pci => {
+            Some(a) => {
                 let p = Self::parse(a, what)?;
-                Ok(self.format(p.slot, p.function, p.multifunction))
+                Ok(self.format_at(p.bus, p.slot, p.function, p.multifunction))
             }
-            Some(a) => unsupported(format!(
-                "{what}: address type '{}' is not valid for a PCI device",
-                a.addr_type
-            )),
         }
     }
 
     /// A fixed default such as PIIX3's USB function, when free.
     fn place_at(&mut self, slot: u32, function: u32, what: &str) -> Result<String> {
-        if self.used.insert((slot, function)) {
+        if self.used.insert((0, slot, function)) {
             Ok(self.format(slot, function, false))
         } else {
             self.next_free(what)
@@ -1085,6 +1060,7 @@ impl<'a> Builder<'a> {
             let emitted = match c.ctl_type {
                 ControllerType::Usb | ControllerType::VirtioSerial => true,
                 ControllerType::Sata => self.family == Family::Pc,
+                ControllerType::Pci => c.index.unwrap_or(0) != 0,
                 _ => false,
             };
             if emitted {
@@ -1149,6 +1125,17 @@ impl<'a> Builder<'a> {
         let mut companions: Vec<&vireo_xml::Controller> = Vec::new();
         let mut sata: Option<&vireo_xml::Controller> = None;
         let mut vserial: Option<&vireo_xml::Controller> = None;
+        // Buses first, parents before children (a controller's index is above its
+        // parent bus's).
+        let mut pci: Vec<&vireo_xml::Controller> = d
+            .controllers
+            .iter()
+            .filter(|c| c.ctl_type == ControllerType::Pci)
+            .collect();
+        pci.sort_by_key(|c| c.index.unwrap_or(0));
+        for c in pci {
+            self.pci_controller(c)?;
+        }
         for c in &d.controllers {
             let what = format!(
                 "<controller type='{}' index='{}'>",
@@ -1156,7 +1143,6 @@ impl<'a> Builder<'a> {
                 c.index.unwrap_or(0)
             );
             if c.ctl_type == ControllerType::Pci {
-                self.pci_controller(c)?;
                 continue;
             }
             if c.index.unwrap_or(0) != 0 {
@@ -1334,32 +1320,104 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    /// The root bus is part of the machine; bridges and root ports are not supported.
-    fn pci_controller(&self, c: &vireo_xml::Controller) -> Result<()> {
-        let root = match self.family {
-            Family::Pc => "pci-root",
-            Family::Q35 => "pcie-root",
+    /// The root bus is part of the machine; root ports and bridges are devices on their
+    /// parent bus (whose index is lower), with QEMU id `pci.INDEX`.
+    fn pci_controller(&mut self, c: &vireo_xml::Controller) -> Result<()> {
+        let index = c.index.unwrap_or(0);
+        let model = c.model.as_deref().unwrap_or("");
+        let what = format!("<controller type='pci' index='{index}' model='{model}'>");
+        let Some(kind) = crate::pci::BusKind::of_model(model) else {
+            return unsupported(format!("{what} is not supported"));
         };
-        match c.model.as_deref() {
-            Some(m) if m == root => {}
-            Some(m) => {
-                return unsupported(format!(
-                    "<controller type='pci' model='{m}'> is not supported (only {root} on this \
-                     machine; devices go on the root bus)"
-                ))
-            }
-            None => return unsupported("<controller type='pci'> needs a model"),
+        if !c.driver_attrs.is_empty() {
+            return unsupported(format!("{what}: <driver> settings are not supported"));
         }
-        if c.index.unwrap_or(0) != 0
-            || c.model_name.is_some()
-            || !c.target_attrs.is_empty()
-            || !c.driver_attrs.is_empty()
-            || c.address.is_some()
-        {
+        let Some(device) = kind.qemu_device() else {
+            // The root: part of the machine, nothing to set.
+            if c.model_name.is_some() || !c.target_attrs.is_empty() || c.address.is_some() {
+                return unsupported(format!("{what} takes no settings other than index 0"));
+            }
+            return Ok(());
+        };
+        if let Some(n) = &c.model_name {
+            if n != device {
+                return unsupported(format!(
+                    "{what}: <model name='{n}'> is not supported (only '{device}')"
+                ));
+            }
+        }
+        let Some(addr) = &c.address else {
+            return unsupported(format!("{what} has no PCI address"));
+        };
+        let at = PciBus::parse(addr, &what)?;
+        if at.bus >= index {
             return unsupported(format!(
-                "<controller type='pci' model='{root}'> takes no settings other than index 0"
+                "{what}: it must sit on a bus of lower index than its own (bus {:#04x})",
+                at.bus
             ));
         }
+        let target = |key: &str| -> Result<Option<u64>> {
+            match c.target_attrs.iter().find(|(k, _)| k == key) {
+                None => Ok(None),
+                Some((_, v)) => {
+                    let v = v.trim();
+                    let n = match v.strip_prefix("0x") {
+                        Some(h) => u64::from_str_radix(h, 16).ok(),
+                        None => v.parse().ok(),
+                    };
+                    n.map(Some).map_or_else(
+                        || unsupported(format!("{what}: invalid <target {key}='{v}'>")),
+                        Ok,
+                    )
+                }
+            }
+        };
+        let allowed: &[&str] = match kind {
+            crate::pci::BusKind::PcieRootPort => &["chassis", "port", "hotplug"],
+            crate::pci::BusKind::PciBridge => &["chassisNr", "hotplug"],
+            _ => &[],
+        };
+        if let Some((k, _)) = c
+            .target_attrs
+            .iter()
+            .find(|(k, _)| !allowed.contains(&k.as_str()))
+        {
+            return unsupported(format!("{what}: <target {k}=…> is not supported"));
+        }
+        let hotplug = match c.target_attrs.iter().find(|(k, _)| k == "hotplug") {
+            None => None,
+            Some((_, v)) if v == "on" => Some("on"),
+            Some((_, v)) if v == "off" => Some("off"),
+            Some((_, v)) => return unsupported(format!("{what}: invalid hotplug '{v}'")),
+        };
+        let mut dev = Opts::new(device);
+        match kind {
+            crate::pci::BusKind::PcieRootPort => {
+                dev = dev
+                    .set_opt("port", target("port")?)
+                    .set_opt("chassis", target("chassis")?);
+            }
+            crate::pci::BusKind::PciBridge => {
+                dev = dev.set_opt("chassis_nr", target("chassisNr")?);
+            }
+            _ => {}
+        }
+        let dev = dev
+            .set("id", format!("pci.{index}"))
+            .raw(
+                &self
+                    .pci
+                    .format_at(at.bus, at.slot, at.function, at.multifunction),
+            )
+            .set_opt(
+                match kind {
+                    crate::pci::BusKind::PcieRootPort => "hotplug",
+                    _ => "shpc",
+                },
+                hotplug,
+            )
+            .done();
+        self.arg2("-device", dev);
         Ok(())
     }
 
@@ -1448,19 +1506,16 @@ impl<'a> Builder<'a> {
                 );
             }
         }
-        let base = match addr {
-            Some(a) if a.addr_type == AddressType::Pci => PciBus::parse(a, "USB controller")?.slot,
+        let (bus, base) = match addr {
             Some(a) => {
-                return unsupported(format!(
-                    "USB controller: address type '{}' is not valid for a PCI device",
-                    a.addr_type
-                ))
+                let p = PciBus::parse(a, "USB controller")?;
+                (p.bus, p.slot)
             }
-            None => self.pci.free_slot("USB controller")?,
+            None => (0, self.pci.free_slot("USB controller")?),
         };
         let ehci = Opts::new("ich9-usb-ehci1")
             .set("id", "usb")
-            .raw(&self.pci.format(base, 7, false))
+            .raw(&self.pci.format_at(bus, base, 7, false))
             .done();
         self.arg2("-device", ehci);
         for c in companions {
@@ -1472,12 +1527,12 @@ impl<'a> Builder<'a> {
             let dev = Opts::new(&format!("ich9-usb-uhci{n}"))
                 .set("masterbus", "usb.0")
                 .set("firstport", c.master_startport.unwrap_or(0))
-                .raw(&self.pci.format(base, first, first == 0))
+                .raw(&self.pci.format_at(bus, base, first, first == 0))
                 .done();
-            self.pci.used.insert((base, first));
+            self.pci.used.insert((bus, base, first));
             self.arg2("-device", dev);
         }
-        self.pci.used.insert((base, 7));
+        self.pci.used.insert((bus, base, 7));
         Ok(())
     }
 
@@ -2501,7 +2556,7 @@ fn nic_driver(n: &vireo_xml::Interface, what: &str) -> Result<&'static str> {
 }
 
 /// The `device_add` arguments of a guest interface hot-plugged with QEMU id `id` on
-/// backend `netdev` (QEMU places it on a free slot of the main PCI bus).
+/// backend `netdev`, at its `<address>` (the driver gives one).
 pub fn interface_device(
     n: &vireo_xml::Interface,
     id: &str,
@@ -2515,15 +2570,11 @@ pub fn interface_device(
         return unsupported("interface without MAC address");
     };
     let driver = nic_driver(n, &what)?;
-    if n.address.is_some() {
-        return unsupported(format!(
-            "{what}: a hot-plugged interface's <address> is not supported yet"
-        ));
-    }
     let mut v = json!({"driver": driver, "id": id, "netdev": netdev, "mac": mac});
     if let Some(mtu) = n.mtu {
         v["host_mtu"] = json!(mtu);
     }
+    hotplug_pci_place(&mut v, n.address.as_ref(), &what)?;
     Ok(v)
 }
 
@@ -2769,11 +2820,6 @@ pub fn hotplug_disk(disk: &vireo_xml::Disk, node: usize) -> Result<(DiskNodes, V
             "{what}: hot-plugging an encrypted disk is not supported by Vireo yet"
         ));
     }
-    if disk.address.is_some() {
-        return unsupported(format!(
-            "{what}: a hot-plugged disk's <address> is not supported yet"
-        ));
-    }
     let set = disk_settings(disk, bus, &what)?;
     let Some(path) = disk_path(disk, &what)? else {
         return unsupported(format!("{what}: no <source>"));
@@ -2790,6 +2836,7 @@ pub fn hotplug_disk(disk: &vireo_xml::Disk, node: usize) -> Result<(DiskNodes, V
     if disk.shareable {
         device["share-rw"] = json!(true);
     }
+    hotplug_pci_place(&mut device, disk.address.as_ref(), &what)?;
     Ok((nodes, device, id))
 }
 
@@ -2819,11 +2866,6 @@ pub fn input_device(inp: &vireo_xml::Input, id: &str) -> Result<Value> {
     {
         return unsupported(format!("{what} (host input passthrough) is not supported"));
     }
-    if inp.address.is_some() {
-        return unsupported(format!(
-            "{what}: a hot-plugged input's <address> is not supported yet"
-        ));
-    }
     let bus = inp.bus.unwrap_or(match inp.input_type {
         InputType::Tablet => InputBus::Usb,
         _ => InputBus::Ps2,
@@ -2848,9 +2890,36 @@ pub fn input_device(inp: &vireo_xml::Input, id: &str) -> Result<Value> {
     }
     let mut v = json!({"driver": driver, "id": id});
     if bus == InputBus::Usb {
+        if inp.address.is_some() {
+            return unsupported(format!(
+                "{what}: a hot-plugged USB input's <address> is not supported yet"
+            ));
+        }
         v["bus"] = json!("usb.0");
+    } else {
+        hotplug_pci_place(&mut v, inp.address.as_ref(), &what)?;
     }
     Ok(v)
+}
+
+/// Puts a hot-plugged PCI device where its `<address>` says (`bus`: `pci.N` for the
+/// controller of index N; on bus 0 QEMU's main bus, whatever its name), or lets QEMU
+/// choose when it has none.
+fn hotplug_pci_place(v: &mut Value, addr: Option<&Address>, what: &str) -> Result<()> {
+    let Some(a) = addr else { return Ok(()) };
+    let p = PciBus::parse(a, what)?;
+    if p.bus != 0 {
+        v["bus"] = json!(format!("pci.{}", p.bus));
+    }
+    v["addr"] = json!(if p.function == 0 {
+        format!("{:#x}", p.slot)
+    } else {
+        format!("{:#x}.{:#x}", p.slot, p.function)
+    });
+    if p.multifunction {
+        v["multifunction"] = json!(true);
+    }
+    Ok(())
 }
 
 /// A virtio channel hot-plugged with ids `id` (device) and `chardev`: the `chardev-add`
@@ -2994,7 +3063,9 @@ mod tests {
         assert!(bus.reserve(&a, "y").is_ok());
         assert!(bus.reserve(&a, "z").is_err());
         assert_eq!(bus.next_free("x").ok(), Some("bus=pci.0,addr=0x4".into()));
-        assert!(bus.reserve(&Address::pci(0, 1, 3, 0), "w").is_err());
+        // Other buses are the controllers' (pci::assign checked they exist).
+        assert!(bus.reserve(&Address::pci(0, 1, 0, 0), "w").is_ok());
+        assert_eq!(bus.format_at(1, 0, 0, false), "bus=pci.1,addr=0x0");
         assert!(bus.reserve(&Address::pci(0, 0, 1, 0), "v").is_err());
         let mut q = PciBus::new(Family::Q35);
         assert_eq!(q.next_free("x").ok(), Some("bus=pcie.0,addr=0x1".into()));

@@ -302,6 +302,11 @@ impl QemuDriver {
             def.uuid = Some(*uuid::Uuid::new_v4().as_bytes());
         }
         self.fill_defaults(&mut def);
+        // PCI places are given once, here, and kept: the guest sees its devices where it
+        // saw them last time.
+        if let Some(family) = crate::cmdline::family_of(&def, self.caps()) {
+            crate::pci::assign(&mut def, family).map_err(DriverError::ConfigUnsupported)?;
+        }
         Ok(def)
     }
 
@@ -320,6 +325,30 @@ impl QemuDriver {
         }
         if def.devices.emulator.is_none() {
             def.devices.emulator = Some(caps.emulator.to_string_lossy().into_owned());
+        }
+        // On x86 a console without a target is the first serial port, and a definition
+        // with such a console and no <serial> gets the serial port it stands for, as
+        // libvirt fills them (so the two are shown, and followed, as one).
+        let serials_empty = def.devices.serials.is_empty();
+        if let Some(c) = def.devices.consoles.first_mut() {
+            let t = c.target.get_or_insert_with(Default::default);
+            if t.target_type.is_none() {
+                t.target_type = Some("serial".into());
+            }
+            if t.target_type.as_deref() == Some("serial") {
+                t.port.get_or_insert(0);
+                if serials_empty {
+                    let mut serial = c.clone();
+                    serial.tty = None;
+                    serial.target = Some(vireo_xml::ChardevTarget {
+                        target_type: Some("isa-serial".into()),
+                        port: Some(0),
+                        model_name: Some("isa-serial".into()),
+                        ..Default::default()
+                    });
+                    def.devices.serials.push(serial);
+                }
+            }
         }
         // libvirt gives every NIC a MAC in QEMU's locally administered range.
         for nic in def

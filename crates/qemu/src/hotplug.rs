@@ -260,7 +260,11 @@ impl QemuDriver {
                     d.devices.interfaces.push((*iface).clone());
                 }
                 if live {
-                    self.attach_live(h, &def, *iface).await?;
+                    let mut iface = *iface;
+                    let pcie = crate::pci::nic_is_pcie(iface.model.as_deref());
+                    self.place_live(h, &mut iface.address, pcie, "<interface>")
+                        .await?;
+                    self.attach_live(h, &def, iface).await?;
                 }
             }
             Device::Disk(disk) => {
@@ -278,7 +282,14 @@ impl QemuDriver {
                     d.devices.disks.push((*disk).clone());
                 }
                 if live {
-                    self.attach_disk_live(h, &def, *disk).await?;
+                    let mut disk = *disk;
+                    let what = format!("<disk> '{}'", disk.target.dev);
+                    let virtio = disk.target.bus == Some(vireo_xml::DiskBus::Virtio)
+                        || (disk.target.bus.is_none() && disk.target.dev.starts_with("vd"));
+                    if virtio {
+                        self.place_live(h, &mut disk.address, true, &what).await?;
+                    }
+                    self.attach_disk_live(h, &def, disk).await?;
                 }
             }
             Device::Input(inp) => {
@@ -286,7 +297,12 @@ impl QemuDriver {
                     d.devices.inputs.push((*inp).clone());
                 }
                 if live {
-                    self.attach_simple(h, vireo_xml::format_root(&*inp, "input"))
+                    let mut inp = *inp;
+                    if inp.bus == Some(vireo_xml::InputBus::Virtio) {
+                        self.place_live(h, &mut inp.address, true, "<input>")
+                            .await?;
+                    }
+                    self.attach_simple(h, vireo_xml::format_root(&inp, "input"))
                         .await?;
                 }
             }
@@ -308,9 +324,36 @@ impl QemuDriver {
                 }
             }
         }
-        if let Some(d) = new_config {
+        if let Some(mut d) = new_config {
+            // The new device's PCI place in the persistent definition.
+            if let Some(family) = crate::cmdline::family_of(&d, self.caps()) {
+                crate::pci::assign(&mut d, family).map_err(DriverError::ConfigUnsupported)?;
+            }
             self.save_config(h, d)?;
         }
+        Ok(())
+    }
+
+    /// Gives a PCI device being plugged into the running guest a free place of the live
+    /// topology (a free root port on q35), unless the device XML names one.
+    async fn place_live(
+        &self,
+        h: &Handle,
+        addr: &mut Option<vireo_xml::Address>,
+        pcie: bool,
+        what: &str,
+    ) -> Result<()> {
+        if addr.is_some() {
+            return Ok(());
+        }
+        let live = self.live_def(h).await?;
+        let Some(family) = crate::cmdline::family_of(&live, self.caps()) else {
+            return Ok(());
+        };
+        let at = crate::pci::Topology::of(&live, family)
+            .and_then(|mut t| t.place_hotplug(pcie, what))
+            .map_err(DriverError::OperationFailed)?;
+        *addr = Some(crate::pci::address(at, false));
         Ok(())
     }
 

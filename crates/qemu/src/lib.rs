@@ -6,6 +6,7 @@ pub mod cmdline;
 pub mod driver;
 pub mod hotplug;
 pub mod lifecycle;
+pub mod pci;
 pub mod peers;
 
 pub use driver::{DomainInfo, QemuConfig, QemuDriver};

@@ -438,7 +438,7 @@ fn check_rejects() {
                 "<memballoon model='virtio'><address type='pci' domain='0x0000' bus='0x02' \
                  slot='0x00' function='0x0'/></memballoon>",
             ),
-            "only the root bus 0 is available",
+            "PCI bus 0x02 does not exist (no <controller type='pci' index='2'>)",
         ),
         (
             "pci address used twice",
@@ -450,7 +450,7 @@ fn check_rejects() {
                  <rng model='virtio'><backend model='random'>/dev/urandom</backend>\
                  <address type='pci' bus='0' slot='0x05'/></rng>",
             ),
-            "PCI address 0x05.0 is already in use",
+            "PCI address 0x00:0x05.0 is already in use",
         ),
         (
             "pci address of the PIIX3 bridge",
@@ -463,19 +463,42 @@ fn check_rejects() {
             "already in use",
         ),
         (
-            "pcie-root-port",
+            "dmi-to-pci-bridge",
             domain(
                 "qemu",
                 Q35,
                 "",
+                "<controller type='pci' index='1' model='dmi-to-pci-bridge'/>",
+            ),
+            "<controller type='pci' model='dmi-to-pci-bridge'> is not supported",
+        ),
+        (
+            "pcie-root-port on pc",
+            domain(
+                "qemu",
+                PC,
+                "",
                 "<controller type='pci' index='1' model='pcie-root-port'/>",
             ),
-            "<controller type='pci' model='pcie-root-port'> is not supported",
+            "model='pcie-root-port'> needs a q35 machine",
+        ),
+        (
+            "root port on its own bus",
+            domain(
+                "qemu",
+                Q35,
+                "",
+                "<controller type='pci' index='1' model='pcie-root-port'>\
+                 <address type='pci' bus='0x02' slot='0'/></controller>\
+                 <controller type='pci' index='2' model='pcie-root-port'>\
+                 <address type='pci' bus='0x00' slot='3'/></controller>",
+            ),
+            "it must sit on a bus of lower index than its own (bus 0x02)",
         ),
         (
             "pci-root on q35",
             domain("qemu", Q35, "", "<controller type='pci' index='0' model='pci-root'/>"),
-            "<controller type='pci' model='pci-root'> is not supported (only pcie-root",
+            "<controller type='pci' index='0'> must be model 'pcie-root' on this machine",
         ),
         (
             "scsi controller",
