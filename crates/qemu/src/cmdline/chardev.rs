@@ -1,0 +1,331 @@
+//! Character devices: serial ports, consoles (serial and virtio) and virtio-serial
+//! channels, with their `-chardev` backends; hot-plugged channels.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+use vireo_xml::{Address, AddressType, Chardev, ChardevType};
+
+use super::util::{check_socket_path, is_simple_name, on_off, Opts};
+use super::{unsupported, Builder, Result};
+
+impl<'a> Builder<'a> {
+    /// The `-chardev` value for a serial, console or channel backend.
+    fn chardev_backend(
+        &self,
+        c: &Chardev,
+        id: &str,
+        what: &str,
+        default_socket: &str,
+    ) -> Result<String> {
+        if c.protocol.is_some() {
+            return unsupported(format!(
+                "{what}: <protocol> is only for tcp, which is not supported"
+            ));
+        }
+        if c.sources.len() > 1 {
+            return unsupported(format!("{what}: more than one <source>"));
+        }
+        let src = c.sources.first();
+        // A pty's <source path> and the tty attribute describe a previous run.
+        let o = match c.dev_type {
+            ChardevType::Pty => Opts::new("pty").set("id", id),
+            ChardevType::Null => Opts::new("null").set("id", id),
+            ChardevType::File => {
+                let Some(path) = src.and_then(|s| s.path.as_deref()) else {
+                    return unsupported(format!("{what}: type 'file' needs <source path=...>"));
+                };
+                Opts::new("file")
+                    .set("id", id)
+                    .set("path", path)
+                    .set_opt("append", src.and_then(|s| s.append).map(on_off))
+            }
+            ChardevType::Unix => {
+                let path = src.and_then(|s| s.path.as_deref());
+                // libvirt connects unless told to bind; without a path there is nothing
+                // to connect to, so we bind a socket of our own.
+                let bind = match src.and_then(|s| s.mode.as_deref()) {
+                    Some("bind") => true,
+                    Some(_) => false,
+                    None => path.is_none(),
+                };
+                let path = match path {
+                    Some(p) => {
+                        let p = PathBuf::from(p);
+                        check_socket_path(&p, what)?;
+                        p
+                    }
+                    // The launcher chooses run_dir, and with it the length of this path.
+                    None if bind => self.cfg.run_dir.join(default_socket),
+                    None => {
+                        return unsupported(format!(
+                            "{what}: mode='connect' needs <source path=...>"
+                        ))
+                    }
+                };
+                let o = Opts::new("socket")
+                    .set("id", id)
+                    .set("path", path.display());
+                if bind {
+                    o.set("server", "on").set("wait", "off")
+                } else {
+                    o
+                }
+            }
+            ChardevType::Spicevmc | ChardevType::Spiceport => {
+                return unsupported(format!(
+                    "{what}: type '{}' needs SPICE, which is not supported",
+                    c.dev_type
+                ))
+            }
+            other => {
+                return unsupported(format!(
+                "{what}: character device type '{other}' is not supported (pty, file, unix, null)"
+            ))
+            }
+        };
+        Ok(o.set_opt("logfile", c.log_file.as_deref()).done())
+    }
+
+    pub(super) fn chardevs(&mut self) -> Result<()> {
+        let def = self.def;
+        let d = &def.devices;
+
+        // <console> 0 with a serial target is the first <serial> seen from another side
+        // (libvirt keeps the two in step); without any <serial> it is the serial port.
+        let mut serials: Vec<&Chardev> = d.serials.iter().collect();
+        let mut virtio_consoles: Vec<(usize, &Chardev)> = Vec::new();
+        for (i, c) in d.consoles.iter().enumerate() {
+            let ttype = c.target.as_ref().and_then(|t| t.target_type.as_deref());
+            match ttype {
+                None | Some("serial") => {
+                    if i != 0 {
+                        return unsupported(format!(
+                            "<console> {i}: only the first console can be a serial console"
+                        ));
+                    }
+                    match serials.first() {
+                        None => serials.push(c),
+                        Some(s) if s.dev_type == c.dev_type => {}
+                        Some(s) => {
+                            return unsupported(format!(
+                            "<console type='{}'> differs from the <serial type='{}'> it stands for",
+                            c.dev_type, s.dev_type
+                        ))
+                        }
+                    }
+                }
+                Some("virtio") => virtio_consoles.push((i, c)),
+                Some(other) => {
+                    return unsupported(format!(
+                        "<console><target type='{other}'> is not supported"
+                    ))
+                }
+            }
+        }
+
+        let mut indexes = BTreeSet::new();
+        for (i, s) in serials.iter().enumerate() {
+            let what = format!("<serial> {i}");
+            let target = s.target.clone().unwrap_or_default();
+            if target
+                .target_type
+                .as_deref()
+                .is_some_and(|t| t != "isa-serial" && t != "serial")
+            {
+                return unsupported(format!(
+                    "{what}: target type '{}' is not supported (isa-serial)",
+                    target.target_type.as_deref().unwrap_or_default()
+                ));
+            }
+            if target
+                .model_name
+                .as_deref()
+                .is_some_and(|m| m != "isa-serial")
+            {
+                return unsupported(format!(
+                    "{what}: target model '{}' is not supported (isa-serial)",
+                    target.model_name.as_deref().unwrap_or_default()
+                ));
+            }
+            if s.address.is_some() {
+                return unsupported(format!("{what}: <address> is not supported"));
+            }
+            let index = target.port.unwrap_or(i as u32);
+            if index > 3 {
+                return unsupported(format!("{what}: an ISA serial port is number 0 to 3"));
+            }
+            if !indexes.insert(index) {
+                return unsupported(format!("{what}: serial port {index} is used twice"));
+            }
+            let id = format!("charserial{i}");
+            let backend = self.chardev_backend(s, &id, &what, &format!("serial{i}.sock"))?;
+            self.arg2("-chardev", backend);
+            let dev = Opts::new("isa-serial")
+                .set("chardev", &id)
+                .set("id", format!("serial{i}"))
+                .set("index", index)
+                .done();
+            self.arg2("-device", dev);
+        }
+
+        // virtio-serial port numbers: explicit ones first; port 0 belongs to a console.
+        let mut wanted: Vec<(bool, Option<u32>)> = Vec::new();
+        for ch in d.channels.iter() {
+            wanted.push((false, vserial_port(ch.address.as_ref(), "<channel>")?));
+        }
+        for (_, c) in &virtio_consoles {
+            wanted.push((true, vserial_port(c.address.as_ref(), "<console>")?));
+        }
+        for (console, port) in &wanted {
+            if let Some(p) = port {
+                if *p == 0 && !console {
+                    return unsupported("<channel>: virtio-serial port 0 is reserved for consoles");
+                }
+                if !self.vserial_ports.insert(*p) {
+                    return unsupported(format!("virtio-serial port {p} is used twice"));
+                }
+            }
+        }
+
+        for (i, ch) in d.channels.iter().enumerate() {
+            let what = format!("<channel> {i}");
+            let target = ch.target.clone().unwrap_or_default();
+            match target.target_type.as_deref() {
+                Some("virtio") => {}
+                other => {
+                    return unsupported(format!(
+                        "{what}: target type '{}' is not supported (virtio)",
+                        other.unwrap_or_default()
+                    ))
+                }
+            }
+            // target state (connected/disconnected) is live status, not configuration.
+            let name = target.name.as_deref();
+            let sock = match name {
+                Some(n) if is_simple_name(n) && n != "." && n != ".." => n.to_string(),
+                _ => format!("channel{i}.sock"),
+            };
+            let id = format!("charchannel{i}");
+            let backend = self.chardev_backend(ch, &id, &what, &sock)?;
+            self.arg2("-chardev", backend);
+            let nr = match wanted.get(i).and_then(|w| w.1) {
+                Some(p) => p,
+                None => self.next_vserial_port(1),
+            };
+            let dev = Opts::new("virtserialport")
+                .set("bus", "virtio-serial0.0")
+                .set("nr", nr)
+                .set("chardev", &id)
+                .set("id", format!("channel{i}"))
+                .set_opt("name", name)
+                .done();
+            self.arg2("-device", dev);
+        }
+
+        for (k, (i, c)) in virtio_consoles.iter().enumerate() {
+            let what = format!("<console> {i}");
+            let id = format!("charconsole{i}");
+            let backend = self.chardev_backend(c, &id, &what, &format!("console{i}.sock"))?;
+            self.arg2("-chardev", backend);
+            let nr = match wanted.get(d.channels.len() + k).and_then(|w| w.1) {
+                Some(p) => p,
+                None => self.next_vserial_port(0),
+            };
+            let dev = Opts::new("virtconsole")
+                .set("bus", "virtio-serial0.0")
+                .set("nr", nr)
+                .set("chardev", &id)
+                .set("id", format!("console{i}"))
+                .done();
+            self.arg2("-device", dev);
+        }
+        Ok(())
+    }
+
+    fn next_vserial_port(&mut self, from: u32) -> u32 {
+        let mut p = from;
+        while self.vserial_ports.contains(&p) {
+            p += 1;
+        }
+        self.vserial_ports.insert(p);
+        p
+    }
+}
+
+/// The port of a `<address type='virtio-serial'>` on controller 0, bus 0.
+fn vserial_port(a: Option<&Address>, what: &str) -> Result<Option<u32>> {
+    let Some(a) = a else { return Ok(None) };
+    if a.addr_type != AddressType::VirtioSerial {
+        return unsupported(format!(
+            "{what}: address type '{}' is not valid here (virtio-serial)",
+            a.addr_type
+        ));
+    }
+    let num = |k: &str| a.get(k).map(|_| a.get_num(k));
+    match (num("controller"), num("bus")) {
+        (None | Some(Some(0)), None | Some(Some(0))) => {}
+        _ => {
+            return unsupported(format!(
+                "{what}: only virtio-serial controller 0, bus 0 is available"
+            ))
+        }
+    }
+    match num("port") {
+        None => Ok(None),
+        Some(Some(p)) if p < 31 => Ok(Some(p as u32)),
+        Some(_) => unsupported(format!("{what}: invalid virtio-serial port")),
+    }
+}
+
+/// A virtio channel hot-plugged with ids `id` (device) and `chardev`: the `chardev-add`
+/// arguments (a UNIX socket the VM listens on: its `<source path>`, else `default_path`)
+/// and the `device_add` ones.
+pub fn channel_device(
+    ch: &Chardev,
+    id: &str,
+    chardev: &str,
+    default_path: &Path,
+) -> Result<(Value, Value)> {
+    let what = "<channel>";
+    match ch.target.as_ref().and_then(|t| t.target_type.as_deref()) {
+        Some("virtio") => {}
+        other => {
+            return unsupported(format!(
+                "{what}: target type '{}' is not supported (virtio)",
+                other.unwrap_or_default()
+            ))
+        }
+    }
+    if ch.dev_type != ChardevType::Unix {
+        return unsupported(format!(
+            "{what}: only a UNIX socket channel can be hot-plugged"
+        ));
+    }
+    let src = ch.sources.first();
+    if src
+        .and_then(|s| s.mode.as_deref())
+        .is_some_and(|m| m != "bind")
+    {
+        return unsupported(format!(
+            "{what}: a hot-plugged channel's socket is one the VM listens on (mode='bind')"
+        ));
+    }
+    let path = src
+        .and_then(|s| s.path.clone())
+        .unwrap_or_else(|| default_path.display().to_string());
+    let backend = json!({
+        "id": chardev,
+        "backend": {"type": "socket", "data": {
+            "addr": {"type": "unix", "data": {"path": path}},
+            "server": true,
+            "wait": false,
+        }},
+    });
+    let mut dev = json!({"driver": "virtserialport", "bus": "virtio-serial0.0", "chardev": chardev, "id": id});
+    if let Some(name) = ch.target.as_ref().and_then(|t| t.name.as_deref()) {
+        dev["name"] = json!(name);
+    }
+    Ok((backend, dev))
+}
