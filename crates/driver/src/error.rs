@@ -20,6 +20,9 @@ pub enum DriverError {
     ConfigUnsupported(String),
     #[error("invalid argument: {0}")]
     InvalidArg(String),
+    /// A valid argument this driver does not implement (`VIR_ERR_ARGUMENT_UNSUPPORTED`).
+    #[error("argument unsupported: {0}")]
+    ArgUnsupported(String),
     #[error("Requested operation is not valid: {0}")]
     OperationInvalid(String),
     #[error("operation forbidden: {0}")]
@@ -63,6 +66,7 @@ impl DriverError {
             DriverError::XmlInvalid(_) => (code::XML_ERROR, domain::DOMAIN),
             DriverError::ConfigUnsupported(_) => (code::CONFIG_UNSUPPORTED, domain::DOMAIN),
             DriverError::InvalidArg(_) => (code::INVALID_ARG, domain::QEMU),
+            DriverError::ArgUnsupported(_) => (code::ARGUMENT_UNSUPPORTED, domain::QEMU),
             DriverError::OperationInvalid(_) => (code::OPERATION_INVALID, domain::QEMU),
             DriverError::OperationDenied(_) => (code::OPERATION_DENIED, domain::NONE),
             DriverError::OperationFailed(_) => (code::OPERATION_FAILED, domain::QEMU),

@@ -22,6 +22,7 @@ pub mod code {
     pub const AUTH_FAILED: i32 = 45;
     pub const OPERATION_INVALID: i32 = 55;
     pub const CONFIG_UNSUPPORTED: i32 = 67;
+    pub const ARGUMENT_UNSUPPORTED: i32 = 74;
     pub const OPERATION_UNSUPPORTED: i32 = 84;
     pub const DEVICE_MISSING: i32 = 99;
 }

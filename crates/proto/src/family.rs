@@ -73,9 +73,10 @@ const NETWORK: &[i32] = &[
     36, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 52, 152, 153, 283, 291, 313, 314, 315,
     341, 404, 405, 406, 407, 408, 409, 410, 432, 437, 444, 445, 446,
 ];
+// Not 65, 256, 257 or 353: the interface statistics, parameters and addresses of a
+// domain are the hypervisor driver's.
 const INTERFACE: &[i32] = &[
-    65, 126, 127, 128, 129, 130, 131, 132, 133, 134, 137, 138, 156, 220, 221, 222, 256, 257, 284,
-    353,
+    126, 127, 128, 129, 130, 131, 132, 133, 134, 137, 138, 156, 220, 221, 222, 284,
 ];
 const STORAGE: &[i32] = &[
     71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94,
@@ -127,6 +128,10 @@ mod tests {
         assert_eq!(family_of(283), Family::Network);
         assert_eq!(family_of(281), Family::Storage);
         assert_eq!(family_of(273), Family::Hypervisor);
+        // A domain's interface statistics, parameters and addresses.
+        for p in [65, 256, 257, 353] {
+            assert_eq!(family_of(p), Family::Hypervisor, "{p}");
+        }
         assert_eq!(family_of(1), Family::Hypervisor);
         assert_eq!(Family::from_scheme("nodedev"), Some(Family::NodeDev));
     }

@@ -143,6 +143,13 @@ procedures! {
     STORAGE_VOL_WIPE_PATTERN = 259,
     STORAGE_VOL_RESIZE = 260,
     DOMAIN_GET_METADATA = 265,
+    DOMAIN_BLOCK_STATS = 64,
+    DOMAIN_INTERFACE_STATS = 65,
+    DOMAIN_MEMORY_STATS = 159,
+    DOMAIN_GET_BLOCK_INFO = 194,
+    DOMAIN_BLOCK_STATS_FLAGS = 243,
+    DOMAIN_SET_MEMORY_STATS_PERIOD = 308,
+    CONNECT_GET_ALL_DOMAIN_STATS = 344,
     CONNECT_LIST_ALL_DOMAINS = 273,
     CONNECT_LIST_ALL_STORAGE_POOLS = 281,
     STORAGE_POOL_LIST_ALL_VOLUMES = 282,
@@ -244,6 +251,7 @@ pub fn allowed_read_only(p: i32) -> bool {
             | DOMAIN_UNDEFINE
             | DOMAIN_UNDEFINE_FLAGS
             | DOMAIN_GET_SECURITY_LABEL
+            | DOMAIN_SET_MEMORY_STATS_PERIOD
             | SECRET_DEFINE_XML
             | SECRET_SET_VALUE
             | SECRET_GET_VALUE
@@ -553,4 +561,167 @@ xdr_struct! {
         pub dom: Domain,
         pub dev_alias: String,
     }
+}
+
+// ---------------------------------------------------------------------------
+// Statistics
+// ---------------------------------------------------------------------------
+
+/// Most memory statistics one `DOMAIN_MEMORY_STATS` reply holds.
+pub const DOMAIN_MEMORY_STATS_MAX: usize = 1024;
+/// Most typed parameters one `DOMAIN_BLOCK_STATS_FLAGS` reply holds.
+pub const DOMAIN_BLOCK_STATS_PARAMETERS_MAX: usize = 16;
+/// Most typed parameters of one domain's `CONNECT_GET_ALL_DOMAIN_STATS` record.
+pub const CONNECT_GET_ALL_DOMAIN_STATS_MAX: usize = 262_144;
+
+xdr_struct! {
+    /// `DOMAIN_BLOCK_STATS` and `DOMAIN_INTERFACE_STATS` (`path` is the disk or the
+    /// interface).
+    pub struct DomainPathArgs {
+        pub dom: Domain,
+        pub path: String,
+    }
+}
+xdr_struct! {
+    /// `DOMAIN_BLOCK_STATS`: -1 for what is not known.
+    pub struct DomainBlockStatsRet {
+        pub rd_req: i64,
+        pub rd_bytes: i64,
+        pub wr_req: i64,
+        pub wr_bytes: i64,
+        pub errs: i64,
+    }
+}
+xdr_struct! {
+    /// `DOMAIN_INTERFACE_STATS`, from the guest's side: `rx` is what the guest received.
+    pub struct DomainInterfaceStatsRet {
+        pub rx_bytes: i64,
+        pub rx_packets: i64,
+        pub rx_errs: i64,
+        pub rx_drop: i64,
+        pub tx_bytes: i64,
+        pub tx_packets: i64,
+        pub tx_errs: i64,
+        pub tx_drop: i64,
+    }
+}
+xdr_struct! {
+    pub struct DomainMemoryStatsArgs {
+        pub dom: Domain,
+        pub max_stats: u32,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    /// One `virDomainMemoryStatStruct`: a [`memory_stat`] tag and its value.
+    pub struct DomainMemoryStat {
+        pub tag: i32,
+        pub val: u64,
+    }
+}
+xdr_struct! {
+    pub struct DomainMemoryStatsRet {
+        pub stats: Array<DomainMemoryStat, DOMAIN_MEMORY_STATS_MAX>,
+    }
+}
+xdr_struct! {
+    pub struct DomainGetBlockInfoArgs {
+        pub dom: Domain,
+        pub path: String,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    pub struct DomainGetBlockInfoRet {
+        pub allocation: u64,
+        pub capacity: u64,
+        pub physical: u64,
+    }
+}
+xdr_struct! {
+    pub struct DomainBlockStatsFlagsArgs {
+        pub dom: Domain,
+        pub path: String,
+        pub nparams: i32,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    pub struct DomainBlockStatsFlagsRet {
+        pub params: Array<crate::typed::TypedParam, DOMAIN_BLOCK_STATS_PARAMETERS_MAX>,
+        pub nparams: i32,
+    }
+}
+xdr_struct! {
+    pub struct DomainSetMemoryStatsPeriodArgs {
+        pub dom: Domain,
+        pub period: i32,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    pub struct ConnectGetAllDomainStatsArgs {
+        pub doms: Array<Domain, DOMAIN_LIST_MAX>,
+        pub stats: u32,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    /// One domain's statistics (`remote_domain_stats_record`).
+    pub struct DomainStatsRecord {
+        pub dom: Domain,
+        pub params: Array<crate::typed::TypedParam, CONNECT_GET_ALL_DOMAIN_STATS_MAX>,
+    }
+}
+xdr_struct! {
+    pub struct ConnectGetAllDomainStatsRet {
+        pub ret_stats: Array<DomainStatsRecord, DOMAIN_LIST_MAX>,
+    }
+}
+
+/// `virDomainMemoryStatTags`.
+pub mod memory_stat {
+    pub const SWAP_IN: i32 = 0;
+    pub const SWAP_OUT: i32 = 1;
+    pub const MAJOR_FAULT: i32 = 2;
+    pub const MINOR_FAULT: i32 = 3;
+    pub const UNUSED: i32 = 4;
+    pub const AVAILABLE: i32 = 5;
+    pub const ACTUAL_BALLOON: i32 = 6;
+    pub const RSS: i32 = 7;
+    pub const USABLE: i32 = 8;
+    pub const LAST_UPDATE: i32 = 9;
+    pub const DISK_CACHES: i32 = 10;
+    pub const HUGETLB_PGALLOC: i32 = 11;
+    pub const HUGETLB_PGFAIL: i32 = 12;
+}
+
+/// `virDomainStatsTypes`: the groups `CONNECT_GET_ALL_DOMAIN_STATS` reports.
+pub mod stats_group {
+    pub const STATE: u32 = 1 << 0;
+    pub const CPU_TOTAL: u32 = 1 << 1;
+    pub const BALLOON: u32 = 1 << 2;
+    pub const VCPU: u32 = 1 << 3;
+    pub const INTERFACE: u32 = 1 << 4;
+    pub const BLOCK: u32 = 1 << 5;
+    /// The groups Vireo reports.
+    pub const SUPPORTED: u32 = STATE | CPU_TOTAL | BALLOON | VCPU | INTERFACE | BLOCK;
+}
+
+/// `virConnectGetAllDomainStatsFlags`.
+pub mod stats_flag {
+    pub const ACTIVE: u32 = 1 << 0;
+    pub const INACTIVE: u32 = 1 << 1;
+    pub const PERSISTENT: u32 = 1 << 2;
+    pub const TRANSIENT: u32 = 1 << 3;
+    pub const RUNNING: u32 = 1 << 4;
+    pub const PAUSED: u32 = 1 << 5;
+    pub const SHUTOFF: u32 = 1 << 6;
+    pub const OTHER: u32 = 1 << 7;
+    pub const NOWAIT: u32 = 1 << 29;
+    pub const BACKING: u32 = 1 << 30;
+    pub const ENFORCE_STATS: u32 = 1 << 31;
+    /// The filters, which are `virConnectListAllDomains`' flags of the same meaning.
+    pub const FILTERS: u32 =
+        ACTIVE | INACTIVE | PERSISTENT | TRANSIENT | RUNNING | PAUSED | SHUTOFF | OTHER;
 }
