@@ -663,7 +663,7 @@ impl Vm {
         self.emit_device(procs::DOMAIN_EVENT_CALLBACK_DEVICE_REMOVAL_FAILED, alias);
     }
 
-    fn require_running(&self) -> anyhow::Result<()> {
+    pub(crate) fn require_running(&self) -> anyhow::Result<()> {
         match self.state().0 {
             state::RUNNING | state::PAUSED => Ok(()),
             _ => bail!(OpInvalid("domain is not running".into())),

@@ -5,6 +5,7 @@
 
 mod hotplug;
 mod serve;
+mod stats;
 mod vm;
 
 use std::collections::BTreeMap;

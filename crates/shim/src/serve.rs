@@ -74,7 +74,7 @@ impl ShimService {
         }
     }
 
-    fn check_uuid(&self, uuid: &Uuid) -> Result<(), RemoteError> {
+    pub(crate) fn check_uuid(&self, uuid: &Uuid) -> Result<(), RemoteError> {
         if *uuid == self.vm.uuid {
             Ok(())
         } else {
@@ -132,7 +132,19 @@ impl Service for ShimService {
             | procs::DOMAIN_REBOOT
             | procs::DOMAIN_RESET
             | procs::DOMAIN_DESTROY
-            | procs::DOMAIN_DESTROY_FLAGS => p,
+            | procs::DOMAIN_DESTROY_FLAGS
+            | procs::DOMAIN_SET_MEMORY_STATS_PERIOD => p,
+            procs::CONNECT_GET_ALL_DOMAIN_STATS
+            | procs::DOMAIN_BLOCK_STATS
+            | procs::DOMAIN_BLOCK_STATS_FLAGS
+            | procs::DOMAIN_INTERFACE_STATS
+            | procs::DOMAIN_MEMORY_STATS
+            | procs::DOMAIN_GET_BLOCK_INFO => {
+                let payload = payload.to_vec();
+                return Dispatch::Later(Box::pin(async move {
+                    crate::stats::serve(&self.vm, p, &payload).await.into()
+                }));
+            }
             _ => return Dispatch::Now(self.now(p, payload).into()),
         };
         // The first argument of all of these is the domain handle; some add flags.
@@ -153,6 +165,7 @@ impl Service for ShimService {
         if let Err(e) = self.check_uuid(&dom.uuid) {
             return Dispatch::Now(Outcome::Error(e));
         }
+        let payload = payload.to_vec();
         Dispatch::Later(Box::pin(async move {
             let vm = &self.vm;
             let r = match op {
@@ -161,6 +174,13 @@ impl Service for ShimService {
                 procs::DOMAIN_SHUTDOWN | procs::DOMAIN_SHUTDOWN_FLAGS => vm.shutdown().await,
                 procs::DOMAIN_REBOOT => vm.reboot().await,
                 procs::DOMAIN_RESET => vm.reset().await,
+                procs::DOMAIN_SET_MEMORY_STATS_PERIOD => {
+                    // The domain and flags were read above; the period sits between them.
+                    match args::<DomainSetMemoryStatsPeriodArgs>(&payload) {
+                        Ok(a) => vm.set_balloon_period(a.period).await,
+                        Err(e) => return Outcome::Error(e),
+                    }
+                }
                 _ => vm.destroy(flags & DESTROY_GRACEFUL != 0).await,
             };
             match r {
@@ -354,7 +374,14 @@ pub fn broadcast(server: &Arc<Server<ShimService>>, vm: &Vm, ev: Lifecycle) {
     }
 }
 
-fn to_remote(e: &anyhow::Error) -> RemoteError {
+pub(crate) fn to_remote(e: &anyhow::Error) -> RemoteError {
+    if let Some(crate::stats::BadArg(m)) = e.downcast_ref() {
+        return RemoteError::new(
+            code::INVALID_ARG,
+            errdom::QEMU,
+            format!("invalid argument: {m}"),
+        );
+    }
     if let Some(Unsupported(m)) = e.downcast_ref() {
         return RemoteError::new(
             code::CONFIG_UNSUPPORTED,
@@ -390,11 +417,11 @@ fn to_remote(e: &anyhow::Error) -> RemoteError {
     )
 }
 
-fn args<T: Xdr>(payload: &[u8]) -> Result<T, RemoteError> {
+pub(crate) fn args<T: Xdr>(payload: &[u8]) -> Result<T, RemoteError> {
     vireo_xdr::from_bytes(payload)
         .map_err(|e| RemoteError::rpc(format!("Unable to decode message payload: {e}")))
 }
 
-fn ret<T: Xdr>(v: T) -> Result<Vec<u8>, RemoteError> {
+pub(crate) fn ret<T: Xdr>(v: T) -> Result<Vec<u8>, RemoteError> {
     Ok(vireo_xdr::to_bytes(&v))
 }

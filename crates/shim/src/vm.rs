@@ -57,6 +57,8 @@ struct Status {
 
 pub struct Vm {
     pub def: Domain,
+    /// `<memballoon><stats period>` as it is now (changed by SET_MEMORY_STATS_PERIOD).
+    balloon_period: Mutex<Option<u32>>,
     pub uuid: [u8; 16],
     pub id: i32,
     pid: u32,
@@ -196,6 +198,20 @@ impl Vm {
         } else {
             query_vnc_port(&qmp).await
         };
+        // The guest's memory statistics, every N seconds (set before the CPUs run).
+        let balloon_period = def
+            .devices
+            .memballoon
+            .as_ref()
+            .filter(|m| m.model == vireo_xml::MemballoonModel::Virtio)
+            .and_then(|m| m.stats_period);
+        if let Some(p) = balloon_period {
+            if let Err(e) = set_polling(&qmp, p).await {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                bail!("cannot set the balloon's statistics period: {e}");
+            }
+        }
         let (state0, reason0) = if args.paused {
             (state::PAUSED, state::PAUSED_USER)
         } else {
@@ -245,6 +261,7 @@ impl Vm {
             qemu_dir: dir.clone(),
             removed: watch::channel(0).0,
             emit_device: OnceLock::new(),
+            balloon_period: Mutex::new(balloon_period),
         })
         .with_status_written())
     }
@@ -350,6 +367,35 @@ impl Vm {
         }
     }
 
+    /// Sets how often the guest's balloon driver reports statistics (0: never).
+    pub async fn set_balloon_period(&self, period: i32) -> anyhow::Result<()> {
+        self.require_running()?;
+        let virtio = self
+            .def
+            .devices
+            .memballoon
+            .as_ref()
+            .is_some_and(|m| m.model == vireo_xml::MemballoonModel::Virtio);
+        if !virtio {
+            bail!(OpInvalid(
+                "No memory balloon device configured, can not set the collection period".into()
+            ));
+        }
+        let p = u32::try_from(period).map_err(|_| {
+            anyhow::anyhow!(crate::stats::BadArg(format!(
+                "invalid period {period}: it must not be negative"
+            )))
+        })?;
+        set_polling(&self.qmp, p)
+            .await
+            .map_err(|e| anyhow::anyhow!(OpFailed(format!("cannot set the period: {e}"))))?;
+        *self
+            .balloon_period
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = (p > 0).then_some(p);
+        Ok(())
+    }
+
     /// CPU time used by QEMU, in nanoseconds.
     pub fn cpu_time_ns(&self) -> u64 {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
@@ -366,6 +412,12 @@ impl Vm {
     /// The live definition: id, pty paths and the VNC port filled in.
     pub fn live_xml(&self) -> String {
         let mut def = self.def.clone();
+        if let Some(m) = def.devices.memballoon.as_mut() {
+            m.stats_period = *self
+                .balloon_period
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+        }
         // The interfaces the guest has now, each with its alias.
         def.devices.interfaces = self
             .nics()
@@ -742,4 +794,18 @@ async fn query_ptys(qmp: &Qmp) -> Vec<(String, String)> {
 async fn query_vnc_port(qmp: &Qmp) -> Option<i32> {
     let v = qmp.execute("query-vnc", None).await.ok()?;
     v.get("service")?.as_str()?.parse().ok()
+}
+
+/// `guest-stats-polling-interval` of the balloon device, in seconds.
+async fn set_polling(qmp: &Qmp, seconds: u32) -> Result<(), vireo_qmp::QmpError> {
+    qmp.execute(
+        "qom-set",
+        Some(serde_json::json!({
+            "path": "/machine/peripheral/balloon0",
+            "property": "guest-stats-polling-interval",
+            "value": seconds,
+        })),
+    )
+    .await
+    .map(|_| ())
 }

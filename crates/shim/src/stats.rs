@@ -1,0 +1,555 @@
+//! The VM's statistics, gathered where they are: QEMU's monitor (block counters, image
+//! sizes, the balloon, vCPU threads), `/proc` (QEMU's CPU time and memory) and the host
+//! side of each tap (`/sys/class/net`). One [`Vm::stats`] call gives the typed parameters
+//! of `virConnectGetAllDomainStats`; the single-purpose calls (block, interface and
+//! memory statistics, block info) read the same sources.
+
+use serde_json::Value;
+use vireo_proto::typed::{TypedParam, TypedValue};
+
+use crate::serve::{args, ret, to_remote};
+use crate::vm::Vm;
+use vireo_proto::remote::*;
+use vireo_proto::RemoteError;
+
+/// A call's argument names nothing this VM has: libvirt's "invalid argument".
+#[derive(Debug)]
+pub struct BadArg(pub String);
+impl std::fmt::Display for BadArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid argument: {}", self.0)
+    }
+}
+impl std::error::Error for BadArg {}
+
+/// `VIR_DOMAIN_BLOCK_STATS` field names (`virDomainBlockStatsFlags`).
+const BLOCK_FIELDS: [&str; 8] = [
+    "rd_operations",
+    "rd_bytes",
+    "rd_total_times",
+    "wr_operations",
+    "wr_bytes",
+    "wr_total_times",
+    "flush_operations",
+    "flush_total_times",
+];
+
+/// The statistics calls, for this shim's domain.
+pub async fn serve(vm: &Vm, p: i32, payload: &[u8]) -> Result<Vec<u8>, RemoteError> {
+    let mine = |dom: &Domain| -> Result<(), RemoteError> {
+        if dom.uuid == vm.uuid {
+            Ok(())
+        } else {
+            Err(RemoteError::new(
+                vireo_proto::error::code::NO_DOMAIN,
+                vireo_proto::error::domain::QEMU,
+                "Domain not found: this shim serves another domain",
+            ))
+        }
+    };
+    let err = |e: anyhow::Error| to_remote(&e);
+    match p {
+        procs::CONNECT_GET_ALL_DOMAIN_STATS => {
+            let a: ConnectGetAllDomainStatsArgs = args(payload)?;
+            let [dom] = a.doms.0.as_slice() else {
+                return Err(RemoteError::rpc("a shim reports its own domain only"));
+            };
+            mine(dom)?;
+            let groups = if a.stats == 0 {
+                stats_group::SUPPORTED
+            } else {
+                a.stats
+            };
+            ret(ConnectGetAllDomainStatsRet {
+                ret_stats: vireo_xdr::Array(vec![DomainStatsRecord {
+                    dom: dom.clone(),
+                    params: vireo_xdr::Array(vm.stats(groups).await),
+                }]),
+            })
+        }
+        procs::DOMAIN_BLOCK_STATS => {
+            let a: DomainPathArgs = args(payload)?;
+            mine(&a.dom)?;
+            let b = vm.block_stat(&a.path).await.map_err(err)?;
+            let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            ret(DomainBlockStatsRet {
+                rd_req: i(b.rd_reqs),
+                rd_bytes: i(b.rd_bytes),
+                wr_req: i(b.wr_reqs),
+                wr_bytes: i(b.wr_bytes),
+                errs: -1,
+            })
+        }
+        procs::DOMAIN_BLOCK_STATS_FLAGS => {
+            let a: DomainBlockStatsFlagsArgs = args(payload)?;
+            mine(&a.dom)?;
+            // TYPED_PARAM_STRING_OKAY is the only flag, and no value here is a string.
+            if a.flags & !4 != 0 {
+                return Err(err(anyhow::anyhow!(BadArg(format!(
+                    "unsupported flags (0x{:x})",
+                    a.flags & !4
+                )))));
+            }
+            let b = vm.block_stat(&a.path).await.map_err(err)?;
+            if a.nparams == 0 {
+                return ret(DomainBlockStatsFlagsRet {
+                    params: vireo_xdr::Array(Vec::new()),
+                    nparams: BLOCK_FIELDS.len() as i32,
+                });
+            }
+            let values = [
+                b.rd_reqs, b.rd_bytes, b.rd_times, b.wr_reqs, b.wr_bytes, b.wr_times, b.fl_reqs,
+                b.fl_times,
+            ];
+            let n = usize::try_from(a.nparams)
+                .unwrap_or(0)
+                .min(BLOCK_FIELDS.len());
+            let params: Vec<TypedParam> = BLOCK_FIELDS
+                .iter()
+                .zip(values)
+                .take(n)
+                .map(|(f, v)| {
+                    TypedParam::new(*f, TypedValue::LLong(i64::try_from(v).unwrap_or(i64::MAX)))
+                })
+                .collect();
+            let nparams = params.len() as i32;
+            ret(DomainBlockStatsFlagsRet {
+                params: vireo_xdr::Array(params),
+                nparams,
+            })
+        }
+        procs::DOMAIN_INTERFACE_STATS => {
+            let a: DomainPathArgs = args(payload)?;
+            mine(&a.dom)?;
+            let n = vm.interface_stat(&a.path).map_err(err)?;
+            let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            ret(DomainInterfaceStatsRet {
+                rx_bytes: i(n.rx_bytes),
+                rx_packets: i(n.rx_pkts),
+                rx_errs: i(n.rx_errs),
+                rx_drop: i(n.rx_drop),
+                tx_bytes: i(n.tx_bytes),
+                tx_packets: i(n.tx_pkts),
+                tx_errs: i(n.tx_errs),
+                tx_drop: i(n.tx_drop),
+            })
+        }
+        procs::DOMAIN_MEMORY_STATS => {
+            let a: DomainMemoryStatsArgs = args(payload)?;
+            mine(&a.dom)?;
+            if a.flags != 0 {
+                return Err(err(anyhow::anyhow!(BadArg(format!(
+                    "unsupported flags (0x{:x})",
+                    a.flags
+                )))));
+            }
+            let mut stats = vm.memory_stats().await;
+            stats.truncate(a.max_stats as usize);
+            ret(DomainMemoryStatsRet {
+                stats: vireo_xdr::Array(stats),
+            })
+        }
+        _ => {
+            let a: DomainGetBlockInfoArgs = args(payload)?;
+            mine(&a.dom)?;
+            let b = vm.block_stat(&a.path).await.map_err(err)?;
+            ret(DomainGetBlockInfoRet {
+                allocation: b.allocation,
+                capacity: b.capacity,
+                physical: b.physical,
+            })
+        }
+    }
+}
+
+/// `VIR_VCPU_RUNNING`.
+const VCPU_RUNNING: i32 = 1;
+
+/// One disk's counters and sizes.
+#[derive(Debug, Default, Clone)]
+pub struct BlockStat {
+    /// The target (`vda`).
+    pub name: String,
+    /// The image QEMU has open (the top of a chain); none for an empty drive.
+    pub path: Option<String>,
+    pub rd_reqs: u64,
+    pub rd_bytes: u64,
+    pub rd_times: u64,
+    pub wr_reqs: u64,
+    pub wr_bytes: u64,
+    pub wr_times: u64,
+    pub fl_reqs: u64,
+    pub fl_times: u64,
+    /// Bytes of the host file in use, the guest-visible size, and the host file's size.
+    pub allocation: u64,
+    pub capacity: u64,
+    pub physical: u64,
+}
+
+/// One interface's counters, from the guest's side.
+#[derive(Debug, Default, Clone)]
+pub struct IfStat {
+    /// The host device (`vnet0`).
+    pub name: String,
+    pub rx_bytes: u64,
+    pub rx_pkts: u64,
+    pub rx_errs: u64,
+    pub rx_drop: u64,
+    pub tx_bytes: u64,
+    pub tx_pkts: u64,
+    pub tx_errs: u64,
+    pub tx_drop: u64,
+}
+
+fn ullong(field: impl Into<String>, v: u64) -> TypedParam {
+    TypedParam::new(field, TypedValue::ULLong(v))
+}
+
+fn num(v: &Value, key: &str) -> u64 {
+    v.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// `utime + stime` of a `/proc/…/stat` line, in nanoseconds: (total, user, system).
+fn proc_cpu_ns(path: &str) -> (u64, u64, u64) {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) follow the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let ns = 1_000_000_000 / hz;
+    let (user, system) = (ticks(11) * ns, ticks(12) * ns);
+    (user + system, user, system)
+}
+
+/// A host device's counter (`/sys/class/net/DEV/statistics/NAME`).
+fn net_counter(dev: &str, name: &str) -> u64 {
+    std::fs::read_to_string(format!("/sys/class/net/{dev}/statistics/{name}"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+impl Vm {
+    /// CPU time of QEMU as a whole: (total, user, system) in nanoseconds.
+    pub fn cpu_times(&self) -> (u64, u64, u64) {
+        proc_cpu_ns(&format!("/proc/{}/stat", self.qemu_pid()))
+    }
+
+    /// QEMU's resident memory in KiB (`VmRSS`).
+    fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.qemu_pid())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// Every disk the guest has, in definition order, with QEMU's counters.
+    pub async fn block_stats(&self) -> Vec<BlockStat> {
+        let disks: Vec<(String, String)> = self
+            .disks()
+            .iter()
+            .filter(|d| !d.removing)
+            .map(|d| (d.shown.target.dev.clone(), d.id.clone()))
+            .collect();
+        let qmp = self.qmp();
+        let stats = qmp.execute("query-blockstats", None).await.ok();
+        let block = qmp.execute("query-block", None).await.ok();
+        // A device is named by its qdev id, or by its QOM path under /machine/peripheral.
+        let is_dev = |v: &Value, id: &str| {
+            v.get("qdev")
+                .and_then(Value::as_str)
+                .is_some_and(|q| q == id || q.starts_with(&format!("/machine/peripheral/{id}/")))
+        };
+        let find = |list: &Option<Value>, id: &str| -> Option<Value> {
+            list.as_ref()?
+                .as_array()?
+                .iter()
+                .find(|v| is_dev(v, id))
+                .cloned()
+        };
+        disks
+            .into_iter()
+            .map(|(name, id)| {
+                let mut b = BlockStat {
+                    name,
+                    ..Default::default()
+                };
+                if let Some(s) = find(&stats, &id).and_then(|v| v.get("stats").cloned()) {
+                    b.rd_reqs = num(&s, "rd_operations");
+                    b.rd_bytes = num(&s, "rd_bytes");
+                    b.rd_times = num(&s, "rd_total_time_ns");
+                    b.wr_reqs = num(&s, "wr_operations");
+                    b.wr_bytes = num(&s, "wr_bytes");
+                    b.wr_times = num(&s, "wr_total_time_ns");
+                    b.fl_reqs = num(&s, "flush_operations");
+                    b.fl_times = num(&s, "flush_total_time_ns");
+                }
+                if let Some(ins) = find(&block, &id).and_then(|v| v.get("inserted").cloned()) {
+                    b.path = ins.get("file").and_then(Value::as_str).map(str::to_string);
+                    if let Some(img) = ins.get("image") {
+                        b.capacity = num(img, "virtual-size");
+                        b.allocation = num(img, "actual-size");
+                    }
+                    b.physical = b
+                        .path
+                        .as_deref()
+                        .and_then(|p| std::fs::metadata(p).ok())
+                        .map_or(b.allocation, |m| {
+                            use std::os::unix::fs::FileTypeExt;
+                            if m.file_type().is_block_device() {
+                                b.capacity
+                            } else {
+                                m.len()
+                            }
+                        });
+                }
+                b
+            })
+            .collect()
+    }
+
+    /// The interfaces with a host device (a tap), with that device's counters turned to the
+    /// guest's side (what the tap sent, the guest received).
+    pub fn interface_stats(&self) -> Vec<IfStat> {
+        self.nics()
+            .iter()
+            .filter(|n| !n.removing)
+            .filter_map(|n| n.def.target_dev.clone())
+            .map(|dev| IfStat {
+                rx_bytes: net_counter(&dev, "tx_bytes"),
+                rx_pkts: net_counter(&dev, "tx_packets"),
+                rx_errs: net_counter(&dev, "tx_errors"),
+                rx_drop: net_counter(&dev, "tx_dropped"),
+                tx_bytes: net_counter(&dev, "rx_bytes"),
+                tx_pkts: net_counter(&dev, "rx_packets"),
+                tx_errs: net_counter(&dev, "rx_errors"),
+                tx_drop: net_counter(&dev, "rx_dropped"),
+                name: dev,
+            })
+            .collect()
+    }
+
+    /// The balloon's size and, when the guest reports them, its memory statistics, as
+    /// `virDomainMemoryStats` tags (values in KiB, LAST_UPDATE in seconds).
+    pub async fn memory_stats(&self) -> Vec<DomainMemoryStat> {
+        let mut out = Vec::new();
+        let has_balloon = self
+            .def
+            .devices
+            .memballoon
+            .as_ref()
+            .is_some_and(|m| m.model == vireo_xml::MemballoonModel::Virtio);
+        if has_balloon {
+            if let Ok(g) = self
+                .qmp()
+                .execute(
+                    "qom-get",
+                    Some(serde_json::json!({
+                        "path": "/machine/peripheral/balloon0",
+                        "property": "guest-stats",
+                    })),
+                )
+                .await
+            {
+                let stats = g.get("stats").cloned().unwrap_or(Value::Null);
+                // QEMU reports bytes and counts, for what the guest gave.
+                let guest = [
+                    ("stat-swap-in", memory_stat::SWAP_IN, 1024),
+                    ("stat-swap-out", memory_stat::SWAP_OUT, 1024),
+                    ("stat-major-faults", memory_stat::MAJOR_FAULT, 1),
+                    ("stat-minor-faults", memory_stat::MINOR_FAULT, 1),
+                    ("stat-free-memory", memory_stat::UNUSED, 1024),
+                    ("stat-total-memory", memory_stat::AVAILABLE, 1024),
+                    ("stat-available-memory", memory_stat::USABLE, 1024),
+                    ("stat-disk-caches", memory_stat::DISK_CACHES, 1024),
+                    ("stat-htlb-pgalloc", memory_stat::HUGETLB_PGALLOC, 1),
+                    ("stat-htlb-pgfail", memory_stat::HUGETLB_PGFAIL, 1),
+                ];
+                for (key, tag, div) in guest {
+                    // QEMU's "not reported" is -1 as an unsigned 64-bit number.
+                    let given = stats
+                        .get(key)
+                        .and_then(Value::as_u64)
+                        .filter(|v| *v != u64::MAX);
+                    if let Some(v) = given {
+                        out.push(DomainMemoryStat { tag, val: v / div });
+                    }
+                }
+                if let Some(t) = g.get("last-update").and_then(Value::as_u64) {
+                    if t > 0 {
+                        out.push(DomainMemoryStat {
+                            tag: memory_stat::LAST_UPDATE,
+                            val: t,
+                        });
+                    }
+                }
+            }
+        }
+        out.push(DomainMemoryStat {
+            tag: memory_stat::ACTUAL_BALLOON,
+            val: self.balloon_kib().await,
+        });
+        if let Some(rss) = self.rss_kib() {
+            out.push(DomainMemoryStat {
+                tag: memory_stat::RSS,
+                val: rss,
+            });
+        }
+        out
+    }
+
+    /// The guest's memory now, in KiB: the balloon's size, or the boot size without one.
+    pub async fn balloon_kib(&self) -> u64 {
+        match self.qmp().execute("query-balloon", None).await {
+            Ok(v) => v
+                .get("actual")
+                .and_then(Value::as_u64)
+                .map_or(self.def.current_memory_kib, |b| b / 1024),
+            Err(_) => self.def.current_memory_kib,
+        }
+    }
+
+    /// vCPU threads' CPU time in nanoseconds, by vCPU index.
+    async fn vcpu_times(&self) -> Vec<(u64, u64)> {
+        let Ok(v) = self.qmp().execute("query-cpus-fast", None).await else {
+            return Vec::new();
+        };
+        let pid = self.qemu_pid();
+        let mut out: Vec<(u64, u64)> = v
+            .as_array()
+            .map(|cpus| {
+                cpus.iter()
+                    .map(|c| {
+                        let tid = num(c, "thread-id");
+                        let t = proc_cpu_ns(&format!("/proc/{pid}/task/{tid}/stat")).0;
+                        (num(c, "cpu-index"), t)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort_unstable();
+        out
+    }
+
+    /// The typed parameters of `virConnectGetAllDomainStats` for the groups in `groups`
+    /// (libvirt's field names and types).
+    pub async fn stats(&self, groups: u32) -> Vec<TypedParam> {
+        let mut p = Vec::new();
+        if groups & stats_group::STATE != 0 {
+            let (state, reason) = self.state();
+            p.push(TypedParam::int("state.state", state));
+            p.push(TypedParam::int("state.reason", reason));
+        }
+        if groups & stats_group::CPU_TOTAL != 0 {
+            let (total, user, system) = self.cpu_times();
+            p.push(ullong("cpu.time", total));
+            p.push(ullong("cpu.user", user));
+            p.push(ullong("cpu.system", system));
+        }
+        if groups & stats_group::BALLOON != 0 {
+            p.push(ullong("balloon.current", self.balloon_kib().await));
+            p.push(ullong("balloon.maximum", self.def.max_memory_kib()));
+            for s in self.memory_stats().await {
+                let name = match s.tag {
+                    memory_stat::SWAP_IN => "swap_in",
+                    memory_stat::SWAP_OUT => "swap_out",
+                    memory_stat::MAJOR_FAULT => "major_fault",
+                    memory_stat::MINOR_FAULT => "minor_fault",
+                    memory_stat::UNUSED => "unused",
+                    memory_stat::AVAILABLE => "available",
+                    memory_stat::USABLE => "usable",
+                    memory_stat::LAST_UPDATE => "last-update",
+                    memory_stat::DISK_CACHES => "disk_caches",
+                    memory_stat::HUGETLB_PGALLOC => "hugetlb_pgalloc",
+                    memory_stat::HUGETLB_PGFAIL => "hugetlb_pgfail",
+                    memory_stat::RSS => "rss",
+                    _ => continue,
+                };
+                p.push(ullong(format!("balloon.{name}"), s.val));
+            }
+        }
+        if groups & stats_group::VCPU != 0 {
+            p.push(TypedParam::uint("vcpu.current", self.def.current_vcpus()));
+            p.push(TypedParam::uint("vcpu.maximum", self.def.vcpus));
+            for (i, t) in self.vcpu_times().await {
+                p.push(TypedParam::int(&format!("vcpu.{i}.state"), VCPU_RUNNING));
+                p.push(ullong(format!("vcpu.{i}.time"), t));
+            }
+        }
+        if groups & stats_group::INTERFACE != 0 {
+            let nets = self.interface_stats();
+            p.push(TypedParam::uint("net.count", nets.len() as u32));
+            for (i, n) in nets.into_iter().enumerate() {
+                p.push(TypedParam::string(&format!("net.{i}.name"), &n.name));
+                for (k, v) in [
+                    ("rx.bytes", n.rx_bytes),
+                    ("rx.pkts", n.rx_pkts),
+                    ("rx.errs", n.rx_errs),
+                    ("rx.drop", n.rx_drop),
+                    ("tx.bytes", n.tx_bytes),
+                    ("tx.pkts", n.tx_pkts),
+                    ("tx.errs", n.tx_errs),
+                    ("tx.drop", n.tx_drop),
+                ] {
+                    p.push(ullong(format!("net.{i}.{k}"), v));
+                }
+            }
+        }
+        if groups & stats_group::BLOCK != 0 {
+            let blocks = self.block_stats().await;
+            p.push(TypedParam::uint("block.count", blocks.len() as u32));
+            for (i, b) in blocks.into_iter().enumerate() {
+                p.push(TypedParam::string(&format!("block.{i}.name"), &b.name));
+                let Some(path) = &b.path else { continue };
+                p.push(TypedParam::string(&format!("block.{i}.path"), path));
+                for (k, v) in [
+                    ("rd.reqs", b.rd_reqs),
+                    ("rd.bytes", b.rd_bytes),
+                    ("rd.times", b.rd_times),
+                    ("wr.reqs", b.wr_reqs),
+                    ("wr.bytes", b.wr_bytes),
+                    ("wr.times", b.wr_times),
+                    ("fl.reqs", b.fl_reqs),
+                    ("fl.times", b.fl_times),
+                    ("allocation", b.allocation),
+                    ("capacity", b.capacity),
+                    ("physical", b.physical),
+                ] {
+                    p.push(ullong(format!("block.{i}.{k}"), v));
+                }
+            }
+        }
+        p
+    }
+
+    /// The disk a statistics call names: its target (`vda`) or the image path.
+    pub async fn block_stat(&self, path: &str) -> anyhow::Result<BlockStat> {
+        self.block_stats()
+            .await
+            .into_iter()
+            .find(|b| b.name == path || b.path.as_deref() == Some(path))
+            .ok_or_else(|| anyhow::anyhow!(BadArg(format!("invalid path: {path}"))))
+    }
+
+    /// The interface a statistics call names: its host device or its MAC address.
+    pub fn interface_stat(&self, device: &str) -> anyhow::Result<IfStat> {
+        let by_mac = self
+            .nics()
+            .iter()
+            .find(|n| n.def.mac.as_deref() == Some(&device.to_ascii_lowercase()))
+            .and_then(|n| n.def.target_dev.clone());
+        let want = by_mac.as_deref().unwrap_or(device);
+        self.interface_stats()
+            .into_iter()
+            .find(|n| n.name == want)
+            .ok_or_else(|| {
+                anyhow::anyhow!(BadArg(format!(
+                    "invalid path, '{device}' is not a known interface"
+                )))
+            })
+    }
+}
