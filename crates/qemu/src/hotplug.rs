@@ -87,7 +87,7 @@ fn parse_device(xml: &str, verb: &str) -> Result<Device> {
 }
 
 /// Which definitions a call changes: (live, config), from its flags and the domain.
-fn targets(flags: u32, active: bool, persistent: bool) -> Result<(bool, bool)> {
+pub(crate) fn targets(flags: u32, active: bool, persistent: bool) -> Result<(bool, bool)> {
     let unknown = flags & !(affect::LIVE | affect::CONFIG);
     if unknown != 0 {
         return Err(DriverError::InvalidArg(format!(
@@ -184,7 +184,7 @@ fn find_channel(channels: &[Chardev], want: &Chardev) -> Result<usize> {
         })
 }
 
-fn shim_error(e: CallError) -> DriverError {
+pub(crate) fn shim_error(e: CallError) -> DriverError {
     match e {
         CallError::Remote(r) => DriverError::Peer(Box::new(r)),
         e => DriverError::OperationFailed(format!("domain's shim: {e}")),
@@ -193,7 +193,7 @@ fn shim_error(e: CallError) -> DriverError {
 
 impl QemuDriver {
     /// The domain's (active, persistent, persistent definition).
-    fn device_target(&self, h: &Handle) -> Result<(bool, bool, Domain)> {
+    pub(crate) fn device_target(&self, h: &Handle) -> Result<(bool, bool, Domain)> {
         let reg = self.read();
         let o = reg
             .by_uuid
@@ -203,7 +203,7 @@ impl QemuDriver {
     }
 
     /// Writes a changed persistent definition (checked at start, as a defined one is).
-    fn save_config(&self, h: &Handle, def: Domain) -> Result<()> {
+    pub(crate) fn save_config(&self, h: &Handle, def: Domain) -> Result<()> {
         let mut reg = self.write();
         let o = reg
             .by_uuid
@@ -214,7 +214,7 @@ impl QemuDriver {
         Ok(())
     }
 
-    fn shim_conn(&self, h: &Handle) -> Result<Arc<Connection>> {
+    pub(crate) fn shim_conn(&self, h: &Handle) -> Result<Arc<Connection>> {
         let reg = self.read();
         reg.by_uuid
             .get(&h.uuid)

@@ -8,6 +8,7 @@ pub mod hotplug;
 pub mod lifecycle;
 pub mod pci;
 pub mod peers;
+pub mod stats;
 
 pub use driver::{DomainInfo, QemuConfig, QemuDriver};
 pub use peers::{NetPort, Peers, VolumeSource};

@@ -12,6 +12,7 @@ mod nwfilter;
 mod running;
 mod secondary;
 mod secret;
+mod stats;
 mod storage;
 mod transfer;
 

@@ -34,6 +34,53 @@ pub(super) fn dispatch(
             async move { device(&s, p, &payload).await.into() },
         ));
     }
+    if p == procs::DOMAIN_SET_MEMORY_STATS_PERIOD {
+        let s = Arc::clone(s);
+        let payload = payload.to_vec();
+        return Some(Box::pin(async move {
+            let r = async {
+                let a: DomainSetMemoryStatsPeriodArgs = args(&payload)?;
+                s.hv()?
+                    .set_memory_stats_period(&a.dom, a.period, a.flags)
+                    .await?;
+                void()
+            };
+            r.await.into()
+        }));
+    }
+    if p == procs::CONNECT_GET_ALL_DOMAIN_STATS {
+        let s = Arc::clone(s);
+        let payload = payload.to_vec();
+        return Some(Box::pin(async move {
+            super::stats::all_domain_stats(&s, &payload).await.into()
+        }));
+    }
+    if matches!(
+        p,
+        procs::DOMAIN_BLOCK_STATS
+            | procs::DOMAIN_BLOCK_STATS_FLAGS
+            | procs::DOMAIN_INTERFACE_STATS
+            | procs::DOMAIN_MEMORY_STATS
+            | procs::DOMAIN_GET_BLOCK_INFO
+    ) {
+        // The running VM's counters, from its shim; a domain that runs none has none.
+        let s = Arc::clone(s);
+        let payload = payload.to_vec();
+        return Some(Box::pin(async move {
+            let r = match first_dom(&payload) {
+                Err(e) => Err(e),
+                Ok(dom) => match s.hv().and_then(|q| Ok(q.is_running(&dom)?)) {
+                    Ok(true) => forward_call(&s, p, &payload).await,
+                    Ok(false) => Err(vireo_driver::DriverError::OperationInvalid(
+                        "domain is not running".into(),
+                    )
+                    .into()),
+                    Err(e) => Err(e),
+                },
+            };
+            r.into()
+        }));
+    }
     let forward = match p {
         procs::DOMAIN_CREATE | procs::DOMAIN_CREATE_WITH_FLAGS | procs::DOMAIN_CREATE_XML => false,
         procs::DOMAIN_SHUTDOWN

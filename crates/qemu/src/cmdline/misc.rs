@@ -22,11 +22,7 @@ impl<'a> Builder<'a> {
                 ))
             }
         }
-        if m.stats_period.is_some() {
-            return unsupported(
-                "<memballoon><stats period=...> is not supported yet (it is set over QMP after start)",
-            );
-        }
+        // <stats period=N> is no argument: the shim sets it over QMP before the CPUs run.
         let addr = self.pci.place(m.address.as_ref(), what)?;
         let dev = Opts::new("virtio-balloon-pci")
             .set("id", "balloon0")
