@@ -1,0 +1,120 @@
+//! Statistics of running and inactive domains with the real virsh and python-libvirt:
+//! domstats (every group Vireo has), domblkstat, domblkinfo, dommemstat, and
+//! getAllDomainStats over a read-only connection, as monitoring tools call it.
+
+use vireo_tests::{fails, guest_shell, ok, run_cmd, write_file, Daemon, Layout};
+
+/// `FIELD=VALUE` of `virsh domstats` output, as a number.
+fn stat(out: &str, field: &str) -> u64 {
+    let key = format!("  {field}=");
+    out.lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in:\n{out}"))
+}
+
+fn domain_statistics(layout: Layout) {
+    let d = Daemon::start_in(layout);
+    let img = d.root.join("data.img");
+    let mut data = b"VIREOSTATSDISK01".to_vec();
+    data.resize(1 << 20, 0);
+    std::fs::write(&img, &data).unwrap();
+    let xml = vireo_tests::guest_xml("vm1").replace(
+        "<memballoon model='none'/>",
+        &format!(
+            "<disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+             <source file='{}'/><target dev='vda' bus='virtio'/></disk>\
+             <memballoon model='virtio'/>",
+            img.display()
+        ),
+    );
+    ok(&d.virsh(&["define", &write_file(&d, "vm1.xml", &xml)]));
+    let other = vireo_tests::guest_xml("vm2");
+    ok(&d.virsh(&["define", &write_file(&d, "vm2.xml", &other)]));
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    // The guest reads its disk, so there is something to count.
+    guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--resume",
+            "echo DISK-$(dd if=/dev/vda bs=16 count=1 2>/dev/null)",
+            "DISK-VIREOSTATSDISK01",
+        ],
+    );
+
+    let out = ok(&d.virsh(&["domstats", "vm1"]));
+    assert!(out.starts_with("Domain: 'vm1'\n"), "{out}");
+    assert_eq!(stat(&out, "state.state"), 1);
+    assert!(stat(&out, "cpu.time") > 0);
+    assert_eq!(stat(&out, "balloon.current"), 131072);
+    assert_eq!(stat(&out, "balloon.maximum"), 131072);
+    assert!(stat(&out, "balloon.rss") > 0);
+    assert_eq!(stat(&out, "vcpu.current"), 1);
+    assert!(stat(&out, "vcpu.0.time") > 0);
+    assert_eq!(stat(&out, "block.count"), 1);
+    assert!(out.contains("  block.0.name=vda\n"), "{out}");
+    assert!(
+        out.contains(&format!("  block.0.path={}\n", img.display())),
+        "{out}"
+    );
+    assert!(stat(&out, "block.0.rd.reqs") > 0);
+    assert!(stat(&out, "block.0.rd.bytes") >= 16);
+    assert_eq!(stat(&out, "block.0.capacity"), 1 << 20);
+    assert_eq!(stat(&out, "block.0.physical"), 1 << 20);
+    assert_eq!(stat(&out, "net.count"), 0);
+
+    // Every domain, the inactive one from its definition.
+    let all = ok(&d.virsh(&["domstats", "--state", "--vcpu"]));
+    let vm2 = &all[all.find("Domain: 'vm2'").expect("vm2 listed")..];
+    assert_eq!(stat(vm2, "state.state"), 5);
+    assert_eq!(stat(vm2, "vcpu.maximum"), 1);
+    let running = ok(&d.virsh(&["domstats", "--list-running", "--state"]));
+    assert!(!running.contains("vm2"), "{running}");
+
+    let blk = ok(&d.virsh(&["domblkstat", "vm1", "vda"]));
+    assert!(blk.contains("vda rd_req "), "{blk}");
+    let info = ok(&d.virsh(&["domblkinfo", "vm1", "vda"]));
+    assert!(info.contains("Capacity:       1048576"), "{info}");
+    let mem = ok(&d.virsh(&["dommemstat", "vm1"]));
+    assert!(mem.contains("actual 131072"), "{mem}");
+    // The guest's balloon driver reports its own statistics once asked to.
+    ok(&d.virsh(&["dommemstat", "vm1", "--period", "1", "--live"]));
+    assert!(ok(&d.virsh(&["dumpxml", "vm1"])).contains("<stats period='1'/>"));
+    let mut mem = String::new();
+    for _ in 0..120 {
+        mem = ok(&d.virsh(&["dommemstat", "vm1"]));
+        if mem.contains("last_update ") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(mem.contains("usable ") && mem.contains("unused "), "{mem}");
+    let out = ok(&d.virsh(&["domstats", "vm1", "--balloon"]));
+    assert!(stat(&out, "balloon.usable") > 0);
+    ok(&d.virsh(&["dommemstat", "vm1", "--period", "5", "--config"]));
+    assert!(ok(&d.virsh(&["dumpxml", "--inactive", "vm1"])).contains("<stats period='5'/>"));
+    let e = fails(&d.virsh(&["dommemstat", "vm2", "--period", "5", "--config"]));
+    assert!(e.contains("No memory balloon device configured"), "{e}");
+
+    let e = fails(&d.virsh(&["domblkstat", "vm1", "vdz"]));
+    assert!(e.contains("invalid argument: invalid path: vdz"), "{e}");
+    let e = fails(&d.virsh(&["dommemstat", "vm2"]));
+    assert!(e.contains("domain is not running"), "{e}");
+
+    let script = vireo_tests::tests_dir().join("python/domstats.py");
+    let py = ok(&run_cmd(
+        vireo_tests::python3(),
+        &[
+            script.to_str().unwrap(),
+            &d.uri(),
+            &d.uri_ro(),
+            "vm1",
+            "vm2",
+        ],
+    ));
+    assert!(py.contains("DOMSTATS-OK"), "{py}");
+    ok(&d.virsh(&["destroy", "vm1"]));
+}
+
+vireo_tests::in_every_layout!(domain_statistics);
