@@ -393,6 +393,23 @@ fn two_guests_on_a_nat_network(layout: Layout) {
     }
     let leases = ok(&d.virsh(&["net-dhcp-leases", "vnat"]));
     assert!(leases.contains(mac1) && leases.contains(mac2), "{leases}");
+    // The tap's counters, from the guest's side: it sent its DHCP requests and pings,
+    // it received the answers (by tap name and by MAC address alike).
+    for dev in [tap.as_str(), mac1] {
+        let st = ok(&d.virsh(&["domifstat", "vm1", dev]));
+        let count = |k: &str| -> u64 {
+            st.lines()
+                .find_map(|l| l.strip_prefix(&format!("{dev} {k} ")))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {k} in {st}"))
+        };
+        assert!(count("rx_packets") > 0 && count("tx_packets") > 0, "{st}");
+    }
+    let stats = ok(&d.virsh(&["domstats", "vm1", "--interface"]));
+    assert!(
+        stats.contains("  net.count=1\n") && stats.contains(&format!("  net.0.name={tap}\n")),
+        "{stats}"
+    );
     // The live XML names the tap, the port and the bridge; the network lists the ports.
     let live = ok(&d.virsh(&["dumpxml", "vm1"]));
     assert!(live.contains("<target dev='vnet"), "{live}");

@@ -1,6 +1,6 @@
 //! The VM's statistics, gathered where they are: QEMU's monitor (block counters, image
 //! sizes, the balloon, vCPU threads), `/proc` (QEMU's CPU time and memory) and the host
-//! side of each tap (`/sys/class/net`). One [`Vm::stats`] call gives the typed parameters
+//! side of each tap (`/proc/net/dev`). One [`Vm::stats`] call gives the typed parameters
 //! of `virConnectGetAllDomainStats`; the single-purpose calls (block, interface and
 //! memory statistics, block info) read the same sources.
 
@@ -223,12 +223,20 @@ fn proc_cpu_ns(path: &str) -> (u64, u64, u64) {
     (user + system, user, system)
 }
 
-/// A host device's counter (`/sys/class/net/DEV/statistics/NAME`).
-fn net_counter(dev: &str, name: &str) -> u64 {
-    std::fs::read_to_string(format!("/sys/class/net/{dev}/statistics/{name}"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+/// A host device's counters from `/proc/net/dev` (of the shim's own network namespace,
+/// where its taps are): (rx bytes, packets, errors, drops, tx bytes, packets, errors, drops).
+fn net_counters(dev: &str) -> Option<[u64; 8]> {
+    let text = std::fs::read_to_string("/proc/net/dev").ok()?;
+    let line = text
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix(dev)?.strip_prefix(':'))?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let at = |i: usize| f.get(i).copied().unwrap_or(0);
+    // receive: bytes packets errs drop fifo frame compressed multicast; transmit: bytes …
+    Some([at(0), at(1), at(2), at(3), at(8), at(9), at(10), at(11)])
 }
 
 impl Vm {
@@ -319,16 +327,20 @@ impl Vm {
             .iter()
             .filter(|n| !n.removing)
             .filter_map(|n| n.def.target_dev.clone())
-            .map(|dev| IfStat {
-                rx_bytes: net_counter(&dev, "tx_bytes"),
-                rx_pkts: net_counter(&dev, "tx_packets"),
-                rx_errs: net_counter(&dev, "tx_errors"),
-                rx_drop: net_counter(&dev, "tx_dropped"),
-                tx_bytes: net_counter(&dev, "rx_bytes"),
-                tx_pkts: net_counter(&dev, "rx_packets"),
-                tx_errs: net_counter(&dev, "rx_errors"),
-                tx_drop: net_counter(&dev, "rx_dropped"),
-                name: dev,
+            .map(|dev| {
+                let [hrx, hrxp, hrxe, hrxd, htx, htxp, htxe, htxd] =
+                    net_counters(&dev).unwrap_or_default();
+                IfStat {
+                    rx_bytes: htx,
+                    rx_pkts: htxp,
+                    rx_errs: htxe,
+                    rx_drop: htxd,
+                    tx_bytes: hrx,
+                    tx_pkts: hrxp,
+                    tx_errs: hrxe,
+                    tx_drop: hrxd,
+                    name: dev,
+                }
             })
             .collect()
     }
