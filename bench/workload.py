@@ -575,10 +575,27 @@ def block(t, cfg, s):
                     s.add("destroy", t.name, (t2 - t1) * 1e3)
         finally:
             remove_all(conn)
+        stats_rows(t, cfg, s, conn)
         storage_rows(t, cfg, s, conn)
     finally:
         conn.close()
         t.stop()
+
+
+def stats_rows(t, cfg, s, conn):
+    """getAllDomainStats over many paused guests with every group, as monitoring agents
+    (Prometheus' libvirt exporter, KubeVirt) poll it. Paused guests run no guest code."""
+    try:
+        for i in range(cfg.stats_guests):
+            conn.createXML(
+                domain_xml(f"bench-stats-{i:03}", cfg.dom_type), libvirt.VIR_DOMAIN_START_PAUSED
+            )
+        got = len(conn.getAllDomainStats(0, 0))
+        if got != cfg.stats_guests:
+            raise RuntimeError(f"{t.name}: stats of {got} guests, not {cfg.stats_guests}")
+        s.add("all_stats", t.name, latencies(lambda: conn.getAllDomainStats(0, 0), cfg.stats_calls))
+    finally:
+        remove_all(conn)
 
 
 def make_sources(base, mib):
@@ -1093,6 +1110,8 @@ def main():
     r.add_argument("--starts", type=int, default=5)
     r.add_argument("--vols", type=int, default=20)
     r.add_argument("--transfer-mib", type=int, default=256)
+    r.add_argument("--stats-guests", type=int, default=100)
+    r.add_argument("--stats-calls", type=int, default=50)
     n = sub.add_parser("net", help="the network rows, as root, in namespaces of their own")
     n.add_argument("--dir", required=True)
     n.add_argument("--bindir", required=True)

@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 
 /// The rows the issue asks for (and two extra memory/start rows), by id.
-const ROWS: [&str; 22] = [
+const ROWS: [&str; 23] = [
     "connect_close",
     "libversion_1",
     "libversion_4",
@@ -26,6 +26,7 @@ const ROWS: [&str; 22] = [
     "rss_1000",
     "first_call",
     "first_call_empty",
+    "all_stats",
     "vol_create_qcow2",
     "vol_upload_dense",
     "vol_upload_sparse",
