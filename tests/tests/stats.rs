@@ -1,6 +1,7 @@
 //! Statistics of running and inactive domains with the real virsh and python-libvirt:
 //! domstats (every group Vireo has), domblkstat, domblkinfo, dommemstat, and
-//! getAllDomainStats over a read-only connection, as monitoring tools call it.
+//! getAllDomainStats over a read-only connection, as monitoring tools call it; our CLI
+//! prints what virsh prints.
 
 use vireo_tests::{fails, guest_shell, ok, run_cmd, write_file, Daemon, Layout};
 
@@ -100,6 +101,37 @@ fn domain_statistics(layout: Layout) {
     let e = fails(&d.virsh(&["domblkstat", "vm1", "vdz"]));
     assert!(e.contains("invalid argument: invalid path: vdz"), "{e}");
     let e = fails(&d.virsh(&["dommemstat", "vm2"]));
+    assert!(e.contains("domain is not running"), "{e}");
+
+    // Our CLI prints what virsh prints.
+    for args in [
+        &["domblkinfo", "vm1", "vda"][..],
+        &["domstats", "vm2"],
+        &[
+            "domstats",
+            "--list-inactive",
+            "--state",
+            "--vcpu",
+            "--balloon",
+        ],
+    ] {
+        assert_eq!(ok(&d.vireo(args)), ok(&d.virsh(args)), "{args:?}");
+    }
+    let names = |out: &str| -> Vec<String> {
+        out.lines()
+            .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    for args in [&["domblkstat", "vm1", "vda"][..], &["dommemstat", "vm1"]] {
+        assert_eq!(
+            names(&ok(&d.vireo(args))),
+            names(&ok(&d.virsh(args))),
+            "{args:?}"
+        );
+    }
+    let out = ok(&d.vireo(&["domstats", "vm1", "--block"]));
+    assert!(out.contains("  block.0.name=vda\n"), "{out}");
+    let e = fails(&d.vireo(&["dommemstat", "vm2"]));
     assert!(e.contains("domain is not running"), "{e}");
 
     let script = vireo_tests::tests_dir().join("python/domstats.py");

@@ -16,6 +16,12 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
     if cmd.starts_with("net-") {
         return crate::network::run(uri, readonly, cmd, rest).await;
     }
+    if matches!(
+        cmd.as_str(),
+        "domstats" | "dommemstat" | "domblkstat" | "domifstat" | "domblkinfo"
+    ) {
+        return crate::stats::run(uri, readonly, cmd, rest).await;
+    }
     if cmd.starts_with("nwfilter-") {
         return crate::nwfilter::run(uri, readonly, cmd, rest).await;
     }

@@ -5,6 +5,7 @@ mod commands;
 mod network;
 mod nwfilter;
 mod secret;
+mod stats;
 mod storage;
 
 use std::process::ExitCode;
@@ -45,6 +46,13 @@ Commands:
   attach-device / detach-device / update-device DOMAIN FILE
       [--live] [--config] [--current] [--persistent] [--force (update)]
                            plug, unplug or change a device (none: the running domain)
+  domstats [--state] [--cpu-total] [--balloon] [--vcpu] [--interface] [--block]
+      [--list-active|--list-inactive|--list-running|…] [--enforce] [DOMAIN…]
+                           statistics of every domain (or those named)
+  dommemstat DOMAIN        memory statistics (the balloon, and the guest's own)
+  domblkstat DOMAIN DISK / domifstat DOMAIN INTERFACE
+                           a disk's / an interface's counters
+  domblkinfo DOMAIN DISK   a disk's capacity, allocation and host size
   secret-define FILE       define or redefine a secret from an XML file
   secret-undefine SECRET   remove a secret
   secret-list [--ephemeral] [--no-ephemeral] [--private] [--no-private]

@@ -4,6 +4,7 @@
 mod network;
 mod nwfilter;
 mod secret;
+mod stats;
 mod storage;
 pub mod uri;
 
