@@ -27,6 +27,7 @@
 mod devices;
 mod domain;
 pub mod fidelity;
+pub mod metadata;
 pub mod model;
 mod netport;
 mod network;
