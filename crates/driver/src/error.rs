@@ -33,6 +33,9 @@ pub enum DriverError {
     NoSupport(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The metadata a call asks for is not there (`VIR_ERR_NO_DOMAIN_METADATA`).
+    #[error("metadata not found: {0}")]
+    NoMetadata(String),
     /// A device a call names is not in the domain (libvirt's `VIR_ERR_DEVICE_MISSING`).
     #[error("device not found: {0}")]
     DeviceMissing(String),
@@ -73,6 +76,7 @@ impl DriverError {
             DriverError::NoSupport(_) => (code::NO_SUPPORT, domain::QEMU),
             DriverError::Internal(_) => (code::INTERNAL_ERROR, domain::QEMU),
             DriverError::DeviceMissing(_) => (code::DEVICE_MISSING, domain::DOMAIN),
+            DriverError::NoMetadata(_) => (code::NO_DOMAIN_METADATA, domain::DOMAIN),
             DriverError::Io { .. } => (code::SYSTEM_ERROR, domain::QEMU),
             DriverError::Peer(r) => (r.code, r.domain),
         }

@@ -16,13 +16,16 @@ pub struct LifecycleEvent {
     pub detail: i32,
 }
 
-/// A domain's device came or went: `event_id` is libvirt's `VIR_DOMAIN_EVENT_ID_*`
-/// (DEVICE_REMOVED 15, DEVICE_ADDED 19, DEVICE_REMOVAL_FAILED 22), `alias` the device's.
+/// A part of a domain changed: a device came or went (`event_id` DEVICE_REMOVED 15,
+/// DEVICE_ADDED 19, DEVICE_REMOVAL_FAILED 22 of libvirt's `VIR_DOMAIN_EVENT_ID_*`; `alias`
+/// the device's), or its metadata (METADATA_CHANGE 23; `detail` the metadata type, `alias`
+/// the element's namespace URI, empty for the title and description).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceEvent {
     pub dom: Domain,
     pub event_id: i32,
     pub alias: String,
+    pub detail: i32,
 }
 
 /// An event about a network, storage pool, node device or secret. Every such event message

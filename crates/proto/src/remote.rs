@@ -142,7 +142,9 @@ procedures! {
     DOMAIN_SHUTDOWN_FLAGS = 258,
     STORAGE_VOL_WIPE_PATTERN = 259,
     STORAGE_VOL_RESIZE = 260,
+    DOMAIN_SET_METADATA = 264,
     DOMAIN_GET_METADATA = 265,
+    DOMAIN_EVENT_CALLBACK_METADATA_CHANGE = 379,
     DOMAIN_BLOCK_STATS = 64,
     DOMAIN_INTERFACE_STATS = 65,
     DOMAIN_MEMORY_STATS = 159,
@@ -252,6 +254,7 @@ pub fn allowed_read_only(p: i32) -> bool {
             | DOMAIN_UNDEFINE_FLAGS
             | DOMAIN_GET_SECURITY_LABEL
             | DOMAIN_SET_MEMORY_STATS_PERIOD
+            | DOMAIN_SET_METADATA
             | SECRET_DEFINE_XML
             | SECRET_SET_VALUE
             | SECRET_GET_VALUE
@@ -339,6 +342,7 @@ pub mod event {
     pub const ID_DEVICE_REMOVED: i32 = 15;
     pub const ID_DEVICE_ADDED: i32 = 19;
     pub const ID_DEVICE_REMOVAL_FAILED: i32 = 22;
+    pub const ID_METADATA_CHANGE: i32 = 23;
     pub const DEFINED: i32 = 0;
     pub const UNDEFINED: i32 = 1;
     pub const STARTED: i32 = 2;
@@ -495,6 +499,25 @@ xdr_struct! {
     }
 }
 xdr_struct! { pub struct DomainGetMetadataRet { pub metadata: String } }
+xdr_struct! {
+    pub struct DomainSetMetadataArgs {
+        pub dom: Domain,
+        pub type_: i32,
+        pub metadata: Option<String>,
+        pub key: Option<String>,
+        pub uri: Option<String>,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    /// `DOMAIN_EVENT_CALLBACK_METADATA_CHANGE`.
+    pub struct DomainEventCallbackMetadataChangeMsg {
+        pub callback_id: i32,
+        pub dom: Domain,
+        pub type_: i32,
+        pub nsuri: Option<String>,
+    }
+}
 
 xdr_struct! { pub struct EventRegisterAnyArgs { pub event_id: i32 } }
 xdr_struct! {
