@@ -223,7 +223,7 @@ impl QemuDriver {
     }
 
     /// The running VM's definition, as its shim has it now.
-    async fn live_def(&self, h: &Handle) -> Result<Domain> {
+    pub(crate) async fn live_def(&self, h: &Handle) -> Result<Domain> {
         let conn = self.shim_conn(h)?;
         let r: DomainGetXmlDescRet = conn
             .call(
@@ -666,6 +666,7 @@ impl QemuDriver {
             dom,
             event_id,
             alias,
+            detail: 0,
         });
     }
 }

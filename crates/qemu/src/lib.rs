@@ -6,6 +6,7 @@ pub mod cmdline;
 pub mod driver;
 pub mod hotplug;
 pub mod lifecycle;
+pub mod metadata;
 pub mod pci;
 pub mod peers;
 pub mod stats;

@@ -65,6 +65,18 @@ impl ShimService {
                     cpu_time: vm.cpu_time_ns(),
                 })
             }
+            procs::DOMAIN_SET_METADATA => {
+                let a: DomainSetMetadataArgs = args(payload)?;
+                self.check_uuid(&a.dom.uuid)?;
+                vm.set_metadata(
+                    a.type_,
+                    a.metadata.as_deref(),
+                    a.key.as_deref(),
+                    a.uri.as_deref(),
+                )
+                .map_err(|e| to_remote(&e))?;
+                Ok(Vec::new())
+            }
             procs::DOMAIN_GET_XML_DESC => {
                 let a: DomainFlagsArgs = args(payload)?;
                 self.check_uuid(&a.dom.uuid)?;

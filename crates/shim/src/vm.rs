@@ -59,6 +59,8 @@ pub struct Vm {
     pub def: Domain,
     /// `<memballoon><stats period>` as it is now (changed by SET_MEMORY_STATS_PERIOD).
     balloon_period: Mutex<Option<u32>>,
+    /// Title, description and `<metadata>` as they are now (changed by SET_METADATA).
+    meta: Mutex<(Option<String>, Option<String>, Option<String>)>,
     pub uuid: [u8; 16],
     pub id: i32,
     pid: u32,
@@ -232,6 +234,11 @@ impl Vm {
             }
             crate::hotplug::initial_disks(&shown.devices.disks)
         };
+        let meta = (
+            def.title.clone(),
+            def.description.clone(),
+            def.metadata.clone(),
+        );
         Ok(Arc::new(Vm {
             def,
             uuid,
@@ -262,6 +269,7 @@ impl Vm {
             removed: watch::channel(0).0,
             emit_device: OnceLock::new(),
             balloon_period: Mutex::new(balloon_period),
+            meta: Mutex::new(meta),
         })
         .with_status_written())
     }
@@ -367,6 +375,23 @@ impl Vm {
         }
     }
 
+    /// Changes the live title, description or a `<metadata>` element.
+    pub fn set_metadata(
+        &self,
+        kind: i32,
+        value: Option<&str>,
+        key: Option<&str>,
+        uri: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let mut meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+        let mut d = self.def.clone();
+        (d.title, d.description, d.metadata) = meta.clone();
+        d.set_metadata(kind, value, key, uri)
+            .map_err(|e| anyhow!(crate::stats::BadArg(e.to_string())))?;
+        *meta = (d.title, d.description, d.metadata);
+        Ok(())
+    }
+
     /// Sets how often the guest's balloon driver reports statistics (0: never).
     pub async fn set_balloon_period(&self, period: i32) -> anyhow::Result<()> {
         self.require_running()?;
@@ -412,6 +437,8 @@ impl Vm {
     /// The live definition: id, pty paths and the VNC port filled in.
     pub fn live_xml(&self) -> String {
         let mut def = self.def.clone();
+        (def.title, def.description, def.metadata) =
+            self.meta.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(m) = def.devices.memballoon.as_mut() {
             m.stats_period = *self
                 .balloon_period

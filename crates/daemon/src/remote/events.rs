@@ -288,7 +288,10 @@ fn register(
     }
     let device = matches!(
         cb.event_id,
-        event::ID_DEVICE_REMOVED | event::ID_DEVICE_ADDED | event::ID_DEVICE_REMOVAL_FAILED
+        event::ID_DEVICE_REMOVED
+            | event::ID_DEVICE_ADDED
+            | event::ID_DEVICE_REMOVAL_FAILED
+            | event::ID_METADATA_CHANGE
     );
     st.callbacks.list.push(cb);
     // Subscribe before replying, so no event after the reply can be missed.
@@ -407,6 +410,15 @@ fn deliver_device(client: &RemoteClient, ev: &DeviceEvent) {
                     dev_alias: ev.alias.clone(),
                 };
                 Some(match (ev.event_id, c.legacy) {
+                    (event::ID_METADATA_CHANGE, false) => (
+                        procs::DOMAIN_EVENT_CALLBACK_METADATA_CHANGE,
+                        vireo_xdr::to_bytes(&DomainEventCallbackMetadataChangeMsg {
+                            callback_id: c.id,
+                            dom: ev.dom.clone(),
+                            type_: ev.detail,
+                            nsuri: (!ev.alias.is_empty()).then(|| ev.alias.clone()),
+                        }),
+                    ),
                     (event::ID_DEVICE_REMOVED, true) => (
                         procs::DOMAIN_EVENT_DEVICE_REMOVED,
                         vireo_xdr::to_bytes(&removed),

@@ -34,6 +34,27 @@ pub(super) fn dispatch(
             async move { device(&s, p, &payload).await.into() },
         ));
     }
+    if matches!(p, procs::DOMAIN_GET_METADATA | procs::DOMAIN_SET_METADATA) {
+        let s = Arc::clone(s);
+        let payload = payload.to_vec();
+        return Some(Box::pin(async move {
+            let r = async {
+                let q = s.hv()?;
+                if p == procs::DOMAIN_SET_METADATA {
+                    let a: DomainSetMetadataArgs = args(&payload)?;
+                    q.set_metadata(&a).await?;
+                    return void();
+                }
+                let a: DomainGetMetadataArgs = args(&payload)?;
+                ret(DomainGetMetadataRet {
+                    metadata: q
+                        .get_metadata(&a.dom, a.type_, a.uri.as_deref(), a.flags)
+                        .await?,
+                })
+            };
+            r.await.into()
+        }));
+    }
     if p == procs::DOMAIN_SET_MEMORY_STATS_PERIOD {
         let s = Arc::clone(s);
         let payload = payload.to_vec();
