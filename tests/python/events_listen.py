@@ -2,7 +2,8 @@
 """Prints every domain lifecycle event as 'NAME EVENT DETAIL', one per line, until killed.
 
 argv[1] is the URI; with argv[2] 'devices' it prints device events instead, as
-'NAME device-added|device-removed|device-removal-failed ALIAS'. Prints 'LISTENING' once
+'NAME device-added|device-removed|device-removal-failed ALIAS', and metadata changes as
+'NAME metadata-change TYPE NSURI' (NSURI '-' for none). Prints 'LISTENING' once
 registered, so the caller can go on.
 """
 import sys
@@ -32,6 +33,12 @@ if sys.argv[2:] == ["devices"]:
         (libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVAL_FAILED, "device-removal-failed"),
     ]:
         conn.domainEventRegisterAny(None, eid, device_cb(what), None)
+
+    def metadata_cb(_conn, dom, mtype, nsuri, _opaque):
+        print(dom.name(), "metadata-change", mtype, nsuri or "-", flush=True)
+
+    conn.domainEventRegisterAny(
+        None, libvirt.VIR_DOMAIN_EVENT_ID_METADATA_CHANGE, metadata_cb, None)
 else:
     conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, cb, None)
 print("LISTENING", flush=True)
