@@ -127,7 +127,17 @@ procedures! {
     DOMAIN_DETACH_DEVICE_FLAGS = 161,
     DOMAIN_UPDATE_DEVICE_FLAGS = 174,
     DOMAIN_EVENT_DEVICE_REMOVED = 311,
+    DOMAIN_RESTORE = 54,
+    DOMAIN_SAVE = 55,
+    DOMAIN_MANAGED_SAVE = 182,
     DOMAIN_HAS_MANAGED_SAVE_IMAGE = 183,
+    DOMAIN_MANAGED_SAVE_REMOVE = 184,
+    DOMAIN_SAVE_FLAGS = 232,
+    DOMAIN_RESTORE_FLAGS = 233,
+    DOMAIN_SAVE_IMAGE_GET_XML_DESC = 235,
+    DOMAIN_SAVE_IMAGE_DEFINE_XML = 236,
+    DOMAIN_MANAGED_SAVE_GET_XML_DESC = 388,
+    DOMAIN_MANAGED_SAVE_DEFINE_XML = 389,
     DOMAIN_SNAPSHOT_NUM = 187,
     DOMAIN_CREATE_WITH_FLAGS = 196,
     DOMAIN_GET_VCPUS_FLAGS = 200,
@@ -255,6 +265,16 @@ pub fn allowed_read_only(p: i32) -> bool {
             | DOMAIN_GET_SECURITY_LABEL
             | DOMAIN_SET_MEMORY_STATS_PERIOD
             | DOMAIN_SET_METADATA
+            | DOMAIN_SAVE
+            | DOMAIN_SAVE_FLAGS
+            | DOMAIN_RESTORE
+            | DOMAIN_RESTORE_FLAGS
+            | DOMAIN_MANAGED_SAVE
+            | DOMAIN_MANAGED_SAVE_REMOVE
+            | DOMAIN_MANAGED_SAVE_DEFINE_XML
+            // It reads a file the client names.
+            | DOMAIN_SAVE_IMAGE_GET_XML_DESC
+            | DOMAIN_SAVE_IMAGE_DEFINE_XML
             | SECRET_DEFINE_XML
             | SECRET_SET_VALUE
             | SECRET_GET_VALUE
@@ -355,10 +375,13 @@ pub mod event {
     pub const DEFINED_UPDATED: i32 = 1;
     pub const UNDEFINED_REMOVED: i32 = 0;
     pub const STARTED_BOOTED: i32 = 0;
+    pub const STARTED_RESTORED: i32 = 2;
     pub const SUSPENDED_PAUSED: i32 = 0;
+    pub const SUSPENDED_RESTORED: i32 = 4;
     pub const RESUMED_UNPAUSED: i32 = 0;
     pub const STOPPED_SHUTDOWN: i32 = 0;
     pub const STOPPED_DESTROYED: i32 = 1;
+    pub const STOPPED_SAVED: i32 = 4;
     pub const STOPPED_FAILED: i32 = 5;
     pub const SHUTDOWN_FINISHED: i32 = 0;
     pub const SHUTDOWN_GUEST: i32 = 1;
@@ -374,6 +397,7 @@ pub mod state {
     pub const SHUTOFF: i32 = 5;
     pub const CRASHED: i32 = 6;
     pub const RUNNING_BOOTED: i32 = 1;
+    pub const RUNNING_RESTORED: i32 = 3;
     pub const RUNNING_UNPAUSED: i32 = 5;
     pub const PAUSED_UNKNOWN: i32 = 0;
     pub const PAUSED_USER: i32 = 1;
@@ -383,6 +407,7 @@ pub mod state {
     pub const SHUTOFF_SHUTDOWN: i32 = 1;
     pub const SHUTOFF_DESTROYED: i32 = 2;
     pub const SHUTOFF_CRASHED: i32 = 3;
+    pub const SHUTOFF_SAVED: i32 = 5;
 }
 
 xdr_struct! { pub struct ConnectOpenArgs { pub name: Option<String>, pub flags: u32 } }
@@ -747,4 +772,49 @@ pub mod stats_flag {
     /// The filters, which are `virConnectListAllDomains`' flags of the same meaning.
     pub const FILTERS: u32 =
         ACTIVE | INACTIVE | PERSISTENT | TRANSIENT | RUNNING | PAUSED | SHUTOFF | OTHER;
+}
+
+// ---------------------------------------------------------------------------
+// Save and restore
+// ---------------------------------------------------------------------------
+
+xdr_struct! { pub struct DomainSaveArgs { pub dom: Domain, pub to: String } }
+xdr_struct! { pub struct DomainRestoreArgs { pub from: String } }
+xdr_struct! {
+    pub struct DomainSaveFlagsArgs {
+        pub dom: Domain,
+        pub to: String,
+        pub dxml: Option<String>,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    pub struct DomainRestoreFlagsArgs {
+        pub from: String,
+        pub dxml: Option<String>,
+        pub flags: u32,
+    }
+}
+xdr_struct! { pub struct DomainSaveImageGetXmlDescArgs { pub file: String, pub flags: u32 } }
+xdr_struct! { pub struct DomainSaveImageGetXmlDescRet { pub xml: String } }
+xdr_struct! {
+    pub struct DomainSaveImageDefineXmlArgs {
+        pub file: String,
+        pub dxml: String,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    pub struct DomainManagedSaveDefineXmlArgs {
+        pub dom: Domain,
+        pub dxml: Option<String>,
+        pub flags: u32,
+    }
+}
+
+/// `virDomainSaveRestoreFlags`.
+pub mod save_flags {
+    pub const BYPASS_CACHE: u32 = 1;
+    pub const RUNNING: u32 = 2;
+    pub const PAUSED: u32 = 4;
 }

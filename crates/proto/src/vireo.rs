@@ -36,6 +36,9 @@ pub mod procs {
     pub const SHIM_DETACH_DEVICE: i32 = 101;
     /// Changes (or ejects) a cdrom's medium.
     pub const SHIM_CHANGE_MEDIA: i32 = 102;
+    /// The VM's memory and device state into the file given as the call's one
+    /// descriptor (at its offset); QEMU then ends. [`ShimSaveArgs`] → void.
+    pub const SHIM_SAVE: i32 = 103;
 }
 
 /// The name of a procedure of this program.
@@ -47,6 +50,7 @@ pub fn proc_name(p: i32) -> Option<&'static str> {
         procs::SHIM_ATTACH_DEVICE => Some("SHIM_ATTACH_DEVICE"),
         procs::SHIM_DETACH_DEVICE => Some("SHIM_DETACH_DEVICE"),
         procs::SHIM_CHANGE_MEDIA => Some("SHIM_CHANGE_MEDIA"),
+        procs::SHIM_SAVE => Some("SHIM_SAVE"),
         _ => None,
     }
 }
@@ -129,5 +133,12 @@ xdr_struct! {
         /// 1 when the device is gone, 0 when the guest has not let it go yet (it goes
         /// when the guest does, with a DEVICE_REMOVED event).
         pub removed: i32,
+    }
+}
+
+xdr_struct! {
+    /// `SHIM_SAVE`: nothing but room for flags to come.
+    pub struct ShimSaveArgs {
+        pub flags: u32,
     }
 }
