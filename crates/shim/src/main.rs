@@ -32,6 +32,8 @@ pub struct Args {
     secrets: BTreeMap<String, Zeroizing<Vec<u8>>>,
     /// The taps of the interfaces on networks, in interface order (`--tap-fds FIRST:N`).
     pub taps: Vec<std::os::fd::OwnedFd>,
+    /// A save image to restore the VM from, at its stream's offset (`--incoming-fd N`).
+    pub incoming: Option<std::os::fd::OwnedFd>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -43,6 +45,7 @@ fn parse_args() -> anyhow::Result<Args> {
     let mut paused = false;
     let mut secrets = BTreeMap::new();
     let mut taps = Vec::new();
+    let mut incoming = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -76,6 +79,22 @@ fn parse_args() -> anyhow::Result<Args> {
                     });
                 }
             }
+            "--incoming-fd" => {
+                let fd: i32 = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|fd| *fd > 2)
+                    .context("--incoming-fd needs a descriptor number")?;
+                // SAFETY: fcntl on a number only asks whether it is open.
+                if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+                    bail!("--incoming-fd: descriptor {fd} is not open");
+                }
+                // SAFETY: the daemon started us with this descriptor open (checked above),
+                // the save image for us alone; nothing else here owns it.
+                incoming = Some(unsafe {
+                    <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+                });
+            }
             "--secrets-fd" => {
                 let fd: i32 = it
                     .next()
@@ -95,6 +114,7 @@ fn parse_args() -> anyhow::Result<Args> {
         paused,
         secrets,
         taps,
+        incoming,
     })
 }
 

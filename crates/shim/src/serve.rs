@@ -12,8 +12,8 @@ use vireo_xdr::{Array, Decoder, Xdr};
 use crate::hotplug::{Missing, Unsupported};
 use crate::vm::{Lifecycle, OpFailed, OpInvalid, Vm};
 use vireo_proto::vireo::{
-    procs as vprocs, ShimAttachArgs, ShimAttachRet, ShimDetachArgs, ShimDetachRet, VIREO_PROGRAM,
-    VIREO_VERSION,
+    procs as vprocs, ShimAttachArgs, ShimAttachRet, ShimDetachArgs, ShimDetachRet, ShimSaveArgs,
+    VIREO_PROGRAM, VIREO_VERSION,
 };
 
 /// The longest a detach may wait for the guest.
@@ -118,12 +118,13 @@ impl Service for ShimService {
         payload: &[u8],
         fds: Vec<std::os::fd::OwnedFd>,
     ) -> Dispatch {
-        if h.prog != VIREO_PROGRAM || h.proc_ != vprocs::SHIM_ATTACH_DEVICE {
-            return Dispatch::Now(Outcome::Error(RemoteError::rpc(
+        match (h.prog, h.proc_) {
+            (VIREO_PROGRAM, vprocs::SHIM_ATTACH_DEVICE) => self.attach(payload, fds),
+            (VIREO_PROGRAM, vprocs::SHIM_SAVE) => self.save(payload, fds),
+            _ => Dispatch::Now(Outcome::Error(RemoteError::rpc(
                 "this procedure takes no file descriptors",
-            )));
+            ))),
         }
-        self.attach(payload, fds)
     }
 
     fn call(self: Arc<Self>, _client: &Arc<Client<()>>, h: Header, payload: &[u8]) -> Dispatch {
@@ -133,6 +134,7 @@ impl Service for ShimService {
                 vprocs::SHIM_ATTACH_DEVICE => self.attach(payload, Vec::new()),
                 vprocs::SHIM_DETACH_DEVICE => self.detach(payload),
                 vprocs::SHIM_CHANGE_MEDIA => self.change_media(payload),
+                vprocs::SHIM_SAVE => self.save(payload, Vec::new()),
                 _ => Dispatch::Now(Outcome::Error(RemoteError::unknown_procedure(p))),
             };
         }
@@ -284,6 +286,24 @@ impl ShimService {
         Dispatch::Later(Box::pin(async move {
             match self.vm.attach_interface(iface, fds.pop()).await {
                 Ok(alias) => Outcome::ok(&ShimAttachRet { alias }),
+                Err(e) => Outcome::Error(to_remote(&e)),
+            }
+        }))
+    }
+
+    /// SHIM_SAVE: the VM's state into the one file given, then QEMU ends.
+    fn save(self: Arc<Self>, payload: &[u8], mut fds: Vec<std::os::fd::OwnedFd>) -> Dispatch {
+        if let Err(e) = args::<ShimSaveArgs>(payload) {
+            return Dispatch::Now(Outcome::Error(e));
+        }
+        let Some(file) = fds.pop().filter(|_| fds.is_empty()) else {
+            return Dispatch::Now(Outcome::Error(RemoteError::rpc(
+                "a save takes exactly one file descriptor",
+            )));
+        };
+        Dispatch::Later(Box::pin(async move {
+            match self.vm.save(file).await {
+                Ok(()) => Outcome::Reply(Vec::new()),
                 Err(e) => Outcome::Error(to_remote(&e)),
             }
         }))

@@ -44,6 +44,8 @@ enum Intent {
     PowerOff,
     /// reboot: an ACPI power-down that we turn into a reset.
     FakeReboot,
+    /// save: the state is in a file, QEMU ends.
+    Save,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -148,6 +150,13 @@ impl Vm {
             .context("cannot duplicate the log fd")?;
         let mut cmd = tokio::process::Command::new(&caps.emulator);
         cmd.args(&argv)
+            .args(
+                args.incoming
+                    .is_some()
+                    .then_some(["-incoming", "defer"])
+                    .into_iter()
+                    .flatten(),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .kill_on_drop(false);
@@ -214,6 +223,14 @@ impl Vm {
                 bail!("cannot set the balloon's statistics period: {e}");
             }
         }
+        let restored = args.incoming.is_some();
+        if let Some(image) = &args.incoming {
+            if let Err(e) = restore_from(&qmp, image).await {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                bail!("cannot restore the saved state: {e}");
+            }
+        }
         let (state0, reason0) = if args.paused {
             (state::PAUSED, state::PAUSED_USER)
         } else {
@@ -222,7 +239,11 @@ impl Vm {
                 let _ = child.wait().await;
                 bail!("cannot start the CPUs: {e}");
             }
-            (state::RUNNING, state::RUNNING_BOOTED)
+            if restored {
+                (state::RUNNING, state::RUNNING_RESTORED)
+            } else {
+                (state::RUNNING, state::RUNNING_BOOTED)
+            }
         };
         let nics = crate::hotplug::initial_nics(&def.devices.interfaces);
         let inputs = crate::hotplug::initial_inputs(&def.devices.inputs);
@@ -373,6 +394,78 @@ impl Vm {
         if let (Some(ev), Some(emit)) = (ev, self.emit.get()) {
             emit(ev);
         }
+    }
+
+    /// Writes the VM's state into `file` (QEMU's migration stream, from the descriptor's
+    /// offset on), then ends QEMU: the domain stops, saved. On failure the VM goes on as
+    /// it was.
+    pub async fn save(self: &Arc<Self>, file: OwnedFd) -> anyhow::Result<()> {
+        self.require_running()?;
+        let was_running = {
+            let mut s = self.status();
+            let r = s.state == state::RUNNING;
+            if r {
+                s.pausing = true;
+            }
+            r
+        };
+        let undo = |e: String| async move {
+            if was_running {
+                let _ = self.qmp.execute("cont", None).await;
+            }
+            self.status().pausing = false;
+            anyhow!(OpFailed(e))
+        };
+        if was_running {
+            if let Err(e) = self.qmp.execute("stop", None).await {
+                return Err(undo(format!("cannot pause the guest: {e}")).await);
+            }
+        }
+        // As fast as the disk takes it.
+        let _ = self
+            .qmp
+            .execute(
+                "migrate-set-parameters",
+                Some(serde_json::json!({ "max-bandwidth": 1u64 << 40 })),
+            )
+            .await;
+        if let Err(e) = self
+            .qmp
+            .execute_with_fd(
+                "getfd",
+                Some(serde_json::json!({"fdname": "vireo-save"})),
+                file.as_fd(),
+            )
+            .await
+        {
+            return Err(undo(format!("cannot give the file to QEMU: {e}")).await);
+        }
+        drop(file);
+        if let Err(e) = self
+            .qmp
+            .execute("migrate", Some(serde_json::json!({"uri": "fd:vireo-save"})))
+            .await
+        {
+            return Err(undo(format!("cannot save: {e}")).await);
+        }
+        if let Err(e) = wait_migration(&self.qmp).await {
+            return Err(undo(format!("cannot save: {e}")).await);
+        }
+        // QEMU ends now; the reply goes out first, then the STOPPED (saved) event, and
+        // the shim ends with QEMU.
+        self.status().intent = Intent::Save;
+        self.signal(libc::SIGTERM);
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut exited = me.exited.subscribe();
+            if tokio::time::timeout(TERM_GRACE, exited.wait_for(|e| *e))
+                .await
+                .is_err()
+            {
+                me.signal(libc::SIGKILL);
+            }
+        });
+        Ok(())
     }
 
     /// Changes the live title, description or a `<metadata>` element.
@@ -640,6 +733,7 @@ impl Vm {
         let (reason, detail) = match intent {
             Intent::Destroy => (state::SHUTOFF_DESTROYED, event::STOPPED_DESTROYED),
             Intent::PowerOff => (state::SHUTOFF_SHUTDOWN, event::STOPPED_SHUTDOWN),
+            Intent::Save => (state::SHUTOFF_SAVED, event::STOPPED_SAVED),
             Intent::None | Intent::FakeReboot => (state::SHUTOFF_CRASHED, event::STOPPED_FAILED),
         };
         self.set(
@@ -674,6 +768,10 @@ impl Vm {
                     let _ = self.qmp.execute("system_reset", None).await;
                     let _ = self.qmp.execute("cont", None).await;
                     self.set(state::RUNNING, state::RUNNING_BOOTED, None);
+                    return;
+                }
+                // A saved VM just ends: no shutdown to report.
+                if intent == Intent::Save {
                     return;
                 }
                 let detail = if guest {
@@ -835,4 +933,44 @@ async fn set_polling(qmp: &Qmp, seconds: u32) -> Result<(), vireo_qmp::QmpError>
     )
     .await
     .map(|_| ())
+}
+
+/// Waits until QEMU's migration (to or from a file) ends: Ok when it completed.
+async fn wait_migration(qmp: &Qmp) -> anyhow::Result<()> {
+    loop {
+        let v = qmp
+            .execute("query-migrate", None)
+            .await
+            .map_err(|e| anyhow!("query-migrate: {e}"))?;
+        match v.get("status").and_then(Value::as_str) {
+            Some("completed") => return Ok(()),
+            Some(s @ ("failed" | "cancelled")) => {
+                let why = v
+                    .get("error-desc")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no reason given");
+                bail!("migration {s}: {why}");
+            }
+            // QEMU reports no event for each step here; its state is asked for again.
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// Loads a save image's stream (QEMU started with `-incoming defer`).
+async fn restore_from(qmp: &Qmp, image: &OwnedFd) -> anyhow::Result<()> {
+    qmp.execute_with_fd(
+        "getfd",
+        Some(serde_json::json!({"fdname": "vireo-incoming"})),
+        image.as_fd(),
+    )
+    .await
+    .map_err(|e| anyhow!("cannot give the image to QEMU: {e}"))?;
+    qmp.execute(
+        "migrate-incoming",
+        Some(serde_json::json!({"uri": "fd:vireo-incoming"})),
+    )
+    .await
+    .map_err(|e| anyhow!("migrate-incoming: {e}"))?;
+    wait_migration(qmp).await
 }
