@@ -206,6 +206,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             paths.config_dir.join("qemu"),
             paths.run_dir.clone(),
             paths.state_dir.join("log/qemu"),
+            paths.state_dir.join("qemu/save"),
         );
         let q = Arc::new(
             QemuDriver::open(qemu_cfg, events.clone()).context("cannot load domain definitions")?,

@@ -27,14 +27,17 @@ pub struct QemuConfig {
     pub emulator: PathBuf,
     /// The `vireo-shim` binary.
     pub shim: PathBuf,
+    /// Where managed save images (`NAME.save`) are kept.
+    pub save_dir: PathBuf,
 }
 
 impl QemuConfig {
-    pub fn new(config_dir: PathBuf, run_dir: PathBuf, log_dir: PathBuf) -> Self {
+    pub fn new(config_dir: PathBuf, run_dir: PathBuf, log_dir: PathBuf, save_dir: PathBuf) -> Self {
         QemuConfig {
             config_dir,
             run_dir,
             log_dir,
+            save_dir,
             emulator: find_emulator(),
             shim: find_shim(),
         }
@@ -95,6 +98,8 @@ pub(crate) struct DomainObj {
     /// While running: the ports of its interfaces on networks and host bridges, by the
     /// interface's alias.
     pub(crate) ports: Vec<(String, crate::peers::PortRef)>,
+    /// A managed save image waits for the next start.
+    pub(crate) managed_save: bool,
 }
 
 impl DomainObj {
@@ -109,6 +114,7 @@ impl DomainObj {
             shim: None,
             starting: false,
             ports: Vec::new(),
+            managed_save: false,
         }
     }
 
@@ -216,8 +222,13 @@ impl QemuDriver {
             }
             let autostart = self.autostart_link(&def.name).exists();
             reg.by_name.insert(def.name.clone(), uuid);
+            let managed_save = self.managed_save_path(&def.name).is_file();
             let mut obj = DomainObj::new(def, uuid, true);
             obj.autostart = autostart;
+            if managed_save {
+                obj.managed_save = true;
+                obj.state = (state::SHUTOFF, state::SHUTOFF_SAVED);
+            }
             reg.by_uuid.insert(uuid, obj);
         }
         Ok(())
@@ -262,14 +273,7 @@ impl QemuDriver {
 
     /// Parses and checks a definition, filling what libvirt fills (UUID, machine, emulator).
     pub(crate) fn prepare(&self, xml: &str) -> Result<Domain> {
-        let mut def = Domain::parse_kept(xml).map_err(|e| match e {
-            // Shaped like libvirt's libxml2 messages: "(domain_definition):LINE: what".
-            XmlError::Syntax { line, col, msg } => {
-                DriverError::XmlSyntax(format!("(domain_definition):{line}:{col}: {msg}"))
-            }
-            XmlError::Invalid(m) => DriverError::XmlInvalid(m),
-            XmlError::Unsupported(m) => DriverError::ConfigUnsupported(m),
-        })?;
+        let mut def = Domain::parse_kept(xml).map_err(xml_error)?;
         if def.name.is_empty() {
             return Err(DriverError::XmlInvalid("missing domain name".into()));
         }
@@ -400,7 +404,8 @@ impl QemuDriver {
     }
 
     /// Removes a domain's persistent definition. A running domain would become transient.
-    pub fn undefine(&self, h: &Handle) -> Result<()> {
+    /// A managed save image goes too with `UNDEFINE_MANAGED_SAVE`, else it is refused.
+    pub fn undefine(&self, h: &Handle, flags: u32) -> Result<()> {
         let mut reg = self.write();
         let obj = reg
             .by_uuid
@@ -412,6 +417,20 @@ impl QemuDriver {
             ));
         }
         let name = obj.def.name.clone();
+        if obj.managed_save {
+            if flags & UNDEFINE_MANAGED_SAVE == 0 {
+                return Err(DriverError::OperationInvalid(
+                    "Refusing to undefine while domain managed save image exists".into(),
+                ));
+            }
+            store::remove(&self.managed_save_path(&name))?;
+            if let Some(o) = reg.by_uuid.get_mut(&h.uuid) {
+                o.managed_save = false;
+            }
+        }
+        let Some(obj) = reg.by_uuid.get(&h.uuid) else {
+            return Err(no_domain_uuid(&h.uuid, &h.name));
+        };
         let active = obj.active();
         if obj.autostart {
             store::remove(&self.autostart_link(&name))?;
@@ -599,6 +618,21 @@ impl QemuDriver {
     }
 }
 
+/// A domain XML's error as libvirt reports it.
+pub(crate) fn xml_error(e: XmlError) -> DriverError {
+    match e {
+        // Shaped like libvirt's libxml2 messages: "(domain_definition):LINE: what".
+        XmlError::Syntax { line, col, msg } => {
+            DriverError::XmlSyntax(format!("(domain_definition):{line}:{col}: {msg}"))
+        }
+        XmlError::Invalid(m) => DriverError::XmlInvalid(m),
+        XmlError::Unsupported(m) => DriverError::ConfigUnsupported(m),
+    }
+}
+
+/// `VIR_DOMAIN_UNDEFINE_MANAGED_SAVE`.
+pub const UNDEFINE_MANAGED_SAVE: u32 = 1;
+
 pub(crate) fn no_domain_uuid(uuid: &Uuid, name: &str) -> DriverError {
     DriverError::NoDomain(format!(
         "no domain with matching uuid '{}' ({name})",
@@ -616,8 +650,8 @@ fn matches_filter(o: &DomainObj, flags: u32) -> bool {
     pair(ACTIVE, INACTIVE, running)
         && pair(PERSISTENT, TRANSIENT, o.persistent)
         && pair(AUTOSTART, NO_AUTOSTART, o.autostart)
-        // Nothing has a managed save image, snapshot or checkpoint yet.
-        && pair(MANAGEDSAVE, NO_MANAGEDSAVE, false)
+        // Nothing has a snapshot or checkpoint yet.
+        && pair(MANAGEDSAVE, NO_MANAGEDSAVE, o.managed_save)
         && pair(HAS_SNAPSHOT, NO_SNAPSHOT, false)
         && pair(HAS_CHECKPOINT, NO_CHECKPOINT, false)
         && {

@@ -9,6 +9,8 @@ pub mod lifecycle;
 pub mod metadata;
 pub mod pci;
 pub mod peers;
+pub mod save;
+pub mod saveimage;
 pub mod stats;
 
 pub use driver::{DomainInfo, QemuConfig, QemuDriver};

@@ -24,6 +24,8 @@ use crate::driver::{no_domain_uuid, DomainObj, QemuDriver};
 
 /// The fd the shim reads the disks' passphrases from (`--secrets-fd`).
 const SHIM_SECRETS_FD: i32 = 3;
+/// The fd of the save image a restored VM reads its state from (`--incoming-fd`).
+const SHIM_INCOMING_FD: i32 = 4;
 /// Where the shim finds the taps of its interfaces on networks: fds 10, 11, …
 const SHIM_FIRST_TAP_FD: i32 = 10;
 
@@ -53,9 +55,23 @@ impl QemuDriver {
                 ));
             }
             obj.starting = true;
-            obj.def.clone()
+            (obj.def.clone(), obj.managed_save)
         };
-        let r = self.launch(def, flags).await;
+        let (def, managed_save) = def;
+        let r = if managed_save && flags & crate::save::START_FORCE_BOOT == 0 {
+            self.start_from_managed_save(h.uuid, &def.name, flags).await
+        } else {
+            // A forced boot drops the saved state: it would never match the guest again.
+            let dropped = if managed_save {
+                self.drop_managed_save(&h.uuid, &def.name)
+            } else {
+                Ok(())
+            };
+            match dropped {
+                Ok(()) => self.launch(def, flags, None).await,
+                Err(e) => Err(e),
+            }
+        };
         let mut reg = self.write();
         if let Some(o) = reg.by_uuid.get_mut(&h.uuid) {
             o.starting = false;
@@ -67,6 +83,17 @@ impl QemuDriver {
     /// Starts a transient domain from XML.
     pub async fn create_xml(self: &Arc<Self>, xml: &str, flags: u32) -> Result<Handle> {
         let def = self.prepare(xml)?;
+        self.run_transient(def, flags, None).await
+    }
+
+    /// Runs `def` as a transient domain (or a defined one of the same name and uuid, with
+    /// this definition), booted or restored from `incoming`.
+    pub(crate) async fn run_transient(
+        self: &Arc<Self>,
+        def: Domain,
+        flags: u32,
+        incoming: Option<OwnedFd>,
+    ) -> Result<Handle> {
         let uuid = def.uuid.unwrap_or_default();
         {
             let mut reg = self.write();
@@ -90,7 +117,7 @@ impl QemuDriver {
             obj.starting = true;
             reg.by_name.insert(def.name.clone(), uuid);
         }
-        let r = self.launch(def, flags).await;
+        let r = self.launch(def, flags, incoming).await;
         let mut reg = self.write();
         if let Some(o) = reg.by_uuid.get_mut(&uuid) {
             o.starting = false;
@@ -103,8 +130,14 @@ impl QemuDriver {
         r
     }
 
-    /// Spawns the shim and waits for its `READY` line.
-    async fn launch(self: &Arc<Self>, def: Domain, flags: u32) -> Result<Handle> {
+    /// Spawns the shim and waits for its `READY` line; with `incoming`, the VM's state
+    /// comes from that save image (at its stream's offset) instead of a boot.
+    pub(crate) async fn launch(
+        self: &Arc<Self>,
+        def: Domain,
+        flags: u32,
+        incoming: Option<OwnedFd>,
+    ) -> Result<Handle> {
         // Volumes become the files they are, through the storage driver's public API; the
         // shim keeps the definition as written too, to show the volumes in the live XML.
         let defined = crate::peers::has_volumes(&def).then(|| def.clone());
@@ -133,7 +166,7 @@ impl QemuDriver {
             .collect();
         let taps: Vec<OwnedFd> = ports.into_iter().map(|(_, _, p)| p.fd).collect();
         match self
-            .spawn_shim(def, defined, flags, secrets_pipe, taps)
+            .spawn_shim(def, defined, flags, secrets_pipe, taps, incoming)
             .await
         {
             Ok(h) => {
@@ -159,6 +192,7 @@ impl QemuDriver {
         flags: u32,
         secrets_pipe: Option<OwnedFd>,
         taps: Vec<OwnedFd>,
+        incoming: Option<OwnedFd>,
     ) -> Result<Handle> {
         let uuid = def.uuid.unwrap_or_default();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -199,6 +233,10 @@ impl QemuDriver {
         if secrets_fd.is_some() {
             cmd.arg("--secrets-fd").arg(SHIM_SECRETS_FD.to_string());
         }
+        let incoming_fd = incoming.as_ref().map(|f| f.as_raw_fd());
+        if incoming_fd.is_some() {
+            cmd.arg("--incoming-fd").arg(SHIM_INCOMING_FD.to_string());
+        }
         let tap_fds: Vec<i32> = taps.iter().map(|t| t.as_raw_fd()).collect();
         if !tap_fds.is_empty() {
             cmd.arg("--tap-fds")
@@ -206,12 +244,15 @@ impl QemuDriver {
         }
         // SAFETY: setsid, fcntl and dup2 are async-signal-safe; setsid detaches the shim
         // from our session so that it outlives this daemon; inherit_as gives it the
-        // passphrases' pipe.
+        // passphrases' pipe, the save image and the taps.
         unsafe {
             cmd.pre_exec(move || {
                 libc::setsid();
                 if let Some(fd) = secrets_fd {
                     vireo_fdpass::inherit_as(fd, SHIM_SECRETS_FD)?;
+                }
+                if let Some(fd) = incoming_fd {
+                    vireo_fdpass::inherit_as(fd, SHIM_INCOMING_FD)?;
                 }
                 for (i, &fd) in tap_fds.iter().enumerate() {
                     vireo_fdpass::inherit_as(fd, SHIM_FIRST_TAP_FD + i as i32)?;
@@ -224,6 +265,8 @@ impl QemuDriver {
         })?;
         drop(secrets_pipe);
         drop(taps);
+        let restored = incoming.is_some();
+        drop(incoming);
         let line = match child.stdout.take() {
             Some(out) => {
                 let mut l = String::new();
@@ -266,15 +309,22 @@ impl QemuDriver {
                 .get_mut(&uuid)
                 .ok_or_else(|| no_domain_uuid(&uuid, &def.name))?;
             obj.id = Some(id);
-            obj.state = if paused {
-                (state::PAUSED, state::PAUSED_USER)
-            } else {
-                (state::RUNNING, state::RUNNING_BOOTED)
+            obj.state = match (paused, restored) {
+                (true, _) => (state::PAUSED, state::PAUSED_USER),
+                (false, true) => (state::RUNNING, state::RUNNING_RESTORED),
+                (false, false) => (state::RUNNING, state::RUNNING_BOOTED),
             };
             obj.shim = Some(Arc::clone(&conn));
             obj.handle()
         };
         self.follow(uuid, &conn);
+        if restored {
+            self.publish(&handle, event::STARTED, event::STARTED_RESTORED);
+            if paused {
+                self.publish(&handle, event::SUSPENDED, event::SUSPENDED_RESTORED);
+            }
+            return Ok(handle);
+        }
         if !paused {
             self.publish(&handle, event::RESUMED, event::RESUMED_UNPAUSED);
         }
@@ -350,6 +400,7 @@ impl QemuDriver {
                 (event::STOPPED, event::STOPPED_SHUTDOWN) => {
                     (state::SHUTOFF, state::SHUTOFF_SHUTDOWN)
                 }
+                (event::STOPPED, event::STOPPED_SAVED) => (state::SHUTOFF, state::SHUTOFF_SAVED),
                 (event::STOPPED, _) => (state::SHUTOFF, state::SHUTOFF_CRASHED),
                 _ => o.state,
             };
