@@ -31,16 +31,16 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8], readonly: bool
         }
         procs::DOMAIN_UNDEFINE => {
             let a: DomainArgs = args(payload)?;
-            q.undefine(&a.dom)?;
+            q.undefine(&a.dom, 0)?;
             void()
         }
         procs::DOMAIN_UNDEFINE_FLAGS => {
             let a: DomainFlagsArgs = args(payload)?;
-            // MANAGED_SAVE 1, SNAPSHOTS_METADATA 2, NVRAM 4, KEEP_NVRAM 8,
-            // CHECKPOINTS_METADATA 16, TPM 32, KEEP_TPM 64: none of those exist here, so
-            // removing or keeping them is the same.
+            // MANAGED_SAVE 1 removes the managed save image. SNAPSHOTS_METADATA 2, NVRAM 4,
+            // KEEP_NVRAM 8, CHECKPOINTS_METADATA 16, TPM 32, KEEP_TPM 64: none of those
+            // exist here, so removing or keeping them is the same.
             check_flags(a.flags, 0x7f)?;
-            q.undefine(&a.dom)?;
+            q.undefine(&a.dom, a.flags)?;
             void()
         }
         procs::DOMAIN_LOOKUP_BY_NAME => {
@@ -189,8 +189,38 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8], readonly: bool
         }
         procs::DOMAIN_HAS_MANAGED_SAVE_IMAGE => {
             let a: DomainFlagsArgs = args(payload)?;
-            q.is_active(&a.dom)?;
-            ret(DomainHasManagedSaveImageRet { result: 0 })
+            check_flags(a.flags, 0)?;
+            ret(DomainHasManagedSaveImageRet {
+                result: q.has_managed_save(&a.dom)? as i32,
+            })
+        }
+        procs::DOMAIN_MANAGED_SAVE_REMOVE => {
+            let a: DomainFlagsArgs = args(payload)?;
+            check_flags(a.flags, 0)?;
+            q.managed_save_remove(&a.dom)?;
+            void()
+        }
+        procs::DOMAIN_MANAGED_SAVE_GET_XML_DESC => {
+            let a: DomainFlagsArgs = args(payload)?;
+            ret(DomainGetXmlDescRet {
+                xml: q.managed_save_xml(&a.dom, a.flags)?,
+            })
+        }
+        procs::DOMAIN_MANAGED_SAVE_DEFINE_XML => {
+            let a: DomainManagedSaveDefineXmlArgs = args(payload)?;
+            q.managed_save_define(&a.dom, a.dxml.as_deref().unwrap_or(""), a.flags)?;
+            void()
+        }
+        procs::DOMAIN_SAVE_IMAGE_GET_XML_DESC => {
+            let a: DomainSaveImageGetXmlDescArgs = args(payload)?;
+            ret(DomainSaveImageGetXmlDescRet {
+                xml: q.save_image_xml(&a.file, a.flags)?,
+            })
+        }
+        procs::DOMAIN_SAVE_IMAGE_DEFINE_XML => {
+            let a: DomainSaveImageDefineXmlArgs = args(payload)?;
+            q.save_image_define(&a.file, &a.dxml, a.flags)?;
+            void()
         }
         procs::DOMAIN_SNAPSHOT_NUM => {
             let a: DomainFlagsArgs = args(payload)?;

@@ -69,6 +69,20 @@ pub(super) fn dispatch(
             r.await.into()
         }));
     }
+    if matches!(
+        p,
+        procs::DOMAIN_SAVE
+            | procs::DOMAIN_SAVE_FLAGS
+            | procs::DOMAIN_RESTORE
+            | procs::DOMAIN_RESTORE_FLAGS
+            | procs::DOMAIN_MANAGED_SAVE
+    ) {
+        let s = Arc::clone(s);
+        let payload = payload.to_vec();
+        return Some(Box::pin(async move {
+            save_restore(&s, p, &payload).await.into()
+        }));
+    }
     if p == procs::CONNECT_GET_ALL_DOMAIN_STATS {
         let s = Arc::clone(s);
         let payload = payload.to_vec();
@@ -151,6 +165,38 @@ async fn start(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult {
             ret(DomainRet {
                 dom: s.hv()?.create_xml(&a.xml, a.flags).await?,
             })
+        }
+    }
+}
+
+/// Save, restore and managed save: the state of a running VM to a file and back.
+async fn save_restore(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult {
+    let q = s.hv()?;
+    match p {
+        procs::DOMAIN_SAVE => {
+            let a: DomainSaveArgs = args(payload)?;
+            q.save(&a.dom, &a.to, None, 0).await?;
+            void()
+        }
+        procs::DOMAIN_SAVE_FLAGS => {
+            let a: DomainSaveFlagsArgs = args(payload)?;
+            q.save(&a.dom, &a.to, a.dxml.as_deref(), a.flags).await?;
+            void()
+        }
+        procs::DOMAIN_RESTORE => {
+            let a: DomainRestoreArgs = args(payload)?;
+            q.restore(&a.from, None, 0).await?;
+            void()
+        }
+        procs::DOMAIN_RESTORE_FLAGS => {
+            let a: DomainRestoreFlagsArgs = args(payload)?;
+            q.restore(&a.from, a.dxml.as_deref(), a.flags).await?;
+            void()
+        }
+        _ => {
+            let a: DomainFlagsArgs = args(payload)?;
+            q.managed_save(&a.dom, a.flags).await?;
+            void()
         }
     }
 }
