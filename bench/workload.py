@@ -488,9 +488,11 @@ def remove_all(conn):
     """Destroys and undefines every domain: nothing outlives a block."""
     for d in conn.listAllDomains(0):
         try:
+            # A transient domain is gone once destroyed.
+            persistent = d.isPersistent()
             if d.isActive():
                 d.destroy()
-            if d.isPersistent():
+            if persistent:
                 d.undefine()
         except libvirt.libvirtError as e:
             log(f"cleanup of {d.name()}: {e}")
@@ -576,10 +578,38 @@ def block(t, cfg, s):
         finally:
             remove_all(conn)
         stats_rows(t, cfg, s, conn)
+        save_rows(t, cfg, s, conn)
         storage_rows(t, cfg, s, conn)
     finally:
         conn.close()
         t.stop()
+
+
+def save_rows(t, cfg, s, conn):
+    """virsh save, then restore, of a paused 128 MiB guest, its image in the run's
+    directory (a paused guest runs no code, so KVM is no danger here)."""
+    path = os.path.join(cfg.dir, f"save-{t.name}.img")
+    xml = domain_xml("bench-save", cfg.dom_type).replace(">64</memory>", ">128</memory>")
+    dom = conn.createXML(xml, libvirt.VIR_DOMAIN_START_PAUSED)
+    try:
+        for i in range(cfg.saves + 1):
+            t0 = now()
+            dom.save(path)
+            t1 = now()
+            conn.restore(path)
+            t2 = now()
+            dom = conn.lookupByName("bench-save")
+            state = dom.state()[0]
+            if state != libvirt.VIR_DOMAIN_PAUSED:
+                raise RuntimeError(f"{t.name}: state {state} after restore")
+            os.unlink(path)
+            if i > 0:  # the first one warms the daemon (and the page cache) up
+                s.add("save", t.name, (t1 - t0) * 1e3)
+                s.add("restore", t.name, (t2 - t1) * 1e3)
+    finally:
+        remove_all(conn)
+        if os.path.exists(path):
+            os.unlink(path)
 
 
 def stats_rows(t, cfg, s, conn):
@@ -1112,6 +1142,7 @@ def main():
     r.add_argument("--transfer-mib", type=int, default=256)
     r.add_argument("--stats-guests", type=int, default=100)
     r.add_argument("--stats-calls", type=int, default=50)
+    r.add_argument("--saves", type=int, default=5)
     n = sub.add_parser("net", help="the network rows, as root, in namespaces of their own")
     n.add_argument("--dir", required=True)
     n.add_argument("--bindir", required=True)

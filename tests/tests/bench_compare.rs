@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 
 /// The rows the issue asks for (and two extra memory/start rows), by id.
-const ROWS: [&str; 23] = [
+const ROWS: [&str; 25] = [
     "connect_close",
     "libversion_1",
     "libversion_4",
@@ -27,6 +27,8 @@ const ROWS: [&str; 23] = [
     "first_call",
     "first_call_empty",
     "all_stats",
+    "save",
+    "restore",
     "vol_create_qcow2",
     "vol_upload_dense",
     "vol_upload_sparse",
