@@ -161,6 +161,9 @@ procedures! {
     DOMAIN_GET_BLOCK_INFO = 194,
     DOMAIN_BLOCK_STATS_FLAGS = 243,
     DOMAIN_SET_MEMORY_STATS_PERIOD = 308,
+    DOMAIN_GET_JOB_INFO = 163,
+    DOMAIN_ABORT_JOB = 164,
+    DOMAIN_GET_JOB_STATS = 298,
     CONNECT_GET_ALL_DOMAIN_STATS = 344,
     CONNECT_LIST_ALL_DOMAINS = 273,
     CONNECT_LIST_ALL_STORAGE_POOLS = 281,
@@ -265,6 +268,7 @@ pub fn allowed_read_only(p: i32) -> bool {
             | DOMAIN_GET_SECURITY_LABEL
             | DOMAIN_SET_MEMORY_STATS_PERIOD
             | DOMAIN_SET_METADATA
+            | DOMAIN_ABORT_JOB
             | DOMAIN_SAVE
             | DOMAIN_SAVE_FLAGS
             | DOMAIN_RESTORE
@@ -670,6 +674,35 @@ xdr_struct! {
 xdr_struct! {
     pub struct DomainMemoryStatsRet {
         pub stats: Array<DomainMemoryStat, DOMAIN_MEMORY_STATS_MAX>,
+    }
+}
+/// `virDomainJobType`, and `VIR_DOMAIN_JOB_OPERATION_*`.
+pub mod job {
+    pub const NONE: i32 = 0;
+    pub const UNBOUNDED: i32 = 2;
+    pub const OPERATION_SAVE: i32 = 2;
+}
+pub const DOMAIN_JOB_STATS_MAX: usize = 64;
+xdr_struct! {
+    pub struct DomainGetJobInfoRet {
+        pub type_: i32,
+        pub time_elapsed: u64,
+        pub time_remaining: u64,
+        pub data_total: u64,
+        pub data_processed: u64,
+        pub data_remaining: u64,
+        pub mem_total: u64,
+        pub mem_processed: u64,
+        pub mem_remaining: u64,
+        pub file_total: u64,
+        pub file_processed: u64,
+        pub file_remaining: u64,
+    }
+}
+xdr_struct! {
+    pub struct DomainGetJobStatsRet {
+        pub type_: i32,
+        pub params: Array<crate::typed::TypedParam, DOMAIN_JOB_STATS_MAX>,
     }
 }
 xdr_struct! {
