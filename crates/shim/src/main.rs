@@ -4,6 +4,7 @@
 //! `<run>/shim/<uuid>.sock` until QEMU exits. It outlives any daemon.
 
 mod hotplug;
+mod job;
 mod serve;
 mod stats;
 mod vm;

@@ -10,7 +10,7 @@ use vireo_rpc::server::{Client, Dispatch, Outcome, Server, Service};
 use vireo_xdr::{Array, Decoder, Xdr};
 
 use crate::hotplug::{Missing, Unsupported};
-use crate::vm::{Lifecycle, OpFailed, OpInvalid, Vm};
+use crate::vm::{Aborted, Lifecycle, OpFailed, OpInvalid, Vm};
 use vireo_proto::vireo::{
     procs as vprocs, ShimAttachArgs, ShimAttachRet, ShimDetachArgs, ShimDetachRet, ShimSaveArgs,
     VIREO_PROGRAM, VIREO_VERSION,
@@ -148,6 +148,12 @@ impl Service for ShimService {
             | procs::DOMAIN_DESTROY
             | procs::DOMAIN_DESTROY_FLAGS
             | procs::DOMAIN_SET_MEMORY_STATS_PERIOD => p,
+            procs::DOMAIN_GET_JOB_INFO | procs::DOMAIN_GET_JOB_STATS | procs::DOMAIN_ABORT_JOB => {
+                let payload = payload.to_vec();
+                return Dispatch::Later(Box::pin(async move {
+                    crate::job::serve(&self.vm, p, &payload).await.into()
+                }));
+            }
             procs::CONNECT_GET_ALL_DOMAIN_STATS
             | procs::DOMAIN_BLOCK_STATS
             | procs::DOMAIN_BLOCK_STATS_FLAGS
@@ -433,6 +439,13 @@ pub(crate) fn to_remote(e: &anyhow::Error) -> RemoteError {
             code::OPERATION_INVALID,
             errdom::QEMU,
             format!("Requested operation is not valid: {m}"),
+        );
+    }
+    if let Some(Aborted(m)) = e.downcast_ref() {
+        return RemoteError::new(
+            code::OPERATION_ABORTED,
+            errdom::QEMU,
+            format!("operation aborted: {m}"),
         );
     }
     if let Some(OpFailed(m)) = e.downcast_ref() {

@@ -90,6 +90,8 @@ pub struct Vm {
     removed: watch::Sender<u64>,
     /// Tells the clients a device came or went: (event message procedure, alias).
     emit_device: OnceLock<DeviceEmitter>,
+    /// The job in progress (a save), if any.
+    job: Mutex<Option<crate::job::Job>>,
 }
 
 type DeviceEmitter = Box<dyn Fn(i32, String) + Send + Sync>;
@@ -289,6 +291,7 @@ impl Vm {
             qemu_dir: dir.clone(),
             removed: watch::channel(0).0,
             emit_device: OnceLock::new(),
+            job: Mutex::new(None),
             balloon_period: Mutex::new(balloon_period),
             meta: Mutex::new(meta),
         })
@@ -401,6 +404,50 @@ impl Vm {
     /// it was.
     pub async fn save(self: &Arc<Self>, file: OwnedFd) -> anyhow::Result<()> {
         self.require_running()?;
+        {
+            let mut job = self.job.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(j) = job.as_ref() {
+                bail!(OpInvalid(format!(
+                    "another job (operation {}) is active on the domain",
+                    j.op
+                )));
+            }
+            *job = Some(crate::job::Job::new(
+                vireo_proto::remote::job::OPERATION_SAVE,
+            ));
+        }
+        let r = self.save_job(file).await;
+        let job = self.job.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match r {
+            Err(_) if job.is_some_and(|j| j.aborted) => Err(anyhow!(Aborted(
+                "domain save job: canceled by client".into()
+            ))),
+            r => r,
+        }
+    }
+
+    /// What a job reports, while one runs.
+    pub fn job<T>(&self, f: impl FnOnce(&crate::job::Job) -> T) -> Option<T> {
+        self.job
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(f)
+    }
+
+    /// Cancels the running job: its call then fails, and the VM goes on as before it. The
+    /// job sees the mark at its next step (a save polls QEMU every few milliseconds and
+    /// cancels the migration then), so this never waits for QEMU.
+    pub fn abort_job(&self) -> anyhow::Result<()> {
+        let mut job = self.job.lock().unwrap_or_else(|p| p.into_inner());
+        match job.as_mut() {
+            Some(j) => j.aborted = true,
+            None => bail!(OpInvalid("no job is active on the domain".into())),
+        }
+        Ok(())
+    }
+
+    async fn save_job(self: &Arc<Self>, file: OwnedFd) -> anyhow::Result<()> {
         let was_running = {
             let mut s = self.status();
             let r = s.state == state::RUNNING;
@@ -441,6 +488,9 @@ impl Vm {
             return Err(undo(format!("cannot give the file to QEMU: {e}")).await);
         }
         drop(file);
+        if self.job(|j| j.aborted).unwrap_or(false) {
+            return Err(undo("cancelled before it began".into()).await);
+        }
         if let Err(e) = self
             .qmp
             .execute("migrate", Some(serde_json::json!({"uri": "fd:vireo-save"})))
@@ -448,7 +498,16 @@ impl Vm {
         {
             return Err(undo(format!("cannot save: {e}")).await);
         }
-        if let Err(e) = wait_migration(&self.qmp).await {
+        // Each answer of QEMU's is the job's progress; an abort that came too early for
+        // QEMU to see is made again.
+        let progress = |v: &Value| {
+            let mut job = self.job.lock().unwrap_or_else(|p| p.into_inner());
+            job.as_mut().is_some_and(|j| {
+                j.update(v);
+                !j.aborted
+            })
+        };
+        if let Err(e) = wait_migration(&self.qmp, progress).await {
             return Err(undo(format!("cannot save: {e}")).await);
         }
         // QEMU ends now; the reply goes out first, then the STOPPED (saved) event, and
@@ -863,6 +922,16 @@ impl std::fmt::Display for OpFailed {
 }
 impl std::error::Error for OpFailed {}
 
+/// A job a client cancelled (`VIR_ERR_OPERATION_ABORTED`).
+#[derive(Debug)]
+pub struct Aborted(pub String);
+impl std::fmt::Display for Aborted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "operation aborted: {}", self.0)
+    }
+}
+impl std::error::Error for Aborted {}
+
 fn set_source_path(c: &mut vireo_xml::Chardev, p: String) {
     match c.sources.first_mut() {
         Some(s) => s.path = Some(p),
@@ -935,13 +1004,20 @@ async fn set_polling(qmp: &Qmp, seconds: u32) -> Result<(), vireo_qmp::QmpError>
     .map(|_| ())
 }
 
-/// Waits until QEMU's migration (to or from a file) ends: Ok when it completed.
-async fn wait_migration(qmp: &Qmp) -> anyhow::Result<()> {
+/// Waits until QEMU's migration (to or from a file) ends: Ok when it completed. Each
+/// `query-migrate` answer goes to `progress`, which says whether to go on: when it says
+/// no, the migration is cancelled.
+async fn wait_migration(qmp: &Qmp, mut progress: impl FnMut(&Value) -> bool) -> anyhow::Result<()> {
+    let mut cancelled = false;
     loop {
         let v = qmp
             .execute("query-migrate", None)
             .await
             .map_err(|e| anyhow!("query-migrate: {e}"))?;
+        if !progress(&v) && !cancelled {
+            cancelled = true;
+            let _ = qmp.execute("migrate_cancel", None).await;
+        }
         match v.get("status").and_then(Value::as_str) {
             Some("completed") => return Ok(()),
             Some(s @ ("failed" | "cancelled")) => {
@@ -972,5 +1048,5 @@ async fn restore_from(qmp: &Qmp, image: &OwnedFd) -> anyhow::Result<()> {
     )
     .await
     .map_err(|e| anyhow!("migrate-incoming: {e}"))?;
-    wait_migration(qmp).await
+    wait_migration(qmp, |_| true).await
 }
