@@ -97,8 +97,12 @@ pub(super) fn dispatch(
             | procs::DOMAIN_INTERFACE_STATS
             | procs::DOMAIN_MEMORY_STATS
             | procs::DOMAIN_GET_BLOCK_INFO
+            | procs::DOMAIN_GET_JOB_INFO
+            | procs::DOMAIN_GET_JOB_STATS
+            | procs::DOMAIN_ABORT_JOB
     ) {
-        // The running VM's counters, from its shim; a domain that runs none has none.
+        // The running VM's counters and jobs, from its shim; a domain that runs none has
+        // none.
         let s = Arc::clone(s);
         let payload = payload.to_vec();
         return Some(Box::pin(async move {
