@@ -4,7 +4,10 @@
 //! The guest writes a mark into its memory (a file on its RAM disk) before each save and
 //! reads it back after the restore: the guest did not boot again, it went on.
 
-use vireo_tests::{fails, guest_shell, ok, write_file, Daemon, EventLog, Layout};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vireo_tests::{fails, guest_shell, ok, run_cmd, write_file, Daemon, EventLog, Layout};
 
 /// Boots vm1 (defined) and leaves a mark in its memory.
 fn boot_with_mark(d: &Daemon) -> EventLog {
@@ -176,6 +179,55 @@ fn managed_save() {
         "{e}"
     );
     ok(&d.virsh(&["destroy", "tr1"]));
+}
+
+/// A save in progress shows in `domjobinfo` and stops at `domjobabort`; the guest goes on.
+/// QEMU is held (SIGSTOP) so that the save cannot end before the test looks at it.
+#[test]
+fn save_job_info_and_abort() {
+    let d = Daemon::start_in(Layout::Monolithic);
+    let _ev = boot_with_mark(&d);
+    let qemu = d.qemu_pid("vm1").expect("QEMU of vm1");
+    let image = d.root.join("held.save");
+    let image = image.to_str().expect("utf-8").to_string();
+    let signal = |sig: &str| ok(&run_cmd("kill", &[sig, &qemu.to_string()]));
+    signal("-STOP");
+    let save = Command::new("virsh")
+        .args(["-c", &d.uri(), "save", "vm1", &image])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("virsh save");
+    let t0 = Instant::now();
+    let info = loop {
+        let info = ok(&d.virsh(&["domjobinfo", "vm1"]));
+        if info.contains("Operation:        Save") {
+            break info;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no save job: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(info.contains("Job type:         Unbounded"), "{info}");
+    // The abort is marked at once; QEMU hears of it when it runs again.
+    ok(&d.virsh(&["domjobabort", "vm1"]));
+    signal("-CONT");
+    let e = fails(&save.wait_with_output().expect("save"));
+    assert!(
+        e.contains("operation aborted: domain save job: canceled by client"),
+        "{e}"
+    );
+    assert!(!std::path::Path::new(&image).exists());
+    assert!(state(&d).starts_with("running"), "{}", state(&d));
+    assert!(ok(&d.virsh(&["domjobinfo", "vm1"])).contains("Job type:         None"));
+    let e = fails(&d.virsh(&["domjobabort", "vm1"]));
+    assert!(e.contains("no job is active on the domain"), "{e}");
+    has_mark(&d);
+    ok(&d.virsh(&["destroy", "vm1"]));
+    let e = fails(&d.virsh(&["domjobinfo", "vm1"]));
+    assert!(e.contains("domain is not running"), "{e}");
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
