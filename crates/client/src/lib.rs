@@ -3,6 +3,7 @@
 
 mod network;
 mod nwfilter;
+mod save;
 mod secret;
 mod stats;
 mod storage;
@@ -236,11 +237,16 @@ impl Connect {
     }
 
     pub async fn undefine(&self, dom: &Domain) -> Result<()> {
+        self.undefine_flags(dom, 0).await
+    }
+
+    /// `virDomainUndefineFlags` (`VIR_DOMAIN_UNDEFINE_MANAGED_SAVE` …).
+    pub async fn undefine_flags(&self, dom: &Domain, flags: u32) -> Result<()> {
         self.call(
             procs::DOMAIN_UNDEFINE_FLAGS,
             &DomainFlagsArgs {
                 dom: dom.clone(),
-                flags: 0,
+                flags,
             },
         )
         .await
