@@ -22,6 +22,9 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
     ) {
         return crate::stats::run(uri, readonly, cmd, rest).await;
     }
+    if crate::save::COMMANDS.contains(&cmd.as_str()) {
+        return crate::save::run(uri, readonly, cmd, rest).await;
+    }
     if cmd.starts_with("nwfilter-") {
         return crate::nwfilter::run(uri, readonly, cmd, rest).await;
     }
@@ -60,7 +63,7 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
             none()?
         }
         "autostart" => known(&["--disable"])?,
-        "start" => known(&["--paused"])?,
+        "start" => known(&["--paused", "--force-boot"])?,
         "create" => known(&["--paused"])?,
         "destroy" | "shutdown" | "suspend" | "resume" | "reboot" | "reset" => known(&[])?,
         "domstate" => known(&["--reason"])?,
@@ -68,9 +71,8 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
             known(&["--live", "--config", "--current", "--persistent"])?
         }
         "update-device" => known(&["--live", "--config", "--current", "--persistent", "--force"])?,
-        "define" | "undefine" | "dumpxml" | "dominfo" | "domuuid" | "domid" | "domname" => {
-            known(&[])?
-        }
+        "undefine" => known(&["--managed-save"])?,
+        "define" | "dumpxml" | "dominfo" | "domuuid" | "domid" | "domname" => known(&[])?,
         other => bail!("unknown command: '{other}'"),
     }
     let c = Connect::open(uri, readonly)
@@ -127,7 +129,8 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
         }
         "undefine" => {
             let d = get_domain(&c, one("domain")?).await?;
-            c.undefine(&d)
+            // VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+            c.undefine_flags(&d, has("--managed-save") as u32)
                 .await
                 .with_context(|| format!("Failed to undefine domain '{}'", d.name))?;
             println!("Domain '{}' has been undefined\n", d.name);
@@ -160,7 +163,9 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
         }
         "start" => {
             let d = get_domain(&c, one("domain")?).await?;
-            c.start(&d, has("--paused") as u32)
+            // VIR_DOMAIN_START_PAUSED, VIR_DOMAIN_START_FORCE_BOOT
+            let flags = has("--paused") as u32 | if has("--force-boot") { 8 } else { 0 };
+            c.start(&d, flags)
                 .await
                 .with_context(|| format!("Failed to start domain '{}'", d.name))?;
             println!("Domain '{}' started\n", d.name);
@@ -410,7 +415,8 @@ async fn dominfo(c: &Connect, d: &Domain) -> Result<()> {
     row("Used memory", &format!("{} KiB", info.memory));
     row("Persistent", if persistent { "yes" } else { "no" });
     row("Autostart", if autostart { "enable" } else { "disable" });
-    row("Managed save", "no");
+    let managed = c.has_managed_save(d).await.unwrap_or(false);
+    row("Managed save", if managed { "yes" } else { "no" });
     if let Ok(m) = c.security_model().await {
         row("Security model", &m.model.0);
         row("Security DOI", &m.doi.0);

@@ -4,6 +4,7 @@ mod args;
 mod commands;
 mod network;
 mod nwfilter;
+mod save;
 mod secret;
 mod stats;
 mod storage;
@@ -25,7 +26,8 @@ Commands:
   list [--all] [--inactive] [--name] [--uuid]
                            list domains
   define FILE              define a domain from an XML file
-  undefine DOMAIN          remove a domain's definition
+  undefine [--managed-save] DOMAIN
+                           remove a domain's definition (and its managed save image)
   dumpxml DOMAIN           the domain's XML
   dominfo DOMAIN           information about a domain
   domstate [--reason] DOMAIN
@@ -35,7 +37,9 @@ Commands:
   domname DOMAIN           the domain's name
   autostart [--disable] DOMAIN
                            start (or not) the domain when the daemon starts
-  start [--paused] DOMAIN  start a defined domain
+  start [--paused] [--force-boot] DOMAIN
+                           start a defined domain (from its managed save image, if it
+                           has one, unless --force-boot)
   create [--paused] FILE   start a transient domain from an XML file
   shutdown DOMAIN          ask the guest to power off (ACPI)
   destroy DOMAIN           stop the domain at once
@@ -53,6 +57,18 @@ Commands:
   domblkstat DOMAIN DISK / domifstat DOMAIN INTERFACE
                            a disk's / an interface's counters
   domblkinfo DOMAIN DISK   a disk's capacity, allocation and host size
+  save [--running|--paused] [--bypass-cache] [--xml FILE] [--verbose] DOMAIN FILE
+                           the running domain's state into FILE; the domain stops
+  restore [--running|--paused] [--bypass-cache] [--xml FILE] FILE
+                           start the domain saved in FILE where it was
+  managedsave [--running|--paused] [--bypass-cache] [--verbose] DOMAIN
+                           save the domain's state for its next start
+  managedsave-remove DOMAIN
+                           drop the managed save image
+  save-image-dumpxml [--security-info] FILE
+                           the definition stored in a save image
+  domjobinfo DOMAIN / domjobabort DOMAIN
+                           the job running on the domain (a save), and its end
   secret-define FILE       define or redefine a secret from an XML file
   secret-undefine SECRET   remove a secret
   secret-list [--ephemeral] [--no-ephemeral] [--private] [--no-private]
