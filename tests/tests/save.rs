@@ -230,6 +230,57 @@ fn save_job_info_and_abort() {
     assert!(e.contains("domain is not running"), "{e}");
 }
 
+/// Vireo's own CLI: save, restore, managedsave, domjobinfo, as virsh prints them.
+#[test]
+fn vireo_cli_save_restore() {
+    let d = Daemon::start();
+    let xml = vireo_tests::guest_xml("vm1");
+    ok(&d.vireo(&["define", &write_file(&d, "vm1.xml", &xml)]));
+    // A paused guest runs no code: its save is what is measured here, not the guest.
+    ok(&d.vireo(&["start", "--paused", "vm1"]));
+    let info = ok(&d.vireo(&["domjobinfo", "vm1"]));
+    assert_eq!(info, ok(&d.virsh(&["domjobinfo", "vm1"])));
+    let image = d.root.join("cli.save");
+    let image = image.to_str().expect("utf-8");
+    let out = ok(&d.vireo(&["save", "--verbose", "vm1", image]));
+    assert!(
+        out.contains(&format!("Domain 'vm1' saved to {image}")),
+        "{out}"
+    );
+    let xml = ok(&d.vireo(&["save-image-dumpxml", image]));
+    assert_eq!(xml, ok(&d.virsh(&["save-image-dumpxml", image])));
+    let out = ok(&d.vireo(&["restore", image]));
+    assert!(
+        out.contains(&format!("Domain restored from {image}")),
+        "{out}"
+    );
+    assert!(state(&d).starts_with("paused"), "{}", state(&d));
+    let e = fails(&d.vireo(&["domjobabort", "vm1"]));
+    assert!(e.contains("no job is active on the domain"), "{e}");
+
+    let out = ok(&d.vireo(&["managedsave", "vm1"]));
+    assert!(out.contains("Domain 'vm1' state saved by libvirt"), "{out}");
+    assert!(ok(&d.vireo(&["dominfo", "vm1"])).contains("Managed save:   yes"));
+    let e = fails(&d.vireo(&["undefine", "vm1"]));
+    assert!(e.contains("managed save image exists"), "{e}");
+    ok(&d.vireo(&["start", "--force-boot", "--paused", "vm1"]));
+    assert!(ok(&d.vireo(&["dominfo", "vm1"])).contains("Managed save:   no"));
+    ok(&d.vireo(&["managedsave", "vm1"]));
+    let out = ok(&d.vireo(&["managedsave-remove", "vm1"]));
+    assert!(
+        out.contains("Removed managedsave image for domain 'vm1'"),
+        "{out}"
+    );
+    let out = ok(&d.vireo(&["managedsave-remove", "vm1"]));
+    assert!(
+        out.contains("has no manage save image; removal skipped"),
+        "{out}"
+    );
+    ok(&d.vireo(&["start", "--paused", "vm1"]));
+    ok(&d.vireo(&["managedsave", "vm1"]));
+    ok(&d.vireo(&["undefine", "--managed-save", "vm1"]));
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
