@@ -40,6 +40,8 @@ procedures! {
     CONNECT_GET_MAX_VCPUS = 5,
     NODE_GET_INFO = 6,
     CONNECT_GET_CAPABILITIES = 7,
+    CONNECT_GET_CPU_MODEL_NAMES = 312,
+    CONNECT_GET_DOMAIN_CAPABILITIES = 342,
     DOMAIN_ATTACH_DEVICE = 8,
     DOMAIN_CREATE = 9,
     DOMAIN_CREATE_XML = 10,
@@ -423,6 +425,30 @@ xdr_struct! { pub struct ConnectGetMaxVcpusRet { pub max_vcpus: i32 } }
 xdr_struct! { pub struct ConnectGetHostnameRet { pub hostname: String } }
 xdr_struct! { pub struct ConnectGetUriRet { pub uri: String } }
 xdr_struct! { pub struct ConnectGetCapabilitiesRet { pub capabilities: String } }
+xdr_struct! {
+    pub struct ConnectGetDomainCapabilitiesArgs {
+        pub emulatorbin: Option<String>,
+        pub arch: Option<String>,
+        pub machine: Option<String>,
+        pub virttype: Option<String>,
+        pub flags: u32,
+    }
+}
+xdr_struct! { pub struct ConnectGetDomainCapabilitiesRet { pub capabilities: String } }
+pub const CONNECT_CPU_MODELS_MAX: usize = 8192;
+xdr_struct! {
+    pub struct ConnectGetCpuModelNamesArgs {
+        pub arch: String,
+        pub need_results: i32,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    pub struct ConnectGetCpuModelNamesRet {
+        pub models: Array<String, CONNECT_CPU_MODELS_MAX>,
+        pub ret: i32,
+    }
+}
 xdr_struct! { pub struct ConnectSupportsFeatureArgs { pub feature: i32 } }
 xdr_struct! { pub struct ConnectSupportsFeatureRet { pub supported: i32 } }
 xdr_struct! { pub struct ConnectIsSecureRet { pub secure: i32 } }
