@@ -170,6 +170,8 @@ pub struct QemuDriver {
     pub(crate) peers: OnceLock<Arc<dyn crate::peers::Peers>>,
     /// Devices that came and went (DEVICE_ADDED, DEVICE_REMOVED, …).
     pub(crate) device_events: EventBus<DeviceEvent>,
+    /// The emulator's CPU model names, probed once when first asked for.
+    cpu_models: OnceLock<Vec<String>>,
 }
 
 impl QemuDriver {
@@ -185,6 +187,7 @@ impl QemuDriver {
             next_id: AtomicI32::new(1),
             peers: OnceLock::new(),
             device_events: EventBus::default(),
+            cpu_models: OnceLock::new(),
         };
         d.load()?;
         Ok(d)
@@ -261,6 +264,26 @@ impl QemuDriver {
         let node = vireo_driver::host::node_info();
         self.caps()
             .capabilities_xml(&crate::caps::host_uuid(), &node)
+    }
+
+    /// `virConnectGetDomainCapabilities`.
+    pub fn domain_capabilities(&self, q: &crate::domcaps::Query) -> Result<String> {
+        crate::domcaps::domain_capabilities(self.caps(), self.cpu_models(), q)
+    }
+
+    /// `virConnectGetCPUModelNames`.
+    pub fn cpu_model_names(&self, arch: &str) -> Result<Vec<String>> {
+        if arch != "x86_64" {
+            return Err(DriverError::InvalidArg(format!(
+                "cannot find CPU models for architecture '{arch}'"
+            )));
+        }
+        Ok(self.cpu_models().to_vec())
+    }
+
+    fn cpu_models(&self) -> &[String] {
+        self.cpu_models
+            .get_or_init(|| crate::domcaps::probe_cpu_models(&self.cfg.emulator))
     }
 
     pub fn hypervisor_version(&self) -> u64 {

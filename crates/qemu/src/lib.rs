@@ -3,6 +3,7 @@
 
 pub mod caps;
 pub mod cmdline;
+pub mod domcaps;
 pub mod driver;
 pub mod hotplug;
 pub mod lifecycle;
