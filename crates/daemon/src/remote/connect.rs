@@ -12,6 +12,7 @@ use vireo_xdr::{Array, CharArray, FixedChars};
 
 use crate::identity::{token_matches, TOKEN_PARAM};
 
+use super::domain::check_flags;
 use super::{args, ret, void, ProcResult, RemoteClient, RemoteService};
 
 /// The libvirt API level Vireo answers for `getLibVersion` (libvirt 9.0.0's encoding).
@@ -104,6 +105,49 @@ pub(super) fn dispatch(
                 return Some(Err(e));
             }
             ret(ConnectGetMaxVcpusRet { max_vcpus: 255 })
+        }
+        procs::CONNECT_GET_DOMAIN_CAPABILITIES => {
+            let a: ConnectGetDomainCapabilitiesArgs = match args(payload) {
+                Ok(a) => a,
+                Err(e) => return Some(Err(e)),
+            };
+            if let Err(e) = check_flags(a.flags, 0) {
+                return Some(Err(e));
+            }
+            let q = vireo_qemu::domcaps::Query {
+                emulator: a.emulatorbin.as_deref(),
+                arch: a.arch.as_deref(),
+                machine: a.machine.as_deref(),
+                virttype: a.virttype.as_deref(),
+            };
+            s.hv().and_then(|h| {
+                ret(ConnectGetDomainCapabilitiesRet {
+                    capabilities: h.domain_capabilities(&q)?,
+                })
+            })
+        }
+        procs::CONNECT_GET_CPU_MODEL_NAMES => {
+            let a: ConnectGetCpuModelNamesArgs = match args(payload) {
+                Ok(a) => a,
+                Err(e) => return Some(Err(e)),
+            };
+            if let Err(e) = check_flags(a.flags, 0) {
+                return Some(Err(e));
+            }
+            s.hv().and_then(|h| {
+                let models = h.cpu_model_names(&a.arch)?;
+                let n = models.len() as i32;
+                // need_results 0: only the count.
+                let models = if a.need_results == 0 {
+                    Vec::new()
+                } else {
+                    models
+                };
+                ret(ConnectGetCpuModelNamesRet {
+                    models: vireo_xdr::Array(models),
+                    ret: n,
+                })
+            })
         }
         procs::CONNECT_GET_CAPABILITIES => s.hv().and_then(|q| {
             ret(ConnectGetCapabilitiesRet {

@@ -247,7 +247,7 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8], readonly: bool
 }
 
 /// libvirt rejects flags it does not know with VIR_ERR_INVALID_ARG.
-fn check_flags(flags: u32, known: u32) -> Result<(), RemoteError> {
+pub(super) fn check_flags(flags: u32, known: u32) -> Result<(), RemoteError> {
     if flags & !known != 0 {
         return Err(
             DriverError::InvalidArg(format!("unsupported flags (0x{:x})", flags & !known)).into(),

@@ -404,6 +404,8 @@ fn blocks(p: i32) -> bool {
             | procs::DOMAIN_UNDEFINE_FLAGS
             | procs::DOMAIN_SET_AUTOSTART
             | procs::CONNECT_GET_CAPABILITIES
+            | procs::CONNECT_GET_DOMAIN_CAPABILITIES
+            | procs::CONNECT_GET_CPU_MODEL_NAMES
             | procs::CONNECT_GET_VERSION
     )
 }
