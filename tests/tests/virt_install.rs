@@ -156,3 +156,57 @@ fn virt_install_q35_guest(layout: Layout) {
 }
 
 vireo_tests::in_every_layout!(virt_install_q35_guest);
+
+/// `virsh domcapabilities` and `cpu-models`, which virt-install and virt-manager read to
+/// choose a guest's defaults: valid against libvirt's schema, offering only what Vireo
+/// runs, and refusing what this host cannot do as libvirt does.
+#[test]
+fn domain_capabilities() {
+    let d = Daemon::start();
+    let caps = ok(&d.virsh(&["domcapabilities", "--virttype", "qemu"]));
+    validate(&caps, "domaincaps", &d.root);
+    assert!(caps.contains("<domain>qemu</domain>"), "{caps}");
+    assert!(caps.contains("<machine>pc-i440fx-7.2</machine>"), "{caps}");
+    assert!(
+        caps.contains("<mode name='host-passthrough' supported='no'>"),
+        "{caps}"
+    );
+    assert!(caps.contains(">qemu64</model>"), "{caps}");
+    // VNC only, no UEFI, no TPM: a tool must not choose what would be refused at start.
+    assert!(
+        caps.contains("<value>vnc</value>") && !caps.contains("spice"),
+        "{caps}"
+    );
+    assert!(caps.contains("<loader supported='no'/>"), "{caps}");
+    assert!(caps.contains("<tpm supported='no'/>"), "{caps}");
+    let q35 = ok(&d.virsh(&["domcapabilities", "--virttype", "qemu", "--machine", "q35"]));
+    validate(&q35, "domaincaps", &d.root);
+    assert!(q35.contains("<machine>pc-q35-7.2</machine>"), "{q35}");
+    assert!(q35.contains("<vcpu max='288'/>"), "{q35}");
+
+    let models = ok(&d.virsh(&["cpu-models", "x86_64"]));
+    assert!(models.lines().any(|l| l == "qemu64"), "{models}");
+    assert!(!models.lines().any(|l| l == "host"), "{models}");
+
+    for (args, want) in [
+        (
+            &["--arch", "aarch64"][..],
+            "does not support arch 'aarch64'",
+        ),
+        (
+            &["--machine", "microvm"],
+            "the machine 'microvm' is not supported",
+        ),
+        (&["--virttype", "xen"], "unknown virttype: xen"),
+        (
+            &["--emulatorbin", "/usr/bin/qemu-system-aarch64"],
+            "is not available",
+        ),
+    ] {
+        let o = d.virsh(&[&["domcapabilities"][..], args].concat());
+        let e = vireo_tests::fails(&o);
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+    let e = vireo_tests::fails(&d.virsh(&["cpu-models", "armv7l"]));
+    assert!(e.contains("cannot find CPU models"), "{e}");
+}
