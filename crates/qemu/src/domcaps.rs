@@ -133,9 +133,9 @@ pub fn domain_capabilities(caps: &QemuCaps, cpu_models: &[String], q: &Query) ->
     let _ = writeln!(w, "    <disk supported='yes'>");
     enum_values(w, 6, "diskDevice", &["disk", "cdrom"]);
     let buses: &[&str] = if q35 {
-        &["sata", "virtio"]
+        &["scsi", "sata", "virtio"]
     } else {
-        &["ide", "sata", "virtio"]
+        &["ide", "scsi", "sata", "virtio"]
     };
     enum_values(w, 6, "bus", buses);
     enum_values(w, 6, "model", &["virtio"]);

@@ -501,6 +501,24 @@ fn complete_controllers(def: &mut Domain, family: Family) -> Result<(), String> 
             ..blank_controller()
         });
     }
+    // SCSI disks need a SCSI controller: libvirt's default model for x86 is lsilogic.
+    let scsi_disks = d.disks.iter().any(|disk| {
+        disk.target.bus == Some(DiskBus::Scsi)
+            || (disk.target.bus.is_none() && disk.target.dev.starts_with("sd"))
+    });
+    if scsi_disks
+        && !d
+            .controllers
+            .iter()
+            .any(|c| c.ctl_type == ControllerType::Scsi)
+    {
+        d.controllers.push(Controller {
+            ctl_type: ControllerType::Scsi,
+            index: Some(0),
+            model: Some("lsilogic".into()),
+            ..blank_controller()
+        });
+    }
     // Indexes: the first free one of each type, in document order.
     let mut taken: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
     for c in d.controllers.iter().filter(|c| c.index.is_some()) {
@@ -518,6 +536,14 @@ fn complete_controllers(def: &mut Domain, family: Family) -> Result<(), String> 
         let i = if is_companion(c) { 0 } else { first_free };
         set.insert(i);
         c.index = Some(i);
+    }
+    // SCSI: the model a default controller is.
+    for c in d
+        .controllers
+        .iter_mut()
+        .filter(|c| c.ctl_type == ControllerType::Scsi && c.model.is_none())
+    {
+        c.model = Some("lsilogic".into());
     }
     // USB: the model a default controller is.
     for c in d
@@ -624,6 +650,8 @@ fn wanted(def: &Domain, family: Family) -> Vec<(Dev, Conn, String)> {
             (ControllerType::Usb, Some("qemu-xhci" | "nec-xhci")) => Conn::Pcie,
             (ControllerType::Usb, _) => Conn::Pci,
             (ControllerType::VirtioSerial, _) => Conn::Pcie,
+            (ControllerType::Scsi, Some("virtio-scsi")) => Conn::Pcie,
+            (ControllerType::Scsi, _) => Conn::Pci,
             (ControllerType::Sata, _) if family == Family::Pc => Conn::Pci,
             _ => continue,
         };

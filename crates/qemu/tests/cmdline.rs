@@ -159,6 +159,14 @@ fn check_with(xml: &str, caps: &QemuCaps) -> Result<(), String> {
 fn check_accepts_the_base_domain() {
     check_xml(&domain("qemu", PC, "", "")).expect("base domain");
     check_xml(&domain("kvm", Q35, "", "")).expect("base domain on q35");
+    // An sd disk without a bus is on SCSI, as in libvirt (and gets a controller).
+    check_xml(&domain(
+        "qemu",
+        PC,
+        "",
+        "<disk type='file' device='disk'><source file='/a.img'/><target dev='sda'/></disk>",
+    ))
+    .expect("a SCSI disk");
     // The shim sets the balloon's statistics period after QEMU starts.
     check_xml(&domain(
         "qemu",
@@ -287,24 +295,14 @@ fn check_rejects() {
             "need a <kernel>",
         ),
         (
-            "scsi disk",
+            "scsi controller model",
             domain(
                 "qemu",
                 PC,
                 "",
-                &disk("type='file' device='disk'", "<source file='/a.img'/><target dev='sda' bus='scsi'/>"),
+                "<controller type='scsi' model='megasas'/>",
             ),
-            "bus 'scsi' is not supported yet",
-        ),
-        (
-            "sd disk without a bus is scsi, as in libvirt",
-            domain(
-                "qemu",
-                PC,
-                "",
-                &disk("type='file' device='disk'", "<source file='/a.img'/><target dev='sda'/>"),
-            ),
-            "bus 'scsi'",
+            "<controller type='scsi' model='megasas'> is not supported (lsilogic, virtio-scsi)",
         ),
         (
             "floppy",
@@ -509,9 +507,9 @@ fn check_rejects() {
             "<controller type='pci' index='0'> must be model 'pcie-root' on this machine",
         ),
         (
-            "scsi controller",
-            domain("qemu", PC, "", "<controller type='scsi' index='0' model='virtio-scsi'/>"),
-            "<controller type='scsi'> is not supported yet",
+            "second scsi controller",
+            domain("qemu", PC, "", "<controller type='scsi' index='1' model='virtio-scsi'/>"),
+            "only index 0 is supported",
         ),
         (
             "ide controller on q35",
@@ -1173,4 +1171,87 @@ fn qemu_accepts_golden_cases() {
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
+
+#[test]
+fn scsi_disks_sit_on_their_controller() {
+    let cfg = LaunchConfig {
+        monitor_fd: 7,
+        run_dir: "/run/x".into(),
+        secret_fds: Some(Default::default()),
+        tap_fds: Some(Vec::new()),
+    };
+    let disks = "<disk type='file' device='disk'><source file='/a.img'/>\
+                 <target dev='sda' bus='scsi'/></disk>\
+                 <disk type='file' device='cdrom'><source file='/b.iso'/>\
+                 <target dev='sdc' bus='scsi'/>\
+                 <address type='drive' controller='0' bus='0' target='2' unit='5'/></disk>";
+    // lsilogic: the unit is the SCSI id; a target other than 0 has no place.
+    let lsi = domain(
+        "qemu",
+        PC,
+        "",
+        &format!(
+            "<controller type='scsi' model='lsilogic'>\
+             <address type='pci' domain='0x0000' bus='0x00' slot='0x05' function='0x0'/>\
+             </controller>{}",
+            disks.replace(" target='2'", "")
+        ),
+    );
+    let args =
+        cmdline::build(&Domain::parse(&lsi).unwrap(), &caps(), &cfg).expect("build lsilogic");
+    let has = |args: &[String], s: &str| args.iter().any(|a| a.starts_with(s));
+    assert!(has(&args, "lsi,id=scsi0,bus=pci.0,addr=0x5"), "{args:#?}");
+    assert!(
+        has(
+            &args,
+            "scsi-hd,bus=scsi0.0,scsi-id=0,drive=libvirt-2-format,id=scsi0-0-0-0"
+        ),
+        "{args:#?}"
+    );
+    assert!(
+        has(
+            &args,
+            "scsi-cd,bus=scsi0.0,scsi-id=5,drive=libvirt-1-format,id=scsi0-0-0-5"
+        ),
+        "{args:#?}"
+    );
+    // virtio-scsi: target and lun.
+    let vscsi = domain(
+        "qemu",
+        PC,
+        "",
+        &format!(
+            "<controller type='scsi' model='virtio-scsi'>\
+             <address type='pci' domain='0x0000' bus='0x00' slot='0x05' function='0x0'/>\
+             </controller>{disks}"
+        ),
+    );
+    let args =
+        cmdline::build(&Domain::parse(&vscsi).unwrap(), &caps(), &cfg).expect("build virtio-scsi");
+    assert!(
+        has(&args, "virtio-scsi-pci,id=scsi0,bus=pci.0,addr=0x5"),
+        "{args:#?}"
+    );
+    assert!(
+        has(
+            &args,
+            "scsi-cd,bus=scsi0.0,channel=0,scsi-id=2,lun=5,drive=libvirt-1-format,id=scsi0-0-2-5"
+        ),
+        "{args:#?}"
+    );
+    let e = cmdline::build(
+        &Domain::parse(&lsi.replace("unit='5'", "unit='5' target='1'")).unwrap(),
+        &caps(),
+        &cfg,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("not available on an lsilogic controller"), "{e}");
+    // Without a controller, libvirt's default one (lsilogic) is added.
+    let none = domain("qemu", PC, "", disks);
+    let e = cmdline::build(&Domain::parse(&none).unwrap(), &caps(), &cfg)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not available on an lsilogic controller"), "{e}");
 }

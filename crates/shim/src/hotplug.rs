@@ -259,7 +259,8 @@ impl Vm {
             disks.iter().map(|d| d.node).max().unwrap_or(0) + 1
         };
         let (nodes, device, id) =
-            vireo_qemu::cmdline::hotplug_disk(&run, node).map_err(unsupported)?;
+            vireo_qemu::cmdline::hotplug_disk(&run, node, &self.def.devices.controllers)
+                .map_err(unsupported)?;
         let qmp = self.qmp();
         let added = self.add_nodes(&nodes).await?;
         if let Err(e) = qmp.execute("device_add", Some(device)).await {
@@ -463,7 +464,7 @@ impl Vm {
                 .iter_mut()
                 .find(|d| d.alias() == alias || d.id == alias)
             {
-                if !d.id.starts_with("virtio-disk") {
+                if !d.id.starts_with("virtio-disk") && !d.id.starts_with("scsi") {
                     bail!(OpInvalid(format!(
                         "disk '{}' is not on a hot-pluggable bus",
                         d.shown.target.dev

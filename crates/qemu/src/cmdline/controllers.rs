@@ -85,6 +85,7 @@ impl<'a> Builder<'a> {
         let mut companions: Vec<&vireo_xml::Controller> = Vec::new();
         let mut sata: Option<&vireo_xml::Controller> = None;
         let mut vserial: Option<&vireo_xml::Controller> = None;
+        let mut scsi: Option<&vireo_xml::Controller> = None;
         // Buses first, parents before children (a controller's index is above its
         // parent bus's).
         let mut pci: Vec<&vireo_xml::Controller> = d
@@ -132,6 +133,7 @@ impl<'a> Builder<'a> {
                 ControllerType::Usb => &mut usb,
                 ControllerType::Sata => &mut sata,
                 ControllerType::VirtioSerial => &mut vserial,
+                ControllerType::Scsi => &mut scsi,
                 ControllerType::Ide => {
                     if self.family == Family::Q35 {
                         return unsupported(
@@ -275,6 +277,23 @@ impl<'a> Builder<'a> {
                 .set_opt("vectors", vserial.and_then(|c| c.vectors))
                 .raw(&addr)
                 .done();
+            self.arg2("-device", dev);
+        }
+
+        // SCSI: the controller of the SCSI disks (define adds one when they need it).
+        if let Some(c) = scsi {
+            let device = match c.model.as_deref().unwrap_or("lsilogic") {
+                "lsilogic" => "lsi",
+                "virtio-scsi" => "virtio-scsi-pci",
+                other => {
+                    return unsupported(format!(
+                        "<controller type='scsi' model='{other}'> is not supported \
+                         (lsilogic, virtio-scsi)"
+                    ))
+                }
+            };
+            let addr = self.pci.place(c.address.as_ref(), "SCSI controller")?;
+            let dev = Opts::new(device).set("id", "scsi0").raw(&addr).done();
             self.arg2("-device", dev);
         }
         Ok(())

@@ -22,6 +22,7 @@ impl<'a> Builder<'a> {
         let mut ide_units = BTreeSet::new();
         let mut sata_ports = BTreeSet::new();
         let mut virtio_ids = BTreeSet::new();
+        let mut scsi_units = BTreeSet::new();
         for (i, disk) in disks.iter().enumerate() {
             let dev = disk.target.dev.as_str();
             let what = format!("<disk> '{dev}'");
@@ -107,9 +108,15 @@ impl<'a> Builder<'a> {
                     )
                 }
                 DiskBus::Scsi => {
-                    return unsupported(format!(
-                        "{what}: bus 'scsi' is not supported yet (use 'virtio' or 'sata')"
-                    ))
+                    let place = scsi_place(disk, index, &def.devices.controllers, &what)?;
+                    if !scsi_units.insert(place.id.clone()) {
+                        return unsupported(format!("{what}: its SCSI address is used twice"));
+                    }
+                    (
+                        if cdrom { "scsi-cd" } else { "scsi-hd" },
+                        place.opts(),
+                        place.id,
+                    )
                 }
                 other => return unsupported(format!("{what}: bus '{other}' is not supported")),
             };
@@ -222,6 +229,17 @@ fn disk_name_index(dev: &str) -> Option<(&'static str, u32)> {
 /// `(bus, unit)` of a drive address on controller 0 (IDE: bus 0-1, unit 0-1; SATA: bus 0,
 /// unit = port 0-5).
 fn drive_address(a: &Address, what: &str, max_bus: u64, max_unit: u64) -> Result<(u32, u32)> {
+    let (controller, bus, target, unit) = drive_address4(a, what)?;
+    if controller != 0 || target != 0 || bus > max_bus || unit > max_unit {
+        return unsupported(format!(
+            "{what}: drive address {controller}:{bus}:{target}:{unit} is not available"
+        ));
+    }
+    Ok((bus as u32, unit as u32))
+}
+
+/// `(controller, bus, target, unit)` of a drive address (missing parts are 0).
+fn drive_address4(a: &Address, what: &str) -> Result<(u64, u64, u64, u64)> {
     if a.addr_type != AddressType::Drive {
         return unsupported(format!(
             "{what}: address type '{}' is not valid for this bus (drive)",
@@ -237,18 +255,12 @@ fn drive_address(a: &Address, what: &str, max_bus: u64, max_unit: u64) -> Result
             ),
         }
     };
-    let (controller, bus, target, unit) = (
+    Ok((
         num("controller")?,
         num("bus")?,
         num("target")?,
         num("unit")?,
-    );
-    if controller != 0 || target != 0 || bus > max_bus || unit > max_unit {
-        return unsupported(format!(
-            "{what}: drive address {controller}:{bus}:{target}:{unit} is not available"
-        ));
-    }
-    Ok((bus as u32, unit as u32))
+    ))
 }
 
 /// How a disk's image is read: format, cache mode (direct, no-flush, write-cache), AIO and
@@ -468,26 +480,140 @@ fn disk_nodes(
     })
 }
 
-/// A disk hot-plugged into a running VM (virtio only, as on real hardware a disk needs a
-/// hot-pluggable bus): its block nodes, named `libvirt-{node}-…`, and the `device_add`
-/// arguments. Returns (nodes, device, device id).
-pub fn hotplug_disk(disk: &vireo_xml::Disk, node: usize) -> Result<(DiskNodes, Value, String)> {
+/// Where a SCSI disk sits: on controller 0's bus, with libvirt's drive address (by
+/// default unit = the disk's index), as the controller model addresses its devices.
+struct ScsiPlace {
+    bus: String,
+    /// virtio-scsi: channel, scsi-id (target) and lun (unit); lsilogic: scsi-id = unit.
+    channel: Option<u32>,
+    scsi_id: u32,
+    lun: Option<u32>,
+    id: String,
+}
+
+impl ScsiPlace {
+    fn opts(&self) -> String {
+        let mut o = format!("bus={}", self.bus);
+        if let Some(c) = self.channel {
+            o.push_str(&format!(",channel={c}"));
+        }
+        o.push_str(&format!(",scsi-id={}", self.scsi_id));
+        if let Some(l) = self.lun {
+            o.push_str(&format!(",lun={l}"));
+        }
+        o
+    }
+
+    fn set_json(&self, device: &mut Value) {
+        device["bus"] = json!(self.bus);
+        if let Some(c) = self.channel {
+            device["channel"] = json!(c);
+        }
+        device["scsi-id"] = json!(self.scsi_id);
+        if let Some(l) = self.lun {
+            device["lun"] = json!(l);
+        }
+    }
+}
+
+/// The model of SCSI controller 0 (libvirt's default for x86 is lsilogic).
+fn scsi_model<'c>(controllers: &'c [vireo_xml::Controller], what: &str) -> Result<&'c str> {
+    let c = controllers
+        .iter()
+        .find(|c| c.ctl_type == vireo_xml::ControllerType::Scsi && c.index.unwrap_or(0) == 0);
+    match c {
+        Some(c) => Ok(c.model.as_deref().unwrap_or("lsilogic")),
+        None => unsupported(format!(
+            "{what}: there is no <controller type='scsi'> for it"
+        )),
+    }
+}
+
+fn scsi_place(
+    disk: &vireo_xml::Disk,
+    index: u32,
+    controllers: &[vireo_xml::Controller],
+    what: &str,
+) -> Result<ScsiPlace> {
+    let model = scsi_model(controllers, what)?;
+    let (controller, bus, target, unit) = match &disk.address {
+        Some(a) => drive_address4(a, what)?,
+        None => (0, 0, 0, u64::from(index)),
+    };
+    if controller != 0 {
+        return unsupported(format!(
+            "{what}: only SCSI controller 0 is supported (drive address controller {controller})"
+        ));
+    }
+    let id = format!("scsi0-{bus}-{target}-{unit}");
+    match model {
+        // Seven devices and the adapter on one narrow bus.
+        "lsilogic" => {
+            if bus != 0 || target != 0 || unit > 6 {
+                return unsupported(format!(
+                    "{what}: drive address 0:{bus}:{target}:{unit} is not available on an \
+                     lsilogic controller (bus 0, target 0, unit 0-6)"
+                ));
+            }
+            Ok(ScsiPlace {
+                bus: "scsi0.0".into(),
+                channel: None,
+                scsi_id: unit as u32,
+                lun: None,
+                id,
+            })
+        }
+        "virtio-scsi" => {
+            if bus != 0 || target > 255 || unit > 16383 {
+                return unsupported(format!(
+                    "{what}: drive address 0:{bus}:{target}:{unit} is not available on a \
+                     virtio-scsi controller (bus 0, target 0-255, unit 0-16383)"
+                ));
+            }
+            Ok(ScsiPlace {
+                bus: "scsi0.0".into(),
+                channel: Some(0),
+                scsi_id: target as u32,
+                lun: Some(unit as u32),
+                id,
+            })
+        }
+        other => unsupported(format!(
+            "<controller type='scsi' model='{other}'> is not supported (lsilogic, virtio-scsi)"
+        )),
+    }
+}
+
+/// A disk hot-plugged into a running VM (on a hot-pluggable bus: virtio, or a SCSI
+/// controller's): its block nodes, named `libvirt-{node}-…`, and the `device_add`
+/// arguments. `controllers` are the running VM's. Returns (nodes, device, device id).
+pub fn hotplug_disk(
+    disk: &vireo_xml::Disk,
+    node: usize,
+    controllers: &[vireo_xml::Controller],
+) -> Result<(DiskNodes, Value, String)> {
     let dev = disk.target.dev.as_str();
     let what = format!("<disk> '{dev}'");
     let Some((prefix, index)) = disk_name_index(dev) else {
         return unsupported(format!("{what}: not a valid disk target name"));
     };
-    let bus = disk.target.bus.unwrap_or(if prefix == "vd" {
-        DiskBus::Virtio
-    } else {
-        DiskBus::Ide
+    let bus = disk.target.bus.unwrap_or(match prefix {
+        "vd" => DiskBus::Virtio,
+        "sd" => DiskBus::Scsi,
+        _ => DiskBus::Ide,
     });
-    if bus != DiskBus::Virtio || disk.device != DiskDevice::Disk {
-        return unsupported(format!(
-            "{what}: only virtio disks can be hot-plugged (bus '{bus}', device '{}')",
-            disk.device
-        ));
-    }
+    let scsi = match (bus, disk.device) {
+        (DiskBus::Virtio, DiskDevice::Disk) => None,
+        (DiskBus::Scsi, DiskDevice::Disk | DiskDevice::Cdrom) => {
+            Some(scsi_place(disk, index, controllers, &what)?)
+        }
+        _ => {
+            return unsupported(format!(
+                "{what}: only virtio and SCSI disks can be hot-plugged (bus '{bus}', device '{}')",
+                disk.device
+            ))
+        }
+    };
     if disk.encryption.is_some() {
         return unsupported(format!(
             "{what}: hot-plugging an encrypted disk is not supported by Vireo yet"
@@ -498,8 +624,12 @@ pub fn hotplug_disk(disk: &vireo_xml::Disk, node: usize) -> Result<(DiskNodes, V
         return unsupported(format!("{what}: no <source>"));
     };
     let nodes = disk_nodes(disk, path, node, &set, None, &what)?;
-    let id = format!("virtio-disk{index}");
-    let mut device = json!({"driver": "virtio-blk-pci", "id": id, "drive": nodes.top});
+    let (driver, id) = match &scsi {
+        None => ("virtio-blk-pci", format!("virtio-disk{index}")),
+        Some(p) if disk.device == DiskDevice::Cdrom => ("scsi-cd", p.id.clone()),
+        Some(p) => ("scsi-hd", p.id.clone()),
+    };
+    let mut device = json!({"driver": driver, "id": id, "drive": nodes.top});
     if let Some(c) = set.cache {
         device["write-cache"] = json!(on_off(c.2));
     }
@@ -509,7 +639,10 @@ pub fn hotplug_disk(disk: &vireo_xml::Disk, node: usize) -> Result<(DiskNodes, V
     if disk.shareable {
         device["share-rw"] = json!(true);
     }
-    hotplug_pci_place(&mut device, disk.address.as_ref(), &what)?;
+    match &scsi {
+        None => hotplug_pci_place(&mut device, disk.address.as_ref(), &what)?,
+        Some(p) => p.set_json(&mut device),
+    }
     Ok((nodes, device, id))
 }
 
@@ -551,6 +684,13 @@ pub fn disk_alias(disk: &vireo_xml::Disk) -> Option<String> {
                 None => index,
             };
             Some(format!("sata0-0-{port}"))
+        }
+        DiskBus::Scsi => {
+            let (c, b, t, u) = match &disk.address {
+                Some(a) => drive_address4(a, "").ok()?,
+                None => (0, 0, 0, u64::from(index)),
+            };
+            Some(format!("scsi{c}-{b}-{t}-{u}"))
         }
         _ => None,
     }
