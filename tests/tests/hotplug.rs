@@ -309,7 +309,7 @@ fn disks_come_and_go(layout: Layout) {
     );
     let e = fails(&d.virsh(&["attach-device", "vm1", &sata, "--live"]));
     assert!(
-        e.contains("unsupported configuration: <disk> 'sdb': only virtio disks"),
+        e.contains("unsupported configuration: <disk> 'sdb': only virtio and SCSI disks"),
         "{e}"
     );
     let gone = write_file(
@@ -326,6 +326,80 @@ fn disks_come_and_go(layout: Layout) {
     );
     let e = fails(&d.virsh(&["attach-device", "vm1", &missing, "--live"]));
     assert!(e.contains("nope.img"), "{e}");
+    ok(&d.virsh(&["destroy", "vm1"]));
+}
+
+/// SCSI disks on a virtio-scsi controller: one from the definition, one plugged in and
+/// out while the guest runs (a SCSI bus needs no word from the guest to let a disk go).
+#[test]
+fn scsi_disks_come_and_go() {
+    let d = Daemon::start_in(Layout::Modular);
+    let cold = d.root.join("cold.img");
+    mark(&cold, "VIREOSCSICOLD001");
+    let hot = d.root.join("hot.img");
+    mark(&hot, "VIREOSCSIHOT0002");
+    let xml = vireo_tests::guest_xml("vm1").replace(
+        "<devices>",
+        &format!(
+            "<devices><controller type='scsi' model='virtio-scsi'/>\
+             <disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+             <source file='{}'/><target dev='sda' bus='scsi'/></disk>",
+            cold.display()
+        ),
+    );
+    let mut ev = boot(&d, &xml);
+    let inactive = ok(&d.virsh(&["dumpxml", "--inactive", "vm1"]));
+    assert!(
+        inactive.contains("<controller type='scsi' index='0' model='virtio-scsi'>"),
+        "{inactive}"
+    );
+    let disk = write_file(
+        &d,
+        "disk-scsi.xml",
+        &format!(
+            "<disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+             <source file='{}'/><target dev='sdb' bus='scsi'/></disk>",
+            hot.display()
+        ),
+    );
+    ok(&d.virsh(&["attach-device", "vm1", &disk, "--live"]));
+    ev.wait_for("vm1 device-added scsi0-0-0-1");
+    assert!(ok(&d.virsh(&["dumpxml", "vm1"])).contains("<alias name='scsi0-0-0-1'/>"));
+    guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--running",
+            &read_disk("sda"),
+            "DISK-sda-VIREOSCSICOLD001",
+            &read_disk("sdb"),
+            "DISK-sdb-VIREOSCSIHOT0002",
+        ],
+    );
+    ok(&d.virsh(&["detach-device", "vm1", &disk, "--live"]));
+    ev.wait_for("vm1 device-removed scsi0-0-0-1");
+    guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--running",
+            "i=0; while [ -e /sys/block/sdb ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done; \
+             [ -e /sys/block/sdb ] || echo NO-SDB-$((1+1))",
+            "NO-SDB-2",
+        ],
+    );
+    // lsilogic has seven units: the eighth disk has no place.
+    let lsi = vireo_tests::guest_xml("vm2").replace(
+        "<devices>",
+        "<devices><controller type='scsi' model='lsilogic'/>\
+         <disk type='file' device='disk'><source file='/dev/null'/>\
+         <target dev='sdh' bus='scsi'/></disk>",
+    );
+    let e = fails(&d.virsh(&["create", &write_file(&d, "vm2.xml", &lsi)]));
+    assert!(
+        e.contains("is not available on an lsilogic controller"),
+        "{e}"
+    );
     ok(&d.virsh(&["destroy", "vm1"]));
 }
 
