@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 
 /// The rows the issue asks for (and two extra memory/start rows), by id.
-const ROWS: [&str; 25] = [
+const ROWS: [&str; 26] = [
     "connect_close",
     "libversion_1",
     "libversion_4",
@@ -29,6 +29,7 @@ const ROWS: [&str; 25] = [
     "all_stats",
     "save",
     "restore",
+    "attach_detach",
     "vol_create_qcow2",
     "vol_upload_dense",
     "vol_upload_sparse",
