@@ -163,6 +163,8 @@ procedures! {
     DOMAIN_GET_BLOCK_INFO = 194,
     DOMAIN_BLOCK_STATS_FLAGS = 243,
     DOMAIN_SET_MEMORY_STATS_PERIOD = 308,
+    DOMAIN_GET_VCPUS = 20,
+    DOMAIN_GET_VCPU_PIN_INFO = 230,
     DOMAIN_GET_JOB_INFO = 163,
     DOMAIN_ABORT_JOB = 164,
     DOMAIN_GET_JOB_STATS = 298,
@@ -702,6 +704,44 @@ xdr_struct! {
         pub stats: Array<DomainMemoryStat, DOMAIN_MEMORY_STATS_MAX>,
     }
 }
+pub const VCPUINFO_MAX: usize = 16384;
+pub const CPUMAPS_MAX: usize = 8_388_608;
+xdr_struct! {
+    pub struct DomainGetVcpusArgs {
+        pub dom: Domain,
+        pub maxinfo: i32,
+        pub maplen: i32,
+    }
+}
+xdr_struct! {
+    pub struct DomainGetVcpuPinInfoArgs {
+        pub dom: Domain,
+        pub ncpumaps: i32,
+        pub maplen: i32,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    pub struct DomainGetVcpuPinInfoRet {
+        pub cpumaps: vireo_xdr::Opaque<CPUMAPS_MAX>,
+        pub num: i32,
+    }
+}
+xdr_struct! {
+    pub struct VcpuInfo {
+        pub number: u32,
+        pub state: i32,
+        pub cpu_time: u64,
+        pub cpu: i32,
+    }
+}
+xdr_struct! {
+    pub struct DomainGetVcpusRet {
+        pub info: Array<VcpuInfo, VCPUINFO_MAX>,
+        pub cpumaps: vireo_xdr::Opaque<CPUMAPS_MAX>,
+    }
+}
+
 /// `virDomainJobType`, and `VIR_DOMAIN_JOB_OPERATION_*`.
 pub mod job {
     pub const NONE: i32 = 0;
