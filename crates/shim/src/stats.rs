@@ -149,6 +149,42 @@ pub async fn serve(vm: &Vm, p: i32, payload: &[u8]) -> Result<Vec<u8>, RemoteErr
                 stats: vireo_xdr::Array(stats),
             })
         }
+        procs::DOMAIN_GET_VCPUS => {
+            let a: DomainGetVcpusArgs = args(payload)?;
+            mine(&a.dom)?;
+            let (Ok(maxinfo), Ok(maplen)) = (usize::try_from(a.maxinfo), usize::try_from(a.maplen))
+            else {
+                return Err(err(anyhow::anyhow!(BadArg(
+                    "maxinfo and maplen must not be negative".into()
+                ))));
+            };
+            if maxinfo > VCPUINFO_MAX || maxinfo.saturating_mul(maplen) > CPUMAPS_MAX {
+                return Err(err(anyhow::anyhow!(BadArg(
+                    "too many vCPUs or too long a CPU map asked for".into()
+                ))));
+            }
+            let mut info = Vec::new();
+            let mut maps = Vec::new();
+            for v in vm.vcpu_threads().await.into_iter().take(maxinfo) {
+                info.push(VcpuInfo {
+                    number: v.index,
+                    state: VCPU_RUNNING,
+                    cpu_time: v.time_ns,
+                    cpu: v.processor,
+                });
+                let mut map = vec![0u8; maplen];
+                for cpu in &v.affinity {
+                    if let Some(b) = map.get_mut(cpu / 8) {
+                        *b |= 1 << (cpu % 8);
+                    }
+                }
+                maps.extend(map);
+            }
+            ret(DomainGetVcpusRet {
+                info: vireo_xdr::Array(info),
+                cpumaps: vireo_xdr::Opaque(maps),
+            })
+        }
         _ => {
             let a: DomainGetBlockInfoArgs = args(payload)?;
             mine(&a.dom)?;
@@ -209,13 +245,51 @@ fn num(v: &Value, key: &str) -> u64 {
     v.get(key).and_then(Value::as_u64).unwrap_or(0)
 }
 
-/// `utime + stime` of a `/proc/…/stat` line, in nanoseconds: (total, user, system).
-fn proc_cpu_ns(path: &str) -> (u64, u64, u64) {
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
+/// One vCPU's thread, as `virDomainGetVcpus` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VcpuThread {
+    pub index: u32,
+    pub time_ns: u64,
+    /// The host CPU it ran on last.
+    pub processor: i32,
+    /// The host CPUs it may run on.
+    pub affinity: Vec<usize>,
+}
+
+/// The host CPUs thread `tid` may run on (none if it cannot be read).
+fn affinity(tid: u64) -> Vec<usize> {
+    let Ok(tid) = libc::pid_t::try_from(tid) else {
+        return Vec::new();
+    };
+    // SAFETY: a zeroed cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the size is the set's own and the set is ours to write.
+    let r =
+        unsafe { libc::sched_getaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if r != 0 {
+        return Vec::new();
+    }
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: i is below CPU_SETSIZE, the set's capacity.
+        .filter(|&i| unsafe { libc::CPU_ISSET(i, &set) })
+        .collect()
+}
+
+/// Field `i` after the command name of a `/proc/…/stat` line (0 is the state).
+fn stat_field(stat: &str, i: usize) -> Option<u64> {
     // The fields after the command name (which may hold spaces) follow the last ')'.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let rest = stat.rsplit_once(')').map(|(_, r)| r)?;
+    rest.split_whitespace().nth(i)?.parse().ok()
+}
+
+/// `utime + stime` of a `/proc/…/stat` file, in nanoseconds: (total, user, system).
+fn proc_cpu_ns(path: &str) -> (u64, u64, u64) {
+    stat_cpu_ns(&std::fs::read_to_string(path).unwrap_or_default())
+}
+
+/// `utime + stime` of a `/proc/…/stat` line, in nanoseconds: (total, user, system).
+fn stat_cpu_ns(stat: &str) -> (u64, u64, u64) {
+    let ticks = |i: usize| stat_field(stat, i).unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     let ns = 1_000_000_000 / hz;
@@ -425,6 +499,37 @@ impl Vm {
         }
     }
 
+    /// Each vCPU's thread: its CPU time, the host CPU it ran on last, and the host CPUs it
+    /// may run on, by vCPU index.
+    pub async fn vcpu_threads(&self) -> Vec<VcpuThread> {
+        let Ok(v) = self.qmp().execute("query-cpus-fast", None).await else {
+            return Vec::new();
+        };
+        let pid = self.qemu_pid();
+        let mut out: Vec<VcpuThread> = v
+            .as_array()
+            .map(|cpus| {
+                cpus.iter()
+                    .map(|c| {
+                        let tid = num(c, "thread-id");
+                        let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat"))
+                            .unwrap_or_default();
+                        VcpuThread {
+                            index: u32::try_from(num(c, "cpu-index")).unwrap_or(u32::MAX),
+                            time_ns: stat_cpu_ns(&stat).0,
+                            processor: stat_field(&stat, 36)
+                                .and_then(|p| i32::try_from(p).ok())
+                                .unwrap_or(-1),
+                            affinity: affinity(tid),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort_unstable_by_key(|t| t.index);
+        out
+    }
+
     /// vCPU threads' CPU time in nanoseconds, by vCPU index.
     async fn vcpu_times(&self) -> Vec<(u64, u64)> {
         let Ok(v) = self.qmp().execute("query-cpus-fast", None).await else {
@@ -563,5 +668,31 @@ impl Vm {
                     "invalid path, '{device}' is not a known interface"
                 )))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_after_a_name_with_spaces() {
+        // pid (comm) state ppid … utime(11) stime(12) … processor(36)
+        let mut f: Vec<String> = (0..40).map(|i| i.to_string()).collect();
+        f[0] = "S".into();
+        let line = format!("42 (CPU 0/TCG) {}", f.join(" "));
+        assert_eq!(stat_field(&line, 36), Some(36));
+        assert_eq!(stat_field(&line, 11), Some(11));
+        assert_eq!(stat_field("garbage", 3), None);
+        let (total, user, system) = stat_cpu_ns(&line);
+        assert_eq!(total, user + system);
+        assert!(user > 0 && system > user);
+    }
+
+    #[test]
+    fn our_own_affinity_is_readable() {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        assert!(!affinity(tid as u64).is_empty());
     }
 }
