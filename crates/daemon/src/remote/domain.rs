@@ -159,6 +159,35 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8], readonly: bool
                 num: q.vcpus(&a.dom)? as i32,
             })
         }
+        procs::DOMAIN_GET_VCPU_PIN_INFO => {
+            let a: DomainGetVcpuPinInfoArgs = args(payload)?;
+            // AFFECT_LIVE 1, AFFECT_CONFIG 2.
+            check_flags(a.flags, 3)?;
+            let (Ok(n), Ok(maplen)) = (usize::try_from(a.ncpumaps), usize::try_from(a.maplen))
+            else {
+                return Err(DriverError::InvalidArg(
+                    "ncpumaps and maplen must not be negative".into(),
+                )
+                .into());
+            };
+            if n.saturating_mul(maplen) > CPUMAPS_MAX {
+                return Err(
+                    DriverError::InvalidArg("the CPU maps asked for are too long".into()).into(),
+                );
+            }
+            // No vCPU is pinned (a <vcpu cpuset> is refused): each may run on every host CPU.
+            let vcpus = q.vcpus(&a.dom)? as usize;
+            let host = vireo_driver::host::node_info().cpus as usize;
+            let mut map = vec![0u8; maplen];
+            for cpu in 0..host.min(maplen * 8) {
+                map[cpu / 8] |= 1 << (cpu % 8);
+            }
+            let num = vcpus.min(n);
+            ret(DomainGetVcpuPinInfoRet {
+                cpumaps: vireo_xdr::Opaque(map.repeat(num)),
+                num: num as i32,
+            })
+        }
         procs::DOMAIN_GET_AUTOSTART => {
             let a: DomainArgs = args(payload)?;
             ret(DomainGetAutostartRet {
