@@ -150,3 +150,28 @@ fn domain_statistics(layout: Layout) {
 }
 
 vireo_tests::in_every_layout!(domain_statistics);
+
+/// `virsh vcpuinfo`: each vCPU thread's state, host CPU, time and affinity while the guest
+/// runs (GET_VCPUS), and the (unpinned) affinity of a stopped one (GET_VCPU_PIN_INFO).
+#[test]
+fn vcpu_info() {
+    let d = Daemon::start();
+    let xml = vireo_tests::guest_xml("vm1").replace("<vcpu>1</vcpu>", "<vcpu>2</vcpu>");
+    ok(&d.virsh(&["define", &write_file(&d, "vm1.xml", &xml)]));
+    let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let all = "y".repeat(host_cpus);
+    let off = ok(&d.virsh(&["vcpuinfo", "vm1"]));
+    assert_eq!(off.matches("CPU Affinity:").count(), 2, "{off}");
+    assert!(off.contains(&format!("CPU Affinity:   {all}")), "{off}");
+
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    let on = ok(&d.virsh(&["vcpuinfo", "vm1"]));
+    for i in 0..2 {
+        assert!(on.contains(&format!("VCPU:           {i}")), "{on}");
+    }
+    assert_eq!(on.matches("State:          running").count(), 2, "{on}");
+    assert!(on.contains("CPU:            "), "{on}");
+    // QEMU's threads may run anywhere on this host (no <vcpu cpuset>).
+    assert!(on.contains(&format!("CPU Affinity:   {all}")), "{on}");
+    ok(&d.virsh(&["destroy", "vm1"]));
+}
