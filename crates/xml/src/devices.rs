@@ -719,13 +719,22 @@ xml_element! {
         children sources: ChardevSource = "source",
         /// `<protocol type=...>` (tcp: raw, telnet, telnets, tls).
         in_attr_opt protocol: String = "protocol@type",
-        /// `<log file=...>`.
-        in_attr_opt log_file: String = "log@file",
+        /// `<log file=... append=...>`.
+        child_opt log: ChardevLog = "log",
         child_opt target: ChardevTarget = "target",
         in_attr_opt alias: String = "alias@name",
         child_opt address: Address = "address",
     }
     check Chardev::check;
+}
+
+xml_element! {
+    /// A character device's `<log>`: a file that gets a copy of what the guest writes;
+    /// `append='on'` keeps what it had (off, the default: truncated at start).
+    pub struct ChardevLog {
+        attr file: String = "file",
+        attr_opt append: String = "append",
+    }
 }
 
 impl Chardev {

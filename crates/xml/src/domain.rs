@@ -244,6 +244,8 @@ pub struct Domain {
     pub vcpu_placement: VcpuPlacement,
     /// `<vcpu cpuset=...>`.
     pub vcpu_cpuset: Option<String>,
+    /// `<sysinfo>` elements (SMBIOS, fw_cfg), in order.
+    pub sysinfo: Vec<Sysinfo>,
     pub os: Os,
     /// Children of `<features>`, in document order.
     pub features: Vec<Feature>,
@@ -271,6 +273,7 @@ impl Default for Domain {
             vcpu_current: None,
             vcpu_placement: VcpuPlacement::Static,
             vcpu_cpuset: None,
+            sysinfo: Vec::new(),
             os: Os::default(),
             features: Vec::new(),
             cpu: None,
@@ -299,6 +302,52 @@ xml_element! {
         /// `<boot dev=...>` elements, order kept.
         children boot_devs: OsBoot = "boot",
         child_opt bootmenu: BootMenu = "bootmenu",
+        child_opt smbios: Smbios = "smbios",
+    }
+}
+
+xml_element! {
+    /// `<os><smbios mode=...>`: where the guest's SMBIOS tables come from (`emulate`,
+    /// `host`, or `sysinfo`: the domain's `<sysinfo type='smbios'>`).
+    pub struct Smbios {
+        attr mode: String = "mode",
+    }
+}
+
+xml_element! {
+    /// `<sysinfo type='smbios'>` (or `fwcfg`): what the guest's firmware tables say.
+    pub struct Sysinfo {
+        attr sysinfo_type: String = "type",
+        child_opt bios: SysinfoBlock = "bios",
+        child_opt system: SysinfoBlock = "system",
+        children base_boards: SysinfoBlock = "baseBoard",
+        child_opt chassis: SysinfoBlock = "chassis",
+        child_opt oem_strings: OemStrings = "oemStrings",
+        /// `type='fwcfg'`: `<entry name=...>` directly inside.
+        children entries: SysinfoEntry = "entry",
+    }
+}
+
+xml_element! {
+    /// `<bios>`, `<system>`, `<baseBoard>`, `<chassis>`: named entries.
+    pub struct SysinfoBlock {
+        children entries: SysinfoEntry = "entry",
+    }
+}
+
+xml_element! {
+    /// `<entry name=...>VALUE</entry>` (fwcfg's may name a `file` instead).
+    pub struct SysinfoEntry {
+        attr_opt name: String = "name",
+        attr_opt file: String = "file",
+        text_opt value: String = "",
+    }
+}
+
+xml_element! {
+    /// `<oemStrings>`: unnamed entries.
+    pub struct OemStrings {
+        children entries: SysinfoEntry = "entry",
     }
 }
 
@@ -622,6 +671,9 @@ impl Domain {
             .opt("cpuset", self.vcpu_cpuset.as_deref())
             .opt("current", self.vcpu_current)
             .text(&self.vcpus.to_string());
+        for s in &self.sysinfo {
+            s.write_to(&mut w, "sysinfo");
+        }
         self.os.write_to(&mut w, "os");
         if !self.features.is_empty() {
             w.elem("features").open();
@@ -771,6 +823,7 @@ impl Domain {
         let on_reboot = lifecycle(root, "on_reboot", LifecycleAction::Restart, false)?;
         let on_crash = lifecycle(root, "on_crash", LifecycleAction::Destroy, true)?;
         let pm = field::child_opt(root, "pm")?;
+        let sysinfo = field::children_of(root, "sysinfo")?;
 
         let devices = match child(root, "devices") {
             Some(d) => Devices::from_node(d)?,
@@ -805,6 +858,7 @@ impl Domain {
             vcpu_current,
             vcpu_placement,
             vcpu_cpuset,
+            sysinfo,
             os,
             features,
             cpu,

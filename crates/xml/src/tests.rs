@@ -1059,3 +1059,30 @@ fn fixtures_with_unknown_parts_are_refused_by_name() {
         assert!(e.to_string().contains(want), "{f}: {e}");
     }
 }
+
+#[test]
+fn sysinfo_smbios_and_serial_log_are_kept() {
+    let xml = "<domain type='qemu'><name>n</name><memory>65536</memory>\
+        <sysinfo type='smbios'><system><entry name='product'>OpenStack Nova</entry></system>\
+        <oemStrings><entry>a:b</entry></oemStrings></sysinfo>\
+        <os><type>hvm</type><smbios mode='sysinfo'/></os>\
+        <devices><serial type='pty'><log file='/var/log/c.log' append='on'/></serial></devices>\
+        </domain>";
+    let d = Domain::parse_kept(xml).expect("kept");
+    let out = d.format();
+    for want in [
+        "<sysinfo type='smbios'>",
+        "<entry name='product'>OpenStack Nova</entry>",
+        "<entry>a:b</entry>",
+        "<smbios mode='sysinfo'/>",
+        "<log file='/var/log/c.log' append='on'/>",
+    ] {
+        assert!(out.contains(want), "{want}:\n{out}");
+    }
+    // libvirt's order: sysinfo before os.
+    assert!(
+        out.find("<sysinfo").unwrap() < out.find("<os>").unwrap(),
+        "{out}"
+    );
+    assert_eq!(Domain::parse_kept(&out).expect("again").format(), out);
+}
