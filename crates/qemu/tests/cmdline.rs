@@ -1255,3 +1255,81 @@ fn scsi_disks_sit_on_their_controller() {
         .to_string();
     assert!(e.contains("not available on an lsilogic controller"), "{e}");
 }
+
+#[test]
+fn smbios_tables_from_sysinfo() {
+    let cfg = LaunchConfig {
+        monitor_fd: 7,
+        run_dir: "/run/x".into(),
+        secret_fds: Some(Default::default()),
+        tap_fds: Some(Vec::new()),
+    };
+    let sysinfo = "<sysinfo type='smbios'>\
+         <bios><entry name='vendor'>Vireo</entry><entry name='date'>12/01/2026</entry></bios>\
+         <system><entry name='manufacturer'>OpenStack Foundation</entry>\
+         <entry name='product'>OpenStack, Nova</entry>\
+         <entry name='uuid'>11111111-2222-3333-4444-555555555555</entry></system>\
+         <baseBoard><entry name='serial'>B1</entry></baseBoard>\
+         <chassis><entry name='asset'>A1</entry></chassis>\
+         <oemStrings><entry>app:one</entry><entry>app:two</entry></oemStrings>\
+         </sysinfo>";
+    let os = |mode: &str| format!("{PC}<smbios mode='{mode}'/>");
+    let build = |xml: &str| {
+        let def = Domain::parse_kept(xml).map_err(|e| e.to_string())?;
+        cmdline::build(&def, &caps(), &cfg).map_err(|e| e.to_string())
+    };
+    let args = build(&domain("qemu", &os("sysinfo"), sysinfo, "")).expect("sysinfo");
+    let smbios: Vec<&str> = args
+        .windows(2)
+        .filter(|w| w[0] == "-smbios")
+        .map(|w| w[1].as_str())
+        .collect();
+    assert_eq!(
+        smbios,
+        [
+            "type=0,vendor=Vireo,date=12/01/2026",
+            "type=1,manufacturer=OpenStack Foundation,product=OpenStack,, Nova,\
+             uuid=11111111-2222-3333-4444-555555555555",
+            "type=2,serial=B1",
+            "type=3,asset=A1",
+            "type=11,value=app:one,value=app:two",
+        ]
+    );
+    // emulate (and no <smbios>): QEMU's own tables.
+    let args = build(&domain("qemu", &os("emulate"), sysinfo, "")).expect("emulate");
+    assert!(!args.iter().any(|a| a == "-smbios"), "{args:?}");
+    for (xml, want) in [
+        (
+            domain("qemu", &os("host"), sysinfo, ""),
+            "<smbios mode='host'> is not supported",
+        ),
+        (
+            domain("qemu", &os("sysinfo"), "", ""),
+            "needs a <sysinfo type='smbios'>",
+        ),
+        (
+            domain(
+                "qemu",
+                &os("sysinfo"),
+                &sysinfo.replace(
+                    "11111111-2222-3333-4444-555555555555",
+                    "11111111-2222-3333-4444-000000000000",
+                ),
+                "",
+            ),
+            "UUID mismatch",
+        ),
+        (
+            domain(
+                "qemu",
+                &os("sysinfo"),
+                &sysinfo.replace("name='asset'", "name='colour'"),
+                "",
+            ),
+            "<sysinfo><chassis><entry name='colour'> is not valid",
+        ),
+    ] {
+        let e = build(&xml).unwrap_err();
+        assert!(e.contains(want), "{e}");
+    }
+}

@@ -29,7 +29,7 @@ impl<'a> Builder<'a> {
         }
         let src = c.sources.first();
         // A pty's <source path> and the tty attribute describe a previous run.
-        let o = match c.dev_type {
+        let mut o = match c.dev_type {
             ChardevType::Pty => Opts::new("pty").set("id", id),
             ChardevType::Null => Opts::new("null").set("id", id),
             ChardevType::File => {
@@ -85,7 +85,17 @@ impl<'a> Builder<'a> {
             ))
             }
         };
-        Ok(o.set_opt("logfile", c.log_file.as_deref()).done())
+        if let Some(log) = &c.log {
+            let append = match log.append.as_deref() {
+                None => None,
+                Some(v @ ("on" | "off")) => Some(v),
+                Some(v) => {
+                    return unsupported(format!("{what}: <log append='{v}'> is not on or off"))
+                }
+            };
+            o = o.set("logfile", &log.file).set_opt("logappend", append);
+        }
+        Ok(o.done())
     }
 
     pub(super) fn chardevs(&mut self) -> Result<()> {

@@ -384,6 +384,107 @@ impl<'a> Builder<'a> {
         Ok(no_reboot)
     }
 
+    /// `-smbios` tables from `<sysinfo type='smbios'>`, when `<os><smbios mode='sysinfo'/>`
+    /// asks for them (libvirt's names are QEMU's keys).
+    pub(super) fn smbios(&self) -> Result<Vec<String>> {
+        let def = self.def;
+        if let Some(s) = def.sysinfo.iter().find(|s| s.sysinfo_type != "smbios") {
+            return unsupported(format!(
+                "<sysinfo type='{}'> is not supported (smbios)",
+                s.sysinfo_type
+            ));
+        }
+        match def.os.smbios.as_ref().map(|s| s.mode.as_str()) {
+            None | Some("emulate") => return Ok(Vec::new()),
+            Some("sysinfo") => {}
+            Some("host") => return unsupported("<smbios mode='host'> is not supported"),
+            Some(other) => return unsupported(format!("<smbios mode='{other}'> is not valid")),
+        }
+        let Some(si) = def.sysinfo.first() else {
+            return unsupported("<smbios mode='sysinfo'> needs a <sysinfo type='smbios'>");
+        };
+        if !si.entries.is_empty() {
+            return unsupported("<sysinfo type='smbios'> takes its entries in blocks");
+        }
+        let mut out = Vec::new();
+        let mut table = |ty: u32, block: &vireo_xml::SysinfoBlock, what: &str, keys: &[&str]| {
+            let mut o = Opts::new(&format!("type={ty}"));
+            for e in &block.entries {
+                let name = e.name.as_deref().unwrap_or("");
+                if !keys.contains(&name) || e.file.is_some() {
+                    return unsupported(format!(
+                        "<sysinfo><{what}><entry name='{name}'> is not valid"
+                    ));
+                }
+                let value = e.value.as_deref().unwrap_or("");
+                if ty == 1 && name == "uuid" {
+                    let same = vireo_xml::parse_uuid(value).is_some_and(|u| Some(u) == def.uuid);
+                    if !same {
+                        return unsupported(
+                            "UUID mismatch between <uuid> and <sysinfo><system><entry name='uuid'>",
+                        );
+                    }
+                }
+                o = o.set(name, value);
+            }
+            out.push(o.done());
+            Ok(())
+        };
+        if let Some(b) = &si.bios {
+            table(0, b, "bios", &["vendor", "version", "date", "release"])?;
+        }
+        if let Some(b) = &si.system {
+            table(
+                1,
+                b,
+                "system",
+                &[
+                    "manufacturer",
+                    "product",
+                    "version",
+                    "serial",
+                    "uuid",
+                    "sku",
+                    "family",
+                ],
+            )?;
+        }
+        if si.base_boards.len() > 1 {
+            return unsupported("more than one <sysinfo><baseBoard> is not supported");
+        }
+        for b in &si.base_boards {
+            table(
+                2,
+                b,
+                "baseBoard",
+                &[
+                    "manufacturer",
+                    "product",
+                    "version",
+                    "serial",
+                    "asset",
+                    "location",
+                ],
+            )?;
+        }
+        if let Some(b) = &si.chassis {
+            table(
+                3,
+                b,
+                "chassis",
+                &["manufacturer", "version", "serial", "asset", "sku"],
+            )?;
+        }
+        if let Some(oem) = &si.oem_strings {
+            let mut o = Opts::new("type=11");
+            for e in &oem.entries {
+                o = o.set("value", e.value.as_deref().unwrap_or(""));
+            }
+            out.push(o.done());
+        }
+        Ok(out)
+    }
+
     /// `-boot` value; fills the bootindex of disks and interfaces.
     pub(super) fn boot(&mut self) -> Result<String> {
         let def = self.def;

@@ -308,6 +308,7 @@ impl<'a> Builder<'a> {
         let (rtc, pit_policy) = self.clock(&mut mopts)?;
         let no_reboot = self.lifecycle()?;
         let boot = self.boot()?;
+        let smbios = self.smbios()?;
         self.reserve_pci()?;
 
         self.arg2(
@@ -340,6 +341,9 @@ impl<'a> Builder<'a> {
         self.arg2("-m", format!("size={}k", def.memory_kib));
         self.arg2("-smp", smp);
         self.arg2("-uuid", uuid);
+        for t in smbios {
+            self.arg2("-smbios", t);
+        }
         if def.devices.graphics.is_empty() {
             self.arg2("-display", "none");
         }
