@@ -40,6 +40,44 @@ fn online_nodes() -> u32 {
     n.max(1)
 }
 
+/// The host's CPUs for `virNodeGetCPUMap`: how many there are (the highest present
+/// index + 1), and which are online.
+pub fn cpu_map() -> (u32, Vec<u32>) {
+    let read =
+        |f: &str| fs::read_to_string(format!("/sys/devices/system/cpu/{f}")).unwrap_or_default();
+    let online = parse_cpu_list(&read("online"));
+    let present = parse_cpu_list(&read("present"));
+    let count = present
+        .iter()
+        .chain(&online)
+        .max()
+        .map_or(node_info().cpus.max(1), |m| m + 1);
+    let online = if online.is_empty() {
+        (0..count).collect()
+    } else {
+        online
+    };
+    (count, online)
+}
+
+/// A kernel CPU list ("0-3,8,10-11"); at most 65,536 CPUs are read.
+pub fn parse_cpu_list(s: &str) -> Vec<u32> {
+    const MAX: u32 = 65_536;
+    let mut out = Vec::new();
+    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<u32>(), b.trim().parse::<u32>()),
+            None => (part.trim().parse::<u32>(), part.trim().parse::<u32>()),
+        };
+        if let (Ok(a), Ok(b)) = (a, b) {
+            out.extend((a..=b.min(MAX)).take(MAX as usize));
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// Builds node info from `/proc/cpuinfo` and `/proc/meminfo` text.
 pub fn parse_node_info(cpuinfo: &str, meminfo: &str, arch: &str, nodes: u32) -> NodeInfo {
     let mut cpus = 0u32;
@@ -110,6 +148,16 @@ pub fn hostname() -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0-3,8,10-11\n"), [0, 1, 2, 3, 8, 10, 11]);
+        assert_eq!(parse_cpu_list("0"), [0]);
+        assert!(parse_cpu_list("").is_empty());
+        assert!(parse_cpu_list("x-y").is_empty());
+        assert_eq!(parse_cpu_list("0-4294967295").len(), 65_536);
+    }
+
     use super::*;
 
     #[test]

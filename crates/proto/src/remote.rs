@@ -41,6 +41,7 @@ procedures! {
     NODE_GET_INFO = 6,
     CONNECT_GET_CAPABILITIES = 7,
     CONNECT_GET_CPU_MODEL_NAMES = 312,
+    NODE_GET_CPU_MAP = 293,
     CONNECT_GET_DOMAIN_CAPABILITIES = 342,
     DOMAIN_ATTACH_DEVICE = 8,
     DOMAIN_CREATE = 9,
@@ -437,6 +438,21 @@ xdr_struct! {
     }
 }
 xdr_struct! { pub struct ConnectGetDomainCapabilitiesRet { pub capabilities: String } }
+pub const CPUMAP_MAX: usize = 2048;
+xdr_struct! {
+    pub struct NodeGetCpuMapArgs {
+        pub need_map: i32,
+        pub need_online: i32,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    pub struct NodeGetCpuMapRet {
+        pub cpumap: vireo_xdr::Opaque<CPUMAP_MAX>,
+        pub online: u32,
+        pub ret: i32,
+    }
+}
 pub const CONNECT_CPU_MODELS_MAX: usize = 8192;
 xdr_struct! {
     pub struct ConnectGetCpuModelNamesArgs {

@@ -126,6 +126,34 @@ pub(super) fn dispatch(
                 })
             })
         }
+        procs::NODE_GET_CPU_MAP => {
+            let a: NodeGetCpuMapArgs = match args(payload) {
+                Ok(a) => a,
+                Err(e) => return Some(Err(e)),
+            };
+            if let Err(e) = check_flags(a.flags, 0) {
+                return Some(Err(e));
+            }
+            let (count, online) = vireo_driver::host::cpu_map();
+            let mut map = Vec::new();
+            if a.need_map != 0 {
+                map = vec![0u8; (count as usize).div_ceil(8).min(CPUMAP_MAX)];
+                for c in &online {
+                    if let Some(b) = map.get_mut(*c as usize / 8) {
+                        *b |= 1 << (c % 8);
+                    }
+                }
+            }
+            ret(NodeGetCpuMapRet {
+                cpumap: vireo_xdr::Opaque(map),
+                online: if a.need_online != 0 {
+                    online.len() as u32
+                } else {
+                    0
+                },
+                ret: count as i32,
+            })
+        }
         procs::CONNECT_GET_CPU_MODEL_NAMES => {
             let a: ConnectGetCpuModelNamesArgs = match args(payload) {
                 Ok(a) => a,
