@@ -12,7 +12,7 @@ use vireo_proto::remote::{
 use vireo_proto::typed::{TypedParam, TypedValue};
 use vireo_proto::RemoteError;
 
-use crate::serve::{args, ret};
+use crate::serve::{args, check_uuid, ret};
 use crate::vm::Vm;
 
 /// A job in progress.
@@ -115,29 +115,17 @@ impl Job {
 const STATS_COMPLETED: u32 = 1;
 const STATS_KEEP_COMPLETED: u32 = 2;
 
-fn mine(vm: &Vm, uuid: &[u8; 16]) -> Result<(), RemoteError> {
-    if *uuid == vm.uuid {
-        Ok(())
-    } else {
-        Err(RemoteError::new(
-            code::NO_DOMAIN,
-            errdom::QEMU,
-            "Domain not found: this shim serves another domain",
-        ))
-    }
-}
-
 /// GET_JOB_INFO, GET_JOB_STATS and ABORT_JOB.
 pub async fn serve(vm: &Vm, p: i32, payload: &[u8]) -> Result<Vec<u8>, RemoteError> {
     match p {
         procs::DOMAIN_GET_JOB_INFO => {
             let a: DomainArgs = args(payload)?;
-            mine(vm, &a.dom.uuid)?;
+            check_uuid(vm, &a.dom.uuid)?;
             ret(vm.job(Job::info).unwrap_or_default())
         }
         procs::DOMAIN_GET_JOB_STATS => {
             let a: DomainFlagsArgs = args(payload)?;
-            mine(vm, &a.dom.uuid)?;
+            check_uuid(vm, &a.dom.uuid)?;
             let unknown = a.flags & !(STATS_COMPLETED | STATS_KEEP_COMPLETED);
             if unknown != 0 {
                 return Err(RemoteError::new(
@@ -159,7 +147,7 @@ pub async fn serve(vm: &Vm, p: i32, payload: &[u8]) -> Result<Vec<u8>, RemoteErr
         }
         _ => {
             let a: DomainArgs = args(payload)?;
-            mine(vm, &a.dom.uuid)?;
+            check_uuid(vm, &a.dom.uuid)?;
             vm.abort_job().map_err(|e| crate::serve::to_remote(&e))?;
             Ok(Vec::new())
         }

@@ -87,15 +87,20 @@ impl ShimService {
     }
 
     pub(crate) fn check_uuid(&self, uuid: &Uuid) -> Result<(), RemoteError> {
-        if *uuid == self.vm.uuid {
-            Ok(())
-        } else {
-            Err(RemoteError::new(
-                code::NO_DOMAIN,
-                errdom::QEMU,
-                "Domain not found: this shim serves another domain",
-            ))
-        }
+        check_uuid(&self.vm, uuid)
+    }
+}
+
+/// A call about another domain than this shim's VM is answered "no domain".
+pub(crate) fn check_uuid(vm: &Vm, uuid: &Uuid) -> Result<(), RemoteError> {
+    if *uuid == vm.uuid {
+        Ok(())
+    } else {
+        Err(RemoteError::new(
+            code::NO_DOMAIN,
+            errdom::QEMU,
+            "Domain not found: this shim serves another domain",
+        ))
     }
 }
 

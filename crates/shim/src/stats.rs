@@ -36,17 +36,7 @@ const BLOCK_FIELDS: [&str; 8] = [
 
 /// The statistics calls, for this shim's domain.
 pub async fn serve(vm: &Vm, p: i32, payload: &[u8]) -> Result<Vec<u8>, RemoteError> {
-    let mine = |dom: &Domain| -> Result<(), RemoteError> {
-        if dom.uuid == vm.uuid {
-            Ok(())
-        } else {
-            Err(RemoteError::new(
-                vireo_proto::error::code::NO_DOMAIN,
-                vireo_proto::error::domain::QEMU,
-                "Domain not found: this shim serves another domain",
-            ))
-        }
-    };
+    let mine = |dom: &Domain| crate::serve::check_uuid(vm, &dom.uuid);
     let err = |e: anyhow::Error| to_remote(&e);
     match p {
         procs::CONNECT_GET_ALL_DOMAIN_STATS => {
