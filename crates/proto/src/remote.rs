@@ -145,6 +145,7 @@ procedures! {
     DOMAIN_CREATE_WITH_FLAGS = 196,
     DOMAIN_GET_VCPUS_FLAGS = 200,
     DOMAIN_OPEN_CONSOLE = 201,
+    DOMAIN_SCREENSHOT = 211,
     DOMAIN_IS_UPDATED = 202,
     STORAGE_VOL_UPLOAD = 208,
     STORAGE_VOL_DOWNLOAD = 209,
@@ -264,6 +265,7 @@ pub fn allowed_read_only(p: i32) -> bool {
             | DOMAIN_SUSPEND
             | DOMAIN_RESUME
             | DOMAIN_OPEN_CONSOLE
+            | DOMAIN_SCREENSHOT
             | DOMAIN_DEFINE_XML
             | DOMAIN_DEFINE_XML_FLAGS
             | DOMAIN_DESTROY
@@ -720,6 +722,14 @@ xdr_struct! {
         pub stats: Array<DomainMemoryStat, DOMAIN_MEMORY_STATS_MAX>,
     }
 }
+xdr_struct! {
+    pub struct DomainScreenshotArgs {
+        pub dom: Domain,
+        pub screen: u32,
+        pub flags: u32,
+    }
+}
+xdr_struct! { pub struct DomainScreenshotRet { pub mime: Option<String> } }
 pub const VCPUINFO_MAX: usize = 16384;
 pub const CPUMAPS_MAX: usize = 8_388_608;
 xdr_struct! {

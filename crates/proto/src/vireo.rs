@@ -39,6 +39,8 @@ pub mod procs {
     /// The VM's memory and device state into the file given as the call's one
     /// descriptor (at its offset); QEMU then ends. [`ShimSaveArgs`] → void.
     pub const SHIM_SAVE: i32 = 103;
+    /// A picture of the VM's screen. [`ShimScreenshotArgs`] → [`ShimScreenshotRet`].
+    pub const SHIM_SCREENSHOT: i32 = 104;
 }
 
 /// The name of a procedure of this program.
@@ -51,6 +53,7 @@ pub fn proc_name(p: i32) -> Option<&'static str> {
         procs::SHIM_DETACH_DEVICE => Some("SHIM_DETACH_DEVICE"),
         procs::SHIM_CHANGE_MEDIA => Some("SHIM_CHANGE_MEDIA"),
         procs::SHIM_SAVE => Some("SHIM_SAVE"),
+        procs::SHIM_SCREENSHOT => Some("SHIM_SCREENSHOT"),
         _ => None,
     }
 }
@@ -140,5 +143,23 @@ xdr_struct! {
     /// `SHIM_SAVE`: nothing but room for flags to come.
     pub struct ShimSaveArgs {
         pub flags: u32,
+    }
+}
+
+/// The largest screenshot a shim sends back (a frame holds 32 MiB).
+pub const SCREENSHOT_MAX: usize = 30 << 20;
+
+xdr_struct! {
+    /// `SHIM_SCREENSHOT`: which head of the display.
+    pub struct ShimScreenshotArgs {
+        pub screen: u32,
+    }
+}
+
+xdr_struct! {
+    /// The picture (PNG) and its MIME type.
+    pub struct ShimScreenshotRet {
+        pub mime: String,
+        pub data: vireo_xdr::Opaque<SCREENSHOT_MAX>,
     }
 }
