@@ -5,6 +5,7 @@
 
 mod hotplug;
 mod job;
+mod screen;
 mod serve;
 mod stats;
 mod vm;
