@@ -12,6 +12,7 @@ pub mod pci;
 pub mod peers;
 pub mod save;
 pub mod saveimage;
+pub mod screen;
 pub mod stats;
 
 pub use driver::{DomainInfo, QemuConfig, QemuDriver};

@@ -471,7 +471,7 @@ impl QemuDriver {
         self.publish(&handle, event::STOPPED, event::STOPPED_FAILED);
     }
 
-    fn shim_of(&self, h: &Handle) -> Result<Arc<Connection>> {
+    pub(crate) fn shim_of(&self, h: &Handle) -> Result<Arc<Connection>> {
         let reg = self.read();
         let o = reg
             .by_uuid
