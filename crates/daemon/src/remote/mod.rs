@@ -10,6 +10,7 @@ mod events;
 mod network;
 mod nwfilter;
 mod running;
+mod screenshot;
 mod secondary;
 mod secret;
 mod stats;
@@ -276,6 +277,10 @@ impl Service for RemoteService {
         if p == procs::DOMAIN_OPEN_CONSOLE {
             let c = Arc::clone(client);
             return Dispatch::Later(console::open(self, c, header, payload.to_vec()));
+        }
+        if p == procs::DOMAIN_SCREENSHOT {
+            let c = Arc::clone(client);
+            return Dispatch::Later(screenshot::open(self, c, header, payload.to_vec()));
         }
         if let Some(fut) = running::dispatch(&self, p, payload) {
             return Dispatch::Later(fut);
