@@ -166,6 +166,11 @@ procedures! {
     DOMAIN_BLOCK_STATS_FLAGS = 243,
     DOMAIN_SET_MEMORY_STATS_PERIOD = 308,
     DOMAIN_GET_VCPUS = 20,
+    DOMAIN_SET_MAX_MEMORY = 30,
+    DOMAIN_SET_MEMORY = 31,
+    DOMAIN_SET_VCPUS = 32,
+    DOMAIN_SET_VCPUS_FLAGS = 199,
+    DOMAIN_SET_MEMORY_FLAGS = 204,
     DOMAIN_GET_VCPU_PIN_INFO = 230,
     DOMAIN_GET_JOB_INFO = 163,
     DOMAIN_ABORT_JOB = 164,
@@ -266,6 +271,11 @@ pub fn allowed_read_only(p: i32) -> bool {
             | DOMAIN_RESUME
             | DOMAIN_OPEN_CONSOLE
             | DOMAIN_SCREENSHOT
+            | DOMAIN_SET_MAX_MEMORY
+            | DOMAIN_SET_MEMORY
+            | DOMAIN_SET_MEMORY_FLAGS
+            | DOMAIN_SET_VCPUS
+            | DOMAIN_SET_VCPUS_FLAGS
             | DOMAIN_DEFINE_XML
             | DOMAIN_DEFINE_XML_FLAGS
             | DOMAIN_DESTROY
@@ -730,6 +740,26 @@ xdr_struct! {
     }
 }
 xdr_struct! { pub struct DomainScreenshotRet { pub mime: Option<String> } }
+xdr_struct! { pub struct DomainSetMemoryArgs { pub dom: Domain, pub memory: u64 } }
+xdr_struct! {
+    pub struct DomainSetMemoryFlagsArgs {
+        pub dom: Domain,
+        pub memory: u64,
+        pub flags: u32,
+    }
+}
+xdr_struct! { pub struct DomainSetVcpusArgs { pub dom: Domain, pub nvcpus: u32 } }
+xdr_struct! {
+    pub struct DomainSetVcpusFlagsArgs {
+        pub dom: Domain,
+        pub nvcpus: u32,
+        pub flags: u32,
+    }
+}
+/// `VIR_DOMAIN_MEM_MAXIMUM`, `VIR_DOMAIN_VCPU_MAXIMUM`, `VIR_DOMAIN_VCPU_GUEST`.
+pub const MEM_MAXIMUM: u32 = 4;
+pub const VCPU_MAXIMUM: u32 = 4;
+pub const VCPU_GUEST: u32 = 8;
 pub const VCPUINFO_MAX: usize = 16384;
 pub const CPUMAPS_MAX: usize = 8_388_608;
 xdr_struct! {
