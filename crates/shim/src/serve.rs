@@ -60,10 +60,20 @@ impl ShimService {
                 ret(DomainGetInfoRet {
                     state: vm.state().0 as u32,
                     max_mem: vm.def.max_memory_kib(),
-                    memory: vm.def.current_memory_kib,
+                    memory: vm.memory_kib(),
                     nr_virt_cpu: vm.def.current_vcpus(),
                     cpu_time: vm.cpu_time_ns(),
                 })
+            }
+            procs::DOMAIN_GET_VCPUS_FLAGS => {
+                let a: DomainFlagsArgs = args(payload)?;
+                self.check_uuid(&a.dom.uuid)?;
+                let num = if a.flags & VCPU_MAXIMUM != 0 {
+                    vm.def.vcpus
+                } else {
+                    vm.def.current_vcpus()
+                };
+                ret(DomainGetVcpusFlagsRet { num: num as i32 })
             }
             procs::DOMAIN_SET_METADATA => {
                 let a: DomainSetMetadataArgs = args(payload)?;
@@ -167,7 +177,8 @@ impl Service for ShimService {
             | procs::DOMAIN_RESET
             | procs::DOMAIN_DESTROY
             | procs::DOMAIN_DESTROY_FLAGS
-            | procs::DOMAIN_SET_MEMORY_STATS_PERIOD => p,
+            | procs::DOMAIN_SET_MEMORY_STATS_PERIOD
+            | procs::DOMAIN_SET_MEMORY_FLAGS => p,
             procs::DOMAIN_GET_JOB_INFO | procs::DOMAIN_GET_JOB_STATS | procs::DOMAIN_ABORT_JOB => {
                 let payload = payload.to_vec();
                 return Dispatch::Later(Box::pin(async move {
@@ -219,6 +230,14 @@ impl Service for ShimService {
                     // The domain and flags were read above; the period sits between them.
                     match args::<DomainSetMemoryStatsPeriodArgs>(&payload) {
                         Ok(a) => vm.set_balloon_period(a.period).await,
+                        Err(e) => return Outcome::Error(e),
+                    }
+                }
+                procs::DOMAIN_SET_MEMORY_FLAGS => {
+                    // The memory sits between the domain and the flags; the daemon sends
+                    // the live part only.
+                    match args::<DomainSetMemoryFlagsArgs>(&payload) {
+                        Ok(a) => vm.set_memory(a.memory).await,
                         Err(e) => return Outcome::Error(e),
                     }
                 }

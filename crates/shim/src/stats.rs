@@ -484,8 +484,8 @@ impl Vm {
             Ok(v) => v
                 .get("actual")
                 .and_then(Value::as_u64)
-                .map_or(self.def.current_memory_kib, |b| b / 1024),
-            Err(_) => self.def.current_memory_kib,
+                .map_or(self.memory_kib(), |b| b / 1024),
+            Err(_) => self.memory_kib(),
         }
     }
 

@@ -61,6 +61,8 @@ pub struct Vm {
     pub def: Domain,
     /// `<memballoon><stats period>` as it is now (changed by SET_MEMORY_STATS_PERIOD).
     balloon_period: Mutex<Option<u32>>,
+    /// The memory the guest is asked to have now, in KiB (changed by SET_MEMORY_FLAGS).
+    memory_kib: Mutex<u64>,
     /// Title, description and `<metadata>` as they are now (changed by SET_METADATA).
     meta: Mutex<(Option<String>, Option<String>, Option<String>)>,
     pub uuid: [u8; 16],
@@ -262,6 +264,7 @@ impl Vm {
             def.description.clone(),
             def.metadata.clone(),
         );
+        let memory_kib = Mutex::new(def.current_memory_kib);
         Ok(Arc::new(Vm {
             def,
             uuid,
@@ -293,6 +296,7 @@ impl Vm {
             emit_device: OnceLock::new(),
             job: Mutex::new(None),
             balloon_period: Mutex::new(balloon_period),
+            memory_kib,
             meta: Mutex::new(meta),
         })
         .with_status_written())
@@ -544,6 +548,41 @@ impl Vm {
         Ok(())
     }
 
+    /// The memory the guest is asked to have now (its balloon's target), in KiB.
+    pub fn memory_kib(&self) -> u64 {
+        *self.memory_kib.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks the guest's balloon driver to leave it `kib` of memory.
+    pub async fn set_memory(&self, kib: u64) -> anyhow::Result<()> {
+        self.require_running()?;
+        let virtio = self
+            .def
+            .devices
+            .memballoon
+            .as_ref()
+            .is_some_and(|m| m.model == vireo_xml::MemballoonModel::Virtio);
+        if !virtio {
+            bail!(OpInvalid(
+                "Unable to change memory of active domain without the balloon device and \
+                 guest OS balloon driver"
+                    .into()
+            ));
+        }
+        if kib == 0 || kib > self.def.max_memory_kib() {
+            bail!(crate::stats::BadArg(format!(
+                "cannot set memory to {kib} KiB: it must be between 1 and the maximum ({} KiB)",
+                self.def.max_memory_kib()
+            )));
+        }
+        self.qmp
+            .execute("balloon", Some(serde_json::json!({ "value": kib * 1024 })))
+            .await
+            .map_err(|e| anyhow!(OpFailed(format!("cannot set the balloon: {e}"))))?;
+        *self.memory_kib.lock().unwrap_or_else(|p| p.into_inner()) = kib;
+        Ok(())
+    }
+
     /// Sets how often the guest's balloon driver reports statistics (0: never).
     pub async fn set_balloon_period(&self, period: i32) -> anyhow::Result<()> {
         self.require_running()?;
@@ -589,6 +628,7 @@ impl Vm {
     /// The live definition: id, pty paths and the VNC port filled in.
     pub fn live_xml(&self) -> String {
         let mut def = self.def.clone();
+        def.current_memory_kib = self.memory_kib();
         (def.title, def.description, def.metadata) =
             self.meta.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(m) = def.devices.memballoon.as_mut() {
