@@ -589,6 +589,11 @@ impl QemuDriver {
         self.with(h, |o| o.def.vcpus)
     }
 
+    /// The vCPUs online at boot (`<vcpu current>`), of the definition.
+    pub fn current_vcpus(&self, h: &Handle) -> Result<u32> {
+        self.with(h, |o| o.def.current_vcpus())
+    }
+
     pub fn is_active(&self, h: &Handle) -> Result<bool> {
         self.with(h, DomainObj::active)
     }

@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod metadata;
 pub mod pci;
 pub mod peers;
+pub mod resources;
 pub mod save;
 pub mod saveimage;
 pub mod screen;
