@@ -155,9 +155,17 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8], readonly: bool
         }
         procs::DOMAIN_GET_VCPUS_FLAGS => {
             let a: DomainFlagsArgs = args(payload)?;
-            ret(DomainGetVcpusFlagsRet {
-                num: q.vcpus(&a.dom)? as i32,
-            })
+            // LIVE 1, CONFIG 2, MAXIMUM 4 (the running guest's counts come from its shim).
+            check_flags(a.flags, 7)?;
+            if a.flags & affect::LIVE != 0 {
+                return Err(DriverError::OperationInvalid("domain is not running".into()).into());
+            }
+            let num = if a.flags & VCPU_MAXIMUM != 0 {
+                q.vcpus(&a.dom)?
+            } else {
+                q.current_vcpus(&a.dom)?
+            };
+            ret(DomainGetVcpusFlagsRet { num: num as i32 })
         }
         procs::DOMAIN_GET_VCPU_PIN_INFO => {
             let a: DomainGetVcpuPinInfoArgs = args(payload)?;
@@ -187,6 +195,16 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8], readonly: bool
                 cpumaps: vireo_xdr::Opaque(map.repeat(num)),
                 num: num as i32,
             })
+        }
+        procs::DOMAIN_SET_VCPUS => {
+            let a: DomainSetVcpusArgs = args(payload)?;
+            q.set_vcpus(&a.dom, a.nvcpus, affect::LIVE)?;
+            void()
+        }
+        procs::DOMAIN_SET_VCPUS_FLAGS => {
+            let a: DomainSetVcpusFlagsArgs = args(payload)?;
+            q.set_vcpus(&a.dom, a.nvcpus, a.flags)?;
+            void()
         }
         procs::DOMAIN_GET_AUTOSTART => {
             let a: DomainArgs = args(payload)?;

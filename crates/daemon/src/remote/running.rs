@@ -83,6 +83,36 @@ pub(super) fn dispatch(
             save_restore(&s, p, &payload).await.into()
         }));
     }
+    if matches!(
+        p,
+        procs::DOMAIN_SET_MEMORY | procs::DOMAIN_SET_MAX_MEMORY | procs::DOMAIN_SET_MEMORY_FLAGS
+    ) {
+        let s = Arc::clone(s);
+        let payload = payload.to_vec();
+        return Some(Box::pin(async move {
+            let r = async {
+                let (dom, kib, flags) = match p {
+                    // virDomainSetMemory: the running guest; virDomainSetMaxMemory: the
+                    // maximum, where the domain is (refused while it runs).
+                    procs::DOMAIN_SET_MEMORY => {
+                        let a: DomainSetMemoryArgs = args(&payload)?;
+                        (a.dom, a.memory, affect::LIVE)
+                    }
+                    procs::DOMAIN_SET_MAX_MEMORY => {
+                        let a: DomainSetMemoryArgs = args(&payload)?;
+                        (a.dom, a.memory, MEM_MAXIMUM)
+                    }
+                    _ => {
+                        let a: DomainSetMemoryFlagsArgs = args(&payload)?;
+                        (a.dom, a.memory, a.flags)
+                    }
+                };
+                s.hv()?.set_memory(&dom, kib, flags).await?;
+                void()
+            };
+            r.await.into()
+        }));
+    }
     if p == procs::CONNECT_GET_ALL_DOMAIN_STATS {
         let s = Arc::clone(s);
         let payload = payload.to_vec();
@@ -133,6 +163,12 @@ pub(super) fn dispatch(
         | procs::DOMAIN_RESUME => true,
         // Live answers only while running; the definition otherwise.
         procs::DOMAIN_GET_INFO if running(s, payload) => true,
+        // The running guest's vCPU counts, unless the definition's are asked for.
+        procs::DOMAIN_GET_VCPUS_FLAGS
+            if running(s, payload) && flags_after_dom(payload) & affect::CONFIG == 0 =>
+        {
+            true
+        }
         procs::DOMAIN_GET_XML_DESC
             if running(s, payload) && flags_after_dom(payload) & XML_INACTIVE == 0 =>
         {
