@@ -175,3 +175,74 @@ fn vcpu_info() {
     assert!(on.contains(&format!("CPU Affinity:   {all}")), "{on}");
     ok(&d.virsh(&["destroy", "vm1"]));
 }
+
+/// `setmem` (live through the balloon, and config), `setmaxmem` (config only while it
+/// runs), `setvcpus` (config, maximum) and `vcpucount`.
+#[test]
+fn memory_and_vcpus() {
+    let d = Daemon::start();
+    let xml = vireo_tests::guest_xml("vm1")
+        .replace("<memballoon model='none'/>", "<memballoon model='virtio'/>");
+    ok(&d.virsh(&["define", &write_file(&d, "vm1.xml", &xml)]));
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    // The guest's balloon driver is loaded once it has booted.
+    guest_shell(&d, "vm1", &["--resume"]);
+
+    ok(&d.virsh(&["setmem", "vm1", "96M", "--live"]));
+    assert!(ok(&d.virsh(&["dominfo", "vm1"])).contains("Used memory:    98304 KiB"));
+    assert!(ok(&d.virsh(&["dumpxml", "vm1"]))
+        .contains("<currentMemory unit='KiB'>98304</currentMemory>"));
+    // The guest gives the memory back to its balloon.
+    let t0 = std::time::Instant::now();
+    loop {
+        let stats = ok(&d.virsh(&["dommemstat", "vm1"]));
+        if stats.lines().any(|l| l == "actual 98304") {
+            break;
+        }
+        assert!(
+            t0.elapsed().as_secs() < 120,
+            "the balloon did not follow:\n{stats}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // The definition is not changed by a live change, and the other way round.
+    assert!(ok(&d.virsh(&["dumpxml", "--inactive", "vm1"]))
+        .contains("<currentMemory unit='KiB'>131072</currentMemory>"));
+    ok(&d.virsh(&["setmem", "vm1", "100M", "--config"]));
+    assert!(ok(&d.virsh(&["dumpxml", "--inactive", "vm1"]))
+        .contains("<currentMemory unit='KiB'>102400</currentMemory>"));
+    let e = fails(&d.virsh(&["setmem", "vm1", "1G", "--live"]));
+    assert!(e.contains("must be between 1 and the maximum"), "{e}");
+    let e = fails(&d.virsh(&["setmaxmem", "vm1", "256M"]));
+    assert!(
+        e.contains("cannot resize the maximum memory on an active domain"),
+        "{e}"
+    );
+    ok(&d.virsh(&["setmaxmem", "vm1", "256M", "--config"]));
+    assert!(ok(&d.virsh(&["dumpxml", "--inactive", "vm1"]))
+        .contains("<memory unit='KiB'>262144</memory>"));
+
+    ok(&d.virsh(&["setvcpus", "vm1", "2", "--config", "--maximum"]));
+    ok(&d.virsh(&["setvcpus", "vm1", "1", "--config"]));
+    let inactive = ok(&d.virsh(&["dumpxml", "--inactive", "vm1"]));
+    assert!(inactive.contains("current='1'>2</vcpu>"), "{inactive}");
+    let count = ok(&d.virsh(&["vcpucount", "vm1"]));
+    for want in [
+        "maximum      config         2",
+        "maximum      live           1",
+    ] {
+        assert!(count.contains(want), "{want}:\n{count}");
+    }
+    let e = fails(&d.virsh(&["setvcpus", "vm1", "2", "--live"]));
+    assert!(e.contains("not supported by Vireo yet"), "{e}");
+    let e = fails(&d.virsh(&["setvcpus", "vm1", "3", "--config"]));
+    assert!(e.contains("greater than max allowable vcpus"), "{e}");
+    ok(&d.virsh(&["destroy", "vm1"]));
+
+    // Without a balloon the running memory cannot change.
+    let plain = vireo_tests::guest_xml("vm2");
+    ok(&d.virsh(&["create", "--paused", &write_file(&d, "vm2.xml", &plain)]));
+    let e = fails(&d.virsh(&["setmem", "vm2", "64M"]));
+    assert!(e.contains("without the balloon device"), "{e}");
+    ok(&d.virsh(&["destroy", "vm2"]));
+}
