@@ -146,6 +146,7 @@ procedures! {
     DOMAIN_GET_VCPUS_FLAGS = 200,
     DOMAIN_OPEN_CONSOLE = 201,
     DOMAIN_SCREENSHOT = 211,
+    DOMAIN_SEND_KEY = 226,
     DOMAIN_IS_UPDATED = 202,
     STORAGE_VOL_UPLOAD = 208,
     STORAGE_VOL_DOWNLOAD = 209,
@@ -271,6 +272,7 @@ pub fn allowed_read_only(p: i32) -> bool {
             | DOMAIN_RESUME
             | DOMAIN_OPEN_CONSOLE
             | DOMAIN_SCREENSHOT
+            | DOMAIN_SEND_KEY
             | DOMAIN_SET_MAX_MEMORY
             | DOMAIN_SET_MEMORY
             | DOMAIN_SET_MEMORY_FLAGS
@@ -740,6 +742,16 @@ xdr_struct! {
     }
 }
 xdr_struct! { pub struct DomainScreenshotRet { pub mime: Option<String> } }
+pub const DOMAIN_SEND_KEY_MAX: usize = 16;
+xdr_struct! {
+    pub struct DomainSendKeyArgs {
+        pub dom: Domain,
+        pub codeset: u32,
+        pub holdtime: u32,
+        pub keycodes: Array<u32, DOMAIN_SEND_KEY_MAX>,
+        pub flags: u32,
+    }
+}
 xdr_struct! { pub struct DomainSetMemoryArgs { pub dom: Domain, pub memory: u64 } }
 xdr_struct! {
     pub struct DomainSetMemoryFlagsArgs {
