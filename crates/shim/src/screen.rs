@@ -1,5 +1,6 @@
-//! A picture of the VM's screen (`virsh screenshot`): QEMU writes it as a PNG into the
-//! VM's runtime directory, the shim reads it back and removes it.
+//! The VM's screen and keyboard: a picture of the screen (`virsh screenshot`: QEMU writes
+//! it as a PNG into the VM's runtime directory, the shim reads it back and removes it),
+//! and keys pressed (`virsh send-key`).
 
 use anyhow::{anyhow, bail};
 use vireo_proto::vireo::SCREENSHOT_MAX;
@@ -33,5 +34,28 @@ impl Vm {
             });
         let _ = std::fs::remove_file(&path);
         data
+    }
+
+    /// Presses `keys` (of libvirt's codeset `set`) together for `hold_ms` (QEMU's default
+    /// when 0), then releases them.
+    pub async fn send_keys(&self, set: u32, keys: &[u32], hold_ms: u32) -> anyhow::Result<()> {
+        self.require_running()?;
+        if keys.is_empty() {
+            bail!(crate::stats::BadArg("no keycodes given".into()));
+        }
+        let mut qkeys = Vec::with_capacity(keys.len());
+        for k in keys {
+            let q = vireo_qemu::keys::to_qnum(set, *k).map_err(crate::stats::BadArg)?;
+            qkeys.push(serde_json::json!({"type": "number", "data": q}));
+        }
+        let mut args = serde_json::json!({ "keys": qkeys });
+        if hold_ms > 0 {
+            args["hold-time"] = serde_json::json!(hold_ms);
+        }
+        self.qmp()
+            .execute("send-key", Some(args))
+            .await
+            .map_err(|e| anyhow!(OpFailed(format!("cannot send the keys: {e}"))))?;
+        Ok(())
     }
 }

@@ -178,7 +178,8 @@ impl Service for ShimService {
             | procs::DOMAIN_DESTROY
             | procs::DOMAIN_DESTROY_FLAGS
             | procs::DOMAIN_SET_MEMORY_STATS_PERIOD
-            | procs::DOMAIN_SET_MEMORY_FLAGS => p,
+            | procs::DOMAIN_SET_MEMORY_FLAGS
+            | procs::DOMAIN_SEND_KEY => p,
             procs::DOMAIN_GET_JOB_INFO | procs::DOMAIN_GET_JOB_STATS | procs::DOMAIN_ABORT_JOB => {
                 let payload = payload.to_vec();
                 return Dispatch::Later(Box::pin(async move {
@@ -233,6 +234,15 @@ impl Service for ShimService {
                         Err(e) => return Outcome::Error(e),
                     }
                 }
+                procs::DOMAIN_SEND_KEY => match args::<DomainSendKeyArgs>(&payload) {
+                    Ok(a) if a.flags != 0 => {
+                        return Outcome::Error(to_remote(&anyhow::anyhow!(crate::stats::BadArg(
+                            format!("unsupported flags (0x{:x})", a.flags)
+                        ))))
+                    }
+                    Ok(a) => vm.send_keys(a.codeset, &a.keycodes.0, a.holdtime).await,
+                    Err(e) => return Outcome::Error(e),
+                },
                 procs::DOMAIN_SET_MEMORY_FLAGS => {
                     // The memory sits between the domain and the flags; the daemon sends
                     // the live part only.
