@@ -128,6 +128,7 @@ pub(super) fn dispatch(
             | procs::DOMAIN_MEMORY_STATS
             | procs::DOMAIN_GET_BLOCK_INFO
             | procs::DOMAIN_GET_VCPUS
+            | procs::DOMAIN_SEND_KEY
             | procs::DOMAIN_GET_JOB_INFO
             | procs::DOMAIN_GET_JOB_STATS
             | procs::DOMAIN_ABORT_JOB
