@@ -51,3 +51,58 @@ fn screenshot_and_display(layout: Layout) {
 }
 
 vireo_tests::in_every_layout!(screenshot_and_display);
+
+/// `virsh send-key`: keys by name (linux codeset) and by number reach the guest's AT
+/// keyboard, read back from its event device; a codeset Vireo cannot translate is refused.
+#[test]
+fn send_key() {
+    let d = Daemon::start_in(Layout::Modular);
+    ok(&d.virsh(&[
+        "define",
+        &write_file(&d, "vm1.xml", &vireo_tests::guest_xml("vm1")),
+    ]));
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    // The guest reads 12 input events (press and release of two keys, each with its scan
+    // code and sync events) from its keyboard's event device.
+    vireo_tests::guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--resume",
+            "for e in /sys/class/input/event*; do grep -q 'AT Translated' $e/device/name && \
+             ev=/dev/input/${e##*/}; done; dd if=$ev of=/tmp/raw bs=24 count=12 2>/dev/null & \
+             echo LISTENING-$((1+1))",
+            "LISTENING-2",
+        ],
+    );
+    ok(&d.virsh(&["send-key", "vm1", "KEY_A"]));
+    ok(&d.virsh(&[
+        "send-key",
+        "vm1",
+        "--codeset",
+        "linux",
+        "--holdtime",
+        "50",
+        "103",
+    ]));
+    let seen = vireo_tests::guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--running",
+            "wait; od -An -tu2 -v /tmp/raw | tr -s ' ' '\\n' | grep . | \
+             awk 'NR%12==9{t=$1} NR%12==10 && t==1 {print \"KEY\", $1}'; echo READ-$((1+1))",
+            "READ-2",
+        ],
+    );
+    // Each key is pressed and released: EV_KEY twice.
+    assert_eq!(seen.matches("KEY 30").count(), 2, "{seen}");
+    assert_eq!(seen.matches("KEY 103").count(), 2, "{seen}");
+    let e = fails(&d.virsh(&["send-key", "vm1", "--codeset", "usb", "4"]));
+    assert!(e.contains("the usb codeset is not supported"), "{e}");
+    let e = fails(&d.virsh(&["send-key", "vm1", "--codeset", "linux", "250"]));
+    assert!(e.contains("cannot translate keycode 250"), "{e}");
+    ok(&d.virsh(&["destroy", "vm1"]));
+    let e = fails(&d.virsh(&["send-key", "vm1", "KEY_A"]));
+    assert!(e.contains("domain is not running"), "{e}");
+}
