@@ -147,6 +147,7 @@ procedures! {
     DOMAIN_OPEN_CONSOLE = 201,
     DOMAIN_SCREENSHOT = 211,
     DOMAIN_SEND_KEY = 226,
+    DOMAIN_INTERFACE_ADDRESSES = 353,
     DOMAIN_IS_UPDATED = 202,
     STORAGE_VOL_UPLOAD = 208,
     STORAGE_VOL_DOWNLOAD = 209,
@@ -742,6 +743,41 @@ xdr_struct! {
     }
 }
 xdr_struct! { pub struct DomainScreenshotRet { pub mime: Option<String> } }
+/// `virDomainInterfaceAddressesSource`.
+pub mod ifaddr_source {
+    pub const LEASE: u32 = 0;
+    pub const AGENT: u32 = 1;
+    pub const ARP: u32 = 2;
+}
+pub const DOMAIN_INTERFACE_MAX: usize = 2048;
+pub const DOMAIN_IP_ADDR_MAX: usize = 2048;
+xdr_struct! {
+    pub struct DomainInterfaceAddressesArgs {
+        pub dom: Domain,
+        pub source: u32,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    pub struct DomainIpAddr {
+        /// `VIR_IP_ADDR_TYPE_IPV4` 0, `_IPV6` 1.
+        pub type_: i32,
+        pub addr: String,
+        pub prefix: u32,
+    }
+}
+xdr_struct! {
+    pub struct DomainInterface {
+        pub name: String,
+        pub hwaddr: Option<String>,
+        pub addrs: Array<DomainIpAddr, DOMAIN_IP_ADDR_MAX>,
+    }
+}
+xdr_struct! {
+    pub struct DomainInterfaceAddressesRet {
+        pub ifaces: Array<DomainInterface, DOMAIN_INTERFACE_MAX>,
+    }
+}
 pub const DOMAIN_SEND_KEY_MAX: usize = 16;
 xdr_struct! {
     pub struct DomainSendKeyArgs {
