@@ -283,6 +283,27 @@ impl Inner {
         .await
     }
 
+    async fn dhcp_leases(&self, network: &str, mac: &str) -> Result<Vec<(i32, String, u32)>> {
+        let net = self.network(network).await?;
+        let r: vireo_proto::network::GetDhcpLeasesRet = self
+            .call(
+                Family::Network,
+                procs::NETWORK_GET_DHCP_LEASES,
+                &vireo_proto::network::GetDhcpLeasesArgs {
+                    net,
+                    mac: Some(mac.to_string()),
+                    need_results: 1,
+                    flags: 0,
+                },
+            )
+            .await?;
+        Ok(r.leases
+            .0
+            .into_iter()
+            .map(|l| (l.type_, l.ipaddr, l.prefix))
+            .collect())
+    }
+
     /// A secret's value, private ones included (this connection is internal).
     async fn secret_value(&self, uuid: [u8; 16]) -> Result<Zeroizing<Vec<u8>>> {
         let s = Family::Secret;
@@ -328,6 +349,12 @@ impl Peers for DaemonPeers {
         let me = Arc::clone(&self.0);
         let network = network.to_string();
         Box::pin(async move { me.network_port(&network, xml, filterref).await })
+    }
+
+    fn dhcp_leases(&self, network: &str, mac: &str) -> BoxFuture<Result<Vec<(i32, String, u32)>>> {
+        let me = Arc::clone(&self.0);
+        let (network, mac) = (network.to_string(), mac.to_string());
+        Box::pin(async move { me.dhcp_leases(&network, &mac).await })
     }
 
     fn delete_port(&self, network: &str, port: [u8; 16]) -> BoxFuture<Result<()>> {

@@ -6,6 +6,7 @@ pub mod cmdline;
 pub mod domcaps;
 pub mod driver;
 pub mod hotplug;
+pub mod ifaddr;
 pub mod keys;
 pub mod lifecycle;
 pub mod metadata;

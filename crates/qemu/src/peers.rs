@@ -86,6 +86,9 @@ pub trait Peers: Send + Sync {
     ) -> BoxFuture<Result<NetPort>>;
     /// Releases the port of domain `owner` on a host bridge whose tap is `ifname`.
     fn delete_bridge_port(&self, owner: [u8; 16], ifname: &str) -> BoxFuture<Result<()>>;
+    /// The DHCP leases network `network` gave MAC address `mac`: (address type, address,
+    /// prefix).
+    fn dhcp_leases(&self, network: &str, mac: &str) -> BoxFuture<Result<Vec<(i32, String, u32)>>>;
 }
 
 /// The port definition for a domain's `<interface type='network'>`.

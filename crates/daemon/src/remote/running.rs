@@ -113,6 +113,41 @@ pub(super) fn dispatch(
             r.await.into()
         }));
     }
+    if p == procs::DOMAIN_INTERFACE_ADDRESSES {
+        let s = Arc::clone(s);
+        let payload = payload.to_vec();
+        return Some(Box::pin(async move {
+            let r = async {
+                let a: DomainInterfaceAddressesArgs = args(&payload)?;
+                let ifaces = s
+                    .hv()?
+                    .interface_addresses(&a.dom, a.source, a.flags)
+                    .await?;
+                ret(DomainInterfaceAddressesRet {
+                    ifaces: vireo_xdr::Array(
+                        ifaces
+                            .into_iter()
+                            .map(|(name, hwaddr, addrs)| DomainInterface {
+                                name,
+                                hwaddr,
+                                addrs: vireo_xdr::Array(
+                                    addrs
+                                        .into_iter()
+                                        .map(|(type_, addr, prefix)| DomainIpAddr {
+                                            type_,
+                                            addr,
+                                            prefix,
+                                        })
+                                        .collect(),
+                                ),
+                            })
+                            .collect(),
+                    ),
+                })
+            };
+            r.await.into()
+        }));
+    }
     if p == procs::CONNECT_GET_ALL_DOMAIN_STATS {
         let s = Arc::clone(s);
         let payload = payload.to_vec();
