@@ -393,6 +393,16 @@ fn two_guests_on_a_nat_network(layout: Layout) {
     }
     let leases = ok(&d.virsh(&["net-dhcp-leases", "vnat"]));
     assert!(leases.contains(mac1) && leases.contains(mac2), "{leases}");
+    // domifaddr: the network's lease, and the host's ARP table (the pings filled it).
+    let addrs = ok(&d.virsh(&["domifaddr", "vm1"]));
+    assert!(
+        addrs.contains(&tap) && addrs.contains(mac1) && addrs.contains(&format!("{ip1}/24")),
+        "{addrs}"
+    );
+    let arp = ok(&d.virsh(&["domifaddr", "vm1", "--source", "arp"]));
+    assert!(arp.contains(mac1) && arp.contains(&ip1), "{arp}");
+    let e = fails(&d.virsh(&["domifaddr", "vm1", "--source", "agent"]));
+    assert!(e.contains("guest agent is not supported"), "{e}");
     // The tap's counters, from the guest's side: it sent its DHCP requests and pings,
     // it received the answers (by tap name and by MAC address alike).
     for dev in [tap.as_str(), mac1] {
