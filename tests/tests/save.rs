@@ -133,6 +133,9 @@ fn managed_save() {
     assert!(ok(&d.virsh(&["list", "--all", "--with-managed-save"])).contains("vm1"));
     assert!(!ok(&d.virsh(&["list", "--all", "--without-managed-save"])).contains("vm1"));
     assert!(ok(&d.virsh(&["managedsave-dumpxml", "vm1"])).contains("<name>vm1</name>"));
+    let e = fails(&d.virsh(&["-r", "managedsave-dumpxml", "--security-info", "vm1"]));
+    assert!(e.contains("operation forbidden"), "{e}");
+    assert!(ok(&d.virsh(&["-r", "managedsave-dumpxml", "vm1"])).contains("<name>vm1</name>"));
     let e = fails(&d.virsh(&["undefine", "vm1"]));
     assert!(
         e.contains("Refusing to undefine while domain managed save image exists"),

@@ -249,6 +249,13 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8], readonly: bool
         }
         procs::DOMAIN_MANAGED_SAVE_GET_XML_DESC => {
             let a: DomainFlagsArgs = args(payload)?;
+            // VIR_DOMAIN_SAVE_IMAGE_XML_SECURE (1): the passwords too, not read-only.
+            if a.flags & 1 != 0 && readonly {
+                return Err(DriverError::OperationDenied(
+                    "virDomainManagedSaveGetXMLDesc with secure flag".into(),
+                )
+                .into());
+            }
             ret(DomainGetXmlDescRet {
                 xml: q.managed_save_xml(&a.dom, a.flags)?,
             })
