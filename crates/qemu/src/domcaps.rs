@@ -165,15 +165,10 @@ pub fn domain_capabilities(caps: &QemuCaps, cpu_models: &[String], q: &Query) ->
     let _ = writeln!(w, "  </devices>");
 
     let _ = writeln!(w, "  <features>");
-    for f in [
-        "gic",
-        "vmcoreinfo",
-        "genid",
-        "backingStoreInput",
-        "backup",
-        "sev",
-        "sgx",
-    ] {
+    // vmcoreinfo: `<features><vmcoreinfo/>` becomes QEMU's vmcoreinfo device.
+    let _ = writeln!(w, "    <gic supported='no'/>");
+    let _ = writeln!(w, "    <vmcoreinfo supported='yes'/>");
+    for f in ["genid", "backingStoreInput", "backup", "sev", "sgx"] {
         let _ = writeln!(w, "    <{f} supported='no'/>");
     }
     let _ = writeln!(w, "  </features>");

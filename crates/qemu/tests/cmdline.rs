@@ -159,6 +159,14 @@ fn check_with(xml: &str, caps: &QemuCaps) -> Result<(), String> {
 fn check_accepts_the_base_domain() {
     check_xml(&domain("qemu", PC, "", "")).expect("base domain");
     check_xml(&domain("kvm", Q35, "", "")).expect("base domain on q35");
+    // Less memory at boot than the maximum, with a balloon to hold the rest.
+    check_xml(
+        &domain("qemu", PC, "", "<memballoon model='virtio'/>").replace(
+            "<memory unit='MiB'>64</memory>",
+            "<memory unit='MiB'>64</memory><currentMemory unit='MiB'>48</currentMemory>",
+        ),
+    )
+    .expect("a ballooned guest");
     // An sd disk without a bus is on SCSI, as in libvirt (and gets a controller).
     check_xml(&domain(
         "qemu",

@@ -227,6 +227,23 @@ impl Vm {
                 bail!("cannot set the balloon's statistics period: {e}");
             }
         }
+        // Less memory than the maximum at boot: the balloon holds the rest from the start.
+        let virtio_balloon = def
+            .devices
+            .memballoon
+            .as_ref()
+            .is_some_and(|m| m.model == vireo_xml::MemballoonModel::Virtio);
+        if virtio_balloon && def.current_memory_kib < def.memory_kib {
+            let bytes = def.current_memory_kib * 1024;
+            if let Err(e) = qmp
+                .execute("balloon", Some(serde_json::json!({ "value": bytes })))
+                .await
+            {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                bail!("cannot set the balloon to the current memory: {e}");
+            }
+        }
         let restored = args.incoming.is_some();
         if let Some(image) = &args.incoming {
             if let Err(e) = restore_from(&qmp, image).await {

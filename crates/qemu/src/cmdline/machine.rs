@@ -58,10 +58,17 @@ impl<'a> Builder<'a> {
 
     pub(super) fn check_memory_and_placement(&self) -> Result<()> {
         let def = self.def;
-        if def.current_memory_kib < def.memory_kib {
+        // Less memory at boot than the maximum: the balloon takes the rest before the CPUs
+        // run (the shim sets it), so it needs one.
+        let balloon = def
+            .devices
+            .memballoon
+            .as_ref()
+            .is_some_and(|m| m.model == vireo_xml::MemballoonModel::Virtio);
+        if def.current_memory_kib < def.memory_kib && !balloon {
             return unsupported(format!(
-                "<currentMemory> ({} KiB) smaller than <memory> ({} KiB) is not supported yet \
-                 (it needs the balloon inflated at start)",
+                "<currentMemory> ({} KiB) smaller than <memory> ({} KiB) needs a \
+                 <memballoon model='virtio'>",
                 def.current_memory_kib, def.memory_kib
             ));
         }
