@@ -22,6 +22,9 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
     ) {
         return crate::stats::run(uri, readonly, cmd, rest).await;
     }
+    if crate::tuning::COMMANDS.contains(&cmd.as_str()) {
+        return crate::tuning::run(uri, readonly, cmd, rest).await;
+    }
     if crate::save::COMMANDS.contains(&cmd.as_str()) {
         return crate::save::run(uri, readonly, cmd, rest).await;
     }

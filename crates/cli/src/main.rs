@@ -8,6 +8,7 @@ mod save;
 mod secret;
 mod stats;
 mod storage;
+mod tuning;
 
 use std::process::ExitCode;
 
@@ -69,6 +70,17 @@ Commands:
                            the definition stored in a save image
   domjobinfo DOMAIN / domjobabort DOMAIN
                            the job running on the domain (a save), and its end
+  setmem DOMAIN SIZE / setmaxmem DOMAIN SIZE [--live] [--config] [--current]
+                           the guest's memory (live through its balloon) / maximum
+  setvcpus DOMAIN COUNT [--config] [--maximum] [--live] [--current]
+                           the guest's vCPUs (in the definition)
+  vcpuinfo DOMAIN          each vCPU's host CPU, time and affinity
+  domifaddr DOMAIN [--source lease|arp] [--interface NAME] [--full]
+                           the addresses of the guest's interfaces
+  send-key DOMAIN [--codeset C] [--holdtime MS] KEY…
+                           press keys (KEY_A, … or numbers of the codeset)
+  domcapabilities [--machine M] [--virttype T]
+                           what a guest may use on this host
   secret-define FILE       define or redefine a secret from an XML file
   secret-undefine SECRET   remove a secret
   secret-list [--ephemeral] [--no-ephemeral] [--private] [--no-private]

@@ -7,6 +7,7 @@ mod save;
 mod secret;
 mod stats;
 mod storage;
+mod tuning;
 pub mod uri;
 
 use std::path::PathBuf;

@@ -1,0 +1,130 @@
+//! A domain's memory and vCPUs (set and read), its interfaces' addresses, keys sent to it,
+//! and the domain capabilities of the host.
+
+use vireo_proto::remote::*;
+
+use crate::{Connect, Result};
+
+impl Connect {
+    /// `virDomainSetMemoryFlags` (`MEM_MAXIMUM` for the maximum).
+    pub async fn set_memory(&self, dom: &Domain, kib: u64, flags: u32) -> Result<()> {
+        self.call(
+            procs::DOMAIN_SET_MEMORY_FLAGS,
+            &DomainSetMemoryFlagsArgs {
+                dom: dom.clone(),
+                memory: kib,
+                flags,
+            },
+        )
+        .await
+    }
+
+    /// `virDomainSetVcpusFlags`.
+    pub async fn set_vcpus(&self, dom: &Domain, n: u32, flags: u32) -> Result<()> {
+        self.call(
+            procs::DOMAIN_SET_VCPUS_FLAGS,
+            &DomainSetVcpusFlagsArgs {
+                dom: dom.clone(),
+                nvcpus: n,
+                flags,
+            },
+        )
+        .await
+    }
+
+    /// `virDomainGetVcpus`: each vCPU's info and its CPU map (`maplen` bytes each).
+    pub async fn vcpus(
+        &self,
+        dom: &Domain,
+        maxinfo: i32,
+        maplen: i32,
+    ) -> Result<(Vec<VcpuInfo>, Vec<u8>)> {
+        let r: DomainGetVcpusRet = self
+            .call(
+                procs::DOMAIN_GET_VCPUS,
+                &DomainGetVcpusArgs {
+                    dom: dom.clone(),
+                    maxinfo,
+                    maplen,
+                },
+            )
+            .await?;
+        Ok((r.info.0, r.cpumaps.0))
+    }
+
+    /// `virNodeGetCPUMap`: the number of host CPUs.
+    pub async fn host_cpus(&self) -> Result<i32> {
+        let r: NodeGetCpuMapRet = self
+            .call(
+                procs::NODE_GET_CPU_MAP,
+                &NodeGetCpuMapArgs {
+                    need_map: 0,
+                    need_online: 0,
+                    flags: 0,
+                },
+            )
+            .await?;
+        Ok(r.ret)
+    }
+
+    /// `virDomainInterfaceAddresses`.
+    pub async fn interface_addresses(
+        &self,
+        dom: &Domain,
+        source: u32,
+    ) -> Result<Vec<DomainInterface>> {
+        let r: DomainInterfaceAddressesRet = self
+            .call(
+                procs::DOMAIN_INTERFACE_ADDRESSES,
+                &DomainInterfaceAddressesArgs {
+                    dom: dom.clone(),
+                    source,
+                    flags: 0,
+                },
+            )
+            .await?;
+        Ok(r.ifaces.0)
+    }
+
+    /// `virDomainSendKey`.
+    pub async fn send_key(
+        &self,
+        dom: &Domain,
+        codeset: u32,
+        holdtime: u32,
+        keys: &[u32],
+    ) -> Result<()> {
+        self.call(
+            procs::DOMAIN_SEND_KEY,
+            &DomainSendKeyArgs {
+                dom: dom.clone(),
+                codeset,
+                holdtime,
+                keycodes: vireo_xdr::Array(keys.to_vec()),
+                flags: 0,
+            },
+        )
+        .await
+    }
+
+    /// `virConnectGetDomainCapabilities`.
+    pub async fn domain_capabilities(
+        &self,
+        machine: Option<&str>,
+        virttype: Option<&str>,
+    ) -> Result<String> {
+        let r: ConnectGetDomainCapabilitiesRet = self
+            .call(
+                procs::CONNECT_GET_DOMAIN_CAPABILITIES,
+                &ConnectGetDomainCapabilitiesArgs {
+                    emulatorbin: None,
+                    arch: None,
+                    machine: machine.map(str::to_string),
+                    virttype: virttype.map(str::to_string),
+                    flags: 0,
+                },
+            )
+            .await?;
+        Ok(r.capabilities)
+    }
+}
