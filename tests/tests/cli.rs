@@ -95,3 +95,48 @@ fn vireo_cli_read_only_and_bad_usage() {
 }
 
 vireo_tests::in_every_layout!(vireo_cli_scenario,);
+
+/// The vireo CLI's memory, vCPU, address, key and capabilities commands print what virsh
+/// prints.
+#[test]
+fn vireo_cli_tuning() {
+    let d = Daemon::start();
+    let xml = vireo_tests::guest_xml("vm1")
+        .replace("<memballoon model='none'/>", "<memballoon model='virtio'/>");
+    let f = d.root.join("vm1.xml");
+    std::fs::write(&f, xml).unwrap();
+    ok(&d.vireo(&["define", f.to_str().unwrap()]));
+    ok(&d.vireo(&["setmem", "vm1", "100M", "--config"]));
+    ok(&d.vireo(&["setvcpus", "vm1", "2", "--config", "--maximum"]));
+    let inactive = ok(&d.virsh(&["dumpxml", "vm1"]));
+    assert!(
+        inactive.contains("<currentMemory unit='KiB'>102400</currentMemory>"),
+        "{inactive}"
+    );
+    assert!(inactive.contains(">2</vcpu>"), "{inactive}");
+    ok(&d.vireo(&["start", "--paused", "vm1"]));
+    // The CPU a paused vCPU thread last ran on does not change between the two calls.
+    assert_eq!(
+        ok(&d.vireo(&["vcpuinfo", "vm1"])),
+        ok(&d.virsh(&["vcpuinfo", "vm1"]))
+    );
+    assert_eq!(
+        ok(&d.vireo(&["domifaddr", "vm1"])),
+        ok(&d.virsh(&["domifaddr", "vm1"]))
+    );
+    assert_eq!(
+        ok(&d.vireo(&["domcapabilities", "--virttype", "qemu"])),
+        ok(&d.virsh(&["domcapabilities", "--virttype", "qemu"]))
+    );
+    ok(&d.vireo(&["send-key", "vm1", "KEY_A", "KEY_LEFTCTRL"]));
+    ok(&d.vireo(&["setmem", "vm1", "96M"]));
+    assert!(ok(&d.virsh(&["dominfo", "vm1"])).contains("Used memory:    98304 KiB"));
+    let e = fails(&d.vireo(&["setmaxmem", "vm1", "1G"]));
+    assert!(
+        e.contains("cannot resize the maximum memory on an active domain"),
+        "{e}"
+    );
+    let e = fails(&d.vireo(&["send-key", "vm1", "--codeset", "usb", "4"]));
+    assert!(e.contains("unknown codeset"), "{e}");
+    ok(&d.vireo(&["destroy", "vm1"]));
+}
