@@ -413,13 +413,7 @@ impl Vm {
     /// `virDomainMemoryStats` tags (values in KiB, LAST_UPDATE in seconds).
     pub async fn memory_stats(&self) -> Vec<DomainMemoryStat> {
         let mut out = Vec::new();
-        let has_balloon = self
-            .def
-            .devices
-            .memballoon
-            .as_ref()
-            .is_some_and(|m| m.model == vireo_xml::MemballoonModel::Virtio);
-        if has_balloon {
+        if crate::vm::virtio_balloon(&self.def) {
             if let Ok(g) = self
                 .qmp()
                 .execute(

@@ -228,12 +228,7 @@ impl Vm {
             }
         }
         // Less memory than the maximum at boot: the balloon holds the rest from the start.
-        let virtio_balloon = def
-            .devices
-            .memballoon
-            .as_ref()
-            .is_some_and(|m| m.model == vireo_xml::MemballoonModel::Virtio);
-        if virtio_balloon && def.current_memory_kib < def.memory_kib {
+        if virtio_balloon(&def) && def.current_memory_kib < def.memory_kib {
             let bytes = def.current_memory_kib * 1024;
             if let Err(e) = qmp
                 .execute("balloon", Some(serde_json::json!({ "value": bytes })))
@@ -573,13 +568,7 @@ impl Vm {
     /// Asks the guest's balloon driver to leave it `kib` of memory.
     pub async fn set_memory(&self, kib: u64) -> anyhow::Result<()> {
         self.require_running()?;
-        let virtio = self
-            .def
-            .devices
-            .memballoon
-            .as_ref()
-            .is_some_and(|m| m.model == vireo_xml::MemballoonModel::Virtio);
-        if !virtio {
+        if !virtio_balloon(&self.def) {
             bail!(OpInvalid(
                 "Unable to change memory of active domain without the balloon device and \
                  guest OS balloon driver"
@@ -603,13 +592,7 @@ impl Vm {
     /// Sets how often the guest's balloon driver reports statistics (0: never).
     pub async fn set_balloon_period(&self, period: i32) -> anyhow::Result<()> {
         self.require_running()?;
-        let virtio = self
-            .def
-            .devices
-            .memballoon
-            .as_ref()
-            .is_some_and(|m| m.model == vireo_xml::MemballoonModel::Virtio);
-        if !virtio {
+        if !virtio_balloon(&self.def) {
             bail!(OpInvalid(
                 "No memory balloon device configured, can not set the collection period".into()
             ));
@@ -1059,6 +1042,14 @@ async fn set_polling(qmp: &Qmp, seconds: u32) -> Result<(), vireo_qmp::QmpError>
     )
     .await
     .map(|_| ())
+}
+
+/// Whether the guest has a virtio memory balloon (the only model that takes requests).
+pub(crate) fn virtio_balloon(def: &Domain) -> bool {
+    def.devices
+        .memballoon
+        .as_ref()
+        .is_some_and(|m| m.model == vireo_xml::MemballoonModel::Virtio)
 }
 
 /// Waits until QEMU's migration (to or from a file) ends: Ok when it completed. Each
