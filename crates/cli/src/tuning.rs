@@ -86,13 +86,18 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
             let info = c.info(&d).await?;
             let host = c.host_cpus().await?.max(1);
             let maplen = (host + 7) / 8;
-            let (vcpus, maps) = c
-                .vcpus(&d, i32::from(info.nr_virt_cpu as u16), maplen)
-                .await?;
+            let n = i32::try_from(info.nr_virt_cpu).unwrap_or(i32::MAX);
+            let (vcpus, maps) = c.vcpus(&d, n, maplen).await?;
             for (i, v) in vcpus.iter().enumerate() {
                 println!("{:<15} {}", "VCPU:", v.number);
                 println!("{:<15} {}", "CPU:", v.cpu);
-                println!("{:<15} running", "State:");
+                let state = match v.state {
+                    0 => "offline",
+                    1 => "running",
+                    2 => "blocked",
+                    _ => "no state",
+                };
+                println!("{:<15} {state}", "State:");
                 if v.cpu_time > 0 {
                     println!("{:<15} {:.1}s", "CPU time:", v.cpu_time as f64 / 1e9);
                 }
