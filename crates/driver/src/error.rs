@@ -16,6 +16,9 @@ pub enum DriverError {
     /// Well-formed XML that does not describe a valid object.
     #[error("XML error: {0}")]
     XmlInvalid(String),
+    /// The XML does not follow libvirt's schema (`--validate`).
+    #[error("XML document failed to validate against schema: {0}")]
+    XmlSchema(String),
     #[error("unsupported configuration: {0}")]
     ConfigUnsupported(String),
     #[error("invalid argument: {0}")]
@@ -67,6 +70,7 @@ impl DriverError {
             DriverError::DomainExists(_) => (code::OPERATION_FAILED, domain::QEMU),
             DriverError::XmlSyntax(_) => (code::XML_DETAIL, domain::DOMAIN),
             DriverError::XmlInvalid(_) => (code::XML_ERROR, domain::DOMAIN),
+            DriverError::XmlSchema(_) => (code::XML_INVALID_SCHEMA, domain::DOMAIN),
             DriverError::ConfigUnsupported(_) => (code::CONFIG_UNSUPPORTED, domain::DOMAIN),
             DriverError::InvalidArg(_) => (code::INVALID_ARG, domain::QEMU),
             DriverError::ArgUnsupported(_) => (code::ARGUMENT_UNSUPPORTED, domain::QEMU),

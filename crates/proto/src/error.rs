@@ -26,6 +26,7 @@ pub mod code {
     pub const OPERATION_ABORTED: i32 = 78;
     pub const NO_DOMAIN_METADATA: i32 = 80;
     pub const OPERATION_UNSUPPORTED: i32 = 84;
+    pub const XML_INVALID_SCHEMA: i32 = 92;
     pub const DEVICE_MISSING: i32 = 99;
 }
 
