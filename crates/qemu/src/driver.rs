@@ -392,6 +392,21 @@ impl QemuDriver {
 
     /// Defines (or redefines) a persistent domain.
     pub fn define_xml(&self, xml: &str) -> Result<Handle> {
+        self.define_xml_flags(xml, 0)
+    }
+
+    /// `virDomainDefineXMLFlags`: with `VALIDATE`, the XML is first checked against
+    /// libvirt's schema.
+    pub fn define_xml_flags(&self, xml: &str, flags: u32) -> Result<Handle> {
+        if flags & !crate::validate::DEFINE_VALIDATE != 0 {
+            return Err(DriverError::InvalidArg(format!(
+                "unsupported flags (0x{:x})",
+                flags & !crate::validate::DEFINE_VALIDATE
+            )));
+        }
+        if flags & crate::validate::DEFINE_VALIDATE != 0 {
+            crate::validate::domain_schema(xml)?;
+        }
         let def = self.prepare(xml)?;
         let uuid = def.uuid.unwrap_or_default();
         let mut reg = self.write();

@@ -17,6 +17,7 @@ pub mod save;
 pub mod saveimage;
 pub mod screen;
 pub mod stats;
+pub mod validate;
 
 pub use driver::{DomainInfo, QemuConfig, QemuDriver};
 pub use peers::{NetPort, Peers, VolumeSource};

@@ -82,6 +82,13 @@ impl QemuDriver {
 
     /// Starts a transient domain from XML.
     pub async fn create_xml(self: &Arc<Self>, xml: &str, flags: u32) -> Result<Handle> {
+        if flags & crate::validate::START_VALIDATE != 0 {
+            let owned = xml.to_string();
+            tokio::task::spawn_blocking(move || crate::validate::domain_schema(&owned))
+                .await
+                .map_err(|e| DriverError::Internal(format!("schema validation: {e}")))??;
+        }
+        let flags = flags & !crate::validate::START_VALIDATE;
         let def = self.prepare(xml)?;
         self.run_transient(def, flags, None).await
     }

@@ -23,10 +23,8 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8], readonly: bool
         }
         procs::DOMAIN_DEFINE_XML_FLAGS => {
             let a: DomainDefineXmlFlagsArgs = args(payload)?;
-            // VALIDATE (1) is accepted: our parser always validates.
-            check_flags(a.flags, 1)?;
             ret(DomainRet {
-                dom: q.define_xml(&a.xml)?,
+                dom: q.define_xml_flags(&a.xml, a.flags)?,
             })
         }
         procs::DOMAIN_UNDEFINE => {
