@@ -220,3 +220,28 @@ vireo_tests::in_every_layout!(
     read_only_socket_lists_but_cannot_define,
     unknown_domain_error,
 );
+
+/// `define --validate` and `create --validate` check the XML against libvirt's schema
+/// first (xmllint, with the schemas libvirt-clients installs).
+#[test]
+fn define_and_create_validate_against_the_schema() {
+    let d = Daemon::start();
+    let good = vireo_tests::guest_xml("vm1");
+    let f = vireo_tests::write_file(&d, "good.xml", &good);
+    ok(&d.virsh(&["define", "--validate", &f]));
+    let bad = good.replacen("<domain ", "<domain frobnicate='yes' ", 1);
+    let b = vireo_tests::write_file(&d, "bad.xml", &bad);
+    let e = fails(&d.virsh(&["define", "--validate", &b]));
+    assert!(
+        e.contains("XML document failed to validate against schema") && e.contains("domain.rng"),
+        "{e}"
+    );
+    // Without --validate, Vireo's own reading refuses it by name.
+    let e = fails(&d.virsh(&["define", &b]));
+    assert!(e.contains("frobnicate"), "{e}");
+    let e = fails(&d.virsh(&["create", "--validate", &b]));
+    assert!(e.contains("failed to validate against schema"), "{e}");
+    let v2 = vireo_tests::write_file(&d, "vm2.xml", &vireo_tests::guest_xml("vm2"));
+    ok(&d.virsh(&["create", "--validate", "--paused", &v2]));
+    ok(&d.virsh(&["destroy", "vm2"]));
+}
