@@ -116,6 +116,11 @@ impl<'a> Args<'a> {
         Ok(out)
     }
 
+    /// Every positional argument, in order (for commands that take a list).
+    pub fn all_positionals(&self) -> &[&'a str] {
+        &self.pos
+    }
+
     /// The one positional argument (or `--NAME value`).
     pub fn one(&self, name: &str) -> Result<&'a str> {
         Ok(self.positionals(&[name], 1)?[0].unwrap_or_default())

@@ -165,14 +165,8 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
                     .map_err(|_| anyhow!("invalid value of --holdtime"))?,
                 None => 0,
             };
-            // The domain, then the keys: every positional.
-            let words: Vec<&str> = rest
-                .iter()
-                .map(String::as_str)
-                .filter(|x| !x.starts_with("--"))
-                .filter(|x| Some(*x) != a.value("--codeset") && Some(*x) != a.value("--holdtime"))
-                .collect();
-            let Some((dom, keys)) = words.split_first() else {
+            // The domain, then the keys.
+            let Some((dom, keys)) = a.all_positionals().split_first() else {
                 bail!("command 'send-key' requires <domain> option");
             };
             if keys.is_empty() {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use vireo_driver::{DriverError, Result};
-use vireo_proto::remote::{state, Domain as Handle, DomainGetXmlDescRet};
+use vireo_proto::remote::{state, Domain as Handle};
 use vireo_proto::vireo::{procs as vprocs, ShimSaveArgs, VIREO_PROGRAM, VIREO_VERSION};
 use vireo_rpc::client::CallError;
 use vireo_xml::Domain;
@@ -85,11 +85,11 @@ fn open_image(path: &Path) -> Result<(File, ImageHeader)> {
 
 /// The XML an image is restored with: the image's, or the caller's replacement for it,
 /// which must describe the same domain.
-fn image_def_xml(image: &ImageHeader, dxml: Option<&str>) -> Result<String> {
+fn image_def_xml(saved_xml: &str, dxml: Option<&str>) -> Result<String> {
     let Some(dxml) = dxml.filter(|x| !x.trim().is_empty()) else {
-        return Ok(image.xml.clone());
+        return Ok(saved_xml.to_string());
     };
-    let saved = Domain::parse(&image.xml)
+    let saved = Domain::parse(saved_xml)
         .map_err(|e| DriverError::OperationFailed(format!("the image's XML: {e}")))?;
     let mut new = Domain::parse(dxml).map_err(xml_error)?;
     if new.name != saved.name {
@@ -166,21 +166,9 @@ impl QemuDriver {
         };
         // The live definition (devices plugged since the start included), stored without
         // the runtime id.
-        let live = self
-            .live_xml(h)
-            .await
-            .map_err(|e| DriverError::Peer(Box::new(e)))?;
-        let live: DomainGetXmlDescRet = vireo_xdr::from_bytes(&live)
-            .map_err(|e| DriverError::Internal(format!("the shim's XML: {e}")))?;
-        let mut def = Domain::parse(&live.xml)
-            .map_err(|e| DriverError::Internal(format!("the shim's XML: {e}")))?;
-        if let Some(x) = dxml.filter(|x| !x.trim().is_empty()) {
-            let header = ImageHeader {
-                xml: def.format(),
-                running: was_running,
-                data_offset: 0,
-            };
-            def = Domain::parse(&image_def_xml(&header, Some(x))?).map_err(xml_error)?;
+        let mut def = self.live_def(h).await?;
+        if dxml.is_some() {
+            def = Domain::parse(&image_def_xml(&def.format(), dxml)?).map_err(xml_error)?;
         }
         let running = match (flags & SAVE_RUNNING != 0, flags & SAVE_PAUSED != 0) {
             (true, _) => true,
@@ -264,7 +252,7 @@ impl QemuDriver {
         check_save_flags(flags)?;
         let path = client_path(from)?;
         let (file, image) = open_image(&path)?;
-        let def = self.prepare(&image_def_xml(&image, dxml)?)?;
+        let def = self.prepare(&image_def_xml(&image.xml, dxml)?)?;
         let paused = flags & SAVE_PAUSED != 0 || (!image.running && flags & SAVE_RUNNING == 0);
         let r = self
             .run_transient(
@@ -305,7 +293,7 @@ impl QemuDriver {
     fn rewrite_image(&self, path: &Path, dxml: Option<&str>, flags: u32) -> Result<()> {
         let (_, image) = open_image(path)?;
         // The new XML is read as a definition would be, and stored complete.
-        let xml = self.prepare(&image_def_xml(&image, dxml)?)?.format();
+        let xml = self.prepare(&image_def_xml(&image.xml, dxml)?)?.format();
         let running = match (flags & SAVE_RUNNING != 0, flags & SAVE_PAUSED != 0) {
             (true, _) => true,
             (_, true) => false,
@@ -458,18 +446,13 @@ mod tests {
 
     #[test]
     fn replacement_xml_is_for_the_same_domain() {
-        let image = ImageHeader {
-            xml: "<domain type='qemu'><name>a</name>\
-                  <uuid>11111111-2222-3333-4444-555555555555</uuid>\
-                  <memory>65536</memory><os><type>hvm</type></os></domain>"
-                .into(),
-            running: true,
-            data_offset: 8192,
-        };
-        assert_eq!(image_def_xml(&image, None).unwrap(), image.xml);
+        let image = "<domain type='qemu'><name>a</name>\
+                     <uuid>11111111-2222-3333-4444-555555555555</uuid>\
+                     <memory>65536</memory><os><type>hvm</type></os></domain>";
+        assert_eq!(image_def_xml(image, None).unwrap(), image);
         // Without a uuid, the image's.
         let x = image_def_xml(
-            &image,
+            image,
             Some(
                 "<domain type='qemu'><name>a</name><memory>1</memory>\
                  <os><type>hvm</type></os></domain>",
@@ -479,10 +462,10 @@ mod tests {
         assert!(x.contains("11111111-2222-3333-4444-555555555555"), "{x}");
         let other = "<domain type='qemu'><name>b</name><memory>1</memory>\
                      <os><type>hvm</type></os></domain>";
-        let e = image_def_xml(&image, Some(other)).unwrap_err();
+        let e = image_def_xml(image, Some(other)).unwrap_err();
         assert!(e.to_string().contains("the image holds 'a'"), "{e}");
         let e = image_def_xml(
-            &image,
+            image,
             Some(
                 "<domain type='qemu'><name>a</name>\
                  <uuid>11111111-2222-3333-4444-000000000000</uuid>\

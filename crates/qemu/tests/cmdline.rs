@@ -143,6 +143,16 @@ fn domain(dom_type: &str, os: &str, top: &str, devices: &str) -> String {
     )
 }
 
+/// A launch configuration with no secrets and no taps, monitor on fd 7.
+fn launch_cfg(run_dir: &str) -> LaunchConfig {
+    LaunchConfig {
+        monitor_fd: 7,
+        run_dir: run_dir.into(),
+        secret_fds: Some(Default::default()),
+        tap_fds: Some(Vec::new()),
+    }
+}
+
 const PC: &str = "<type arch='x86_64' machine='pc'>hvm</type>";
 const Q35: &str = "<type arch='x86_64' machine='q35'>hvm</type>";
 
@@ -800,12 +810,7 @@ fn block_devices_and_paths() {
          <channel type='unix'><source mode='bind'/><target type='virtio' name='../evil'/></channel>",
     );
     let def = Domain::parse(&xml).expect("parse");
-    let cfg = LaunchConfig {
-        monitor_fd: 7,
-        run_dir: "/run/x,y".into(),
-        secret_fds: Some(Default::default()),
-        tap_fds: Some(Vec::new()),
-    };
+    let cfg = launch_cfg("/run/x,y");
     let args = cmdline::build(&def, &caps(), &cfg).expect("build");
     let has = |s: &str| args.iter().any(|a| a == s);
     assert!(
@@ -1183,12 +1188,7 @@ fn qemu_accepts_golden_cases() {
 
 #[test]
 fn scsi_disks_sit_on_their_controller() {
-    let cfg = LaunchConfig {
-        monitor_fd: 7,
-        run_dir: "/run/x".into(),
-        secret_fds: Some(Default::default()),
-        tap_fds: Some(Vec::new()),
-    };
+    let cfg = launch_cfg("/run/x");
     let disks = "<disk type='file' device='disk'><source file='/a.img'/>\
                  <target dev='sda' bus='scsi'/></disk>\
                  <disk type='file' device='cdrom'><source file='/b.iso'/>\
@@ -1266,12 +1266,7 @@ fn scsi_disks_sit_on_their_controller() {
 
 #[test]
 fn smbios_tables_from_sysinfo() {
-    let cfg = LaunchConfig {
-        monitor_fd: 7,
-        run_dir: "/run/x".into(),
-        secret_fds: Some(Default::default()),
-        tap_fds: Some(Vec::new()),
-    };
+    let cfg = launch_cfg("/run/x");
     let sysinfo = "<sysinfo type='smbios'>\
          <bios><entry name='vendor'>Vireo</entry><entry name='date'>12/01/2026</entry></bios>\
          <system><entry name='manufacturer'>OpenStack Foundation</entry>\

@@ -18,15 +18,7 @@ impl<'a> Builder<'a> {
             .any(|f| f.name == "ps2" && f.attr("state") == Some("off"));
         for (i, inp) in self.def.devices.inputs.iter().enumerate() {
             let what = format!("<input type='{}'>", inp.input_type);
-            if matches!(inp.input_type, InputType::Passthrough | InputType::Evdev)
-                || !inp.source_attrs.is_empty()
-            {
-                return unsupported(format!("{what} (host input passthrough) is not supported"));
-            }
-            let bus = inp.bus.unwrap_or(match inp.input_type {
-                InputType::Tablet => InputBus::Usb,
-                _ => InputBus::Ps2,
-            });
+            let bus = input_bus(inp, &what)?;
             let kind = match inp.input_type {
                 InputType::Tablet => "tablet",
                 InputType::Mouse => "mouse",
@@ -159,19 +151,25 @@ fn usb_port(a: &Address, what: &str) -> Result<String> {
     }
 }
 
-/// The `device_add` arguments of an input device hot-plugged with id `id` (USB or
-/// virtio; PS/2 devices are part of the machine).
-pub fn input_device(inp: &vireo_xml::Input, id: &str) -> Result<Value> {
-    let what = format!("<input type='{}'>", inp.input_type);
+/// The bus an input device is on (a tablet defaults to USB, the rest to PS/2); host input
+/// passthrough is refused.
+fn input_bus(inp: &vireo_xml::Input, what: &str) -> Result<InputBus> {
     if matches!(inp.input_type, InputType::Passthrough | InputType::Evdev)
         || !inp.source_attrs.is_empty()
     {
         return unsupported(format!("{what} (host input passthrough) is not supported"));
     }
-    let bus = inp.bus.unwrap_or(match inp.input_type {
+    Ok(inp.bus.unwrap_or(match inp.input_type {
         InputType::Tablet => InputBus::Usb,
         _ => InputBus::Ps2,
-    });
+    }))
+}
+
+/// The `device_add` arguments of an input device hot-plugged with id `id` (USB or
+/// virtio; PS/2 devices are part of the machine).
+pub fn input_device(inp: &vireo_xml::Input, id: &str) -> Result<Value> {
+    let what = format!("<input type='{}'>", inp.input_type);
+    let bus = input_bus(inp, &what)?;
     let driver = match (bus, inp.input_type) {
         (InputBus::Usb, InputType::Tablet) => "usb-tablet",
         (InputBus::Usb, InputType::Mouse) => "usb-mouse",
