@@ -33,6 +33,7 @@ mod netport;
 mod network;
 mod nwfilter;
 mod secret;
+mod snapshot;
 mod storage;
 #[doc(hidden)]
 pub mod util;
@@ -44,6 +45,7 @@ pub use netport::*;
 pub use network::*;
 pub use nwfilter::*;
 pub use secret::*;
+pub use snapshot::*;
 pub use storage::*;
 pub use util::{escape, Writer};
 
