@@ -42,6 +42,12 @@ pub enum DriverError {
     /// A device a call names is not in the domain (libvirt's `VIR_ERR_DEVICE_MISSING`).
     #[error("device not found: {0}")]
     DeviceMissing(String),
+    /// No snapshot of that name (`VIR_ERR_NO_DOMAIN_SNAPSHOT`).
+    #[error("Domain snapshot not found: {0}")]
+    NoSnapshot(String),
+    /// A snapshot that cannot be used so (`VIR_ERR_INVALID_DOMAIN_SNAPSHOT`).
+    #[error("invalid domain snapshot: {0}")]
+    InvalidSnapshot(String),
     #[error("{what}: {err}")]
     Io {
         what: String,
@@ -81,6 +87,10 @@ impl DriverError {
             DriverError::Internal(_) => (code::INTERNAL_ERROR, domain::QEMU),
             DriverError::DeviceMissing(_) => (code::DEVICE_MISSING, domain::DOMAIN),
             DriverError::NoMetadata(_) => (code::NO_DOMAIN_METADATA, domain::DOMAIN),
+            DriverError::NoSnapshot(_) => (code::NO_DOMAIN_SNAPSHOT, domain::DOMAIN_SNAPSHOT),
+            DriverError::InvalidSnapshot(_) => {
+                (code::INVALID_DOMAIN_SNAPSHOT, domain::DOMAIN_SNAPSHOT)
+            }
             DriverError::Io { .. } => (code::SYSTEM_ERROR, domain::QEMU),
             DriverError::Peer(r) => (r.code, r.domain),
         }

@@ -22,6 +22,8 @@ pub mod code {
     pub const AUTH_FAILED: i32 = 45;
     pub const OPERATION_INVALID: i32 = 55;
     pub const CONFIG_UNSUPPORTED: i32 = 67;
+    pub const INVALID_DOMAIN_SNAPSHOT: i32 = 71;
+    pub const NO_DOMAIN_SNAPSHOT: i32 = 72;
     pub const ARGUMENT_UNSUPPORTED: i32 = 74;
     pub const OPERATION_ABORTED: i32 = 78;
     pub const NO_DOMAIN_METADATA: i32 = 80;
@@ -40,6 +42,7 @@ pub mod domain {
     pub const STORAGE: i32 = 18;
     pub const NETWORK: i32 = 19;
     pub const NWFILTER: i32 = 33;
+    pub const DOMAIN_SNAPSHOT: i32 = 35;
     pub const DOMAIN: i32 = 20;
 }
 

@@ -141,7 +141,22 @@ procedures! {
     DOMAIN_SAVE_IMAGE_DEFINE_XML = 236,
     DOMAIN_MANAGED_SAVE_GET_XML_DESC = 388,
     DOMAIN_MANAGED_SAVE_DEFINE_XML = 389,
+    DOMAIN_SNAPSHOT_CREATE_XML = 185,
+    DOMAIN_SNAPSHOT_GET_XML_DESC = 186,
     DOMAIN_SNAPSHOT_NUM = 187,
+    DOMAIN_SNAPSHOT_LIST_NAMES = 188,
+    DOMAIN_SNAPSHOT_LOOKUP_BY_NAME = 189,
+    DOMAIN_HAS_CURRENT_SNAPSHOT = 190,
+    DOMAIN_SNAPSHOT_CURRENT = 191,
+    DOMAIN_REVERT_TO_SNAPSHOT = 192,
+    DOMAIN_SNAPSHOT_DELETE = 193,
+    DOMAIN_SNAPSHOT_GET_PARENT = 244,
+    DOMAIN_SNAPSHOT_NUM_CHILDREN = 246,
+    DOMAIN_SNAPSHOT_LIST_CHILDREN_NAMES = 247,
+    DOMAIN_SNAPSHOT_IS_CURRENT = 271,
+    DOMAIN_SNAPSHOT_HAS_METADATA = 272,
+    DOMAIN_LIST_ALL_SNAPSHOTS = 274,
+    DOMAIN_SNAPSHOT_LIST_ALL_CHILDREN = 275,
     DOMAIN_CREATE_WITH_FLAGS = 196,
     DOMAIN_GET_VCPUS_FLAGS = 200,
     DOMAIN_OPEN_CONSOLE = 201,
@@ -296,6 +311,9 @@ pub fn allowed_read_only(p: i32) -> bool {
             | DOMAIN_MANAGED_SAVE
             | DOMAIN_MANAGED_SAVE_REMOVE
             | DOMAIN_MANAGED_SAVE_DEFINE_XML
+            | DOMAIN_SNAPSHOT_CREATE_XML
+            | DOMAIN_REVERT_TO_SNAPSHOT
+            | DOMAIN_SNAPSHOT_DELETE
             // It reads a file the client names.
             | DOMAIN_SAVE_IMAGE_GET_XML_DESC
             | DOMAIN_SAVE_IMAGE_DEFINE_XML
@@ -410,6 +428,46 @@ pub mod event {
     pub const SHUTDOWN_FINISHED: i32 = 0;
     pub const SHUTDOWN_GUEST: i32 = 1;
     pub const SHUTDOWN_HOST: i32 = 2;
+    pub const DEFINED_FROM_SNAPSHOT: i32 = 3;
+    pub const STARTED_FROM_SNAPSHOT: i32 = 3;
+    pub const SUSPENDED_FROM_SNAPSHOT: i32 = 5;
+    pub const RESUMED_FROM_SNAPSHOT: i32 = 2;
+    pub const STOPPED_FROM_SNAPSHOT: i32 = 6;
+}
+
+/// `virDomainSnapshot*Flags`.
+pub mod snapshot_flags {
+    pub const CREATE_REDEFINE: u32 = 1;
+    pub const CREATE_CURRENT: u32 = 2;
+    pub const CREATE_NO_METADATA: u32 = 4;
+    pub const CREATE_HALT: u32 = 8;
+    pub const CREATE_DISK_ONLY: u32 = 16;
+    pub const CREATE_REUSE_EXT: u32 = 32;
+    pub const CREATE_QUIESCE: u32 = 64;
+    pub const CREATE_ATOMIC: u32 = 128;
+    pub const CREATE_LIVE: u32 = 256;
+    pub const CREATE_VALIDATE: u32 = 512;
+    /// ROOTS for a domain's list, DESCENDANTS for a snapshot's children.
+    pub const LIST_ROOTS: u32 = 1;
+    pub const LIST_DESCENDANTS: u32 = 1;
+    pub const LIST_METADATA: u32 = 2;
+    pub const LIST_LEAVES: u32 = 4;
+    pub const LIST_NO_LEAVES: u32 = 8;
+    pub const LIST_NO_METADATA: u32 = 16;
+    pub const LIST_INACTIVE: u32 = 32;
+    pub const LIST_ACTIVE: u32 = 64;
+    pub const LIST_DISK_ONLY: u32 = 128;
+    pub const LIST_INTERNAL: u32 = 256;
+    pub const LIST_EXTERNAL: u32 = 512;
+    pub const LIST_TOPOLOGICAL: u32 = 1024;
+    pub const REVERT_RUNNING: u32 = 1;
+    pub const REVERT_PAUSED: u32 = 2;
+    pub const REVERT_FORCE: u32 = 4;
+    pub const REVERT_RESET_NVRAM: u32 = 8;
+    pub const DELETE_CHILDREN: u32 = 1;
+    pub const DELETE_METADATA_ONLY: u32 = 2;
+    pub const DELETE_CHILDREN_ONLY: u32 = 4;
+    pub const XML_SECURE: u32 = 1;
 }
 
 /// `virDomainState` and the reasons Vireo reports with it.
@@ -432,6 +490,10 @@ pub mod state {
     pub const SHUTOFF_DESTROYED: i32 = 2;
     pub const SHUTOFF_CRASHED: i32 = 3;
     pub const SHUTOFF_SAVED: i32 = 5;
+    pub const RUNNING_FROM_SNAPSHOT: i32 = 4;
+    pub const PAUSED_FROM_SNAPSHOT: i32 = 7;
+    pub const PAUSED_SNAPSHOT: i32 = 9;
+    pub const SHUTOFF_FROM_SNAPSHOT: i32 = 7;
 }
 
 xdr_struct! { pub struct ConnectOpenArgs { pub name: Option<String>, pub flags: u32 } }
@@ -571,6 +633,39 @@ xdr_struct! { pub struct DomainGetMaxVcpusRet { pub num: i32 } }
 xdr_struct! { pub struct DomainGetVcpusFlagsRet { pub num: i32 } }
 xdr_struct! { pub struct DomainHasManagedSaveImageRet { pub result: i32 } }
 xdr_struct! { pub struct DomainSnapshotNumRet { pub num: i32 } }
+
+/// libvirt's `REMOTE_DOMAIN_SNAPSHOT_LIST_MAX`.
+pub const DOMAIN_SNAPSHOT_LIST_MAX: usize = 16384;
+
+xdr_struct! {
+    /// A snapshot handle (`remote_nonnull_domain_snapshot`): its name and its domain.
+    pub struct DomainSnapshot {
+        pub name: String,
+        pub dom: Domain,
+    }
+}
+xdr_struct! { pub struct DomainSnapshotCreateXmlArgs { pub dom: Domain, pub xml_desc: String, pub flags: u32 } }
+xdr_struct! {
+/// Returns that are a snapshot handle (create, lookup, current, parent).
+pub struct DomainSnapshotRet { pub snap: DomainSnapshot } }
+xdr_struct! {
+/// Arguments that are a snapshot handle and flags.
+pub struct DomainSnapshotFlagsArgs { pub snap: DomainSnapshot, pub flags: u32 } }
+xdr_struct! { pub struct DomainSnapshotListNamesArgs { pub dom: Domain, pub maxnames: i32, pub flags: u32 } }
+xdr_struct! { pub struct DomainSnapshotListChildrenNamesArgs { pub snap: DomainSnapshot, pub maxnames: i32, pub flags: u32 } }
+xdr_struct! { pub struct DomainSnapshotListNamesRet { pub names: Array<String, DOMAIN_SNAPSHOT_LIST_MAX> } }
+xdr_struct! { pub struct DomainSnapshotLookupByNameArgs { pub dom: Domain, pub name: String, pub flags: u32 } }
+xdr_struct! { pub struct DomainListAllSnapshotsArgs { pub dom: Domain, pub need_results: i32, pub flags: u32 } }
+xdr_struct! { pub struct DomainSnapshotListAllChildrenArgs { pub snap: DomainSnapshot, pub need_results: i32, pub flags: u32 } }
+xdr_struct! {
+    pub struct DomainListAllSnapshotsRet {
+        pub snapshots: Array<DomainSnapshot, DOMAIN_SNAPSHOT_LIST_MAX>,
+        pub ret: i32,
+    }
+}
+xdr_struct! {
+/// Returns that are one int (HAS_CURRENT_SNAPSHOT, IS_CURRENT, HAS_METADATA, NUM_CHILDREN).
+pub struct IntRet { pub value: i32 } }
 xdr_struct! {
     pub struct DomainGetSecurityLabelRet {
         pub label: CharArray<SECURITY_LABEL_MAX>,
@@ -851,6 +946,9 @@ pub mod job {
     pub const NONE: i32 = 0;
     pub const UNBOUNDED: i32 = 2;
     pub const OPERATION_SAVE: i32 = 2;
+    pub const OPERATION_SNAPSHOT: i32 = 6;
+    pub const OPERATION_SNAPSHOT_REVERT: i32 = 7;
+    pub const OPERATION_SNAPSHOT_DELETE: i32 = 10;
 }
 pub const DOMAIN_JOB_STATS_MAX: usize = 64;
 xdr_struct! {

@@ -9,6 +9,9 @@
 //! | 100 | SHIM_ATTACH_DEVICE | [`ShimAttachArgs`] + the device's descriptors (CALL_WITH_FDS) | [`ShimAttachRet`] |
 //! | 101 | SHIM_DETACH_DEVICE | [`ShimDetachArgs`] | [`ShimDetachRet`] |
 //! | 102 | SHIM_CHANGE_MEDIA | [`ShimAttachArgs`] (the cdrom with its new source) | nothing |
+//! | 103 | SHIM_SAVE | [`ShimSaveArgs`] + the image's descriptor | nothing |
+//! | 104 | SHIM_SCREENSHOT | [`ShimScreenshotArgs`] | [`ShimScreenshotRet`] |
+//! | 105 | SHIM_SNAPSHOT | [`ShimSnapshotArgs`] | nothing |
 //!
 //! Procedures from 100 on are between the QEMU daemon and a VM's shim only.
 
@@ -41,6 +44,9 @@ pub mod procs {
     pub const SHIM_SAVE: i32 = 103;
     /// A picture of the VM's screen. [`ShimScreenshotArgs`] → [`ShimScreenshotRet`].
     pub const SHIM_SCREENSHOT: i32 = 104;
+    /// Takes, loads or deletes an internal snapshot of the running VM (memory and the
+    /// disks named). [`ShimSnapshotArgs`] → void.
+    pub const SHIM_SNAPSHOT: i32 = 105;
 }
 
 /// The name of a procedure of this program.
@@ -54,6 +60,7 @@ pub fn proc_name(p: i32) -> Option<&'static str> {
         procs::SHIM_CHANGE_MEDIA => Some("SHIM_CHANGE_MEDIA"),
         procs::SHIM_SAVE => Some("SHIM_SAVE"),
         procs::SHIM_SCREENSHOT => Some("SHIM_SCREENSHOT"),
+        procs::SHIM_SNAPSHOT => Some("SHIM_SNAPSHOT"),
         _ => None,
     }
 }
@@ -161,5 +168,27 @@ xdr_struct! {
     pub struct ShimScreenshotRet {
         pub mime: String,
         pub data: vireo_xdr::Opaque<SCREENSHOT_MAX>,
+    }
+}
+
+/// What [`ShimSnapshotArgs`] asks for.
+pub mod snapshot_op {
+    /// Memory and disks into the disks' images (QEMU's `snapshot-save`).
+    pub const SAVE: i32 = 0;
+    /// The guest back to that state (`snapshot-load`).
+    pub const LOAD: i32 = 1;
+    /// The snapshot out of the disks' images (`snapshot-delete`).
+    pub const DELETE: i32 = 2;
+}
+
+xdr_struct! {
+    /// `SHIM_SNAPSHOT`: an internal snapshot named `tag` of the disks with these targets
+    /// (the memory goes into the first one's image).
+    pub struct ShimSnapshotArgs {
+        pub op: i32,
+        pub tag: String,
+        pub disks: vireo_xdr::Array<String, 256>,
+        /// After a load: 1 the guest runs, 0 it stays paused.
+        pub run: i32,
     }
 }
