@@ -7,6 +7,7 @@ mod hotplug;
 mod job;
 mod screen;
 mod serve;
+mod snapshot;
 mod stats;
 mod vm;
 

@@ -13,7 +13,7 @@ use crate::hotplug::{Missing, Unsupported};
 use crate::vm::{Aborted, Lifecycle, OpFailed, OpInvalid, Vm};
 use vireo_proto::vireo::{
     procs as vprocs, ShimAttachArgs, ShimAttachRet, ShimDetachArgs, ShimDetachRet, ShimSaveArgs,
-    ShimScreenshotArgs, ShimScreenshotRet, VIREO_PROGRAM, VIREO_VERSION,
+    ShimScreenshotArgs, ShimScreenshotRet, ShimSnapshotArgs, VIREO_PROGRAM, VIREO_VERSION,
 };
 
 /// The longest a detach may wait for the guest.
@@ -150,6 +150,18 @@ impl Service for ShimService {
                 vprocs::SHIM_DETACH_DEVICE => self.detach(payload),
                 vprocs::SHIM_CHANGE_MEDIA => self.change_media(payload),
                 vprocs::SHIM_SAVE => self.save(payload, Vec::new()),
+                vprocs::SHIM_SNAPSHOT => {
+                    let a: ShimSnapshotArgs = match args(payload) {
+                        Ok(a) => a,
+                        Err(e) => return Dispatch::Now(Outcome::Error(e)),
+                    };
+                    Dispatch::Later(Box::pin(async move {
+                        match self.vm.snapshot(a.op, &a.tag, &a.disks.0, a.run != 0).await {
+                            Ok(()) => Outcome::Reply(Vec::new()),
+                            Err(e) => Outcome::Error(to_remote(&e)),
+                        }
+                    }))
+                }
                 vprocs::SHIM_SCREENSHOT => {
                     let a: ShimScreenshotArgs = match args(payload) {
                         Ok(a) => a,

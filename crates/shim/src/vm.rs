@@ -399,7 +399,7 @@ impl Vm {
         let _ = std::fs::remove_file(&self.status_file);
     }
 
-    fn set(&self, st: i32, reason: i32, ev: Option<Lifecycle>) {
+    pub(crate) fn set(&self, st: i32, reason: i32, ev: Option<Lifecycle>) {
         {
             let mut s = self.status();
             s.state = st;
@@ -420,26 +420,38 @@ impl Vm {
     /// it was.
     pub async fn save(self: &Arc<Self>, file: OwnedFd) -> anyhow::Result<()> {
         self.require_running()?;
-        {
-            let mut job = self.job.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(j) = job.as_ref() {
-                bail!(OpInvalid(format!(
-                    "another job (operation {}) is active on the domain",
-                    j.op
-                )));
-            }
-            *job = Some(crate::job::Job::new(
-                vireo_proto::remote::job::OPERATION_SAVE,
-            ));
-        }
+        self.begin_job(vireo_proto::remote::job::OPERATION_SAVE)?;
         let r = self.save_job(file).await;
-        let job = self.job.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let job = self.end_job();
         match r {
             Err(_) if job.is_some_and(|j| j.aborted) => Err(anyhow!(Aborted(
                 "domain save job: canceled by client".into()
             ))),
             r => r,
         }
+    }
+
+    /// Marks a job of operation `op` as running; refused while another runs.
+    pub(crate) fn begin_job(&self, op: i32) -> anyhow::Result<()> {
+        let mut job = self.job.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(j) = job.as_ref() {
+            bail!(OpInvalid(format!(
+                "another job (operation {}) is active on the domain",
+                j.op
+            )));
+        }
+        *job = Some(crate::job::Job::new(op));
+        Ok(())
+    }
+
+    /// The job ended: it is taken away and returned.
+    pub(crate) fn end_job(&self) -> Option<crate::job::Job> {
+        self.job.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Marks the QMP `STOP`/`RESUME` events to come as caused by the shim itself.
+    pub(crate) fn set_pausing(&self, on: bool) {
+        self.status().pausing = on;
     }
 
     /// What a job reports, while one runs.
