@@ -100,6 +100,8 @@ pub(crate) struct DomainObj {
     pub(crate) ports: Vec<(String, crate::peers::PortRef)>,
     /// A managed save image waits for the next start.
     pub(crate) managed_save: bool,
+    /// The VM is being stopped to revert to a snapshot: its end is reported so.
+    pub(crate) stopping_for_snapshot: bool,
 }
 
 impl DomainObj {
@@ -115,6 +117,7 @@ impl DomainObj {
             starting: false,
             ports: Vec::new(),
             managed_save: false,
+            stopping_for_snapshot: false,
         }
     }
 
@@ -172,6 +175,8 @@ pub struct QemuDriver {
     pub(crate) device_events: EventBus<DeviceEvent>,
     /// The emulator's CPU model names, probed once when first asked for.
     cpu_models: OnceLock<Vec<String>>,
+    /// Each domain's snapshots.
+    pub(crate) snapshots: crate::snapshot::Store,
 }
 
 impl QemuDriver {
@@ -188,6 +193,7 @@ impl QemuDriver {
             peers: OnceLock::new(),
             device_events: EventBus::default(),
             cpu_models: OnceLock::new(),
+            snapshots: Default::default(),
         };
         d.load()?;
         Ok(d)
@@ -455,6 +461,12 @@ impl QemuDriver {
             ));
         }
         let name = obj.def.name.clone();
+        let snapshots = self.snapshot_count(&h.uuid);
+        if snapshots > 0 && !obj.active() && flags & UNDEFINE_SNAPSHOTS_METADATA == 0 {
+            return Err(DriverError::OperationInvalid(format!(
+                "cannot delete inactive domain with {snapshots} snapshots"
+            )));
+        }
         if obj.managed_save {
             if flags & UNDEFINE_MANAGED_SAVE == 0 {
                 return Err(DriverError::OperationInvalid(
@@ -470,6 +482,9 @@ impl QemuDriver {
             return Err(no_domain_uuid(&h.uuid, &h.name));
         };
         let active = obj.active();
+        if snapshots > 0 && !active {
+            self.drop_snapshot_metadata(&h.uuid)?;
+        }
         if obj.autostart {
             store::remove(&self.autostart_link(&name))?;
         }
@@ -538,7 +553,7 @@ impl QemuDriver {
         let mut v: Vec<Handle> = reg
             .by_uuid
             .values()
-            .filter(|o| matches_filter(o, flags))
+            .filter(|o| matches_filter(o, flags, || self.snapshot_count(&o.uuid) > 0))
             .map(DomainObj::handle)
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
@@ -675,6 +690,8 @@ pub(crate) fn xml_error(e: XmlError) -> DriverError {
 
 /// `VIR_DOMAIN_UNDEFINE_MANAGED_SAVE`.
 pub const UNDEFINE_MANAGED_SAVE: u32 = 1;
+/// `VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA`.
+const UNDEFINE_SNAPSHOTS_METADATA: u32 = 2;
 
 pub(crate) fn no_domain_uuid(uuid: &Uuid, name: &str) -> DriverError {
     DriverError::NoDomain(format!(
@@ -683,7 +700,7 @@ pub(crate) fn no_domain_uuid(uuid: &Uuid, name: &str) -> DriverError {
     ))
 }
 
-fn matches_filter(o: &DomainObj, flags: u32) -> bool {
+fn matches_filter(o: &DomainObj, flags: u32, has_snapshot: impl Fn() -> bool) -> bool {
     use list_flags::*;
     let pair = |a: u32, b: u32, has_a: bool| {
         let want = flags & (a | b);
@@ -693,9 +710,9 @@ fn matches_filter(o: &DomainObj, flags: u32) -> bool {
     pair(ACTIVE, INACTIVE, running)
         && pair(PERSISTENT, TRANSIENT, o.persistent)
         && pair(AUTOSTART, NO_AUTOSTART, o.autostart)
-        // Nothing has a snapshot or checkpoint yet.
         && pair(MANAGEDSAVE, NO_MANAGEDSAVE, o.managed_save)
-        && pair(HAS_SNAPSHOT, NO_SNAPSHOT, false)
+        && (flags & (HAS_SNAPSHOT | NO_SNAPSHOT) == 0 || pair(HAS_SNAPSHOT, NO_SNAPSHOT, has_snapshot()))
+        // Nothing has a checkpoint yet.
         && pair(HAS_CHECKPOINT, NO_CHECKPOINT, false)
         && {
             let st = flags & (RUNNING | PAUSED | SHUTOFF | OTHER);

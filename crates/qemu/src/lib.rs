@@ -16,6 +16,7 @@ pub mod resources;
 pub mod save;
 pub mod saveimage;
 pub mod screen;
+pub mod snapshot;
 pub mod stats;
 pub mod validate;
 

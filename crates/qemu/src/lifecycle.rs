@@ -391,14 +391,23 @@ impl QemuDriver {
         });
     }
 
-    fn on_shim_event(&self, uuid: [u8; 16], ev: i32, detail: i32) {
+    fn on_shim_event(&self, uuid: [u8; 16], ev: i32, mut detail: i32) {
         let handle = {
             let mut reg = self.write();
             let Some(o) = reg.by_uuid.get_mut(&uuid) else {
                 return;
             };
+            if ev == event::STOPPED && std::mem::take(&mut o.stopping_for_snapshot) {
+                detail = event::STOPPED_FROM_SNAPSHOT;
+            }
             o.state = match (ev, detail) {
+                (event::SUSPENDED, event::SUSPENDED_FROM_SNAPSHOT) => {
+                    (state::PAUSED, state::PAUSED_FROM_SNAPSHOT)
+                }
                 (event::SUSPENDED, _) => (state::PAUSED, state::PAUSED_USER),
+                (event::RESUMED, event::RESUMED_FROM_SNAPSHOT) => {
+                    (state::RUNNING, state::RUNNING_FROM_SNAPSHOT)
+                }
                 (event::RESUMED, _) => (state::RUNNING, state::RUNNING_UNPAUSED),
                 (event::SHUTDOWN, _) => (state::SHUTDOWN, state::SHUTDOWN_USER),
                 (event::STOPPED, event::STOPPED_DESTROYED) => {
@@ -408,6 +417,9 @@ impl QemuDriver {
                     (state::SHUTOFF, state::SHUTOFF_SHUTDOWN)
                 }
                 (event::STOPPED, event::STOPPED_SAVED) => (state::SHUTOFF, state::SHUTOFF_SAVED),
+                (event::STOPPED, event::STOPPED_FROM_SNAPSHOT) => {
+                    (state::SHUTOFF, state::SHUTOFF_FROM_SNAPSHOT)
+                }
                 (event::STOPPED, _) => (state::SHUTOFF, state::SHUTOFF_CRASHED),
                 _ => o.state,
             };

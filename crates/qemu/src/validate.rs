@@ -9,6 +9,8 @@ use std::process::{Command, Stdio};
 use vireo_driver::{DriverError, Result};
 
 /// Where libvirt's schemas are.
+const SCHEMAS: &str = "/usr/share/libvirt/schemas";
+#[cfg(test)]
 const SCHEMA: &str = "/usr/share/libvirt/schemas/domain.rng";
 
 /// `VIR_DOMAIN_DEFINE_VALIDATE`.
@@ -18,13 +20,19 @@ pub const START_VALIDATE: u32 = 16;
 
 /// Checks `xml` against the domain schema; the error carries xmllint's complaint.
 pub fn domain_schema(xml: &str) -> Result<()> {
-    if !Path::new(SCHEMA).is_file() {
+    schema(xml, "domain")
+}
+
+/// Checks `xml` against libvirt's schema `name` (`domain`, `domainsnapshot` …).
+pub fn schema(xml: &str, name: &str) -> Result<()> {
+    let rng = format!("{SCHEMAS}/{name}.rng");
+    if !Path::new(&rng).is_file() {
         return Err(DriverError::NoSupport(format!(
-            "schema validation needs libvirt's schemas ({SCHEMA}, from libvirt-clients)"
+            "schema validation needs libvirt's schemas ({rng}, from libvirt-clients)"
         )));
     }
     let mut child = Command::new("xmllint")
-        .args(["--noout", "--relaxng", SCHEMA, "-"])
+        .args(["--noout", "--relaxng", &rng, "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -48,7 +56,7 @@ pub fn domain_schema(xml: &str) -> Result<()> {
         .take(8)
         .collect();
     Err(DriverError::XmlSchema(format!(
-        "Unable to validate doc against {SCHEMA}\n{}",
+        "Unable to validate doc against {rng}\n{}",
         detail.join("\n")
     )))
 }

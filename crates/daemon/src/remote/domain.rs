@@ -274,11 +274,6 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8], readonly: bool
             q.save_image_define(&a.file, &a.dxml, a.flags)?;
             void()
         }
-        procs::DOMAIN_SNAPSHOT_NUM => {
-            let a: DomainFlagsArgs = args(payload)?;
-            q.is_active(&a.dom)?;
-            ret(DomainSnapshotNumRet { num: 0 })
-        }
         procs::DOMAIN_GET_SECURITY_LABEL => {
             let a: DomainArgs = args(payload)?;
             q.is_active(&a.dom)?;

@@ -13,6 +13,7 @@ mod running;
 mod screenshot;
 mod secondary;
 mod secret;
+mod snapshot;
 mod stats;
 mod storage;
 mod transfer;
@@ -281,6 +282,9 @@ impl Service for RemoteService {
         if p == procs::DOMAIN_SCREENSHOT {
             let c = Arc::clone(client);
             return Dispatch::Later(screenshot::open(self, c, header, payload.to_vec()));
+        }
+        if let Some(fut) = snapshot::dispatch(&self, p, payload) {
+            return Dispatch::Later(fut);
         }
         if let Some(fut) = running::dispatch(&self, p, payload) {
             return Dispatch::Later(fut);

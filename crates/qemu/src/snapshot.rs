@@ -1,0 +1,995 @@
+//! Domain snapshots (`virsh snapshot-*`): internal snapshots kept in the disks' qcow2
+//! images — with the memory of a running guest (QEMU's snapshot jobs, run by the VM's
+//! shim), or of the disks of a shut-off domain (`qemu-img snapshot`) — and their metadata:
+//! the tree of snapshots of each domain, which one is current, and the definition each was
+//! taken of. The metadata lives in `<config>/snapshot/<domain uuid>/NAME.xml` (libvirt's
+//! `<domainsnapshot>` XML, written atomically) and `current` (the current one's name).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use vireo_driver::events::LifecycleEvent;
+use vireo_driver::{store, DriverError, Result};
+use vireo_proto::remote::snapshot_flags::*;
+use vireo_proto::remote::{event, procs, state, Domain as Handle, DomainFlagsArgs, Uuid};
+use vireo_proto::vireo::{procs as vprocs, snapshot_op, ShimSnapshotArgs};
+use vireo_proto::vireo::{VIREO_PROGRAM, VIREO_VERSION};
+use vireo_xml::{
+    format_uuid, DiskDevice, DiskType, Domain, DomainSnapshot, SnapshotDisk, SnapshotDisks,
+    SnapshotLocation, SnapshotMemory, SnapshotParent,
+};
+
+use crate::driver::{no_domain_uuid, QemuDriver};
+use crate::hotplug::shim_error;
+use crate::lifecycle::START_PAUSED;
+
+/// How long a shim may take to end once its VM was destroyed for a revert.
+const SHIM_EXIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The snapshots of every domain that has been asked about, loaded from disk on first use.
+#[derive(Default)]
+pub struct Store {
+    doms: Mutex<HashMap<Uuid, Snaps>>,
+}
+
+/// One domain's snapshots, oldest first (a parent is always before its children), and the
+/// current one.
+#[derive(Default, Clone)]
+struct Snaps {
+    list: Vec<DomainSnapshot>,
+    current: Option<String>,
+}
+
+impl Snaps {
+    fn get(&self, name: &str) -> Option<&DomainSnapshot> {
+        self.list.iter().find(|s| s.name() == name)
+    }
+
+    fn children(&self, name: &str) -> Vec<&DomainSnapshot> {
+        self.list
+            .iter()
+            .filter(|s| s.parent() == Some(name))
+            .collect()
+    }
+
+    /// Every descendant of `name`, parents before their children.
+    fn descendants(&self, name: &str) -> Vec<&DomainSnapshot> {
+        let mut out: Vec<&DomainSnapshot> = Vec::new();
+        let mut frontier = vec![name.to_string()];
+        while let Some(n) = frontier.pop() {
+            for c in self.children(&n) {
+                frontier.push(c.name().to_string());
+                out.push(c);
+            }
+        }
+        out
+    }
+}
+
+/// The snapshot was taken of a running or paused guest (it holds its memory).
+fn has_memory(s: &DomainSnapshot) -> bool {
+    matches!(s.head.state.as_deref(), Some("running" | "paused"))
+}
+
+/// Some disk or the memory of the snapshot is kept outside the images.
+fn is_external(s: &DomainSnapshot) -> bool {
+    let ext = |l: Option<SnapshotLocation>| {
+        matches!(
+            l,
+            Some(SnapshotLocation::External | SnapshotLocation::Manual)
+        )
+    };
+    s.head.memory.as_ref().is_some_and(|m| ext(m.snapshot))
+        || s.head
+            .disks
+            .iter()
+            .flat_map(|d| &d.disk)
+            .any(|d| ext(d.snapshot))
+}
+
+/// The targets of the disks whose images hold the snapshot.
+fn internal_targets(s: &DomainSnapshot) -> Vec<String> {
+    s.head
+        .disks
+        .iter()
+        .flat_map(|d| &d.disk)
+        .filter(|d| d.snapshot == Some(SnapshotLocation::Internal))
+        .map(|d| d.name.clone())
+        .collect()
+}
+
+/// Whether snapshot `s` passes the filter groups of `flags` (each group: none set lets
+/// all through, else any of those set must hold). `children` says whether it has any.
+fn passes(s: &DomainSnapshot, has_children: bool, flags: u32) -> bool {
+    let group = |bits: &[(u32, bool)]| {
+        let set: Vec<_> = bits.iter().filter(|(b, _)| flags & b != 0).collect();
+        set.is_empty() || set.iter().any(|(_, holds)| *holds)
+    };
+    let st = s.head.state.as_deref().unwrap_or("");
+    group(&[(LIST_LEAVES, !has_children), (LIST_NO_LEAVES, has_children)])
+        // Every snapshot here has metadata.
+        && group(&[(LIST_METADATA, true), (LIST_NO_METADATA, false)])
+        && group(&[
+            (LIST_INACTIVE, st == "shutoff"),
+            (LIST_ACTIVE, st != "shutoff" && st != "disk-snapshot"),
+            (LIST_DISK_ONLY, st == "disk-snapshot"),
+        ])
+        && group(&[
+            (LIST_INTERNAL, !is_external(s)),
+            (LIST_EXTERNAL, is_external(s)),
+        ])
+}
+
+fn check_flags(flags: u32, known: u32) -> Result<()> {
+    if flags & !known != 0 {
+        return Err(DriverError::InvalidArg(format!(
+            "unsupported flags (0x{:x})",
+            flags & !known
+        )));
+    }
+    Ok(())
+}
+
+fn no_snapshot(name: &str) -> DriverError {
+    DriverError::NoSnapshot(format!("no domain snapshot with matching name '{name}'"))
+}
+
+/// `qemu-img snapshot -OP NAME` on the qcow2 image at `path`, named with its format so
+/// that nothing is probed.
+async fn img_snapshot(op: &str, name: &str, path: &str) -> Result<()> {
+    let spec = format!(
+        "driver=qcow2,file.driver=file,file.filename={}",
+        path.replace(',', ",,")
+    );
+    qemu_img(&["snapshot", "--image-opts", op, name, &spec]).await
+}
+
+/// Runs `qemu-img ARGS`; its complaint becomes the error.
+async fn qemu_img(args: &[&str]) -> Result<()> {
+    let out = tokio::process::Command::new("qemu-img")
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| DriverError::OperationFailed(format!("cannot run qemu-img: {e}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(DriverError::OperationFailed(format!(
+        "qemu-img {}: {}",
+        args.first().copied().unwrap_or_default(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    )))
+}
+
+/// Which disks of `def` (volumes resolved) an internal snapshot covers, as `<disks>`
+/// records in the domain's order: writable qcow2 images are in it unless `asked` says
+/// `no`; read-only disks and cdroms never are. Returns the records and the image paths
+/// of the disks in it.
+fn plan_disks(def: &Domain, asked: Option<&SnapshotDisks>) -> Result<(SnapshotDisks, Vec<String>)> {
+    let asked: Vec<&SnapshotDisk> = asked.iter().flat_map(|d| &d.disk).collect();
+    for a in &asked {
+        if !def.devices.disks.iter().any(|d| d.target.dev == a.name) {
+            return Err(DriverError::InvalidArg(format!(
+                "no disk named '{}' in the domain",
+                a.name
+            )));
+        }
+    }
+    let mut out = SnapshotDisks::default();
+    let mut paths = Vec::new();
+    for d in &def.devices.disks {
+        let name = &d.target.dev;
+        let want = asked
+            .iter()
+            .find(|a| a.name == *name)
+            .and_then(|a| a.snapshot);
+        let writable = !d.readonly && !matches!(d.device, DiskDevice::Cdrom | DiskDevice::Floppy);
+        let loc = match want {
+            Some(l @ (SnapshotLocation::External | SnapshotLocation::Manual)) => {
+                return Err(DriverError::ConfigUnsupported(format!(
+                    "disk '{name}': {l} snapshots are not supported by Vireo yet"
+                )))
+            }
+            Some(SnapshotLocation::Internal) if !writable => {
+                return Err(DriverError::ConfigUnsupported(format!(
+                    "disk '{name}' is read-only: it has no internal snapshot"
+                )))
+            }
+            Some(l) => l,
+            None if writable => SnapshotLocation::Internal,
+            None => SnapshotLocation::No,
+        };
+        if loc == SnapshotLocation::Internal {
+            let fmt = d
+                .driver
+                .as_ref()
+                .and_then(|x| x.format.as_deref())
+                .unwrap_or("raw");
+            let path = d.source.as_ref().and_then(|s| s.file.clone());
+            let path = match (d.disk_type, path) {
+                (DiskType::File, Some(p)) if fmt == "qcow2" => p,
+                _ => {
+                    return Err(DriverError::ConfigUnsupported(format!(
+                        "internal snapshot for disk {name} unsupported for storage type {fmt}"
+                    )))
+                }
+            };
+            if d.encryption.is_some() {
+                return Err(DriverError::ConfigUnsupported(format!(
+                    "disk '{name}': internal snapshots of encrypted disks are not supported by \
+                     Vireo yet"
+                )));
+            }
+            paths.push(path);
+        }
+        out.disk.push(SnapshotDisk {
+            name: name.clone(),
+            snapshot: Some(loc),
+            disk_type: None,
+            driver: None,
+            source: None,
+        });
+    }
+    Ok((out, paths))
+}
+
+/// The image paths (volumes resolved) of the disks `targets` of `def`.
+fn paths_of(def: &Domain, targets: &[String]) -> Vec<String> {
+    def.devices
+        .disks
+        .iter()
+        .filter(|d| targets.contains(&d.target.dev))
+        .filter_map(|d| d.source.as_ref().and_then(|s| s.file.clone()))
+        .collect()
+}
+
+impl QemuDriver {
+    fn snap_dir(&self, uuid: &Uuid) -> PathBuf {
+        self.cfg.config_dir.join("snapshot").join(format_uuid(uuid))
+    }
+
+    /// Runs `f` on the domain's snapshots (read from disk the first time).
+    fn with_snaps<T>(&self, uuid: &Uuid, f: impl FnOnce(&mut Snaps) -> T) -> T {
+        let mut doms = self
+            .snapshots
+            .doms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let snaps = doms.entry(*uuid).or_insert_with(|| self.load_snaps(uuid));
+        f(snaps)
+    }
+
+    fn load_snaps(&self, uuid: &Uuid) -> Snaps {
+        let dir = self.snap_dir(uuid);
+        let mut list: Vec<(i64, DomainSnapshot)> = Vec::new();
+        for path in store::list_xml(&dir).unwrap_or_default() {
+            let parsed = std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|x| DomainSnapshot::parse(&x).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(s) => list.push((s.head.creation_time.unwrap_or(0), s)),
+                Err(e) => log::warn!("{}: {e}", path.display()),
+            }
+        }
+        list.sort_by_key(|(t, _)| *t);
+        let mut snaps = Snaps {
+            list: Vec::new(),
+            current: std::fs::read_to_string(dir.join("current"))
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
+        };
+        // Parents before children, whatever the clocks said.
+        let names: Vec<String> = list.iter().map(|(_, s)| s.name().to_string()).collect();
+        let mut left: Vec<DomainSnapshot> = list.into_iter().map(|(_, s)| s).collect();
+        while !left.is_empty() {
+            let (ready, rest): (Vec<_>, Vec<_>) = left.into_iter().partition(|s| {
+                s.parent()
+                    .is_none_or(|p| snaps.get(p).is_some() || !names.iter().any(|n| n == p))
+            });
+            if ready.is_empty() {
+                // A loop of parents (files edited by hand): kept as they are.
+                snaps.list.extend(rest);
+                break;
+            }
+            snaps.list.extend(ready);
+            left = rest;
+        }
+        snaps
+    }
+
+    fn write_snap(&self, uuid: &Uuid, s: &DomainSnapshot) -> Result<()> {
+        let dir = self.snap_dir(uuid);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| DriverError::io(format!("cannot create {}", dir.display()), e))?;
+        store::write_atomic(
+            &dir.join(format!("{}.xml", s.name())),
+            s.format().as_bytes(),
+        )
+    }
+
+    fn write_current(&self, uuid: &Uuid, name: Option<&str>) -> Result<()> {
+        let dir = self.snap_dir(uuid);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| DriverError::io(format!("cannot create {}", dir.display()), e))?;
+        store::write_atomic(&dir.join("current"), name.unwrap_or("").as_bytes())
+    }
+
+    /// How many snapshots the domain has (for the HAS_SNAPSHOT list filter and undefine).
+    pub(crate) fn snapshot_count(&self, uuid: &Uuid) -> usize {
+        self.with_snaps(uuid, |s| s.list.len())
+    }
+
+    /// Forgets every snapshot of a domain (undefine with SNAPSHOTS_METADATA).
+    pub(crate) fn drop_snapshot_metadata(&self, uuid: &Uuid) -> Result<()> {
+        let dir = self.snap_dir(uuid);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| DriverError::io(format!("cannot remove {}", dir.display()), e))?;
+        }
+        self.snapshots
+            .doms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uuid);
+        Ok(())
+    }
+
+    /// Checks the domain exists and runs `f` on its snapshots.
+    fn snaps_of<T>(&self, h: &Handle, f: impl FnOnce(&mut Snaps) -> Result<T>) -> Result<T> {
+        self.with(h, |_| ())?;
+        self.with_snaps(&h.uuid, f)
+    }
+
+    /// Checks snapshot `name` exists and runs `f` on it and its siblings.
+    fn snap<T>(
+        &self,
+        h: &Handle,
+        name: &str,
+        f: impl FnOnce(&Snaps, &DomainSnapshot) -> T,
+    ) -> Result<T> {
+        self.snaps_of(h, |s| {
+            let me = s.get(name).ok_or_else(|| no_snapshot(name))?;
+            Ok(f(s, me))
+        })
+    }
+
+    /// `virDomainSnapshotCreateXML`.
+    pub async fn snapshot_create(
+        self: &Arc<Self>,
+        h: &Handle,
+        xml: &str,
+        flags: u32,
+    ) -> Result<String> {
+        check_flags(
+            flags,
+            CREATE_REDEFINE
+                | CREATE_CURRENT
+                | CREATE_NO_METADATA
+                | CREATE_HALT
+                | CREATE_DISK_ONLY
+                | CREATE_REUSE_EXT
+                | CREATE_QUIESCE
+                | CREATE_ATOMIC
+                | CREATE_LIVE
+                | CREATE_VALIDATE,
+        )?;
+        if flags & CREATE_VALIDATE != 0 {
+            let owned = xml.to_string();
+            tokio::task::spawn_blocking(move || crate::validate::schema(&owned, "domainsnapshot"))
+                .await
+                .map_err(|e| DriverError::Internal(format!("schema validation: {e}")))??;
+        }
+        let mut snap = DomainSnapshot::parse(xml).map_err(|e| {
+            DriverError::XmlInvalid(e.to_string().trim_start_matches("XML error: ").to_string())
+        })?;
+        if flags & CREATE_REDEFINE != 0 {
+            return self.snapshot_redefine(h, snap, flags);
+        }
+        if flags & CREATE_CURRENT != 0 {
+            return Err(DriverError::InvalidArg(
+                "current flag is only valid with redefine".into(),
+            ));
+        }
+        if flags & CREATE_QUIESCE != 0 {
+            return Err(DriverError::ArgUnsupported(
+                "quiesce needs the guest agent, which Vireo does not talk to yet".into(),
+            ));
+        }
+        if flags & (CREATE_DISK_ONLY | CREATE_REUSE_EXT | CREATE_LIVE) != 0 {
+            return Err(DriverError::ConfigUnsupported(
+                "external (disk-only or live) snapshots are not supported by Vireo yet".into(),
+            ));
+        }
+        let (active, persistent_def) = self.with(h, |o| (o.active(), o.def.clone()))?;
+        let name = match snap.head.name.clone() {
+            Some(n) => n,
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+                .to_string(),
+        };
+        if self.with_snaps(&h.uuid, |s| s.get(&name).is_some()) {
+            return Err(DriverError::OperationInvalid(format!(
+                "domain snapshot '{name}' already exists"
+            )));
+        }
+        let memory = snap.head.memory.as_ref().and_then(|m| m.snapshot);
+        let def = if active {
+            self.live_def(h).await?
+        } else {
+            persistent_def
+        };
+        let resolved = crate::peers::resolve(&def, self.peers.get()).await?;
+        let (disks, paths) = plan_disks(&resolved, snap.head.disks.as_ref())?;
+        let state_name;
+        if active {
+            match memory {
+                None | Some(SnapshotLocation::Internal) => {}
+                Some(l) => {
+                    return Err(DriverError::ConfigUnsupported(format!(
+                        "memory snapshot '{l}' of a running domain is not supported by Vireo \
+                         yet (internal only)"
+                    )))
+                }
+            }
+            let targets: Vec<String> = disks
+                .disk
+                .iter()
+                .filter(|d| d.snapshot == Some(SnapshotLocation::Internal))
+                .map(|d| d.name.clone())
+                .collect();
+            if targets.is_empty() {
+                return Err(DriverError::ConfigUnsupported(
+                    "an internal snapshot of a running domain needs a writable qcow2 disk to \
+                     hold its memory"
+                        .into(),
+                ));
+            }
+            let st = self.state(h)?.0;
+            state_name = if st == state::PAUSED {
+                "paused"
+            } else {
+                "running"
+            };
+            self.shim_snapshot(h, snapshot_op::SAVE, &name, targets, false)
+                .await?;
+            snap.head.memory = Some(SnapshotMemory {
+                snapshot: Some(SnapshotLocation::Internal),
+                file: None,
+            });
+        } else {
+            if matches!(
+                memory,
+                Some(SnapshotLocation::Internal | SnapshotLocation::External)
+            ) {
+                return Err(DriverError::ConfigUnsupported(
+                    "memory state cannot be saved with offline or disk-only snapshot".into(),
+                ));
+            }
+            if paths.is_empty() {
+                return Err(DriverError::ConfigUnsupported(
+                    "the domain has no writable qcow2 disk to take an internal snapshot of".into(),
+                ));
+            }
+            for p in &paths {
+                img_snapshot("-c", &name, p).await?;
+            }
+            state_name = "shutoff";
+            snap.head.memory = Some(SnapshotMemory {
+                snapshot: Some(SnapshotLocation::No),
+                file: None,
+            });
+        }
+        snap.head.name = Some(name.clone());
+        snap.head.state = Some(state_name.into());
+        snap.head.creation_time = Some(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
+        );
+        snap.head.disks = Some(disks);
+        snap.domain = Some(def);
+        if flags & CREATE_NO_METADATA == 0 {
+            let parent = self.with_snaps(&h.uuid, |s| s.current.clone());
+            snap.head.parent = parent.map(|name| SnapshotParent { name });
+            self.write_snap(&h.uuid, &snap)?;
+            self.write_current(&h.uuid, Some(&name))?;
+            self.with_snaps(&h.uuid, |s| {
+                s.list.push(snap);
+                s.current = Some(name.clone());
+            });
+        }
+        if flags & CREATE_HALT != 0 && active {
+            self.stop_for_snapshot(h).await?;
+        }
+        Ok(name)
+    }
+
+    /// REDEFINE: metadata given back (as `snapshot-dumpxml` wrote it), images untouched.
+    fn snapshot_redefine(
+        &self,
+        h: &Handle,
+        mut snap: DomainSnapshot,
+        flags: u32,
+    ) -> Result<String> {
+        if flags & !(CREATE_REDEFINE | CREATE_CURRENT | CREATE_VALIDATE) != 0 {
+            return Err(DriverError::InvalidArg(format!(
+                "unsupported flags (0x{:x}) with redefine",
+                flags & !(CREATE_REDEFINE | CREATE_CURRENT | CREATE_VALIDATE)
+            )));
+        }
+        let Some(name) = snap.head.name.clone() else {
+            return Err(DriverError::InvalidArg(
+                "a redefined snapshot needs a name".into(),
+            ));
+        };
+        if snap.head.state.is_none() {
+            return Err(DriverError::InvalidArg(format!(
+                "snapshot '{name}': a redefined snapshot needs its state"
+            )));
+        }
+        let uuid = self.with(h, |o| o.uuid)?;
+        if let Some(d) = &snap.domain {
+            if d.uuid.is_some_and(|u| u != uuid) {
+                return Err(DriverError::InvalidArg(format!(
+                    "snapshot '{name}' is of another domain (uuid {})",
+                    format_uuid(&d.uuid.unwrap_or_default())
+                )));
+            }
+        }
+        if snap.head.creation_time.is_none() {
+            snap.head.creation_time = Some(0);
+        }
+        self.snaps_of(h, |s| {
+            if let Some(p) = snap.parent() {
+                if p == name || s.get(p).is_none() {
+                    return Err(DriverError::InvalidArg(format!(
+                        "parent '{p}' of snapshot '{name}' does not exist"
+                    )));
+                }
+                if s.descendants(&name).iter().any(|d| d.name() == p) {
+                    return Err(DriverError::InvalidArg(format!(
+                        "parent '{p}' would make snapshot '{name}' its own ancestor"
+                    )));
+                }
+            }
+            Ok(())
+        })?;
+        self.write_snap(&uuid, &snap)?;
+        let current = flags & CREATE_CURRENT != 0;
+        if current {
+            self.write_current(&uuid, Some(&name))?;
+        }
+        self.with_snaps(&uuid, |s| {
+            match s.list.iter_mut().find(|x| x.name() == name) {
+                Some(old) => *old = snap,
+                None => s.list.push(snap),
+            }
+            if current {
+                s.current = Some(name.clone());
+            }
+        });
+        Ok(name)
+    }
+
+    /// Runs a snapshot job in the VM's shim.
+    async fn shim_snapshot(
+        &self,
+        h: &Handle,
+        op: i32,
+        tag: &str,
+        disks: Vec<String>,
+        run: bool,
+    ) -> Result<()> {
+        let conn = self.shim_conn(h)?;
+        conn.call_fds::<_, ()>(
+            VIREO_PROGRAM,
+            VIREO_VERSION,
+            vprocs::SHIM_SNAPSHOT,
+            &ShimSnapshotArgs {
+                op,
+                tag: tag.to_string(),
+                disks: vireo_xdr::Array(disks),
+                run: i32::from(run),
+            },
+        )
+        .await
+        .map(|_| ())
+        .map_err(shim_error)
+    }
+
+    /// Destroys the running VM and waits until it is shut off.
+    async fn stop_for_snapshot(&self, h: &Handle) -> Result<()> {
+        let conn = self.shim_conn(h)?;
+        if let Some(o) = self.write().by_uuid.get_mut(&h.uuid) {
+            o.stopping_for_snapshot = true;
+        }
+        let args = DomainFlagsArgs {
+            dom: h.clone(),
+            flags: 0,
+        };
+        let payload = vireo_xdr::to_bytes(&args);
+        if let Err(e) = self.forward(h, procs::DOMAIN_DESTROY_FLAGS, &payload).await {
+            if let Some(o) = self.write().by_uuid.get_mut(&h.uuid) {
+                o.stopping_for_snapshot = false;
+            }
+            return Err(DriverError::Peer(Box::new(e)));
+        }
+        if tokio::time::timeout(SHIM_EXIT, conn.closed())
+            .await
+            .is_err()
+        {
+            return Err(DriverError::OperationFailed(format!(
+                "the VM of '{}' did not stop",
+                h.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// `virDomainSnapshotGetXMLDesc`.
+    pub fn snapshot_xml(&self, h: &Handle, name: &str, flags: u32) -> Result<String> {
+        check_flags(flags, XML_SECURE)?;
+        self.snap(h, name, |_, s| {
+            let mut s = s.clone();
+            if flags & XML_SECURE == 0 {
+                if let Some(d) = &mut s.domain {
+                    for g in &mut d.devices.graphics {
+                        g.passwd = None;
+                    }
+                }
+            }
+            s.format()
+        })
+    }
+
+    /// `virDomainListAllSnapshots` (and the names of SNAPSHOT_NUM / LIST_NAMES).
+    pub fn snapshot_list(&self, h: &Handle, flags: u32) -> Result<Vec<String>> {
+        check_flags(flags, 0x7ff)?;
+        self.snaps_of(h, |s| {
+            Ok(s.list
+                .iter()
+                .filter(|x| flags & LIST_ROOTS == 0 || x.parent().is_none())
+                .filter(|x| passes(x, !s.children(x.name()).is_empty(), flags))
+                .map(|x| x.name().to_string())
+                .collect())
+        })
+    }
+
+    /// `virDomainSnapshotListAllChildren` (and NUM_CHILDREN / LIST_CHILDREN_NAMES).
+    pub fn snapshot_children(&self, h: &Handle, name: &str, flags: u32) -> Result<Vec<String>> {
+        check_flags(flags, 0x7ff)?;
+        self.snap(h, name, |s, _| {
+            let all = if flags & LIST_DESCENDANTS != 0 {
+                s.descendants(name)
+            } else {
+                s.children(name)
+            };
+            all.into_iter()
+                .filter(|x| passes(x, !s.children(x.name()).is_empty(), flags))
+                .map(|x| x.name().to_string())
+                .collect()
+        })
+    }
+
+    /// `virDomainSnapshotLookupByName`.
+    pub fn snapshot_lookup(&self, h: &Handle, name: &str, flags: u32) -> Result<String> {
+        check_flags(flags, 0)?;
+        self.snap(h, name, |_, s| s.name().to_string())
+    }
+
+    /// `virDomainSnapshotCurrent` (None: there is no current snapshot).
+    pub fn snapshot_current(&self, h: &Handle, flags: u32) -> Result<Option<String>> {
+        check_flags(flags, 0)?;
+        self.snaps_of(h, |s| Ok(s.current.clone().filter(|c| s.get(c).is_some())))
+    }
+
+    /// `virDomainSnapshotGetParent`.
+    pub fn snapshot_parent(&self, h: &Handle, name: &str, flags: u32) -> Result<String> {
+        check_flags(flags, 0)?;
+        self.snap(h, name, |_, s| s.parent().map(str::to_string))?
+            .ok_or_else(|| {
+                DriverError::NoSnapshot(format!("snapshot '{name}' does not have a parent"))
+            })
+    }
+
+    /// `virDomainSnapshotIsCurrent`.
+    pub fn snapshot_is_current(&self, h: &Handle, name: &str, flags: u32) -> Result<bool> {
+        check_flags(flags, 0)?;
+        self.snap(h, name, |s, _| s.current.as_deref() == Some(name))
+    }
+
+    /// `virDomainSnapshotHasMetadata`: every snapshot Vireo knows of has.
+    pub fn snapshot_has_metadata(&self, h: &Handle, name: &str, flags: u32) -> Result<bool> {
+        check_flags(flags, 0)?;
+        self.snap(h, name, |_, _| true)
+    }
+
+    /// `virDomainRevertToSnapshot`: the disks (and the memory, for a snapshot of a running
+    /// guest) go back to the snapshot; the guest runs, is paused or is shut off as it was
+    /// then, unless RUNNING or PAUSED say otherwise.
+    pub async fn snapshot_revert(
+        self: &Arc<Self>,
+        h: &Handle,
+        name: &str,
+        flags: u32,
+    ) -> Result<()> {
+        check_flags(flags, REVERT_RUNNING | REVERT_PAUSED | REVERT_FORCE)?;
+        if flags & REVERT_RUNNING != 0 && flags & REVERT_PAUSED != 0 {
+            return Err(DriverError::InvalidArg(
+                "flags 'running' and 'paused' are mutually exclusive".into(),
+            ));
+        }
+        let snap = self.snap(h, name, |_, s| s.clone())?;
+        if is_external(&snap) {
+            return Err(DriverError::ConfigUnsupported(format!(
+                "revert to external snapshot '{name}' is not supported by Vireo yet"
+            )));
+        }
+        let Some(snap_def) = snap.domain.clone() else {
+            return Err(DriverError::InvalidSnapshot(format!(
+                "snapshot '{name}' lacks domain '{}' rollback info",
+                h.name
+            )));
+        };
+        let targets = internal_targets(&snap);
+        let active = self.with(h, |o| o.active())?;
+        if has_memory(&snap) {
+            let run = flags & REVERT_RUNNING != 0
+                || (flags & REVERT_PAUSED == 0 && snap.head.state.as_deref() == Some("running"));
+            let same = active
+                && self
+                    .live_def(h)
+                    .await
+                    .is_ok_and(|live| live.format() == snap_def.format());
+            if !same {
+                // QEMU loads a snapshot only into the machine it was taken of: a new one.
+                if active {
+                    self.stop_for_snapshot(h).await?;
+                }
+                let def = self.prepare(&snap_def.format())?;
+                self.run_transient(def, START_PAUSED, None).await?;
+            }
+            self.shim_snapshot(h, snapshot_op::LOAD, name, targets, run)
+                .await?;
+        } else {
+            if active {
+                self.stop_for_snapshot(h).await?;
+            }
+            let resolved = crate::peers::resolve(&snap_def, self.peers.get()).await?;
+            for p in paths_of(&resolved, &targets) {
+                img_snapshot("-a", name, &p).await?;
+            }
+            self.restore_definition(h, &snap_def)?;
+            if flags & (REVERT_RUNNING | REVERT_PAUSED) != 0 {
+                let start = if flags & REVERT_PAUSED != 0 {
+                    START_PAUSED
+                } else {
+                    0
+                };
+                self.run_transient(self.prepare(&snap_def.format())?, start, None)
+                    .await?;
+            }
+        }
+        self.write_current(&h.uuid, Some(name))?;
+        self.with_snaps(&h.uuid, |s| s.current = Some(name.to_string()));
+        Ok(())
+    }
+
+    /// A persistent domain's definition becomes the one a shut-off snapshot was taken of.
+    fn restore_definition(&self, h: &Handle, def: &Domain) -> Result<()> {
+        let changed = self.with(h, |o| o.persistent && o.def.format() != def.format())?;
+        if !changed {
+            return Ok(());
+        }
+        let def = self.prepare(&def.format())?;
+        self.defs.put(&def.name, def.format().as_bytes())?;
+        let handle = {
+            let mut reg = self.write();
+            let o = reg
+                .by_uuid
+                .get_mut(&h.uuid)
+                .ok_or_else(|| no_domain_uuid(&h.uuid, &h.name))?;
+            o.def = def;
+            o.handle()
+        };
+        self.events.publish(LifecycleEvent {
+            dom: handle,
+            event: event::DEFINED,
+            detail: event::DEFINED_FROM_SNAPSHOT,
+        });
+        Ok(())
+    }
+
+    /// `virDomainSnapshotDelete`: the snapshot (and with CHILDREN its descendants, with
+    /// CHILDREN_ONLY only those) leaves the images and the metadata (METADATA_ONLY: the
+    /// metadata only). The children of a deleted snapshot move up to its parent.
+    pub async fn snapshot_delete(
+        self: &Arc<Self>,
+        h: &Handle,
+        name: &str,
+        flags: u32,
+    ) -> Result<()> {
+        check_flags(
+            flags,
+            DELETE_CHILDREN | DELETE_METADATA_ONLY | DELETE_CHILDREN_ONLY,
+        )?;
+        if flags & DELETE_CHILDREN != 0 && flags & DELETE_CHILDREN_ONLY != 0 {
+            return Err(DriverError::InvalidArg(
+                "flags 'children' and 'children-only' are mutually exclusive".into(),
+            ));
+        }
+        let (mut doomed, snaps) = self.snap(h, name, |s, me| {
+            let mut v: Vec<DomainSnapshot> = if flags & DELETE_CHILDREN_ONLY != 0 {
+                Vec::new()
+            } else {
+                vec![me.clone()]
+            };
+            if flags & (DELETE_CHILDREN | DELETE_CHILDREN_ONLY) != 0 {
+                v.extend(s.descendants(name).into_iter().cloned());
+            }
+            (v, s.clone())
+        })?;
+        // Leaves first.
+        doomed.reverse();
+        if flags & DELETE_METADATA_ONLY == 0 {
+            if let Some(e) = doomed.iter().find(|s| is_external(s)) {
+                return Err(DriverError::ConfigUnsupported(format!(
+                    "deletion of external snapshot '{}' is not supported by Vireo yet",
+                    e.name()
+                )));
+            }
+            let (active, persistent) = self.with(h, |o| (o.active(), o.def.clone()))?;
+            let live = if active {
+                Some(self.live_def(h).await?)
+            } else {
+                None
+            };
+            for s in &doomed {
+                let targets = internal_targets(s);
+                match &live {
+                    Some(live) => {
+                        let here: Vec<String> = targets
+                            .into_iter()
+                            .filter(|t| live.devices.disks.iter().any(|d| d.target.dev == *t))
+                            .collect();
+                        if !here.is_empty() {
+                            self.shim_snapshot(h, snapshot_op::DELETE, s.name(), here, false)
+                                .await?;
+                        }
+                    }
+                    None => {
+                        let of = s.domain.clone().unwrap_or_else(|| persistent.clone());
+                        let resolved = crate::peers::resolve(&of, self.peers.get()).await?;
+                        for p in paths_of(&resolved, &targets) {
+                            img_snapshot("-d", s.name(), &p).await?;
+                        }
+                    }
+                }
+            }
+        }
+        // The metadata: children of the deleted ones move up; the current one too.
+        let gone: Vec<String> = doomed.iter().map(|s| s.name().to_string()).collect();
+        let up = |mut p: Option<String>| {
+            while let Some(n) = p.clone().filter(|n| gone.contains(n)) {
+                p = snaps.get(&n).and_then(|s| s.parent().map(str::to_string));
+            }
+            p
+        };
+        let mut moved = Vec::new();
+        for s in &snaps.list {
+            if gone.iter().any(|g| g == s.name()) {
+                continue;
+            }
+            let p = s.parent().map(str::to_string);
+            let np = up(p.clone());
+            if np != p {
+                let mut s = s.clone();
+                s.head.parent = np.map(|name| SnapshotParent { name });
+                moved.push(s);
+            }
+        }
+        for s in &moved {
+            self.write_snap(&h.uuid, s)?;
+        }
+        let current = up(snaps.current.clone());
+        if current != snaps.current {
+            self.write_current(&h.uuid, current.as_deref())?;
+        }
+        let dir = self.snap_dir(&h.uuid);
+        for g in &gone {
+            store::remove(&dir.join(format!("{g}.xml")))?;
+        }
+        self.with_snaps(&h.uuid, |s| {
+            s.list.retain(|x| !gone.iter().any(|g| g == x.name()));
+            for m in moved {
+                if let Some(x) = s.list.iter_mut().find(|x| x.name() == m.name()) {
+                    *x = m;
+                }
+            }
+            s.current = current;
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(name: &str, parent: Option<&str>, state: &str) -> DomainSnapshot {
+        let mut s = DomainSnapshot::parse("<domainsnapshot/>").unwrap();
+        s.head.name = Some(name.into());
+        s.head.state = Some(state.into());
+        s.head.parent = parent.map(|p| SnapshotParent { name: p.into() });
+        s
+    }
+
+    #[test]
+    fn tree_and_filters() {
+        let s = Snaps {
+            list: vec![
+                snap("a", None, "running"),
+                snap("b", Some("a"), "shutoff"),
+                snap("c", Some("b"), "running"),
+                snap("d", Some("a"), "paused"),
+            ],
+            current: Some("c".into()),
+        };
+        let names =
+            |v: Vec<&DomainSnapshot>| v.iter().map(|x| x.name().to_string()).collect::<Vec<_>>();
+        assert_eq!(names(s.children("a")), ["b", "d"]);
+        let mut d = names(s.descendants("a"));
+        d.sort();
+        assert_eq!(d, ["b", "c", "d"]);
+        let leaf = |x: &DomainSnapshot| s.children(x.name()).is_empty();
+        let pick = |flags: u32| {
+            s.list
+                .iter()
+                .filter(|x| passes(x, !leaf(x), flags))
+                .map(|x| x.name().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pick(0), ["a", "b", "c", "d"]);
+        assert_eq!(pick(LIST_LEAVES), ["c", "d"]);
+        assert_eq!(pick(LIST_NO_LEAVES), ["a", "b"]);
+        assert_eq!(pick(LIST_INACTIVE), ["b"]);
+        assert_eq!(pick(LIST_ACTIVE | LIST_LEAVES), ["c", "d"]);
+        assert!(pick(LIST_NO_METADATA).is_empty());
+        assert!(pick(LIST_EXTERNAL).is_empty());
+    }
+
+    #[test]
+    fn plans_only_writable_qcow2_disks() {
+        let def = Domain::parse(
+            "<domain type='qemu'><name>v</name><memory>65536</memory><os><type>hvm</type></os>\
+             <devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>\
+             <source file='/i/a.qcow2'/><target dev='vda' bus='virtio'/></disk>\
+             <disk type='file' device='cdrom'><source file='/i/c.iso'/>\
+             <target dev='hdc' bus='ide'/><readonly/></disk></devices></domain>",
+        )
+        .unwrap();
+        let (disks, paths) = plan_disks(&def, None).unwrap();
+        assert_eq!(paths, ["/i/a.qcow2"]);
+        assert_eq!(disks.disk[0].snapshot, Some(SnapshotLocation::Internal));
+        assert_eq!(disks.disk[1].snapshot, Some(SnapshotLocation::No));
+        let raw = Domain::parse(&def.format().replace("qcow2'/>", "raw'/>")).unwrap();
+        let e = plan_disks(&raw, None).unwrap_err().to_string();
+        assert!(
+            e.contains("internal snapshot for disk vda unsupported for storage type raw"),
+            "{e}"
+        );
+        let asked = DomainSnapshot::parse(
+            "<domainsnapshot><disks><disk name='vdz' snapshot='no'/></disks></domainsnapshot>",
+        )
+        .unwrap();
+        let e = plan_disks(&def, asked.head.disks.as_ref())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no disk named 'vdz'"), "{e}");
+    }
+}
