@@ -1,0 +1,259 @@
+//! Internal snapshots with the real virsh on a TCG guest with a qcow2 disk: of the shut-off
+//! domain (`qemu-img snapshot`) and of the running guest with its memory (QEMU's snapshot
+//! jobs in the VM's shim); the tree (`--tree`, `--parent`, `--roots`, `--leaves`,
+//! `snapshot-parent`, `snapshot-current`, `snapshot-info`), `snapshot-dumpxml` (valid for
+//! libvirt's schema), revert (running, paused, shut off: the guest's memory and disk are
+//! what they were), delete (one, with children, metadata only), redefine, and the refusals.
+
+use vireo_tests::{fails, guest_shell, ok, run_cmd, validate, write_file, Daemon, EventLog};
+
+/// vm1: the test guest with a 64 MiB qcow2 disk `vda`.
+fn define_with_disk(d: &Daemon, format: &str) -> String {
+    let img = d.root.join(format!("vm1.{format}"));
+    let img = img.to_str().expect("utf-8").to_string();
+    ok(&run_cmd(
+        "qemu-img",
+        &["create", "-q", "-f", format, &img, "64M"],
+    ));
+    let disk = format!(
+        "<memballoon model='none'/><disk type='file' device='disk'>\
+         <driver name='qemu' type='{format}'/><source file='{img}'/>\
+         <target dev='vda' bus='virtio'/></disk>"
+    );
+    let xml = vireo_tests::guest_xml("vm1").replace("<memballoon model='none'/>", &disk);
+    ok(&d.virsh(&["define", &write_file(d, "vm1.xml", &xml)]));
+    img
+}
+
+/// The first 8 bytes of the image's guest-visible disk.
+fn disk_head(d: &Daemon, img: &str) -> String {
+    let out = d.root.join("head.raw");
+    let out = out.to_str().expect("utf-8");
+    ok(&run_cmd(
+        "qemu-img",
+        &[
+            "dd",
+            "-U",
+            "-f",
+            "qcow2",
+            "-O",
+            "raw",
+            "bs=8",
+            "count=1",
+            &format!("if={img}"),
+            &format!("of={out}"),
+        ],
+    ));
+    let bytes = std::fs::read(out).expect("head");
+    String::from_utf8_lossy(&bytes[..bytes.len().min(8)]).into_owned()
+}
+
+fn state(d: &Daemon) -> String {
+    ok(&d.virsh(&["domstate", "--reason", "vm1"]))
+        .trim()
+        .to_string()
+}
+
+fn names(d: &Daemon, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["snapshot-list", "vm1", "--name"];
+    args.extend_from_slice(extra);
+    ok(&d.virsh(&args))
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn snapshots_with_virsh(layout: vireo_tests::Layout) {
+    let d = Daemon::start_in(layout);
+    let img = define_with_disk(&d, "qcow2");
+
+    // Of the shut-off domain: the disk only.
+    let out = ok(&d.virsh(&[
+        "snapshot-create-as",
+        "vm1",
+        "off1",
+        "--description",
+        "before boot",
+    ]));
+    assert!(out.contains("Domain snapshot off1 created"), "{out}");
+    let tags = ok(&run_cmd("qemu-img", &["snapshot", "-l", &img]));
+    assert!(tags.contains("off1"), "{tags}");
+
+    // Of the running guest: memory and disk. The guest leaves a mark in each first.
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    let mut ev = EventLog::start(&d);
+    guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--resume",
+            "echo MARK-$((6*7)) > /tmp/mark; printf DISKMARK | dd of=/dev/vda conv=fsync 2>/dev/null; echo W-$((1+1))",
+            "W-2",
+        ],
+    );
+    ok(&d.virsh(&["snapshot-create-as", "vm1", "run1"]));
+    assert_eq!(state(&d), "running (unpaused)");
+    let tags = ok(&run_cmd("qemu-img", &["snapshot", "-U", "-l", &img]));
+    assert!(tags.contains("run1"), "{tags}");
+    // The guest went on, and changes both marks.
+    guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--running",
+            "echo OTHER > /tmp/mark; printf XXXXXXXX | dd of=/dev/vda conv=fsync 2>/dev/null; echo W-$((1+2))",
+            "W-3",
+        ],
+    );
+
+    // The tree and what virsh shows of it.
+    assert_eq!(
+        ok(&d.virsh(&["snapshot-current", "--name", "vm1"])).trim(),
+        "run1"
+    );
+    assert_eq!(
+        ok(&d.virsh(&["snapshot-parent", "vm1", "run1"])).trim(),
+        "off1"
+    );
+    let tree = ok(&d.virsh(&["snapshot-list", "vm1", "--tree"]));
+    assert!(tree.contains("off1\n  |\n  +- run1"), "{tree}");
+    let info = ok(&d.virsh(&["snapshot-info", "vm1", "run1"]));
+    for want in [
+        "State:          running",
+        "Location:       internal",
+        "Current:        yes",
+        "Parent:         off1",
+    ] {
+        assert!(info.contains(want), "{want}: {info}");
+    }
+    let list = ok(&d.virsh(&["snapshot-list", "vm1"]));
+    assert!(list.contains("shutoff"), "{list}");
+    assert_eq!(names(&d, &["--roots"]), ["off1"]);
+    assert_eq!(names(&d, &["--leaves"]), ["run1"]);
+    assert_eq!(names(&d, &["--inactive"]), ["off1"]);
+    assert_eq!(names(&d, &["--active"]), ["run1"]);
+    let xml = ok(&d.virsh(&["snapshot-dumpxml", "vm1", "off1"]));
+    assert!(
+        xml.contains("<description>before boot</description>"),
+        "{xml}"
+    );
+    assert!(xml.contains("<memory snapshot='no'/>"), "{xml}");
+    assert!(
+        xml.contains("<disk name='vda' snapshot='internal'/>"),
+        "{xml}"
+    );
+    validate(&xml, "domainsnapshot", &d.root);
+    let xml = ok(&d.virsh(&["snapshot-dumpxml", "vm1", "run1"]));
+    assert!(xml.contains("<state>running</state>"), "{xml}");
+    assert!(xml.contains("<memory snapshot='internal'/>"), "{xml}");
+    validate(&xml, "domainsnapshot", &d.root);
+
+    // Revert: the guest is back where it was, memory and disk, running.
+    ev.seen.clear();
+    ok(&d.virsh(&["snapshot-revert", "vm1", "run1"]));
+    // SUSPENDED then RESUMED, FROM_SNAPSHOT.
+    ev.wait_for("vm1 3 5");
+    ev.wait_for("vm1 4 2");
+    assert_eq!(state(&d), "running (from snapshot)");
+    guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--running",
+            "cat /tmp/mark; head -c 8 /dev/vda; echo",
+            "MARK-42\r\nDISKMARK",
+        ],
+    );
+    // Paused when asked.
+    ok(&d.virsh(&["snapshot-revert", "vm1", "run1", "--paused"]));
+    assert_eq!(state(&d), "paused (from snapshot)");
+
+    // A new snapshot is run1's child; deleting run1 moves it up to off1.
+    ok(&d.virsh(&["snapshot-create-as", "vm1", "run2"]));
+    assert_eq!(
+        ok(&d.virsh(&["snapshot-parent", "vm1", "run2"])).trim(),
+        "run1"
+    );
+    ok(&d.virsh(&["snapshot-delete", "vm1", "run1"]));
+    assert_eq!(
+        ok(&d.virsh(&["snapshot-parent", "vm1", "run2"])).trim(),
+        "off1"
+    );
+    let tags = ok(&run_cmd("qemu-img", &["snapshot", "-U", "-l", &img]));
+    assert!(!tags.contains("run1") && tags.contains("run2"), "{tags}");
+
+    // Back to the shut-off snapshot: the VM stops, the disk is as before the boot.
+    ev.seen.clear();
+    ok(&d.virsh(&["snapshot-revert", "vm1", "off1"]));
+    ev.wait_for("vm1 5 6");
+    assert_eq!(state(&d), "shut off (from snapshot)");
+    assert_eq!(disk_head(&d, &img), "\0".repeat(8));
+
+    // From shut off to a snapshot with memory: a new QEMU loads it, paused as run2 was.
+    ok(&d.virsh(&["snapshot-revert", "vm1", "run2"]));
+    assert_eq!(state(&d), "paused (from snapshot)");
+    ok(&d.virsh(&["resume", "vm1"]));
+    guest_shell(&d, "vm1", &["--running", "cat /tmp/mark", "MARK-42"]);
+    ok(&d.virsh(&["destroy", "vm1"]));
+
+    // Redefine (what snapshot-edit and backups of the metadata do), then refusals.
+    let saved = ok(&d.virsh(&["snapshot-dumpxml", "vm1", "run2"]));
+    ok(&d.virsh(&["snapshot-delete", "vm1", "run2", "--metadata"]));
+    let tags = ok(&run_cmd("qemu-img", &["snapshot", "-l", &img]));
+    assert!(
+        tags.contains("run2"),
+        "metadata-only delete kept the image's: {tags}"
+    );
+    assert_eq!(names(&d, &[]), ["off1"]);
+    let f = write_file(&d, "run2.xml", &saved);
+    ok(&d.virsh(&["snapshot-create", "vm1", &f, "--redefine", "--current"]));
+    assert_eq!(
+        ok(&d.virsh(&["snapshot-current", "--name", "vm1"])).trim(),
+        "run2"
+    );
+    let err = fails(&d.virsh(&["snapshot-revert", "vm1", "nope"]));
+    assert!(
+        err.contains("Domain snapshot not found: no domain snapshot with matching name 'nope'"),
+        "{err}"
+    );
+    let err = fails(&d.virsh(&["snapshot-create-as", "vm1", "off1"]));
+    assert!(err.contains("'off1' already exists"), "{err}");
+    let err = fails(&d.virsh(&["snapshot-create-as", "vm1", "x", "--disk-only"]));
+    assert!(err.contains("not supported by Vireo yet"), "{err}");
+    let err = fails(&d.virsh(&["snapshot-create-as", "vm1", "a/b"]));
+    assert!(err.contains("invalid snapshot name"), "{err}");
+    let err = fails(&d.virsh(&["undefine", "vm1"]));
+    assert!(
+        err.contains("cannot delete inactive domain with 2 snapshots"),
+        "{err}"
+    );
+
+    // With children: everything goes, from the images too.
+    ok(&d.virsh(&["snapshot-delete", "vm1", "off1", "--children"]));
+    assert!(names(&d, &[]).is_empty());
+    let tags = ok(&run_cmd("qemu-img", &["snapshot", "-l", &img]));
+    assert!(!tags.contains("off1") && !tags.contains("run2"), "{tags}");
+
+    // --halt: the snapshot, then the VM stops.
+    ok(&d.virsh(&["start", "vm1"]));
+    ok(&d.virsh(&["snapshot-create-as", "vm1", "last", "--halt"]));
+    assert_eq!(state(&d), "shut off (from snapshot)");
+    ok(&d.virsh(&["undefine", "vm1", "--snapshots-metadata"]));
+}
+
+vireo_tests::in_every_layout!(snapshots_with_virsh);
+
+/// A raw disk cannot hold an internal snapshot: refused, nothing made.
+#[test]
+fn raw_disks_are_refused() {
+    let d = Daemon::start();
+    define_with_disk(&d, "raw");
+    let err = fails(&d.virsh(&["snapshot-create-as", "vm1", "s"]));
+    assert!(
+        err.contains("internal snapshot for disk vda unsupported for storage type raw"),
+        "{err}"
+    );
+    assert!(names(&d, &[]).is_empty());
+    ok(&d.virsh(&["undefine", "vm1"]));
+}
