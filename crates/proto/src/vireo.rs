@@ -179,6 +179,9 @@ pub mod snapshot_op {
     pub const LOAD: i32 = 1;
     /// The snapshot out of the disks' images (`snapshot-delete`).
     pub const DELETE: i32 = 2;
+    /// Each disk named goes on writing into a new overlay, the file of the same index
+    /// (made by the daemon, backed by the disk's image): an external disk-only snapshot.
+    pub const EXTERNAL: i32 = 3;
 }
 
 xdr_struct! {
@@ -190,5 +193,7 @@ xdr_struct! {
         pub disks: vireo_xdr::Array<String, 256>,
         /// After a load: 1 the guest runs, 0 it stays paused.
         pub run: i32,
+        /// EXTERNAL: the overlays, one per disk.
+        pub files: vireo_xdr::Array<String, 256>,
     }
 }

@@ -234,6 +234,180 @@ fn plan_disks(def: &Domain, asked: Option<&SnapshotDisks>) -> Result<(SnapshotDi
     Ok((out, paths))
 }
 
+/// One disk of an external snapshot: its image and the overlay that goes on top.
+struct Overlay {
+    target: String,
+    base: String,
+    base_format: String,
+    file: String,
+}
+
+/// libvirt's name for an overlay: the image's name with its extension replaced by the
+/// snapshot's name (`/i/vm.qcow2` → `/i/vm.s1`), or with `.s1` added.
+fn overlay_name(base: &str, snap: &str) -> String {
+    let (dir, file) = base.rsplit_once('/').unwrap_or(("", base));
+    let stem = file.rsplit_once('.').map_or(file, |(s, _)| s);
+    if dir.is_empty() && !base.starts_with('/') {
+        format!("{stem}.{snap}")
+    } else {
+        format!("{dir}/{stem}.{snap}")
+    }
+}
+
+/// Which disks of `def` (volumes resolved) an external snapshot covers: writable disks
+/// unless `asked` says otherwise; each with its overlay (the one asked for, or libvirt's
+/// default name), which must not exist yet unless `reuse`.
+fn plan_external(
+    def: &Domain,
+    asked: Option<&SnapshotDisks>,
+    snap: &str,
+    reuse: bool,
+) -> Result<(SnapshotDisks, Vec<Overlay>)> {
+    let asked: Vec<&SnapshotDisk> = asked.iter().flat_map(|d| &d.disk).collect();
+    for a in &asked {
+        if !def.devices.disks.iter().any(|d| d.target.dev == a.name) {
+            return Err(DriverError::InvalidArg(format!(
+                "no disk named '{}' in the domain",
+                a.name
+            )));
+        }
+    }
+    let mut out = SnapshotDisks::default();
+    let mut overlays: Vec<Overlay> = Vec::new();
+    for d in &def.devices.disks {
+        let name = &d.target.dev;
+        let want = asked.iter().find(|a| a.name == *name);
+        let writable = !d.readonly && !matches!(d.device, DiskDevice::Cdrom | DiskDevice::Floppy);
+        let loc = match want.and_then(|a| a.snapshot) {
+            Some(l) => l,
+            None if writable => SnapshotLocation::External,
+            None => SnapshotLocation::No,
+        };
+        match loc {
+            SnapshotLocation::No => {
+                out.disk.push(SnapshotDisk {
+                    name: name.clone(),
+                    snapshot: Some(loc),
+                    disk_type: None,
+                    driver: None,
+                    source: None,
+                });
+                continue;
+            }
+            SnapshotLocation::Internal => {
+                return Err(DriverError::ConfigUnsupported(
+                    "mixing internal and external targets for a snapshot is not supported".into(),
+                ))
+            }
+            SnapshotLocation::Manual => {
+                return Err(DriverError::ConfigUnsupported(format!(
+                    "disk '{name}': manual snapshots are not supported by Vireo yet"
+                )))
+            }
+            SnapshotLocation::External => {}
+        }
+        if !writable {
+            return Err(DriverError::ConfigUnsupported(format!(
+                "disk '{name}' is read-only: it has no external snapshot"
+            )));
+        }
+        let base = match (d.disk_type, d.source.as_ref().and_then(|s| s.file.clone())) {
+            (DiskType::File, Some(p)) => p,
+            _ => {
+                return Err(DriverError::ConfigUnsupported(format!(
+                    "external snapshot of disk '{name}': only file disks are supported by Vireo \
+                     yet"
+                )))
+            }
+        };
+        if d.encryption.is_some() {
+            return Err(DriverError::ConfigUnsupported(format!(
+                "disk '{name}': external snapshots of encrypted disks are not supported by Vireo \
+                 yet"
+            )));
+        }
+        if let Some(f) = want
+            .and_then(|a| a.driver.as_deref())
+            .filter(|f| *f != "qcow2")
+        {
+            return Err(DriverError::ConfigUnsupported(format!(
+                "disk '{name}': external snapshot format '{f}' is not supported (qcow2)"
+            )));
+        }
+        let file = want
+            .and_then(|a| a.source.as_ref())
+            .and_then(|s| s.file.clone())
+            .unwrap_or_else(|| overlay_name(&base, snap));
+        if !file.starts_with('/') {
+            return Err(DriverError::InvalidArg(format!(
+                "disk '{name}': the overlay path '{file}' is not absolute"
+            )));
+        }
+        let exists = std::path::Path::new(&file).exists();
+        if exists && !reuse {
+            return Err(DriverError::OperationInvalid(format!(
+                "external snapshot file for disk {name} already exists and is not a block \
+                 device: {file}"
+            )));
+        }
+        if !exists && reuse {
+            return Err(DriverError::InvalidArg(format!(
+                "disk '{name}': the overlay {file} to reuse does not exist"
+            )));
+        }
+        if overlays.iter().any(|o| o.file == file) || file == base {
+            return Err(DriverError::InvalidArg(format!(
+                "disk '{name}': overlay {file} is already used"
+            )));
+        }
+        out.disk.push(SnapshotDisk {
+            name: name.clone(),
+            snapshot: Some(SnapshotLocation::External),
+            disk_type: Some("file".into()),
+            driver: Some("qcow2".into()),
+            source: Some(vireo_xml::SnapshotSource {
+                file: Some(file.clone()),
+                dev: None,
+            }),
+        });
+        overlays.push(Overlay {
+            target: name.clone(),
+            base,
+            base_format: d
+                .driver
+                .as_ref()
+                .and_then(|x| x.format.clone())
+                .unwrap_or_else(|| "raw".into()),
+            file,
+        });
+    }
+    if overlays.is_empty() {
+        return Err(DriverError::ConfigUnsupported(
+            "the snapshot covers no disk".into(),
+        ));
+    }
+    Ok((out, overlays))
+}
+
+/// The guest-visible size of an image, in bytes (read while QEMU may hold it).
+async fn virtual_size(path: &str, format: &str) -> Result<u64> {
+    let out = tokio::process::Command::new("qemu-img")
+        .args(["info", "-U", "--output=json", "-f", format, path])
+        .output()
+        .await
+        .map_err(|e| DriverError::OperationFailed(format!("cannot run qemu-img: {e}")))?;
+    if !out.status.success() {
+        return Err(DriverError::OperationFailed(format!(
+            "qemu-img info {path}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v.get("virtual-size")?.as_u64())
+        .ok_or_else(|| DriverError::OperationFailed(format!("qemu-img info {path}: no size")))
+}
+
 /// The image paths (volumes resolved) of the disks `targets` of `def`.
 fn paths_of(def: &Domain, targets: &[String]) -> Vec<String> {
     def.devices
@@ -397,9 +571,31 @@ impl QemuDriver {
                 "quiesce needs the guest agent, which Vireo does not talk to yet".into(),
             ));
         }
-        if flags & (CREATE_DISK_ONLY | CREATE_REUSE_EXT | CREATE_LIVE) != 0 {
+        if flags & CREATE_LIVE != 0 {
             return Err(DriverError::ConfigUnsupported(
-                "external (disk-only or live) snapshots are not supported by Vireo yet".into(),
+                "live snapshot creation is supported only with external memory, which Vireo \
+                 does not do yet"
+                    .into(),
+            ));
+        }
+        if matches!(
+            snap.head.memory.as_ref().and_then(|m| m.snapshot),
+            Some(SnapshotLocation::External | SnapshotLocation::Manual)
+        ) {
+            return Err(DriverError::ConfigUnsupported(
+                "external memory snapshots are not supported by Vireo yet".into(),
+            ));
+        }
+        let external = flags & CREATE_DISK_ONLY != 0
+            || snap
+                .head
+                .disks
+                .iter()
+                .flat_map(|d| &d.disk)
+                .any(|d| d.snapshot == Some(SnapshotLocation::External));
+        if !external && flags & CREATE_REUSE_EXT != 0 {
+            return Err(DriverError::InvalidArg(
+                "reuse-external applies to external snapshots only".into(),
             ));
         }
         let (active, persistent_def) = self.with(h, |o| (o.active(), o.def.clone()))?;
@@ -423,6 +619,12 @@ impl QemuDriver {
             persistent_def
         };
         let resolved = crate::peers::resolve(&def, self.peers.get()).await?;
+        snap.head.name = Some(name.clone());
+        if external {
+            return self
+                .snapshot_external(h, snap, def, &resolved, active, flags)
+                .await;
+        }
         let (disks, paths) = plan_disks(&resolved, snap.head.disks.as_ref())?;
         let state_name;
         if active {
@@ -454,7 +656,7 @@ impl QemuDriver {
             } else {
                 "running"
             };
-            self.shim_snapshot(h, snapshot_op::SAVE, &name, targets, false)
+            self.shim_snapshot(h, snapshot_op::SAVE, &name, targets, false, Vec::new())
                 .await?;
             snap.head.memory = Some(SnapshotMemory {
                 snapshot: Some(SnapshotLocation::Internal),
@@ -483,26 +685,126 @@ impl QemuDriver {
                 file: None,
             });
         }
-        snap.head.name = Some(name.clone());
         snap.head.state = Some(state_name.into());
+        snap.head.disks = Some(disks);
+        snap.domain = Some(def);
+        self.record_new(h, snap, flags)?;
+        if flags & CREATE_HALT != 0 && active {
+            self.stop_for_snapshot(h).await?;
+        }
+        Ok(name)
+    }
+
+    /// Keeps a snapshot just taken (unless NO_METADATA): its time, its parent (the current
+    /// snapshot), and it becomes the current one.
+    fn record_new(&self, h: &Handle, mut snap: DomainSnapshot, flags: u32) -> Result<()> {
         snap.head.creation_time = Some(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
+                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
                 .unwrap_or(0),
         );
+        if flags & CREATE_NO_METADATA != 0 {
+            return Ok(());
+        }
+        let name = snap.name().to_string();
+        let parent = self.with_snaps(&h.uuid, |s| s.current.clone());
+        snap.head.parent = parent.map(|name| SnapshotParent { name });
+        self.write_snap(&h.uuid, &snap)?;
+        self.write_current(&h.uuid, Some(&name))?;
+        self.with_snaps(&h.uuid, |s| {
+            s.list.push(snap);
+            s.current = Some(name);
+        });
+        Ok(())
+    }
+
+    /// An external disk-only snapshot: each disk in it goes on in a new qcow2 overlay
+    /// backed by its image (which then stays as it is: that is the snapshot). The
+    /// definition follows: the disks are the overlays from now on.
+    async fn snapshot_external(
+        self: &Arc<Self>,
+        h: &Handle,
+        mut snap: DomainSnapshot,
+        def: Domain,
+        resolved: &Domain,
+        active: bool,
+        flags: u32,
+    ) -> Result<String> {
+        let name = snap.name().to_string();
+        let reuse = flags & CREATE_REUSE_EXT != 0;
+        let (disks, overlays) = plan_external(resolved, snap.head.disks.as_ref(), &name, reuse)?;
+        let mut made: Vec<String> = Vec::new();
+        let r = async {
+            for o in overlays.iter().filter(|_| !reuse) {
+                let size = virtual_size(&o.base, &o.base_format).await?;
+                qemu_img(&[
+                    "create",
+                    "-q",
+                    "-f",
+                    "qcow2",
+                    "-F",
+                    &o.base_format,
+                    "-b",
+                    &o.base,
+                    "-u",
+                    &o.file,
+                    &size.to_string(),
+                ])
+                .await?;
+                made.push(o.file.clone());
+            }
+            if active {
+                let targets = overlays.iter().map(|o| o.target.clone()).collect();
+                let files = overlays.iter().map(|o| o.file.clone()).collect();
+                self.shim_snapshot(h, snapshot_op::EXTERNAL, &name, targets, false, files)
+                    .await?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = r {
+            for f in &made {
+                let _ = std::fs::remove_file(f);
+            }
+            return Err(e);
+        }
+        // The definition's disks are the overlays now.
+        let persistent = {
+            let mut reg = self.write();
+            let o = reg
+                .by_uuid
+                .get_mut(&h.uuid)
+                .ok_or_else(|| no_domain_uuid(&h.uuid, &h.name))?;
+            for ov in &overlays {
+                if let Some(d) = o
+                    .def
+                    .devices
+                    .disks
+                    .iter_mut()
+                    .find(|d| d.target.dev == ov.target)
+                {
+                    d.disk_type = DiskType::File;
+                    d.source = Some(vireo_xml::DiskSource {
+                        file: Some(ov.file.clone()),
+                        ..Default::default()
+                    });
+                    d.driver.get_or_insert_with(Default::default).format = Some("qcow2".into());
+                }
+            }
+            o.persistent.then(|| o.def.clone())
+        };
+        if let Some(p) = persistent {
+            self.defs.put(&p.name, p.format().as_bytes())?;
+        }
+        snap.head.state = Some(if active { "disk-snapshot" } else { "shutoff" }.into());
+        snap.head.memory = Some(SnapshotMemory {
+            snapshot: Some(SnapshotLocation::No),
+            file: None,
+        });
         snap.head.disks = Some(disks);
         snap.domain = Some(def);
-        if flags & CREATE_NO_METADATA == 0 {
-            let parent = self.with_snaps(&h.uuid, |s| s.current.clone());
-            snap.head.parent = parent.map(|name| SnapshotParent { name });
-            self.write_snap(&h.uuid, &snap)?;
-            self.write_current(&h.uuid, Some(&name))?;
-            self.with_snaps(&h.uuid, |s| {
-                s.list.push(snap);
-                s.current = Some(name.clone());
-            });
-        }
+        self.record_new(h, snap, flags)?;
         if flags & CREATE_HALT != 0 && active {
             self.stop_for_snapshot(h).await?;
         }
@@ -584,6 +886,7 @@ impl QemuDriver {
         tag: &str,
         disks: Vec<String>,
         run: bool,
+        files: Vec<String>,
     ) -> Result<()> {
         let conn = self.shim_conn(h)?;
         conn.call_fds::<_, ()>(
@@ -595,6 +898,7 @@ impl QemuDriver {
                 tag: tag.to_string(),
                 disks: vireo_xdr::Array(disks),
                 run: i32::from(run),
+                files: vireo_xdr::Array(files),
             },
         )
         .await
@@ -725,11 +1029,6 @@ impl QemuDriver {
             ));
         }
         let snap = self.snap(h, name, |_, s| s.clone())?;
-        if is_external(&snap) {
-            return Err(DriverError::ConfigUnsupported(format!(
-                "revert to external snapshot '{name}' is not supported by Vireo yet"
-            )));
-        }
         let Some(snap_def) = snap.domain.clone() else {
             return Err(DriverError::InvalidSnapshot(format!(
                 "snapshot '{name}' lacks domain '{}' rollback info",
@@ -738,7 +1037,101 @@ impl QemuDriver {
         };
         let targets = internal_targets(&snap);
         let active = self.with(h, |o| o.active())?;
-        if has_memory(&snap) {
+        if is_external(&snap) {
+            if has_memory(&snap) {
+                return Err(DriverError::ConfigUnsupported(format!(
+                    "revert to external snapshot '{name}' with memory is not supported by \
+                     Vireo yet"
+                )));
+            }
+            // The images the overlays were put on hold the snapshot: each disk goes on in
+            // a new overlay on its image, so that they stay as they are. Only the disks
+            // change: the rest of the definition is today's.
+            let mut new_def = self.with(h, |o| o.def.clone())?;
+            if active {
+                self.stop_for_snapshot(h).await?;
+            }
+            let resolved = crate::peers::resolve(&snap_def, self.peers.get()).await?;
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let ext: Vec<&SnapshotDisk> = snap
+                .head
+                .disks
+                .iter()
+                .flat_map(|d| &d.disk)
+                .filter(|d| d.snapshot == Some(SnapshotLocation::External))
+                .collect();
+            let mut made = Vec::new();
+            for e in ext {
+                let (Some(src), Some(d)) = (
+                    resolved
+                        .devices
+                        .disks
+                        .iter()
+                        .find(|d| d.target.dev == e.name),
+                    new_def
+                        .devices
+                        .disks
+                        .iter_mut()
+                        .find(|d| d.target.dev == e.name),
+                ) else {
+                    continue;
+                };
+                let (Some(base), fmt) = (
+                    src.source.as_ref().and_then(|s| s.file.clone()),
+                    src.driver
+                        .as_ref()
+                        .and_then(|x| x.format.clone())
+                        .unwrap_or_else(|| "raw".into()),
+                ) else {
+                    continue;
+                };
+                let file = overlay_name(&base, &format!("{name}-{stamp}"));
+                let r = async {
+                    let size = virtual_size(&base, &fmt).await?;
+                    qemu_img(&[
+                        "create",
+                        "-q",
+                        "-f",
+                        "qcow2",
+                        "-F",
+                        &fmt,
+                        "-b",
+                        &base,
+                        "-u",
+                        &file,
+                        &size.to_string(),
+                    ])
+                    .await
+                }
+                .await;
+                if let Err(err) = r {
+                    for f in &made {
+                        let _ = std::fs::remove_file(f);
+                    }
+                    return Err(err);
+                }
+                made.push(file.clone());
+                d.disk_type = DiskType::File;
+                d.source = Some(vireo_xml::DiskSource {
+                    file: Some(file),
+                    ..Default::default()
+                });
+                d.driver.get_or_insert_with(Default::default).format = Some("qcow2".into());
+            }
+            self.restore_definition(h, &new_def)?;
+            if flags & (REVERT_RUNNING | REVERT_PAUSED) != 0 {
+                let start = if flags & REVERT_PAUSED != 0 {
+                    START_PAUSED
+                } else {
+                    0
+                };
+                self.run_transient(self.prepare(&new_def.format())?, start, None)
+                    .await?;
+            }
+        } else if has_memory(&snap) {
             let run = flags & REVERT_RUNNING != 0
                 || (flags & REVERT_PAUSED == 0 && snap.head.state.as_deref() == Some("running"));
             let same = active
@@ -754,7 +1147,7 @@ impl QemuDriver {
                 let def = self.prepare(&snap_def.format())?;
                 self.run_transient(def, START_PAUSED, None).await?;
             }
-            self.shim_snapshot(h, snapshot_op::LOAD, name, targets, run)
+            self.shim_snapshot(h, snapshot_op::LOAD, name, targets, run, Vec::new())
                 .await?;
         } else {
             if active {
@@ -858,8 +1251,15 @@ impl QemuDriver {
                             .filter(|t| live.devices.disks.iter().any(|d| d.target.dev == *t))
                             .collect();
                         if !here.is_empty() {
-                            self.shim_snapshot(h, snapshot_op::DELETE, s.name(), here, false)
-                                .await?;
+                            self.shim_snapshot(
+                                h,
+                                snapshot_op::DELETE,
+                                s.name(),
+                                here,
+                                false,
+                                Vec::new(),
+                            )
+                            .await?;
                         }
                     }
                     None => {

@@ -41,12 +41,24 @@ pub struct LiveDisk {
     pub id: String,
     /// Its block nodes are `libvirt-{node}-…`.
     pub node: usize,
+    /// How many external snapshots put an overlay on top of its image since QEMU opened
+    /// it: overlay `k` is `libvirt-{node}-s{k}-…`.
+    pub overlays: usize,
     pub removing: bool,
 }
 
 impl LiveDisk {
     pub fn alias(&self) -> &str {
         self.shown.alias.as_deref().unwrap_or(&self.id)
+    }
+
+    /// The node the device reads and writes through: the image's format node, or the
+    /// newest overlay's.
+    pub fn top_node(&self) -> String {
+        match self.overlays {
+            0 => format!("libvirt-{}-format", self.node),
+            k => format!("libvirt-{}-s{k}-format", self.node),
+        }
     }
 }
 
@@ -61,6 +73,7 @@ pub fn initial_disks(shown: &[Disk]) -> Vec<LiveDisk> {
             shown: d.clone(),
             id: vireo_qemu::cmdline::disk_alias(d).unwrap_or_else(|| format!("disk{i}")),
             node: count - i,
+            overlays: 0,
             removing: false,
         })
         .collect()
@@ -271,6 +284,7 @@ impl Vm {
             shown,
             id,
             node,
+            overlays: 0,
             removing: false,
         };
         let alias = disk.alias().to_string();
@@ -374,6 +388,7 @@ impl Vm {
                 None => d.shown.source = None,
             }
             d.node = node;
+            d.overlays = 0;
         }
     }
 
@@ -612,8 +627,8 @@ impl Vm {
         Some(ch.def.alias.unwrap_or(ch.id))
     }
 
-    /// Removes a gone disk's block nodes (`libvirt-{node}-…`), top first: the image's
-    /// format and storage nodes, then each backing layer's.
+    /// Removes a gone disk's block nodes (`libvirt-{node}-…`), top first: the overlays of
+    /// external snapshots, the image's format and storage nodes, then each backing layer's.
     pub(crate) async fn remove_nodes(&self, node: usize) {
         let qmp = self.qmp();
         let present: Vec<String> = match qmp.execute("query-named-block-nodes", None).await {
@@ -624,7 +639,19 @@ impl Vm {
             _ => Vec::new(),
         };
         let prefix = format!("libvirt-{node}-");
-        let mut names = vec![format!("{prefix}format"), format!("{prefix}storage")];
+        // External snapshots' overlays first, newest first.
+        let mut names = Vec::new();
+        for k in (1..)
+            .take_while(|k| present.contains(&format!("{prefix}s{k}-format")))
+            .collect::<Vec<usize>>()
+            .into_iter()
+            .rev()
+        {
+            names.push(format!("{prefix}s{k}-format"));
+            names.push(format!("{prefix}s{k}-storage"));
+        }
+        names.push(format!("{prefix}format"));
+        names.push(format!("{prefix}storage"));
         for k in 1.. {
             let f = format!("{prefix}b{k}-format");
             if !present.contains(&f) {

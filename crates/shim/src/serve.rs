@@ -156,7 +156,11 @@ impl Service for ShimService {
                         Err(e) => return Dispatch::Now(Outcome::Error(e)),
                     };
                     Dispatch::Later(Box::pin(async move {
-                        match self.vm.snapshot(a.op, &a.tag, &a.disks.0, a.run != 0).await {
+                        match self
+                            .vm
+                            .snapshot(a.op, &a.tag, &a.disks.0, a.run != 0, &a.files.0)
+                            .await
+                        {
                             Ok(()) => Outcome::Reply(Vec::new()),
                             Err(e) => Outcome::Error(to_remote(&e)),
                         }

@@ -25,8 +25,15 @@ impl Vm {
         tag: &str,
         disks: &[String],
         run: bool,
+        files: &[String],
     ) -> anyhow::Result<()> {
         self.require_running()?;
+        if op == snapshot_op::EXTERNAL {
+            self.begin_job(job::OPERATION_SNAPSHOT)?;
+            let r = self.overlays(disks, files).await;
+            self.end_job();
+            return r.map_err(|e| anyhow!(OpFailed(e.to_string())));
+        }
         let nodes = self.snapshot_nodes(disks)?;
         let job_op = match op {
             snapshot_op::SAVE => job::OPERATION_SNAPSHOT,
@@ -58,10 +65,88 @@ impl Vm {
                 disks
                     .iter()
                     .find(|d| !d.removing && d.shown.target.dev == *t)
-                    .map(|d| format!("libvirt-{}-format", d.node))
+                    .map(|d| d.top_node())
                     .ok_or_else(|| anyhow!(OpInvalid(format!("the VM has no disk '{t}'"))))
             })
             .collect()
+    }
+
+    /// Opens each file as a qcow2 overlay and makes it the top of its disk, all disks at
+    /// once (one QMP transaction): the guest's writes go to the overlays from then on.
+    async fn overlays(&self, targets: &[String], files: &[String]) -> anyhow::Result<()> {
+        if targets.len() != files.len() || targets.is_empty() {
+            bail!("one overlay per disk is needed");
+        }
+        // (target, old top, new overlay's prefix)
+        let mut plan = Vec::new();
+        {
+            let disks = self.disks();
+            for t in targets {
+                let d = disks
+                    .iter()
+                    .find(|d| !d.removing && d.shown.target.dev == *t)
+                    .ok_or_else(|| anyhow!(OpInvalid(format!("the VM has no disk '{t}'"))))?;
+                let prefix = format!("libvirt-{}-s{}", d.node, d.overlays + 1);
+                plan.push((t.clone(), d.top_node(), prefix));
+            }
+        }
+        let qmp = self.qmp();
+        let mut added: Vec<String> = Vec::new();
+        let mut actions = Vec::new();
+        let mut failed = None;
+        for ((_, top, prefix), file) in plan.iter().zip(files) {
+            let storage = format!("{prefix}-storage");
+            let format = format!("{prefix}-format");
+            let nodes = [
+                json!({"driver": "file", "filename": file, "node-name": storage}),
+                json!({"driver": "qcow2", "file": storage, "node-name": format, "backing": null}),
+            ];
+            for n in nodes {
+                let name = n["node-name"].as_str().unwrap_or_default().to_string();
+                if let Err(e) = qmp.execute("blockdev-add", Some(n)).await {
+                    failed = Some(format!("cannot open {file}: {e}"));
+                    break;
+                }
+                added.push(name);
+            }
+            if failed.is_some() {
+                break;
+            }
+            actions.push(
+                json!({"type": "blockdev-snapshot", "data": {"node": top, "overlay": format}}),
+            );
+        }
+        if failed.is_none() {
+            if let Err(e) = qmp
+                .execute("transaction", Some(json!({ "actions": actions })))
+                .await
+            {
+                failed = Some(format!("cannot put the overlays on: {e}"));
+            }
+        }
+        if let Some(why) = failed {
+            for n in added.iter().rev() {
+                let _ = qmp
+                    .execute("blockdev-del", Some(json!({ "node-name": n })))
+                    .await;
+            }
+            bail!(why);
+        }
+        let mut disks = self.disks();
+        for ((t, _, _), file) in plan.iter().zip(files) {
+            if let Some(d) = disks.iter_mut().find(|d| d.shown.target.dev == *t) {
+                d.overlays += 1;
+                d.shown.disk_type = vireo_xml::DiskType::File;
+                let src = d.shown.source.get_or_insert_with(Default::default);
+                src.file = Some(file.clone());
+                src.dev = None;
+                src.pool = None;
+                src.volume = None;
+                src.mode = None;
+                d.shown.driver.get_or_insert_with(Default::default).format = Some("qcow2".into());
+            }
+        }
+        Ok(())
     }
 
     /// QEMU stops the guest for the time it writes, and lets it go on after; those pauses
