@@ -3,7 +3,9 @@
 
 argv[1] is the URI; with argv[2] 'devices' it prints device events instead, as
 'NAME device-added|device-removed|device-removal-failed ALIAS', and metadata changes as
-'NAME metadata-change TYPE NSURI' (NSURI '-' for none). Prints 'LISTENING' once
+'NAME metadata-change TYPE NSURI' (NSURI '-' for none), and block jobs as
+'NAME block-job-2 DISK TYPE STATUS' (by target) and 'NAME block-job PATH TYPE STATUS'
+(by image, the older event). Prints 'LISTENING' once
 registered, so the caller can go on.
 """
 import sys
@@ -39,6 +41,17 @@ if sys.argv[2:] == ["devices"]:
 
     conn.domainEventRegisterAny(
         None, libvirt.VIR_DOMAIN_EVENT_ID_METADATA_CHANGE, metadata_cb, None)
+
+    def block_cb(what):
+        def f(_conn, dom, disk, jtype, status, _opaque):
+            print(dom.name(), what, disk, jtype, status, flush=True)
+
+        return f
+
+    conn.domainEventRegisterAny(
+        None, libvirt.VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2, block_cb("block-job-2"), None)
+    conn.domainEventRegisterAny(
+        None, libvirt.VIR_DOMAIN_EVENT_ID_BLOCK_JOB, block_cb("block-job"), None)
 else:
     conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, cb, None)
 print("LISTENING", flush=True)

@@ -24,8 +24,12 @@ pub struct LifecycleEvent {
 pub struct DeviceEvent {
     pub dom: Domain,
     pub event_id: i32,
+    /// The device's alias (a block job's disk: its target, or its image for BLOCK_JOB).
     pub alias: String,
+    /// What happened (a block job's type).
     pub detail: i32,
+    /// A block job's status.
+    pub status: i32,
 }
 
 /// An event about a network, storage pool, node device or secret. Every such event message

@@ -203,6 +203,16 @@ procedures! {
     DOMAIN_EVENT_CALLBACK_DEVICE_REMOVED = 333,
     DOMAIN_EVENT_CALLBACK_DEVICE_ADDED = 354,
     DOMAIN_EVENT_CALLBACK_DEVICE_REMOVAL_FAILED = 367,
+    DOMAIN_BLOCK_JOB_ABORT = 237,
+    DOMAIN_GET_BLOCK_JOB_INFO = 238,
+    DOMAIN_BLOCK_JOB_SET_SPEED = 239,
+    DOMAIN_BLOCK_PULL = 240,
+    DOMAIN_EVENT_BLOCK_JOB = 241,
+    DOMAIN_BLOCK_REBASE = 266,
+    DOMAIN_BLOCK_COMMIT = 290,
+    DOMAIN_EVENT_CALLBACK_BLOCK_JOB = 326,
+    DOMAIN_EVENT_BLOCK_JOB_2 = 339,
+    DOMAIN_BLOCK_COPY = 345,
     DOMAIN_DEFINE_XML_FLAGS = 350,
     CONNECT_REGISTER_CLOSE_CALLBACK = 360,
     CONNECT_UNREGISTER_CLOSE_CALLBACK = 361,
@@ -312,6 +322,12 @@ pub fn allowed_read_only(p: i32) -> bool {
             | DOMAIN_MANAGED_SAVE_REMOVE
             | DOMAIN_MANAGED_SAVE_DEFINE_XML
             | DOMAIN_SNAPSHOT_CREATE_XML
+            | DOMAIN_BLOCK_JOB_ABORT
+            | DOMAIN_BLOCK_JOB_SET_SPEED
+            | DOMAIN_BLOCK_PULL
+            | DOMAIN_BLOCK_REBASE
+            | DOMAIN_BLOCK_COMMIT
+            | DOMAIN_BLOCK_COPY
             | DOMAIN_REVERT_TO_SNAPSHOT
             | DOMAIN_SNAPSHOT_DELETE
             // It reads a file the client names.
@@ -401,7 +417,9 @@ pub mod affect {
 
 pub mod event {
     pub const ID_LIFECYCLE: i32 = 0;
+    pub const ID_BLOCK_JOB: i32 = 8;
     pub const ID_DEVICE_REMOVED: i32 = 15;
+    pub const ID_BLOCK_JOB_2: i32 = 16;
     pub const ID_DEVICE_ADDED: i32 = 19;
     pub const ID_DEVICE_REMOVAL_FAILED: i32 = 22;
     pub const ID_METADATA_CHANGE: i32 = 23;
@@ -758,6 +776,116 @@ xdr_struct! {
         pub callback_id: i32,
         pub msg: DomainEventDeviceRemovedMsg,
     }
+}
+
+// ---------------------------------------------------------------------------
+// Block jobs
+// ---------------------------------------------------------------------------
+
+/// libvirt's `REMOTE_DOMAIN_BLOCK_COPY_PARAMETERS_MAX`.
+pub const DOMAIN_BLOCK_COPY_PARAMETERS_MAX: usize = 16;
+
+xdr_struct! {
+/// BLOCK_JOB_ABORT and GET_BLOCK_JOB_INFO: a disk (target or image path) and flags.
+pub struct DomainBlockJobArgs { pub dom: Domain, pub path: String, pub flags: u32 } }
+xdr_struct! {
+    pub struct DomainGetBlockJobInfoRet {
+        pub found: i32,
+        pub type_: i32,
+        pub bandwidth: u64,
+        pub cur: u64,
+        pub end: u64,
+    }
+}
+xdr_struct! {
+/// BLOCK_JOB_SET_SPEED and BLOCK_PULL.
+pub struct DomainBlockBandwidthArgs { pub dom: Domain, pub path: String, pub bandwidth: u64, pub flags: u32 } }
+xdr_struct! {
+    pub struct DomainBlockRebaseArgs {
+        pub dom: Domain,
+        pub path: String,
+        pub base: Option<String>,
+        pub bandwidth: u64,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    pub struct DomainBlockCopyArgs {
+        pub dom: Domain,
+        pub path: String,
+        pub destxml: String,
+        pub params: Array<crate::typed::TypedParam, DOMAIN_BLOCK_COPY_PARAMETERS_MAX>,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    pub struct DomainBlockCommitArgs {
+        pub dom: Domain,
+        pub disk: String,
+        pub base: Option<String>,
+        pub top: Option<String>,
+        pub bandwidth: u64,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    /// `DOMAIN_EVENT_BLOCK_JOB` (legacy); in `DOMAIN_EVENT_CALLBACK_BLOCK_JOB` after the
+    /// callback id. `path` is the disk's image.
+    pub struct DomainEventBlockJobMsg {
+        pub dom: Domain,
+        pub path: String,
+        pub type_: i32,
+        pub status: i32,
+    }
+}
+xdr_struct! {
+    pub struct DomainEventCallbackBlockJobMsg {
+        pub callback_id: i32,
+        pub msg: DomainEventBlockJobMsg,
+    }
+}
+xdr_struct! {
+    /// `DOMAIN_EVENT_BLOCK_JOB_2`: the disk by its target.
+    pub struct DomainEventBlockJob2Msg {
+        pub callback_id: i32,
+        pub dom: Domain,
+        pub dst: String,
+        pub type_: i32,
+        pub status: i32,
+    }
+}
+
+/// `virDomainBlockJobType`, `virConnectDomainEventBlockJobStatus` and the block job flags.
+pub mod block_job {
+    pub const TYPE_PULL: i32 = 1;
+    pub const TYPE_COPY: i32 = 2;
+    pub const TYPE_COMMIT: i32 = 3;
+    pub const TYPE_ACTIVE_COMMIT: i32 = 4;
+    pub const COMPLETED: i32 = 0;
+    pub const FAILED: i32 = 1;
+    pub const CANCELED: i32 = 2;
+    pub const READY: i32 = 3;
+    pub const ABORT_ASYNC: u32 = 1;
+    pub const ABORT_PIVOT: u32 = 2;
+    pub const INFO_BANDWIDTH_BYTES: u32 = 1;
+    pub const SPEED_BANDWIDTH_BYTES: u32 = 1;
+    pub const PULL_BANDWIDTH_BYTES: u32 = 64;
+    pub const REBASE_SHALLOW: u32 = 1;
+    pub const REBASE_REUSE_EXT: u32 = 2;
+    pub const REBASE_COPY_RAW: u32 = 4;
+    pub const REBASE_COPY: u32 = 8;
+    pub const REBASE_RELATIVE: u32 = 16;
+    pub const REBASE_COPY_DEV: u32 = 32;
+    pub const REBASE_BANDWIDTH_BYTES: u32 = 64;
+    pub const COMMIT_SHALLOW: u32 = 1;
+    pub const COMMIT_DELETE: u32 = 2;
+    pub const COMMIT_ACTIVE: u32 = 4;
+    pub const COMMIT_RELATIVE: u32 = 8;
+    pub const COMMIT_BANDWIDTH_BYTES: u32 = 16;
+    pub const COPY_SHALLOW: u32 = 1;
+    pub const COPY_REUSE_EXT: u32 = 2;
+    pub const COPY_TRANSIENT_JOB: u32 = 4;
+    pub const COPY_SYNCHRONOUS_WRITES: u32 = 8;
 }
 
 xdr_struct! {

@@ -12,6 +12,7 @@
 //! | 103 | SHIM_SAVE | [`ShimSaveArgs`] + the image's descriptor | nothing |
 //! | 104 | SHIM_SCREENSHOT | [`ShimScreenshotArgs`] | [`ShimScreenshotRet`] |
 //! | 105 | SHIM_SNAPSHOT | [`ShimSnapshotArgs`] | nothing |
+//! | 106 | SHIM_BLOCK_JOB | [`ShimBlockJobArgs`] | nothing |
 //!
 //! Procedures from 100 on are between the QEMU daemon and a VM's shim only.
 
@@ -47,6 +48,9 @@ pub mod procs {
     /// Takes, loads or deletes an internal snapshot of the running VM (memory and the
     /// disks named). [`ShimSnapshotArgs`] → void.
     pub const SHIM_SNAPSHOT: i32 = 105;
+    /// Starts a block job on a disk (pull, commit, copy). [`ShimBlockJobArgs`] → void.
+    /// The job's progress, speed and end are the REMOTE program's block job calls.
+    pub const SHIM_BLOCK_JOB: i32 = 106;
 }
 
 /// The name of a procedure of this program.
@@ -61,6 +65,7 @@ pub fn proc_name(p: i32) -> Option<&'static str> {
         procs::SHIM_SAVE => Some("SHIM_SAVE"),
         procs::SHIM_SCREENSHOT => Some("SHIM_SCREENSHOT"),
         procs::SHIM_SNAPSHOT => Some("SHIM_SNAPSHOT"),
+        procs::SHIM_BLOCK_JOB => Some("SHIM_BLOCK_JOB"),
         _ => None,
     }
 }
@@ -195,5 +200,24 @@ xdr_struct! {
         pub run: i32,
         /// EXTERNAL: the overlays, one per disk.
         pub files: vireo_xdr::Array<String, 256>,
+    }
+}
+
+xdr_struct! {
+    /// `SHIM_BLOCK_JOB`: job `kind` (libvirt's block job type: pull, copy, commit, active
+    /// commit) on the disk with target `disk`. `base` and `top` are images of the disk's
+    /// chain (None: the defaults: the whole chain, the active layer); for a copy, `dest`
+    /// is the destination image (made by the daemon) and `dest_format` its format.
+    /// `bandwidth` is in bytes per second (0: unlimited).
+    pub struct ShimBlockJobArgs {
+        pub kind: i32,
+        pub disk: String,
+        pub base: Option<String>,
+        pub top: Option<String>,
+        pub dest: Option<String>,
+        pub dest_format: Option<String>,
+        pub bandwidth: u64,
+        /// For commit: only into the top's own backing image (SHALLOW).
+        pub shallow: i32,
     }
 }

@@ -655,6 +655,18 @@ impl QemuDriver {
     }
 
     pub(crate) fn publish_device(&self, uuid: [u8; 16], event_id: i32, alias: String) {
+        self.publish_device_status(uuid, event_id, alias, 0, 0);
+    }
+
+    /// A device event with what happened and how it ended (a block job's type, status).
+    pub(crate) fn publish_device_status(
+        &self,
+        uuid: [u8; 16],
+        event_id: i32,
+        alias: String,
+        detail: i32,
+        status: i32,
+    ) {
         let dom = {
             let reg = self.read();
             match reg.by_uuid.get(&uuid) {
@@ -666,7 +678,8 @@ impl QemuDriver {
             dom,
             event_id,
             alias,
-            detail: 0,
+            detail,
+            status,
         });
     }
 }

@@ -1,6 +1,7 @@
 //! The QEMU driver: owns the domain definitions (persistent XML under the config dir),
 //! answers lookups and listings, and describes the host's QEMU (capabilities, version).
 
+pub mod blockjob;
 pub mod caps;
 pub mod cmdline;
 pub mod domcaps;

@@ -370,6 +370,34 @@ impl QemuDriver {
                         d.device_removed(uuid, m.msg.dev_alias);
                     }
                 }
+                procs::DOMAIN_EVENT_BLOCK_JOB_2 => {
+                    if let Ok(m) = vireo_xdr::from_bytes::<
+                        vireo_proto::remote::DomainEventBlockJob2Msg,
+                    >(&f.payload)
+                    {
+                        d.publish_device_status(
+                            uuid,
+                            event::ID_BLOCK_JOB_2,
+                            m.dst,
+                            m.type_,
+                            m.status,
+                        );
+                    }
+                }
+                procs::DOMAIN_EVENT_BLOCK_JOB => {
+                    if let Ok(m) = vireo_xdr::from_bytes::<
+                        vireo_proto::remote::DomainEventBlockJobMsg,
+                    >(&f.payload)
+                    {
+                        d.publish_device_status(
+                            uuid,
+                            event::ID_BLOCK_JOB,
+                            m.path,
+                            m.type_,
+                            m.status,
+                        );
+                    }
+                }
                 procs::DOMAIN_EVENT_CALLBACK_DEVICE_REMOVAL_FAILED => {
                     if let Ok(m) = vireo_xdr::from_bytes::<
                         vireo_proto::remote::DomainEventCallbackDeviceMsg,

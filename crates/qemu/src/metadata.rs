@@ -92,6 +92,7 @@ impl QemuDriver {
             event_id: event::ID_METADATA_CHANGE,
             alias: nsuri,
             detail: a.type_,
+            status: 0,
         });
         Ok(())
     }

@@ -146,7 +146,7 @@ async fn img_snapshot(op: &str, name: &str, path: &str) -> Result<()> {
 }
 
 /// Runs `qemu-img ARGS`; its complaint becomes the error.
-async fn qemu_img(args: &[&str]) -> Result<()> {
+pub(crate) async fn qemu_img(args: &[&str]) -> Result<()> {
     let out = tokio::process::Command::new("qemu-img")
         .args(args)
         .output()
@@ -390,7 +390,7 @@ fn plan_external(
 }
 
 /// The guest-visible size of an image, in bytes (read while QEMU may hold it).
-async fn virtual_size(path: &str, format: &str) -> Result<u64> {
+pub(crate) async fn virtual_size(path: &str, format: &str) -> Result<u64> {
     let out = tokio::process::Command::new("qemu-img")
         .args(["info", "-U", "--output=json", "-f", format, path])
         .output()

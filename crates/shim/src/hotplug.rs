@@ -44,6 +44,9 @@ pub struct LiveDisk {
     /// How many external snapshots put an overlay on top of its image since QEMU opened
     /// it: overlay `k` is `libvirt-{node}-s{k}-…`.
     pub overlays: usize,
+    /// The node the device reads and writes through: the image's format node, the newest
+    /// overlay's, or the base a commit pivoted to.
+    pub top: String,
     pub removing: bool,
 }
 
@@ -52,13 +55,15 @@ impl LiveDisk {
         self.shown.alias.as_deref().unwrap_or(&self.id)
     }
 
-    /// The node the device reads and writes through: the image's format node, or the
-    /// newest overlay's.
     pub fn top_node(&self) -> String {
-        match self.overlays {
-            0 => format!("libvirt-{}-format", self.node),
-            k => format!("libvirt-{}-s{k}-format", self.node),
-        }
+        self.top.clone()
+    }
+
+    /// The disk is now the image opened as nodes `libvirt-{node}-…`.
+    pub fn set_node(&mut self, node: usize) {
+        self.node = node;
+        self.overlays = 0;
+        self.top = format!("libvirt-{node}-format");
     }
 }
 
@@ -74,6 +79,7 @@ pub fn initial_disks(shown: &[Disk]) -> Vec<LiveDisk> {
             id: vireo_qemu::cmdline::disk_alias(d).unwrap_or_else(|| format!("disk{i}")),
             node: count - i,
             overlays: 0,
+            top: format!("libvirt-{}-format", count - i),
             removing: false,
         })
         .collect()
@@ -285,6 +291,7 @@ impl Vm {
             id,
             node,
             overlays: 0,
+            top: format!("libvirt-{node}-format"),
             removing: false,
         };
         let alias = disk.alias().to_string();
@@ -387,8 +394,7 @@ impl Vm {
                 }
                 None => d.shown.source = None,
             }
-            d.node = node;
-            d.overlays = 0;
+            d.set_node(node);
         }
     }
 
@@ -641,12 +647,17 @@ impl Vm {
         let prefix = format!("libvirt-{node}-");
         // External snapshots' overlays first, newest first.
         let mut names = Vec::new();
-        for k in (1..)
-            .take_while(|k| present.contains(&format!("{prefix}s{k}-format")))
-            .collect::<Vec<usize>>()
-            .into_iter()
-            .rev()
-        {
+        let mut ks: Vec<usize> = present
+            .iter()
+            .filter_map(|n| {
+                n.strip_prefix(&prefix)?
+                    .strip_prefix('s')?
+                    .strip_suffix("-format")
+            })
+            .filter_map(|k| k.parse().ok())
+            .collect();
+        ks.sort_unstable();
+        for k in ks.into_iter().rev() {
             names.push(format!("{prefix}s{k}-format"));
             names.push(format!("{prefix}s{k}-storage"));
         }

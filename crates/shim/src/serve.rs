@@ -12,8 +12,9 @@ use vireo_xdr::{Array, Decoder, Xdr};
 use crate::hotplug::{Missing, Unsupported};
 use crate::vm::{Aborted, Lifecycle, OpFailed, OpInvalid, Vm};
 use vireo_proto::vireo::{
-    procs as vprocs, ShimAttachArgs, ShimAttachRet, ShimDetachArgs, ShimDetachRet, ShimSaveArgs,
-    ShimScreenshotArgs, ShimScreenshotRet, ShimSnapshotArgs, VIREO_PROGRAM, VIREO_VERSION,
+    procs as vprocs, ShimAttachArgs, ShimAttachRet, ShimBlockJobArgs, ShimDetachArgs,
+    ShimDetachRet, ShimSaveArgs, ShimScreenshotArgs, ShimScreenshotRet, ShimSnapshotArgs,
+    VIREO_PROGRAM, VIREO_VERSION,
 };
 
 /// The longest a detach may wait for the guest.
@@ -150,6 +151,18 @@ impl Service for ShimService {
                 vprocs::SHIM_DETACH_DEVICE => self.detach(payload),
                 vprocs::SHIM_CHANGE_MEDIA => self.change_media(payload),
                 vprocs::SHIM_SAVE => self.save(payload, Vec::new()),
+                vprocs::SHIM_BLOCK_JOB => {
+                    let a: ShimBlockJobArgs = match args(payload) {
+                        Ok(a) => a,
+                        Err(e) => return Dispatch::Now(Outcome::Error(e)),
+                    };
+                    Dispatch::Later(Box::pin(async move {
+                        match self.vm.start_block_job(a).await {
+                            Ok(()) => Outcome::Reply(Vec::new()),
+                            Err(e) => Outcome::Error(to_remote(&e)),
+                        }
+                    }))
+                }
                 vprocs::SHIM_SNAPSHOT => {
                     let a: ShimSnapshotArgs = match args(payload) {
                         Ok(a) => a,
@@ -196,6 +209,14 @@ impl Service for ShimService {
             | procs::DOMAIN_SET_MEMORY_STATS_PERIOD
             | procs::DOMAIN_SET_MEMORY_FLAGS
             | procs::DOMAIN_SEND_KEY => p,
+            procs::DOMAIN_GET_BLOCK_JOB_INFO
+            | procs::DOMAIN_BLOCK_JOB_ABORT
+            | procs::DOMAIN_BLOCK_JOB_SET_SPEED => {
+                let payload = payload.to_vec();
+                return Dispatch::Later(Box::pin(async move {
+                    self.block_job_call(p, &payload).await.into()
+                }));
+            }
             procs::DOMAIN_GET_JOB_INFO | procs::DOMAIN_GET_JOB_STATS | procs::DOMAIN_ABORT_JOB => {
                 let payload = payload.to_vec();
                 return Dispatch::Later(Box::pin(async move {
@@ -278,6 +299,59 @@ impl Service for ShimService {
 }
 
 impl ShimService {
+    /// GET_BLOCK_JOB_INFO, BLOCK_JOB_SET_SPEED and BLOCK_JOB_ABORT.
+    async fn block_job_call(&self, p: i32, payload: &[u8]) -> Result<Vec<u8>, RemoteError> {
+        let vm = &self.vm;
+        let bad_flags = |f: u32| {
+            RemoteError::new(
+                code::INVALID_ARG,
+                errdom::QEMU,
+                format!("invalid argument: unsupported flags (0x{f:x})"),
+            )
+        };
+        match p {
+            procs::DOMAIN_GET_BLOCK_JOB_INFO => {
+                let a: DomainBlockJobArgs = args(payload)?;
+                self.check_uuid(&a.dom.uuid)?;
+                if a.flags & !block_job::INFO_BANDWIDTH_BYTES != 0 {
+                    return Err(bad_flags(a.flags & !block_job::INFO_BANDWIDTH_BYTES));
+                }
+                let bytes = a.flags & block_job::INFO_BANDWIDTH_BYTES != 0;
+                let r = vm.block_job_info(&a.path, bytes).await;
+                ret(r.map_err(|e| to_remote(&e))?)
+            }
+            procs::DOMAIN_BLOCK_JOB_SET_SPEED => {
+                let a: DomainBlockBandwidthArgs = args(payload)?;
+                self.check_uuid(&a.dom.uuid)?;
+                if a.flags & !block_job::SPEED_BANDWIDTH_BYTES != 0 {
+                    return Err(bad_flags(a.flags & !block_job::SPEED_BANDWIDTH_BYTES));
+                }
+                let speed =
+                    speed_bytes(a.bandwidth, a.flags & block_job::SPEED_BANDWIDTH_BYTES != 0)?;
+                vm.block_job_set_speed(&a.path, speed)
+                    .await
+                    .map_err(|e| to_remote(&e))?;
+                Ok(Vec::new())
+            }
+            _ => {
+                let a: DomainBlockJobArgs = args(payload)?;
+                self.check_uuid(&a.dom.uuid)?;
+                let known = block_job::ABORT_ASYNC | block_job::ABORT_PIVOT;
+                if a.flags & !known != 0 {
+                    return Err(bad_flags(a.flags & !known));
+                }
+                vm.block_job_abort(
+                    &a.path,
+                    a.flags & block_job::ABORT_PIVOT != 0,
+                    a.flags & block_job::ABORT_ASYNC == 0,
+                )
+                .await
+                .map_err(|e| to_remote(&e))?;
+                Ok(Vec::new())
+            }
+        }
+    }
+
     /// SHIM_ATTACH_DEVICE: an interface (with its tap when it has one) or a disk.
     fn attach(self: Arc<Self>, payload: &[u8], mut fds: Vec<std::os::fd::OwnedFd>) -> Dispatch {
         let a: ShimAttachArgs = match args(payload) {
@@ -450,6 +524,13 @@ pub fn broadcast_device(server: &Arc<Server<ShimService>>, vm: &Vm, proc_: i32, 
     }
 }
 
+/// Sends an event message of the REMOTE program to every client of the shim.
+pub fn broadcast_raw(server: &Arc<Server<ShimService>>, proc_: i32, payload: &[u8]) {
+    for c in server.clients() {
+        c.send_message(REMOTE_PROGRAM, REMOTE_VERSION, proc_, 1, payload);
+    }
+}
+
 /// The handle of the shim's domain (id -1 once QEMU is gone).
 pub fn handle(vm: &Vm) -> Domain {
     let running = vm.state().0 != state::SHUTOFF;
@@ -535,4 +616,21 @@ pub(crate) fn args<T: Xdr>(payload: &[u8]) -> Result<T, RemoteError> {
 
 pub(crate) fn ret<T: Xdr>(v: T) -> Result<Vec<u8>, RemoteError> {
     Ok(vireo_xdr::to_bytes(&v))
+}
+
+/// A bandwidth as libvirt gives it (MiB/s, or bytes/s with the BYTES flag) in bytes/s.
+pub(crate) fn speed_bytes(bandwidth: u64, bytes: bool) -> Result<u64, RemoteError> {
+    if bytes {
+        return Ok(bandwidth);
+    }
+    bandwidth.checked_mul(1 << 20).ok_or_else(|| {
+        RemoteError::new(
+            code::OVERFLOW,
+            errdom::QEMU,
+            format!(
+                "value too large: bandwidth must be less than {} MiB/s",
+                u64::MAX >> 20
+            ),
+        )
+    })
 }

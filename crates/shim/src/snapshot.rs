@@ -136,6 +136,7 @@ impl Vm {
         for ((t, _, _), file) in plan.iter().zip(files) {
             if let Some(d) = disks.iter_mut().find(|d| d.shown.target.dev == *t) {
                 d.overlays += 1;
+                d.top = format!("libvirt-{}-s{}-format", d.node, d.overlays);
                 d.shown.disk_type = vireo_xml::DiskType::File;
                 let src = d.shown.source.get_or_insert_with(Default::default);
                 src.file = Some(file.clone());

@@ -94,7 +94,15 @@ pub struct Vm {
     emit_device: OnceLock<DeviceEmitter>,
     /// The job in progress (a save), if any.
     job: Mutex<Option<crate::job::Job>>,
+    /// The block jobs running on its disks.
+    pub(crate) block_jobs: Mutex<Vec<crate::blockjob::BlockJob>>,
+    /// Counts the block jobs that ended (an abort waits on it).
+    pub(crate) block_done: watch::Sender<u64>,
+    /// Sends an event message (REMOTE program procedure, payload) to every client.
+    emit_message: OnceLock<MessageEmitter>,
 }
+
+type MessageEmitter = Box<dyn Fn(i32, Vec<u8>) + Send + Sync>;
 
 type DeviceEmitter = Box<dyn Fn(i32, String) + Send + Sync>;
 
@@ -307,6 +315,9 @@ impl Vm {
             removed: watch::channel(0).0,
             emit_device: OnceLock::new(),
             job: Mutex::new(None),
+            block_jobs: Mutex::new(Vec::new()),
+            block_done: watch::channel(0).0,
+            emit_message: OnceLock::new(),
             balloon_period: Mutex::new(balloon_period),
             memory_kib,
             meta: Mutex::new(meta),
@@ -349,6 +360,17 @@ impl Vm {
     /// How device events reach the clients (set once, before [`Vm::run`]).
     pub fn set_device_emitter(&self, f: impl Fn(i32, String) + Send + Sync + 'static) {
         let _ = self.emit_device.set(Box::new(f));
+    }
+
+    /// How other event messages reach the clients (set once, before [`Vm::run`]).
+    pub fn set_message_emitter(&self, f: impl Fn(i32, Vec<u8>) + Send + Sync + 'static) {
+        let _ = self.emit_message.set(Box::new(f));
+    }
+
+    pub(crate) fn emit_message(&self, proc_: i32, payload: Vec<u8>) {
+        if let Some(f) = self.emit_message.get() {
+            f(proc_, payload);
+        }
     }
 
     pub(crate) fn emit_device(&self, proc_: i32, alias: String) {
@@ -948,6 +970,10 @@ impl Vm {
                 }
             }
             "DEVICE_DELETED" => self.on_device_deleted(&ev.data).await,
+            "BLOCK_JOB_READY"
+            | "BLOCK_JOB_COMPLETED"
+            | "BLOCK_JOB_CANCELLED"
+            | "BLOCK_JOB_ERROR" => self.on_block_job_event(&ev.name, &ev.data).await,
             "DEVICE_UNPLUG_GUEST_ERROR" => self.on_unplug_error(&ev.data),
             _ => {}
         }

@@ -475,6 +475,16 @@ xml_element! {
     check Disk::check;
 }
 
+xml_element! {
+    /// The destination of a block copy (`virsh blockcopy --xml`): a `<disk>` whose type,
+    /// driver and source count; nothing else of it is read.
+    pub struct CopyDestination {
+        attr_def disk_type: DiskType = "type",
+        child_opt driver: DiskDriver = "driver",
+        child_opt source: DiskSource = "source",
+    }
+}
+
 impl Disk {
     fn check(&mut self) -> Result<(), XmlError> {
         positive(self.boot_order, "attribute 'order' of <boot>")?;

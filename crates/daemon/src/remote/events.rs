@@ -292,6 +292,8 @@ fn register(
             | event::ID_DEVICE_ADDED
             | event::ID_DEVICE_REMOVAL_FAILED
             | event::ID_METADATA_CHANGE
+            | event::ID_BLOCK_JOB
+            | event::ID_BLOCK_JOB_2
     );
     st.callbacks.list.push(cb);
     // Subscribe before replying, so no event after the reply can be missed.
@@ -430,8 +432,37 @@ fn deliver_device(client: &RemoteClient, ev: &DeviceEvent) {
                             msg: removed,
                         }),
                     ),
+                    (event::ID_BLOCK_JOB, legacy) => {
+                        let msg = DomainEventBlockJobMsg {
+                            dom: ev.dom.clone(),
+                            path: ev.alias.clone(),
+                            type_: ev.detail,
+                            status: ev.status,
+                        };
+                        if legacy {
+                            (procs::DOMAIN_EVENT_BLOCK_JOB, vireo_xdr::to_bytes(&msg))
+                        } else {
+                            (
+                                procs::DOMAIN_EVENT_CALLBACK_BLOCK_JOB,
+                                vireo_xdr::to_bytes(&DomainEventCallbackBlockJobMsg {
+                                    callback_id: c.id,
+                                    msg,
+                                }),
+                            )
+                        }
+                    }
                     // The newer events have no legacy form.
                     (_, true) => return None,
+                    (event::ID_BLOCK_JOB_2, false) => (
+                        procs::DOMAIN_EVENT_BLOCK_JOB_2,
+                        vireo_xdr::to_bytes(&DomainEventBlockJob2Msg {
+                            callback_id: c.id,
+                            dom: ev.dom.clone(),
+                            dst: ev.alias.clone(),
+                            type_: ev.detail,
+                            status: ev.status,
+                        }),
+                    ),
                     (event::ID_DEVICE_ADDED, false) => (
                         procs::DOMAIN_EVENT_CALLBACK_DEVICE_ADDED,
                         vireo_xdr::to_bytes(&flat(c.id)),

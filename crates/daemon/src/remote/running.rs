@@ -148,6 +148,25 @@ pub(super) fn dispatch(
             r.await.into()
         }));
     }
+    if matches!(
+        p,
+        procs::DOMAIN_BLOCK_PULL
+            | procs::DOMAIN_BLOCK_REBASE
+            | procs::DOMAIN_BLOCK_COPY
+            | procs::DOMAIN_BLOCK_COMMIT
+            | procs::DOMAIN_BLOCK_JOB_ABORT
+    ) {
+        // Block jobs: started and ended through the QEMU driver, run by the shim.
+        let s = Arc::clone(s);
+        let payload = payload.to_vec();
+        return Some(Box::pin(async move {
+            let r = async {
+                vireo_qemu::blockjob::serve(s.hv()?, p, &payload).await?;
+                void()
+            };
+            r.await.into()
+        }));
+    }
     if p == procs::CONNECT_GET_ALL_DOMAIN_STATS {
         let s = Arc::clone(s);
         let payload = payload.to_vec();
@@ -167,6 +186,8 @@ pub(super) fn dispatch(
             | procs::DOMAIN_GET_JOB_INFO
             | procs::DOMAIN_GET_JOB_STATS
             | procs::DOMAIN_ABORT_JOB
+            | procs::DOMAIN_GET_BLOCK_JOB_INFO
+            | procs::DOMAIN_BLOCK_JOB_SET_SPEED
     ) {
         // The running VM's counters and jobs, from its shim; a domain that runs none has
         // none.
