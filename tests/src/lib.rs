@@ -107,6 +107,8 @@ macro_rules! in_every_layout {
 /// in it and this handle.
 pub struct NetNs {
     fd: std::os::fd::OwnedFd,
+    /// With [`NetNs::with_private_run`]: a mount namespace of its own too.
+    mnt: Option<std::os::fd::OwnedFd>,
 }
 
 impl NetNs {
@@ -126,12 +128,58 @@ impl NetNs {
         })
         .join()
         .ok()??;
-        let ns = NetNs { fd };
+        let ns = NetNs { fd, mnt: None };
         let up = ns.command("ip").args(["link", "set", "lo", "up"]).status();
         assert!(
             up.is_ok_and(|s| s.success()),
             "cannot bring lo up in the test's namespace"
         );
+        Some(ns)
+    }
+
+    /// A network namespace as [`NetNs::new`] makes, and a mount namespace in which `/run`
+    /// is an empty tmpfs of the test's own: what is made in `/run/libvirt` there (the
+    /// drop-in socket links) is seen by the commands run in it and by nothing else.
+    pub fn with_private_run() -> Option<NetNs> {
+        let mut ns = NetNs::new()?;
+        let mnt = std::thread::spawn(|| -> Option<std::os::fd::OwnedFd> {
+            // SAFETY: unshare and mount only change this short-lived thread's mount
+            // namespace (CLONE_NEWNS gives it a file system context of its own); the
+            // strings are valid and NUL-terminated.
+            unsafe {
+                if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                    return None;
+                }
+                let root = c"/";
+                if libc::mount(
+                    std::ptr::null(),
+                    root.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+                {
+                    return None;
+                }
+                let (src, run, fstype) = (c"tmpfs", c"/run", c"tmpfs");
+                if libc::mount(
+                    src.as_ptr(),
+                    run.as_ptr(),
+                    fstype.as_ptr(),
+                    0,
+                    std::ptr::null(),
+                ) != 0
+                {
+                    return None;
+                }
+            }
+            std::fs::File::open("/proc/thread-self/ns/mnt")
+                .ok()
+                .map(Into::into)
+        })
+        .join()
+        .ok()??;
+        ns.mnt = Some(mnt);
         Some(ns)
     }
 
@@ -141,12 +189,18 @@ impl NetNs {
         use std::os::unix::process::CommandExt;
         let mut c = Command::new(program);
         let fd = self.fd.as_raw_fd();
-        // SAFETY: setns is async-signal-safe; the descriptor stays open in the parent
+        let mnt = self.mnt.as_ref().map(|m| m.as_raw_fd());
+        // SAFETY: setns is async-signal-safe; the descriptors stay open in the parent
         // while the child is spawned.
         unsafe {
             c.pre_exec(move || {
                 if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                if let Some(m) = mnt {
+                    if libc::setns(m, libc::CLONE_NEWNS) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             });
@@ -290,6 +344,33 @@ impl Daemon {
         };
         d.restart();
         d
+    }
+
+    /// The daemons of `layout` answering on libvirt's socket paths too
+    /// (`--libvirt-paths`), in namespaces of the test's own where `/run` is private.
+    pub fn start_dropin(layout: Layout) -> Daemon {
+        let tmp = tempfile::Builder::new()
+            .prefix("vireo-test")
+            .tempdir()
+            .expect("tempdir");
+        let root = tmp.path().to_path_buf();
+        let mut d = Daemon {
+            root,
+            layout,
+            netns: Some(NetNs::with_private_run().expect("namespaces (root needed)")),
+            children: Vec::new(),
+            _tmp: Some(tmp),
+        };
+        d.start_with(&["--libvirt-paths"]);
+        d
+    }
+
+    /// `program` as a command in the daemons' namespaces.
+    pub fn ns_command(&self, program: &str) -> Command {
+        match &self.netns {
+            Some(ns) => ns.command(program),
+            None => Command::new(program),
+        }
     }
 
     /// Starts the layout's daemons on an existing root (after a kill, to test recovery).

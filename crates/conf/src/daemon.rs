@@ -67,6 +67,9 @@ pub struct DaemonConfig {
     pub log_outputs: Option<String>,
     /// Most clients on the admin socket (`admin_max_clients`, default 5000).
     pub admin_max_clients: usize,
+    /// Vireo's own: the sockets also appear under libvirt's names and places
+    /// (`libvirt_socket_paths = 1`), for clients that know no other.
+    pub libvirt_socket_paths: bool,
 }
 
 impl Default for DaemonConfig {
@@ -87,6 +90,7 @@ impl Default for DaemonConfig {
             log_filters: None,
             log_outputs: None,
             admin_max_clients: 5000,
+            libvirt_socket_paths: false,
         }
     }
 }
@@ -149,6 +153,13 @@ impl DaemonConfig {
                     }
                     c.keepalive_count = u32::try_from(v)
                         .map_err(|_| s.error(format!("must be at most {}", u32::MAX)))?;
+                }
+                "libvirt_socket_paths" => {
+                    c.libvirt_socket_paths = match s.int()? {
+                        0 => false,
+                        1 => true,
+                        _ => return Err(s.error("expected 0 or 1")),
+                    }
                 }
                 "log_filters" => c.log_filters = Some(s.string()?.to_string()),
                 "log_outputs" => c.log_outputs = Some(s.string()?.to_string()),
@@ -261,6 +272,7 @@ mod tests {
         assert_eq!(d.unix_sock_rw_perms, 0o700);
         assert_eq!(d.unix_sock_admin_perms, 0o700);
         assert_eq!(d.unix_sock_dir, None);
+        assert!(!d.libvirt_socket_paths);
         assert_eq!(d.auth_unix_ro, "none");
         assert_eq!(d.auth_unix_rw, "none");
         assert_eq!(d.max_clients, 5000);
@@ -294,6 +306,7 @@ keepalive_count = 0
 log_filters = """1:qemu 3:rpc"""
 log_outputs = "3:syslog:vireo 1:file:/var/log/vireo/qemud.log"
 admin_max_clients = 3
+libvirt_socket_paths = 1
 
 # libvirtd settings that are accepted quietly
 listen_tls = 0
@@ -337,6 +350,7 @@ ovs_timeout = 5
                 log_filters: Some("1:qemu 3:rpc".into()),
                 log_outputs: Some("3:syslog:vireo 1:file:/var/log/vireo/qemud.log".into()),
                 admin_max_clients: 3,
+                libvirt_socket_paths: true,
             }
         );
     }

@@ -19,6 +19,9 @@ const OPTIONS: &str = "Runs the daemon in the foreground.
                     configuration directory, if it exists)
   --timeout SECS    exit after SECS with no client connected and no VM running
                     (for socket activation)
+  --libvirt-paths   also answer on libvirt's socket paths (/run/libvirt/libvirt-sock,
+                    virtqemud-sock …; $XDG_RUNTIME_DIR/libvirt in session mode), as
+                    libvirt_socket_paths = 1 in the .conf does
 The options below override the .conf.
   --max-clients N   refuse connections beyond N clients (default 5000)
   --keepalive-interval SECS
@@ -45,7 +48,7 @@ pub fn main(role: Role) -> ExitCode {
         .unwrap_or(role);
     let name = role.name();
     let usage = format!(
-        "usage: {name} [--root DIR] [--config FILE] [--timeout SECS] [--max-clients N]\n       [--keepalive-interval SECS] [--keepalive-count N] [--busy-poll-us N]\n\n{OPTIONS}"
+        "usage: {name} [--root DIR] [--config FILE] [--timeout SECS] [--libvirt-paths] [--max-clients N]\n       [--keepalive-interval SECS] [--keepalive-count N] [--busy-poll-us N]\n\n{OPTIONS}"
     );
     let fail = |msg: &str| {
         eprintln!("{name}: {msg}\n{usage}");
@@ -54,6 +57,7 @@ pub fn main(role: Role) -> ExitCode {
     let mut root: Option<PathBuf> = None;
     let mut config: Option<PathBuf> = None;
     let mut timeout = None;
+    let mut libvirt_paths = false;
     let mut over = Overrides::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -91,6 +95,7 @@ pub fn main(role: Role) -> ExitCode {
                 Ok(n) => over.busy_poll = Some(Duration::from_micros(n)),
                 Err(c) => return c,
             },
+            "--libvirt-paths" => libvirt_paths = true,
             "-h" | "--help" => {
                 println!("{usage}");
                 return ExitCode::SUCCESS;
@@ -107,7 +112,7 @@ pub fn main(role: Role) -> ExitCode {
         None => Paths::default_for_user(),
     };
     let conf_path = config.unwrap_or_else(|| paths.config_dir.join(format!("{name}.conf")));
-    let conf = match DaemonConfig::load(&conf_path) {
+    let mut conf = match DaemonConfig::load(&conf_path) {
         Ok((conf, warnings)) => {
             for w in warnings {
                 eprintln!("{name}: warning: {w}");
@@ -119,6 +124,9 @@ pub fn main(role: Role) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if libvirt_paths {
+        conf.libvirt_socket_paths = true;
+    }
     let server = over.apply(server_config(&conf));
     // The hypervisor daemons run VMs and slow calls side by side: a worker per CPU. The
     // others (and the proxy) do little at a time: one thread keeps them small and, with no

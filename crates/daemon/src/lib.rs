@@ -5,6 +5,7 @@
 pub mod activation;
 pub mod admin;
 pub mod cmdline;
+pub mod dropin;
 pub mod identity;
 pub mod logging;
 pub mod paths;

@@ -180,6 +180,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     if role == Role::Proxy {
         let mut socks = sockets(role, &paths, &conf, inherited)?;
         let admin = admin_on(&mut socks, &admin_path, Vec::new(), Arc::clone(&log), &conf)?;
+        let links = libvirt_links(role, &paths, &conf, &admin_path)?;
         let proxy = Proxy::new(paths.clone(), token);
         let (stop_tx, stop) = watch::channel(false);
         let t1 = tokio::spawn(Arc::clone(&proxy).serve(socks.rw, false, stop.clone()));
@@ -197,6 +198,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         let _ = t1.await;
         let _ = t2.await;
         remove_all(&socks.ours);
+        if let Some(l) = links {
+            l.remove();
+        }
         return Ok(());
     }
 
@@ -299,6 +303,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let server = Server::new(service, server_cfg);
     let listed: Vec<Arc<dyn ServerInfo>> = vec![Arc::new(Named::new(name, &server))];
     let admin = admin_on(&mut socks, &admin_path, listed, log, &conf)?;
+    let links = libvirt_links(role, &paths, &conf, &admin_path)?;
     let handoff_path = admin_path.with_file_name(format!("{name}-handoff-sock"));
     let handoff = bind_unix(&handoff_path, 0o700)
         .with_context(|| format!("cannot listen on {}", handoff_path.display()))?;
@@ -333,7 +338,32 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let _ = t2.await;
     remove_all(&socks.ours);
     let _ = std::fs::remove_file(&handoff_path);
+    if let Some(l) = links {
+        l.remove();
+    }
     Ok(())
+}
+
+/// With `libvirt_socket_paths`, our sockets under libvirt's names too.
+fn libvirt_links(
+    role: Role,
+    paths: &Paths,
+    conf: &DaemonConfig,
+    admin_path: &Path,
+) -> anyhow::Result<Option<crate::dropin::Links>> {
+    if !conf.libvirt_socket_paths {
+        return Ok(None);
+    }
+    let dir = admin_path.parent().unwrap_or(&paths.run_dir);
+    let name = role.socket_name();
+    crate::dropin::link(
+        paths,
+        role,
+        &dir.join(format!("{name}-sock")),
+        &dir.join(format!("{name}-sock-ro")),
+        admin_path,
+    )
+    .map(Some)
 }
 
 /// Takes over the connections `vireo-proxyd` hands us (only from our own user: root for
