@@ -310,7 +310,6 @@ pub fn allowed_read_only(p: i32) -> bool {
             | DOMAIN_SET_AUTOSTART
             | DOMAIN_UNDEFINE
             | DOMAIN_UNDEFINE_FLAGS
-            | DOMAIN_GET_SECURITY_LABEL
             | DOMAIN_SET_MEMORY_STATS_PERIOD
             | DOMAIN_SET_METADATA
             | DOMAIN_ABORT_JOB
