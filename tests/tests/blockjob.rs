@@ -187,7 +187,10 @@ fn block_jobs_with_virsh(layout: Layout) {
     // virsh prints the progress on stderr.
     let o = d.virsh(&["blockjob", "vm1", "vda", "--info"]);
     let progress = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success() && progress.contains("Block Copy: ["), "{progress}");
+    assert!(
+        o.status.success() && progress.contains("Block Copy: ["),
+        "{progress}"
+    );
     let bw = ok(&d.virsh(&["blockjob", "vm1", "vda", "--info", "--bytes"]));
     assert!(bw.contains("Bandwidth limit: 1048576 bytes/s"), "{bw}");
     let err = fails(&d.virsh(&["blockjob", "vm1", "vda", "--pivot"]));
