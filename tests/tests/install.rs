@@ -56,3 +56,40 @@ fn install_writes_valid_units_for_every_daemon() {
         String::from_utf8_lossy(&v.stderr)
     );
 }
+
+/// `--libvirt-paths`: the daemons answer on libvirt's paths, and a tmpfiles.d file links
+/// those paths to Vireo's sockets at boot (socket activation through libvirt's names).
+#[test]
+fn install_as_a_drop_in_for_libvirt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let prefix = tmp.path().join("usr");
+    let units = tmp.path().join("units");
+    let tmpfiles = tmp.path().join("tmpfiles.d");
+    let script = tests_dir().join("../scripts/install");
+    ok(&run_cmd(
+        "bash",
+        &[
+            script.to_str().unwrap(),
+            "--prefix",
+            prefix.to_str().unwrap(),
+            "--unitdir",
+            units.to_str().unwrap(),
+            "--from",
+            bin_dir().to_str().unwrap(),
+            "--libvirt-paths",
+            "--tmpfilesdir",
+            tmpfiles.to_str().unwrap(),
+        ],
+    ));
+    let svc = std::fs::read_to_string(units.join("vireod.service")).unwrap();
+    assert!(svc.contains(" --timeout 120 --libvirt-paths\n"), "{svc}");
+    let conf = std::fs::read_to_string(tmpfiles.join("vireo-libvirt-paths.conf")).unwrap();
+    for line in [
+        "L+ /run/libvirt/libvirt-sock - - - - /run/vireo/vireod-sock",
+        "L+ /run/libvirt/libvirt-sock-ro - - - - /run/vireo/vireod-sock-ro",
+        "L+ /run/libvirt/virtqemud-sock - - - - /run/vireo/vireo-qemud-sock",
+        "L+ /run/libvirt/virtnetworkd-admin-sock - - - - /run/vireo/vireo-networkd-admin-sock",
+    ] {
+        assert!(conf.lines().any(|l| l == line), "{line}:\n{conf}");
+    }
+}
