@@ -94,6 +94,15 @@ fn snapshots_with_virsh(layout: vireo_tests::Layout) {
     );
     ok(&d.virsh(&["snapshot-create-as", "vm1", "run1"]));
     assert_eq!(state(&d), "running (unpaused)");
+    // The snapshot was the VM's job: its statistics stay until read (or kept).
+    let done = ok(&d.virsh(&["domjobinfo", "vm1", "--completed", "--keep-completed"]));
+    assert!(
+        done.contains("Completed") && done.contains("Snapshot"),
+        "{done}"
+    );
+    ok(&d.virsh(&["domjobinfo", "vm1", "--completed"]));
+    let none = ok(&d.virsh(&["domjobinfo", "vm1", "--completed"]));
+    assert!(none.contains("None"), "{none}");
     let tags = ok(&run_cmd("qemu-img", &["snapshot", "-U", "-l", &img]));
     assert!(tags.contains("run1"), "{tags}");
     // The guest went on, and changes both marks.

@@ -111,6 +111,27 @@ impl Job {
     }
 }
 
+/// What a job that ended did: its type (COMPLETED or FAILED) and statistics.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub type_: i32,
+    pub params: Vec<TypedParam>,
+}
+
+impl Job {
+    /// The job's last statistics, as an ended job reports them.
+    pub fn finished(&self, ok: bool) -> Finished {
+        Finished {
+            type_: if ok { JOB_COMPLETED } else { JOB_FAILED },
+            params: self.stats(),
+        }
+    }
+}
+
+/// `VIR_DOMAIN_JOB_COMPLETED`, `VIR_DOMAIN_JOB_FAILED`.
+const JOB_COMPLETED: i32 = 3;
+const JOB_FAILED: i32 = 4;
+
 /// `VIR_DOMAIN_JOB_STATS_COMPLETED`, `VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED`.
 const STATS_COMPLETED: u32 = 1;
 const STATS_KEEP_COMPLETED: u32 = 2;
@@ -134,12 +155,15 @@ pub async fn serve(vm: &Vm, p: i32, payload: &[u8]) -> Result<Vec<u8>, RemoteErr
                     format!("invalid argument: unsupported flags (0x{unknown:x})"),
                 ));
             }
-            // A running VM has finished no job that it could report (a finished save
-            // ends the VM).
-            let now = (a.flags & STATS_COMPLETED == 0)
-                .then(|| vm.job(|j| (j.info().type_, j.stats())))
-                .flatten();
-            let (type_, params) = now.unwrap_or((job::NONE, Vec::new()));
+            // With COMPLETED: the last job that ended (a snapshot; a finished save ends
+            // the VM, and its shim with it).
+            let got = if a.flags & STATS_COMPLETED != 0 {
+                vm.completed_job(a.flags & STATS_KEEP_COMPLETED != 0)
+                    .map(|f| (f.type_, f.params))
+            } else {
+                vm.job(|j| (j.info().type_, j.stats()))
+            };
+            let (type_, params) = got.unwrap_or((job::NONE, Vec::new()));
             ret(DomainGetJobStatsRet {
                 type_,
                 params: vireo_xdr::Array(params),

@@ -31,7 +31,7 @@ impl Vm {
         if op == snapshot_op::EXTERNAL {
             self.begin_job(job::OPERATION_SNAPSHOT)?;
             let r = self.overlays(disks, files).await;
-            self.end_job();
+            self.end_job(r.is_ok());
             return r.map_err(|e| anyhow!(OpFailed(e.to_string())));
         }
         let nodes = self.snapshot_nodes(disks)?;
@@ -52,7 +52,7 @@ impl Vm {
                 run_job(self.qmp(), "snapshot-delete", args).await
             }
         };
-        self.end_job();
+        self.end_job(r.is_ok());
         r.map_err(|e| anyhow!(OpFailed(e.to_string())))
     }
 

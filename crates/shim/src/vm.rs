@@ -94,6 +94,8 @@ pub struct Vm {
     emit_device: OnceLock<DeviceEmitter>,
     /// The job in progress (a save), if any.
     job: Mutex<Option<crate::job::Job>>,
+    /// What the last job that ended did.
+    completed: Mutex<Option<crate::job::Finished>>,
     /// The block jobs running on its disks.
     pub(crate) block_jobs: Mutex<Vec<crate::blockjob::BlockJob>>,
     /// Counts the block jobs that ended (an abort waits on it).
@@ -315,6 +317,7 @@ impl Vm {
             removed: watch::channel(0).0,
             emit_device: OnceLock::new(),
             job: Mutex::new(None),
+            completed: Mutex::new(None),
             block_jobs: Mutex::new(Vec::new()),
             block_done: watch::channel(0).0,
             emit_message: OnceLock::new(),
@@ -444,7 +447,7 @@ impl Vm {
         self.require_running()?;
         self.begin_job(vireo_proto::remote::job::OPERATION_SAVE)?;
         let r = self.save_job(file).await;
-        let job = self.end_job();
+        let job = self.end_job(r.is_ok());
         match r {
             Err(_) if job.is_some_and(|j| j.aborted) => Err(anyhow!(Aborted(
                 "domain save job: canceled by client".into()
@@ -466,9 +469,24 @@ impl Vm {
         Ok(())
     }
 
-    /// The job ended: it is taken away and returned.
-    pub(crate) fn end_job(&self) -> Option<crate::job::Job> {
-        self.job.lock().unwrap_or_else(|p| p.into_inner()).take()
+    /// The job ended (well, when `ok`): it is taken away and returned, and what it did is
+    /// kept for GET_JOB_STATS with COMPLETED.
+    pub(crate) fn end_job(&self, ok: bool) -> Option<crate::job::Job> {
+        let j = self.job.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(j) = &j {
+            *self.completed.lock().unwrap_or_else(|p| p.into_inner()) = Some(j.finished(ok));
+        }
+        j
+    }
+
+    /// The statistics of the last job that ended; taken unless `keep`.
+    pub(crate) fn completed_job(&self, keep: bool) -> Option<crate::job::Finished> {
+        let mut c = self.completed.lock().unwrap_or_else(|p| p.into_inner());
+        if keep {
+            c.clone()
+        } else {
+            c.take()
+        }
     }
 
     /// Marks the QMP `STOP`/`RESUME` events to come as caused by the shim itself.
