@@ -251,14 +251,17 @@ impl<'a> Client<'a> {
 
     async fn on_call(&mut self, f: Frame) -> bool {
         let h = f.header;
-        if h.prog != REMOTE_PROGRAM || h.vers != REMOTE_VERSION {
+        let qemu = h.prog == vireo_proto::QEMU_PROGRAM && h.vers == vireo_proto::QEMU_VERSION;
+        if !qemu && (h.prog != REMOTE_PROGRAM || h.vers != REMOTE_VERSION) {
             let e = RemoteError::rpc(format!("Cannot find program {} version {}", h.prog, h.vers));
             return self.reply_error(&h, &e).await;
         }
         let Some(primary) = self.primary else {
             return self.before_open(f).await;
         };
+        // libvirt's QEMU program is the hypervisor daemon's.
         let fam = match family_of(h.proc_) {
+            _ if qemu => primary,
             Family::Hypervisor => primary,
             other => other,
         };

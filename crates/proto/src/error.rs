@@ -29,6 +29,7 @@ pub mod code {
     pub const NO_DOMAIN_METADATA: i32 = 80;
     pub const OVERFLOW: i32 = 82;
     pub const OPERATION_UNSUPPORTED: i32 = 84;
+    pub const AGENT_UNRESPONSIVE: i32 = 86;
     pub const XML_INVALID_SCHEMA: i32 = 92;
     pub const DEVICE_MISSING: i32 = 99;
 }

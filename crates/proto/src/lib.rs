@@ -40,6 +40,11 @@ pub use header::{Header, MessageType, Status, HEADER_LEN};
 /// The libvirt main API program.
 pub const REMOTE_PROGRAM: u32 = 0x2000_8086;
 pub const REMOTE_VERSION: u32 = 1;
+/// libvirt's QEMU-specific program (`virsh qemu-agent-command`, …).
+pub const QEMU_PROGRAM: u32 = 0x2000_8087;
+pub const QEMU_VERSION: u32 = 1;
+/// `QEMU_PROC_DOMAIN_AGENT_COMMAND`.
+pub const QEMU_PROC_DOMAIN_AGENT_COMMAND: i32 = 3;
 /// Keepalive program ("keep").
 pub const KEEPALIVE_PROGRAM: u32 = 0x6b65_6570;
 pub const KEEPALIVE_VERSION: u32 = 1;

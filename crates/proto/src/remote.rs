@@ -204,6 +204,15 @@ procedures! {
     DOMAIN_EVENT_CALLBACK_DEVICE_ADDED = 354,
     DOMAIN_EVENT_CALLBACK_DEVICE_REMOVAL_FAILED = 367,
     DOMAIN_BLOCK_JOB_ABORT = 237,
+    DOMAIN_GET_HOSTNAME = 277,
+    DOMAIN_FSFREEZE = 335,
+    DOMAIN_FSTHAW = 336,
+    DOMAIN_GET_TIME = 337,
+    DOMAIN_SET_TIME = 338,
+    DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE = 348,
+    DOMAIN_GET_FSINFO = 349,
+    DOMAIN_SET_USER_PASSWORD = 357,
+    DOMAIN_GET_GUEST_INFO = 418,
     DOMAIN_GET_BLOCK_JOB_INFO = 238,
     DOMAIN_BLOCK_JOB_SET_SPEED = 239,
     DOMAIN_BLOCK_PULL = 240,
@@ -321,6 +330,13 @@ pub fn allowed_read_only(p: i32) -> bool {
             | DOMAIN_MANAGED_SAVE_REMOVE
             | DOMAIN_MANAGED_SAVE_DEFINE_XML
             | DOMAIN_SNAPSHOT_CREATE_XML
+            | DOMAIN_FSFREEZE
+            | DOMAIN_FSTHAW
+            | DOMAIN_GET_TIME
+            | DOMAIN_SET_TIME
+            | DOMAIN_SET_USER_PASSWORD
+            | DOMAIN_GET_FSINFO
+            | DOMAIN_GET_GUEST_INFO
             | DOMAIN_BLOCK_JOB_ABORT
             | DOMAIN_BLOCK_JOB_SET_SPEED
             | DOMAIN_BLOCK_PULL
@@ -419,6 +435,7 @@ pub mod event {
     pub const ID_BLOCK_JOB: i32 = 8;
     pub const ID_DEVICE_REMOVED: i32 = 15;
     pub const ID_BLOCK_JOB_2: i32 = 16;
+    pub const ID_AGENT_LIFECYCLE: i32 = 18;
     pub const ID_DEVICE_ADDED: i32 = 19;
     pub const ID_DEVICE_REMOVAL_FAILED: i32 = 22;
     pub const ID_METADATA_CHANGE: i32 = 23;
@@ -853,6 +870,70 @@ xdr_struct! {
         pub status: i32,
     }
 }
+
+// ---------------------------------------------------------------------------
+// The guest agent
+// ---------------------------------------------------------------------------
+
+pub const DOMAIN_FSFREEZE_MOUNTPOINTS_MAX: usize = 256;
+pub const DOMAIN_FSINFO_MAX: usize = 256;
+pub const DOMAIN_FSINFO_DISKS_MAX: usize = 256;
+pub const DOMAIN_GUEST_INFO_PARAMS_MAX: usize = 2048;
+
+xdr_struct! {
+/// FSFREEZE and FSTHAW.
+pub struct DomainFsfreezeArgs {
+    pub dom: Domain,
+    pub mountpoints: Array<String, DOMAIN_FSFREEZE_MOUNTPOINTS_MAX>,
+    pub flags: u32,
+} }
+xdr_struct! { pub struct DomainFsfreezeRet { pub filesystems: i32 } }
+xdr_struct! { pub struct DomainGetTimeRet { pub seconds: i64, pub nseconds: u32 } }
+xdr_struct! { pub struct DomainSetTimeArgs { pub dom: Domain, pub seconds: i64, pub nseconds: u32, pub flags: u32 } }
+xdr_struct! {
+    pub struct DomainSetUserPasswordArgs {
+        pub dom: Domain,
+        pub user: Option<String>,
+        pub password: Option<String>,
+        pub flags: u32,
+    }
+}
+xdr_struct! { pub struct DomainGetHostnameRet { pub hostname: String } }
+xdr_struct! {
+    pub struct DomainFsinfo {
+        pub mountpoint: String,
+        pub name: String,
+        pub fstype: String,
+        pub dev_aliases: Array<String, DOMAIN_FSINFO_DISKS_MAX>,
+    }
+}
+xdr_struct! { pub struct DomainGetFsinfoRet { pub info: Array<DomainFsinfo, DOMAIN_FSINFO_MAX>, pub ret: u32 } }
+xdr_struct! { pub struct DomainGetGuestInfoArgs { pub dom: Domain, pub types: u32, pub flags: u32 } }
+xdr_struct! {
+    pub struct DomainGetGuestInfoRet {
+        pub params: Array<crate::typed::TypedParam, DOMAIN_GUEST_INFO_PARAMS_MAX>,
+    }
+}
+xdr_struct! {
+    /// `DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE`: connected 1 / disconnected 2; the reason:
+    /// unknown 0, domain started 1, channel 2.
+    pub struct DomainEventCallbackAgentLifecycleMsg {
+        pub callback_id: i32,
+        pub dom: Domain,
+        pub state: i32,
+        pub reason: i32,
+    }
+}
+xdr_struct! {
+    /// QEMU program, `QEMU_PROC_DOMAIN_AGENT_COMMAND`.
+    pub struct QemuDomainAgentCommandArgs {
+        pub dom: Domain,
+        pub cmd: String,
+        pub timeout: i32,
+        pub flags: u32,
+    }
+}
+xdr_struct! { pub struct QemuDomainAgentCommandRet { pub result: Option<String> } }
 
 /// `virDomainBlockJobType`, `virConnectDomainEventBlockJobStatus` and the block job flags.
 pub mod block_job {

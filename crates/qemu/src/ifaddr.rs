@@ -60,9 +60,10 @@ impl QemuDriver {
                     }
                 }
             }
+            // The daemon asks the VM's shim, which talks to the agent.
             ifaddr_source::AGENT => {
-                return Err(DriverError::ArgUnsupported(
-                    "QEMU guest agent is not supported by Vireo yet".into(),
+                return Err(DriverError::Internal(
+                    "the guest agent's addresses are the VM's shim's to give".into(),
                 ))
             }
             other => {

@@ -370,6 +370,20 @@ impl QemuDriver {
                         d.device_removed(uuid, m.msg.dev_alias);
                     }
                 }
+                procs::DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE => {
+                    if let Ok(m) = vireo_xdr::from_bytes::<
+                        vireo_proto::remote::DomainEventCallbackAgentLifecycleMsg,
+                    >(&f.payload)
+                    {
+                        d.publish_device_status(
+                            uuid,
+                            event::ID_AGENT_LIFECYCLE,
+                            String::new(),
+                            m.state,
+                            m.reason,
+                        );
+                    }
+                }
                 procs::DOMAIN_EVENT_BLOCK_JOB_2 => {
                     if let Ok(m) = vireo_xdr::from_bytes::<
                         vireo_proto::remote::DomainEventBlockJob2Msg,
@@ -537,11 +551,22 @@ impl QemuDriver {
         proc_: i32,
         payload: &[u8],
     ) -> std::result::Result<Vec<u8>, RemoteError> {
+        self.forward_program(h, REMOTE_PROGRAM, REMOTE_VERSION, proc_, payload)
+            .await
+    }
+
+    /// [`Self::forward`] for a call of another program (libvirt's QEMU program).
+    pub async fn forward_program(
+        &self,
+        h: &Handle,
+        prog: u32,
+        vers: u32,
+        proc_: i32,
+        payload: &[u8],
+    ) -> std::result::Result<Vec<u8>, RemoteError> {
         let conn = self.shim_of(h)?;
         match conn
-            .call_raw(REMOTE_PROGRAM, REMOTE_VERSION, proc_, |o| {
-                o.extend_from_slice(payload)
-            })
+            .call_raw(prog, vers, proc_, |o| o.extend_from_slice(payload))
             .await
         {
             Ok(p) => Ok(p),

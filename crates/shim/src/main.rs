@@ -3,7 +3,9 @@
 //! and then serves this VM's domain API over libvirt's RPC protocol on
 //! `<run>/shim/<uuid>.sock` until QEMU exits. It outlives any daemon.
 
+mod agent;
 mod blockjob;
+mod guest;
 mod hotplug;
 mod job;
 mod screen;
@@ -202,6 +204,8 @@ async fn run() -> anyhow::Result<()> {
     vm.set_device_emitter(move |proc_, alias| serve::broadcast_device(&srv, &vm2, proc_, alias));
     let srv = Arc::clone(&server);
     vm.set_message_emitter(move |proc_, payload| serve::broadcast_raw(&srv, proc_, &payload));
+    // Whether qemu-ga already runs (a shim that follows a VM again after a restart).
+    vm.probe_agent().await;
     let vm2 = Arc::clone(&vm);
     let srv = Arc::clone(&server);
     vm.run(move |ev| serve::broadcast(&srv, &vm2, ev)).await;

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use vireo_proto::error::{code, domain as errdom};
 use vireo_proto::remote::*;
-use vireo_proto::{Header, RemoteError, REMOTE_PROGRAM, REMOTE_VERSION};
+use vireo_proto::{
+    Header, RemoteError, QEMU_PROC_DOMAIN_AGENT_COMMAND, QEMU_PROGRAM, QEMU_VERSION,
+    REMOTE_PROGRAM, REMOTE_VERSION,
+};
 use vireo_rpc::server::{Client, Dispatch, Outcome, Server, Service};
 use vireo_xdr::{Array, Decoder, Xdr};
 
@@ -121,6 +124,7 @@ impl Service for ShimService {
     fn knows_program(&self, prog: u32, vers: u32) -> bool {
         (prog == REMOTE_PROGRAM && vers == REMOTE_VERSION)
             || (prog == VIREO_PROGRAM && vers == VIREO_VERSION)
+            || (prog == QEMU_PROGRAM && vers == QEMU_VERSION)
     }
 
     fn accepts_fds(&self) -> bool {
@@ -145,6 +149,21 @@ impl Service for ShimService {
 
     fn call(self: Arc<Self>, _client: &Arc<Client<()>>, h: Header, payload: &[u8]) -> Dispatch {
         let p = h.proc_;
+        if h.prog == QEMU_PROGRAM {
+            if p != QEMU_PROC_DOMAIN_AGENT_COMMAND {
+                return Dispatch::Now(Outcome::Error(RemoteError::unknown_procedure(p)));
+            }
+            let payload = payload.to_vec();
+            return Dispatch::Later(Box::pin(async move {
+                crate::guest::agent_command(&self.vm, &payload).await.into()
+            }));
+        }
+        if crate::guest::serves(p) {
+            let payload = payload.to_vec();
+            return Dispatch::Later(Box::pin(async move {
+                crate::guest::serve(&self.vm, p, &payload).await.into()
+            }));
+        }
         if h.prog == VIREO_PROGRAM {
             return match p {
                 vprocs::SHIM_ATTACH_DEVICE => self.attach(payload, Vec::new()),
@@ -261,8 +280,10 @@ impl Service for ShimService {
             let r = match op {
                 procs::DOMAIN_SUSPEND => vm.suspend().await,
                 procs::DOMAIN_RESUME => vm.resume().await,
-                procs::DOMAIN_SHUTDOWN | procs::DOMAIN_SHUTDOWN_FLAGS => vm.shutdown().await,
-                procs::DOMAIN_REBOOT => vm.reboot().await,
+                procs::DOMAIN_SHUTDOWN | procs::DOMAIN_SHUTDOWN_FLAGS => {
+                    vm.shutdown_mode(flags, false).await
+                }
+                procs::DOMAIN_REBOOT => vm.shutdown_mode(flags, true).await,
                 procs::DOMAIN_RESET => vm.reset().await,
                 procs::DOMAIN_SET_MEMORY_STATS_PERIOD => {
                     // The domain and flags were read above; the period sits between them.
@@ -565,6 +586,23 @@ pub(crate) fn to_remote(e: &anyhow::Error) -> RemoteError {
             code::INVALID_ARG,
             errdom::QEMU,
             format!("invalid argument: {m}"),
+        );
+    }
+    if let Some(u) = e.downcast_ref::<crate::agent::Unresponsive>() {
+        return RemoteError::new(code::AGENT_UNRESPONSIVE, errdom::QEMU, u.to_string());
+    }
+    if e.downcast_ref::<crate::agent::NotConfigured>().is_some() {
+        return RemoteError::new(
+            code::ARGUMENT_UNSUPPORTED,
+            errdom::QEMU,
+            format!("argument unsupported: {e}"),
+        );
+    }
+    if let Some(crate::agent::AgentError(m)) = e.downcast_ref() {
+        return RemoteError::new(
+            code::INTERNAL_ERROR,
+            errdom::QEMU,
+            format!("internal error: {m}"),
         );
     }
     if let Some(Unsupported(m)) = e.downcast_ref() {

@@ -98,6 +98,8 @@ pub struct Vm {
     completed: Mutex<Option<crate::job::Finished>>,
     /// The block jobs running on its disks.
     pub(crate) block_jobs: Mutex<Vec<crate::blockjob::BlockJob>>,
+    /// The guest agent, when the VM has its channel.
+    pub(crate) agent: crate::agent::Agent,
     /// Counts the block jobs that ended (an abort waits on it).
     pub(crate) block_done: watch::Sender<u64>,
     /// Sends an event message (REMOTE program procedure, payload) to every client.
@@ -320,6 +322,7 @@ impl Vm {
             completed: Mutex::new(None),
             block_jobs: Mutex::new(Vec::new()),
             block_done: watch::channel(0).0,
+            agent: Default::default(),
             emit_message: OnceLock::new(),
             balloon_period: Mutex::new(balloon_period),
             memory_kib,
@@ -753,7 +756,7 @@ impl Vm {
         def.format_with_id(Some(self.id))
     }
 
-    fn require(&self, ok: &[i32], what: &str) -> anyhow::Result<()> {
+    pub(crate) fn require(&self, ok: &[i32], what: &str) -> anyhow::Result<()> {
         let st = self.status().state;
         if ok.contains(&st) {
             Ok(())
@@ -988,6 +991,7 @@ impl Vm {
                 }
             }
             "DEVICE_DELETED" => self.on_device_deleted(&ev.data).await,
+            "VSERPORT_CHANGE" => self.on_vserport_change(&ev.data).await,
             "BLOCK_JOB_READY"
             | "BLOCK_JOB_COMPLETED"
             | "BLOCK_JOB_CANCELLED"

@@ -294,6 +294,7 @@ fn register(
             | event::ID_METADATA_CHANGE
             | event::ID_BLOCK_JOB
             | event::ID_BLOCK_JOB_2
+            | event::ID_AGENT_LIFECYCLE
     );
     st.callbacks.list.push(cb);
     // Subscribe before replying, so no event after the reply can be missed.
@@ -453,6 +454,15 @@ fn deliver_device(client: &RemoteClient, ev: &DeviceEvent) {
                     }
                     // The newer events have no legacy form.
                     (_, true) => return None,
+                    (event::ID_AGENT_LIFECYCLE, false) => (
+                        procs::DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE,
+                        vireo_xdr::to_bytes(&DomainEventCallbackAgentLifecycleMsg {
+                            callback_id: c.id,
+                            dom: ev.dom.clone(),
+                            state: ev.detail,
+                            reason: ev.status,
+                        }),
+                    ),
                     (event::ID_BLOCK_JOB_2, false) => (
                         procs::DOMAIN_EVENT_BLOCK_JOB_2,
                         vireo_xdr::to_bytes(&DomainEventBlockJob2Msg {

@@ -27,7 +27,9 @@ use vireo_nwfilter::NwFilterDriver;
 use vireo_proto::error::{code, domain as errdom};
 use vireo_proto::remote::{allowed_read_only, proc_name, procs};
 use vireo_proto::vireo::{VIREO_PROGRAM, VIREO_VERSION};
-use vireo_proto::{Header, RemoteError, REMOTE_PROGRAM, REMOTE_VERSION};
+use vireo_proto::{
+    Header, RemoteError, QEMU_PROGRAM, QEMU_VERSION, REMOTE_PROGRAM, REMOTE_VERSION,
+};
 use vireo_qemu::QemuDriver;
 use vireo_rpc::server::{Client, Dispatch, Outcome, Service};
 use vireo_secret::SecretDriver;
@@ -204,6 +206,7 @@ impl Service for RemoteService {
     fn knows_program(&self, prog: u32, vers: u32) -> bool {
         (prog == REMOTE_PROGRAM && vers == REMOTE_VERSION)
             || (prog == VIREO_PROGRAM && vers == VIREO_VERSION && self.network.is_some())
+            || (prog == QEMU_PROGRAM && vers == QEMU_VERSION && self.qemu.is_some())
     }
 
     fn call(
@@ -215,6 +218,9 @@ impl Service for RemoteService {
         let p = header.proc_;
         if header.prog == VIREO_PROGRAM {
             return self.call_vireo(client, p, payload);
+        }
+        if header.prog == QEMU_PROGRAM {
+            return self.call_qemu(client, p, payload);
         }
         let readonly = match self.admit(client, p) {
             Ok(r) => r,
@@ -329,6 +335,49 @@ impl RemoteService {
                         format!("internal error: call failed: {e}"),
                     ))
                 })
+        }))
+    }
+
+    /// A call of libvirt's QEMU program (`virsh qemu-agent-command`): on an open,
+    /// read-write connection, passed to the VM's shim as it came.
+    fn call_qemu(self: Arc<Self>, client: &Arc<RemoteClient>, p: i32, payload: &[u8]) -> Dispatch {
+        let (open, readonly) = {
+            let st = client.data.lock();
+            (st.open, st.readonly || client.readonly)
+        };
+        if !open {
+            return Dispatch::Now(Outcome::Error(RemoteError::new(
+                code::INTERNAL_ERROR,
+                errdom::RPC,
+                "internal error: connection not open",
+            )));
+        }
+        if readonly {
+            return Dispatch::Now(Outcome::Error(RemoteError::new(
+                code::OPERATION_DENIED,
+                errdom::NONE,
+                "operation forbidden: read only access prevents virDomainQemuAgentCommand",
+            )));
+        }
+        if p != vireo_proto::QEMU_PROC_DOMAIN_AGENT_COMMAND {
+            return Dispatch::Now(Outcome::Error(RemoteError::unknown_procedure(p)));
+        }
+        let payload = payload.to_vec();
+        Dispatch::Later(Box::pin(async move {
+            let r = async {
+                let q = self.hv()?;
+                let dom = vireo_proto::remote::Domain::decode(&mut Decoder::new(&payload))
+                    .map_err(bad_payload)?;
+                if !q.is_running(&dom)? {
+                    return Err(vireo_driver::DriverError::OperationInvalid(
+                        "domain is not running".into(),
+                    )
+                    .into());
+                }
+                q.forward_program(&dom, QEMU_PROGRAM, QEMU_VERSION, p, &payload)
+                    .await
+            };
+            r.await.into()
         }))
     }
 

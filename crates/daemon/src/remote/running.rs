@@ -119,6 +119,16 @@ pub(super) fn dispatch(
         return Some(Box::pin(async move {
             let r = async {
                 let a: DomainInterfaceAddressesArgs = args(&payload)?;
+                // The guest agent's answer comes from the VM's shim.
+                if a.source == ifaddr_source::AGENT {
+                    if !s.hv()?.is_running(&a.dom)? {
+                        return Err(vireo_driver::DriverError::OperationInvalid(
+                            "domain is not running".into(),
+                        )
+                        .into());
+                    }
+                    return forward_call(&s, p, &payload).await;
+                }
                 let ifaces = s
                     .hv()?
                     .interface_addresses(&a.dom, a.source, a.flags)
@@ -188,6 +198,14 @@ pub(super) fn dispatch(
             | procs::DOMAIN_ABORT_JOB
             | procs::DOMAIN_GET_BLOCK_JOB_INFO
             | procs::DOMAIN_BLOCK_JOB_SET_SPEED
+            | procs::DOMAIN_GET_GUEST_INFO
+            | procs::DOMAIN_FSFREEZE
+            | procs::DOMAIN_FSTHAW
+            | procs::DOMAIN_GET_TIME
+            | procs::DOMAIN_SET_TIME
+            | procs::DOMAIN_SET_USER_PASSWORD
+            | procs::DOMAIN_GET_HOSTNAME
+            | procs::DOMAIN_GET_FSINFO
     ) {
         // The running VM's counters and jobs, from its shim; a domain that runs none has
         // none.
