@@ -5,7 +5,8 @@ argv[1] is the URI; with argv[2] 'devices' it prints device events instead, as
 'NAME device-added|device-removed|device-removal-failed ALIAS', and metadata changes as
 'NAME metadata-change TYPE NSURI' (NSURI '-' for none), and block jobs as
 'NAME block-job-2 DISK TYPE STATUS' (by target) and 'NAME block-job PATH TYPE STATUS'
-(by image, the older event). Prints 'LISTENING' once
+(by image, the older event), and the guest agent's coming and going as
+'NAME agent-lifecycle STATE REASON'. Prints 'LISTENING' once
 registered, so the caller can go on.
 """
 import sys
@@ -52,6 +53,12 @@ if sys.argv[2:] == ["devices"]:
         None, libvirt.VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2, block_cb("block-job-2"), None)
     conn.domainEventRegisterAny(
         None, libvirt.VIR_DOMAIN_EVENT_ID_BLOCK_JOB, block_cb("block-job"), None)
+
+    def agent_cb(_conn, dom, state, reason, _opaque):
+        print(dom.name(), "agent-lifecycle", state, reason, flush=True)
+
+    conn.domainEventRegisterAny(
+        None, libvirt.VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE, agent_cb, None)
 else:
     conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, cb, None)
 print("LISTENING", flush=True)
