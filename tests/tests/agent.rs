@@ -72,6 +72,22 @@ fn guest_agent_with_virsh(layout: Layout) {
     assert!(ok(&d.virsh(&["domfsfreeze", "vm1"])).contains("Froze 1 filesystem(s)"));
     assert!(ok(&d.virsh(&["domfsthaw", "vm1"])).contains("Thawed 1 filesystem(s)"));
     assert!(ok(&d.virsh(&["domhostname", "vm1"])).contains("vireo-guest"));
+    // A disk-only snapshot with the guest's filesystems frozen by the agent meanwhile
+    // (the overlay on the raw image is a qcow2); the guest writes on after it.
+    let out = ok(&d.virsh(&[
+        "snapshot-create-as",
+        "vm1",
+        "q1",
+        "--disk-only",
+        "--quiesce",
+        "--no-metadata",
+    ]));
+    assert!(out.contains("Domain snapshot q1 created"), "{out}");
+    guest_shell(
+        &d,
+        "vm1",
+        &["--running", "touch /mnt/after && echo T-$((1+1))", "T-2"],
+    );
     let addrs = ok(&d.virsh(&["domifaddr", "vm1", "--source", "agent"]));
     assert!(addrs.contains("127.0.0.1/8"), "{addrs}");
 

@@ -566,9 +566,9 @@ impl QemuDriver {
                 "current flag is only valid with redefine".into(),
             ));
         }
-        if flags & CREATE_QUIESCE != 0 {
-            return Err(DriverError::ArgUnsupported(
-                "quiesce needs the guest agent, which Vireo does not talk to yet".into(),
+        if flags & CREATE_QUIESCE != 0 && flags & CREATE_DISK_ONLY == 0 {
+            return Err(DriverError::OperationInvalid(
+                "quiesce requires disk-only".into(),
             ));
         }
         if flags & CREATE_LIVE != 0 {
@@ -757,8 +757,24 @@ impl QemuDriver {
             if active {
                 let targets = overlays.iter().map(|o| o.target.clone()).collect();
                 let files = overlays.iter().map(|o| o.file.clone()).collect();
-                self.shim_snapshot(h, snapshot_op::EXTERNAL, &name, targets, false, files)
-                    .await?;
+                // QUIESCE: the guest's filesystems are frozen by its agent meanwhile.
+                let quiesce = flags & CREATE_QUIESCE != 0;
+                if quiesce {
+                    self.guest_freeze(h, procs::DOMAIN_FSFREEZE).await?;
+                }
+                let r = self
+                    .shim_snapshot(h, snapshot_op::EXTERNAL, &name, targets, false, files)
+                    .await;
+                if quiesce {
+                    if let Err(e) = self.guest_freeze(h, procs::DOMAIN_FSTHAW).await {
+                        log::warn!("{}: the guest's filesystems stay frozen: {e}", h.name);
+                    }
+                }
+                r?;
+            } else if flags & CREATE_QUIESCE != 0 {
+                return Err(DriverError::OperationInvalid(
+                    "quiesce needs a running domain (its guest agent)".into(),
+                ));
             }
             Ok(())
         }
@@ -904,6 +920,20 @@ impl QemuDriver {
         .await
         .map(|_| ())
         .map_err(shim_error)
+    }
+
+    /// Freezes (FSFREEZE) or thaws (FSTHAW) every filesystem of the guest through its
+    /// agent, in the VM's shim.
+    async fn guest_freeze(&self, h: &Handle, proc_: i32) -> Result<()> {
+        let payload = vireo_xdr::to_bytes(&vireo_proto::remote::DomainFsfreezeArgs {
+            dom: h.clone(),
+            mountpoints: vireo_xdr::Array(Vec::new()),
+            flags: 0,
+        });
+        self.forward(h, proc_, &payload)
+            .await
+            .map(|_| ())
+            .map_err(|e| DriverError::Peer(Box::new(e)))
     }
 
     /// Destroys the running VM and waits until it is shut off.
