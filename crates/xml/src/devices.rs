@@ -390,9 +390,17 @@ xml_element! {
         children channels: Chardev = "channel",
         children inputs: Input = "input",
         children graphics: Graphics = "graphics",
+        children sounds: crate::Sound = "sound",
+        children audios: crate::Audio = "audio",
         children videos: Video = "video",
+        children hubs: crate::Hub = "hub",
+        children watchdogs: crate::Watchdog = "watchdog",
         child_opt memballoon: Memballoon = "memballoon",
         children rngs: Rng = "rng",
+        children panics: crate::Panic = "panic",
+        children shmems: crate::Shmem = "shmem",
+        child_opt iommu: crate::Iommu = "iommu",
+        child_opt vsock: crate::Vsock = "vsock",
     }
     check Devices::check;
 }

@@ -32,6 +32,7 @@ pub mod model;
 mod netport;
 mod network;
 mod nwfilter;
+mod platform;
 mod secret;
 mod snapshot;
 mod storage;
@@ -44,6 +45,7 @@ pub use model::{format_root, parse_root, parse_root_kept, XmlElement, XmlValue, 
 pub use netport::*;
 pub use network::*;
 pub use nwfilter::*;
+pub use platform::*;
 pub use secret::*;
 pub use snapshot::*;
 pub use storage::*;

@@ -1,0 +1,297 @@
+//! The platform devices of `<devices>`: sound cards and audio backends, USB hubs,
+//! watchdogs, panic notifiers, shared memory, the IOMMU and the vsock device.
+
+use crate::devices::Address;
+use crate::util::{one_of, positive, str_enum};
+use crate::{xml_element, XmlError};
+
+str_enum! {
+    /// `<sound model=...>`.
+    SoundModel, "sound model" {
+        Sb16 => "sb16",
+        Es1370 => "es1370",
+        Pcspk => "pcspk",
+        Ac97 => "ac97",
+        Ich6 => "ich6",
+        Ich7 => "ich7",
+        Ich9 => "ich9",
+        Usb => "usb",
+        Ics2000 => "ics2000",
+    }
+}
+
+xml_element! {
+    /// `<sound><codec type='duplex|micro|output'/>`.
+    pub struct SoundCodec {
+        attr codec_type: String = "type",
+    }
+    check SoundCodec::check;
+}
+
+impl SoundCodec {
+    fn check(&mut self) -> Result<(), XmlError> {
+        one_of(
+            &Some(self.codec_type.clone()),
+            &["duplex", "micro", "output"],
+            "sound codec type",
+        )
+    }
+}
+
+xml_element! {
+    /// `<sound>`.
+    pub struct Sound {
+        attr model: SoundModel = "model",
+        children codecs: SoundCodec = "codec",
+        /// The `<audio id>` backend it plays through.
+        in_attr_opt audio: u32 = "audio@id",
+        in_attr_opt alias: String = "alias@name",
+        child_opt address: Address = "address",
+    }
+}
+
+xml_element! {
+    /// `<audio id='1' type='none'/>`: an audio backend.
+    pub struct Audio {
+        attr id: u32 = "id",
+        attr audio_type: String = "type",
+    }
+    check Audio::check;
+}
+
+impl Audio {
+    fn check(&mut self) -> Result<(), XmlError> {
+        positive(Some(self.id), "attribute 'id' of <audio>")
+    }
+}
+
+xml_element! {
+    /// `<hub type='usb'/>`.
+    pub struct Hub {
+        attr hub_type: String = "type",
+        in_attr_opt alias: String = "alias@name",
+        child_opt address: Address = "address",
+    }
+}
+
+str_enum! {
+    /// `<watchdog model=...>`.
+    WatchdogModel, "watchdog model" {
+        I6300esb => "i6300esb",
+        Ib700 => "ib700",
+        Diag288 => "diag288",
+        Itco => "itco",
+    }
+}
+
+str_enum! {
+    /// `<watchdog action=...>`.
+    WatchdogAction, "watchdog action" {
+        Reset => "reset",
+        Shutdown => "shutdown",
+        Poweroff => "poweroff",
+        Pause => "pause",
+        None => "none",
+        Dump => "dump",
+        InjectNmi => "inject-nmi",
+    }
+}
+
+xml_element! {
+    /// `<watchdog>`.
+    pub struct Watchdog {
+        attr model: WatchdogModel = "model",
+        attr_opt action: WatchdogAction = "action",
+        in_attr_opt alias: String = "alias@name",
+        child_opt address: Address = "address",
+    }
+}
+
+str_enum! {
+    /// `<panic model=...>`.
+    PanicModel, "panic model" {
+        Isa => "isa",
+        Pseries => "pseries",
+        Hyperv => "hyperv",
+        S390 => "s390",
+        Pvpanic => "pvpanic",
+    }
+}
+
+xml_element! {
+    /// `<panic>`.
+    pub struct Panic {
+        attr_opt model: PanicModel = "model",
+        in_attr_opt alias: String = "alias@name",
+        child_opt address: Address = "address",
+    }
+}
+
+xml_element! {
+    /// `<shmem><model type=...>`.
+    pub struct ShmemModel {
+        attr model_type: String = "type",
+    }
+}
+
+xml_element! {
+    /// `<shmem><size unit=...>N</size>`.
+    pub struct ShmemSize {
+        attr_opt unit: String = "unit",
+        text value: u64 = "",
+    }
+}
+
+xml_element! {
+    /// `<shmem name=...>`: memory shared with the host and other guests.
+    pub struct Shmem {
+        attr name: String = "name",
+        attr_opt role: String = "role",
+        child_opt model: ShmemModel = "model",
+        child_opt size: ShmemSize = "size",
+        attrs_in server: () = "server",
+        attrs_in msi: () = "msi",
+        in_attr_opt alias: String = "alias@name",
+        child_opt address: Address = "address",
+    }
+    check Shmem::check;
+}
+
+impl Shmem {
+    fn check(&mut self) -> Result<(), XmlError> {
+        one_of(&self.role, &["master", "peer"], "shmem role")?;
+        if self.name.is_empty() || self.name.contains('/') || self.name == "." || self.name == ".."
+        {
+            return Err(XmlError::Invalid(format!(
+                "invalid shmem name '{}'",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// The size in bytes (default 4 MiB, as libvirt's).
+    pub fn size_bytes(&self) -> Result<u64, XmlError> {
+        let Some(s) = &self.size else {
+            return Ok(4 << 20);
+        };
+        // libvirt reads a shmem size in bytes unless a unit says otherwise.
+        crate::unit_multiplier(s.unit.as_deref().unwrap_or("b"))
+            .and_then(|m| s.value.checked_mul(m))
+            .ok_or_else(|| XmlError::Invalid(format!("invalid shmem size {}", s.value)))
+    }
+}
+
+str_enum! {
+    /// `<iommu model=...>`.
+    IommuModel, "iommu model" {
+        Intel => "intel",
+        Smmuv3 => "smmuv3",
+        Virtio => "virtio",
+    }
+}
+
+xml_element! {
+    /// `<iommu><driver .../>`.
+    #[derive(Default)]
+    pub struct IommuDriver {
+        on_off intremap: bool = "intremap",
+        on_off caching_mode: bool = "caching_mode",
+        on_off eim: bool = "eim",
+        on_off iotlb: bool = "iotlb",
+        attr_opt aw_bits: u32 = "aw_bits",
+    }
+}
+
+xml_element! {
+    /// `<iommu>`.
+    pub struct Iommu {
+        attr model: IommuModel = "model",
+        child_opt driver: IommuDriver = "driver",
+        in_attr_opt alias: String = "alias@name",
+        child_opt address: Address = "address",
+    }
+}
+
+xml_element! {
+    /// `<vsock><cid auto='yes|no' address='N'/>`.
+    #[derive(Default)]
+    pub struct VsockCid {
+        yes_no auto: bool = "auto",
+        attr_opt address: u32 = "address",
+    }
+    check VsockCid::check;
+}
+
+impl VsockCid {
+    fn check(&mut self) -> Result<(), XmlError> {
+        // 0, 1 and 2 are the hypervisor's, the loopback's and the host's.
+        if let Some(a) = self.address {
+            if a < 3 || a == u32::MAX {
+                return Err(XmlError::Invalid(format!(
+                    "vsock CID {a} is reserved (3 or more)"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+xml_element! {
+    /// `<vsock model='virtio'>`.
+    pub struct Vsock {
+        attr_opt model: String = "model",
+        child_opt cid: VsockCid = "cid",
+        in_attr_opt alias: String = "alias@name",
+        child_opt address: Address = "address",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Domain;
+
+    const DEVICES: &str = "<sound model='ich9'><codec type='micro'/><audio id='1'/></sound>\
+        <audio id='1' type='none'/><hub type='usb'/>\
+        <watchdog model='i6300esb' action='inject-nmi'/><panic model='isa'><address type='isa' iobase='0x505'/></panic>\
+        <shmem name='s' role='peer'><model type='ivshmem-plain'/><size unit='M'>4</size></shmem>\
+        <iommu model='intel'><driver intremap='on' caching_mode='off' aw_bits='48'/></iommu>\
+        <vsock model='virtio'><cid auto='no' address='7'/></vsock>";
+
+    #[test]
+    fn kept_through_a_round_trip_in_libvirt_order() {
+        let xml = format!(
+            "<domain type='qemu'><name>p</name><memory>65536</memory>\
+             <os><type>hvm</type></os><devices>{DEVICES}</devices></domain>"
+        );
+        let d = Domain::parse_kept(&xml).unwrap();
+        let out = d.format();
+        let pos = |s: &str| out.find(s).unwrap_or_else(|| panic!("{s} missing: {out}"));
+        assert!(pos("<sound") < pos("<audio id") && pos("<audio id") < pos("<hub"));
+        assert!(pos("<watchdog") < pos("<panic") && pos("<panic") < pos("<shmem"));
+        assert!(pos("<shmem") < pos("<iommu") && pos("<iommu") < pos("<vsock"));
+        assert!(
+            out.contains("<driver intremap='on' caching_mode='off' aw_bits='48'/>"),
+            "{out}"
+        );
+        assert!(out.contains("<cid auto='no' address='7'/>"), "{out}");
+        assert_eq!(d.devices.shmems[0].size_bytes().unwrap(), 4 << 20);
+        assert_eq!(Domain::parse(&out).unwrap(), d);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let bad = |dev: &str| {
+            Domain::parse(&format!(
+                "<domain type='qemu'><name>p</name><memory>65536</memory>\
+                 <os><type>hvm</type></os><devices>{dev}</devices></domain>"
+            ))
+            .unwrap_err()
+            .to_string()
+        };
+        assert!(bad("<sound model='gus'/>").contains("sound model"));
+        assert!(bad("<watchdog model='i6300esb' action='explode'/>").contains("watchdog action"));
+        assert!(bad("<vsock><cid address='2'/></vsock>").contains("reserved"));
+        assert!(bad("<shmem name='../x'/>").contains("invalid shmem name"));
+    }
+}
