@@ -148,7 +148,8 @@ impl QemuDriver {
         // Volumes become the files they are, through the storage driver's public API; the
         // shim keeps the definition as written too, to show the volumes in the live XML.
         let defined = crate::peers::has_volumes(&def).then(|| def.clone());
-        let def = crate::peers::resolve(&def, self.peers.get()).await?;
+        let mut def = crate::peers::resolve(&def, self.peers.get()).await?;
+        vsock_cid(&mut def)?;
         // Encrypted disks' passphrases go to the shim through a pipe, never a file.
         let secrets = crate::peers::disk_secrets(&def, self.peers.get()).await?;
         let secrets_pipe = if secrets.is_empty() {
@@ -165,7 +166,6 @@ impl QemuDriver {
         })?;
         // Interfaces on networks: a port and a tap each, from the network driver; the
         // taps reach the shim (and QEMU) as descriptors.
-        let mut def = def;
         let ports = crate::peers::network_ports(&mut def, self.peers.get()).await?;
         let ids: Vec<(String, crate::peers::PortRef)> = ports
             .iter()
@@ -704,4 +704,26 @@ impl QemuDriver {
     pub fn is_running(&self, h: &Handle) -> Result<bool> {
         self.with(h, |o| o.shim.is_some())
     }
+}
+
+/// A `<vsock>` without a CID gets one (`auto`), from the domain's UUID: the live XML shows
+/// it. The host needs `/dev/vhost-vsock` (module vhost_vsock).
+fn vsock_cid(def: &mut Domain) -> Result<()> {
+    let uuid = def.uuid.unwrap_or_default();
+    let Some(v) = def.devices.vsock.as_mut() else {
+        return Ok(());
+    };
+    if !std::path::Path::new("/dev/vhost-vsock").exists() {
+        return Err(DriverError::ConfigUnsupported(
+            "<vsock> needs /dev/vhost-vsock on the host (kernel module vhost_vsock)".into(),
+        ));
+    }
+    let cid = v.cid.get_or_insert_with(Default::default);
+    if cid.address.is_none() || cid.auto == Some(true) {
+        let n = u32::from_le_bytes([uuid[0], uuid[1], uuid[2], uuid[3]]);
+        // 3 and up, below u32::MAX (VMADDR_CID_ANY).
+        cid.address = Some(3 + n % (u32::MAX - 4));
+        cid.auto = Some(true);
+    }
+    Ok(())
 }

@@ -113,7 +113,7 @@ impl BusKind {
 
 /// How a device plugs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Conn {
+pub enum Conn {
     /// A PCI Express endpoint: a root port on q35.
     Pcie,
     /// Conventional PCI: a PCI bus (a bridge on q35).
@@ -422,6 +422,11 @@ fn addresses(def: &Domain, family: Family) -> Vec<(String, Address)> {
     for c in d.serials.iter().chain(&d.consoles).chain(&d.channels) {
         push("<serial>".into(), &c.address);
     }
+    for (p, _, what) in platform_pci(d) {
+        if let Some(a) = platform_address(d, p) {
+            out.push((what, a.clone()));
+        }
+    }
     out
 }
 
@@ -607,6 +612,82 @@ enum Dev {
     Rng(usize),
     Video(usize),
     Input(usize),
+    Platform(Platform),
+}
+
+/// A platform device that sits on PCI (`crates/qemu/src/cmdline/platform.rs`).
+#[derive(Clone, Copy)]
+pub enum Platform {
+    Sound(usize),
+    Watchdog(usize),
+    Panic(usize),
+    Shmem(usize),
+    Vsock,
+    Iommu,
+}
+
+/// The platform devices of `d` that sit on PCI, how they plug in, and what they are.
+pub fn platform_pci(d: &vireo_xml::Devices) -> Vec<(Platform, Conn, String)> {
+    use vireo_xml::{IommuModel, PanicModel, SoundModel, WatchdogModel};
+    let mut out = Vec::new();
+    for (i, s) in d.sounds.iter().enumerate() {
+        if matches!(
+            s.model,
+            SoundModel::Ich6 | SoundModel::Ich9 | SoundModel::Ac97 | SoundModel::Es1370
+        ) {
+            out.push((
+                Platform::Sound(i),
+                Conn::Pci,
+                format!("<sound model='{}'>", s.model),
+            ));
+        }
+    }
+    for (i, w) in d.watchdogs.iter().enumerate() {
+        if w.model == WatchdogModel::I6300esb {
+            out.push((Platform::Watchdog(i), Conn::Pci, "<watchdog>".into()));
+        }
+    }
+    for (i, p) in d.panics.iter().enumerate() {
+        if p.model == Some(PanicModel::Pvpanic) {
+            out.push((Platform::Panic(i), Conn::Pci, "<panic>".into()));
+        }
+    }
+    for i in 0..d.shmems.len() {
+        out.push((Platform::Shmem(i), Conn::Pci, "<shmem>".into()));
+    }
+    if d.vsock.is_some() {
+        out.push((Platform::Vsock, Conn::Pcie, "<vsock>".into()));
+    }
+    if d.iommu
+        .as_ref()
+        .is_some_and(|i| i.model == IommuModel::Virtio)
+    {
+        out.push((Platform::Iommu, Conn::Pcie, "<iommu>".into()));
+    }
+    out
+}
+
+/// The address of a platform device.
+pub fn platform_address(d: &vireo_xml::Devices, p: Platform) -> Option<&Address> {
+    match p {
+        Platform::Sound(i) => d.sounds.get(i)?.address.as_ref(),
+        Platform::Watchdog(i) => d.watchdogs.get(i)?.address.as_ref(),
+        Platform::Panic(i) => d.panics.get(i)?.address.as_ref(),
+        Platform::Shmem(i) => d.shmems.get(i)?.address.as_ref(),
+        Platform::Vsock => d.vsock.as_ref()?.address.as_ref(),
+        Platform::Iommu => d.iommu.as_ref()?.address.as_ref(),
+    }
+}
+
+fn platform_slot(d: &mut vireo_xml::Devices, p: Platform) -> Option<&mut Option<Address>> {
+    Some(match p {
+        Platform::Sound(i) => &mut d.sounds.get_mut(i)?.address,
+        Platform::Watchdog(i) => &mut d.watchdogs.get_mut(i)?.address,
+        Platform::Panic(i) => &mut d.panics.get_mut(i)?.address,
+        Platform::Shmem(i) => &mut d.shmems.get_mut(i)?.address,
+        Platform::Vsock => &mut d.vsock.as_mut()?.address,
+        Platform::Iommu => &mut d.iommu.as_mut()?.address,
+    })
 }
 
 fn set_address(def: &mut Domain, dev: Dev, a: Address) {
@@ -622,6 +703,10 @@ fn set_address(def: &mut Domain, dev: Dev, a: Address) {
         Dev::Rng(i) => &mut d.rngs[i].address,
         Dev::Video(i) => &mut d.videos[i].address,
         Dev::Input(i) => &mut d.inputs[i].address,
+        Dev::Platform(p) => match platform_slot(d, p) {
+            Some(s) => s,
+            None => return,
+        },
     };
     *slot = Some(a);
 }
@@ -696,6 +781,11 @@ fn wanted(def: &Domain, family: Family) -> Vec<(Dev, Conn, String)> {
             ));
         }
     }
+    for (p, conn, what) in platform_pci(d) {
+        if platform_address(d, p).is_none() {
+            out.push((Dev::Platform(p), conn, what));
+        }
+    }
     out
 }
 
@@ -742,6 +832,24 @@ fn place_all(def: &mut Domain, t: &mut Topology, family: Family) -> Result<(), S
         };
         if v.address.is_none() && !none && t.slot_free(0, slot) && t.take_at(at) {
             set_address(def, Dev::Video(0), address(at, false));
+        }
+    }
+    // ICH9's HD audio where the chipset has it (libvirt's place too), when free.
+    if family == Family::Q35 {
+        let ich9 = def
+            .devices
+            .sounds
+            .iter()
+            .position(|s| s.model == vireo_xml::SoundModel::Ich9 && s.address.is_none());
+        let at = PciSlot {
+            bus: 0,
+            slot: 0x1b,
+            function: 0,
+        };
+        if let Some(i) = ich9 {
+            if t.slot_free(0, 0x1b) && t.take_at(at) {
+                set_address(def, Dev::Platform(Platform::Sound(i)), address(at, false));
+            }
         }
     }
     // PCI controllers: root ports side by side, bridges where they plug in.

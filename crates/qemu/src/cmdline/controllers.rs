@@ -57,6 +57,11 @@ impl<'a> Builder<'a> {
                 explicit.push((format!("<input type='{}'>", i.input_type), a));
             }
         }
+        for (p, _, what) in crate::pci::platform_pci(d) {
+            if let Some(a) = crate::pci::platform_address(d, p) {
+                explicit.push((what, a));
+            }
+        }
         for (what, a) in explicit {
             self.pci.reserve(a, &what)?;
         }

@@ -129,7 +129,7 @@ enum PlannedInput {
 }
 
 /// The port of a `<address type='usb' bus='0' port='1'>` (ports may be nested: `1.2`).
-fn usb_port(a: &Address, what: &str) -> Result<String> {
+pub(super) fn usb_port(a: &Address, what: &str) -> Result<String> {
     if a.addr_type != AddressType::Usb {
         return unsupported(format!(
             "{what}: address type '{}' is not valid for a USB device",

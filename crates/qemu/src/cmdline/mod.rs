@@ -73,6 +73,7 @@ mod input;
 mod machine;
 mod misc;
 mod net;
+mod platform;
 mod slots;
 mod util;
 
@@ -379,15 +380,22 @@ impl<'a> Builder<'a> {
         }
 
         let inputs = self.plan_inputs()?;
-        self.controllers(inputs.needs_usb)?;
+        self.iommu()?;
+        self.controllers(inputs.needs_usb || platform::needs_usb(def))?;
         self.disks()?;
         self.interfaces()?;
         self.chardevs()?;
         self.emit_inputs(inputs)?;
         self.graphics()?;
+        self.sound()?;
         self.video()?;
+        self.hubs()?;
+        self.watchdogs()?;
         self.memballoon()?;
         self.rngs()?;
+        self.panics()?;
+        self.shmems()?;
+        self.vsock()?;
         if mopts.vmcoreinfo {
             self.arg2("-device", "vmcoreinfo");
         }

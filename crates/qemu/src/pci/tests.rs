@@ -208,3 +208,41 @@ fn hotplug_takes_a_free_port_and_never_adds_one() {
     let e = t.place_hotplug(true, "<disk> 'vdc'").unwrap_err();
     assert!(e.contains("no free PCIe root port"), "{e}");
 }
+
+/// Platform devices on q35: ICH9's HD audio at 00:1b.0, conventional PCI devices (the
+/// i6300esb watchdog, ivshmem) on a pcie-to-pci-bridge added for them, PCI Express ones
+/// (vsock, pvpanic is conventional) as libvirt places them; ISA and USB ones get none.
+#[test]
+fn platform_devices_on_q35() {
+    let mut d = def(
+        "<controller type='pci' model='pcie-root'/>\
+         <sound model='ich9'/><sound model='usb'/><hub type='usb'/>\
+         <watchdog model='i6300esb'/><watchdog model='itco'/>\
+         <panic model='isa'/><panic model='pvpanic'/>\
+         <shmem name='s'><size unit='M'>4</size></shmem>\
+         <vsock model='virtio'/><iommu model='intel'/>",
+        "pc-q35-7.2",
+    );
+    assign(&mut d, Family::Q35).unwrap();
+    let dv = &d.devices;
+    assert_eq!(at(&dv.sounds[0].address), (0, 0x1b, 0, false));
+    assert!(dv.sounds[1].address.is_none());
+    assert!(dv.hubs[0].address.is_none());
+    assert!(dv.panics[0].address.is_none());
+    assert!(dv.watchdogs[1].address.is_none());
+    assert!(dv.iommu.as_ref().unwrap().address.is_none());
+    // Conventional PCI behind a bridge (bus > 0), the vsock on a root port of its own.
+    let (wbus, ..) = at(&dv.watchdogs[0].address);
+    let (pbus, ..) = at(&dv.panics[1].address);
+    let (sbus, ..) = at(&dv.shmems[0].address);
+    assert!(
+        wbus > 0 && wbus == pbus && pbus == sbus,
+        "{wbus} {pbus} {sbus}"
+    );
+    let (vbus, vslot, ..) = at(&dv.vsock.as_ref().unwrap().address);
+    assert!(vbus > 0 && vslot == 0);
+    assert!(dv
+        .controllers
+        .iter()
+        .any(|c| c.model.as_deref() == Some("pcie-to-pci-bridge")));
+}

@@ -1,0 +1,364 @@
+//! Platform devices: sound cards and their audio backends, USB hubs, watchdogs, panic
+//! notifiers, shared memory (ivshmem), the IOMMU and the vsock device.
+
+use vireo_xml::{IommuModel, PanicModel, SoundModel, WatchdogAction, WatchdogModel};
+
+use super::util::{is_simple_name, on_off, Opts};
+use super::{unsupported, Builder, Result};
+use crate::pci::Family;
+
+/// Whether a USB device of the definition needs the USB controller (a hub, a USB
+/// sound card).
+pub(super) fn needs_usb(def: &vireo_xml::Domain) -> bool {
+    !def.devices.hubs.is_empty()
+        || def
+            .devices
+            .sounds
+            .iter()
+            .any(|s| s.model == SoundModel::Usb)
+}
+
+impl<'a> Builder<'a> {
+    /// The IOMMU comes before the devices it translates for.
+    pub(super) fn iommu(&mut self) -> Result<()> {
+        let def = self.def;
+        let Some(io) = &def.devices.iommu else {
+            return Ok(());
+        };
+        let drv = io.driver.clone().unwrap_or_default();
+        match io.model {
+            IommuModel::Intel => {
+                if self.family != Family::Q35 {
+                    return unsupported("<iommu model='intel'> needs a q35 machine");
+                }
+                if io.address.is_some() {
+                    return unsupported("<iommu model='intel'> takes no address");
+                }
+                if drv.eim == Some(true) && drv.intremap != Some(true) {
+                    return unsupported("<iommu>: eim needs intremap='on'");
+                }
+                let dev = Opts::new("intel-iommu")
+                    .set("id", "iommu0")
+                    .set_opt("intremap", drv.intremap.map(on_off))
+                    .set_opt("caching-mode", drv.caching_mode.map(on_off))
+                    .set_opt("eim", drv.eim.map(on_off))
+                    .set_opt("device-iotlb", drv.iotlb.map(on_off))
+                    .set_opt("aw-bits", drv.aw_bits)
+                    .done();
+                self.arg2("-device", dev);
+            }
+            IommuModel::Virtio => {
+                if drv != Default::default() {
+                    return unsupported("<iommu model='virtio'>: <driver> options are intel's");
+                }
+                let addr = self.pci.place(io.address.as_ref(), "<iommu>")?;
+                let dev = Opts::new("virtio-iommu-pci")
+                    .set("id", "iommu0")
+                    .raw(&addr)
+                    .done();
+                self.arg2("-device", dev);
+            }
+            IommuModel::Smmuv3 => return unsupported("<iommu model='smmuv3'> is for ARM machines"),
+        }
+        Ok(())
+    }
+
+    /// `<audio>` backends, then the sound cards that play through them.
+    pub(super) fn sound(&mut self) -> Result<()> {
+        let def = self.def;
+        let d = &def.devices;
+        for a in &d.audios {
+            if a.audio_type != "none" {
+                return unsupported(format!(
+                    "<audio type='{}'> is not supported (none)",
+                    a.audio_type
+                ));
+            }
+            if d.audios.iter().filter(|b| b.id == a.id).count() > 1 {
+                return unsupported(format!("<audio id='{}'> appears twice", a.id));
+            }
+            self.arg2("-audiodev", format!("none,id=audio{}", a.id));
+        }
+        // A card with no <audio> plays into nothing (QEMU wants a backend named).
+        let default_audio = if d.audios.is_empty() && !d.sounds.is_empty() {
+            self.arg2("-audiodev", "none,id=audio1");
+            Some(1)
+        } else {
+            d.audios.first().map(|a| a.id)
+        };
+        for (i, s) in d.sounds.iter().enumerate() {
+            let what = format!("<sound model='{}'>", s.model);
+            let audio = match s.audio.or(default_audio) {
+                Some(id) if d.audios.is_empty() || d.audios.iter().any(|a| a.id == id) => {
+                    format!("audio{id}")
+                }
+                Some(id) => return unsupported(format!("{what}: no <audio id='{id}'>")),
+                None => return unsupported(format!("{what}: no <audio> backend")),
+            };
+            let id = format!("sound{i}");
+            let hda = match s.model {
+                SoundModel::Ich6 => Some("intel-hda"),
+                SoundModel::Ich9 => Some("ich9-intel-hda"),
+                _ => None,
+            };
+            if hda.is_none() && !s.codecs.is_empty() {
+                return unsupported(format!("{what}: only ich6 and ich9 have codecs"));
+            }
+            match s.model {
+                SoundModel::Ich6 | SoundModel::Ich9 => {
+                    let addr = match (s.address.as_ref(), s.model, self.family) {
+                        // libvirt's (and the real chipset's) place for ICH9's HD audio.
+                        (None, SoundModel::Ich9, Family::Q35) => {
+                            self.pci.place_at(0x1b, 0, &what)?
+                        }
+                        (a, _, _) => self.pci.place(a, &what)?,
+                    };
+                    let dev = Opts::new(hda.unwrap_or("intel-hda"))
+                        .set("id", &id)
+                        .raw(&addr)
+                        .done();
+                    self.arg2("-device", dev);
+                    let codecs: Vec<&str> = if s.codecs.is_empty() {
+                        vec!["duplex"]
+                    } else {
+                        s.codecs.iter().map(|c| c.codec_type.as_str()).collect()
+                    };
+                    for (k, c) in codecs.iter().enumerate() {
+                        let codec = Opts::new(&format!("hda-{c}"))
+                            .set("id", format!("{id}-codec{k}"))
+                            .set("bus", format!("{id}.0"))
+                            .set("cad", k)
+                            .set("audiodev", &audio)
+                            .done();
+                        self.arg2("-device", codec);
+                    }
+                }
+                SoundModel::Ac97 | SoundModel::Es1370 => {
+                    let addr = self.pci.place(s.address.as_ref(), &what)?;
+                    let model = if s.model == SoundModel::Ac97 {
+                        "AC97"
+                    } else {
+                        "ES1370"
+                    };
+                    let dev = Opts::new(model)
+                        .set("id", &id)
+                        .set("audiodev", &audio)
+                        .raw(&addr)
+                        .done();
+                    self.arg2("-device", dev);
+                }
+                SoundModel::Sb16 => {
+                    if s.address.is_some() {
+                        return unsupported(format!("{what}: an ISA card takes no address"));
+                    }
+                    let dev = Opts::new("sb16")
+                        .set("id", &id)
+                        .set("audiodev", &audio)
+                        .done();
+                    self.arg2("-device", dev);
+                }
+                SoundModel::Usb => {
+                    let dev = Opts::new("usb-audio")
+                        .set("id", &id)
+                        .set("bus", "usb.0")
+                        .set("audiodev", &audio)
+                        .done();
+                    self.arg2("-device", dev);
+                }
+                other => {
+                    return unsupported(format!(
+                        "<sound model='{other}'> is not supported (ich6, ich9, ac97, es1370, sb16, usb)"
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn hubs(&mut self) -> Result<()> {
+        let def = self.def;
+        for (i, h) in def.devices.hubs.iter().enumerate() {
+            if h.hub_type != "usb" {
+                return unsupported(format!(
+                    "<hub type='{}'> is not supported (usb)",
+                    h.hub_type
+                ));
+            }
+            let port = match &h.address {
+                None => None,
+                Some(a) => Some(super::input::usb_port(a, "<hub>")?),
+            };
+            let dev = Opts::new("usb-hub")
+                .set("id", format!("hub{i}"))
+                .set("bus", "usb.0")
+                .set_opt("port", port)
+                .done();
+            self.arg2("-device", dev);
+        }
+        Ok(())
+    }
+
+    pub(super) fn watchdogs(&mut self) -> Result<()> {
+        let def = self.def;
+        let ws = &def.devices.watchdogs;
+        // QEMU has one action for every watchdog.
+        let mut action: Option<WatchdogAction> = None;
+        for (i, w) in ws.iter().enumerate() {
+            let what = format!("<watchdog model='{}'>", w.model);
+            let a = w.action.unwrap_or(WatchdogAction::Reset);
+            if action.is_some_and(|b| b != a) {
+                return unsupported("every <watchdog> must have the same action");
+            }
+            action = Some(a);
+            let id = format!("watchdog{i}");
+            match w.model {
+                WatchdogModel::I6300esb => {
+                    let addr = self.pci.place(w.address.as_ref(), &what)?;
+                    self.arg2(
+                        "-device",
+                        Opts::new("i6300esb").set("id", &id).raw(&addr).done(),
+                    );
+                }
+                WatchdogModel::Ib700 => {
+                    if w.address.is_some() {
+                        return unsupported(format!("{what}: an ISA device takes no address"));
+                    }
+                    self.arg2("-device", Opts::new("ib700").set("id", &id).done());
+                }
+                WatchdogModel::Itco => {
+                    if self.family != Family::Q35 {
+                        return unsupported(format!("{what} is part of q35's ICH9"));
+                    }
+                    // ICH9's TCO watchdog is always there; this lets it reset the machine.
+                    self.arg2("-global", "ICH9-LPC.noreboot=off");
+                }
+                WatchdogModel::Diag288 => {
+                    return unsupported(format!("{what} is for s390 machines"))
+                }
+            }
+        }
+        if let Some(a) = action {
+            let qemu = match a {
+                WatchdogAction::Reset => "reset",
+                WatchdogAction::Shutdown => "shutdown",
+                WatchdogAction::Poweroff => "poweroff",
+                WatchdogAction::Pause => "pause",
+                WatchdogAction::None => "none",
+                WatchdogAction::InjectNmi => "inject-nmi",
+                WatchdogAction::Dump => {
+                    return unsupported("<watchdog action='dump'> is not supported by Vireo yet")
+                }
+            };
+            self.arg2("-action", format!("watchdog={qemu}"));
+        }
+        Ok(())
+    }
+
+    pub(super) fn panics(&mut self) -> Result<()> {
+        let def = self.def;
+        for (i, p) in def.devices.panics.iter().enumerate() {
+            let what = "<panic>";
+            match p.model.unwrap_or(PanicModel::Isa) {
+                PanicModel::Isa => {
+                    let iobase = match &p.address {
+                        None => None,
+                        Some(a) if a.addr_type == vireo_xml::AddressType::Isa => {
+                            a.get_num("iobase")
+                        }
+                        Some(_) => {
+                            return unsupported(format!(
+                                "{what}: an ISA device needs an ISA address"
+                            ))
+                        }
+                    };
+                    let dev = Opts::new("pvpanic")
+                        .set("id", format!("panic{i}"))
+                        .set_opt("ioport", iobase)
+                        .done();
+                    self.arg2("-device", dev);
+                }
+                PanicModel::Pvpanic => {
+                    let addr = self.pci.place(p.address.as_ref(), what)?;
+                    let dev = Opts::new("pvpanic-pci")
+                        .set("id", format!("panic{i}"))
+                        .raw(&addr)
+                        .done();
+                    self.arg2("-device", dev);
+                }
+                other => {
+                    return unsupported(format!(
+                        "<panic model='{other}'> is not supported (isa, pvpanic)"
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn shmems(&mut self) -> Result<()> {
+        let def = self.def;
+        for (i, s) in def.devices.shmems.iter().enumerate() {
+            let what = format!("<shmem name='{}'>", s.name);
+            let model = s
+                .model
+                .as_ref()
+                .map_or("ivshmem-plain", |m| m.model_type.as_str());
+            if model != "ivshmem-plain" {
+                return unsupported(format!(
+                    "{what}: model '{model}' is not supported (ivshmem-plain)"
+                ));
+            }
+            if !s.server.is_empty() || !s.msi.is_empty() {
+                return unsupported(format!("{what}: <server> and <msi> are ivshmem-doorbell's"));
+            }
+            if !is_simple_name(&s.name) {
+                return unsupported(format!("{what}: the name must be a plain file name"));
+            }
+            let size = s
+                .size_bytes()
+                .map_err(|e| super::CmdlineError::Unsupported(format!("{what}: {e}")))?;
+            if size == 0 || !size.is_power_of_two() {
+                return unsupported(format!("{what}: the size must be a power of two"));
+            }
+            let mem = format!("shmmem-shmem{i}");
+            let obj = Opts::new("memory-backend-file")
+                .set("id", &mem)
+                .set("mem-path", format!("/dev/shm/{}", s.name))
+                .set("size", size)
+                .set("share", "on")
+                .done();
+            self.arg2("-object", obj);
+            let addr = self.pci.place(s.address.as_ref(), &what)?;
+            let dev = Opts::new("ivshmem-plain")
+                .set("id", format!("shmem{i}"))
+                .set("memdev", &mem)
+                .raw(&addr)
+                .done();
+            self.arg2("-device", dev);
+        }
+        Ok(())
+    }
+
+    pub(super) fn vsock(&mut self) -> Result<()> {
+        let def = self.def;
+        let Some(v) = &def.devices.vsock else {
+            return Ok(());
+        };
+        let model = v.model.as_deref().unwrap_or("virtio");
+        if model != "virtio" {
+            return unsupported(format!("<vsock model='{model}'> is not supported (virtio)"));
+        }
+        // The driver picks a free CID at start when the definition lets it.
+        let Some(cid) = v.cid.as_ref().and_then(|c| c.address) else {
+            return unsupported("<vsock> has no CID (the driver gives one at start)");
+        };
+        let addr = self.pci.place(v.address.as_ref(), "<vsock>")?;
+        let dev = Opts::new("vhost-vsock-pci")
+            .set("id", "vsock0")
+            .set("guest-cid", cid)
+            .raw(&addr)
+            .done();
+        self.arg2("-device", dev);
+        Ok(())
+    }
+}
