@@ -1,10 +1,12 @@
 //! The Rust client: parse a libvirt URI, find the daemon's socket, open the connection the
 //! way libvirt's remote driver does, and make typed calls.
 
+mod blockjob;
 mod network;
 mod nwfilter;
 mod save;
 mod secret;
+mod snapshot;
 mod stats;
 mod storage;
 mod tuning;
@@ -21,11 +23,12 @@ use vireo_proto::RemoteError;
 use vireo_rpc::client::{CallError, Connection};
 use vireo_xdr::Xdr;
 
+pub use blockjob::{BlockJobEvent, BlockJobEvents, BlockJobInfo};
 pub use network::{NetworkEvent, NetworkEvents};
 pub use uri::Uri;
 pub use vireo_proto::network::{DhcpLease, Network, NetworkPort};
 pub use vireo_proto::nwfilter::{NwFilter, NwFilterBinding};
-pub use vireo_proto::remote::Domain;
+pub use vireo_proto::remote::{Domain, DomainSnapshot};
 pub use vireo_proto::secret::Secret;
 pub use vireo_proto::storage::{Pool, Vol};
 
