@@ -5,7 +5,15 @@ use anyhow::{anyhow, bail, Result};
 
 /// The valued options virsh takes as integers (the others it takes as strings): its
 /// message for a missing value names the type.
-const NUMERIC: &[&str] = &["--parent-index", "--timeout", "--offset", "--length"];
+const NUMERIC: &[&str] = &[
+    "--parent-index",
+    "--timeout",
+    "--offset",
+    "--length",
+    "--bandwidth",
+    "--granularity",
+    "--buf-size",
+];
 
 pub struct Args<'a> {
     cmd: &'a str,
@@ -14,6 +22,9 @@ pub struct Args<'a> {
     pos: Vec<&'a str>,
     /// Positionals (`None`) and valued options (`Some(name)`) in the order given.
     order: Vec<(Option<&'a str>, &'a str)>,
+    /// The option that may be given many times and takes the positionals left over
+    /// (virsh's `[--diskspec] <string>...`).
+    list: Option<&'a str>,
 }
 
 impl<'a> Args<'a> {
@@ -24,14 +35,27 @@ impl<'a> Args<'a> {
         switches: &[&str],
         valued: &[&str],
     ) -> Result<Args<'a>> {
+        Args::parse_with_list(cmd, rest, switches, valued, None)
+    }
+
+    /// As [`Args::parse`], with `list` (one of `valued`) allowed many times: see
+    /// [`Args::positionals_and_list`].
+    pub fn parse_with_list(
+        cmd: &'a str,
+        rest: &'a [String],
+        switches: &[&str],
+        valued: &[&str],
+        list: Option<&'a str>,
+    ) -> Result<Args<'a>> {
         let mut a = Args {
             cmd,
             switches: Vec::new(),
             values: Vec::new(),
             pos: Vec::new(),
             order: Vec::new(),
+            list,
         };
-        let seen = |a: &Args, k: &str| a.has(k) || a.value(k).is_some();
+        let seen = |a: &Args, k: &str| a.list != Some(k) && (a.has(k) || a.value(k).is_some());
         let mut it = rest.iter().map(String::as_str);
         while let Some(x) = it.next() {
             // `--option=value`, as virsh takes it too.
@@ -74,6 +98,14 @@ impl<'a> Args<'a> {
         self.switches.contains(&s)
     }
 
+    /// The flags the switches given stand for, from `(switch, flag)` pairs.
+    pub fn flags(&self, table: &[(&str, u32)]) -> u32 {
+        table
+            .iter()
+            .filter(|(s, _)| self.has(s))
+            .fold(0, |f, (_, bit)| f | bit)
+    }
+
     pub fn value(&self, k: &str) -> Option<&'a str> {
         self.values.iter().find(|(n, _)| *n == k).map(|(_, v)| *v)
     }
@@ -81,15 +113,34 @@ impl<'a> Args<'a> {
     /// The positional arguments, in order, given by name (`--NAME value`) or by place:
     /// `names` lists them; the first `required` must be there.
     pub fn positionals(&self, names: &[&str], required: usize) -> Result<Vec<Option<&'a str>>> {
+        Ok(self.positionals_and_list(names, required)?.0)
+    }
+
+    /// [`Args::positionals`], and the values of the list option: each `--LIST value` and
+    /// each positional left over once `names` are all given, in the order given.
+    pub fn positionals_and_list(
+        &self,
+        names: &[&str],
+        required: usize,
+    ) -> Result<(Vec<Option<&'a str>>, Vec<&'a str>)> {
         // As virsh assigns them, in the order given: a positional to the first of `names`
         // not given yet; `--NAME value` to its own, unless a positional took it before.
         let mut out: Vec<Option<&'a str>> = vec![None; names.len()];
+        let mut list = Vec::new();
         for (k, v) in &self.order {
+            if self.list.is_some() && *k == self.list {
+                list.push(*v);
+                continue;
+            }
             let slot = match k {
-                None => out
-                    .iter()
-                    .position(Option::is_none)
-                    .ok_or_else(|| anyhow!("unexpected data '{v}'"))?,
+                None => match out.iter().position(Option::is_none) {
+                    Some(i) => i,
+                    None if self.list.is_some() => {
+                        list.push(*v);
+                        continue;
+                    }
+                    None => bail!("unexpected data '{v}'"),
+                },
                 Some(k) => match names.iter().position(|n| k.strip_prefix("--") == Some(n)) {
                     Some(i) if out[i].is_some() => bail!("option {k} already seen"),
                     Some(i) => i,
@@ -113,7 +164,7 @@ impl<'a> Args<'a> {
             }
             return Err(e);
         }
-        Ok(out)
+        Ok((out, list))
     }
 
     /// Every positional argument, in order (for commands that take a list).
@@ -184,6 +235,24 @@ mod tests {
         let a = Args::parse("net-info", &rest, &[], &[]).unwrap();
         let e = a.positionals(&["network"], 1).err().unwrap();
         assert_eq!(e.to_string(), "unexpected data 'b'");
+    }
+
+    #[test]
+    fn the_list_option_repeats_and_takes_the_positionals_left_over() {
+        let rest = strings(&["vm", "--diskspec", "vda", "n", "d", "vdb", "--diskspec=vdc"]);
+        let a = Args::parse_with_list(
+            "snapshot-create-as",
+            &rest,
+            &[],
+            &["--name", "--description", "--diskspec"],
+            Some("--diskspec"),
+        )
+        .unwrap();
+        let (pos, list) = a
+            .positionals_and_list(&["domain", "name", "description"], 1)
+            .unwrap();
+        assert_eq!(pos, [Some("vm"), Some("n"), Some("d")]);
+        assert_eq!(list, ["vda", "vdb", "vdc"]);
     }
 
     #[test]

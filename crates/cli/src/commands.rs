@@ -28,6 +28,12 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
     if crate::save::COMMANDS.contains(&cmd.as_str()) {
         return crate::save::run(uri, readonly, cmd, rest).await;
     }
+    if crate::snapshot::COMMANDS.contains(&cmd.as_str()) {
+        return crate::snapshot::run(uri, readonly, cmd, rest).await;
+    }
+    if crate::blockjob::COMMANDS.contains(&cmd.as_str()) {
+        return crate::blockjob::run(uri, readonly, cmd, rest).await;
+    }
     if cmd.starts_with("nwfilter-") {
         return crate::nwfilter::run(uri, readonly, cmd, rest).await;
     }

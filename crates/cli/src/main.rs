@@ -1,14 +1,17 @@
 //! `vireo`: a virsh-compatible command line for Vireo (and libvirt) daemons.
 
 mod args;
+mod blockjob;
 mod commands;
 mod network;
 mod nwfilter;
 mod save;
 mod secret;
+mod snapshot;
 mod stats;
 mod storage;
 mod tuning;
+mod virsh;
 
 use std::process::ExitCode;
 
@@ -70,6 +73,40 @@ Commands:
                            the definition stored in a save image
   domjobinfo DOMAIN / domjobabort DOMAIN
                            the job running on the domain (a save), and its end
+  snapshot-create-as DOMAIN [NAME [DESCRIPTION]] [--print-xml] [--no-metadata] [--halt]
+      [--disk-only] [--reuse-external] [--quiesce] [--atomic] [--live] [--validate]
+      [--memspec [file=]PATH[,snapshot=TYPE]]
+      [[--diskspec] DISK[,snapshot=TYPE][,driver=FMT][,stype=file|block][,file=PATH]]...
+                           take a snapshot (or print its XML)
+  snapshot-create DOMAIN [FILE] [--redefine [--current]] [--no-metadata] [--halt]
+      [--disk-only] [--reuse-external] [--quiesce] [--atomic] [--live] [--validate]
+                           take (or redefine) a snapshot from XML
+  snapshot-list DOMAIN [--parent|--roots|--tree|--name] [--from SNAP|--current]
+      [--descendants] [--topological] [--leaves] [--no-leaves] [--metadata]
+      [--no-metadata] [--inactive] [--active] [--disk-only] [--internal] [--external]
+  snapshot-current DOMAIN [--name] [--security-info] [SNAP]
+                           the current snapshot (or make SNAP current)
+  snapshot-info / snapshot-parent DOMAIN (SNAP | --current)
+  snapshot-dumpxml DOMAIN SNAP [--security-info]
+  snapshot-revert DOMAIN (SNAP | --current) [--running|--paused] [--force] [--reset-nvram]
+  snapshot-delete DOMAIN (SNAP | --current) [--children|--children-only] [--metadata]
+  blockcommit DOMAIN DISK [--base IMG] [--top IMG] [--shallow] [--active] [--delete]
+      [--keep-relative] [--wait] [--verbose] [--timeout SECS] [--pivot|--keep-overlay]
+      [--async] [--bandwidth N [--bytes]]
+                           commit an image of the disk's chain into the one below
+  blockpull DOMAIN DISK [--base IMG] [--keep-relative] [--wait] [--verbose]
+      [--timeout SECS] [--async] [--bandwidth N [--bytes]]
+                           fill the disk's image from its backing chain
+  blockcopy DOMAIN DISK (DEST [--format FMT] [--blockdev] | --xml FILE) [--shallow]
+      [--reuse-external] [--transient-job] [--synchronous-writes] [--granularity N]
+      [--buf-size N] [--wait] [--verbose] [--timeout SECS] [--pivot|--finish] [--async]
+      [--bandwidth N [--bytes]] [--print-xml]
+                           copy the disk while the guest runs, then pivot to the copy
+  blockjob DOMAIN DISK [--info] [--raw] [--bytes] | --bandwidth N [--bytes] |
+      --abort [--async] [--pivot]
+                           a block job's progress, speed and end
+      (with --wait or --verbose a job is followed as virsh follows it: progress on
+      stderr, --timeout or Ctrl-C aborts it)
   setmem DOMAIN SIZE / setmaxmem DOMAIN SIZE [--live] [--config] [--current]
                            the guest's memory (live through its balloon) / maximum
   setvcpus DOMAIN COUNT [--config] [--maximum] [--live] [--current]
@@ -120,7 +157,9 @@ Commands:
   nwfilter-binding-list / nwfilter-binding-create FILE [--validate]
   nwfilter-binding-delete PORTDEV / nwfilter-binding-dumpxml PORTDEV
 DOMAIN is a name, a UUID or an id; SECRET is a UUID; POOL, NET and FILTER a name or a
-UUID; PORT a UUID; PORTDEV the host-side device of a guest interface (e.g. vnet0).";
+UUID; PORT a UUID; PORTDEV the host-side device of a guest interface (e.g. vnet0); SNAP
+a snapshot's name; DISK a disk's target (vda) or image; N MiB/s, or bytes/s with --bytes,
+or a size with its unit (10M).";
 
 fn main() -> ExitCode {
     vireo_rpc::keep_stream_buffers();

@@ -532,13 +532,9 @@ fn leases_table(mut leases: Vec<DhcpLease>) -> String {
 
 /// `YYYY-MM-DD HH:MM:SS` of a time in seconds since the epoch, in the local time zone.
 fn local_time(secs: i64) -> String {
-    let t = secs as libc::time_t;
-    // SAFETY: tm is plain data; all-zero is a valid value for it.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid for the call; localtime_r writes only into `tm`.
-    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+    let Some(tm) = crate::virsh::local_tm(secs) else {
         return secs.to_string();
-    }
+    };
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
         tm.tm_year + 1900,

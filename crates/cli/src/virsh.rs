@@ -1,0 +1,140 @@
+//! What virsh does alike in the snapshot and block job commands: the domain lookup and its
+//! one-line failure, the refusal of an empty option value, a file read with virsh's
+//! message, the XML escaping of what it puts into a document, the job progress line, and
+//! the blank line it prints after every command it ran.
+
+use std::io::Write;
+
+use anyhow::{anyhow, bail, Result};
+use vireo_client::{Connect, Domain};
+
+/// A command's switches, valued options, positionals (in virsh's order: every valued
+/// option may be given by place), how many of those are required, and the option that
+/// takes the positionals left over.
+pub struct Spec {
+    pub switches: &'static [&'static str],
+    pub valued: &'static [&'static str],
+    pub positionals: &'static [&'static str],
+    pub required: usize,
+    pub list: Option<&'static str>,
+}
+
+/// The domain `key` names (id, UUID or name). virsh drops the daemon's reason and says
+/// only this.
+pub async fn domain(c: &Connect, key: Option<&str>) -> Result<Domain> {
+    let key = given("domain", key)?.unwrap_or_default();
+    c.lookup(key)
+        .await
+        .map_err(|_| anyhow!("failed to get domain '{key}'"))
+}
+
+/// An option's value, refused when given empty (as virsh refuses most of them).
+pub fn given<'a>(name: &str, v: Option<&'a str>) -> Result<Option<&'a str>> {
+    match v {
+        Some("") => bail!("Failed to get option '{name}': Option argument is empty"),
+        v => Ok(v),
+    }
+}
+
+/// A file's text, or virsh's message naming the file and the system's reason.
+pub fn read_file(path: &str) -> Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| anyhow!("Failed to open file '{path}': {}", os_text(&e)))
+}
+
+/// The system's text for an I/O error, without Rust's "(os error N)".
+fn os_text(e: &std::io::Error) -> String {
+    let full = e.to_string();
+    match full.rfind(" (os error ") {
+        Some(i) => full[..i].to_string(),
+        None => full,
+    }
+}
+
+/// Escapes `s` for element text or a single-quoted attribute, as virsh does: the five
+/// markup characters as entities, tabs and line ends kept, other control characters
+/// dropped.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\'' => out.push_str("&apos;"),
+            '"' => out.push_str("&quot;"),
+            '\t' | '\n' | '\r' => out.push(ch),
+            c if (c as u32) < 0x20 => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A job's progress as virsh shows it on stderr: `\rLABEL: [ 42 %]`, 100 only once
+/// nothing remains.
+pub fn progress(label: &str, remaining: u64, total: u64) {
+    let pct = if remaining == 0 {
+        100
+    } else {
+        // In floating point, as virsh computes it (no overflow, truncated).
+        let p = (100.0 - remaining as f64 * 100.0 / total as f64) as i32;
+        p.min(99)
+    };
+    let _ = std::io::stdout().flush();
+    let mut err = std::io::stderr();
+    let _ = write!(err, "\r{label}: [{pct:3} %]");
+    let _ = err.flush();
+}
+
+/// After a command's body (`r`, what it came to): the blank line virsh ends every command
+/// it ran with, whether it worked or not; then the connection is closed.
+pub async fn finish(c: Connect, r: Result<()>) -> Result<()> {
+    println!();
+    let _ = c.close().await;
+    r
+}
+
+/// The broken-down local time of `secs` since the epoch (None if the C library cannot
+/// give it).
+pub fn local_tm(secs: i64) -> Option<libc::tm> {
+    let t = secs as libc::time_t;
+    // SAFETY: an all-zero `tm` is a valid value of that plain C struct.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to live locals; localtime_r writes only `tm`.
+    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+        return None;
+    }
+    Some(tm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_as_virsh_escapes() {
+        assert_eq!(escape("a'b<c>&\"d"), "a&apos;b&lt;c&gt;&amp;&quot;d");
+        assert_eq!(escape("x\ny\u{1}z"), "x\nyz");
+    }
+
+    #[test]
+    fn empty_values_are_refused_by_name() {
+        assert_eq!(given("name", Some("a")).unwrap(), Some("a"));
+        assert_eq!(given("name", None).unwrap(), None);
+        let e = given("name", Some("")).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "Failed to get option 'name': Option argument is empty"
+        );
+    }
+
+    #[test]
+    fn unreadable_files_are_named() {
+        let e = read_file("/nonexistent/x.xml").err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "Failed to open file '/nonexistent/x.xml': No such file or directory"
+        );
+    }
+}
