@@ -230,6 +230,12 @@ fn snapshots_with_virsh(layout: vireo_tests::Layout) {
     assert!(err.contains("'off1' already exists"), "{err}");
     let err = fails(&d.virsh(&["snapshot-create-as", "vm1", "x", "--disk-only", "--quiesce"]));
     assert!(err.contains("guest agent"), "{err}");
+    let bogus = write_file(&d, "bogus.xml", "<domainsnapshot><bogus/></domainsnapshot>");
+    let err = fails(&d.virsh(&["snapshot-create", "vm1", &bogus]));
+    assert!(
+        err.contains("<bogus>") && err.contains("not supported"),
+        "{err}"
+    );
     let err = fails(&d.virsh(&["snapshot-create-as", "vm1", "a/b"]));
     assert!(err.contains("invalid snapshot name"), "{err}");
     let err = fails(&d.virsh(&["undefine", "vm1"]));

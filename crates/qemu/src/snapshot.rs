@@ -555,9 +555,7 @@ impl QemuDriver {
                 .await
                 .map_err(|e| DriverError::Internal(format!("schema validation: {e}")))??;
         }
-        let mut snap = DomainSnapshot::parse(xml).map_err(|e| {
-            DriverError::XmlInvalid(e.to_string().trim_start_matches("XML error: ").to_string())
-        })?;
+        let mut snap = DomainSnapshot::parse_kept(xml).map_err(crate::driver::xml_error)?;
         if flags & CREATE_REDEFINE != 0 {
             return self.snapshot_redefine(h, snap, flags);
         }

@@ -119,6 +119,20 @@ impl DomainSnapshot {
         })
     }
 
+    /// [`DomainSnapshot::parse`] for what a user gives: an element or attribute the
+    /// model would not keep is refused by name, never dropped. (libvirt's `<cookie>`, the
+    /// host CPU a snapshot was taken on, is the one thing let go.)
+    pub fn parse_kept(xml: &str) -> Result<DomainSnapshot, XmlError> {
+        let snap = DomainSnapshot::parse(xml)?;
+        crate::fidelity::check_kept(
+            xml,
+            &snap.format(),
+            &["domainsnapshot/domain", "domainsnapshot/cookie"],
+            &["domainsnapshot/cookie", "domainsnapshot/domain@id"],
+        )?;
+        Ok(snap)
+    }
+
     /// The snapshot's name (set once the driver accepted it).
     pub fn name(&self) -> &str {
         self.head.name.as_deref().unwrap_or_default()
@@ -201,6 +215,23 @@ mod tests {
             "{out}"
         );
         assert_eq!(DomainSnapshot::parse(&out).unwrap(), s);
+    }
+
+    #[test]
+    fn nothing_is_dropped_unsaid() {
+        let e = DomainSnapshot::parse_kept("<domainsnapshot><bogus/></domainsnapshot>")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus") && e.contains("not supported"), "{e}");
+        let e = DomainSnapshot::parse_kept(
+            "<domainsnapshot><memory snapshot='no' x='1'/></domainsnapshot>",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("x"), "{e}");
+        let xml =
+            format!("<domainsnapshot><name>a</name><cookie><cpu/></cookie>{DOM}</domainsnapshot>");
+        assert!(DomainSnapshot::parse_kept(&xml).is_ok());
     }
 
     #[test]

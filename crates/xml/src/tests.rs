@@ -328,12 +328,7 @@ fn unknown_elements_are_dropped_and_id_ignored() {
     let s = d.format();
     // A watchdog is modelled now: kept.
     assert!(s.contains("<watchdog"), "{s}");
-    for gone in [
-        "<seclabel",
-        "<image",
-        "<unknownfeature",
-        " id=",
-    ] {
+    for gone in ["<seclabel", "<image", "<unknownfeature", " id="] {
         assert!(!s.contains(gone), "{gone} should not be in output:\n{s}");
     }
 }
