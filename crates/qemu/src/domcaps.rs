@@ -93,10 +93,32 @@ pub fn domain_capabilities(caps: &QemuCaps, cpu_models: &[String], q: &Query) ->
     let _ = writeln!(w, "  <arch>x86_64</arch>");
     let _ = writeln!(w, "  <vcpu max='{}'/>", m.max_cpus);
     let _ = writeln!(w, "  <iothreads supported='no'/>");
-    // BIOS only: no UEFI firmware is offered until Vireo runs it.
+    // UEFI when Debian's OVMF is installed (`crates/qemu/src/firmware.rs`); secure boot
+    // on q35 only (it needs SMM).
     let _ = writeln!(w, "  <os supported='yes'>");
-    let _ = writeln!(w, "    <enum name='firmware'/>");
-    let _ = writeln!(w, "    <loader supported='no'/>");
+    match crate::firmware::ovmf() {
+        Some([code, code_secure, ..]) => {
+            enum_values(w, 4, "firmware", &["efi"]);
+            let _ = writeln!(w, "    <loader supported='yes'>");
+            let q35 = crate::pci::machine_family(&canonical) == Some(crate::pci::Family::Q35);
+            let mut paths = vec![code.display().to_string()];
+            if q35 {
+                paths.push(code_secure.display().to_string());
+            }
+            for p in &paths {
+                let _ = writeln!(w, "      <value>{}</value>", xml_escape(p));
+            }
+            enum_values(w, 6, "type", &["rom", "pflash"]);
+            enum_values(w, 6, "readonly", &["yes", "no"]);
+            let secure: &[&str] = if q35 { &["yes", "no"] } else { &["no"] };
+            enum_values(w, 6, "secure", secure);
+            let _ = writeln!(w, "    </loader>");
+        }
+        None => {
+            let _ = writeln!(w, "    <enum name='firmware'/>");
+            let _ = writeln!(w, "    <loader supported='no'/>");
+        }
+    }
     let _ = writeln!(w, "  </os>");
 
     let _ = writeln!(w, "  <cpu>");

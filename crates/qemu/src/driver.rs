@@ -461,6 +461,16 @@ impl QemuDriver {
             ));
         }
         let name = obj.def.name.clone();
+        // The domain's UEFI variables go only when asked (NVRAM) or stay (KEEP_NVRAM).
+        let nvram = self.nvram_of(&obj.def);
+        if let Some(nv) = nvram.as_ref().filter(|p| p.exists()) {
+            if flags & (UNDEFINE_NVRAM | UNDEFINE_KEEP_NVRAM) == 0 {
+                return Err(DriverError::OperationInvalid(format!(
+                    "cannot undefine domain with nvram ({})",
+                    nv.display()
+                )));
+            }
+        }
         let snapshots = self.snapshot_count(&h.uuid);
         if snapshots > 0 && !obj.active() && flags & UNDEFINE_SNAPSHOTS_METADATA == 0 {
             return Err(DriverError::OperationInvalid(format!(
@@ -484,6 +494,9 @@ impl QemuDriver {
         let active = obj.active();
         if snapshots > 0 && !active {
             self.drop_snapshot_metadata(&h.uuid)?;
+        }
+        if let Some(nv) = nvram.filter(|_| flags & UNDEFINE_NVRAM != 0) {
+            store::remove(&nv)?;
         }
         if obj.autostart {
             store::remove(&self.autostart_link(&name))?;
@@ -670,6 +683,18 @@ impl QemuDriver {
         Ok(())
     }
 
+    /// The NVRAM file a definition uses (its own, or the one a UEFI domain gets).
+    pub(crate) fn nvram_of(&self, def: &Domain) -> Option<PathBuf> {
+        if let Some(p) = def.os.nvram.as_ref().and_then(|n| n.path.as_ref()) {
+            return Some(PathBuf::from(p));
+        }
+        let uefi = def.os.firmware == Some(vireo_xml::OsFirmware::Efi)
+            || def.os.loader.as_ref().is_some_and(|l| {
+                l.loader_type == Some(vireo_xml::LoaderType::Pflash) && l.readonly == Some(true)
+            });
+        uefi.then(|| self.nvram_dir().join(format!("{}_VARS.fd", def.name)))
+    }
+
     /// Number of domains (for benchmarks and admin).
     pub fn count(&self) -> usize {
         self.read().by_uuid.len()
@@ -692,6 +717,9 @@ pub(crate) fn xml_error(e: XmlError) -> DriverError {
 pub const UNDEFINE_MANAGED_SAVE: u32 = 1;
 /// `VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA`.
 const UNDEFINE_SNAPSHOTS_METADATA: u32 = 2;
+/// `VIR_DOMAIN_UNDEFINE_NVRAM`, `VIR_DOMAIN_UNDEFINE_KEEP_NVRAM`.
+const UNDEFINE_NVRAM: u32 = 4;
+const UNDEFINE_KEEP_NVRAM: u32 = 8;
 
 pub(crate) fn no_domain_uuid(uuid: &Uuid, name: &str) -> DriverError {
     DriverError::NoDomain(format!(

@@ -6,6 +6,7 @@ pub mod caps;
 pub mod cmdline;
 pub mod domcaps;
 pub mod driver;
+pub mod firmware;
 pub mod hotplug;
 pub mod ifaddr;
 pub mod keys;

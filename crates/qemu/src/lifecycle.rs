@@ -150,6 +150,7 @@ impl QemuDriver {
         let defined = crate::peers::has_volumes(&def).then(|| def.clone());
         let mut def = crate::peers::resolve(&def, self.peers.get()).await?;
         vsock_cid(&mut def)?;
+        crate::firmware::prepare(&mut def, &self.nvram_dir())?;
         // Encrypted disks' passphrases go to the shim through a pipe, never a file.
         let secrets = crate::peers::disk_secrets(&def, self.peers.get()).await?;
         let secrets_pipe = if secrets.is_empty() {

@@ -126,6 +126,11 @@ fn shown_xml(xml: &str, secure: bool) -> Result<String> {
 }
 
 impl QemuDriver {
+    /// Where domains' NVRAM files (UEFI variables) are kept.
+    pub(crate) fn nvram_dir(&self) -> PathBuf {
+        self.cfg.save_dir.with_file_name("nvram")
+    }
+
     /// Where a domain's managed save image is kept.
     pub(crate) fn managed_save_path(&self, name: &str) -> PathBuf {
         self.cfg.save_dir.join(format!("{name}.save"))

@@ -291,21 +291,21 @@ fn check_rejects() {
             "differs from the maximum vCPU count 1",
         ),
         (
-            "loader",
-            domain("qemu", &format!("{PC}<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE.fd</loader>"), "", ""),
-            "<os><loader> (custom firmware) is not supported yet",
+            "loader without a file",
+            domain("qemu", &format!("{PC}<loader readonly='yes' type='pflash'/>"), "", ""),
+            "<loader> names no firmware file",
         ),
         (
-            "nvram",
-            domain("qemu", &format!("{PC}<nvram>/var/lib/nvram.fd</nvram>"), "", ""),
-            "<os><nvram>",
+            "secure boot on pc",
+            domain("qemu", &format!("{PC}<loader readonly='yes' secure='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.secboot.fd</loader>"), "", ""),
+            "secure boot needs a q35 machine",
         ),
         (
-            "efi firmware",
+            "efi firmware not chosen",
             "<domain type='qemu'><name>t</name><uuid>11111111-2222-3333-4444-555555555555</uuid>\
              <memory>65536</memory><os firmware='efi'><type machine='q35'>hvm</type></os></domain>"
                 .to_string(),
-            "UEFI",
+            "the driver chooses it at start",
         ),
         (
             "initrd without kernel",
@@ -1009,6 +1009,9 @@ fn prepare_files(xml: &str, dir: &Path) -> Vec<UnixListener> {
                 .status()
                 .expect("run qemu-img");
             assert!(st.success(), "qemu-img create {}", path.display());
+        } else if name.ends_with("VARS.fd") {
+            // A UEFI variable store: the firmware's own template.
+            fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &path).expect("OVMF (package ovmf)");
         } else if name.starts_with("vmlinuz") {
             fs::write(&path, fake_kernel()).expect("write kernel");
         } else {

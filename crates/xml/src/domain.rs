@@ -293,6 +293,8 @@ xml_element! {
     pub struct Os {
         attr_opt firmware: OsFirmware = "firmware",
         child os_type: OsType = "type",
+        /// `<firmware><feature …/></firmware>`: what the chosen firmware must (not) do.
+        child_opt firmware_features: FirmwareFeatures = "firmware",
         child_opt loader: Loader = "loader",
         child_opt nvram: Nvram = "nvram",
         leaf_opt kernel: String = "kernel",
@@ -428,6 +430,33 @@ xml_element! {
     /// `<os><boot dev=...>`.
     pub struct OsBoot {
         attr dev: BootDev = "dev",
+    }
+}
+
+xml_element! {
+    /// `<os><firmware>`.
+    pub struct FirmwareFeatures {
+        children features: FirmwareFeature = "feature",
+    }
+}
+
+xml_element! {
+    /// `<os><firmware><feature enabled='yes' name='secure-boot'/>`.
+    pub struct FirmwareFeature {
+        yes_no enabled: bool = "enabled",
+        attr name: String = "name",
+    }
+}
+
+impl Os {
+    /// Whether the firmware feature `name` is asked for (Some(true)) or refused.
+    pub fn firmware_feature(&self, name: &str) -> Option<bool> {
+        self.firmware_features
+            .as_ref()?
+            .features
+            .iter()
+            .find(|f| f.name == name)
+            .and_then(|f| f.enabled)
     }
 }
 

@@ -7,6 +7,9 @@ use vireo_xml::{
 };
 
 use super::util::{is_simple_name, on_off, Opts};
+use serde_json::Value;
+
+use super::util::json_obj;
 use super::{unsupported, Builder, Result};
 use crate::pci::Family;
 
@@ -492,19 +495,72 @@ impl<'a> Builder<'a> {
         Ok(out)
     }
 
+    /// The firmware (`<os><loader>`, `<nvram>`, as the driver completed them): a ROM is
+    /// `-bios`; pflash code and variables are two block nodes the machine maps
+    /// (`pflash0`, `pflash1`). Returns the `-machine` options that go with them.
+    pub(super) fn firmware(&mut self) -> Result<Vec<(&'static str, String)>> {
+        let os = &self.def.os;
+        let Some(loader) = &os.loader else {
+            if os.firmware == Some(vireo_xml::OsFirmware::Efi) {
+                return unsupported(
+                    "<os firmware='efi'> has no firmware chosen (the driver chooses it at start)",
+                );
+            }
+            return Ok(Vec::new());
+        };
+        let Some(code) = loader.path.as_deref() else {
+            return unsupported("<loader> names no firmware file");
+        };
+        if loader.loader_type != Some(vireo_xml::LoaderType::Pflash) {
+            if loader.secure == Some(true) {
+                return unsupported("secure boot needs <loader type='pflash'>");
+            }
+            self.arg2("-bios", code.to_string());
+            return Ok(Vec::new());
+        }
+        let mut machine = Vec::new();
+        let flash = |n: u32, file: &str, read_only: bool| {
+            let storage = format!("libvirt-pflash{n}-storage");
+            let format = format!("libvirt-pflash{n}-format");
+            let file_node = [
+                ("driver", Value::from("file")),
+                ("filename", Value::from(file)),
+                ("node-name", Value::from(storage.as_str())),
+                ("auto-read-only", Value::from(true)),
+                ("discard", Value::from("unmap")),
+            ];
+            let format_node = [
+                ("node-name", Value::from(format.as_str())),
+                ("read-only", Value::from(read_only)),
+                ("driver", Value::from("raw")),
+                ("file", Value::from(storage.as_str())),
+            ];
+            (json_obj(&file_node), json_obj(&format_node), format)
+        };
+        let (a, b, f0) = flash(0, code, loader.readonly == Some(true));
+        self.arg2("-blockdev", a);
+        self.arg2("-blockdev", b);
+        machine.push(("pflash0", f0));
+        if let Some(nv) = os.nvram.as_ref().and_then(|n| n.path.as_deref()) {
+            let (a, b, f1) = flash(1, nv, false);
+            self.arg2("-blockdev", a);
+            self.arg2("-blockdev", b);
+            machine.push(("pflash1", f1));
+        }
+        if loader.secure == Some(true) {
+            if self.family != Family::Q35 {
+                return unsupported("secure boot needs a q35 machine (SMM)");
+            }
+            self.arg2("-global", "driver=cfi.pflash01,property=secure,value=on");
+            machine.push(("smm", "on".to_string()));
+        }
+        Ok(machine)
+    }
+
     /// `-boot` value; fills the bootindex of disks and interfaces.
     pub(super) fn boot(&mut self) -> Result<String> {
         let def = self.def;
         let os = &def.os;
-        if os.firmware == Some(vireo_xml::OsFirmware::Efi) {
-            return unsupported("<os firmware='efi'> (UEFI) is not supported yet");
-        }
-        if os.loader.is_some() {
-            return unsupported("<os><loader> (custom firmware) is not supported yet");
-        }
-        if os.nvram.is_some() {
-            return unsupported("<os><nvram> is not supported yet");
-        }
         if os.dtb.is_some() {
             return unsupported("<os><dtb> does not apply to x86 machines");
         }

@@ -317,9 +317,23 @@ impl<'a> Builder<'a> {
             format!("guest={},debug-threads=on", esc(&def.name)),
         );
         self.arg("-S");
+        let flash = self.firmware()?;
         let mut machine = Opts::new(&esc(&self.machine))
             .set("usb", "off")
             .set("dump-guest-core", "off");
+        for (k, v) in &flash {
+            if *k == "smm" && mopts.smm == Some(false) {
+                return unsupported(
+                    "secure boot needs SMM, which <features><smm state='off'/> turns off",
+                );
+            }
+            if *k != "smm" {
+                machine = machine.set(k, v);
+            }
+        }
+        if flash.iter().any(|(k, _)| *k == "smm") {
+            mopts.smm = Some(true);
+        }
         if !mopts.acpi {
             machine = machine.set("acpi", "off");
         }
