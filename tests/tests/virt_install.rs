@@ -172,17 +172,24 @@ fn domain_capabilities() {
         "{caps}"
     );
     assert!(caps.contains(">qemu64</model>"), "{caps}");
-    // VNC only, no UEFI, no TPM: a tool must not choose what would be refused at start.
+    // VNC only, UEFI (OVMF), no TPM: a tool must not choose what would be refused at start.
     assert!(
         caps.contains("<value>vnc</value>") && !caps.contains("spice"),
         "{caps}"
     );
-    assert!(caps.contains("<loader supported='no'/>"), "{caps}");
+    assert!(caps.contains("<loader supported='yes'>"), "{caps}");
+    assert!(
+        caps.contains("<value>/usr/share/OVMF/OVMF_CODE_4M.fd</value>"),
+        "{caps}"
+    );
+    // Secure boot needs q35's SMM: not offered on pc.
+    assert!(!caps.contains("secboot"), "{caps}");
     assert!(caps.contains("<tpm supported='no'/>"), "{caps}");
     let q35 = ok(&d.virsh(&["domcapabilities", "--virttype", "qemu", "--machine", "q35"]));
     validate(&q35, "domaincaps", &d.root);
     assert!(q35.contains("<machine>pc-q35-7.2</machine>"), "{q35}");
     assert!(q35.contains("<vcpu max='288'/>"), "{q35}");
+    assert!(q35.contains("OVMF_CODE_4M.secboot.fd"), "{q35}");
 
     let models = ok(&d.virsh(&["cpu-models", "x86_64"]));
     assert!(models.lines().any(|l| l == "qemu64"), "{models}");
