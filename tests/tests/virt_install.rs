@@ -172,7 +172,7 @@ fn domain_capabilities() {
         "{caps}"
     );
     assert!(caps.contains(">qemu64</model>"), "{caps}");
-    // VNC only, UEFI (OVMF), no TPM: a tool must not choose what would be refused at start.
+    // VNC only, UEFI (OVMF), an emulated TPM (swtpm): what Vireo runs, nothing it refuses.
     assert!(
         caps.contains("<value>vnc</value>") && !caps.contains("spice"),
         "{caps}"
@@ -184,7 +184,7 @@ fn domain_capabilities() {
     );
     // Secure boot needs q35's SMM: not offered on pc.
     assert!(!caps.contains("secboot"), "{caps}");
-    assert!(caps.contains("<tpm supported='no'/>"), "{caps}");
+    assert!(caps.contains("<tpm supported='yes'>"), "{caps}");
     let q35 = ok(&d.virsh(&["domcapabilities", "--virttype", "qemu", "--machine", "q35"]));
     validate(&q35, "domaincaps", &d.root);
     assert!(q35.contains("<machine>pc-q35-7.2</machine>"), "{q35}");

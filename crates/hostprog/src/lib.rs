@@ -51,6 +51,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("unshare", "util-linux"),
     ("iptables", "iptables"),
     ("ip6tables", "iptables"),
+    // The emulated TPM of a domain.
+    ("swtpm", "swtpm"),
 ];
 
 /// The Debian package that carries `program`, if it is one we know.

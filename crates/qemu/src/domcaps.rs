@@ -179,7 +179,21 @@ pub fn domain_capabilities(caps: &QemuCaps, cpu_models: &[String], q: &Query) ->
     enum_values(w, 6, "backendModel", &["random", "builtin"]);
     let _ = writeln!(w, "    </rng>");
     let _ = writeln!(w, "    <filesystem supported='no'/>");
-    let _ = writeln!(w, "    <tpm supported='no'/>");
+    // The emulated TPM needs Debian's swtpm; passthrough needs the host's TPM.
+    if vireo_hostprog::find("swtpm").is_ok() {
+        let _ = writeln!(w, "    <tpm supported='yes'>");
+        enum_values(w, 6, "model", &["tpm-tis", "tpm-crb"]);
+        enum_values(
+            w,
+            6,
+            "backendModel",
+            &["passthrough", "emulator", "external"],
+        );
+        enum_values(w, 6, "backendVersion", &["1.2", "2.0"]);
+        let _ = writeln!(w, "    </tpm>");
+    } else {
+        let _ = writeln!(w, "    <tpm supported='no'/>");
+    }
     let _ = writeln!(w, "    <redirdev supported='no'/>");
     let _ = writeln!(w, "    <channel supported='yes'>");
     enum_values(w, 6, "type", &["pty", "unix"]);

@@ -498,6 +498,12 @@ impl QemuDriver {
         if let Some(nv) = nvram.filter(|_| flags & UNDEFINE_NVRAM != 0) {
             store::remove(&nv)?;
         }
+        // An emulated TPM's state goes with the domain unless KEEP_TPM says otherwise.
+        let tpm = self.tpm_state_dir(&format_uuid(&h.uuid));
+        if flags & UNDEFINE_KEEP_TPM == 0 && !active && tpm.exists() {
+            std::fs::remove_dir_all(&tpm)
+                .map_err(|e| DriverError::io(format!("cannot remove {}", tpm.display()), e))?;
+        }
         if obj.autostart {
             store::remove(&self.autostart_link(&name))?;
         }
@@ -720,6 +726,8 @@ const UNDEFINE_SNAPSHOTS_METADATA: u32 = 2;
 /// `VIR_DOMAIN_UNDEFINE_NVRAM`, `VIR_DOMAIN_UNDEFINE_KEEP_NVRAM`.
 const UNDEFINE_NVRAM: u32 = 4;
 const UNDEFINE_KEEP_NVRAM: u32 = 8;
+/// `VIR_DOMAIN_UNDEFINE_KEEP_TPM`.
+const UNDEFINE_KEEP_TPM: u32 = 64;
 
 pub(crate) fn no_domain_uuid(uuid: &Uuid, name: &str) -> DriverError {
     DriverError::NoDomain(format!(

@@ -220,6 +220,13 @@ impl QemuDriver {
             .append(true)
             .open(&log_path)
             .map_err(|e| DriverError::io(format!("cannot open {}", log_path.display()), e))?;
+        // An emulated TPM keeps its state with the domain's, apart from its runs.
+        let tpm_state = def
+            .devices
+            .tpms
+            .iter()
+            .any(|t| t.backend.backend_type == vireo_xml::TpmBackendType::Emulator)
+            .then(|| self.tpm_state_dir(&format_uuid(&def.uuid.unwrap_or_default())));
         let mut cmd = tokio::process::Command::new(&self.cfg.shim);
         cmd.arg("--run-dir")
             .arg(&self.cfg.run_dir)
@@ -231,6 +238,11 @@ impl QemuDriver {
             .arg(self.hypervisor_version().to_string())
             .args(defined.is_some().then_some("--defined"))
             .args(defined.is_some().then_some(&defined_path))
+            .args(
+                tpm_state
+                    .iter()
+                    .flat_map(|p| [std::ffi::OsStr::new("--tpm-state"), p.as_os_str()]),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));

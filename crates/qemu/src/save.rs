@@ -126,6 +126,11 @@ fn shown_xml(xml: &str, secure: bool) -> Result<String> {
 }
 
 impl QemuDriver {
+    /// Where a domain's emulated TPM keeps its state (swtpm's files).
+    pub(crate) fn tpm_state_dir(&self, uuid: &str) -> PathBuf {
+        self.cfg.save_dir.with_file_name("swtpm").join(uuid)
+    }
+
     /// Where domains' NVRAM files (UEFI variables) are kept.
     pub(crate) fn nvram_dir(&self) -> PathBuf {
         self.cfg.save_dir.with_file_name("nvram")

@@ -12,6 +12,7 @@ mod screen;
 mod serve;
 mod snapshot;
 mod stats;
+mod tpm;
 mod vm;
 
 use std::collections::BTreeMap;
@@ -40,12 +41,15 @@ pub struct Args {
     pub taps: Vec<std::os::fd::OwnedFd>,
     /// A save image to restore the VM from, at its stream's offset (`--incoming-fd N`).
     pub incoming: Option<std::os::fd::OwnedFd>,
+    /// Where the emulated TPM keeps its state (`--tpm-state DIR`).
+    pub tpm_state: Option<PathBuf>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut run_dir = None;
     let mut def = None;
     let mut defined = None;
+    let mut tpm_state = None;
     let mut id = None;
     let mut hv_version = 0;
     let mut paused = false;
@@ -108,6 +112,7 @@ fn parse_args() -> anyhow::Result<Args> {
                     .context("--secrets-fd needs a descriptor number")?;
                 secrets = read_secrets(fd)?;
             }
+            "--tpm-state" => tpm_state = it.next().map(PathBuf::from),
             other => bail!("unknown argument '{other}'"),
         }
     }
@@ -121,6 +126,7 @@ fn parse_args() -> anyhow::Result<Args> {
         secrets,
         taps,
         incoming,
+        tpm_state,
     })
 }
 

@@ -389,6 +389,7 @@ xml_element! {
         children consoles: Chardev = "console",
         children channels: Chardev = "channel",
         children inputs: Input = "input",
+        children tpms: crate::Tpm = "tpm",
         children graphics: Graphics = "graphics",
         children sounds: crate::Sound = "sound",
         children audios: crate::Audio = "audio",

@@ -295,3 +295,60 @@ mod tests {
         assert!(bad("<shmem name='../x'/>").contains("invalid shmem name"));
     }
 }
+
+str_enum! {
+    /// `<tpm model=...>`.
+    TpmModel, "tpm model" {
+        Tis => "tpm-tis",
+        Crb => "tpm-crb",
+        Spapr => "tpm-spapr",
+        SpaprProxy => "spapr-tpm-proxy",
+    }
+}
+
+str_enum! {
+    /// `<tpm><backend type=...>`.
+    TpmBackendType, "tpm backend type" {
+        Passthrough => "passthrough",
+        Emulator => "emulator",
+        External => "external",
+    }
+}
+
+xml_element! {
+    /// `<tpm><backend><source type='unix' mode='connect' path=…/>` (external backend).
+    pub struct TpmSource {
+        attr_opt source_type: String = "type",
+        attr_opt mode: String = "mode",
+        attr_opt path: String = "path",
+    }
+}
+
+xml_element! {
+    /// `<tpm><backend>`.
+    pub struct TpmBackend {
+        attr backend_type: TpmBackendType = "type",
+        attr_opt version: String = "version",
+        yes_no persistent_state: bool = "persistent_state",
+        /// passthrough: the host's TPM.
+        in_attr_opt device: String = "device@path",
+        child_opt source: TpmSource = "source",
+    }
+    check TpmBackend::check;
+}
+
+impl TpmBackend {
+    fn check(&mut self) -> Result<(), XmlError> {
+        one_of(&self.version, &["1.2", "2.0"], "tpm backend version")
+    }
+}
+
+xml_element! {
+    /// `<tpm>`.
+    pub struct Tpm {
+        attr_opt model: TpmModel = "model",
+        child backend: TpmBackend = "backend",
+        in_attr_opt alias: String = "alias@name",
+        child_opt address: Address = "address",
+    }
+}

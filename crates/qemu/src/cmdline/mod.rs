@@ -400,6 +400,7 @@ impl<'a> Builder<'a> {
         self.interfaces()?;
         self.chardevs()?;
         self.emit_inputs(inputs)?;
+        self.tpms()?;
         self.graphics()?;
         self.sound()?;
         self.video()?;

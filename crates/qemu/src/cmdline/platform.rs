@@ -1,7 +1,9 @@
 //! Platform devices: sound cards and their audio backends, USB hubs, watchdogs, panic
 //! notifiers, shared memory (ivshmem), the IOMMU and the vsock device.
 
-use vireo_xml::{IommuModel, PanicModel, SoundModel, WatchdogAction, WatchdogModel};
+use vireo_xml::{
+    IommuModel, PanicModel, SoundModel, TpmBackendType, TpmModel, WatchdogAction, WatchdogModel,
+};
 
 use super::util::{is_simple_name, on_off, Opts};
 use super::{unsupported, Builder, Result};
@@ -60,6 +62,73 @@ impl<'a> Builder<'a> {
             }
             IommuModel::Smmuv3 => return unsupported("<iommu model='smmuv3'> is for ARM machines"),
         }
+        Ok(())
+    }
+
+    /// The TPM: the host's (passthrough), an emulator the shim runs beside QEMU
+    /// (`swtpm.sock` in the VM's runtime directory), or one already running (external).
+    pub(super) fn tpms(&mut self) -> Result<()> {
+        let def = self.def;
+        let tpms = &def.devices.tpms;
+        if tpms.len() > 1 {
+            return unsupported("only one <tpm> is supported");
+        }
+        let Some(t) = tpms.first() else {
+            return Ok(());
+        };
+        let model = match t.model.unwrap_or(TpmModel::Tis) {
+            TpmModel::Tis => "tpm-tis",
+            TpmModel::Crb => "tpm-crb",
+            other => return unsupported(format!("<tpm model='{other}'> is not for x86")),
+        };
+        if t.address.is_some() {
+            return unsupported("<tpm> takes no address");
+        }
+        let b = &t.backend;
+        if model == "tpm-crb" && b.version.as_deref() == Some("1.2") {
+            return unsupported("<tpm model='tpm-crb'> is a TPM 2.0 device");
+        }
+        let tpmdev = match b.backend_type {
+            TpmBackendType::Passthrough => {
+                let path = b.device.as_deref().unwrap_or("/dev/tpm0");
+                Opts::new("passthrough")
+                    .set("id", "tpm-tpm0")
+                    .set("path", path)
+                    .done()
+            }
+            TpmBackendType::Emulator | TpmBackendType::External => {
+                let sock = match b.backend_type {
+                    TpmBackendType::Emulator => self.cfg.run_dir.join("swtpm.sock"),
+                    _ => {
+                        let Some(p) = b.source.as_ref().and_then(|s| s.path.as_deref()) else {
+                            return unsupported(
+                                "an external <tpm> backend needs <source path=...>",
+                            );
+                        };
+                        std::path::PathBuf::from(p)
+                    }
+                };
+                self.arg2(
+                    "-chardev",
+                    Opts::new("socket")
+                        .set("id", "chrtpm")
+                        .set("path", sock.display())
+                        .done(),
+                );
+                Opts::new("emulator")
+                    .set("id", "tpm-tpm0")
+                    .set("chardev", "chrtpm")
+                    .done()
+            }
+        };
+        self.arg2("-tpmdev", tpmdev);
+        self.arg2(
+            "-device",
+            Opts::new(model)
+                .set("tpmdev", "tpm-tpm0")
+                .set("id", "tpm0")
+                .done(),
+        );
         Ok(())
     }
 
