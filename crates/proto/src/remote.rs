@@ -189,6 +189,9 @@ procedures! {
     DOMAIN_SET_VCPUS_FLAGS = 199,
     DOMAIN_SET_MEMORY_FLAGS = 204,
     DOMAIN_GET_VCPU_PIN_INFO = 230,
+    DOMAIN_PIN_VCPU_FLAGS = 225,
+    DOMAIN_PIN_EMULATOR = 279,
+    DOMAIN_GET_EMULATOR_PIN_INFO = 280,
     DOMAIN_GET_JOB_INFO = 163,
     DOMAIN_ABORT_JOB = 164,
     DOMAIN_GET_JOB_STATS = 298,
@@ -330,6 +333,8 @@ pub fn allowed_read_only(p: i32) -> bool {
             | DOMAIN_MANAGED_SAVE_REMOVE
             | DOMAIN_MANAGED_SAVE_DEFINE_XML
             | DOMAIN_SNAPSHOT_CREATE_XML
+            | DOMAIN_PIN_VCPU_FLAGS
+            | DOMAIN_PIN_EMULATOR
             | DOMAIN_FSFREEZE
             | DOMAIN_FSTHAW
             | DOMAIN_GET_TIME
@@ -1132,6 +1137,28 @@ xdr_struct! {
     pub struct DomainGetVcpuPinInfoRet {
         pub cpumaps: vireo_xdr::Opaque<CPUMAPS_MAX>,
         pub num: i32,
+    }
+}
+xdr_struct! {
+    pub struct DomainPinVcpuFlagsArgs {
+        pub dom: Domain,
+        pub vcpu: u32,
+        pub cpumap: vireo_xdr::Opaque<CPUMAP_MAX>,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    pub struct DomainPinEmulatorArgs {
+        pub dom: Domain,
+        pub cpumap: vireo_xdr::Opaque<CPUMAP_MAX>,
+        pub flags: u32,
+    }
+}
+xdr_struct! { pub struct DomainGetEmulatorPinInfoArgs { pub dom: Domain, pub maplen: i32, pub flags: u32 } }
+xdr_struct! {
+    pub struct DomainGetEmulatorPinInfoRet {
+        pub cpumaps: vireo_xdr::Opaque<CPUMAPS_MAX>,
+        pub ret: i32,
     }
 }
 xdr_struct! {

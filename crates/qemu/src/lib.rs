@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod metadata;
 pub mod pci;
 pub mod peers;
+pub mod pinning;
 pub mod resources;
 pub mod save;
 pub mod saveimage;

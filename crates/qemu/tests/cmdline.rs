@@ -727,14 +727,6 @@ fn check_rejects() {
             "<currentMemory> (65536 KiB) smaller than <memory> (131072 KiB)",
         ),
         (
-            "vcpu pinning",
-            "<domain type='qemu'><name>t</name><uuid>11111111-2222-3333-4444-555555555555</uuid>\
-             <memory>65536</memory><vcpu cpuset='0-1'>2</vcpu>\
-             <os><type machine='pc'>hvm</type></os></domain>"
-                .to_string(),
-            "vCPU pinning",
-        ),
-        (
             "too many vcpus",
             "<domain type='qemu'><name>t</name><uuid>11111111-2222-3333-4444-555555555555</uuid>\
              <memory>65536</memory><vcpu>300</vcpu>\

@@ -8,6 +8,7 @@ mod blockjob;
 mod guest;
 mod hotplug;
 mod job;
+mod pinning;
 mod screen;
 mod serve;
 mod snapshot;

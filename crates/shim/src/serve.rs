@@ -158,6 +158,12 @@ impl Service for ShimService {
                 crate::guest::agent_command(&self.vm, &payload).await.into()
             }));
         }
+        if crate::pinning::serves(p) && h.prog == REMOTE_PROGRAM {
+            let payload = payload.to_vec();
+            return Dispatch::Later(Box::pin(async move {
+                crate::pinning::serve(&self.vm, p, &payload).await.into()
+            }));
+        }
         if crate::guest::serves(p) {
             let payload = payload.to_vec();
             return Dispatch::Later(Box::pin(async move {

@@ -247,7 +247,7 @@ pub struct VcpuThread {
 }
 
 /// The host CPUs thread `tid` may run on (none if it cannot be read).
-fn affinity(tid: u64) -> Vec<usize> {
+pub(crate) fn affinity(tid: u64) -> Vec<usize> {
     let Ok(tid) = libc::pid_t::try_from(tid) else {
         return Vec::new();
     };

@@ -98,6 +98,8 @@ pub struct Vm {
     completed: Mutex<Option<crate::job::Finished>>,
     /// The block jobs running on its disks.
     pub(crate) block_jobs: Mutex<Vec<crate::blockjob::BlockJob>>,
+    /// `<cputune>` as it is now (pins changed live included).
+    cputune: Mutex<vireo_xml::Cputune>,
     /// The guest agent, when the VM has its channel.
     pub(crate) agent: crate::agent::Agent,
     /// Counts the block jobs that ended (an abort waits on it).
@@ -253,6 +255,12 @@ impl Vm {
                 bail!("cannot set the balloon to the current memory: {e}");
             }
         }
+        // vCPUs and QEMU's own threads where <cputune> puts them, before the guest runs.
+        if let Err(e) = crate::pinning::apply(&qmp, pid, &def).await {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            bail!("{e}");
+        }
         let restored = args.incoming.is_some();
         if let Some(image) = &args.incoming {
             if let Err(e) = restore_from(&qmp, image).await {
@@ -291,6 +299,7 @@ impl Vm {
             def.metadata.clone(),
         );
         let memory_kib = Mutex::new(def.current_memory_kib);
+        let cputune = def.cputune.clone().unwrap_or_default();
         Ok(Arc::new(Vm {
             def,
             uuid,
@@ -325,6 +334,7 @@ impl Vm {
             block_jobs: Mutex::new(Vec::new()),
             block_done: watch::channel(0).0,
             agent: Default::default(),
+            cputune: Mutex::new(cputune),
             emit_message: OnceLock::new(),
             balloon_period: Mutex::new(balloon_period),
             memory_kib,
@@ -343,6 +353,10 @@ impl Vm {
 
     pub(crate) fn inputs(&self) -> std::sync::MutexGuard<'_, Vec<crate::hotplug::LiveInput>> {
         self.inputs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn cputune(&self) -> std::sync::MutexGuard<'_, vireo_xml::Cputune> {
+        self.cputune.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn channels(&self) -> std::sync::MutexGuard<'_, Vec<crate::hotplug::LiveChannel>> {
@@ -686,6 +700,7 @@ impl Vm {
     pub fn live_xml(&self) -> String {
         let mut def = self.def.clone();
         def.current_memory_kib = self.memory_kib();
+        def.cputune = crate::pinning::live(&self.cputune());
         (def.title, def.description, def.metadata) =
             self.meta.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(m) = def.devices.memballoon.as_mut() {

@@ -244,6 +244,8 @@ pub struct Domain {
     pub vcpu_placement: VcpuPlacement,
     /// `<vcpu cpuset=...>`.
     pub vcpu_cpuset: Option<String>,
+    /// `<cputune>`: where vCPUs and QEMU's own threads may run.
+    pub cputune: Option<Cputune>,
     /// `<sysinfo>` elements (SMBIOS, fw_cfg), in order.
     pub sysinfo: Vec<Sysinfo>,
     pub os: Os,
@@ -282,6 +284,7 @@ impl Default for Domain {
             on_reboot: LifecycleAction::Restart,
             on_crash: LifecycleAction::Destroy,
             pm: None,
+            cputune: None,
             devices: Devices::default(),
         }
     }
@@ -634,6 +637,60 @@ impl Timer {
 }
 
 xml_element! {
+    /// `<cputune>`: the host CPUs each vCPU, and QEMU's other threads, may run on.
+    #[derive(Default)]
+    pub struct Cputune {
+        children vcpupins: VcpuPin = "vcpupin",
+        child_opt emulatorpin: EmulatorPin = "emulatorpin",
+    }
+}
+
+impl Cputune {
+    pub fn is_empty(&self) -> bool {
+        self.vcpupins.is_empty() && self.emulatorpin.is_none()
+    }
+
+    /// The CPU set vCPU `n` is pinned to, if it is.
+    pub fn vcpu(&self, n: u32) -> Option<&str> {
+        self.vcpupins
+            .iter()
+            .find(|p| p.vcpu == n)
+            .map(|p| p.cpuset.as_str())
+    }
+}
+
+xml_element! {
+    /// `<vcpupin vcpu='N' cpuset='…'/>`.
+    pub struct VcpuPin {
+        attr vcpu: u32 = "vcpu",
+        attr cpuset: String = "cpuset",
+    }
+    check VcpuPin::check;
+}
+
+impl VcpuPin {
+    fn check(&mut self) -> Result<(), XmlError> {
+        self.cpuset = crate::format_cpuset(&crate::parse_cpuset(&self.cpuset)?);
+        Ok(())
+    }
+}
+
+xml_element! {
+    /// `<emulatorpin cpuset='…'/>`.
+    pub struct EmulatorPin {
+        attr cpuset: String = "cpuset",
+    }
+    check EmulatorPin::check;
+}
+
+impl EmulatorPin {
+    fn check(&mut self) -> Result<(), XmlError> {
+        self.cpuset = crate::format_cpuset(&crate::parse_cpuset(&self.cpuset)?);
+        Ok(())
+    }
+}
+
+xml_element! {
     /// `<pm>`: whether the guest may suspend to memory (S3) or to disk (S4).
     #[derive(Default)]
     pub struct Pm {
@@ -700,6 +757,9 @@ impl Domain {
             .opt("cpuset", self.vcpu_cpuset.as_deref())
             .opt("current", self.vcpu_current)
             .text(&self.vcpus.to_string());
+        if let Some(c) = self.cputune.as_ref().filter(|c| !c.is_empty()) {
+            c.write_to(&mut w, "cputune");
+        }
         for s in &self.sysinfo {
             s.write_to(&mut w, "sysinfo");
         }
@@ -852,6 +912,26 @@ impl Domain {
         let on_reboot = lifecycle(root, "on_reboot", LifecycleAction::Restart, false)?;
         let on_crash = lifecycle(root, "on_crash", LifecycleAction::Destroy, true)?;
         let pm = field::child_opt(root, "pm")?;
+        let cputune: Option<Cputune> = field::child_opt(root, "cputune")?;
+        if let Some(c) = &cputune {
+            for p in &c.vcpupins {
+                if p.vcpu >= vcpus {
+                    return Err(XmlError::Invalid(format!(
+                        "<vcpupin vcpu='{}'> is not below the {vcpus} vCPUs",
+                        p.vcpu
+                    )));
+                }
+                if c.vcpupins.iter().filter(|q| q.vcpu == p.vcpu).count() > 1 {
+                    return Err(XmlError::Invalid(format!(
+                        "<vcpupin vcpu='{}'> appears twice",
+                        p.vcpu
+                    )));
+                }
+            }
+        }
+        if let Some(cs) = &vcpu_cpuset {
+            crate::parse_cpuset(cs)?;
+        }
         let sysinfo = field::children_of(root, "sysinfo")?;
 
         let devices = match child(root, "devices") {
@@ -896,6 +976,7 @@ impl Domain {
             on_reboot,
             on_crash,
             pm,
+            cputune,
             devices,
         })
     }

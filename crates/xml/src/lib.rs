@@ -24,6 +24,7 @@
 //! [`Domain::parse_kept`] or [`parse_root_kept`], which refuse them instead ([`fidelity`]). Values of modelled enumerations are
 //! checked, and unknown ones are rejected with [`XmlError::Invalid`].
 
+mod cpuset;
 mod devices;
 mod domain;
 pub mod fidelity;
@@ -39,6 +40,7 @@ mod storage;
 #[doc(hidden)]
 pub mod util;
 
+pub use cpuset::{format_cpuset, parse_cpuset};
 pub use devices::*;
 pub use domain::*;
 pub use model::{format_root, parse_root, parse_root_kept, XmlElement, XmlValue, YesNo};

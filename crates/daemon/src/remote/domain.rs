@@ -165,35 +165,6 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8], readonly: bool
             };
             ret(DomainGetVcpusFlagsRet { num: num as i32 })
         }
-        procs::DOMAIN_GET_VCPU_PIN_INFO => {
-            let a: DomainGetVcpuPinInfoArgs = args(payload)?;
-            // AFFECT_LIVE 1, AFFECT_CONFIG 2.
-            check_flags(a.flags, 3)?;
-            let (Ok(n), Ok(maplen)) = (usize::try_from(a.ncpumaps), usize::try_from(a.maplen))
-            else {
-                return Err(DriverError::InvalidArg(
-                    "ncpumaps and maplen must not be negative".into(),
-                )
-                .into());
-            };
-            if n.saturating_mul(maplen) > CPUMAPS_MAX {
-                return Err(
-                    DriverError::InvalidArg("the CPU maps asked for are too long".into()).into(),
-                );
-            }
-            // No vCPU is pinned (a <vcpu cpuset> is refused): each may run on every host CPU.
-            let vcpus = q.vcpus(&a.dom)? as usize;
-            let host = vireo_driver::host::node_info().cpus as usize;
-            let mut map = vec![0u8; maplen];
-            for cpu in 0..host.min(maplen * 8) {
-                map[cpu / 8] |= 1 << (cpu % 8);
-            }
-            let num = vcpus.min(n);
-            ret(DomainGetVcpuPinInfoRet {
-                cpumaps: vireo_xdr::Opaque(map.repeat(num)),
-                num: num as i32,
-            })
-        }
         procs::DOMAIN_SET_VCPUS => {
             let a: DomainSetVcpusArgs = args(payload)?;
             q.set_vcpus(&a.dom, a.nvcpus, affect::LIVE)?;

@@ -177,6 +177,21 @@ pub(super) fn dispatch(
             r.await.into()
         }));
     }
+    if matches!(
+        p,
+        procs::DOMAIN_PIN_VCPU_FLAGS
+            | procs::DOMAIN_PIN_EMULATOR
+            | procs::DOMAIN_GET_VCPU_PIN_INFO
+            | procs::DOMAIN_GET_EMULATOR_PIN_INFO
+    ) {
+        // Pins: the running VM's through its shim, the definition's in the driver.
+        let s = Arc::clone(s);
+        let payload = payload.to_vec();
+        return Some(Box::pin(async move {
+            let r = async { s.hv()?.pinning(p, &payload).await };
+            r.await.into()
+        }));
+    }
     if p == procs::CONNECT_GET_ALL_DOMAIN_STATS {
         let s = Arc::clone(s);
         let payload = payload.to_vec();

@@ -78,9 +78,6 @@ impl<'a> Builder<'a> {
         if def.vcpu_placement == VcpuPlacement::Auto {
             return unsupported("<vcpu placement='auto'> is not supported (needs numad)");
         }
-        if def.vcpu_cpuset.is_some() {
-            return unsupported("<vcpu cpuset=...> (vCPU pinning) is not supported yet");
-        }
         if def.vcpus > self.max_cpus {
             return unsupported(format!(
                 "{} vCPUs exceed the maximum of {} for machine type '{}'",

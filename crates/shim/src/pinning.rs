@@ -1,0 +1,238 @@
+//! CPU pinning: which host CPUs each vCPU thread, and QEMU's other threads (the
+//! "emulator"), may run on — from `<cputune>` and `<vcpu cpuset>` at start, and changed on
+//! the running VM (`virsh vcpupin`, `emulatorpin`).
+
+use std::collections::BTreeSet;
+
+use anyhow::{anyhow, bail};
+use vireo_proto::error::{code, domain as errdom};
+use vireo_proto::remote::*;
+use vireo_proto::RemoteError;
+use vireo_qmp::Qmp;
+use vireo_xml::{format_cpuset, parse_cpuset, Cputune, Domain, EmulatorPin, VcpuPin};
+
+use crate::serve::{args, check_uuid, ret};
+use crate::stats::BadArg;
+use crate::vm::{OpFailed, Vm};
+
+/// Lets thread `tid` run on `cpus` only.
+fn set_affinity(tid: i32, cpus: &BTreeSet<usize>) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &c in cpus {
+        if c >= libc::CPU_SETSIZE as usize {
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        // SAFETY: c is below CPU_SETSIZE, the set's capacity.
+        unsafe { libc::CPU_SET(c, &mut set) };
+    }
+    // SAFETY: the size is the set's own; the kernel only reads it.
+    let r = unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// (vCPU index, thread id) of every vCPU.
+async fn vcpu_threads(qmp: &Qmp) -> anyhow::Result<Vec<(u32, i32)>> {
+    let v = qmp.execute("query-cpus-fast", None).await?;
+    Ok(v.as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| {
+            Some((
+                u32::try_from(c["cpu-index"].as_u64()?).ok()?,
+                i32::try_from(c["thread-id"].as_u64()?).ok()?,
+            ))
+        })
+        .collect())
+}
+
+/// QEMU's threads that are not vCPUs.
+fn emulator_threads(pid: u32, vcpus: &[(u32, i32)]) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|t| !vcpus.iter().any(|(_, v)| v == t))
+        .collect()
+}
+
+/// The pinning of `def` (its `<cputune>`, else `<vcpu cpuset>`), applied to a VM that has
+/// not run yet.
+pub async fn apply(qmp: &Qmp, pid: u32, def: &Domain) -> anyhow::Result<()> {
+    let tune = def.cputune.clone().unwrap_or_default();
+    let all = def.vcpu_cpuset.as_deref();
+    let vcpus = vcpu_threads(qmp).await?;
+    for (i, tid) in &vcpus {
+        if let Some(cs) = tune.vcpu(*i).or(all) {
+            let set = parse_cpuset(cs).map_err(|e| anyhow!("{e}"))?;
+            set_affinity(*tid, &set).map_err(|e| anyhow!("cannot pin vCPU {i} to {cs}: {e}"))?;
+        }
+    }
+    if let Some(cs) = tune.emulatorpin.as_ref().map(|e| e.cpuset.as_str()).or(all) {
+        let set = parse_cpuset(cs).map_err(|e| anyhow!("{e}"))?;
+        for tid in emulator_threads(pid, &vcpus) {
+            // A thread may end meanwhile.
+            let _ = set_affinity(tid, &set);
+        }
+    }
+    Ok(())
+}
+
+/// The CPUs a libvirt CPU map names (bit N of byte N/8: CPU N).
+fn cpus_of(map: &[u8]) -> anyhow::Result<BTreeSet<usize>> {
+    let set: BTreeSet<usize> = (0..map.len() * 8)
+        .filter(|i| map[i / 8] & (1 << (i % 8)) != 0)
+        .collect();
+    let host = num_cpus();
+    if set.is_empty() || set.iter().any(|&c| c >= host) {
+        bail!(BadArg(format!(
+            "the CPU map must name host CPUs, from 0 to {}",
+            host.saturating_sub(1)
+        )));
+    }
+    Ok(set)
+}
+
+/// The host's CPUs as the kernel numbers them (online or not).
+fn num_cpus() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) };
+    usize::try_from(n).unwrap_or(1).max(1)
+}
+
+/// A CPU set as a map `maplen` bytes long.
+fn map_of(cpus: &[usize], maplen: usize) -> Vec<u8> {
+    let mut m = vec![0u8; maplen];
+    for &c in cpus {
+        if let Some(b) = m.get_mut(c / 8) {
+            *b |= 1 << (c % 8);
+        }
+    }
+    m
+}
+
+fn affinity_of(tid: i32) -> Vec<usize> {
+    crate::stats::affinity(u64::try_from(tid).unwrap_or(0))
+}
+
+impl Vm {
+    /// `virsh vcpupin` on the running VM.
+    async fn pin_vcpu(&self, vcpu: u32, cpus: BTreeSet<usize>) -> anyhow::Result<()> {
+        let vcpus = vcpu_threads(self.qmp()).await?;
+        let Some((_, tid)) = vcpus.iter().find(|(i, _)| *i == vcpu) else {
+            bail!(BadArg(format!("vCPU {vcpu} is not online")));
+        };
+        set_affinity(*tid, &cpus)
+            .map_err(|e| anyhow!(OpFailed(format!("cannot pin vCPU {vcpu}: {e}"))))?;
+        let mut tune = self.cputune();
+        tune.vcpupins.retain(|p| p.vcpu != vcpu);
+        tune.vcpupins.push(VcpuPin {
+            vcpu,
+            cpuset: format_cpuset(&cpus),
+        });
+        tune.vcpupins.sort_by_key(|p| p.vcpu);
+        Ok(())
+    }
+
+    /// `virsh emulatorpin` on the running VM.
+    async fn pin_emulator(&self, cpus: BTreeSet<usize>) -> anyhow::Result<()> {
+        let vcpus = vcpu_threads(self.qmp()).await?;
+        for tid in emulator_threads(self.qemu_pid(), &vcpus) {
+            let _ = set_affinity(tid, &cpus);
+        }
+        self.cputune().emulatorpin = Some(EmulatorPin {
+            cpuset: format_cpuset(&cpus),
+        });
+        Ok(())
+    }
+}
+
+/// PIN_VCPU_FLAGS, PIN_EMULATOR, GET_VCPU_PIN_INFO and GET_EMULATOR_PIN_INFO of the
+/// running VM (the daemon answers for its definition).
+pub async fn serve(vm: &Vm, p: i32, payload: &[u8]) -> Result<Vec<u8>, RemoteError> {
+    let r = answer(vm, p, payload).await;
+    r.map_err(|e| match e.downcast::<RemoteError>() {
+        Ok(r) => r,
+        Err(e) => crate::serve::to_remote(&e),
+    })
+}
+
+async fn answer(vm: &Vm, p: i32, payload: &[u8]) -> anyhow::Result<Vec<u8>> {
+    vm.require_running()?;
+    match p {
+        procs::DOMAIN_PIN_VCPU_FLAGS => {
+            let a: DomainPinVcpuFlagsArgs = args(payload)?;
+            check_uuid(vm, &a.dom.uuid)?;
+            vm.pin_vcpu(a.vcpu, cpus_of(&a.cpumap.0)?).await?;
+            Ok(Vec::new())
+        }
+        procs::DOMAIN_PIN_EMULATOR => {
+            let a: DomainPinEmulatorArgs = args(payload)?;
+            check_uuid(vm, &a.dom.uuid)?;
+            vm.pin_emulator(cpus_of(&a.cpumap.0)?).await?;
+            Ok(Vec::new())
+        }
+        procs::DOMAIN_GET_VCPU_PIN_INFO => {
+            let a: DomainGetVcpuPinInfoArgs = args(payload)?;
+            check_uuid(vm, &a.dom.uuid)?;
+            let (n, maplen) = sizes(a.ncpumaps, a.maplen)?;
+            let vcpus = vcpu_threads(vm.qmp()).await?;
+            let mut maps = Vec::new();
+            let mut num = 0;
+            for (_, tid) in vcpus.iter().take(n) {
+                maps.extend(map_of(&affinity_of(*tid), maplen));
+                num += 1;
+            }
+            Ok(ret(DomainGetVcpuPinInfoRet {
+                cpumaps: vireo_xdr::Opaque(maps),
+                num,
+            })?)
+        }
+        _ => {
+            let a: DomainGetEmulatorPinInfoArgs = args(payload)?;
+            check_uuid(vm, &a.dom.uuid)?;
+            let (_, maplen) = sizes(1, a.maplen)?;
+            let pid = i32::try_from(vm.qemu_pid()).unwrap_or(0);
+            Ok(ret(DomainGetEmulatorPinInfoRet {
+                cpumaps: vireo_xdr::Opaque(map_of(&affinity_of(pid), maplen)),
+                ret: 1,
+            })?)
+        }
+    }
+}
+
+fn sizes(n: i32, maplen: i32) -> anyhow::Result<(usize, usize)> {
+    let (Ok(n), Ok(maplen)) = (usize::try_from(n), usize::try_from(maplen)) else {
+        bail!(RemoteError::new(
+            code::INVALID_ARG,
+            errdom::QEMU,
+            "invalid argument: the counts must not be negative",
+        ));
+    };
+    if n.saturating_mul(maplen) > CPUMAPS_MAX {
+        bail!(BadArg("the CPU maps asked for are too long".into()));
+    }
+    Ok((n, maplen))
+}
+
+/// The procedures answered here.
+pub fn serves(p: i32) -> bool {
+    matches!(
+        p,
+        procs::DOMAIN_PIN_VCPU_FLAGS
+            | procs::DOMAIN_PIN_EMULATOR
+            | procs::DOMAIN_GET_VCPU_PIN_INFO
+            | procs::DOMAIN_GET_EMULATOR_PIN_INFO
+    )
+}
+
+/// The live `<cputune>` as the VM runs it (pins changed since the start included).
+pub fn live(tune: &Cputune) -> Option<Cputune> {
+    (!tune.is_empty()).then(|| tune.clone())
+}
