@@ -90,3 +90,44 @@ fn vcpus_and_emulator_are_pinned() {
     assert!(err.contains("exceed the maxcpu"), "{err}");
     ok(&d.virsh(&["destroy", "vm1"]));
 }
+
+/// `setvcpus --live`: a vCPU plugged into the running guest (which brings it online) and
+/// unplugged again (the guest lets it go), within the maximum the VM started with.
+#[test]
+fn vcpus_plugged_in_and_out() {
+    let d = Daemon::start();
+    let xml = vireo_tests::guest_xml("vm1").replace("<vcpu>1</vcpu>", "<vcpu current='1'>2</vcpu>");
+    ok(&d.virsh(&["define", &write_file(&d, "vm1.xml", &xml)]));
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    vireo_tests::guest_shell(&d, "vm1", &["--resume", "echo B-$((1+1))", "B-2"]);
+    ok(&d.virsh(&["setvcpus", "vm1", "2", "--live"]));
+    let count = ok(&d.virsh(&["vcpucount", "vm1"]));
+    assert!(count.contains("current      live           2"), "{count}");
+    vireo_tests::guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--running",
+            "echo 1 > /sys/devices/system/cpu/cpu1/online; echo N-$(grep -c ^processor /proc/cpuinfo)",
+            "N-2",
+        ],
+    );
+    let stats = ok(&d.virsh(&["domstats", "vm1", "--vcpu"]));
+    assert!(stats.contains("vcpu.current=2"), "{stats}");
+    ok(&d.virsh(&["setvcpus", "vm1", "1", "--live"]));
+    vireo_tests::guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--running",
+            "echo N-$(grep -c ^processor /proc/cpuinfo)",
+            "N-1",
+        ],
+    );
+    let err = fails(&d.virsh(&["setvcpus", "vm1", "3", "--live"]));
+    assert!(err.contains("greater than max allowable vcpus"), "{err}");
+    // The boot vCPU was not plugged in: it stays.
+    let err = fails(&d.virsh(&["setvcpus", "vm1", "1", "--live", "--maximum"]));
+    assert!(!err.is_empty());
+    ok(&d.virsh(&["destroy", "vm1"]));
+}

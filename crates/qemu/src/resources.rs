@@ -60,7 +60,7 @@ impl QemuDriver {
 
     /// `virDomainSetVcpusFlags`, in the definition: with `VCPU_MAXIMUM` the maximum, else
     /// the vCPUs online at boot. Changing a running guest's vCPUs is not done yet.
-    pub fn set_vcpus(&self, h: &Handle, n: u32, flags: u32) -> Result<()> {
+    pub async fn set_vcpus(&self, h: &Handle, n: u32, flags: u32) -> Result<()> {
         let maximum = flags & VCPU_MAXIMUM != 0;
         if flags & VCPU_GUEST != 0 {
             return Err(DriverError::ArgUnsupported(
@@ -68,18 +68,35 @@ impl QemuDriver {
             ));
         }
         let (active, persistent, def) = self.device_target(h)?;
-        let (live, _) = crate::hotplug::targets(flags & !VCPU_MAXIMUM, active, persistent)?;
         if n == 0 {
             return Err(DriverError::InvalidArg(
                 "nvcpus in virDomainSetVcpusFlags must not be zero".into(),
             ));
         }
+        let (live, config) = crate::hotplug::targets(flags & !VCPU_MAXIMUM, active, persistent)?;
         if live {
-            return Err(DriverError::NoSupport(
-                "changing the vCPUs of a running domain is not supported by Vireo yet \
-                 (use --config)"
-                    .into(),
-            ));
+            if maximum {
+                return Err(DriverError::InvalidArg(
+                    "the maximum vCPU count of a running domain cannot change".into(),
+                ));
+            }
+            // The running VM's shim plugs or unplugs vCPUs (within the maximum it was
+            // started with).
+            let payload = vireo_xdr::to_bytes(&vireo_proto::remote::DomainSetVcpusFlagsArgs {
+                dom: h.clone(),
+                nvcpus: n,
+                flags: vireo_proto::remote::affect::LIVE,
+            });
+            self.forward(
+                h,
+                vireo_proto::remote::procs::DOMAIN_SET_VCPUS_FLAGS,
+                &payload,
+            )
+            .await
+            .map_err(|e| DriverError::Peer(Box::new(e)))?;
+            if !config {
+                return Ok(());
+            }
         }
         let mut new = def;
         if maximum {

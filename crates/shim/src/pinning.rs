@@ -236,3 +236,92 @@ pub fn serves(p: i32) -> bool {
 pub fn live(tune: &Cputune) -> Option<Cputune> {
     (!tune.is_empty()).then(|| tune.clone())
 }
+
+impl Vm {
+    /// vCPUs online now (plugged since the start included).
+    pub fn vcpus_now(&self) -> u32 {
+        *self.vcpus_now.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `virsh setvcpus --live`: plugs vCPUs in, up to the maximum the VM was started with
+    /// (QEMU's free CPU slots, lowest first), or unplugs the ones plugged in (the guest
+    /// lets each go).
+    pub async fn set_vcpus(&self, n: u32) -> anyhow::Result<()> {
+        self.require_running()?;
+        if n == 0 || n > self.def.vcpus {
+            bail!(BadArg(format!(
+                "requested vcpus is greater than max allowable vcpus for the domain: {n} > {}",
+                self.def.vcpus
+            )));
+        }
+        let cur = self.vcpus_now();
+        let slots = self.qmp().execute("query-hotpluggable-cpus", None).await?;
+        let slots = slots.as_array().cloned().unwrap_or_default();
+        let key = |s: &serde_json::Value| {
+            let p = &s["props"];
+            ["socket-id", "die-id", "core-id", "thread-id"].map(|k| p[k].as_u64().unwrap_or(0))
+        };
+        if n > cur {
+            let mut free: Vec<&serde_json::Value> = slots
+                .iter()
+                .filter(|s| s.get("qom-path").is_none())
+                .collect();
+            free.sort_by_key(|s| key(s));
+            for (k, slot) in free.iter().take((n - cur) as usize).enumerate() {
+                let mut dev = slot["props"].clone();
+                dev["driver"] = slot["type"].clone();
+                dev["id"] = serde_json::json!(format!("vcpu{}", cur as usize + k));
+                self.qmp()
+                    .execute("device_add", Some(dev))
+                    .await
+                    .map_err(|e| anyhow!(OpFailed(format!("cannot plug a vCPU in: {e}"))))?;
+                *self.vcpus_now.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+            }
+            return Ok(());
+        }
+        // Ours are the ones plugged by id (`/machine/peripheral/vcpuN`), newest first.
+        let mut ours: Vec<(u64, String)> = slots
+            .iter()
+            .filter_map(|s| {
+                let id = s["qom-path"]
+                    .as_str()?
+                    .strip_prefix("/machine/peripheral/")?;
+                Some((id.strip_prefix("vcpu")?.parse().ok()?, id.to_string()))
+            })
+            .collect();
+        ours.sort();
+        let take = (cur - n) as usize;
+        if ours.len() < take {
+            bail!(crate::vm::OpInvalid(format!(
+                "only the {} vCPUs plugged in while the domain ran can be unplugged",
+                ours.len()
+            )));
+        }
+        for (_, id) in ours.iter().rev().take(take) {
+            self.qmp()
+                .execute("device_del", Some(serde_json::json!({ "id": id })))
+                .await
+                .map_err(|e| anyhow!(OpFailed(format!("cannot unplug vCPU {id}: {e}"))))?;
+            // The guest lets it go (ACPI); QEMU frees its slot then.
+            let mut gone = false;
+            for _ in 0..100 {
+                let now = self.qmp().execute("query-hotpluggable-cpus", None).await?;
+                let still = now.as_array().is_some_and(|a| {
+                    a.iter().any(|s| {
+                        s["qom-path"].as_str() == Some(&format!("/machine/peripheral/{id}"))
+                    })
+                });
+                if !still {
+                    gone = true;
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            if !gone {
+                bail!(OpFailed(format!("vcpu unplug request timed out ({id})")));
+            }
+            *self.vcpus_now.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        }
+        Ok(())
+    }
+}

@@ -65,7 +65,7 @@ impl ShimService {
                     state: vm.state().0 as u32,
                     max_mem: vm.def.max_memory_kib(),
                     memory: vm.memory_kib(),
-                    nr_virt_cpu: vm.def.current_vcpus(),
+                    nr_virt_cpu: vm.vcpus_now(),
                     cpu_time: vm.cpu_time_ns(),
                 })
             }
@@ -75,7 +75,7 @@ impl ShimService {
                 let num = if a.flags & VCPU_MAXIMUM != 0 {
                     vm.def.vcpus
                 } else {
-                    vm.def.current_vcpus()
+                    vm.vcpus_now()
                 };
                 ret(DomainGetVcpusFlagsRet { num: num as i32 })
             }
@@ -233,6 +233,7 @@ impl Service for ShimService {
             | procs::DOMAIN_DESTROY_FLAGS
             | procs::DOMAIN_SET_MEMORY_STATS_PERIOD
             | procs::DOMAIN_SET_MEMORY_FLAGS
+            | procs::DOMAIN_SET_VCPUS_FLAGS
             | procs::DOMAIN_SEND_KEY => p,
             procs::DOMAIN_GET_BLOCK_JOB_INFO
             | procs::DOMAIN_BLOCK_JOB_ABORT
@@ -305,6 +306,10 @@ impl Service for ShimService {
                         ))))
                     }
                     Ok(a) => vm.send_keys(a.codeset, &a.keycodes.0, a.holdtime).await,
+                    Err(e) => return Outcome::Error(e),
+                },
+                procs::DOMAIN_SET_VCPUS_FLAGS => match args::<DomainSetVcpusFlagsArgs>(&payload) {
+                    Ok(a) => vm.set_vcpus(a.nvcpus).await,
                     Err(e) => return Outcome::Error(e),
                 },
                 procs::DOMAIN_SET_MEMORY_FLAGS => {

@@ -574,7 +574,7 @@ impl Vm {
             }
         }
         if groups & stats_group::VCPU != 0 {
-            p.push(TypedParam::uint("vcpu.current", self.def.current_vcpus()));
+            p.push(TypedParam::uint("vcpu.current", self.vcpus_now()));
             p.push(TypedParam::uint("vcpu.maximum", self.def.vcpus));
             for (i, t) in self.vcpu_times().await {
                 p.push(TypedParam::int(&format!("vcpu.{i}.state"), VCPU_RUNNING));

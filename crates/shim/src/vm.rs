@@ -100,6 +100,8 @@ pub struct Vm {
     pub(crate) block_jobs: Mutex<Vec<crate::blockjob::BlockJob>>,
     /// `<cputune>` as it is now (pins changed live included).
     cputune: Mutex<vireo_xml::Cputune>,
+    /// vCPUs online now (setvcpus --live changes it).
+    pub(crate) vcpus_now: Mutex<u32>,
     /// The guest agent, when the VM has its channel.
     pub(crate) agent: crate::agent::Agent,
     /// Counts the block jobs that ended (an abort waits on it).
@@ -300,6 +302,7 @@ impl Vm {
         );
         let memory_kib = Mutex::new(def.current_memory_kib);
         let cputune = def.cputune.clone().unwrap_or_default();
+        let vcpus_now = def.current_vcpus();
         Ok(Arc::new(Vm {
             def,
             uuid,
@@ -335,6 +338,7 @@ impl Vm {
             block_done: watch::channel(0).0,
             agent: Default::default(),
             cputune: Mutex::new(cputune),
+            vcpus_now: Mutex::new(vcpus_now),
             emit_message: OnceLock::new(),
             balloon_period: Mutex::new(balloon_period),
             memory_kib,
@@ -701,6 +705,8 @@ impl Vm {
         let mut def = self.def.clone();
         def.current_memory_kib = self.memory_kib();
         def.cputune = crate::pinning::live(&self.cputune());
+        let now = self.vcpus_now();
+        def.vcpu_current = (now != def.vcpus).then_some(now);
         (def.title, def.description, def.metadata) =
             self.meta.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(m) = def.devices.memballoon.as_mut() {

@@ -165,16 +165,6 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8], readonly: bool
             };
             ret(DomainGetVcpusFlagsRet { num: num as i32 })
         }
-        procs::DOMAIN_SET_VCPUS => {
-            let a: DomainSetVcpusArgs = args(payload)?;
-            q.set_vcpus(&a.dom, a.nvcpus, affect::LIVE)?;
-            void()
-        }
-        procs::DOMAIN_SET_VCPUS_FLAGS => {
-            let a: DomainSetVcpusFlagsArgs = args(payload)?;
-            q.set_vcpus(&a.dom, a.nvcpus, a.flags)?;
-            void()
-        }
         procs::DOMAIN_GET_AUTOSTART => {
             let a: DomainArgs = args(payload)?;
             ret(DomainGetAutostartRet {

@@ -192,6 +192,25 @@ pub(super) fn dispatch(
             r.await.into()
         }));
     }
+    if matches!(p, procs::DOMAIN_SET_VCPUS | procs::DOMAIN_SET_VCPUS_FLAGS) {
+        // Live: vCPUs plugged into (or out of) the running VM by its shim.
+        let s = Arc::clone(s);
+        let payload = payload.to_vec();
+        return Some(Box::pin(async move {
+            let r = async {
+                let (dom, n, flags) = if p == procs::DOMAIN_SET_VCPUS {
+                    let a: DomainSetVcpusArgs = args(&payload)?;
+                    (a.dom, a.nvcpus, affect::LIVE)
+                } else {
+                    let a: DomainSetVcpusFlagsArgs = args(&payload)?;
+                    (a.dom, a.nvcpus, a.flags)
+                };
+                s.hv()?.set_vcpus(&dom, n, flags).await?;
+                void()
+            };
+            r.await.into()
+        }));
+    }
     if p == procs::CONNECT_GET_ALL_DOMAIN_STATS {
         let s = Arc::clone(s);
         let payload = payload.to_vec();
