@@ -178,7 +178,14 @@ pub fn domain_capabilities(caps: &QemuCaps, cpu_models: &[String], q: &Query) ->
     enum_values(w, 6, "model", &["virtio"]);
     enum_values(w, 6, "backendModel", &["random", "builtin"]);
     let _ = writeln!(w, "    </rng>");
-    let _ = writeln!(w, "    <filesystem supported='no'/>");
+    // virtiofs, with QEMU 7.2's virtiofsd (`crates/shim/src/helpers.rs`).
+    if std::path::Path::new("/usr/lib/qemu/virtiofsd").exists() {
+        let _ = writeln!(w, "    <filesystem supported='yes'>");
+        enum_values(w, 6, "driverType", &["virtiofs"]);
+        let _ = writeln!(w, "    </filesystem>");
+    } else {
+        let _ = writeln!(w, "    <filesystem supported='no'/>");
+    }
     // The emulated TPM needs Debian's swtpm; passthrough needs the host's TPM.
     if vireo_hostprog::find("swtpm").is_ok() {
         let _ = writeln!(w, "    <tpm supported='yes'>");

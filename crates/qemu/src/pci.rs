@@ -618,6 +618,7 @@ enum Dev {
 /// A platform device that sits on PCI (`crates/qemu/src/cmdline/platform.rs`).
 #[derive(Clone, Copy)]
 pub enum Platform {
+    Filesystem(usize),
     Sound(usize),
     Watchdog(usize),
     Panic(usize),
@@ -630,6 +631,9 @@ pub enum Platform {
 pub fn platform_pci(d: &vireo_xml::Devices) -> Vec<(Platform, Conn, String)> {
     use vireo_xml::{IommuModel, PanicModel, SoundModel, WatchdogModel};
     let mut out = Vec::new();
+    for i in 0..d.filesystems.len() {
+        out.push((Platform::Filesystem(i), Conn::Pcie, "<filesystem>".into()));
+    }
     for (i, s) in d.sounds.iter().enumerate() {
         if matches!(
             s.model,
@@ -670,6 +674,7 @@ pub fn platform_pci(d: &vireo_xml::Devices) -> Vec<(Platform, Conn, String)> {
 /// The address of a platform device.
 pub fn platform_address(d: &vireo_xml::Devices, p: Platform) -> Option<&Address> {
     match p {
+        Platform::Filesystem(i) => d.filesystems.get(i)?.address.as_ref(),
         Platform::Sound(i) => d.sounds.get(i)?.address.as_ref(),
         Platform::Watchdog(i) => d.watchdogs.get(i)?.address.as_ref(),
         Platform::Panic(i) => d.panics.get(i)?.address.as_ref(),
@@ -681,6 +686,7 @@ pub fn platform_address(d: &vireo_xml::Devices, p: Platform) -> Option<&Address>
 
 fn platform_slot(d: &mut vireo_xml::Devices, p: Platform) -> Option<&mut Option<Address>> {
     Some(match p {
+        Platform::Filesystem(i) => &mut d.filesystems.get_mut(i)?.address,
         Platform::Sound(i) => &mut d.sounds.get_mut(i)?.address,
         Platform::Watchdog(i) => &mut d.watchdogs.get_mut(i)?.address,
         Platform::Panic(i) => &mut d.panics.get_mut(i)?.address,

@@ -6,6 +6,7 @@
 mod agent;
 mod blockjob;
 mod guest;
+mod helpers;
 mod hotplug;
 mod job;
 mod pinning;
@@ -13,7 +14,6 @@ mod screen;
 mod serve;
 mod snapshot;
 mod stats;
-mod tpm;
 mod vm;
 
 use std::collections::BTreeMap;

@@ -127,8 +127,9 @@ impl Vm {
             .with_context(|| format!("cannot listen on {}", mon_path.display()))?;
         let caps = caps_for(&def, args.hv_version);
         cmdline::check(&def, &caps).map_err(|e| anyhow!("{e}"))?;
-        // An emulated TPM runs beside QEMU (swtpm), ready before QEMU connects to it.
-        crate::tpm::start_swtpm(&def, &dir, args.tpm_state.as_deref()).await?;
+        // An emulated TPM (swtpm) and shared directories (virtiofsd) run beside QEMU,
+        // ready before it connects to them.
+        crate::helpers::start(&def, &dir, args.tpm_state.as_deref()).await?;
         // Each passphrase reaches QEMU as a pipe at fd 100, 101, …, read by its secret
         // object: never a command-line argument or a file.
         let mut secret_pipes: Vec<(OwnedFd, i32)> = Vec::new();

@@ -384,6 +384,7 @@ xml_element! {
         leaf_opt emulator: String = "emulator",
         children disks: Disk = "disk",
         children controllers: Controller = "controller",
+        children filesystems: crate::Filesystem = "filesystem",
         children interfaces: Interface = "interface",
         children serials: Chardev = "serial",
         children consoles: Chardev = "console",

@@ -7,6 +7,7 @@ use roxmltree::Node;
 
 use crate::devices::Devices;
 use crate::model::{field, XmlElement, XmlValue, YesNo};
+use crate::platform::MemoryBacking;
 use crate::util::{
     attr, attr_enum, attr_int, child, child_text, missing, one_of, parse_int, positive, str_enum,
     text, Writer, MAX_GENERIC_DEPTH,
@@ -236,6 +237,8 @@ pub struct Domain {
     /// `<currentMemory>` in KiB; equals `memory_kib` when absent, and is
     /// clamped to it like libvirt does.
     pub current_memory_kib: u64,
+    /// `<memoryBacking>`.
+    pub memory_backing: Option<MemoryBacking>,
     /// `<vcpu>`: maximum number of vCPUs (default 1).
     pub vcpus: u32,
     /// `<vcpu current=...>`: vCPUs online at boot, when fewer than `vcpus`.
@@ -285,6 +288,7 @@ impl Default for Domain {
             on_crash: LifecycleAction::Destroy,
             pm: None,
             cputune: None,
+            memory_backing: None,
             devices: Devices::default(),
         }
     }
@@ -752,6 +756,9 @@ impl Domain {
         w.elem("currentMemory")
             .attr("unit", "KiB")
             .text(&self.current_memory_kib.to_string());
+        if let Some(m) = &self.memory_backing {
+            m.write_to(&mut w, "memoryBacking");
+        }
         w.elem("vcpu")
             .attr("placement", self.vcpu_placement)
             .opt("cpuset", self.vcpu_cpuset.as_deref())
@@ -912,6 +919,7 @@ impl Domain {
         let on_reboot = lifecycle(root, "on_reboot", LifecycleAction::Restart, false)?;
         let on_crash = lifecycle(root, "on_crash", LifecycleAction::Destroy, true)?;
         let pm = field::child_opt(root, "pm")?;
+        let memory_backing: Option<MemoryBacking> = field::child_opt(root, "memoryBacking")?;
         let cputune: Option<Cputune> = field::child_opt(root, "cputune")?;
         if let Some(c) = &cputune {
             for p in &c.vcpupins {
@@ -977,6 +985,7 @@ impl Domain {
             on_crash,
             pm,
             cputune,
+            memory_backing,
             devices,
         })
     }

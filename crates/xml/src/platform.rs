@@ -352,3 +352,58 @@ xml_element! {
         child_opt address: Address = "address",
     }
 }
+
+xml_element! {
+    /// `<filesystem><driver type=… queue=…/>`.
+    pub struct FsDriver {
+        attr_opt driver_type: String = "type",
+        attr_opt queue: u32 = "queue",
+    }
+}
+
+xml_element! {
+    /// `<filesystem>`: a host directory the guest mounts (virtiofs).
+    pub struct Filesystem {
+        attr_opt fs_type: String = "type",
+        attr_opt accessmode: String = "accessmode",
+        child_opt driver: FsDriver = "driver",
+        /// The virtiofsd to run (`<binary path=…>`).
+        in_attr_opt binary: String = "binary@path",
+        in_attr_opt source: String = "source@dir",
+        /// The tag the guest mounts it by.
+        in_attr_opt target: String = "target@dir",
+        flag readonly: bool = "readonly",
+        in_attr_opt alias: String = "alias@name",
+        child_opt address: Address = "address",
+    }
+}
+
+xml_element! {
+    /// `<memoryBacking><source type=…/>`.
+    pub struct MemorySource {
+        attr source_type: String = "type",
+    }
+}
+
+xml_element! {
+    /// `<memoryBacking><access mode=…/>`.
+    pub struct MemoryAccess {
+        attr mode: String = "mode",
+    }
+}
+
+xml_element! {
+    /// `<memoryBacking>`: what the guest's memory is made of.
+    #[derive(Default)]
+    pub struct MemoryBacking {
+        child_opt source: MemorySource = "source",
+        child_opt access: MemoryAccess = "access",
+    }
+}
+
+impl MemoryBacking {
+    /// The guest's memory can be mapped by another process (vhost-user: virtiofsd).
+    pub fn shared(&self) -> bool {
+        self.access.as_ref().is_some_and(|a| a.mode == "shared")
+    }
+}

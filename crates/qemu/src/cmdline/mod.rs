@@ -318,6 +318,7 @@ impl<'a> Builder<'a> {
         );
         self.arg("-S");
         let flash = self.firmware()?;
+        let ram = self.memory_backend()?;
         let mut machine = Opts::new(&esc(&self.machine))
             .set("usb", "off")
             .set("dump-guest-core", "off");
@@ -333,6 +334,9 @@ impl<'a> Builder<'a> {
         }
         if flash.iter().any(|(k, _)| *k == "smm") {
             mopts.smm = Some(true);
+        }
+        if let Some(id) = &ram {
+            machine = machine.set("memory-backend", id);
         }
         if !mopts.acpi {
             machine = machine.set("acpi", "off");
@@ -397,6 +401,7 @@ impl<'a> Builder<'a> {
         self.iommu()?;
         self.controllers(inputs.needs_usb || platform::needs_usb(def))?;
         self.disks()?;
+        self.filesystems()?;
         self.interfaces()?;
         self.chardevs()?;
         self.emit_inputs(inputs)?;

@@ -21,6 +21,109 @@ pub(super) fn needs_usb(def: &vireo_xml::Domain) -> bool {
 }
 
 impl<'a> Builder<'a> {
+    /// `<memoryBacking>`: the guest's RAM as a memfd (shared when asked, as vhost-user
+    /// devices need). Returns the backend's id for `-machine memory-backend`.
+    pub(super) fn memory_backend(&mut self) -> Result<Option<String>> {
+        let def = self.def;
+        let shared_needed =
+            def.devices.filesystems.iter().any(|f| {
+                f.driver.as_ref().and_then(|d| d.driver_type.as_deref()) == Some("virtiofs")
+            });
+        let Some(mb) = &def.memory_backing else {
+            if shared_needed {
+                return unsupported(
+                    "virtiofs needs shared memory: <memoryBacking><source type='memfd'/>\
+                     <access mode='shared'/></memoryBacking>",
+                );
+            }
+            return Ok(None);
+        };
+        let source = mb.source.as_ref().map(|s| s.source_type.as_str());
+        match source {
+            None | Some("memfd") | Some("anonymous") => {}
+            Some(other) => {
+                return unsupported(format!(
+                    "<memoryBacking><source type='{other}'> is not supported (memfd, anonymous)"
+                ))
+            }
+        }
+        if let Some(a) = &mb.access {
+            if a.mode != "shared" && a.mode != "private" {
+                return unsupported(format!("<memoryBacking><access mode='{}'>", a.mode));
+            }
+        }
+        if shared_needed && !mb.shared() {
+            return unsupported("virtiofs needs <memoryBacking><access mode='shared'/>");
+        }
+        if source.is_none() && !mb.shared() {
+            return Ok(None);
+        }
+        let id = "pc.ram".to_string();
+        let bytes = def.memory_kib.saturating_mul(1024);
+        let o = Opts::new(if source == Some("anonymous") && !mb.shared() {
+            "memory-backend-ram"
+        } else {
+            "memory-backend-memfd"
+        })
+        .set("id", &id)
+        .set("size", bytes)
+        .set_opt("share", mb.shared().then_some("on"));
+        self.arg2("-object", o.done());
+        Ok(Some(id))
+    }
+
+    /// `<filesystem>` shared with virtiofs: the shim runs virtiofsd on `fsN.sock` in the
+    /// VM's runtime directory; QEMU's vhost-user-fs device talks to it.
+    pub(super) fn filesystems(&mut self) -> Result<()> {
+        let def = self.def;
+        for (i, f) in def.devices.filesystems.iter().enumerate() {
+            let what = format!("<filesystem> {i}");
+            let driver = f.driver.as_ref().and_then(|d| d.driver_type.as_deref());
+            if driver != Some("virtiofs") {
+                return unsupported(format!(
+                    "{what}: driver '{}' is not supported (virtiofs)",
+                    driver.unwrap_or("path")
+                ));
+            }
+            if f.fs_type.as_deref().is_some_and(|t| t != "mount") {
+                return unsupported(format!("{what}: only type='mount' is shared by virtiofs"));
+            }
+            if f.readonly {
+                return unsupported(format!(
+                    "{what}: QEMU 7.2's virtiofsd cannot share read-only"
+                ));
+            }
+            let Some(tag) = f.target.as_deref() else {
+                return unsupported(format!("{what} needs <target dir=…> (the guest's tag)"));
+            };
+            if f.source.is_none() {
+                return unsupported(format!("{what} needs <source dir=…>"));
+            }
+            let chardev = format!("chr-vu-fs{i}");
+            self.arg2(
+                "-chardev",
+                Opts::new("socket")
+                    .set("id", &chardev)
+                    .set(
+                        "path",
+                        self.cfg.run_dir.join(format!("fs{i}.sock")).display(),
+                    )
+                    .done(),
+            );
+            let addr = self.pci.place(f.address.as_ref(), &what)?;
+            let queue = f.driver.as_ref().and_then(|d| d.queue).unwrap_or(1024);
+            let dev = Opts::new("vhost-user-fs-pci")
+                .set("id", format!("fs{i}"))
+                .set("chardev", &chardev)
+                .set("queue-size", queue)
+                .set("tag", tag)
+                .raw(&addr)
+                .done();
+            self.arg2("-device", dev);
+        }
+        Ok(())
+    }
+
     /// The IOMMU comes before the devices it translates for.
     pub(super) fn iommu(&mut self) -> Result<()> {
         let def = self.def;
