@@ -810,6 +810,48 @@ pub fn guest_xml(name: &str) -> String {
         .replace("@INITRD@", initrd.to_str().expect("utf-8"))
 }
 
+/// Defines `vm1`, the test guest with a 64 MiB disk `vda` of `format` (raw or qcow2) at
+/// `ROOT/NAME`; returns the image's path.
+pub fn define_with_disk(d: &Daemon, name: &str, format: &str) -> String {
+    let img = d.root.join(name);
+    let img = img.to_str().expect("utf-8").to_string();
+    ok(&run_cmd(
+        "qemu-img",
+        &["create", "-q", "-f", format, &img, "64M"],
+    ));
+    let disk = format!(
+        "<memballoon model='none'/><disk type='file' device='disk'>\
+         <driver name='qemu' type='{format}'/><source file='{img}'/>\
+         <target dev='vda' bus='virtio'/></disk>"
+    );
+    let xml = guest_xml("vm1").replace("<memballoon model='none'/>", &disk);
+    ok(&d.virsh(&["define", &write_file(d, "vm1.xml", &xml)]));
+    img
+}
+
+/// The first 8 bytes the guest sees on the disk whose image (of `format`) is `img`.
+pub fn image_head(d: &Daemon, img: &str, format: &str) -> String {
+    let out = d.root.join("head.raw");
+    let out = out.to_str().expect("utf-8");
+    ok(&run_cmd(
+        "qemu-img",
+        &[
+            "dd",
+            "-U",
+            "-f",
+            format,
+            "-O",
+            "raw",
+            "bs=512",
+            "count=1",
+            &format!("if={img}"),
+            &format!("of={out}"),
+        ],
+    ));
+    let bytes = std::fs::read(out).expect("head");
+    String::from_utf8_lossy(&bytes[..bytes.len().min(8)]).into_owned()
+}
+
 /// Lifecycle events as a python-libvirt client sees them ("NAME EVENT DETAIL" lines).
 pub struct EventLog {
     child: Child,

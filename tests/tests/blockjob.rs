@@ -7,25 +7,7 @@
 use vireo_tests::{fails, guest_shell, ok, run_cmd, write_file, Daemon, EventLog, Layout};
 
 fn head(d: &Daemon, img: &str, fmt: &str) -> String {
-    let out = d.root.join("head.raw");
-    let out = out.to_str().expect("utf-8");
-    ok(&run_cmd(
-        "qemu-img",
-        &[
-            "dd",
-            "-U",
-            "-f",
-            fmt,
-            "-O",
-            "raw",
-            "bs=512",
-            "count=1",
-            &format!("if={img}"),
-            &format!("of={out}"),
-        ],
-    ));
-    let bytes = std::fs::read(out).expect("head");
-    String::from_utf8_lossy(&bytes[..bytes.len().min(8)]).into_owned()
+    vireo_tests::image_head(d, img, fmt)
 }
 
 fn source(d: &Daemon) -> String {
@@ -46,18 +28,7 @@ fn write(data: &str, done: &str) -> String {
 fn block_jobs_with_virsh(layout: Layout) {
     let d = Daemon::start_in(layout);
     let root = d.root.to_str().expect("utf-8").to_string();
-    let base = format!("{root}/base.qcow2");
-    ok(&run_cmd(
-        "qemu-img",
-        &["create", "-q", "-f", "qcow2", &base, "64M"],
-    ));
-    let disk = format!(
-        "<memballoon model='none'/><disk type='file' device='disk'>\
-         <driver name='qemu' type='qcow2'/><source file='{base}'/>\
-         <target dev='vda' bus='virtio'/></disk>"
-    );
-    let xml = vireo_tests::guest_xml("vm1").replace("<memballoon model='none'/>", &disk);
-    ok(&d.virsh(&["define", &write_file(&d, "vm1.xml", &xml)]));
+    let base = vireo_tests::define_with_disk(&d, "base.qcow2", "qcow2");
     ok(&d.virsh(&["start", "--paused", "vm1"]));
     let mut ev = EventLog::start_devices(&d);
     // 4 MiB of data after the mark, for the throttled copy below.

@@ -8,22 +8,8 @@ use vireo_tests::{
     done_then_refused, guest_shell, ok, output_parts, run_cmd, same_as_virsh, write_file, Daemon,
 };
 
-/// vm1: the test guest with a 64 MiB qcow2 disk `vda`.
 fn define_with_disk(d: &Daemon) -> String {
-    let img = d.root.join("vm1.qcow2");
-    let img = img.to_str().expect("utf-8").to_string();
-    ok(&run_cmd(
-        "qemu-img",
-        &["create", "-q", "-f", "qcow2", &img, "64M"],
-    ));
-    let disk = format!(
-        "<memballoon model='none'/><disk type='file' device='disk'>\
-         <driver name='qemu' type='qcow2'/><source file='{img}'/>\
-         <target dev='vda' bus='virtio'/></disk>"
-    );
-    let xml = vireo_tests::guest_xml("vm1").replace("<memballoon model='none'/>", &disk);
-    ok(&d.virsh(&["define", &write_file(d, "vm1.xml", &xml)]));
-    img
+    vireo_tests::define_with_disk(d, "vm1.qcow2", "qcow2")
 }
 
 /// The image vda is on.

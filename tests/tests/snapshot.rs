@@ -7,45 +7,12 @@
 
 use vireo_tests::{fails, guest_shell, ok, run_cmd, validate, write_file, Daemon, EventLog};
 
-/// vm1: the test guest with a 64 MiB qcow2 disk `vda`.
 fn define_with_disk(d: &Daemon, format: &str) -> String {
-    let img = d.root.join(format!("vm1.{format}"));
-    let img = img.to_str().expect("utf-8").to_string();
-    ok(&run_cmd(
-        "qemu-img",
-        &["create", "-q", "-f", format, &img, "64M"],
-    ));
-    let disk = format!(
-        "<memballoon model='none'/><disk type='file' device='disk'>\
-         <driver name='qemu' type='{format}'/><source file='{img}'/>\
-         <target dev='vda' bus='virtio'/></disk>"
-    );
-    let xml = vireo_tests::guest_xml("vm1").replace("<memballoon model='none'/>", &disk);
-    ok(&d.virsh(&["define", &write_file(d, "vm1.xml", &xml)]));
-    img
+    vireo_tests::define_with_disk(d, &format!("vm1.{format}"), format)
 }
 
-/// The first 8 bytes of the image's guest-visible disk.
 fn disk_head(d: &Daemon, img: &str) -> String {
-    let out = d.root.join("head.raw");
-    let out = out.to_str().expect("utf-8");
-    ok(&run_cmd(
-        "qemu-img",
-        &[
-            "dd",
-            "-U",
-            "-f",
-            "qcow2",
-            "-O",
-            "raw",
-            "bs=8",
-            "count=1",
-            &format!("if={img}"),
-            &format!("of={out}"),
-        ],
-    ));
-    let bytes = std::fs::read(out).expect("head");
-    String::from_utf8_lossy(&bytes[..bytes.len().min(8)]).into_owned()
+    vireo_tests::image_head(d, img, "qcow2")
 }
 
 fn state(d: &Daemon) -> String {

@@ -12,18 +12,8 @@ use vireo_proto::typed::TypedParam;
 use vireo_proto::vireo::{procs as vprocs, ShimBlockJobArgs, VIREO_PROGRAM, VIREO_VERSION};
 use vireo_xml::{Disk, DiskType, Domain};
 
-use crate::driver::{no_domain_uuid, xml_error, QemuDriver};
+use crate::driver::{check_flags, no_domain_uuid, xml_error, QemuDriver};
 use crate::hotplug::shim_error;
-
-fn check_flags(flags: u32, known: u32) -> Result<()> {
-    if flags & !known != 0 {
-        return Err(DriverError::InvalidArg(format!(
-            "unsupported flags (0x{:x})",
-            flags & !known
-        )));
-    }
-    Ok(())
-}
 
 /// libvirt's bandwidth (MiB/s, or bytes/s when `bytes`) in bytes per second.
 fn speed(bandwidth: u64, bytes: bool) -> Result<u64> {

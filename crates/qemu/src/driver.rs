@@ -707,6 +707,17 @@ impl QemuDriver {
     }
 }
 
+/// libvirt's refusal of flags a call does not know.
+pub(crate) fn check_flags(flags: u32, known: u32) -> Result<()> {
+    if flags & !known != 0 {
+        return Err(DriverError::InvalidArg(format!(
+            "unsupported flags (0x{:x})",
+            flags & !known
+        )));
+    }
+    Ok(())
+}
+
 /// A domain XML's error as libvirt reports it.
 pub(crate) fn xml_error(e: XmlError) -> DriverError {
     match e {

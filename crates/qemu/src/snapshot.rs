@@ -20,7 +20,7 @@ use vireo_xml::{
     SnapshotLocation, SnapshotMemory, SnapshotParent,
 };
 
-use crate::driver::{no_domain_uuid, QemuDriver};
+use crate::driver::{check_flags, no_domain_uuid, QemuDriver};
 use crate::hotplug::shim_error;
 use crate::lifecycle::START_PAUSED;
 
@@ -121,16 +121,6 @@ fn passes(s: &DomainSnapshot, has_children: bool, flags: u32) -> bool {
         ])
 }
 
-fn check_flags(flags: u32, known: u32) -> Result<()> {
-    if flags & !known != 0 {
-        return Err(DriverError::InvalidArg(format!(
-            "unsupported flags (0x{:x})",
-            flags & !known
-        )));
-    }
-    Ok(())
-}
-
 fn no_snapshot(name: &str) -> DriverError {
     DriverError::NoSnapshot(format!("no domain snapshot with matching name '{name}'"))
 }
@@ -162,11 +152,11 @@ pub(crate) async fn qemu_img(args: &[&str]) -> Result<()> {
     )))
 }
 
-/// Which disks of `def` (volumes resolved) an internal snapshot covers, as `<disks>`
-/// records in the domain's order: writable qcow2 images are in it unless `asked` says
-/// `no`; read-only disks and cdroms never are. Returns the records and the image paths
-/// of the disks in it.
-fn plan_disks(def: &Domain, asked: Option<&SnapshotDisks>) -> Result<(SnapshotDisks, Vec<String>)> {
+/// The `<disks>` a snapshot definition names; each must be one of the domain's.
+fn asked_disks<'a>(
+    def: &Domain,
+    asked: Option<&'a SnapshotDisks>,
+) -> Result<Vec<&'a SnapshotDisk>> {
     let asked: Vec<&SnapshotDisk> = asked.iter().flat_map(|d| &d.disk).collect();
     for a in &asked {
         if !def.devices.disks.iter().any(|d| d.target.dev == a.name) {
@@ -176,6 +166,15 @@ fn plan_disks(def: &Domain, asked: Option<&SnapshotDisks>) -> Result<(SnapshotDi
             )));
         }
     }
+    Ok(asked)
+}
+
+/// Which disks of `def` (volumes resolved) an internal snapshot covers, as `<disks>`
+/// records in the domain's order: writable qcow2 images are in it unless `asked` says
+/// `no`; read-only disks and cdroms never are. Returns the records and the image paths
+/// of the disks in it.
+fn plan_disks(def: &Domain, asked: Option<&SnapshotDisks>) -> Result<(SnapshotDisks, Vec<String>)> {
+    let asked = asked_disks(def, asked)?;
     let mut out = SnapshotDisks::default();
     let mut paths = Vec::new();
     for d in &def.devices.disks {
@@ -263,15 +262,7 @@ fn plan_external(
     snap: &str,
     reuse: bool,
 ) -> Result<(SnapshotDisks, Vec<Overlay>)> {
-    let asked: Vec<&SnapshotDisk> = asked.iter().flat_map(|d| &d.disk).collect();
-    for a in &asked {
-        if !def.devices.disks.iter().any(|d| d.target.dev == a.name) {
-            return Err(DriverError::InvalidArg(format!(
-                "no disk named '{}' in the domain",
-                a.name
-            )));
-        }
-    }
+    let asked = asked_disks(def, asked)?;
     let mut out = SnapshotDisks::default();
     let mut overlays: Vec<Overlay> = Vec::new();
     for d in &def.devices.disks {

@@ -341,23 +341,8 @@ impl RemoteService {
     /// A call of libvirt's QEMU program (`virsh qemu-agent-command`): on an open,
     /// read-write connection, passed to the VM's shim as it came.
     fn call_qemu(self: Arc<Self>, client: &Arc<RemoteClient>, p: i32, payload: &[u8]) -> Dispatch {
-        let (open, readonly) = {
-            let st = client.data.lock();
-            (st.open, st.readonly || client.readonly)
-        };
-        if !open {
-            return Dispatch::Now(Outcome::Error(RemoteError::new(
-                code::INTERNAL_ERROR,
-                errdom::RPC,
-                "internal error: connection not open",
-            )));
-        }
-        if readonly {
-            return Dispatch::Now(Outcome::Error(RemoteError::new(
-                code::OPERATION_DENIED,
-                errdom::NONE,
-                "operation forbidden: read only access prevents virDomainQemuAgentCommand",
-            )));
+        if let Err(e) = open_read_write(client, errdom::NONE, "virDomainQemuAgentCommand") {
+            return Dispatch::Now(Outcome::Error(e));
         }
         if p != vireo_proto::QEMU_PROC_DOMAIN_AGENT_COMMAND {
             return Dispatch::Now(Outcome::Error(RemoteError::unknown_procedure(p)));
@@ -384,23 +369,8 @@ impl RemoteService {
     /// A call of Vireo's own program (only daemons with the network driver know it): on
     /// an open, read-write connection, on a thread of the blocking pool.
     fn call_vireo(self: Arc<Self>, client: &Arc<RemoteClient>, p: i32, payload: &[u8]) -> Dispatch {
-        let (open, readonly) = {
-            let st = client.data.lock();
-            (st.open, st.readonly || client.readonly)
-        };
-        if !open {
-            return Dispatch::Now(Outcome::Error(RemoteError::new(
-                code::INTERNAL_ERROR,
-                errdom::RPC,
-                "internal error: connection not open",
-            )));
-        }
-        if readonly {
-            return Dispatch::Now(Outcome::Error(RemoteError::new(
-                code::OPERATION_DENIED,
-                errdom::NETWORK,
-                "operation forbidden: read only access prevents making a tap device",
-            )));
+        if let Err(e) = open_read_write(client, errdom::NETWORK, "making a tap device") {
+            return Dispatch::Now(Outcome::Error(e));
         }
         let payload = payload.to_vec();
         Dispatch::Later(Box::pin(async move {
@@ -415,6 +385,30 @@ impl RemoteService {
                 })
         }))
     }
+}
+
+/// The calls of the programs beside REMOTE (libvirt's QEMU program, Vireo's own) need an
+/// open, read-write connection: `what` names what read-only access prevents.
+fn open_read_write(client: &RemoteClient, domain: i32, what: &str) -> Result<(), RemoteError> {
+    let (open, readonly) = {
+        let st = client.data.lock();
+        (st.open, st.readonly || client.readonly)
+    };
+    if !open {
+        return Err(RemoteError::new(
+            code::INTERNAL_ERROR,
+            errdom::RPC,
+            "internal error: connection not open",
+        ));
+    }
+    if readonly {
+        return Err(RemoteError::new(
+            code::OPERATION_DENIED,
+            domain,
+            format!("operation forbidden: read only access prevents {what}"),
+        ));
+    }
+    Ok(())
 }
 
 /// libvirt's "this function is not supported by the connection driver", saying which
