@@ -192,6 +192,11 @@ procedures! {
     DOMAIN_PIN_VCPU_FLAGS = 225,
     DOMAIN_PIN_EMULATOR = 279,
     DOMAIN_GET_EMULATOR_PIN_INFO = 280,
+    DOMAIN_GET_IOTHREAD_INFO = 351,
+    DOMAIN_PIN_IOTHREAD = 352,
+    DOMAIN_ADD_IOTHREAD = 355,
+    DOMAIN_DEL_IOTHREAD = 356,
+    DOMAIN_SET_IOTHREAD_PARAMS = 402,
     DOMAIN_GET_JOB_INFO = 163,
     DOMAIN_ABORT_JOB = 164,
     DOMAIN_GET_JOB_STATS = 298,
@@ -335,6 +340,10 @@ pub fn allowed_read_only(p: i32) -> bool {
             | DOMAIN_SNAPSHOT_CREATE_XML
             | DOMAIN_PIN_VCPU_FLAGS
             | DOMAIN_PIN_EMULATOR
+            | DOMAIN_PIN_IOTHREAD
+            | DOMAIN_ADD_IOTHREAD
+            | DOMAIN_DEL_IOTHREAD
+            | DOMAIN_SET_IOTHREAD_PARAMS
             | DOMAIN_FSFREEZE
             | DOMAIN_FSTHAW
             | DOMAIN_GET_TIME
@@ -1154,6 +1163,42 @@ xdr_struct! {
         pub flags: u32,
     }
 }
+pub const IOTHREAD_INFO_MAX: usize = 16384;
+pub const DOMAIN_IOTHREAD_PARAMS_MAX: usize = 64;
+xdr_struct! {
+    /// One I/O thread of GET_IOTHREAD_INFO: its id and the host CPUs it may run on.
+    pub struct DomainIothreadInfo {
+        pub iothread_id: u32,
+        pub cpumap: vireo_xdr::Opaque<CPUMAP_MAX>,
+    }
+}
+xdr_struct! { pub struct DomainGetIothreadInfoArgs { pub dom: Domain, pub flags: u32 } }
+xdr_struct! {
+    pub struct DomainGetIothreadInfoRet {
+        pub info: Array<DomainIothreadInfo, IOTHREAD_INFO_MAX>,
+        pub ret: u32,
+    }
+}
+xdr_struct! {
+    pub struct DomainPinIothreadArgs {
+        pub dom: Domain,
+        pub iothreads_id: u32,
+        pub cpumap: vireo_xdr::Opaque<CPUMAP_MAX>,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    /// ADD_IOTHREAD and DEL_IOTHREAD.
+    pub struct DomainIothreadIdArgs { pub dom: Domain, pub iothread_id: u32, pub flags: u32 }
+}
+xdr_struct! {
+    pub struct DomainSetIothreadParamsArgs {
+        pub dom: Domain,
+        pub iothread_id: u32,
+        pub params: Array<crate::typed::TypedParam, DOMAIN_IOTHREAD_PARAMS_MAX>,
+        pub flags: u32,
+    }
+}
 xdr_struct! { pub struct DomainGetEmulatorPinInfoArgs { pub dom: Domain, pub maplen: i32, pub flags: u32 } }
 xdr_struct! {
     pub struct DomainGetEmulatorPinInfoRet {
@@ -1288,8 +1333,9 @@ pub mod stats_group {
     pub const VCPU: u32 = 1 << 3;
     pub const INTERFACE: u32 = 1 << 4;
     pub const BLOCK: u32 = 1 << 5;
+    pub const IOTHREAD: u32 = 1 << 7;
     /// The groups Vireo reports.
-    pub const SUPPORTED: u32 = STATE | CPU_TOTAL | BALLOON | VCPU | INTERFACE | BLOCK;
+    pub const SUPPORTED: u32 = STATE | CPU_TOTAL | BALLOON | VCPU | INTERFACE | BLOCK | IOTHREAD;
 }
 
 /// `virConnectGetAllDomainStatsFlags`.

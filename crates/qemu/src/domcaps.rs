@@ -92,7 +92,7 @@ pub fn domain_capabilities(caps: &QemuCaps, cpu_models: &[String], q: &Query) ->
     let _ = writeln!(w, "  <machine>{}</machine>", xml_escape(&canonical));
     let _ = writeln!(w, "  <arch>x86_64</arch>");
     let _ = writeln!(w, "  <vcpu max='{}'/>", m.max_cpus);
-    let _ = writeln!(w, "  <iothreads supported='no'/>");
+    let _ = writeln!(w, "  <iothreads supported='yes'/>");
     // UEFI when Debian's OVMF is installed (`crates/qemu/src/firmware.rs`); secure boot
     // on q35 only (it needs SMM).
     let _ = writeln!(w, "  <os supported='yes'>");

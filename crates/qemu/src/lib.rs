@@ -9,6 +9,7 @@ pub mod driver;
 pub mod firmware;
 pub mod hotplug;
 pub mod ifaddr;
+pub mod iothread;
 pub mod keys;
 pub mod lifecycle;
 pub mod metadata;

@@ -30,11 +30,11 @@ fn defined_cpus(def: &Domain, n: Option<u32>) -> Result<BTreeSet<usize>> {
     }
 }
 
-fn host_cpus() -> usize {
+pub(crate) fn host_cpus() -> usize {
     vireo_driver::host::node_info().cpus.max(1) as usize
 }
 
-fn map_of(cpus: &BTreeSet<usize>, maplen: usize) -> Vec<u8> {
+pub(crate) fn map_of(cpus: &BTreeSet<usize>, maplen: usize) -> Vec<u8> {
     let mut m = vec![0u8; maplen];
     for &c in cpus {
         if let Some(b) = m.get_mut(c / 8) {
@@ -45,7 +45,7 @@ fn map_of(cpus: &BTreeSet<usize>, maplen: usize) -> Vec<u8> {
 }
 
 /// The CPUs of a client's map; each must be one of the host's.
-fn cpus_of(map: &[u8]) -> Result<BTreeSet<usize>> {
+pub(crate) fn cpus_of(map: &[u8]) -> Result<BTreeSet<usize>> {
     let set: BTreeSet<usize> = (0..map.len() * 8)
         .filter(|i| map[i / 8] & (1 << (i % 8)) != 0)
         .collect();

@@ -200,6 +200,27 @@ fn check_rejects() {
     let disk = |attrs: &str, inner: &str| format!("<disk {attrs}>{inner}</disk>");
     let cases: Vec<(&str, String, &str)> = vec![
         (
+            "I/O thread of a SATA disk",
+            domain(
+                "qemu",
+                PC,
+                "<iothreads>1</iothreads>",
+                "<disk type='file'><driver name='qemu' iothread='1'/><source file='/x'/>\
+                 <target dev='sda' bus='sata'/></disk>",
+            ),
+            "only virtio disks can run in an I/O thread (bus 'sata')",
+        ),
+        (
+            "I/O thread of an LSI controller",
+            domain(
+                "qemu",
+                PC,
+                "<iothreads>1</iothreads>",
+                "<controller type='scsi' model='lsilogic'><driver iothread='1'/></controller>",
+            ),
+            "<driver iothread=…> is not supported",
+        ),
+        (
             "network interface",
             domain(
                 "qemu",

@@ -8,6 +8,7 @@ mod blockjob;
 mod guest;
 mod helpers;
 mod hotplug;
+mod iothread;
 mod job;
 mod pinning;
 mod screen;

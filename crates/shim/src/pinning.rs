@@ -16,7 +16,7 @@ use crate::stats::BadArg;
 use crate::vm::{OpFailed, Vm};
 
 /// Lets thread `tid` run on `cpus` only.
-fn set_affinity(tid: i32, cpus: &BTreeSet<usize>) -> std::io::Result<()> {
+pub(crate) fn set_affinity(tid: i32, cpus: &BTreeSet<usize>) -> std::io::Result<()> {
     // SAFETY: a zeroed cpu_set_t is a valid empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     for &c in cpus {
@@ -51,14 +51,20 @@ async fn vcpu_threads(qmp: &Qmp) -> anyhow::Result<Vec<(u32, i32)>> {
         .collect())
 }
 
-/// QEMU's threads that are not vCPUs.
-fn emulator_threads(pid: u32, vcpus: &[(u32, i32)]) -> Vec<i32> {
+/// QEMU's threads that are neither vCPUs nor I/O threads (those have pins of their own).
+async fn emulator_threads(qmp: &Qmp, pid: u32, vcpus: &[(u32, i32)]) -> Vec<i32> {
+    let io: Vec<i32> = crate::iothread::query(qmp)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|t| t.tid)
+        .collect();
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };
     dir.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|t| !vcpus.iter().any(|(_, v)| v == t))
+        .filter(|t| !vcpus.iter().any(|(_, v)| v == t) && !io.contains(t))
         .collect()
 }
 
@@ -76,7 +82,7 @@ pub async fn apply(qmp: &Qmp, pid: u32, def: &Domain) -> anyhow::Result<()> {
     }
     if let Some(cs) = tune.emulatorpin.as_ref().map(|e| e.cpuset.as_str()).or(all) {
         let set = parse_cpuset(cs).map_err(|e| anyhow!("{e}"))?;
-        for tid in emulator_threads(pid, &vcpus) {
+        for tid in emulator_threads(qmp, pid, &vcpus).await {
             // A thread may end meanwhile.
             let _ = set_affinity(tid, &set);
         }
@@ -85,7 +91,7 @@ pub async fn apply(qmp: &Qmp, pid: u32, def: &Domain) -> anyhow::Result<()> {
 }
 
 /// The CPUs a libvirt CPU map names (bit N of byte N/8: CPU N).
-fn cpus_of(map: &[u8]) -> anyhow::Result<BTreeSet<usize>> {
+pub(crate) fn cpus_of(map: &[u8]) -> anyhow::Result<BTreeSet<usize>> {
     let set: BTreeSet<usize> = (0..map.len() * 8)
         .filter(|i| map[i / 8] & (1 << (i % 8)) != 0)
         .collect();
@@ -106,8 +112,13 @@ fn num_cpus() -> usize {
     usize::try_from(n).unwrap_or(1).max(1)
 }
 
+/// The length of a map of every host CPU.
+pub(crate) fn host_maplen() -> usize {
+    num_cpus().div_ceil(8)
+}
+
 /// A CPU set as a map `maplen` bytes long.
-fn map_of(cpus: &[usize], maplen: usize) -> Vec<u8> {
+pub(crate) fn map_of(cpus: &[usize], maplen: usize) -> Vec<u8> {
     let mut m = vec![0u8; maplen];
     for &c in cpus {
         if let Some(b) = m.get_mut(c / 8) {
@@ -117,7 +128,7 @@ fn map_of(cpus: &[usize], maplen: usize) -> Vec<u8> {
     m
 }
 
-fn affinity_of(tid: i32) -> Vec<usize> {
+pub(crate) fn affinity_of(tid: i32) -> Vec<usize> {
     crate::stats::affinity(u64::try_from(tid).unwrap_or(0))
 }
 
@@ -143,7 +154,7 @@ impl Vm {
     /// `virsh emulatorpin` on the running VM.
     async fn pin_emulator(&self, cpus: BTreeSet<usize>) -> anyhow::Result<()> {
         let vcpus = vcpu_threads(self.qmp()).await?;
-        for tid in emulator_threads(self.qemu_pid(), &vcpus) {
+        for tid in emulator_threads(self.qmp(), self.qemu_pid(), &vcpus).await {
             let _ = set_affinity(tid, &cpus);
         }
         self.cputune().emulatorpin = Some(EmulatorPin {

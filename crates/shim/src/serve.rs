@@ -164,6 +164,12 @@ impl Service for ShimService {
                 crate::pinning::serve(&self.vm, p, &payload).await.into()
             }));
         }
+        if crate::iothread::serves(p) && h.prog == REMOTE_PROGRAM {
+            let payload = payload.to_vec();
+            return Dispatch::Later(Box::pin(async move {
+                crate::iothread::serve(&self.vm, p, &payload).await.into()
+            }));
+        }
         if crate::guest::serves(p) {
             let payload = payload.to_vec();
             return Dispatch::Later(Box::pin(async move {

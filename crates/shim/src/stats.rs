@@ -600,6 +600,9 @@ impl Vm {
                 }
             }
         }
+        if groups & stats_group::IOTHREAD != 0 {
+            p.extend(self.iothread_stats().await);
+        }
         if groups & stats_group::BLOCK != 0 {
             let blocks = self.block_stats().await;
             p.push(TypedParam::uint("block.count", blocks.len() as u32));

@@ -100,6 +100,8 @@ pub struct Vm {
     pub(crate) block_jobs: Mutex<Vec<crate::blockjob::BlockJob>>,
     /// `<cputune>` as it is now (pins changed live included).
     cputune: Mutex<vireo_xml::Cputune>,
+    /// The I/O threads as they are now (iothreadadd/del change them).
+    iothreads: Mutex<vireo_xml::IoThreads>,
     /// vCPUs online now (setvcpus --live changes it).
     pub(crate) vcpus_now: Mutex<u32>,
     /// The guest agent, when the VM has its channel.
@@ -259,7 +261,11 @@ impl Vm {
             }
         }
         // vCPUs and QEMU's own threads where <cputune> puts them, before the guest runs.
-        if let Err(e) = crate::pinning::apply(&qmp, pid, &def).await {
+        let pinned = async {
+            crate::pinning::apply(&qmp, pid, &def).await?;
+            crate::iothread::apply(&qmp, &def).await
+        };
+        if let Err(e) = pinned.await {
             let _ = child.start_kill();
             let _ = child.wait().await;
             bail!("{e}");
@@ -303,6 +309,7 @@ impl Vm {
         );
         let memory_kib = Mutex::new(def.current_memory_kib);
         let cputune = def.cputune.clone().unwrap_or_default();
+        let iothreads = Mutex::new(def.iothreads.clone());
         let vcpus_now = def.current_vcpus();
         Ok(Arc::new(Vm {
             def,
@@ -339,6 +346,7 @@ impl Vm {
             block_done: watch::channel(0).0,
             agent: Default::default(),
             cputune: Mutex::new(cputune),
+            iothreads,
             vcpus_now: Mutex::new(vcpus_now),
             emit_message: OnceLock::new(),
             balloon_period: Mutex::new(balloon_period),
@@ -362,6 +370,10 @@ impl Vm {
 
     pub(crate) fn cputune(&self) -> std::sync::MutexGuard<'_, vireo_xml::Cputune> {
         self.cputune.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn iothreads(&self) -> std::sync::MutexGuard<'_, vireo_xml::IoThreads> {
+        self.iothreads.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn channels(&self) -> std::sync::MutexGuard<'_, Vec<crate::hotplug::LiveChannel>> {
@@ -706,6 +718,7 @@ impl Vm {
         let mut def = self.def.clone();
         def.current_memory_kib = self.memory_kib();
         def.cputune = crate::pinning::live(&self.cputune());
+        def.iothreads = self.iothreads().clone();
         let now = self.vcpus_now();
         def.vcpu_current = (now != def.vcpus).then_some(now);
         (def.title, def.description, def.metadata) =

@@ -525,6 +525,8 @@ xml_element! {
         attr_opt cache: DiskCache = "cache",
         attr_opt io: DiskIo = "io",
         attr_opt discard: DiskDiscard = "discard",
+        /// `iothread`: the I/O thread a virtio disk runs its I/O in.
+        attr_opt iothread: u32 = "iothread",
     }
 }
 

@@ -45,6 +45,8 @@ const DOMAIN_VERBATIM: &[&str] = &["domain/metadata"];
 const DOMAIN_NORMALISED: &[&str] = &[
     "domain@id",
     "domain/vcpu@current",
+    "domain/iothreads",
+    "domain/iothreadids",
     "domain/devices",
     "domain/features",
 ];
@@ -247,6 +249,8 @@ pub struct Domain {
     pub vcpu_placement: VcpuPlacement,
     /// `<vcpu cpuset=...>`.
     pub vcpu_cpuset: Option<String>,
+    /// `<iothreads>` and `<iothreadids>`: QEMU's I/O threads.
+    pub iothreads: crate::IoThreads,
     /// `<cputune>`: where vCPUs and QEMU's own threads may run.
     pub cputune: Option<Cputune>,
     /// `<sysinfo>` elements (SMBIOS, fw_cfg), in order.
@@ -288,6 +292,7 @@ impl Default for Domain {
             on_crash: LifecycleAction::Destroy,
             pm: None,
             cputune: None,
+            iothreads: Default::default(),
             memory_backing: None,
             devices: Devices::default(),
         }
@@ -646,12 +651,21 @@ xml_element! {
     pub struct Cputune {
         children vcpupins: VcpuPin = "vcpupin",
         child_opt emulatorpin: EmulatorPin = "emulatorpin",
+        children iothreadpins: crate::IoThreadPin = "iothreadpin",
     }
 }
 
 impl Cputune {
     pub fn is_empty(&self) -> bool {
-        self.vcpupins.is_empty() && self.emulatorpin.is_none()
+        self.vcpupins.is_empty() && self.emulatorpin.is_none() && self.iothreadpins.is_empty()
+    }
+
+    /// The CPU set I/O thread `id` is pinned to, if it is.
+    pub fn iothread(&self, id: u32) -> Option<&str> {
+        self.iothreadpins
+            .iter()
+            .find(|p| p.iothread == id)
+            .map(|p| p.cpuset.as_str())
     }
 
     /// The CPU set vCPU `n` is pinned to, if it is.
@@ -764,6 +778,7 @@ impl Domain {
             .opt("cpuset", self.vcpu_cpuset.as_deref())
             .opt("current", self.vcpu_current)
             .text(&self.vcpus.to_string());
+        self.iothreads.write(&mut w);
         if let Some(c) = self.cputune.as_ref().filter(|c| !c.is_empty()) {
             c.write_to(&mut w, "cputune");
         }
@@ -940,12 +955,55 @@ impl Domain {
         if let Some(cs) = &vcpu_cpuset {
             crate::parse_cpuset(cs)?;
         }
+        let iothreads = crate::IoThreads::parse(root)?;
+        if let Some(c) = &cputune {
+            for p in &c.iothreadpins {
+                if iothreads.get(p.iothread).is_none() {
+                    return Err(XmlError::Invalid(format!(
+                        "<iothreadpin iothread='{}'> names no I/O thread of the domain",
+                        p.iothread
+                    )));
+                }
+                if c.iothreadpins
+                    .iter()
+                    .filter(|q| q.iothread == p.iothread)
+                    .count()
+                    > 1
+                {
+                    return Err(XmlError::Invalid(format!(
+                        "<iothreadpin iothread='{}'> appears twice",
+                        p.iothread
+                    )));
+                }
+            }
+        }
         let sysinfo = field::children_of(root, "sysinfo")?;
 
         let devices = match child(root, "devices") {
             Some(d) => Devices::from_node(d)?,
             None => Devices::default(),
         };
+
+        for d in &devices.disks {
+            if let Some(t) = d.driver.as_ref().and_then(|r| r.iothread) {
+                if iothreads.get(t).is_none() {
+                    return Err(XmlError::Invalid(format!(
+                        "disk '{}': iothread '{t}' is not one of the domain's <iothreadids>",
+                        d.target.dev
+                    )));
+                }
+            }
+        }
+        for c in &devices.controllers {
+            if let Some((_, v)) = c.driver_attrs.iter().find(|(k, _)| k == "iothread") {
+                let id: u32 = parse_int(v, "attribute 'iothread' of controller <driver>")?;
+                if iothreads.get(id).is_none() {
+                    return Err(XmlError::Invalid(format!(
+                        "controller: iothread '{id}' is not one of the domain's <iothreadids>"
+                    )));
+                }
+            }
+        }
 
         let boot_orders = devices.boot_orders();
         if !boot_orders.is_empty() && !os.boot_devs.is_empty() {
@@ -985,6 +1043,7 @@ impl Domain {
             on_crash,
             pm,
             cputune,
+            iothreads,
             memory_backing,
             devices,
         })

@@ -192,6 +192,22 @@ pub(super) fn dispatch(
             r.await.into()
         }));
     }
+    if matches!(
+        p,
+        procs::DOMAIN_GET_IOTHREAD_INFO
+            | procs::DOMAIN_PIN_IOTHREAD
+            | procs::DOMAIN_ADD_IOTHREAD
+            | procs::DOMAIN_DEL_IOTHREAD
+            | procs::DOMAIN_SET_IOTHREAD_PARAMS
+    ) {
+        // I/O threads: the running VM's through its shim, the definition's in the driver.
+        let s = Arc::clone(s);
+        let payload = payload.to_vec();
+        return Some(Box::pin(async move {
+            let r = async { s.hv()?.iothreads(p, &payload).await };
+            r.await.into()
+        }));
+    }
     if matches!(p, procs::DOMAIN_SET_VCPUS | procs::DOMAIN_SET_VCPUS_FLAGS) {
         // Live: vCPUs plugged into (or out of) the running VM by its shim.
         let s = Arc::clone(s);

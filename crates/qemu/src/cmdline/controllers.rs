@@ -114,8 +114,21 @@ impl<'a> Builder<'a> {
             if c.index.unwrap_or(0) != 0 {
                 return unsupported(format!("{what}: only index 0 is supported"));
             }
-            if !c.driver_attrs.is_empty() {
-                return unsupported(format!("{what}: <driver> settings are not supported"));
+            let virtio_scsi =
+                c.ctl_type == ControllerType::Scsi && c.model.as_deref() == Some("virtio-scsi");
+            if let Some((k, _)) = c
+                .driver_attrs
+                .iter()
+                .find(|(k, _)| !(virtio_scsi && matches!(k.as_str(), "iothread" | "queues")))
+            {
+                return unsupported(format!(
+                    "{what}: <driver {k}=…> is not supported{}",
+                    if virtio_scsi {
+                        " (iothread, queues)"
+                    } else {
+                        ""
+                    }
+                ));
             }
             if c.model_name.is_some() || !c.target_attrs.is_empty() {
                 return unsupported(format!("{what}: <model>/<target> are not supported"));
@@ -298,7 +311,28 @@ impl<'a> Builder<'a> {
                 }
             };
             let addr = self.pci.place(c.address.as_ref(), "SCSI controller")?;
-            let dev = Opts::new(device).set("id", "scsi0").raw(&addr).done();
+            let driver = |k: &str| {
+                c.driver_attrs
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.clone())
+            };
+            let queues = match driver("queues") {
+                Some(q) => match q.parse::<u32>() {
+                    Ok(n) if n > 0 => Some(n),
+                    _ => return unsupported(format!("SCSI controller: bad queues '{q}'")),
+                },
+                None => None,
+            };
+            let dev = Opts::new(device)
+                .set("id", "scsi0")
+                .set_opt(
+                    "iothread",
+                    driver("iothread").map(|t| format!("iothread{t}")),
+                )
+                .set_opt("num_queues", queues)
+                .raw(&addr)
+                .done();
             self.arg2("-device", dev);
         }
         Ok(())

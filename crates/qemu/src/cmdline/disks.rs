@@ -139,6 +139,7 @@ impl<'a> Builder<'a> {
                 }
             }
             let mut o = Opts::new(driver).raw(&placement);
+            o = o.set_opt("iothread", set.iothread.map(|t| format!("iothread{t}")));
             if path.is_some() {
                 o = o.set("drive", &format_name);
             }
@@ -271,6 +272,7 @@ pub(crate) struct DiskSettings {
     aio: Option<&'static str>,
     readonly: bool,
     cdrom: bool,
+    iothread: Option<u32>,
 }
 
 /// Checks what a disk asks of its image and gives the settings.
@@ -316,6 +318,11 @@ fn disk_settings(disk: &vireo_xml::Disk, bus: DiskBus, what: &str) -> Result<Dis
     if disk.shareable && format != "raw" {
         return unsupported(format!("{what}: a shareable disk must be raw"));
     }
+    if drv.iothread.is_some() && bus != DiskBus::Virtio {
+        return unsupported(format!(
+            "{what}: only virtio disks can run in an I/O thread (bus '{bus}')"
+        ));
+    }
     if disk.readonly && !cdrom && bus != DiskBus::Virtio {
         return unsupported(format!(
             "{what}: a read-only disk needs bus='virtio' (IDE and SATA disks cannot be \
@@ -328,6 +335,7 @@ fn disk_settings(disk: &vireo_xml::Disk, bus: DiskBus, what: &str) -> Result<Dis
         aio,
         readonly: disk.readonly || cdrom,
         cdrom,
+        iothread: drv.iothread,
     })
 }
 
@@ -638,6 +646,9 @@ pub fn hotplug_disk(
     }
     if disk.shareable {
         device["share-rw"] = json!(true);
+    }
+    if let Some(t) = set.iothread {
+        device["iothread"] = json!(format!("iothread{t}"));
     }
     match &scsi {
         None => hotplug_pci_place(&mut device, disk.address.as_ref(), &what)?,

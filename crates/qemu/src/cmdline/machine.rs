@@ -628,3 +628,18 @@ impl<'a> Builder<'a> {
         Ok(o.set("strict", "on").done())
     }
 }
+
+/// The `-object` (and `object-add`) fields of I/O thread `t`: QEMU's id `iothreadN`.
+pub fn iothread_object(t: &vireo_xml::IoThread) -> Vec<(&'static str, serde_json::Value)> {
+    let mut o = vec![
+        ("qom-type", serde_json::json!("iothread")),
+        ("id", serde_json::json!(format!("iothread{}", t.id))),
+    ];
+    if let Some(n) = t.thread_pool_min {
+        o.push(("thread-pool-min", serde_json::json!(n)));
+    }
+    if let Some(n) = t.thread_pool_max {
+        o.push(("thread-pool-max", serde_json::json!(n)));
+    }
+    o
+}

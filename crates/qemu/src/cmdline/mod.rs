@@ -80,10 +80,11 @@ mod util;
 pub use chardev::channel_device;
 pub use disks::{disk_alias, hotplug_disk, media_nodes, node_object, DiskNodes};
 pub use input::input_device;
+pub use machine::iothread_object;
 pub use net::interface_device;
 
 use slots::PciBus;
-use util::{esc, on_off, Opts};
+use util::{esc, json_obj, on_off, Opts};
 
 /// What the launcher provides beyond the definition.
 #[derive(Debug, Clone)]
@@ -359,6 +360,9 @@ impl<'a> Builder<'a> {
         }
         self.arg2("-m", format!("size={}k", def.memory_kib));
         self.arg2("-smp", smp);
+        for t in &def.iothreads.threads {
+            self.arg2("-object", json_obj(&iothread_object(t)));
+        }
         self.arg2("-uuid", uuid);
         for t in smbios {
             self.arg2("-smbios", t);
