@@ -13,6 +13,7 @@
 //! | 104 | SHIM_SCREENSHOT | [`ShimScreenshotArgs`] | [`ShimScreenshotRet`] |
 //! | 105 | SHIM_SNAPSHOT | [`ShimSnapshotArgs`] | nothing |
 //! | 106 | SHIM_BLOCK_JOB | [`ShimBlockJobArgs`] | nothing |
+//! | 107 | SHIM_UPDATE_MEMORY | [`ShimUpdateMemoryArgs`] | nothing |
 //!
 //! Procedures from 100 on are between the QEMU daemon and a VM's shim only.
 
@@ -51,6 +52,9 @@ pub mod procs {
     /// Starts a block job on a disk (pull, commit, copy). [`ShimBlockJobArgs`] → void.
     /// The job's progress, speed and end are the REMOTE program's block job calls.
     pub const SHIM_BLOCK_JOB: i32 = 106;
+    /// Asks the guest to have another share of a virtio-mem device.
+    /// [`ShimUpdateMemoryArgs`] → void.
+    pub const SHIM_UPDATE_MEMORY: i32 = 107;
 }
 
 /// The name of a procedure of this program.
@@ -66,6 +70,7 @@ pub fn proc_name(p: i32) -> Option<&'static str> {
         procs::SHIM_SCREENSHOT => Some("SHIM_SCREENSHOT"),
         procs::SHIM_SNAPSHOT => Some("SHIM_SNAPSHOT"),
         procs::SHIM_BLOCK_JOB => Some("SHIM_BLOCK_JOB"),
+        procs::SHIM_UPDATE_MEMORY => Some("SHIM_UPDATE_MEMORY"),
         _ => None,
     }
 }
@@ -219,5 +224,14 @@ xdr_struct! {
         pub bandwidth: u64,
         /// For commit: only into the top's own backing image (SHALLOW).
         pub shallow: i32,
+    }
+}
+
+xdr_struct! {
+    /// `SHIM_UPDATE_MEMORY`: the virtio-mem device with this alias, asked to give the guest
+    /// `requested_kib` of its memory.
+    pub struct ShimUpdateMemoryArgs {
+        pub alias: String,
+        pub requested_kib: u64,
     }
 }

@@ -149,7 +149,9 @@ pub fn domain_capabilities(caps: &QemuCaps, cpu_models: &[String], q: &Query) ->
     }
     let _ = writeln!(w, "    </mode>");
     let _ = writeln!(w, "  </cpu>");
-    let _ = writeln!(w, "  <memoryBacking supported='no'/>");
+    let _ = writeln!(w, "  <memoryBacking supported='yes'>");
+    enum_values(w, 4, "sourceType", &["anonymous", "memfd"]);
+    let _ = writeln!(w, "  </memoryBacking>");
 
     let _ = writeln!(w, "  <devices>");
     let _ = writeln!(w, "    <disk supported='yes'>");

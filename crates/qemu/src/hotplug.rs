@@ -29,6 +29,7 @@ enum Device {
     Disk(Box<Disk>),
     Input(Box<Input>),
     Channel(Box<Chardev>),
+    Memory(Box<vireo_xml::MemoryDevice>),
 }
 
 /// The element name of a device's XML (`disk`, `interface`, …).
@@ -77,6 +78,7 @@ fn parse_device(xml: &str, verb: &str) -> Result<Device> {
         Some("disk") => Ok(Device::Disk(read(xml, "disk", verb)?)),
         Some("input") => Ok(Device::Input(read(xml, "input", verb)?)),
         Some("channel") => Ok(Device::Channel(read(xml, "channel", verb)?)),
+        Some("memory") => Ok(Device::Memory(read(xml, "memory", verb)?)),
         Some(other) if !other.is_empty() => Err(DriverError::ConfigUnsupported(format!(
             "{verb} <{other}> devices is not supported by Vireo yet"
         ))),
@@ -323,6 +325,21 @@ impl QemuDriver {
                         .await?;
                 }
             }
+            Device::Memory(m) => {
+                if let Some(d) = &mut new_config {
+                    crate::memdev::add(d, (*m).clone())?;
+                }
+                if live {
+                    let mut m = *m;
+                    // The running VM's room counts what was plugged in since it started.
+                    crate::memdev::add(&mut self.live_def(h).await?, m.clone())?;
+                    if m.model == vireo_xml::MemoryModel::VirtioMem {
+                        self.place_live(h, &mut m.address, true, "<memory>").await?;
+                    }
+                    self.attach_simple(h, vireo_xml::format_root(&m, "memory"))
+                        .await?;
+                }
+            }
         }
         if let Some(mut d) = new_config {
             // The new device's PCI place in the persistent definition.
@@ -520,6 +537,10 @@ impl QemuDriver {
                     let n = find_channel(&d.devices.channels, want)?;
                     d.devices.channels.remove(n);
                 }
+                Device::Memory(want) => {
+                    let n = crate::memdev::find(&d.devices.memories, want)?;
+                    crate::memdev::remove(&mut d, n);
+                }
             }
             Some(d)
         } else {
@@ -554,6 +575,13 @@ impl QemuDriver {
                         .clone()
                         .unwrap_or_default()
                 }
+                Device::Memory(want) => {
+                    let n = crate::memdev::find(&running.devices.memories, want)?;
+                    running.devices.memories[n]
+                        .alias
+                        .clone()
+                        .unwrap_or_default()
+                }
             };
             let conn = self.shim_conn(h)?;
             let _: ShimDetachRet = conn
@@ -582,6 +610,7 @@ impl QemuDriver {
         let (live, config) = targets(flags & !affect::FORCE, active, persistent)?;
         let disk = match parse_device(xml, "updating")? {
             Device::Disk(d) => *d,
+            Device::Memory(m) => return self.update_memory(h, def, &m, live, config).await,
             _ => {
                 return Err(DriverError::ConfigUnsupported(format!(
                     "updating <{}> devices is not supported by Vireo yet",
@@ -623,6 +652,53 @@ impl QemuDriver {
                     VIREO_VERSION,
                     vprocs::SHIM_CHANGE_MEDIA,
                     &args,
+                )
+                .await
+                .map_err(shim_error)?;
+        }
+        if let Some(d) = new_config {
+            self.save_config(h, d)?;
+        }
+        Ok(())
+    }
+
+    /// `update-memory-device`: a virtio-mem device's requested size, on the running VM
+    /// (the guest is asked to plug or unplug memory) and in the definition.
+    async fn update_memory(
+        &self,
+        h: &Handle,
+        def: Domain,
+        want: &vireo_xml::MemoryDevice,
+        live: bool,
+        config: bool,
+    ) -> Result<()> {
+        let new_config = if config {
+            let mut d = def;
+            let mut plain = want.clone();
+            // An alias is the running VM's; the definition's device is matched by the rest.
+            plain.alias = None;
+            let n = crate::memdev::find(&d.devices.memories, &plain)?;
+            let kib = crate::memdev::requested(&d.devices.memories[n], want)?;
+            crate::memdev::set_requested(&mut d, n, kib);
+            Some(d)
+        } else {
+            None
+        };
+        if live {
+            let running = self.live_def(h).await?;
+            let n = crate::memdev::find(&running.devices.memories, want)?;
+            let dev = &running.devices.memories[n];
+            let kib = crate::memdev::requested(dev, want)?;
+            let conn = self.shim_conn(h)?;
+            let ((), _) = conn
+                .call_fds(
+                    VIREO_PROGRAM,
+                    VIREO_VERSION,
+                    vprocs::SHIM_UPDATE_MEMORY,
+                    &vireo_proto::vireo::ShimUpdateMemoryArgs {
+                        alias: dev.alias.clone().unwrap_or_default(),
+                        requested_kib: kib,
+                    },
                 )
                 .await
                 .map_err(shim_error)?;

@@ -12,6 +12,7 @@ pub mod ifaddr;
 pub mod iothread;
 pub mod keys;
 pub mod lifecycle;
+mod memdev;
 pub mod metadata;
 pub mod pci;
 pub mod peers;

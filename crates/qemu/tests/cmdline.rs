@@ -1352,3 +1352,95 @@ fn smbios_tables_from_sysinfo() {
         assert!(e.contains(want), "{e}");
     }
 }
+
+#[test]
+fn memory_backends_follow_memory_backing_and_numatune() {
+    let cfg = launch_cfg("/run/x");
+    let build = |top: &str, devices: &str| {
+        let xml = domain("qemu", Q35, top, devices);
+        let def = Domain::parse_kept(&xml).map_err(|e| e.to_string())?;
+        cmdline::build(&def, &caps(), &cfg).map_err(|e| e.to_string())
+    };
+    let objects = |args: &[String]| -> Vec<String> {
+        args.windows(2)
+            .filter(|w| w[0] == "-object")
+            .map(|w| w[1].clone())
+            .collect()
+    };
+    // Without cells: one backend, in 2 MiB pages of a memfd, preallocated, on host node 0.
+    let args = build(
+        "<memoryBacking><hugepages><page size='2048' unit='KiB'/></hugepages>\
+         <nosharepages/><locked/></memoryBacking>\
+         <numatune><memory mode='interleave' nodeset='0'/></numatune>",
+        "",
+    )
+    .expect("huge pages");
+    assert_eq!(
+        objects(&args),
+        [
+            "{\"qom-type\":\"memory-backend-memfd\",\"id\":\"pc.ram\",\"hugetlb\":true,\
+             \"hugetlbsize\":2097152,\"share\":false,\"prealloc\":true,\"merge\":false,\
+             \"size\":67108864,\"host-nodes\":[0],\"policy\":\"interleave\"}"
+        ]
+    );
+    assert!(
+        args.iter().any(|a| a.contains("memory-backend=pc.ram")),
+        "{args:?}"
+    );
+    assert!(args.windows(2).any(|w| w == ["-overcommit", "mem-lock=on"]));
+    // Plain memory needs no backend.
+    let args = build("", "").expect("plain");
+    assert!(objects(&args).is_empty(), "{args:?}");
+    assert!(args.windows(2).any(|w| w == ["-m", "size=65536k"]));
+
+    // What is refused, and why.
+    for (top, devices, want) in [
+        (
+            "<memoryBacking><hugepages><page size='4' unit='KiB'/></hugepages></memoryBacking>",
+            "",
+            "huge pages of 4 KiB",
+        ),
+        (
+            "<memoryBacking><discard/></memoryBacking>",
+            "",
+            "file-backed memory",
+        ),
+        (
+            "<numatune><memnode cellid='0' nodeset='0'/></numatune>",
+            "",
+            "needs <cpu><numa> cells",
+        ),
+        (
+            "<cpu><numa><cell id='0' cpus='0' memory='65536'/></numa></cpu>",
+            "<memory model='dimm'><target><size>65536</size></target></memory>",
+            "need <maxMemory>",
+        ),
+        (
+            "<maxMemory slots='1'>1048576</maxMemory>",
+            "<memory model='dimm'><target><size>32768</size></target></memory>",
+            "at least one <cpu><numa> cell",
+        ),
+        (
+            "<vcpu>2</vcpu><cpu><numa><cell id='0' cpus='0' memory='65536'/></numa></cpu>",
+            "",
+            "every vCPU (0-1) must be in a NUMA cell",
+        ),
+        (
+            "<maxMemory slots='1'>1048576</maxMemory>\
+             <cpu><numa><cell id='0' cpus='0' memory='65536'/></numa></cpu>",
+            "<memory model='nvdimm'><target><size>65536</size></target></memory>",
+            "<memory model='nvdimm'> is not supported",
+        ),
+    ] {
+        let top = top.replace("<vcpu>2</vcpu>", "");
+        let xml = domain("qemu", Q35, &top, devices);
+        let xml = if want.contains("every vCPU") {
+            xml.replace("<vcpu>1</vcpu>", "<vcpu>2</vcpu>")
+        } else {
+            xml
+        };
+        let def = Domain::parse_kept(&xml).unwrap_or_else(|e| panic!("{want}: {e}"));
+        let e = cmdline::build(&def, &caps(), &cfg).expect_err(want);
+        assert!(e.to_string().contains(want), "{want}: {e}");
+    }
+}

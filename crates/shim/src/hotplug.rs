@@ -132,7 +132,7 @@ pub fn initial_channels(channels: &[Chardev]) -> Vec<LiveChannel> {
 }
 
 /// The first `{prefix}N` that `taken` says is free.
-fn free_id(prefix: &str, taken: impl Fn(&str) -> bool) -> String {
+pub(crate) fn free_id(prefix: &str, taken: impl Fn(&str) -> bool) -> String {
     (0..)
         .map(|i| format!("{prefix}{i}"))
         .find(|id| !taken(id))
@@ -596,6 +596,9 @@ impl Vm {
                 };
             }
         }
+        if let Some(id) = self.memory_id(alias) {
+            return Ok(Some(id));
+        }
         Ok(self
             .channels()
             .iter()
@@ -615,6 +618,9 @@ impl Vm {
         };
         if let Some(i) = input {
             return Some(i.def.alias.unwrap_or_else(|| id.to_string()));
+        }
+        if let Some(alias) = self.memory_deleted(id).await {
+            return Some(alias);
         }
         let ch = {
             let mut chans = self.channels();

@@ -10,6 +10,7 @@ mod helpers;
 mod hotplug;
 mod iothread;
 mod job;
+mod memdev;
 mod pinning;
 mod screen;
 mod serve;

@@ -17,7 +17,7 @@ use crate::vm::{Aborted, Lifecycle, OpFailed, OpInvalid, Vm};
 use vireo_proto::vireo::{
     procs as vprocs, ShimAttachArgs, ShimAttachRet, ShimBlockJobArgs, ShimDetachArgs,
     ShimDetachRet, ShimSaveArgs, ShimScreenshotArgs, ShimScreenshotRet, ShimSnapshotArgs,
-    VIREO_PROGRAM, VIREO_VERSION,
+    ShimUpdateMemoryArgs, VIREO_PROGRAM, VIREO_VERSION,
 };
 
 /// The longest a detach may wait for the guest.
@@ -181,6 +181,22 @@ impl Service for ShimService {
                 vprocs::SHIM_ATTACH_DEVICE => self.attach(payload, Vec::new()),
                 vprocs::SHIM_DETACH_DEVICE => self.detach(payload),
                 vprocs::SHIM_CHANGE_MEDIA => self.change_media(payload),
+                vprocs::SHIM_UPDATE_MEMORY => {
+                    let a: ShimUpdateMemoryArgs = match args(payload) {
+                        Ok(a) => a,
+                        Err(e) => return Dispatch::Now(Outcome::Error(e)),
+                    };
+                    Dispatch::Later(Box::pin(async move {
+                        match self
+                            .vm
+                            .set_requested_memory(&a.alias, a.requested_kib)
+                            .await
+                        {
+                            Ok(()) => Outcome::Reply(Vec::new()),
+                            Err(e) => Outcome::Error(to_remote(&e)),
+                        }
+                    }))
+                }
                 vprocs::SHIM_SAVE => self.save(payload, Vec::new()),
                 vprocs::SHIM_BLOCK_JOB => {
                     let a: ShimBlockJobArgs = match args(payload) {
@@ -433,6 +449,18 @@ impl ShimService {
             }));
         }
         let x = a.xml.trim_start();
+        if x.starts_with("<memory") {
+            let m: vireo_xml::MemoryDevice = match vireo_xml::parse_root(&a.xml, "memory") {
+                Ok(m) => m,
+                Err(e) => return xml_err(e),
+            };
+            return Dispatch::Later(Box::pin(async move {
+                match self.vm.attach_memory(m).await {
+                    Ok(alias) => Outcome::ok(&ShimAttachRet { alias }),
+                    Err(e) => Outcome::Error(to_remote(&e)),
+                }
+            }));
+        }
         if x.starts_with("<input") || x.starts_with("<channel") {
             if !fds.is_empty() {
                 return Dispatch::Now(Outcome::Error(RemoteError::rpc(

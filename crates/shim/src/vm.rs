@@ -100,6 +100,8 @@ pub struct Vm {
     pub(crate) block_jobs: Mutex<Vec<crate::blockjob::BlockJob>>,
     /// `<cputune>` as it is now (pins changed live included).
     cputune: Mutex<vireo_xml::Cputune>,
+    /// The memory devices as they are now (hotplug changes them).
+    memories: Mutex<Vec<crate::memdev::LiveMemory>>,
     /// The I/O threads as they are now (iothreadadd/del change them).
     iothreads: Mutex<vireo_xml::IoThreads>,
     /// vCPUs online now (setvcpus --live changes it).
@@ -310,6 +312,7 @@ impl Vm {
         let memory_kib = Mutex::new(def.current_memory_kib);
         let cputune = def.cputune.clone().unwrap_or_default();
         let iothreads = Mutex::new(def.iothreads.clone());
+        let memories = Mutex::new(crate::memdev::initial(&def.devices.memories));
         let vcpus_now = def.current_vcpus();
         Ok(Arc::new(Vm {
             def,
@@ -347,6 +350,7 @@ impl Vm {
             agent: Default::default(),
             cputune: Mutex::new(cputune),
             iothreads,
+            memories,
             vcpus_now: Mutex::new(vcpus_now),
             emit_message: OnceLock::new(),
             balloon_period: Mutex::new(balloon_period),
@@ -370,6 +374,16 @@ impl Vm {
 
     pub(crate) fn cputune(&self) -> std::sync::MutexGuard<'_, vireo_xml::Cputune> {
         self.cputune.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn memories(&self) -> std::sync::MutexGuard<'_, Vec<crate::memdev::LiveMemory>> {
+        self.memories.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The memory the guest has grows (or shrinks) by a memory device's.
+    pub(crate) fn add_memory_kib(&self, delta: i64) {
+        let mut m = self.memory_kib.lock().unwrap_or_else(|p| p.into_inner());
+        *m = m.saturating_add_signed(delta);
     }
 
     pub(crate) fn iothreads(&self) -> std::sync::MutexGuard<'_, vireo_xml::IoThreads> {
@@ -719,6 +733,23 @@ impl Vm {
         def.current_memory_kib = self.memory_kib();
         def.cputune = crate::pinning::live(&self.cputune());
         def.iothreads = self.iothreads().clone();
+        let initial = def.initial_memory_kib();
+        def.devices.memories = self
+            .memories()
+            .iter()
+            .map(|m| {
+                let mut d = m.def.clone();
+                d.alias = Some(m.id.clone());
+                d
+            })
+            .collect();
+        def.memory_kib = initial
+            + def
+                .devices
+                .memories
+                .iter()
+                .map(|m| m.size_kib())
+                .sum::<u64>();
         let now = self.vcpus_now();
         def.vcpu_current = (now != def.vcpus).then_some(now);
         (def.title, def.description, def.metadata) =
@@ -1028,6 +1059,7 @@ impl Vm {
                 }
             }
             "DEVICE_DELETED" => self.on_device_deleted(&ev.data).await,
+            "MEMORY_DEVICE_SIZE_CHANGE" => self.on_memory_size_change(&ev.data),
             "VSERPORT_CHANGE" => self.on_vserport_change(&ev.data).await,
             "BLOCK_JOB_READY"
             | "BLOCK_JOB_COMPLETED"

@@ -401,6 +401,7 @@ xml_element! {
         children rngs: Rng = "rng",
         children panics: crate::Panic = "panic",
         children shmems: crate::Shmem = "shmem",
+        children memories: crate::MemoryDevice = "memory",
         child_opt iommu: crate::Iommu = "iommu",
         child_opt vsock: crate::Vsock = "vsock",
     }

@@ -234,7 +234,10 @@ pub struct Domain {
     /// carries the namespace declarations it needs. `Some("")` for an
     /// empty `<metadata/>`.
     pub metadata: Option<String>,
-    /// `<memory>`: maximum memory of the guest at boot, in KiB.
+    /// `<maxMemory slots>`: room for memory plugged in later.
+    pub max_memory: Option<crate::MaxMemory>,
+    /// `<memory>`: maximum memory of the guest at boot, in KiB (memory devices included,
+    /// as libvirt counts it).
     pub memory_kib: u64,
     /// `<currentMemory>` in KiB; equals `memory_kib` when absent, and is
     /// clamped to it like libvirt does.
@@ -253,6 +256,8 @@ pub struct Domain {
     pub iothreads: crate::IoThreads,
     /// `<cputune>`: where vCPUs and QEMU's own threads may run.
     pub cputune: Option<Cputune>,
+    /// `<numatune>`: the host NUMA nodes its memory comes from.
+    pub numatune: Option<crate::Numatune>,
     /// `<sysinfo>` elements (SMBIOS, fw_cfg), in order.
     pub sysinfo: Vec<Sysinfo>,
     pub os: Os,
@@ -276,6 +281,7 @@ impl Default for Domain {
             title: None,
             description: None,
             metadata: None,
+            max_memory: None,
             memory_kib: 0,
             current_memory_kib: 0,
             vcpus: 1,
@@ -292,6 +298,7 @@ impl Default for Domain {
             on_crash: LifecycleAction::Destroy,
             pm: None,
             cputune: None,
+            numatune: None,
             iothreads: Default::default(),
             memory_backing: None,
             devices: Devices::default(),
@@ -542,6 +549,7 @@ xml_element! {
         leaf_opt vendor: String = "vendor",
         child_opt topology: CpuTopology = "topology",
         children features: CpuFeature = "feature",
+        child_opt numa: crate::Numa = "numa",
     }
 }
 
@@ -764,6 +772,9 @@ impl Domain {
                 w.close("metadata");
             }
         }
+        if let Some(m) = &self.max_memory {
+            m.write_to(&mut w, "maxMemory");
+        }
         w.elem("memory")
             .attr("unit", "KiB")
             .text(&self.memory_kib.to_string());
@@ -781,6 +792,9 @@ impl Domain {
         self.iothreads.write(&mut w);
         if let Some(c) = self.cputune.as_ref().filter(|c| !c.is_empty()) {
             c.write_to(&mut w, "cputune");
+        }
+        if let Some(n) = &self.numatune {
+            n.write_to(&mut w, "numatune");
         }
         for s in &self.sysinfo {
             s.write_to(&mut w, "sysinfo");
@@ -816,6 +830,20 @@ impl Domain {
     /// reported by `virDomainGetInfo`'s `maxMem`.
     pub fn max_memory_kib(&self) -> u64 {
         self.memory_kib
+    }
+
+    /// The memory the guest boots with, in KiB: `<memory>` less the memory devices'.
+    pub fn initial_memory_kib(&self) -> u64 {
+        let devices: u64 = self.devices.memories.iter().map(|m| m.size_kib()).sum();
+        self.memory_kib.saturating_sub(devices)
+    }
+
+    /// The guest's NUMA cells (empty without `<cpu><numa>`).
+    pub fn numa_cells(&self) -> &[crate::NumaCell] {
+        self.cpu
+            .as_ref()
+            .and_then(|c| c.numa.as_ref())
+            .map_or(&[], |n| n.cells.as_slice())
     }
 
     /// Number of vCPUs online at boot.
@@ -873,6 +901,7 @@ impl Domain {
                 "invalid value '0' for <memory>: must be greater than zero".into(),
             ));
         }
+        let max_memory: Option<crate::MaxMemory> = field::child_opt(root, "maxMemory")?;
         let mut current_memory_kib = match child(root, "currentMemory") {
             Some(n) => parse_scaled_kib(n, "currentMemory")?,
             None => memory_kib,
@@ -927,7 +956,8 @@ impl Domain {
             None => Vec::new(),
         };
 
-        let cpu = field::child_opt(root, "cpu")?;
+        let cpu: Option<Cpu> = field::child_opt(root, "cpu")?;
+        let numatune: Option<crate::Numatune> = field::child_opt(root, "numatune")?;
         let clock = field::child_opt(root, "clock")?;
 
         let on_poweroff = lifecycle(root, "on_poweroff", LifecycleAction::Destroy, false)?;
@@ -1020,6 +1050,32 @@ impl Domain {
             }
         }
 
+        // libvirt's total: the NUMA cells' memory (else <memory>) and the memory devices'.
+        let devices_kib: u64 = devices.memories.iter().map(|m| m.size_kib()).sum();
+        let mut memory_kib = memory_kib;
+        if let Some(cells) = cpu.as_ref().and_then(|c| c.numa.as_ref()) {
+            if !cells.cells.is_empty() {
+                memory_kib = cells.cells.iter().map(|c| c.memory).sum::<u64>() + devices_kib;
+                current_memory_kib = match child(root, "currentMemory") {
+                    Some(_) => current_memory_kib.min(memory_kib),
+                    None => memory_kib,
+                };
+            }
+        }
+        if memory_kib <= devices_kib {
+            return Err(XmlError::Invalid(
+                "the memory devices leave no memory for the guest to boot with".into(),
+            ));
+        }
+        if let Some(m) = &max_memory {
+            if m.value < memory_kib {
+                return Err(XmlError::Invalid(format!(
+                    "<maxMemory> ({} KiB) must not be smaller than <memory> ({memory_kib} KiB)",
+                    m.value
+                )));
+            }
+        }
+
         Ok(Domain {
             dom_type: dom_type.to_string(),
             name,
@@ -1027,6 +1083,7 @@ impl Domain {
             title,
             description,
             metadata,
+            max_memory,
             memory_kib,
             current_memory_kib,
             vcpus,
@@ -1043,6 +1100,7 @@ impl Domain {
             on_crash,
             pm,
             cputune,
+            numatune,
             iothreads,
             memory_backing,
             devices,

@@ -396,8 +396,13 @@ xml_element! {
     /// `<memoryBacking>`: what the guest's memory is made of.
     #[derive(Default)]
     pub struct MemoryBacking {
+        child_opt hugepages: crate::Hugepages = "hugepages",
+        flag nosharepages: bool = "nosharepages",
+        flag locked: bool = "locked",
         child_opt source: MemorySource = "source",
         child_opt access: MemoryAccess = "access",
+        child_opt allocation: crate::MemoryAllocation = "allocation",
+        flag discard: bool = "discard",
     }
 }
 

@@ -71,6 +71,7 @@ mod disks;
 mod graphics;
 mod input;
 mod machine;
+mod memory;
 mod misc;
 mod net;
 mod platform;
@@ -81,6 +82,7 @@ pub use chardev::channel_device;
 pub use disks::{disk_alias, hotplug_disk, media_nodes, node_object, DiskNodes};
 pub use input::input_device;
 pub use machine::iothread_object;
+pub use memory::{hotplug_memory, memory_device, memory_prefix};
 pub use net::interface_device;
 
 use slots::PciBus;
@@ -358,8 +360,13 @@ impl<'a> Builder<'a> {
         if let Some(cpu) = cpu {
             self.arg2("-cpu", cpu);
         }
-        self.arg2("-m", format!("size={}k", def.memory_kib));
+        let m = self.memory_size()?;
+        self.arg2("-m", m);
+        if def.memory_backing.as_ref().is_some_and(|m| m.locked) {
+            self.arg2("-overcommit", "mem-lock=on");
+        }
         self.arg2("-smp", smp);
+        self.numa()?;
         for t in &def.iothreads.threads {
             self.arg2("-object", json_obj(&iothread_object(t)));
         }
@@ -419,6 +426,7 @@ impl<'a> Builder<'a> {
         self.rngs()?;
         self.panics()?;
         self.shmems()?;
+        self.memory_devices()?;
         self.vsock()?;
         if mopts.vmcoreinfo {
             self.arg2("-device", "vmcoreinfo");

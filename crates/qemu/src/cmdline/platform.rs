@@ -21,57 +21,6 @@ pub(super) fn needs_usb(def: &vireo_xml::Domain) -> bool {
 }
 
 impl<'a> Builder<'a> {
-    /// `<memoryBacking>`: the guest's RAM as a memfd (shared when asked, as vhost-user
-    /// devices need). Returns the backend's id for `-machine memory-backend`.
-    pub(super) fn memory_backend(&mut self) -> Result<Option<String>> {
-        let def = self.def;
-        let shared_needed =
-            def.devices.filesystems.iter().any(|f| {
-                f.driver.as_ref().and_then(|d| d.driver_type.as_deref()) == Some("virtiofs")
-            });
-        let Some(mb) = &def.memory_backing else {
-            if shared_needed {
-                return unsupported(
-                    "virtiofs needs shared memory: <memoryBacking><source type='memfd'/>\
-                     <access mode='shared'/></memoryBacking>",
-                );
-            }
-            return Ok(None);
-        };
-        let source = mb.source.as_ref().map(|s| s.source_type.as_str());
-        match source {
-            None | Some("memfd") | Some("anonymous") => {}
-            Some(other) => {
-                return unsupported(format!(
-                    "<memoryBacking><source type='{other}'> is not supported (memfd, anonymous)"
-                ))
-            }
-        }
-        if let Some(a) = &mb.access {
-            if a.mode != "shared" && a.mode != "private" {
-                return unsupported(format!("<memoryBacking><access mode='{}'>", a.mode));
-            }
-        }
-        if shared_needed && !mb.shared() {
-            return unsupported("virtiofs needs <memoryBacking><access mode='shared'/>");
-        }
-        if source.is_none() && !mb.shared() {
-            return Ok(None);
-        }
-        let id = "pc.ram".to_string();
-        let bytes = def.memory_kib.saturating_mul(1024);
-        let o = Opts::new(if source == Some("anonymous") && !mb.shared() {
-            "memory-backend-ram"
-        } else {
-            "memory-backend-memfd"
-        })
-        .set("id", &id)
-        .set("size", bytes)
-        .set_opt("share", mb.shared().then_some("on"));
-        self.arg2("-object", o.done());
-        Ok(Some(id))
-    }
-
     /// `<filesystem>` shared with virtiofs: the shim runs virtiofsd on `fsN.sock` in the
     /// VM's runtime directory; QEMU's vhost-user-fs device talks to it.
     pub(super) fn filesystems(&mut self) -> Result<()> {
