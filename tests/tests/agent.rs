@@ -2,8 +2,8 @@
 //! channel (with stand-ins for the `chpasswd` and `shutdown` programs busybox lacks), and
 //! the real virsh drives it through Vireo: guestinfo, domfsinfo, domfsfreeze / domfsthaw
 //! (on an ext2 filesystem the guest mounts from its disk), domtime, set-user-password,
-//! domhostname, domifaddr --source agent, qemu-agent-command, shutdown --mode agent, the
-//! AGENT_LIFECYCLE events, and the refusals.
+//! domhostname, guestvcpus (and --cpulist), domifaddr --source agent, qemu-agent-command,
+//! shutdown --mode agent, the AGENT_LIFECYCLE events, and the refusals.
 
 use vireo_tests::{fails, guest_shell, ok, run_cmd, write_file, Daemon, EventLog, Layout};
 
@@ -32,7 +32,9 @@ fn guest_agent_with_virsh(layout: Layout) {
          <driver name='qemu' type='raw'/><source file='{img}'/>\
          <target dev='vda' bus='virtio'/></disk>"
     );
-    let xml = vireo_tests::guest_xml("vm1").replace("<memballoon model='none'/>", &devices);
+    let xml = vireo_tests::guest_xml("vm1")
+        .replace("<memballoon model='none'/>", &devices)
+        .replace("<vcpu>1</vcpu>", "<vcpu>2</vcpu>");
     ok(&d.virsh(&["define", &write_file(&d, "vm1.xml", &xml)]));
     ok(&d.virsh(&["start", "--paused", "vm1"]));
     let mut dev = EventLog::start_devices(&d);
@@ -72,6 +74,20 @@ fn guest_agent_with_virsh(layout: Layout) {
     assert!(ok(&d.virsh(&["domfsfreeze", "vm1"])).contains("Froze 1 filesystem(s)"));
     assert!(ok(&d.virsh(&["domfsthaw", "vm1"])).contains("Thawed 1 filesystem(s)"));
     assert!(ok(&d.virsh(&["domhostname", "vm1"])).contains("vireo-guest"));
+    // The guest's own view of its vCPUs, and one taken offline and back by the agent.
+    let v = ok(&d.virsh(&["guestvcpus", "vm1"]));
+    assert_eq!(field(&v, "vcpus"), "0-1", "{v}");
+    assert_eq!(field(&v, "online"), "0-1", "{v}");
+    assert!(field(&v, "offlinable").contains('1'), "{v}");
+    ok(&d.virsh(&["guestvcpus", "vm1", "--cpulist", "1", "--disable"]));
+    assert_eq!(field(&ok(&d.virsh(&["guestvcpus", "vm1"])), "online"), "0");
+    ok(&d.virsh(&["guestvcpus", "vm1", "--cpulist", "1", "--enable"]));
+    assert_eq!(
+        field(&ok(&d.virsh(&["guestvcpus", "vm1"])), "online"),
+        "0-1"
+    );
+    let e = fails(&d.virsh(&["guestvcpus", "vm1", "--cpulist", "7", "--enable"]));
+    assert!(e.contains("not present"), "{e}");
     // A disk-only snapshot with the guest's filesystems frozen by the agent meanwhile
     // (the overlay on the raw image is a qcow2); the guest writes on after it.
     let out = ok(&d.virsh(&[

@@ -221,6 +221,8 @@ procedures! {
     DOMAIN_GET_FSINFO = 349,
     DOMAIN_SET_USER_PASSWORD = 357,
     DOMAIN_GET_GUEST_INFO = 418,
+    DOMAIN_GET_GUEST_VCPUS = 371,
+    DOMAIN_SET_GUEST_VCPUS = 372,
     DOMAIN_GET_BLOCK_JOB_INFO = 238,
     DOMAIN_BLOCK_JOB_SET_SPEED = 239,
     DOMAIN_BLOCK_PULL = 240,
@@ -351,6 +353,8 @@ pub fn allowed_read_only(p: i32) -> bool {
             | DOMAIN_SET_USER_PASSWORD
             | DOMAIN_GET_FSINFO
             | DOMAIN_GET_GUEST_INFO
+            | DOMAIN_GET_GUEST_VCPUS
+            | DOMAIN_SET_GUEST_VCPUS
             | DOMAIN_BLOCK_JOB_ABORT
             | DOMAIN_BLOCK_JOB_SET_SPEED
             | DOMAIN_BLOCK_PULL
@@ -1160,6 +1164,22 @@ xdr_struct! {
     pub struct DomainPinEmulatorArgs {
         pub dom: Domain,
         pub cpumap: vireo_xdr::Opaque<CPUMAP_MAX>,
+        pub flags: u32,
+    }
+}
+pub const DOMAIN_GUEST_VCPU_PARAMS_MAX: usize = 64;
+xdr_struct! {
+    pub struct DomainGetGuestVcpusRet {
+        pub params: Array<crate::typed::TypedParam, DOMAIN_GUEST_VCPU_PARAMS_MAX>,
+    }
+}
+xdr_struct! {
+    /// SET_GUEST_VCPUS: the guest's vCPUs in `cpumap` (libvirt's list syntax) online
+    /// (`state` 1) or offline (0).
+    pub struct DomainSetGuestVcpusArgs {
+        pub dom: Domain,
+        pub cpumap: String,
+        pub state: i32,
         pub flags: u32,
     }
 }

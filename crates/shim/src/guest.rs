@@ -62,7 +62,28 @@ pub fn serves(p: i32) -> bool {
             | procs::DOMAIN_GET_HOSTNAME
             | procs::DOMAIN_GET_FSINFO
             | procs::DOMAIN_INTERFACE_ADDRESSES
+            | procs::DOMAIN_GET_GUEST_VCPUS
+            | procs::DOMAIN_SET_GUEST_VCPUS
     )
+}
+
+/// The guest's vCPUs as its agent reports them: (logical id, online, can go offline).
+async fn guest_vcpus(vm: &Vm) -> anyhow::Result<Vec<(usize, bool, bool)>> {
+    let v = vm
+        .agent("guest-get-vcpus", None, Some(DEFAULT_WAIT))
+        .await?;
+    Ok(v.as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| {
+            Some((
+                usize::try_from(c["logical-id"].as_u64()?).ok()?,
+                c["online"].as_bool()?,
+                c["can-offline"].as_bool().unwrap_or(false),
+            ))
+        })
+        .collect())
 }
 
 /// Answers one of the procedures [`serves`] names.
@@ -164,6 +185,57 @@ async fn answer(vm: &Vm, p: i32, payload: &[u8]) -> anyhow::Result<Vec<u8>> {
                 Some(DEFAULT_WAIT),
             )
             .await?;
+            Ok(Vec::new())
+        }
+        procs::DOMAIN_GET_GUEST_VCPUS => {
+            let a: DomainFlagsArgs = args(payload)?;
+            check_uuid(vm, &a.dom.uuid)?;
+            bad_flags(a.flags, 0)?;
+            let cpus = guest_vcpus(vm).await?;
+            let set = |f: &dyn Fn(&(usize, bool, bool)) -> bool| {
+                vireo_xml::format_cpuset(&cpus.iter().filter(|c| f(c)).map(|c| c.0).collect())
+            };
+            Ok(ret(DomainGetGuestVcpusRet {
+                params: vireo_xdr::Array(vec![
+                    TypedParam::string("vcpus", set(&|_| true)),
+                    TypedParam::string("online", set(&|c| c.1)),
+                    TypedParam::string("offlinable", set(&|c| c.2)),
+                ]),
+            })?)
+        }
+        procs::DOMAIN_SET_GUEST_VCPUS => {
+            let a: DomainSetGuestVcpusArgs = args(payload)?;
+            check_uuid(vm, &a.dom.uuid)?;
+            bad_flags(a.flags, 0)?;
+            if !matches!(a.state, 0 | 1) {
+                bail!(BadArg(format!("unknown state {}", a.state)));
+            }
+            let want = vireo_xml::parse_cpuset(&a.cpumap).map_err(|e| BadArg(e.detail()))?;
+            let cpus = guest_vcpus(vm).await?;
+            let mut asked = Vec::new();
+            for id in &want {
+                let Some(c) = cpus.iter().find(|c| c.0 == *id) else {
+                    bail!(BadArg(format!("vCPU '{id}' is not present in the guest")));
+                };
+                if a.state == 0 && !c.2 {
+                    bail!(BadArg(format!("vCPU '{id}' is not offlinable")));
+                }
+                asked.push(json!({ "logical-id": id, "online": a.state == 1 }));
+            }
+            let n = vm
+                .agent(
+                    "guest-set-vcpus",
+                    Some(json!({ "vcpus": asked })),
+                    Some(DEFAULT_WAIT),
+                )
+                .await?;
+            if n.as_u64() != Some(asked.len() as u64) {
+                bail!(crate::vm::OpFailed(format!(
+                    "the guest changed {} of the {} vCPUs asked",
+                    n.as_u64().unwrap_or(0),
+                    asked.len()
+                )));
+            }
             Ok(Vec::new())
         }
         procs::DOMAIN_GET_HOSTNAME => {

@@ -256,6 +256,8 @@ pub(super) fn dispatch(
             | procs::DOMAIN_SET_USER_PASSWORD
             | procs::DOMAIN_GET_HOSTNAME
             | procs::DOMAIN_GET_FSINFO
+            | procs::DOMAIN_GET_GUEST_VCPUS
+            | procs::DOMAIN_SET_GUEST_VCPUS
     ) {
         // The running VM's counters and jobs, from its shim; a domain that runs none has
         // none.
