@@ -286,7 +286,19 @@ fn disks_come_and_go(layout: Layout) {
             "NO-VDA-2",
         ],
     );
-    // Attached again: the same target, new block nodes.
+    // Attached again: the same target, new block nodes. (The events seen so far are
+    // forgotten first: the same ones come again.)
+    ev.seen.clear();
+    ok(&d.virsh(&["attach-device", "vm1", &file_disk, "--live"]));
+    ev.wait_for("vm1 device-added virtio-disk1");
+    // By its alias: asked, then gone when the event says so.
+    ev.seen.clear();
+    ok(&d.virsh(&["detach-device-alias", "vm1", "virtio-disk1", "--live"]));
+    ev.wait_for("vm1 device-removed virtio-disk1");
+    assert!(!ok(&d.virsh(&["dumpxml", "vm1"])).contains("hot.img'"));
+    let e = fails(&d.virsh(&["detach-device-alias", "vm1", "nope0", "--live"]));
+    assert!(e.contains("no device found with alias nope0"), "{e}");
+    ev.seen.clear();
     ok(&d.virsh(&["attach-device", "vm1", &file_disk, "--live"]));
     ev.wait_for("vm1 device-added virtio-disk1");
 

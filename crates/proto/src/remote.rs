@@ -129,6 +129,7 @@ procedures! {
     DOMAIN_ATTACH_DEVICE_FLAGS = 160,
     DOMAIN_DETACH_DEVICE_FLAGS = 161,
     DOMAIN_UPDATE_DEVICE_FLAGS = 174,
+    DOMAIN_DETACH_DEVICE_ALIAS = 392,
     DOMAIN_EVENT_DEVICE_REMOVED = 311,
     DOMAIN_RESTORE = 54,
     DOMAIN_SAVE = 55,
@@ -343,6 +344,7 @@ pub fn allowed_read_only(p: i32) -> bool {
             | DOMAIN_PIN_VCPU_FLAGS
             | DOMAIN_PIN_EMULATOR
             | DOMAIN_PIN_IOTHREAD
+            | DOMAIN_DETACH_DEVICE_ALIAS
             | DOMAIN_ADD_IOTHREAD
             | DOMAIN_DEL_IOTHREAD
             | DOMAIN_SET_IOTHREAD_PARAMS
@@ -789,7 +791,7 @@ xdr_struct! {
 
 xdr_struct! {
     /// `DOMAIN_ATTACH_DEVICE_FLAGS`, `DOMAIN_DETACH_DEVICE_FLAGS`,
-    /// `DOMAIN_UPDATE_DEVICE_FLAGS`.
+    /// `DOMAIN_UPDATE_DEVICE_FLAGS`; `DOMAIN_DETACH_DEVICE_ALIAS` (`xml` is the alias).
     pub struct DomainDeviceFlagsArgs {
         pub dom: Domain,
         pub xml: String,

@@ -88,6 +88,27 @@ fn parse_device(xml: &str, verb: &str) -> Result<Device> {
     }
 }
 
+/// Removes the device with alias `alias` (of the kinds that can be detached) from `def`;
+/// false when there is none.
+fn remove_by_alias(def: &mut Domain, alias: &str) -> bool {
+    let is = |a: &Option<String>| a.as_deref() == Some(alias);
+    let d = &mut def.devices;
+    if let Some(n) = d.disks.iter().position(|x| is(&x.alias)) {
+        d.disks.remove(n);
+    } else if let Some(n) = d.interfaces.iter().position(|x| is(&x.alias)) {
+        d.interfaces.remove(n);
+    } else if let Some(n) = d.inputs.iter().position(|x| is(&x.alias)) {
+        d.inputs.remove(n);
+    } else if let Some(n) = d.channels.iter().position(|x| is(&x.alias)) {
+        d.channels.remove(n);
+    } else if let Some(n) = d.memories.iter().position(|x| is(&x.alias)) {
+        crate::memdev::remove(def, n);
+    } else {
+        return false;
+    }
+    true
+}
+
 /// Which definitions a call changes: (live, config), from its flags and the domain.
 pub(crate) fn targets(flags: u32, active: bool, persistent: bool) -> Result<(bool, bool)> {
     let unknown = flags & !(affect::LIVE | affect::CONFIG);
@@ -592,6 +613,52 @@ impl QemuDriver {
                     &ShimDetachArgs {
                         alias,
                         wait_ms: DETACH_WAIT_MS,
+                    },
+                )
+                .await
+                .map(|(r, _)| r)
+                .map_err(shim_error)?;
+        }
+        if let Some(d) = new_config {
+            self.save_config(h, d)?;
+        }
+        Ok(())
+    }
+
+    /// `virDomainDetachDeviceAlias`: the device with this alias leaves the definition and
+    /// is asked to leave the running VM; it is gone when DEVICE_REMOVED says so (no wait).
+    pub async fn detach_device_alias(
+        self: &Arc<Self>,
+        h: &Handle,
+        alias: &str,
+        flags: u32,
+    ) -> Result<()> {
+        let (active, persistent, def) = self.device_target(h)?;
+        let (live, config) = targets(flags, active, persistent)?;
+        let missing = || DriverError::DeviceMissing(format!("no device found with alias {alias}"));
+        let new_config = if config {
+            let mut d = def;
+            if !remove_by_alias(&mut d, alias) {
+                return Err(missing());
+            }
+            Some(d)
+        } else {
+            None
+        };
+        if live {
+            let mut running = self.live_def(h).await?;
+            if !remove_by_alias(&mut running, alias) {
+                return Err(missing());
+            }
+            let conn = self.shim_conn(h)?;
+            let _: ShimDetachRet = conn
+                .call_fds(
+                    VIREO_PROGRAM,
+                    VIREO_VERSION,
+                    vprocs::SHIM_DETACH_DEVICE,
+                    &ShimDetachArgs {
+                        alias: alias.to_string(),
+                        wait_ms: 0,
                     },
                 )
                 .await

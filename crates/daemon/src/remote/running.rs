@@ -27,6 +27,7 @@ pub(super) fn dispatch(
             | procs::DOMAIN_DETACH_DEVICE
             | procs::DOMAIN_DETACH_DEVICE_FLAGS
             | procs::DOMAIN_UPDATE_DEVICE_FLAGS
+            | procs::DOMAIN_DETACH_DEVICE_ALIAS
     ) {
         let s = Arc::clone(s);
         let payload = payload.to_vec();
@@ -390,6 +391,7 @@ async fn device(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult {
         procs::DOMAIN_DETACH_DEVICE | procs::DOMAIN_DETACH_DEVICE_FLAGS => {
             q.detach_device(&dom, &xml, flags).await?
         }
+        procs::DOMAIN_DETACH_DEVICE_ALIAS => q.detach_device_alias(&dom, &xml, flags).await?,
         _ => q.update_device(&dom, &xml, flags).await?,
     }
     void()
