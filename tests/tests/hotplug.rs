@@ -630,3 +630,77 @@ vireo_tests::in_every_layout!(
     cdrom_media_change,
     hotplugged_devices_outlive_a_daemon_restart,
 );
+
+/// `<interface type='ethernet'>`: a plain tap the network driver makes (in no bridge, up),
+/// at start and plugged in live; the host side of each gets an address, and host and guest
+/// reach each other through it. Unplugged, its tap goes.
+#[test]
+fn ethernet_interfaces() {
+    let d = Daemon::start_in(Layout::Modular);
+    let first = "<interface type='ethernet'><mac address='52:54:00:78:00:61'/>\
+                 <model type='virtio'/></interface>";
+    let xml = vireo_tests::guest_xml("vm1").replace(
+        "<memballoon model='none'/>",
+        &format!("<memballoon model='none'/>{first}"),
+    );
+    let mut ev = boot(&d, &xml);
+    let live = ok(&d.virsh(&["dumpxml", "vm1"]));
+    let tap0 = vireo_tests::value_after(&live, "<target dev='");
+    assert!(tap0.starts_with("vnet"), "{live}");
+    // No bridge: the tap stands alone, up, for the host to give an address.
+    let link = in_ns(&d, "ip", &["-o", "link", "show", "dev", &tap0]);
+    assert!(!link.contains("master"), "{link}");
+    in_ns(&d, "ip", &["addr", "add", "10.78.0.1/24", "dev", &tap0]);
+
+    let second = write_file(
+        &d,
+        "if-eth.xml",
+        "<interface type='ethernet'><mac address='52:54:00:78:00:62'/>\
+         <model type='virtio'/></interface>",
+    );
+    ok(&d.virsh(&["attach-device", "vm1", &second, "--live"]));
+    ev.wait_for("vm1 device-added net1");
+    let live = ok(&d.virsh(&["dumpxml", "vm1"]));
+    let tap1 = live
+        .split("<target dev='")
+        .nth(2)
+        .and_then(|r| r.split('\'').next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(tap1.starts_with("vnet") && tap1 != tap0, "{live}");
+    in_ns(&d, "ip", &["addr", "add", "10.78.1.1/24", "dev", &tap1]);
+
+    let up = |dev: &str, ip: &str, gw: &str, tag: &str| {
+        format!(
+            "i=0; while [ ! -e /sys/class/net/{dev} ] && [ $i -lt 120 ]; do sleep 1; i=$((i+1)); done; \
+             ip link set {dev} up; ip addr add {ip}/24 dev {dev}; {} && echo {tag}",
+            tries(gw)
+        )
+    };
+    guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--running",
+            &up("eth0", "10.78.0.2", "10.78.0.1", "ETH0-$((40+2))"),
+            "ETH0-42",
+            &up("eth1", "10.78.1.2", "10.78.1.1", "ETH1-$((40+2))"),
+            "ETH1-42",
+        ],
+    );
+    host_ping(&d, "10.78.0.2");
+    host_ping(&d, "10.78.1.2");
+
+    ok(&d.virsh(&["detach-device", "vm1", &second, "--live"]));
+    ev.wait_for("vm1 device-removed net1");
+    let ns = d.netns.as_ref().expect("a namespace of the test's own");
+    assert!(!ns
+        .run("ip", &["link", "show", "dev", &tap1])
+        .status
+        .success());
+    ok(&d.virsh(&["destroy", "vm1"]));
+    assert!(!ns
+        .run("ip", &["link", "show", "dev", &tap0])
+        .status
+        .success());
+}

@@ -169,7 +169,8 @@ fn transient_domains_and_unsupported_devices(layout: Layout) {
     // Something QEMU could run but we cannot set up yet: a clear error, nothing started.
     let bad = guest_xml("bridged").replace(
         "<memballoon model='none'/>",
-        "<interface type='ethernet'><mac address='52:54:00:00:00:01'/><model type='virtio'/></interface><memballoon model='none'/>",
+        "<interface type='direct'><mac address='52:54:00:00:00:01'/><source dev='eth0' mode='bridge'/>\
+         <model type='virtio'/></interface><memballoon model='none'/>",
     );
     let f = d.root.join("bad.xml");
     std::fs::write(&f, bad).unwrap();

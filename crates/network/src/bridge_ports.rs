@@ -1,7 +1,8 @@
 //! Ports on host bridges: the Vireo extension behind `<interface type='bridge'>`. The guest
 //! interface names a bridge the host already has (no libvirt network); the network driver
 //! makes the tap in it, with the interface's bandwidth and filter, exactly as for a port
-//! of a network, so the QEMU driver still needs no network privilege.
+//! of a network, so the QEMU driver still needs no network privilege. A port in no bridge
+//! (an empty bridge name) is a plain tap, up: `<interface type='ethernet'>`.
 //!
 //! Such ports belong to no network and do not show in `net-port-list`. They are runtime
 //! state in `RUN/network/bridge-ports/UUID.xml` (+ `.tap`, `.filtered`), found by their
@@ -73,9 +74,10 @@ impl NetworkDriver {
         );
     }
 
-    /// A port and its tap device in host bridge `bridge`, for the port definition `xml`
-    /// (owner, MAC address, bandwidth); with the interface's `<filterref>` (XML) bound to
-    /// the tap. Returns the port's UUID, the tap's name and its descriptor.
+    /// A port and its tap device in host bridge `bridge` (empty: in none), for the port
+    /// definition `xml` (owner, MAC address, bandwidth); with the interface's
+    /// `<filterref>` (XML) bound to the tap. Returns the port's UUID, the tap's name and
+    /// its descriptor.
     pub fn bridge_port_create_tap(
         &self,
         bridge: &str,
@@ -86,17 +88,18 @@ impl NetworkDriver {
         check_flags(flags, 0)?;
         self.release_stale_bindings();
         self.prune_bridge_ports();
-        if !host::valid_link_name(bridge) {
+        let ethernet = bridge.is_empty();
+        if !ethernet && !host::valid_link_name(bridge) {
             return Err(NetworkError::InvalidArg(format!(
                 "invalid bridge name '{bridge}'"
             )));
         }
-        if !host::link_exists(bridge) {
+        if !ethernet && !host::link_exists(bridge) {
             return Err(NetworkError::Invalid(format!(
                 "bridge '{bridge}' does not exist on this host"
             )));
         }
-        if !is_bridge(bridge) {
+        if !ethernet && !is_bridge(bridge) {
             return Err(NetworkError::Invalid(format!(
                 "'{bridge}' is not a bridge (a Linux bridge device is needed)"
             )));
@@ -113,9 +116,11 @@ impl NetworkDriver {
         let uuid = *def
             .uuid
             .get_or_insert_with(|| *uuid::Uuid::new_v4().as_bytes());
-        let mut plug = PortPlug::network(bridge);
-        plug.plug_type = PlugType::Bridge;
-        def.plug = Some(plug);
+        if !ethernet {
+            let mut plug = PortPlug::network(bridge);
+            plug.plug_type = PlugType::Bridge;
+            def.plug = Some(plug);
+        }
         // Holding the lock while the tap is made: the count and the UUID stay true.
         let mut ports = self.bridge_ports();
         if ports.contains_key(&uuid) {

@@ -42,7 +42,8 @@ fn free_name() -> Result<String> {
 
 /// Opens a new tap device (with virtio-net headers, as QEMU's virtio NICs want), gives it
 /// `mac` (the guest's with its first byte 0xfe, as libvirt does, so the bridge never takes
-/// the guest's address), puts it in `bridge` with the bridge's MTU, and brings it up.
+/// the guest's address), puts it in `bridge` with the bridge's MTU (an empty `bridge`:
+/// in none, `<interface type='ethernet'>`), and brings it up.
 pub fn create(bridge: &str, guest_mac: [u8; 6]) -> Result<Tap> {
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -74,6 +75,10 @@ pub fn create(bridge: &str, guest_mac: [u8; 6]) -> Result<Tap> {
         let mac = vireo_xml::format_mac(&mac);
         let set = (|| -> Result<()> {
             run("ip", &["link", "set", "dev", &name, "address", &mac])?;
+            if bridge.is_empty() {
+                run("ip", &["link", "set", "dev", &name, "up"])?;
+                return Ok(());
+            }
             // (From `ip`, not sysfs: sysfs shows the namespace it was mounted in.)
             let shown = run("ip", &["-o", "link", "show", "dev", bridge])?;
             let mtu = shown

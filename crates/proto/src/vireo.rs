@@ -97,7 +97,8 @@ xdr_struct! {
 
 xdr_struct! {
     pub struct BridgePortCreateTapArgs {
-        /// The host's bridge (`<source bridge>`).
+        /// The host's bridge (`<source bridge>`); empty: in none, a plain tap
+        /// (`<interface type='ethernet'>`).
         pub bridge: String,
         /// A `<networkport>` definition: owner, MAC address, bandwidth.
         pub xml: String,

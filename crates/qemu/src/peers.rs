@@ -51,10 +51,12 @@ impl PortRef {
                 network: s.network.clone()?,
                 port: s.portid?,
             }),
-            vireo_xml::InterfaceType::Bridge => Some(PortRef::Bridge {
-                owner,
-                ifname: iface.target_dev.clone()?,
-            }),
+            vireo_xml::InterfaceType::Bridge | vireo_xml::InterfaceType::Ethernet => {
+                Some(PortRef::Bridge {
+                    owner,
+                    ifname: iface.target_dev.clone()?,
+                })
+            }
             _ => None,
         }
     }
@@ -213,6 +215,8 @@ pub async fn interface_port(
             };
             (None, Some(br))
         }
+        // A tap in no bridge, made by the network driver all the same.
+        vireo_xml::InterfaceType::Ethernet => (None, Some(String::new())),
         _ => return Ok(None),
     };
     let peers = peers.ok_or_else(|| {

@@ -241,14 +241,15 @@ fn check_rejects() {
             "a bridge interface needs <source bridge='…'/>",
         ),
         (
-            "ethernet interface",
+            "direct interface",
             domain(
                 "qemu",
                 PC,
                 "",
-                "<interface type='ethernet'><mac address='52:54:00:00:00:01'/></interface>",
+                "<interface type='direct'><mac address='52:54:00:00:00:01'/>\
+                 <source dev='eth0' mode='bridge'/></interface>",
             ),
-            "<interface type='ethernet'> is not supported by Vireo yet",
+            "<interface type='direct'> is not supported by Vireo yet",
         ),
         (
             "interface without MAC",

@@ -227,7 +227,10 @@ impl Vm {
         let mut fdname = None;
         let backend = match (iface.if_type, tap) {
             (InterfaceType::User, None) => json!({"type": "user", "id": netdev}),
-            (InterfaceType::Network | InterfaceType::Bridge, Some(fd)) => {
+            (
+                InterfaceType::Network | InterfaceType::Bridge | InterfaceType::Ethernet,
+                Some(fd),
+            ) => {
                 let name = format!("fd-{netdev}");
                 qmp.execute_with_fd("getfd", Some(json!({ "fdname": name })), fd.as_fd())
                     .await

@@ -32,7 +32,7 @@ impl<'a> Builder<'a> {
                     }
                     format!("user,id=hostnet{i}")
                 }
-                t @ (InterfaceType::Network | InterfaceType::Bridge) => {
+                t @ (InterfaceType::Network | InterfaceType::Bridge | InterfaceType::Ethernet) => {
                     let src = n.source.as_ref();
                     if t == InterfaceType::Network && src.and_then(|s| s.network.as_ref()).is_none()
                     {
@@ -61,10 +61,10 @@ impl<'a> Builder<'a> {
                     taps += 1;
                     format!("tap,fd={fd},id=hostnet{i}")
                 }
-                t @ (InterfaceType::Ethernet | InterfaceType::Direct) => {
+                t @ InterfaceType::Direct => {
                     return unsupported(format!(
                         "<interface type='{t}'> is not supported by Vireo yet; use type='network', \
-                         'bridge' or 'user'"
+                         'bridge', 'ethernet' or 'user'"
                     ))
                 }
                 t => return unsupported(format!("<interface type='{t}'> is not supported")),
