@@ -704,3 +704,54 @@ fn ethernet_interfaces() {
         .status
         .success());
 }
+
+/// A SCSI controller plugged into a running guest that had none, a disk on it (the guest
+/// reads it), and both taken out again; the controller cannot go while a disk is on it.
+#[test]
+fn a_scsi_controller_comes_and_goes() {
+    let d = Daemon::start_in(Layout::Modular);
+    let hot = d.root.join("hot.img");
+    mark(&hot, "VIREOSCSICTRL003");
+    let mut ev = boot(&d, &vireo_tests::guest_xml("vm1"));
+    let ctl = write_file(
+        &d,
+        "ctl.xml",
+        "<controller type='scsi' index='0' model='virtio-scsi'/>",
+    );
+    ok(&d.virsh(&["attach-device", "vm1", &ctl, "--live"]));
+    ev.wait_for("vm1 device-added scsi0");
+    let live = ok(&d.virsh(&["dumpxml", "vm1"]));
+    assert!(live.contains("model='virtio-scsi'"), "{live}");
+    let e = fails(&d.virsh(&["attach-device", "vm1", &ctl, "--live"]));
+    assert!(e.contains("already exists"), "{e}");
+    let disk = write_file(
+        &d,
+        "disk-scsi.xml",
+        &format!(
+            "<disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+             <source file='{}'/><target dev='sda' bus='scsi'/></disk>",
+            hot.display()
+        ),
+    );
+    ok(&d.virsh(&["attach-device", "vm1", &disk, "--live"]));
+    ev.wait_for("vm1 device-added scsi0-0-0-0");
+    guest_shell(
+        &d,
+        "vm1",
+        &["--running", &read_disk("sda"), "DISK-sda-VIREOSCSICTRL003"],
+    );
+    let e = fails(&d.virsh(&["detach-device", "vm1", &ctl, "--live"]));
+    assert!(e.contains("device is busy"), "{e}");
+    ok(&d.virsh(&["detach-device", "vm1", &disk, "--live"]));
+    ev.wait_for("vm1 device-removed scsi0-0-0-0");
+    ok(&d.virsh(&["detach-device", "vm1", &ctl, "--live"]));
+    ev.wait_for("vm1 device-removed scsi0");
+    assert!(!ok(&d.virsh(&["dumpxml", "vm1"])).contains("type='scsi'"));
+
+    // The definition: added and taken away on its own.
+    ok(&d.virsh(&["attach-device", "vm1", &ctl, "--config"]));
+    assert!(ok(&d.virsh(&["dumpxml", "--inactive", "vm1"])).contains("model='virtio-scsi'"));
+    ok(&d.virsh(&["detach-device", "vm1", &ctl, "--config"]));
+    assert!(!ok(&d.virsh(&["dumpxml", "--inactive", "vm1"])).contains("type='scsi'"));
+    ok(&d.virsh(&["destroy", "vm1"]));
+}

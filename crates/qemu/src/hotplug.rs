@@ -30,6 +30,7 @@ enum Device {
     Input(Box<Input>),
     Channel(Box<Chardev>),
     Memory(Box<vireo_xml::MemoryDevice>),
+    Controller(Box<vireo_xml::Controller>),
 }
 
 /// The element name of a device's XML (`disk`, `interface`, …).
@@ -79,6 +80,7 @@ fn parse_device(xml: &str, verb: &str) -> Result<Device> {
         Some("input") => Ok(Device::Input(read(xml, "input", verb)?)),
         Some("channel") => Ok(Device::Channel(read(xml, "channel", verb)?)),
         Some("memory") => Ok(Device::Memory(read(xml, "memory", verb)?)),
+        Some("controller") => Ok(Device::Controller(read(xml, "controller", verb)?)),
         Some(other) if !other.is_empty() => Err(DriverError::ConfigUnsupported(format!(
             "{verb} <{other}> devices is not supported by Vireo yet"
         ))),
@@ -86,6 +88,41 @@ fn parse_device(xml: &str, verb: &str) -> Result<Device> {
             "the device XML has no element".into(),
         )),
     }
+}
+
+/// The controller of `all` that `want` names: by type and index.
+fn find_controller(all: &[vireo_xml::Controller], want: &vireo_xml::Controller) -> Result<usize> {
+    all.iter()
+        .position(|c| {
+            c.ctl_type == want.ctl_type && c.index.unwrap_or(0) == want.index.unwrap_or(0)
+        })
+        .ok_or_else(|| {
+            DriverError::DeviceMissing(format!(
+                "controller {}:{} not found",
+                want.ctl_type,
+                want.index.unwrap_or(0)
+            ))
+        })
+}
+
+/// Refuses to take away a SCSI controller that disks still sit on.
+fn controller_idle(def: &Domain, c: &vireo_xml::Controller) -> Result<()> {
+    if c.ctl_type != vireo_xml::ControllerType::Scsi {
+        return Err(DriverError::ConfigUnsupported(format!(
+            "only SCSI controllers can be detached (this one is '{}')",
+            c.ctl_type
+        )));
+    }
+    let on_it = def.devices.disks.iter().any(|d| {
+        d.target.bus == Some(vireo_xml::DiskBus::Scsi)
+            || (d.target.bus.is_none() && d.target.dev.starts_with("sd"))
+    });
+    if on_it {
+        return Err(DriverError::OperationInvalid(
+            "device is busy: SCSI disks are on the controller".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Removes the device with alias `alias` (of the kinds that can be detached) from `def`;
@@ -346,6 +383,27 @@ impl QemuDriver {
                         .await?;
                 }
             }
+            Device::Controller(c) => {
+                if let Some(d) = &mut new_config {
+                    if find_controller(&d.devices.controllers, &c).is_ok() {
+                        return Err(DriverError::OperationFailed(format!(
+                            "target {} controller {} already exists",
+                            c.ctl_type,
+                            c.index.unwrap_or(0)
+                        )));
+                    }
+                    d.devices.controllers.push((*c).clone());
+                }
+                if live {
+                    let mut c = *c;
+                    crate::cmdline::hotplug_controller(&c)
+                        .map_err(|e| DriverError::ConfigUnsupported(e.to_string()))?;
+                    self.place_live(h, &mut c.address, true, "<controller>")
+                        .await?;
+                    self.attach_simple(h, vireo_xml::format_root(&c, "controller"))
+                        .await?;
+                }
+            }
             Device::Memory(m) => {
                 if let Some(d) = &mut new_config {
                     crate::memdev::add(d, (*m).clone())?;
@@ -562,6 +620,11 @@ impl QemuDriver {
                     let n = crate::memdev::find(&d.devices.memories, want)?;
                     crate::memdev::remove(&mut d, n);
                 }
+                Device::Controller(want) => {
+                    let n = find_controller(&d.devices.controllers, want)?;
+                    controller_idle(&d, &d.devices.controllers[n])?;
+                    d.devices.controllers.remove(n);
+                }
             }
             Some(d)
         } else {
@@ -602,6 +665,12 @@ impl QemuDriver {
                         .alias
                         .clone()
                         .unwrap_or_default()
+                }
+                Device::Controller(want) => {
+                    let n = find_controller(&running.devices.controllers, want)?;
+                    let c = &running.devices.controllers[n];
+                    controller_idle(&running, c)?;
+                    c.alias.clone().unwrap_or_else(|| "scsi0".into())
                 }
             };
             let conn = self.shim_conn(h)?;

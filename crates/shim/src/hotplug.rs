@@ -281,7 +281,7 @@ impl Vm {
             disks.iter().map(|d| d.node).max().unwrap_or(0) + 1
         };
         let (nodes, device, id) =
-            vireo_qemu::cmdline::hotplug_disk(&run, node, &self.def.devices.controllers)
+            vireo_qemu::cmdline::hotplug_disk(&run, node, &self.controllers().clone())
                 .map_err(unsupported)?;
         let qmp = self.qmp();
         let added = self.add_nodes(&nodes).await?;
@@ -399,6 +399,56 @@ impl Vm {
             }
             d.set_node(node);
         }
+    }
+
+    /// Hot-plugs a SCSI controller (the VM has none). Returns its alias.
+    pub async fn attach_controller(&self, mut c: vireo_xml::Controller) -> anyhow::Result<String> {
+        self.require_running()?;
+        let device = vireo_qemu::cmdline::hotplug_controller(&c).map_err(unsupported)?;
+        if self
+            .controllers()
+            .iter()
+            .any(|x| x.ctl_type == c.ctl_type && x.index.unwrap_or(0) == c.index.unwrap_or(0))
+        {
+            bail!(OpInvalid(format!(
+                "target {} controller {} already exists",
+                c.ctl_type,
+                c.index.unwrap_or(0)
+            )));
+        }
+        self.qmp()
+            .execute("device_add", Some(device))
+            .await
+            .map_err(|e| anyhow!(OpFailed(format!("cannot add the controller: {e}"))))?;
+        let id = "scsi0".to_string();
+        c.alias = Some(id.clone());
+        c.index = Some(c.index.unwrap_or(0));
+        self.controllers().push(c);
+        Ok(id)
+    }
+
+    /// The QEMU id of the SCSI controller with this alias. (Whether disks still use it
+    /// is the daemon's check: this runs with the disk list locked.)
+    fn controller_id(&self, alias: &str) -> anyhow::Result<Option<String>> {
+        let found = self.controllers().iter().any(|c| {
+            c.ctl_type == vireo_xml::ControllerType::Scsi
+                && c.index.unwrap_or(0) == 0
+                && (c.alias.as_deref() == Some(alias) || alias == "scsi0")
+        });
+        Ok(found.then(|| "scsi0".into()))
+    }
+
+    /// A controller the guest let go: forgotten; returns its alias.
+    fn controller_deleted(&self, id: &str) -> Option<String> {
+        if id != "scsi0" {
+            return None;
+        }
+        let mut cs = self.controllers();
+        let i = cs.iter().position(|c| {
+            c.ctl_type == vireo_xml::ControllerType::Scsi && c.index.unwrap_or(0) == 0
+        })?;
+        cs.remove(i);
+        Some(id.to_string())
     }
 
     /// Hot-plugs an input device (USB or virtio). Returns its alias.
@@ -602,6 +652,9 @@ impl Vm {
         if let Some(id) = self.memory_id(alias) {
             return Ok(Some(id));
         }
+        if let Some(id) = self.controller_id(alias)? {
+            return Ok(Some(id));
+        }
         Ok(self
             .channels()
             .iter()
@@ -623,6 +676,9 @@ impl Vm {
             return Some(i.def.alias.unwrap_or_else(|| id.to_string()));
         }
         if let Some(alias) = self.memory_deleted(id).await {
+            return Some(alias);
+        }
+        if let Some(alias) = self.controller_deleted(id) {
             return Some(alias);
         }
         let ch = {

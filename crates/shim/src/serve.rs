@@ -449,6 +449,18 @@ impl ShimService {
             }));
         }
         let x = a.xml.trim_start();
+        if x.starts_with("<controller") {
+            let c: vireo_xml::Controller = match vireo_xml::parse_root(&a.xml, "controller") {
+                Ok(c) => c,
+                Err(e) => return xml_err(e),
+            };
+            return Dispatch::Later(Box::pin(async move {
+                match self.vm.attach_controller(c).await {
+                    Ok(alias) => Outcome::ok(&ShimAttachRet { alias }),
+                    Err(e) => Outcome::Error(to_remote(&e)),
+                }
+            }));
+        }
         if x.starts_with("<memory") {
             let m: vireo_xml::MemoryDevice = match vireo_xml::parse_root(&a.xml, "memory") {
                 Ok(m) => m,

@@ -100,6 +100,8 @@ pub struct Vm {
     pub(crate) block_jobs: Mutex<Vec<crate::blockjob::BlockJob>>,
     /// `<cputune>` as it is now (pins changed live included).
     cputune: Mutex<vireo_xml::Cputune>,
+    /// The controllers as they are now (a SCSI controller can be plugged in and out).
+    controllers: Mutex<Vec<vireo_xml::Controller>>,
     /// The memory devices as they are now (hotplug changes them).
     memories: Mutex<Vec<crate::memdev::LiveMemory>>,
     /// The I/O threads as they are now (iothreadadd/del change them).
@@ -313,6 +315,7 @@ impl Vm {
         let cputune = def.cputune.clone().unwrap_or_default();
         let iothreads = Mutex::new(def.iothreads.clone());
         let memories = Mutex::new(crate::memdev::initial(&def.devices.memories));
+        let controllers = Mutex::new(def.devices.controllers.clone());
         let vcpus_now = def.current_vcpus();
         Ok(Arc::new(Vm {
             def,
@@ -351,6 +354,7 @@ impl Vm {
             cputune: Mutex::new(cputune),
             iothreads,
             memories,
+            controllers,
             vcpus_now: Mutex::new(vcpus_now),
             emit_message: OnceLock::new(),
             balloon_period: Mutex::new(balloon_period),
@@ -374,6 +378,10 @@ impl Vm {
 
     pub(crate) fn cputune(&self) -> std::sync::MutexGuard<'_, vireo_xml::Cputune> {
         self.cputune.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn controllers(&self) -> std::sync::MutexGuard<'_, Vec<vireo_xml::Controller>> {
+        self.controllers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn memories(&self) -> std::sync::MutexGuard<'_, Vec<crate::memdev::LiveMemory>> {
@@ -733,6 +741,7 @@ impl Vm {
         def.current_memory_kib = self.memory_kib();
         def.cputune = crate::pinning::live(&self.cputune());
         def.iothreads = self.iothreads().clone();
+        def.devices.controllers = self.controllers().clone();
         let initial = def.initial_memory_kib();
         def.devices.memories = self
             .memories()

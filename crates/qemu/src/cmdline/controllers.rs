@@ -300,36 +300,11 @@ impl<'a> Builder<'a> {
 
         // SCSI: the controller of the SCSI disks (define adds one when they need it).
         if let Some(c) = scsi {
-            let device = match c.model.as_deref().unwrap_or("lsilogic") {
-                "lsilogic" => "lsi",
-                "virtio-scsi" => "virtio-scsi-pci",
-                other => {
-                    return unsupported(format!(
-                        "<controller type='scsi' model='{other}'> is not supported \
-                         (lsilogic, virtio-scsi)"
-                    ))
-                }
-            };
+            let (device, iothread, queues) = scsi_device(c)?;
             let addr = self.pci.place(c.address.as_ref(), "SCSI controller")?;
-            let driver = |k: &str| {
-                c.driver_attrs
-                    .iter()
-                    .find(|(n, _)| n == k)
-                    .map(|(_, v)| v.clone())
-            };
-            let queues = match driver("queues") {
-                Some(q) => match q.parse::<u32>() {
-                    Ok(n) if n > 0 => Some(n),
-                    _ => return unsupported(format!("SCSI controller: bad queues '{q}'")),
-                },
-                None => None,
-            };
             let dev = Opts::new(device)
                 .set("id", "scsi0")
-                .set_opt(
-                    "iothread",
-                    driver("iothread").map(|t| format!("iothread{t}")),
-                )
+                .set_opt("iothread", iothread)
                 .set_opt("num_queues", queues)
                 .raw(&addr)
                 .done();
@@ -521,4 +496,66 @@ impl<'a> Builder<'a> {
              and cannot be moved"
         ))
     }
+}
+
+/// A SCSI controller's QEMU device, I/O thread and queue count.
+fn scsi_device(c: &vireo_xml::Controller) -> Result<(&'static str, Option<String>, Option<u32>)> {
+    let device = match c.model.as_deref().unwrap_or("lsilogic") {
+        "lsilogic" => "lsi",
+        "virtio-scsi" => "virtio-scsi-pci",
+        other => {
+            return unsupported(format!(
+                "<controller type='scsi' model='{other}'> is not supported (lsilogic, virtio-scsi)"
+            ))
+        }
+    };
+    let driver = |k: &str| {
+        c.driver_attrs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    let queues = match driver("queues") {
+        Some(q) => match q.parse::<u32>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => return unsupported(format!("SCSI controller: bad queues '{q}'")),
+        },
+        None => None,
+    };
+    Ok((
+        device,
+        driver("iothread").map(|t| format!("iothread{t}")),
+        queues,
+    ))
+}
+
+/// The `device_add` arguments of a controller plugged into the running VM: a SCSI
+/// controller (index 0, QEMU id `scsi0`) at its `<address>` (the driver gives one).
+pub fn hotplug_controller(c: &vireo_xml::Controller) -> Result<serde_json::Value> {
+    let what = format!(
+        "<controller type='{}' index='{}'>",
+        c.ctl_type,
+        c.index.unwrap_or(0)
+    );
+    if c.ctl_type != ControllerType::Scsi {
+        return unsupported(format!("{what}: only SCSI controllers can be hot-plugged"));
+    }
+    if c.index.unwrap_or(0) != 0 {
+        return unsupported(format!("{what}: only index 0 is supported"));
+    }
+    if let Some((k, _)) = c.driver_attrs.iter().find(|(k, _)| {
+        !(c.model.as_deref() == Some("virtio-scsi") && matches!(k.as_str(), "iothread" | "queues"))
+    }) {
+        return unsupported(format!("{what}: <driver {k}=…> is not supported"));
+    }
+    let (device, iothread, queues) = scsi_device(c)?;
+    let mut v = serde_json::json!({"driver": device, "id": "scsi0"});
+    if let Some(t) = iothread {
+        v["iothread"] = serde_json::json!(t);
+    }
+    if let Some(q) = queues {
+        v["num_queues"] = serde_json::json!(q);
+    }
+    super::slots::hotplug_pci_place(&mut v, c.address.as_ref(), &what)?;
+    Ok(v)
 }

@@ -79,6 +79,7 @@ mod slots;
 mod util;
 
 pub use chardev::channel_device;
+pub use controllers::hotplug_controller;
 pub use disks::{disk_alias, hotplug_disk, media_nodes, node_object, DiskNodes};
 pub use input::input_device;
 pub use machine::iothread_object;
