@@ -604,15 +604,20 @@ fn check_rejects() {
             "host input passthrough",
         ),
         (
-            "tcp serial",
+            "tcp serial over TLS",
             domain(
                 "qemu",
                 PC,
                 "",
-                "<serial type='tcp'><source mode='bind' host='127.0.0.1' service='4555'/>\
-                 <protocol type='raw'/></serial>",
+                "<serial type='tcp'><source mode='bind' host='127.0.0.1' service='4555' \
+                 tls='yes'/><protocol type='raw'/></serial>",
             ),
-            "<protocol> is only for tcp",
+            "TLS on a tcp character device",
+        ),
+        (
+            "redirdev over SPICE",
+            domain("qemu", PC, "", "<redirdev bus='usb' type='spicevmc'/>"),
+            "needs SPICE",
         ),
         (
             "udp serial",

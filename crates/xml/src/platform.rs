@@ -412,3 +412,113 @@ impl MemoryBacking {
         self.access.as_ref().is_some_and(|a| a.mode == "shared")
     }
 }
+
+xml_element! {
+    /// `<redirdev bus='usb' type=…>`: a USB device of another machine, forwarded over a
+    /// character device (usbredir).
+    pub struct Redirdev {
+        attr bus: String = "bus",
+        attr_def dev_type: crate::ChardevType = "type",
+        children sources: crate::ChardevSource = "source",
+        in_attr_opt protocol: String = "protocol@type",
+        in_attr_opt boot_order: u32 = "boot@order",
+        in_attr_opt alias: String = "alias@name",
+        child_opt address: Address = "address",
+    }
+    check Redirdev::check;
+}
+
+impl Redirdev {
+    fn check(&mut self) -> Result<(), XmlError> {
+        if self.bus != "usb" {
+            return Err(XmlError::Invalid(format!(
+                "unknown redirdev bus '{}' (usb)",
+                self.bus
+            )));
+        }
+        Ok(())
+    }
+
+    /// The character device it is forwarded over.
+    pub fn chardev(&self) -> crate::Chardev {
+        crate::Chardev {
+            dev_type: self.dev_type,
+            tty: None,
+            sources: self.sources.clone(),
+            protocol: self.protocol.clone(),
+            log: None,
+            target: None,
+            alias: None,
+            address: None,
+        }
+    }
+}
+
+xml_element! {
+    /// `<redirfilter>`: which USB devices may be forwarded.
+    #[derive(Default)]
+    pub struct Redirfilter {
+        children rules: UsbdevRule = "usbdev",
+    }
+}
+
+xml_element! {
+    /// `<redirfilter><usbdev class vendor product version allow>`: one rule (a missing
+    /// field matches any device).
+    pub struct UsbdevRule {
+        attr_opt class: String = "class",
+        attr_opt vendor: String = "vendor",
+        attr_opt product: String = "product",
+        attr_opt version: String = "version",
+        yes_no allow: bool = "allow",
+    }
+}
+
+xml_element! {
+    /// `<smartcard mode=…>`: a smartcard reader on the guest's USB CCID controller.
+    pub struct Smartcard {
+        attr mode: String = "mode",
+        /// `type` of the character device (mode passthrough).
+        attr_opt dev_type: crate::ChardevType = "type",
+        leaves certificates: String = "certificate",
+        leaf_opt database: String = "database",
+        children sources: crate::ChardevSource = "source",
+        in_attr_opt protocol: String = "protocol@type",
+        in_attr_opt alias: String = "alias@name",
+        child_opt address: Address = "address",
+    }
+    check Smartcard::check;
+}
+
+impl Smartcard {
+    fn check(&mut self) -> Result<(), XmlError> {
+        one_of(
+            &Some(self.mode.clone()),
+            &["host", "host-certificates", "passthrough"],
+            "smartcard mode",
+        )?;
+        match self.mode.as_str() {
+            "host-certificates" if self.certificates.len() != 3 => Err(XmlError::Invalid(
+                "host-certificates mode needs exactly three certificates".into(),
+            )),
+            "passthrough" if self.dev_type.is_none() => Err(XmlError::Invalid(
+                "passthrough mode requires a character device type attribute".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The character device of a passthrough card.
+    pub fn chardev(&self) -> Option<crate::Chardev> {
+        Some(crate::Chardev {
+            dev_type: self.dev_type?,
+            tty: None,
+            sources: self.sources.clone(),
+            protocol: self.protocol.clone(),
+            log: None,
+            target: None,
+            alias: None,
+            address: None,
+        })
+    }
+}

@@ -12,17 +12,15 @@ use super::{unsupported, Builder, Result};
 
 impl<'a> Builder<'a> {
     /// The `-chardev` value for a serial, console or channel backend.
-    fn chardev_backend(
+    pub(super) fn chardev_backend(
         &self,
         c: &Chardev,
         id: &str,
         what: &str,
         default_socket: &str,
     ) -> Result<String> {
-        if c.protocol.is_some() {
-            return unsupported(format!(
-                "{what}: <protocol> is only for tcp, which is not supported"
-            ));
+        if c.protocol.is_some() && c.dev_type != ChardevType::Tcp {
+            return unsupported(format!("{what}: <protocol> is only for type 'tcp'"));
         }
         if c.sources.len() > 1 {
             return unsupported(format!("{what}: more than one <source>"));
@@ -73,6 +71,42 @@ impl<'a> Builder<'a> {
                     o
                 }
             }
+            ChardevType::Tcp => {
+                let (Some(host), Some(service)) = (
+                    src.and_then(|s| s.host.as_deref()),
+                    src.and_then(|s| s.service.as_deref()),
+                ) else {
+                    return unsupported(format!(
+                        "{what}: type 'tcp' needs <source host=… service=…/>"
+                    ));
+                };
+                let Ok(port) = service.parse::<u16>() else {
+                    return unsupported(format!("{what}: service '{service}' is not a port"));
+                };
+                if src.and_then(|s| s.tls) == Some(true) {
+                    return unsupported(format!("{what}: TLS on a tcp character device"));
+                }
+                let telnet = match c.protocol.as_deref() {
+                    None | Some("raw") => false,
+                    Some("telnet") => true,
+                    Some(p) => {
+                        return unsupported(format!(
+                            "{what}: protocol '{p}' is not supported (raw, telnet)"
+                        ))
+                    }
+                };
+                let bind = src.and_then(|s| s.mode.as_deref()) == Some("bind");
+                let o = Opts::new("socket")
+                    .set("id", id)
+                    .set("host", host)
+                    .set("port", port)
+                    .set_opt("telnet", telnet.then_some("on"));
+                if bind {
+                    o.set("server", "on").set("wait", "off")
+                } else {
+                    o
+                }
+            }
             ChardevType::Spicevmc | ChardevType::Spiceport => {
                 return unsupported(format!(
                     "{what}: type '{}' needs SPICE, which is not supported",
@@ -81,7 +115,7 @@ impl<'a> Builder<'a> {
             }
             other => {
                 return unsupported(format!(
-                "{what}: character device type '{other}' is not supported (pty, file, unix, null)"
+                "{what}: character device type '{other}' is not supported (pty, file, unix, tcp, null)"
             ))
             }
         };

@@ -133,6 +133,10 @@ impl<'a> Builder<'a> {
             if c.model_name.is_some() || !c.target_attrs.is_empty() {
                 return unsupported(format!("{what}: <model>/<target> are not supported"));
             }
+            if c.ctl_type == ControllerType::Ccid {
+                // The smartcard reader: a USB device, made with the card (smartcards()).
+                continue;
+            }
             if c.ctl_type != ControllerType::VirtioSerial && c.vectors.is_some() {
                 return unsupported(format!("{what}: vectors is not supported"));
             }

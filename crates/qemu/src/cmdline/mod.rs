@@ -422,6 +422,8 @@ impl<'a> Builder<'a> {
         self.sound()?;
         self.video()?;
         self.hubs()?;
+        self.redirdevs()?;
+        self.smartcards()?;
         self.watchdogs()?;
         self.memballoon()?;
         self.rngs()?;

@@ -13,6 +13,13 @@ use crate::pci::Family;
 /// sound card).
 pub(super) fn needs_usb(def: &vireo_xml::Domain) -> bool {
     !def.devices.hubs.is_empty()
+        || !def.devices.redirdevs.is_empty()
+        || !def.devices.smartcards.is_empty()
+        || def
+            .devices
+            .controllers
+            .iter()
+            .any(|c| c.ctl_type == vireo_xml::ControllerType::Ccid)
         || def
             .devices
             .sounds
@@ -480,6 +487,152 @@ impl<'a> Builder<'a> {
             .raw(&addr)
             .done();
         self.arg2("-device", dev);
+        Ok(())
+    }
+}
+
+/// A `<redirfilter>` as usb-redir's `filter` property: `class:vendor:product:version:allow`
+/// rules joined by `|` (-1 matches anything).
+fn redir_filter(f: &vireo_xml::Redirfilter) -> Result<String> {
+    let num = |v: &Option<String>, what: &str| -> Result<String> {
+        match v.as_deref() {
+            None | Some("-1") => Ok("-1".into()),
+            Some(s) => {
+                let n = s
+                    .strip_prefix("0x")
+                    .map(|h| u32::from_str_radix(h, 16))
+                    .unwrap_or_else(|| s.parse::<u32>());
+                match n {
+                    Ok(n) => Ok(format!("0x{n:04x}")),
+                    Err(_) => unsupported(format!(
+                        "<redirfilter><usbdev {what}='{s}'> is not a number"
+                    )),
+                }
+            }
+        }
+    };
+    let mut rules = Vec::new();
+    for r in &f.rules {
+        // A version is written as a decimal "major.minor", the device's BCD.
+        let version = match r.version.as_deref() {
+            None | Some("-1") => "-1".to_string(),
+            Some(v) => {
+                let (maj, min) = v.split_once('.').unwrap_or((v, "0"));
+                match (maj.parse::<u32>(), min.parse::<u32>()) {
+                    (Ok(a), Ok(b)) if a < 100 && b < 100 => {
+                        let bcd = |n: u32| (n / 10) * 16 + n % 10;
+                        format!("0x{:02x}{:02x}", bcd(a), bcd(b))
+                    }
+                    _ => {
+                        return unsupported(format!(
+                            "<redirfilter><usbdev version='{v}'> is not a version"
+                        ))
+                    }
+                }
+            }
+        };
+        let Some(allow) = r.allow else {
+            return unsupported("<redirfilter><usbdev> needs allow='yes|no'");
+        };
+        rules.push(format!(
+            "{}:{}:{}:{version}:{}",
+            num(&r.class, "class")?,
+            num(&r.vendor, "vendor")?,
+            num(&r.product, "product")?,
+            u8::from(allow)
+        ));
+    }
+    Ok(rules.join("|"))
+}
+
+impl<'a> Builder<'a> {
+    /// `<redirdev bus='usb'>`: usb-redir devices on the USB bus, each over its character
+    /// device (tcp or unix; SPICE is not there to carry spicevmc), with `<redirfilter>`.
+    pub(super) fn redirdevs(&mut self) -> Result<()> {
+        let def = self.def;
+        if def.devices.redirfilter.is_some() && def.devices.redirdevs.is_empty() {
+            return unsupported("<redirfilter> without a <redirdev>");
+        }
+        let filter = match &def.devices.redirfilter {
+            Some(f) => Some(redir_filter(f)?),
+            None => None,
+        };
+        for (i, r) in def.devices.redirdevs.iter().enumerate() {
+            let what = format!("<redirdev> {i}");
+            let id = format!("charredir{i}");
+            let backend =
+                self.chardev_backend(&r.chardev(), &id, &what, &format!("redir{i}.sock"))?;
+            self.arg2("-chardev", backend);
+            let port = match &r.address {
+                Some(a) => Some(super::input::usb_port(a, &what)?),
+                None => None,
+            };
+            let dev = Opts::new("usb-redir")
+                .set("chardev", &id)
+                .set("id", format!("redir{i}"))
+                .set("bus", "usb.0")
+                .set_opt("port", port)
+                .set_opt("filter", filter.as_deref().map(|f| f.replace(',', ",,")))
+                .set_opt("bootindex", r.boot_order)
+                .done();
+            self.arg2("-device", dev);
+        }
+        Ok(())
+    }
+
+    /// `<smartcard>`: the USB CCID reader (`usb-ccid`) and its card: emulated from the
+    /// host's NSS database (mode host, or the three certificates of host-certificates), or
+    /// passed through from a character device (passthrough).
+    pub(super) fn smartcards(&mut self) -> Result<()> {
+        let def = self.def;
+        let ccid = def
+            .devices
+            .controllers
+            .iter()
+            .find(|c| c.ctl_type == vireo_xml::ControllerType::Ccid);
+        if def.devices.smartcards.is_empty() && ccid.is_none() {
+            return Ok(());
+        }
+        if def.devices.smartcards.len() > 1 {
+            return unsupported("only one <smartcard> is supported (one CCID reader)");
+        }
+        let port = match ccid.and_then(|c| c.address.as_ref()) {
+            Some(a) => Some(super::input::usb_port(a, "<controller type='ccid'>")?),
+            None => None,
+        };
+        let reader = Opts::new("usb-ccid")
+            .set("id", "ccid0")
+            .set("bus", "usb.0")
+            .set_opt("port", port)
+            .done();
+        self.arg2("-device", reader);
+        let Some(s) = def.devices.smartcards.first() else {
+            return Ok(());
+        };
+        let what = format!("<smartcard mode='{}'>", s.mode);
+        let card = match s.mode.as_str() {
+            "host" => Opts::new("ccid-card-emulated").set("backend", "nss-emulated"),
+            "host-certificates" => {
+                let mut o = Opts::new("ccid-card-emulated").set("backend", "certificates");
+                for (k, c) in s.certificates.iter().enumerate() {
+                    o = o.set(&format!("cert{}", k + 1), c);
+                }
+                o.set("db", s.database.as_deref().unwrap_or("/etc/pki/nssdb"))
+            }
+            _ => {
+                let Some(ch) = s.chardev() else {
+                    return unsupported(format!("{what} needs a character device type"));
+                };
+                let backend =
+                    self.chardev_backend(&ch, "charsmartcard0", &what, "smartcard0.sock")?;
+                self.arg2("-chardev", backend);
+                Opts::new("ccid-card-passthru").set("chardev", "charsmartcard0")
+            }
+        };
+        self.arg2(
+            "-device",
+            card.set("id", "smartcard0").set("bus", "ccid0.0").done(),
+        );
         Ok(())
     }
 }
