@@ -30,6 +30,7 @@ pub mod code {
     pub const OVERFLOW: i32 = 82;
     pub const OPERATION_UNSUPPORTED: i32 = 84;
     pub const AGENT_UNRESPONSIVE: i32 = 86;
+    pub const CPU_INCOMPATIBLE: i32 = 91;
     pub const XML_INVALID_SCHEMA: i32 = 92;
     pub const DEVICE_MISSING: i32 = 99;
 }
@@ -45,6 +46,7 @@ pub mod domain {
     pub const NETWORK: i32 = 19;
     pub const NWFILTER: i32 = 33;
     pub const DOMAIN_SNAPSHOT: i32 = 35;
+    pub const CPU: i32 = 31;
     pub const DOMAIN: i32 = 20;
 }
 

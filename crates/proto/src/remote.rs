@@ -41,6 +41,10 @@ procedures! {
     NODE_GET_INFO = 6,
     CONNECT_GET_CAPABILITIES = 7,
     CONNECT_GET_CPU_MODEL_NAMES = 312,
+    CONNECT_COMPARE_CPU = 158,
+    CONNECT_BASELINE_CPU = 162,
+    CONNECT_COMPARE_HYPERVISOR_CPU = 393,
+    CONNECT_BASELINE_HYPERVISOR_CPU = 394,
     NODE_GET_CPU_MAP = 293,
     CONNECT_GET_DOMAIN_CAPABILITIES = 342,
     DOMAIN_ATTACH_DEVICE = 8,
@@ -589,6 +593,51 @@ xdr_struct! {
     pub struct ConnectGetCpuModelNamesArgs {
         pub arch: String,
         pub need_results: i32,
+        pub flags: u32,
+    }
+}
+pub const CPU_BASELINE_MAX: usize = 256;
+xdr_struct! {
+    pub struct ConnectCompareCpuArgs {
+        pub xml: String,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    /// COMPARE_CPU and COMPARE_HYPERVISOR_CPU.
+    pub struct ConnectCompareCpuRet {
+        pub result: i32,
+    }
+}
+xdr_struct! {
+    pub struct ConnectBaselineCpuArgs {
+        pub xml_cpus: Array<String, CPU_BASELINE_MAX>,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    /// BASELINE_CPU and BASELINE_HYPERVISOR_CPU.
+    pub struct ConnectBaselineCpuRet {
+        pub cpu: String,
+    }
+}
+xdr_struct! {
+    pub struct ConnectCompareHypervisorCpuArgs {
+        pub emulator: Option<String>,
+        pub arch: Option<String>,
+        pub machine: Option<String>,
+        pub virttype: Option<String>,
+        pub xml_cpu: String,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    pub struct ConnectBaselineHypervisorCpuArgs {
+        pub emulator: Option<String>,
+        pub arch: Option<String>,
+        pub machine: Option<String>,
+        pub virttype: Option<String>,
+        pub xml_cpus: Array<String, CPU_BASELINE_MAX>,
         pub flags: u32,
     }
 }

@@ -42,7 +42,12 @@ pub struct Query<'a> {
 }
 
 /// The capabilities XML for `q`, or libvirt's errors for what this host cannot do.
-pub fn domain_capabilities(caps: &QemuCaps, cpu_models: &[String], q: &Query) -> Result<String> {
+pub fn domain_capabilities(
+    caps: &QemuCaps,
+    cpu_models: &[String],
+    cpu_defs: &crate::cpumodel::CpuModels,
+    q: &Query,
+) -> Result<String> {
     let emulator = caps.emulator.to_string_lossy();
     if let Some(e) = q.emulator.filter(|e| *e != emulator) {
         return Err(DriverError::InvalidArg(format!(
@@ -134,9 +139,32 @@ pub fn domain_capabilities(caps: &QemuCaps, cpu_models: &[String], q: &Query) ->
     let _ = writeln!(w, "    <mode name='maximum' supported='yes'>");
     enum_values(w, 6, "maximumMigratable", &["on", "off"]);
     let _ = writeln!(w, "    </mode>");
-    // host-model runs as the host CPU (KVM) or QEMU's richest (TCG); no named model is
-    // computed for it.
-    let _ = writeln!(w, "    <mode name='host-model' supported='yes'/>");
+    // host-model: the richest named model within what the host gives a guest (QEMU's
+    // `host` under KVM, `max` under TCG), and the host's features beyond it.
+    match cpu_defs.host_model() {
+        Some((m, extra)) => {
+            let _ = writeln!(w, "    <mode name='host-model' supported='yes'>");
+            let _ = writeln!(
+                w,
+                "      <model fallback='forbid'>{}</model>",
+                xml_escape(&m.name)
+            );
+            if let Some(v) = cpu_defs.host_vendor.as_ref().or(m.vendor.as_ref()) {
+                let _ = writeln!(w, "      <vendor>{}</vendor>", xml_escape(v));
+            }
+            for f in extra {
+                let _ = writeln!(
+                    w,
+                    "      <feature policy='require' name='{}'/>",
+                    xml_escape(f)
+                );
+            }
+            let _ = writeln!(w, "    </mode>");
+        }
+        None => {
+            let _ = writeln!(w, "    <mode name='host-model' supported='yes'/>");
+        }
+    }
     let _ = writeln!(w, "    <mode name='custom' supported='yes'>");
     for model in cpu_models {
         // Whether the accelerator has every feature of a model is not probed.
@@ -288,7 +316,13 @@ mod tests {
     #[test]
     fn defaults_and_choices() {
         let models = vec!["qemu64".to_string(), "EPYC".to_string()];
-        let x = domain_capabilities(&caps(false), &models, &Query::default()).unwrap();
+        let x = domain_capabilities(
+            &caps(false),
+            &models,
+            &Default::default(),
+            &Query::default(),
+        )
+        .unwrap();
         assert!(x.contains("<domain>qemu</domain>"), "{x}");
         assert!(x.contains("<machine>pc-i440fx-7.2</machine>"), "{x}");
         assert!(x.contains("<vcpu max='255'/>"), "{x}");
@@ -306,7 +340,7 @@ mod tests {
             virttype: Some("kvm"),
             ..Default::default()
         };
-        let x = domain_capabilities(&caps(true), &models, &q).unwrap();
+        let x = domain_capabilities(&caps(true), &models, &Default::default(), &q).unwrap();
         assert!(x.contains("<machine>pc-q35-7.2</machine>"), "{x}");
         assert!(
             x.contains("<mode name='host-passthrough' supported='yes'>"),
@@ -318,7 +352,11 @@ mod tests {
     #[test]
     fn refusals() {
         let c = caps(false);
-        let e = |q: Query| domain_capabilities(&c, &[], &q).unwrap_err().to_string();
+        let e = |q: Query| {
+            domain_capabilities(&c, &[], &Default::default(), &q)
+                .unwrap_err()
+                .to_string()
+        };
         assert!(e(Query {
             virttype: Some("kvm"),
             ..Default::default()

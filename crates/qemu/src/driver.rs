@@ -175,6 +175,8 @@ pub struct QemuDriver {
     pub(crate) device_events: EventBus<DeviceEvent>,
     /// The emulator's CPU model names, probed once when first asked for.
     cpu_models: OnceLock<Vec<String>>,
+    /// Each model's features and the host's, probed once when first asked for.
+    cpu_defs: OnceLock<crate::cpumodel::CpuModels>,
     /// Each domain's snapshots.
     pub(crate) snapshots: crate::snapshot::Store,
 }
@@ -193,6 +195,7 @@ impl QemuDriver {
             peers: OnceLock::new(),
             device_events: EventBus::default(),
             cpu_models: OnceLock::new(),
+            cpu_defs: OnceLock::new(),
             snapshots: Default::default(),
         };
         d.load()?;
@@ -274,7 +277,7 @@ impl QemuDriver {
 
     /// `virConnectGetDomainCapabilities`.
     pub fn domain_capabilities(&self, q: &crate::domcaps::Query) -> Result<String> {
-        crate::domcaps::domain_capabilities(self.caps(), self.cpu_models(), q)
+        crate::domcaps::domain_capabilities(self.caps(), self.cpu_models(), self.cpu_defs(), q)
     }
 
     /// `virConnectGetCPUModelNames`.
@@ -285,6 +288,34 @@ impl QemuDriver {
             )));
         }
         Ok(self.cpu_models().to_vec())
+    }
+
+    pub fn cpu_defs(&self) -> &crate::cpumodel::CpuModels {
+        self.cpu_defs
+            .get_or_init(|| crate::cpumodel::CpuModels::probe(&self.cfg.emulator, self.caps().kvm))
+    }
+
+    /// COMPARE_CPU (`hypervisor`: COMPARE_HYPERVISOR_CPU): the host's CPU, as QEMU gives
+    /// it to guests, against `xml`.
+    pub fn compare_cpu(&self, xml: &str, flags: u32) -> Result<i32> {
+        // VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE, VALIDATE_XML (not done: accepted).
+        if flags & !3 != 0 {
+            return Err(DriverError::InvalidArg(format!(
+                "unsupported flags (0x{flags:x})"
+            )));
+        }
+        self.cpu_defs().compare(xml, flags & 1 != 0)
+    }
+
+    /// BASELINE_CPU (`hypervisor`: BASELINE_HYPERVISOR_CPU, only models this host runs).
+    pub fn baseline_cpu(&self, xmls: &[String], flags: u32, hypervisor: bool) -> Result<String> {
+        // EXPAND_FEATURES, MIGRATABLE (every feature here is).
+        if flags & !3 != 0 {
+            return Err(DriverError::InvalidArg(format!(
+                "unsupported flags (0x{flags:x})"
+            )));
+        }
+        self.cpu_defs().baseline(xmls, hypervisor, flags & 1 != 0)
     }
 
     fn cpu_models(&self) -> &[String] {

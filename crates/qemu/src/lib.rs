@@ -4,6 +4,7 @@
 pub mod blockjob;
 pub mod caps;
 pub mod cmdline;
+pub mod cpumodel;
 pub mod domcaps;
 pub mod driver;
 pub mod firmware;

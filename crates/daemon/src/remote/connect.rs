@@ -177,6 +177,52 @@ pub(super) fn dispatch(
                 })
             })
         }
+        procs::CONNECT_COMPARE_CPU => {
+            let a: ConnectCompareCpuArgs = match args(payload) {
+                Ok(a) => a,
+                Err(e) => return Some(Err(e)),
+            };
+            s.hv().and_then(|q| {
+                ret(ConnectCompareCpuRet {
+                    result: q.compare_cpu(&a.xml, a.flags)?,
+                })
+            })
+        }
+        procs::CONNECT_COMPARE_HYPERVISOR_CPU => {
+            let a: ConnectCompareHypervisorCpuArgs = match args(payload) {
+                Ok(a) => a,
+                Err(e) => return Some(Err(e)),
+            };
+            s.hv().and_then(|q| {
+                check_hypervisor(&a.arch, &a.virttype)?;
+                ret(ConnectCompareCpuRet {
+                    result: q.compare_cpu(&a.xml_cpu, a.flags)?,
+                })
+            })
+        }
+        procs::CONNECT_BASELINE_CPU => {
+            let a: ConnectBaselineCpuArgs = match args(payload) {
+                Ok(a) => a,
+                Err(e) => return Some(Err(e)),
+            };
+            s.hv().and_then(|q| {
+                ret(ConnectBaselineCpuRet {
+                    cpu: q.baseline_cpu(&a.xml_cpus.0, a.flags, false)?,
+                })
+            })
+        }
+        procs::CONNECT_BASELINE_HYPERVISOR_CPU => {
+            let a: ConnectBaselineHypervisorCpuArgs = match args(payload) {
+                Ok(a) => a,
+                Err(e) => return Some(Err(e)),
+            };
+            s.hv().and_then(|q| {
+                check_hypervisor(&a.arch, &a.virttype)?;
+                ret(ConnectBaselineCpuRet {
+                    cpu: q.baseline_cpu(&a.xml_cpus.0, a.flags, true)?,
+                })
+            })
+        }
         procs::CONNECT_GET_CAPABILITIES => s.hv().and_then(|q| {
             ret(ConnectGetCapabilitiesRet {
                 capabilities: q.capabilities_xml(),
@@ -265,4 +311,24 @@ fn set_identity(s: &RemoteService, client: &Arc<RemoteClient>, payload: &[u8]) -
         pid: num("process-id").map(|v| v as i32),
     });
     void()
+}
+
+/// The hypervisor CPU calls answer for this host's x86_64 QEMU (kvm or qemu) only.
+fn check_hypervisor(arch: &Option<String>, virttype: &Option<String>) -> Result<(), RemoteError> {
+    if let Some(a) = arch.as_deref().filter(|a| *a != "x86_64") {
+        return Err(vireo_driver::DriverError::InvalidArg(format!(
+            "architecture '{a}' is not supported (x86_64)"
+        ))
+        .into());
+    }
+    if let Some(v) = virttype
+        .as_deref()
+        .filter(|v| !matches!(*v, "kvm" | "qemu"))
+    {
+        return Err(vireo_driver::DriverError::InvalidArg(format!(
+            "virttype '{v}' is not supported (kvm, qemu)"
+        ))
+        .into());
+    }
+    Ok(())
 }

@@ -458,6 +458,10 @@ fn blocks(p: i32) -> bool {
             | procs::CONNECT_GET_CAPABILITIES
             | procs::CONNECT_GET_DOMAIN_CAPABILITIES
             | procs::CONNECT_GET_CPU_MODEL_NAMES
+            | procs::CONNECT_COMPARE_CPU
+            | procs::CONNECT_BASELINE_CPU
+            | procs::CONNECT_COMPARE_HYPERVISOR_CPU
+            | procs::CONNECT_BASELINE_HYPERVISOR_CPU
             | procs::CONNECT_GET_VERSION
     )
 }
