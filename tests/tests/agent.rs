@@ -145,6 +145,10 @@ fn guest_agent_with_virsh(layout: Layout) {
     );
     let err = fails(&d.virsh(&["-r", "guestinfo", "vm1"]));
     assert!(err.contains("read only"), "{err}");
+    // The agent's addresses need a read-write connection; the ARP table's do not.
+    let err = fails(&d.virsh(&["-r", "domifaddr", "vm1", "--source", "agent"]));
+    assert!(err.contains("read only access prevents"), "{err}");
+    ok(&d.virsh(&["-r", "domifaddr", "vm1", "--source", "arp"]));
 
     // A VM without the channel has no agent to ask.
     let plain = vireo_tests::guest_xml("vm2");

@@ -226,6 +226,19 @@ impl Service for RemoteService {
             Ok(r) => r,
             Err(e) => return Dispatch::Now(Outcome::Error(e)),
         };
+        // The guest agent's addresses need a read-write connection (the agent is the
+        // guest's to trust or not), as in libvirt; the other sources are read-only.
+        if readonly && p == procs::DOMAIN_INTERFACE_ADDRESSES {
+            let by_agent = args::<vireo_proto::remote::DomainInterfaceAddressesArgs>(payload)
+                .is_ok_and(|a| a.source == vireo_proto::remote::ifaddr_source::AGENT);
+            if by_agent {
+                return Dispatch::Now(Outcome::Error(RemoteError::new(
+                    code::OPERATION_DENIED,
+                    errdom::DOMAIN,
+                    "operation forbidden: read only access prevents virDomainInterfaceAddresses",
+                )));
+            }
+        }
         let fam = family_of(p);
         if connect::serves(p) {
             return Dispatch::Now(self.dispatch(client, p, payload, readonly));
