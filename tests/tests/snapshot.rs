@@ -240,6 +240,24 @@ fn raw_disks_are_refused() {
     ok(&d.virsh(&["undefine", "vm1"]));
 }
 
+/// A transient domain's snapshots go with it: started again from the same XML, it has
+/// none.
+#[test]
+fn a_transient_domains_snapshots_go_with_it() {
+    let d = Daemon::start();
+    define_with_disk(&d, "qcow2");
+    let xml = ok(&d.virsh(&["dumpxml", "vm1"]));
+    ok(&d.virsh(&["undefine", "vm1"]));
+    let f = write_file(&d, "t.xml", &xml);
+    ok(&d.virsh(&["create", "--paused", &f]));
+    ok(&d.virsh(&["snapshot-create-as", "vm1", "t2"]));
+    assert_eq!(names(&d, &[]), ["t2"]);
+    ok(&d.virsh(&["destroy", "vm1"]));
+    ok(&d.virsh(&["create", "--paused", &f]));
+    assert!(names(&d, &[]).is_empty());
+    ok(&d.virsh(&["destroy", "vm1"]));
+}
+
 /// External disk-only snapshots: the running guest goes on in an overlay while its image
 /// keeps the snapshot; a revert puts a new overlay on that image; of a shut-off domain too,
 /// with the overlay named or reused.

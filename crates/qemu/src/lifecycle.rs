@@ -479,18 +479,21 @@ impl QemuDriver {
                 _ => o.state,
             };
             let h = o.handle();
-            if ev == event::STOPPED {
-                self.stopped(&mut reg, uuid);
-            }
-            h
+            let gone = ev == event::STOPPED && self.stopped(&mut reg, uuid);
+            (h, gone)
         };
+        let (handle, gone) = handle;
+        if gone {
+            self.vanished(&uuid);
+        }
         self.publish(&handle, ev, detail);
     }
 
-    /// Forgets the running part of a domain (and a transient domain altogether).
-    fn stopped(&self, reg: &mut crate::driver::Registry, uuid: [u8; 16]) {
+    /// Forgets the running part of a domain (and a transient domain altogether: then
+    /// true).
+    fn stopped(&self, reg: &mut crate::driver::Registry, uuid: [u8; 16]) -> bool {
         let Some(o) = reg.by_uuid.get_mut(&uuid) else {
-            return;
+            return false;
         };
         o.id = None;
         o.shim = None;
@@ -522,6 +525,19 @@ impl QemuDriver {
             let name = o.def.name.clone();
             reg.by_uuid.remove(&uuid);
             reg.by_name.remove(&name);
+            return true;
+        }
+        false
+    }
+
+    /// A transient domain that vanished takes its snapshots' metadata with it (the images
+    /// keep what is theirs). Called without the registry's lock.
+    fn vanished(&self, uuid: &[u8; 16]) {
+        if let Err(e) = self.drop_snapshot_metadata(uuid) {
+            log::warn!(
+                "cannot remove the snapshot metadata of {}: {e}",
+                format_uuid(uuid)
+            );
         }
     }
 
@@ -539,9 +555,12 @@ impl QemuDriver {
             }
             o.state = (state::SHUTOFF, state::SHUTOFF_CRASHED);
             let h = o.handle();
-            self.stopped(&mut reg, uuid);
-            h
+            (h, self.stopped(&mut reg, uuid))
         };
+        let (handle, gone) = handle;
+        if gone {
+            self.vanished(&uuid);
+        }
         self.publish(&handle, event::STOPPED, event::STOPPED_FAILED);
     }
 
