@@ -57,7 +57,15 @@ fn block_jobs_with_virsh(layout: Layout) {
     guest_shell(&d, "vm1", &["--running", &write("COMMITED", "B"), "B-2"]);
     let err = fails(&d.virsh(&["blockcommit", "vm1", "vda", "--wait"]));
     assert!(err.contains("requires active flag"), "{err}");
-    let out = ok(&d.virsh(&["blockcommit", "vm1", "vda", "--active", "--pivot", "--wait"]));
+    let out = ok(&d.virsh(&[
+        "blockcommit",
+        "vm1",
+        "vda",
+        "--active",
+        "--pivot",
+        "--wait",
+        "--delete",
+    ]));
     assert!(out.contains("Successfully pivoted"), "{out}");
     assert_eq!(source(&d), base);
     guest_shell(&d, "vm1", &["--running", READ, "COMMITED"]);
@@ -65,6 +73,8 @@ fn block_jobs_with_virsh(layout: Layout) {
     ev.wait_for("vm1 block-job-2 vda 4 3");
     ev.wait_for("vm1 block-job-2 vda 4 0");
     ev.wait_for(&format!("vm1 block-job {base} 4 0"));
+    // --delete: the overlay committed away is gone.
+    assert!(!std::path::Path::new(&top).exists(), "{top} is still there");
     let inactive = ok(&d.virsh(&["dumpxml", "--inactive", "vm1"]));
     assert!(
         inactive.contains(&format!("<source file='{base}'/>")),
@@ -99,8 +109,10 @@ fn block_jobs_with_virsh(layout: Layout) {
         "--base",
         &base,
         "--wait",
+        "--delete",
     ]));
     ev.wait_for("vm1 block-job-2 vda 3 0");
+    assert!(!std::path::Path::new(&mid).exists(), "{mid} is still there");
     let chain = ok(&run_cmd("qemu-img", &["info", "-U", &top]));
     assert!(chain.contains(&format!("backing file: {base}")), "{chain}");
     ok(&d.virsh(&["blockpull", "vm1", "vda", "--wait"]));

@@ -225,6 +225,9 @@ xdr_struct! {
         pub bandwidth: u64,
         /// For commit: only into the top's own backing image (SHALLOW).
         pub shallow: i32,
+        /// For commit: the images committed away are deleted once the job ended well
+        /// (DELETE).
+        pub delete: i32,
     }
 }
 

@@ -102,6 +102,7 @@ impl QemuDriver {
                 dest_format: None,
                 bandwidth: speed(bandwidth, bytes)?,
                 shallow: 0,
+                delete: 0,
             },
         )
         .await
@@ -281,6 +282,7 @@ impl QemuDriver {
                     dest_format: Some(format),
                     bandwidth,
                     shallow: 0,
+                    delete: 0,
                 },
             )
             .await;
@@ -310,11 +312,6 @@ impl QemuDriver {
                 | COMMIT_RELATIVE
                 | COMMIT_BANDWIDTH_BYTES,
         )?;
-        if flags & COMMIT_DELETE != 0 {
-            return Err(DriverError::ArgUnsupported(
-                "deleting the committed images is not supported by Vireo yet".into(),
-            ));
-        }
         if flags & COMMIT_RELATIVE != 0 {
             return Err(DriverError::ArgUnsupported(
                 "relative backing names are not supported by Vireo yet".into(),
@@ -349,6 +346,7 @@ impl QemuDriver {
                 dest_format: None,
                 bandwidth: speed(bandwidth, flags & COMMIT_BANDWIDTH_BYTES != 0)?,
                 shallow: i32::from(flags & COMMIT_SHALLOW != 0),
+                delete: i32::from(flags & COMMIT_DELETE != 0),
             },
         )
         .await

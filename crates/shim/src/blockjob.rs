@@ -39,6 +39,8 @@ pub struct BlockJob {
     base: Option<Layer>,
     /// Nodes that leave the chain when the job ends well.
     dropped: Vec<String>,
+    /// Their files, deleted then (a commit with DELETE).
+    delete_files: Vec<String>,
     /// A client asked for the end: true to pivot, false to cancel.
     ending: Option<bool>,
 }
@@ -149,6 +151,7 @@ impl Vm {
             copy: None,
             base: None,
             dropped: Vec::new(),
+            delete_files: Vec::new(),
             ending: None,
         };
         let (cmd, args) = match a.kind {
@@ -197,6 +200,9 @@ impl Vm {
                     )));
                 }
                 job.dropped = chain[top..base].iter().map(|l| l.node.clone()).collect();
+                if a.delete != 0 {
+                    job.delete_files = chain[top..base].iter().map(|l| l.file.clone()).collect();
+                }
                 if top == 0 {
                     job.base = Some(chain[base].clone());
                 }
@@ -475,6 +481,14 @@ impl Vm {
                     .await
                 {
                     eprintln!("vireo-shim: cannot remove block node {name}: {e}");
+                }
+            }
+        }
+        // A commit with DELETE: the images committed away, now nobody's, go.
+        for f in &job.delete_files {
+            if let Err(e) = std::fs::remove_file(f) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    eprintln!("vireo-shim: cannot delete committed image {f}: {e}");
                 }
             }
         }
