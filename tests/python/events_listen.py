@@ -5,8 +5,9 @@ argv[1] is the URI; with argv[2] 'devices' it prints device events instead, as
 'NAME device-added|device-removed|device-removal-failed ALIAS', and metadata changes as
 'NAME metadata-change TYPE NSURI' (NSURI '-' for none), and block jobs as
 'NAME block-job-2 DISK TYPE STATUS' (by target) and 'NAME block-job PATH TYPE STATUS'
-(by image, the older event), and the guest agent's coming and going as
-'NAME agent-lifecycle STATE REASON'. Prints 'LISTENING' once
+(by image, the older event), the guest agent's coming and going as
+'NAME agent-lifecycle STATE REASON', and a memory device's new size as
+'NAME memory-size ALIAS KIB'. Prints 'LISTENING' once
 registered, so the caller can go on.
 """
 import sys
@@ -59,6 +60,12 @@ if sys.argv[2:] == ["devices"]:
 
     conn.domainEventRegisterAny(
         None, libvirt.VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE, agent_cb, None)
+
+    def memory_cb(_conn, dom, alias, size, _opaque):
+        print(dom.name(), "memory-size", alias, size, flush=True)
+
+    conn.domainEventRegisterAny(
+        None, libvirt.VIR_DOMAIN_EVENT_ID_MEMORY_DEVICE_SIZE_CHANGE, memory_cb, None)
 else:
     conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, cb, None)
 print("LISTENING", flush=True)

@@ -2,8 +2,6 @@
 //! a DIMM plugged into a cell and taken out again, a virtio-mem device the guest is asked
 //! to take more of, and memory in huge pages the host sets aside.
 
-use std::time::{Duration, Instant};
-
 use vireo_tests::{fails, ok, write_file, Daemon, EventLog};
 
 /// The test guest with 2 vCPUs in two NUMA cells of 128 MiB, room for 1 GiB, and `devices`.
@@ -130,6 +128,7 @@ fn virtio_mem_gives_the_guest_what_is_asked() {
                 <block unit='MiB'>2</block><requested unit='MiB'>0</requested></target></memory>";
     ok(&d.virsh(&["define", &write_file(&d, "vm1.xml", &numa_guest(vmem))]));
     ok(&d.virsh(&["start", "--paused", "vm1"]));
+    let mut ev = EventLog::start_devices(&d);
     vireo_tests::guest_shell(&d, "vm1", &["--resume", "echo UP-$((1+1))", "UP-2"]);
     ok(&d.virsh(&[
         "update-memory-device",
@@ -138,20 +137,18 @@ fn virtio_mem_gives_the_guest_what_is_asked() {
         "64MiB",
         "--live",
     ]));
-    // The guest's driver plugs the blocks in; QEMU says how much it has.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let live = ok(&d.virsh(&["dumpxml", "vm1"]));
-        if live.contains("<current unit='KiB'>65536</current>") {
-            assert!(
-                live.contains("<requested unit='KiB'>65536</requested>"),
-                "{live}"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "the guest never took it: {live}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    // The guest's driver plugs the blocks in; QEMU says how much it has, and the
+    // clients hear it (MEMORY_DEVICE_SIZE_CHANGE).
+    ev.wait_for("vm1 memory-size virtiomem0 65536");
+    let live = ok(&d.virsh(&["dumpxml", "vm1"]));
+    assert!(
+        live.contains("<current unit='KiB'>65536</current>"),
+        "{live}"
+    );
+    assert!(
+        live.contains("<requested unit='KiB'>65536</requested>"),
+        "{live}"
+    );
     let e = fails(&d.virsh(&[
         "update-memory-device",
         "vm1",

@@ -30,6 +30,8 @@ pub struct DeviceEvent {
     pub detail: i32,
     /// A block job's status.
     pub status: i32,
+    /// A memory device's size now, in KiB (MEMORY_DEVICE_SIZE_CHANGE).
+    pub size: u64,
 }
 
 /// An event about a network, storage pool, node device or secret. Every such event message

@@ -223,6 +223,7 @@ procedures! {
     DOMAIN_GET_TIME = 337,
     DOMAIN_SET_TIME = 338,
     DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE = 348,
+    DOMAIN_EVENT_MEMORY_DEVICE_SIZE_CHANGE = 438,
     DOMAIN_GET_FSINFO = 349,
     DOMAIN_SET_USER_PASSWORD = 357,
     DOMAIN_GET_GUEST_INFO = 418,
@@ -463,6 +464,7 @@ pub mod event {
     pub const ID_DEVICE_ADDED: i32 = 19;
     pub const ID_DEVICE_REMOVAL_FAILED: i32 = 22;
     pub const ID_METADATA_CHANGE: i32 = 23;
+    pub const ID_MEMORY_DEVICE_SIZE_CHANGE: i32 = 26;
     pub const DEFINED: i32 = 0;
     pub const UNDEFINED: i32 = 1;
     pub const STARTED: i32 = 2;
@@ -981,6 +983,15 @@ xdr_struct! { pub struct DomainGetGuestInfoArgs { pub dom: Domain, pub types: u3
 xdr_struct! {
     pub struct DomainGetGuestInfoRet {
         pub params: Array<crate::typed::TypedParam, DOMAIN_GUEST_INFO_PARAMS_MAX>,
+    }
+}
+xdr_struct! {
+    /// `DOMAIN_EVENT_MEMORY_DEVICE_SIZE_CHANGE`: a virtio-mem device's size (KiB) now.
+    pub struct DomainEventMemoryDeviceSizeChangeMsg {
+        pub callback_id: i32,
+        pub dom: Domain,
+        pub alias: String,
+        pub size: u64,
     }
 }
 xdr_struct! {

@@ -892,6 +892,26 @@ impl QemuDriver {
             alias,
             detail,
             status,
+            size: 0,
+        });
+    }
+
+    /// A virtio-mem device's size changed (the guest plugged or unplugged its blocks).
+    pub(crate) fn publish_memory_size(&self, uuid: [u8; 16], alias: String, size: u64) {
+        let dom = {
+            let reg = self.read();
+            match reg.by_uuid.get(&uuid) {
+                Some(o) => o.handle(),
+                None => return,
+            }
+        };
+        self.device_events.publish(DeviceEvent {
+            dom,
+            event_id: event::ID_MEMORY_DEVICE_SIZE_CHANGE,
+            alias,
+            detail: 0,
+            status: 0,
+            size,
         });
     }
 }

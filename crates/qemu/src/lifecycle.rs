@@ -397,6 +397,14 @@ impl QemuDriver {
                         );
                     }
                 }
+                procs::DOMAIN_EVENT_MEMORY_DEVICE_SIZE_CHANGE => {
+                    if let Ok(m) = vireo_xdr::from_bytes::<
+                        vireo_proto::remote::DomainEventMemoryDeviceSizeChangeMsg,
+                    >(&f.payload)
+                    {
+                        d.publish_memory_size(uuid, m.alias, m.size);
+                    }
+                }
                 procs::DOMAIN_EVENT_BLOCK_JOB_2 => {
                     if let Ok(m) = vireo_xdr::from_bytes::<
                         vireo_proto::remote::DomainEventBlockJob2Msg,

@@ -93,6 +93,7 @@ impl QemuDriver {
             alias: nsuri,
             detail: a.type_,
             status: 0,
+            size: 0,
         });
         Ok(())
     }

@@ -130,8 +130,24 @@ impl Vm {
         let (Some(id), Some(size)) = (data["id"].as_str(), data["size"].as_u64()) else {
             return;
         };
-        if let Some(m) = self.memories().iter_mut().find(|m| m.id == id) {
-            m.def.target.current = Some(MemSize::kib(size / 1024));
+        let known = match self.memories().iter_mut().find(|m| m.id == id) {
+            Some(m) => {
+                m.def.target.current = Some(MemSize::kib(size / 1024));
+                true
+            }
+            None => false,
+        };
+        if known {
+            let msg = vireo_proto::remote::DomainEventMemoryDeviceSizeChangeMsg {
+                callback_id: 0,
+                dom: crate::serve::handle(self),
+                alias: id.to_string(),
+                size: size / 1024,
+            };
+            self.emit_message(
+                vireo_proto::remote::procs::DOMAIN_EVENT_MEMORY_DEVICE_SIZE_CHANGE,
+                vireo_xdr::to_bytes(&msg),
+            );
         }
     }
 }

@@ -295,6 +295,7 @@ fn register(
             | event::ID_BLOCK_JOB
             | event::ID_BLOCK_JOB_2
             | event::ID_AGENT_LIFECYCLE
+            | event::ID_MEMORY_DEVICE_SIZE_CHANGE
     );
     st.callbacks.list.push(cb);
     // Subscribe before replying, so no event after the reply can be missed.
@@ -454,6 +455,15 @@ fn deliver_device(client: &RemoteClient, ev: &DeviceEvent) {
                     }
                     // The newer events have no legacy form.
                     (_, true) => return None,
+                    (event::ID_MEMORY_DEVICE_SIZE_CHANGE, false) => (
+                        procs::DOMAIN_EVENT_MEMORY_DEVICE_SIZE_CHANGE,
+                        vireo_xdr::to_bytes(&DomainEventMemoryDeviceSizeChangeMsg {
+                            callback_id: c.id,
+                            dom: ev.dom.clone(),
+                            alias: ev.alias.clone(),
+                            size: ev.size,
+                        }),
+                    ),
                     (event::ID_AGENT_LIFECYCLE, false) => (
                         procs::DOMAIN_EVENT_CALLBACK_AGENT_LIFECYCLE,
                         vireo_xdr::to_bytes(&DomainEventCallbackAgentLifecycleMsg {
