@@ -360,9 +360,69 @@ fn external_disk_only_snapshots() {
         ok(&d.virsh(&["snapshot-parent", "vm1", "ext3"])).trim(),
         "ext2"
     );
-    // Deleting an external snapshot means merging images: not yet; the metadata can go.
+    // Deleting an external snapshot merges its overlay into the image under it: not for
+    // one the domain was reverted away from (its overlay is in no chain); the metadata
+    // can go.
     let err = fails(&d.virsh(&["snapshot-delete", "vm1", "ext1"]));
-    assert!(err.contains("not supported by Vireo yet"), "{err}");
+    assert!(
+        err.contains("no longer runs on the snapshot's overlay"),
+        "{err}"
+    );
     ok(&d.virsh(&["snapshot-delete", "vm1", "ext1", "--metadata"]));
     ok(&d.virsh(&["undefine", "vm1", "--snapshots-metadata"]));
+}
+
+/// Deleting external snapshots, as libvirt 9 does: the overlay each one started is
+/// committed into the image it kept and removed — on the running guest (the older one
+/// committed under the newer, then the newer by an active commit and a pivot; the guest's
+/// data all ends in its original image) and on the shut-off domain (`qemu-img commit`).
+#[test]
+fn external_snapshots_are_deleted_into_their_images() {
+    let d = Daemon::start();
+    let img = define_with_disk(&d, "qcow2");
+    let root = d.root.to_str().expect("utf-8").to_string();
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    let write = |data: &str, done: &str| {
+        format!("printf {data} | dd of=/dev/vda conv=fsync 2>/dev/null; echo {done}-$((1+1))")
+    };
+    guest_shell(&d, "vm1", &["--resume", &write("BASEDATA", "A"), "A-2"]);
+    ok(&d.virsh(&["snapshot-create-as", "vm1", "e1", "--disk-only"]));
+    let o1 = format!("{root}/vm1.e1");
+    guest_shell(&d, "vm1", &["--running", &write("AFTER001", "B"), "B-2"]);
+    ok(&d.virsh(&["snapshot-create-as", "vm1", "e2", "--disk-only"]));
+    let o2 = format!("{root}/vm1.e2");
+    guest_shell(&d, "vm1", &["--running", &write("AFTER002", "C"), "C-2"]);
+
+    // The older one: its overlay goes into the image under it, under the newer overlay.
+    ok(&d.virsh(&["snapshot-delete", "vm1", "e1"]));
+    assert!(!std::path::Path::new(&o1).exists(), "{o1} is still there");
+    assert_eq!(disk_head(&d, &img), "AFTER001");
+    let chain = ok(&run_cmd("qemu-img", &["info", "-U", &o2]));
+    assert!(chain.contains(&format!("backing file: {img}")), "{chain}");
+    assert_eq!(names(&d, &[]), ["e2"]);
+    // The newer one, whose overlay the guest runs on: an active commit, then the pivot.
+    ok(&d.virsh(&["snapshot-delete", "vm1", "e2"]));
+    assert!(!std::path::Path::new(&o2).exists(), "{o2} is still there");
+    let blk = ok(&d.virsh(&["domblklist", "vm1"]));
+    assert!(blk.contains(&img), "{blk}");
+    assert!(ok(&d.virsh(&["dumpxml", "--inactive", "vm1"]))
+        .contains(&format!("<source file='{img}'/>")));
+    guest_shell(
+        &d,
+        "vm1",
+        &["--running", "head -c 8 /dev/vda; echo", "AFTER002"],
+    );
+    assert!(names(&d, &[]).is_empty());
+    ok(&d.virsh(&["destroy", "vm1"]));
+    assert_eq!(disk_head(&d, &img), "AFTER002");
+
+    // Shut off: the definition's overlay, committed with qemu-img.
+    ok(&d.virsh(&["snapshot-create-as", "vm1", "e3", "--disk-only"]));
+    let o3 = format!("{root}/vm1.e3");
+    assert!(ok(&d.virsh(&["dumpxml", "--inactive", "vm1"])).contains(&o3));
+    ok(&d.virsh(&["snapshot-delete", "vm1", "e3"]));
+    assert!(!std::path::Path::new(&o3).exists(), "{o3} is still there");
+    assert!(ok(&d.virsh(&["dumpxml", "--inactive", "vm1"]))
+        .contains(&format!("<source file='{img}'/>")));
+    assert!(names(&d, &[]).is_empty());
 }

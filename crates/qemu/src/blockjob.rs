@@ -59,7 +59,7 @@ fn image_of(d: &Disk) -> Result<(String, String)> {
 }
 
 impl QemuDriver {
-    async fn shim_block_job(&self, h: &Handle, a: ShimBlockJobArgs) -> Result<()> {
+    pub(crate) async fn shim_block_job(&self, h: &Handle, a: ShimBlockJobArgs) -> Result<()> {
         let conn = self.shim_conn(h)?;
         conn.call_fds::<_, ()>(VIREO_PROGRAM, VIREO_VERSION, vprocs::SHIM_BLOCK_JOB, &a)
             .await

@@ -7,6 +7,7 @@ pub mod cmdline;
 pub mod cpumodel;
 pub mod domcaps;
 pub mod driver;
+mod extsnap;
 pub mod firmware;
 pub mod hotplug;
 pub mod ifaddr;

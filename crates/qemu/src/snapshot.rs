@@ -1249,12 +1249,6 @@ impl QemuDriver {
         // Leaves first.
         doomed.reverse();
         if flags & DELETE_METADATA_ONLY == 0 {
-            if let Some(e) = doomed.iter().find(|s| is_external(s)) {
-                return Err(DriverError::ConfigUnsupported(format!(
-                    "deletion of external snapshot '{}' is not supported by Vireo yet",
-                    e.name()
-                )));
-            }
             let (active, persistent) = self.with(h, |o| (o.active(), o.def.clone()))?;
             let live = if active {
                 Some(self.live_def(h).await?)
@@ -1262,6 +1256,11 @@ impl QemuDriver {
                 None
             };
             for s in &doomed {
+                // Its overlays go down into the images it kept.
+                if is_external(s) {
+                    self.delete_external(h, s).await?;
+                    continue;
+                }
                 let targets = internal_targets(s);
                 match &live {
                     Some(live) => {
