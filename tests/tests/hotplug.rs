@@ -755,3 +755,42 @@ fn a_scsi_controller_comes_and_goes() {
     assert!(!ok(&d.virsh(&["dumpxml", "--inactive", "vm1"])).contains("type='scsi'"));
     ok(&d.virsh(&["destroy", "vm1"]));
 }
+
+/// `domif-setlink` / `domif-getlink`: a card whose link starts down (the guest sees no
+/// carrier), brought up and down on the running guest, and set in the definition.
+#[test]
+fn link_state_follows_domif_setlink() {
+    let d = Daemon::start();
+    let mac = "52:54:00:78:00:71";
+    let xml = vireo_tests::guest_xml("vm1").replace(
+        "<memballoon model='none'/>",
+        &format!(
+            "<memballoon model='none'/><interface type='user'><mac address='{mac}'/>\
+             <model type='virtio'/><link state='down'/></interface>"
+        ),
+    );
+    let _ev = boot(&d, &xml);
+    // The guest's view of the carrier, once it is `want` (or after 10 s, whatever it is).
+    let carrier = |tag: &str, want: u8| {
+        format!(
+            "ip link set eth0 up; f=/sys/class/net/eth0/carrier; i=0; \
+             while [ \"$(cat $f)\" != {want} ] && [ $i -lt 50 ]; do usleep 200000; i=$((i+1)); done; \
+             echo {tag}-$(cat $f)-$((1+1))"
+        )
+    };
+    guest_shell(&d, "vm1", &["--running", &carrier("C0", 0), "C0-0-2"]);
+    assert!(ok(&d.virsh(&["domif-getlink", "vm1", mac])).contains("down"));
+    ok(&d.virsh(&["domif-setlink", "vm1", mac, "up"]));
+    assert!(ok(&d.virsh(&["domif-getlink", "vm1", mac])).contains("up"));
+    guest_shell(&d, "vm1", &["--running", &carrier("C1", 1), "C1-1-2"]);
+    ok(&d.virsh(&["domif-setlink", "vm1", mac, "down"]));
+    guest_shell(&d, "vm1", &["--running", &carrier("C2", 0), "C2-0-2"]);
+    // The definition on its own.
+    ok(&d.virsh(&["domif-setlink", "vm1", mac, "up", "--config"]));
+    let inactive = ok(&d.virsh(&["dumpxml", "--inactive", "vm1"]));
+    assert!(inactive.contains("<link state='up'/>"), "{inactive}");
+    assert!(ok(&d.virsh(&["domif-getlink", "vm1", mac])).contains("down"));
+    let e = fails(&d.virsh(&["domif-setlink", "vm1", "52:54:00:78:00:99", "up"]));
+    assert!(e.contains("52:54:00:78:00:99"), "{e}");
+    ok(&d.virsh(&["destroy", "vm1"]));
+}

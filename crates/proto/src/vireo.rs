@@ -14,6 +14,7 @@
 //! | 105 | SHIM_SNAPSHOT | [`ShimSnapshotArgs`] | nothing |
 //! | 106 | SHIM_BLOCK_JOB | [`ShimBlockJobArgs`] | nothing |
 //! | 107 | SHIM_UPDATE_MEMORY | [`ShimUpdateMemoryArgs`] | nothing |
+//! | 108 | SHIM_SET_LINK | [`ShimSetLinkArgs`] | nothing |
 //!
 //! Procedures from 100 on are between the QEMU daemon and a VM's shim only.
 
@@ -55,6 +56,8 @@ pub mod procs {
     /// Asks the guest to have another share of a virtio-mem device.
     /// [`ShimUpdateMemoryArgs`] → void.
     pub const SHIM_UPDATE_MEMORY: i32 = 107;
+    /// Sets an interface's link up or down (`domif-setlink`). [`ShimSetLinkArgs`] → void.
+    pub const SHIM_SET_LINK: i32 = 108;
 }
 
 /// The name of a procedure of this program.
@@ -71,6 +74,7 @@ pub fn proc_name(p: i32) -> Option<&'static str> {
         procs::SHIM_SNAPSHOT => Some("SHIM_SNAPSHOT"),
         procs::SHIM_BLOCK_JOB => Some("SHIM_BLOCK_JOB"),
         procs::SHIM_UPDATE_MEMORY => Some("SHIM_UPDATE_MEMORY"),
+        procs::SHIM_SET_LINK => Some("SHIM_SET_LINK"),
         _ => None,
     }
 }
@@ -237,5 +241,13 @@ xdr_struct! {
     pub struct ShimUpdateMemoryArgs {
         pub alias: String,
         pub requested_kib: u64,
+    }
+}
+
+xdr_struct! {
+    /// `SHIM_SET_LINK`: the interface with this alias, its link up (1) or down (0).
+    pub struct ShimSetLinkArgs {
+        pub alias: String,
+        pub up: i32,
     }
 }

@@ -747,6 +747,7 @@ impl QemuDriver {
         let disk = match parse_device(xml, "updating")? {
             Device::Disk(d) => *d,
             Device::Memory(m) => return self.update_memory(h, def, &m, live, config).await,
+            Device::Interface(i) => return self.update_interface(h, def, &i, live, config).await,
             _ => {
                 return Err(DriverError::ConfigUnsupported(format!(
                     "updating <{}> devices is not supported by Vireo yet",
@@ -788,6 +789,64 @@ impl QemuDriver {
                     VIREO_VERSION,
                     vprocs::SHIM_CHANGE_MEDIA,
                     &args,
+                )
+                .await
+                .map_err(shim_error)?;
+        }
+        if let Some(d) = new_config {
+            self.save_config(h, d)?;
+        }
+        Ok(())
+    }
+
+    /// `domif-setlink` (an `<interface>` update): a card's link state, on the running VM
+    /// and in the definition. Other changes to a card are refused.
+    async fn update_interface(
+        &self,
+        h: &Handle,
+        def: Domain,
+        want: &Interface,
+        live: bool,
+        config: bool,
+    ) -> Result<()> {
+        let check = |have: &Interface| -> Result<()> {
+            if have.if_type != want.if_type || (want.model.is_some() && have.model != want.model) {
+                return Err(DriverError::ConfigUnsupported(
+                    "cannot modify network device configuration: only the link state can \
+                     change"
+                        .into(),
+                ));
+            }
+            Ok(())
+        };
+        let up = want.link_state != Some(vireo_xml::LinkState::Down);
+        let new_config = if config {
+            let mut d = def;
+            let n = find_interface(&d.devices.interfaces, want)?;
+            check(&d.devices.interfaces[n])?;
+            d.devices.interfaces[n].link_state = want.link_state;
+            Some(d)
+        } else {
+            None
+        };
+        if live {
+            let running = self.live_def(h).await?;
+            let n = find_interface(&running.devices.interfaces, want)?;
+            check(&running.devices.interfaces[n])?;
+            let alias = running.devices.interfaces[n]
+                .alias
+                .clone()
+                .unwrap_or_else(|| format!("net{n}"));
+            let conn = self.shim_conn(h)?;
+            let ((), _) = conn
+                .call_fds(
+                    VIREO_PROGRAM,
+                    VIREO_VERSION,
+                    vprocs::SHIM_SET_LINK,
+                    &vireo_proto::vireo::ShimSetLinkArgs {
+                        alias,
+                        up: i32::from(up),
+                    },
                 )
                 .await
                 .map_err(shim_error)?;

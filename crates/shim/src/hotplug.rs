@@ -401,6 +401,31 @@ impl Vm {
         }
     }
 
+    /// `domif-setlink`: the link of the card with this alias (or id) up or down.
+    pub async fn set_link(&self, alias: &str, up: bool) -> anyhow::Result<()> {
+        self.require_running()?;
+        let Some(id) = self
+            .nics()
+            .iter()
+            .find(|n| n.alias() == alias || n.id == alias)
+            .map(|n| n.id.clone())
+        else {
+            bail!(Missing(format!("no interface with alias '{alias}'")));
+        };
+        self.qmp()
+            .execute("set_link", Some(json!({ "name": id, "up": up })))
+            .await
+            .map_err(|e| anyhow!(OpFailed(format!("cannot set the link of {alias}: {e}"))))?;
+        if let Some(n) = self.nics().iter_mut().find(|n| n.id == id) {
+            n.def.link_state = Some(if up {
+                vireo_xml::LinkState::Up
+            } else {
+                vireo_xml::LinkState::Down
+            });
+        }
+        Ok(())
+    }
+
     /// Hot-plugs a SCSI controller (the VM has none). Returns its alias.
     pub async fn attach_controller(&self, mut c: vireo_xml::Controller) -> anyhow::Result<String> {
         self.require_running()?;

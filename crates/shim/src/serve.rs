@@ -16,8 +16,8 @@ use crate::hotplug::{Missing, Unsupported};
 use crate::vm::{Aborted, Lifecycle, OpFailed, OpInvalid, Vm};
 use vireo_proto::vireo::{
     procs as vprocs, ShimAttachArgs, ShimAttachRet, ShimBlockJobArgs, ShimDetachArgs,
-    ShimDetachRet, ShimSaveArgs, ShimScreenshotArgs, ShimScreenshotRet, ShimSnapshotArgs,
-    ShimUpdateMemoryArgs, VIREO_PROGRAM, VIREO_VERSION,
+    ShimDetachRet, ShimSaveArgs, ShimScreenshotArgs, ShimScreenshotRet, ShimSetLinkArgs,
+    ShimSnapshotArgs, ShimUpdateMemoryArgs, VIREO_PROGRAM, VIREO_VERSION,
 };
 
 /// The longest a detach may wait for the guest.
@@ -181,6 +181,18 @@ impl Service for ShimService {
                 vprocs::SHIM_ATTACH_DEVICE => self.attach(payload, Vec::new()),
                 vprocs::SHIM_DETACH_DEVICE => self.detach(payload),
                 vprocs::SHIM_CHANGE_MEDIA => self.change_media(payload),
+                vprocs::SHIM_SET_LINK => {
+                    let a: ShimSetLinkArgs = match args(payload) {
+                        Ok(a) => a,
+                        Err(e) => return Dispatch::Now(Outcome::Error(e)),
+                    };
+                    Dispatch::Later(Box::pin(async move {
+                        match self.vm.set_link(&a.alias, a.up != 0).await {
+                            Ok(()) => Outcome::Reply(Vec::new()),
+                            Err(e) => Outcome::Error(to_remote(&e)),
+                        }
+                    }))
+                }
                 vprocs::SHIM_UPDATE_MEMORY => {
                     let a: ShimUpdateMemoryArgs = match args(payload) {
                         Ok(a) => a,

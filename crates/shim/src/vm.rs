@@ -267,7 +267,19 @@ impl Vm {
         // vCPUs and QEMU's own threads where <cputune> puts them, before the guest runs.
         let pinned = async {
             crate::pinning::apply(&qmp, pid, &def).await?;
-            crate::iothread::apply(&qmp, &def).await
+            crate::iothread::apply(&qmp, &def).await?;
+            // Cards whose link starts down (QEMU's devices start with theirs up).
+            for (i, n) in def.devices.interfaces.iter().enumerate() {
+                if n.link_state == Some(vireo_xml::LinkState::Down) {
+                    qmp.execute(
+                        "set_link",
+                        Some(serde_json::json!({ "name": format!("net{i}"), "up": false })),
+                    )
+                    .await
+                    .map_err(|e| anyhow!("cannot set the link of net{i} down: {e}"))?;
+                }
+            }
+            anyhow::Ok(())
         };
         if let Err(e) = pinned.await {
             let _ = child.start_kill();

@@ -2,7 +2,7 @@
 //! driver made) and the guest NIC `-device`; hot-plugged interfaces.
 
 use serde_json::json;
-use vireo_xml::{InterfaceType, LinkState};
+use vireo_xml::InterfaceType;
 
 use super::slots::hotplug_pci_place;
 use super::util::Opts;
@@ -105,9 +105,6 @@ fn nic_driver(n: &vireo_xml::Interface, what: &str) -> Result<&'static str> {
         .is_some_and(|q| q > 1)
     {
         return unsupported(format!("{what}: multiple queues are not supported"));
-    }
-    if n.link_state == Some(LinkState::Down) {
-        return unsupported(format!("{what}: <link state='down'> is not supported yet"));
     }
     let model = n.model.as_deref().unwrap_or("rtl8139");
     let driver = match model {
