@@ -274,6 +274,20 @@ impl QemuDriver {
         Ok(())
     }
 
+    /// One of the shim's own calls (VIREO program) for the running VM, its reply decoded.
+    pub(crate) async fn shim_call<A: vireo_xdr::Xdr, R: vireo_xdr::Xdr>(
+        &self,
+        h: &Handle,
+        proc_: i32,
+        args: &A,
+    ) -> Result<R> {
+        let conn = self.shim_conn(h)?;
+        conn.call_fds(VIREO_PROGRAM, VIREO_VERSION, proc_, args)
+            .await
+            .map(|(r, _)| r)
+            .map_err(shim_error)
+    }
+
     pub(crate) fn shim_conn(&self, h: &Handle) -> Result<Arc<Connection>> {
         let reg = self.read();
         reg.by_uuid
@@ -673,20 +687,16 @@ impl QemuDriver {
                     c.alias.clone().unwrap_or_else(|| "scsi0".into())
                 }
             };
-            let conn = self.shim_conn(h)?;
-            let _: ShimDetachRet = conn
-                .call_fds(
-                    VIREO_PROGRAM,
-                    VIREO_VERSION,
+            let _: ShimDetachRet = self
+                .shim_call(
+                    h,
                     vprocs::SHIM_DETACH_DEVICE,
                     &ShimDetachArgs {
                         alias,
                         wait_ms: DETACH_WAIT_MS,
                     },
                 )
-                .await
-                .map(|(r, _)| r)
-                .map_err(shim_error)?;
+                .await?;
         }
         if let Some(d) = new_config {
             self.save_config(h, d)?;
@@ -719,20 +729,16 @@ impl QemuDriver {
             if !remove_by_alias(&mut running, alias) {
                 return Err(missing());
             }
-            let conn = self.shim_conn(h)?;
-            let _: ShimDetachRet = conn
-                .call_fds(
-                    VIREO_PROGRAM,
-                    VIREO_VERSION,
+            let _: ShimDetachRet = self
+                .shim_call(
+                    h,
                     vprocs::SHIM_DETACH_DEVICE,
                     &ShimDetachArgs {
                         alias: alias.to_string(),
                         wait_ms: 0,
                     },
                 )
-                .await
-                .map(|(r, _)| r)
-                .map_err(shim_error)?;
+                .await?;
         }
         if let Some(d) = new_config {
             self.save_config(h, d)?;
@@ -781,17 +787,8 @@ impl QemuDriver {
             None
         };
         if live {
-            let conn = self.shim_conn(h)?;
             let args = self.disk_args(&def, &disk).await?;
-            let ((), _) = conn
-                .call_fds(
-                    VIREO_PROGRAM,
-                    VIREO_VERSION,
-                    vprocs::SHIM_CHANGE_MEDIA,
-                    &args,
-                )
-                .await
-                .map_err(shim_error)?;
+            let () = self.shim_call(h, vprocs::SHIM_CHANGE_MEDIA, &args).await?;
         }
         if let Some(d) = new_config {
             self.save_config(h, d)?;
@@ -837,19 +834,16 @@ impl QemuDriver {
                 .alias
                 .clone()
                 .unwrap_or_else(|| format!("net{n}"));
-            let conn = self.shim_conn(h)?;
-            let ((), _) = conn
-                .call_fds(
-                    VIREO_PROGRAM,
-                    VIREO_VERSION,
+            let () = self
+                .shim_call(
+                    h,
                     vprocs::SHIM_SET_LINK,
                     &vireo_proto::vireo::ShimSetLinkArgs {
                         alias,
                         up: i32::from(up),
                     },
                 )
-                .await
-                .map_err(shim_error)?;
+                .await?;
         }
         if let Some(d) = new_config {
             self.save_config(h, d)?;
@@ -884,19 +878,16 @@ impl QemuDriver {
             let n = crate::memdev::find(&running.devices.memories, want)?;
             let dev = &running.devices.memories[n];
             let kib = crate::memdev::requested(dev, want)?;
-            let conn = self.shim_conn(h)?;
-            let ((), _) = conn
-                .call_fds(
-                    VIREO_PROGRAM,
-                    VIREO_VERSION,
+            let () = self
+                .shim_call(
+                    h,
                     vprocs::SHIM_UPDATE_MEMORY,
                     &vireo_proto::vireo::ShimUpdateMemoryArgs {
                         alias: dev.alias.clone().unwrap_or_default(),
                         requested_kib: kib,
                     },
                 )
-                .await
-                .map_err(shim_error)?;
+                .await?;
         }
         if let Some(d) = new_config {
             self.save_config(h, d)?;

@@ -110,21 +110,7 @@ impl QemuDriver {
         let (active, persistent, def) = self.device_target(&dom)?;
         let flags = flags_of(p, payload)?;
         if p == procs::DOMAIN_GET_IOTHREAD_INFO {
-            if flags & !(affect::LIVE | affect::CONFIG) != 0 {
-                return Err(
-                    DriverError::InvalidArg(format!("unsupported flags (0x{flags:x})")).into(),
-                );
-            }
-            if flags & affect::LIVE != 0 && flags & affect::CONFIG != 0 {
-                return Err(DriverError::InvalidArg(
-                    "flags 'live' and 'config' are mutually exclusive".into(),
-                )
-                .into());
-            }
-            if flags & affect::LIVE != 0 && !active {
-                return Err(DriverError::OperationInvalid("domain is not running".into()).into());
-            }
-            if flags & affect::CONFIG == 0 && active {
+            if crate::pinning::asks_live(flags, active)? {
                 return self.forward(&dom, p, payload).await;
             }
             return Ok(defined_info(&def)?);

@@ -59,6 +59,27 @@ pub(crate) fn cpus_of(map: &[u8]) -> Result<BTreeSet<usize>> {
     Ok(set)
 }
 
+/// Whether a GET call with `flags` (LIVE or CONFIG, not both) asks the running VM (else
+/// the definition).
+pub(crate) fn asks_live(flags: u32, active: bool) -> Result<bool> {
+    if flags & !(affect::LIVE | affect::CONFIG) != 0 {
+        return Err(DriverError::InvalidArg(format!(
+            "unsupported flags (0x{flags:x})"
+        )));
+    }
+    if flags & affect::LIVE != 0 && flags & affect::CONFIG != 0 {
+        return Err(DriverError::InvalidArg(
+            "flags 'live' and 'config' are mutually exclusive".into(),
+        ));
+    }
+    if flags & affect::LIVE != 0 && !active {
+        return Err(DriverError::OperationInvalid(
+            "domain is not running".into(),
+        ));
+    }
+    Ok(flags & affect::CONFIG == 0 && active)
+}
+
 fn sizes(n: i32, maplen: i32) -> Result<(usize, usize)> {
     let (Ok(n), Ok(maplen)) = (usize::try_from(n), usize::try_from(maplen)) else {
         return Err(DriverError::InvalidArg(
@@ -96,22 +117,7 @@ impl QemuDriver {
             procs::DOMAIN_GET_VCPU_PIN_INFO | procs::DOMAIN_GET_EMULATOR_PIN_INFO
         );
         if asks {
-            if flags & !(affect::LIVE | affect::CONFIG) != 0 {
-                return Err(
-                    DriverError::InvalidArg(format!("unsupported flags (0x{flags:x})")).into(),
-                );
-            }
-            if flags & affect::LIVE != 0 && flags & affect::CONFIG != 0 {
-                return Err(DriverError::InvalidArg(
-                    "flags 'live' and 'config' are mutually exclusive".into(),
-                )
-                .into());
-            }
-            let live = flags & affect::CONFIG == 0 && active;
-            if flags & affect::LIVE != 0 && !active {
-                return Err(DriverError::OperationInvalid("domain is not running".into()).into());
-            }
-            if live {
+            if asks_live(flags, active)? {
                 return self.forward(&dom, p, payload).await;
             }
             return Ok(self.defined_pins(p, payload, &def)?);

@@ -89,10 +89,7 @@ async fn guest_vcpus(vm: &Vm) -> anyhow::Result<Vec<(usize, bool, bool)>> {
 /// Answers one of the procedures [`serves`] names.
 pub async fn serve(vm: &Vm, p: i32, payload: &[u8]) -> Result<Vec<u8>, RemoteError> {
     let r = answer(vm, p, payload).await;
-    r.map_err(|e| match e.downcast::<RemoteError>() {
-        Ok(r) => r,
-        Err(e) => to_remote(&e),
-    })
+    r.map_err(crate::serve::remote_of)
 }
 
 async fn answer(vm: &Vm, p: i32, payload: &[u8]) -> anyhow::Result<Vec<u8>> {

@@ -649,6 +649,15 @@ pub fn broadcast(server: &Arc<Server<ShimService>>, vm: &Vm, ev: Lifecycle) {
     }
 }
 
+/// An error as the client gets it: a RemoteError raised on the way as it is, anything else
+/// as [`to_remote`] words it.
+pub(crate) fn remote_of(e: anyhow::Error) -> RemoteError {
+    match e.downcast::<RemoteError>() {
+        Ok(r) => r,
+        Err(e) => to_remote(&e),
+    }
+}
+
 pub(crate) fn to_remote(e: &anyhow::Error) -> RemoteError {
     if let Some(crate::stats::BadArg(m)) = e.downcast_ref() {
         return RemoteError::new(

@@ -764,6 +764,25 @@ xml_element! {
 }
 
 impl Chardev {
+    /// A character device that is only a backend (of a redirdev, a smartcard): its type,
+    /// sources and protocol.
+    pub fn backend(
+        dev_type: ChardevType,
+        sources: &[ChardevSource],
+        protocol: &Option<String>,
+    ) -> Chardev {
+        Chardev {
+            dev_type,
+            tty: None,
+            sources: sources.to_vec(),
+            protocol: protocol.clone(),
+            log: None,
+            target: None,
+            alias: None,
+            address: None,
+        }
+    }
+
     fn check(&mut self) -> Result<(), XmlError> {
         one_of(
             &self.protocol,

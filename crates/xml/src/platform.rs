@@ -441,16 +441,7 @@ impl Redirdev {
 
     /// The character device it is forwarded over.
     pub fn chardev(&self) -> crate::Chardev {
-        crate::Chardev {
-            dev_type: self.dev_type,
-            tty: None,
-            sources: self.sources.clone(),
-            protocol: self.protocol.clone(),
-            log: None,
-            target: None,
-            alias: None,
-            address: None,
-        }
+        crate::Chardev::backend(self.dev_type, &self.sources, &self.protocol)
     }
 }
 
@@ -510,15 +501,10 @@ impl Smartcard {
 
     /// The character device of a passthrough card.
     pub fn chardev(&self) -> Option<crate::Chardev> {
-        Some(crate::Chardev {
-            dev_type: self.dev_type?,
-            tty: None,
-            sources: self.sources.clone(),
-            protocol: self.protocol.clone(),
-            log: None,
-            target: None,
-            alias: None,
-            address: None,
-        })
+        Some(crate::Chardev::backend(
+            self.dev_type?,
+            &self.sources,
+            &self.protocol,
+        ))
     }
 }
