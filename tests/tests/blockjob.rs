@@ -209,3 +209,60 @@ fn block_jobs_with_virsh(layout: Layout) {
 }
 
 vireo_tests::in_every_layout!(block_jobs_with_virsh);
+
+/// `blockcopy --shallow`: only the top image is copied, over the same backing image; the
+/// guest reads the base's data through the copy, its writes land in the copy, and a later
+/// active commit takes the copy down into the base.
+#[test]
+fn shallow_copy_keeps_the_backing_chain() {
+    let d = Daemon::start();
+    let root = d.root.to_str().expect("utf-8").to_string();
+    let base = vireo_tests::define_with_disk(&d, "base.qcow2", "qcow2");
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    guest_shell(&d, "vm1", &["--resume", &write("BASEMARK", "A"), "A-2"]);
+    ok(&d.virsh(&[
+        "snapshot-create-as",
+        "vm1",
+        "s1",
+        "--disk-only",
+        "--no-metadata",
+    ]));
+    let at = |data: &str, done: &str| {
+        format!(
+            "printf {data} | dd of=/dev/vda bs=512 seek=1 conv=fsync 2>/dev/null; \
+             echo {done}-$((1+1))"
+        )
+    };
+    guest_shell(&d, "vm1", &["--running", &at("TOPDATA1", "B"), "B-2"]);
+    let shallow = format!("{root}/shallow.qcow2");
+    let out = ok(&d.virsh(&[
+        "blockcopy",
+        "vm1",
+        "vda",
+        &shallow,
+        "--shallow",
+        "--pivot",
+        "--wait",
+        "--transient-job",
+    ]));
+    assert!(out.contains("Successfully pivoted"), "{out}");
+    assert_eq!(source(&d), shallow);
+    let info = ok(&run_cmd("qemu-img", &["info", "-U", &shallow]));
+    assert!(info.contains(&format!("backing file: {base}")), "{info}");
+    // The base's data comes through the copy; the top's was copied.
+    let read_at = "sync; echo 3 > /proc/sys/vm/drop_caches; \
+                   dd if=/dev/vda bs=512 skip=1 count=1 2>/dev/null | head -c 8; echo";
+    guest_shell(
+        &d,
+        "vm1",
+        &["--running", READ, "BASEMARK", read_at, "TOPDATA1"],
+    );
+    guest_shell(&d, "vm1", &["--running", &write("COPYNEW1", "C"), "C-2"]);
+    // The copy goes down into the base: the chain the shim kept is whole.
+    let out = ok(&d.virsh(&["blockcommit", "vm1", "vda", "--active", "--pivot", "--wait"]));
+    assert!(out.contains("Successfully pivoted"), "{out}");
+    assert_eq!(source(&d), base);
+    guest_shell(&d, "vm1", &["--running", READ, "COPYNEW1"]);
+    ok(&d.virsh(&["destroy", "vm1"]));
+    assert_eq!(head(&d, &base, "qcow2"), "COPYNEW1");
+}

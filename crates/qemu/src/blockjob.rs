@@ -232,11 +232,6 @@ impl QemuDriver {
         shallow: bool,
         reuse: bool,
     ) -> Result<()> {
-        if shallow {
-            return Err(DriverError::ConfigUnsupported(
-                "shallow copies are not supported by Vireo yet".into(),
-            ));
-        }
         if !dest.starts_with('/') {
             return Err(DriverError::InvalidArg(format!(
                 "the copy's destination '{dest}' is not an absolute path"
@@ -265,10 +260,27 @@ impl QemuDriver {
             }
             _ => {}
         }
+        // SHALLOW: the copy holds the top image only, over the layers under it.
+        let backing = if shallow {
+            crate::snapshot::backing_of(&src)
+        } else {
+            None
+        };
+        if backing.is_some() && format != "qcow2" {
+            return Err(DriverError::ConfigUnsupported(
+                "a shallow copy needs a qcow2 destination (it has a backing image)".into(),
+            ));
+        }
         if !reuse {
-            let size = crate::snapshot::virtual_size(&src, &src_format).await?;
-            crate::snapshot::qemu_img(&["create", "-q", "-f", &format, dest, &size.to_string()])
-                .await?;
+            let size = crate::snapshot::virtual_size(&src, &src_format)
+                .await?
+                .to_string();
+            let mut args = vec!["create", "-q", "-f", &format];
+            if let Some((file, fmt)) = &backing {
+                args.extend(["-F", fmt.as_str(), "-b", file.as_str(), "-u"]);
+            }
+            args.extend([dest, size.as_str()]);
+            crate::snapshot::qemu_img(&args).await?;
         }
         let r = self
             .shim_block_job(
@@ -281,7 +293,7 @@ impl QemuDriver {
                     dest: Some(dest.to_string()),
                     dest_format: Some(format),
                     bandwidth,
-                    shallow: 0,
+                    shallow: i32::from(backing.is_some()),
                     delete: 0,
                 },
             )

@@ -98,30 +98,12 @@ impl QemuDriver {
         for (target, overlay) in overlays(s) {
             // What lies under the overlay now (an older snapshot's delete may have
             // merged the image it was made on into the one below).
-            let info = vireo_storagefile::probe(std::path::Path::new(&overlay)).map_err(|e| {
-                DriverError::OperationFailed(format!(
-                    "snapshot '{}': cannot read its overlay {overlay}: {e}",
-                    s.name()
-                ))
-            })?;
-            let Some(b) = info.backing else {
+            let Some(kept) = crate::snapshot::backing_of(&overlay) else {
                 return Err(DriverError::OperationFailed(format!(
-                    "snapshot '{}': its overlay {overlay} has no backing image",
+                    "snapshot '{}': its overlay {overlay} cannot be read or has no backing image",
                     s.name()
                 )));
             };
-            let path = std::path::Path::new(&b.path);
-            let base = if path.is_absolute() {
-                b.path.clone()
-            } else {
-                std::path::Path::new(&overlay)
-                    .parent()
-                    .unwrap_or(std::path::Path::new("/"))
-                    .join(path)
-                    .display()
-                    .to_string()
-            };
-            let kept = (base, b.format.unwrap_or_else(|| "raw".into()));
             if self.is_running(h)? {
                 self.commit_running(h, &target, &overlay, &kept.0).await?;
             } else {

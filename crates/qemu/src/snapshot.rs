@@ -381,6 +381,26 @@ fn plan_external(
 }
 
 /// The guest-visible size of an image, in bytes (read while QEMU may hold it).
+/// The backing image `image` records (an absolute path, relative ones taken from the
+/// image's directory) and its format (raw when none is recorded); None without one.
+pub(crate) fn backing_of(image: &str) -> Option<(String, String)> {
+    let b = vireo_storagefile::probe(std::path::Path::new(image))
+        .ok()?
+        .backing?;
+    let path = std::path::Path::new(&b.path);
+    let abs = if path.is_absolute() {
+        b.path.clone()
+    } else {
+        std::path::Path::new(image)
+            .parent()
+            .unwrap_or(std::path::Path::new("/"))
+            .join(path)
+            .display()
+            .to_string()
+    };
+    Some((abs, b.format.unwrap_or_else(|| "raw".into())))
+}
+
 pub(crate) async fn virtual_size(path: &str, format: &str) -> Result<u64> {
     let out = tokio::process::Command::new("qemu-img")
         .args(["info", "-U", "--output=json", "-f", format, path])

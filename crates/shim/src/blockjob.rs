@@ -41,6 +41,8 @@ pub struct BlockJob {
     dropped: Vec<String>,
     /// Their files, deleted then (a commit with DELETE).
     delete_files: Vec<String>,
+    /// A copy of the top image only, over the same backing layers (SHALLOW).
+    shallow: bool,
     /// A client asked for the end: true to pivot, false to cancel.
     ending: Option<bool>,
 }
@@ -152,6 +154,7 @@ impl Vm {
             base: None,
             dropped: Vec::new(),
             delete_files: Vec::new(),
+            shallow: false,
             ending: None,
         };
         let (cmd, args) = match a.kind {
@@ -219,6 +222,13 @@ impl Vm {
                 let n = self.free_node();
                 let storage = format!("libvirt-{n}-storage");
                 let format = format!("libvirt-{n}-format");
+                // SHALLOW: the copy is of the top image, over the layers the disk has.
+                let backing = (a.shallow != 0).then(|| chain.get(1)).flatten();
+                job.shallow = backing.is_some();
+                let mut fmt_node = json!({"driver": fmt, "file": storage, "node-name": format});
+                if let Some(b) = backing {
+                    fmt_node["backing"] = json!(b.node);
+                }
                 let qmp = self.qmp();
                 qmp.execute(
                     "blockdev-add",
@@ -226,13 +236,7 @@ impl Vm {
                 )
                 .await
                 .map_err(|e| anyhow!(OpFailed(format!("cannot open {dest}: {e}"))))?;
-                if let Err(e) = qmp
-                    .execute(
-                        "blockdev-add",
-                        Some(json!({"driver": fmt, "file": storage, "node-name": format})),
-                    )
-                    .await
-                {
+                if let Err(e) = qmp.execute("blockdev-add", Some(fmt_node)).await {
                     let _ = qmp
                         .execute("blockdev-del", Some(json!({ "node-name": storage })))
                         .await;
@@ -240,8 +244,8 @@ impl Vm {
                 }
                 job.copy = Some((n, dest.clone(), fmt.clone()));
                 let args = json!({
-                    "job-id": id, "device": chain[0].node, "target": format, "sync": "full",
-                    "speed": speed,
+                    "job-id": id, "device": chain[0].node, "target": format,
+                    "sync": if job.shallow { "top" } else { "full" }, "speed": speed,
                 });
                 ("blockdev-mirror", args)
             }
@@ -438,7 +442,7 @@ impl Vm {
     /// A job that ended well: the disk is what the job made of it.
     async fn finish_block_job(&self, job: &BlockJob) {
         let mut drop_nodes = Vec::new();
-        let mut old_node = None;
+        let mut old_nodes = Vec::new();
         {
             let mut disks = self.disks();
             let Some(d) = disks.iter_mut().find(|d| d.shown.target.dev == job.disk) else {
@@ -454,9 +458,17 @@ impl Vm {
                     Some(format.to_string());
             };
             match (job.kind, &job.copy, &job.base) {
+                (block_job::TYPE_COPY, Some((n, file, format)), _) if job.shallow => {
+                    // Only the old top goes; the disk goes on reading the layers under it.
+                    show(file, format);
+                    drop_nodes.push(d.top.clone());
+                    d.kept.push(d.node);
+                    d.set_node(*n);
+                }
                 (block_job::TYPE_COPY, Some((n, file, format)), _) => {
                     show(file, format);
-                    old_node = Some(d.node);
+                    old_nodes.push(d.node);
+                    old_nodes.append(&mut d.kept);
                     d.set_node(*n);
                 }
                 (block_job::TYPE_ACTIVE_COMMIT, _, Some(base)) => {
@@ -468,7 +480,7 @@ impl Vm {
                 _ => {}
             }
         }
-        if let Some(n) = old_node {
+        for n in old_nodes {
             self.remove_nodes(n).await;
         }
         let qmp = self.qmp();

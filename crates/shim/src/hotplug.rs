@@ -47,6 +47,9 @@ pub struct LiveDisk {
     /// The node the device reads and writes through: the image's format node, the newest
     /// overlay's, or the base a commit pivoted to.
     pub top: String,
+    /// Older node numbers whose backing layers the disk still reads (a shallow copy
+    /// pivoted onto an image over them); removed with the disk.
+    pub kept: Vec<usize>,
     pub removing: bool,
 }
 
@@ -79,6 +82,7 @@ pub fn initial_disks(shown: &[Disk]) -> Vec<LiveDisk> {
             id: vireo_qemu::cmdline::disk_alias(d).unwrap_or_else(|| format!("disk{i}")),
             node: count - i,
             overlays: 0,
+            kept: Vec::new(),
             top: format!("libvirt-{}-format", count - i),
             removing: false,
         })
@@ -294,6 +298,7 @@ impl Vm {
             id,
             node,
             overlays: 0,
+            kept: Vec::new(),
             top: format!("libvirt-{node}-format"),
             removing: false,
         };
@@ -626,6 +631,9 @@ impl Vm {
         };
         if let Some(disk) = disk {
             self.remove_nodes(disk.node).await;
+            for k in &disk.kept {
+                self.remove_nodes(*k).await;
+            }
             self.bump_removed();
             self.emit_device(
                 procs::DOMAIN_EVENT_CALLBACK_DEVICE_REMOVED,
