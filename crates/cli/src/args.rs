@@ -4,7 +4,8 @@
 use anyhow::{anyhow, bail, Result};
 
 /// The valued options virsh takes as integers (the others it takes as strings): its
-/// message for a missing value names the type.
+/// message for a missing value names the type, and a required one missing is named
+/// `--NAME`, not `<NAME>`.
 const NUMERIC: &[&str] = &[
     "--parent-index",
     "--timeout",
@@ -13,6 +14,13 @@ const NUMERIC: &[&str] = &[
     "--bandwidth",
     "--granularity",
     "--buf-size",
+    "--iothread",
+    "--id",
+    "--poll-max-ns",
+    "--poll-grow",
+    "--poll-shrink",
+    "--thread-pool-min",
+    "--thread-pool-max",
 ];
 
 pub struct Args<'a> {
@@ -149,13 +157,20 @@ impl<'a> Args<'a> {
             };
             out[slot] = Some(v);
         }
-        // virsh names every missing option, each on a line of its own.
+        // virsh names every missing option, each on a line of its own: a number by its
+        // option, the others as data.
         let mut missing: Vec<String> = names
             .iter()
             .zip(&out)
             .take(required)
             .filter(|(_, v)| v.is_none())
-            .map(|(n, _)| format!("command '{}' requires <{n}> option", self.cmd))
+            .map(|(n, _)| {
+                if NUMERIC.iter().any(|o| o.strip_prefix("--") == Some(n)) {
+                    format!("command '{}' requires --{n} option", self.cmd)
+                } else {
+                    format!("command '{}' requires <{n}> option", self.cmd)
+                }
+            })
             .collect();
         if let Some(last) = missing.pop() {
             let mut e = anyhow!(last);
@@ -229,6 +244,21 @@ mod tests {
             [
                 "command 'net-update' requires <section> option",
                 "command 'net-update' requires <xml> option"
+            ]
+        );
+        let rest = strings(&[]);
+        let a = Args::parse("iothreadpin", &rest, &[], &["--iothread"]).unwrap();
+        let e = a
+            .positionals(&["domain", "iothread", "cpulist"], 3)
+            .err()
+            .unwrap();
+        let lines: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "command 'iothreadpin' requires <domain> option",
+                "command 'iothreadpin' requires --iothread option",
+                "command 'iothreadpin' requires <cpulist> option"
             ]
         );
         let rest = strings(&["a", "b"]);

@@ -34,6 +34,12 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
     if crate::blockjob::COMMANDS.contains(&cmd.as_str()) {
         return crate::blockjob::run(uri, readonly, cmd, rest).await;
     }
+    if crate::iothread::COMMANDS.contains(&cmd.as_str()) {
+        return crate::iothread::run(uri, readonly, cmd, rest).await;
+    }
+    if crate::cpu::COMMANDS.contains(&cmd.as_str()) {
+        return crate::cpu::run(uri, readonly, cmd, rest).await;
+    }
     if cmd.starts_with("nwfilter-") {
         return crate::nwfilter::run(uri, readonly, cmd, rest).await;
     }

@@ -3,6 +3,8 @@
 mod args;
 mod blockjob;
 mod commands;
+mod cpu;
+mod iothread;
 mod network;
 mod nwfilter;
 mod save;
@@ -118,6 +120,27 @@ Commands:
                            press keys (KEY_A, … or numbers of the codeset)
   domcapabilities [--machine M] [--virttype T]
                            what a guest may use on this host
+  iothreadinfo DOMAIN [--live] [--config] [--current]
+                           the domain's I/O threads and the host CPUs each may run on
+  iothreadpin DOMAIN ID CPULIST / iothreadadd DOMAIN ID / iothreaddel DOMAIN ID
+      [--live] [--config] [--current]
+                           pin an I/O thread to host CPUs (CPULIST r: all), add, remove one
+  iothreadset DOMAIN ID [--poll-max-ns N] [--poll-grow N] [--poll-shrink N]
+      [--thread-pool-min N] [--thread-pool-max N] [--live] [--config] [--current]
+                           tune a running I/O thread's polling and worker pool
+  guestvcpus DOMAIN [--cpulist LIST (--enable|--disable)]
+                           the guest's vCPUs as its agent sees them, or some on/offline
+  detach-device-alias DOMAIN ALIAS [--live] [--config] [--current]
+                           ask for the device with that alias to go
+  cpu-compare FILE [--error] [--validate] / hypervisor-cpu-compare FILE [--virttype T]
+      [--emulator PATH] [--arch A] [--machine M] [--error] [--validate]
+                           a CPU definition against the host's CPU / the hypervisor's
+                           (exit status 1 when incompatible)
+  cpu-baseline FILE [--features] [--migratable] / hypervisor-cpu-baseline
+      (FILE | --model NAME) [--virttype T] [--emulator PATH] [--arch A] [--machine M]
+      [--features] [--migratable]
+                           the CPU all the CPUs in FILE can be
+      (FILE: a <cpu>, a domain XML, capabilities or domain capabilities)
   secret-define FILE       define or redefine a secret from an XML file
   secret-undefine SECRET   remove a secret
   secret-list [--ephemeral] [--no-ephemeral] [--private] [--no-private]

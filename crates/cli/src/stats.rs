@@ -168,7 +168,7 @@ async fn domstats(c: &Connect, a: &Args<'_>, rest: &[String]) -> Result<()> {
 }
 
 /// A typed parameter's value as virsh prints it.
-fn value_text(v: &TypedValue) -> String {
+pub(crate) fn value_text(v: &TypedValue) -> String {
     match v {
         TypedValue::Int(x) => x.to_string(),
         TypedValue::UInt(x) => x.to_string(),

@@ -2,6 +2,7 @@
 //! way libvirt's remote driver does, and make typed calls.
 
 mod blockjob;
+mod iothread;
 mod network;
 mod nwfilter;
 mod save;
@@ -25,6 +26,7 @@ use vireo_xdr::Xdr;
 
 pub use blockjob::{BlockJobEvent, BlockJobEvents, BlockJobInfo};
 pub use network::{NetworkEvent, NetworkEvents};
+pub use tuning::HypervisorCpu;
 pub use uri::Uri;
 pub use vireo_proto::network::{DhcpLease, Network, NetworkPort};
 pub use vireo_proto::nwfilter::{NwFilter, NwFilterBinding};

@@ -1,6 +1,8 @@
 //! A domain's memory and vCPUs (set and read), its interfaces' addresses, keys sent to it,
-//! and the domain capabilities of the host.
+//! the domain capabilities of the host, and CPU definitions compared with the host's CPU
+//! (or the hypervisor's) and reduced to a baseline.
 
+use vireo_proto::error::domain::NONE;
 use vireo_proto::remote::*;
 
 use crate::{Connect, Result};
@@ -127,4 +129,92 @@ impl Connect {
             .await?;
         Ok(r.capabilities)
     }
+
+    /// `virConnectCompareCPU`: `VIR_CPU_COMPARE_INCOMPATIBLE` (0), `IDENTICAL` (1) or
+    /// `SUPERSET` (2).
+    pub async fn compare_cpu(&self, xml: &str, flags: u32) -> Result<i32> {
+        let r: ConnectCompareCpuRet = self
+            .call(
+                procs::CONNECT_COMPARE_CPU,
+                &ConnectCompareCpuArgs {
+                    xml: xml.to_string(),
+                    flags,
+                },
+            )
+            .await?;
+        Ok(r.result)
+    }
+
+    /// `virConnectCompareHypervisorCPU`: as [`Connect::compare_cpu`], against the CPU the
+    /// hypervisor gives guests (of `emulator`, `arch`, `machine`, `virttype`).
+    pub async fn compare_hypervisor_cpu(
+        &self,
+        hv: &HypervisorCpu<'_>,
+        xml: &str,
+        flags: u32,
+    ) -> Result<i32> {
+        self.check_writable("virConnectCompareHypervisorCPU", NONE)?;
+        let r: ConnectCompareCpuRet = self
+            .call(
+                procs::CONNECT_COMPARE_HYPERVISOR_CPU,
+                &ConnectCompareHypervisorCpuArgs {
+                    emulator: hv.emulator.map(str::to_string),
+                    arch: hv.arch.map(str::to_string),
+                    machine: hv.machine.map(str::to_string),
+                    virttype: hv.virttype.map(str::to_string),
+                    xml_cpu: xml.to_string(),
+                    flags,
+                },
+            )
+            .await?;
+        Ok(r.result)
+    }
+
+    /// `virConnectBaselineCPU`: the CPU every one of `xmls` can be (`<cpu>` XML).
+    pub async fn baseline_cpu(&self, xmls: &[String], flags: u32) -> Result<String> {
+        let r: ConnectBaselineCpuRet = self
+            .call(
+                procs::CONNECT_BASELINE_CPU,
+                &ConnectBaselineCpuArgs {
+                    xml_cpus: vireo_xdr::Array(xmls.to_vec()),
+                    flags,
+                },
+            )
+            .await?;
+        Ok(r.cpu)
+    }
+
+    /// `virConnectBaselineHypervisorCPU`: as [`Connect::baseline_cpu`], of the models the
+    /// hypervisor runs.
+    pub async fn baseline_hypervisor_cpu(
+        &self,
+        hv: &HypervisorCpu<'_>,
+        xmls: &[String],
+        flags: u32,
+    ) -> Result<String> {
+        self.check_writable("virConnectBaselineHypervisorCPU", NONE)?;
+        let r: ConnectBaselineCpuRet = self
+            .call(
+                procs::CONNECT_BASELINE_HYPERVISOR_CPU,
+                &ConnectBaselineHypervisorCpuArgs {
+                    emulator: hv.emulator.map(str::to_string),
+                    arch: hv.arch.map(str::to_string),
+                    machine: hv.machine.map(str::to_string),
+                    virttype: hv.virttype.map(str::to_string),
+                    xml_cpus: vireo_xdr::Array(xmls.to_vec()),
+                    flags,
+                },
+            )
+            .await?;
+        Ok(r.cpu)
+    }
+}
+
+/// Which hypervisor's CPU the `*_hypervisor_cpu` calls mean (`None`: the daemon's default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HypervisorCpu<'a> {
+    pub emulator: Option<&'a str>,
+    pub arch: Option<&'a str>,
+    pub machine: Option<&'a str>,
+    pub virttype: Option<&'a str>,
 }
