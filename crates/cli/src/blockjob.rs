@@ -14,7 +14,9 @@ use vireo_proto::typed::{TypedParam, TypedValue};
 
 use crate::args::Args;
 use crate::network::Quiet;
-use crate::virsh::{domain, escape, finish, given, progress, read_file, Spec};
+use crate::virsh::{
+    connect, domain, escape, finish, given, progress, read_file, Opt, Parsed, Spec,
+};
 
 pub const COMMANDS: [&str; 4] = ["blockcommit", "blockpull", "blockcopy", "blockjob"];
 
@@ -120,23 +122,14 @@ fn spec(cmd: &str) -> Option<Spec> {
 
 pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Result<()> {
     let sp = spec(cmd).ok_or_else(|| anyhow!("unknown command: '{cmd}'"))?;
-    let a = Args::parse(cmd, rest, sp.switches, sp.valued)?;
-    // Missing and extra arguments are refused before anything runs, as virsh does.
-    let pos = a.positionals(sp.positionals, sp.required)?;
-    let c = Connect::open(uri, readonly)
-        .await
-        .context("failed to connect to the hypervisor")?;
-    let opt = |name: &str| {
-        sp.positionals
-            .iter()
-            .position(|p| *p == name)
-            .and_then(|i| pos[i])
-    };
+    let p = Parsed::new(cmd, rest, &sp)?;
+    let c = connect(uri, readonly).await?;
+    let (a, opt) = (&p.args, |name: &str| p.opt(name));
     let r = match cmd {
-        "blockcommit" => commit(&c, &a, &opt).await,
-        "blockpull" => pull(&c, &a, &opt).await,
-        "blockcopy" => copy(&c, &a, &opt).await,
-        _ => job(&c, &a, &opt).await,
+        "blockcommit" => commit(&c, a, &opt).await,
+        "blockpull" => pull(&c, a, &opt).await,
+        "blockcopy" => copy(&c, a, &opt).await,
+        _ => job(&c, a, &opt).await,
     };
     finish(c, r).await
 }
@@ -410,8 +403,6 @@ async fn outcome(mut w: Wait<'_>, aborted: &str, failed: &str) -> Result<i32> {
 }
 
 /// A command's option or positional, by name.
-type Opt<'x> = dyn Fn(&str) -> Option<&'x str> + 'x;
-
 /// `blockcommit`.
 async fn commit(c: &Connect, a: &Args<'_>, opt: &Opt<'_>) -> Result<()> {
     let pivot = a.has("--pivot");

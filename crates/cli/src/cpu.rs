@@ -8,7 +8,7 @@ use vireo_client::{Connect, HypervisorCpu};
 
 use crate::args::Args;
 use crate::network::Quiet;
-use crate::virsh::{finish, given, read_file, Spec};
+use crate::virsh::{connect, finish, given, read_file, Opt, Parsed, Spec};
 
 pub const COMMANDS: [&str; 4] = [
     "cpu-compare",
@@ -66,27 +66,17 @@ fn spec(cmd: &str) -> Option<Spec> {
 
 pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Result<()> {
     let sp = spec(cmd).ok_or_else(|| anyhow!("unknown command: '{cmd}'"))?;
-    let a = Args::parse(cmd, rest, sp.switches, sp.valued)?;
-    let pos = a.positionals(sp.positionals, sp.required)?;
-    let c = Connect::open(uri, readonly)
-        .await
-        .context("failed to connect to the hypervisor")?;
-    let opt = |name: &str| {
-        sp.positionals
-            .iter()
-            .position(|p| *p == name)
-            .and_then(|i| pos[i])
-    };
+    let p = Parsed::new(cmd, rest, &sp)?;
+    let c = connect(uri, readonly).await?;
+    let (a, opt) = (&p.args, |name: &str| p.opt(name));
     let r = match cmd {
         "cpu-compare" | "hypervisor-cpu-compare" => {
-            compare(&c, &a, &opt, cmd != "cpu-compare").await
+            compare(&c, a, &opt, cmd != "cpu-compare").await
         }
-        _ => baseline(&c, &a, &opt, cmd != "cpu-baseline").await,
+        _ => baseline(&c, a, &opt, cmd != "cpu-baseline").await,
     };
     finish(c, r).await
 }
-
-type Opt<'x> = dyn Fn(&str) -> Option<&'x str> + 'x;
 
 /// The hypervisor options given (each refused when empty, in virsh's order).
 fn hypervisor<'a>(opt: &Opt<'a>) -> Result<HypervisorCpu<'a>> {

@@ -11,7 +11,7 @@ use vireo_proto::remote::affect;
 use vireo_proto::typed::{TypedParam, TypedValue};
 
 use crate::args::Args;
-use crate::virsh::{domain, finish, given, Spec};
+use crate::virsh::{connect, domain, finish, given, Opt, Parsed, Spec};
 
 pub const COMMANDS: [&str; 7] = [
     "iothreadinfo",
@@ -81,32 +81,21 @@ fn spec(cmd: &str) -> Option<Spec> {
 
 pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Result<()> {
     let sp = spec(cmd).ok_or_else(|| anyhow!("unknown command: '{cmd}'"))?;
-    let a = Args::parse(cmd, rest, sp.switches, sp.valued)?;
-    // Missing and extra arguments are refused before anything runs, as virsh does.
-    let pos = a.positionals(sp.positionals, sp.required)?;
-    let c = Connect::open(uri, readonly)
-        .await
-        .context("failed to connect to the hypervisor")?;
-    let opt = |name: &str| {
-        sp.positionals
-            .iter()
-            .position(|p| *p == name)
-            .and_then(|i| pos[i])
-    };
+    let p = Parsed::new(cmd, rest, &sp)?;
+    let c = connect(uri, readonly).await?;
+    let (a, opt) = (&p.args, |name: &str| p.opt(name));
     let r = match cmd {
-        "iothreadinfo" => info(&c, &a, &opt).await,
-        "iothreadpin" => pin(&c, &a, &opt).await,
-        "iothreadadd" | "iothreaddel" => add_del(&c, &a, &opt, cmd == "iothreadadd").await,
-        "iothreadset" => set(&c, &a, &opt).await,
-        "guestvcpus" => guest_vcpus(&c, &a, &opt).await,
-        _ => detach_alias(&c, &a, &opt).await,
+        "iothreadinfo" => info(&c, a, &opt).await,
+        "iothreadpin" => pin(&c, a, &opt).await,
+        "iothreadadd" | "iothreaddel" => add_del(&c, a, &opt, cmd == "iothreadadd").await,
+        "iothreadset" => set(&c, a, &opt).await,
+        "guestvcpus" => guest_vcpus(&c, a, &opt).await,
+        _ => detach_alias(&c, a, &opt).await,
     };
     finish(c, r).await
 }
 
 /// A command's options and positionals, by name.
-type Opt<'x> = dyn Fn(&str) -> Option<&'x str> + 'x;
-
 /// `--live`, `--config`, `--current` as virsh takes them: `--current` with either of the
 /// others is refused; none is the current state (0).
 fn affect_flags(a: &Args) -> Result<u32> {

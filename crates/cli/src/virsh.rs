@@ -19,6 +19,45 @@ pub struct Spec {
     pub list: Option<&'static str>,
 }
 
+/// A command's option reader: the value of each named positional (or its option).
+pub type Opt<'x> = dyn Fn(&str) -> Option<&'x str> + 'x;
+
+/// A command line read by its [`Spec`]: the arguments, and each named positional.
+pub struct Parsed<'a> {
+    pub args: crate::args::Args<'a>,
+    names: &'static [&'static str],
+    pos: Vec<Option<&'a str>>,
+}
+
+impl<'a> Parsed<'a> {
+    /// Missing and extra arguments are refused here, before anything runs, as virsh does.
+    pub fn new(cmd: &'a str, rest: &'a [String], sp: &Spec) -> Result<Parsed<'a>> {
+        let args = crate::args::Args::parse(cmd, rest, sp.switches, sp.valued)?;
+        let pos = args.positionals(sp.positionals, sp.required)?;
+        Ok(Parsed {
+            args,
+            names: sp.positionals,
+            pos,
+        })
+    }
+
+    /// The value of positional `name`.
+    pub fn opt(&self, name: &str) -> Option<&'a str> {
+        self.names
+            .iter()
+            .position(|p| *p == name)
+            .and_then(|i| self.pos.get(i).copied().flatten())
+    }
+}
+
+/// The connection a command runs on, with virsh's message when there is none.
+pub async fn connect(uri: &str, readonly: bool) -> Result<Connect> {
+    use anyhow::Context;
+    Connect::open(uri, readonly)
+        .await
+        .context("failed to connect to the hypervisor")
+}
+
 /// The domain `key` names (id, UUID or name). virsh drops the daemon's reason and says
 /// only this.
 pub async fn domain(c: &Connect, key: Option<&str>) -> Result<Domain> {
