@@ -272,15 +272,23 @@ impl QemuDriver {
             ));
         }
         if !reuse {
-            let size = crate::snapshot::virtual_size(&src, &src_format)
-                .await?
-                .to_string();
-            let mut args = vec!["create", "-q", "-f", &format];
-            if let Some((file, fmt)) = &backing {
-                args.extend(["-F", fmt.as_str(), "-b", file.as_str(), "-u"]);
+            let size = crate::snapshot::virtual_size(&src, &src_format).await?;
+            match &backing {
+                Some((file, fmt)) => {
+                    crate::snapshot::make_overlay(dest, file, fmt, Some(size)).await?
+                }
+                None => {
+                    crate::snapshot::qemu_img(&[
+                        "create",
+                        "-q",
+                        "-f",
+                        &format,
+                        dest,
+                        &size.to_string(),
+                    ])
+                    .await?
+                }
             }
-            args.extend([dest, size.as_str()]);
-            crate::snapshot::qemu_img(&args).await?;
         }
         let r = self
             .shim_block_job(

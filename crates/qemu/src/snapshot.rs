@@ -381,6 +381,24 @@ fn plan_external(
 }
 
 /// The guest-visible size of an image, in bytes (read while QEMU may hold it).
+/// A new qcow2 image `file` over `base` (of format `fmt`), `size` bytes (None: the base's).
+pub(crate) async fn make_overlay(
+    file: &str,
+    base: &str,
+    fmt: &str,
+    size: Option<u64>,
+) -> Result<()> {
+    let size = match size {
+        Some(s) => s,
+        None => virtual_size(base, fmt).await?,
+    }
+    .to_string();
+    qemu_img(&[
+        "create", "-q", "-f", "qcow2", "-F", fmt, "-b", base, "-u", file, &size,
+    ])
+    .await
+}
+
 /// The backing image `image` records (an absolute path, relative ones taken from the
 /// image's directory) and its format (raw when none is recorded); None without one.
 pub(crate) fn backing_of(image: &str) -> Option<(String, String)> {
@@ -746,21 +764,7 @@ impl QemuDriver {
         let mut made: Vec<String> = Vec::new();
         let r = async {
             for o in overlays.iter().filter(|_| !reuse) {
-                let size = virtual_size(&o.base, &o.base_format).await?;
-                qemu_img(&[
-                    "create",
-                    "-q",
-                    "-f",
-                    "qcow2",
-                    "-F",
-                    &o.base_format,
-                    "-b",
-                    &o.base,
-                    "-u",
-                    &o.file,
-                    &size.to_string(),
-                ])
-                .await?;
+                make_overlay(&o.file, &o.base, &o.base_format, None).await?;
                 made.push(o.file.clone());
             }
             if active {
@@ -1128,24 +1132,7 @@ impl QemuDriver {
                     continue;
                 };
                 let file = overlay_name(&base, &format!("{name}-{stamp}"));
-                let r = async {
-                    let size = virtual_size(&base, &fmt).await?;
-                    qemu_img(&[
-                        "create",
-                        "-q",
-                        "-f",
-                        "qcow2",
-                        "-F",
-                        &fmt,
-                        "-b",
-                        &base,
-                        "-u",
-                        &file,
-                        &size.to_string(),
-                    ])
-                    .await
-                }
-                .await;
+                let r = make_overlay(&file, &base, &fmt, None).await;
                 if let Err(err) = r {
                     for f in &made {
                         let _ = std::fs::remove_file(f);
@@ -1160,16 +1147,7 @@ impl QemuDriver {
                 });
                 d.driver.get_or_insert_with(Default::default).format = Some("qcow2".into());
             }
-            self.restore_definition(h, &new_def)?;
-            if flags & (REVERT_RUNNING | REVERT_PAUSED) != 0 {
-                let start = if flags & REVERT_PAUSED != 0 {
-                    START_PAUSED
-                } else {
-                    0
-                };
-                self.run_transient(self.prepare(&new_def.format())?, start, None)
-                    .await?;
-            }
+            self.restore_and_start(h, &new_def, flags).await?;
         } else if has_memory(&snap) {
             let run = flags & REVERT_RUNNING != 0
                 || (flags & REVERT_PAUSED == 0 && snap.head.state.as_deref() == Some("running"));
@@ -1196,19 +1174,31 @@ impl QemuDriver {
             for p in paths_of(&resolved, &targets) {
                 img_snapshot("-a", name, &p).await?;
             }
-            self.restore_definition(h, &snap_def)?;
-            if flags & (REVERT_RUNNING | REVERT_PAUSED) != 0 {
-                let start = if flags & REVERT_PAUSED != 0 {
-                    START_PAUSED
-                } else {
-                    0
-                };
-                self.run_transient(self.prepare(&snap_def.format())?, start, None)
-                    .await?;
-            }
+            self.restore_and_start(h, &snap_def, flags).await?;
         }
         self.write_current(&h.uuid, Some(name))?;
         self.with_snaps(&h.uuid, |s| s.current = Some(name.to_string()));
+        Ok(())
+    }
+
+    /// After a revert of its disks: the domain's definition becomes `def`, and it starts
+    /// (paused with REVERT_PAUSED) when REVERT_RUNNING or REVERT_PAUSED asks.
+    async fn restore_and_start(
+        self: &Arc<Self>,
+        h: &Handle,
+        def: &Domain,
+        flags: u32,
+    ) -> Result<()> {
+        self.restore_definition(h, def)?;
+        if flags & (REVERT_RUNNING | REVERT_PAUSED) != 0 {
+            let start = if flags & REVERT_PAUSED != 0 {
+                START_PAUSED
+            } else {
+                0
+            };
+            self.run_transient(self.prepare(&def.format())?, start, None)
+                .await?;
+        }
         Ok(())
     }
 
