@@ -149,8 +149,8 @@ fn invalid_xml_gets_a_readable_error(layout: Layout) {
     // What Vireo does not know is refused by name, never dropped without a word.
     let unknown = [
         (
-            "<devices><smartcard mode='passthrough' type='spicevmc'/></devices>",
-            "unsupported configuration: <smartcard> in <devices> is not supported by Vireo \
+            "<devices><parallel type='pty'><target port='0'/></parallel></devices>",
+            "unsupported configuration: <parallel> in <devices> is not supported by Vireo \
              yet; it would be lost",
         ),
         (
