@@ -101,3 +101,114 @@ fn cpu_compare_and_baseline() {
     assert!(out.contains(&format!(">{model}<")), "{out}");
     assert_eq!(count(&out), 0, "{out}");
 }
+
+/// The host-model CPU domcapabilities offers for `virttype`: (model, features).
+fn offered_host_model(d: &Daemon, virttype: &str) -> (String, Vec<String>) {
+    let caps = ok(&d.virsh(&["domcapabilities", "--virttype", virttype]));
+    let mode = caps
+        .split("<mode name='host-model' supported='yes'>")
+        .nth(1)
+        .and_then(|r| r.split("</mode>").next())
+        .unwrap_or_else(|| panic!("no host-model CPU: {caps}"));
+    let model = mode
+        .split("<model fallback='forbid'>")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .unwrap_or_else(|| panic!("no model: {mode}"))
+        .to_string();
+    let features = mode
+        .split("<feature policy='require' name='")
+        .skip(1)
+        .filter_map(|r| r.split('\'').next())
+        .map(str::to_string)
+        .collect();
+    (model, features)
+}
+
+/// The `-cpu` argument of the QEMU running domain `name`.
+fn qemu_cpu_arg(d: &Daemon, name: &str) -> String {
+    let pid = vireo_tests::qemu_pid_under(&d.root, name).expect("QEMU runs");
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let args: Vec<String> = cmd
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let i = args.iter().position(|a| a == "-cpu").expect("-cpu");
+    args[i + 1].clone()
+}
+
+/// A host-model CPU starts as libvirt starts it: the running definition names the model and
+/// features domcapabilities offers for the domain's accelerator, with the domain's own
+/// features on top, and QEMU runs exactly that; the inactive definition keeps host-model.
+/// The TCG guest boots with it; a KVM domain (only started, paused, and destroyed) gets
+/// KVM's host-model.
+#[test]
+fn host_model_is_expanded_at_start() {
+    let d = Daemon::start();
+    let (model, extra) = offered_host_model(&d, "qemu");
+    // The guest turns one of the host's features off (or a model's when there are none).
+    let off = extra.first().cloned().unwrap_or_else(|| "pse36".into());
+    let cpu = format!("<cpu mode='host-model'><feature policy='disable' name='{off}'/></cpu>");
+    let xml = vireo_tests::guest_xml("hm").replace("</os>", &format!("</os>{cpu}"));
+    ok(&d.virsh(&["define", &write_file(&d, "hm.xml", &xml)]));
+    ok(&d.virsh(&["start", "--paused", "hm"]));
+
+    let live = ok(&d.virsh(&["dumpxml", "hm"]));
+    assert!(
+        live.contains("<cpu mode='custom' match='exact' check='partial'>"),
+        "{live}"
+    );
+    assert!(
+        live.contains(&format!("<model fallback='forbid'>{model}</model>")),
+        "{live}"
+    );
+    for f in &extra {
+        let policy = if *f == off { "disable" } else { "require" };
+        assert!(
+            live.contains(&format!("<feature policy='{policy}' name='{f}'/>")),
+            "{f}: {live}"
+        );
+    }
+    let inactive = ok(&d.virsh(&["dumpxml", "--inactive", "hm"]));
+    assert!(inactive.contains("<cpu mode='host-model'"), "{inactive}");
+    assert!(!inactive.contains("<model"), "{inactive}");
+    let arg = qemu_cpu_arg(&d, "hm");
+    assert!(
+        arg.starts_with(&format!("{model},")) || arg == model,
+        "{arg}"
+    );
+    assert!(arg.contains(&format!("{off}=off")), "{arg}");
+    for f in extra.iter().filter(|f| **f != off) {
+        assert!(arg.contains(&format!(",{f}=on")), "{f}: {arg}");
+    }
+    let console = vireo_tests::tests_dir().join("python/console.py");
+    let seen = ok(&vireo_tests::run_cmd(
+        vireo_tests::python3(),
+        &[console.to_str().unwrap(), &d.uri(), "hm", "--resume"],
+    ));
+    assert!(seen.contains("VIREO-GUEST-READY"), "{seen}");
+    ok(&d.virsh(&["destroy", "hm"]));
+
+    // Under KVM, KVM's host-model (nested KVM runs no guest code: started paused only).
+    // The nested KVM of this project's machines offers IA32_ARCH_CAPABILITIES but refuses
+    // QEMU's write of it (even `-cpu host` fails so): the domain turns it off, as a user of
+    // such a host does.
+    if std::path::Path::new("/dev/kvm").exists() {
+        let (kvm_model, _) = offered_host_model(&d, "kvm");
+        let xml = vireo_tests::guest_xml("hmk")
+            .replace("<domain type='qemu'>", "<domain type='kvm'>")
+            .replace(
+                "</os>",
+                "</os><cpu mode='host-model'>\
+                 <feature policy='disable' name='arch-capabilities'/></cpu>",
+            );
+        ok(&d.virsh(&["define", &write_file(&d, "hmk.xml", &xml)]));
+        ok(&d.virsh(&["start", "--paused", "hmk"]));
+        let live = ok(&d.virsh(&["dumpxml", "hmk"]));
+        ok(&d.virsh(&["destroy", "hmk"]));
+        assert!(
+            live.contains(&format!("<model fallback='forbid'>{kvm_model}</model>")),
+            "{live}"
+        );
+    }
+}

@@ -225,6 +225,41 @@ impl CpuModels {
         Some((m, self.host.difference(&m.features).collect()))
     }
 
+    /// A host-model `<cpu>` as libvirt starts it: the definition the guest runs with
+    /// names the model and features host-model stands for on this host (what domain
+    /// capabilities show), so that the live XML, a save image and what is restored from it
+    /// keep one CPU. The domain's own features apply on top of the host's. Nothing changes
+    /// for other modes, or when QEMU could not be asked.
+    pub fn expand_host_model(&self, cpu: &mut vireo_xml::Cpu) {
+        use vireo_xml::{CpuCheck, CpuFallback, CpuFeature, CpuFeaturePolicy, CpuMatch, CpuMode};
+        if cpu.mode != Some(CpuMode::HostModel) {
+            return;
+        }
+        let Some((m, extra)) = self.host_model() else {
+            return;
+        };
+        let mut features: Vec<CpuFeature> = extra
+            .into_iter()
+            .filter(|f| !cpu.features.iter().any(|g| &g.name == *f))
+            .map(|f| CpuFeature {
+                policy: CpuFeaturePolicy::Require,
+                name: f.clone(),
+            })
+            .collect();
+        features.append(&mut cpu.features);
+        cpu.features = features;
+        cpu.mode = Some(CpuMode::Custom);
+        cpu.match_mode = Some(CpuMatch::Exact);
+        // What QEMU leaves out is not checked (no `enforce`), as for libvirt's host-model.
+        cpu.check = Some(CpuCheck::Partial);
+        cpu.migratable = None;
+        cpu.model = Some(vireo_xml::CpuModel {
+            fallback: Some(CpuFallback::Forbid),
+            vendor_id: None,
+            name: m.name.clone(),
+        });
+    }
+
     /// The features a given CPU needs, and those it must not have.
     fn needs(&self, cpu: &GivenCpu) -> Result<(BTreeSet<String>, BTreeSet<String>)> {
         let mut need = match &cpu.model {
@@ -447,6 +482,37 @@ mod tests {
         let (best, extra) = m.host_model().unwrap();
         assert_eq!(best.name, "Big");
         assert_eq!(extra, [&"aes".to_string()]);
+    }
+
+    #[test]
+    fn host_model_starts_as_the_named_model_with_the_domains_features_on_top() {
+        use vireo_xml::{Cpu, CpuCheck, CpuFeature, CpuFeaturePolicy, CpuMode};
+        let m = models();
+        let mut cpu = Cpu {
+            mode: Some(CpuMode::HostModel),
+            features: vec![CpuFeature {
+                policy: CpuFeaturePolicy::Disable,
+                name: "aes".into(),
+            }],
+            ..Default::default()
+        };
+        m.expand_host_model(&mut cpu);
+        assert_eq!(cpu.mode, Some(CpuMode::Custom));
+        assert_eq!(cpu.check, Some(CpuCheck::Partial));
+        assert_eq!(cpu.model.as_ref().map(|m| m.name.as_str()), Some("Big"));
+        // The domain's "disable aes" wins over the host's aes.
+        assert_eq!(cpu.features.len(), 1);
+        assert_eq!(cpu.features[0].policy, CpuFeaturePolicy::Disable);
+        // Other modes, and a QEMU that could not be asked, change nothing.
+        let mut custom = Cpu::default();
+        m.expand_host_model(&mut custom);
+        assert!(custom.model.is_none());
+        let mut hm = Cpu {
+            mode: Some(CpuMode::HostModel),
+            ..Default::default()
+        };
+        CpuModels::default().expand_host_model(&mut hm);
+        assert_eq!(hm.mode, Some(CpuMode::HostModel));
     }
 
     #[test]

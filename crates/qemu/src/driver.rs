@@ -175,8 +175,9 @@ pub struct QemuDriver {
     pub(crate) device_events: EventBus<DeviceEvent>,
     /// The emulator's CPU model names, probed once when first asked for.
     cpu_models: OnceLock<Vec<String>>,
-    /// Each model's features and the host's, probed once when first asked for.
-    cpu_defs: OnceLock<crate::cpumodel::CpuModels>,
+    /// Each model's features and the host's, under TCG and under KVM, probed once each
+    /// when first asked for.
+    cpu_defs: [OnceLock<crate::cpumodel::CpuModels>; 2],
     /// Each domain's snapshots.
     pub(crate) snapshots: crate::snapshot::Store,
 }
@@ -195,7 +196,7 @@ impl QemuDriver {
             peers: OnceLock::new(),
             device_events: EventBus::default(),
             cpu_models: OnceLock::new(),
-            cpu_defs: OnceLock::new(),
+            cpu_defs: Default::default(),
             snapshots: Default::default(),
         };
         d.load()?;
@@ -277,7 +278,15 @@ impl QemuDriver {
 
     /// `virConnectGetDomainCapabilities`.
     pub fn domain_capabilities(&self, q: &crate::domcaps::Query) -> Result<String> {
-        crate::domcaps::domain_capabilities(self.caps(), self.cpu_models(), self.cpu_defs(), q)
+        // The host-model CPU of the accelerator asked about (an unknown type is refused
+        // there).
+        let kvm = q.virttype.map_or(self.caps().kvm, |v| v == "kvm");
+        crate::domcaps::domain_capabilities(
+            self.caps(),
+            self.cpu_models(),
+            self.cpu_defs_for(kvm),
+            q,
+        )
     }
 
     /// `virConnectGetCPUModelNames`.
@@ -290,9 +299,17 @@ impl QemuDriver {
         Ok(self.cpu_models().to_vec())
     }
 
+    /// QEMU's CPU models and the host's CPU as the default accelerator sees them.
     pub fn cpu_defs(&self) -> &crate::cpumodel::CpuModels {
-        self.cpu_defs
-            .get_or_init(|| crate::cpumodel::CpuModels::probe(&self.cfg.emulator, self.caps().kvm))
+        self.cpu_defs_for(self.caps().kvm)
+    }
+
+    /// QEMU's CPU models and the host's CPU under KVM (when the host has it) or TCG:
+    /// which models are usable, and what `host` / `max` give a guest, differ between them.
+    pub fn cpu_defs_for(&self, kvm: bool) -> &crate::cpumodel::CpuModels {
+        let kvm = kvm && self.caps().kvm;
+        self.cpu_defs[usize::from(kvm)]
+            .get_or_init(|| crate::cpumodel::CpuModels::probe(&self.cfg.emulator, kvm))
     }
 
     /// COMPARE_CPU (`hypervisor`: COMPARE_HYPERVISOR_CPU): the host's CPU, as QEMU gives

@@ -151,6 +151,25 @@ impl QemuDriver {
         let mut def = crate::peers::resolve(&def, self.peers.get()).await?;
         vsock_cid(&mut def)?;
         crate::firmware::prepare(&mut def, &self.nvram_dir())?;
+        if def
+            .cpu
+            .as_ref()
+            .is_some_and(|c| c.mode == Some(vireo_xml::CpuMode::HostModel))
+        {
+            // Probing QEMU's models (once per accelerator) blocks for a while.
+            let me = Arc::clone(self);
+            let kvm = def.dom_type == "kvm";
+            let mut cpu = def.cpu.take();
+            cpu = tokio::task::spawn_blocking(move || {
+                if let Some(c) = cpu.as_mut() {
+                    me.cpu_defs_for(kvm).expand_host_model(c);
+                }
+                cpu
+            })
+            .await
+            .map_err(|e| DriverError::Internal(format!("CPU model probe failed: {e}")))?;
+            def.cpu = cpu;
+        }
         // Encrypted disks' passphrases go to the shim through a pipe, never a file.
         let secrets = crate::peers::disk_secrets(&def, self.peers.get()).await?;
         let secrets_pipe = if secrets.is_empty() {

@@ -140,10 +140,10 @@ impl<'a> Builder<'a> {
                 }
                 "host".to_string()
             }
-            // libvirt expands host-model to a named model plus features. We give the
-            // guest the host CPU under KVM and the richest emulated CPU under TCG: the
-            // guest sees at least what host-model would give, but the result is not
-            // migratable to a different host.
+            // The driver turns host-model into a named model and features before a
+            // start (cpumodel.rs). Left here only when QEMU could not be asked: the host
+            // CPU under KVM and the richest emulated CPU under TCG, at least what
+            // host-model would give.
             CpuMode::HostModel => if self.kvm { "host" } else { "max" }.to_string(),
             CpuMode::Maximum => "max".to_string(),
             CpuMode::Custom => match model {
