@@ -426,3 +426,125 @@ fn external_snapshots_are_deleted_into_their_images() {
         .contains(&format!("<source file='{img}'/>")));
     assert!(names(&d, &[]).is_empty());
 }
+
+/// External snapshots with the memory state (`--memspec file=…,snapshot=external`): the
+/// guest's memory goes into the file (a save image, 0600) while its disks go on in
+/// overlays, at one instant; the guest runs on. A revert starts it from that file on new
+/// overlays over the snapshot's images: memory and disk are what they were. A `--live` one
+/// too; deleting one commits its overlay and removes its memory file; and the refusals.
+#[test]
+fn external_snapshots_with_memory() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Daemon::start_in(vireo_tests::Layout::Modular);
+    let img = define_with_disk(&d, "qcow2");
+    let root = d.root.to_str().expect("utf-8").to_string();
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--resume",
+            "echo MARK-$((6*7)) > /tmp/mark; printf DISKMARK | dd of=/dev/vda conv=fsync 2>/dev/null; echo W-$((1+1))",
+            "W-2",
+        ],
+    );
+
+    let mem = format!("{root}/mem1.save");
+    ok(&d.virsh(&[
+        "snapshot-create-as",
+        "vm1",
+        "mem1",
+        "--memspec",
+        &format!("file={mem},snapshot=external"),
+    ]));
+    assert_eq!(state(&d), "running (unpaused)");
+    let meta = std::fs::metadata(&mem).expect("the memory file");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert!(meta.len() > 1 << 20, "{}", meta.len());
+    let overlay = format!("{root}/vm1.mem1");
+    let blk = ok(&d.virsh(&["domblklist", "vm1"]));
+    assert!(blk.contains(&overlay), "{blk}");
+    let xml = ok(&d.virsh(&["snapshot-dumpxml", "vm1", "mem1"]));
+    assert!(xml.contains("<state>running</state>"), "{xml}");
+    assert!(
+        xml.contains(&format!("<memory snapshot='external' file='{mem}'/>")),
+        "{xml}"
+    );
+    validate(&xml, "domainsnapshot", &d.root);
+    assert_eq!(names(&d, &["--external", "--active"]), ["mem1"]);
+    let info = ok(&d.virsh(&["snapshot-info", "vm1", "mem1"]));
+    assert!(info.contains("Location:       external"), "{info}");
+
+    // The guest goes on and changes both marks.
+    guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--running",
+            "echo OTHER > /tmp/mark; printf XXXXXXXX | dd of=/dev/vda conv=fsync 2>/dev/null; echo W-$((1+2))",
+            "W-3",
+        ],
+    );
+    assert_eq!(disk_head(&d, &img), "DISKMARK");
+
+    // Revert: from the memory file, on a new overlay over the snapshot's image.
+    let mut ev = EventLog::start(&d);
+    ok(&d.virsh(&["snapshot-revert", "vm1", "mem1"]));
+    // STOPPED then STARTED, FROM_SNAPSHOT.
+    ev.wait_for("vm1 5 6");
+    ev.wait_for("vm1 2 3");
+    assert_eq!(state(&d), "running (from snapshot)");
+    let blk = ok(&d.virsh(&["domblklist", "vm1"]));
+    assert!(blk.contains(&format!("{root}/vm1.mem1-")), "{blk}");
+    guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--running",
+            "cat /tmp/mark; head -c 8 /dev/vda; echo",
+            "MARK-42\r\nDISKMARK",
+        ],
+    );
+    // Paused when asked.
+    ok(&d.virsh(&["snapshot-revert", "vm1", "mem1", "--paused"]));
+    assert_eq!(state(&d), "paused (from snapshot)");
+    ok(&d.virsh(&["resume", "vm1"]));
+
+    // A live one (the guest runs while its memory is written); deleting it commits its
+    // overlay into the image under it and removes the memory file.
+    let live = format!("{root}/live1.save");
+    ok(&d.virsh(&[
+        "snapshot-create-as",
+        "vm1",
+        "live1",
+        "--live",
+        "--memspec",
+        &format!("file={live}"),
+    ]));
+    assert_eq!(state(&d), "running (unpaused)");
+    assert!(std::path::Path::new(&live).exists());
+    ok(&d.virsh(&["snapshot-delete", "vm1", "live1"]));
+    assert!(!std::path::Path::new(&live).exists());
+
+    // Refusals.
+    let err = fails(&d.virsh(&[
+        "snapshot-create-as",
+        "vm1",
+        "again",
+        "--memspec",
+        &format!("file={mem},snapshot=external"),
+    ]));
+    assert!(err.contains("already exists"), "{err}");
+    let err = fails(&d.virsh(&["snapshot-create-as", "vm1", "x", "--live"]));
+    assert!(err.contains("only during full system snapshots"), "{err}");
+    ok(&d.virsh(&["destroy", "vm1"]));
+    let err = fails(&d.virsh(&[
+        "snapshot-create-as",
+        "vm1",
+        "off",
+        "--memspec",
+        &format!("file={root}/off.save"),
+    ]));
+    assert!(err.contains("memory state cannot be saved"), "{err}");
+    ok(&d.virsh(&["undefine", "vm1", "--snapshots-metadata"]));
+}

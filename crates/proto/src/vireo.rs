@@ -11,7 +11,7 @@
 //! | 102 | SHIM_CHANGE_MEDIA | [`ShimAttachArgs`] (the cdrom with its new source) | nothing |
 //! | 103 | SHIM_SAVE | [`ShimSaveArgs`] + the image's descriptor | nothing |
 //! | 104 | SHIM_SCREENSHOT | [`ShimScreenshotArgs`] | [`ShimScreenshotRet`] |
-//! | 105 | SHIM_SNAPSHOT | [`ShimSnapshotArgs`] | nothing |
+//! | 105 | SHIM_SNAPSHOT | [`ShimSnapshotArgs`] (+ the memory file's descriptor for EXTERNAL_MEMORY) | nothing |
 //! | 106 | SHIM_BLOCK_JOB | [`ShimBlockJobArgs`] | nothing |
 //! | 107 | SHIM_UPDATE_MEMORY | [`ShimUpdateMemoryArgs`] | nothing |
 //! | 108 | SHIM_SET_LINK | [`ShimSetLinkArgs`] | nothing |
@@ -197,6 +197,11 @@ pub mod snapshot_op {
     /// Each disk named goes on writing into a new overlay, the file of the same index
     /// (made by the daemon, backed by the disk's image): an external disk-only snapshot.
     pub const EXTERNAL: i32 = 3;
+    /// An external snapshot with the memory state: the VM's state into the descriptor
+    /// sent with the call (QEMU's migration stream, from its offset), then EXTERNAL's
+    /// overlays, at one instant; the guest goes on as it was. With `run` = 1 (libvirt's
+    /// LIVE) the guest is not paused while its memory is written.
+    pub const EXTERNAL_MEMORY: i32 = 4;
 }
 
 xdr_struct! {
@@ -206,7 +211,7 @@ xdr_struct! {
         pub op: i32,
         pub tag: String,
         pub disks: vireo_xdr::Array<String, 256>,
-        /// After a load: 1 the guest runs, 0 it stays paused.
+        /// After a load: 1 the guest runs, 0 it stays paused. EXTERNAL_MEMORY: 1 live.
         pub run: i32,
         /// EXTERNAL: the overlays, one per disk.
         pub files: vireo_xdr::Array<String, 256>,

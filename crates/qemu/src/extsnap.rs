@@ -79,22 +79,12 @@ async fn wait_job(
 
 impl QemuDriver {
     /// Merges the overlays of external snapshot `s` into the images it kept and removes
-    /// the overlays (the metadata is the caller's).
+    /// the overlays and its memory file (the metadata is the caller's).
     pub(crate) async fn delete_external(
         self: &Arc<Self>,
         h: &Handle,
         s: &DomainSnapshot,
     ) -> Result<()> {
-        if s.head
-            .memory
-            .as_ref()
-            .is_some_and(|m| m.snapshot == Some(SnapshotLocation::External))
-        {
-            return Err(DriverError::ConfigUnsupported(format!(
-                "snapshot '{}' has external memory, which Vireo does not make",
-                s.name()
-            )));
-        }
         for (target, overlay) in overlays(s) {
             // What lies under the overlay now (an older snapshot's delete may have
             // merged the image it was made on into the one below).
@@ -108,6 +98,23 @@ impl QemuDriver {
                 self.commit_running(h, &target, &overlay, &kept.0).await?;
             } else {
                 self.commit_offline(h, &target, &overlay, kept).await?;
+            }
+        }
+        let memory = s
+            .head
+            .memory
+            .as_ref()
+            .filter(|m| m.snapshot == Some(SnapshotLocation::External))
+            .and_then(|m| m.file.as_deref());
+        if let Some(f) = memory {
+            match std::fs::remove_file(f) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    log::warn!(
+                        "cannot remove the memory file {f} of snapshot '{}': {e}",
+                        s.name()
+                    )
+                }
+                _ => {}
             }
         }
         Ok(())

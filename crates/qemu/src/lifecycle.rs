@@ -20,7 +20,7 @@ use vireo_rpc::client::{CallError, Connection};
 use vireo_rpc::Frame;
 use vireo_xml::{format_uuid, Domain};
 
-use crate::driver::{no_domain_uuid, DomainObj, QemuDriver};
+use crate::driver::{check_flags, no_domain_uuid, DomainObj, QemuDriver};
 
 /// The fd the shim reads the disks' passphrases from (`--secrets-fd`).
 const SHIM_SECRETS_FD: i32 = 3;
@@ -31,6 +31,12 @@ const SHIM_FIRST_TAP_FD: i32 = 10;
 
 /// `VIR_DOMAIN_START_PAUSED`.
 pub const START_PAUSED: u32 = 1;
+/// The start flags libvirt defines (PAUSED, AUTODESTROY, BYPASS_CACHE, FORCE_BOOT,
+/// VALIDATE, RESET_NVRAM): a client's others are refused.
+const CLIENT_START_FLAGS: u32 = 0x3f;
+/// Vireo's own (no client can give it): the state restored is a snapshot's, which the
+/// state's reason and the events say.
+pub const START_FROM_SNAPSHOT: u32 = 1 << 31;
 
 impl QemuDriver {
     fn shim_dir(&self) -> PathBuf {
@@ -43,6 +49,7 @@ impl QemuDriver {
 
     /// Starts a defined domain.
     pub async fn start(self: &Arc<Self>, h: &Handle, flags: u32) -> Result<Handle> {
+        check_flags(flags, CLIENT_START_FLAGS)?;
         let def = {
             let mut reg = self.write();
             let obj = reg
@@ -82,6 +89,7 @@ impl QemuDriver {
 
     /// Starts a transient domain from XML.
     pub async fn create_xml(self: &Arc<Self>, xml: &str, flags: u32) -> Result<Handle> {
+        check_flags(flags, CLIENT_START_FLAGS)?;
         if flags & crate::validate::START_VALIDATE != 0 {
             let owned = xml.to_string();
             tokio::task::spawn_blocking(move || crate::validate::domain_schema(&owned))
@@ -268,6 +276,9 @@ impl QemuDriver {
         if flags & START_PAUSED != 0 {
             cmd.arg("--paused");
         }
+        if flags & START_FROM_SNAPSHOT != 0 {
+            cmd.arg("--from-snapshot");
+        }
         let secrets_fd = secrets_pipe.as_ref().map(|p| p.as_raw_fd());
         if secrets_fd.is_some() {
             cmd.arg("--secrets-fd").arg(SHIM_SECRETS_FD.to_string());
@@ -341,6 +352,7 @@ impl QemuDriver {
             .map_err(|e| DriverError::Internal(format!("cannot reach the shim: {e}")))?;
         let conn = Arc::new(conn);
         let paused = flags & START_PAUSED != 0;
+        let from_snapshot = flags & START_FROM_SNAPSHOT != 0;
         let handle = {
             let mut reg = self.write();
             let obj = reg
@@ -348,15 +360,24 @@ impl QemuDriver {
                 .get_mut(&uuid)
                 .ok_or_else(|| no_domain_uuid(&uuid, &def.name))?;
             obj.id = Some(id);
-            obj.state = match (paused, restored) {
-                (true, _) => (state::PAUSED, state::PAUSED_USER),
-                (false, true) => (state::RUNNING, state::RUNNING_RESTORED),
-                (false, false) => (state::RUNNING, state::RUNNING_BOOTED),
+            obj.state = match (paused, restored, from_snapshot) {
+                (true, true, true) => (state::PAUSED, state::PAUSED_FROM_SNAPSHOT),
+                (true, _, _) => (state::PAUSED, state::PAUSED_USER),
+                (false, true, true) => (state::RUNNING, state::RUNNING_FROM_SNAPSHOT),
+                (false, true, false) => (state::RUNNING, state::RUNNING_RESTORED),
+                (false, false, _) => (state::RUNNING, state::RUNNING_BOOTED),
             };
             obj.shim = Some(Arc::clone(&conn));
             obj.handle()
         };
         self.follow(uuid, &conn);
+        if restored && from_snapshot {
+            self.publish(&handle, event::STARTED, event::STARTED_FROM_SNAPSHOT);
+            if paused {
+                self.publish(&handle, event::SUSPENDED, event::SUSPENDED_FROM_SNAPSHOT);
+            }
+            return Ok(handle);
+        }
         if restored {
             self.publish(&handle, event::STARTED, event::STARTED_RESTORED);
             if paused {

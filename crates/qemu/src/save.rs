@@ -75,8 +75,83 @@ fn drop_cache(f: &File) {
     }
 }
 
+/// A save image being written: a temp file beside its path with the header in it; QEMU
+/// writes the rest through [`NewImage::for_qemu`]. [`NewImage::finish`] makes it the
+/// image, durably; dropped before that, the temp file goes.
+pub(crate) struct NewImage {
+    file: File,
+    tmp: PathBuf,
+    path: PathBuf,
+    done: bool,
+}
+
+impl NewImage {
+    /// Creates the temp file (0600) and writes the header: the definition `xml`, and
+    /// whether a restored guest runs.
+    pub(crate) fn create(path: &Path, xml: &str, running: bool) -> Result<NewImage> {
+        let not_a_file = || DriverError::InvalidArg(format!("{} is not a file", path.display()));
+        let dir = path.parent().ok_or_else(not_a_file)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(not_a_file)?;
+        let tmp = dir.join(format!(".{name}.vireo-save"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_err(format!("cannot create {}", tmp.display())))?;
+        let mut image = NewImage {
+            file,
+            tmp,
+            path: path.to_path_buf(),
+            done: false,
+        };
+        saveimage::write_header(&mut image.file, xml, running, None)
+            .map_err(io_err(format!("cannot write {}", image.tmp.display())))?;
+        Ok(image)
+    }
+
+    /// The descriptor QEMU writes its stream through (at the stream's offset).
+    pub(crate) fn for_qemu(&self) -> Result<OwnedFd> {
+        Ok(self
+            .file
+            .try_clone()
+            .map_err(io_err("cannot duplicate the image's descriptor".into()))?
+            .into())
+    }
+
+    /// Synced, renamed to its path (and the directory synced); with `bypass_cache` its
+    /// pages leave the page cache.
+    pub(crate) fn finish(mut self, bypass_cache: bool) -> Result<()> {
+        self.file
+            .sync_all()
+            .map_err(io_err(format!("cannot write {}", self.tmp.display())))?;
+        if bypass_cache {
+            drop_cache(&self.file);
+        }
+        std::fs::rename(&self.tmp, &self.path)
+            .map_err(io_err(format!("cannot rename to {}", self.path.display())))?;
+        self.done = true;
+        if let Some(d) = self.path.parent().and_then(|d| File::open(d).ok()) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for NewImage {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 /// Opens a save image and reads its header; the file is left at the stream's offset.
-fn open_image(path: &Path) -> Result<(File, ImageHeader)> {
+pub(crate) fn open_image(path: &Path) -> Result<(File, ImageHeader)> {
     let mut f = File::open(path).map_err(io_err(format!("cannot open {}", path.display())))?;
     let h = saveimage::read_header(&mut f)
         .map_err(|e| DriverError::OperationFailed(format!("{}: {e}", path.display())))?;
@@ -186,69 +261,32 @@ impl QemuDriver {
             _ => was_running,
         };
 
-        let dir = path
-            .parent()
-            .ok_or_else(|| DriverError::InvalidArg(format!("{} is not a file", path.display())))?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| DriverError::InvalidArg(format!("{} is not a file", path.display())))?;
-        let tmp = dir.join(format!(".{name}.vireo-save"));
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io_err(format!("cannot create {}", tmp.display())))?;
-        let r = async {
-            saveimage::write_header(&mut file, &def.format(), running, None)
-                .map_err(io_err(format!("cannot write {}", tmp.display())))?;
-            // QEMU writes from here on, through the same open file.
-            let for_qemu: OwnedFd = file
-                .try_clone()
-                .map_err(io_err("cannot duplicate the image's descriptor".into()))?
-                .into();
-            let r = conn
-                .call_sending_fds::<_, ()>(
-                    VIREO_PROGRAM,
-                    VIREO_VERSION,
-                    vprocs::SHIM_SAVE,
-                    &ShimSaveArgs { flags: 0 },
-                    vec![for_qemu],
-                )
-                .await;
-            match r {
-                // The shim ends with its QEMU; when it is gone, its STOPPED event has been
-                // seen and the domain is shut off.
-                Ok(_) => {
-                    if tokio::time::timeout(SHIM_EXIT, conn.closed())
-                        .await
-                        .is_err()
-                    {
-                        log::warn!("the shim of '{}' outlived its saved VM", h.name);
-                    }
+        let image = NewImage::create(path, &def.format(), running)?;
+        let for_qemu = image.for_qemu()?;
+        let r = conn
+            .call_sending_fds::<_, ()>(
+                VIREO_PROGRAM,
+                VIREO_VERSION,
+                vprocs::SHIM_SAVE,
+                &ShimSaveArgs { flags: 0 },
+                vec![for_qemu],
+            )
+            .await;
+        match r {
+            // The shim ends with its QEMU; when it is gone, its STOPPED event has been
+            // seen and the domain is shut off.
+            Ok(_) => {
+                if tokio::time::timeout(SHIM_EXIT, conn.closed())
+                    .await
+                    .is_err()
+                {
+                    log::warn!("the shim of '{}' outlived its saved VM", h.name);
                 }
-                Err(CallError::Remote(e)) => return Err(DriverError::Peer(Box::new(e))),
-                Err(e) => return Err(DriverError::OperationFailed(format!("domain's shim: {e}"))),
             }
-            file.sync_all()
-                .map_err(io_err(format!("cannot write {}", tmp.display())))?;
-            if flags & SAVE_BYPASS_CACHE != 0 {
-                drop_cache(&file);
-            }
-            std::fs::rename(&tmp, path)
-                .map_err(io_err(format!("cannot rename to {}", path.display())))?;
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
-            Ok(())
+            Err(CallError::Remote(e)) => return Err(DriverError::Peer(Box::new(e))),
+            Err(e) => return Err(DriverError::OperationFailed(format!("domain's shim: {e}"))),
         }
-        .await;
-        if r.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        r
+        image.finish(flags & SAVE_BYPASS_CACHE != 0)
     }
 
     /// `virDomainRestoreFlags`: starts the domain saved in `from`, with the image's

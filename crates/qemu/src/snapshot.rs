@@ -22,7 +22,7 @@ use vireo_xml::{
 
 use crate::driver::{check_flags, no_domain_uuid, QemuDriver};
 use crate::hotplug::shim_error;
-use crate::lifecycle::START_PAUSED;
+use crate::lifecycle::{START_FROM_SNAPSHOT, START_PAUSED};
 
 /// How long a shim may take to end once its VM was destroyed for a revert.
 const SHIM_EXIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -86,6 +86,47 @@ fn is_external(s: &DomainSnapshot) -> bool {
             .iter()
             .flat_map(|d| &d.disk)
             .any(|d| ext(d.snapshot))
+}
+
+/// The file an external memory snapshot goes into (None: the memory is not saved
+/// outside the images); a missing, relative or existing file is refused.
+fn memory_file(snap: &DomainSnapshot, flags: u32) -> Result<Option<String>> {
+    let Some(m) = &snap.head.memory else {
+        return Ok(None);
+    };
+    // A file without a location is an external memory snapshot, as libvirt reads it.
+    let location = m
+        .snapshot
+        .or(m.file.is_some().then_some(SnapshotLocation::External));
+    match location {
+        Some(SnapshotLocation::Manual) => Err(DriverError::ConfigUnsupported(
+            "manual memory snapshots are not supported by Vireo yet".into(),
+        )),
+        Some(SnapshotLocation::External) => {
+            if flags & CREATE_DISK_ONLY != 0 {
+                return Err(DriverError::ConfigUnsupported(
+                    "memory state cannot be saved with offline or disk-only snapshot".into(),
+                ));
+            }
+            let Some(f) = m.file.clone() else {
+                return Err(DriverError::InvalidArg(
+                    "an external memory snapshot needs a file (<memory file=...>)".into(),
+                ));
+            };
+            if !f.starts_with('/') {
+                return Err(DriverError::InvalidArg(format!(
+                    "the memory snapshot file '{f}' is not an absolute path"
+                )));
+            }
+            if std::path::Path::new(&f).exists() {
+                return Err(DriverError::OperationInvalid(format!(
+                    "external snapshot file for memory already exists: {f}"
+                )));
+            }
+            Ok(Some(f))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// The targets of the disks whose images hold the snapshot.
@@ -598,22 +639,14 @@ impl QemuDriver {
                 "quiesce requires disk-only".into(),
             ));
         }
-        if flags & CREATE_LIVE != 0 {
+        let memory_file = memory_file(&snap, flags)?;
+        if flags & CREATE_LIVE != 0 && memory_file.is_none() {
             return Err(DriverError::ConfigUnsupported(
-                "live snapshot creation is supported only with external memory, which Vireo \
-                 does not do yet"
-                    .into(),
-            ));
-        }
-        if matches!(
-            snap.head.memory.as_ref().and_then(|m| m.snapshot),
-            Some(SnapshotLocation::External | SnapshotLocation::Manual)
-        ) {
-            return Err(DriverError::ConfigUnsupported(
-                "external memory snapshots are not supported by Vireo yet".into(),
+                "live snapshot creation is supported only during full system snapshots".into(),
             ));
         }
         let external = flags & CREATE_DISK_ONLY != 0
+            || memory_file.is_some()
             || snap
                 .head
                 .disks
@@ -649,7 +682,7 @@ impl QemuDriver {
         snap.head.name = Some(name.clone());
         if external {
             return self
-                .snapshot_external(h, snap, def, &resolved, active, flags)
+                .snapshot_external(h, snap, def, &resolved, active, memory_file, flags)
                 .await;
         }
         let (disks, paths) = plan_disks(&resolved, snap.head.disks.as_ref())?;
@@ -746,9 +779,11 @@ impl QemuDriver {
         Ok(())
     }
 
-    /// An external disk-only snapshot: each disk in it goes on in a new qcow2 overlay
-    /// backed by its image (which then stays as it is: that is the snapshot). The
+    /// An external snapshot: each disk in it goes on in a new qcow2 overlay backed by its
+    /// image (which then stays as it is: that is the snapshot), and with `memory_file` the
+    /// guest's memory state goes into that file (a save image) at the same instant. The
     /// definition follows: the disks are the overlays from now on.
+    #[allow(clippy::too_many_arguments)]
     async fn snapshot_external(
         self: &Arc<Self>,
         h: &Handle,
@@ -756,18 +791,55 @@ impl QemuDriver {
         def: Domain,
         resolved: &Domain,
         active: bool,
+        memory_file: Option<String>,
         flags: u32,
     ) -> Result<String> {
+        if memory_file.is_some() && !active {
+            return Err(DriverError::ConfigUnsupported(
+                "memory state cannot be saved with offline or disk-only snapshot".into(),
+            ));
+        }
         let name = snap.name().to_string();
         let reuse = flags & CREATE_REUSE_EXT != 0;
         let (disks, overlays) = plan_external(resolved, snap.head.disks.as_ref(), &name, reuse)?;
         let mut made: Vec<String> = Vec::new();
+        // The guest's state when the snapshot was taken (running or paused).
+        let was = if self.state(h)?.0 == state::PAUSED {
+            "paused"
+        } else {
+            "running"
+        };
         let r = async {
             for o in overlays.iter().filter(|_| !reuse) {
                 make_overlay(&o.file, &o.base, &o.base_format, None).await?;
                 made.push(o.file.clone());
             }
-            if active {
+            if let Some(mem) = &memory_file {
+                let targets = overlays.iter().map(|o| o.target.clone()).collect();
+                let files = overlays.iter().map(|o| o.file.clone()).collect();
+                let image = crate::save::NewImage::create(
+                    std::path::Path::new(mem),
+                    &def.format(),
+                    was == "running",
+                )?;
+                self.shim_conn(h)?
+                    .call_sending_fds::<_, ()>(
+                        VIREO_PROGRAM,
+                        VIREO_VERSION,
+                        vprocs::SHIM_SNAPSHOT,
+                        &ShimSnapshotArgs {
+                            op: snapshot_op::EXTERNAL_MEMORY,
+                            tag: name.clone(),
+                            disks: vireo_xdr::Array(targets),
+                            run: i32::from(flags & CREATE_LIVE != 0),
+                            files: vireo_xdr::Array(files),
+                        },
+                        vec![image.for_qemu()?],
+                    )
+                    .await
+                    .map_err(shim_error)?;
+                image.finish(false)?;
+            } else if active {
                 let targets = overlays.iter().map(|o| o.target.clone()).collect();
                 let files = overlays.iter().map(|o| o.file.clone()).collect();
                 // QUIESCE: the guest's filesystems are frozen by its agent meanwhile.
@@ -826,10 +898,21 @@ impl QemuDriver {
         if let Some(p) = persistent {
             self.defs.put(&p.name, p.format().as_bytes())?;
         }
-        snap.head.state = Some(if active { "disk-snapshot" } else { "shutoff" }.into());
+        snap.head.state = Some(
+            match (active, &memory_file) {
+                (true, Some(_)) => was,
+                (true, None) => "disk-snapshot",
+                (false, _) => "shutoff",
+            }
+            .into(),
+        );
         snap.head.memory = Some(SnapshotMemory {
-            snapshot: Some(SnapshotLocation::No),
-            file: None,
+            snapshot: Some(if memory_file.is_some() {
+                SnapshotLocation::External
+            } else {
+                SnapshotLocation::No
+            }),
+            file: memory_file,
         });
         snap.head.disks = Some(disks);
         snap.domain = Some(def);
@@ -1081,16 +1164,28 @@ impl QemuDriver {
         let targets = internal_targets(&snap);
         let active = self.with(h, |o| o.active())?;
         if is_external(&snap) {
-            if has_memory(&snap) {
-                return Err(DriverError::ConfigUnsupported(format!(
-                    "revert to external snapshot '{name}' with memory is not supported by \
-                     Vireo yet"
-                )));
-            }
+            // With memory: the guest's state comes back from its file, into the machine
+            // it was taken of.
+            let memory = snap
+                .head
+                .memory
+                .as_ref()
+                .filter(|m| m.snapshot == Some(SnapshotLocation::External))
+                .and_then(|m| m.file.clone());
+            let image = match &memory {
+                Some(f) => Some(crate::save::open_image(std::path::Path::new(f))?.0),
+                None if has_memory(&snap) => {
+                    return Err(DriverError::InvalidSnapshot(format!(
+                        "snapshot '{name}' has no memory file to revert to"
+                    )))
+                }
+                None => None,
+            };
             // The images the overlays were put on hold the snapshot: each disk goes on in
             // a new overlay on its image, so that they stay as they are. Only the disks
             // change: the rest of the definition is today's.
             let mut new_def = self.with(h, |o| o.def.clone())?;
+            let mut run_def = snap_def.clone();
             if active {
                 self.stop_for_snapshot(h).await?;
             }
@@ -1140,14 +1235,36 @@ impl QemuDriver {
                     return Err(err);
                 }
                 made.push(file.clone());
-                d.disk_type = DiskType::File;
-                d.source = Some(vireo_xml::DiskSource {
-                    file: Some(file),
-                    ..Default::default()
-                });
-                d.driver.get_or_insert_with(Default::default).format = Some("qcow2".into());
+                let onto = |d: &mut vireo_xml::Disk| {
+                    d.disk_type = DiskType::File;
+                    d.source = Some(vireo_xml::DiskSource {
+                        file: Some(file.clone()),
+                        ..Default::default()
+                    });
+                    d.driver.get_or_insert_with(Default::default).format = Some("qcow2".into());
+                };
+                onto(d);
+                if let Some(r) = run_def
+                    .devices
+                    .disks
+                    .iter_mut()
+                    .find(|d| d.target.dev == e.name)
+                {
+                    onto(r);
+                }
             }
-            self.restore_and_start(h, &new_def, flags).await?;
+            match image {
+                Some(image) => {
+                    self.restore_definition(h, &new_def)?;
+                    let run = flags & REVERT_RUNNING != 0
+                        || (flags & REVERT_PAUSED == 0
+                            && snap.head.state.as_deref() == Some("running"));
+                    let start = START_FROM_SNAPSHOT | if run { 0 } else { START_PAUSED };
+                    self.run_transient(self.prepare(&run_def.format())?, start, Some(image.into()))
+                        .await?;
+                }
+                None => self.restore_and_start(h, &new_def, flags).await?,
+            }
         } else if has_memory(&snap) {
             let run = flags & REVERT_RUNNING != 0
                 || (flags & REVERT_PAUSED == 0 && snap.head.state.as_deref() == Some("running"));

@@ -38,6 +38,8 @@ pub struct Args {
     id: i32,
     hv_version: u64,
     paused: bool,
+    /// The restored state is a snapshot's (`--from-snapshot`): the state's reason says so.
+    from_snapshot: bool,
     /// Encrypted disks' passphrases by secret UUID (from `--secrets-fd`).
     secrets: BTreeMap<String, Zeroizing<Vec<u8>>>,
     /// The taps of the interfaces on networks, in interface order (`--tap-fds FIRST:N`).
@@ -56,6 +58,7 @@ fn parse_args() -> anyhow::Result<Args> {
     let mut id = None;
     let mut hv_version = 0;
     let mut paused = false;
+    let mut from_snapshot = false;
     let mut secrets = BTreeMap::new();
     let mut taps = Vec::new();
     let mut incoming = None;
@@ -73,6 +76,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--id" => id = it.next().and_then(|v| v.parse().ok()),
             "--hv-version" => hv_version = it.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             "--paused" => paused = true,
+            "--from-snapshot" => from_snapshot = true,
             "--tap-fds" => {
                 let v = it.next().context("--tap-fds needs FIRST:COUNT")?;
                 let (first, n) = v
@@ -126,6 +130,7 @@ fn parse_args() -> anyhow::Result<Args> {
         id: id.context("--id is required")?,
         hv_version,
         paused,
+        from_snapshot,
         secrets,
         taps,
         incoming,

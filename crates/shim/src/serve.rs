@@ -141,6 +141,7 @@ impl Service for ShimService {
         match (h.prog, h.proc_) {
             (VIREO_PROGRAM, vprocs::SHIM_ATTACH_DEVICE) => self.attach(payload, fds),
             (VIREO_PROGRAM, vprocs::SHIM_SAVE) => self.save(payload, fds),
+            (VIREO_PROGRAM, vprocs::SHIM_SNAPSHOT) => self.snapshot_with_memory(payload, fds),
             _ => Dispatch::Now(Outcome::Error(RemoteError::rpc(
                 "this procedure takes no file descriptors",
             ))),
@@ -539,6 +540,35 @@ impl ShimService {
         };
         Dispatch::Later(Box::pin(async move {
             match self.vm.save(file).await {
+                Ok(()) => Outcome::Reply(Vec::new()),
+                Err(e) => Outcome::Error(to_remote(&e)),
+            }
+        }))
+    }
+
+    /// SHIM_SNAPSHOT with EXTERNAL_MEMORY: the memory state into the one file given, and
+    /// the overlays.
+    fn snapshot_with_memory(
+        self: Arc<Self>,
+        payload: &[u8],
+        mut fds: Vec<std::os::fd::OwnedFd>,
+    ) -> Dispatch {
+        let a: ShimSnapshotArgs = match args(payload) {
+            Ok(a) => a,
+            Err(e) => return Dispatch::Now(Outcome::Error(e)),
+        };
+        let file = fds.pop().filter(|_| fds.is_empty());
+        let (Some(file), vireo_proto::vireo::snapshot_op::EXTERNAL_MEMORY) = (file, a.op) else {
+            return Dispatch::Now(Outcome::Error(RemoteError::rpc(
+                "an external snapshot with memory takes exactly one file descriptor",
+            )));
+        };
+        Dispatch::Later(Box::pin(async move {
+            match self
+                .vm
+                .snapshot_with_memory(&a.disks.0, &a.files.0, a.run != 0, file)
+                .await
+            {
                 Ok(()) => Outcome::Reply(Vec::new()),
                 Err(e) => Outcome::Error(to_remote(&e)),
             }

@@ -3,6 +3,7 @@
 //! snapshot; the first one also holds the memory). The daemon keeps the snapshots'
 //! metadata; the shim only runs the jobs, one at a time, as the VM's job.
 
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
@@ -11,7 +12,7 @@ use vireo_proto::remote::{event, job, state};
 use vireo_proto::vireo::snapshot_op;
 use vireo_qmp::Qmp;
 
-use crate::vm::{Lifecycle, OpFailed, OpInvalid, Vm};
+use crate::vm::{Aborted, Lifecycle, OpFailed, OpInvalid, Vm};
 
 /// The id of the QMP job: one runs at a time.
 const JOB_ID: &str = "vireo-snapshot";
@@ -54,6 +55,49 @@ impl Vm {
         };
         self.end_job(r.is_ok());
         r.map_err(|e| anyhow!(OpFailed(e.to_string())))
+    }
+
+    /// An external snapshot with the memory state: the guest's memory into `file` (as a
+    /// save writes it), then the overlays, at one instant: the guest is paused first
+    /// (unless `live`: QEMU then stops it only for the last pages), and goes on as it was
+    /// afterwards, also when something failed.
+    pub async fn snapshot_with_memory(
+        &self,
+        disks: &[String],
+        files: &[String],
+        live: bool,
+        file: OwnedFd,
+    ) -> anyhow::Result<()> {
+        self.require_running()?;
+        self.begin_job(job::OPERATION_SNAPSHOT)?;
+        let was_running = self.state().0 == state::RUNNING;
+        // The pauses are the shim's own: no client hears of them.
+        self.set_pausing(true);
+        let r = async {
+            if was_running && !live {
+                self.qmp()
+                    .execute("stop", None)
+                    .await
+                    .map_err(|e| anyhow!("cannot pause the guest: {e}"))?;
+            }
+            self.write_memory(file)
+                .await
+                .map_err(|e| anyhow!("cannot save the memory state: {e}"))?;
+            self.overlays(disks, files).await
+        }
+        .await;
+        if was_running {
+            let _ = self.qmp().execute("cont", None).await;
+        }
+        self.set_pausing(false);
+        let job = self.end_job(r.is_ok());
+        match r {
+            Ok(()) => Ok(()),
+            Err(_) if job.is_some_and(|j| j.aborted) => {
+                Err(anyhow!(Aborted("snapshot job: canceled by client".into())))
+            }
+            Err(e) => Err(anyhow!(OpFailed(e.to_string()))),
+        }
     }
 
     /// The format nodes of the disks with these targets, in that order.

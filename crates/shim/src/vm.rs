@@ -295,14 +295,20 @@ impl Vm {
             }
         }
         let (state0, reason0) = if args.paused {
-            (state::PAUSED, state::PAUSED_USER)
+            if restored && args.from_snapshot {
+                (state::PAUSED, state::PAUSED_FROM_SNAPSHOT)
+            } else {
+                (state::PAUSED, state::PAUSED_USER)
+            }
         } else {
             if let Err(e) = qmp.execute("cont", None).await {
                 let _ = child.start_kill();
                 let _ = child.wait().await;
                 bail!("cannot start the CPUs: {e}");
             }
-            if restored {
+            if restored && args.from_snapshot {
+                (state::RUNNING, state::RUNNING_FROM_SNAPSHOT)
+            } else if restored {
                 (state::RUNNING, state::RUNNING_RESTORED)
             } else {
                 (state::RUNNING, state::RUNNING_BOOTED)
@@ -585,6 +591,46 @@ impl Vm {
         Ok(())
     }
 
+    /// QEMU writes the VM's state (its migration stream) into `file`, from the
+    /// descriptor's offset on; the job follows its progress and may cancel it. The guest
+    /// is stopped once this ends well (QEMU stops it for the last pages); on failure it is
+    /// as it was.
+    pub(crate) async fn write_memory(&self, file: OwnedFd) -> anyhow::Result<()> {
+        // As fast as the disk takes it.
+        let _ = self
+            .qmp
+            .execute(
+                "migrate-set-parameters",
+                Some(serde_json::json!({ "max-bandwidth": 1u64 << 40 })),
+            )
+            .await;
+        self.qmp
+            .execute_with_fd(
+                "getfd",
+                Some(serde_json::json!({"fdname": "vireo-save"})),
+                file.as_fd(),
+            )
+            .await
+            .map_err(|e| anyhow!("cannot give the file to QEMU: {e}"))?;
+        drop(file);
+        if self.job(|j| j.aborted).unwrap_or(false) {
+            bail!("cancelled before it began");
+        }
+        self.qmp
+            .execute("migrate", Some(serde_json::json!({"uri": "fd:vireo-save"})))
+            .await?;
+        // Each answer of QEMU's is the job's progress; an abort that came too early for
+        // QEMU to see is made again.
+        let progress = |v: &Value| {
+            let mut job = self.job.lock().unwrap_or_else(|p| p.into_inner());
+            job.as_mut().is_some_and(|j| {
+                j.update(v);
+                !j.aborted
+            })
+        };
+        wait_migration(&self.qmp, progress).await
+    }
+
     async fn save_job(self: &Arc<Self>, file: OwnedFd) -> anyhow::Result<()> {
         let was_running = {
             let mut s = self.status();
@@ -606,46 +652,7 @@ impl Vm {
                 return Err(undo(format!("cannot pause the guest: {e}")).await);
             }
         }
-        // As fast as the disk takes it.
-        let _ = self
-            .qmp
-            .execute(
-                "migrate-set-parameters",
-                Some(serde_json::json!({ "max-bandwidth": 1u64 << 40 })),
-            )
-            .await;
-        if let Err(e) = self
-            .qmp
-            .execute_with_fd(
-                "getfd",
-                Some(serde_json::json!({"fdname": "vireo-save"})),
-                file.as_fd(),
-            )
-            .await
-        {
-            return Err(undo(format!("cannot give the file to QEMU: {e}")).await);
-        }
-        drop(file);
-        if self.job(|j| j.aborted).unwrap_or(false) {
-            return Err(undo("cancelled before it began".into()).await);
-        }
-        if let Err(e) = self
-            .qmp
-            .execute("migrate", Some(serde_json::json!({"uri": "fd:vireo-save"})))
-            .await
-        {
-            return Err(undo(format!("cannot save: {e}")).await);
-        }
-        // Each answer of QEMU's is the job's progress; an abort that came too early for
-        // QEMU to see is made again.
-        let progress = |v: &Value| {
-            let mut job = self.job.lock().unwrap_or_else(|p| p.into_inner());
-            job.as_mut().is_some_and(|j| {
-                j.update(v);
-                !j.aborted
-            })
-        };
-        if let Err(e) = wait_migration(&self.qmp, progress).await {
+        if let Err(e) = self.write_memory(file).await {
             return Err(undo(format!("cannot save: {e}")).await);
         }
         // QEMU ends now; the reply goes out first, then the STOPPED (saved) event, and
