@@ -3,6 +3,9 @@
 
 argv: URI RO-URI DATA NAME OP, OP one of:
   poweroff  the guest is told on its console to power itself off
+  poweroff-polled  the same while another thread asks the domain's state, XML and vCPU
+            count without a pause: every answer comes, live or (once the VM ended) from
+            the definition, never an error
   reboot    virDomainReboot; the guest must boot again (its ready line comes back)
 Prints 'ok OP' on success.
 """
@@ -30,7 +33,37 @@ def wait_for(marker, count=1):
 
 
 wait_for(b"VIREO-GUEST-READY")
-if op == "poweroff":
+if op == "poweroff-polled":
+    import threading
+
+    errors = []
+    polls = [0]
+
+    def poll():
+        c = libvirt.open(uri)
+        d = c.lookupByName(name)
+        while True:
+            try:
+                state = d.info()[0]
+                d.XMLDesc(0)
+                d.vcpusFlags(0)
+            except libvirt.libvirtError as e:
+                errors.append(str(e))
+                return
+            polls[0] += 1
+            if state == libvirt.VIR_DOMAIN_SHUTOFF:
+                return
+
+    t = threading.Thread(target=poll)
+    t.start()
+    st.send(b"poweroff\r")
+    while st.recv(4096):
+        pass
+    t.join()
+    if errors:
+        sys.exit(f"a poll failed after {polls[0]}: {errors[0]}")
+    print("polls", polls[0])
+elif op == "poweroff":
     st.send(b"poweroff\r")
     # The console ends with the VM. (The guest's last line may not leave its serial port
     # before it powers off: what counts is that the VM ends, which the events say.)

@@ -254,6 +254,17 @@ fn guest_power_off_reaches_every_event_client() {
     );
 }
 
+/// A client that asks a domain's state while its guest powers off gets an answer every
+/// time: live while the VM runs, the definition's once it has ended, never the shim's
+/// closed connection.
+#[test]
+fn state_asked_through_a_power_off_is_always_answered() {
+    let d = Daemon::start_in(Layout::Modular);
+    define(&d, "polled");
+    let out = ok(&d.python("guest_ops.py", &["polled", "poweroff-polled"]));
+    assert!(out.contains("ok poweroff-polled"), "{out}");
+}
+
 #[test]
 fn reboot_boots_the_guest_again() {
     let d = Daemon::start();

@@ -780,6 +780,29 @@ impl QemuDriver {
             .await
     }
 
+    /// After a call to the VM's shim failed: waits (a little) for the shim's connection to
+    /// close and the daemon to see the VM's end; true when it has ended.
+    pub async fn settle_end(&self, h: &Handle) -> bool {
+        let Ok(conn) = self.shim_of(h) else {
+            return true;
+        };
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        if tokio::time::timeout_at(deadline, conn.closed())
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        // The task that follows the shim marks the VM ended once its connection closed.
+        while self.is_running(h).unwrap_or(false) {
+            if tokio::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        true
+    }
+
     /// Whether a domain is running (has a shim).
     pub fn is_running(&self, h: &Handle) -> Result<bool> {
         self.with(h, |o| o.shim.is_some())

@@ -305,7 +305,7 @@ impl Service for RemoteService {
         if let Some(fut) = snapshot::dispatch(&self, p, payload) {
             return Dispatch::Later(fut);
         }
-        if let Some(fut) = running::dispatch(&self, p, payload) {
+        if let Some(fut) = running::dispatch(&self, p, payload, readonly) {
             return Dispatch::Later(fut);
         }
         if !blocks(p) {

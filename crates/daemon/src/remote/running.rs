@@ -19,6 +19,7 @@ pub(super) fn dispatch(
     s: &Arc<RemoteService>,
     p: i32,
     payload: &[u8],
+    readonly: bool,
 ) -> Option<BoxFuture<Outcome>> {
     if matches!(
         p,
@@ -308,7 +309,17 @@ pub(super) fn dispatch(
     let payload = payload.to_vec();
     Some(Box::pin(async move {
         let r = if forward {
-            forward_call(&s, p, &payload).await
+            match forward_call(&s, p, &payload).await {
+                // The VM ended while its shim was asked (the shim closes the connection
+                // once its VM is gone): what is asked of its state is the definition's now.
+                Err(e) if answers_stopped(p) => match first_dom(&payload) {
+                    Ok(dom) if ended(&s, &dom).await => {
+                        super::domain::dispatch(&s, p, &payload, readonly)
+                    }
+                    _ => Err(e),
+                },
+                r => r,
+            }
         } else {
             start(&s, p, &payload).await
         };
@@ -406,6 +417,22 @@ async fn forward_call(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult {
 fn first_dom(payload: &[u8]) -> Result<Domain, RemoteError> {
     Domain::decode(&mut Decoder::new(payload))
         .map_err(|e| RemoteError::rpc(format!("Unable to decode message payload: {e}")))
+}
+
+/// Whether the domain's VM has ended (a call to its shim failed: the VM may be ending).
+async fn ended(s: &RemoteService, dom: &Domain) -> bool {
+    match s.hv() {
+        Ok(q) => q.settle_end(dom).await,
+        Err(_) => false,
+    }
+}
+
+/// The calls answered live while the domain runs and from its definition otherwise.
+fn answers_stopped(p: i32) -> bool {
+    matches!(
+        p,
+        procs::DOMAIN_GET_INFO | procs::DOMAIN_GET_VCPUS_FLAGS | procs::DOMAIN_GET_XML_DESC
+    )
 }
 
 fn running(s: &RemoteService, payload: &[u8]) -> bool {
