@@ -13,7 +13,7 @@ The calls, by path (the libvirt API names):
             virConnectGetCPUModelNames, virConnectListAllDomains,
             virConnectDomainEventRegisterAny (lifecycle, device-removed,
             device-removal-failed)
-  spawn     virDomainDefineXML (Nova's XML: metadata, sysinfo/smbios, timers, balloon
+  spawn     virDomainDefineXML (Nova's XML: cputune shares, metadata, sysinfo/smbios, timers, balloon
             period, rng, usb tablet, vnc, serial log), virDomainCreateWithFlags(PAUSED),
             virDomainResume, virDomainGetInfo, virDomainGetID, virDomainGetUUIDString,
             virDomainGetXMLDesc, virDomainIsActive, virDomainGetState
@@ -56,6 +56,9 @@ def domain_xml(memory_kib):
   <name>{NAME}</name>
   <memory>{memory_kib}</memory>
   <vcpu>1</vcpu>
+  <cputune>
+    <shares>1024</shares>
+  </cputune>
   <metadata>
     <nova:instance xmlns:nova="{NOVA_NS}">
       <nova:package version="27.1.0"/>

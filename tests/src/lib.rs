@@ -666,13 +666,31 @@ fn kill_shims_under(root: &Path) {
     let shims = procs
         .iter()
         .filter(|(_, _, c)| c.contains("vireo-shim") && c.contains(root));
-    for (shim, _, _) in shims {
+    let mut cgroups = Vec::new();
+    for (shim, _, cmd) in shims {
         for (child, _, _) in procs.iter().filter(|(_, ppid, _)| ppid == shim) {
             // SAFETY: kill with a pid read from /proc and a valid signal.
             unsafe { libc::kill(*child, libc::SIGKILL) };
         }
         // SAFETY: as above.
         unsafe { libc::kill(*shim, libc::SIGKILL) };
+        // `--def RUN/shim/UUID.xml`: the VM's cgroup is named after the UUID.
+        let uuid = cmd
+            .split_whitespace()
+            .skip_while(|a| *a != "--def")
+            .nth(1)
+            .and_then(|p| Path::new(p).file_stem())
+            .map(|u| u.to_string_lossy().into_owned());
+        cgroups.extend(uuid.map(|u| vireo_qemu::cgroup::name_of(&u)));
+    }
+    // The shims cannot remove their VMs' cgroups now: they go once QEMU has gone.
+    for name in cgroups {
+        for _ in 0..50 {
+            if vireo_qemu::cgroup::remove_leftover(&name) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 

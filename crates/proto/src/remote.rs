@@ -202,6 +202,15 @@ procedures! {
     DOMAIN_ADD_IOTHREAD = 355,
     DOMAIN_DEL_IOTHREAD = 356,
     DOMAIN_SET_IOTHREAD_PARAMS = 402,
+    DOMAIN_GET_SCHEDULER_TYPE = 56,
+    DOMAIN_GET_SCHEDULER_PARAMETERS = 57,
+    DOMAIN_SET_SCHEDULER_PARAMETERS = 58,
+    DOMAIN_SET_MEMORY_PARAMETERS = 197,
+    DOMAIN_GET_MEMORY_PARAMETERS = 198,
+    DOMAIN_SET_BLKIO_PARAMETERS = 205,
+    DOMAIN_GET_BLKIO_PARAMETERS = 206,
+    DOMAIN_SET_SCHEDULER_PARAMETERS_FLAGS = 219,
+    DOMAIN_GET_SCHEDULER_PARAMETERS_FLAGS = 223,
     DOMAIN_GET_JOB_INFO = 163,
     DOMAIN_ABORT_JOB = 164,
     DOMAIN_GET_JOB_STATS = 298,
@@ -353,6 +362,10 @@ pub fn allowed_read_only(p: i32) -> bool {
             | DOMAIN_ADD_IOTHREAD
             | DOMAIN_DEL_IOTHREAD
             | DOMAIN_SET_IOTHREAD_PARAMS
+            | DOMAIN_SET_SCHEDULER_PARAMETERS
+            | DOMAIN_SET_SCHEDULER_PARAMETERS_FLAGS
+            | DOMAIN_SET_MEMORY_PARAMETERS
+            | DOMAIN_SET_BLKIO_PARAMETERS
             | DOMAIN_FSFREEZE
             | DOMAIN_FSTHAW
             | DOMAIN_GET_TIME
@@ -1279,6 +1292,49 @@ xdr_struct! {
         pub iothread_id: u32,
         pub params: Array<crate::typed::TypedParam, DOMAIN_IOTHREAD_PARAMS_MAX>,
         pub flags: u32,
+    }
+}
+/// libvirt's `REMOTE_DOMAIN_{SCHEDULER,MEMORY,BLKIO}_PARAMETERS_MAX`.
+pub const DOMAIN_TUNE_PARAMETERS_MAX: usize = 16;
+xdr_struct! {
+    /// GET_SCHEDULER_TYPE's reply: the scheduler's name and how many parameters it has.
+    pub struct DomainGetSchedulerTypeRet { pub kind: String, pub nparams: i32 }
+}
+xdr_struct! {
+    /// GET_SCHEDULER_PARAMETERS (no flags: the running domain, else its definition).
+    pub struct DomainGetSchedulerParametersArgs { pub dom: Domain, pub nparams: i32 }
+}
+xdr_struct! {
+    pub struct DomainGetSchedulerParametersFlagsArgs { pub dom: Domain, pub nparams: i32, pub flags: u32 }
+}
+xdr_struct! {
+    /// The reply of both GET_SCHEDULER_PARAMETERS calls.
+    pub struct DomainGetSchedulerParametersRet {
+        pub params: Array<crate::typed::TypedParam, DOMAIN_TUNE_PARAMETERS_MAX>,
+    }
+}
+xdr_struct! {
+    pub struct DomainSetSchedulerParametersArgs {
+        pub dom: Domain,
+        pub params: Array<crate::typed::TypedParam, DOMAIN_TUNE_PARAMETERS_MAX>,
+    }
+}
+xdr_struct! {
+    /// SET_SCHEDULER_PARAMETERS_FLAGS, SET_MEMORY_PARAMETERS and SET_BLKIO_PARAMETERS.
+    pub struct DomainSetTuneParametersArgs {
+        pub dom: Domain,
+        pub params: Array<crate::typed::TypedParam, DOMAIN_TUNE_PARAMETERS_MAX>,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    /// GET_MEMORY_PARAMETERS and GET_BLKIO_PARAMETERS; `nparams` 0 asks how many there are.
+    pub struct DomainGetTuneParametersArgs { pub dom: Domain, pub nparams: i32, pub flags: u32 }
+}
+xdr_struct! {
+    pub struct DomainGetTuneParametersRet {
+        pub params: Array<crate::typed::TypedParam, DOMAIN_TUNE_PARAMETERS_MAX>,
+        pub nparams: i32,
     }
 }
 xdr_struct! { pub struct DomainGetEmulatorPinInfoArgs { pub dom: Domain, pub maplen: i32, pub flags: u32 } }

@@ -3,6 +3,7 @@
 
 pub mod blockjob;
 pub mod caps;
+pub mod cgroup;
 pub mod cmdline;
 pub mod cpumodel;
 pub mod domcaps;
@@ -25,6 +26,7 @@ pub mod saveimage;
 pub mod screen;
 pub mod snapshot;
 pub mod stats;
+pub mod tune;
 pub mod validate;
 
 pub use driver::{DomainInfo, QemuConfig, QemuDriver};

@@ -189,6 +189,9 @@ impl QemuDriver {
                 ))
             })?)
         };
+        if let Some(why) = crate::tune::unsupported_in(&def) {
+            return Err(DriverError::ConfigUnsupported(why));
+        }
         crate::cmdline::check(&def, self.caps()).map_err(|e| {
             DriverError::ConfigUnsupported(e.to_string().replace("unsupported configuration: ", ""))
         })?;
@@ -610,6 +613,17 @@ impl QemuDriver {
             self.vanished(&uuid);
         }
         self.publish(&handle, event::STOPPED, event::STOPPED_FAILED);
+        // A shim that died leaves its VM's cgroup behind: it goes once QEMU has gone too
+        // (QEMU dies with its shim; nothing tells when it has).
+        let name = crate::cgroup::name_of(&format_uuid(&uuid));
+        tokio::spawn(async move {
+            for _ in 0..100 {
+                if crate::cgroup::remove_leftover(&name) {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        });
     }
 
     pub(crate) fn shim_of(&self, h: &Handle) -> Result<Arc<Connection>> {

@@ -16,6 +16,7 @@ mod screen;
 mod serve;
 mod snapshot;
 mod stats;
+mod tune;
 mod vm;
 
 use std::collections::BTreeMap;

@@ -165,6 +165,12 @@ impl Service for ShimService {
                 crate::pinning::serve(&self.vm, p, &payload).await.into()
             }));
         }
+        if crate::tune::serves(p) && h.prog == REMOTE_PROGRAM {
+            let payload = payload.to_vec();
+            return Dispatch::Later(Box::pin(async move {
+                crate::tune::serve(&self.vm, p, &payload).await.into()
+            }));
+        }
         if crate::iothread::serves(p) && h.prog == REMOTE_PROGRAM {
             let payload = payload.to_vec();
             return Dispatch::Later(Box::pin(async move {

@@ -100,6 +100,11 @@ pub struct Vm {
     pub(crate) block_jobs: Mutex<Vec<crate::blockjob::BlockJob>>,
     /// `<cputune>` as it is now (pins changed live included).
     cputune: Mutex<vireo_xml::Cputune>,
+    /// The VM's own cgroup, when the host gives one.
+    cgroup: Option<vireo_qemu::cgroup::Cgroup>,
+    /// `<memtune>` and `<blkiotune>` as they are now (changed live).
+    memtune: Mutex<Option<vireo_xml::Memtune>>,
+    blkiotune: Mutex<Option<vireo_xml::Blkiotune>>,
     /// The controllers as they are now (a SCSI controller can be plugged in and out).
     controllers: Mutex<Vec<vireo_xml::Controller>>,
     /// The memory devices as they are now (hotplug changes them).
@@ -211,6 +216,15 @@ impl Vm {
             .with_context(|| format!("cannot run {}", caps.emulator.display()))?;
         drop(secret_pipes);
         let pid = child.id().unwrap_or(0);
+        // Into its own cgroup before it allocates the guest's memory.
+        let cgroup = (pid > 0)
+            .then(|| {
+                vireo_qemu::cgroup::Cgroup::create(
+                    &vireo_qemu::cgroup::name_of(&format_uuid(&uuid)),
+                    pid,
+                )
+            })
+            .flatten();
         // The listening socket exists already, so this connect waits in its backlog until
         // QEMU accepts: the greeting is the readiness signal, no polling.
         let stream = tokio::net::UnixStream::connect(&mon_path)
@@ -266,6 +280,7 @@ impl Vm {
         }
         // vCPUs and QEMU's own threads where <cputune> puts them, before the guest runs.
         let pinned = async {
+            crate::tune::apply_at_start(cgroup.as_ref(), &def)?;
             crate::pinning::apply(&qmp, pid, &def).await?;
             crate::iothread::apply(&qmp, &def).await?;
             // Cards whose link starts down (QEMU's devices start with theirs up).
@@ -335,6 +350,8 @@ impl Vm {
         let memories = Mutex::new(crate::memdev::initial(&def.devices.memories));
         let controllers = Mutex::new(def.devices.controllers.clone());
         let vcpus_now = def.current_vcpus();
+        let memtune = Mutex::new(def.memtune.clone());
+        let blkiotune = Mutex::new(def.blkiotune.clone());
         Ok(Arc::new(Vm {
             def,
             uuid,
@@ -370,6 +387,9 @@ impl Vm {
             block_done: watch::channel(0).0,
             agent: Default::default(),
             cputune: Mutex::new(cputune),
+            memtune,
+            blkiotune,
+            cgroup,
             iothreads,
             memories,
             controllers,
@@ -396,6 +416,25 @@ impl Vm {
 
     pub(crate) fn cputune(&self) -> std::sync::MutexGuard<'_, vireo_xml::Cputune> {
         self.cputune.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The VM's own cgroup, when the host gave one.
+    pub(crate) fn cgroup(&self) -> Option<&vireo_qemu::cgroup::Cgroup> {
+        self.cgroup.as_ref()
+    }
+
+    /// The memory limits set live.
+    pub(crate) fn set_memtune(&self, m: vireo_xml::Memtune) {
+        *self.memtune.lock().unwrap_or_else(|p| p.into_inner()) = (!m.is_empty()).then_some(m);
+    }
+
+    /// The block I/O weight set live.
+    pub(crate) fn set_blkio_weight(&self, w: u32) {
+        self.blkiotune
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(Default::default)
+            .weight = Some(w);
     }
 
     pub(crate) fn controllers(&self) -> std::sync::MutexGuard<'_, Vec<vireo_xml::Controller>> {
@@ -759,6 +798,16 @@ impl Vm {
         let mut def = self.def.clone();
         def.current_memory_kib = self.memory_kib();
         def.cputune = crate::pinning::live(&self.cputune());
+        def.memtune = self
+            .memtune
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        def.blkiotune = self
+            .blkiotune
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         def.iothreads = self.iothreads().clone();
         def.devices.controllers = self.controllers().clone();
         let initial = def.initial_memory_kib();
@@ -994,6 +1043,9 @@ impl Vm {
                 detail,
             }),
         );
+        if let Some(c) = &self.cgroup {
+            c.remove();
+        }
         self.exited.send_replace(true);
     }
 

@@ -254,8 +254,12 @@ pub struct Domain {
     pub vcpu_cpuset: Option<String>,
     /// `<iothreads>` and `<iothreadids>`: QEMU's I/O threads.
     pub iothreads: crate::IoThreads,
-    /// `<cputune>`: where vCPUs and QEMU's own threads may run.
+    /// `<cputune>`: where vCPUs and QEMU's own threads may run, and their CPU share.
     pub cputune: Option<Cputune>,
+    /// `<memtune>`: memory limits of the domain's cgroup.
+    pub memtune: Option<crate::Memtune>,
+    /// `<blkiotune>`: block I/O weight of the domain's cgroup.
+    pub blkiotune: Option<crate::Blkiotune>,
     /// `<numatune>`: the host NUMA nodes its memory comes from.
     pub numatune: Option<crate::Numatune>,
     /// `<sysinfo>` elements (SMBIOS, fw_cfg), in order.
@@ -298,6 +302,8 @@ impl Default for Domain {
             on_crash: LifecycleAction::Destroy,
             pm: None,
             cputune: None,
+            memtune: None,
+            blkiotune: None,
             numatune: None,
             iothreads: Default::default(),
             memory_backing: None,
@@ -654,18 +660,71 @@ impl Timer {
 }
 
 xml_element! {
-    /// `<cputune>`: the host CPUs each vCPU, and QEMU's other threads, may run on.
+    /// `<cputune>`: the domain's share of the host's CPU time (`shares`) and its
+    /// bandwidth (a `quota` of µs per `period`, for each vCPU, for the whole domain, for
+    /// QEMU's own threads and for its I/O threads), and the host CPUs each vCPU, and
+    /// QEMU's other threads, may run on.
     #[derive(Default)]
     pub struct Cputune {
+        leaf_opt shares: u64 = "shares",
+        leaf_opt period: u64 = "period",
+        leaf_opt quota: i64 = "quota",
+        leaf_opt global_period: u64 = "global_period",
+        leaf_opt global_quota: i64 = "global_quota",
+        leaf_opt emulator_period: u64 = "emulator_period",
+        leaf_opt emulator_quota: i64 = "emulator_quota",
+        leaf_opt iothread_period: u64 = "iothread_period",
+        leaf_opt iothread_quota: i64 = "iothread_quota",
         children vcpupins: VcpuPin = "vcpupin",
         child_opt emulatorpin: EmulatorPin = "emulatorpin",
         children iothreadpins: crate::IoThreadPin = "iothreadpin",
     }
+    check Cputune::check;
 }
+
+/// The most a CPU quota may be (libvirt's bound, in µs).
+pub const CPU_QUOTA_MAX: i64 = 17_592_186_044_415;
 
 impl Cputune {
     pub fn is_empty(&self) -> bool {
-        self.vcpupins.is_empty() && self.emulatorpin.is_none() && self.iothreadpins.is_empty()
+        self.vcpupins.is_empty()
+            && self.emulatorpin.is_none()
+            && self.iothreadpins.is_empty()
+            && self.shares.is_none()
+            && self.bandwidth_is_empty()
+    }
+
+    /// No period or quota is set.
+    pub fn bandwidth_is_empty(&self) -> bool {
+        self.period.is_none()
+            && self.quota.is_none()
+            && self.global_period.is_none()
+            && self.global_quota.is_none()
+            && self.emulator_period.is_none()
+            && self.emulator_quota.is_none()
+            && self.iothread_period.is_none()
+            && self.iothread_quota.is_none()
+    }
+
+    fn check(&mut self) -> Result<(), XmlError> {
+        check_cpu_tune("shares", self.shares.map(|v| v as i64))?;
+        for (name, p) in [
+            ("period", self.period),
+            ("global_period", self.global_period),
+            ("emulator_period", self.emulator_period),
+            ("iothread_period", self.iothread_period),
+        ] {
+            check_cpu_tune(name, p.map(|v| v as i64))?;
+        }
+        for (name, q) in [
+            ("quota", self.quota),
+            ("global_quota", self.global_quota),
+            ("emulator_quota", self.emulator_quota),
+            ("iothread_quota", self.iothread_quota),
+        ] {
+            check_cpu_tune(name, q)?;
+        }
+        Ok(())
     }
 
     /// The CPU set I/O thread `id` is pinned to, if it is.
@@ -682,6 +741,26 @@ impl Cputune {
             .iter()
             .find(|p| p.vcpu == n)
             .map(|p| p.cpuset.as_str())
+    }
+}
+
+/// A `<cputune>` value in libvirt's range: shares 2–262144, a period 1000–1000000 µs,
+/// a quota -1 (none) or 1000–[`CPU_QUOTA_MAX`] µs (0 leaves a value unset).
+pub fn check_cpu_tune(name: &str, v: Option<i64>) -> Result<(), XmlError> {
+    let Some(v) = v.filter(|v| *v != 0) else {
+        return Ok(());
+    };
+    let ok = match name {
+        "shares" | "cpu_shares" => (2..=262_144).contains(&v),
+        n if n.ends_with("period") => (1000..=1_000_000).contains(&v),
+        _ => v == -1 || (1000..=CPU_QUOTA_MAX).contains(&v),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(XmlError::Invalid(format!(
+            "value of cputune {name} ({v}) is out of range"
+        )))
     }
 }
 
@@ -781,6 +860,12 @@ impl Domain {
         w.elem("currentMemory")
             .attr("unit", "KiB")
             .text(&self.current_memory_kib.to_string());
+        if let Some(b) = self.blkiotune.as_ref().filter(|b| !b.is_empty()) {
+            b.write_to(&mut w, "blkiotune");
+        }
+        if let Some(m) = self.memtune.as_ref().filter(|m| !m.is_empty()) {
+            m.write_to(&mut w, "memtune");
+        }
         if let Some(m) = &self.memory_backing {
             m.write_to(&mut w, "memoryBacking");
         }
@@ -966,6 +1051,8 @@ impl Domain {
         let pm = field::child_opt(root, "pm")?;
         let memory_backing: Option<MemoryBacking> = field::child_opt(root, "memoryBacking")?;
         let cputune: Option<Cputune> = field::child_opt(root, "cputune")?;
+        let memtune: Option<crate::Memtune> = field::child_opt(root, "memtune")?;
+        let blkiotune: Option<crate::Blkiotune> = field::child_opt(root, "blkiotune")?;
         if let Some(c) = &cputune {
             for p in &c.vcpupins {
                 if p.vcpu >= vcpus {
@@ -1100,6 +1187,8 @@ impl Domain {
             on_crash,
             pm,
             cputune,
+            memtune,
+            blkiotune,
             numatune,
             iothreads,
             memory_backing,

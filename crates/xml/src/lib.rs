@@ -39,6 +39,7 @@ mod platform;
 mod secret;
 mod snapshot;
 mod storage;
+mod tune;
 #[doc(hidden)]
 pub mod util;
 
@@ -55,6 +56,7 @@ pub use platform::*;
 pub use secret::*;
 pub use snapshot::*;
 pub use storage::*;
+pub use tune::*;
 pub use util::{escape, Writer};
 
 /// libvirt's `VIR_ERR_XML_ERROR`.

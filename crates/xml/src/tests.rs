@@ -1082,3 +1082,31 @@ fn sysinfo_smbios_and_serial_log_are_kept() {
     );
     assert_eq!(Domain::parse_kept(&out).expect("again").format(), out);
 }
+
+#[test]
+fn tuning_round_trips_in_libvirts_order() {
+    let xml = "<domain type='qemu'><name>t</name><memory unit='MiB'>64</memory>\
+               <cputune><shares>512</shares><global_quota>-1</global_quota>\
+               <vcpupin vcpu='0' cpuset='0'/></cputune>\
+               <memtune><hard_limit unit='MiB'>1</hard_limit><swap_hard_limit unit='MiB'>2</swap_hard_limit></memtune>\
+               <blkiotune><weight>300</weight></blkiotune>\
+               <os><type>hvm</type></os></domain>";
+    let d = Domain::parse_kept(xml).unwrap();
+    let out = d.format();
+    let pos = |s: &str| out.find(s).unwrap_or_else(|| panic!("{s} in {out}"));
+    assert!(pos("<currentMemory") < pos("<blkiotune>"));
+    assert!(pos("<blkiotune>") < pos("<memtune>"));
+    assert!(pos("<memtune>") < pos("<vcpu"));
+    assert!(
+        out.contains("<hard_limit unit='KiB'>1024</hard_limit>"),
+        "{out}"
+    );
+    assert!(out.contains("<shares>512</shares>"), "{out}");
+    assert!(pos("<global_quota>-1</global_quota>") < pos("<vcpupin"));
+    assert_eq!(Domain::parse(&out).unwrap().format(), out);
+    validate(&out, "tuning");
+    // Out of range, or a hard limit above memory and swap together: refused.
+    assert!(Domain::parse(&xml.replace(">512<", ">1<")).is_err());
+    assert!(Domain::parse(&xml.replace(">300<", ">5000<")).is_err());
+    assert!(Domain::parse(&xml.replace("'MiB'>2<", "'KiB'>2<")).is_err());
+}

@@ -210,6 +210,27 @@ pub(super) fn dispatch(
             r.await.into()
         }));
     }
+    if matches!(
+        p,
+        procs::DOMAIN_GET_SCHEDULER_TYPE
+            | procs::DOMAIN_GET_SCHEDULER_PARAMETERS
+            | procs::DOMAIN_GET_SCHEDULER_PARAMETERS_FLAGS
+            | procs::DOMAIN_SET_SCHEDULER_PARAMETERS
+            | procs::DOMAIN_SET_SCHEDULER_PARAMETERS_FLAGS
+            | procs::DOMAIN_GET_MEMORY_PARAMETERS
+            | procs::DOMAIN_SET_MEMORY_PARAMETERS
+            | procs::DOMAIN_GET_BLKIO_PARAMETERS
+            | procs::DOMAIN_SET_BLKIO_PARAMETERS
+    ) {
+        // Resource tuning: the running VM's cgroup through its shim, the definition's in
+        // the driver.
+        let s = Arc::clone(s);
+        let payload = payload.to_vec();
+        return Some(Box::pin(async move {
+            let r = async { s.hv()?.tuning(p, &payload).await };
+            r.await.into()
+        }));
+    }
     if matches!(p, procs::DOMAIN_SET_VCPUS | procs::DOMAIN_SET_VCPUS_FLAGS) {
         // Live: vCPUs plugged into (or out of) the running VM by its shim.
         let s = Arc::clone(s);

@@ -1,0 +1,495 @@
+//! Resource tuning of a domain's cgroup: `memtune` (GET/SET_MEMORY_PARAMETERS),
+//! `schedinfo` (GET_SCHEDULER_TYPE, GET/SET_SCHEDULER_PARAMETERS[_FLAGS]) and
+//! `blkiotune` (GET/SET_BLKIO_PARAMETERS). The parameters are read here for both sides;
+//! the running VM's part goes to its shim as the call came (the shim owns the VM's
+//! cgroup), the definition's (`<memtune>`, `<cputune>`, `<blkiotune>`) is changed here.
+
+use vireo_driver::{DriverError, Result};
+use vireo_proto::remote::{
+    affect, procs, Domain as Handle, DomainGetSchedulerParametersArgs,
+    DomainGetSchedulerParametersFlagsArgs, DomainGetSchedulerParametersRet,
+    DomainGetSchedulerTypeRet, DomainGetTuneParametersArgs, DomainGetTuneParametersRet,
+    DomainSetSchedulerParametersArgs, DomainSetTuneParametersArgs,
+};
+use vireo_proto::typed::{TypedParam, TypedValue};
+use vireo_proto::RemoteError;
+use vireo_xml::{Blkiotune, Cputune, Domain, MemSize, Memtune};
+
+use crate::driver::QemuDriver;
+
+/// `VIR_TYPED_PARAM_STRING_OKAY`: a GET's caller takes string parameters.
+const STRING_OKAY: u32 = 1 << 2;
+
+/// libvirt's "no limit" for the memory tunables (KiB).
+pub const MEMORY_UNLIMITED: u64 = 9_007_199_254_740_991;
+
+/// The blkio parameters libvirt's QEMU driver reports, in its order.
+const BLKIO_DEVICE_PARAMS: [&str; 5] = [
+    "device_weight",
+    "device_read_iops_sec",
+    "device_write_iops_sec",
+    "device_read_bytes_sec",
+    "device_write_bytes_sec",
+];
+
+fn type_name(v: &TypedValue) -> &'static str {
+    match v {
+        TypedValue::Int(_) => "int",
+        TypedValue::UInt(_) => "uint",
+        TypedValue::LLong(_) => "llong",
+        TypedValue::ULLong(_) => "ullong",
+        TypedValue::Double(_) => "double",
+        TypedValue::Boolean(_) => "boolean",
+        TypedValue::String(_) => "string",
+    }
+}
+
+fn wrong_type(p: &TypedParam, want: &str) -> DriverError {
+    DriverError::InvalidArg(format!(
+        "invalid type for parameter '{}', expected '{want}', got '{}'",
+        p.field,
+        type_name(&p.value)
+    ))
+}
+
+fn unknown(p: &TypedParam) -> DriverError {
+    DriverError::ArgUnsupported(format!("parameter '{}' not supported", p.field))
+}
+
+fn ullong(p: &TypedParam) -> Result<u64> {
+    match p.value {
+        TypedValue::ULLong(v) => Ok(v),
+        _ => Err(wrong_type(p, "ullong")),
+    }
+}
+
+fn llong(p: &TypedParam) -> Result<i64> {
+    match p.value {
+        TypedValue::LLong(v) => Ok(v),
+        _ => Err(wrong_type(p, "llong")),
+    }
+}
+
+/// memtune's parameters (KiB; [`MEMORY_UNLIMITED`] lifts a limit).
+#[derive(Debug, Default, PartialEq)]
+pub struct MemoryParams {
+    pub hard: Option<u64>,
+    pub soft: Option<u64>,
+    pub swap: Option<u64>,
+}
+
+impl MemoryParams {
+    pub fn of(params: &[TypedParam]) -> Result<MemoryParams> {
+        let mut m = MemoryParams::default();
+        for p in params {
+            let slot = match p.field.as_str() {
+                "hard_limit" => &mut m.hard,
+                "soft_limit" => &mut m.soft,
+                "swap_hard_limit" => &mut m.swap,
+                "min_guarantee" => {
+                    return Err(DriverError::ConfigUnsupported(
+                        "Parameter 'min_guarantee' is not supported by QEMU".into(),
+                    ))
+                }
+                _ => return Err(unknown(p)),
+            };
+            *slot = Some(ullong(p)?.min(MEMORY_UNLIMITED));
+        }
+        if let (Some(h), Some(s)) = (m.hard, m.swap) {
+            if h > s {
+                return Err(DriverError::InvalidArg(
+                    "memory hard_limit tunable value must be lower than or equal to \
+                     swap_hard_limit"
+                        .into(),
+                ));
+            }
+        }
+        Ok(m)
+    }
+
+    /// As GET_MEMORY_PARAMETERS lists them.
+    pub fn list(hard: u64, soft: u64, swap: u64) -> Vec<TypedParam> {
+        vec![
+            TypedParam::new("hard_limit", TypedValue::ULLong(hard)),
+            TypedParam::new("soft_limit", TypedValue::ULLong(soft)),
+            TypedParam::new("swap_hard_limit", TypedValue::ULLong(swap)),
+        ]
+    }
+
+    fn apply_to(&self, m: &mut Memtune) -> Result<()> {
+        let set = |slot: &mut Option<MemSize>, v: Option<u64>| {
+            if let Some(v) = v {
+                *slot = (v < MEMORY_UNLIMITED).then(|| MemSize::kib(v));
+            }
+        };
+        set(&mut m.hard_limit, self.hard);
+        set(&mut m.soft_limit, self.soft);
+        set(&mut m.swap_hard_limit, self.swap);
+        if let (Some(h), Some(s)) = (&m.hard_limit, &m.swap_hard_limit) {
+            if h.value > s.value {
+                return Err(DriverError::InvalidArg(
+                    "memory hard_limit tunable value must be lower than or equal to \
+                     swap_hard_limit"
+                        .into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// schedinfo's parameters: the CPU share, and period / quota pairs (µs) for the vCPUs,
+/// the whole domain, QEMU's own threads and its I/O threads.
+#[derive(Debug, Default, PartialEq)]
+pub struct SchedParams {
+    pub shares: Option<u64>,
+    pub period: Option<u64>,
+    pub quota: Option<i64>,
+    pub global_period: Option<u64>,
+    pub global_quota: Option<i64>,
+    pub emulator_period: Option<u64>,
+    pub emulator_quota: Option<i64>,
+    pub iothread_period: Option<u64>,
+    pub iothread_quota: Option<i64>,
+}
+
+impl SchedParams {
+    pub fn of(params: &[TypedParam]) -> Result<SchedParams> {
+        let mut s = SchedParams::default();
+        for p in params {
+            let name = p.field.as_str();
+            match name {
+                "cpu_shares" => s.shares = Some(ullong(p)?),
+                "vcpu_period" => s.period = Some(ullong(p)?),
+                "global_period" => s.global_period = Some(ullong(p)?),
+                "emulator_period" => s.emulator_period = Some(ullong(p)?),
+                "iothread_period" => s.iothread_period = Some(ullong(p)?),
+                "vcpu_quota" => s.quota = Some(llong(p)?),
+                "global_quota" => s.global_quota = Some(llong(p)?),
+                "emulator_quota" => s.emulator_quota = Some(llong(p)?),
+                "iothread_quota" => s.iothread_quota = Some(llong(p)?),
+                _ => return Err(unknown(p)),
+            }
+            let v = match p.value {
+                TypedValue::ULLong(v) => i64::try_from(v).unwrap_or(i64::MAX),
+                TypedValue::LLong(v) => v,
+                _ => 0,
+            };
+            vireo_xml::check_cpu_tune(name, Some(v))
+                .map_err(|e| DriverError::InvalidArg(e.detail()))?;
+        }
+        Ok(s)
+    }
+
+    /// Only the whole domain's share and bandwidth act on a running VM.
+    pub fn only_global(&self) -> Result<()> {
+        let per_thread = [
+            ("vcpu_period", self.period.is_some()),
+            ("vcpu_quota", self.quota.is_some()),
+            ("emulator_period", self.emulator_period.is_some()),
+            ("emulator_quota", self.emulator_quota.is_some()),
+            ("iothread_period", self.iothread_period.is_some()),
+            ("iothread_quota", self.iothread_quota.is_some()),
+        ];
+        match per_thread.iter().find(|(_, set)| *set) {
+            Some((name, _)) => Err(DriverError::ConfigUnsupported(format!(
+                "'{name}' of a running domain is not supported by Vireo yet (cpu_shares, \
+                 global_period and global_quota are)"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// As GET_SCHEDULER_PARAMETERS lists them.
+    pub fn list(shares: u64, global_period: u64, global_quota: i64) -> Vec<TypedParam> {
+        vec![
+            TypedParam::new("cpu_shares", TypedValue::ULLong(shares)),
+            TypedParam::new("global_period", TypedValue::ULLong(global_period)),
+            TypedParam::new("global_quota", TypedValue::LLong(global_quota)),
+        ]
+    }
+
+    /// 0 leaves a value unset, as libvirt's definition does.
+    pub fn apply_to(&self, c: &mut Cputune) {
+        fn set<T: PartialEq + Default + Copy>(slot: &mut Option<T>, v: Option<T>) {
+            if let Some(v) = v {
+                *slot = (v != T::default()).then_some(v);
+            }
+        }
+        set(&mut c.shares, self.shares);
+        set(&mut c.period, self.period);
+        set(&mut c.quota, self.quota);
+        set(&mut c.global_period, self.global_period);
+        set(&mut c.global_quota, self.global_quota);
+        set(&mut c.emulator_period, self.emulator_period);
+        set(&mut c.emulator_quota, self.emulator_quota);
+        set(&mut c.iothread_period, self.iothread_period);
+        set(&mut c.iothread_quota, self.iothread_quota);
+    }
+}
+
+/// blkiotune's parameters: the weight (per-device values are not done).
+#[derive(Debug, Default, PartialEq)]
+pub struct BlkioParams {
+    pub weight: Option<u32>,
+}
+
+impl BlkioParams {
+    pub fn of(params: &[TypedParam]) -> Result<BlkioParams> {
+        let mut b = BlkioParams::default();
+        for p in params {
+            match p.field.as_str() {
+                "weight" => match p.value {
+                    TypedValue::UInt(w) => {
+                        vireo_xml::check_weight(Some(w))
+                            .map_err(|e| DriverError::InvalidArg(e.detail()))?;
+                        b.weight = Some(w);
+                    }
+                    _ => return Err(wrong_type(p, "uint")),
+                },
+                f if BLKIO_DEVICE_PARAMS.contains(&f) => match &p.value {
+                    TypedValue::String(v) if v.is_empty() => {}
+                    TypedValue::String(_) => {
+                        return Err(DriverError::ConfigUnsupported(format!(
+                            "blkiotune '{f}' is not supported by Vireo yet"
+                        )))
+                    }
+                    _ => return Err(wrong_type(p, "string")),
+                },
+                _ => return Err(unknown(p)),
+            }
+        }
+        Ok(b)
+    }
+
+    /// As GET_BLKIO_PARAMETERS lists them (no per-device values).
+    pub fn list(weight: u32) -> Vec<TypedParam> {
+        let mut v = vec![TypedParam::uint("weight", weight)];
+        v.extend(
+            BLKIO_DEVICE_PARAMS
+                .iter()
+                .map(|f| TypedParam::string(f, "")),
+        );
+        v
+    }
+}
+
+/// What the definition asks of the cgroup that Vireo does not do yet (refused at start).
+pub fn unsupported_in(def: &Domain) -> Option<String> {
+    if def
+        .memtune
+        .as_ref()
+        .is_some_and(|m| m.min_guarantee.is_some())
+    {
+        return Some("<memtune><min_guarantee> is not supported by QEMU".into());
+    }
+    if def
+        .blkiotune
+        .as_ref()
+        .is_some_and(|b| !b.devices.is_empty())
+    {
+        return Some("<blkiotune><device> is not supported by Vireo yet".into());
+    }
+    let c = def.cputune.as_ref()?;
+    let per_thread = [
+        ("period", c.period.is_some()),
+        ("quota", c.quota.is_some()),
+        ("emulator_period", c.emulator_period.is_some()),
+        ("emulator_quota", c.emulator_quota.is_some()),
+        ("iothread_period", c.iothread_period.is_some()),
+        ("iothread_quota", c.iothread_quota.is_some()),
+    ];
+    per_thread.iter().find(|(_, set)| *set).map(|(name, _)| {
+        format!(
+            "<cputune><{name}> is not supported by Vireo yet (<shares>, <global_period> and \
+             <global_quota> are)"
+        )
+    })
+}
+
+/// Answers a GET with `nparams` 0 with the count, else with the parameters (at most
+/// `nparams` of them).
+fn counted(mut list: Vec<TypedParam>, nparams: i32) -> Result<DomainGetTuneParametersRet> {
+    let n = usize::try_from(nparams)
+        .map_err(|_| DriverError::InvalidArg("nparams must not be negative".into()))?;
+    let total = list.len() as i32;
+    if n == 0 {
+        return Ok(DomainGetTuneParametersRet {
+            params: vireo_xdr::Array(Vec::new()),
+            nparams: total,
+        });
+    }
+    list.truncate(n);
+    let got = list.len() as i32;
+    Ok(DomainGetTuneParametersRet {
+        params: vireo_xdr::Array(list),
+        nparams: got,
+    })
+}
+
+fn decode<T: vireo_xdr::Xdr>(payload: &[u8]) -> Result<T> {
+    vireo_xdr::from_bytes(payload)
+        .map_err(|e| DriverError::InvalidArg(format!("Unable to decode message payload: {e}")))
+}
+
+/// The definition's values, as the GET calls list them.
+fn defined(p: i32, def: &Domain) -> Vec<TypedParam> {
+    match p {
+        procs::DOMAIN_GET_MEMORY_PARAMETERS => {
+            let m = def.memtune.clone().unwrap_or_default();
+            let v = |s: &Option<MemSize>| s.as_ref().map_or(MEMORY_UNLIMITED, |s| s.value);
+            MemoryParams::list(v(&m.hard_limit), v(&m.soft_limit), v(&m.swap_hard_limit))
+        }
+        procs::DOMAIN_GET_BLKIO_PARAMETERS => {
+            BlkioParams::list(def.blkiotune.as_ref().and_then(|b| b.weight).unwrap_or(0))
+        }
+        _ => {
+            let c = def.cputune.clone().unwrap_or_default();
+            SchedParams::list(
+                c.shares.unwrap_or(0),
+                c.global_period.unwrap_or(0),
+                c.global_quota.unwrap_or(0),
+            )
+        }
+    }
+}
+
+impl QemuDriver {
+    /// The tuning calls: GETs of the running VM go to its shim, of the definition are
+    /// answered here; SETs change the definition here (checked first) and the running VM
+    /// through its shim.
+    pub async fn tuning(
+        &self,
+        p: i32,
+        payload: &[u8],
+    ) -> std::result::Result<Vec<u8>, RemoteError> {
+        let dom: Handle = decode(payload)?;
+        let (active, persistent, def) = self.device_target(&dom)?;
+        match p {
+            procs::DOMAIN_GET_SCHEDULER_TYPE => {
+                Ok(vireo_xdr::to_bytes(&DomainGetSchedulerTypeRet {
+                    kind: "posix".into(),
+                    nparams: SchedParams::list(0, 0, 0).len() as i32,
+                }))
+            }
+            procs::DOMAIN_GET_SCHEDULER_PARAMETERS
+            | procs::DOMAIN_GET_SCHEDULER_PARAMETERS_FLAGS => {
+                let flags = if p == procs::DOMAIN_GET_SCHEDULER_PARAMETERS {
+                    decode::<DomainGetSchedulerParametersArgs>(payload)?;
+                    0
+                } else {
+                    decode::<DomainGetSchedulerParametersFlagsArgs>(payload)?.flags
+                };
+                if crate::pinning::asks_live(flags & !STRING_OKAY, active)? {
+                    return self.forward(&dom, p, payload).await;
+                }
+                Ok(vireo_xdr::to_bytes(&DomainGetSchedulerParametersRet {
+                    params: vireo_xdr::Array(defined(p, &def)),
+                }))
+            }
+            procs::DOMAIN_GET_MEMORY_PARAMETERS | procs::DOMAIN_GET_BLKIO_PARAMETERS => {
+                let a: DomainGetTuneParametersArgs = decode(payload)?;
+                if crate::pinning::asks_live(a.flags & !STRING_OKAY, active)? {
+                    return self.forward(&dom, p, payload).await;
+                }
+                Ok(vireo_xdr::to_bytes(&counted(defined(p, &def), a.nparams)?))
+            }
+            _ => {
+                let (params, flags) = if p == procs::DOMAIN_SET_SCHEDULER_PARAMETERS {
+                    let a: DomainSetSchedulerParametersArgs = decode(payload)?;
+                    (a.params.0, affect::CURRENT)
+                } else {
+                    let a: DomainSetTuneParametersArgs = decode(payload)?;
+                    (a.params.0, a.flags)
+                };
+                let (live, config) = crate::hotplug::targets(flags, active, persistent)?;
+                let mut def = def;
+                match p {
+                    procs::DOMAIN_SET_MEMORY_PARAMETERS => {
+                        let m = MemoryParams::of(&params)?;
+                        let mut t = def.memtune.take().unwrap_or_default();
+                        m.apply_to(&mut t)?;
+                        def.memtune = (!t.is_empty()).then_some(t);
+                    }
+                    procs::DOMAIN_SET_BLKIO_PARAMETERS => {
+                        let b = BlkioParams::of(&params)?;
+                        if let Some(w) = b.weight {
+                            def.blkiotune.get_or_insert_with(Blkiotune::default).weight = Some(w);
+                        }
+                    }
+                    _ => {
+                        let s = SchedParams::of(&params)?;
+                        if live {
+                            s.only_global()?;
+                        }
+                        let mut c = def.cputune.take().unwrap_or_default();
+                        s.apply_to(&mut c);
+                        def.cputune = (!c.is_empty()).then_some(c);
+                    }
+                }
+                if live {
+                    self.forward(&dom, p, payload).await?;
+                }
+                if config {
+                    self.save_config(&dom, def)?;
+                }
+                Ok(Vec::new())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_checked_by_name_type_and_range() {
+        let m = MemoryParams::of(&[
+            TypedParam::new("hard_limit", TypedValue::ULLong(1024)),
+            TypedParam::new("swap_hard_limit", TypedValue::ULLong(2048)),
+        ])
+        .unwrap();
+        assert_eq!((m.hard, m.swap), (Some(1024), Some(2048)));
+        assert!(MemoryParams::of(&[
+            TypedParam::new("hard_limit", TypedValue::ULLong(4096)),
+            TypedParam::new("swap_hard_limit", TypedValue::ULLong(2048)),
+        ])
+        .is_err());
+        assert!(MemoryParams::of(&[TypedParam::uint("hard_limit", 1)]).is_err());
+        assert!(MemoryParams::of(&[TypedParam::new("bogus", TypedValue::ULLong(1))]).is_err());
+
+        let s = SchedParams::of(&[
+            TypedParam::new("cpu_shares", TypedValue::ULLong(512)),
+            TypedParam::new("global_quota", TypedValue::LLong(-1)),
+        ])
+        .unwrap();
+        assert_eq!((s.shares, s.global_quota), (Some(512), Some(-1)));
+        assert!(s.only_global().is_ok());
+        assert!(SchedParams::of(&[TypedParam::new("cpu_shares", TypedValue::ULLong(1))]).is_err());
+        assert!(
+            SchedParams::of(&[TypedParam::new("vcpu_period", TypedValue::ULLong(10))]).is_err()
+        );
+        let v = SchedParams::of(&[TypedParam::new("vcpu_quota", TypedValue::LLong(5000))]).unwrap();
+        assert!(v.only_global().is_err());
+
+        assert_eq!(
+            BlkioParams::of(&[TypedParam::uint("weight", 500)])
+                .unwrap()
+                .weight,
+            Some(500)
+        );
+        assert!(BlkioParams::of(&[TypedParam::uint("weight", 50)]).is_err());
+        assert!(BlkioParams::of(&[TypedParam::string("device_weight", "/dev/sda,100")]).is_err());
+        assert!(BlkioParams::of(&[TypedParam::string("device_weight", "")]).is_ok());
+    }
+
+    #[test]
+    fn a_count_first_then_the_values() {
+        let list = MemoryParams::list(1, 2, 3);
+        let r = counted(list.clone(), 0).unwrap();
+        assert_eq!((r.params.0.len(), r.nparams), (0, 3));
+        let r = counted(list, 2).unwrap();
+        assert_eq!((r.params.0.len(), r.nparams), (2, 2));
+    }
+}

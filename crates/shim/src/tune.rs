@@ -1,0 +1,162 @@
+//! The running VM's resource tuning, in its cgroup (`cgroup.rs`): `memtune`, `schedinfo`
+//! and `blkiotune` read and change it (the QEMU daemon checks the parameters and keeps
+//! the definition's part); the limits the definition asks for are set at start.
+
+use anyhow::anyhow;
+use vireo_proto::remote::*;
+use vireo_proto::RemoteError;
+use vireo_qemu::tune::{BlkioParams, MemoryParams, SchedParams};
+use vireo_xml::{Domain, MemSize};
+
+use crate::serve::{args, check_uuid, ret};
+use crate::stats::BadArg;
+use crate::vm::{OpFailed, OpInvalid, Vm};
+use vireo_qemu::cgroup::{Cgroup, MEMORY_UNLIMITED};
+
+/// The procedures answered here.
+pub fn serves(p: i32) -> bool {
+    matches!(
+        p,
+        procs::DOMAIN_GET_SCHEDULER_PARAMETERS
+            | procs::DOMAIN_GET_SCHEDULER_PARAMETERS_FLAGS
+            | procs::DOMAIN_SET_SCHEDULER_PARAMETERS
+            | procs::DOMAIN_SET_SCHEDULER_PARAMETERS_FLAGS
+            | procs::DOMAIN_GET_MEMORY_PARAMETERS
+            | procs::DOMAIN_SET_MEMORY_PARAMETERS
+            | procs::DOMAIN_GET_BLKIO_PARAMETERS
+            | procs::DOMAIN_SET_BLKIO_PARAMETERS
+    )
+}
+
+/// Sets what the definition asks of the VM's cgroup; without one, asking is an error.
+pub fn apply_at_start(cg: Option<&Cgroup>, def: &Domain) -> anyhow::Result<()> {
+    let mem = def.memtune.as_ref().filter(|m| !m.is_empty());
+    let blkio = def.blkiotune.as_ref().and_then(|b| b.weight);
+    let cpu = def
+        .cputune
+        .as_ref()
+        .map(|c| (c.shares, c.global_period, c.global_quota))
+        .filter(|c| *c != (None, None, None));
+    if mem.is_none() && blkio.is_none() && cpu.is_none() {
+        return Ok(());
+    }
+    let Some(cg) = cg else {
+        return Err(anyhow!(
+            "the domain's <memtune>, <cputune> shares or bandwidth, or <blkiotune> need a cgroup \
+             of its own, which this host does not give Vireo"
+        ));
+    };
+    let r = (|| -> Result<(), String> {
+        if let Some(m) = mem {
+            let v = |s: &Option<MemSize>| s.as_ref().map(|s| s.value);
+            cg.set_memory(v(&m.hard_limit), v(&m.soft_limit), v(&m.swap_hard_limit))?;
+        }
+        if let Some((shares, period, quota)) = cpu {
+            if let Some(s) = shares {
+                cg.set_cpu_shares(s)?;
+            }
+            if period.is_some() || quota.is_some() {
+                cg.set_cpu_bandwidth(period, quota)?;
+            }
+        }
+        if let Some(w) = blkio {
+            cg.set_blkio_weight(w)?;
+        }
+        Ok(())
+    })();
+    r.map_err(|e| anyhow!("cannot apply the domain's tuning: {e}"))
+}
+
+fn bad<E: std::fmt::Display>(e: E) -> anyhow::Error {
+    anyhow!(BadArg(e.to_string()))
+}
+
+/// The tuning calls for the running VM.
+pub async fn serve(vm: &Vm, p: i32, payload: &[u8]) -> Result<Vec<u8>, RemoteError> {
+    answer(vm, p, payload).map_err(crate::serve::remote_of)
+}
+
+fn answer(vm: &Vm, p: i32, payload: &[u8]) -> anyhow::Result<Vec<u8>> {
+    vm.require_running()?;
+    let cg = vm
+        .cgroup()
+        .ok_or_else(|| anyhow!(OpInvalid("cgroup is not available for this domain".into())))?;
+    let failed = |e: String| anyhow!(OpFailed(e));
+    match p {
+        procs::DOMAIN_GET_SCHEDULER_PARAMETERS | procs::DOMAIN_GET_SCHEDULER_PARAMETERS_FLAGS => {
+            let dom = if p == procs::DOMAIN_GET_SCHEDULER_PARAMETERS {
+                args::<DomainGetSchedulerParametersArgs>(payload)?.dom
+            } else {
+                args::<DomainGetSchedulerParametersFlagsArgs>(payload)?.dom
+            };
+            check_uuid(vm, &dom.uuid)?;
+            let shares = cg.cpu_shares().map_err(failed)?;
+            let (period, quota) = cg.cpu_bandwidth().map_err(failed)?;
+            Ok(ret(DomainGetSchedulerParametersRet {
+                params: vireo_xdr::Array(SchedParams::list(shares, period, quota)),
+            })?)
+        }
+        procs::DOMAIN_GET_MEMORY_PARAMETERS | procs::DOMAIN_GET_BLKIO_PARAMETERS => {
+            let a: DomainGetTuneParametersArgs = args(payload)?;
+            check_uuid(vm, &a.dom.uuid)?;
+            let list = if p == procs::DOMAIN_GET_MEMORY_PARAMETERS {
+                let (hard, soft, swap) = cg.memory().map_err(failed)?;
+                MemoryParams::list(hard, soft, swap)
+            } else {
+                BlkioParams::list(cg.blkio_weight().map_err(failed)?)
+            };
+            let total = list.len() as i32;
+            let n = usize::try_from(a.nparams).unwrap_or(0);
+            let list: Vec<_> = list.into_iter().take(n).collect();
+            let nparams = if n == 0 { total } else { list.len() as i32 };
+            Ok(ret(DomainGetTuneParametersRet {
+                params: vireo_xdr::Array(list),
+                nparams,
+            })?)
+        }
+        _ => {
+            let (dom, params) = if p == procs::DOMAIN_SET_SCHEDULER_PARAMETERS {
+                let a: DomainSetSchedulerParametersArgs = args(payload)?;
+                (a.dom, a.params.0)
+            } else {
+                let a: DomainSetTuneParametersArgs = args(payload)?;
+                (a.dom, a.params.0)
+            };
+            check_uuid(vm, &dom.uuid)?;
+            match p {
+                procs::DOMAIN_SET_MEMORY_PARAMETERS => {
+                    let m = MemoryParams::of(&params).map_err(bad)?;
+                    cg.set_memory(m.hard, m.soft, m.swap).map_err(failed)?;
+                    let (hard, soft, swap) = cg.memory().map_err(failed)?;
+                    let kept = |v: u64| (v < MEMORY_UNLIMITED).then(|| MemSize::kib(v));
+                    vm.set_memtune(vireo_xml::Memtune {
+                        hard_limit: kept(hard),
+                        soft_limit: kept(soft),
+                        swap_hard_limit: kept(swap),
+                        min_guarantee: None,
+                    });
+                }
+                procs::DOMAIN_SET_BLKIO_PARAMETERS => {
+                    let b = BlkioParams::of(&params).map_err(bad)?;
+                    if let Some(w) = b.weight {
+                        cg.set_blkio_weight(w).map_err(failed)?;
+                        vm.set_blkio_weight(w);
+                    }
+                }
+                _ => {
+                    let s = SchedParams::of(&params).map_err(bad)?;
+                    s.only_global().map_err(bad)?;
+                    if let Some(v) = s.shares {
+                        cg.set_cpu_shares(v).map_err(failed)?;
+                    }
+                    if s.global_period.is_some() || s.global_quota.is_some() {
+                        cg.set_cpu_bandwidth(s.global_period, s.global_quota)
+                            .map_err(failed)?;
+                    }
+                    s.apply_to(&mut vm.cputune());
+                }
+            }
+            Ok(Vec::new())
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Resource tuning in the VM's own cgroup, with virsh and python-libvirt on a TCG guest:
+//! `<memtune>`, `<cputune><shares>` and `<blkiotune><weight>` applied at start;
+//! `memtune`, `schedinfo` and `blkiotune` read and change the running VM (its cgroup
+//! files follow) and the definition; the cgroup goes with the VM.
+
+use vireo_tests::{fails, ok, write_file, Daemon, Layout};
+
+/// The directory of QEMU's cgroup for v1 controller `ctl` (or its v2 one).
+fn cgroup_dir(pid: i32, ctl: &str) -> std::path::PathBuf {
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for line in own.lines() {
+        let mut it = line.splitn(3, ':');
+        let (_, ctls, path) = (it.next(), it.next().unwrap_or(""), it.next().unwrap_or(""));
+        if ctls.split(',').any(|c| c == ctl) {
+            return std::path::Path::new("/sys/fs/cgroup")
+                .join(ctl)
+                .join(path.trim_start_matches('/'));
+        }
+    }
+    let v2 = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .expect("a cgroup");
+    std::path::Path::new("/sys/fs/cgroup").join(v2.trim_start_matches('/'))
+}
+
+fn read(dir: &std::path::Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("{}/{file}: {e}", dir.display()))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn memtune_schedinfo_and_blkiotune() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0
+        || !std::path::Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists()
+    {
+        eprintln!("skipped: needs root and cgroup v1's memory controller (as CI has)");
+        return;
+    }
+    let d = Daemon::start_in(Layout::Modular);
+    let xml = vireo_tests::guest_xml("vm1").replace(
+        "<vcpu>1</vcpu>",
+        "<vcpu>1</vcpu><memtune><hard_limit unit='MiB'>1024</hard_limit></memtune>\
+         <cputune><shares>512</shares><global_period>100000</global_period></cputune>",
+    );
+    ok(&d.virsh(&["define", &write_file(&d, "vm1.xml", &xml)]));
+    let inactive = ok(&d.virsh(&["dumpxml", "vm1", "--inactive"]));
+    assert!(
+        inactive.contains("<hard_limit unit='KiB'>1048576</hard_limit>"),
+        "{inactive}"
+    );
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    let pid = vireo_tests::qemu_pid_under(&d.root, "vm1").expect("QEMU runs");
+    let mem = cgroup_dir(pid, "memory");
+    let cpu = cgroup_dir(pid, "cpu");
+    assert!(
+        mem.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("vireo-qemu-")),
+        "{}",
+        mem.display()
+    );
+    assert_eq!(
+        read(&mem, "memory.limit_in_bytes"),
+        (1u64 << 30).to_string()
+    );
+    assert_eq!(read(&cpu, "cpu.shares"), "512");
+
+    // What virsh shows of the running VM.
+    let out = ok(&d.virsh(&["memtune", "vm1"]));
+    assert!(out.contains("hard_limit     : 1048576"), "{out}");
+    assert!(out.contains("soft_limit     : unlimited"), "{out}");
+    let out = ok(&d.virsh(&["schedinfo", "vm1"]));
+    assert!(out.contains("Scheduler      : posix"), "{out}");
+    assert!(out.contains("cpu_shares     : 512"), "{out}");
+    assert!(out.contains("global_quota   : -1"), "{out}");
+
+    // Live changes reach the cgroup and the live XML, not the definition.
+    ok(&d.virsh(&["memtune", "vm1", "--hard-limit", "800000", "--live"]));
+    assert_eq!(
+        read(&mem, "memory.limit_in_bytes"),
+        (800_000u64 * 1024).to_string()
+    );
+    ok(&d.virsh(&["schedinfo", "vm1", "--live", "--set", "cpu_shares=256"]));
+    assert_eq!(read(&cpu, "cpu.shares"), "256");
+    ok(&d.virsh(&["schedinfo", "vm1", "--live", "--set", "global_quota=50000"]));
+    assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "50000");
+    let live = ok(&d.virsh(&["dumpxml", "vm1"]));
+    assert!(
+        live.contains("<hard_limit unit='KiB'>800000</hard_limit>"),
+        "{live}"
+    );
+    assert!(live.contains("<shares>256</shares>"), "{live}");
+    let inactive = ok(&d.virsh(&["dumpxml", "vm1", "--inactive"]));
+    assert!(inactive.contains("<shares>512</shares>"), "{inactive}");
+
+    // The definition only.
+    ok(&d.virsh(&["memtune", "vm1", "--soft-limit", "400000", "--config"]));
+    let inactive = ok(&d.virsh(&["dumpxml", "vm1", "--inactive"]));
+    assert!(
+        inactive.contains("<soft_limit unit='KiB'>400000</soft_limit>"),
+        "{inactive}"
+    );
+    let out = ok(&d.virsh(&["memtune", "vm1", "--config"]));
+    assert!(out.contains("soft_limit     : 400000"), "{out}");
+    // (the running VM keeps no soft limit)
+    assert!(read(&mem, "memory.soft_limit_in_bytes").len() > 12);
+
+    // The block I/O weight: in the definition; live where the host's I/O scheduler
+    // weighs (bfq), as the VM's cgroup shows.
+    ok(&d.virsh(&["blkiotune", "vm1", "--weight", "600", "--config"]));
+    let inactive = ok(&d.virsh(&["dumpxml", "vm1", "--inactive"]));
+    assert!(
+        inactive.contains("<blkiotune>\n    <weight>600</weight>"),
+        "{inactive}"
+    );
+    let blk = cgroup_dir(pid, "blkio");
+    if let Some(f) = ["blkio.weight", "blkio.bfq.weight"]
+        .into_iter()
+        .find(|f| blk.join(f).exists())
+    {
+        ok(&d.virsh(&["blkiotune", "vm1", "--weight", "700", "--live"]));
+        assert_eq!(read(&blk, f), "700");
+        let out = ok(&d.virsh(&["blkiotune", "vm1"]));
+        assert!(out.contains("weight         : 700"), "{out}");
+    } else {
+        eprintln!(
+            "live blkiotune not checked: no weight file in {}",
+            blk.display()
+        );
+    }
+
+    // python-libvirt: the count first, then the values.
+    let out = ok(&vireo_tests::run_cmd(
+        vireo_tests::python3(),
+        &[
+            "-c",
+            &format!(
+                "import libvirt; c = libvirt.open('{}'); d = c.lookupByName('vm1'); \
+                 print(d.memoryParameters(0)['hard_limit'], d.schedulerType()[0], \
+                 d.schedulerParameters()['cpu_shares'])",
+                d.uri()
+            ),
+        ],
+    ));
+    assert_eq!(out.trim(), "800000 posix 256");
+
+    // Refusals (only the whole domain's bandwidth is offered: virsh knows no other).
+    let err = fails(&d.virsh(&["schedinfo", "vm1", "--live", "--set", "vcpu_quota=5000"]));
+    assert!(
+        err.contains("invalid scheduler option: vcpu_quota"),
+        "{err}"
+    );
+    let err = fails(&d.virsh(&["schedinfo", "vm1", "--live", "--set", "cpu_shares=1"]));
+    assert!(err.contains("out of range"), "{err}");
+
+    // The cgroup goes with the VM.
+    ok(&d.virsh(&["destroy", "vm1"]));
+    assert!(!mem.exists(), "{} is left", mem.display());
+    assert!(!cpu.exists(), "{} is left", cpu.display());
+
+    // A shim killed cannot remove it: the QEMU daemon does, once QEMU is gone too.
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    let pid = vireo_tests::qemu_pid_under(&d.root, "vm1").expect("QEMU runs");
+    let mem = cgroup_dir(pid, "memory");
+    assert!(mem.exists());
+    let shim = vireo_tests::shim_pid(&d.root, "vm1").expect("the shim runs");
+    // SAFETY: kill(2) with a pid read from /proc.
+    unsafe { libc::kill(shim, libc::SIGKILL) };
+    // Nothing tells when the daemon has removed it.
+    let t0 = std::time::Instant::now();
+    while mem.exists() {
+        assert!(t0.elapsed().as_secs() < 30, "{} is left", mem.display());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let st = ok(&d.virsh(&["domstate", "vm1", "--reason"]));
+    assert!(st.contains("shut off (crashed)"), "{st}");
+}
