@@ -266,3 +266,77 @@ fn shallow_copy_keeps_the_backing_chain() {
     ok(&d.virsh(&["destroy", "vm1"]));
     assert_eq!(head(&d, &base, "qcow2"), "COPYNEW1");
 }
+
+/// A loop device over a file, removed with it.
+struct Loop(String);
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.0])
+            .status();
+    }
+}
+
+/// `blockcopy --blockdev`: the copy goes to a block device (a loop device the test made),
+/// raw; after the pivot the disk is `<disk type='block'>` on it, in the live and the
+/// persistent definition, and the guest reads its data from it.
+#[test]
+fn copy_to_a_block_device() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: loop devices need root (CI has it)");
+        return;
+    }
+    let d = Daemon::start_in(Layout::Modular);
+    vireo_tests::define_with_disk(&d, "src.qcow2", "qcow2");
+    let backing = d.root.join("dev.img");
+    std::fs::write(&backing, vec![0u8; 64 << 20]).unwrap();
+    let dev = ok(&run_cmd(
+        "losetup",
+        &["-f", "--show", backing.to_str().unwrap()],
+    ))
+    .trim()
+    .to_string();
+    let _lo = Loop(dev.clone());
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    guest_shell(&d, "vm1", &["--resume", &write("BLOCKDEV", "A"), "A-2"]);
+
+    // Not a block device: refused.
+    let file = d.root.join("plain.img");
+    std::fs::write(&file, b"").unwrap();
+    let err = fails(&d.virsh(&[
+        "blockcopy",
+        "vm1",
+        "vda",
+        file.to_str().unwrap(),
+        "--blockdev",
+        "--format",
+        "raw",
+    ]));
+    assert!(err.contains("is not a block device"), "{err}");
+
+    ok(&d.virsh(&[
+        "blockcopy",
+        "vm1",
+        "vda",
+        &dev,
+        "--blockdev",
+        "--format",
+        "raw",
+        "--wait",
+        "--pivot",
+    ]));
+    assert_eq!(source(&d), dev);
+    let live = ok(&d.virsh(&["dumpxml", "vm1"]));
+    assert!(live.contains("<disk type='block' device='disk'>"), "{live}");
+    assert!(live.contains(&format!("<source dev='{dev}'")), "{live}");
+    let inactive = ok(&d.virsh(&["dumpxml", "vm1", "--inactive"]));
+    assert!(
+        inactive.contains(&format!("<source dev='{dev}'")),
+        "{inactive}"
+    );
+    assert_eq!(&std::fs::read(&backing).unwrap()[..8], b"BLOCKDEV");
+    guest_shell(&d, "vm1", &["--running", READ, "BLOCKDEV"]);
+    ok(&d.virsh(&["destroy", "vm1"]));
+}

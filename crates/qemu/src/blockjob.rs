@@ -40,6 +40,13 @@ fn find_disk<'a>(def: &'a Domain, path: &str) -> Result<&'a Disk> {
 }
 
 /// A disk's image file and format, as the running VM has it.
+/// Where a copy goes: a file, or a block device (`block`); its format when asked.
+struct Dest<'a> {
+    path: &'a str,
+    block: bool,
+    format: Option<String>,
+}
+
 fn image_of(d: &Disk) -> Result<(String, String)> {
     let file = match (d.disk_type, d.source.as_ref().and_then(|s| s.file.clone())) {
         (DiskType::File, Some(f)) => f,
@@ -142,17 +149,15 @@ impl QemuDriver {
                 "a copy needs its destination".into(),
             ));
         };
-        if flags & REBASE_COPY_DEV != 0 {
-            return Err(DriverError::ConfigUnsupported(
-                "copies to block devices are not supported by Vireo yet".into(),
-            ));
-        }
         let format = (flags & REBASE_COPY_RAW != 0).then(|| "raw".to_string());
         self.copy(
             h,
             path,
-            dest,
-            format,
+            Dest {
+                path: dest,
+                block: flags & REBASE_COPY_DEV != 0,
+                format,
+            },
             speed(bandwidth, bytes)?,
             flags & REBASE_SHALLOW != 0,
             flags & REBASE_REUSE_EXT != 0,
@@ -197,23 +202,29 @@ impl QemuDriver {
         }
         let dest: vireo_xml::CopyDestination =
             vireo_xml::parse_root(destxml, "disk").map_err(xml_error)?;
-        let file = match (
-            dest.disk_type,
-            dest.source.as_ref().and_then(|s| s.file.clone()),
-        ) {
-            (DiskType::File, Some(f)) => f,
-            _ => {
-                return Err(DriverError::ConfigUnsupported(
-                    "block copy destination must be a file (<disk type='file'>)".into(),
-                ))
-            }
+        let src = dest.source.as_ref();
+        let (file, block) = match (dest.disk_type, src.and_then(|s| s.file.clone())) {
+            (DiskType::File, Some(f)) => (f, false),
+            _ => match (dest.disk_type, src.and_then(|s| s.dev.clone())) {
+                (DiskType::Block, Some(d)) => (d, true),
+                _ => {
+                    return Err(DriverError::ConfigUnsupported(
+                        "block copy destination must be a file (<disk type='file'><source \
+                         file>) or a block device (<disk type='block'><source dev>)"
+                            .into(),
+                    ))
+                }
+            },
         };
         let format = dest.driver.as_ref().and_then(|d| d.format.clone());
         self.copy(
             h,
             path,
-            &file,
-            format,
+            Dest {
+                path: &file,
+                block,
+                format,
+            },
             bandwidth,
             flags & COPY_SHALLOW != 0,
             flags & COPY_REUSE_EXT != 0,
@@ -221,21 +232,33 @@ impl QemuDriver {
         .await
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn copy(
         &self,
         h: &Handle,
         path: &str,
-        dest: &str,
-        format: Option<String>,
+        to: Dest<'_>,
         bandwidth: u64,
         shallow: bool,
         reuse: bool,
     ) -> Result<()> {
+        let Dest {
+            path: dest,
+            block,
+            format,
+        } = to;
         if !dest.starts_with('/') {
             return Err(DriverError::InvalidArg(format!(
                 "the copy's destination '{dest}' is not an absolute path"
             )));
+        }
+        if block {
+            use std::os::unix::fs::FileTypeExt;
+            let is_dev = std::fs::metadata(dest).is_ok_and(|m| m.file_type().is_block_device());
+            if !is_dev {
+                return Err(DriverError::InvalidArg(format!(
+                    "the copy's destination {dest} is not a block device"
+                )));
+            }
         }
         let def = self.running_def(h).await?;
         let disk = find_disk(&def, path)?;
@@ -246,8 +269,10 @@ impl QemuDriver {
                 "copy destination format '{format}' is not supported (raw, qcow2)"
             )));
         }
-        let exists = std::path::Path::new(dest).exists();
-        match (exists, reuse) {
+        // A block device is there already: it is written over (formatted when the copy
+        // is qcow2 and not reused).
+        let exists = std::path::Path::new(dest).exists() && !block;
+        match (exists, reuse && !block) {
             (true, false) => {
                 return Err(DriverError::OperationInvalid(format!(
                     "destination file {dest} exists (reuse it with the reuse-external flag)"
@@ -271,7 +296,9 @@ impl QemuDriver {
                 "a shallow copy needs a qcow2 destination (it has a backing image)".into(),
             ));
         }
-        if !reuse {
+        // Made here unless reused; a raw copy on a block device needs no making.
+        let make = !(reuse || (block && format == "raw"));
+        if make {
             let size = crate::snapshot::virtual_size(&src, &src_format).await?;
             match &backing {
                 Some((file, fmt)) => {
@@ -306,7 +333,7 @@ impl QemuDriver {
                 },
             )
             .await;
-        if r.is_err() && !reuse {
+        if r.is_err() && !reuse && !block {
             let _ = std::fs::remove_file(dest);
         }
         r

@@ -230,9 +230,15 @@ impl Vm {
                     fmt_node["backing"] = json!(b.node);
                 }
                 let qmp = self.qmp();
+                // A block device is QEMU's host_device.
+                let driver = if is_block_device(dest) {
+                    "host_device"
+                } else {
+                    "file"
+                };
                 qmp.execute(
                     "blockdev-add",
-                    Some(json!({"driver": "file", "filename": dest, "node-name": storage})),
+                    Some(json!({"driver": driver, "filename": dest, "node-name": storage})),
                 )
                 .await
                 .map_err(|e| anyhow!(OpFailed(format!("cannot open {dest}: {e}"))))?;
@@ -449,10 +455,18 @@ impl Vm {
                 return;
             };
             let mut show = |file: &str, format: &str| {
-                d.shown.disk_type = vireo_xml::DiskType::File;
-                d.shown.source = Some(vireo_xml::DiskSource {
-                    file: Some(file.to_string()),
-                    ..Default::default()
+                d.shown.source = Some(if is_block_device(file) {
+                    d.shown.disk_type = vireo_xml::DiskType::Block;
+                    vireo_xml::DiskSource {
+                        dev: Some(file.to_string()),
+                        ..Default::default()
+                    }
+                } else {
+                    d.shown.disk_type = vireo_xml::DiskType::File;
+                    vireo_xml::DiskSource {
+                        file: Some(file.to_string()),
+                        ..Default::default()
+                    }
                 });
                 d.shown.driver.get_or_insert_with(Default::default).format =
                     Some(format.to_string());
@@ -537,4 +551,10 @@ impl Vm {
             }),
         );
     }
+}
+
+/// Whether `path` is a block device (a copy's destination can be one).
+fn is_block_device(path: &str) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
 }
