@@ -132,6 +132,67 @@ fn memtune_schedinfo_and_blkiotune() {
         );
     }
 
+    // Per-device limits, on a loop device the test made: live in the cgroup's throttle
+    // file (by device number), shown by path; and in the definition.
+    let backing = d.root.join("dev.img");
+    std::fs::write(&backing, vec![0u8; 1 << 20]).unwrap();
+    let lo = ok(&vireo_tests::run_cmd(
+        "losetup",
+        &["-f", "--show", backing.to_str().unwrap()],
+    ))
+    .trim()
+    .to_string();
+    let rdev = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&lo).unwrap().rdev()
+    };
+    let id = format!(
+        "{}:{}",
+        ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff),
+        (rdev & 0xff) | ((rdev >> 12) & !0xff)
+    );
+    let live = d.virsh(&[
+        "blkiotune",
+        "vm1",
+        "--device-read-iops-sec",
+        &format!("{lo},100"),
+        "--live",
+    ]);
+    let cfg = d.virsh(&[
+        "blkiotune",
+        "vm1",
+        "--device-weights",
+        &format!("{lo},500"),
+        "--config",
+    ]);
+    let throttle = read(&blk, "blkio.throttle.read_iops_device");
+    let shown = d.virsh(&["blkiotune", "vm1"]);
+    let inactive = ok(&d.virsh(&["dumpxml", "vm1", "--inactive"]));
+    // 0 takes the weight away again (this device's I/O scheduler may weigh nothing).
+    let cleared = d.virsh(&[
+        "blkiotune",
+        "vm1",
+        "--device-weights",
+        &format!("{lo},0"),
+        "--config",
+    ]);
+    let _ = std::process::Command::new("losetup")
+        .args(["-d", &lo])
+        .status();
+    ok(&cleared);
+    ok(&live);
+    ok(&cfg);
+    assert!(throttle.contains(&format!("{id} 100")), "{throttle}");
+    let shown = ok(&shown);
+    assert!(
+        shown.contains(&format!("device_read_iops_sec: {lo},100")),
+        "{shown}"
+    );
+    assert!(
+        inactive.contains(&format!("<path>{lo}</path>\n      <weight>500</weight>")),
+        "{inactive}"
+    );
+
     // python-libvirt: the count first, then the values.
     let out = ok(&vireo_tests::run_cmd(
         vireo_tests::python3(),
@@ -164,15 +225,15 @@ fn memtune_schedinfo_and_blkiotune() {
     // A shim killed cannot remove it: the QEMU daemon does, once QEMU is gone too.
     ok(&d.virsh(&["start", "--paused", "vm1"]));
     let pid = vireo_tests::qemu_pid_under(&d.root, "vm1").expect("QEMU runs");
-    let mem = cgroup_dir(pid, "memory");
-    assert!(mem.exists());
+    let dirs = ["memory", "cpu", "blkio"].map(|c| cgroup_dir(pid, c));
+    assert!(dirs.iter().all(|d| d.exists()), "{dirs:?}");
     let shim = vireo_tests::shim_pid(&d.root, "vm1").expect("the shim runs");
     // SAFETY: kill(2) with a pid read from /proc.
     unsafe { libc::kill(shim, libc::SIGKILL) };
     // Nothing tells when the daemon has removed it.
     let t0 = std::time::Instant::now();
-    while mem.exists() {
-        assert!(t0.elapsed().as_secs() < 30, "{} is left", mem.display());
+    while let Some(left) = dirs.iter().find(|d| d.exists()) {
+        assert!(t0.elapsed().as_secs() < 30, "{} is left", left.display());
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let st = ok(&d.virsh(&["domstate", "vm1", "--reason"]));

@@ -490,6 +490,50 @@ impl Cgroup {
         n.parse().map_err(|e| format!("{f}: {e}"))
     }
 
+    /// Sets per-device value `kind` (weight, read / write IOPS, read / write bytes per
+    /// second, as [`crate::tune::DeviceValue`] numbers them) for the block device at
+    /// `path`; 0 takes it away.
+    pub fn set_device(&self, kind: usize, path: &str, value: u64) -> Result<(), String> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let m = std::fs::metadata(path).map_err(|e| format!("cannot stat {path}: {e}"))?;
+        if !m.file_type().is_block_device() {
+            return Err(format!("{path} is not a block device"));
+        }
+        let dev = m.rdev();
+        let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+        let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+        let id = format!("{major}:{minor}");
+        if self.v2 {
+            if kind == 0 {
+                let f = self.first_of(Ctl::Blkio, &["io.weight", "io.bfq.weight"])?;
+                let v = if value == 0 {
+                    "default".to_string()
+                } else {
+                    value.to_string()
+                };
+                return self.write(Ctl::Blkio, f, &format!("{id} {v}"));
+            }
+            let key = ["", "riops", "wiops", "rbps", "wbps"][kind.min(4)];
+            let v = if value == 0 {
+                "max".to_string()
+            } else {
+                value.to_string()
+            };
+            return self.write(Ctl::Blkio, "io.max", &format!("{id} {key}={v}"));
+        }
+        let file = match kind {
+            0 => self.first_of(
+                Ctl::Blkio,
+                &["blkio.weight_device", "blkio.bfq.weight_device"],
+            )?,
+            1 => "blkio.throttle.read_iops_device",
+            2 => "blkio.throttle.write_iops_device",
+            3 => "blkio.throttle.read_bps_device",
+            _ => "blkio.throttle.write_bps_device",
+        };
+        self.write(Ctl::Blkio, file, &format!("{id} {value}"))
+    }
+
     pub fn set_blkio_weight(&self, w: u32) -> Result<(), String> {
         let f = self.weight_file()?;
         let v = if self.v2 && f == "io.weight" {

@@ -228,10 +228,69 @@ impl SchedParams {
     }
 }
 
-/// blkiotune's parameters: the weight (per-device values are not done).
+/// One per-device blkio value: which of [`BLKIO_DEVICE_PARAMS`] (by index), the device's
+/// path and the value (0 takes the setting away).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceValue {
+    pub kind: usize,
+    pub path: String,
+    pub value: u64,
+}
+
+/// blkiotune's parameters: the weight, and per-device weights and limits.
 #[derive(Debug, Default, PartialEq)]
 pub struct BlkioParams {
     pub weight: Option<u32>,
+    pub devices: Vec<DeviceValue>,
+}
+
+/// libvirt's spelling of per-device values: `path,value[,path,value…]`.
+fn device_values(kind: usize, s: &str) -> Result<Vec<DeviceValue>> {
+    let name = BLKIO_DEVICE_PARAMS[kind];
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    let parts: Vec<&str> = s.split(',').collect();
+    if !parts.len().is_multiple_of(2) {
+        return Err(DriverError::InvalidArg(format!(
+            "unable to parse blkio device '{s}' of '{name}': a path and a value each"
+        )));
+    }
+    parts
+        .chunks(2)
+        .map(|pair| {
+            let (path, v) = (pair[0], pair[1]);
+            if !path.starts_with('/') {
+                return Err(DriverError::InvalidArg(format!(
+                    "blkio device path '{path}' of '{name}' is not absolute"
+                )));
+            }
+            let value: u64 = v.parse().map_err(|_| {
+                DriverError::InvalidArg(format!("invalid value '{v}' for device '{path}'"))
+            })?;
+            if kind == 0 && value != 0 {
+                vireo_xml::check_weight(Some(u32::try_from(value).unwrap_or(u32::MAX)))
+                    .map_err(|e| DriverError::InvalidArg(e.detail()))?;
+            }
+            Ok(DeviceValue {
+                kind,
+                path: path.to_string(),
+                value,
+            })
+        })
+        .collect()
+}
+
+/// The value of kind `kind` a `<device>` has (0: none).
+pub fn device_value(d: &vireo_xml::BlkioDevice, kind: usize) -> u64 {
+    match kind {
+        0 => d.weight.map(u64::from),
+        1 => d.read_iops_sec,
+        2 => d.write_iops_sec,
+        3 => d.read_bytes_sec,
+        _ => d.write_bytes_sec,
+    }
+    .unwrap_or(0)
 }
 
 impl BlkioParams {
@@ -247,29 +306,65 @@ impl BlkioParams {
                     }
                     _ => return Err(wrong_type(p, "uint")),
                 },
-                f if BLKIO_DEVICE_PARAMS.contains(&f) => match &p.value {
-                    TypedValue::String(v) if v.is_empty() => {}
-                    TypedValue::String(_) => {
-                        return Err(DriverError::ConfigUnsupported(format!(
-                            "blkiotune '{f}' is not supported by Vireo yet"
-                        )))
-                    }
-                    _ => return Err(wrong_type(p, "string")),
+                f => match BLKIO_DEVICE_PARAMS.iter().position(|n| *n == f) {
+                    Some(kind) => match &p.value {
+                        TypedValue::String(v) => b.devices.extend(device_values(kind, v)?),
+                        _ => return Err(wrong_type(p, "string")),
+                    },
+                    None => return Err(unknown(p)),
                 },
-                _ => return Err(unknown(p)),
             }
         }
         Ok(b)
     }
 
-    /// As GET_BLKIO_PARAMETERS lists them (no per-device values).
-    pub fn list(weight: u32) -> Vec<TypedParam> {
+    /// The values merged into `t`'s devices (a value 0 takes one away; a device left
+    /// with none goes).
+    pub fn apply_to(&self, t: &mut Blkiotune) {
+        if let Some(w) = self.weight {
+            t.weight = Some(w);
+        }
+        for v in &self.devices {
+            let i = match t.devices.iter().position(|d| d.path == v.path) {
+                Some(i) => i,
+                None => {
+                    t.devices.push(vireo_xml::BlkioDevice {
+                        path: v.path.clone(),
+                        weight: None,
+                        read_iops_sec: None,
+                        write_iops_sec: None,
+                        read_bytes_sec: None,
+                        write_bytes_sec: None,
+                    });
+                    t.devices.len() - 1
+                }
+            };
+            let d = &mut t.devices[i];
+            let set = (v.value != 0).then_some(v.value);
+            match v.kind {
+                0 => d.weight = set.and_then(|w| u32::try_from(w).ok()),
+                1 => d.read_iops_sec = set,
+                2 => d.write_iops_sec = set,
+                3 => d.read_bytes_sec = set,
+                _ => d.write_bytes_sec = set,
+            }
+        }
+        t.devices
+            .retain(|d| (0..BLKIO_DEVICE_PARAMS.len()).any(|k| device_value(d, k) != 0));
+    }
+
+    /// As GET_BLKIO_PARAMETERS lists them: the weight, then each per-device value as
+    /// `path,value,…` over the devices that have it.
+    pub fn list(weight: u32, devices: &[vireo_xml::BlkioDevice]) -> Vec<TypedParam> {
         let mut v = vec![TypedParam::uint("weight", weight)];
-        v.extend(
-            BLKIO_DEVICE_PARAMS
+        for (kind, name) in BLKIO_DEVICE_PARAMS.iter().enumerate() {
+            let s: Vec<String> = devices
                 .iter()
-                .map(|f| TypedParam::string(f, "")),
-        );
+                .filter(|d| device_value(d, kind) != 0)
+                .map(|d| format!("{},{}", d.path, device_value(d, kind)))
+                .collect();
+            v.push(TypedParam::string(name, s.join(",")));
+        }
         v
     }
 }
@@ -282,13 +377,6 @@ pub fn unsupported_in(def: &Domain) -> Option<String> {
         .is_some_and(|m| m.min_guarantee.is_some())
     {
         return Some("<memtune><min_guarantee> is not supported by QEMU".into());
-    }
-    if def
-        .blkiotune
-        .as_ref()
-        .is_some_and(|b| !b.devices.is_empty())
-    {
-        return Some("<blkiotune><device> is not supported by Vireo yet".into());
     }
     let c = def.cputune.as_ref()?;
     let per_thread = [
@@ -341,7 +429,8 @@ fn defined(p: i32, def: &Domain) -> Vec<TypedParam> {
             MemoryParams::list(v(&m.hard_limit), v(&m.soft_limit), v(&m.swap_hard_limit))
         }
         procs::DOMAIN_GET_BLKIO_PARAMETERS => {
-            BlkioParams::list(def.blkiotune.as_ref().and_then(|b| b.weight).unwrap_or(0))
+            let b = def.blkiotune.clone().unwrap_or_default();
+            BlkioParams::list(b.weight.unwrap_or(0), &b.devices)
         }
         _ => {
             let c = def.cputune.clone().unwrap_or_default();
@@ -413,9 +502,9 @@ impl QemuDriver {
                     }
                     procs::DOMAIN_SET_BLKIO_PARAMETERS => {
                         let b = BlkioParams::of(&params)?;
-                        if let Some(w) = b.weight {
-                            def.blkiotune.get_or_insert_with(Blkiotune::default).weight = Some(w);
-                        }
+                        let mut t = def.blkiotune.take().unwrap_or_default();
+                        b.apply_to(&mut t);
+                        def.blkiotune = (!t.is_empty()).then_some(t);
                     }
                     _ => {
                         let s = SchedParams::of(&params)?;
@@ -480,7 +569,28 @@ mod tests {
             Some(500)
         );
         assert!(BlkioParams::of(&[TypedParam::uint("weight", 50)]).is_err());
-        assert!(BlkioParams::of(&[TypedParam::string("device_weight", "/dev/sda,100")]).is_err());
+        let b = BlkioParams::of(&[
+            TypedParam::string("device_weight", "/dev/sda,200"),
+            TypedParam::string("device_read_iops_sec", "/dev/sda,100,/dev/sdb,5"),
+        ])
+        .unwrap();
+        let mut t = Blkiotune::default();
+        b.apply_to(&mut t);
+        assert_eq!(t.devices.len(), 2);
+        let l = BlkioParams::list(0, &t.devices);
+        assert_eq!(l[1].value, TypedValue::String("/dev/sda,200".into()));
+        assert_eq!(
+            l[2].value,
+            TypedValue::String("/dev/sda,100,/dev/sdb,5".into())
+        );
+        // 0 takes a value away; a device left with none goes.
+        BlkioParams::of(&[TypedParam::string("device_read_iops_sec", "/dev/sdb,0")])
+            .unwrap()
+            .apply_to(&mut t);
+        assert_eq!(t.devices.len(), 1);
+        assert!(BlkioParams::of(&[TypedParam::string("device_weight", "/dev/sda,5000")]).is_err());
+        assert!(BlkioParams::of(&[TypedParam::string("device_weight", "sda,100")]).is_err());
+        assert!(BlkioParams::of(&[TypedParam::string("device_weight", "/dev/sda")]).is_err());
         assert!(BlkioParams::of(&[TypedParam::string("device_weight", "")]).is_ok());
     }
 

@@ -32,12 +32,17 @@ pub fn serves(p: i32) -> bool {
 pub fn apply_at_start(cg: Option<&Cgroup>, def: &Domain) -> anyhow::Result<()> {
     let mem = def.memtune.as_ref().filter(|m| !m.is_empty());
     let blkio = def.blkiotune.as_ref().and_then(|b| b.weight);
+    let devices = def
+        .blkiotune
+        .as_ref()
+        .map(|b| b.devices.as_slice())
+        .unwrap_or_default();
     let cpu = def
         .cputune
         .as_ref()
         .map(|c| (c.shares, c.global_period, c.global_quota))
         .filter(|c| *c != (None, None, None));
-    if mem.is_none() && blkio.is_none() && cpu.is_none() {
+    if mem.is_none() && blkio.is_none() && cpu.is_none() && devices.is_empty() {
         return Ok(());
     }
     let Some(cg) = cg else {
@@ -61,6 +66,14 @@ pub fn apply_at_start(cg: Option<&Cgroup>, def: &Domain) -> anyhow::Result<()> {
         }
         if let Some(w) = blkio {
             cg.set_blkio_weight(w)?;
+        }
+        for d in devices {
+            for kind in 0..5 {
+                let v = vireo_qemu::tune::device_value(d, kind);
+                if v != 0 {
+                    cg.set_device(kind, &d.path, v)?;
+                }
+            }
         }
         Ok(())
     })();
@@ -103,7 +116,9 @@ fn answer(vm: &Vm, p: i32, payload: &[u8]) -> anyhow::Result<Vec<u8>> {
                 let (hard, soft, swap) = cg.memory().map_err(failed)?;
                 MemoryParams::list(hard, soft, swap)
             } else {
-                BlkioParams::list(cg.blkio_weight().map_err(failed)?)
+                // Per-device values as they were set: the cgroup knows devices by number.
+                let devices = vm.blkiotune().map(|b| b.devices).unwrap_or_default();
+                BlkioParams::list(cg.blkio_weight().map_err(failed)?, &devices)
             };
             let total = list.len() as i32;
             let n = usize::try_from(a.nparams).unwrap_or(0);
@@ -140,8 +155,11 @@ fn answer(vm: &Vm, p: i32, payload: &[u8]) -> anyhow::Result<Vec<u8>> {
                     let b = BlkioParams::of(&params).map_err(bad)?;
                     if let Some(w) = b.weight {
                         cg.set_blkio_weight(w).map_err(failed)?;
-                        vm.set_blkio_weight(w);
                     }
+                    for d in &b.devices {
+                        cg.set_device(d.kind, &d.path, d.value).map_err(failed)?;
+                    }
+                    vm.update_blkiotune(|t| b.apply_to(t));
                 }
                 _ => {
                     let s = SchedParams::of(&params).map_err(bad)?;

@@ -428,13 +428,20 @@ impl Vm {
         *self.memtune.lock().unwrap_or_else(|p| p.into_inner()) = (!m.is_empty()).then_some(m);
     }
 
-    /// The block I/O weight set live.
-    pub(crate) fn set_blkio_weight(&self, w: u32) {
+    /// `<blkiotune>` as it is now.
+    pub(crate) fn blkiotune(&self) -> Option<vireo_xml::Blkiotune> {
         self.blkiotune
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert_with(Default::default)
-            .weight = Some(w);
+            .clone()
+    }
+
+    /// Changes `<blkiotune>` (values set live).
+    pub(crate) fn update_blkiotune(&self, f: impl FnOnce(&mut vireo_xml::Blkiotune)) {
+        let mut b = self.blkiotune.lock().unwrap_or_else(|p| p.into_inner());
+        let mut t = b.take().unwrap_or_default();
+        f(&mut t);
+        *b = (!t.is_empty()).then_some(t);
     }
 
     pub(crate) fn controllers(&self) -> std::sync::MutexGuard<'_, Vec<vireo_xml::Controller>> {
