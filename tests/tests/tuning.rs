@@ -5,8 +5,17 @@
 
 use vireo_tests::{fails, ok, write_file, Daemon, Layout};
 
-/// The directory of QEMU's cgroup for v1 controller `ctl` (or its v2 one).
+/// The directory of the VM's cgroup for v1 controller `ctl` (or its v2 one), from where
+/// QEMU's main thread is (in the cpu controller: the VM's `emulator` cgroup).
 fn cgroup_dir(pid: i32, ctl: &str) -> std::path::PathBuf {
+    let dir = thread_cgroup_dir(pid, ctl);
+    match dir.file_name().and_then(|n| n.to_str()) {
+        Some("emulator") => dir.parent().expect("the VM's cgroup").to_path_buf(),
+        _ => dir,
+    }
+}
+
+fn thread_cgroup_dir(pid: i32, ctl: &str) -> std::path::PathBuf {
     let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     for line in own.lines() {
         let mut it = line.splitn(3, ':');
@@ -44,7 +53,8 @@ fn memtune_schedinfo_and_blkiotune() {
     let xml = vireo_tests::guest_xml("vm1").replace(
         "<vcpu>1</vcpu>",
         "<vcpu>1</vcpu><memtune><hard_limit unit='MiB'>1024</hard_limit></memtune>\
-         <cputune><shares>512</shares><global_period>100000</global_period></cputune>",
+         <cputune><shares>512</shares><period>100000</period><quota>80000</quota>\
+         <global_period>100000</global_period></cputune>",
     );
     ok(&d.virsh(&["define", &write_file(&d, "vm1.xml", &xml)]));
     let inactive = ok(&d.virsh(&["dumpxml", "vm1", "--inactive"]));
@@ -67,6 +77,13 @@ fn memtune_schedinfo_and_blkiotune() {
         (1u64 << 30).to_string()
     );
     assert_eq!(read(&cpu, "cpu.shares"), "512");
+    // Each vCPU thread in a cgroup of its own (the rest of QEMU in `emulator`), with the
+    // vCPUs' bandwidth.
+    assert_eq!(read(&cpu.join("vcpu0"), "cpu.cfs_quota_us"), "80000");
+    assert!(!read(&cpu.join("vcpu0"), "tasks").is_empty());
+    assert!(read(&cpu.join("emulator"), "tasks")
+        .lines()
+        .any(|t| t == pid.to_string()));
 
     // What virsh shows of the running VM.
     let out = ok(&d.virsh(&["memtune", "vm1"]));
@@ -76,6 +93,7 @@ fn memtune_schedinfo_and_blkiotune() {
     assert!(out.contains("Scheduler      : posix"), "{out}");
     assert!(out.contains("cpu_shares     : 512"), "{out}");
     assert!(out.contains("global_quota   : -1"), "{out}");
+    assert!(out.contains("vcpu_quota     : 80000"), "{out}");
 
     // Live changes reach the cgroup and the live XML, not the definition.
     ok(&d.virsh(&["memtune", "vm1", "--hard-limit", "800000", "--live"]));
@@ -85,6 +103,18 @@ fn memtune_schedinfo_and_blkiotune() {
     );
     ok(&d.virsh(&["schedinfo", "vm1", "--live", "--set", "cpu_shares=256"]));
     assert_eq!(read(&cpu, "cpu.shares"), "256");
+    ok(&d.virsh(&[
+        "schedinfo",
+        "vm1",
+        "--live",
+        "--set",
+        "vcpu_quota=40000",
+        "--set",
+        "emulator_period=200000",
+    ]));
+    assert_eq!(read(&cpu.join("vcpu0"), "cpu.cfs_quota_us"), "40000");
+    assert_eq!(read(&cpu.join("emulator"), "cpu.cfs_period_us"), "200000");
+    // (The kernel keeps a thread's quota within the domain's: the vCPUs' went first.)
     ok(&d.virsh(&["schedinfo", "vm1", "--live", "--set", "global_quota=50000"]));
     assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "50000");
     let live = ok(&d.virsh(&["dumpxml", "vm1"]));
@@ -208,12 +238,9 @@ fn memtune_schedinfo_and_blkiotune() {
     ));
     assert_eq!(out.trim(), "800000 posix 256");
 
-    // Refusals (only the whole domain's bandwidth is offered: virsh knows no other).
-    let err = fails(&d.virsh(&["schedinfo", "vm1", "--live", "--set", "vcpu_quota=5000"]));
-    assert!(
-        err.contains("invalid scheduler option: vcpu_quota"),
-        "{err}"
-    );
+    // Refusals.
+    let err = fails(&d.virsh(&["schedinfo", "vm1", "--live", "--set", "vcpu_quota=5"]));
+    assert!(err.contains("out of range"), "{err}");
     let err = fails(&d.virsh(&["schedinfo", "vm1", "--live", "--set", "cpu_shares=1"]));
     assert!(err.contains("out of range"), "{err}");
 

@@ -173,6 +173,7 @@ pub fn remove_leftover(name: &str) -> bool {
     };
     let mut all = true;
     for d in dirs {
+        remove_children(&d);
         match std::fs::remove_dir(&d) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -180,6 +181,18 @@ pub fn remove_leftover(name: &str) -> bool {
         }
     }
     all
+}
+
+/// Removes the cgroups under `dir` (the VM's threads' own).
+fn remove_children(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir(e.path());
+        }
+    }
 }
 
 /// The name of the cgroup of the VM with this UUID.
@@ -256,13 +269,14 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Removes the directories (the VM's processes are gone).
+    /// Removes the directories (the VM's processes are gone), the threads' first.
     pub fn remove(&self) {
         let mut done: Vec<&Path> = Vec::new();
         for (_, d) in &self.dirs {
             if done.contains(&d.as_path()) {
                 continue;
             }
+            remove_children(d);
             if let Err(e) = std::fs::remove_dir(d) {
                 // Gone already, or (a shim ending before its QEMU) still in use.
                 if !matches!(
@@ -488,6 +502,97 @@ impl Cgroup {
             .map(|l| l.trim_start_matches("default").trim())
             .unwrap_or("");
         n.parse().map_err(|e| format!("{f}: {e}"))
+    }
+
+    /// Whether the VM's threads can have cgroups of their own for CPU bandwidth (v1's cpu
+    /// controller; v2's threaded cgroups are not used).
+    pub fn has_thread_groups(&self) -> bool {
+        !self.v2 && self.dir(Ctl::Cpu).is_some()
+    }
+
+    /// Moves each thread into the CPU cgroup `name` beside it (`vcpu0`, `emulator`,
+    /// `iothread1`, as libvirt names them), made when missing.
+    pub fn place_threads(&self, threads: &[(String, i32)]) -> Result<(), String> {
+        if !self.has_thread_groups() {
+            return Err("per-thread CPU cgroups need cgroup v1's cpu controller".into());
+        }
+        let cpu = self.need(Ctl::Cpu)?;
+        for (name, tid) in threads {
+            let dir = cpu.join(name);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(format!("cannot make {}: {e}", dir.display())),
+            }
+            match std::fs::write(dir.join("tasks"), tid.to_string()) {
+                Ok(()) => {}
+                // The thread ended meanwhile.
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(e) => {
+                    return Err(format!(
+                        "cannot move thread {tid} into {}: {e}",
+                        dir.display()
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The thread cgroups there are whose names start with `prefix` (`vcpu`, `iothread`,
+    /// `emulator`).
+    pub fn thread_groups(&self, prefix: &str) -> Vec<String> {
+        let Some(cpu) = self.dir(Ctl::Cpu) else {
+            return Vec::new();
+        };
+        let mut v: Vec<String> = std::fs::read_dir(cpu)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The bandwidth of thread cgroup `name`: (period µs, quota µs; -1 for none).
+    pub fn thread_bandwidth(&self, name: &str) -> Result<(u64, i64), String> {
+        let file = |f: &str| format!("{name}/{f}");
+        let period = self
+            .read(Ctl::Cpu, &file("cpu.cfs_period_us"))?
+            .parse()
+            .map_err(|e| format!("{name} cpu.cfs_period_us: {e}"))?;
+        let quota = self
+            .read(Ctl::Cpu, &file("cpu.cfs_quota_us"))?
+            .parse()
+            .map_err(|e| format!("{name} cpu.cfs_quota_us: {e}"))?;
+        Ok((period, quota))
+    }
+
+    /// Sets the period and/or quota of thread cgroup `name`.
+    pub fn set_thread_bandwidth(
+        &self,
+        name: &str,
+        period: Option<u64>,
+        quota: Option<i64>,
+    ) -> Result<(), String> {
+        if let Some(p) = period {
+            self.write(
+                Ctl::Cpu,
+                &format!("{name}/cpu.cfs_period_us"),
+                &p.to_string(),
+            )?;
+        }
+        if let Some(q) = quota {
+            self.write(
+                Ctl::Cpu,
+                &format!("{name}/cpu.cfs_quota_us"),
+                &q.max(-1).to_string(),
+            )?;
+        }
+        Ok(())
     }
 
     /// Sets per-device value `kind` (weight, read / write IOPS, read / write bytes per

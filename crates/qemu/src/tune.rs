@@ -181,7 +181,8 @@ impl SchedParams {
         Ok(s)
     }
 
-    /// Only the whole domain's share and bandwidth act on a running VM.
+    /// Only the whole domain's share and bandwidth act where the VM's threads have no
+    /// cgroups of their own (cgroup v2).
     pub fn only_global(&self) -> Result<()> {
         let per_thread = [
             ("vcpu_period", self.period.is_some()),
@@ -193,20 +194,40 @@ impl SchedParams {
         ];
         match per_thread.iter().find(|(_, set)| *set) {
             Some((name, _)) => Err(DriverError::ConfigUnsupported(format!(
-                "'{name}' of a running domain is not supported by Vireo yet (cpu_shares, \
-                 global_period and global_quota are)"
+                "'{name}' needs cgroup v1's cpu controller for the VM's threads, which this \
+                 host does not give Vireo (cpu_shares, global_period and global_quota act)"
             ))),
             None => Ok(()),
         }
     }
 
-    /// As GET_SCHEDULER_PARAMETERS lists them.
-    pub fn list(shares: u64, global_period: u64, global_quota: i64) -> Vec<TypedParam> {
-        vec![
-            TypedParam::new("cpu_shares", TypedValue::ULLong(shares)),
-            TypedParam::new("global_period", TypedValue::ULLong(global_period)),
-            TypedParam::new("global_quota", TypedValue::LLong(global_quota)),
-        ]
+    /// As GET_SCHEDULER_PARAMETERS lists them, in libvirt's order: the share, then
+    /// (period, quota) of the vCPUs, QEMU's own threads, the whole domain and the I/O
+    /// threads.
+    pub fn list(
+        shares: u64,
+        vcpu: (u64, i64),
+        emulator: (u64, i64),
+        global: (u64, i64),
+        iothread: (u64, i64),
+    ) -> Vec<TypedParam> {
+        let mut v = vec![TypedParam::new("cpu_shares", TypedValue::ULLong(shares))];
+        for (name, (p, q)) in [
+            ("vcpu", vcpu),
+            ("emulator", emulator),
+            ("global", global),
+            ("iothread", iothread),
+        ] {
+            v.push(TypedParam::new(
+                format!("{name}_period"),
+                TypedValue::ULLong(p),
+            ));
+            v.push(TypedParam::new(
+                format!("{name}_quota"),
+                TypedValue::LLong(q),
+            ));
+        }
+        v
     }
 
     /// 0 leaves a value unset, as libvirt's definition does.
@@ -378,21 +399,7 @@ pub fn unsupported_in(def: &Domain) -> Option<String> {
     {
         return Some("<memtune><min_guarantee> is not supported by QEMU".into());
     }
-    let c = def.cputune.as_ref()?;
-    let per_thread = [
-        ("period", c.period.is_some()),
-        ("quota", c.quota.is_some()),
-        ("emulator_period", c.emulator_period.is_some()),
-        ("emulator_quota", c.emulator_quota.is_some()),
-        ("iothread_period", c.iothread_period.is_some()),
-        ("iothread_quota", c.iothread_quota.is_some()),
-    ];
-    per_thread.iter().find(|(_, set)| *set).map(|(name, _)| {
-        format!(
-            "<cputune><{name}> is not supported by Vireo yet (<shares>, <global_period> and \
-             <global_quota> are)"
-        )
-    })
+    None
 }
 
 /// Answers a GET with `nparams` 0 with the count, else with the parameters (at most
@@ -434,10 +441,13 @@ fn defined(p: i32, def: &Domain) -> Vec<TypedParam> {
         }
         _ => {
             let c = def.cputune.clone().unwrap_or_default();
+            let pair = |p: Option<u64>, q: Option<i64>| (p.unwrap_or(0), q.unwrap_or(0));
             SchedParams::list(
                 c.shares.unwrap_or(0),
-                c.global_period.unwrap_or(0),
-                c.global_quota.unwrap_or(0),
+                pair(c.period, c.quota),
+                pair(c.emulator_period, c.emulator_quota),
+                pair(c.global_period, c.global_quota),
+                pair(c.iothread_period, c.iothread_quota),
             )
         }
     }
@@ -458,7 +468,7 @@ impl QemuDriver {
             procs::DOMAIN_GET_SCHEDULER_TYPE => {
                 Ok(vireo_xdr::to_bytes(&DomainGetSchedulerTypeRet {
                     kind: "posix".into(),
-                    nparams: SchedParams::list(0, 0, 0).len() as i32,
+                    nparams: SchedParams::list(0, (0, 0), (0, 0), (0, 0), (0, 0)).len() as i32,
                 }))
             }
             procs::DOMAIN_GET_SCHEDULER_PARAMETERS
@@ -508,9 +518,6 @@ impl QemuDriver {
                     }
                     _ => {
                         let s = SchedParams::of(&params)?;
-                        if live {
-                            s.only_global()?;
-                        }
                         let mut c = def.cputune.take().unwrap_or_default();
                         s.apply_to(&mut c);
                         def.cputune = (!c.is_empty()).then_some(c);

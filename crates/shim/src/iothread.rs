@@ -117,7 +117,8 @@ impl Vm {
             }
         }
         self.iothreads().add(t);
-        Ok(())
+        // Its thread into a cgroup of its own, with the I/O threads' bandwidth.
+        crate::tune::place_threads(self).await
     }
 
     /// `virsh iothreaddel` on the running VM; refused while a disk or controller uses it.

@@ -36,7 +36,7 @@ pub(crate) fn set_affinity(tid: i32, cpus: &BTreeSet<usize>) -> std::io::Result<
 }
 
 /// (vCPU index, thread id) of every vCPU.
-async fn vcpu_threads(qmp: &Qmp) -> anyhow::Result<Vec<(u32, i32)>> {
+pub(crate) async fn vcpu_threads(qmp: &Qmp) -> anyhow::Result<Vec<(u32, i32)>> {
     let v = qmp.execute("query-cpus-fast", None).await?;
     Ok(v.as_array()
         .map(|a| a.as_slice())
@@ -52,7 +52,7 @@ async fn vcpu_threads(qmp: &Qmp) -> anyhow::Result<Vec<(u32, i32)>> {
 }
 
 /// QEMU's threads that are neither vCPUs nor I/O threads (those have pins of their own).
-async fn emulator_threads(qmp: &Qmp, pid: u32, vcpus: &[(u32, i32)]) -> Vec<i32> {
+pub(crate) async fn emulator_threads(qmp: &Qmp, pid: u32, vcpus: &[(u32, i32)]) -> Vec<i32> {
     let io: Vec<i32> = crate::iothread::query(qmp)
         .await
         .unwrap_or_default()
@@ -285,6 +285,10 @@ impl Vm {
                     .map_err(|e| anyhow!(OpFailed(format!("cannot plug a vCPU in: {e}"))))?;
                 *self.vcpus_now.lock().unwrap_or_else(|p| p.into_inner()) += 1;
             }
+            // The new vCPUs' threads into cgroups of their own, with the vCPUs' bandwidth.
+            crate::tune::place_threads(self)
+                .await
+                .map_err(|e| anyhow!(OpFailed(e.to_string())))?;
             return Ok(());
         }
         // Ours are the ones plugged by id (`/machine/peripheral/vcpuN`), newest first.

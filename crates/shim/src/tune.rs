@@ -28,8 +28,78 @@ pub fn serves(p: i32) -> bool {
     )
 }
 
+/// Puts QEMU's threads in CPU cgroups of their own under the VM's (`vcpuN`, `iothreadN`,
+/// `emulator` for the rest), as libvirt does, and gives the vCPUs' and I/O threads' the
+/// bandwidth the VM has now. Nothing to do where the host has no such cgroups.
+pub async fn place_threads(vm: &Vm) -> anyhow::Result<()> {
+    let Some(cg) = vm.cgroup().filter(|c| c.has_thread_groups()) else {
+        return Ok(());
+    };
+    let tune = vm.cputune().clone();
+    place(vm.qmp(), vm.pid(), cg, &tune).await
+}
+
+async fn place(
+    qmp: &vireo_qmp::Qmp,
+    pid: u32,
+    cg: &Cgroup,
+    tune: &vireo_xml::Cputune,
+) -> anyhow::Result<()> {
+    let vcpus = crate::pinning::vcpu_threads(qmp).await?;
+    let io = crate::iothread::query(qmp).await.unwrap_or_default();
+    let mut threads: Vec<(String, i32)> = crate::pinning::emulator_threads(qmp, pid, &vcpus)
+        .await
+        .into_iter()
+        .map(|t| ("emulator".to_string(), t))
+        .collect();
+    threads.extend(vcpus.iter().map(|(i, t)| (format!("vcpu{i}"), *t)));
+    threads.extend(io.iter().map(|t| (format!("iothread{}", t.id), t.tid)));
+    cg.place_threads(&threads)
+        .map_err(|e| anyhow!(OpFailed(e)))?;
+    let groups = |prefix: &str| cg.thread_groups(prefix);
+    for (prefix, period, quota) in [
+        ("vcpu", tune.period, tune.quota),
+        ("emulator", tune.emulator_period, tune.emulator_quota),
+        ("iothread", tune.iothread_period, tune.iothread_quota),
+    ] {
+        if period.is_none() && quota.is_none() {
+            continue;
+        }
+        for g in groups(prefix) {
+            cg.set_thread_bandwidth(&g, period, quota)
+                .map_err(|e| anyhow!(OpFailed(e)))?;
+        }
+    }
+    Ok(())
+}
+
 /// Sets what the definition asks of the VM's cgroup; without one, asking is an error.
-pub fn apply_at_start(cg: Option<&Cgroup>, def: &Domain) -> anyhow::Result<()> {
+pub async fn apply_at_start(
+    cg: Option<&Cgroup>,
+    qmp: &vireo_qmp::Qmp,
+    pid: u32,
+    def: &Domain,
+) -> anyhow::Result<()> {
+    let tune = def.cputune.clone().unwrap_or_default();
+    if let Some(cg) = cg.filter(|c| c.has_thread_groups()) {
+        place(qmp, pid, cg, &tune).await?;
+    } else if [
+        tune.period.is_some() || tune.quota.is_some(),
+        tune.emulator_period.is_some() || tune.emulator_quota.is_some(),
+        tune.iothread_period.is_some() || tune.iothread_quota.is_some(),
+    ]
+    .contains(&true)
+    {
+        return Err(anyhow!(
+            "the domain's per-vCPU, emulator or I/O thread CPU bandwidth needs cgroup v1's \
+             cpu controller for its threads, which this host does not give Vireo"
+        ));
+    }
+    apply_limits(cg, def)
+}
+
+/// The VM-wide limits of `def`.
+fn apply_limits(cg: Option<&Cgroup>, def: &Domain) -> anyhow::Result<()> {
     let mem = def.memtune.as_ref().filter(|m| !m.is_empty());
     let blkio = def.blkiotune.as_ref().and_then(|b| b.weight);
     let devices = def
@@ -104,9 +174,22 @@ fn answer(vm: &Vm, p: i32, payload: &[u8]) -> anyhow::Result<Vec<u8>> {
             };
             check_uuid(vm, &dom.uuid)?;
             let shares = cg.cpu_shares().map_err(failed)?;
-            let (period, quota) = cg.cpu_bandwidth().map_err(failed)?;
+            let global = cg.cpu_bandwidth().map_err(failed)?;
+            // Each kind of thread as its first cgroup has it (all of a kind are set alike).
+            let of = |prefix: &str| -> anyhow::Result<(u64, i64)> {
+                match cg.thread_groups(prefix).first() {
+                    Some(g) => cg.thread_bandwidth(g).map_err(failed),
+                    None => Ok((0, 0)),
+                }
+            };
             Ok(ret(DomainGetSchedulerParametersRet {
-                params: vireo_xdr::Array(SchedParams::list(shares, period, quota)),
+                params: vireo_xdr::Array(SchedParams::list(
+                    shares,
+                    of("vcpu")?,
+                    of("emulator")?,
+                    global,
+                    of("iothread")?,
+                )),
             })?)
         }
         procs::DOMAIN_GET_MEMORY_PARAMETERS | procs::DOMAIN_GET_BLKIO_PARAMETERS => {
@@ -163,13 +246,27 @@ fn answer(vm: &Vm, p: i32, payload: &[u8]) -> anyhow::Result<Vec<u8>> {
                 }
                 _ => {
                     let s = SchedParams::of(&params).map_err(bad)?;
-                    s.only_global().map_err(bad)?;
+                    if !cg.has_thread_groups() {
+                        s.only_global().map_err(bad)?;
+                    }
                     if let Some(v) = s.shares {
                         cg.set_cpu_shares(v).map_err(failed)?;
                     }
                     if s.global_period.is_some() || s.global_quota.is_some() {
                         cg.set_cpu_bandwidth(s.global_period, s.global_quota)
                             .map_err(failed)?;
+                    }
+                    for (prefix, period, quota) in [
+                        ("vcpu", s.period, s.quota),
+                        ("emulator", s.emulator_period, s.emulator_quota),
+                        ("iothread", s.iothread_period, s.iothread_quota),
+                    ] {
+                        if period.is_none() && quota.is_none() {
+                            continue;
+                        }
+                        for g in cg.thread_groups(prefix) {
+                            cg.set_thread_bandwidth(&g, period, quota).map_err(failed)?;
+                        }
                     }
                     s.apply_to(&mut vm.cputune());
                 }

@@ -280,7 +280,7 @@ impl Vm {
         }
         // vCPUs and QEMU's own threads where <cputune> puts them, before the guest runs.
         let pinned = async {
-            crate::tune::apply_at_start(cgroup.as_ref(), &def)?;
+            crate::tune::apply_at_start(cgroup.as_ref(), &qmp, pid, &def).await?;
             crate::pinning::apply(&qmp, pid, &def).await?;
             crate::iothread::apply(&qmp, &def).await?;
             // Cards whose link starts down (QEMU's devices start with theirs up).
@@ -468,6 +468,11 @@ impl Vm {
 
     pub(crate) fn qemu_dir(&self) -> &std::path::Path {
         &self.qemu_dir
+    }
+
+    /// QEMU's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
     }
 
     pub(crate) fn qmp(&self) -> &Qmp {
