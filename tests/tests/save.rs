@@ -296,3 +296,59 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A restore is a job while QEMU reads the image: `domjobinfo` shows it (a bounded job,
+/// the image's size) until the VM runs. QEMU is held (SIGSTOP) as soon as it exists.
+#[test]
+fn restore_job_info() {
+    let d = Daemon::start_in(Layout::Modular);
+    let _ev = boot_with_mark(&d);
+    let image = d.root.join("job.save");
+    let image = image.to_str().expect("utf-8").to_string();
+    ok(&d.virsh(&["save", "vm1", &image]));
+    let restore = Command::new("virsh")
+        .args(["-c", &d.uri(), "restore", &image])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("virsh restore");
+    // Nothing tells when QEMU exists: look for it.
+    let t0 = Instant::now();
+    let qemu = loop {
+        if let Some(pid) = d.qemu_pid("vm1") {
+            break pid;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "no QEMU");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let signal = |sig: &str| ok(&run_cmd("kill", &[sig, &qemu.to_string()]));
+    signal("-STOP");
+    let info = ok(&d.virsh(&["domjobinfo", "vm1"]));
+    let stats = ok(&run_cmd(
+        vireo_tests::python3(),
+        &[
+            "-c",
+            &format!(
+                "import libvirt; s = libvirt.open('{}').lookupByName('vm1').jobStats(); \
+                 print('data_total:', s['data_total'])",
+                d.uri()
+            ),
+        ],
+    ));
+    signal("-CONT");
+    let out = ok(&restore.wait_with_output().expect("restore"));
+    assert!(out.contains("Domain restored from"), "{out}");
+    assert!(info.contains("Job type:         Bounded"), "{info}");
+    assert!(info.contains("Operation:        Restore"), "{info}");
+    let total: u64 = stats
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("data_total:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{stats}"));
+    let size = std::fs::metadata(&image).unwrap().len();
+    assert!(total > size / 2 && total <= size, "{total} of {size}");
+    assert!(state(&d).starts_with("running"), "{}", state(&d));
+    assert!(ok(&d.virsh(&["domjobinfo", "vm1"])).contains("Job type:         None"));
+    has_mark(&d);
+    ok(&d.virsh(&["destroy", "vm1"]));
+}

@@ -178,6 +178,8 @@ pub struct QemuDriver {
     /// Each model's features and the host's, under TCG and under KVM, probed once each
     /// when first asked for.
     cpu_defs: [OnceLock<crate::cpumodel::CpuModels>; 2],
+    /// The VMs being restored from a save image, and how far.
+    pub(crate) restores: crate::restorejob::Restores,
     /// Each domain's snapshots.
     pub(crate) snapshots: crate::snapshot::Store,
 }
@@ -198,6 +200,7 @@ impl QemuDriver {
             cpu_models: OnceLock::new(),
             cpu_defs: Default::default(),
             snapshots: Default::default(),
+            restores: Default::default(),
         };
         d.load()?;
         Ok(d)

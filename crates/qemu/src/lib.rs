@@ -21,6 +21,7 @@ pub mod pci;
 pub mod peers;
 pub mod pinning;
 pub mod resources;
+mod restorejob;
 pub mod save;
 pub mod saveimage;
 pub mod screen;

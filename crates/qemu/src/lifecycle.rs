@@ -153,6 +153,10 @@ impl QemuDriver {
         flags: u32,
         incoming: Option<OwnedFd>,
     ) -> Result<Handle> {
+        // A restore is a job: how far QEMU has read the image, while it does.
+        let _restore = incoming
+            .as_ref()
+            .and_then(|fd| self.track_restore(def.uuid.unwrap_or_default(), fd));
         // Volumes become the files they are, through the storage driver's public API; the
         // shim keeps the definition as written too, to show the volumes in the live XML.
         let defined = crate::peers::has_volumes(&def).then(|| def.clone());

@@ -287,6 +287,16 @@ pub(super) fn dispatch(
         let s = Arc::clone(s);
         let payload = payload.to_vec();
         return Some(Box::pin(async move {
+            let restoring = match (p, first_dom(&payload), s.hv()) {
+                (procs::DOMAIN_GET_JOB_INFO | procs::DOMAIN_GET_JOB_STATS, Ok(dom), Ok(q)) => {
+                    q.restore_job(&dom, p)
+                }
+                _ => None,
+            };
+            if let Some(r) = restoring {
+                // A VM being restored: its job is the daemon's until its shim is ready.
+                return Outcome::Reply(r);
+            }
             let r = match first_dom(&payload) {
                 Err(e) => Err(e),
                 Ok(dom) => match s.hv().and_then(|q| Ok(q.is_running(&dom)?)) {
