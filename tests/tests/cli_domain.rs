@@ -4,8 +4,10 @@
 //! two I/O threads, two vCPUs and the guest agent), guestvcpus (read, a vCPU taken offline
 //! and back by vireo), detach-device-alias (the agent's channel, asked for by vireo), and
 //! cpu-compare / hypervisor-cpu-compare / cpu-baseline / hypervisor-cpu-baseline on a bare
-//! `<cpu>`, a domain XML, the host's capabilities and domain capabilities. Each refusal
-//! fails alike, word for word, read-only connections included.
+//! `<cpu>`, a domain XML, the host's capabilities and domain capabilities; memtune /
+//! schedinfo / blkiotune read and changed in the definition, then (as root with cgroup
+//! v1's memory controller, as CI runs) on the running guest, each change seen by virsh.
+//! Each refusal fails alike, word for word, read-only connections included.
 
 use std::time::{Duration, Instant};
 
@@ -34,21 +36,29 @@ fn all_refused(d: &Daemon, calls: &[&[&str]]) {
     }
 }
 
-/// Each of `calls`, on a read-only connection, fails with vireo as with virsh.
+/// `args` on a read-only connection prints the same with vireo as with virsh, and ends
+/// alike; returns vireo's run.
 #[track_caller]
-fn refused_read_only(d: &Daemon, calls: &[&[&str]]) {
+fn same_read_only(d: &Daemon, args: &[&str]) -> std::process::Output {
     let ro = d.uri_ro();
     let b = vireo_tests::bin("vireo");
     let vireo = b.to_str().expect("utf-8 path");
+    let full = [&["-r", "-c", &ro][..], args].concat();
+    let ours = run_cmd(vireo, &full);
+    let theirs = run_cmd("virsh", &full);
+    assert_eq!(
+        output_parts(&ours),
+        output_parts(&theirs),
+        "vireo (left) and virsh (right) differ on read-only {args:?}"
+    );
+    ours
+}
+
+/// Each of `calls`, on a read-only connection, fails with vireo as with virsh.
+#[track_caller]
+fn refused_read_only(d: &Daemon, calls: &[&[&str]]) {
     for args in calls {
-        let full = [&["-r", "-c", &ro][..], args].concat();
-        let ours = run_cmd(vireo, &full);
-        let theirs = run_cmd("virsh", &full);
-        assert_eq!(
-            output_parts(&ours),
-            output_parts(&theirs),
-            "vireo (left) and virsh (right) differ on read-only {args:?}"
-        );
+        let ours = same_read_only(d, args);
         assert!(!ours.status.success(), "read-only {args:?} should fail");
     }
 }
@@ -448,4 +458,242 @@ fn cpu_commands(d: &Daemon, domain_xml: &str) {
             &["hypervisor-cpu-baseline", bare],
         ],
     );
+}
+
+/// What `args` prints on stdout, the same with vireo as with virsh (and ending alike).
+#[track_caller]
+fn same_text(d: &Daemon, args: &[&str]) -> String {
+    String::from_utf8_lossy(&same_as_virsh(d, args).stdout).into_owned()
+}
+
+#[test]
+fn vireo_memtune_schedinfo_and_blkiotune() {
+    let d = Daemon::start();
+    let xml = vireo_tests::guest_xml("vm1").replace(
+        "<vcpu>1</vcpu>",
+        "<vcpu>1</vcpu><memtune><hard_limit unit='MiB'>1024</hard_limit></memtune>\
+         <cputune><shares>512</shares></cputune>",
+    );
+    ok(&d.virsh(&["define", &write_file(&d, "vm1.xml", &xml)]));
+    // Never started (a block I/O weight in the definition needs the host's I/O scheduler
+    // to weigh at start).
+    let plain = vireo_tests::guest_xml("vm2");
+    ok(&d.virsh(&["define", &write_file(&d, "vm2.xml", &plain)]));
+
+    // The shut-off domain: its definition.
+    let mem = same_text(&d, &["memtune", "vm1"]);
+    for line in [
+        "hard_limit     : 1048576\n",
+        "soft_limit     : unlimited\n",
+        "swap_hard_limit: unlimited\n",
+    ] {
+        assert!(mem.contains(line), "{line}: {mem}");
+    }
+    let sched = same_text(&d, &["schedinfo", "vm1"]);
+    assert!(
+        sched.starts_with("Scheduler      : posix\ncpu_shares     : 512\n"),
+        "{sched}"
+    );
+    assert!(sched.contains("global_period  : 0\n"), "{sched}");
+    let blkio = same_text(&d, &["blkiotune", "vm1"]);
+    assert!(
+        blkio.starts_with("weight         : 0\ndevice_weight  : \n"),
+        "{blkio}"
+    );
+    all_same(
+        &d,
+        &[
+            &["memtune", "vm1", "--config"],
+            &["memtune", "--domain", "vm1", "--current"],
+            &["schedinfo", "vm1", "--config"],
+            &["schedinfo", "vm1", "--current"],
+            &["blkiotune", "vm1", "--config"],
+        ],
+    );
+    for args in [
+        &["memtune", "vm1"][..],
+        &["schedinfo", "vm1"],
+        &["blkiotune", "vm1"],
+    ] {
+        assert!(same_read_only(&d, args).status.success(), "{args:?}");
+    }
+
+    // Changes to the definition by vireo, as virsh then reads them.
+    assert_eq!(
+        ok(&d.vireo(&["memtune", "vm1", "--soft-limit", "400M", "--config"])),
+        "\n"
+    );
+    assert!(same_text(&d, &["memtune", "vm1", "--config"]).contains("soft_limit     : 409600\n"));
+    let set = ok(&d.vireo(&[
+        "schedinfo",
+        "vm1",
+        "--config",
+        "--set",
+        "cpu_shares=600",
+        "global_period=100000",
+    ]));
+    assert!(
+        set.starts_with("Scheduler      : posix\ncpu_shares     : 600\n"),
+        "{set}"
+    );
+    assert!(set.contains("global_period  : 100000\n"), "{set}");
+    assert!(same_text(&d, &["schedinfo", "vm1"]).contains("cpu_shares     : 600\n"));
+    assert_eq!(
+        ok(&d.vireo(&["blkiotune", "vm2", "700", "--current"])),
+        "\n"
+    );
+    assert!(same_text(&d, &["blkiotune", "vm2"]).starts_with("weight         : 700\n"));
+    assert!(ok(&d.virsh(&["dumpxml", "vm2", "--inactive"])).contains("<weight>700</weight>"));
+
+    all_refused(
+        &d,
+        &[
+            &["memtune", "vm1", "--live"],
+            &["memtune", "vm1", "--live", "--config"],
+            &["memtune", "vm1", "--current", "--live"],
+            &["memtune", "vm1", "--hard-limit", "abc"],
+            &["memtune", "vm1", "--hard-limit", "1x"],
+            &["memtune", "vm1", "--hard-limit", ""],
+            &["memtune", "vm1", "--hard-limit"],
+            &["memtune", "vm1", "--soft-limit", "8E"],
+            &["memtune", "vm1", "5", "6", "7", "8", "9"],
+            &["memtune", "vm1", "--min-guarantee", "5"],
+            &[
+                "memtune",
+                "vm1",
+                "--hard-limit",
+                "2000",
+                "--swap-hard-limit",
+                "1000",
+            ],
+            &["memtune", "nope", "--hard-limit", "abc"],
+            &["memtune"],
+            &["schedinfo", "vm1", "--live"],
+            &["schedinfo", "vm1", "--live", "--config"],
+            &["schedinfo", "vm1", "--set", "bogus=1"],
+            &["schedinfo", "vm1", "--set", "cpu_shares"],
+            &["schedinfo", "vm1", "cpu_shares=abc"],
+            &["schedinfo", "vm1", "--set", "cpu_shares=1", "--config"],
+            &["schedinfo", "vm1", "--weight", "5"],
+            &["schedinfo", "vm1", "--cap", ""],
+            &["schedinfo", "vm1", "--weight"],
+            &["schedinfo", ""],
+            &["blkiotune", "vm1", "--live"],
+            &["blkiotune", "vm1", "--weight", "0"],
+            &["blkiotune", "vm1", "--weight", "abc"],
+            &["blkiotune", "vm1", "--weight", "50"],
+            &["blkiotune", "vm1", "--device-weights", ""],
+            &["blkiotune", "vm1", "--device-read-iops-sec", "garbage"],
+            &["blkiotune", "vm1", "--bogus"],
+        ],
+    );
+    assert_eq!(
+        ok(&d.vireo(&[
+            "blkiotune",
+            "vm2",
+            "--device-weights",
+            "/dev/null,100",
+            "--config",
+        ])),
+        "\n"
+    );
+    let devices = same_text(&d, &["blkiotune", "vm2", "--config"]);
+    assert!(
+        devices.contains("device_weight  : /dev/null,100\n"),
+        "{devices}"
+    );
+    refused_read_only(
+        &d,
+        &[
+            &["memtune", "vm1", "--hard-limit", "5"],
+            &["schedinfo", "vm1", "--set", "cpu_shares=500"],
+            &["schedinfo", "vm1", "--set", "cpu_shares=500", "--config"],
+            &["blkiotune", "vm1", "--weight", "500"],
+        ],
+    );
+
+    // The running guest's own values live in its cgroup.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0
+        || !std::path::Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists()
+    {
+        eprintln!("live part skipped: needs root and cgroup v1's memory controller (as CI has)");
+        return;
+    }
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    all_same(
+        &d,
+        &[
+            &["memtune", "vm1"],
+            &["memtune", "vm1", "--live"],
+            &["memtune", "vm1", "--config"],
+            &["schedinfo", "vm1"],
+            &["schedinfo", "vm1", "--live"],
+            &["schedinfo", "vm1", "--config"],
+            &["blkiotune", "vm1"],
+            &["blkiotune", "vm1", "--config"],
+        ],
+    );
+    assert_eq!(
+        ok(&d.vireo(&["memtune", "vm1", "--hard-limit", "800000", "--live"])),
+        "\n"
+    );
+    assert!(same_text(&d, &["memtune", "vm1"]).contains("hard_limit     : 800000\n"));
+    assert_eq!(
+        ok(&d.vireo(&["memtune", "vm1", "--swap-hard-limit", "-1"])),
+        "\n"
+    );
+    assert!(same_text(&d, &["memtune", "vm1"]).contains("swap_hard_limit: unlimited\n"));
+    // No affect option: the running domain (the calls without flags).
+    let live = ok(&d.vireo(&["schedinfo", "vm1", "--set", "cpu_shares=256"]));
+    assert!(live.contains("cpu_shares     : 256\n"), "{live}");
+    assert_eq!(same_text(&d, &["schedinfo", "vm1", "--live"]), live);
+    assert!(same_text(&d, &["schedinfo", "vm1", "--config"]).contains("cpu_shares     : 600\n"));
+    let both = ok(&d.vireo(&[
+        "schedinfo",
+        "vm1",
+        "--live",
+        "--config",
+        "--set",
+        "global_quota=50000",
+    ]));
+    assert!(both.contains("global_quota   : 50000\n"), "{both}");
+    for side in ["--live", "--config"] {
+        let out = same_text(&d, &["schedinfo", "vm1", side]);
+        assert!(out.contains("global_quota   : 50000\n"), "{side}: {out}");
+    }
+    // The block I/O weight acts live only where the host's I/O scheduler weighs: vireo
+    // and virsh alike either way.
+    let o = same_as_virsh(&d, &["blkiotune", "vm1", "--weight", "500", "--live"]);
+    if o.status.success() {
+        assert!(same_text(&d, &["blkiotune", "vm1"]).starts_with("weight         : 500\n"));
+    } else {
+        eprintln!("live blkiotune --weight not available on this host");
+    }
+    all_refused(
+        &d,
+        &[
+            &["schedinfo", "vm1", "--live", "--config"],
+            &["schedinfo", "vm1", "--live", "--set", "weight=5"],
+            &["schedinfo", "vm1", "--set", "cpu_shares=1"],
+            &[
+                "schedinfo",
+                "vm1",
+                "--set",
+                "global_quota=99999999999999999999",
+            ],
+            &["memtune", "vm1", "--live", "--config"],
+            &["memtune", "vm1", "--hard-limit", "9223372036854775807"],
+            &[
+                "memtune",
+                "vm1",
+                "--hard-limit",
+                "2000",
+                "--swap-hard-limit",
+                "1000",
+            ],
+        ],
+    );
+    refused_read_only(&d, &[&["memtune", "vm1", "--soft-limit", "1", "--live"]]);
+    ok(&d.virsh(&["destroy", "vm1"]));
 }

@@ -21,6 +21,12 @@ const NUMERIC: &[&str] = &[
     "--poll-shrink",
     "--thread-pool-min",
     "--thread-pool-max",
+    "--hard-limit",
+    "--soft-limit",
+    "--swap-hard-limit",
+    "--min-guarantee",
+    "--weight",
+    "--cap",
 ];
 
 pub struct Args<'a> {

@@ -40,6 +40,9 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
     if crate::cpu::COMMANDS.contains(&cmd.as_str()) {
         return crate::cpu::run(uri, readonly, cmd, rest).await;
     }
+    if crate::resources::COMMANDS.contains(&cmd.as_str()) {
+        return crate::resources::run(uri, readonly, cmd, rest).await;
+    }
     if cmd.starts_with("nwfilter-") {
         return crate::nwfilter::run(uri, readonly, cmd, rest).await;
     }

@@ -98,7 +98,7 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
 /// A command's options and positionals, by name.
 /// `--live`, `--config`, `--current` as virsh takes them: `--current` with either of the
 /// others is refused; none is the current state (0).
-fn affect_flags(a: &Args) -> Result<u32> {
+pub(crate) fn affect_flags(a: &Args) -> Result<u32> {
     let current = a.has("--current");
     for other in ["--live", "--config"] {
         if current && a.has(other) {
@@ -286,7 +286,7 @@ fn cpu_map(list: &str, max: usize) -> Result<Vec<u8>> {
 }
 
 /// C's `isspace` in the C locale.
-fn c_space(b: u8) -> bool {
+pub(crate) fn c_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
@@ -389,7 +389,7 @@ fn malformed(name: &str, v: &str) -> anyhow::Error {
 }
 
 /// An `int` option, as virsh reads it (`strtol`, the whole text).
-fn opt_int(name: &str, v: &str) -> Result<i32> {
+pub(crate) fn opt_int(name: &str, v: &str) -> Result<i32> {
     let b = v.as_bytes();
     strtol(b, 0)
         .filter(|&(_, end)| end == b.len())

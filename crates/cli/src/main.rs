@@ -7,6 +7,7 @@ mod cpu;
 mod iothread;
 mod network;
 mod nwfilter;
+mod resources;
 mod save;
 mod secret;
 mod snapshot;
@@ -120,6 +121,19 @@ Commands:
                            press keys (KEY_A, … or numbers of the codeset)
   domcapabilities [--machine M] [--virttype T]
                            what a guest may use on this host
+  memtune DOMAIN [--hard-limit N] [--soft-limit N] [--swap-hard-limit N]
+      [--min-guarantee N] [--live] [--config] [--current]
+                           the memory limits (KiB, or a size with its unit; -1: none),
+                           or set them
+  schedinfo DOMAIN [[--set] NAME=VALUE]... [--weight N] [--cap N] [--live] [--config]
+      [--current]
+                           the scheduler and its parameters (cpu_shares, global_period,
+                           vcpu_quota, …), or set some
+  blkiotune DOMAIN [--weight N] [--device-weights LIST] [--device-read-iops-sec LIST]
+      [--device-write-iops-sec LIST] [--device-read-bytes-sec LIST]
+      [--device-write-bytes-sec LIST] [--live] [--config] [--current]
+                           the block I/O weight and per-device limits (LIST:
+                           /dev/PATH,VALUE,…), or set them
   iothreadinfo DOMAIN [--live] [--config] [--current]
                            the domain's I/O threads and the host CPUs each may run on
   iothreadpin DOMAIN ID CPULIST / iothreadadd DOMAIN ID / iothreaddel DOMAIN ID

@@ -22,22 +22,26 @@ pub struct Spec {
 /// A command's option reader: the value of each named positional (or its option).
 pub type Opt<'x> = dyn Fn(&str) -> Option<&'x str> + 'x;
 
-/// A command line read by its [`Spec`]: the arguments, and each named positional.
+/// A command line read by its [`Spec`]: the arguments, each named positional, and the
+/// values of the list option.
 pub struct Parsed<'a> {
     pub args: crate::args::Args<'a>,
     names: &'static [&'static str],
     pos: Vec<Option<&'a str>>,
+    /// Each value of the spec's list option (and each positional left over), in order.
+    pub list: Vec<&'a str>,
 }
 
 impl<'a> Parsed<'a> {
     /// Missing and extra arguments are refused here, before anything runs, as virsh does.
     pub fn new(cmd: &'a str, rest: &'a [String], sp: &Spec) -> Result<Parsed<'a>> {
-        let args = crate::args::Args::parse(cmd, rest, sp.switches, sp.valued)?;
-        let pos = args.positionals(sp.positionals, sp.required)?;
+        let args = crate::args::Args::parse_with_list(cmd, rest, sp.switches, sp.valued, sp.list)?;
+        let (pos, list) = args.positionals_and_list(sp.positionals, sp.required)?;
         Ok(Parsed {
             args,
             names: sp.positionals,
             pos,
+            list,
         })
     }
 

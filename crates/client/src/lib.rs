@@ -5,6 +5,7 @@ mod blockjob;
 mod iothread;
 mod network;
 mod nwfilter;
+mod resources;
 mod save;
 mod secret;
 mod snapshot;
