@@ -252,7 +252,7 @@ fn vireo_cli_save_restore() {
     );
     let xml = ok(&d.vireo(&["save-image-dumpxml", image]));
     assert_eq!(xml, ok(&d.virsh(&["save-image-dumpxml", image])));
-    let out = ok(&d.vireo(&["restore", image]));
+    let out = ok(&d.vireo(&["restore", "--verbose", image]));
     assert!(
         out.contains(&format!("Domain restored from {image}")),
         "{out}"

@@ -66,7 +66,7 @@ Commands:
   domblkinfo DOMAIN DISK   a disk's capacity, allocation and host size
   save [--running|--paused] [--bypass-cache] [--xml FILE] [--verbose] DOMAIN FILE
                            the running domain's state into FILE; the domain stops
-  restore [--running|--paused] [--bypass-cache] [--xml FILE] FILE
+  restore [--running|--paused] [--bypass-cache] [--xml FILE] [--verbose] FILE
                            start the domain saved in FILE where it was
   managedsave [--running|--paused] [--bypass-cache] [--verbose] DOMAIN
                            save the domain's state for its next start

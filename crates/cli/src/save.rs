@@ -1,6 +1,6 @@
 //! save, restore, managedsave, managedsave-remove, save-image-dumpxml, domjobinfo and
-//! domjobabort, each printing what virsh prints for it; a save shows its progress on a
-//! terminal (or with --verbose), from the job's statistics.
+//! domjobabort, each printing what virsh prints for it; a save or restore shows its
+//! progress on a terminal (or with --verbose), from the job's statistics.
 
 use std::time::Duration;
 
@@ -27,7 +27,10 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
             &["--bypass-cache", "--running", "--paused", "--verbose"],
             &["--xml"],
         ),
-        "restore" => (&["--bypass-cache", "--running", "--paused"], &["--xml"]),
+        "restore" => (
+            &["--bypass-cache", "--running", "--paused", "--verbose"],
+            &["--xml"],
+        ),
         "managedsave" => (
             &["--bypass-cache", "--running", "--paused", "--verbose"],
             &[],
@@ -71,9 +74,23 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
         }
         "restore" => {
             let file = a.one("file")?;
-            c.restore(&absolute(file)?, xml.as_deref(), flags)
-                .await
-                .with_context(|| format!("Failed to restore domain from {file}"))?;
+            let path = absolute(file)?;
+            // The domain the image holds (or the replacement definition names), whose
+            // restore job the bar follows.
+            let dom = match &xml {
+                Some(x) => domain_of(x),
+                None => c
+                    .save_image_xml(&path, 0)
+                    .await
+                    .ok()
+                    .and_then(|x| domain_of(&x)),
+            };
+            let call = c.restore(&path, xml.as_deref(), flags);
+            let r = match dom {
+                Some(d) => with_progress(&c, &d, "Restore", a.has("--verbose"), call).await,
+                None => call.await.map_err(Into::into),
+            };
+            r.with_context(|| format!("Failed to restore domain from {file}"))?;
             println!("Domain restored from {file}\n");
         }
         "managedsave" => {
@@ -122,6 +139,16 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
     Ok(())
 }
 
+/// The domain a definition describes, as a handle (its name and UUID).
+fn domain_of(xml: &str) -> Option<Domain> {
+    let d = vireo_xml::Domain::parse(xml).ok()?;
+    Some(Domain {
+        name: d.name,
+        uuid: d.uuid?,
+        id: -1,
+    })
+}
+
 async fn domain(c: &Connect, key: &str) -> Result<Domain> {
     c.lookup(key)
         .await
@@ -165,7 +192,8 @@ async fn with_progress(
             r = &mut call => break r,
             _ = tick.tick() => {
                 // The job may not have begun, or have ended: nothing to show then.
-                if let Ok((job::UNBOUNDED, params)) = c.job_stats(d).await {
+                // A save's job is unbounded, a restore's bounded (the image's size).
+                if let Ok((job::UNBOUNDED | 1, params)) = c.job_stats(d).await {
                     let get = |f: &str| find(&params, f).and_then(TypedValue::as_u64);
                     if let (Some(total), Some(done)) = (get("memory_total"), get("memory_processed")) {
                         if let Some(pct) = (done.min(total) * 100).checked_div(total) {
