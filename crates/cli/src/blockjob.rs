@@ -13,6 +13,7 @@ use vireo_proto::remote::block_job as bj;
 use vireo_proto::typed::{TypedParam, TypedValue};
 
 use crate::args::Args;
+use crate::cnum::whole_number;
 use crate::network::Quiet;
 use crate::virsh::{
     connect, domain, escape, finish, given, progress, read_file, Opt, Parsed, Spec,
@@ -144,26 +145,11 @@ fn exclusive(pairs: &[(&str, bool, &str, bool)]) -> Result<()> {
     Ok(())
 }
 
-/// A number as C's `strtoul` reads it, the whole text: blanks, a sign, digits. A negative
-/// one is `Some((true, magnitude))`.
-fn c_number(v: &str) -> Option<(bool, u64)> {
-    let t = v.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
-    let (neg, digits) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse::<u64>().ok().map(|n| (neg, n))
-}
-
 /// `--bandwidth` as virsh reads it: a plain number (MiB/s, or bytes/s with `bytes`; a
 /// negative one wraps as C's `strtoul` wraps it), or a size with a unit (`10M`, `1GiB`,
 /// `5KB`), in bytes, sent as whole MiB/s unless `bytes`.
 fn bandwidth(v: &str, bytes: bool) -> Result<u64> {
-    if let Some((neg, n)) = c_number(v) {
+    if let Some((neg, n)) = whole_number(v) {
         return Ok(if neg { n.wrapping_neg() } else { n });
     }
     let bad =
@@ -214,7 +200,7 @@ fn scaled(n: u64, unit: &str) -> std::result::Result<u64, String> {
 /// A numeric option virsh takes as a non-negative integer of at most `max`.
 fn unsigned(name: &str, v: Option<&str>, max: u64) -> Result<Option<u64>> {
     let Some(v) = v else { return Ok(None) };
-    match c_number(v) {
+    match whole_number(v) {
         Some((false, n)) if n <= max => Ok(Some(n)),
         _ => bail!("Numeric value '{v}' for <{name}> option is malformed or out of range"),
     }
@@ -223,7 +209,7 @@ fn unsigned(name: &str, v: Option<&str>, max: u64) -> Result<Option<u64>> {
 /// `--timeout SECONDS`: a positive number of seconds that fits in milliseconds.
 fn timeout(v: Option<&str>) -> Result<Option<Duration>> {
     let Some(v) = v else { return Ok(None) };
-    match c_number(v) {
+    match whole_number(v) {
         Some((false, n)) if n > 0 && n <= (i32::MAX / 1000) as u64 => {
             Ok(Some(Duration::from_secs(n)))
         }

@@ -11,6 +11,7 @@ use vireo_proto::remote::affect;
 use vireo_proto::typed::{TypedParam, TypedValue};
 
 use crate::args::Args;
+use crate::cnum::{c_number, skip_spaces};
 use crate::virsh::{connect, domain, finish, given, Opt, Parsed, Spec};
 
 pub const COMMANDS: [&str; 7] = [
@@ -285,47 +286,11 @@ fn cpu_map(list: &str, max: usize) -> Result<Vec<u8>> {
     Ok(map)
 }
 
-/// C's `isspace` in the C locale.
-pub(crate) fn c_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
-
-fn skip_spaces(b: &[u8], mut i: usize) -> usize {
-    while b.get(i).copied().is_some_and(c_space) {
-        i += 1;
-    }
-    i
-}
-
-/// What C's `strtol` reads at `b[i..]` in base 10 (blanks, a sign, digits): the value and
-/// where it stopped; `None` when there are no digits or the value overflows.
+/// What C's `strtol` reads at `b[i..]` in base 10: the value and where it stopped; `None`
+/// when there are no digits or the value overflows.
 fn strtol(b: &[u8], i: usize) -> Option<(i64, usize)> {
-    let mut j = skip_spaces(b, i);
-    let neg = match b.get(j) {
-        Some(b'-') => {
-            j += 1;
-            true
-        }
-        Some(b'+') => {
-            j += 1;
-            false
-        }
-        _ => false,
-    };
-    let start = j;
-    let mut v: i64 = 0;
-    while let Some(d) = b.get(j).filter(|d| d.is_ascii_digit()) {
-        let d = i64::from(d - b'0');
-        v = v.checked_mul(10).and_then(|v| {
-            if neg {
-                v.checked_sub(d)
-            } else {
-                v.checked_add(d)
-            }
-        })?;
-        j += 1;
-    }
-    (j > start).then_some((v, j))
+    let (n, j) = c_number(b, i)?;
+    Some((n.signed()?, j))
 }
 
 /// libvirt's bitmap syntax as `virBitmapParse` reads it, each entry in turn: `N`, `N-M`,

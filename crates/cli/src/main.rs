@@ -2,6 +2,7 @@
 
 mod args;
 mod blockjob;
+mod cnum;
 mod commands;
 mod cpu;
 mod iothread;

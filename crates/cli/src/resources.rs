@@ -9,7 +9,8 @@ use vireo_proto::remote::affect;
 use vireo_proto::typed::{TypedParam, TypedValue};
 
 use crate::args::Args;
-use crate::iothread::{affect_flags, c_space, opt_int};
+use crate::cnum::{c_number, c_space, CNumber};
+use crate::iothread::{affect_flags, opt_int};
 use crate::network::Quiet;
 use crate::virsh::{connect, domain, finish, given, Opt, Parsed, Spec};
 
@@ -248,7 +249,7 @@ fn typed_from_str(field: &str, like: &TypedValue, value: &str) -> Result<TypedVa
         anyhow!("invalid argument: Invalid value for field '{field}': expected {what}")
     };
     let whole = |(v, end): (CNumber, usize)| (end == value.len()).then_some(v);
-    let number = c_number(value).and_then(whole);
+    let number = c_number(value.as_bytes(), 0).and_then(whole);
     Ok(match like {
         TypedValue::Int(_) => TypedValue::Int(
             number
@@ -333,79 +334,11 @@ async fn blkiotune(c: &Connect, a: &Args<'_>, opt: &Opt<'_>) -> Result<()> {
     Ok(())
 }
 
-/// What C's `strtoll` / `strtoull` read in base 10: the sign, and the digits' value
-/// (`None` when it passes `u64::MAX`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct CNumber {
-    negative: bool,
-    magnitude: Option<u64>,
-}
-
-impl CNumber {
-    /// As `strtoll` gives it (`None`: out of range).
-    fn signed(self) -> Option<i64> {
-        let m = self.magnitude?;
-        if self.negative {
-            0i64.checked_sub_unsigned(m)
-        } else {
-            i64::try_from(m).ok()
-        }
-    }
-
-    /// As `strtoull` gives it: a negative number wraps around (`-1` is the largest).
-    fn unsigned(self) -> Option<u64> {
-        let m = self.magnitude?;
-        Some(if self.negative { m.wrapping_neg() } else { m })
-    }
-
-    /// As libvirt's `virStrToLong_ui` gives it: `-N` wraps around within 32 bits.
-    fn uint(self) -> Option<u32> {
-        let m = u32::try_from(self.magnitude?).ok()?;
-        Some(if self.negative { m.wrapping_neg() } else { m })
-    }
-}
-
-/// The number C's `strtoll` reads at the start of `s` (blanks, a sign, decimal digits)
-/// and where it stopped; `None` when there are no digits.
-fn c_number(s: &str) -> Option<(CNumber, usize)> {
-    let b = s.as_bytes();
-    let mut i = 0;
-    while b.get(i).copied().is_some_and(c_space) {
-        i += 1;
-    }
-    let negative = match b.get(i) {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    let start = i;
-    let mut magnitude = Some(0u64);
-    while let Some(d) = b.get(i).filter(|d| d.is_ascii_digit()) {
-        magnitude = magnitude
-            .and_then(|m| m.checked_mul(10))
-            .and_then(|m| m.checked_add(u64::from(d - b'0')));
-        i += 1;
-    }
-    (i > start).then_some((
-        CNumber {
-            negative,
-            magnitude,
-        },
-        i,
-    ))
-}
-
 /// A memtune size as virsh reads it: a number, negative for no limit, else with an
 /// optional unit (KiB without one), in KiB rounded up. `Err(None)`: no number;
 /// `Err(Some(reason))`: a bad unit or too large, in libvirt's words.
 fn memtune_size(s: &str) -> std::result::Result<u64, Option<String>> {
-    let (n, end) = c_number(s).ok_or(None)?;
+    let (n, end) = c_number(s.as_bytes(), 0).ok_or(None)?;
     let v = n.signed().ok_or(None)?;
     if v < 0 {
         return Ok(MEMORY_UNLIMITED);
