@@ -15,9 +15,7 @@ use vireo_proto::typed::{TypedParam, TypedValue};
 use crate::args::Args;
 use crate::cnum::whole_number;
 use crate::network::Quiet;
-use crate::virsh::{
-    connect, domain, escape, finish, given, progress, read_file, Opt, Parsed, Spec,
-};
+use crate::virsh::{begin, domain, escape, finish, given, progress, read_file, Opt, Spec};
 
 pub const COMMANDS: [&str; 4] = ["blockcommit", "blockpull", "blockcopy", "blockjob"];
 
@@ -122,9 +120,7 @@ fn spec(cmd: &str) -> Option<Spec> {
 }
 
 pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Result<()> {
-    let sp = spec(cmd).ok_or_else(|| anyhow!("unknown command: '{cmd}'"))?;
-    let p = Parsed::new(cmd, rest, &sp)?;
-    let c = connect(uri, readonly).await?;
+    let (p, c) = begin(uri, readonly, cmd, rest, spec).await?;
     let (a, opt) = (&p.args, |name: &str| p.opt(name));
     let r = match cmd {
         "blockcommit" => commit(&c, a, &opt).await,

@@ -8,7 +8,7 @@ use vireo_client::{Connect, HypervisorCpu};
 
 use crate::args::Args;
 use crate::network::Quiet;
-use crate::virsh::{connect, finish, given, read_file, Opt, Parsed, Spec};
+use crate::virsh::{begin, finish, given, read_file, Opt, Spec};
 
 pub const COMMANDS: [&str; 4] = [
     "cpu-compare",
@@ -65,9 +65,7 @@ fn spec(cmd: &str) -> Option<Spec> {
 }
 
 pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Result<()> {
-    let sp = spec(cmd).ok_or_else(|| anyhow!("unknown command: '{cmd}'"))?;
-    let p = Parsed::new(cmd, rest, &sp)?;
-    let c = connect(uri, readonly).await?;
+    let (p, c) = begin(uri, readonly, cmd, rest, spec).await?;
     let (a, opt) = (&p.args, |name: &str| p.opt(name));
     let r = match cmd {
         "cpu-compare" | "hypervisor-cpu-compare" => {

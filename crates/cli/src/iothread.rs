@@ -12,7 +12,7 @@ use vireo_proto::typed::{TypedParam, TypedValue};
 
 use crate::args::Args;
 use crate::cnum::{c_number, skip_spaces};
-use crate::virsh::{connect, domain, finish, given, Opt, Parsed, Spec};
+use crate::virsh::{begin, domain, finish, given, Opt, Spec};
 
 pub const COMMANDS: [&str; 7] = [
     "iothreadinfo",
@@ -81,9 +81,7 @@ fn spec(cmd: &str) -> Option<Spec> {
 }
 
 pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Result<()> {
-    let sp = spec(cmd).ok_or_else(|| anyhow!("unknown command: '{cmd}'"))?;
-    let p = Parsed::new(cmd, rest, &sp)?;
-    let c = connect(uri, readonly).await?;
+    let (p, c) = begin(uri, readonly, cmd, rest, spec).await?;
     let (a, opt) = (&p.args, |name: &str| p.opt(name));
     let r = match cmd {
         "iothreadinfo" => info(&c, a, &opt).await,

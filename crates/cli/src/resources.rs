@@ -12,7 +12,7 @@ use crate::args::Args;
 use crate::cnum::{c_number, c_space, CNumber};
 use crate::iothread::{affect_flags, opt_int};
 use crate::network::Quiet;
-use crate::virsh::{connect, domain, finish, given, Opt, Parsed, Spec};
+use crate::virsh::{begin, domain, finish, given, Opt, Spec};
 
 pub const COMMANDS: [&str; 3] = ["memtune", "schedinfo", "blkiotune"];
 
@@ -95,9 +95,7 @@ fn spec(cmd: &str) -> Option<Spec> {
 }
 
 pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Result<()> {
-    let sp = spec(cmd).ok_or_else(|| anyhow!("unknown command: '{cmd}'"))?;
-    let p = Parsed::new(cmd, rest, &sp)?;
-    let c = connect(uri, readonly).await?;
+    let (p, c) = begin(uri, readonly, cmd, rest, spec).await?;
     let (a, opt) = (&p.args, |name: &str| p.opt(name));
     let r = match cmd {
         "memtune" => memtune(&c, a, &opt).await,

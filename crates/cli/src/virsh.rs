@@ -55,6 +55,20 @@ impl<'a> Parsed<'a> {
 }
 
 /// The connection a command runs on, with virsh's message when there is none.
+/// A command of a module whose options `spec` describes: its words read (missing and
+/// extra ones refused before anything runs, as virsh does), and the connection it runs on.
+pub async fn begin<'a>(
+    uri: &str,
+    readonly: bool,
+    cmd: &'a str,
+    rest: &'a [String],
+    spec: fn(&str) -> Option<Spec>,
+) -> Result<(Parsed<'a>, Connect)> {
+    let sp = spec(cmd).ok_or_else(|| anyhow!("unknown command: '{cmd}'"))?;
+    let p = Parsed::new(cmd, rest, &sp)?;
+    Ok((p, connect(uri, readonly).await?))
+}
+
 pub async fn connect(uri: &str, readonly: bool) -> Result<Connect> {
     use anyhow::Context;
     Connect::open(uri, readonly)
