@@ -346,6 +346,34 @@ impl Daemon {
         d
     }
 
+    /// The daemons of `layout` under a new temp root, their node device driver reading the
+    /// tree at `sysfs` instead of the machine's (`sysfs_root` in their .conf).
+    pub fn start_with_sysfs(layout: Layout, sysfs: &Path) -> Daemon {
+        let tmp = tempfile::Builder::new()
+            .prefix("vireo-test")
+            .tempdir()
+            .expect("tempdir");
+        let root = tmp.path().to_path_buf();
+        let etc = root.join("etc/vireo");
+        std::fs::create_dir_all(&etc).expect("config dir");
+        for name in ["vireod", "vireo-nodedevd"] {
+            std::fs::write(
+                etc.join(format!("{name}.conf")),
+                format!("sysfs_root = \"{}\"\n", sysfs.display()),
+            )
+            .expect("daemon .conf");
+        }
+        let mut d = Daemon {
+            root,
+            layout,
+            netns: NetNs::new(),
+            children: Vec::new(),
+            _tmp: Some(tmp),
+        };
+        d.restart();
+        d
+    }
+
     /// The daemons of `layout` answering on libvirt's socket paths too
     /// (`--libvirt-paths`), in namespaces of the test's own where `/run` is private.
     pub fn start_dropin(layout: Layout) -> Daemon {

@@ -70,6 +70,9 @@ pub struct DaemonConfig {
     /// Vireo's own: the sockets also appear under libvirt's names and places
     /// (`libvirt_socket_paths = 1`), for clients that know no other.
     pub libvirt_socket_paths: bool,
+    /// Vireo's own: where the node device driver reads `sys` (and `dev`) from
+    /// (`sysfs_root`, default `/`): tests give a synthetic tree.
+    pub sysfs_root: PathBuf,
 }
 
 impl Default for DaemonConfig {
@@ -91,6 +94,7 @@ impl Default for DaemonConfig {
             log_outputs: None,
             admin_max_clients: 5000,
             libvirt_socket_paths: false,
+            sysfs_root: PathBuf::from("/"),
         }
     }
 }
@@ -160,6 +164,13 @@ impl DaemonConfig {
                         1 => true,
                         _ => return Err(s.error("expected 0 or 1")),
                     }
+                }
+                "sysfs_root" => {
+                    let dir = Path::new(s.string()?);
+                    if !dir.is_absolute() {
+                        return Err(s.error("expected an absolute path"));
+                    }
+                    c.sysfs_root = dir.to_path_buf();
                 }
                 "log_filters" => c.log_filters = Some(s.string()?.to_string()),
                 "log_outputs" => c.log_outputs = Some(s.string()?.to_string()),
@@ -351,6 +362,7 @@ ovs_timeout = 5
                 log_outputs: Some("3:syslog:vireo 1:file:/var/log/vireo/qemud.log".into()),
                 admin_max_clients: 3,
                 libvirt_socket_paths: true,
+                sysfs_root: PathBuf::from("/"),
             }
         );
     }

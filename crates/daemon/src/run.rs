@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use vireo_conf::DaemonConfig;
 use vireo_driver::events::EventBus;
 use vireo_network::{DefaultNetwork, NetworkDriver};
+use vireo_nodedev::NodeDevDriver;
 use vireo_nwfilter::NwFilterDriver;
 use vireo_proto::family::Family;
 use vireo_qemu::{QemuConfig, QemuDriver};
@@ -289,6 +290,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     } else {
         None
     };
+    let nodedev = role
+        .hosts(Family::NodeDev)
+        .then(|| Arc::new(NodeDevDriver::open(conf.sysfs_root.clone())));
     let mut socks = sockets(role, &paths, &conf, inherited)?;
     let drivers = Drivers {
         qemu: qemu.clone(),
@@ -296,6 +300,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         storage,
         network,
         nwfilter,
+        nodedev,
         events,
         objects,
     };

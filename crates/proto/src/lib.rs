@@ -27,6 +27,7 @@ pub mod error;
 pub mod family;
 pub mod header;
 pub mod network;
+pub mod nodedev;
 pub mod nwfilter;
 pub mod remote;
 pub mod secret;

@@ -1,13 +1,15 @@
 //! The REMOTE program: every libvirt API call arrives here and is sent to the module of its
 //! family. `connect.rs` serves connection-level calls, `domain.rs` the domain calls,
 //! `secret.rs` the secret calls, `storage.rs` the pool and volume calls, `network.rs` the
-//! network calls, `events.rs` event registration and delivery.
+//! network calls, `nodedev.rs` the node device calls, `events.rs` event registration and
+//! delivery.
 
 mod connect;
 mod console;
 mod domain;
 mod events;
 mod network;
+mod nodedev;
 mod nwfilter;
 mod running;
 mod screenshot;
@@ -23,6 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use vireo_driver::events::{EventBus, ObjectEvent};
 use vireo_network::NetworkDriver;
+use vireo_nodedev::NodeDevDriver;
 use vireo_nwfilter::NwFilterDriver;
 use vireo_proto::error::{code, domain as errdom};
 use vireo_proto::remote::{allowed_read_only, proc_name, procs};
@@ -82,6 +85,7 @@ pub struct Drivers {
     pub storage: Option<Arc<StorageDriver>>,
     pub network: Option<Arc<NetworkDriver>>,
     pub nwfilter: Option<Arc<NwFilterDriver>>,
+    pub nodedev: Option<Arc<NodeDevDriver>>,
     /// Domain events.
     pub events: EventBus,
     /// Events of the other objects (secrets, …).
@@ -102,6 +106,8 @@ pub struct RemoteService {
     pub network: Option<Arc<NetworkDriver>>,
     /// The network filter driver, when this daemon hosts it.
     pub nwfilter: Option<Arc<NwFilterDriver>>,
+    /// The node device driver, when this daemon hosts it.
+    pub nodedev: Option<Arc<NodeDevDriver>>,
     pub events: EventBus,
     pub objects: EventBus<ObjectEvent>,
     /// Shared secret that makes a forwarded identity trustworthy.
@@ -117,6 +123,7 @@ impl RemoteService {
             storage,
             network,
             nwfilter,
+            nodedev,
             events,
             objects,
         } = drivers;
@@ -128,6 +135,7 @@ impl RemoteService {
             storage,
             network,
             nwfilter,
+            nodedev,
             events,
             objects,
             token,
@@ -194,6 +202,7 @@ impl RemoteService {
                 Family::Storage => storage::dispatch(self, p, payload),
                 Family::Network => network::dispatch(self, p, payload),
                 Family::NwFilter => nwfilter::dispatch(self, p, payload),
+                Family::NodeDev => nodedev::dispatch(self, p, payload),
                 _ => domain::dispatch(self, p, payload, readonly),
             });
         r.into()
@@ -288,6 +297,10 @@ impl Service for RemoteService {
             }
             // Secret calls write a small file or two.
             Family::Secret => {
+                return Dispatch::Now(blocking(|| self.dispatch(client, p, payload, readonly)))
+            }
+            // Node device calls read sysfs (a few hundred small files).
+            Family::NodeDev => {
                 return Dispatch::Now(blocking(|| self.dispatch(client, p, payload, readonly)))
             }
             // Hosted here, but that driver is not written yet.

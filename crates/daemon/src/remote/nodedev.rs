@@ -1,0 +1,144 @@
+//! Node device calls that read the host's devices (procedures 111–117, 285), served by
+//! the node device driver.
+
+use vireo_nodedev::NodeDevDriver;
+use vireo_proto::family::Family;
+use vireo_proto::nodedev::*;
+use vireo_proto::remote::procs;
+use vireo_proto::RemoteError;
+use vireo_xdr::Array;
+
+use super::{args, not_supported, ret, ProcResult, RemoteService};
+
+/// At most `max` names (a count from the client: refused when negative or too large).
+fn at_most(max: i32, limit: usize, mut names: Vec<String>) -> Result<Vec<String>, RemoteError> {
+    let n = usize::try_from(max)
+        .ok()
+        .filter(|n| *n <= limit)
+        .ok_or_else(|| RemoteError::rpc(format!("maxnames {max} out of range (0..{limit})")))?;
+    names.truncate(n);
+    Ok(names)
+}
+
+/// A listing's flags: one bit per capability, and ACTIVE / INACTIVE (every device read
+/// from the host is active).
+fn wanted(flags: u32) -> Result<(Vec<&'static str>, bool), RemoteError> {
+    let known = LIST_CAPS
+        .iter()
+        .fold(LIST_ACTIVE | LIST_INACTIVE, |a, (b, _)| a | b);
+    if flags & !known != 0 {
+        return Err(RemoteError::new(
+            vireo_proto::error::code::INVALID_ARG,
+            22,
+            format!(
+                "invalid argument: unsupported flags (0x{:x})",
+                flags & !known
+            ),
+        ));
+    }
+    let caps = LIST_CAPS
+        .iter()
+        .filter(|(bit, _)| flags & bit != 0)
+        .map(|(_, name)| *name)
+        .collect();
+    // Only INACTIVE asked: none of these.
+    let none = flags & LIST_INACTIVE != 0 && flags & LIST_ACTIVE == 0;
+    Ok((caps, none))
+}
+
+pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult {
+    let d: &NodeDevDriver = s
+        .nodedev
+        .as_deref()
+        .ok_or_else(|| not_supported(s.role, Family::NodeDev))?;
+    let flags_none = |flags: u32| -> Result<(), RemoteError> {
+        if flags != 0 {
+            return Err(RemoteError::new(
+                vireo_proto::error::code::INVALID_ARG,
+                22,
+                format!("invalid argument: unsupported flags (0x{flags:x})"),
+            ));
+        }
+        Ok(())
+    };
+    match p {
+        procs::NODE_NUM_OF_DEVICES => {
+            let a: NodeNumOfDevicesArgs = args(payload)?;
+            flags_none(a.flags)?;
+            ret(NodeNumOfDevicesRet {
+                num: d.names(a.cap.as_deref())?.len() as i32,
+            })
+        }
+        procs::NODE_LIST_DEVICES => {
+            let a: NodeListDevicesArgs = args(payload)?;
+            flags_none(a.flags)?;
+            let names = d.names(a.cap.as_deref())?;
+            ret(NodeListDevicesRet {
+                names: Array(at_most(a.maxnames, NODE_DEVICE_LIST_MAX, names)?),
+            })
+        }
+        procs::NODE_DEVICE_LOOKUP_BY_NAME => {
+            let a: NodeDeviceNameArgs = args(payload)?;
+            // The device must be there now.
+            d.caps(&a.name)?;
+            ret(NodeDeviceLookupByNameRet {
+                dev: NodeDevice { name: a.name },
+            })
+        }
+        procs::NODE_DEVICE_GET_XML_DESC => {
+            let a: NodeDeviceGetXmlDescArgs = args(payload)?;
+            // VIR_NODE_DEVICE_XML_INACTIVE asks for what a defined device would be: the
+            // host's devices are all there is.
+            if a.flags & !1 != 0 {
+                flags_none(a.flags & !1)?;
+            }
+            ret(NodeDeviceGetXmlDescRet {
+                xml: d.xml(&a.name)?,
+            })
+        }
+        procs::NODE_DEVICE_GET_PARENT => {
+            let a: NodeDeviceNameArgs = args(payload)?;
+            ret(NodeDeviceGetParentRet {
+                parent: d.parent(&a.name)?,
+            })
+        }
+        procs::NODE_DEVICE_NUM_OF_CAPS => {
+            let a: NodeDeviceNameArgs = args(payload)?;
+            ret(NodeDeviceNumOfCapsRet {
+                num: d.caps(&a.name)?.len() as i32,
+            })
+        }
+        procs::NODE_DEVICE_LIST_CAPS => {
+            let a: NodeDeviceListCapsArgs = args(payload)?;
+            let caps = d.caps(&a.name)?;
+            ret(NodeDeviceListCapsRet {
+                names: Array(at_most(a.maxnames, NODE_DEVICE_CAPS_LIST_MAX, caps)?),
+            })
+        }
+        procs::CONNECT_LIST_ALL_NODE_DEVICES => {
+            let a: ConnectListAllNodeDevicesArgs = args(payload)?;
+            let (caps, none) = wanted(a.flags)?;
+            let devices: Vec<NodeDevice> = if none {
+                Vec::new()
+            } else {
+                d.all()?
+                    .into_iter()
+                    .filter(|(_, have)| {
+                        caps.is_empty() || have.iter().any(|c| caps.contains(&c.as_str()))
+                    })
+                    .map(|(name, _)| NodeDevice { name })
+                    .collect()
+            };
+            let n = devices.len() as u32;
+            ret(ConnectListAllNodeDevicesRet {
+                devices: Array(if a.need_results != 0 {
+                    devices
+                } else {
+                    Vec::new()
+                }),
+                ret: n,
+            })
+        }
+        _ => Err(RemoteError::unknown_procedure(p)),
+    }
+}

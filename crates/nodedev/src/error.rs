@@ -1,0 +1,64 @@
+//! The node device driver's errors, and the one place they become libvirt's
+//! `remote_error`.
+
+use thiserror::Error;
+use vireo_proto::error::code;
+use vireo_proto::RemoteError;
+
+/// libvirt's `VIR_FROM_NODEDEV`.
+const FROM_NODEDEV: i32 = 22;
+/// libvirt's `VIR_ERR_NO_NODE_DEVICE`.
+const NO_NODE_DEVICE: i32 = 53;
+
+#[derive(Debug, Error)]
+pub enum NodeDevError {
+    /// No device of that name now; the detail names it.
+    #[error("Node device not found: {0}")]
+    NoDevice(String),
+    #[error("invalid argument: {0}")]
+    InvalidArg(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// A failed read of sysfs, saying of what.
+    #[error("{what}: {err}")]
+    Io {
+        what: String,
+        #[source]
+        err: std::io::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, NodeDevError>;
+
+impl NodeDevError {
+    /// libvirt's error for a name no device has.
+    pub fn no_device(name: &str) -> Self {
+        NodeDevError::NoDevice(format!("no node device with matching name '{name}'"))
+    }
+
+    /// A failed file operation, saying on what.
+    pub fn io(what: impl Into<String>, err: std::io::Error) -> Self {
+        NodeDevError::Io {
+            what: what.into(),
+            err,
+        }
+    }
+}
+
+impl From<NodeDevError> for RemoteError {
+    fn from(e: NodeDevError) -> RemoteError {
+        let c = match &e {
+            NodeDevError::NoDevice(_) => NO_NODE_DEVICE,
+            NodeDevError::InvalidArg(_) => code::INVALID_ARG,
+            NodeDevError::Internal(_) => code::INTERNAL_ERROR,
+            // As libvirt reports a failed system call.
+            NodeDevError::Io { .. } => code::SYSTEM_ERROR,
+        };
+        let mut r = RemoteError::new(c, FROM_NODEDEV, e.to_string());
+        if let NodeDevError::NoDevice(detail) = &e {
+            r.str1 = Some("Node device not found: %s".into());
+            r.str2 = Some(detail.clone());
+        }
+        r
+    }
+}
