@@ -330,31 +330,31 @@ impl Daemon {
 
     /// Starts the daemons of `layout` under a new temp root, each waited for.
     pub fn start_in(layout: Layout) -> Daemon {
+        let mut d = Daemon::unstarted(layout);
+        d.restart();
+        d
+    }
+
+    /// A new temp root (and namespace) for the daemons of `layout`, none started yet.
+    fn unstarted(layout: Layout) -> Daemon {
         let tmp = tempfile::Builder::new()
             .prefix("vireo-test")
             .tempdir()
             .expect("tempdir");
-        let root = tmp.path().to_path_buf();
-        let mut d = Daemon {
-            root,
+        Daemon {
+            root: tmp.path().to_path_buf(),
             layout,
             netns: NetNs::new(),
             children: Vec::new(),
             _tmp: Some(tmp),
-        };
-        d.restart();
-        d
+        }
     }
 
     /// The daemons of `layout` under a new temp root, their node device driver reading the
     /// tree at `sysfs` instead of the machine's (`sysfs_root` in their .conf).
     pub fn start_with_sysfs(layout: Layout, sysfs: &Path) -> Daemon {
-        let tmp = tempfile::Builder::new()
-            .prefix("vireo-test")
-            .tempdir()
-            .expect("tempdir");
-        let root = tmp.path().to_path_buf();
-        let etc = root.join("etc/vireo");
+        let mut d = Daemon::unstarted(layout);
+        let etc = d.root.join("etc/vireo");
         std::fs::create_dir_all(&etc).expect("config dir");
         for name in ["vireod", "vireo-nodedevd"] {
             std::fs::write(
@@ -363,13 +363,6 @@ impl Daemon {
             )
             .expect("daemon .conf");
         }
-        let mut d = Daemon {
-            root,
-            layout,
-            netns: NetNs::new(),
-            children: Vec::new(),
-            _tmp: Some(tmp),
-        };
         d.restart();
         d
     }
