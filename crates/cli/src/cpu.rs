@@ -8,7 +8,7 @@ use vireo_client::{Connect, HypervisorCpu};
 
 use crate::args::Args;
 use crate::network::Quiet;
-use crate::virsh::{begin, finish, given, read_file, Opt, Spec};
+use crate::virsh::{begin, finish, given, read_file, s, Opt, Spec};
 
 pub const COMMANDS: [&str; 4] = [
     "cpu-compare",
@@ -33,14 +33,6 @@ const SUPERSET: i32 = 2;
 const HYPERVISOR: [&str; 4] = ["virttype", "emulator", "arch", "machine"];
 
 fn spec(cmd: &str) -> Option<Spec> {
-    type List = &'static [&'static str];
-    let s = |switches: List, valued: List, positionals: List, required| Spec {
-        switches,
-        valued,
-        positionals,
-        required,
-        list: None,
-    };
     const HV_VALUED: &[&str] = &["--file", "--virttype", "--emulator", "--arch", "--machine"];
     const HV_NAMES: &[&str] = &["file", "virttype", "emulator", "arch", "machine"];
     Some(match cmd {

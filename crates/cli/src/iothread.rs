@@ -12,7 +12,7 @@ use vireo_proto::typed::{TypedParam, TypedValue};
 
 use crate::args::Args;
 use crate::cnum::{c_number, skip_spaces};
-use crate::virsh::{begin, domain, finish, given, Opt, Spec};
+use crate::virsh::{begin, domain, finish, given, s, Opt, Spec};
 
 pub const COMMANDS: [&str; 7] = [
     "iothreadinfo",
@@ -30,14 +30,6 @@ const CPULIST_BITS: usize = 1024;
 
 fn spec(cmd: &str) -> Option<Spec> {
     const AFFECT: &[&str] = &["--config", "--live", "--current"];
-    type List = &'static [&'static str];
-    let s = |switches: List, valued: List, positionals: List, required| Spec {
-        switches,
-        valued,
-        positionals,
-        required,
-        list: None,
-    };
     Some(match cmd {
         "iothreadinfo" => s(AFFECT, &["--domain"], &["domain"], 1),
         "iothreadpin" => s(

@@ -15,6 +15,7 @@ use vireo_proto::network::{
 
 use crate::args::Args;
 use crate::commands::table_text;
+use crate::virsh::{read_file, s, Spec};
 
 /// A failure virsh reports with no message of its own (the exit status says it all).
 #[derive(Debug)]
@@ -27,29 +28,6 @@ impl fmt::Display for Quiet {
 }
 
 impl std::error::Error for Quiet {}
-
-/// A command's switches, valued options, positional arguments (which may also be given as
-/// `--NAME value`) and how many of those are required.
-pub(crate) struct Spec {
-    pub(crate) switches: &'static [&'static str],
-    pub(crate) valued: &'static [&'static str],
-    pub(crate) positionals: &'static [&'static str],
-    pub(crate) required: usize,
-}
-
-pub(crate) fn s(
-    switches: &'static [&'static str],
-    valued: &'static [&'static str],
-    positionals: &'static [&'static str],
-    required: usize,
-) -> Spec {
-    Spec {
-        switches,
-        valued,
-        positionals,
-        required,
-    }
-}
 
 fn spec(cmd: &str) -> Option<Spec> {
     const NET: &[&str] = &["network"];
@@ -131,19 +109,6 @@ async fn get(c: &Connect, key: &str) -> Result<Network> {
     c.network_lookup(key)
         .await
         .with_context(|| format!("failed to get network '{key}'"))
-}
-
-/// A file's text, or virsh's error for it.
-pub(crate) fn read_file(path: &str) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| {
-        let text = e.to_string();
-        // The system's message alone, as strerror words it.
-        let reason = match text.rfind(" (os error ") {
-            Some(i) => &text[..i],
-            None => &text,
-        };
-        anyhow!("Failed to open file '{path}': {reason}")
-    })
 }
 
 fn yes_no(b: bool) -> &'static str {

@@ -10,7 +10,7 @@ use vireo_proto::nwfilter::{BINDING_CREATE_VALIDATE, DEFINE_VALIDATE};
 
 use crate::args::Args;
 use crate::commands::table_text;
-use crate::network::{read_file, s, Spec};
+use crate::virsh::{read_file, s, Spec};
 
 fn spec(cmd: &str) -> Option<Spec> {
     Some(match cmd {

@@ -8,7 +8,7 @@ use vireo_proto::error::code;
 use vireo_proto::remote::snapshot_flags as sf;
 
 use crate::args::Args;
-use crate::virsh::{domain, escape, finish, given, read_file, Spec};
+use crate::virsh::{domain, escape, finish, given, read_file, s, Spec};
 
 pub const COMMANDS: [&str; 9] = [
     "snapshot-create-as",
@@ -28,14 +28,6 @@ const REVERT_RISKY: i32 = 77;
 fn spec(cmd: &str) -> Option<Spec> {
     const NAMED: &[&str] = &["domain", "snapshotname"];
     const NAMED_OPTS: &[&str] = &["--domain", "--snapshotname"];
-    type List = &'static [&'static str];
-    let s = |switches: List, valued: List, positionals: List, required| Spec {
-        switches,
-        valued,
-        positionals,
-        required,
-        list: None,
-    };
     Some(match cmd {
         "snapshot-create-as" => Spec {
             switches: &[

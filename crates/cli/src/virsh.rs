@@ -19,6 +19,22 @@ pub struct Spec {
     pub list: Option<&'static str>,
 }
 
+/// A command's spec without a list option.
+pub fn s(
+    switches: &'static [&'static str],
+    valued: &'static [&'static str],
+    positionals: &'static [&'static str],
+    required: usize,
+) -> Spec {
+    Spec {
+        switches,
+        valued,
+        positionals,
+        required,
+        list: None,
+    }
+}
+
 /// A command's option reader: the value of each named positional (or its option).
 pub type Opt<'x> = dyn Fn(&str) -> Option<&'x str> + 'x;
 
