@@ -40,6 +40,12 @@ fn find_disk<'a>(def: &'a Domain, path: &str) -> Result<&'a Disk> {
 }
 
 /// A disk's image file and format, as the running VM has it.
+/// Whether `path` is a block device (a copy's destination can be one).
+pub fn is_block_device(path: &str) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
+}
+
 /// Where a copy goes: a file, or a block device (`block`); its format when asked.
 struct Dest<'a> {
     path: &'a str,
@@ -251,14 +257,10 @@ impl QemuDriver {
                 "the copy's destination '{dest}' is not an absolute path"
             )));
         }
-        if block {
-            use std::os::unix::fs::FileTypeExt;
-            let is_dev = std::fs::metadata(dest).is_ok_and(|m| m.file_type().is_block_device());
-            if !is_dev {
-                return Err(DriverError::InvalidArg(format!(
-                    "the copy's destination {dest} is not a block device"
-                )));
-            }
+        if block && !is_block_device(dest) {
+            return Err(DriverError::InvalidArg(format!(
+                "the copy's destination {dest} is not a block device"
+            )));
         }
         let def = self.running_def(h).await?;
         let disk = find_disk(&def, path)?;

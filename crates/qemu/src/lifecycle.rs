@@ -804,6 +804,9 @@ impl QemuDriver {
         let Ok(conn) = self.shim_of(h) else {
             return true;
         };
+        // The daemon marks the VM ended, then says so (STOPPED), once its shim's
+        // connection closed.
+        let mut stops = self.events.subscribe();
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
         if tokio::time::timeout_at(deadline, conn.closed())
             .await
@@ -811,12 +814,11 @@ impl QemuDriver {
         {
             return false;
         }
-        // The task that follows the shim marks the VM ended once its connection closed.
         while self.is_running(h).unwrap_or(false) {
-            if tokio::time::Instant::now() > deadline {
-                return false;
+            match tokio::time::timeout_at(deadline, stops.recv()).await {
+                Ok(Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+                _ => return false,
             }
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
         true
     }

@@ -404,7 +404,7 @@ pub fn unsupported_in(def: &Domain) -> Option<String> {
 
 /// Answers a GET with `nparams` 0 with the count, else with the parameters (at most
 /// `nparams` of them).
-fn counted(mut list: Vec<TypedParam>, nparams: i32) -> Result<DomainGetTuneParametersRet> {
+pub fn counted(mut list: Vec<TypedParam>, nparams: i32) -> Result<DomainGetTuneParametersRet> {
     let n = usize::try_from(nparams)
         .map_err(|_| DriverError::InvalidArg("nparams must not be negative".into()))?;
     let total = list.len() as i32;

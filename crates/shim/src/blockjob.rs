@@ -231,7 +231,7 @@ impl Vm {
                 }
                 let qmp = self.qmp();
                 // A block device is QEMU's host_device.
-                let driver = if is_block_device(dest) {
+                let driver = if vireo_qemu::blockjob::is_block_device(dest) {
                     "host_device"
                 } else {
                     "file"
@@ -455,7 +455,7 @@ impl Vm {
                 return;
             };
             let mut show = |file: &str, format: &str| {
-                d.shown.source = Some(if is_block_device(file) {
+                d.shown.source = Some(if vireo_qemu::blockjob::is_block_device(file) {
                     d.shown.disk_type = vireo_xml::DiskType::Block;
                     vireo_xml::DiskSource {
                         dev: Some(file.to_string()),
@@ -551,10 +551,4 @@ impl Vm {
             }),
         );
     }
-}
-
-/// Whether `path` is a block device (a copy's destination can be one).
-fn is_block_device(path: &str) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
 }

@@ -83,13 +83,7 @@ pub async fn apply_at_start(
     let tune = def.cputune.clone().unwrap_or_default();
     if let Some(cg) = cg.filter(|c| c.has_thread_groups()) {
         place(qmp, pid, cg, &tune).await?;
-    } else if [
-        tune.period.is_some() || tune.quota.is_some(),
-        tune.emulator_period.is_some() || tune.emulator_quota.is_some(),
-        tune.iothread_period.is_some() || tune.iothread_quota.is_some(),
-    ]
-    .contains(&true)
-    {
+    } else if tune.has_thread_bandwidth() {
         return Err(anyhow!(
             "the domain's per-vCPU, emulator or I/O thread CPU bandwidth needs cgroup v1's \
              cpu controller for its threads, which this host does not give Vireo"
@@ -203,14 +197,9 @@ fn answer(vm: &Vm, p: i32, payload: &[u8]) -> anyhow::Result<Vec<u8>> {
                 let devices = vm.blkiotune().map(|b| b.devices).unwrap_or_default();
                 BlkioParams::list(cg.blkio_weight().map_err(failed)?, &devices)
             };
-            let total = list.len() as i32;
-            let n = usize::try_from(a.nparams).unwrap_or(0);
-            let list: Vec<_> = list.into_iter().take(n).collect();
-            let nparams = if n == 0 { total } else { list.len() as i32 };
-            Ok(ret(DomainGetTuneParametersRet {
-                params: vireo_xdr::Array(list),
-                nparams,
-            })?)
+            Ok(ret(
+                vireo_qemu::tune::counted(list, a.nparams).map_err(bad)?
+            )?)
         }
         _ => {
             let (dom, params) = if p == procs::DOMAIN_SET_SCHEDULER_PARAMETERS {

@@ -696,14 +696,18 @@ impl Cputune {
 
     /// No period or quota is set.
     pub fn bandwidth_is_empty(&self) -> bool {
-        self.period.is_none()
-            && self.quota.is_none()
-            && self.global_period.is_none()
-            && self.global_quota.is_none()
-            && self.emulator_period.is_none()
-            && self.emulator_quota.is_none()
-            && self.iothread_period.is_none()
-            && self.iothread_quota.is_none()
+        self.global_period.is_none() && self.global_quota.is_none() && !self.has_thread_bandwidth()
+    }
+
+    /// A period or quota is set for the vCPUs, QEMU's own threads or the I/O threads
+    /// (each kind of thread in cgroups of its own).
+    pub fn has_thread_bandwidth(&self) -> bool {
+        self.period.is_some()
+            || self.quota.is_some()
+            || self.emulator_period.is_some()
+            || self.emulator_quota.is_some()
+            || self.iothread_period.is_some()
+            || self.iothread_quota.is_some()
     }
 
     fn check(&mut self) -> Result<(), XmlError> {
