@@ -610,9 +610,28 @@ impl Daemon {
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut first = None;
         for (_, mut c) in self.children.drain(..).rev() {
-            // SAFETY: kill with a valid pid of our own child and a valid signal number.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            let st = c.wait().expect("wait");
+            let pid = c.id() as i32;
+            // SIGCONT too: a test may have stopped it. SAFETY: kill with a valid pid of our
+            // own child and valid signal numbers.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+                libc::kill(pid, libc::SIGCONT);
+            }
+            // A daemon that does not leave within a minute is killed: a test never hangs.
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            let st = loop {
+                match c.try_wait() {
+                    Ok(Some(st)) => break st,
+                    Ok(None) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(10))
+                    }
+                    _ => {
+                        eprintln!("daemon {pid} ignored SIGTERM for a minute: killed");
+                        let _ = c.kill();
+                        break c.wait().expect("wait");
+                    }
+                }
+            };
             first = Some(st);
         }
         first.expect("running")
