@@ -1,6 +1,8 @@
 //! Helpers for end-to-end tests: start a real `vireod` under a temp root, wait for its
 //! readiness signal (sd_notify, no sleeps), run real clients against it.
 
+pub mod fakepci;
+
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

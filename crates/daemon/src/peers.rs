@@ -15,7 +15,7 @@ use vireo_proto::storage::{
     NameArgs, PoolRet, VolArgs, VolFlagsArgs, VolGetInfoRet, VolGetPathRet, VolLookupByNameArgs,
     VolRet, XmlRet,
 };
-use vireo_qemu::{NetPort, Peers, VolumeSource};
+use vireo_qemu::{DeviceLease, DeviceLeases, NetPort, Peers, VolumeSource};
 use vireo_rpc::client::{CallError, Connection};
 use vireo_rpc::server::BoxFuture;
 use vireo_xdr::Xdr;
@@ -93,14 +93,88 @@ impl Inner {
         proc_: i32,
         args: &A,
     ) -> Result<(R, Vec<std::os::fd::OwnedFd>)> {
+        self.call_vireo(Family::Network, proc_, args).await
+    }
+
+    /// A call of Vireo's own program to the daemon serving `fam`; the reply's descriptors
+    /// too.
+    async fn call_vireo<A: Xdr, R: Xdr>(
+        &self,
+        fam: Family,
+        proc_: i32,
+        args: &A,
+    ) -> Result<(R, Vec<std::os::fd::OwnedFd>)> {
         use vireo_proto::vireo::{VIREO_PROGRAM, VIREO_VERSION};
-        let conn = self.conn(Family::Network).await?;
+        let conn = self.conn(fam).await?;
         conn.call_fds(VIREO_PROGRAM, VIREO_VERSION, proc_, args)
             .await
             .map_err(|e| match e {
                 CallError::Remote(r) => DriverError::Peer(Box::new(r)),
-                e => DriverError::OperationFailed(format!("vireo-networkd went away: {e}")),
+                e => DriverError::OperationFailed(format!("{} went away: {e}", fam.daemon())),
             })
+    }
+
+    /// A device lease (Vireo's own call; the device's node comes as a descriptor).
+    async fn lease_device(
+        &self,
+        name: String,
+        owner: [u8; 16],
+        owner_name: String,
+        managed: bool,
+    ) -> Result<DeviceLease> {
+        use vireo_proto::vireo::{procs as vprocs, NodeDeviceLeaseArgs, NodeDeviceLeaseRet};
+        let (r, mut fds): (NodeDeviceLeaseRet, _) = self
+            .call_vireo(
+                Family::NodeDev,
+                vprocs::NODE_DEVICE_LEASE,
+                &NodeDeviceLeaseArgs {
+                    name,
+                    owner,
+                    owner_name,
+                    managed: i32::from(managed),
+                    flags: 0,
+                },
+            )
+            .await?;
+        let Some(fd) = fds.pop().filter(|_| fds.is_empty()) else {
+            let _ = self.release_devices(owner).await;
+            return Err(DriverError::OperationFailed(
+                "the node device driver sent no descriptor with the lease".into(),
+            ));
+        };
+        Ok(DeviceLease {
+            address: r.address,
+            node: r.node,
+            fd,
+        })
+    }
+
+    async fn release_devices(&self, owner: [u8; 16]) -> Result<()> {
+        use vireo_proto::vireo::{procs as vprocs, NodeDeviceReleaseArgs, NodeDeviceReleaseRet};
+        let (_, _): (NodeDeviceReleaseRet, _) = self
+            .call_vireo(
+                Family::NodeDev,
+                vprocs::NODE_DEVICE_RELEASE,
+                &NodeDeviceReleaseArgs {
+                    owner,
+                    name: None,
+                    flags: 0,
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn device_leases(&self) -> Result<DeviceLeases> {
+        use vireo_proto::vireo::{procs as vprocs, NodeDeviceLeasesArgs, NodeDeviceLeasesRet};
+        let (r, _): (NodeDeviceLeasesRet, _) = self
+            .call_vireo(
+                Family::NodeDev,
+                vprocs::NODE_DEVICE_LEASES,
+                &NodeDeviceLeasesArgs { flags: 0 },
+            )
+            .await?;
+        Ok(r.leases.0.into_iter().map(|l| (l.name, l.owner)).collect())
     }
 
     async fn volume(&self, pool: &str, volume: &str) -> Result<VolumeSource> {
@@ -378,6 +452,28 @@ impl Peers for DaemonPeers {
         let me = Arc::clone(&self.0);
         let ifname = ifname.to_string();
         Box::pin(async move { me.delete_bridge_port(owner, ifname).await })
+    }
+
+    fn lease_device(
+        &self,
+        name: &str,
+        owner: [u8; 16],
+        owner_name: &str,
+        managed: bool,
+    ) -> BoxFuture<Result<DeviceLease>> {
+        let me = Arc::clone(&self.0);
+        let (name, owner_name) = (name.to_string(), owner_name.to_string());
+        Box::pin(async move { me.lease_device(name, owner, owner_name, managed).await })
+    }
+
+    fn release_devices(&self, owner: [u8; 16]) -> BoxFuture<Result<()>> {
+        let me = Arc::clone(&self.0);
+        Box::pin(async move { me.release_devices(owner).await })
+    }
+
+    fn device_leases(&self) -> BoxFuture<Result<DeviceLeases>> {
+        let me = Arc::clone(&self.0);
+        Box::pin(async move { me.device_leases().await })
     }
 }
 

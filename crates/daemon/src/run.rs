@@ -290,9 +290,15 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     } else {
         None
     };
-    let nodedev = role
-        .hosts(Family::NodeDev)
-        .then(|| Arc::new(NodeDevDriver::open(conf.sysfs_root.clone())));
+    let nodedev = if role.hosts(Family::NodeDev) {
+        let state = paths.state_dir.join("nodedev");
+        Some(Arc::new(
+            NodeDevDriver::open_with_leases(conf.sysfs_root.clone(), &state)
+                .context("cannot load the node device leases")?,
+        ))
+    } else {
+        None
+    };
     let mut socks = sockets(role, &paths, &conf, inherited)?;
     let drivers = Drivers {
         qemu: qemu.clone(),

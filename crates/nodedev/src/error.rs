@@ -17,6 +17,12 @@ pub enum NodeDevError {
     NoDevice(String),
     #[error("invalid argument: {0}")]
     InvalidArg(String),
+    /// Not now: the device is leased, used by the host, or in the wrong state.
+    #[error("Requested operation is not valid: {0}")]
+    OperationInvalid(String),
+    /// The kernel did not do what was asked.
+    #[error("operation failed: {0}")]
+    OperationFailed(String),
     #[error("internal error: {0}")]
     Internal(String),
     /// A failed read of sysfs, saying of what.
@@ -50,6 +56,8 @@ impl From<NodeDevError> for RemoteError {
         let c = match &e {
             NodeDevError::NoDevice(_) => NO_NODE_DEVICE,
             NodeDevError::InvalidArg(_) => code::INVALID_ARG,
+            NodeDevError::OperationInvalid(_) => code::OPERATION_INVALID,
+            NodeDevError::OperationFailed(_) => code::OPERATION_FAILED,
             NodeDevError::Internal(_) => code::INTERNAL_ERROR,
             // As libvirt reports a failed system call.
             NodeDevError::Io { .. } => code::SYSTEM_ERROR,

@@ -13,6 +13,8 @@
 //! `net_eth0_52_54_00_12_34_56`).
 
 mod error;
+mod lease;
+mod pci;
 mod sysfs;
 
 use std::collections::HashMap;
@@ -25,6 +27,7 @@ use vireo_xml::{
 };
 
 pub use error::{NodeDevError, Result};
+pub use lease::{Grant, Lease};
 use sysfs::Sysfs;
 
 /// The device every other one descends from.
@@ -162,15 +165,28 @@ impl Host {
 /// The node device driver over the sysfs tree under `root`.
 pub struct NodeDevDriver {
     sysfs: Sysfs,
+    /// Which domain holds which device.
+    leases: std::sync::Mutex<lease::Leases>,
 }
 
 impl NodeDevDriver {
-    /// The driver for the devices under `root` (`/` for the host's own). Nothing is read
-    /// until a call asks.
+    /// The driver for the devices under `root` (`/` for the host's own), keeping no
+    /// leases (a reading tool's). Nothing is read until a call asks.
     pub fn open(root: impl Into<PathBuf>) -> NodeDevDriver {
         NodeDevDriver {
             sysfs: Sysfs::new(root.into()),
+            leases: Default::default(),
         }
+    }
+
+    /// The daemon's driver: as [`NodeDevDriver::open`], with the leases kept in
+    /// `state_dir` (read now: a lease file that cannot be read is an error).
+    pub fn open_with_leases(root: impl Into<PathBuf>, state_dir: &Path) -> Result<NodeDevDriver> {
+        let leases = lease::Leases::load(state_dir.join("leases"))?;
+        Ok(NodeDevDriver {
+            sysfs: Sysfs::new(root.into()),
+            leases: std::sync::Mutex::new(leases),
+        })
     }
 
     /// Names of the devices that have capability `cap` (all with `None`), `computer`

@@ -129,6 +129,24 @@ impl Sysfs {
         self.resolve(&path).ok()
     }
 
+    /// Writes `value` into the existing file `inside` (a sysfs attribute: `unbind`,
+    /// `driver_override`); a file that is not there is an error naming it.
+    pub(crate) fn write(&self, inside: &Path, value: &str) -> Result<()> {
+        let host = self.host(inside);
+        let r = fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&host)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, value.as_bytes()));
+        r.map_err(|e| NodeDevError::io(format!("cannot write '{}'", inside.display()), e))
+    }
+
+    /// Whether this is the host's own tree (`/`), where a missing kernel module may be
+    /// loaded.
+    pub(crate) fn is_host(&self) -> bool {
+        self.root == Path::new("/")
+    }
+
     /// The last name in the target of the link `name` in `dir` (a driver's name, a
     /// group's number), whether or not the target is there.
     pub(crate) fn link_name(&self, dir: &Path, name: &str) -> Option<String> {

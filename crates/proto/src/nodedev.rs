@@ -1,5 +1,6 @@
-//! The node device calls of REMOTE_PROGRAM that read the host's devices (procedures
-//! 111–117, 285): handles, arguments and returns, in libvirt's field order.
+//! The node device calls of REMOTE_PROGRAM: those that read the host's devices
+//! (procedures 111–117, 285) and those that give PCI devices to VMs and back (118–120,
+//! 301): handles, arguments and returns, in libvirt's field order.
 
 use vireo_xdr::{xdr_struct, Array};
 
@@ -66,5 +67,13 @@ xdr_struct! {
     pub struct ConnectListAllNodeDevicesRet {
         pub devices: Array<NodeDevice, NODE_DEVICE_LIST_MAX>,
         pub ret: u32,
+    }
+}
+xdr_struct! {
+    /// `NODE_DEVICE_DETACH_FLAGS`: the driver to bind to (`vfio`; none: the default).
+    pub struct NodeDeviceDetachFlagsArgs {
+        pub name: String,
+        pub driver_name: Option<String>,
+        pub flags: u32,
     }
 }

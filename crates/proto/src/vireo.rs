@@ -6,6 +6,9 @@
 //! | 1 | NETWORK_PORT_CREATE_TAP | [`PortCreateTapArgs`] | [`PortCreateTapRet`] + the tap's descriptor (REPLY_WITH_FDS) |
 //! | 2 | BRIDGE_PORT_CREATE_TAP | [`BridgePortCreateTapArgs`] | [`BridgePortCreateTapRet`] + the tap's descriptor (REPLY_WITH_FDS) |
 //! | 3 | BRIDGE_PORT_DELETE | [`BridgePortDeleteArgs`] | nothing |
+//! | 10 | NODE_DEVICE_LEASE | [`NodeDeviceLeaseArgs`] | [`NodeDeviceLeaseRet`] + the VFIO group's descriptor (REPLY_WITH_FDS) |
+//! | 11 | NODE_DEVICE_RELEASE | [`NodeDeviceReleaseArgs`] | [`NodeDeviceReleaseRet`] |
+//! | 12 | NODE_DEVICE_LEASES | [`NodeDeviceLeasesArgs`] | [`NodeDeviceLeasesRet`] |
 //! | 100 | SHIM_ATTACH_DEVICE | [`ShimAttachArgs`] + the device's descriptors (CALL_WITH_FDS) | [`ShimAttachRet`] |
 //! | 101 | SHIM_DETACH_DEVICE | [`ShimDetachArgs`] | [`ShimDetachRet`] |
 //! | 102 | SHIM_CHANGE_MEDIA | [`ShimAttachArgs`] (the cdrom with its new source) | nothing |
@@ -35,6 +38,13 @@ pub mod procs {
     pub const BRIDGE_PORT_CREATE_TAP: i32 = 2;
     /// Releases such a port (and its tap, if it still exists).
     pub const BRIDGE_PORT_DELETE: i32 = 3;
+    /// A host device for a domain, from the node device driver: checked free, detached
+    /// when managed, its node made the caller's; the reply carries the node open.
+    pub const NODE_DEVICE_LEASE: i32 = 10;
+    /// Ends a domain's leases (of one device, or all), managed devices back to the host.
+    pub const NODE_DEVICE_RELEASE: i32 = 11;
+    /// The leases the caller's user holds (to reconcile after a restart).
+    pub const NODE_DEVICE_LEASES: i32 = 12;
     /// Hot-plugs a device the QEMU daemon has prepared (its tap made, its MAC address
     /// given) into the running VM; the device's descriptors come with the call.
     pub const SHIM_ATTACH_DEVICE: i32 = 100;
@@ -66,6 +76,9 @@ pub fn proc_name(p: i32) -> Option<&'static str> {
         procs::NETWORK_PORT_CREATE_TAP => Some("NETWORK_PORT_CREATE_TAP"),
         procs::BRIDGE_PORT_CREATE_TAP => Some("BRIDGE_PORT_CREATE_TAP"),
         procs::BRIDGE_PORT_DELETE => Some("BRIDGE_PORT_DELETE"),
+        procs::NODE_DEVICE_LEASE => Some("NODE_DEVICE_LEASE"),
+        procs::NODE_DEVICE_RELEASE => Some("NODE_DEVICE_RELEASE"),
+        procs::NODE_DEVICE_LEASES => Some("NODE_DEVICE_LEASES"),
         procs::SHIM_ATTACH_DEVICE => Some("SHIM_ATTACH_DEVICE"),
         procs::SHIM_DETACH_DEVICE => Some("SHIM_DETACH_DEVICE"),
         procs::SHIM_CHANGE_MEDIA => Some("SHIM_CHANGE_MEDIA"),
@@ -124,6 +137,69 @@ xdr_struct! {
         pub owner: Uuid,
         pub ifname: String,
         pub flags: u32,
+    }
+}
+
+/// Most leases one reply lists.
+pub const LEASE_LIST_MAX: usize = 4096;
+
+xdr_struct! {
+    /// `NODE_DEVICE_LEASE`: node device `name` (`pci_0000_01_00_0`) for domain `owner`;
+    /// `managed` 1: detached for the lease and given back at its end.
+    pub struct NodeDeviceLeaseArgs {
+        pub name: String,
+        pub owner: Uuid,
+        pub owner_name: String,
+        pub managed: i32,
+        pub flags: u32,
+    }
+}
+
+xdr_struct! {
+    pub struct NodeDeviceLeaseRet {
+        /// The device's address as QEMU's `host=` takes it (`0000:01:00.0`).
+        pub address: String,
+        /// The node the descriptor is (`/dev/vfio/7`).
+        pub node: String,
+    }
+}
+
+xdr_struct! {
+    /// `NODE_DEVICE_RELEASE`: the leases of domain `owner` (of device `name` only, if
+    /// given).
+    pub struct NodeDeviceReleaseArgs {
+        pub owner: Uuid,
+        pub name: Option<String>,
+        pub flags: u32,
+    }
+}
+
+xdr_struct! {
+    /// The devices released.
+    pub struct NodeDeviceReleaseRet {
+        pub names: vireo_xdr::Array<String, LEASE_LIST_MAX>,
+    }
+}
+
+xdr_struct! {
+    pub struct NodeDeviceLeasesArgs {
+        pub flags: u32,
+    }
+}
+
+xdr_struct! {
+    /// One lease: device, domain, managed.
+    pub struct NodeDeviceLeaseInfo {
+        pub name: String,
+        pub owner: Uuid,
+        pub owner_name: String,
+        pub managed: i32,
+    }
+}
+
+xdr_struct! {
+    pub struct NodeDeviceLeasesRet {
+        pub leases: vireo_xdr::Array<NodeDeviceLeaseInfo, LEASE_LIST_MAX>,
     }
 }
 

@@ -31,4 +31,4 @@ pub mod tune;
 pub mod validate;
 
 pub use driver::{DomainInfo, QemuConfig, QemuDriver};
-pub use peers::{NetPort, Peers, VolumeSource};
+pub use peers::{DeviceLease, DeviceLeases, NetPort, Peers, VolumeSource};

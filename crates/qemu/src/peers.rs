@@ -32,6 +32,20 @@ pub struct NetPort {
     pub fd: std::os::fd::OwnedFd,
 }
 
+/// A host device leased to a domain by the node device driver.
+#[derive(Debug)]
+pub struct DeviceLease {
+    /// The PCI address as QEMU's `host=` takes it (`0000:01:00.0`).
+    pub address: String,
+    /// The VFIO group's node (`/dev/vfio/7`), made this daemon's user's.
+    pub node: String,
+    /// That node, open.
+    pub fd: std::os::fd::OwnedFd,
+}
+
+/// The leases a daemon's user holds: (device, owner).
+pub type DeviceLeases = Vec<(String, [u8; 16])>;
+
 /// A port the network driver keeps for a running guest's interface, as the QEMU driver
 /// releases it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +105,19 @@ pub trait Peers: Send + Sync {
     /// The DHCP leases network `network` gave MAC address `mac`: (address type, address,
     /// prefix).
     fn dhcp_leases(&self, network: &str, mac: &str) -> BoxFuture<Result<Vec<(i32, String, u32)>>>;
+    /// Node device `name` (`pci_0000_01_00_0`) for domain `owner`, from the node device
+    /// driver; `managed`: detached for it and given back at its release.
+    fn lease_device(
+        &self,
+        name: &str,
+        owner: [u8; 16],
+        owner_name: &str,
+        managed: bool,
+    ) -> BoxFuture<Result<DeviceLease>>;
+    /// Ends the leases of domain `owner`.
+    fn release_devices(&self, owner: [u8; 16]) -> BoxFuture<Result<()>>;
+    /// The leases this daemon's user holds: (device, owner).
+    fn device_leases(&self) -> BoxFuture<Result<DeviceLeases>>;
 }
 
 /// The port definition for a domain's `<interface type='network'>`.

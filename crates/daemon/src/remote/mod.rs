@@ -214,7 +214,9 @@ impl Service for RemoteService {
 
     fn knows_program(&self, prog: u32, vers: u32) -> bool {
         (prog == REMOTE_PROGRAM && vers == REMOTE_VERSION)
-            || (prog == VIREO_PROGRAM && vers == VIREO_VERSION && self.network.is_some())
+            || (prog == VIREO_PROGRAM
+                && vers == VIREO_VERSION
+                && (self.network.is_some() || self.nodedev.is_some()))
             || (prog == QEMU_PROGRAM && vers == QEMU_VERSION && self.qemu.is_some())
     }
 
@@ -395,20 +397,38 @@ impl RemoteService {
     /// A call of Vireo's own program (only daemons with the network driver know it): on
     /// an open, read-write connection, on a thread of the blocking pool.
     fn call_vireo(self: Arc<Self>, client: &Arc<RemoteClient>, p: i32, payload: &[u8]) -> Dispatch {
-        if let Err(e) = open_read_write(client, errdom::NETWORK, "making a tap device") {
+        use vireo_proto::vireo::procs as vprocs;
+        let leases = matches!(
+            p,
+            vprocs::NODE_DEVICE_LEASE | vprocs::NODE_DEVICE_RELEASE | vprocs::NODE_DEVICE_LEASES
+        );
+        let what = if leases {
+            "leasing a device"
+        } else {
+            "making a tap device"
+        };
+        if let Err(e) = open_read_write(client, errdom::NETWORK, what) {
             return Dispatch::Now(Outcome::Error(e));
         }
         let payload = payload.to_vec();
+        // The caller itself (never an identity it forwards): its QEMU opens the device.
+        let uid = client.identity.uid;
         Dispatch::Later(Box::pin(async move {
-            tokio::task::spawn_blocking(move || network::dispatch_vireo(&self, p, &payload))
-                .await
-                .unwrap_or_else(|e| {
-                    Outcome::Error(RemoteError::new(
-                        code::INTERNAL_ERROR,
-                        errdom::NETWORK,
-                        format!("internal error: network call failed: {e}"),
-                    ))
-                })
+            tokio::task::spawn_blocking(move || {
+                if leases {
+                    nodedev::dispatch_vireo(&self, p, &payload, uid)
+                } else {
+                    network::dispatch_vireo(&self, p, &payload)
+                }
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Outcome::Error(RemoteError::new(
+                    code::INTERNAL_ERROR,
+                    errdom::NETWORK,
+                    format!("internal error: network call failed: {e}"),
+                ))
+            })
         }))
     }
 }

@@ -1,5 +1,5 @@
-//! Node device calls that read the host's devices (procedures 111–117, 285), served by
-//! the node device driver.
+//! Node device calls (procedures 111–120, 285, 301), served by the node device driver,
+//! and its leases of devices to domains (Vireo's own program).
 
 use vireo_nodedev::NodeDevDriver;
 use vireo_proto::family::Family;
@@ -8,7 +8,7 @@ use vireo_proto::remote::procs;
 use vireo_proto::RemoteError;
 use vireo_xdr::Array;
 
-use super::{args, not_supported, ret, ProcResult, RemoteService};
+use super::{args, not_supported, ret, Outcome, ProcResult, RemoteService};
 
 /// At most `max` names (a count from the client: refused when negative or too large).
 fn at_most(max: i32, limit: usize, mut names: Vec<String>) -> Result<Vec<String>, RemoteError> {
@@ -115,6 +115,27 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult 
                 names: Array(at_most(a.maxnames, NODE_DEVICE_CAPS_LIST_MAX, caps)?),
             })
         }
+        procs::NODE_DEVICE_DETTACH => {
+            let a: NodeDeviceNameArgs = args(payload)?;
+            d.detach(&a.name, None)?;
+            ret(())
+        }
+        procs::NODE_DEVICE_DETACH_FLAGS => {
+            let a: NodeDeviceDetachFlagsArgs = args(payload)?;
+            flags_none(a.flags)?;
+            d.detach(&a.name, a.driver_name.as_deref())?;
+            ret(())
+        }
+        procs::NODE_DEVICE_RE_ATTACH => {
+            let a: NodeDeviceNameArgs = args(payload)?;
+            d.reattach(&a.name)?;
+            ret(())
+        }
+        procs::NODE_DEVICE_RESET => {
+            let a: NodeDeviceNameArgs = args(payload)?;
+            d.reset(&a.name)?;
+            ret(())
+        }
         procs::CONNECT_LIST_ALL_NODE_DEVICES => {
             let a: ConnectListAllNodeDevicesArgs = args(payload)?;
             let (caps, none) = wanted(a.flags)?;
@@ -141,4 +162,57 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult 
         }
         _ => Err(RemoteError::unknown_procedure(p)),
     }
+}
+
+/// Vireo's own calls for device leases; `uid` is the caller's (its QEMU opens the
+/// device). A lease's reply carries the device's node, open.
+pub(super) fn dispatch_vireo(s: &RemoteService, p: i32, payload: &[u8], uid: u32) -> Outcome {
+    use vireo_proto::vireo::{
+        procs as vprocs, NodeDeviceLeaseArgs, NodeDeviceLeaseInfo, NodeDeviceLeaseRet,
+        NodeDeviceLeasesArgs, NodeDeviceLeasesRet, NodeDeviceReleaseArgs, NodeDeviceReleaseRet,
+    };
+    let r = (|| {
+        let d: &NodeDevDriver = s
+            .nodedev
+            .as_deref()
+            .ok_or_else(|| not_supported(s.role, Family::NodeDev))?;
+        Ok::<_, RemoteError>(match p {
+            vprocs::NODE_DEVICE_LEASE => {
+                let a: NodeDeviceLeaseArgs = args(payload)?;
+                let g = d.lease(&a.name, a.owner, &a.owner_name, uid, a.managed != 0)?;
+                Outcome::ReplyWithFds(
+                    vireo_xdr::to_bytes(&NodeDeviceLeaseRet {
+                        address: g.address,
+                        node: g.node,
+                    }),
+                    vec![g.fd],
+                )
+            }
+            vprocs::NODE_DEVICE_RELEASE => {
+                let a: NodeDeviceReleaseArgs = args(payload)?;
+                let names = d.release(a.owner, a.name.as_deref())?;
+                Outcome::Reply(vireo_xdr::to_bytes(&NodeDeviceReleaseRet {
+                    names: Array(names),
+                }))
+            }
+            vprocs::NODE_DEVICE_LEASES => {
+                let _: NodeDeviceLeasesArgs = args(payload)?;
+                let leases = d
+                    .leases(Some(uid))
+                    .into_iter()
+                    .map(|l| NodeDeviceLeaseInfo {
+                        name: l.device,
+                        owner: l.owner,
+                        owner_name: l.owner_name,
+                        managed: i32::from(l.managed),
+                    })
+                    .collect();
+                Outcome::Reply(vireo_xdr::to_bytes(&NodeDeviceLeasesRet {
+                    leases: Array(leases),
+                }))
+            }
+            _ => return Err(RemoteError::unknown_procedure(p)),
+        })
+    })();
+    r.unwrap_or_else(Outcome::Error)
 }

@@ -1,0 +1,404 @@
+//! Who holds which device: leases of PCI devices to domains, kept durably (a file written
+//! atomically under the driver's state directory) so that a restart of this daemon loses
+//! none, and the node device calls that must respect them (`nodedev-detach`, `-reattach`,
+//! `-reset` of a leased device are refused).
+//!
+//! A lease is asked for by the QEMU driver for a domain's `<hostdev>`: the device is
+//! checked free (no other domain's lease on it or on its IOMMU group, nothing of the
+//! host using it), bound to `vfio-pci` when the hostdev is managed, its VFIO group's node
+//! made the asking daemon's (QEMU runs as that user and opens it), and the node's open
+//! descriptor returned. Released when the domain ends, a managed device goes back to the
+//! host's driver.
+//!
+//! File format, one lease per line, tab-separated: device name, owner UUID, the lessee's
+//! uid, managed (0/1), detached by the lease (0/1), the group node (`-` for none), its
+//! owner before (`-`), and last the owner's name with `\`, tab and newline escaped.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::MutexGuard;
+
+use crate::error::{NodeDevError, Result};
+use crate::pci::{PciDev, VFIO};
+use crate::NodeDevDriver;
+
+/// The first line of the lease file.
+const HEADER: &str = "# vireo node device leases 1";
+
+/// One device held by one domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The node device's name (`pci_0000_01_00_0`).
+    pub device: String,
+    /// The domain holding it.
+    pub owner: [u8; 16],
+    pub owner_name: String,
+    /// The uid of the daemon that asked (its QEMU opens the device).
+    pub uid: u32,
+    /// Detached for the lease and reattached at its end (`managed='yes'`).
+    pub managed: bool,
+    /// Whether the lease bound it to `vfio-pci` (so its end gives it back).
+    pub detached: bool,
+    /// The VFIO group's node (`/dev/vfio/7`, inside the root).
+    pub node: Option<String>,
+    /// The node's owner before the lease made it the lessee's.
+    pub node_uid: Option<u32>,
+}
+
+/// What a lease gives: the device's host address and its node, open.
+#[derive(Debug)]
+pub struct Grant {
+    pub device: String,
+    /// The PCI address as QEMU's `host=` takes it (`0000:01:00.0`).
+    pub address: String,
+    /// The VFIO group's node (`/dev/vfio/7`).
+    pub node: String,
+    pub fd: OwnedFd,
+}
+
+/// Every lease, and where they are kept (nowhere for a driver opened without a state
+/// directory: a reading tool's).
+#[derive(Default)]
+pub(crate) struct Leases {
+    file: Option<PathBuf>,
+    list: Vec<Lease>,
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('\t', "\\t")
+        .replace('\n', "\\n")
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match it.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some(o) => out.push(o),
+            None => {}
+        }
+    }
+    out
+}
+
+fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "-".into(), T::to_string)
+}
+
+impl Lease {
+    fn line(&self) -> String {
+        format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            self.device,
+            vireo_xml::format_uuid(&self.owner),
+            self.uid,
+            u8::from(self.managed),
+            u8::from(self.detached),
+            opt(&self.node),
+            opt(&self.node_uid),
+            escape(&self.owner_name)
+        )
+    }
+
+    fn parse(line: &str) -> Option<Lease> {
+        let f: Vec<&str> = line.splitn(8, '\t').collect();
+        let [device, owner, uid, managed, detached, node, node_uid, name] = f[..] else {
+            return None;
+        };
+        let flag = |s: &str| match s {
+            "0" => Some(false),
+            "1" => Some(true),
+            _ => None,
+        };
+        Some(Lease {
+            device: device.to_string(),
+            owner: vireo_xml::parse_uuid(owner)?,
+            uid: uid.parse().ok()?,
+            managed: flag(managed)?,
+            detached: flag(detached)?,
+            node: (node != "-").then(|| node.to_string()),
+            node_uid: match node_uid {
+                "-" => None,
+                n => Some(n.parse().ok()?),
+            },
+            owner_name: unescape(name),
+        })
+    }
+}
+
+impl Leases {
+    /// The leases kept in `file` (none when it is not there yet). A file that cannot be
+    /// read whole is an error: leases are never dropped without a word.
+    pub(crate) fn load(file: PathBuf) -> Result<Leases> {
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => {
+                return Err(NodeDevError::io(
+                    format!("cannot read '{}'", file.display()),
+                    e,
+                ))
+            }
+        };
+        let mut list = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            list.push(Lease::parse(line).ok_or_else(|| {
+                NodeDevError::Internal(format!(
+                    "'{}' line {}: not a lease; fix or remove the line",
+                    file.display(),
+                    n + 1
+                ))
+            })?);
+        }
+        Ok(Leases {
+            file: Some(file),
+            list,
+        })
+    }
+
+    fn save(&self) -> Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let mut text = format!("{HEADER}\n");
+        for l in &self.list {
+            text.push_str(&l.line());
+            text.push('\n');
+        }
+        vireo_driver::store::write_atomic(file, text.as_bytes())
+            .map_err(|e| NodeDevError::OperationFailed(e.to_string()))
+    }
+
+    fn holder(&self, device: &str) -> Option<&Lease> {
+        self.list.iter().find(|l| l.device == device)
+    }
+}
+
+/// libvirt's words for a device a domain has.
+fn in_use(address: &str, l: &Lease) -> NodeDevError {
+    NodeDevError::OperationInvalid(format!(
+        "PCI device {address} is in use by driver QEMU, domain {}",
+        l.owner_name
+    ))
+}
+
+impl NodeDevDriver {
+    fn leases_lock(&self) -> MutexGuard<'_, Leases> {
+        self.leases.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Refuses a change to a device some domain holds.
+    fn not_leased(&self, st: &Leases, dev: &PciDev) -> Result<()> {
+        match st.holder(&dev.name) {
+            Some(l) => Err(in_use(&dev.addr.sysfs_name(), l)),
+            None => Ok(()),
+        }
+    }
+
+    /// `nodedev-detach`: binds the PCI device to `vfio-pci` (`driver`: `vfio` or none;
+    /// libvirt's others, `kvm` and `xen`, are not this host's).
+    pub fn detach(&self, name: &str, driver: Option<&str>) -> Result<()> {
+        match driver {
+            None | Some("") | Some("vfio") => {}
+            Some(d) => {
+                return Err(NodeDevError::InvalidArg(format!(
+                    "unsupported driver name '{d}' (vfio is)"
+                )))
+            }
+        }
+        let st = self.leases_lock();
+        let dev = self.pci_device(name)?;
+        self.not_leased(&st, &dev)?;
+        self.bind_vfio(&dev)
+    }
+
+    /// `nodedev-reattach`: gives the PCI device back to the host's driver.
+    pub fn reattach(&self, name: &str) -> Result<()> {
+        let st = self.leases_lock();
+        let dev = self.pci_device(name)?;
+        self.not_leased(&st, &dev)?;
+        self.unbind_vfio(&dev)
+    }
+
+    /// `nodedev-reset`.
+    pub fn reset(&self, name: &str) -> Result<()> {
+        let st = self.leases_lock();
+        let dev = self.pci_device(name)?;
+        self.not_leased(&st, &dev)?;
+        self.reset_pci(&dev)
+    }
+
+    /// Leases device `name` to domain `owner` for the daemon running as `uid`, detaching
+    /// it first when `managed`. Asked again by the same domain (a daemon that restarted),
+    /// the lease stands and its node is opened again.
+    pub fn lease(
+        &self,
+        name: &str,
+        owner: [u8; 16],
+        owner_name: &str,
+        uid: u32,
+        managed: bool,
+    ) -> Result<Grant> {
+        let mut st = self.leases_lock();
+        let dev = self.pci_device(name)?;
+        let address = dev.addr.sysfs_name();
+        if let Some(l) = st.holder(&dev.name) {
+            if l.owner != owner {
+                return Err(in_use(&address, l));
+            }
+            let node = l.node.clone().unwrap_or_default();
+            let fd = self.open_node(&node)?;
+            return Ok(Grant {
+                device: dev.name,
+                address,
+                node,
+                fd,
+            });
+        }
+        let (group, members) = self.group_of(&dev)?;
+        for (a, _) in &members {
+            let member = crate::device_name("pci", &a.sysfs_name(), None);
+            if let Some(l) = st.holder(&member).filter(|l| l.owner != owner) {
+                return Err(NodeDevError::OperationInvalid(format!(
+                    "PCI device {address} shares IOMMU group {group} with {}, which domain {} \
+                     has",
+                    a.sysfs_name(),
+                    l.owner_name
+                )));
+            }
+        }
+        let bound = self.driver_of(&dev.path);
+        let detached = bound.as_deref() != Some(VFIO);
+        if detached {
+            if !managed {
+                return Err(NodeDevError::OperationInvalid(format!(
+                    "PCI device {address} is not bound to {VFIO} (its driver is {}): detach \
+                     it first (nodedev-detach) or make the hostdev managed='yes'",
+                    bound.as_deref().unwrap_or("none")
+                )));
+            }
+            self.bind_vfio(&dev)?;
+        } else {
+            self.check_host_use(&dev)?;
+        }
+        let node = format!("/dev/vfio/{group}");
+        let undo = |e: NodeDevError| {
+            if detached {
+                if let Err(u) = self.unbind_vfio(&dev) {
+                    log::warn!("cannot give {address} back to the host: {u}");
+                }
+            }
+            e
+        };
+        let fd = self.open_node(&node).map_err(undo)?;
+        let node_uid = self.give_node(&node, uid).map_err(undo)?;
+        st.list.push(Lease {
+            device: dev.name.clone(),
+            owner,
+            owner_name: owner_name.to_string(),
+            uid,
+            managed,
+            detached,
+            node: Some(node.clone()),
+            node_uid,
+        });
+        if let Err(e) = st.save() {
+            st.list.pop();
+            self.restore_node(&node, node_uid);
+            return Err(undo(e));
+        }
+        Ok(Grant {
+            device: dev.name,
+            address,
+            node,
+            fd,
+        })
+    }
+
+    /// Ends the leases of domain `owner` (only that of `device`, if named); managed
+    /// devices go back to the host. Returns the devices released.
+    pub fn release(&self, owner: [u8; 16], device: Option<&str>) -> Result<Vec<String>> {
+        let mut st = self.leases_lock();
+        let (gone, kept): (Vec<Lease>, Vec<Lease>) = std::mem::take(&mut st.list)
+            .into_iter()
+            .partition(|l| l.owner == owner && device.is_none_or(|d| d == l.device));
+        st.list = kept;
+        if let Err(e) = st.save() {
+            st.list.extend(gone);
+            return Err(e);
+        }
+        for l in &gone {
+            if let Some(node) = &l.node {
+                if !st.list.iter().any(|o| o.node.as_ref() == Some(node)) {
+                    self.restore_node(node, l.node_uid);
+                }
+            }
+            if l.managed && l.detached {
+                match self.pci_device(&l.device) {
+                    Ok(dev) => {
+                        if let Err(e) = self.unbind_vfio(&dev) {
+                            log::warn!("cannot give {} back to the host: {e}", l.device);
+                        }
+                    }
+                    Err(e) => log::warn!("{}: {e}", l.device),
+                }
+            }
+        }
+        Ok(gone.into_iter().map(|l| l.device).collect())
+    }
+
+    /// The leases held for daemons running as `uid` (every lease with `None`).
+    pub fn leases(&self, uid: Option<u32>) -> Vec<Lease> {
+        self.leases_lock()
+            .list
+            .iter()
+            .filter(|l| uid.is_none_or(|u| u == l.uid))
+            .cloned()
+            .collect()
+    }
+
+    /// The node (inside the root), opened read-write.
+    fn open_node(&self, node: &str) -> Result<OwnedFd> {
+        let host = self.sysfs.host(Path::new(node));
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&host)
+            .map(OwnedFd::from)
+            .map_err(|e| NodeDevError::io(format!("cannot open '{node}'"), e))
+    }
+
+    /// Makes the node `uid`'s (QEMU opens it as that user); returns its owner before,
+    /// when it changed.
+    fn give_node(&self, node: &str, uid: u32) -> Result<Option<u32>> {
+        let host = self.sysfs.host(Path::new(node));
+        let was = std::fs::metadata(&host)
+            .map_err(|e| NodeDevError::io(format!("cannot stat '{node}'"), e))?
+            .uid();
+        if was == uid {
+            return Ok(None);
+        }
+        std::os::unix::fs::chown(&host, Some(uid), None)
+            .map_err(|e| NodeDevError::io(format!("cannot give '{node}' to uid {uid}"), e))?;
+        Ok(Some(was))
+    }
+
+    fn restore_node(&self, node: &str, was: Option<u32>) {
+        let Some(was) = was else { return };
+        let host = self.sysfs.host(Path::new(node));
+        if let Err(e) = std::os::unix::fs::chown(&host, Some(was), None) {
+            log::warn!("cannot give '{node}' back to uid {was}: {e}");
+        }
+    }
+}
