@@ -31,6 +31,7 @@ enum Device {
     Channel(Box<Chardev>),
     Memory(Box<vireo_xml::MemoryDevice>),
     Controller(Box<vireo_xml::Controller>),
+    Hostdev(Box<vireo_xml::Hostdev>),
 }
 
 /// The element name of a device's XML (`disk`, `interface`, …).
@@ -81,6 +82,7 @@ fn parse_device(xml: &str, verb: &str) -> Result<Device> {
         Some("channel") => Ok(Device::Channel(read(xml, "channel", verb)?)),
         Some("memory") => Ok(Device::Memory(read(xml, "memory", verb)?)),
         Some("controller") => Ok(Device::Controller(read(xml, "controller", verb)?)),
+        Some("hostdev") => Ok(Device::Hostdev(read(xml, "hostdev", verb)?)),
         Some(other) if !other.is_empty() => Err(DriverError::ConfigUnsupported(format!(
             "{verb} <{other}> devices is not supported by Vireo yet"
         ))),
@@ -88,6 +90,15 @@ fn parse_device(xml: &str, verb: &str) -> Result<Device> {
             "the device XML has no element".into(),
         )),
     }
+}
+
+/// Why a host device is not plugged into or out of a running domain: its lease from the
+/// node device driver (and the device's return to the host) comes with start and stop.
+fn hostdev_hotplug(verb: &str) -> DriverError {
+    DriverError::ConfigUnsupported(format!(
+        "{verb} a <hostdev> while the domain runs is not supported by Vireo yet; change \
+         the persistent definition (--config) and restart the domain"
+    ))
 }
 
 /// The controller of `all` that `want` names: by type and index.
@@ -317,6 +328,9 @@ impl QemuDriver {
         let (active, persistent, def) = self.device_target(h)?;
         let (live, config) = targets(flags, active, persistent)?;
         let dev = parse_device(xml, "attaching")?;
+        if live && matches!(dev, Device::Hostdev(_)) {
+            return Err(hostdev_hotplug("attaching"));
+        }
         let mut new_config = config.then(|| def.clone());
         match dev {
             Device::Interface(mut iface) => {
@@ -431,6 +445,20 @@ impl QemuDriver {
                     }
                     self.attach_simple(h, vireo_xml::format_root(&m, "memory"))
                         .await?;
+                }
+            }
+            Device::Hostdev(hd) => {
+                // Into the persistent definition only (live is refused above); the device
+                // is leased when the domain starts.
+                if let Some(d) = &mut new_config {
+                    if d.devices.hostdevs.iter().any(|x| x.same_device(&hd)) {
+                        return Err(DriverError::OperationInvalid(
+                            "device is already in the domain configuration".into(),
+                        ));
+                    }
+                    d.devices.hostdevs.push(*hd);
+                    // What the whole definition must satisfy (boot orders, places).
+                    Domain::parse(&d.format()).map_err(xml_error)?;
                 }
             }
         }
@@ -611,6 +639,9 @@ impl QemuDriver {
         let (active, persistent, def) = self.device_target(h)?;
         let (live, config) = targets(flags, active, persistent)?;
         let dev = parse_device(xml, "detaching")?;
+        if live && matches!(dev, Device::Hostdev(_)) {
+            return Err(hostdev_hotplug("detaching"));
+        }
         let new_config = if config {
             let mut d = def;
             match &dev {
@@ -638,6 +669,19 @@ impl QemuDriver {
                     let n = find_controller(&d.devices.controllers, want)?;
                     controller_idle(&d, &d.devices.controllers[n])?;
                     d.devices.controllers.remove(n);
+                }
+                Device::Hostdev(want) => {
+                    let n = d
+                        .devices
+                        .hostdevs
+                        .iter()
+                        .position(|x| x.same_device(want))
+                        .ok_or_else(|| {
+                            DriverError::DeviceMissing(
+                                "device not present in domain configuration".into(),
+                            )
+                        })?;
+                    d.devices.hostdevs.remove(n);
                 }
             }
             Some(d)
@@ -686,6 +730,7 @@ impl QemuDriver {
                     controller_idle(&running, c)?;
                     c.alias.clone().unwrap_or_else(|| "scsi0".into())
                 }
+                Device::Hostdev(_) => return Err(hostdev_hotplug("detaching")),
             };
             let _: ShimDetachRet = self
                 .shim_call(

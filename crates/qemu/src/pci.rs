@@ -12,8 +12,9 @@
 //!   the primary video card at slot 2 (pc) or 1 (q35) when it is free;
 //! - then PCI controllers (root ports side by side as functions of one multifunction slot,
 //!   eight per slot, with `port` = slot·8 + function and `chassis` = index), interfaces,
-//!   device controllers (USB, virtio-serial, SATA on pc), virtio disks, the balloon, RNGs,
-//!   videos and virtio inputs, in that order, each in document order.
+//!   device controllers (USB, virtio-serial, SATA on pc), virtio disks, host devices
+//!   (`<hostdev>`), the balloon, RNGs, videos, virtio inputs and the other platform
+//!   devices, in that order, each in document order.
 //! - On q35 a PCI Express device (virtio, qemu-xhci, e1000e) gets a root port of its own
 //!   (slot 0 of the port's bus), and a conventional PCI device (rtl8139, e1000, a second
 //!   video card) a slot on a pcie-to-pci-bridge. When none is free a port or bridge is
@@ -625,6 +626,9 @@ pub enum Platform {
     Shmem(usize),
     Vsock,
     Iommu,
+    /// A `<hostdev>` on the guest's PCI bus: a host PCI function or a vfio-pci mediated
+    /// device (`crates/qemu/src/cmdline/hostdev.rs`).
+    Hostdev(usize),
 }
 
 /// The platform devices of `d` that sit on PCI, how they plug in, and what they are.
@@ -668,7 +672,25 @@ pub fn platform_pci(d: &vireo_xml::Devices) -> Vec<(Platform, Conn, String)> {
     {
         out.push((Platform::Iommu, Conn::Pcie, "<iommu>".into()));
     }
+    out.extend(hostdev_pci(d));
     out
+}
+
+/// The host devices of `d` on the guest's PCI bus, as PCI Express endpoints (a root port
+/// each on q35, as libvirt gives a host function it cannot look into, and a mediated one).
+pub fn hostdev_pci(d: &vireo_xml::Devices) -> Vec<(Platform, Conn, String)> {
+    d.hostdevs
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.on_guest_pci())
+        .map(|(i, h)| {
+            (
+                Platform::Hostdev(i),
+                Conn::Pcie,
+                format!("<hostdev> {}", h.describe()),
+            )
+        })
+        .collect()
 }
 
 /// The address of a platform device.
@@ -681,6 +703,7 @@ pub fn platform_address(d: &vireo_xml::Devices, p: Platform) -> Option<&Address>
         Platform::Shmem(i) => d.shmems.get(i)?.address.as_ref(),
         Platform::Vsock => d.vsock.as_ref()?.address.as_ref(),
         Platform::Iommu => d.iommu.as_ref()?.address.as_ref(),
+        Platform::Hostdev(i) => d.hostdevs.get(i)?.address.as_ref(),
     }
 }
 
@@ -693,6 +716,7 @@ fn platform_slot(d: &mut vireo_xml::Devices, p: Platform) -> Option<&mut Option<
         Platform::Shmem(i) => &mut d.shmems.get_mut(i)?.address,
         Platform::Vsock => &mut d.vsock.as_mut()?.address,
         Platform::Iommu => &mut d.iommu.as_mut()?.address,
+        Platform::Hostdev(i) => &mut d.hostdevs.get_mut(i)?.address,
     })
 }
 
@@ -759,6 +783,12 @@ fn wanted(def: &Domain, family: Family) -> Vec<(Dev, Conn, String)> {
             ));
         }
     }
+    // Host devices after the disks, as libvirt places them.
+    for (p, conn, what) in hostdev_pci(d) {
+        if platform_address(d, p).is_none() {
+            out.push((Dev::Platform(p), conn, what));
+        }
+    }
     if let Some(m) = &d.memballoon {
         if m.model == MemballoonModel::Virtio && m.address.is_none() {
             out.push((Dev::Balloon, Conn::Pcie, "<memballoon>".into()));
@@ -788,7 +818,7 @@ fn wanted(def: &Domain, family: Family) -> Vec<(Dev, Conn, String)> {
         }
     }
     for (p, conn, what) in platform_pci(d) {
-        if platform_address(d, p).is_none() {
+        if platform_address(d, p).is_none() && !matches!(p, Platform::Hostdev(_)) {
             out.push((Dev::Platform(p), conn, what));
         }
     }

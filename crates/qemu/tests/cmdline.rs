@@ -86,6 +86,7 @@ fn golden() {
             run_dir: format!("/run/vireo/qemu/{name}").into(),
             secret_fds: Some(Default::default()),
             tap_fds: Some(Vec::new()),
+            usb_host_fds: Some(Vec::new()),
         };
         let args = match cmdline::build(&def, &caps, &cfg) {
             Ok(a) => a,
@@ -150,6 +151,7 @@ fn launch_cfg(run_dir: &str) -> LaunchConfig {
         run_dir: run_dir.into(),
         secret_fds: Some(Default::default()),
         tap_fds: Some(Vec::new()),
+        usb_host_fds: Some(Vec::new()),
     }
 }
 
@@ -882,6 +884,7 @@ fn network_interfaces_use_their_taps() {
         run_dir: "/run/x".into(),
         secret_fds: Some(Default::default()),
         tap_fds: Some(vec![200, 201, 202]),
+        usb_host_fds: Some(Vec::new()),
     };
     let args = cmdline::build(&def, &caps(), &cfg).expect("build");
     let has = |s: &str| args.iter().any(|a| a == s);
@@ -946,6 +949,7 @@ fn qcow2_backing_chains_are_explicit() {
         run_dir: dir.path().to_path_buf(),
         secret_fds: Some(Default::default()),
         tap_fds: Some(Vec::new()),
+        usb_host_fds: Some(Vec::new()),
     };
     let args = cmdline::build(&def, &caps(), &cfg).expect("build");
     let has = |s: &str| args.iter().any(|a| a == s);
@@ -1181,6 +1185,7 @@ fn qemu_accepts_golden_cases() {
             run_dir,
             secret_fds: Some(Default::default()),
             tap_fds: Some(Vec::new()),
+            usb_host_fds: Some(Vec::new()),
         };
         let args = match cmdline::build(&def, &caps, &cfg) {
             Ok(a) => maybe_tcg(a),

@@ -164,6 +164,9 @@ impl Vm {
                         .map(|i| FIRST_TAP_FD + i as i32)
                         .collect(),
                 ),
+                // None yet: a USB host device is refused here until the start path
+                // leases it from the node device driver and passes its descriptor.
+                usb_host_fds: Some(Vec::new()),
             },
         )
         .map_err(|e| anyhow!("{e}"))?;
@@ -910,6 +913,9 @@ impl Vm {
                 s
             })
             .collect();
+        for (i, h) in def.devices.hostdevs.iter_mut().enumerate() {
+            h.alias = Some(cmdline::hostdev_alias(h, i));
+        }
         def.format_with_id(Some(self.id))
     }
 

@@ -1,5 +1,6 @@
 //! `<devices>`: disks, controllers, network interfaces, character devices,
-//! input, graphics, video, memory balloon and RNG devices.
+//! input, graphics, video, memory balloon and RNG devices (host devices are
+//! `hostdev.rs`'s).
 
 use roxmltree::Node;
 
@@ -396,9 +397,10 @@ xml_element! {
         children sounds: crate::Sound = "sound",
         children audios: crate::Audio = "audio",
         children videos: Video = "video",
-        children hubs: crate::Hub = "hub",
+        children hostdevs: crate::Hostdev = "hostdev",
         children redirdevs: crate::Redirdev = "redirdev",
         child_opt redirfilter: crate::Redirfilter = "redirfilter",
+        children hubs: crate::Hub = "hub",
         children watchdogs: crate::Watchdog = "watchdog",
         child_opt memballoon: Memballoon = "memballoon",
         children rngs: Rng = "rng",
@@ -412,13 +414,14 @@ xml_element! {
 }
 
 impl Devices {
-    /// Per-device boot orders (`<boot order=...>` of disks and
-    /// interfaces), in device order.
+    /// Per-device boot orders (`<boot order=...>` of disks, interfaces and host
+    /// devices), in device order.
     pub fn boot_orders(&self) -> Vec<u32> {
         self.disks
             .iter()
             .filter_map(|d| d.boot_order)
             .chain(self.interfaces.iter().filter_map(|i| i.boot_order))
+            .chain(self.hostdevs.iter().filter_map(|h| h.boot_order))
             .collect()
     }
 
@@ -445,6 +448,14 @@ impl Devices {
                     allowed,
                     what,
                 )?;
+            }
+        }
+        for (i, h) in self.hostdevs.iter().enumerate() {
+            if self.hostdevs[..i].iter().any(|o| o.same_device(h)) {
+                return Err(XmlError::Invalid(format!(
+                    "<hostdev> {} is given twice",
+                    h.describe()
+                )));
             }
         }
         if self.channels.iter().any(|c| {

@@ -56,6 +56,8 @@
 //! - `input.rs`: input devices ([`input_device`] for hot-plug).
 //! - `graphics.rs`: graphics (VNC) and video.
 //! - `misc.rs`: memory balloon and RNG devices.
+//! - `hostdev.rs`: host devices (`<hostdev>`: VFIO PCI functions, mediated devices, host
+//!   USB devices by descriptor) and what the launcher must provide for them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -69,6 +71,7 @@ mod chardev;
 mod controllers;
 mod disks;
 mod graphics;
+mod hostdev;
 mod input;
 mod machine;
 mod memory;
@@ -81,6 +84,7 @@ mod util;
 pub use chardev::channel_device;
 pub use controllers::hotplug_controller;
 pub use disks::{disk_alias, hotplug_disk, media_nodes, node_object, DiskNodes};
+pub use hostdev::{hostdev_alias, usb_host_devices, vfio_memlock_kib, USB_FDSET};
 pub use input::input_device;
 pub use machine::iothread_object;
 pub use memory::{hotplug_memory, memory_device, memory_prefix};
@@ -106,6 +110,12 @@ pub struct LaunchConfig {
     /// The taps of the `<interface type='network'>`s, in interface order: the fd QEMU
     /// inherits for each (`-netdev tap,fd=N`). `None` when only checking a definition.
     pub tap_fds: Option<Vec<i32>>,
+    /// The host USB devices of the `<hostdev type='usb'>`s, in the order of
+    /// [`usb_host_devices`]: the fd QEMU inherits for each, open read-write on the
+    /// device's node (`/dev/bus/usb/BBB/DDD`), put in fd set [`USB_FDSET`]` + K` by
+    /// `-add-fd` for `usb-host,hostdevice=/dev/fdset/N`. `None` when only checking a
+    /// definition.
+    pub usb_host_fds: Option<Vec<i32>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +140,7 @@ pub fn check(def: &Domain, caps: &QemuCaps) -> Result<()> {
         run_dir: PathBuf::from("/run/vireo/check"),
         secret_fds: None,
         tap_fds: None,
+        usb_host_fds: None,
     };
     build(def, caps, &cfg).map(|_| ())
 }
@@ -411,7 +422,7 @@ impl<'a> Builder<'a> {
 
         let inputs = self.plan_inputs()?;
         self.iommu()?;
-        self.controllers(inputs.needs_usb || platform::needs_usb(def))?;
+        self.controllers(inputs.needs_usb || platform::needs_usb(def) || hostdev::needs_usb(def))?;
         self.disks()?;
         self.filesystems()?;
         self.interfaces()?;
@@ -425,6 +436,7 @@ impl<'a> Builder<'a> {
         self.redirdevs()?;
         self.smartcards()?;
         self.watchdogs()?;
+        self.hostdevs()?;
         self.memballoon()?;
         self.rngs()?;
         self.panics()?;
