@@ -46,6 +46,9 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
     if cmd.starts_with("nwfilter-") {
         return crate::nwfilter::run(uri, readonly, cmd, rest).await;
     }
+    if crate::interface::COMMANDS.contains(&cmd.as_str()) {
+        return crate::interface::run(uri, readonly, cmd, rest).await;
+    }
     let (flags, pos): (Vec<&str>, Vec<&str>) = rest
         .iter()
         .map(String::as_str)

@@ -5,6 +5,7 @@ mod blockjob;
 mod cnum;
 mod commands;
 mod cpu;
+mod interface;
 mod iothread;
 mod network;
 mod nwfilter;
@@ -194,10 +195,14 @@ Commands:
   nwfilter-dumpxml FILTER
   nwfilter-binding-list / nwfilter-binding-create FILE [--validate]
   nwfilter-binding-delete PORTDEV / nwfilter-binding-dumpxml PORTDEV
+  iface-list [--all | --inactive] / iface-dumpxml [--inactive] IFACE
+  iface-define FILE [--validate] / iface-undefine IFACE / iface-start IFACE
+  iface-destroy IFACE      (exits 1 after it worked, as virsh 9 does)
+  iface-mac NAME / iface-name MAC / iface-begin / iface-commit / iface-rollback
 DOMAIN is a name, a UUID or an id; SECRET is a UUID; POOL, NET and FILTER a name or a
-UUID; PORT a UUID; PORTDEV the host-side device of a guest interface (e.g. vnet0); SNAP
-a snapshot's name; DISK a disk's target (vda) or image; N MiB/s, or bytes/s with --bytes,
-or a size with its unit (10M).";
+UUID; PORT a UUID; IFACE a host interface's name or MAC address; PORTDEV the host-side
+device of a guest interface (e.g. vnet0); SNAP a snapshot's name; DISK a disk's target
+(vda) or image; N MiB/s, or bytes/s with --bytes, or a size with its unit (10M).";
 
 fn main() -> ExitCode {
     vireo_rpc::keep_stream_buffers();

@@ -2,6 +2,7 @@
 //! way libvirt's remote driver does, and make typed calls.
 
 mod blockjob;
+mod interface;
 mod iothread;
 mod network;
 mod nwfilter;
@@ -29,6 +30,7 @@ pub use blockjob::{BlockJobEvent, BlockJobEvents, BlockJobInfo};
 pub use network::{NetworkEvent, NetworkEvents};
 pub use tuning::HypervisorCpu;
 pub use uri::Uri;
+pub use vireo_proto::interface::Interface;
 pub use vireo_proto::network::{DhcpLease, Network, NetworkPort};
 pub use vireo_proto::nwfilter::{NwFilter, NwFilterBinding};
 pub use vireo_proto::remote::{Domain, DomainSnapshot};
