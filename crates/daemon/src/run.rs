@@ -14,6 +14,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use vireo_conf::DaemonConfig;
 use vireo_driver::events::EventBus;
+use vireo_interface::InterfaceDriver;
 use vireo_network::{DefaultNetwork, NetworkDriver};
 use vireo_nodedev::NodeDevDriver;
 use vireo_nwfilter::NwFilterDriver;
@@ -300,6 +301,14 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         None
     };
     let mut socks = sockets(role, &paths, &conf, inherited)?;
+    let interface = if role.hosts(Family::Interface) {
+        Some(Arc::new(
+            InterfaceDriver::open(&paths.config_dir, &paths.run_dir, &paths.state_dir)
+                .context("cannot load the interface definitions")?,
+        ))
+    } else {
+        None
+    };
     let drivers = Drivers {
         qemu: qemu.clone(),
         secret: secret.clone(),
@@ -307,6 +316,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         network,
         nwfilter,
         nodedev,
+        interface,
         events,
         objects,
     };

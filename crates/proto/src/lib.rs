@@ -26,6 +26,7 @@ pub mod admin;
 pub mod error;
 pub mod family;
 pub mod header;
+pub mod interface;
 pub mod network;
 pub mod nodedev;
 pub mod nwfilter;

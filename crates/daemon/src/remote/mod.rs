@@ -8,6 +8,7 @@ mod connect;
 mod console;
 mod domain;
 mod events;
+mod interface;
 mod network;
 mod nodedev;
 mod nwfilter;
@@ -24,6 +25,7 @@ use std::sync::atomic::AtomicI32;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use vireo_driver::events::{EventBus, ObjectEvent};
+use vireo_interface::InterfaceDriver;
 use vireo_network::NetworkDriver;
 use vireo_nodedev::NodeDevDriver;
 use vireo_nwfilter::NwFilterDriver;
@@ -86,6 +88,7 @@ pub struct Drivers {
     pub network: Option<Arc<NetworkDriver>>,
     pub nwfilter: Option<Arc<NwFilterDriver>>,
     pub nodedev: Option<Arc<NodeDevDriver>>,
+    pub interface: Option<Arc<InterfaceDriver>>,
     /// Domain events.
     pub events: EventBus,
     /// Events of the other objects (secrets, …).
@@ -108,6 +111,8 @@ pub struct RemoteService {
     pub nwfilter: Option<Arc<NwFilterDriver>>,
     /// The node device driver, when this daemon hosts it.
     pub nodedev: Option<Arc<NodeDevDriver>>,
+    /// The host interface driver, when this daemon hosts it.
+    pub interface: Option<Arc<InterfaceDriver>>,
     pub events: EventBus,
     pub objects: EventBus<ObjectEvent>,
     /// Shared secret that makes a forwarded identity trustworthy.
@@ -124,6 +129,7 @@ impl RemoteService {
             network,
             nwfilter,
             nodedev,
+            interface,
             events,
             objects,
         } = drivers;
@@ -136,6 +142,7 @@ impl RemoteService {
             network,
             nwfilter,
             nodedev,
+            interface,
             events,
             objects,
             token,
@@ -203,6 +210,7 @@ impl RemoteService {
                 Family::Network => network::dispatch(self, p, payload),
                 Family::NwFilter => nwfilter::dispatch(self, p, payload),
                 Family::NodeDev => nodedev::dispatch(self, p, payload),
+                Family::Interface => interface::dispatch(self, p, payload),
                 _ => domain::dispatch(self, p, payload, readonly),
             });
         r.into()
@@ -305,8 +313,11 @@ impl Service for RemoteService {
             Family::NodeDev => {
                 return Dispatch::Now(blocking(|| self.dispatch(client, p, payload, readonly)))
             }
-            // Hosted here, but that driver is not written yet.
-            _ => return Dispatch::Now(Outcome::Error(not_supported(self.role, fam))),
+            // Interface calls read netlink dumps and make devices: on a thread of the
+            // blocking pool.
+            Family::Interface => {
+                return self.on_blocking_pool(client, p, payload, readonly, errdom::NONE);
+            }
         }
         // Calls about running VMs go to their shims, asynchronously.
         if p == procs::DOMAIN_OPEN_CONSOLE {
