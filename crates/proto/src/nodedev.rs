@@ -77,3 +77,103 @@ xdr_struct! {
         pub flags: u32,
     }
 }
+
+// ---- Lookup of a Fibre Channel SCSI host by its world wide names (procedure 297).
+
+xdr_struct! {
+    pub struct NodeDeviceLookupScsiHostByWwnArgs {
+        pub wwnn: String,
+        pub wwpn: String,
+        pub flags: u32,
+    }
+}
+
+// ---- Events (procedures 374–377).
+
+/// Node device events (`virNodeDeviceEventID`, `virNodeDeviceEventLifecycleType`).
+/// Lifecycle events carry detail 0.
+pub mod event {
+    pub const ID_LIFECYCLE: i32 = 0;
+    pub const ID_UPDATE: i32 = 1;
+    pub const CREATED: i32 = 0;
+    pub const DELETED: i32 = 1;
+    pub const DEFINED: i32 = 2;
+    pub const UNDEFINED: i32 = 3;
+}
+
+xdr_struct! {
+    /// `CONNECT_NODE_DEVICE_EVENT_REGISTER_ANY`: the events of one device, or of all.
+    pub struct NodeDeviceEventRegisterAnyArgs {
+        pub event_id: i32,
+        pub dev: Option<NodeDevice>,
+    }
+}
+xdr_struct! {
+    /// Procedure 376, after the callback id.
+    pub struct NodeDeviceEventLifecycleBody {
+        pub dev: NodeDevice,
+        pub event: i32,
+        pub detail: i32,
+    }
+}
+xdr_struct! {
+    pub struct NodeDeviceEventLifecycleMsg {
+        pub callback_id: i32,
+        pub body: NodeDeviceEventLifecycleBody,
+    }
+}
+xdr_struct! {
+    /// Procedure 377, after the callback id.
+    pub struct NodeDeviceEventUpdateBody {
+        pub dev: NodeDevice,
+    }
+}
+xdr_struct! {
+    pub struct NodeDeviceEventUpdateMsg {
+        pub callback_id: i32,
+        pub body: NodeDeviceEventUpdateBody,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lifecycle event as libvirtd sends it: the callback id, the device's name, the
+    /// event and its detail.
+    #[test]
+    fn events_are_libvirts_layout() {
+        let m = NodeDeviceEventLifecycleMsg {
+            callback_id: 2,
+            body: NodeDeviceEventLifecycleBody {
+                dev: NodeDevice {
+                    name: "net_v0".into(),
+                },
+                event: event::DELETED,
+                detail: 0,
+            },
+        };
+        let b = vireo_xdr::to_bytes(&m);
+        assert_eq!(
+            b,
+            [
+                &[0, 0, 0, 2][..],
+                &[0, 0, 0, 6],
+                b"net_v0",
+                &[0, 0],
+                &[0, 0, 0, 1],
+                &[0, 0, 0, 0]
+            ]
+            .concat()
+        );
+        assert_eq!(
+            vireo_xdr::from_bytes::<NodeDeviceEventLifecycleMsg>(&b).unwrap(),
+            m
+        );
+        let a = NodeDeviceEventRegisterAnyArgs {
+            event_id: event::ID_UPDATE,
+            dev: None,
+        };
+        assert_eq!(vireo_xdr::to_bytes(&a), [0, 0, 0, 1, 0, 0, 0, 0]);
+    }
+}
