@@ -16,7 +16,7 @@ use vireo_conf::DaemonConfig;
 use vireo_driver::events::EventBus;
 use vireo_interface::InterfaceDriver;
 use vireo_network::{DefaultNetwork, NetworkDriver};
-use vireo_nodedev::NodeDevDriver;
+use vireo_nodedev::{DeviceMonitor, NodeDevDriver};
 use vireo_nwfilter::NwFilterDriver;
 use vireo_proto::family::Family;
 use vireo_qemu::{QemuConfig, QemuDriver};
@@ -321,6 +321,14 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         objects,
     };
     let service = Arc::new(RemoteService::new(role, paths.clone(), drivers, token));
+    // The kernel's device events are followed from before the daemon says it is ready
+    // (the node device driver's own tree only: a synthetic one has none), until it ends.
+    let _device_events = service.nodedev.as_ref().and_then(|nd| {
+        DeviceMonitor::start(Arc::clone(nd), service.objects.clone())
+            .inspect_err(|e| log::warn!("no node device events: {e}"))
+            .ok()
+            .flatten()
+    });
     let server = Server::new(service, server_cfg);
     let listed: Vec<Arc<dyn ServerInfo>> = vec![Arc::new(Named::new(name, &server))];
     let admin = admin_on(&mut socks, &admin_path, listed, log, &conf)?;

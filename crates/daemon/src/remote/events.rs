@@ -1,6 +1,7 @@
 //! Event registration and delivery to clients: domain events (callback-style 316/317 and
 //! legacy 167/168) and the events of the other objects (networks 313/314, storage pools
-//! 368/369, secrets 380/381), which all share one shape: `{int callbackID; …}`.
+//! 368/369, node devices 374/375, secrets 380/381), which all share one shape:
+//! `{int callbackID; …}`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use vireo_driver::events::{DeviceEvent, LifecycleEvent, ObjectEvent};
 use vireo_driver::DriverError;
+use vireo_proto::nodedev;
 use vireo_proto::remote::*;
 use vireo_proto::secret::{self, ConnectSecretEventRegisterAnyArgs};
 use vireo_proto::storage::{self, PoolEventRegisterAnyArgs};
@@ -136,9 +138,11 @@ pub(super) fn dispatch(
         })(),
         procs::CONNECT_SECRET_EVENT_REGISTER_ANY
         | procs::CONNECT_STORAGE_POOL_EVENT_REGISTER_ANY
+        | procs::CONNECT_NODE_DEVICE_EVENT_REGISTER_ANY
         | procs::CONNECT_NETWORK_EVENT_REGISTER_ANY => {
             (|| {
-                // Each family: its highest event id, and the UUID of the object named.
+                // Each family: its highest event id, and the UUID (a device: the name) of
+                // the object named.
                 let (event_id, max, key) = if p == procs::CONNECT_SECRET_EVENT_REGISTER_ANY {
                     let a: ConnectSecretEventRegisterAnyArgs = args(payload)?;
                     let key = a.secret.map(|h| h.uuid.to_vec());
@@ -152,6 +156,10 @@ pub(super) fn dispatch(
                         vireo_proto::network::event::ID_METADATA_CHANGE,
                         key,
                     )
+                } else if p == procs::CONNECT_NODE_DEVICE_EVENT_REGISTER_ANY {
+                    let a: nodedev::NodeDeviceEventRegisterAnyArgs = args(payload)?;
+                    let key = a.dev.map(|d| d.name.into_bytes());
+                    (a.event_id, nodedev::event::ID_UPDATE, key)
                 } else {
                     let a: PoolEventRegisterAnyArgs = args(payload)?;
                     let key = a.pool.map(|h| h.uuid.to_vec());
@@ -179,6 +187,7 @@ pub(super) fn dispatch(
         }
         procs::CONNECT_SECRET_EVENT_DEREGISTER_ANY
         | procs::CONNECT_STORAGE_POOL_EVENT_DEREGISTER_ANY
+        | procs::CONNECT_NODE_DEVICE_EVENT_DEREGISTER_ANY
         | procs::CONNECT_NETWORK_EVENT_DEREGISTER_ANY => (|| {
             let a: EventCallbackDeregisterAnyArgs = args(payload)?;
             // Each deregister procedure follows its register procedure.

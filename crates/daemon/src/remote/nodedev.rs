@@ -85,6 +85,15 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult 
                 dev: NodeDevice { name: a.name },
             })
         }
+        procs::NODE_DEVICE_LOOKUP_SCSI_HOST_BY_WWN => {
+            let a: NodeDeviceLookupScsiHostByWwnArgs = args(payload)?;
+            flags_none(a.flags)?;
+            ret(NodeDeviceLookupByNameRet {
+                dev: NodeDevice {
+                    name: d.scsi_host_by_wwn(&a.wwnn, &a.wwpn)?,
+                },
+            })
+        }
         procs::NODE_DEVICE_GET_XML_DESC => {
             let a: NodeDeviceGetXmlDescArgs = args(payload)?;
             // VIR_NODE_DEVICE_XML_INACTIVE asks for what a defined device would be: the
