@@ -16,6 +16,9 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
     if cmd.starts_with("net-") {
         return crate::network::run(uri, readonly, cmd, rest).await;
     }
+    if crate::nodedev::COMMANDS.contains(&cmd.as_str()) {
+        return crate::nodedev::run(uri, readonly, cmd, rest).await;
+    }
     if matches!(
         cmd.as_str(),
         "domstats" | "dommemstat" | "domblkstat" | "domifstat" | "domblkinfo"

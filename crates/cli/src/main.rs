@@ -8,6 +8,7 @@ mod cpu;
 mod interface;
 mod iothread;
 mod network;
+mod nodedev;
 mod nwfilter;
 mod resources;
 mod save;
@@ -191,6 +192,13 @@ Commands:
   net-port-list NET [--uuid] / net-port-create NET FILE / net-port-dumpxml NET PORT
   net-port-delete NET PORT
   net-event [NET] (--list | --event lifecycle [--loop] [--timeout SECS] [--timestamp])
+  nodedev-list [--tree | --cap CAP[,CAP…]] [--inactive | --all]
+                           the host's devices (CAP: system, pci, usb_device, usb, net,
+                           scsi_host, scsi_target, scsi, storage, scsi_generic, drm,
+                           mdev_types, mdev, fc_host, vports, …)
+  nodedev-dumpxml DEVICE   a device's XML (DEVICE: a name, or WWNN,WWPN of a SCSI host)
+  nodedev-event [DEVICE] (--list | --event lifecycle|update [--loop] [--timeout SECS]
+      [--timestamp])
   nwfilter-list / nwfilter-define FILE [--validate] / nwfilter-undefine FILTER
   nwfilter-dumpxml FILTER
   nwfilter-binding-list / nwfilter-binding-create FILE [--validate]

@@ -512,7 +512,7 @@ fn local_time(secs: i64) -> String {
 }
 
 /// Now, as virsh stamps events: UTC with milliseconds.
-fn timestamp() -> String {
+pub(crate) fn timestamp() -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
