@@ -185,6 +185,58 @@ impl NetNs {
         Some(ns)
     }
 
+    /// A network namespace as [`NetNs::new`] makes, and a mount namespace in which `/sys`
+    /// is a sysfs mounted from inside it: `/sys/class/net` there shows the namespace's
+    /// interfaces (and no others), as the node device driver reading `/` must see them.
+    pub fn with_own_sysfs() -> Option<NetNs> {
+        use std::os::fd::AsRawFd;
+        let mut ns = NetNs::new()?;
+        let net = ns.fd.as_raw_fd();
+        let mnt = std::thread::spawn(move || -> Option<std::os::fd::OwnedFd> {
+            // SAFETY: setns, unshare and mount only change this short-lived thread's
+            // namespaces (CLONE_NEWNS gives it a file system context of its own); `net`
+            // stays open in the caller until the thread is joined; the strings are valid
+            // and NUL-terminated.
+            unsafe {
+                if libc::setns(net, libc::CLONE_NEWNET) != 0
+                    || libc::unshare(libc::CLONE_NEWNS) != 0
+                {
+                    return None;
+                }
+                let root = c"/";
+                if libc::mount(
+                    std::ptr::null(),
+                    root.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+                {
+                    return None;
+                }
+                // Mounted by a thread in the namespace: sysfs shows that namespace's.
+                let (src, sys, fstype) = (c"sysfs", c"/sys", c"sysfs");
+                if libc::mount(
+                    src.as_ptr(),
+                    sys.as_ptr(),
+                    fstype.as_ptr(),
+                    0,
+                    std::ptr::null(),
+                ) != 0
+                {
+                    return None;
+                }
+            }
+            std::fs::File::open("/proc/thread-self/ns/mnt")
+                .ok()
+                .map(Into::into)
+        })
+        .join()
+        .ok()??;
+        ns.mnt = Some(mnt);
+        Some(ns)
+    }
+
     /// A command that runs in this namespace (and nowhere else differs).
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         use std::os::fd::AsRawFd;
@@ -365,6 +417,17 @@ impl Daemon {
             )
             .expect("daemon .conf");
         }
+        d.restart();
+        d
+    }
+
+    /// The daemons of `layout` under a new temp root, reading the machine's devices (`/`) in
+    /// namespaces of the test's own where /sys is the network namespace's own sysfs: the
+    /// node device driver sees (and hears the kernel's events about) the interfaces the
+    /// test makes there.
+    pub fn start_with_own_sysfs(layout: Layout) -> Daemon {
+        let mut d = Daemon::unstarted(layout);
+        d.netns = Some(NetNs::with_own_sysfs().expect("namespaces (root needed)"));
         d.restart();
         d
     }
@@ -933,6 +996,11 @@ impl EventLog {
     /// Network lifecycle events: `network NAME defined|undefined|started|stopped` lines.
     pub fn start_networks(d: &Daemon) -> EventLog {
         EventLog::run(d, "network_events_listen.py", &[])
+    }
+
+    /// Node device events: `nodedev NAME created|deleted|defined|undefined|updated` lines.
+    pub fn start_nodedevs(d: &Daemon) -> EventLog {
+        EventLog::run(d, "nodedev_events_listen.py", &[])
     }
 
     fn run(d: &Daemon, script: &str, extra: &[&str]) -> EventLog {
