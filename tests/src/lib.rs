@@ -373,6 +373,9 @@ pub struct Daemon {
     /// The daemons' network namespace (`None` when the tests do not run as root).
     pub netns: Option<NetNs>,
     children: Vec<(&'static str, Child)>,
+    /// A directory searched first for programs by the daemon that runs QEMU (a test's
+    /// stand-in `qemu-system-x86_64`).
+    pub qemu_dir: Option<PathBuf>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -400,6 +403,7 @@ impl Daemon {
             layout,
             netns: NetNs::new(),
             children: Vec::new(),
+            qemu_dir: None,
             _tmp: Some(tmp),
         }
     }
@@ -445,6 +449,7 @@ impl Daemon {
             layout,
             netns: Some(NetNs::with_private_run().expect("namespaces (root needed)")),
             children: Vec::new(),
+            qemu_dir: None,
             _tmp: Some(tmp),
         };
         d.start_with(&["--libvirt-paths"]);
@@ -515,6 +520,14 @@ impl Daemon {
                 });
             }
         }
+        if let Some(dir) = self
+            .qemu_dir
+            .as_ref()
+            .filter(|_| matches!(name, "vireod" | "vireo-qemud"))
+        {
+            let path = std::env::var("PATH").unwrap_or_default();
+            cmd.env("PATH", format!("{}:{path}", dir.display()));
+        }
         let child = cmd
             .arg("--root")
             .arg(root)
@@ -543,6 +556,13 @@ impl Daemon {
     /// linked into it and the identity token shared), and the network daemon's socket is
     /// open to it (`unix_sock_rw_perms = "0777"` in its .conf). QEMU then runs as 65534 too.
     pub fn start_with_unprivileged_qemud() -> Daemon {
+        Daemon::start_unprivileged(None, None)
+    }
+
+    /// As [`Daemon::start_with_unprivileged_qemud`], the node device driver reading the
+    /// tree at `sysfs` (and its socket open to vireo-qemud, as the network daemon's), and
+    /// vireo-qemud finding `qemu-system-x86_64` in `qemu_dir` first.
+    pub fn start_unprivileged(sysfs: Option<&Path>, qemu_dir: Option<&Path>) -> Daemon {
         use std::os::unix::fs::{chown, symlink, PermissionsExt};
         const NOBODY: u32 = 65534;
         let tmp = tempfile::Builder::new()
@@ -556,6 +576,7 @@ impl Daemon {
             layout: Layout::Proxied,
             netns: NetNs::new(),
             children: Vec::new(),
+            qemu_dir: None,
             _tmp: Some(tmp),
         };
         std::fs::create_dir_all(root.join("etc/vireo")).expect("etc");
@@ -564,6 +585,17 @@ impl Daemon {
             "unix_sock_rw_perms = \"0777\"\n",
         )
         .expect("networkd.conf");
+        if let Some(sysfs) = sysfs {
+            std::fs::write(
+                root.join("etc/vireo/vireo-nodedevd.conf"),
+                format!(
+                    "unix_sock_rw_perms = \"0777\"\nsysfs_root = \"{}\"\n",
+                    sysfs.display()
+                ),
+            )
+            .expect("nodedevd.conf");
+        }
+        d.qemu_dir = qemu_dir.map(Path::to_path_buf);
         let others: Vec<&'static str> = DRIVER_DAEMONS
             .iter()
             .copied()
@@ -597,6 +629,12 @@ impl Daemon {
         .expect("link qemud");
         d.start_one("vireo-proxyd", &[]);
         d
+    }
+
+    /// Starts again the vireo-qemud of [`Daemon::start_unprivileged`] (after a kill).
+    pub fn restart_unprivileged_qemud(&mut self) {
+        let q = self.root.join("qemud");
+        self.start_as("vireo-qemud", &q, Some(65534), &[]);
     }
 
     /// Stops one daemon (SIGTERM) and waits for it.

@@ -159,7 +159,8 @@ fn err_text<T>(r: CallResult<T>) -> String {
 
 /// Leases through Vireo's own calls: one domain holds the device, another is refused
 /// naming it, virsh may not take it away, a kill -9 of the node device daemon loses no
-/// lease, the release gives a managed device back to the host.
+/// lease, the release gives a managed device back to the host. (In one process, the
+/// restarted QEMU driver gives back the leases of domains it does not run.)
 fn leases_hold_across_a_crash(layout: Layout) {
     let t = tempfile::tempdir().unwrap();
     let pci = FakePci::start(t.path());
@@ -209,16 +210,21 @@ fn leases_hold_across_a_crash(layout: Layout) {
             "{cmd}: {e}"
         );
     }
-    match layout {
-        Layout::Monolithic => {
-            d.kill9();
-            d.restart();
-        }
-        _ => {
-            d.kill9_one("vireo-nodedevd");
-            d.start_one("vireo-nodedevd", &[]);
-        }
+    if layout == Layout::Monolithic {
+        // One process: its QEMU driver, restarted too, runs no domain "first" and so gives
+        // its device back (the reconciliation after a restart).
+        d.kill9();
+        d.restart();
+        rt.block_on(async {
+            let c = nodedev_conn(&d).await;
+            assert!(leases(&c).await.is_empty());
+        });
+        pci.settle();
+        assert_eq!(pci.driver("0000:01:00.0").as_deref(), Some("e1000e"));
+        return;
     }
+    d.kill9_one("vireo-nodedevd");
+    d.start_one("vireo-nodedevd", &[]);
     rt.block_on(async {
         let c = nodedev_conn(&d).await;
         assert_eq!(leases(&c).await, [(NIC.to_string(), "first".to_string())]);
@@ -237,3 +243,130 @@ fn leases_hold_across_a_crash(layout: Layout) {
 }
 
 vireo_tests::in_every_layout!(leases_hold_across_a_crash);
+
+/// A stand-in `qemu-system-x86_64` that runs the real one without the `vfio-pci` devices
+/// (no real device sits behind the synthetic tree) and says on its standard error, which
+/// goes to the domain's log, what it left out.
+const QEMU_WITHOUT_VFIO: &str = r#"#!/bin/sh
+held=
+for a do
+    shift
+    if [ -n "$held" ]; then
+        held=
+        case "$a" in
+            vfio-pci,*) echo "vireo-test: left out -device $a" >&2; continue ;;
+        esac
+        set -- "$@" -device "$a"
+        continue
+    fi
+    if [ "$a" = -device ]; then
+        held=1
+        continue
+    fi
+    set -- "$@" "$a"
+done
+exec /usr/bin/qemu-system-x86_64 "$@"
+"#;
+
+/// A domain with the network card of the synthetic tree, managed.
+fn with_nic(name: &str) -> String {
+    format!(
+        "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory>\
+         <os><type arch='x86_64' machine='pc'>hvm</type></os><devices>\
+         <hostdev mode='subsystem' type='pci' managed='yes'><source>\
+         <address domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></source></hostdev>\
+         <memballoon model='none'/></devices></domain>"
+    )
+}
+
+/// Every lease of the node device daemon (as root, every user's).
+fn all_leases(d: &Daemon, rt: &tokio::runtime::Runtime) -> Vec<(String, String)> {
+    rt.block_on(async {
+        let c = nodedev_conn(d).await;
+        let (r, _): (NodeDeviceLeasesRet, _) = c
+            .connection()
+            .call_fds(
+                VIREO_PROGRAM,
+                VIREO_VERSION,
+                vprocs::NODE_DEVICE_LEASES,
+                &NodeDeviceLeasesArgs {
+                    flags: vireo_proto::vireo::LEASES_ALL,
+                },
+            )
+            .await
+            .unwrap();
+        r.leases
+            .0
+            .into_iter()
+            .map(|l| (l.name, l.owner_name))
+            .collect()
+    })
+}
+
+/// The issue's flow: an unprivileged vireo-qemud starts a domain with a PCI hostdev and
+/// gets a lease from vireo-nodedevd (root), which detached the device and made its VFIO
+/// group the QEMU user's; a second domain asking for it is refused naming the first, also
+/// after a kill -9 of vireo-nodedevd; the first one's end gives the device back; and a VM
+/// that ends while vireo-qemud is down has its device given back when that daemon starts.
+#[test]
+fn unprivileged_qemud_leases_a_pci_device() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sys = t.path().join("machine");
+    std::fs::create_dir(&sys).unwrap();
+    let pci = FakePci::start(&sys);
+    let bin = t.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let wrapper = bin.join("qemu-system-x86_64");
+    std::fs::write(&wrapper, QEMU_WITHOUT_VFIO).unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut d = Daemon::start_unprivileged(Some(&sys), Some(&bin));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for vm in ["vm1", "vm2"] {
+        let f = vireo_tests::write_file(&d, &format!("{vm}.xml"), &with_nic(vm));
+        ok(&d.virsh(&["define", &f]));
+    }
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    assert_eq!(pci.driver("0000:01:00.0").as_deref(), Some("vfio-pci"));
+    assert_eq!(pci.vfio_node(7).metadata().unwrap().uid(), 65534);
+    assert_eq!(all_leases(&d, &rt), [(NIC.to_string(), "vm1".to_string())]);
+    let log = std::fs::read_to_string(d.root.join("qemud/var/lib/vireo/log/qemu/vm1.log"))
+        .unwrap_or_default();
+    assert!(
+        log.contains("left out -device vfio-pci,host=0000:01:00.0,id=hostdev0"),
+        "{log}"
+    );
+    let e = fails(&d.virsh(&["start", "vm2"]));
+    assert!(e.contains("in use by driver QEMU, domain vm1"), "{e}");
+    assert!(ok(&d.virsh(&["domstate", "vm2"])).contains("shut off"));
+    d.kill9_one("vireo-nodedevd");
+    d.start_one("vireo-nodedevd", &[]);
+    let e = fails(&d.virsh(&["start", "vm2"]));
+    assert!(e.contains("domain vm1"), "{e}");
+    let e = fails(&d.virsh(&["nodedev-reattach", NIC]));
+    assert!(e.contains("domain vm1"), "{e}");
+    ok(&d.virsh(&["destroy", "vm1"]));
+    ok(&d.virsh(&["start", "--paused", "vm2"]));
+    assert_eq!(all_leases(&d, &rt), [(NIC.to_string(), "vm2".to_string())]);
+    // vm2 ends while vireo-qemud is down: its device comes back when the daemon starts.
+    d.kill9_one("vireo-qemud");
+    let qemu = d.qemu_pid("vm2").expect("vm2 runs");
+    // SAFETY: kill with a pid of a process of this test's and a valid signal number.
+    unsafe { libc::kill(qemu, libc::SIGKILL) };
+    d.restart_unprivileged_qemud();
+    assert!(all_leases(&d, &rt).is_empty());
+    pci.settle();
+    assert_eq!(pci.driver("0000:01:00.0").as_deref(), Some("e1000e"));
+    assert!(ok(&d.virsh(&["domstate", "vm2"])).contains("shut off"));
+    // A device that is not there is named, nothing started.
+    let gone = with_nic("vm3").replace("bus='0x01'", "bus='0x05'");
+    let f = vireo_tests::write_file(&d, "vm3.xml", &gone);
+    ok(&d.virsh(&["define", &f]));
+    let e = fails(&d.virsh(&["start", "vm3"]));
+    assert!(e.contains("pci_0000_05_00_0"), "{e}");
+    assert!(all_leases(&d, &rt).is_empty());
+}

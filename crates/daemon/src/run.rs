@@ -344,6 +344,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     // Serving already: an autostarted domain's volumes may be resolved through this very
     // daemon.
     if let Some(q) = &qemu {
+        // Devices still leased to domains that ended while this daemon was away go back.
+        q.reconcile_leases().await;
         q.autostart_all().await;
     }
     notify_ready();

@@ -181,6 +181,9 @@ xdr_struct! {
     }
 }
 
+/// `NODE_DEVICE_LEASES` flag: every user's leases (root only).
+pub const LEASES_ALL: u32 = 1;
+
 xdr_struct! {
     pub struct NodeDeviceLeasesArgs {
         pub flags: u32,

@@ -203,7 +203,14 @@ pub fn domain_capabilities(
         &["vga", "cirrus", "virtio", "qxl", "bochs", "none"],
     );
     let _ = writeln!(w, "    </video>");
-    let _ = writeln!(w, "    <hostdev supported='no'/>");
+    // PCI functions through VFIO, leased from the node device driver at start.
+    let _ = writeln!(w, "    <hostdev supported='yes'>");
+    enum_values(w, 6, "mode", &["subsystem"]);
+    enum_values(w, 6, "startupPolicy", &[]);
+    enum_values(w, 6, "subsysType", &["pci"]);
+    enum_values(w, 6, "capsType", &[]);
+    enum_values(w, 6, "pciBackend", &["default", "vfio"]);
+    let _ = writeln!(w, "    </hostdev>");
     let _ = writeln!(w, "    <rng supported='yes'>");
     enum_values(w, 6, "model", &["virtio"]);
     enum_values(w, 6, "backendModel", &["random", "builtin"]);

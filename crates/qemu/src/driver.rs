@@ -98,6 +98,8 @@ pub(crate) struct DomainObj {
     /// While running: the ports of its interfaces on networks and host bridges, by the
     /// interface's alias.
     pub(crate) ports: Vec<(String, crate::peers::PortRef)>,
+    /// While running: it holds host devices leased from the node device driver.
+    pub(crate) leased: bool,
     /// A managed save image waits for the next start.
     pub(crate) managed_save: bool,
     /// The VM is being stopped to revert to a snapshot: its end is reported so.
@@ -116,6 +118,7 @@ impl DomainObj {
             shim: None,
             starting: false,
             ports: Vec::new(),
+            leased: false,
             managed_save: false,
             stopping_for_snapshot: false,
         }

@@ -6,6 +6,7 @@ pub mod caps;
 pub mod cgroup;
 pub mod cmdline;
 pub mod cpumodel;
+mod devlease;
 pub mod domcaps;
 pub mod driver;
 mod extsnap;

@@ -199,9 +199,21 @@ impl QemuDriver {
         crate::cmdline::check(&def, self.caps()).map_err(|e| {
             DriverError::ConfigUnsupported(e.to_string().replace("unsupported configuration: ", ""))
         })?;
+        // Host devices: leased from the node device driver.
+        self.lease_hostdevs(&def).await?;
+        let leased = !def.devices.hostdevs.is_empty();
+        let owner = def.uuid.unwrap_or_default();
         // Interfaces on networks: a port and a tap each, from the network driver; the
         // taps reach the shim (and QEMU) as descriptors.
-        let ports = crate::peers::network_ports(&mut def, self.peers.get()).await?;
+        let ports = match crate::peers::network_ports(&mut def, self.peers.get()).await {
+            Ok(p) => p,
+            Err(e) => {
+                if leased {
+                    self.release_hostdevs(owner).await;
+                }
+                return Err(e);
+            }
+        };
         let ids: Vec<(String, crate::peers::PortRef)> = ports
             .iter()
             .map(|(a, r, _)| (a.clone(), r.clone()))
@@ -214,12 +226,16 @@ impl QemuDriver {
             Ok(h) => {
                 if let Some(o) = self.write().by_uuid.get_mut(&h.uuid) {
                     o.ports = ids;
+                    o.leased = leased;
                 }
                 Ok(h)
             }
             Err(e) => {
                 let refs: Vec<_> = ids.into_iter().map(|(_, r)| r).collect();
                 crate::peers::release_ports(&refs, self.peers.get()).await;
+                if leased {
+                    self.release_hostdevs(owner).await;
+                }
                 Err(e)
             }
         }
@@ -557,13 +573,23 @@ impl QemuDriver {
             .into_iter()
             .map(|(_, r)| r)
             .collect();
-        if !ports.is_empty() {
+        let leased = std::mem::take(&mut o.leased) || !o.def.devices.hostdevs.is_empty();
+        if !ports.is_empty() || leased {
             if let (Some(peers), Ok(rt)) = (
                 self.peers.get().cloned(),
                 tokio::runtime::Handle::try_current(),
             ) {
                 rt.spawn(async move {
                     crate::peers::release_ports(&ports, Some(&peers)).await;
+                    // Its host devices go back to the node device driver.
+                    if leased {
+                        if let Err(e) = peers.release_devices(uuid).await {
+                            log::warn!(
+                                "cannot give back the host devices of {}: {e}",
+                                format_uuid(&uuid)
+                            );
+                        }
+                    }
                 });
             }
         }
@@ -744,6 +770,7 @@ impl QemuDriver {
             .await
             .map_err(|e| e.to_string())?;
         let live = Domain::parse(&xml.xml).map_err(|e| e.to_string())?;
+        let leased = !live.devices.hostdevs.is_empty();
         // The live XML names its interfaces' ports.
         let ports: Vec<(String, crate::peers::PortRef)> = live
             .devices
@@ -765,6 +792,7 @@ impl QemuDriver {
             obj.state = (st.state, st.reason);
             obj.shim = Some(Arc::clone(&conn));
             obj.ports = ports;
+            obj.leased = leased;
             let name = obj.def.name.clone();
             reg.by_name.insert(name, uuid);
         }

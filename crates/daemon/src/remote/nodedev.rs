@@ -179,6 +179,7 @@ pub(super) fn dispatch_vireo(s: &RemoteService, p: i32, payload: &[u8], uid: u32
     use vireo_proto::vireo::{
         procs as vprocs, NodeDeviceLeaseArgs, NodeDeviceLeaseInfo, NodeDeviceLeaseRet,
         NodeDeviceLeasesArgs, NodeDeviceLeasesRet, NodeDeviceReleaseArgs, NodeDeviceReleaseRet,
+        LEASES_ALL,
     };
     let r = (|| {
         let d: &NodeDevDriver = s
@@ -205,9 +206,17 @@ pub(super) fn dispatch_vireo(s: &RemoteService, p: i32, payload: &[u8], uid: u32
                 }))
             }
             vprocs::NODE_DEVICE_LEASES => {
-                let _: NodeDeviceLeasesArgs = args(payload)?;
+                let a: NodeDeviceLeasesArgs = args(payload)?;
+                let all = a.flags & LEASES_ALL != 0;
+                if a.flags & !LEASES_ALL != 0 || (all && uid != 0) {
+                    return Err(RemoteError::new(
+                        vireo_proto::error::code::INVALID_ARG,
+                        22,
+                        format!("invalid argument: flags 0x{:x}", a.flags),
+                    ));
+                }
                 let leases = d
-                    .leases(Some(uid))
+                    .leases((!all).then_some(uid))
                     .into_iter()
                     .map(|l| NodeDeviceLeaseInfo {
                         name: l.device,
