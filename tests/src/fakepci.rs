@@ -9,7 +9,9 @@
 //! - `0000:01:00.0`, a network card behind it (`e1000e`, group 7) with `eth1`, down;
 //! - `0000:02:00.0` and `0000:02:00.1`, a graphics card and its sound function, both in
 //!   group 8, the sound function in the host's use (`snd_hda_intel`);
-//! - `0000:03:00.0`, a network card (`e1000e`, group 9) whose `eth3` is up.
+//! - `0000:03:00.0`, a network card (`e1000e`, group 9) whose `eth3` is up;
+//! - a mediated device of the graphics card ([`MDEV_UUID`], IOMMU group 12);
+//! - a USB tablet (`0627:0001`, bus 1 device 2, `usb_1_1`).
 
 use std::collections::HashMap;
 use std::os::unix::fs::symlink;
@@ -34,6 +36,9 @@ const DEVICES: [(&str, &str, &str, u32, &str); 5] = [
     ("0000:02:00.1", "pci0000:00", "0x040300", 8, "snd_hda_intel"),
     ("0000:03:00.0", "pci0000:00", "0x020000", 9, "e1000e"),
 ];
+
+/// The UUID of the tree's mediated device.
+pub const MDEV_UUID: &str = "4b20d080-1b54-4048-85b3-a6a62d165c01";
 
 /// The drivers the tree has.
 const DRIVERS: [&str; 5] = ["pcieport", "e1000e", "amdgpu", "snd_hda_intel", "vfio-pci"];
@@ -107,6 +112,36 @@ impl FakePci {
             put(root, &format!("{dir}/operstate"), "down\n");
             link(root, &format!("sys/class/net/{ifname}"), &format!("/{dir}"));
         }
+        // A USB tablet on bus 1 (its node a plain file here).
+        let tablet = "sys/devices/pci0000:00/0000:00:14.0/usb1/1-1";
+        put(
+            root,
+            &format!("{tablet}/uevent"),
+            "DEVNAME=bus/usb/001/002\nDEVTYPE=usb_device\nBUSNUM=001\nDEVNUM=002\n",
+        );
+        put(root, &format!("{tablet}/idVendor"), "0627\n");
+        put(root, &format!("{tablet}/idProduct"), "0001\n");
+        link(root, "sys/bus/usb/devices/1-1", &format!("/{tablet}"));
+        put(root, "dev/bus/usb/001/002", "");
+        // A mediated device of the graphics card, in IOMMU group 12.
+        let mdev = format!("sys/devices/pci0000:00/0000:02:00.0/{MDEV_UUID}");
+        put(root, &format!("{mdev}/uevent"), "MDEV_TYPE=nvidia-63\n");
+        link(
+            root,
+            &format!("{mdev}/mdev_type"),
+            "/sys/devices/pci0000:00/0000:02:00.0/mdev_supported_types/nvidia-63",
+        );
+        link(
+            root,
+            &format!("{mdev}/iommu_group"),
+            "/sys/kernel/iommu_groups/12",
+        );
+        link(
+            root,
+            &format!("sys/bus/mdev/devices/{MDEV_UUID}"),
+            &format!("/{mdev}"),
+        );
+        put(root, "dev/vfio/12", "");
         std::fs::create_dir_all(root.join("dev/vfio")).expect("dev/vfio");
         let mut ino = Inotify::init().expect("inotify");
         let mut watched: HashMap<inotify::WatchDescriptor, Watch> = HashMap::new();

@@ -254,7 +254,7 @@ for a do
     if [ -n "$held" ]; then
         held=
         case "$a" in
-            vfio-pci,*) echo "vireo-test: left out -device $a" >&2; continue ;;
+            vfio-pci,*|usb-host,*) echo "vireo-test: left out -device $a" >&2; continue ;;
         esac
         set -- "$@" -device "$a"
         continue
@@ -263,6 +263,12 @@ for a do
         held=1
         continue
     fi
+    case "$a" in
+        fd=*,set=*)
+            fd=${a#fd=}
+            fd=${fd%%,*}
+            echo "vireo-test: fd $fd is $(readlink /proc/$$/fd/$fd)" >&2 ;;
+    esac
     set -- "$@" "$a"
 done
 exec /usr/bin/qemu-system-x86_64 "$@"
@@ -276,6 +282,20 @@ fn with_nic(name: &str) -> String {
          <hostdev mode='subsystem' type='pci' managed='yes'><source>\
          <address domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></source></hostdev>\
          <memballoon model='none'/></devices></domain>"
+    )
+}
+
+/// A domain with the tablet (by its ids) and the mediated device of the synthetic tree.
+fn with_tablet_and_mdev(name: &str) -> String {
+    format!(
+        "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory>\
+         <os><type arch='x86_64' machine='pc'>hvm</type></os><devices>\
+         <hostdev mode='subsystem' type='usb'><source><vendor id='0x0627'/>\
+         <product id='0x0001'/></source></hostdev>\
+         <hostdev mode='subsystem' type='mdev' model='vfio-pci'><source>\
+         <address uuid='{}'/></source></hostdev>\
+         <memballoon model='none'/></devices></domain>",
+        vireo_tests::fakepci::MDEV_UUID
     )
 }
 
@@ -362,6 +382,35 @@ fn unprivileged_qemud_leases_a_pci_device() {
     pci.settle();
     assert_eq!(pci.driver("0000:01:00.0").as_deref(), Some("e1000e"));
     assert!(ok(&d.virsh(&["domstate", "vm2"])).contains("shut off"));
+    // A USB device found by its ids reaches QEMU as a descriptor of its node; a mediated
+    // device's VFIO group becomes the QEMU user's.
+    let f = vireo_tests::write_file(&d, "vm4.xml", &with_tablet_and_mdev("vm4"));
+    ok(&d.virsh(&["define", &f]));
+    ok(&d.virsh(&["start", "--paused", "vm4"]));
+    let mut leased = all_leases(&d, &rt);
+    leased.sort();
+    let mdev = format!(
+        "mdev_{}_0000_02_00_0",
+        vireo_tests::fakepci::MDEV_UUID.replace('-', "_")
+    );
+    assert_eq!(
+        leased,
+        [
+            (mdev, "vm4".to_string()),
+            ("usb_1_1".to_string(), "vm4".to_string())
+        ]
+    );
+    assert_eq!(pci.vfio_node(12).metadata().unwrap().uid(), 65534);
+    let log = std::fs::read_to_string(d.root.join("qemud/var/lib/vireo/log/qemu/vm4.log"))
+        .unwrap_or_default();
+    let node = sys.join("dev/bus/usb/001/002");
+    assert!(
+        log.contains(&format!("is {}", node.display()))
+            && log.contains("left out -device usb-host,hostdevice=/dev/fdset/100")
+            && log.contains("sysfsdev=/sys/bus/mdev/devices/"),
+        "{log}"
+    );
+    ok(&d.virsh(&["destroy", "vm4"]));
     // A device that is not there is named, nothing started.
     let gone = with_nic("vm3").replace("bus='0x01'", "bus='0x05'");
     let f = vireo_tests::write_file(&d, "vm3.xml", &gone);

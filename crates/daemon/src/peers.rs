@@ -165,6 +165,40 @@ impl Inner {
         Ok(())
     }
 
+    async fn node_device_names(&self, cap: &str) -> Result<Vec<String>> {
+        use vireo_proto::nodedev::{
+            ConnectListAllNodeDevicesArgs, ConnectListAllNodeDevicesRet, LIST_CAPS,
+        };
+        let flags = LIST_CAPS
+            .iter()
+            .find(|(_, c)| *c == cap)
+            .map(|(bit, _)| *bit)
+            .ok_or_else(|| DriverError::Internal(format!("no node device capability '{cap}'")))?;
+        let r: ConnectListAllNodeDevicesRet = self
+            .call(
+                Family::NodeDev,
+                procs::CONNECT_LIST_ALL_NODE_DEVICES,
+                &ConnectListAllNodeDevicesArgs {
+                    need_results: 1,
+                    flags,
+                },
+            )
+            .await?;
+        Ok(r.devices.0.into_iter().map(|d| d.name).collect())
+    }
+
+    async fn node_device_xml(&self, name: String) -> Result<String> {
+        use vireo_proto::nodedev::{NodeDeviceGetXmlDescArgs, NodeDeviceGetXmlDescRet};
+        let r: NodeDeviceGetXmlDescRet = self
+            .call(
+                Family::NodeDev,
+                procs::NODE_DEVICE_GET_XML_DESC,
+                &NodeDeviceGetXmlDescArgs { name, flags: 0 },
+            )
+            .await?;
+        Ok(r.xml)
+    }
+
     async fn device_leases(&self) -> Result<DeviceLeases> {
         use vireo_proto::vireo::{procs as vprocs, NodeDeviceLeasesArgs, NodeDeviceLeasesRet};
         let (r, _): (NodeDeviceLeasesRet, _) = self
@@ -469,6 +503,18 @@ impl Peers for DaemonPeers {
     fn release_devices(&self, owner: [u8; 16]) -> BoxFuture<Result<()>> {
         let me = Arc::clone(&self.0);
         Box::pin(async move { me.release_devices(owner).await })
+    }
+
+    fn node_device_names(&self, cap: &str) -> BoxFuture<Result<Vec<String>>> {
+        let me = Arc::clone(&self.0);
+        let cap = cap.to_string();
+        Box::pin(async move { me.node_device_names(&cap).await })
+    }
+
+    fn node_device_xml(&self, name: &str) -> BoxFuture<Result<String>> {
+        let me = Arc::clone(&self.0);
+        let name = name.to_string();
+        Box::pin(async move { me.node_device_xml(name).await })
     }
 
     fn device_leases(&self) -> BoxFuture<Result<DeviceLeases>> {

@@ -1,14 +1,17 @@
-//! Who holds which device: leases of PCI devices to domains, kept durably (a file written
+//! Who holds which device: leases of host devices to domains, kept durably (a file written
 //! atomically under the driver's state directory) so that a restart of this daemon loses
 //! none, and the node device calls that must respect them (`nodedev-detach`, `-reattach`,
 //! `-reset` of a leased device are refused).
 //!
-//! A lease is asked for by the QEMU driver for a domain's `<hostdev>`: the device is
-//! checked free (no other domain's lease on it or on its IOMMU group, nothing of the
-//! host using it), bound to `vfio-pci` when the hostdev is managed, its VFIO group's node
-//! made the asking daemon's (QEMU runs as that user and opens it), and the node's open
-//! descriptor returned. Released when the domain ends, a managed device goes back to the
-//! host's driver.
+//! A lease is asked for by the QEMU driver for a domain's `<hostdev>`, and the device's
+//! node is returned open:
+//! - a PCI function: checked free (no other domain's lease on it or on its IOMMU group,
+//!   nothing of the host using it), bound to `vfio-pci` when the hostdev is managed; its
+//!   VFIO group's node is made the asking daemon's (QEMU runs as that user and opens it);
+//!   at the end a managed device goes back to the host's driver;
+//! - a mediated device: its VFIO group's node, made the asking daemon's the same way;
+//! - a USB device: its node (`/dev/bus/usb/BBB/DDD`), which QEMU then uses through the
+//!   descriptor alone.
 //!
 //! File format, one lease per line, tab-separated: device name, owner UUID, the lessee's
 //! uid, managed (0/1), detached by the lease (0/1), the group node (`-` for none), its
@@ -50,11 +53,45 @@ pub struct Lease {
 #[derive(Debug)]
 pub struct Grant {
     pub device: String,
-    /// The PCI address as QEMU's `host=` takes it (`0000:01:00.0`).
+    /// Where the device is: a PCI address as QEMU's `host=` takes it (`0000:01:00.0`), a
+    /// mediated device's UUID, a USB device's bus and device numbers (`001/005`).
     pub address: String,
-    /// The VFIO group's node (`/dev/vfio/7`).
+    /// The device's node: a VFIO group's (`/dev/vfio/7`), a USB device's.
     pub node: String,
     pub fd: OwnedFd,
+}
+
+/// What can be leased, as found on the host.
+enum Leasable {
+    Pci(PciDev),
+    Mdev {
+        name: String,
+        uuid: String,
+        group: u32,
+    },
+    Usb {
+        name: String,
+        bus: u32,
+        device: u32,
+    },
+}
+
+impl Leasable {
+    fn name(&self) -> &str {
+        match self {
+            Leasable::Pci(d) => &d.name,
+            Leasable::Mdev { name, .. } | Leasable::Usb { name, .. } => name,
+        }
+    }
+
+    /// As libvirt's messages name the device.
+    fn what(&self) -> String {
+        match self {
+            Leasable::Pci(d) => format!("PCI device {}", d.addr.sysfs_name()),
+            Leasable::Mdev { uuid, .. } => format!("mediated device {uuid}"),
+            Leasable::Usb { bus, device, .. } => format!("USB device {bus:03}:{device:03}"),
+        }
+    }
 }
 
 /// Every lease, and where they are kept (nowhere for a driver opened without a state
@@ -185,10 +222,10 @@ impl Leases {
     }
 }
 
-/// libvirt's words for a device a domain has.
-fn in_use(address: &str, l: &Lease) -> NodeDevError {
+/// libvirt's words for a device a domain has (`what`: `PCI device 0000:01:00.0`).
+fn in_use(what: &str, l: &Lease) -> NodeDevError {
     NodeDevError::OperationInvalid(format!(
-        "PCI device {address} is in use by driver QEMU, domain {}",
+        "{what} is in use by driver QEMU, domain {}",
         l.owner_name
     ))
 }
@@ -201,7 +238,7 @@ impl NodeDevDriver {
     /// Refuses a change to a device some domain holds.
     fn not_leased(&self, st: &Leases, dev: &PciDev) -> Result<()> {
         match st.holder(&dev.name) {
-            Some(l) => Err(in_use(&dev.addr.sysfs_name(), l)),
+            Some(l) => Err(in_use(&format!("PCI device {}", dev.addr.sysfs_name()), l)),
             None => Ok(()),
         }
     }
@@ -239,9 +276,43 @@ impl NodeDevDriver {
         self.reset_pci(&dev)
     }
 
-    /// Leases device `name` to domain `owner` for the daemon running as `uid`, detaching
-    /// it first when `managed`. Asked again by the same domain (a daemon that restarted),
-    /// the lease stands and its node is opened again.
+    /// What device `name` is, if it can be leased.
+    fn leasable(&self, name: &str) -> Result<Leasable> {
+        let host = self.scan()?;
+        let dev = host.find(name)?;
+        match (&dev.kind, &dev.path) {
+            (crate::Kind::Pci(addr), Some(path)) => Ok(Leasable::Pci(PciDev {
+                name: dev.name.clone(),
+                addr: *addr,
+                path: path.clone(),
+            })),
+            (crate::Kind::Mdev(m), _) => Ok(Leasable::Mdev {
+                name: dev.name.clone(),
+                uuid: m.uuid.clone(),
+                group: m.iommu_group,
+            }),
+            (crate::Kind::UsbDevice, Some(path)) => {
+                let props = crate::props::Props::read(&self.sysfs, path, "usb");
+                match (props.num("BUSNUM", 10), props.num("DEVNUM", 10)) {
+                    (Some(bus), Some(device)) => Ok(Leasable::Usb {
+                        name: dev.name.clone(),
+                        bus,
+                        device,
+                    }),
+                    _ => Err(NodeDevError::OperationFailed(format!(
+                        "USB device '{name}' has no bus and device numbers"
+                    ))),
+                }
+            }
+            _ => Err(NodeDevError::InvalidArg(format!(
+                "device '{name}' is not a PCI, mediated or USB device"
+            ))),
+        }
+    }
+
+    /// Leases device `name` to domain `owner` for the daemon running as `uid` (a PCI
+    /// function detached first when `managed`). Asked again by the same domain (a daemon
+    /// that restarted), the lease stands and its node is opened again.
     pub fn lease(
         &self,
         name: &str,
@@ -251,60 +322,52 @@ impl NodeDevDriver {
         managed: bool,
     ) -> Result<Grant> {
         let mut st = self.leases_lock();
-        let dev = self.pci_device(name)?;
-        let address = dev.addr.sysfs_name();
-        if let Some(l) = st.holder(&dev.name) {
+        let dev = self.leasable(name)?;
+        let (address, node) = match &dev {
+            Leasable::Pci(p) => (p.addr.sysfs_name(), String::new()),
+            Leasable::Mdev { uuid, group, .. } => (uuid.clone(), format!("/dev/vfio/{group}")),
+            Leasable::Usb { bus, device, .. } => (
+                format!("{bus:03}/{device:03}"),
+                format!("/dev/bus/usb/{bus:03}/{device:03}"),
+            ),
+        };
+        if let Some(l) = st.holder(dev.name()) {
             if l.owner != owner {
-                return Err(in_use(&address, l));
+                return Err(in_use(&dev.what(), l));
             }
-            let node = l.node.clone().unwrap_or_default();
+            let node = l.node.clone().unwrap_or(node);
             let fd = self.open_node(&node)?;
             return Ok(Grant {
-                device: dev.name,
+                device: dev.name().to_string(),
                 address,
                 node,
                 fd,
             });
         }
-        let (group, members) = self.group_of(&dev)?;
-        for (a, _) in &members {
-            let member = crate::device_name("pci", &a.sysfs_name(), None);
-            if let Some(l) = st.holder(&member).filter(|l| l.owner != owner) {
-                return Err(NodeDevError::OperationInvalid(format!(
-                    "PCI device {address} shares IOMMU group {group} with {}, which domain {} \
-                     has",
-                    a.sysfs_name(),
-                    l.owner_name
-                )));
+        // Whether this lease bound it to vfio-pci (so its end gives it back).
+        let (node, detached) = match &dev {
+            Leasable::Pci(p) => {
+                let (group, detached) = self.prepare_pci(&st, p, owner, managed)?;
+                (format!("/dev/vfio/{group}"), detached)
             }
-        }
-        let bound = self.driver_of(&dev.path);
-        let detached = bound.as_deref() != Some(VFIO);
-        if detached {
-            if !managed {
-                return Err(NodeDevError::OperationInvalid(format!(
-                    "PCI device {address} is not bound to {VFIO} (its driver is {}): detach \
-                     it first (nodedev-detach) or make the hostdev managed='yes'",
-                    bound.as_deref().unwrap_or("none")
-                )));
-            }
-            self.bind_vfio(&dev)?;
-        } else {
-            self.check_host_use(&dev)?;
-        }
-        let node = format!("/dev/vfio/{group}");
+            _ => (node, false),
+        };
         let undo = |e: NodeDevError| {
-            if detached {
-                if let Err(u) = self.unbind_vfio(&dev) {
+            if let (true, Leasable::Pci(p)) = (detached, &dev) {
+                if let Err(u) = self.unbind_vfio(p) {
                     log::warn!("cannot give {address} back to the host: {u}");
                 }
             }
             e
         };
         let fd = self.open_node(&node).map_err(undo)?;
-        let node_uid = self.give_node(&node, uid).map_err(undo)?;
+        // A USB device's node goes to QEMU as this descriptor; a VFIO group QEMU opens.
+        let node_uid = match dev {
+            Leasable::Usb { .. } => None,
+            _ => self.give_node(&node, uid).map_err(undo)?,
+        };
         st.list.push(Lease {
-            device: dev.name.clone(),
+            device: dev.name().to_string(),
             owner,
             owner_name: owner_name.to_string(),
             uid,
@@ -319,11 +382,50 @@ impl NodeDevDriver {
             return Err(undo(e));
         }
         Ok(Grant {
-            device: dev.name,
+            device: dev.name().to_string(),
             address,
             node,
             fd,
         })
+    }
+
+    /// Makes PCI function `dev` ready for a lease to `owner`: its IOMMU group shared with
+    /// no other domain, bound to `vfio-pci` (by this call when `managed`), nothing of the
+    /// host using it. Returns the group's number, and whether this call bound it.
+    fn prepare_pci(
+        &self,
+        st: &Leases,
+        dev: &PciDev,
+        owner: [u8; 16],
+        managed: bool,
+    ) -> Result<(u32, bool)> {
+        let address = dev.addr.sysfs_name();
+        let (group, members) = self.group_of(dev)?;
+        for (a, _) in &members {
+            let member = crate::device_name("pci", &a.sysfs_name(), None);
+            if let Some(l) = st.holder(&member).filter(|l| l.owner != owner) {
+                return Err(NodeDevError::OperationInvalid(format!(
+                    "PCI device {address} shares IOMMU group {group} with {}, which domain {} \
+                     has",
+                    a.sysfs_name(),
+                    l.owner_name
+                )));
+            }
+        }
+        let bound = self.driver_of(&dev.path);
+        if bound.as_deref() == Some(VFIO) {
+            self.check_host_use(dev)?;
+            return Ok((group, false));
+        }
+        if !managed {
+            return Err(NodeDevError::OperationInvalid(format!(
+                "PCI device {address} is not bound to {VFIO} (its driver is {}): detach it \
+                 first (nodedev-detach) or make the hostdev managed='yes'",
+                bound.as_deref().unwrap_or("none")
+            )));
+        }
+        self.bind_vfio(dev)?;
+        Ok((group, true))
     }
 
     /// Ends the leases of domain `owner` (only that of `device`, if named); managed

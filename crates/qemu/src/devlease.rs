@@ -10,19 +10,74 @@
 //! descriptor the lease brings is closed before QEMU starts.
 
 use std::collections::HashSet;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use vireo_driver::{DriverError, Result};
-use vireo_xml::{Domain, HostdevSource};
+use vireo_xml::{Domain, Hostdev, HostdevSource, NodeDevCapability, NodeDeviceDef};
 
 use crate::driver::QemuDriver;
+use crate::peers::Peers;
+
+/// The node device a `<hostdev>` names: a PCI function by its address, a mediated device
+/// by its UUID, a USB device by its place or its ids (one device only), found through the
+/// node device driver's listing.
+async fn device_name(peers: &dyn Peers, h: &Hostdev) -> Result<String> {
+    let missing =
+        || DriverError::DeviceMissing(format!("{} was not found on the host", h.describe()));
+    match &h.source {
+        HostdevSource::Pci(a) => Ok(a.nodedev_name()),
+        HostdevSource::Mdev(m) => {
+            let prefix = format!("mdev_{}", vireo_xml::format_uuid(&m.uuid).replace('-', "_"));
+            let names = peers.node_device_names("mdev").await?;
+            names
+                .into_iter()
+                .find(|n| *n == prefix || n.starts_with(&format!("{prefix}_")))
+                .ok_or_else(missing)
+        }
+        HostdevSource::Usb(u) => {
+            let mut found = Vec::new();
+            for name in peers.node_device_names("usb_device").await? {
+                let Ok(xml) = peers.node_device_xml(&name).await else {
+                    continue;
+                };
+                let Ok(dev) = NodeDeviceDef::parse(&xml) else {
+                    continue;
+                };
+                let fits = dev.capability.iter().any(|c| match c {
+                    NodeDevCapability::UsbDevice(c) => {
+                        u.address
+                            .is_none_or(|a| a.bus == c.bus && a.device == c.device)
+                            && u.ids.is_none_or(|i| {
+                                u32::from(i.vendor) == c.vendor.id.0
+                                    && u32::from(i.product) == c.product.id.0
+                            })
+                    }
+                    _ => false,
+                });
+                if fits {
+                    found.push(name);
+                }
+            }
+            match found.len() {
+                0 => Err(missing()),
+                1 => Ok(found.remove(0)),
+                n => Err(DriverError::OperationFailed(format!(
+                    "{} matches {n} USB devices of the host; give its <address bus device>",
+                    h.describe()
+                ))),
+            }
+        }
+    }
+}
 
 impl QemuDriver {
-    /// Leases every `<hostdev>` of `def` for it. On failure, whatever was leased is given
-    /// back and the error names the device.
-    pub(crate) async fn lease_hostdevs(self: &Arc<Self>, def: &Domain) -> Result<()> {
+    /// Leases every `<hostdev>` of `def` for it; returns the USB devices' nodes, open, in
+    /// the order of [`crate::cmdline::usb_host_devices`] (QEMU gets them as descriptors).
+    /// On failure, whatever was leased is given back and the error names the device.
+    pub(crate) async fn lease_hostdevs(self: &Arc<Self>, def: &Domain) -> Result<Vec<OwnedFd>> {
         if def.devices.hostdevs.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let peers = self.peers.get().ok_or_else(|| {
             DriverError::OperationInvalid(
@@ -31,28 +86,24 @@ impl QemuDriver {
         })?;
         self.reconcile_leases().await;
         let owner = def.uuid.unwrap_or_default();
+        let mut usb = Vec::new();
         for h in &def.devices.hostdevs {
-            let r = match &h.source {
-                HostdevSource::Pci(a) => peers
-                    .lease_device(&a.nodedev_name(), owner, &def.name, h.managed)
-                    .await
-                    .map(drop),
-                HostdevSource::Usb(_) | HostdevSource::Mdev(_) => {
-                    Err(DriverError::ConfigUnsupported(format!(
-                        "<hostdev> {}: the node device driver does not lease this kind of \
-                         device yet (PCI functions only)",
-                        h.describe()
-                    )))
-                }
+            let r = match device_name(peers.as_ref(), h).await {
+                Ok(name) => peers.lease_device(&name, owner, &def.name, h.managed).await,
+                Err(e) => Err(e),
             };
-            if let Err(e) = r {
-                if let Err(u) = peers.release_devices(owner).await {
-                    log::warn!("cannot give back the devices of {}: {u}", def.name);
+            match r {
+                Ok(l) if matches!(h.source, HostdevSource::Usb(_)) => usb.push(l.fd),
+                Ok(_) => {}
+                Err(e) => {
+                    if let Err(u) = peers.release_devices(owner).await {
+                        log::warn!("cannot give back the devices of {}: {u}", def.name);
+                    }
+                    return Err(e);
                 }
-                return Err(e);
             }
         }
-        Ok(())
+        Ok(usb)
     }
 
     /// Gives back every device leased to domain `owner` (errors are logged: the leases

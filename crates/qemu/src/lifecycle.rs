@@ -26,8 +26,18 @@ use crate::driver::{check_flags, no_domain_uuid, DomainObj, QemuDriver};
 const SHIM_SECRETS_FD: i32 = 3;
 /// The fd of the save image a restored VM reads its state from (`--incoming-fd`).
 const SHIM_INCOMING_FD: i32 = 4;
-/// Where the shim finds the taps of its interfaces on networks: fds 10, 11, …
+/// Where the shim finds the taps of its interfaces on networks: fds 10, 11, …, then the
+/// nodes of its USB host devices.
 const SHIM_FIRST_TAP_FD: i32 = 10;
+
+/// The devices a VM's shim gets as descriptors, for QEMU.
+#[derive(Default)]
+struct DeviceFds {
+    /// The taps of its interfaces, in interface order.
+    taps: Vec<OwnedFd>,
+    /// The nodes of its USB host devices, in the order of `cmdline::usb_host_devices`.
+    usb: Vec<OwnedFd>,
+}
 
 /// `VIR_DOMAIN_START_PAUSED`.
 pub const START_PAUSED: u32 = 1;
@@ -199,8 +209,8 @@ impl QemuDriver {
         crate::cmdline::check(&def, self.caps()).map_err(|e| {
             DriverError::ConfigUnsupported(e.to_string().replace("unsupported configuration: ", ""))
         })?;
-        // Host devices: leased from the node device driver.
-        self.lease_hostdevs(&def).await?;
+        // Host devices: leased from the node device driver (USB ones come open).
+        let usb = self.lease_hostdevs(&def).await?;
         let leased = !def.devices.hostdevs.is_empty();
         let owner = def.uuid.unwrap_or_default();
         // Interfaces on networks: a port and a tap each, from the network driver; the
@@ -218,9 +228,12 @@ impl QemuDriver {
             .iter()
             .map(|(a, r, _)| (a.clone(), r.clone()))
             .collect();
-        let taps: Vec<OwnedFd> = ports.into_iter().map(|(_, _, p)| p.fd).collect();
+        let fds = DeviceFds {
+            taps: ports.into_iter().map(|(_, _, p)| p.fd).collect(),
+            usb,
+        };
         match self
-            .spawn_shim(def, defined, flags, secrets_pipe, taps, incoming)
+            .spawn_shim(def, defined, flags, secrets_pipe, fds, incoming)
             .await
         {
             Ok(h) => {
@@ -241,15 +254,15 @@ impl QemuDriver {
         }
     }
 
-    /// Starts the shim for the (resolved) definition, with the passphrases' pipe and the
-    /// taps, and waits for its `READY` line.
+    /// Starts the shim for the (resolved) definition, with the passphrases' pipe, the
+    /// taps and USB devices, and waits for its `READY` line.
     async fn spawn_shim(
         self: &Arc<Self>,
         def: Domain,
         defined: Option<Domain>,
         flags: u32,
         secrets_pipe: Option<OwnedFd>,
-        taps: Vec<OwnedFd>,
+        fds: DeviceFds,
         incoming: Option<OwnedFd>,
     ) -> Result<Handle> {
         let uuid = def.uuid.unwrap_or_default();
@@ -310,14 +323,24 @@ impl QemuDriver {
         if incoming_fd.is_some() {
             cmd.arg("--incoming-fd").arg(SHIM_INCOMING_FD.to_string());
         }
-        let tap_fds: Vec<i32> = taps.iter().map(|t| t.as_raw_fd()).collect();
-        if !tap_fds.is_empty() {
+        let tap_fds: Vec<i32> = fds
+            .taps
+            .iter()
+            .chain(&fds.usb)
+            .map(|t| t.as_raw_fd())
+            .collect();
+        if !fds.taps.is_empty() {
             cmd.arg("--tap-fds")
-                .arg(format!("{SHIM_FIRST_TAP_FD}:{}", tap_fds.len()));
+                .arg(format!("{SHIM_FIRST_TAP_FD}:{}", fds.taps.len()));
+        }
+        if !fds.usb.is_empty() {
+            let first = SHIM_FIRST_TAP_FD + fds.taps.len() as i32;
+            cmd.arg("--usb-fds")
+                .arg(format!("{first}:{}", fds.usb.len()));
         }
         // SAFETY: setsid, fcntl and dup2 are async-signal-safe; setsid detaches the shim
         // from our session so that it outlives this daemon; inherit_as gives it the
-        // passphrases' pipe, the save image and the taps.
+        // passphrases' pipe, the save image, the taps and the USB devices.
         unsafe {
             cmd.pre_exec(move || {
                 libc::setsid();
@@ -337,7 +360,7 @@ impl QemuDriver {
             DriverError::Internal(format!("cannot run {}: {e}", self.cfg.shim.display()))
         })?;
         drop(secrets_pipe);
-        drop(taps);
+        drop(fds);
         let restored = incoming.is_some();
         drop(incoming);
         let line = match child.stdout.take() {

@@ -116,6 +116,10 @@ pub trait Peers: Send + Sync {
     ) -> BoxFuture<Result<DeviceLease>>;
     /// Ends the leases of domain `owner`.
     fn release_devices(&self, owner: [u8; 16]) -> BoxFuture<Result<()>>;
+    /// The names of the host's node devices with capability `cap` (`usb_device`, `mdev`).
+    fn node_device_names(&self, cap: &str) -> BoxFuture<Result<Vec<String>>>;
+    /// A node device's XML.
+    fn node_device_xml(&self, name: &str) -> BoxFuture<Result<String>>;
     /// The leases this daemon's user holds: (device, owner).
     fn device_leases(&self) -> BoxFuture<Result<DeviceLeases>>;
 }

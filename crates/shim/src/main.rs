@@ -45,10 +45,34 @@ pub struct Args {
     secrets: BTreeMap<String, Zeroizing<Vec<u8>>>,
     /// The taps of the interfaces on networks, in interface order (`--tap-fds FIRST:N`).
     pub taps: Vec<std::os::fd::OwnedFd>,
+    /// The nodes of the USB host devices, leased by the daemon (`--usb-fds FIRST:N`).
+    pub usb: Vec<std::os::fd::OwnedFd>,
     /// A save image to restore the VM from, at its stream's offset (`--incoming-fd N`).
     pub incoming: Option<std::os::fd::OwnedFd>,
     /// Where the emulated TPM keeps its state (`--tpm-state DIR`).
     pub tpm_state: Option<PathBuf>,
+}
+
+/// The descriptors `FIRST:COUNT` names (`--tap-fds`, `--usb-fds`): open, each for us
+/// alone.
+fn fd_range(opt: &str, v: Option<String>) -> anyhow::Result<Vec<std::os::fd::OwnedFd>> {
+    let (first, n) = v
+        .as_deref()
+        .and_then(|v| v.split_once(':'))
+        .and_then(|(a, b)| Some((a.parse::<i32>().ok()?, b.parse::<i32>().ok()?)))
+        .filter(|(a, n)| *a > 2 && (0..=32).contains(n))
+        .with_context(|| format!("{opt} needs FIRST:COUNT"))?;
+    let mut fds = Vec::new();
+    for fd in first..first + n {
+        // SAFETY: fcntl on a number only asks whether it is open.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            bail!("{opt}: descriptor {fd} is not open");
+        }
+        // SAFETY: the daemon started us with this descriptor open (checked above), for us
+        // alone; nothing else here owns it.
+        fds.push(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    }
+    Ok(fds)
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -62,6 +86,7 @@ fn parse_args() -> anyhow::Result<Args> {
     let mut from_snapshot = false;
     let mut secrets = BTreeMap::new();
     let mut taps = Vec::new();
+    let mut usb = Vec::new();
     let mut incoming = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -78,25 +103,8 @@ fn parse_args() -> anyhow::Result<Args> {
             "--hv-version" => hv_version = it.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             "--paused" => paused = true,
             "--from-snapshot" => from_snapshot = true,
-            "--tap-fds" => {
-                let v = it.next().context("--tap-fds needs FIRST:COUNT")?;
-                let (first, n) = v
-                    .split_once(':')
-                    .and_then(|(a, b)| Some((a.parse::<i32>().ok()?, b.parse::<i32>().ok()?)))
-                    .filter(|(a, n)| *a > 2 && (0..=32).contains(n))
-                    .context("--tap-fds needs FIRST:COUNT")?;
-                for fd in first..first + n {
-                    // SAFETY: the daemon started us with these descriptors open, each a
-                    // tap device for us alone (checked below); nothing else here owns them.
-                    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-                        bail!("--tap-fds: descriptor {fd} is not open");
-                    }
-                    // SAFETY: as above: open, and owned by nobody else in this process.
-                    taps.push(unsafe {
-                        <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
-                    });
-                }
-            }
+            "--tap-fds" => taps = fd_range("--tap-fds", it.next())?,
+            "--usb-fds" => usb = fd_range("--usb-fds", it.next())?,
             "--incoming-fd" => {
                 let fd: i32 = it
                     .next()
@@ -134,6 +142,7 @@ fn parse_args() -> anyhow::Result<Args> {
         from_snapshot,
         secrets,
         taps,
+        usb,
         incoming,
         tpm_state,
     })

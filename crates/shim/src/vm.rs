@@ -26,6 +26,8 @@ const TERM_GRACE: Duration = Duration::from_secs(10);
 const FIRST_SECRET_FD: i32 = 100;
 /// Where QEMU finds the taps of the interfaces on networks: fds 200, 201, …
 const FIRST_TAP_FD: i32 = 200;
+/// QEMU's USB host devices: fds 300, 301, … (`-add-fd` puts each in its fd set).
+const FIRST_USB_FD: i32 = 300;
 
 /// A lifecycle event (`virDomainEventType`, detail).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,9 +166,12 @@ impl Vm {
                         .map(|i| FIRST_TAP_FD + i as i32)
                         .collect(),
                 ),
-                // None yet: a USB host device is refused here until the start path
-                // leases it from the node device driver and passes its descriptor.
-                usb_host_fds: Some(Vec::new()),
+                // Leased by the daemon from the node device driver.
+                usb_host_fds: Some(
+                    (0..args.usb.len())
+                        .map(|i| FIRST_USB_FD + i as i32)
+                        .collect(),
+                ),
             },
         )
         .map_err(|e| anyhow!("{e}"))?;
@@ -178,6 +183,12 @@ impl Vm {
                     .iter()
                     .enumerate()
                     .map(|(i, t)| (t.as_raw_fd(), FIRST_TAP_FD + i as i32)),
+            )
+            .chain(
+                args.usb
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (t.as_raw_fd(), FIRST_USB_FD + i as i32)),
             )
             .collect();
         // QEMU writes to our log (stderr), never to stdout, which the daemon reads.
