@@ -294,6 +294,8 @@ fn with_tablet_and_mdev(name: &str) -> String {
          <product id='0x0001'/></source></hostdev>\
          <hostdev mode='subsystem' type='mdev' model='vfio-pci'><source>\
          <address uuid='{}'/></source></hostdev>\
+         <hostdev mode='subsystem' type='usb'><source startupPolicy='optional'>\
+         <vendor id='0x1234'/><product id='0xbeef'/></source></hostdev>\
          <memballoon model='none'/></devices></domain>",
         vireo_tests::fakepci::MDEV_UUID
     )
@@ -410,7 +412,15 @@ fn unprivileged_qemud_leases_a_pci_device() {
             && log.contains("sysfsdev=/sys/bus/mdev/devices/"),
         "{log}"
     );
+    // The optional device that is not there is left out of the running VM only.
+    assert!(!ok(&d.virsh(&["dumpxml", "vm4"])).contains("0xbeef"));
+    assert!(ok(&d.virsh(&["dumpxml", "--inactive", "vm4"])).contains("0xbeef"));
     ok(&d.virsh(&["destroy", "vm4"]));
+    let mandatory = with_tablet_and_mdev("vm5").replace(" startupPolicy='optional'", "");
+    let f = vireo_tests::write_file(&d, "vm5.xml", &mandatory);
+    ok(&d.virsh(&["define", &f]));
+    let e = fails(&d.virsh(&["start", "vm5"]));
+    assert!(e.contains("USB device 1234:beef was not found"), "{e}");
     // A device that is not there is named, nothing started.
     let gone = with_nic("vm3").replace("bus='0x01'", "bus='0x05'");
     let f = vireo_tests::write_file(&d, "vm3.xml", &gone);

@@ -14,7 +14,7 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use vireo_driver::{DriverError, Result};
-use vireo_xml::{Domain, Hostdev, HostdevSource, NodeDevCapability, NodeDeviceDef};
+use vireo_xml::{Domain, Hostdev, HostdevSource, NodeDevCapability, NodeDeviceDef, StartupPolicy};
 
 use crate::driver::QemuDriver;
 use crate::peers::Peers;
@@ -74,8 +74,10 @@ async fn device_name(peers: &dyn Peers, h: &Hostdev) -> Result<String> {
 impl QemuDriver {
     /// Leases every `<hostdev>` of `def` for it; returns the USB devices' nodes, open, in
     /// the order of [`crate::cmdline::usb_host_devices`] (QEMU gets them as descriptors).
-    /// On failure, whatever was leased is given back and the error names the device.
-    pub(crate) async fn lease_hostdevs(self: &Arc<Self>, def: &Domain) -> Result<Vec<OwnedFd>> {
+    /// A USB device with `startupPolicy='optional'` that is not there is left out of
+    /// `def` (and so of the running VM), as libvirt does. On failure, whatever was leased
+    /// is given back and the error names the device.
+    pub(crate) async fn lease_hostdevs(self: &Arc<Self>, def: &mut Domain) -> Result<Vec<OwnedFd>> {
         if def.devices.hostdevs.is_empty() {
             return Ok(Vec::new());
         }
@@ -87,8 +89,18 @@ impl QemuDriver {
         self.reconcile_leases().await;
         let owner = def.uuid.unwrap_or_default();
         let mut usb = Vec::new();
-        for h in &def.devices.hostdevs {
+        let mut absent = Vec::new();
+        for (i, h) in def.devices.hostdevs.iter().enumerate() {
+            let optional = matches!(
+                &h.source,
+                HostdevSource::Usb(u) if u.startup_policy == Some(StartupPolicy::Optional)
+            );
             let r = match device_name(peers.as_ref(), h).await {
+                Err(DriverError::DeviceMissing(why)) if optional => {
+                    log::info!("{}: {why}; left out (startupPolicy='optional')", def.name);
+                    absent.push(i);
+                    continue;
+                }
                 Ok(name) => peers.lease_device(&name, owner, &def.name, h.managed).await,
                 Err(e) => Err(e),
             };
@@ -102,6 +114,9 @@ impl QemuDriver {
                     return Err(e);
                 }
             }
+        }
+        for i in absent.into_iter().rev() {
+            def.devices.hostdevs.remove(i);
         }
         Ok(usb)
     }

@@ -203,11 +203,11 @@ pub fn domain_capabilities(
         &["vga", "cirrus", "virtio", "qxl", "bochs", "none"],
     );
     let _ = writeln!(w, "    </video>");
-    // PCI functions through VFIO, leased from the node device driver at start.
+    // USB devices and PCI functions (VFIO), leased from the node device driver at start.
     let _ = writeln!(w, "    <hostdev supported='yes'>");
     enum_values(w, 6, "mode", &["subsystem"]);
     enum_values(w, 6, "startupPolicy", &[]);
-    enum_values(w, 6, "subsysType", &["pci"]);
+    enum_values(w, 6, "subsysType", &["usb", "pci"]);
     enum_values(w, 6, "capsType", &[]);
     enum_values(w, 6, "pciBackend", &["default", "vfio"]);
     let _ = writeln!(w, "    </hostdev>");

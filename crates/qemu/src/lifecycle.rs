@@ -210,7 +210,7 @@ impl QemuDriver {
             DriverError::ConfigUnsupported(e.to_string().replace("unsupported configuration: ", ""))
         })?;
         // Host devices: leased from the node device driver (USB ones come open).
-        let usb = self.lease_hostdevs(&def).await?;
+        let usb = self.lease_hostdevs(&mut def).await?;
         let leased = !def.devices.hostdevs.is_empty();
         let owner = def.uuid.unwrap_or_default();
         // Interfaces on networks: a port and a tap each, from the network driver; the

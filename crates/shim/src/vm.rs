@@ -196,6 +196,10 @@ impl Vm {
             .as_fd()
             .try_clone_to_owned()
             .context("cannot duplicate the log fd")?;
+        // VFIO devices map the guest's memory for DMA: QEMU must be allowed to lock it.
+        if let Some(kib) = cmdline::vfio_memlock_kib(&def) {
+            raise_memlock(kib.saturating_mul(1024));
+        }
         let mut cmd = tokio::process::Command::new(&caps.emulator);
         cmd.args(&argv)
             .args(
@@ -1335,4 +1339,30 @@ async fn restore_from(qmp: &Qmp, image: &OwnedFd) -> anyhow::Result<()> {
     .await
     .map_err(|e| anyhow!("migrate-incoming: {e}"))?;
     wait_migration(qmp, |_| true).await
+}
+
+/// Raises this process's locked-memory limit (QEMU inherits it) to `bytes`, soft and
+/// hard. Raising the hard limit needs CAP_SYS_RESOURCE: without it the limit stays and
+/// the log says so (QEMU then fails to map the device, naming the reason).
+fn raise_memlock(bytes: u64) {
+    let mut now = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct we pass, which lives through the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut now) } == 0 && now.rlim_cur >= bytes {
+        return;
+    }
+    let lim = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: bytes,
+    };
+    // SAFETY: setrlimit reads the struct we pass and changes only this process's limit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) } != 0 {
+        eprintln!(
+            "vireo-shim: cannot raise the locked-memory limit to {bytes} bytes for VFIO \
+             devices: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }
