@@ -86,7 +86,7 @@ impl QemuDriver {
                 "the domain has host devices, but no node device driver is reachable".into(),
             )
         })?;
-        self.reconcile_leases().await;
+        self.give_back_stale().await;
         let owner = def.uuid.unwrap_or_default();
         let mut usb = Vec::new();
         let mut absent = Vec::new();
@@ -135,9 +135,23 @@ impl QemuDriver {
         }
     }
 
+    /// At the daemon's start: as [`Self::give_back_stale`] when some domain it knows has
+    /// host devices (else no call is made, and no connection to the node device driver
+    /// kept; a transient domain's lease left behind is given back before the next lease).
+    pub async fn reconcile_leases(self: &Arc<Self>) {
+        let any = self
+            .read()
+            .by_uuid
+            .values()
+            .any(|o| !o.def.devices.hostdevs.is_empty());
+        if any {
+            self.give_back_stale().await;
+        }
+    }
+
     /// Gives back the leases this daemon's user holds for domains that are not running
     /// (nor starting) here.
-    pub async fn reconcile_leases(self: &Arc<Self>) {
+    async fn give_back_stale(self: &Arc<Self>) {
         let Some(peers) = self.peers.get() else {
             return;
         };
