@@ -432,20 +432,31 @@ impl NodeDevDriver {
     /// devices go back to the host. Returns the devices released.
     pub fn release(&self, owner: [u8; 16], device: Option<&str>) -> Result<Vec<String>> {
         let mut st = self.leases_lock();
-        let (gone, kept): (Vec<Lease>, Vec<Lease>) = std::mem::take(&mut st.list)
+        let before = st.list.clone();
+        let (gone, mut kept): (Vec<Lease>, Vec<Lease>) = std::mem::take(&mut st.list)
             .into_iter()
             .partition(|l| l.owner == owner && device.is_none_or(|d| d == l.device));
+        // A group's node shared with a lease that stays (two functions of one group) keeps
+        // its owner from before with that lease, to be given back at its end.
+        let mut restore = Vec::new();
+        for l in &gone {
+            let (Some(node), Some(was)) = (&l.node, l.node_uid) else {
+                continue;
+            };
+            match kept.iter_mut().find(|o| o.node.as_ref() == Some(node)) {
+                Some(o) => o.node_uid = o.node_uid.or(Some(was)),
+                None => restore.push((node.clone(), was)),
+            }
+        }
         st.list = kept;
         if let Err(e) = st.save() {
-            st.list.extend(gone);
+            st.list = before;
             return Err(e);
         }
+        for (node, was) in restore {
+            self.restore_node(&node, Some(was));
+        }
         for l in &gone {
-            if let Some(node) = &l.node {
-                if !st.list.iter().any(|o| o.node.as_ref() == Some(node)) {
-                    self.restore_node(node, l.node_uid);
-                }
-            }
             if l.managed && l.detached {
                 match self.pci_device(&l.device) {
                     Ok(dev) => {
@@ -502,5 +513,113 @@ impl NodeDevDriver {
         if let Err(e) = std::os::unix::fs::chown(&host, Some(was), None) {
             log::warn!("cannot give '{node}' back to uid {was}: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{symlink, MetadataExt};
+    use std::path::Path;
+
+    use super::*;
+
+    fn put(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    fn link(root: &Path, rel: &str, target: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        symlink(target, p).unwrap();
+    }
+
+    /// Two functions of one card, both in IOMMU group 5 and bound to vfio-pci already.
+    fn machine(root: &Path) {
+        for addr in ["0000:05:00.0", "0000:05:00.1"] {
+            let dev = format!("sys/devices/pci0000:00/{addr}");
+            put(root, &format!("{dev}/class"), "0x030000\n");
+            link(
+                root,
+                &format!("{dev}/driver"),
+                "/sys/bus/pci/drivers/vfio-pci",
+            );
+            link(
+                root,
+                &format!("{dev}/iommu_group"),
+                "/sys/kernel/iommu_groups/5",
+            );
+            link(
+                root,
+                &format!("sys/kernel/iommu_groups/5/devices/{addr}"),
+                &format!("/{dev}"),
+            );
+            link(
+                root,
+                &format!("sys/bus/pci/devices/{addr}"),
+                &format!("/{dev}"),
+            );
+        }
+        put(root, "dev/vfio/5", "");
+    }
+
+    #[test]
+    fn lines_round_trip() {
+        let l = Lease {
+            device: "pci_0000_05_00_0".into(),
+            owner: [7; 16],
+            owner_name: "a\tb\\c\nd".into(),
+            uid: 107,
+            managed: true,
+            detached: false,
+            node: Some("/dev/vfio/5".into()),
+            node_uid: None,
+        };
+        assert_eq!(Lease::parse(&l.line()), Some(l));
+        assert_eq!(Lease::parse("pci_0000_05_00_0\tnot-a-uuid"), None);
+    }
+
+    #[test]
+    fn a_shared_group_node_goes_back_with_the_last_lease() {
+        // Giving the node to another user needs root (as CI runs).
+        if std::fs::metadata("/proc/self").map_or(true, |m| m.uid() != 0) {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let (root, state) = (t.path().join("m"), t.path().join("state"));
+        machine(&root);
+        let d = NodeDevDriver::open_with_leases(&root, &state).unwrap();
+        let node = root.join("dev/vfio/5");
+        let owner = |p: &Path| std::fs::metadata(p).unwrap().uid();
+        d.lease("pci_0000_05_00_0", [1; 16], "vm", 4321, false)
+            .unwrap();
+        d.lease("pci_0000_05_00_1", [1; 16], "vm", 4321, false)
+            .unwrap();
+        assert_eq!(owner(&node), 4321);
+        // Another domain may not take a function of that group.
+        let e = d
+            .lease("pci_0000_05_00_1", [2; 16], "other", 4321, false)
+            .unwrap_err();
+        assert!(e.to_string().contains("domain vm"), "{e}");
+        assert_eq!(
+            d.release([1; 16], Some("pci_0000_05_00_0")).unwrap(),
+            ["pci_0000_05_00_0"]
+        );
+        assert_eq!(
+            owner(&node),
+            4321,
+            "the other function still uses the group"
+        );
+        // What is kept survives a new driver over the same state.
+        let again = NodeDevDriver::open_with_leases(&root, &state).unwrap();
+        assert_eq!(again.leases(None).len(), 1);
+        assert_eq!(again.release([1; 16], None).unwrap(), ["pci_0000_05_00_1"]);
+        assert_eq!(owner(&node), 0);
+        std::fs::write(state.join("leases"), "garbage\n").unwrap();
+        let e = NodeDevDriver::open_with_leases(&root, &state)
+            .err()
+            .expect("a damaged lease file is refused");
+        assert!(e.to_string().contains("line 1: not a lease"), "{e}");
     }
 }
