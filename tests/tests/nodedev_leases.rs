@@ -324,8 +324,9 @@ fn all_leases(d: &Daemon, rt: &tokio::runtime::Runtime) -> Vec<(String, String)>
 /// The flow: an unprivileged vireo-qemud starts a domain with a PCI hostdev and
 /// gets a lease from vireo-nodedevd (root), which detached the device and made its VFIO
 /// group the QEMU user's; a second domain asking for it is refused naming the first, also
-/// after a kill -9 of vireo-nodedevd; the first one's end gives the device back; and a VM
-/// that ends while vireo-qemud is down has its device given back when that daemon starts.
+/// after a kill -9 of vireo-nodedevd; the first one's end, while vireo-nodedevd is down,
+/// gives the device back once that daemon is back; and a VM that ends while vireo-qemud is
+/// down has its device given back when that daemon starts.
 #[test]
 fn unprivileged_qemud_leases_a_pci_device() {
     use std::os::unix::fs::PermissionsExt;
@@ -367,7 +368,21 @@ fn unprivileged_qemud_leases_a_pci_device() {
     assert!(e.contains("domain vm1"), "{e}");
     let e = fails(&d.virsh(&["nodedev-reattach", NIC]));
     assert!(e.contains("domain vm1"), "{e}");
+    // vm1 ends while vireo-nodedevd is down: its device goes back once that daemon is back.
+    d.kill9_one("vireo-nodedevd");
     ok(&d.virsh(&["destroy", "vm1"]));
+    d.start_one("vireo-nodedevd", &[]);
+    // Nothing signals the retried release: its outcome is awaited, within a bound.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !all_leases(&d, &rt).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "vm1's lease was not given back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    pci.settle();
+    assert_eq!(pci.driver("0000:01:00.0").as_deref(), Some("e1000e"));
     ok(&d.virsh(&["start", "--paused", "vm2"]));
     assert_eq!(all_leases(&d, &rt), [(NIC.to_string(), "vm2".to_string())]);
     // vm2 ends while vireo-qemud is down: its device comes back when the daemon starts.

@@ -1,9 +1,9 @@
 //! A domain's host devices (`<hostdev>`), leased from the node device driver through its
 //! public API: at start every device is asked for (a managed one is detached by that
 //! driver), at the end every lease of the domain is given back. Leases the driver still
-//! keeps for domains that are not running here (the VM ended while this daemon or the
-//! node device daemon was down) are given back when this daemon starts and before any
-//! new lease.
+//! keeps for domains that are not running here (the VM ended while this daemon was down)
+//! are given back when this daemon starts and before any new lease; a release the node
+//! device daemon was not there for is tried again until it is back.
 //!
 //! QEMU 7.2 opens a PCI function's VFIO group by its path (`/dev/vfio/N`, which the node
 //! device driver made this daemon's user's), and a group opens once at a time: the
@@ -18,6 +18,64 @@ use vireo_xml::{Domain, Hostdev, HostdevSource, NodeDevCapability, NodeDeviceDef
 
 use crate::driver::QemuDriver;
 use crate::peers::Peers;
+
+/// How long a release the node device daemon was not there for waits before it is tried
+/// again, at first and at most.
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(500);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The domains whose leases are to be given back (their VM ended), until the node device
+/// driver has taken them.
+#[derive(Default)]
+pub(crate) struct PendingReleases {
+    owners: std::sync::Mutex<HashSet<[u8; 16]>>,
+    /// Held while a release or a domain's new leases are under way, so that a release
+    /// never takes a lease a new start of the same domain has just taken over.
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl PendingReleases {
+    fn owners(&self) -> std::sync::MutexGuard<'_, HashSet<[u8; 16]>> {
+        self.owners.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `owner`'s VM ended: its leases are to be given back.
+    pub(crate) fn add(&self, owner: [u8; 16]) {
+        self.owners().insert(owner);
+    }
+}
+
+/// Gives back the leases of `owner` (its VM ended, [`PendingReleases::add`]), trying
+/// again while the node device daemon is away; a new start of the domain meanwhile ends
+/// it (that start's leases are the domain's own).
+pub(crate) async fn release_when_ended(
+    peers: Arc<dyn Peers>,
+    pending: Arc<PendingReleases>,
+    owner: [u8; 16],
+) {
+    let mut pause = RETRY_FIRST;
+    loop {
+        {
+            let _turn = pending.turn.lock().await;
+            if !pending.owners().contains(&owner) {
+                return;
+            }
+            match peers.release_devices(owner).await {
+                Ok(()) => {
+                    pending.owners().remove(&owner);
+                    return;
+                }
+                Err(e) if pause == RETRY_FIRST => log::warn!(
+                    "cannot give back the host devices of {} yet ({e}); trying again",
+                    vireo_xml::format_uuid(&owner)
+                ),
+                Err(_) => {}
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(RETRY_MAX);
+    }
+}
 
 /// The node device a `<hostdev>` names: a PCI function by its address, a mediated device
 /// by its UUID, a USB device by its place or its ids (one device only), found through the
@@ -86,8 +144,11 @@ impl QemuDriver {
                 "the domain has host devices, but no node device driver is reachable".into(),
             )
         })?;
-        self.give_back_stale().await;
         let owner = def.uuid.unwrap_or_default();
+        // Its own leases from a run whose end could not give them back are this start's.
+        let turn = self.pending_releases.turn.lock().await;
+        self.pending_releases.owners().remove(&owner);
+        self.give_back_stale().await;
         let mut usb = Vec::new();
         let mut absent = Vec::new();
         for (i, h) in def.devices.hostdevs.iter().enumerate() {
@@ -115,6 +176,7 @@ impl QemuDriver {
                 }
             }
         }
+        drop(turn);
         for i in absent.into_iter().rev() {
             def.devices.hostdevs.remove(i);
         }

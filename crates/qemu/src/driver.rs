@@ -185,6 +185,8 @@ pub struct QemuDriver {
     pub(crate) restores: crate::restorejob::Restores,
     /// Each domain's snapshots.
     pub(crate) snapshots: crate::snapshot::Store,
+    /// Domains whose host devices are still to be given back.
+    pub(crate) pending_releases: Arc<crate::devlease::PendingReleases>,
 }
 
 impl QemuDriver {
@@ -204,6 +206,7 @@ impl QemuDriver {
             cpu_defs: Default::default(),
             snapshots: Default::default(),
             restores: Default::default(),
+            pending_releases: Default::default(),
         };
         d.load()?;
         Ok(d)

@@ -602,16 +602,15 @@ impl QemuDriver {
                 self.peers.get().cloned(),
                 tokio::runtime::Handle::try_current(),
             ) {
+                let pending = Arc::clone(&self.pending_releases);
+                if leased {
+                    pending.add(uuid);
+                }
                 rt.spawn(async move {
                     crate::peers::release_ports(&ports, Some(&peers)).await;
                     // Its host devices go back to the node device driver.
                     if leased {
-                        if let Err(e) = peers.release_devices(uuid).await {
-                            log::warn!(
-                                "cannot give back the host devices of {}: {e}",
-                                format_uuid(&uuid)
-                            );
-                        }
+                        crate::devlease::release_when_ended(peers, pending, uuid).await;
                     }
                 });
             }
