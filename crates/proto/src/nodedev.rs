@@ -1,6 +1,7 @@
 //! The node device calls of REMOTE_PROGRAM: those that read the host's devices
-//! (procedures 111–117, 285) and those that give PCI devices to VMs and back (118–120,
-//! 301): handles, arguments and returns, in libvirt's field order.
+//! (procedures 111–117, 285), those that give PCI devices to VMs and back (118–120,
+//! 301), and the life of mediated devices (123, 124, 428–430, 433–436): handles,
+//! arguments and returns, in libvirt's field order.
 
 use vireo_xdr::{xdr_struct, Array};
 
@@ -77,6 +78,37 @@ xdr_struct! {
         pub flags: u32,
     }
 }
+
+// ---- Devices made and defined: mediated devices (123, 124, 428–430, 433–436).
+
+/// `VIR_NODE_DEVICE_CREATE_XML_VALIDATE` / `VIR_NODE_DEVICE_DEFINE_XML_VALIDATE`: check
+/// the document against the schema first.
+pub const XML_VALIDATE: u32 = 1;
+
+xdr_struct! {
+    /// `NODE_DEVICE_CREATE_XML` and `NODE_DEVICE_DEFINE_XML`: the device's XML.
+    pub struct NodeDeviceXmlArgs {
+        pub xml_desc: String,
+        pub flags: u32,
+    }
+}
+xdr_struct! {
+    /// What `NODE_DEVICE_CREATE_XML` and `NODE_DEVICE_DEFINE_XML` made.
+    pub struct NodeDeviceXmlRet {
+        pub dev: NodeDevice,
+    }
+}
+xdr_struct! {
+    /// `NODE_DEVICE_UNDEFINE` and `NODE_DEVICE_CREATE` (start a defined device).
+    pub struct NodeDeviceNameFlagsArgs {
+        pub name: String,
+        pub flags: u32,
+    }
+}
+xdr_struct! { pub struct NodeDeviceGetAutostartRet { pub autostart: i32 } }
+xdr_struct! { pub struct NodeDeviceSetAutostartArgs { pub name: String, pub autostart: i32 } }
+xdr_struct! { pub struct NodeDeviceIsPersistentRet { pub persistent: i32 } }
+xdr_struct! { pub struct NodeDeviceIsActiveRet { pub active: i32 } }
 
 // ---- Lookup of a Fibre Channel SCSI host by its world wide names (procedure 297).
 
@@ -175,5 +207,38 @@ mod tests {
             dev: None,
         };
         assert_eq!(vireo_xdr::to_bytes(&a), [0, 0, 0, 1, 0, 0, 0, 0]);
+    }
+
+    /// The mediated device calls: a name (or the XML) then the flags, an int for a
+    /// boolean.
+    #[test]
+    fn lifecycle_calls_are_libvirts_layout() {
+        let a = NodeDeviceNameFlagsArgs {
+            name: "mdev_x".into(),
+            flags: 0,
+        };
+        assert_eq!(
+            vireo_xdr::to_bytes(&a),
+            [&[0, 0, 0, 6][..], b"mdev_x", &[0, 0], &[0, 0, 0, 0]].concat()
+        );
+        let a = NodeDeviceSetAutostartArgs {
+            name: "ab".into(),
+            autostart: 1,
+        };
+        assert_eq!(
+            vireo_xdr::to_bytes(&a),
+            [&[0, 0, 0, 2][..], b"ab", &[0, 0], &[0, 0, 0, 1]].concat()
+        );
+        let x = NodeDeviceXmlArgs {
+            xml_desc: "<d/>".into(),
+            flags: XML_VALIDATE,
+        };
+        let b = vireo_xdr::to_bytes(&x);
+        assert_eq!(b, [&[0, 0, 0, 4][..], b"<d/>", &[0, 0, 0, 1]].concat());
+        assert_eq!(vireo_xdr::from_bytes::<NodeDeviceXmlArgs>(&b).unwrap(), x);
+        assert_eq!(
+            vireo_xdr::to_bytes(&NodeDeviceIsActiveRet { active: 1 }),
+            [0, 0, 0, 1]
+        );
     }
 }
