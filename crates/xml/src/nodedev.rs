@@ -476,9 +476,58 @@ impl NodeDeviceDef {
     }
 }
 
+xml_element! {
+    /// `<device>` as a client gives it to have one made or defined (`nodedev-create`,
+    /// `nodedev-define`): a mediated device's parent and capability. The name is the
+    /// driver's to give: one written here is ignored, as libvirt ignores it.
+    pub struct NewNodeDevice {
+        leaf_opt name: String = "name",
+        leaf_opt parent: String = "parent",
+        children capability: NodeDevCapability = "capability",
+    }
+}
+
+impl NewNodeDevice {
+    /// Parses a document describing a device to make.
+    pub fn parse(xml: &str) -> Result<NewNodeDevice, XmlError> {
+        parse_root(xml, "device")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A mediated device to make: no name, its parent, type, UUID and attributes.
+    #[test]
+    fn a_device_to_make_needs_no_name() {
+        let d = NewNodeDevice::parse(
+            "<device><parent>pci_0000_00_02_0</parent><capability type='mdev'>\
+             <type id='nvidia-63'/><uuid>4b20d080-1b54-4048-85b3-a6a62d165c01</uuid>\
+             <attr name='assign_adapter' value='5'/></capability></device>",
+        )
+        .unwrap();
+        assert_eq!(d.name, None);
+        assert_eq!(d.parent.as_deref(), Some("pci_0000_00_02_0"));
+        let [NodeDevCapability::Mdev(m)] = &d.capability[..] else {
+            panic!("{:?}", d.capability);
+        };
+        assert_eq!(m.mdev_type.id, "nvidia-63");
+        assert_eq!(
+            m.uuid.as_deref(),
+            Some("4b20d080-1b54-4048-85b3-a6a62d165c01")
+        );
+        assert_eq!(
+            (m.attrs[0].name.as_str(), m.attrs[0].value.as_str()),
+            ("assign_adapter", "5")
+        );
+        // A type is required.
+        assert!(NewNodeDevice::parse(
+            "<device><parent>p</parent><capability type='mdev'/></device>"
+        )
+        .is_err());
+        assert!(NewNodeDevice::parse("<domain/>").is_err());
+    }
 
     const NIC: &str = "<device>
   <name>pci_0000_01_00_0</name>
