@@ -295,7 +295,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         let state = paths.state_dir.join("nodedev");
         Some(Arc::new(
             NodeDevDriver::open_with_leases(conf.sysfs_root.clone(), &state)
-                .context("cannot load the node device leases")?,
+                .context("cannot load the node device leases")?
+                .with_mdev_definitions(&paths.config_dir.join("nodedev"), objects.clone())
+                .context("cannot load the mediated device definitions")?,
         ))
     } else {
         None
@@ -329,6 +331,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             .ok()
             .flatten()
     });
+    let mdev_autostart = service.nodedev.clone();
     let server = Server::new(service, server_cfg);
     let listed: Vec<Arc<dyn ServerInfo>> = vec![Arc::new(Named::new(name, &server))];
     let admin = admin_on(&mut socks, &admin_path, listed, log, &conf)?;
@@ -341,6 +344,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let s2 = Arc::clone(&server);
     let t1 = tokio::spawn(async move { s1.serve(socks.rw, false).await });
     let t2 = tokio::spawn(async move { s2.serve(socks.ro, true).await });
+    // Defined mediated devices marked so are made before domains start (one may use them).
+    if let Some(nd) = mdev_autostart {
+        if let Err(e) = tokio::task::spawn_blocking(move || nd.autostart_mdevs()).await {
+            log::warn!("mediated device autostart: {e}");
+        }
+    }
     // Serving already: an autostarted domain's volumes may be resolved through this very
     // daemon.
     if let Some(q) = &qemu {

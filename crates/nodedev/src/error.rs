@@ -25,6 +25,15 @@ pub enum NodeDevError {
     OperationFailed(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A device of a kind, or in a configuration, this driver cannot make.
+    #[error("unsupported configuration: {0}")]
+    Unsupported(String),
+    /// A call that does not apply to a device of this kind.
+    #[error("Operation not supported: {0}")]
+    NotSupported(String),
+    /// A device's XML that cannot be read.
+    #[error("{0}")]
+    Xml(#[from] vireo_xml::XmlError),
     /// A failed read of sysfs, saying of what.
     #[error("{what}: {err}")]
     Io {
@@ -59,6 +68,9 @@ impl From<NodeDevError> for RemoteError {
             NodeDevError::OperationInvalid(_) => code::OPERATION_INVALID,
             NodeDevError::OperationFailed(_) => code::OPERATION_FAILED,
             NodeDevError::Internal(_) => code::INTERNAL_ERROR,
+            NodeDevError::Unsupported(_) => code::CONFIG_UNSUPPORTED,
+            NodeDevError::NotSupported(_) => code::OPERATION_UNSUPPORTED,
+            NodeDevError::Xml(x) => x.libvirt_code(),
             // As libvirt reports a failed system call.
             NodeDevError::Io { .. } => code::SYSTEM_ERROR,
         };

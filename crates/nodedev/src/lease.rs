@@ -516,6 +516,16 @@ impl NodeDevDriver {
     }
 }
 
+impl NodeDevDriver {
+    /// The name of the domain that holds device `name`, if one does (a change that
+    /// would take the device from it is refused naming the domain).
+    pub(crate) fn holder_of(&self, name: &str) -> Option<String> {
+        self.leases_lock()
+            .holder(name)
+            .map(|l| l.owner_name.clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::{symlink, MetadataExt};

@@ -24,6 +24,7 @@ mod drm;
 mod error;
 mod lease;
 mod mdev;
+mod mediated;
 mod monitor;
 mod pci;
 mod props;
@@ -153,6 +154,8 @@ enum Kind {
     },
     Drm(NodeDevDrmType),
     Mdev(mdev::Mdev),
+    /// A mediated device defined and not made now (listed as inactive).
+    Defined(mediated::MdevConfig),
 }
 
 impl Kind {
@@ -169,7 +172,7 @@ impl Kind {
             Kind::Storage(_) => NodeDevCapType::Storage,
             Kind::ScsiGeneric { .. } => NodeDevCapType::ScsiGeneric,
             Kind::Drm(_) => NodeDevCapType::Drm,
-            Kind::Mdev(_) => NodeDevCapType::Mdev,
+            Kind::Mdev(_) | Kind::Defined(_) => NodeDevCapType::Mdev,
         }
     }
 
@@ -184,7 +187,7 @@ impl Kind {
             Kind::Storage(_) => "block",
             Kind::ScsiGeneric { .. } => "scsi_generic",
             Kind::Drm(_) => "drm",
-            Kind::Mdev(_) => "mdev",
+            Kind::Mdev(_) | Kind::Defined(_) => "mdev",
         }
     }
 }
@@ -214,8 +217,18 @@ impl Host {
     }
 
     /// The nearest listed device above `dev` in `/sys/devices`, else `computer`; none for
-    /// `computer` itself.
+    /// `computer` itself. A defined mediated device not made now: its parent's, when
+    /// that is there.
     fn parent(&self, dev: &Device) -> Option<String> {
+        if let Kind::Defined(cfg) = &dev.kind {
+            let parent = self.devices.iter().find(|d| {
+                d.path
+                    .as_deref()
+                    .and_then(Path::file_name)
+                    .is_some_and(|n| n == cfg.parent_addr.as_str())
+            });
+            return Some(parent.map_or_else(|| COMPUTER.to_string(), |d| d.name.clone()));
+        }
         let path = dev.path.as_deref()?;
         let above = path.ancestors().skip(1).find_map(|a| self.by_path.get(a));
         Some(above.map_or_else(|| COMPUTER.to_string(), String::clone))
@@ -227,6 +240,8 @@ pub struct NodeDevDriver {
     sysfs: Sysfs,
     /// Which domain holds which device.
     leases: std::sync::Mutex<lease::Leases>,
+    /// Mediated devices defined, and made here.
+    mdevs: mediated::Mdevs,
 }
 
 impl NodeDevDriver {
@@ -236,6 +251,7 @@ impl NodeDevDriver {
         NodeDevDriver {
             sysfs: Sysfs::new(root.into()),
             leases: Default::default(),
+            mdevs: Default::default(),
         }
     }
 
@@ -246,6 +262,7 @@ impl NodeDevDriver {
         Ok(NodeDevDriver {
             sysfs: Sysfs::new(root.into()),
             leases: std::sync::Mutex::new(leases),
+            mdevs: Default::default(),
         })
     }
 
@@ -377,6 +394,17 @@ impl NodeDevDriver {
                 });
             }
         }
+        // Defined mediated devices not made now, under the name they will have.
+        for cfg in self.mdevs.defined() {
+            let name = cfg.name();
+            if !devices.iter().any(|d| d.name == name) {
+                devices.push(Device {
+                    name,
+                    path: None,
+                    kind: Kind::Defined(cfg),
+                });
+            }
+        }
         devices.sort_by(|a, b| (a.name != COMPUTER, &a.name).cmp(&(b.name != COMPUTER, &b.name)));
         let by_path = devices
             .iter()
@@ -454,6 +482,9 @@ impl NodeDevDriver {
     /// The device's definition, as libvirt writes it: its node and the other names of
     /// it, its parent, its driver, its capability.
     fn def(&self, host: &Host, dev: &Device) -> NodeDeviceDef {
+        if let Kind::Defined(cfg) = &dev.kind {
+            return mediated::defined_def(host, dev, cfg);
+        }
         let Some(path) = dev.path.as_deref() else {
             return NodeDeviceDef {
                 name: dev.name.clone(),
@@ -504,7 +535,13 @@ impl NodeDevDriver {
                 })
             }
             Kind::Drm(t) => NodeDevCapability::Drm(drm::cap(*t)),
-            Kind::Mdev(m) => NodeDevCapability::Mdev(mdev::cap(m)),
+            Kind::Mdev(m) => {
+                let mut cap = mdev::cap(m);
+                cap.attrs = self.mdevs.attrs_of(&dev.name);
+                NodeDevCapability::Mdev(cap)
+            }
+            // Handled above.
+            Kind::Defined(cfg) => return mediated::defined_def(host, dev, cfg),
         };
         NodeDeviceDef {
             name: dev.name.clone(),

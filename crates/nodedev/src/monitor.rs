@@ -29,10 +29,13 @@ use crate::NodeDevDriver;
 
 /// What happened to a device, by its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Change {
+pub(crate) enum Change {
     Created(String),
     Deleted(String),
     Updated(String),
+    /// A mediated device defined (kept to be made later) or no longer.
+    Defined(String),
+    Undefined(String),
 }
 
 /// The devices listed, by directory, kept up to date by the events.
@@ -124,7 +127,7 @@ impl Tracker {
 }
 
 /// Sends one change to the clients registered for it.
-fn publish(bus: &EventBus<ObjectEvent>, change: Change) {
+pub(crate) fn publish(bus: &EventBus<ObjectEvent>, change: Change) {
     let lifecycle = |name: String, what: i32| {
         let body = vireo_xdr::to_bytes(&NodeDeviceEventLifecycleBody {
             dev: NodeDevice { name: name.clone() },
@@ -141,6 +144,8 @@ fn publish(bus: &EventBus<ObjectEvent>, change: Change) {
     let (name, event_id, proc_, body) = match change {
         Change::Created(n) => lifecycle(n, event::CREATED),
         Change::Deleted(n) => lifecycle(n, event::DELETED),
+        Change::Defined(n) => lifecycle(n, event::DEFINED),
+        Change::Undefined(n) => lifecycle(n, event::UNDEFINED),
         Change::Updated(n) => {
             let body = vireo_xdr::to_bytes(&NodeDeviceEventUpdateBody {
                 dev: NodeDevice { name: n.clone() },

@@ -1,5 +1,6 @@
-//! Node device calls (procedures 111–120, 285, 301), served by the node device driver,
-//! and its leases of devices to domains (Vireo's own program).
+//! Node device calls (procedures 111–120, 285, 301; mediated devices made, defined and
+//! removed: 123, 124, 428–430, 433–436), served by the node device driver, and its leases
+//! of devices to domains (Vireo's own program).
 
 use vireo_nodedev::NodeDevDriver;
 use vireo_proto::family::Family;
@@ -21,8 +22,9 @@ fn at_most(max: i32, limit: usize, mut names: Vec<String>) -> Result<Vec<String>
 }
 
 /// A listing's flags: one bit per capability, and ACTIVE / INACTIVE (every device read
-/// from the host is active).
-fn wanted(flags: u32) -> Result<(Vec<&'static str>, bool), RemoteError> {
+/// from the host is active; a defined mediated device not made now is inactive). Returns
+/// the capabilities, and whether active and inactive devices are wanted.
+fn wanted(flags: u32) -> Result<(Vec<&'static str>, bool, bool), RemoteError> {
     let known = LIST_CAPS
         .iter()
         .fold(LIST_ACTIVE | LIST_INACTIVE, |a, (b, _)| a | b);
@@ -41,9 +43,12 @@ fn wanted(flags: u32) -> Result<(Vec<&'static str>, bool), RemoteError> {
         .filter(|(bit, _)| flags & bit != 0)
         .map(|(_, name)| *name)
         .collect();
-    // Only INACTIVE asked: none of these.
-    let none = flags & LIST_INACTIVE != 0 && flags & LIST_ACTIVE == 0;
-    Ok((caps, none))
+    // Neither asked: both.
+    let (active, inactive) = match (flags & LIST_ACTIVE != 0, flags & LIST_INACTIVE != 0) {
+        (false, false) => (true, true),
+        both => both,
+    };
+    Ok((caps, active, inactive))
 }
 
 pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult {
@@ -147,18 +152,17 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult 
         }
         procs::CONNECT_LIST_ALL_NODE_DEVICES => {
             let a: ConnectListAllNodeDevicesArgs = args(payload)?;
-            let (caps, none) = wanted(a.flags)?;
-            let devices: Vec<NodeDevice> = if none {
-                Vec::new()
-            } else {
-                d.all()?
-                    .into_iter()
-                    .filter(|(_, have)| {
-                        caps.is_empty() || have.iter().any(|c| caps.contains(&c.as_str()))
-                    })
-                    .map(|(name, _)| NodeDevice { name })
-                    .collect()
-            };
+            let (caps, active, inactive) = wanted(a.flags)?;
+            let off = d.inactive()?;
+            let devices: Vec<NodeDevice> = d
+                .all()?
+                .into_iter()
+                .filter(|(name, have)| {
+                    (if off.contains(name) { inactive } else { active })
+                        && (caps.is_empty() || have.iter().any(|c| caps.contains(&c.as_str())))
+                })
+                .map(|(name, _)| NodeDevice { name })
+                .collect();
             let n = devices.len() as u32;
             ret(ConnectListAllNodeDevicesRet {
                 devices: Array(if a.need_results != 0 {
@@ -167,6 +171,58 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult 
                     Vec::new()
                 }),
                 ret: n,
+            })
+        }
+        procs::NODE_DEVICE_CREATE_XML => {
+            let a: NodeDeviceXmlArgs = args(payload)?;
+            let name = d.create_xml(&a.xml_desc, a.flags)?;
+            ret(NodeDeviceXmlRet {
+                dev: NodeDevice { name },
+            })
+        }
+        procs::NODE_DEVICE_DESTROY => {
+            let a: NodeDeviceNameArgs = args(payload)?;
+            d.destroy(&a.name)?;
+            ret(())
+        }
+        procs::NODE_DEVICE_DEFINE_XML => {
+            let a: NodeDeviceXmlArgs = args(payload)?;
+            let name = d.define_xml(&a.xml_desc, a.flags)?;
+            ret(NodeDeviceXmlRet {
+                dev: NodeDevice { name },
+            })
+        }
+        procs::NODE_DEVICE_UNDEFINE => {
+            let a: NodeDeviceNameFlagsArgs = args(payload)?;
+            d.undefine(&a.name, a.flags)?;
+            ret(())
+        }
+        procs::NODE_DEVICE_CREATE => {
+            let a: NodeDeviceNameFlagsArgs = args(payload)?;
+            d.start(&a.name, a.flags)?;
+            ret(())
+        }
+        procs::NODE_DEVICE_GET_AUTOSTART => {
+            let a: NodeDeviceNameArgs = args(payload)?;
+            ret(NodeDeviceGetAutostartRet {
+                autostart: i32::from(d.autostart(&a.name)?),
+            })
+        }
+        procs::NODE_DEVICE_SET_AUTOSTART => {
+            let a: NodeDeviceSetAutostartArgs = args(payload)?;
+            d.set_autostart(&a.name, a.autostart != 0)?;
+            ret(())
+        }
+        procs::NODE_DEVICE_IS_PERSISTENT => {
+            let a: NodeDeviceNameArgs = args(payload)?;
+            ret(NodeDeviceIsPersistentRet {
+                persistent: i32::from(d.is_persistent(&a.name)?),
+            })
+        }
+        procs::NODE_DEVICE_IS_ACTIVE => {
+            let a: NodeDeviceNameArgs = args(payload)?;
+            ret(NodeDeviceIsActiveRet {
+                active: i32::from(d.is_active(&a.name)?),
             })
         }
         _ => Err(RemoteError::unknown_procedure(p)),
