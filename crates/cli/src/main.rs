@@ -199,6 +199,11 @@ Commands:
   nodedev-dumpxml DEVICE   a device's XML (DEVICE: a name, or WWNN,WWPN of a SCSI host)
   nodedev-event [DEVICE] (--list | --event lifecycle|update [--loop] [--timeout SECS]
       [--timestamp])
+  nodedev-info DEVICE / nodedev-detach DEVICE [--driver vfio] / nodedev-reattach DEVICE
+  nodedev-reset DEVICE     PCI devices for VMs and back
+  nodedev-create FILE / nodedev-define FILE (both [--validate]) / nodedev-start DEVICE
+  nodedev-destroy DEVICE / nodedev-undefine DEVICE / nodedev-autostart [--disable] DEVICE
+                           mediated devices (<capability type='mdev'>)
   nwfilter-list / nwfilter-define FILE [--validate] / nwfilter-undefine FILTER
   nwfilter-dumpxml FILTER
   nwfilter-binding-list / nwfilter-binding-create FILE [--validate]

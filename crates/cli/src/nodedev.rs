@@ -1,7 +1,9 @@
-//! The nodedev-* commands that read the host's devices, each printing what virsh prints
-//! for it: nodedev-list (by capability, or as a tree), nodedev-dumpxml (a device by name,
-//! or a SCSI host by its world wide names) and nodedev-event; then the blank line virsh
-//! ends every command it ran with.
+//! The nodedev-* commands, each printing what virsh prints for it: those that read the
+//! host's devices, nodedev-list (by capability, or as a tree), nodedev-dumpxml (a device by
+//! name, or a SCSI host by its world wide names), nodedev-info and nodedev-event; those
+//! that give PCI devices to VMs and back, nodedev-detach, -reattach and -reset; those that
+//! make and keep (mediated) devices, nodedev-create, -destroy, -define, -undefine, -start
+//! and -autostart; then the blank line virsh ends every command it ran with.
 
 use std::time::{Duration, Instant};
 
@@ -10,14 +12,35 @@ use vireo_client::{Connect, NodeDevice, NodeDeviceEventKind};
 use vireo_proto::nodedev::{event, LIST_ACTIVE, LIST_CAPS, LIST_INACTIVE};
 
 use crate::network::{timestamp, Quiet};
-use crate::virsh::{begin, finish, given, s, Parsed, Spec};
+use crate::virsh::{begin, finish, given, read_file, s, Parsed, Spec};
 
-pub const COMMANDS: &[&str] = &["nodedev-list", "nodedev-dumpxml", "nodedev-event"];
+pub const COMMANDS: &[&str] = &[
+    "nodedev-list",
+    "nodedev-dumpxml",
+    "nodedev-event",
+    "nodedev-info",
+    "nodedev-detach",
+    "nodedev-dettach",
+    "nodedev-reattach",
+    "nodedev-reset",
+    "nodedev-create",
+    "nodedev-destroy",
+    "nodedev-define",
+    "nodedev-undefine",
+    "nodedev-start",
+    "nodedev-autostart",
+];
 
 fn spec(cmd: &str) -> Option<Spec> {
+    const DEVICE: &[&str] = &["device"];
     Some(match cmd {
         "nodedev-list" => s(&["--tree", "--inactive", "--all"], &["--cap"], &["cap"], 0),
-        "nodedev-dumpxml" => s(&[], &["--device"], &["device"], 1),
+        "nodedev-dumpxml" | "nodedev-info" | "nodedev-reattach" | "nodedev-reset"
+        | "nodedev-undefine" | "nodedev-start" => s(&[], &["--device"], DEVICE, 1),
+        "nodedev-detach" | "nodedev-dettach" => s(&[], &["--device", "--driver"], DEVICE, 1),
+        "nodedev-destroy" => s(&[], &["--device"], DEVICE, 1),
+        "nodedev-autostart" => s(&["--disable"], &["--device"], DEVICE, 1),
+        "nodedev-create" | "nodedev-define" => s(&["--validate"], &["--file"], &["file"], 1),
         "nodedev-event" => s(
             &["--loop", "--list", "--timestamp"],
             &["--device", "--event", "--timeout"],
@@ -29,13 +52,157 @@ fn spec(cmd: &str) -> Option<Spec> {
 }
 
 pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Result<()> {
+    // nodedev-destroy takes `--name` for `--device`.
+    let renamed: Vec<String>;
+    let rest = if cmd == "nodedev-destroy" {
+        renamed = rest
+            .iter()
+            .map(|a| match a.strip_prefix("--name") {
+                Some(tail) if tail.is_empty() || tail.starts_with('=') => format!("--device{tail}"),
+                _ => a.clone(),
+            })
+            .collect();
+        &renamed[..]
+    } else {
+        rest
+    };
     let (p, c) = begin(uri, readonly, cmd, rest, spec).await?;
     let r = match cmd {
         "nodedev-list" => list(&c, &p).await,
         "nodedev-dumpxml" => dumpxml(&c, &p).await,
-        _ => events(&c, &p).await,
+        "nodedev-event" => events(&c, &p).await,
+        "nodedev-info" => info(&c, &p).await,
+        "nodedev-create" | "nodedev-define" => make(&c, cmd, &p).await,
+        "nodedev-detach" | "nodedev-dettach" | "nodedev-reattach" | "nodedev-reset"
+        | "nodedev-start" => by_name(&c, cmd, &p).await,
+        _ => change(&c, cmd, &p).await,
     };
     finish(c, r).await
+}
+
+/// The flags of `--validate` (`VIR_NODE_DEVICE_{CREATE,DEFINE}_XML_VALIDATE`).
+fn validate_flag(p: &Parsed<'_>) -> u32 {
+    if p.args.has("--validate") {
+        vireo_proto::nodedev::XML_VALIDATE
+    } else {
+        0
+    }
+}
+
+/// nodedev-create and nodedev-define: a device made (or kept) from the XML in a file.
+async fn make(c: &Connect, cmd: &str, p: &Parsed<'_>) -> Result<()> {
+    let file = given("file", p.opt("file"))?.unwrap_or_default();
+    let xml = read_file(file)?;
+    let flags = validate_flag(p);
+    if cmd == "nodedev-create" {
+        let dev = c
+            .node_device_create_xml(&xml, flags)
+            .await
+            .with_context(|| format!("Failed to create node device from {file}"))?;
+        println!("Node device {} created from {file}", dev.name);
+    } else {
+        let dev = c
+            .node_device_define_xml(&xml, flags)
+            .await
+            .with_context(|| format!("Failed to define node device from '{file}'"))?;
+        println!("Node device '{}' defined from '{file}'", dev.name);
+    }
+    Ok(())
+}
+
+/// The commands that look the device up by its name alone (not by world wide names):
+/// nodedev-detach (its driver named with `--driver`, or the host's default), -reattach,
+/// -reset and -start.
+async fn by_name(c: &Connect, cmd: &str, p: &Parsed<'_>) -> Result<()> {
+    let name = given("device", p.opt("device"))?.unwrap_or_default();
+    let driver = p.args.value("--driver");
+    let dev = c
+        .node_device_lookup_by_name(name)
+        .await
+        .with_context(|| format!("Could not find matching device '{name}'"))?;
+    match cmd {
+        "nodedev-reattach" => {
+            c.node_device_reattach(&dev)
+                .await
+                .with_context(|| format!("Failed to re-attach device {name}"))?;
+            println!("Device {name} re-attached");
+        }
+        "nodedev-reset" => {
+            c.node_device_reset(&dev)
+                .await
+                .with_context(|| format!("Failed to reset device {name}"))?;
+            println!("Device {name} reset");
+        }
+        "nodedev-start" => {
+            c.node_device_start(&dev)
+                .await
+                .with_context(|| format!("Failed to start device {name}"))?;
+            println!("Device {name} started");
+        }
+        _ => {
+            c.node_device_detach(&dev, driver)
+                .await
+                .with_context(|| format!("Failed to detach device {name}"))?;
+            println!("Device {name} detached");
+        }
+    }
+    Ok(())
+}
+
+/// The commands that find the device as nodedev-dumpxml does (by name, or a SCSI host by
+/// its world wide names): nodedev-destroy, -undefine and -autostart.
+async fn change(c: &Connect, cmd: &str, p: &Parsed<'_>) -> Result<()> {
+    let value = given("device", p.opt("device"))?.unwrap_or_default();
+    let dev = find(c, value).await?;
+    match cmd {
+        "nodedev-destroy" => {
+            c.node_device_destroy(&dev)
+                .await
+                .with_context(|| format!("Failed to destroy node device '{value}'"))?;
+            println!("Destroyed node device '{value}'");
+        }
+        "nodedev-undefine" => {
+            c.node_device_undefine(&dev)
+                .await
+                .with_context(|| format!("Failed to undefine node device '{value}'"))?;
+            println!("Undefined node device '{value}'");
+        }
+        _ => {
+            let on = !p.args.has("--disable");
+            let (done, failed) = if on {
+                ("marked", "mark")
+            } else {
+                ("unmarked", "unmark")
+            };
+            c.node_device_set_autostart(&dev, on)
+                .await
+                .with_context(|| format!("failed to {failed} device {value} as autostarted"))?;
+            println!("Device {value} {done} as autostarted");
+        }
+    }
+    Ok(())
+}
+
+/// nodedev-info: the device's name, parent, state, persistence and autostart, as virsh
+/// lays them out (a failed question reads as virsh reads it: active, persistent, no
+/// autostart).
+async fn info(c: &Connect, p: &Parsed<'_>) -> Result<()> {
+    let value = given("device", p.opt("device"))?.unwrap_or_default();
+    let dev = find(c, value).await?;
+    let parent = c.node_device_parent(&dev).await.ok().flatten();
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let active = c.node_device_is_active(&dev).await.unwrap_or(true);
+    let persistent = c.node_device_is_persistent(&dev).await.unwrap_or(true);
+    let autostart = match c.node_device_autostart(&dev).await {
+        Ok(a) => yes_no(a),
+        Err(_) => "no autostart",
+    };
+    println!("{:<15} {}", "Name:", dev.name);
+    println!("{:<15} {}", "Parent:", parent.unwrap_or_default());
+    println!("{:<15} {}", "Active:", yes_no(active));
+    println!("{:<15} {}", "Persistent:", yes_no(persistent));
+    println!("{:<15} {autostart}", "Autostart:");
+    Ok(())
 }
 
 /// The capability flags of `--cap a,b`, as virsh reads them: every name must be one

@@ -1,5 +1,6 @@
 //! Node device calls: list, look up (by name, or a SCSI host by its world wide names), the
-//! XML and parent of a device, and its events.
+//! XML and parent of a device, and its events; devices made, defined, started, destroyed
+//! and undefined (mediated devices), and PCI devices detached, reattached and reset.
 
 use tokio::sync::mpsc::UnboundedReceiver;
 use vireo_proto::nodedev::*;
@@ -174,6 +175,164 @@ impl Connect {
             rx,
             callback_id: r.callback_id,
         })
+    }
+
+    /// `virNodeDeviceCreateXML`: makes the (transient) device `xml` describes.
+    pub async fn node_device_create_xml(&self, xml: &str, flags: u32) -> Result<NodeDevice> {
+        let r: NodeDeviceXmlRet = self
+            .call(
+                procs::NODE_DEVICE_CREATE_XML,
+                &NodeDeviceXmlArgs {
+                    xml_desc: xml.into(),
+                    flags,
+                },
+            )
+            .await?;
+        Ok(r.dev)
+    }
+
+    /// `virNodeDeviceDefineXML`: keeps the device `xml` describes, to be started later.
+    pub async fn node_device_define_xml(&self, xml: &str, flags: u32) -> Result<NodeDevice> {
+        let r: NodeDeviceXmlRet = self
+            .call(
+                procs::NODE_DEVICE_DEFINE_XML,
+                &NodeDeviceXmlArgs {
+                    xml_desc: xml.into(),
+                    flags,
+                },
+            )
+            .await?;
+        Ok(r.dev)
+    }
+
+    /// `virNodeDeviceDestroy`.
+    pub async fn node_device_destroy(&self, dev: &NodeDevice) -> Result<()> {
+        self.call(
+            procs::NODE_DEVICE_DESTROY,
+            &NodeDeviceNameArgs {
+                name: dev.name.clone(),
+            },
+        )
+        .await
+    }
+
+    /// `virNodeDeviceUndefine`.
+    pub async fn node_device_undefine(&self, dev: &NodeDevice) -> Result<()> {
+        self.call(
+            procs::NODE_DEVICE_UNDEFINE,
+            &NodeDeviceNameFlagsArgs {
+                name: dev.name.clone(),
+                flags: 0,
+            },
+        )
+        .await
+    }
+
+    /// `virNodeDeviceCreate`: starts a defined device.
+    pub async fn node_device_start(&self, dev: &NodeDevice) -> Result<()> {
+        self.call(
+            procs::NODE_DEVICE_CREATE,
+            &NodeDeviceNameFlagsArgs {
+                name: dev.name.clone(),
+                flags: 0,
+            },
+        )
+        .await
+    }
+
+    pub async fn node_device_autostart(&self, dev: &NodeDevice) -> Result<bool> {
+        let r: NodeDeviceGetAutostartRet = self
+            .call(
+                procs::NODE_DEVICE_GET_AUTOSTART,
+                &NodeDeviceNameArgs {
+                    name: dev.name.clone(),
+                },
+            )
+            .await?;
+        Ok(r.autostart != 0)
+    }
+
+    pub async fn node_device_set_autostart(&self, dev: &NodeDevice, on: bool) -> Result<()> {
+        self.call(
+            procs::NODE_DEVICE_SET_AUTOSTART,
+            &NodeDeviceSetAutostartArgs {
+                name: dev.name.clone(),
+                autostart: i32::from(on),
+            },
+        )
+        .await
+    }
+
+    pub async fn node_device_is_active(&self, dev: &NodeDevice) -> Result<bool> {
+        let r: NodeDeviceIsActiveRet = self
+            .call(
+                procs::NODE_DEVICE_IS_ACTIVE,
+                &NodeDeviceNameArgs {
+                    name: dev.name.clone(),
+                },
+            )
+            .await?;
+        Ok(r.active != 0)
+    }
+
+    pub async fn node_device_is_persistent(&self, dev: &NodeDevice) -> Result<bool> {
+        let r: NodeDeviceIsPersistentRet = self
+            .call(
+                procs::NODE_DEVICE_IS_PERSISTENT,
+                &NodeDeviceNameArgs {
+                    name: dev.name.clone(),
+                },
+            )
+            .await?;
+        Ok(r.persistent != 0)
+    }
+
+    /// `virNodeDeviceDettach` (no driver named) or `virNodeDeviceDetachFlags`.
+    pub async fn node_device_detach(&self, dev: &NodeDevice, driver: Option<&str>) -> Result<()> {
+        match driver {
+            None => {
+                self.call(
+                    procs::NODE_DEVICE_DETTACH,
+                    &NodeDeviceNameArgs {
+                        name: dev.name.clone(),
+                    },
+                )
+                .await
+            }
+            Some(d) => {
+                self.call(
+                    procs::NODE_DEVICE_DETACH_FLAGS,
+                    &NodeDeviceDetachFlagsArgs {
+                        name: dev.name.clone(),
+                        driver_name: Some(d.into()),
+                        flags: 0,
+                    },
+                )
+                .await
+            }
+        }
+    }
+
+    /// `virNodeDeviceReAttach`.
+    pub async fn node_device_reattach(&self, dev: &NodeDevice) -> Result<()> {
+        self.call(
+            procs::NODE_DEVICE_RE_ATTACH,
+            &NodeDeviceNameArgs {
+                name: dev.name.clone(),
+            },
+        )
+        .await
+    }
+
+    /// `virNodeDeviceReset`.
+    pub async fn node_device_reset(&self, dev: &NodeDevice) -> Result<()> {
+        self.call(
+            procs::NODE_DEVICE_RESET,
+            &NodeDeviceNameArgs {
+                name: dev.name.clone(),
+            },
+        )
+        .await
     }
 
     pub async fn node_device_event_deregister(&self, callback_id: i32) -> Result<()> {
