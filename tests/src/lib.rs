@@ -1,6 +1,7 @@
 //! Helpers for end-to-end tests: start a real `vireod` under a temp root, wait for its
 //! readiness signal (sd_notify, no sleeps), run real clients against it.
 
+pub mod fakemdev;
 pub mod fakepci;
 
 use std::os::unix::net::UnixDatagram;
