@@ -7,11 +7,11 @@
 //! last its link in `/sys/bus/mdev/devices`) and when `1` is written into a device's
 //! `remove` (all of it undone).
 //!
-//! The machine it shows: `0000:00:02.0`, an Intel graphics device (`i915`, IOMMU group
-//! 1) offering `i915-GVTg_V5_4` (one instance) and `i915-GVTg_V5_8` (two). Each device
-//! made has two attribute files, `assign_adapter` and `assign_domain` (as a vfio-ap
-//! device has). It can share a root with [`crate::fakepci::FakePci`]: their devices and
-//! files differ.
+//! The machine it shows: `0000:00:02.0`, an Intel graphics device (`i915`, in IOMMU
+//! group 1) offering `i915-GVTg_V5_4` (one instance) and `i915-GVTg_V5_8` (two). Each
+//! device made has two attribute files, `assign_adapter` and `assign_domain` (as a
+//! vfio-ap device has). It can share a root with [`crate::fakepci::FakePci`]: their
+//! devices and files differ.
 
 use std::collections::HashMap;
 use std::os::unix::fs::symlink;

@@ -81,7 +81,7 @@ fn mdev_lifecycle_with_virsh(layout: Layout) {
     let group = kernel.group(U1).expect("a group of its own");
     assert!(kernel.vfio_node(group).exists());
     events.wait_for(&format!("nodedev {n1} created"));
-    assert_eq!(listed(&d, &[]), [n1.clone()]);
+    assert_eq!(listed(&d, &[]), [n1.as_str()]);
     let xml = ok(&d.virsh(&["nodedev-dumpxml", &n1]));
     for want in [
         format!("<name>{n1}</name>"),
@@ -178,8 +178,8 @@ fn mdev_lifecycle_with_virsh(layout: Layout) {
     let kept = d.config_dir().join(format!("nodedev/{n3}.xml"));
     assert!(kept.exists(), "{}", kept.display());
     assert!(listed(&d, &[]).is_empty());
-    assert_eq!(listed(&d, &["--inactive"]), [n3.clone()]);
-    assert_eq!(listed(&d, &["--all"]), [n3.clone()]);
+    assert_eq!(listed(&d, &["--inactive"]), [n3.as_str()]);
+    assert_eq!(listed(&d, &["--all"]), [n3.as_str()]);
     let xml = ok(&d.virsh(&["nodedev-dumpxml", &n3]));
     assert!(
         xml.contains("<iommuGroup number='0'/>") && !xml.contains("<path>"),
@@ -201,7 +201,7 @@ fn mdev_lifecycle_with_virsh(layout: Layout) {
     ok(&d.virsh(&["nodedev-destroy", &n3]));
     kernel.settle();
     assert!(kernel.devices().is_empty());
-    assert_eq!(listed(&d, &["--inactive"]), [n3.clone()]);
+    assert_eq!(listed(&d, &["--inactive"]), [n3.as_str()]);
 
     // The daemons again: the definition is still there, and started (autostart).
     d.terminate();
@@ -251,3 +251,75 @@ fn mdev_lifecycle_with_python(layout: Layout) {
 }
 
 vireo_tests::in_every_layout!(mdev_lifecycle_with_python);
+
+/// A mediated device a domain holds (a lease through Vireo's own call, as the QEMU daemon
+/// takes one) is not destroyed: virsh is told which domain has it; released, it goes.
+fn a_leased_mdev_is_not_destroyed(layout: Layout) {
+    use vireo_proto::vireo::{
+        procs as vprocs, NodeDeviceLeaseArgs, NodeDeviceLeaseRet, NodeDeviceReleaseArgs,
+        NodeDeviceReleaseRet, VIREO_PROGRAM, VIREO_VERSION,
+    };
+    let t = tempfile::tempdir().unwrap();
+    let kernel = FakeMdev::start(t.path());
+    let d = Daemon::start_with_sysfs(layout, t.path());
+    let n1 = name_of(U1);
+    let f1 = write_file(&d, "m1.xml", &mdev_xml(PARENT_NAME, V8, Some(U1), &[]));
+    ok(&d.virsh(&["nodedev-create", &f1]));
+    let sock = match layout {
+        Layout::Monolithic => "vireod-sock",
+        _ => "vireo-nodedevd-sock",
+    };
+    let uri = format!(
+        "nodedev+unix:///system?socket={}",
+        d.run_dir().join(sock).display()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let c = rt
+        .block_on(vireo_client::Connect::open(&uri, false))
+        .unwrap();
+    let (r, _fds): (NodeDeviceLeaseRet, _) = rt
+        .block_on(c.connection().call_fds(
+            VIREO_PROGRAM,
+            VIREO_VERSION,
+            vprocs::NODE_DEVICE_LEASE,
+            &NodeDeviceLeaseArgs {
+                name: n1.clone(),
+                owner: [7; 16],
+                owner_name: "vm7".into(),
+                managed: 1,
+                flags: 0,
+            },
+        ))
+        .unwrap();
+    assert_eq!(r.address, U1);
+    let e = fails(&d.virsh(&["nodedev-destroy", &n1]));
+    assert!(
+        e.contains(&format!(
+            "mediated device {U1} is in use by driver QEMU, domain vm7"
+        )),
+        "{e}"
+    );
+    kernel.settle();
+    assert_eq!(kernel.devices(), [U1]);
+    let (r, _): (NodeDeviceReleaseRet, _) = rt
+        .block_on(c.connection().call_fds(
+            VIREO_PROGRAM,
+            VIREO_VERSION,
+            vprocs::NODE_DEVICE_RELEASE,
+            &NodeDeviceReleaseArgs {
+                owner: [7; 16],
+                name: None,
+                flags: 0,
+            },
+        ))
+        .unwrap();
+    assert_eq!(r.names.0, [n1.as_str()]);
+    ok(&d.virsh(&["nodedev-destroy", &n1]));
+    kernel.settle();
+    assert!(kernel.devices().is_empty());
+}
+
+vireo_tests::in_every_layout!(a_leased_mdev_is_not_destroyed);
