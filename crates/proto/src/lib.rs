@@ -27,6 +27,7 @@ pub mod error;
 pub mod family;
 pub mod header;
 pub mod interface;
+pub mod migrate;
 pub mod network;
 pub mod nodedev;
 pub mod nwfilter;
@@ -64,9 +65,13 @@ pub const NUM_FDS_MAX: usize = 32;
 
 /// `CONNECT_SUPPORTS_FEATURE` numbers that the remote layer answers itself.
 pub mod feature {
+    pub const MIGRATION_P2P: i32 = 4;
+    pub const MIGRATION_V3: i32 = 6;
     pub const FD_PASSING: i32 = 8;
     pub const TYPED_PARAM_STRING: i32 = 9;
     pub const PROGRAM_KEEPALIVE: i32 = 10;
+    pub const XML_MIGRATABLE: i32 = 11;
+    pub const MIGRATION_PARAMS: i32 = 13;
     pub const REMOTE_EVENT_CALLBACK: i32 = 14;
     pub const REMOTE_CLOSE_CALLBACK: i32 = 15;
 }

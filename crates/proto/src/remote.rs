@@ -354,6 +354,19 @@ procedures! {
     CONNECT_NODE_DEVICE_EVENT_DEREGISTER_ANY = 375,
     NODE_DEVICE_EVENT_LIFECYCLE = 376,
     NODE_DEVICE_EVENT_UPDATE = 377,
+    DOMAIN_MIGRATE_SET_MAX_DOWNTIME = 166,
+    DOMAIN_MIGRATE_SET_MAX_SPEED = 207,
+    DOMAIN_MIGRATE_GET_MAX_SPEED = 242,
+    DOMAIN_MIGRATE_BEGIN3_PARAMS = 302,
+    DOMAIN_MIGRATE_PREPARE3_PARAMS = 303,
+    DOMAIN_MIGRATE_PREPARE_TUNNEL3_PARAMS = 304,
+    DOMAIN_MIGRATE_PERFORM3_PARAMS = 305,
+    DOMAIN_MIGRATE_FINISH3_PARAMS = 306,
+    DOMAIN_MIGRATE_CONFIRM3_PARAMS = 307,
+    DOMAIN_EVENT_CALLBACK_MIGRATION_ITERATION = 359,
+    DOMAIN_EVENT_CALLBACK_JOB_COMPLETED = 363,
+    DOMAIN_MIGRATE_START_POST_COPY = 364,
+    DOMAIN_MIGRATE_GET_MAX_DOWNTIME = 387,
 }
 
 /// Procedures a read-only connection may call. Everything else needs a read-write socket
@@ -485,14 +498,25 @@ pub fn allowed_read_only(p: i32) -> bool {
             | INTERFACE_CHANGE_BEGIN
             | INTERFACE_CHANGE_COMMIT
             | INTERFACE_CHANGE_ROLLBACK
+            | DOMAIN_MIGRATE_SET_MAX_DOWNTIME
+            | DOMAIN_MIGRATE_GET_MAX_DOWNTIME
+            | DOMAIN_MIGRATE_SET_MAX_SPEED
+            | DOMAIN_MIGRATE_GET_MAX_SPEED
+            | DOMAIN_MIGRATE_START_POST_COPY
+            | DOMAIN_MIGRATE_BEGIN3_PARAMS
+            | DOMAIN_MIGRATE_PREPARE3_PARAMS
+            | DOMAIN_MIGRATE_PREPARE_TUNNEL3_PARAMS
+            | DOMAIN_MIGRATE_PERFORM3_PARAMS
+            | DOMAIN_MIGRATE_FINISH3_PARAMS
+            | DOMAIN_MIGRATE_CONFIRM3_PARAMS
     )
 }
 
 /// Whether procedure `p` opens a stream (libvirt's `@readstream`/`@writestream`): its
-/// packets follow the reply, with the call's serial. Migration tunnels (148, 215), console
-/// (201), volume upload and download (208, 209), screenshot (211), channel (296).
+/// packets follow the reply, with the call's serial. Migration tunnels (148, 215, 304),
+/// console (201), volume upload and download (208, 209), screenshot (211), channel (296).
 pub fn opens_stream(p: i32) -> bool {
-    matches!(p, 148 | 201 | 208 | 209 | 211 | 215 | 296)
+    matches!(p, 148 | 201 | 208 | 209 | 211 | 215 | 296 | 304)
 }
 
 /// `CONNECT_OPEN` flag: read-only connection.

@@ -18,6 +18,8 @@
 //! | 106 | SHIM_BLOCK_JOB | [`ShimBlockJobArgs`] | nothing |
 //! | 107 | SHIM_UPDATE_MEMORY | [`ShimUpdateMemoryArgs`] | nothing |
 //! | 108 | SHIM_SET_LINK | [`ShimSetLinkArgs`] | nothing |
+//! | 109 | SHIM_MIGRATE | [`ShimMigrateArgs`] + the connected migration socket | nothing |
+//! | 110 | SHIM_MIGRATE_END | [`ShimMigrateEndArgs`] | nothing |
 //!
 //! Procedures from 100 on are between the QEMU daemon and a VM's shim only.
 
@@ -68,6 +70,13 @@ pub mod procs {
     pub const SHIM_UPDATE_MEMORY: i32 = 107;
     /// Sets an interface's link up or down (`domif-setlink`). [`ShimSetLinkArgs`] → void.
     pub const SHIM_SET_LINK: i32 = 108;
+    /// Live migration out: QEMU's migration stream into the connected socket that comes
+    /// with the call, as a job; returns once it completed (the guest paused, waiting for
+    /// the confirmation) or failed (the guest as it was). [`ShimMigrateArgs`] → void.
+    pub const SHIM_MIGRATE: i32 = 109;
+    /// The end of a migration: on the source, confirmed (QEMU ends) or cancelled (the
+    /// guest goes on); on the destination, the guest runs. [`ShimMigrateEndArgs`] → void.
+    pub const SHIM_MIGRATE_END: i32 = 110;
 }
 
 /// The name of a procedure of this program.
@@ -88,6 +97,8 @@ pub fn proc_name(p: i32) -> Option<&'static str> {
         procs::SHIM_BLOCK_JOB => Some("SHIM_BLOCK_JOB"),
         procs::SHIM_UPDATE_MEMORY => Some("SHIM_UPDATE_MEMORY"),
         procs::SHIM_SET_LINK => Some("SHIM_SET_LINK"),
+        procs::SHIM_MIGRATE => Some("SHIM_MIGRATE"),
+        procs::SHIM_MIGRATE_END => Some("SHIM_MIGRATE_END"),
         _ => None,
     }
 }
@@ -333,5 +344,39 @@ xdr_struct! {
     pub struct ShimSetLinkArgs {
         pub alias: String,
         pub up: i32,
+    }
+}
+
+xdr_struct! {
+    /// `SHIM_MIGRATE`: libvirt's migration `flags` (LIVE, AUTO_CONVERGE, POSTCOPY, …) and
+    /// the tuning of this migration; 0 (or -1 for the auto-converge steps) keeps what the
+    /// VM has.
+    pub struct ShimMigrateArgs {
+        pub flags: u32,
+        /// MiB/s.
+        pub bandwidth: u64,
+        /// MiB/s, once in post-copy.
+        pub bandwidth_postcopy: u64,
+        /// Milliseconds.
+        pub downtime_ms: u64,
+        /// Percent of the vCPUs' time throttled at first, and the step after that.
+        pub auto_converge_initial: i32,
+        pub auto_converge_increment: i32,
+    }
+}
+
+/// What [`ShimMigrateEndArgs`] asks for.
+pub mod migrate_end {
+    /// Source: the destination runs the guest; QEMU ends here (STOPPED, MIGRATED).
+    pub const CONFIRM: i32 = 0;
+    /// Source: the migration failed or was cancelled; the guest goes on here.
+    pub const CANCEL: i32 = 1;
+    /// Destination: the migration is over; the guest runs (RESUMED, MIGRATED).
+    pub const RESUME: i32 = 2;
+}
+
+xdr_struct! {
+    pub struct ShimMigrateEndArgs {
+        pub op: i32,
     }
 }
