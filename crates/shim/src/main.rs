@@ -11,6 +11,7 @@ mod hotplug;
 mod iothread;
 mod job;
 mod memdev;
+mod migrate;
 mod pinning;
 mod screen;
 mod serve;
@@ -41,6 +42,10 @@ pub struct Args {
     paused: bool,
     /// The restored state is a snapshot's (`--from-snapshot`): the state's reason says so.
     from_snapshot: bool,
+    /// `--incoming-fd` is a live migration's stream (`--migrated`), with post-copy
+    /// (`--postcopy`).
+    migrated: bool,
+    postcopy: bool,
     /// Encrypted disks' passphrases by secret UUID (from `--secrets-fd`).
     secrets: BTreeMap<String, Zeroizing<Vec<u8>>>,
     /// The taps of the interfaces on networks, in interface order (`--tap-fds FIRST:N`).
@@ -84,6 +89,8 @@ fn parse_args() -> anyhow::Result<Args> {
     let mut hv_version = 0;
     let mut paused = false;
     let mut from_snapshot = false;
+    let mut migrated = false;
+    let mut postcopy = false;
     let mut secrets = BTreeMap::new();
     let mut taps = Vec::new();
     let mut usb = Vec::new();
@@ -103,6 +110,8 @@ fn parse_args() -> anyhow::Result<Args> {
             "--hv-version" => hv_version = it.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             "--paused" => paused = true,
             "--from-snapshot" => from_snapshot = true,
+            "--migrated" => migrated = true,
+            "--postcopy" => postcopy = true,
             "--tap-fds" => taps = fd_range("--tap-fds", it.next())?,
             "--usb-fds" => usb = fd_range("--usb-fds", it.next())?,
             "--incoming-fd" => {
@@ -140,6 +149,8 @@ fn parse_args() -> anyhow::Result<Args> {
         hv_version,
         paused,
         from_snapshot,
+        migrated,
+        postcopy,
         secrets,
         taps,
         usb,

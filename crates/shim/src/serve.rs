@@ -16,8 +16,9 @@ use crate::hotplug::{Missing, Unsupported};
 use crate::vm::{Aborted, Lifecycle, OpFailed, OpInvalid, Vm};
 use vireo_proto::vireo::{
     procs as vprocs, ShimAttachArgs, ShimAttachRet, ShimBlockJobArgs, ShimDetachArgs,
-    ShimDetachRet, ShimSaveArgs, ShimScreenshotArgs, ShimScreenshotRet, ShimSetLinkArgs,
-    ShimSnapshotArgs, ShimUpdateMemoryArgs, VIREO_PROGRAM, VIREO_VERSION,
+    ShimDetachRet, ShimMigrateArgs, ShimMigrateEndArgs, ShimSaveArgs, ShimScreenshotArgs,
+    ShimScreenshotRet, ShimSetLinkArgs, ShimSnapshotArgs, ShimUpdateMemoryArgs, VIREO_PROGRAM,
+    VIREO_VERSION,
 };
 
 /// The longest a detach may wait for the guest.
@@ -142,6 +143,7 @@ impl Service for ShimService {
             (VIREO_PROGRAM, vprocs::SHIM_ATTACH_DEVICE) => self.attach(payload, fds),
             (VIREO_PROGRAM, vprocs::SHIM_SAVE) => self.save(payload, fds),
             (VIREO_PROGRAM, vprocs::SHIM_SNAPSHOT) => self.snapshot_with_memory(payload, fds),
+            (VIREO_PROGRAM, vprocs::SHIM_MIGRATE) => self.migrate(payload, fds),
             _ => Dispatch::Now(Outcome::Error(RemoteError::rpc(
                 "this procedure takes no file descriptors",
             ))),
@@ -175,6 +177,12 @@ impl Service for ShimService {
             let payload = payload.to_vec();
             return Dispatch::Later(Box::pin(async move {
                 crate::iothread::serve(&self.vm, p, &payload).await.into()
+            }));
+        }
+        if crate::migrate::serves(p) && h.prog == REMOTE_PROGRAM {
+            let payload = payload.to_vec();
+            return Dispatch::Later(Box::pin(async move {
+                crate::migrate::serve(&self.vm, p, &payload).await.into()
             }));
         }
         if crate::guest::serves(p) {
@@ -217,6 +225,19 @@ impl Service for ShimService {
                     }))
                 }
                 vprocs::SHIM_SAVE => self.save(payload, Vec::new()),
+                vprocs::SHIM_MIGRATE => self.migrate(payload, Vec::new()),
+                vprocs::SHIM_MIGRATE_END => {
+                    let a: ShimMigrateEndArgs = match args(payload) {
+                        Ok(a) => a,
+                        Err(e) => return Dispatch::Now(Outcome::Error(e)),
+                    };
+                    Dispatch::Later(Box::pin(async move {
+                        match self.vm.migrate_end(a.op).await {
+                            Ok(()) => Outcome::Reply(Vec::new()),
+                            Err(e) => Outcome::Error(to_remote(&e)),
+                        }
+                    }))
+                }
                 vprocs::SHIM_BLOCK_JOB => {
                     let a: ShimBlockJobArgs = match args(payload) {
                         Ok(a) => a,
@@ -529,6 +550,25 @@ impl ShimService {
         Dispatch::Later(Box::pin(async move {
             match self.vm.attach_interface(iface, fds.pop()).await {
                 Ok(alias) => Outcome::ok(&ShimAttachRet { alias }),
+                Err(e) => Outcome::Error(to_remote(&e)),
+            }
+        }))
+    }
+
+    /// SHIM_MIGRATE: the VM, live, into the one connected socket given.
+    fn migrate(self: Arc<Self>, payload: &[u8], mut fds: Vec<std::os::fd::OwnedFd>) -> Dispatch {
+        let a: ShimMigrateArgs = match args(payload) {
+            Ok(a) => a,
+            Err(e) => return Dispatch::Now(Outcome::Error(e)),
+        };
+        let Some(sock) = fds.pop().filter(|_| fds.is_empty()) else {
+            return Dispatch::Now(Outcome::Error(RemoteError::rpc(
+                "a migration takes one socket",
+            )));
+        };
+        Dispatch::Later(Box::pin(async move {
+            match self.vm.migrate_out(sock, a).await {
+                Ok(()) => Outcome::Reply(Vec::new()),
                 Err(e) => Outcome::Error(to_remote(&e)),
             }
         }))

@@ -38,7 +38,7 @@ pub struct Lifecycle {
 
 /// What the shim itself asked QEMU to do, so that what follows is read correctly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Intent {
+pub(crate) enum Intent {
     None,
     /// destroy: SIGTERM (then SIGKILL).
     Destroy,
@@ -48,6 +48,8 @@ enum Intent {
     FakeReboot,
     /// save: the state is in a file, QEMU ends.
     Save,
+    /// migration: the guest runs on the destination, QEMU ends.
+    Migrated,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -121,6 +123,8 @@ pub struct Vm {
     pub(crate) block_done: watch::Sender<u64>,
     /// Sends an event message (REMOTE program procedure, payload) to every client.
     emit_message: OnceLock<MessageEmitter>,
+    /// The migration settings and the outgoing migration.
+    pub(crate) migration: crate::migrate::Migration,
 }
 
 type MessageEmitter = Box<dyn Fn(i32, Vec<u8>) + Send + Sync>;
@@ -321,14 +325,27 @@ impl Vm {
         }
         let restored = args.incoming.is_some();
         if let Some(image) = &args.incoming {
-            if let Err(e) = restore_from(&qmp, image).await {
+            let r = if args.migrated {
+                crate::migrate::incoming(&qmp, image, args.postcopy).await
+            } else {
+                restore_from(&qmp, image).await
+            };
+            if let Err(e) = r {
                 let _ = child.start_kill();
                 let _ = child.wait().await;
+                if args.migrated {
+                    bail!("the incoming migration failed: {e}");
+                }
                 bail!("cannot restore the saved state: {e}");
             }
         }
         let (state0, reason0) = if args.paused {
-            if restored && args.from_snapshot {
+            if restored && args.migrated {
+                (
+                    state::PAUSED,
+                    vireo_proto::migrate::reason::PAUSED_MIGRATION,
+                )
+            } else if restored && args.from_snapshot {
                 (state::PAUSED, state::PAUSED_FROM_SNAPSHOT)
             } else {
                 (state::PAUSED, state::PAUSED_USER)
@@ -413,6 +430,7 @@ impl Vm {
             controllers,
             vcpus_now: Mutex::new(vcpus_now),
             emit_message: OnceLock::new(),
+            migration: Default::default(),
             balloon_period: Mutex::new(balloon_period),
             memory_kib,
             meta: Mutex::new(meta),
@@ -639,6 +657,15 @@ impl Vm {
         self.status().pausing = on;
     }
 
+    /// Changes the running job (its progress), if one runs.
+    pub(crate) fn job_mut<T>(&self, f: impl FnOnce(&mut crate::job::Job) -> T) -> Option<T> {
+        self.job
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+            .map(f)
+    }
+
     /// What a job reports, while one runs.
     pub fn job<T>(&self, f: impl FnOnce(&crate::job::Job) -> T) -> Option<T> {
         self.job
@@ -726,7 +753,14 @@ impl Vm {
         }
         // QEMU ends now; the reply goes out first, then the STOPPED (saved) event, and
         // the shim ends with QEMU.
-        self.status().intent = Intent::Save;
+        self.end_qemu(Intent::Save);
+        Ok(())
+    }
+
+    /// Ends QEMU after its state went elsewhere (`intent` says where): SIGTERM, SIGKILL
+    /// after a grace period; the STOPPED event and the shim's end follow.
+    pub(crate) fn end_qemu(self: &Arc<Self>, intent: Intent) {
+        self.status().intent = intent;
         self.signal(libc::SIGTERM);
         let me = Arc::clone(self);
         tokio::spawn(async move {
@@ -738,7 +772,6 @@ impl Vm {
                 me.signal(libc::SIGKILL);
             }
         });
-        Ok(())
     }
 
     /// Changes the live title, description or a `<metadata>` element.
@@ -1066,6 +1099,10 @@ impl Vm {
             Intent::Destroy => (state::SHUTOFF_DESTROYED, event::STOPPED_DESTROYED),
             Intent::PowerOff => (state::SHUTOFF_SHUTDOWN, event::STOPPED_SHUTDOWN),
             Intent::Save => (state::SHUTOFF_SAVED, event::STOPPED_SAVED),
+            Intent::Migrated => (
+                vireo_proto::migrate::reason::SHUTOFF_MIGRATED,
+                vireo_proto::migrate::event::STOPPED_MIGRATED,
+            ),
             Intent::None | Intent::FakeReboot => (state::SHUTOFF_CRASHED, event::STOPPED_FAILED),
         };
         self.set(
@@ -1105,8 +1142,8 @@ impl Vm {
                     self.set(state::RUNNING, state::RUNNING_BOOTED, None);
                     return;
                 }
-                // A saved VM just ends: no shutdown to report.
-                if intent == Intent::Save {
+                // A saved (or migrated) VM just ends: no shutdown to report.
+                if matches!(intent, Intent::Save | Intent::Migrated) {
                     return;
                 }
                 let detail = if guest {
