@@ -187,6 +187,8 @@ pub struct QemuDriver {
     pub(crate) snapshots: crate::snapshot::Store,
     /// Domains whose host devices are still to be given back.
     pub(crate) pending_releases: Arc<crate::devlease::PendingReleases>,
+    /// Incoming migrations and the migration speeds of domains that do not run.
+    pub(crate) migrations: crate::migrate::Migrations,
 }
 
 impl QemuDriver {
@@ -207,6 +209,7 @@ impl QemuDriver {
             snapshots: Default::default(),
             restores: Default::default(),
             pending_releases: Default::default(),
+            migrations: Default::default(),
         };
         d.load()?;
         Ok(d)

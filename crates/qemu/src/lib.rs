@@ -18,6 +18,7 @@ pub mod keys;
 pub mod lifecycle;
 mod memdev;
 pub mod metadata;
+pub mod migrate;
 pub mod pci;
 pub mod peers;
 pub mod pinning;

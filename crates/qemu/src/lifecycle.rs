@@ -47,6 +47,10 @@ const CLIENT_START_FLAGS: u32 = 0x3f;
 /// Vireo's own (no client can give it): the state restored is a snapshot's, which the
 /// state's reason and the events say.
 pub const START_FROM_SNAPSHOT: u32 = 1 << 31;
+/// Vireo's own: the incoming state is a live migration's stream (STARTED, MIGRATED; the
+/// guest waits paused for the migration's end), with post-copy (`START_POSTCOPY`).
+pub const START_MIGRATED: u32 = 1 << 30;
+pub const START_POSTCOPY: u32 = 1 << 29;
 
 impl QemuDriver {
     fn shim_dir(&self) -> PathBuf {
@@ -315,6 +319,12 @@ impl QemuDriver {
         if flags & START_FROM_SNAPSHOT != 0 {
             cmd.arg("--from-snapshot");
         }
+        if flags & START_MIGRATED != 0 {
+            cmd.arg("--migrated");
+        }
+        if flags & START_POSTCOPY != 0 {
+            cmd.arg("--postcopy");
+        }
         let secrets_fd = secrets_pipe.as_ref().map(|p| p.as_raw_fd());
         if secrets_fd.is_some() {
             cmd.arg("--secrets-fd").arg(SHIM_SECRETS_FD.to_string());
@@ -399,6 +409,7 @@ impl QemuDriver {
         let conn = Arc::new(conn);
         let paused = flags & START_PAUSED != 0;
         let from_snapshot = flags & START_FROM_SNAPSHOT != 0;
+        let migrated = restored && flags & START_MIGRATED != 0;
         let handle = {
             let mut reg = self.write();
             let obj = reg
@@ -407,6 +418,10 @@ impl QemuDriver {
                 .ok_or_else(|| no_domain_uuid(&uuid, &def.name))?;
             obj.id = Some(id);
             obj.state = match (paused, restored, from_snapshot) {
+                _ if migrated => (
+                    state::PAUSED,
+                    vireo_proto::migrate::reason::PAUSED_MIGRATION,
+                ),
                 (true, true, true) => (state::PAUSED, state::PAUSED_FROM_SNAPSHOT),
                 (true, _, _) => (state::PAUSED, state::PAUSED_USER),
                 (false, true, true) => (state::RUNNING, state::RUNNING_FROM_SNAPSHOT),
@@ -417,6 +432,15 @@ impl QemuDriver {
             obj.handle()
         };
         self.follow(uuid, &conn);
+        if migrated {
+            // The guest runs once the migration's Finish says so (RESUMED, MIGRATED).
+            self.publish(
+                &handle,
+                event::STARTED,
+                vireo_proto::migrate::event::STARTED_MIGRATED,
+            );
+            return Ok(handle);
+        }
         if restored && from_snapshot {
             self.publish(&handle, event::STARTED, event::STARTED_FROM_SNAPSHOT);
             if paused {
@@ -491,6 +515,19 @@ impl QemuDriver {
                         d.publish_memory_size(uuid, m.alias, m.size);
                     }
                 }
+                procs::DOMAIN_EVENT_CALLBACK_MIGRATION_ITERATION => {
+                    if let Ok(m) =
+                        vireo_xdr::from_bytes::<vireo_proto::migrate::IterationMsg>(&f.payload)
+                    {
+                        d.publish_device_status(
+                            uuid,
+                            vireo_proto::migrate::event::ID_MIGRATION_ITERATION,
+                            String::new(),
+                            m.iteration,
+                            0,
+                        );
+                    }
+                }
                 procs::DOMAIN_EVENT_BLOCK_JOB_2 => {
                     if let Ok(m) = vireo_xdr::from_bytes::<
                         vireo_proto::remote::DomainEventBlockJob2Msg,
@@ -549,7 +586,9 @@ impl QemuDriver {
             if ev == event::STOPPED && std::mem::take(&mut o.stopping_for_snapshot) {
                 detail = event::STOPPED_FROM_SNAPSHOT;
             }
+            let migration = crate::migrate::migration_state(ev, detail);
             o.state = match (ev, detail) {
+                _ if migration.is_some() => migration.unwrap_or(o.state),
                 (event::SUSPENDED, event::SUSPENDED_FROM_SNAPSHOT) => {
                     (state::PAUSED, state::PAUSED_FROM_SNAPSHOT)
                 }

@@ -1,0 +1,1037 @@
+//! Live migration between two hosts, the QEMU driver's part of libvirt's migration
+//! protocol version 3 (Begin, Prepare, Perform, Finish, Confirm with typed parameters).
+//!
+//! The migration stream goes between the two QEMUs over a TCP connection the *daemons*
+//! make, handed to the shims as a descriptor (a shim never listens on the network):
+//! - Prepare (destination) binds a listener (libvirt's port range 49152–49215, or the
+//!   port of `migrate_uri`) and answers `tcp:HOST:PORT`; a task accepts one connection
+//!   and starts the domain's shim with it as its incoming stream (`-incoming defer`,
+//!   `migrate-incoming fd:`), paused.
+//! - Perform (source) connects to that address and gives the socket to the VM's shim
+//!   (`SHIM_MIGRATE`), which migrates the guest live as a job (`domjobinfo`,
+//!   `domjobabort`) and returns once the destination has it all (the guest is paused
+//!   here) or the migration failed (the guest goes on here).
+//! - Finish (destination) waits for that start, makes the domain persistent if asked and
+//!   runs the guest; cancelled, it makes sure the half-started VM is gone.
+//! - Confirm (source) ends the VM here (STOPPED, MIGRATED), or, cancelled, lets the
+//!   guest go on here.
+//!
+//! Both sockets get keepalives and a user timeout: a network cut ends the migration (and
+//! the guest goes on at the source) instead of leaving it hanging.
+//!
+//! The cookies travel through the client untouched: small XML documents of Vireo's own
+//! (`<vireo-migration>`), naming the domain and the host that wrote them.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use vireo_driver::{DriverError, Result};
+use vireo_proto::error::{code, domain as errdom};
+use vireo_proto::migrate::{flags as mf, param, reason, MAX_SPEED_POSTCOPY};
+use vireo_proto::remote::{procs, state, Domain as Handle, DomainArgs, DomainFlagsArgs, Uuid};
+use vireo_proto::typed::{TypedParam, TypedValue};
+use vireo_proto::vireo::{
+    migrate_end, procs as vprocs, ShimMigrateArgs, ShimMigrateEndArgs, VIREO_PROGRAM, VIREO_VERSION,
+};
+use vireo_proto::RemoteError;
+use vireo_rpc::client::CallError;
+use vireo_xml::{format_uuid, Domain};
+
+use crate::driver::{no_domain_uuid, xml_error, QemuDriver};
+use crate::lifecycle::{START_MIGRATED, START_PAUSED, START_POSTCOPY};
+
+/// libvirt's range of ports for incoming migrations.
+const PORT_MIN: u16 = 49152;
+const PORT_MAX: u16 = 49215;
+/// How long a prepared destination waits for the source to connect.
+const ACCEPT_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long the source may take to connect to the destination.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long Finish waits for the destination's VM once the source is done with it.
+const FINISH_WAIT: Duration = Duration::from_secs(120);
+/// How long a confirmed source's shim may take to end.
+const SHIM_EXIT: Duration = Duration::from_secs(30);
+/// Unacknowledged data older than this (the network is gone) ends the migration.
+const USER_TIMEOUT_MS: u32 = 20_000;
+/// Keepalive probes of an idle migration socket: after 10 s, every 5 s, 3 of them.
+const KEEPIDLE_S: i32 = 10;
+const KEEPINTVL_S: i32 = 5;
+const KEEPCNT: i32 = 3;
+/// libvirt's default (and largest) migration speed, MiB/s.
+pub const MAX_SPEED_MIB: u64 = (i64::MAX as u64) >> 20;
+
+/// `VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | VIR_DOMAIN_UNDEFINE_KEEP_NVRAM`: what the
+/// source's undefine after a migration with UNDEFINE_SOURCE keeps and drops.
+const UNDEFINE_AFTER_MIGRATION: u32 = 2 | 8;
+
+/// The flags this driver migrates with; the others are refused.
+const KNOWN_FLAGS: u32 = mf::LIVE
+    | mf::PEER2PEER
+    | mf::PERSIST_DEST
+    | mf::UNDEFINE_SOURCE
+    | mf::PAUSED
+    | mf::CHANGE_PROTECTION
+    | mf::UNSAFE
+    | mf::ABORT_ON_ERROR
+    | mf::AUTO_CONVERGE
+    | mf::POSTCOPY;
+
+/// The parameters this driver knows (others are refused, as libvirt does).
+const KNOWN_PARAMS: &[&str] = &[
+    param::URI,
+    param::DEST_NAME,
+    param::DEST_XML,
+    param::PERSIST_XML,
+    param::BANDWIDTH,
+    param::BANDWIDTH_POSTCOPY,
+    param::GRAPHICS_URI,
+    param::LISTEN_ADDRESS,
+    param::AUTO_CONVERGE_INITIAL,
+    param::AUTO_CONVERGE_INCREMENT,
+];
+
+/// The incoming migrations being prepared, and the migration speeds of domains that do
+/// not run.
+#[derive(Default)]
+pub(crate) struct Migrations {
+    incoming: Mutex<HashMap<String, Incoming>>,
+    /// `migrate-setspeed` of domains that do not run, MiB/s (normal, post-copy).
+    speeds: Mutex<HashMap<Uuid, (u64, u64)>>,
+    next: AtomicU64,
+    /// This daemon's own id in cookies: a migration to itself is refused.
+    host_id: std::sync::OnceLock<Uuid>,
+}
+
+/// A destination waiting for (or receiving) its domain.
+struct Incoming {
+    id: u64,
+    /// Stops the wait for the source's connection (Finish with `cancelled`).
+    cancel: Option<oneshot::Sender<()>>,
+    /// The start of the domain from the stream.
+    task: tokio::task::JoinHandle<Result<Handle>>,
+}
+
+impl Migrations {
+    fn incoming(&self) -> std::sync::MutexGuard<'_, HashMap<String, Incoming>> {
+        self.incoming.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn speeds(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (u64, u64)>> {
+        self.speeds.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn host_id(&self) -> Uuid {
+        *self
+            .host_id
+            .get_or_init(|| *uuid::Uuid::new_v4().as_bytes())
+    }
+}
+
+/// The typed parameters of a migration call, checked.
+pub struct Params<'a>(&'a [TypedParam]);
+
+impl<'a> Params<'a> {
+    /// Refuses unknown parameters, parameters given twice and values of the wrong type.
+    pub fn new(params: &'a [TypedParam]) -> Result<Params<'a>> {
+        for (i, p) in params.iter().enumerate() {
+            if !KNOWN_PARAMS.contains(&p.field.as_str()) {
+                return Err(DriverError::ArgUnsupported(format!(
+                    "parameter '{}' not supported",
+                    p.field
+                )));
+            }
+            if params[..i].iter().any(|q| q.field == p.field) {
+                return Err(DriverError::InvalidArg(format!(
+                    "parameter '{}' occurs multiple times",
+                    p.field
+                )));
+            }
+            let want_string = !matches!(
+                p.field.as_str(),
+                param::BANDWIDTH
+                    | param::BANDWIDTH_POSTCOPY
+                    | param::AUTO_CONVERGE_INITIAL
+                    | param::AUTO_CONVERGE_INCREMENT
+            );
+            let ok = match &p.value {
+                TypedValue::String(_) => want_string,
+                TypedValue::ULLong(_) => {
+                    matches!(
+                        p.field.as_str(),
+                        param::BANDWIDTH | param::BANDWIDTH_POSTCOPY
+                    )
+                }
+                TypedValue::Int(_) => matches!(
+                    p.field.as_str(),
+                    param::AUTO_CONVERGE_INITIAL | param::AUTO_CONVERGE_INCREMENT
+                ),
+                _ => false,
+            };
+            if !ok {
+                return Err(DriverError::InvalidArg(format!(
+                    "invalid type for parameter '{}'",
+                    p.field
+                )));
+            }
+        }
+        Ok(Params(params))
+    }
+
+    pub fn string(&self, name: &str) -> Option<&'a str> {
+        self.0
+            .iter()
+            .find(|p| p.field == name)
+            .and_then(|p| match &p.value {
+                TypedValue::String(s) => Some(s.as_str()),
+                _ => None,
+            })
+    }
+
+    fn ullong(&self, name: &str) -> Option<u64> {
+        self.0
+            .iter()
+            .find(|p| p.field == name)
+            .and_then(|p| p.value.as_u64())
+    }
+
+    fn int(&self, name: &str) -> Option<i32> {
+        self.0
+            .iter()
+            .find(|p| p.field == name)
+            .and_then(|p| match p.value {
+                TypedValue::Int(v) => Some(v),
+                _ => None,
+            })
+    }
+}
+
+/// Replaces (or adds) the string parameter `name`.
+pub fn set_string(params: &mut Vec<TypedParam>, name: &str, value: &str) {
+    params.retain(|p| p.field != name);
+    params.push(TypedParam::string(name, value));
+}
+
+fn check_migrate_flags(flags: u32) -> Result<()> {
+    let unknown = flags & !KNOWN_FLAGS;
+    if unknown == 0 {
+        return Ok(());
+    }
+    let what = if unknown & mf::TUNNELLED != 0 {
+        "tunnelled migration is not supported by Vireo yet".to_string()
+    } else if unknown & (mf::NON_SHARED_DISK | mf::NON_SHARED_INC) != 0 {
+        "migration of non-shared storage is not supported by Vireo yet".to_string()
+    } else if unknown & mf::OFFLINE != 0 {
+        "offline migration is not supported by Vireo yet".to_string()
+    } else if unknown & mf::TLS != 0 {
+        "migration over TLS is not supported by Vireo yet".to_string()
+    } else {
+        format!("unsupported flags (0x{unknown:x})")
+    };
+    Err(DriverError::ArgUnsupported(what))
+}
+
+/// The cookie a migration step hands the next: who wrote it, for which domain.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Cookie {
+    pub name: String,
+    pub uuid: Option<Uuid>,
+    pub hostname: String,
+    pub host_id: Option<Uuid>,
+}
+
+impl Cookie {
+    pub fn format(&self) -> Vec<u8> {
+        let esc = vireo_xml::util::escape;
+        let mut s = String::from("<vireo-migration>\n");
+        s += &format!("  <name>{}</name>\n", esc(&self.name));
+        if let Some(u) = &self.uuid {
+            s += &format!("  <uuid>{}</uuid>\n", format_uuid(u));
+        }
+        s += &format!("  <hostname>{}</hostname>\n", esc(&self.hostname));
+        if let Some(u) = &self.host_id {
+            s += &format!("  <hostuuid>{}</hostuuid>\n", format_uuid(u));
+        }
+        s += "</vireo-migration>\n";
+        s.into_bytes()
+    }
+
+    /// Reads a cookie; an empty one is no cookie (a client that drives the steps itself).
+    pub fn parse(bytes: &[u8]) -> Result<Option<Cookie>> {
+        let bad = |why: String| DriverError::InvalidArg(format!("bad migration cookie: {why}"));
+        let text = std::str::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
+        let text = text.trim_end_matches('\0').trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        let doc = roxmltree::Document::parse(text).map_err(|e| bad(e.to_string()))?;
+        let root = doc.root_element();
+        if root.tag_name().name() != "vireo-migration" {
+            return Err(bad(format!(
+                "<{}> is not a Vireo migration cookie",
+                root.tag_name().name()
+            )));
+        }
+        let child = |n: &str| {
+            root.children()
+                .find(|c| c.has_tag_name(n))
+                .and_then(|c| c.text())
+                .map(str::to_string)
+        };
+        let uuid = |n: &str| -> Result<Option<Uuid>> {
+            child(n)
+                .map(|u| vireo_xml::parse_uuid(&u).ok_or_else(|| bad(format!("bad <{n}> {u}"))))
+                .transpose()
+        };
+        Ok(Some(Cookie {
+            name: child("name").unwrap_or_default(),
+            uuid: uuid("uuid")?,
+            hostname: child("hostname").unwrap_or_default(),
+            host_id: uuid("hostuuid")?,
+        }))
+    }
+}
+
+/// Where a migration stream goes: `tcp:HOST:PORT`, `tcp://HOST:PORT` (a port is
+/// optional where the caller supplies one), IPv6 addresses in brackets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrateUri {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+}
+
+impl MigrateUri {
+    pub fn parse(uri: &str) -> Result<MigrateUri> {
+        let bad =
+            |why: &str| DriverError::InvalidArg(format!("invalid migration URI '{uri}': {why}"));
+        let rest = uri
+            .strip_prefix("tcp://")
+            .or_else(|| uri.strip_prefix("tcp:"))
+            .ok_or_else(|| bad("only tcp: migration URIs are supported"))?;
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => Some(p),
+                None if after.is_empty() => None,
+                None => return Err(bad("junk after the address")),
+            };
+            (h.to_string(), port)
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, p)) if !h.contains(':') => (h.to_string(), Some(p)),
+                _ => (rest.to_string(), None),
+            }
+        };
+        let port = port
+            .map(|p| p.parse::<u16>().map_err(|_| bad("bad port")))
+            .transpose()?;
+        if port == Some(0) {
+            return Err(bad("bad port"));
+        }
+        Ok(MigrateUri {
+            host: Some(host).filter(|h| !h.is_empty()),
+            port,
+        })
+    }
+
+    /// `tcp:HOST:PORT` (brackets around an IPv6 address).
+    pub fn format(host: &str, port: u16) -> String {
+        if host.contains(':') {
+            format!("tcp:[{host}]:{port}")
+        } else {
+            format!("tcp:{host}:{port}")
+        }
+    }
+}
+
+/// Keepalives and a user timeout on a migration socket: a dead peer or a cut network
+/// fails the migration within seconds instead of hanging it.
+pub fn tune_socket(fd: BorrowedFd<'_>) -> std::io::Result<()> {
+    let set = |level: i32, name: i32, v: i32| -> std::io::Result<()> {
+        // SAFETY: setsockopt reads an int we own for the duration of the call on a
+        // descriptor the caller keeps open.
+        let r = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                level,
+                name,
+                (&v as *const i32).cast(),
+                std::mem::size_of::<i32>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, KEEPIDLE_S)?;
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, KEEPINTVL_S)?;
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, KEEPCNT)?;
+    set(
+        libc::IPPROTO_TCP,
+        libc::TCP_USER_TIMEOUT,
+        USER_TIMEOUT_MS as i32,
+    )?;
+    Ok(())
+}
+
+/// A listener for the incoming stream: on `addr` (all addresses: None), on `port` or the
+/// first free one of libvirt's range.
+fn listen(addr: Option<IpAddr>, port: Option<u16>) -> Result<std::net::TcpListener> {
+    let addrs: Vec<IpAddr> = match addr {
+        Some(a) => vec![a],
+        // Both families where the host has IPv6, else IPv4 only.
+        None => vec![
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        ],
+    };
+    let ports: Vec<u16> = match port {
+        Some(p) => vec![p],
+        None => (PORT_MIN..=PORT_MAX).collect(),
+    };
+    let mut last = None;
+    for a in &addrs {
+        for p in &ports {
+            match std::net::TcpListener::bind(SocketAddr::new(*a, *p)) {
+                Ok(l) => return Ok(l),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),
+                // This family is not there (no IPv6): try the next.
+                Err(e) => {
+                    last = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+    let what = match port {
+        Some(p) => format!("cannot listen for the incoming migration on port {p}"),
+        None => format!(
+            "cannot listen for the incoming migration: no free port in {PORT_MIN}-{PORT_MAX}"
+        ),
+    };
+    Err(match last {
+        Some(e) => DriverError::io(what, e),
+        None => DriverError::OperationFailed(what),
+    })
+}
+
+fn shim_err(e: CallError) -> DriverError {
+    match e {
+        CallError::Remote(r) => DriverError::Peer(Box::new(r)),
+        e => DriverError::OperationFailed(format!("domain's shim: {e}")),
+    }
+}
+
+/// libvirt's answer of a Finish that cleaned up after a cancelled migration.
+fn finish_ok() -> DriverError {
+    DriverError::Peer(Box::new(RemoteError::new(
+        93, // VIR_ERR_MIGRATE_FINISH_OK
+        errdom::QEMU,
+        "migration successfully aborted",
+    )))
+}
+
+impl QemuDriver {
+    fn cookie_for(&self, name: &str, uuid: Option<Uuid>) -> Vec<u8> {
+        Cookie {
+            name: name.to_string(),
+            uuid,
+            hostname: vireo_driver::host::hostname(),
+            host_id: Some(self.migrations.host_id()),
+        }
+        .format()
+    }
+
+    /// Begin (source): the definition the destination starts the domain with (the live
+    /// one, or the caller's `destination_xml` for the same domain) and the first cookie.
+    pub async fn migrate_begin(
+        self: &Arc<Self>,
+        h: &Handle,
+        params: &[TypedParam],
+        flags: u32,
+    ) -> Result<(Vec<u8>, String)> {
+        check_migrate_flags(flags)?;
+        let params = Params::new(params)?;
+        if !self.is_running(h)? {
+            return Err(DriverError::OperationInvalid(
+                "domain is not running".into(),
+            ));
+        }
+        let live = self.live_def(h).await?;
+        let def = match params.string(param::DEST_XML) {
+            Some(x) => {
+                let mut d = Domain::parse(x).map_err(xml_error)?;
+                if d.uuid.is_some() && d.uuid != live.uuid {
+                    return Err(DriverError::InvalidArg(
+                        "the destination XML describes another domain (its uuid differs)".into(),
+                    ));
+                }
+                d.uuid = live.uuid;
+                d
+            }
+            None => live,
+        };
+        let cookie = self.cookie_for(&h.name, Some(h.uuid));
+        Ok((cookie, def.format()))
+    }
+
+    /// Prepare (destination): the listener for the stream and the task that starts the
+    /// domain from it. Answers the cookie and `tcp:HOST:PORT`.
+    pub async fn migrate_prepare(
+        self: &Arc<Self>,
+        params: &[TypedParam],
+        cookie: &[u8],
+        flags: u32,
+    ) -> Result<(Vec<u8>, String)> {
+        check_migrate_flags(flags)?;
+        let params = Params::new(params)?;
+        let xml = params.string(param::DEST_XML).ok_or_else(|| {
+            DriverError::InvalidArg("no domain XML passed to the migration".into())
+        })?;
+        let mut def = self.prepare(xml)?;
+        if let Some(dname) = params.string(param::DEST_NAME).filter(|n| !n.is_empty()) {
+            def.name = dname.to_string();
+        }
+        if let Some(c) = Cookie::parse(cookie)? {
+            if c.host_id == Some(self.migrations.host_id()) {
+                return Err(DriverError::InvalidArg(
+                    "Attempt to migrate guest to the same host".into(),
+                ));
+            }
+            if c.uuid.is_some() && c.uuid != def.uuid {
+                return Err(DriverError::InvalidArg(
+                    "the migration cookie is for another domain".into(),
+                ));
+            }
+        }
+        let uuid = def.uuid.unwrap_or_default();
+        {
+            let reg = self.read();
+            reg.check_identity(&def.name, &uuid)?;
+            if reg
+                .by_uuid
+                .get(&uuid)
+                .is_some_and(|o| o.active() || o.starting)
+            {
+                return Err(DriverError::OperationInvalid(format!(
+                    "domain '{}' is already active",
+                    def.name
+                )));
+            }
+        }
+        let target = params
+            .string(param::URI)
+            .map(MigrateUri::parse)
+            .transpose()?;
+        let listen_addr = params
+            .string(param::LISTEN_ADDRESS)
+            .filter(|a| !a.is_empty() && *a != "*")
+            .map(|a| {
+                a.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<IpAddr>()
+                    .map_err(|_| DriverError::InvalidArg(format!("invalid listen address '{a}'")))
+            })
+            .transpose()?;
+        let listener = listen(listen_addr, target.as_ref().and_then(|t| t.port))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| DriverError::io("cannot read the migration listener's port", e))?
+            .port();
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| DriverError::io("cannot set up the migration listener", e))?;
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| DriverError::io("cannot set up the migration listener", e))?;
+        let host = target
+            .and_then(|t| t.host)
+            .or_else(|| {
+                listen_addr
+                    .filter(|a| !a.is_unspecified())
+                    .map(|a| a.to_string())
+            })
+            .unwrap_or_else(vireo_driver::host::hostname);
+
+        let name = def.name.clone();
+        let mut incoming = self.migrations.incoming();
+        if incoming.get(&name).is_some_and(|i| !i.task.is_finished()) {
+            return Err(DriverError::OperationInvalid(format!(
+                "domain '{name}' is already being migrated here"
+            )));
+        }
+        let id = self.migrations.next.fetch_add(1, Ordering::Relaxed);
+        let (cancel, cancelled) = oneshot::channel();
+        let mut start = START_PAUSED | START_MIGRATED;
+        if flags & mf::POSTCOPY != 0 {
+            start |= START_POSTCOPY;
+        }
+        let me = Arc::clone(self);
+        let task_name = name.clone();
+        let task = tokio::spawn(async move {
+            let sock = tokio::select! {
+                r = tokio::time::timeout(ACCEPT_TIMEOUT, listener.accept()) => match r {
+                    Ok(Ok((s, peer))) => {
+                        log::info!("incoming migration of '{task_name}' from {peer}");
+                        s
+                    }
+                    Ok(Err(e)) => {
+                        return Err(DriverError::io("cannot accept the migration stream", e))
+                    }
+                    Err(_) => {
+                        me.forget_incoming(&task_name, id);
+                        return Err(DriverError::OperationFailed(format!(
+                            "the source did not connect within {} s",
+                            ACCEPT_TIMEOUT.as_secs()
+                        )));
+                    }
+                },
+                _ = cancelled => {
+                    return Err(DriverError::OperationFailed("migration cancelled".into()))
+                }
+            };
+            // One connection only: nobody else may reach this VM's stream.
+            drop(listener);
+            let sock: OwnedFd = sock
+                .into_std()
+                .map_err(|e| DriverError::io("cannot take the migration socket", e))?
+                .into();
+            tune_socket(sock.as_fd())
+                .map_err(|e| DriverError::io("cannot set up the migration socket", e))?;
+            me.run_transient(def, start, Some(sock)).await
+        });
+        incoming.insert(
+            name.clone(),
+            Incoming {
+                id,
+                cancel: Some(cancel),
+                task,
+            },
+        );
+        drop(incoming);
+        Ok((
+            self.cookie_for(&name, Some(uuid)),
+            MigrateUri::format(&host, port),
+        ))
+    }
+
+    fn forget_incoming(&self, name: &str, id: u64) {
+        let mut m = self.migrations.incoming();
+        if m.get(name).is_some_and(|i| i.id == id) {
+            m.remove(name);
+        }
+    }
+
+    /// Perform (source), the client driving: the stream to `uri` (Prepare's answer) as a
+    /// job of the VM's shim. Ok once the destination has the guest (paused here).
+    pub async fn migrate_perform(
+        self: &Arc<Self>,
+        h: &Handle,
+        uri: &str,
+        params: &[TypedParam],
+        flags: u32,
+    ) -> Result<Vec<u8>> {
+        check_migrate_flags(flags)?;
+        let params = Params::new(params)?;
+        let target = MigrateUri::parse(uri)?;
+        let (host, port) = match (target.host, target.port) {
+            (Some(h), Some(p)) => (h, p),
+            _ => {
+                return Err(DriverError::InvalidArg(format!(
+                    "the migration URI '{uri}' needs a host and a port"
+                )))
+            }
+        };
+        let conn = self.shim_of(h)?;
+        let speed = match params.ullong(param::BANDWIDTH) {
+            Some(b) if b > MAX_SPEED_MIB => {
+                return Err(DriverError::InvalidArg(format!(
+                    "bandwidth must be less than {}",
+                    MAX_SPEED_MIB + 1
+                )))
+            }
+            Some(b) => b,
+            None => 0,
+        };
+        let stream = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await
+        .map_err(|_| {
+            DriverError::OperationFailed(format!(
+                "cannot reach the destination at {host}:{port}: no answer within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            ))
+        })?
+        .map_err(|e| {
+            DriverError::OperationFailed(format!(
+                "cannot reach the destination at {host}:{port}: {e}"
+            ))
+        })?;
+        let sock: OwnedFd = stream
+            .into_std()
+            .map_err(|e| DriverError::io("cannot take the migration socket", e))?
+            .into();
+        tune_socket(sock.as_fd())
+            .map_err(|e| DriverError::io("cannot set up the migration socket", e))?;
+        let args = ShimMigrateArgs {
+            flags,
+            bandwidth: speed,
+            bandwidth_postcopy: params.ullong(param::BANDWIDTH_POSTCOPY).unwrap_or(0),
+            downtime_ms: 0,
+            auto_converge_initial: params.int(param::AUTO_CONVERGE_INITIAL).unwrap_or(-1),
+            auto_converge_increment: params.int(param::AUTO_CONVERGE_INCREMENT).unwrap_or(-1),
+        };
+        let r = conn
+            .call_sending_fds::<_, ()>(
+                VIREO_PROGRAM,
+                VIREO_VERSION,
+                vprocs::SHIM_MIGRATE,
+                &args,
+                vec![sock],
+            )
+            .await;
+        self.refresh_state(h).await;
+        r.map_err(shim_err)?;
+        Ok(self.cookie_for(&h.name, Some(h.uuid)))
+    }
+
+    /// Cancels the domain's running migration (its shim's job), as `domjobabort` does.
+    pub async fn migrate_abort(&self, h: &Handle) -> Result<()> {
+        let payload = vireo_xdr::to_bytes(&DomainArgs { dom: h.clone() });
+        self.forward(h, procs::DOMAIN_ABORT_JOB, &payload)
+            .await
+            .map(|_| ())
+            .map_err(|e| DriverError::Peer(Box::new(e)))
+    }
+
+    /// Finish (destination): waits for the domain's start from the stream, then makes it
+    /// persistent if asked and runs the guest (unless PAUSED). With `cancelled` (the
+    /// source failed), whatever started here is stopped.
+    pub async fn migrate_finish(
+        self: &Arc<Self>,
+        params: &[TypedParam],
+        cookie: &[u8],
+        flags: u32,
+        cancelled: bool,
+    ) -> Result<Handle> {
+        let params = Params::new(params)?;
+        let name = match params.string(param::DEST_NAME) {
+            Some(n) => n.to_string(),
+            None => Cookie::parse(cookie)?
+                .map(|c| c.name)
+                .ok_or_else(|| DriverError::InvalidArg("no domain name given".into()))?,
+        };
+        let Some(mut inc) = self.migrations.incoming().remove(&name) else {
+            return Err(DriverError::NoDomain(format!(
+                "no incoming migration of domain '{name}'"
+            )));
+        };
+        if cancelled {
+            if let Some(c) = inc.cancel.take() {
+                let _ = c.send(());
+            }
+        }
+        let started = match tokio::time::timeout(FINISH_WAIT, &mut inc.task).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(DriverError::Internal(format!("incoming migration: {e}"))),
+            Err(_) => {
+                // It may still come up: then it goes at once.
+                let me = Arc::clone(self);
+                tokio::spawn(async move {
+                    if let Ok(Ok(h)) = inc.task.await {
+                        me.kill_incoming(&h).await;
+                    }
+                });
+                return Err(DriverError::OperationFailed(format!(
+                    "the domain did not arrive within {} s",
+                    FINISH_WAIT.as_secs()
+                )));
+            }
+        };
+        if cancelled {
+            if let Ok(h) = started {
+                self.kill_incoming(&h).await;
+            }
+            return Err(finish_ok());
+        }
+        let h = started?;
+        if flags & mf::PERSIST_DEST != 0 {
+            let xml = match params.string(param::PERSIST_XML) {
+                Some(x) => x.to_string(),
+                None => self.live_def(&h).await?.format(),
+            };
+            if let Err(e) = self.define_xml(&xml) {
+                self.kill_incoming(&h).await;
+                return Err(DriverError::Peer(Box::new(RemoteError::new(
+                    69, // VIR_ERR_MIGRATE_PERSIST_FAILED
+                    errdom::QEMU,
+                    format!("Failed to make domain persistent after migration: {e}"),
+                ))));
+            }
+        }
+        if flags & mf::PAUSED == 0 {
+            let r = self.end_call(&h, migrate_end::RESUME).await;
+            if let Err(e) = r {
+                self.kill_incoming(&h).await;
+                return Err(e);
+            }
+        }
+        self.refresh_state(&h).await;
+        Ok(self.lookup_by_uuid(&h.uuid).unwrap_or(h))
+    }
+
+    /// Stops a domain that arrived but must not run here.
+    async fn kill_incoming(&self, h: &Handle) {
+        let payload = vireo_xdr::to_bytes(&DomainArgs { dom: h.clone() });
+        if let Err(e) = self.forward(h, procs::DOMAIN_DESTROY, &payload).await {
+            log::warn!("cannot stop the migrated domain '{}': {}", h.name, e.text());
+        }
+        self.settle_end(h).await;
+    }
+
+    /// Confirm (source): the destination runs the guest, so it ends here (and, with
+    /// UNDEFINE_SOURCE, its definition goes); cancelled, the guest goes on here.
+    pub async fn migrate_confirm(
+        self: &Arc<Self>,
+        h: &Handle,
+        params: &[TypedParam],
+        flags: u32,
+        cancelled: bool,
+    ) -> Result<()> {
+        Params::new(params)?;
+        if cancelled {
+            self.end_call(h, migrate_end::CANCEL).await?;
+            self.refresh_state(h).await;
+            return Ok(());
+        }
+        let conn = self.shim_of(h)?;
+        self.end_call(h, migrate_end::CONFIRM).await?;
+        // The shim ends with its QEMU; once it is gone, the domain is shut off here.
+        if tokio::time::timeout(SHIM_EXIT, conn.closed())
+            .await
+            .is_err()
+        {
+            log::warn!("the shim of '{}' outlived its migrated VM", h.name);
+        }
+        self.settle_end(h).await;
+        if flags & mf::UNDEFINE_SOURCE != 0 && self.is_persistent(h).unwrap_or(false) {
+            self.undefine(h, UNDEFINE_AFTER_MIGRATION)?;
+        }
+        Ok(())
+    }
+
+    async fn end_call(&self, h: &Handle, op: i32) -> Result<()> {
+        let conn = self.shim_of(h)?;
+        conn.call_raw(
+            VIREO_PROGRAM,
+            VIREO_VERSION,
+            vprocs::SHIM_MIGRATE_END,
+            |o| o.extend_from_slice(&vireo_xdr::to_bytes(&ShimMigrateEndArgs { op })),
+        )
+        .await
+        .map(|_| ())
+        .map_err(shim_err)
+    }
+
+    /// The running domain's state as its shim has it now (a migration's steps change it
+    /// in ways the events alone do not tell apart).
+    async fn refresh_state(&self, h: &Handle) {
+        let Ok(conn) = self.shim_of(h) else { return };
+        let args = DomainFlagsArgs {
+            dom: h.clone(),
+            flags: 0,
+        };
+        let r: std::result::Result<vireo_proto::remote::DomainGetStateRet, _> =
+            conn.call(procs::DOMAIN_GET_STATE, &args).await;
+        if let Ok(st) = r {
+            if st.state == state::SHUTOFF {
+                return;
+            }
+            if let Some(o) = self.write().by_uuid.get_mut(&h.uuid) {
+                if o.shim.as_ref().is_some_and(|s| Arc::ptr_eq(s, &conn)) {
+                    o.state = (st.state, st.reason);
+                }
+            }
+        }
+    }
+
+    /// `virDomainMigrateSetMaxSpeed` of a domain that does not run (a running one's
+    /// shim answers).
+    pub fn migrate_set_speed_inactive(&self, h: &Handle, mib: u64, flags: u32) -> Result<()> {
+        self.check_speed_call(h, flags)?;
+        if mib > MAX_SPEED_MIB {
+            return Err(DriverError::Peer(Box::new(RemoteError::new(
+                code::OVERFLOW,
+                errdom::QEMU,
+                format!(
+                    "value too large: bandwidth must be less than {}",
+                    MAX_SPEED_MIB + 1
+                ),
+            ))));
+        }
+        let mut speeds = self.migrations.speeds();
+        let e = speeds.entry(h.uuid).or_insert((MAX_SPEED_MIB, 0));
+        if flags & MAX_SPEED_POSTCOPY != 0 {
+            e.1 = mib;
+        } else {
+            e.0 = mib;
+        }
+        Ok(())
+    }
+
+    /// `virDomainMigrateGetMaxSpeed` of a domain that does not run.
+    pub fn migrate_get_speed_inactive(&self, h: &Handle, flags: u32) -> Result<u64> {
+        self.check_speed_call(h, flags)?;
+        let (speed, postcopy) = self
+            .migrations
+            .speeds()
+            .get(&h.uuid)
+            .copied()
+            .unwrap_or((MAX_SPEED_MIB, 0));
+        Ok(if flags & MAX_SPEED_POSTCOPY != 0 {
+            postcopy
+        } else {
+            speed
+        })
+    }
+
+    fn check_speed_call(&self, h: &Handle, flags: u32) -> Result<()> {
+        if flags & !MAX_SPEED_POSTCOPY != 0 {
+            return Err(DriverError::InvalidArg(format!(
+                "unsupported flags (0x{:x})",
+                flags & !MAX_SPEED_POSTCOPY
+            )));
+        }
+        self.with(h, |_| ())
+    }
+
+    /// The domain (any state) exists here.
+    pub fn check_domain(&self, h: &Handle) -> Result<()> {
+        let reg = self.read();
+        reg.by_uuid
+            .get(&h.uuid)
+            .map(|_| ())
+            .ok_or_else(|| no_domain_uuid(&h.uuid, &h.name))
+    }
+}
+
+/// The state a migration's lifecycle event (event, detail) leaves the domain in; None for
+/// the events of everything else.
+pub(crate) fn migration_state(ev: i32, detail: i32) -> Option<(i32, i32)> {
+    use vireo_proto::migrate::event as me;
+    use vireo_proto::remote::event;
+    Some(match (ev, detail) {
+        (event::SUSPENDED, me::SUSPENDED_MIGRATED) => (state::PAUSED, reason::PAUSED_MIGRATION),
+        (event::SUSPENDED, me::SUSPENDED_POSTCOPY) => (state::PAUSED, reason::PAUSED_POSTCOPY),
+        (event::RESUMED, me::RESUMED_MIGRATED) => (state::RUNNING, reason::RUNNING_MIGRATED),
+        (event::RESUMED, me::RESUMED_POSTCOPY) => (state::RUNNING, reason::RUNNING_POSTCOPY),
+        (event::STOPPED, me::STOPPED_MIGRATED) => (state::SHUTOFF, reason::SHUTOFF_MIGRATED),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_uris() {
+        let u = MigrateUri::parse("tcp:10.0.0.2:49152").unwrap();
+        assert_eq!((u.host.as_deref(), u.port), (Some("10.0.0.2"), Some(49152)));
+        let u = MigrateUri::parse("tcp://10.0.0.2").unwrap();
+        assert_eq!((u.host.as_deref(), u.port), (Some("10.0.0.2"), None));
+        let u = MigrateUri::parse("tcp://[fd00::2]:49200/").unwrap();
+        assert_eq!((u.host.as_deref(), u.port), (Some("fd00::2"), Some(49200)));
+        let u = MigrateUri::parse("tcp:[fd00::2]").unwrap();
+        assert_eq!((u.host.as_deref(), u.port), (Some("fd00::2"), None));
+        let u = MigrateUri::parse("tcp://host.example:1234").unwrap();
+        assert_eq!(
+            (u.host.as_deref(), u.port),
+            (Some("host.example"), Some(1234))
+        );
+        assert!(MigrateUri::parse("rdma://h:1").is_err());
+        assert!(MigrateUri::parse("tcp://h:0").is_err());
+        assert!(MigrateUri::parse("tcp://h:99999").is_err());
+        assert!(MigrateUri::parse("tcp:[fd00::2").is_err());
+        assert_eq!(MigrateUri::format("10.0.0.2", 49152), "tcp:10.0.0.2:49152");
+        assert_eq!(MigrateUri::format("fd00::2", 49152), "tcp:[fd00::2]:49152");
+    }
+
+    #[test]
+    fn cookies_round_trip() {
+        let c = Cookie {
+            name: "a<b".into(),
+            uuid: Some([1; 16]),
+            hostname: "h1".into(),
+            host_id: Some([2; 16]),
+        };
+        assert_eq!(Cookie::parse(&c.format()).unwrap(), Some(c));
+        assert_eq!(Cookie::parse(b"").unwrap(), None);
+        assert_eq!(Cookie::parse(b"\0").unwrap(), None);
+        assert!(Cookie::parse(b"<qemu-migration/>").is_err());
+        assert!(Cookie::parse(b"<vireo-migration><uuid>zz</uuid></vireo-migration>").is_err());
+        assert!(Cookie::parse(&[0xff, 0xfe]).is_err());
+    }
+
+    #[test]
+    fn parameters_are_checked() {
+        let ok = [
+            TypedParam::string(param::URI, "tcp:a:1"),
+            TypedParam::new(param::BANDWIDTH, TypedValue::ULLong(5)),
+            TypedParam::int(param::AUTO_CONVERGE_INITIAL, 20),
+        ];
+        let p = Params::new(&ok).unwrap();
+        assert_eq!(p.string(param::URI), Some("tcp:a:1"));
+        assert_eq!(p.ullong(param::BANDWIDTH), Some(5));
+        assert_eq!(p.int(param::AUTO_CONVERGE_INITIAL), Some(20));
+        let e = Params::new(&[TypedParam::string("compression", "xbzrle")])
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("not supported"), "{e}");
+        let e = Params::new(&[TypedParam::new(param::URI, TypedValue::Int(1))])
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("invalid type"), "{e}");
+        let twice = [
+            TypedParam::string(param::URI, "tcp:a:1"),
+            TypedParam::string(param::URI, "tcp:b:1"),
+        ];
+        assert!(Params::new(&twice).is_err());
+        let mut v = ok.to_vec();
+        set_string(&mut v, param::URI, "tcp:c:2");
+        assert_eq!(Params::new(&v).unwrap().string(param::URI), Some("tcp:c:2"));
+    }
+
+    #[test]
+    fn flags_are_checked() {
+        assert!(check_migrate_flags(mf::LIVE | mf::PEER2PEER | mf::PERSIST_DEST).is_ok());
+        let e = check_migrate_flags(mf::TUNNELLED).unwrap_err();
+        assert!(e.to_string().contains("tunnelled"), "{e}");
+        let e = check_migrate_flags(mf::NON_SHARED_DISK).unwrap_err();
+        assert!(e.to_string().contains("non-shared storage"), "{e}");
+        let e = check_migrate_flags(1 << 30).unwrap_err();
+        assert!(e.to_string().contains("0x40000000"), "{e}");
+    }
+
+    #[test]
+    fn a_listener_in_the_range() {
+        let l = listen(Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)), None).unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!((PORT_MIN..=PORT_MAX).contains(&port));
+        // The next one takes another port.
+        let l2 = listen(Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)), None).unwrap();
+        assert_ne!(l2.local_addr().unwrap().port(), port);
+        // A port that is taken is refused when asked for by number.
+        assert!(listen(Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)), Some(port)).is_err());
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        tune_socket(c.as_fd()).unwrap();
+    }
+}
