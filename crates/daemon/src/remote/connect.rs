@@ -59,6 +59,16 @@ pub(super) fn dispatch(
                 feature::REMOTE_EVENT_CALLBACK
                 | feature::REMOTE_CLOSE_CALLBACK
                 | feature::TYPED_PARAM_STRING => 1,
+                // Migration (protocol 3 with typed parameters, peer-to-peer) and the
+                // migratable XML, where domains are served.
+                feature::MIGRATION_P2P
+                | feature::MIGRATION_V3
+                | feature::XML_MIGRATABLE
+                | feature::MIGRATION_PARAMS
+                    if s.qemu.is_some() =>
+                {
+                    1
+                }
                 _ => 0,
             };
             ret(ConnectSupportsFeatureRet { supported })

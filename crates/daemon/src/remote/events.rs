@@ -305,6 +305,7 @@ fn register(
             | event::ID_BLOCK_JOB_2
             | event::ID_AGENT_LIFECYCLE
             | event::ID_MEMORY_DEVICE_SIZE_CHANGE
+            | vireo_proto::migrate::event::ID_MIGRATION_ITERATION
     );
     st.callbacks.list.push(cb);
     // Subscribe before replying, so no event after the reply can be missed.
@@ -490,6 +491,14 @@ fn deliver_device(client: &RemoteClient, ev: &DeviceEvent) {
                             dst: ev.alias.clone(),
                             type_: ev.detail,
                             status: ev.status,
+                        }),
+                    ),
+                    (vireo_proto::migrate::event::ID_MIGRATION_ITERATION, false) => (
+                        procs::DOMAIN_EVENT_CALLBACK_MIGRATION_ITERATION,
+                        vireo_xdr::to_bytes(&vireo_proto::migrate::IterationMsg {
+                            callback_id: c.id,
+                            dom: ev.dom.clone(),
+                            iteration: ev.detail,
                         }),
                     ),
                     (event::ID_DEVICE_ADDED, false) => (

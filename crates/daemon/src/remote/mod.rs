@@ -9,6 +9,7 @@ mod console;
 mod domain;
 mod events;
 mod interface;
+mod migrate;
 mod network;
 mod nodedev;
 mod nwfilter;
@@ -329,6 +330,9 @@ impl Service for RemoteService {
             return Dispatch::Later(screenshot::open(self, c, header, payload.to_vec()));
         }
         if let Some(fut) = snapshot::dispatch(&self, p, payload) {
+            return Dispatch::Later(fut);
+        }
+        if let Some(fut) = migrate::dispatch(&self, p, payload) {
             return Dispatch::Later(fut);
         }
         if let Some(fut) = running::dispatch(&self, p, payload, readonly) {
