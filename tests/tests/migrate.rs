@@ -1,0 +1,508 @@
+//! Live migration between two Vireo "hosts" with the unmodified virsh and python-libvirt:
+//! two daemons under separate roots, each in a network namespace of its own, joined by a
+//! veth pair this test makes (10.77.9.0/30, inside those namespaces only) that carries the
+//! migration stream. The clients reach both daemons over their UNIX sockets.
+//!
+//! The test guest runs a counter (a file on its RAM disk, and its console); after a
+//! migration the counter goes on from where it was on the destination: the guest moved, it
+//! did not boot again. Faults (the destination's QEMU killed, the network cut, the job
+//! cancelled) leave the guest running on the source and nowhere else.
+
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use vireo_tests::{fails, guest_shell, ok, python3, tests_dir, write_file, Daemon, Layout};
+
+const SRC_ADDR: &str = "10.77.9.1";
+const DST_ADDR: &str = "10.77.9.2";
+
+/// Two hosts and the link between them (removed when dropped).
+struct Hosts {
+    a: Daemon,
+    b: Daemon,
+}
+
+impl Hosts {
+    fn start(layout: Layout) -> Hosts {
+        let a = Daemon::start_in(layout);
+        let b = Daemon::start_in(layout);
+        let h = Hosts { a, b };
+        let peer = h.b.pid().to_string();
+        ns(
+            &h.a,
+            &[
+                "link", "add", "mig-a", "type", "veth", "peer", "name", "mig-b", "netns", &peer,
+            ],
+        );
+        ns(
+            &h.a,
+            &["addr", "add", &format!("{SRC_ADDR}/30"), "dev", "mig-a"],
+        );
+        ns(&h.a, &["link", "set", "mig-a", "up"]);
+        ns(
+            &h.b,
+            &["addr", "add", &format!("{DST_ADDR}/30"), "dev", "mig-b"],
+        );
+        ns(&h.b, &["link", "set", "mig-b", "up"]);
+        h
+    }
+
+    /// Cuts the network between the hosts (both ends of the veth go).
+    fn cut(&self) {
+        ns(&self.a, &["link", "del", "mig-a"]);
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        if let Some(n) = self.a.netns.as_ref() {
+            let _ = n.run("ip", &["link", "del", "mig-a"]);
+        }
+    }
+}
+
+/// `ip ARGS` in the daemon's namespace; it must work.
+#[track_caller]
+fn ns(d: &Daemon, args: &[&str]) -> String {
+    let n = d
+        .netns
+        .as_ref()
+        .expect("migration tests run as root, each host in a namespace of its own");
+    ok(&n.run("ip", args))
+}
+
+fn state(d: &Daemon, name: &str) -> String {
+    ok(&d.virsh(&["domstate", "--reason", name]))
+        .trim()
+        .to_string()
+}
+
+fn listed(d: &Daemon) -> String {
+    ok(&d.virsh(&["list", "--all", "--name"]))
+}
+
+/// Boots `vm1` (transient, or defined first with `persistent`) on `d` and starts its
+/// counter: a number in /tmp/count (and on the console), one more every 200 ms. Returns
+/// the lifecycle event listener started before the boot.
+fn boot_counting(d: &Daemon, persistent: bool) -> Events {
+    let xml = write_file(d, "vm1.xml", &vireo_tests::guest_xml("vm1"));
+    if persistent {
+        ok(&d.virsh(&["define", &xml]));
+        ok(&d.virsh(&["start", "--paused", "vm1"]));
+    } else {
+        ok(&d.virsh(&["create", "--paused", &xml]));
+    }
+    let ev = Events::start(d);
+    guest_shell(
+        d,
+        "vm1",
+        &[
+            "--resume",
+            "echo MARK-$((6*7)) > /tmp/mark; \
+             (i=0; while :; do i=$((i+1)); echo $i > /tmp/count; echo COUNT-$i; sleep 0.2; done) & \
+             echo STARTED-$((1+1))",
+            "STARTED-2",
+        ],
+    );
+    ev
+}
+
+/// The counter's value now, read in the guest on `d` (which must run it).
+fn counter(d: &Daemon) -> u64 {
+    let seen = guest_shell(
+        d,
+        "vm1",
+        &["--running", "echo AT-$(cat /tmp/count)-END", "-END"],
+    );
+    seen.split("AT-")
+        .filter_map(|s| s.split("-END").next()?.trim().parse::<u64>().ok())
+        .last()
+        .unwrap_or_else(|| panic!("no counter value in:\n{seen}"))
+}
+
+/// The guest on `d` went on from `before`: same memory (the mark), the counter past it and
+/// still counting.
+fn went_on(d: &Daemon, before: u64) {
+    guest_shell(d, "vm1", &["--running", "cat /tmp/mark", "MARK-42"]);
+    let now = counter(d);
+    assert!(
+        now > before,
+        "the counter went from {before} to {now}: not on"
+    );
+    let later = counter(d);
+    assert!(later > now, "the counter stopped at {now}");
+}
+
+/// A host's events as a python-libvirt client sees them.
+struct Events {
+    child: Child,
+    rx: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Events {
+    fn start(d: &Daemon) -> Events {
+        let mut child = Command::new(python3())
+            .arg(tests_dir().join("python/migration_events.py"))
+            .arg(d.uri())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("event listener");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut e = Events {
+            child,
+            rx,
+            seen: Vec::new(),
+        };
+        e.wait_for("LISTENING");
+        e.seen.clear();
+        e
+    }
+
+    /// Waits (two minutes at most) for a line.
+    fn wait_for(&mut self, line: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !self.seen.iter().any(|l| l == line) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(l) => self.seen.push(l),
+                Err(_) => panic!("no event {line:?}; saw {:?}", self.seen),
+            }
+        }
+    }
+
+    /// Waits for a line that starts with `prefix`.
+    fn wait_for_prefix(&mut self, prefix: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !self.seen.iter().any(|l| l.starts_with(prefix)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(l) => self.seen.push(l),
+                Err(_) => panic!("no event {prefix:?}…; saw {:?}", self.seen),
+            }
+        }
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `virsh -c SRC migrate ARGS` in the background (a slow migration to watch or break).
+fn migrate_in_background(src: &Daemon, args: &[&str]) -> Child {
+    Command::new(vireo_hostprog::require("virsh"))
+        .args(["-c", &src.uri(), "migrate"])
+        .args(args)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("virsh migrate")
+}
+
+/// Waits (two minutes at most) for the migration job on `d` to have moved data.
+fn wait_for_job(d: &Daemon) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let o = d.virsh(&["domjobinfo", "vm1"]);
+        let info = String::from_utf8_lossy(&o.stdout).into_owned();
+        let processed = info
+            .lines()
+            .find(|l| l.starts_with("Data processed:"))
+            .is_some_and(|l| !l.contains(" 0.000 B"));
+        if info.contains("Job type:         Unbounded") && processed {
+            return info;
+        }
+        assert!(Instant::now() < deadline, "no migration job seen: {info}");
+        // domjobinfo is the only way to see the job's progress: asked again shortly.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The background migration's end: (success, stderr).
+fn finish(mut c: Child) -> (bool, String) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Some(st) = c.try_wait().expect("wait virsh") {
+            let mut err = String::new();
+            if let Some(mut e) = c.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            return (st.success(), err);
+        }
+        if Instant::now() > deadline {
+            let _ = c.kill();
+            panic!("virsh migrate did not end");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The guest runs on `a` and nowhere on `b`.
+fn runs_only_on(a: &Daemon, b: &Daemon) {
+    assert!(
+        state(a, "vm1").starts_with("running"),
+        "{}",
+        state(a, "vm1")
+    );
+    assert!(a.qemu_pid("vm1").is_some());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while b.qemu_pid("vm1").is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "a second QEMU of vm1 stays on the destination"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!listed(b).contains("vm1"), "{}", listed(b));
+}
+
+/// `virsh migrate --live --p2p` there, and back without `--p2p`, the counter going on
+/// each time; the events on both sides; `--persistent` and `--undefinesource`.
+fn live_there_and_back(layout: Layout) {
+    let h = Hosts::start(layout);
+    let mut ev_a = boot_counting(&h.a, true);
+    let mut ev_b = Events::start(&h.b);
+    let before = counter(&h.a);
+
+    // Peer to peer: the source's daemon reaches the destination's itself.
+    let o = h.a.virsh(&[
+        "migrate",
+        "--live",
+        "--p2p",
+        "--verbose",
+        "vm1",
+        &h.b.uri(),
+        "--migrateuri",
+        &format!("tcp://{DST_ADDR}"),
+    ]);
+    ok(&o);
+    // virsh follows the job (domjobinfo on its connection) while the migration runs.
+    let progress = String::from_utf8_lossy(&o.stderr);
+    assert!(progress.contains("Migration: [100 %]"), "{progress}");
+    // Source: paused for the switch-over (SUSPENDED, MIGRATED), then gone (STOPPED,
+    // MIGRATED); destination: STARTED, MIGRATED, then RESUMED, MIGRATED.
+    ev_a.wait_for("vm1 3 1");
+    ev_a.wait_for("vm1 5 3");
+    ev_b.wait_for("vm1 2 1");
+    ev_b.wait_for("vm1 4 1");
+    assert_eq!(state(&h.b, "vm1"), "running (migrated)");
+    // A persistent domain stays defined at the source (shut off), transient there.
+    assert_eq!(state(&h.a, "vm1"), "shut off (migrated)");
+    assert!(h.a.qemu_pid("vm1").is_none(), "QEMU outlived the migration");
+    assert_eq!(
+        ok(&h.b.virsh(&["dominfo", "vm1"]))
+            .lines()
+            .find(|l| l.starts_with("Persistent:"))
+            .unwrap_or_default(),
+        "Persistent:     no"
+    );
+    went_on(&h.b, before);
+
+    // Back, the client driving both daemons, kept at the destination only.
+    let before = counter(&h.b);
+    ok(&h.b.virsh(&[
+        "migrate",
+        "--live",
+        "--persistent",
+        "--undefinesource",
+        "vm1",
+        &h.a.uri(),
+        "--migrateuri",
+        &format!("tcp://{SRC_ADDR}"),
+    ]));
+    ev_a.wait_for("vm1 4 1");
+    assert_eq!(state(&h.a, "vm1"), "running (migrated)");
+    assert!(ok(&h.a.virsh(&["dominfo", "vm1"])).contains("Persistent:     yes"));
+    assert!(!listed(&h.b).contains("vm1"), "{}", listed(&h.b));
+    went_on(&h.a, before);
+    ok(&h.a.virsh(&["destroy", "vm1"]));
+    ok(&h.a.virsh(&["undefine", "vm1"]));
+}
+
+vireo_tests::in_every_layout!(live_there_and_back);
+
+/// python-libvirt migrates too: peer to peer (`migrateToURI3`) and managed (`migrate3`).
+#[test]
+fn python_migrates() {
+    let h = Hosts::start(Layout::Monolithic);
+    let _ev = boot_counting(&h.a, false);
+    let before = counter(&h.a);
+    let script = tests_dir().join("python/migrate.py");
+    let script = script.to_str().expect("utf-8");
+    let out = ok(&vireo_tests::run_cmd(
+        python3(),
+        &[
+            script,
+            &h.a.uri(),
+            &h.b.uri(),
+            "vm1",
+            &format!("tcp:{DST_ADDR}"),
+            "p2p",
+        ],
+    ));
+    // RUNNING (1), MIGRATED (2).
+    assert!(out.contains("MIGRATED vm1 1 2"), "{out}");
+    went_on(&h.b, before);
+    let before = counter(&h.b);
+    let out = ok(&vireo_tests::run_cmd(
+        python3(),
+        &[
+            script,
+            &h.b.uri(),
+            &h.a.uri(),
+            "vm1",
+            &format!("tcp:{SRC_ADDR}"),
+            "managed",
+        ],
+    ));
+    assert!(out.contains("MIGRATED vm1 1 2"), "{out}");
+    went_on(&h.a, before);
+    assert!(!listed(&h.b).contains("vm1"));
+    ok(&h.a.virsh(&["destroy", "vm1"]));
+}
+
+/// migrate-setspeed / migrate-getspeed / migrate-setmaxdowntime / migrate-getmaxdowntime,
+/// a slow migration followed with domjobinfo and the iteration events, then cancelled
+/// with domjobabort (the guest goes on at the source), then one whose destination QEMU is
+/// killed, then one whose network is cut: each time the guest runs on the source only.
+#[test]
+fn jobs_and_faults() {
+    let h = Hosts::start(Layout::Monolithic);
+    let mut ev = boot_counting(&h.a, false);
+    assert_eq!(
+        ok(&h.a.virsh(&["migrate-getspeed", "vm1"])).trim(),
+        "8796093022207"
+    );
+    ok(&h.a.virsh(&["migrate-setspeed", "vm1", "--bandwidth", "1"]));
+    assert_eq!(ok(&h.a.virsh(&["migrate-getspeed", "vm1"])).trim(), "1");
+    assert_eq!(
+        ok(&h.a.virsh(&["migrate-getmaxdowntime", "vm1"])).trim(),
+        "300"
+    );
+    ok(&h.a.virsh(&["migrate-setmaxdowntime", "vm1", "500"]));
+    assert_eq!(
+        ok(&h.a.virsh(&["migrate-getmaxdowntime", "vm1"])).trim(),
+        "500"
+    );
+    let e = fails(&h.a.virsh(&["-r", "migrate-setspeed", "vm1", "--bandwidth", "2"]));
+    assert!(e.contains("read only"), "{e}");
+    let miguri = format!("tcp://{DST_ADDR}");
+
+    // Cancelled: the job is seen, then aborted; the guest goes on here.
+    let before = counter(&h.a);
+    let m = migrate_in_background(
+        &h.a,
+        &[
+            "--live",
+            "--p2p",
+            "vm1",
+            &h.b.uri(),
+            "--migrateuri",
+            &miguri,
+        ],
+    );
+    let info = wait_for_job(&h.a);
+    assert!(
+        info.contains("Operation:        Outgoing migration"),
+        "{info}"
+    );
+    ev.wait_for("vm1 iteration 1");
+    ok(&h.a.virsh(&["domjobabort", "vm1"]));
+    let (done, err) = finish(m);
+    assert!(!done, "the migration should have been cancelled");
+    eprintln!("virsh migrate said: {err}");
+    assert!(err.contains("operation aborted"), "{err}");
+    runs_only_on(&h.a, &h.b);
+    went_on(&h.a, before);
+
+    // The destination's QEMU dies mid-migration (the client driving it).
+    let before = counter(&h.a);
+    let m = migrate_in_background(
+        &h.a,
+        &["--live", "vm1", &h.b.uri(), "--migrateuri", &miguri],
+    );
+    wait_for_job(&h.a);
+    let qemu = h.b.qemu_pid("vm1").expect("the destination's QEMU");
+    // SAFETY: kill with a pid of a process this test's daemon started.
+    unsafe { libc::kill(qemu, libc::SIGKILL) };
+    let (done, err) = finish(m);
+    assert!(!done, "the migration should have failed");
+    eprintln!("virsh migrate said: {err}");
+    assert!(err.contains("migration"), "{err}");
+    runs_only_on(&h.a, &h.b);
+    went_on(&h.a, before);
+
+    // The network between the hosts is cut mid-migration (peer to peer).
+    let before = counter(&h.a);
+    let m = migrate_in_background(
+        &h.a,
+        &[
+            "--live",
+            "--p2p",
+            "vm1",
+            &h.b.uri(),
+            "--migrateuri",
+            &miguri,
+        ],
+    );
+    wait_for_job(&h.a);
+    h.cut();
+    let (done, err) = finish(m);
+    assert!(!done, "the migration should have failed");
+    eprintln!("virsh migrate said: {err}");
+    assert!(err.contains("migration"), "{err}");
+    runs_only_on(&h.a, &h.b);
+    went_on(&h.a, before);
+    ev.wait_for_prefix("vm1 ");
+    ok(&h.a.virsh(&["destroy", "vm1"]));
+}
+
+/// What is not supported yet is refused before anything moves, clearly.
+#[test]
+fn refusals() {
+    let h = Hosts::start(Layout::Monolithic);
+    let xml = write_file(&h.a, "vm1.xml", &vireo_tests::guest_xml("vm1"));
+    ok(&h.a.virsh(&["define", &xml]));
+    let e = fails(&h.a.virsh(&["migrate", "--live", "vm1", &h.b.uri()]));
+    assert!(e.contains("domain is not running"), "{e}");
+    ok(&h.a.virsh(&["start", "--paused", "vm1"]));
+    let e = fails(&h.a.virsh(&[
+        "migrate",
+        "--live",
+        "--p2p",
+        "--tunnelled",
+        "vm1",
+        &h.b.uri(),
+    ]));
+    assert!(e.contains("tunnelled migration is not supported"), "{e}");
+    let e = fails(&h.a.virsh(&[
+        "migrate",
+        "--live",
+        "vm1",
+        &h.b.uri(),
+        "--migrateuri",
+        "rdma://10.77.9.2",
+    ]));
+    assert!(e.contains("only tcp: migration URIs"), "{e}");
+    assert_eq!(state(&h.a, "vm1"), "paused (user)");
+    assert!(!listed(&h.b).contains("vm1"));
+    ok(&h.a.virsh(&["destroy", "vm1"]));
+}
