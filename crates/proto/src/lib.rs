@@ -23,6 +23,7 @@ macro_rules! procedures {
 }
 
 pub mod admin;
+pub mod auth;
 pub mod error;
 pub mod family;
 pub mod header;
