@@ -571,10 +571,19 @@ fn parked_workers(_m: &tokio::runtime::RuntimeMetrics, _n: usize) -> usize {
 
 /// A client's typed parameters, named as libvirt names them (`VIR_CLIENT_INFO_*`).
 fn client_params(c: &ClientSummary) -> Vec<TypedParam> {
-    let mut v = vec![
-        TypedParam::boolean("readonly", c.readonly),
-        TypedParam::int("unix_user_id", c.uid as i32),
-    ];
+    let mut v = vec![TypedParam::boolean("readonly", c.readonly)];
+    if let Some(u) = &c.sasl_user {
+        v.push(TypedParam::string("sasl_user_name", u.clone()));
+    }
+    // A remote client: where it came from and its certificate, not UNIX credentials.
+    if let Some(a) = &c.sock_addr {
+        v.push(TypedParam::string("sock_addr", a.clone()));
+        if let Some(dn) = &c.x509_dname {
+            v.push(TypedParam::string("tls_x509_dname", dn.clone()));
+        }
+        return v;
+    }
+    v.push(TypedParam::int("unix_user_id", c.uid as i32));
     if let Some(n) = user_name(c.uid) {
         v.push(TypedParam::string("unix_user_name", n));
     }
@@ -764,6 +773,9 @@ mod tests {
             gid: 0,
             pid: Some(42),
             transport: 0,
+            sock_addr: None,
+            x509_dname: None,
+            sasl_user: None,
         };
         let p = client_params(&c);
         let names: Vec<&str> = p.iter().map(|p| p.field.as_str()).collect();

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use thiserror::Error;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
@@ -74,13 +74,46 @@ const STREAM_QUEUE: usize = 16;
 
 type MessageHandler = Arc<dyn Fn(Frame) + Send + Sync>;
 
+/// The writing side of a connection: a UNIX socket's (which can pass descriptors) or any
+/// other stream's (TCP, TLS).
+enum Writer {
+    Unix(OwnedWriteHalf),
+    Other(Box<dyn AsyncWrite + Send + Unpin>),
+}
+
+impl Writer {
+    async fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self {
+            Writer::Unix(w) => w.write_all(b).await,
+            Writer::Other(w) => w.write_all(b).await,
+        }
+    }
+
+    /// Pushes out what is buffered (TLS records).
+    async fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Writer::Unix(_) => Ok(()),
+            Writer::Other(w) => w.flush().await,
+        }
+    }
+
+    async fn send_fds(&mut self, fds: &[std::os::fd::OwnedFd]) -> std::io::Result<()> {
+        match self {
+            Writer::Unix(w) => crate::server::send_fds(w.as_ref(), fds).await,
+            Writer::Other(_) => Err(std::io::Error::other(
+                "file descriptors can only be passed over a UNIX socket",
+            )),
+        }
+    }
+}
+
 struct Shared {
     pending: Pending,
     events: Mutex<Option<mpsc::UnboundedSender<Frame>>>,
     /// Called for each MESSAGE before any later frame is looked at, so the effect of an
     /// event is visible by the time the reply that followed it is delivered.
     handler: Mutex<Option<MessageHandler>>,
-    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    writer: tokio::sync::Mutex<Writer>,
     closed: tokio::sync::watch::Sender<bool>,
     /// Open streams by the serial of the call that opened them.
     streams: Mutex<HashMap<u32, mpsc::Sender<Frame>>>,
@@ -125,6 +158,7 @@ impl ClientStream {
         let mut w = self.shared.writer.lock().await;
         w.write_all(&head).await?;
         w.write_all(payload).await?;
+        w.flush().await?;
         Ok(())
     }
 
@@ -174,17 +208,39 @@ impl Connection {
         Ok(Self::from_stream(stream))
     }
 
-    pub fn from_stream(stream: UnixStream) -> Connection {
-        let (mut rd, wr) = stream.into_split();
-        let shared = Arc::new(Shared {
+    fn shared(writer: Writer) -> Arc<Shared> {
+        Arc::new(Shared {
             pending: Mutex::new(HashMap::new()),
             events: Mutex::new(None),
             handler: Mutex::new(None),
-            writer: tokio::sync::Mutex::new(wr),
+            writer: tokio::sync::Mutex::new(writer),
             closed: tokio::sync::watch::channel(false).0,
             streams: Mutex::new(HashMap::new()),
             fds: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A connection over any byte stream (TCP, TLS): no descriptor passing.
+    pub fn from_io<T: AsyncRead + AsyncWrite + Send + 'static>(io: T) -> Connection {
+        let (mut rd, wr) = tokio::io::split(io);
+        let shared = Self::shared(Writer::Other(Box::new(wr)));
+        let sh = Arc::clone(&shared);
+        let reader = tokio::spawn(async move {
+            while let Ok(f) = read_frame(&mut rd).await {
+                sh.on_frame(f).await;
+            }
+            sh.gone();
         });
+        Connection {
+            shared,
+            serial: AtomicU32::new(0),
+            reader,
+        }
+    }
+
+    pub fn from_stream(stream: UnixStream) -> Connection {
+        let (mut rd, wr) = stream.into_split();
+        let shared = Self::shared(Writer::Unix(wr));
         let sh = Arc::clone(&shared);
         let reader = tokio::spawn(async move {
             while let Ok(mut f) = read_frame(&mut rd).await {
@@ -202,19 +258,7 @@ impl Connection {
                 }
                 sh.on_frame(f).await;
             }
-            // Connection gone: fail everything still waiting.
-            if let Ok(mut p) = sh.pending.lock() {
-                for (_, tx) in p.drain() {
-                    let _ = tx.send(Err(CallError::Closed));
-                }
-            }
-            if let Ok(mut e) = sh.events.lock() {
-                e.take();
-            }
-            if let Ok(mut s) = sh.streams.lock() {
-                s.clear();
-            }
-            sh.closed.send_replace(true);
+            sh.gone();
         });
         Connection {
             shared,
@@ -290,13 +334,17 @@ impl Connection {
             // The frame and its descriptors go out together: no other call between them.
             let mut w = self.shared.writer.lock().await;
             match w.write_all(&buf).await {
-                Ok(()) => crate::server::send_fds(w.as_ref(), &fds).await,
+                Ok(()) => w.send_fds(&fds).await,
                 Err(e) => Err(e),
             }
         } else {
             let h = Header::new(prog, vers, proc_, MessageType::Call, serial, Status::Ok);
             frame_into(&mut buf, &h, args);
-            self.shared.writer.lock().await.write_all(&buf).await
+            let mut w = self.shared.writer.lock().await;
+            match w.write_all(&buf).await {
+                Ok(()) => w.flush().await,
+                Err(e) => Err(e),
+            }
         };
         if let Err(e) = written {
             if let Ok(mut p) = self.shared.pending.lock() {
@@ -432,6 +480,22 @@ impl Connection {
 }
 
 impl Shared {
+    /// The connection is gone: fail everything still waiting.
+    fn gone(&self) {
+        if let Ok(mut p) = self.pending.lock() {
+            for (_, tx) in p.drain() {
+                let _ = tx.send(Err(CallError::Closed));
+            }
+        }
+        if let Ok(mut e) = self.events.lock() {
+            e.take();
+        }
+        if let Ok(mut s) = self.streams.lock() {
+            s.clear();
+        }
+        self.closed.send_replace(true);
+    }
+
     async fn on_frame(&self, f: Frame) {
         let h = f.header;
         if h.prog == KEEPALIVE_PROGRAM {
@@ -488,6 +552,8 @@ impl Shared {
 
     async fn send_keepalive(&self, proc_: i32) -> std::io::Result<()> {
         let buf = keepalive_frame(proc_);
-        self.writer.lock().await.write_all(&buf).await
+        let mut w = self.writer.lock().await;
+        w.write_all(&buf).await?;
+        w.flush().await
     }
 }

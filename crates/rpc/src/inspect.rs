@@ -7,8 +7,12 @@ use std::time::SystemTime;
 
 use crate::server::{Server, Service};
 
-/// libvirt's `VIR_CLIENT_TRANS_UNIX`: every Vireo client comes over a UNIX socket.
+/// libvirt's `VIR_CLIENT_TRANS_UNIX`.
 pub const TRANSPORT_UNIX: u32 = 0;
+/// libvirt's `VIR_CLIENT_TRANS_TCP`.
+pub const TRANSPORT_TCP: u32 = 1;
+/// libvirt's `VIR_CLIENT_TRANS_TLS`.
+pub const TRANSPORT_TLS: u32 = 2;
 
 /// One connected client, as an administrator sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +26,14 @@ pub struct ClientSummary {
     pub uid: u32,
     pub gid: u32,
     pub pid: Option<i32>,
-    /// One of libvirt's `virClientTransport` values; always [`TRANSPORT_UNIX`] today.
+    /// One of libvirt's `virClientTransport` values.
     pub transport: u32,
+    /// The peer's address, `IP;PORT` as libvirt writes it (TCP and TLS).
+    pub sock_addr: Option<String>,
+    /// The distinguished name of the client's certificate (TLS).
+    pub x509_dname: Option<String>,
+    /// The user SASL authenticated.
+    pub sasl_user: Option<String>,
 }
 
 /// A server's client limits and how close it is to them.
@@ -113,7 +123,10 @@ impl<S: Service> ServerInfo for Named<S> {
                     uid: id.uid,
                     gid: id.gid,
                     pid: id.pid,
-                    transport: TRANSPORT_UNIX,
+                    transport: c.conn.transport as u32,
+                    sock_addr: c.conn.addr.map(|a| format!("{};{}", a.ip(), a.port())),
+                    x509_dname: c.x509_dname(),
+                    sasl_user: c.sasl_user(),
                 }
             })
             .collect();

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use vireo_proto::header::{encode_frame, frame_into, keepalive_frame, Header, HEADER_LEN};
 use vireo_proto::{
@@ -68,6 +68,94 @@ pub struct Identity {
     pub uid: u32,
     pub gid: u32,
     pub pid: Option<i32>,
+}
+
+/// A client connection's byte stream: a UNIX socket (which can also pass descriptors and be
+/// polled directly), a TCP socket, or TLS over TCP.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// The UNIX socket this stream is, if it is one.
+    fn as_unix(&self) -> Option<&UnixStream> {
+        None
+    }
+}
+
+impl Stream for UnixStream {
+    fn as_unix(&self) -> Option<&UnixStream> {
+        Some(self)
+    }
+}
+
+impl Stream for TcpStream {}
+
+impl Stream for tokio_rustls::server::TlsStream<TcpStream> {}
+
+/// How a client reached the server: libvirt's `virClientTransport` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Unix = 0,
+    Tcp = 1,
+    Tls = 2,
+}
+
+/// The authentication a listener asks of its clients before any other call (libvirt's
+/// `auth_tcp` / `auth_tls`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthPolicy {
+    /// None: every call is served from the start.
+    #[default]
+    None,
+    /// SASL (AUTH_SASL_INIT / START / STEP) first.
+    Sasl,
+}
+
+impl AuthPolicy {
+    /// libvirt's `remote_auth_type` for AUTH_LIST.
+    pub fn auth_type(self) -> i32 {
+        match self {
+            AuthPolicy::None => 0,
+            AuthPolicy::Sasl => 1,
+        }
+    }
+}
+
+/// The procedures a client may call before it has authenticated (libvirt's: AUTH_LIST,
+/// AUTH_SASL_INIT, AUTH_SASL_START, AUTH_SASL_STEP, AUTH_POLKIT).
+pub fn allowed_before_auth(prog: u32, proc_: i32) -> bool {
+    prog == vireo_proto::REMOTE_PROGRAM && (66..=70).contains(&proc_)
+}
+
+/// Where a client came from and what it proved on the way in.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub transport: Transport,
+    /// The peer's address (TCP and TLS).
+    pub addr: Option<std::net::SocketAddr>,
+    /// The distinguished name of the client's certificate (TLS).
+    pub x509_dname: Option<String>,
+    pub auth: AuthPolicy,
+}
+
+impl ConnInfo {
+    pub fn unix() -> ConnInfo {
+        ConnInfo {
+            transport: Transport::Unix,
+            addr: None,
+            x509_dname: None,
+            auth: AuthPolicy::None,
+        }
+    }
+}
+
+/// The daemon's own credentials: what a remote client (TCP, TLS) acts with once admitted,
+/// as libvirtd's remote clients act with the daemon's rights.
+pub fn own_identity() -> Identity {
+    // SAFETY: geteuid and getegid have no preconditions and cannot fail.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    Identity {
+        uid,
+        gid,
+        pid: None,
+    }
 }
 
 /// What answers calls. One instance serves every client of a server.
@@ -188,6 +276,14 @@ pub(crate) async fn send_fds(stream: &tokio::net::UnixStream, fds: &[OwnedFd]) -
     Ok(())
 }
 
+/// [`send_fds`] on a connection that may not be a UNIX socket (then they cannot go).
+async fn send_fds_on<T: Stream>(stream: &T, fds: &[OwnedFd]) -> io::Result<()> {
+    match stream.as_unix() {
+        Some(u) => send_fds(u, fds).await,
+        None => Err(io::Error::other("descriptors need a UNIX socket")),
+    }
+}
+
 /// A REPLY_WITH_FDS frame: the count of descriptors, then the payload.
 fn reply_with_fds(call: &Header, payload: &[u8], nfds: usize) -> Vec<u8> {
     let mut h = call.reply(Status::Ok);
@@ -223,6 +319,13 @@ pub struct Client<D> {
     streams: Mutex<HashMap<u32, mpsc::Sender<StreamPacket>>>,
     /// The identity another daemon vouched for (CONNECT_SET_IDENTITY), if any.
     forwarded: Mutex<Option<Identity>>,
+    /// How it connected, from where, with which certificate, and what it must prove.
+    pub conn: ConnInfo,
+    authenticated: AtomicBool,
+    /// The user SASL authenticated (or another daemon vouched for).
+    sasl_user: Mutex<Option<String>>,
+    /// The certificate DN another daemon vouched for (a proxied TLS client).
+    forwarded_dname: Mutex<Option<String>>,
 }
 
 /// A stream packet from the client: status CONTINUE with data, OK (finish) or ERROR
@@ -326,6 +429,52 @@ impl<D> Client<D> {
             .ok()
             .and_then(|f| *f)
             .unwrap_or(self.identity)
+    }
+
+    /// Whether calls other than authentication are still refused.
+    pub fn needs_auth(&self) -> bool {
+        self.conn.auth != AuthPolicy::None && !self.authenticated.load(Ordering::Acquire)
+    }
+
+    /// Marks the client authenticated (by SASL as `user`).
+    pub fn set_authenticated(&self, user: Option<String>) {
+        if let Ok(mut u) = self.sasl_user.lock() {
+            *u = user;
+        }
+        self.authenticated.store(true, Ordering::Release);
+    }
+
+    /// The user SASL authenticated, if any.
+    pub fn sasl_user(&self) -> Option<String> {
+        self.sasl_user.lock().ok().and_then(|u| u.clone())
+    }
+
+    /// The distinguished name of the client's certificate (its own, or the one a trusted
+    /// daemon vouched for).
+    pub fn x509_dname(&self) -> Option<String> {
+        self.conn
+            .x509_dname
+            .clone()
+            .or_else(|| self.forwarded_dname.lock().ok().and_then(|d| d.clone()))
+    }
+
+    /// Records what a trusted daemon vouched for about a remote client: the user its SASL
+    /// authenticated and its certificate's DN.
+    pub fn set_forwarded_remote(&self, sasl_user: Option<String>, dname: Option<String>) {
+        if sasl_user.is_some() {
+            if let Ok(mut u) = self.sasl_user.lock() {
+                *u = sasl_user;
+            }
+        }
+        if let Ok(mut d) = self.forwarded_dname.lock() {
+            *d = dname;
+        }
+    }
+
+    /// libvirt's "secure" transport: UNIX socket or TLS (what SASL mechanisms without a
+    /// security layer need).
+    pub fn is_secure(&self) -> bool {
+        self.conn.transport != Transport::Tcp
     }
 
     /// Records the identity a trusted daemon forwarded for this client.
@@ -525,25 +674,106 @@ impl<S: Service> Server<S> {
         self.handle_with(stream, readonly, Vec::new(), false).await
     }
 
+    /// Accepts clients on a TCP listener until shutdown: with `tls`, each completes the
+    /// TLS handshake and the certificate checks first (in its own task: a client that
+    /// stalls there holds up no one); `auth` is what each must prove before other calls.
+    pub async fn serve_tcp(
+        self: &Arc<Self>,
+        listener: TcpListener,
+        tls: Option<Arc<crate::tls::TlsAcceptor>>,
+        auth: AuthPolicy,
+    ) {
+        let mut stop = self.shutdown.subscribe();
+        if *stop.borrow_and_update() {
+            return;
+        }
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                r = listener.accept() => match r {
+                    Ok((tcp, addr)) => {
+                        let _ = tcp.set_nodelay(true);
+                        let me = Arc::clone(self);
+                        let tls = tls.clone();
+                        self.live.send_modify(|n| *n += 1);
+                        tokio::spawn(async move {
+                            let mut info = ConnInfo {
+                                transport: Transport::Tcp,
+                                addr: Some(addr),
+                                x509_dname: None,
+                                auth,
+                            };
+                            match tls {
+                                None => {
+                                    Arc::clone(&me)
+                                        .handle_stream(tcp, false, Vec::new(), false, info)
+                                        .await
+                                }
+                                Some(acceptor) => {
+                                    let mut stop = me.shutdown.subscribe();
+                                    let accepted = tokio::select! {
+                                        _ = stop.changed() => None,
+                                        r = acceptor.accept(tcp) => Some(r),
+                                    };
+                                    match accepted {
+                                        Some(Ok((stream, peer))) => {
+                                            info.transport = Transport::Tls;
+                                            info.x509_dname = peer.dname;
+                                            Arc::clone(&me)
+                                                .handle_stream(stream, false, Vec::new(), false, info)
+                                                .await
+                                        }
+                                        Some(Err(e)) => {
+                                            log::warn!("TLS client {addr} refused: {e}")
+                                        }
+                                        None => {}
+                                    }
+                                }
+                            }
+                            me.live.send_modify(|n| *n -= 1);
+                        });
+                    }
+                    Err(e) => {
+                        log::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+    }
+
     async fn handle_with(
         self: Arc<Self>,
-        mut stream: UnixStream,
+        stream: UnixStream,
         readonly: bool,
         initial: Vec<u8>,
         keepalive: bool,
+    ) {
+        self.handle_stream(stream, readonly, initial, keepalive, ConnInfo::unix())
+            .await
+    }
+
+    async fn handle_stream<T: Stream>(
+        self: Arc<Self>,
+        mut stream: T,
+        readonly: bool,
+        initial: Vec<u8>,
+        keepalive: bool,
+        conn: ConnInfo,
     ) {
         if self.nclients.fetch_add(1, Ordering::SeqCst) >= self.config.max_clients {
             self.nclients.fetch_sub(1, Ordering::SeqCst);
             // Over the limit: hang up at once, as libvirtd does.
             return;
         }
-        let identity = match stream.peer_cred() {
-            Ok(c) => Identity {
+        let identity = match stream.as_unix().map(|u| u.peer_cred()) {
+            Some(Ok(c)) => Identity {
                 uid: c.uid(),
                 gid: c.gid(),
                 pid: c.pid(),
             },
-            Err(_) => {
+            None => own_identity(),
+            Some(Err(_)) => {
                 self.nclients.fetch_sub(1, Ordering::SeqCst);
                 return;
             }
@@ -562,6 +792,10 @@ impl<S: Service> Server<S> {
             closed: AtomicBool::new(false),
             streams: Mutex::new(HashMap::new()),
             forwarded: Mutex::new(None),
+            conn,
+            authenticated: AtomicBool::new(false),
+            sasl_user: Mutex::new(None),
+            forwarded_dname: Mutex::new(None),
         });
         if let Ok(mut m) = self.clients.lock() {
             m.insert(client.id, Arc::clone(&client));
@@ -597,7 +831,8 @@ impl<S: Service> Server<S> {
         let mut answered_at = Instant::now();
         let mut chatty = false;
         // Descriptors received (CALL_WITH_FDS), in order, for services that accept them.
-        let with_fds = self.service.accepts_fds();
+        let with_fds = self.service.accepts_fds() && stream.as_unix().is_some();
+        let unix = stream.as_unix().is_some();
         let mut fdq: std::collections::VecDeque<OwnedFd> = std::collections::VecDeque::new();
         // recvmsg's buffer for such connections (made once).
         let mut fd_buf = if with_fds {
@@ -674,7 +909,7 @@ impl<S: Service> Server<S> {
                 start = 0;
             }
             if !wbuf.is_empty() {
-                if stream.write_all(&wbuf).await.is_err() {
+                if stream.write_all(&wbuf).await.is_err() || stream.flush().await.is_err() {
                     break;
                 }
                 credits.clear();
@@ -688,7 +923,7 @@ impl<S: Service> Server<S> {
             if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
                 rbuf.reserve(READ_CHUNK);
             }
-            if chatty && !with_fds {
+            if chatty && !with_fds && unix {
                 match self.busy_poll(&stream, &mut rbuf) {
                     Some(0) => break,
                     Some(_) => continue,
@@ -704,7 +939,7 @@ impl<S: Service> Server<S> {
                         // A reply with descriptors: the frame, then each descriptor.
                         if !f.fds.is_empty() {
                             if stream.write_all(&f.bytes).await.is_err()
-                                || send_fds(&stream, &f.fds).await.is_err()
+                                || send_fds_on(&stream, &f.fds).await.is_err()
                             {
                                 break;
                             }
@@ -714,7 +949,9 @@ impl<S: Service> Server<S> {
                         // A big frame (a stream's data) with nothing before it goes out as
                         // it is: no copy into the batch.
                         if wbuf.is_empty() && f.bytes.len() >= DIRECT_WRITE {
-                            if stream.write_all(&f.bytes).await.is_err() {
+                            if stream.write_all(&f.bytes).await.is_err()
+                                || stream.flush().await.is_err()
+                            {
                                 break;
                             }
                             answered_at = Instant::now();
@@ -734,7 +971,7 @@ impl<S: Service> Server<S> {
                                 Ok(f) => {
                                     wbuf.extend_from_slice(&f.bytes);
                                     if stream.write_all(&wbuf).await.is_err()
-                                        || send_fds(&stream, &f.fds).await.is_err()
+                                        || send_fds_on(&stream, &f.fds).await.is_err()
                                     {
                                         open = false;
                                     }
@@ -772,6 +1009,7 @@ impl<S: Service> Server<S> {
         }
         if !wbuf.is_empty() {
             let _ = stream.write_all(&wbuf).await;
+            let _ = stream.flush().await;
         }
         let _ = stream.shutdown().await;
     }
@@ -779,7 +1017,8 @@ impl<S: Service> Server<S> {
     /// Polls the socket without sleeping for up to `busy_poll`: Some(bytes read, 0 at EOF
     /// or error) or None when nothing came. Only one connection at a time polls, so the
     /// other workers stay free for everyone else.
-    fn busy_poll(&self, stream: &UnixStream, rbuf: &mut Vec<u8>) -> Option<usize> {
+    fn busy_poll<T: Stream>(&self, stream: &T, rbuf: &mut Vec<u8>) -> Option<usize> {
+        let stream = stream.as_unix()?;
         if self.config.busy_poll.is_zero() || self.polling.swap(true, Ordering::Acquire) {
             return None;
         }
@@ -895,6 +1134,10 @@ impl<S: Service> Server<S> {
             error_into(out, &h, &e);
             return true;
         }
+        if client.needs_auth() && !allowed_before_auth(h.prog, h.proc_) {
+            error_into(out, &h, &RemoteError::rpc("authentication required"));
+            return true;
+        }
         let d = Arc::clone(&self.service).call(client, h, payload);
         self.answer(client, slots, h, d, out).await
     }
@@ -957,13 +1200,16 @@ impl<S: Service> Server<S> {
 /// Reads what the socket has into `buf`: a plain read, or with `fds` (the queue, and a
 /// buffer to receive into) a `recvmsg` that keeps the descriptors that came (in order). Cancel-safe: nothing is consumed unless
 /// kept.
-async fn read_some(
-    stream: &mut UnixStream,
+async fn read_some<T: Stream>(
+    stream: &mut T,
     buf: &mut Vec<u8>,
     fds: Option<(&mut std::collections::VecDeque<OwnedFd>, &mut Vec<u8>)>,
 ) -> io::Result<usize> {
     let Some((fdq, tmp)) = fds else {
         return stream.read_buf(buf).await;
+    };
+    let Some(stream) = stream.as_unix() else {
+        return Err(io::Error::other("descriptors need a UNIX socket"));
     };
     loop {
         stream.readable().await?;
@@ -1126,6 +1372,107 @@ mod tests {
         fn call(self: Arc<Self>, _: &Arc<Client<()>>, _: Header, _: &[u8]) -> Dispatch {
             Dispatch::Now(Outcome::Reply(Vec::new()))
         }
+    }
+
+    /// Answers every call on the REMOTE program with the client's certificate DN; the
+    /// SASL step (69) authenticates the client.
+    struct WhoAmI;
+    impl Service for WhoAmI {
+        type ClientData = ();
+        fn knows_program(&self, prog: u32, _: u32) -> bool {
+            prog == vireo_proto::REMOTE_PROGRAM
+        }
+        fn call(self: Arc<Self>, c: &Arc<Client<()>>, h: Header, _: &[u8]) -> Dispatch {
+            if h.proc_ == 69 {
+                c.set_authenticated(Some("fred".into()));
+            }
+            let who = c.x509_dname().unwrap_or_default();
+            Dispatch::Now(Outcome::ok(&who))
+        }
+    }
+
+    async fn tcp_server(
+        tls: Option<Arc<crate::tls::TlsAcceptor>>,
+        auth: AuthPolicy,
+    ) -> (Arc<Server<WhoAmI>>, u16) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = Server::new(Arc::new(WhoAmI), ServerConfig::default());
+        let s = Arc::clone(&server);
+        tokio::spawn(async move { s.serve_tcp(l, tls, auth).await });
+        (server, port)
+    }
+
+    /// A listener that asks for authentication serves only the AUTH_* calls until the
+    /// client has authenticated.
+    #[tokio::test]
+    async fn nothing_is_served_before_authentication() {
+        let (server, port) = tcp_server(None, AuthPolicy::Sasl).await;
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let c = crate::client::Connection::from_io(tcp);
+        let e = c.call::<(), String>(1, &()).await.unwrap_err().to_string();
+        assert!(e.contains("authentication required"), "{e}");
+        c.call::<(), String>(66, &()).await.unwrap();
+        c.call::<(), String>(69, &()).await.unwrap();
+        c.call::<(), String>(1, &()).await.unwrap();
+        server.shutdown();
+    }
+
+    /// TLS: a client whose certificate passes gets in (its DN known to the service); one
+    /// whose DN is not allowed, or with no certificate, is closed before the confirmation.
+    #[tokio::test]
+    async fn tls_clients_checked_after_the_handshake() {
+        use crate::tls::*;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = p.self_signed(&ca_key).unwrap();
+        let issue = |cn: &str, names: Vec<String>| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut p = rcgen::CertificateParams::new(names).unwrap();
+            let mut dn = rcgen::DistinguishedName::new();
+            dn.push(rcgen::DnType::CommonName, cn);
+            p.distinguished_name = dn;
+            let c = p.signed_by(&key, &ca, &ca_key).unwrap();
+            (c.pem(), key.serialize_pem())
+        };
+        std::fs::write(d.join("cacert.pem"), ca.pem()).unwrap();
+        let (c, k) = issue("server", vec!["127.0.0.1".into()]);
+        std::fs::write(d.join("servercert.pem"), c).unwrap();
+        std::fs::write(d.join("serverkey.pem"), k).unwrap();
+        let files = ServerFiles::in_dir(d);
+        let acceptor = TlsAcceptor::new(
+            &files,
+            ServerPolicy {
+                allowed_dn: Some(vec!["CN=good*".into()]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let (server, port) = tcp_server(Some(Arc::new(acceptor)), AuthPolicy::None).await;
+        let client = |cn: Option<&str>| {
+            let cd = d.join(cn.unwrap_or("none"));
+            std::fs::create_dir_all(&cd).unwrap();
+            std::fs::write(cd.join("cacert.pem"), ca.pem()).unwrap();
+            if let Some(cn) = cn {
+                let (c, k) = issue(cn, Vec::new());
+                std::fs::write(cd.join("clientcert.pem"), c).unwrap();
+                std::fs::write(cd.join("clientkey.pem"), k).unwrap();
+            }
+            ClientFiles::locate(Some(&cd), true)
+        };
+        let good = connect("127.0.0.1", port, &client(Some("good1")), false, false)
+            .await
+            .unwrap();
+        let c = crate::client::Connection::from_io(good);
+        assert_eq!(c.call::<(), String>(1, &()).await.unwrap(), "CN=good1");
+        for who in [Some("bad1"), None] {
+            let r = connect("127.0.0.1", port, &client(who), false, false).await;
+            assert!(matches!(r, Err(TlsError::NotConfirmed)), "{who:?}");
+        }
+        server.shutdown();
     }
 
     /// A shutdown that comes before the accept loop has started still stops it.
