@@ -8,11 +8,8 @@ use crate::ConfError;
 /// Settings libvirtd knows that Vireo accepts but does not act on (yet):
 /// they are skipped without a warning so that a libvirtd.conf can be reused.
 const KNOWN_IGNORED: &[&str] = &[
-    "listen_tls",
-    "listen_tcp",
-    "tls_port",
-    "tcp_port",
-    "listen_addr",
+    "tls_priority",
+    "tcp_min_ssf",
     "log_level",
     "host_uuid",
     "audit_level",
@@ -73,6 +70,71 @@ pub struct DaemonConfig {
     /// Vireo's own: where the node device driver reads `sys` (and `dev`) from
     /// (`sysfs_root`, default `/`): tests give a synthetic tree.
     pub sysfs_root: PathBuf,
+    /// Remote access over TCP and TLS (used when the daemon runs with `--listen`).
+    pub remote: RemoteAccess,
+}
+
+/// libvirtd.conf's settings for TCP and TLS clients, with libvirt's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteAccess {
+    /// The daemon's `--listen` option: without it nothing listens on TCP, as with
+    /// libvirtd.
+    pub listen: bool,
+    /// `listen_tls` (default 1).
+    pub listen_tls: bool,
+    /// `listen_tcp` (default 0).
+    pub listen_tcp: bool,
+    /// `tls_port` (default `"16514"`).
+    pub tls_port: u16,
+    /// `tcp_port` (default `"16509"`).
+    pub tcp_port: u16,
+    /// `listen_addr`: the address to listen on (`None`: every address).
+    pub listen_addr: Option<String>,
+    /// `auth_tcp`: `"sasl"` (default) or `"none"`.
+    pub auth_tcp: String,
+    /// `auth_tls`: `"none"` (default) or `"sasl"`.
+    pub auth_tls: String,
+    /// `key_file`, `cert_file`, `ca_file`, `crl_file`: the server's TLS files (`None`:
+    /// libvirt's places).
+    pub key_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub crl_file: Option<PathBuf>,
+    /// `tls_no_verify_certificate`: accept clients without a valid certificate.
+    pub tls_no_verify_certificate: bool,
+    /// `tls_no_sanity_certificate`: do not check our own certificate at start.
+    pub tls_no_sanity_certificate: bool,
+    /// `tls_allowed_dn_list`: wildcards of the client DNs let in (`None`: any).
+    pub tls_allowed_dn_list: Option<Vec<String>>,
+    /// `sasl_allowed_username_list`: wildcards of the SASL users let in (`None`: any).
+    pub sasl_allowed_username_list: Option<Vec<String>>,
+    /// Vireo's own: the SASL users file (`sasl_users_file`; default `sasl-users` in the
+    /// configuration directory), made with `vireo-saslpasswd`.
+    pub sasl_users_file: Option<PathBuf>,
+}
+
+impl Default for RemoteAccess {
+    fn default() -> Self {
+        RemoteAccess {
+            listen: false,
+            listen_tls: true,
+            listen_tcp: false,
+            tls_port: 16514,
+            tcp_port: 16509,
+            listen_addr: None,
+            auth_tcp: "sasl".into(),
+            auth_tls: "none".into(),
+            key_file: None,
+            cert_file: None,
+            ca_file: None,
+            crl_file: None,
+            tls_no_verify_certificate: false,
+            tls_no_sanity_certificate: false,
+            tls_allowed_dn_list: None,
+            sasl_allowed_username_list: None,
+            sasl_users_file: None,
+        }
+    }
 }
 
 impl Default for DaemonConfig {
@@ -95,6 +157,7 @@ impl Default for DaemonConfig {
             admin_max_clients: 5000,
             libvirt_socket_paths: false,
             sysfs_root: PathBuf::from("/"),
+            remote: RemoteAccess::default(),
         }
     }
 }
@@ -172,6 +235,24 @@ impl DaemonConfig {
                     }
                     c.sysfs_root = dir.to_path_buf();
                 }
+                "listen_tls" => c.remote.listen_tls = s.flag()?,
+                "listen_tcp" => c.remote.listen_tcp = s.flag()?,
+                "tls_port" => c.remote.tls_port = s.port()?,
+                "tcp_port" => c.remote.tcp_port = s.port()?,
+                "listen_addr" => c.remote.listen_addr = Some(s.string()?.to_string()),
+                "auth_tcp" => c.remote.auth_tcp = s.remote_auth()?,
+                "auth_tls" => c.remote.auth_tls = s.remote_auth()?,
+                "key_file" => c.remote.key_file = Some(s.path()?),
+                "cert_file" => c.remote.cert_file = Some(s.path()?),
+                "ca_file" => c.remote.ca_file = Some(s.path()?),
+                "crl_file" => c.remote.crl_file = Some(s.path()?),
+                "sasl_users_file" => c.remote.sasl_users_file = Some(s.path()?),
+                "tls_no_verify_certificate" => c.remote.tls_no_verify_certificate = s.flag()?,
+                "tls_no_sanity_certificate" => c.remote.tls_no_sanity_certificate = s.flag()?,
+                "tls_allowed_dn_list" => c.remote.tls_allowed_dn_list = Some(s.strings()?),
+                "sasl_allowed_username_list" => {
+                    c.remote.sasl_allowed_username_list = Some(s.strings()?)
+                }
                 "log_filters" => c.log_filters = Some(s.string()?.to_string()),
                 "log_outputs" => c.log_outputs = Some(s.string()?.to_string()),
                 key if KNOWN_IGNORED.contains(&key) => {}
@@ -247,6 +328,58 @@ impl Setting<'_> {
         }
     }
 
+    /// 0 or 1.
+    fn flag(&self) -> Result<bool, ConfError> {
+        match self.int()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(self.error("expected 0 or 1")),
+        }
+    }
+
+    /// A port number, written as a string as libvirt writes it (`"16514"`).
+    fn port(&self) -> Result<u16, ConfError> {
+        let v = match &self.entry.value {
+            Value::Str(s) => s.clone(),
+            Value::Int(i) => i.to_string(),
+            _ => return Err(self.error("expected a port number such as \"16514\"")),
+        };
+        match v.parse::<u16>() {
+            Ok(p) if p > 0 => Ok(p),
+            _ => Err(self.error(format!("\"{v}\" is not a port number"))),
+        }
+    }
+
+    fn path(&self) -> Result<PathBuf, ConfError> {
+        let p = Path::new(self.string()?);
+        if !p.is_absolute() {
+            return Err(self.error("expected an absolute path"));
+        }
+        Ok(p.to_path_buf())
+    }
+
+    /// A list of strings: `["a", "b"]`.
+    fn strings(&self) -> Result<Vec<String>, ConfError> {
+        let Value::List(items) = &self.entry.value else {
+            return Err(self.error("expected a list of strings such as [\"a\", \"b\"]"));
+        };
+        items
+            .iter()
+            .map(|v| match v {
+                Value::Str(s) => Ok(s.clone()),
+                _ => Err(self.error("expected a list of strings")),
+            })
+            .collect()
+    }
+
+    /// `auth_tcp` / `auth_tls`: "none" or "sasl".
+    fn remote_auth(&self) -> Result<String, ConfError> {
+        match self.string()? {
+            v @ ("none" | "sasl") => Ok(v.to_string()),
+            _ => Err(self.error("expected 'none' or 'sasl'")),
+        }
+    }
+
     fn auth(&self) -> Result<String, ConfError> {
         match self.string()? {
             "none" => Ok("none".into()),
@@ -319,12 +452,16 @@ log_outputs = "3:syslog:vireo 1:file:/var/log/vireo/qemud.log"
 admin_max_clients = 3
 libvirt_socket_paths = 1
 
-# libvirtd settings that are accepted quietly
 listen_tls = 0
 listen_tcp = 1
-tls_port = "16514"
+tls_port = "16515"
 tcp_port = "16509"
 listen_addr = "0.0.0.0"
+auth_tcp = "none"
+tls_allowed_dn_list = ["C=GB,*", "CN=x"]
+
+# libvirtd settings that are accepted quietly
+tls_priority = "NORMAL"
 log_level = 3
 host_uuid = "00000000-0000-0000-0000-000000000000"
 audit_level = 1
@@ -363,6 +500,15 @@ ovs_timeout = 5
                 admin_max_clients: 3,
                 libvirt_socket_paths: true,
                 sysfs_root: PathBuf::from("/"),
+                remote: RemoteAccess {
+                    listen_tls: false,
+                    listen_tcp: true,
+                    tls_port: 16515,
+                    listen_addr: Some("0.0.0.0".into()),
+                    auth_tcp: "none".into(),
+                    tls_allowed_dn_list: Some(vec!["C=GB,*".into(), "CN=x".into()]),
+                    ..RemoteAccess::default()
+                },
             }
         );
     }

@@ -25,7 +25,7 @@
 mod daemon;
 mod parse;
 
-pub use daemon::DaemonConfig;
+pub use daemon::{DaemonConfig, RemoteAccess};
 pub use parse::{
     load, parse, ConfFile, Entry, Value, MAX_FILE_BYTES, MAX_LIST_DEPTH, MAX_LIST_ITEMS,
     MAX_STRING_BYTES,
