@@ -19,6 +19,9 @@ const OPTIONS: &str = "Runs the daemon in the foreground.
                     configuration directory, if it exists)
   --timeout SECS    exit after SECS with no client connected and no VM running
                     (for socket activation)
+  --listen          listen for remote clients on TCP as the .conf says (listen_tls
+                    on tls_port 16514 by default, listen_tcp on tcp_port 16509);
+                    vireod and vireo-proxyd only, as libvirtd and virtproxyd
   --libvirt-paths   also answer on libvirt's socket paths (/run/libvirt/libvirt-sock,
                     virtqemud-sock …; $XDG_RUNTIME_DIR/libvirt in session mode), as
                     libvirt_socket_paths = 1 in the .conf does
@@ -48,7 +51,7 @@ pub fn main(role: Role) -> ExitCode {
         .unwrap_or(role);
     let name = role.name();
     let usage = format!(
-        "usage: {name} [--root DIR] [--config FILE] [--timeout SECS] [--libvirt-paths] [--max-clients N]\n       [--keepalive-interval SECS] [--keepalive-count N] [--busy-poll-us N]\n\n{OPTIONS}"
+        "usage: {name} [--root DIR] [--config FILE] [--timeout SECS] [--listen] [--libvirt-paths] [--max-clients N]\n       [--keepalive-interval SECS] [--keepalive-count N] [--busy-poll-us N]\n\n{OPTIONS}"
     );
     let fail = |msg: &str| {
         eprintln!("{name}: {msg}\n{usage}");
@@ -58,6 +61,7 @@ pub fn main(role: Role) -> ExitCode {
     let mut config: Option<PathBuf> = None;
     let mut timeout = None;
     let mut libvirt_paths = false;
+    let mut listen = false;
     let mut over = Overrides::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -96,6 +100,7 @@ pub fn main(role: Role) -> ExitCode {
                 Err(c) => return c,
             },
             "--libvirt-paths" => libvirt_paths = true,
+            "--listen" | "-l" => listen = true,
             "-h" | "--help" => {
                 println!("{usage}");
                 return ExitCode::SUCCESS;
@@ -124,6 +129,13 @@ pub fn main(role: Role) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if listen {
+        if matches!(role, Role::Monolithic | Role::Proxy) {
+            conf.remote.listen = true;
+        } else {
+            eprintln!("{name}: --listen ignored: vireo-proxyd serves the remote clients of the modular daemons");
+        }
+    }
     if libvirt_paths {
         conf.libvirt_socket_paths = true;
     }

@@ -12,5 +12,6 @@ pub mod paths;
 pub mod peers;
 pub mod proxy;
 pub mod remote;
+pub mod remote_access;
 pub mod role;
 pub mod run;

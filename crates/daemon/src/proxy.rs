@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use std::os::fd::AsFd;
-use tokio::io::AsyncWriteExt;
-use tokio::net::unix::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use vireo_proto::error::{code, domain as errdom};
@@ -24,11 +23,13 @@ use vireo_proto::{
 };
 use vireo_rpc::frame::{read_frame, Frame};
 use vireo_rpc::handoff;
-use vireo_rpc::server::Identity;
+use vireo_rpc::sasl::ScramServer;
+use vireo_rpc::server::{allowed_before_auth, own_identity, AuthPolicy, Identity};
 use vireo_xdr::{Array, Xdr};
 
 use crate::identity::TOKEN_PARAM;
 use crate::paths::Paths;
+use crate::remote_access::{answer, AuthAnswer, RemoteListener, Sasl};
 
 /// Serials the proxy uses for its own calls on a backend (identity, opening secondaries);
 /// clients count up from 0, so the two never meet in practice.
@@ -75,6 +76,107 @@ impl Proxy {
             }
         }
     }
+}
+
+impl Proxy {
+    /// Accepts remote clients on `l` until `stop` turns true: each completes its TLS
+    /// handshake (if the listener has TLS) in a task of its own, authenticates as the
+    /// listener asks, and has its calls forwarded frame by frame like a local client's
+    /// (a TLS session cannot be handed to another process).
+    pub async fn serve_remote(
+        self: Arc<Self>,
+        l: RemoteListener,
+        sasl: Arc<Sasl>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        loop {
+            let (tcp, addr) = tokio::select! {
+                _ = stop.changed() => return,
+                r = l.listener.accept() => match r {
+                    Ok(c) => c,
+                    Err(e) => {
+                        log::warn!("accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = tcp.set_nodelay(true);
+            let me = Arc::clone(&self);
+            let tls = l.tls.clone();
+            let sasl = Arc::clone(&sasl);
+            let mut stop = stop.clone();
+            let auth = l.auth;
+            self.live.send_modify(|n| *n += 1);
+            tokio::spawn(async move {
+                let mut remote = Remote {
+                    auth,
+                    secure: tls.is_some(),
+                    authenticated: auth == AuthPolicy::None,
+                    sasl,
+                    session: None,
+                    dname: None,
+                    user: None,
+                };
+                match tls {
+                    None => {
+                        let (rd, wr) = tokio::io::split(tcp);
+                        Client::serve_frames(
+                            &me,
+                            rd,
+                            wr,
+                            own_identity(),
+                            false,
+                            stop,
+                            Vec::new(),
+                            Some(remote),
+                        )
+                        .await
+                    }
+                    Some(acceptor) => {
+                        let accepted = tokio::select! {
+                            _ = stop.changed() => None,
+                            r = acceptor.accept(tcp) => Some(r),
+                        };
+                        match accepted {
+                            Some(Ok((stream, peer))) => {
+                                remote.dname = peer.dname;
+                                let (rd, wr) = tokio::io::split(stream);
+                                Client::serve_frames(
+                                    &me,
+                                    rd,
+                                    wr,
+                                    own_identity(),
+                                    false,
+                                    stop,
+                                    Vec::new(),
+                                    Some(remote),
+                                )
+                                .await
+                            }
+                            Some(Err(e)) => log::warn!("TLS client {addr} refused: {e}"),
+                            None => {}
+                        }
+                    }
+                }
+                me.live.send_modify(|n| *n -= 1);
+            });
+        }
+    }
+}
+
+/// What a remote (TCP, TLS) client must prove, and what it proved.
+struct Remote {
+    auth: AuthPolicy,
+    /// TLS (SCRAM is offered only there).
+    secure: bool,
+    authenticated: bool,
+    sasl: Arc<Sasl>,
+    session: Option<ScramServer>,
+    /// Its certificate's distinguished name.
+    dname: Option<String>,
+    /// The user SASL authenticated.
+    user: Option<String>,
 }
 
 /// A daemon behind the proxy, for one client.
@@ -154,6 +256,8 @@ impl Backend {
 struct Client<'a> {
     proxy: &'a Proxy,
     identity: Identity,
+    /// A remote client's authentication (None: a local one).
+    remote: Option<Remote>,
     readonly: bool,
     out: mpsc::Sender<Vec<u8>>,
     backends: HashMap<Family, Backend>,
@@ -181,16 +285,36 @@ impl<'a> Client<'a> {
             Ok(s) => s,
             Err(_) => return,
         };
-        let (mut rd, wr) = stream.into_split();
+        let (rd, wr) = stream.into_split();
+        let identity = Identity {
+            uid: cred.uid(),
+            gid: cred.gid(),
+            pid: cred.pid(),
+        };
+        Client::serve_frames(proxy, rd, wr, identity, readonly, stop, pending, None).await
+    }
+
+    /// Forwards a client's frames one by one (those in `pending` first) until it leaves.
+    #[allow(clippy::too_many_arguments)]
+    async fn serve_frames<R, W>(
+        proxy: &'a Proxy,
+        mut rd: R,
+        wr: W,
+        identity: Identity,
+        readonly: bool,
+        mut stop: watch::Receiver<bool>,
+        pending: Vec<Frame>,
+        remote: Option<Remote>,
+    ) where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let (out, rx) = mpsc::channel(1024);
         tokio::spawn(write_loop(wr, rx));
         let mut c = Client {
             proxy,
-            identity: Identity {
-                uid: cred.uid(),
-                gid: cred.gid(),
-                pid: cred.pid(),
-            },
+            identity,
+            remote,
             readonly,
             out,
             backends: HashMap::new(),
@@ -251,6 +375,40 @@ impl<'a> Client<'a> {
 
     async fn on_call(&mut self, f: Frame) -> bool {
         let h = f.header;
+        if let Some(r) = self.remote.as_mut() {
+            if allowed_before_auth(h.prog, h.proc_) {
+                let a = answer(
+                    &r.sasl,
+                    &mut r.session,
+                    r.auth,
+                    r.secure,
+                    h.proc_,
+                    &f.payload,
+                );
+                let out = match a {
+                    AuthAnswer::Reply(p) => Ok(p),
+                    AuthAnswer::Authenticated(p, user) => {
+                        r.authenticated = true;
+                        r.user = Some(user);
+                        Ok(p)
+                    }
+                    AuthAnswer::Error(e) => Err(e),
+                };
+                return match out {
+                    Ok(p) => {
+                        let mut fr = Vec::new();
+                        frame_into(&mut fr, &h.reply(Status::Ok), |o| o.extend_from_slice(&p));
+                        self.out.send(fr).await.is_ok()
+                    }
+                    Err(e) => self.reply_error(&h, &e).await,
+                };
+            }
+            if !r.authenticated {
+                return self
+                    .reply_error(&h, &RemoteError::rpc("authentication required"))
+                    .await;
+            }
+        }
         let qemu = h.prog == vireo_proto::QEMU_PROGRAM && h.vers == vireo_proto::QEMU_VERSION;
         if !qemu && (h.prog != REMOTE_PROGRAM || h.vers != REMOTE_VERSION) {
             let e = RemoteError::rpc(format!("Cannot find program {} version {}", h.prog, h.vers));
@@ -375,6 +533,20 @@ impl<'a> Client<'a> {
         ];
         if let Some(pid) = id.pid {
             params.push(TypedParam::new("process-id", TypedValue::LLong(pid as i64)));
+        }
+        if let Some(r) = &self.remote {
+            if let Some(dn) = &r.dname {
+                params.push(TypedParam::new(
+                    "x509-distinguished-name",
+                    TypedValue::String(dn.clone()),
+                ));
+            }
+            if let Some(u) = &r.user {
+                params.push(TypedParam::new(
+                    "sasl-user-name",
+                    TypedValue::String(u.clone()),
+                ));
+            }
         }
         let serial = self.own_serial.fetch_add(1, Ordering::Relaxed);
         b.call(
@@ -506,7 +678,7 @@ fn open_target(payload: &[u8]) -> (Option<String>, Option<Family>) {
     (name, fam)
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<Vec<u8>>) {
     let mut buf = Vec::new();
     while let Some(f) = rx.recv().await {
         buf.clear();
@@ -517,7 +689,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
                 Err(_) => break,
             }
         }
-        if wr.write_all(&buf).await.is_err() {
+        if wr.write_all(&buf).await.is_err() || wr.flush().await.is_err() {
             return;
         }
     }

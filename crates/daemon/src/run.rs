@@ -183,8 +183,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         let mut socks = sockets(role, &paths, &conf, inherited)?;
         let admin = admin_on(&mut socks, &admin_path, Vec::new(), Arc::clone(&log), &conf)?;
         let links = libvirt_links(role, &paths, &conf, &admin_path)?;
+        let remote = crate::remote_access::listeners(name, &paths, &conf)?;
         let proxy = Proxy::new(paths.clone(), token);
         let (stop_tx, stop) = watch::channel(false);
+        let sasl = Arc::new(crate::remote_access::Sasl::from_conf(&paths, &conf.remote));
+        for l in remote {
+            tokio::spawn(Arc::clone(&proxy).serve_remote(l, Arc::clone(&sasl), stop.clone()));
+        }
         let t1 = tokio::spawn(Arc::clone(&proxy).serve(socks.rw, false, stop.clone()));
         let t2 = tokio::spawn(Arc::clone(&proxy).serve(socks.ro, true, stop));
         notify_ready();
@@ -323,6 +328,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         objects,
     };
     let service = Arc::new(RemoteService::new(role, paths.clone(), drivers, token));
+    let remote = crate::remote_access::listeners(name, &paths, &conf)?;
+    let _ = service
+        .sasl
+        .set(crate::remote_access::Sasl::from_conf(&paths, &conf.remote));
     // The kernel's device events are followed from before the daemon says it is ready
     // (the node device driver's own tree only: a synthetic one has none), until it ends.
     let _device_events = service.nodedev.as_ref().and_then(|nd| {
@@ -344,6 +353,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let s2 = Arc::clone(&server);
     let t1 = tokio::spawn(async move { s1.serve(socks.rw, false).await });
     let t2 = tokio::spawn(async move { s2.serve(socks.ro, true).await });
+    let _remote = crate::remote_access::serve(&server, remote);
     // Defined mediated devices marked so are made before domains start (one may use them).
     if let Some(nd) = mdev_autostart {
         if let Err(e) = tokio::task::spawn_blocking(move || nd.autostart_mdevs()).await {

@@ -315,6 +315,11 @@ fn set_identity(s: &RemoteService, client: &Arc<RemoteClient>, payload: &[u8]) -
         .iter()
         .any(|f| find(&a.params.0, f).is_some());
     client.data.lock().internal = !for_user;
+    let text = |f: &str| match find(&a.params.0, f) {
+        Some(TypedValue::String(v)) => Some(v.clone()),
+        _ => None,
+    };
+    client.set_forwarded_remote(text("sasl-user-name"), text("x509-distinguished-name"));
     client.set_forwarded_identity(Identity {
         uid: num("unix-user-id").map(|v| v as u32).unwrap_or(peer.uid),
         gid: num("unix-group-id").map(|v| v as u32).unwrap_or(peer.gid),

@@ -69,6 +69,8 @@ pub struct ClientData {
     state: Mutex<ConnState>,
     /// Connections to other drivers' daemons made on this client's behalf.
     peers: secondary::Peers,
+    /// Its SASL exchange in progress (remote clients).
+    sasl: Mutex<Option<vireo_rpc::sasl::ScramServer>>,
 }
 
 impl ClientData {
@@ -119,6 +121,8 @@ pub struct RemoteService {
     /// Shared secret that makes a forwarded identity trustworthy.
     pub token: String,
     next_callback_id: AtomicI32,
+    /// Who may log in with SASL (remote clients; set when the daemon listens on TCP).
+    pub sasl: std::sync::OnceLock<crate::remote_access::Sasl>,
 }
 
 impl RemoteService {
@@ -148,6 +152,7 @@ impl RemoteService {
             objects,
             token,
             next_callback_id: AtomicI32::new(0),
+            sasl: std::sync::OnceLock::new(),
         }
     }
 
@@ -156,6 +161,35 @@ impl RemoteService {
         self.qemu
             .as_ref()
             .ok_or_else(|| not_supported(self.role, Family::Hypervisor))
+    }
+
+    /// AUTH_LIST and the SASL exchange.
+    fn authenticate(&self, client: &Arc<RemoteClient>, p: i32, payload: &[u8]) -> Outcome {
+        use crate::remote_access::{answer, AuthAnswer, Sasl};
+        let fallback;
+        let sasl = match self.sasl.get() {
+            Some(s) => s,
+            None => {
+                fallback = Sasl::from_conf(&self.paths, &Default::default());
+                &fallback
+            }
+        };
+        let mut session = client.data.sasl.lock().unwrap_or_else(|p| p.into_inner());
+        match answer(
+            sasl,
+            &mut session,
+            client.conn.auth,
+            client.is_secure(),
+            p,
+            payload,
+        ) {
+            AuthAnswer::Reply(r) => Outcome::Reply(r),
+            AuthAnswer::Authenticated(r, user) => {
+                client.set_authenticated(Some(user));
+                Outcome::Reply(r)
+            }
+            AuthAnswer::Error(e) => Outcome::Error(e),
+        }
     }
 
     /// Refuses what this connection may not call at all; Ok(readonly) otherwise.
@@ -241,6 +275,9 @@ impl Service for RemoteService {
         }
         if header.prog == QEMU_PROGRAM {
             return self.call_qemu(client, p, payload);
+        }
+        if vireo_rpc::server::allowed_before_auth(header.prog, p) {
+            return Dispatch::Now(self.authenticate(client, p, payload));
         }
         let readonly = match self.admit(client, p) {
             Ok(r) => r,

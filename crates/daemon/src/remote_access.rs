@@ -1,0 +1,299 @@
+//! Remote access, as libvirtd offers it with `--listen`: TLS on `tls_port` (`listen_tls`,
+//! on by default) and plain TCP on `tcp_port` (`listen_tcp`), each with its `auth_tls` /
+//! `auth_tcp` policy, and the SASL exchange (SCRAM-SHA-256 against the users file
+//! `vireo-saslpasswd` writes) that the REMOTE program's AUTH_* calls run. vireod serves its
+//! TCP clients itself; vireo-proxyd is the modular layout's one remote-facing daemon.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use vireo_conf::{DaemonConfig, RemoteAccess};
+use vireo_proto::auth::*;
+use vireo_proto::error::{code, domain as errdom};
+use vireo_proto::RemoteError;
+use vireo_rpc::sasl::{ScramServer, Users, SCRAM_SHA_256};
+use vireo_rpc::server::AuthPolicy;
+use vireo_rpc::tls::{wildcard_match, ServerFiles, ServerPolicy, TlsAcceptor};
+use vireo_xdr::Xdr;
+
+use crate::paths::Paths;
+
+/// A listening socket for remote clients and what it asks of them.
+pub struct RemoteListener {
+    pub listener: TcpListener,
+    /// The TLS side, for `listen_tls`.
+    pub tls: Option<Arc<TlsAcceptor>>,
+    pub auth: AuthPolicy,
+}
+
+/// The SASL side of the daemon: who may log in.
+pub struct Sasl {
+    /// The users file (`sasl_users_file`).
+    pub users_file: PathBuf,
+    /// `sasl_allowed_username_list` (`None`: any user the file knows).
+    pub allowed: Option<Vec<String>>,
+}
+
+impl Sasl {
+    pub fn from_conf(paths: &Paths, r: &RemoteAccess) -> Sasl {
+        Sasl {
+            users_file: r
+                .sasl_users_file
+                .clone()
+                .unwrap_or_else(|| default_users_file(paths)),
+            allowed: r.sasl_allowed_username_list.clone(),
+        }
+    }
+}
+
+/// Where the SASL users are kept by default: `sasl-users` in the configuration directory.
+pub fn default_users_file(paths: &Paths) -> PathBuf {
+    paths.config_dir.join("sasl-users")
+}
+
+/// The server's TLS files: the .conf's, else libvirt's places — `/etc/pki/...` for a
+/// system daemon (`ROOT/etc/pki/...` under `--root`), `$HOME/.pki/libvirt/...` for a
+/// session one.
+pub fn server_files(paths: &Paths, r: &RemoteAccess) -> ServerFiles {
+    let base = if paths.embedded || paths.privileged {
+        // config_dir is ETC/vireo.
+        let etc = paths
+            .config_dir
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/etc"));
+        ServerFiles::system(&etc.join("pki"))
+    } else {
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        ServerFiles::in_dir(&home.join(".pki/libvirt"))
+    };
+    ServerFiles {
+        ca: r.ca_file.clone().unwrap_or(base.ca),
+        cert: r.cert_file.clone().unwrap_or(base.cert),
+        key: r.key_file.clone().unwrap_or(base.key),
+        crl: r.crl_file.clone().or(base.crl),
+    }
+}
+
+fn policy(auth: &str) -> AuthPolicy {
+    match auth {
+        "sasl" => AuthPolicy::Sasl,
+        _ => AuthPolicy::None,
+    }
+}
+
+/// Binds `listen_addr:port` (every address when none is set).
+fn bind(addr: Option<&str>, port: u16) -> anyhow::Result<TcpListener> {
+    let candidates: Vec<SocketAddr> = match addr {
+        Some(a) => {
+            use std::net::ToSocketAddrs;
+            (a.trim_start_matches('[').trim_end_matches(']'), port)
+                .to_socket_addrs()
+                .with_context(|| format!("listen_addr '{a}' is not an address"))?
+                .collect()
+        }
+        None => vec![
+            SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)),
+            SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port)),
+        ],
+    };
+    let mut last = None;
+    for a in candidates {
+        match std::net::TcpListener::bind(a) {
+            Ok(l) => {
+                l.set_nonblocking(true)?;
+                return Ok(TcpListener::from_std(l)?);
+            }
+            Err(e) => last = Some((a, e)),
+        }
+    }
+    match last {
+        Some((a, e)) => Err(e).with_context(|| format!("cannot listen on {a}")),
+        None => anyhow::bail!("listen_addr resolves to no address"),
+    }
+}
+
+/// The remote listeners the .conf asks for (none without `--listen`), bound now so that
+/// the daemon is reachable by the time it says it is ready.
+pub fn listeners(
+    name: &str,
+    paths: &Paths,
+    conf: &DaemonConfig,
+) -> anyhow::Result<Vec<RemoteListener>> {
+    let r = &conf.remote;
+    let mut out = Vec::new();
+    if !r.listen {
+        return Ok(out);
+    }
+    if r.listen_tls {
+        let files = server_files(paths, r);
+        let acceptor = TlsAcceptor::new(
+            &files,
+            ServerPolicy {
+                no_verify: r.tls_no_verify_certificate,
+                allowed_dn: r.tls_allowed_dn_list.clone(),
+                no_sanity: r.tls_no_sanity_certificate,
+            },
+        )
+        .context("cannot set up TLS")?;
+        out.push(RemoteListener {
+            listener: bind(r.listen_addr.as_deref(), r.tls_port)?,
+            tls: Some(Arc::new(acceptor)),
+            auth: policy(&r.auth_tls),
+        });
+    }
+    if r.listen_tcp {
+        if r.auth_tcp == "sasl" {
+            // libvirt wants a security layer on plain TCP (GSSAPI, DIGEST-MD5); SCRAM has
+            // none, so TCP clients cannot log in: say so now rather than at each refusal.
+            eprintln!(
+                "{name}: warning: auth_tcp = \"sasl\" needs a SASL mechanism with a security layer on plain TCP, which Vireo does not have (it offers SCRAM-SHA-256 over TLS): TCP clients will be refused; use TLS (listen_tls, auth_tls = \"sasl\") or auth_tcp = \"none\" on a trusted network"
+            );
+        }
+        out.push(RemoteListener {
+            listener: bind(r.listen_addr.as_deref(), r.tcp_port)?,
+            tls: None,
+            auth: policy(&r.auth_tcp),
+        });
+    }
+    Ok(out)
+}
+
+/// Serves `server`'s program to the remote clients of each listener, until the server
+/// shuts down.
+pub fn serve<S: vireo_rpc::server::Service>(
+    server: &Arc<vireo_rpc::server::Server<S>>,
+    listeners: Vec<RemoteListener>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    listeners
+        .into_iter()
+        .map(|l| {
+            let s = Arc::clone(server);
+            tokio::spawn(async move { s.serve_tcp(l.listener, l.tls, l.auth).await })
+        })
+        .collect()
+}
+
+/// libvirt's answer to any failed authentication step.
+pub fn auth_failed() -> RemoteError {
+    RemoteError::new(code::AUTH_FAILED, errdom::RPC, "authentication failed")
+}
+
+/// What an AUTH_* call did.
+pub enum AuthAnswer {
+    /// The reply payload; the client is not (yet) authenticated.
+    Reply(Vec<u8>),
+    /// The reply payload, and the client is now authenticated as this user.
+    Authenticated(Vec<u8>, String),
+    Error(RemoteError),
+}
+
+/// Answers AUTH_LIST, AUTH_SASL_INIT, AUTH_SASL_START, AUTH_SASL_STEP and AUTH_POLKIT for a
+/// client whose listener asks `policy`; `secure` is whether its transport is (TLS or
+/// UNIX: SCRAM is offered only there); `session` is its SASL exchange in progress. Any
+/// refusal ends the exchange (the client may start another).
+pub fn answer(
+    sasl: &Sasl,
+    session: &mut Option<ScramServer>,
+    policy: AuthPolicy,
+    secure: bool,
+    proc_: i32,
+    payload: &[u8],
+) -> AuthAnswer {
+    let fail = |session: &mut Option<ScramServer>, why: &str| {
+        if !why.is_empty() {
+            log::warn!("SASL authentication refused: {why}");
+        }
+        *session = None;
+        AuthAnswer::Error(auth_failed())
+    };
+    match proc_ {
+        procs::AUTH_LIST => {
+            AuthAnswer::Reply(vireo_xdr::to_bytes(&vireo_xdr::Array::<
+                i32,
+                { vireo_proto::remote::AUTH_TYPE_LIST_MAX },
+            >(vec![policy.auth_type()])))
+        }
+        procs::AUTH_SASL_INIT => {
+            if policy != AuthPolicy::Sasl || session.is_some() {
+                return fail(session, "client tried invalid SASL init request");
+            }
+            if !secure {
+                return fail(
+                    session,
+                    "no SASL mechanism with a security layer for a plain TCP client",
+                );
+            }
+            *session = Some(ScramServer::new());
+            AuthAnswer::Reply(vireo_xdr::to_bytes(&AuthSaslInitRet {
+                mechlist: SCRAM_SHA_256.into(),
+            }))
+        }
+        procs::AUTH_SASL_START => {
+            let Some(s) = session.as_mut().filter(|_| policy == AuthPolicy::Sasl) else {
+                return fail(session, "client tried invalid SASL start request");
+            };
+            let a: AuthSaslStartArgs = match vireo_xdr::from_bytes(payload) {
+                Ok(a) => a,
+                Err(_) => return fail(session, "malformed SASL start"),
+            };
+            if a.mech != SCRAM_SHA_256 || a.nil != 0 {
+                return fail(session, &format!("mechanism '{}' not offered", a.mech));
+            }
+            let users = match Users::load(&sasl.users_file) {
+                Ok(u) => u,
+                Err(e) => return fail(session, &e.to_string()),
+            };
+            match s.start(&a.data.0, |u| users.users.get(u).cloned()) {
+                Ok(first) => AuthAnswer::Reply(vireo_xdr::to_bytes(&AuthSaslStartRet {
+                    complete: 0,
+                    nil: 0,
+                    data: SaslData(first),
+                })),
+                Err(e) => fail(session, &e.to_string()),
+            }
+        }
+        procs::AUTH_SASL_STEP => {
+            let Some(s) = session.as_mut().filter(|_| policy == AuthPolicy::Sasl) else {
+                return fail(session, "client tried invalid SASL step request");
+            };
+            let a: AuthSaslStepArgs = match vireo_xdr::from_bytes(payload) {
+                Ok(a) => a,
+                Err(_) => return fail(session, "malformed SASL step"),
+            };
+            let (fin, user) = match s.finish(&a.data.0) {
+                Ok(r) => r,
+                Err(e) => return fail(session, &e.to_string()),
+            };
+            *session = None;
+            if let Some(allowed) = &sasl.allowed {
+                if !allowed.iter().any(|w| wildcard_match(w, &user)) {
+                    return fail(
+                        session,
+                        &format!(
+                            "SASL client identity '{user}' not allowed by sasl_allowed_username_list"
+                        ),
+                    );
+                }
+            }
+            let mut out = Vec::new();
+            AuthSaslStartRet {
+                complete: 1,
+                nil: 0,
+                data: SaslData(fin),
+            }
+            .encode(&mut out);
+            AuthAnswer::Authenticated(out, user)
+        }
+        _ => AuthAnswer::Error(RemoteError::new(
+            code::AUTH_FAILED,
+            errdom::RPC,
+            "authentication failed: polkit authentication is not available",
+        )),
+    }
+}
