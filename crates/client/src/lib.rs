@@ -4,6 +4,7 @@
 mod blockjob;
 mod interface;
 mod iothread;
+pub mod net;
 mod network;
 mod nodedev;
 mod nwfilter;
@@ -54,6 +55,9 @@ pub enum ClientError {
     Remote(Box<RemoteError>),
     #[error("{0}")]
     Call(CallError),
+    /// The TLS or TCP transport could not be set up (what went wrong, as libvirt says it).
+    #[error("{0}")]
+    Transport(String),
 }
 
 impl From<CallError> for ClientError {
@@ -97,7 +101,15 @@ impl Connect {
         let uri = Uri::parse(uri_text)?;
         let mut first_err = None;
         let mut conn = None;
-        for (daemon, path) in uri.sockets(readonly)? {
+        if matches!(uri.transport.as_deref(), Some("tls" | "tcp")) {
+            conn = Some(net::connect(&uri).await?);
+        }
+        let local = if conn.is_some() {
+            Vec::new()
+        } else {
+            uri.sockets(readonly)?
+        };
+        for (daemon, path) in local {
             match Connection::connect(&path).await {
                 Ok(c) => {
                     conn = Some(c);
@@ -121,9 +133,13 @@ impl Connect {
         };
         // Old servers without AUTH_LIST are fine (libvirt treats that as "no auth").
         match c.call::<(), AuthListRet>(procs::AUTH_LIST, &()).await {
+            Ok(r) if r.types.0.first() == Some(&vireo_proto::auth::AUTH_SASL) => {
+                net::sasl_login(&c.conn, &c.uri).await?
+            }
             Ok(r) if r.types.0.first().is_some_and(|&t| t != 0) => {
                 return Err(ClientError::Uri(
-                    "the daemon requires authentication, which this client does not support".into(),
+                    "the daemon requires polkit authentication, which this client does not support"
+                        .into(),
                 ))
             }
             _ => {}

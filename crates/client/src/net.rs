@@ -1,0 +1,271 @@
+//! The network transports, as libvirt's client has them: `driver+tls://host[:port]/path`
+//! (TLS on port 16514 by default, with libvirt's certificate files or `pkipath=DIR`,
+//! `no_verify=1` and `no_sanity=1`) and `driver+tcp://host[:port]/path` (plain TCP, port 16509); and the SASL
+//! login (SCRAM-SHA-256) a daemon may ask for, with the credentials from libvirt's
+//! `auth.conf` or typed at the terminal.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use vireo_proto::auth::*;
+use vireo_rpc::client::Connection;
+use vireo_rpc::sasl::{ScramClient, SCRAM_SHA_256};
+use vireo_rpc::tls::{ClientFiles, DEFAULT_TCP_PORT, DEFAULT_TLS_PORT};
+
+use crate::uri::Uri;
+use crate::ClientError;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn transport_error(msg: String) -> ClientError {
+    ClientError::Transport(msg)
+}
+
+/// Connects over the URI's network transport (`tls` or `tcp`).
+pub async fn connect(uri: &Uri) -> Result<Connection, ClientError> {
+    let host = uri
+        .host
+        .as_deref()
+        .ok_or_else(|| ClientError::Uri("a remote URI needs a host name".into()))?;
+    let tls = uri.transport.as_deref() == Some("tls");
+    let port = uri.port.unwrap_or(if tls {
+        DEFAULT_TLS_PORT
+    } else {
+        DEFAULT_TCP_PORT
+    });
+    if !tls {
+        let tcp = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port))
+            .await
+            .map_err(|e| {
+                transport_error(format!(
+                    "unable to connect to server at '{host}:{port}': {e}"
+                ))
+            })?;
+        let _ = tcp.set_nodelay(true);
+        return Ok(Connection::from_io(tcp));
+    }
+    let files = ClientFiles::locate(uri.param("pkipath").map(Path::new), is_root());
+    let flag = |k: &str| uri.param(k).is_some_and(|v| v != "0");
+    let stream = vireo_rpc::tls::connect(host, port, &files, flag("no_verify"), flag("no_sanity"))
+        .await
+        .map_err(|e| match e {
+            vireo_rpc::tls::TlsError::Io(e) => transport_error(format!(
+                "unable to connect to server at '{host}:{port}': {e}"
+            )),
+            e => transport_error(e.to_string()),
+        })?;
+    Ok(Connection::from_io(stream))
+}
+
+/// Logs in with SASL (SCRAM-SHA-256): the daemon answered AUTH_LIST with SASL.
+pub async fn sasl_login(conn: &Connection, uri: &Uri) -> Result<(), ClientError> {
+    let init: AuthSaslInitRet = typed(conn, procs::AUTH_SASL_INIT, &()).await?;
+    let wanted = uri
+        .param("auth")
+        .and_then(|a| a.strip_prefix("sasl."))
+        .map(str::to_ascii_uppercase);
+    let offered: Vec<&str> = init
+        .mechlist
+        .split([',', ' '])
+        .filter(|m| !m.is_empty())
+        .collect();
+    if let Some(w) = &wanted {
+        if !offered.contains(&w.as_str()) {
+            return Err(auth_failed(format!(
+                "SASL mechanism {w} not supported by server"
+            )));
+        }
+    }
+    if !offered.contains(&SCRAM_SHA_256) {
+        return Err(auth_failed(format!(
+            "no SASL mechanism in common with the server (it offers '{}'; Vireo's client has {SCRAM_SHA_256})",
+            init.mechlist
+        )));
+    }
+    let (user, password) = credentials(uri)?;
+    let mut scram = ScramClient::new(&user, &password).map_err(|e| auth_failed(e.to_string()))?;
+    let start: AuthSaslStartRet = typed(
+        conn,
+        procs::AUTH_SASL_START,
+        &AuthSaslStartArgs {
+            mech: SCRAM_SHA_256.into(),
+            nil: 0,
+            data: SaslData(scram.first()),
+        },
+    )
+    .await?;
+    let fin = scram
+        .step(&start.data.0)
+        .map_err(|e| auth_failed(e.to_string()))?;
+    let step: AuthSaslStepRet = typed(
+        conn,
+        procs::AUTH_SASL_STEP,
+        &AuthSaslStepArgs {
+            nil: 0,
+            data: SaslData(fin),
+        },
+    )
+    .await?;
+    scram
+        .finish(&step.data.0)
+        .map_err(|e| auth_failed(e.to_string()))?;
+    if step.complete == 0 {
+        return Err(auth_failed("the server did not finish the exchange".into()));
+    }
+    Ok(())
+}
+
+async fn typed<A: vireo_xdr::Xdr, R: vireo_xdr::Xdr>(
+    conn: &Connection,
+    proc_: i32,
+    args: &A,
+) -> Result<R, ClientError> {
+    Ok(conn.call(proc_, args).await?)
+}
+
+fn auth_failed(msg: String) -> ClientError {
+    ClientError::Remote(Box::new(vireo_proto::RemoteError::new(
+        vireo_proto::error::code::AUTH_FAILED,
+        vireo_proto::error::domain::RPC,
+        format!("authentication failed: {msg}"),
+    )))
+}
+
+/// libvirt's client authentication file: `$LIBVIRT_AUTH_FILE`, else `authfile=` in the
+/// URI, else `$XDG_CONFIG_HOME/libvirt/auth.conf`, else `/etc/libvirt/auth.conf`.
+fn auth_file(uri: &Uri) -> Option<PathBuf> {
+    if let Some(f) = std::env::var_os("LIBVIRT_AUTH_FILE") {
+        return Some(PathBuf::from(f));
+    }
+    if let Some(f) = uri.param("authfile") {
+        return Some(PathBuf::from(f));
+    }
+    let user = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .map(|d| d.join("libvirt/auth.conf"));
+    user.filter(|p| p.exists()).or_else(|| {
+        let sys = PathBuf::from("/etc/libvirt/auth.conf");
+        sys.exists().then_some(sys)
+    })
+}
+
+/// A key of `auth.conf` for the `libvirt` service on `host`: the `[auth-libvirt-HOST]`
+/// group (else `[auth-libvirt-default]`) names its `credentials=SET`, whose
+/// `[credentials-SET]` group holds the key.
+pub fn auth_conf_lookup(text: &str, host: &str, key: &str) -> Option<String> {
+    let groups = ini(text);
+    let get = |g: &str, k: &str| {
+        groups
+            .iter()
+            .find(|(name, _)| name == g)
+            .and_then(|(_, kv)| kv.iter().find(|(kk, _)| kk == k).map(|(_, v)| v.clone()))
+    };
+    let set = get(&format!("auth-libvirt-{host}"), "credentials")
+        .or_else(|| get("auth-libvirt-default", "credentials"))?;
+    get(&format!("credentials-{set}"), key)
+}
+
+type Groups = Vec<(String, Vec<(String, String)>)>;
+
+fn ini(text: &str) -> Groups {
+    let mut groups: Groups = Vec::new();
+    for line in text.lines() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') || l.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = l.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            groups.push((name.trim().to_string(), Vec::new()));
+        } else if let (Some((k, v)), Some(g)) = (l.split_once('='), groups.last_mut()) {
+            g.1.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    groups
+}
+
+/// The SASL user and password: from the URI's user part and `auth.conf`, else asked at
+/// the terminal as virsh asks.
+fn credentials(uri: &Uri) -> Result<(String, String), ClientError> {
+    let host = uri.host.clone().unwrap_or_default();
+    let conf = auth_file(uri).and_then(|p| std::fs::read_to_string(p).ok());
+    let look = |k: &str| conf.as_deref().and_then(|t| auth_conf_lookup(t, &host, k));
+    let user = uri
+        .user
+        .clone()
+        .or_else(|| look("authname"))
+        .or_else(|| look("username"));
+    let password = look("password");
+    let tty = std::io::stdin().is_terminal();
+    let user = match user {
+        Some(u) => u,
+        None if tty => ask("Please enter your authentication name: ", true)?,
+        None => {
+            return Err(auth_failed(
+                "no SASL user name: add one to auth.conf".into(),
+            ))
+        }
+    };
+    let password = match password {
+        Some(p) => p,
+        None if tty => ask("Please enter your password: ", false)?,
+        None => return Err(auth_failed("no SASL password: add one to auth.conf".into())),
+    };
+    Ok((user, password))
+}
+
+fn ask(prompt: &str, echo: bool) -> Result<String, ClientError> {
+    let io = |e: std::io::Error| auth_failed(format!("cannot read credentials: {e}"));
+    eprint!("{prompt}");
+    std::io::stderr().flush().map_err(io)?;
+    // SAFETY: termios is plain data filled by tcgetattr on fd 0 and given back to
+    // tcsetattr by pointer; echo is restored after the read.
+    let saved = (!echo).then(|| unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(0, &mut t) != 0 {
+            return None;
+        }
+        let saved = t;
+        t.c_lflag &= !libc::ECHO;
+        libc::tcsetattr(0, libc::TCSANOW, &t);
+        Some(saved)
+    });
+    let mut line = String::new();
+    let r = std::io::stdin().lock().read_line(&mut line);
+    if let Some(Some(t)) = saved {
+        // SAFETY: as above.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &t) };
+        eprintln!();
+    }
+    r.map_err(io)?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_conf_as_libvirt_reads_it() {
+        let text = "[credentials-test]\nauthname=fred\npassword=123456\n\n\
+                    [credentials-other]\nauthname=joe\npassword=x\n\n\
+                    [auth-libvirt-127.0.0.1]\ncredentials=test\n\n\
+                    [auth-libvirt-default]\ncredentials=other\n";
+        assert_eq!(
+            auth_conf_lookup(text, "127.0.0.1", "authname").as_deref(),
+            Some("fred")
+        );
+        assert_eq!(
+            auth_conf_lookup(text, "127.0.0.1", "password").as_deref(),
+            Some("123456")
+        );
+        assert_eq!(
+            auth_conf_lookup(text, "elsewhere", "authname").as_deref(),
+            Some("joe")
+        );
+        assert_eq!(auth_conf_lookup("", "h", "authname"), None);
+    }
+}
