@@ -409,6 +409,15 @@ impl Daemon {
         }
     }
 
+    /// The daemons of `layout` under a new temp root that `prepare` fills first (a .conf,
+    /// certificates), each started with `extra` arguments.
+    pub fn start_prepared(layout: Layout, prepare: impl FnOnce(&Path), extra: &[&str]) -> Daemon {
+        let mut d = Daemon::unstarted(layout);
+        prepare(&d.root);
+        d.start_with(extra);
+        d
+    }
+
     /// The daemons of `layout` under a new temp root, their node device driver reading the
     /// tree at `sysfs` instead of the machine's (`sysfs_root` in their .conf).
     pub fn start_with_sysfs(layout: Layout, sysfs: &Path) -> Daemon {
