@@ -12,6 +12,7 @@ mod resources;
 mod save;
 mod secret;
 mod snapshot;
+pub mod ssh;
 mod stats;
 mod storage;
 mod tuning;
@@ -55,6 +56,9 @@ pub enum ClientError {
     Remote(Box<RemoteError>),
     #[error("{0}")]
     Call(CallError),
+    /// The ssh transport: its start failed, or the session ended (what `ssh` said).
+    #[error("{0}")]
+    Ssh(String),
     /// The TLS or TCP transport could not be set up (what went wrong, as libvirt says it).
     #[error("{0}")]
     Transport(String),
@@ -93,43 +97,28 @@ pub struct Connect {
     uri: Uri,
     uri_text: String,
     readonly: bool,
+    /// The `ssh` a `+ssh` connection runs over.
+    tunnel: Option<ssh::Tunnel>,
 }
 
 impl Connect {
     /// Connects and performs libvirt's open sequence (AUTH_LIST, CONNECT_OPEN).
     pub async fn open(uri_text: &str, readonly: bool) -> Result<Connect> {
         let uri = Uri::parse(uri_text)?;
-        let mut first_err = None;
-        let mut conn = None;
-        if matches!(uri.transport.as_deref(), Some("tls" | "tcp")) {
-            conn = Some(net::connect(&uri).await?);
-        }
-        let local = if conn.is_some() {
-            Vec::new()
-        } else {
-            uri.sockets(readonly)?
-        };
-        for (daemon, path) in local {
-            match Connection::connect(&path).await {
-                Ok(c) => {
-                    conn = Some(c);
-                    break;
-                }
-                Err(err) => {
-                    first_err.get_or_insert(ClientError::Connect { daemon, path, err });
-                }
+        let (conn, tunnel) = match uri.transport.as_deref() {
+            Some("ssh") => {
+                let (conn, tunnel) = ssh::connect(&uri, readonly).await?;
+                (conn, Some(tunnel))
             }
-        }
-        let conn = match (conn, first_err) {
-            (Some(c), _) => c,
-            (None, Some(e)) => return Err(e),
-            (None, None) => return Err(ClientError::Uri("no socket to connect to".into())),
+            Some("tls" | "tcp") => (net::connect(&uri).await?, None),
+            _ => (Self::connect_local(&uri, readonly).await?, None),
         };
         let c = Connect {
             conn: Arc::new(conn),
             uri,
             uri_text: uri_text.to_string(),
             readonly,
+            tunnel,
         };
         // Old servers without AUTH_LIST are fine (libvirt treats that as "no auth").
         match c.call::<(), AuthListRet>(procs::AUTH_LIST, &()).await {
@@ -154,6 +143,20 @@ impl Connect {
         )
         .await?;
         Ok(c)
+    }
+
+    /// The first of the URI's local sockets that accepts a connection.
+    async fn connect_local(uri: &Uri, readonly: bool) -> Result<Connection> {
+        let mut first_err = None;
+        for (daemon, path) in uri.sockets(readonly)? {
+            match Connection::connect(&path).await {
+                Ok(c) => return Ok(c),
+                Err(err) => {
+                    first_err.get_or_insert(ClientError::Connect { daemon, path, err });
+                }
+            }
+        }
+        Err(first_err.unwrap_or_else(|| ClientError::Uri("no socket to connect to".into())))
     }
 
     pub fn uri(&self) -> &Uri {
@@ -195,7 +198,11 @@ impl Connect {
     }
 
     pub async fn call<A: Xdr, R: Xdr>(&self, proc_: i32, args: &A) -> Result<R> {
-        Ok(self.conn.call(proc_, args).await?)
+        match (self.conn.call(proc_, args).await, &self.tunnel) {
+            // Over ssh, the session's end is told with what ssh said.
+            (Err(CallError::Closed | CallError::Io(_)), Some(t)) => Err(t.ended().await),
+            (r, _) => Ok(r?),
+        }
     }
 
     pub async fn close(self) -> Result<()> {

@@ -71,10 +71,13 @@ impl Uri {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The name sent in CONNECT_OPEN: the URI without transport and client-side parameters.
+    /// The name sent in CONNECT_OPEN: `name=` if given, else the URI without transport,
+    /// host and parameters (the daemon at the other end is local to its URI).
     pub fn open_name(&self) -> String {
-        let host = self.host.as_deref().unwrap_or("");
-        format!("{}://{host}{}", self.driver, self.path)
+        match self.param("name") {
+            Some(n) => n.to_string(),
+            None => format!("{}://{}", self.driver, self.path),
+        }
     }
 
     /// The daemon that serves this URI's driver in the modular setup.
@@ -292,6 +295,7 @@ mod tests {
         assert_eq!(u.user.as_deref(), Some("root"));
         assert_eq!(u.host.as_deref(), Some("host"));
         assert_eq!(u.port, Some(2222));
+        assert_eq!(u.open_name(), "qemu:///system");
         assert!(u.sockets(false).is_err());
         assert!(Uri::parse("nonsense").is_err());
         assert!(Uri::parse("qemu:///bogus").unwrap().sockets(false).is_err());
