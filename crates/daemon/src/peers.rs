@@ -128,7 +128,7 @@ impl Inner {
                 Family::NodeDev,
                 vprocs::NODE_DEVICE_LEASE,
                 &NodeDeviceLeaseArgs {
-                    name,
+                    name: name.clone(),
                     owner,
                     owner_name,
                     managed: i32::from(managed),
@@ -137,7 +137,8 @@ impl Inner {
             )
             .await?;
         let Some(fd) = fds.pop().filter(|_| fds.is_empty()) else {
-            let _ = self.release_devices(owner).await;
+            // Only this lease: the domain's others (a running VM's) stand.
+            let _ = self.release(owner, Some(name)).await;
             return Err(DriverError::OperationFailed(
                 "the node device driver sent no descriptor with the lease".into(),
             ));
@@ -149,7 +150,8 @@ impl Inner {
         })
     }
 
-    async fn release_devices(&self, owner: [u8; 16]) -> Result<()> {
+    /// Ends the leases of domain `owner`, or only that of device `name`.
+    async fn release(&self, owner: [u8; 16], name: Option<String>) -> Result<()> {
         use vireo_proto::vireo::{procs as vprocs, NodeDeviceReleaseArgs, NodeDeviceReleaseRet};
         let (_, _): (NodeDeviceReleaseRet, _) = self
             .call_vireo(
@@ -157,7 +159,7 @@ impl Inner {
                 vprocs::NODE_DEVICE_RELEASE,
                 &NodeDeviceReleaseArgs {
                     owner,
-                    name: None,
+                    name,
                     flags: 0,
                 },
             )
@@ -502,7 +504,13 @@ impl Peers for DaemonPeers {
 
     fn release_devices(&self, owner: [u8; 16]) -> BoxFuture<Result<()>> {
         let me = Arc::clone(&self.0);
-        Box::pin(async move { me.release_devices(owner).await })
+        Box::pin(async move { me.release(owner, None).await })
+    }
+
+    fn release_device(&self, owner: [u8; 16], name: &str) -> BoxFuture<Result<()>> {
+        let me = Arc::clone(&self.0);
+        let name = name.to_string();
+        Box::pin(async move { me.release(owner, Some(name)).await })
     }
 
     fn node_device_names(&self, cap: &str) -> BoxFuture<Result<Vec<String>>> {

@@ -5,6 +5,11 @@
 //! are given back when this daemon starts and before any new lease; a release the node
 //! device daemon was not there for is tried again until it is back.
 //!
+//! A device plugged into a running VM is leased the same way before its shim plugs it in
+//! (and given back when that fails); one the guest let go is given back alone. The driver
+//! keeps, per running domain, its devices with their aliases and node device names
+//! ([`HeldDevice`]).
+//!
 //! QEMU 7.2 opens a PCI function's VFIO group by its path (`/dev/vfio/N`, which the node
 //! device driver made this daemon's user's), and a group opens once at a time: the
 //! descriptor the lease brings is closed before QEMU starts.
@@ -17,7 +22,25 @@ use vireo_driver::{DriverError, Result};
 use vireo_xml::{Domain, Hostdev, HostdevSource, NodeDevCapability, NodeDeviceDef, StartupPolicy};
 
 use crate::driver::QemuDriver;
-use crate::peers::Peers;
+use crate::peers::{DeviceLease, Peers};
+
+/// A host device of a running domain, leased to it.
+#[derive(Debug, Clone)]
+pub(crate) struct HeldDevice {
+    /// Its alias in the running VM (empty while it is being plugged in).
+    pub(crate) alias: String,
+    pub(crate) dev: Hostdev,
+    /// Its node device, when known (else found again from `dev` at its release: a
+    /// domain this daemon reconnected to).
+    pub(crate) name: Option<String>,
+}
+
+/// What a start leased: the USB devices' nodes, open (QEMU gets them as descriptors), and
+/// every device held.
+pub(crate) struct Leased {
+    pub(crate) usb: Vec<OwnedFd>,
+    pub(crate) held: Vec<HeldDevice>,
+}
 
 /// How long a release the node device daemon was not there for waits before it is tried
 /// again, at first and at most.
@@ -129,15 +152,39 @@ async fn device_name(peers: &dyn Peers, h: &Hostdev) -> Result<String> {
     }
 }
 
+/// Gives back the lease of `held`, one host device of domain `owner` (see
+/// [`QemuDriver::release_hostdev`]).
+pub(crate) async fn release_held(peers: &dyn Peers, owner: [u8; 16], held: &HeldDevice) {
+    let name = match &held.name {
+        Some(n) => Ok(n.clone()),
+        None => device_name(peers, &held.dev).await,
+    };
+    let r = match name {
+        Ok(n) => peers.release_device(owner, &n).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = r {
+        log::warn!(
+            "cannot give back {} of {}: {e}",
+            held.dev.describe(),
+            vireo_xml::format_uuid(&owner)
+        );
+    }
+}
+
 impl QemuDriver {
     /// Leases every `<hostdev>` of `def` for it; returns the USB devices' nodes, open, in
-    /// the order of [`crate::cmdline::usb_host_devices`] (QEMU gets them as descriptors).
+    /// the order of [`crate::cmdline::usb_host_devices`] (QEMU gets them as descriptors),
+    /// and the devices held, with the aliases the command line gives them.
     /// A USB device with `startupPolicy='optional'` that is not there is left out of
     /// `def` (and so of the running VM), as libvirt does. On failure, whatever was leased
     /// is given back and the error names the device.
-    pub(crate) async fn lease_hostdevs(self: &Arc<Self>, def: &mut Domain) -> Result<Vec<OwnedFd>> {
+    pub(crate) async fn lease_hostdevs(self: &Arc<Self>, def: &mut Domain) -> Result<Leased> {
         if def.devices.hostdevs.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Leased {
+                usb: Vec::new(),
+                held: Vec::new(),
+            });
         }
         let peers = self.peers.get().ok_or_else(|| {
             DriverError::OperationInvalid(
@@ -151,6 +198,7 @@ impl QemuDriver {
         self.give_back_stale().await;
         let mut usb = Vec::new();
         let mut absent = Vec::new();
+        let mut names = Vec::new();
         for (i, h) in def.devices.hostdevs.iter().enumerate() {
             let optional = matches!(
                 &h.source,
@@ -162,7 +210,11 @@ impl QemuDriver {
                     absent.push(i);
                     continue;
                 }
-                Ok(name) => peers.lease_device(&name, owner, &def.name, h.managed).await,
+                Ok(name) => {
+                    let r = peers.lease_device(&name, owner, &def.name, h.managed).await;
+                    names.push(name);
+                    r
+                }
                 Err(e) => Err(e),
             };
             match r {
@@ -180,7 +232,49 @@ impl QemuDriver {
         for i in absent.into_iter().rev() {
             def.devices.hostdevs.remove(i);
         }
-        Ok(usb)
+        // The devices left (those named), in order.
+        let held = names
+            .into_iter()
+            .zip(def.devices.hostdevs.iter().enumerate())
+            .map(|(name, (i, h))| HeldDevice {
+                alias: crate::cmdline::hostdev_alias(h, i),
+                dev: h.clone(),
+                name: Some(name),
+            })
+            .collect();
+        Ok(Leased { usb, held })
+    }
+
+    /// Leases host device `h` to running domain `owner` (`owner_name`): its node device
+    /// found, then leased (a managed PCI function detached for it). Returns the device's
+    /// name and the lease.
+    pub(crate) async fn lease_hostdev(
+        self: &Arc<Self>,
+        owner: [u8; 16],
+        owner_name: &str,
+        h: &Hostdev,
+    ) -> Result<(String, DeviceLease)> {
+        let peers = self.peers.get().ok_or_else(|| {
+            DriverError::OperationInvalid(format!(
+                "cannot lease {}: no node device driver is reachable",
+                h.describe()
+            ))
+        })?;
+        self.give_back_stale().await;
+        let name = device_name(peers.as_ref(), h).await?;
+        let lease = peers
+            .lease_device(&name, owner, owner_name, h.managed)
+            .await?;
+        Ok((name, lease))
+    }
+
+    /// Gives back the lease of one host device of domain `owner` (unplugged, or never
+    /// plugged in); its other leases stand. Errors are logged: a lease left behind goes
+    /// at the domain's end.
+    pub(crate) async fn release_hostdev(&self, owner: [u8; 16], held: &HeldDevice) {
+        if let Some(peers) = self.peers.get() {
+            release_held(peers.as_ref(), owner, held).await;
+        }
     }
 
     /// Gives back every device leased to domain `owner` (errors are logged: the leases

@@ -100,6 +100,8 @@ pub(crate) struct DomainObj {
     pub(crate) ports: Vec<(String, crate::peers::PortRef)>,
     /// While running: it holds host devices leased from the node device driver.
     pub(crate) leased: bool,
+    /// While running: its host devices, by alias (with those being plugged in).
+    pub(crate) hostdevs: Vec<crate::devlease::HeldDevice>,
     /// A managed save image waits for the next start.
     pub(crate) managed_save: bool,
     /// The VM is being stopped to revert to a snapshot: its end is reported so.
@@ -119,6 +121,7 @@ impl DomainObj {
             starting: false,
             ports: Vec::new(),
             leased: false,
+            hostdevs: Vec::new(),
             managed_save: false,
             stopping_for_snapshot: false,
         }

@@ -1,7 +1,8 @@
 //! Devices attached to and detached from a domain: its persistent definition (CONFIG), the
 //! running VM through its shim (LIVE), or both. An interface on a network or host bridge
 //! gets its port and tap from the network driver, and the tap reaches the shim as a
-//! descriptor; a detached interface's port goes back when the guest has let it go.
+//! descriptor; a detached interface's port goes back when the guest has let it go. A host
+//! device is leased from the node device driver ([`crate::hotplug_hostdev`]).
 
 use std::sync::Arc;
 
@@ -92,15 +93,6 @@ fn parse_device(xml: &str, verb: &str) -> Result<Device> {
     }
 }
 
-/// Why a host device is not plugged into or out of a running domain: its lease from the
-/// node device driver (and the device's return to the host) comes with start and stop.
-fn hostdev_hotplug(verb: &str) -> DriverError {
-    DriverError::ConfigUnsupported(format!(
-        "{verb} a <hostdev> while the domain runs is not supported by Vireo yet; change \
-         the persistent definition (--config) and restart the domain"
-    ))
-}
-
 /// The controller of `all` that `want` names: by type and index.
 fn find_controller(all: &[vireo_xml::Controller], want: &vireo_xml::Controller) -> Result<usize> {
     all.iter()
@@ -151,6 +143,8 @@ fn remove_by_alias(def: &mut Domain, alias: &str) -> bool {
         d.channels.remove(n);
     } else if let Some(n) = d.memories.iter().position(|x| is(&x.alias)) {
         crate::memdev::remove(def, n);
+    } else if let Some(n) = d.hostdevs.iter().position(|x| is(&x.alias)) {
+        d.hostdevs.remove(n);
     } else {
         return false;
     }
@@ -328,9 +322,6 @@ impl QemuDriver {
         let (active, persistent, def) = self.device_target(h)?;
         let (live, config) = targets(flags, active, persistent)?;
         let dev = parse_device(xml, "attaching")?;
-        if live && matches!(dev, Device::Hostdev(_)) {
-            return Err(hostdev_hotplug("attaching"));
-        }
         let mut new_config = config.then(|| def.clone());
         match dev {
             Device::Interface(mut iface) => {
@@ -448,17 +439,20 @@ impl QemuDriver {
                 }
             }
             Device::Hostdev(hd) => {
-                // Into the persistent definition only (live is refused above); the device
-                // is leased when the domain starts.
+                // Into the persistent definition, the device leased when the domain
+                // starts; into the running VM, leased now.
                 if let Some(d) = &mut new_config {
                     if d.devices.hostdevs.iter().any(|x| x.same_device(&hd)) {
                         return Err(DriverError::OperationInvalid(
                             "device is already in the domain configuration".into(),
                         ));
                     }
-                    d.devices.hostdevs.push(*hd);
+                    d.devices.hostdevs.push((*hd).clone());
                     // What the whole definition must satisfy (boot orders, places).
                     Domain::parse(&d.format()).map_err(xml_error)?;
+                }
+                if live {
+                    self.attach_hostdev_live(h, *hd).await?;
                 }
             }
         }
@@ -474,7 +468,7 @@ impl QemuDriver {
 
     /// Gives a PCI device being plugged into the running guest a free place of the live
     /// topology (a free root port on q35), unless the device XML names one.
-    async fn place_live(
+    pub(crate) async fn place_live(
         &self,
         h: &Handle,
         addr: &mut Option<vireo_xml::Address>,
@@ -639,9 +633,6 @@ impl QemuDriver {
         let (active, persistent, def) = self.device_target(h)?;
         let (live, config) = targets(flags, active, persistent)?;
         let dev = parse_device(xml, "detaching")?;
-        if live && matches!(dev, Device::Hostdev(_)) {
-            return Err(hostdev_hotplug("detaching"));
-        }
         let new_config = if config {
             let mut d = def;
             match &dev {
@@ -730,7 +721,7 @@ impl QemuDriver {
                     controller_idle(&running, c)?;
                     c.alias.clone().unwrap_or_else(|| "scsi0".into())
                 }
-                Device::Hostdev(_) => return Err(hostdev_hotplug("detaching")),
+                Device::Hostdev(want) => crate::hotplug_hostdev::live_alias(&running, want)?,
             };
             let _: ShimDetachRet = self
                 .shim_call(
@@ -958,6 +949,8 @@ impl QemuDriver {
                 crate::peers::release_ports(&[port], Some(&peers)).await;
             });
         }
+        // A host device's lease goes back.
+        self.hostdev_removed(uuid, &alias);
         self.publish_device(uuid, event::ID_DEVICE_REMOVED, alias);
     }
 

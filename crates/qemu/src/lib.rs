@@ -12,6 +12,7 @@ pub mod driver;
 mod extsnap;
 pub mod firmware;
 pub mod hotplug;
+mod hotplug_hostdev;
 pub mod ifaddr;
 pub mod iothread;
 pub mod keys;

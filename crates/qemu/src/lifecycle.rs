@@ -214,7 +214,7 @@ impl QemuDriver {
             DriverError::ConfigUnsupported(e.to_string().replace("unsupported configuration: ", ""))
         })?;
         // Host devices: leased from the node device driver (USB ones come open).
-        let usb = self.lease_hostdevs(&mut def).await?;
+        let crate::devlease::Leased { usb, held } = self.lease_hostdevs(&mut def).await?;
         let leased = !def.devices.hostdevs.is_empty();
         let owner = def.uuid.unwrap_or_default();
         // Interfaces on networks: a port and a tap each, from the network driver; the
@@ -244,6 +244,7 @@ impl QemuDriver {
                 if let Some(o) = self.write().by_uuid.get_mut(&h.uuid) {
                     o.ports = ids;
                     o.leased = leased;
+                    o.hostdevs = held;
                 }
                 Ok(h)
             }
@@ -635,7 +636,8 @@ impl QemuDriver {
             .into_iter()
             .map(|(_, r)| r)
             .collect();
-        let leased = std::mem::take(&mut o.leased) || !o.def.devices.hostdevs.is_empty();
+        let held = !std::mem::take(&mut o.hostdevs).is_empty();
+        let leased = std::mem::take(&mut o.leased) || held || !o.def.devices.hostdevs.is_empty();
         if !ports.is_empty() || leased {
             if let (Some(peers), Ok(rt)) = (
                 self.peers.get().cloned(),
@@ -832,6 +834,21 @@ impl QemuDriver {
             .map_err(|e| e.to_string())?;
         let live = Domain::parse(&xml.xml).map_err(|e| e.to_string())?;
         let leased = !live.devices.hostdevs.is_empty();
+        // Its host devices by alias; their node devices are found again at their release.
+        let held: Vec<crate::devlease::HeldDevice> = live
+            .devices
+            .hostdevs
+            .iter()
+            .enumerate()
+            .map(|(i, h)| crate::devlease::HeldDevice {
+                alias: h
+                    .alias
+                    .clone()
+                    .unwrap_or_else(|| crate::cmdline::hostdev_alias(h, i)),
+                dev: h.clone(),
+                name: None,
+            })
+            .collect();
         // The live XML names its interfaces' ports.
         let ports: Vec<(String, crate::peers::PortRef)> = live
             .devices
@@ -854,6 +871,7 @@ impl QemuDriver {
             obj.shim = Some(Arc::clone(&conn));
             obj.ports = ports;
             obj.leased = leased;
+            obj.hostdevs = held;
             let name = obj.def.name.clone();
             reg.by_name.insert(name, uuid);
         }

@@ -116,6 +116,9 @@ pub trait Peers: Send + Sync {
     ) -> BoxFuture<Result<DeviceLease>>;
     /// Ends the leases of domain `owner`.
     fn release_devices(&self, owner: [u8; 16]) -> BoxFuture<Result<()>>;
+    /// Ends the lease of node device `name` to domain `owner` (a device unplugged from
+    /// the running VM); its other leases stand.
+    fn release_device(&self, owner: [u8; 16], name: &str) -> BoxFuture<Result<()>>;
     /// The names of the host's node devices with capability `cap` (`usb_device`, `mdev`).
     fn node_device_names(&self, cap: &str) -> BoxFuture<Result<Vec<String>>>;
     /// A node device's XML.

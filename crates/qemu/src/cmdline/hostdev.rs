@@ -10,16 +10,22 @@
 //!   (`-add-fd fd=F,set=N,opaque=hostdevK`) that `usb-host,hostdevice=/dev/fdset/N` opens,
 //!   so that an unprivileged QEMU needs no access to `/dev/bus/usb`.
 //!
+//! A host device plugged into a running VM ([`hostdev_device`]) is the same QEMU device,
+//! as `device_add` arguments; a USB device's descriptor reaches QEMU by `add-fd` into a
+//! new fd set first.
+//!
 //! What the launcher must do before it builds the command line, none of which is done
 //! here: lease every device from the node device driver (a managed PCI function bound to
 //! vfio-pci, its IOMMU group's `/dev/vfio/N` usable by QEMU; a USB device found by its
 //! ids or place and opened read-write, one descriptor per USB hostdev in the order of
 //! [`usb_host_devices`]); and raise QEMU's locked-memory limit to [`vfio_memlock_kib`].
 
+use serde_json::{json, Value};
 use vireo_xml::{
     AddressType, Domain, Hostdev, HostdevDriverName, HostdevSource, MdevModel, UsbGuestReset,
 };
 
+use super::slots::hotplug_pci_place;
 use super::util::{on_off, Opts};
 use super::{unsupported, Builder, Result};
 
@@ -77,6 +83,131 @@ pub fn vfio_memlock_kib(def: &Domain) -> Option<u64> {
     )
 }
 
+/// The `device_add` arguments of host device `h` plugged into a running VM with QEMU id
+/// `id`, at its `<address>` (the driver gives a PCI one); a USB device opens the fd set
+/// `usb_fdset` that its descriptor was added to. `graphics`: the VM has a display for a
+/// mediated device's. What cannot be plugged in is refused, as at start; so is a mediated
+/// device with `ramfb='on'` (QEMU's vfio-pci-nohotplug).
+pub fn hostdev_device(
+    h: &Hostdev,
+    id: &str,
+    usb_fdset: Option<u32>,
+    graphics: bool,
+) -> Result<Value> {
+    let what = format!("<hostdev> {}", h.describe());
+    if h.address
+        .as_ref()
+        .is_some_and(|a| a.addr_type == AddressType::Unassigned)
+    {
+        return unsupported(format!(
+            "{what}: address type 'unassigned' is not supported by Vireo yet"
+        ));
+    }
+    let mut v = match &h.source {
+        HostdevSource::Pci(host) => {
+            pci_driver(h, &what)?;
+            json!({"driver": "vfio-pci", "host": host.to_string(), "id": id})
+        }
+        HostdevSource::Mdev(m) => {
+            mdev_checks(m, graphics, &what)?;
+            if m.ramfb == Some(true) {
+                return unsupported(format!(
+                    "{what}: a device with ramfb='on' cannot be plugged into a running VM"
+                ));
+            }
+            let mut v = json!({"driver": "vfio-pci", "id": id, "sysfsdev": m.sysfs_path()});
+            if let Some(d) = m.display {
+                v["display"] = json!(on_off(d));
+            }
+            v
+        }
+        HostdevSource::Usb(u) => {
+            if h.rom.is_some() {
+                return unsupported(format!("{what}: <rom> is for PCI devices"));
+            }
+            let Some(set) = usb_fdset else {
+                return unsupported(format!(
+                    "{what}: no descriptor of the host device was passed (it is leased from \
+                     the node device driver)"
+                ));
+            };
+            let mut v = json!({
+                "driver": "usb-host",
+                "hostdevice": format!("/dev/fdset/{set}"),
+                "id": id,
+            });
+            let (reset, resets_all) = guest_reset(u.guest_reset);
+            if let Some(r) = reset {
+                v["guest-reset"] = json!(r);
+            }
+            if let Some(r) = resets_all {
+                v["guest-resets-all"] = json!(r);
+            }
+            v["bus"] = json!("usb.0");
+            if let Some(a) = &h.address {
+                v["port"] = json!(super::input::usb_port(a, &what)?);
+            }
+            v
+        }
+    };
+    if let Some(b) = h.boot_order {
+        v["bootindex"] = json!(b);
+    }
+    if h.on_guest_pci() {
+        if let Some(r) = &h.rom {
+            if let Some(bar) = r.bar {
+                v["rombar"] = json!(u8::from(bar));
+            }
+            match (r.enabled, r.file.as_deref()) {
+                (Some(false), _) => v["romfile"] = json!(""),
+                (_, Some(f)) => v["romfile"] = json!(f),
+                _ => {}
+            }
+        }
+        hotplug_pci_place(&mut v, h.address.as_ref(), &what)?;
+    }
+    Ok(v)
+}
+
+/// `<driver name>` of a PCI host device: VFIO only.
+fn pci_driver(h: &Hostdev, what: &str) -> Result<()> {
+    match h.driver {
+        None | Some(HostdevDriverName::Vfio) => Ok(()),
+        Some(other) => unsupported(format!(
+            "{what}: <driver name='{other}'> is not supported (vfio)"
+        )),
+    }
+}
+
+/// What a mediated device must be on this machine: a vfio-pci one, its display shown.
+fn mdev_checks(m: &vireo_xml::MdevSource, graphics: bool, what: &str) -> Result<()> {
+    if m.model != MdevModel::VfioPci {
+        return unsupported(format!(
+            "{what}: model '{}' is for s390 machines (vfio-pci)",
+            m.model
+        ));
+    }
+    if m.display == Some(true) && !graphics {
+        return unsupported(format!(
+            "{what}: display='on' needs a <graphics> device to show it"
+        ));
+    }
+    if m.ramfb == Some(true) && m.display != Some(true) {
+        return unsupported(format!("{what}: ramfb='on' needs display='on'"));
+    }
+    Ok(())
+}
+
+/// usb-host's `guest-reset` and `guest-resets-all` for `<source guestReset>`.
+fn guest_reset(g: Option<UsbGuestReset>) -> (Option<bool>, Option<bool>) {
+    match g {
+        None => (None, None),
+        Some(UsbGuestReset::Off) => (Some(false), None),
+        Some(UsbGuestReset::Uninitialized) => (Some(true), Some(false)),
+        Some(UsbGuestReset::On) => (Some(true), Some(true)),
+    }
+}
+
 impl<'a> Builder<'a> {
     /// `<hostdev>`s, in document order (QEMU ids `hostdev0`, `hostdev1`, …).
     pub(super) fn hostdevs(&mut self) -> Result<()> {
@@ -95,14 +226,7 @@ impl<'a> Builder<'a> {
             }
             match &h.source {
                 HostdevSource::Pci(host) => {
-                    match h.driver {
-                        None | Some(HostdevDriverName::Vfio) => {}
-                        Some(other) => {
-                            return unsupported(format!(
-                                "{what}: <driver name='{other}'> is not supported (vfio)"
-                            ))
-                        }
-                    }
+                    pci_driver(h, &what)?;
                     let addr = self.pci.place(h.address.as_ref(), &what)?;
                     let dev = Opts::new("vfio-pci")
                         .set("host", host)
@@ -114,21 +238,8 @@ impl<'a> Builder<'a> {
                     self.arg2("-device", dev);
                 }
                 HostdevSource::Mdev(m) => {
-                    if m.model != MdevModel::VfioPci {
-                        return unsupported(format!(
-                            "{what}: model '{}' is for s390 machines (vfio-pci)",
-                            m.model
-                        ));
-                    }
-                    if m.display == Some(true) && def.devices.graphics.is_empty() {
-                        return unsupported(format!(
-                            "{what}: display='on' needs a <graphics> device to show it"
-                        ));
-                    }
+                    mdev_checks(m, !def.devices.graphics.is_empty(), &what)?;
                     let ramfb = m.ramfb == Some(true);
-                    if ramfb && m.display != Some(true) {
-                        return unsupported(format!("{what}: ramfb='on' needs display='on'"));
-                    }
                     let addr = self.pci.place(h.address.as_ref(), &what)?;
                     // The ramfb display cannot be unplugged: nor can the device with it.
                     let driver = if ramfb {
@@ -178,12 +289,7 @@ impl<'a> Builder<'a> {
                         Some(a) => Some(super::input::usb_port(a, &what)?),
                         None => None,
                     };
-                    let (reset, resets_all) = match u.guest_reset {
-                        None => (None, None),
-                        Some(UsbGuestReset::Off) => (Some(false), None),
-                        Some(UsbGuestReset::Uninitialized) => (Some(true), Some(false)),
-                        Some(UsbGuestReset::On) => (Some(true), Some(true)),
-                    };
+                    let (reset, resets_all) = guest_reset(u.guest_reset);
                     let dev = Opts::new("usb-host")
                         .set("hostdevice", format!("/dev/fdset/{set}"))
                         .set("id", &id)

@@ -84,7 +84,7 @@ mod util;
 pub use chardev::channel_device;
 pub use controllers::hotplug_controller;
 pub use disks::{disk_alias, hotplug_disk, media_nodes, node_object, DiskNodes};
-pub use hostdev::{hostdev_alias, usb_host_devices, vfio_memlock_kib, USB_FDSET};
+pub use hostdev::{hostdev_alias, hostdev_device, usb_host_devices, vfio_memlock_kib, USB_FDSET};
 pub use input::input_device;
 pub use machine::iothread_object;
 pub use memory::{hotplug_memory, memory_device, memory_prefix};

@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use vireo_xml::Domain;
+use vireo_xml::{Domain, Hostdev};
 
 use super::*;
 use crate::caps::{Machine, QemuCaps};
@@ -291,4 +291,55 @@ fn aliases_and_locked_memory() {
         ..Default::default()
     });
     assert_eq!(vfio_memlock_kib(&limited), Some(500_000));
+}
+
+#[test]
+fn hot_plugged_host_devices_are_device_add_arguments() {
+    let one = |xml: &str| -> Hostdev {
+        vireo_xml::parse_root(xml, "hostdev").unwrap_or_else(|e| panic!("{e}\n{xml}"))
+    };
+    let pci = one(&PCI.replace(
+        "</source>",
+        "</source><boot order='3'/><rom bar='off' file='/r.bin'/>\
+         <address type='pci' domain='0' bus='2' slot='0' function='0'/>",
+    ));
+    assert_eq!(
+        hostdev_device(&pci, "hostdev1", None, false).unwrap(),
+        serde_json::json!({"driver": "vfio-pci", "host": "0000:06:12.5", "id": "hostdev1",
+            "bootindex": 3, "rombar": 0, "romfile": "/r.bin", "bus": "pci.2", "addr": "0x0"})
+    );
+    let mdev = one(&MDEV.replace("model='vfio-pci'", "model='vfio-pci' display='off'"));
+    assert_eq!(
+        hostdev_device(&mdev, "ua-m", None, false).unwrap(),
+        serde_json::json!({"driver": "vfio-pci", "id": "ua-m", "display": "off",
+            "sysfsdev": "/sys/bus/mdev/devices/53764d0e-85a0-42b4-af5c-2046b460b1dc"})
+    );
+    let usb = one(&USB
+        .replace("<source>", "<source guestReset='off'>")
+        .replace(
+            "</source>",
+            "</source><address type='usb' bus='0' port='1.2'/>",
+        ));
+    assert_eq!(
+        hostdev_device(&usb, "hostdev2", Some(102), false).unwrap(),
+        serde_json::json!({"driver": "usb-host", "hostdevice": "/dev/fdset/102",
+            "id": "hostdev2", "guest-reset": false, "bus": "usb.0", "port": "1.2"})
+    );
+    // Refused as at start, and what cannot be hot-plugged at all.
+    let e = |h: &Hostdev, fdset: Option<u32>, graphics: bool| {
+        hostdev_device(h, "x", fdset, graphics)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(e(&usb, None, false).contains("no descriptor of the host device was passed"));
+    let ramfb = one(&MDEV.replace(
+        "model='vfio-pci'",
+        "model='vfio-pci' display='on' ramfb='on'",
+    ));
+    assert!(e(&ramfb, None, true).contains("ramfb='on' cannot be plugged into a running VM"));
+    assert!(e(&ramfb, None, false).contains("display='on' needs a <graphics>"));
+    let kvm = one(&PCI.replace("<source>", "<driver name='kvm'/><source>"));
+    assert!(e(&kvm, None, false).contains("<driver name='kvm'> is not supported"));
+    let unassigned = one(&PCI.replace("</source>", "</source><address type='unassigned'/>"));
+    assert!(e(&unassigned, None, false).contains("'unassigned' is not supported"));
 }
