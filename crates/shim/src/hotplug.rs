@@ -599,8 +599,11 @@ impl Vm {
                 bail!(OpFailed(format!("cannot detach device '{alias}': {e}")));
             }
         }
-        let gone =
-            || !self.nics().iter().any(|n| n.id == id) && !self.disks().iter().any(|d| d.id == id);
+        let gone = || {
+            !self.nics().iter().any(|n| n.id == id)
+                && !self.disks().iter().any(|d| d.id == id)
+                && !self.has_hostdev(&id)
+        };
         if gone() {
             return Ok(true);
         }
@@ -685,6 +688,9 @@ impl Vm {
         if let Some(id) = self.memory_id(alias) {
             return Ok(Some(id));
         }
+        if let Some(id) = self.hostdev_id(alias) {
+            return Ok(Some(id));
+        }
         if let Some(id) = self.controller_id(alias)? {
             return Ok(Some(id));
         }
@@ -709,6 +715,9 @@ impl Vm {
             return Some(i.def.alias.unwrap_or_else(|| id.to_string()));
         }
         if let Some(alias) = self.memory_deleted(id).await {
+            return Some(alias);
+        }
+        if let Some(alias) = self.hostdev_deleted(id).await {
             return Some(alias);
         }
         if let Some(alias) = self.controller_deleted(id) {
@@ -793,6 +802,8 @@ impl Vm {
             } else if let Some(d) = disks.iter_mut().find(|d| d.id == id) {
                 d.removing = false;
                 d.alias().to_string()
+            } else if self.has_hostdev(id) {
+                id.to_string()
             } else {
                 return;
             }

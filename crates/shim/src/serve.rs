@@ -454,7 +454,7 @@ impl ShimService {
         };
         if fds.len() > 1 {
             return Dispatch::Now(Outcome::Error(RemoteError::rpc(
-                "an interface takes one tap device",
+                "a device takes one descriptor at most",
             )));
         }
         let xml_err = |e: vireo_xml::XmlError| {
@@ -489,6 +489,18 @@ impl ShimService {
             }));
         }
         let x = a.xml.trim_start();
+        if x.starts_with("<hostdev") {
+            let hd: vireo_xml::Hostdev = match vireo_xml::parse_root(&a.xml, "hostdev") {
+                Ok(h) => h,
+                Err(e) => return xml_err(e),
+            };
+            return Dispatch::Later(Box::pin(async move {
+                match self.vm.attach_hostdev(hd, fds.pop()).await {
+                    Ok(alias) => Outcome::ok(&ShimAttachRet { alias }),
+                    Err(e) => Outcome::Error(to_remote(&e)),
+                }
+            }));
+        }
         if x.starts_with("<controller") {
             let c: vireo_xml::Controller = match vireo_xml::parse_root(&a.xml, "controller") {
                 Ok(c) => c,

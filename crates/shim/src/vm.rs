@@ -113,6 +113,8 @@ pub struct Vm {
     controllers: Mutex<Vec<vireo_xml::Controller>>,
     /// The memory devices as they are now (hotplug changes them).
     memories: Mutex<Vec<crate::memdev::LiveMemory>>,
+    /// The host devices as they are now (hotplug changes them).
+    hostdevs: Mutex<Vec<crate::hostdev::LiveHostdev>>,
     /// The I/O threads as they are now (iothreadadd/del change them).
     iothreads: Mutex<vireo_xml::IoThreads>,
     /// vCPUs online now (setvcpus --live changes it).
@@ -383,6 +385,7 @@ impl Vm {
         let cputune = def.cputune.clone().unwrap_or_default();
         let iothreads = Mutex::new(def.iothreads.clone());
         let memories = Mutex::new(crate::memdev::initial(&def.devices.memories));
+        let hostdevs = Mutex::new(crate::hostdev::initial(&def.devices.hostdevs));
         let controllers = Mutex::new(def.devices.controllers.clone());
         let vcpus_now = def.current_vcpus();
         let memtune = Mutex::new(def.memtune.clone());
@@ -427,6 +430,7 @@ impl Vm {
             cgroup,
             iothreads,
             memories,
+            hostdevs,
             controllers,
             vcpus_now: Mutex::new(vcpus_now),
             emit_message: OnceLock::new(),
@@ -486,6 +490,10 @@ impl Vm {
 
     pub(crate) fn memories(&self) -> std::sync::MutexGuard<'_, Vec<crate::memdev::LiveMemory>> {
         self.memories.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn hostdevs(&self) -> std::sync::MutexGuard<'_, Vec<crate::hostdev::LiveHostdev>> {
+        self.hostdevs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The memory the guest has grows (or shrinks) by a memory device's.
@@ -961,9 +969,15 @@ impl Vm {
                 s
             })
             .collect();
-        for (i, h) in def.devices.hostdevs.iter_mut().enumerate() {
-            h.alias = Some(cmdline::hostdev_alias(h, i));
-        }
+        def.devices.hostdevs = self
+            .hostdevs()
+            .iter()
+            .map(|h| {
+                let mut d = h.def.clone();
+                d.alias = Some(h.id.clone());
+                d
+            })
+            .collect();
         def.format_with_id(Some(self.id))
     }
 
