@@ -90,6 +90,45 @@ def nic_domain_xml(name, dom_type):
 # The daemon sets
 
 
+def make_pki(base):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate (openssl, EC
+    P-256), the client's in a pkipath directory: returns (server files dir, pkipath)."""
+    d = os.path.join(base, "pki")
+    client = os.path.join(d, "client")
+    os.makedirs(client, exist_ok=True)
+
+    def ossl(*argv):
+        subprocess.run(["openssl", *argv], check=True, capture_output=True, cwd=d)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    ossl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "cacert.pem", "-days", "2",
+         "-subj", "/CN=bench CA", "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    for who, ext in (("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
+                     ("client", "extendedKeyUsage=clientAuth")):
+        with open(os.path.join(d, f"{who}.ext"), "w") as f:
+            f.write(ext + "\nkeyUsage=digitalSignature,keyEncipherment\n")
+        ossl("req", *ec, "-keyout", f"{who}key.pem", "-out", f"{who}.csr", "-subj", f"/CN={who}")
+        ossl("x509", "-req", "-in", f"{who}.csr", "-CA", "cacert.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", f"{who}cert.pem", "-days", "2", "-extfile", f"{who}.ext")
+    for f in ("cacert.pem", "clientcert.pem", "clientkey.pem"):
+        shutil.copy(os.path.join(d, f), os.path.join(client, f))
+    return d, client
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tls_conf(pki, port):
+    """libvirtd.conf's lines for TLS on 127.0.0.1:port with the bench's certificates."""
+    return (f'listen_tls = 1\nlisten_tcp = 0\nlisten_addr = "127.0.0.1"\ntls_port = "{port}"\n'
+            f'ca_file = "{pki}/cacert.pem"\ncert_file = "{pki}/servercert.pem"\n'
+            f'key_file = "{pki}/serverkey.pem"\n')
+
+
 class DaemonSet:
     """A set of daemon processes answering one URI."""
 
@@ -100,6 +139,8 @@ class DaemonSet:
         self.uri = uri
         self.sock = sock
         self.procs = []
+        # With enable_tls: the same daemons over qemu+tls:// (--listen).
+        self.tls_uri = None
 
     def spawn(self):
         raise NotImplementedError
@@ -166,6 +207,13 @@ class Libvirtd(DaemonSet):
             os.makedirs(os.path.join(home, d), mode=0o700, exist_ok=True)
         self.logf = os.path.join(home, "libvirtd.log")
 
+    def enable_tls(self, pki, client):
+        port = free_port()
+        os.makedirs(os.path.join(self.home, "config", "libvirt"), exist_ok=True)
+        with open(os.path.join(self.home, "config", "libvirt", "libvirtd.conf"), "w") as f:
+            f.write(tls_conf(pki, port))
+        self.tls_uri = f"qemu+tls://127.0.0.1:{port}/session?pkipath={client}"
+
     def pids(self):
         """libvirtd itself: the child of the reaper."""
         out = []
@@ -181,7 +229,7 @@ class Libvirtd(DaemonSet):
         with open(self.logf, "ab") as logf:
             self.procs = [
                 subprocess.Popen(
-                    ["tini", "-s", "--", "libvirtd"],
+                    ["tini", "-s", "--", "libvirtd"] + (["--listen"] if self.tls_uri else []),
                     env=self.env,
                     cwd=self.home,
                     stdin=subprocess.DEVNULL,
@@ -210,6 +258,15 @@ class Vireo(DaemonSet):
         self.notify_path = os.path.join(home, "notify")
         self.notify = None
 
+    def enable_tls(self, pki, client):
+        port = free_port()
+        etc = os.path.join(self.home, "etc", "vireo")
+        os.makedirs(etc, exist_ok=True)
+        for d in ("vireod", "vireo-proxyd"):
+            with open(os.path.join(etc, f"{d}.conf"), "w") as f:
+                f.write(tls_conf(pki, port))
+        self.tls_uri = f"qemu+tls://127.0.0.1:{port}/system?pkipath={client}"
+
     def spawn(self):
         if self.notify is None:
             self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -224,7 +281,8 @@ class Vireo(DaemonSet):
             self.procs = [
                 subprocess.Popen(
                     (self.netns.cmd() if self.netns else [])
-                    + [os.path.join(self.bindir, d), "--root", self.home],
+                    + [os.path.join(self.bindir, d), "--root", self.home]
+                    + (["--listen"] if self.tls_uri and d in ("vireod", "vireo-proxyd") else []),
                     env=env,
                     cwd=self.home,
                     stdin=subprocess.DEVNULL,
@@ -514,6 +572,8 @@ def block(t, cfg, s):
 
         connect_close()
         s.add("connect_close", t.name, latencies(connect_close, cfg.connects))
+        if t.tls_uri:
+            tls_rows(t, cfg, s)
 
         for call, metric in (("getLibVersion", "libversion"), ("getHostname", "hostname")):
             fn = getattr(conn, call)
@@ -584,6 +644,23 @@ def block(t, cfg, s):
     finally:
         conn.close()
         t.stop()
+
+
+def tls_rows(t, cfg, s):
+    """Over qemu+tls:// with the same certificates: connect (TCP, TLS handshake, the
+    server's checks, AUTH_LIST, open) + close, and getLibVersion's rate on one connection."""
+
+    def tls_connect_close():
+        libvirt.open(t.tls_uri).close()
+
+    tls_connect_close()
+    s.add("tls_connect_close", t.name, latencies(tls_connect_close, cfg.connects))
+    c = libvirt.open(t.tls_uri)
+    try:
+        rate_windows(c.getLibVersion, WINDOW)
+        s.add("tls_libversion_1", t.name, rate_windows(c.getLibVersion, cfg.rate_secs))
+    finally:
+        c.close()
 
 
 def save_rows(t, cfg, s, conn):
@@ -1123,6 +1200,9 @@ def run_main(args):
             args.bindir,
         ),
     ]
+    pki, client = make_pki(args.dir)
+    for t in sets:
+        t.enable_tls(pki, client)
     s = Samples()
     facts = {}
     try:
