@@ -1,9 +1,10 @@
 //! `<hostdev>` in a domain: virsh defines PCI, USB and mediated host devices and reads
 //! them back as libvirt writes them (valid for libvirt's schema, the PCI ones with a guest
 //! PCI address); attach-device and detach-device change them in the persistent definition;
-//! the kinds Vireo does not run (mode='capabilities', SCSI) and plugging one into a running
-//! guest are refused by name. No host device is touched: nothing here starts a guest with
-//! one (leasing them from the node device driver is the start path's).
+//! the kinds Vireo does not run (mode='capabilities', SCSI) are refused by name, and so is a
+//! device the host does not have plugged into a running guest. No host device is touched:
+//! nothing here starts a guest with one, and the running guest's node device driver reads
+//! a synthetic tree (plugging devices in and out is `nodedev_leases.rs`'s).
 
 use vireo_tests::{fails, ok, validate, write_file, Daemon, Layout};
 
@@ -138,8 +139,10 @@ fn hostdevs_in_the_definition(layout: Layout) {
 vireo_tests::in_every_layout!(hostdevs_in_the_definition);
 
 #[test]
-fn a_running_guest_gets_no_hostdev_plugged() {
-    let d = Daemon::start();
+fn a_running_guest_gets_no_missing_hostdev_plugged() {
+    let t = tempfile::tempdir().unwrap();
+    let _pci = vireo_tests::fakepci::FakePci::start(t.path());
+    let d = Daemon::start_with_sysfs(Layout::Monolithic, t.path());
     ok(&d.virsh(&[
         "define",
         &write_file(&d, "vm1.xml", &vireo_tests::guest_xml("vm1")),
@@ -151,13 +154,13 @@ fn a_running_guest_gets_no_hostdev_plugged() {
         "<hostdev mode='subsystem' type='usb'><source><address bus='3' device='7'/></source>\
          </hostdev>",
     );
-    for verb in ["attach-device", "detach-device"] {
-        let e = fails(&d.virsh(&[verb, "vm1", &f, "--live"]));
-        assert!(
-            e.contains("a <hostdev> while the domain runs is not supported by Vireo yet"),
-            "{verb}: {e}"
-        );
-    }
+    let e = fails(&d.virsh(&["attach-device", "vm1", &f, "--live"]));
+    assert!(
+        e.contains("USB device 003/007 was not found on the host"),
+        "{e}"
+    );
+    let e = fails(&d.virsh(&["detach-device", "vm1", &f, "--live"]));
+    assert!(e.contains("host usb device 003.007 not found"), "{e}");
     // Nothing changed, and the persistent definition still takes it.
     let live = ok(&d.virsh(&["dumpxml", "vm1"]));
     assert!(!live.contains("<hostdev"), "{live}");

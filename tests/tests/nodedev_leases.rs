@@ -440,3 +440,254 @@ fn unprivileged_qemud_leases_a_pci_device() {
     assert!(e.contains("pci_0000_05_00_0"), "{e}");
     assert!(all_leases(&d, &rt).is_empty());
 }
+
+/// A stand-in `qemu-system-x86_64` that runs the real one with an emulated device in the
+/// place of each host device of the command line (no real device sits behind the
+/// synthetic tree): `pci-testdev` for `vfio-pci` (same id, bus and slot, so that the
+/// guest's ACPI hotplug has a real PCI device to let go) and `usb-tablet` for `usb-host`
+/// (its fd set still added). What it replaced goes to the domain's log.
+const QEMU_WITH_STAND_INS: &str = r#"#!/bin/sh
+held=
+for a do
+    shift
+    if [ -n "$held" ]; then
+        held=
+        case "$a" in
+            vfio-pci,*)
+                echo "vireo-test: pci-testdev stands in for -device $a" >&2
+                a="pci-testdev,id=${a#*,id=}" ;;
+            usb-host,*)
+                echo "vireo-test: usb-tablet stands in for -device $a" >&2
+                a="usb-tablet,id=${a#*,id=}" ;;
+        esac
+        set -- "$@" -device "$a"
+        continue
+    fi
+    if [ "$a" = -device ]; then
+        held=1
+        continue
+    fi
+    set -- "$@" "$a"
+done
+exec /usr/bin/qemu-system-x86_64 "$@"
+"#;
+
+const NIC_HOSTDEV: &str = "<hostdev mode='subsystem' type='pci' managed='yes'><source>\
+    <address domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></source></hostdev>";
+
+const TABLET_HOSTDEV: &str = "<hostdev mode='subsystem' type='usb'><source>\
+    <vendor id='0x0627'/><product id='0x0001'/></source></hostdev>";
+
+/// How many of QEMU `pid`'s descriptors are open on `path`.
+fn fds_on(pid: i32, path: &std::path::Path) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t == path))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Waits (within a bound: nothing signals a lease's release to the test) until the node
+/// device daemon's leases are `want`.
+fn leases_become(d: &Daemon, rt: &tokio::runtime::Runtime, want: &[(&str, &str)]) {
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let mut now = all_leases(d, rt);
+        now.sort();
+        if now == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "leases {now:?}, not {want:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Host devices plugged into and out of running VMs by an unprivileged vireo-qemud, each
+/// leased from vireo-nodedevd for its domain.
+///
+/// What runs for real: the leases (taken before the shim is asked, given back when QEMU
+/// refuses the device, a device one domain holds refused to another naming it, a device
+/// a domain has refused again), the PCI place on the running guest, the shim's QMP calls
+/// (`add-fd` of the USB device's node into a new fd set, `device_add`, `device_del`,
+/// `remove-fd`), the guest's ACPI unplug of a PCI device it booted with (the test guest's
+/// kernel lets it go), DEVICE_REMOVED, and the release of that one device's lease (and a
+/// managed function's return to its host driver) — also after vireo-qemud restarted.
+///
+/// What only real hardware shows (see the README): QEMU accepting a hot-plugged
+/// `vfio-pci` (it opens the function's sysfs directory and VFIO group on this machine,
+/// which has no such device: it refuses, naming it) and a hot-plugged `usb-host` (libusb
+/// takes only a real usbfs node: the synthetic node is a plain file, which QEMU refuses
+/// cleanly); and the devices the VMs start with are emulated stand-ins
+/// ([`QEMU_WITH_STAND_INS`]).
+#[test]
+fn hostdevs_come_and_go_while_vms_run() {
+    use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
+    let t = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sys = t.path().join("machine");
+    std::fs::create_dir(&sys).unwrap();
+    let pci = FakePci::start(&sys);
+    let bin = t.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let wrapper = bin.join("qemu-system-x86_64");
+    std::fs::write(&wrapper, QEMU_WITH_STAND_INS).unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut d = Daemon::start_unprivileged(Some(&sys), Some(&bin));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // vm1: the test guest (its kernel where uid 65534 reads it) with the network card;
+    // vm2: a small VM with the tablet.
+    let (kernel, initrd) = vireo_tests::guest();
+    let q = d.root.join("qemud");
+    let mut xml =
+        vireo_tests::guest_xml("vm1").replace("<devices>", &format!("<devices>{NIC_HOSTDEV}"));
+    for (from, name) in [(&kernel, "vmlinuz"), (&initrd, "initrd.img")] {
+        let to = q.join(name);
+        std::fs::copy(from, &to).unwrap();
+        chown(&to, Some(65534), Some(65534)).unwrap();
+        xml = xml.replace(from.to_str().unwrap(), to.to_str().unwrap());
+    }
+    ok(&d.virsh(&["define", &vireo_tests::write_file(&d, "vm1.xml", &xml)]));
+    let vm2 = format!(
+        "<domain type='qemu'><name>vm2</name><memory unit='MiB'>64</memory>\
+         <os><type arch='x86_64' machine='pc'>hvm</type></os><features><acpi/></features>\
+         <devices>{TABLET_HOSTDEV}<memballoon model='none'/></devices></domain>"
+    );
+    ok(&d.virsh(&["define", &vireo_tests::write_file(&d, "vm2.xml", &vm2)]));
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    // vm2 runs (its firmware finds nothing to boot): QEMU closes a removed fd set's
+    // descriptors only while the VM runs.
+    ok(&d.virsh(&["start", "vm2"]));
+    leases_become(&d, &rt, &[(NIC, "vm1"), ("usb_1_1", "vm2")]);
+    let log = std::fs::read_to_string(q.join("var/lib/vireo/log/qemu/vm1.log")).unwrap();
+    assert!(
+        log.contains("pci-testdev stands in for -device vfio-pci,host=0000:01:00.0,id=hostdev0"),
+        "{log}"
+    );
+    // The domains' devices are found again by a vireo-qemud that restarted.
+    d.kill9_one("vireo-qemud");
+    d.restart_unprivileged_qemud();
+    let mut ev = vireo_tests::EventLog::start_devices(&d);
+    vireo_tests::guest_shell(&d, "vm1", &["--resume"]);
+    let live1 = ok(&d.virsh(&["dumpxml", "vm1"]));
+    assert!(
+        live1.contains("<alias name='hostdev0'/>") && live1.contains("bus='0x01'"),
+        "{live1}"
+    );
+
+    let nic = vireo_tests::write_file(&d, "nic.xml", NIC_HOSTDEV);
+    let tablet = vireo_tests::write_file(&d, "tablet.xml", TABLET_HOSTDEV);
+    let mdev = vireo_tests::write_file(
+        &d,
+        "mdev.xml",
+        &format!(
+            "<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source>\
+             <address uuid='{}'/></source></hostdev>",
+            vireo_tests::fakepci::MDEV_UUID
+        ),
+    );
+    // A device a domain holds: refused to it again, and to another domain naming it.
+    let e = fails(&d.virsh(&["attach-device", "vm1", &nic, "--live"]));
+    assert!(
+        e.contains("PCI device 0000:01:00.0 is in use by driver QEMU, domain vm1"),
+        "{e}"
+    );
+    let e = fails(&d.virsh(&["attach-device", "vm2", &nic, "--live"]));
+    assert!(e.contains("in use by driver QEMU, domain vm1"), "{e}");
+    let e = fails(&d.virsh(&["attach-device", "vm1", &tablet, "--live"]));
+    assert!(e.contains("domain vm2"), "{e}");
+    let live2 = ok(&d.virsh(&["dumpxml", "vm2"]));
+    assert!(!live2.contains("bus='0x01'"), "{live2}");
+    leases_become(&d, &rt, &[(NIC, "vm1"), ("usb_1_1", "vm2")]);
+
+    // A mediated device, live and in the definition: leased (its VFIO group made the QEMU
+    // user's), placed, refused by QEMU (no such device on this machine): the error names
+    // it, the lease goes back, neither definition changes.
+    let group12 = pci.vfio_node(12);
+    let e = fails(&d.virsh(&["attach-device", "vm2", &mdev, "--live", "--config"]));
+    assert!(
+        e.contains(&format!(
+            "cannot plug mediated device {} in",
+            vireo_tests::fakepci::MDEV_UUID
+        )) && e.contains("no such host device"),
+        "{e}"
+    );
+    leases_become(&d, &rt, &[(NIC, "vm1"), ("usb_1_1", "vm2")]);
+    assert_eq!(group12.metadata().unwrap().uid(), 0);
+    for args in [&["dumpxml", "vm2"][..], &["dumpxml", "--inactive", "vm2"]] {
+        let x = ok(&d.virsh(args));
+        assert!(!x.contains(vireo_tests::fakepci::MDEV_UUID), "{x}");
+    }
+
+    // The tablet vm2 started with goes (a USB unplug needs no guest): DEVICE_REMOVED, its
+    // fd set closed in QEMU, its lease given back, the network card's kept.
+    let node = sys.join("dev/bus/usb/001/002");
+    let qemu2 = d.qemu_pid("vm2").expect("vm2 runs");
+    assert_eq!(fds_on(qemu2, &node), 1);
+    ok(&d.virsh(&["detach-device-alias", "vm2", "hostdev0", "--live"]));
+    ev.wait_for("vm2 device-removed hostdev0");
+    leases_become(&d, &rt, &[(NIC, "vm1")]);
+    assert_eq!(fds_on(qemu2, &node), 0);
+    assert!(!ok(&d.virsh(&["dumpxml", "vm2"])).contains("<hostdev"));
+
+    // Plugged in again: leased, its node passed to QEMU into a new fd set; QEMU's usb-host
+    // refuses a node that is not usbfs: the error names the device, the fd set is
+    // removed, the lease goes back. (QEMU 7.2's usb-host does not close the descriptor it
+    // took from the fd set when it fails so: that one copy stays in QEMU.)
+    let e = fails(&d.virsh(&["attach-device", "vm2", &tablet, "--live"]));
+    assert!(
+        e.contains("cannot plug USB device 0627:0001 in")
+            && e.contains("failed to open host usb device /dev/fdset/"),
+        "{e}"
+    );
+    assert!(fds_on(qemu2, &node) <= 1);
+    leases_become(&d, &rt, &[(NIC, "vm1")]);
+    assert!(!ok(&d.virsh(&["dumpxml", "vm2"])).contains("<hostdev"));
+
+    // The guest lets the network card go (ACPI): DEVICE_REMOVED, its lease given back and
+    // the managed function returned to its host driver.
+    let out = ok(&d.virsh(&["detach-device", "vm1", &nic, "--live"]));
+    assert!(out.contains("Device detached successfully"), "{out}");
+    ev.wait_for("vm1 device-removed hostdev0");
+    leases_become(&d, &rt, &[]);
+    pci.settle();
+    assert_eq!(pci.driver("0000:01:00.0").as_deref(), Some("e1000e"));
+    assert!(!ok(&d.virsh(&["dumpxml", "vm1"])).contains("<hostdev"));
+    // Its definition keeps it.
+    assert!(ok(&d.virsh(&["dumpxml", "--inactive", "vm1"])).contains("bus='0x01'"));
+    let e = fails(&d.virsh(&["detach-device", "vm1", &nic, "--live"]));
+    assert!(e.contains("host pci device 0000:01:00.0 not found"), "{e}");
+
+    // The card plugged into vm2 now: leased (bound to vfio-pci for it), placed, refused by
+    // QEMU: the error names it, it goes back to its host driver, vm2 is as it was.
+    let e = fails(&d.virsh(&["attach-device", "vm2", &nic, "--live"]));
+    assert!(
+        e.contains("cannot plug PCI device 0000:01:00.0 in")
+            && e.contains("vfio /sys/bus/pci/devices/0000:01:00.0: no such host device"),
+        "{e}"
+    );
+    leases_become(&d, &rt, &[]);
+    pci.settle();
+    assert_eq!(pci.driver("0000:01:00.0").as_deref(), Some("e1000e"));
+    assert!(!ok(&d.virsh(&["dumpxml", "vm2"])).contains("<hostdev"));
+    assert!(
+        ev.seen.iter().all(|l| !l.contains("device-added")),
+        "{:?}",
+        ev.seen
+    );
+
+    ok(&d.virsh(&["destroy", "vm1"]));
+    ok(&d.virsh(&["destroy", "vm2"]));
+    leases_become(&d, &rt, &[]);
+}
