@@ -475,6 +475,94 @@ fn jobs_and_faults() {
     ok(&h.a.virsh(&["destroy", "vm1"]));
 }
 
+/// The destination's daemon killed mid-migration (peer to peer): the source notices, the
+/// migration is cancelled and the guest goes on at the source; the destination, back, has
+/// no trace of it.
+#[test]
+fn destination_daemon_killed() {
+    let mut h = Hosts::start(Layout::Monolithic);
+    let _ev = boot_counting(&h.a, false);
+    ok(&h.a.virsh(&["migrate-setspeed", "vm1", "--bandwidth", "1"]));
+    let before = counter(&h.a);
+    let m = migrate_in_background(
+        &h.a,
+        &[
+            "--live",
+            "--p2p",
+            "vm1",
+            &h.b.uri(),
+            "--migrateuri",
+            &format!("tcp://{DST_ADDR}"),
+        ],
+    );
+    wait_for_job(&h.a);
+    h.b.kill9_one("vireod");
+    let (done, err) = finish(m);
+    assert!(!done, "the migration should have failed");
+    assert!(err.contains("Lost connection to destination host"), "{err}");
+    h.b.restart();
+    runs_only_on(&h.a, &h.b);
+    went_on(&h.a, before);
+    ok(&h.a.virsh(&["destroy", "vm1"]));
+}
+
+/// `--postcopy --postcopy-after-precopy --auto-converge`: a guest that never converges
+/// (a 1 ms downtime limit) is switched to post-copy by virsh at the second iteration event;
+/// it runs on the destination, and is simply migrated once all of its memory is there.
+#[test]
+fn postcopy_after_precopy() {
+    let h = Hosts::start(Layout::Monolithic);
+    let mut ev_a = boot_counting(&h.a, false);
+    let mut ev_b = Events::start(&h.b);
+    ok(&h.a.virsh(&["migrate-setmaxdowntime", "vm1", "1"]));
+    // 4 MiB of the guest's memory written over and over: it never converges by itself.
+    guest_shell(
+        &h.a,
+        "vm1",
+        &[
+            "--running",
+            "(while :; do dd if=/dev/zero of=/tmp/dirty bs=64k count=64 2>/dev/null; done) & \
+             echo DIRTY-$((1+1))",
+            "DIRTY-2",
+        ],
+    );
+    let before = counter(&h.a);
+    ok(&h.a.virsh(&[
+        "migrate",
+        "--live",
+        "--p2p",
+        "--auto-converge",
+        "--postcopy",
+        "--postcopy-after-precopy",
+        "--bandwidth",
+        "20",
+        "vm1",
+        &h.b.uri(),
+        "--migrateuri",
+        &format!("tcp://{DST_ADDR}"),
+    ]));
+    ev_a.wait_for("vm1 iteration 2");
+    // SUSPENDED, POSTCOPY at the source; RESUMED at the destination: POSTCOPY while pages
+    // still come, MIGRATED if they all came before the guest ran there.
+    ev_a.wait_for("vm1 3 7");
+    ev_a.wait_for("vm1 5 3");
+    ev_b.wait_for("vm1 2 1");
+    ev_b.wait_for_prefix("vm1 4 ");
+    assert!(
+        ev_b.seen.iter().any(|l| l == "vm1 4 3" || l == "vm1 4 1"),
+        "{:?}",
+        ev_b.seen
+    );
+    went_on(&h.b, before);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while state(&h.b, "vm1") != "running (migrated)" {
+        assert!(Instant::now() < deadline, "{}", state(&h.b, "vm1"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!listed(&h.a).contains("vm1"));
+    ok(&h.b.virsh(&["destroy", "vm1"]));
+}
+
 /// What is not supported yet is refused before anything moves, clearly.
 #[test]
 fn refusals() {

@@ -371,8 +371,11 @@ pub mod migrate_end {
     pub const CONFIRM: i32 = 0;
     /// Source: the migration failed or was cancelled; the guest goes on here.
     pub const CANCEL: i32 = 1;
-    /// Destination: the migration is over; the guest runs (RESUMED, MIGRATED).
+    /// Destination: the migration is over; the guest runs (RESUMED, MIGRATED, or
+    /// POSTCOPY while the rest of its memory still comes).
     pub const RESUME: i32 = 2;
+    /// Destination: returns once the incoming stream is complete (after post-copy).
+    pub const COMPLETE: i32 = 3;
 }
 
 xdr_struct! {

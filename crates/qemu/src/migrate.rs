@@ -785,6 +785,17 @@ impl QemuDriver {
             }
         }
         self.refresh_state(&h).await;
+        if self.state(&h).ok() == Some((state::RUNNING, reason::RUNNING_POSTCOPY)) {
+            // The guest runs here while the rest of its memory still comes.
+            let me = Arc::clone(self);
+            let h2 = h.clone();
+            tokio::spawn(async move {
+                if let Err(e) = me.end_call(&h2, migrate_end::COMPLETE).await {
+                    log::warn!("post-copy migration of '{}': {e}", h2.name);
+                }
+                me.refresh_state(&h2).await;
+            });
+        }
         Ok(self.lookup_by_uuid(&h.uuid).unwrap_or(h))
     }
 

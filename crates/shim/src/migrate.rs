@@ -390,6 +390,7 @@ impl Vm {
             migrate_end::CONFIRM => self.confirm().await,
             migrate_end::CANCEL => self.cancel_migration().await,
             migrate_end::RESUME => self.resume_migrated().await,
+            migrate_end::COMPLETE => self.incoming_complete().await,
             _ => bail!(OpInvalid(format!("unknown migration end {op}"))),
         }
     }
@@ -456,25 +457,61 @@ impl Vm {
         Ok(())
     }
 
-    /// Destination: the migration is over and the guest runs here.
-    async fn resume_migrated(&self) -> anyhow::Result<()> {
+    /// Destination: the guest runs here. In post-copy the rest of its memory still comes
+    /// (RUNNING_POSTCOPY, RESUMED POSTCOPY) until the stream completes (RUNNING_MIGRATED).
+    async fn resume_migrated(self: &Arc<Self>) -> anyhow::Result<()> {
         if self.state() != (state::PAUSED, reason::PAUSED_MIGRATION) {
             bail!(OpInvalid(
                 "the domain is not waiting for its migration to end".into()
             ));
         }
+        let postcopy = self
+            .qmp()
+            .execute("query-migrate", None)
+            .await
+            .ok()
+            .and_then(|v| v.get("status").and_then(Value::as_str).map(str::to_string))
+            .is_some_and(|s| s.starts_with("postcopy"));
         self.set_pausing(true);
         let r = self.qmp().execute("cont", None).await;
         self.set_pausing(false);
         r.map_err(|e| anyhow!(OpFailed(format!("cannot resume the guest: {e}"))))?;
+        let (reason, detail) = if postcopy {
+            (reason::RUNNING_POSTCOPY, mevent::RESUMED_POSTCOPY)
+        } else {
+            (reason::RUNNING_MIGRATED, mevent::RESUMED_MIGRATED)
+        };
         self.set(
             state::RUNNING,
-            reason::RUNNING_MIGRATED,
+            reason,
             Some(Lifecycle {
                 event: vireo_proto::remote::event::RESUMED,
-                detail: mevent::RESUMED_MIGRATED,
+                detail,
             }),
         );
+        Ok(())
+    }
+
+    /// Destination: returns once the incoming stream is complete (at once unless in
+    /// post-copy); the guest is then simply migrated.
+    async fn incoming_complete(&self) -> anyhow::Result<()> {
+        loop {
+            let v = self
+                .qmp()
+                .execute("query-migrate", None)
+                .await
+                .map_err(|e| anyhow!(OpFailed(format!("query-migrate: {e}"))))?;
+            match v.get("status").and_then(Value::as_str) {
+                Some("completed") | None => break,
+                Some(s @ ("failed" | "cancelled")) => {
+                    bail!(OpFailed(format!("the incoming post-copy migration {s}")))
+                }
+                _ => tokio::time::sleep(POLL).await,
+            }
+        }
+        if self.state() == (state::RUNNING, reason::RUNNING_POSTCOPY) {
+            self.set(state::RUNNING, reason::RUNNING_MIGRATED, None);
+        }
         Ok(())
     }
 

@@ -236,12 +236,14 @@ async fn peer_to_peer_steps(
     };
     set_string(params, param::URI, &uri);
     // The destination's daemon going away ends the migration: nobody would finish it.
+    let mut lost = false;
     let performed = {
         let perform = q.migrate_perform(dom, &uri, params, flags);
         tokio::pin!(perform);
         tokio::select! {
             r = &mut perform => r,
             _ = dest.connection().closed() => {
+                lost = true;
                 let _ = q.migrate_abort(dom).await;
                 perform.await
             }
@@ -261,10 +263,16 @@ async fn peer_to_peer_steps(
             },
         )
         .await;
+    let lost_err = || DriverError::OperationFailed("Lost connection to destination host".into());
     // Perform failed: the guest is running here already, and the destination cleaned up.
-    performed?;
+    if let Err(e) = performed {
+        return Err(if lost { lost_err().into() } else { e.into() });
+    }
     let cancelled = finished.is_err();
     let confirmed = q.migrate_confirm(dom, params, flags, cancelled).await;
+    if lost && cancelled {
+        return Err(lost_err().into());
+    }
     finished.map_err(peer_error)?;
     confirmed?;
     Ok(())
