@@ -304,6 +304,10 @@ impl NodeDevDriver {
                     ))),
                 }
             }
+            (crate::Kind::Defined(_), _) => Err(NodeDevError::OperationInvalid(format!(
+                "mediated device '{name}' is defined but not active; start it first \
+                 (nodedev-start)"
+            ))),
             _ => Err(NodeDevError::InvalidArg(format!(
                 "device '{name}' is not a PCI, mediated or USB device"
             ))),

@@ -955,6 +955,9 @@ mod tests {
             d.destroy(NEW_NAME).unwrap_err().to_string(),
             format!("Requested operation is not valid: Device '{NEW_NAME}' is not active")
         );
+        // Not made: no domain may have it.
+        let e = d.lease(NEW_NAME, [1; 16], "vm", 0, false).unwrap_err();
+        assert!(e.to_string().contains("is defined but not active"), "{e}");
         // Its UUID is taken.
         let e = d.create_xml(&mdev_xml("pci_0000_00_02_0", "t1", Some(NEW)), 0);
         assert!(e.unwrap_err().to_string().contains(&format!(
