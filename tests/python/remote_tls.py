@@ -1,6 +1,7 @@
 """python-libvirt over qemu+tls:// (tests/tests/remote_tls.rs).
 
 remote_tls.py list URI   open URI, print its domains and whether the link is secure
+remote_tls.py hold URI   open URI, say OPEN, keep it open until a line comes on stdin
 """
 import sys
 
@@ -9,7 +10,7 @@ import libvirt
 
 def main():
     _, what, uri = sys.argv
-    assert what == "list"
+    assert what in ("list", "hold")
     # SASL needs an authentication callback; the credentials come from auth.conf
     # (LIBVIRT_AUTH_FILE), so it has nothing left to fill in.
     def ask(creds, _data):
@@ -17,6 +18,12 @@ def main():
 
     auth = [[libvirt.VIR_CRED_AUTHNAME, libvirt.VIR_CRED_PASSPHRASE], ask, None]
     conn = libvirt.openAuth(uri, auth, 0)
+    if what == "hold":
+        conn.getLibVersion()
+        print("OPEN", flush=True)
+        sys.stdin.readline()
+        conn.close()
+        return
     names = sorted(d.name() for d in conn.listAllDomains())
     print(f"domains={','.join(names)}")
     print(f"secure={conn.isSecure()} encrypted={conn.isEncrypted()}")

@@ -15,7 +15,9 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
-use vireo_tests::{bin, fails, guest_xml, ok, output_parts, python3, tests_dir, Daemon, Layout};
+use vireo_tests::{
+    bin, fails, guest_xml, ok, output_parts, python3, run_cmd, tests_dir, Daemon, Layout,
+};
 
 /// A certificate authority of the test's.
 struct Ca {
@@ -329,6 +331,58 @@ fn tls_sasl(layout: Layout) {
         &[script.to_str().expect("utf-8"), "list", &uri],
     ));
     assert!(out.contains("domains="), "{out}");
+    // virt-admin sees the remote client as libvirtd shows one: TLS, its address, its
+    // certificate's DN and its SASL user (vireod's own server holds the client).
+    if layout == Layout::Monolithic {
+        let mut held = d
+            .ns_command(python3())
+            .args([script.to_str().expect("utf-8"), "hold", &uri])
+            .env("LIBVIRT_AUTH_FILE", good.to_str().expect("utf-8"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("held client");
+        let mut line = String::new();
+        BufReader::new(held.stdout.as_mut().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read");
+        assert_eq!(line.trim(), "OPEN");
+        let admin = format!(
+            "vireod:///system?socket={}",
+            d.run_dir().join("vireod-admin-sock").display()
+        );
+        let list = ok(&run_cmd(
+            "virt-admin",
+            &["-c", &admin, "srv-clients-list", "vireod"],
+        ));
+        let id = list
+            .lines()
+            .find(|l| l.contains("tls"))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no TLS client in {list}"))
+            .to_string();
+        let info = ok(&run_cmd(
+            "virt-admin",
+            &["-c", &admin, "client-info", "vireod", &id],
+        ));
+        for want in [
+            "sasl_user_name      : fred",
+            "tls_x509_dname      : C=GB,O=Vireo Test,CN=client1",
+        ] {
+            assert!(
+                info.lines()
+                    .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                        == want.split_whitespace().collect::<Vec<_>>()),
+                "{want} not in {info}"
+            );
+        }
+        assert!(
+            info.contains("sock_addr") && info.contains("127.0.0.1"),
+            "{info}"
+        );
+        let _ = held.stdin.as_mut().expect("stdin").write_all(b"\n");
+        let _ = held.wait();
+    }
     // Plain TCP with SASL: no mechanism with a security layer, so libvirt's client is
     // refused (Vireo, as libvirtd, offers SCRAM only where the transport is secure).
 }
