@@ -274,8 +274,9 @@ fn runs_only_on(a: &Daemon, b: &Daemon) {
     assert!(!listed(b).contains("vm1"), "{}", listed(b));
 }
 
-/// `virsh migrate --live --p2p` there, and back without `--p2p`, the counter going on
-/// each time; the events on both sides; `--persistent` and `--undefinesource`.
+/// `virsh migrate --live --p2p` there, back without `--p2p`, and there again tunnelled,
+/// the counter going on each time; the events on both sides; `--persistent` and
+/// `--undefinesource`.
 fn live_there_and_back(layout: Layout) {
     let h = Hosts::start(layout);
     let mut ev_a = boot_counting(&h.a, true);
@@ -333,7 +334,21 @@ fn live_there_and_back(layout: Layout) {
     assert!(ok(&h.a.virsh(&["dominfo", "vm1"])).contains("Persistent:     yes"));
     assert!(!listed(&h.b).contains("vm1"), "{}", listed(&h.b));
     went_on(&h.a, before);
-    ok(&h.a.virsh(&["destroy", "vm1"]));
+
+    // Tunnelled: the stream goes through the daemons' own connection.
+    let before = counter(&h.a);
+    ok(&h.a.virsh(&[
+        "migrate",
+        "--live",
+        "--p2p",
+        "--tunnelled",
+        "vm1",
+        &h.b.uri(),
+    ]));
+    assert_eq!(state(&h.b, "vm1"), "running (migrated)");
+    assert_eq!(state(&h.a, "vm1"), "shut off (migrated)");
+    went_on(&h.b, before);
+    ok(&h.b.virsh(&["destroy", "vm1"]));
     ok(&h.a.virsh(&["undefine", "vm1"]));
 }
 
@@ -439,6 +454,20 @@ fn jobs_and_faults() {
         &h.a,
         &["--live", "vm1", &h.b.uri(), "--migrateuri", &miguri],
     );
+    wait_for_job(&h.a);
+    let qemu = h.b.qemu_pid("vm1").expect("the destination's QEMU");
+    // SAFETY: kill with a pid of a process this test's daemon started.
+    unsafe { libc::kill(qemu, libc::SIGKILL) };
+    let (done, err) = finish(m);
+    assert!(!done, "the migration should have failed");
+    eprintln!("virsh migrate said: {err}");
+    assert!(err.contains("migration"), "{err}");
+    runs_only_on(&h.a, &h.b);
+    went_on(&h.a, before);
+
+    // The same, tunnelled: the destination's failure comes back through the stream.
+    let before = counter(&h.a);
+    let m = migrate_in_background(&h.a, &["--live", "--p2p", "--tunnelled", "vm1", &h.b.uri()]);
     wait_for_job(&h.a);
     let qemu = h.b.qemu_pid("vm1").expect("the destination's QEMU");
     // SAFETY: kill with a pid of a process this test's daemon started.
@@ -577,10 +606,16 @@ fn refusals() {
         "--live",
         "--p2p",
         "--tunnelled",
+        "--postcopy",
         "vm1",
         &h.b.uri(),
     ]));
-    assert!(e.contains("tunnelled migration is not supported"), "{e}");
+    assert!(
+        e.contains("post-copy is not supported with tunnelled"),
+        "{e}"
+    );
+    let e = fails(&h.a.virsh(&["migrate", "--live", "--copy-storage-all", "vm1", &h.b.uri()]));
+    assert!(e.contains("non-shared storage is not supported"), "{e}");
     let e = fails(&h.a.virsh(&[
         "migrate",
         "--live",

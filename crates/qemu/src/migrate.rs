@@ -72,6 +72,7 @@ const UNDEFINE_AFTER_MIGRATION: u32 = 2 | 8;
 /// The flags this driver migrates with; the others are refused.
 const KNOWN_FLAGS: u32 = mf::LIVE
     | mf::PEER2PEER
+    | mf::TUNNELLED
     | mf::PERSIST_DEST
     | mf::UNDEFINE_SOURCE
     | mf::PAUSED
@@ -217,13 +218,16 @@ pub fn set_string(params: &mut Vec<TypedParam>, name: &str, value: &str) {
 }
 
 fn check_migrate_flags(flags: u32) -> Result<()> {
+    if flags & mf::TUNNELLED != 0 && flags & mf::POSTCOPY != 0 {
+        return Err(DriverError::ArgUnsupported(
+            "post-copy is not supported with tunnelled migration".into(),
+        ));
+    }
     let unknown = flags & !KNOWN_FLAGS;
     if unknown == 0 {
         return Ok(());
     }
-    let what = if unknown & mf::TUNNELLED != 0 {
-        "tunnelled migration is not supported by Vireo yet".to_string()
-    } else if unknown & (mf::NON_SHARED_DISK | mf::NON_SHARED_INC) != 0 {
+    let what = if unknown & (mf::NON_SHARED_DISK | mf::NON_SHARED_INC) != 0 {
         "migration of non-shared storage is not supported by Vireo yet".to_string()
     } else if unknown & mf::OFFLINE != 0 {
         "offline migration is not supported by Vireo yet".to_string()
@@ -233,6 +237,16 @@ fn check_migrate_flags(flags: u32) -> Result<()> {
         format!("unsupported flags (0x{unknown:x})")
     };
     Err(DriverError::ArgUnsupported(what))
+}
+
+/// A tunnelled migration's stream goes through the daemons' connection, never a direct one.
+fn not_tunnelled(flags: u32) -> Result<()> {
+    if flags & mf::TUNNELLED != 0 {
+        return Err(DriverError::OperationInvalid(
+            "a tunnelled migration goes peer to peer, through the destination's daemon".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The cookie a migration step hands the next: who wrote it, for which domain.
@@ -422,6 +436,18 @@ fn listen(addr: Option<IpAddr>, port: Option<u16>) -> Result<std::net::TcpListen
     })
 }
 
+/// The `bandwidth` parameter (MiB/s; 0: the VM's own setting).
+fn speed_of(params: &Params<'_>) -> Result<u64> {
+    match params.ullong(param::BANDWIDTH) {
+        Some(b) if b > MAX_SPEED_MIB => Err(DriverError::InvalidArg(format!(
+            "bandwidth must be less than {}",
+            MAX_SPEED_MIB + 1
+        ))),
+        Some(b) => Ok(b),
+        None => Ok(0),
+    }
+}
+
 fn shim_err(e: CallError) -> DriverError {
     match e {
         CallError::Remote(r) => DriverError::Peer(Box::new(r)),
@@ -482,16 +508,10 @@ impl QemuDriver {
         Ok((cookie, def.format()))
     }
 
-    /// Prepare (destination): the listener for the stream and the task that starts the
-    /// domain from it. Answers the cookie and `tcp:HOST:PORT`.
-    pub async fn migrate_prepare(
-        self: &Arc<Self>,
-        params: &[TypedParam],
-        cookie: &[u8],
-        flags: u32,
-    ) -> Result<(Vec<u8>, String)> {
-        check_migrate_flags(flags)?;
-        let params = Params::new(params)?;
+    /// The definition an incoming migration starts (the caller's destination XML, named
+    /// `destination_name` if given), checked against the cookie and against this host's
+    /// domains; and the start flags.
+    fn arrival(&self, params: &Params<'_>, cookie: &[u8], flags: u32) -> Result<(Domain, u32)> {
         let xml = params.string(param::DEST_XML).ok_or_else(|| {
             DriverError::InvalidArg("no domain XML passed to the migration".into())
         })?;
@@ -512,20 +532,61 @@ impl QemuDriver {
             }
         }
         let uuid = def.uuid.unwrap_or_default();
+        let reg = self.read();
+        reg.check_identity(&def.name, &uuid)?;
+        if reg
+            .by_uuid
+            .get(&uuid)
+            .is_some_and(|o| o.active() || o.starting)
         {
-            let reg = self.read();
-            reg.check_identity(&def.name, &uuid)?;
-            if reg
-                .by_uuid
-                .get(&uuid)
-                .is_some_and(|o| o.active() || o.starting)
-            {
-                return Err(DriverError::OperationInvalid(format!(
-                    "domain '{}' is already active",
-                    def.name
-                )));
-            }
+            return Err(DriverError::OperationInvalid(format!(
+                "domain '{}' is already active",
+                def.name
+            )));
         }
+        let mut start = START_PAUSED | START_MIGRATED;
+        if flags & mf::POSTCOPY != 0 {
+            start |= START_POSTCOPY;
+        }
+        Ok((def, start))
+    }
+
+    /// Registers the incoming migration of `name`, its start made by `task` (spawned here,
+    /// only when no other migration of that name is under way).
+    fn expect_incoming<F>(
+        self: &Arc<Self>,
+        name: &str,
+        cancel: Option<oneshot::Sender<()>>,
+        task: impl FnOnce(u64) -> F,
+    ) -> Result<()>
+    where
+        F: std::future::Future<Output = Result<Handle>> + Send + 'static,
+    {
+        let mut incoming = self.migrations.incoming();
+        if incoming.get(name).is_some_and(|i| !i.task.is_finished()) {
+            return Err(DriverError::OperationInvalid(format!(
+                "domain '{name}' is already being migrated here"
+            )));
+        }
+        let id = self.migrations.next.fetch_add(1, Ordering::Relaxed);
+        let task = tokio::spawn(task(id));
+        incoming.insert(name.to_string(), Incoming { id, cancel, task });
+        Ok(())
+    }
+
+    /// Prepare (destination): the listener for the stream and the task that starts the
+    /// domain from it. Answers the cookie and `tcp:HOST:PORT`.
+    pub async fn migrate_prepare(
+        self: &Arc<Self>,
+        params: &[TypedParam],
+        cookie: &[u8],
+        flags: u32,
+    ) -> Result<(Vec<u8>, String)> {
+        check_migrate_flags(flags)?;
+        not_tunnelled(flags)?;
+        let params = Params::new(params)?;
+        let (def, start) = self.arrival(&params, cookie, flags)?;
+        let uuid = def.uuid.unwrap_or_default();
         let target = params
             .string(param::URI)
             .map(MigrateUri::parse)
@@ -560,21 +621,10 @@ impl QemuDriver {
             .unwrap_or_else(vireo_driver::host::hostname);
 
         let name = def.name.clone();
-        let mut incoming = self.migrations.incoming();
-        if incoming.get(&name).is_some_and(|i| !i.task.is_finished()) {
-            return Err(DriverError::OperationInvalid(format!(
-                "domain '{name}' is already being migrated here"
-            )));
-        }
-        let id = self.migrations.next.fetch_add(1, Ordering::Relaxed);
         let (cancel, cancelled) = oneshot::channel();
-        let mut start = START_PAUSED | START_MIGRATED;
-        if flags & mf::POSTCOPY != 0 {
-            start |= START_POSTCOPY;
-        }
         let me = Arc::clone(self);
         let task_name = name.clone();
-        let task = tokio::spawn(async move {
+        self.expect_incoming(&name, Some(cancel), move |id| async move {
             let sock = tokio::select! {
                 r = tokio::time::timeout(ACCEPT_TIMEOUT, listener.accept()) => match r {
                     Ok(Ok((s, peer))) => {
@@ -605,20 +655,34 @@ impl QemuDriver {
             tune_socket(sock.as_fd())
                 .map_err(|e| DriverError::io("cannot set up the migration socket", e))?;
             me.run_transient(def, start, Some(sock)).await
-        });
-        incoming.insert(
-            name.clone(),
-            Incoming {
-                id,
-                cancel: Some(cancel),
-                task,
-            },
-        );
-        drop(incoming);
+        })?;
         Ok((
             self.cookie_for(&name, Some(uuid)),
             MigrateUri::format(&host, port),
         ))
+    }
+
+    /// Prepare of a tunnelled migration (destination): the stream comes through the
+    /// client's connection, and the daemon writes it into the returned socket, whose
+    /// other end is the incoming stream of the domain's new shim.
+    pub async fn migrate_prepare_tunnel(
+        self: &Arc<Self>,
+        params: &[TypedParam],
+        cookie: &[u8],
+        flags: u32,
+    ) -> Result<(Vec<u8>, OwnedFd)> {
+        check_migrate_flags(flags | mf::TUNNELLED)?;
+        let params = Params::new(params)?;
+        let (def, start) = self.arrival(&params, cookie, flags)?;
+        let uuid = def.uuid.unwrap_or_default();
+        let name = def.name.clone();
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| DriverError::io("cannot make the migration tunnel's socket", e))?;
+        let me = Arc::clone(self);
+        self.expect_incoming(&name, None, move |_| async move {
+            me.run_transient(def, start, Some(theirs.into())).await
+        })?;
+        Ok((self.cookie_for(&name, Some(uuid)), ours.into()))
     }
 
     fn forget_incoming(&self, name: &str, id: u64) {
@@ -638,6 +702,7 @@ impl QemuDriver {
         flags: u32,
     ) -> Result<Vec<u8>> {
         check_migrate_flags(flags)?;
+        not_tunnelled(flags)?;
         let params = Params::new(params)?;
         let target = MigrateUri::parse(uri)?;
         let (host, port) = match (target.host, target.port) {
@@ -648,17 +713,8 @@ impl QemuDriver {
                 )))
             }
         };
-        let conn = self.shim_of(h)?;
-        let speed = match params.ullong(param::BANDWIDTH) {
-            Some(b) if b > MAX_SPEED_MIB => {
-                return Err(DriverError::InvalidArg(format!(
-                    "bandwidth must be less than {}",
-                    MAX_SPEED_MIB + 1
-                )))
-            }
-            Some(b) => b,
-            None => 0,
-        };
+        self.shim_of(h)?;
+        let speed = speed_of(&params)?;
         let stream = tokio::time::timeout(
             CONNECT_TIMEOUT,
             tokio::net::TcpStream::connect((host.as_str(), port)),
@@ -681,6 +737,37 @@ impl QemuDriver {
             .into();
         tune_socket(sock.as_fd())
             .map_err(|e| DriverError::io("cannot set up the migration socket", e))?;
+        self.migrate_perform_over(h, sock, &params, flags, speed)
+            .await
+    }
+
+    /// Perform of a tunnelled migration (source, peer to peer): the stream goes into
+    /// `sock`, whose other end the daemon sends through its connection to the destination.
+    pub async fn migrate_perform_tunnelled(
+        self: &Arc<Self>,
+        h: &Handle,
+        sock: OwnedFd,
+        params: &[TypedParam],
+        flags: u32,
+    ) -> Result<Vec<u8>> {
+        check_migrate_flags(flags)?;
+        let params = Params::new(params)?;
+        let speed = speed_of(&params)?;
+        self.migrate_perform_over(h, sock, &params, flags, speed)
+            .await
+    }
+
+    /// Perform over a socket already connected to the destination (or to the daemon's end
+    /// of a tunnel): the VM's shim migrates it (`SHIM_MIGRATE`).
+    async fn migrate_perform_over(
+        self: &Arc<Self>,
+        h: &Handle,
+        sock: OwnedFd,
+        params: &Params<'_>,
+        flags: u32,
+        speed: u64,
+    ) -> Result<Vec<u8>> {
+        let conn = self.shim_of(h)?;
         let args = ShimMigrateArgs {
             flags,
             bandwidth: speed,
@@ -1024,8 +1111,9 @@ mod tests {
     #[test]
     fn flags_are_checked() {
         assert!(check_migrate_flags(mf::LIVE | mf::PEER2PEER | mf::PERSIST_DEST).is_ok());
-        let e = check_migrate_flags(mf::TUNNELLED).unwrap_err();
-        assert!(e.to_string().contains("tunnelled"), "{e}");
+        assert!(check_migrate_flags(mf::TUNNELLED | mf::PEER2PEER).is_ok());
+        let e = check_migrate_flags(mf::TUNNELLED | mf::POSTCOPY).unwrap_err();
+        assert!(e.to_string().contains("post-copy"), "{e}");
         let e = check_migrate_flags(mf::NON_SHARED_DISK).unwrap_err();
         assert!(e.to_string().contains("non-shared storage"), "{e}");
         let e = check_migrate_flags(1 << 30).unwrap_err();

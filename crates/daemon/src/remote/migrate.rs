@@ -8,8 +8,12 @@
 //! connects to the destination itself, as a libvirt client of it, and runs the same steps
 //! (Begin, Perform and Confirm locally, Prepare and Finish there).
 
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
 
 use vireo_driver::DriverError;
 use vireo_proto::migrate::*;
@@ -17,11 +21,12 @@ use vireo_proto::remote::{procs, ConnectSupportsFeatureArgs, ConnectSupportsFeat
 use vireo_proto::remote::{Domain, DomainFlagsArgs};
 use vireo_proto::typed::TypedParam;
 use vireo_proto::RemoteError;
+use vireo_proto::{Header, MessageType, Status, REMOTE_PROGRAM, REMOTE_VERSION};
 use vireo_qemu::migrate::set_string;
-use vireo_rpc::server::{BoxFuture, Outcome};
-use vireo_xdr::{Array, Opaque};
+use vireo_rpc::server::{BoxFuture, Outcome, StreamPacket, StreamSender};
+use vireo_xdr::{Array, Opaque, Xdr};
 
-use super::{args, ret, void, ProcResult, RemoteService};
+use super::{args, ret, void, ProcResult, RemoteClient, RemoteService};
 
 /// `VIR_DRV_FEATURE_MIGRATION_PARAMS`, which a peer-to-peer destination must have.
 const FEATURE_MIGRATION_PARAMS: i32 = 13;
@@ -35,7 +40,6 @@ fn serves(p: i32) -> bool {
         p,
         procs::DOMAIN_MIGRATE_BEGIN3_PARAMS
             | procs::DOMAIN_MIGRATE_PREPARE3_PARAMS
-            | procs::DOMAIN_MIGRATE_PREPARE_TUNNEL3_PARAMS
             | procs::DOMAIN_MIGRATE_PERFORM3_PARAMS
             | procs::DOMAIN_MIGRATE_FINISH3_PARAMS
             | procs::DOMAIN_MIGRATE_CONFIRM3_PARAMS
@@ -82,13 +86,6 @@ async fn serve(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult {
                 cookie_out: Opaque(cookie),
                 uri_out: Some(uri),
             })
-        }
-        procs::DOMAIN_MIGRATE_PREPARE_TUNNEL3_PARAMS => {
-            let _: Prepare3ParamsArgs = args(payload)?;
-            Err(DriverError::ArgUnsupported(
-                "tunnelled migration is not supported by Vireo yet".into(),
-            )
-            .into())
         }
         procs::DOMAIN_MIGRATE_PERFORM3_PARAMS => {
             let a: Perform3ParamsArgs = args(payload)?;
@@ -216,6 +213,9 @@ async fn peer_to_peer_steps(
         dest_flags |= flags::PAUSED;
     }
     set_string(params, param::DEST_XML, &xml);
+    if flags & flags::TUNNELLED != 0 {
+        return tunnelled_steps(s, dest, dom, params, flags, dest_flags, cookie).await;
+    }
     let prepared: Prepare3ParamsRet = dest
         .call(
             procs::DOMAIN_MIGRATE_PREPARE3_PARAMS,
@@ -249,6 +249,23 @@ async fn peer_to_peer_steps(
             }
         }
     };
+    finish_and_confirm(s, dest, dom, params, flags, dest_flags, performed, lost).await
+}
+
+/// The last two steps of a peer-to-peer migration: Finish at the destination (told
+/// whether Perform failed), then Confirm here (told whether Finish failed).
+#[allow(clippy::too_many_arguments)]
+async fn finish_and_confirm(
+    s: &RemoteService,
+    dest: &vireo_client::Connect,
+    dom: &Domain,
+    params: &mut Vec<TypedParam>,
+    flags: u32,
+    dest_flags: u32,
+    performed: Result<Vec<u8>, DriverError>,
+    lost: bool,
+) -> Result<(), RemoteError> {
+    let q = s.hv()?;
     if !params.iter().any(|p| p.field == param::DEST_NAME) {
         set_string(params, param::DEST_NAME, &dom.name);
     }
@@ -283,5 +300,216 @@ fn peer_error(e: vireo_client::ClientError) -> RemoteError {
     match e {
         vireo_client::ClientError::Remote(r) => *r,
         e => DriverError::OperationFailed(format!("the destination: {e}")).into(),
+    }
+}
+
+/// PREPARE_TUNNEL3_PARAMS (destination): the domain's start from a tunnel, and the stream
+/// after the reply: its packets are the migration stream, written into the tunnel; the
+/// client's finish is confirmed once all of it is there.
+pub(super) fn prepare_tunnel(
+    s: Arc<RemoteService>,
+    client: Arc<RemoteClient>,
+    call: Header,
+    payload: Vec<u8>,
+) -> BoxFuture<Outcome> {
+    Box::pin(async move {
+        let prepared = async {
+            let a: Prepare3ParamsArgs = args(&payload)?;
+            let r = s
+                .hv()?
+                .migrate_prepare_tunnel(&a.params.0, &a.cookie_in.0, a.flags)
+                .await?;
+            Ok::<_, RemoteError>(r)
+        };
+        let (cookie, tunnel) = match prepared.await {
+            Ok(p) => p,
+            Err(e) => return Outcome::Error(e),
+        };
+        let (tx, rx) = client.open_stream(&call);
+        let serial = call.serial;
+        Outcome::ReplyThen(
+            vireo_xdr::to_bytes(&CookieRet {
+                cookie_out: Opaque(cookie),
+            }),
+            Box::pin(async move {
+                into_tunnel(tunnel, tx, rx).await;
+                client.close_stream(serial);
+            }),
+        )
+    })
+}
+
+/// Writes the stream's packets into the tunnel until the client finishes (confirmed) or
+/// aborts (the tunnel closes: the incoming migration fails). A tunnel that breaks (the
+/// VM died) is reported on the stream, and the rest of the packets are dropped.
+async fn into_tunnel(tunnel: OwnedFd, tx: StreamSender, mut rx: mpsc::Receiver<StreamPacket>) {
+    let std = std::os::unix::net::UnixStream::from(tunnel);
+    let mut w = match std
+        .set_nonblocking(true)
+        .and_then(|_| tokio::net::UnixStream::from_std(std))
+    {
+        Ok(w) => Some(w),
+        Err(e) => {
+            let err = DriverError::io("cannot use the migration tunnel", e).into();
+            let _ = tx.finish(Some(&err)).await;
+            None
+        }
+    };
+    while let Some(p) = rx.recv().await {
+        match p.status {
+            Status::Continue if !p.hole => {
+                let Some(sock) = w.as_mut() else { continue };
+                if let Err(e) = sock.write_all(&p.data).await {
+                    let err: RemoteError =
+                        DriverError::OperationFailed(format!("the incoming migration: {e}")).into();
+                    let _ = tx.finish(Some(&err)).await;
+                    // The rest is dropped, so the client's connection keeps flowing.
+                    w = None;
+                }
+            }
+            Status::Ok => {
+                if let Some(mut sock) = w.take() {
+                    let _ = sock.shutdown().await;
+                    let _ = tx.finish(None).await;
+                }
+                return;
+            }
+            // A hole has no place in a migration stream; an abort ends it.
+            _ => return,
+        }
+    }
+}
+
+/// A tunnelled peer-to-peer migration: the destination prepares with a stream on this
+/// daemon's connection to it; the VM's shim migrates into one end of a socket pair, and
+/// this daemon sends what comes out of the other as the stream's packets.
+#[allow(clippy::too_many_arguments)]
+async fn tunnelled_steps(
+    s: &RemoteService,
+    dest: &vireo_client::Connect,
+    dom: &Domain,
+    params: &mut Vec<TypedParam>,
+    flags: u32,
+    dest_flags: u32,
+    cookie: Vec<u8>,
+) -> Result<(), RemoteError> {
+    let q = s.hv()?;
+    let prep = Prepare3ParamsArgs {
+        params: Array(params.clone()),
+        cookie_in: Opaque(cookie),
+        flags: dest_flags,
+    };
+    let (reply, stream) = dest
+        .connection()
+        .call_stream(
+            REMOTE_PROGRAM,
+            REMOTE_VERSION,
+            procs::DOMAIN_MIGRATE_PREPARE_TUNNEL3_PARAMS,
+            |o| prep.encode(o),
+        )
+        .await
+        .map_err(|e| peer_error(e.into()))?;
+    vireo_xdr::from_bytes::<CookieRet>(&reply)
+        .map_err(|e| RemoteError::rpc(format!("Unable to decode message payload: {e}")))?;
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+        .map_err(|e| DriverError::io("cannot make the migration tunnel's socket", e))?;
+    let (outcome_tx, outcome_rx) = oneshot::channel();
+    let pump = tokio::spawn(out_of_tunnel(ours, stream, outcome_rx));
+    let mut lost = false;
+    let performed = {
+        let perform = q.migrate_perform_tunnelled(dom, theirs.into(), params, flags);
+        tokio::pin!(perform);
+        tokio::select! {
+            r = &mut perform => r,
+            _ = dest.connection().closed() => {
+                lost = true;
+                let _ = q.migrate_abort(dom).await;
+                perform.await
+            }
+        }
+    };
+    let _ = outcome_tx.send(performed.is_ok());
+    let sent = pump.await.unwrap_or_else(|e| Err(format!("tunnel: {e}")));
+    // The destination has the stream only if the tunnel delivered all of it.
+    let performed = match (performed, sent) {
+        (Ok(c), Ok(())) => Ok(c),
+        (Ok(_), Err(why)) => {
+            // The source finished sending but the destination did not take it all: the
+            // guest must go on here.
+            Err(DriverError::OperationFailed(format!(
+                "migration failed: the tunnel to the destination: {why}"
+            )))
+        }
+        (Err(e), _) => Err(e),
+    };
+    finish_and_confirm(s, dest, dom, params, flags, dest_flags, performed, lost).await
+}
+
+/// Sends what QEMU writes into the tunnel as stream packets; at its end (QEMU closed it),
+/// finishes the stream if the migration went well (and waits for the destination's
+/// confirmation), else aborts it.
+async fn out_of_tunnel(
+    ours: std::os::unix::net::UnixStream,
+    mut stream: vireo_rpc::client::ClientStream,
+    outcome: oneshot::Receiver<bool>,
+) -> Result<(), String> {
+    let mut r = ours
+        .set_nonblocking(true)
+        .and_then(|_| tokio::net::UnixStream::from_std(ours))
+        .map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; vireo_proto::STREAM_CHUNK];
+    let mut failed = None;
+    loop {
+        tokio::select! {
+            n = r.read(&mut buf) => match n {
+                Ok(0) => break,
+                Ok(n) => {
+                    if let Err(e) = stream.send_data(&buf[..n]).await {
+                        failed = Some(e.to_string());
+                        break;
+                    }
+                }
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+            },
+            // The destination reports a failure (its VM could not take the stream).
+            f = stream.recv() => {
+                let why = match f {
+                    Some(f) if f.header.status == Status::Error as i32 => {
+                        vireo_xdr::from_bytes::<RemoteError>(&f.payload)
+                            .map(|e| e.text().to_string())
+                            .unwrap_or_else(|_| "the destination failed".into())
+                    }
+                    Some(_) => "unexpected stream packet from the destination".into(),
+                    None => "the connection to the destination closed".into(),
+                };
+                failed = Some(why);
+                break;
+            }
+        }
+    }
+    // Closing our end makes QEMU's writes fail if it is still sending.
+    drop(r);
+    let ok = outcome.await.unwrap_or(false);
+    if let Some(why) = failed {
+        let _ = stream.send(MessageType::Stream, Status::Error, &[]).await;
+        return Err(why);
+    }
+    if !ok {
+        let _ = stream.send(MessageType::Stream, Status::Error, &[]).await;
+        return Err("the migration failed".into());
+    }
+    stream
+        .send(MessageType::Stream, Status::Ok, &[])
+        .await
+        .map_err(|e| e.to_string())?;
+    match stream.recv().await {
+        Some(f) if f.header.status == Status::Ok as i32 => Ok(()),
+        Some(f) => Err(vireo_xdr::from_bytes::<RemoteError>(&f.payload)
+            .map(|e| e.text().to_string())
+            .unwrap_or_else(|_| "the destination refused the end of the stream".into())),
+        None => Err("the connection to the destination closed".into()),
     }
 }

@@ -369,6 +369,11 @@ impl Service for RemoteService {
         if let Some(fut) = snapshot::dispatch(&self, p, payload) {
             return Dispatch::Later(fut);
         }
+        if p == procs::DOMAIN_MIGRATE_PREPARE_TUNNEL3_PARAMS {
+            let c = Arc::clone(client);
+            let fut = migrate::prepare_tunnel(self, c, header, payload.to_vec());
+            return Dispatch::Later(fut);
+        }
         if let Some(fut) = migrate::dispatch(&self, p, payload) {
             return Dispatch::Later(fut);
         }
