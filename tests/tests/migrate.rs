@@ -592,6 +592,80 @@ fn postcopy_after_precopy() {
     ok(&h.b.virsh(&["destroy", "vm1"]));
 }
 
+/// `--copy-storage-all`: a guest whose qcow2 disk is a volume of each host's own `default`
+/// pool moves with its disk: the destination's (empty) volume gets what the guest wrote,
+/// copied over NBD (the destination QEMU's NBD server, reached through the daemons) before
+/// the memory.
+#[test]
+fn copy_storage_all() {
+    let h = Hosts::start(Layout::Monolithic);
+    for d in [&h.a, &h.b] {
+        ok(&d.virsh(&[
+            "vol-create-as",
+            "default",
+            "vm1.qcow2",
+            "64M",
+            "--format",
+            "qcow2",
+        ]));
+    }
+    let disk = "<memballoon model='none'/><disk type='volume' device='disk'>\
+                <driver name='qemu' type='qcow2'/>\
+                <source pool='default' volume='vm1.qcow2'/>\
+                <target dev='vda' bus='virtio'/></disk>";
+    let xml = vireo_tests::guest_xml("vm1").replace("<memballoon model='none'/>", disk);
+    ok(&h.a.virsh(&["define", &write_file(&h.a, "vm1.xml", &xml)]));
+    ok(&h.a.virsh(&["start", "--paused", "vm1"]));
+    let _ev = Events::start(&h.a);
+    guest_shell(
+        &h.a,
+        "vm1",
+        &[
+            "--resume",
+            "printf DISKMARK | dd of=/dev/vda conv=fsync 2>/dev/null; \
+             echo MARK-$((6*7)) > /tmp/mark; \
+             (i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done) & \
+             echo WROTE-$((1+1))",
+            "WROTE-2",
+        ],
+    );
+    let path = |d: &Daemon| {
+        ok(&d.virsh(&["vol-path", "--pool", "default", "vm1.qcow2"]))
+            .trim()
+            .to_string()
+    };
+    let (src_img, dst_img) = (path(&h.a), path(&h.b));
+    assert_ne!(src_img, dst_img);
+    assert_ne!(vireo_tests::image_head(&h.b, &dst_img, "qcow2"), "DISKMARK");
+    let before = counter(&h.a);
+    ok(&h.a.virsh(&[
+        "migrate",
+        "--live",
+        "--copy-storage-all",
+        "vm1",
+        &h.b.uri(),
+        "--migrateuri",
+        &format!("tcp://{DST_ADDR}"),
+    ]));
+    assert_eq!(state(&h.b, "vm1"), "running (migrated)");
+    went_on(&h.b, before);
+    // The destination's own image holds what the guest wrote on the source; the guest
+    // goes on writing into it.
+    assert_eq!(vireo_tests::image_head(&h.b, &dst_img, "qcow2"), "DISKMARK");
+    guest_shell(
+        &h.b,
+        "vm1",
+        &[
+            "--running",
+            "printf MOVEDOK | dd of=/dev/vda conv=fsync 2>/dev/null; echo MOVED-$((1+1))",
+            "MOVED-2",
+        ],
+    );
+    assert_eq!(vireo_tests::image_head(&h.b, &dst_img, "qcow2"), "MOVEDOKK");
+    assert_eq!(vireo_tests::image_head(&h.a, &src_img, "qcow2"), "DISKMARK");
+    ok(&h.b.virsh(&["destroy", "vm1"]));
+}
+
 /// What is not supported yet is refused before anything moves, clearly.
 #[test]
 fn refusals() {
@@ -614,8 +688,16 @@ fn refusals() {
         e.contains("post-copy is not supported with tunnelled"),
         "{e}"
     );
-    let e = fails(&h.a.virsh(&["migrate", "--live", "--copy-storage-all", "vm1", &h.b.uri()]));
-    assert!(e.contains("non-shared storage is not supported"), "{e}");
+    let e = fails(&h.a.virsh(&[
+        "migrate",
+        "--live",
+        "--p2p",
+        "--tunnelled",
+        "--copy-storage-all",
+        "vm1",
+        &h.b.uri(),
+    ]));
+    assert!(e.contains("copying the disks is not supported"), "{e}");
     let e = fails(&h.a.virsh(&[
         "migrate",
         "--live",

@@ -18,7 +18,7 @@
 //! | 106 | SHIM_BLOCK_JOB | [`ShimBlockJobArgs`] | nothing |
 //! | 107 | SHIM_UPDATE_MEMORY | [`ShimUpdateMemoryArgs`] | nothing |
 //! | 108 | SHIM_SET_LINK | [`ShimSetLinkArgs`] | nothing |
-//! | 109 | SHIM_MIGRATE | [`ShimMigrateArgs`] + the connected migration socket | nothing |
+//! | 109 | SHIM_MIGRATE | [`ShimMigrateArgs`] + the connected migration socket (and one NBD connection per disk copied) | nothing |
 //! | 110 | SHIM_MIGRATE_END | [`ShimMigrateEndArgs`] | nothing |
 //!
 //! Procedures from 100 on are between the QEMU daemon and a VM's shim only.
@@ -362,6 +362,10 @@ xdr_struct! {
         /// Percent of the vCPUs' time throttled at first, and the step after that.
         pub auto_converge_initial: i32,
         pub auto_converge_increment: i32,
+        /// With NON_SHARED_DISK / NON_SHARED_INC: the disks (targets) copied to the
+        /// destination first, each through the descriptor of the same index after the
+        /// migration socket (a connection to the destination's NBD server).
+        pub disks: vireo_xdr::Array<String, 256>,
     }
 }
 

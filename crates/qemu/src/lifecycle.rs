@@ -26,6 +26,9 @@ use crate::driver::{check_flags, no_domain_uuid, DomainObj, QemuDriver};
 const SHIM_SECRETS_FD: i32 = 3;
 /// The fd of the save image a restored VM reads its state from (`--incoming-fd`).
 const SHIM_INCOMING_FD: i32 = 4;
+/// The listening socket of a migrated VM's NBD server, for the disks copied to it
+/// (`--nbd-fd`).
+const SHIM_NBD_FD: i32 = 5;
 /// Where the shim finds the taps of its interfaces on networks: fds 10, 11, …, then the
 /// nodes of its USB host devices.
 const SHIM_FIRST_TAP_FD: i32 = 10;
@@ -326,6 +329,16 @@ impl QemuDriver {
         if flags & START_POSTCOPY != 0 {
             cmd.arg("--postcopy");
         }
+        let nbd = (flags & START_MIGRATED != 0)
+            .then(|| self.take_nbd_start(&uuid))
+            .flatten();
+        if let Some((_, disks)) = &nbd {
+            cmd.arg("--nbd-fd")
+                .arg(SHIM_NBD_FD.to_string())
+                .arg("--nbd-disks")
+                .arg(disks.join(","));
+        }
+        let nbd_fd = nbd.as_ref().map(|(f, _)| f.as_raw_fd());
         let secrets_fd = secrets_pipe.as_ref().map(|p| p.as_raw_fd());
         if secrets_fd.is_some() {
             cmd.arg("--secrets-fd").arg(SHIM_SECRETS_FD.to_string());
@@ -361,6 +374,9 @@ impl QemuDriver {
                 if let Some(fd) = incoming_fd {
                     vireo_fdpass::inherit_as(fd, SHIM_INCOMING_FD)?;
                 }
+                if let Some(fd) = nbd_fd {
+                    vireo_fdpass::inherit_as(fd, SHIM_NBD_FD)?;
+                }
                 for (i, &fd) in tap_fds.iter().enumerate() {
                     vireo_fdpass::inherit_as(fd, SHIM_FIRST_TAP_FD + i as i32)?;
                 }
@@ -374,6 +390,7 @@ impl QemuDriver {
         drop(fds);
         let restored = incoming.is_some();
         drop(incoming);
+        drop(nbd);
         let line = match child.stdout.take() {
             Some(out) => {
                 let mut l = String::new();

@@ -25,6 +25,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -80,7 +81,12 @@ const KNOWN_FLAGS: u32 = mf::LIVE
     | mf::UNSAFE
     | mf::ABORT_ON_ERROR
     | mf::AUTO_CONVERGE
-    | mf::POSTCOPY;
+    | mf::POSTCOPY
+    | mf::NON_SHARED_DISK
+    | mf::NON_SHARED_INC;
+
+/// Copying the disks (NBD) with the memory.
+const NON_SHARED: u32 = mf::NON_SHARED_DISK | mf::NON_SHARED_INC;
 
 /// The parameters this driver knows (others are refused, as libvirt does).
 const KNOWN_PARAMS: &[&str] = &[
@@ -94,6 +100,9 @@ const KNOWN_PARAMS: &[&str] = &[
     param::LISTEN_ADDRESS,
     param::AUTO_CONVERGE_INITIAL,
     param::AUTO_CONVERGE_INCREMENT,
+    param::MIGRATE_DISKS,
+    param::DISKS_PORT,
+    param::DISKS_URI,
 ];
 
 /// The incoming migrations being prepared, and the migration speeds of domains that do
@@ -106,6 +115,9 @@ pub(crate) struct Migrations {
     next: AtomicU64,
     /// This daemon's own id in cookies: a migration to itself is refused.
     host_id: std::sync::OnceLock<Uuid>,
+    /// The listening socket of the NBD server (and the disks it serves) that the start of
+    /// an incoming domain hands its shim, by domain UUID.
+    nbd_start: Mutex<HashMap<Uuid, (OwnedFd, Vec<String>)>>,
 }
 
 /// A destination waiting for (or receiving) its domain.
@@ -115,6 +127,19 @@ struct Incoming {
     cancel: Option<oneshot::Sender<()>>,
     /// The start of the domain from the stream.
     task: tokio::task::JoinHandle<Result<Handle>>,
+    /// The disks being copied here: the relay of their NBD connections, and the NBD
+    /// server's socket file.
+    nbd: Option<(tokio::task::JoinHandle<()>, PathBuf)>,
+}
+
+impl Incoming {
+    /// The NBD relay stops and its socket goes (the migration ended, either way).
+    fn end_nbd(&mut self) {
+        if let Some((relay, path)) = self.nbd.take() {
+            relay.abort();
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 impl Migrations {
@@ -124,6 +149,10 @@ impl Migrations {
 
     fn speeds(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (u64, u64)>> {
         self.speeds.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn nbd_start(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (OwnedFd, Vec<String>)>> {
+        self.nbd_start.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn host_id(&self) -> Uuid {
@@ -146,7 +175,8 @@ impl<'a> Params<'a> {
                     p.field
                 )));
             }
-            if params[..i].iter().any(|q| q.field == p.field) {
+            // migrate_disks names one disk each time it is given.
+            if p.field != param::MIGRATE_DISKS && params[..i].iter().any(|q| q.field == p.field) {
                 return Err(DriverError::InvalidArg(format!(
                     "parameter '{}' occurs multiple times",
                     p.field
@@ -158,6 +188,7 @@ impl<'a> Params<'a> {
                     | param::BANDWIDTH_POSTCOPY
                     | param::AUTO_CONVERGE_INITIAL
                     | param::AUTO_CONVERGE_INCREMENT
+                    | param::DISKS_PORT
             );
             let ok = match &p.value {
                 TypedValue::String(_) => want_string,
@@ -169,7 +200,9 @@ impl<'a> Params<'a> {
                 }
                 TypedValue::Int(_) => matches!(
                     p.field.as_str(),
-                    param::AUTO_CONVERGE_INITIAL | param::AUTO_CONVERGE_INCREMENT
+                    param::AUTO_CONVERGE_INITIAL
+                        | param::AUTO_CONVERGE_INCREMENT
+                        | param::DISKS_PORT
                 ),
                 _ => false,
             };
@@ -200,6 +233,18 @@ impl<'a> Params<'a> {
             .and_then(|p| p.value.as_u64())
     }
 
+    /// Every value of a string parameter given more than once (`migrate_disks`).
+    fn strings(&self, name: &str) -> Vec<&'a str> {
+        self.0
+            .iter()
+            .filter(|p| p.field == name)
+            .filter_map(|p| match &p.value {
+                TypedValue::String(s) => Some(s.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn int(&self, name: &str) -> Option<i32> {
         self.0
             .iter()
@@ -221,6 +266,18 @@ fn check_migrate_flags(flags: u32) -> Result<()> {
     if flags & mf::TUNNELLED != 0 && flags & mf::POSTCOPY != 0 {
         return Err(DriverError::ArgUnsupported(
             "post-copy is not supported with tunnelled migration".into(),
+        ));
+    }
+    if flags & NON_SHARED == NON_SHARED {
+        return Err(DriverError::InvalidArg(
+            "flags 'copy-storage-all' and 'copy-storage-inc' are mutually exclusive".into(),
+        ));
+    }
+    if flags & NON_SHARED != 0 && flags & (mf::TUNNELLED | mf::POSTCOPY) != 0 {
+        return Err(DriverError::ArgUnsupported(
+            "copying the disks is not supported by Vireo with tunnelled or post-copy migration \
+             yet"
+            .into(),
         ));
     }
     let unknown = flags & !KNOWN_FLAGS;
@@ -256,6 +313,8 @@ pub struct Cookie {
     pub uuid: Option<Uuid>,
     pub hostname: String,
     pub host_id: Option<Uuid>,
+    /// The destination's NBD server for the disks being copied.
+    pub nbd_port: Option<u16>,
 }
 
 impl Cookie {
@@ -269,6 +328,9 @@ impl Cookie {
         s += &format!("  <hostname>{}</hostname>\n", esc(&self.hostname));
         if let Some(u) = &self.host_id {
             s += &format!("  <hostuuid>{}</hostuuid>\n", format_uuid(u));
+        }
+        if let Some(p) = self.nbd_port {
+            s += &format!("  <nbd port='{p}'/>\n");
         }
         s += "</vireo-migration>\n";
         s.into_bytes()
@@ -306,6 +368,12 @@ impl Cookie {
             uuid: uuid("uuid")?,
             hostname: child("hostname").unwrap_or_default(),
             host_id: uuid("hostuuid")?,
+            nbd_port: root
+                .children()
+                .find(|c| c.has_tag_name("nbd"))
+                .and_then(|c| c.attribute("port"))
+                .map(|p| p.parse().map_err(|_| bad(format!("bad NBD port {p}"))))
+                .transpose()?,
         }))
     }
 }
@@ -436,6 +504,84 @@ fn listen(addr: Option<IpAddr>, port: Option<u16>) -> Result<std::net::TcpListen
     })
 }
 
+/// A TCP connection to the destination (its migration or NBD port), set up as a
+/// migration socket.
+async fn connect(host: &str, port: u16) -> Result<OwnedFd> {
+    let stream = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio::net::TcpStream::connect((host, port)),
+    )
+    .await
+    .map_err(|_| {
+        DriverError::OperationFailed(format!(
+            "cannot reach the destination at {host}:{port}: no answer within {} s",
+            CONNECT_TIMEOUT.as_secs()
+        ))
+    })?
+    .map_err(|e| {
+        DriverError::OperationFailed(format!(
+            "cannot reach the destination at {host}:{port}: {e}"
+        ))
+    })?;
+    let sock: OwnedFd = stream
+        .into_std()
+        .map_err(|e| DriverError::io("cannot take the migration socket", e))?
+        .into();
+    tune_socket(sock.as_fd())
+        .map_err(|e| DriverError::io("cannot set up the migration socket", e))?;
+    Ok(sock)
+}
+
+/// The disks (targets) a migration with NON_SHARED_DISK / _INC copies: those
+/// `migrate_disks` names, else every writable, unshared disk with an image.
+pub fn disks_to_copy(def: &Domain, params: &Params<'_>) -> Result<Vec<String>> {
+    let named = params.strings(param::MIGRATE_DISKS);
+    if !named.is_empty() {
+        for n in &named {
+            if !def.devices.disks.iter().any(|d| d.target.dev == *n) {
+                return Err(DriverError::InvalidArg(format!(
+                    "disk target {n} not found"
+                )));
+            }
+        }
+        return Ok(named.into_iter().map(str::to_string).collect());
+    }
+    Ok(def
+        .devices
+        .disks
+        .iter()
+        .filter(|d| d.device == vireo_xml::DiskDevice::Disk)
+        .filter(|d| !d.readonly && !d.shareable)
+        .filter(|d| d.disk_type != vireo_xml::DiskType::Network)
+        .filter(|d| d.source.is_some())
+        .map(|d| d.target.dev.clone())
+        .collect())
+}
+
+/// The images the disks copied here are written into must be there (as libvirt, Vireo
+/// does not make them: create them first, as large as the source's).
+fn check_images_exist(def: &Domain, disks: &[String]) -> Result<()> {
+    for d in def
+        .devices
+        .disks
+        .iter()
+        .filter(|d| disks.contains(&d.target.dev))
+    {
+        let path = d
+            .source
+            .as_ref()
+            .and_then(|s| s.file.as_deref().or(s.dev.as_deref()));
+        if let Some(p) = path.filter(|p| !std::path::Path::new(p).exists()) {
+            return Err(DriverError::OperationInvalid(format!(
+                "the image {p} of disk {} must exist on the destination to copy the disk \
+                 into it",
+                d.target.dev
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The `bandwidth` parameter (MiB/s; 0: the VM's own setting).
 fn speed_of(params: &Params<'_>) -> Result<u64> {
     match params.ullong(param::BANDWIDTH) {
@@ -466,11 +612,16 @@ fn finish_ok() -> DriverError {
 
 impl QemuDriver {
     fn cookie_for(&self, name: &str, uuid: Option<Uuid>) -> Vec<u8> {
+        self.cookie_with(name, uuid, None)
+    }
+
+    fn cookie_with(&self, name: &str, uuid: Option<Uuid>, nbd_port: Option<u16>) -> Vec<u8> {
         Cookie {
             name: name.to_string(),
             uuid,
             hostname: vireo_driver::host::hostname(),
             host_id: Some(self.migrations.host_id()),
+            nbd_port,
         }
         .format()
     }
@@ -557,6 +708,7 @@ impl QemuDriver {
         self: &Arc<Self>,
         name: &str,
         cancel: Option<oneshot::Sender<()>>,
+        nbd: Option<(tokio::task::JoinHandle<()>, PathBuf)>,
         task: impl FnOnce(u64) -> F,
     ) -> Result<()>
     where
@@ -564,13 +716,28 @@ impl QemuDriver {
     {
         let mut incoming = self.migrations.incoming();
         if incoming.get(name).is_some_and(|i| !i.task.is_finished()) {
+            if let Some((relay, path)) = nbd {
+                relay.abort();
+                let _ = std::fs::remove_file(path);
+            }
             return Err(DriverError::OperationInvalid(format!(
                 "domain '{name}' is already being migrated here"
             )));
         }
         let id = self.migrations.next.fetch_add(1, Ordering::Relaxed);
         let task = tokio::spawn(task(id));
-        incoming.insert(name.to_string(), Incoming { id, cancel, task });
+        let old = incoming.insert(
+            name.to_string(),
+            Incoming {
+                id,
+                cancel,
+                task,
+                nbd,
+            },
+        );
+        if let Some(mut old) = old {
+            old.end_nbd();
+        }
         Ok(())
     }
 
@@ -621,10 +788,20 @@ impl QemuDriver {
             .unwrap_or_else(vireo_driver::host::hostname);
 
         let name = def.name.clone();
+        // The disks copied here come first, over NBD.
+        let nbd = if flags & NON_SHARED != 0 {
+            let disks = disks_to_copy(&def, &params)?;
+            check_images_exist(&def, &disks)?;
+            Some(self.nbd_endpoint(uuid, disks, params.int(param::DISKS_PORT), listen_addr)?)
+        } else {
+            None
+        };
+        let nbd_port = nbd.as_ref().map(|(port, _, _)| *port);
         let (cancel, cancelled) = oneshot::channel();
         let me = Arc::clone(self);
         let task_name = name.clone();
-        self.expect_incoming(&name, Some(cancel), move |id| async move {
+        let nbd = nbd.map(|(_, relay, path)| (relay, path));
+        self.expect_incoming(&name, Some(cancel), nbd, move |id| async move {
             let sock = tokio::select! {
                 r = tokio::time::timeout(ACCEPT_TIMEOUT, listener.accept()) => match r {
                     Ok(Ok((s, peer))) => {
@@ -657,9 +834,76 @@ impl QemuDriver {
             me.run_transient(def, start, Some(sock)).await
         })?;
         Ok((
-            self.cookie_for(&name, Some(uuid)),
+            self.cookie_with(&name, Some(uuid), nbd_port),
             MigrateUri::format(&host, port),
         ))
+    }
+
+    /// The NBD side of an incoming migration that copies disks: a listening UNIX socket
+    /// for the domain's QEMU (its NBD server, handed to its shim at the start), and a TCP
+    /// listener (`port`, or the next free one of the range) whose connections, one per
+    /// disk, this daemon relays to it. Answers the TCP port, the relay, the socket's path.
+    fn nbd_endpoint(
+        &self,
+        uuid: Uuid,
+        disks: Vec<String>,
+        port: Option<i32>,
+        addr: Option<IpAddr>,
+    ) -> Result<(u16, tokio::task::JoinHandle<()>, PathBuf)> {
+        let port = port
+            .map(|p| {
+                u16::try_from(p)
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| DriverError::InvalidArg(format!("invalid disks port {p}")))
+            })
+            .transpose()?;
+        let dir = self.cfg.run_dir.join("migrate");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| DriverError::io(format!("cannot create {}", dir.display()), e))?;
+        let path = dir.join(format!("{}.nbd", format_uuid(&uuid)));
+        let _ = std::fs::remove_file(&path);
+        let unix = std::os::unix::net::UnixListener::bind(&path)
+            .map_err(|e| DriverError::io(format!("cannot listen on {}", path.display()), e))?;
+        let tcp = listen(addr, port)?;
+        let tcp_port = tcp
+            .local_addr()
+            .and_then(|a| tcp.set_nonblocking(true).map(|_| a.port()))
+            .map_err(|e| DriverError::io("cannot set up the NBD listener", e))?;
+        let tcp = tokio::net::TcpListener::from_std(tcp)
+            .map_err(|e| DriverError::io("cannot set up the NBD listener", e))?;
+        let n = disks.len();
+        self.migrations
+            .nbd_start()
+            .insert(uuid, (OwnedFd::from(unix), disks));
+        let to = path.clone();
+        let relay = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            for _ in 0..n {
+                let Ok(Ok((mut tcp, peer))) =
+                    tokio::time::timeout(ACCEPT_TIMEOUT, tcp.accept()).await
+                else {
+                    break;
+                };
+                log::info!("NBD connection for a migrated disk from {peer}");
+                let _ = tune_socket(tcp.as_fd());
+                let to = to.clone();
+                conns.spawn(async move {
+                    if let Ok(mut unix) = tokio::net::UnixStream::connect(&to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut tcp, &mut unix).await;
+                    }
+                });
+            }
+            drop(tcp);
+            while conns.join_next().await.is_some() {}
+        });
+        Ok((tcp_port, relay, path))
+    }
+
+    /// The NBD server's socket for the shim of a migrated domain starting now, if its
+    /// disks are copied here.
+    pub(crate) fn take_nbd_start(&self, uuid: &Uuid) -> Option<(OwnedFd, Vec<String>)> {
+        self.migrations.nbd_start().remove(uuid)
     }
 
     /// Prepare of a tunnelled migration (destination): the stream comes through the
@@ -679,7 +923,7 @@ impl QemuDriver {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()
             .map_err(|e| DriverError::io("cannot make the migration tunnel's socket", e))?;
         let me = Arc::clone(self);
-        self.expect_incoming(&name, None, move |_| async move {
+        self.expect_incoming(&name, None, None, move |_| async move {
             me.run_transient(def, start, Some(theirs.into())).await
         })?;
         Ok((self.cookie_for(&name, Some(uuid)), ours.into()))
@@ -688,7 +932,9 @@ impl QemuDriver {
     fn forget_incoming(&self, name: &str, id: u64) {
         let mut m = self.migrations.incoming();
         if m.get(name).is_some_and(|i| i.id == id) {
-            m.remove(name);
+            if let Some(mut i) = m.remove(name) {
+                i.end_nbd();
+            }
         }
     }
 
@@ -699,6 +945,7 @@ impl QemuDriver {
         h: &Handle,
         uri: &str,
         params: &[TypedParam],
+        cookie: &[u8],
         flags: u32,
     ) -> Result<Vec<u8>> {
         check_migrate_flags(flags)?;
@@ -715,29 +962,33 @@ impl QemuDriver {
         };
         self.shim_of(h)?;
         let speed = speed_of(&params)?;
-        let stream = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            tokio::net::TcpStream::connect((host.as_str(), port)),
-        )
-        .await
-        .map_err(|_| {
-            DriverError::OperationFailed(format!(
-                "cannot reach the destination at {host}:{port}: no answer within {} s",
-                CONNECT_TIMEOUT.as_secs()
-            ))
-        })?
-        .map_err(|e| {
-            DriverError::OperationFailed(format!(
-                "cannot reach the destination at {host}:{port}: {e}"
-            ))
-        })?;
-        let sock: OwnedFd = stream
-            .into_std()
-            .map_err(|e| DriverError::io("cannot take the migration socket", e))?
-            .into();
-        tune_socket(sock.as_fd())
-            .map_err(|e| DriverError::io("cannot set up the migration socket", e))?;
-        self.migrate_perform_over(h, sock, &params, flags, speed)
+        // The disks to copy: one connection each to the destination's NBD server.
+        let nbd = if flags & NON_SHARED != 0 {
+            let offered = Cookie::parse(cookie)?.and_then(|c| c.nbd_port);
+            let given = params
+                .string(param::DISKS_URI)
+                .map(MigrateUri::parse)
+                .transpose()?;
+            let nbd_host = given
+                .as_ref()
+                .and_then(|u| u.host.clone())
+                .unwrap_or_else(|| host.clone());
+            let nbd_port = given.and_then(|u| u.port).or(offered).ok_or_else(|| {
+                DriverError::OperationFailed(
+                    "the destination offers no NBD server for the disks".into(),
+                )
+            })?;
+            let disks = disks_to_copy(&self.live_def(h).await?, &params)?;
+            let mut socks = Vec::new();
+            for _ in &disks {
+                socks.push(connect(&nbd_host, nbd_port).await?);
+            }
+            (disks, socks)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let sock = connect(&host, port).await?;
+        self.migrate_perform_over(h, sock, nbd, &params, flags, speed)
             .await
     }
 
@@ -753,7 +1004,7 @@ impl QemuDriver {
         check_migrate_flags(flags)?;
         let params = Params::new(params)?;
         let speed = speed_of(&params)?;
-        self.migrate_perform_over(h, sock, &params, flags, speed)
+        self.migrate_perform_over(h, sock, (Vec::new(), Vec::new()), &params, flags, speed)
             .await
     }
 
@@ -763,6 +1014,7 @@ impl QemuDriver {
         self: &Arc<Self>,
         h: &Handle,
         sock: OwnedFd,
+        (disks, nbd): (Vec<String>, Vec<OwnedFd>),
         params: &Params<'_>,
         flags: u32,
         speed: u64,
@@ -775,14 +1027,17 @@ impl QemuDriver {
             downtime_ms: 0,
             auto_converge_initial: params.int(param::AUTO_CONVERGE_INITIAL).unwrap_or(-1),
             auto_converge_increment: params.int(param::AUTO_CONVERGE_INCREMENT).unwrap_or(-1),
+            disks: vireo_xdr::Array(disks),
         };
+        let mut fds = vec![sock];
+        fds.extend(nbd);
         let r = conn
             .call_sending_fds::<_, ()>(
                 VIREO_PROGRAM,
                 VIREO_VERSION,
                 vprocs::SHIM_MIGRATE,
                 &args,
-                vec![sock],
+                fds,
             )
             .await;
         self.refresh_state(h).await;
@@ -825,6 +1080,11 @@ impl QemuDriver {
             if let Some(c) = inc.cancel.take() {
                 let _ = c.send(());
             }
+        }
+        // The disks' copies are over either way (the source ended them first).
+        inc.end_nbd();
+        if let Some(u) = self.lookup_by_name(&name).ok().map(|h| h.uuid) {
+            self.migrations.nbd_start().remove(&u);
         }
         let started = match tokio::time::timeout(FINISH_WAIT, &mut inc.task).await {
             Ok(Ok(r)) => r,
@@ -1070,6 +1330,7 @@ mod tests {
             uuid: Some([1; 16]),
             hostname: "h1".into(),
             host_id: Some([2; 16]),
+            nbd_port: Some(49153),
         };
         assert_eq!(Cookie::parse(&c.format()).unwrap(), Some(c));
         assert_eq!(Cookie::parse(b"").unwrap(), None);

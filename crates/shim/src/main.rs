@@ -47,6 +47,9 @@ pub struct Args {
     /// (`--postcopy`).
     migrated: bool,
     postcopy: bool,
+    /// The listening socket of the NBD server the disks copied here are served on, and
+    /// their targets (`--nbd-fd N --nbd-disks vda,vdb`).
+    pub nbd: Option<(std::os::fd::OwnedFd, Vec<String>)>,
     /// Encrypted disks' passphrases by secret UUID (from `--secrets-fd`).
     secrets: BTreeMap<String, Zeroizing<Vec<u8>>>,
     /// The taps of the interfaces on networks, in interface order (`--tap-fds FIRST:N`).
@@ -100,6 +103,8 @@ fn parse_args() -> anyhow::Result<Args> {
     let mut from_snapshot = false;
     let mut migrated = false;
     let mut postcopy = false;
+    let mut nbd_fd = None;
+    let mut nbd_disks = Vec::new();
     let mut secrets = BTreeMap::new();
     let mut taps = Vec::new();
     let mut usb = Vec::new();
@@ -121,6 +126,19 @@ fn parse_args() -> anyhow::Result<Args> {
             "--from-snapshot" => from_snapshot = true,
             "--migrated" => migrated = true,
             "--postcopy" => postcopy = true,
+            "--nbd-fd" => {
+                let fd = fd_range("--nbd-fd", it.next().map(|n| format!("{n}:1")))?;
+                nbd_fd = fd.into_iter().next();
+            }
+            "--nbd-disks" => {
+                nbd_disks = it
+                    .next()
+                    .context("--nbd-disks needs disk targets")?
+                    .split(',')
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_string)
+                    .collect();
+            }
             "--tap-fds" => taps = fd_range("--tap-fds", it.next())?,
             "--usb-fds" => usb = fd_range("--usb-fds", it.next())?,
             "--incoming-fd" => {
@@ -160,6 +178,7 @@ fn parse_args() -> anyhow::Result<Args> {
         from_snapshot,
         migrated,
         postcopy,
+        nbd: nbd_fd.map(|fd| (fd, nbd_disks)),
         secrets,
         taps,
         usb,

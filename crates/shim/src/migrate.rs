@@ -111,9 +111,20 @@ fn capability(name: &str, on: bool) -> Value {
     json!({ "capability": name, "state": on })
 }
 
-/// The destination side: QEMU (started with `-incoming defer`) reads the stream from the
-/// accepted socket; Ok once it has it all (or, in post-copy, once the guest may run here).
-pub(crate) async fn incoming(qmp: &Qmp, sock: &OwnedFd, postcopy: bool) -> anyhow::Result<()> {
+/// The destination side: QEMU (started with `-incoming defer`) serves the disks being
+/// copied here over NBD (on the listening socket `nbd` gives, with the disks' targets) and
+/// reads the stream from the accepted socket; Ok once it has it all (or, in post-copy, once
+/// the guest may run here).
+pub(crate) async fn incoming(
+    qmp: &Qmp,
+    sock: &OwnedFd,
+    postcopy: bool,
+    nbd: Option<&(OwnedFd, Vec<String>)>,
+    def: &vireo_xml::Domain,
+) -> anyhow::Result<()> {
+    if let Some((listener, disks)) = nbd {
+        serve_nbd(qmp, listener, disks, def).await?;
+    }
     // The capabilities both sides must agree on.
     qmp.execute(
         "migrate-set-capabilities",
@@ -154,6 +165,47 @@ pub(crate) async fn incoming(qmp: &Qmp, sock: &OwnedFd, postcopy: bool) -> anyho
     }
 }
 
+/// The destination's NBD server, on the listening (UNIX) socket the daemon made, with one
+/// writable export per disk copied here, named by its target.
+async fn serve_nbd(
+    qmp: &Qmp,
+    listener: &OwnedFd,
+    disks: &[String],
+    def: &vireo_xml::Domain,
+) -> anyhow::Result<()> {
+    qmp.execute_with_fd(
+        "getfd",
+        Some(json!({"fdname": "vireo-nbd-server"})),
+        listener.as_fd(),
+    )
+    .await
+    .map_err(|e| anyhow!("cannot give the NBD socket to QEMU: {e}"))?;
+    qmp.execute(
+        "nbd-server-start",
+        Some(json!({"addr": {"type": "fd", "data": {"str": "vireo-nbd-server"}}})),
+    )
+    .await
+    .map_err(|e| anyhow!("nbd-server-start: {e}"))?;
+    let live = crate::hotplug::initial_disks(&def.devices.disks);
+    for dev in disks {
+        let node = live
+            .iter()
+            .find(|d| d.shown.target.dev == *dev)
+            .map(|d| d.top_node())
+            .ok_or_else(|| anyhow!("no disk '{dev}' to take the copy"))?;
+        qmp.execute(
+            "block-export-add",
+            Some(json!({
+                "type": "nbd", "id": format!("migrate-{dev}"), "node-name": node,
+                "name": dev, "writable": true,
+            })),
+        )
+        .await
+        .map_err(|e| anyhow!("cannot serve disk {dev} over NBD: {e}"))?;
+    }
+    Ok(())
+}
+
 impl Vm {
     /// SHIM_MIGRATE: the VM goes, live, into `sock` (connected to the destination's
     /// QEMU). Returns once the destination has all it needs to run the guest (the guest is
@@ -161,6 +213,7 @@ impl Vm {
     pub async fn migrate_out(
         self: &Arc<Self>,
         sock: OwnedFd,
+        nbd: Vec<OwnedFd>,
         a: ShimMigrateArgs,
     ) -> anyhow::Result<()> {
         self.require(&[state::RUNNING, state::PAUSED], "running")?;
@@ -169,10 +222,24 @@ impl Vm {
         }
         self.begin_job(OPERATION_MIGRATION_OUT)?;
         let was_running = self.state().0 == state::RUNNING;
+        let postcopy = a.flags & mflags::POSTCOPY != 0;
+        // The disks first: once their copies follow the guest's writes, the memory.
+        let disks = a.disks.0.clone();
+        if !disks.is_empty() {
+            let incremental = a.flags & mflags::NON_SHARED_INC != 0;
+            if let Err(e) = self.mirror_disks(&disks, nbd, incremental).await {
+                let _ = self.stop_mirrors(&disks, true).await;
+                let job = self.end_job(false);
+                if job.is_some_and(|j| j.aborted) {
+                    bail!(Aborted("migration out job: canceled by client".into()));
+                }
+                bail!(OpFailed(format!("cannot copy the disks: {e}")));
+            }
+        }
         // The guest's stop at the end is the migration's, not news.
         self.set_pausing(true);
-        let postcopy = a.flags & mflags::POSTCOPY != 0;
         if let Err(e) = self.start_migration(sock, &a).await {
+            let _ = self.stop_mirrors(&disks, true).await;
             self.set_pausing(false);
             let job = self.end_job(false);
             if job.is_some_and(|j| j.aborted) {
@@ -191,6 +258,18 @@ impl Vm {
         let phase = match rx.wait_for(Phase::settled).await {
             Ok(p) => p.clone(),
             Err(_) => Phase::Failed("the migration's follower ended".into()),
+        };
+        // The guest is paused: the disks' copies end with its last writes.
+        let phase = match phase {
+            Phase::Completed if !disks.is_empty() => match self.stop_mirrors(&disks, false).await {
+                Ok(()) => Phase::Completed,
+                Err(e) => Phase::Failed(format!("the disks' copies did not end well: {e}")),
+            },
+            Phase::Failed(_) | Phase::Aborted => {
+                let _ = self.stop_mirrors(&disks, true).await;
+                phase
+            }
+            p => p,
         };
         match phase {
             Phase::Completed | Phase::Postcopy => {
@@ -223,6 +302,127 @@ impl Vm {
             }
             Phase::Active => unreachable!("waited for a settled phase"),
         }
+    }
+
+    /// Each disk is mirrored into its connection to the destination's NBD server (the
+    /// whole disk, or with `incremental` its top image only); Ok once every copy is
+    /// ready (it follows the guest's writes).
+    async fn mirror_disks(
+        &self,
+        disks: &[String],
+        nbd: Vec<OwnedFd>,
+        incremental: bool,
+    ) -> anyhow::Result<()> {
+        let qmp = self.qmp();
+        for (dev, fd) in disks.iter().zip(nbd) {
+            let top = self
+                .disks()
+                .iter()
+                .find(|d| d.shown.target.dev == *dev && !d.removing)
+                .map(|d| d.top_node())
+                .ok_or_else(|| anyhow!(OpInvalid(format!("disk '{dev}' not found"))))?;
+            let fdname = format!("vireo-nbd-{dev}");
+            qmp.execute_with_fd("getfd", Some(json!({ "fdname": fdname })), fd.as_fd())
+                .await
+                .map_err(|e| anyhow!("cannot give the NBD connection to QEMU: {e}"))?;
+            drop(fd);
+            let node = mirror_node(dev);
+            qmp.execute(
+                "blockdev-add",
+                Some(json!({
+                    "driver": "nbd", "node-name": node, "export": dev,
+                    "server": {"type": "fd", "str": fdname},
+                })),
+            )
+            .await
+            .map_err(|e| anyhow!("cannot reach the destination's copy of {dev}: {e}"))?;
+            qmp.execute(
+                "blockdev-mirror",
+                Some(json!({
+                    "job-id": node, "device": top, "target": node,
+                    "sync": if incremental { "top" } else { "full" },
+                })),
+            )
+            .await
+            .map_err(|e| anyhow!("cannot start the copy of {dev}: {e}"))?;
+        }
+        loop {
+            if self.job(|j| j.aborted).unwrap_or(false) {
+                bail!(Aborted("migration out job: canceled by client".into()));
+            }
+            let jobs = qmp
+                .execute("query-block-jobs", None)
+                .await
+                .map_err(|e| anyhow!("query-block-jobs: {e}"))?;
+            let jobs = jobs.as_array().cloned().unwrap_or_default();
+            let mut ready = true;
+            for dev in disks {
+                let id = mirror_node(dev);
+                let Some(j) = jobs.iter().find(|j| j["device"] == id.as_str()) else {
+                    bail!("the copy of disk {dev} stopped");
+                };
+                ready &= j["ready"].as_bool().unwrap_or(false);
+            }
+            if ready {
+                return Ok(());
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Ends the disks' copies (`force`: at once, the migration failed; else each once its
+    /// last writes are out) and lets their connections go.
+    async fn stop_mirrors(&self, disks: &[String], force: bool) -> anyhow::Result<()> {
+        if disks.is_empty() {
+            return Ok(());
+        }
+        let qmp = self.qmp();
+        for dev in disks {
+            let _ = qmp
+                .execute(
+                    "block-job-cancel",
+                    Some(json!({ "device": mirror_node(dev), "force": force })),
+                )
+                .await;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let mut result = Ok(());
+        loop {
+            let jobs = qmp
+                .execute("query-block-jobs", None)
+                .await
+                .map_err(|e| anyhow!("query-block-jobs: {e}"))?;
+            let left = jobs.as_array().is_some_and(|a| {
+                a.iter().any(|j| {
+                    j["device"]
+                        .as_str()
+                        .is_some_and(|d| disks.iter().any(|dev| mirror_node(dev) == d))
+                })
+            });
+            if !left {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                result = Err(anyhow!("the disks' copies did not end within a minute"));
+                break;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        for dev in disks {
+            let _ = qmp
+                .execute(
+                    "blockdev-del",
+                    Some(json!({ "node-name": mirror_node(dev) })),
+                )
+                .await;
+            let _ = qmp
+                .execute(
+                    "closefd",
+                    Some(json!({ "fdname": format!("vireo-nbd-{dev}") })),
+                )
+                .await;
+        }
+        result
     }
 
     /// Capabilities and parameters for this migration, then QEMU starts it into `sock`.
@@ -321,14 +521,16 @@ impl Vm {
                 .and_then(|r| r.get("dirty-sync-count"))
                 .and_then(Value::as_u64)
                 .unwrap_or(0);
-            if passes > iteration && status == "active" {
-                iteration = passes;
+            // One event per pass over memory, none skipped (a client may wait for a given
+            // one: virsh switches to post-copy at the second).
+            while passes > iteration && status == "active" {
+                iteration += 1;
                 self.emit_message(
                     procs::DOMAIN_EVENT_CALLBACK_MIGRATION_ITERATION,
                     vireo_xdr::to_bytes(&IterationMsg {
                         callback_id: 0,
                         dom: crate::serve::handle(&self),
-                        iteration: i32::try_from(passes).unwrap_or(i32::MAX),
+                        iteration: i32::try_from(iteration).unwrap_or(i32::MAX),
                     }),
                 );
             }
@@ -472,6 +674,9 @@ impl Vm {
             .ok()
             .and_then(|v| v.get("status").and_then(Value::as_str).map(str::to_string))
             .is_some_and(|s| s.starts_with("postcopy"));
+        // The disks copied here are the guest's again (no NBD server was started if none
+        // were copied: that is the error to ignore).
+        let _ = self.qmp().execute("nbd-server-stop", None).await;
         self.set_pausing(true);
         let r = self.qmp().execute("cont", None).await;
         self.set_pausing(false);
@@ -531,6 +736,11 @@ impl Vm {
             .as_ref()
             .is_some_and(|o| !o.phase.borrow().ended())
     }
+}
+
+/// The node (and job) that copies disk `dev` to the destination.
+fn mirror_node(dev: &str) -> String {
+    format!("migrate-{dev}")
 }
 
 /// The migration tuning calls of the REMOTE program this shim answers.

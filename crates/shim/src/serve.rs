@@ -567,19 +567,26 @@ impl ShimService {
         }))
     }
 
-    /// SHIM_MIGRATE: the VM, live, into the one connected socket given.
+    /// SHIM_MIGRATE: the VM, live, into the first connected socket given (its disks
+    /// first, each into one of the others, when it copies them).
     fn migrate(self: Arc<Self>, payload: &[u8], mut fds: Vec<std::os::fd::OwnedFd>) -> Dispatch {
         let a: ShimMigrateArgs = match args(payload) {
             Ok(a) => a,
             Err(e) => return Dispatch::Now(Outcome::Error(e)),
         };
-        let Some(sock) = fds.pop().filter(|_| fds.is_empty()) else {
+        if fds.len() != 1 + a.disks.0.len() {
+            return Dispatch::Now(Outcome::Error(RemoteError::rpc(
+                "a migration takes one socket, and one more per disk it copies",
+            )));
+        }
+        let nbd = fds.split_off(1);
+        let Some(sock) = fds.pop() else {
             return Dispatch::Now(Outcome::Error(RemoteError::rpc(
                 "a migration takes one socket",
             )));
         };
         Dispatch::Later(Box::pin(async move {
-            match self.vm.migrate_out(sock, a).await {
+            match self.vm.migrate_out(sock, nbd, a).await {
                 Ok(()) => Outcome::Reply(Vec::new()),
                 Err(e) => Outcome::Error(to_remote(&e)),
             }

@@ -328,7 +328,7 @@ impl Vm {
         let restored = args.incoming.is_some();
         if let Some(image) = &args.incoming {
             let r = if args.migrated {
-                crate::migrate::incoming(&qmp, image, args.postcopy).await
+                crate::migrate::incoming(&qmp, image, args.postcopy, args.nbd.as_ref(), &def).await
             } else {
                 restore_from(&qmp, image).await
             };

@@ -105,7 +105,7 @@ async fn serve(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult {
                     DriverError::InvalidArg("the migration URI (migrate_uri) is missing".into())
                 })?;
             let cookie = q
-                .migrate_perform(&a.dom, &uri, &a.params.0, a.flags)
+                .migrate_perform(&a.dom, &uri, &a.params.0, &a.cookie_in.0, a.flags)
                 .await?;
             ret(CookieRet {
                 cookie_out: Opaque(cookie),
@@ -238,7 +238,7 @@ async fn peer_to_peer_steps(
     // The destination's daemon going away ends the migration: nobody would finish it.
     let mut lost = false;
     let performed = {
-        let perform = q.migrate_perform(dom, &uri, params, flags);
+        let perform = q.migrate_perform(dom, &uri, params, &prepared.cookie_out.0, flags);
         tokio::pin!(perform);
         tokio::select! {
             r = &mut perform => r,
