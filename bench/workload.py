@@ -535,11 +535,21 @@ def bare_qemu(base, kvm, tap_fd=None):
 class Samples:
     def __init__(self):
         self.data = {}
+        # metric -> daemon set -> why it has no samples (its driver refused the call).
+        self.unavailable = {}
+        # what -> daemon set -> how many objects each round's listing returned.
+        self.listed = {}
 
     def add(self, metric, target, values):
         if not isinstance(values, list):
             values = [values]
         self.data.setdefault(metric, {}).setdefault(target, []).extend(values)
+
+    def refuse(self, metric, target, why):
+        self.unavailable.setdefault(metric, {})[target] = why
+
+    def count(self, what, target, n):
+        self.listed.setdefault(what, {}).setdefault(target, []).append(n)
 
 
 def remove_all(conn):
@@ -641,6 +651,7 @@ def block(t, cfg, s):
         save_rows(t, cfg, s, conn)
         hotplug_rows(t, cfg, s, conn)
         storage_rows(t, cfg, s, conn)
+        host_rows(t, cfg, s, conn)
     finally:
         conn.close()
         t.stop()
@@ -808,6 +819,53 @@ def storage_rows(t, cfg, s, conn):
             v.delete(0)
         pool.destroy()
         shutil.rmtree(target, ignore_errors=True)
+
+
+def refused(t, s, metrics, fn):
+    """`fn()`, or None when the daemon set's driver refuses it (libvirtd's, as a session
+    daemon, may have no such driver): then each of `metrics` is marked not available for
+    the set, with libvirt's error, instead of a number."""
+    try:
+        return fn()
+    except libvirt.libvirtError as e:
+        why = e.get_error_message() or str(e)
+        log(f"{t.name}: {', '.join(metrics)} not available: {why}")
+        for m in metrics:
+            s.refuse(m, t.name, why)
+        return None
+
+
+def host_rows(t, cfg, s, conn):
+    """The node device and host interface drivers on this machine's own devices and
+    interfaces, read only: listAllDevices; the XML of every listed device, one sample per
+    device and call, in passes over the whole list until there are at least `lists`; and
+    listAllInterfaces. The first call of each (and a first pass of XML) warms up."""
+    devs = refused(t, s, ["nodedev_list", "nodedev_xml"], lambda: conn.listAllDevices(0))
+    if devs is not None:
+        s.count("nodedev", t.name, len(devs))
+        s.add("nodedev_list", t.name, latencies(lambda: conn.listAllDevices(0), cfg.lists))
+
+        def xml_pass():
+            out = []
+            for d in devs:
+                t0 = now()
+                try:
+                    d.XMLDesc(0)
+                except libvirt.libvirtError as e:
+                    # Unplugged since the listing (a loop device of someone's test, say).
+                    if e.get_error_code() != libvirt.VIR_ERR_NO_NODE_DEVICE:
+                        raise
+                    continue
+                out.append((now() - t0) * 1e3)
+            return out
+
+        if refused(t, s, ["nodedev_xml"], xml_pass) is not None:
+            for _ in range(-(-cfg.lists // max(len(devs), 1))):
+                s.add("nodedev_xml", t.name, xml_pass())
+    ifaces = refused(t, s, ["iface_list"], lambda: conn.listAllInterfaces(0))
+    if ifaces is not None:
+        s.count("iface", t.name, len(ifaces))
+        s.add("iface_list", t.name, latencies(lambda: conn.listAllInterfaces(0), cfg.lists))
 
 
 def dd_floor(cfg, s):
@@ -1232,7 +1290,15 @@ def run_main(args):
             t.stop()
         kill_descendants()
     with open(args.out, "w") as f:
-        json.dump({"samples": s.data, "facts": facts}, f)
+        json.dump(
+            {
+                "samples": s.data,
+                "facts": facts,
+                "unavailable": s.unavailable,
+                "listed": s.listed,
+            },
+            f,
+        )
 
 
 def main():

@@ -36,6 +36,9 @@ const ROWS: [&str; 26] = [
     "vol_download_dense",
     "vol_download_sparse",
 ];
+/// The node device and host interface rows: a number for every Vireo daemon set; libvirtd's
+/// driver may refuse them as a session daemon, and then the row says why instead.
+const HOST_ROWS: [&str; 3] = ["nodedev_list", "nodedev_xml", "iface_list"];
 const TARGETS: [&str; 3] = ["libvirtd", "vireod", "vireo-modular"];
 const PROMISES: [&str; 7] = ["P1", "P2", "P3", "P4", "P5", "P6", "P7"];
 
@@ -86,6 +89,23 @@ fn quick_run_reports_every_row_for_every_daemon_set() {
         }
         for t in ["vireod", "vireo-modular"] {
             number(&row["ratio"][t], &format!("{id} ratio for {t}"));
+        }
+    }
+    for id in HOST_ROWS {
+        let row = rows
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("row {id} missing"));
+        for t in TARGETS {
+            let why = &row["unavailable"][t];
+            if t == "libvirtd" && why.as_str().is_some_and(|w| !w.is_empty()) {
+                assert!(
+                    row["values"][t].is_null(),
+                    "{id}: {t} has a number and a refusal"
+                );
+                continue;
+            }
+            number(&row["values"][t]["median"], &format!("{id} median for {t}"));
         }
     }
     number(&j["floor"]["value"]["median"], "bare QEMU start");
