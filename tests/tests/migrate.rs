@@ -26,8 +26,11 @@ struct Hosts {
 
 impl Hosts {
     fn start(layout: Layout) -> Hosts {
-        let a = Daemon::start_in(layout);
-        let b = Daemon::start_in(layout);
+        Hosts::join(Daemon::start_in(layout), Daemon::start_in(layout))
+    }
+
+    /// Links the two hosts' namespaces.
+    fn join(a: Daemon, b: Daemon) -> Hosts {
         let h = Hosts { a, b };
         let peer = h.b.pid().to_string();
         ns(
@@ -663,6 +666,102 @@ fn copy_storage_all() {
     );
     assert_eq!(vireo_tests::image_head(&h.b, &dst_img, "qcow2"), "MOVEDOKK");
     assert_eq!(vireo_tests::image_head(&h.a, &src_img, "qcow2"), "DISKMARK");
+    ok(&h.b.virsh(&["destroy", "vm1"]));
+}
+
+/// Certificates for TLS between the hosts: a CA, the destination's server certificate for
+/// its address on the link (in libvirt's places under its root), and a client certificate
+/// for the source's daemon (a `pkipath` directory under its root).
+fn make_pki(dst_root: &std::path::Path, src_root: &std::path::Path) -> std::path::PathBuf {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose,
+    };
+    let dn = |cn: &str| {
+        let mut d = DistinguishedName::new();
+        d.push(DnType::OrganizationName, "Vireo Migration Test");
+        d.push(DnType::CommonName, cn);
+        d
+    };
+    let put = |path: std::path::PathBuf, text: String| {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    };
+    let ca_key = KeyPair::generate().expect("key");
+    let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name = dn("Migration CA");
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = p.self_signed(&ca_key).expect("CA");
+    let issue = |names: Vec<String>, cn: &str, eku| {
+        let key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::new(names).expect("params");
+        p.distinguished_name = dn(cn);
+        p.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        p.extended_key_usages = vec![eku];
+        let cert = p.signed_by(&key, &ca, &ca_key).expect("sign");
+        (cert.pem(), key.serialize_pem())
+    };
+    let (cert, key) = issue(
+        vec![DST_ADDR.to_string()],
+        "destination",
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    put(dst_root.join("etc/pki/CA/cacert.pem"), ca.pem());
+    put(dst_root.join("etc/pki/libvirt/servercert.pem"), cert);
+    put(dst_root.join("etc/pki/libvirt/private/serverkey.pem"), key);
+    let (cert, key) = issue(Vec::new(), "source", ExtendedKeyUsagePurpose::ClientAuth);
+    let dir = src_root.join("pki");
+    put(dir.join("cacert.pem"), ca.pem());
+    put(dir.join("clientcert.pem"), cert);
+    put(dir.join("clientkey.pem"), key);
+    dir
+}
+
+/// Peer to peer over TLS: the destination's daemon listens for remote clients
+/// (`--listen`, certificates the test makes) in its namespace; the source's daemon reaches
+/// it at `qemu+tls://10.77.9.2/system` with its client certificate, and the migration
+/// stream goes to the address that connection came in on (no `--migrateuri`). A
+/// destination that cannot be reached fails the migration before anything moves.
+#[test]
+fn peer_to_peer_over_tls() {
+    let a = Daemon::start_in(Layout::Monolithic);
+    let mut pki = std::path::PathBuf::new();
+    let b = Daemon::start_prepared(
+        Layout::Monolithic,
+        |root| {
+            pki = make_pki(root, &a.root);
+            std::fs::create_dir_all(root.join("etc/vireo")).expect("etc");
+            std::fs::write(
+                root.join("etc/vireo/vireod.conf"),
+                "listen_addr = \"0.0.0.0\"\n\
+                 tls_allowed_dn_list = [\"O=Vireo Migration Test,CN=source\"]\n",
+            )
+            .expect("vireod.conf");
+        },
+        &["--listen"],
+    );
+    let h = Hosts::join(a, b);
+    let _ev = boot_counting(&h.a, false);
+    let before = counter(&h.a);
+    let dest = format!("qemu+tls://{DST_ADDR}/system?pkipath={}", pki.display());
+    ok(&h.a.virsh(&["migrate", "--live", "--p2p", "vm1", &dest]));
+    assert_eq!(state(&h.b, "vm1"), "running (migrated)");
+    went_on(&h.b, before);
+    // Back is refused before anything moves: the source's daemon does not listen for
+    // remote clients.
+    let e = fails(&h.b.virsh(&[
+        "migrate",
+        "--live",
+        "--p2p",
+        "vm1",
+        &format!("qemu+tls://{SRC_ADDR}/system?pkipath={}", pki.display()),
+    ]));
+    assert!(e.contains("Failed to connect to remote libvirt URI"), "{e}");
+    assert_eq!(state(&h.b, "vm1"), "running (migrated)");
     ok(&h.b.virsh(&["destroy", "vm1"]));
 }
 

@@ -504,6 +504,20 @@ fn listen(addr: Option<IpAddr>, port: Option<u16>) -> Result<std::net::TcpListen
     })
 }
 
+/// This host's address towards `peer` (the one a connection from it came in on): the
+/// kernel's choice of a source address for a datagram socket connected to it; nothing is
+/// sent.
+pub fn local_address_towards(peer: IpAddr) -> Option<IpAddr> {
+    let any: IpAddr = match peer {
+        IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let s = std::net::UdpSocket::bind(SocketAddr::new(any, 0)).ok()?;
+    s.connect(SocketAddr::new(peer, 9)).ok()?;
+    let local = s.local_addr().ok()?.ip();
+    (!local.is_unspecified()).then_some(local)
+}
+
 /// A TCP connection to the destination (its migration or NBD port), set up as a
 /// migration socket.
 async fn connect(host: &str, port: u16) -> Result<OwnedFd> {
@@ -742,12 +756,15 @@ impl QemuDriver {
     }
 
     /// Prepare (destination): the listener for the stream and the task that starts the
-    /// domain from it. Answers the cookie and `tcp:HOST:PORT`.
+    /// domain from it. Answers the cookie and `tcp:HOST:PORT`: HOST is `migrate_uri`'s,
+    /// else the listen address, else `local` (the address the caller's connection came in
+    /// on, when it came over the network), else this host's name.
     pub async fn migrate_prepare(
         self: &Arc<Self>,
         params: &[TypedParam],
         cookie: &[u8],
         flags: u32,
+        local: Option<IpAddr>,
     ) -> Result<(Vec<u8>, String)> {
         check_migrate_flags(flags)?;
         not_tunnelled(flags)?;
@@ -785,6 +802,7 @@ impl QemuDriver {
                     .filter(|a| !a.is_unspecified())
                     .map(|a| a.to_string())
             })
+            .or_else(|| local.map(|a| a.to_string()))
             .unwrap_or_else(vireo_driver::host::hostname);
 
         let name = def.name.clone();
@@ -1393,5 +1411,8 @@ mod tests {
         assert!(listen(Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)), Some(port)).is_err());
         let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         tune_socket(c.as_fd()).unwrap();
+        // The address a peer on loopback reaches us on is loopback.
+        let lo = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+        assert_eq!(local_address_towards(lo), Some(lo));
     }
 }

@@ -55,6 +55,7 @@ fn serves(p: i32) -> bool {
 /// migration), so it is answered asynchronously, other calls of the connection going on.
 pub(super) fn dispatch(
     s: &Arc<RemoteService>,
+    client: &Arc<RemoteClient>,
     p: i32,
     payload: &[u8],
 ) -> Option<BoxFuture<Outcome>> {
@@ -63,10 +64,22 @@ pub(super) fn dispatch(
     }
     let s = Arc::clone(s);
     let payload = payload.to_vec();
-    Some(Box::pin(async move { serve(&s, p, &payload).await.into() }))
+    // Where a client that came over the network reaches this host: the stream comes there.
+    let local = client
+        .conn
+        .addr
+        .and_then(|a| vireo_qemu::migrate::local_address_towards(a.ip()));
+    Some(Box::pin(async move {
+        serve(&s, p, &payload, local).await.into()
+    }))
 }
 
-async fn serve(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult {
+async fn serve(
+    s: &RemoteService,
+    p: i32,
+    payload: &[u8],
+    local: Option<std::net::IpAddr>,
+) -> ProcResult {
     let q = s.hv()?;
     match p {
         procs::DOMAIN_MIGRATE_BEGIN3_PARAMS => {
@@ -80,7 +93,7 @@ async fn serve(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult {
         procs::DOMAIN_MIGRATE_PREPARE3_PARAMS => {
             let a: Prepare3ParamsArgs = args(payload)?;
             let (cookie, uri) = q
-                .migrate_prepare(&a.params.0, &a.cookie_in.0, a.flags)
+                .migrate_prepare(&a.params.0, &a.cookie_in.0, a.flags, local)
                 .await?;
             ret(Prepare3ParamsRet {
                 cookie_out: Opaque(cookie),

@@ -374,7 +374,7 @@ impl Service for RemoteService {
             let fut = migrate::prepare_tunnel(self, c, header, payload.to_vec());
             return Dispatch::Later(fut);
         }
-        if let Some(fut) = migrate::dispatch(&self, p, payload) {
+        if let Some(fut) = migrate::dispatch(&self, client, p, payload) {
             return Dispatch::Later(fut);
         }
         if let Some(fut) = running::dispatch(&self, p, payload, readonly) {
