@@ -765,7 +765,8 @@ fn peer_to_peer_over_tls() {
     ok(&h.b.virsh(&["destroy", "vm1"]));
 }
 
-/// What is not supported yet is refused before anything moves, clearly.
+/// What is not supported yet is refused before anything moves, clearly; a paused guest
+/// moves renamed with the caller's definition and stays paused.
 #[test]
 fn refusals() {
     let h = Hosts::start(Layout::Monolithic);
@@ -808,5 +809,26 @@ fn refusals() {
     assert!(e.contains("only tcp: migration URIs"), "{e}");
     assert_eq!(state(&h.a, "vm1"), "paused (user)");
     assert!(!listed(&h.b).contains("vm1"));
-    ok(&h.a.virsh(&["destroy", "vm1"]));
+
+    // A paused guest stays paused there; renamed (--dname) with the caller's definition
+    // (--xml, a title added).
+    let live = ok(&h.a.virsh(&["dumpxml", "--migratable", "vm1"]));
+    let titled = live.replacen("</name>", "</name>\n  <title>Moved</title>", 1);
+    let xml = write_file(&h.a, "dest.xml", &titled);
+    ok(&h.a.virsh(&[
+        "migrate",
+        "--live",
+        "--dname",
+        "vm2",
+        "--xml",
+        &xml,
+        "vm1",
+        &h.b.uri(),
+        "--migrateuri",
+        &format!("tcp://{DST_ADDR}"),
+    ]));
+    assert_eq!(state(&h.b, "vm2"), "paused (user)");
+    assert!(ok(&h.b.virsh(&["dumpxml", "vm2"])).contains("<title>Moved</title>"));
+    assert_eq!(state(&h.a, "vm1"), "shut off (migrated)");
+    ok(&h.b.virsh(&["destroy", "vm2"]));
 }

@@ -380,6 +380,9 @@ pub mod migrate_end {
     pub const RESUME: i32 = 2;
     /// Destination: returns once the incoming stream is complete (after post-copy).
     pub const COMPLETE: i32 = 3;
+    /// Destination: the migration is over; the guest stays paused (VIR_MIGRATE_PAUSED:
+    /// SUSPENDED, PAUSED).
+    pub const STAY_PAUSED: i32 = 4;
 }
 
 xdr_struct! {

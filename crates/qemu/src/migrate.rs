@@ -1142,12 +1142,14 @@ impl QemuDriver {
                 ))));
             }
         }
-        if flags & mf::PAUSED == 0 {
-            let r = self.end_call(&h, migrate_end::RESUME).await;
-            if let Err(e) = r {
-                self.kill_incoming(&h).await;
-                return Err(e);
-            }
+        let end = if flags & mf::PAUSED == 0 {
+            migrate_end::RESUME
+        } else {
+            migrate_end::STAY_PAUSED
+        };
+        if let Err(e) = self.end_call(&h, end).await {
+            self.kill_incoming(&h).await;
+            return Err(e);
         }
         self.refresh_state(&h).await;
         if self.state(&h).ok() == Some((state::RUNNING, reason::RUNNING_POSTCOPY)) {

@@ -593,6 +593,7 @@ impl Vm {
             migrate_end::CANCEL => self.cancel_migration().await,
             migrate_end::RESUME => self.resume_migrated().await,
             migrate_end::COMPLETE => self.incoming_complete().await,
+            migrate_end::STAY_PAUSED => self.stay_paused().await,
             _ => bail!(OpInvalid(format!("unknown migration end {op}"))),
         }
     }
@@ -692,6 +693,26 @@ impl Vm {
             Some(Lifecycle {
                 event: vireo_proto::remote::event::RESUMED,
                 detail,
+            }),
+        );
+        Ok(())
+    }
+
+    /// Destination, VIR_MIGRATE_PAUSED: the migration is over, the guest stays paused as
+    /// a user's pause.
+    async fn stay_paused(&self) -> anyhow::Result<()> {
+        if self.state() != (state::PAUSED, reason::PAUSED_MIGRATION) {
+            bail!(OpInvalid(
+                "the domain is not waiting for its migration to end".into()
+            ));
+        }
+        let _ = self.qmp().execute("nbd-server-stop", None).await;
+        self.set(
+            state::PAUSED,
+            state::PAUSED_USER,
+            Some(Lifecycle {
+                event: vireo_proto::remote::event::SUSPENDED,
+                detail: vireo_proto::remote::event::SUSPENDED_PAUSED,
             }),
         );
         Ok(())
