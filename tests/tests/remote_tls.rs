@@ -270,8 +270,10 @@ fn tls_refusals(layout: Layout) {
 /// libvirt's auth.conf; a wrong password is refused with libvirt's error and nothing is
 /// served; a user not in sasl_allowed_username_list likewise.
 fn tls_sasl(layout: Layout) {
-    let conf =
-        format!("{CONF}auth_tls = \"sasl\"\nsasl_allowed_username_list = [\"fred\", \"admin*\"]\n");
+    let conf = format!(
+        "{}auth_tcp = \"sasl\"\nauth_tls = \"sasl\"\nsasl_allowed_username_list = [\"fred\", \"admin*\"]\n",
+        CONF.replace("auth_tcp = \"none\"\n", "")
+    );
     let d = start(layout, &conf);
     for (user, pass) in [("fred", "s3cret"), ("joe", "joes")] {
         let mut p = Command::new(bin("vireo-saslpasswd"))
@@ -384,7 +386,17 @@ fn tls_sasl(layout: Layout) {
         let _ = held.wait();
     }
     // Plain TCP with SASL: no mechanism with a security layer, so libvirt's client is
-    // refused (Vireo, as libvirtd, offers SCRAM only where the transport is secure).
+    // refused (Vireo, as libvirtd, offers SCRAM only where the transport is secure), and
+    // the daemon said so when it started.
+    let tcp = "qemu+tcp://127.0.0.1/system";
+    let e = fails(&in_ns(
+        &d,
+        &[("LIBVIRT_AUTH_FILE", good.to_str().expect("utf-8"))],
+        "virsh",
+        &["-c", tcp, "list"],
+    ));
+    assert!(e.contains("authentication failed"), "{e}");
+    assert!(d.log().contains("auth_tcp = \"sasl\" needs"), "{}", d.log());
 }
 
 /// Each test with vireod and with vireo-proxyd in front of the modular daemons (the
