@@ -1088,6 +1088,8 @@ impl Vm {
         let mut child = self.child.lock().await.take();
         loop {
             tokio::select! {
+                // What QEMU said comes before noticing that it ended.
+                biased;
                 ev = async {
                     match events.as_mut() {
                         Some(rx) => rx.recv().await,
@@ -1103,6 +1105,13 @@ impl Vm {
                         None => std::future::pending::<()>().await,
                     }
                 } => break,
+            }
+        }
+        // QEMU has gone: what it said on its way out (its SHUTDOWN) is reported first. The
+        // events end when its monitor closes; a second is the most they are waited for.
+        if let Some(rx) = events.as_mut() {
+            while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
+                self.on_event(ev).await;
             }
         }
         // No new client should find a shim whose VM is gone: the files go before the last
