@@ -669,6 +669,63 @@ fn copy_storage_all() {
     ok(&h.b.virsh(&["destroy", "vm1"]));
 }
 
+/// Our `vireo migrate` (peer to peer there, managed back, with its progress bar), and the
+/// tuning commands printing what virsh prints.
+#[test]
+fn vireo_cli_migrates() {
+    let h = Hosts::start(Layout::Monolithic);
+    let _ev = boot_counting(&h.a, false);
+    for args in [
+        &["migrate-getspeed", "vm1"][..],
+        &["migrate-getspeed", "vm1", "--postcopy"],
+        &["migrate-getmaxdowntime", "vm1"],
+        &["migrate-setspeed", "vm1", "12"],
+        &["migrate-setmaxdowntime", "vm1", "400"],
+        &["migrate", "--live", "nope", &h.b.uri()],
+        &["migrate-postcopy", "vm1"],
+    ] {
+        vireo_tests::same_as_virsh(&h.a, args);
+    }
+    assert_eq!(ok(&h.a.vireo(&["migrate-getspeed", "vm1"])).trim(), "12");
+    assert_eq!(
+        ok(&h.a.vireo(&["migrate-getmaxdowntime", "vm1"])).trim(),
+        "400"
+    );
+    let before = counter(&h.a);
+    let out = ok(&h.a.vireo(&[
+        "migrate",
+        "--live",
+        "--p2p",
+        "vm1",
+        &h.b.uri(),
+        "--migrateuri",
+        &format!("tcp://{DST_ADDR}"),
+    ]));
+    assert_eq!(out, "\n");
+    assert_eq!(state(&h.b, "vm1"), "running (migrated)");
+    went_on(&h.b, before);
+    let before = counter(&h.b);
+    let o = h.b.vireo(&[
+        "migrate",
+        "--live",
+        "--verbose",
+        "vm1",
+        &h.a.uri(),
+        "--migrateuri",
+        &format!("tcp://{SRC_ADDR}"),
+    ]);
+    ok(&o);
+    let bar = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        bar.contains("Migration: [") && bar.contains("100 %"),
+        "{bar}"
+    );
+    assert_eq!(state(&h.a, "vm1"), "running (migrated)");
+    assert!(!listed(&h.b).contains("vm1"));
+    went_on(&h.a, before);
+    ok(&h.a.virsh(&["destroy", "vm1"]));
+}
+
 /// Certificates for TLS between the hosts: a CA, the destination's server certificate for
 /// its address on the link (in libvirt's places under its root), and a client certificate
 /// for the source's daemon (a `pkipath` directory under its root).

@@ -31,6 +31,9 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
     if crate::save::COMMANDS.contains(&cmd.as_str()) {
         return crate::save::run(uri, readonly, cmd, rest).await;
     }
+    if crate::migrate::COMMANDS.contains(&cmd.as_str()) {
+        return crate::migrate::run(uri, readonly, cmd, rest).await;
+    }
     if crate::snapshot::COMMANDS.contains(&cmd.as_str()) {
         return crate::snapshot::run(uri, readonly, cmd, rest).await;
     }

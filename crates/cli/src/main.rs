@@ -7,6 +7,7 @@ mod commands;
 mod cpu;
 mod interface;
 mod iothread;
+mod migrate;
 mod network;
 mod nodedev;
 mod nwfilter;
@@ -78,7 +79,15 @@ Commands:
   save-image-dumpxml [--security-info] FILE
                            the definition stored in a save image
   domjobinfo DOMAIN / domjobabort DOMAIN
-                           the job running on the domain (a save), and its end
+                           the job running on the domain (a save, a migration), and its end
+  migrate [--live] [--p2p [--tunnelled]] [--persistent] [--undefinesource] [--suspend]
+      [--copy-storage-all|--copy-storage-inc] [--auto-converge] [--postcopy
+      [--postcopy-after-precopy]] [--verbose] [--migrateuri URI] [--dname NAME]
+      [--xml FILE] [--persistent-xml FILE] [--bandwidth MiB/s] [--listen-address ADDR]
+      [--migrate-disks DISK,...] [--disks-port PORT] DOMAIN DESTURI
+                           move the running domain to another host, with a progress bar
+  migrate-setspeed DOMAIN MiB/s [--postcopy] / migrate-getspeed DOMAIN [--postcopy]
+  migrate-setmaxdowntime DOMAIN MS / migrate-getmaxdowntime DOMAIN / migrate-postcopy DOMAIN
   snapshot-create-as DOMAIN [NAME [DESCRIPTION]] [--print-xml] [--no-metadata] [--halt]
       [--disk-only] [--reuse-external] [--quiesce] [--atomic] [--live] [--validate]
       [--memspec [file=]PATH[,snapshot=TYPE]]

@@ -4,6 +4,7 @@
 mod blockjob;
 mod interface;
 mod iothread;
+pub mod migrate;
 pub mod net;
 mod network;
 mod nodedev;
