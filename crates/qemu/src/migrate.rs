@@ -284,9 +284,7 @@ fn check_migrate_flags(flags: u32) -> Result<()> {
     if unknown == 0 {
         return Ok(());
     }
-    let what = if unknown & (mf::NON_SHARED_DISK | mf::NON_SHARED_INC) != 0 {
-        "migration of non-shared storage is not supported by Vireo yet".to_string()
-    } else if unknown & mf::OFFLINE != 0 {
+    let what = if unknown & mf::OFFLINE != 0 {
         "offline migration is not supported by Vireo yet".to_string()
     } else if unknown & mf::TLS != 0 {
         "migration over TLS is not supported by Vireo yet".to_string()
@@ -1395,10 +1393,15 @@ mod tests {
         assert!(check_migrate_flags(mf::TUNNELLED | mf::PEER2PEER).is_ok());
         let e = check_migrate_flags(mf::TUNNELLED | mf::POSTCOPY).unwrap_err();
         assert!(e.to_string().contains("post-copy"), "{e}");
-        let e = check_migrate_flags(mf::NON_SHARED_DISK).unwrap_err();
-        assert!(e.to_string().contains("non-shared storage"), "{e}");
+        assert!(check_migrate_flags(mf::NON_SHARED_DISK | mf::LIVE).is_ok());
+        let e = check_migrate_flags(mf::NON_SHARED_DISK | mf::NON_SHARED_INC).unwrap_err();
+        assert!(e.to_string().contains("mutually exclusive"), "{e}");
+        let e = check_migrate_flags(mf::NON_SHARED_INC | mf::TUNNELLED).unwrap_err();
+        assert!(e.to_string().contains("copying the disks"), "{e}");
         let e = check_migrate_flags(1 << 30).unwrap_err();
         assert!(e.to_string().contains("0x40000000"), "{e}");
+        let e = check_migrate_flags(mf::TLS).unwrap_err();
+        assert!(e.to_string().contains("over TLS"), "{e}");
     }
 
     #[test]
