@@ -321,14 +321,18 @@ fn all_leases(d: &Daemon, rt: &tokio::runtime::Runtime) -> Vec<(String, String)>
     })
 }
 
-/// The flow: an unprivileged vireo-qemud starts a domain with a PCI hostdev and
-/// gets a lease from vireo-nodedevd (root), which detached the device and made its VFIO
-/// group the QEMU user's; a second domain asking for it is refused naming the first, also
-/// after a kill -9 of vireo-nodedevd; the first one's end, while vireo-nodedevd is down,
-/// gives the device back once that daemon is back; and a VM that ends while vireo-qemud is
-/// down has its device given back when that daemon starts.
-#[test]
-fn unprivileged_qemud_leases_a_pci_device() {
+/// The synthetic machine (its kernel played by [`FakePci`]) under a new temp dir, with an
+/// unprivileged vireo-qemud that runs `qemu` (a stand-in script) as its QEMU, and a
+/// runtime for Vireo's own calls.
+fn unprivileged_machine(
+    qemu: &str,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    FakePci,
+    Daemon,
+    tokio::runtime::Runtime,
+) {
     use std::os::unix::fs::PermissionsExt;
     let t = tempfile::tempdir().unwrap();
     std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -338,13 +342,25 @@ fn unprivileged_qemud_leases_a_pci_device() {
     let bin = t.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
     let wrapper = bin.join("qemu-system-x86_64");
-    std::fs::write(&wrapper, QEMU_WITHOUT_VFIO).unwrap();
+    std::fs::write(&wrapper, qemu).unwrap();
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut d = Daemon::start_unprivileged(Some(&sys), Some(&bin));
+    let d = Daemon::start_unprivileged(Some(&sys), Some(&bin));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    (t, sys, pci, d, rt)
+}
+
+/// The flow: an unprivileged vireo-qemud starts a domain with a PCI hostdev and
+/// gets a lease from vireo-nodedevd (root), which detached the device and made its VFIO
+/// group the QEMU user's; a second domain asking for it is refused naming the first, also
+/// after a kill -9 of vireo-nodedevd; the first one's end, while vireo-nodedevd is down,
+/// gives the device back once that daemon is back; and a VM that ends while vireo-qemud is
+/// down has its device given back when that daemon starts.
+#[test]
+fn unprivileged_qemud_leases_a_pci_device() {
+    let (_t, sys, pci, mut d, rt) = unprivileged_machine(QEMU_WITHOUT_VFIO);
     for vm in ["vm1", "vm2"] {
         let f = vireo_tests::write_file(&d, &format!("{vm}.xml"), &with_nic(vm));
         ok(&d.virsh(&["define", &f]));
@@ -530,22 +546,8 @@ fn leases_become(d: &Daemon, rt: &tokio::runtime::Runtime, want: &[(&str, &str)]
 /// ([`QEMU_WITH_STAND_INS`]).
 #[test]
 fn hostdevs_come_and_go_while_vms_run() {
-    use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
-    let t = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let sys = t.path().join("machine");
-    std::fs::create_dir(&sys).unwrap();
-    let pci = FakePci::start(&sys);
-    let bin = t.path().join("bin");
-    std::fs::create_dir(&bin).unwrap();
-    let wrapper = bin.join("qemu-system-x86_64");
-    std::fs::write(&wrapper, QEMU_WITH_STAND_INS).unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut d = Daemon::start_unprivileged(Some(&sys), Some(&bin));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    use std::os::unix::fs::{chown, MetadataExt};
+    let (_t, sys, pci, mut d, rt) = unprivileged_machine(QEMU_WITH_STAND_INS);
     // vm1: the test guest (its kernel where uid 65534 reads it) with the network card;
     // vm2: a small VM with the tablet.
     let (kernel, initrd) = vireo_tests::guest();
