@@ -393,8 +393,18 @@ impl QemuDriver {
         drop(nbd);
         let line = match child.stdout.take() {
             Some(out) => {
+                let mut out = BufReader::new(out);
                 let mut l = String::new();
-                let _ = BufReader::new(out).read_line(&mut l).await;
+                loop {
+                    l.clear();
+                    let _ = out.read_line(&mut l).await;
+                    // A migrated VM's NBD server has the disks' exports: their copies may
+                    // come in now.
+                    if l.trim_end() != crate::migrate::NBD_READY {
+                        break;
+                    }
+                    self.nbd_ready(&uuid);
+                }
                 l
             }
             None => String::new(),

@@ -46,6 +46,10 @@ use vireo_xml::{format_uuid, Domain};
 use crate::driver::{no_domain_uuid, xml_error, QemuDriver};
 use crate::lifecycle::{START_MIGRATED, START_PAUSED, START_POSTCOPY};
 
+/// The line a migrated VM's shim prints (before READY) once its NBD server has the
+/// exports of the disks copied to it.
+pub const NBD_READY: &str = "NBD-READY";
+
 /// libvirt's range of ports for incoming migrations.
 const PORT_MIN: u16 = 49152;
 const PORT_MAX: u16 = 49215;
@@ -118,6 +122,8 @@ pub(crate) struct Migrations {
     /// The listening socket of the NBD server (and the disks it serves) that the start of
     /// an incoming domain hands its shim, by domain UUID.
     nbd_start: Mutex<HashMap<Uuid, (OwnedFd, Vec<String>)>>,
+    /// Says when an incoming domain's NBD server has its exports, by domain UUID.
+    nbd_ready: Mutex<HashMap<Uuid, tokio::sync::watch::Sender<bool>>>,
 }
 
 /// A destination waiting for (or receiving) its domain.
@@ -892,6 +898,12 @@ impl QemuDriver {
         self.migrations
             .nbd_start()
             .insert(uuid, (OwnedFd::from(unix), disks));
+        let (ready_tx, ready) = tokio::sync::watch::channel(false);
+        self.migrations
+            .nbd_ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(uuid, ready_tx);
         let to = path.clone();
         let relay = tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
@@ -904,7 +916,15 @@ impl QemuDriver {
                 log::info!("NBD connection for a migrated disk from {peer}");
                 let _ = tune_socket(tcp.as_fd());
                 let to = to.clone();
+                let mut ready = ready.clone();
                 conns.spawn(async move {
+                    // Its QEMU answers for the exports only once they are there.
+                    let up = tokio::time::timeout(ACCEPT_TIMEOUT, ready.wait_for(|r| *r))
+                        .await
+                        .is_ok_and(|r| r.is_ok());
+                    if !up {
+                        return;
+                    }
                     if let Ok(mut unix) = tokio::net::UnixStream::connect(&to).await {
                         let _ = tokio::io::copy_bidirectional(&mut tcp, &mut unix).await;
                     }
@@ -914,6 +934,19 @@ impl QemuDriver {
             while conns.join_next().await.is_some() {}
         });
         Ok((tcp_port, relay, path))
+    }
+
+    /// The shim of the migrated domain `uuid` says its NBD server has the exports.
+    pub(crate) fn nbd_ready(&self, uuid: &Uuid) {
+        let ready = self
+            .migrations
+            .nbd_ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uuid);
+        if let Some(r) = ready {
+            r.send_replace(true);
+        }
     }
 
     /// The NBD server's socket for the shim of a migrated domain starting now, if its
@@ -1101,6 +1134,11 @@ impl QemuDriver {
         inc.end_nbd();
         if let Some(u) = self.lookup_by_name(&name).ok().map(|h| h.uuid) {
             self.migrations.nbd_start().remove(&u);
+            self.migrations
+                .nbd_ready
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&u);
         }
         let started = match tokio::time::timeout(FINISH_WAIT, &mut inc.task).await {
             Ok(Ok(r)) => r,

@@ -7,6 +7,7 @@
 //! says the migration is over. The migration tuning calls (speed, downtime, post-copy)
 //! are answered here while the VM runs.
 
+use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -203,6 +204,11 @@ async fn serve_nbd(
         .await
         .map_err(|e| anyhow!("cannot serve disk {dev} over NBD: {e}"))?;
     }
+    // The daemon waits for this line (before READY) to let the disks' copies in.
+    let mut out = std::io::stdout();
+    writeln!(out, "{}", vireo_qemu::migrate::NBD_READY)
+        .and_then(|_| out.flush())
+        .map_err(|e| anyhow!("cannot tell the daemon the NBD server is ready: {e}"))?;
     Ok(())
 }
 
