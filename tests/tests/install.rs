@@ -41,6 +41,7 @@ fn install_writes_valid_units_for_every_daemon() {
     assert!(prefix.join("sbin/vireo-shim").is_file());
     assert!(prefix.join("bin/vireo").is_file());
     assert!(prefix.join("bin/virt-ssh-helper").is_file());
+    assert!(prefix.join("sbin/vireo-saslpasswd").is_file());
     // The proxy takes over the legacy socket path.
     let proxy = std::fs::read_to_string(units.join("vireo-proxyd.socket")).unwrap();
     assert!(
