@@ -291,6 +291,7 @@ fn live_there_and_back(layout: Layout) {
         "migrate",
         "--live",
         "--p2p",
+        "--auto-converge",
         "--verbose",
         "vm1",
         &h.b.uri(),
@@ -538,9 +539,10 @@ fn destination_daemon_killed() {
     ok(&h.a.virsh(&["destroy", "vm1"]));
 }
 
-/// `--postcopy --postcopy-after-precopy --auto-converge`: a guest that never converges
-/// (a 1 ms downtime limit) is switched to post-copy by virsh at the second iteration event;
-/// it runs on the destination, and is simply migrated once all of its memory is there.
+/// `--postcopy --postcopy-after-precopy`: a guest that never converges (a 1 ms downtime
+/// limit, memory written over and over) is switched to post-copy by virsh at the second
+/// iteration event; it runs on the destination, and is simply migrated once all of its
+/// memory is there.
 #[test]
 fn postcopy_after_precopy() {
     let h = Hosts::start(Layout::Monolithic);
@@ -563,7 +565,6 @@ fn postcopy_after_precopy() {
         "migrate",
         "--live",
         "--p2p",
-        "--auto-converge",
         "--postcopy",
         "--postcopy-after-precopy",
         "--bandwidth",
