@@ -133,37 +133,7 @@ pub(crate) async fn incoming(
     )
     .await
     .map_err(|e| anyhow!("cannot set the migration capabilities: {e}"))?;
-    qmp.execute_with_fd(
-        "getfd",
-        Some(json!({"fdname": "vireo-incoming"})),
-        sock.as_fd(),
-    )
-    .await
-    .map_err(|e| anyhow!("cannot give the migration socket to QEMU: {e}"))?;
-    qmp.execute(
-        "migrate-incoming",
-        Some(json!({"uri": "fd:vireo-incoming"})),
-    )
-    .await
-    .map_err(|e| anyhow!("migrate-incoming: {e}"))?;
-    loop {
-        let v = qmp
-            .execute("query-migrate", None)
-            .await
-            .map_err(|e| anyhow!("query-migrate: {e}"))?;
-        match v.get("status").and_then(Value::as_str) {
-            Some("completed") => return Ok(()),
-            Some("postcopy-active") if postcopy => return Ok(()),
-            Some(s @ ("failed" | "cancelled")) => {
-                let why = v
-                    .get("error-desc")
-                    .and_then(Value::as_str)
-                    .unwrap_or("the stream broke off");
-                bail!("incoming migration {s}: {why}");
-            }
-            _ => tokio::time::sleep(POLL).await,
-        }
-    }
+    crate::vm::load_stream(qmp, sock, postcopy).await
 }
 
 /// The destination's NBD server, on the listening (UNIX) socket the daemon made, with one

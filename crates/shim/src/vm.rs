@@ -330,7 +330,7 @@ impl Vm {
             let r = if args.migrated {
                 crate::migrate::incoming(&qmp, image, args.postcopy, args.nbd.as_ref(), &def).await
             } else {
-                restore_from(&qmp, image).await
+                load_stream(&qmp, image, false).await
             };
             if let Err(e) = r {
                 let _ = child.start_kill();
@@ -732,7 +732,7 @@ impl Vm {
                 !j.aborted
             })
         };
-        wait_migration(&self.qmp, progress).await
+        wait_migration(&self.qmp, false, progress).await
     }
 
     async fn save_job(self: &Arc<Self>, file: OwnedFd) -> anyhow::Result<()> {
@@ -1354,10 +1354,15 @@ pub(crate) fn virtio_balloon(def: &Domain) -> bool {
         .is_some_and(|m| m.model == vireo_xml::MemballoonModel::Virtio)
 }
 
-/// Waits until QEMU's migration (to or from a file) ends: Ok when it completed. Each
-/// `query-migrate` answer goes to `progress`, which says whether to go on: when it says
-/// no, the migration is cancelled.
-async fn wait_migration(qmp: &Qmp, mut progress: impl FnMut(&Value) -> bool) -> anyhow::Result<()> {
+/// Waits until QEMU's migration (to or from a file or socket) ends: Ok when it completed
+/// (or, with `postcopy`, once it is in post-copy: the guest may run). Each `query-migrate`
+/// answer goes to `progress`, which says whether to go on: when it says no, the migration
+/// is cancelled.
+async fn wait_migration(
+    qmp: &Qmp,
+    postcopy: bool,
+    mut progress: impl FnMut(&Value) -> bool,
+) -> anyhow::Result<()> {
     let mut cancelled = false;
     loop {
         let v = qmp
@@ -1370,6 +1375,7 @@ async fn wait_migration(qmp: &Qmp, mut progress: impl FnMut(&Value) -> bool) -> 
         }
         match v.get("status").and_then(Value::as_str) {
             Some("completed") => return Ok(()),
+            Some("postcopy-active") if postcopy => return Ok(()),
             Some(s @ ("failed" | "cancelled")) => {
                 let why = v
                     .get("error-desc")
@@ -1383,22 +1389,24 @@ async fn wait_migration(qmp: &Qmp, mut progress: impl FnMut(&Value) -> bool) -> 
     }
 }
 
-/// Loads a save image's stream (QEMU started with `-incoming defer`).
-async fn restore_from(qmp: &Qmp, image: &OwnedFd) -> anyhow::Result<()> {
+/// Loads a VM's state from `stream` (a save image, at its stream's offset, or a migration's
+/// socket; QEMU started with `-incoming defer`): Ok once QEMU has it all, or with
+/// `postcopy` once the guest may run here.
+pub(crate) async fn load_stream(qmp: &Qmp, stream: &OwnedFd, postcopy: bool) -> anyhow::Result<()> {
     qmp.execute_with_fd(
         "getfd",
         Some(serde_json::json!({"fdname": "vireo-incoming"})),
-        image.as_fd(),
+        stream.as_fd(),
     )
     .await
-    .map_err(|e| anyhow!("cannot give the image to QEMU: {e}"))?;
+    .map_err(|e| anyhow!("cannot give the incoming stream to QEMU: {e}"))?;
     qmp.execute(
         "migrate-incoming",
         Some(serde_json::json!({"uri": "fd:vireo-incoming"})),
     )
     .await
     .map_err(|e| anyhow!("migrate-incoming: {e}"))?;
-    wait_migration(qmp, |_| true).await
+    wait_migration(qmp, postcopy, |_| true).await
 }
 
 /// Raises this process's locked-memory limit (QEMU inherits it) to `bytes`, soft and
