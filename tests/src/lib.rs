@@ -4,6 +4,7 @@
 pub mod fakemdev;
 pub mod fakepci;
 
+use std::ffi::CStr;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -144,55 +145,24 @@ impl NetNs {
     /// is an empty tmpfs of the test's own: what is made in `/run/libvirt` there (the
     /// drop-in socket links) is seen by the commands run in it and by nothing else.
     pub fn with_private_run() -> Option<NetNs> {
-        let mut ns = NetNs::new()?;
-        let mnt = std::thread::spawn(|| -> Option<std::os::fd::OwnedFd> {
-            // SAFETY: unshare and mount only change this short-lived thread's mount
-            // namespace (CLONE_NEWNS gives it a file system context of its own); the
-            // strings are valid and NUL-terminated.
-            unsafe {
-                if libc::unshare(libc::CLONE_NEWNS) != 0 {
-                    return None;
-                }
-                let root = c"/";
-                if libc::mount(
-                    std::ptr::null(),
-                    root.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_REC | libc::MS_PRIVATE,
-                    std::ptr::null(),
-                ) != 0
-                {
-                    return None;
-                }
-                let (src, run, fstype) = (c"tmpfs", c"/run", c"tmpfs");
-                if libc::mount(
-                    src.as_ptr(),
-                    run.as_ptr(),
-                    fstype.as_ptr(),
-                    0,
-                    std::ptr::null(),
-                ) != 0
-                {
-                    return None;
-                }
-            }
-            std::fs::File::open("/proc/thread-self/ns/mnt")
-                .ok()
-                .map(Into::into)
-        })
-        .join()
-        .ok()??;
-        ns.mnt = Some(mnt);
-        Some(ns)
+        NetNs::with_mount(c"tmpfs", c"/run", c"tmpfs")
     }
 
     /// A network namespace as [`NetNs::new`] makes, and a mount namespace in which `/sys`
     /// is a sysfs mounted from inside it: `/sys/class/net` there shows the namespace's
     /// interfaces (and no others), as the node device driver reading `/` must see them.
     pub fn with_own_sysfs() -> Option<NetNs> {
+        NetNs::with_mount(c"sysfs", c"/sys", c"sysfs")
+    }
+
+    /// A network namespace as [`NetNs::new`] makes, and a mount namespace of its own in
+    /// which `fstype` (`source`) is mounted on `target`, by a thread inside the network
+    /// namespace (so that a sysfs shows that namespace's interfaces).
+    fn with_mount(source: &CStr, target: &CStr, fstype: &CStr) -> Option<NetNs> {
         use std::os::fd::AsRawFd;
         let mut ns = NetNs::new()?;
         let net = ns.fd.as_raw_fd();
+        let (source, target, fstype) = (source.to_owned(), target.to_owned(), fstype.to_owned());
         let mnt = std::thread::spawn(move || -> Option<std::os::fd::OwnedFd> {
             // SAFETY: setns, unshare and mount only change this short-lived thread's
             // namespaces (CLONE_NEWNS gives it a file system context of its own); `net`
@@ -215,11 +185,9 @@ impl NetNs {
                 {
                     return None;
                 }
-                // Mounted by a thread in the namespace: sysfs shows that namespace's.
-                let (src, sys, fstype) = (c"sysfs", c"/sys", c"sysfs");
                 if libc::mount(
-                    src.as_ptr(),
-                    sys.as_ptr(),
+                    source.as_ptr(),
+                    target.as_ptr(),
                     fstype.as_ptr(),
                     0,
                     std::ptr::null(),
