@@ -549,13 +549,15 @@ fn postcopy_after_precopy() {
     let mut ev_a = boot_counting(&h.a, false);
     let mut ev_b = Events::start(&h.b);
     ok(&h.a.virsh(&["migrate-setmaxdowntime", "vm1", "1"]));
-    // 4 MiB of the guest's memory written over and over: it never converges by itself.
+    // 16 MiB of the guest's memory written over and over, sent at 4 MiB/s: every pass takes
+    // seconds, and the guest would have to dirty no page at all in one of them to converge
+    // (at 20 MiB/s a pass was short enough for a starved TCG vCPU to let it converge).
     guest_shell(
         &h.a,
         "vm1",
         &[
             "--running",
-            "(while :; do dd if=/dev/zero of=/tmp/dirty bs=64k count=64 2>/dev/null; done) & \
+            "(while :; do dd if=/dev/zero of=/tmp/dirty bs=64k count=256 2>/dev/null; done) & \
              echo DIRTY-$((1+1))",
             "DIRTY-2",
         ],
@@ -568,7 +570,7 @@ fn postcopy_after_precopy() {
         "--postcopy",
         "--postcopy-after-precopy",
         "--bandwidth",
-        "20",
+        "4",
         "vm1",
         &h.b.uri(),
         "--migrateuri",

@@ -71,6 +71,9 @@ struct Inner {
     postcopy_speed_mib: u64,
     /// The outgoing migration (from its start to its confirmation or cancel).
     out: Option<Outgoing>,
+    /// The last outgoing migration switched to post-copy (seen while it ran, or counted in
+    /// its post-copy bytes when it had already completed by the next look).
+    postcopied: bool,
 }
 
 struct Outgoing {
@@ -88,6 +91,7 @@ impl Default for Migration {
                 speed_mib: MAX_SPEED_MIB,
                 postcopy_speed_mib: 0,
                 out: None,
+                postcopied: false,
             }),
         }
     }
@@ -224,11 +228,15 @@ impl Vm {
             bail!(OpFailed(format!("cannot start the migration: {e}")));
         }
         let (tx, mut rx) = watch::channel(Phase::Active);
-        self.migration.lock().out = Some(Outgoing {
-            phase: rx.clone(),
-            postcopy,
-            was_running,
-        });
+        {
+            let mut m = self.migration.lock();
+            m.postcopied = false;
+            m.out = Some(Outgoing {
+                phase: rx.clone(),
+                postcopy,
+                was_running,
+            });
+        }
         let me = Arc::clone(self);
         tokio::spawn(async move { me.follow_migration(tx).await });
         let phase = match rx.wait_for(Phase::settled).await {
@@ -249,8 +257,10 @@ impl Vm {
         };
         match phase {
             Phase::Completed | Phase::Postcopy => {
+                // A short post-copy may have completed before the follower's next look.
+                let postcopied = phase == Phase::Postcopy || self.migration.lock().postcopied;
                 if was_running {
-                    let (reason, detail) = if phase == Phase::Postcopy {
+                    let (reason, detail) = if postcopied {
                         (reason::PAUSED_POSTCOPY, mevent::SUSPENDED_POSTCOPY)
                     } else {
                         (reason::PAUSED_MIGRATION, mevent::SUSPENDED_MIGRATED)
@@ -511,7 +521,17 @@ impl Vm {
                 );
             }
             match status {
-                "completed" => break Phase::Completed,
+                "completed" => {
+                    let postcopy_bytes = v
+                        .get("ram")
+                        .and_then(|r| r.get("postcopy-bytes"))
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0);
+                    if postcopy_bytes > 0 {
+                        self.migration.lock().postcopied = true;
+                    }
+                    break Phase::Completed;
+                }
                 "cancelled" if cancelled => break Phase::Aborted,
                 "failed" | "cancelled" => {
                     let why = v
@@ -523,6 +543,7 @@ impl Vm {
                 "postcopy-active" | "postcopy-paused" | "postcopy-recover"
                     if *tx.borrow() == Phase::Active =>
                 {
+                    self.migration.lock().postcopied = true;
                     tx.send_replace(Phase::Postcopy);
                 }
                 _ => {}
