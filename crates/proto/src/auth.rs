@@ -1,5 +1,5 @@
-//! The authentication calls of the REMOTE program: AUTH_LIST's answer types and the SASL
-//! exchange (AUTH_SASL_INIT / START / STEP), in libvirt's field order.
+//! The authentication calls of the REMOTE program: AUTH_LIST's answer types, the SASL
+//! exchange (AUTH_SASL_INIT / START / STEP) and AUTH_POLKIT, in libvirt's field order.
 
 use vireo_xdr::{xdr_struct, Decoder, Xdr};
 
@@ -67,6 +67,10 @@ xdr_struct! {
 }
 /// AUTH_SASL_STEP's answer has AUTH_SASL_START's shape.
 pub type AuthSaslStepRet = AuthSaslStartRet;
+xdr_struct! {
+    /// AUTH_POLKIT's answer (the call has no arguments): 1 once polkit said yes.
+    pub struct AuthPolkitRet { pub complete: i32 }
+}
 
 #[cfg(test)]
 mod tests {

@@ -26,12 +26,14 @@ pub mod code {
     pub const NO_DOMAIN_SNAPSHOT: i32 = 72;
     pub const ARGUMENT_UNSUPPORTED: i32 = 74;
     pub const OPERATION_ABORTED: i32 = 78;
+    pub const AUTH_CANCELLED: i32 = 79;
     pub const NO_DOMAIN_METADATA: i32 = 80;
     pub const OVERFLOW: i32 = 82;
     pub const OPERATION_UNSUPPORTED: i32 = 84;
     pub const AGENT_UNRESPONSIVE: i32 = 86;
     pub const CPU_INCOMPATIBLE: i32 = 91;
     pub const XML_INVALID_SCHEMA: i32 = 92;
+    pub const AUTH_UNAVAILABLE: i32 = 94;
     pub const DEVICE_MISSING: i32 = 99;
 }
 
@@ -48,6 +50,7 @@ pub mod domain {
     pub const DOMAIN_SNAPSHOT: i32 = 35;
     pub const CPU: i32 = 31;
     pub const DOMAIN: i32 = 20;
+    pub const POLKIT: i32 = 60;
 }
 
 /// `VIR_ERR_ERROR`.
