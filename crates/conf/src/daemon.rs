@@ -35,15 +35,18 @@ pub struct DaemonConfig {
     pub unix_sock_group: Option<String>,
     /// Mode of the read-only socket (`unix_sock_ro_perms`, default `0777`).
     pub unix_sock_ro_perms: u32,
-    /// Mode of the read-write socket (`unix_sock_rw_perms`, default `0700`).
+    /// Mode of the read-write socket (`unix_sock_rw_perms`, default `0700`, or `0777` when
+    /// `auth_unix_rw = "polkit"`: polkit decides who may use it, as in libvirt).
     pub unix_sock_rw_perms: u32,
     /// Mode of the admin socket (`unix_sock_admin_perms`, default `0700`).
     pub unix_sock_admin_perms: u32,
     /// Directory for the sockets (`unix_sock_dir`); `None` for the default.
     pub unix_sock_dir: Option<PathBuf>,
-    /// Authentication on the read-only socket (`auth_unix_ro`): `"none"`.
+    /// Authentication on the read-only socket (`auth_unix_ro`): `"none"` (default) or
+    /// `"polkit"` (action `org.libvirt.unix.monitor`).
     pub auth_unix_ro: String,
-    /// Authentication on the read-write socket (`auth_unix_rw`): `"none"`.
+    /// Authentication on the read-write socket (`auth_unix_rw`): `"none"` (default) or
+    /// `"polkit"` (action `org.libvirt.unix.manage`).
     pub auth_unix_rw: String,
     /// Most clients connected at once (`max_clients`, default 5000).
     pub max_clients: usize,
@@ -174,6 +177,7 @@ impl DaemonConfig {
     pub fn from_conf(f: &ConfFile) -> Result<(DaemonConfig, Vec<String>), ConfError> {
         let mut c = DaemonConfig::default();
         let mut warnings = f.warnings.clone();
+        let mut rw_perms_set = false;
         for entry in &f.entries {
             let s = Setting {
                 file: &f.path,
@@ -188,7 +192,10 @@ impl DaemonConfig {
                     c.unix_sock_group = Some(group.to_string());
                 }
                 "unix_sock_ro_perms" => c.unix_sock_ro_perms = s.perms()?,
-                "unix_sock_rw_perms" => c.unix_sock_rw_perms = s.perms()?,
+                "unix_sock_rw_perms" => {
+                    c.unix_sock_rw_perms = s.perms()?;
+                    rw_perms_set = true;
+                }
                 "unix_sock_admin_perms" => c.unix_sock_admin_perms = s.perms()?,
                 "unix_sock_dir" => {
                     let dir = Path::new(s.string()?);
@@ -261,6 +268,11 @@ impl DaemonConfig {
                     f.path, entry.line
                 )),
             }
+        }
+        // libvirt opens the read-write socket to everyone when polkit guards it, unless
+        // the file says otherwise.
+        if c.auth_unix_rw == "polkit" && !rw_perms_set {
+            c.unix_sock_rw_perms = 0o777;
         }
         Ok((c, warnings))
     }
@@ -380,10 +392,11 @@ impl Setting<'_> {
         }
     }
 
+    /// `auth_unix_rw` / `auth_unix_ro`: "none" or "polkit".
     fn auth(&self) -> Result<String, ConfError> {
         match self.string()? {
-            "none" => Ok("none".into()),
-            _ => Err(self.error("only 'none' is supported")),
+            v @ ("none" | "polkit") => Ok(v.to_string()),
+            _ => Err(self.error("expected 'none' or 'polkit'")),
         }
     }
 }
@@ -593,8 +606,8 @@ ovs_timeout = 5
             ("unix_sock_group = \"\"", "vireo-qemud.conf:1: unix_sock_group: expected a group name, not an empty string"),
             ("unix_sock_dir = \"run/vireo\"", "vireo-qemud.conf:1: unix_sock_dir: expected an absolute path"),
             ("unix_sock_dir = 1", "vireo-qemud.conf:1: unix_sock_dir: expected a string"),
-            ("auth_unix_rw = \"polkit\"", "vireo-qemud.conf:1: auth_unix_rw: only 'none' is supported"),
-            ("auth_unix_ro = \"sasl\"", "vireo-qemud.conf:1: auth_unix_ro: only 'none' is supported"),
+            ("auth_unix_rw = \"kerberos\"", "vireo-qemud.conf:1: auth_unix_rw: expected 'none' or 'polkit'"),
+            ("auth_unix_ro = \"sasl\"", "vireo-qemud.conf:1: auth_unix_ro: expected 'none' or 'polkit'"),
             ("auth_unix_ro = 0", "vireo-qemud.conf:1: auth_unix_ro: expected a string"),
             ("log_filters = 1", "vireo-qemud.conf:1: log_filters: expected a string"),
             ("log_outputs = [\"a\"]", "vireo-qemud.conf:1: log_outputs: expected a string"),
@@ -611,6 +624,28 @@ ovs_timeout = 5
             bad("max_clients ="),
             "vireo-qemud.conf:1: expected a value after '='"
         );
+    }
+
+    #[test]
+    fn polkit_on_the_unix_sockets() {
+        let (c, w) = read("auth_unix_rw = \"polkit\"\nauth_unix_ro = \"polkit\"\n").unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.auth_unix_rw, "polkit");
+        assert_eq!(c.auth_unix_ro, "polkit");
+        // polkit decides who may use the read-write socket: it is open to all, as in
+        // libvirt, unless the file sets its mode (before or after).
+        assert_eq!(c.unix_sock_rw_perms, 0o777);
+        assert_eq!(c.unix_sock_ro_perms, 0o777);
+        for text in [
+            "auth_unix_rw = \"polkit\"\nunix_sock_rw_perms = \"0770\"\n",
+            "unix_sock_rw_perms = \"0770\"\nauth_unix_rw = \"polkit\"\n",
+        ] {
+            assert_eq!(read(text).unwrap().0.unix_sock_rw_perms, 0o770, "{text}");
+        }
+        // Only the read-write socket's own setting opens it.
+        let (c, _) = read("auth_unix_ro = \"polkit\"\n").unwrap();
+        assert_eq!(c.unix_sock_rw_perms, 0o700);
+        assert_eq!(c.auth_unix_rw, "none");
     }
 
     #[test]
