@@ -98,7 +98,7 @@ pub enum Transport {
 }
 
 /// The authentication a listener asks of its clients before any other call (libvirt's
-/// `auth_tcp` / `auth_tls`).
+/// `auth_tcp` / `auth_tls` / `auth_unix_rw` / `auth_unix_ro`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AuthPolicy {
     /// None: every call is served from the start.
@@ -120,6 +120,8 @@ impl AuthPolicy {
 
 /// The procedures a client may call before it has authenticated (libvirt's: AUTH_LIST,
 /// AUTH_SASL_INIT, AUTH_SASL_START, AUTH_SASL_STEP, AUTH_POLKIT).
+    /// polkit (AUTH_POLKIT) first: UNIX sockets only.
+    Polkit,
 pub fn allowed_before_auth(prog: u32, proc_: i32) -> bool {
     prog == vireo_proto::REMOTE_PROGRAM && (66..=70).contains(&proc_)
 }
@@ -128,6 +130,20 @@ pub fn allowed_before_auth(prog: u32, proc_: i32) -> bool {
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub transport: Transport,
+            AuthPolicy::Polkit => 2,
+        }
+    }
+
+    /// What a UNIX socket's client with these credentials must prove: as libvirt lets root
+    /// past polkit (so that root is never locked out by a polkit that is missing or
+    /// broken), and the daemon's own user too (it could take the daemon over anyway; the
+    /// daemons reach each other as that user), neither is asked.
+    pub fn for_local_peer(self, peer_uid: u32) -> AuthPolicy {
+        match self {
+            AuthPolicy::Polkit if peer_uid == 0 || peer_uid == own_identity().uid => {
+                AuthPolicy::None
+            }
+            p => p,
     /// The peer's address (TCP and TLS).
     pub addr: Option<std::net::SocketAddr>,
     /// The distinguished name of the client's certificate (TLS).
@@ -639,7 +655,11 @@ impl<S: Service> Server<S> {
                         let me = Arc::clone(self);
                         self.live.send_modify(|n| *n += 1);
                         tokio::spawn(async move {
-                            Arc::clone(&me).handle(stream, readonly).await;
+                            let mut conn = ConnInfo::unix();
+                            conn.auth = auth;
+                            Arc::clone(&me)
+                                .handle_stream(stream, readonly, Vec::new(), false, conn)
+                                .await;
                             me.live.send_modify(|n| *n -= 1);
                         });
                     }
@@ -658,6 +678,17 @@ impl<S: Service> Server<S> {
     /// whether it asked for pings.
     pub async fn serve_handed(
         self: Arc<Self>,
+        self.serve_unix(listener, readonly, AuthPolicy::None).await
+    }
+
+    /// Accepts clients on `listener` until shutdown; `auth` is what each must prove before
+    /// other calls (see [`AuthPolicy::for_local_peer`]).
+    pub async fn serve_unix(
+        self: &Arc<Self>,
+        listener: UnixListener,
+        readonly: bool,
+        auth: AuthPolicy,
+    ) {
         stream: UnixStream,
         readonly: bool,
         initial: Vec<u8>,
@@ -668,10 +699,6 @@ impl<S: Service> Server<S> {
             .handle_with(stream, readonly, initial, keepalive)
             .await;
         self.live.send_modify(|n| *n -= 1);
-    }
-
-    async fn handle(self: Arc<Self>, stream: UnixStream, readonly: bool) {
-        self.handle_with(stream, readonly, Vec::new(), false).await
     }
 
     /// Accepts clients on a TCP listener until shutdown: with `tls`, each completes the
@@ -759,7 +786,7 @@ impl<S: Service> Server<S> {
         readonly: bool,
         initial: Vec<u8>,
         keepalive: bool,
-        conn: ConnInfo,
+        mut conn: ConnInfo,
     ) {
         if self.nclients.fetch_add(1, Ordering::SeqCst) >= self.config.max_clients {
             self.nclients.fetch_sub(1, Ordering::SeqCst);
@@ -811,6 +838,9 @@ impl<S: Service> Server<S> {
             Arc::clone(&client),
             self.config.keepalive_interval,
             self.config.keepalive_count,
+        if conn.transport == Transport::Unix {
+            conn.auth = conn.auth.for_local_peer(identity.uid);
+        }
         ));
         let slots = Arc::new(Semaphore::new(self.config.max_client_requests.max(1)));
         let mut stop = self.shutdown.subscribe();
@@ -1455,6 +1485,33 @@ mod tests {
         let client = |cn: Option<&str>| {
             let cd = d.join(cn.unwrap_or("none"));
             std::fs::create_dir_all(&cd).unwrap();
+    /// polkit is asked about other users only: root and the daemon's own user are let in.
+    #[test]
+    fn polkit_lets_root_and_the_daemon_user_in() {
+        let me = own_identity().uid;
+        let other = if me == 4242 { 4243 } else { 4242 };
+        assert_eq!(AuthPolicy::Polkit.for_local_peer(0), AuthPolicy::None);
+        assert_eq!(AuthPolicy::Polkit.for_local_peer(me), AuthPolicy::None);
+        assert_eq!(AuthPolicy::Polkit.for_local_peer(other), AuthPolicy::Polkit);
+        assert_eq!(AuthPolicy::Sasl.for_local_peer(0), AuthPolicy::Sasl);
+        assert_eq!(AuthPolicy::None.for_local_peer(other), AuthPolicy::None);
+        assert_eq!(AuthPolicy::Polkit.auth_type(), 2);
+    }
+
+    /// A UNIX socket guarded by polkit serves its own user at once (nothing to prove).
+    #[tokio::test]
+    async fn a_polkit_socket_lets_its_own_user_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sock");
+        let l = bind_unix(&path, 0o700).unwrap();
+        let server = Server::new(Arc::new(WhoAmI), ServerConfig::default());
+        let s = Arc::clone(&server);
+        tokio::spawn(async move { s.serve_unix(l, false, AuthPolicy::Polkit).await });
+        let c = crate::client::Connection::connect(&path).await.unwrap();
+        c.call::<(), String>(1, &()).await.unwrap();
+        server.shutdown();
+    }
+
             std::fs::write(cd.join("cacert.pem"), ca.pem()).unwrap();
             if let Some(cn) = cn {
                 let (c, k) = issue(cn, Vec::new());
