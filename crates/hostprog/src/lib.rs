@@ -19,6 +19,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("setfacl", "acl"),
     ("timeout", "coreutils"),
     ("setpriv", "util-linux"),
+    ("setsid", "util-linux"),
     ("blkid", "util-linux"),
     ("losetup", "mount"),
     ("mount", "mount"),
@@ -53,6 +54,11 @@ const PACKAGES: &[(&str, &str)] = &[
     ("ip6tables", "iptables"),
     // The emulated TPM of a domain.
     ("swtpm", "swtpm"),
+    // polkit on the UNIX sockets (auth_unix_rw = "polkit"): the daemons ask with pkcheck;
+    // the tests run a private polkitd on a private bus.
+    ("pkcheck", "polkitd"),
+    ("polkitd", "polkitd"),
+    ("dbus-daemon", "dbus-daemon"),
 ];
 
 /// The Debian package that carries `program`, if it is one we know.
