@@ -106,6 +106,8 @@ pub enum AuthPolicy {
     None,
     /// SASL (AUTH_SASL_INIT / START / STEP) first.
     Sasl,
+    /// polkit (AUTH_POLKIT) first: UNIX sockets only.
+    Polkit,
 }
 
 impl AuthPolicy {
@@ -114,22 +116,6 @@ impl AuthPolicy {
         match self {
             AuthPolicy::None => 0,
             AuthPolicy::Sasl => 1,
-        }
-    }
-}
-
-/// The procedures a client may call before it has authenticated (libvirt's: AUTH_LIST,
-/// AUTH_SASL_INIT, AUTH_SASL_START, AUTH_SASL_STEP, AUTH_POLKIT).
-    /// polkit (AUTH_POLKIT) first: UNIX sockets only.
-    Polkit,
-pub fn allowed_before_auth(prog: u32, proc_: i32) -> bool {
-    prog == vireo_proto::REMOTE_PROGRAM && (66..=70).contains(&proc_)
-}
-
-/// Where a client came from and what it proved on the way in.
-#[derive(Debug, Clone)]
-pub struct ConnInfo {
-    pub transport: Transport,
             AuthPolicy::Polkit => 2,
         }
     }
@@ -144,6 +130,20 @@ pub struct ConnInfo {
                 AuthPolicy::None
             }
             p => p,
+        }
+    }
+}
+
+/// The procedures a client may call before it has authenticated (libvirt's: AUTH_LIST,
+/// AUTH_SASL_INIT, AUTH_SASL_START, AUTH_SASL_STEP, AUTH_POLKIT).
+pub fn allowed_before_auth(prog: u32, proc_: i32) -> bool {
+    prog == vireo_proto::REMOTE_PROGRAM && (66..=70).contains(&proc_)
+}
+
+/// Where a client came from and what it proved on the way in.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub transport: Transport,
     /// The peer's address (TCP and TLS).
     pub addr: Option<std::net::SocketAddr>,
     /// The distinguished name of the client's certificate (TLS).
@@ -643,6 +643,17 @@ impl<S: Service> Server<S> {
 
     /// Accepts clients on `listener` until shutdown.
     pub async fn serve(self: &Arc<Self>, listener: UnixListener, readonly: bool) {
+        self.serve_unix(listener, readonly, AuthPolicy::None).await
+    }
+
+    /// Accepts clients on `listener` until shutdown; `auth` is what each must prove before
+    /// other calls (see [`AuthPolicy::for_local_peer`]).
+    pub async fn serve_unix(
+        self: &Arc<Self>,
+        listener: UnixListener,
+        readonly: bool,
+        auth: AuthPolicy,
+    ) {
         let mut stop = self.shutdown.subscribe();
         if *stop.borrow_and_update() {
             return;
@@ -678,17 +689,6 @@ impl<S: Service> Server<S> {
     /// whether it asked for pings.
     pub async fn serve_handed(
         self: Arc<Self>,
-        self.serve_unix(listener, readonly, AuthPolicy::None).await
-    }
-
-    /// Accepts clients on `listener` until shutdown; `auth` is what each must prove before
-    /// other calls (see [`AuthPolicy::for_local_peer`]).
-    pub async fn serve_unix(
-        self: &Arc<Self>,
-        listener: UnixListener,
-        readonly: bool,
-        auth: AuthPolicy,
-    ) {
         stream: UnixStream,
         readonly: bool,
         initial: Vec<u8>,
@@ -805,6 +805,9 @@ impl<S: Service> Server<S> {
                 return;
             }
         };
+        if conn.transport == Transport::Unix {
+            conn.auth = conn.auth.for_local_peer(identity.uid);
+        }
         let (tx, mut rx) = mpsc::channel(OUT_QUEUE);
         let client = Arc::new(Client {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -838,9 +841,6 @@ impl<S: Service> Server<S> {
             Arc::clone(&client),
             self.config.keepalive_interval,
             self.config.keepalive_count,
-        if conn.transport == Transport::Unix {
-            conn.auth = conn.auth.for_local_peer(identity.uid);
-        }
         ));
         let slots = Arc::new(Semaphore::new(self.config.max_client_requests.max(1)));
         let mut stop = self.shutdown.subscribe();
@@ -1433,6 +1433,33 @@ mod tests {
         (server, port)
     }
 
+    /// polkit is asked about other users only: root and the daemon's own user are let in.
+    #[test]
+    fn polkit_lets_root_and_the_daemon_user_in() {
+        let me = own_identity().uid;
+        let other = if me == 4242 { 4243 } else { 4242 };
+        assert_eq!(AuthPolicy::Polkit.for_local_peer(0), AuthPolicy::None);
+        assert_eq!(AuthPolicy::Polkit.for_local_peer(me), AuthPolicy::None);
+        assert_eq!(AuthPolicy::Polkit.for_local_peer(other), AuthPolicy::Polkit);
+        assert_eq!(AuthPolicy::Sasl.for_local_peer(0), AuthPolicy::Sasl);
+        assert_eq!(AuthPolicy::None.for_local_peer(other), AuthPolicy::None);
+        assert_eq!(AuthPolicy::Polkit.auth_type(), 2);
+    }
+
+    /// A UNIX socket guarded by polkit serves its own user at once (nothing to prove).
+    #[tokio::test]
+    async fn a_polkit_socket_lets_its_own_user_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sock");
+        let l = bind_unix(&path, 0o700).unwrap();
+        let server = Server::new(Arc::new(WhoAmI), ServerConfig::default());
+        let s = Arc::clone(&server);
+        tokio::spawn(async move { s.serve_unix(l, false, AuthPolicy::Polkit).await });
+        let c = crate::client::Connection::connect(&path).await.unwrap();
+        c.call::<(), String>(1, &()).await.unwrap();
+        server.shutdown();
+    }
+
     /// A listener that asks for authentication serves only the AUTH_* calls until the
     /// client has authenticated.
     #[tokio::test]
@@ -1485,33 +1512,6 @@ mod tests {
         let client = |cn: Option<&str>| {
             let cd = d.join(cn.unwrap_or("none"));
             std::fs::create_dir_all(&cd).unwrap();
-    /// polkit is asked about other users only: root and the daemon's own user are let in.
-    #[test]
-    fn polkit_lets_root_and_the_daemon_user_in() {
-        let me = own_identity().uid;
-        let other = if me == 4242 { 4243 } else { 4242 };
-        assert_eq!(AuthPolicy::Polkit.for_local_peer(0), AuthPolicy::None);
-        assert_eq!(AuthPolicy::Polkit.for_local_peer(me), AuthPolicy::None);
-        assert_eq!(AuthPolicy::Polkit.for_local_peer(other), AuthPolicy::Polkit);
-        assert_eq!(AuthPolicy::Sasl.for_local_peer(0), AuthPolicy::Sasl);
-        assert_eq!(AuthPolicy::None.for_local_peer(other), AuthPolicy::None);
-        assert_eq!(AuthPolicy::Polkit.auth_type(), 2);
-    }
-
-    /// A UNIX socket guarded by polkit serves its own user at once (nothing to prove).
-    #[tokio::test]
-    async fn a_polkit_socket_lets_its_own_user_in() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sock");
-        let l = bind_unix(&path, 0o700).unwrap();
-        let server = Server::new(Arc::new(WhoAmI), ServerConfig::default());
-        let s = Arc::clone(&server);
-        tokio::spawn(async move { s.serve_unix(l, false, AuthPolicy::Polkit).await });
-        let c = crate::client::Connection::connect(&path).await.unwrap();
-        c.call::<(), String>(1, &()).await.unwrap();
-        server.shutdown();
-    }
-
             std::fs::write(cd.join("cacert.pem"), ca.pem()).unwrap();
             if let Some(cn) = cn {
                 let (c, k) = issue(cn, Vec::new());
