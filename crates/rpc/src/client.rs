@@ -194,6 +194,8 @@ pub struct Connection {
     shared: Arc<Shared>,
     serial: AtomicU32,
     reader: tokio::task::JoinHandle<()>,
+    /// Starts a SASL security layer under both directions (network connections).
+    layer: Option<crate::layer::LayerSwitch>,
 }
 
 impl Drop for Connection {
@@ -220,9 +222,13 @@ impl Connection {
         })
     }
 
-    /// A connection over any byte stream (TCP, TLS): no descriptor passing.
+    /// A connection over any byte stream (TCP, TLS): no descriptor passing; SASL may start
+    /// a security layer on it ([`Connection::start_security_layer`]).
     pub fn from_io<T: AsyncRead + AsyncWrite + Send + 'static>(io: T) -> Connection {
-        let (mut rd, wr) = tokio::io::split(io);
+        let (rd, wr) = tokio::io::split(io);
+        let switch: crate::layer::LayerSwitch = Arc::new(std::sync::OnceLock::new());
+        let mut rd = crate::layer::LayerReader::switched(rd, Arc::clone(&switch));
+        let wr = crate::layer::LayerWriter::switched(wr, Arc::clone(&switch));
         let shared = Self::shared(Writer::Other(Box::new(wr)));
         let sh = Arc::clone(&shared);
         let reader = tokio::spawn(async move {
@@ -235,7 +241,15 @@ impl Connection {
             shared,
             serial: AtomicU32::new(0),
             reader,
+            layer: Some(switch),
         }
+    }
+
+    /// Runs every later byte both ways through `layer` (SASL negotiated it, and the reply
+    /// that completed the exchange was the last plain frame). False where the connection
+    /// cannot (a UNIX socket) or already has one.
+    pub fn start_security_layer(&self, layer: crate::layer::Layer) -> bool {
+        self.layer.as_ref().is_some_and(|s| s.set(layer).is_ok())
     }
 
     pub fn from_stream(stream: UnixStream) -> Connection {
@@ -264,6 +278,7 @@ impl Connection {
             shared,
             serial: AtomicU32::new(0),
             reader,
+            layer: None,
         }
     }
 

@@ -1,11 +1,14 @@
 //! The transport under every Vireo daemon and client: reading and writing libvirt RPC frames
-//! over UNIX sockets (and TCP, with TLS: [`tls`]; SASL: [`sasl`]), a server that dispatches calls to a [`server::Service`], and a client
+//! over UNIX sockets (and TCP, with TLS: [`tls`]; SASL: [`sasl`], [`gssapi`] and its
+//! security [`layer`]), a server that dispatches calls to a [`server::Service`], and a client
 //! that matches replies to calls.
 
 pub mod client;
 pub mod frame;
+pub mod gssapi;
 pub mod handoff;
 pub mod inspect;
+pub mod layer;
 pub mod sasl;
 pub mod server;
 pub mod tls;

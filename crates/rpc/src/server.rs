@@ -77,6 +77,12 @@ pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     fn as_unix(&self) -> Option<&UnixStream> {
         None
     }
+
+    /// Runs every later byte through a SASL security layer; `read_ahead` is what was
+    /// already read past the call that completed the exchange. False: this stream cannot.
+    fn start_layer(&mut self, _layer: crate::layer::Layer, _read_ahead: Vec<u8>) -> bool {
+        false
+    }
 }
 
 impl Stream for UnixStream {
@@ -88,6 +94,14 @@ impl Stream for UnixStream {
 impl Stream for TcpStream {}
 
 impl Stream for tokio_rustls::server::TlsStream<TcpStream> {}
+
+/// A TCP client's stream (plain or TLS), on which SASL may start a security layer.
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for crate::layer::Layered<T> {
+    fn start_layer(&mut self, layer: crate::layer::Layer, read_ahead: Vec<u8>) -> bool {
+        self.start(layer, read_ahead);
+        true
+    }
+}
 
 /// How a client reached the server: libvirt's `virClientTransport` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -342,6 +356,9 @@ pub struct Client<D> {
     sasl_user: Mutex<Option<String>>,
     /// The certificate DN another daemon vouched for (a proxied TLS client).
     forwarded_dname: Mutex<Option<String>>,
+    /// A SASL security layer to start once the reply being made is written.
+    pending_layer: Mutex<Option<crate::layer::Layer>>,
+    layer_pending: AtomicBool,
 }
 
 /// A stream packet from the client: status CONTINUE with data, OK (finish) or ERROR
@@ -458,6 +475,20 @@ impl<D> Client<D> {
             *u = user;
         }
         self.authenticated.store(true, Ordering::Release);
+    }
+
+    /// Starts `layer` under this client's stream right after the reply to the call being
+    /// answered now (which must be answered at once, as the SASL calls are) is written.
+    pub fn start_security_layer(&self, layer: crate::layer::Layer) {
+        if let Ok(mut l) = self.pending_layer.lock() {
+            *l = Some(layer);
+            self.layer_pending.store(true, Ordering::Release);
+        }
+    }
+
+    fn take_pending_layer(&self) -> Option<crate::layer::Layer> {
+        self.layer_pending.store(false, Ordering::Release);
+        self.pending_layer.lock().ok().and_then(|mut l| l.take())
     }
 
     /// The user SASL authenticated, if any.
@@ -732,6 +763,7 @@ impl<S: Service> Server<S> {
                             };
                             match tls {
                                 None => {
+                                    let tcp = crate::layer::Layered::new(tcp);
                                     Arc::clone(&me)
                                         .handle_stream(tcp, false, Vec::new(), false, info)
                                         .await
@@ -746,6 +778,7 @@ impl<S: Service> Server<S> {
                                         Some(Ok((stream, peer))) => {
                                             info.transport = Transport::Tls;
                                             info.x509_dname = peer.dname;
+                                            let stream = crate::layer::Layered::new(stream);
                                             Arc::clone(&me)
                                                 .handle_stream(stream, false, Vec::new(), false, info)
                                                 .await
@@ -826,6 +859,8 @@ impl<S: Service> Server<S> {
             authenticated: AtomicBool::new(false),
             sasl_user: Mutex::new(None),
             forwarded_dname: Mutex::new(None),
+            pending_layer: Mutex::new(None),
+            layer_pending: AtomicBool::new(false),
         });
         if let Ok(mut m) = self.clients.lock() {
             m.insert(client.id, Arc::clone(&client));
@@ -922,6 +957,10 @@ impl<S: Service> Server<S> {
                             open = false;
                             break;
                         }
+                        // What follows the call that completed SASL is under its layer.
+                        if client.layer_pending.load(Ordering::Acquire) {
+                            break;
+                        }
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -949,6 +988,19 @@ impl<S: Service> Server<S> {
             }
             if !open {
                 break;
+            }
+            // The reply that completed SASL is out: the layer starts here, with what was
+            // read past that call as its first bytes.
+            if client.layer_pending.load(Ordering::Acquire) {
+                if let Some(layer) = client.take_pending_layer() {
+                    let ahead = rbuf.split_off(start);
+                    rbuf.clear();
+                    start = 0;
+                    if !stream.start_layer(layer, ahead) {
+                        log::warn!("client {}: no security layer on this stream", client.id);
+                        break;
+                    }
+                }
             }
             if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
                 rbuf.reserve(READ_CHUNK);
