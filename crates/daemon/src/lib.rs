@@ -10,6 +10,7 @@ pub mod identity;
 pub mod logging;
 pub mod paths;
 pub mod peers;
+pub mod polkit;
 pub mod proxy;
 pub mod remote;
 pub mod remote_access;

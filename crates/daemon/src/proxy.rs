@@ -54,11 +54,14 @@ impl Proxy {
         })
     }
 
-    /// Accepts clients until `stop` turns true.
+    /// Accepts clients until `stop` turns true; `auth` is what each must prove first (see
+    /// [`AuthPolicy::for_local_peer`]): the check is made here, where the client connects,
+    /// before its connection goes to a driver daemon.
     pub async fn serve(
         self: Arc<Self>,
         listener: UnixListener,
         readonly: bool,
+        auth: AuthPolicy,
         mut stop: watch::Receiver<bool>,
     ) {
         loop {
@@ -69,7 +72,7 @@ impl Proxy {
                     let stop = stop.clone();
                     self.live.send_modify(|n| *n += 1);
                     tokio::spawn(async move {
-                        Client::run(&me, s, readonly, stop).await;
+                        Client::run(&me, s, readonly, auth, stop).await;
                         me.live.send_modify(|n| *n -= 1);
                     });
                 },
@@ -272,11 +275,19 @@ impl<'a> Client<'a> {
         proxy: &'a Proxy,
         stream: UnixStream,
         readonly: bool,
+        auth: AuthPolicy,
         mut stop: watch::Receiver<bool>,
     ) {
         let Ok(cred) = stream.peer_cred() else { return };
+        let identity = Identity {
+            uid: cred.uid(),
+            gid: cred.gid(),
+            pid: cred.pid(),
+        };
+        let auth = auth.for_local_peer(identity.uid);
         let mut stream = stream;
-        let pending = match hand_over(proxy, &mut stream, readonly, &mut stop).await {
+        let pending = match hand_over(proxy, &mut stream, readonly, auth, identity, &mut stop).await
+        {
             None => return,
             Some(p) => p,
         };
@@ -286,11 +297,6 @@ impl<'a> Client<'a> {
             Err(_) => return,
         };
         let (rd, wr) = stream.into_split();
-        let identity = Identity {
-            uid: cred.uid(),
-            gid: cred.gid(),
-            pid: cred.pid(),
-        };
         Client::serve_frames(proxy, rd, wr, identity, readonly, stop, pending, None).await
     }
 
@@ -591,15 +597,20 @@ impl<'a> Client<'a> {
 
 /// Answers what comes before CONNECT_OPEN, then hands the whole connection to the daemon
 /// the URI names, which serves it from then on (its calls no longer pass through here).
-/// None: done (handed over, or the client left). Some(frames): the daemon could not take
-/// it; these frames (starting with the OPEN) go the frame-by-frame way.
+/// Until the client has proved what `auth` asks (polkit's yes for `who`), only AUTH_LIST,
+/// AUTH_POLKIT and keepalive are answered. None: done (handed over, or the client left).
+/// Some(frames): the daemon could not take it; these frames (starting with the OPEN) go the
+/// frame-by-frame way.
 async fn hand_over(
     proxy: &Proxy,
     stream: &mut UnixStream,
     readonly: bool,
+    auth: AuthPolicy,
+    who: Identity,
     stop: &mut watch::Receiver<bool>,
 ) -> Option<Vec<Frame>> {
     let mut keepalive = false;
+    let mut authenticated = auth == AuthPolicy::None;
     loop {
         let f = tokio::select! {
             _ = stop.changed() => return None,
@@ -611,20 +622,39 @@ async fn hand_over(
             frame_into(&mut out, &h.reply(Status::Ok), |o| v(o));
             out
         };
+        let is_call = h.mtype == MessageType::Call as i32;
+        let served = authenticated || (is_call && allowed_before_auth(h.prog, h.proc_));
         let out = if h.prog == KEEPALIVE_PROGRAM {
             if h.proc_ != KEEPALIVE_PING {
                 continue;
             }
             keepalive_frame(KEEPALIVE_PONG)
-        } else if h.prog != REMOTE_PROGRAM || h.mtype != MessageType::Call as i32 {
+        } else if !served {
+            if !is_call {
+                continue;
+            }
+            let e = RemoteError::rpc("authentication required");
+            vireo_rpc::server::error_frame(&h, &e)
+        } else if h.prog != REMOTE_PROGRAM || !is_call {
             return Some(vec![f]);
         } else if h.proc_ == procs::AUTH_LIST {
             reply(&|o| {
                 AuthListRet {
-                    types: Array(vec![0]),
+                    types: Array(vec![auth.auth_type()]),
                 }
                 .encode(o)
             })
+        } else if h.proc_ == vireo_proto::auth::procs::AUTH_POLKIT {
+            match crate::remote_access::polkit(auth, who, readonly).await {
+                Ok(p) => {
+                    authenticated = true;
+                    reply(&|o| o.extend_from_slice(&p))
+                }
+                Err(e) => vireo_rpc::server::error_frame(&h, &e),
+            }
+        } else if allowed_before_auth(h.prog, h.proc_) {
+            // SASL on a UNIX socket: not offered.
+            vireo_rpc::server::error_frame(&h, &crate::remote_access::auth_failed())
         } else if h.proc_ == procs::CONNECT_SUPPORTS_FEATURE {
             let feat = vireo_xdr::from_bytes::<ConnectSupportsFeatureArgs>(&f.payload)
                 .map(|a| a.feature)

@@ -15,7 +15,7 @@ use vireo_proto::auth::*;
 use vireo_proto::error::{code, domain as errdom};
 use vireo_proto::RemoteError;
 use vireo_rpc::sasl::{ScramServer, Users, SCRAM_SHA_256};
-use vireo_rpc::server::AuthPolicy;
+use vireo_rpc::server::{AuthPolicy, Identity};
 use vireo_rpc::tls::{wildcard_match, ServerFiles, ServerPolicy, TlsAcceptor};
 use vireo_xdr::Xdr;
 
@@ -193,10 +193,10 @@ pub enum AuthAnswer {
     Error(RemoteError),
 }
 
-/// Answers AUTH_LIST, AUTH_SASL_INIT, AUTH_SASL_START, AUTH_SASL_STEP and AUTH_POLKIT for a
-/// client whose listener asks `policy`; `secure` is whether its transport is (TLS or
-/// UNIX: SCRAM is offered only there); `session` is its SASL exchange in progress. Any
-/// refusal ends the exchange (the client may start another).
+/// Answers AUTH_LIST, AUTH_SASL_INIT, AUTH_SASL_START and AUTH_SASL_STEP for a client
+/// whose listener asks `policy`; `secure` is whether its transport is (TLS or UNIX: SCRAM
+/// is offered only there); `session` is its SASL exchange in progress. Any refusal ends the
+/// exchange (the client may start another). AUTH_POLKIT is [`polkit`]'s.
 pub fn answer(
     sasl: &Sasl,
     session: &mut Option<ScramServer>,
@@ -290,10 +290,57 @@ pub fn answer(
             .encode(&mut out);
             AuthAnswer::Authenticated(out, user)
         }
-        _ => AuthAnswer::Error(RemoteError::new(
-            code::AUTH_FAILED,
-            errdom::RPC,
-            "authentication failed: polkit authentication is not available",
-        )),
+        _ => AuthAnswer::Error(auth_failed()),
+    }
+}
+
+/// Answers AUTH_POLKIT for a UNIX socket's client whose socket asks `policy` (after
+/// [`AuthPolicy::for_local_peer`]): polkit is asked whether the peer `who` may use the
+/// read-only (`readonly`) or read-write socket. `Ok` carries the reply, and the client is
+/// then authenticated.
+pub async fn polkit(
+    policy: AuthPolicy,
+    who: Identity,
+    readonly: bool,
+) -> Result<Vec<u8>, RemoteError> {
+    if policy != AuthPolicy::Polkit {
+        log::warn!("client tried invalid PolicyKit init request");
+        return Err(auth_failed());
+    }
+    let action = crate::polkit::action(readonly);
+    let pid = who.pid.unwrap_or(-1);
+    match crate::polkit::check(action, who.pid, who.uid).await {
+        Ok(()) => {
+            log::info!("polkit allowed {action} from pid {pid}, uid {}", who.uid);
+            Ok(vireo_xdr::to_bytes(&AuthPolkitRet { complete: 1 }))
+        }
+        Err(e) => {
+            log::warn!(
+                "polkit refused {action} from pid {pid}, uid {}: {e}",
+                who.uid
+            );
+            Err(e.to_remote())
+        }
+    }
+}
+
+/// What a UNIX socket's clients must prove (`auth_unix_rw` / `auth_unix_ro`).
+pub fn unix_policy(auth: &str) -> AuthPolicy {
+    match auth {
+        "polkit" => AuthPolicy::Polkit,
+        _ => AuthPolicy::None,
+    }
+}
+
+/// At start: a daemon told to ask polkit says so when polkit's `pkcheck` is missing (every
+/// user but root and the daemon's own would be refused).
+pub fn check_polkit(name: &str, conf: &DaemonConfig) {
+    let wanted = [&conf.auth_unix_rw, &conf.auth_unix_ro]
+        .iter()
+        .any(|a| a.as_str() == "polkit");
+    if wanted && !crate::polkit::available() {
+        eprintln!(
+            "{name}: warning: auth_unix_rw / auth_unix_ro = \"polkit\" but polkit's pkcheck is not installed (Debian: polkitd): clients other than root will be refused"
+        );
     }
 }

@@ -173,6 +173,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("log_filters/log_outputs: {e}"))?,
     );
     crate::logging::init(name, Arc::clone(&log));
+    crate::remote_access::check_polkit(name, &conf);
+    let rw_auth = crate::remote_access::unix_policy(&conf.auth_unix_rw);
+    let ro_auth = crate::remote_access::unix_policy(&conf.auth_unix_ro);
     let admin_path = conf
         .unix_sock_dir
         .clone()
@@ -190,8 +193,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         for l in remote {
             tokio::spawn(Arc::clone(&proxy).serve_remote(l, Arc::clone(&sasl), stop.clone()));
         }
-        let t1 = tokio::spawn(Arc::clone(&proxy).serve(socks.rw, false, stop.clone()));
-        let t2 = tokio::spawn(Arc::clone(&proxy).serve(socks.ro, true, stop));
+        let t1 = tokio::spawn(Arc::clone(&proxy).serve(socks.rw, false, rw_auth, stop.clone()));
+        let t2 = tokio::spawn(Arc::clone(&proxy).serve(socks.ro, true, ro_auth, stop));
         notify_ready();
         eprintln!("{name}: ready");
         let live = proxy.live.subscribe();
@@ -351,8 +354,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let t0 = tokio::spawn(take_handoffs(handoff, Arc::clone(&server)));
     let s1 = Arc::clone(&server);
     let s2 = Arc::clone(&server);
-    let t1 = tokio::spawn(async move { s1.serve(socks.rw, false).await });
-    let t2 = tokio::spawn(async move { s2.serve(socks.ro, true).await });
+    let t1 = tokio::spawn(async move { s1.serve_unix(socks.rw, false, rw_auth).await });
+    let t2 = tokio::spawn(async move { s2.serve_unix(socks.ro, true, ro_auth).await });
     let _remote = crate::remote_access::serve(&server, remote);
     // Defined mediated devices marked so are made before domains start (one may use them).
     if let Some(nd) = mdev_autostart {

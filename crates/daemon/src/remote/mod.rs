@@ -163,7 +163,7 @@ impl RemoteService {
             .ok_or_else(|| not_supported(self.role, Family::Hypervisor))
     }
 
-    /// AUTH_LIST and the SASL exchange.
+    /// AUTH_LIST and the SASL exchange (AUTH_POLKIT runs in a task of its own).
     fn authenticate(&self, client: &Arc<RemoteClient>, p: i32, payload: &[u8]) -> Outcome {
         use crate::remote_access::{answer, AuthAnswer, Sasl};
         let fallback;
@@ -275,6 +275,17 @@ impl Service for RemoteService {
         }
         if header.prog == QEMU_PROGRAM {
             return self.call_qemu(client, p, payload);
+        }
+        if p == vireo_proto::auth::procs::AUTH_POLKIT {
+            // polkit may take a while (an agent asking a password): in a task of its own.
+            let c = Arc::clone(client);
+            return Dispatch::Later(Box::pin(async move {
+                let r = crate::remote_access::polkit(c.conn.auth, c.identity, c.readonly).await;
+                if r.is_ok() {
+                    c.set_authenticated(None);
+                }
+                r.into()
+            }));
         }
         if vireo_rpc::server::allowed_before_auth(header.prog, p) {
             return Dispatch::Now(self.authenticate(client, p, payload));
