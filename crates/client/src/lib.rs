@@ -126,11 +126,19 @@ impl Connect {
             Ok(r) if r.types.0.first() == Some(&vireo_proto::auth::AUTH_SASL) => {
                 net::sasl_login(&c.conn, &c.uri).await?
             }
+            // polkit decides on the daemon's side, from who we are: ask it to.
+            Ok(r) if r.types.0.first() == Some(&vireo_proto::auth::AUTH_POLKIT) => {
+                c.call::<(), vireo_proto::auth::AuthPolkitRet>(
+                    vireo_proto::auth::procs::AUTH_POLKIT,
+                    &(),
+                )
+                .await?;
+            }
             Ok(r) if r.types.0.first().is_some_and(|&t| t != 0) => {
-                return Err(ClientError::Uri(
-                    "the daemon requires polkit authentication, which this client does not support"
-                        .into(),
-                ))
+                return Err(ClientError::Uri(format!(
+                    "the daemon requires an authentication this client does not know ({})",
+                    r.types.0.first().copied().unwrap_or_default()
+                )))
             }
             _ => {}
         }
