@@ -308,6 +308,32 @@ fn live_there_and_back(layout: Layout) {
     ev_a.wait_for("vm1 5 3");
     ev_b.wait_for("vm1 2 1");
     ev_b.wait_for("vm1 4 1");
+    // JOB_COMPLETED at both ends (outgoing 5, incoming 4), with the downtime; the same
+    // statistics for `domjobinfo --completed`, also where the VM has gone (kept with
+    // --keep-completed, taken without).
+    ev_a.wait_for("vm1 completed 5 downtime");
+    ev_b.wait_for("vm1 completed 4 downtime");
+    for (d, op) in [(&h.a, "Outgoing migration"), (&h.b, "Incoming migration")] {
+        for keep in [true, false] {
+            let mut args = vec!["domjobinfo", "vm1", "--completed"];
+            if keep {
+                args.push("--keep-completed");
+            }
+            let info = ok(&d.virsh(&args));
+            let line = |k: &str| {
+                info.lines()
+                    .find(|l| l.starts_with(k))
+                    .map(|l| l[k.len()..].trim().to_string())
+                    .unwrap_or_else(|| panic!("no {k} in {info}"))
+            };
+            assert_eq!(line("Job type:"), "Completed", "{info}");
+            assert_eq!(line("Operation:"), op, "{info}");
+            assert!(line("Total downtime:").ends_with(" ms"), "{info}");
+            assert!(line("Time elapsed:").ends_with(" ms"), "{info}");
+        }
+        let info = ok(&d.virsh(&["domjobinfo", "vm1", "--completed"]));
+        assert!(info.contains("Job type:         None"), "{info}");
+    }
     assert_eq!(state(&h.b, "vm1"), "running (migrated)");
     // A persistent domain stays defined at the source (shut off), transient there.
     assert_eq!(state(&h.a, "vm1"), "shut off (migrated)");

@@ -32,6 +32,8 @@ pub struct DeviceEvent {
     pub status: i32,
     /// A memory device's size now, in KiB (MEMORY_DEVICE_SIZE_CHANGE).
     pub size: u64,
+    /// A finished job's statistics (JOB_COMPLETED 21).
+    pub params: Vec<vireo_proto::typed::TypedParam>,
 }
 
 /// An event about a network, storage pool, node device or secret. Every such event message

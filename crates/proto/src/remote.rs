@@ -1450,6 +1450,12 @@ pub mod job {
     pub const OPERATION_SNAPSHOT: i32 = 6;
     pub const OPERATION_SNAPSHOT_REVERT: i32 = 7;
     pub const OPERATION_SNAPSHOT_DELETE: i32 = 10;
+    /// A job that ended well (`VIR_DOMAIN_JOB_COMPLETED`), or not (`_FAILED`).
+    pub const COMPLETED: i32 = 3;
+    pub const FAILED: i32 = 4;
+    /// `VIR_DOMAIN_JOB_STATS_COMPLETED`, `VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED`.
+    pub const STATS_COMPLETED: u32 = 1;
+    pub const STATS_KEEP_COMPLETED: u32 = 2;
 }
 pub const DOMAIN_JOB_STATS_MAX: usize = 64;
 xdr_struct! {

@@ -106,6 +106,9 @@ pub(crate) struct DomainObj {
     pub(crate) managed_save: bool,
     /// The VM is being stopped to revert to a snapshot: its end is reported so.
     pub(crate) stopping_for_snapshot: bool,
+    /// The statistics of its last job that ended well, once its shim has gone (a
+    /// migration's, at both ends).
+    pub(crate) completed_job: Option<Vec<vireo_proto::typed::TypedParam>>,
 }
 
 impl DomainObj {
@@ -124,6 +127,7 @@ impl DomainObj {
             hostdevs: Vec::new(),
             managed_save: false,
             stopping_for_snapshot: false,
+            completed_job: None,
         }
     }
 

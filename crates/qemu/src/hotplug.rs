@@ -11,6 +11,7 @@ use vireo_driver::{DriverError, Result};
 use vireo_proto::remote::{
     affect, event, procs, Domain as Handle, DomainFlagsArgs, DomainGetXmlDescRet,
 };
+use vireo_proto::typed::TypedParam;
 use vireo_proto::vireo::{
     procs as vprocs, ShimAttachArgs, ShimAttachRet, ShimDetachArgs, ShimDetachRet, VIREO_PROGRAM,
     VIREO_VERSION,
@@ -981,6 +982,7 @@ impl QemuDriver {
             detail,
             status,
             size: 0,
+            params: Vec::new(),
         });
     }
 
@@ -1000,7 +1002,46 @@ impl QemuDriver {
             detail: 0,
             status: 0,
             size,
+            params: Vec::new(),
         });
+    }
+
+    /// A job of the domain's ended well (its shim said so, or a migration brought its
+    /// statistics here): kept for `domjobinfo --completed` also after the VM is gone, and
+    /// JOB_COMPLETED to the clients.
+    pub(crate) fn job_completed(&self, uuid: [u8; 16], params: Vec<TypedParam>) {
+        let dom = {
+            let mut reg = self.write();
+            let Some(o) = reg.by_uuid.get_mut(&uuid) else {
+                return;
+            };
+            o.completed_job = Some(params.clone());
+            o.handle()
+        };
+        self.device_events.publish(DeviceEvent {
+            dom,
+            event_id: vireo_proto::migrate::event::ID_JOB_COMPLETED,
+            alias: String::new(),
+            detail: 0,
+            status: 0,
+            size: 0,
+            params,
+        });
+    }
+
+    /// The statistics of the domain's last job that ended well, kept here (taken unless
+    /// `keep`).
+    pub fn completed_job(&self, h: &Handle, keep: bool) -> Result<Option<Vec<TypedParam>>> {
+        let mut reg = self.write();
+        let o = reg
+            .by_uuid
+            .get_mut(&h.uuid)
+            .ok_or_else(|| no_domain_uuid(&h.uuid, &h.name))?;
+        Ok(if keep {
+            o.completed_job.clone()
+        } else {
+            o.completed_job.take()
+        })
     }
 }
 

@@ -556,6 +556,13 @@ impl QemuDriver {
                         );
                     }
                 }
+                procs::DOMAIN_EVENT_CALLBACK_JOB_COMPLETED => {
+                    if let Ok(m) =
+                        vireo_xdr::from_bytes::<vireo_proto::migrate::JobCompletedMsg>(&f.payload)
+                    {
+                        d.job_completed(uuid, m.params.0);
+                    }
+                }
                 procs::DOMAIN_EVENT_BLOCK_JOB_2 => {
                     if let Ok(m) = vireo_xdr::from_bytes::<
                         vireo_proto::remote::DomainEventBlockJob2Msg,

@@ -94,6 +94,7 @@ impl QemuDriver {
             detail: a.type_,
             status: 0,
             size: 0,
+            params: Vec::new(),
         });
         Ok(())
     }

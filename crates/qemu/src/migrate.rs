@@ -33,8 +33,15 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use vireo_driver::{DriverError, Result};
 use vireo_proto::error::{code, domain as errdom};
-use vireo_proto::migrate::{flags as mf, param, reason, MAX_SPEED_POSTCOPY};
-use vireo_proto::remote::{procs, state, Domain as Handle, DomainArgs, DomainFlagsArgs, Uuid};
+use vireo_proto::migrate::{
+    flags as mf, param, reason, MAX_SPEED_POSTCOPY, OPERATION_MIGRATION_IN,
+};
+use vireo_proto::remote::job::{
+    STATS_COMPLETED as JOB_STATS_COMPLETED, STATS_KEEP_COMPLETED as JOB_STATS_KEEP_COMPLETED,
+};
+use vireo_proto::remote::{
+    procs, state, Domain as Handle, DomainArgs, DomainFlagsArgs, DomainGetJobStatsRet, Uuid,
+};
 use vireo_proto::typed::{TypedParam, TypedValue};
 use vireo_proto::vireo::{
     migrate_end, procs as vprocs, ShimMigrateArgs, ShimMigrateEndArgs, VIREO_PROGRAM, VIREO_VERSION,
@@ -319,6 +326,9 @@ pub struct Cookie {
     pub host_id: Option<Uuid>,
     /// The destination's NBD server for the disks being copied.
     pub nbd_port: Option<u16>,
+    /// Perform's answer: the source's statistics of the migration (its job's counters),
+    /// which the destination keeps as its own completed job.
+    pub stats: Vec<(String, u64)>,
 }
 
 impl Cookie {
@@ -335,6 +345,13 @@ impl Cookie {
         }
         if let Some(p) = self.nbd_port {
             s += &format!("  <nbd port='{p}'/>\n");
+        }
+        if !self.stats.is_empty() {
+            s += "  <statistics>\n";
+            for (name, v) in &self.stats {
+                s += &format!("    <stat name='{}'>{v}</stat>\n", esc(name));
+            }
+            s += "  </statistics>\n";
         }
         s += "</vireo-migration>\n";
         s.into_bytes()
@@ -378,6 +395,24 @@ impl Cookie {
                 .and_then(|c| c.attribute("port"))
                 .map(|p| p.parse().map_err(|_| bad(format!("bad NBD port {p}"))))
                 .transpose()?,
+            stats: match root.children().find(|c| c.has_tag_name("statistics")) {
+                None => Vec::new(),
+                Some(st) => {
+                    let mut out = Vec::new();
+                    for c in st.children().filter(|c| c.has_tag_name("stat")) {
+                        if out.len() == vireo_proto::remote::DOMAIN_JOB_STATS_MAX {
+                            return Err(bad("too many statistics".into()));
+                        }
+                        let name = c.attribute("name").unwrap_or_default();
+                        let v = c.text().unwrap_or_default().trim();
+                        let v = v
+                            .parse()
+                            .map_err(|_| bad(format!("bad statistic {name}: '{v}'")))?;
+                        out.push((name.to_string(), v));
+                    }
+                    out
+                }
+            },
         }))
     }
 }
@@ -635,13 +670,21 @@ impl QemuDriver {
 
     fn cookie_with(&self, name: &str, uuid: Option<Uuid>, nbd_port: Option<u16>) -> Vec<u8> {
         Cookie {
+            nbd_port,
+            ..self.cookie(name, uuid)
+        }
+        .format()
+    }
+
+    fn cookie(&self, name: &str, uuid: Option<Uuid>) -> Cookie {
+        Cookie {
             name: name.to_string(),
             uuid,
             hostname: vireo_driver::host::hostname(),
             host_id: Some(self.migrations.host_id()),
-            nbd_port,
+            nbd_port: None,
+            stats: Vec::new(),
         }
-        .format()
     }
 
     /// Begin (source): the definition the destination starts the domain with (the live
@@ -1091,7 +1134,32 @@ impl QemuDriver {
             .await;
         self.refresh_state(h).await;
         r.map_err(shim_err)?;
-        Ok(self.cookie_for(&h.name, Some(h.uuid)))
+        let mut cookie = self.cookie(&h.name, Some(h.uuid));
+        cookie.stats = self.migration_stats(h).await;
+        Ok(cookie.format())
+    }
+
+    /// The counters of the VM's migration that has just completed, as its shim keeps them
+    /// (none in post-copy: the job goes on after Perform).
+    async fn migration_stats(&self, h: &Handle) -> Vec<(String, u64)> {
+        let payload = vireo_xdr::to_bytes(&DomainFlagsArgs {
+            dom: h.clone(),
+            flags: JOB_STATS_COMPLETED | JOB_STATS_KEEP_COMPLETED,
+        });
+        let Ok(reply) = self.forward(h, procs::DOMAIN_GET_JOB_STATS, &payload).await else {
+            return Vec::new();
+        };
+        let Ok(r) = vireo_xdr::from_bytes::<DomainGetJobStatsRet>(&reply) else {
+            return Vec::new();
+        };
+        r.params
+            .0
+            .into_iter()
+            .filter_map(|p| match p.value {
+                TypedValue::ULLong(v) => Some((p.field, v)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Cancels the domain's running migration (its shim's job), as `domjobabort` does.
@@ -1198,6 +1266,17 @@ impl QemuDriver {
                 }
                 me.refresh_state(&h2).await;
             });
+        }
+        // The source's statistics are this end's completed job (JOB_COMPLETED here too).
+        let stats = Cookie::parse(cookie).ok().flatten().map(|c| c.stats);
+        if let Some(stats) = stats.filter(|s| !s.is_empty()) {
+            let mut params = vec![TypedParam::int("operation", OPERATION_MIGRATION_IN)];
+            params.extend(
+                stats
+                    .into_iter()
+                    .map(|(f, v)| TypedParam::new(f, TypedValue::ULLong(v))),
+            );
+            self.job_completed(h.uuid, params);
         }
         Ok(self.lookup_by_uuid(&h.uuid).unwrap_or(h))
     }
@@ -1387,6 +1466,7 @@ mod tests {
             hostname: "h1".into(),
             host_id: Some([2; 16]),
             nbd_port: Some(49153),
+            stats: vec![("downtime".into(), 12), ("time_elapsed".into(), 3400)],
         };
         assert_eq!(Cookie::parse(&c.format()).unwrap(), Some(c));
         assert_eq!(Cookie::parse(b"").unwrap(), None);
@@ -1394,6 +1474,14 @@ mod tests {
         assert!(Cookie::parse(b"<qemu-migration/>").is_err());
         assert!(Cookie::parse(b"<vireo-migration><uuid>zz</uuid></vireo-migration>").is_err());
         assert!(Cookie::parse(&[0xff, 0xfe]).is_err());
+        let bad = "<vireo-migration><statistics><stat name='downtime'>-1</stat></statistics>\
+                   </vireo-migration>";
+        assert!(Cookie::parse(bad.as_bytes()).is_err());
+        let many = format!(
+            "<vireo-migration><statistics>{}</statistics></vireo-migration>",
+            "<stat name='x'>1</stat>".repeat(65)
+        );
+        assert!(Cookie::parse(many.as_bytes()).is_err());
     }
 
     #[test]

@@ -107,6 +107,10 @@ impl Job {
         if let Some(t) = self.last.get("setup-time").and_then(Value::as_u64) {
             p.push(u("setup_time", t));
         }
+        // The guest's pause at the switch-over, once a migration has completed.
+        if let Some(t) = self.last.get("downtime").and_then(Value::as_u64) {
+            p.push(u("downtime", t));
+        }
         p
     }
 }
@@ -128,13 +132,9 @@ impl Job {
     }
 }
 
-/// `VIR_DOMAIN_JOB_COMPLETED`, `VIR_DOMAIN_JOB_FAILED`.
-const JOB_COMPLETED: i32 = 3;
-const JOB_FAILED: i32 = 4;
-
-/// `VIR_DOMAIN_JOB_STATS_COMPLETED`, `VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED`.
-const STATS_COMPLETED: u32 = 1;
-const STATS_KEEP_COMPLETED: u32 = 2;
+use job::{
+    COMPLETED as JOB_COMPLETED, FAILED as JOB_FAILED, STATS_COMPLETED, STATS_KEEP_COMPLETED,
+};
 
 /// GET_JOB_INFO, GET_JOB_STATS and ABORT_JOB.
 pub async fn serve(vm: &Vm, p: i32, payload: &[u8]) -> Result<Vec<u8>, RemoteError> {

@@ -18,7 +18,8 @@ use tokio::sync::watch;
 use vireo_proto::error::{code, domain as errdom};
 use vireo_proto::migrate::{
     event as mevent, flags as mflags, reason, GetMaxDowntimeRet, GetMaxSpeedRet, IterationMsg,
-    SetMaxDowntimeArgs, SetMaxSpeedArgs, MAX_SPEED_POSTCOPY, OPERATION_MIGRATION_OUT,
+    JobCompletedMsg, SetMaxDowntimeArgs, SetMaxSpeedArgs, MAX_SPEED_POSTCOPY,
+    OPERATION_MIGRATION_OUT,
 };
 use vireo_proto::remote::{procs, state, DomainFlagsArgs};
 use vireo_proto::vireo::{migrate_end, ShimMigrateArgs};
@@ -613,6 +614,18 @@ impl Vm {
             }
             Phase::Aborted => bail!(Aborted("migration out job: canceled by client".into())),
             _ => {}
+        }
+        // JOB_COMPLETED with the migration's statistics, before the VM ends here (its
+        // daemon keeps them for `domjobinfo --completed`).
+        if let Some(done) = self.completed_job(true) {
+            self.emit_message(
+                procs::DOMAIN_EVENT_CALLBACK_JOB_COMPLETED,
+                vireo_xdr::to_bytes(&JobCompletedMsg {
+                    callback_id: 0,
+                    dom: crate::serve::handle(self),
+                    params: vireo_xdr::Array(done.params),
+                }),
+            );
         }
         self.end_qemu(Intent::Migrated);
         Ok(())

@@ -306,6 +306,7 @@ fn register(
             | event::ID_AGENT_LIFECYCLE
             | event::ID_MEMORY_DEVICE_SIZE_CHANGE
             | vireo_proto::migrate::event::ID_MIGRATION_ITERATION
+            | vireo_proto::migrate::event::ID_JOB_COMPLETED
     );
     st.callbacks.list.push(cb);
     // Subscribe before replying, so no event after the reply can be missed.
@@ -499,6 +500,14 @@ fn deliver_device(client: &RemoteClient, ev: &DeviceEvent) {
                             callback_id: c.id,
                             dom: ev.dom.clone(),
                             iteration: ev.detail,
+                        }),
+                    ),
+                    (vireo_proto::migrate::event::ID_JOB_COMPLETED, false) => (
+                        procs::DOMAIN_EVENT_CALLBACK_JOB_COMPLETED,
+                        vireo_xdr::to_bytes(&vireo_proto::migrate::JobCompletedMsg {
+                            callback_id: c.id,
+                            dom: ev.dom.clone(),
+                            params: vireo_xdr::Array(ev.params.clone()),
                         }),
                     ),
                     (event::ID_DEVICE_ADDED, false) => (

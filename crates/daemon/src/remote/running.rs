@@ -297,6 +297,11 @@ pub(super) fn dispatch(
                 // A VM being restored: its job is the daemon's until its shim is ready.
                 return Outcome::Reply(r);
             }
+            let completed = p == procs::DOMAIN_GET_JOB_STATS
+                && flags_after_dom(&payload) & job::STATS_COMPLETED != 0;
+            if completed {
+                return completed_job_stats(&s, &payload).await.into();
+            }
             let r = match first_dom(&payload) {
                 Err(e) => Err(e),
                 Ok(dom) => match s.hv().and_then(|q| Ok(q.is_running(&dom)?)) {
@@ -442,6 +447,37 @@ async fn device(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult {
 async fn forward_call(s: &RemoteService, p: i32, payload: &[u8]) -> ProcResult {
     let dom = first_dom(payload)?;
     s.hv()?.forward(&dom, p, payload).await
+}
+
+/// GET_JOB_STATS of the last job that ended: the running VM's shim knows its own; the
+/// driver keeps a migration's (at both ends), also once the VM has gone from here.
+async fn completed_job_stats(s: &RemoteService, payload: &[u8]) -> ProcResult {
+    let a: DomainFlagsArgs = args(payload)?;
+    let unknown = a.flags & !(job::STATS_COMPLETED | job::STATS_KEEP_COMPLETED);
+    if unknown != 0 {
+        return Err(vireo_driver::DriverError::InvalidArg(format!(
+            "unsupported flags (0x{unknown:x})"
+        ))
+        .into());
+    }
+    let q = s.hv()?;
+    if q.is_running(&a.dom)? {
+        let reply = forward_call(s, procs::DOMAIN_GET_JOB_STATS, payload).await?;
+        let r: DomainGetJobStatsRet = vireo_xdr::from_bytes(&reply)
+            .map_err(|e| RemoteError::rpc(format!("Unable to decode message payload: {e}")))?;
+        if r.type_ != job::NONE {
+            return Ok(reply);
+        }
+    }
+    let kept = q.completed_job(&a.dom, a.flags & job::STATS_KEEP_COMPLETED != 0)?;
+    Ok(vireo_xdr::to_bytes(&DomainGetJobStatsRet {
+        type_: if kept.is_some() {
+            job::COMPLETED
+        } else {
+            job::NONE
+        },
+        params: vireo_xdr::Array(kept.unwrap_or_default()),
+    }))
 }
 
 /// The domain handle every one of these calls starts with.
