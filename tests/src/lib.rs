@@ -434,6 +434,31 @@ impl Daemon {
         d
     }
 
+    /// As [`Daemon::start_prepared`], in namespaces the test made: `netns` (with a mount
+    /// namespace of its own, e.g., where the test runs services of its own).
+    pub fn start_prepared_in(
+        layout: Layout,
+        netns: NetNs,
+        prepare: impl FnOnce(&Path),
+        extra: &[&str],
+    ) -> Daemon {
+        let tmp = tempfile::Builder::new()
+            .prefix("vireo-test")
+            .tempdir()
+            .expect("tempdir");
+        let mut d = Daemon {
+            root: tmp.path().to_path_buf(),
+            layout,
+            netns: Some(netns),
+            children: Vec::new(),
+            qemu_dir: None,
+            _tmp: Some(tmp),
+        };
+        prepare(&d.root);
+        d.start_with(extra);
+        d
+    }
+
     /// `program` as a command in the daemons' namespaces.
     pub fn ns_command(&self, program: &str) -> Command {
         match &self.netns {
