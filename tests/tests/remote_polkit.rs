@@ -7,16 +7,16 @@
 //! `/run`), a `dbus-daemon` with a system bus configuration the test writes listens at the
 //! system bus's usual place there, `/run/dbus/system_bus_socket`, and starts the machine's
 //! `polkitd` on demand (D-Bus activation: no race with its start). Bind mounts over polkit's
-//! directories make polkitd see only the test's action file and rules, and over
-//! `/etc/passwd` and `/etc/group` the test's users. The daemons run in that namespace, and
+//! directories make polkitd see only the action file Vireo ships and the test's rules, and
+//! over `/etc/passwd` and `/etc/group` the test's users. The daemons run in that namespace, and
 //! so do the clients, as those users (setpriv). Nothing of the machine's is touched.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 
-use vireo_tests::{fails, in_every_layout, ok, Daemon, Layout, NetNs};
+use vireo_tests::{bin_dir, fails, in_every_layout, ok, run_cmd, tests_dir, Daemon, Layout, NetNs};
 
 /// The test's users: polkit's rules (below) say yes to both actions for ADMIN, to the
 /// monitor action only for MONITOR, no to DENIED, and want ASKED to authenticate as an
@@ -27,31 +27,10 @@ const DENIED: (&str, u32) = ("vpk-denied", 4173);
 const ASKED: (&str, u32) = ("vpk-asked", 4174);
 const USERS: [(&str, u32); 4] = [ADMIN, MONITOR, DENIED, ASKED];
 
-/// The two actions, as the test's own polkit action file declares them.
-const ACTIONS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
-<!DOCTYPE policyconfig PUBLIC "-//freedesktop//DTD PolicyKit Policy Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/PolicyKit/1/policyconfig.dtd">
-<policyconfig>
-  <action id="org.libvirt.unix.manage">
-    <description>Vireo test: manage virtual machines</description>
-    <message>Authentication is needed to manage virtual machines</message>
-    <defaults>
-      <allow_any>auth_admin</allow_any>
-      <allow_inactive>auth_admin</allow_inactive>
-      <allow_active>auth_admin</allow_active>
-    </defaults>
-  </action>
-  <action id="org.libvirt.unix.monitor">
-    <description>Vireo test: watch virtual machines</description>
-    <message>Authentication is needed to watch virtual machines</message>
-    <defaults>
-      <allow_any>auth_admin</allow_any>
-      <allow_inactive>auth_admin</allow_inactive>
-      <allow_active>auth_admin</allow_active>
-    </defaults>
-  </action>
-</policyconfig>
-"#;
+/// The action file `scripts/install --polkit` installs.
+fn actions_file() -> PathBuf {
+    tests_dir().join("../scripts/polkit/vireo-libvirt-unix.policy")
+}
 
 const RULES: &str = r#"polkit.addRule(function(action, subject) {
     var manage = action.id == "org.libvirt.unix.manage";
@@ -120,7 +99,8 @@ impl Bus {
             ),
         )
         .expect("service file");
-        std::fs::write(d.join("actions/org.libvirt.unix.policy"), ACTIONS).expect("actions");
+        std::fs::copy(actions_file(), d.join("actions/vireo-libvirt-unix.policy"))
+            .expect("actions");
         std::fs::write(d.join("rules/50-vireo-test.rules"), RULES).expect("rules");
         let mut passwd = std::fs::read_to_string("/etc/passwd").expect("/etc/passwd");
         let mut group = std::fs::read_to_string("/etc/group").expect("/etc/group");
@@ -434,3 +414,38 @@ fn root_needs_no_polkit(layout: Layout) {
 }
 
 in_every_layout!(polkit_guards_the_sockets, root_needs_no_polkit);
+
+/// `scripts/install --polkit` installs the action file (only when asked).
+#[test]
+fn install_ships_the_actions() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let script = tests_dir().join("../scripts/install");
+    let script = script.to_str().expect("path");
+    let t = tmp.path().to_str().expect("path");
+    let install = |extra: &[&str]| {
+        let prefix = format!("{t}/usr");
+        let units = format!("{t}/units");
+        let from = bin_dir();
+        let from = from.to_str().expect("path");
+        let base = [
+            script,
+            "--prefix",
+            &prefix,
+            "--unitdir",
+            &units,
+            "--from",
+            from,
+        ];
+        ok(&run_cmd("bash", &[&base[..], extra].concat()));
+    };
+    let dir = format!("{t}/actions");
+    install(&["--polkitdir", &dir]);
+    assert!(!Path::new(&dir).exists(), "installed without --polkit");
+    install(&["--polkit", "--polkitdir", &dir]);
+    let installed = std::fs::read(format!("{dir}/vireo-libvirt-unix.policy")).expect("installed");
+    assert_eq!(installed, std::fs::read(actions_file()).expect("ours"));
+    ok(&run_cmd(
+        "xmllint",
+        &["--noout", &format!("{dir}/vireo-libvirt-unix.policy")],
+    ));
+}
