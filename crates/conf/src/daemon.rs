@@ -114,6 +114,10 @@ pub struct RemoteAccess {
     /// Vireo's own: the SASL users file (`sasl_users_file`; default `sasl-users` in the
     /// configuration directory), made with `vireo-saslpasswd`.
     pub sasl_users_file: Option<PathBuf>,
+    /// Vireo's own: the Kerberos keytab with the `libvirt/HOST` keys SASL GSSAPI accepts
+    /// (`sasl_keytab`; libvirt's `keytab:` in `/etc/sasl2/libvirt.conf`; default
+    /// `krb5.tab` in the configuration directory).
+    pub sasl_keytab: Option<PathBuf>,
 }
 
 impl Default for RemoteAccess {
@@ -136,6 +140,7 @@ impl Default for RemoteAccess {
             tls_allowed_dn_list: None,
             sasl_allowed_username_list: None,
             sasl_users_file: None,
+            sasl_keytab: None,
         }
     }
 }
@@ -254,6 +259,7 @@ impl DaemonConfig {
                 "ca_file" => c.remote.ca_file = Some(s.path()?),
                 "crl_file" => c.remote.crl_file = Some(s.path()?),
                 "sasl_users_file" => c.remote.sasl_users_file = Some(s.path()?),
+                "sasl_keytab" => c.remote.sasl_keytab = Some(s.path()?),
                 "tls_no_verify_certificate" => c.remote.tls_no_verify_certificate = s.flag()?,
                 "tls_no_sanity_certificate" => c.remote.tls_no_sanity_certificate = s.flag()?,
                 "tls_allowed_dn_list" => c.remote.tls_allowed_dn_list = Some(s.strings()?),
