@@ -23,13 +23,13 @@ use vireo_proto::{
 };
 use vireo_rpc::frame::{read_frame, Frame};
 use vireo_rpc::handoff;
-use vireo_rpc::sasl::ScramServer;
+use vireo_rpc::layer::{Layer, LayerReader, LayerWriter};
 use vireo_rpc::server::{allowed_before_auth, own_identity, AuthPolicy, Identity};
 use vireo_xdr::{Array, Xdr};
 
 use crate::identity::TOKEN_PARAM;
 use crate::paths::Paths;
-use crate::remote_access::{answer, AuthAnswer, RemoteListener, Sasl};
+use crate::remote_access::{answer, AuthAnswer, RemoteListener, Sasl, Session};
 
 /// Serials the proxy uses for its own calls on a backend (identity, opening secondaries);
 /// clients count up from 0, so the two never meet in practice.
@@ -175,7 +175,7 @@ struct Remote {
     secure: bool,
     authenticated: bool,
     sasl: Arc<Sasl>,
-    session: Option<ScramServer>,
+    session: Option<Session>,
     /// Its certificate's distinguished name.
     dname: Option<String>,
     /// The user SASL authenticated.
@@ -263,6 +263,10 @@ struct Client<'a> {
     remote: Option<Remote>,
     readonly: bool,
     out: mpsc::Sender<Vec<u8>>,
+    /// The SASL security layer to start on the reading side once this call is handled.
+    read_layer: Option<Layer>,
+    /// Where the writer finds the layer to start at the next empty frame.
+    write_layer: Arc<Mutex<Option<Layer>>>,
     backends: HashMap<Family, Backend>,
     primary: Option<Family>,
     mode: &'static str,
@@ -304,7 +308,7 @@ impl<'a> Client<'a> {
     #[allow(clippy::too_many_arguments)]
     async fn serve_frames<R, W>(
         proxy: &'a Proxy,
-        mut rd: R,
+        rd: R,
         wr: W,
         identity: Identity,
         readonly: bool,
@@ -316,8 +320,16 @@ impl<'a> Client<'a> {
         W: AsyncWrite + Unpin + Send + 'static,
     {
         let (out, rx) = mpsc::channel(1024);
-        tokio::spawn(write_loop(wr, rx));
+        let write_layer = Arc::new(Mutex::new(None));
+        tokio::spawn(client_write_loop(
+            LayerWriter::new(wr),
+            rx,
+            Arc::clone(&write_layer),
+        ));
+        let mut rd = LayerReader::new(rd);
         let mut c = Client {
+            read_layer: None,
+            write_layer,
             proxy,
             identity,
             remote,
@@ -348,6 +360,10 @@ impl<'a> Client<'a> {
             };
             if !c.on_frame(f).await {
                 return;
+            }
+            // SASL completed with a layer: what the client sends from now on is under it.
+            if let Some(l) = c.read_layer.take() {
+                rd.start(l);
             }
         }
     }
@@ -393,9 +409,21 @@ impl<'a> Client<'a> {
                 );
                 let out = match a {
                     AuthAnswer::Reply(p) => Ok(p),
-                    AuthAnswer::Authenticated(p, user) => {
+                    AuthAnswer::Authenticated(p, user, layer) => {
                         r.authenticated = true;
                         r.user = Some(user);
+                        if let Some(l) = layer {
+                            // The reply goes out plainly, then the writer starts the layer
+                            // (at the empty frame); the reader starts it after this call.
+                            let mut fr = Vec::new();
+                            frame_into(&mut fr, &h.reply(Status::Ok), |o| o.extend_from_slice(&p));
+                            if let Ok(mut w) = self.write_layer.lock() {
+                                *w = Some(Arc::clone(&l));
+                            }
+                            self.read_layer = Some(l);
+                            return self.out.send(fr).await.is_ok()
+                                && self.out.send(Vec::new()).await.is_ok();
+                        }
                         Ok(p)
                     }
                     AuthAnswer::Error(e) => Err(e),
@@ -721,6 +749,37 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<Vec
         }
         if wr.write_all(&buf).await.is_err() || wr.flush().await.is_err() {
             return;
+        }
+    }
+}
+
+/// Writes the client's frames, batched. An empty frame marks where a SASL security layer
+/// (left in `layer`) starts: after everything before it went out plainly.
+async fn client_write_loop<W: AsyncWrite + Unpin>(
+    mut wr: LayerWriter<W>,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    layer: Arc<Mutex<Option<Layer>>>,
+) {
+    let mut buf = Vec::new();
+    while let Some(f) = rx.recv().await {
+        buf.clear();
+        buf.extend_from_slice(&f);
+        let mut start = f.is_empty();
+        while !start && buf.len() < 256 * 1024 {
+            match rx.try_recv() {
+                Ok(f) if f.is_empty() => start = true,
+                Ok(f) => buf.extend_from_slice(&f),
+                Err(_) => break,
+            }
+        }
+        if wr.write_all(&buf).await.is_err() || wr.flush().await.is_err() {
+            return;
+        }
+        if start {
+            match layer.lock().ok().and_then(|mut l| l.take()) {
+                Some(l) => wr.start(l),
+                None => return,
+            }
         }
     }
 }

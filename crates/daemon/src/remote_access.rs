@@ -1,8 +1,10 @@
 //! Remote access, as libvirtd offers it with `--listen`: TLS on `tls_port` (`listen_tls`,
 //! on by default) and plain TCP on `tcp_port` (`listen_tcp`), each with its `auth_tls` /
-//! `auth_tcp` policy, and the SASL exchange (SCRAM-SHA-256 against the users file
-//! `vireo-saslpasswd` writes) that the REMOTE program's AUTH_* calls run. vireod serves its
-//! TCP clients itself; vireo-proxyd is the modular layout's one remote-facing daemon.
+//! `auth_tcp` policy, and the SASL exchange that the REMOTE program's AUTH_* calls run:
+//! SCRAM-SHA-256 against the users file `vireo-saslpasswd` writes (TLS only, as it has no
+//! security layer), and GSSAPI (Kerberos) with the service keys of `sasl_keytab` (on plain
+//! TCP with its confidentiality layer under every later byte). vireod serves its TCP
+//! clients itself; vireo-proxyd is the modular layout's one remote-facing daemon.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,6 +16,8 @@ use vireo_conf::{DaemonConfig, RemoteAccess};
 use vireo_proto::auth::*;
 use vireo_proto::error::{code, domain as errdom};
 use vireo_proto::RemoteError;
+use vireo_rpc::gssapi::{GssServer, Step, GSSAPI};
+use vireo_rpc::layer::Layer;
 use vireo_rpc::sasl::{ScramServer, Users, SCRAM_SHA_256};
 use vireo_rpc::server::{AuthPolicy, Identity};
 use vireo_rpc::tls::{wildcard_match, ServerFiles, ServerPolicy, TlsAcceptor};
@@ -35,6 +39,10 @@ pub struct Sasl {
     pub users_file: PathBuf,
     /// `sasl_allowed_username_list` (`None`: any user the file knows).
     pub allowed: Option<Vec<String>>,
+    /// The Kerberos keytab with the `libvirt/HOST` service keys GSSAPI accepts tickets for.
+    pub keytab: PathBuf,
+    /// GSSAPI's replay cache (in the runtime directory).
+    pub rcache: String,
 }
 
 impl Sasl {
@@ -45,8 +53,35 @@ impl Sasl {
                 .clone()
                 .unwrap_or_else(|| default_users_file(paths)),
             allowed: r.sasl_allowed_username_list.clone(),
+            keytab: keytab(paths, r),
+            rcache: format!("file2:{}", paths.run_dir.join("krb5.rcache2").display()),
         }
     }
+
+    /// Whether GSSAPI can be offered: the GSS-API library loads and the keytab is readable
+    /// (looked at each time, as the users file is: a keytab put in place later is used).
+    pub fn gssapi(&self) -> Result<(), String> {
+        vireo_rpc::gssapi::available().map_err(|e| e.to_string())?;
+        std::fs::File::open(&self.keytab)
+            .map(|_| ())
+            .map_err(|e| format!("cannot read the keytab {}: {e}", self.keytab.display()))
+    }
+}
+
+/// The keytab: `sasl_keytab`, else `$KRB5_KTNAME` (a `FILE:` one), else `krb5.tab` in the
+/// configuration directory (`/etc/vireo/krb5.tab`, as libvirt's `/etc/libvirt/krb5.tab`).
+pub fn keytab(paths: &Paths, r: &RemoteAccess) -> PathBuf {
+    if let Some(k) = &r.sasl_keytab {
+        return k.clone();
+    }
+    if let Some(k) = std::env::var_os("KRB5_KTNAME") {
+        let k = k.to_string_lossy();
+        let k = k.strip_prefix("FILE:").unwrap_or(&k);
+        if !k.is_empty() {
+            return PathBuf::from(k);
+        }
+    }
+    paths.config_dir.join("krb5.tab")
 }
 
 /// Where the SASL users are kept by default: `sasl-users` in the configuration directory.
@@ -149,11 +184,18 @@ pub fn listeners(
     }
     if r.listen_tcp {
         if r.auth_tcp == "sasl" {
-            // libvirt wants a security layer on plain TCP (GSSAPI, DIGEST-MD5); SCRAM has
-            // none, so TCP clients cannot log in: say so now rather than at each refusal.
-            eprintln!(
-                "{name}: warning: auth_tcp = \"sasl\" needs a SASL mechanism with a security layer on plain TCP, which Vireo does not have (it offers SCRAM-SHA-256 over TLS): TCP clients will be refused; use TLS (listen_tls, auth_tls = \"sasl\") or auth_tcp = \"none\" on a trusted network"
-            );
+            // libvirt wants a security layer on plain TCP: GSSAPI's; SCRAM has none. Say
+            // now whether TCP clients can log in rather than at each refusal.
+            let sasl = Sasl::from_conf(paths, r);
+            match sasl.gssapi() {
+                Ok(()) => eprintln!(
+                    "{name}: SASL GSSAPI (Kerberos) on plain TCP with the keys of {}",
+                    sasl.keytab.display()
+                ),
+                Err(why) => eprintln!(
+                    "{name}: warning: auth_tcp = \"sasl\" needs GSSAPI (Kerberos) on plain TCP, the one SASL mechanism with a security layer Vireo has, and GSSAPI is not offered ({why}): TCP clients will be refused; put the libvirt/HOST keys in the keytab (sasl_keytab), use TLS (listen_tls, auth_tls = \"sasl\") or auth_tcp = \"none\" on a trusted network"
+                ),
+            }
         }
         out.push(RemoteListener {
             listener: bind(r.listen_addr.as_deref(), r.tcp_port)?,
@@ -188,9 +230,72 @@ pub fn auth_failed() -> RemoteError {
 pub enum AuthAnswer {
     /// The reply payload; the client is not (yet) authenticated.
     Reply(Vec<u8>),
-    /// The reply payload, and the client is now authenticated as this user.
-    Authenticated(Vec<u8>, String),
+    /// The reply payload, and the client is now authenticated as this user; the security
+    /// layer SASL negotiated, if any, starts right after this reply.
+    Authenticated(Vec<u8>, String, Option<Layer>),
     Error(RemoteError),
+}
+
+/// A client's SASL exchange.
+pub enum Session {
+    /// AUTH_SASL_INIT listed the mechanisms; START picks one.
+    Init,
+    Scram(ScramServer),
+    Gssapi(GssServer),
+}
+
+/// AUTH_SASL_START / STEP's answer: go on with `data`.
+fn more(data: Vec<u8>) -> AuthAnswer {
+    AuthAnswer::Reply(vireo_xdr::to_bytes(&AuthSaslStartRet {
+        complete: 0,
+        nil: 0,
+        data: SaslData(data),
+    }))
+}
+
+/// Whether `sasl_allowed_username_list` lets `user` in (libvirt's shell wildcards).
+fn allowed(sasl: &Sasl, user: &str) -> Result<(), String> {
+    match &sasl.allowed {
+        Some(list) if !list.iter().any(|w| wildcard_match(w, user)) => Err(format!(
+            "SASL client identity '{user}' not allowed by sasl_allowed_username_list"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// One GSSAPI message from the client: the next to send, or the end — the identity
+/// checked against `sasl_allowed_username_list` and, on plain TCP, a layer of at least 56
+/// bits (libvirt's minimum), which starts after this reply. The reply that completes the
+/// exchange carries no data (`nil`), as cyrus-sasl's.
+fn gss_step(sasl: &Sasl, g: &mut GssServer, msg: &[u8], secure: bool) -> AuthAnswer {
+    let refuse = |why: String| {
+        log::warn!("SASL authentication refused: {why}");
+        AuthAnswer::Error(auth_failed())
+    };
+    match g.step(msg) {
+        Ok(Step::Continue(data)) => more(data),
+        Ok(Step::Done(o)) => {
+            if !secure && (o.layer.is_none() || o.ssf < 56) {
+                return refuse(format!("negotiated SSF {} was not strong enough", o.ssf));
+            }
+            if let Err(why) = allowed(sasl, &o.user) {
+                return refuse(why);
+            }
+            log::info!(
+                "SASL client '{}' authenticated with GSSAPI, SSF {}",
+                o.user,
+                o.ssf
+            );
+            let reply = vireo_xdr::to_bytes(&AuthSaslStartRet {
+                complete: 1,
+                nil: 1,
+                data: SaslData(Vec::new()),
+            });
+            AuthAnswer::Authenticated(reply, o.user, o.layer.map(|l| l as Layer))
+        }
+        Ok(Step::Finish(..)) => refuse("GSSAPI: a client's step on the server".into()),
+        Err(e) => refuse(format!("GSSAPI: {e}")),
+    }
 }
 
 /// Answers AUTH_LIST, AUTH_SASL_INIT, AUTH_SASL_START and AUTH_SASL_STEP for a client
@@ -199,13 +304,13 @@ pub enum AuthAnswer {
 /// exchange (the client may start another). AUTH_POLKIT is [`polkit`]'s.
 pub fn answer(
     sasl: &Sasl,
-    session: &mut Option<ScramServer>,
+    session: &mut Option<Session>,
     policy: AuthPolicy,
     secure: bool,
     proc_: i32,
     payload: &[u8],
 ) -> AuthAnswer {
-    let fail = |session: &mut Option<ScramServer>, why: &str| {
+    let fail = |session: &mut Option<Session>, why: &str| {
         if !why.is_empty() {
             log::warn!("SASL authentication refused: {why}");
         }
@@ -223,63 +328,89 @@ pub fn answer(
             if policy != AuthPolicy::Sasl || session.is_some() {
                 return fail(session, "client tried invalid SASL init request");
             }
-            if !secure {
+            // As cyrus-sasl lists them: SCRAM where the transport is secure, GSSAPI
+            // wherever it can be used.
+            let mut mechs = Vec::new();
+            if secure {
+                mechs.push(SCRAM_SHA_256);
+            }
+            let gss = sasl.gssapi();
+            if gss.is_ok() {
+                mechs.push(GSSAPI);
+            }
+            if mechs.is_empty() {
+                let why = gss.err().unwrap_or_default();
                 return fail(
                     session,
-                    "no SASL mechanism with a security layer for a plain TCP client",
+                    &format!("no SASL mechanism with a security layer for a plain TCP client: GSSAPI is not offered ({why})"),
                 );
             }
-            *session = Some(ScramServer::new());
+            *session = Some(Session::Init);
             AuthAnswer::Reply(vireo_xdr::to_bytes(&AuthSaslInitRet {
-                mechlist: SCRAM_SHA_256.into(),
+                mechlist: mechs.join(","),
             }))
         }
         procs::AUTH_SASL_START => {
-            let Some(s) = session.as_mut().filter(|_| policy == AuthPolicy::Sasl) else {
+            if policy != AuthPolicy::Sasl || !matches!(session, Some(Session::Init)) {
                 return fail(session, "client tried invalid SASL start request");
-            };
+            }
             let a: AuthSaslStartArgs = match vireo_xdr::from_bytes(payload) {
                 Ok(a) => a,
                 Err(_) => return fail(session, "malformed SASL start"),
             };
-            if a.mech != SCRAM_SHA_256 || a.nil != 0 {
+            if a.mech == GSSAPI && sasl.gssapi().is_ok() {
+                // A security layer is required where the transport is not secure.
+                let mut g = match GssServer::new(&sasl.keytab, Some(&sasl.rcache), !secure) {
+                    Ok(g) => g,
+                    Err(e) => return fail(session, &e.to_string()),
+                };
+                let r = gss_step(sasl, &mut g, &a.data.0, secure);
+                if matches!(r, AuthAnswer::Reply(_)) {
+                    *session = Some(Session::Gssapi(g));
+                } else {
+                    *session = None;
+                }
+                return r;
+            }
+            if a.mech != SCRAM_SHA_256 || a.nil != 0 || !secure {
                 return fail(session, &format!("mechanism '{}' not offered", a.mech));
             }
+            let mut s = ScramServer::new();
             let users = match Users::load(&sasl.users_file) {
                 Ok(u) => u,
                 Err(e) => return fail(session, &e.to_string()),
             };
             match s.start(&a.data.0, |u| users.users.get(u).cloned()) {
-                Ok(first) => AuthAnswer::Reply(vireo_xdr::to_bytes(&AuthSaslStartRet {
-                    complete: 0,
-                    nil: 0,
-                    data: SaslData(first),
-                })),
+                Ok(first) => {
+                    *session = Some(Session::Scram(s));
+                    more(first)
+                }
                 Err(e) => fail(session, &e.to_string()),
             }
         }
         procs::AUTH_SASL_STEP => {
-            let Some(s) = session.as_mut().filter(|_| policy == AuthPolicy::Sasl) else {
-                return fail(session, "client tried invalid SASL step request");
-            };
             let a: AuthSaslStepArgs = match vireo_xdr::from_bytes(payload) {
                 Ok(a) => a,
                 Err(_) => return fail(session, "malformed SASL step"),
+            };
+            let s = match session.as_mut().filter(|_| policy == AuthPolicy::Sasl) {
+                Some(Session::Scram(s)) => s,
+                Some(Session::Gssapi(g)) => {
+                    let r = gss_step(sasl, g, &a.data.0, secure);
+                    if !matches!(r, AuthAnswer::Reply(_)) {
+                        *session = None;
+                    }
+                    return r;
+                }
+                _ => return fail(session, "client tried invalid SASL step request"),
             };
             let (fin, user) = match s.finish(&a.data.0) {
                 Ok(r) => r,
                 Err(e) => return fail(session, &e.to_string()),
             };
             *session = None;
-            if let Some(allowed) = &sasl.allowed {
-                if !allowed.iter().any(|w| wildcard_match(w, &user)) {
-                    return fail(
-                        session,
-                        &format!(
-                            "SASL client identity '{user}' not allowed by sasl_allowed_username_list"
-                        ),
-                    );
-                }
+            if let Err(why) = allowed(sasl, &user) {
+                return fail(session, &why);
             }
             let mut out = Vec::new();
             AuthSaslStartRet {
@@ -288,7 +419,7 @@ pub fn answer(
                 data: SaslData(fin),
             }
             .encode(&mut out);
-            AuthAnswer::Authenticated(out, user)
+            AuthAnswer::Authenticated(out, user, None)
         }
         _ => AuthAnswer::Error(auth_failed()),
     }

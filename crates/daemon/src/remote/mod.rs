@@ -70,7 +70,7 @@ pub struct ClientData {
     /// Connections to other drivers' daemons made on this client's behalf.
     peers: secondary::Peers,
     /// Its SASL exchange in progress (remote clients).
-    sasl: Mutex<Option<vireo_rpc::sasl::ScramServer>>,
+    sasl: Mutex<Option<crate::remote_access::Session>>,
 }
 
 impl ClientData {
@@ -184,8 +184,11 @@ impl RemoteService {
             payload,
         ) {
             AuthAnswer::Reply(r) => Outcome::Reply(r),
-            AuthAnswer::Authenticated(r, user) => {
+            AuthAnswer::Authenticated(r, user, layer) => {
                 client.set_authenticated(Some(user));
+                if let Some(layer) = layer {
+                    client.start_security_layer(layer);
+                }
                 Outcome::Reply(r)
             }
             AuthAnswer::Error(e) => Outcome::Error(e),
