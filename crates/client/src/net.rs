@@ -1,14 +1,16 @@
 //! The network transports, as libvirt's client has them: `driver+tls://host[:port]/path`
 //! (TLS on port 16514 by default, with libvirt's certificate files or `pkipath=DIR`,
-//! `no_verify=1` and `no_sanity=1`) and `driver+tcp://host[:port]/path` (plain TCP, port 16509); and the SASL
-//! login (SCRAM-SHA-256) a daemon may ask for, with the credentials from libvirt's
-//! `auth.conf` or typed at the terminal.
+//! `no_verify=1` and `no_sanity=1`) and `driver+tcp://host[:port]/path` (plain TCP, port 16509); and the
+//! SASL login a daemon may ask for: SCRAM-SHA-256 with the credentials from libvirt's
+//! `auth.conf` or typed at the terminal, or GSSAPI with the user's Kerberos tickets (on
+//! plain TCP, with its confidentiality layer under the rest of the connection).
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use vireo_proto::auth::*;
 use vireo_rpc::client::Connection;
+use vireo_rpc::gssapi::{GssClient, Step, GSSAPI};
 use vireo_rpc::sasl::{ScramClient, SCRAM_SHA_256};
 use vireo_rpc::tls::{ClientFiles, DEFAULT_TCP_PORT, DEFAULT_TLS_PORT};
 
@@ -60,7 +62,8 @@ pub async fn connect(uri: &Uri) -> Result<Connection, ClientError> {
     Ok(Connection::from_io(stream))
 }
 
-/// Logs in with SASL (SCRAM-SHA-256): the daemon answered AUTH_LIST with SASL.
+/// Logs in with SASL: the daemon answered AUTH_LIST with SASL. The mechanism is the URI's
+/// (`auth=sasl.MECH`), else SCRAM-SHA-256 where offered (TLS), else GSSAPI.
 pub async fn sasl_login(conn: &Connection, uri: &Uri) -> Result<(), ClientError> {
     let init: AuthSaslInitRet = typed(conn, procs::AUTH_SASL_INIT, &()).await?;
     let wanted = uri
@@ -79,9 +82,17 @@ pub async fn sasl_login(conn: &Connection, uri: &Uri) -> Result<(), ClientError>
             )));
         }
     }
+    let use_gss = match wanted.as_deref() {
+        Some(GSSAPI) => true,
+        Some(_) => false,
+        None => !offered.contains(&SCRAM_SHA_256) && offered.contains(&GSSAPI),
+    };
+    if use_gss {
+        return gssapi_login(conn, uri).await;
+    }
     if !offered.contains(&SCRAM_SHA_256) {
         return Err(auth_failed(format!(
-            "no SASL mechanism in common with the server (it offers '{}'; Vireo's client has {SCRAM_SHA_256})",
+            "no SASL mechanism in common with the server (it offers '{}'; Vireo's client has {SCRAM_SHA_256} and {GSSAPI})",
             init.mechlist
         )));
     }
@@ -116,6 +127,64 @@ pub async fn sasl_login(conn: &Connection, uri: &Uri) -> Result<(), ClientError>
         return Err(auth_failed("the server did not finish the exchange".into()));
     }
     Ok(())
+}
+
+/// GSSAPI with the user's Kerberos credentials for `libvirt/HOST`; on plain TCP the
+/// confidentiality layer starts once the server completed the exchange.
+async fn gssapi_login(conn: &Connection, uri: &Uri) -> Result<(), ClientError> {
+    let host = uri
+        .host
+        .as_deref()
+        .unwrap_or("localhost")
+        .trim_matches(['[', ']']);
+    let tls = uri.transport.as_deref() == Some("tls");
+    let gss_err = |e: vireo_rpc::gssapi::GssError| auth_failed(e.to_string());
+    let mut g = GssClient::new(host, !tls).map_err(gss_err)?;
+    let first = g.first().map_err(gss_err)?;
+    let mut reply: AuthSaslStartRet = typed(
+        conn,
+        procs::AUTH_SASL_START,
+        &AuthSaslStartArgs {
+            mech: GSSAPI.into(),
+            nil: 0,
+            data: SaslData(first),
+        },
+    )
+    .await?;
+    // A bounded number of rounds: Kerberos needs three.
+    for _ in 0..8 {
+        if reply.complete != 0 {
+            return Err(auth_failed("the server finished the exchange early".into()));
+        }
+        let (data, outcome) = match g.step(&reply.data.0).map_err(gss_err)? {
+            Step::Continue(d) => (d, None),
+            Step::Finish(d, o) => (d, Some(o)),
+            Step::Done(_) => return Err(auth_failed("GSSAPI ended without an answer".into())),
+        };
+        reply = typed(
+            conn,
+            procs::AUTH_SASL_STEP,
+            &AuthSaslStepArgs {
+                nil: 0,
+                data: SaslData(data),
+            },
+        )
+        .await?;
+        if let Some(o) = outcome {
+            if reply.complete == 0 {
+                return Err(auth_failed("the server did not finish the exchange".into()));
+            }
+            if let Some(layer) = o.layer {
+                if !conn.start_security_layer(layer) {
+                    return Err(auth_failed("no security layer on this connection".into()));
+                }
+            } else if !tls {
+                return Err(auth_failed("no security layer on plain TCP".into()));
+            }
+            return Ok(());
+        }
+    }
+    Err(auth_failed("GSSAPI took too many steps".into()))
 }
 
 async fn typed<A: vireo_xdr::Xdr, R: vireo_xdr::Xdr>(
