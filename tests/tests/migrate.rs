@@ -565,6 +565,37 @@ fn destination_daemon_killed() {
     ok(&h.a.virsh(&["destroy", "vm1"]));
 }
 
+/// The source's daemon killed mid-migration (peer to peer): nobody can finish it, so the
+/// VM's shim cancels it and the guest goes on at the source; the destination, whose
+/// client went away before Finish, drops what it started. The daemon, back, finds the
+/// guest running.
+#[test]
+fn source_daemon_killed() {
+    let mut h = Hosts::start(Layout::Monolithic);
+    let _ev = boot_counting(&h.a, false);
+    ok(&h.a.virsh(&["migrate-setspeed", "vm1", "--bandwidth", "1"]));
+    let before = counter(&h.a);
+    let m = migrate_in_background(
+        &h.a,
+        &[
+            "--live",
+            "--p2p",
+            "vm1",
+            &h.b.uri(),
+            "--migrateuri",
+            &format!("tcp://{DST_ADDR}"),
+        ],
+    );
+    wait_for_job(&h.a);
+    h.a.kill9_one("vireod");
+    let (done, _) = finish(m);
+    assert!(!done, "the migration should have failed");
+    h.a.restart();
+    runs_only_on(&h.a, &h.b);
+    went_on(&h.a, before);
+    ok(&h.a.virsh(&["destroy", "vm1"]));
+}
+
 /// `--postcopy --postcopy-after-precopy`: a guest that never converges (a 1 ms downtime
 /// limit, memory written over and over) is switched to post-copy by virsh at the second
 /// iteration event; it runs on the destination, and is simply migrated once all of its

@@ -1021,6 +1021,11 @@ impl QemuDriver {
         Ok((self.cookie_for(&name, Some(uuid)), ours.into()))
     }
 
+    /// A migration of domain `name` into this host is prepared and not finished yet.
+    pub fn incoming_pending(&self, name: &str) -> bool {
+        self.migrations.incoming().contains_key(name)
+    }
+
     fn forget_incoming(&self, name: &str, id: u64) {
         let mut m = self.migrations.incoming();
         if m.get(name).is_some_and(|i| i.id == id) {

@@ -191,11 +191,15 @@ impl Vm {
     /// SHIM_MIGRATE: the VM goes, live, into `sock` (connected to the destination's
     /// QEMU). Returns once the destination has all it needs to run the guest (the guest is
     /// paused here then), or the migration failed or was cancelled (the guest as it was).
+    /// A caller that goes away (`caller_gone`: its daemon died) while the memory is still
+    /// being copied cancels it: nobody could finish it, and the destination cannot have run
+    /// the guest, so it goes on here.
     pub async fn migrate_out(
         self: &Arc<Self>,
         sock: OwnedFd,
         nbd: Vec<OwnedFd>,
         a: ShimMigrateArgs,
+        caller_gone: Box<dyn Fn() -> bool + Send + Sync>,
     ) -> anyhow::Result<()> {
         self.require(&[state::RUNNING, state::PAUSED], "running")?;
         if self.migration.lock().out.is_some() {
@@ -239,7 +243,7 @@ impl Vm {
             });
         }
         let me = Arc::clone(self);
-        tokio::spawn(async move { me.follow_migration(tx).await });
+        tokio::spawn(async move { me.follow_migration(tx, caller_gone).await });
         let phase = match rx.wait_for(Phase::settled).await {
             Ok(p) => p.clone(),
             Err(_) => Phase::Failed("the migration's follower ended".into()),
@@ -483,7 +487,11 @@ impl Vm {
 
     /// Follows QEMU's migration to its end: the job's progress, an iteration event per
     /// pass over memory, a cancel when the job is aborted. The job ends with it.
-    async fn follow_migration(self: Arc<Self>, tx: watch::Sender<Phase>) {
+    async fn follow_migration(
+        self: Arc<Self>,
+        tx: watch::Sender<Phase>,
+        caller_gone: Box<dyn Fn() -> bool + Send + Sync>,
+    ) {
         let qmp = self.qmp();
         let mut cancelled = false;
         let mut iteration = 0u64;
@@ -499,7 +507,17 @@ impl Vm {
                 })
                 .unwrap_or(false);
             let status = v.get("status").and_then(Value::as_str).unwrap_or("");
-            if aborted && !cancelled && !matches!(status, "completed" | "postcopy-active") {
+            let orphaned = !aborted && status == "active" && caller_gone();
+            if orphaned {
+                eprintln!(
+                    "vireo-shim: the migration's caller has gone: the migration is cancelled"
+                );
+                self.job_mut(|j| j.aborted = true);
+            }
+            if (aborted || orphaned)
+                && !cancelled
+                && !matches!(status, "completed" | "postcopy-active")
+            {
                 cancelled = true;
                 let _ = qmp.execute("migrate_cancel", None).await;
             }

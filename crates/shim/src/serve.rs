@@ -134,7 +134,7 @@ impl Service for ShimService {
 
     fn call_with_fds(
         self: Arc<Self>,
-        _client: &Arc<Client<()>>,
+        client: &Arc<Client<()>>,
         h: Header,
         payload: &[u8],
         fds: Vec<std::os::fd::OwnedFd>,
@@ -143,14 +143,14 @@ impl Service for ShimService {
             (VIREO_PROGRAM, vprocs::SHIM_ATTACH_DEVICE) => self.attach(payload, fds),
             (VIREO_PROGRAM, vprocs::SHIM_SAVE) => self.save(payload, fds),
             (VIREO_PROGRAM, vprocs::SHIM_SNAPSHOT) => self.snapshot_with_memory(payload, fds),
-            (VIREO_PROGRAM, vprocs::SHIM_MIGRATE) => self.migrate(payload, fds),
+            (VIREO_PROGRAM, vprocs::SHIM_MIGRATE) => self.migrate(client, payload, fds),
             _ => Dispatch::Now(Outcome::Error(RemoteError::rpc(
                 "this procedure takes no file descriptors",
             ))),
         }
     }
 
-    fn call(self: Arc<Self>, _client: &Arc<Client<()>>, h: Header, payload: &[u8]) -> Dispatch {
+    fn call(self: Arc<Self>, client: &Arc<Client<()>>, h: Header, payload: &[u8]) -> Dispatch {
         let p = h.proc_;
         if h.prog == QEMU_PROGRAM {
             if p != QEMU_PROC_DOMAIN_AGENT_COMMAND {
@@ -225,7 +225,7 @@ impl Service for ShimService {
                     }))
                 }
                 vprocs::SHIM_SAVE => self.save(payload, Vec::new()),
-                vprocs::SHIM_MIGRATE => self.migrate(payload, Vec::new()),
+                vprocs::SHIM_MIGRATE => self.migrate(client, payload, Vec::new()),
                 vprocs::SHIM_MIGRATE_END => {
                     let a: ShimMigrateEndArgs = match args(payload) {
                         Ok(a) => a,
@@ -569,7 +569,12 @@ impl ShimService {
 
     /// SHIM_MIGRATE: the VM, live, into the first connected socket given (its disks
     /// first, each into one of the others, when it copies them).
-    fn migrate(self: Arc<Self>, payload: &[u8], mut fds: Vec<std::os::fd::OwnedFd>) -> Dispatch {
+    fn migrate(
+        self: Arc<Self>,
+        caller: &Arc<Client<()>>,
+        payload: &[u8],
+        mut fds: Vec<std::os::fd::OwnedFd>,
+    ) -> Dispatch {
         let a: ShimMigrateArgs = match args(payload) {
             Ok(a) => a,
             Err(e) => return Dispatch::Now(Outcome::Error(e)),
@@ -585,8 +590,10 @@ impl ShimService {
                 "a migration takes one socket",
             )));
         };
+        let caller = Arc::clone(caller);
+        let caller_gone = Box::new(move || caller.is_closed());
         Dispatch::Later(Box::pin(async move {
-            match self.vm.migrate_out(sock, nbd, a).await {
+            match self.vm.migrate_out(sock, nbd, a, caller_gone).await {
                 Ok(()) => Outcome::Reply(Vec::new()),
                 Err(e) => Outcome::Error(to_remote(&e)),
             }

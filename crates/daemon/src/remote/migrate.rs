@@ -69,13 +69,36 @@ pub(super) fn dispatch(
         .conn
         .addr
         .and_then(|a| vireo_qemu::migrate::local_address_towards(a.ip()));
+    let client = Arc::clone(client);
     Some(Box::pin(async move {
-        serve(&s, p, &payload, local).await.into()
+        serve(&s, &client, p, &payload, local).await.into()
     }))
+}
+
+/// A migration prepared here for `client` is cancelled if the client goes away before
+/// its Finish (a source daemon that died, a virsh killed): nobody would finish it, and the
+/// guest must not wait here, paused, for ever.
+fn abandon_with(s: &RemoteService, client: &Arc<RemoteClient>, name: String) {
+    let Ok(q) = s.hv().map(Arc::clone) else {
+        return;
+    };
+    let client = Arc::clone(client);
+    tokio::spawn(async move {
+        while q.incoming_pending(&name) {
+            if client.is_closed() {
+                log::warn!("migration of '{name}': its client has gone before Finish: cancelled");
+                let params = [TypedParam::string(param::DEST_NAME, &name)];
+                let _ = q.migrate_finish(&params, &[], 0, true).await;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
 }
 
 async fn serve(
     s: &RemoteService,
+    client: &Arc<RemoteClient>,
     p: i32,
     payload: &[u8],
     local: Option<std::net::IpAddr>,
@@ -95,6 +118,9 @@ async fn serve(
             let (cookie, uri) = q
                 .migrate_prepare(&a.params.0, &a.cookie_in.0, a.flags, local)
                 .await?;
+            if let Some(name) = vireo_qemu::migrate::Cookie::parse(&cookie)?.map(|c| c.name) {
+                abandon_with(s, client, name);
+            }
             ret(Prepare3ParamsRet {
                 cookie_out: Opaque(cookie),
                 uri_out: Some(uri),
