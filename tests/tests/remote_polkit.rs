@@ -162,27 +162,69 @@ fn chmod_tree(p: &Path) {
 
 impl Drop for Bus {
     fn drop(&mut self) {
-        // polkitd (started by the bus) first, then the bus; both are ours to end.
+        // polkitd (started by the bus, which detaches it) first, then the bus; both are
+        // ours to end. polkitd is the one in the bus's mount namespace, the test's own.
         let bus = self.daemon.id() as i32;
+        let ns_of = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+        let ours = ns_of(bus);
         for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
             let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
                 continue;
             };
-            let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    s.rsplit_once(')')
-                        .and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<i32>().ok())
-                });
-            if ppid == Some(bus) {
-                // SAFETY: kill with a pid read from /proc (a child of our bus) and a valid
-                // signal.
-                unsafe { libc::kill(pid, libc::SIGTERM) };
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+            if ours.is_some()
+                && ns_of(pid) == ours
+                && exe.is_some_and(|x| x.file_name().is_some_and(|n| n == "polkitd"))
+            {
+                end_and_wait(pid);
             }
         }
         // SAFETY: kill with our own child's pid and a valid signal.
         unsafe { libc::kill(bus, libc::SIGTERM) };
         let _ = self.daemon.wait();
+    }
+}
+
+/// Sends SIGTERM to `pid` (a child of our bus, not of ours) and waits until it has
+/// ended: its pidfd becomes readable then. Bounded: a minute, then SIGKILL.
+fn end_and_wait(pid: i32) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor (or -1), which
+    // is owned here and nowhere else.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let Ok(raw) = i32::try_from(fd) else { return };
+    if raw < 0 {
+        return; // Already gone.
+    }
+    // SAFETY: `raw` is a descriptor just opened for us alone.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: pidfd_send_signal with our pidfd, a valid signal and no siginfo.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            libc::SIGTERM,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll on one valid pollfd.
+    if unsafe { libc::poll(&mut p, 1, 60_000) } == 0 {
+        // SAFETY: as above, SIGKILL.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
     }
 }
 
