@@ -18,7 +18,7 @@
 //! | 106 | SHIM_BLOCK_JOB | [`ShimBlockJobArgs`] | nothing |
 //! | 107 | SHIM_UPDATE_MEMORY | [`ShimUpdateMemoryArgs`] | nothing |
 //! | 108 | SHIM_SET_LINK | [`ShimSetLinkArgs`] | nothing |
-//! | 109 | SHIM_MIGRATE | [`ShimMigrateArgs`] + the connected migration socket (and one NBD connection per disk copied) | nothing |
+//! | 109 | SHIM_MIGRATE | [`ShimMigrateArgs`] + the connected migration socket (and one NBD connection per disk copied) | [`ShimMigrateRet`] |
 //! | 110 | SHIM_MIGRATE_END | [`ShimMigrateEndArgs`] | nothing |
 //!
 //! Procedures from 100 on are between the QEMU daemon and a VM's shim only.
@@ -72,7 +72,8 @@ pub mod procs {
     pub const SHIM_SET_LINK: i32 = 108;
     /// Live migration out: QEMU's migration stream into the connected socket that comes
     /// with the call, as a job; returns once it completed (the guest paused, waiting for
-    /// the confirmation) or failed (the guest as it was). [`ShimMigrateArgs`] → void.
+    /// the confirmation) or failed (the guest as it was). [`ShimMigrateArgs`] →
+    /// [`ShimMigrateRet`].
     pub const SHIM_MIGRATE: i32 = 109;
     /// The end of a migration: on the source, confirmed (QEMU ends) or cancelled (the
     /// guest goes on); on the destination, the guest runs. [`ShimMigrateEndArgs`] → void.
@@ -366,6 +367,15 @@ xdr_struct! {
         /// destination first, each through the descriptor of the same index after the
         /// migration socket (a connection to the destination's NBD server).
         pub disks: vireo_xdr::Array<String, 256>,
+    }
+}
+
+xdr_struct! {
+    /// `SHIM_MIGRATE`'s answer: when QEMU paused the guest for the switch-over, in
+    /// milliseconds since the epoch (0: unknown, as after a post-copy switch), from which
+    /// the destination counts the downtime to its resume, as libvirt does.
+    pub struct ShimMigrateRet {
+        pub stopped_at_ms: u64,
     }
 }
 

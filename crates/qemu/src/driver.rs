@@ -109,6 +109,9 @@ pub(crate) struct DomainObj {
     /// The statistics of its last job that ended well, once its shim has gone (a
     /// migration's, at both ends).
     pub(crate) completed_job: Option<Vec<vireo_proto::typed::TypedParam>>,
+    /// Its outgoing migration's downtime as the destination counted it (to its resume),
+    /// which replaces QEMU's in the statistics of the job's end.
+    pub(crate) downtime_seen_there: Option<u64>,
 }
 
 impl DomainObj {
@@ -128,6 +131,7 @@ impl DomainObj {
             managed_save: false,
             stopping_for_snapshot: false,
             completed_job: None,
+            downtime_seen_there: None,
         }
     }
 

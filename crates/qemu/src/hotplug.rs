@@ -1009,12 +1009,19 @@ impl QemuDriver {
     /// A job of the domain's ended well (its shim said so, or a migration brought its
     /// statistics here): kept for `domjobinfo --completed` also after the VM is gone, and
     /// JOB_COMPLETED to the clients.
-    pub(crate) fn job_completed(&self, uuid: [u8; 16], params: Vec<TypedParam>) {
+    pub(crate) fn job_completed(&self, uuid: [u8; 16], mut params: Vec<TypedParam>) {
         let dom = {
             let mut reg = self.write();
             let Some(o) = reg.by_uuid.get_mut(&uuid) else {
                 return;
             };
+            if let Some(d) = o.downtime_seen_there.take() {
+                params.retain(|p| p.field != "downtime");
+                params.push(TypedParam::new(
+                    "downtime",
+                    vireo_proto::typed::TypedValue::ULLong(d),
+                ));
+            }
             o.completed_job = Some(params.clone());
             o.handle()
         };

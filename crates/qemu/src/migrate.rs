@@ -44,7 +44,8 @@ use vireo_proto::remote::{
 };
 use vireo_proto::typed::{TypedParam, TypedValue};
 use vireo_proto::vireo::{
-    migrate_end, procs as vprocs, ShimMigrateArgs, ShimMigrateEndArgs, VIREO_PROGRAM, VIREO_VERSION,
+    migrate_end, procs as vprocs, ShimMigrateArgs, ShimMigrateEndArgs, ShimMigrateRet,
+    VIREO_PROGRAM, VIREO_VERSION,
 };
 use vireo_proto::RemoteError;
 use vireo_rpc::client::CallError;
@@ -327,8 +328,12 @@ pub struct Cookie {
     /// The destination's NBD server for the disks being copied.
     pub nbd_port: Option<u16>,
     /// Perform's answer: the source's statistics of the migration (its job's counters),
-    /// which the destination keeps as its own completed job.
+    /// which the destination keeps as its own completed job (and Finish's answer: the
+    /// same, with the downtime as the destination counted it).
     pub stats: Vec<(String, u64)>,
+    /// Perform's answer: when the source paused the guest for the switch-over (ms since
+    /// the epoch), the start of the downtime the destination counts to its resume.
+    pub stopped_at_ms: Option<u64>,
 }
 
 impl Cookie {
@@ -345,6 +350,9 @@ impl Cookie {
         }
         if let Some(p) = self.nbd_port {
             s += &format!("  <nbd port='{p}'/>\n");
+        }
+        if let Some(ms) = self.stopped_at_ms {
+            s += &format!("  <stopped ms='{ms}'/>\n");
         }
         if !self.stats.is_empty() {
             s += "  <statistics>\n";
@@ -394,6 +402,12 @@ impl Cookie {
                 .find(|c| c.has_tag_name("nbd"))
                 .and_then(|c| c.attribute("port"))
                 .map(|p| p.parse().map_err(|_| bad(format!("bad NBD port {p}"))))
+                .transpose()?,
+            stopped_at_ms: root
+                .children()
+                .find(|c| c.has_tag_name("stopped"))
+                .and_then(|c| c.attribute("ms"))
+                .map(|p| p.parse().map_err(|_| bad(format!("bad stop time {p}"))))
                 .transpose()?,
             stats: match root.children().find(|c| c.has_tag_name("statistics")) {
                 None => Vec::new(),
@@ -654,6 +668,14 @@ fn shim_err(e: CallError) -> DriverError {
     }
 }
 
+/// Now, in milliseconds since the epoch.
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// libvirt's answer of a Finish that cleaned up after a cancelled migration.
 fn finish_ok() -> DriverError {
     DriverError::Peer(Box::new(RemoteError::new(
@@ -684,6 +706,7 @@ impl QemuDriver {
             host_id: Some(self.migrations.host_id()),
             nbd_port: None,
             stats: Vec::new(),
+            stopped_at_ms: None,
         }
     }
 
@@ -1129,7 +1152,7 @@ impl QemuDriver {
         let mut fds = vec![sock];
         fds.extend(nbd);
         let r = conn
-            .call_sending_fds::<_, ()>(
+            .call_sending_fds::<_, ShimMigrateRet>(
                 VIREO_PROGRAM,
                 VIREO_VERSION,
                 vprocs::SHIM_MIGRATE,
@@ -1138,9 +1161,10 @@ impl QemuDriver {
             )
             .await;
         self.refresh_state(h).await;
-        r.map_err(shim_err)?;
+        let r = r.map_err(shim_err)?;
         let mut cookie = self.cookie(&h.name, Some(h.uuid));
         cookie.stats = self.migration_stats(h).await;
+        cookie.stopped_at_ms = Some(r.0.stopped_at_ms).filter(|ms| *ms > 0);
         Ok(cookie.format())
     }
 
@@ -1185,7 +1209,7 @@ impl QemuDriver {
         cookie: &[u8],
         flags: u32,
         cancelled: bool,
-    ) -> Result<Handle> {
+    ) -> Result<(Handle, Vec<u8>)> {
         let params = Params::new(params)?;
         let name = match params.string(param::DEST_NAME) {
             Some(n) => n.to_string(),
@@ -1272,18 +1296,29 @@ impl QemuDriver {
                 me.refresh_state(&h2).await;
             });
         }
-        // The source's statistics are this end's completed job (JOB_COMPLETED here too).
-        let stats = Cookie::parse(cookie).ok().flatten().map(|c| c.stats);
-        if let Some(stats) = stats.filter(|s| !s.is_empty()) {
+        let resumed_at = epoch_ms();
+        // The source's statistics are this end's completed job (JOB_COMPLETED here too),
+        // with the downtime counted as libvirt counts it: from the source's pause to the
+        // resume here. They go back to the source in the answer.
+        let mut back = self.cookie(&h.name, Some(h.uuid));
+        if let Some(c) = Cookie::parse(cookie).ok().flatten() {
+            back.stats = c.stats;
+            if let Some(stopped) = c.stopped_at_ms.filter(|_| flags & mf::PAUSED == 0) {
+                let downtime = resumed_at.saturating_sub(stopped);
+                back.stats.retain(|(f, _)| f != "downtime");
+                back.stats.push(("downtime".into(), downtime));
+            }
+        }
+        if !back.stats.is_empty() {
             let mut params = vec![TypedParam::int("operation", OPERATION_MIGRATION_IN)];
             params.extend(
-                stats
-                    .into_iter()
-                    .map(|(f, v)| TypedParam::new(f, TypedValue::ULLong(v))),
+                back.stats
+                    .iter()
+                    .map(|(f, v)| TypedParam::new(f.as_str(), TypedValue::ULLong(*v))),
             );
             self.job_completed(h.uuid, params);
         }
-        Ok(self.lookup_by_uuid(&h.uuid).unwrap_or(h))
+        Ok((self.lookup_by_uuid(&h.uuid).unwrap_or(h), back.format()))
     }
 
     /// Stops a domain that arrived but must not run here.
@@ -1301,6 +1336,7 @@ impl QemuDriver {
         self: &Arc<Self>,
         h: &Handle,
         params: &[TypedParam],
+        cookie: &[u8],
         flags: u32,
         cancelled: bool,
     ) -> Result<()> {
@@ -1311,6 +1347,16 @@ impl QemuDriver {
             return Ok(());
         }
         let conn = self.shim_of(h)?;
+        // The downtime the destination counted replaces QEMU's in the statistics the shim
+        // reports at its end.
+        let downtime = Cookie::parse(cookie)
+            .ok()
+            .flatten()
+            .and_then(|c| c.stats.into_iter().find(|(f, _)| f == "downtime"))
+            .map(|(_, v)| v);
+        if let Some(o) = self.write().by_uuid.get_mut(&h.uuid) {
+            o.downtime_seen_there = downtime;
+        }
         self.end_call(h, migrate_end::CONFIRM).await?;
         // The shim ends with its QEMU; once it is gone, the domain is shut off here.
         if tokio::time::timeout(SHIM_EXIT, conn.closed())
@@ -1472,6 +1518,7 @@ mod tests {
             host_id: Some([2; 16]),
             nbd_port: Some(49153),
             stats: vec![("downtime".into(), 12), ("time_elapsed".into(), 3400)],
+            stopped_at_ms: Some(1_764_000_000_123),
         };
         assert_eq!(Cookie::parse(&c.format()).unwrap(), Some(c));
         assert_eq!(Cookie::parse(b"").unwrap(), None);

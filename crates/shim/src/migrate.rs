@@ -75,6 +75,18 @@ struct Inner {
     /// The last outgoing migration switched to post-copy (seen while it ran, or counted in
     /// its post-copy bytes when it had already completed by the next look).
     postcopied: bool,
+    /// When the last outgoing migration was asked of QEMU, and when QEMU paused the guest
+    /// for its switch-over (ms since the epoch; 0: unknown).
+    issued_at_ms: u64,
+    stopped_at_ms: u64,
+}
+
+/// Now, in milliseconds since the epoch.
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 struct Outgoing {
@@ -93,6 +105,8 @@ impl Default for Migration {
                 postcopy_speed_mib: 0,
                 out: None,
                 postcopied: false,
+                issued_at_ms: 0,
+                stopped_at_ms: 0,
             }),
         }
     }
@@ -193,14 +207,15 @@ impl Vm {
     /// paused here then), or the migration failed or was cancelled (the guest as it was).
     /// A caller that goes away (`caller_gone`: its daemon died) while the memory is still
     /// being copied cancels it: nobody could finish it, and the destination cannot have run
-    /// the guest, so it goes on here.
+    /// the guest, so it goes on here. Answers when QEMU paused the guest for the
+    /// switch-over (ms since the epoch; 0: unknown).
     pub async fn migrate_out(
         self: &Arc<Self>,
         sock: OwnedFd,
         nbd: Vec<OwnedFd>,
         a: ShimMigrateArgs,
         caller_gone: Box<dyn Fn() -> bool + Send + Sync>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<u64> {
         self.require(&[state::RUNNING, state::PAUSED], "running")?;
         if self.migration.lock().out.is_some() {
             bail!(OpInvalid("the domain is being migrated".into()));
@@ -280,7 +295,8 @@ impl Vm {
                     );
                 }
                 self.set_pausing(false);
-                Ok(())
+                let m = self.migration.lock();
+                Ok(if postcopied { 0 } else { m.stopped_at_ms })
             }
             Phase::Failed(_) | Phase::Aborted => {
                 self.migration.lock().out = None;
@@ -479,6 +495,11 @@ impl Vm {
                 .await;
             bail!("cancelled before it began");
         }
+        {
+            let mut m = self.migration.lock();
+            m.issued_at_ms = epoch_ms();
+            m.stopped_at_ms = 0;
+        }
         qmp.execute("migrate", Some(json!({"uri": "fd:vireo-migrate"})))
             .await
             .map_err(|e| anyhow!("migrate: {e}"))?;
@@ -546,9 +567,16 @@ impl Vm {
                         .and_then(|r| r.get("postcopy-bytes"))
                         .and_then(Value::as_u64)
                         .unwrap_or(0);
+                    let ms = |k: &str| v.get(k).and_then(Value::as_u64);
+                    let mut m = self.migration.lock();
                     if postcopy_bytes > 0 {
-                        self.migration.lock().postcopied = true;
+                        m.postcopied = true;
+                    } else if let (Some(total), Some(down)) = (ms("total-time"), ms("downtime")) {
+                        // QEMU counts both from its start of the migration, which followed
+                        // our `migrate` at once: the guest stopped `downtime` before the end.
+                        m.stopped_at_ms = m.issued_at_ms + total.saturating_sub(down);
                     }
+                    drop(m);
                     break Phase::Completed;
                 }
                 "cancelled" if cancelled => break Phase::Aborted,

@@ -594,7 +594,11 @@ impl ShimService {
         let caller_gone = Box::new(move || caller.is_closed());
         Dispatch::Later(Box::pin(async move {
             match self.vm.migrate_out(sock, nbd, a, caller_gone).await {
-                Ok(()) => Outcome::Reply(Vec::new()),
+                Ok(stopped_at_ms) => {
+                    Outcome::Reply(vireo_xdr::to_bytes(&vireo_proto::vireo::ShimMigrateRet {
+                        stopped_at_ms,
+                    }))
+                }
                 Err(e) => Outcome::Error(to_remote(&e)),
             }
         }))

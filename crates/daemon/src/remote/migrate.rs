@@ -152,18 +152,24 @@ async fn serve(
         }
         procs::DOMAIN_MIGRATE_FINISH3_PARAMS => {
             let a: Finish3ParamsArgs = args(payload)?;
-            let dom = q
+            let (dom, cookie) = q
                 .migrate_finish(&a.params.0, &a.cookie_in.0, a.flags, a.cancelled != 0)
                 .await?;
             ret(Finish3ParamsRet {
                 dom,
-                cookie_out: Opaque::default(),
+                cookie_out: Opaque(cookie),
             })
         }
         procs::DOMAIN_MIGRATE_CONFIRM3_PARAMS => {
             let a: Confirm3ParamsArgs = args(payload)?;
-            q.migrate_confirm(&a.dom, &a.params.0, a.flags, a.cancelled != 0)
-                .await?;
+            q.migrate_confirm(
+                &a.dom,
+                &a.params.0,
+                &a.cookie_in.0,
+                a.flags,
+                a.cancelled != 0,
+            )
+            .await?;
             void()
         }
         procs::DOMAIN_MIGRATE_SET_MAX_SPEED => {
@@ -325,7 +331,13 @@ async fn finish_and_confirm(
         return Err(if lost { lost_err().into() } else { e.into() });
     }
     let cancelled = finished.is_err();
-    let confirmed = q.migrate_confirm(dom, params, flags, cancelled).await;
+    let cookie = finished
+        .as_ref()
+        .map(|f| f.cookie_out.0.clone())
+        .unwrap_or_default();
+    let confirmed = q
+        .migrate_confirm(dom, params, &cookie, flags, cancelled)
+        .await;
     if lost && cancelled {
         return Err(lost_err().into());
     }
