@@ -1338,8 +1338,9 @@ fn recv_nowait(fd: BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
 }
 
 /// Splits the first frame off `buf`: its header and total length, or None when more bytes
-/// are needed. The length word is checked before anything is buffered for it.
-fn split_frame(buf: &[u8]) -> Result<Option<(Header, usize)>, FrameError> {
+/// are needed. The length word is checked before anything is buffered for it. Public for
+/// the fuzz target that feeds it arbitrary bytes (`crates/fuzz`).
+pub fn split_frame(buf: &[u8]) -> Result<Option<(Header, usize)>, FrameError> {
     let Some(len) = buf.get(..4) else {
         return Ok(None);
     };
