@@ -109,12 +109,20 @@ pub fn run(name: &str, data: &[u8]) {
 }
 
 /// libFuzzer's initialisation hook: with `VIREO_FUZZ_SEED_DIR` set, writes the target's
-/// seed corpus there and exits instead of fuzzing (`scripts/fuzz` does this first).
+/// seed corpus there (and its dictionary in the file `VIREO_FUZZ_DICT`, when set) and
+/// exits instead of fuzzing (`scripts/fuzz` does this first).
 pub fn init(name: &str) {
     let Some(dir) = std::env::var_os("VIREO_FUZZ_SEED_DIR") else {
         return;
     };
     let dir = std::path::PathBuf::from(dir);
+    if let Some(dict) = std::env::var_os("VIREO_FUZZ_DICT") {
+        let words = seeds::dictionary(name);
+        if let Err(e) = std::fs::write(&dict, words.join("\n") + "\n") {
+            eprintln!("{name}: cannot write {}: {e}", dict.to_string_lossy());
+            std::process::exit(1);
+        }
+    }
     match seeds::write(name, &dir) {
         Ok(n) => {
             eprintln!("{name}: {n} seeds in {}", dir.display());

@@ -298,6 +298,62 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
     set.into_iter().collect()
 }
 
+/// libFuzzer's dictionary for target `name`: the element and attribute names and the
+/// quoted values of its XML seeds, the keys of its `.conf` seeds (empty for the binary
+/// targets, whose compared constants libFuzzer finds by itself).
+pub fn dictionary(name: &str) -> Vec<String> {
+    let mut words = BTreeSet::new();
+    for s in seeds(name) {
+        let Ok(t) = std::str::from_utf8(&s) else {
+            continue;
+        };
+        if name == "conf" {
+            for l in t.lines() {
+                if let Some((k, _)) = l.split_once('=') {
+                    words.insert(k.trim().to_string());
+                }
+            }
+        } else if name.starts_with("xml_") {
+            for (i, _) in t.match_indices('<') {
+                let rest = &t[i..];
+                let end = rest[1..]
+                    .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
+                    .map_or(rest.len(), |e| e + 1);
+                words.insert(rest[..end].to_string());
+            }
+            for (i, _) in t.match_indices('=') {
+                let before = &t[..i];
+                let start = before
+                    .rfind(|c: char| c.is_whitespace())
+                    .map_or(0, |s| s + 1);
+                words.insert(format!(" {}=", &before[start..]));
+                let after = &t[i + 1..];
+                if let Some(q) = after.chars().next().filter(|c| *c == '\'' || *c == '"') {
+                    if let Some(end) = after[1..].find(q) {
+                        words.insert(after[..end + 2].to_string());
+                    }
+                }
+            }
+        }
+    }
+    words
+        .into_iter()
+        .filter(|w| (2..=40).contains(&w.len()))
+        .map(|w| {
+            let mut e = String::from("\"");
+            for b in w.bytes() {
+                match b {
+                    b'\\' | b'"' => e.push_str(&format!("\\x{b:02x}")),
+                    0x20..=0x7e => e.push(char::from(b)),
+                    _ => e.push_str(&format!("\\x{b:02x}")),
+                }
+            }
+            e.push('"');
+            e
+        })
+        .collect()
+}
+
 /// Writes target `name`'s seeds into `dir`, one file each, named by their content's hash;
 /// returns how many.
 pub fn write(name: &str, dir: &Path) -> io::Result<usize> {
