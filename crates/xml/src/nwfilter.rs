@@ -1314,7 +1314,9 @@ impl XmlElement for NwFilterDef {
         w.start_tag(name);
         w.attr("name", &self.name);
         w.attr("chain", &self.chain);
-        if self.priority != 0 {
+        // libvirt leaves out a priority of 0; but read back, a chain whose default is not 0
+        // (mac's -800, …) would then get its default: so 0 is written there.
+        if self.priority != 0 || default_chain_priority(&self.chain).is_some_and(|d| d != 0) {
             w.attr("priority", &self.priority.to_string());
         }
         if self.uuid.is_none() && self.entries.is_empty() {
@@ -1455,6 +1457,20 @@ impl XmlElement for NwFilterBindingDef {
 
 #[cfg(test)]
 mod tests {
+    /// Found by the xml_nwfilter fuzz target: priority 0 on a chain whose default is not 0
+    /// was left out, so the filter read back had the chain's default.
+    #[test]
+    fn a_zero_priority_survives_formatting() {
+        let f = NwFilterDef::parse("<filter name='f' chain='mac' priority='0000'/>").unwrap();
+        assert_eq!(f.priority, 0);
+        let again = NwFilterDef::parse(&f.format()).unwrap();
+        assert_eq!(again.priority, 0);
+        assert_eq!(again.format(), f.format());
+        // Unchanged: no priority attribute for 0 where 0 is the default.
+        let root = NwFilterDef::parse("<filter name='g'/>").unwrap();
+        assert!(!root.format().contains("priority"));
+    }
+
     use super::*;
     use crate::network::tests::validate_schema;
 
