@@ -63,6 +63,9 @@ impl Phase {
 /// The VM's migration settings and its outgoing migration.
 pub struct Migration {
     inner: Mutex<Inner>,
+    /// QEMU said the migration's status changed (its MIGRATION event): the follower looks
+    /// at once instead of at its next poll (the switch-over's end is part of the downtime).
+    changed: tokio::sync::Notify,
 }
 
 struct Inner {
@@ -108,6 +111,7 @@ impl Default for Migration {
                 issued_at_ms: 0,
                 stopped_at_ms: 0,
             }),
+            changed: tokio::sync::Notify::new(),
         }
     }
 }
@@ -115,6 +119,11 @@ impl Default for Migration {
 impl Migration {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// QEMU's MIGRATION event came.
+    pub(crate) fn status_changed(&self) {
+        self.changed.notify_one();
     }
 }
 
@@ -442,6 +451,8 @@ impl Vm {
             Some(json!({ "capabilities": [
                 capability("auto-converge", auto_converge),
                 capability("postcopy-ram", postcopy),
+                // MIGRATION events: the follower learns of the end at once.
+                capability("events", true),
             ]})),
         )
         .await
@@ -595,7 +606,10 @@ impl Vm {
                 }
                 _ => {}
             }
-            tokio::time::sleep(POLL).await;
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = self.migration.changed.notified() => {}
+            }
         };
         let ok = end == Phase::Completed;
         self.end_job(ok);
