@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 import libvirt
 
@@ -189,8 +190,9 @@ class Libvirtd(DaemonSet):
 
     name = "libvirtd"
 
-    def __init__(self, base):
-        home = os.path.join(base, "lv")
+    def __init__(self, base, short="lv"):
+        self.base = base
+        home = os.path.join(base, short)
         sock = os.path.join(home, "run", "libvirt", "libvirt-sock")
         super().__init__(home, f"qemu+unix:///session?socket={sock}", sock)
         self.env = {
@@ -213,6 +215,15 @@ class Libvirtd(DaemonSet):
         with open(os.path.join(self.home, "config", "libvirt", "libvirtd.conf"), "w") as f:
             f.write(tls_conf(pki, port))
         self.tls_uri = f"qemu+tls://127.0.0.1:{port}/session?pkipath={client}"
+
+    def twin(self):
+        """A second session libvirtd on this machine, the migration rows' destination: a
+        host UUID of its own, or libvirt refuses to migrate to "the same host"."""
+        t = Libvirtd(self.base, "lv2")
+        os.makedirs(os.path.join(t.home, "config", "libvirt"), exist_ok=True)
+        with open(os.path.join(t.home, "config", "libvirt", "libvirtd.conf"), "w") as f:
+            f.write(f'host_uuid = "{uuid.uuid4()}"\n')
+        return t
 
     def pids(self):
         """libvirtd itself: the child of the reaper."""
@@ -244,6 +255,8 @@ class Vireo(DaemonSet):
     """Vireo's daemons under their own --root, told apart by the names they run as."""
 
     def __init__(self, base, name, short, daemons, bindir, netns=None):
+        self.base = base
+        self.short = short
         # Short directory names: QEMU's socket paths below must fit in sun_path.
         home = os.path.join(base, short)
         os.makedirs(home, mode=0o700, exist_ok=True)
@@ -266,6 +279,10 @@ class Vireo(DaemonSet):
             with open(os.path.join(etc, f"{d}.conf"), "w") as f:
                 f.write(tls_conf(pki, port))
         self.tls_uri = f"qemu+tls://127.0.0.1:{port}/system?pkipath={client}"
+
+    def twin(self):
+        """The same daemons under a second root: the migration rows' destination."""
+        return Vireo(self.base, self.name, self.short + "2", self.daemons, self.bindir)
 
     def spawn(self):
         if self.notify is None:
@@ -652,6 +669,7 @@ def block(t, cfg, s):
         hotplug_rows(t, cfg, s, conn)
         storage_rows(t, cfg, s, conn)
         host_rows(t, cfg, s, conn)
+        migrate_rows(t, cfg, s, conn)
     finally:
         conn.close()
         t.stop()
@@ -699,6 +717,52 @@ def save_rows(t, cfg, s, conn):
         remove_all(conn)
         if os.path.exists(path):
             os.unlink(path)
+
+
+MIGRATION_METRICS = ("migrate_total", "migrate_downtime")
+
+
+def migrate_rows(t, cfg, s, conn):
+    """Live migration, peer to peer, of an idle 256 MiB guest (TCG, whatever the other rows
+    use: the guest runs during the migration) to a second instance of the same daemons
+    (t.twin(): its own home, on this machine, the stream over loopback), then destroyed
+    there; timed around the call, the downtime from the source's completed job statistics.
+    A daemon set that cannot migrate so gets n/a, with why."""
+    # One twin per set for the whole run (its notify socket, like the set's own, is bound
+    # once).
+    if getattr(t, "peer", None) is None:
+        t.peer = t.twin()
+    peer = t.peer
+    xml = domain_xml("bench-mig", "qemu").replace(">64</memory>", ">256</memory>")
+    flags = libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
+    params = {libvirt.VIR_MIGRATE_PARAM_URI: "tcp://127.0.0.1"}
+    try:
+        peer.start()
+        dom = conn.defineXML(xml)
+        pc = libvirt.open(peer.uri)
+        try:
+            for i in range(cfg.migrations + 1):
+                dom.create()
+                t0 = now()
+                dom.migrateToURI3(peer.uri, params, flags)
+                took = now() - t0
+                st = dom.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+                pc.lookupByName("bench-mig").destroy()
+                if "downtime" not in st:
+                    raise RuntimeError(f"no downtime in the completed job's statistics: {st}")
+                if i > 0:  # the first one warms both daemons up
+                    s.add("migrate_total", t.name, took * 1e3)
+                    s.add("migrate_downtime", t.name, float(st["downtime"]))
+        finally:
+            remove_all(pc)
+            pc.close()
+    except (libvirt.libvirtError, RuntimeError, OSError) as e:
+        log(f"{t.name}: migration rows: {e}")
+        for m in MIGRATION_METRICS:
+            s.refuse(m, t.name, str(e).splitlines()[0] if str(e) else type(e).__name__)
+    finally:
+        remove_all(conn)
+        peer.stop()
 
 
 def hotplug_rows(t, cfg, s, conn):
@@ -1322,6 +1386,7 @@ def main():
     r.add_argument("--stats-calls", type=int, default=50)
     r.add_argument("--saves", type=int, default=5)
     r.add_argument("--hotplugs", type=int, default=20)
+    r.add_argument("--migrations", type=int, default=5)
     n = sub.add_parser("net", help="the network rows, as root, in namespaces of their own")
     n.add_argument("--dir", required=True)
     n.add_argument("--bindir", required=True)
