@@ -1284,6 +1284,8 @@ impl QemuDriver {
             self.kill_incoming(&h).await;
             return Err(e);
         }
+        // The guest runs here again (its shim answers once QEMU was told to go on).
+        let resumed_at = epoch_ms();
         self.refresh_state(&h).await;
         if self.state(&h).ok() == Some((state::RUNNING, reason::RUNNING_POSTCOPY)) {
             // The guest runs here while the rest of its memory still comes.
@@ -1296,7 +1298,6 @@ impl QemuDriver {
                 me.refresh_state(&h2).await;
             });
         }
-        let resumed_at = epoch_ms();
         // The source's statistics are this end's completed job (JOB_COMPLETED here too),
         // with the downtime counted as libvirt counts it: from the source's pause to the
         // resume here. They go back to the source in the answer.
