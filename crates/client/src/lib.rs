@@ -33,6 +33,8 @@ use vireo_xdr::Xdr;
 pub use blockjob::{BlockJobEvent, BlockJobEvents, BlockJobInfo};
 pub use network::{NetworkEvent, NetworkEvents};
 pub use nodedev::{NodeDeviceEvent, NodeDeviceEventKind, NodeDeviceEvents};
+pub use secret::{SecretEvent, SecretEvents};
+pub use storage::{PoolEvent, PoolEvents};
 pub use tuning::HypervisorCpu;
 pub use uri::Uri;
 pub use vireo_proto::interface::Interface;

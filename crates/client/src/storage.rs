@@ -5,10 +5,13 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
+use tokio::sync::mpsc::UnboundedReceiver;
+use vireo_proto::network::{EventDeregisterAnyArgs, EventRegisterAnyRet};
 use vireo_proto::remote::procs;
 use vireo_proto::storage::*;
 use vireo_proto::{MessageType, RemoteError, Status, REMOTE_PROGRAM, REMOTE_VERSION, STREAM_CHUNK};
 use vireo_rpc::client::{CallError, ClientStream};
+use vireo_rpc::Frame;
 use vireo_xdr::Xdr;
 
 use crate::{ClientError, Connect, Result};
@@ -18,6 +21,74 @@ use crate::{ClientError, Connect, Result};
 enum Piece {
     Data(usize),
     Hole(u64),
+}
+
+/// One storage pool event: a lifecycle event (`event_id` is `event::ID_LIFECYCLE`, `event`
+/// one of `event::DEFINED` … `event::DELETED`) or a refresh (`event::ID_REFRESH`, `event`
+/// and `detail` 0).
+#[derive(Debug, Clone)]
+pub struct PoolEvent {
+    pub pool: Pool,
+    pub event_id: i32,
+    pub event: i32,
+    pub detail: i32,
+}
+
+/// The events of one registration (see [`Connect::pool_events`]).
+pub struct PoolEvents {
+    rx: UnboundedReceiver<Frame>,
+    callback_id: i32,
+}
+
+impl PoolEvents {
+    /// The daemon's id of this registration.
+    pub fn callback_id(&self) -> i32 {
+        self.callback_id
+    }
+
+    /// The next event of this registration; `None` once the connection is gone. Messages
+    /// that are not ours, or that do not decode, are skipped.
+    pub async fn next(&mut self) -> Option<PoolEvent> {
+        loop {
+            let f = self.rx.recv().await?;
+            let Some((id, body)) = split_callback(&f.payload) else {
+                continue;
+            };
+            if id != self.callback_id {
+                continue;
+            }
+            match f.header.proc_ {
+                procs::STORAGE_POOL_EVENT_LIFECYCLE => {
+                    if let Ok(b) = vireo_xdr::from_bytes::<PoolEventLifecycleBody>(body) {
+                        return Some(PoolEvent {
+                            pool: b.pool,
+                            event_id: event::ID_LIFECYCLE,
+                            event: b.event,
+                            detail: b.detail,
+                        });
+                    }
+                }
+                procs::STORAGE_POOL_EVENT_REFRESH => {
+                    if let Ok(b) = vireo_xdr::from_bytes::<PoolEventRefreshBody>(body) {
+                        return Some(PoolEvent {
+                            pool: b.pool,
+                            event_id: event::ID_REFRESH,
+                            event: 0,
+                            detail: 0,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// An object event message: the registration's callback id, then the event's body.
+pub(crate) fn split_callback(payload: &[u8]) -> Option<(i32, &[u8])> {
+    let id = payload.get(..4)?;
+    let id = i32::from_be_bytes(id.try_into().ok()?);
+    Some((id, &payload[4..]))
 }
 
 impl Connect {
@@ -64,6 +135,93 @@ impl Connect {
                 None => Err(e),
             },
         }
+    }
+
+    pub async fn pool_lookup_by_uuid(&self, uuid: &vireo_proto::remote::Uuid) -> Result<Pool> {
+        self.pool_call(
+            procs::STORAGE_POOL_LOOKUP_BY_UUID,
+            &UuidArgs { uuid: *uuid },
+        )
+        .await
+    }
+
+    /// The pool that holds `vol`.
+    pub async fn pool_lookup_by_volume(&self, vol: &Vol) -> Result<Pool> {
+        self.pool_call(
+            procs::STORAGE_POOL_LOOKUP_BY_VOLUME,
+            &VolArgs { vol: vol.clone() },
+        )
+        .await
+    }
+
+    pub async fn pool_is_active(&self, pool: &Pool) -> Result<bool> {
+        let r: ActiveRet = self
+            .call(
+                procs::STORAGE_POOL_IS_ACTIVE,
+                &PoolArgs { pool: pool.clone() },
+            )
+            .await?;
+        Ok(r.active != 0)
+    }
+
+    /// The `<sources>` document of the pools of `pool_type` the host could have
+    /// (`spec`: a `<source>` document narrowing the search).
+    pub async fn find_storage_pool_sources(
+        &self,
+        pool_type: &str,
+        spec: Option<&str>,
+        flags: u32,
+    ) -> Result<String> {
+        let r: XmlRet = self
+            .call(
+                procs::CONNECT_FIND_STORAGE_POOL_SOURCES,
+                &FindPoolSourcesArgs {
+                    type_: pool_type.into(),
+                    src_spec: spec.map(str::to_string),
+                    flags,
+                },
+            )
+            .await?;
+        Ok(r.xml)
+    }
+
+    /// The storage driver's `<storagepoolCapabilities>` document.
+    pub async fn storage_pool_capabilities(&self) -> Result<String> {
+        let r: CapabilitiesRet = self
+            .call(
+                procs::CONNECT_GET_STORAGE_POOL_CAPABILITIES,
+                &FlagsArgs { flags: 0 },
+            )
+            .await?;
+        Ok(r.capabilities)
+    }
+
+    /// Registers for the pool events of `event_id` (`event::ID_LIFECYCLE` or
+    /// `event::ID_REFRESH`) of `pool`, or of every pool, and returns them as they come.
+    /// Takes this connection's event stream: one registration per connection.
+    pub async fn pool_events(&self, pool: Option<&Pool>, event_id: i32) -> Result<PoolEvents> {
+        let rx = self.connection().events();
+        let r: EventRegisterAnyRet = self
+            .call(
+                procs::CONNECT_STORAGE_POOL_EVENT_REGISTER_ANY,
+                &PoolEventRegisterAnyArgs {
+                    event_id,
+                    pool: pool.cloned(),
+                },
+            )
+            .await?;
+        Ok(PoolEvents {
+            rx,
+            callback_id: r.callback_id,
+        })
+    }
+
+    pub async fn pool_event_deregister(&self, callback_id: i32) -> Result<()> {
+        self.call(
+            procs::CONNECT_STORAGE_POOL_EVENT_DEREGISTER_ANY,
+            &EventDeregisterAnyArgs { callback_id },
+        )
+        .await
     }
 
     pub async fn pool_define_xml(&self, xml: &str) -> Result<Pool> {
@@ -201,6 +359,33 @@ impl Connect {
                 .await
             }
         }
+    }
+
+    pub async fn vol_lookup_by_name(&self, pool: &Pool, name: &str) -> Result<Vol> {
+        self.vol_call(
+            procs::STORAGE_VOL_LOOKUP_BY_NAME,
+            &VolLookupByNameArgs {
+                pool: pool.clone(),
+                name: name.into(),
+            },
+        )
+        .await
+    }
+
+    pub async fn vol_lookup_by_key(&self, key: &str) -> Result<Vol> {
+        self.vol_call(
+            procs::STORAGE_VOL_LOOKUP_BY_KEY,
+            &KeyArgs { key: key.into() },
+        )
+        .await
+    }
+
+    pub async fn vol_lookup_by_path(&self, path: &str) -> Result<Vol> {
+        self.vol_call(
+            procs::STORAGE_VOL_LOOKUP_BY_PATH,
+            &PathArgs { path: path.into() },
+        )
+        .await
     }
 
     pub async fn vol_create_xml(&self, pool: &Pool, xml: &str, flags: u32) -> Result<Vol> {
