@@ -1,12 +1,17 @@
 //! `vireo`: a virsh-compatible command line for Vireo (and libvirt) daemons.
 
+mod agent;
 mod args;
 mod blockjob;
 mod cnum;
 mod commands;
 mod cpu;
+mod devices;
+mod edit;
 mod interface;
 mod iothread;
+mod json;
+mod metadata;
 mod migrate;
 mod network;
 mod nodedev;
@@ -18,7 +23,10 @@ mod snapshot;
 mod stats;
 mod storage;
 mod tuning;
+mod vcpu;
+mod viewer;
 mod virsh;
+mod xmlnode;
 
 use std::process::ExitCode;
 

@@ -4,7 +4,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
 use vireo_client::uri::format_uuid;
 use vireo_client::{Connect, Secret};
-use vireo_proto::secret::{list_flags, usage};
+use vireo_proto::secret::{event, list_flags, usage};
 
 use crate::args::Args;
 use crate::commands::print_table;
@@ -19,6 +19,10 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
         ),
         "secret-set-value" => (&["--plain"], &["--secret", "--file", "--base64"]),
         "secret-get-value" => (&["--plain"], &["--secret"]),
+        "secret-event" => (
+            &["--loop", "--list", "--timestamp"],
+            &["--secret", "--event", "--timeout"],
+        ),
         other => bail!("unknown command: '{other}'"),
     };
     let a = Args::parse(cmd, rest, switches, valued)?;
@@ -28,6 +32,13 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
     let c = Connect::open(uri, readonly)
         .await
         .context("failed to connect to the hypervisor")?;
+    if cmd == "secret-event" {
+        let r = events(&c, &a).await;
+        // virsh's blank line after the command, whether it worked or not.
+        println!();
+        let _ = c.close().await;
+        return r;
+    }
     match cmd {
         "secret-define" => {
             let file = a.one("file")?;
@@ -113,10 +124,76 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
     Ok(())
 }
 
+/// secret-event: the event types, or the first event of a type (with --loop, each until
+/// the timeout or ^C), of one secret or of all.
+async fn events(c: &Connect, a: &Args<'_>) -> Result<()> {
+    use crate::storage::{event_timeout, wait_events};
+    if a.has("--list") {
+        println!("lifecycle\nvalue-changed");
+        return Ok(());
+    }
+    let given = a.positionals(&["secret", "event"], 0)?;
+    let name = given[1].ok_or_else(|| anyhow!("either --list or --event <type> is required"))?;
+    let event_id = match name {
+        "lifecycle" => event::ID_LIFECYCLE,
+        "value-changed" => event::ID_VALUE_CHANGED,
+        other => bail!("unknown event type {other}"),
+    };
+    let timeout = event_timeout(a)?;
+    // virsh reports a secret it cannot find and waits for the events of every secret.
+    let mut missed = None;
+    let secret = match given[0] {
+        Some(k) => match get(c, k).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("error: failed to get secret '{k}'");
+                missed = e.chain().nth(1).map(|r| r.to_string());
+                None
+            }
+        },
+        None => None,
+    };
+    let mut evs = c.secret_events(secret.as_ref(), event_id).await?;
+    let n = wait_events(&mut evs, a.has("--loop"), a.has("--timestamp"), timeout).await;
+    let _ = c.secret_event_deregister(evs.callback_id()).await;
+    if n? == 0 {
+        if let Some(why) = missed {
+            eprintln!("error: {why}");
+        }
+        return Err(crate::network::Quiet.into());
+    }
+    Ok(())
+}
+
+impl crate::storage::EventLines for vireo_client::SecretEvents {
+    async fn next_line(&mut self) -> Option<String> {
+        let e = self.next().await?;
+        let uuid = format_uuid(&e.secret.uuid);
+        Some(if e.event_id == event::ID_VALUE_CHANGED {
+            format!("event 'value-changed' for secret {uuid}")
+        } else {
+            let what = match e.event {
+                event::DEFINED => "Defined",
+                event::UNDEFINED => "Undefined",
+                _ => "unknown",
+            };
+            format!("event 'lifecycle' for secret {uuid}: {what}")
+        })
+    }
+}
+
 async fn get(c: &Connect, key: &str) -> Result<Secret> {
-    c.secret_lookup(key)
-        .await
-        .with_context(|| format!("failed to get secret '{key}'"))
+    let r = match vireo_client::uri::parse_uuid(key) {
+        Some(u) => c
+            .secret_lookup_by_uuid(&u)
+            .await
+            .map_err(anyhow::Error::from),
+        // libvirt's own refusal of a key that is not a UUID.
+        None => Err(anyhow!(
+            "uuidstr in virSecretLookupByUUIDString must be a valid UUID"
+        )),
+    };
+    r.with_context(|| format!("failed to get secret '{key}'"))
 }
 
 fn decode(b64: &str) -> Result<Vec<u8>> {

@@ -3,9 +3,12 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use vireo_client::uri::format_uuid;
-use vireo_client::{Connect, Pool};
+use vireo_client::{Connect, Pool, Vol};
 use vireo_proto::remote::procs;
-use vireo_proto::storage::{build_flags, pool_list_flags, pool_state, resize_flags, vol_type};
+use vireo_proto::storage::{
+    build_flags, event, pool_list_flags, pool_state, resize_flags, vol_create_flags, vol_type,
+    XML_INACTIVE,
+};
 
 use crate::args::Args;
 use crate::commands::print_table;
@@ -27,6 +30,14 @@ fn options(cmd: &str) -> Option<(&'static [&'static str], &'static [&'static str
         ),
         "pool-info" | "pool-dumpxml" | "pool-destroy" | "pool-undefine" | "pool-refresh"
         | "pool-uuid" => (&["--inactive"], &["--pool"]),
+        "pool-name" | "pool-edit" => (&[], &["--pool"]),
+        "pool-capabilities" => (&[], &[]),
+        "pool-event" => (
+            &["--loop", "--list", "--timestamp"],
+            &["--pool", "--event", "--timeout"],
+        ),
+        "find-storage-pool-sources" => (&[], &["--type", "--srcSpec"]),
+        "find-storage-pool-sources-as" => (&[], &["--type", "--host", "--port", "--initiator"]),
         "pool-start" => (&["--build", "--overwrite", "--no-overwrite"], &["--pool"]),
         "pool-build" => (&["--overwrite", "--no-overwrite"], &["--pool"]),
         "pool-delete" => (&[], &["--pool"]),
@@ -46,6 +57,13 @@ fn options(cmd: &str) -> Option<(&'static [&'static str], &'static [&'static str
             ],
         ),
         "vol-list" => (&[], &["--pool"]),
+        "vol-create-from" => (
+            &["--prealloc-metadata", "--reflink", "--validate"],
+            &["--pool", "--file", "--vol", "--inputpool"],
+        ),
+        "vol-key" => (&[], &["--vol", "--pool"]),
+        "vol-name" => (&[], &["--vol"]),
+        "vol-pool" => (&["--uuid"], &["--vol"]),
         "vol-info" | "vol-dumpxml" | "vol-path" | "vol-delete" => (&[], &["--pool", "--vol"]),
         "vol-wipe" => (&[], &["--pool", "--vol", "--algorithm"]),
         "vol-create" => (&["--prealloc-metadata"], &["--pool", "--file"]),
@@ -77,9 +95,31 @@ fn options(cmd: &str) -> Option<(&'static [&'static str], &'static [&'static str
 pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Result<()> {
     let (switches, valued) = options(cmd).ok_or_else(|| anyhow!("unknown command: '{cmd}'"))?;
     let a = Args::parse(cmd, rest, switches, valued)?;
+    // The new commands' missing and extra arguments are refused before anything runs.
+    let (names, required): (&[&str], usize) = match cmd {
+        "pool-name" | "pool-edit" => (&["pool"], 1),
+        "pool-capabilities" => (&[], 0),
+        "pool-event" => (&["pool", "event"], 0),
+        "find-storage-pool-sources" | "find-storage-pool-sources-as" => (&["type"], 1),
+        "vol-create-from" => (&["pool", "file", "vol"], 3),
+        "vol-key" => (&["vol", "pool"], 1),
+        "vol-name" | "vol-pool" => (&["vol"], 1),
+        _ => (&[], usize::MAX),
+    };
+    if required != usize::MAX {
+        a.positionals(names, required)?;
+    }
     let c = Connect::open(uri, readonly)
         .await
         .context("failed to connect to the hypervisor")?;
+    if NEW.contains(&cmd) {
+        // These print virsh's blank line whether they worked or not, as virsh does after
+        // every command it ran.
+        let r = more_cmd(&c, cmd, &a).await;
+        println!();
+        let _ = c.close().await;
+        return r;
+    }
     if cmd.starts_with("pool-") {
         pool_cmd(&c, cmd, &a).await?;
     } else {
@@ -87,6 +127,342 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
     }
     let _ = c.close().await;
     Ok(())
+}
+
+/// The commands [`more_cmd`] runs.
+const NEW: &[&str] = &[
+    "pool-name",
+    "pool-edit",
+    "pool-capabilities",
+    "pool-event",
+    "find-storage-pool-sources",
+    "find-storage-pool-sources-as",
+    "vol-create-from",
+    "vol-key",
+    "vol-name",
+    "vol-pool",
+];
+
+/// A pool as virsh's `virshCommandOptPoolBy` finds it: by UUID (when `key` is as long as
+/// one) then by name, as `by_uuid` and `by_name` allow; its failure names the key, then
+/// the daemon's reason (none when nothing was asked).
+async fn pool_by(c: &Connect, key: &str, by_uuid: bool, by_name: bool) -> Result<Pool> {
+    let mut last = None;
+    if by_uuid && key.len() == 36 {
+        match vireo_client::uri::parse_uuid(key) {
+            Some(u) => match c.pool_lookup_by_uuid(&u).await {
+                Ok(p) => return Ok(p),
+                Err(e) => last = Some(anyhow::Error::from(e)),
+            },
+            None => last = Some(anyhow!("invalid argument: {key}")),
+        }
+    }
+    if by_name {
+        match c.pool_lookup_by_name(key).await {
+            Ok(p) => return Ok(p),
+            Err(e) => last = Some(e.into()),
+        }
+    }
+    let msg = format!("failed to get pool '{key}'");
+    Err(match last {
+        Some(e) => e.context(msg),
+        None => anyhow!(msg),
+    })
+}
+
+/// A volume as virsh's `virshCommandOptVolBy` finds it: with `pool_key`, by name in that
+/// (active) pool, then by key, then by path; without, by key then path (`by_name` false:
+/// by key and path only). A volume found elsewhere than the pool named is refused.
+async fn vol_by(
+    c: &Connect,
+    key: &str,
+    pool_opt: Option<&str>,
+    pool_key: Option<&str>,
+) -> Result<Vol> {
+    let pool = match pool_key {
+        Some(k) => {
+            let p = pool_by(c, k, true, true).await?;
+            if !c.pool_is_active(&p).await.unwrap_or(false) {
+                bail!("pool '{k}' is not active");
+            }
+            Some(p)
+        }
+        None => None,
+    };
+    let mut found = None;
+    let mut last = None;
+    if let Some(p) = &pool {
+        match c.vol_lookup_by_name(p, key).await {
+            Ok(v) => found = Some(v),
+            Err(e) => last = Some(e),
+        }
+    }
+    if found.is_none() {
+        match c.vol_lookup_by_key(key).await {
+            Ok(v) => found = Some(v),
+            Err(e) => last = Some(e),
+        }
+    }
+    if found.is_none() {
+        match c.vol_lookup_by_path(key).await {
+            Ok(v) => found = Some(v),
+            Err(e) => last = Some(e),
+        }
+    }
+    let Some(v) = found else {
+        let msg = match pool_opt {
+            Some(opt) if pool.is_none() => {
+                format!("failed to get vol '{key}', specifying --{opt} might help")
+            }
+            _ => format!("failed to get vol '{key}'"),
+        };
+        return Err(match last {
+            Some(e) => anyhow::Error::from(e).context(msg),
+            None => anyhow!(msg),
+        });
+    };
+    if let Some(p) = &pool {
+        if let Ok(vp) = c.pool_lookup_by_volume(&v).await {
+            if vp.name != p.name {
+                bail!("Requested volume '{key}' is not in pool '{}'", p.name);
+            }
+        }
+    }
+    Ok(v)
+}
+
+/// The pool, volume and discovery commands virsh has beside the first ones: pool-name,
+/// pool-edit, pool-capabilities, pool-event, find-storage-pool-sources(-as),
+/// vol-create-from, vol-key, vol-name, vol-pool.
+async fn more_cmd(c: &Connect, cmd: &str, a: &Args<'_>) -> Result<()> {
+    match cmd {
+        "pool-name" => {
+            let key = a.one("pool")?;
+            let p = pool_by(c, key, true, false).await?;
+            println!("{}", p.name);
+        }
+        "pool-edit" => {
+            let key = a.one("pool")?;
+            let p = pool_by(c, key, true, true).await?;
+            crate::edit::run(
+                || c.pool_xml_desc(&p, XML_INACTIVE),
+                |xml: String| async move { c.pool_define_xml(&xml).await.map(|q| q.name) },
+                &format!("Pool {} XML configuration not changed.", p.name),
+                |name: &str| format!("Pool {name} XML configuration edited."),
+            )
+            .await?;
+        }
+        "pool-capabilities" => {
+            a.none()?;
+            let caps = c
+                .storage_pool_capabilities()
+                .await
+                .context("failed to get storage pool capabilities")?;
+            println!("{caps}");
+        }
+        "find-storage-pool-sources" | "find-storage-pool-sources-as" => {
+            let ty = a.one("type")?;
+            let spec = if cmd == "find-storage-pool-sources" {
+                match a.value("--srcSpec") {
+                    Some(f) => Some(crate::virsh::read_file(f)?),
+                    None => None,
+                }
+            } else {
+                match a.value("--host") {
+                    Some(host) => {
+                        let e = |s: &str| vireo_xml::escape(s);
+                        let mut x = format!("<source>\n  <host name='{}'", e(host));
+                        if let Some(port) = a.value("--port") {
+                            x.push_str(&format!(" port='{}'", e(port)));
+                        }
+                        x.push_str("/>\n");
+                        if let Some(iqn) = a.value("--initiator") {
+                            x.push_str(&format!(
+                                "  <initiator>\n    <iqn name='{}'/>\n  </initiator>\n",
+                                e(iqn)
+                            ));
+                        }
+                        x.push_str("</source>\n");
+                        Some(x)
+                    }
+                    None => None,
+                }
+            };
+            let found = c
+                .find_storage_pool_sources(ty, spec.as_deref(), 0)
+                .await
+                .with_context(|| format!("Failed to find any {ty} pool sources"))?;
+            print!("{found}");
+        }
+        "pool-event" => {
+            if a.has("--list") {
+                println!("lifecycle\nrefresh");
+                return Ok(());
+            }
+            let given = a.positionals(&["pool", "event"], 0)?;
+            let (pool_key, name) = (given[0], given[1]);
+            let name =
+                name.ok_or_else(|| anyhow!("either --list or --event <type> is required"))?;
+            let event_id = match name {
+                "lifecycle" => event::ID_LIFECYCLE,
+                "refresh" => event::ID_REFRESH,
+                other => bail!("unknown event type {other}"),
+            };
+            let timeout = event_timeout(a)?;
+            // virsh reports a pool it cannot find and waits for the events of every pool.
+            let mut missed = None;
+            let pool = match pool_key {
+                Some(k) => match pool_by(c, k, true, true).await {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        eprintln!("error: failed to get pool '{k}'");
+                        missed = e.chain().nth(1).map(|r| r.to_string());
+                        None
+                    }
+                },
+                None => None,
+            };
+            let mut evs = c.pool_events(pool.as_ref(), event_id).await?;
+            let n = wait_events(&mut evs, a.has("--loop"), a.has("--timestamp"), timeout).await;
+            let _ = c.pool_event_deregister(evs.callback_id()).await;
+            if n? == 0 {
+                if let Some(why) = missed {
+                    eprintln!("error: {why}");
+                }
+                return Err(crate::network::Quiet.into());
+            }
+        }
+        "vol-create-from" => {
+            let p = a.positionals(&["pool", "file", "vol"], 3)?;
+            let (pool_key, file, vol_key) = (
+                p[0].unwrap_or_default(),
+                p[1].unwrap_or_default(),
+                p[2].unwrap_or_default(),
+            );
+            let pool = pool_by(c, pool_key, true, true).await?;
+            let input = vol_by(c, vol_key, Some("inputpool"), a.value("--inputpool")).await?;
+            let xml = crate::virsh::read_file(file)?;
+            let flags = a.flags(&[
+                ("--prealloc-metadata", vol_create_flags::PREALLOC_METADATA),
+                ("--reflink", vol_create_flags::REFLINK),
+                ("--validate", vol_create_flags::VALIDATE),
+            ]);
+            let v = c
+                .vol_create_xml_from(&pool, &xml, &input, flags)
+                .await
+                .with_context(|| format!("Failed to create vol from {file}"))?;
+            println!("Vol {} created from input vol {}", v.name, input.name);
+        }
+        "vol-key" => {
+            let p = a.positionals(&["vol", "pool"], 1)?;
+            let key = p[0].unwrap_or_default();
+            let v = vol_by(c, key, Some("pool"), p[1]).await?;
+            println!("{}", v.key);
+        }
+        "vol-name" | "vol-pool" => {
+            let key = a.one("vol")?;
+            let v = vol_by(c, key, None, None).await?;
+            if cmd == "vol-name" {
+                println!("{}", v.name);
+            } else {
+                let p = c
+                    .pool_lookup_by_volume(&v)
+                    .await
+                    .context("failed to get parent pool")?;
+                if a.has("--uuid") {
+                    println!("{}", format_uuid(&p.uuid));
+                } else {
+                    println!("{}", p.name);
+                }
+            }
+        }
+        _ => bail!("unknown command: '{cmd}'"),
+    }
+    Ok(())
+}
+
+/// virsh's `--timeout`: whole seconds, at least one.
+pub(crate) fn event_timeout(a: &Args<'_>) -> Result<Option<std::time::Duration>> {
+    let Some(v) = a.value("--timeout") else {
+        return Ok(None);
+    };
+    let bad = || anyhow!("Numeric value '{v}' for <timeout> option is malformed or out of range");
+    let s: i32 = v.parse().map_err(|_| bad())?;
+    if !(1..=i32::MAX / 1000).contains(&s) {
+        return Err(bad());
+    }
+    Ok(Some(std::time::Duration::from_secs(s as u64)))
+}
+
+/// Events as virsh prints them, one line each.
+pub(crate) trait EventLines {
+    /// The next event's line; `None` once the connection is gone.
+    async fn next_line(&mut self) -> Option<String>;
+}
+
+impl EventLines for vireo_client::PoolEvents {
+    async fn next_line(&mut self) -> Option<String> {
+        let e = self.next().await?;
+        Some(if e.event_id == event::ID_REFRESH {
+            format!("event 'refresh' for storage pool {}", e.pool.name)
+        } else {
+            let what = match e.event {
+                event::DEFINED => "Defined",
+                event::UNDEFINED => "Undefined",
+                event::STARTED => "Started",
+                event::STOPPED => "Stopped",
+                event::CREATED => "Created",
+                event::DELETED => "Deleted",
+                _ => "unknown",
+            };
+            format!("event 'lifecycle' for storage pool {}: {what}", e.pool.name)
+        })
+    }
+}
+
+/// virsh's event wait: the first event (with `looping`, each until the timeout or ^C),
+/// stamped with `stamp`; then why it stopped, and the count. The count is returned.
+pub(crate) async fn wait_events(
+    evs: &mut impl EventLines,
+    looping: bool,
+    stamp: bool,
+    timeout: Option<std::time::Duration>,
+) -> Result<u32> {
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let mut count = 0u32;
+    let ended = loop {
+        let wait = async {
+            match deadline {
+                Some(d) => tokio::time::timeout_at(d, evs.next_line()).await.ok(),
+                None => Some(evs.next_line().await),
+            }
+        };
+        tokio::select! {
+            r = wait => match r {
+                None => break Some("event loop timed out"),
+                Some(None) => break None,
+                Some(Some(line)) => {
+                    if stamp {
+                        println!("{}: {line}", crate::network::timestamp());
+                    } else {
+                        println!("{line}");
+                    }
+                    count += 1;
+                    if !looping {
+                        break Some("");
+                    }
+                }
+            },
+            _ = tokio::signal::ctrl_c() => break Some("event loop interrupted"),
+        }
+    };
+    match ended {
+        None => bail!("the connection to the daemon was closed"),
+        Some("") => {}
+        Some(why) => println!("{why}"),
+    }
+    println!("events received: {count}");
+    Ok(count)
 }
 
 async fn get_pool(c: &Connect, key: &str) -> Result<Pool> {
@@ -570,5 +946,30 @@ fn yes_no(b: bool) -> &'static str {
         "yes"
     } else {
         "no"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_timeouts_are_whole_seconds_from_one() {
+        let parse = |v: &str| {
+            let rest = vec!["--timeout".to_string(), v.to_string()];
+            let a = Args::parse("pool-event", &rest, &[], &["--timeout"]).unwrap();
+            event_timeout(&a).map_err(|e| e.to_string())
+        };
+        assert_eq!(parse("5"), Ok(Some(std::time::Duration::from_secs(5))));
+        for bad in ["0", "-1", "1.5", "x", "2147484"] {
+            assert_eq!(
+                parse(bad),
+                Err(format!(
+                    "Numeric value '{bad}' for <timeout> option is malformed or out of range"
+                )),
+            );
+        }
+        let a = Args::parse("pool-event", &[], &[], &["--timeout"]).unwrap();
+        assert_eq!(event_timeout(&a).ok(), Some(None));
     }
 }

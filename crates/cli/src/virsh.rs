@@ -116,7 +116,7 @@ pub fn read_file(path: &str) -> Result<String> {
 }
 
 /// The system's text for an I/O error, without Rust's "(os error N)".
-fn os_text(e: &std::io::Error) -> String {
+pub(crate) fn os_text(e: &std::io::Error) -> String {
     let full = e.to_string();
     match full.rfind(" (os error ") {
         Some(i) => full[..i].to_string(),
