@@ -1,7 +1,11 @@
 //! Storage pools and volumes (`vireo-storaged`, or `vireod`) with the real virsh and
 //! python3-libvirt, in every layout.
 
-use vireo_tests::{fails, ok, validate, Daemon, Layout};
+use std::process::Output;
+
+use vireo_tests::{
+    done_then_refused, fails, ok, output_parts, same_as_virsh, validate, Daemon, Layout,
+};
 
 /// The `default` pool a fresh daemon has, and the volume commands on it.
 fn dir_pool_volumes_with_virsh(layout: Layout) {
@@ -222,11 +226,11 @@ fn pool_lifecycle_with_virsh(layout: Layout) {
 
 /// A 64 MiB file with holes goes up and comes back as a sparse stream: the same bytes,
 /// and sparse on both ends; and without --sparse, the same bytes too.
-fn volume_upload_and_download(layout: Layout) {
-    use std::os::unix::fs::{FileExt, MetadataExt};
-    let d = Daemon::start_in(layout);
-    let src = d.root.join("src.img");
-    let f = std::fs::File::create(&src).unwrap();
+/// A 64 MiB file at `path` with holes: four runs of data (the first and last bytes among
+/// them) between them.
+fn holey_file(path: &std::path::Path) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::create(path).unwrap();
     f.set_len(64 << 20).unwrap();
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     for (at, len) in [
@@ -245,17 +249,36 @@ fn volume_upload_and_download(layout: Layout) {
             .collect();
         f.write_all_at(&data, at).unwrap();
     }
-    drop(f);
-    let sparse = |p: &std::path::Path| {
-        let m = std::fs::metadata(p).unwrap();
-        assert_eq!(m.len(), 64 << 20, "{}", p.display());
-        assert!(
-            m.blocks() * 512 < 8 << 20,
-            "{} is not sparse: {} blocks",
-            p.display(),
-            m.blocks()
-        );
-    };
+}
+
+/// `p` is 64 MiB long and holds less than 8 MiB of blocks.
+fn sparse(p: &std::path::Path) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p).unwrap();
+    assert_eq!(m.len(), 64 << 20, "{}", p.display());
+    assert!(
+        m.blocks() * 512 < 8 << 20,
+        "{} is not sparse: {} blocks",
+        p.display(),
+        m.blocks()
+    );
+}
+
+/// `a` and `b` hold the same bytes.
+#[track_caller]
+fn same_bytes(a: &std::path::Path, b: &std::path::Path) {
+    assert!(
+        std::fs::read(a).unwrap() == std::fs::read(b).unwrap(),
+        "{} and {} differ",
+        a.display(),
+        b.display()
+    );
+}
+
+fn volume_upload_and_download(layout: Layout) {
+    let d = Daemon::start_in(layout);
+    let src = d.root.join("src.img");
+    holey_file(&src);
     sparse(&src);
     let vol = d.root.join("var/lib/vireo/images/up.img");
     ok(&d.virsh(&[
@@ -657,14 +680,15 @@ fn is_mounted(p: &std::path::Path) -> bool {
 }
 
 /// An fs pool on an image file: built (mkfs only where no filesystem is, unless
-/// --overwrite), started (mounted), its volumes on that filesystem, stopped (unmounted),
-/// started again with the volumes still there.
+/// --overwrite), started (mounted), its volumes on that filesystem (raw and qcow2 from XML,
+/// a 64 MiB file with holes up and down again, sparse, a clone, a resize either way, a
+/// wipe, deletes), stopped (unmounted), started again with the volumes still there.
 fn fs_pool_with_virsh(layout: Layout) {
     let d = Daemon::start_in(layout);
     let img = d.root.join("fs.img");
     std::fs::File::create(&img)
         .unwrap()
-        .set_len(64 << 20)
+        .set_len(256 << 20)
         .unwrap();
     let target = d.root.join("fsmnt");
     let _guard = Unmount(target.clone());
@@ -694,6 +718,97 @@ fn fs_pool_with_virsh(layout: Layout) {
         "the filesystem's size, not the host's: {info}"
     );
     ok(&d.virsh(&["vol-create-as", "fsp", "v.qcow2", "8M", "--format", "qcow2"]));
+
+    // Volumes from XML: raw (nothing allocated) and qcow2.
+    let raw = d.root.join("raw.xml");
+    std::fs::write(
+        &raw,
+        "<volume><name>r.img</name><capacity unit='M'>64</capacity>\
+         <allocation>0</allocation><target><format type='raw'/></target></volume>",
+    )
+    .unwrap();
+    assert_eq!(
+        ok(&d.virsh(&["vol-create", "fsp", raw.to_str().unwrap()])),
+        format!("Vol r.img created from {}\n\n", raw.display())
+    );
+    let q = d.root.join("q.xml");
+    std::fs::write(
+        &q,
+        "<volume><name>q.qcow2</name><capacity unit='M'>64</capacity>\
+         <target><format type='qcow2'/></target></volume>",
+    )
+    .unwrap();
+    ok(&d.virsh(&["vol-create", "fsp", q.to_str().unwrap()]));
+    let qx = ok(&d.virsh(&["vol-dumpxml", "q.qcow2", "--pool", "fsp"]));
+    assert!(qx.contains("<format type='qcow2'/>"), "{qx}");
+    assert!(
+        qx.contains(&format!(
+            "<path>{}</path>",
+            target.join("q.qcow2").display()
+        )),
+        "{qx}"
+    );
+    // A 64 MiB file with holes up into the raw volume and down again, sparse both ways.
+    let src = d.root.join("src.img");
+    holey_file(&src);
+    let vol = target.join("r.img");
+    ok(&d.virsh(&[
+        "vol-upload",
+        "r.img",
+        src.to_str().unwrap(),
+        "--pool",
+        "fsp",
+        "--sparse",
+    ]));
+    same_bytes(&vol, &src);
+    sparse(&vol);
+    let back = d.root.join("back.img");
+    ok(&d.virsh(&[
+        "vol-download",
+        "r.img",
+        back.to_str().unwrap(),
+        "--pool",
+        "fsp",
+        "--sparse",
+    ]));
+    same_bytes(&back, &src);
+    sparse(&back);
+    // A clone holds the same bytes; it grows, and shrinks only when told to.
+    ok(&d.virsh(&["vol-clone", "r.img", "c.img", "--pool", "fsp"]));
+    same_bytes(&target.join("c.img"), &src);
+    assert_eq!(
+        ok(&d.virsh(&["vol-resize", "c.img", "96M", "--pool", "fsp"])),
+        "Size of volume 'c.img' successfully changed to 96M\n\n"
+    );
+    let info = ok(&d.virsh(&["vol-info", "c.img", "--pool", "fsp"]));
+    assert!(info.contains("Capacity:       96.00 MiB"), "{info}");
+    let err = fails(&d.virsh(&["vol-resize", "c.img", "32M", "--pool", "fsp"]));
+    assert!(err.contains("shrink"), "{err}");
+    ok(&d.virsh(&["vol-resize", "c.img", "32M", "--shrink", "--pool", "fsp"]));
+    let info = ok(&d.virsh(&["vol-info", "c.img", "--pool", "fsp"]));
+    assert!(info.contains("Capacity:       32.00 MiB"), "{info}");
+    assert_eq!(
+        std::fs::read(target.join("c.img")).unwrap(),
+        std::fs::read(&src).unwrap()[..32 << 20]
+    );
+    ok(&d.virsh(&["vol-resize", "q.qcow2", "128M", "--pool", "fsp"]));
+    let info = ok(&d.virsh(&["vol-info", "q.qcow2", "--pool", "fsp"]));
+    assert!(info.contains("Capacity:       128.00 MiB"), "{info}");
+    // Wiped: zeros, the size kept.
+    assert_eq!(
+        ok(&d.virsh(&["vol-wipe", "r.img", "--pool", "fsp"])),
+        "Vol r.img wiped\n\n"
+    );
+    let wiped = std::fs::read(&vol).unwrap();
+    assert_eq!(wiped.len(), 64 << 20);
+    assert!(wiped.iter().all(|b| *b == 0), "r.img not wiped");
+    for v in ["r.img", "c.img", "q.qcow2"] {
+        assert_eq!(
+            ok(&d.virsh(&["vol-delete", v, "--pool", "fsp"])),
+            format!("Vol {v} deleted\n\n")
+        );
+        assert!(!target.join(v).exists(), "{v} still there");
+    }
     ok(&d.virsh(&["pool-destroy", "fsp"]));
     assert!(!is_mounted(&target), "still mounted");
     assert!(!target.join("v.qcow2").exists());
@@ -713,11 +828,9 @@ struct LoopVg {
 }
 
 impl LoopVg {
-    fn new(img: &std::path::Path, vg: &str) -> LoopVg {
-        std::fs::File::create(img)
-            .unwrap()
-            .set_len(64 << 20)
-            .unwrap();
+    /// A loop device on a new image file of `size` bytes.
+    fn new(img: &std::path::Path, vg: &str, size: u64) -> LoopVg {
+        std::fs::File::create(img).unwrap().set_len(size).unwrap();
         let out = ok(&vireo_tests::run_cmd(
             "losetup",
             &["-f", "--show", img.to_str().unwrap()],
@@ -752,7 +865,8 @@ impl Drop for LoopVg {
 fn logical_pool_with_virsh(layout: Layout) {
     let d = Daemon::start_in(layout);
     let vg = format!("vireotest{}{:?}", std::process::id(), layout).to_lowercase();
-    let lo = LoopVg::new(&d.root.join("pv.img"), &vg);
+    // Room for the LVs of the device-mapper branch: 16 MiB, and two of 64 MiB.
+    let lo = LoopVg::new(&d.root.join("pv.img"), &vg, 192 << 20);
     ok(&d.virsh(&[
         "pool-define-as",
         "lp",
@@ -768,7 +882,7 @@ fn logical_pool_with_virsh(layout: Layout) {
     ok(&d.virsh(&["pool-start", "lp"]));
     let info = ok(&d.virsh(&["pool-info", "lp"]));
     assert!(info.contains("State:          running"), "{info}");
-    assert!(info.contains("Capacity:       60.00 MiB"), "{info}");
+    assert!(info.contains("Capacity:       188.00 MiB"), "{info}");
     let xml = ok(&d.virsh(&["pool-dumpxml", "lp"]));
     validate(&xml, "storagepool", &d.root);
     let found = ok(&d.virsh(&["find-storage-pool-sources", "logical"]));
@@ -788,7 +902,50 @@ fn logical_pool_with_virsh(layout: Layout) {
         let vols = ok(&d.virsh(&["vol-list", "lp"]));
         assert!(vols.contains(&format!("/dev/{vg}/lv1")), "{vols}");
         ok(&d.virsh(&["vol-resize", "lv1", "16M", "--pool", "lp"]));
-        ok(&d.virsh(&["vol-delete", "lv1", "--pool", "lp"]));
+        // A 64 MiB file with holes up into an LV and down again; a clone of the LV; a
+        // wipe. An LV is a block device: the holes uploaded read back as zeros, and a
+        // download finds no holes in it (SEEK_DATA sees a block device as data throughout,
+        // as libvirt's does), so the bytes are compared, not the blocks.
+        let src = d.root.join("src.img");
+        holey_file(&src);
+        ok(&d.virsh(&["vol-create-as", "lp", "lv2", "64M"]));
+        let lv2 = std::path::PathBuf::from(format!("/dev/{vg}/lv2"));
+        ok(&d.virsh(&[
+            "vol-upload",
+            "lv2",
+            src.to_str().unwrap(),
+            "--pool",
+            "lp",
+            "--sparse",
+        ]));
+        same_bytes(&lv2, &src);
+        let back = d.root.join("back.img");
+        ok(&d.virsh(&[
+            "vol-download",
+            "lv2",
+            back.to_str().unwrap(),
+            "--pool",
+            "lp",
+            "--sparse",
+        ]));
+        same_bytes(&back, &src);
+        ok(&d.virsh(&["vol-clone", "lv2", "lv3", "--pool", "lp"]));
+        let lv3 = std::path::PathBuf::from(format!("/dev/{vg}/lv3"));
+        same_bytes(&lv3, &src);
+        assert_eq!(
+            ok(&d.virsh(&["vol-wipe", "lv3", "--pool", "lp"])),
+            "Vol lv3 wiped\n\n"
+        );
+        let wiped = std::fs::read(&lv3).unwrap();
+        assert_eq!(wiped.len(), 64 << 20);
+        assert!(wiped.iter().all(|b| *b == 0), "lv3 not wiped");
+        for lv in ["lv3", "lv2", "lv1"] {
+            ok(&d.virsh(&["vol-delete", lv, "--pool", "lp"]));
+            assert!(
+                !std::path::Path::new(&format!("/dev/{vg}/{lv}")).exists(),
+                "{lv} still there"
+            );
+        }
     } else {
         let err = fails(&made);
         assert!(
@@ -935,6 +1092,317 @@ fn storage_with_vireo_cli(layout: Layout) {
     );
 }
 
+/// Runs `args` with virsh and with `vireo` at once, each waiting for one event, and
+/// `cause` until both have ended: both must have printed `want` and exited 0.
+fn both_see_an_event(d: &Daemon, args: &[&str], cause: impl Fn(), want: &str) {
+    let uri = d.uri();
+    let spawn = |prog: &std::path::Path| {
+        std::process::Command::new(prog)
+            .args(["-c", &uri])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let theirs = spawn(std::path::Path::new("virsh"));
+    let ours = spawn(&vireo_tests::bin("vireo"));
+    // The listeners register at some point: events until both have seen one.
+    let t0 = std::time::Instant::now();
+    for pid in [theirs.id(), ours.id()] {
+        while !vireo_tests::wait_exit(pid as i32, std::time::Duration::from_millis(200)) {
+            assert!(t0.elapsed().as_secs() < 60, "no event reached {args:?}");
+            cause();
+        }
+    }
+    for (who, child) in [("virsh", theirs), ("vireo", ours)] {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            output_parts(&out),
+            (want.to_string(), String::new(), Some(0)),
+            "{who} {args:?}"
+        );
+    }
+}
+
+/// Runs `prog -c URI args…` with no terminal and no `$VISUAL` but for `env`, set.
+fn with_env(d: &Daemon, prog: &std::path::Path, env: (&str, &str), args: &[&str]) -> Output {
+    std::process::Command::new(prog)
+        .args(["-c", &d.uri()])
+        .args(args)
+        .env_remove("VISUAL")
+        .env(env.0, env.1)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Runs `args` with `vireo` and then virsh, both with `env` set: (vireo's, virsh's).
+fn both_with_env(d: &Daemon, env: (&str, &str), args: &[&str]) -> (Output, Output) {
+    (
+        with_env(d, &vireo_tests::bin("vireo"), env, args),
+        with_env(d, std::path::Path::new("virsh"), env, args),
+    )
+}
+
+/// The pool, volume and secret commands virsh has beside the first ones (pool-name,
+/// pool-capabilities, pool-edit, pool-event, find-storage-pool-sources(-as),
+/// vol-create-from, vol-key, vol-name, vol-pool, secret-event), run by virsh and by
+/// `vireo` against the same daemon: the same output, refusals and exit codes.
+fn more_storage_commands_with_vireo_cli(layout: Layout) {
+    let d = Daemon::start_in(layout);
+    let t = d.root.join("mp");
+    ok(&d.virsh(&[
+        "pool-define-as",
+        "mp",
+        "dir",
+        "--target",
+        t.to_str().unwrap(),
+    ]));
+    ok(&d.virsh(&["pool-build", "mp"]));
+    ok(&d.virsh(&["pool-start", "mp"]));
+    ok(&d.virsh(&["vol-create-as", "mp", "a.img", "8M"]));
+    let a = t.join("a.img");
+    let a = a.to_str().unwrap();
+    let uuid = ok(&d.virsh(&["pool-uuid", "mp"])).trim().to_string();
+    let vx = d.root.join("b.xml");
+    std::fs::write(
+        &vx,
+        "<volume><name>b.qcow2</name><capacity unit='M'>16</capacity>\
+         <target><format type='qcow2'/></target></volume>",
+    )
+    .unwrap();
+    let vx = vx.to_str().unwrap();
+    for cmd in [
+        &["pool-name", &uuid][..],
+        &["pool-name", "mp"],
+        &["pool-name", "12345678-1234-1234-1234-123456789abc"],
+        &["pool-name"],
+        &["pool-capabilities"],
+        &["pool-capabilities", "x"],
+        &["find-storage-pool-sources", "logical"],
+        &["find-storage-pool-sources", "dir"],
+        &[
+            "find-storage-pool-sources",
+            "dir",
+            "--srcSpec",
+            "/nonexistent/s.xml",
+        ],
+        &[
+            "find-storage-pool-sources-as",
+            "dir",
+            "--host",
+            "h",
+            "--port",
+            "1",
+        ],
+        &["find-storage-pool-sources-as"],
+        &["vol-key", "a.img", "--pool", "mp"],
+        &["vol-key", "a.img", "mp"],
+        &["vol-key", a],
+        &["vol-key", "a.img"],
+        &["vol-key", "nope", "--pool", "mp"],
+        &["vol-key", "a.img", "--pool", "nopool"],
+        &["vol-name", a],
+        &["vol-name", "a.img"],
+        &["vol-pool", a],
+        &["vol-pool", a, "--uuid"],
+        &["vol-pool", "nope"],
+        &["vol-create-from", "mp", vx, "a.img"],
+        &["vol-create-from", "mp", vx, "nope", "--inputpool", "mp"],
+        &[
+            "vol-create-from",
+            "mp",
+            vx,
+            "a.img",
+            "--inputpool",
+            "nopool",
+        ],
+        &["vol-create-from", "mp", "/nonexistent/v.xml", a],
+        &["vol-create-from", "nopool", vx, a],
+        &["vol-create-from", "mp", vx],
+        &["pool-event", "--list"],
+        &["pool-event"],
+        &["pool-event", "--event", "bogus"],
+        &["pool-event", "--event", "refresh", "--timeout", "0"],
+        &["pool-event", "mp", "--event", "lifecycle", "--timeout", "1"],
+        &[
+            "pool-event",
+            "nopool",
+            "--event",
+            "refresh",
+            "--timeout",
+            "1",
+        ],
+        &["secret-event", "--list"],
+        &["secret-event"],
+        &["secret-event", "--event", "value-changed", "--timeout", "1"],
+        &[
+            "secret-event",
+            "nope",
+            "--event",
+            "lifecycle",
+            "--timeout",
+            "1",
+        ],
+        &["pool-edit", "nopool"],
+    ] {
+        same_as_virsh(&d, cmd);
+    }
+    // A clone through XML, also into another format; made once.
+    done_then_refused(
+        &d,
+        &["vol-create-from", "mp", vx, "a.img", "--inputpool", "mp"],
+        "Vol b.qcow2 created from input vol a.img\n\n",
+    );
+    let bx = ok(&d.virsh(&["vol-dumpxml", "b.qcow2", "--pool", "mp"]));
+    assert!(bx.contains("<format type='qcow2'/>"), "{bx}");
+    same_as_virsh(&d, &["vol-key", "b.qcow2", "--pool", "mp"]);
+    same_as_virsh(&d, &["vol-pool", t.join("b.qcow2").to_str().unwrap()]);
+
+    // Events caused while both wait.
+    let px = d.root.join("mp.xml");
+    std::fs::write(&px, ok(&d.virsh(&["pool-dumpxml", "--inactive", "mp"]))).unwrap();
+    let px = px.to_str().unwrap();
+    both_see_an_event(
+        &d,
+        &[
+            "pool-event",
+            "--pool",
+            "mp",
+            "--event",
+            "lifecycle",
+            "--timeout",
+            "60",
+        ],
+        || {
+            ok(&d.virsh(&["pool-define", px]));
+        },
+        "event 'lifecycle' for storage pool mp: Defined\nevents received: 1\n\n",
+    );
+    both_see_an_event(
+        &d,
+        &["pool-event", "mp", "--event", "refresh", "--timeout", "60"],
+        || {
+            ok(&d.virsh(&["pool-refresh", "mp"]));
+        },
+        "event 'refresh' for storage pool mp\nevents received: 1\n\n",
+    );
+    let sid = "6c1c2b0e-5f2a-4d7e-9a31-0b9d8e7f6a51";
+    let sx = d.root.join("s.xml");
+    std::fs::write(
+        &sx,
+        format!(
+            "<secret ephemeral='no' private='no'><uuid>{sid}</uuid>\
+             <usage type='volume'><volume>{a}</volume></usage></secret>"
+        ),
+    )
+    .unwrap();
+    let sx = sx.to_str().unwrap();
+    both_see_an_event(
+        &d,
+        &["secret-event", "--event", "lifecycle", "--timeout", "60"],
+        || {
+            ok(&d.virsh(&["secret-define", sx]));
+        },
+        &format!("event 'lifecycle' for secret {sid}: Defined\nevents received: 1\n\n"),
+    );
+    both_see_an_event(
+        &d,
+        &[
+            "secret-event",
+            sid,
+            "--event",
+            "value-changed",
+            "--timeout",
+            "60",
+        ],
+        || {
+            ok(&d.virsh(&["secret-set-value", sid, "--base64", "c2VjcmV0"]));
+        },
+        &format!("event 'value-changed' for secret {sid}\nevents received: 1\n\n"),
+    );
+
+    // pool-edit: the editor is a script that swaps two target paths.
+    let (t1, t2) = (d.root.join("ep1"), d.root.join("ep2"));
+    ok(&d.virsh(&[
+        "pool-define-as",
+        "ep",
+        "dir",
+        "--target",
+        t1.to_str().unwrap(),
+    ]));
+    let swap = d.root.join("swap.sh");
+    std::fs::write(
+        &swap,
+        format!(
+            "#!/bin/sh\nsed -i -e 's|{0}<|@<|' -e 's|{1}<|{0}<|' -e 's|@<|{1}<|' \"$1\"\n",
+            t1.display(),
+            t2.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&swap, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path_of = |name: &str| {
+        let x = ok(&d.virsh(&["pool-dumpxml", name]));
+        let after = x.split("<path>").nth(1).unwrap_or_default();
+        after.split('<').next().unwrap_or_default().to_string()
+    };
+    let (ours, theirs) =
+        both_with_env(&d, ("EDITOR", swap.to_str().unwrap()), &["pool-edit", "ep"]);
+    // vireo swapped ep1 for ep2, then virsh swapped it back.
+    for o in [&ours, &theirs] {
+        assert_eq!(ok(o), "Pool ep XML configuration edited.\n\n");
+    }
+    assert_eq!(path_of("ep"), t1.to_str().unwrap());
+    let ours = with_env(
+        &d,
+        &vireo_tests::bin("vireo"),
+        ("VISUAL", swap.to_str().unwrap()),
+        &["pool-edit", "ep"],
+    );
+    assert_eq!(ok(&ours), "Pool ep XML configuration edited.\n\n");
+    assert_eq!(path_of("ep"), t2.to_str().unwrap());
+    // An editor that changes nothing.
+    let (ours, theirs) = both_with_env(&d, ("EDITOR", "true"), &["pool-edit", "ep"]);
+    assert_eq!(output_parts(&ours), output_parts(&theirs));
+    assert_eq!(ok(&ours), "Pool ep XML configuration not changed.\n\n");
+    // A failing editor (one with words of the shell's runs through `sh -c`): the same
+    // words, but for the temporary file's random name.
+    let (ours, theirs) = both_with_env(&d, ("EDITOR", "exit 3;"), &["pool-edit", "ep"]);
+    let unnamed = |o: &Output| {
+        let (out, err, code) = output_parts(o);
+        let err = err
+            .split(' ')
+            .map(|w| if w.starts_with("/tmp/") { "FILE" } else { w })
+            .collect::<Vec<_>>()
+            .join(" ");
+        (out, err, code)
+    };
+    assert_eq!(unnamed(&ours), unnamed(&theirs));
+    assert!(unnamed(&ours)
+        .1
+        .contains("Child process (sh -c 'exit 3; FILE unexpected exit status 3"));
+    // An edit the daemon refuses: virsh says "Failed." and, having no terminal to ask
+    // whether to edit again, prints "Pool (null) XML configuration edited." and exits 0
+    // (a virsh bug); vireo says "Failed." and the daemon's reason, and fails.
+    let bad = d.root.join("bad.sh");
+    std::fs::write(
+        &bad,
+        "#!/bin/sh\nsed -i 's|<name>ep</name>|<name>e/p</name>|' \"$1\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (ours, theirs) = both_with_env(&d, ("EDITOR", bad.to_str().unwrap()), &["pool-edit", "ep"]);
+    assert_eq!(output_parts(&theirs).1, "error: Failed.\n");
+    let err = fails(&ours);
+    assert!(err.starts_with("error: Failed.\nerror: "), "{err}");
+    assert_eq!(err.lines().count(), 2, "{err}");
+    assert_eq!(String::from_utf8_lossy(&ours.stdout), "\n");
+    assert_eq!(path_of("ep"), t2.to_str().unwrap());
+    ok(&d.virsh(&["pool-undefine", "ep"]));
+}
+
 fn storage_with_python(layout: Layout) {
     let d = Daemon::start_in(layout);
     let out = ok(&d.python("storage.py", &[d.root.to_str().unwrap()]));
@@ -952,5 +1420,6 @@ vireo_tests::in_every_layout!(
     fs_pool_with_virsh,
     logical_pool_with_virsh,
     storage_with_vireo_cli,
+    more_storage_commands_with_vireo_cli,
     storage_with_python,
 );
