@@ -1,17 +1,13 @@
 //! `vireo`: a virsh-compatible command line for Vireo (and libvirt) daemons.
 
-mod agent;
 mod args;
 mod blockjob;
 mod cnum;
 mod commands;
 mod cpu;
-mod devices;
 mod edit;
 mod interface;
 mod iothread;
-mod json;
-mod metadata;
 mod migrate;
 mod network;
 mod nodedev;
@@ -23,10 +19,7 @@ mod snapshot;
 mod stats;
 mod storage;
 mod tuning;
-mod vcpu;
-mod viewer;
 mod virsh;
-mod xmlnode;
 
 use std::process::ExitCode;
 
