@@ -34,6 +34,8 @@ pub struct DeviceEvent {
     pub size: u64,
     /// A finished job's statistics (JOB_COMPLETED 21).
     pub params: Vec<vireo_proto::typed::TypedParam>,
+    /// The legacy message of an event of `vireo_proto::domevent` (REBOOT, TUNABLE, …).
+    pub body: Vec<u8>,
 }
 
 /// An event about a network, storage pool, node device or secret. Every such event message

@@ -24,6 +24,7 @@ macro_rules! procedures {
 
 pub mod admin;
 pub mod auth;
+pub mod domevent;
 pub mod error;
 pub mod family;
 pub mod header;

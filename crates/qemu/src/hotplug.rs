@@ -983,6 +983,28 @@ impl QemuDriver {
             status,
             size: 0,
             params: Vec::new(),
+            body: Vec::new(),
+        });
+    }
+
+    /// An event of `vireo_proto::domevent` (its legacy message `body`) about the domain.
+    pub(crate) fn publish_event_body(&self, uuid: [u8; 16], event_id: i32, body: Vec<u8>) {
+        let dom = {
+            let reg = self.read();
+            match reg.by_uuid.get(&uuid) {
+                Some(o) => o.handle(),
+                None => return,
+            }
+        };
+        self.device_events.publish(DeviceEvent {
+            dom,
+            event_id,
+            alias: String::new(),
+            detail: 0,
+            status: 0,
+            size: 0,
+            params: Vec::new(),
+            body,
         });
     }
 
@@ -1003,6 +1025,7 @@ impl QemuDriver {
             status: 0,
             size,
             params: Vec::new(),
+            body: Vec::new(),
         });
     }
 
@@ -1033,6 +1056,7 @@ impl QemuDriver {
             status: 0,
             size: 0,
             params,
+            body: Vec::new(),
         });
     }
 

@@ -591,6 +591,13 @@ impl QemuDriver {
                         );
                     }
                 }
+                p if vireo_proto::domevent::by_callback_proc(p).is_some() => {
+                    if let Some((event_id, forms)) = vireo_proto::domevent::by_callback_proc(p) {
+                        if let Some(body) = forms.body_of(&f.payload) {
+                            d.publish_event_body(uuid, event_id, body.to_vec());
+                        }
+                    }
+                }
                 procs::DOMAIN_EVENT_CALLBACK_DEVICE_REMOVAL_FAILED => {
                     if let Ok(m) = vireo_xdr::from_bytes::<
                         vireo_proto::remote::DomainEventCallbackDeviceMsg,
@@ -627,7 +634,15 @@ impl QemuDriver {
                 (event::SUSPENDED, event::SUSPENDED_FROM_SNAPSHOT) => {
                     (state::PAUSED, state::PAUSED_FROM_SNAPSHOT)
                 }
+                (event::SUSPENDED, event::SUSPENDED_IOERROR) => {
+                    (state::PAUSED, state::PAUSED_IOERROR)
+                }
+                (event::SUSPENDED, event::SUSPENDED_WATCHDOG) => {
+                    (state::PAUSED, state::PAUSED_WATCHDOG)
+                }
                 (event::SUSPENDED, _) => (state::PAUSED, state::PAUSED_USER),
+                (event::PMSUSPENDED, _) => (state::PMSUSPENDED, state::PMSUSPENDED_UNKNOWN),
+                (event::STARTED, event::STARTED_WAKEUP) => (state::RUNNING, state::RUNNING_WAKEUP),
                 (event::RESUMED, event::RESUMED_FROM_SNAPSHOT) => {
                     (state::RUNNING, state::RUNNING_FROM_SNAPSHOT)
                 }

@@ -95,6 +95,7 @@ impl QemuDriver {
             status: 0,
             size: 0,
             params: Vec::new(),
+            body: Vec::new(),
         });
         Ok(())
     }

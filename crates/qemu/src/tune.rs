@@ -230,6 +230,38 @@ impl SchedParams {
         v
     }
 
+    /// The TUNABLE event's parameters for these values (libvirt's `cputune.*` names).
+    pub fn tunable(&self) -> Vec<TypedParam> {
+        let mut out = Vec::new();
+        let mut ull = |name: &str, v: Option<u64>| {
+            if let Some(v) = v {
+                out.push(TypedParam::new(
+                    format!("cputune.{name}"),
+                    TypedValue::ULLong(v),
+                ));
+            }
+        };
+        ull("cpu_shares", self.shares);
+        ull("global_period", self.global_period);
+        ull("vcpu_period", self.period);
+        ull("emulator_period", self.emulator_period);
+        ull("iothread_period", self.iothread_period);
+        for (name, v) in [
+            ("global_quota", self.global_quota),
+            ("vcpu_quota", self.quota),
+            ("emulator_quota", self.emulator_quota),
+            ("iothread_quota", self.iothread_quota),
+        ] {
+            if let Some(v) = v {
+                out.push(TypedParam::new(
+                    format!("cputune.{name}"),
+                    TypedValue::LLong(v),
+                ));
+            }
+        }
+        out
+    }
+
     /// 0 leaves a value unset, as libvirt's definition does.
     pub fn apply_to(&self, c: &mut Cputune) {
         fn set<T: PartialEq + Default + Copy>(slot: &mut Option<T>, v: Option<T>) {

@@ -64,6 +64,8 @@ pub fn serves(p: i32) -> bool {
             | procs::DOMAIN_INTERFACE_ADDRESSES
             | procs::DOMAIN_GET_GUEST_VCPUS
             | procs::DOMAIN_SET_GUEST_VCPUS
+            | procs::DOMAIN_PM_SUSPEND_FOR_DURATION
+            | procs::DOMAIN_PM_WAKEUP
     )
 }
 
@@ -161,6 +163,47 @@ async fn answer(vm: &Vm, p: i32, payload: &[u8]) -> anyhow::Result<Vec<u8>> {
                 Some(json!({ "time": ns }))
             };
             vm.agent("guest-set-time", arg, Some(DEFAULT_WAIT)).await?;
+            Ok(Vec::new())
+        }
+        procs::DOMAIN_PM_SUSPEND_FOR_DURATION => {
+            use vireo_proto::domevent::pm_target;
+            let a: vireo_proto::domevent::DomainPmSuspendForDurationArgs = args(payload)?;
+            check_uuid(vm, &a.dom.uuid)?;
+            bad_flags(a.flags, 0)?;
+            if a.duration != 0 {
+                bail!(BadArg("Duration not supported. Use 0 for now".into()));
+            }
+            let (cmd, s3, s4) = match a.target {
+                pm_target::MEM => ("guest-suspend-ram", true, false),
+                pm_target::DISK => ("guest-suspend-disk", false, true),
+                pm_target::HYBRID => ("guest-suspend-hybrid", true, true),
+                t => bail!(BadArg(format!("Unknown suspend target: {t}"))),
+            };
+            vm.require_running()?;
+            let pm = vm.def.pm.clone().unwrap_or_default();
+            let off = |v: &Option<vireo_xml::YesNo>| matches!(v, Some(vireo_xml::YesNo::No));
+            if s3 && off(&pm.suspend_to_mem) {
+                bail!(crate::vm::OpInvalid(
+                    "S3 state is disabled for this domain".into()
+                ));
+            }
+            if s4 && off(&pm.suspend_to_disk) {
+                bail!(crate::vm::OpInvalid(
+                    "S4 state is disabled for this domain".into()
+                ));
+            }
+            // The agent answers no suspend command: the guest goes away instead.
+            vm.agent(cmd, None, None).await?;
+            Ok(Vec::new())
+        }
+        procs::DOMAIN_PM_WAKEUP => {
+            let a: DomainFlagsArgs = args(payload)?;
+            check_uuid(vm, &a.dom.uuid)?;
+            bad_flags(a.flags, 0)?;
+            if vm.state().0 != state::PMSUSPENDED {
+                bail!(crate::vm::OpInvalid("domain is not suspended".into()));
+            }
+            vm.qmp().execute("system_wakeup", None).await?;
             Ok(Vec::new())
         }
         procs::DOMAIN_SET_USER_PASSWORD => {

@@ -280,8 +280,13 @@ async fn answer(vm: &Vm, p: i32, payload: &[u8]) -> anyhow::Result<Vec<u8>> {
         procs::DOMAIN_PIN_IOTHREAD => {
             let a: DomainPinIothreadArgs = args(payload)?;
             check_uuid(vm, &a.dom.uuid)?;
-            vm.pin_iothread(a.iothreads_id, cpus_of(&a.cpumap.0)?)
-                .await?;
+            let cpus = cpus_of(&a.cpumap.0)?;
+            let list = vireo_xml::format_cpuset(&cpus);
+            vm.pin_iothread(a.iothreads_id, cpus).await?;
+            vm.emit_tunable(vec![vireo_proto::typed::TypedParam::string(
+                &format!("cputune.iothreadpin{}", a.iothreads_id),
+                list,
+            )]);
             Ok(Vec::new())
         }
         procs::DOMAIN_ADD_IOTHREAD => {

@@ -5,6 +5,7 @@
 
 mod agent;
 mod blockjob;
+mod events;
 mod guest;
 mod helpers;
 mod hostdev;

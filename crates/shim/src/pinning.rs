@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use anyhow::{anyhow, bail};
 use vireo_proto::error::{code, domain as errdom};
 use vireo_proto::remote::*;
+use vireo_proto::typed::TypedParam;
 use vireo_proto::RemoteError;
 use vireo_qmp::Qmp;
 use vireo_xml::{format_cpuset, parse_cpuset, Cputune, Domain, EmulatorPin, VcpuPin};
@@ -177,13 +178,22 @@ async fn answer(vm: &Vm, p: i32, payload: &[u8]) -> anyhow::Result<Vec<u8>> {
         procs::DOMAIN_PIN_VCPU_FLAGS => {
             let a: DomainPinVcpuFlagsArgs = args(payload)?;
             check_uuid(vm, &a.dom.uuid)?;
-            vm.pin_vcpu(a.vcpu, cpus_of(&a.cpumap.0)?).await?;
+            let cpus = cpus_of(&a.cpumap.0)?;
+            let list = format_cpuset(&cpus);
+            vm.pin_vcpu(a.vcpu, cpus).await?;
+            vm.emit_tunable(vec![TypedParam::string(
+                &format!("cputune.vcpupin{}", a.vcpu),
+                list,
+            )]);
             Ok(Vec::new())
         }
         procs::DOMAIN_PIN_EMULATOR => {
             let a: DomainPinEmulatorArgs = args(payload)?;
             check_uuid(vm, &a.dom.uuid)?;
-            vm.pin_emulator(cpus_of(&a.cpumap.0)?).await?;
+            let cpus = cpus_of(&a.cpumap.0)?;
+            let list = format_cpuset(&cpus);
+            vm.pin_emulator(cpus).await?;
+            vm.emit_tunable(vec![TypedParam::string("cputune.emulatorpin", list)]);
             Ok(Vec::new())
         }
         procs::DOMAIN_GET_VCPU_PIN_INFO => {

@@ -258,6 +258,7 @@ fn answer(vm: &Vm, p: i32, payload: &[u8]) -> anyhow::Result<Vec<u8>> {
                         }
                     }
                     s.apply_to(&mut vm.cputune());
+                    vm.emit_tunable(s.tunable());
                 }
             }
             Ok(Vec::new())

@@ -1240,7 +1240,9 @@ impl Vm {
             | "BLOCK_JOB_ERROR" => self.on_block_job_event(&ev.name, &ev.data).await,
             "DEVICE_UNPLUG_GUEST_ERROR" => self.on_unplug_error(&ev.data),
             "MIGRATION" => self.migration.status_changed(),
-            _ => {}
+            name => {
+                self.on_other_event(name, &ev.data);
+            }
         }
     }
 }

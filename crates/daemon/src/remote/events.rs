@@ -295,19 +295,8 @@ fn register(
         ))
         .into());
     }
-    let device = matches!(
-        cb.event_id,
-        event::ID_DEVICE_REMOVED
-            | event::ID_DEVICE_ADDED
-            | event::ID_DEVICE_REMOVAL_FAILED
-            | event::ID_METADATA_CHANGE
-            | event::ID_BLOCK_JOB
-            | event::ID_BLOCK_JOB_2
-            | event::ID_AGENT_LIFECYCLE
-            | event::ID_MEMORY_DEVICE_SIZE_CHANGE
-            | vireo_proto::migrate::event::ID_MIGRATION_ITERATION
-            | vireo_proto::migrate::event::ID_JOB_COMPLETED
-    );
+    // Lifecycle events come on their own bus, every other kind on the devices' one.
+    let device = cb.event_id != event::ID_LIFECYCLE;
     st.callbacks.list.push(cb);
     // Subscribe before replying, so no event after the reply can be missed.
     if let (true, None, Some(q)) = (device, &st.callbacks.device_task, &s.qemu) {
@@ -415,6 +404,13 @@ fn deliver_device(client: &RemoteClient, ev: &DeviceEvent) {
             .filter(|c| c.event_id == ev.event_id)
             .filter(|c| c.filter.is_none_or(|u| u == ev.dom.uuid))
             .filter_map(|c| {
+                if let Some(f) = vireo_proto::domevent::forms(ev.event_id) {
+                    return if c.legacy {
+                        f.legacy.map(|p| (p, ev.body.clone()))
+                    } else {
+                        Some((f.callback, f.callback_message(c.id, &ev.body)))
+                    };
+                }
                 let removed = DomainEventDeviceRemovedMsg {
                     dom: ev.dom.clone(),
                     dev_alias: ev.alias.clone(),

@@ -281,6 +281,8 @@ pub(super) fn dispatch(
             | procs::DOMAIN_GET_FSINFO
             | procs::DOMAIN_GET_GUEST_VCPUS
             | procs::DOMAIN_SET_GUEST_VCPUS
+            | procs::DOMAIN_PM_SUSPEND_FOR_DURATION
+            | procs::DOMAIN_PM_WAKEUP
     ) {
         // The running VM's counters and jobs, from its shim; a domain that runs none has
         // none.
