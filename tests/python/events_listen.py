@@ -7,7 +7,9 @@ argv[1] is the URI; with argv[2] 'devices' it prints device events instead, as
 'NAME block-job-2 DISK TYPE STATUS' (by target) and 'NAME block-job PATH TYPE STATUS'
 (by image, the older event), the guest agent's coming and going as
 'NAME agent-lifecycle STATE REASON', and a memory device's new size as
-'NAME memory-size ALIAS KIB'. Prints 'LISTENING' once
+'NAME memory-size ALIAS KIB'. With argv[2] 'others': reboot, rtc-change, watchdog,
+io-error(-reason), graphics, tray-change, pmsuspend, pmwakeup, balloon-change and
+tunable events, one line each (see the callbacks). Prints 'LISTENING' once
 registered, so the caller can go on.
 """
 import sys
@@ -66,6 +68,40 @@ if sys.argv[2:] == ["devices"]:
 
     conn.domainEventRegisterAny(
         None, libvirt.VIR_DOMAIN_EVENT_ID_MEMORY_DEVICE_SIZE_CHANGE, memory_cb, None)
+elif sys.argv[2:] == ["others"]:
+    def show(*parts):
+        print(*parts, flush=True)
+
+    def on(eid, f):
+        conn.domainEventRegisterAny(None, eid, f, None)
+
+    on(libvirt.VIR_DOMAIN_EVENT_ID_REBOOT,
+       lambda _c, dom, _o: show(dom.name(), "reboot"))
+    on(libvirt.VIR_DOMAIN_EVENT_ID_RTC_CHANGE,
+       lambda _c, dom, offset, _o: show(dom.name(), "rtc-change", offset))
+    on(libvirt.VIR_DOMAIN_EVENT_ID_WATCHDOG,
+       lambda _c, dom, action, _o: show(dom.name(), "watchdog", action))
+    on(libvirt.VIR_DOMAIN_EVENT_ID_IO_ERROR,
+       lambda _c, dom, src, alias, action, _o:
+       show(dom.name(), "io-error", src, alias, action))
+    on(libvirt.VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON,
+       lambda _c, dom, src, alias, action, reason, _o:
+       show(dom.name(), "io-error-reason", src, alias, action, reason))
+    on(libvirt.VIR_DOMAIN_EVENT_ID_GRAPHICS,
+       lambda _c, dom, phase, local, remote, auth, _subject, _o:
+       show(dom.name(), "graphics", phase, local["node"], remote["node"], auth))
+    on(libvirt.VIR_DOMAIN_EVENT_ID_TRAY_CHANGE,
+       lambda _c, dom, alias, reason, _o: show(dom.name(), "tray-change", alias, reason))
+    on(libvirt.VIR_DOMAIN_EVENT_ID_PMSUSPEND,
+       lambda _c, dom, reason, _o: show(dom.name(), "pmsuspend", reason))
+    on(libvirt.VIR_DOMAIN_EVENT_ID_PMWAKEUP,
+       lambda _c, dom, reason, _o: show(dom.name(), "pmwakeup", reason))
+    on(libvirt.VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE,
+       lambda _c, dom, actual, _o: show(dom.name(), "balloon-change", actual))
+    on(libvirt.VIR_DOMAIN_EVENT_ID_TUNABLE,
+       lambda _c, dom, params, _o: show(
+           dom.name(), "tunable",
+           ",".join(f"{k}={v}" for k, v in sorted(params.items()))))
 else:
     conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, cb, None)
 print("LISTENING", flush=True)

@@ -1034,6 +1034,12 @@ impl EventLog {
         EventLog::run(d, "events_listen.py", &["devices"])
     }
 
+    /// The other domain events (reboot, RTC, watchdog, I/O errors, graphics, tray, power
+    /// management, balloon, tunables): `NAME KIND …` lines (see `events_listen.py`).
+    pub fn start_others(d: &Daemon) -> EventLog {
+        EventLog::run(d, "events_listen.py", &["others"])
+    }
+
     /// Network lifecycle events: `network NAME defined|undefined|started|stopped` lines.
     pub fn start_networks(d: &Daemon) -> EventLog {
         EventLog::run(d, "network_events_listen.py", &[])
@@ -1077,15 +1083,24 @@ impl EventLog {
 
     /// Waits (up to two minutes) until `line` has been seen; returns everything so far.
     pub fn wait_for(&mut self, line: &str) -> Vec<String> {
+        self.wait_until(line, |l| l == line);
+        self.seen.clone()
+    }
+
+    /// Waits (up to two minutes) for a line `matches` accepts (`what` names it in the
+    /// panic); returns that line.
+    pub fn wait_until(&mut self, what: &str, matches: impl Fn(&str) -> bool) -> String {
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
-        while !self.seen.iter().any(|l| l == line) {
+        loop {
+            if let Some(l) = self.seen.iter().find(|l| matches(l)) {
+                return l.clone();
+            }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.rx.recv_timeout(left) {
                 Ok(l) => self.seen.push(l),
-                Err(_) => panic!("no event {line:?}; saw {:?}", self.seen),
+                Err(_) => panic!("no event {what:?}; saw {:?}", self.seen),
             }
         }
-        self.seen.clone()
     }
 }
 
