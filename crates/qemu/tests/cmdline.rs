@@ -708,9 +708,9 @@ fn check_rejects() {
             "more than one <video>",
         ),
         (
-            "pit tick policy under tcg",
-            domain("qemu", PC, "<clock offset='utc'><timer name='pit' tickpolicy='discard'/></clock>", ""),
-            "needs KVM",
+            "pit tick policy merge",
+            domain("qemu", PC, "<clock offset='utc'><timer name='pit' tickpolicy='merge'/></clock>", ""),
+            "unsupported pit tickpolicy 'merge'",
         ),
         (
             "variable clock",
@@ -1289,6 +1289,38 @@ fn scsi_disks_sit_on_their_controller() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("not available on an lsilogic controller"), "{e}");
+}
+
+/// libvirt's PIT policies: every one but merge is taken; under TCG (QEMU's own PIT) none
+/// changes the command line, under KVM delay and discard set the in-kernel PIT's.
+#[test]
+fn pit_tick_policies_as_libvirt_takes_them() {
+    let cfg = launch_cfg("/run/x");
+    let kvm = QemuCaps {
+        kvm: true,
+        ..caps()
+    };
+    for (policy, tcg_global, kvm_global) in [
+        ("delay", None, Some("kvm-pit.lost_tick_policy=delay")),
+        ("discard", None, Some("kvm-pit.lost_tick_policy=discard")),
+        ("catchup", None, None),
+    ] {
+        let clock =
+            format!("<clock offset='utc'><timer name='pit' tickpolicy='{policy}'/></clock>");
+        for (ty, caps, want) in [
+            ("qemu", caps(), tcg_global),
+            ("kvm", kvm.clone(), kvm_global),
+        ] {
+            let def = Domain::parse_kept(&domain(ty, PC, &clock, "")).expect("parse");
+            let args =
+                cmdline::build(&def, &caps, &cfg).unwrap_or_else(|e| panic!("{policy}: {e}"));
+            let pit = args
+                .iter()
+                .find(|a| a.starts_with("kvm-pit."))
+                .map(String::as_str);
+            assert_eq!(pit, want, "{ty} {policy}: {args:?}");
+        }
+    }
 }
 
 #[test]

@@ -321,26 +321,17 @@ impl<'a> Builder<'a> {
                     if t.present == Some(false) {
                         return unsupported(format!("{what} present='no' is not supported"));
                     }
+                    // As libvirt: 'catchup' is the in-kernel PIT's own way (nothing to
+                    // say), 'merge' no PIT of QEMU's has.
                     let policy = match t.tickpolicy {
-                        None => None,
+                        None | Some(TickPolicy::Catchup) => None,
                         Some(TickPolicy::Delay) => Some("delay"),
                         Some(TickPolicy::Discard) => Some("discard"),
-                        Some(p) => {
-                            return unsupported(format!("{what} tickpolicy='{p}' is not supported"))
-                        }
+                        Some(p) => return unsupported(format!("unsupported pit tickpolicy '{p}'")),
                     };
-                    // Without KVM the PIT is QEMU's own, which always delays lost ticks:
-                    // 'delay' needs nothing, another policy cannot be had.
-                    pit = match policy {
-                        Some("delay") if !self.kvm => None,
-                        Some(_) if !self.kvm => {
-                            return unsupported(format!(
-                                "{what} with tickpolicy other than 'delay' needs KVM (the \
-                                 in-kernel PIT)"
-                            ))
-                        }
-                        p => p,
-                    };
+                    // Without KVM the PIT is QEMU's own, which delays lost ticks whatever
+                    // the policy (libvirt's setting is for the in-kernel one only).
+                    pit = policy.filter(|_| self.kvm);
                 }
                 TimerName::Hpet => {
                     if t.tickpolicy.is_some() {
