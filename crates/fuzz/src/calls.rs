@@ -214,6 +214,7 @@ calls! {
     REMOTE remote::DOMAIN_SET_USER_PASSWORD => remote::DomainSetUserPasswordArgs;
     REMOTE remote::DOMAIN_PM_SUSPEND_FOR_DURATION => vireo_proto::domevent::DomainPmSuspendForDurationArgs;
     REMOTE remote::DOMAIN_PM_WAKEUP => remote::DomainFlagsArgs;
+    REMOTE remote::DOMAIN_SET_BLOCK_THRESHOLD => vireo_proto::domevent::DomainSetBlockThresholdArgs;
     REMOTE remote::DOMAIN_GET_HOSTNAME => remote::DomainFlagsArgs;
     REMOTE remote::DOMAIN_GET_FSINFO => remote::DomainFlagsArgs;
     REMOTE remote::DOMAIN_GET_GUEST_VCPUS => remote::DomainFlagsArgs;

@@ -28,6 +28,7 @@ pub mod id {
     pub const BALLOON_CHANGE: i32 = 13;
     pub const PMSUSPEND_DISK: i32 = 14;
     pub const TUNABLE: i32 = 17;
+    pub const BLOCK_THRESHOLD: i32 = 24;
 }
 
 /// `virDomainEventWatchdogAction`.
@@ -157,6 +158,27 @@ pub mod pm_target {
     pub const HYBRID: u32 = 2;
 }
 
+xdr_struct! {
+    /// BLOCK_THRESHOLD (callback form only): `dev` is the disk's target, or `vda[N]` for
+    /// a layer of its backing chain.
+    pub struct BlockThresholdMsg {
+        pub dom: Domain,
+        pub dev: String,
+        pub path: Option<String>,
+        pub threshold: u64,
+        pub excess: u64,
+    }
+}
+xdr_struct! {
+    /// `DOMAIN_SET_BLOCK_THRESHOLD`.
+    pub struct DomainSetBlockThresholdArgs {
+        pub dom: Domain,
+        pub dev: String,
+        pub threshold: u64,
+        pub flags: u32,
+    }
+}
+
 /// How registrations receive an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Forms {
@@ -217,9 +239,13 @@ pub fn forms(event_id: i32) -> Option<Forms> {
             DOMAIN_EVENT_PMSUSPEND_DISK,
             true,
         ),
-        id::TUNABLE => {
+        id::TUNABLE | id::BLOCK_THRESHOLD => {
             return Some(Forms {
-                callback: DOMAIN_EVENT_CALLBACK_TUNABLE,
+                callback: if event_id == id::TUNABLE {
+                    DOMAIN_EVENT_CALLBACK_TUNABLE
+                } else {
+                    DOMAIN_EVENT_BLOCK_THRESHOLD
+                },
                 legacy: None,
                 reason: false,
             })
@@ -235,7 +261,7 @@ pub fn forms(event_id: i32) -> Option<Forms> {
 
 /// The event whose callback form is procedure `proc_`.
 pub fn by_callback_proc(proc_: i32) -> Option<(i32, Forms)> {
-    (1..=id::TUNABLE).find_map(|e| forms(e).filter(|f| f.callback == proc_).map(|f| (e, f)))
+    (1..=id::BLOCK_THRESHOLD).find_map(|e| forms(e).filter(|f| f.callback == proc_).map(|f| (e, f)))
 }
 
 impl Forms {
@@ -283,7 +309,7 @@ mod tests {
 
     #[test]
     fn every_form_is_found_by_its_callback_procedure() {
-        for e in [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 17] {
+        for e in [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 17, 24] {
             let f = forms(e).unwrap();
             assert_eq!(by_callback_proc(f.callback), Some((e, f)));
         }

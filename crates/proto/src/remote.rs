@@ -396,6 +396,8 @@ procedures! {
     DOMAIN_EVENT_CALLBACK_BALLOON_CHANGE = 331,
     DOMAIN_EVENT_CALLBACK_PMSUSPEND_DISK = 332,
     DOMAIN_EVENT_CALLBACK_TUNABLE = 346,
+    DOMAIN_EVENT_BLOCK_THRESHOLD = 385,
+    DOMAIN_SET_BLOCK_THRESHOLD = 386,
 }
 
 /// Procedures a read-only connection may call. Everything else needs a read-write socket
@@ -414,6 +416,7 @@ pub fn allowed_read_only(p: i32) -> bool {
             | DOMAIN_RESET
             | DOMAIN_PM_SUSPEND_FOR_DURATION
             | DOMAIN_PM_WAKEUP
+            | DOMAIN_SET_BLOCK_THRESHOLD
             | DOMAIN_SUSPEND
             | DOMAIN_RESUME
             | DOMAIN_OPEN_CONSOLE

@@ -15,8 +15,14 @@ use vireo_proto::remote::Domain as Handle;
 use crate::driver::QemuDriver;
 
 impl QemuDriver {
-    /// One record per domain of `doms`, in that order, with the groups in `groups`.
-    pub async fn all_domain_stats(&self, doms: Vec<Handle>, groups: u32) -> Vec<DomainStatsRecord> {
+    /// One record per domain of `doms`, in that order, with the groups in `groups`;
+    /// `flags` may ask for the images of backing chains (`stats_flag::BACKING`).
+    pub async fn all_domain_stats(
+        &self,
+        doms: Vec<Handle>,
+        groups: u32,
+        flags: u32,
+    ) -> Vec<DomainStatsRecord> {
         let mut asked = tokio::task::JoinSet::new();
         for (i, h) in doms.iter().enumerate() {
             let Ok(Some(conn)) = self.with(h, |o| o.shim.clone()) else {
@@ -25,7 +31,7 @@ impl QemuDriver {
             let args = ConnectGetAllDomainStatsArgs {
                 doms: Array(vec![h.clone()]),
                 stats: groups,
-                flags: 0,
+                flags: flags & vireo_proto::remote::stats_flag::BACKING,
             };
             asked.spawn(async move {
                 let r: std::result::Result<ConnectGetAllDomainStatsRet, _> =

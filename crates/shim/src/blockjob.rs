@@ -49,10 +49,14 @@ pub struct BlockJob {
 
 /// One image of a disk's chain.
 #[derive(Debug, Clone)]
-struct Layer {
-    node: String,
-    file: String,
+pub(crate) struct Layer {
+    /// Its format node.
+    pub node: String,
+    pub file: String,
     format: String,
+    /// The image's size as the guest sees it, and what it takes on the host (bytes).
+    pub capacity: u64,
+    pub allocation: u64,
 }
 
 fn job_id(disk: &str) -> String {
@@ -75,7 +79,7 @@ impl Vm {
     }
 
     /// The disk's images, the one the device uses first.
-    async fn chain(&self, target: &str) -> anyhow::Result<Vec<Layer>> {
+    pub(crate) async fn chain(&self, target: &str) -> anyhow::Result<Vec<Layer>> {
         let top = {
             let disks = self.disks();
             let d = disks
@@ -100,6 +104,8 @@ impl Vm {
                 node: name,
                 file,
                 format: n["drv"].as_str().unwrap_or_default().to_string(),
+                capacity: n["image"]["virtual-size"].as_u64().unwrap_or(0),
+                allocation: n["image"]["actual-size"].as_u64().unwrap_or(0),
             });
             let backing = n["image"]["backing-image"]["filename"]
                 .as_str()

@@ -57,6 +57,7 @@ impl Vm {
                 self.emit_event(id::WATCHDOG, &domevent::WatchdogMsg { dom: dom(), action });
             }
             "BLOCK_IO_ERROR" => self.on_io_error(data),
+            "BLOCK_WRITE_THRESHOLD" => self.on_write_threshold(data),
             "DEVICE_TRAY_MOVED" => {
                 let alias = data["id"]
                     .as_str()

@@ -19,6 +19,7 @@ mod screen;
 mod serve;
 mod snapshot;
 mod stats;
+mod threshold;
 mod tune;
 mod vm;
 

@@ -317,7 +317,8 @@ impl Service for ShimService {
             | procs::DOMAIN_INTERFACE_STATS
             | procs::DOMAIN_MEMORY_STATS
             | procs::DOMAIN_GET_BLOCK_INFO
-            | procs::DOMAIN_GET_VCPUS => {
+            | procs::DOMAIN_GET_VCPUS
+            | procs::DOMAIN_SET_BLOCK_THRESHOLD => {
                 let payload = payload.to_vec();
                 return Dispatch::Later(Box::pin(async move {
                     crate::stats::serve(&self.vm, p, &payload).await.into()

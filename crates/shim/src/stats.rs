@@ -50,12 +50,19 @@ pub async fn serve(vm: &Vm, p: i32, payload: &[u8]) -> Result<Vec<u8>, RemoteErr
             } else {
                 a.stats
             };
+            let backing = a.flags & stats_flag::BACKING != 0;
             ret(ConnectGetAllDomainStatsRet {
                 ret_stats: vireo_xdr::Array(vec![DomainStatsRecord {
                     dom: dom.clone(),
-                    params: vireo_xdr::Array(vm.stats(groups).await),
+                    params: vireo_xdr::Array(vm.stats(groups, backing).await),
                 }]),
             })
+        }
+        procs::DOMAIN_SET_BLOCK_THRESHOLD => {
+            let a: vireo_proto::domevent::DomainSetBlockThresholdArgs = args(payload)?;
+            mine(&a.dom)?;
+            vm.set_block_threshold(&a).await.map_err(err)?;
+            Ok(Vec::new())
         }
         procs::DOMAIN_BLOCK_STATS => {
             let a: DomainPathArgs = args(payload)?;
@@ -538,7 +545,7 @@ impl Vm {
 
     /// The typed parameters of `virConnectGetAllDomainStats` for the groups in `groups`
     /// (libvirt's field names and types).
-    pub async fn stats(&self, groups: u32) -> Vec<TypedParam> {
+    pub async fn stats(&self, groups: u32, backing: bool) -> Vec<TypedParam> {
         let mut p = Vec::new();
         if groups & stats_group::STATE != 0 {
             let (state, reason) = self.state();
@@ -604,12 +611,51 @@ impl Vm {
             p.extend(self.iothread_stats().await);
         }
         if groups & stats_group::BLOCK != 0 {
-            let blocks = self.block_stats().await;
-            p.push(TypedParam::uint("block.count", blocks.len() as u32));
-            for (i, b) in blocks.into_iter().enumerate() {
-                p.push(TypedParam::string(&format!("block.{i}.name"), &b.name));
-                let Some(path) = &b.path else { continue };
-                p.push(TypedParam::string(&format!("block.{i}.path"), path));
+            p.extend(self.block_group(backing).await);
+        }
+        p
+    }
+
+    /// The `block.*` statistics: each disk (its counters, sizes and write threshold), and
+    /// with `backing` each image below it in its chain (`backingIndex` 1, 2, … down).
+    async fn block_group(&self, backing: bool) -> Vec<TypedParam> {
+        let mut p = Vec::new();
+        let blocks = self.block_stats().await;
+        // (entry, backing index, layer) for the images below each disk's own.
+        let mut below = Vec::new();
+        if backing {
+            for (i, b) in blocks.iter().enumerate() {
+                if let Ok(chain) = self.chain(&b.name).await {
+                    below.extend(
+                        chain
+                            .into_iter()
+                            .enumerate()
+                            .skip(1)
+                            .map(|(k, l)| (i, k, l)),
+                    );
+                }
+            }
+        }
+        let tops: Vec<Option<String>> = blocks
+            .iter()
+            .map(|b| {
+                self.disks()
+                    .iter()
+                    .find(|d| d.shown.target.dev == b.name)
+                    .map(|d| d.top_node())
+            })
+            .collect();
+        p.push(TypedParam::uint(
+            "block.count",
+            (blocks.len() + below.len()) as u32,
+        ));
+        let mut n = 0;
+        for (i, b) in blocks.into_iter().enumerate() {
+            let at = n;
+            n += 1;
+            p.push(TypedParam::string(&format!("block.{at}.name"), &b.name));
+            if let Some(path) = &b.path {
+                p.push(TypedParam::string(&format!("block.{at}.path"), path));
                 for (k, v) in [
                     ("rd.reqs", b.rd_reqs),
                     ("rd.bytes", b.rd_bytes),
@@ -623,7 +669,31 @@ impl Vm {
                     ("capacity", b.capacity),
                     ("physical", b.physical),
                 ] {
-                    p.push(ullong(format!("block.{i}.{k}"), v));
+                    p.push(ullong(format!("block.{at}.{k}"), v));
+                }
+                if let Some(t) = tops[i].as_deref().and_then(|t| self.block_threshold(t)) {
+                    p.push(ullong(format!("block.{at}.threshold"), t));
+                }
+            }
+            for (_, k, l) in below.iter().filter(|(j, _, _)| *j == i) {
+                let at = n;
+                n += 1;
+                p.push(TypedParam::string(&format!("block.{at}.name"), &b.name));
+                p.push(TypedParam::string(&format!("block.{at}.path"), &l.file));
+                p.push(TypedParam::uint(
+                    &format!("block.{at}.backingIndex"),
+                    u32::try_from(*k).unwrap_or(u32::MAX),
+                ));
+                let physical = std::fs::metadata(&l.file).map_or(l.allocation, |m| m.len());
+                for (key, v) in [
+                    ("allocation", l.allocation),
+                    ("capacity", l.capacity),
+                    ("physical", physical),
+                ] {
+                    p.push(ullong(format!("block.{at}.{key}"), v));
+                }
+                if let Some(t) = self.block_threshold(&l.node) {
+                    p.push(ullong(format!("block.{at}.threshold"), t));
                 }
             }
         }

@@ -283,6 +283,7 @@ pub(super) fn dispatch(
             | procs::DOMAIN_SET_GUEST_VCPUS
             | procs::DOMAIN_PM_SUSPEND_FOR_DURATION
             | procs::DOMAIN_PM_WAKEUP
+            | procs::DOMAIN_SET_BLOCK_THRESHOLD
     ) {
         // The running VM's counters and jobs, from its shim; a domain that runs none has
         // none.

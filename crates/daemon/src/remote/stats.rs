@@ -45,7 +45,7 @@ pub(super) async fn all_domain_stats(s: &RemoteService, payload: &[u8]) -> ProcR
         }
         v
     };
-    let records = q.all_domain_stats(doms, groups).await;
+    let records = q.all_domain_stats(doms, groups, a.flags).await;
     ret(ConnectGetAllDomainStatsRet {
         ret_stats: vireo_xdr::Array(records),
     })
