@@ -8,8 +8,8 @@ argv[1] is the URI; with argv[2] 'devices' it prints device events instead, as
 (by image, the older event), the guest agent's coming and going as
 'NAME agent-lifecycle STATE REASON', and a memory device's new size as
 'NAME memory-size ALIAS KIB'. With argv[2] 'others': reboot, rtc-change, watchdog,
-io-error(-reason), graphics, tray-change, pmsuspend, pmwakeup, balloon-change and
-tunable events, one line each (see the callbacks). Prints 'LISTENING' once
+io-error(-reason), graphics, tray-change, pmsuspend, pmwakeup, balloon-change,
+block-threshold and tunable events, one line each (see the callbacks). Prints 'LISTENING' once
 registered, so the caller can go on.
 """
 import sys
@@ -98,6 +98,9 @@ elif sys.argv[2:] == ["others"]:
        lambda _c, dom, reason, _o: show(dom.name(), "pmwakeup", reason))
     on(libvirt.VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE,
        lambda _c, dom, actual, _o: show(dom.name(), "balloon-change", actual))
+    on(libvirt.VIR_DOMAIN_EVENT_ID_BLOCK_THRESHOLD,
+       lambda _c, dom, dev, path, threshold, excess, _o:
+       show(dom.name(), "block-threshold", dev, path, threshold, "excess" if excess else "none"))
     on(libvirt.VIR_DOMAIN_EVENT_ID_TUNABLE,
        lambda _c, dom, params, _o: show(
            dom.name(), "tunable",

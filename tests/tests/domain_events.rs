@@ -5,7 +5,9 @@
 //! leaves), PMSUSPEND / PMWAKEUP (dompmsuspend through the guest agent, dompmwakeup, with
 //! the PMSUSPENDED state and its lifecycle events), IO_ERROR / IO_ERROR_REASON (the guest
 //! writes to a disk whose file sits on a full tmpfs: QEMU stops it, paused for an I/O
-//! error) and REBOOT (virsh reset). In every layout.
+//! error), BLOCK_THRESHOLD (domblkthreshold, passed by that write; `domstats --block` shows
+//! the threshold until then, `--backing` the images below a disk's) and REBOOT (virsh
+//! reset). In every layout.
 
 use vireo_tests::{guest_shell, in_ns, ok, python3, run_cmd, write_file, Daemon, EventLog, Layout};
 
@@ -60,10 +62,26 @@ fn domain_events_for_real(layout: Layout) {
         &["create", "-q", "-f", "raw", &img, "64M"],
     ));
     let iso = write_file(&d, "cd.iso", &"vireo".repeat(1000));
+    let base = d.root.join("base.raw");
+    let base = base.to_str().expect("utf-8").to_string();
+    let over = d.root.join("over.qcow2");
+    let over = over.to_str().expect("utf-8").to_string();
+    ok(&run_cmd(
+        "qemu-img",
+        &["create", "-q", "-f", "raw", &base, "32M"],
+    ));
+    ok(&run_cmd(
+        "qemu-img",
+        &[
+            "create", "-q", "-f", "qcow2", "-b", &base, "-F", "raw", &over,
+        ],
+    ));
     let devices = format!(
         "<memballoon model='virtio'/>{CHANNEL}\
          <disk type='file' device='disk'><driver name='qemu' type='raw'/>\
          <source file='{img}'/><target dev='vdb' bus='virtio'/></disk>\
+         <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>\
+         <source file='{over}'/><target dev='vdc' bus='virtio'/></disk>\
          <disk type='file' device='cdrom'><driver name='qemu' type='raw'/>\
          <source file='{iso}'/><target dev='hdc' bus='ide'/><readonly/></disk>\
          <graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'/>"
@@ -141,8 +159,19 @@ fn domain_events_for_real(layout: Layout) {
     life.wait_for("vm1 2 4");
     assert_eq!(ok(&d.virsh(&["domstate", "vm1"])).trim(), "running");
 
+    // Images below a disk's own, with --backing; a write threshold on vdb, shown in the
+    // statistics until the guest passes it.
+    let stats = ok(&d.virsh(&["domstats", "vm1", "--block", "--backing"]));
+    assert!(stats.contains("block.count=4"), "{stats}");
+    assert!(stats.contains("backingIndex=1"), "{stats}");
+    assert!(stats.contains(&format!("path={base}")), "{stats}");
+    ok(&d.virsh(&["domblkthreshold", "vm1", "vdb", "1M"]));
+    let stats = ok(&d.virsh(&["domstats", "vm1", "--block"]));
+    assert!(stats.contains("block.0.threshold=1048576"), "{stats}");
+    assert!(!stats.contains("backingIndex"), "{stats}");
+
     // The disk's file cannot grow past the full tmpfs: QEMU stops the guest for it. (The
-    // guest names its only virtio disk vda.)
+    // guest names its first virtio disk vda.)
     guest_shell(
         &d,
         "vm1",
@@ -156,6 +185,12 @@ fn domain_events_for_real(layout: Layout) {
     let vdb = disk_alias(&ok(&d.virsh(&["dumpxml", "vm1"])), "vdb");
     ev.wait_for(&format!("vm1 io-error-reason {img} {vdb} 1 enospc"));
     ev.wait_for(&format!("vm1 io-error {img} {vdb} 1"));
+    ev.wait_for(&format!("vm1 block-threshold vdb {img} 1048576 excess"));
+    let stats = ok(&d.virsh(&["domstats", "vm1", "--block"]));
+    assert!(
+        !stats.contains("threshold"),
+        "a threshold fires once: {stats}"
+    );
     life.wait_for("vm1 3 2");
     assert_eq!(
         ok(&d.virsh(&["domstate", "vm1", "--reason"])).trim(),
