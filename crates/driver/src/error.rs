@@ -34,6 +34,9 @@ pub enum DriverError {
     OperationFailed(String),
     #[error("this function is not supported by the connection driver: {0}")]
     NoSupport(String),
+    /// A request this driver cannot carry out as asked (`VIR_ERR_OPERATION_UNSUPPORTED`).
+    #[error("Operation not supported: {0}")]
+    OperationUnsupported(String),
     #[error("internal error: {0}")]
     Internal(String),
     /// The metadata a call asks for is not there (`VIR_ERR_NO_DOMAIN_METADATA`).
@@ -84,6 +87,7 @@ impl DriverError {
             DriverError::OperationDenied(_) => (code::OPERATION_DENIED, domain::NONE),
             DriverError::OperationFailed(_) => (code::OPERATION_FAILED, domain::QEMU),
             DriverError::NoSupport(_) => (code::NO_SUPPORT, domain::QEMU),
+            DriverError::OperationUnsupported(_) => (code::OPERATION_UNSUPPORTED, domain::QEMU),
             DriverError::Internal(_) => (code::INTERNAL_ERROR, domain::QEMU),
             DriverError::DeviceMissing(_) => (code::DEVICE_MISSING, domain::DOMAIN),
             DriverError::NoMetadata(_) => (code::NO_DOMAIN_METADATA, domain::DOMAIN),

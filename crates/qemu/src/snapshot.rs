@@ -641,7 +641,7 @@ impl QemuDriver {
         }
         let memory_file = memory_file(&snap, flags)?;
         if flags & CREATE_LIVE != 0 && memory_file.is_none() {
-            return Err(DriverError::ConfigUnsupported(
+            return Err(DriverError::OperationUnsupported(
                 "live snapshot creation is supported only during full system snapshots".into(),
             ));
         }

@@ -61,6 +61,8 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8], readonly: bool
         }
         procs::CONNECT_LIST_ALL_DOMAINS => {
             let a: ConnectListAllDomainsArgs = args(payload)?;
+            // ACTIVE … NO_CHECKPOINT (`VIR_CONNECT_LIST_DOMAINS_*`).
+            check_flags(a.flags, 0xffff)?;
             let doms = q.list_all(a.flags);
             let n = doms.len() as u32;
             if doms.len() > DOMAIN_LIST_MAX {

@@ -371,7 +371,11 @@ impl Service for RemoteService {
                 return self.on_blocking_pool(client, p, payload, readonly, errdom::NONE);
             }
         }
-        // Calls about running VMs go to their shims, asynchronously.
+        // Calls about running VMs go to their shims, asynchronously; unknown flags are
+        // refused first, as libvirt does, whatever the domain's state.
+        if let Err(e) = running::check_forwarded_flags(p, payload) {
+            return Dispatch::Now(Outcome::Error(e));
+        }
         if p == procs::DOMAIN_OPEN_CONSOLE {
             let c = Arc::clone(client);
             return Dispatch::Later(console::open(self, c, header, payload.to_vec()));
