@@ -1,13 +1,12 @@
 //! The calls OpenStack Nova's libvirt driver makes in its start-up, spawn, diagnostics,
-//! attach/detach volume, snapshot, reboot, resize and delete paths (listed in
-//! `tests/python/nova_calls.py`), made by python-libvirt against the modular daemons with a
-//! real guest.
+//! attach/detach volume, cold and live snapshot, reboot, resize and delete paths (listed
+//! in `tests/python/nova_calls.py`), made by python-libvirt against vireod and against
+//! the modular daemons, with a real guest.
 
 use vireo_tests::{ok, Daemon, Layout};
 
-#[test]
-fn nova_paths() {
-    let d = Daemon::start_in(Layout::Modular);
+fn nova_paths(layout: Layout) {
+    let d = Daemon::start_in(layout);
     let (kernel, initrd) = vireo_tests::guest();
     let work = d.root.join("nova");
     std::fs::create_dir_all(&work).unwrap();
@@ -38,10 +37,21 @@ fn nova_paths() {
         "diagnostics",
         "volume",
         "snapshot",
+        "live-snapshot",
         "reboot",
         "resize",
         "delete",
     ] {
         assert!(out.contains(&format!("{s} ok")), "{s}:\n{out}");
     }
+}
+
+#[test]
+fn nova_paths_on_vireod() {
+    nova_paths(Layout::Monolithic);
+}
+
+#[test]
+fn nova_paths_on_the_modular_daemons() {
+    nova_paths(Layout::Modular);
 }
