@@ -5,6 +5,7 @@ libvirt exporter uses a read-only connection and asks for every group).
 argv: URI URI_RO RUNNING_NAME INACTIVE_NAME. Prints `NAME FIELD=VALUE` lines of the
 read-only all-domains call, then checks a few things and exits 0.
 """
+import os
 import sys
 
 import libvirt
@@ -23,6 +24,9 @@ assert by[running]["state.state"] == libvirt.VIR_DOMAIN_RUNNING, by[running]
 assert by[inactive]["state.state"] == libvirt.VIR_DOMAIN_SHUTOFF, by[inactive]
 assert by[running]["cpu.time"] > 0
 assert by[running]["vcpu.0.time"] > 0
+# The run-queue wait, as libvirt reports it, where the host kernel keeps it.
+if os.path.exists("/proc/self/schedstat"):
+    assert by[running]["vcpu.0.delay"] >= 0, by[running]
 
 # Only the running ones, only two groups.
 rw = libvirt.open(uri)

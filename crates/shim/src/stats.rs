@@ -310,6 +310,31 @@ fn net_counters(dev: &str) -> Option<[u64; 8]> {
     Some([at(0), at(1), at(2), at(3), at(8), at(9), at(10), at(11)])
 }
 
+/// A vCPU thread's times in nanoseconds.
+struct VcpuTimes {
+    index: u64,
+    time: u64,
+    /// Waiting on a run queue (`schedstat`'s second field).
+    delay: Option<u64>,
+    /// The scheduler's `wait_sum` (kernels with scheduler debugging).
+    wait: Option<u64>,
+}
+
+/// The run-queue wait of a `schedstat` line ("run_ns wait_ns slices").
+fn schedstat_delay(text: &str) -> Option<u64> {
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `wait_sum` (milliseconds, with a fraction) of a task's `sched` file, in nanoseconds.
+fn sched_wait_ns(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| {
+        l.trim_start().starts_with("se.statistics.wait_sum")
+            || l.trim_start().starts_with("wait_sum")
+    })?;
+    let ms: f64 = line.split(':').nth(1)?.trim().parse().ok()?;
+    (ms.is_finite() && ms >= 0.0).then(|| (ms * 1_000_000.0) as u64)
+}
+
 impl Vm {
     /// CPU time of QEMU as a whole: (total, user, system) in nanoseconds.
     pub fn cpu_times(&self) -> (u64, u64, u64) {
@@ -522,24 +547,33 @@ impl Vm {
     }
 
     /// vCPU threads' CPU time in nanoseconds, by vCPU index.
-    async fn vcpu_times(&self) -> Vec<(u64, u64)> {
+    async fn vcpu_times(&self) -> Vec<VcpuTimes> {
         let Ok(v) = self.qmp().execute("query-cpus-fast", None).await else {
             return Vec::new();
         };
         let pid = self.qemu_pid();
-        let mut out: Vec<(u64, u64)> = v
+        let mut out: Vec<VcpuTimes> = v
             .as_array()
             .map(|cpus| {
                 cpus.iter()
                     .map(|c| {
                         let tid = num(c, "thread-id");
-                        let t = proc_cpu_ns(&format!("/proc/{pid}/task/{tid}/stat")).0;
-                        (num(c, "cpu-index"), t)
+                        let task = format!("/proc/{pid}/task/{tid}");
+                        VcpuTimes {
+                            index: num(c, "cpu-index"),
+                            time: proc_cpu_ns(&format!("{task}/stat")).0,
+                            delay: std::fs::read_to_string(format!("{task}/schedstat"))
+                                .ok()
+                                .and_then(|t| schedstat_delay(&t)),
+                            wait: std::fs::read_to_string(format!("{task}/sched"))
+                                .ok()
+                                .and_then(|t| sched_wait_ns(&t)),
+                        }
                     })
                     .collect()
             })
             .unwrap_or_default();
-        out.sort_unstable();
+        out.sort_unstable_by_key(|t| t.index);
         out
     }
 
@@ -583,9 +617,18 @@ impl Vm {
         if groups & stats_group::VCPU != 0 {
             p.push(TypedParam::uint("vcpu.current", self.vcpus_now()));
             p.push(TypedParam::uint("vcpu.maximum", self.def.vcpus));
-            for (i, t) in self.vcpu_times().await {
+            for t in self.vcpu_times().await {
+                let i = t.index;
                 p.push(TypedParam::int(&format!("vcpu.{i}.state"), VCPU_RUNNING));
-                p.push(ullong(format!("vcpu.{i}.time"), t));
+                p.push(ullong(format!("vcpu.{i}.time"), t.time));
+                // As libvirt: the time spent waiting for a host CPU (the scheduler's
+                // statistics, where the host kernel keeps them) and queued behind others.
+                if let Some(w) = t.wait {
+                    p.push(ullong(format!("vcpu.{i}.wait"), w));
+                }
+                if let Some(d) = t.delay {
+                    p.push(ullong(format!("vcpu.{i}.delay"), d));
+                }
             }
         }
         if groups & stats_group::INTERFACE != 0 {
@@ -744,6 +787,17 @@ mod tests {
         let (total, user, system) = stat_cpu_ns(&line);
         assert_eq!(total, user + system);
         assert!(user > 0 && system > user);
+    }
+
+    #[test]
+    fn scheduler_waits_in_nanoseconds() {
+        assert_eq!(schedstat_delay("169632 3113842 2\n"), Some(3113842));
+        assert_eq!(schedstat_delay("garbage"), None);
+        let sched = "qemu (42, #threads: 3)\n------\nse.exec_start : 1.0\n\
+                     se.statistics.wait_sum                       :            12.500000\n";
+        assert_eq!(sched_wait_ns(sched), Some(12_500_000));
+        assert_eq!(sched_wait_ns("wait_sum : 2.0"), Some(2_000_000));
+        assert_eq!(sched_wait_ns("nothing here"), None);
     }
 
     #[test]
