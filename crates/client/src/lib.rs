@@ -1,9 +1,11 @@
 //! The Rust client: parse a libvirt URI, find the daemon's socket, open the connection the
 //! way libvirt's remote driver does, and make typed calls.
 
+pub mod agent;
 mod blockjob;
 mod interface;
 mod iothread;
+pub mod metadata;
 pub mod migrate;
 pub mod net;
 mod network;
@@ -18,6 +20,8 @@ mod stats;
 mod storage;
 mod tuning;
 pub mod uri;
+mod vcpu;
+mod viewer;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,6 +41,7 @@ pub use secret::{SecretEvent, SecretEvents};
 pub use storage::{PoolEvent, PoolEvents};
 pub use tuning::HypervisorCpu;
 pub use uri::Uri;
+pub use viewer::Screenshot;
 pub use vireo_proto::interface::Interface;
 pub use vireo_proto::network::{DhcpLease, Network, NetworkPort};
 pub use vireo_proto::nodedev::NodeDevice;
@@ -455,6 +460,14 @@ impl Connect {
         xml: &str,
         flags: Option<u32>,
     ) -> Result<()> {
+        let api = match (op, flags.is_some()) {
+            (DeviceOp::Attach, false) => "virDomainAttachDevice",
+            (DeviceOp::Attach, true) => "virDomainAttachDeviceFlags",
+            (DeviceOp::Detach, false) => "virDomainDetachDevice",
+            (DeviceOp::Detach, true) => "virDomainDetachDeviceFlags",
+            (DeviceOp::Update, _) => "virDomainUpdateDeviceFlags",
+        };
+        self.check_writable(api, vireo_proto::error::domain::DOMAIN)?;
         let (plain, with_flags) = match op {
             DeviceOp::Attach => (
                 Some(procs::DOMAIN_ATTACH_DEVICE),
@@ -538,6 +551,19 @@ impl Connect {
     pub async fn security_model(&self) -> Result<NodeGetSecurityModelRet> {
         self.call(procs::NODE_GET_SECURITY_MODEL, &()).await
     }
+}
+
+/// libvirt's own refusal, before anything is sent, of `VIR_DOMAIN_AFFECT_LIVE` and
+/// `_CONFIG` asked together where one state is read.
+pub(crate) fn live_or_config(flags: u32) -> Result<()> {
+    if flags & affect::LIVE != 0 && flags & affect::CONFIG != 0 {
+        return Err(ClientError::Remote(Box::new(RemoteError::new(
+            code::INVALID_ARG,
+            vireo_proto::error::domain::DOMAIN,
+            "Flags 'VIR_DOMAIN_AFFECT_LIVE' and 'VIR_DOMAIN_AFFECT_CONFIG' are mutually exclusive",
+        ))));
+    }
+    Ok(())
 }
 
 /// What [`Connect::device`] does with a device.

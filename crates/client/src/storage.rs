@@ -589,7 +589,7 @@ impl Connect {
 }
 
 /// Waits for the daemon's last packet of a stream: OK, or an error.
-async fn finish(stream: &mut ClientStream) -> Result<()> {
+pub(crate) async fn finish(stream: &mut ClientStream) -> Result<()> {
     loop {
         let f = stream.recv().await.ok_or(CallError::Closed)?;
         match f.header.status {
@@ -600,7 +600,7 @@ async fn finish(stream: &mut ClientStream) -> Result<()> {
     }
 }
 
-fn remote_error(payload: &[u8]) -> ClientError {
+pub(crate) fn remote_error(payload: &[u8]) -> ClientError {
     match vireo_xdr::from_bytes::<RemoteError>(payload) {
         Ok(e) => ClientError::Remote(Box::new(e)),
         Err(e) => ClientError::Call(CallError::Decode(e)),

@@ -130,6 +130,21 @@ impl Connect {
         Ok(r.capabilities)
     }
 
+    /// `virConnectGetCPUModelNames`: the CPU models the hypervisor knows for `arch`.
+    pub async fn cpu_model_names(&self, arch: &str) -> Result<Vec<String>> {
+        let r: ConnectGetCpuModelNamesRet = self
+            .call(
+                procs::CONNECT_GET_CPU_MODEL_NAMES,
+                &ConnectGetCpuModelNamesArgs {
+                    arch: arch.to_string(),
+                    need_results: 1,
+                    flags: 0,
+                },
+            )
+            .await?;
+        Ok(r.models.0)
+    }
+
     /// `virConnectCompareCPU`: `VIR_CPU_COMPARE_INCOMPATIBLE` (0), `IDENTICAL` (1) or
     /// `SUPERSET` (2).
     pub async fn compare_cpu(&self, xml: &str, flags: u32) -> Result<i32> {
