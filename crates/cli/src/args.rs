@@ -27,6 +27,9 @@ const NUMERIC: &[&str] = &[
     "--min-guarantee",
     "--weight",
     "--cap",
+    "--vcpu",
+    "--screen",
+    "--time",
 ];
 
 pub struct Args<'a> {

@@ -49,6 +49,21 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
     if crate::cpu::COMMANDS.contains(&cmd.as_str()) {
         return crate::cpu::run(uri, readonly, cmd, rest).await;
     }
+    if crate::agent::COMMANDS.contains(&cmd.as_str()) {
+        return crate::agent::run(uri, readonly, cmd, rest).await;
+    }
+    if crate::viewer::COMMANDS.contains(&cmd.as_str()) {
+        return crate::viewer::run(uri, readonly, cmd, rest).await;
+    }
+    if crate::metadata::COMMANDS.contains(&cmd.as_str()) {
+        return crate::metadata::run(uri, readonly, cmd, rest).await;
+    }
+    if crate::vcpu::COMMANDS.contains(&cmd.as_str()) {
+        return crate::vcpu::run(uri, readonly, cmd, rest).await;
+    }
+    if crate::devices::COMMANDS.contains(&cmd.as_str()) {
+        return crate::devices::run(uri, readonly, cmd, rest).await;
+    }
     if crate::resources::COMMANDS.contains(&cmd.as_str()) {
         return crate::resources::run(uri, readonly, cmd, rest).await;
     }

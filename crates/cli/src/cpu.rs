@@ -1,7 +1,8 @@
-//! cpu-compare, hypervisor-cpu-compare, cpu-baseline and hypervisor-cpu-baseline, each
-//! printing what virsh prints for it. As virsh, they take the `<cpu>` definitions out of
-//! the file given: bare `<cpu>` elements, a domain's, a host capabilities document's, or
-//! a domain capabilities document's host-model (sent as a `<cpu>`).
+//! cpu-compare, hypervisor-cpu-compare, cpu-baseline, hypervisor-cpu-baseline and
+//! cpu-models, each printing what virsh prints for it. As virsh, the first four take the
+//! `<cpu>` definitions out of the file given: bare `<cpu>` elements, a domain's, a host
+//! capabilities document's, or a domain capabilities document's host-model (sent as a
+//! `<cpu>`).
 
 use anyhow::{anyhow, bail, Context, Result};
 use vireo_client::{Connect, HypervisorCpu};
@@ -10,11 +11,12 @@ use crate::args::Args;
 use crate::network::Quiet;
 use crate::virsh::{begin, finish, given, read_file, s, Opt, Spec};
 
-pub const COMMANDS: [&str; 4] = [
+pub const COMMANDS: [&str; 5] = [
     "cpu-compare",
     "hypervisor-cpu-compare",
     "cpu-baseline",
     "hypervisor-cpu-baseline",
+    "cpu-models",
 ];
 
 /// `VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE`, `VIR_CONNECT_COMPARE_CPU_VALIDATE_XML`.
@@ -52,6 +54,7 @@ fn spec(cmd: &str) -> Option<Spec> {
             &["file", "virttype", "emulator", "arch", "machine", "model"],
             0,
         ),
+        "cpu-models" => s(&[], &["--arch"], &["arch"], 1),
         _ => return None,
     })
 }
@@ -63,9 +66,26 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
         "cpu-compare" | "hypervisor-cpu-compare" => {
             compare(&c, a, &opt, cmd != "cpu-compare").await
         }
+        "cpu-models" => models(&c, &opt).await,
         _ => baseline(&c, a, &opt, cmd != "cpu-baseline").await,
     };
     finish(c, r).await
+}
+
+/// cpu-models: the CPU models the hypervisor knows for an architecture.
+async fn models(c: &Connect, opt: &Opt<'_>) -> Result<()> {
+    let arch = given("arch", opt("arch"))?.unwrap_or_default();
+    let names = c
+        .cpu_model_names(arch)
+        .await
+        .context("failed to get CPU model names")?;
+    if names.is_empty() {
+        println!("all CPU models are accepted");
+    }
+    for n in names {
+        println!("{n}");
+    }
+    Ok(())
 }
 
 /// The hypervisor options given (each refused when empty, in virsh's order).

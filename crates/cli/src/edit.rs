@@ -149,9 +149,28 @@ fn ask(msg: &str, why: Option<&anyhow::Error>) -> Option<char> {
     }
 }
 
+/// What the temporary file holds after the edit.
+fn read_back(tmp: &TempFile) -> Result<String> {
+    std::fs::read_to_string(&tmp.0).map_err(|e| {
+        anyhow!(
+            "{}: failed to read temporary file: {}",
+            tmp.0.display(),
+            crate::virsh::os_text(&e)
+        )
+    })
+}
+
+/// `text` in a temporary file, the user's editor on it, and what the file holds then.
+pub(crate) fn edit_text(text: &str) -> Result<String> {
+    let tmp = TempFile::new(text)?;
+    edit_file(&tmp.0)?;
+    read_back(&tmp)
+}
+
 /// The edit: `get` gives the object's XML (again before defining, to see whether it
 /// changed meanwhile), `define` defines an edited one and names the object it made;
-/// `unchanged` is printed when the user changed nothing, `edited(name)` once defined.
+/// `unchanged` is printed (as it is) when the user changed nothing, `edited(name)` (and a
+/// line end) once defined.
 pub async fn run<G, GF, GE, D, DF, DE>(
     get: G,
     define: D,
@@ -170,15 +189,9 @@ where
     let tmp = TempFile::new(&doc)?;
     'edit: loop {
         edit_file(&tmp.0)?;
-        let new = std::fs::read_to_string(&tmp.0).map_err(|e| {
-            anyhow!(
-                "{}: failed to read temporary file: {}",
-                tmp.0.display(),
-                crate::virsh::os_text(&e)
-            )
-        })?;
+        let new = read_back(&tmp)?;
         if new == doc {
-            println!("{unchanged}");
+            print!("{unchanged}");
             return Ok(());
         }
         loop {

@@ -11,7 +11,7 @@ use vireo_proto::remote::affect;
 use vireo_proto::typed::{TypedParam, TypedValue};
 
 use crate::args::Args;
-use crate::cnum::{c_number, skip_spaces};
+use crate::cnum::{opt_int, opt_uint, opt_ullong, skip_spaces, strtol};
 use crate::virsh::{begin, domain, finish, given, s, Opt, Spec};
 
 pub const COMMANDS: [&str; 7] = [
@@ -127,7 +127,7 @@ async fn info(c: &Connect, a: &Args<'_>, opt: &Opt<'_>) -> Result<()> {
 }
 
 /// A CPU map (a bit per CPU) as libvirt spells it: `0-2,5`.
-fn map_text(map: &[u8]) -> String {
+pub(crate) fn map_text(map: &[u8]) -> String {
     let set: BTreeSet<usize> = map
         .iter()
         .enumerate()
@@ -239,7 +239,7 @@ fn iothread_id(v: &str) -> Result<u32> {
 }
 
 /// The host's CPU count, as virsh finds it: the node's CPU map, else its info.
-async fn host_cpus(c: &Connect) -> Result<usize> {
+pub(crate) async fn host_cpus(c: &Connect) -> Result<usize> {
     let n = match c.host_cpus().await {
         Ok(n) => i64::from(n),
         Err(_) => {
@@ -252,7 +252,7 @@ async fn host_cpus(c: &Connect) -> Result<usize> {
 
 /// `list` (a CPU list, or anything starting with `r`: every host CPU) as the CPU map
 /// virsh sends, with virsh's refusals.
-fn cpu_map(list: &str, max: usize) -> Result<Vec<u8>> {
+pub(crate) fn cpu_map(list: &str, max: usize) -> Result<Vec<u8>> {
     let set: BTreeSet<usize> = if list.starts_with('r') {
         (0..max).collect()
     } else {
@@ -274,13 +274,6 @@ fn cpu_map(list: &str, max: usize) -> Result<Vec<u8>> {
         map[cpu / 8] |= 1 << (cpu % 8);
     }
     Ok(map)
-}
-
-/// What C's `strtol` reads at `b[i..]` in base 10: the value and where it stopped; `None`
-/// when there are no digits or the value overflows.
-fn strtol(b: &[u8], i: usize) -> Option<(i64, usize)> {
-    let (n, j) = c_number(b, i)?;
-    Some((n.signed()?, j))
 }
 
 /// libvirt's bitmap syntax as `virBitmapParse` reads it, each entry in turn: `N`, `N-M`,
@@ -337,43 +330,6 @@ fn parse_bitmap(s: &str, limit: usize) -> Option<BTreeSet<usize>> {
         }
     }
     Some(set)
-}
-
-fn malformed(name: &str, v: &str) -> anyhow::Error {
-    anyhow!("Numeric value '{v}' for <{name}> option is malformed or out of range")
-}
-
-/// An `int` option, as virsh reads it (`strtol`, the whole text).
-pub(crate) fn opt_int(name: &str, v: &str) -> Result<i32> {
-    let b = v.as_bytes();
-    strtol(b, 0)
-        .filter(|&(_, end)| end == b.len())
-        .and_then(|(n, _)| i32::try_from(n).ok())
-        .ok_or_else(|| malformed(name, v))
-}
-
-/// An unsigned option, as virsh reads it (`strtoull`, the whole text, no minus sign).
-fn opt_unsigned(name: &str, v: &str) -> Result<u64> {
-    let b = v.as_bytes();
-    let mut j = skip_spaces(b, 0);
-    match b.get(j) {
-        Some(b'-') => return Err(malformed(name, v)),
-        Some(b'+') => j += 1,
-        _ => {}
-    }
-    let digits = &v[j..];
-    if digits.is_empty() || !digits.bytes().all(|d| d.is_ascii_digit()) {
-        return Err(malformed(name, v));
-    }
-    digits.parse().map_err(|_| malformed(name, v))
-}
-
-fn opt_uint(name: &str, v: &str) -> Result<u32> {
-    u32::try_from(opt_unsigned(name, v)?).map_err(|_| malformed(name, v))
-}
-
-fn opt_ullong(name: &str, v: &str) -> Result<u64> {
-    opt_unsigned(name, v)
 }
 
 #[cfg(test)]
@@ -441,34 +397,7 @@ mod tests {
     }
 
     #[test]
-    fn numbers_as_virsh_reads_them() {
-        assert_eq!(opt_int("id", " +7").unwrap(), 7);
-        assert_eq!(opt_int("id", "010").unwrap(), 10);
-        assert_eq!(opt_int("id", "-3").unwrap(), -3);
-        for bad in [
-            "",
-            " ",
-            "5 ",
-            "0x10",
-            "x",
-            "2147483648",
-            "99999999999999999999",
-        ] {
-            let e = opt_int("id", bad).unwrap_err();
-            assert_eq!(
-                e.to_string(),
-                format!("Numeric value '{bad}' for <id> option is malformed or out of range")
-            );
-        }
-        assert_eq!(opt_uint("poll-grow", "+3").unwrap(), 3);
-        assert!(opt_uint("poll-grow", "-1").is_err());
-        assert!(opt_uint("poll-grow", "-0").is_err());
-        assert!(opt_uint("poll-grow", "4294967296").is_err());
-        assert_eq!(
-            opt_ullong("poll-max-ns", "18446744073709551615").unwrap(),
-            u64::MAX
-        );
-        assert!(opt_ullong("poll-max-ns", "18446744073709551616").is_err());
+    fn iothread_ids() {
         assert_eq!(
             iothread_id("0").unwrap_err().to_string(),
             "Invalid IOThread id value: '0'"

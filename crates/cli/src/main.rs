@@ -1,13 +1,17 @@
 //! `vireo`: a virsh-compatible command line for Vireo (and libvirt) daemons.
 
+mod agent;
 mod args;
 mod blockjob;
 mod cnum;
 mod commands;
 mod cpu;
+mod devices;
 mod edit;
 mod interface;
 mod iothread;
+mod json;
+mod metadata;
 mod migrate;
 mod network;
 mod nodedev;
@@ -19,7 +23,10 @@ mod snapshot;
 mod stats;
 mod storage;
 mod tuning;
+mod vcpu;
+mod viewer;
 mod virsh;
+mod xmlnode;
 
 use std::process::ExitCode;
 
@@ -168,6 +175,47 @@ Commands:
       [--features] [--migratable]
                            the CPU all the CPUs in FILE can be
       (FILE: a <cpu>, a domain XML, capabilities or domain capabilities)
+  cpu-models ARCH          the CPU models the hypervisor knows for ARCH
+  vcpucount DOMAIN [--maximum|--active] [--live|--config|--current] [--guest]
+                           the domain's vCPU counts (all four without an option)
+  vcpupin DOMAIN [[--vcpu] N [[--cpulist] LIST]] [--live] [--config] [--current]
+  emulatorpin DOMAIN [[--cpulist] LIST] [--live] [--config] [--current]
+                           the host CPUs each vCPU (the emulator) may run on, or set them
+  domblklist DOMAIN [--inactive] [--details] / domiflist DOMAIN [--inactive]
+                           the domain's disks / interfaces
+  domif-getlink DOMAIN IFACE [--config] / domif-setlink DOMAIN IFACE up|down [--config]
+      [--print-xml]        an interface's link (IFACE: its MAC address or host device)
+  attach-disk DOMAIN SOURCE TARGET [--targetbus B] [--driver D] [--subdriver FMT]
+      [--iothread N] [--cache C] [--io IO] [--type disk|cdrom|floppy|lun]
+      [--mode readonly|shareable] [--sourcetype file|block|network] [--serial S]
+      [--wwn W] [--alias A] [--rawio] [--address pci:D.B.S.F|scsi:C.B.U|ide:C.B.U|
+      sata:C.B.U|usb:B.P|ccw:C.S.D] [--multifunction] [--source-protocol P]
+      [--source-host-name H[:PORT]] [--source-host-transport T] [--source-host-socket S]
+      [--print-xml] [--persistent] [--config] [--live] [--current]
+  attach-interface DOMAIN TYPE SOURCE [--target DEV] [--mac MAC] [--script PATH]
+      [--model M] [--alias A] [--inbound AVG[,PEAK[,BURST[,FLOOR]]]]
+      [--outbound AVG[,PEAK[,BURST]]] [--managed] [--source-mode server|client]
+      [--print-xml] [--persistent] [--config] [--live] [--current]
+                           plug in the device XML virsh would build (or print it)
+  detach-disk DOMAIN TARGET / detach-interface DOMAIN TYPE [--mac MAC]
+      [--print-xml] [--persistent] [--config] [--live] [--current]
+                           unplug the device as the domain's XML has it
+  change-media DOMAIN PATH [SOURCE] [--eject|--insert|--update] [--block] [--force]
+      [--print-xml] [--live] [--config] [--current]
+                           change a CD-ROM's or floppy's media (PATH: target or source)
+  desc DOMAIN [--title] [--live|--config|--current] [NEW-DESC...]
+  metadata DOMAIN URI [--key K] [--set XML | --remove] [--live|--config|--current]
+                           the title, description or an application's metadata, or set it
+  qemu-agent-command DOMAIN [--timeout SECS|--async|--block] [--pretty] CMD...
+  guestinfo DOMAIN [--user] [--os] [--timezone] [--hostname] [--filesystem] [--disk]
+      [--interface]        what the guest agent tells of the guest
+  domfsfreeze DOMAIN [MOUNTPOINT...] / domfsthaw DOMAIN [MOUNTPOINT...] / domfsinfo DOMAIN
+  set-user-password DOMAIN USER PASSWORD [--encrypted]
+  domtime DOMAIN [--pretty] | [--now|--sync|--time SECS]
+  domhostname DOMAIN [--source agent|lease]
+  screenshot DOMAIN [[--file] FILE] [--screen N]
+  domdisplay DOMAIN [--type T|--all] [--include-password] / vncdisplay DOMAIN
+                           where a viewer connects to the running domain
   secret-define FILE       define or redefine a secret from an XML file
   secret-undefine SECRET   remove a secret
   secret-list [--ephemeral] [--no-ephemeral] [--private] [--no-private]

@@ -9,8 +9,8 @@ use vireo_proto::remote::affect;
 use vireo_proto::typed::{TypedParam, TypedValue};
 
 use crate::args::Args;
-use crate::cnum::{c_number, c_space, CNumber};
-use crate::iothread::{affect_flags, opt_int};
+use crate::cnum::{c_number, c_space, opt_int, CNumber};
+use crate::iothread::affect_flags;
 use crate::network::Quiet;
 use crate::virsh::{begin, domain, finish, given, Opt, Spec};
 

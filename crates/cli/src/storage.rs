@@ -247,7 +247,7 @@ async fn more_cmd(c: &Connect, cmd: &str, a: &Args<'_>) -> Result<()> {
             crate::edit::run(
                 || c.pool_xml_desc(&p, XML_INACTIVE),
                 |xml: String| async move { c.pool_define_xml(&xml).await.map(|q| q.name) },
-                &format!("Pool {} XML configuration not changed.", p.name),
+                &format!("Pool {} XML configuration not changed.\n", p.name),
                 |name: &str| format!("Pool {name} XML configuration edited."),
             )
             .await?;

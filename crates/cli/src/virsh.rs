@@ -68,6 +68,40 @@ impl<'a> Parsed<'a> {
             .position(|p| *p == name)
             .and_then(|i| self.pos.get(i).copied().flatten())
     }
+
+    /// Whether option `name` was given (a switch, a valued option, or by place).
+    pub fn present(&self, name: &str) -> bool {
+        let flag = format!("--{name}");
+        self.args.has(&flag) || self.args.value(&flag).is_some() || self.opt(name).is_some()
+    }
+
+    /// virsh's refusal of two options given together, for each pair in turn.
+    pub fn exclusive(&self, pairs: &[(&str, &str)]) -> Result<()> {
+        for (x, y) in pairs {
+            if self.present(x) && self.present(y) {
+                bail!("Options --{x} and --{y} are mutually exclusive");
+            }
+        }
+        Ok(())
+    }
+
+    /// virsh's refusal of an option given without the one it needs: `(option, needed)`.
+    pub fn requires(&self, pairs: &[(&str, &str)]) -> Result<()> {
+        for (x, needed) in pairs {
+            if self.present(x) && !self.present(needed) {
+                bail!("Option --{needed} is required by option --{x}");
+            }
+        }
+        Ok(())
+    }
+
+    /// The value of option `name` (by place, or `--name value`), refused when empty.
+    pub fn string(&self, name: &str) -> Result<Option<&'a str>> {
+        let v = self
+            .opt(name)
+            .or_else(|| self.args.value(&format!("--{name}")));
+        given(name, v)
+    }
 }
 
 /// The connection a command runs on, with virsh's message when there is none.
@@ -171,14 +205,40 @@ pub async fn finish(c: Connect, r: Result<()>) -> Result<()> {
 /// The broken-down local time of `secs` since the epoch (None if the C library cannot
 /// give it).
 pub fn local_tm(secs: i64) -> Option<libc::tm> {
+    broken_down(secs, libc::localtime_r)
+}
+
+/// The broken-down UTC time of `secs` since the epoch.
+pub fn utc_tm(secs: i64) -> Option<libc::tm> {
+    broken_down(secs, libc::gmtime_r)
+}
+
+/// `secs` broken down by `conv` (`localtime_r` or `gmtime_r`).
+fn broken_down(
+    secs: i64,
+    conv: unsafe extern "C" fn(*const libc::time_t, *mut libc::tm) -> *mut libc::tm,
+) -> Option<libc::tm> {
     let t = secs as libc::time_t;
     // SAFETY: an all-zero `tm` is a valid value of that plain C struct.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are to live locals; localtime_r writes only `tm`.
-    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+    // SAFETY: both pointers are to live locals; the conversion writes only `tm`.
+    if unsafe { conv(&t, &mut tm) }.is_null() {
         return None;
     }
     Some(tm)
+}
+
+/// `tm` as `YYYY-MM-DD{sep}HH:MM:SS`.
+pub fn tm_text(tm: &libc::tm, sep: char) -> String {
+    format!(
+        "{:04}-{:02}-{:02}{sep}{:02}:{:02}:{:02}",
+        i64::from(tm.tm_year) + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
 }
 
 #[cfg(test)]
