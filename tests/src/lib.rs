@@ -323,6 +323,40 @@ pub fn same_as_virsh(d: &Daemon, args: &[&str]) -> Output {
     ours
 }
 
+/// Each of `calls` prints the same with vireo as with virsh, and ends alike.
+#[track_caller]
+pub fn all_same_as_virsh(d: &Daemon, calls: &[&[&str]]) {
+    for args in calls {
+        same_as_virsh(d, args);
+    }
+}
+
+/// Each of `calls` fails with vireo as with virsh, saying the same.
+#[track_caller]
+pub fn all_refused_as_virsh(d: &Daemon, calls: &[&[&str]]) {
+    for args in calls {
+        let o = same_as_virsh(d, args);
+        assert!(!o.status.success(), "{args:?} should fail");
+    }
+}
+
+/// [`same_as_virsh`] on the daemon's read-only socket (`-r`).
+#[track_caller]
+pub fn same_as_virsh_read_only(d: &Daemon, args: &[&str]) -> Output {
+    let ro = d.uri_ro();
+    let b = bin("vireo");
+    let vireo = b.to_str().expect("utf-8 path");
+    let full = [&["-r", "-c", &ro][..], args].concat();
+    let ours = run_cmd(vireo, &full);
+    let theirs = run_cmd("virsh", &full);
+    assert_eq!(
+        output_parts(&ours),
+        output_parts(&theirs),
+        "vireo (left) and virsh (right) differ on read-only {args:?}"
+    );
+    ours
+}
+
 /// For a command that changes something: vireo does it (and must print `want`); virsh
 /// then does the same again, which must fail exactly as vireo's own second attempt does.
 #[track_caller]
@@ -886,12 +920,18 @@ pub fn run_cmd(cmd: &str, args: &[&str]) -> Output {
 
 /// As [`run_cmd`], with a limit of `secs` seconds (a slow guest session, say).
 pub fn run_cmd_within(cmd: &str, args: &[&str], secs: u32) -> Output {
+    run_cmd_env(cmd, args, secs, &[])
+}
+
+/// As [`run_cmd_within`], with variables `env` set for the command (an `EDITOR`, say).
+pub fn run_cmd_env(cmd: &str, args: &[&str], secs: u32, env: &[(&str, &str)]) -> Output {
     let program = vireo_hostprog::require(cmd);
     Command::new(vireo_hostprog::require("timeout"))
         .args(["--kill-after=5", &secs.to_string()])
         .arg(program)
         .args(args)
         .env("LC_ALL", "C")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cmd}: {e} (is it installed?)"))
