@@ -109,24 +109,104 @@ fn find_controller(all: &[vireo_xml::Controller], want: &vireo_xml::Controller) 
         })
 }
 
-/// Refuses to take away a SCSI controller that disks still sit on.
-fn controller_idle(def: &Domain, c: &vireo_xml::Controller) -> Result<()> {
-    if c.ctl_type != vireo_xml::ControllerType::Scsi {
-        return Err(DriverError::ConfigUnsupported(format!(
-            "only SCSI controllers can be detached (this one is '{}')",
+/// The index a controller added without one gets: the first its type has free (libvirt's).
+fn unused_index(all: &[vireo_xml::Controller], t: vireo_xml::ControllerType) -> u32 {
+    (0..)
+        .find(|i| {
+            !all.iter()
+                .any(|c| c.ctl_type == t && c.index.unwrap_or(0) == *i)
+        })
+        .unwrap_or(0)
+}
+
+/// A controller being added: its index (the first free when it has none) and a check that
+/// no controller of its type has that index yet (libvirt's "target TYPE:N already exists").
+fn new_controller(all: &[vireo_xml::Controller], c: &mut vireo_xml::Controller) -> Result<()> {
+    let index = match c.index {
+        Some(i) => i,
+        None => unused_index(all, c.ctl_type),
+    };
+    c.index = Some(index);
+    if find_controller(all, c).is_ok() {
+        return Err(DriverError::OperationFailed(format!(
+            "target {}:{index} already exists",
             c.ctl_type
         )));
     }
-    let on_it = def.devices.disks.iter().any(|d| {
-        d.target.bus == Some(vireo_xml::DiskBus::Scsi)
-            || (d.target.bus.is_none() && d.target.dev.starts_with("sd"))
-    });
-    if on_it {
-        return Err(DriverError::OperationInvalid(
-            "device is busy: SCSI disks are on the controller".into(),
+    Ok(())
+}
+
+/// The virtio-serial controller a channel or virtio console is on: its address's, else
+/// the lowest index the definition has (where the command line puts it).
+fn vserial_controller_of(def: &Domain, ch: &Chardev) -> u32 {
+    let named = ch
+        .address
+        .as_ref()
+        .filter(|a| a.addr_type == vireo_xml::AddressType::VirtioSerial)
+        .and_then(|a| a.get_num("controller"));
+    match named {
+        Some(c) => u32::try_from(c).unwrap_or(u32::MAX),
+        None => def
+            .devices
+            .controllers
+            .iter()
+            .filter(|c| c.ctl_type == vireo_xml::ControllerType::VirtioSerial)
+            .map(|c| c.index.unwrap_or(0))
+            .min()
+            .unwrap_or(0),
+    }
+}
+
+/// Whether devices still sit on the controller: disks on a SCSI controller, channels and
+/// virtio consoles on a virtio-serial one (libvirt's busy check).
+fn controller_busy(def: &Domain, c: &vireo_xml::Controller) -> bool {
+    let index = c.index.unwrap_or(0);
+    match c.ctl_type {
+        vireo_xml::ControllerType::Scsi => def
+            .devices
+            .disks
+            .iter()
+            .any(|d| crate::cmdline::scsi_controller_of(d) == Some(u64::from(index))),
+        vireo_xml::ControllerType::VirtioSerial => {
+            let virtio_console = |c: &&Chardev| {
+                c.target.as_ref().and_then(|t| t.target_type.as_deref()) == Some("virtio")
+            };
+            def.devices
+                .channels
+                .iter()
+                .chain(def.devices.consoles.iter().filter(virtio_console))
+                .any(|ch| vserial_controller_of(def, ch) == index)
+        }
+        _ => false,
+    }
+}
+
+/// Refuses to take a controller away while devices sit on it.
+fn controller_idle(def: &Domain, c: &vireo_xml::Controller) -> Result<()> {
+    if controller_busy(def, c) {
+        return Err(DriverError::OperationFailed(
+            "device cannot be detached: device is busy".into(),
         ));
     }
     Ok(())
+}
+
+/// Refuses to unplug a controller QEMU cannot let go of, or one devices sit on.
+fn controller_unpluggable(def: &Domain, c: &vireo_xml::Controller) -> Result<String> {
+    let id = match c.ctl_type {
+        vireo_xml::ControllerType::Scsi | vireo_xml::ControllerType::VirtioSerial => {
+            crate::cmdline::controller_id(c)
+        }
+        _ => None,
+    };
+    let Some(id) = id else {
+        return Err(DriverError::ConfigUnsupported(format!(
+            "'{}' controller cannot be hot unplugged.",
+            c.ctl_type
+        )));
+    };
+    controller_idle(def, c)?;
+    Ok(c.alias.clone().unwrap_or(id))
 }
 
 /// Removes the device with alias `alias` (of the kinds that can be detached) from `def`;
@@ -146,6 +226,8 @@ fn remove_by_alias(def: &mut Domain, alias: &str) -> bool {
         crate::memdev::remove(def, n);
     } else if let Some(n) = d.hostdevs.iter().position(|x| is(&x.alias)) {
         d.hostdevs.remove(n);
+    } else if let Some(n) = d.controllers.iter().position(|x| is(&x.alias)) {
+        d.controllers.remove(n);
     } else {
         return false;
     }
@@ -248,6 +330,11 @@ fn find_channel(channels: &[Chardev], want: &Chardev) -> Result<usize> {
                 name(want).unwrap_or_default()
             ))
         })
+}
+
+fn cmdline_error(e: crate::cmdline::CmdlineError) -> DriverError {
+    let crate::cmdline::CmdlineError::Unsupported(m) = e;
+    DriverError::ConfigUnsupported(m)
 }
 
 pub(crate) fn shim_error(e: CallError) -> DriverError {
@@ -405,19 +492,15 @@ impl QemuDriver {
             }
             Device::Controller(c) => {
                 if let Some(d) = &mut new_config {
-                    if find_controller(&d.devices.controllers, &c).is_ok() {
-                        return Err(DriverError::OperationFailed(format!(
-                            "target {} controller {} already exists",
-                            c.ctl_type,
-                            c.index.unwrap_or(0)
-                        )));
-                    }
-                    d.devices.controllers.push((*c).clone());
+                    let mut c = (*c).clone();
+                    new_controller(&d.devices.controllers, &mut c)?;
+                    d.devices.controllers.push(c);
                 }
                 if live {
                     let mut c = *c;
-                    crate::cmdline::hotplug_controller(&c)
-                        .map_err(|e| DriverError::ConfigUnsupported(e.to_string()))?;
+                    let running = self.live_def(h).await?;
+                    new_controller(&running.devices.controllers, &mut c)?;
+                    crate::cmdline::hotplug_controller(&c).map_err(cmdline_error)?;
                     self.place_live(h, &mut c.address, true, "<controller>")
                         .await?;
                     self.attach_simple(h, vireo_xml::format_root(&c, "controller"))
@@ -511,7 +594,8 @@ impl QemuDriver {
     }
 
     /// Plugs a disk into the running VM: a volume becomes its file through the storage
-    /// driver, and the live XML goes on showing the volume.
+    /// driver, and the live XML goes on showing the volume. An encrypted disk's passphrase
+    /// comes from the secret driver and goes to the shim in a pipe, never in a message.
     async fn attach_disk_live(
         self: &Arc<Self>,
         h: &Handle,
@@ -519,24 +603,59 @@ impl QemuDriver {
         disk: Disk,
     ) -> Result<()> {
         let conn = self.shim_conn(h)?;
-        if disk.encryption.is_some() {
-            return Err(DriverError::ConfigUnsupported(format!(
-                "<disk> '{}': hot-plugging an encrypted disk is not supported by Vireo yet",
-                disk.target.dev
-            )));
-        }
+        let passphrase = match &disk.encryption {
+            Some(enc) => Some(self.passphrase_pipe(&disk, enc).await?),
+            None => None,
+        };
         let args = self.disk_args(def, &disk).await?;
-        let (ret, _): (ShimAttachRet, _) = conn
-            .call_fds(
-                VIREO_PROGRAM,
-                VIREO_VERSION,
-                vprocs::SHIM_ATTACH_DEVICE,
-                &args,
-            )
-            .await
-            .map_err(shim_error)?;
+        let r: std::result::Result<(ShimAttachRet, _), CallError> = match passphrase {
+            Some(fd) => {
+                conn.call_sending_fds(
+                    VIREO_PROGRAM,
+                    VIREO_VERSION,
+                    vprocs::SHIM_ATTACH_DEVICE,
+                    &args,
+                    vec![fd],
+                )
+                .await
+            }
+            None => {
+                conn.call_fds(
+                    VIREO_PROGRAM,
+                    VIREO_VERSION,
+                    vprocs::SHIM_ATTACH_DEVICE,
+                    &args,
+                )
+                .await
+            }
+        };
+        let (ret, _) = r.map_err(shim_error)?;
         self.publish_device(h.uuid, event::ID_DEVICE_ADDED, ret.alias);
         Ok(())
+    }
+
+    /// The read end of a pipe holding an encrypted disk's passphrase (from the secret
+    /// driver), for QEMU to read once.
+    async fn passphrase_pipe(
+        &self,
+        disk: &Disk,
+        enc: &vireo_xml::Encryption,
+    ) -> Result<std::os::fd::OwnedFd> {
+        let what = format!("<disk> '{}'", disk.target.dev);
+        let uuid = crate::cmdline::luks_secret(enc, &what).map_err(cmdline_error)?;
+        let peers = self.peers.get().ok_or_else(|| {
+            DriverError::OperationInvalid(format!(
+                "disk '{}' is encrypted, but no secret driver is reachable",
+                disk.target.dev
+            ))
+        })?;
+        let value = peers.secret_value(uuid).await?;
+        vireo_fdpass::pipe_with(&value).map_err(|e| {
+            DriverError::OperationFailed(format!(
+                "cannot hand the passphrase of disk '{}' to the VM's shim: {e}",
+                disk.target.dev
+            ))
+        })
     }
 
     /// Plugs an interface into the running VM: its port and tap first (for a network or
@@ -718,9 +837,7 @@ impl QemuDriver {
                 }
                 Device::Controller(want) => {
                     let n = find_controller(&running.devices.controllers, want)?;
-                    let c = &running.devices.controllers[n];
-                    controller_idle(&running, c)?;
-                    c.alias.clone().unwrap_or_else(|| "scsi0".into())
+                    controller_unpluggable(&running, &running.devices.controllers[n])?
                 }
                 Device::Hostdev(want) => crate::hotplug_hostdev::live_alias(&running, want)?,
             };
@@ -754,6 +871,14 @@ impl QemuDriver {
         let missing = || DriverError::DeviceMissing(format!("no device found with alias {alias}"));
         let new_config = if config {
             let mut d = def;
+            if let Some(c) = d
+                .devices
+                .controllers
+                .iter()
+                .find(|c| c.alias.as_deref() == Some(alias))
+            {
+                controller_idle(&d, c)?;
+            }
             if !remove_by_alias(&mut d, alias) {
                 return Err(missing());
             }
@@ -763,6 +888,14 @@ impl QemuDriver {
         };
         if live {
             let mut running = self.live_def(h).await?;
+            let ctl = running
+                .devices
+                .controllers
+                .iter()
+                .find(|c| c.alias.as_deref() == Some(alias));
+            if let Some(c) = ctl {
+                controller_unpluggable(&running, c)?;
+            }
             if !remove_by_alias(&mut running, alias) {
                 return Err(missing());
             }
@@ -1099,6 +1232,59 @@ mod tests {
         assert!(targets(1, false, true).is_err());
         assert!(targets(2, true, false).is_err());
         assert!(targets(8, true, true).is_err());
+    }
+
+    #[test]
+    fn controllers_get_free_indexes_and_are_busy_while_used() {
+        let def = |devices: &str| {
+            Domain::parse(&format!(
+                "<domain type='qemu'><name>c</name><memory>65536</memory>\
+                 <os><type>hvm</type></os><devices>{devices}</devices></domain>"
+            ))
+            .unwrap()
+        };
+        let ctl =
+            |x: &str| -> vireo_xml::Controller { vireo_xml::parse_root(x, "controller").unwrap() };
+        let d = def("<controller type='scsi' index='0' model='virtio-scsi'/>\
+             <controller type='scsi' index='1' model='virtio-scsi'/>\
+             <controller type='virtio-serial' index='0'/>\
+             <controller type='virtio-serial' index='1'/>\
+             <disk type='file'><source file='/a'/><target dev='sda' bus='scsi'/>\
+             <address type='drive' controller='1' bus='0' target='0' unit='0'/></disk>\
+             <channel type='unix'><target type='virtio' name='a'/></channel>");
+        let all = &d.devices.controllers;
+        // No index: the first free one; a taken one: libvirt's words.
+        let mut c = ctl("<controller type='scsi' model='virtio-scsi'/>");
+        new_controller(all, &mut c).unwrap();
+        assert_eq!(c.index, Some(2));
+        let mut c = ctl("<controller type='virtio-serial' index='1'/>");
+        let e = new_controller(all, &mut c).unwrap_err().to_string();
+        assert!(e.contains("target virtio-serial:1 already exists"), "{e}");
+        // The disk sits on SCSI controller 1, the channel (no address) on virtio-serial 0.
+        let busy = |x: &str| controller_busy(&d, &ctl(x));
+        assert!(!busy("<controller type='scsi' index='0'/>"));
+        assert!(busy("<controller type='scsi' index='1'/>"));
+        assert!(busy("<controller type='virtio-serial' index='0'/>"));
+        assert!(!busy("<controller type='virtio-serial' index='1'/>"));
+        let e = controller_unpluggable(&d, &ctl("<controller type='scsi' index='1'/>"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("device cannot be detached: device is busy"),
+            "{e}"
+        );
+        assert_eq!(
+            controller_unpluggable(&d, &ctl("<controller type='virtio-serial' index='1'/>"))
+                .unwrap(),
+            "virtio-serial1"
+        );
+        let e = controller_unpluggable(&d, &ctl("<controller type='usb' index='0'/>"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'usb' controller cannot be hot unplugged."),
+            "{e}"
+        );
     }
 
     #[test]

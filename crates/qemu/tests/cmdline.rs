@@ -549,9 +549,46 @@ fn check_rejects() {
             "<controller type='pci' index='0'> must be model 'pcie-root' on this machine",
         ),
         (
-            "second scsi controller",
-            domain("qemu", PC, "", "<controller type='scsi' index='1' model='virtio-scsi'/>"),
+            "second usb controller",
+            domain("qemu", PC, "", "<controller type='usb' index='1' model='qemu-xhci'/>"),
             "only index 0 is supported",
+        ),
+        (
+            "scsi controller twice",
+            domain(
+                "qemu",
+                PC,
+                "",
+                "<controller type='scsi' index='1' model='virtio-scsi'/>\
+                 <controller type='scsi' index='1' model='virtio-scsi'/>",
+            ),
+            "<controller type='scsi' index='1'> appears twice",
+        ),
+        (
+            "disk on a missing scsi controller",
+            domain(
+                "qemu",
+                PC,
+                "",
+                "<controller type='scsi' index='0' model='virtio-scsi'/>\
+                 <disk type='file' device='disk'><source file='/a.img'/>\
+                 <target dev='sda' bus='scsi'/>\
+                 <address type='drive' controller='3' bus='0' target='0' unit='0'/></disk>",
+            ),
+            "there is no <controller type='scsi' index='3'> for it",
+        ),
+        (
+            "channel on a missing virtio-serial controller",
+            domain(
+                "qemu",
+                PC,
+                "",
+                "<controller type='virtio-serial' index='0'/>\
+                 <channel type='unix'><source mode='bind' path='/run/x/c.sock'/>\
+                 <target type='virtio' name='a.b'/>\
+                 <address type='virtio-serial' controller='1' bus='0' port='1'/></channel>",
+            ),
+            "there is no <controller type='virtio-serial' index='1'>",
         ),
         (
             "ide controller on q35",
@@ -1289,6 +1326,143 @@ fn scsi_disks_sit_on_their_controller() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("not available on an lsilogic controller"), "{e}");
+}
+
+/// SCSI and virtio-serial controllers beyond index 0: each its own device (`scsiN`,
+/// `virtio-serialN`), a disk on the controller its drive address names, channels on the
+/// controller theirs names (else the first one), ports counted per controller.
+#[test]
+fn controllers_beyond_index_0() {
+    let cfg = launch_cfg("/run/x");
+    let pci = |slot: u32| {
+        format!(
+            "<address type='pci' domain='0x0000' bus='0x00' slot='{slot:#04x}' function='0x0'/>"
+        )
+    };
+    let xml = domain(
+        "qemu",
+        PC,
+        "",
+        &format!(
+            "<controller type='scsi' index='0' model='virtio-scsi'>{}</controller>\
+             <controller type='scsi' index='1' model='lsilogic'>{}</controller>\
+             <controller type='virtio-serial' index='0'>{}</controller>\
+             <controller type='virtio-serial' index='1' ports='8'>{}</controller>\
+             <disk type='file' device='disk'><source file='/a.img'/>\
+             <target dev='sda' bus='scsi'/>\
+             <address type='drive' controller='1' bus='0' target='0' unit='3'/></disk>\
+             <channel type='unix'><source mode='bind' path='/run/x/a.sock'/>\
+             <target type='virtio' name='a.0'/></channel>\
+             <channel type='unix'><source mode='bind' path='/run/x/b.sock'/>\
+             <target type='virtio' name='b.1'/>\
+             <address type='virtio-serial' controller='1' bus='0' port='1'/></channel>\
+             <channel type='unix'><source mode='bind' path='/run/x/c.sock'/>\
+             <target type='virtio' name='c.1'/>\
+             <address type='virtio-serial' controller='1' bus='0'/></channel>",
+            pci(5),
+            pci(6),
+            pci(7),
+            pci(8)
+        ),
+    );
+    let args = cmdline::build(&Domain::parse(&xml).unwrap(), &caps(), &cfg).expect("build");
+    let has = |s: &str| args.iter().any(|a| a.starts_with(s));
+    for want in [
+        "virtio-scsi-pci,id=scsi0,bus=pci.0,addr=0x5",
+        "lsi,id=scsi1,bus=pci.0,addr=0x6",
+        "virtio-serial-pci,id=virtio-serial0,bus=pci.0,addr=0x7",
+        "virtio-serial-pci,id=virtio-serial1,max_ports=8,bus=pci.0,addr=0x8",
+        "scsi-hd,bus=scsi1.0,scsi-id=3,drive=libvirt-1-format,id=scsi1-0-0-3",
+        "virtserialport,bus=virtio-serial0.0,nr=1,chardev=charchannel0,id=channel0,name=a.0",
+        "virtserialport,bus=virtio-serial1.0,nr=1,chardev=charchannel1,id=channel1,name=b.1",
+        "virtserialport,bus=virtio-serial1.0,nr=2,chardev=charchannel2,id=channel2,name=c.1",
+    ] {
+        assert!(has(want), "no {want} in {args:#?}");
+    }
+    // The same port twice on one controller, not on two.
+    let twice = xml.replace("bus='0'/></channel>", "bus='0' port='1'/></channel>");
+    let e = cmdline::build(&Domain::parse(&twice).unwrap(), &caps(), &cfg)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("virtio-serial port 1 of controller 1 is used twice"),
+        "{e}"
+    );
+}
+
+/// The `device_add` of a controller plugged into a running VM: SCSI and virtio-serial
+/// ones of any index, no other kind.
+#[test]
+fn hot_plugged_controllers() {
+    let c = |x: &str| -> vireo_xml::Controller { vireo_xml::parse_root(x, "controller").unwrap() };
+    let v = cmdline::hotplug_controller(&c(
+        "<controller type='scsi' index='2' model='virtio-scsi'>\
+         <address type='pci' domain='0x0000' bus='0x00' slot='0x09' function='0x0'/></controller>",
+    ))
+    .unwrap();
+    assert_eq!(v["driver"], "virtio-scsi-pci");
+    assert_eq!(v["id"], "scsi2");
+    let v = cmdline::hotplug_controller(&c(
+        "<controller type='virtio-serial' index='1' ports='4'>\
+         <address type='pci' domain='0x0000' bus='0x00' slot='0x0a' function='0x0'/></controller>",
+    ))
+    .unwrap();
+    assert_eq!(v["driver"], "virtio-serial-pci");
+    assert_eq!(v["id"], "virtio-serial1");
+    assert_eq!(v["max_ports"], 4);
+    let e = cmdline::hotplug_controller(&c("<controller type='usb' index='1' model='qemu-xhci'/>"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("'usb' controller cannot be hot plugged"), "{e}");
+}
+
+/// A LUKS disk plugged in: its format node reads the key from the secret object it is
+/// given; without one it is refused. The secret objects a VM starts with are named after
+/// the first disk of each secret, as the command line names them.
+#[test]
+fn hot_plugged_luks_disks() {
+    let s = "<encryption format='luks'><secret type='passphrase' \
+             uuid='11111111-2222-3333-4444-555555555555'/></encryption>";
+    let disk = |fmt: &str, dev: &str, file: &str| -> vireo_xml::Disk {
+        vireo_xml::parse_root(
+            &format!(
+                "<disk type='file' device='disk'><driver name='qemu' type='{fmt}'/>\
+                 <source file='{file}'/><target dev='{dev}' bus='virtio'/>{s}</disk>"
+            ),
+            "disk",
+        )
+        .unwrap()
+    };
+    let raw = disk("raw", "vdb", "/nonexistent/a.img");
+    let (nodes, device, id) =
+        cmdline::hotplug_disk(&raw, 3, &[], Some("libvirt-3-format-encryption-secret0")).unwrap();
+    assert_eq!(id, "virtio-disk1");
+    assert_eq!(device["drive"], "libvirt-3-format");
+    let top = cmdline::node_object(nodes.nodes.last().unwrap());
+    assert_eq!(top["driver"], "luks");
+    assert_eq!(top["key-secret"], "libvirt-3-format-encryption-secret0");
+    let q = disk("qcow2", "vdc", "/nonexistent/b.qcow2");
+    let (nodes, _, _) = cmdline::hotplug_disk(&q, 4, &[], Some("k")).unwrap();
+    let top = cmdline::node_object(nodes.nodes.last().unwrap());
+    assert_eq!(top["driver"], "qcow2");
+    assert_eq!(top["encrypt"]["key-secret"], "k");
+    let Err(e) = cmdline::hotplug_disk(&raw, 3, &[], None) else {
+        panic!("an encrypted disk without its secret");
+    };
+    let e = e.to_string();
+    assert!(e.contains("its passphrase was not given"), "{e}");
+    // Ids: a free one after a name a disk of the VM still has.
+    let id = cmdline::hotplug_secret_id(2, |x| x == "libvirt-2-format-encryption-secret0");
+    assert_eq!(id, "libvirt-2-format-encryption-secret0-1");
+    let o = cmdline::secret_object(&id, 27);
+    assert_eq!(o["qom-type"], "secret");
+    assert_eq!(o["file"], "/dev/fd/27");
+    // At start: three disks, the first and the last of one secret.
+    let mut plain = disk("raw", "vdd", "/c");
+    plain.encryption = None;
+    let ids = cmdline::initial_secret_ids(&[raw.clone(), plain, q]);
+    let first = Some("libvirt-3-format-encryption-secret0".to_string());
+    assert_eq!(ids, vec![first.clone(), None, first]);
 }
 
 /// libvirt's PIT policies: every one but merge is taken; under TCG (QEMU's own PIT) none

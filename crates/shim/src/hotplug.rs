@@ -51,6 +51,9 @@ pub struct LiveDisk {
     /// pivoted onto an image over them); removed with the disk.
     pub kept: Vec<usize>,
     pub removing: bool,
+    /// The secret object an encrypted disk's passphrase is in (disks of one secret that
+    /// the VM started with share it); it goes with the last disk that uses it.
+    pub secret: Option<String>,
 }
 
 impl LiveDisk {
@@ -70,14 +73,16 @@ impl LiveDisk {
     }
 }
 
-/// The disks QEMU was started with (`shown` as the live XML shows them), with the ids and
-/// node names the command line gives them.
-pub fn initial_disks(shown: &[Disk]) -> Vec<LiveDisk> {
+/// The disks QEMU was started with (`shown` as the live XML shows them, `run` as QEMU
+/// opened them), with the ids, node names and secret objects the command line gives them.
+pub fn initial_disks(shown: &[Disk], run: &[Disk]) -> Vec<LiveDisk> {
     let count = shown.len();
+    let secrets = vireo_qemu::cmdline::initial_secret_ids(run);
     shown
         .iter()
         .enumerate()
         .map(|(i, d)| LiveDisk {
+            secret: secrets.get(i).cloned().flatten(),
             shown: d.clone(),
             id: vireo_qemu::cmdline::disk_alias(d).unwrap_or_else(|| format!("disk{i}")),
             node: count - i,
@@ -270,11 +275,17 @@ impl Vm {
         Ok(alias)
     }
 
-    /// Hot-plugs a disk (`run` as QEMU opens it, `shown` as the live XML shows it): its
+    /// Hot-plugs a disk (`run` as QEMU opens it, `shown` as the live XML shows it): an
+    /// encrypted one's secret object (its passphrase read from the pipe `passphrase`), its
     /// block nodes, then the device. Returns its alias. On failure QEMU is left as it was.
-    pub async fn attach_disk(&self, run: Disk, shown: Disk) -> anyhow::Result<String> {
+    pub async fn attach_disk(
+        &self,
+        run: Disk,
+        shown: Disk,
+        passphrase: Option<OwnedFd>,
+    ) -> anyhow::Result<String> {
         self.require_running()?;
-        let node = {
+        let (node, secret) = {
             let disks = self.disks();
             if disks.iter().any(|d| d.shown.target.dev == run.target.dev) {
                 bail!(OpInvalid(format!(
@@ -282,15 +293,44 @@ impl Vm {
                     run.target.dev
                 )));
             }
-            disks.iter().map(|d| d.node).max().unwrap_or(0) + 1
+            let node = disks.iter().map(|d| d.node).max().unwrap_or(0) + 1;
+            let secret = run.encryption.is_some().then(|| {
+                vireo_qemu::cmdline::hotplug_secret_id(node, |id| {
+                    disks.iter().any(|d| d.secret.as_deref() == Some(id))
+                })
+            });
+            (node, secret)
         };
-        let (nodes, device, id) =
-            vireo_qemu::cmdline::hotplug_disk(&run, node, &self.controllers().clone())
-                .map_err(unsupported)?;
+        let (nodes, device, id) = vireo_qemu::cmdline::hotplug_disk(
+            &run,
+            node,
+            &self.controllers().clone(),
+            secret.as_deref(),
+        )
+        .map_err(unsupported)?;
+        match (&secret, passphrase) {
+            (Some(s), Some(fd)) => self.add_secret(s, fd).await?,
+            (None, None) => {}
+            (Some(_), None) => bail!(OpInvalid(format!(
+                "disk {}: the passphrase of an encrypted disk comes in a pipe",
+                run.target.dev
+            ))),
+            (None, Some(_)) => bail!(OpInvalid(format!(
+                "disk {} is not encrypted: it takes no passphrase",
+                run.target.dev
+            ))),
+        }
         let qmp = self.qmp();
-        let added = self.add_nodes(&nodes).await?;
+        let added = match self.add_nodes(&nodes).await {
+            Ok(a) => a,
+            Err(e) => {
+                self.del_secret(secret.as_deref()).await;
+                return Err(e);
+            }
+        };
         if let Err(e) = qmp.execute("device_add", Some(device)).await {
             self.del_nodes(&added).await;
+            self.del_secret(secret.as_deref()).await;
             bail!(OpFailed(format!("cannot add the disk: {e}")));
         }
         let disk = LiveDisk {
@@ -301,10 +341,58 @@ impl Vm {
             kept: Vec::new(),
             top: format!("libvirt-{node}-format"),
             removing: false,
+            secret,
         };
         let alias = disk.alias().to_string();
         self.disks().push(disk);
         Ok(alias)
+    }
+
+    /// Makes secret object `id` holding the passphrase in the pipe `fd`: QEMU gets the
+    /// descriptor (`add-fd`), reads it through its own `/dev/fd/N` and closes it again.
+    async fn add_secret(&self, id: &str, fd: OwnedFd) -> anyhow::Result<()> {
+        let qmp = self.qmp();
+        let got = qmp
+            .execute_with_fd("add-fd", None, fd.as_fd())
+            .await
+            .map_err(|e| anyhow!(OpFailed(format!("cannot pass the passphrase to QEMU: {e}"))))?;
+        drop(fd);
+        let (Some(set), Some(n)) = (
+            got.get("fdset-id").and_then(Value::as_i64),
+            got.get("fd").and_then(Value::as_i64),
+        ) else {
+            bail!(OpFailed(format!("add-fd answered {got}")));
+        };
+        let made = qmp
+            .execute(
+                "object-add",
+                Some(vireo_qemu::cmdline::secret_object(id, n)),
+            )
+            .await;
+        // QEMU has read the pipe (or failed to): its copy goes.
+        if let Err(e) = qmp
+            .execute("remove-fd", Some(json!({ "fdset-id": set })))
+            .await
+        {
+            eprintln!("vireo-shim: cannot close fd set {set}: {e}");
+        }
+        made.map_err(|e| anyhow!(OpFailed(format!("cannot make the disk's secret: {e}"))))?;
+        Ok(())
+    }
+
+    /// Removes a secret object no disk reads through any more.
+    async fn del_secret(&self, id: Option<&str>) {
+        let Some(id) = id else { return };
+        if self.disks().iter().any(|d| d.secret.as_deref() == Some(id)) {
+            return;
+        }
+        if let Err(e) = self
+            .qmp()
+            .execute("object-del", Some(json!({ "id": id })))
+            .await
+        {
+            eprintln!("vireo-shim: cannot remove secret object {id}: {e}");
+        }
     }
 
     /// Changes a cdrom's medium (`run` with its new source, or none to eject): the tray is
@@ -431,17 +519,23 @@ impl Vm {
         Ok(())
     }
 
-    /// Hot-plugs a SCSI controller (the VM has none). Returns its alias.
+    /// Hot-plugs a SCSI or virtio-serial controller (its index given). Returns its alias.
     pub async fn attach_controller(&self, mut c: vireo_xml::Controller) -> anyhow::Result<String> {
         self.require_running()?;
         let device = vireo_qemu::cmdline::hotplug_controller(&c).map_err(unsupported)?;
+        let Some(id) = vireo_qemu::cmdline::controller_id(&c) else {
+            bail!(Unsupported(format!(
+                "'{}' controller cannot be hot plugged.",
+                c.ctl_type
+            )));
+        };
         if self
             .controllers()
             .iter()
             .any(|x| x.ctl_type == c.ctl_type && x.index.unwrap_or(0) == c.index.unwrap_or(0))
         {
-            bail!(OpInvalid(format!(
-                "target {} controller {} already exists",
+            bail!(OpFailed(format!(
+                "target {}:{} already exists",
                 c.ctl_type,
                 c.index.unwrap_or(0)
             )));
@@ -450,35 +544,29 @@ impl Vm {
             .execute("device_add", Some(device))
             .await
             .map_err(|e| anyhow!(OpFailed(format!("cannot add the controller: {e}"))))?;
-        let id = "scsi0".to_string();
         c.alias = Some(id.clone());
         c.index = Some(c.index.unwrap_or(0));
         self.controllers().push(c);
         Ok(id)
     }
 
-    /// The QEMU id of the SCSI controller with this alias. (Whether disks still use it
-    /// is the daemon's check: this runs with the disk list locked.)
+    /// The QEMU id of the SCSI or virtio-serial controller with this alias. (Whether
+    /// devices still use it is the daemon's check.)
     fn controller_id(&self, alias: &str) -> anyhow::Result<Option<String>> {
-        let found = self.controllers().iter().any(|c| {
-            c.ctl_type == vireo_xml::ControllerType::Scsi
-                && c.index.unwrap_or(0) == 0
-                && (c.alias.as_deref() == Some(alias) || alias == "scsi0")
-        });
-        Ok(found.then(|| "scsi0".into()))
+        Ok(self.controllers().iter().find_map(|c| {
+            let id = vireo_qemu::cmdline::controller_id(c)?;
+            (c.alias.as_deref() == Some(alias) || id == alias).then_some(id)
+        }))
     }
 
     /// A controller the guest let go: forgotten; returns its alias.
     fn controller_deleted(&self, id: &str) -> Option<String> {
-        if id != "scsi0" {
-            return None;
-        }
         let mut cs = self.controllers();
-        let i = cs.iter().position(|c| {
-            c.ctl_type == vireo_xml::ControllerType::Scsi && c.index.unwrap_or(0) == 0
-        })?;
-        cs.remove(i);
-        Some(id.to_string())
+        let i = cs
+            .iter()
+            .position(|c| vireo_qemu::cmdline::controller_id(c).as_deref() == Some(id))?;
+        let c = cs.remove(i);
+        Some(c.alias.unwrap_or_else(|| id.to_string()))
     }
 
     /// Hot-plugs an input device (USB or virtio). Returns its alias.
@@ -517,8 +605,9 @@ impl Vm {
             (n.clone(), format!("char{n}"))
         };
         let default_path = self.qemu_dir().join(format!("{id}.sock"));
+        let controllers = self.controllers().clone();
         let (backend, device) =
-            vireo_qemu::cmdline::channel_device(&ch, &id, &chardev, &default_path)
+            vireo_qemu::cmdline::channel_device(&ch, &id, &chardev, &default_path, &controllers)
                 .map_err(unsupported)?;
         let qmp = self.qmp();
         qmp.execute("chardev-add", Some(backend))
@@ -583,6 +672,7 @@ impl Vm {
             }
         };
         let mut removed = self.removed_rx();
+        self.rejected().retain(|x| *x != id);
         if let Err(e) = self
             .qmp()
             .execute("device_del", Some(json!({ "id": id })))
@@ -599,24 +689,31 @@ impl Vm {
                 bail!(OpFailed(format!("cannot detach device '{alias}': {e}")));
             }
         }
-        let gone = || {
-            !self.nics().iter().any(|n| n.id == id)
-                && !self.disks().iter().any(|d| d.id == id)
-                && !self.has_hostdev(&id)
-        };
+        // Gone when no device of any kind has the id any more.
+        let gone = || self.alias_of(&id).is_none();
         if gone() {
             return Ok(true);
         }
+        let refused = || self.rejected().contains(&id);
         let r = tokio::time::timeout(wait, async {
             while removed.changed().await.is_ok() {
                 if gone() {
-                    return true;
+                    return Ok(true);
+                }
+                if refused() {
+                    return Err(());
                 }
             }
-            false
+            Ok(false)
         })
         .await;
-        Ok(r.unwrap_or(false))
+        match r {
+            Ok(Err(())) => bail!(OpFailed(
+                "unplug of device was rejected by the guest".into()
+            )),
+            Ok(Ok(gone)) => Ok(gone),
+            Err(_) => Ok(false),
+        }
     }
 
     /// QEMU's `DEVICE_DELETED`: the guest let the device go. Its backend goes too, and the
@@ -637,6 +734,7 @@ impl Vm {
             for k in &disk.kept {
                 self.remove_nodes(*k).await;
             }
+            self.del_secret(disk.secret.as_deref()).await;
             self.bump_removed();
             self.emit_device(
                 procs::DOMAIN_EVENT_CALLBACK_DEVICE_REMOVED,
@@ -793,22 +891,74 @@ impl Vm {
         let Some(id) = data.get("device").and_then(Value::as_str) else {
             return;
         };
-        let alias = {
-            let mut nics = self.nics();
-            let mut disks = self.disks();
-            if let Some(n) = nics.iter_mut().find(|n| n.id == id) {
-                n.removing = false;
-                n.alias().to_string()
-            } else if let Some(d) = disks.iter_mut().find(|d| d.id == id) {
-                d.removing = false;
-                d.alias().to_string()
-            } else if self.has_hostdev(id) {
-                id.to_string()
-            } else {
-                return;
-            }
+        self.unplug_rejected(id);
+    }
+
+    /// QEMU's `ACPI_DEVICE_OST`: the guest's answer (`_OST`) to a request about a device.
+    /// A DIMM whose eject request (source 3, or 0x103 ejection processing) ends in a
+    /// failure (1, or 0x80-0x83: the guest's OS cannot or will not eject it) stays: the
+    /// guest refused, as libvirt reads it.
+    pub fn on_acpi_ost(&self, data: &Value) {
+        let info = data.get("info").unwrap_or(data);
+        let (Some(id), Some(kind), Some(source), Some(status)) = (
+            info.get("device").and_then(Value::as_str),
+            info.get("slot-type").and_then(Value::as_str),
+            info.get("source").and_then(Value::as_u64),
+            info.get("status").and_then(Value::as_u64),
+        ) else {
+            return;
         };
+        if kind == "DIMM"
+            && matches!(source, 0x3 | 0x103)
+            && (status == 1 || (0x80..=0x83).contains(&status))
+        {
+            self.unplug_rejected(id);
+        }
+    }
+
+    /// The guest refused to let device `id` go: it stays (no longer on its way out), an
+    /// unplug waiting for it learns so, and the clients hear DEVICE_REMOVAL_FAILED.
+    fn unplug_rejected(&self, id: &str) {
+        let Some(alias) = self.alias_of(id) else {
+            return;
+        };
+        if let Some(n) = self.nics().iter_mut().find(|n| n.id == id) {
+            n.removing = false;
+        }
+        if let Some(d) = self.disks().iter_mut().find(|d| d.id == id) {
+            d.removing = false;
+        }
+        {
+            let mut r = self.rejected();
+            if !r.iter().any(|x| x == id) {
+                r.push(id.to_string());
+            }
+        }
+        self.bump_removed();
         self.emit_device(procs::DOMAIN_EVENT_CALLBACK_DEVICE_REMOVAL_FAILED, alias);
+    }
+
+    /// The alias (as the live XML and the events say) of the device with QEMU id `id`.
+    fn alias_of(&self, id: &str) -> Option<String> {
+        if let Some(n) = self.nics().iter().find(|n| n.id == id) {
+            return Some(n.alias().to_string());
+        }
+        if let Some(d) = self.disks().iter().find(|d| d.id == id) {
+            return Some(d.alias().to_string());
+        }
+        if self.has_hostdev(id) || self.memories().iter().any(|m| m.id == id) {
+            return Some(id.to_string());
+        }
+        if let Some(i) = self.inputs().iter().find(|i| i.id.as_deref() == Some(id)) {
+            return Some(i.def.alias.clone().unwrap_or_else(|| id.to_string()));
+        }
+        if let Some(c) = self.channels().iter().find(|c| c.id == id) {
+            return Some(c.def.alias.clone().unwrap_or_else(|| id.to_string()));
+        }
+        self.controllers()
+            .iter()
+            .find(|c| vireo_qemu::cmdline::controller_id(c).as_deref() == Some(id))
+            .map(|c| c.alias.clone().unwrap_or_else(|| id.to_string()))
     }
 
     pub(crate) fn require_running(&self) -> anyhow::Result<()> {

@@ -185,7 +185,7 @@ async fn serve_nbd(
     )
     .await
     .map_err(|e| anyhow!("nbd-server-start: {e}"))?;
-    let live = crate::hotplug::initial_disks(&def.devices.disks);
+    let live = crate::hotplug::initial_disks(&def.devices.disks, &def.devices.disks);
     for dev in disks {
         let node = live
             .iter()

@@ -447,7 +447,8 @@ impl ShimService {
         }
     }
 
-    /// SHIM_ATTACH_DEVICE: an interface (with its tap when it has one) or a disk.
+    /// SHIM_ATTACH_DEVICE: an interface (with its tap when it has one), a disk (with the
+    /// pipe of its passphrase when it is encrypted) or another device.
     fn attach(self: Arc<Self>, payload: &[u8], mut fds: Vec<std::os::fd::OwnedFd>) -> Dispatch {
         let a: ShimAttachArgs = match args(payload) {
             Ok(a) => a,
@@ -466,11 +467,8 @@ impl ShimService {
             )))
         };
         if a.xml.trim_start().starts_with("<disk") {
-            if !fds.is_empty() {
-                return Dispatch::Now(Outcome::Error(RemoteError::rpc(
-                    "a disk takes no descriptors",
-                )));
-            }
+            // An encrypted disk's passphrase comes in a pipe.
+            let passphrase = fds.pop();
             let run: vireo_xml::Disk = match vireo_xml::parse_root(&a.xml, "disk") {
                 Ok(d) => d,
                 Err(e) => return xml_err(e),
@@ -483,7 +481,7 @@ impl ShimService {
                 None => run.clone(),
             };
             return Dispatch::Later(Box::pin(async move {
-                match self.vm.attach_disk(run, shown).await {
+                match self.vm.attach_disk(run, shown, passphrase).await {
                     Ok(alias) => Outcome::ok(&ShimAttachRet { alias }),
                     Err(e) => Outcome::Error(to_remote(&e)),
                 }

@@ -94,6 +94,8 @@ pub struct Vm {
     qemu_dir: std::path::PathBuf,
     /// Counts the devices the guest let go (unplugs wait on it).
     removed: watch::Sender<u64>,
+    /// The devices (QEMU ids) whose unplug the guest refused since it was last asked.
+    rejected: Mutex<Vec<String>>,
     /// Tells the clients a device came or went: (event message procedure, alias).
     emit_device: OnceLock<DeviceEmitter>,
     /// The job in progress (a save), if any.
@@ -374,7 +376,7 @@ impl Vm {
             if let Some(defined) = &args.defined {
                 vireo_qemu::peers::show_volumes(&mut shown, defined);
             }
-            crate::hotplug::initial_disks(&shown.devices.disks)
+            crate::hotplug::initial_disks(&shown.devices.disks, &def.devices.disks)
         };
         let meta = (
             def.title.clone(),
@@ -418,6 +420,7 @@ impl Vm {
             channels: Mutex::new(channels),
             qemu_dir: dir.clone(),
             removed: watch::channel(0).0,
+            rejected: Mutex::new(Vec::new()),
             emit_device: OnceLock::new(),
             job: Mutex::new(None),
             completed: Mutex::new(None),
@@ -529,6 +532,11 @@ impl Vm {
 
     pub(crate) fn bump_removed(&self) {
         self.removed.send_modify(|n| *n += 1);
+    }
+
+    /// The devices whose unplug the guest refused (unplugs waiting on `removed` look).
+    pub(crate) fn rejected(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.rejected.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// How device events reach the clients (set once, before [`Vm::run`]).
@@ -1239,6 +1247,7 @@ impl Vm {
             | "BLOCK_JOB_CANCELLED"
             | "BLOCK_JOB_ERROR" => self.on_block_job_event(&ev.name, &ev.data).await,
             "DEVICE_UNPLUG_GUEST_ERROR" => self.on_unplug_error(&ev.data),
+            "ACPI_DEVICE_OST" => self.on_acpi_ost(&ev.data),
             "MIGRATION" => self.migration.status_changed(),
             name => {
                 self.on_other_event(name, &ev.data);

@@ -214,21 +214,34 @@ impl<'a> Builder<'a> {
             self.arg2("-device", dev);
         }
 
-        // virtio-serial port numbers: explicit ones first; port 0 belongs to a console.
-        let mut wanted: Vec<(bool, Option<u32>)> = Vec::new();
+        // virtio-serial ports, on the controller the address names (else the first one):
+        // explicit ones first; port 0 belongs to a console.
+        let controllers = vserial_controllers(&d.controllers);
+        let first = controllers.first().copied().unwrap_or(0);
+        let mut wanted: Vec<(bool, u32, Option<u32>)> = Vec::new();
         for ch in d.channels.iter() {
-            wanted.push((false, vserial_port(ch.address.as_ref(), "<channel>")?));
+            let (c, p) = vserial_port(ch.address.as_ref(), "<channel>")?;
+            wanted.push((false, c.unwrap_or(first), p));
         }
         for (_, c) in &virtio_consoles {
-            wanted.push((true, vserial_port(c.address.as_ref(), "<console>")?));
+            let (ctl, p) = vserial_port(c.address.as_ref(), "<console>")?;
+            wanted.push((true, ctl.unwrap_or(first), p));
         }
-        for (console, port) in &wanted {
+        for (console, ctl, port) in &wanted {
+            if !controllers.contains(ctl) {
+                return unsupported(format!(
+                    "<{}>: there is no <controller type='virtio-serial' index='{ctl}'>",
+                    if *console { "console" } else { "channel" }
+                ));
+            }
             if let Some(p) = port {
                 if *p == 0 && !console {
                     return unsupported("<channel>: virtio-serial port 0 is reserved for consoles");
                 }
-                if !self.vserial_ports.insert(*p) {
-                    return unsupported(format!("virtio-serial port {p} is used twice"));
+                if !self.vserial_ports.insert((*ctl, *p)) {
+                    return unsupported(format!(
+                        "virtio-serial port {p} of controller {ctl} is used twice"
+                    ));
                 }
             }
         }
@@ -254,12 +267,13 @@ impl<'a> Builder<'a> {
             let id = format!("charchannel{i}");
             let backend = self.chardev_backend(ch, &id, &what, &sock)?;
             self.arg2("-chardev", backend);
-            let nr = match wanted.get(i).and_then(|w| w.1) {
-                Some(p) => p,
-                None => self.next_vserial_port(1),
+            let (ctl, nr) = match wanted.get(i) {
+                Some((_, c, Some(p))) => (*c, *p),
+                Some((_, c, None)) => (*c, self.next_vserial_port(*c, 1)),
+                None => (first, self.next_vserial_port(first, 1)),
             };
             let dev = Opts::new("virtserialport")
-                .set("bus", "virtio-serial0.0")
+                .set("bus", format!("virtio-serial{ctl}.0"))
                 .set("nr", nr)
                 .set("chardev", &id)
                 .set("id", format!("channel{i}"))
@@ -273,12 +287,13 @@ impl<'a> Builder<'a> {
             let id = format!("charconsole{i}");
             let backend = self.chardev_backend(c, &id, &what, &format!("console{i}.sock"))?;
             self.arg2("-chardev", backend);
-            let nr = match wanted.get(d.channels.len() + k).and_then(|w| w.1) {
-                Some(p) => p,
-                None => self.next_vserial_port(0),
+            let (ctl, nr) = match wanted.get(d.channels.len() + k) {
+                Some((_, c, Some(p))) => (*c, *p),
+                Some((_, c, None)) => (*c, self.next_vserial_port(*c, 0)),
+                None => (first, self.next_vserial_port(first, 0)),
             };
             let dev = Opts::new("virtconsole")
-                .set("bus", "virtio-serial0.0")
+                .set("bus", format!("virtio-serial{ctl}.0"))
                 .set("nr", nr)
                 .set("chardev", &id)
                 .set("id", format!("console{i}"))
@@ -288,19 +303,35 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    fn next_vserial_port(&mut self, from: u32) -> u32 {
+    /// The first free port from `from` on virtio-serial controller `ctl`, taken.
+    fn next_vserial_port(&mut self, ctl: u32, from: u32) -> u32 {
         let mut p = from;
-        while self.vserial_ports.contains(&p) {
+        while self.vserial_ports.contains(&(ctl, p)) {
             p += 1;
         }
-        self.vserial_ports.insert(p);
+        self.vserial_ports.insert((ctl, p));
         p
     }
 }
 
-/// The port of a `<address type='virtio-serial'>` on controller 0, bus 0.
-fn vserial_port(a: Option<&Address>, what: &str) -> Result<Option<u32>> {
-    let Some(a) = a else { return Ok(None) };
+/// The indexes of the virtio-serial controllers, lowest first (a definition that names
+/// none has controller 0 when it needs one).
+fn vserial_controllers(all: &[vireo_xml::Controller]) -> Vec<u32> {
+    let mut v: Vec<u32> = all
+        .iter()
+        .filter(|c| c.ctl_type == vireo_xml::ControllerType::VirtioSerial)
+        .map(|c| c.index.unwrap_or(0))
+        .collect();
+    if v.is_empty() {
+        v.push(0);
+    }
+    v.sort_unstable();
+    v
+}
+
+/// The controller and port of a `<address type='virtio-serial'>` (bus 0).
+fn vserial_port(a: Option<&Address>, what: &str) -> Result<(Option<u32>, Option<u32>)> {
+    let Some(a) = a else { return Ok((None, None)) };
     if a.addr_type != AddressType::VirtioSerial {
         return unsupported(format!(
             "{what}: address type '{}' is not valid here (virtio-serial)",
@@ -308,31 +339,58 @@ fn vserial_port(a: Option<&Address>, what: &str) -> Result<Option<u32>> {
         ));
     }
     let num = |k: &str| a.get(k).map(|_| a.get_num(k));
-    match (num("controller"), num("bus")) {
-        (None | Some(Some(0)), None | Some(Some(0))) => {}
+    let controller = match num("controller") {
+        None => None,
+        Some(Some(c)) if c < 256 => Some(c as u32),
+        Some(_) => return unsupported(format!("{what}: invalid virtio-serial controller")),
+    };
+    match num("bus") {
+        None | Some(Some(0)) => {}
         _ => {
             return unsupported(format!(
-                "{what}: only virtio-serial controller 0, bus 0 is available"
+                "{what}: only bus 0 of a virtio-serial controller is available"
             ))
         }
     }
     match num("port") {
-        None => Ok(None),
-        Some(Some(p)) if p < 31 => Ok(Some(p as u32)),
+        None => Ok((controller, None)),
+        Some(Some(p)) if p < 31 => Ok((controller, Some(p as u32))),
         Some(_) => unsupported(format!("{what}: invalid virtio-serial port")),
     }
 }
 
 /// A virtio channel hot-plugged with ids `id` (device) and `chardev`: the `chardev-add`
 /// arguments (a UNIX socket the VM listens on: its `<source path>`, else `default_path`)
-/// and the `device_add` ones.
+/// and the `device_add` ones. The port goes on the virtio-serial controller its address
+/// names, else the first of `controllers` (the running VM's).
 pub fn channel_device(
     ch: &Chardev,
     id: &str,
     chardev: &str,
     default_path: &Path,
+    controllers: &[vireo_xml::Controller],
 ) -> Result<(Value, Value)> {
     let what = "<channel>";
+    let (ctl, port) = vserial_port(ch.address.as_ref(), what)?;
+    let present: Vec<u32> = controllers
+        .iter()
+        .filter(|c| c.ctl_type == vireo_xml::ControllerType::VirtioSerial)
+        .map(|c| c.index.unwrap_or(0))
+        .collect();
+    let ctl = match ctl {
+        Some(c) => c,
+        None => present.iter().min().copied().unwrap_or(0),
+    };
+    if !present.contains(&ctl) {
+        return unsupported(format!(
+            "{what}: there is no <controller type='virtio-serial' index='{ctl}'>"
+        ));
+    }
+    if port == Some(0) {
+        return unsupported(format!(
+            "{what}: virtio-serial port 0 is reserved for consoles"
+        ));
+    }
     match ch.target.as_ref().and_then(|t| t.target_type.as_deref()) {
         Some("virtio") => {}
         other => {
@@ -367,7 +425,15 @@ pub fn channel_device(
             "wait": false,
         }},
     });
-    let mut dev = json!({"driver": "virtserialport", "bus": "virtio-serial0.0", "chardev": chardev, "id": id});
+    let mut dev = json!({
+        "driver": "virtserialport",
+        "bus": format!("virtio-serial{ctl}.0"),
+        "chardev": chardev,
+        "id": id,
+    });
+    if let Some(p) = port {
+        dev["nr"] = json!(p);
+    }
     if let Some(name) = ch.target.as_ref().and_then(|t| t.name.as_deref()) {
         dev["name"] = json!(name);
     }

@@ -89,8 +89,9 @@ impl<'a> Builder<'a> {
         // ICH9's USB 1 companions of an ich9-ehci1 (`<master startport>`), by first port.
         let mut companions: Vec<&vireo_xml::Controller> = Vec::new();
         let mut sata: Option<&vireo_xml::Controller> = None;
-        let mut vserial: Option<&vireo_xml::Controller> = None;
-        let mut scsi: Option<&vireo_xml::Controller> = None;
+        // virtio-serial and SCSI controllers may be several (by index).
+        let mut vserials: Vec<&vireo_xml::Controller> = Vec::new();
+        let mut scsis: Vec<&vireo_xml::Controller> = Vec::new();
         // Buses first, parents before children (a controller's index is above its
         // parent bus's).
         let mut pci: Vec<&vireo_xml::Controller> = d
@@ -111,7 +112,11 @@ impl<'a> Builder<'a> {
             if c.ctl_type == ControllerType::Pci {
                 continue;
             }
-            if c.index.unwrap_or(0) != 0 {
+            let many = matches!(
+                c.ctl_type,
+                ControllerType::Scsi | ControllerType::VirtioSerial
+            );
+            if c.index.unwrap_or(0) != 0 && !many {
                 return unsupported(format!("{what}: only index 0 is supported"));
             }
             let virtio_scsi =
@@ -151,11 +156,24 @@ impl<'a> Builder<'a> {
                 companions.push(c);
                 continue;
             }
+            if many {
+                let list = if c.ctl_type == ControllerType::Scsi {
+                    &mut scsis
+                } else {
+                    &mut vserials
+                };
+                if list
+                    .iter()
+                    .any(|x| x.index.unwrap_or(0) == c.index.unwrap_or(0))
+                {
+                    return unsupported(format!("{what} appears twice"));
+                }
+                list.push(c);
+                continue;
+            }
             let slot = match c.ctl_type {
                 ControllerType::Usb => &mut usb,
                 ControllerType::Sata => &mut sata,
-                ControllerType::VirtioSerial => &mut vserial,
-                ControllerType::Scsi => &mut scsi,
                 ControllerType::Ide => {
                     if self.family == Family::Q35 {
                         return unsupported(
@@ -278,36 +296,45 @@ impl<'a> Builder<'a> {
             }
         }
 
-        // virtio-serial: when asked for, or for channels and virtio consoles.
+        // virtio-serial: when asked for, or (controller 0) for channels and virtio consoles.
         let needs_vserial = !d.channels.is_empty()
             || d.consoles.iter().any(|c| {
                 c.target.as_ref().and_then(|t| t.target_type.as_deref()) == Some("virtio")
             });
-        if let Some(c) = vserial {
+        vserials.sort_by_key(|c| c.index.unwrap_or(0));
+        for c in &vserials {
             if c.model.is_some() {
                 return unsupported("<controller type='virtio-serial'>: model is not supported");
             }
         }
-        if vserial.is_some() || needs_vserial {
-            let addr = self.pci.place(
-                vserial.and_then(|c| c.address.as_ref()),
-                "virtio-serial controller",
-            )?;
+        if vserials.is_empty() && needs_vserial {
+            let addr = self.pci.place(None, "virtio-serial controller")?;
             let dev = Opts::new("virtio-serial-pci")
                 .set("id", "virtio-serial0")
-                .set_opt("max_ports", vserial.and_then(|c| c.ports))
-                .set_opt("vectors", vserial.and_then(|c| c.vectors))
+                .raw(&addr)
+                .done();
+            self.arg2("-device", dev);
+        }
+        for c in vserials {
+            let addr = self
+                .pci
+                .place(c.address.as_ref(), "virtio-serial controller")?;
+            let dev = Opts::new("virtio-serial-pci")
+                .set("id", format!("virtio-serial{}", c.index.unwrap_or(0)))
+                .set_opt("max_ports", c.ports)
+                .set_opt("vectors", c.vectors)
                 .raw(&addr)
                 .done();
             self.arg2("-device", dev);
         }
 
-        // SCSI: the controller of the SCSI disks (define adds one when they need it).
-        if let Some(c) = scsi {
+        // SCSI: the controllers of the SCSI disks (define adds one when they need it).
+        scsis.sort_by_key(|c| c.index.unwrap_or(0));
+        for c in scsis {
             let (device, iothread, queues) = scsi_device(c)?;
             let addr = self.pci.place(c.address.as_ref(), "SCSI controller")?;
             let dev = Opts::new(device)
-                .set("id", "scsi0")
+                .set("id", format!("scsi{}", c.index.unwrap_or(0)))
                 .set_opt("iothread", iothread)
                 .set_opt("num_queues", queues)
                 .raw(&addr)
@@ -533,33 +560,70 @@ fn scsi_device(c: &vireo_xml::Controller) -> Result<(&'static str, Option<String
     ))
 }
 
-/// The `device_add` arguments of a controller plugged into the running VM: a SCSI
-/// controller (index 0, QEMU id `scsi0`) at its `<address>` (the driver gives one).
+/// The QEMU id of a controller that can be plugged in and out (`scsiN`,
+/// `virtio-serialN`, N its index).
+pub fn controller_id(c: &vireo_xml::Controller) -> Option<String> {
+    let index = c.index.unwrap_or(0);
+    match c.ctl_type {
+        ControllerType::Scsi => Some(format!("scsi{index}")),
+        ControllerType::VirtioSerial => Some(format!("virtio-serial{index}")),
+        _ => None,
+    }
+}
+
+/// The `device_add` arguments of a controller plugged into the running VM: a SCSI or a
+/// virtio-serial controller (QEMU id [`controller_id`]) at its `<address>` (the driver
+/// gives one).
 pub fn hotplug_controller(c: &vireo_xml::Controller) -> Result<serde_json::Value> {
     let what = format!(
         "<controller type='{}' index='{}'>",
         c.ctl_type,
         c.index.unwrap_or(0)
     );
-    if c.ctl_type != ControllerType::Scsi {
-        return unsupported(format!("{what}: only SCSI controllers can be hot-plugged"));
+    let Some(id) = controller_id(c) else {
+        return unsupported(format!(
+            "'{}' controller cannot be hot plugged (only SCSI and virtio-serial controllers)",
+            c.ctl_type
+        ));
+    };
+    if c.model_name.is_some() || !c.target_attrs.is_empty() {
+        return unsupported(format!("{what}: <model>/<target> are not supported"));
     }
-    if c.index.unwrap_or(0) != 0 {
-        return unsupported(format!("{what}: only index 0 is supported"));
-    }
-    if let Some((k, _)) = c.driver_attrs.iter().find(|(k, _)| {
-        !(c.model.as_deref() == Some("virtio-scsi") && matches!(k.as_str(), "iothread" | "queues"))
-    }) {
-        return unsupported(format!("{what}: <driver {k}=…> is not supported"));
-    }
-    let (device, iothread, queues) = scsi_device(c)?;
-    let mut v = serde_json::json!({"driver": device, "id": "scsi0"});
-    if let Some(t) = iothread {
-        v["iothread"] = serde_json::json!(t);
-    }
-    if let Some(q) = queues {
-        v["num_queues"] = serde_json::json!(q);
-    }
+    let mut v = if c.ctl_type == ControllerType::Scsi {
+        if let Some((k, _)) = c.driver_attrs.iter().find(|(k, _)| {
+            !(c.model.as_deref() == Some("virtio-scsi")
+                && matches!(k.as_str(), "iothread" | "queues"))
+        }) {
+            return unsupported(format!("{what}: <driver {k}=…> is not supported"));
+        }
+        if c.vectors.is_some() || c.ports.is_some() {
+            return unsupported(format!("{what}: ports and vectors are not supported"));
+        }
+        let (device, iothread, queues) = scsi_device(c)?;
+        let mut v = serde_json::json!({"driver": device, "id": id});
+        if let Some(t) = iothread {
+            v["iothread"] = serde_json::json!(t);
+        }
+        if let Some(q) = queues {
+            v["num_queues"] = serde_json::json!(q);
+        }
+        v
+    } else {
+        if c.model.is_some() {
+            return unsupported(format!("{what}: model is not supported"));
+        }
+        if let Some((k, _)) = c.driver_attrs.first() {
+            return unsupported(format!("{what}: <driver {k}=…> is not supported"));
+        }
+        let mut v = serde_json::json!({"driver": "virtio-serial-pci", "id": id});
+        if let Some(p) = c.ports {
+            v["max_ports"] = serde_json::json!(p);
+        }
+        if let Some(n) = c.vectors {
+            v["vectors"] = serde_json::json!(n);
+        }
+        v
+    };
     super::slots::hotplug_pci_place(&mut v, c.address.as_ref(), &what)?;
     Ok(v)
 }

@@ -165,22 +165,7 @@ impl<'a> Builder<'a> {
         format_node: &str,
         what: &str,
     ) -> Result<String> {
-        if enc.format != "luks" {
-            return unsupported(format!(
-                "{what}: encryption format '{}' is not supported (luks)",
-                enc.format
-            ));
-        }
-        let uuid = match enc.secret.as_slice() {
-            [s] if s.secret_type == "passphrase" && s.uuid.is_some() => {
-                vireo_xml::format_uuid(&s.uuid.unwrap_or_default())
-            }
-            _ => {
-                return unsupported(format!(
-                    "{what}: LUKS encryption needs one <secret type='passphrase' uuid='…'/>"
-                ))
-            }
-        };
+        let uuid = vireo_xml::format_uuid(&luks_secret(enc, what)?);
         if let Some(id) = self.secret_objects.get(&uuid) {
             return Ok(id.clone());
         }
@@ -196,7 +181,7 @@ impl<'a> Builder<'a> {
                 }
             },
         };
-        let id = format!("{format_node}-encryption-secret0");
+        let id = secret_id(format_node, 0);
         self.secret_objects.insert(uuid, id.clone());
         self.arg2(
             "-object",
@@ -208,6 +193,78 @@ impl<'a> Builder<'a> {
         );
         Ok(id)
     }
+}
+
+/// The UUID of the passphrase secret of an encrypted disk (LUKS, one `<secret
+/// type='passphrase' uuid='…'/>`: what Vireo can open).
+pub fn luks_secret(enc: &vireo_xml::Encryption, what: &str) -> Result<[u8; 16]> {
+    if enc.format != "luks" {
+        return unsupported(format!(
+            "{what}: encryption format '{}' is not supported (luks)",
+            enc.format
+        ));
+    }
+    match enc.secret.as_slice() {
+        [s] if s.secret_type == "passphrase" => match s.uuid {
+            Some(u) => Ok(u),
+            None => unsupported(format!(
+                "{what}: LUKS encryption needs one <secret type='passphrase' uuid='…'/>"
+            )),
+        },
+        _ => unsupported(format!(
+            "{what}: LUKS encryption needs one <secret type='passphrase' uuid='…'/>"
+        )),
+    }
+}
+
+/// The id of the `k`th secret object named after a disk's format node.
+fn secret_id(format_node: &str, k: usize) -> String {
+    if k == 0 {
+        format!("{format_node}-encryption-secret0")
+    } else {
+        format!("{format_node}-encryption-secret0-{k}")
+    }
+}
+
+/// The id of the secret object of an encrypted disk plugged in with block nodes
+/// `libvirt-{node}-…`: the first of its names no object in `taken` has.
+pub fn hotplug_secret_id(node: usize, taken: impl Fn(&str) -> bool) -> String {
+    let format_node = format!("libvirt-{node}-format");
+    (0..)
+        .map(|k| secret_id(&format_node, k))
+        .find(|id| !taken(id))
+        .unwrap_or_default()
+}
+
+/// The `object-add` arguments of a secret object that reads a passphrase from QEMU's
+/// own descriptor `fd` (one `add-fd` gave it).
+pub fn secret_object(id: &str, fd: i64) -> Value {
+    json!({
+        "qom-type": "secret",
+        "id": id,
+        "file": format!("/dev/fd/{fd}"),
+        "format": "raw",
+    })
+}
+
+/// The secret object each disk of a starting VM reads its passphrase through, as the
+/// command line names them (one per secret, named after the first disk that uses it).
+pub fn initial_secret_ids(disks: &[vireo_xml::Disk]) -> Vec<Option<String>> {
+    let count = disks.len();
+    let mut by_uuid: std::collections::BTreeMap<[u8; 16], String> = Default::default();
+    disks
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let enc = d.encryption.as_ref()?;
+            disk_path(d, "").ok().flatten()?;
+            let uuid = luks_secret(enc, "").ok()?;
+            let id = by_uuid
+                .entry(uuid)
+                .or_insert_with(|| secret_id(&format!("libvirt-{}-format", count - i), 0));
+            Some(id.clone())
+        })
+        .collect()
 }
 
 /// Index of a disk target name such as `vda`, `sdb`, `hdc`, `vdaa` (0, 1, 2, 26) and its
@@ -488,8 +545,9 @@ fn disk_nodes(
     })
 }
 
-/// Where a SCSI disk sits: on controller 0's bus, with libvirt's drive address (by
-/// default unit = the disk's index), as the controller model addresses its devices.
+/// Where a SCSI disk sits: on its controller's bus (controller 0 unless its drive address
+/// names another), with libvirt's drive address (by default unit = the disk's index), as
+/// the controller model addresses its devices.
 struct ScsiPlace {
     bus: String,
     /// virtio-scsi: channel, scsi-id (target) and lun (unit); lsilogic: scsi-id = unit.
@@ -524,15 +582,22 @@ impl ScsiPlace {
     }
 }
 
-/// The model of SCSI controller 0 (libvirt's default for x86 is lsilogic).
-fn scsi_model<'c>(controllers: &'c [vireo_xml::Controller], what: &str) -> Result<&'c str> {
-    let c = controllers
-        .iter()
-        .find(|c| c.ctl_type == vireo_xml::ControllerType::Scsi && c.index.unwrap_or(0) == 0);
+/// The model of SCSI controller `index` (libvirt's default for x86 is lsilogic).
+fn scsi_model<'c>(
+    controllers: &'c [vireo_xml::Controller],
+    index: u64,
+    what: &str,
+) -> Result<&'c str> {
+    let c = controllers.iter().find(|c| {
+        c.ctl_type == vireo_xml::ControllerType::Scsi && u64::from(c.index.unwrap_or(0)) == index
+    });
     match c {
         Some(c) => Ok(c.model.as_deref().unwrap_or("lsilogic")),
-        None => unsupported(format!(
+        None if index == 0 => unsupported(format!(
             "{what}: there is no <controller type='scsi'> for it"
+        )),
+        None => unsupported(format!(
+            "{what}: there is no <controller type='scsi' index='{index}'> for it"
         )),
     }
 }
@@ -543,28 +608,25 @@ fn scsi_place(
     controllers: &[vireo_xml::Controller],
     what: &str,
 ) -> Result<ScsiPlace> {
-    let model = scsi_model(controllers, what)?;
     let (controller, bus, target, unit) = match &disk.address {
         Some(a) => drive_address4(a, what)?,
         None => (0, 0, 0, u64::from(index)),
     };
-    if controller != 0 {
-        return unsupported(format!(
-            "{what}: only SCSI controller 0 is supported (drive address controller {controller})"
-        ));
-    }
-    let id = format!("scsi0-{bus}-{target}-{unit}");
+    let model = scsi_model(controllers, controller, what)?;
+    let id = format!("scsi{controller}-{bus}-{target}-{unit}");
+    let qbus = format!("scsi{controller}.0");
+    let at = format!("{controller}:{bus}:{target}:{unit}");
     match model {
         // Seven devices and the adapter on one narrow bus.
         "lsilogic" => {
             if bus != 0 || target != 0 || unit > 6 {
                 return unsupported(format!(
-                    "{what}: drive address 0:{bus}:{target}:{unit} is not available on an \
-                     lsilogic controller (bus 0, target 0, unit 0-6)"
+                    "{what}: drive address {at} is not available on an lsilogic controller \
+                     (bus 0, target 0, unit 0-6)"
                 ));
             }
             Ok(ScsiPlace {
-                bus: "scsi0.0".into(),
+                bus: qbus,
                 channel: None,
                 scsi_id: unit as u32,
                 lun: None,
@@ -574,12 +636,12 @@ fn scsi_place(
         "virtio-scsi" => {
             if bus != 0 || target > 255 || unit > 16383 {
                 return unsupported(format!(
-                    "{what}: drive address 0:{bus}:{target}:{unit} is not available on a \
-                     virtio-scsi controller (bus 0, target 0-255, unit 0-16383)"
+                    "{what}: drive address {at} is not available on a virtio-scsi controller \
+                     (bus 0, target 0-255, unit 0-16383)"
                 ));
             }
             Ok(ScsiPlace {
-                bus: "scsi0.0".into(),
+                bus: qbus,
                 channel: Some(0),
                 scsi_id: target as u32,
                 lun: Some(unit as u32),
@@ -592,13 +654,28 @@ fn scsi_place(
     }
 }
 
+/// The index of the SCSI controller a SCSI disk sits on (None: not a SCSI disk).
+pub fn scsi_controller_of(disk: &vireo_xml::Disk) -> Option<u64> {
+    let scsi = disk.target.bus == Some(DiskBus::Scsi)
+        || (disk.target.bus.is_none() && disk.target.dev.starts_with("sd"));
+    if !scsi {
+        return None;
+    }
+    match &disk.address {
+        Some(a) if a.addr_type == AddressType::Drive => Some(a.get_num("controller").unwrap_or(0)),
+        _ => Some(0),
+    }
+}
+
 /// A disk hot-plugged into a running VM (on a hot-pluggable bus: virtio, or a SCSI
 /// controller's): its block nodes, named `libvirt-{node}-…`, and the `device_add`
-/// arguments. `controllers` are the running VM's. Returns (nodes, device, device id).
+/// arguments. `controllers` are the running VM's; `secret` is the id of the secret object
+/// an encrypted disk's passphrase is in. Returns (nodes, device, device id).
 pub fn hotplug_disk(
     disk: &vireo_xml::Disk,
     node: usize,
     controllers: &[vireo_xml::Controller],
+    secret: Option<&str>,
 ) -> Result<(DiskNodes, Value, String)> {
     let dev = disk.target.dev.as_str();
     let what = format!("<disk> '{dev}'");
@@ -622,16 +699,19 @@ pub fn hotplug_disk(
             ))
         }
     };
-    if disk.encryption.is_some() {
-        return unsupported(format!(
-            "{what}: hot-plugging an encrypted disk is not supported by Vireo yet"
-        ));
-    }
+    let secret = match (&disk.encryption, secret) {
+        (None, _) => None,
+        (Some(enc), Some(id)) => {
+            luks_secret(enc, &what)?;
+            Some(id)
+        }
+        (Some(_), None) => return unsupported(format!("{what}: its passphrase was not given")),
+    };
     let set = disk_settings(disk, bus, &what)?;
     let Some(path) = disk_path(disk, &what)? else {
         return unsupported(format!("{what}: no <source>"));
     };
-    let nodes = disk_nodes(disk, path, node, &set, None, &what)?;
+    let nodes = disk_nodes(disk, path, node, &set, secret, &what)?;
     let (driver, id) = match &scsi {
         None => ("virtio-blk-pci", format!("virtio-disk{index}")),
         Some(p) if disk.device == DiskDevice::Cdrom => ("scsi-cd", p.id.clone()),

@@ -82,8 +82,11 @@ mod slots;
 mod util;
 
 pub use chardev::channel_device;
-pub use controllers::hotplug_controller;
-pub use disks::{disk_alias, hotplug_disk, media_nodes, node_object, DiskNodes};
+pub use controllers::{controller_id, hotplug_controller};
+pub use disks::{
+    disk_alias, hotplug_disk, hotplug_secret_id, initial_secret_ids, luks_secret, media_nodes,
+    node_object, scsi_controller_of, secret_object, DiskNodes,
+};
 pub use hostdev::{hostdev_alias, hostdev_device, usb_host_devices, vfio_memlock_kib, USB_FDSET};
 pub use input::input_device;
 pub use machine::iothread_object;
@@ -211,8 +214,8 @@ struct Builder<'a> {
     /// bootindex per disk and per interface (by position).
     disk_boot: Vec<Option<u32>>,
     net_boot: Vec<Option<u32>>,
-    /// Ports taken on `virtio-serial0.0`.
-    vserial_ports: BTreeSet<u32>,
+    /// Ports taken on the virtio-serial buses: (controller index, port).
+    vserial_ports: BTreeSet<(u32, u32)>,
     /// Secret objects made so far, by secret UUID: each pipe can be read once, so disks
     /// that share a passphrase share its object.
     secret_objects: BTreeMap<String, String>,
