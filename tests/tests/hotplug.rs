@@ -794,3 +794,446 @@ fn link_state_follows_domif_setlink() {
     assert!(e.contains("52:54:00:78:00:99"), "{e}");
     ok(&d.virsh(&["destroy", "vm1"]));
 }
+
+/// The passphrase of the LUKS volumes of [`luks_disks_come_and_go`], and its secret.
+const LUKS_PASS: &str = "hot-PASS-c91e7d20";
+const LUKS_SECRET: &str = "6f2d8c1a-3b4e-4a5f-9e8d-7c6b5a4f3e21";
+
+/// Writes `byte` over the first 4 KiB of what the LUKS image `path` holds (`driver` luks for
+/// a raw LUKS image, qcow2 for one encrypted inside), through QEMU's own decryption; the
+/// passphrase is read from a file made for that and removed after.
+fn write_through_luks(d: &Daemon, path: &std::path::Path, driver: &str, byte: u8) {
+    let pf = d.root.join("luks-pass");
+    std::fs::write(&pf, LUKS_PASS).unwrap();
+    let key = if driver == "luks" {
+        "key-secret"
+    } else {
+        "encrypt.key-secret"
+    };
+    let out = vireo_tests::run_cmd(
+        "qemu-io",
+        &[
+            "--object",
+            &format!("secret,id=s0,file={}", pf.display()),
+            "--image-opts",
+            &format!(
+                "driver={driver},{key}=s0,file.driver=file,file.filename={}",
+                path.display()
+            ),
+            "-c",
+            &format!("write -P {byte:#04x} 0 4096"),
+        ],
+    );
+    std::fs::remove_file(&pf).unwrap();
+    ok(&out);
+}
+
+/// Fails when the passphrase is on any process's command line.
+fn passphrase_on_no_command_line() {
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            assert!(
+                !cmd.windows(LUKS_PASS.len())
+                    .any(|w| w == LUKS_PASS.as_bytes()),
+                "the passphrase is on the command line of {}",
+                e.path().display()
+            );
+        }
+    }
+}
+
+/// Fails when the passphrase is in a file under `dir`.
+fn passphrase_in_no_file(dir: &std::path::Path) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if m.is_dir() {
+            passphrase_in_no_file(&p);
+        } else if m.is_file() && m.len() < (8 << 20) {
+            let data = std::fs::read(&p).unwrap_or_default();
+            assert!(
+                !data
+                    .windows(LUKS_PASS.len())
+                    .any(|w| w == LUKS_PASS.as_bytes()),
+                "the passphrase is in {}",
+                p.display()
+            );
+        }
+    }
+}
+
+/// LUKS volumes (a LUKS image and a qcow2 one encrypted inside, one secret) plugged into a
+/// running guest, as OpenStack Nova attaches encrypted volumes: the passphrase goes from
+/// the secret driver to QEMU through pipes (on no command line, in no file), the guest
+/// reads what was written through the LUKS layer, and each secret object goes with its
+/// disk (the same disks plug in again after their detach). A disk whose secret does not
+/// exist is refused, and leaves nothing behind. The definition follows with --config.
+fn luks_disks_come_and_go(layout: Layout) {
+    let d = Daemon::start_in(layout);
+    let sx = write_file(
+        &d,
+        "s.xml",
+        &format!("<secret private='yes'><uuid>{LUKS_SECRET}</uuid></secret>"),
+    );
+    ok(&d.virsh(&["secret-define", &sx]));
+    let pf = d.root.join("pass");
+    std::fs::write(&pf, LUKS_PASS).unwrap();
+    ok(&d.virsh(&[
+        "secret-set-value",
+        LUKS_SECRET,
+        "--file",
+        pf.to_str().unwrap(),
+        "--plain",
+    ]));
+    std::fs::remove_file(&pf).unwrap();
+    let enc = format!(
+        "<encryption format='luks'><secret type='passphrase' uuid='{LUKS_SECRET}'/></encryption>"
+    );
+    for (f, driver, byte) in [("raw", "luks", 0x56u8), ("qcow2", "qcow2", 0x57)] {
+        let vx = write_file(
+            &d,
+            &format!("v-{f}.xml"),
+            &format!(
+                "<volume><name>enc.{f}</name><capacity unit='M'>16</capacity>\
+                 <target><format type='{f}'/>{enc}</target></volume>"
+            ),
+        );
+        ok(&d.virsh(&["vol-create", "default", &vx]));
+        let path = d.root.join(format!("var/lib/vireo/images/enc.{f}"));
+        write_through_luks(&d, &path, driver, byte);
+    }
+    let disk = |f: &str, dev: &str| {
+        format!(
+            "<disk type='volume' device='disk'><driver name='qemu' type='{f}'/>\
+             <source pool='default' volume='enc.{f}'/><target dev='{dev}' bus='virtio'/>{enc}</disk>"
+        )
+    };
+    let raw = write_file(&d, "enc-raw.xml", &disk("raw", "vdb"));
+    let qcow = write_file(&d, "enc-qcow2.xml", &disk("qcow2", "vdc"));
+    let mut ev = boot(&d, &vireo_tests::guest_xml("vm1"));
+
+    let out = ok(&d.virsh(&["attach-device", "vm1", &raw, "--live"]));
+    assert!(out.contains("Device attached successfully"), "{out}");
+    ev.wait_for("vm1 device-added virtio-disk1");
+    ok(&d.virsh(&["attach-device", "vm1", &qcow, "--live", "--config"]));
+    ev.wait_for("vm1 device-added virtio-disk2");
+    passphrase_on_no_command_line();
+    let live = ok(&d.virsh(&["dumpxml", "vm1"]));
+    assert!(
+        live.contains("<source pool='default' volume='enc.raw'/>")
+            && live.contains(&format!("<secret type='passphrase' uuid='{LUKS_SECRET}'/>")),
+        "{live}"
+    );
+    let inactive = ok(&d.virsh(&["dumpxml", "--inactive", "vm1"]));
+    assert!(
+        inactive.contains("enc.qcow2") && !inactive.contains("enc.raw"),
+        "{inactive}"
+    );
+    // The guest reads the plain bytes: 'V' (0x56) and 'W' (0x57).
+    guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--running",
+            &read_disk("vda"),
+            "DISK-vda-VVVVVVVVVVVVVVVV",
+            &read_disk("vdb"),
+            "DISK-vdb-WWWWWWWWWWWWWWWW",
+        ],
+    );
+
+    // Out, and in again: the secret object went with the disk (the same one is made again).
+    ok(&d.virsh(&["detach-device", "vm1", &raw, "--live"]));
+    ev.wait_for("vm1 device-removed virtio-disk1");
+    assert!(!ok(&d.virsh(&["dumpxml", "vm1"])).contains("enc.raw"));
+    guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--running",
+            "i=0; while [ -e /sys/block/vda ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done; \
+             [ -e /sys/block/vda ] || echo NO-VDA-$((1+1))",
+            "NO-VDA-2",
+            &read_disk("vdb"),
+            "DISK-vdb-WWWWWWWWWWWWWWWW",
+        ],
+    );
+    ev.seen.clear();
+    ok(&d.virsh(&["attach-device", "vm1", &raw, "--live"]));
+    ev.wait_for("vm1 device-added virtio-disk1");
+    guest_shell(
+        &d,
+        "vm1",
+        &["--running", &read_disk("vda"), "DISK-vda-VVVVVVVVVVVVVVVV"],
+    );
+    ok(&d.virsh(&["detach-device", "vm1", &qcow, "--live", "--config"]));
+    ev.wait_for("vm1 device-removed virtio-disk2");
+    assert!(!ok(&d.virsh(&["dumpxml", "--inactive", "vm1"])).contains("enc.qcow2"));
+    ev.seen.clear();
+    ok(&d.virsh(&["attach-device", "vm1", &qcow, "--live"]));
+    ev.wait_for("vm1 device-added virtio-disk2");
+    ok(&d.virsh(&["detach-device", "vm1", &qcow, "--live"]));
+    ev.wait_for("vm1 device-removed virtio-disk2");
+
+    // A secret that does not exist: refused, saying which; nothing left in the way.
+    let bad = write_file(
+        &d,
+        "enc-bad.xml",
+        &disk("qcow2", "vdc").replace(LUKS_SECRET, "00000000-0000-0000-0000-00000000beef"),
+    );
+    let e = fails(&d.virsh(&["attach-device", "vm1", &bad, "--live"]));
+    assert!(e.contains("00000000-0000-0000-0000-00000000beef"), "{e}");
+    assert!(!ok(&d.virsh(&["dumpxml", "vm1"])).contains("enc.qcow2"));
+    ev.seen.clear();
+    ok(&d.virsh(&["attach-device", "vm1", &qcow, "--live"]));
+    ev.wait_for("vm1 device-added virtio-disk2");
+    passphrase_on_no_command_line();
+    ok(&d.virsh(&["destroy", "vm1"]));
+    passphrase_in_no_file(&d.root);
+}
+
+/// Controllers beyond the first: a VM that starts with two virtio-scsi controllers (a disk on
+/// the second) and two virtio-serial ones (a channel on the second); a SCSI controller of
+/// index 2 and a virtio-serial controller of index 2 plugged in while it runs, a disk and a
+/// channel on them (the guest reads the disk and sees the port), then taken out. A
+/// controller with a device on it cannot go (libvirt's "device is busy"); one added
+/// without an index gets the first free one.
+fn controllers_beyond_index_0(layout: Layout) {
+    let d = Daemon::start_in(layout);
+    let cold = d.root.join("cold.img");
+    mark(&cold, "VIREOSCSI1COLD01");
+    let hot = d.root.join("hot.img");
+    mark(&hot, "VIREOSCSI2HOT002");
+    let xml = vireo_tests::guest_xml("vm1").replace(
+        "<devices>",
+        &format!(
+            "<devices><controller type='scsi' index='0' model='virtio-scsi'/>\
+             <controller type='scsi' index='1' model='virtio-scsi'/>\
+             <controller type='virtio-serial' index='0'/>\
+             <controller type='virtio-serial' index='1'/>\
+             <disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+             <source file='{}'/><target dev='sda' bus='scsi'/>\
+             <address type='drive' controller='1' bus='0' target='0' unit='0'/></disk>\
+             <channel type='unix'><source mode='bind'/>\
+             <target type='virtio' name='org.vireo.cold.1'/>\
+             <address type='virtio-serial' controller='1' bus='0' port='2'/></channel>",
+            cold.display()
+        ),
+    );
+    let mut ev = boot(&d, &xml);
+    let live = ok(&d.virsh(&["dumpxml", "vm1"]));
+    assert!(live.contains("<alias name='scsi1-0-0-0'/>"), "{live}");
+    assert!(
+        live.contains("<controller type='scsi' index='1' model='virtio-scsi'>"),
+        "{live}"
+    );
+    // The guest's port names: vportNpM is port M of the Nth virtio-serial device.
+    let ports =
+        "for p in /sys/class/virtio-ports/vport*; do echo PORT-${p##*/}-$(cat $p/name); done";
+    let seen = guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--running",
+            &read_disk("sda"),
+            "DISK-sda-VIREOSCSI1COLD01",
+            &format!("{ports}; echo PORTS-$((1+1))"),
+            "PORTS-2",
+        ],
+    );
+    assert!(
+        seen.lines()
+            .any(|l| l.trim().ends_with("p2-org.vireo.cold.1")),
+        "{seen}"
+    );
+
+    // A SCSI controller of index 2, live, and a disk on it.
+    let scsi2 = write_file(
+        &d,
+        "scsi2.xml",
+        "<controller type='scsi' index='2' model='virtio-scsi'/>",
+    );
+    ok(&d.virsh(&["attach-device", "vm1", &scsi2, "--live"]));
+    ev.wait_for("vm1 device-added scsi2");
+    let e = fails(&d.virsh(&["attach-device", "vm1", &scsi2, "--live"]));
+    assert!(e.contains("target scsi:2 already exists"), "{e}");
+    let disk = write_file(
+        &d,
+        "disk-scsi2.xml",
+        &format!(
+            "<disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+             <source file='{}'/><target dev='sdb' bus='scsi'/>\
+             <address type='drive' controller='2' bus='0' target='0' unit='0'/></disk>",
+            hot.display()
+        ),
+    );
+    ok(&d.virsh(&["attach-device", "vm1", &disk, "--live"]));
+    ev.wait_for("vm1 device-added scsi2-0-0-0");
+    guest_shell(
+        &d,
+        "vm1",
+        &["--running", &read_disk("sdb"), "DISK-sdb-VIREOSCSI2HOT002"],
+    );
+    let e = fails(&d.virsh(&["detach-device", "vm1", &scsi2, "--live"]));
+    assert!(
+        e.contains("device cannot be detached: device is busy"),
+        "{e}"
+    );
+    // Nor the first controller, whose disk came with the VM.
+    let scsi1 = write_file(
+        &d,
+        "scsi1.xml",
+        "<controller type='scsi' index='1' model='virtio-scsi'/>",
+    );
+    let e = fails(&d.virsh(&["detach-device", "vm1", &scsi1, "--live"]));
+    assert!(e.contains("device is busy"), "{e}");
+    ok(&d.virsh(&["detach-device", "vm1", &disk, "--live"]));
+    ev.wait_for("vm1 device-removed scsi2-0-0-0");
+    ok(&d.virsh(&["detach-device", "vm1", &scsi2, "--live"]));
+    ev.wait_for("vm1 device-removed scsi2");
+    let live = ok(&d.virsh(&["dumpxml", "vm1"]));
+    assert!(!live.contains("index='2'"), "{live}");
+
+    // A virtio-serial controller of index 2, live, and a channel on its port 3.
+    let vs2 = write_file(
+        &d,
+        "vs2.xml",
+        "<controller type='virtio-serial' index='2'/>",
+    );
+    ok(&d.virsh(&["attach-device", "vm1", &vs2, "--live"]));
+    ev.wait_for("vm1 device-added virtio-serial2");
+    let channel = write_file(
+        &d,
+        "channel2.xml",
+        "<channel type='unix'><source mode='bind'/>\
+         <target type='virtio' name='org.vireo.hot.2'/>\
+         <address type='virtio-serial' controller='2' bus='0' port='3'/></channel>",
+    );
+    ok(&d.virsh(&["attach-device", "vm1", &channel, "--live"]));
+    ev.wait_for("vm1 device-added channel1");
+    let live = ok(&d.virsh(&["dumpxml", "vm1"]));
+    assert!(live.contains("name='org.vireo.hot.2'"), "{live}");
+    let seen = guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--running",
+            &format!(
+                "i=0; while ! grep -qx org.vireo.hot.2 /sys/class/virtio-ports/vport*/name \
+                 && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done; {ports}; echo PORTS-$((2+1))"
+            ),
+            "PORTS-3",
+        ],
+    );
+    assert!(
+        seen.lines()
+            .any(|l| l.trim().ends_with("p3-org.vireo.hot.2")),
+        "{seen}"
+    );
+    let e = fails(&d.virsh(&["detach-device", "vm1", &vs2, "--live"]));
+    assert!(
+        e.contains("device cannot be detached: device is busy"),
+        "{e}"
+    );
+    ok(&d.virsh(&["detach-device", "vm1", &channel, "--live"]));
+    ev.wait_for("vm1 device-removed channel1");
+    ok(&d.virsh(&["detach-device", "vm1", &vs2, "--live"]));
+    ev.wait_for("vm1 device-removed virtio-serial2");
+    assert!(!ok(&d.virsh(&["dumpxml", "vm1"])).contains("org.vireo.hot.2"));
+    // A channel on a controller the VM does not have.
+    let e = fails(&d.virsh(&["attach-device", "vm1", &channel, "--live"]));
+    assert!(
+        e.contains("there is no <controller type='virtio-serial' index='2'>"),
+        "{e}"
+    );
+    // USB controllers stay.
+    let usb = write_file(
+        &d,
+        "usb.xml",
+        "<controller type='usb' index='1' model='qemu-xhci'/>",
+    );
+    let e = fails(&d.virsh(&["attach-device", "vm1", &usb, "--live"]));
+    assert!(e.contains("'usb' controller cannot be hot plugged"), "{e}");
+
+    // The definition: a controller without an index gets the first free one, and the
+    // second SCSI controller cannot leave while its disk is there.
+    let anon = write_file(
+        &d,
+        "anon.xml",
+        "<controller type='scsi' model='virtio-scsi'/>",
+    );
+    ok(&d.virsh(&["attach-device", "vm1", &anon, "--config"]));
+    let inactive = ok(&d.virsh(&["dumpxml", "--inactive", "vm1"]));
+    assert!(
+        inactive.contains("<controller type='scsi' index='2' model='virtio-scsi'>"),
+        "{inactive}"
+    );
+    let e = fails(&d.virsh(&["detach-device", "vm1", &scsi1, "--config"]));
+    assert!(e.contains("device is busy"), "{e}");
+    ok(&d.virsh(&["detach-device", "vm1", &scsi2, "--config"]));
+    assert!(!ok(&d.virsh(&["dumpxml", "--inactive", "vm1"])).contains("index='2'"));
+    ok(&d.virsh(&["destroy", "vm1"]));
+}
+
+vireo_tests::in_every_layout!(luks_disks_come_and_go, controllers_beyond_index_0);
+
+/// A guest that refuses to let a DIMM go (its ACPI memory hotplug switched off: Linux
+/// answers the eject request with _OST "not supported"): the detach fails with libvirt's
+/// "unplug of device was rejected by the guest", DEVICE_REMOVAL_FAILED comes, and the
+/// DIMM stays. Once the guest allows it again, the DIMM goes with DEVICE_REMOVED.
+#[test]
+fn a_guest_refuses_to_let_a_dimm_go() {
+    let d = Daemon::start();
+    let xml = vireo_tests::guest_xml("vm1")
+        .replace(
+            "<memory unit='MiB'>128</memory>",
+            "<maxMemory slots='2' unit='MiB'>1024</maxMemory><memory unit='MiB'>256</memory>",
+        )
+        .replace(
+            "</features>",
+            "</features><cpu><numa><cell id='0' cpus='0' memory='256' unit='MiB'/></numa></cpu>",
+        );
+    let mut ev = boot(&d, &xml);
+    let dimm = write_file(
+        &d,
+        "dimm.xml",
+        "<memory model='dimm'><target><size unit='MiB'>128</size><node>0</node>\
+         </target></memory>",
+    );
+    ok(&d.virsh(&["attach-device", "vm1", &dimm, "--live"]));
+    ev.wait_for("vm1 device-added dimm0");
+    let hotplug = "/sys/firmware/acpi/hotplug/memory/enabled";
+    guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--running",
+            &format!("echo 0 >{hotplug}; echo HP-$(cat {hotplug})-$((1+1))"),
+            "HP-0-2",
+        ],
+    );
+    let e = fails(&d.virsh(&["detach-device", "vm1", &dimm, "--live"]));
+    assert!(
+        e.contains("unplug of device was rejected by the guest"),
+        "{e}"
+    );
+    ev.wait_for("vm1 device-removal-failed dimm0");
+    assert!(!ev.seen.iter().any(|l| l.contains("device-removed")));
+    assert!(ok(&d.virsh(&["dumpxml", "vm1"])).contains("<alias name='dimm0'/>"));
+
+    guest_shell(
+        &d,
+        "vm1",
+        &[
+            "--running",
+            &format!("echo 1 >{hotplug}; echo HP-$(cat {hotplug})-$((1+1))"),
+            "HP-1-2",
+        ],
+    );
+    ok(&d.virsh(&["detach-device", "vm1", &dimm, "--live"]));
+    ev.wait_for("vm1 device-removed dimm0");
+    assert!(!ok(&d.virsh(&["dumpxml", "vm1"])).contains("model='dimm'"));
+    ok(&d.virsh(&["destroy", "vm1"]));
+}
