@@ -332,7 +332,7 @@ fn sched_wait_ns(text: &str) -> Option<u64> {
             || l.trim_start().starts_with("wait_sum")
     })?;
     let ms: f64 = line.split(':').nth(1)?.trim().parse().ok()?;
-    (ms.is_finite() && ms >= 0.0).then(|| (ms * 1_000_000.0) as u64)
+    (ms.is_finite() && ms >= 0.0).then_some((ms * 1_000_000.0) as u64)
 }
 
 impl Vm {
