@@ -128,22 +128,25 @@ fn bind(path: &Path, perms: u32, conf: &DaemonConfig) -> anyhow::Result<UnixList
 }
 
 fn chgrp(path: &Path, group: &str) -> anyhow::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
+    let gid = group_id(group)?;
+    std::os::unix::fs::chown(path, None, Some(gid))
+        .with_context(|| format!("cannot give {} to group {group}", path.display()))
+}
+
+/// The id of the group named `group` (`unix_sock_group`).
+fn group_id(group: &str) -> anyhow::Result<u32> {
     let cgroup = std::ffi::CString::new(group)?;
-    let cpath = std::ffi::CString::new(path.as_os_str().as_bytes())?;
-    // SAFETY: getgrnam gets a valid C string and its result is only read before the next
-    // call; chown gets a valid path and ids (-1 keeps the owner).
-    unsafe {
+    // SAFETY: getgrnam gets a valid C string; its result is only read here, before any
+    // other call could reuse the buffer it points into.
+    let gid = unsafe {
         let gr = libc::getgrnam(cgroup.as_ptr());
         if gr.is_null() {
-            anyhow::bail!("unix_sock_group: no group named '{group}'");
+            None
+        } else {
+            Some((*gr).gr_gid)
         }
-        if libc::chown(cpath.as_ptr(), u32::MAX, (*gr).gr_gid) != 0 {
-            return Err(std::io::Error::last_os_error())
-                .with_context(|| format!("cannot give {} to group {group}", path.display()));
-        }
-    }
-    Ok(())
+    };
+    gid.with_context(|| format!("unix_sock_group: no group named '{group}'"))
 }
 
 /// Runs a daemon until SIGTERM or SIGINT (or, with a timeout, until it has been idle).
@@ -216,12 +219,20 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 
     let events = EventBus::default();
     let qemu = if role.hosts(Family::Hypervisor) {
-        let qemu_cfg = QemuConfig::new(
+        let mut qemu_cfg = QemuConfig::new(
             paths.config_dir.join("qemu"),
             paths.run_dir.clone(),
             paths.state_dir.join("log/qemu"),
             paths.state_dir.join("qemu/save"),
         );
+        // Each VM's own endpoint is reached as this daemon's sockets are; where polkit
+        // decides for a socket (which a shim cannot ask), the VM's is its owner's alone.
+        let mode = |auth: &str, perms: u32| if auth == "polkit" { 0o700 } else { perms };
+        qemu_cfg.vm_sock_perms = (
+            mode(&conf.auth_unix_rw, conf.unix_sock_rw_perms),
+            mode(&conf.auth_unix_ro, conf.unix_sock_ro_perms),
+        );
+        qemu_cfg.vm_sock_group = conf.unix_sock_group.as_deref().map(group_id).transpose()?;
         let q = Arc::new(
             QemuDriver::open(qemu_cfg, events.clone()).context("cannot load domain definitions")?,
         );

@@ -29,6 +29,10 @@ pub struct QemuConfig {
     pub shim: PathBuf,
     /// Where managed save images (`NAME.save`) are kept.
     pub save_dir: PathBuf,
+    /// Each VM's own sockets (`<run>/vm/<NAME>-sock`, `-sock-ro`) take the daemon's modes
+    /// (read-write, read-only) and group.
+    pub vm_sock_perms: (u32, u32),
+    pub vm_sock_group: Option<u32>,
 }
 
 impl QemuConfig {
@@ -40,6 +44,8 @@ impl QemuConfig {
             save_dir,
             emulator: find_emulator(),
             shim: find_shim(),
+            vm_sock_perms: (0o700, 0o777),
+            vm_sock_group: None,
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod blockjob;
 pub mod caps;
 pub mod cgroup;
+pub mod console;
 pub mod cmdline;
 pub mod cpumodel;
 mod devlease;

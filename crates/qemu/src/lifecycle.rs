@@ -307,6 +307,18 @@ impl QemuDriver {
             .arg(id.to_string())
             .arg("--hv-version")
             .arg(self.hypervisor_version().to_string())
+            .arg("--vm-sock-perms")
+            .arg(format!(
+                "{:o},{:o}",
+                self.cfg.vm_sock_perms.0, self.cfg.vm_sock_perms.1
+            ))
+            .args(
+                self.cfg
+                    .vm_sock_group
+                    .map(|g| ["--vm-sock-group".to_string(), g.to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(defined.is_some().then_some("--defined"))
             .args(defined.is_some().then_some(&defined_path))
             .args(

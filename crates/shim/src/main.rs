@@ -15,6 +15,7 @@ mod job;
 mod memdev;
 mod migrate;
 mod pinning;
+mod public;
 mod screen;
 mod serve;
 mod snapshot;
@@ -62,6 +63,10 @@ pub struct Args {
     pub incoming: Option<std::os::fd::OwnedFd>,
     /// Where the emulated TPM keeps its state (`--tpm-state DIR`).
     pub tpm_state: Option<PathBuf>,
+    /// Modes of the VM's own sockets, read-write and read-only (`--vm-sock-perms RW,RO`,
+    /// octal: the daemon's own), and their group (`--vm-sock-group GID`).
+    vm_sock_perms: (u32, u32),
+    vm_sock_group: Option<u32>,
 }
 
 /// The descriptors `FIRST:COUNT` names (`--tap-fds`, `--usb-fds`): open, each for us
@@ -111,6 +116,8 @@ fn parse_args() -> anyhow::Result<Args> {
     let mut taps = Vec::new();
     let mut usb = Vec::new();
     let mut incoming = None;
+    let mut vm_sock_perms = (0o700, 0o777);
+    let mut vm_sock_group = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -124,6 +131,26 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "--id" => id = it.next().and_then(|v| v.parse().ok()),
             "--hv-version" => hv_version = it.next().and_then(|v| v.parse().ok()).unwrap_or(0),
+            "--vm-sock-perms" => {
+                let v = it.next().context("--vm-sock-perms needs RW,RO")?;
+                let (rw, ro) = v
+                    .split_once(',')
+                    .and_then(|(a, b)| {
+                        Some((
+                            u32::from_str_radix(a, 8).ok()?,
+                            u32::from_str_radix(b, 8).ok()?,
+                        ))
+                    })
+                    .context("--vm-sock-perms needs two octal modes, RW,RO")?;
+                vm_sock_perms = (rw & 0o777, ro & 0o777);
+            }
+            "--vm-sock-group" => {
+                vm_sock_group = Some(
+                    it.next()
+                        .and_then(|g| g.parse().ok())
+                        .context("--vm-sock-group needs a group id")?,
+                );
+            }
             "--paused" => paused = true,
             "--from-snapshot" => from_snapshot = true,
             "--migrated" => migrated = true,
@@ -186,7 +213,33 @@ fn parse_args() -> anyhow::Result<Args> {
         usb,
         incoming,
         tpm_state,
+        vm_sock_perms,
+        vm_sock_group,
     })
+}
+
+/// Listens on the VM's own sockets (`crate::public`), with the daemon's modes and group.
+fn bind_public(
+    args: &Args,
+    name: &str,
+) -> anyhow::Result<(tokio::net::UnixListener, tokio::net::UnixListener)> {
+    let (rw_path, ro_path) = public::socket_paths(&args.run_dir, name);
+    let bind = |path: &std::path::Path, mode: u32| -> anyhow::Result<tokio::net::UnixListener> {
+        let l = bind_unix(path, mode).with_context(|| {
+            format!(
+                "cannot listen on {} (does another running domain have this name?)",
+                path.display()
+            )
+        })?;
+        if let Some(gid) = args.vm_sock_group {
+            std::os::unix::fs::chown(path, None, Some(gid))
+                .with_context(|| format!("cannot give {} to group {gid}", path.display()))?;
+        }
+        Ok(l)
+    };
+    let rw = bind(&rw_path, args.vm_sock_perms.0)?;
+    let ro = bind(&ro_path, args.vm_sock_perms.1)?;
+    Ok((rw, ro))
 }
 
 /// Reads the passphrases the daemon put in the pipe at `fd` (to its end), then closes it.
@@ -242,11 +295,24 @@ async fn run() -> anyhow::Result<()> {
         .join(format!("{}.sock", format_uuid(&uuid)));
     let listener = bind_unix(&sock_path, 0o700)
         .with_context(|| format!("cannot listen on {}", sock_path.display()))?;
+    let (pub_rw_path, pub_ro_path) = public::socket_paths(&args.run_dir, &def.name);
+    let remove_sockets = || {
+        for p in [&sock_path, &pub_rw_path, &pub_ro_path] {
+            let _ = std::fs::remove_file(p);
+        }
+    };
+    let (pub_rw, pub_ro) = match bind_public(&args, &def.name) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = std::fs::remove_file(&sock_path);
+            return Err(e);
+        }
+    };
 
     let vm = match vm::Vm::launch(def, &args).await {
         Ok(vm) => vm,
         Err(e) => {
-            let _ = std::fs::remove_file(&sock_path);
+            remove_sockets();
             return Err(e);
         }
     };
@@ -255,9 +321,28 @@ async fn run() -> anyhow::Result<()> {
         busy_poll: std::time::Duration::ZERO,
         ..ServerConfig::default()
     };
-    let server = Server::new(Arc::new(serve::ShimService::new(Arc::clone(&vm))), config);
+    let server = Server::new(
+        Arc::new(serve::ShimService::new(Arc::clone(&vm))),
+        config.clone(),
+    );
     let s = Arc::clone(&server);
     let accept = tokio::spawn(async move { s.serve(listener, false).await });
+    // The VM's own endpoint: clients other than the daemon, read-write and read-only.
+    let public_server = Server::new(
+        Arc::new(serve::ShimService::new_public(
+            Arc::clone(&vm),
+            args.hv_version,
+        )),
+        config.clone(),
+    );
+    let s = Arc::clone(&public_server);
+    let accept_rw = tokio::spawn(async move { s.serve(pub_rw, false).await });
+    let s = Arc::clone(&public_server);
+    let accept_ro = tokio::spawn(async move { s.serve(pub_ro, true).await });
+    let audience = Arc::new(serve::Audience {
+        daemon: Arc::clone(&server),
+        public: vec![Arc::clone(&public_server)],
+    });
 
     // Ready: the daemon is waiting for this line.
     println!("READY {}", vm.qemu_pid());
@@ -265,19 +350,25 @@ async fn run() -> anyhow::Result<()> {
     detach_stdout();
 
     let vm2 = Arc::clone(&vm);
-    let srv = Arc::clone(&server);
-    vm.set_device_emitter(move |proc_, alias| serve::broadcast_device(&srv, &vm2, proc_, alias));
-    let srv = Arc::clone(&server);
-    vm.set_message_emitter(move |proc_, payload| serve::broadcast_raw(&srv, proc_, &payload));
+    let to = Arc::clone(&audience);
+    vm.set_device_emitter(move |proc_, alias| serve::broadcast_device(&to, &vm2, proc_, alias));
+    let to = Arc::clone(&audience);
+    vm.set_message_emitter(move |proc_, payload| serve::broadcast_raw(&to, proc_, &payload));
     // Whether qemu-ga already runs (a shim that follows a VM again after a restart).
     vm.probe_agent().await;
     let vm2 = Arc::clone(&vm);
-    let srv = Arc::clone(&server);
-    vm.run(move |ev| serve::broadcast(&srv, &vm2, ev)).await;
+    let to = Arc::clone(&audience);
+    vm.run(move |ev| serve::broadcast(&to, &vm2, ev)).await;
 
     // QEMU is gone and the last events are queued: let them out, then leave.
+    let _ = std::fs::remove_file(&pub_rw_path);
+    let _ = std::fs::remove_file(&pub_ro_path);
+    public_server.shutdown();
     server.shutdown();
     let _ = accept.await;
+    let _ = accept_rw.await;
+    let _ = accept_ro.await;
+    public_server.wait_idle().await;
     server.wait_idle().await;
     Ok(())
 }

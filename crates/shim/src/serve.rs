@@ -29,11 +29,36 @@ const DESTROY_GRACEFUL: u32 = 1;
 
 pub struct ShimService {
     vm: Arc<Vm>,
+    /// Serves the VM's own endpoint (`crate::public`) rather than the daemon's channel.
+    public: bool,
+    hv_version: u64,
 }
 
 impl ShimService {
+    /// The daemon's channel (`<run>/shim/<uuid>.sock`).
     pub fn new(vm: Arc<Vm>) -> Self {
-        ShimService { vm }
+        ShimService {
+            vm,
+            public: false,
+            hv_version: 0,
+        }
+    }
+
+    /// The VM's own endpoint for clients (`<run>/vm/<NAME>-sock`, `-sock-ro`).
+    pub fn new_public(vm: Arc<Vm>, hv_version: u64) -> Self {
+        ShimService {
+            vm,
+            public: true,
+            hv_version,
+        }
+    }
+
+    pub(crate) fn vm(&self) -> &Arc<Vm> {
+        &self.vm
+    }
+
+    pub(crate) fn hv_version(&self) -> u64 {
+        self.hv_version
     }
 
     fn handle(&self) -> Domain {
@@ -120,21 +145,22 @@ pub(crate) fn check_uuid(vm: &Vm, uuid: &Uuid) -> Result<(), RemoteError> {
 }
 
 impl Service for ShimService {
-    type ClientData = ();
+    type ClientData = crate::public::Registrations;
 
     fn knows_program(&self, prog: u32, vers: u32) -> bool {
         (prog == REMOTE_PROGRAM && vers == REMOTE_VERSION)
-            || (prog == VIREO_PROGRAM && vers == VIREO_VERSION)
+            || (prog == VIREO_PROGRAM && vers == VIREO_VERSION && !self.public)
             || (prog == QEMU_PROGRAM && vers == QEMU_VERSION)
     }
 
+    /// Descriptors come from the daemon only.
     fn accepts_fds(&self) -> bool {
-        true
+        !self.public
     }
 
     fn call_with_fds(
         self: Arc<Self>,
-        client: &Arc<Client<()>>,
+        client: &Arc<Client<crate::public::Registrations>>,
         h: Header,
         payload: &[u8],
         fds: Vec<std::os::fd::OwnedFd>,
@@ -150,8 +176,18 @@ impl Service for ShimService {
         }
     }
 
-    fn call(self: Arc<Self>, client: &Arc<Client<()>>, h: Header, payload: &[u8]) -> Dispatch {
+    fn call(
+        self: Arc<Self>,
+        client: &Arc<Client<crate::public::Registrations>>,
+        h: Header,
+        payload: &[u8],
+    ) -> Dispatch {
         let p = h.proc_;
+        if self.public {
+            if let Some(d) = crate::public::call(&self, client, &h, payload) {
+                return d;
+            }
+        }
         if h.prog == QEMU_PROGRAM {
             if p != QEMU_PROC_DOMAIN_AGENT_COMMAND {
                 return Dispatch::Now(Outcome::Error(RemoteError::unknown_procedure(p)));
@@ -570,7 +606,7 @@ impl ShimService {
     /// first, each into one of the others, when it copies them).
     fn migrate(
         self: Arc<Self>,
-        caller: &Arc<Client<()>>,
+        caller: &Arc<Client<crate::public::Registrations>>,
         payload: &[u8],
         mut fds: Vec<std::os::fd::OwnedFd>,
     ) -> Dispatch {
@@ -695,9 +731,25 @@ impl ShimService {
     }
 }
 
+/// Who hears the shim's events: every client of the daemon's channel, as the shim emits
+/// them (callback id 0), and the VM's own endpoint's clients by their registrations.
+pub struct Audience {
+    pub daemon: Arc<Server<ShimService>>,
+    pub public: Vec<Arc<Server<ShimService>>>,
+}
+
+impl Audience {
+    fn send(&self, proc_: i32, payload: &[u8]) {
+        for c in self.daemon.clients() {
+            c.send_message(REMOTE_PROGRAM, REMOTE_VERSION, proc_, 1, payload);
+        }
+        crate::public::deliver(&self.public, proc_, payload);
+    }
+}
+
 /// Sends a device event (DEVICE_REMOVED, DEVICE_REMOVAL_FAILED) to every client of the
 /// shim, as a callback message with callback id 0.
-pub fn broadcast_device(server: &Arc<Server<ShimService>>, vm: &Vm, proc_: i32, alias: String) {
+pub fn broadcast_device(to: &Audience, vm: &Vm, proc_: i32, alias: String) {
     let dom = handle(vm);
     let payload = if proc_ == procs::DOMAIN_EVENT_CALLBACK_DEVICE_REMOVED {
         vireo_xdr::to_bytes(&DomainEventCallbackDeviceRemovedMsg {
@@ -714,16 +766,12 @@ pub fn broadcast_device(server: &Arc<Server<ShimService>>, vm: &Vm, proc_: i32, 
             dev_alias: alias,
         })
     };
-    for c in server.clients() {
-        c.send_message(REMOTE_PROGRAM, REMOTE_VERSION, proc_, 1, &payload);
-    }
+    to.send(proc_, &payload);
 }
 
 /// Sends an event message of the REMOTE program to every client of the shim.
-pub fn broadcast_raw(server: &Arc<Server<ShimService>>, proc_: i32, payload: &[u8]) {
-    for c in server.clients() {
-        c.send_message(REMOTE_PROGRAM, REMOTE_VERSION, proc_, 1, payload);
-    }
+pub fn broadcast_raw(to: &Audience, proc_: i32, payload: &[u8]) {
+    to.send(proc_, payload);
 }
 
 /// The handle of the shim's domain (id -1 once QEMU is gone).
@@ -737,21 +785,13 @@ pub fn handle(vm: &Vm) -> Domain {
 }
 
 /// Sends a lifecycle event to every client of the shim (the daemon, mostly).
-pub fn broadcast(server: &Arc<Server<ShimService>>, vm: &Vm, ev: Lifecycle) {
+pub fn broadcast(to: &Audience, vm: &Vm, ev: Lifecycle) {
     let payload = vireo_xdr::to_bytes(&DomainEventLifecycleMsg {
         dom: handle(vm),
         event: ev.event,
         detail: ev.detail,
     });
-    for c in server.clients() {
-        c.send_message(
-            REMOTE_PROGRAM,
-            REMOTE_VERSION,
-            procs::DOMAIN_EVENT_LIFECYCLE,
-            1,
-            &payload,
-        );
-    }
+    to.send(procs::DOMAIN_EVENT_LIFECYCLE, &payload);
 }
 
 /// An error as the client gets it: a RemoteError raised on the way as it is, anything else
