@@ -1090,11 +1090,20 @@ impl EventLog {
         EventLog::run(d, "nodedev_events_listen.py", &[])
     }
 
+    /// Domain lifecycle events of the connection at `uri` (e.g. a VM's own endpoint).
+    pub fn start_at(uri: &str) -> EventLog {
+        EventLog::run_at(uri, "events_listen.py", &[])
+    }
+
     fn run(d: &Daemon, script: &str, extra: &[&str]) -> EventLog {
+        EventLog::run_at(&d.uri(), script, extra)
+    }
+
+    fn run_at(uri: &str, script: &str, extra: &[&str]) -> EventLog {
         let script = tests_dir().join("python").join(script);
         let mut child = Command::new(python3())
             .arg(script)
-            .arg(d.uri())
+            .arg(uri)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -1227,11 +1236,16 @@ pub fn shim_pid(root: &Path, name: &str) -> Option<i32> {
 /// Runs the guest's shell through virsh console: waits for it to be ready, then types
 /// each command and waits for what it should print. Returns all it saw.
 pub fn guest_shell(d: &Daemon, name: &str, pairs: &[&str]) -> String {
+    guest_shell_at(&d.uri(), name, pairs)
+}
+
+/// [`guest_shell`] through the connection at `uri` (e.g. a VM's own endpoint).
+pub fn guest_shell_at(uri: &str, name: &str, pairs: &[&str]) -> String {
     let script = crate::tests_dir().join("python/guest_shell.py");
     // TCG guests on a loaded machine: minutes, not seconds, for a whole session.
     ok(&crate::run_cmd_within(
         crate::python3(),
-        &[&[script.to_str().unwrap(), &d.uri(), name], pairs].concat(),
+        &[&[script.to_str().unwrap(), uri, name], pairs].concat(),
         400,
     ))
 }
