@@ -85,6 +85,15 @@ fn vcpus_and_emulator_are_pinned() {
         cfg.lines().any(|l| l.split_whitespace().eq(["1", "1"])),
         "{cfg}"
     );
+    // No flag: virsh's older call (virDomainPinVcpu), the running guest's pin.
+    ok(&d.virsh(&["vcpupin", "vm1", "0", "1"]));
+    assert_eq!(
+        threads(pid)
+            .iter()
+            .find(|(n, _)| n.starts_with("CPU 0/"))
+            .map(|(_, a)| a.as_str()),
+        Some("1")
+    );
     // virsh itself refuses a CPU the host does not have.
     let err = fails(&d.virsh(&["vcpupin", "vm1", "0", &cpus.to_string()]));
     assert!(err.contains("exceed the maxcpu"), "{err}");

@@ -214,6 +214,7 @@ calls! {
     REMOTE remote::DOMAIN_SET_USER_PASSWORD => remote::DomainSetUserPasswordArgs;
     REMOTE remote::DOMAIN_PM_SUSPEND_FOR_DURATION => vireo_proto::domevent::DomainPmSuspendForDurationArgs;
     REMOTE remote::DOMAIN_PM_WAKEUP => remote::DomainFlagsArgs;
+    REMOTE remote::DOMAIN_PIN_VCPU => remote::DomainPinVcpuArgs;
     REMOTE remote::DOMAIN_SET_BLOCK_THRESHOLD => vireo_proto::domevent::DomainSetBlockThresholdArgs;
     REMOTE remote::DOMAIN_GET_HOSTNAME => remote::DomainFlagsArgs;
     REMOTE remote::DOMAIN_GET_FSINFO => remote::DomainFlagsArgs;
@@ -395,6 +396,7 @@ calls! {
     VIREO vireo::NODE_DEVICE_LEASE => vireo::NodeDeviceLeaseArgs;
     VIREO vireo::NODE_DEVICE_RELEASE => vireo::NodeDeviceReleaseArgs;
     VIREO vireo::NODE_DEVICE_LEASES => vireo::NodeDeviceLeasesArgs;
+    VIREO vireo::DAEMON_METRICS => vireo::DaemonMetricsArgs;
     VIREO vireo::SHIM_ATTACH_DEVICE => vireo::ShimAttachArgs;
     VIREO vireo::SHIM_DETACH_DEVICE => vireo::ShimDetachArgs;
     VIREO vireo::SHIM_CHANGE_MEDIA => vireo::ShimAttachArgs;

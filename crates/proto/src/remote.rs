@@ -232,6 +232,7 @@ procedures! {
     DOMAIN_SET_MEMORY_FLAGS = 204,
     DOMAIN_GET_VCPU_PIN_INFO = 230,
     DOMAIN_PIN_VCPU_FLAGS = 225,
+    DOMAIN_PIN_VCPU = 26,
     DOMAIN_PIN_EMULATOR = 279,
     DOMAIN_GET_EMULATOR_PIN_INFO = 280,
     DOMAIN_GET_IOTHREAD_INFO = 351,
@@ -455,6 +456,7 @@ pub fn allowed_read_only(p: i32) -> bool {
             | DOMAIN_MANAGED_SAVE_DEFINE_XML
             | DOMAIN_SNAPSHOT_CREATE_XML
             | DOMAIN_PIN_VCPU_FLAGS
+            | DOMAIN_PIN_VCPU
             | DOMAIN_PIN_EMULATOR
             | DOMAIN_PIN_IOTHREAD
             | DOMAIN_DETACH_DEVICE_ALIAS
@@ -1353,6 +1355,14 @@ xdr_struct! {
     pub struct DomainGetVcpuPinInfoRet {
         pub cpumaps: vireo_xdr::Opaque<CPUMAPS_MAX>,
         pub num: i32,
+    }
+}
+xdr_struct! {
+    /// `DOMAIN_PIN_VCPU`: virDomainPinVcpu, the running guest's pin (flags LIVE).
+    pub struct DomainPinVcpuArgs {
+        pub dom: Domain,
+        pub vcpu: u32,
+        pub cpumap: vireo_xdr::Opaque<CPUMAP_MAX>,
     }
 }
 xdr_struct! {

@@ -203,6 +203,26 @@ pub(super) fn dispatch(
             r.await.into()
         }));
     }
+    if p == procs::DOMAIN_PIN_VCPU {
+        // virDomainPinVcpu is PinVcpuFlags on the running guest.
+        let s = Arc::clone(s);
+        let payload = payload.to_vec();
+        return Some(Box::pin(async move {
+            let r = async {
+                let a: DomainPinVcpuArgs = args(&payload)?;
+                let flagged = vireo_xdr::to_bytes(&DomainPinVcpuFlagsArgs {
+                    dom: a.dom,
+                    vcpu: a.vcpu,
+                    cpumap: a.cpumap,
+                    flags: affect::LIVE,
+                });
+                s.hv()?
+                    .pinning(procs::DOMAIN_PIN_VCPU_FLAGS, &flagged)
+                    .await
+            };
+            r.await.into()
+        }));
+    }
     if matches!(
         p,
         procs::DOMAIN_PIN_VCPU_FLAGS
