@@ -37,6 +37,129 @@ pub mod code {
     pub const DEVICE_MISSING: i32 = 99;
 }
 
+/// libvirt's name of an error number (`VIR_ERR_NO_DOMAIN` for 42), for logs and metrics;
+/// `None` for a number libvirt has no name for.
+pub fn code_name(code: i32) -> Option<&'static str> {
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| CODE_NAMES.get(i).copied().flatten())
+}
+
+/// libvirt's `virErrorNumber` names, indexed by number (`None`: a number libvirt retired).
+const CODE_NAMES: [Option<&'static str>; 111] = [
+    None,
+    Some("VIR_ERR_INTERNAL_ERROR"),
+    Some("VIR_ERR_NO_MEMORY"),
+    Some("VIR_ERR_NO_SUPPORT"),
+    Some("VIR_ERR_UNKNOWN_HOST"),
+    Some("VIR_ERR_NO_CONNECT"),
+    Some("VIR_ERR_INVALID_CONN"),
+    Some("VIR_ERR_INVALID_DOMAIN"),
+    Some("VIR_ERR_INVALID_ARG"),
+    Some("VIR_ERR_OPERATION_FAILED"),
+    Some("VIR_ERR_GET_FAILED"),
+    Some("VIR_ERR_POST_FAILED"),
+    Some("VIR_ERR_HTTP_ERROR"),
+    Some("VIR_ERR_SEXPR_SERIAL"),
+    Some("VIR_ERR_NO_XEN"),
+    Some("VIR_ERR_XEN_CALL"),
+    Some("VIR_ERR_OS_TYPE"),
+    Some("VIR_ERR_NO_KERNEL"),
+    Some("VIR_ERR_NO_ROOT"),
+    Some("VIR_ERR_NO_SOURCE"),
+    Some("VIR_ERR_NO_TARGET"),
+    Some("VIR_ERR_NO_NAME"),
+    Some("VIR_ERR_NO_OS"),
+    Some("VIR_ERR_NO_DEVICE"),
+    Some("VIR_ERR_NO_XENSTORE"),
+    Some("VIR_ERR_DRIVER_FULL"),
+    Some("VIR_ERR_CALL_FAILED"),
+    Some("VIR_ERR_XML_ERROR"),
+    Some("VIR_ERR_DOM_EXIST"),
+    Some("VIR_ERR_OPERATION_DENIED"),
+    Some("VIR_ERR_OPEN_FAILED"),
+    Some("VIR_ERR_READ_FAILED"),
+    Some("VIR_ERR_PARSE_FAILED"),
+    Some("VIR_ERR_CONF_SYNTAX"),
+    Some("VIR_ERR_WRITE_FAILED"),
+    Some("VIR_ERR_XML_DETAIL"),
+    Some("VIR_ERR_INVALID_NETWORK"),
+    Some("VIR_ERR_NETWORK_EXIST"),
+    Some("VIR_ERR_SYSTEM_ERROR"),
+    Some("VIR_ERR_RPC"),
+    Some("VIR_ERR_GNUTLS_ERROR"),
+    None,
+    Some("VIR_ERR_NO_DOMAIN"),
+    Some("VIR_ERR_NO_NETWORK"),
+    Some("VIR_ERR_INVALID_MAC"),
+    Some("VIR_ERR_AUTH_FAILED"),
+    Some("VIR_ERR_INVALID_STORAGE_POOL"),
+    Some("VIR_ERR_INVALID_STORAGE_VOL"),
+    None,
+    Some("VIR_ERR_NO_STORAGE_POOL"),
+    Some("VIR_ERR_NO_STORAGE_VOL"),
+    None,
+    Some("VIR_ERR_INVALID_NODE_DEVICE"),
+    Some("VIR_ERR_NO_NODE_DEVICE"),
+    Some("VIR_ERR_NO_SECURITY_MODEL"),
+    Some("VIR_ERR_OPERATION_INVALID"),
+    None,
+    Some("VIR_ERR_NO_INTERFACE"),
+    Some("VIR_ERR_INVALID_INTERFACE"),
+    Some("VIR_ERR_MULTIPLE_INTERFACES"),
+    None,
+    Some("VIR_ERR_INVALID_NWFILTER"),
+    Some("VIR_ERR_NO_NWFILTER"),
+    Some("VIR_ERR_BUILD_FIREWALL"),
+    None,
+    Some("VIR_ERR_INVALID_SECRET"),
+    Some("VIR_ERR_NO_SECRET"),
+    Some("VIR_ERR_CONFIG_UNSUPPORTED"),
+    Some("VIR_ERR_OPERATION_TIMEOUT"),
+    Some("VIR_ERR_MIGRATE_PERSIST_FAILED"),
+    Some("VIR_ERR_HOOK_SCRIPT_FAILED"),
+    Some("VIR_ERR_INVALID_DOMAIN_SNAPSHOT"),
+    Some("VIR_ERR_NO_DOMAIN_SNAPSHOT"),
+    Some("VIR_ERR_INVALID_STREAM"),
+    Some("VIR_ERR_ARGUMENT_UNSUPPORTED"),
+    Some("VIR_ERR_STORAGE_PROBE_FAILED"),
+    Some("VIR_ERR_STORAGE_POOL_BUILT"),
+    Some("VIR_ERR_SNAPSHOT_REVERT_RISKY"),
+    Some("VIR_ERR_OPERATION_ABORTED"),
+    Some("VIR_ERR_AUTH_CANCELLED"),
+    Some("VIR_ERR_NO_DOMAIN_METADATA"),
+    Some("VIR_ERR_MIGRATE_UNSAFE"),
+    Some("VIR_ERR_OVERFLOW"),
+    Some("VIR_ERR_BLOCK_COPY_ACTIVE"),
+    Some("VIR_ERR_OPERATION_UNSUPPORTED"),
+    Some("VIR_ERR_SSH"),
+    Some("VIR_ERR_AGENT_UNRESPONSIVE"),
+    Some("VIR_ERR_RESOURCE_BUSY"),
+    Some("VIR_ERR_ACCESS_DENIED"),
+    Some("VIR_ERR_DBUS_SERVICE"),
+    Some("VIR_ERR_STORAGE_VOL_EXIST"),
+    Some("VIR_ERR_CPU_INCOMPATIBLE"),
+    Some("VIR_ERR_XML_INVALID_SCHEMA"),
+    Some("VIR_ERR_MIGRATE_FINISH_OK"),
+    Some("VIR_ERR_AUTH_UNAVAILABLE"),
+    Some("VIR_ERR_NO_SERVER"),
+    Some("VIR_ERR_NO_CLIENT"),
+    Some("VIR_ERR_AGENT_UNSYNCED"),
+    Some("VIR_ERR_LIBSSH"),
+    Some("VIR_ERR_DEVICE_MISSING"),
+    Some("VIR_ERR_INVALID_NWFILTER_BINDING"),
+    Some("VIR_ERR_NO_NWFILTER_BINDING"),
+    Some("VIR_ERR_INVALID_DOMAIN_CHECKPOINT"),
+    Some("VIR_ERR_NO_DOMAIN_CHECKPOINT"),
+    Some("VIR_ERR_NO_DOMAIN_BACKUP"),
+    Some("VIR_ERR_INVALID_NETWORK_PORT"),
+    Some("VIR_ERR_NETWORK_PORT_EXIST"),
+    Some("VIR_ERR_NO_NETWORK_PORT"),
+    Some("VIR_ERR_NO_HOSTNAME"),
+    Some("VIR_ERR_CHECKPOINT_INCONSISTENT"),
+    Some("VIR_ERR_MULTIPLE_DOMAINS"),
+];
+
 /// libvirt's `virErrorDomain` values that Vireo sends.
 pub mod domain {
     pub const NONE: i32 = 0;
@@ -117,3 +240,25 @@ impl std::fmt::Display for RemoteError {
 }
 
 impl std::error::Error for RemoteError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_names_are_libvirts() {
+        assert_eq!(code_name(code::NO_DOMAIN), Some("VIR_ERR_NO_DOMAIN"));
+        assert_eq!(
+            code_name(code::INTERNAL_ERROR),
+            Some("VIR_ERR_INTERNAL_ERROR")
+        );
+        assert_eq!(
+            code_name(code::DEVICE_MISSING),
+            Some("VIR_ERR_DEVICE_MISSING")
+        );
+        assert_eq!(code_name(0), None);
+        assert_eq!(code_name(41), None);
+        assert_eq!(code_name(-1), None);
+        assert_eq!(code_name(100_000), None);
+    }
+}

@@ -50,6 +50,18 @@ pub const QEMU_PROGRAM: u32 = 0x2000_8087;
 pub const QEMU_VERSION: u32 = 1;
 /// `QEMU_PROC_DOMAIN_AGENT_COMMAND`.
 pub const QEMU_PROC_DOMAIN_AGENT_COMMAND: i32 = 3;
+/// The procedures of libvirt's QEMU program (`virsh qemu-monitor-command`, …).
+pub mod qemu {
+    procedures! {
+        DOMAIN_MONITOR_COMMAND = 1,
+        DOMAIN_ATTACH = 2,
+        DOMAIN_AGENT_COMMAND = 3,
+        CONNECT_DOMAIN_MONITOR_EVENT_REGISTER = 4,
+        CONNECT_DOMAIN_MONITOR_EVENT_DEREGISTER = 5,
+        DOMAIN_MONITOR_EVENT = 6,
+        DOMAIN_MONITOR_COMMAND_WITH_FILES = 7,
+    }
+}
 /// Keepalive program ("keep").
 pub const KEEPALIVE_PROGRAM: u32 = 0x6b65_6570;
 pub const KEEPALIVE_VERSION: u32 = 1;

@@ -9,6 +9,7 @@
 //! | 10 | NODE_DEVICE_LEASE | [`NodeDeviceLeaseArgs`] | [`NodeDeviceLeaseRet`] + the VFIO group's descriptor (REPLY_WITH_FDS) |
 //! | 11 | NODE_DEVICE_RELEASE | [`NodeDeviceReleaseArgs`] | [`NodeDeviceReleaseRet`] |
 //! | 12 | NODE_DEVICE_LEASES | [`NodeDeviceLeasesArgs`] | [`NodeDeviceLeasesRet`] |
+//! | 20 | DAEMON_METRICS | [`DaemonMetricsArgs`] | [`DaemonMetricsRet`] (on the admin socket) |
 //! | 100 | SHIM_ATTACH_DEVICE | [`ShimAttachArgs`] + the device's descriptors (CALL_WITH_FDS) | [`ShimAttachRet`] |
 //! | 101 | SHIM_DETACH_DEVICE | [`ShimDetachArgs`] | [`ShimDetachRet`] |
 //! | 102 | SHIM_CHANGE_MEDIA | [`ShimAttachArgs`] (the cdrom with its new source) | nothing |
@@ -21,6 +22,8 @@
 //! | 109 | SHIM_MIGRATE | [`ShimMigrateArgs`] + the connected migration socket (and one NBD connection per disk copied) | [`ShimMigrateRet`] |
 //! | 110 | SHIM_MIGRATE_END | [`ShimMigrateEndArgs`] | nothing |
 //!
+//! Procedures from 20 to 29 are served on a daemon's admin socket (beside libvirt's ADMIN
+//! program, whose procedure numbers they leave alone), to the daemon's own user only.
 //! Procedures from 100 on are between the QEMU daemon and a VM's shim only.
 
 use vireo_xdr::xdr_struct;
@@ -47,6 +50,9 @@ pub mod procs {
     pub const NODE_DEVICE_RELEASE: i32 = 11;
     /// The leases the caller's user holds (to reconcile after a restart).
     pub const NODE_DEVICE_LEASES: i32 = 12;
+    /// The daemon's metrics in Prometheus' text format (admin socket).
+    /// [`DaemonMetricsArgs`] → [`DaemonMetricsRet`].
+    pub const DAEMON_METRICS: i32 = 20;
     /// Hot-plugs a device the QEMU daemon has prepared (its tap made, its MAC address
     /// given) into the running VM; the device's descriptors come with the call.
     pub const SHIM_ATTACH_DEVICE: i32 = 100;
@@ -89,6 +95,7 @@ pub fn proc_name(p: i32) -> Option<&'static str> {
         procs::NODE_DEVICE_LEASE => Some("NODE_DEVICE_LEASE"),
         procs::NODE_DEVICE_RELEASE => Some("NODE_DEVICE_RELEASE"),
         procs::NODE_DEVICE_LEASES => Some("NODE_DEVICE_LEASES"),
+        procs::DAEMON_METRICS => Some("DAEMON_METRICS"),
         procs::SHIM_ATTACH_DEVICE => Some("SHIM_ATTACH_DEVICE"),
         procs::SHIM_DETACH_DEVICE => Some("SHIM_DETACH_DEVICE"),
         procs::SHIM_CHANGE_MEDIA => Some("SHIM_CHANGE_MEDIA"),
@@ -149,6 +156,21 @@ xdr_struct! {
         pub owner: Uuid,
         pub ifname: String,
         pub flags: u32,
+    }
+}
+
+xdr_struct! {
+    /// `DAEMON_METRICS`: no flags are defined yet (0).
+    pub struct DaemonMetricsArgs {
+        pub flags: u32,
+    }
+}
+
+xdr_struct! {
+    /// The metrics as an HTTP scrape of the daemon's `metrics_listen` port returns them
+    /// (Prometheus' text exposition format, version 0.0.4).
+    pub struct DaemonMetricsRet {
+        pub text: String,
     }
 }
 
