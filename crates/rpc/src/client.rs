@@ -119,6 +119,10 @@ struct Shared {
     streams: Mutex<HashMap<u32, mpsc::Sender<Frame>>>,
     /// Descriptors of a REPLY_WITH_FDS, by serial, until its caller takes them.
     fds: Mutex<HashMap<u32, Vec<std::os::fd::OwnedFd>>>,
+    /// With [`Connection::track_calls`]: where calls that got no answer are counted.
+    failures: std::sync::OnceLock<Arc<std::sync::atomic::AtomicU64>>,
+    /// With [`Connection::track_calls`]: when a call was last answered (ms since the epoch).
+    answered_ms: std::sync::atomic::AtomicU64,
 }
 
 /// A stream opened by a call ([`Connection::call_stream`]): packets both ways, with the
@@ -219,7 +223,25 @@ impl Connection {
             closed: tokio::sync::watch::channel(false).0,
             streams: Mutex::new(HashMap::new()),
             fds: Mutex::new(HashMap::new()),
+            failures: std::sync::OnceLock::new(),
+            answered_ms: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Counts calls on this connection that get no answer (the peer gone, an I/O error)
+    /// into `failures`, and notes when the peer last answered
+    /// ([`Connection::last_answer`]). Only the first call has an effect.
+    pub fn track_calls(&self, failures: Arc<std::sync::atomic::AtomicU64>) {
+        let _ = self.shared.failures.set(failures);
+    }
+
+    /// When the peer last answered a call (a reply or an error), with
+    /// [`Connection::track_calls`] on.
+    pub fn last_answer(&self) -> Option<std::time::SystemTime> {
+        match self.shared.answered_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(std::time::UNIX_EPOCH + Duration::from_millis(ms)),
+        }
     }
 
     /// A connection over any byte stream (TCP, TLS): no descriptor passing; SASL may start
@@ -320,6 +342,35 @@ impl Connection {
     /// Sends a CALL (a CALL_WITH_FDS with `fds`: their count starts the payload, and they
     /// follow the frame, each with a byte of its own) and waits for its reply.
     async fn send_call(
+        &self,
+        serial: u32,
+        prog: u32,
+        vers: u32,
+        proc_: i32,
+        args: impl FnOnce(&mut Vec<u8>),
+        fds: Option<Vec<std::os::fd::OwnedFd>>,
+    ) -> Result<Vec<u8>, CallError> {
+        let r = self
+            .send_call_untracked(serial, prog, vers, proc_, args, fds)
+            .await;
+        if let Some(failures) = self.shared.failures.get() {
+            match &r {
+                Ok(_) | Err(CallError::Remote(_)) => {
+                    let ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                        .unwrap_or(0);
+                    self.shared.answered_ms.store(ms, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        r
+    }
+
+    async fn send_call_untracked(
         &self,
         serial: u32,
         prog: u32,

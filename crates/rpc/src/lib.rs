@@ -9,6 +9,7 @@ pub mod gssapi;
 pub mod handoff;
 pub mod inspect;
 pub mod layer;
+pub mod metrics;
 pub mod pty;
 pub mod sasl;
 pub mod server;

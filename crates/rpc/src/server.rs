@@ -22,6 +22,7 @@ use vireo_proto::{
 use vireo_xdr::Xdr;
 
 use crate::frame::FrameError;
+use crate::metrics::{ServerMetrics, Socket};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -359,6 +360,9 @@ pub struct Client<D> {
     /// A SASL security layer to start once the reply being made is written.
     pending_layer: Mutex<Option<crate::layer::Layer>>,
     layer_pending: AtomicBool,
+    /// The server's counters, and which socket this client is counted under.
+    metrics: Arc<ServerMetrics>,
+    socket: Socket,
 }
 
 /// A stream packet from the client: status CONTINUE with data, OK (finish) or ERROR
@@ -467,6 +471,11 @@ impl<D> Client<D> {
     /// Whether calls other than authentication are still refused.
     pub fn needs_auth(&self) -> bool {
         self.conn.auth != AuthPolicy::None && !self.authenticated.load(Ordering::Acquire)
+    }
+
+    /// Counts a failed attempt of this client to authenticate (SASL, polkit).
+    pub fn auth_failed(&self) {
+        self.metrics.auth_failed(self.socket);
     }
 
     /// Marks the client authenticated (by SASL as `user`).
@@ -619,6 +628,7 @@ pub struct Server<S: Service> {
     polling: AtomicBool,
     /// Connections whose task has not finished yet.
     live: watch::Sender<usize>,
+    metrics: Arc<ServerMetrics>,
 }
 
 impl<S: Service> Server<S> {
@@ -632,7 +642,13 @@ impl<S: Service> Server<S> {
             shutdown: watch::channel(false).0,
             polling: AtomicBool::new(false),
             live: watch::channel(0).0,
+            metrics: Arc::new(ServerMetrics::default()),
         })
+    }
+
+    /// What this server counts: calls, clients, authentication failures.
+    pub fn metrics(&self) -> &Arc<ServerMetrics> {
+        &self.metrics
     }
 
     pub fn service(&self) -> &Arc<S> {
@@ -784,6 +800,7 @@ impl<S: Service> Server<S> {
                                                 .await
                                         }
                                         Some(Err(e)) => {
+                                            me.metrics.auth_failed(Socket::Tls);
                                             log::warn!("TLS client {addr} refused: {e}")
                                         }
                                         None => {}
@@ -841,6 +858,14 @@ impl<S: Service> Server<S> {
         if conn.transport == Transport::Unix {
             conn.auth = conn.auth.for_local_peer(identity.uid);
         }
+        let socket = match conn.transport {
+            Transport::Unix if readonly => Socket::ReadOnly,
+            Transport::Unix => Socket::ReadWrite,
+            Transport::Tcp => Socket::Tcp,
+            Transport::Tls => Socket::Tls,
+        };
+        let metrics = Arc::clone(&self.metrics);
+        let _counted = metrics.connected(socket);
         let (tx, mut rx) = mpsc::channel(OUT_QUEUE);
         let client = Arc::new(Client {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -861,6 +886,8 @@ impl<S: Service> Server<S> {
             forwarded_dname: Mutex::new(None),
             pending_layer: Mutex::new(None),
             layer_pending: AtomicBool::new(false),
+            metrics: Arc::clone(&self.metrics),
+            socket,
         });
         if let Ok(mut m) = self.clients.lock() {
             m.insert(client.id, Arc::clone(&client));
@@ -953,7 +980,10 @@ impl<S: Service> Server<S> {
                         }
                         let payload = &rbuf[start + 4 + HEADER_LEN..start + len];
                         start += len;
-                        if !self.on_frame(&client, &slots, h, payload, &mut wbuf).await {
+                        if !self
+                            .on_frame(&client, &slots, h, payload, now, &mut wbuf)
+                            .await
+                        {
                             open = false;
                             break;
                         }
@@ -1139,8 +1169,9 @@ impl<S: Service> Server<S> {
             error_into(out, &h, &e);
             return true;
         }
+        let t0 = Instant::now();
         let d = Arc::clone(&self.service).call_with_fds(client, h, payload, fds);
-        self.answer(client, slots, h, d, out).await
+        self.answer(client, slots, h, d, t0, out).await
     }
 
     /// Handles one frame, appending any immediate answer to `out`; false closes the
@@ -1151,6 +1182,7 @@ impl<S: Service> Server<S> {
         slots: &Arc<Semaphore>,
         h: Header,
         payload: &[u8],
+        t0: Instant,
         out: &mut Vec<u8>,
     ) -> bool {
         if h.prog == KEEPALIVE_PROGRAM {
@@ -1221,36 +1253,50 @@ impl<S: Service> Server<S> {
             return true;
         }
         let d = Arc::clone(&self.service).call(client, h, payload);
-        self.answer(client, slots, h, d, out).await
+        self.answer(client, slots, h, d, t0, out).await
     }
 
-    /// Sends (or queues) the answer to a call.
+    /// Sends (or queues) the answer to a call that arrived at `t0`, and counts it.
     async fn answer(
         &self,
         client: &Arc<Client<S::ClientData>>,
         slots: &Arc<Semaphore>,
         h: Header,
         d: Dispatch,
+        t0: Instant,
         out: &mut Vec<u8>,
     ) -> bool {
         match d {
             // Descriptors travel with their frame through the client's queue.
             Dispatch::Now(Outcome::ReplyWithFds(p, fds)) => {
+                self.metrics
+                    .calls
+                    .record(h.prog, h.proc_, Ok(()), t0.elapsed());
                 let fds: Vec<OwnedFd> = fds.into_iter().take(MAX_FDS).collect();
                 client
                     .send_with_fds(reply_with_fds(&h, &p, fds.len()), fds)
                     .await;
             }
-            Dispatch::Now(outcome) => outcome_into(out, &h, outcome),
+            Dispatch::Now(outcome) => {
+                self.metrics
+                    .calls
+                    .record(h.prog, h.proc_, result_of(&outcome), t0.elapsed());
+                outcome_into(out, &h, outcome)
+            }
             Dispatch::Later(fut) => {
                 let permit = match Arc::clone(slots).acquire_owned().await {
                     Ok(p) => p,
                     Err(_) => return false,
                 };
                 let c = Arc::clone(client);
+                let metrics = Arc::clone(&self.metrics);
                 tokio::spawn(async move {
                     let mut frame = Vec::new();
-                    let then = match fut.await {
+                    let outcome = fut.await;
+                    metrics
+                        .calls
+                        .record(h.prog, h.proc_, result_of(&outcome), t0.elapsed());
+                    let then = match outcome {
                         Outcome::ReplyThen(p, then) => {
                             outcome_into(&mut frame, &h, Outcome::Reply(p));
                             Some(then)
@@ -1358,6 +1404,14 @@ pub fn split_frame(buf: &[u8]) -> Result<Option<(Header, usize)>, FrameError> {
     let mut hdr = [0u8; HEADER_LEN];
     hdr.copy_from_slice(&buf[4..4 + HEADER_LEN]);
     Ok(Some((Header::decode(&hdr), total)))
+}
+
+/// How a call ended, for the metrics: its error's libvirt code if it failed.
+fn result_of(o: &Outcome) -> Result<(), i32> {
+    match o {
+        Outcome::Error(e) => Err(e.code),
+        _ => Ok(()),
+    }
 }
 
 /// Appends the reply; a continuation is started now, and since anything it sends goes
