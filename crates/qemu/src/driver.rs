@@ -206,6 +206,8 @@ pub struct QemuDriver {
     pub(crate) pending_releases: Arc<crate::devlease::PendingReleases>,
     /// Incoming migrations and the migration speeds of domains that do not run.
     pub(crate) migrations: crate::migrate::Migrations,
+    /// Calls to shims that got no answer, and shims lost (for the metrics).
+    pub(crate) shim_counters: crate::health::ShimCounters,
 }
 
 impl QemuDriver {
@@ -227,6 +229,7 @@ impl QemuDriver {
             restores: Default::default(),
             pending_releases: Default::default(),
             migrations: Default::default(),
+            shim_counters: Default::default(),
         };
         d.load()?;
         Ok(d)

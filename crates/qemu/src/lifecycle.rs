@@ -447,6 +447,7 @@ impl QemuDriver {
             .await
             .map_err(|e| DriverError::Internal(format!("cannot reach the shim: {e}")))?;
         let conn = Arc::new(conn);
+        self.shim_counters.track(&conn);
         let paused = flags & START_PAUSED != 0;
         let from_snapshot = flags & START_FROM_SNAPSHOT != 0;
         let migrated = restored && flags & START_MIGRATED != 0;
@@ -759,6 +760,9 @@ impl QemuDriver {
                 return;
             }
             o.state = (state::SHUTOFF, state::SHUTOFF_CRASHED);
+            self.shim_counters
+                .lost
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let h = o.handle();
             (h, self.stopped(&mut reg, uuid))
         };
@@ -857,6 +861,7 @@ impl QemuDriver {
     async fn reattach(self: &Arc<Self>, sock: &Path) -> std::result::Result<i32, String> {
         // Connecting is the test: a stale socket file has nobody behind it.
         let conn = Arc::new(Connection::connect(sock).await.map_err(|e| e.to_string())?);
+        self.shim_counters.track(&conn);
         let stem = sock
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
