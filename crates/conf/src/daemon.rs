@@ -75,6 +75,12 @@ pub struct DaemonConfig {
     pub sysfs_root: PathBuf,
     /// Remote access over TCP and TLS (used when the daemon runs with `--listen`).
     pub remote: RemoteAccess,
+    /// Vireo's own: serve the metrics as `GET /metrics` over HTTP on this `ADDRESS:PORT`
+    /// (`metrics_listen`, e.g. `"127.0.0.1:9177"`; `None`: not over HTTP).
+    pub metrics_listen: Option<String>,
+    /// Vireo's own: let `metrics_listen` be an address other than a loopback one
+    /// (`metrics_allow_remote = 1`; the metrics are served without authentication).
+    pub metrics_allow_remote: bool,
 }
 
 /// libvirtd.conf's settings for TCP and TLS clients, with libvirt's defaults.
@@ -166,6 +172,8 @@ impl Default for DaemonConfig {
             libvirt_socket_paths: false,
             sysfs_root: PathBuf::from("/"),
             remote: RemoteAccess::default(),
+            metrics_listen: None,
+            metrics_allow_remote: false,
         }
     }
 }
@@ -266,6 +274,14 @@ impl DaemonConfig {
                 "sasl_allowed_username_list" => {
                     c.remote.sasl_allowed_username_list = Some(s.strings()?)
                 }
+                "metrics_listen" => {
+                    let addr = s.string()?;
+                    if addr.is_empty() {
+                        return Err(s.error("expected ADDRESS:PORT, e.g. \"127.0.0.1:9177\""));
+                    }
+                    c.metrics_listen = Some(addr.to_string());
+                }
+                "metrics_allow_remote" => c.metrics_allow_remote = s.flag()?,
                 "log_filters" => c.log_filters = Some(s.string()?.to_string()),
                 "log_outputs" => c.log_outputs = Some(s.string()?.to_string()),
                 key if KNOWN_IGNORED.contains(&key) => {}
@@ -451,6 +467,19 @@ mod tests {
     }
 
     #[test]
+    fn metrics_settings() {
+        let (c, w) =
+            read("metrics_listen = \"127.0.0.1:9177\"\nmetrics_allow_remote = 1\n").unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.metrics_listen.as_deref(), Some("127.0.0.1:9177"));
+        assert!(c.metrics_allow_remote);
+        assert_eq!(DaemonConfig::default().metrics_listen, None);
+        assert!(bad("metrics_listen = \"\"\n").contains("metrics_listen"));
+        assert!(bad("metrics_listen = 9177\n").contains("metrics_listen"));
+        assert!(bad("metrics_allow_remote = 2\n").contains("expected 0 or 1"));
+    }
+
+    #[test]
     fn a_full_file() {
         let text = r#"
 # Vireo daemon configuration
@@ -528,6 +557,8 @@ ovs_timeout = 5
                     tls_allowed_dn_list: Some(vec!["C=GB,*".into(), "CN=x".into()]),
                     ..RemoteAccess::default()
                 },
+                metrics_listen: None,
+                metrics_allow_remote: false,
             }
         );
     }

@@ -8,6 +8,9 @@
 //!
 //! The log settings are kept and reported, in libvirt's syntax; the daemon's own messages
 //! still go to standard error whatever they say.
+//!
+//! Beside it, the admin socket serves one procedure of Vireo's own program:
+//! `DAEMON_METRICS`, the daemon's metrics in Prometheus' text format (`vireo admin-metrics`).
 
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
@@ -203,12 +206,17 @@ pub struct AdminClientData {
 type AdminClient = vireo_rpc::server::Client<AdminClientData>;
 type ProcResult = Result<Vec<u8>, RemoteError>;
 
+/// What renders the daemon's metrics (Prometheus' text format).
+pub type MetricsSource = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// The ADMIN program: one instance serves every admin client of a daemon.
 pub struct AdminService {
     servers: Vec<Arc<dyn ServerInfo>>,
     /// The admin server itself, once it exists (it owns this service, hence set later).
     own: OnceLock<Arc<dyn ServerInfo>>,
     log: Arc<LogSettings>,
+    /// The daemon's metrics, once the daemon has said how to make them.
+    metrics: OnceLock<MetricsSource>,
 }
 
 impl AdminService {
@@ -217,6 +225,26 @@ impl AdminService {
             servers,
             own: OnceLock::new(),
             log,
+            metrics: OnceLock::new(),
+        }
+    }
+
+    /// How `DAEMON_METRICS` gets the daemon's metrics. Only the first call has an effect.
+    pub fn set_metrics(&self, source: MetricsSource) {
+        let _ = self.metrics.set(source);
+    }
+
+    /// Vireo's own procedures on the admin socket.
+    fn dispatch_vireo(&self, p: i32, payload: &[u8]) -> ProcResult {
+        use vireo_proto::vireo::{procs as vprocs, DaemonMetricsArgs, DaemonMetricsRet};
+        match p {
+            vprocs::DAEMON_METRICS => {
+                let a: DaemonMetricsArgs = args(payload)?;
+                no_flags(a.flags, "vireoDaemonMetrics")?;
+                let text = self.metrics.get().map(|m| m()).unwrap_or_default();
+                ret(DaemonMetricsRet { text })
+            }
+            _ => Err(RemoteError::unknown_procedure(p)),
         }
     }
 
@@ -423,7 +451,9 @@ impl Service for AdminService {
     type ClientData = AdminClientData;
 
     fn knows_program(&self, prog: u32, vers: u32) -> bool {
-        prog == ADMIN_PROGRAM && vers == ADMIN_VERSION
+        use vireo_proto::vireo::{VIREO_PROGRAM, VIREO_VERSION};
+        (prog == ADMIN_PROGRAM && vers == ADMIN_VERSION)
+            || (prog == VIREO_PROGRAM && vers == VIREO_VERSION)
     }
 
     fn call(
@@ -433,7 +463,13 @@ impl Service for AdminService {
         payload: &[u8],
     ) -> Dispatch {
         let p = header.proc_;
-        let r = if proc_name(p).is_none() {
+        let vireo = header.prog == vireo_proto::vireo::VIREO_PROGRAM;
+        let known = if vireo {
+            (20..30).contains(&p) && vireo_proto::vireo::proc_name(p).is_some()
+        } else {
+            proc_name(p).is_some()
+        };
+        let r = if !known {
             Err(RemoteError::unknown_procedure(p))
         } else if client.identity.uid != euid() {
             // As libvirtd: only the daemon's own user may administer it.
@@ -447,6 +483,9 @@ impl Service for AdminService {
                     euid()
                 ),
             ))
+        } else if vireo {
+            // Vireo's own calls need no admin connection opened first.
+            self.dispatch_vireo(p, payload)
         } else if p != procs::CONNECT_OPEN && !client.data.open.load(Ordering::Relaxed) {
             Err(RemoteError::new(
                 code::INTERNAL_ERROR,
@@ -462,7 +501,7 @@ impl Service for AdminService {
 
 /// The running admin server of a daemon.
 pub struct AdminServer {
-    server: Arc<RpcServer<AdminService>>,
+    pub(crate) server: Arc<RpcServer<AdminService>>,
     task: tokio::task::JoinHandle<()>,
     /// The socket file to remove at shutdown (None when systemd owns it).
     path: Option<PathBuf>,

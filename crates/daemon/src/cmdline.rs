@@ -26,6 +26,10 @@ const OPTIONS: &str = "Runs the daemon in the foreground.
                     virtqemud-sock …; $XDG_RUNTIME_DIR/libvirt in session mode), as
                     libvirt_socket_paths = 1 in the .conf does
 The options below override the .conf.
+  --metrics-listen ADDR:PORT
+                    serve the metrics as GET /metrics over HTTP there (as
+                    metrics_listen = \"ADDR:PORT\" does; a loopback address unless
+                    metrics_allow_remote = 1)
   --max-clients N   refuse connections beyond N clients (default 5000)
   --keepalive-interval SECS
                     ping a client that asked for keepalive after SECS idle
@@ -40,6 +44,7 @@ Without --root: system paths as root, XDG paths otherwise.";
 /// binary: started under another daemon's name (a hard or symbolic link, as the install
 /// command makes them), it becomes that daemon, so one executable's pages serve them all.
 pub fn main(role: Role) -> ExitCode {
+    vireo_rpc::metrics::mark_start();
     // First, while fds from 3 on are still systemd's.
     let inherited = crate::activation::take();
     let role = std::env::args_os()
@@ -51,7 +56,7 @@ pub fn main(role: Role) -> ExitCode {
         .unwrap_or(role);
     let name = role.name();
     let usage = format!(
-        "usage: {name} [--root DIR] [--config FILE] [--timeout SECS] [--listen] [--libvirt-paths] [--max-clients N]\n       [--keepalive-interval SECS] [--keepalive-count N] [--busy-poll-us N]\n\n{OPTIONS}"
+        "usage: {name} [--root DIR] [--config FILE] [--timeout SECS] [--listen] [--libvirt-paths]\n       [--metrics-listen ADDR:PORT] [--max-clients N] [--keepalive-interval SECS]\n       [--keepalive-count N] [--busy-poll-us N]\n\n{OPTIONS}"
     );
     let fail = |msg: &str| {
         eprintln!("{name}: {msg}\n{usage}");
@@ -62,6 +67,7 @@ pub fn main(role: Role) -> ExitCode {
     let mut timeout = None;
     let mut libvirt_paths = false;
     let mut listen = false;
+    let mut metrics_listen: Option<String> = None;
     let mut over = Overrides::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -98,6 +104,10 @@ pub fn main(role: Role) -> ExitCode {
             "--busy-poll-us" => match num("a number of microseconds") {
                 Ok(n) => over.busy_poll = Some(Duration::from_micros(n)),
                 Err(c) => return c,
+            },
+            "--metrics-listen" => match args.next() {
+                Some(a) => metrics_listen = Some(a),
+                None => return fail("--metrics-listen needs ADDRESS:PORT"),
             },
             "--libvirt-paths" => libvirt_paths = true,
             "--listen" | "-l" => listen = true,
@@ -138,6 +148,16 @@ pub fn main(role: Role) -> ExitCode {
     }
     if libvirt_paths {
         conf.libvirt_socket_paths = true;
+    }
+    if metrics_listen.is_some() {
+        conf.metrics_listen = metrics_listen;
+    }
+    // A metrics address that may not be used stops the daemon before it starts.
+    if let Some(addr) = &conf.metrics_listen {
+        if let Err(e) = crate::metrics::check_listen(addr, conf.metrics_allow_remote) {
+            eprintln!("{name}: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     let server = over.apply(server_config(&conf));
     // The hypervisor daemons run VMs and slow calls side by side: a worker per CPU. The

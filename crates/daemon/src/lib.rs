@@ -8,6 +8,7 @@ pub mod cmdline;
 pub mod dropin;
 pub mod identity;
 pub mod logging;
+pub mod metrics;
 pub mod paths;
 pub mod peers;
 pub mod polkit;

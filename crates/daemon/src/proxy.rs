@@ -24,6 +24,7 @@ use vireo_proto::{
 use vireo_rpc::frame::{read_frame, Frame};
 use vireo_rpc::handoff;
 use vireo_rpc::layer::{Layer, LayerReader, LayerWriter};
+use vireo_rpc::metrics::{ServerMetrics, Socket};
 use vireo_rpc::server::{allowed_before_auth, own_identity, AuthPolicy, Identity};
 use vireo_xdr::{Array, Xdr};
 
@@ -43,6 +44,8 @@ pub struct Proxy {
     pub token: String,
     /// Connections still being served.
     pub live: watch::Sender<usize>,
+    /// Clients, authentication failures and the calls answered here.
+    pub metrics: Arc<ServerMetrics>,
 }
 
 impl Proxy {
@@ -51,6 +54,7 @@ impl Proxy {
             paths,
             token,
             live: watch::channel(0).0,
+            metrics: Arc::new(ServerMetrics::default()),
         })
     }
 
@@ -72,7 +76,11 @@ impl Proxy {
                     let stop = stop.clone();
                     self.live.send_modify(|n| *n += 1);
                     tokio::spawn(async move {
-                        Client::run(&me, s, readonly, auth, stop).await;
+                        {
+                            let socket = if readonly { Socket::ReadOnly } else { Socket::ReadWrite };
+                            let _counted = me.metrics.connected(socket);
+                            Client::run(&me, s, readonly, auth, stop).await;
+                        }
                         me.live.send_modify(|n| *n -= 1);
                     });
                 },
@@ -111,7 +119,13 @@ impl Proxy {
             let mut stop = stop.clone();
             let auth = l.auth;
             self.live.send_modify(|n| *n += 1);
+            let socket = if tls.is_some() {
+                Socket::Tls
+            } else {
+                Socket::Tcp
+            };
             tokio::spawn(async move {
+                let counted = me.metrics.connected(socket);
                 let mut remote = Remote {
                     auth,
                     secure: tls.is_some(),
@@ -157,11 +171,15 @@ impl Proxy {
                                 )
                                 .await
                             }
-                            Some(Err(e)) => log::warn!("TLS client {addr} refused: {e}"),
+                            Some(Err(e)) => {
+                                me.metrics.auth_failed(Socket::Tls);
+                                log::warn!("TLS client {addr} refused: {e}")
+                            }
                             None => {}
                         }
                     }
                 }
+                drop(counted);
                 me.live.send_modify(|n| *n -= 1);
             });
         }
@@ -426,7 +444,11 @@ impl<'a> Client<'a> {
                         }
                         Ok(p)
                     }
-                    AuthAnswer::Error(e) => Err(e),
+                    AuthAnswer::Error(e) => {
+                        let socket = if r.secure { Socket::Tls } else { Socket::Tcp };
+                        self.proxy.metrics.auth_failed(socket);
+                        Err(e)
+                    }
                 };
                 return match out {
                     Ok(p) => {
@@ -678,7 +700,15 @@ async fn hand_over(
                     authenticated = true;
                     reply(&|o| o.extend_from_slice(&p))
                 }
-                Err(e) => vireo_rpc::server::error_frame(&h, &e),
+                Err(e) => {
+                    let socket = if readonly {
+                        Socket::ReadOnly
+                    } else {
+                        Socket::ReadWrite
+                    };
+                    proxy.metrics.auth_failed(socket);
+                    vireo_rpc::server::error_frame(&h, &e)
+                }
             }
         } else if allowed_before_auth(h.prog, h.proc_) {
             // SASL on a UNIX socket: not offered.

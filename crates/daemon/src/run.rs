@@ -184,6 +184,16 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| paths.run_dir.clone())
         .join(format!("{name}-admin-sock"));
+    // The metrics port first: one that cannot be had stops the daemon before it serves.
+    let metrics_http = match &conf.metrics_listen {
+        Some(a) => {
+            let addr = crate::metrics::check_listen(a, conf.metrics_allow_remote)
+                .map_err(anyhow::Error::msg)?;
+            Some(crate::metrics::bind(addr).await?)
+        }
+        None => None,
+    };
+    let (metrics_stop_tx, metrics_stop) = watch::channel(false);
 
     if role == Role::Proxy {
         let mut socks = sockets(role, &paths, &conf, inherited)?;
@@ -191,6 +201,14 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         let links = libvirt_links(role, &paths, &conf, &admin_path)?;
         let remote = crate::remote_access::listeners(name, &paths, &conf)?;
         let proxy = Proxy::new(paths.clone(), token);
+        serve_metrics(
+            name,
+            &admin,
+            Arc::clone(&proxy.metrics),
+            None,
+            metrics_http,
+            metrics_stop,
+        );
         let (stop_tx, stop) = watch::channel(false);
         let sasl = Arc::new(crate::remote_access::Sasl::from_conf(&paths, &conf.remote));
         for l in remote {
@@ -207,6 +225,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             _ = idle(live, timeout, || true) => eprintln!("{name}: idle, leaving"),
         }
         stop_tx.send_replace(true);
+        metrics_stop_tx.send_replace(true);
         admin.shutdown().await;
         let _ = t1.await;
         let _ = t2.await;
@@ -358,6 +377,14 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let server = Server::new(service, server_cfg);
     let listed: Vec<Arc<dyn ServerInfo>> = vec![Arc::new(Named::new(name, &server))];
     let admin = admin_on(&mut socks, &admin_path, listed, log, &conf)?;
+    serve_metrics(
+        name,
+        &admin,
+        Arc::clone(server.metrics()),
+        qemu.clone(),
+        metrics_http,
+        metrics_stop,
+    );
     let links = libvirt_links(role, &paths, &conf, &admin_path)?;
     let handoff_path = admin_path.with_file_name(format!("{name}-handoff-sock"));
     let handoff = bind_unix(&handoff_path, 0o700)
@@ -395,6 +422,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         _ = idle(server.live(), timeout, no_vms) => eprintln!("{name}: idle, leaving"),
     }
     eprintln!("{name}: shutting down");
+    metrics_stop_tx.send_replace(true);
     server.shutdown();
     admin.shutdown().await;
     t0.abort();
@@ -406,6 +434,27 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         l.remove();
     }
     Ok(())
+}
+
+/// The daemon's metrics: on the admin socket, and over HTTP on `http` if it listens.
+fn serve_metrics(
+    name: &'static str,
+    admin: &AdminServer,
+    main: Arc<vireo_rpc::metrics::ServerMetrics>,
+    qemu: Option<Arc<QemuDriver>>,
+    http: Option<tokio::net::TcpListener>,
+    stop: watch::Receiver<bool>,
+) {
+    let exporter = Arc::new(crate::metrics::Exporter::new(
+        name,
+        vec![(main, false), (Arc::clone(admin.server.metrics()), true)],
+        qemu,
+    ));
+    let e = Arc::clone(&exporter);
+    admin.service().set_metrics(Arc::new(move || e.render()));
+    if let Some(l) = http {
+        tokio::spawn(crate::metrics::serve_http(l, exporter, stop));
+    }
 }
 
 /// With `libvirt_socket_paths`, our sockets under libvirt's names too.

@@ -191,7 +191,10 @@ impl RemoteService {
                 }
                 Outcome::Reply(r)
             }
-            AuthAnswer::Error(e) => Outcome::Error(e),
+            AuthAnswer::Error(e) => {
+                client.auth_failed();
+                Outcome::Error(e)
+            }
         }
     }
 
@@ -284,8 +287,9 @@ impl Service for RemoteService {
             let c = Arc::clone(client);
             return Dispatch::Later(Box::pin(async move {
                 let r = crate::remote_access::polkit(c.conn.auth, c.identity, c.readonly).await;
-                if r.is_ok() {
-                    c.set_authenticated(None);
+                match &r {
+                    Ok(_) => c.set_authenticated(None),
+                    Err(_) => c.auth_failed(),
                 }
                 r.into()
             }));
