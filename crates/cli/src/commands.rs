@@ -73,6 +73,9 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
     if crate::interface::COMMANDS.contains(&cmd.as_str()) {
         return crate::interface::run(uri, readonly, cmd, rest).await;
     }
+    if crate::metrics::COMMANDS.contains(&cmd.as_str()) {
+        return crate::metrics::run(uri, readonly, cmd, rest).await;
+    }
     let (flags, pos): (Vec<&str>, Vec<&str>) = rest
         .iter()
         .map(String::as_str)

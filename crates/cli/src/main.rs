@@ -12,6 +12,7 @@ mod interface;
 mod iothread;
 mod json;
 mod metadata;
+mod metrics;
 mod migrate;
 mod network;
 mod nodedev;
@@ -270,6 +271,7 @@ Commands:
   iface-define FILE [--validate] / iface-undefine IFACE / iface-start IFACE
   iface-destroy IFACE      (exits 1 after it worked, as virsh 9 does)
   iface-mac NAME / iface-name MAC / iface-begin / iface-commit / iface-rollback
+  admin-metrics            the daemon's metrics (Prometheus text), from its admin socket
 DOMAIN is a name, a UUID or an id; SECRET is a UUID; POOL, NET and FILTER a name or a
 UUID; PORT a UUID; IFACE a host interface's name or MAC address; PORTDEV the host-side
 device of a guest interface (e.g. vnet0); SNAP a snapshot's name; DISK a disk's target
