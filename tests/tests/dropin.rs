@@ -1,7 +1,8 @@
 //! Drop-in socket paths (`--libvirt-paths`): the unmodified virsh with **no `-c`** reaches
 //! Vireo through libvirt's own socket paths (`/run/libvirt/libvirt-sock`, `virtqemud-sock`
-//! …), in every layout. The test's `/run` is a tmpfs of its own mount namespace: the
-//! machine's `/run/libvirt` is never touched.
+//! …), in every layout, and a user's session ones under `$XDG_RUNTIME_DIR/libvirt`. The
+//! tests' `/run` is a tmpfs of their own mount namespace: the machine's `/run/libvirt` is
+//! never touched.
 
 use std::process::Output;
 
@@ -104,4 +105,85 @@ fn someone_elses_socket_is_not_taken() {
     );
     // The first one's links are still there.
     assert!(links(&d).iter().any(|n| n == "libvirt-sock"));
+}
+
+/// A user's session: vireod started by an unprivileged user (uid 65534, in a network
+/// namespace of its own) with `--libvirt-paths` links its sockets under
+/// `$XDG_RUNTIME_DIR/libvirt`, and that user's plain virsh (no `-c`: `qemu:///session`)
+/// reaches it there, defines and lists a domain.
+#[test]
+fn a_users_plain_virsh_reaches_a_session_vireod() {
+    use std::os::unix::fs::{chown, PermissionsExt};
+    let tmp = tempfile::Builder::new()
+        .prefix("vireo-session")
+        .tempdir()
+        .expect("tempdir");
+    let root = tmp.path();
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (xdg, home) = (root.join("xdg"), root.join("home"));
+    for d in [&xdg, &home] {
+        std::fs::create_dir(d).expect("mkdir");
+        chown(d, Some(65534), Some(65534)).expect("chown");
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    }
+    let env = |c: &mut std::process::Command| {
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("XDG_RUNTIME_DIR", &xdg)
+            .env("HOME", &home);
+    };
+    let as_user = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+    let mut start = std::process::Command::new("unshare");
+    start
+        .args(["-n", "setpriv"])
+        .args(as_user)
+        .arg(vireo_tests::tests_dir().join("../scripts/start-daemon"))
+        .arg(vireo_tests::bin("vireod"))
+        .arg("--libvirt-paths");
+    env(&mut start);
+    start.env("VIREO_LOG", home.join("vireod.log"));
+    let pid = ok(&start.output().expect("start vireod"));
+    let pid: i32 = pid.trim().parse().expect("pid");
+    // The daemon goes with the test, whatever happens.
+    struct Stop(i32);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            // SAFETY: kill with the pid of the daemon this test started and a valid signal.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let stop = Stop(pid);
+    let virsh = |args: &[&str]| {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(as_user).arg("virsh").args(args);
+        env(&mut c);
+        c.env_remove("LIBVIRT_DEFAULT_URI");
+        c.output().expect("run virsh")
+    };
+    let link = xdg.join("libvirt/libvirt-sock");
+    assert!(
+        std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink()),
+        "{} is not a link",
+        link.display()
+    );
+    assert_eq!(ok(&virsh(&["uri"])).trim(), "qemu:///session");
+    let xml = vireo_tests::guest_xml("mine");
+    let file = home.join("mine.xml");
+    std::fs::write(&file, xml).expect("write");
+    chown(&file, Some(65534), Some(65534)).expect("chown");
+    ok(&virsh(&["define", file.to_str().expect("utf-8")]));
+    let list = ok(&virsh(&["list", "--all"]));
+    assert!(list.contains("mine"), "{list}");
+    assert!(
+        home.join(".config/vireo").exists(),
+        "the definition is the user's own"
+    );
+    // SAFETY: kill with the pid of the daemon this test started and a valid signal.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let gone = (0..600).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    });
+    assert!(gone, "vireod {pid} did not stop");
+    std::mem::forget(stop);
 }
