@@ -4,8 +4,8 @@
 pub mod blockjob;
 pub mod caps;
 pub mod cgroup;
-pub mod console;
 pub mod cmdline;
+pub mod console;
 pub mod cpumodel;
 mod devlease;
 pub mod domcaps;
