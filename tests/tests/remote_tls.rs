@@ -264,6 +264,27 @@ fn tls_refusals(layout: Layout) {
     // Still serving after all that.
     ok(&virsh(&d, &tls_uri(&d, "good", ""), &["hostname"]));
     assert!(d.log().contains("refused"), "{}", d.log());
+    // The refused certificates are in the listening daemon's metrics.
+    let front = match layout {
+        Layout::Monolithic => "vireod",
+        _ => "vireo-proxyd",
+    };
+    let admin = d.run_dir().join(format!("{front}-admin-sock"));
+    let uri = format!("{front}:///system?socket={}", admin.display());
+    let vireo = bin("vireo");
+    let text = ok(&run_cmd(
+        vireo.to_str().unwrap(),
+        &["-c", &uri, "admin-metrics"],
+    ));
+    let value = |sample: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {sample} in\n{text}"))
+    };
+    assert!(value(r#"vireo_auth_failures_total{socket="tls"}"#) >= 6.0);
+    assert!(value(r#"vireo_clients_connected_total{socket="tls"}"#) >= 2.0);
+    assert_eq!(value(r#"vireo_auth_failures_total{socket="rw"}"#), 0.0);
 }
 
 /// SASL (SCRAM-SHA-256) over TLS: users made by vireo-saslpasswd, credentials from

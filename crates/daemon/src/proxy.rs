@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::os::fd::AsFd;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use vireo_proto::error::{code, domain as errdom};
 use vireo_proto::family::{family_of, Family};
 use vireo_proto::feature;
@@ -100,6 +100,11 @@ impl Proxy {
         sasl: Arc<Sasl>,
         mut stop: watch::Receiver<bool>,
     ) {
+        self.metrics.listening(if l.tls.is_some() {
+            Socket::Tls
+        } else {
+            Socket::Tcp
+        });
         loop {
             let (tcp, addr) = tokio::select! {
                 _ = stop.changed() => return,
@@ -204,6 +209,8 @@ struct Remote {
 struct Backend {
     tx: mpsc::Sender<Vec<u8>>,
     pending: Arc<Mutex<HashMap<u32, oneshot::Sender<Frame>>>>,
+    /// Set once the client uses it: its end then ends the client's connection.
+    serving: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Backend {
@@ -212,6 +219,7 @@ impl Backend {
     async fn connect(
         path: &std::path::Path,
         to_client: mpsc::Sender<Vec<u8>>,
+        gone: Arc<Notify>,
     ) -> std::io::Result<Backend> {
         let s = UnixStream::connect(path).await?;
         let (mut rd, wr) = s.into_split();
@@ -220,6 +228,8 @@ impl Backend {
         let pending: Arc<Mutex<HashMap<u32, oneshot::Sender<Frame>>>> = Arc::default();
         let p2 = Arc::clone(&pending);
         let tx2 = tx.clone();
+        let serving = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let serving2 = Arc::clone(&serving);
         tokio::spawn(async move {
             while let Ok(f) = read_frame(&mut rd).await {
                 let h = f.header;
@@ -240,8 +250,17 @@ impl Backend {
                     return;
                 }
             }
+            // The daemon hung up (it stopped, or dropped a client too slow to read what it
+            // was sent): so does the proxy, as the client's own connection to it would.
+            if serving2.load(Ordering::Acquire) {
+                gone.notify_one();
+            }
         });
-        Ok(Backend { tx, pending })
+        Ok(Backend {
+            tx,
+            pending,
+            serving,
+        })
     }
 
     async fn call<A: Xdr>(&self, serial: u32, proc_: i32, args: &A) -> Result<(), RemoteError> {
@@ -290,6 +309,8 @@ struct Client<'a> {
     mode: &'static str,
     streams: HashMap<u32, Family>,
     own_serial: AtomicU32,
+    /// Told when a daemon's connection for this client ends.
+    backend_gone: Arc<Notify>,
 }
 
 impl<'a> Client<'a> {
@@ -362,6 +383,7 @@ impl<'a> Client<'a> {
             },
             streams: HashMap::new(),
             own_serial: AtomicU32::new(OWN_SERIAL_BASE),
+            backend_gone: Arc::new(Notify::new()),
         };
         for f in pending {
             if !c.on_frame(f).await {
@@ -371,6 +393,7 @@ impl<'a> Client<'a> {
         loop {
             let f = tokio::select! {
                 _ = stop.changed() => return,
+                _ = c.backend_gone.notified() => return,
                 f = read_frame(&mut rd) => match f {
                     Ok(f) => f,
                     Err(_) => return,
@@ -569,7 +592,7 @@ impl<'a> Client<'a> {
         } else {
             p.socket(daemon)
         };
-        let b = Backend::connect(&path, self.out.clone())
+        let b = Backend::connect(&path, self.out.clone(), Arc::clone(&self.backend_gone))
             .await
             .map_err(|e| {
                 RemoteError::new(
@@ -627,6 +650,7 @@ impl<'a> Client<'a> {
                 b.call(serial, procs::CONNECT_OPEN, &args).await?;
             }
         }
+        b.serving.store(true, Ordering::Release);
         self.backends.insert(fam, b);
         Ok(())
     }

@@ -204,6 +204,8 @@ pub struct ServerMetrics {
     connected: [AtomicU64; 4],
     accepted: [AtomicU64; 4],
     auth_failed: [AtomicU64; 4],
+    /// The TCP and TLS sockets listened on (a bit per [`Socket`]): only those are shown.
+    listening: AtomicU64,
 }
 
 /// A connected client, counted until dropped.
@@ -224,6 +226,22 @@ impl ServerMetrics {
         self.connected[socket as usize].fetch_add(1, Ordering::Relaxed);
         self.accepted[socket as usize].fetch_add(1, Ordering::Relaxed);
         Connected { m: self, socket }
+    }
+
+    /// The server listens on `socket` (TCP or TLS; the UNIX sockets are always shown).
+    pub fn listening(&self, socket: Socket) {
+        self.listening
+            .fetch_or(1 << socket as u64, Ordering::Relaxed);
+    }
+
+    fn shown(&self, socket: Socket, admin: bool) -> bool {
+        match socket {
+            Socket::ReadWrite => true,
+            Socket::ReadOnly => !admin,
+            Socket::Tcp | Socket::Tls => {
+                self.listening.load(Ordering::Relaxed) & (1 << socket as u64) != 0
+            }
+        }
     }
 
     /// A client on `socket` failed to authenticate (SASL, polkit, a TLS certificate).
@@ -304,8 +322,9 @@ pub fn write_servers(t: &mut Text, servers: &[(&ServerMetrics, bool)]) {
     let per_socket = |t: &mut Text, name: &str, pick: fn(&ServerMetrics) -> &[AtomicU64; 4]| {
         for (s, admin) in servers {
             for sock in SOCKETS {
-                // The admin server has only its UNIX socket.
-                if *admin && sock != Socket::ReadWrite {
+                // The admin server has only its UNIX socket; TCP and TLS are shown where
+                // the server listens on them.
+                if !s.shown(sock, *admin) {
                     continue;
                 }
                 let v = pick(s)[sock as usize].load(Ordering::Relaxed);
@@ -560,6 +579,7 @@ mod tests {
             assert_eq!(m.clients(Socket::ReadOnly), 2);
         }
         m.auth_failed(Socket::Tls);
+        m.listening(Socket::Tls);
         let adm = ServerMetrics::default();
         let _c = adm.connected(Socket::ReadWrite);
         let mut t = Text::new();
@@ -577,6 +597,8 @@ mod tests {
         // The admin server has its one socket only.
         assert_eq!(s.matches("socket=\"admin\"").count(), 3);
         assert!(!s.contains(r#"vireo_clients{socket="ro"} 0"#));
+        // Not listening on TCP: not shown.
+        assert!(!s.contains("socket=\"tcp\""));
         drop(a);
         assert_eq!(m.clients(Socket::ReadOnly), 0);
     }

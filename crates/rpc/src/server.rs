@@ -761,6 +761,11 @@ impl<S: Service> Server<S> {
         if *stop.borrow_and_update() {
             return;
         }
+        self.metrics.listening(if tls.is_some() {
+            Socket::Tls
+        } else {
+            Socket::Tcp
+        });
         loop {
             tokio::select! {
                 _ = stop.changed() => return,
