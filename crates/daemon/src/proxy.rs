@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::os::fd::AsFd;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::sync::{mpsc, oneshot, watch};
 use vireo_proto::error::{code, domain as errdom};
 use vireo_proto::family::{family_of, Family};
 use vireo_proto::feature;
@@ -209,8 +209,6 @@ struct Remote {
 struct Backend {
     tx: mpsc::Sender<Vec<u8>>,
     pending: Arc<Mutex<HashMap<u32, oneshot::Sender<Frame>>>>,
-    /// Set once the client uses it: its end then ends the client's connection.
-    serving: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Backend {
@@ -219,7 +217,6 @@ impl Backend {
     async fn connect(
         path: &std::path::Path,
         to_client: mpsc::Sender<Vec<u8>>,
-        gone: Arc<Notify>,
     ) -> std::io::Result<Backend> {
         let s = UnixStream::connect(path).await?;
         let (mut rd, wr) = s.into_split();
@@ -228,8 +225,6 @@ impl Backend {
         let pending: Arc<Mutex<HashMap<u32, oneshot::Sender<Frame>>>> = Arc::default();
         let p2 = Arc::clone(&pending);
         let tx2 = tx.clone();
-        let serving = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let serving2 = Arc::clone(&serving);
         tokio::spawn(async move {
             while let Ok(f) = read_frame(&mut rd).await {
                 let h = f.header;
@@ -250,17 +245,8 @@ impl Backend {
                     return;
                 }
             }
-            // The daemon hung up (it stopped, or dropped a client too slow to read what it
-            // was sent): so does the proxy, as the client's own connection to it would.
-            if serving2.load(Ordering::Acquire) {
-                gone.notify_one();
-            }
         });
-        Ok(Backend {
-            tx,
-            pending,
-            serving,
-        })
+        Ok(Backend { tx, pending })
     }
 
     async fn call<A: Xdr>(&self, serial: u32, proc_: i32, args: &A) -> Result<(), RemoteError> {
@@ -309,8 +295,6 @@ struct Client<'a> {
     mode: &'static str,
     streams: HashMap<u32, Family>,
     own_serial: AtomicU32,
-    /// Told when a daemon's connection for this client ends.
-    backend_gone: Arc<Notify>,
 }
 
 impl<'a> Client<'a> {
@@ -383,7 +367,6 @@ impl<'a> Client<'a> {
             },
             streams: HashMap::new(),
             own_serial: AtomicU32::new(OWN_SERIAL_BASE),
-            backend_gone: Arc::new(Notify::new()),
         };
         for f in pending {
             if !c.on_frame(f).await {
@@ -393,7 +376,6 @@ impl<'a> Client<'a> {
         loop {
             let f = tokio::select! {
                 _ = stop.changed() => return,
-                _ = c.backend_gone.notified() => return,
                 f = read_frame(&mut rd) => match f {
                     Ok(f) => f,
                     Err(_) => return,
@@ -592,7 +574,7 @@ impl<'a> Client<'a> {
         } else {
             p.socket(daemon)
         };
-        let b = Backend::connect(&path, self.out.clone(), Arc::clone(&self.backend_gone))
+        let b = Backend::connect(&path, self.out.clone())
             .await
             .map_err(|e| {
                 RemoteError::new(
@@ -650,7 +632,6 @@ impl<'a> Client<'a> {
                 b.call(serial, procs::CONNECT_OPEN, &args).await?;
             }
         }
-        b.serving.store(true, Ordering::Release);
         self.backends.insert(fam, b);
         Ok(())
     }
