@@ -110,6 +110,15 @@ impl ProgramTable {
     }
 
     fn slot(&self, proc_: i32) -> &ProcStats {
+        // A slot in use is a named procedure's (or, at 0, the unknown ones'): no name
+        // lookup on the way.
+        let used = usize::try_from(proc_)
+            .ok()
+            .and_then(|i| self.slots.get(i))
+            .and_then(OnceLock::get);
+        if let Some(s) = used {
+            return s;
+        }
         let i = usize::try_from(proc_)
             .ok()
             .filter(|&i| i < self.slots.len() && (self.name)(proc_).is_some())
