@@ -1,5 +1,5 @@
 //! The daemons' metrics (Prometheus' text format): on the admin socket through `vireo
-//! admin-metrics`, and over HTTP with `metrics_listen` (scraped with curl inside the
+//! admin-metrics`, and over HTTP with `metrics_listen` (scraped with python's urllib inside the
 //! daemons' own network namespace). The text is parsed, not grepped: every sample must
 //! belong to a family declared before it, with well-formed labels and values.
 
@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use vireo_tests::{
-    bin, fails, guest_xml, in_ns, ok, run_cmd, shim_pid, write_file, Daemon, EventLog, Layout,
-    NetNs,
+    bin, fails, guest_xml, in_ns, ok, python3, run_cmd, shim_pid, write_file, Daemon, EventLog,
+    Layout, NetNs,
 };
 
 /// One sample: its name, labels and value.
@@ -159,6 +159,22 @@ fn parse_labels<'a>(body: &'a str, at: &str) -> (HashMap<String, String>, &'a st
         rest = &rest[end..];
         rest = rest.strip_prefix(',').unwrap_or(rest);
     }
+}
+
+/// `GET url` with python's urllib (no proxy) inside the daemons' network namespace: the
+/// status, the content type and the body.
+fn http_get(d: &Daemon, url: &str) -> (u16, String, String) {
+    const GET: &str = "import sys, urllib.request, urllib.error\n\
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))\n\
+        try:\n    r = opener.open(sys.argv[1], timeout=30)\n\
+        except urllib.error.HTTPError as e:\n    r = e\n\
+        body = r.read().decode()\n\
+        sys.stdout.write('%d\\n%s\\n%s' % (r.getcode(), r.headers.get('Content-Type', ''), body))\n";
+    let out = in_ns(d, python3(), &["-c", GET, url]);
+    let mut parts = out.splitn(3, '\n');
+    let status = parts.next().and_then(|s| s.parse().ok()).expect("a status");
+    let ctype = parts.next().unwrap_or_default().to_string();
+    (status, ctype, parts.next().unwrap_or_default().to_string())
 }
 
 /// The daemon that runs the domains in `layout`.
@@ -348,33 +364,19 @@ fn metrics(layout: Layout) {
     }
 
     if http {
-        let url = "http://127.0.0.1:9177/metrics";
-        let text = in_ns(&d, "curl", &["-sSf", url]);
+        let (status, ctype, text) = http_get(&d, "http://127.0.0.1:9177/metrics");
+        assert_eq!(status, 200, "{text}");
+        assert_eq!(ctype, "text/plain; version=0.0.4; charset=utf-8");
         let h = Scrape::parse(&text);
         check_calls_and_domains(&h);
         assert_eq!(h.one("vireo_clients", &[("socket", "admin")]), 0.0);
-        let ctype = in_ns(
-            &d,
-            "curl",
-            &["-sSf", "-o", "/dev/null", "-w", "%{content_type}", url],
-        );
-        assert_eq!(ctype, "text/plain; version=0.0.4; charset=utf-8");
         // Anything but GET /metrics is turned away.
-        let code = in_ns(
-            &d,
-            "curl",
-            &[
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "http://127.0.0.1:9177/",
-            ],
-        );
-        assert_eq!(code, "404");
+        let (status, _, _) = http_get(&d, "http://127.0.0.1:9177/");
+        assert_eq!(status, 404);
         if layout == Layout::Proxied {
-            let p = Scrape::parse(&in_ns(&d, "curl", &["-sSf", "http://[::1]:9178/metrics"]));
+            let (status, _, text) = http_get(&d, "http://[::1]:9178/metrics");
+            assert_eq!(status, 200, "{text}");
+            let p = Scrape::parse(&text);
             assert!(p.one("vireo_clients_connected_total", &[("socket", "rw")]) >= 5.0);
         }
     }
