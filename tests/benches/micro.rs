@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the hot pure code: XDR encode/decode of a listAllDomains reply with
-//! 1,000 domains, and domain XML parse/format.
+//! 1,000 domains, domain XML parse/format, and counting a call for the metrics.
 //!
 //! Run: `cargo bench -p vireo-tests --bench micro`
 
@@ -50,4 +50,35 @@ fn parse_domain_xml(b: divan::Bencher) {
 fn format_domain_xml(b: divan::Bencher) {
     let d = vireo_xml::Domain::parse(&full_xml()).expect("parse");
     b.bench(|| divan::black_box(&d).format());
+}
+
+/// What the server adds to every call for its metrics: the clock read at the reply and the
+/// call counted (its procedure's slot, latency bucket and result).
+#[divan::bench]
+fn count_call_ok(b: divan::Bencher) {
+    let m = vireo_rpc::metrics::CallMetrics::default();
+    let t0 = std::time::Instant::now();
+    b.bench(|| {
+        m.record(
+            divan::black_box(vireo_proto::REMOTE_PROGRAM),
+            divan::black_box(vireo_proto::remote::procs::CONNECT_GET_LIB_VERSION),
+            Ok(()),
+            t0.elapsed(),
+        )
+    });
+}
+
+/// The same for a failed call (its error code counted under a short lock).
+#[divan::bench]
+fn count_call_failed(b: divan::Bencher) {
+    let m = vireo_rpc::metrics::CallMetrics::default();
+    let t0 = std::time::Instant::now();
+    b.bench(|| {
+        m.record(
+            divan::black_box(vireo_proto::REMOTE_PROGRAM),
+            divan::black_box(vireo_proto::remote::procs::DOMAIN_LOOKUP_BY_NAME),
+            Err(divan::black_box(42)),
+            t0.elapsed(),
+        )
+    });
 }
