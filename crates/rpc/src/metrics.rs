@@ -93,37 +93,50 @@ struct ProgramTable {
     prog: u32,
     label: &'static str,
     name: fn(i32) -> Option<&'static str>,
-    /// By procedure number; slot 0 (no procedure has number 0) counts the unknown ones.
-    slots: Box<[OnceLock<Box<ProcStats>>]>,
+    /// By procedure number, made when the program is first called (a server that never
+    /// sees a program spends nothing on it); slot 0 (no procedure has number 0) counts the
+    /// unknown ones.
+    slots: OnceLock<Box<[OnceLock<Box<ProcStats>>]>>,
 }
 
 impl ProgramTable {
     fn new(prog: u32, label: &'static str, name: fn(i32) -> Option<&'static str>) -> Self {
-        // Procedure numbers are dense from 1: the table ends past the highest named one.
-        let len = (1..4096).rev().find(|&p| name(p).is_some()).unwrap_or(0) + 1;
         ProgramTable {
             prog,
             label,
             name,
-            slots: (0..len as usize).map(|_| OnceLock::new()).collect(),
+            slots: OnceLock::new(),
         }
     }
 
+    fn slots(&self) -> &[OnceLock<Box<ProcStats>>] {
+        self.slots.get_or_init(|| {
+            // Procedure numbers are dense from 1: the table ends past the highest named one.
+            let len = (1..4096)
+                .rev()
+                .find(|&p| (self.name)(p).is_some())
+                .unwrap_or(0)
+                + 1;
+            (0..len).map(|_| OnceLock::new()).collect()
+        })
+    }
+
     fn slot(&self, proc_: i32) -> &ProcStats {
+        let slots = self.slots();
         // A slot in use is a named procedure's (or, at 0, the unknown ones'): no name
         // lookup on the way.
         let used = usize::try_from(proc_)
             .ok()
-            .and_then(|i| self.slots.get(i))
+            .and_then(|i| slots.get(i))
             .and_then(OnceLock::get);
         if let Some(s) = used {
             return s;
         }
         let i = usize::try_from(proc_)
             .ok()
-            .filter(|&i| i < self.slots.len() && (self.name)(proc_).is_some())
+            .filter(|&i| i < slots.len() && (self.name)(proc_).is_some())
             .unwrap_or(0);
-        self.slots[i].get_or_init(|| Box::new(ProcStats::new()))
+        slots[i].get_or_init(|| Box::new(ProcStats::new()))
     }
 }
 
@@ -165,7 +178,8 @@ impl CallMetrics {
     /// Every procedure called so far: (program, procedure name, its counters).
     fn each(&self) -> impl Iterator<Item = (&'static str, &'static str, &ProcStats)> {
         self.tables.iter().flat_map(|t| {
-            t.slots.iter().enumerate().filter_map(move |(i, s)| {
+            let slots = t.slots.get().map(|s| &s[..]).unwrap_or_default();
+            slots.iter().enumerate().filter_map(move |(i, s)| {
                 let stats = s.get()?;
                 let name = i32::try_from(i)
                     .ok()
