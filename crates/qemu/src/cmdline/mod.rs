@@ -449,6 +449,13 @@ impl<'a> Builder<'a> {
         if mopts.vmcoreinfo {
             self.arg2("-device", "vmcoreinfo");
         }
+        // QEMU's own seccomp filter, as libvirt's default (seccomp_sandbox = 1) asks for
+        // it: no obsolete system calls, no setuid, no new processes, no changes to its
+        // own scheduling (the shim pins QEMU's threads from outside).
+        self.arg2(
+            "-sandbox",
+            "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+        );
         self.arg2("-msg", "timestamp=on");
         Ok(())
     }
