@@ -245,6 +245,12 @@ pub struct ServerConfig {
     /// sleeping. Waking a sleeping thread costs tens of microseconds on virtual machines,
     /// more than a call itself; zero turns polling off.
     pub busy_poll: Duration,
+    /// Bytes of messages (replies, stream packets, events) one client may leave unread.
+    /// At half of it the client's streams wait and no more of its calls are read; an event
+    /// that finds the whole of it used drops the client (it does not read what it is sent).
+    pub max_client_queue_bytes: usize,
+    /// The same bound in messages.
+    pub max_client_queue_frames: usize,
 }
 
 impl Default for ServerConfig {
@@ -255,12 +261,14 @@ impl Default for ServerConfig {
             keepalive_interval: Duration::from_secs(5),
             keepalive_count: 5,
             busy_poll: Duration::from_micros(50),
+            max_client_queue_bytes: 16 << 20,
+            max_client_queue_frames: 8192,
         }
     }
 }
 
-/// Frames from other tasks (slow calls, events, pings) waiting for a client's connection.
-const OUT_QUEUE: usize = 1024;
+/// What a queued frame costs beyond its bytes (its bookkeeping), for the byte bound.
+const FRAME_OVERHEAD: usize = 64;
 /// Data packets one stream may have queued for its client and not yet written to the
 /// socket (each at most libvirt's 256 KiB chunk): a slow reader holds up the stream's
 /// source, not the daemon's memory.
@@ -283,6 +291,149 @@ impl From<Vec<u8>> for OutFrame {
             _credit: None,
             fds: Vec::new(),
         }
+    }
+}
+
+/// A client's frames not yet taken by its connection's writer: replies of slow calls,
+/// stream packets, events, pings. Counted in frames and bytes against the client's bound
+/// ([`ServerConfig::max_client_queue_bytes`]): at half of it, senders that can wait (stream
+/// packets) wait and the connection reads no more calls; events never wait, and one that
+/// would pass the bound is refused (its client is then dropped).
+struct OutQueue {
+    tx: mpsc::UnboundedSender<OutFrame>,
+    frames: AtomicUsize,
+    bytes: AtomicUsize,
+    max_frames: usize,
+    max_bytes: usize,
+    /// Wakes waiting senders when the queue falls under half its bound or the client goes.
+    room: Notify,
+}
+
+/// Why [`OutQueue::try_push`] did not queue a frame.
+enum Refused {
+    /// The client's connection is gone.
+    Gone,
+    /// The frame would pass the bound.
+    Full,
+}
+
+impl OutQueue {
+    fn new(config: &ServerConfig) -> (Arc<OutQueue>, OutRx) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let q = Arc::new(OutQueue {
+            tx,
+            frames: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            max_frames: config.max_client_queue_frames.max(2),
+            max_bytes: config.max_client_queue_bytes.max(2 * FRAME_OVERHEAD),
+            room: Notify::new(),
+        });
+        let rx = OutRx {
+            rx,
+            q: Arc::clone(&q),
+        };
+        (q, rx)
+    }
+
+    fn cost(f: &OutFrame) -> usize {
+        f.bytes.len() + FRAME_OVERHEAD
+    }
+
+    /// Frames and bytes queued now.
+    fn used(&self) -> (usize, usize) {
+        (
+            self.frames.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    /// At half the bound or more: what can wait, waits.
+    fn half_full(&self) -> bool {
+        let (frames, bytes) = self.used();
+        frames >= self.max_frames / 2 || bytes >= self.max_bytes / 2
+    }
+
+    /// Queues `f` whatever the queue holds: for frames bounded at their source (the reply
+    /// of a call, which holds one of the client's request slots). False: the client is gone.
+    fn push(&self, f: OutFrame) -> bool {
+        let cost = Self::cost(&f);
+        self.frames.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(cost, Ordering::Relaxed);
+        if self.tx.send(f).is_err() {
+            self.frames.fetch_sub(1, Ordering::Relaxed);
+            self.bytes.fetch_sub(cost, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Queues `f` unless that passes the bound.
+    fn try_push(&self, f: OutFrame) -> Result<(), Refused> {
+        if self.tx.is_closed() {
+            return Err(Refused::Gone);
+        }
+        let (frames, bytes) = self.used();
+        if frames >= self.max_frames || bytes + Self::cost(&f) > self.max_bytes {
+            return Err(Refused::Full);
+        }
+        if self.push(f) {
+            Ok(())
+        } else {
+            Err(Refused::Gone)
+        }
+    }
+
+    /// Queues `f` once the queue is under half its bound. False: the client is gone.
+    async fn push_wait(&self, f: OutFrame) -> bool {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if self.tx.is_closed() {
+                return false;
+            }
+            if !self.half_full() {
+                return self.push(f);
+            }
+            room.await;
+        }
+    }
+
+    /// Counts `f` out of the queue; wakes the waiting senders once there is room.
+    fn taken(&self, f: &OutFrame) {
+        let frames = self.frames.fetch_sub(1, Ordering::Relaxed);
+        let bytes = self.bytes.fetch_sub(Self::cost(f), Ordering::Relaxed);
+        if frames >= self.max_frames / 2 || bytes >= self.max_bytes / 2 {
+            self.room.notify_waiters();
+        }
+    }
+}
+
+/// The connection's end of its [`OutQueue`]: whatever it takes is counted out.
+struct OutRx {
+    rx: mpsc::UnboundedReceiver<OutFrame>,
+    q: Arc<OutQueue>,
+}
+
+impl OutRx {
+    async fn recv(&mut self) -> Option<OutFrame> {
+        let f = self.rx.recv().await?;
+        self.q.taken(&f);
+        Some(f)
+    }
+
+    fn try_recv(&mut self) -> Option<OutFrame> {
+        let f = self.rx.try_recv().ok()?;
+        self.q.taken(&f);
+        Some(f)
+    }
+}
+
+impl Drop for OutRx {
+    /// Senders waiting for room learn that the client is gone.
+    fn drop(&mut self) {
+        self.rx.close();
+        self.q.room.notify_waiters();
     }
 }
 
@@ -326,12 +477,17 @@ fn reply_with_fds(call: &Header, payload: &[u8], nfds: usize) -> Vec<u8> {
     });
     out
 }
-/// Read buffer growth step.
+/// Read buffer growth step once reads fill the buffer (bulk data, a big call).
 const READ_CHUNK: usize = 64 * 1024;
+/// Read buffer a connection starts with, and goes back to once its reads are small again:
+/// a thousand clients making small calls hold a few MiB, not tens.
+const READ_START: usize = 4 * 1024;
 /// Most bytes gathered into one write.
 const WRITE_BATCH: usize = 256 * 1024;
 /// A frame at least this big is written on its own instead of copied into a batch.
 const DIRECT_WRITE: usize = 64 * 1024;
+/// How long what is left for a departing client may take to write.
+const LAST_WRITE: Duration = Duration::from_secs(5);
 
 /// One connected client, as the service sees it.
 pub struct Client<D> {
@@ -341,7 +497,9 @@ pub struct Client<D> {
     pub readonly: bool,
     pub connected_at: SystemTime,
     pub data: D,
-    out: mpsc::Sender<OutFrame>,
+    out: Arc<OutQueue>,
+    /// Dropped for leaving too much unread: what is still queued is not written.
+    overrun: AtomicBool,
     keepalive: AtomicBool,
     last_rx: Mutex<Instant>,
     close: Notify,
@@ -387,7 +545,7 @@ impl StreamPacket {
 
 /// Sends a stream's packets to its client.
 pub struct StreamSender {
-    out: mpsc::Sender<OutFrame>,
+    out: Arc<OutQueue>,
     header: Header,
     credit: Arc<Semaphore>,
 }
@@ -427,13 +585,12 @@ impl StreamSender {
             ..self.header
         };
         self.out
-            .send(OutFrame {
+            .push_wait(OutFrame {
                 bytes: encode_frame(&h, payload),
                 _credit: Some(permit),
                 fds: Vec::new(),
             })
             .await
-            .is_ok()
     }
 
     /// Ends the stream: OK (finish or confirm), or ERROR with a libvirt error.
@@ -447,7 +604,7 @@ impl StreamSender {
                 };
                 let mut f = Vec::new();
                 frame_into(&mut f, &h, |o| e.encode(o));
-                self.out.send(f.into()).await.is_ok()
+                self.out.push_wait(f.into()).await
             }
         }
     }
@@ -557,7 +714,7 @@ impl<D> Client<D> {
         );
         (
             StreamSender {
-                out: self.out.clone(),
+                out: Arc::clone(&self.out),
                 header,
                 credit: Arc::new(Semaphore::new(STREAM_WINDOW)),
             },
@@ -572,8 +729,9 @@ impl<D> Client<D> {
         }
     }
 
-    /// Queues a MESSAGE (event) frame. Drops it if the client does not keep up: a slow
-    /// reader must not make the daemon hold unbounded memory.
+    /// Queues a MESSAGE (event) frame. A client that leaves its bound of messages unread
+    /// is dropped (logged) rather than let the daemon hold ever more for it: false then,
+    /// and once it is gone.
     pub fn send_message(
         &self,
         prog: u32,
@@ -583,7 +741,42 @@ impl<D> Client<D> {
         payload: &[u8],
     ) -> bool {
         let h = Header::new(prog, vers, proc_, MessageType::Message, serial, Status::Ok);
-        self.out.try_send(encode_frame(&h, payload).into()).is_ok()
+        match self.out.try_push(encode_frame(&h, payload).into()) {
+            Ok(()) => true,
+            Err(Refused::Gone) => false,
+            Err(Refused::Full) => {
+                let (frames, bytes) = self.out.used();
+                self.drop_overrun(&format!(
+                    "{frames} messages ({bytes} bytes) left unread, over its limit of {} \
+                     messages or {} bytes",
+                    self.out.max_frames, self.out.max_bytes
+                ));
+                false
+            }
+        }
+    }
+
+    /// Drops a client too slow for what it is sent (its events): logged with `why`, and
+    /// what is queued for it is not written.
+    pub fn drop_overrun(&self, why: &str) {
+        if self.overrun.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pid = self
+            .identity
+            .pid
+            .map_or_else(|| "?".to_string(), |p| p.to_string());
+        log::warn!(
+            "client {} (pid {pid}, uid {}) dropped: too slow to read its messages: {why}",
+            self.id,
+            self.identity.uid
+        );
+        self.close();
+    }
+
+    /// Messages and bytes queued for the client and not yet written.
+    pub fn queued(&self) -> (usize, usize) {
+        self.out.used()
     }
 
     /// Starts server-side keepalive pings for this client (it asked for the feature).
@@ -601,19 +794,17 @@ impl<D> Client<D> {
         self.closed.load(Ordering::Relaxed)
     }
 
-    async fn send(&self, frame: Vec<u8>) {
-        let _ = self.out.send(frame.into()).await;
+    /// Queues the reply of a call (bounded by the client's request slots).
+    fn send(&self, frame: Vec<u8>) {
+        self.out.push(frame.into());
     }
 
-    async fn send_with_fds(&self, frame: Vec<u8>, fds: Vec<OwnedFd>) {
-        let _ = self
-            .out
-            .send(OutFrame {
-                bytes: frame,
-                _credit: None,
-                fds,
-            })
-            .await;
+    fn send_with_fds(&self, frame: Vec<u8>, fds: Vec<OwnedFd>) {
+        self.out.push(OutFrame {
+            bytes: frame,
+            _credit: None,
+            fds,
+        });
     }
 }
 
@@ -629,6 +820,75 @@ pub struct Server<S: Service> {
     /// Connections whose task has not finished yet.
     live: watch::Sender<usize>,
     metrics: Arc<ServerMetrics>,
+    trim: Arc<Trimmer>,
+}
+
+/// Clients that must have been connected at once, and half of them gone, before memory is
+/// given back.
+const TRIM_WAVE: usize = 64;
+/// Memory is given back once no client has left for this long (the rest of the wave
+/// leaves first) …
+const TRIM_QUIET: Duration = Duration::from_secs(1);
+/// … or this long after the wave began to leave.
+const TRIM_WAIT: Duration = Duration::from_secs(10);
+
+/// Gives freed memory back to the system once a wave of clients has left. glibc's
+/// allocator keeps what many connections used (their buffers, their calls in flight) in
+/// its arenas, and the daemon's RSS would stay at its peak after a load.
+#[derive(Default)]
+struct Trimmer {
+    /// Clients connected now, and at most since memory was last given back.
+    now: AtomicUsize,
+    peak: AtomicUsize,
+    /// Departures so far (to know when a wave is over).
+    departures: AtomicU64,
+    pending: AtomicBool,
+}
+
+impl Trimmer {
+    /// A client arrived; `now` are connected.
+    fn arrived(&self, now: usize) {
+        self.now.store(now, Ordering::Relaxed);
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// A client left; `now` are connected. True when that is half a wave gone: memory is
+    /// given back once the rest of the wave has left.
+    fn left(self: &Arc<Self>, now: usize) -> bool {
+        self.now.store(now, Ordering::Relaxed);
+        self.departures.fetch_add(1, Ordering::Relaxed);
+        let peak = self.peak.load(Ordering::Relaxed);
+        if peak < TRIM_WAVE || now * 2 > peak || self.pending.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let began = Instant::now();
+            loop {
+                let seen = me.departures.load(Ordering::Relaxed);
+                tokio::time::sleep(TRIM_QUIET).await;
+                if me.departures.load(Ordering::Relaxed) == seen || began.elapsed() >= TRIM_WAIT {
+                    break;
+                }
+            }
+            let _ = tokio::task::spawn_blocking(release_free_memory).await;
+            // Those still here make the next wave.
+            me.peak
+                .store(me.now.load(Ordering::Relaxed), Ordering::Relaxed);
+            me.pending.store(false, Ordering::Release);
+        });
+        true
+    }
+}
+
+/// Asks the allocator to return the free memory it holds to the system.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointer and only walks glibc's own heaps under their
+    // locks: it may be called from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 impl<S: Service> Server<S> {
@@ -643,6 +903,7 @@ impl<S: Service> Server<S> {
             polling: AtomicBool::new(false),
             live: watch::channel(0).0,
             metrics: Arc::new(ServerMetrics::default()),
+            trim: Arc::default(),
         })
     }
 
@@ -843,11 +1104,13 @@ impl<S: Service> Server<S> {
         keepalive: bool,
         mut conn: ConnInfo,
     ) {
-        if self.nclients.fetch_add(1, Ordering::SeqCst) >= self.config.max_clients {
+        let before = self.nclients.fetch_add(1, Ordering::SeqCst);
+        if before >= self.config.max_clients {
             self.nclients.fetch_sub(1, Ordering::SeqCst);
             // Over the limit: hang up at once, as libvirtd does.
             return;
         }
+        self.trim.arrived(before + 1);
         let identity = match stream.as_unix().map(|u| u.peer_cred()) {
             Some(Ok(c)) => Identity {
                 uid: c.uid(),
@@ -871,14 +1134,15 @@ impl<S: Service> Server<S> {
         };
         let metrics = Arc::clone(&self.metrics);
         let _counted = metrics.connected(socket);
-        let (tx, mut rx) = mpsc::channel(OUT_QUEUE);
+        let (out, mut rx) = OutQueue::new(&self.config);
         let client = Arc::new(Client {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             identity,
             readonly,
             connected_at: SystemTime::now(),
             data: S::ClientData::default(),
-            out: tx,
+            out,
+            overrun: AtomicBool::new(false),
             keepalive: AtomicBool::new(false),
             last_rx: Mutex::new(Instant::now()),
             close: Notify::new(),
@@ -918,7 +1182,9 @@ impl<S: Service> Server<S> {
             client.enable_keepalive();
         }
         let mut rbuf: Vec<u8> = initial;
-        rbuf.reserve(READ_CHUNK);
+        rbuf.reserve(READ_START);
+        // The last read filled all the room there was: more is coming, read in big chunks.
+        let mut bulk = false;
         let mut start = 0usize;
         let mut wbuf: Vec<u8> = Vec::new();
         // Stream credit held by what is in `wbuf`, given back once it is written.
@@ -937,9 +1203,24 @@ impl<S: Service> Server<S> {
         } else {
             Vec::new()
         };
-        while open {
+        // A write was cut short (the client closed while it waited): nothing more goes.
+        let mut cut = false;
+        while open && !client.is_closed() {
+            // Calls already received and not answered yet, for want of room in `wbuf`.
+            let mut more = false;
             // Answer every complete frame already received.
             loop {
+                // What is answered goes out before more is: a client that does not read
+                // its replies cannot make them pile up here.
+                if wbuf.len() >= WRITE_BATCH {
+                    more = true;
+                    break;
+                }
+                // Nor are calls answered while half the client's bound is left unread
+                // (their replies would only add to it): its queue is drained first.
+                if client.out.half_full() {
+                    break;
+                }
                 match split_frame(&rbuf[start..]) {
                     Ok(Some((h, len)))
                         if with_fds && h.message_type() == Some(MessageType::CallWithFds) =>
@@ -1008,12 +1289,16 @@ impl<S: Service> Server<S> {
             if start == rbuf.len() {
                 rbuf.clear();
                 start = 0;
+                if !bulk && rbuf.capacity() > READ_CHUNK {
+                    rbuf.shrink_to(READ_START);
+                }
             } else if start > rbuf.len() / 2 {
                 rbuf.drain(..start);
                 start = 0;
             }
             if !wbuf.is_empty() {
-                if stream.write_all(&wbuf).await.is_err() || stream.flush().await.is_err() {
+                if !write_out(&mut stream, &client, &wbuf, &[]).await {
+                    cut = true;
                     break;
                 }
                 credits.clear();
@@ -1037,13 +1322,24 @@ impl<S: Service> Server<S> {
                     }
                 }
             }
-            if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
-                rbuf.reserve(READ_CHUNK);
+            if more {
+                continue;
             }
-            if chatty && !with_fds && unix {
+            let step = if bulk { READ_CHUNK } else { READ_START };
+            if rbuf.capacity() - rbuf.len() < step / 4 {
+                rbuf.reserve(step);
+            }
+            let room = rbuf.capacity() - rbuf.len();
+            // While the client leaves half its bound of messages unread, none of its calls
+            // are read (their replies would only add to it).
+            let reading = !client.out.half_full();
+            if chatty && !with_fds && unix && reading {
                 match self.busy_poll(&stream, &mut rbuf) {
                     Some(0) => break,
-                    Some(_) => continue,
+                    Some(n) => {
+                        bulk = n >= room;
+                        continue;
+                    }
                     None => chatty = false,
                 }
             }
@@ -1055,9 +1351,8 @@ impl<S: Service> Server<S> {
                     if let Some(mut f) = f {
                         // A reply with descriptors: the frame, then each descriptor.
                         if !f.fds.is_empty() {
-                            if stream.write_all(&f.bytes).await.is_err()
-                                || send_fds_on(&stream, &f.fds).await.is_err()
-                            {
+                            if !write_out(&mut stream, &client, &f.bytes, &f.fds).await {
+                                cut = true;
                                 break;
                             }
                             answered_at = Instant::now();
@@ -1066,9 +1361,8 @@ impl<S: Service> Server<S> {
                         // A big frame (a stream's data) with nothing before it goes out as
                         // it is: no copy into the batch.
                         if wbuf.is_empty() && f.bytes.len() >= DIRECT_WRITE {
-                            if stream.write_all(&f.bytes).await.is_err()
-                                || stream.flush().await.is_err()
-                            {
+                            if !write_out(&mut stream, &client, &f.bytes, &[]).await {
+                                cut = true;
                                 break;
                             }
                             answered_at = Instant::now();
@@ -1079,24 +1373,23 @@ impl<S: Service> Server<S> {
                         credits.push(f);
                         while wbuf.len() < WRITE_BATCH {
                             match rx.try_recv() {
-                                Ok(mut f) if f.fds.is_empty() => {
+                                Some(mut f) if f.fds.is_empty() => {
                                     wbuf.extend_from_slice(&f.bytes);
                                     f.bytes = Vec::new();
                                     credits.push(f);
                                 }
                                 // Descriptors go after what is batched so far.
-                                Ok(f) => {
+                                Some(f) => {
                                     wbuf.extend_from_slice(&f.bytes);
-                                    if stream.write_all(&wbuf).await.is_err()
-                                        || send_fds_on(&stream, &f.fds).await.is_err()
-                                    {
+                                    if !write_out(&mut stream, &client, &wbuf, &f.fds).await {
+                                        cut = true;
                                         open = false;
                                     }
                                     wbuf.clear();
                                     credits.clear();
                                     break;
                                 }
-                                Err(_) => break,
+                                None => break,
                             }
                         }
                         if !open {
@@ -1104,9 +1397,9 @@ impl<S: Service> Server<S> {
                         }
                     }
                 }
-                r = read_some(&mut stream, &mut rbuf, with_fds.then_some((&mut fdq, &mut fd_buf))) => match r {
+                r = read_some(&mut stream, &mut rbuf, with_fds.then_some((&mut fdq, &mut fd_buf))), if reading => match r {
                     Ok(0) | Err(_) => break,
-                    Ok(_) => {}
+                    Ok(n) => bulk = n >= room,
                 },
             }
         }
@@ -1119,16 +1412,25 @@ impl<S: Service> Server<S> {
             m.remove(&client.id);
         }
         self.service.disconnected(&client);
-        self.nclients.fetch_sub(1, Ordering::SeqCst);
-        // Whatever is already queued still goes out (e.g. the error before a forced close).
-        while let Ok(f) = rx.try_recv() {
-            wbuf.extend_from_slice(&f.bytes);
-        }
-        if !wbuf.is_empty() {
-            let _ = stream.write_all(&wbuf).await;
-            let _ = stream.flush().await;
-        }
-        let _ = stream.shutdown().await;
+        let left = self.nclients.fetch_sub(1, Ordering::SeqCst) - 1;
+        self.trim.left(left);
+        // Whatever is already queued still goes out (e.g. the error before a forced close),
+        // unless the client was dropped for not reading, or a write was cut short; and a
+        // client that stops reading now holds this task a moment at most.
+        let overrun = client.overrun.load(Ordering::Acquire);
+        let _ = tokio::time::timeout(LAST_WRITE, async {
+            if !cut && !overrun {
+                while let Some(f) = rx.try_recv() {
+                    wbuf.extend_from_slice(&f.bytes);
+                }
+                if !wbuf.is_empty() {
+                    let _ = stream.write_all(&wbuf).await;
+                    let _ = stream.flush().await;
+                }
+            }
+            let _ = stream.shutdown().await;
+        })
+        .await;
     }
 
     /// Polls the socket without sleeping for up to `busy_poll`: Some(bytes read, 0 at EOF
@@ -1278,9 +1580,7 @@ impl<S: Service> Server<S> {
                     .calls
                     .record(h.prog, h.proc_, Ok(()), t0.elapsed());
                 let fds: Vec<OwnedFd> = fds.into_iter().take(MAX_FDS).collect();
-                client
-                    .send_with_fds(reply_with_fds(&h, &p, fds.len()), fds)
-                    .await;
+                client.send_with_fds(reply_with_fds(&h, &p, fds.len()), fds);
             }
             Dispatch::Now(outcome) => {
                 self.metrics
@@ -1308,8 +1608,7 @@ impl<S: Service> Server<S> {
                         }
                         Outcome::ReplyWithFds(p, fds) => {
                             let fds: Vec<OwnedFd> = fds.into_iter().take(MAX_FDS).collect();
-                            c.send_with_fds(reply_with_fds(&h, &p, fds.len()), fds)
-                                .await;
+                            c.send_with_fds(reply_with_fds(&h, &p, fds.len()), fds);
                             drop(permit);
                             return;
                         }
@@ -1318,7 +1617,7 @@ impl<S: Service> Server<S> {
                             None
                         }
                     };
-                    c.send(frame).await;
+                    c.send(frame);
                     drop(permit);
                     if let Some(then) = then {
                         then.await;
@@ -1327,6 +1626,29 @@ impl<S: Service> Server<S> {
             }
         }
         true
+    }
+}
+
+/// Writes `buf`, then `fds` (each with a byte of its own), unless the client is closed
+/// first: one that does not read must not hold its connection's task in a write (it is
+/// closed when it leaves too much unread). False: closed, or the write failed.
+async fn write_out<T: Stream, D>(
+    stream: &mut T,
+    client: &Client<D>,
+    buf: &[u8],
+    fds: &[OwnedFd],
+) -> bool {
+    let write = async {
+        stream.write_all(buf).await?;
+        if !fds.is_empty() {
+            send_fds_on(stream, fds).await?;
+        }
+        stream.flush().await
+    };
+    tokio::select! {
+        biased;
+        _ = client.close.notified() => false,
+        r = write => r.is_ok(),
     }
 }
 
@@ -1474,7 +1796,7 @@ async fn keepalive_loop<D>(client: Arc<Client<D>>, interval: Duration, count: u3
             return;
         }
         unanswered += 1;
-        let _ = client.out.try_send(keepalive_frame(KEEPALIVE_PING).into());
+        let _ = client.out.try_push(keepalive_frame(KEEPALIVE_PING).into());
     }
 }
 
@@ -1654,6 +1976,193 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(10), server.serve(l, false))
             .await
             .expect("serve returned");
+    }
+
+    /// Memory is given back once half of a wave of clients has left, once the wave is
+    /// over; those still there make the next wave.
+    #[tokio::test]
+    async fn memory_is_given_back_after_a_wave_leaves() {
+        let t = Arc::new(Trimmer::default());
+        for n in 1..=4 * TRIM_WAVE {
+            t.arrived(n);
+        }
+        assert!(!t.left(3 * TRIM_WAVE), "most are still here");
+        assert!(t.left(2 * TRIM_WAVE));
+        assert!(!t.left(2 * TRIM_WAVE - 1), "once per wave");
+        while t.pending.load(Ordering::Acquire) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(t.peak.load(Ordering::Relaxed), 2 * TRIM_WAVE - 1);
+        assert!(!t.left(TRIM_WAVE));
+        assert!(t.left(TRIM_WAVE - 1));
+        // A few clients coming and going are no wave.
+        let t = Arc::new(Trimmer::default());
+        t.arrived(TRIM_WAVE - 1);
+        assert!(!t.left(0));
+    }
+
+    /// Answers procedure 1 at once (empty), procedure 2 later with 16 KiB, noting the most
+    /// bytes its client had queued when a call came.
+    #[derive(Default)]
+    struct Bulky {
+        calls: AtomicUsize,
+        most_queued: AtomicUsize,
+    }
+    impl Service for Bulky {
+        type ClientData = ();
+        fn knows_program(&self, _: u32, _: u32) -> bool {
+            true
+        }
+        fn call(self: Arc<Self>, c: &Arc<Client<()>>, h: Header, _: &[u8]) -> Dispatch {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            self.most_queued.fetch_max(c.queued().1, Ordering::Relaxed);
+            match h.proc_ {
+                2 => Dispatch::Later(Box::pin(async { Outcome::Reply(vec![7u8; 16 << 10]) })),
+                _ => Dispatch::Now(Outcome::Reply(Vec::new())),
+            }
+        }
+    }
+
+    /// A small bound: 256 KiB or 1024 messages, 4 calls at once.
+    fn small_queue() -> ServerConfig {
+        ServerConfig {
+            max_client_queue_bytes: 256 << 10,
+            max_client_queue_frames: 1024,
+            max_client_requests: 4,
+            ..ServerConfig::default()
+        }
+    }
+
+    async fn bulky_server(dir: &std::path::Path) -> (Arc<Server<Bulky>>, std::path::PathBuf) {
+        let path = dir.join("s");
+        let l = bind_unix(&path, 0o700).unwrap();
+        let server = Server::new(Arc::new(Bulky::default()), small_queue());
+        let s = Arc::clone(&server);
+        tokio::spawn(async move { s.serve(l, false).await });
+        (server, path)
+    }
+
+    fn call_frame(proc_: i32, serial: u32) -> Vec<u8> {
+        let h = Header::new(0x1234, 1, proc_, MessageType::Call, serial, Status::Ok);
+        encode_frame(&h, &[])
+    }
+
+    /// An event for every client of `server`; false once one was refused.
+    fn event_to_all(server: &Server<Bulky>, payload: &[u8]) -> bool {
+        server
+            .clients()
+            .iter()
+            .all(|c| c.send_message(0x1234, 1, 9, 1, payload))
+    }
+
+    /// A client that never reads what it is sent is dropped once its messages pass the
+    /// bound: the daemon holds no more than that for it, and its socket ends.
+    #[tokio::test]
+    async fn a_client_that_never_reads_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (server, path) = bulky_server(dir.path()).await;
+        let mut raw = UnixStream::connect(&path).await.unwrap();
+        // One call answered: the client is known to the server.
+        raw.write_all(&call_frame(1, 1)).await.unwrap();
+        let mut reply = [0u8; 4 + HEADER_LEN];
+        raw.read_exact(&mut reply).await.unwrap();
+        let client = server.clients().pop().unwrap();
+        let payload = vec![1u8; 1024];
+        let mut sent = 0usize;
+        let mut most = 0usize;
+        while event_to_all(&server, &payload) {
+            sent += 1;
+            most = most.max(client.queued().1);
+            assert!(sent < 100_000, "never dropped");
+            // Let the connection write what the socket takes.
+            if sent.is_multiple_of(64) {
+                tokio::task::yield_now().await;
+            }
+        }
+        assert!(client.is_closed());
+        assert!(most <= 256 << 10, "{most} bytes queued");
+        assert!(!client.send_message(0x1234, 1, 9, 1, &payload));
+        // The socket holds what was written before the drop, then ends.
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let r = tokio::time::timeout(Duration::from_secs(30), raw.read(&mut buf)).await;
+            match r.expect("the socket ends") {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        assert!(
+            got < sent * (payload.len() + 28),
+            "{got} bytes of {sent} messages"
+        );
+        server.wait_idle().await;
+        assert!(server.clients().is_empty());
+    }
+
+    /// A client that reads its messages is never dropped, however many it is sent.
+    #[tokio::test]
+    async fn a_client_that_reads_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (server, path) = bulky_server(dir.path()).await;
+        let c = crate::client::Connection::connect(&path).await.unwrap();
+        let mut events = c.events();
+        c.call_raw(0x1234, 1, 1, |_| {}).await.unwrap();
+        let payload = vec![1u8; 1024];
+        // 40 rounds of 200 KiB: 30 times the bound, each round under it.
+        for _ in 0..40 {
+            for _ in 0..200 {
+                assert!(event_to_all(&server, &payload));
+            }
+            for _ in 0..200 {
+                let f = events.recv().await.unwrap();
+                assert_eq!(f.payload.len(), payload.len());
+            }
+        }
+        assert!(!server.clients()[0].is_closed());
+        c.call_raw(0x1234, 1, 1, |_| {}).await.unwrap();
+        server.shutdown();
+    }
+
+    /// A client that sends calls and does not read their replies is not read either once
+    /// half its bound waits for it: what the server holds for it stays bounded, and every
+    /// reply comes once it reads.
+    #[tokio::test]
+    async fn calls_wait_while_replies_are_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let (server, path) = bulky_server(dir.path()).await;
+        let raw = UnixStream::connect(&path).await.unwrap();
+        let (mut rd, mut wr) = raw.into_split();
+        const N: u32 = 2000;
+        let writer = tokio::spawn(async move {
+            for serial in 0..N {
+                wr.write_all(&call_frame(2, serial)).await.unwrap();
+            }
+            wr
+        });
+        // Wait until half the bound is queued, then a while longer.
+        while server
+            .clients()
+            .first()
+            .is_none_or(|c| c.queued().1 < 128 << 10)
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let answered = server.service().calls.load(Ordering::Relaxed);
+        assert!(answered < 64, "{answered} calls answered with nothing read");
+        let mut seen = 0u32;
+        while seen < N {
+            let f = crate::frame::read_frame(&mut rd).await.unwrap();
+            assert_eq!(f.header.serial, seen);
+            assert_eq!(f.payload.len(), 16 << 10);
+            seen += 1;
+        }
+        drop(writer.await.unwrap());
+        // Half the bound, and a reply of each call in progress, at most.
+        let most = server.service().most_queued.load(Ordering::Relaxed);
+        assert!(most <= (128 << 10) + 4 * (16 << 10) + 4096, "{most}");
+        server.shutdown();
     }
 
     /// Answers procedure 1 at once and procedure 2 later, each with two pipes' read ends;
