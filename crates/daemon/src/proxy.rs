@@ -4,13 +4,13 @@
 //! connections of its current clients.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use std::os::fd::AsFd;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use vireo_proto::error::{code, domain as errdom};
 use vireo_proto::family::{family_of, Family};
 use vireo_proto::feature;
@@ -205,18 +205,37 @@ struct Remote {
     user: Option<String>,
 }
 
+/// How a daemon's connection for a client ends the client's: `gone` is told when the
+/// client must go (its primary daemon hung up, or it does not read its events).
+struct Hangup {
+    gone: Arc<Notify>,
+    primary: bool,
+    /// The client, for the log.
+    who: String,
+}
+
 /// A daemon behind the proxy, for one client.
 struct Backend {
     tx: mpsc::Sender<Vec<u8>>,
     pending: Arc<Mutex<HashMap<u32, oneshot::Sender<Frame>>>>,
+    /// Set once the client uses it: the primary daemon's end then ends the client's
+    /// connection.
+    serving: Arc<AtomicBool>,
+    /// Cleared when the daemon hangs up: another daemon's is then connected again at the
+    /// client's next call for it.
+    alive: Arc<AtomicBool>,
 }
 
 impl Backend {
     /// Connects; everything the daemon sends goes to the client except replies to the
-    /// proxy's own calls and keepalive, which the proxy answers itself.
+    /// proxy's own calls and keepalive, which the proxy answers itself. Replies and
+    /// stream packets wait for room in the client's queue (the daemon then waits too);
+    /// an event that finds it full drops the client, as the daemons drop one that does
+    /// not read.
     async fn connect(
         path: &std::path::Path,
         to_client: mpsc::Sender<Vec<u8>>,
+        hangup: Hangup,
     ) -> std::io::Result<Backend> {
         let s = UnixStream::connect(path).await?;
         let (mut rd, wr) = s.into_split();
@@ -225,6 +244,9 @@ impl Backend {
         let pending: Arc<Mutex<HashMap<u32, oneshot::Sender<Frame>>>> = Arc::default();
         let p2 = Arc::clone(&pending);
         let tx2 = tx.clone();
+        let serving = Arc::new(AtomicBool::new(false));
+        let alive = Arc::new(AtomicBool::new(true));
+        let (serving2, alive2) = (Arc::clone(&serving), Arc::clone(&alive));
         tokio::spawn(async move {
             while let Ok(f) = read_frame(&mut rd).await {
                 let h = f.header;
@@ -241,12 +263,42 @@ impl Backend {
                     }
                     continue;
                 }
-                if to_client.send(encode_frame(&h, &f.payload)).await.is_err() {
-                    return;
+                let frame = encode_frame(&h, &f.payload);
+                if h.mtype != MessageType::Message as i32 {
+                    if to_client.send(frame).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                match to_client.try_send(frame) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        log::warn!(
+                            "client ({}) dropped: too slow to read its messages: {} \
+                             messages left unread",
+                            hangup.who,
+                            to_client.max_capacity()
+                        );
+                        hangup.gone.notify_one();
+                        return;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
                 }
             }
+            // The daemon hung up (it stopped, or dropped a client too slow to read what it
+            // was sent). The primary one's end is the client's, as its own connection to
+            // that daemon would end.
+            alive2.store(false, Ordering::Release);
+            if hangup.primary && serving2.load(Ordering::Acquire) {
+                hangup.gone.notify_one();
+            }
         });
-        Ok(Backend { tx, pending })
+        Ok(Backend {
+            tx,
+            pending,
+            serving,
+            alive,
+        })
     }
 
     async fn call<A: Xdr>(&self, serial: u32, proc_: i32, args: &A) -> Result<(), RemoteError> {
@@ -295,6 +347,9 @@ struct Client<'a> {
     mode: &'static str,
     streams: HashMap<u32, Family>,
     own_serial: AtomicU32,
+    /// Told when the client must go: its primary daemon's connection ended, or it does
+    /// not read its events.
+    backend_gone: Arc<Notify>,
 }
 
 impl<'a> Client<'a> {
@@ -367,6 +422,7 @@ impl<'a> Client<'a> {
             },
             streams: HashMap::new(),
             own_serial: AtomicU32::new(OWN_SERIAL_BASE),
+            backend_gone: Arc::new(Notify::new()),
         };
         for f in pending {
             if !c.on_frame(f).await {
@@ -376,6 +432,7 @@ impl<'a> Client<'a> {
         loop {
             let f = tokio::select! {
                 _ = stop.changed() => return,
+                _ = c.backend_gone.notified() => return,
                 f = read_frame(&mut rd) => match f {
                     Ok(f) => f,
                     Err(_) => return,
@@ -564,8 +621,13 @@ impl<'a> Client<'a> {
     /// Makes sure the daemon for `fam` is connected: vouch for the client, then open
     /// (with the client's own OPEN frame for the primary, or one of ours otherwise).
     async fn ensure(&mut self, fam: Family, open: Option<&Frame>) -> Result<(), RemoteError> {
-        if self.backends.contains_key(&fam) {
-            return Ok(());
+        match self.backends.get(&fam) {
+            Some(b) if b.alive.load(Ordering::Acquire) => return Ok(()),
+            // That daemon hung up (restarted, say): connect again.
+            Some(_) => {
+                self.backends.remove(&fam);
+            }
+            None => {}
         }
         let daemon = fam.daemon();
         let p = &self.proxy.paths;
@@ -574,7 +636,18 @@ impl<'a> Client<'a> {
         } else {
             p.socket(daemon)
         };
-        let b = Backend::connect(&path, self.out.clone())
+        let hangup = Hangup {
+            gone: Arc::clone(&self.backend_gone),
+            primary: open.is_some(),
+            who: format!(
+                "pid {}, uid {}",
+                self.identity
+                    .pid
+                    .map_or_else(|| "?".to_string(), |p| p.to_string()),
+                self.identity.uid
+            ),
+        };
+        let b = Backend::connect(&path, self.out.clone(), hangup)
             .await
             .map_err(|e| {
                 RemoteError::new(
@@ -632,6 +705,7 @@ impl<'a> Client<'a> {
                 b.call(serial, procs::CONNECT_OPEN, &args).await?;
             }
         }
+        b.serving.store(true, Ordering::Release);
         self.backends.insert(fam, b);
         Ok(())
     }

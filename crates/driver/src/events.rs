@@ -56,9 +56,10 @@ pub struct ObjectEvent {
 }
 
 /// Fan-out of events to every subscriber. A subscriber that lags loses the oldest events
-/// rather than making publishers wait. The channel (a few hundred KiB of slots) is made at
-/// the first subscription: daemons nobody listens to for events never pay for it, and an
-/// event published before anyone subscribed has nobody to reach anyway.
+/// rather than making publishers wait (and the daemon drops a client whose delivery lags:
+/// it would otherwise miss events unknowingly). The channel (a few hundred KiB of slots)
+/// is made at the first subscription: daemons nobody listens to for events never pay for
+/// it, and an event published before anyone subscribed has nobody to reach anyway.
 #[derive(Clone)]
 pub struct EventBus<E = LifecycleEvent> {
     tx: Arc<OnceLock<broadcast::Sender<E>>>,

@@ -237,9 +237,7 @@ fn register_object(
             loop {
                 match rx.recv().await {
                     Ok(ev) => deliver_object(&c, &ev),
-                    Err(RecvError::Lagged(n)) => {
-                        log::warn!("client {} missed {n} events", c.id)
-                    }
+                    Err(RecvError::Lagged(n)) => return lagged(&c, n),
                     Err(RecvError::Closed) => return,
                 }
             }
@@ -320,11 +318,18 @@ fn delivery<E: Clone + Send + 'static>(
         loop {
             match rx.recv().await {
                 Ok(ev) => deliver(&c, &ev),
-                Err(RecvError::Lagged(n)) => log::warn!("client {} missed {n} events", c.id),
+                Err(RecvError::Lagged(n)) => return lagged(&c, n),
                 Err(RecvError::Closed) => return,
             }
         }
     })
+}
+
+/// A client whose delivery fell so far behind the daemon's events that some were lost:
+/// as a client that leaves its messages unread, it is dropped (logged) rather than left
+/// to believe it heard everything.
+fn lagged(c: &RemoteClient, n: u64) {
+    c.drop_overrun(&format!("{n} events passed it by"));
 }
 
 /// Removes the registrations `matches` selects (an error if there are none), and stops
