@@ -706,6 +706,14 @@ impl Daemon {
         self.children.first().map(|(_, c)| c.id()).expect("running")
     }
 
+    /// Pid of the running daemon `name` (e.g. `vireo-qemud`).
+    pub fn pid_of(&self, name: &str) -> Option<i32> {
+        self.children
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, c)| c.id() as i32)
+    }
+
     pub fn socket(&self) -> PathBuf {
         self.root
             .join(format!("run/vireo/{}-sock", self.layout.front()))
