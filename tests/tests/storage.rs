@@ -1249,6 +1249,7 @@ fn more_storage_commands_with_vireo_cli(layout: Layout) {
     ] {
         same_as_virsh(&d, cmd);
     }
+    listing_options_as_virsh(&d, &t, a, &uuid);
     // A clone through XML, also into another format; made once.
     done_then_refused(
         &d,
@@ -1401,6 +1402,203 @@ fn more_storage_commands_with_vireo_cli(layout: Layout) {
     assert_eq!(String::from_utf8_lossy(&ours.stdout), "\n");
     assert_eq!(path_of("ep"), t2.to_str().unwrap());
     ok(&d.virsh(&["pool-undefine", "ep"]));
+}
+
+/// pool-list's and vol-list's `--details` and filters, pool-info's and vol-info's
+/// `--bytes` and `--physical`, pool-define-as's and pool-create-as's source options and
+/// `--print-xml`: as virsh, with `mp` (holding `a`, 8 MiB) active.
+fn listing_options_as_virsh(d: &Daemon, t: &std::path::Path, a: &str, uuid: &str) {
+    let ip = t.join("ip");
+    ok(&d.virsh(&[
+        "pool-define-as",
+        "ip",
+        "dir",
+        "--target",
+        ip.to_str().unwrap(),
+    ]));
+    for cmd in [
+        &["pool-list", "--details", "--inactive"][..],
+        &["pool-list", "--inactive", "--uuid"],
+        &["pool-list", "--all", "--uuid", "--name"],
+        &["pool-list", "--all", "--name", "--type", "dir"],
+        &[
+            "pool-list",
+            "--type",
+            "dir,logical",
+            "--inactive",
+            "--details",
+        ],
+        &["pool-list", "--type", "fs", "--details"],
+        &[
+            "pool-list",
+            "--details",
+            "--persistent",
+            "--no-autostart",
+            "--inactive",
+        ],
+        &["pool-list", "--details", "--transient"],
+        &["pool-list", "--details", "--name"],
+        &["pool-list", "--details", "--uuid"],
+        &["pool-list", "--type", "bogus"],
+        &["pool-list", "--type", "dir,bogus", "--details"],
+        &["pool-list", "--type", ""],
+        &["vol-list", "mp", "--details"],
+        &["vol-list", "--pool", "mp", "--details"],
+        &["vol-list", "--pool", "mp"],
+        &["vol-list", "ip", "--details"],
+        &["vol-info", "a.img", "--pool", "mp", "--bytes"],
+        &["vol-info", a, "--physical"],
+        &["vol-info", a, "--physical", "--bytes"],
+        &["vol-info", "nope", "--pool", "mp", "--bytes"],
+        &["pool-info", "ip", "--bytes"],
+        &[
+            "pool-define-as",
+            "x",
+            "dir",
+            "--target",
+            "/t",
+            "--print-xml",
+        ],
+        &[
+            "pool-define-as",
+            "x",
+            "logical",
+            "--source-dev",
+            "/dev/loop9",
+            "--source-name",
+            "vg",
+            "--source-format",
+            "lvm2",
+            "--target",
+            "/dev/vg",
+            "--print-xml",
+        ],
+        &[
+            "pool-create-as",
+            "x",
+            "netfs",
+            "--source-host",
+            "h",
+            "--source-path",
+            "/e",
+            "--source-format",
+            "nfs",
+            "--target",
+            "/m",
+            "--print-xml",
+        ],
+        &[
+            "pool-create-as",
+            "x",
+            "iscsi",
+            "--source-host",
+            "h",
+            "--source-dev",
+            "iqn.x",
+            "--source-initiator",
+            "iqn.y",
+            "--auth-type",
+            "chap",
+            "--auth-username",
+            "u",
+            "--secret-usage",
+            "s",
+            "--print-xml",
+        ],
+        &[
+            "pool-create-as",
+            "x",
+            "scsi",
+            "--adapter-name",
+            "host0",
+            "--print-xml",
+        ],
+        &[
+            "pool-create-as",
+            "x",
+            "scsi",
+            "--adapter-wwnn",
+            "1",
+            "--adapter-wwpn",
+            "2",
+            "--adapter-parent",
+            "p",
+            "--print-xml",
+        ],
+        &[
+            "pool-define-as",
+            "x",
+            "rbd",
+            "--source-name",
+            "p",
+            "--auth-type",
+            "ceph",
+            "--auth-username",
+            "u",
+            "--secret-uuid",
+            uuid,
+            "--print-xml",
+        ],
+        &[
+            "pool-define-as",
+            "x",
+            "rbd",
+            "--secret-uuid",
+            uuid,
+            "--secret-usage",
+            "s",
+        ],
+        &[
+            "pool-define-as",
+            "x",
+            "netfs",
+            "--source-protocol-ver",
+            "3",
+            "--source-host",
+            "h",
+            "--print-xml",
+        ],
+        &[
+            "pool-create-as",
+            "x",
+            "dir",
+            "--overwrite",
+            "--no-overwrite",
+        ],
+        &["pool-define-as", "x", "dir", "--build"],
+    ] {
+        same_as_virsh(d, cmd);
+    }
+    // Active pools' sizes follow the host filesystem's free space, which other tests
+    // move: those are compared with each number masked and the spacing with them.
+    let masked = |o: &Output| {
+        let (out, err, code) = output_parts(o);
+        let out = out
+            .split_whitespace()
+            .map(|w| {
+                if w.chars().all(|c| c.is_ascii_digit() || c == '.') {
+                    "N"
+                } else if w.chars().all(|c| c == '-') {
+                    "---"
+                } else {
+                    w
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        (out, err, code)
+    };
+    for cmd in [
+        &["pool-list", "--details"][..],
+        &["pool-list", "--details", "--all", "--persistent"],
+        &["pool-list", "--details", "--type", "dir", "--all"],
+        &["pool-info", "mp", "--bytes"],
+    ] {
+        let (ours, theirs) = (d.vireo(cmd), d.virsh(cmd));
+        assert_eq!(masked(&ours), masked(&theirs), "{cmd:?}");
+        assert!(ours.status.success(), "{cmd:?}");
+    }
+    ok(&d.virsh(&["pool-undefine", "ip"]));
 }
 
 fn storage_with_python(layout: Layout) {

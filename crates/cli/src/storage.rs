@@ -25,11 +25,15 @@ fn options(cmd: &str) -> Option<(&'static [&'static str], &'static [&'static str
                 "--autostart",
                 "--no-autostart",
                 "--name",
+                "--uuid",
+                "--details",
             ],
-            &[],
+            &["--type"],
         ),
-        "pool-info" | "pool-dumpxml" | "pool-destroy" | "pool-undefine" | "pool-refresh"
-        | "pool-uuid" => (&["--inactive"], &["--pool"]),
+        "pool-info" => (&["--bytes"], &["--pool"]),
+        "pool-dumpxml" | "pool-destroy" | "pool-undefine" | "pool-refresh" | "pool-uuid" => {
+            (&["--inactive"], &["--pool"])
+        }
         "pool-name" | "pool-edit" => (&[], &["--pool"]),
         "pool-capabilities" => (&[], &[]),
         "pool-event" => (
@@ -44,19 +48,12 @@ fn options(cmd: &str) -> Option<(&'static [&'static str], &'static [&'static str
         "pool-autostart" => (&["--disable"], &["--pool"]),
         "pool-define" => (&[], &["--file"]),
         "pool-create" => (&["--build", "--overwrite", "--no-overwrite"], &["--file"]),
-        "pool-define-as" | "pool-create-as" => (
-            &["--build", "--overwrite", "--no-overwrite"],
-            &[
-                "--name",
-                "--type",
-                "--source-dev",
-                "--source-name",
-                "--source-format",
-                "--source-path",
-                "--target",
-            ],
+        "pool-define-as" => (&["--print-xml"], POOL_AS),
+        "pool-create-as" => (
+            &["--print-xml", "--build", "--overwrite", "--no-overwrite"],
+            POOL_AS,
         ),
-        "vol-list" => (&[], &["--pool"]),
+        "vol-list" => (&["--details"], &["--pool"]),
         "vol-create-from" => (
             &["--prealloc-metadata", "--reflink", "--validate"],
             &["--pool", "--file", "--vol", "--inputpool"],
@@ -64,7 +61,8 @@ fn options(cmd: &str) -> Option<(&'static [&'static str], &'static [&'static str
         "vol-key" => (&[], &["--vol", "--pool"]),
         "vol-name" => (&[], &["--vol"]),
         "vol-pool" => (&["--uuid"], &["--vol"]),
-        "vol-info" | "vol-dumpxml" | "vol-path" | "vol-delete" => (&[], &["--pool", "--vol"]),
+        "vol-info" => (&["--bytes", "--physical"], &["--pool", "--vol"]),
+        "vol-dumpxml" | "vol-path" | "vol-delete" => (&[], &["--pool", "--vol"]),
         "vol-wipe" => (&[], &["--pool", "--vol", "--algorithm"]),
         "vol-create" => (&["--prealloc-metadata"], &["--pool", "--file"]),
         "vol-create-as" => (
@@ -92,6 +90,31 @@ fn options(cmd: &str) -> Option<(&'static [&'static str], &'static [&'static str
     })
 }
 
+/// The valued options of pool-define-as and pool-create-as.
+const POOL_AS: &[&str] = &[
+    "--name",
+    "--type",
+    "--source-host",
+    "--source-path",
+    "--source-dev",
+    "--source-name",
+    "--target",
+    "--source-format",
+    "--auth-type",
+    "--auth-username",
+    "--secret-usage",
+    "--secret-uuid",
+    "--adapter-name",
+    "--adapter-wwnn",
+    "--adapter-wwpn",
+    "--adapter-parent",
+    "--adapter-parent-wwnn",
+    "--adapter-parent-wwpn",
+    "--adapter-parent-fabric-wwn",
+    "--source-protocol-ver",
+    "--source-initiator",
+];
+
 pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Result<()> {
     let (switches, valued) = options(cmd).ok_or_else(|| anyhow!("unknown command: '{cmd}'"))?;
     let a = Args::parse(cmd, rest, switches, valued)?;
@@ -104,8 +127,21 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
         "vol-create-from" => (&["pool", "file", "vol"], 3),
         "vol-key" => (&["vol", "pool"], 1),
         "vol-name" | "vol-pool" => (&["vol"], 1),
-        _ => (&[], usize::MAX),
+        "pool-list" => (&[], usize::MAX),
+        "vol-create" => (&["pool", "file"], 2),
+        "vol-create-as" => (&["pool", "name", "capacity"], 3),
+        "pool-define" | "pool-create" => (&["file"], 1),
+        "pool-define-as" | "pool-create-as" => (&["name", "type"], 2),
+        "vol-clone" => (&["vol", "newname"], 2),
+        "vol-resize" => (&["vol", "capacity"], 2),
+        "vol-upload" | "vol-download" => (&["vol", "file"], 2),
+        "vol-list" => (&["pool"], 1),
+        c if c.starts_with("vol-") => (&["vol"], 1),
+        _ => (&["pool"], 1),
     };
+    if cmd == "pool-list" {
+        a.none()?;
+    }
     if required != usize::MAX {
         a.positionals(names, required)?;
     }
@@ -120,13 +156,17 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
         let _ = c.close().await;
         return r;
     }
-    if cmd.starts_with("pool-") {
-        pool_cmd(&c, cmd, &a).await?;
+    let r = if cmd.starts_with("pool-") {
+        pool_cmd(&c, cmd, &a).await
     } else {
-        vol_cmd(&c, cmd, &a).await?;
+        vol_cmd(&c, cmd, &a).await
+    };
+    if r.is_err() {
+        // virsh's blank line after a command it ran, which failed.
+        println!();
     }
     let _ = c.close().await;
-    Ok(())
+    r
 }
 
 /// The commands [`more_cmd`] runs.
@@ -488,6 +528,7 @@ async fn pool_cmd(c: &Connect, cmd: &str, a: &Args<'_>) -> Result<()> {
     match cmd {
         "pool-list" => return pool_list(c, a).await,
         "pool-define" | "pool-create" => {
+            exclusive(a, "--overwrite", "--no-overwrite")?;
             let file = a.one("file")?;
             let xml = std::fs::read_to_string(file)
                 .with_context(|| format!("Failed to open file '{file}'"))?;
@@ -507,9 +548,15 @@ async fn pool_cmd(c: &Connect, cmd: &str, a: &Args<'_>) -> Result<()> {
             return Ok(());
         }
         "pool-define-as" | "pool-create-as" => {
+            exclusive(a, "--overwrite", "--no-overwrite")?;
+            exclusive(a, "--secret-usage", "--secret-uuid")?;
             let p = a.positionals(&["name", "type"], 2)?;
             let (name, ty) = (p[0].unwrap_or_default(), p[1].unwrap_or_default());
             let xml = pool_xml(name, ty, a);
+            if a.has("--print-xml") {
+                println!("{xml}\n");
+                return Ok(());
+            }
             if cmd == "pool-define-as" {
                 c.pool_define_xml(&xml)
                     .await
@@ -537,9 +584,16 @@ async fn pool_cmd(c: &Connect, cmd: &str, a: &Args<'_>) -> Result<()> {
             row("Persistent", yes_no(c.pool_is_persistent(&p).await?));
             row("Autostart", yes_no(c.pool_autostart(&p).await?));
             if i.state == pool_state::RUNNING || i.state == pool_state::DEGRADED {
-                row("Capacity", &pretty(i.capacity));
-                row("Allocation", &pretty(i.allocation));
-                row("Available", &pretty(i.available));
+                let size = |v: u64| {
+                    if a.has("--bytes") {
+                        v.to_string()
+                    } else {
+                        pretty(v)
+                    }
+                };
+                row("Capacity", &size(i.capacity));
+                row("Allocation", &size(i.allocation));
+                row("Available", &size(i.available));
             }
             println!();
         }
@@ -607,31 +661,131 @@ async fn pool_cmd(c: &Connect, cmd: &str, a: &Args<'_>) -> Result<()> {
     Ok(())
 }
 
-/// The XML pool-define-as and pool-create-as make from their options.
+/// The XML pool-define-as and pool-create-as make from their options, laid out as
+/// virsh lays it out (their `--print-xml`), without its final newline.
 fn pool_xml(name: &str, ty: &str, a: &Args<'_>) -> String {
     let e = |s: &str| vireo_xml::escape(s);
-    let mut source = String::new();
-    if let Some(d) = a.value("--source-dev") {
-        source.push_str(&format!("<device path='{}'/>", e(d)));
+    let v = |k: &str| a.value(k).map(e);
+    let mut x = format!("<pool type='{}'>\n  <name>{}</name>\n", e(ty), e(name));
+    let (host, path, dev, init) = (
+        v("--source-host"),
+        v("--source-path"),
+        v("--source-dev"),
+        v("--source-initiator"),
+    );
+    let (format, sname) = (v("--source-format"), v("--source-name"));
+    let (wwnn, wwpn, adapter) = (
+        v("--adapter-wwnn"),
+        v("--adapter-wwpn"),
+        v("--adapter-name"),
+    );
+    let fc = wwnn.is_some() && wwpn.is_some();
+    if host.is_some()
+        || path.is_some()
+        || dev.is_some()
+        || init.is_some()
+        || format.is_some()
+        || sname.is_some()
+        || fc
+        || adapter.is_some()
+    {
+        x.push_str("  <source>\n");
+        if let Some(h) = host {
+            x.push_str(&format!("    <host name='{h}'/>\n"));
+        }
+        if let Some(p) = path {
+            x.push_str(&format!("    <dir path='{p}'/>\n"));
+        }
+        if let Some(d) = dev {
+            x.push_str(&format!("    <device path='{d}'/>\n"));
+        }
+        if let Some(i) = init {
+            x.push_str(&format!(
+                "    <initiator>\n      <iqn name='{i}'/>\n    </initiator>\n"
+            ));
+        }
+        if let (Some(nn), Some(pn)) = (&wwnn, &wwpn) {
+            x.push_str("    <adapter type='fc_host'");
+            let (pw, pp) = (v("--adapter-parent-wwnn"), v("--adapter-parent-wwpn"));
+            if let Some(p) = v("--adapter-parent") {
+                x.push_str(&format!(" parent='{p}'"));
+            } else if let (Some(pw), Some(pp)) = (pw, pp) {
+                x.push_str(&format!(" parent_wwnn='{pw}' parent_wwpn='{pp}'"));
+            } else if let Some(f) = v("--adapter-parent-fabric-wwn") {
+                x.push_str(&format!(" parent_fabric_wwn='{f}'"));
+            }
+            x.push_str(&format!(" wwnn='{nn}' wwpn='{pn}'/>\n"));
+        } else if let Some(n) = adapter {
+            x.push_str(&format!("    <adapter type='scsi_host' name='{n}'/>\n"));
+        }
+        let (su, sid) = (v("--secret-usage"), v("--secret-uuid"));
+        if let (Some(t), Some(u), true) = (
+            v("--auth-type"),
+            v("--auth-username"),
+            su.is_some() || sid.is_some(),
+        ) {
+            x.push_str(&format!("    <auth type='{t}' username='{u}'>\n"));
+            match (su, sid) {
+                (Some(s), _) => x.push_str(&format!("      <secret usage='{s}'/>\n")),
+                (None, Some(s)) => x.push_str(&format!("      <secret uuid='{s}'/>\n")),
+                _ => {}
+            }
+            x.push_str("    </auth>\n");
+        }
+        if let Some(f) = format {
+            x.push_str(&format!("    <format type='{f}'/>\n"));
+        }
+        if let Some(n) = sname {
+            x.push_str(&format!("    <name>{n}</name>\n"));
+        }
+        if let Some(p) = v("--source-protocol-ver") {
+            x.push_str(&format!("    <protocol ver='{p}'/>\n"));
+        }
+        x.push_str("  </source>\n");
     }
-    if let Some(d) = a.value("--source-path") {
-        source.push_str(&format!("<dir path='{}'/>", e(d)));
+    if let Some(t) = v("--target") {
+        x.push_str(&format!("  <target>\n    <path>{t}</path>\n  </target>\n"));
     }
-    if let Some(n) = a.value("--source-name") {
-        source.push_str(&format!("<name>{}</name>", e(n)));
+    x.push_str("</pool>");
+    x
+}
+
+/// virsh's refusal of two options given together.
+fn exclusive(a: &Args<'_>, x: &str, y: &str) -> Result<()> {
+    let given = |o: &str| a.has(o) || a.value(o).is_some();
+    if given(x) && given(y) {
+        bail!("Options {x} and {y} are mutually exclusive");
     }
-    if let Some(f) = a.value("--source-format") {
-        source.push_str(&format!("<format type='{}'/>", e(f)));
+    Ok(())
+}
+
+/// A `--type` list's flags: pool types, comma-separated.
+fn pool_type_flags(list: &str) -> Result<u32> {
+    use pool_list_flags::*;
+    if list.is_empty() {
+        bail!("Failed to get option 'type': Option argument is empty");
     }
-    let target = a
-        .value("--target")
-        .map(|t| format!("<target><path>{}</path></target>", e(t)))
-        .unwrap_or_default();
-    format!(
-        "<pool type='{}'><name>{}</name><source>{source}</source>{target}</pool>",
-        e(ty),
-        e(name)
-    )
+    let mut flags = 0;
+    for t in list.split(',') {
+        flags |= match t {
+            "dir" => DIR,
+            "fs" => FS,
+            "netfs" => NETFS,
+            "logical" => LOGICAL,
+            "disk" => DISK,
+            "iscsi" => ISCSI,
+            "iscsi-direct" => ISCSI_DIRECT,
+            "scsi" => SCSI,
+            "mpath" => MPATH,
+            "rbd" => RBD,
+            "sheepdog" => SHEEPDOG,
+            "gluster" => GLUSTER,
+            "zfs" => ZFS,
+            "vstorage" => VSTORAGE,
+            other => bail!("Invalid pool type '{other}'"),
+        };
+    }
+    Ok(flags)
 }
 
 async fn pool_list(c: &Connect, a: &Args<'_>) -> Result<()> {
@@ -655,32 +809,54 @@ async fn pool_list(c: &Connect, a: &Args<'_>) -> Result<()> {
             flags |= f;
         }
     }
+    let details = a.has("--details");
+    exclusive(a, "--details", "--uuid")?;
+    exclusive(a, "--details", "--name")?;
+    if let Some(t) = a.value("--type") {
+        flags |= pool_type_flags(t)?;
+    }
     let mut pools = c
         .list_all_pools(flags)
         .await
         .context("Failed to list pools")?;
     pools.sort_by(|x, y| x.name.cmp(&y.name));
-    if a.has("--name") {
-        // virsh pads each name to 20 columns here.
+    let (uuid, name) = (a.has("--uuid"), a.has("--name"));
+    if uuid || name {
+        // virsh pads each UUID to 36 columns and each name to 20 here.
         for p in &pools {
-            println!("{:<20}", p.name);
+            match (uuid, name) {
+                (true, true) => println!("{:<36} {:<20}", format_uuid(&p.uuid), p.name),
+                (true, false) => println!("{:<36}", format_uuid(&p.uuid)),
+                _ => println!("{:<20}", p.name),
+            }
         }
         println!();
         return Ok(());
     }
-    let mut rows = vec![vec!["Name".to_string(), "State".into(), "Autostart".into()]];
+    let mut head = vec!["Name".to_string(), "State".into(), "Autostart".into()];
+    if details {
+        head.extend(["Persistent", "Capacity", "Allocation", "Available"].map(String::from));
+    }
+    let mut rows = vec![head];
     for p in &pools {
         let i = c.pool_info(p).await?;
-        let state = if i.state == pool_state::INACTIVE {
-            "inactive"
+        let mut row = vec![p.name.clone()];
+        if details {
+            row.push(state_name(i.state).into());
+        } else if i.state == pool_state::INACTIVE {
+            row.push("inactive".into());
         } else {
-            "active"
-        };
-        rows.push(vec![
-            p.name.clone(),
-            state.into(),
-            yes_no(c.pool_autostart(p).await?).into(),
-        ]);
+            row.push("active".into());
+        }
+        row.push(yes_no(c.pool_autostart(p).await?).into());
+        if details {
+            row.push(yes_no(c.pool_is_persistent(p).await?).into());
+            let live = i.state == pool_state::RUNNING || i.state == pool_state::DEGRADED;
+            for v in [i.capacity, i.allocation, i.available] {
+                row.push(if live { pretty(v) } else { "-".into() });
+            }
+        }
+        rows.push(row);
     }
     print_table(&rows);
     Ok(())
@@ -702,9 +878,25 @@ async fn vol_cmd(c: &Connect, cmd: &str, a: &Args<'_>) -> Result<()> {
                 .await
                 .context("Failed to list volumes")?;
             vols.sort_by(|x, y| x.name.cmp(&y.name));
-            let mut rows = vec![vec!["Name".to_string(), "Path".into()]];
+            let details = a.has("--details");
+            let mut head = vec!["Name".to_string(), "Path".into()];
+            if details {
+                head.extend(["Type", "Capacity", "Allocation"].map(String::from));
+            }
+            let mut rows = vec![head];
             for v in &vols {
-                rows.push(vec![v.name.clone(), c.vol_path(v).await?]);
+                let mut row = vec![v.name.clone(), c.vol_path(v).await?];
+                if details {
+                    match c.vol_info(v).await {
+                        Ok(i) => row.extend([
+                            vol_type_name(i.type_).to_string(),
+                            pretty(i.capacity),
+                            pretty(i.allocation),
+                        ]),
+                        Err(_) => row.extend(["unknown"; 3].map(String::from)),
+                    }
+                }
+                rows.push(row);
             }
             print_table(&rows);
             return Ok(());
@@ -762,29 +954,32 @@ async fn vol_cmd(c: &Connect, cmd: &str, a: &Args<'_>) -> Result<()> {
         "vol-upload" | "vol-download" => a.positionals(&["vol", "file"], 2)?[0].unwrap_or_default(),
         _ => a.one("vol")?,
     };
-    let v = c
-        .vol_lookup(pool.as_ref(), key)
-        .await
-        .with_context(|| format!("failed to get vol '{key}'"))?;
+    let v = vol_by(c, key, Some("pool"), a.value("--pool")).await?;
     let n = &v.name;
     match cmd {
         "vol-info" => {
-            let i = c.vol_info(&v).await?;
             let row = |k: &str, val: &str| println!("{:<16}{val}", format!("{k}:"));
             row("Name", n);
+            let physical = a.has("--physical");
+            let i = if physical {
+                c.vol_info_flags(&v, vireo_proto::storage::GET_PHYSICAL)
+                    .await?
+            } else {
+                c.vol_info(&v).await?
+            };
+            row("Type", vol_type_name(i.type_));
+            let size = |v: u64| {
+                if a.has("--bytes") {
+                    format!("{v} bytes")
+                } else {
+                    pretty(v)
+                }
+            };
+            row("Capacity", &size(i.capacity));
             row(
-                "Type",
-                match i.type_ {
-                    vol_type::FILE => "file",
-                    vol_type::BLOCK => "block",
-                    vol_type::DIR => "dir",
-                    vol_type::NETWORK => "network",
-                    vol_type::NETDIR => "netdir",
-                    _ => "ploop",
-                },
+                if physical { "Physical" } else { "Allocation" },
+                &size(i.allocation),
             );
-            row("Capacity", &pretty(i.capacity));
-            row("Allocation", &pretty(i.allocation));
             println!();
         }
         "vol-dumpxml" => println!("{}", c.vol_xml_desc(&v).await?),
@@ -941,6 +1136,17 @@ fn state_name(s: u32) -> &'static str {
     }
 }
 
+fn vol_type_name(t: i32) -> &'static str {
+    match t {
+        vol_type::FILE => "file",
+        vol_type::BLOCK => "block",
+        vol_type::DIR => "dir",
+        vol_type::NETWORK => "network",
+        vol_type::NETDIR => "netdir",
+        _ => "ploop",
+    }
+}
+
 fn yes_no(b: bool) -> &'static str {
     if b {
         "yes"
@@ -952,6 +1158,47 @@ fn yes_no(b: bool) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pool_xml_is_laid_out_as_virsh_lays_it() {
+        let rest: Vec<String> = [
+            "--source-dev",
+            "/dev/sdb",
+            "--target",
+            "/m",
+            "--source-host",
+            "h",
+            "--source-name",
+            "a<b",
+        ]
+        .map(String::from)
+        .to_vec();
+        let a = Args::parse("pool-define-as", &rest, &["--print-xml"], POOL_AS).unwrap();
+        assert_eq!(
+            pool_xml("p", "fs", &a),
+            "<pool type='fs'>\n  <name>p</name>\n  <source>\n    <host name='h'/>\n    \
+             <device path='/dev/sdb'/>\n    <name>a&lt;b</name>\n  </source>\n  <target>\n    \
+             <path>/m</path>\n  </target>\n</pool>"
+        );
+        let a = Args::parse("pool-define-as", &[], &[], POOL_AS).unwrap();
+        assert_eq!(
+            pool_xml("p", "dir", &a),
+            "<pool type='dir'>\n  <name>p</name>\n</pool>"
+        );
+    }
+
+    #[test]
+    fn pool_type_lists() {
+        use pool_list_flags::*;
+        assert_eq!(pool_type_flags("dir,logical").ok(), Some(DIR | LOGICAL));
+        assert_eq!(pool_type_flags("iscsi-direct").ok(), Some(ISCSI_DIRECT));
+        let err = |t: &str| pool_type_flags(t).map_err(|e| e.to_string());
+        assert_eq!(err("dir,x"), Err("Invalid pool type 'x'".into()));
+        assert_eq!(
+            err(""),
+            Err("Failed to get option 'type': Option argument is empty".into())
+        );
+    }
 
     #[test]
     fn event_timeouts_are_whole_seconds_from_one() {

@@ -459,6 +459,19 @@ impl Connect {
             .await
     }
 
+    /// `virStorageVolGetInfoFlags`: with `GET_PHYSICAL`, the allocation is the host
+    /// file's size.
+    pub async fn vol_info_flags(&self, vol: &Vol, flags: u32) -> Result<VolGetInfoRet> {
+        self.call(
+            procs::STORAGE_VOL_GET_INFO_FLAGS,
+            &VolFlagsArgs {
+                vol: vol.clone(),
+                flags,
+            },
+        )
+        .await
+    }
+
     pub async fn vol_xml_desc(&self, vol: &Vol) -> Result<String> {
         let r: XmlRet = self
             .call(
