@@ -5,7 +5,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use vireo_tests::{fails, ok, validate, Daemon, Layout};
+use vireo_tests::{fails, ok, same_as_virsh, validate, Daemon, Layout};
 
 const UUID: &str = "6f3b0b9c-2d55-4c1e-9a57-0b3f2c1d4e5a";
 const VALUE: &[u8] = b"correct horse battery staple";
@@ -205,6 +205,71 @@ fn secrets_with_vireo_cli(layout: Layout) {
             "output of {cmd:?} differs"
         );
     }
+    // secret-set-value's refusals, as virsh words them (each with its blank line).
+    let missing = d.root.join("missing");
+    let missing = missing.to_str().unwrap();
+    for cmd in [
+        &["secret-set-value", UUID][..],
+        &["secret-set-value", UUID, "--file", missing],
+        &["secret-set-value", UUID, "--file", missing, "--plain"],
+        &["secret-set-value", UUID, "--base64", "x", "--file", missing],
+        &["secret-set-value", UUID, "--base64", "Y29y", "--plain"],
+        &["secret-set-value", UUID, "--interactive"],
+        &["secret-set-value", UUID, "--interactive", "--plain"],
+        &[
+            "secret-set-value",
+            UUID,
+            "--interactive",
+            "--base64",
+            "Y29y",
+        ],
+        &["secret-set-value", UUID, "--interactive", "--file", missing],
+        &[
+            "secret-set-value",
+            "00000000-0000-0000-0000-000000000000",
+            "--base64",
+            "Y29y",
+        ],
+        &["secret-set-value", "--file", missing],
+        &["secret-get-value", "00000000-0000-0000-0000-000000000000"],
+    ] {
+        same_as_virsh(&d, cmd);
+    }
+    // --interactive reads a line (from standard input when there is no terminal, as
+    // getpass(3) does): each sets the value the other then reads.
+    let typed = |prog: &std::path::Path, line: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new("setsid")
+            .arg("-w")
+            .arg(prog)
+            .args(["-c", &d.uri(), "secret-set-value", UUID, "--interactive"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(line.as_bytes()).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    let vireo = vireo_tests::bin("vireo");
+    let virsh = std::path::Path::new("virsh");
+    let ours = typed(&vireo, "typed by vireo\n");
+    assert_eq!(
+        ok(&d.virsh(&["secret-get-value", UUID, "--plain"])),
+        "typed by vireo\n"
+    );
+    let theirs = typed(virsh, "typed by virsh\n");
+    assert_eq!(
+        ok(&d.vireo(&["secret-get-value", UUID, "--plain"])),
+        "typed by virsh\n"
+    );
+    assert_eq!(
+        vireo_tests::output_parts(&ours),
+        vireo_tests::output_parts(&theirs)
+    );
+    assert_eq!(ok(&ours), "Enter new value for secret:Secret value set\n\n");
     let err = fails(&d.vireo(&["secret-dumpxml", "00000000-0000-0000-0000-000000000000"]));
     assert!(err.contains("error: failed to get secret"), "{err}");
     assert!(err.contains("Secret not found"), "{err}");

@@ -17,7 +17,10 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
             &["--ephemeral", "--no-ephemeral", "--private", "--no-private"],
             &[],
         ),
-        "secret-set-value" => (&["--plain"], &["--secret", "--file", "--base64"]),
+        "secret-set-value" => (
+            &["--plain", "--interactive"],
+            &["--secret", "--file", "--base64"],
+        ),
         "secret-get-value" => (&["--plain"], &["--secret"]),
         "secret-event" => (
             &["--loop", "--list", "--timestamp"],
@@ -26,8 +29,11 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
         other => bail!("unknown command: '{other}'"),
     };
     let a = Args::parse(cmd, rest, switches, valued)?;
-    if cmd == "secret-list" {
-        a.none()?;
+    match cmd {
+        "secret-list" => a.none()?,
+        "secret-define" => drop(a.positionals(&["file"], 1)?),
+        "secret-event" => {}
+        _ => drop(a.positionals(&["secret"], 1)?),
     }
     let c = Connect::open(uri, readonly)
         .await
@@ -39,6 +45,16 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
         let _ = c.close().await;
         return r;
     }
+    let r = command(&c, cmd, &a).await;
+    if r.is_err() {
+        // virsh's blank line after a command it ran, which failed.
+        println!();
+    }
+    let _ = c.close().await;
+    r
+}
+
+async fn command(c: &Connect, cmd: &str, a: &Args<'_>) -> Result<()> {
     match cmd {
         "secret-define" => {
             let file = a.one("file")?;
@@ -51,7 +67,7 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
             println!("Secret {} created\n", format_uuid(&s.uuid));
         }
         "secret-undefine" => {
-            let s = get(&c, a.one("secret")?).await?;
+            let s = get(c, a.one("secret")?).await?;
             let u = format_uuid(&s.uuid);
             c.secret_undefine(&s)
                 .await
@@ -59,33 +75,46 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
             println!("Secret {u} deleted\n");
         }
         "secret-dumpxml" => {
-            let s = get(&c, a.one("secret")?).await?;
+            let s = get(c, a.one("secret")?).await?;
             println!("{}", c.secret_xml_desc(&s).await?);
         }
         "secret-set-value" => {
-            let s = get(&c, a.positionals(&["secret"], 1)?[0].unwrap_or_default()).await?;
-            let value = match (a.value("--file"), a.value("--base64")) {
-                (Some(f), None) => {
-                    let raw = std::fs::read(f).with_context(|| format!("failed to read '{f}'"))?;
-                    if a.has("--plain") {
-                        raw
-                    } else {
-                        decode(String::from_utf8_lossy(&raw).trim())?
-                    }
+            let given = |o: &str| a.has(o) || a.value(o).is_some();
+            for (x, y) in [
+                ("--file", "--base64"),
+                ("--plain", "--base64"),
+                ("--interactive", "--base64"),
+                ("--interactive", "--plain"),
+                ("--interactive", "--file"),
+            ] {
+                if given(x) && given(y) {
+                    bail!("Options {x} and {y} are mutually exclusive");
                 }
-                (None, Some(b)) => {
-                    eprintln!("error: Passing secret value as command-line argument is insecure!");
-                    decode(b)?
-                }
-                _ => bail!("one of --file or --base64 is required"),
+            }
+            let s = get(c, a.one("secret")?).await?;
+            let mut plain = a.has("--plain");
+            let raw = if let Some(b) = a.value("--base64") {
+                eprintln!("error: Passing secret value as command-line argument is insecure!");
+                b.as_bytes().to_vec()
+            } else if let Some(f) = a.value("--file") {
+                read_value_file(f)?
+            } else if a.has("--interactive") {
+                use std::io::Write;
+                print!("Enter new value for secret:");
+                let _ = std::io::stdout().flush();
+                plain = true;
+                read_password().context("Failed to read secret")?
+            } else {
+                bail!("Input secret value is missing");
             };
+            let value = if plain { raw } else { decode(&raw) };
             c.secret_set_value(&s, &value)
                 .await
                 .context("Failed to set secret value")?;
             println!("Secret value set\n");
         }
         "secret-get-value" => {
-            let s = get(&c, a.one("secret")?).await?;
+            let s = get(c, a.one("secret")?).await?;
             let v = c.secret_get_value(&s).await?;
             if a.has("--plain") {
                 use std::io::Write;
@@ -120,7 +149,6 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
         }
         _ => unreachable!("checked above"),
     }
-    let _ = c.close().await;
     Ok(())
 }
 
@@ -196,10 +224,80 @@ async fn get(c: &Connect, key: &str) -> Result<Secret> {
     r.with_context(|| format!("failed to get secret '{key}'"))
 }
 
-fn decode(b64: &str) -> Result<Vec<u8>> {
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .map_err(|_| anyhow!("Invalid base64 data"))
+/// Base64 decoded as virsh decodes it (glib's way): characters outside the alphabet are
+/// skipped, padding is optional, a lone trailing character is dropped.
+fn decode(b64: &[u8]) -> Vec<u8> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let mut text: Vec<u8> = b64
+        .iter()
+        .copied()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
+        .collect();
+    if text.len() % 4 == 1 {
+        text.pop();
+    }
+    let engine = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    engine.decode(&text).unwrap_or_default()
+}
+
+/// A line typed on the terminal without echo (as getpass(3), which virsh uses): from
+/// /dev/tty when there is one, else from standard input; without its line end.
+fn read_password() -> Result<Vec<u8>> {
+    use std::io::{BufRead, Write};
+    use std::os::fd::AsRawFd;
+    let mut line = Vec::new();
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+    {
+        Ok(mut tty) => {
+            let fd = tty.as_raw_fd();
+            // SAFETY: `old` is plain data that tcgetattr fills in; `fd` is the open tty's.
+            let mut old: libc::termios = unsafe { std::mem::zeroed() };
+            // SAFETY: as above; a failure leaves echo as it is.
+            let echo_off = unsafe { libc::tcgetattr(fd, &mut old) } == 0 && {
+                let mut quiet = old;
+                quiet.c_lflag &= !(libc::ECHO | libc::ECHONL);
+                // SAFETY: `quiet` is a termios read from this same tty.
+                unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &quiet) == 0 }
+            };
+            let r = std::io::BufReader::new(&tty).read_until(b'\n', &mut line);
+            if echo_off {
+                // SAFETY: restores the settings read above on the same tty.
+                unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &old) };
+                let _ = tty.write_all(b"\n");
+            }
+            r?;
+        }
+        Err(_) => {
+            std::io::stdin().lock().read_until(b'\n', &mut line)?;
+        }
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    Ok(line)
+}
+
+/// A value file as virsh reads it: at most 1024 bytes, else libvirt's refusal.
+fn read_value_file(f: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(f)
+        .map_err(|e| anyhow!("Failed to open file '{f}': {}", crate::virsh::os_text(&e)))?;
+    let mut buf = Vec::new();
+    file.take(1025)
+        .read_to_end(&mut buf)
+        .map_err(|e| anyhow!("Failed to read file '{f}': {}", crate::virsh::os_text(&e)))?;
+    if buf.len() > 1024 {
+        bail!("File '{f}' is too large");
+    }
+    Ok(buf)
 }
 
 /// virsh's Usage column: the usage type and what it names, or "Unused".
@@ -213,4 +311,17 @@ fn usage_text(s: &Secret) -> String {
         _ => return "Unused".into(),
     };
     format!("{ty} {}", s.usage_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode;
+
+    #[test]
+    fn base64_is_decoded_leniently_as_glib_does() {
+        assert_eq!(decode(b"Y29ycmVjdCBob3JzZQ==\n"), b"correct horse");
+        assert_eq!(decode(b"Y29y\ncmVj dCBob3JzZQ"), b"correct horse");
+        assert_eq!(decode(b"Y29yc"), b"cor");
+        assert_eq!(decode(b"!!"), b"");
+    }
 }
