@@ -728,11 +728,12 @@ fn running(d: &Daemon, img: &str, iso: &str) {
     );
     let png = std::fs::read(shot).expect("the screenshot");
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    // Without --live/--config, virsh pins the running guest's vCPU (virDomainPinVcpu).
+    all_same_as_virsh(d, &[&["vcpupin", "vm1", "1", "0"]]);
     all_refused_as_virsh(
         d,
         &[
             &["vcpupin", "vm1", "5"],
-            &["vcpupin", "vm1", "1", "0"],
             &["vcpupin", "vm1", "0", "9999"],
             &["domdisplay", "vm1", "--type", "spice"],
             &["domdisplay", "vm1", "--all", "--type", "vnc"],
