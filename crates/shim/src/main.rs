@@ -5,7 +5,6 @@
 
 mod agent;
 mod blockjob;
-mod confine;
 mod events;
 mod guest;
 mod helpers;
@@ -344,11 +343,6 @@ async fn run() -> anyhow::Result<()> {
         daemon: Arc::clone(&server),
         public: vec![Arc::clone(&public_server)],
     });
-
-    // QEMU and its helpers run: from here on the shim needs no privilege.
-    if let Err(e) = confine::confine() {
-        eprintln!("vireo-shim: still privileged: {e:#}");
-    }
 
     // Ready: the daemon is waiting for this line.
     println!("READY {}", vm.qemu_pid());
