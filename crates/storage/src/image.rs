@@ -100,13 +100,15 @@ pub fn create(
     }
     args.push(path_str(path)?.into());
     args.push(capacity.to_string());
-    // Making a LUKS header times the key derivation on the CPU; on a loaded VM QEMU may
-    // find the CPU time it measured too coarse and give up. That passes: try again.
+    // Making a LUKS header times a first round of key derivation by the thread's CPU time,
+    // which the kernel brings up to date only at a tick or a switch: on a fast CPU that
+    // round can end between two ticks, read as 0 ms, and QEMU gives up. Each try is a
+    // fresh chance (a few ms); CI saw five in a row fail, so allow many.
     let mut tries = 0;
     loop {
         match run_qemu_img(&args, opts.luks_passphrase) {
             Err(StorageError::Command(m))
-                if tries < 4 && m.contains("Unable to get accurate CPU usage") =>
+                if tries < LUKS_TRIES && m.contains("Unable to get accurate CPU usage") =>
             {
                 tries += 1;
                 let _ = std::fs::remove_file(path);
@@ -115,6 +117,9 @@ pub fn create(
         }
     }
 }
+
+/// How many times making a LUKS header is tried before QEMU's timing refusal is final.
+const LUKS_TRIES: u32 = 40;
 
 /// The fd a passphrase reaches qemu-img on.
 const SECRET_FD: i32 = 3;
