@@ -136,14 +136,12 @@ pub fn parse_node_info(cpuinfo: &str, meminfo: &str, arch: &str, nodes: u32) -> 
 
 /// The host name, as `gethostname` gives it.
 pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: buf is valid for buf.len() bytes; gethostname writes at most that many.
-    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if r != 0 {
+    let uts = rustix::system::uname();
+    let name = uts.nodename().to_string_lossy();
+    if name.is_empty() {
         return "localhost".into();
     }
-    let end = buf.iter().position(|&c| c == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
+    name.into_owned()
 }
 
 #[cfg(test)]
