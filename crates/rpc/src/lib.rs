@@ -25,8 +25,9 @@ pub use frame::{Frame, FrameError};
 pub fn keep_stream_buffers() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        // SAFETY: mallopt only sets glibc malloc parameters, under malloc's own lock, so
-        // it may run while other threads allocate.
+        // SAFETY: allocator tuning, for which no safe wrapper exists: mallopt only sets glibc
+        // malloc parameters, under malloc's own lock, so it may run while other threads
+        // allocate.
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
             libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20);

@@ -4,7 +4,6 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -22,23 +21,17 @@ pub fn open_raw(path: &Path) -> std::io::Result<AsyncFd<File>> {
         .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
         .open(path)?;
     make_raw(&f)?;
-    // SAFETY: the AsyncFd owns the File, so the fd stays open and the same for its lifetime.
+    // SAFETY: fd registration with the runtime (tokio's API is unsafe): the AsyncFd owns
+    // the File, so the fd stays open and the same for its lifetime.
     unsafe { AsyncFd::register(f) }.map_err(Into::into)
 }
 
 /// No echo, no line editing, no character translation: bytes pass as they are.
 fn make_raw(f: &File) -> std::io::Result<()> {
-    // SAFETY: termios is plain data, fully written by tcgetattr before use; the fd is open.
-    unsafe {
-        let mut t: libc::termios = std::mem::zeroed();
-        if libc::tcgetattr(f.as_raw_fd(), &mut t) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        libc::cfmakeraw(&mut t);
-        if libc::tcsetattr(f.as_raw_fd(), libc::TCSANOW, &t) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
+    use rustix::termios::{tcgetattr, tcsetattr, OptionalActions};
+    let mut t = tcgetattr(f)?;
+    t.make_raw();
+    tcsetattr(f, OptionalActions::Now, &t)?;
     Ok(())
 }
 

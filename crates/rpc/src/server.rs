@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -180,8 +180,8 @@ impl ConnInfo {
 /// The daemon's own credentials: what a remote client (TCP, TLS) acts with once admitted,
 /// as libvirtd's remote clients act with the daemon's rights.
 pub fn own_identity() -> Identity {
-    // SAFETY: geteuid and getegid have no preconditions and cannot fail.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let uid = rustix::process::geteuid().as_raw();
+    let gid = rustix::process::getegid().as_raw();
     Identity {
         uid,
         gid,
@@ -884,8 +884,9 @@ impl Trimmer {
 /// Asks the allocator to return the free memory it holds to the system.
 fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim takes no pointer and only walks glibc's own heaps under their
-    // locks: it may be called from any thread at any time.
+    // SAFETY: allocator tuning, for which no safe wrapper exists: malloc_trim takes no
+    // pointer and only walks glibc's own heaps under their locks: it may be called from any
+    // thread at any time.
     unsafe {
         libc::malloc_trim(0);
     }
@@ -1690,23 +1691,14 @@ async fn read_some<T: Stream>(
 
 /// One non-blocking `recv` into the spare capacity of `buf`.
 fn recv_nowait(fd: BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<usize> {
-    let spare = buf.spare_capacity_mut();
-    // SAFETY: the pointer and length describe the vector's spare capacity, which recv may
-    // write; the fd is borrowed from a live socket for the duration of the call.
-    let n = unsafe {
-        libc::recv(
-            fd.as_raw_fd(),
-            spare.as_mut_ptr().cast(),
-            spare.len(),
-            libc::MSG_DONTWAIT,
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
+    if buf.capacity() == buf.len() {
+        buf.reserve(1);
     }
-    let n = n as usize;
-    // SAFETY: recv initialised the first n bytes of the spare capacity.
-    unsafe { buf.set_len(buf.len() + n) };
+    let (n, _) = rustix::net::recv(
+        fd,
+        rustix::buffer::spare_capacity(buf),
+        rustix::net::RecvFlags::DONTWAIT,
+    )?;
     Ok(n)
 }
 
