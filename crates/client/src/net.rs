@@ -18,8 +18,7 @@ use crate::uri::Uri;
 use crate::ClientError;
 
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 fn transport_error(msg: String) -> ClientError {
@@ -290,23 +289,20 @@ fn ask(prompt: &str, echo: bool) -> Result<String, ClientError> {
     let io = |e: std::io::Error| auth_failed(format!("cannot read credentials: {e}"));
     eprint!("{prompt}");
     std::io::stderr().flush().map_err(io)?;
-    // SAFETY: termios is plain data filled by tcgetattr on fd 0 and given back to
-    // tcsetattr by pointer; echo is restored after the read.
-    let saved = (!echo).then(|| unsafe {
-        let mut t: libc::termios = std::mem::zeroed();
-        if libc::tcgetattr(0, &mut t) != 0 {
-            return None;
-        }
-        let saved = t;
-        t.c_lflag &= !libc::ECHO;
-        libc::tcsetattr(0, libc::TCSANOW, &t);
+    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+    let stdin = std::io::stdin();
+    let saved = (!echo).then(|| {
+        let saved = tcgetattr(&stdin).ok()?;
+        let mut t = saved.clone();
+        t.local_modes.remove(LocalModes::ECHO);
+        let _ = tcsetattr(&stdin, OptionalActions::Now, &t);
         Some(saved)
     });
     let mut line = String::new();
-    let r = std::io::stdin().lock().read_line(&mut line);
+    let r = stdin.lock().read_line(&mut line);
     if let Some(Some(t)) = saved {
-        // SAFETY: as above.
-        unsafe { libc::tcsetattr(0, libc::TCSANOW, &t) };
+        // Echo is restored after the read.
+        let _ = tcsetattr(&stdin, OptionalActions::Now, &t);
         eprintln!();
     }
     r.map_err(io)?;

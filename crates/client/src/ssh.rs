@@ -166,8 +166,7 @@ pub fn remote_command(
 
 /// Whether libvirt's client would use the user's session daemon for this URI.
 fn user_session(uri: &Uri) -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
+    let euid = rustix::process::geteuid().as_raw();
     euid > 0 && (uri.path == "/session" || uri.driver == "test")
 }
 

@@ -2,7 +2,6 @@
 //! dense), reporting progress as they go.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -631,17 +630,15 @@ fn next_piece(
 ) -> std::io::Result<Piece> {
     let mut end = len;
     if sparse {
-        let fd = file.as_raw_fd();
-        // SAFETY: lseek on an open fd; no memory is touched.
-        let data = unsafe { libc::lseek(fd, pos as i64, libc::SEEK_DATA) };
-        let data = if data < 0 { len } else { data as u64 };
+        use rustix::fs::{seek, SeekFrom};
+        let data = seek(file, SeekFrom::Data(pos)).unwrap_or(len);
         if data > pos {
             return Ok(Piece::Hole(data.min(len) - pos));
         }
-        // SAFETY: as above.
-        let hole = unsafe { libc::lseek(fd, pos as i64, libc::SEEK_HOLE) };
-        if hole > 0 {
-            end = (hole as u64).min(len);
+        if let Ok(hole) = seek(file, SeekFrom::Hole(pos)) {
+            if hole > 0 {
+                end = hole.min(len);
+            }
         }
     }
     let n = (end - pos).min(buf.len() as u64) as usize;

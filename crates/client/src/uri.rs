@@ -178,8 +178,7 @@ fn config_mode() -> Option<String> {
     let path = match std::env::var_os("VIREO_CLIENT_CONF") {
         Some(p) => PathBuf::from(p),
         None => {
-            // SAFETY: getuid has no preconditions and cannot fail.
-            if unsafe { libc::getuid() } == 0 {
+            if rustix::process::getuid().is_root() {
                 PathBuf::from("/etc/vireo/vireo.conf")
             } else {
                 std::env::var_os("XDG_CONFIG_HOME")
@@ -202,8 +201,7 @@ fn session_run_dir() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(d) if !d.is_empty() => PathBuf::from(d).join("vireo"),
         _ => {
-            // SAFETY: getuid has no preconditions and cannot fail.
-            let uid = unsafe { libc::getuid() };
+            let uid = rustix::process::getuid().as_raw();
             std::env::temp_dir()
                 .join(format!("vireo-{uid}"))
                 .join("vireo")
