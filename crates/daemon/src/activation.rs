@@ -37,11 +37,11 @@ pub fn take() -> Vec<(Kind, OwnedFd)> {
         .filter(|i| is_socket(3 + i))
         .map(|i| {
             let fd = 3 + i;
-            // Keep it from leaking into children.
-            // SAFETY: fcntl on an fd number systemd handed us; no memory is involved.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-            // SAFETY: systemd passed fds 3..3+n to this process, and each is taken once.
+            // SAFETY: inherited-fd passing: systemd passed fds 3..3+n to this process (checked
+            // above to be open sockets), and each is taken once.
             let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            // Keep it from leaking into children.
+            let _ = rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC);
             (kind_of(names.get(i as usize).copied().unwrap_or("")), owned)
         })
         .collect()
@@ -49,11 +49,9 @@ pub fn take() -> Vec<(Kind, OwnedFd)> {
 
 /// Only real sockets are taken: a wrong LISTEN_FDS must not make us close something else.
 fn is_socket(fd: i32) -> bool {
-    // SAFETY: fstat writes into a zeroed stat buffer we own; a bad fd just fails.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
-    }
+    use std::os::unix::fs::FileTypeExt;
+    // The fd's own inode, through procfs: a number that is not open just fails.
+    std::fs::metadata(format!("/proc/self/fd/{fd}")).is_ok_and(|m| m.file_type().is_socket())
 }
 
 /// `vireo-qemud-ro.socket` → read-only, `…-admin.socket` → admin, else read-write.

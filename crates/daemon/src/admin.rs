@@ -12,7 +12,6 @@
 //! Beside it, the admin socket serves one procedure of Vireo's own program:
 //! `DAEMON_METRICS`, the daemon's metrics in Prometheus' text format (`vireo admin-metrics`).
 
-use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -703,57 +702,17 @@ fn void() -> ProcResult {
 }
 
 fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
-/// Largest buffer tried for a passwd/group entry.
-const PW_BUF_MAX: usize = 1 << 20;
-
 fn user_name(uid: u32) -> Option<String> {
-    let mut buf = vec![0u8; 1024];
-    loop {
-        // SAFETY: passwd is plain data (integers and pointers); all-zero is a valid value.
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut out: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call; buf outlives every use of pwd.
-        let rc = unsafe {
-            libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut out)
-        };
-        if rc == libc::ERANGE && buf.len() < PW_BUF_MAX {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if rc != 0 || out.is_null() || pwd.pw_name.is_null() {
-            return None;
-        }
-        // SAFETY: on success pw_name points to a NUL-terminated string inside buf.
-        let name = unsafe { CStr::from_ptr(pwd.pw_name) };
-        return Some(name.to_string_lossy().into_owned());
-    }
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok()??;
+    Some(user.name)
 }
 
 fn group_name(gid: u32) -> Option<String> {
-    let mut buf = vec![0u8; 1024];
-    loop {
-        // SAFETY: group is plain data (integers and pointers); all-zero is a valid value.
-        let mut grp: libc::group = unsafe { std::mem::zeroed() };
-        let mut out: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call; buf outlives every use of grp.
-        let rc = unsafe {
-            libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr().cast(), buf.len(), &mut out)
-        };
-        if rc == libc::ERANGE && buf.len() < PW_BUF_MAX {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if rc != 0 || out.is_null() || grp.gr_name.is_null() {
-            return None;
-        }
-        // SAFETY: on success gr_name points to a NUL-terminated string inside buf.
-        let name = unsafe { CStr::from_ptr(grp.gr_name) };
-        return Some(name.to_string_lossy().into_owned());
-    }
+    let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)).ok()??;
+    Some(group.name)
 }
 
 #[cfg(test)]

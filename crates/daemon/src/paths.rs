@@ -85,8 +85,7 @@ impl Paths {
 }
 
 pub fn uid() -> u32 {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    unsafe { libc::getuid() }
+    rustix::process::getuid().as_raw()
 }
 
 pub fn is_root() -> bool {

@@ -135,17 +135,10 @@ fn chgrp(path: &Path, group: &str) -> anyhow::Result<()> {
 
 /// The id of the group named `group` (`unix_sock_group`).
 fn group_id(group: &str) -> anyhow::Result<u32> {
-    let cgroup = std::ffi::CString::new(group)?;
-    // SAFETY: getgrnam gets a valid C string; its result is only read here, before any
-    // other call could reuse the buffer it points into.
-    let gid = unsafe {
-        let gr = libc::getgrnam(cgroup.as_ptr());
-        if gr.is_null() {
-            None
-        } else {
-            Some((*gr).gr_gid)
-        }
-    };
+    let gid = nix::unistd::Group::from_name(group)
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw());
     gid.with_context(|| format!("unix_sock_group: no group named '{group}'"))
 }
 
@@ -485,8 +478,7 @@ async fn take_handoffs<S: vireo_rpc::server::Service>(
     listener: UnixListener,
     server: Arc<Server<S>>,
 ) {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = rustix::process::geteuid().as_raw();
     while let Ok((mut chan, _)) = listener.accept().await {
         if !chan.peer_cred().map(|c| c.uid() == me).unwrap_or(false) {
             continue;

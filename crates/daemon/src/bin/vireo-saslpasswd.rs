@@ -118,22 +118,18 @@ fn read_password(pipe: bool) -> anyhow::Result<String> {
 fn prompt(what: &str) -> anyhow::Result<String> {
     eprint!("{what}");
     std::io::stderr().flush()?;
-    // SAFETY: termios is plain data filled by tcgetattr on fd 0; tcsetattr gets a valid
-    // pointer to it. Echo is restored below whatever happens to the read.
-    let saved = unsafe {
-        let mut t: libc::termios = std::mem::zeroed();
-        if libc::tcgetattr(0, &mut t) != 0 {
-            anyhow::bail!("cannot read the terminal's settings");
-        }
-        let saved = t;
-        t.c_lflag &= !libc::ECHO;
-        libc::tcsetattr(0, libc::TCSANOW, &t);
-        saved
+    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+    let stdin = std::io::stdin();
+    let Ok(saved) = tcgetattr(&stdin) else {
+        anyhow::bail!("cannot read the terminal's settings");
     };
+    let mut t = saved.clone();
+    t.local_modes.remove(LocalModes::ECHO);
+    let _ = tcsetattr(&stdin, OptionalActions::Now, &t);
     let mut line = String::new();
-    let r = std::io::stdin().lock().read_line(&mut line);
-    // SAFETY: as above, with the settings read before.
-    unsafe { libc::tcsetattr(0, libc::TCSANOW, &saved) };
+    let r = stdin.lock().read_line(&mut line);
+    // Echo is restored whatever happened to the read.
+    let _ = tcsetattr(&stdin, OptionalActions::Now, &saved);
     eprintln!();
     r?;
     Ok(line.trim_end_matches(['\n', '\r']).to_string())

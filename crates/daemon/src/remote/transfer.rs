@@ -8,7 +8,6 @@
 //! daemon never holds more than a few chunks of a volume.
 
 use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
@@ -193,16 +192,8 @@ fn write_loop(
 }
 
 fn punch_hole(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
-    // SAFETY: the fd is open for writing for the duration of the call.
-    let r = unsafe {
-        libc::fallocate(
-            file.as_raw_fd(),
-            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-            offset as i64,
-            len as i64,
-        )
-    };
-    if r != 0 {
+    let flags = rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE;
+    if rustix::fs::fallocate(file, flags, offset, len).is_err() {
         // No hole punching on this filesystem: write the zeros.
         let zeros = vec![0u8; STREAM_CHUNK];
         let mut done = 0;
@@ -331,25 +322,15 @@ fn read_loop(file: &File, mut pos: u64, end: u64, sparse: bool, out: &mpsc::Send
 
 /// The start of the next data at or after `pos` (`end` when only a hole is left).
 fn next_data(file: &File, pos: u64, end: u64) -> std::io::Result<u64> {
-    // SAFETY: lseek on an open fd; no memory is touched.
-    let r = unsafe { libc::lseek(file.as_raw_fd(), pos as i64, libc::SEEK_DATA) };
-    if r < 0 {
-        let e = std::io::Error::last_os_error();
-        return if e.raw_os_error() == Some(libc::ENXIO) {
-            Ok(end)
-        } else {
-            Err(e)
-        };
+    match rustix::fs::seek(file, rustix::fs::SeekFrom::Data(pos)) {
+        Ok(r) => Ok(r.min(end)),
+        Err(rustix::io::Errno::NXIO) => Ok(end),
+        Err(e) => Err(e.into()),
     }
-    Ok((r as u64).min(end))
 }
 
 /// The start of the next hole at or after `pos`, at most `end`.
 fn next_hole(file: &File, pos: u64, end: u64) -> std::io::Result<u64> {
-    // SAFETY: lseek on an open fd; no memory is touched.
-    let r = unsafe { libc::lseek(file.as_raw_fd(), pos as i64, libc::SEEK_HOLE) };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok((r as u64).min(end))
+    let r = rustix::fs::seek(file, rustix::fs::SeekFrom::Hole(pos))?;
+    Ok(r.min(end))
 }
