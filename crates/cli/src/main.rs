@@ -346,8 +346,7 @@ fn main() -> ExitCode {
 }
 
 fn default_uri() -> String {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    let root = unsafe { libc::getuid() } == 0;
+    let root = rustix::process::getuid().is_root();
     if root {
         "qemu:///system".into()
     } else {

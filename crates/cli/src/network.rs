@@ -500,15 +500,7 @@ fn local_time(secs: i64) -> String {
     let Some(tm) = crate::virsh::local_tm(secs) else {
         return secs.to_string();
     };
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec
-    )
+    crate::virsh::tm_text(&tm, ' ')
 }
 
 /// Now, as virsh stamps events: UTC with milliseconds.
@@ -516,21 +508,15 @@ pub(crate) fn timestamp() -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let t = now.as_secs() as libc::time_t;
-    // SAFETY: tm is plain data; all-zero is a valid value for it.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid for the call; gmtime_r writes only into `tm`.
-    if unsafe { libc::gmtime_r(&t, &mut tm) }.is_null() {
+    let Some(tm) = i64::try_from(now.as_secs())
+        .ok()
+        .and_then(crate::virsh::utc_tm)
+    else {
         return String::new();
-    }
+    };
     format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}+0000",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec,
+        "{}.{:03}+0000",
+        crate::virsh::tm_text(&tm, ' '),
         now.subsec_millis()
     )
 }

@@ -249,7 +249,6 @@ fn decode(b64: &[u8]) -> Vec<u8> {
 /// /dev/tty when there is one, else from standard input; without its line end.
 fn read_password() -> Result<Vec<u8>> {
     use std::io::{BufRead, Write};
-    use std::os::fd::AsRawFd;
     let mut line = Vec::new();
     match std::fs::OpenOptions::new()
         .read(true)
@@ -257,20 +256,20 @@ fn read_password() -> Result<Vec<u8>> {
         .open("/dev/tty")
     {
         Ok(mut tty) => {
-            let fd = tty.as_raw_fd();
-            // SAFETY: `old` is plain data that tcgetattr fills in; `fd` is the open tty's.
-            let mut old: libc::termios = unsafe { std::mem::zeroed() };
-            // SAFETY: as above; a failure leaves echo as it is.
-            let echo_off = unsafe { libc::tcgetattr(fd, &mut old) } == 0 && {
-                let mut quiet = old;
-                quiet.c_lflag &= !(libc::ECHO | libc::ECHONL);
-                // SAFETY: `quiet` is a termios read from this same tty.
-                unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &quiet) == 0 }
-            };
+            use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+            // A failure leaves echo as it is.
+            let old = tcgetattr(&tty).ok();
+            let echo_off = old.as_ref().is_some_and(|old| {
+                let mut quiet = old.clone();
+                quiet
+                    .local_modes
+                    .remove(LocalModes::ECHO | LocalModes::ECHONL);
+                tcsetattr(&tty, OptionalActions::Flush, &quiet).is_ok()
+            });
             let r = std::io::BufReader::new(&tty).read_until(b'\n', &mut line);
-            if echo_off {
-                // SAFETY: restores the settings read above on the same tty.
-                unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &old) };
+            if let (true, Some(old)) = (echo_off, &old) {
+                // Restores the settings read above on the same tty.
+                let _ = tcsetattr(&tty, OptionalActions::Flush, old);
                 let _ = tty.write_all(b"\n");
             }
             r?;

@@ -540,16 +540,11 @@ fn local_time(secs: i64) -> String {
     let Some(tm) = crate::virsh::local_tm(secs) else {
         return secs.to_string();
     };
-    let off = tm.tm_gmtoff;
+    let off = tm.gmtoff;
     let (sign, off) = if off < 0 { ('-', -off) } else { ('+', off) };
     format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} {sign}{:02}{:02}",
-        i64::from(tm.tm_year) + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec,
+        "{} {sign}{:02}{:02}",
+        crate::virsh::tm_text(&tm, ' '),
         off / 3600,
         off % 3600 / 60
     )

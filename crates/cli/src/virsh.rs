@@ -202,42 +202,51 @@ pub async fn finish(c: Connect, r: Result<()>) -> Result<()> {
     r
 }
 
-/// The broken-down local time of `secs` since the epoch (None if the C library cannot
-/// give it).
-pub fn local_tm(secs: i64) -> Option<libc::tm> {
-    broken_down(secs, libc::localtime_r)
+/// A time broken down into its calendar fields, as `struct tm` has them (`year` in full,
+/// `month` from 1) with the offset from UTC in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tm {
+    pub year: i32,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub min: u32,
+    pub sec: u32,
+    pub gmtoff: i32,
+}
+
+fn broken_down<Z: chrono::TimeZone>(t: chrono::DateTime<Z>) -> Tm {
+    use chrono::{Datelike, Offset, Timelike};
+    Tm {
+        year: t.year(),
+        month: t.month(),
+        day: t.day(),
+        hour: t.hour(),
+        min: t.minute(),
+        sec: t.second(),
+        gmtoff: t.offset().fix().local_minus_utc(),
+    }
+}
+
+/// The broken-down local time of `secs` since the epoch (None when out of range).
+pub fn local_tm(secs: i64) -> Option<Tm> {
+    use chrono::TimeZone;
+    chrono::Local
+        .timestamp_opt(secs, 0)
+        .earliest()
+        .map(broken_down)
 }
 
 /// The broken-down UTC time of `secs` since the epoch.
-pub fn utc_tm(secs: i64) -> Option<libc::tm> {
-    broken_down(secs, libc::gmtime_r)
-}
-
-/// `secs` broken down by `conv` (`localtime_r` or `gmtime_r`).
-fn broken_down(
-    secs: i64,
-    conv: unsafe extern "C" fn(*const libc::time_t, *mut libc::tm) -> *mut libc::tm,
-) -> Option<libc::tm> {
-    let t = secs as libc::time_t;
-    // SAFETY: an all-zero `tm` is a valid value of that plain C struct.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are to live locals; the conversion writes only `tm`.
-    if unsafe { conv(&t, &mut tm) }.is_null() {
-        return None;
-    }
-    Some(tm)
+pub fn utc_tm(secs: i64) -> Option<Tm> {
+    chrono::DateTime::from_timestamp(secs, 0).map(broken_down)
 }
 
 /// `tm` as `YYYY-MM-DD{sep}HH:MM:SS`.
-pub fn tm_text(tm: &libc::tm, sep: char) -> String {
+pub fn tm_text(tm: &Tm, sep: char) -> String {
     format!(
         "{:04}-{:02}-{:02}{sep}{:02}:{:02}:{:02}",
-        i64::from(tm.tm_year) + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec
+        tm.year, tm.month, tm.day, tm.hour, tm.min, tm.sec
     )
 }
 
