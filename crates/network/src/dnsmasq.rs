@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -168,30 +168,25 @@ pub struct Dnsmasq {
 
 /// Opens a pidfd for `pid` (exit readiness without being its parent).
 fn pidfd(pid: i32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: the kernel just gave us this descriptor; nothing else owns it.
-    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    let pid = rustix::process::Pid::from_raw(pid)?;
+    rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
 }
 
 /// Waits until the process behind `fd` has ended, or `timeout` passed; true if it ended.
 fn wait_pidfd(fd: &OwnedFd, timeout: Option<Duration>) -> bool {
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let limit = timeout.map(|t| {
+        Timespec::try_from(t).unwrap_or(Timespec {
+            tv_sec: i64::MAX,
+            tv_nsec: 0,
+        })
+    });
     loop {
-        // SAFETY: one valid pollfd for the duration of the call.
-        let r = unsafe { libc::poll(&mut p, 1, ms) };
-        if r < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-            continue;
+        let mut p = [PollFd::new(fd, PollFlags::IN)];
+        match poll(&mut p, limit.as_ref()) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return r.is_ok_and(|n| n > 0),
         }
-        return r > 0;
     }
 }
 
@@ -218,10 +213,11 @@ fn spawn(files: &Files) -> Result<std::process::Child> {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(log);
-    // SAFETY: setsid is async-signal-safe; it lets dnsmasq outlive the driver's daemon.
+    // SAFETY: fork/exec: setsid is async-signal-safe; it lets dnsmasq outlive the driver's
+    // daemon.
     unsafe {
         cmd.pre_exec(|| {
-            libc::setsid();
+            let _ = rustix::process::setsid();
             Ok(())
         });
     }
@@ -366,27 +362,10 @@ impl Dnsmasq {
         // Waits for a restart under way (see `watch`), then stops what runs.
         let pid = self.pid();
         let Some(fd) = pidfd(pid) else { return };
-        // SAFETY: signalling the process the pidfd refers to.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                fd.as_raw_fd(),
-                libc::SIGTERM,
-                0,
-                0,
-            )
-        };
+        use rustix::process::{pidfd_send_signal, Signal};
+        let _ = pidfd_send_signal(&fd, Signal::TERM);
         if !wait_pidfd(&fd, Some(Duration::from_secs(5))) {
-            // SAFETY: as above.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    fd.as_raw_fd(),
-                    libc::SIGKILL,
-                    0,
-                    0,
-                )
-            };
+            let _ = pidfd_send_signal(&fd, Signal::KILL);
             wait_pidfd(&fd, Some(Duration::from_secs(5)));
         }
         let _ = std::fs::remove_file(&self.files.pid);
