@@ -181,11 +181,14 @@ impl NwFilterDriver {
     /// Starts learning the guest's address of a binding (a failure only costs the
     /// learning: the binding's rules stand).
     fn snoop(&self, b: &NwFilterBindingDef) {
-        let Ok(name) = std::ffi::CString::new(b.portdev.as_str()) else {
-            return;
-        };
-        // SAFETY: name is a valid NUL-terminated string for the call.
-        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        let ifindex = rustix::net::socket_with(
+            rustix::net::AddressFamily::INET,
+            rustix::net::SocketType::DGRAM,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .and_then(|s| rustix::net::netdevice::name_to_index(&s, &b.portdev))
+        .unwrap_or(0);
         if ifindex == 0 {
             log::warn!("cannot learn the address on {}: no such device", b.portdev);
             return;

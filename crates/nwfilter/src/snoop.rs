@@ -5,7 +5,7 @@
 //! itself is never believed, so a guest cannot teach us an address of its choosing.
 
 use std::net::Ipv4Addr;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use crate::error::{NwFilterError, Result};
 
@@ -108,37 +108,33 @@ fn run(sock: OwnedFd, stop: OwnedFd, mac: [u8; 6], learned: impl Fn(Ipv4Addr)) {
     let mut buf = vec![0u8; 2048];
     let mut last = None;
     loop {
+        use rustix::event::{poll, PollFd, PollFlags};
         let mut fds = [
-            libc::pollfd {
-                fd: sock.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: stop.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            PollFd::new(&sock, PollFlags::IN),
+            PollFd::new(&stop, PollFlags::IN),
         ];
-        // SAFETY: fds is a valid array of two pollfds for the duration of the call.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if r < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return;
+        match poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return,
         }
         // The other end closed (the binding went) or the device went away.
-        if fds[1].revents != 0 || fds[0].revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
+        if !fds[1].revents().is_empty()
+            || fds[0]
+                .revents()
+                .intersects(PollFlags::ERR | PollFlags::NVAL)
+        {
             return;
         }
-        if fds[0].revents & libc::POLLIN == 0 {
+        if !fds[0].revents().contains(PollFlags::IN) {
             continue;
         }
-        // SAFETY: all-zero is a valid sockaddr_ll.
+        // SAFETY: packet-socket address (rustix has no sockaddr_ll): all-zero is a valid
+        // sockaddr_ll.
         let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         let mut from_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        // SAFETY: buf and from are live buffers of the stated sizes; sock is open.
+        // SAFETY: packet-socket address (rustix's recvfrom does not give sll_pkttype): buf
+        // and from are live buffers of the stated sizes; sock is open.
         let n = unsafe {
             libc::recvfrom(
                 sock.as_raw_fd(),
@@ -171,25 +167,22 @@ fn run(sock: OwnedFd, stop: OwnedFd, mac: [u8; 6], learned: impl Fn(Ipv4Addr)) {
 /// A datagram packet socket for IPv4 on one device, with the DHCP-server filter attached.
 fn packet_socket(ifindex: u32) -> Result<OwnedFd> {
     let io = |what: &str| NwFilterError::io(what.to_string(), std::io::Error::last_os_error());
-    // SAFETY: plain socket(2); the result is checked before use.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            i32::from(ETH_P_ALL.to_be()),
-        )
-    };
-    if raw < 0 {
-        return Err(io("cannot open a packet socket"));
-    }
-    // SAFETY: raw is a new descriptor that nothing else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    use rustix::net::{socket_with, AddressFamily, Protocol, SocketFlags, SocketType};
+    let proto = std::num::NonZeroU32::new(u32::from(ETH_P_ALL.to_be())).map(Protocol::from_raw);
+    let sock = socket_with(
+        AddressFamily::PACKET,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        proto,
+    )
+    .map_err(|e| NwFilterError::io("cannot open a packet socket", e.into()))?;
     let prog = program();
     let fprog = libc::sock_fprog {
         len: prog.len() as u16,
         filter: prog.as_ptr().cast_mut(),
     };
-    // SAFETY: fprog points at `prog`, alive for the call; the kernel copies the program.
+    // SAFETY: socket filter (rustix has no SO_ATTACH_FILTER): fprog points at `prog`,
+    // alive for the call; the kernel copies the program.
     let r = unsafe {
         libc::setsockopt(
             sock.as_raw_fd(),
@@ -202,12 +195,13 @@ fn packet_socket(ifindex: u32) -> Result<OwnedFd> {
     if r < 0 {
         return Err(io("cannot attach the DHCP filter"));
     }
-    // SAFETY: all-zero is a valid sockaddr_ll; the fields set are the ones bind reads.
+    // SAFETY: packet-socket address (rustix has no sockaddr_ll): all-zero is a valid
+    // sockaddr_ll; the fields set are the ones bind reads.
     let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     addr.sll_family = libc::AF_PACKET as u16;
     addr.sll_protocol = ETH_P_ALL.to_be();
     addr.sll_ifindex = ifindex as i32;
-    // SAFETY: addr is a valid sockaddr_ll of the stated size.
+    // SAFETY: packet-socket address: addr is a valid sockaddr_ll of the stated size.
     let r = unsafe {
         libc::bind(
             sock.as_fd().as_raw_fd(),
@@ -223,16 +217,8 @@ fn packet_socket(ifindex: u32) -> Result<OwnedFd> {
 
 /// (read end, write end), close-on-exec.
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: fds has room for the two descriptors pipe2 writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(NwFilterError::io(
-            "cannot make a pipe",
-            std::io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: both are new descriptors that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| NwFilterError::io("cannot make a pipe", e.into()))
 }
 
 #[cfg(test)]
