@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -173,14 +173,11 @@ pub struct DeviceMonitor {
 
 /// A new eventfd (non-blocking, closed on exec).
 fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: eventfd() takes no pointers; a non-negative result is a new descriptor that
-    // nothing else owns.
-    let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `raw` was just returned by eventfd() and is owned by nothing else.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+    use rustix::event::EventfdFlags;
+    Ok(rustix::event::eventfd(
+        0,
+        EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK,
+    )?)
 }
 
 impl DeviceMonitor {
@@ -218,16 +215,7 @@ impl DeviceMonitor {
 
 impl Drop for DeviceMonitor {
     fn drop(&mut self) {
-        let one: u64 = 1;
-        // SAFETY: the pointer and length describe `one`, alive for the call; the fd is
-        // the open eventfd.
-        let _ = unsafe {
-            libc::write(
-                self.wake.as_raw_fd(),
-                (&one as *const u64).cast(),
-                std::mem::size_of::<u64>(),
-            )
-        };
+        let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -244,29 +232,20 @@ fn follow(
 ) {
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
+        use rustix::event::{poll, PollFd, PollFlags};
         let mut fds = [
-            libc::pollfd {
-                fd: sock.as_fd().as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: stop.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            PollFd::new(&sock, PollFlags::IN),
+            PollFd::new(&stop, PollFlags::IN),
         ];
-        // SAFETY: `fds` is an array of two valid pollfds, alive for the call; no timeout.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
+        if let Err(e) = poll(&mut fds, None) {
+            if e == rustix::io::Errno::INTR {
                 continue;
             }
+            let e = io::Error::from(e);
             log::error!("device events: poll failed: {e}; no more node device events");
             return;
         }
-        if fds[1].revents != 0 {
+        if !fds[1].revents().is_empty() {
             return;
         }
         loop {

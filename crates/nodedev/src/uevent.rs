@@ -7,15 +7,14 @@
 //! `add@/devices/virtual/net/veth0\0ACTION=add\0DEVPATH=/devices/…\0SUBSYSTEM=net\0…`.
 
 use std::io;
-use std::mem;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// The kernel's multicast group.
 const KERNEL_GROUP: u32 = 1;
 /// Longest message taken: the kernel's are at most 2 KiB of properties and a path.
 pub(crate) const MAX_MESSAGE: usize = 16 * 1024;
 /// Socket buffer asked for: room for a burst (a hub with many devices plugged at once).
-const RCVBUF: libc::c_int = 4 * 1024 * 1024;
+const RCVBUF: usize = 4 * 1024 * 1024;
 /// Properties kept from one message (the kernel sends at most 64).
 const MAX_PROPS: usize = 128;
 
@@ -78,96 +77,51 @@ pub(crate) struct UeventSocket {
     fd: OwnedFd,
 }
 
-/// `setsockopt(fd, SOL_SOCKET, opt, value)`.
-fn set_int_opt(fd: BorrowedFd, opt: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    // SAFETY: the pointer and length describe `value`, alive for the call; the fd is open.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            opt,
-            (&value as *const libc::c_int).cast(),
-            mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 impl UeventSocket {
     /// A socket joined to the kernel's uevent group, in the calling thread's network
     /// namespace (a network device's events reach only its namespace's sockets).
     pub(crate) fn open() -> io::Result<UeventSocket> {
-        // SAFETY: socket() takes no pointers; a non-negative result is a new descriptor
-        // that nothing else owns.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                libc::NETLINK_KOBJECT_UEVENT,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` was just returned by socket() and is owned by nothing else.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        use rustix::net::{netlink, socket_with, sockopt, AddressFamily, SocketFlags, SocketType};
+        let fd = socket_with(
+            AddressFamily::NETLINK,
+            SocketType::DGRAM,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            Some(netlink::KOBJECT_UEVENT),
+        )?;
         // A bigger buffer beyond the limit needs CAP_NET_ADMIN; without it, the normal one.
-        if set_int_opt(fd.as_fd(), libc::SO_RCVBUFFORCE, RCVBUF).is_err() {
-            let _ = set_int_opt(fd.as_fd(), libc::SO_RCVBUF, RCVBUF);
+        if sockopt::set_socket_recv_buffer_size_force(&fd, RCVBUF).is_err() {
+            let _ = sockopt::set_socket_recv_buffer_size(&fd, RCVBUF);
         }
-        // SAFETY: sockaddr_nl is plain data; all-zero is a valid value of it.
-        let mut addr: libc::sockaddr_nl = unsafe { mem::zeroed() };
-        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        addr.nl_groups = KERNEL_GROUP;
-        // SAFETY: the pointer and length describe `addr`, alive for the call.
-        let r = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_nl).cast(),
-                mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        rustix::net::bind(&fd, &netlink::SocketAddrNetlink::new(0, KERNEL_GROUP))?;
         Ok(UeventSocket { fd })
     }
 
     /// Reads the next message. `ENOBUFS` (an error) says events were lost: the socket's
     /// buffer overflowed.
     pub(crate) fn recv(&self, buf: &mut [u8]) -> io::Result<Recv> {
-        // SAFETY: sockaddr_nl and msghdr are plain data; all-zero is valid for both.
-        let mut from: libc::sockaddr_nl = unsafe { mem::zeroed() };
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
+        use rustix::net::ReturnFlags;
+        use rustix::net::{netlink::SocketAddrNetlink, RecvAncillaryBuffer, RecvFlags};
+        let mut iov = [io::IoSliceMut::new(buf)];
+        let msg = match rustix::net::recvmsg(
+            &self.fd,
+            &mut iov,
+            &mut RecvAncillaryBuffer::default(),
+            RecvFlags::empty(),
+        ) {
+            Ok(m) => m,
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(Recv::Empty),
+            Err(e) => return Err(e.into()),
         };
-        // SAFETY: as above.
-        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-        msg.msg_name = (&mut from as *mut libc::sockaddr_nl).cast();
-        msg.msg_namelen = mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        // SAFETY: `msg` points at `from` and at `buf` through `iov`, all alive and
-        // writable for the lengths given, for the duration of the call.
-        let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, 0) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::WouldBlock => Ok(Recv::Empty),
-                _ => Err(e),
-            };
-        }
         // A message from a process (nl_pid not 0) or cut short is not the kernel's whole
         // event.
-        if from.nl_pid != 0 || msg.msg_flags & libc::MSG_TRUNC != 0 {
+        let from_kernel = msg
+            .address
+            .and_then(|a| SocketAddrNetlink::try_from(a).ok())
+            .is_some_and(|a| a.pid() == 0);
+        if !from_kernel || msg.flags.contains(ReturnFlags::TRUNC) {
             return Ok(Recv::Ignored);
         }
-        let len = usize::try_from(n).unwrap_or(0).min(buf.len());
+        let len = msg.bytes.min(buf.len());
         Ok(match Uevent::parse(&buf[..len]) {
             Some(ev) => Recv::Event(ev),
             None => Recv::Ignored,
