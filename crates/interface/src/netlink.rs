@@ -10,7 +10,7 @@
 
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
@@ -498,13 +498,13 @@ pub fn speed(name: &str) -> Option<u32> {
     if name.len() >= libc::IFNAMSIZ {
         return None;
     }
-    // SAFETY: socket takes no pointers; the result is checked before it is owned.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: fd is a new descriptor that nothing else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let sock = rustix::net::socket_with(
+        rustix::net::AddressFamily::INET,
+        rustix::net::SocketType::DGRAM,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .ok()?;
     let mut cmd = EthtoolCmd {
         cmd: ETHTOOL_GSET,
         ..Default::default()
@@ -517,7 +517,7 @@ pub fn speed(name: &str) -> Option<u32> {
     for (d, s) in req.name.iter_mut().zip(name.bytes()) {
         *d = s as libc::c_char;
     }
-    // SAFETY: SIOCETHTOOL reads the NUL-terminated name and writes at most one
+    // SAFETY: ioctl: SIOCETHTOOL reads the NUL-terminated name and writes at most one
     // `ethtool_cmd` through `data`, which points at `cmd`; both outlive the call.
     let r = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL as _, &mut req) };
     if r != 0 {

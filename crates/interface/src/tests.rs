@@ -47,8 +47,8 @@ fn names_in_a_definition_are_checked() {
 /// process may make one (root); `None` otherwise.
 fn in_new_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     std::thread::spawn(move || {
-        // SAFETY: unshare only changes this short-lived thread's network namespace.
-        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        // Only this short-lived thread's network namespace changes.
+        if nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
             return None;
         }
         Some(f())
