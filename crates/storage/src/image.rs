@@ -206,7 +206,7 @@ fn run_qemu_img(args: &[String], secret: Option<&[u8]>) -> Result<()> {
             let r = vireo_fdpass::pipe_with(s)
                 .map_err(|e| StorageError::io("cannot pass the passphrase to qemu-img", e))?;
             let raw = r.as_raw_fd();
-            // SAFETY: between fork and exec only inherit_as (async-signal-safe fcntl and
+            // SAFETY: fork/exec: between fork and exec only inherit_as (async-signal-safe fcntl and
             // dup2) runs, on an fd open in the child.
             unsafe {
                 cmd.pre_exec(move || vireo_fdpass::inherit_as(raw, SECRET_FD));

@@ -3,7 +3,6 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::ops::Deref;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -627,15 +626,32 @@ fn make_raw(path: &Path, capacity: u64, allocation: u64) -> Result<()> {
 }
 
 fn fallocate(f: &File, offset: u64, len: u64, path: &Path) -> Result<()> {
-    // SAFETY: the fd is open for writing for the duration of the call.
-    let r = unsafe { libc::posix_fallocate(f.as_raw_fd(), offset as i64, len as i64) };
-    if r != 0 {
-        return Err(StorageError::io(
+    let fail = |e: std::io::Error| {
+        StorageError::io(
             format!("cannot allocate {len} bytes in '{}'", path.display()),
-            std::io::Error::from_raw_os_error(r),
-        ));
+            e,
+        )
+    };
+    match rustix::fs::fallocate(f, rustix::fs::FallocateFlags::empty(), offset, len) {
+        Ok(()) => Ok(()),
+        // A filesystem without fallocate: zeros written past the end, as posix_fallocate
+        // does there (what is already in the file stays).
+        Err(rustix::io::Errno::OPNOTSUPP) => {
+            use std::os::unix::fs::FileExt;
+            let end = offset
+                .checked_add(len)
+                .ok_or_else(|| fail(std::io::Error::from_raw_os_error(libc::EFBIG)))?;
+            let mut pos = f.metadata().map_err(fail)?.len().max(offset);
+            let zeros = vec![0u8; 1 << 20];
+            while pos < end {
+                let n = (end - pos).min(zeros.len() as u64) as usize;
+                f.write_all_at(&zeros[..n], pos).map_err(fail)?;
+                pos += n as u64;
+            }
+            Ok(())
+        }
+        Err(e) => Err(fail(e.into())),
     }
-    Ok(())
 }
 
 fn apply_perms(path: &Path, perms: Option<&Permissions>) -> Result<()> {
@@ -716,16 +732,8 @@ fn wipe_file(path: &Path, format: &str, algorithm: u32) -> Result<()> {
         .metadata()
         .map_err(|e| StorageError::io(format!("cannot stat '{}'", path.display()), e))?
         .len();
-    // SAFETY: the fd is open for writing for the duration of the call.
-    let r = unsafe {
-        libc::fallocate(
-            f.as_raw_fd(),
-            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-            0,
-            len as i64,
-        )
-    };
-    if r != 0 {
+    let punch = rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE;
+    if rustix::fs::fallocate(&f, punch, 0, len).is_err() {
         // No hole punching here: write the zeros.
         use std::io::{Seek, Write};
         let mut f = f;

@@ -251,7 +251,7 @@ fn block_size(f: &File) -> Option<u64> {
     let mut size: u64 = 0;
     // BLKGETSIZE64 = _IOR(0x12, 114, size_t)
     const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
-    // SAFETY: the fd is open for the call; the kernel writes one u64 into `size`.
+    // SAFETY: ioctl: the fd is open for the call; the kernel writes one u64 into `size`.
     let r = unsafe { libc::ioctl(f.as_raw_fd(), BLKGETSIZE64, &mut size) };
     (r == 0).then_some(size)
 }

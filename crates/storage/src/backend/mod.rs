@@ -248,20 +248,13 @@ pub fn space(def: &PoolDef) -> (u64, u64, u64) {
     if def.pool_type == PoolType::Logical {
         return logical::space(def);
     }
-    let Ok(p) = std::ffi::CString::new(target(def).as_os_str().as_encoded_bytes()) else {
+    let Ok(s) = rustix::fs::statvfs(target(def).as_path()) else {
         return (0, 0, 0);
     };
-    // SAFETY: statvfs is plain data that statvfs() fills; the path is a valid C string.
-    unsafe {
-        let mut s: libc::statvfs = std::mem::zeroed();
-        if libc::statvfs(p.as_ptr(), &mut s) != 0 {
-            return (0, 0, 0);
-        }
-        let f = s.f_frsize as u64;
-        let cap = s.f_blocks as u64 * f;
-        let free = s.f_bfree as u64 * f;
-        (cap, cap.saturating_sub(free), s.f_bavail as u64 * f)
-    }
+    let f = s.f_frsize;
+    let cap = s.f_blocks * f;
+    let free = s.f_bfree * f;
+    (cap, cap.saturating_sub(free), s.f_bavail * f)
 }
 
 /// Whether something is mounted on `dir` (per /proc/self/mountinfo).
