@@ -192,11 +192,8 @@ impl Shared {
         for (_, tx) in pending {
             let _ = tx.send(Err(reason.to_error()));
         }
-        // SAFETY: the fd belongs to `self.stream`, which is alive for the duration of the
-        // call; shutdown(2) does not close or invalidate it, it only ends both directions.
-        unsafe {
-            libc::shutdown(self.stream.as_raw_fd(), libc::SHUT_RDWR);
-        }
+        // shutdown(2) does not close or invalidate the fd, it only ends both directions.
+        let _ = rustix::net::shutdown(&self.stream, rustix::net::Shutdown::Both);
         self.closed.send_replace(true);
     }
 
