@@ -24,7 +24,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -72,9 +72,9 @@ const SHIM_EXIT: Duration = Duration::from_secs(30);
 /// Unacknowledged data older than this (the network is gone) ends the migration.
 const USER_TIMEOUT_MS: u32 = 20_000;
 /// Keepalive probes of an idle migration socket: after 10 s, every 5 s, 3 of them.
-const KEEPIDLE_S: i32 = 10;
-const KEEPINTVL_S: i32 = 5;
-const KEEPCNT: i32 = 3;
+const KEEPIDLE_S: u64 = 10;
+const KEEPINTVL_S: u64 = 5;
+const KEEPCNT: u32 = 3;
 /// libvirt's default (and largest) migration speed, MiB/s.
 pub const MAX_SPEED_MIB: u64 = (i64::MAX as u64) >> 20;
 
@@ -487,32 +487,13 @@ impl MigrateUri {
 /// Keepalives and a user timeout on a migration socket: a dead peer or a cut network
 /// fails the migration within seconds instead of hanging it.
 pub fn tune_socket(fd: BorrowedFd<'_>) -> std::io::Result<()> {
-    let set = |level: i32, name: i32, v: i32| -> std::io::Result<()> {
-        // SAFETY: setsockopt reads an int we own for the duration of the call on a
-        // descriptor the caller keeps open.
-        let r = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                level,
-                name,
-                (&v as *const i32).cast(),
-                std::mem::size_of::<i32>() as libc::socklen_t,
-            )
-        };
-        if r != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
-    };
-    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
-    set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, KEEPIDLE_S)?;
-    set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, KEEPINTVL_S)?;
-    set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, KEEPCNT)?;
-    set(
-        libc::IPPROTO_TCP,
-        libc::TCP_USER_TIMEOUT,
-        USER_TIMEOUT_MS as i32,
-    )?;
+    use rustix::net::sockopt;
+    use std::time::Duration;
+    sockopt::set_socket_keepalive(fd, true)?;
+    sockopt::set_tcp_keepidle(fd, Duration::from_secs(KEEPIDLE_S))?;
+    sockopt::set_tcp_keepintvl(fd, Duration::from_secs(KEEPINTVL_S))?;
+    sockopt::set_tcp_keepcnt(fd, KEEPCNT)?;
+    sockopt::set_tcp_user_timeout(fd, USER_TIMEOUT_MS)?;
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -69,10 +69,7 @@ fn io_err(what: String) -> impl FnOnce(std::io::Error) -> DriverError {
 
 /// Asks the kernel to drop the file's cached pages (`BYPASS_CACHE`).
 fn drop_cache(f: &File) {
-    // SAFETY: posix_fadvise only reads the descriptor, which `f` keeps open.
-    unsafe {
-        libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
-    }
+    let _ = rustix::fs::fadvise(f, 0, None, rustix::fs::Advice::DontNeed);
 }
 
 /// A save image being written: a temp file beside its path with the header in it; QEMU

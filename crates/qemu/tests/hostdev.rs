@@ -122,8 +122,9 @@ fn run(args: &[&str]) -> (bool, String) {
         Ok(r) => r,
         Err(_) => {
             // It did not stop on the missing device: end it (it is ours) and say so.
-            // SAFETY: kill on the pid of the child this test started.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
             panic!("QEMU kept running with {args:?}");
         }
     }
