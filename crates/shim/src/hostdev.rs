@@ -195,39 +195,62 @@ impl Vm {
     /// start. Raising the hard limit needs CAP_SYS_RESOURCE: without it the limit stays
     /// and the log says so (QEMU then fails to map the device, naming the reason).
     fn raise_qemu_memlock(&self, bytes: u64) {
-        let pid = self.pid() as libc::pid_t;
-        if pid <= 0 {
+        let Some(pid) = i32::try_from(self.pid())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            return;
+        };
+        let now = memlock_of(pid.as_raw_nonzero().get());
+        if now.is_some_and(|(cur, _)| cur >= bytes) {
             return;
         }
-        let mut now = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
+        let lim = rustix::process::Rlimit {
+            current: Some(bytes),
+            maximum: Some(bytes.max(now.map_or(0, |(_, max)| max))).filter(|m| *m != u64::MAX),
         };
-        // SAFETY: prlimit with a null new limit only writes the struct we pass, which
-        // lives through the call.
-        let got = unsafe { libc::prlimit(pid, libc::RLIMIT_MEMLOCK, std::ptr::null(), &mut now) };
-        if got == 0 && now.rlim_cur >= bytes {
-            return;
-        }
-        let lim = libc::rlimit {
-            rlim_cur: bytes,
-            rlim_max: bytes.max(if got == 0 { now.rlim_max } else { 0 }),
-        };
-        // SAFETY: prlimit reads the struct we pass and changes only QEMU's limit; no old
-        // limit is asked for.
-        if unsafe { libc::prlimit(pid, libc::RLIMIT_MEMLOCK, &lim, std::ptr::null_mut()) } != 0 {
+        if let Err(e) = rustix::process::prlimit(Some(pid), rustix::process::Resource::Memlock, lim)
+        {
             eprintln!(
                 "vireo-shim: cannot raise QEMU's locked-memory limit to {bytes} bytes for \
                  VFIO devices: {}",
-                std::io::Error::last_os_error()
+                std::io::Error::from(e)
             );
         }
     }
 }
 
+/// (soft, hard) locked-memory limit of process `pid` from `/proc/PID/limits`
+/// (`u64::MAX` for unlimited), None if it cannot be read.
+fn memlock_of(pid: i32) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    parse_memlock(&text)
+}
+
+fn parse_memlock(limits: &str) -> Option<(u64, u64)> {
+    let rest = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max locked memory"))?;
+    let mut it = rest.split_whitespace().map(|v| match v {
+        "unlimited" => Some(u64::MAX),
+        v => v.parse().ok(),
+    });
+    Some((it.next()??, it.next()??))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memlock_limits_are_read() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units\n\
+                    Max open files            1024                 524288               files\n\
+                    Max locked memory         8388608              unlimited            bytes\n";
+        assert_eq!(parse_memlock(text), Some((8 << 20, u64::MAX)));
+        assert_eq!(parse_memlock("Max open files 1 2 files\n"), None);
+        assert!(memlock_of(std::process::id() as i32).is_some());
+    }
 
     fn dev(xml: &str) -> Hostdev {
         vireo_xml::parse_root(xml, "hostdev").unwrap()

@@ -69,6 +69,12 @@ pub struct Args {
     vm_sock_group: Option<u32>,
 }
 
+/// Whether descriptor number `fd` is open in this process (asked of procfs, so that no
+/// number is used as a descriptor before it is known to be one).
+fn fd_is_open(fd: i32) -> bool {
+    std::fs::symlink_metadata(format!("/proc/self/fd/{fd}")).is_ok()
+}
+
 /// The descriptors `FIRST:COUNT` names (`--tap-fds`, `--usb-fds`): open, each for us
 /// alone.
 fn fd_range(opt: &str, v: Option<String>) -> anyhow::Result<Vec<std::os::fd::OwnedFd>> {
@@ -80,21 +86,19 @@ fn fd_range(opt: &str, v: Option<String>) -> anyhow::Result<Vec<std::os::fd::Own
         .with_context(|| format!("{opt} needs FIRST:COUNT"))?;
     let mut fds = Vec::new();
     for fd in first..first + n {
-        // SAFETY: fcntl on a number only asks whether it is open.
-        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-        if flags < 0 {
+        if !fd_is_open(fd) {
             bail!("{opt}: descriptor {fd} is not open");
         }
+        // SAFETY: inherited-fd passing: the daemon started us with this descriptor open
+        // (checked above), for us alone; nothing else here owns it.
+        let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         // QEMU gets it only where the launcher puts it (no stray copy that would keep a
         // device open after it is unplugged), nor do the helpers.
-        // SAFETY: fcntl on a descriptor open in this process; no memory is touched.
-        if unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
-            let e = std::io::Error::last_os_error();
-            bail!("{opt}: descriptor {fd}: {e}");
+        if let Err(e) = rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC) {
+            std::mem::forget(owned);
+            bail!("{opt}: descriptor {fd}: {}", std::io::Error::from(e));
         }
-        // SAFETY: the daemon started us with this descriptor open (checked above), for us
-        // alone; nothing else here owns it.
-        fds.push(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+        fds.push(owned);
     }
     Ok(fds)
 }
@@ -176,12 +180,12 @@ fn parse_args() -> anyhow::Result<Args> {
                     .and_then(|v| v.parse().ok())
                     .filter(|fd| *fd > 2)
                     .context("--incoming-fd needs a descriptor number")?;
-                // SAFETY: fcntl on a number only asks whether it is open.
-                if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+                if !fd_is_open(fd) {
                     bail!("--incoming-fd: descriptor {fd} is not open");
                 }
-                // SAFETY: the daemon started us with this descriptor open (checked above),
-                // the save image for us alone; nothing else here owns it.
+                // SAFETY: inherited-fd passing: the daemon started us with this descriptor
+                // open (checked above), the save image for us alone; nothing else here owns
+                // it.
                 incoming = Some(unsafe {
                     <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
                 });
@@ -249,8 +253,9 @@ fn read_secrets(fd: i32) -> anyhow::Result<BTreeMap<String, Zeroizing<Vec<u8>>>>
     if fd < 3 {
         bail!("--secrets-fd {fd} is not a pipe the daemon gave");
     }
-    // SAFETY: the daemon made `fd` (a pipe's read end) for this process alone, with
-    // --secrets-fd naming it; nothing else here owns it, so the File may close it.
+    // SAFETY: inherited-fd passing: the daemon made `fd` (a pipe's read end) for this
+    // process alone, with --secrets-fd naming it; nothing else here owns it, so the File
+    // may close it.
     let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
     let mut buf = Zeroizing::new(Vec::new());
     Read::by_ref(&mut f)
@@ -377,8 +382,6 @@ async fn run() -> anyhow::Result<()> {
 /// cannot fail with EPIPE.
 fn detach_stdout() {
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
-        use std::os::fd::AsRawFd;
-        // SAFETY: both fds are valid and open; dup2 replaces fd 1 atomically.
-        unsafe { libc::dup2(null.as_raw_fd(), 1) };
+        let _ = rustix::stdio::dup2_stdout(&null);
     }
 }

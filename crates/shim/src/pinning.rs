@@ -18,22 +18,15 @@ use crate::vm::{OpFailed, Vm};
 
 /// Lets thread `tid` run on `cpus` only.
 pub(crate) fn set_affinity(tid: i32, cpus: &BTreeSet<usize>) -> std::io::Result<()> {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let mut set = rustix::thread::CpuSet::new();
     for &c in cpus {
-        if c >= libc::CPU_SETSIZE as usize {
+        if c >= rustix::thread::CpuSet::MAX_CPU {
             return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
         }
-        // SAFETY: c is below CPU_SETSIZE, the set's capacity.
-        unsafe { libc::CPU_SET(c, &mut set) };
+        set.set(c);
     }
-    // SAFETY: the size is the set's own; the kernel only reads it.
-    let r = unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    rustix::thread::sched_setaffinity(rustix::process::Pid::from_raw(tid), &set)?;
+    Ok(())
 }
 
 /// (vCPU index, thread id) of every vCPU.
@@ -106,11 +99,21 @@ pub(crate) fn cpus_of(map: &[u8]) -> anyhow::Result<BTreeSet<usize>> {
     Ok(set)
 }
 
-/// The host's CPUs as the kernel numbers them (online or not).
+/// The host's CPUs as the kernel numbers them (online or not): the `cpuN` entries of
+/// sysfs, as the C library counts them for `_SC_NPROCESSORS_CONF`.
 fn num_cpus() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) };
-    usize::try_from(n).unwrap_or(1).max(1)
+    let Ok(dir) = std::fs::read_dir("/sys/devices/system/cpu") else {
+        return 1;
+    };
+    dir.filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("cpu"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .count()
+        .max(1)
 }
 
 /// The length of a map of every host CPU.

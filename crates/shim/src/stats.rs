@@ -258,17 +258,11 @@ pub(crate) fn affinity(tid: u64) -> Vec<usize> {
     let Ok(tid) = libc::pid_t::try_from(tid) else {
         return Vec::new();
     };
-    // SAFETY: a zeroed cpu_set_t is a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: the size is the set's own and the set is ours to write.
-    let r =
-        unsafe { libc::sched_getaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    if r != 0 {
+    let Ok(set) = rustix::thread::sched_getaffinity(rustix::process::Pid::from_raw(tid)) else {
         return Vec::new();
-    }
-    (0..libc::CPU_SETSIZE as usize)
-        // SAFETY: i is below CPU_SETSIZE, the set's capacity.
-        .filter(|&i| unsafe { libc::CPU_ISSET(i, &set) })
+    };
+    (0..rustix::thread::CpuSet::MAX_CPU)
+        .filter(|&i| set.is_set(i))
         .collect()
 }
 
@@ -287,8 +281,7 @@ fn proc_cpu_ns(path: &str) -> (u64, u64, u64) {
 /// `utime + stime` of a `/proc/…/stat` line, in nanoseconds: (total, user, system).
 fn stat_cpu_ns(stat: &str) -> (u64, u64, u64) {
     let ticks = |i: usize| stat_field(stat, i).unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let hz = rustix::param::clock_ticks_per_second().max(1);
     let ns = 1_000_000_000 / hz;
     let (user, system) = (ticks(11) * ns, ticks(12) * ns);
     (user + system, user, system)
@@ -802,8 +795,7 @@ mod tests {
 
     #[test]
     fn our_own_affinity_is_readable() {
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::gettid() };
+        let tid = rustix::thread::gettid().as_raw_nonzero().get();
         assert!(!affinity(tid as u64).is_empty());
     }
 }

@@ -777,7 +777,7 @@ impl Vm {
     /// after a grace period; the STOPPED event and the shim's end follow.
     pub(crate) fn end_qemu(self: &Arc<Self>, intent: Intent) {
         self.status().intent = intent;
-        self.signal(libc::SIGTERM);
+        self.signal(rustix::process::Signal::TERM);
         let me = Arc::clone(self);
         tokio::spawn(async move {
             let mut exited = me.exited.subscribe();
@@ -785,7 +785,7 @@ impl Vm {
                 .await
                 .is_err()
             {
-                me.signal(libc::SIGKILL);
+                me.signal(rustix::process::Signal::KILL);
             }
         });
     }
@@ -867,8 +867,7 @@ impl Vm {
         let f: Vec<&str> = rest.split_whitespace().collect();
         let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         // utime and stime are fields 14 and 15 of the line, 12 and 13 after ')'.
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        let hz = rustix::param::clock_ticks_per_second().max(1);
         (ticks(11) + ticks(12)) * (1_000_000_000 / hz)
     }
 
@@ -1066,7 +1065,7 @@ impl Vm {
                 s.intent = Intent::Destroy;
             }
         }
-        self.signal(libc::SIGTERM);
+        self.signal(rustix::process::Signal::TERM);
         let mut exited = self.exited.subscribe();
         let done = tokio::time::timeout(TERM_GRACE, exited.wait_for(|e| *e))
             .await
@@ -1075,16 +1074,22 @@ impl Vm {
             if graceful {
                 bail!(OpFailed("QEMU did not exit after SIGTERM".into()));
             }
-            self.signal(libc::SIGKILL);
+            self.signal(rustix::process::Signal::KILL);
             let _ = exited.wait_for(|e| *e).await;
         }
         Ok(())
     }
 
-    fn signal(&self, sig: i32) {
-        if self.pid > 0 && !*self.exited.borrow() {
-            // SAFETY: kill with our own child's pid; it is not reaped before `exited` is set.
-            unsafe { libc::kill(self.pid as i32, sig) };
+    /// Signals QEMU, our own child: its pid is not reaped before `exited` is set.
+    fn signal(&self, sig: rustix::process::Signal) {
+        if *self.exited.borrow() {
+            return;
+        }
+        if let Some(pid) = i32::try_from(self.pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process(pid, sig);
         }
     }
 
@@ -1203,7 +1208,7 @@ impl Vm {
                     "preserve" => self.set(state::PAUSED, state::PAUSED_SHUTTING_DOWN, None),
                     _ => {
                         self.status().intent = Intent::PowerOff;
-                        self.signal(libc::SIGTERM);
+                        self.signal(rustix::process::Signal::TERM);
                     }
                 }
             }
@@ -1425,24 +1430,20 @@ pub(crate) async fn load_stream(qmp: &Qmp, stream: &OwnedFd, postcopy: bool) -> 
 /// hard. Raising the hard limit needs CAP_SYS_RESOURCE: without it the limit stays and
 /// the log says so (QEMU then fails to map the device, naming the reason).
 fn raise_memlock(bytes: u64) {
-    let mut now = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the struct we pass, which lives through the call.
-    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut now) } == 0 && now.rlim_cur >= bytes {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    // No limit (None) is above any.
+    if getrlimit(Resource::Memlock).current.unwrap_or(u64::MAX) >= bytes {
         return;
     }
-    let lim = libc::rlimit {
-        rlim_cur: bytes,
-        rlim_max: bytes,
+    let lim = Rlimit {
+        current: Some(bytes),
+        maximum: Some(bytes),
     };
-    // SAFETY: setrlimit reads the struct we pass and changes only this process's limit.
-    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) } != 0 {
+    if let Err(e) = setrlimit(Resource::Memlock, lim) {
         eprintln!(
             "vireo-shim: cannot raise the locked-memory limit to {bytes} bytes for VFIO \
              devices: {}",
-            std::io::Error::last_os_error()
+            std::io::Error::from(e)
         );
     }
 }
