@@ -310,13 +310,13 @@ impl DaemonConfig {
 }
 
 /// One entry being read, for typed access with good messages.
-struct Setting<'a> {
-    file: &'a str,
-    entry: &'a Entry,
+pub(crate) struct Setting<'a> {
+    pub(crate) file: &'a str,
+    pub(crate) entry: &'a Entry,
 }
 
 impl Setting<'_> {
-    fn error(&self, message: impl Into<String>) -> ConfError {
+    pub(crate) fn error(&self, message: impl Into<String>) -> ConfError {
         ConfError::Setting {
             file: self.file.to_string(),
             line: self.entry.line,
@@ -325,14 +325,14 @@ impl Setting<'_> {
         }
     }
 
-    fn int(&self) -> Result<i64, ConfError> {
+    pub(crate) fn int(&self) -> Result<i64, ConfError> {
         match self.entry.value {
             Value::Int(i) => Ok(i),
             _ => Err(self.error("expected an integer")),
         }
     }
 
-    fn string(&self) -> Result<&str, ConfError> {
+    pub(crate) fn string(&self) -> Result<&str, ConfError> {
         match &self.entry.value {
             Value::Str(s) => Ok(s),
             _ => Err(self.error("expected a string")),
@@ -363,7 +363,7 @@ impl Setting<'_> {
     }
 
     /// 0 or 1.
-    fn flag(&self) -> Result<bool, ConfError> {
+    pub(crate) fn flag(&self) -> Result<bool, ConfError> {
         match self.int()? {
             0 => Ok(false),
             1 => Ok(true),

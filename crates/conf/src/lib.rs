@@ -24,12 +24,14 @@
 
 mod daemon;
 mod parse;
+mod qemu;
 
 pub use daemon::{DaemonConfig, RemoteAccess};
 pub use parse::{
     load, parse, ConfFile, Entry, Value, MAX_FILE_BYTES, MAX_LIST_DEPTH, MAX_LIST_ITEMS,
     MAX_STRING_BYTES,
 };
+pub use qemu::{principal, Principal, QemuConf};
 
 /// Everything that can go wrong reading a configuration file.
 ///
