@@ -18,8 +18,15 @@ fn install_writes_valid_units_for_every_daemon() {
             units.to_str().unwrap(),
             "--from",
             bin_dir().to_str().unwrap(),
+            "--sysusersdir",
+            tmp.path().join("sysusers.d").to_str().unwrap(),
         ],
     ));
+    // QEMU's own user, for systemd to make (in the kvm group, for /dev/kvm).
+    let users = std::fs::read_to_string(tmp.path().join("sysusers.d/vireo.conf")).unwrap();
+    for line in ["u vireo-qemu - \"Vireo QEMU\" /var/lib/vireo -", "m vireo-qemu kvm"] {
+        assert!(users.lines().any(|l| l == line), "{line}:\n{users}");
+    }
     let daemons = vireo_tests::DRIVER_DAEMONS
         .iter()
         .chain(&["vireod", "vireo-proxyd"])
@@ -81,6 +88,8 @@ fn install_as_a_drop_in_for_libvirt() {
             "--libvirt-paths",
             "--tmpfilesdir",
             tmpfiles.to_str().unwrap(),
+            "--sysusersdir",
+            tmp.path().join("sysusers.d").to_str().unwrap(),
         ],
     ));
     let svc = std::fs::read_to_string(units.join("vireod.service")).unwrap();

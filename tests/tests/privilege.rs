@@ -1,10 +1,25 @@
 //! Least privilege, shown on a running VM: QEMU runs under its own seccomp filter
-//! (`-sandbox on,…`, libvirt's default), which the kernel reports in `/proc/PID/status`.
+//! (`-sandbox on,…`, libvirt's default) and, with qemu.conf's `user`, as that user with
+//! its files handed over for the run; the shim keeps no capability in effect, cannot gain
+//! one, and runs under a seccomp filter of its own. The kernel reports each in
+//! `/proc/PID/status`.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use vireo_tests::{ok, write_file, Daemon, Layout};
 
 /// QEMU's pid, from its shim's status file.
 fn qemu_pid(d: &Daemon) -> u32 {
+    shim_status(d)["qemu_pid"].as_u64().expect("qemu_pid") as u32
+}
+
+/// The shim's pid, from its status file.
+fn shim_pid(d: &Daemon) -> u32 {
+    shim_status(d)["shim_pid"].as_u64().expect("shim_pid") as u32
+}
+
+fn shim_status(d: &Daemon) -> serde_json::Value {
     let dir = d.run_dir().join("shim");
     let status = std::fs::read_dir(&dir)
         .expect("shim dir")
@@ -12,8 +27,7 @@ fn qemu_pid(d: &Daemon) -> u32 {
         .find(|e| e.path().extension().is_some_and(|x| x == "status"))
         .expect("a shim status file");
     let text = std::fs::read_to_string(status.path()).expect("status");
-    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
-    v["qemu_pid"].as_u64().expect("qemu_pid") as u32
+    serde_json::from_str(&text).expect("json")
 }
 
 fn status_field(pid: u32, key: &str) -> String {
@@ -36,8 +50,154 @@ fn qemu_runs_in_its_seccomp_sandbox(layout: Layout) {
     // 2: SECCOMP_MODE_FILTER; NoNewPrivs comes with it.
     assert_eq!(status_field(pid, "Seccomp"), "2", "QEMU {pid}");
     assert_eq!(status_field(pid, "NoNewPrivs"), "1", "QEMU {pid}");
+    shim_is_confined(&d);
     ok(&d.virsh(&["resume", "vm1"]));
+    // What the shim still does for the VM raises a capability on a thread of its own.
+    ok(&d.virsh(&["vcpupin", "vm1", "0", "0"]));
+    ok(&d.virsh(&["domstats", "vm1"]));
     ok(&d.virsh(&["destroy", "vm1"]));
 }
 
 vireo_tests::in_every_layout!(qemu_runs_in_its_seccomp_sandbox);
+
+/// The shim: no capability in effect, none to gain, its own seccomp filter.
+fn shim_is_confined(d: &Daemon) {
+    let shim = shim_pid(d);
+    assert_eq!(
+        status_field(shim, "CapEff"),
+        "0000000000000000",
+        "shim {shim}"
+    );
+    assert_eq!(
+        status_field(shim, "CapInh"),
+        "0000000000000000",
+        "shim {shim}"
+    );
+    assert_eq!(status_field(shim, "NoNewPrivs"), "1", "shim {shim}");
+    assert_eq!(status_field(shim, "Seccomp"), "2", "shim {shim}");
+}
+
+/// The uid nobody, which QEMU runs as here (qemu.conf's `user = "+65534"`).
+const NOBODY: u32 = 65534;
+
+fn owner(p: &Path) -> (u32, u32) {
+    let m = std::fs::metadata(p).expect("stat");
+    (m.uid(), m.gid())
+}
+
+/// qemu.conf's `user` and `group`: QEMU runs as them, with its disk, kernel and initrd
+/// handed to them while it runs and given back to root afterwards, and the VM works
+/// (paused, resumed, pinned, statistics, a disk plugged in) with a confined shim.
+fn qemu_runs_as_its_own_user(layout: Layout) {
+    use std::os::unix::fs::PermissionsExt;
+    let (kernel, initrd) = vireo_tests::guest();
+    let d = Daemon::start_prepared(
+        layout,
+        |root| {
+            // Nobody must reach its files: the test's root is private otherwise.
+            std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+            std::fs::create_dir_all(root.join("etc/vireo")).expect("etc");
+            std::fs::write(
+                root.join("etc/vireo/qemu.conf"),
+                format!("user = \"+{NOBODY}\"\ngroup = \"+{NOBODY}\"\n"),
+            )
+            .expect("qemu.conf");
+            std::fs::create_dir_all(root.join("guest")).expect("guest");
+            std::fs::copy(&kernel, root.join("guest/vmlinuz")).expect("kernel");
+            std::fs::copy(&initrd, root.join("guest/initrd.img")).expect("initrd");
+        },
+        &[],
+    );
+    let root = d.root.clone();
+    let disk = root.join("disk.img");
+    let extra = root.join("extra.img");
+    for img in [&disk, &extra] {
+        ok(&vireo_tests::run_cmd(
+            "qemu-img",
+            &[
+                "create",
+                "-q",
+                "-f",
+                "raw",
+                img.to_str().expect("utf-8"),
+                "8M",
+            ],
+        ));
+    }
+    let xml = vireo_tests::guest_xml("vm1")
+        .replace(
+            kernel.to_str().expect("utf-8"),
+            &root.join("guest/vmlinuz").display().to_string(),
+        )
+        .replace(
+            initrd.to_str().expect("utf-8"),
+            &root.join("guest/initrd.img").display().to_string(),
+        )
+        .replace(
+            "<memballoon model='none'/>",
+            &format!(
+                "<memballoon model='none'/><disk type='file' device='disk'>\
+                 <driver name='qemu' type='raw'/><source file='{}'/>\
+                 <target dev='vda' bus='virtio'/></disk>",
+                disk.display()
+            ),
+        );
+    ok(&d.virsh(&["define", &write_file(&d, "vm1.xml", &xml)]));
+    ok(&d.virsh(&["start", "vm1"]));
+    let pid = qemu_pid(&d);
+    let ids = format!("{NOBODY}\t{NOBODY}\t{NOBODY}\t{NOBODY}");
+    assert_eq!(status_field(pid, "Uid"), ids, "QEMU {pid}");
+    assert_eq!(status_field(pid, "Gid"), ids, "QEMU {pid}");
+    assert_eq!(status_field(pid, "Seccomp"), "2", "QEMU {pid}");
+    assert_eq!(
+        status_field(pid, "CapEff"),
+        "0000000000000000",
+        "QEMU {pid}"
+    );
+    for f in [
+        &disk,
+        &root.join("guest/vmlinuz"),
+        &root.join("guest/initrd.img"),
+    ] {
+        assert_eq!(
+            owner(f),
+            (NOBODY, NOBODY),
+            "{} while QEMU runs",
+            f.display()
+        );
+    }
+    shim_is_confined(&d);
+    ok(&d.virsh(&["suspend", "vm1"]));
+    ok(&d.virsh(&["resume", "vm1"]));
+    ok(&d.virsh(&["vcpupin", "vm1", "0", "0"]));
+    let stats = ok(&d.virsh(&["domstats", "vm1"]));
+    assert!(stats.contains("state.state=1"), "{stats}");
+    ok(&d.virsh(&[
+        "attach-disk",
+        "vm1",
+        extra.to_str().expect("utf-8"),
+        "vdb",
+        "--live",
+    ]));
+    assert_eq!(owner(&extra), (NOBODY, NOBODY), "a disk plugged in");
+    ok(&d.virsh(&["destroy", "vm1"]));
+    for f in [
+        &disk,
+        &extra,
+        &root.join("guest/vmlinuz"),
+        &root.join("guest/initrd.img"),
+    ] {
+        assert_eq!(owner(f), (0, 0), "{} after QEMU", f.display());
+    }
+    // The VM's cgroup went with it, though the shim had no capability in effect.
+    let uuid = ok(&d.virsh(&["domuuid", "vm1"]));
+    let name = format!("vireo-qemu-{}", uuid.trim());
+    let o = vireo_tests::run_cmd(
+        "find",
+        &["/sys/fs/cgroup", "-maxdepth", "5", "-name", &name],
+    );
+    let found = String::from_utf8_lossy(&o.stdout);
+    assert!(found.trim().is_empty(), "cgroup left: {found}");
+}
+
+vireo_tests::in_every_layout!(qemu_runs_as_its_own_user);

@@ -469,6 +469,7 @@ fn install_ships_the_actions() {
         let units = format!("{t}/units");
         let from = bin_dir();
         let from = from.to_str().expect("path");
+        let users = format!("{t}/sysusers.d");
         let base = [
             script,
             "--prefix",
@@ -477,6 +478,8 @@ fn install_ships_the_actions() {
             &units,
             "--from",
             from,
+            "--sysusersdir",
+            &users,
         ];
         ok(&run_cmd("bash", &[&base[..], extra].concat()));
     };

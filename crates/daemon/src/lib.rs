@@ -13,6 +13,7 @@ pub mod paths;
 pub mod peers;
 pub mod polkit;
 pub mod proxy;
+pub mod qemu_user;
 pub mod remote;
 pub mod remote_access;
 pub mod role;

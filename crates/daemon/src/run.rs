@@ -245,6 +245,16 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             mode(&conf.auth_unix_ro, conf.unix_sock_ro_perms),
         );
         qemu_cfg.vm_sock_group = conf.unix_sock_group.as_deref().map(group_id).transpose()?;
+        let (qconf, warnings) = vireo_conf::QemuConf::load(&paths.config_dir.join("qemu.conf"))?;
+        for w in warnings {
+            eprintln!("{name}: {w}");
+        }
+        qemu_cfg.qemu_user = crate::qemu_user::resolve(&qconf, &paths)?;
+        if let Some(u) = &qemu_cfg.qemu_user {
+            eprintln!("{name}: QEMU runs as uid {} gid {}", u.uid, u.gid);
+        }
+        qemu_cfg.dynamic_ownership = qconf.dynamic_ownership;
+        qemu_cfg.seccomp_sandbox = qconf.seccomp_sandbox;
         let q = Arc::new(
             QemuDriver::open(qemu_cfg, events.clone()).context("cannot load domain definitions")?,
         );

@@ -318,6 +318,7 @@ impl QemuDriver {
                     .await?
                 }
             }
+            self.give_to_qemu(dest);
         }
         let r = self
             .shim_block_job(

@@ -33,6 +33,44 @@ pub struct QemuConfig {
     /// (read-write, read-only) and group.
     pub vm_sock_perms: (u32, u32),
     pub vm_sock_group: Option<u32>,
+    /// Whom QEMU runs as (qemu.conf's `user` and `group`); `None`: as the daemon.
+    pub qemu_user: Option<QemuUser>,
+    /// qemu.conf's `dynamic_ownership`: QEMU's user gets the VM's files while it runs.
+    pub dynamic_ownership: bool,
+    /// qemu.conf's `seccomp_sandbox`: QEMU runs under its own seccomp filter.
+    pub seccomp_sandbox: bool,
+}
+
+/// A user QEMU runs as: its uid, its group and its supplementary groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QemuUser {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+impl QemuUser {
+    /// As the shim takes it: `UID:GID[:G1,G2…]`.
+    pub fn to_arg(&self) -> String {
+        let groups: Vec<String> = self.groups.iter().map(u32::to_string).collect();
+        format!("{}:{}:{}", self.uid, self.gid, groups.join(","))
+    }
+
+    /// The inverse of [`QemuUser::to_arg`].
+    pub fn from_arg(s: &str) -> Option<QemuUser> {
+        let mut it = s.splitn(3, ':');
+        let uid = it.next()?.parse().ok()?;
+        let gid = it.next()?.parse().ok()?;
+        let groups = match it.next() {
+            None | Some("") => Vec::new(),
+            Some(g) => g
+                .split(',')
+                .map(str::parse)
+                .collect::<std::result::Result<_, _>>()
+                .ok()?,
+        };
+        Some(QemuUser { uid, gid, groups })
+    }
 }
 
 impl QemuConfig {
@@ -46,6 +84,9 @@ impl QemuConfig {
             shim: find_shim(),
             vm_sock_perms: (0o700, 0o777),
             vm_sock_group: None,
+            qemu_user: None,
+            dynamic_ownership: true,
+            seccomp_sandbox: true,
         }
     }
 
@@ -212,6 +253,22 @@ pub struct QemuDriver {
 
 impl QemuDriver {
     /// Loads every persistent definition from the config dir.
+    /// A file made here for a running VM's QEMU to open (an overlay, a copy's target):
+    /// QEMU's user's, when QEMU runs as one and qemu.conf's `dynamic_ownership` is on.
+    pub(crate) fn give_to_qemu(&self, path: &str) {
+        let Some(u) = self
+            .cfg
+            .qemu_user
+            .as_ref()
+            .filter(|_| self.cfg.dynamic_ownership)
+        else {
+            return;
+        };
+        if let Err(e) = std::os::unix::fs::chown(path, Some(u.uid), Some(u.gid)) {
+            eprintln!("cannot give {path} to QEMU's user: {e}");
+        }
+    }
+
     pub fn open(cfg: QemuConfig, events: EventBus) -> Result<QemuDriver> {
         let defs = DefStore::open(&cfg.config_dir, &cfg.config_dir.with_extension("journal"))?;
         let d = QemuDriver {

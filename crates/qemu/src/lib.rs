@@ -35,5 +35,5 @@ pub mod stats;
 pub mod tune;
 pub mod validate;
 
-pub use driver::{DomainInfo, QemuConfig, QemuDriver};
+pub use driver::{DomainInfo, QemuConfig, QemuDriver, QemuUser};
 pub use peers::{DeviceLease, DeviceLeases, NetPort, Peers, VolumeSource};

@@ -319,6 +319,19 @@ impl QemuDriver {
                     .into_iter()
                     .flatten(),
             )
+            .args(
+                self.cfg
+                    .qemu_user
+                    .as_ref()
+                    .map(|u| ["--qemu-user".to_string(), u.to_arg()])
+                    .into_iter()
+                    .flatten(),
+            )
+            .args(
+                (self.cfg.qemu_user.is_some() && self.cfg.dynamic_ownership)
+                    .then_some("--dynamic-ownership"),
+            )
+            .args((!self.cfg.seccomp_sandbox).then_some("--no-sandbox"))
             .args(defined.is_some().then_some("--defined"))
             .args(defined.is_some().then_some(&defined_path))
             .args(

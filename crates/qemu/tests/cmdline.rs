@@ -87,6 +87,7 @@ fn golden() {
             secret_fds: Some(Default::default()),
             tap_fds: Some(Vec::new()),
             usb_host_fds: Some(Vec::new()),
+            sandbox: true,
         };
         let args = match cmdline::build(&def, &caps, &cfg) {
             Ok(a) => a,
@@ -152,6 +153,7 @@ fn launch_cfg(run_dir: &str) -> LaunchConfig {
         secret_fds: Some(Default::default()),
         tap_fds: Some(Vec::new()),
         usb_host_fds: Some(Vec::new()),
+        sandbox: true,
     }
 }
 
@@ -922,6 +924,7 @@ fn network_interfaces_use_their_taps() {
         secret_fds: Some(Default::default()),
         tap_fds: Some(vec![200, 201, 202]),
         usb_host_fds: Some(Vec::new()),
+        sandbox: true,
     };
     let args = cmdline::build(&def, &caps(), &cfg).expect("build");
     let has = |s: &str| args.iter().any(|a| a == s);
@@ -987,6 +990,7 @@ fn qcow2_backing_chains_are_explicit() {
         secret_fds: Some(Default::default()),
         tap_fds: Some(Vec::new()),
         usb_host_fds: Some(Vec::new()),
+        sandbox: true,
     };
     let args = cmdline::build(&def, &caps(), &cfg).expect("build");
     let has = |s: &str| args.iter().any(|a| a == s);
@@ -1223,6 +1227,7 @@ fn qemu_accepts_golden_cases() {
             secret_fds: Some(Default::default()),
             tap_fds: Some(Vec::new()),
             usb_host_fds: Some(Vec::new()),
+            sandbox: true,
         };
         let args = match cmdline::build(&def, &caps, &cfg) {
             Ok(a) => maybe_tcg(a),

@@ -64,6 +64,7 @@ fn command_line() -> Vec<String> {
         secret_fds: Some(Default::default()),
         tap_fds: Some(Vec::new()),
         usb_host_fds: Some(vec![USB_FD]),
+        sandbox: true,
     };
     cmdline::build(&def, &caps(), &cfg).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -121,3 +121,20 @@ async fn virtiofsd(def: &Domain, vm_dir: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The helpers' sockets in the VM's directory, for QEMU's user to connect to (the helpers
+/// run as the shim and make them its own).
+pub fn give_sockets(vm_dir: &Path, u: &vireo_qemu::QemuUser) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(vm_dir) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name == "swtpm.sock" || (name.starts_with("fs") && name.ends_with(".sock")) {
+            std::os::unix::fs::chown(e.path(), Some(u.uid), Some(u.gid))
+                .with_context(|| format!("cannot give {name} to QEMU's user"))?;
+        }
+    }
+    Ok(())
+}

@@ -209,8 +209,8 @@ impl Vm {
             current: Some(bytes),
             maximum: Some(bytes.max(now.map_or(0, |(_, max)| max))).filter(|m| *m != u64::MAX),
         };
-        if let Err(e) = rustix::process::prlimit(Some(pid), rustix::process::Resource::Memlock, lim)
-        {
+        let set = || rustix::process::prlimit(Some(pid), rustix::process::Resource::Memlock, lim);
+        if let Err(e) = crate::confine::privileged(set) {
             eprintln!(
                 "vireo-shim: cannot raise QEMU's locked-memory limit to {bytes} bytes for \
                  VFIO devices: {}",

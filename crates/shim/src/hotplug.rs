@@ -285,6 +285,7 @@ impl Vm {
         passphrase: Option<OwnedFd>,
     ) -> anyhow::Result<String> {
         self.require_running()?;
+        self.give_disk(&run);
         let (node, secret) = {
             let disks = self.disks();
             if disks.iter().any(|d| d.shown.target.dev == run.target.dev) {
@@ -400,6 +401,7 @@ impl Vm {
     /// nodes with it, the new one opened and inserted, the tray closed.
     pub async fn change_media(&self, run: Disk, shown: Disk) -> anyhow::Result<()> {
         self.require_running()?;
+        self.give_disk(&run);
         let (id, old, node) = {
             let disks = self.disks();
             let Some(d) = disks.iter().find(|d| d.shown.target.dev == run.target.dev) else {

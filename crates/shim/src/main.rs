@@ -5,6 +5,7 @@
 
 mod agent;
 mod blockjob;
+mod confine;
 mod events;
 mod guest;
 mod helpers;
@@ -14,6 +15,7 @@ mod iothread;
 mod job;
 mod memdev;
 mod migrate;
+mod owner;
 mod pinning;
 mod public;
 mod screen;
@@ -67,6 +69,13 @@ pub struct Args {
     /// octal: the daemon's own), and their group (`--vm-sock-group GID`).
     vm_sock_perms: (u32, u32),
     vm_sock_group: Option<u32>,
+    /// Whom QEMU runs as (`--qemu-user UID:GID:GROUPS`); `None`: as the shim.
+    pub qemu_user: Option<vireo_qemu::QemuUser>,
+    /// The VM's files go to QEMU's user while it runs (`--dynamic-ownership`).
+    pub dynamic_ownership: bool,
+    /// QEMU without its own seccomp filter (`--no-sandbox`: qemu.conf's
+    /// `seccomp_sandbox = 0`).
+    pub no_sandbox: bool,
 }
 
 /// Whether descriptor number `fd` is open in this process (asked of procfs, so that no
@@ -122,6 +131,9 @@ fn parse_args() -> anyhow::Result<Args> {
     let mut incoming = None;
     let mut vm_sock_perms = (0o700, 0o777);
     let mut vm_sock_group = None;
+    let mut qemu_user = None;
+    let mut dynamic_ownership = false;
+    let mut no_sandbox = false;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -198,6 +210,15 @@ fn parse_args() -> anyhow::Result<Args> {
                 secrets = read_secrets(fd)?;
             }
             "--tpm-state" => tpm_state = it.next().map(PathBuf::from),
+            "--qemu-user" => {
+                let v = it.next().context("--qemu-user needs UID:GID:GROUPS")?;
+                qemu_user = Some(
+                    vireo_qemu::QemuUser::from_arg(&v)
+                        .with_context(|| format!("--qemu-user: '{v}' is not UID:GID:GROUPS"))?,
+                );
+            }
+            "--dynamic-ownership" => dynamic_ownership = true,
+            "--no-sandbox" => no_sandbox = true,
             other => bail!("unknown argument '{other}'"),
         }
     }
@@ -219,6 +240,9 @@ fn parse_args() -> anyhow::Result<Args> {
         tpm_state,
         vm_sock_perms,
         vm_sock_group,
+        qemu_user,
+        dynamic_ownership,
+        no_sandbox,
     })
 }
 
@@ -348,6 +372,11 @@ async fn run() -> anyhow::Result<()> {
         daemon: Arc::clone(&server),
         public: vec![Arc::clone(&public_server)],
     });
+
+    // QEMU and its helpers run: from here on the shim has no privilege in effect.
+    if let Err(e) = confine::confine() {
+        eprintln!("vireo-shim: still privileged: {e:#}");
+    }
 
     // Ready: the daemon is waiting for this line.
     println!("READY {}", vm.qemu_pid());

@@ -25,7 +25,9 @@ pub(crate) fn set_affinity(tid: i32, cpus: &BTreeSet<usize>) -> std::io::Result<
         }
         set.set(c);
     }
-    rustix::thread::sched_setaffinity(rustix::process::Pid::from_raw(tid), &set)?;
+    // Another user's threads, or root's with all capabilities: that takes CAP_SYS_NICE.
+    let pid = rustix::process::Pid::from_raw(tid);
+    crate::confine::privileged(|| rustix::thread::sched_setaffinity(pid, &set))?;
     Ok(())
 }
 

@@ -63,6 +63,11 @@ struct Status {
 
 pub struct Vm {
     pub def: Domain,
+    /// Files given to QEMU's user while it runs (qemu.conf's `dynamic_ownership`).
+    pub(crate) owners: Mutex<crate::owner::Owners>,
+    /// QEMU's user, when the VM's files are given to it (qemu.conf's `user` and
+    /// `dynamic_ownership`): disks plugged in go to it too.
+    pub(crate) owning_for: Option<vireo_qemu::QemuUser>,
     /// `<memballoon><stats period>` as it is now (changed by SET_MEMORY_STATS_PERIOD).
     balloon_period: Mutex<Option<u32>>,
     /// The memory the guest is asked to have now, in KiB (changed by SET_MEMORY_FLAGS).
@@ -142,6 +147,9 @@ impl Vm {
         let dir = args.run_dir.join("qemu").join(format_uuid(&uuid));
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
+        if let Some(u) = &args.qemu_user {
+            give_vm_dir(&dir, u)?;
+        }
         let mon_path = dir.join("monitor.sock");
         let _ = std::fs::remove_file(&mon_path);
         let mon = std::os::unix::net::UnixListener::bind(&mon_path)
@@ -151,6 +159,15 @@ impl Vm {
         // An emulated TPM (swtpm) and shared directories (virtiofsd) run beside QEMU,
         // ready before it connects to them.
         crate::helpers::start(&def, &dir, args.tpm_state.as_deref()).await?;
+        if let Some(u) = &args.qemu_user {
+            crate::helpers::give_sockets(&dir, u)?;
+        }
+        // The files QEMU opens by path, its user's while it runs (restored when this
+        // is dropped, a failed start included).
+        let owners = match &args.qemu_user {
+            Some(u) if args.dynamic_ownership => crate::owner::Owners::take(&def, u),
+            _ => crate::owner::Owners::default(),
+        };
         // Each passphrase reaches QEMU as a pipe at fd 100, 101, …, read by its secret
         // object: never a command-line argument or a file.
         let mut secret_pipes: Vec<(OwnedFd, i32)> = Vec::new();
@@ -168,6 +185,7 @@ impl Vm {
             &LaunchConfig {
                 monitor_fd: 3,
                 run_dir: dir.clone(),
+                sandbox: !args.no_sandbox,
                 secret_fds: Some(secret_fds),
                 tap_fds: Some(
                     (0..args.taps.len())
@@ -221,6 +239,7 @@ impl Vm {
             .stdout(Stdio::from(log))
             .kill_on_drop(false);
         let mon_fd = mon.as_raw_fd();
+        let user = args.qemu_user.clone();
         // SAFETY: between fork and exec only async-signal-safe calls are made (prctl, dup2,
         // fcntl) on fds that are open in the child.
         unsafe {
@@ -233,6 +252,20 @@ impl Vm {
                 vireo_fdpass::inherit_as(mon_fd, 3)?;
                 for &(from, to) in &secret_dups {
                     vireo_fdpass::inherit_as(from, to)?;
+                }
+                // QEMU's own user (qemu.conf): its groups (kvm, for /dev/kvm), its group,
+                // then the user; its sockets in the VM's directory open to the shim's
+                // group.
+                if let Some(u) = &user {
+                    let mut groups: Vec<libc::gid_t> = vec![u.gid];
+                    groups.extend(&u.groups);
+                    if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                        || libc::setresgid(u.gid, u.gid, u.gid) != 0
+                        || libc::setresuid(u.uid, u.uid, u.uid) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    libc::umask(0o007);
                 }
                 Ok(())
             });
@@ -273,6 +306,12 @@ impl Vm {
             }
         };
         let ptys = query_ptys(&qmp).await;
+        if args.qemu_user.is_some() {
+            // QEMU made them, as its user: the shim opens them for a console.
+            for (_, p) in &ptys {
+                let _ = std::os::unix::fs::chown(p, Some(0), None);
+            }
+        }
         let vnc_port = if def.devices.graphics.is_empty() {
             None
         } else {
@@ -394,6 +433,8 @@ impl Vm {
         let blkiotune = Mutex::new(def.blkiotune.clone());
         Ok(Arc::new(Vm {
             def,
+            owners: Mutex::new(owners),
+            owning_for: args.qemu_user.clone().filter(|_| args.dynamic_ownership),
             uuid,
             id: args.id,
             pid,
@@ -1089,7 +1130,7 @@ impl Vm {
             .ok()
             .and_then(rustix::process::Pid::from_raw)
         {
-            let _ = rustix::process::kill_process(pid, sig);
+            let _ = crate::confine::privileged(|| rustix::process::kill_process(pid, sig));
         }
     }
 
@@ -1150,7 +1191,10 @@ impl Vm {
             }),
         );
         if let Some(c) = &self.cgroup {
-            c.remove();
+            crate::confine::privileged(|| c.remove());
+        }
+        if let Ok(mut o) = self.owners.lock() {
+            o.restore();
         }
         self.exited.send_replace(true);
     }
@@ -1445,5 +1489,38 @@ fn raise_memlock(bytes: u64) {
              devices: {}",
             std::io::Error::from(e)
         );
+    }
+}
+
+/// The VM's runtime directory, for QEMU's user: root's with QEMU's group, which may make
+/// its sockets there (0770); the shim joins that group to reach them.
+fn give_vm_dir(dir: &std::path::Path, u: &vireo_qemu::QemuUser) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::os::unix::fs::chown(dir, Some(0), Some(u.gid))
+        .with_context(|| format!("cannot give {} to QEMU's group", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o770))
+        .with_context(|| format!("cannot set the mode of {}", dir.display()))?;
+    let mut groups = nix::unistd::getgroups().context("getgroups")?;
+    let g = nix::unistd::Gid::from_raw(u.gid);
+    if !groups.contains(&g) {
+        groups.push(g);
+        nix::unistd::setgroups(&groups).context("cannot join QEMU's group")?;
+    }
+    Ok(())
+}
+
+impl Vm {
+    /// A disk plugged in or a medium inserted: its files to QEMU's user (see
+    /// [`crate::owner`]), given back when the VM ends.
+    pub(crate) fn give_disk(&self, disk: &vireo_xml::Disk) {
+        let Some(u) = &self.owning_for else { return };
+        let mut one = self.def.clone();
+        one.devices.disks = vec![disk.clone()];
+        one.os = Default::default();
+        if let Ok(mut o) = self.owners.lock() {
+            for p in crate::owner::files_of(&one) {
+                o.give(&p, u);
+            }
+        }
     }
 }

@@ -119,6 +119,8 @@ pub struct LaunchConfig {
     /// `-add-fd` for `usb-host,hostdevice=/dev/fdset/N`. `None` when only checking a
     /// definition.
     pub usb_host_fds: Option<Vec<i32>>,
+    /// QEMU's own seccomp filter (`-sandbox on,…`): qemu.conf's `seccomp_sandbox`.
+    pub sandbox: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +146,7 @@ pub fn check(def: &Domain, caps: &QemuCaps) -> Result<()> {
         secret_fds: None,
         tap_fds: None,
         usb_host_fds: None,
+        sandbox: true,
     };
     build(def, caps, &cfg).map(|_| ())
 }
@@ -452,10 +455,12 @@ impl<'a> Builder<'a> {
         // QEMU's own seccomp filter, as libvirt's default (seccomp_sandbox = 1) asks for
         // it: no obsolete system calls, no setuid, no new processes, no changes to its
         // own scheduling (the shim pins QEMU's threads from outside).
-        self.arg2(
-            "-sandbox",
-            "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
-        );
+        if self.cfg.sandbox {
+            self.arg2(
+                "-sandbox",
+                "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+            );
+        }
         self.arg2("-msg", "timestamp=on");
         Ok(())
     }

@@ -38,6 +38,7 @@ fn cfg(usb: Option<Vec<i32>>) -> LaunchConfig {
         secret_fds: Some(Default::default()),
         tap_fds: Some(Vec::new()),
         usb_host_fds: usb,
+        sandbox: true,
     }
 }
 

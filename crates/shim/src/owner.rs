@@ -1,0 +1,156 @@
+//! qemu.conf's `dynamic_ownership`: while the VM runs, the files QEMU opens by path — its
+//! disk images and their backing files, the kernel, initrd and device tree it boots, its
+//! NVRAM — belong to QEMU's user, and afterwards go back to the owners they had, as
+//! libvirt does. Files QEMU gets as descriptors (taps, devices, secrets) need none of it.
+//!
+//! What the shim gave is kept in memory and given back when the VM ends (or when starting
+//! it fails): a shim killed outright leaves its files with QEMU's user.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use vireo_qemu::QemuUser;
+use vireo_xml::{DiskType, Domain};
+
+/// Files given to QEMU's user, with the owner each had.
+#[derive(Default)]
+pub struct Owners {
+    given: Vec<(PathBuf, u32, u32)>,
+}
+
+/// The files of `def` QEMU opens by path.
+pub(crate) fn files_of(def: &Domain) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for d in &def.devices.disks {
+        let Some(src) = &d.source else { continue };
+        let path = match d.disk_type {
+            DiskType::File => src.file.as_deref(),
+            DiskType::Block => src.dev.as_deref(),
+            _ => None,
+        };
+        let Some(path) = path else { continue };
+        let format = d
+            .driver
+            .as_ref()
+            .and_then(|d| d.format.as_deref())
+            .unwrap_or("raw");
+        match vireo_storagefile::chain(Path::new(path), format) {
+            Ok(layers) => out.extend(layers.into_iter().map(|l| l.path)),
+            Err(_) => out.push(PathBuf::from(path)),
+        }
+    }
+    let os = &def.os;
+    for p in [&os.kernel, &os.initrd, &os.dtb].into_iter().flatten() {
+        out.push(PathBuf::from(p));
+    }
+    if let Some(p) = os.nvram.as_ref().and_then(|n| n.path.as_deref()) {
+        out.push(PathBuf::from(p));
+    }
+    out
+}
+
+impl Owners {
+    /// Gives the files of `def` to `user`.
+    pub fn take(def: &Domain, user: &QemuUser) -> Owners {
+        let mut o = Owners::default();
+        for p in files_of(def) {
+            o.give(&p, user);
+        }
+        o
+    }
+
+    /// Gives one file (a disk plugged in) to `user`; a file that is not there is left
+    /// alone (QEMU says so when it opens it).
+    pub fn give(&mut self, path: &Path, user: &QemuUser) {
+        if self.given.iter().any(|(p, ..)| p == path) {
+            return;
+        }
+        let Ok(m) = std::fs::metadata(path) else {
+            return;
+        };
+        if m.uid() == user.uid && m.gid() == user.gid {
+            return;
+        }
+        let r = crate::confine::privileged(|| {
+            std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid))
+        });
+        match r {
+            Ok(()) => self.given.push((path.to_path_buf(), m.uid(), m.gid())),
+            Err(e) => eprintln!("cannot give {} to QEMU's user: {e}", path.display()),
+        }
+    }
+
+    /// Gives every file back to its owner.
+    pub fn restore(&mut self) {
+        let given = std::mem::take(&mut self.given);
+        if given.is_empty() {
+            return;
+        }
+        crate::confine::privileged(|| {
+            for (p, uid, gid) in &given {
+                if let Err(e) = std::os::unix::fs::chown(p, Some(*uid), Some(*gid)) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        eprintln!("cannot give {} back to {uid}:{gid}: {e}", p.display());
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl Drop for Owners {
+    fn drop(&mut self) {
+        self.restore();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_qemu_opens_by_path() {
+        let xml = "<domain type='qemu'><name>a</name><memory>65536</memory>\
+            <os><type>hvm</type><kernel>/k</kernel><initrd>/i</initrd>\
+            <nvram>/n.fd</nvram></os><devices>\
+            <disk type='file' device='disk'><driver name='qemu' type='raw'/>\
+            <source file='/nonexistent/a.img'/><target dev='vda'/></disk>\
+            <disk type='network' device='disk'><source protocol='nbd' name='x'>\
+            <host name='h'/></source><target dev='vdb'/></disk>\
+            </devices></domain>";
+        let def = Domain::parse(xml).expect("xml");
+        let got: Vec<String> = files_of(&def)
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        assert_eq!(got, ["/nonexistent/a.img", "/k", "/i", "/n.fd"]);
+    }
+
+    #[test]
+    fn a_file_is_given_and_given_back() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = dir.path().join("disk");
+        std::fs::write(&f, b"x").expect("write");
+        let m = std::fs::metadata(&f).expect("stat");
+        // As ourselves (no privilege needed): the file is already ours, nothing recorded.
+        let me = QemuUser {
+            uid: m.uid(),
+            gid: m.gid(),
+            groups: Vec::new(),
+        };
+        let mut o = Owners::default();
+        o.give(&f, &me);
+        assert!(o.given.is_empty());
+        if rustix::process::geteuid().is_root() {
+            let other = QemuUser {
+                uid: 65534,
+                gid: 65534,
+                groups: Vec::new(),
+            };
+            o.give(&f, &other);
+            assert_eq!(std::fs::metadata(&f).expect("stat").uid(), 65534);
+            drop(o);
+            assert_eq!(std::fs::metadata(&f).expect("stat").uid(), m.uid());
+        }
+    }
+}
