@@ -38,7 +38,7 @@ const TIME_SYNC: u32 = 1;
 const HOSTNAME_LEASE: u32 = 1;
 const HOSTNAME_AGENT: u32 = 2;
 
-fn spec(cmd: &str) -> Option<Spec> {
+pub(crate) fn spec(cmd: &str) -> Option<Spec> {
     Some(match cmd {
         "qemu-agent-command" => Spec {
             list: Some("--cmd"),

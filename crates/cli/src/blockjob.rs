@@ -26,7 +26,7 @@ const POLL: Duration = Duration::from_millis(500);
 /// completed.
 const GONE_POLLS: u32 = 3;
 
-fn spec(cmd: &str) -> Option<Spec> {
+pub(crate) fn spec(cmd: &str) -> Option<Spec> {
     Some(match cmd {
         "blockcommit" => Spec {
             switches: &[

@@ -5,6 +5,65 @@ use vireo_client::uri::format_uuid;
 use vireo_client::{Connect, DeviceOp, Domain};
 use vireo_proto::remote::list_flags;
 
+use crate::virsh::{s, Spec};
+
+/// The commands served here; the others are their modules' (see [`crate::table`]).
+pub const COMMANDS: &[&str] = &[
+    "version",
+    "uri",
+    "hostname",
+    "nodeinfo",
+    "capabilities",
+    "list",
+    "define",
+    "undefine",
+    "dumpxml",
+    "dominfo",
+    "domstate",
+    "domuuid",
+    "domid",
+    "domname",
+    "autostart",
+    "start",
+    "create",
+    "shutdown",
+    "destroy",
+    "suspend",
+    "resume",
+    "reboot",
+    "reset",
+    "attach-device",
+    "detach-device",
+    "update-device",
+];
+
+/// Each command's switches and positionals (none takes a valued option).
+pub(crate) fn spec(cmd: &str) -> Option<Spec> {
+    const DEVICE: &[&str] = &["--live", "--config", "--current", "--persistent"];
+    Some(match cmd {
+        "version" | "uri" | "hostname" | "nodeinfo" | "capabilities" => s(&[], &[], &[], 0),
+        "list" => s(&["--all", "--inactive", "--name", "--uuid"], &[], &[], 0),
+        "autostart" => s(&["--disable"], &[], &["domain"], 1),
+        "start" => s(&["--paused", "--force-boot"], &[], &["domain"], 1),
+        "create" => s(&["--paused"], &[], &["file"], 1),
+        "destroy" | "shutdown" | "suspend" | "resume" | "reboot" | "reset" => {
+            s(&[], &[], &["domain"], 1)
+        }
+        "domstate" => s(&["--reason"], &[], &["domain"], 1),
+        "attach-device" | "detach-device" => s(DEVICE, &[], &["domain", "file"], 2),
+        "update-device" => s(
+            &["--live", "--config", "--current", "--persistent", "--force"],
+            &[],
+            &["domain", "file"],
+            2,
+        ),
+        "undefine" => s(&["--managed-save"], &[], &["domain"], 1),
+        "define" => s(&[], &[], &["file"], 1),
+        "dumpxml" | "dominfo" | "domuuid" | "domid" | "domname" => s(&[], &[], &["domain"], 1),
+        _ => return None,
+    })
+}
+
 pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
     let (cmd, rest) = args.split_first().ok_or_else(|| anyhow!("no command"))?;
     if cmd.starts_with("secret-") {
@@ -101,27 +160,10 @@ pub async fn run(uri: &str, readonly: bool, args: &[String]) -> Result<()> {
             None => Ok(()),
         }
     };
-    match cmd.as_str() {
-        "version" | "uri" | "hostname" | "nodeinfo" | "capabilities" => {
-            known(&[])?;
-            none()?
-        }
-        "list" => {
-            known(&["--all", "--inactive", "--name", "--uuid"])?;
-            none()?
-        }
-        "autostart" => known(&["--disable"])?,
-        "start" => known(&["--paused", "--force-boot"])?,
-        "create" => known(&["--paused"])?,
-        "destroy" | "shutdown" | "suspend" | "resume" | "reboot" | "reset" => known(&[])?,
-        "domstate" => known(&["--reason"])?,
-        "attach-device" | "detach-device" => {
-            known(&["--live", "--config", "--current", "--persistent"])?
-        }
-        "update-device" => known(&["--live", "--config", "--current", "--persistent", "--force"])?,
-        "undefine" => known(&["--managed-save"])?,
-        "define" | "dumpxml" | "dominfo" | "domuuid" | "domid" | "domname" => known(&[])?,
-        other => bail!("unknown command: '{other}'"),
+    let sp = spec(cmd).ok_or_else(|| anyhow!("unknown command: '{cmd}'"))?;
+    known(sp.switches)?;
+    if sp.positionals.is_empty() {
+        none()?
     }
     let c = Connect::open(uri, readonly)
         .await

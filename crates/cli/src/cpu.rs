@@ -34,7 +34,7 @@ const SUPERSET: i32 = 2;
 /// The options naming the hypervisor, in the order virsh reads them.
 const HYPERVISOR: [&str; 4] = ["virttype", "emulator", "arch", "machine"];
 
-fn spec(cmd: &str) -> Option<Spec> {
+pub(crate) fn spec(cmd: &str) -> Option<Spec> {
     const HV_VALUED: &[&str] = &["--file", "--virttype", "--emulator", "--arch", "--machine"];
     const HV_NAMES: &[&str] = &["file", "virttype", "emulator", "arch", "machine"];
     Some(match cmd {

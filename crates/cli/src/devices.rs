@@ -30,7 +30,7 @@ pub const COMMANDS: [&str; 9] = [
 const XML_INACTIVE: u32 = 2;
 const MODIFY_FORCE: u32 = 4;
 
-fn spec(cmd: &str) -> Option<Spec> {
+pub(crate) fn spec(cmd: &str) -> Option<Spec> {
     Some(match cmd {
         "domblklist" => s(&["--inactive", "--details"], &["--domain"], &["domain"], 1),
         "domiflist" => s(&["--inactive"], &["--domain"], &["domain"], 1),

@@ -25,7 +25,7 @@ pub const COMMANDS: &[&str] = &[
     "iface-rollback",
 ];
 
-fn spec(cmd: &str) -> Option<Spec> {
+pub(crate) fn spec(cmd: &str) -> Option<Spec> {
     const IFACE: &[&str] = &["interface"];
     Some(match cmd {
         "iface-list" => s(&["--inactive", "--all"], &[], &[], 0),

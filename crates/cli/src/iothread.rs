@@ -28,7 +28,7 @@ pub const COMMANDS: [&str; 7] = [
 /// size).
 const CPULIST_BITS: usize = 1024;
 
-fn spec(cmd: &str) -> Option<Spec> {
+pub(crate) fn spec(cmd: &str) -> Option<Spec> {
     const AFFECT: &[&str] = &["--config", "--live", "--current"];
     Some(match cmd {
         "iothreadinfo" => s(AFFECT, &["--domain"], &["domain"], 1),

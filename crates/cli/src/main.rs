@@ -23,6 +23,7 @@ mod secret;
 mod snapshot;
 mod stats;
 mod storage;
+mod table;
 mod tuning;
 mod vcpu;
 mod viewer;
@@ -31,13 +32,8 @@ mod xmlnode;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: vireo [-c URI] [-r] COMMAND [ARGS...]
-
-  -c, --connect URI   connect to URI (default: $VIREO_DEFAULT_URI, $LIBVIRT_DEFAULT_URI,
-                      or qemu:///system as root, qemu:///session otherwise)
-  -r, --readonly      connect read-only
-
-Commands:
+/// The commands, as `vireo help` lists them after the options.
+const COMMANDS_HELP: &str = "Commands as virsh has them (COMMAND [ARGS...]):
   version                  versions of the library and the hypervisor
   uri                      the connection URI
   hostname                 the host's name
@@ -277,48 +273,103 @@ UUID; PORT a UUID; IFACE a host interface's name or MAC address; PORTDEV the hos
 device of a guest interface (e.g. vnet0); SNAP a snapshot's name; DISK a disk's target
 (vda) or image; N MiB/s, or bytes/s with --bytes, or a size with its unit (10M).";
 
+/// The command line: the global options, then a command with its own arguments, which
+/// its module reads as virsh does (virsh's messages for what it refuses); `completion`
+/// prints a shell's completion script.
+fn cli() -> clap::Command {
+    use clap::{Arg, ArgAction, Command};
+    Command::new("vireo")
+        .about("A virsh-compatible command line for Vireo (and libvirt) daemons")
+        .version(env!("CARGO_PKG_VERSION"))
+        .override_usage("vireo [-c URI] [-r] COMMAND [ARGS...]")
+        .disable_version_flag(true)
+        .arg(
+            Arg::new("connect")
+                .short('c')
+                .long("connect")
+                .value_name("URI")
+                .help(
+                    "connect to URI (default: $VIREO_DEFAULT_URI, $LIBVIRT_DEFAULT_URI, \
+                     or qemu:///system as root, qemu:///session otherwise)",
+                ),
+        )
+        .arg(
+            Arg::new("readonly")
+                .short('r')
+                .long("readonly")
+                .action(ArgAction::SetTrue)
+                .help("connect read-only"),
+        )
+        .arg(
+            Arg::new("version")
+                .short('v')
+                .long("version")
+                .action(ArgAction::Version)
+                .help("print the version"),
+        )
+        .subcommand(
+            Command::new("completion")
+                .about("print the completion script for a shell")
+                .arg(
+                    Arg::new("shell")
+                        .required(true)
+                        .value_parser(["bash", "zsh"]),
+                ),
+        )
+        .allow_external_subcommands(true)
+        .external_subcommand_value_parser(clap::value_parser!(String))
+        .after_help(COMMANDS_HELP)
+}
+
+/// The completion script for `shell`: every command and its options, from the table the
+/// commands' parsers read.
+fn completion(shell: &str, out: &mut dyn std::io::Write) {
+    use clap_complete::Shell;
+    let shell = if shell == "zsh" {
+        Shell::Zsh
+    } else {
+        Shell::Bash
+    };
+    let mut cmd = table::clap_command(cli());
+    clap_complete::generate(shell, &mut cmd, "vireo", out);
+}
+
 fn main() -> ExitCode {
     vireo_rpc::keep_stream_buffers();
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let mut uri: Option<String> = None;
-    let mut readonly = false;
-    while let Some(a) = args.first().cloned() {
-        match a.as_str() {
-            "-c" | "--connect" => {
-                args.remove(0);
-                if args.is_empty() {
-                    eprintln!("error: option '{a}' requires an argument");
-                    return ExitCode::FAILURE;
-                }
-                uri = Some(args.remove(0));
-            }
-            s if s.starts_with("--connect=") => {
-                uri = Some(s["--connect=".len()..].to_string());
-                args.remove(0);
-            }
-            "-r" | "--readonly" => {
-                readonly = true;
-                args.remove(0);
-            }
-            "-h" | "--help" | "help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            "-v" | "--version" => {
-                println!("{}", env!("CARGO_PKG_VERSION"));
-                return ExitCode::SUCCESS;
-            }
-            _ => break,
+    let m = match cli().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let _ = e.print();
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::FAILURE,
+            };
         }
-    }
-    if args.is_empty() {
-        eprintln!("{USAGE}");
-        return ExitCode::FAILURE;
-    }
-    let uri = uri
+    };
+    let args: Vec<String> = match m.subcommand() {
+        Some(("completion", sub)) => {
+            let shell = sub
+                .get_one::<String>("shell")
+                .map_or("bash", String::as_str);
+            completion(shell, &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Some((cmd, sub)) => std::iter::once(cmd.to_string())
+            .chain(sub.get_many::<String>("").into_iter().flatten().cloned())
+            .collect(),
+        None => {
+            eprintln!("{}", cli().render_help());
+            return ExitCode::FAILURE;
+        }
+    };
+    let uri = m
+        .get_one::<String>("connect")
+        .cloned()
         .or_else(|| std::env::var("VIREO_DEFAULT_URI").ok())
         .or_else(|| std::env::var("LIBVIRT_DEFAULT_URI").ok())
         .unwrap_or_else(default_uri);
+    let readonly = m.get_flag("readonly");
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -351,5 +402,95 @@ fn default_uri() -> String {
         "qemu:///system".into()
     } else {
         "qemu:///session".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    /// Runs `shell` with `script` on its standard input: (success, standard output).
+    fn run_shell(shell: &str, args: &[&str], script: &[u8]) -> Option<(bool, String)> {
+        let mut child = Command::new(shell)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .ok()?;
+        child.stdin.take()?.write_all(script).ok()?;
+        let out = child.wait_with_output().ok()?;
+        Some((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        ))
+    }
+
+    fn script(shell: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        completion(shell, &mut out);
+        out
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        cli().debug_assert();
+        table::clap_command(cli()).debug_assert();
+    }
+
+    #[test]
+    fn bash_completes_commands_and_their_options() {
+        let mut s = script("bash");
+        let (ok, _) = run_shell("bash", &["-n"], &s).expect("bash runs");
+        assert!(ok, "bash -n refuses the script");
+        // As bash calls the function on <TAB>: the words so far, the one being completed.
+        s.extend_from_slice(
+            br#"
+complete -p vireo >/dev/null || exit 3
+COMP_WORDS=(vireo dom); COMP_CWORD=1
+_vireo vireo dom vireo
+echo "1: ${COMPREPLY[*]}"
+COMP_WORDS=(vireo start --); COMP_CWORD=2
+_vireo vireo -- start
+echo "2: ${COMPREPLY[*]}"
+COMP_WORDS=(vireo -c test:///default vol-upload --sp); COMP_CWORD=4
+_vireo vireo --sp vol-upload
+echo "3: ${COMPREPLY[*]}"
+"#,
+        );
+        let (ok, out) = run_shell("bash", &[], &s).expect("bash runs");
+        assert!(ok, "{out}");
+        let line = |n: &str| -> Vec<String> {
+            out.lines()
+                .find_map(|l| l.strip_prefix(n))
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(String::from)
+                .collect()
+        };
+        let dom = line("1: ");
+        for c in ["dominfo", "domstate", "domstats", "domifaddr", "domdisplay"] {
+            assert!(dom.iter().any(|w| w == c), "{c} not in {dom:?}");
+        }
+        assert!(dom.iter().all(|w| w.starts_with("dom")), "{dom:?}");
+        assert_eq!(line("2: "), ["--paused", "--force-boot"]);
+        assert_eq!(line("3: "), ["--sparse"]);
+    }
+
+    #[test]
+    fn zsh_script_is_valid() {
+        let s = script("zsh");
+        let text = String::from_utf8_lossy(&s);
+        assert!(text.starts_with("#compdef vireo"), "{text:.200}");
+        assert!(text.contains("_vireo()"));
+        assert!(text.contains("--paused") && text.contains("--force-boot"));
+        assert!(text.contains("'net-list:") || text.contains("\"net-list:"));
+        // zsh itself checks the syntax where it is installed (scripts/install-deps brings
+        // it); elsewhere the structure above is what is checked.
+        match run_shell("zsh", &["-n"], &s) {
+            Some((ok, _)) => assert!(ok, "zsh -n refuses the script"),
+            None => eprintln!("zsh is not installed: its syntax check skipped"),
+        }
     }
 }

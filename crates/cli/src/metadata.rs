@@ -13,7 +13,7 @@ use crate::xmlnode::Element;
 
 pub const COMMANDS: [&str; 2] = ["desc", "metadata"];
 
-fn spec(cmd: &str) -> Option<Spec> {
+pub(crate) fn spec(cmd: &str) -> Option<Spec> {
     Some(match cmd {
         "desc" => Spec {
             list: Some("--new-desc"),

@@ -43,8 +43,9 @@ const SWITCHES: &[(&str, u32)] = &[
     ("--postcopy-after-precopy", 0),
 ];
 
-pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Result<()> {
-    let (switches, valued): (Vec<&str>, &[&str]) = match cmd {
+/// (switches, valued options) of each command.
+pub(crate) fn options(cmd: &str) -> Option<(Vec<&'static str>, &'static [&'static str])> {
+    Some(match cmd {
         "migrate" => (
             SWITCHES.iter().map(|(s, _)| *s).collect(),
             &[
@@ -66,7 +67,13 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
         "migrate-setmaxdowntime" | "migrate-getmaxdowntime" | "migrate-postcopy" => {
             (Vec::new(), &[])
         }
-        other => bail!("unknown command: '{other}'"),
+        _ => return None,
+    })
+}
+
+pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Result<()> {
+    let Some((switches, valued)) = options(cmd) else {
+        bail!("unknown command: '{cmd}'");
     };
     let a = Args::parse(cmd, rest, &switches, valued)?;
     let c = Connect::open(uri, readonly)

@@ -29,7 +29,29 @@ impl fmt::Display for Quiet {
 
 impl std::error::Error for Quiet {}
 
-fn spec(cmd: &str) -> Option<Spec> {
+/// The commands of this module.
+pub const NET_COMMANDS: &[&str] = &[
+    "net-list",
+    "net-info",
+    "net-uuid",
+    "net-name",
+    "net-dumpxml",
+    "net-define",
+    "net-create",
+    "net-start",
+    "net-destroy",
+    "net-undefine",
+    "net-autostart",
+    "net-update",
+    "net-dhcp-leases",
+    "net-port-list",
+    "net-port-create",
+    "net-port-dumpxml",
+    "net-port-delete",
+    "net-event",
+];
+
+pub(crate) fn spec(cmd: &str) -> Option<Spec> {
     const NET: &[&str] = &["network"];
     Some(match cmd {
         "net-list" => s(

@@ -31,7 +31,7 @@ pub const COMMANDS: &[&str] = &[
     "nodedev-autostart",
 ];
 
-fn spec(cmd: &str) -> Option<Spec> {
+pub(crate) fn spec(cmd: &str) -> Option<Spec> {
     const DEVICE: &[&str] = &["device"];
     Some(match cmd {
         "nodedev-list" => s(&["--tree", "--inactive", "--all"], &["--cap"], &["cap"], 0),

@@ -12,7 +12,19 @@ use crate::args::Args;
 use crate::commands::table_text;
 use crate::virsh::{read_file, s, Spec};
 
-fn spec(cmd: &str) -> Option<Spec> {
+/// The commands of this module.
+pub const COMMANDS: &[&str] = &[
+    "nwfilter-list",
+    "nwfilter-define",
+    "nwfilter-undefine",
+    "nwfilter-dumpxml",
+    "nwfilter-binding-list",
+    "nwfilter-binding-create",
+    "nwfilter-binding-delete",
+    "nwfilter-binding-dumpxml",
+];
+
+pub(crate) fn spec(cmd: &str) -> Option<Spec> {
     Some(match cmd {
         "nwfilter-list" | "nwfilter-binding-list" => s(&[], &[], &[], 0),
         "nwfilter-define" | "nwfilter-binding-create" => {

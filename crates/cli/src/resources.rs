@@ -37,7 +37,7 @@ const BLKIO_DEVICE_PARAMS: [(&str, &str); 5] = [
     ("device-write-bytes-sec", "device_write_bytes_sec"),
 ];
 
-fn spec(cmd: &str) -> Option<Spec> {
+pub(crate) fn spec(cmd: &str) -> Option<Spec> {
     const AFFECT: &[&str] = &["--config", "--live", "--current"];
     Some(match cmd {
         "memtune" => Spec {

@@ -21,8 +21,9 @@ pub const COMMANDS: [&str; 7] = [
     "domjobabort",
 ];
 
-pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Result<()> {
-    let (switches, valued): (&[&str], &[&str]) = match cmd {
+/// (switches, valued options) of each command.
+pub(crate) fn options(cmd: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
+    Some(match cmd {
         "save" => (
             &["--bypass-cache", "--running", "--paused", "--verbose"],
             &["--xml"],
@@ -37,7 +38,13 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
         ),
         "save-image-dumpxml" => (&["--security-info"], &[]),
         "managedsave-remove" | "domjobinfo" | "domjobabort" => (&[], &[]),
-        other => bail!("unknown command: '{other}'"),
+        _ => return None,
+    })
+}
+
+pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Result<()> {
+    let Some((switches, valued)) = options(cmd) else {
+        bail!("unknown command: '{cmd}'");
     };
     let a = Args::parse(cmd, rest, switches, valued)?;
     let mut flags = 0;

@@ -9,8 +9,20 @@ use vireo_proto::secret::{event, list_flags, usage};
 use crate::args::Args;
 use crate::commands::print_table;
 
-pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Result<()> {
-    let (switches, valued): (&[&str], &[&str]) = match cmd {
+/// The commands of this module.
+pub const COMMANDS: &[&str] = &[
+    "secret-define",
+    "secret-undefine",
+    "secret-dumpxml",
+    "secret-list",
+    "secret-set-value",
+    "secret-get-value",
+    "secret-event",
+];
+
+/// (switches, valued options) of each command.
+pub(crate) fn options(cmd: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
+    Some(match cmd {
         "secret-define" => (&[], &["--file"]),
         "secret-undefine" | "secret-dumpxml" => (&[], &["--secret"]),
         "secret-list" => (
@@ -26,8 +38,12 @@ pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Resul
             &["--loop", "--list", "--timestamp"],
             &["--secret", "--event", "--timeout"],
         ),
-        other => bail!("unknown command: '{other}'"),
-    };
+        _ => return None,
+    })
+}
+
+pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Result<()> {
+    let (switches, valued) = options(cmd).ok_or_else(|| anyhow!("unknown command: '{cmd}'"))?;
     let a = Args::parse(cmd, rest, switches, valued)?;
     match cmd {
         "secret-list" => a.none()?,

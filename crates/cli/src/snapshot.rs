@@ -25,7 +25,7 @@ pub const COMMANDS: [&str; 9] = [
 /// libvirt's `VIR_ERR_SNAPSHOT_REVERT_RISKY`: what makes `--force` try again.
 const REVERT_RISKY: i32 = 77;
 
-fn spec(cmd: &str) -> Option<Spec> {
+pub(crate) fn spec(cmd: &str) -> Option<Spec> {
     const NAMED: &[&str] = &["domain", "snapshotname"];
     const NAMED_OPTS: &[&str] = &["--domain", "--snapshotname"];
     Some(match cmd {

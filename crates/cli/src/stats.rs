@@ -30,18 +30,37 @@ const LISTS: [(&str, u32); 8] = [
     ("--list-other", stats_flag::OTHER),
 ];
 
+/// The commands of this module.
+pub const COMMANDS: &[&str] = &[
+    "domstats",
+    "dommemstat",
+    "domblkstat",
+    "domifstat",
+    "domblkinfo",
+];
+
+/// (switches, valued options) of each command.
+pub(crate) fn options(cmd: &str) -> Option<(Vec<&'static str>, Vec<&'static str>)> {
+    Some(match cmd {
+        "domstats" => (
+            GROUPS
+                .iter()
+                .chain(&LISTS)
+                .map(|(s, _)| *s)
+                .chain(["--enforce"])
+                .collect(),
+            Vec::new(),
+        ),
+        "dommemstat" | "domblkstat" | "domifstat" | "domblkinfo" => (Vec::new(), Vec::new()),
+        _ => return None,
+    })
+}
+
 pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Result<()> {
-    let switches: Vec<&str> = match cmd {
-        "domstats" => GROUPS
-            .iter()
-            .chain(&LISTS)
-            .map(|(s, _)| *s)
-            .chain(["--enforce"])
-            .collect(),
-        "dommemstat" | "domblkstat" | "domifstat" | "domblkinfo" => Vec::new(),
-        other => bail!("unknown command: '{other}'"),
+    let Some((switches, valued)) = options(cmd) else {
+        bail!("unknown command: '{cmd}'");
     };
-    let a = Args::parse(cmd, rest, &switches, &[])?;
+    let a = Args::parse(cmd, rest, &switches, &valued)?;
     let c = Connect::open(uri, readonly)
         .await
         .context("failed to connect to the hypervisor")?;

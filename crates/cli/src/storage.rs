@@ -13,8 +13,49 @@ use vireo_proto::storage::{
 use crate::args::Args;
 use crate::commands::print_table;
 
+/// The commands of this module.
+pub const COMMANDS: &[&str] = &[
+    "pool-list",
+    "pool-info",
+    "pool-dumpxml",
+    "pool-uuid",
+    "pool-name",
+    "pool-edit",
+    "pool-capabilities",
+    "pool-event",
+    "find-storage-pool-sources",
+    "find-storage-pool-sources-as",
+    "pool-define",
+    "pool-create",
+    "pool-define-as",
+    "pool-create-as",
+    "pool-build",
+    "pool-start",
+    "pool-destroy",
+    "pool-delete",
+    "pool-undefine",
+    "pool-refresh",
+    "pool-autostart",
+    "vol-list",
+    "vol-info",
+    "vol-dumpxml",
+    "vol-path",
+    "vol-key",
+    "vol-name",
+    "vol-pool",
+    "vol-create",
+    "vol-create-as",
+    "vol-create-from",
+    "vol-clone",
+    "vol-resize",
+    "vol-delete",
+    "vol-wipe",
+    "vol-upload",
+    "vol-download",
+];
+
 /// (switches, valued options) of each command.
-fn options(cmd: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
+pub(crate) fn options(cmd: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
     Some(match cmd {
         "pool-list" => (
             &[

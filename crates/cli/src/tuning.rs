@@ -17,16 +17,21 @@ pub const COMMANDS: [&str; 7] = [
     "domcapabilities",
 ];
 
-pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Result<()> {
-    let (switches, valued): (&[&str], &[&str]) = match cmd {
+/// (switches, valued options) of each command.
+pub(crate) fn options(cmd: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
+    Some(match cmd {
         "setmem" | "setmaxmem" => (&["--live", "--config", "--current"], &[]),
         "setvcpus" => (&["--live", "--config", "--current", "--maximum"], &[]),
         "vcpuinfo" => (&[], &[]),
         "domifaddr" => (&["--full"], &["--source", "--interface"]),
         "send-key" => (&[], &["--codeset", "--holdtime"]),
         "domcapabilities" => (&[], &["--machine", "--virttype"]),
-        other => bail!("unknown command: '{other}'"),
-    };
+        _ => return None,
+    })
+}
+
+pub async fn run(uri: &str, readonly: bool, cmd: &str, rest: &[String]) -> Result<()> {
+    let (switches, valued) = options(cmd).ok_or_else(|| anyhow!("unknown command: '{cmd}'"))?;
     let a = Args::parse(cmd, rest, switches, valued)?;
     let mut affect_flags = 0;
     if a.has("--live") {

@@ -17,7 +17,7 @@ pub const COMMANDS: [&str; 3] = ["vcpucount", "vcpupin", "emulatorpin"];
 /// `VIR_DOMAIN_XML_INACTIVE`.
 const XML_INACTIVE: u32 = 2;
 
-fn spec(cmd: &str) -> Option<Spec> {
+pub(crate) fn spec(cmd: &str) -> Option<Spec> {
     const STATE: &[&str] = &["--config", "--live", "--current"];
     Some(match cmd {
         "vcpucount" => s(

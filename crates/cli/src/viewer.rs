@@ -20,7 +20,7 @@ const XML_SECURE: u32 = 1;
 /// The display protocols domdisplay looks for, in its order.
 const SCHEMES: [&str; 4] = ["vnc", "spice", "rdp", "dbus"];
 
-fn spec(cmd: &str) -> Option<Spec> {
+pub(crate) fn spec(cmd: &str) -> Option<Spec> {
     Some(match cmd {
         "screenshot" => s(
             &[],
