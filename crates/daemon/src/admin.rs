@@ -25,9 +25,8 @@ use vireo_rpc::inspect::{ClientSummary, Named, ServerInfo};
 use vireo_rpc::server::{bind_unix, Dispatch, Server as RpcServer, ServerConfig, Service};
 use vireo_xdr::{Array, Decoder, Xdr};
 
-/// The libvirt API level reported to admin clients (libvirt 9.0.0's encoding), the same as
-/// the REMOTE program reports.
-pub const LIB_VERSION: u64 = 9_000_000;
+/// The libvirt API level reported to admin clients, the same as the REMOTE program reports.
+pub use vireo_proto::remote::LIB_VERSION;
 
 /// The name under which the admin server lists itself, as in libvirtd.
 pub const ADMIN_SERVER_NAME: &str = "admin";

@@ -587,7 +587,14 @@ pub mod affect {
     pub const FORCE: u32 = 4;
 }
 
+/// The libvirt API level Vireo answers for `getLibVersion` (libvirt 9.0.0's encoding), on
+/// every program and at every endpoint (daemons, admin, a VM's own).
+pub const LIB_VERSION: u64 = 9_000_000;
+
 pub mod event {
+    /// The highest domain event id libvirt 9.0 defines (`VIR_DOMAIN_EVENT_ID_LAST - 1`):
+    /// registrations for a higher one are refused.
+    pub const MAX_ID: i32 = 26;
     pub const ID_LIFECYCLE: i32 = 0;
     pub const ID_BLOCK_JOB: i32 = 8;
     pub const ID_DEVICE_REMOVED: i32 = 15;

@@ -740,6 +740,8 @@ impl QemuDriver {
                     .join(format!("{}.{suffix}", format_uuid(&uuid))),
             );
         }
+        // QEMU's own directory (its monitor's socket): QEMU is gone.
+        let _ = std::fs::remove_dir_all(self.cfg.run_dir.join("qemu").join(format_uuid(&uuid)));
         if !o.persistent {
             let name = o.def.name.clone();
             reg.by_uuid.remove(&uuid);
@@ -777,6 +779,8 @@ impl QemuDriver {
                 .lost
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let h = o.handle();
+            // Under the registry's lock: no new shim of this VM can have started yet.
+            self.remove_dead_shim_files(&uuid, &h.name);
             (h, self.stopped(&mut reg, uuid))
         };
         let (handle, gone) = handle;
@@ -784,17 +788,24 @@ impl QemuDriver {
             self.vanished(&uuid);
         }
         self.publish(&handle, event::STOPPED, event::STOPPED_FAILED);
-        // A shim that died leaves its VM's cgroup behind: it goes once QEMU has gone too
-        // (QEMU dies with its shim; nothing tells when it has).
-        let name = crate::cgroup::name_of(&format_uuid(&uuid));
-        tokio::spawn(async move {
-            for _ in 0..100 {
-                if crate::cgroup::remove_leftover(&name) {
-                    return;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-        });
+        remove_cgroup_later(&uuid);
+    }
+
+    /// What a shim that died (SIGKILL) could not remove: its socket and status file, and
+    /// the VM's own endpoint (`<run>/vm/NAME-sock`, `-sock-ro`).
+    fn remove_dead_shim_files(&self, uuid: &[u8; 16], name: &str) {
+        let u = format_uuid(uuid);
+        let vm = self.cfg.run_dir.join("vm");
+        let files = ["sock", "status", "status.tmp"]
+            .map(|suffix| self.shim_dir().join(format!("{u}.{suffix}")))
+            .into_iter()
+            .chain([
+                vm.join(format!("{name}-sock")),
+                vm.join(format!("{name}-sock-ro")),
+            ]);
+        for f in files {
+            let _ = std::fs::remove_file(f);
+        }
     }
 
     pub(crate) fn shim_of(&self, h: &Handle) -> Result<Arc<Connection>> {
@@ -869,6 +880,53 @@ impl QemuDriver {
             }
         }
         let _ = self.next_id.fetch_max(max_id + 1, Ordering::Relaxed);
+        self.sweep_dead_shims();
+    }
+
+    /// Removes what shims that died while no daemon was there left behind (nobody answers
+    /// on their sockets, which [`Self::recover`] removed): their files in `<run>/shim`, the
+    /// VM's endpoint, QEMU's directory and the VM's cgroup. Runs before the daemon serves,
+    /// so no start races it.
+    fn sweep_dead_shims(&self) {
+        let live: std::collections::HashSet<String> = self
+            .read()
+            .by_uuid
+            .iter()
+            .filter(|(_, o)| o.active())
+            .map(|(u, _)| format_uuid(u))
+            .collect();
+        let Ok(entries) = std::fs::read_dir(self.shim_dir()) else {
+            return;
+        };
+        let mut dead = std::collections::BTreeMap::new();
+        for e in entries.flatten() {
+            let file = e.file_name().to_string_lossy().into_owned();
+            let stem = file.split('.').next().unwrap_or_default().to_string();
+            let Some(uuid) = vireo_xml::parse_uuid(&stem) else {
+                continue;
+            };
+            if live.contains(&stem) {
+                continue;
+            }
+            if file == format!("{stem}.xml") {
+                let name = std::fs::read_to_string(e.path())
+                    .ok()
+                    .and_then(|x| Domain::parse(&x).ok())
+                    .map(|d| d.name);
+                dead.insert(uuid, name);
+            } else {
+                dead.entry(uuid).or_insert(None);
+            }
+            let _ = std::fs::remove_file(e.path());
+        }
+        for (uuid, name) in dead {
+            log::warn!("removing what the dead shim of {} left", format_uuid(&uuid));
+            if let Some(n) = name {
+                self.remove_dead_shim_files(&uuid, &n);
+            }
+            let _ = std::fs::remove_dir_all(self.cfg.run_dir.join("qemu").join(format_uuid(&uuid)));
+            remove_cgroup_later(&uuid);
+        }
     }
 
     async fn reattach(self: &Arc<Self>, sock: &Path) -> std::result::Result<i32, String> {
@@ -1035,4 +1093,18 @@ fn vsock_cid(def: &mut Domain) -> Result<()> {
         cid.auto = Some(true);
     }
     Ok(())
+}
+
+/// A shim that died leaves its VM's cgroup behind: it goes once QEMU has gone too (QEMU
+/// dies with its shim; nothing tells when it has).
+fn remove_cgroup_later(uuid: &[u8; 16]) {
+    let name = crate::cgroup::name_of(&format_uuid(uuid));
+    tokio::spawn(async move {
+        for _ in 0..100 {
+            if crate::cgroup::remove_leftover(&name) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
 }

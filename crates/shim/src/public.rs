@@ -24,13 +24,6 @@ use vireo_rpc::server::{Client, Dispatch, Outcome, Server};
 use crate::serve::{args, handle, ret, ShimService};
 use crate::vm::Vm;
 
-/// The libvirt API level answered for `getLibVersion` (libvirt 9.0.0's encoding), as the
-/// daemons answer it.
-const LIB_VERSION: u64 = 9_000_000;
-
-/// Highest domain event id libvirt 9.0 defines.
-const MAX_EVENT_ID: i32 = 26;
-
 /// Registrations one client may hold.
 const MAX_CALLBACKS: usize = 256;
 
@@ -164,9 +157,7 @@ pub fn call(
             lib_ver: LIB_VERSION,
         }),
         procs::CONNECT_GET_HOSTNAME => ret(ConnectGetHostnameRet {
-            hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_else(|_| "localhost".into()),
+            hostname: vireo_driver::host::hostname(),
         }),
         procs::CONNECT_GET_URI => ret(ConnectGetUriRet {
             uri: "qemu:///system".into(),
@@ -247,7 +238,7 @@ fn register(
     payload: &[u8],
 ) -> Result<Vec<u8>, RemoteError> {
     let a: EventCallbackRegisterAnyArgs = args(payload)?;
-    if !(0..=MAX_EVENT_ID).contains(&a.event_id) {
+    if !(0..=event::MAX_ID).contains(&a.event_id) {
         return Err(error(
             code::INVALID_ARG,
             format!("invalid argument: unsupported event ID {}", a.event_id),

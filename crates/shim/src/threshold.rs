@@ -6,8 +6,6 @@
 //! N-th image down its backing chain (`vda[0]` is `vda`), the same numbering as the
 //! `block.N.backingIndex` statistics.
 
-use std::sync::Mutex;
-
 use anyhow::{anyhow, bail};
 use serde_json::{json, Value};
 use vireo_proto::domevent::{self, DomainSetBlockThresholdArgs};
@@ -15,21 +13,14 @@ use vireo_proto::domevent::{self, DomainSetBlockThresholdArgs};
 use crate::stats::BadArg;
 use crate::vm::{OpFailed, Vm};
 
-/// A threshold set on a storage node.
+/// A threshold set on a storage node (the VM's are in `Vm::thresholds`).
 #[derive(Debug, Clone, PartialEq)]
-struct Armed {
+pub(crate) struct Armed {
     node: String,
     /// How the client named the disk (the event names it the same way).
     dev: String,
     path: String,
     threshold: u64,
-}
-
-/// The thresholds set now. One shim serves one VM, so this is that VM's.
-static ARMED: Mutex<Vec<Armed>> = Mutex::new(Vec::new());
-
-fn armed() -> std::sync::MutexGuard<'static, Vec<Armed>> {
-    ARMED.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Splits `vda[2]` into ("vda", 2); a bare target is index 0.
@@ -47,6 +38,11 @@ fn parse_dev(dev: &str) -> anyhow::Result<(&str, usize)> {
 }
 
 impl Vm {
+    /// The thresholds set now.
+    fn armed(&self) -> std::sync::MutexGuard<'_, Vec<Armed>> {
+        self.thresholds.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// DOMAIN_SET_BLOCK_THRESHOLD: arms (or with 0 disarms) the threshold of one image.
     pub(crate) async fn set_block_threshold(
         &self,
@@ -82,7 +78,7 @@ impl Vm {
             )
             .await
             .map_err(|e| anyhow!(OpFailed(format!("block-set-write-threshold: {e}"))))?;
-        let mut set = armed();
+        let mut set = self.armed();
         set.retain(|x| x.node != node);
         if a.threshold != 0 {
             set.push(Armed {
@@ -98,14 +94,14 @@ impl Vm {
     /// The threshold armed on the image `format_node` (its storage node's), if any.
     pub(crate) fn block_threshold(&self, format_node: &str) -> Option<u64> {
         let node = format_node.replace("-format", "-storage");
-        armed().iter().find(|x| x.node == node).map(|x| x.threshold)
+        self.armed().iter().find(|x| x.node == node).map(|x| x.threshold)
     }
 
     /// QEMU's BLOCK_WRITE_THRESHOLD: the BLOCK_THRESHOLD event, and the threshold is gone.
     pub(crate) fn on_write_threshold(&self, data: &Value) {
         let node = data["node-name"].as_str().unwrap_or("");
         let hit = {
-            let mut set = armed();
+            let mut set = self.armed();
             let at = set.iter().position(|x| x.node == node);
             at.map(|i| set.remove(i))
         };

@@ -65,6 +65,8 @@ pub struct Vm {
     pub def: Domain,
     /// Files given to QEMU's user while it runs (qemu.conf's `dynamic_ownership`).
     pub(crate) owners: Mutex<crate::owner::Owners>,
+    /// Write thresholds armed (`domblkthreshold`).
+    pub(crate) thresholds: Mutex<Vec<crate::threshold::Armed>>,
     /// QEMU's user, when the VM's files are given to it (qemu.conf's `user` and
     /// `dynamic_ownership`): disks plugged in go to it too.
     pub(crate) owning_for: Option<vireo_qemu::QemuUser>,
@@ -434,6 +436,7 @@ impl Vm {
         Ok(Arc::new(Vm {
             def,
             owners: Mutex::new(owners),
+            thresholds: Mutex::new(Vec::new()),
             owning_for: args.qemu_user.clone().filter(|_| args.dynamic_ownership),
             uuid,
             id: args.id,

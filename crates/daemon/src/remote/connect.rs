@@ -15,8 +15,7 @@ use crate::identity::{token_matches, TOKEN_PARAM};
 use super::domain::check_flags;
 use super::{args, ret, void, ProcResult, RemoteClient, RemoteService};
 
-/// The libvirt API level Vireo answers for `getLibVersion` (libvirt 9.0.0's encoding).
-pub const LIB_VERSION: u64 = 9_000_000;
+pub use vireo_proto::remote::LIB_VERSION;
 
 /// The connection-level calls every daemon answers itself, whatever drivers it hosts.
 pub(super) fn serves(p: i32) -> bool {

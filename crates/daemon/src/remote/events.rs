@@ -20,8 +20,7 @@ use super::{args, ret, void, ProcResult, RemoteClient, RemoteService};
 
 /// libvirt sends every event MESSAGE with serial 1.
 const EVENT_SERIAL: u32 = 1;
-/// Highest domain event id libvirt 9.0 defines (`VIR_DOMAIN_EVENT_ID_LAST - 1`).
-const MAX_EVENT_ID: i32 = 27;
+use vireo_proto::remote::event::MAX_ID as MAX_EVENT_ID;
 
 struct Callback {
     id: i32,
