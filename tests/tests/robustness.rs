@@ -286,11 +286,30 @@ fn event_registrations_per_client_are_bounded() {
         .unwrap();
     rt.block_on(async move {
         let c = vireo_client::Connect::open(&uri, false).await.unwrap();
+        // libvirt 9.0's last domain event is 26 (MEMORY_DEVICE_SIZE_CHANGE); 27 is none.
+        for (id, known) in [(26, true), (27, false), (-1, false)] {
+            let r = c
+                .call::<_, EventCallbackRegisterAnyRet>(
+                    procs::CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY,
+                    &EventCallbackRegisterAnyArgs {
+                        event_id: id,
+                        dom: None,
+                    },
+                )
+                .await;
+            match r {
+                Ok(_) => assert!(known, "event id {id} accepted"),
+                Err(e) => {
+                    assert!(!known, "event id {id}: {e}");
+                    assert!(e.to_string().contains("unsupported event ID"), "{e}");
+                }
+            }
+        }
         let args = EventCallbackRegisterAnyArgs {
             event_id: 0,
             dom: None,
         };
-        for _ in 0..1024 {
+        for _ in 0..1023 {
             let _: EventCallbackRegisterAnyRet = c
                 .call(procs::CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY, &args)
                 .await
