@@ -180,10 +180,9 @@ fn a_users_plain_virsh_reaches_a_session_vireod() {
     );
     // SAFETY: kill with the pid of the daemon this test started and a valid signal.
     unsafe { libc::kill(pid, libc::SIGTERM) };
-    let gone = (0..600).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        !std::path::Path::new(&format!("/proc/{pid}")).exists()
-    });
-    assert!(gone, "vireod {pid} did not stop");
+    assert!(
+        vireo_tests::wait_exit(pid, std::time::Duration::from_secs(30)),
+        "vireod {pid} did not stop"
+    );
     std::mem::forget(stop);
 }

@@ -89,12 +89,13 @@ fn a_vm_is_served_by_its_shim_alone(layout: Layout) {
     ));
     assert!(out.contains("PY-OK QEMU 9000000"), "{out}");
 
-    // The endpoint goes with the VM (its shim removes it on the way out).
+    // The endpoint goes with the VM (its shim removes it on the way out, before it ends).
+    let shim = vireo_tests::shim_pid(&d.root, "vm1").expect("the VM's shim");
     ok(&d.virsh(&["destroy", "vm1"]));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while sock.exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    assert!(
+        vireo_tests::wait_exit(shim, std::time::Duration::from_secs(30)),
+        "shim {shim} did not end"
+    );
     assert!(!sock.exists(), "{} is left", sock.display());
 }
 
