@@ -24,7 +24,10 @@ fn install_writes_valid_units_for_every_daemon() {
     ));
     // QEMU's own user, for systemd to make (in the kvm group, for /dev/kvm).
     let users = std::fs::read_to_string(tmp.path().join("sysusers.d/vireo.conf")).unwrap();
-    for line in ["u vireo-qemu - \"Vireo QEMU\" /var/lib/vireo -", "m vireo-qemu kvm"] {
+    for line in [
+        "u vireo-qemu - \"Vireo QEMU\" /var/lib/vireo -",
+        "m vireo-qemu kvm",
+    ] {
         assert!(users.lines().any(|l| l == line), "{line}:\n{users}");
     }
     let daemons = vireo_tests::DRIVER_DAEMONS

@@ -94,7 +94,10 @@ impl Vm {
     /// The threshold armed on the image `format_node` (its storage node's), if any.
     pub(crate) fn block_threshold(&self, format_node: &str) -> Option<u64> {
         let node = format_node.replace("-format", "-storage");
-        self.armed().iter().find(|x| x.node == node).map(|x| x.threshold)
+        self.armed()
+            .iter()
+            .find(|x| x.node == node)
+            .map(|x| x.threshold)
     }
 
     /// QEMU's BLOCK_WRITE_THRESHOLD: the BLOCK_THRESHOLD event, and the threshold is gone.
