@@ -83,6 +83,13 @@ fn a_vm_is_served_by_its_shim_alone(layout: Layout) {
              d = c.lookupByName('vm1')\n\
              assert d.isActive() == 1 and d.info()[0] == libvirt.VIR_DOMAIN_PAUSED\n\
              assert '<name>vm1</name>' in d.XMLDesc(0)\n\
+             try:\n\
+             \x20   d.destroyFlags(0x100)\n\
+             \x20   raise SystemExit('an unknown flag destroyed the domain')\n\
+             except libvirt.libvirtError as e:\n\
+             \x20   assert e.get_error_code() == libvirt.VIR_ERR_INVALID_ARG, e\n\
+             \x20   assert 'unsupported flags (0x100)' in str(e), e\n\
+             assert d.isActive() == 1\n\
              print('PY-OK', c.getType(), c.getLibVersion())",
             &vm,
         ],

@@ -12,6 +12,7 @@ pub mod domcaps;
 pub mod driver;
 mod extsnap;
 pub mod firmware;
+pub mod flags;
 pub mod health;
 pub mod hotplug;
 mod hotplug_hostdev;

@@ -442,6 +442,7 @@ impl QemuDriver {
         if let Some(msg) = line.strip_prefix("ERROR ") {
             let _ = std::fs::remove_file(&def_path);
             let _ = std::fs::remove_file(&defined_path);
+            let _ = std::fs::remove_dir_all(self.cfg.run_dir.join("qemu").join(format_uuid(&uuid)));
             return Err(DriverError::Internal(format!(
                 "failed to start domain '{}': {msg}",
                 def.name
@@ -450,6 +451,10 @@ impl QemuDriver {
         if !line.starts_with("READY") {
             let _ = std::fs::remove_file(&def_path);
             let _ = std::fs::remove_file(&defined_path);
+            // Killed before it was ready: what it made is left to us.
+            self.remove_dead_shim_files(&uuid, &def.name);
+            let _ = std::fs::remove_dir_all(self.cfg.run_dir.join("qemu").join(format_uuid(&uuid)));
+            remove_cgroup_later(&uuid);
             return Err(DriverError::Internal(format!(
                 "vireo-shim for '{}' exited without starting it; see {}",
                 def.name,

@@ -183,6 +183,16 @@ impl Service for ShimService {
         payload: &[u8],
     ) -> Dispatch {
         let p = h.proc_;
+        // Flags libvirt does not know are refused whichever endpoint the call came in on
+        // (the daemon refuses them too, before it forwards a call).
+        let bad = vireo_qemu::flags::unknown(p, payload);
+        if bad != 0 && h.prog == REMOTE_PROGRAM {
+            return Dispatch::Now(Outcome::Error(RemoteError::new(
+                code::INVALID_ARG,
+                errdom::QEMU,
+                format!("invalid argument: unsupported flags (0x{bad:x})"),
+            )));
+        }
         if self.public {
             if let Some(d) = crate::public::call(&self, client, &h, payload) {
                 return d;

@@ -377,8 +377,10 @@ impl Service for RemoteService {
         }
         // Calls about running VMs go to their shims, asynchronously; unknown flags are
         // refused first, as libvirt does, whatever the domain's state.
-        if let Err(e) = running::check_forwarded_flags(p, payload) {
-            return Dispatch::Now(Outcome::Error(e));
+        let bad = vireo_qemu::flags::unknown(p, payload);
+        if bad != 0 {
+            let e = vireo_driver::DriverError::InvalidArg(format!("unsupported flags (0x{bad:x})"));
+            return Dispatch::Now(Outcome::Error(e.into()));
         }
         if p == procs::DOMAIN_OPEN_CONSOLE {
             let c = Arc::clone(client);

@@ -13,30 +13,6 @@ use super::{args, ret, void, ProcResult, RemoteService};
 /// `VIR_DOMAIN_XML_INACTIVE`.
 const XML_INACTIVE: u32 = 2;
 
-/// The flags libvirt knows for calls whose flags no other place checks before they reach
-/// a shim: `virDomainGetXMLDesc` (SECURE, INACTIVE, UPDATE_CPU, MIGRATABLE),
-/// `virDomainGetVcpusFlags` (LIVE, CONFIG, MAXIMUM), `virDomainDestroyFlags` (GRACEFUL,
-/// REMOVE_LOGS), the shutdown and reboot modes (ACPI … PARAVIRT), and none for the rest.
-pub(super) fn check_forwarded_flags(p: i32, payload: &[u8]) -> Result<(), RemoteError> {
-    let known = match p {
-        procs::DOMAIN_GET_XML_DESC => 0xf,
-        procs::DOMAIN_GET_VCPUS_FLAGS => 7,
-        procs::DOMAIN_DESTROY_FLAGS => 3,
-        procs::DOMAIN_SHUTDOWN_FLAGS | procs::DOMAIN_REBOOT => 0x1f,
-        procs::DOMAIN_RESET
-        | procs::DOMAIN_GET_GUEST_VCPUS
-        | procs::DOMAIN_MIGRATE_GET_MAX_DOWNTIME
-        | procs::DOMAIN_GET_BLOCK_INFO => 0,
-        _ => return Ok(()),
-    };
-    let flags = if p == procs::DOMAIN_GET_BLOCK_INFO {
-        args::<DomainGetBlockInfoArgs>(payload)?.flags
-    } else {
-        args::<DomainFlagsArgs>(payload)?.flags
-    };
-    super::domain::check_flags(flags, known)
-}
-
 /// Some(future) when `p` is served here for this payload; None sends it to the ordinary
 /// (synchronous) path.
 pub(super) fn dispatch(
