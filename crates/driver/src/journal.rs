@@ -91,11 +91,19 @@ impl DefStore {
             .map_err(|e| io("cannot open", e))?;
         let len = journal.metadata().map_err(|e| io("cannot stat", e))?.len();
         let capacity = capacity.max(HEADER * 2);
-        let (generation, changes) = replay(&journal, len)?;
-        for (name, data) in &changes {
+        let (generation, end, changes) = replay(&journal, len)?;
+        // What cannot be written now (a full disk) stays in the journal, pending: the
+        // daemon starts all the same and the writer tries again.
+        let mut pending = HashMap::new();
+        for (name, data) in changes {
             let file = dir.join(format!("{name}.xml"));
             match data {
-                Some(d) => store::write_atomic(&file, d)?,
+                Some(d) => {
+                    if let Err(e) = write_replayed(&file, &d) {
+                        log::warn!("{e}; kept in the journal");
+                        pending.insert(name, d);
+                    }
+                }
                 None => store::remove(&file)?,
             }
         }
@@ -115,13 +123,15 @@ impl DefStore {
         let mut st = State {
             journal,
             generation,
-            pos: HEADER,
+            pos: end,
             capacity,
-            pending: HashMap::new(),
+            pending,
             written: HashSet::new(),
             stop: false,
         };
-        st.new_generation(path)?;
+        if st.pending.is_empty() {
+            st.new_generation(path)?;
+        }
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             apply: Mutex::new(()),
@@ -140,6 +150,17 @@ impl DefStore {
             None
         };
         Ok(DefStore { shared, worker })
+    }
+
+    /// The definitions the journal holds that are not in their files yet (the disk was
+    /// full when the store was opened): newer than the files of the same names.
+    pub fn unwritten(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let st = self.shared.state()?;
+        Ok(st
+            .pending
+            .iter()
+            .map(|(n, d)| (n.clone(), d.clone()))
+            .collect())
     }
 
     /// Stores `data` as `name`'s definition: on disk (in the journal) when this returns,
@@ -230,6 +251,7 @@ impl Shared {
 
     /// The writer thread: waits for changes, lets them settle, writes the files.
     fn run(&self) {
+        let mut failing = false;
         loop {
             {
                 let Ok(mut st) = self.state() else { return };
@@ -254,11 +276,18 @@ impl Shared {
                 Ok(mut st) => std::mem::take(&mut st.pending),
                 Err(_) => return,
             };
-            if let Err(e) = self.write_files(batch) {
-                // Kept pending (and in the journal): tried again a little later.
-                log::warn!("{e}");
-                drop(a);
-                std::thread::sleep(RETRY);
+            match self.write_files(batch) {
+                Ok(()) => failing = false,
+                Err(e) => {
+                    // Kept pending (and in the journal): tried again a little later,
+                    // said once until it works.
+                    if !failing {
+                        log::warn!("{e}; tried again every {RETRY:?}");
+                    }
+                    failing = true;
+                    drop(a);
+                    std::thread::sleep(RETRY);
+                }
             }
         }
     }
@@ -389,10 +418,11 @@ fn record(generation: u64, kind: u8, name: &str, data: &[u8]) -> Vec<u8> {
     r
 }
 
-/// Reads the journal: its generation, and the last change it holds for each name (in the
-/// order first seen). Stops at the first record that is not whole, valid and current.
+/// Reads the journal: its generation, where its valid records end, and the last change it
+/// holds for each name (in the order first seen). Stops at the first record that is not
+/// whole, valid and current.
 #[allow(clippy::type_complexity)]
-fn replay(journal: &File, len: u64) -> Result<(u64, Vec<(String, Option<Vec<u8>>)>)> {
+fn replay(journal: &File, len: u64) -> Result<(u64, u64, Vec<(String, Option<Vec<u8>>)>)> {
     let mut buf = vec![0u8; len as usize];
     journal
         .read_exact_at(&mut buf, 0)
@@ -408,7 +438,7 @@ fn replay(journal: &File, len: u64) -> Result<(u64, Vec<(String, Option<Vec<u8>>
         || be32(&buf[8..]) != VERSION
         || be32(&buf[20..]) != crc32fast::hash(&buf[..20])
     {
-        return Ok((0, Vec::new()));
+        return Ok((0, HEADER, Vec::new()));
     }
     let generation = be64(&buf[12..]);
     let mut order: Vec<String> = Vec::new();
@@ -444,7 +474,18 @@ fn replay(journal: &File, len: u64) -> Result<(u64, Vec<(String, Option<Vec<u8>>
         .into_iter()
         .filter_map(|n| last.remove(&n).map(|c| (n, c)))
         .collect();
-    Ok((generation, changes))
+    Ok((generation, at as u64, changes))
+}
+
+/// A replayed definition into its file, synced: left as it is when it already holds it
+/// (so that a full disk does not refuse what needs no room).
+fn write_replayed(path: &Path, data: &[u8]) -> Result<()> {
+    if fs::read(path).is_ok_and(|old| old == data) {
+        return File::open(path)
+            .and_then(|f| f.sync_data())
+            .map_err(|e| DriverError::io(format!("cannot sync {}", path.display()), e));
+    }
+    store::write_atomic(path, data)
 }
 
 /// Temp file and rename, not synced: the journal keeps the data until a checkpoint.
@@ -559,6 +600,34 @@ mod tests {
         assert_eq!(f[0].1.len(), 3 * HEADER as usize);
         assert!(f.contains(&pair("d0.xml", "v196")));
         assert!(f.contains(&pair("d6.xml", "v195")));
+    }
+
+    #[test]
+    fn what_cannot_be_written_at_open_stays_journaled_and_pending() {
+        let t = tempfile::tempdir().unwrap();
+        let (dir, j) = (t.path().join("qemu"), t.path().join("qemu.journal"));
+        let s = DefStore::open_with(&dir, &j, DEFAULT_CAPACITY, false).unwrap();
+        s.put("a", b"one").unwrap();
+        s.put("b", b"two").unwrap();
+        std::mem::forget(s);
+        // b.xml cannot be made (as on a full disk): the store opens all the same.
+        fs::create_dir_all(dir.join("b.xml/x")).unwrap();
+        let s = DefStore::open_with(&dir, &j, DEFAULT_CAPACITY, false).unwrap();
+        assert_eq!(s.unwritten().unwrap(), [("b".to_string(), b"two".to_vec())]);
+        s.put("c", b"three").unwrap();
+        std::mem::forget(s);
+        // Nothing was forgotten: once it can be, everything is written.
+        fs::remove_dir_all(dir.join("b.xml")).unwrap();
+        let s = DefStore::open_with(&dir, &j, DEFAULT_CAPACITY, false).unwrap();
+        assert!(s.unwritten().unwrap().is_empty());
+        assert_eq!(
+            files(&dir),
+            [
+                pair("a.xml", "one"),
+                pair("b.xml", "two"),
+                pair("c.xml", "three")
+            ]
+        );
     }
 
     #[test]

@@ -299,8 +299,23 @@ impl QemuDriver {
 
     fn load(&self) -> Result<()> {
         let mut reg = self.write();
+        // The definitions the journal holds but a full disk kept from their files are
+        // newer than those files.
+        let unwritten = self.defs.unwritten()?;
+        let mut sources: Vec<(PathBuf, std::io::Result<String>)> = Vec::new();
         for path in store::list_xml(&self.cfg.config_dir)? {
-            let text = match std::fs::read_to_string(&path) {
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+            if !unwritten.iter().any(|(n, _)| Some(n) == stem.as_ref()) {
+                let text = std::fs::read_to_string(&path);
+                sources.push((path, text));
+            }
+        }
+        for (name, data) in unwritten {
+            let path = self.cfg.config_dir.join(format!("{name}.xml (journal)"));
+            sources.push((path, Ok(String::from_utf8_lossy(&data).into_owned())));
+        }
+        for (path, text) in sources {
+            let text = match text {
                 Ok(t) => t,
                 Err(e) => {
                     log::warn!("skipping {}: {e}", path.display());
