@@ -1534,6 +1534,16 @@ impl<S: Service> Server<S> {
                     if done {
                         client.close_stream(h.serial);
                     }
+                    // An abort is confirmed by an empty packet with status OK, as
+                    // libvirtd's: the client's virStreamAbort waits for it.
+                    if status == Status::Error {
+                        let confirm = Header {
+                            mtype: MessageType::Stream as i32,
+                            status: Status::Ok as i32,
+                            ..h
+                        };
+                        frame_into(out, &confirm, |_| {});
+                    }
                 }
                 return true;
             }
@@ -1955,6 +1965,53 @@ mod tests {
             let r = connect("127.0.0.1", port, &client(who), false, false).await;
             assert!(matches!(r, Err(TlsError::NotConfirmed)), "{who:?}");
         }
+        server.shutdown();
+    }
+
+    /// Opens a stream on every call and keeps it, never answering its packets.
+    struct Sink(Mutex<Vec<mpsc::Receiver<StreamPacket>>>);
+    impl Service for Sink {
+        type ClientData = ();
+        fn knows_program(&self, _: u32, _: u32) -> bool {
+            true
+        }
+        fn call(self: Arc<Self>, c: &Arc<Client<()>>, h: Header, _: &[u8]) -> Dispatch {
+            let (_tx, rx) = c.open_stream(&h);
+            if let Ok(mut v) = self.0.lock() {
+                v.push(rx);
+            }
+            Dispatch::Now(Outcome::Reply(Vec::new()))
+        }
+    }
+
+    /// A client's abort is confirmed (an empty packet, status OK) as libvirtd does, for
+    /// virStreamAbort waits for it.
+    #[tokio::test]
+    async fn a_stream_abort_is_confirmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let l = bind_unix(&path, 0o700).unwrap();
+        let server = Server::new(
+            Arc::new(Sink(Mutex::new(Vec::new()))),
+            ServerConfig::default(),
+        );
+        let s = Arc::clone(&server);
+        tokio::spawn(async move { s.serve(l, false).await });
+        let c = crate::client::Connection::connect(&path).await.unwrap();
+        let (_, mut st) = c
+            .call_stream(vireo_proto::REMOTE_PROGRAM, 1, 1, |_| {})
+            .await
+            .unwrap();
+        st.send(MessageType::Stream, Status::Error, &[])
+            .await
+            .unwrap();
+        let f = tokio::time::timeout(Duration::from_secs(10), st.recv())
+            .await
+            .expect("no confirmation of the abort")
+            .unwrap();
+        assert_eq!(f.header.mtype, MessageType::Stream as i32);
+        assert_eq!(f.header.status, Status::Ok as i32);
+        assert!(f.payload.is_empty());
         server.shutdown();
     }
 
