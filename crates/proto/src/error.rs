@@ -22,6 +22,7 @@ pub mod code {
     pub const AUTH_FAILED: i32 = 45;
     pub const OPERATION_INVALID: i32 = 55;
     pub const CONFIG_UNSUPPORTED: i32 = 67;
+    pub const OPERATION_TIMEOUT: i32 = 68;
     pub const INVALID_DOMAIN_SNAPSHOT: i32 = 71;
     pub const NO_DOMAIN_SNAPSHOT: i32 = 72;
     pub const ARGUMENT_UNSUPPORTED: i32 = 74;

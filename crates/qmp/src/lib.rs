@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -37,6 +37,10 @@ mod tests;
 /// The longest line (one JSON message, without its line terminator) accepted from QEMU.
 /// A longer line closes the connection with [`QmpError::TooLarge`].
 pub const MAX_LINE: usize = 16 * 1024 * 1024;
+
+/// How long a command waits for its reply while QEMU is not answering (see
+/// [`Qmp::set_reply_limit`]).
+pub const STALLED_WAIT: Duration = Duration::from_secs(1);
 
 /// How much is read from the socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
@@ -125,6 +129,10 @@ struct Shared {
     state: Mutex<State>,
     next_id: AtomicU64,
     closed: watch::Sender<bool>,
+    /// How long `execute` waits for a reply, in ms (0: as long as it takes).
+    reply_limit_ms: AtomicU64,
+    /// A command ran out of that time and QEMU has answered nothing since.
+    stalled: AtomicBool,
 }
 
 type Reply = Result<Value, QmpError>;
@@ -297,6 +305,8 @@ impl Qmp {
             }),
             next_id: AtomicU64::new(1),
             closed: watch::channel(false).0,
+            reply_limit_ms: AtomicU64::new(0),
+            stalled: AtomicBool::new(false),
         });
         let (greet_tx, greet_rx) = oneshot::channel();
         let (event_tx, event_rx) = mpsc::unbounded_channel();
@@ -326,9 +336,49 @@ impl Qmp {
 
     /// Runs a command and returns its `"return"` value. `args` None sends no
     /// `"arguments"` member; Some must be a JSON object. Waits as long as it takes (or until
-    /// the connection closes); see [`Qmp::execute_timeout`].
+    /// the connection closes), or the limit of [`Qmp::set_reply_limit`]; see also
+    /// [`Qmp::execute_timeout`].
     pub async fn execute(&self, command: &str, args: Option<Value>) -> Result<Value, QmpError> {
-        self.run(command, args, None).await
+        self.limited(command, self.run(command, args, None)).await
+    }
+
+    /// Bounds how long [`Qmp::execute`] and [`Qmp::execute_with_fd`] wait for a reply
+    /// (None: as long as it takes, the default): a QEMU that stopped answering (stopped,
+    /// or stuck) then fails the command with [`QmpError::Timeout`], as
+    /// [`Qmp::execute_timeout`] does; its late reply is ignored.
+    pub fn set_reply_limit(&self, limit: Option<Duration>) {
+        let ms = limit.map_or(0, |l| {
+            u64::try_from(l.as_millis()).unwrap_or(u64::MAX).max(1)
+        });
+        self.handle
+            .shared
+            .reply_limit_ms
+            .store(ms, Ordering::Relaxed);
+    }
+
+    /// `fut` (a command) bounded by the reply limit; while QEMU has not answered since a
+    /// command ran out of it, by [`STALLED_WAIT`] at most, so that a series of commands to
+    /// a QEMU that stopped answering fails in a bounded time too.
+    async fn limited(
+        &self,
+        command: &str,
+        fut: impl std::future::Future<Output = Result<Value, QmpError>>,
+    ) -> Result<Value, QmpError> {
+        let shared = &self.handle.shared;
+        let mut wait = match shared.reply_limit_ms.load(Ordering::Relaxed) {
+            0 => return fut.await,
+            ms => Duration::from_millis(ms),
+        };
+        if shared.stalled.load(Ordering::Relaxed) {
+            wait = wait.min(STALLED_WAIT);
+        }
+        match tokio::time::timeout(wait, fut).await {
+            Ok(r) => r,
+            Err(_) => {
+                shared.stalled.store(true, Ordering::Relaxed);
+                Err(QmpError::Timeout(command.to_string()))
+            }
+        }
     }
 
     /// Like [`Qmp::execute`], failing with [`QmpError::Timeout`] if no reply comes within
@@ -357,7 +407,8 @@ impl Qmp {
         args: Option<Value>,
         fd: BorrowedFd<'_>,
     ) -> Result<Value, QmpError> {
-        self.run(command, args, Some(fd)).await
+        self.limited(command, self.run(command, args, Some(fd)))
+            .await
     }
 
     /// Resolves when the connection is gone (QEMU exited or closed the monitor, or a
@@ -525,6 +576,8 @@ impl Reader {
             }
         } else if obj.contains_key("return") || obj.contains_key("error") {
             // A reply without a numeric id of ours (or whose command gave up) is ignored.
+            // QEMU answers again (if late).
+            self.shared.stalled.store(false, Ordering::Relaxed);
             let id = obj.get("id").and_then(Value::as_u64)?;
             let tx = self.shared.take_pending(id)?;
             let _ = tx.send(parse_reply(&mut obj));

@@ -540,6 +540,34 @@ async fn timeout_then_late_reply_is_ignored() {
 }
 
 #[tokio::test]
+async fn a_reply_limit_bounds_every_command() {
+    let (qmp, _g, _ev, mut fake) = connect().await;
+    qmp.set_reply_limit(Some(Duration::from_millis(100)));
+    let server = tokio::spawn(async move {
+        // QEMU reads "stop" and never answers it (it was stopped); then it answers again.
+        let _stop = fake.recv().await.unwrap();
+        let next = fake.recv().await.unwrap();
+        fake.reply(&next, json!({"status": "running"})).await;
+        fake
+    });
+    let r = within(qmp.execute("stop", None)).await;
+    assert!(
+        matches!(r, Err(QmpError::Timeout(ref c)) if c == "stop"),
+        "{r:?}"
+    );
+    assert!(qmp.handle.shared.stalled.load(Ordering::Relaxed));
+    qmp.set_reply_limit(None);
+    assert_eq!(
+        within(qmp.execute("query-status", None)).await.unwrap(),
+        json!({"status": "running"})
+    );
+    // The answer ends the stall.
+    assert!(!qmp.handle.shared.stalled.load(Ordering::Relaxed));
+    assert!(qmp.handle.shared.state().pending.is_empty());
+    server.await.unwrap();
+}
+
+#[tokio::test]
 async fn cancelled_command_leaves_no_pending_entry() {
     let (qmp, _g, _ev, mut fake) = connect().await;
     {

@@ -866,6 +866,16 @@ pub(crate) fn to_remote(e: &anyhow::Error) -> RemoteError {
             format!("operation aborted: {m}"),
         );
     }
+    if let Some(vireo_qmp::QmpError::Timeout(cmd)) = e.downcast_ref() {
+        return RemoteError::new(
+            code::OPERATION_TIMEOUT,
+            errdom::QEMU,
+            format!(
+                "Timed out during operation: no answer from QEMU's monitor to '{cmd}' \
+                 (QEMU stopped or stuck)"
+            ),
+        );
+    }
     if let Some(OpFailed(m)) = e.downcast_ref() {
         return RemoteError::new(
             code::OPERATION_FAILED,

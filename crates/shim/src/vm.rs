@@ -20,6 +20,9 @@ use crate::Args;
 
 /// How long QEMU may take to greet us.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a monitor command waits for QEMU's reply (as libvirt waits for a job):
+/// a QEMU stopped or stuck fails the call with a timeout instead of holding it forever.
+pub(crate) const MONITOR_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a destroy waits for QEMU to exit after SIGTERM before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(10);
 /// QEMU reads the first encrypted disk's passphrase here, the next at the next fd, ….
@@ -307,6 +310,7 @@ impl Vm {
                 bail!("QEMU monitor handshake failed: {e}");
             }
         };
+        qmp.set_reply_limit(Some(MONITOR_TIMEOUT));
         let ptys = query_ptys(&qmp).await;
         if args.qemu_user.is_some() {
             // QEMU made them, as its user: the shim opens them for a console.
