@@ -245,15 +245,11 @@ impl Vm {
             .kill_on_drop(false);
         let mon_fd = mon.as_raw_fd();
         let user = args.qemu_user.clone();
+        let shim_pid = std::process::id() as libc::pid_t;
         // SAFETY: between fork and exec only async-signal-safe calls are made (prctl, dup2,
-        // fcntl) on fds that are open in the child.
+        // fcntl, getppid) on fds that are open in the child.
         unsafe {
             cmd.pre_exec(move || {
-                // A VM whose shim is gone has no owner: it goes too (the daemon reports it
-                // crashed). The shim forks from its only thread, so this is its lifetime.
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
                 vireo_fdpass::inherit_as(mon_fd, 3)?;
                 for &(from, to) in &secret_dups {
                     vireo_fdpass::inherit_as(from, to)?;
@@ -271,6 +267,16 @@ impl Vm {
                         return Err(std::io::Error::last_os_error());
                     }
                     libc::umask(0o007);
+                }
+                // A VM whose shim is gone has no owner: it goes too (the daemon reports it
+                // crashed). The shim forks from its only thread, so this is its lifetime.
+                // Set after the change of user, which would clear it; and a shim that died
+                // before it was set (killed right after the fork) is seen here.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() != shim_pid {
+                    return Err(std::io::Error::other("the shim is gone"));
                 }
                 Ok(())
             });
