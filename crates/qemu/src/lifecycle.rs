@@ -449,21 +449,22 @@ impl QemuDriver {
             )));
         }
         if !line.starts_with("READY") {
-            let _ = std::fs::remove_file(&def_path);
-            let _ = std::fs::remove_file(&defined_path);
             // Killed before it was ready: what it made is left to us.
-            self.remove_dead_shim_files(&uuid, &def.name);
-            let _ = std::fs::remove_dir_all(self.cfg.run_dir.join("qemu").join(format_uuid(&uuid)));
-            remove_cgroup_later(&uuid);
+            self.abandon_shim(&uuid, &def.name);
             return Err(DriverError::Internal(format!(
                 "vireo-shim for '{}' exited without starting it; see {}",
                 def.name,
                 log_path.display()
             )));
         }
-        let conn = Connection::connect(&self.shim_socket(&uuid))
-            .await
-            .map_err(|e| DriverError::Internal(format!("cannot reach the shim: {e}")))?;
+        let conn = match Connection::connect(&self.shim_socket(&uuid)).await {
+            Ok(c) => c,
+            Err(e) => {
+                // Ready, then killed before it was reached: its QEMU died with it.
+                self.abandon_shim(&uuid, &def.name);
+                return Err(DriverError::Internal(format!("cannot reach the shim: {e}")));
+            }
+        };
         let conn = Arc::new(conn);
         self.shim_counters.track(&conn);
         let paused = flags & START_PAUSED != 0;
@@ -794,6 +795,18 @@ impl QemuDriver {
         }
         self.publish(&handle, event::STOPPED, event::STOPPED_FAILED);
         remove_cgroup_later(&uuid);
+    }
+
+    /// Everything of a shim that died while it started the VM `uuid`: its definitions in
+    /// `<run>/shim`, what it could not remove itself, QEMU's directory, the VM's cgroup.
+    fn abandon_shim(&self, uuid: &[u8; 16], name: &str) {
+        let u = format_uuid(uuid);
+        for suffix in ["xml", "defined.xml"] {
+            let _ = std::fs::remove_file(self.shim_dir().join(format!("{u}.{suffix}")));
+        }
+        self.remove_dead_shim_files(uuid, name);
+        let _ = std::fs::remove_dir_all(self.cfg.run_dir.join("qemu").join(&u));
+        remove_cgroup_later(uuid);
     }
 
     /// What a shim that died (SIGKILL) could not remove: its socket and status file, and
