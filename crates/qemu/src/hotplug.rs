@@ -1101,27 +1101,34 @@ impl QemuDriver {
         detail: i32,
         status: i32,
     ) {
-        let dom = {
-            let reg = self.read();
-            match reg.by_uuid.get(&uuid) {
-                Some(o) => o.handle(),
-                None => return,
-            }
-        };
-        self.device_events.publish(DeviceEvent {
-            dom,
-            event_id,
-            alias,
-            detail,
-            status,
-            size: 0,
-            params: Vec::new(),
-            body: Vec::new(),
+        self.publish_device_event(uuid, event_id, |e| {
+            e.alias = alias;
+            e.detail = detail;
+            e.status = status;
         });
     }
 
     /// An event of `vireo_proto::domevent` (its legacy message `body`) about the domain.
     pub(crate) fn publish_event_body(&self, uuid: [u8; 16], event_id: i32, body: Vec<u8>) {
+        self.publish_device_event(uuid, event_id, |e| e.body = body);
+    }
+
+    /// A virtio-mem device's size changed (the guest plugged or unplugged its blocks).
+    pub(crate) fn publish_memory_size(&self, uuid: [u8; 16], alias: String, size: u64) {
+        self.publish_device_event(uuid, event::ID_MEMORY_DEVICE_SIZE_CHANGE, |e| {
+            e.alias = alias;
+            e.size = size;
+        });
+    }
+
+    /// Publishes event `event_id` about the domain `uuid` (nothing when it is gone);
+    /// `fill` sets what it carries beyond those.
+    fn publish_device_event(
+        &self,
+        uuid: [u8; 16],
+        event_id: i32,
+        fill: impl FnOnce(&mut DeviceEvent),
+    ) {
         let dom = {
             let reg = self.read();
             match reg.by_uuid.get(&uuid) {
@@ -1129,7 +1136,7 @@ impl QemuDriver {
                 None => return,
             }
         };
-        self.device_events.publish(DeviceEvent {
+        let mut ev = DeviceEvent {
             dom,
             event_id,
             alias: String::new(),
@@ -1137,29 +1144,10 @@ impl QemuDriver {
             status: 0,
             size: 0,
             params: Vec::new(),
-            body,
-        });
-    }
-
-    /// A virtio-mem device's size changed (the guest plugged or unplugged its blocks).
-    pub(crate) fn publish_memory_size(&self, uuid: [u8; 16], alias: String, size: u64) {
-        let dom = {
-            let reg = self.read();
-            match reg.by_uuid.get(&uuid) {
-                Some(o) => o.handle(),
-                None => return,
-            }
-        };
-        self.device_events.publish(DeviceEvent {
-            dom,
-            event_id: event::ID_MEMORY_DEVICE_SIZE_CHANGE,
-            alias,
-            detail: 0,
-            status: 0,
-            size,
-            params: Vec::new(),
             body: Vec::new(),
-        });
+        };
+        fill(&mut ev);
+        self.device_events.publish(ev);
     }
 
     /// A job of the domain's ended well (its shim said so, or a migration brought its
