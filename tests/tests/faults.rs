@@ -106,21 +106,31 @@ fn qemus_of(root: &Path, name: &str, uuid: &str) -> Vec<i32> {
         .collect()
 }
 
-/// Where the VM `uuid`'s cgroup would be (a sibling of this process's, as the shim makes
-/// it: the daemons and their shims are in ours); None without cgroup v2.
-fn vm_cgroup(uuid: &str) -> Option<PathBuf> {
-    if !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        return None;
+/// What is left of the VM `uuid`'s cgroup: a directory `vireo-qemu-UUID` where the shim
+/// makes it (v2: beside this process's cgroup, the daemons and shims being in ours; v1: in
+/// it, per controller; at the top of a hierarchy a container mounts at its own cgroup).
+fn vm_cgroups(uuid: &str) -> Vec<PathBuf> {
+    let name = vireo_qemu::cgroup::name_of(uuid);
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let paths: Vec<&str> = own
+        .lines()
+        .filter_map(|l| l.splitn(3, ':').nth(2))
+        .collect();
+    let mut found = Vec::new();
+    for top in ["", "unified", "cpu", "memory", "blkio", "cpu,cpuacct"] {
+        let top = Path::new("/sys/fs/cgroup").join(top);
+        for p in &paths {
+            let own = top.join(p.trim_start_matches('/'));
+            let mut at = vec![top.join(&name), own.join(&name)];
+            at.extend(own.parent().map(|d| d.join(&name)));
+            for d in at {
+                if d.is_dir() && !found.contains(&d) {
+                    found.push(d);
+                }
+            }
+        }
     }
-    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let own = own.lines().find_map(|l| l.strip_prefix("0::"))?.trim();
-    let own = Path::new("/sys/fs/cgroup").join(own.trim_start_matches('/'));
-    let parent = if own == Path::new("/sys/fs/cgroup") {
-        own
-    } else {
-        own.parent()?.to_path_buf()
-    };
-    Some(parent.join(vireo_qemu::cgroup::name_of(uuid)))
+    found
 }
 
 /// Temp files (`.NAME.tmpPID` and the like) anywhere under `dir`.
@@ -461,8 +471,11 @@ fn check_invariants(d: &Daemon, w: &mut World, target: Option<&str>, new: Option
                 if !endpoints.is_empty() {
                     return Err(format!("{name} is shut off, left: {endpoints:?}"));
                 }
-                if let Some(cg) = vm_cgroup(&uuid).filter(|c| c.exists()) {
-                    return Err(format!("{name} is shut off, its cgroup is left: {cg:?}"));
+                let cgroups = vm_cgroups(&uuid);
+                if !cgroups.is_empty() {
+                    return Err(format!(
+                        "{name} is shut off, its cgroup is left: {cgroups:?}"
+                    ));
                 }
             }
             Ok(())
@@ -567,6 +580,15 @@ fn kill_loop(layout: Layout) {
     );
     ok(&d.virsh(&["start", "--paused", "f0"]));
     w.doms.get_mut("f0").unwrap().running = true;
+    let cg = vm_cgroups(&w.doms["f0"].uuid);
+    println!(
+        "VM cgroups: {}",
+        if cg.is_empty() {
+            "none made here, none to check".to_string()
+        } else {
+            format!("checked, e.g. {}", cg[0].display())
+        }
+    );
 
     // Each cell once in a random order, then random cells (by default, as many again).
     let mut order: Vec<(Op, Victim)> = cells.clone();
