@@ -5,7 +5,7 @@
 //! itself is never believed, so a guest cannot teach us an address of its choosing.
 
 use std::net::Ipv4Addr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use crate::error::{NwFilterError, Result};
 
@@ -16,8 +16,10 @@ const ETH_P_IP: u16 = 0x0800;
 const ETH_P_ALL: u16 = 0x0003;
 /// `SKF_AD_OFF + SKF_AD_PROTOCOL`: loads the packet's ethertype.
 const SKF_AD_PROTOCOL: u32 = 0xffff_f000;
+/// `SKF_AD_OFF + SKF_AD_PKTTYPE`: loads the packet's type (`sll_pkttype`).
+const SKF_AD_PKTTYPE: u32 = 0xffff_f004;
 /// `PACKET_OUTGOING`: a packet the host sent out of the device (to the guest).
-const PACKET_OUTGOING: u8 = 4;
+const PACKET_OUTGOING: u32 = 4;
 /// DHCP's magic cookie, and the options' codes we read.
 const COOKIE: [u8; 4] = [99, 130, 83, 99];
 const OPT_PAD: u8 = 0;
@@ -25,22 +27,26 @@ const OPT_END: u8 = 255;
 const OPT_MESSAGE_TYPE: u8 = 53;
 const DHCPACK: u8 = 5;
 
-/// The classic BPF program: IPv4 UDP, not a fragment, from port 67. Offsets are from the
-/// IP header (a datagram packet socket).
-fn program() -> [libc::sock_filter; 11] {
-    let op = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+/// One classic BPF instruction: (code, jump if true, jump if false, k).
+type Insn = (u16, u8, u8, u32);
+
+/// The classic BPF program: sent out of the device (to the guest), IPv4 UDP, not a
+/// fragment, from port 67. Offsets are from the IP header (a datagram packet socket).
+fn program() -> [Insn; 13] {
     [
-        op(0x28, 0, 0, SKF_AD_PROTOCOL),     // ldh ethertype
-        op(0x15, 0, 8, u32::from(ETH_P_IP)), // jeq IPv4, else drop
-        op(0x30, 0, 0, 9),                   // ldb [9]: protocol
-        op(0x15, 0, 6, 17),                  // jeq #17 (UDP), else drop
-        op(0x28, 0, 0, 6),                   // ldh [6]: flags and fragment offset
-        op(0x45, 4, 0, 0x1fff),              // jset #0x1fff: a fragment, drop
-        op(0xb1, 0, 0, 0),                   // ldxb 4*([0]&0xf): header length
-        op(0x48, 0, 0, 0),                   // ldh [x+0]: source port
-        op(0x15, 0, 1, 67),                  // jeq #67, else drop
-        op(0x06, 0, 0, 65535),               // ret: the whole packet
-        op(0x06, 0, 0, 0),                   // ret: nothing
+        (0x20, 0, 0, SKF_AD_PKTTYPE),      // ld packet type
+        (0x15, 0, 10, PACKET_OUTGOING),    // jeq outgoing, else drop
+        (0x28, 0, 0, SKF_AD_PROTOCOL),     // ldh ethertype
+        (0x15, 0, 8, u32::from(ETH_P_IP)), // jeq IPv4, else drop
+        (0x30, 0, 0, 9),                   // ldb [9]: protocol
+        (0x15, 0, 6, 17),                  // jeq #17 (UDP), else drop
+        (0x28, 0, 0, 6),                   // ldh [6]: flags and fragment offset
+        (0x45, 4, 0, 0x1fff),              // jset #0x1fff: a fragment, drop
+        (0xb1, 0, 0, 0),                   // ldxb 4*([0]&0xf): header length
+        (0x48, 0, 0, 0),                   // ldh [x+0]: source port
+        (0x15, 0, 1, 67),                  // jeq #67, else drop
+        (0x06, 0, 0, 65535),               // ret: the whole packet
+        (0x06, 0, 0, 0),                   // ret: nothing
     ]
 }
 
@@ -129,33 +135,14 @@ fn run(sock: OwnedFd, stop: OwnedFd, mac: [u8; 6], learned: impl Fn(Ipv4Addr)) {
         if !fds[0].revents().contains(PollFlags::IN) {
             continue;
         }
-        // SAFETY: packet-socket address (rustix has no sockaddr_ll): all-zero is a valid
-        // sockaddr_ll.
-        let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        let mut from_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        // SAFETY: packet-socket address (rustix's recvfrom does not give sll_pkttype): buf
-        // and from are live buffers of the stated sizes; sock is open.
-        let n = unsafe {
-            libc::recvfrom(
-                sock.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT,
-                std::ptr::addr_of_mut!(from).cast(),
-                &mut from_len,
-            )
+        // Only what went out to the guest reaches here: the socket filter checks the
+        // packet type.
+        let n = match rustix::net::recv(&sock, &mut buf[..], rustix::net::RecvFlags::DONTWAIT) {
+            Ok((0, _)) => return,
+            Ok((n, _)) => n,
+            Err(_) => continue,
         };
-        if n <= 0 {
-            if n == 0 {
-                return;
-            }
-            continue;
-        }
-        // Only what went out to the guest.
-        if from.sll_pkttype != PACKET_OUTGOING {
-            continue;
-        }
-        if let Some(addr) = acked_address(&buf[..n as usize], &mac) {
+        if let Some(addr) = acked_address(buf.get(..n).unwrap_or(&buf), &mac) {
             if last != Some(addr) {
                 last = Some(addr);
                 learned(addr);
@@ -166,7 +153,6 @@ fn run(sock: OwnedFd, stop: OwnedFd, mac: [u8; 6], learned: impl Fn(Ipv4Addr)) {
 
 /// A datagram packet socket for IPv4 on one device, with the DHCP-server filter attached.
 fn packet_socket(ifindex: u32) -> Result<OwnedFd> {
-    let io = |what: &str| NwFilterError::io(what.to_string(), std::io::Error::last_os_error());
     use rustix::net::{socket_with, AddressFamily, Protocol, SocketFlags, SocketType};
     let proto = std::num::NonZeroU32::new(u32::from(ETH_P_ALL.to_be())).map(Protocol::from_raw);
     let sock = socket_with(
@@ -176,43 +162,31 @@ fn packet_socket(ifindex: u32) -> Result<OwnedFd> {
         proto,
     )
     .map_err(|e| NwFilterError::io("cannot open a packet socket", e.into()))?;
-    let prog = program();
-    let fprog = libc::sock_fprog {
-        len: prog.len() as u16,
-        filter: prog.as_ptr().cast_mut(),
-    };
-    // SAFETY: socket filter (rustix has no SO_ATTACH_FILTER): fprog points at `prog`,
-    // alive for the call; the kernel copies the program.
-    let r = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            std::ptr::addr_of!(fprog).cast(),
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        return Err(io("cannot attach the DHCP filter"));
-    }
-    // SAFETY: packet-socket address (rustix has no sockaddr_ll): all-zero is a valid
-    // sockaddr_ll; the fields set are the ones bind reads.
-    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    addr.sll_family = libc::AF_PACKET as u16;
-    addr.sll_protocol = ETH_P_ALL.to_be();
-    addr.sll_ifindex = ifindex as i32;
-    // SAFETY: packet-socket address: addr is a valid sockaddr_ll of the stated size.
-    let r = unsafe {
-        libc::bind(
-            sock.as_fd().as_raw_fd(),
-            std::ptr::addr_of!(addr).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        return Err(io("cannot bind the packet socket to the device"));
-    }
-    Ok(sock)
+    let sock = socket2::Socket::from(sock);
+    let prog = program().map(|(code, jt, jf, k)| socket2::SockFilter::new(code, jt, jf, k));
+    sock.attach_filter(&prog)
+        .map_err(|e| NwFilterError::io("cannot attach the DHCP filter", e))?;
+    let dev = device_address(ifindex)?;
+    nix::sys::socket::bind(sock.as_raw_fd(), &dev)
+        .map_err(|e| NwFilterError::io("cannot bind the packet socket to the device", e.into()))?;
+    Ok(sock.into())
+}
+
+/// A packet-socket address naming device `ifindex`, for `bind`: the device's link-layer
+/// address as the C library lists it (getifaddrs). `bind` reads its family and index (the
+/// rest is ignored) and its protocol, 0 there, which keeps the socket's `ETH_P_ALL`.
+fn device_address(ifindex: u32) -> Result<nix::sys::socket::LinkAddr> {
+    let addrs = nix::ifaddrs::getifaddrs()
+        .map_err(|e| NwFilterError::io("cannot list the network devices", e.into()))?;
+    addrs
+        .filter_map(|a| a.address.and_then(|s| s.as_link_addr().copied()))
+        .find(|l| usize::try_from(ifindex).is_ok_and(|i| l.ifindex() == i) && l.protocol() == 0)
+        .ok_or_else(|| {
+            NwFilterError::io(
+                "cannot bind the packet socket to the device",
+                std::io::Error::from_raw_os_error(libc::ENODEV),
+            )
+        })
 }
 
 /// (read end, write end), close-on-exec.
@@ -281,11 +255,38 @@ mod tests {
     #[test]
     fn the_socket_filter_jumps_stay_inside() {
         let p = program();
-        for (i, ins) in p.iter().enumerate() {
-            if ins.code & 0x07 == 0x05 {
-                assert!(i + 1 + usize::from(ins.jt) < p.len());
-                assert!(i + 1 + usize::from(ins.jf) < p.len());
+        for (i, &(code, jt, jf, _)) in p.iter().enumerate() {
+            if code & 0x07 == 0x05 {
+                assert!(i + 1 + usize::from(jt) < p.len());
+                assert!(i + 1 + usize::from(jf) < p.len());
             }
+        }
+    }
+
+    /// The drops all land on the last instruction, `ret 0`; the one before passes all.
+    #[test]
+    fn the_socket_filter_drops_at_its_end() {
+        let p = program();
+        let last = p.len() - 1;
+        assert_eq!(p[last], (0x06, 0, 0, 0));
+        assert_eq!(p[last - 1], (0x06, 0, 0, 65535));
+        for (i, &(code, jt, jf, k)) in p.iter().enumerate() {
+            if code & 0x07 == 0x05 {
+                // jset jumps (true) to the drop; jeq falls through (true) or drops.
+                let drop = if code == 0x45 { jt } else { jf };
+                assert_eq!(i + 1 + usize::from(drop), last, "{i}: {k:#x}");
+            }
+        }
+    }
+
+    /// A packet socket gets its filter and is bound to the loopback device (it only
+    /// listens); without CAP_NET_RAW the kernel refuses the socket and nothing is shown.
+    #[test]
+    fn a_packet_socket_opens_filtered_and_bound() {
+        match packet_socket(1) {
+            Ok(_) => {}
+            Err(NwFilterError::Io { err, .. }) if err.raw_os_error() == Some(libc::EPERM) => {}
+            Err(e) => panic!("{e}"),
         }
     }
 }
