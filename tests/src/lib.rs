@@ -830,10 +830,9 @@ impl Drop for Daemon {
     }
 }
 
-/// Kills every `vireo-shim` started for `root`, its QEMU first.
-fn kill_shims_under(root: &Path) {
-    let Some(root) = root.to_str() else { return };
-    let procs: Vec<(i32, i32, String)> = std::fs::read_dir("/proc")
+/// (pid, parent pid, command line with spaces) of every process.
+pub fn procs() -> Vec<(i32, i32, String)> {
+    std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .flatten()
@@ -850,7 +849,13 @@ fn kill_shims_under(root: &Path) {
                 .ok()?;
             Some((pid, ppid, String::from_utf8_lossy(&cmd).replace('\0', " ")))
         })
-        .collect();
+        .collect()
+}
+
+/// Kills every `vireo-shim` started for `root`, its QEMU first.
+fn kill_shims_under(root: &Path) {
+    let Some(root) = root.to_str() else { return };
+    let procs = procs();
     let shims = procs
         .iter()
         .filter(|(_, _, c)| c.contains("vireo-shim") && c.contains(root));

@@ -54,32 +54,10 @@ fn seed(what: &str) -> u64 {
 // ---------------------------------------------------------------------------------------
 // Processes, files and cgroups.
 
-/// (pid, parent pid, command line with spaces) of every process.
-fn procs() -> Vec<(i32, i32, String)> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let ppid = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            Some((pid, ppid, String::from_utf8_lossy(&cmd).replace('\0', " ")))
-        })
-        .collect()
-}
-
 /// The shims of the VM `uuid` (whose command line names its `RUN/shim/UUID.xml`).
 fn shims_of(root: &Path, uuid: &str) -> Vec<i32> {
     let root = root.to_string_lossy();
-    procs()
+    vireo_tests::procs()
         .into_iter()
         .filter(|(_, _, c)| c.contains("vireo-shim") && c.contains(&*root) && c.contains(uuid))
         .map(|(p, _, _)| p)
@@ -91,7 +69,7 @@ fn shims_of(root: &Path, uuid: &str) -> Vec<i32> {
 /// one of their shims.
 fn qemus_of(root: &Path, name: &str, uuid: &str) -> Vec<i32> {
     let root = root.to_string_lossy();
-    let all = procs();
+    let all = vireo_tests::procs();
     let guest = format!("guest={name},");
     all.iter()
         .filter(|(_, ppid, c)| {

@@ -704,26 +704,7 @@ mod tests {
 
     #[test]
     fn every_command_parses_its_own_options() {
-        for cmd in [
-            "net-list",
-            "net-info",
-            "net-uuid",
-            "net-name",
-            "net-dumpxml",
-            "net-define",
-            "net-create",
-            "net-start",
-            "net-destroy",
-            "net-undefine",
-            "net-autostart",
-            "net-update",
-            "net-dhcp-leases",
-            "net-port-list",
-            "net-port-create",
-            "net-port-dumpxml",
-            "net-port-delete",
-            "net-event",
-        ] {
+        for &cmd in NET_COMMANDS {
             let sp = spec(cmd).unwrap();
             assert!(sp.required <= sp.positionals.len(), "{cmd}");
             for p in sp.positionals {

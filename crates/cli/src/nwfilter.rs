@@ -202,16 +202,7 @@ mod tests {
 
     #[test]
     fn every_command_parses_its_own_options() {
-        for cmd in [
-            "nwfilter-list",
-            "nwfilter-define",
-            "nwfilter-undefine",
-            "nwfilter-dumpxml",
-            "nwfilter-binding-list",
-            "nwfilter-binding-create",
-            "nwfilter-binding-delete",
-            "nwfilter-binding-dumpxml",
-        ] {
+        for &cmd in COMMANDS {
             let sp = spec(cmd).unwrap();
             assert!(sp.required <= sp.positionals.len(), "{cmd}");
             for p in sp.positionals {
