@@ -338,10 +338,14 @@ async fn run() -> anyhow::Result<()> {
         }
     };
 
+    // QEMU's own directory (its monitor's socket, its helpers' sockets): made by the
+    // launch, gone with the VM, whatever ended it, as far as this shim still runs.
+    let qemu_dir = args.run_dir.join("qemu").join(format_uuid(&uuid));
     let vm = match vm::Vm::launch(def, &args).await {
         Ok(vm) => vm,
         Err(e) => {
             remove_sockets();
+            let _ = std::fs::remove_dir_all(&qemu_dir);
             return Err(e);
         }
     };
@@ -397,6 +401,7 @@ async fn run() -> anyhow::Result<()> {
     // QEMU is gone and the last events are queued: let them out, then leave.
     let _ = std::fs::remove_file(&pub_rw_path);
     let _ = std::fs::remove_file(&pub_ro_path);
+    let _ = std::fs::remove_dir_all(&qemu_dir);
     public_server.shutdown();
     server.shutdown();
     let _ = accept.await;
