@@ -919,6 +919,12 @@ impl QemuDriver {
         let mut dead = std::collections::BTreeMap::new();
         for e in entries.flatten() {
             let file = e.file_name().to_string_lossy().into_owned();
+            // Half a definition a daemon killed while writing it left (`.UUID.xml.tmpPID`):
+            // this daemon has written nothing here yet.
+            if file.starts_with('.') && file.contains(".tmp") {
+                let _ = std::fs::remove_file(e.path());
+                continue;
+            }
             let stem = file.split('.').next().unwrap_or_default().to_string();
             let Some(uuid) = vireo_xml::parse_uuid(&stem) else {
                 continue;
