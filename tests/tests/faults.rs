@@ -71,14 +71,18 @@ fn qemus_of(root: &Path, name: &str, uuid: &str) -> Vec<i32> {
     let root = root.to_string_lossy();
     let all = vireo_tests::procs();
     let guest = format!("guest={name},");
+    // By its UUID (`-uuid`, unique to this test's daemons), else by name only where it is
+    // this test's (its command line, or its shim's, names the test's root): the layouts
+    // run side by side, each with a VM of the same name.
+    let ours = |ppid: &i32, c: &str| {
+        c.contains(&*root)
+            || all
+                .iter()
+                .any(|(p, _, pc)| p == ppid && pc.contains("vireo-shim") && pc.contains(&*root))
+    };
     all.iter()
         .filter(|(_, ppid, c)| {
-            c.contains("qemu-system")
-                && (c.contains(&guest) || c.contains(uuid))
-                && (c.contains(&*root)
-                    || all
-                        .iter()
-                        .any(|(p, _, pc)| p == ppid && pc.contains("vireo-shim")))
+            c.contains("qemu-system") && (c.contains(uuid) || (c.contains(&guest) && ours(ppid, c)))
         })
         .map(|(p, _, _)| *p)
         .collect()
