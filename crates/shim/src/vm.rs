@@ -244,25 +244,30 @@ impl Vm {
             .stdout(Stdio::from(log))
             .kill_on_drop(false);
         let mon_fd = mon.as_raw_fd();
-        let user = args.qemu_user.clone();
+        // QEMU's own user (qemu.conf), and its groups (its own first, then the user's: kvm,
+        // for /dev/kvm), made here: nothing is allocated between fork and exec.
+        let user: Option<(libc::uid_t, libc::gid_t, Vec<libc::gid_t>)> =
+            args.qemu_user.as_ref().map(|u| {
+                let mut groups = vec![u.gid];
+                groups.extend(&u.groups);
+                (u.uid, u.gid, groups)
+            });
         let shim_pid = std::process::id() as libc::pid_t;
-        // SAFETY: between fork and exec only async-signal-safe calls are made (prctl, dup2,
-        // fcntl, getppid) on fds that are open in the child.
+        // SAFETY: between fork and exec only async-signal-safe calls are made (dup2, fcntl,
+        // setgroups, setresgid, setresuid, umask, prctl, getppid), on fds open in the child
+        // and on memory made before the fork.
         unsafe {
             cmd.pre_exec(move || {
                 vireo_fdpass::inherit_as(mon_fd, 3)?;
                 for &(from, to) in &secret_dups {
                     vireo_fdpass::inherit_as(from, to)?;
                 }
-                // QEMU's own user (qemu.conf): its groups (kvm, for /dev/kvm), its group,
-                // then the user; its sockets in the VM's directory open to the shim's
-                // group.
-                if let Some(u) = &user {
-                    let mut groups: Vec<libc::gid_t> = vec![u.gid];
-                    groups.extend(&u.groups);
+                // QEMU's own user: its groups, its group, then the user; its sockets in
+                // the VM's directory open to the shim's group.
+                if let Some((uid, gid, groups)) = &user {
                     if libc::setgroups(groups.len(), groups.as_ptr()) != 0
-                        || libc::setresgid(u.gid, u.gid, u.gid) != 0
-                        || libc::setresuid(u.uid, u.uid, u.uid) != 0
+                        || libc::setresgid(*gid, *gid, *gid) != 0
+                        || libc::setresuid(*uid, *uid, *uid) != 0
                     {
                         return Err(std::io::Error::last_os_error());
                     }
