@@ -2,32 +2,41 @@
 //! `virsh console` reads and types. The daemon's `DOMAIN_OPEN_CONSOLE` and a VM shim's own
 //! endpoint both use it.
 
-use std::fs::File;
-use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use tokio::io::unix::AsyncFd;
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::pipe;
 use tokio::sync::mpsc::Receiver;
 use vireo_proto::{RemoteError, Status};
 
 use crate::server::{StreamPacket, StreamSender};
 
-/// Opens the pty at `path` for the stream: raw, non-blocking, watched by the runtime.
-pub fn open_raw(path: &Path) -> std::io::Result<AsyncFd<File>> {
+/// A pty opened for a stream: raw, non-blocking, watched by the runtime. The runtime
+/// watches a character device as it watches a pipe's ends (readiness on one fd), so each
+/// direction is one of tokio's pipe ends, over its own descriptor of the same pty.
+pub struct Pty {
+    rx: pipe::Receiver,
+    tx: pipe::Sender,
+}
+
+/// Opens the pty at `path` for the stream. Must run within the runtime.
+pub fn open_raw(path: &Path) -> std::io::Result<Pty> {
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
         .open(path)?;
     make_raw(&f)?;
-    // SAFETY: fd registration with the runtime (tokio's API is unsafe): the AsyncFd owns
-    // the File, so the fd stays open and the same for its lifetime.
-    unsafe { AsyncFd::register(f) }.map_err(Into::into)
+    let w = f.try_clone()?;
+    Ok(Pty {
+        rx: pipe::Receiver::from_file_unchecked(f)?,
+        tx: pipe::Sender::from_file_unchecked(w)?,
+    })
 }
 
 /// No echo, no line editing, no character translation: bytes pass as they are.
-fn make_raw(f: &File) -> std::io::Result<()> {
+fn make_raw(f: &std::fs::File) -> std::io::Result<()> {
     use rustix::termios::{tcgetattr, tcsetattr, OptionalActions};
     let mut t = tcgetattr(f)?;
     t.make_raw();
@@ -36,30 +45,36 @@ fn make_raw(f: &File) -> std::io::Result<()> {
 }
 
 /// Moves bytes between the pty and the stream until either side ends.
-pub async fn pump(pty: AsyncFd<File>, tx: StreamSender, mut rx: Receiver<StreamPacket>) {
+pub async fn pump(pty: Pty, tx: StreamSender, mut rx: Receiver<StreamPacket>) {
+    let Pty {
+        rx: from_pty,
+        tx: mut to_pty,
+    } = pty;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         tokio::select! {
-            r = pty.readable() => {
-                let Ok(mut guard) = r else { break };
-                match guard.try_io(|f| f.get_ref().read(&mut buf)) {
-                    Ok(Ok(n)) if n > 0 => {
+            r = from_pty.readable() => {
+                if r.is_err() {
+                    break;
+                }
+                match from_pty.try_read(&mut buf) {
+                    Ok(n) if n > 0 => {
                         if !tx.data(&buf[..n]).await {
                             return;
                         }
                     }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     // EOF or EIO: the VM (QEMU) is gone. An empty data packet is the end.
-                    Ok(_) => {
+                    _ => {
                         let _ = tx.data(&[]).await;
                         let _ = tx.finish(None).await;
                         return;
                     }
-                    Err(_would_block) => {}
                 }
             }
             p = rx.recv() => match p {
                 Some(StreamPacket { status: Status::Continue, data, hole: false }) => {
-                    if write_all(&pty, &data).await.is_err() {
+                    if to_pty.write_all(&data).await.is_err() {
                         let _ = tx.finish(Some(&RemoteError::rpc("cannot write to the console"))).await;
                         return;
                     }
@@ -76,16 +91,4 @@ pub async fn pump(pty: AsyncFd<File>, tx: StreamSender, mut rx: Receiver<StreamP
             },
         }
     }
-}
-
-async fn write_all(pty: &AsyncFd<File>, mut data: &[u8]) -> std::io::Result<()> {
-    while !data.is_empty() {
-        let mut guard = pty.writable().await?;
-        match guard.try_io(|f| f.get_ref().write(data)) {
-            Ok(Ok(n)) => data = &data[n..],
-            Ok(Err(e)) => return Err(e),
-            Err(_would_block) => {}
-        }
-    }
-    Ok(())
 }

@@ -1,9 +1,7 @@
 //! `DOMAIN_OPEN_CONSOLE`: a stream joined to the VM's serial pty, both ways.
 
-use std::fs::File;
 use std::sync::Arc;
 
-use tokio::io::unix::AsyncFd;
 use vireo_driver::DriverError;
 use vireo_proto::remote::*;
 use vireo_proto::{Header, RemoteError};
@@ -37,7 +35,7 @@ pub(super) fn open(
     })
 }
 
-async fn prepare(s: &RemoteService, payload: &[u8]) -> Result<AsyncFd<File>, RemoteError> {
+async fn prepare(s: &RemoteService, payload: &[u8]) -> Result<vireo_rpc::pty::Pty, RemoteError> {
     let a: DomainOpenConsoleArgs = args(payload)?;
     if !s.hv()?.is_running(&a.dom)? {
         return Err(DriverError::OperationInvalid("domain is not running".into()).into());
