@@ -10,7 +10,7 @@ use std::time::Duration;
 use vireo_proto::admin::{procs as admin_procs, ADMIN_PROGRAM, ADMIN_VERSION};
 use vireo_proto::header::{encode_frame, Header};
 use vireo_proto::remote::procs;
-use vireo_proto::{MessageType, RemoteError, Status, REMOTE_PROGRAM};
+use vireo_proto::{RemoteError, Status, REMOTE_PROGRAM};
 use vireo_tests::{fails, ok, run_cmd, Daemon};
 
 fn admin_socket(d: &Daemon) -> PathBuf {
@@ -44,10 +44,7 @@ fn client_ids(out: &str) -> Vec<u64> {
 }
 
 fn call(prog: u32, vers: u32, proc_: i32, serial: u32, payload: &[u8]) -> Vec<u8> {
-    encode_frame(
-        &Header::new(prog, vers, proc_, MessageType::Call, serial, Status::Ok),
-        payload,
-    )
+    encode_frame(&Header::call(prog, vers, proc_, serial), payload)
 }
 
 fn read_frame(s: &mut UnixStream) -> Option<(Header, Vec<u8>)> {

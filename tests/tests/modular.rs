@@ -184,14 +184,7 @@ fn config_file_settings_apply_and_bad_values_are_reported() {
     // max_clients = 1: a second client is turned away.
     let mut a = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
     let hello = vireo_proto::header::encode_frame(
-        &vireo_proto::Header::new(
-            0x2000_8086,
-            1,
-            procs::AUTH_LIST,
-            vireo_proto::MessageType::Call,
-            0,
-            vireo_proto::Status::Ok,
-        ),
+        &vireo_proto::Header::call(0x2000_8086, 1, procs::AUTH_LIST, 0),
         &[],
     );
     use std::io::{Read, Write};

@@ -11,10 +11,7 @@ use vireo_proto::{MessageType, RemoteError, Status, REMOTE_PROGRAM};
 use vireo_tests::{ok, Daemon};
 
 fn call(prog: u32, vers: u32, proc_: i32, serial: u32, payload: &[u8]) -> Vec<u8> {
-    encode_frame(
-        &Header::new(prog, vers, proc_, MessageType::Call, serial, Status::Ok),
-        payload,
-    )
+    encode_frame(&Header::call(prog, vers, proc_, serial), payload)
 }
 
 fn connect(d: &Daemon) -> UnixStream {

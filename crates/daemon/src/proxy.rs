@@ -306,14 +306,7 @@ impl Backend {
         if let Ok(mut m) = self.pending.lock() {
             m.insert(serial, w);
         }
-        let h = Header::new(
-            REMOTE_PROGRAM,
-            REMOTE_VERSION,
-            proc_,
-            MessageType::Call,
-            serial,
-            Status::Ok,
-        );
+        let h = Header::call(REMOTE_PROGRAM, REMOTE_VERSION, proc_, serial);
         let mut f = Vec::new();
         frame_into(&mut f, &h, |o| args.encode(o));
         if self.tx.send(f).await.is_err() {

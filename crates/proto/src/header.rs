@@ -78,6 +78,11 @@ impl Header {
         }
     }
 
+    /// The header of a call: procedure `proc_` of program `prog`, version `vers`.
+    pub fn call(prog: u32, vers: u32, proc_: i32, serial: u32) -> Self {
+        Header::new(prog, vers, proc_, MessageType::Call, serial, Status::Ok)
+    }
+
     pub fn message_type(&self) -> Option<MessageType> {
         MessageType::from_i32(self.mtype)
     }

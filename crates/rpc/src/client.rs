@@ -404,7 +404,7 @@ impl Connection {
                 Err(e) => Err(e),
             }
         } else {
-            let h = Header::new(prog, vers, proc_, MessageType::Call, serial, Status::Ok);
+            let h = Header::call(prog, vers, proc_, serial);
             frame_into(&mut buf, &h, args);
             let mut w = self.shared.writer.lock().await;
             match w.write_all(&buf).await {
