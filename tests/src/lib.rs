@@ -702,6 +702,11 @@ impl Daemon {
         self.children.iter().map(|(_, c)| c.id() as i32).collect()
     }
 
+    /// The resident memory of every daemon running, summed, in bytes.
+    pub fn rss(&self) -> u64 {
+        self.pids().into_iter().map(rss_kib).sum::<u64>() * 1024
+    }
+
     pub fn pid(&self) -> u32 {
         self.children.first().map(|(_, c)| c.id()).expect("running")
     }
@@ -828,6 +833,16 @@ impl Drop for Daemon {
         kill_shims_under(&self.root);
         kill_dnsmasq_under(&self.root);
     }
+}
+
+/// VmRSS of `pid`, in KiB (0 when it is gone).
+pub fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// (pid, parent pid, command line with spaces) of every process.

@@ -147,21 +147,6 @@ fn settle(secs: u64, mut check: impl FnMut() -> Result<(), String>) -> Result<()
     }
 }
 
-/// The resident memory of the daemons, in bytes.
-fn daemons_rss(d: &Daemon) -> u64 {
-    d.pids()
-        .iter()
-        .map(|pid| {
-            let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                .unwrap_or(0)
-                * 1024
-        })
-        .sum()
-}
-
 /// Every daemon answers: domains, pools, volumes, networks.
 #[track_caller]
 fn all_serving(d: &Daemon) {
@@ -1118,10 +1103,10 @@ fn clients_vanishing_mid_stream(layout: Layout) {
         assert_eq!(size(&out), SIZE as u64);
         all_serving(&d);
         if round == 0 {
-            rss0 = daemons_rss(&d);
+            rss0 = d.rss();
         }
     }
-    let rss = daemons_rss(&d);
+    let rss = d.rss();
     println!(
         "vanishing clients, {layout:?}: {ROUNDS} rounds; daemons' RSS {} MiB after the first, {} MiB after the last",
         rss0 >> 20,

@@ -20,9 +20,9 @@ use vireo_proto::remote::{
     event, procs, ConnectOpenArgs, DomainEventCallbackLifecycleMsg, EventCallbackRegisterAnyArgs,
     EventCallbackRegisterAnyRet,
 };
-use vireo_proto::{MessageType, Status, REMOTE_PROGRAM, REMOTE_VERSION};
+use vireo_proto::{MessageType, REMOTE_PROGRAM, REMOTE_VERSION};
 use vireo_rpc::frame::Frame;
-use vireo_tests::{guest_xml, Daemon, Layout};
+use vireo_tests::{guest_xml, rss_kib, Daemon, Layout};
 
 /// Clients calling at once.
 const CLIENTS: usize = 1000;
@@ -67,16 +67,6 @@ fn raise_nofile() {
         4 * (CLIENTS + LISTENERS),
         r.rlim_max
     );
-}
-
-/// VmRSS of `pid`, in KiB.
-fn rss_kib(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// The daemons that carry the clients: their names and pids.
@@ -248,6 +238,23 @@ async fn client(
 /// A lifecycle event as listeners record it: the domain's name, the event, its detail.
 type Lifecycle = (String, i32, i32);
 
+/// A registration for every domain's lifecycle events.
+const LIFECYCLE_OF_ALL: EventCallbackRegisterAnyArgs = EventCallbackRegisterAnyArgs {
+    event_id: event::ID_LIFECYCLE,
+    dom: None,
+};
+
+/// Registers `c` for every domain's lifecycle events (what each listener hears).
+async fn register_lifecycle(c: &Connect) -> Result<(), ClientError> {
+    let _: EventCallbackRegisterAnyRet = c
+        .call(
+            procs::CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY,
+            &LIFECYCLE_OF_ALL,
+        )
+        .await?;
+    Ok(())
+}
+
 /// One listener: registered for every domain's lifecycle events before `ready` is told;
 /// records the churn's events until the last domain's undefinition.
 async fn listener(uri: String, ready: mpsc::Sender<()>) -> Result<Vec<Lifecycle>, String> {
@@ -255,14 +262,7 @@ async fn listener(uri: String, ready: mpsc::Sender<()>) -> Result<Vec<Lifecycle>
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let mut rx = c.connection().events();
-    let _: EventCallbackRegisterAnyRet = c
-        .call(
-            procs::CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY,
-            &EventCallbackRegisterAnyArgs {
-                event_id: event::ID_LIFECYCLE,
-                dom: None,
-            },
-        )
+    register_lifecycle(&c)
         .await
         .map_err(|e| format!("register: {e}"))?;
     let _ = ready.send(()).await;
@@ -534,14 +534,7 @@ fn load_proxied() {
 
 /// One call on a raw connection: its reply's status and payload.
 fn raw_call(s: &mut UnixStream, proc_: i32, serial: u32, payload: &[u8]) -> (i32, Vec<u8>) {
-    let h = Header::new(
-        REMOTE_PROGRAM,
-        REMOTE_VERSION,
-        proc_,
-        MessageType::Call,
-        serial,
-        Status::Ok,
-    );
+    let h = Header::call(REMOTE_PROGRAM, REMOTE_VERSION, proc_, serial);
     s.write_all(&encode_frame(&h, payload)).expect("write");
     loop {
         let mut len = [0u8; 4];
@@ -582,10 +575,7 @@ fn slow_listener(layout: Layout, forwarded: bool) {
         flags: 0,
     });
     assert_eq!(raw_call(&mut slow, procs::CONNECT_OPEN, 1, &open).0, 0);
-    let reg = vireo_xdr::to_bytes(&EventCallbackRegisterAnyArgs {
-        event_id: event::ID_LIFECYCLE,
-        dom: None,
-    });
+    let reg = vireo_xdr::to_bytes(&LIFECYCLE_OF_ALL);
     for i in 0..SLOW_CALLBACKS {
         let (st, _) = raw_call(
             &mut slow,
@@ -606,16 +596,7 @@ fn slow_listener(layout: Layout, forwarded: bool) {
     let heard = rt.block_on(async {
         let c = Connect::open(&uri, false).await.expect("open");
         let mut rx = c.connection().events();
-        let _: EventCallbackRegisterAnyRet = c
-            .call(
-                procs::CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY,
-                &EventCallbackRegisterAnyArgs {
-                    event_id: event::ID_LIFECYCLE,
-                    dom: None,
-                },
-            )
-            .await
-            .expect("register");
+        register_lifecycle(&c).await.expect("register");
         for i in 0..SLOW_CYCLES {
             let dom = c
                 .define_xml(&xml.replace(NAME, &format!("load-{i}")))

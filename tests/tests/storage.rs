@@ -385,24 +385,11 @@ fn a_stopped_reader_is_not_buffered_for(layout: Layout) {
     }
     // SAFETY: kill(2) on the pid of a child we own.
     unsafe { libc::kill(virsh.0.id() as i32, libc::SIGSTOP) };
-    let rss = || -> u64 {
-        d.pids()
-            .iter()
-            .map(|pid| {
-                let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                    .unwrap_or(0)
-                    * 1024
-            })
-            .sum()
-    };
-    let before = rss();
+    let before = d.rss();
     // Nothing signals "the daemons would have buffered by now": give them the time the
     // whole volume takes to read here (well under a second), several times over.
     std::thread::sleep(std::time::Duration::from_secs(2));
-    let after = rss();
+    let after = d.rss();
     let written = size(&out);
     assert!(
         after < before + (32 << 20),
