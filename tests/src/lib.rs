@@ -867,21 +867,21 @@ pub fn procs() -> Vec<(i32, i32, String)> {
         .collect()
 }
 
-/// Kills every `vireo-shim` started for `root`, its QEMU first.
+/// Kills every `vireo-shim` started for `root` and its QEMU, and removes their VMs'
+/// cgroups once they are gone.
 fn kill_shims_under(root: &Path) {
     let Some(root) = root.to_str() else { return };
     let procs = procs();
     let shims = procs
         .iter()
         .filter(|(_, _, c)| c.contains("vireo-shim") && c.contains(root));
+    let mut killed = Vec::new();
     let mut cgroups = Vec::new();
     for (shim, _, cmd) in shims {
-        for (child, _, _) in procs.iter().filter(|(_, ppid, _)| ppid == shim) {
-            // SAFETY: kill with a pid read from /proc and a valid signal.
-            unsafe { libc::kill(*child, libc::SIGKILL) };
+        let children = procs.iter().filter(|(_, ppid, _)| ppid == shim);
+        for pid in children.map(|(c, _, _)| *c).chain([*shim]) {
+            killed.extend(kill_pid(pid));
         }
-        // SAFETY: as above.
-        unsafe { libc::kill(*shim, libc::SIGKILL) };
         // `--def RUN/shim/UUID.xml`: the VM's cgroup is named after the UUID.
         let uuid = cmd
             .split_whitespace()
@@ -891,13 +891,44 @@ fn kill_shims_under(root: &Path) {
             .map(|u| u.to_string_lossy().into_owned());
         cgroups.extend(uuid.map(|u| vireo_qemu::cgroup::name_of(&u)));
     }
-    // The shims cannot remove their VMs' cgroups now: they go once QEMU has gone.
+    // The shims cannot remove their VMs' cgroups now: they can go once QEMU has.
+    for p in &killed {
+        pidfd_wait(p, Duration::from_secs(10));
+    }
     for name in cgroups {
-        for _ in 0..50 {
+        // A process that has exited is out of its cgroup, but the kernel may let go of
+        // the group itself a moment later.
+        for _ in 0..20 {
             if vireo_qemu::cgroup::remove_leftover(&name) {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// SIGKILLs `pid` through a pidfd (so that a pid reused meanwhile is never hit), and
+/// returns the pidfd to wait on; None when the process is already gone.
+fn kill_pid(pid: i32) -> Option<std::os::fd::OwnedFd> {
+    use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
+    let fd = pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok()?;
+    pidfd_send_signal(&fd, Signal::KILL).ok()?;
+    Some(fd)
+}
+
+/// Waits up to `timeout` for the process of `pidfd` to end; true when it has.
+fn pidfd_wait(pidfd: &std::os::fd::OwnedFd, timeout: Duration) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let t = Timespec {
+        tv_sec: timeout.as_secs() as i64,
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    let mut fds = [PollFd::new(pidfd, PollFlags::IN)];
+    loop {
+        match poll(&mut fds, Some(&t)) {
+            Ok(n) => return n == 1,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return false,
         }
     }
 }
@@ -914,8 +945,7 @@ fn kill_dnsmasq_under(root: &Path) {
         };
         let cmd = String::from_utf8_lossy(&cmd);
         if (cmd.starts_with("dnsmasq") || cmd.contains("/dnsmasq\0")) && cmd.contains(root) {
-            // SAFETY: kill with a pid read from /proc and a valid signal.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = kill_pid(pid);
         }
     }
 }
@@ -1227,22 +1257,12 @@ pub fn qemu_pid_under(root: &Path, name: &str) -> Option<i32> {
 
 /// Waits (at most `timeout`) for process `pid` to exit, on its pidfd: no polling loop.
 pub fn wait_exit(pid: i32, timeout: Duration) -> bool {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
-    if fd < 0 {
-        // Already gone (ESRCH).
-        return true;
+    use rustix::process::{pidfd_open, Pid, PidfdFlags};
+    match Pid::from_raw(pid).map(|p| pidfd_open(p, PidfdFlags::empty())) {
+        Some(Ok(fd)) => pidfd_wait(&fd, timeout),
+        // Already gone (ESRCH), or no process to wait for.
+        _ => true,
     }
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: p is a valid pollfd for the duration of the call; fd is ours to close.
-    let r = unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) };
-    // SAFETY: fd was returned by pidfd_open above and is closed once.
-    unsafe { libc::close(fd) };
-    r == 1
 }
 
 /// Pid of the `vireo-shim` serving domain `name` under daemon root `root`.
