@@ -75,13 +75,15 @@ const REFUSED: &[i64] = &[
     libc::SYS_open_by_handle_at,
 ];
 
-/// Drops the shim's privileges (see the module's text). Called once QEMU runs.
+/// Drops the shim's privileges (see the module's text). Called once QEMU runs. Refused,
+/// with nothing changed, when the shim has more than one thread: capabilities are per
+/// thread, and the others would keep theirs.
 pub fn confine() -> anyhow::Result<()> {
     let threads = std::fs::read_dir("/proc/self/task")
-        .map(|d| d.count())
-        .unwrap_or(1);
+        .context("cannot count the shim's threads")?
+        .count();
     if threads > 1 {
-        eprintln!("vireo-shim: {threads} threads at confinement; only this one drops");
+        anyhow::bail!("{threads} threads at confinement: the others would keep their capabilities");
     }
     // The bounding set first: that needs CAP_SETPCAP, which goes next.
     for cap in CapabilitySet::all().difference(KEEP).iter() {
@@ -163,6 +165,16 @@ mod tests {
     fn the_refused_calls_make_a_filter() {
         let p = program().expect("filter");
         assert!(p.len() > REFUSED.len());
+    }
+
+    #[test]
+    fn refused_with_other_threads() {
+        // The test harness runs this test on a thread of its own.
+        let e = confine().expect_err("confined with several threads");
+        assert!(e.to_string().contains("threads at confinement"), "{e}");
+        assert!(!CONFINED.load(Ordering::SeqCst));
+        let s = std::fs::read_to_string("/proc/self/status").expect("status");
+        assert!(s.contains("NoNewPrivs:\t0"), "{s}");
     }
 
     #[test]

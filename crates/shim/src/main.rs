@@ -377,9 +377,16 @@ async fn run() -> anyhow::Result<()> {
         public: vec![Arc::clone(&public_server)],
     });
 
-    // QEMU and its helpers run: from here on the shim has no privilege in effect.
+    // QEMU and its helpers run: from here on the shim has no privilege in effect. A shim
+    // that cannot drop its privileges does not serve the VM: QEMU is stopped and the start
+    // fails.
     if let Err(e) = confine::confine() {
-        eprintln!("vireo-shim: still privileged: {e:#}");
+        let _ = tokio::join!(vm.destroy(false), vm.run(|_| {}));
+        remove_sockets();
+        let _ = std::fs::remove_dir_all(&qemu_dir);
+        public_server.shutdown();
+        server.shutdown();
+        return Err(e.context("cannot drop the shim's privileges"));
     }
 
     // Ready: the daemon is waiting for this line.
