@@ -122,10 +122,8 @@ impl NetNs {
         // A namespace belongs to a thread: make it on a thread of its own and keep only a
         // descriptor of it.
         let fd = std::thread::spawn(|| -> Option<std::os::fd::OwnedFd> {
-            // SAFETY: unshare only changes this short-lived thread's network namespace.
-            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-                return None;
-            }
+            // Only this short-lived thread's network namespace changes.
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
             std::fs::File::open("/proc/thread-self/ns/net")
                 .ok()
                 .map(Into::into)
@@ -159,48 +157,26 @@ impl NetNs {
     /// which `fstype` (`source`) is mounted on `target`, by a thread inside the network
     /// namespace (so that a sysfs shows that namespace's interfaces).
     fn with_mount(source: &CStr, target: &CStr, fstype: &CStr) -> Option<NetNs> {
-        use std::os::fd::AsRawFd;
+        use rustix::mount::{mount, mount_change, MountFlags, MountPropagationFlags};
+        use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
+        use std::os::fd::AsFd;
         let mut ns = NetNs::new()?;
-        let net = ns.fd.as_raw_fd();
-        let (source, target, fstype) = (source.to_owned(), target.to_owned(), fstype.to_owned());
-        let mnt = std::thread::spawn(move || -> Option<std::os::fd::OwnedFd> {
-            // SAFETY: setns, unshare and mount only change this short-lived thread's
-            // namespaces (CLONE_NEWNS gives it a file system context of its own); `net`
-            // stays open in the caller until the thread is joined; the strings are valid
-            // and NUL-terminated.
-            unsafe {
-                if libc::setns(net, libc::CLONE_NEWNET) != 0
-                    || libc::unshare(libc::CLONE_NEWNS) != 0
-                {
-                    return None;
-                }
-                let root = c"/";
-                if libc::mount(
-                    std::ptr::null(),
-                    root.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_REC | libc::MS_PRIVATE,
-                    std::ptr::null(),
-                ) != 0
-                {
-                    return None;
-                }
-                if libc::mount(
-                    source.as_ptr(),
-                    target.as_ptr(),
-                    fstype.as_ptr(),
-                    0,
-                    std::ptr::null(),
-                ) != 0
-                {
-                    return None;
-                }
-            }
-            std::fs::File::open("/proc/thread-self/ns/mnt")
-                .ok()
-                .map(Into::into)
+        let net = ns.fd.as_fd();
+        let mnt = std::thread::scope(|s| {
+            s.spawn(|| -> Option<std::os::fd::OwnedFd> {
+                // Only this short-lived thread's namespaces change (CLONE_NEWNS gives it a
+                // file system context of its own).
+                move_into_link_name_space(net, Some(LinkNameSpaceType::Network)).ok()?;
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).ok()?;
+                let private = MountPropagationFlags::REC | MountPropagationFlags::PRIVATE;
+                mount_change(c"/", private).ok()?;
+                mount(source, target, fstype, MountFlags::empty(), None).ok()?;
+                std::fs::File::open("/proc/thread-self/ns/mnt")
+                    .ok()
+                    .map(Into::into)
+            })
+            .join()
         })
-        .join()
         .ok()??;
         ns.mnt = Some(mnt);
         Some(ns)
@@ -678,8 +654,7 @@ impl Daemon {
     pub fn stop_one(&mut self, name: &str) {
         if let Some(i) = self.children.iter().position(|(n, _)| *n == name) {
             let (_, mut c) = self.children.remove(i);
-            // SAFETY: kill with a valid pid of our own child and a valid signal number.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            signal(c.id() as i32, rustix::process::Signal::TERM);
             let _ = c.wait();
         }
     }
@@ -764,12 +739,9 @@ impl Daemon {
         let mut first = None;
         for (_, mut c) in self.children.drain(..).rev() {
             let pid = c.id() as i32;
-            // SIGCONT too: a test may have stopped it. SAFETY: kill with a valid pid of our
-            // own child and valid signal numbers.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-                libc::kill(pid, libc::SIGCONT);
-            }
+            // SIGCONT too: a test may have stopped it.
+            signal(pid, rustix::process::Signal::TERM);
+            signal(pid, rustix::process::Signal::CONT);
             // A daemon that does not leave within a minute is killed: a test never hangs.
             let deadline = std::time::Instant::now() + Duration::from_secs(60);
             let st = loop {
@@ -904,6 +876,13 @@ fn kill_shims_under(root: &Path) {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// Sends `sig` to process `pid`, as kill(2); a process already gone is no error.
+pub fn signal(pid: i32, sig: rustix::process::Signal) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process(pid, sig);
     }
 }
 

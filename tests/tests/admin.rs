@@ -102,8 +102,10 @@ fn servers_clients_and_disconnect() {
     let id = ids[0].to_string();
 
     let info = fields(&ok(&virt_admin(&d, &["client-info", "vireod", &id])));
-    // SAFETY: getuid/getgid have no preconditions and cannot fail.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let (uid, gid) = (
+        rustix::process::getuid().as_raw(),
+        rustix::process::getgid().as_raw(),
+    );
     assert_eq!(info["id"], id, "{info:?}");
     assert_eq!(info["transport"], "unix", "{info:?}");
     assert_eq!(info["readonly"], "no", "{info:?}");

@@ -613,8 +613,7 @@ fn vireo_memtune_schedinfo_and_blkiotune() {
     );
 
     // The running guest's own values live in its cgroup.
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0
+    if !rustix::process::geteuid().is_root()
         || !std::path::Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists()
     {
         eprintln!("live part skipped: needs root and cgroup v1's memory controller (as CI has)");

@@ -6,6 +6,7 @@
 
 use std::process::Output;
 
+use rustix::process::Signal;
 use vireo_tests::{ok, write_file, Daemon, Layout};
 
 /// virsh as a user types it: no URI (or, for the modular layout without a proxy, one
@@ -148,8 +149,7 @@ fn a_users_plain_virsh_reaches_a_session_vireod() {
     struct Stop(i32);
     impl Drop for Stop {
         fn drop(&mut self) {
-            // SAFETY: kill with the pid of the daemon this test started and a valid signal.
-            unsafe { libc::kill(self.0, libc::SIGKILL) };
+            vireo_tests::signal(self.0, Signal::KILL);
         }
     }
     let stop = Stop(pid);
@@ -178,8 +178,7 @@ fn a_users_plain_virsh_reaches_a_session_vireod() {
         home.join(".config/vireo").exists(),
         "the definition is the user's own"
     );
-    // SAFETY: kill with the pid of the daemon this test started and a valid signal.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
+    vireo_tests::signal(pid, Signal::TERM);
     assert!(
         vireo_tests::wait_exit(pid, std::time::Duration::from_secs(30)),
         "vireod {pid} did not stop"

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use rustix::process::Signal;
 use vireo_tests::{fails, guest_xml, ok, run_cmd, wait_exit, write_file, Daemon, Layout};
 
 // ---------------------------------------------------------------------------------------
@@ -315,8 +316,7 @@ fn is_running(d: &Daemon, name: &str) -> bool {
 fn kill_shim(root: &Path, uuid: &str, client: &mut std::process::Child) -> bool {
     loop {
         if let Some(pid) = shims_of(root, uuid).first() {
-            // SAFETY: kill with a pid read from /proc (a shim of this test) and a valid signal.
-            unsafe { libc::kill(*pid, libc::SIGKILL) };
+            vireo_tests::signal(*pid, Signal::KILL);
             return true;
         }
         if client.try_wait().ok().flatten().is_some() {
@@ -873,16 +873,14 @@ struct Stopped(i32);
 
 impl Stopped {
     fn new(pid: i32) -> Stopped {
-        // SAFETY: kill with the pid of a QEMU of this test and a valid signal.
-        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        vireo_tests::signal(pid, Signal::STOP);
         Stopped(pid)
     }
 }
 
 impl Drop for Stopped {
     fn drop(&mut self) {
-        // SAFETY: as above.
-        unsafe { libc::kill(self.0, libc::SIGCONT) };
+        vireo_tests::signal(self.0, Signal::CONT);
     }
 }
 

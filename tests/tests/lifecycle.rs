@@ -1,6 +1,7 @@
 //! Real VMs: the test guest boots under TCG through vireod and its per-VM shim, driven by
 //! the real virsh and watched by a python-libvirt event listener.
 
+use rustix::process::Signal;
 use vireo_tests::{fails, guest_xml, ok, run_cmd, Daemon, EventLog, Layout};
 
 fn define(d: &Daemon, name: &str) {
@@ -129,8 +130,7 @@ fn qemu_crash_is_seen_as_crashed() {
     ev.wait_for("crashy 2 0");
     let pid = d.qemu_pid("crashy").expect("running");
     let shim = vireo_tests::shim_pid(&d.root, "crashy").expect("its shim");
-    // SAFETY: kill with a pid we just read and a valid signal.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    vireo_tests::signal(pid, Signal::KILL);
     ev.wait_for("crashy 5 5");
     assert_eq!(
         ok(&d.virsh(&["domstate", "--reason", "crashy"])).trim(),
@@ -305,8 +305,7 @@ fn a_dead_shim_takes_its_vm_along() {
     ok(&d.virsh(&["start", "orphan"]));
     let qemu = d.qemu_pid("orphan").expect("running");
     let shim = vireo_tests::shim_pid(&d.root, "orphan").expect("its shim");
-    // SAFETY: kill with a pid we just read and a valid signal.
-    unsafe { libc::kill(shim, libc::SIGKILL) };
+    vireo_tests::signal(shim, Signal::KILL);
     ev.wait_for("orphan 5 5");
     assert!(vireo_tests::wait_exit(
         qemu,

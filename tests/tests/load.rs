@@ -49,23 +49,18 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 /// thousand clients are a thousand sockets at each end), as a user would with
 /// `ulimit -n` or `LimitNOFILE=`.
 fn raise_nofile() {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit with a pointer to a live rlimit.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut r), 0);
-        if r.rlim_cur < r.rlim_max {
-            r.rlim_cur = r.rlim_max.min(65536);
-            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &r), 0);
-        }
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut r = getrlimit(Resource::Nofile);
+    // None is no limit.
+    let (cur, max) = (r.current.unwrap_or(u64::MAX), r.maximum.unwrap_or(u64::MAX));
+    if cur < max {
+        r.current = Some(max.min(65536));
+        setrlimit(Resource::Nofile, r).expect("setrlimit");
     }
     assert!(
-        r.rlim_cur >= 4 * (CLIENTS + LISTENERS) as u64,
-        "the load test needs {} descriptors; the hard limit is {}",
+        r.current.unwrap_or(u64::MAX) >= 4 * (CLIENTS + LISTENERS) as u64,
+        "the load test needs {} descriptors; the hard limit is {max}",
         4 * (CLIENTS + LISTENERS),
-        r.rlim_max
     );
 }
 

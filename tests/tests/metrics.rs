@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use rustix::process::Signal;
 use vireo_tests::{
     bin, fails, guest_xml, in_ns, ok, python3, run_cmd, shim_pid, write_file, Daemon, EventLog,
     Layout, NetNs,
@@ -382,8 +383,7 @@ fn metrics(layout: Layout) {
     }
     // A shim that dies while its VM runs is a shim lost; a destroyed VM's is not.
     let shim = shim_pid(&d.root, "vm1").expect("its shim");
-    // SAFETY: kill with a pid just read and a valid signal.
-    unsafe { libc::kill(shim, libc::SIGKILL) };
+    vireo_tests::signal(shim, Signal::KILL);
     ev.wait_for("vm1 5 5");
     let after = admin_metrics(&d, dom);
     assert_eq!(after.one("vireo_domains", &[("state", "paused")]), 0.0);

@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use rustix::process::Signal;
 use vireo_tests::{fails, guest_shell, ok, python3, tests_dir, write_file, Daemon, Layout};
 
 const SRC_ADDR: &str = "10.77.9.1";
@@ -493,8 +494,7 @@ fn jobs_and_faults() {
     );
     wait_for_job(&h.a);
     let qemu = h.b.qemu_pid("vm1").expect("the destination's QEMU");
-    // SAFETY: kill with a pid of a process this test's daemon started.
-    unsafe { libc::kill(qemu, libc::SIGKILL) };
+    vireo_tests::signal(qemu, Signal::KILL);
     let (done, err) = finish(m);
     assert!(!done, "the migration should have failed");
     eprintln!("virsh migrate said: {err}");
@@ -507,8 +507,7 @@ fn jobs_and_faults() {
     let m = migrate_in_background(&h.a, &["--live", "--p2p", "--tunnelled", "vm1", &h.b.uri()]);
     wait_for_job(&h.a);
     let qemu = h.b.qemu_pid("vm1").expect("the destination's QEMU");
-    // SAFETY: kill with a pid of a process this test's daemon started.
-    unsafe { libc::kill(qemu, libc::SIGKILL) };
+    vireo_tests::signal(qemu, Signal::KILL);
     let (done, err) = finish(m);
     assert!(!done, "the migration should have failed");
     eprintln!("virsh migrate said: {err}");

@@ -2,6 +2,7 @@
 //! own network namespace: bridges, firewall tables, dnsmasq and DHCP clients never touch
 //! the machine's network.
 
+use rustix::process::Signal;
 use vireo_tests::{
     dhcp_client, fails, guest_ip, guest_shell, host_ping, in_ns, ok, tries, validate, write_file,
     Daemon, Layout,
@@ -282,8 +283,7 @@ fn restarted_daemon_adopts_active_networks(layout: Layout) {
     let leases = ok(&d.virsh(&["net-dhcp-leases", "vnat"]));
     assert!(leases.contains("during"), "{leases}");
     // A dnsmasq that dies is started again.
-    // SAFETY: kill with a pid read from /proc.
-    unsafe { libc::kill(before[0], libc::SIGKILL) };
+    vireo_tests::signal(before[0], Signal::KILL);
     let t0 = std::time::Instant::now();
     while dnsmasqs(&d).iter().all(|p| *p == before[0]) {
         assert!(t0.elapsed().as_secs() < 30, "dnsmasq was not restarted");
@@ -485,8 +485,7 @@ fn guests_keep_their_network_when_networkd_dies(layout: Layout) {
     // vm1 stops while no network daemon runs.
     if monolithic {
         let pid = d.qemu_pid("vm1").expect("vm1 runs");
-        // SAFETY: kill with a pid read from /proc.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        vireo_tests::signal(pid, Signal::KILL);
         assert!(vireo_tests::wait_exit(
             pid,
             std::time::Duration::from_secs(30)

@@ -5,6 +5,7 @@
 
 use std::os::unix::fs::MetadataExt;
 
+use rustix::process::Signal;
 use vireo_proto::vireo::{
     procs as vprocs, NodeDeviceLeaseArgs, NodeDeviceLeaseRet, NodeDeviceLeasesArgs,
     NodeDeviceLeasesRet, NodeDeviceReleaseArgs, NodeDeviceReleaseRet, VIREO_PROGRAM, VIREO_VERSION,
@@ -404,8 +405,7 @@ fn unprivileged_qemud_leases_a_pci_device() {
     // vm2 ends while vireo-qemud is down: its device comes back when the daemon starts.
     d.kill9_one("vireo-qemud");
     let qemu = d.qemu_pid("vm2").expect("vm2 runs");
-    // SAFETY: kill with a pid of a process of this test's and a valid signal number.
-    unsafe { libc::kill(qemu, libc::SIGKILL) };
+    vireo_tests::signal(qemu, Signal::KILL);
     d.restart_unprivileged_qemud();
     assert!(all_leases(&d, &rt).is_empty());
     pci.settle();

@@ -1,6 +1,7 @@
 //! Definitions survive a crash of the daemon, and a crash in the middle of a define leaves
 //! the old or the new definition, never a broken one.
 
+use rustix::process::Signal;
 use vireo_tests::{data, ok, Daemon, Layout};
 
 fn definitions_survive_kill_9(layout: Layout) {
@@ -125,8 +126,7 @@ fn defines_just_before_kill_9_are_replayed() {
             c.define_xml(&xml).await.unwrap();
         }
         for p in &pids {
-            // SAFETY: kill with our own child's pid and a valid signal number.
-            unsafe { libc::kill(*p, libc::SIGSTOP) };
+            vireo_tests::signal(*p, Signal::STOP);
         }
     });
     d.kill9();

@@ -16,6 +16,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 
+use rustix::process::Signal;
 use vireo_tests::{bin_dir, fails, in_every_layout, ok, run_cmd, tests_dir, Daemon, Layout, NetNs};
 
 /// The test's users: polkit's rules (below) say yes to both actions for ADMIN, to the
@@ -179,8 +180,7 @@ impl Drop for Bus {
                 end_and_wait(pid);
             }
         }
-        // SAFETY: kill with our own child's pid and a valid signal.
-        unsafe { libc::kill(bus, libc::SIGTERM) };
+        vireo_tests::signal(bus, Signal::TERM);
         let _ = self.daemon.wait();
     }
 }
@@ -188,43 +188,21 @@ impl Drop for Bus {
 /// Sends SIGTERM to `pid` (a child of our bus, not of ours) and waits until it has
 /// ended: its pidfd becomes readable then. Bounded: a minute, then SIGKILL.
 fn end_and_wait(pid: i32) {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor (or -1), which
-    // is owned here and nowhere else.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    let Ok(raw) = i32::try_from(fd) else { return };
-    if raw < 0 {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags};
+    let Some(pid) = Pid::from_raw(pid) else {
+        return;
+    };
+    let Ok(fd) = pidfd_open(pid, PidfdFlags::empty()) else {
         return; // Already gone.
-    }
-    // SAFETY: `raw` is a descriptor just opened for us alone.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: pidfd_send_signal with our pidfd, a valid signal and no siginfo.
-    unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd(),
-            libc::SIGTERM,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
     };
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
+    let _ = pidfd_send_signal(&fd, Signal::TERM);
+    let minute = Timespec {
+        tv_sec: 60,
+        tv_nsec: 0,
     };
-    // SAFETY: poll on one valid pollfd.
-    if unsafe { libc::poll(&mut p, 1, 60_000) } == 0 {
-        // SAFETY: as above, SIGKILL.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                fd.as_raw_fd(),
-                libc::SIGKILL,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
+    if poll(&mut [PollFd::new(&fd, PollFlags::IN)], Some(&minute)) == Ok(0) {
+        let _ = pidfd_send_signal(&fd, Signal::KILL);
     }
 }
 

@@ -8,15 +8,17 @@
 //! those namespaces with an empty home of its own (ssh writes its known_hosts there): the
 //! machine's ssh setup is neither read nor written, and no traffic leaves the namespace.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use rustix::process::Signal;
+use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
 use vireo_tests::{
     bin, bin_dir, fails, guest_xml, in_every_layout, ok, output_parts, python3, run_cmd, tests_dir,
     wait_exit, write_file, Daemon, Layout,
@@ -153,8 +155,7 @@ impl Sshd {
         };
         for (pid, comm) in descendants(c.id() as i32) {
             if comm == "sshd" {
-                // SAFETY: kill with a pid of a process this test started and a valid signal.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                vireo_tests::signal(pid, Signal::KILL);
             }
         }
         let _ = c.kill();
@@ -166,8 +167,7 @@ impl Drop for Sshd {
     fn drop(&mut self) {
         if let Some(c) = &self.child {
             for (pid, _) in descendants(c.id() as i32) {
-                // SAFETY: as in kill.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                vireo_tests::signal(pid, Signal::KILL);
             }
         }
         self.kill();
@@ -208,8 +208,7 @@ fn descendants(pid: i32) -> Vec<(i32, String)> {
 
 /// The home directory ssh uses: the password database's, not `$HOME`.
 fn home_dir() -> String {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::getuid() }.to_string();
+    let uid = rustix::process::getuid().as_raw().to_string();
     std::fs::read_to_string("/etc/passwd")
         .expect("/etc/passwd")
         .lines()
@@ -220,31 +219,16 @@ fn home_dir() -> String {
 }
 
 /// Puts the calling process (or thread) in a mount namespace of its own where the home
-/// directory is an empty tmpfs.
-///
-/// # Safety
-/// Only system calls: fine between fork and exec, and on a thread of its own.
-unsafe fn private_home(home: &CString) -> std::io::Result<()> {
-    let root = c"/";
-    let tmpfs = c"tmpfs";
-    if libc::unshare(libc::CLONE_NEWNS) != 0
-        || libc::mount(
-            std::ptr::null(),
-            root.as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        ) != 0
-        || libc::mount(
-            tmpfs.as_ptr(),
-            home.as_ptr(),
-            tmpfs.as_ptr(),
-            0,
-            std::ptr::null(),
-        ) != 0
-    {
-        return Err(std::io::Error::last_os_error());
-    }
+/// directory is an empty tmpfs. Only system calls, no allocation: fit to run between fork
+/// and exec.
+fn private_home(home: &CStr) -> std::io::Result<()> {
+    use rustix::mount::{mount, mount_change, MountFlags, MountPropagationFlags};
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    mount_change(
+        c"/",
+        MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
+    )?;
+    mount(c"tmpfs", home, c"tmpfs", MountFlags::empty(), None)?;
     Ok(())
 }
 
@@ -258,7 +242,8 @@ fn client(d: &Daemon, program: &str, args: &[&str]) -> Command {
         .env_remove("LIBVIRT_DEFAULT_URI")
         .stdin(Stdio::null());
     let home = CString::new(home_dir()).expect("home");
-    // SAFETY: private_home makes only system calls; `home` lives in the closure.
+    // SAFETY: private_home makes only system calls (async-signal-safe); `home` lives in
+    // the closure.
     unsafe {
         c.pre_exec(move || private_home(&home));
     }
@@ -414,16 +399,12 @@ fn rust_client_session(
     let (tx, rx) = std::sync::mpsc::channel();
     let (go, wait) = tokio::sync::oneshot::channel::<()>();
     let t = std::thread::spawn(move || {
-        // SAFETY: private_home and setns change only this thread's namespaces (its
-        // unshare(CLONE_NEWNS) gives it a file system context of its own); `net` is open.
-        let entered = unsafe {
-            private_home(&home).and_then(|()| {
-                if libc::setns(net.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            })
-        };
+        // Only this thread's namespaces change (its unshare(CLONE_NEWNS) gives it a file
+        // system context of its own).
+        let entered = private_home(&home).and_then(|()| {
+            move_into_link_name_space(net.as_fd(), Some(LinkNameSpaceType::Network))
+                .map_err(Into::into)
+        });
         if let Err(e) = entered {
             let _ = tx.send(format!("namespaces: {e}"));
             return;

@@ -3,6 +3,7 @@
 
 use std::process::Output;
 
+use rustix::process::Signal;
 use vireo_tests::{
     done_then_refused, fails, ok, output_parts, same_as_virsh, validate, Daemon, Layout,
 };
@@ -383,8 +384,7 @@ fn a_stopped_reader_is_not_buffered_for(layout: Layout) {
         assert!(t0.elapsed().as_secs() < 60, "the download does not start");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    // SAFETY: kill(2) on the pid of a child we own.
-    unsafe { libc::kill(virsh.0.id() as i32, libc::SIGSTOP) };
+    vireo_tests::signal(virsh.0.id() as i32, Signal::STOP);
     let before = d.rss();
     // Nothing signals "the daemons would have buffered by now": give them the time the
     // whole volume takes to read here (well under a second), several times over.
@@ -399,8 +399,7 @@ fn a_stopped_reader_is_not_buffered_for(layout: Layout) {
         written < SIZE,
         "the whole volume went out to a stopped reader"
     );
-    // SAFETY: as above.
-    unsafe { libc::kill(virsh.0.id() as i32, libc::SIGCONT) };
+    vireo_tests::signal(virsh.0.id() as i32, Signal::CONT);
     assert!(virsh.0.wait().unwrap().success());
     assert_eq!(size(&out), SIZE);
     assert!(std::fs::read(&out).unwrap().iter().all(|&b| b == 0x5a));

@@ -3,6 +3,7 @@
 //! `memtune`, `schedinfo` and `blkiotune` read and change the running VM (its cgroup
 //! files follow) and the definition; the cgroup goes with the VM.
 
+use rustix::process::Signal;
 use vireo_tests::{fails, ok, write_file, Daemon, Layout};
 
 /// The directory of the VM's cgroup for v1 controller `ctl` (or its v2 one), from where
@@ -42,8 +43,7 @@ fn read(dir: &std::path::Path, file: &str) -> String {
 
 #[test]
 fn memtune_schedinfo_and_blkiotune() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0
+    if !rustix::process::geteuid().is_root()
         || !std::path::Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists()
     {
         eprintln!("skipped: needs root and cgroup v1's memory controller (as CI has)");
@@ -255,8 +255,7 @@ fn memtune_schedinfo_and_blkiotune() {
     let dirs = ["memory", "cpu", "blkio"].map(|c| cgroup_dir(pid, c));
     assert!(dirs.iter().all(|d| d.exists()), "{dirs:?}");
     let shim = vireo_tests::shim_pid(&d.root, "vm1").expect("the shim runs");
-    // SAFETY: kill(2) with a pid read from /proc.
-    unsafe { libc::kill(shim, libc::SIGKILL) };
+    vireo_tests::signal(shim, Signal::KILL);
     // Nothing tells when the daemon has removed it.
     let t0 = std::time::Instant::now();
     while let Some(left) = dirs.iter().find(|d| d.exists()) {
