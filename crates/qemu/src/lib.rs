@@ -23,6 +23,7 @@ pub mod lifecycle;
 mod memdev;
 pub mod metadata;
 pub mod migrate;
+pub mod owners;
 pub mod pci;
 pub mod peers;
 pub mod pinning;

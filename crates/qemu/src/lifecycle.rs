@@ -434,9 +434,12 @@ impl QemuDriver {
             }
             None => String::new(),
         };
-        // Reap the shim whenever it ends (if this daemon is gone by then, init does).
+        // Reap the shim whenever it ends (if this daemon is gone by then, init does), and
+        // give back the files it alone held, if it could not.
+        let store = crate::owners::Store::new(&self.cfg.run_dir);
         tokio::spawn(async move {
             let _ = child.wait().await;
+            let _ = tokio::task::spawn_blocking(move || store.sweep()).await;
         });
         let line = line.trim_end();
         if let Some(msg) = line.strip_prefix("ERROR ") {
@@ -794,7 +797,7 @@ impl QemuDriver {
             self.vanished(&uuid);
         }
         self.publish(&handle, event::STOPPED, event::STOPPED_FAILED);
-        remove_cgroup_later(&uuid);
+        remove_leftovers_later(&uuid, &self.cfg.run_dir);
     }
 
     /// Everything of a shim that died while it started the VM `uuid`: its definitions in
@@ -806,7 +809,7 @@ impl QemuDriver {
         }
         self.remove_dead_shim_files(uuid, name);
         let _ = std::fs::remove_dir_all(self.cfg.run_dir.join("qemu").join(&u));
-        remove_cgroup_later(uuid);
+        remove_leftovers_later(uuid, &self.cfg.run_dir);
     }
 
     /// What a shim that died (SIGKILL) could not remove: its socket and status file, and
@@ -903,8 +906,8 @@ impl QemuDriver {
 
     /// Removes what shims that died while no daemon was there left behind (nobody answers
     /// on their sockets, which [`Self::recover`] removed): their files in `<run>/shim`, the
-    /// VM's endpoint, QEMU's directory and the VM's cgroup. Runs before the daemon serves,
-    /// so no start races it.
+    /// VM's endpoint, QEMU's directory and the VM's cgroup, and the files they had given to
+    /// QEMU's user. Runs before the daemon serves, so no start races it.
     fn sweep_dead_shims(&self) {
         let live: std::collections::HashSet<String> = self
             .read()
@@ -949,7 +952,12 @@ impl QemuDriver {
                 self.remove_dead_shim_files(&uuid, &n);
             }
             let _ = std::fs::remove_dir_all(self.cfg.run_dir.join("qemu").join(format_uuid(&uuid)));
-            remove_cgroup_later(&uuid);
+            remove_leftovers_later(&uuid, &self.cfg.run_dir);
+        }
+        // Files that shims gone meanwhile held, whatever else they left.
+        let n = crate::owners::Store::new(&self.cfg.run_dir).sweep();
+        if n > 0 {
+            log::warn!("gave back {n} files that dead shims had given to QEMU's user");
         }
     }
 
@@ -1119,16 +1127,19 @@ fn vsock_cid(def: &mut Domain) -> Result<()> {
     Ok(())
 }
 
-/// A shim that died leaves its VM's cgroup behind: it goes once QEMU has gone too (QEMU
-/// dies with its shim; nothing tells when it has).
-fn remove_cgroup_later(uuid: &[u8; 16]) {
+/// What a shim that died leaves behind, once its QEMU has gone too (QEMU dies with its
+/// shim; nothing tells when it has): the VM's cgroup, and the files only dead shims held
+/// (given back to their owners: see [`crate::owners`]).
+fn remove_leftovers_later(uuid: &[u8; 16], run_dir: &Path) {
     let name = crate::cgroup::name_of(&format_uuid(uuid));
+    let store = crate::owners::Store::new(run_dir);
     tokio::spawn(async move {
         for _ in 0..100 {
             if crate::cgroup::remove_leftover(&name) {
-                return;
+                break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+        let _ = tokio::task::spawn_blocking(move || store.sweep()).await;
     });
 }

@@ -3,19 +3,23 @@
 //! NVRAM — belong to QEMU's user, and afterwards go back to the owners they had, as
 //! libvirt does. Files QEMU gets as descriptors (taps, devices, secrets) need none of it.
 //!
-//! What the shim gave is kept in memory and given back when the VM ends (or when starting
-//! it fails): a shim killed outright leaves its files with QEMU's user.
+//! Who owned each file before is remembered in the run directory's owner records
+//! ([`vireo_qemu::owners`]), with this shim among its holders: a file two VMs use goes back
+//! when the last one ends, and what a shim killed outright held is given back by the
+//! daemon.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use vireo_qemu::owners::{Holder, Store};
 use vireo_qemu::QemuUser;
 use vireo_xml::{DiskType, Domain};
 
-/// Files given to QEMU's user, with the owner each had.
+/// Files given to QEMU's user by this shim.
 #[derive(Default)]
 pub struct Owners {
-    given: Vec<(PathBuf, u32, u32)>,
+    given: Vec<PathBuf>,
+    /// The records, and this shim as their holder (None: dynamic ownership is off).
+    store: Option<(Store, Holder)>,
 }
 
 /// The files of `def` QEMU opens by path.
@@ -50,48 +54,51 @@ pub(crate) fn files_of(def: &Domain) -> Vec<PathBuf> {
 }
 
 impl Owners {
-    /// Gives the files of `def` to `user`.
-    pub fn take(def: &Domain, user: &QemuUser) -> Owners {
-        let mut o = Owners::default();
-        for p in files_of(def) {
-            o.give(&p, user);
+    /// Owners recorded in the store of `run_dir`, held by this shim for the VM `uuid`.
+    pub fn new(run_dir: &Path, uuid: &str) -> Owners {
+        Owners {
+            given: Vec::new(),
+            store: Some((Store::new(run_dir), Holder::me(uuid))),
         }
-        o
+    }
+
+    /// Gives the files of `def` to `user`.
+    pub fn take(mut self, def: &Domain, user: &QemuUser) -> Owners {
+        for p in files_of(def) {
+            self.give(&p, user);
+        }
+        self
     }
 
     /// Gives one file (a disk plugged in) to `user`; a file that is not there is left
     /// alone (QEMU says so when it opens it).
     pub fn give(&mut self, path: &Path, user: &QemuUser) {
-        if self.given.iter().any(|(p, ..)| p == path) {
-            return;
-        }
-        let Ok(m) = std::fs::metadata(path) else {
+        let Some((store, me)) = &self.store else {
             return;
         };
-        if m.uid() == user.uid && m.gid() == user.gid {
+        if self.given.iter().any(|p| p == path) {
             return;
         }
-        let r = crate::confine::privileged(|| {
-            std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid))
-        });
-        match r {
-            Ok(()) => self.given.push((path.to_path_buf(), m.uid(), m.gid())),
+        match crate::confine::privileged(|| store.give(path, user.uid, user.gid, me)) {
+            Ok(true) => self.given.push(path.to_path_buf()),
+            Ok(false) => {}
             Err(e) => eprintln!("cannot give {} to QEMU's user: {e}", path.display()),
         }
     }
 
-    /// Gives every file back to its owner.
+    /// Gives every file back to its owner (unless another VM still holds it).
     pub fn restore(&mut self) {
         let given = std::mem::take(&mut self.given);
+        let Some((store, me)) = &self.store else {
+            return;
+        };
         if given.is_empty() {
             return;
         }
         crate::confine::privileged(|| {
-            for (p, uid, gid) in &given {
-                if let Err(e) = std::os::unix::fs::chown(p, Some(*uid), Some(*gid)) {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        eprintln!("cannot give {} back to {uid}:{gid}: {e}", p.display());
-                    }
+            for p in &given {
+                if let Err(e) = store.give_back(p, me) {
+                    eprintln!("cannot give {} back: {e}", p.display());
                 }
             }
         });
@@ -128,6 +135,7 @@ mod tests {
 
     #[test]
     fn a_file_is_given_and_given_back() {
+        use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().expect("tmp");
         let f = dir.path().join("disk");
         std::fs::write(&f, b"x").expect("write");
@@ -138,7 +146,7 @@ mod tests {
             gid: m.gid(),
             groups: Vec::new(),
         };
-        let mut o = Owners::default();
+        let mut o = Owners::new(dir.path(), "vm");
         o.give(&f, &me);
         assert!(o.given.is_empty());
         if rustix::process::geteuid().is_root() {

@@ -170,7 +170,9 @@ impl Vm {
         // The files QEMU opens by path, its user's while it runs (restored when this
         // is dropped, a failed start included).
         let owners = match &args.qemu_user {
-            Some(u) if args.dynamic_ownership => crate::owner::Owners::take(&def, u),
+            Some(u) if args.dynamic_ownership => {
+                crate::owner::Owners::new(&args.run_dir, &format_uuid(&uuid)).take(&def, u)
+            }
             _ => crate::owner::Owners::default(),
         };
         // Each passphrase reaches QEMU as a pipe at fd 100, 101, …, read by its secret
