@@ -85,16 +85,14 @@ fn owner(p: &Path) -> (u32, u32) {
     (m.uid(), m.gid())
 }
 
-/// qemu.conf's `user` and `group`: QEMU runs as them, with its disk, kernel and initrd
-/// handed to them while it runs and given back to root afterwards, and the VM works
-/// (paused, resumed, pinned, statistics, a disk plugged in) with a confined shim.
-fn qemu_runs_as_its_own_user(layout: Layout) {
+/// A daemon whose qemu.conf runs QEMU as nobody, with a copy of the guest's kernel and
+/// initrd under its root (nobody must reach them: the test's root is private otherwise).
+fn nobody_daemon(layout: Layout) -> Daemon {
     use std::os::unix::fs::PermissionsExt;
     let (kernel, initrd) = vireo_tests::guest();
-    let d = Daemon::start_prepared(
+    Daemon::start_prepared(
         layout,
         |root| {
-            // Nobody must reach its files: the test's root is private otherwise.
             std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
             std::fs::create_dir_all(root.join("etc/vireo")).expect("etc");
             std::fs::write(
@@ -107,7 +105,28 @@ fn qemu_runs_as_its_own_user(layout: Layout) {
             std::fs::copy(&initrd, root.join("guest/initrd.img")).expect("initrd");
         },
         &[],
-    );
+    )
+}
+
+/// The guest's definition, booting the copy of its kernel and initrd under `d`'s root.
+fn nobody_guest_xml(d: &Daemon, name: &str) -> String {
+    let (kernel, initrd) = vireo_tests::guest();
+    vireo_tests::guest_xml(name)
+        .replace(
+            kernel.to_str().expect("utf-8"),
+            &d.root.join("guest/vmlinuz").display().to_string(),
+        )
+        .replace(
+            initrd.to_str().expect("utf-8"),
+            &d.root.join("guest/initrd.img").display().to_string(),
+        )
+}
+
+/// qemu.conf's `user` and `group`: QEMU runs as them, with its disk, kernel and initrd
+/// handed to them while it runs and given back to root afterwards, and the VM works
+/// (paused, resumed, pinned, statistics, a disk plugged in) with a confined shim.
+fn qemu_runs_as_its_own_user(layout: Layout) {
+    let d = nobody_daemon(layout);
     let root = d.root.clone();
     let disk = root.join("disk.img");
     let extra = root.join("extra.img");
@@ -124,24 +143,15 @@ fn qemu_runs_as_its_own_user(layout: Layout) {
             ],
         ));
     }
-    let xml = vireo_tests::guest_xml("vm1")
-        .replace(
-            kernel.to_str().expect("utf-8"),
-            &root.join("guest/vmlinuz").display().to_string(),
-        )
-        .replace(
-            initrd.to_str().expect("utf-8"),
-            &root.join("guest/initrd.img").display().to_string(),
-        )
-        .replace(
-            "<memballoon model='none'/>",
-            &format!(
-                "<memballoon model='none'/><disk type='file' device='disk'>\
+    let xml = nobody_guest_xml(&d, "vm1").replace(
+        "<memballoon model='none'/>",
+        &format!(
+            "<memballoon model='none'/><disk type='file' device='disk'>\
                  <driver name='qemu' type='raw'/><source file='{}'/>\
                  <target dev='vda' bus='virtio'/></disk>",
-                disk.display()
-            ),
-        );
+            disk.display()
+        ),
+    );
     ok(&d.virsh(&["define", &write_file(&d, "vm1.xml", &xml)]));
     ok(&d.virsh(&["start", "vm1"]));
     let pid = qemu_pid(&d);
@@ -201,3 +211,51 @@ fn qemu_runs_as_its_own_user(layout: Layout) {
 }
 
 vireo_tests::in_every_layout!(qemu_runs_as_its_own_user);
+
+/// Waits (at most 20 s) for `what` to hold: for the changes nothing signals.
+fn eventually(what: &str, f: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not after 20 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// qemu.conf's dynamic ownership, remembered (libvirt's `remember_owner`): a file two VMs
+/// use goes back when the last of them stops, and what a shim killed outright held goes
+/// back once the daemon has seen it die.
+fn owners_are_remembered(layout: Layout) {
+    let d = nobody_daemon(layout);
+    let kernel = d.root.join("guest/vmlinuz");
+    for vm in ["vm1", "vm2"] {
+        let xml = nobody_guest_xml(&d, vm);
+        ok(&d.virsh(&["define", &write_file(&d, &format!("{vm}.xml"), &xml)]));
+        ok(&d.virsh(&["start", "--paused", vm]));
+    }
+    assert_eq!(owner(&kernel), (NOBODY, NOBODY), "two VMs run");
+    ok(&d.virsh(&["destroy", "vm1"]));
+    assert_eq!(owner(&kernel), (NOBODY, NOBODY), "vm2 still runs");
+    ok(&d.virsh(&["destroy", "vm2"]));
+    assert_eq!(owner(&kernel), (0, 0), "both stopped");
+
+    // A shim killed outright cannot give anything back: the daemon does.
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    assert_eq!(owner(&kernel), (NOBODY, NOBODY));
+    let shim = shim_pid(&d) as i32;
+    let pid = rustix::process::Pid::from_raw(shim).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("kill");
+    eventually("the kernel given back", || owner(&kernel) == (0, 0));
+    eventually("vm1 seen stopped", || {
+        ok(&d.virsh(&["domstate", "vm1"])).trim() == "shut off"
+    });
+    // Started again, the VM gives its files back to root, not to QEMU's user.
+    ok(&d.virsh(&["start", "--paused", "vm1"]));
+    assert_eq!(owner(&kernel), (NOBODY, NOBODY));
+    ok(&d.virsh(&["destroy", "vm1"]));
+    assert_eq!(owner(&kernel), (0, 0));
+}
+
+vireo_tests::in_every_layout!(owners_are_remembered);
