@@ -318,7 +318,7 @@ impl QemuDriver {
                     .await?
                 }
             }
-            self.give_to_qemu(dest);
+            self.give_to_qemu(&h.uuid, dest);
         }
         let r = self
             .shim_block_job(

@@ -252,10 +252,11 @@ pub struct QemuDriver {
 }
 
 impl QemuDriver {
-    /// Loads every persistent definition from the config dir.
-    /// A file made here for a running VM's QEMU to open (an overlay, a copy's target):
-    /// QEMU's user's, when QEMU runs as one and qemu.conf's `dynamic_ownership` is on.
-    pub(crate) fn give_to_qemu(&self, path: &str) {
+    /// A file made here for VM `uuid`'s QEMU to open (an overlay, a copy's target):
+    /// QEMU's user's, when QEMU runs as one and qemu.conf's `dynamic_ownership` is on,
+    /// and held by the VM's shim in the owner records, so that it goes back to root when
+    /// that shim ends (see [`crate::owners`]).
+    pub(crate) fn give_to_qemu(&self, uuid: &[u8; 16], path: &str) {
         let Some(u) = self
             .cfg
             .qemu_user
@@ -264,11 +265,26 @@ impl QemuDriver {
         else {
             return;
         };
-        if let Err(e) = std::os::unix::fs::chown(path, Some(u.uid), Some(u.gid)) {
-            eprintln!("cannot give {path} to QEMU's user: {e}");
+        let vm = format_uuid(uuid);
+        let holder =
+            std::fs::read_to_string(self.cfg.run_dir.join("shim").join(format!("{vm}.status")))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v.get("shim_pid")?.as_i64())
+                .and_then(|pid| crate::owners::Holder::of(i32::try_from(pid).ok()?, &vm));
+        let r = match holder {
+            Some(h) => crate::owners::Store::new(&self.cfg.run_dir)
+                .give(std::path::Path::new(path), u.uid, u.gid, &h)
+                .map(|_| ()),
+            // No shim to hold it (it is ending): QEMU's, with nobody to give it back.
+            None => std::os::unix::fs::chown(path, Some(u.uid), Some(u.gid)),
+        };
+        if let Err(e) = r {
+            log::warn!("cannot give {path} to QEMU's user: {e}");
         }
     }
 
+    /// Loads every persistent definition from the config dir.
     pub fn open(cfg: QemuConfig, events: EventBus) -> Result<QemuDriver> {
         let defs = DefStore::open(&cfg.config_dir, &cfg.config_dir.with_extension("journal"))?;
         let d = QemuDriver {

@@ -35,6 +35,15 @@ impl Holder {
         }
     }
 
+    /// Process `pid` (a VM's shim, for the VM `vm`), if it runs.
+    pub fn of(pid: i32, vm: &str) -> Option<Holder> {
+        Some(Holder {
+            pid,
+            start: start_time(pid)?,
+            vm: vm.to_string(),
+        })
+    }
+
     /// Whether the process recorded still runs (a zombie has ended).
     fn alive(&self) -> bool {
         start_time(self.pid) == Some(self.start)
@@ -228,14 +237,26 @@ impl Store {
         self.settle(&k, r, path)
     }
 
+    /// `me` no longer holds anything: what it held (whoever gave it) goes back to its
+    /// first owner, unless someone else alive holds it.
+    pub fn release(&self, me: &Holder) -> io::Result<()> {
+        self.settle_all(|h| h != me).map(|_| ())
+    }
+
     /// Gives back every file that only dead shims held; returns how many.
     pub fn sweep(&self) -> usize {
-        let Ok(_lock) = self.lock() else { return 0 };
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return 0;
-        };
-        let mut n = 0;
-        for e in entries.flatten() {
+        self.settle_all(|_| true).unwrap_or_else(|e| {
+            log::warn!("cannot read the owner records: {e}");
+            0
+        })
+    }
+
+    /// Drops from every record the holders `keep` refuses and those that have ended;
+    /// returns how many files then go back.
+    fn settle_all(&self, keep: impl Fn(&Holder) -> bool) -> io::Result<usize> {
+        let mut given_back = 0;
+        let _lock = self.lock()?;
+        for e in std::fs::read_dir(&self.dir)?.flatten() {
             let k = e.file_name().to_string_lossy().into_owned();
             if k == "lock" || k.starts_with('.') {
                 continue;
@@ -245,7 +266,7 @@ impl Store {
                 continue;
             };
             let before = r.holders.len();
-            r.holders.retain(Holder::alive);
+            r.holders.retain(|h| keep(h) && h.alive());
             if r.holders.len() == before {
                 continue;
             }
@@ -253,7 +274,7 @@ impl Store {
             // The file the record is of, still at its path? Otherwise nothing to give back.
             if std::fs::metadata(&path).is_ok_and(|m| key(&m) == k) {
                 if r.holders.is_empty() {
-                    n += 1;
+                    given_back += 1;
                 }
                 if let Err(e) = self.settle(&k, r, &path) {
                     log::warn!("cannot give {} back: {e}", path.display());
@@ -262,7 +283,7 @@ impl Store {
                 self.remove(&k);
             }
         }
-        n
+        Ok(given_back)
     }
 
     /// Writes record `k` back, or, with nobody holding the file, gives it back to its
@@ -339,6 +360,30 @@ mod tests {
                 .count(),
             1
         );
+    }
+
+    #[test]
+    fn a_holder_releases_what_others_gave_it() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::new(dir.path());
+        let (f, g) = (dir.path().join("disk"), dir.path().join("overlay"));
+        std::fs::write(&f, b"x").expect("write");
+        std::fs::write(&g, b"y").expect("write");
+        let first = owner(&f);
+        let me = Holder::me("a");
+        let other = Holder::me("b");
+        for p in [&f, &g] {
+            assert!(store.give(p, 65534, 65534, &me).expect("give"));
+        }
+        assert!(store.give(&g, 65534, 65534, &other).expect("give"));
+        store.release(&me).expect("release");
+        assert_eq!(owner(&f), first);
+        assert_eq!(owner(&g), (65534, 65534), "still held by b");
+        store.release(&other).expect("release");
+        assert_eq!(owner(&g), first);
     }
 
     #[test]

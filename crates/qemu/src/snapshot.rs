@@ -812,7 +812,7 @@ impl QemuDriver {
         let r = async {
             for o in overlays.iter().filter(|_| !reuse) {
                 make_overlay(&o.file, &o.base, &o.base_format, None).await?;
-                self.give_to_qemu(&o.file);
+                self.give_to_qemu(&h.uuid, &o.file);
                 made.push(o.file.clone());
             }
             if let Some(mem) = &memory_file {
@@ -1230,7 +1230,7 @@ impl QemuDriver {
                 let file = overlay_name(&base, &format!("{name}-{stamp}"));
                 let r = make_overlay(&file, &base, &fmt, None).await;
                 if r.is_ok() {
-                    self.give_to_qemu(&file);
+                    self.give_to_qemu(&h.uuid, &file);
                 }
                 if let Err(err) = r {
                     for f in &made {

@@ -86,22 +86,16 @@ impl Owners {
         }
     }
 
-    /// Gives every file back to its owner (unless another VM still holds it).
+    /// Gives every file this shim holds back to its owner (unless another VM still holds
+    /// it): those it gave, and those the daemon made for its QEMU (overlays, copies).
     pub fn restore(&mut self) {
-        let given = std::mem::take(&mut self.given);
+        self.given.clear();
         let Some((store, me)) = &self.store else {
             return;
         };
-        if given.is_empty() {
-            return;
+        if let Err(e) = crate::confine::privileged(|| store.release(me)) {
+            eprintln!("cannot give QEMU's files back: {e}");
         }
-        crate::confine::privileged(|| {
-            for p in &given {
-                if let Err(e) = store.give_back(p, me) {
-                    eprintln!("cannot give {} back: {e}", p.display());
-                }
-            }
-        });
     }
 }
 
