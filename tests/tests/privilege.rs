@@ -124,7 +124,8 @@ fn nobody_guest_xml(d: &Daemon, name: &str) -> String {
 
 /// qemu.conf's `user` and `group`: QEMU runs as them, with its disk, kernel and initrd
 /// handed to them while it runs and given back to root afterwards, and the VM works
-/// (paused, resumed, pinned, statistics, a disk plugged in) with a confined shim.
+/// (paused, resumed, pinned, statistics, a disk plugged in, an external snapshot) with a
+/// confined shim.
 fn qemu_runs_as_its_own_user(layout: Layout) {
     let d = nobody_daemon(layout);
     let root = d.root.clone();
@@ -190,10 +191,24 @@ fn qemu_runs_as_its_own_user(layout: Layout) {
         "--live",
     ]));
     assert_eq!(owner(&extra), (NOBODY, NOBODY), "a disk plugged in");
+    // The overlay the daemon makes for an external snapshot is QEMU's user's too.
+    let overlay = root.join("overlay.qcow2");
+    ok(&d.virsh(&[
+        "snapshot-create-as",
+        "vm1",
+        "s1",
+        "--disk-only",
+        "--diskspec",
+        &format!("vda,file={}", overlay.display()),
+        "--diskspec",
+        "vdb,snapshot=no",
+    ]));
+    assert_eq!(owner(&overlay), (NOBODY, NOBODY), "an overlay");
     ok(&d.virsh(&["destroy", "vm1"]));
     for f in [
         &disk,
         &extra,
+        &overlay,
         &root.join("guest/vmlinuz"),
         &root.join("guest/initrd.img"),
     ] {
