@@ -331,7 +331,15 @@ fn completion(shell: &str, out: &mut dyn std::io::Write) {
         Shell::Bash
     };
     let mut cmd = table::clap_command(cli());
-    clap_complete::generate(shell, &mut cmd, "vireo", out);
+    let mut text = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "vireo", &mut text);
+    // Names (domains, networks, pools) come from vireo itself, which clap cannot ask.
+    text.extend_from_slice(table::names_functions().as_bytes());
+    text.extend_from_slice(match shell {
+        Shell::Zsh => table::ZSH_NAMES.as_bytes(),
+        _ => table::BASH_NAMES.as_bytes(),
+    });
+    let _ = out.write_all(&text);
 }
 
 fn main() -> ExitCode {
@@ -479,6 +487,56 @@ echo "3: ${COMPREPLY[*]}"
     }
 
     #[test]
+    fn bash_completes_names_from_vireo() {
+        let mut s = script("bash");
+        // vireo itself stands in: it says what it was asked, and names two things.
+        s.extend_from_slice(
+            br#"
+vireo() { echo "$*" >>"$ASKED"; printf 'one\ntwo\n'; }
+ASKED=$(mktemp)
+try() {
+    COMP_LINE=$2; COMP_POINT=${#COMP_LINE}; COMPREPLY=()
+    read -ra COMP_WORDS <<<"$COMP_LINE"; COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+    [[ $COMP_LINE == *" " ]] && COMP_CWORD=${#COMP_WORDS[@]}
+    _vireo_with_names vireo
+    echo "$1: ${COMPREPLY[*]}"
+}
+try 1 "vireo -c test:///default start o"
+try 2 "vireo net-start "
+try 3 "vireo attach-disk --domain "
+try 4 "vireo pool-info "
+try 5 "vireo start --"
+try 6 "vireo attach-disk vm1 --source "
+try 7 "vireo list "
+echo "asked: $(paste -sd'|' "$ASKED")"
+rm -f "$ASKED"
+"#,
+        );
+        let (ok, out) = run_shell("bash", &[], &s).expect("bash runs");
+        assert!(ok, "{out}");
+        let line = |n: &str| -> String {
+            out.lines()
+                .find_map(|l| l.strip_prefix(n))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        assert_eq!(line("1: "), "one");
+        assert_eq!(line("2: "), "one two");
+        assert_eq!(line("3: "), "one two");
+        assert_eq!(line("4: "), "one two");
+        assert_eq!(line("5: "), "--paused --force-boot");
+        // A path and a command without a name to take: not names.
+        assert!(!line("6: ").contains("one"), "{out}");
+        assert!(!line("7: ").contains("one"), "{out}");
+        assert_eq!(
+            line("asked: "),
+            "-c test:///default list --all --name|net-list --all --name|\
+             list --all --name|pool-list --all --name"
+        );
+    }
+
+    #[test]
     fn zsh_script_is_valid() {
         let s = script("zsh");
         let text = String::from_utf8_lossy(&s);
@@ -486,11 +544,40 @@ echo "3: ${COMPREPLY[*]}"
         assert!(text.contains("_vireo()"));
         assert!(text.contains("--paused") && text.contains("--force-boot"));
         assert!(text.contains("'net-list:") || text.contains("\"net-list:"));
+        assert!(text.contains("compdef _vireo_with_names vireo"));
         // zsh itself checks the syntax where it is installed (scripts/install-deps brings
         // it); elsewhere the structure above is what is checked.
         match run_shell("zsh", &["-n"], &s) {
             Some((ok, _)) => assert!(ok, "zsh -n refuses the script"),
-            None => eprintln!("zsh is not installed: its syntax check skipped"),
+            None => {
+                eprintln!("zsh is not installed: its checks skipped");
+                return;
+            }
         }
+        // The names, as zsh runs the functions (compdef stands in for compinit's).
+        let mut t = b"compdef() { :; }\n".to_vec();
+        t.extend_from_slice(&s);
+        t.extend_from_slice(
+            br#"
+vireo() { echo "asked $*"; printf 'one\ntwo\n'; }
+_vireo_names vireo -c qemu:///system destroy
+_vireo_names vireo net-info --network
+_vireo_names vireo list || echo "no names"
+"#,
+        );
+        let (ok, out) = run_shell("zsh", &[], &t).expect("zsh runs");
+        assert!(ok, "{out}");
+        assert_eq!(
+            out.lines().collect::<Vec<_>>(),
+            [
+                "asked -c qemu:///system list --all --name",
+                "one",
+                "two",
+                "asked net-list --all --name",
+                "one",
+                "two",
+                "no names"
+            ]
+        );
     }
 }

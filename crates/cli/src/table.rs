@@ -143,6 +143,132 @@ pub fn clap_command(base: clap::Command) -> clap::Command {
     cmd
 }
 
+/// What lists the names a command's first positional takes (a domain, a network, a
+/// pool): the `vireo` command that prints them, one a line.
+fn name_list(e: &Entry) -> Option<&'static str> {
+    match e.positionals.first().copied() {
+        Some("domain") => Some(DOMAINS),
+        Some("network") => Some(NETWORKS),
+        // The storage commands describe their pool as the option it may also be given as.
+        None if e.name.starts_with("pool-") && e.valued.contains(&"--pool") => Some(POOLS),
+        _ => None,
+    }
+}
+
+const DOMAINS: &str = "list --all --name";
+const NETWORKS: &str = "net-list --all --name";
+const POOLS: &str = "pool-list --all --name";
+
+/// Shell functions, for bash and zsh alike, that complete the names of domains, networks
+/// and pools (a command's first positional, or the value of `--domain`, `--network`,
+/// `--pool`) by asking `vireo` itself, on the URI the line gives with `-c`:
+/// `_vireo_names WORDS…` takes the words before the one completed and prints the names,
+/// or fails when that word is not a name. Appended to clap's scripts.
+pub fn names_functions() -> String {
+    let mut lists = String::new();
+    let mut valued = String::new();
+    for e in entries() {
+        if let Some(l) = name_list(&e) {
+            lists.push_str(&format!("        {}) echo '{l}' ;;\n", e.name));
+        }
+        if !e.valued.is_empty() {
+            valued.push_str(&format!(
+                "        {}) echo ' {} ' ;;\n",
+                e.name,
+                e.valued.join(" ")
+            ));
+        }
+    }
+    format!(
+        r#"
+# Names of domains, networks and pools, from vireo itself (not clap's).
+_vireo_name_list() {{
+    case "$1" in
+{lists}    esac
+}}
+
+_vireo_valued() {{
+    case "$1" in
+{valued}    esac
+}}
+
+_vireo_names() {{
+    local w cmd="" skip=0 pos=0 list="" prev=""
+    local uri=""
+    shift
+    for w in "$@"; do
+        if [ "$skip" = 1 ]; then
+            skip=0
+            [ "$prev" = "-c" ] || [ "$prev" = "--connect" ] && uri=$w
+            prev=$w
+            continue
+        fi
+        if [ -z "$cmd" ]; then
+            case "$w" in
+                -c|--connect) skip=1 ;;
+                -*) ;;
+                *) cmd=$w ;;
+            esac
+        else
+            case "$(_vireo_valued "$cmd")" in
+                *" $w "*) skip=1 ;;
+                *) case "$w" in -*) ;; *) pos=$((pos + 1)) ;; esac ;;
+            esac
+        fi
+        prev=$w
+    done
+    [ -n "$cmd" ] || return 1
+    if [ "$skip" = 1 ]; then
+        case "$prev" in
+            --domain) list='{DOMAINS}' ;;
+            --network) list='{NETWORKS}' ;;
+            --pool) list='{POOLS}' ;;
+            *) return 1 ;;
+        esac
+    elif [ "$pos" = 0 ]; then
+        list=$(_vireo_name_list "$cmd")
+    fi
+    [ -n "$list" ] || return 1
+    # eval: $list is one of the three commands above, split into words in either shell.
+    if [ -n "$uri" ]; then
+        eval "vireo -c \"\$uri\" $list" 2>/dev/null
+    else
+        eval "vireo $list" 2>/dev/null
+    fi
+}}
+"#
+    )
+}
+
+/// What bash needs besides clap's script: the names, then clap's completion.
+pub const BASH_NAMES: &str = r#"
+_vireo_with_names() {
+    local line=${COMP_LINE:0:COMP_POINT} cur names
+    local -a words
+    read -ra words <<<"$line"
+    if [[ $line == *[[:space:]] ]]; then cur=""; else cur=${words[-1]}; unset 'words[-1]'; fi
+    if [[ $cur != -* ]] && names=$(_vireo_names "${words[@]}"); then
+        COMPREPLY=($(compgen -W "$names" -- "$cur"))
+        return 0
+    fi
+    _vireo "$@"
+}
+complete -F _vireo_with_names -o bashdefault -o default vireo
+"#;
+
+/// What zsh needs besides clap's script: the names, then clap's completion.
+pub const ZSH_NAMES: &str = r#"
+_vireo_with_names() {
+    local names
+    if [[ ${words[CURRENT]} != -* ]] && names=$(_vireo_names "${(@)words[1,CURRENT-1]}"); then
+        compadd -- ${(f)names}
+        return 0
+    fi
+    _vireo "$@"
+}
+compdef _vireo_with_names vireo
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
