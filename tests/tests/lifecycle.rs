@@ -44,6 +44,17 @@ fn lifecycle_with_virsh_console_and_events(layout: Layout) {
         ok(&d.virsh(&["domstate", "--reason", "vm1"])).trim(),
         "paused (user)"
     );
+    // QEMU's own monitor, through qemu-monitor-command: QMP, its errors, and HMP.
+    let st = ok(&d.virsh(&[
+        "qemu-monitor-command",
+        "vm1",
+        r#"{"execute":"query-status"}"#,
+    ]));
+    assert!(st.contains(r#""status":"paused""#), "{st}");
+    let e = ok(&d.virsh(&["qemu-monitor-command", "vm1", r#"{"execute":"nope"}"#]));
+    assert!(e.contains("CommandNotFound"), "{e}");
+    let hmp = ok(&d.virsh(&["qemu-monitor-command", "--hmp", "vm1", "info status"]));
+    assert!(hmp.contains("VM status: paused"), "{hmp}");
     ok(&d.virsh(&["resume", "vm1"]));
     assert_eq!(
         ok(&d.virsh(&["domstate", "--reason", "vm1"])).trim(),

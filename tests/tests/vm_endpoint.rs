@@ -45,6 +45,15 @@ fn a_vm_is_served_by_its_shim_alone(layout: Layout) {
     let stats = ok(&virsh_at(&vm, &["domstats", "vm1", "--state", "--vcpu"]));
     assert!(stats.contains("state.state=3"), "{stats}");
     assert!(stats.contains("vcpu.0.time="), "{stats}");
+    let st = ok(&virsh_at(
+        &vm,
+        &[
+            "qemu-monitor-command",
+            "vm1",
+            r#"{"execute":"query-status"}"#,
+        ],
+    ));
+    assert!(st.contains(r#""status":"paused""#), "{st}");
     // Read-only: looking is allowed, changing is not.
     assert_eq!(
         field(&ok(&virsh_at(&vm_ro, &["dominfo", "vm1"])), "State"),
@@ -52,6 +61,14 @@ fn a_vm_is_served_by_its_shim_alone(layout: Layout) {
     );
     let e = fails(&virsh_at(&vm_ro, &["resume", "vm1"]));
     assert!(e.contains("read only access prevents"), "{e}");
+    let e = fails(&virsh_at(
+        &vm_ro,
+        &["qemu-monitor-command", "--hmp", "vm1", "info status"],
+    ));
+    assert!(
+        e.contains("read only access prevents virDomainQemuMonitorCommand"),
+        "{e}"
+    );
     // What needs a daemon says so.
     let e = fails(&virsh_at(&vm, &["list", "--all"]));
     assert!(e.contains("needs the QEMU daemon"), "{e}");

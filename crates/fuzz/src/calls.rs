@@ -11,7 +11,10 @@ use vireo_proto::{
     admin, auth, interface as iface, migrate, network as net, nodedev, nwfilter as nwf, remote,
     secret, storage as st, vireo,
 };
-use vireo_proto::{ADMIN_PROGRAM, QEMU_PROC_DOMAIN_AGENT_COMMAND, QEMU_PROGRAM, REMOTE_PROGRAM};
+use vireo_proto::{
+    ADMIN_PROGRAM, QEMU_PROC_DOMAIN_AGENT_COMMAND, QEMU_PROC_DOMAIN_MONITOR_COMMAND, QEMU_PROGRAM,
+    REMOTE_PROGRAM,
+};
 use vireo_xdr::{Decoder, Xdr};
 
 /// One procedure's entry.
@@ -64,10 +67,11 @@ const REMOTE: u32 = REMOTE_PROGRAM;
 const VIREO: u32 = VIREO_PROGRAM;
 const ADMIN: u32 = ADMIN_PROGRAM;
 
-/// libvirt's QEMU program has one procedure Vireo serves.
+/// libvirt's QEMU program: the procedures Vireo serves.
 mod qemu_prog {
     pub mod procs {
         pub const DOMAIN_AGENT_COMMAND: i32 = super::super::QEMU_PROC_DOMAIN_AGENT_COMMAND;
+        pub const DOMAIN_MONITOR_COMMAND: i32 = super::super::QEMU_PROC_DOMAIN_MONITOR_COMMAND;
     }
 }
 const QEMU: u32 = QEMU_PROGRAM;
@@ -389,6 +393,7 @@ calls! {
     REMOTE remote::INTERFACE_CHANGE_ROLLBACK => iface::InterfaceChangeArgs;
     // libvirt's QEMU program.
     QEMU qemu_prog::DOMAIN_AGENT_COMMAND => remote::QemuDomainAgentCommandArgs;
+    QEMU qemu_prog::DOMAIN_MONITOR_COMMAND => remote::QemuDomainMonitorCommandArgs;
     // Vireo's own program (network and node device daemons; the shims from 100 on).
     VIREO vireo::NETWORK_PORT_CREATE_TAP => vireo::PortCreateTapArgs;
     VIREO vireo::BRIDGE_PORT_CREATE_TAP => vireo::BridgePortCreateTapArgs;

@@ -50,6 +50,8 @@ pub const QEMU_PROGRAM: u32 = 0x2000_8087;
 pub const QEMU_VERSION: u32 = 1;
 /// `QEMU_PROC_DOMAIN_AGENT_COMMAND`.
 pub const QEMU_PROC_DOMAIN_AGENT_COMMAND: i32 = 3;
+/// `QEMU_PROC_DOMAIN_MONITOR_COMMAND` (`virsh qemu-monitor-command`).
+pub const QEMU_PROC_DOMAIN_MONITOR_COMMAND: i32 = 1;
 /// The procedures of libvirt's QEMU program (`virsh qemu-monitor-command`, …).
 pub mod qemu {
     procedures! {

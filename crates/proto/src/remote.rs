@@ -1164,6 +1164,17 @@ xdr_struct! {
     }
 }
 xdr_struct! { pub struct QemuDomainAgentCommandRet { pub result: Option<String> } }
+xdr_struct! {
+    /// QEMU program, `QEMU_PROC_DOMAIN_MONITOR_COMMAND`.
+    pub struct QemuDomainMonitorCommandArgs {
+        pub dom: Domain,
+        pub cmd: String,
+        pub flags: u32,
+    }
+}
+xdr_struct! { pub struct QemuDomainMonitorCommandRet { pub result: String } }
+/// `VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP`: the command is for the human monitor.
+pub const QEMU_MONITOR_COMMAND_HMP: u32 = 1;
 
 /// `virDomainBlockJobType`, `virConnectDomainEventBlockJobStatus` and the block job flags.
 pub mod block_job {

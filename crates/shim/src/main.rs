@@ -15,6 +15,7 @@ mod iothread;
 mod job;
 mod memdev;
 mod migrate;
+mod monitor;
 mod owner;
 mod pinning;
 mod public;

@@ -18,7 +18,10 @@ use vireo_proto::error::{code, domain as errdom};
 use vireo_proto::family::{family_of, Family};
 use vireo_proto::feature;
 use vireo_proto::remote::*;
-use vireo_proto::{Header, RemoteError, QEMU_PROGRAM, REMOTE_PROGRAM, REMOTE_VERSION};
+use vireo_proto::{
+    Header, RemoteError, QEMU_PROC_DOMAIN_MONITOR_COMMAND, QEMU_PROGRAM, REMOTE_PROGRAM,
+    REMOTE_VERSION,
+};
 use vireo_rpc::server::{Client, Dispatch, Outcome, Server};
 
 use crate::serve::{args, handle, ret, ShimService};
@@ -105,7 +108,11 @@ pub fn call(
     let p = h.proc_;
     let now = |r: Result<Vec<u8>, RemoteError>| Some(Dispatch::Now(r.into()));
     if h.prog == QEMU_PROGRAM && client.readonly {
-        return now(Err(denied("virDomainQemuAgentCommand")));
+        return now(Err(denied(if p == QEMU_PROC_DOMAIN_MONITOR_COMMAND {
+            "virDomainQemuMonitorCommand"
+        } else {
+            "virDomainQemuAgentCommand"
+        })));
     }
     if h.prog != REMOTE_PROGRAM {
         return None;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use vireo_proto::error::{code, domain as errdom};
 use vireo_proto::remote::*;
 use vireo_proto::{
-    Header, RemoteError, QEMU_PROC_DOMAIN_AGENT_COMMAND, QEMU_PROGRAM, QEMU_VERSION,
-    REMOTE_PROGRAM, REMOTE_VERSION,
+    Header, RemoteError, QEMU_PROC_DOMAIN_AGENT_COMMAND, QEMU_PROC_DOMAIN_MONITOR_COMMAND,
+    QEMU_PROGRAM, QEMU_VERSION, REMOTE_PROGRAM, REMOTE_VERSION,
 };
 use vireo_rpc::server::{Client, Dispatch, Outcome, Server, Service};
 use vireo_xdr::{Array, Decoder, Xdr};
@@ -199,13 +199,16 @@ impl Service for ShimService {
             }
         }
         if h.prog == QEMU_PROGRAM {
-            if p != QEMU_PROC_DOMAIN_AGENT_COMMAND {
-                return Dispatch::Now(Outcome::Error(RemoteError::unknown_procedure(p)));
-            }
             let payload = payload.to_vec();
-            return Dispatch::Later(Box::pin(async move {
-                crate::guest::agent_command(&self.vm, &payload).await.into()
-            }));
+            return match p {
+                QEMU_PROC_DOMAIN_AGENT_COMMAND => Dispatch::Later(Box::pin(async move {
+                    crate::guest::agent_command(&self.vm, &payload).await.into()
+                })),
+                QEMU_PROC_DOMAIN_MONITOR_COMMAND => Dispatch::Later(Box::pin(async move {
+                    crate::monitor::command(&self.vm, &payload).await.into()
+                })),
+                _ => Dispatch::Now(Outcome::Error(RemoteError::unknown_procedure(p))),
+            };
         }
         if crate::pinning::serves(p) && h.prog == REMOTE_PROGRAM {
             let payload = payload.to_vec();

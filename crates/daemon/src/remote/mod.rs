@@ -447,14 +447,17 @@ impl RemoteService {
         }))
     }
 
-    /// A call of libvirt's QEMU program (`virsh qemu-agent-command`): on an open,
-    /// read-write connection, passed to the VM's shim as it came.
+    /// A call of libvirt's QEMU program (`virsh qemu-agent-command`,
+    /// `qemu-monitor-command`): on an open, read-write connection, passed to the VM's
+    /// shim as it came.
     fn call_qemu(self: Arc<Self>, client: &Arc<RemoteClient>, p: i32, payload: &[u8]) -> Dispatch {
-        if let Err(e) = open_read_write(client, errdom::NONE, "virDomainQemuAgentCommand") {
+        let api = match p {
+            vireo_proto::QEMU_PROC_DOMAIN_AGENT_COMMAND => "virDomainQemuAgentCommand",
+            vireo_proto::QEMU_PROC_DOMAIN_MONITOR_COMMAND => "virDomainQemuMonitorCommand",
+            _ => return Dispatch::Now(Outcome::Error(RemoteError::unknown_procedure(p))),
+        };
+        if let Err(e) = open_read_write(client, errdom::NONE, api) {
             return Dispatch::Now(Outcome::Error(e));
-        }
-        if p != vireo_proto::QEMU_PROC_DOMAIN_AGENT_COMMAND {
-            return Dispatch::Now(Outcome::Error(RemoteError::unknown_procedure(p)));
         }
         let payload = payload.to_vec();
         Dispatch::Later(Box::pin(async move {
