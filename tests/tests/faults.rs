@@ -500,7 +500,7 @@ fn kill_loop(layout: Layout) {
     let rounds: usize = std::env::var("VIREO_FAULT_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
-        .unwrap_or(2 * cells.len());
+        .unwrap_or(cells.len());
     let mut d = Daemon::start_in(layout);
     // The loop's domains; one runs from the start. Guests start paused: QEMU is whole,
     // its CPU idle.
@@ -557,7 +557,7 @@ fn kill_loop(layout: Layout) {
         }
     );
 
-    // Each cell once in a random order, then random cells (by default, as many again).
+    // Each cell once in a random order (by default, all), then random cells.
     let mut order: Vec<(Op, Victim)> = cells.clone();
     for i in (1..order.len()).rev() {
         order.swap(i, rng.below(i as u64 + 1) as usize);
