@@ -18,6 +18,21 @@ async fn run_until_listening(
 ) -> anyhow::Result<()> {
     // Never on our stdout: the daemon reads it.
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    // A helper goes with its shim, as QEMU does: killed before QEMU connected to it, it
+    // would have nobody to end it. The shim starts helpers from its only thread, so the
+    // signal comes when the shim ends; a shim gone before it was set is seen here.
+    let shim = rustix::process::getpid();
+    // SAFETY: fork/exec: between fork and exec only prctl and getppid run, two system
+    // calls that touch no memory.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            if rustix::process::getppid() != Some(shim) {
+                return Err(std::io::Error::other("the shim is gone"));
+            }
+            Ok(())
+        });
+    }
     let mut child = cmd
         .spawn()
         .with_context(|| format!("cannot start {what}"))?;
