@@ -260,8 +260,14 @@ fn owners_are_remembered(layout: Layout) {
     ok(&d.virsh(&["start", "--paused", "vm1"]));
     assert_eq!(owner(&kernel), (NOBODY, NOBODY));
     let shim = shim_pid(&d) as i32;
+    let qemu = qemu_pid(&d) as i32;
     let pid = rustix::process::Pid::from_raw(shim).expect("pid");
     rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("kill");
+    // QEMU, of another user than its shim, gets the shim's parent-death signal all the same.
+    assert!(
+        vireo_tests::wait_exit(qemu, std::time::Duration::from_secs(10)),
+        "QEMU {qemu} outlived its shim"
+    );
     eventually("the kernel given back", || owner(&kernel) == (0, 0));
     eventually("vm1 seen stopped", || {
         ok(&d.virsh(&["domstate", "vm1"])).trim() == "shut off"

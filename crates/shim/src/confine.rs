@@ -78,12 +78,25 @@ const REFUSED: &[i64] = &[
 /// Drops the shim's privileges (see the module's text). Called once QEMU runs. Refused,
 /// with nothing changed, when the shim has more than one thread: capabilities are per
 /// thread, and the others would keep theirs.
-pub fn confine() -> anyhow::Result<()> {
+///
+/// `qemu_uid` is the user QEMU runs as. The kernel sends QEMU its parent-death signal (the
+/// shim's end is QEMU's) with the rights of the shim's thread as it ends, which then has
+/// no capability in effect: a root shim could no longer signal a QEMU of another user.
+/// The shim's real uid becomes QEMU's (its effective and saved uids stay root, and so do
+/// its file rights and permitted capabilities), which lets that signal through.
+pub fn confine(qemu_uid: Option<u32>) -> anyhow::Result<()> {
     let threads = std::fs::read_dir("/proc/self/task")
         .context("cannot count the shim's threads")?
         .count();
     if threads > 1 {
         anyhow::bail!("{threads} threads at confinement: the others would keep their capabilities");
+    }
+    if let Some(uid) = qemu_uid.filter(|&u| u != 0) {
+        if rustix::process::getuid().is_root() {
+            let uid = rustix::process::Uid::from_raw(uid);
+            rustix::thread::set_thread_res_uid(uid, None, None)
+                .context("cannot take QEMU's user as the shim's real uid")?;
+        }
     }
     // The bounding set first: that needs CAP_SETPCAP, which goes next.
     for cap in CapabilitySet::all().difference(KEEP).iter() {
@@ -170,7 +183,7 @@ mod tests {
     #[test]
     fn refused_with_other_threads() {
         // The test harness runs this test on a thread of its own.
-        let e = confine().expect_err("confined with several threads");
+        let e = confine(None).expect_err("confined with several threads");
         assert!(e.to_string().contains("threads at confinement"), "{e}");
         assert!(!CONFINED.load(Ordering::SeqCst));
         let s = std::fs::read_to_string("/proc/self/status").expect("status");

@@ -381,7 +381,7 @@ async fn run() -> anyhow::Result<()> {
     // QEMU and its helpers run: from here on the shim has no privilege in effect. A shim
     // that cannot drop its privileges does not serve the VM: QEMU is stopped and the start
     // fails.
-    if let Err(e) = confine::confine() {
+    if let Err(e) = confine::confine(args.qemu_user.as_ref().map(|u| u.uid)) {
         let _ = tokio::join!(vm.destroy(false), vm.run(|_| {}));
         remove_sockets();
         let _ = std::fs::remove_dir_all(&qemu_dir);
