@@ -307,6 +307,20 @@ mod tests {
         (m.uid(), m.gid())
     }
 
+    /// A store in a temp directory and a file there, with its first owner; None unless
+    /// root (the files change owners).
+    fn fixture() -> Option<(tempfile::TempDir, Store, PathBuf, (u32, u32))> {
+        if !rustix::process::geteuid().is_root() {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::new(dir.path());
+        let f = dir.path().join("disk");
+        std::fs::write(&f, b"x").expect("write");
+        let first = owner(&f);
+        Some((dir, store, f, first))
+    }
+
     #[test]
     fn records_read_back() {
         let r = Record {
@@ -337,14 +351,9 @@ mod tests {
 
     #[test]
     fn shared_files_go_back_with_their_last_holder() {
-        if !rustix::process::geteuid().is_root() {
+        let Some((dir, store, f, first)) = fixture() else {
             return;
-        }
-        let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::new(dir.path());
-        let f = dir.path().join("disk");
-        std::fs::write(&f, b"x").expect("write");
-        let first = owner(&f);
+        };
         let a = Holder::me("a");
         let b = Holder::me("b");
         assert!(store.give(&f, 65534, 65534, &a).expect("give"));
@@ -364,15 +373,11 @@ mod tests {
 
     #[test]
     fn a_holder_releases_what_others_gave_it() {
-        if !rustix::process::geteuid().is_root() {
+        let Some((dir, store, f, first)) = fixture() else {
             return;
-        }
-        let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::new(dir.path());
-        let (f, g) = (dir.path().join("disk"), dir.path().join("overlay"));
-        std::fs::write(&f, b"x").expect("write");
+        };
+        let g = dir.path().join("overlay");
         std::fs::write(&g, b"y").expect("write");
-        let first = owner(&f);
         let me = Holder::me("a");
         let other = Holder::me("b");
         for p in [&f, &g] {
@@ -388,14 +393,9 @@ mod tests {
 
     #[test]
     fn what_dead_holders_held_goes_back() {
-        if !rustix::process::geteuid().is_root() {
+        let Some((_dir, store, f, first)) = fixture() else {
             return;
-        }
-        let dir = tempfile::tempdir().expect("tmp");
-        let store = Store::new(dir.path());
-        let f = dir.path().join("disk");
-        std::fs::write(&f, b"x").expect("write");
-        let first = owner(&f);
+        };
         let me = Holder::me("a");
         let dead = Holder {
             start: me.start + 1,
