@@ -292,9 +292,22 @@ impl Store {
         if !r.holders.is_empty() {
             return self.write(k, &r);
         }
-        let res = chown(path, r.uid, r.gid);
-        self.remove(k);
-        res
+        match chown(path, r.uid, r.gid) {
+            Ok(()) => {
+                self.remove(k);
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.remove(k);
+                Ok(())
+            }
+            // Kept, holders and all dropped, with the first owner: whoever may give the
+            // file back (the next shim to hold it) still knows to whom.
+            Err(e) => {
+                let _ = self.write(k, &r);
+                Err(e)
+            }
+        }
     }
 }
 
