@@ -337,9 +337,13 @@ fn cmdline_error(e: crate::cmdline::CmdlineError) -> DriverError {
     DriverError::ConfigUnsupported(m)
 }
 
+/// What a call to a VM's shim failed with, as the daemon's client hears it: the shim's
+/// own error as it came; a shim that went away (its VM with it) as libvirt says a QEMU
+/// that went away mid-call.
 pub(crate) fn shim_error(e: CallError) -> DriverError {
     match e {
         CallError::Remote(r) => DriverError::Peer(Box::new(r)),
+        CallError::Closed => DriverError::OperationFailed("domain is no longer running".into()),
         e => DriverError::OperationFailed(format!("domain's shim: {e}")),
     }
 }
@@ -1200,6 +1204,22 @@ impl QemuDriver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vireo_proto::RemoteError;
+
+    #[test]
+    fn a_shim_gone_mid_call_is_a_domain_gone() {
+        let e = RemoteError::from(shim_error(CallError::Closed));
+        assert_eq!(e.code, vireo_proto::error::code::OPERATION_FAILED);
+        assert_eq!(
+            e.message.as_deref(),
+            Some("operation failed: domain is no longer running")
+        );
+        let mine = RemoteError::rpc("from the shim");
+        assert_eq!(
+            RemoteError::from(shim_error(CallError::Remote(mine.clone()))).message,
+            mine.message
+        );
+    }
 
     #[test]
     fn root_names() {

@@ -874,7 +874,7 @@ impl QemuDriver {
             {
                 Ok(Vec::new())
             }
-            Err(e) => Err(DriverError::OperationFailed(format!("domain's shim: {e}")).into()),
+            Err(e) => Err(crate::hotplug::shim_error(e).into()),
         }
     }
 

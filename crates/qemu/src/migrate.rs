@@ -48,7 +48,6 @@ use vireo_proto::vireo::{
     VIREO_PROGRAM, VIREO_VERSION,
 };
 use vireo_proto::RemoteError;
-use vireo_rpc::client::CallError;
 use vireo_xml::{format_uuid, Domain};
 
 use crate::driver::{no_domain_uuid, xml_error, QemuDriver};
@@ -642,13 +641,6 @@ fn speed_of(params: &Params<'_>) -> Result<u64> {
     }
 }
 
-fn shim_err(e: CallError) -> DriverError {
-    match e {
-        CallError::Remote(r) => DriverError::Peer(Box::new(r)),
-        e => DriverError::OperationFailed(format!("domain's shim: {e}")),
-    }
-}
-
 /// Now, in milliseconds since the epoch.
 fn epoch_ms() -> u64 {
     std::time::SystemTime::now()
@@ -1142,7 +1134,7 @@ impl QemuDriver {
             )
             .await;
         self.refresh_state(h).await;
-        let r = r.map_err(shim_err)?;
+        let r = r.map_err(crate::hotplug::shim_error)?;
         let mut cookie = self.cookie(&h.name, Some(h.uuid));
         cookie.stats = self.migration_stats(h).await;
         cookie.stopped_at_ms = Some(r.0.stopped_at_ms).filter(|ms| *ms > 0);
@@ -1364,7 +1356,7 @@ impl QemuDriver {
         )
         .await
         .map(|_| ())
-        .map_err(shim_err)
+        .map_err(crate::hotplug::shim_error)
     }
 
     /// The running domain's state as its shim has it now (a migration's steps change it

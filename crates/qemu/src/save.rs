@@ -13,7 +13,6 @@ use std::sync::Arc;
 use vireo_driver::{DriverError, Result};
 use vireo_proto::remote::{state, Domain as Handle};
 use vireo_proto::vireo::{procs as vprocs, ShimSaveArgs, VIREO_PROGRAM, VIREO_VERSION};
-use vireo_rpc::client::CallError;
 use vireo_xml::Domain;
 
 use crate::driver::{no_domain_uuid, xml_error, QemuDriver};
@@ -280,8 +279,7 @@ impl QemuDriver {
                     log::warn!("the shim of '{}' outlived its saved VM", h.name);
                 }
             }
-            Err(CallError::Remote(e)) => return Err(DriverError::Peer(Box::new(e))),
-            Err(e) => return Err(DriverError::OperationFailed(format!("domain's shim: {e}"))),
+            Err(e) => return Err(crate::hotplug::shim_error(e)),
         }
         image.finish(flags & SAVE_BYPASS_CACHE != 0)
     }

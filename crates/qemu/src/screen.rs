@@ -5,7 +5,6 @@ use vireo_proto::remote::Domain as Handle;
 use vireo_proto::vireo::{
     procs as vprocs, ShimScreenshotArgs, ShimScreenshotRet, VIREO_PROGRAM, VIREO_VERSION,
 };
-use vireo_rpc::client::CallError;
 
 use crate::driver::QemuDriver;
 
@@ -33,8 +32,7 @@ impl QemuDriver {
             .await;
         match r {
             Ok((ret, _)) => Ok((ret.mime, ret.data.0)),
-            Err(CallError::Remote(e)) => Err(DriverError::Peer(Box::new(e))),
-            Err(e) => Err(DriverError::OperationFailed(format!("domain's shim: {e}"))),
+            Err(e) => Err(crate::hotplug::shim_error(e)),
         }
     }
 }
