@@ -7,6 +7,7 @@ use std::io::Write;
 
 use anyhow::{anyhow, bail, Result};
 use vireo_client::{Connect, Domain};
+pub(crate) use vireo_proto::error::os_text;
 
 /// A command's switches, valued options, positionals (in virsh's order: every valued
 /// option may be given by place), how many of those are required, and the option that
@@ -147,15 +148,6 @@ pub fn given<'a>(name: &str, v: Option<&'a str>) -> Result<Option<&'a str>> {
 pub fn read_file(path: &str) -> Result<String> {
     std::fs::read_to_string(path)
         .map_err(|e| anyhow!("Failed to open file '{path}': {}", os_text(&e)))
-}
-
-/// The system's text for an I/O error, without Rust's "(os error N)".
-pub(crate) fn os_text(e: &std::io::Error) -> String {
-    let full = e.to_string();
-    match full.rfind(" (os error ") {
-        Some(i) => full[..i].to_string(),
-        None => full,
-    }
 }
 
 /// Escapes `s` for element text or a single-quoted attribute, as virsh does: the five

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
+use vireo_proto::error::os_text;
 use vireo_rpc::client::Connection;
 
 use crate::uri::{Mode, Uri};
@@ -271,15 +272,6 @@ fn user_runtime_dir() -> String {
             "{}/.cache/libvirt",
             std::env::var("HOME").unwrap_or_default()
         ),
-    }
-}
-
-/// The system's text for an I/O error, without Rust's "(os error N)".
-fn os_text(e: &std::io::Error) -> String {
-    let full = e.to_string();
-    match full.rfind(" (os error ") {
-        Some(i) => full[..i].to_string(),
-        None => full,
     }
 }
 

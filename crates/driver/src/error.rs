@@ -51,7 +51,7 @@ pub enum DriverError {
     /// A snapshot that cannot be used so (`VIR_ERR_INVALID_DOMAIN_SNAPSHOT`).
     #[error("invalid domain snapshot: {0}")]
     InvalidSnapshot(String),
-    #[error("{what}: {err}")]
+    #[error("{what}: {}", vireo_proto::error::os_text(.err))]
     Io {
         what: String,
         #[source]

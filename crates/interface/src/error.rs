@@ -2,6 +2,7 @@
 
 use thiserror::Error;
 use vireo_proto::error::code;
+use vireo_proto::error::os_text;
 use vireo_proto::RemoteError;
 
 /// libvirt's `VIR_FROM_INTERFACE`.
@@ -53,15 +54,6 @@ impl InterfaceError {
     /// libvirt's error for a name no interface has.
     pub fn no_name(name: &str) -> Self {
         InterfaceError::NoInterface(format!("couldn't find interface named '{name}'"))
-    }
-}
-
-/// The system's text for an I/O error.
-fn os_text(e: &std::io::Error) -> String {
-    let full = e.to_string();
-    match full.rfind(" (os error ") {
-        Some(i) => full[..i].to_string(),
-        None => full,
     }
 }
 

@@ -32,7 +32,7 @@ pub enum NetworkError {
     /// A program we run failed; the message carries what it said.
     #[error("internal error: {0}")]
     Command(String),
-    #[error("{what}: {err}")]
+    #[error("{what}: {}", vireo_proto::error::os_text(.err))]
     Io {
         what: String,
         #[source]

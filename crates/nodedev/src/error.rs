@@ -35,7 +35,7 @@ pub enum NodeDevError {
     #[error("{0}")]
     Xml(#[from] vireo_xml::XmlError),
     /// A failed read of sysfs, saying of what.
-    #[error("{what}: {err}")]
+    #[error("{what}: {}", vireo_proto::error::os_text(.err))]
     Io {
         what: String,
         #[source]

@@ -30,7 +30,7 @@ pub enum NwFilterError {
     InvalidArg(String),
     #[error("error while building firewall: {0}")]
     Firewall(String),
-    #[error("{what}: {err}")]
+    #[error("{what}: {}", vireo_proto::error::os_text(.err))]
     Io {
         what: String,
         #[source]

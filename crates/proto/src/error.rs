@@ -38,6 +38,16 @@ pub mod code {
     pub const DEVICE_MISSING: i32 = 99;
 }
 
+/// The system's text for an I/O error as libvirt words it: without Rust's
+/// " (os error N)" after it.
+pub fn os_text(e: &std::io::Error) -> String {
+    let full = e.to_string();
+    match full.rfind(" (os error ") {
+        Some(i) => full[..i].to_string(),
+        None => full,
+    }
+}
+
 /// libvirt's name of an error number (`VIR_ERR_NO_DOMAIN` for 42), for logs and metrics;
 /// `None` for a number libvirt has no name for.
 pub fn code_name(code: i32) -> Option<&'static str> {
@@ -245,6 +255,13 @@ impl std::error::Error for RemoteError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn os_errors_read_as_libvirt_words_them() {
+        let e = std::io::Error::from_raw_os_error(28);
+        assert_eq!(os_text(&e), "No space left on device");
+        assert_eq!(os_text(&std::io::Error::other("plain")), "plain");
+    }
 
     #[test]
     fn code_names_are_libvirts() {

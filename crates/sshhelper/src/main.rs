@@ -15,8 +15,10 @@ use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use vireo_proto::error::os_text;
 
 use thiserror::Error;
 use vireo_client::Uri;
@@ -78,15 +80,6 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Action, HelperEr
     match <[String; 1]>::try_from(rest) {
         Ok([uri]) => Ok(Action::Relay { uri, readonly }),
         Err(_) => Err(HelperError::NoUri),
-    }
-}
-
-/// The system's text for an I/O error, without Rust's "(os error N)".
-fn os_text(e: &std::io::Error) -> String {
-    let full = e.to_string();
-    match full.rfind(" (os error ") {
-        Some(i) => full[..i].to_string(),
-        None => full,
     }
 }
 
