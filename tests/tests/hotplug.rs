@@ -722,6 +722,8 @@ fn a_scsi_controller_comes_and_goes() {
     ev.wait_for("vm1 device-added scsi0");
     let live = ok(&d.virsh(&["dumpxml", "vm1"]));
     assert!(live.contains("model='virtio-scsi'"), "{live}");
+    // With its alias, as libvirt shows it (detach-device-alias takes it).
+    assert!(live.contains("<alias name='scsi0'/>"), "{live}");
     let e = fails(&d.virsh(&["attach-device", "vm1", &ctl, "--live"]));
     assert!(e.contains("already exists"), "{e}");
     let disk = write_file(

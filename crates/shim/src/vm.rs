@@ -948,7 +948,23 @@ impl Vm {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         def.iothreads = self.iothreads().clone();
-        def.devices.controllers = self.controllers().clone();
+        // Each controller with its alias, as libvirt shows them.
+        let family = def
+            .os
+            .os_type
+            .machine
+            .as_deref()
+            .and_then(vireo_qemu::pci::machine_family)
+            .unwrap_or(vireo_qemu::pci::Family::Pc);
+        def.devices.controllers = self
+            .controllers()
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                c.alias = Some(vireo_qemu::cmdline::live_alias(&c, family));
+                c
+            })
+            .collect();
         let initial = def.initial_memory_kib();
         def.devices.memories = self
             .memories()

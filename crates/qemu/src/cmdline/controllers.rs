@@ -560,6 +560,25 @@ fn scsi_device(c: &vireo_xml::Controller) -> Result<(&'static str, Option<String
     ))
 }
 
+/// The alias a running VM's controller shows in its live XML, as libvirt names them: the
+/// QEMU id of the bus it gives (`pci.0` or `pcie.0` for the root, `pci.N`, `usb`, `ide`
+/// for the chipset's own IDE or (q35) SATA, `sataN`, `scsiN`, `virtio-serialN`).
+pub fn live_alias(c: &vireo_xml::Controller, family: crate::pci::Family) -> String {
+    let index = c.index.unwrap_or(0);
+    match c.ctl_type {
+        ControllerType::Pci if index == 0 => match family {
+            crate::pci::Family::Pc => "pci.0".into(),
+            crate::pci::Family::Q35 => "pcie.0".into(),
+        },
+        ControllerType::Pci => format!("pci.{index}"),
+        // A master and its companions are one bus.
+        ControllerType::Usb if index == 0 => "usb".into(),
+        ControllerType::Ide if index == 0 => "ide".into(),
+        ControllerType::Sata if index == 0 && family == crate::pci::Family::Q35 => "ide".into(),
+        _ => controller_id(c).unwrap_or_else(|| format!("{}{index}", c.ctl_type)),
+    }
+}
+
 /// The QEMU id of a controller that can be plugged in and out (`scsiN`,
 /// `virtio-serialN`, N its index).
 pub fn controller_id(c: &vireo_xml::Controller) -> Option<String> {
@@ -626,4 +645,60 @@ pub fn hotplug_controller(c: &vireo_xml::Controller) -> Result<serde_json::Value
     };
     super::slots::hotplug_pci_place(&mut v, c.address.as_ref(), &what)?;
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pci::Family;
+
+    #[test]
+    fn live_aliases_are_libvirts() {
+        let c = |xml: &str| {
+            let d = vireo_xml::Domain::parse(&format!(
+                "<domain type='qemu'><name>a</name><memory>1</memory><os><type>hvm</type></os>\
+                 <devices>{xml}</devices></domain>"
+            ))
+            .expect("xml");
+            d.devices.controllers[0].clone()
+        };
+        let cases = [
+            (
+                "<controller type='pci' index='0' model='pci-root'/>",
+                Family::Pc,
+                "pci.0",
+            ),
+            (
+                "<controller type='pci' index='0' model='pcie-root'/>",
+                Family::Q35,
+                "pcie.0",
+            ),
+            (
+                "<controller type='pci' index='3' model='pcie-root-port'/>",
+                Family::Q35,
+                "pci.3",
+            ),
+            (
+                "<controller type='usb' index='0' model='qemu-xhci'/>",
+                Family::Q35,
+                "usb",
+            ),
+            ("<controller type='ide' index='0'/>", Family::Pc, "ide"),
+            ("<controller type='sata' index='0'/>", Family::Q35, "ide"),
+            ("<controller type='sata' index='0'/>", Family::Pc, "sata0"),
+            (
+                "<controller type='scsi' index='1' model='virtio-scsi'/>",
+                Family::Pc,
+                "scsi1",
+            ),
+            (
+                "<controller type='virtio-serial' index='0'/>",
+                Family::Pc,
+                "virtio-serial0",
+            ),
+        ];
+        for (xml, family, alias) in cases {
+            assert_eq!(live_alias(&c(xml), family), alias, "{xml}");
+        }
+    }
 }

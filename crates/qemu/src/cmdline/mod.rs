@@ -82,7 +82,7 @@ mod slots;
 mod util;
 
 pub use chardev::channel_device;
-pub use controllers::{controller_id, hotplug_controller};
+pub use controllers::{controller_id, hotplug_controller, live_alias};
 pub use disks::{
     disk_alias, hotplug_disk, hotplug_secret_id, initial_secret_ids, luks_secret, media_nodes,
     node_object, scsi_controller_of, secret_object, DiskNodes,
