@@ -56,13 +56,19 @@ fn virt_install_q35_guest(layout: Layout) {
     let live = ok(&d.virsh(&["dumpxml", "vi35"]));
     assert!(live.contains("machine='pc-q35-7.2'"), "{live}");
     assert_eq!(live.matches("model='pcie-root-port'").count(), 14, "{live}");
-    // Root ports side by side, eight to a multifunction slot, port = slot·8 + function.
-    assert!(live.contains(
-        "<controller type='pci' index='9' model='pcie-root-port'>\n      \
-         <model name='pcie-root-port'/>\n      <target chassis='9' port='0x10'/>\n      \
-         <address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x0' \
-         multifunction='on'/>"
-    ));
+    // Root ports side by side, eight to a multifunction slot, port = slot·8 + function;
+    // each with its alias, as libvirt shows a running guest's.
+    assert!(
+        live.contains(
+            "<controller type='pci' index='9' model='pcie-root-port'>\n      \
+             <model name='pcie-root-port'/>\n      <target chassis='9' port='0x10'/>\n      \
+             <alias name='pci.9'/>\n      \
+             <address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x0' \
+             multifunction='on'/>"
+        ),
+        "{live}"
+    );
+    assert!(live.contains("<alias name='pcie.0'/>"), "{live}");
     // One port per device, in libvirt's order: USB, virtio-serial (added for the
     // agent's channel), balloon, RNG.
     for (what, bus) in [
