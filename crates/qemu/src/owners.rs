@@ -221,22 +221,6 @@ impl Store {
         Ok(true)
     }
 
-    /// `me` no longer holds `path`: it goes back to its first owner if nobody else alive
-    /// holds it.
-    pub fn give_back(&self, path: &Path, me: &Holder) -> io::Result<()> {
-        let _lock = self.lock()?;
-        let Ok(m) = std::fs::metadata(path) else {
-            // Gone: its record goes at the next sweep.
-            return Ok(());
-        };
-        let k = key(&m);
-        let Some(mut r) = self.read(&k) else {
-            return Ok(());
-        };
-        r.holders.retain(|h| h != me && h.alive());
-        self.settle(&k, r, path)
-    }
-
     /// `me` no longer holds anything: what it held (whoever gave it) goes back to its
     /// first owner, unless someone else alive holds it.
     pub fn release(&self, me: &Holder) -> io::Result<()> {
@@ -372,9 +356,9 @@ mod tests {
         assert!(store.give(&f, 65534, 65534, &a).expect("give"));
         assert!(store.give(&f, 65534, 65534, &b).expect("give"));
         assert_eq!(owner(&f), (65534, 65534));
-        store.give_back(&f, &a).expect("back");
+        store.release(&a).expect("release");
         assert_eq!(owner(&f), (65534, 65534), "b still holds it");
-        store.give_back(&f, &b).expect("back");
+        store.release(&b).expect("release");
         assert_eq!(owner(&f), first);
         assert_eq!(
             std::fs::read_dir(dir.path().join("owners"))
@@ -420,11 +404,11 @@ mod tests {
         assert_eq!(store.sweep(), 0);
         assert_eq!(owner(&f), (65534, 65534));
         // Given again after its holder died: the first owner is still known.
-        store.give_back(&f, &me).expect("back");
+        store.release(&me).expect("release");
         assert_eq!(owner(&f), first);
         assert!(store.give(&f, 65534, 65534, &dead).expect("give"));
         assert!(store.give(&f, 65534, 65534, &me).expect("give"));
-        store.give_back(&f, &me).expect("back");
+        store.release(&me).expect("release");
         assert_eq!(owner(&f), first, "the dead holder does not count");
         // Only dead holders: the sweep gives it back.
         assert!(store.give(&f, 65534, 65534, &dead).expect("give"));

@@ -14,11 +14,10 @@ use vireo_qemu::owners::{Holder, Store};
 use vireo_qemu::QemuUser;
 use vireo_xml::{DiskType, Domain};
 
-/// Files given to QEMU's user by this shim.
+/// The files this shim gives to QEMU's user: the owner records, and this shim as their
+/// holder (None: dynamic ownership is off). A file given twice is held once.
 #[derive(Default)]
 pub struct Owners {
-    given: Vec<PathBuf>,
-    /// The records, and this shim as their holder (None: dynamic ownership is off).
     store: Option<(Store, Holder)>,
 }
 
@@ -57,7 +56,6 @@ impl Owners {
     /// Owners recorded in the store of `run_dir`, held by this shim for the VM `uuid`.
     pub fn new(run_dir: &Path, uuid: &str) -> Owners {
         Owners {
-            given: Vec::new(),
             store: Some((Store::new(run_dir), Holder::me(uuid))),
         }
     }
@@ -76,20 +74,14 @@ impl Owners {
         let Some((store, me)) = &self.store else {
             return;
         };
-        if self.given.iter().any(|p| p == path) {
-            return;
-        }
-        match crate::confine::privileged(|| store.give(path, user.uid, user.gid, me)) {
-            Ok(true) => self.given.push(path.to_path_buf()),
-            Ok(false) => {}
-            Err(e) => eprintln!("cannot give {} to QEMU's user: {e}", path.display()),
+        if let Err(e) = crate::confine::privileged(|| store.give(path, user.uid, user.gid, me)) {
+            eprintln!("cannot give {} to QEMU's user: {e}", path.display());
         }
     }
 
     /// Gives every file this shim holds back to its owner (unless another VM still holds
     /// it): those it gave, and those the daemon made for its QEMU (overlays, copies).
     pub fn restore(&mut self) {
-        self.given.clear();
         let Some((store, me)) = &self.store else {
             return;
         };
@@ -142,7 +134,12 @@ mod tests {
         };
         let mut o = Owners::new(dir.path(), "vm");
         o.give(&f, &me);
-        assert!(o.given.is_empty());
+        let records = || {
+            std::fs::read_dir(dir.path().join("owners"))
+                .expect("records")
+                .count()
+        };
+        assert_eq!(records(), 1, "only the lock");
         if rustix::process::geteuid().is_root() {
             let other = QemuUser {
                 uid: 65534,
@@ -150,7 +147,9 @@ mod tests {
                 groups: Vec::new(),
             };
             o.give(&f, &other);
+            o.give(&f, &other);
             assert_eq!(std::fs::metadata(&f).expect("stat").uid(), 65534);
+            assert_eq!(records(), 2, "one record, held once");
             drop(o);
             assert_eq!(std::fs::metadata(&f).expect("stat").uid(), m.uid());
         }
