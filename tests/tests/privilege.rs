@@ -122,16 +122,26 @@ fn nobody_guest_xml(d: &Daemon, name: &str) -> String {
         )
 }
 
+/// A cdrom on IDE with the medium `iso`.
+fn cdrom(iso: &Path) -> String {
+    format!(
+        "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>\
+         <source file='{}'/><target dev='hdc' bus='ide'/><readonly/></disk>",
+        iso.display()
+    )
+}
+
 /// qemu.conf's `user` and `group`: QEMU runs as them, with its disk, kernel and initrd
-/// handed to them while it runs and given back to root afterwards, and the VM works
-/// (paused, resumed, pinned, statistics, a disk plugged in, an external snapshot) with a
-/// confined shim.
+/// handed to them while it runs and given back to root afterwards (a disk unplugged or a
+/// medium changed, at once), and the VM works (paused, resumed, pinned, statistics, a disk
+/// plugged in and out, a medium changed, an external snapshot) with a confined shim.
 fn qemu_runs_as_its_own_user(layout: Layout) {
     let d = nobody_daemon(layout);
     let root = d.root.clone();
     let disk = root.join("disk.img");
     let extra = root.join("extra.img");
-    for img in [&disk, &extra] {
+    let (iso_a, iso_b) = (root.join("a.iso"), root.join("b.iso"));
+    for img in [&disk, &extra, &iso_a, &iso_b] {
         ok(&vireo_tests::run_cmd(
             "qemu-img",
             &[
@@ -149,8 +159,9 @@ fn qemu_runs_as_its_own_user(layout: Layout) {
         &format!(
             "<memballoon model='none'/><disk type='file' device='disk'>\
                  <driver name='qemu' type='raw'/><source file='{}'/>\
-                 <target dev='vda' bus='virtio'/></disk>",
-            disk.display()
+                 <target dev='vda' bus='virtio'/></disk>{}",
+            disk.display(),
+            cdrom(&iso_a)
         ),
     );
     ok(&d.virsh(&["define", &write_file(&d, "vm1.xml", &xml)]));
@@ -167,6 +178,7 @@ fn qemu_runs_as_its_own_user(layout: Layout) {
     );
     for f in [
         &disk,
+        &iso_a,
         &root.join("guest/vmlinuz"),
         &root.join("guest/initrd.img"),
     ] {
@@ -204,10 +216,35 @@ fn qemu_runs_as_its_own_user(layout: Layout) {
         "vdb,snapshot=no",
     ]));
     assert_eq!(owner(&overlay), (NOBODY, NOBODY), "an overlay");
+    // A disk unplugged goes back at once; the VM's other files stay QEMU's.
+    // A medium changed: the new one is QEMU's, the old one goes back at once.
+    ok(&d.virsh(&[
+        "update-device",
+        "vm1",
+        &write_file(&d, "cd-b.xml", &cdrom(&iso_b)),
+        "--live",
+    ]));
+    assert_eq!(owner(&iso_b), (NOBODY, NOBODY), "a medium inserted");
+    assert_eq!(owner(&iso_a), (0, 0), "a medium ejected");
+    // (The guest lets a disk go once it has booted.)
+    vireo_tests::guest_shell(&d, "vm1", &[]);
+    ok(&d.virsh(&["detach-disk", "vm1", "vdb", "--live"]));
+    eventually("the unplugged disk back to root", || {
+        owner(&extra) == (0, 0)
+    });
+    for f in [&disk, &overlay, &root.join("guest/vmlinuz")] {
+        assert_eq!(
+            owner(f),
+            (NOBODY, NOBODY),
+            "{} after the unplug",
+            f.display()
+        );
+    }
     ok(&d.virsh(&["destroy", "vm1"]));
     for f in [
         &disk,
         &extra,
+        &iso_b,
         &overlay,
         &root.join("guest/vmlinuz"),
         &root.join("guest/initrd.img"),

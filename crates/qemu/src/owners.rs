@@ -227,6 +227,26 @@ impl Store {
         self.settle_all(|h| h != me).map(|_| ())
     }
 
+    /// `me` no longer holds `path` (a disk unplugged, a medium ejected): it goes back to its
+    /// first owner unless someone else alive holds it. True when it went back.
+    pub fn release_file(&self, path: &Path, me: &Holder) -> io::Result<bool> {
+        let _lock = self.lock()?;
+        let Ok(m) = std::fs::metadata(path) else {
+            return Ok(false);
+        };
+        let k = key(&m);
+        let Some(mut r) = self.read(&k) else {
+            return Ok(false);
+        };
+        if !r.holders.contains(me) {
+            return Ok(false);
+        }
+        r.holders.retain(|h| h != me && h.alive());
+        let back = r.holders.is_empty();
+        self.settle(&k, r, path)?;
+        Ok(back)
+    }
+
     /// Gives back every file that only dead shims held; returns how many.
     pub fn sweep(&self) -> usize {
         self.settle_all(|_| true).unwrap_or_else(|e| {
@@ -384,6 +404,37 @@ mod tests {
         store.release(&me).expect("release");
         assert_eq!(owner(&f), first);
         assert_eq!(owner(&g), (65534, 65534), "still held by b");
+        store.release(&other).expect("release");
+        assert_eq!(owner(&g), first);
+    }
+
+    #[test]
+    fn one_file_is_released_and_the_rest_kept() {
+        let Some((dir, store, f, first)) = fixture() else {
+            return;
+        };
+        let g = dir.path().join("other");
+        std::fs::write(&g, b"y").expect("write");
+        let me = Holder::me("a");
+        let other = Holder::me("b");
+        for p in [&f, &g] {
+            assert!(store.give(p, 65534, 65534, &me).expect("give"));
+        }
+        assert!(store.give(&g, 65534, 65534, &other).expect("give"));
+        assert!(store.release_file(&f, &me).expect("release f"));
+        assert_eq!(owner(&f), first);
+        assert!(
+            !store.release_file(&g, &me).expect("release g"),
+            "b holds g"
+        );
+        assert_eq!(owner(&g), (65534, 65534));
+        assert!(
+            !store.release_file(&f, &me).expect("again"),
+            "no longer held"
+        );
+        // What is left of me: nothing but the record b holds.
+        store.release(&me).expect("release");
+        assert_eq!(owner(&g), (65534, 65534));
         store.release(&other).expect("release");
         assert_eq!(owner(&g), first);
     }

@@ -4,6 +4,7 @@
 //! go (`DEVICE_DELETED`), with a DEVICE_REMOVED event to the shim's clients.
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
@@ -424,6 +425,7 @@ impl Vm {
         qmp.execute("blockdev-remove-medium", Some(json!({ "id": id })))
             .await
             .map_err(|e| anyhow!(OpFailed(format!("cannot remove the medium: {e}"))))?;
+        let were = self.files_of_nodes(&[old]).await;
         self.remove_nodes(old).await;
         let mut now = node;
         if let Some(nodes) = nodes {
@@ -444,7 +446,64 @@ impl Vm {
             .execute("blockdev-close-tray", Some(json!({ "id": id })))
             .await;
         self.set_medium(&run.target.dev, Some(shown), now);
+        self.give_back_unused(were).await;
         Ok(())
+    }
+
+    /// The files QEMU has open through its block nodes, by node name (None when QEMU does
+    /// not say).
+    async fn node_files(&self) -> Option<Vec<(String, PathBuf)>> {
+        let nodes = self
+            .qmp()
+            .execute("query-named-block-nodes", Some(json!({ "flat": true })))
+            .await
+            .ok()?;
+        let files = nodes
+            .as_array()?
+            .iter()
+            .filter(|n| {
+                let drv = n.get("drv").and_then(Value::as_str);
+                matches!(drv, Some("file" | "host_device" | "host_cdrom"))
+            })
+            .filter_map(|n| {
+                let name = n.get("node-name")?.as_str()?;
+                let file = n.get("file")?.as_str()?;
+                Some((name.to_string(), PathBuf::from(file)))
+            })
+            .collect();
+        Some(files)
+    }
+
+    /// The files opened through the nodes of disk nodes `nodes` (`libvirt-{n}-…`); none
+    /// asked for when the files were not given to QEMU's user.
+    async fn files_of_nodes(&self, nodes: &[usize]) -> Vec<PathBuf> {
+        if self.owning_for.is_none() {
+            return Vec::new();
+        }
+        let prefixes: Vec<String> = nodes.iter().map(|n| format!("libvirt-{n}-")).collect();
+        self.node_files()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(name, _)| prefixes.iter().any(|p| name.starts_with(p)))
+            .map(|(_, file)| file)
+            .collect()
+    }
+
+    /// Of `were`, the files of block nodes just removed, those no node opens any more go
+    /// back to their owners (see [`crate::owner`]).
+    async fn give_back_unused(&self, were: Vec<PathBuf>) {
+        if were.is_empty() {
+            return;
+        }
+        let Some(still) = self.node_files().await else {
+            return;
+        };
+        let gone: Vec<PathBuf> = were
+            .into_iter()
+            .filter(|f| !still.iter().any(|(_, s)| s == f))
+            .collect();
+        self.give_back(&gone);
     }
 
     /// Opens a disk's block nodes (`blockdev-add`), deepest first; returns their names.
@@ -732,11 +791,14 @@ impl Vm {
                 .map(|i| disks.remove(i))
         };
         if let Some(disk) = disk {
-            self.remove_nodes(disk.node).await;
-            for k in &disk.kept {
-                self.remove_nodes(*k).await;
+            let mut nodes = vec![disk.node];
+            nodes.extend(&disk.kept);
+            let were = self.files_of_nodes(&nodes).await;
+            for n in nodes {
+                self.remove_nodes(n).await;
             }
             self.del_secret(disk.secret.as_deref()).await;
+            self.give_back_unused(were).await;
             self.bump_removed();
             self.emit_device(
                 procs::DOMAIN_EVENT_CALLBACK_DEVICE_REMOVED,

@@ -79,6 +79,17 @@ impl Owners {
         }
     }
 
+    /// Gives one file (a disk unplugged, a medium ejected) back to its owner, unless another
+    /// VM still holds it.
+    pub fn give_back(&mut self, path: &Path) {
+        let Some((store, me)) = &self.store else {
+            return;
+        };
+        if let Err(e) = crate::confine::privileged(|| store.release_file(path, me)) {
+            eprintln!("cannot give {} back: {e}", path.display());
+        }
+    }
+
     /// Gives every file this shim holds back to its owner (unless another VM still holds
     /// it): those it gave, and those the daemon made for its QEMU (overlays, copies).
     pub fn restore(&mut self) {

@@ -1546,8 +1546,24 @@ fn give_vm_dir(dir: &std::path::Path, u: &vireo_qemu::QemuUser) -> anyhow::Resul
 }
 
 impl Vm {
+    /// Files of a disk unplugged or a medium ejected that QEMU no longer opens: back to
+    /// their owners, but for those the VM boots from (kernel, initrd, device tree, NVRAM).
+    pub(crate) fn give_back(&self, files: &[std::path::PathBuf]) {
+        if self.owning_for.is_none() || files.is_empty() {
+            return;
+        }
+        let mut boot = self.def.clone();
+        boot.devices.disks.clear();
+        let boot = crate::owner::files_of(&boot);
+        if let Ok(mut o) = self.owners.lock() {
+            for p in files.iter().filter(|p| !boot.contains(p)) {
+                o.give_back(p);
+            }
+        }
+    }
+
     /// A disk plugged in or a medium inserted: its files to QEMU's user (see
-    /// [`crate::owner`]), given back when the VM ends.
+    /// [`crate::owner`]), given back when it is unplugged or ejected, or the VM ends.
     pub(crate) fn give_disk(&self, disk: &vireo_xml::Disk) {
         let Some(u) = &self.owning_for else { return };
         let mut one = self.def.clone();
