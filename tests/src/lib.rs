@@ -712,6 +712,11 @@ impl Daemon {
         self.root.join("etc/vireo")
     }
 
+    /// The log of domain `name` (QEMU's and its shim's output).
+    pub fn vm_log(&self, name: &str) -> PathBuf {
+        self.root.join(format!("var/lib/vireo/log/qemu/{name}.log"))
+    }
+
     /// Pid of the QEMU running domain `name` for these daemons.
     pub fn qemu_pid(&self, name: &str) -> Option<i32> {
         qemu_pid_under(&self.root, name)

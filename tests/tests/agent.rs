@@ -143,6 +143,13 @@ fn guest_agent_with_virsh(layout: Layout) {
         err.contains("unable to execute QEMU agent command"),
         "{err}"
     );
+    // Commands sent to the agent as written taint the domain, as in libvirt (read-only
+    // connections may ask).
+    let info = ok(&d.virsh(&["-r", "dominfo", "vm1"]));
+    assert!(
+        info.contains("Messages:       tainted: custom guest agent control commands issued\n"),
+        "{info}"
+    );
     let err = fails(&d.virsh(&["-r", "guestinfo", "vm1"]));
     assert!(err.contains("read only"), "{err}");
     // The agent's addresses need a read-write connection; the ARP table's do not.

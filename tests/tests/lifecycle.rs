@@ -44,6 +44,8 @@ fn lifecycle_with_virsh_console_and_events(layout: Layout) {
         ok(&d.virsh(&["domstate", "--reason", "vm1"])).trim(),
         "paused (user)"
     );
+    let info = ok(&d.virsh(&["dominfo", "vm1"]));
+    assert!(!info.contains("Messages:"), "{info}");
     // QEMU's own monitor, through qemu-monitor-command: QMP, its errors, and HMP.
     let st = ok(&d.virsh(&[
         "qemu-monitor-command",
@@ -55,6 +57,23 @@ fn lifecycle_with_virsh_console_and_events(layout: Layout) {
     assert!(e.contains("CommandNotFound"), "{e}");
     let hmp = ok(&d.virsh(&["qemu-monitor-command", "--hmp", "vm1", "info status"]));
     assert!(hmp.contains("VM status: paused"), "{hmp}");
+    // Which taints the domain, as in libvirt: dominfo says so, and so does its log.
+    let info = ok(&d.virsh(&["dominfo", "vm1"]));
+    assert!(
+        info.contains("Messages:       tainted: custom monitor control commands issued\n"),
+        "{info}"
+    );
+    let info = ok(&d.vireo(&["dominfo", "vm1"]));
+    assert!(
+        info.contains("Messages:       tainted: custom monitor control commands issued\n"),
+        "{info}"
+    );
+    let log = std::fs::read_to_string(d.vm_log("vm1")).expect("the domain's log");
+    assert_eq!(
+        log.matches("is tainted: custom-monitor").count(),
+        1,
+        "{log}"
+    );
     ok(&d.virsh(&["resume", "vm1"]));
     assert_eq!(
         ok(&d.virsh(&["domstate", "--reason", "vm1"])).trim(),

@@ -511,6 +511,16 @@ async fn dominfo(c: &Connect, d: &Domain) -> Result<()> {
         row("Security model", &m.model.0);
         row("Security DOI", &m.doi.0);
     }
+    // What taints the domain, as virsh shows it: under one heading.
+    for (i, m) in c
+        .messages(d, 0)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        println!("{:<16}{m}", if i == 0 { "Messages:" } else { "" });
+    }
     println!();
     Ok(())
 }

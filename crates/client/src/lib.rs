@@ -406,6 +406,20 @@ impl Connect {
         .await
     }
 
+    /// `virDomainGetMessages`: the domain's taints (and deprecations), as text.
+    pub async fn messages(&self, dom: &Domain, flags: u32) -> Result<Vec<String>> {
+        let r: DomainGetMessagesRet = self
+            .call(
+                procs::DOMAIN_GET_MESSAGES,
+                &DomainFlagsArgs {
+                    dom: dom.clone(),
+                    flags,
+                },
+            )
+            .await?;
+        Ok(r.msgs.0)
+    }
+
     pub async fn is_persistent(&self, dom: &Domain) -> Result<bool> {
         let r: DomainIsPersistentRet = self
             .call(

@@ -560,6 +560,7 @@ pub async fn agent_command(vm: &Vm, payload: &[u8]) -> Result<Vec<u8>, RemoteErr
             a.flags
         )))));
     }
+    vm.taint(crate::taint::Taint::CustomGaCommand);
     let wait = match a.timeout {
         -2 => Some(Duration::from_secs(24 * 3600)),
         -1 => Some(DEFAULT_WAIT),

@@ -23,6 +23,7 @@ mod screen;
 mod serve;
 mod snapshot;
 mod stats;
+mod taint;
 mod threshold;
 mod tune;
 mod vm;

@@ -1,7 +1,8 @@
 //! `virsh qemu-monitor-command`: a QMP command passed to QEMU as the client wrote it, and
 //! QEMU's reply (an error reply included) returned as text, as libvirt does; with `--hmp`,
 //! a human-monitor command line and its output. What QEMU is told this way is not
-//! reflected in the domain's state here: libvirt calls such a domain tainted.
+//! reflected in the domain's state here: the domain is tainted (`custom-monitor`), as in
+//! libvirt.
 
 use serde_json::{json, Value};
 use vireo_proto::error::{code, domain as errdom};
@@ -31,6 +32,7 @@ pub async fn command(vm: &Vm, payload: &[u8]) -> Result<Vec<u8>, RemoteError> {
             a.flags & !QEMU_MONITOR_COMMAND_HMP
         )));
     }
+    vm.taint(crate::taint::Taint::CustomMonitor);
     let (name, arguments) = if a.flags & QEMU_MONITOR_COMMAND_HMP != 0 {
         (
             "human-monitor-command".to_string(),

@@ -95,6 +95,14 @@ impl ShimService {
                     cpu_time: vm.cpu_time_ns(),
                 })
             }
+            procs::DOMAIN_GET_MESSAGES => {
+                let a: DomainFlagsArgs = args(payload)?;
+                self.check_uuid(&a.dom.uuid)?;
+                crate::taint::check_message_flags(a.flags)?;
+                ret(DomainGetMessagesRet {
+                    msgs: Array(vm.messages(a.flags)),
+                })
+            }
             procs::DOMAIN_GET_VCPUS_FLAGS => {
                 let a: DomainFlagsArgs = args(payload)?;
                 self.check_uuid(&a.dom.uuid)?;

@@ -70,6 +70,8 @@ pub struct Vm {
     pub(crate) owners: Mutex<crate::owner::Owners>,
     /// Write thresholds armed (`domblkthreshold`).
     pub(crate) thresholds: Mutex<Vec<crate::threshold::Armed>>,
+    /// What was done to the VM that libvirt calls tainting it.
+    taints: crate::taint::Taints,
     /// QEMU's user, when the VM's files are given to it (qemu.conf's `user` and
     /// `dynamic_ownership`): disks plugged in go to it too.
     pub(crate) owning_for: Option<vireo_qemu::QemuUser>,
@@ -450,10 +452,18 @@ impl Vm {
         let vcpus_now = def.current_vcpus();
         let memtune = Mutex::new(def.memtune.clone());
         let blkiotune = Mutex::new(def.blkiotune.clone());
+        let taints = crate::taint::Taints::at_start(&def);
+        for t in taints.marked() {
+            eprintln!(
+                "{}",
+                crate::taint::Taints::log_line(t, args.id, &def.name, &format_uuid(&uuid))
+            );
+        }
         Ok(Arc::new(Vm {
             def,
             owners: Mutex::new(owners),
             thresholds: Mutex::new(Vec::new()),
+            taints,
             owning_for: args.qemu_user.clone().filter(|_| args.dynamic_ownership),
             uuid,
             id: args.id,
@@ -1546,6 +1556,26 @@ fn give_vm_dir(dir: &std::path::Path, u: &vireo_qemu::QemuUser) -> anyhow::Resul
 }
 
 impl Vm {
+    /// Marks the VM tainted by `t`; the first time, the domain's log says so.
+    pub(crate) fn taint(&self, t: crate::taint::Taint) {
+        if self.taints.mark(t) {
+            eprintln!(
+                "{}",
+                crate::taint::Taints::log_line(
+                    t,
+                    self.id,
+                    &self.def.name,
+                    &format_uuid(&self.uuid)
+                )
+            );
+        }
+    }
+
+    /// `virDomainGetMessages`.
+    pub(crate) fn messages(&self, flags: u32) -> Vec<String> {
+        self.taints.messages(flags)
+    }
+
     /// Files of a disk unplugged or a medium ejected that QEMU no longer opens: back to
     /// their owners, but for those the VM boots from (kernel, initrd, device tree, NVRAM).
     pub(crate) fn give_back(&self, files: &[std::path::PathBuf]) {

@@ -245,13 +245,6 @@ pub(super) fn dispatch(s: &RemoteService, p: i32, payload: &[u8], readonly: bool
                 enforcing: 0,
             })
         }
-        procs::DOMAIN_GET_MESSAGES => {
-            let a: DomainFlagsArgs = args(payload)?;
-            q.is_active(&a.dom)?;
-            ret(DomainGetMessagesRet {
-                msgs: Array::default(),
-            })
-        }
         _ => Err(RemoteError::unknown_procedure(p)),
     }
 }
