@@ -190,6 +190,9 @@ fn qemu_runs_as_its_own_user(layout: Layout) {
         );
     }
     shim_is_confined(&d);
+    // Not root's: no taint (libvirt's "high-privileges").
+    let info = ok(&d.virsh(&["dominfo", "vm1"]));
+    assert!(!info.contains("Messages:"), "{info}");
     ok(&d.virsh(&["suspend", "vm1"]));
     ok(&d.virsh(&["resume", "vm1"]));
     ok(&d.virsh(&["vcpupin", "vm1", "0", "0"]));

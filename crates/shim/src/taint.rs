@@ -1,6 +1,6 @@
 //! libvirt's taints: what was done to a running VM that its management can no longer vouch
-//! for (QEMU or the guest agent told things as the client wrote them, a device tree of the
-//! user's, the host's cdrom drive). Each is written once to the domain's log (the shim's
+//! for (QEMU running as root, QEMU or the guest agent told things as the client wrote them,
+//! a device tree of the user's, the host's cdrom drive). Each is written once to the domain's log (the shim's
 //! stderr) and told by `virDomainGetMessages`, the "Messages" of `virsh dominfo`, as
 //! libvirt does. They last as long as the VM runs.
 
@@ -32,14 +32,16 @@ pub fn check_message_flags(flags: u32) -> Result<(), RemoteError> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Taint {
     CustomMonitor = 1,
+    HighPrivileges = 2,
     CdromPassthrough = 8,
     CustomDtb = 9,
     CustomGaCommand = 10,
 }
 
 impl Taint {
-    const ALL: [Taint; 4] = [
+    const ALL: [Taint; 5] = [
         Taint::CustomMonitor,
+        Taint::HighPrivileges,
         Taint::CdromPassthrough,
         Taint::CustomDtb,
         Taint::CustomGaCommand,
@@ -49,6 +51,10 @@ impl Taint {
     fn words(self) -> (&'static str, &'static str) {
         match self {
             Taint::CustomMonitor => ("custom-monitor", "custom monitor control commands issued"),
+            Taint::HighPrivileges => (
+                "high-privileges",
+                "running with undesirable elevated privileges",
+            ),
             Taint::CdromPassthrough => ("cdrom-passthrough", "use of host cdrom passthrough"),
             Taint::CustomDtb => ("custom-dtb", "custom device tree blob used"),
             Taint::CustomGaCommand => (
@@ -68,9 +74,13 @@ impl Taint {
 pub struct Taints(AtomicU32);
 
 impl Taints {
-    /// Those a VM of `def` has from its start.
-    pub fn at_start(def: &Domain) -> Taints {
+    /// Those a VM of `def` has from its start, its QEMU running as `uid`:`gid` (root's
+    /// user or group is libvirt's "high privileges").
+    pub fn at_start(def: &Domain, uid: u32, gid: u32) -> Taints {
         let t = Taints::default();
+        if uid == 0 || gid == 0 {
+            t.0.fetch_or(Taint::HighPrivileges.bit(), Ordering::Relaxed);
+        }
         if def.os.dtb.is_some() {
             t.0.fetch_or(Taint::CustomDtb.bit(), Ordering::Relaxed);
         }
@@ -154,7 +164,7 @@ mod tests {
             <target dev='hdc' bus='ide'/></disk></devices></domain>";
         let def = Domain::parse(xml).expect("xml");
         assert_eq!(
-            Taints::at_start(&def).marked(),
+            Taints::at_start(&def, 107, 107).marked(),
             [Taint::CdromPassthrough, Taint::CustomDtb]
         );
         let plain = Domain::parse(
@@ -162,6 +172,15 @@ mod tests {
              <os><type>hvm</type></os></domain>",
         )
         .expect("xml");
-        assert!(Taints::at_start(&plain).marked().is_empty());
+        assert!(Taints::at_start(&plain, 107, 107).marked().is_empty());
+        assert_eq!(
+            Taints::at_start(&plain, 107, 0).marked(),
+            [Taint::HighPrivileges],
+            "root's group"
+        );
+        assert_eq!(
+            Taints::at_start(&plain, 0, 107).messages(0),
+            ["tainted: running with undesirable elevated privileges"]
+        );
     }
 }

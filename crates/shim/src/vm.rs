@@ -452,7 +452,14 @@ impl Vm {
         let vcpus_now = def.current_vcpus();
         let memtune = Mutex::new(def.memtune.clone());
         let blkiotune = Mutex::new(def.blkiotune.clone());
-        let taints = crate::taint::Taints::at_start(&def);
+        let (qemu_uid, qemu_gid) = match &args.qemu_user {
+            Some(u) => (u.uid, u.gid),
+            None => (
+                rustix::process::geteuid().as_raw(),
+                rustix::process::getegid().as_raw(),
+            ),
+        };
+        let taints = crate::taint::Taints::at_start(&def, qemu_uid, qemu_gid);
         for t in taints.marked() {
             eprintln!(
                 "{}",
