@@ -388,12 +388,21 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_holder_releases_what_others_gave_it() {
-        let Some((dir, store, f, first)) = fixture() else {
-            return;
-        };
-        let g = dir.path().join("overlay");
+    /// [`fixture`]'s file `f`, given for holder a (`me`), and a second file `g`, given for
+    /// a and for b (`other`).
+    struct Shared {
+        _dir: tempfile::TempDir,
+        store: Store,
+        f: PathBuf,
+        g: PathBuf,
+        first: (u32, u32),
+        me: Holder,
+        other: Holder,
+    }
+
+    fn shared() -> Option<Shared> {
+        let (dir, store, f, first) = fixture()?;
+        let g = dir.path().join("other");
         std::fs::write(&g, b"y").expect("write");
         let me = Holder::me("a");
         let other = Holder::me("b");
@@ -401,6 +410,31 @@ mod tests {
             assert!(store.give(p, 65534, 65534, &me).expect("give"));
         }
         assert!(store.give(&g, 65534, 65534, &other).expect("give"));
+        Some(Shared {
+            _dir: dir,
+            store,
+            f,
+            g,
+            first,
+            me,
+            other,
+        })
+    }
+
+    #[test]
+    fn a_holder_releases_what_others_gave_it() {
+        let Some(Shared {
+            store,
+            f,
+            g,
+            first,
+            me,
+            other,
+            _dir: _keep,
+        }) = shared()
+        else {
+            return;
+        };
         store.release(&me).expect("release");
         assert_eq!(owner(&f), first);
         assert_eq!(owner(&g), (65534, 65534), "still held by b");
@@ -410,17 +444,18 @@ mod tests {
 
     #[test]
     fn one_file_is_released_and_the_rest_kept() {
-        let Some((dir, store, f, first)) = fixture() else {
+        let Some(Shared {
+            store,
+            f,
+            g,
+            first,
+            me,
+            other,
+            _dir: _keep,
+        }) = shared()
+        else {
             return;
         };
-        let g = dir.path().join("other");
-        std::fs::write(&g, b"y").expect("write");
-        let me = Holder::me("a");
-        let other = Holder::me("b");
-        for p in [&f, &g] {
-            assert!(store.give(p, 65534, 65534, &me).expect("give"));
-        }
-        assert!(store.give(&g, 65534, 65534, &other).expect("give"));
         assert!(store.release_file(&f, &me).expect("release f"));
         assert_eq!(owner(&f), first);
         assert!(
