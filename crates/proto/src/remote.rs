@@ -1516,6 +1516,12 @@ xdr_struct! {
 }
 
 /// `virDomainJobType`, and `VIR_DOMAIN_JOB_OPERATION_*`.
+/// `virDomainMessageType`: what `virDomainGetMessages` tells (none: both).
+pub mod message {
+    pub const DEPRECATION: u32 = 1;
+    pub const TAINTING: u32 = 2;
+}
+
 pub mod job {
     pub const NONE: i32 = 0;
     pub const UNBOUNDED: i32 = 2;

@@ -1,22 +1,19 @@
 //! libvirt's taints: what was done to a running VM that its management can no longer vouch
 //! for (QEMU running as root, QEMU or the guest agent told things as the client wrote them,
-//! a device tree of the user's, the host's cdrom drive). Each is written once to the domain's log (the shim's
-//! stderr) and told by `virDomainGetMessages`, the "Messages" of `virsh dominfo`, as
-//! libvirt does. They last as long as the VM runs.
+//! a device tree of the user's, the host's cdrom drive). Each is written once to the
+//! domain's log (the shim's stderr) and told by `virDomainGetMessages`, the "Messages" of
+//! `virsh dominfo`, as libvirt does. They last as long as the VM runs.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use vireo_proto::error::{code, domain as errdom};
+use vireo_proto::remote::message;
 use vireo_proto::RemoteError;
 use vireo_xml::{DiskDevice, DiskType, Domain};
 
-/// `VIR_DOMAIN_MESSAGE_DEPRECATION` and `VIR_DOMAIN_MESSAGE_TAINTING`.
-pub const MESSAGE_DEPRECATION: u32 = 1;
-pub const MESSAGE_TAINTING: u32 = 2;
-
 /// `virDomainGetMessages` refuses flags it does not know, as libvirt does.
 pub fn check_message_flags(flags: u32) -> Result<(), RemoteError> {
-    let bad = flags & !(MESSAGE_DEPRECATION | MESSAGE_TAINTING);
+    let bad = flags & !(message::DEPRECATION | message::TAINTING);
     if bad != 0 {
         return Err(RemoteError::new(
             code::INVALID_ARG,
@@ -120,7 +117,7 @@ impl Taints {
     /// `virDomainGetMessages`: the taints' messages unless `flags` asks for deprecations
     /// only (Vireo has none to tell).
     pub fn messages(&self, flags: u32) -> Vec<String> {
-        if flags != 0 && flags & MESSAGE_TAINTING == 0 {
+        if flags != 0 && flags & message::TAINTING == 0 {
             return Vec::new();
         }
         self.marked()
@@ -148,8 +145,8 @@ mod tests {
                 "tainted: custom guest agent control commands issued"
             ]
         );
-        assert_eq!(t.messages(MESSAGE_TAINTING).len(), 2);
-        assert!(t.messages(MESSAGE_DEPRECATION).is_empty());
+        assert_eq!(t.messages(message::TAINTING).len(), 2);
+        assert!(t.messages(message::DEPRECATION).is_empty());
         assert_eq!(
             Taints::log_line(Taint::CustomMonitor, 3, "vm", "u"),
             "Domain id=3 name='vm' uuid=u is tainted: custom-monitor"

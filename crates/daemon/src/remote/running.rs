@@ -277,7 +277,7 @@ pub(super) fn dispatch(
         return Some(Box::pin(async move {
             let r = async {
                 let a: DomainFlagsArgs = args(&payload)?;
-                super::domain::check_flags(a.flags, 1 | 2)?;
+                super::domain::check_flags(a.flags, message::DEPRECATION | message::TAINTING)?;
                 if s.hv()?.is_running(&a.dom)? {
                     return forward_call(&s, p, &payload).await;
                 }
