@@ -423,55 +423,37 @@ mod tests {
 
     #[test]
     fn a_holder_releases_what_others_gave_it() {
-        let Some(Shared {
-            store,
-            f,
-            g,
-            first,
-            me,
-            other,
-            _dir: _keep,
-        }) = shared()
-        else {
+        let Some(s) = shared() else {
             return;
         };
-        store.release(&me).expect("release");
-        assert_eq!(owner(&f), first);
-        assert_eq!(owner(&g), (65534, 65534), "still held by b");
-        store.release(&other).expect("release");
-        assert_eq!(owner(&g), first);
+        s.store.release(&s.me).expect("release");
+        assert_eq!(owner(&s.f), s.first);
+        assert_eq!(owner(&s.g), (65534, 65534), "still held by b");
+        s.store.release(&s.other).expect("release");
+        assert_eq!(owner(&s.g), s.first);
     }
 
     #[test]
     fn one_file_is_released_and_the_rest_kept() {
-        let Some(Shared {
-            store,
-            f,
-            g,
-            first,
-            me,
-            other,
-            _dir: _keep,
-        }) = shared()
-        else {
+        let Some(s) = shared() else {
             return;
         };
-        assert!(store.release_file(&f, &me).expect("release f"));
-        assert_eq!(owner(&f), first);
+        assert!(s.store.release_file(&s.f, &s.me).expect("release f"));
+        assert_eq!(owner(&s.f), s.first);
         assert!(
-            !store.release_file(&g, &me).expect("release g"),
+            !s.store.release_file(&s.g, &s.me).expect("release g"),
             "b holds g"
         );
-        assert_eq!(owner(&g), (65534, 65534));
+        assert_eq!(owner(&s.g), (65534, 65534));
         assert!(
-            !store.release_file(&f, &me).expect("again"),
+            !s.store.release_file(&s.f, &s.me).expect("again"),
             "no longer held"
         );
         // What is left of me: nothing but the record b holds.
-        store.release(&me).expect("release");
-        assert_eq!(owner(&g), (65534, 65534));
-        store.release(&other).expect("release");
-        assert_eq!(owner(&g), first);
+        s.store.release(&s.me).expect("release");
+        assert_eq!(owner(&s.g), (65534, 65534));
+        s.store.release(&s.other).expect("release");
+        assert_eq!(owner(&s.g), s.first);
     }
 
     #[test]
