@@ -51,6 +51,10 @@ fn install_writes_valid_units_for_every_daemon() {
     assert!(prefix.join("sbin/vireo-shim").is_file());
     assert!(prefix.join("bin/vireo").is_file());
     assert!(prefix.join("bin/virt-ssh-helper").is_file());
+    // The GSSAPI helper, where the daemons and vireo look beside their own directories,
+    // and it runs there (MIT's library found).
+    let gss = prefix.join("libexec/vireo-gss-helper");
+    ok(&run_cmd(gss.to_str().unwrap(), &["check"]));
     assert!(prefix.join("sbin/vireo-saslpasswd").is_file());
     // The proxy takes over the legacy socket path.
     let proxy = std::fs::read_to_string(units.join("vireo-proxyd.socket")).unwrap();

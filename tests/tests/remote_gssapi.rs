@@ -218,13 +218,24 @@ fn gssapi_tcp(layout: Layout) {
     kinit(&d, "mallory");
     let virsh = |cc: &str, args: &[&str]| as_user(&d, cc, "virsh", &[&["-c", URI], args].concat());
 
-    // fred, in the allowed list, defines and lists a domain with the real virsh.
+    // fred, in the allowed list, defines and lists a domain with the real virsh. Its
+    // description is long enough to cross the layer in several packets each way, each as
+    // large as the other side takes.
     let xml = d.root.join("vm1.xml");
-    std::fs::write(&xml, guest_xml("vm1")).expect("xml");
+    let long = "0123456789abcdef".repeat(12_000);
+    let with_desc = guest_xml("vm1").replacen(
+        "<name>vm1</name>",
+        &format!("<name>vm1</name><description>{long}</description>"),
+        1,
+    );
+    assert!(with_desc.contains(&long));
+    std::fs::write(&xml, with_desc).expect("xml");
     let defined = ok(&virsh("cc-fred", &["define", xml.to_str().expect("utf-8")]));
     assert!(defined.contains("Domain 'vm1' defined"), "{defined}");
     let list = ok(&virsh("cc-fred", &["list", "--all"]));
     assert!(list.contains("vm1") && list.contains("shut off"), "{list}");
+    let dumped = ok(&virsh("cc-fred", &["desc", "vm1"]));
+    assert_eq!(dumped.trim(), long);
     // The exchange ended with a confidentiality layer (libvirt's client wants 56 bits at
     // least on plain TCP, and checked it too).
     let log = d.log();
@@ -252,7 +263,11 @@ fn gssapi_tcp(layout: Layout) {
     // Our vireo logs in with the same ticket and says what virsh says.
     let vireo = bin("vireo");
     let vireo = vireo.to_str().expect("utf-8");
-    for args in [&["list", "--all"][..], &["domstate", "vm1"]] {
+    for args in [
+        &["list", "--all"][..],
+        &["domstate", "vm1"],
+        &["desc", "vm1"],
+    ] {
         assert_eq!(
             output_parts(&as_user(
                 &d,
