@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use vireo_qemu::owners::{Holder, Store};
 use vireo_qemu::QemuUser;
-use vireo_xml::{DiskType, Domain};
+use vireo_xml::{Disk, DiskType, Domain, Os};
 
 /// The files this shim gives to QEMU's user: the owner records, and this shim as their
 /// holder (None: dynamic ownership is off). A file given twice is held once.
@@ -23,8 +23,15 @@ pub struct Owners {
 
 /// The files of `def` QEMU opens by path.
 pub(crate) fn files_of(def: &Domain) -> Vec<PathBuf> {
+    let mut out = disk_files(&def.devices.disks);
+    out.extend(boot_files(&def.os));
+    out
+}
+
+/// The images of `disks` (each with its backing chain).
+pub(crate) fn disk_files(disks: &[Disk]) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
-    for d in &def.devices.disks {
+    for d in disks {
         let Some(src) = &d.source else { continue };
         let path = match d.disk_type {
             DiskType::File => src.file.as_deref(),
@@ -42,10 +49,16 @@ pub(crate) fn files_of(def: &Domain) -> Vec<PathBuf> {
             Err(_) => out.push(PathBuf::from(path)),
         }
     }
-    let os = &def.os;
-    for p in [&os.kernel, &os.initrd, &os.dtb].into_iter().flatten() {
-        out.push(PathBuf::from(p));
-    }
+    out
+}
+
+/// The kernel, initrd, device tree and NVRAM the VM boots with.
+pub(crate) fn boot_files(os: &Os) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = [&os.kernel, &os.initrd, &os.dtb]
+        .into_iter()
+        .flatten()
+        .map(PathBuf::from)
+        .collect();
     if let Some(p) = os.nvram.as_ref().and_then(|n| n.path.as_deref()) {
         out.push(PathBuf::from(p));
     }

@@ -460,13 +460,7 @@ impl Vm {
             ),
         };
         let taints = crate::taint::Taints::at_start(&def, qemu_uid, qemu_gid);
-        for t in taints.marked() {
-            eprintln!(
-                "{}",
-                crate::taint::Taints::log_line(t, args.id, &def.name, &format_uuid(&uuid))
-            );
-        }
-        Ok(Arc::new(Vm {
+        let vm = Arc::new(Vm {
             def,
             owners: Mutex::new(owners),
             thresholds: Mutex::new(Vec::new()),
@@ -519,8 +513,11 @@ impl Vm {
             balloon_period: Mutex::new(balloon_period),
             memory_kib,
             meta: Mutex::new(meta),
-        })
-        .with_status_written())
+        });
+        for t in vm.taints.marked() {
+            vm.log_taint(t);
+        }
+        Ok(vm.with_status_written())
     }
 
     pub(crate) fn nics(&self) -> std::sync::MutexGuard<'_, Vec<crate::hotplug::Nic>> {
@@ -1566,16 +1563,15 @@ impl Vm {
     /// Marks the VM tainted by `t`; the first time, the domain's log says so.
     pub(crate) fn taint(&self, t: crate::taint::Taint) {
         if self.taints.mark(t) {
-            eprintln!(
-                "{}",
-                crate::taint::Taints::log_line(
-                    t,
-                    self.id,
-                    &self.def.name,
-                    &format_uuid(&self.uuid)
-                )
-            );
+            self.log_taint(t);
         }
+    }
+
+    /// The domain log's line for a taint.
+    fn log_taint(&self, t: crate::taint::Taint) {
+        let uuid = format_uuid(&self.uuid);
+        let line = crate::taint::Taints::log_line(t, self.id, &self.def.name, &uuid);
+        eprintln!("{line}");
     }
 
     /// `virDomainGetMessages`.
@@ -1589,9 +1585,7 @@ impl Vm {
         if self.owning_for.is_none() || files.is_empty() {
             return;
         }
-        let mut boot = self.def.clone();
-        boot.devices.disks.clear();
-        let boot = crate::owner::files_of(&boot);
+        let boot = crate::owner::boot_files(&self.def.os);
         if let Ok(mut o) = self.owners.lock() {
             for p in files.iter().filter(|p| !boot.contains(p)) {
                 o.give_back(p);
@@ -1603,11 +1597,8 @@ impl Vm {
     /// [`crate::owner`]), given back when it is unplugged or ejected, or the VM ends.
     pub(crate) fn give_disk(&self, disk: &vireo_xml::Disk) {
         let Some(u) = &self.owning_for else { return };
-        let mut one = self.def.clone();
-        one.devices.disks = vec![disk.clone()];
-        one.os = Default::default();
         if let Ok(mut o) = self.owners.lock() {
-            for p in crate::owner::files_of(&one) {
+            for p in crate::owner::disk_files(std::slice::from_ref(disk)) {
                 o.give(&p, u);
             }
         }
