@@ -121,9 +121,9 @@ impl Side {
             }
             op::UNWRAP => {
                 let data = ctx.unwrap(body)?;
-                let mut b = Vec::with_capacity(1 + data.len());
-                b.push(u8::from(sealed(body)));
+                let mut b = Vec::with_capacity(data.len() + 1);
                 b.extend_from_slice(&data);
+                b.push(u8::from(sealed(body)));
                 Ok(b)
             }
             op::WRAP_LIMIT => {

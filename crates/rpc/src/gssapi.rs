@@ -174,11 +174,10 @@ impl Ctx {
     /// The token's contents and whether they were encrypted.
     fn unwrap(&mut self, token: &[u8]) -> Result<(Vec<u8>, bool), GssError> {
         let mut b = self.call("gss_unwrap", op::UNWRAP, token)?;
-        if b.is_empty() {
-            return Err(GssError::Protocol("a short answer from the GSSAPI helper"));
-        }
-        let conf = b.remove(0) != 0;
-        Ok((b, conf))
+        let conf = b
+            .pop()
+            .ok_or(GssError::Protocol("a short answer from the GSSAPI helper"))?;
+        Ok((b, conf != 0))
     }
 
     fn wrap_size_limit(&mut self, conf: bool, max_token: u32) -> Result<u32, GssError> {

@@ -29,7 +29,7 @@ pub mod op {
     pub const PEER: u8 = b'P';
     /// A byte asking for confidentiality (0 or 1), then the data → the wrap token.
     pub const WRAP: u8 = b'W';
-    /// A wrap token → a byte saying whether it was encrypted, then its data.
+    /// A wrap token → its data, then a byte saying whether it was encrypted.
     pub const UNWRAP: u8 = b'U';
     /// A byte asking for confidentiality, then the largest token (4 bytes) → the most data
     /// (4 bytes) one wrap token of that size can carry.
