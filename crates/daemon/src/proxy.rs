@@ -224,6 +224,10 @@ struct Backend {
     /// Cleared when the daemon hangs up: another daemon's is then connected again at the
     /// client's next call for it.
     alive: Arc<AtomicBool>,
+    /// Dropped with the backend (the client left): its reader stops, and with it the last
+    /// holders of the connection's writer and of the client's queue, so the daemon's
+    /// connection closes and the client's writer (and its security layer) ends.
+    _stop: oneshot::Sender<()>,
 }
 
 impl Backend {
@@ -247,8 +251,16 @@ impl Backend {
         let serving = Arc::new(AtomicBool::new(false));
         let alive = Arc::new(AtomicBool::new(true));
         let (serving2, alive2) = (Arc::clone(&serving), Arc::clone(&alive));
+        let (stop, mut stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
-            while let Ok(f) = read_frame(&mut rd).await {
+            loop {
+                let f = tokio::select! {
+                    _ = &mut stopped => return,
+                    f = read_frame(&mut rd) => match f {
+                        Ok(f) => f,
+                        Err(_) => break,
+                    },
+                };
                 let h = f.header;
                 if h.prog == KEEPALIVE_PROGRAM {
                     if h.proc_ == KEEPALIVE_PING {
@@ -298,6 +310,7 @@ impl Backend {
             pending,
             serving,
             alive,
+            _stop: stop,
         })
     }
 
