@@ -8,13 +8,15 @@
 //! client runs too. A principal not in `sasl_allowed_username_list` and a client without a
 //! ticket are refused as libvirtd refuses them, and the daemon goes on serving.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use vireo_tests::{bin, fails, guest_xml, ok, output_parts, python3, tests_dir, Daemon, Layout};
+use vireo_tests::{
+    bin, fails, guest_xml, ok, output_parts, procs, python3, tests_dir, Daemon, Layout,
+};
 
 const REALM: &str = "VIREO.TEST";
 /// The host name the clients use, and so the service principal's: `libvirt/HOST`.
@@ -186,6 +188,76 @@ fn kinit(d: &Daemon, user: &str) {
 
 const URI: &str = "qemu+tcp://127.0.0.1/system";
 
+/// While a login's security layer lasts, the daemon's `vireo-gss-helper` holding its
+/// context has no capability and can gain none: seen in /proc during a virsh session.
+fn helper_is_confined(d: &Daemon) {
+    let mut c = d.ns_command("timeout");
+    c.args(["--kill-after=5", "120", "virsh", "-c", URI])
+        .env("LC_ALL", "C")
+        .env(
+            "KRB5CCNAME",
+            format!("FILE:{}", krb_dir(&d.root).join("cc-fred").display()),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in krb_env(&d.root) {
+        c.env(k, v);
+    }
+    let mut virsh = c.spawn().expect("virsh");
+    let mut to = virsh.stdin.take().expect("stdin");
+    let mut from = BufReader::new(virsh.stdout.take().expect("stdout")).lines();
+    writeln!(to, "list --all").expect("to virsh");
+    // Its answer says the layer is up.
+    while !from
+        .next()
+        .expect("virsh ended")
+        .expect("virsh output")
+        .contains("vm1")
+    {}
+    // This login's helper alone: those of the logins before ended with their connections.
+    let helpers = helpers_become(d, 1);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", helpers[0])).expect("status");
+    let field = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}:")))
+            .map(str::trim)
+            .unwrap_or_default()
+    };
+    for k in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(field(k), "0000000000000000", "{k}:\n{status}");
+    }
+    assert_eq!(field("NoNewPrivs"), "1", "{status}");
+    writeln!(to, "quit").expect("to virsh");
+    drop(to);
+    assert!(virsh.wait().expect("virsh").success());
+    helpers_become(d, 0);
+}
+
+/// Waits (10 s at most) until the daemons have `n` GSSAPI helpers; returns their pids.
+fn helpers_become(d: &Daemon, n: usize) -> Vec<i32> {
+    let daemons = d.pids();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let helpers: Vec<i32> = procs()
+            .into_iter()
+            .filter(|(_, ppid, cmd)| {
+                daemons.contains(ppid) && cmd.contains("vireo-gss-helper accept")
+            })
+            .map(|(pid, _, _)| pid)
+            .collect();
+        if helpers.len() == n {
+            return helpers;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "GSSAPI helpers {helpers:?}, not {n}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 const CONF: &str = r#"listen_addr = "127.0.0.1"
 listen_tcp = 1
 listen_tls = 0
@@ -248,6 +320,8 @@ fn gssapi_tcp(layout: Layout) {
         })
         .unwrap_or_else(|| panic!("no GSSAPI login in the log:\n{log}"));
     assert!(ssf >= 56, "SSF {ssf}");
+
+    helper_is_confined(&d);
 
     // python-libvirt: the connection is secure and encrypted by the SASL layer.
     let script = tests_dir().join("python/remote_tls.py");

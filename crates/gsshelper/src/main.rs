@@ -9,6 +9,11 @@
 //! (the daemon sets both) and accepts tickets for any key of the keytab; `initiate` uses
 //! the user's credential cache (`KRB5CCNAME`, or the default). `check` exits at once: that
 //! it could be run says the library is there. It ends when its input ends.
+//!
+//! Before it reads a token it gives up every capability, for good ([`confine`]): code
+//! that a crafted ticket took over could not use a root daemon's privileges (trace the
+//! daemon, load modules, change owners, mount). It keeps its user's file rights, which
+//! the keytab and the replay cache need.
 
 use std::io::{self, BufReader, BufWriter};
 use std::process::ExitCode;
@@ -214,8 +219,33 @@ fn sealed(token: &[u8]) -> bool {
     }
 }
 
-fn serve(side: Result<Side, Failure>) -> ExitCode {
-    let mut side = side;
+/// Empties the bounding, permitted, effective and inheritable capability sets and sets
+/// `PR_SET_NO_NEW_PRIVS`, so that none comes back, not even through an exec. (The helper
+/// has one thread, so the calling thread's sets are the process's.)
+fn confine() -> rustix::io::Result<()> {
+    use rustix::thread::{CapabilitySet, CapabilitySets};
+    // The bounding set first: that needs CAP_SETPCAP, which goes next. Without it (not
+    // root) there is nothing to remove from the permitted set either.
+    for cap in CapabilitySet::all().iter() {
+        let _ = rustix::thread::remove_capability_from_bounding_set(cap);
+    }
+    rustix::thread::set_capabilities(
+        None,
+        CapabilitySets {
+            effective: CapabilitySet::empty(),
+            permitted: CapabilitySet::empty(),
+            inheritable: CapabilitySet::empty(),
+        },
+    )?;
+    rustix::thread::set_no_new_privs(true)
+}
+
+fn serve(side: impl FnOnce() -> Result<Side, Failure>) -> ExitCode {
+    if let Err(e) = confine() {
+        eprintln!("vireo-gss-helper: cannot give up its capabilities: {e}");
+        return ExitCode::FAILURE;
+    }
+    let mut side = side();
     let mut input = BufReader::new(io::stdin().lock());
     let mut output = BufWriter::new(io::stdout().lock());
     loop {
@@ -246,8 +276,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["check"] => ExitCode::SUCCESS,
-        ["accept"] => serve(Side::accept()),
-        ["initiate", target] => serve(Side::initiate(target)),
+        ["accept"] => serve(Side::accept),
+        ["initiate", target] => serve(|| Side::initiate(target)),
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
