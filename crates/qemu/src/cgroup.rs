@@ -204,16 +204,27 @@ impl Cgroup {
     /// Makes the cgroup `name` for the process `pid` (a child of this one, in this
     /// process's cgroups) and moves it in, all its threads. `None` when the host gives
     /// this process no cgroup it may make children in.
+    ///
+    /// The VM's last run may have left its cgroup for a moment, removed by that run's
+    /// shim (or by the daemon, for a shim that died) just after this one found it there:
+    /// it is then made again.
     pub fn create(name: &str, pid: u32) -> Option<Cgroup> {
-        let cg = match places(name)? {
-            Places::V1(dirs) => Self::create_v1(dirs),
-            Places::V2 { parent, dir } => Self::create_v2(&parent, dir),
-        }?;
-        if let Err(e) = cg.add(pid) {
-            eprintln!("cannot move QEMU into its cgroup: {e}");
-            return None;
+        for _ in 0..3 {
+            let cg = match places(name)? {
+                Places::V1(dirs) => Self::create_v1(dirs),
+                Places::V2 { parent, dir } => Self::create_v2(&parent, dir),
+            }?;
+            match cg.add(pid) {
+                Ok(()) => return Some(cg),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    eprintln!("cannot move QEMU into its cgroup: {e}");
+                    return None;
+                }
+            }
         }
-        Some(cg)
+        eprintln!("cannot move QEMU into its cgroup: it was removed as it was made");
+        None
     }
 
     fn create_v1(places: Vec<(Ctl, PathBuf)>) -> Option<Cgroup> {
