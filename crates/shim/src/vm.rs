@@ -1219,8 +1219,16 @@ impl Vm {
             }
         }
         // No new client should find a shim whose VM is gone: the files go before the last
-        // event, so whoever sees that event sees them gone.
+        // event, so whoever sees that event sees them gone. So do the VM's cgroup and its
+        // files' ownership: a start that follows the event at once (a reboot) must not
+        // find the old cgroup there, removed under it a moment later.
         let _ = std::fs::remove_file(self.status_file.with_extension("sock"));
+        if let Some(c) = &self.cgroup {
+            crate::confine::privileged(|| c.remove());
+        }
+        if let Ok(mut o) = self.owners.lock() {
+            o.restore();
+        }
         let intent = self.status().intent;
         let (reason, detail) = match intent {
             Intent::Destroy => (state::SHUTOFF_DESTROYED, event::STOPPED_DESTROYED),
@@ -1240,12 +1248,6 @@ impl Vm {
                 detail,
             }),
         );
-        if let Some(c) = &self.cgroup {
-            crate::confine::privileged(|| c.remove());
-        }
-        if let Ok(mut o) = self.owners.lock() {
-            o.restore();
-        }
         self.exited.send_replace(true);
     }
 
