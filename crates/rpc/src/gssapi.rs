@@ -208,7 +208,6 @@ pub struct GssLayer {
     conf: bool,
     max_plain: usize,
     max_token: usize,
-    pub ssf: u32,
 }
 
 impl SecurityLayer for GssLayer {
@@ -254,7 +253,6 @@ fn make_layer(mut ctx: Ctx, peer_max: u32) -> Result<GssLayer, GssError> {
         conf: true,
         max_plain: max_plain as usize,
         max_token: MAX_BUFFER as usize,
-        ssf: ASSUMED_SSF,
     })
 }
 
@@ -403,7 +401,7 @@ impl GssServer {
                 };
                 Ok(Step::Done(Outcome {
                     user,
-                    ssf: layer.as_ref().map_or(0, |l| l.ssf),
+                    ssf: if layer.is_some() { ASSUMED_SSF } else { 0 },
                     layer,
                 }))
             }
@@ -515,7 +513,7 @@ impl GssClient {
                     answer,
                     Outcome {
                         user: String::new(),
-                        ssf: layer.as_ref().map_or(0, |l| l.ssf),
+                        ssf: if layer.is_some() { ASSUMED_SSF } else { 0 },
                         layer,
                     },
                 ))
