@@ -812,13 +812,23 @@ impl Drop for Daemon {
     }
 }
 
-/// VmRSS of `pid`, in KiB (0 when it is gone).
-pub fn rss_kib(pid: i32) -> u64 {
+/// The value of line `key` (`Seccomp`, `CapEff`, …) of `/proc/PID/status`, or "" (no such
+/// line, or the process is gone).
+pub fn proc_status_field(pid: impl std::fmt::Display, key: &str) -> String {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// VmRSS of `pid`, in KiB (0 when it is gone).
+pub fn rss_kib(pid: i32) -> u64 {
+    proc_status_field(pid, "VmRSS")
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
         .unwrap_or(0)
 }
 

@@ -7,7 +7,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use vireo_tests::{ok, write_file, Daemon, Layout};
+use vireo_tests::{ok, proc_status_field, write_file, Daemon, Layout};
 
 /// QEMU's pid, from its shim's status file.
 fn qemu_pid(d: &Daemon) -> u32 {
@@ -30,17 +30,6 @@ fn shim_status(d: &Daemon) -> serde_json::Value {
     serde_json::from_str(&text).expect("json")
 }
 
-fn status_field(pid: u32, key: &str) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("status")
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(&format!("{key}:"))
-                .map(|v| v.trim().to_string())
-        })
-        .unwrap_or_default()
-}
-
 fn qemu_runs_in_its_seccomp_sandbox(layout: Layout) {
     let d = Daemon::start_in(layout);
     let xml = vireo_tests::guest_xml("vm1");
@@ -48,8 +37,8 @@ fn qemu_runs_in_its_seccomp_sandbox(layout: Layout) {
     ok(&d.virsh(&["start", "--paused", "vm1"]));
     let pid = qemu_pid(&d);
     // 2: SECCOMP_MODE_FILTER; NoNewPrivs comes with it.
-    assert_eq!(status_field(pid, "Seccomp"), "2", "QEMU {pid}");
-    assert_eq!(status_field(pid, "NoNewPrivs"), "1", "QEMU {pid}");
+    assert_eq!(proc_status_field(pid, "Seccomp"), "2", "QEMU {pid}");
+    assert_eq!(proc_status_field(pid, "NoNewPrivs"), "1", "QEMU {pid}");
     shim_is_confined(&d);
     ok(&d.virsh(&["resume", "vm1"]));
     // What the shim still does for the VM raises a capability on a thread of its own.
@@ -64,17 +53,17 @@ vireo_tests::in_every_layout!(qemu_runs_in_its_seccomp_sandbox);
 fn shim_is_confined(d: &Daemon) {
     let shim = shim_pid(d);
     assert_eq!(
-        status_field(shim, "CapEff"),
+        proc_status_field(shim, "CapEff"),
         "0000000000000000",
         "shim {shim}"
     );
     assert_eq!(
-        status_field(shim, "CapInh"),
+        proc_status_field(shim, "CapInh"),
         "0000000000000000",
         "shim {shim}"
     );
-    assert_eq!(status_field(shim, "NoNewPrivs"), "1", "shim {shim}");
-    assert_eq!(status_field(shim, "Seccomp"), "2", "shim {shim}");
+    assert_eq!(proc_status_field(shim, "NoNewPrivs"), "1", "shim {shim}");
+    assert_eq!(proc_status_field(shim, "Seccomp"), "2", "shim {shim}");
 }
 
 /// The uid nobody, which QEMU runs as here (qemu.conf's `user = "+65534"`).
@@ -168,11 +157,11 @@ fn qemu_runs_as_its_own_user(layout: Layout) {
     ok(&d.virsh(&["start", "vm1"]));
     let pid = qemu_pid(&d);
     let ids = format!("{NOBODY}\t{NOBODY}\t{NOBODY}\t{NOBODY}");
-    assert_eq!(status_field(pid, "Uid"), ids, "QEMU {pid}");
-    assert_eq!(status_field(pid, "Gid"), ids, "QEMU {pid}");
-    assert_eq!(status_field(pid, "Seccomp"), "2", "QEMU {pid}");
+    assert_eq!(proc_status_field(pid, "Uid"), ids, "QEMU {pid}");
+    assert_eq!(proc_status_field(pid, "Gid"), ids, "QEMU {pid}");
+    assert_eq!(proc_status_field(pid, "Seccomp"), "2", "QEMU {pid}");
     assert_eq!(
-        status_field(pid, "CapEff"),
+        proc_status_field(pid, "CapEff"),
         "0000000000000000",
         "QEMU {pid}"
     );

@@ -15,7 +15,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use vireo_tests::{
-    bin, fails, guest_xml, ok, output_parts, procs, python3, tests_dir, Daemon, Layout,
+    bin, fails, guest_xml, ok, output_parts, proc_status_field, procs, python3, tests_dir, Daemon,
+    Layout,
 };
 
 const REALM: &str = "VIREO.TEST";
@@ -217,18 +218,11 @@ fn helper_is_confined(d: &Daemon) {
     {}
     // This login's helper alone: those of the logins before ended with their connections.
     let helpers = helpers_become(d, 1);
-    let status = std::fs::read_to_string(format!("/proc/{}/status", helpers[0])).expect("status");
-    let field = |k: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}:")))
-            .map(str::trim)
-            .unwrap_or_default()
-    };
+    let field = |k: &str| proc_status_field(helpers[0], k);
     for k in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-        assert_eq!(field(k), "0000000000000000", "{k}:\n{status}");
+        assert_eq!(field(k), "0000000000000000", "{k} of helper {}", helpers[0]);
     }
-    assert_eq!(field("NoNewPrivs"), "1", "{status}");
+    assert_eq!(field("NoNewPrivs"), "1", "helper {}", helpers[0]);
     writeln!(to, "quit").expect("to virsh");
     drop(to);
     assert!(virsh.wait().expect("virsh").success());
