@@ -23,13 +23,38 @@ os.close(slave)
 seen = b""
 
 
+def state():
+    """What the daemon and QEMU say of the guest, for a failure's message."""
+    out = []
+    for args in (["domstate", "--reason", name],
+                 ["qemu-monitor-command", "--hmp", name, "info status"],
+                 ["qemu-monitor-command", "--hmp", name, "info cpus"],
+                 ["qemu-monitor-command", "--hmp", name, "info chardev"]):
+        r = subprocess.run(["virsh", "-c", uri] + args, capture_output=True, text=True,
+                           timeout=30)
+        out.append(f"$ virsh {' '.join(args)}\n{r.stdout.strip()}{r.stderr.strip()}")
+        # Who holds the console's pty open (a second reader would take what it prints).
+        for pty in [w.split("pty:", 1)[1] for w in r.stdout.split() if "pty:" in w]:
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    fds = os.listdir(f"/proc/{pid}/fd")
+                    held = sum(os.readlink(f"/proc/{pid}/fd/{f}") == pty for f in fds)
+                    comm = open(f"/proc/{pid}/comm").read().strip() if held else ""
+                except OSError:
+                    continue
+                if held:
+                    out.append(f"{pty} open {held} time(s) in pid {pid} ({comm})")
+    return "\n".join(out)
+
+
 def wait_for(marker, timeout, since=0):
     global seen
     end = time.time() + timeout
     while marker not in seen[since:]:
         left = end - time.time()
         if left <= 0:
-            sys.exit(f"timed out waiting for {marker!r}; saw:\n{seen.decode(errors='replace')}")
+            sys.exit(f"timed out waiting for {marker!r}; saw:\n{seen.decode(errors='replace')}"
+                     f"\n{state()}")
         r, _, _ = select.select([master], [], [], left)
         if r:
             try:
@@ -57,7 +82,7 @@ else:
         if b"SYNC-2" in seen[mark:]:
             break
     else:
-        sys.exit(f"the guest does not answer; saw:\n{seen.decode(errors='replace')}")
+        sys.exit(f"the guest does not answer; saw:\n{seen.decode(errors='replace')}\n{state()}")
 for cmd, expect in zip(pairs[0::2], pairs[1::2]):
     mark = len(seen)
     os.write(master, cmd.encode() + b"\r")
