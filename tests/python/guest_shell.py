@@ -30,8 +30,12 @@ def state():
                  ["qemu-monitor-command", "--hmp", name, "info status"],
                  ["qemu-monitor-command", "--hmp", name, "info cpus"],
                  ["qemu-monitor-command", "--hmp", name, "info chardev"]):
-        r = subprocess.run(["virsh", "-c", uri] + args, capture_output=True, text=True,
-                           timeout=30)
+        try:
+            r = subprocess.run(["virsh", "-c", uri] + args, capture_output=True, text=True,
+                               timeout=30)
+        except subprocess.TimeoutExpired:
+            out.append(f"$ virsh {' '.join(args)}\n(no answer in 30 s)")
+            continue
         out.append(f"$ virsh {' '.join(args)}\n{r.stdout.strip()}{r.stderr.strip()}")
         # Who holds the console's pty open (a second reader would take what it prints).
         for pty in [w.split("pty:", 1)[1] for w in r.stdout.split() if "pty:" in w]:
