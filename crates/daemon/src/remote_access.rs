@@ -275,8 +275,8 @@ fn gss_step(sasl: &Sasl, g: &mut GssServer, msg: &[u8], secure: bool) -> AuthAns
     match g.step(msg) {
         Ok(Step::Continue(data)) => more(data),
         Ok(Step::Done(o)) => {
-            if !secure && (o.layer.is_none() || o.ssf < 56) {
-                return refuse(format!("negotiated SSF {} was not strong enough", o.ssf));
+            if !secure && (o.layer.is_none() || o.ssf() < 56) {
+                return refuse(format!("negotiated SSF {} was not strong enough", o.ssf()));
             }
             if let Err(why) = allowed(sasl, &o.user) {
                 return refuse(why);
@@ -284,7 +284,7 @@ fn gss_step(sasl: &Sasl, g: &mut GssServer, msg: &[u8], secure: bool) -> AuthAns
             log::info!(
                 "SASL client '{}' authenticated with GSSAPI, SSF {}",
                 o.user,
-                o.ssf
+                o.ssf()
             );
             let reply = vireo_xdr::to_bytes(&AuthSaslStartRet {
                 complete: 1,

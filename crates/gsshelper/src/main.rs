@@ -262,8 +262,8 @@ fn serve(side: impl FnOnce() -> Result<Side, Failure>) -> ExitCode {
             Err(Failure(why)) => Err(Failure(why.clone())),
         };
         let sent = match answer {
-            Ok(b) => wire::write_message(&mut output, wire::OK, &b),
-            Err(Failure(why)) => wire::write_message(&mut output, wire::FAILED, why.as_bytes()),
+            Ok(b) => wire::write_message(&mut output, wire::OK, &[&b]),
+            Err(Failure(why)) => wire::write_message(&mut output, wire::FAILED, &[why.as_bytes()]),
         };
         if let Err(e) = sent {
             eprintln!("vireo-gss-helper: {e}");

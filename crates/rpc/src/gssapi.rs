@@ -139,13 +139,13 @@ impl Ctx {
         }
     }
 
-    /// One request and its answer.
-    fn call(&mut self, what: &'static str, kind: u8, body: &[u8]) -> Result<Vec<u8>, GssError> {
+    /// One request (its body in `parts`) and its answer.
+    fn call(&mut self, what: &'static str, kind: u8, parts: &[&[u8]]) -> Result<Vec<u8>, GssError> {
         let lost = |e: io::Error| GssError::Gss {
             what,
             message: format!("the GSSAPI helper is gone: {e}"),
         };
-        wire::write_message(&mut self.to, kind, body).map_err(lost)?;
+        wire::write_message(&mut self.to, kind, parts).map_err(lost)?;
         match wire::read_message(&mut self.from).map_err(lost)? {
             Some((wire::OK, b)) => Ok(b),
             Some((wire::FAILED, b)) => Err(GssError::Gss {
@@ -159,21 +159,23 @@ impl Ctx {
         }
     }
 
-    fn step(&mut self, what: &'static str, kind: u8, body: &[u8]) -> Result<Progress, GssError> {
-        let b = self.call(what, kind, body)?;
+    fn step(
+        &mut self,
+        what: &'static str,
+        kind: u8,
+        parts: &[&[u8]],
+    ) -> Result<Progress, GssError> {
+        let b = self.call(what, kind, parts)?;
         Progress::decode(&b).ok_or(GssError::Protocol("a short answer from the GSSAPI helper"))
     }
 
     fn wrap(&mut self, conf: bool, data: &[u8]) -> Result<Vec<u8>, GssError> {
-        let mut b = Vec::with_capacity(1 + data.len());
-        b.push(u8::from(conf));
-        b.extend_from_slice(data);
-        self.call("gss_wrap", op::WRAP, &b)
+        self.call("gss_wrap", op::WRAP, &[&[u8::from(conf)], data])
     }
 
     /// The token's contents and whether they were encrypted.
     fn unwrap(&mut self, token: &[u8]) -> Result<(Vec<u8>, bool), GssError> {
-        let mut b = self.call("gss_unwrap", op::UNWRAP, token)?;
+        let mut b = self.call("gss_unwrap", op::UNWRAP, &[token])?;
         let conf = b
             .pop()
             .ok_or(GssError::Protocol("a short answer from the GSSAPI helper"))?;
@@ -185,7 +187,7 @@ impl Ctx {
         let b = self.call(
             "gss_wrap_size_limit",
             op::WRAP_LIMIT,
-            &[u8::from(conf), m[0], m[1], m[2], m[3]],
+            &[&[u8::from(conf), m[0], m[1], m[2], m[3]]],
         )?;
         let b: [u8; 4] = b[..]
             .try_into()
@@ -278,8 +280,17 @@ pub struct Outcome {
     pub user: String,
     /// The security layer, if one was chosen.
     pub layer: Option<Arc<GssLayer>>,
-    /// Its strength in bits (0 without a layer).
-    pub ssf: u32,
+}
+
+impl Outcome {
+    /// The layer's strength in bits (0 without a layer).
+    pub fn ssf(&self) -> u32 {
+        if self.layer.is_some() {
+            ASSUMED_SSF
+        } else {
+            0
+        }
+    }
 }
 
 enum ServerState {
@@ -330,7 +341,7 @@ impl GssServer {
     pub fn step(&mut self, msg: &[u8]) -> Result<Step, GssError> {
         match std::mem::replace(&mut self.state, ServerState::Done) {
             ServerState::Accepting { mut ctx } => {
-                let p = ctx.step("gss_accept_sec_context", op::ACCEPT, msg)?;
+                let p = ctx.step("gss_accept_sec_context", op::ACCEPT, &[msg])?;
                 if !p.complete {
                     self.state = ServerState::Accepting { ctx };
                     return Ok(Step::Continue(p.token));
@@ -399,11 +410,7 @@ impl GssServer {
                 } else {
                     return Err(GssError::Protocol("the client chose a layer not offered"));
                 };
-                Ok(Step::Done(Outcome {
-                    user,
-                    ssf: if layer.is_some() { ASSUMED_SSF } else { 0 },
-                    layer,
-                }))
+                Ok(Step::Done(Outcome { user, layer }))
             }
             ServerState::Done => Err(GssError::Protocol("the exchange is over")),
         }
@@ -477,12 +484,12 @@ impl GssClient {
     pub fn step(&mut self, msg: &[u8]) -> Result<Step, GssError> {
         match std::mem::replace(&mut self.state, ClientState::Done) {
             ClientState::Initiating { mut ctx, started } => {
-                let mut req = Vec::with_capacity(1 + msg.len());
-                req.push(u8::from(started));
-                if started {
-                    req.extend_from_slice(msg);
-                }
-                let p = ctx.step("gss_init_sec_context", op::INITIATE, &req)?;
+                let token = if started { msg } else { &[] };
+                let p = ctx.step(
+                    "gss_init_sec_context",
+                    op::INITIATE,
+                    &[&[u8::from(started)], token],
+                )?;
                 self.state = if p.complete {
                     ClientState::Established { ctx }
                 } else {
@@ -513,7 +520,6 @@ impl GssClient {
                     answer,
                     Outcome {
                         user: String::new(),
-                        ssf: if layer.is_some() { ASSUMED_SSF } else { 0 },
                         layer,
                     },
                 ))

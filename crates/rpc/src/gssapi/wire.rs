@@ -65,18 +65,22 @@ impl Progress {
     }
 }
 
-/// Writes one message.
-pub fn write_message(w: &mut impl Write, kind: u8, body: &[u8]) -> io::Result<()> {
-    if body.len() > MAX_BODY {
+/// Writes one message, whose body is `parts` one after the other (a flag byte and a
+/// packet, say: copied once, into the message).
+pub fn write_message(w: &mut impl Write, kind: u8, parts: &[&[u8]]) -> io::Result<()> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    if len > MAX_BODY {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "GSSAPI helper message too long",
         ));
     }
-    let mut m = Vec::with_capacity(5 + body.len());
+    let mut m = Vec::with_capacity(5 + len);
     m.push(kind);
-    m.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    m.extend_from_slice(body);
+    m.extend_from_slice(&(len as u32).to_be_bytes());
+    for p in parts {
+        m.extend_from_slice(p);
+    }
     w.write_all(&m)?;
     w.flush()
 }
@@ -114,8 +118,8 @@ mod tests {
     #[test]
     fn messages_round_trip() {
         let mut wire = Vec::new();
-        write_message(&mut wire, op::WRAP, b"\x01data").unwrap();
-        write_message(&mut wire, OK, b"").unwrap();
+        write_message(&mut wire, op::WRAP, &[b"\x01", b"da", b"ta"]).unwrap();
+        write_message(&mut wire, OK, &[]).unwrap();
         let mut r = &wire[..];
         assert_eq!(
             read_message(&mut r).unwrap(),
@@ -139,7 +143,8 @@ mod tests {
         );
         let mut r = &[op::ACCEPT, 0, 0, 0, 9, 1][..];
         assert!(read_message(&mut r).is_err());
-        assert!(write_message(&mut Vec::new(), OK, &vec![0; MAX_BODY + 1]).is_err());
+        let half = vec![0; MAX_BODY / 2];
+        assert!(write_message(&mut Vec::new(), OK, &[&half, &half, b"x"]).is_err());
     }
 
     #[test]
